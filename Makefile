@@ -1,0 +1,88 @@
+# trainyard's front door.
+#   make deps   install the Debian packages the project needs (scripts/deps.sh)
+#   make        build build/trainyard (and the examples' programs)
+#   make test   unit tests (release and ASan+UBSan builds) and end-to-end tests
+#   make demo   run the Fashion-MNIST PyTorchJob on this machine
+#   make bench  run the benchmarks in bench/ (not part of the tests)
+# Every target runs the ones it needs first.
+
+PY      := /usr/bin/python3
+CC      ?= cc
+PKGS    := libuv yaml-0.1 jansson
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BASE_CFLAGS = -std=gnu17 $(WARN) -g -Isrc -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
+LDLIBS  = $(PKG_LIBS) -ldl -lm
+
+REL_FLAGS  := -O2
+ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+LIB_SRC  := $(shell find src -name '*.c' ! -name main.c | sort)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+EX_DIRS  := $(sort $(patsubst %/,%,$(dir $(wildcard examples/*/*.c))))
+EX_BINS  := $(foreach d,$(EX_DIRS),build/examples/$(notdir $(d)))
+
+REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=build/asan/obj/%.o)
+UNIT_REL := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+UNIT_ASAN:= $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+DEPS_STAMP := build/.deps-installed
+
+.PHONY: all deps test unit e2e demo bench asan clean
+all: build/trainyard $(EX_BINS)
+asan: build/asan/trainyard
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	bash scripts/deps.sh
+	@mkdir -p build && touch $@
+
+build/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(REL_FLAGS) -c $< -o $@
+build/asan/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+build/libtrainyard.a: $(REL_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/asan/libtrainyard.a: $(ASAN_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+build/trainyard: build/obj/src/main.o build/libtrainyard.a
+	$(CC) $(REL_FLAGS) -o $@ $^ $(LDLIBS)
+build/asan/trainyard: build/asan/obj/src/main.o build/asan/libtrainyard.a
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/tests/%: tests/unit/%.c build/libtrainyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(REL_FLAGS) -Itests/unit -o $@ $< build/libtrainyard.a $(LDLIBS) -lcriterion
+build/asan/tests/%: tests/unit/%.c build/asan/libtrainyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests/unit -o $@ $< build/asan/libtrainyard.a $(LDLIBS) -lcriterion
+
+# Each examples/<name>/ with C sources is one program, build/examples/<name>.
+.SECONDEXPANSION:
+build/examples/%: $$(wildcard examples/%/*.c) $$(wildcard examples/%/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu17 $(WARN) -g -O2 -march=x86-64-v2 -o $@ $(filter %.c,$^) -lz -lm
+
+unit: $(UNIT_REL) $(UNIT_ASAN)
+	@set -e; for t in $(UNIT_REL) $(UNIT_ASAN); do echo "== $$t"; $$t --jobs 2; done
+
+e2e: build/trainyard build/asan/trainyard $(EX_BINS)
+	$(PY) -m pytest -q tests/e2e
+
+test: unit e2e
+
+demo: build/trainyard $(EX_BINS)
+	build/trainyard run examples/fashion-mnist/pytorchjob.yaml
+
+bench: all
+	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done
+
+clean:
+	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,41 @@
+/* The API kinds trainyard knows: their schemas, defaulting and validation.
+ *
+ * ty_api_admit() is what every write goes through (the `run` command's manifests now, the API
+ * server's requests later): it checks the object against its kind's OpenAPI v3 schema (types,
+ * required fields, enums, formats; unknown fields are errors with a "did you mean" hint as in
+ * kubectl's strict field validation), applies the kind's defaults as its upstream controller
+ * does, then the kind's own rules. Schemas are data: the same ones serve /openapi/v3 and the
+ * CRDs that cluster mode installs. */
+#ifndef TY_API_API_H
+#define TY_API_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "api/manifest.h"
+#include "api/validate.h"
+
+typedef struct ty_kind_info {
+    const char *group;       /* "kubeflow.org"; "" for the core group */
+    const char *version;     /* "v1" */
+    const char *kind;        /* "PyTorchJob" */
+    const char *resource;    /* plural, lowercase: "pytorchjobs" */
+    const char *singular;    /* "pytorchjob" */
+    const char *short_names; /* comma separated, may be "" */
+    bool namespaced;
+} ty_kind_info;
+
+/* The kind for an apiVersion ("kubeflow.org/v1", "v1") and kind; NULL when unknown. */
+const ty_kind_info *ty_api_kind(const char *api_version, const char *kind);
+/* All known kinds, NULL-terminated. */
+const ty_kind_info *const *ty_api_kinds(void);
+
+/* Validates `obj` (positions from `m`, which may be NULL), defaults it in place, and runs the
+ * kind's rules. Returns 0, or -1 with every problem found added to `errs` (not just the first).
+ * An object with an unknown apiVersion/kind gets one error on `kind`. */
+int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs);
+
+/* The kind's OpenAPI v3 schema (borrowed, immutable). */
+const json_t *ty_api_schema(const ty_kind_info *k);
+
+#endif

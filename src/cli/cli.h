@@ -1,0 +1,7 @@
+/* The command line: one file per subcommand, dispatched from a table in cli.c. */
+#ifndef TY_CLI_CLI_H
+#define TY_CLI_CLI_H
+
+int ty_cli_main(int argc, char **argv);
+
+#endif
