@@ -12,6 +12,7 @@ typedef struct ty_command {
 } ty_command;
 
 static const ty_command commands[] = {
+    {"run", "run Kubeflow jobs on this machine in the foreground", ty_cli_run},
     {NULL, NULL, NULL},
 };
 

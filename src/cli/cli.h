@@ -4,4 +4,7 @@
 
 int ty_cli_main(int argc, char **argv);
 
+/* The subcommands, each in its own file. */
+int ty_cli_run(int argc, char **argv);
+
 #endif

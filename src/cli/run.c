@@ -1,0 +1,397 @@
+/* trainyard run FILE...: runs Kubeflow jobs on this machine in the foreground.
+ *
+ * The same pieces as the server, over an in-memory store: the job controller, the binder and
+ * the node agent, with the runtime running pods as supervised process groups that die with
+ * trainyard. A live view redraws on a terminal; elsewhere each change is one plain line.
+ * Exit status: 0 when every job succeeded, 1 when one failed, 2 for bad usage or manifests
+ * (nothing is started then), 128+signal when interrupted (everything is stopped first). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "api/manifest.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "base/mem.h"
+#include "base/time.h"
+#include "cli/cli.h"
+#include "cli/view.h"
+#include "controllers/binder.h"
+#include "controllers/jobs.h"
+#include "controllers/nodeagent.h"
+#include "controllers/resources.h"
+#include "runtime/ipam.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+#define TICK_MS 100
+
+typedef struct run_state {
+    uv_loop_t loop;
+    ty_store *store;
+    ty_ipam *ipam;
+    ty_runtime *rt;
+    ty_nodeagent *agent;
+    ty_binder *binder;
+    ty_jobctl *jobs;
+    ty_view *view;
+    json_t *job_refs; /* [{resource, namespace, name}] of the jobs this run created */
+    json_t *last_jobs; /* the last seen object of each job, same order */
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm, sighup;
+    int signal;         /* the signal that interrupted the run, or 0 */
+    bool shutting_down;
+    bool done;
+} run_state;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: trainyard run [options] FILE...\n"
+            "\n"
+            "Runs the Kubeflow PyTorchJob/TFJob manifests in FILE (YAML or JSON, several\n"
+            "documents allowed; - reads standard input) on this machine and waits for them.\n"
+            "\n"
+            "options:\n"
+            "  -f, --follow          stream every container's log, each line prefixed with its pod\n"
+            "  -o, --output json     print the final job objects as a JSON List on stdout\n"
+            "      --gpus N          declare N GPUs instead of asking NVML\n"
+            "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
+            "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
+            "  -h, --help            this text\n");
+}
+
+/* Loads and admits every document of every file. Prints every problem found and returns -1
+ * when there is any: a run with a bad manifest starts nothing. */
+static int load_jobs(char **files, int nfiles, json_t *objects)
+{
+    int bad = 0;
+    for (int i = 0; i < nfiles; i++) {
+        ty_manifest *m = NULL;
+        ty_error err = TY_ERROR_INIT;
+        if (ty_manifest_load(files[i], &m, &err) < 0) {
+            fprintf(stderr, "trainyard: %s\n", err.msg);
+            ty_error_clear(&err);
+            bad = 1;
+            continue;
+        }
+        if (m->ndocs == 0) {
+            fprintf(stderr, "trainyard: %s: no objects in the file\n", files[i]);
+            bad = 1;
+        }
+        for (size_t d = 0; d < m->ndocs; d++) {
+            ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+            if (ty_api_admit(m, m->docs[d].obj, &errs) < 0) {
+                ty_buf out = TY_BUF_INIT;
+                ty_field_errors_format(&errs, m->file, &out);
+                fputs(out.data, stderr);
+                ty_buf_free(&out);
+                bad = 1;
+            } else {
+                json_array_append(objects, m->docs[d].obj);
+            }
+            ty_field_errors_free(&errs);
+        }
+        ty_manifest_free(m);
+    }
+    if (!bad) {
+        /* Two documents naming the same job would be one job run twice. */
+        for (size_t i = 0; i < json_array_size(objects); i++)
+            for (size_t j = 0; j < i; j++) {
+                json_t *a = json_array_get(objects, i), *b = json_array_get(objects, j);
+                if (json_equal(json_object_get(a, "kind"), json_object_get(b, "kind")) &&
+                    strcmp(ty_obj_name(a), ty_obj_name(b)) == 0 &&
+                    strcmp(ty_obj_namespace(a), ty_obj_namespace(b)) == 0) {
+                    fprintf(stderr, "trainyard: %s %s/%s is given twice\n",
+                            json_string_value(json_object_get(a, "kind")), ty_obj_namespace(a),
+                            ty_obj_name(a));
+                    bad = 1;
+                }
+            }
+    }
+    return bad ? -1 : 0;
+}
+
+static char *local_addr(void *ctx, const char *ns, const char *pod_name)
+{
+    run_state *st = ctx;
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, pod_name);
+    char ip[TY_IPAM_ADDR_MAX];
+    if (ty_ipam_acquire(st->ipam, key, ip, NULL) < 0)
+        return NULL;
+    return ty_strdup(ip);
+}
+
+static void on_pod_status(void *ctx, const char *ns, const char *name, const char *uid,
+                          json_t *status, bool gone)
+{
+    run_state *st = ctx;
+    if (st->agent)
+        ty_nodeagent_on_status(st->agent, ns, name, uid, status, gone);
+    else
+        json_decref(status);
+}
+
+static bool job_condition(const json_t *job, const char *want)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(json_object_get(job, "status"), "conditions"), i, c)
+    {
+        const char *type = json_string_value(json_object_get(c, "type"));
+        const char *status = json_string_value(json_object_get(c, "status"));
+        if (type && status && strcmp(type, want) == 0 && strcmp(status, "True") == 0)
+            return true;
+    }
+    return false;
+}
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void on_runtime_stopped(void *arg)
+{
+    run_state *st = arg;
+    st->done = true;
+    ty_view_update(st->view, st->store, st->last_jobs, true);
+    uv_timer_stop(&st->tick);
+    uv_close((uv_handle_t *)&st->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&st->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&st->sigterm, on_handle_closed);
+    uv_close((uv_handle_t *)&st->sighup, on_handle_closed);
+    ty_jobctl_free(st->jobs);
+    st->jobs = NULL;
+    ty_binder_free(st->binder);
+    st->binder = NULL;
+    ty_nodeagent_free(st->agent);
+    st->agent = NULL;
+}
+
+static void begin_shutdown(run_state *st)
+{
+    if (st->shutting_down)
+        return;
+    st->shutting_down = true;
+    ty_runtime_shutdown(st->rt, on_runtime_stopped, st);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    run_state *st = t->data;
+    bool all_finished = true;
+    size_t i;
+    json_t *ref;
+    json_array_foreach(st->job_refs, i, ref)
+    {
+        json_t *job = ty_store_get(st->store, json_string_value(json_object_get(ref, "resource")),
+                                   json_string_value(json_object_get(ref, "namespace")),
+                                   json_string_value(json_object_get(ref, "name")));
+        if (job) /* a job deleted by its TTL keeps its last state */
+            json_array_set_new(st->last_jobs, i, job);
+        /* A suspended job runs nothing until resumed, which nobody can do in a foreground
+         * run: it counts as settled (and not as a success). */
+        json_t *last = json_array_get(st->last_jobs, i);
+        if (!job_condition(last, "Succeeded") && !job_condition(last, "Failed") &&
+            !job_condition(last, "Suspended"))
+            all_finished = false;
+    }
+    ty_view_update(st->view, st->store, st->last_jobs, false);
+    if (all_finished)
+        begin_shutdown(st);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    run_state *st = h->data;
+    if (!st->signal)
+        st->signal = signum;
+    ty_view_note(st->view, "stopping: %s received, stopping every pod", strsignal(signum));
+    begin_shutdown(st);
+}
+
+static char *default_state_dir(void)
+{
+    const char *base = getenv("XDG_RUNTIME_DIR");
+    char *parent = base && *base ? ty_asprintf("%s/trainyard", base)
+                                 : ty_asprintf("/tmp/trainyard-%u", (unsigned)getuid());
+    if (mkdir(parent, 0700) < 0 && errno != EEXIST) {
+        free(parent);
+        return NULL;
+    }
+    char *dir = ty_asprintf("%s/run-%lld-%d", parent, (long long)(ty_time_now_ns() / 1000000000),
+                            (int)getpid());
+    free(parent);
+    return dir;
+}
+
+int ty_cli_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"follow", no_argument, NULL, 'f'},     {"output", required_argument, NULL, 'o'},
+        {"gpus", required_argument, NULL, 'g'}, {"state-dir", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    bool follow = false, json_out = false;
+    int gpus = -1;
+    const char *state_dir_arg = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "+fo:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            follow = true;
+            break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0) {
+                fprintf(stderr, "trainyard run: --output: unsupported format %s (json)\n", optarg);
+                return 2;
+            }
+            json_out = true;
+            break;
+        case 'g': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 1024) {
+                fprintf(stderr, "trainyard run: --gpus: not a count: %s\n", optarg);
+                return 2;
+            }
+            gpus = (int)n;
+            break;
+        }
+        case 's':
+            state_dir_arg = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "trainyard run: no manifest given\n");
+        usage(stderr);
+        return 2;
+    }
+
+    json_t *objects = json_array();
+    if (load_jobs(argv + optind, argc - optind, objects) < 0) {
+        json_decref(objects);
+        return 2;
+    }
+
+    run_state st = {0};
+    int rc = 1;
+    char cwd[PATH_MAX];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0 || !getcwd(cwd, sizeof cwd)) {
+        fprintf(stderr, "trainyard run: %s\n", strerror(errno));
+        json_decref(objects);
+        return 1;
+    }
+    self[n] = '\0';
+    TY_AUTOFREE char *state_dir = state_dir_arg ? ty_strdup(state_dir_arg) : default_state_dir();
+    if (!state_dir || (mkdir(state_dir, 0700) < 0 && errno != EEXIST)) {
+        fprintf(stderr, "trainyard run: create state directory %s: %s\n",
+                state_dir ? state_dir : "(none)", strerror(errno));
+        json_decref(objects);
+        return 1;
+    }
+
+    uv_loop_init(&st.loop);
+    st.store = ty_store_new();
+    st.ipam = ty_ipam_new();
+    ty_error err = TY_ERROR_INIT;
+    ty_runtime_config cfg = {
+        .state_dir = state_dir,
+        .self_exe = self,
+        .gpus = gpus,
+        .pods_die_with_parent = true,
+        .default_workdir = cwd,
+    };
+    if (ty_runtime_new(&st.loop, &cfg, on_pod_status, &st, &st.rt, &err) < 0) {
+        fprintf(stderr, "trainyard run: %s\n", err.msg);
+        goto out;
+    }
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    json_t *node = ty_node_local(host, ty_runtime_gpu_count(st.rt));
+    ty_store_create(st.store, "nodes", node, NULL, NULL);
+    json_decref(node);
+
+    st.agent = ty_nodeagent_new(&st.loop, st.store, host, st.rt, st.ipam);
+    st.binder = ty_binder_new(&st.loop, st.store, host);
+    st.jobs = ty_jobctl_new(&st.loop, st.store, local_addr, &st);
+    st.view = ty_view_new(json_out ? stderr : stdout, follow, st.rt);
+
+    st.job_refs = json_array();
+    st.last_jobs = json_array();
+    size_t i;
+    json_t *obj;
+    json_array_foreach(objects, i, obj)
+    {
+        const ty_kind_info *k = ty_api_kind(json_string_value(json_object_get(obj, "apiVersion")),
+                                            json_string_value(json_object_get(obj, "kind")));
+        json_t *stored = NULL;
+        if (ty_store_create(st.store, k->resource, obj, &stored, &err) < 0) {
+            fprintf(stderr, "trainyard run: %s\n", err.msg);
+            ty_error_clear(&err);
+            continue;
+        }
+        json_array_append_new(st.job_refs,
+                              json_pack("{s:s, s:s, s:s}", "resource", k->resource, "namespace",
+                                        ty_obj_namespace(stored), "name", ty_obj_name(stored)));
+        json_array_append_new(st.last_jobs, stored);
+    }
+
+    uv_timer_init(&st.loop, &st.tick);
+    st.tick.data = &st;
+    uv_timer_start(&st.tick, on_tick, TICK_MS, TICK_MS);
+    uv_signal_init(&st.loop, &st.sigint);
+    uv_signal_init(&st.loop, &st.sigterm);
+    uv_signal_init(&st.loop, &st.sighup);
+    st.sigint.data = st.sigterm.data = st.sighup.data = &st;
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&st.sighup, on_signal, SIGHUP);
+
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+
+    bool all_ok = json_array_size(st.last_jobs) == json_array_size(objects);
+    json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && job_condition(obj, "Succeeded");
+    ty_view_summary(st.view, st.last_jobs, state_dir);
+    if (json_out) {
+        json_t *list = json_pack("{s:s, s:s, s:O, s:{}}", "apiVersion", "v1", "kind", "List",
+                                 "items", st.last_jobs, "metadata");
+        char *text = json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text);
+        free(text);
+        json_decref(list);
+    }
+    rc = st.signal ? 128 + st.signal : all_ok ? 0 : 1;
+
+out:
+    ty_error_clear(&err);
+    ty_view_free(st.view);
+    ty_jobctl_free(st.jobs);
+    ty_binder_free(st.binder);
+    ty_nodeagent_free(st.agent);
+    ty_runtime_free(st.rt);
+    uv_run(&st.loop, UV_RUN_DEFAULT); /* let close callbacks release what was closed */
+    uv_loop_close(&st.loop);
+    ty_store_free(st.store);
+    ty_ipam_free(st.ipam);
+    json_decref(st.job_refs);
+    json_decref(st.last_jobs);
+    json_decref(objects);
+    return rc;
+}

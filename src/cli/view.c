@@ -1,0 +1,391 @@
+#include "cli/view.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/map.h"
+#include "base/mem.h"
+#include "base/time.h"
+#include "controllers/kubeflow.h"
+#include "controllers/podutil.h"
+
+struct ty_view {
+    FILE *out;
+    bool tty;
+    bool follow;
+    ty_runtime *rt;
+    ty_map last_printed; /* plain mode: object -> last line printed (owned char*) */
+    ty_map log_offsets;  /* follow: log path -> bytes already printed (as uintptr_t + 1) */
+    int drawn_lines;     /* tty: lines of the last frame */
+    int64_t start_ns;
+};
+
+ty_view *ty_view_new(FILE *out, bool follow, ty_runtime *rt)
+{
+    ty_view *v = TY_NEW(ty_view);
+    v->out = out;
+    v->follow = follow;
+    v->rt = rt;
+    const char *term = getenv("TERM");
+    v->tty = isatty(fileno(out)) && !follow && !(term && strcmp(term, "dumb") == 0);
+    v->start_ns = ty_time_mono_ns();
+    return v;
+}
+
+void ty_view_free(ty_view *v)
+{
+    if (!v)
+        return;
+    const ty_map_slot *s;
+    for (size_t i = 0; ty_map_next(&v->last_printed, &i, &s);)
+        free(s->value);
+    ty_map_free(&v->last_printed);
+    ty_map_free(&v->log_offsets);
+    free(v);
+}
+
+static json_t *condition_latest(const json_t *job)
+{
+    /* The most meaningful true condition: terminal ones first, then the last true one. */
+    json_t *conds = json_object_get(json_object_get(job, "status"), "conditions");
+    json_t *best = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(conds, i, c)
+    {
+        const char *status = json_string_value(json_object_get(c, "status"));
+        if (!status || strcmp(status, "True") != 0)
+            continue;
+        const char *type = json_string_value(json_object_get(c, "type"));
+        if (type && (strcmp(type, "Succeeded") == 0 || strcmp(type, "Failed") == 0))
+            return c;
+        best = c;
+    }
+    return best;
+}
+
+static const char *job_state(const json_t *job)
+{
+    json_t *c = condition_latest(job);
+    const char *t = c ? json_string_value(json_object_get(c, "type")) : NULL;
+    return t ? t : "Pending";
+}
+
+/* Pods of a job, sorted by name (the store lists them so). New reference. */
+static json_t *pods_of(ty_store *store, const json_t *job)
+{
+    json_t *all = ty_store_list(store, "pods", ty_obj_namespace(job));
+    json_t *mine = json_array();
+    size_t i;
+    json_t *pod;
+    json_array_foreach(all, i, pod)
+    {
+        const char *jn = ty_obj_label(pod, TY_KUBEFLOW_LABEL_JOB_NAME);
+        if (jn && strcmp(jn, ty_obj_name(job)) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job)))
+            json_array_append(mine, pod);
+    }
+    json_decref(all);
+    return mine;
+}
+
+static int64_t pod_restarts(const json_t *pod)
+{
+    int64_t n = 0;
+    size_t i;
+    json_t *cs;
+    json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, cs)
+        n += json_integer_value(json_object_get(cs, "restartCount"));
+    return n;
+}
+
+/* The first container's current log file. Caller frees. */
+static char *main_log_path(ty_view *v, const json_t *pod)
+{
+    json_t *cs = json_array_get(json_object_get(json_object_get(pod, "status"), "containerStatuses"), 0);
+    json_t *c = json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0);
+    const char *name = json_string_value(json_object_get(c, "name"));
+    if (!name || !ty_obj_uid(pod))
+        return NULL;
+    return ty_runtime_log_path(v->rt, ty_obj_uid(pod), name,
+                               (int)json_integer_value(json_object_get(cs, "restartCount")));
+}
+
+/* The content of a CRI log line: what follows "<time> <stream> <tag> ". */
+static const char *cri_content(const char *line)
+{
+    const char *p = line;
+    for (int i = 0; i < 3 && p; i++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p ? p : line;
+}
+
+/* The last complete line of a log file, and the last `epoch=N/M` in its tail. */
+static void log_tail(const char *path, ty_buf *last, int *epoch, int *epochs)
+{
+    ty_buf_reset(last);
+    *epoch = *epochs = 0;
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return;
+    char buf[8192];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof buf - 1 ? size - (off_t)sizeof buf + 1 : 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    /* Walk lines backwards. */
+    char *end = buf + n;
+    while (end > buf && end[-1] == '\n')
+        end--;
+    *end = '\0';
+    bool have_last = false;
+    while (end > buf) {
+        char *start = end;
+        while (start > buf && start[-1] != '\n')
+            start--;
+        if (start == buf && from > 0)
+            break; /* a cut line */
+        const char *content = cri_content(start);
+        if (!have_last && *content) {
+            ty_buf_adds(last, content);
+            have_last = true;
+        }
+        const char *e = strstr(content, "epoch=");
+        if (e && !*epochs && sscanf(e, "epoch=%d/%d", epoch, epochs) != 2)
+            *epoch = *epochs = 0;
+        if (have_last && *epochs)
+            break;
+        if (start == buf)
+            break;
+        end = start - 1;
+        *end = '\0';
+    }
+}
+
+static const char *pod_state(const json_t *pod, char *out, size_t cap)
+{
+    const char *phase = ty_pod_phase(pod);
+    json_t *status = json_object_get(pod, "status");
+    if (strcmp(phase, "Pending") == 0) {
+        const json_t *sched = ty_pod_condition(pod, "PodScheduled");
+        const char *msg = sched ? json_string_value(json_object_get(sched, "message")) : NULL;
+        snprintf(out, cap, "Pending%s%s", msg ? ": " : "", msg ? msg : "");
+        return out;
+    }
+    json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
+    json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
+    if (strcmp(phase, "Failed") == 0 || (strcmp(phase, "Succeeded") == 0 && term)) {
+        const char *reason = json_string_value(json_object_get(term, "reason"));
+        const char *msg = json_string_value(json_object_get(status, "message"));
+        if (term)
+            snprintf(out, cap, "%s (exit code %lld%s%s)", phase,
+                     (long long)json_integer_value(json_object_get(term, "exitCode")),
+                     reason ? ", " : "", reason ? reason : "");
+        else
+            snprintf(out, cap, "%s%s%s", phase, msg ? ": " : "", msg ? msg : "");
+        return out;
+    }
+    snprintf(out, cap, "%s", phase);
+    return out;
+}
+
+static void print_changed(ty_view *v, const char *key, const char *line)
+{
+    char *prev = ty_map_gets(&v->last_printed, key);
+    if (prev && strcmp(prev, line) == 0)
+        return;
+    free(ty_map_puts(&v->last_printed, key, ty_strdup(line)));
+    fprintf(v->out, "%s: %s\n", key, line);
+}
+
+static void follow_file(ty_view *v, const char *pod_name, const char *path)
+{
+    uintptr_t stored = (uintptr_t)ty_map_gets(&v->log_offsets, path);
+    off_t offset = stored ? (off_t)(stored - 1) : 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ty_buf data = TY_BUF_INIT;
+    char chunk[16384];
+    ssize_t n;
+    while ((n = pread(fd, chunk, sizeof chunk, offset + (off_t)data.len)) > 0)
+        ty_buf_add(&data, chunk, (size_t)n);
+    close(fd);
+    /* Only whole lines: a line still being written waits for the next tick. */
+    char *p = data.data;
+    char *nl;
+    while ((nl = memchr(p, '\n', data.len - (size_t)(p - data.data)))) {
+        *nl = '\0';
+        fprintf(v->out, "[%s] %s\n", pod_name, cri_content(p));
+        p = nl + 1;
+    }
+    offset += p - data.data;
+    ty_map_puts(&v->log_offsets, path, (void *)(uintptr_t)(offset + 1));
+    ty_buf_free(&data);
+}
+
+static void follow_pod(ty_view *v, const json_t *pod)
+{
+    json_t *statuses = json_object_get(json_object_get(pod, "status"), "containerStatuses");
+    size_t i;
+    json_t *cs;
+    json_array_foreach(statuses, i, cs)
+    {
+        const char *name = json_string_value(json_object_get(cs, "name"));
+        int restarts = (int)json_integer_value(json_object_get(cs, "restartCount"));
+        for (int r = 0; name && r <= restarts; r++) {
+            TY_AUTOFREE char *path = ty_runtime_log_path(v->rt, ty_obj_uid(pod), name, r);
+            if (path)
+                follow_file(v, ty_obj_name(pod), path);
+        }
+    }
+}
+
+static int terminal_width(ty_view *v)
+{
+    struct winsize ws;
+    if (ioctl(fileno(v->out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+        return ws.ws_col;
+    return 100;
+}
+
+static void add_clipped(ty_buf *frame, const char *line, int width)
+{
+    size_t len = strlen(line);
+    ty_buf_add(frame, line, len > (size_t)width ? (size_t)width : len);
+    ty_buf_adds(frame, "\x1b[K\n");
+}
+
+void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
+{
+    ty_buf frame = TY_BUF_INIT, last = TY_BUF_INIT, line = TY_BUF_INIT;
+    int width = terminal_width(v);
+    int lines = 0;
+    size_t i;
+    json_t *job;
+    char state[512], age[32];
+    int64_t now = ty_time_now_ns();
+    json_array_foreach(jobs, i, job)
+    {
+        const char *kind = json_string_value(json_object_get(job, "kind"));
+        json_t *cond = condition_latest(job);
+        const char *cmsg = json_string_value(json_object_get(cond, "message"));
+        if (v->tty) {
+            ty_buf_reset(&line);
+            ty_buf_addf(&line, "\x1b[1m%s %s\x1b[0m  %s%s%s", kind, ty_obj_name(job),
+                        job_state(job), cmsg ? "  " : "", cmsg ? cmsg : "");
+            add_clipped(&frame, line.data, width + 8);
+            lines++;
+        } else {
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", kind, ty_obj_name(job));
+            for (char *p = key; *p && *p != '/'; p++)
+                *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            snprintf(state, sizeof state, "%s%s%s", job_state(job), cmsg ? ": " : "",
+                     cmsg ? cmsg : "");
+            print_changed(v, key, state);
+        }
+        json_t *pods = pods_of(store, job);
+        size_t k;
+        json_t *pod;
+        if (v->tty && json_array_size(pods)) {
+            ty_buf_reset(&line);
+            ty_buf_addf(&line, "  %-32s %-10s %8s %8s  %s", "REPLICA", "PHASE", "RESTARTS",
+                        "ELAPSED", "LAST LOG LINE");
+            add_clipped(&frame, line.data, width);
+            lines++;
+        }
+        json_array_foreach(pods, k, pod)
+        {
+            if (v->follow)
+                follow_pod(v, pod);
+            pod_state(pod, state, sizeof state);
+            if (!v->tty) {
+                TY_AUTOFREE char *key = ty_asprintf("pod/%s", ty_obj_name(pod));
+                print_changed(v, key, state);
+                continue;
+            }
+            TY_AUTOFREE char *path = main_log_path(v, pod);
+            int epoch, epochs;
+            log_tail(path, &last, &epoch, &epochs);
+            const char *started =
+                json_string_value(json_object_get(json_object_get(pod, "status"), "startTime"));
+            int64_t t0 = 0;
+            if (started && ty_time_parse_rfc3339(started, &t0) == 0)
+                ty_time_format_age(now - t0, age, sizeof age);
+            else
+                snprintf(age, sizeof age, "-");
+            /* A pending pod says what it waits for where the log line would be. */
+            const char *colon = strchr(state, ':');
+            bool pending = strcmp(ty_pod_phase(pod), "Pending") == 0;
+            ty_buf_reset(&line);
+            ty_buf_addf(&line, "  %-32s %-10s %8lld %8s  %s", ty_obj_name(pod),
+                        ty_pod_phase(pod), (long long)pod_restarts(pod), age,
+                        pending && colon ? colon + 2 : last.data);
+            add_clipped(&frame, line.data, width);
+            lines++;
+            if (epochs > 0 && epoch >= 0 && epoch <= epochs) {
+                int bar = 30, filled = epoch * bar / epochs;
+                ty_buf_reset(&line);
+                ty_buf_adds(&line, "  ");
+                ty_buf_addf(&line, "%*s[", 33, "");
+                for (int b = 0; b < bar; b++)
+                    ty_buf_addc(&line, b < filled ? '#' : '-');
+                ty_buf_addf(&line, "] epoch %d/%d", epoch, epochs);
+                add_clipped(&frame, line.data, width);
+                lines++;
+            }
+        }
+        json_decref(pods);
+    }
+    if (v->tty) {
+        if (v->drawn_lines)
+            fprintf(v->out, "\x1b[%dF", v->drawn_lines);
+        fputs(frame.data, v->out);
+        fputs("\x1b[J", v->out);
+        v->drawn_lines = lines;
+    }
+    (void)final;
+    fflush(v->out);
+    ty_buf_free(&frame);
+    ty_buf_free(&last);
+    ty_buf_free(&line);
+}
+
+void ty_view_note(ty_view *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (v->tty && v->drawn_lines) {
+        fprintf(v->out, "\x1b[%dF\x1b[J", v->drawn_lines);
+        v->drawn_lines = 0;
+    }
+    vfprintf(v->out, fmt, ap);
+    fputc('\n', v->out);
+    fflush(v->out);
+    va_end(ap);
+}
+
+void ty_view_summary(ty_view *v, const json_t *jobs, const char *state_dir)
+{
+    size_t i;
+    json_t *job;
+    json_array_foreach(jobs, i, job)
+    {
+        json_t *cond = condition_latest(job);
+        const char *msg = json_string_value(json_object_get(cond, "message"));
+        fprintf(v->out, "%s %s %s%s%s\n", json_string_value(json_object_get(job, "kind")),
+                ty_obj_name(job), job_state(job), msg ? ": " : "", msg ? msg : "");
+    }
+    fprintf(v->out, "logs: %s/pods\n", state_dir);
+    fflush(v->out);
+}

@@ -1,0 +1,243 @@
+#include "controllers/jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/time.h"
+#include "controllers/binder.h"
+#include "controllers/podutil.h"
+#include "controllers/queue.h"
+#include "controllers/resources.h"
+
+const char *const ty_jobctl_resources[] = {"pytorchjobs", "tfjobs", NULL};
+
+struct ty_jobctl {
+    ty_store *store;
+    ty_queue *queue;
+    ty_kubeflow_addr_fn addr;
+    void *addr_ctx;
+    int watch_ids[3];
+};
+
+static const char *resource_of_operator(const char *operator_name)
+{
+    if (operator_name && strcmp(operator_name, "tfjob-controller") == 0)
+        return "tfjobs";
+    return "pytorchjobs";
+}
+
+static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
+{
+    ty_jobctl *c = ctx;
+    (void)type;
+    TY_AUTOFREE char *key = NULL;
+    if (strcmp(resource, "pods") == 0) {
+        const char *job = ty_obj_label(obj, TY_KUBEFLOW_LABEL_JOB_NAME);
+        if (!job)
+            return;
+        key = ty_asprintf("%s/%s/%s",
+                          resource_of_operator(ty_obj_label(obj, TY_KUBEFLOW_LABEL_OPERATOR)),
+                          ty_obj_namespace(obj), job);
+    } else {
+        key = ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(obj), ty_obj_name(obj));
+    }
+    ty_queue_add(c->queue, key);
+}
+
+static json_t *replica_specs(const json_t *job)
+{
+    json_t *spec = json_object_get(job, "spec");
+    json_t *r = json_object_get(spec, "pytorchReplicaSpecs");
+    return r ? r : json_object_get(spec, "tfReplicaSpecs");
+}
+
+static long total_replicas(const json_t *job)
+{
+    long n = 0;
+    const char *rtype;
+    json_t *rs;
+    json_object_foreach(replica_specs(job), rtype, rs)
+        n += (long)json_integer_value(json_object_get(rs, "replicas"));
+    return n;
+}
+
+/* Whether the whole gang could ever run on the largest node; when not, says why. A job that
+ * cannot fit must fail now: waiting would be forever. */
+static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t cap)
+{
+    ty_resources need = {0};
+    const char *rtype;
+    json_t *rs;
+    json_object_foreach(replica_specs(job), rtype, rs)
+    {
+        ty_resources one = ty_pod_spec_requests(
+            json_object_get(json_object_get(rs, "template"), "spec"));
+        json_int_t n = json_integer_value(json_object_get(rs, "replicas"));
+        for (json_int_t i = 0; i < n; i++)
+            ty_resources_add(&need, one);
+    }
+    json_t *nodes = ty_store_list(c->store, "nodes", NULL);
+    bool fits = false;
+    char last[200] = "there are no nodes";
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node)
+    {
+        if (ty_resources_fit(need, ty_node_allocatable(node), "on the node", last,
+                             sizeof last)) {
+            fits = true;
+            break;
+        }
+    }
+    if (!fits)
+        snprintf(why, cap, "%s %s can never run here: its %ld pods together need more than "
+                 "any node has (%s)",
+                 json_string_value(json_object_get(job, "kind")), ty_obj_name(job),
+                 total_replicas(job), last);
+    json_decref(nodes);
+    return fits;
+}
+
+static bool has_condition(const json_t *job, const char *type)
+{
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(json_object_get(job, "status"), "conditions"), i, cond)
+    {
+        if (strcmp(json_string_value(json_object_get(cond, "type")), type) == 0 &&
+            strcmp(json_string_value(json_object_get(cond, "status")), "True") == 0)
+            return true;
+    }
+    return false;
+}
+
+static void reconcile(void *ctx, const char *key)
+{
+    ty_jobctl *c = ctx;
+    char resource[32], ns[256], name[256];
+    if (sscanf(key, "%31[^/]/%255[^/]/%255s", resource, ns, name) != 3)
+        return;
+    json_t *job = ty_store_get(c->store, resource, ns, name);
+    if (!job)
+        return;
+    if (ty_obj_deleting(job)) {
+        json_decref(job);
+        return;
+    }
+    json_t *all = ty_store_list(c->store, "pods", ns);
+    json_t **pods = ty_malloc((json_array_size(all) + 1) * sizeof(json_t *));
+    size_t npods = 0;
+    size_t i;
+    json_t *pod;
+    json_array_foreach(all, i, pod)
+    {
+        const char *jn = ty_obj_label(pod, TY_KUBEFLOW_LABEL_JOB_NAME);
+        if (jn && strcmp(jn, name) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job)))
+            pods[npods++] = pod;
+    }
+
+    json_t *next = json_deep_copy(job);
+    ty_kubeflow_outcome out = {0};
+    ty_error err = TY_ERROR_INIT;
+    char why[400];
+    if (!has_condition(job, "Succeeded") && !has_condition(job, "Failed") && npods == 0 &&
+        !gang_can_ever_fit(c, job, why, sizeof why)) {
+        ty_kubeflow_fail(next, "Unschedulable", why, ty_time_now_ns());
+        if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
+            ty_debug("jobs: %s: %s", key, err.msg);
+        goto done;
+    }
+    if (ty_kubeflow_reconcile(next, pods, npods, ty_time_now_ns(), &out, &err) < 0) {
+        ty_warn("jobs: %s: %s", key, err.msg);
+        goto done;
+    }
+    TY_AUTOFREE char *gang_size = ty_asprintf("%ld", total_replicas(next));
+    for (size_t k = 0; k < out.ncreate; k++) {
+        json_t *p = ty_kubeflow_pod(next, out.create[k].rtype, out.create[k].index, c->addr,
+                                    c->addr_ctx, &err);
+        if (!p) {
+            ty_warn("jobs: %s: %s", key, err.msg);
+            continue;
+        }
+        json_t *meta = json_object_get(p, "metadata");
+        json_t *labels = json_object_get(meta, "labels");
+        json_object_set_new(labels, TY_LABEL_POD_GROUP, json_string(name));
+        json_t *ann = json_object_get(meta, "annotations");
+        if (!json_is_object(ann)) {
+            ann = json_object();
+            json_object_set_new(meta, "annotations", ann);
+        }
+        json_object_set_new(ann, TY_ANNOTATION_GANG_SIZE, json_string(gang_size));
+        if (ty_store_create(c->store, "pods", p, NULL, &err) < 0)
+            ty_debug("jobs: %s: create pod: %s", key, err.msg);
+        json_decref(p);
+        json_t *svc = ty_kubeflow_service(next, out.create[k].rtype, out.create[k].index, &err);
+        if (svc) {
+            /* A service outlives a restarted pod of the same name: already there is fine. */
+            ty_store_create(c->store, "services", svc, NULL, NULL);
+            json_decref(svc);
+        }
+    }
+    for (size_t k = 0; k < out.ndelete; k++) {
+        ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, NULL);
+        if (out.finished)
+            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, NULL);
+    }
+    if (out.delete_job) {
+        ty_store_delete(c->store, resource, ns, name, -1, NULL);
+        goto done;
+    }
+    if (out.metadata_changed) {
+        json_t *stored = NULL;
+        if (ty_store_update(c->store, resource, next, &stored, &err) < 0) {
+            ty_debug("jobs: %s: %s", key, err.msg);
+            ty_queue_add(c->queue, key);
+            goto done;
+        }
+        json_object_set(json_object_get(next, "metadata"), "resourceVersion",
+                        json_object_get(json_object_get(stored, "metadata"), "resourceVersion"));
+        json_decref(stored);
+    }
+    if (out.status_changed || out.metadata_changed) {
+        if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0) {
+            ty_debug("jobs: %s: %s", key, err.msg);
+            ty_queue_add(c->queue, key);
+        }
+    }
+    if (out.requeue_after_ns > 0)
+        ty_queue_add_after(c->queue, key, out.requeue_after_ns / 1000000 + 1);
+done:
+    ty_kubeflow_outcome_free(&out);
+    ty_error_clear(&err);
+    json_decref(next);
+    free(pods);
+    json_decref(all);
+    json_decref(job);
+}
+
+ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,
+                         void *addr_ctx)
+{
+    ty_jobctl *c = TY_NEW(ty_jobctl);
+    c->store = store;
+    c->addr = addr;
+    c->addr_ctx = addr_ctx;
+    c->queue = ty_queue_new(loop, reconcile, c);
+    c->watch_ids[0] = ty_store_watch(store, "pytorchjobs", on_event, c);
+    c->watch_ids[1] = ty_store_watch(store, "tfjobs", on_event, c);
+    c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
+    return c;
+}
+
+void ty_jobctl_free(ty_jobctl *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < 3; i++)
+        ty_store_unwatch(c->store, c->watch_ids[i]);
+    ty_queue_free(c->queue);
+    free(c);
+}

@@ -1,0 +1,28 @@
+/* The job controller: PyTorchJob and TFJob to pods and services, and the jobs' status.
+ *
+ * Level-triggered: any change to a job or to one of its pods queues the job's key; a
+ * reconcile reads the job and its pods from the store and makes the world match, using the
+ * operator's rules in controllers/kubeflow.h. Before a job's first pod is made, it checks that
+ * the whole gang could ever fit on the nodes; a job that never can fails at once with the
+ * reason. Pods carry the gang label and size the binder places them by.
+ *
+ * Ownership: borrows the loop and store; the address callback is used to fill MASTER_ADDR and
+ * TF_CONFIG hosts (local mode: the replicas' loopback addresses). */
+#ifndef TY_CONTROLLERS_JOBS_H
+#define TY_CONTROLLERS_JOBS_H
+
+#include <uv.h>
+
+#include "controllers/kubeflow.h"
+#include "store/store.h"
+
+typedef struct ty_jobctl ty_jobctl;
+
+ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,
+                         void *addr_ctx);
+void ty_jobctl_free(ty_jobctl *c);
+
+/* Resources the controller watches: the kinds of jobs it runs. */
+extern const char *const ty_jobctl_resources[];
+
+#endif

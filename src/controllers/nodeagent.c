@@ -1,0 +1,162 @@
+#include "controllers/nodeagent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/map.h"
+#include "base/mem.h"
+#include "controllers/podutil.h"
+#include "controllers/queue.h"
+
+typedef struct pod_entry {
+    char *ns, *name;
+    bool stopping;
+    bool gone;
+} pod_entry;
+
+struct ty_nodeagent {
+    ty_store *store;
+    char *node_name;
+    ty_runtime *rt;
+    ty_ipam *ipam;
+    ty_queue *queue;
+    ty_map pods; /* uid -> pod_entry* for every pod handed to the runtime */
+    int watch_id;
+};
+
+static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *pod)
+{
+    ty_nodeagent *a = ctx;
+    (void)resource;
+    const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
+    if (!node || strcmp(node, a->node_name) != 0)
+        return;
+    if (type == TY_EVENT_DELETED) {
+        /* Removed without our say (a forced delete): its processes must go now. */
+        pod_entry *e = ty_map_gets(&a->pods, ty_obj_uid(pod));
+        if (e && !e->gone && !e->stopping) {
+            e->stopping = true;
+            ty_runtime_stop_pod(a->rt, ty_obj_uid(pod), 0);
+        }
+        return;
+    }
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(pod), ty_obj_name(pod));
+    ty_queue_add(a->queue, key);
+}
+
+static void fail_to_start(ty_nodeagent *a, const json_t *pod, const char *message)
+{
+    json_t *next = json_deep_copy(pod);
+    ty_pod_set_condition(next, "Ready", "False", "StartError", message);
+    json_t *st = json_object_get(next, "status");
+    json_object_set_new(st, "phase", json_string("Failed"));
+    json_object_set_new(st, "reason", json_string("StartError"));
+    json_object_set_new(st, "message", json_string(message));
+    ty_store_update_status(a->store, "pods", next, NULL, NULL);
+    json_decref(next);
+}
+
+static void reconcile(void *ctx, const char *key)
+{
+    ty_nodeagent *a = ctx;
+    const char *slash = strchr(key, '/');
+    TY_AUTOFREE char *ns = ty_strndup(key, (size_t)(slash - key));
+    json_t *pod = ty_store_get(a->store, "pods", ns, slash + 1);
+    if (!pod)
+        return;
+    const char *uid = ty_obj_uid(pod);
+    pod_entry *e = ty_map_gets(&a->pods, uid);
+    if (ty_obj_deleting(pod)) {
+        if (e && !e->gone) {
+            if (!e->stopping) {
+                e->stopping = true;
+                json_t *g = json_object_get(json_object_get(pod, "metadata"),
+                                            "deletionGracePeriodSeconds");
+                ty_runtime_stop_pod(a->rt, uid, g ? json_integer_value(g) : 30);
+            }
+        } else {
+            ty_store_delete(a->store, "pods", ns, slash + 1, 0, NULL);
+        }
+    } else if (!e && !ty_pod_terminated(pod)) {
+        char ip[TY_IPAM_ADDR_MAX];
+        ty_error err = TY_ERROR_INIT;
+        if (ty_ipam_acquire(a->ipam, key, ip, &err) < 0) {
+            fail_to_start(a, pod, err.msg);
+        } else if (ty_runtime_start_pod(a->rt, pod, ip, &err) < 0) {
+            fail_to_start(a, pod, err.msg);
+            ty_ipam_release(a->ipam, key);
+        } else {
+            e = TY_NEW(pod_entry);
+            e->ns = ty_strdup(ns);
+            e->name = ty_strdup(slash + 1);
+            ty_map_puts(&a->pods, uid, e);
+        }
+        ty_error_clear(&err);
+    }
+    json_decref(pod);
+}
+
+void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,
+                            json_t *status, bool gone)
+{
+    ty_nodeagent *a = ctx;
+    pod_entry *e = a ? ty_map_gets(&a->pods, uid) : NULL;
+    json_t *pod = a ? ty_store_get(a->store, "pods", ns, name) : NULL;
+    if (pod && strcmp(ty_obj_uid(pod), uid) == 0) {
+        json_t *next = json_deep_copy(pod);
+        /* The runtime owns what it observed; the scheduler's condition is kept. */
+        const json_t *scheduled = ty_pod_condition(pod, "PodScheduled");
+        if (scheduled) {
+            json_t *conds = json_object_get(status, "conditions");
+            if (!json_is_array(conds)) {
+                conds = json_array();
+                json_object_set_new(status, "conditions", conds);
+            }
+            json_array_insert(conds, 0, json_deep_copy(scheduled));
+        }
+        json_object_set(next, "status", status);
+        ty_store_update_status(a->store, "pods", next, NULL, NULL);
+        json_decref(next);
+    }
+    if (gone && e) {
+        e->gone = true;
+        TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
+        ty_ipam_release(a->ipam, key);
+        if (pod && strcmp(ty_obj_uid(pod), uid) == 0 && ty_obj_deleting(pod))
+            ty_store_delete(a->store, "pods", ns, name, 0, NULL);
+    }
+    json_decref(pod);
+    json_decref(status);
+}
+
+ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *node_name,
+                               ty_runtime *rt, ty_ipam *ipam)
+{
+    ty_nodeagent *a = TY_NEW(ty_nodeagent);
+    a->store = store;
+    a->node_name = ty_strdup(node_name);
+    a->rt = rt;
+    a->ipam = ipam;
+    a->queue = ty_queue_new(loop, reconcile, a);
+    a->watch_id = ty_store_watch(store, "pods", on_event, a);
+    return a;
+}
+
+void ty_nodeagent_free(ty_nodeagent *a)
+{
+    if (!a)
+        return;
+    ty_store_unwatch(a->store, a->watch_id);
+    ty_queue_free(a->queue);
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(&a->pods, &i, &slot);) {
+        pod_entry *e = slot->value;
+        free(e->ns);
+        free(e->name);
+        free(e);
+    }
+    ty_map_free(&a->pods);
+    free(a->node_name);
+    free(a);
+}

@@ -1,0 +1,26 @@
+/* The node agent: the kubelet's part for this machine. It watches pods bound to its node,
+ * starts them through the runtime, writes their status back, stops them when they are
+ * deleted (graceful deletion: the store marks the pod, the agent stops its processes within
+ * the grace period and then removes it), and gives each pod its loopback address.
+ *
+ * Ownership: the agent borrows the loop, store, runtime and ipam; they must outlive it. */
+#ifndef TY_CONTROLLERS_NODEAGENT_H
+#define TY_CONTROLLERS_NODEAGENT_H
+
+#include <uv.h>
+
+#include "runtime/ipam.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+typedef struct ty_nodeagent ty_nodeagent;
+
+ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *node_name,
+                               ty_runtime *rt, ty_ipam *ipam);
+/* Where the runtime's status reports go (see ty_runtime_status_fn): the runtime is made
+ * before the agent, so its callback forwards to this one with the agent as ctx. */
+void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,
+                            json_t *status, bool gone);
+void ty_nodeagent_free(ty_nodeagent *a);
+
+#endif
