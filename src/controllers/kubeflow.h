@@ -82,6 +82,9 @@ typedef char *(*ty_kubeflow_addr_fn)(void *ctx, const char *ns, const char *pod_
  *   all: TF_CONFIG = {"cluster":{<type lower>:["<host>:<port>",...] sorted by type},
  *   "task":{"type":..,"index":..},"environment":"cloud"}; with spec.enableDynamicWorker the
  *   sparse form {"cluster":{"worker":{"<i>":host},"ps":[...]},"task":{...}}.
+ * Not done, on purpose: the operator's init container that makes PyTorch workers wait until
+ * the master's DNS name resolves (local mode has no DNS, and torch's TCPStore client retries
+ * the connection until its timeout anyway).
  * `addr` (may be NULL: always the operator's form) gives MASTER_ADDR, PET_MASTER_ADDR, the
  * default rendezvous host and every TF_CONFIG host.
  * Returns a new Pod object (the caller owns it), or NULL with `err` set when `rtype` is not in
@@ -185,7 +188,9 @@ void ty_kubeflow_outcome_free(ty_kubeflow_outcome *o); /* frees members, zeroes;
  *     Failed (reason <Kind>Failed, the operator's messages), every pod deleted;
  *   otherwise per replica type: missing pods to create, pods beyond `replicas` deleted, failed
  *     pods judged by ty_kubeflow_pod_decide (Restarting / Failed), replicaStatuses
- *     {active, succeeded, failed, selector} (zero counts omitted, as the operator's JSON);
+ *     {active, succeeded, failed, selector} (zero counts omitted, as the operator's JSON;
+ *     selector "k=v,..." of the type's labels, which the operator sets for PyTorch only and
+ *     we set for TF too);
  *     startTime; then the kind's success rules: PyTorch: Master succeeded, or without a
  *     Master all workers (elastic: any worker) succeeded; TF: Chief/Master succeeded, or
  *     without one all workers, or worker 0 unless successPolicy is "AllWorkers"; and the
