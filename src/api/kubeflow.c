@@ -252,7 +252,7 @@ static ty_pos member_or(ty_schema_ctx *c, const json_t *obj, const char *key, ty
     return pos;
 }
 
-/* Compares a request with its limit; both as written (string or number). */
+/* A quantity as written (string or number); -1 when it does not parse (the walk said so). */
 static int parse_qty(const json_t *v, ty_quantity *q)
 {
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
@@ -268,34 +268,72 @@ static int parse_qty(const json_t *v, ty_quantity *q)
     return -1;
 }
 
+/* Resources Kubernetes never overcommits: everything but cpu, memory, ephemeral-storage and
+ * hugepages-* (extended resources such as nvidia.com/gpu), whose request must equal the limit. */
+static bool overcommitable(const char *name)
+{
+    return strcmp(name, "cpu") == 0 || strcmp(name, "memory") == 0 ||
+           strcmp(name, "ephemeral-storage") == 0 || strncmp(name, "hugepages-", 10) == 0;
+}
+
+/* Core ResourceRequirements rules (ValidateResourceRequirements): quantities are not
+ * negative, a request is at most its limit, and an extended resource's request equals its
+ * limit, which must be set. */
 static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *path)
 {
     json_t *req = json_object_get(res, "requests");
     json_t *lim = json_object_get(res, "limits");
-    if (!json_is_object(req) || !json_is_object(lim))
+    static const char *const fields[] = {"limits", "requests"};
+    for (size_t f = 0; f < 2; f++) {
+        json_t *map = json_object_get(res, fields[f]);
+        if (!json_is_object(map))
+            continue;
+        const char *name;
+        json_t *v;
+        json_object_foreach(map, name, v) {
+            ty_quantity q;
+            if (parse_qty(v, &q) < 0 || q.milli >= 0)
+                continue;
+            size_t l = ty_path_key(path, fields[f]);
+            ty_path_key(path, name);
+            ty_fe_invalid(c, path->data, ty_pos_member(c, map, name), v,
+                          "must be greater than or equal to 0");
+            ty_path_pop(path, l);
+        }
+    }
+    if (!json_is_object(req))
         return;
-    (void)pos;
     const char *name;
     json_t *rv;
     json_object_foreach(req, name, rv) {
-        json_t *lv = json_object_get(lim, name);
+        json_t *lv = json_is_object(lim) ? json_object_get(lim, name) : NULL;
         ty_quantity rq, lq;
-        if (!lv || parse_qty(rv, &rq) < 0 || parse_qty(lv, &lq) < 0 || rq.milli <= lq.milli)
+        if (parse_qty(rv, &rq) < 0)
             continue;
         size_t l1 = ty_path_key(path, "requests");
-        size_t l2 = ty_path_key(path, name);
-        TY_AUTOFREE char *limit = json_is_string(lv) ? ty_strdup(json_string_value(lv))
-                                                     : ty_value_repr(lv);
-        ty_fe_invalid(c, path->data, ty_pos_member(c, req, name), rv,
-                      "must be less than or equal to %s limit of %s", name, limit);
-        ty_path_pop(path, l2);
+        ty_path_key(path, name);
+        if (!lv) {
+            if (!overcommitable(name) && strchr(name, '/'))
+                ty_fe_required(c, path->data, member_or(c, res, "limits", pos),
+                               "limit must be set for non overcommitable resources");
+        } else if (parse_qty(lv, &lq) == 0) {
+            TY_AUTOFREE char *limit = json_is_string(lv) ? ty_strdup(json_string_value(lv))
+                                                         : ty_value_repr(lv);
+            if (!overcommitable(name) && rq.milli != lq.milli)
+                ty_fe_invalid(c, path->data, ty_pos_member(c, req, name), rv,
+                              "must be equal to %s limit of %s", name, limit);
+            else if (rq.milli > lq.milli)
+                ty_fe_invalid(c, path->data, ty_pos_member(c, req, name), rv,
+                              "must be less than or equal to %s limit of %s", name, limit);
+        }
         ty_path_pop(path, l1);
     }
 }
 
 /* One container's own rules: name, env names, resources. `names` collects names seen in the
  * pod so duplicates are caught across initContainers and containers, as Kubernetes does. */
-static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *path, json_t *names)
+static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *path, json_t *names,
+                            const json_t *volumes)
 {
     json_t *name = json_object_get(ct, "name");
     if (json_is_string(name)) {
@@ -328,6 +366,20 @@ static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *pa
             ty_fe_invalid(c, path->data, ty_pos_member(c, e, "name"), en, "%s", why);
         ty_path_pop(path, l3);
         ty_path_pop(path, l2);
+        ty_path_pop(path, l1);
+    }
+    /* A mount names a volume of the pod. */
+    json_t *mounts = json_object_get(ct, "volumeMounts");
+    json_t *vm;
+    json_array_foreach(mounts, i, vm) {
+        json_t *vn = json_object_get(vm, "name");
+        if (!json_is_string(vn) || json_object_get(volumes, json_string_value(vn)))
+            continue;
+        size_t l1 = ty_path_key(path, "volumeMounts");
+        ty_path_index(path, i);
+        ty_path_key(path, "name");
+        ty_field_errors_add(c->errs, path->data, ty_pos_member(c, vm, "name"),
+                            "Not found: \"%s\"", json_string_value(vn));
         ty_path_pop(path, l1);
     }
     json_t *res = json_object_get(ct, "resources");
@@ -382,7 +434,29 @@ static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos
     }
     ty_path_pop(path, lpod);
 
-    /* Pod rules over initContainers then containers. */
+    /* Pod rules: volume names, then initContainers and containers. */
+    json_t *volumes = json_object();
+    json_t *vols = json_object_get(pod, "volumes");
+    size_t vi;
+    json_t *vol;
+    json_array_foreach(vols, vi, vol) {
+        json_t *vn = json_object_get(vol, "name");
+        if (!json_is_string(vn))
+            continue;
+        const char *s = json_string_value(vn);
+        const char *why = ty_check_dns1123_label(s);
+        size_t l1 = ty_path_key(path, "volumes");
+        ty_path_index(path, vi);
+        ty_path_key(path, "name");
+        if (!*s)
+            ty_fe_required(c, path->data, ty_pos_index(c, vols, vi), NULL);
+        else if (why)
+            ty_fe_invalid(c, path->data, ty_pos_member(c, vol, "name"), vn, "%s", why);
+        else if (json_object_get(volumes, s))
+            ty_fe_duplicate(c, path->data, ty_pos_member(c, vol, "name"), vn);
+        json_object_set_new(volumes, s, json_true());
+        ty_path_pop(path, l1);
+    }
     json_t *names = json_object();
     static const char *const lists[] = {"initContainers", "containers"};
     for (size_t li = 0; li < 2 && json_is_object(pod); li++) {
@@ -394,11 +468,12 @@ static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos
                 continue;
             size_t l1 = ty_path_key(path, lists[li]);
             ty_path_index(path, i);
-            check_container(c, ct, ty_pos_index(c, arr, i), path, names);
+            check_container(c, ct, ty_pos_index(c, arr, i), path, names, volumes);
             ty_path_pop(path, l1);
         }
     }
     json_decref(names);
+    json_decref(volumes);
     ty_path_pop(path, l0);
 
     /* pytorchjob_webhook.go: a Master has exactly one replica (checked after defaulting, so

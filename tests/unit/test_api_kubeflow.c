@@ -408,6 +408,36 @@ Test(api_kubeflow, pod_rules)
                  "Invalid value: \"2\": must be less than or equal to cpu limit of 1");
 }
 
+#define WITH_POD(pod) \
+    PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': " pod "}}}}}"
+#define CPATH "spec.pytorchReplicaSpecs.Worker.template.spec.containers[0]"
+
+Test(api_kubeflow, resource_and_volume_rules)
+{
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'resources': {'limits': {'memory': '-1Gi'}}}]}"),
+                 CPATH ".resources.limits.memory", "Invalid value: \"-1Gi\": must be greater than or equal to 0");
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'resources': {"
+                          "'limits': {'nvidia.com/gpu': 2}, 'requests': {'nvidia.com/gpu': 1}}}]}"),
+                 CPATH ".resources.requests[nvidia.com/gpu]", "Invalid value: 1: must be equal to nvidia.com/gpu limit of 2");
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'resources': {"
+                          "'requests': {'nvidia.com/gpu': 1}}}]}"),
+                 CPATH ".resources.requests[nvidia.com/gpu]",
+                 "Required value: limit must be set for non overcommitable resources");
+    expect_ok(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'resources': {"
+                       "'limits': {'nvidia.com/gpu': 1, 'cpu': '1500m'}, 'requests': {'nvidia.com/gpu': '1', 'cpu': 1.5}}}]}"),
+              NULL);
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'volumeMounts': [{'name': 'data', 'mountPath': '/d'}]}]}"),
+                 CPATH ".volumeMounts[0].name", "Not found: \"data\"");
+    expect_error(WITH_POD("{'volumes': [{'name': 'data', 'emptyDir': {}}, {'name': 'data', 'hostPath': {'path': '/tmp'}}],"
+                          " 'containers': [" PT_CONTAINER "]}"),
+                 "spec.pytorchReplicaSpecs.Worker.template.spec.volumes[1].name", "Duplicate value: \"data\"");
+    expect_error(WITH_POD("{'volumes': [{'name': 'data', 'hostPath': {'type': 'Directory'}}], 'containers': [" PT_CONTAINER "]}"),
+                 "spec.pytorchReplicaSpecs.Worker.template.spec.volumes[0].hostPath.path", "Required value");
+    expect_ok(WITH_POD("{'volumes': [{'name': 'data', 'emptyDir': {'medium': 'Memory'}}, {'name': 'cfg', 'configMap': {'name': 'c'}}],"
+                       " 'containers': [{'name': 'pytorch', 'image': 'x', 'volumeMounts': [{'name': 'data', 'mountPath': '/d'},"
+                       " {'name': 'cfg', 'mountPath': '/c', 'readOnly': true}]}]}"), NULL);
+}
+
 Test(api_kubeflow, tfjob_rules)
 {
     expect_error("{'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': 't'}, 'spec': {'tfReplicaSpecs': {"
