@@ -6,7 +6,9 @@
  * quantities, checked with ty_quantity_parse), x-kubernetes-int-or-string and
  * x-kubernetes-preserve-unknown-fields. Anything else (description, x-kubernetes-*) is carried
  * for clients and ignored here. The walk is recursive; schema depth bounds it (no cycles after
- * inlining), and the manifest parser bounds the value side. */
+ * inlining), and the manifest parser bounds the value side. allOf, oneOf, anyOf and pattern are
+ * not interpreted: the schemas here do not need them (a described $ref wrapped in a one-element
+ * allOf is resolved when inlining). */
 #include "api/schema_internal.h"
 
 #include <ctype.h>
@@ -50,6 +52,13 @@ static json_t *inline_value(const json_t *schemas, const json_t *v, int depth)
         return json_deep_copy(v);
     json_t *out;
     const char *ref = json_string_value(json_object_get(v, "$ref"));
+    /* {"description": ..., "allOf": [{"$ref": ...}]} is how a described reference is written
+     * in OpenAPI 3.0 (keys beside a $ref are ignored there); it inlines like a bare $ref. */
+    const json_t *all_of = json_object_get(v, "allOf");
+    bool wrapped = !ref && json_array_size(all_of) == 1 &&
+                   json_object_get(json_array_get(all_of, 0), "$ref");
+    if (wrapped)
+        ref = json_string_value(json_object_get(json_array_get(all_of, 0), "$ref"));
     if (ref) {
         const char *prefix = "#/components/schemas/";
         const json_t *target = strncmp(ref, prefix, strlen(prefix)) == 0
@@ -66,7 +75,7 @@ static json_t *inline_value(const json_t *schemas, const json_t *v, int depth)
     const char *key;
     const json_t *val;
     json_object_foreach((json_t *)v, key, val) {
-        if (strcmp(key, "$ref") != 0)
+        if (strcmp(key, "$ref") != 0 && !(wrapped && strcmp(key, "allOf") == 0))
             json_object_set_new(out, key, inline_value(schemas, val, depth + 1));
     }
     return out;

@@ -36,9 +36,10 @@ extern const ty_kind_ops ty_kubeflow_tfjob_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
 json_t *ty_schema_doc_load(const char *text);
-/* A new, self-contained copy of components/schemas/<name> with every "$ref" replaced by its
- * target (keys beside a "$ref", such as description, win over the target's). Aborts on a
- * missing target: the documents are ours. */
+/* A new, self-contained copy of components/schemas/<name> with every "$ref" (bare, or wrapped
+ * as {"description": ..., "allOf": [{"$ref": ...}]} the way Kubernetes publishes OpenAPI v3)
+ * replaced by its target; the wrapper's keys, such as description, win over the target's.
+ * Aborts on a missing target: the documents are ours. */
 json_t *ty_schema_inline(const json_t *doc, const char *name);
 
 /* Checks `val` (at `pos`, field path `path`) against `schema`, reporting every problem.
