@@ -79,7 +79,8 @@ static void unknown_kind(ty_schema_ctx *c, json_t *obj, const char *api_version,
 }
 
 /* ObjectMeta rules every kind shares (apimachinery ValidateObjectMeta, the parts that apply
- * to a create): a name or generateName, and a namespace that is a DNS-1123 label. */
+ * to a create): a name or generateName, a namespace that is a DNS-1123 label, valid label and
+ * annotation keys and label values. */
 static void check_meta(ty_schema_ctx *c, json_t *obj, ty_pos pos)
 {
     json_t *meta = json_object_get(obj, "metadata");
@@ -92,6 +93,9 @@ static void check_meta(ty_schema_ctx *c, json_t *obj, ty_pos pos)
     if (!has_name && !has_gen && (!name || json_is_string(name)))
         ty_fe_required(c, "metadata.name", meta ? ty_pos_member(c, obj, "metadata") : pos,
                        "name or generateName is required");
+    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
+    ty_buf_adds(&path, "metadata");
+    ty_check_meta_labels(c, meta, &path);
     json_t *ns = json_object_get(meta, "namespace");
     if (json_is_string(ns)) {
         const char *why = ty_check_dns1123_label(json_string_value(ns));

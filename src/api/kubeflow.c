@@ -402,6 +402,9 @@ static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos
                             member_or(c, tmpl, "spec", member_or(c, rs, "template", pos)));
     size_t l0 = path->len;
     ty_path_key(path, "template");
+    size_t lmeta = ty_path_key(path, "metadata");
+    ty_check_meta_labels(c, json_object_get(tmpl, "metadata"), path);
+    ty_path_pop(path, lmeta);
     ty_path_key(path, "spec");
     size_t lpod = path->len;
     ty_path_key(path, "containers");

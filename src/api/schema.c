@@ -315,6 +315,81 @@ const char *ty_check_env_name(const char *s)
                 "validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
 }
 
+static bool alnum(char ch) { return isalnum((unsigned char)ch); }
+
+/* A qualified name: [prefix/]name, the prefix a DNS-1123 subdomain, the name at most 63
+ * characters of [-A-Za-z0-9_.] starting and ending alphanumeric. */
+const char *ty_check_qualified_name(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    const char *name = slash ? slash + 1 : s;
+    if (slash) {
+        if (strchr(name, '/'))
+            return "a qualified name must consist of alphanumeric characters, '-', '_' or '.', "
+                   "and must start and end with an alphanumeric character, with an optional "
+                   "DNS subdomain prefix and '/' (e.g. 'example.com/MyName')";
+        TY_AUTOFREE char *prefix = ty_strndup(s, (size_t)(slash - s));
+        if (!*prefix)
+            return "prefix part must be non-empty";
+        if (ty_check_dns1123_subdomain(prefix))
+            return "prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+                   "alphanumeric characters, '-' or '.', and must start and end with an "
+                   "alphanumeric character";
+    }
+    size_t n = strlen(name);
+    if (n == 0)
+        return "name part must be non-empty";
+    if (n > 63)
+        return "name part must be no more than 63 characters";
+    bool ok = alnum(name[0]) && alnum(name[n - 1]);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = alnum(name[i]) || name[i] == '-' || name[i] == '_' || name[i] == '.';
+    return ok ? NULL
+              : "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+                "start and end with an alphanumeric character (regex used for validation is "
+                "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+}
+
+const char *ty_check_label_value(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 63)
+        return "must be no more than 63 characters";
+    bool ok = n == 0 || (alnum(s[0]) && alnum(s[n - 1]));
+    for (size_t i = 0; ok && i < n; i++)
+        ok = alnum(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.';
+    return ok ? NULL
+              : "a valid label must be an empty string or consist of alphanumeric characters, "
+                "'-', '_' or '.', and must start and end with an alphanumeric character (regex "
+                "used for validation is '(([A-Za-z0-9][-_.A-Za-z0-9]*)?[A-Za-z0-9])?')";
+}
+
+void ty_check_meta_labels(ty_schema_ctx *c, const json_t *meta, ty_buf *path)
+{
+    static const char *const fields[] = {"labels", "annotations"};
+    for (size_t f = 0; f < 2; f++) {
+        const json_t *map = json_object_get(meta, fields[f]);
+        if (!json_is_object(map))
+            continue;
+        size_t len = ty_path_key(path, fields[f]);
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)map, key, val) {
+            /* As ValidateLabels/ValidateAnnotations: errors on the map's path, the offending
+             * key or value shown as the value. */
+            const char *why = ty_check_qualified_name(key);
+            if (why) {
+                json_t *k = json_string(key);
+                ty_fe_invalid(c, path->data, ty_pos_key(c, map, key), k, "%s", why);
+                json_decref(k);
+            }
+            if (f == 0 && json_is_string(val) && (why = ty_check_label_value(json_string_value(val))))
+                ty_fe_invalid(c, path->data, ty_pos_member(c, map, key), val, "%s", why);
+        }
+        ty_path_pop(path, len);
+    }
+}
+
 /* ---------- the walk ---------- */
 
 static bool sflag(const json_t *schema, const char *key)

@@ -342,6 +342,44 @@ Test(api_kubeflow, metadata_rules)
                         " 'managedFields': [{'manager': 'kubectl', 'fieldsV1': {}}]}"), NULL);
 }
 
+Test(api_kubeflow, label_and_annotation_rules)
+{
+    expect_error(WITH_META("{'name': 'a', 'labels': {'bad key': 'v'}}"), "metadata.labels",
+                 "Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', "
+                 "and must start and end with an alphanumeric character (regex used for validation is "
+                 "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')");
+    expect_error(WITH_META("{'name': 'a', 'labels': {'ok': 'not ok'}}"), "metadata.labels",
+                 "Invalid value: \"not ok\": a valid label must be an empty string or consist of alphanumeric "
+                 "characters, '-', '_' or '.', and must start and end with an alphanumeric character (regex "
+                 "used for validation is '(([A-Za-z0-9][-_.A-Za-z0-9]*)?[A-Za-z0-9])?')");
+    expect_error(WITH_META("{'name': 'a', 'annotations': {'Example.com/x': 'any value at all'}}"), "metadata.annotations",
+                 "Invalid value: \"Example.com/x\": prefix part a lowercase RFC 1123 subdomain must consist of lower "
+                 "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character");
+    expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'metadata': {'labels': {'a': '-b'}},"
+                 " 'spec': {'containers': [" PT_CONTAINER "]}}}}}}",
+                 "spec.pytorchReplicaSpecs.Worker.template.metadata.labels",
+                 "Invalid value: \"-b\": a valid label must be an empty string or consist of alphanumeric "
+                 "characters, '-', '_' or '.', and must start and end with an alphanumeric character (regex "
+                 "used for validation is '(([A-Za-z0-9][-_.A-Za-z0-9]*)?[A-Za-z0-9])?')");
+    expect_ok(WITH_META("{'name': 'a', 'labels': {'kueue.x-k8s.io/queue-name': 'user-queue', 'empty': ''},"
+                        " 'annotations': {'kubectl.kubernetes.io/last-applied-configuration': '{\\\"x\\\": 1}'}}"), NULL);
+}
+
+Test(api_kubeflow, admission_is_idempotent)
+{
+    json_t *once;
+    expect_ok(pytorch_valid, &once);
+    char *text = json_dumps(once, 0);
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    json_t *twice = json_loads(text, 0, NULL);
+    cr_assert_eq(ty_api_admit(NULL, twice, &errs), 0);
+    cr_assert(json_equal(once, twice), "a second admission changed the object");
+    free(text);
+    json_decref(once);
+    json_decref(twice);
+    ty_field_errors_free(&errs);
+}
+
 Test(api_kubeflow, replica_spec_rules)
 {
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {}}}", "spec.pytorchReplicaSpecs",
