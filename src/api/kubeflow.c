@@ -330,7 +330,53 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
     }
 }
 
-/* One container's own rules: name, env names, resources. `names` collects names seen in the
+/* IsValidPortName (IANA service names): at most 15 characters of [a-z0-9-], with a letter,
+ * no "--", no hyphen at either end. */
+static const char *check_port_name(const char *s)
+{
+    size_t n = strlen(s);
+    bool letter = false;
+    if (n > 15)
+        return "must be no more than 15 characters";
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)";
+        letter = letter || (s[i] >= 'a' && s[i] <= 'z');
+    }
+    if (strstr(s, "--"))
+        return "must not contain consecutive hyphens";
+    if (!letter)
+        return "must contain at least one letter (a-z)";
+    if (s[0] == '-' || s[n - 1] == '-')
+        return "must not begin or end with a hyphen";
+    return NULL;
+}
+
+static void check_ports(ty_schema_ctx *c, json_t *ports, ty_buf *path)
+{
+    json_t *seen = json_object();
+    size_t i;
+    json_t *p;
+    json_array_foreach(ports, i, p) {
+        json_t *name = json_object_get(p, "name");
+        if (!json_is_string(name) || !*json_string_value(name))
+            continue;
+        const char *s = json_string_value(name);
+        size_t l = ty_path_key(path, "ports");
+        ty_path_index(path, i);
+        ty_path_key(path, "name");
+        const char *why = check_port_name(s);
+        if (why)
+            ty_fe_invalid(c, path->data, ty_pos_member(c, p, "name"), name, "%s", why);
+        else if (json_object_get(seen, s))
+            ty_fe_duplicate(c, path->data, ty_pos_member(c, p, "name"), name);
+        json_object_set_new(seen, s, json_true());
+        ty_path_pop(path, l);
+    }
+    json_decref(seen);
+}
+
+/* One container's own rules: name, port names, env names, mounts, resources. `names` collects names seen in the
  * pod so duplicates are caught across initContainers and containers, as Kubernetes does. */
 static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *path, json_t *names,
                             const json_t *volumes)
@@ -368,6 +414,7 @@ static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *pa
         ty_path_pop(path, l2);
         ty_path_pop(path, l1);
     }
+    check_ports(c, json_object_get(ct, "ports"), path);
     /* A mount names a volume of the pod. */
     json_t *mounts = json_object_get(ct, "volumeMounts");
     json_t *vm;

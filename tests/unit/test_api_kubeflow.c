@@ -466,6 +466,14 @@ Test(api_kubeflow, resource_and_volume_rules)
               NULL);
     expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'volumeMounts': [{'name': 'data', 'mountPath': '/d'}]}]}"),
                  CPATH ".volumeMounts[0].name", "Not found: \"data\"");
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'ports': [{'name': 'Http', 'containerPort': 80}]}]}"),
+                 CPATH ".ports[0].name",
+                 "Invalid value: \"Http\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'ports': [{'name': 'a-very-long-port-name', 'containerPort': 80}]}]}"),
+                 CPATH ".ports[0].name", "Invalid value: \"a-very-long-port-name\": must be no more than 15 characters");
+    expect_error(WITH_POD("{'containers': [{'name': 'pytorch', 'image': 'x', 'ports': [{'name': 'p', 'containerPort': 80},"
+                          " {'name': 'p', 'containerPort': 81}]}]}"),
+                 CPATH ".ports[1].name", "Duplicate value: \"p\"");
     expect_error(WITH_POD("{'volumes': [{'name': 'data', 'emptyDir': {}}, {'name': 'data', 'hostPath': {'path': '/tmp'}}],"
                           " 'containers': [" PT_CONTAINER "]}"),
                  "spec.pytorchReplicaSpecs.Worker.template.spec.volumes[1].name", "Duplicate value: \"data\"");
