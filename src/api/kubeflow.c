@@ -456,7 +456,9 @@ static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos
     size_t lpod = path->len;
     ty_path_key(path, "containers");
     if (!json_is_array(containers) || json_array_size(containers) == 0) {
-        if (!containers || json_is_array(containers)) /* other types: the walk said so */
+        /* The walk has reported a mistyped list, and a missing one in a pod spec that is
+         * there (PodSpec requires containers); say it once. */
+        if (json_is_array(containers) || (!containers && !json_is_object(pod)))
             ty_fe_required(c, path->data, cpos, "must be specified");
     } else {
         bool found = false;

@@ -409,6 +409,19 @@ Test(api_kubeflow, replica_spec_rules)
                      " 'schedulingPolicy': {'minAvailable': 2, 'minResources': {'cpu': '4'}}},", ""), NULL);
 }
 
+Test(api_kubeflow, one_error_for_missing_containers)
+{
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    int rc;
+    json_t *obj = admit(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {}}}}}}", &errs, &rc);
+    cr_assert_eq(rc, -1);
+    char *all = format(&errs);
+    cr_assert_str_eq(all, "spec.pytorchReplicaSpecs.Worker.template.spec.containers: Required value\n");
+    free(all);
+    json_decref(obj);
+    ty_field_errors_free(&errs);
+}
+
 Test(api_kubeflow, pytorch_elastic_rules)
 {
     expect_error(PT_JOB("'elasticPolicy': {'minReplicas': 4, 'maxReplicas': 2},", ""),
