@@ -45,6 +45,9 @@ build/asan/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
+# Schemas are embedded with .incbin, which -MMD does not see.
+build/obj/src/api/kubeflow.o build/asan/obj/src/api/kubeflow.o: src/api/schemas/kubeflow.org_v1.json
+
 build/libtrainyard.a: $(REL_OBJ)
 	@rm -f $@; ar rcs $@ $^
 build/asan/libtrainyard.a: $(ASAN_OBJ)

@@ -1,6 +1,9 @@
 /* Field errors: what is wrong with an object, where. Each error names a field path
- * ("spec.pytorchReplicaSpecs.Worker.replicas"), the position in the source when known, and a
- * lowercase message ("must be >= 0"). Printed as "<file>:<line>:<col>: <path>: <msg>". */
+ * ("spec.pytorchReplicaSpecs.Worker.replicas"; map keys that are not plain identifiers are
+ * bracketed: "metadata.labels[app.kubernetes.io/name]"), the position in the source when known,
+ * and a message worded as Kubernetes' field errors are ("Invalid value: -1: must be greater than
+ * or equal to 0", "Required value", "Unsupported value: ...", "unknown field \"spec.x\""), so
+ * that the API server can hand them out unchanged. Printed as "<file>:<line>:<col>: <path>: <msg>". */
 #ifndef TY_API_VALIDATE_H
 #define TY_API_VALIDATE_H
 
@@ -26,8 +29,9 @@ typedef struct ty_field_errors {
 void ty_field_errors_add(ty_field_errors *errs, const char *path, ty_pos pos, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 void ty_field_errors_free(ty_field_errors *errs);
-/* One error a line: "<file>:<line>:<col>: <path>: <msg>" (file and position left out when
- * unknown). */
+/* Appends one error a line: "<file>:<line>:<col>: <path>: <msg>". The file and the position are
+ * left out when unknown (NULL/"" file: "<line>:<col>: ..."), and "<path>: " when the message
+ * already quotes the path (unknown fields). */
 void ty_field_errors_format(const ty_field_errors *errs, const char *file, ty_buf *out);
 
 #endif

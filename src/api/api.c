@@ -1,0 +1,144 @@
+/* The kind registry and ty_api_admit(): schema walk, defaults, rules. */
+#include "api/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/schema_internal.h"
+#include "base/mem.h"
+
+static const ty_kind_ops *const kind_ops[] = {
+    &ty_kubeflow_pytorchjob_ops,
+    &ty_kubeflow_tfjob_ops,
+};
+
+static bool same_gv(const ty_kind_info *k, const char *api_version)
+{
+    size_t gl = strlen(k->group);
+    if (gl == 0)
+        return strcmp(api_version, k->version) == 0;
+    return strncmp(api_version, k->group, gl) == 0 && api_version[gl] == '/' &&
+           strcmp(api_version + gl + 1, k->version) == 0;
+}
+
+static const ty_kind_ops *find_ops(const char *api_version, const char *kind)
+{
+    if (!api_version || !kind)
+        return NULL;
+    for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++)
+        if (strcmp(kind_ops[i]->info->kind, kind) == 0 && same_gv(kind_ops[i]->info, api_version))
+            return kind_ops[i];
+    return NULL;
+}
+
+const ty_kind_info *ty_api_kind(const char *api_version, const char *kind)
+{
+    const ty_kind_ops *ops = find_ops(api_version, kind);
+    return ops ? ops->info : NULL;
+}
+
+const ty_kind_info *const *ty_api_kinds(void)
+{
+    static const ty_kind_info *infos[TY_ARRAY_LEN(kind_ops) + 1];
+    if (!infos[0])
+        for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++)
+            infos[i] = kind_ops[i]->info;
+    return infos;
+}
+
+const json_t *ty_api_schema(const ty_kind_info *k)
+{
+    for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++)
+        if (kind_ops[i]->info == k)
+            return kind_ops[i]->schema();
+    return NULL;
+}
+
+/* The error for an object whose apiVersion/kind we do not serve, on `kind` as the API
+ * server's decoder reports it, with the version we do know the kind under if any. */
+static void unknown_kind(ty_schema_ctx *c, json_t *obj, const char *api_version, const char *kind)
+{
+    ty_pos pos = ty_pos_member(c, obj, "kind");
+    if (!kind || !*kind) {
+        ty_fe_required(c, "kind", pos, NULL);
+        return;
+    }
+    for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++) {
+        const ty_kind_info *k = kind_ops[i]->info;
+        if (strcmp(k->kind, kind) == 0) {
+            ty_field_errors_add(c->errs, "kind", pos,
+                                "no kind \"%s\" is registered for version \"%s\" (did you mean "
+                                "apiVersion \"%s%s%s\"?)",
+                                kind, api_version ? api_version : "", k->group,
+                                *k->group ? "/" : "", k->version);
+            return;
+        }
+    }
+    ty_field_errors_add(c->errs, "kind", pos, "no kind \"%s\" is registered for version \"%s\"",
+                        kind, api_version ? api_version : "");
+}
+
+/* ObjectMeta rules every kind shares (apimachinery ValidateObjectMeta, the parts that apply
+ * to a create): a name or generateName, a namespace that is a DNS-1123 label, valid label and
+ * annotation keys and label values. */
+static void check_meta(ty_schema_ctx *c, json_t *obj, ty_pos pos)
+{
+    json_t *meta = json_object_get(obj, "metadata");
+    if (meta && !json_is_object(meta))
+        return;
+    json_t *name = json_object_get(meta, "name");
+    json_t *gen = json_object_get(meta, "generateName");
+    bool has_name = json_is_string(name) && *json_string_value(name);
+    bool has_gen = json_is_string(gen) && *json_string_value(gen);
+    if (!has_name && !has_gen && (!name || json_is_string(name)))
+        ty_fe_required(c, "metadata.name", meta ? ty_pos_member(c, obj, "metadata") : pos,
+                       "name or generateName is required");
+    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
+    ty_buf_adds(&path, "metadata");
+    ty_check_meta_labels(c, meta, &path);
+    json_t *ns = json_object_get(meta, "namespace");
+    if (json_is_string(ns)) {
+        const char *why = ty_check_dns1123_label(json_string_value(ns));
+        if (why)
+            ty_fe_invalid(c, "metadata.namespace", ty_pos_member(c, meta, "namespace"), ns, "%s",
+                          why);
+    }
+}
+
+int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)
+{
+    ty_schema_ctx c = {.m = m, .errs = errs};
+    size_t before = errs->count;
+    ty_pos pos = {0, 0};
+    for (size_t i = 0; m && i < m->ndocs; i++)
+        if (m->docs[i].obj == obj)
+            pos = m->docs[i].pos;
+
+    const char *api_version = json_string_value(json_object_get(obj, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    const ty_kind_ops *ops = find_ops(api_version, kind);
+    if (!ops) {
+        unknown_kind(&c, obj, api_version, kind);
+        return -1;
+    }
+
+    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
+    ty_schema_walk(&c, ops->schema(), obj, pos, &path);
+
+    /* metadata.namespace: "default" for namespaced kinds, as kubectl and the API server fill
+     * it from the context's namespace (which is "default" unless set). */
+    if (ops->info->namespaced) {
+        json_t *meta = json_object_get(obj, "metadata");
+        if (!meta) {
+            meta = json_object();
+            json_object_set_new(obj, "metadata", meta);
+        }
+        if (json_is_object(meta) && !json_object_get(meta, "namespace"))
+            json_object_set_new(meta, "namespace", json_string("default"));
+    }
+    ops->defaults(&c, obj);
+
+    check_meta(&c, obj, pos);
+    ops->rules(&c, obj);
+    return errs->count > before ? -1 : 0;
+}

@@ -1,0 +1,87 @@
+/* Private to src/api: the generic OpenAPI v3 schema walker, field-error helpers shared by the
+ * kinds' rules, and the table that ties a kind to its schema, defaults and rules.
+ *
+ * Schemas are stored as OpenAPI v3 documents (components/schemas with "$ref"s, the shape
+ * /openapi/v3 serves); ty_schema_inline() turns one component into a self-contained schema
+ * (the shape a CRD needs), which is what the walker and ty_api_schema() use. */
+#ifndef TY_API_SCHEMA_INTERNAL_H
+#define TY_API_SCHEMA_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api/api.h"
+#include "api/manifest.h"
+#include "api/validate.h"
+#include "base/buf.h"
+
+/* One admission: where positions come from (m may be NULL) and where errors go. */
+typedef struct ty_schema_ctx {
+    const ty_manifest *m;
+    ty_field_errors *errs;
+} ty_schema_ctx;
+
+/* A kind's behaviour. `defaults` and `rules` must cope with any JSON the schema walk let
+ * through or reported (they run even when it found errors), so they check types themselves. */
+typedef struct ty_kind_ops {
+    const ty_kind_info *info;
+    const json_t *(*schema)(void);                  /* inlined; borrowed, built once */
+    void (*defaults)(ty_schema_ctx *c, json_t *obj);
+    void (*rules)(ty_schema_ctx *c, json_t *obj);
+} ty_kind_ops;
+
+extern const ty_kind_ops ty_kubeflow_pytorchjob_ops;
+extern const ty_kind_ops ty_kubeflow_tfjob_ops;
+
+/* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
+json_t *ty_schema_doc_load(const char *text);
+/* A new, self-contained copy of components/schemas/<name> with every "$ref" (bare, or wrapped
+ * as {"description": ..., "allOf": [{"$ref": ...}]} the way Kubernetes publishes OpenAPI v3)
+ * replaced by its target; the wrapper's keys, such as description, win over the target's.
+ * Aborts on a missing target: the documents are ours. */
+json_t *ty_schema_inline(const json_t *doc, const char *name);
+
+/* Checks `val` (at `pos`, field path `path`) against `schema`, reporting every problem.
+ * Nulls in non-nullable fields are removed (as the API server prunes them), so `val` may
+ * change. `path` is restored before returning. */
+void ty_schema_walk(ty_schema_ctx *c, const json_t *schema, json_t *val, ty_pos pos, ty_buf *path);
+
+/* Field paths: append ".key" (or "[key]" when the key is not a plain identifier, as map keys
+ * such as label names are) or "[i]"; each returns the length to restore with ty_path_pop(). */
+size_t ty_path_key(ty_buf *path, const char *key);
+size_t ty_path_index(ty_buf *path, size_t i);
+void ty_path_pop(ty_buf *path, size_t len);
+
+/* Positions, tolerant of a NULL manifest. */
+ty_pos ty_pos_member(const ty_schema_ctx *c, const json_t *parent, const char *key);
+ty_pos ty_pos_key(const ty_schema_ctx *c, const json_t *parent, const char *key);
+ty_pos ty_pos_index(const ty_schema_ctx *c, const json_t *array, size_t i);
+
+/* Errors in Kubernetes' field.Error wording. `value` is shown as Kubernetes shows it: strings
+ * quoted, numbers bare. */
+void ty_fe_invalid(ty_schema_ctx *c, const char *path, ty_pos pos, const json_t *value,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void ty_fe_required(ty_schema_ctx *c, const char *path, ty_pos pos, const char *detail);
+void ty_fe_forbidden(ty_schema_ctx *c, const char *path, ty_pos pos, const char *detail);
+void ty_fe_duplicate(ty_schema_ctx *c, const char *path, ty_pos pos, const json_t *value);
+void ty_fe_unsupported(ty_schema_ctx *c, const char *path, ty_pos pos, const json_t *value,
+                       const char *const *supported, size_t n);
+
+/* The value as Kubernetes prints it in messages; the caller frees. */
+char *ty_value_repr(const json_t *v);
+/* The candidate closest to `name` by edit distance (case-insensitive), or NULL when none is
+ * close enough to be a likely typo. */
+const char *ty_suggest(const char *name, const char *const *cands, size_t n);
+
+/* Kubernetes name rules; each returns NULL when `s` is valid, else the reason (static). */
+const char *ty_check_dns1123_label(const char *s);
+const char *ty_check_dns1035_label(const char *s);
+const char *ty_check_dns1123_subdomain(const char *s);
+const char *ty_check_env_name(const char *s);
+const char *ty_check_qualified_name(const char *s); /* label and annotation keys */
+const char *ty_check_label_value(const char *s);
+/* Label keys and values, annotation keys of an ObjectMeta at `path` (restored on return). */
+void ty_check_meta_labels(ty_schema_ctx *c, const json_t *meta, ty_buf *path);
+
+#endif
