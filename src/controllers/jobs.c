@@ -145,7 +145,7 @@ static void reconcile(void *ctx, const char *key)
     char why[400];
     if (!has_condition(job, "Succeeded") && !has_condition(job, "Failed") && npods == 0 &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {
-        ty_kubeflow_fail(next, "Unschedulable", why, ty_time_now_ns());
+        ty_kubeflow_fail_job(next, why, ty_time_now_ns());
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
             ty_debug("jobs: %s: %s", key, err.msg);
         goto done;

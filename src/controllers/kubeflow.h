@@ -206,4 +206,9 @@ void ty_kubeflow_outcome_free(ty_kubeflow_outcome *o); /* frees members, zeroes;
 int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t now_ns,
                           ty_kubeflow_outcome *out, ty_error *err);
 
+/* Fails a job for a reason outside the operator's rules (trainyard's: the gang can never fit
+ * any node): Created first when missing, then Failed with reason <Kind>Failed and `message`,
+ * and completionTime. Updates job.status in place. */
+void ty_kubeflow_fail_job(json_t *job, const char *message, int64_t now_ns);
+
 #endif

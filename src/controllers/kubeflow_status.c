@@ -542,6 +542,26 @@ static void fail_job(json_t *status, const ty_kf_kind *k, const char *msg, const
     o->restarted = o->gang_restart = false;
 }
 
+void ty_kubeflow_fail_job(json_t *job, const char *message, int64_t now_ns)
+{
+    const ty_kf_kind *k = ty_kf_kind_of(job);
+    if (!k)
+        return;
+    json_t *status = json_object_get(job, "status");
+    if (!json_is_object(status)) {
+        status = json_object();
+        json_object_set_new(job, "status", status);
+    }
+    char now[40];
+    ty_time_format_rfc3339(now_ns, now, sizeof now, 0);
+    if (!find_condition(status, "Created")) {
+        TY_AUTOFREE char *created = ty_asprintf("%s %s is created.", k->name, ty_kf_name(job));
+        set_kind_condition(status, k, "Created", "True", "Created", created, now);
+    }
+    set_completion(status, now);
+    set_kind_condition(status, k, "Failed", "True", "Failed", message, now);
+}
+
 int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t now_ns,
                           ty_kubeflow_outcome *out, ty_error *err)
 {
