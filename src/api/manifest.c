@@ -3,8 +3,8 @@
  *
  * Positions live in a hash map keyed by (parent pointer, key or index), not by node, because
  * jansson's true/false/null are shared singletons and one node can have no position of its own.
- * The srcmap keeps every parsed document alive, so a parent pointer cannot be reused by a later
- * allocation while the manifest exists.
+ * The srcmap keeps every parsed document (and merge source) alive, so a parent pointer cannot be
+ * reused by a later allocation while the manifest exists.
  *
  * The input is untrusted: it is bounded in size (MANIFEST_MAX_BYTES), nesting depth
  * (MANIFEST_MAX_DEPTH, checked on the final tree, aliases included) and alias expansion
@@ -37,7 +37,7 @@ _Static_assert(sizeof(void *) >= 8, "positions are packed into pointer-sized map
 
 struct ty_srcmap {
     ty_map pos;     /* (parent, 'k'|'v', key) or (parent, 'i', index) -> packed ty_pos */
-    json_t *roots;  /* every parsed document, so parent pointers stay unique */
+    json_t *keep;   /* every parsed document and merge source, so parent pointers stay unique */
 };
 
 /* ---- positions ---------------------------------------------------------------------------- */
@@ -527,7 +527,8 @@ static int add_value(builder *b, json_t *v, ty_pos pos, uint64_t weight, int hei
 }
 
 /* Merge keys (<<) as YAML 1.1 defines them: keys written in the mapping win, then earlier
- * sources win over later ones. Merged values are copies, positions included. */
+ * sources win over later ones. The sources stay alive in the srcmap, like documents, so that
+ * the positions keyed by their pointers can never describe a later allocation. */
 static void apply_merges(builder *b, frame *f)
 {
     size_t i;
@@ -538,7 +539,8 @@ static void apply_merges(builder *b, frame *f)
         json_object_foreach(src, k, v) {
             if (json_object_get(f->node, k))
                 continue;
-            json_object_set_new(f->node, k, copy_with_pos(b->map, v));
+            /* Sources are fresh copies or literals that nothing else reaches: share, not copy. */
+            json_object_set(f->node, k, v);
             pos_put_member(b->map, f->node, k, pos_get(b->map, src, 'k', k, strlen(k)),
                            pos_get(b->map, src, 'v', k, strlen(k)));
         }
@@ -576,8 +578,10 @@ static int start_node(builder *b, yaml_event_t *ev, bool is_map)
 static int end_node(builder *b)
 {
     frame f = b->stack[--b->depth];
-    if (f.merges)
+    if (f.merges) {
         apply_merges(b, &f);
+        json_array_append(b->map->keep, f.merges);
+    }
     uint64_t weight = sat_add(f.weight, 1);
     int height = f.height + 1;
     if (f.anchor)
@@ -664,7 +668,7 @@ static int end_document(builder *b)
         json_decref(root);
         return 0; /* an empty document, as between "---" lines */
     }
-    json_array_append_new(b->map->roots, root);
+    json_array_append_new(b->map->keep, root);
     if (!json_is_object(root))
         return fail_at(b, b->root_pos, "document %d is %s, not a mapping (an object)", index + 1,
                        kind_name(root));
@@ -749,6 +753,62 @@ static int syntax_error(builder *b, yaml_parser_t *p)
     return fail_at(b, pos, "%s", problem);
 }
 
+static int hex4(const char *p, const char *end)
+{
+    if (end - p < 4)
+        return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* JSON writes characters beyond the BMP as surrogate pairs ("\ud83d\ude00"), which YAML 1.1
+ * and so libyaml reject. For JSON input (it starts with '{' or '['), rewrite each pair inside a
+ * string as the YAML escape "\U0001f600". Columns after a pair on the same line then read two
+ * less than in the file: a small price for accepting every valid JSON manifest. Returns NULL
+ * when nothing needs rewriting, else a new buffer (the caller frees). */
+static char *json_surrogates(const char *data, size_t len, size_t *out_len)
+{
+    const char *p = data, *end = data + len;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    if (p == end || (*p != '{' && *p != '[') || !memmem(data, len, "\\u", 2))
+        return NULL;
+    ty_buf out = TY_BUF_INIT;
+    bool in_str = false, changed = false;
+    for (p = data; p < end; p++) {
+        if (in_str && *p == '\\' && end - p >= 12 && p[1] == 'u' && p[6] == '\\' && p[7] == 'u') {
+            int hi = hex4(p + 2, end), lo = hex4(p + 8, end);
+            if (hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) {
+                ty_buf_addf(&out, "\\U%08x", 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00));
+                p += 11;
+                changed = true;
+                continue;
+            }
+        }
+        if (in_str && *p == '\\' && p + 1 < end) {
+            ty_buf_add(&out, p, 2); /* an escaped quote does not end the string */
+            p++;
+            continue;
+        }
+        if (*p == '"')
+            in_str = !in_str;
+        ty_buf_addc(&out, *p);
+    }
+    if (!changed) {
+        ty_buf_free(&out);
+        return NULL;
+    }
+    *out_len = out.len;
+    return ty_buf_steal(&out);
+}
+
 void ty_manifest_free(ty_manifest *m)
 {
     if (!m)
@@ -758,7 +818,7 @@ void ty_manifest_free(ty_manifest *m)
     free(m->docs);
     if (m->map) {
         ty_map_free(&m->map->pos);
-        json_decref(m->map->roots);
+        json_decref(m->map->keep);
         free(m->map);
     }
     free(m->file);
@@ -772,10 +832,16 @@ int ty_manifest_parse(const char *file, const char *data, size_t len, ty_manifes
         file = "<input>";
     if (len > MANIFEST_MAX_BYTES)
         return ty_fail(err, "%s: manifest is larger than %u MiB", file, MANIFEST_MAX_BYTES >> 20);
+    size_t fixed_len = 0;
+    TY_AUTOFREE char *fixed = data ? json_surrogates(data, len, &fixed_len) : NULL;
+    if (fixed) {
+        data = fixed;
+        len = fixed_len;
+    }
     ty_manifest *m = TY_NEW(ty_manifest);
     m->file = ty_strdup(file);
     m->map = TY_NEW(ty_srcmap);
-    m->map->roots = json_array();
+    m->map->keep = json_array();
     builder b = {.file = file, .data = data, .len = len, .map = m->map, .err = err};
 
     yaml_parser_t parser;

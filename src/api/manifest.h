@@ -2,7 +2,8 @@
  * line:column of every key and value kept beside them so that errors can point at the source.
  *
  * JSON is read by the same YAML 1.1 parser (JSON is its flow subset), so both formats get the
- * same positions and messages. Plain scalars resolve as Kubernetes' YAML decoder (go-yaml v2)
+ * same positions and messages (JSON's surrogate-pair escapes, which YAML lacks, are rewritten
+ * first; columns after one on the same line read two less). Plain scalars resolve as Kubernetes' YAML decoder (go-yaml v2)
  * resolves them: null/Null/NULL/~/empty -> null; true/false, yes/no, on/off and y/n (lower,
  * Capitalised or UPPER) -> bool; integers after dropping underscores, decimal or 0x/0o/0b or a
  * leading 0 for octal -> integer (one that fits uint64 but not int64 becomes a real: JSON has one

@@ -140,6 +140,24 @@ Test(manifest, positions_json)
     expect_error("{\"a\": 1, \"a\": 2}", "f.yaml:1:10: duplicate key \"a\"");
 }
 
+/* JSON spells characters beyond the BMP as surrogate pairs, which YAML 1.1 does not accept. */
+Test(manifest, json_surrogate_pairs)
+{
+    ty_manifest *m = parse_ok("{\"a\": \"\\ud83d\\ude00 x\", \"b\": \"\\\\ud83d\\\\ude00\",\n"
+                              " \"c\": \"\\\"\\u00e9\"}");
+    json_t *d = m->docs[0].obj;
+    cr_expect_str_eq(json_string_value(json_object_get(d, "a")), "\xf0\x9f\x98\x80 x");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "b")), "\\ud83d\\ude00",
+                     "an escaped backslash is not an escape");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "c")), "\"\xc3\xa9");
+    expect_pos(ty_manifest_pos_member(m, d, "c", false), 2, 7); /* later lines are exact */
+    ty_manifest_free(m);
+    /* YAML itself keeps libyaml's rule. */
+    char *msg = parse_fail("a: \"\\ud83d\\ude00\"\n");
+    cr_expect(strstr(msg, "found invalid Unicode character escape code"), "%s", msg);
+    free(msg);
+}
+
 enum { T_NULL, T_TRUE, T_FALSE, T_INT, T_REAL, T_STR };
 
 static const struct {
@@ -317,6 +335,7 @@ Test(manifest, anchors_and_aliases)
     cr_expect(json_is_true(json_object_get(c, "extra")));
     cr_expect_null(json_object_get(c, "<<"));
     expect_pos(ty_manifest_pos_member(m, c, "env", true), 3, 3);
+    expect_pos(ty_manifest_pos_index(m, json_object_get(c, "env"), 1), 3, 12);
     cr_expect(json_is_true(json_object_get(doc, "d")));
     ty_manifest_free(m);
 
