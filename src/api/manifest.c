@@ -358,7 +358,7 @@ static int resolve_plain(builder *b, const char *s, size_t n, ty_pos pos, json_t
     }
     if (in_list(s, specials))
         return fail_at(b, pos, "%s cannot be represented in JSON", s);
-    if (strchr("+-.0123456789", s[0])) {
+    if (s[0] && strchr("+-.0123456789", s[0])) {
         /* go-yaml drops every underscore before trying the number forms. */
         TY_AUTOFREE char *plain = ty_malloc(n + 1);
         size_t m = 0;
