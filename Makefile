@@ -4,6 +4,8 @@
 #   make test   unit tests (release and ASan+UBSan builds) and end-to-end tests
 #   make demo   run the Fashion-MNIST PyTorchJob on this machine
 #   make bench  run the benchmarks in bench/ (not part of the tests)
+#   make fuzz   build the libFuzzer targets in tests/fuzz/ with clang and run each for
+#               FUZZ_TIME seconds (default 60; not part of the tests)
 # Every target runs the ones it needs first.
 
 PY      := /usr/bin/python3
@@ -29,7 +31,7 @@ UNIT_REL := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 UNIT_ASAN:= $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 DEPS_STAMP := build/.deps-installed
 
-.PHONY: all deps test unit e2e demo bench asan clean
+.PHONY: all deps test unit e2e demo bench asan clean fuzz
 all: build/trainyard $(EX_BINS)
 asan: build/asan/trainyard
 
@@ -85,7 +87,26 @@ demo: build/trainyard $(EX_BINS)
 bench: all
 	@set -e; for b in bench/*.sh; do echo "== $$b"; bash $$b; done
 
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, built with clang against the sources they need,
+# seeded from tests/fuzz/corpus/<name>/; what they discover goes to build/fuzz/corpus-<name>/.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 60
+FUZZ_FLAGS  = -std=gnu17 $(WARN) -g -O1 -Isrc -D_GNU_SOURCE $(PKG_CFLAGS) \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_BASE  := $(sort $(wildcard src/base/*.c))
+
+build/fuzz/fuzz_manifest: tests/fuzz/fuzz_manifest.c src/api/manifest.c $(FUZZ_BASE) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: build/fuzz/fuzz_manifest
+	@mkdir -p build/fuzz/corpus-manifest
+	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
+	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
+	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
+
 clean:
-	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a
+	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \
+	    build/fuzz
 
 -include $(shell find build -name '*.d' 2>/dev/null)

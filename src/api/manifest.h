@@ -2,12 +2,25 @@
  * line:column of every key and value kept beside them so that errors can point at the source.
  *
  * JSON is read by the same YAML 1.1 parser (JSON is its flow subset), so both formats get the
- * same positions and messages. Plain scalars resolve as Kubernetes' YAML decoder resolves them:
- * null/~/empty -> null, true/false (and yes/no/on/off in any of their cases) -> bool,
- * decimal/0x/0o integers -> integer, decimal floats/.inf/.nan -> real, anything else -> string;
- * quoted scalars are always strings. Anchors and aliases are resolved; duplicate keys, tags
- * other than the core ones and non-string keys are errors. Empty documents are skipped.
- * A top-level `kind: List` (or any `*List` kind) with `items` is expanded into its items.
+ * same positions and messages (JSON's surrogate-pair escapes, which YAML lacks, are rewritten
+ * first; columns after one on the same line read two less). Plain scalars resolve as Kubernetes' YAML decoder (go-yaml v2)
+ * resolves them: null/Null/NULL/~/empty -> null; true/false, yes/no, on/off and y/n (lower,
+ * Capitalised or UPPER) -> bool; integers after dropping underscores, decimal or 0x/0o/0b or a
+ * leading 0 for octal -> integer (one that fits uint64 but not int64 becomes a real: JSON has one
+ * number type); decimal floats -> real; anything else -> string. Quoted scalars are strings.
+ * Decisions where JSON or jansson cannot follow Kubernetes: .inf/.nan are errors (JSON cannot
+ * hold them, and the API server rejects them too); timestamps stay the strings they were written
+ * as. The core tags (!!str !!int !!float !!bool !!null !!map !!seq, and !!binary/!!timestamp
+ * kept as strings) are honoured; any other tag is an error.
+ * Anchors and aliases are resolved into copies (the result is a tree, nothing is shared), and
+ * merge keys (`<<: *base`) merge with the written keys winning. Keys: a scalar key is its text
+ * (`8080:` -> "8080"); null keys, mapping or sequence keys and duplicate keys are errors.
+ * Empty documents are skipped (they still count in `index`). A top-level `kind: List` (or any
+ * `*List` kind) with `items` is expanded into its items, which must be objects.
+ *
+ * Untrusted input is bounded: 64 MiB, 200 levels of nesting (aliases included), aliases
+ * expanding to at most 1,000,000 nodes per document. Errors name the place:
+ * "<file>:<line>:<col>: <what>", e.g. `job.yaml:3:5: duplicate key "name"`.
  *
  * Ownership: the manifest owns its documents' values; ty_manifest_free() releases everything. */
 #ifndef TY_API_MANIFEST_H
@@ -26,8 +39,8 @@ typedef struct ty_pos {
 
 typedef struct ty_manifest_doc {
     json_t *obj;  /* a JSON object (non-objects are rejected at parse time) */
-    int index;    /* 0-based position of the document in the file */
-    ty_pos pos;   /* where the document's top-level mapping starts */
+    int index;    /* 0-based position of the document in the file (items of a List share it) */
+    ty_pos pos;   /* where the document's top-level mapping (or the List item) starts */
 } ty_manifest_doc;
 
 typedef struct ty_srcmap ty_srcmap;
@@ -43,9 +56,9 @@ typedef struct ty_manifest {
  * "<file>:<line>:<col>: <what>" and *out untouched. */
 int ty_manifest_parse(const char *file, const char *data, size_t len, ty_manifest **out,
                       ty_error *err);
-/* Reads and parses a file; "-" reads standard input. */
+/* Reads and parses a file; "-" reads standard input (named "<stdin>" in messages). */
 int ty_manifest_load(const char *path, ty_manifest **out, ty_error *err);
-void ty_manifest_free(ty_manifest *m);
+void ty_manifest_free(ty_manifest *m); /* NULL is fine */
 
 /* Where member `key` of object `parent` is: its value (of_key = false) or the key itself.
  * Returns {0,0} when unknown (e.g. the value was added after parsing). `m` may be NULL. */
