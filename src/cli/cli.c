@@ -12,6 +12,7 @@ typedef struct ty_command {
 } ty_command;
 
 static const ty_command commands[] = {
+    {"shim", "internal: supervise one pod", ty_cli_shim},
     {NULL, NULL, NULL},
 };
 

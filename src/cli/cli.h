@@ -4,4 +4,7 @@
 
 int ty_cli_main(int argc, char **argv);
 
+/* Subcommands, one file each. */
+int ty_cli_shim(int argc, char **argv); /* shim.c */
+
 #endif
