@@ -146,7 +146,10 @@ static void log_flush_lines(stream *st, bool eof)
         size_t n = (size_t)(nl - (l->data + off));
         if (n > 0 && l->data[off + n - 1] == '\r') /* CRLF counts as one line end */
             n--;
-        log_write(st, l->data + off, n, 'F');
+        size_t done = 0;
+        for (; n - done > LOG_LINE_MAX; done += LOG_LINE_MAX)
+            log_write(st, l->data + off + done, LOG_LINE_MAX, 'P');
+        log_write(st, l->data + off + done, n - done, 'F');
         off = (size_t)(nl - l->data) + 1;
     }
     while (l->len - off >= LOG_LINE_MAX) {
@@ -1156,6 +1159,13 @@ static void setup_limits(shim *s)
     TY_AUTOBUF ty_buf b = TY_BUF_INIT;
     ty_buf_adds(&b, "local pod: image is recorded but containers run on the host");
     bool any = false;
+    bool limited = false;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        limited |= s->ctrs[i].mem_bytes > 0 || s->ctrs[i].cpu_milli > 0;
+    /* Only containers with limits get a cgroup: on cgroup v1 moving a task into a cgroup costs
+     * ~10 ms (an RCU grace period), and the pid namespace already catches every process. */
+    if (limited)
+        ty_cgroups_detect(&s->cg);
     if (s->cg.kind != TY_CGROUP_NONE) {
         TY_CLEANUP_ERROR ty_error e = TY_ERROR_INIT;
         if (ty_cgroup_create(&s->cg, s->uid, 0, 0, &e) < 0)
@@ -1165,7 +1175,7 @@ static void setup_limits(shim *s)
         ctr *c = &s->ctrs[i];
         c->cg_rel = ty_asprintf("%s/%s", s->uid, c->name);
         TY_CLEANUP_ERROR ty_error e = TY_ERROR_INIT;
-        if (s->cg.kind != TY_CGROUP_NONE &&
+        if (s->cg.kind != TY_CGROUP_NONE && (c->mem_bytes > 0 || c->cpu_milli > 0) &&
             ty_cgroup_create(&s->cg, c->cg_rel, c->mem_bytes, c->cpu_milli, &e) == 0)
             c->has_cgroup = true;
         if (!c->mem_bytes && !c->cpu_milli && !c->gpu_count)
@@ -1276,7 +1286,6 @@ static int supervise(shim *s)
     if (uv_pipe_open(&s->cmd, 0) == 0)
         uv_read_start((uv_stream_t *)&s->cmd, cmd_alloc, cmd_read);
 
-    ty_cgroups_detect(&s->cg);
     setup_limits(s);
     emit_status(s);
     if (s->n_init)
@@ -1349,7 +1358,9 @@ int ty_rt_shim_main(const char *pod_dir)
             while (waitpid(child, &st, 0) < 0 && errno == EINTR)
                 ;
             shim_free(&s);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            /* _exit: our pid namespace is dead now, so nothing may fork here any more (the
+             * leak checker's helper of sanitizer builds would fail at exit). */
+            _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
         }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         s.pidns = true;
