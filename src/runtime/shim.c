@@ -1328,6 +1328,49 @@ static void shim_free(shim *s)
     json_decref(s->doc);
 }
 
+/* P, the outer half: waits for S. SIGTERM (our parent's death signal, or anyone's) kills S,
+ * which takes the whole pid namespace along; then the pod's cgroups are removed, also when S
+ * died without cleaning up. Signals are taken synchronously (sigwaitinfo), so none is lost
+ * between a check and a wait. Never returns. */
+static void outer_wait(shim *s, pid_t child, bool die, pid_t parent)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    if (die) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (parent > 0 && getppid() != parent)
+            kill(child, SIGKILL);
+    }
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(child, &st, WNOHANG);
+        if (r == child || (r < 0 && errno != EINTR))
+            break;
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig == SIGTERM)
+            kill(child, SIGKILL);
+    }
+    bool limited = false;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        limited |= s->ctrs[i].mem_bytes > 0 || s->ctrs[i].cpu_milli > 0;
+    if (limited) {
+        ty_cgroups cg;
+        ty_cgroups_detect(&cg);
+        if (cg.kind != TY_CGROUP_NONE) {
+            ty_cgroup_kill(&cg, s->uid);
+            ty_cgroup_remove(&cg, s->uid, NULL);
+        }
+        ty_cgroups_free(&cg);
+    }
+    shim_free(s);
+    /* _exit: our pid namespace is dead now, so nothing may fork here any more (the leak
+     * checker's helper of sanitizer builds would fail at exit). */
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
 int ty_rt_shim_main(const char *pod_dir)
 {
     shim s = {0};
@@ -1352,16 +1395,8 @@ int ty_rt_shim_main(const char *pod_dir)
             fprintf(stderr, "trainyard shim: fork: %s\n", strerror(errno));
             return 1;
         }
-        if (child > 0) {
-            signal(SIGTERM, SIG_IGN); /* S handles it through the death chain below */
-            int st;
-            while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-                ;
-            shim_free(&s);
-            /* _exit: our pid namespace is dead now, so nothing may fork here any more (the
-             * leak checker's helper of sanitizer builds would fail at exit). */
-            _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-        }
+        if (child > 0)
+            outer_wait(&s, child, die, parent);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         s.pidns = true;
     } else {

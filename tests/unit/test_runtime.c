@@ -786,3 +786,75 @@ Test(ipam, unique_stable_and_bindable)
     close(fd);
     ty_ipam_free(ip);
 }
+
+/* ---- volumes, state file ---------------------------------------------------------------------- */
+
+Test(runtime, volumes_hostpath_and_emptydir)
+{
+    setup_rt(0, true);
+    TY_AUTOFREE char *a = uid_for("vols");
+    TY_AUTOFREE char *host = ty_asprintf("%s/host", T.dir); /* DirectoryOrCreate makes it */
+    TY_AUTOFREE char *mnt = ty_asprintf("%s/mnt", T.dir);   /* created as the mount point */
+    TY_AUTOFREE char *same = ty_asprintf("%s/same", T.dir);
+    TY_AUTOFREE char *ctrs = ty_asprintf(
+        "[{\"name\":\"w\",\"command\":[\"sh\",\"-c\",\"echo hi > %s/f && echo e > /scratch-%s/g "
+        "&& cat /scratch-%s/g && echo s > %s/h\"],"
+        "  \"volumeMounts\":[{\"name\":\"h\",\"mountPath\":\"%s\"},"
+        "   {\"name\":\"e\",\"mountPath\":\"/scratch-%s\"},{\"name\":\"s\",\"mountPath\":\"%s\"}]}]",
+        mnt, a, a, same, mnt, a, same);
+    json_t *pod = make_pod("vols", a, "Never", ctrs);
+    json_object_set_new(json_object_get(pod, "spec"), "volumes",
+                        json_pack("[{s:s, s:{s:s, s:s}}, {s:s, s:{}}, {s:s, s:{s:s, s:s}}]",
+                                  "name", "h", "hostPath", "path", host, "type",
+                                  "DirectoryOrCreate", "name", "e", "emptyDir", "name", "s",
+                                  "hostPath", "path", same, "type", "DirectoryOrCreate"));
+    start(pod);
+    wait_phase(a, "Succeeded", 10000);
+    TY_AUTOFREE char *out = log_text(a, "w", 0);
+    cr_assert_str_eq(out, "e\n");
+    TY_AUTOFREE char *f = ty_asprintf("%s/f", host);
+    TY_AUTOFREE char *onmnt = ty_asprintf("%s/f", mnt);
+    TY_AUTOFREE char *h = ty_asprintf("%s/h", same);
+    cr_assert_eq(access(f, F_OK), 0, "the write went to the hostPath");
+    cr_assert_neq(access(onmnt, F_OK), 0, "the bind mount leaked to the host");
+    cr_assert_eq(access(h, F_OK), 0, "mountPath == hostPath needs no mount");
+    /* the mount point is created on the host (as kubelet's runtimes do), the mount is not */
+    TY_AUTOFREE char *scratch = ty_asprintf("/scratch-%s", a);
+    TY_AUTOFREE char *sg = ty_asprintf("/scratch-%s/g", a);
+    cr_assert_neq(access(sg, F_OK), 0, "the emptyDir mount leaked to the host");
+    /* the emptyDir lives in the pod dir */
+    TY_AUTOFREE char *g = ty_asprintf("%s/pods/default_vols_%s/volumes/e/g", T.dir, a);
+    cr_assert_eq(access(g, F_OK), 0);
+    stop_and_wait(a, 1);
+    rmdir(scratch);
+    teardown_rt();
+}
+
+Test(runtime, state_file_records_pids_and_start_times)
+{
+    setup_rt(0, true);
+    TY_AUTOFREE char *a = uid_for("state");
+    start(make_pod("state", a, "Never", "[{\"name\":\"c\",\"command\":[\"sleep\",\"30\"]}]"));
+    wait_phase(a, "Running", 10000);
+    TY_AUTOFREE char *p = ty_asprintf("%s/pods/default_state_%s/state.json", T.dir, a);
+    json_t *st = json_load_file(p, 0, NULL);
+    cr_assert(st);
+    json_t *c = json_array_get(json_object_get(st, "containers"), 0);
+    int pid = (int)json_integer_value(json_object_get(c, "pid"));
+    long long start_time = json_integer_value(json_object_get(c, "startTime"));
+    cr_assert_gt(pid, 1);
+    TY_AUTOFREE char *sp = ty_asprintf("/proc/%d/stat", pid);
+    ty_buf b = TY_BUF_INIT;
+    cr_assert_eq(ty_buf_read_file(&b, sp), 0);
+    cr_assert(strstr(b.data, "(sleep)"), "%s", b.data);
+    const char *q = strrchr(b.data, ')');
+    for (int field = 2; q && field < 22; field++)
+        q = strchr(q + 1, ' ');
+    cr_assert(q);
+    cr_assert_eq(strtoll(q + 1, NULL, 10), start_time);
+    ty_buf_free(&b);
+    cr_assert_gt(json_integer_value(json_object_get(st, "shimPid")), 1);
+    json_decref(st);
+    stop_and_wait(a, 0);
+    teardown_rt();
+}
