@@ -73,7 +73,8 @@ build/examples/%: $$(wildcard examples/%/*.c) $$(wildcard examples/%/*.h) | $(DE
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu17 $(WARN) -g -O2 -march=x86-64-v2 -o $@ $(filter %.c,$^) -lz -lm
 
-unit: $(UNIT_REL) $(UNIT_ASAN)
+# The runtime's tests run the real binary as the pod shim, so both variants are built first.
+unit: build/trainyard build/asan/trainyard $(UNIT_REL) $(UNIT_ASAN)
 	@set -e; for t in $(UNIT_REL) $(UNIT_ASAN); do echo "== $$t"; $$t --jobs 2; done
 
 e2e: build/trainyard build/asan/trainyard $(EX_BINS)

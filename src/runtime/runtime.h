@@ -1,0 +1,117 @@
+/* The node agent's runtime: runs Kubernetes Pods on this machine as supervised process groups.
+ *
+ * Model. Each pod gets a supervisor process, the shim (`<self_exe> shim <pod-dir>`), which owns
+ * the pod's containers: it starts the initContainers one by one to completion, then all
+ * containers; each container is its own session and process group (setsid) running its
+ * `command` + `args` directly (no image: `command` is required, its absence is a StartError in
+ * the status), with the pod's env, workingDir and volumes (hostPath, emptyDir). The shim writes
+ * every container's stdout/stderr to <pod-dir>/<container>/<restartCount>.log in the CRI log
+ * format ("<RFC 3339 nano time> stdout|stderr F|P <line>"), so logs outlive trainyard, restarts
+ * containers per restartPolicy with kubelet's back-off, enforces limits and reports a full v1
+ * PodStatus on every change. Pod dirs are <state_dir>/pods/<namespace>_<name>_<uid>/ holding
+ * pod.json (the pod as started), state.json (shim pid, container pids and /proc start times,
+ * exit codes, the last status: what a later trainyard needs to re-adopt) and the logs.
+ *
+ * Nothing is left behind. As root, the shim runs its containers in a new pid namespace whose
+ * init dies with the shim (so SIGKILL of the shim kills every process of the pod, grandchildren
+ * included) and, with pods_die_with_parent, the shim dies with trainyard (PR_SET_PDEATHSIG).
+ * Without root the shim is a child subreaper and kills its containers' groups when trainyard
+ * dies; processes that leave their group then escape unless cgroups catch them (best effort).
+ *
+ * Limits. limits.memory and limits.cpu go to a cgroup per container (trainyard/<uid>/<name>
+ * under trainyard's own cgroup; v2 or v1, detected from /proc/self/mountinfo), memory.swap is
+ * limited alike; without cgroups memory becomes RLIMIT_AS and cpu is not enforced. The status
+ * message says what was enforced. An OOM kill is reported as reason OOMKilled, exit code 137.
+ * GPUs (limits["nvidia.com/gpu"]) are distinct devices per container, never shared, given as
+ * CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES (indices, CUDA_DEVICE_ORDER=PCI_BUS_ID so
+ * they match NVML); pods without GPUs get CUDA_VISIBLE_DEVICES="" (all hidden).
+ *
+ * Environment of a container: trainyard's own environment (minus TRAINYARD_*), then POD_IP,
+ * POD_NAME, POD_NAMESPACE, HOSTNAME (= pod name), CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+ * CUDA_DEVICE_ORDER, then spec env in order (value with $(VAR) expansion over the variables
+ * defined before it other than the host's; valueFrom.fieldRef for metadata.name/namespace/uid,
+ * metadata.labels['k'], metadata.annotations['k'], status.podIP, status.hostIP, spec.nodeName,
+ * spec.serviceAccountName; other valueFrom sources are a StartError). command and args are
+ * $(VAR)-expanded over the final env the same way; $$ is a literal $.
+ *
+ * Restart policy (spec.restartPolicy, default Always) as kubelet: Always restarts every exit,
+ * OnFailure non-zero exits, Never nothing; init containers restart only on failure and never
+ * under Never (the pod then fails). Back-off before the n-th restart: base * 2^(n-1), capped at
+ * 30 * base (base 10 s -> cap 300 s); the env TRAINYARD_RESTART_BACKOFF_MS, read by
+ * ty_runtime_new, sets the base (for tests). restartCount counts restarts done; lastState holds
+ * the previous run. Phase as kubelet computes it (a container waiting to restart counts as
+ * stopped, so an Always pod between crashes is Running).
+ *
+ * Threading: everything runs on the caller's single libuv loop; no function blocks for long
+ * (start_pod writes pod.json and spawns one process). Not thread-safe. */
+#ifndef TY_RUNTIME_RUNTIME_H
+#define TY_RUNTIME_RUNTIME_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/error.h"
+
+typedef struct ty_runtime ty_runtime;
+
+typedef struct ty_runtime_config {
+    const char *state_dir;       /* pod dirs go to <state_dir>/pods/ (created when missing) */
+    const char *self_exe;        /* the trainyard binary, run as the shim; must be executable */
+    int gpus;                    /* -1: detect with NVML (no library = 0 GPUs); >= 0: declared */
+    bool pods_die_with_parent;   /* `trainyard run`: pods end when trainyard ends, even SIGKILL */
+    const char *default_workdir; /* workingDir when a container sets none; NULL = "/" */
+    const char *node_name;       /* spec.nodeName fallback for the downward API; may be NULL */
+} ty_runtime_config;
+
+/* Called on the loop whenever a pod's status changes. `status` is a full v1 PodStatus (phase,
+ * conditions, podIP(s), hostIP(s), startTime, message, reason, initContainerStatuses,
+ * containerStatuses with state/lastState/ready/started/restartCount) and a NEW REFERENCE owned
+ * by the callee (json_decref it). gone=true exactly once per started pod, last, after the pod
+ * was stopped (or its shim died) and every process of it is reaped; the pod's GPUs are free
+ * again by then. If the shim died unexpectedly, the final status has phase Failed and says so.
+ * The callback may call ty_runtime_* functions (start, stop), but not ty_runtime_free. */
+typedef void (*ty_runtime_status_fn)(void *ctx, const char *ns, const char *name,
+                                     const char *uid, json_t *status, bool gone);
+
+/* Creates the runtime: checks self_exe, creates <state_dir>/pods, detects GPUs. The config's
+ * strings are copied. */
+int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_status_fn fn,
+                   void *ctx, ty_runtime **out, ty_error *err);
+
+/* Starts a pod (a v1 Pod object: metadata.name, metadata.uid required, namespace defaults to
+ * "default"; the caller keeps `pod`, which is copied) with `pod_ip` as its address (NULL =
+ * 127.0.0.1). Fails, changing nothing, when the uid runs already, when not enough GPUs are free
+ * (GPUs are never double-assigned; the pod needs max(sum of containers, largest init container)),
+ * or when the pod dir or the shim cannot be made. Container-level problems (missing command,
+ * bad exec, bad volume) are not errors here: they show in the status as Kubernetes shows them. */
+int ty_runtime_start_pod(ty_runtime *rt, const json_t *pod, const char *pod_ip, ty_error *err);
+
+/* Stops a pod: SIGTERM to every container's process group, SIGKILL to what is left after
+ * grace_seconds (< 0: the pod's terminationGracePeriodSeconds, default 30), then the status
+ * callback with gone=true. Unknown uids and repeated stops are ignored. If the shim does not
+ * finish within grace + 10 s it is SIGKILLed (its pid namespace takes the containers along). */
+void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds);
+
+/* Stops every pod (each with its own grace period); `done(arg)` runs on the loop once all are
+ * gone (immediately, before returning, when no pod runs). Pods started afterwards are refused. */
+void ty_runtime_shutdown(ty_runtime *rt, void (*done)(void *), void *arg);
+
+/* Frees the runtime. Call it after shutdown's `done`, or when no pod was ever started; pods
+ * still running then are SIGKILLed and their handles closed (the loop must run once more to
+ * finish closing them; with a pid namespace nothing survives). Accepts NULL. */
+void ty_runtime_free(ty_runtime *rt);
+
+/* GPUs this node has (detected or declared). */
+int ty_runtime_gpu_count(const ty_runtime *rt);
+/* GPUs not assigned to a running pod. */
+int ty_runtime_gpus_free(const ty_runtime *rt);
+
+/* Path of a container's log for one run (restart = its restartCount then), also for pods that
+ * are gone as long as their dir exists. Returns a new string (caller frees) or NULL when the pod
+ * dir is unknown; the file itself may not exist (yet). */
+char *ty_runtime_log_path(const ty_runtime *rt, const char *uid, const char *container,
+                          int restart);
+
+#endif

@@ -1,0 +1,1412 @@
+/* The pod supervisor: `trainyard shim <pod-dir>` owns one pod's processes.
+ *
+ * Process layout (as root): the shim process P, a child of trainyard, unshares a pid namespace
+ * and forks S, pid 1 of that namespace, which does all the work; P only waits for S. Whatever
+ * dies, nothing is left behind:
+ *   - trainyard dies (pods_die_with_parent): P has PR_SET_PDEATHSIG(SIGKILL) -> P dies;
+ *   - P dies (even SIGKILL): S has PR_SET_PDEATHSIG(SIGKILL) -> S dies;
+ *   - S dies: the kernel kills every process of the namespace, grandchildren included.
+ * Without the right to unshare (not root), P is S: it becomes a child subreaper, containers get
+ * PR_SET_PDEATHSIG(SIGKILL), and a SIGTERM from its own parent death signal makes it kill every
+ * container's group and cgroup before exiting; grandchildren that left their process group can
+ * then only be caught by the cgroup, so that mode is best effort (documented in runtime.h).
+ *
+ * S runs a libuv loop: SIGCHLD reaps every child (as pid 1 it also inherits orphans), container
+ * stdout/stderr pipes are turned into CRI log lines, timers drive restart back-off and the grace
+ * period, and stdin carries the parent's commands. Each container is its own session/process
+ * group (setsid) and, where cgroups exist, its own cgroup "<uid>/<container>" with its limits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "base/time.h"
+#include "runtime/cgroup.h"
+#include "runtime/internal.h"
+
+extern char **environ;
+
+#define LOG_LINE_MAX 16384 /* longer lines are split into P records, as containerd does */
+
+typedef struct shim shim;
+typedef struct ctr ctr;
+
+typedef struct logfile {
+    int fd;
+    int refs;
+} logfile;
+
+typedef struct stream {
+    uv_pipe_t pipe;
+    ctr *c;
+    logfile *lf;
+    const char *tag; /* "stdout" / "stderr" */
+    ty_buf line;
+} stream;
+
+typedef enum { C_WAITING, C_RUNNING, C_TERMINATED } cstate;
+
+struct ctr {
+    shim *s;
+    json_t *spec; /* borrowed from s->pod */
+    const char *name;
+    bool init;
+    int64_t mem_bytes, cpu_milli;
+    int gpu_first, gpu_count;
+    bool has_cgroup;
+    char *cg_rel;
+
+    cstate st;
+    const char *wait_reason;
+    char *wait_message;
+    pid_t pid;      /* in our pid namespace; 0 when not running */
+    pid_t host_pid; /* as trainyard sees it */
+    unsigned long long proc_start; /* field 22 of /proc/<pid>/stat */
+    int64_t started_ns, finished_ns;
+    int exit_code, signal;
+    const char *term_reason;
+    char *term_message;
+    json_t *last_state; /* {"terminated": {...}} of the previous run, or NULL */
+    int restarts;
+    int64_t oom_base;
+    uv_timer_t backoff;
+    int backoff_exp;
+};
+
+struct shim {
+    uv_loop_t *loop;
+    char *dir;
+    json_t *doc, *pod, *rt; /* pod.json, its "pod" and "runtime" */
+    const char *ns, *name, *uid, *pod_ip, *host_ip, *node;
+    const char *policy; /* Always, OnFailure, Never */
+    ctr *ctrs;
+    size_t n_init, n_ctrs; /* ctrs[0..n_init) are init containers */
+    size_t next_init;      /* the init container running or next to run */
+    bool init_done;
+    bool init_failed; /* an init container failed for good: the pod is Failed */
+    ty_cgroups cg;
+    bool pidns;
+    pid_t host_pid;
+    int64_t start_ns;
+    int64_t backoff_ms;
+    char *enforced;
+    char *pod_error; /* a pod-level failure (volumes that cannot be mounted) */
+    bool stopping;
+    int64_t grace_s;
+    uv_timer_t grace;
+    uv_signal_t sigchld, sigterm;
+    uv_pipe_t cmd;
+    ty_buf cmdbuf;
+    int open_streams;
+    bool exiting;
+};
+
+static void emit_status(shim *s);
+static void start_container(ctr *c);
+static void maybe_finish(shim *s);
+
+/* ---- logs ---------------------------------------------------------------------------- */
+
+static void log_write(stream *st, const char *data, size_t n, char tag)
+{
+    char ts[40];
+    ty_time_format_rfc3339(ty_time_now_ns(), ts, sizeof(ts), 9);
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    ty_buf_addf(&b, "%s %s %c ", ts, st->tag, tag);
+    ty_buf_add(&b, data, n);
+    ty_buf_addc(&b, '\n');
+    /* One write per record with O_APPEND: a record is never interleaved with another. */
+    if (write(st->lf->fd, b.data, b.len) < 0) {
+        /* a full disk loses log lines, not the pod */
+    }
+}
+
+static void log_flush_lines(stream *st, bool eof)
+{
+    ty_buf *l = &st->line;
+    size_t off = 0;
+    for (;;) {
+        char *nl = memchr(l->data + off, '\n', l->len - off);
+        if (!nl)
+            break;
+        size_t n = (size_t)(nl - (l->data + off));
+        if (n > 0 && l->data[off + n - 1] == '\r') /* CRLF counts as one line end */
+            n--;
+        size_t done = 0;
+        for (; n - done > LOG_LINE_MAX; done += LOG_LINE_MAX)
+            log_write(st, l->data + off + done, LOG_LINE_MAX, 'P');
+        log_write(st, l->data + off + done, n - done, 'F');
+        off = (size_t)(nl - l->data) + 1;
+    }
+    while (l->len - off >= LOG_LINE_MAX) {
+        log_write(st, l->data + off, LOG_LINE_MAX, 'P');
+        off += LOG_LINE_MAX;
+    }
+    if (eof && l->len > off) {
+        log_write(st, l->data + off, l->len - off, 'F');
+        off = l->len;
+    }
+    memmove(l->data, l->data + off, l->len - off);
+    l->len -= off;
+    l->data[l->len] = '\0';
+}
+
+static void logfile_unref(logfile *lf)
+{
+    if (--lf->refs == 0) {
+        close(lf->fd);
+        free(lf);
+    }
+}
+
+static void stream_closed(uv_handle_t *h)
+{
+    stream *st = h->data;
+    shim *s = st->c->s;
+    logfile_unref(st->lf);
+    ty_buf_free(&st->line);
+    free(st);
+    s->open_streams--;
+    maybe_finish(s);
+}
+
+static void stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    stream *st = h->data;
+    ty_buf_grow(&st->line, 65536);
+    buf->base = st->line.data + st->line.len;
+    buf->len = st->line.cap - st->line.len - 1;
+}
+
+static void stream_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    stream *st = h->data;
+    if (n > 0) {
+        st->line.len += (size_t)n;
+        st->line.data[st->line.len] = '\0';
+        log_flush_lines(st, false);
+    } else if (n < 0) {
+        log_flush_lines(st, true);
+        uv_close((uv_handle_t *)h, stream_closed);
+    }
+}
+
+static int stream_open(ctr *c, int fd, logfile *lf, const char *tag)
+{
+    stream *st = TY_NEW(stream);
+    st->c = c;
+    st->lf = lf;
+    st->tag = tag;
+    ty_buf_init(&st->line);
+    lf->refs++;
+    uv_pipe_init(c->s->loop, &st->pipe, 0);
+    st->pipe.data = st;
+    uv_pipe_open(&st->pipe, fd);
+    c->s->open_streams++;
+    return uv_read_start((uv_stream_t *)&st->pipe, stream_alloc, stream_read);
+}
+
+/* ---- environment ------------------------------------------------------------------------ */
+
+typedef struct envlist {
+    char **names, **values;
+    size_t n, cap;
+    size_t expand_from; /* entries before this index (the host's) are not $(VAR) targets */
+} envlist;
+
+static void env_set(envlist *e, const char *name, size_t nlen, const char *value)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        if (strlen(e->names[i]) == nlen && strncmp(e->names[i], name, nlen) == 0) {
+            free(e->values[i]);
+            e->values[i] = ty_strdup(value);
+            /* a host variable redefined by the pod becomes expandable */
+            if (i < e->expand_from) {
+                char *n2 = e->names[i], *v2 = e->values[i];
+                memmove(&e->names[i], &e->names[i + 1], (e->n - i - 1) * sizeof(char *));
+                memmove(&e->values[i], &e->values[i + 1], (e->n - i - 1) * sizeof(char *));
+                e->names[e->n - 1] = n2;
+                e->values[e->n - 1] = v2;
+                e->expand_from--;
+            }
+            return;
+        }
+    }
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 64;
+        e->names = ty_realloc(e->names, e->cap * sizeof(char *));
+        e->values = ty_realloc(e->values, e->cap * sizeof(char *));
+    }
+    e->names[e->n] = ty_strndup(name, nlen);
+    e->values[e->n] = ty_strdup(value);
+    e->n++;
+}
+
+static const char *env_lookup(void *ctx, const char *name, size_t len)
+{
+    envlist *e = ctx;
+    for (size_t i = e->expand_from; i < e->n; i++)
+        if (strlen(e->names[i]) == len && strncmp(e->names[i], name, len) == 0)
+            return e->values[i];
+    return NULL;
+}
+
+static void env_free(envlist *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->names[i]), free(e->values[i]);
+    free(e->names), free(e->values);
+}
+
+static char **env_vector(const envlist *e)
+{
+    char **v = ty_calloc(e->n + 1, sizeof(char *));
+    for (size_t i = 0; i < e->n; i++)
+        v[i] = ty_asprintf("%s=%s", e->names[i], e->values[i]);
+    return v;
+}
+
+static void strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static const char *str_at(const json_t *o, const char *path)
+{
+    TY_AUTOFREE char *copy = ty_strdup(path);
+    const json_t *cur = o;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ".", &save); t && cur; t = strtok_r(NULL, ".", &save))
+        cur = json_object_get(cur, t);
+    return json_string_value(cur);
+}
+
+/* valueFrom.fieldRef: the downward API fields a local pod can answer. */
+static int field_ref(shim *s, const char *path, const char **out, ty_error *err)
+{
+    if (strcmp(path, "metadata.name") == 0)
+        *out = s->name;
+    else if (strcmp(path, "metadata.namespace") == 0)
+        *out = s->ns;
+    else if (strcmp(path, "metadata.uid") == 0)
+        *out = s->uid;
+    else if (strcmp(path, "status.podIP") == 0 || strcmp(path, "status.podIPs") == 0)
+        *out = s->pod_ip;
+    else if (strcmp(path, "status.hostIP") == 0 || strcmp(path, "status.hostIPs") == 0)
+        *out = s->host_ip;
+    else if (strcmp(path, "spec.nodeName") == 0)
+        *out = s->node;
+    else if (strcmp(path, "spec.serviceAccountName") == 0)
+        *out = str_at(s->pod, "spec.serviceAccountName");
+    else if (strncmp(path, "metadata.labels['", 17) == 0 ||
+             strncmp(path, "metadata.annotations['", 22) == 0) {
+        bool labels = path[9] == 'l';
+        const char *k = path + (labels ? 17 : 22);
+        const char *e = strstr(k, "']");
+        TY_AUTOFREE char *key = e ? ty_strndup(k, (size_t)(e - k)) : NULL;
+        json_t *m = json_object_get(json_object_get(s->pod, "metadata"),
+                                    labels ? "labels" : "annotations");
+        *out = key ? json_string_value(json_object_get(m, key)) : NULL;
+    } else
+        return ty_fail(err, "fieldRef %s is not supported", path);
+    if (!*out)
+        *out = "";
+    return 0;
+}
+
+static int build_env(ctr *c, envlist *e, ty_error *err)
+{
+    shim *s = c->s;
+    for (char **p = environ; *p; p++) {
+        const char *eq = strchr(*p, '=');
+        if (!eq || strncmp(*p, "TRAINYARD_", 10) == 0)
+            continue;
+        env_set(e, *p, (size_t)(eq - *p), eq + 1);
+    }
+    e->expand_from = e->n;
+    env_set(e, "POD_IP", 6, s->pod_ip);
+    env_set(e, "POD_NAME", 8, s->name);
+    env_set(e, "POD_NAMESPACE", 13, s->ns);
+    env_set(e, "HOSTNAME", 8, s->name);
+    TY_AUTOBUF ty_buf gpus = TY_BUF_INIT;
+    json_t *ids = json_object_get(s->rt, "gpus");
+    for (int i = 0; i < c->gpu_count; i++) {
+        if (i)
+            ty_buf_addc(&gpus, ',');
+        ty_buf_adds(&gpus, json_string_value(json_array_get(ids, (size_t)(c->gpu_first + i))));
+    }
+    /* Hide every GPU from pods that did not ask for one; PCI order makes indices match NVML. */
+    env_set(e, "CUDA_VISIBLE_DEVICES", 20, gpus.data);
+    env_set(e, "NVIDIA_VISIBLE_DEVICES", 22, c->gpu_count ? gpus.data : "void");
+    env_set(e, "CUDA_DEVICE_ORDER", 17, "PCI_BUS_ID");
+
+    json_t *list = json_object_get(c->spec, "env"), *item;
+    size_t i;
+    json_array_foreach(list, i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (!name)
+            return ty_fail(err, "env[%zu]: name is required", i);
+        json_t *val = json_object_get(item, "value");
+        json_t *from = json_object_get(item, "valueFrom");
+        if (from) {
+            const char *path = str_at(from, "fieldRef.fieldPath");
+            const char *v = NULL;
+            if (!path)
+                return ty_fail(err, "env %s: only valueFrom.fieldRef is supported on a local pod",
+                               name);
+            if (field_ref(s, path, &v, err) < 0)
+                return ty_error_wrap(err, "env %s", name);
+            env_set(e, name, strlen(name), v);
+        } else {
+            TY_AUTOFREE char *x = ty_rt_expand(json_is_string(val) ? json_string_value(val) : "",
+                                               env_lookup, e);
+            env_set(e, name, strlen(name), x);
+        }
+    }
+    return 0;
+}
+
+/* ---- volumes --------------------------------------------------------------------------- */
+
+typedef struct mountreq {
+    char *src, *dst;
+    bool ro;
+} mountreq;
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    TY_AUTOFREE char *p = ty_strdup(path);
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = '\0';
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+            return -1;
+        *q = '/';
+    }
+    return mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Resolves the container's volumeMounts to host paths, creating emptyDirs and hostPaths as
+ * Kubernetes does. Mount requests whose source is already the target need no mount. */
+static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
+{
+    shim *s = c->s;
+    json_t *vols = json_object_get(json_object_get(s->pod, "spec"), "volumes");
+    json_t *mounts = json_object_get(c->spec, "volumeMounts"), *m;
+    size_t i, n = 0;
+    mountreq *reqs = ty_calloc(json_array_size(mounts) + 1, sizeof(mountreq));
+    json_array_foreach(mounts, i, m) {
+        const char *vname = json_string_value(json_object_get(m, "name"));
+        const char *path = json_string_value(json_object_get(m, "mountPath"));
+        const char *sub = json_string_value(json_object_get(m, "subPath"));
+        if (!vname || !path || path[0] != '/') {
+            ty_fail(err, "volumeMounts[%zu]: name and an absolute mountPath are required", i);
+            goto fail;
+        }
+        json_t *vol = NULL, *v;
+        size_t j;
+        json_array_foreach(vols, j, v) if (json_equal(json_object_get(v, "name"),
+                                                      json_object_get(m, "name"))) vol = v;
+        if (!vol) {
+            ty_fail(err, "volumeMounts[%zu]: volume %s is not defined", i, vname);
+            goto fail;
+        }
+        char *src = NULL;
+        json_t *hp = json_object_get(vol, "hostPath");
+        if (hp) {
+            const char *p = json_string_value(json_object_get(hp, "path"));
+            const char *type = json_string_value(json_object_get(hp, "type"));
+            if (!p) {
+                ty_fail(err, "volume %s: hostPath.path is required", vname);
+                goto fail;
+            }
+            struct stat sb;
+            bool exists = stat(p, &sb) == 0;
+            if (type && strcmp(type, "DirectoryOrCreate") == 0 && !exists &&
+                mkdir_p(p, 0755) < 0) {
+                ty_fail_errno(err, errno, "volume %s: create hostPath %s", vname, p);
+                goto fail;
+            }
+            if (type && strcmp(type, "Directory") == 0 && (!exists || !S_ISDIR(sb.st_mode))) {
+                ty_fail(err, "volume %s: hostPath %s is not a directory", vname, p);
+                goto fail;
+            }
+            if (type && strcmp(type, "File") == 0 && (!exists || !S_ISREG(sb.st_mode))) {
+                ty_fail(err, "volume %s: hostPath %s is not a file", vname, p);
+                goto fail;
+            }
+            /* type unset: no check; Kubernetes' runtimes create a missing directory */
+            if (!type || !*type)
+                mkdir_p(p, 0755);
+            src = ty_strdup(p);
+        } else if (json_object_get(vol, "emptyDir")) {
+            src = ty_asprintf("%s/volumes/%s", s->dir, vname);
+            if (mkdir_p(src, 0777) < 0) {
+                ty_fail_errno(err, errno, "volume %s: create %s", vname, src);
+                free(src);
+                goto fail;
+            }
+        } else {
+            ty_fail(err, "volume %s: only hostPath and emptyDir volumes run on a local pod",
+                    vname);
+            goto fail;
+        }
+        if (sub && *sub) {
+            char *full = ty_asprintf("%s/%s", src, sub);
+            free(src);
+            src = full;
+            mkdir_p(src, 0755);
+        }
+        char a[PATH_MAX], b[PATH_MAX];
+        if (realpath(src, a) && realpath(path, b) && strcmp(a, b) == 0) {
+            free(src); /* already there: nothing to mount */
+            continue;
+        }
+        reqs[n].src = src;
+        reqs[n].dst = ty_strdup(path);
+        reqs[n].ro = json_is_true(json_object_get(m, "readOnly"));
+        n++;
+    }
+    *out = reqs;
+    *n_out = n;
+    return 0;
+fail:
+    for (size_t k = 0; k < n; k++)
+        free(reqs[k].src), free(reqs[k].dst);
+    free(reqs);
+    return -1;
+}
+
+/* ---- starting a container ------------------------------------------------------------------ */
+
+static void child_fail(int fd, const char *what, int e)
+{
+    dprintf(fd, "E %d %s\n", e, what);
+    _exit(127);
+}
+
+/* Runs in the child between fork and exec. The shim is single-threaded, so malloc is safe here;
+ * failures go to the report pipe as "E <errno> <what>" and the child exits. */
+static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t nm, char **argv,
+                        char **envp, const char *wd)
+{
+    shim *s = c->s;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    if (setsid() < 0)
+        child_fail(rep, "setsid", errno);
+    if (!s->pidns) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != s->host_pid)
+            _exit(137);
+    }
+    if (c->has_cgroup && ty_cgroup_join(&s->cg, c->cg_rel, NULL) < 0)
+        child_fail(rep, "join cgroup", errno);
+    if (!c->has_cgroup && c->mem_bytes > 0) {
+        struct rlimit rl = {(rlim_t)c->mem_bytes, (rlim_t)c->mem_bytes};
+        if (setrlimit(RLIMIT_AS, &rl) < 0)
+            child_fail(rep, "setrlimit", errno);
+    }
+    if (nm > 0) {
+        if (unshare(CLONE_NEWNS) < 0)
+            child_fail(rep, "unshare mount namespace (mounting volumes needs root)", errno);
+        /* Private first, so that our bind mounts never propagate back to the host. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            child_fail(rep, "make / private", errno);
+        for (size_t i = 0; i < nm; i++) {
+            struct stat sb;
+            if (stat(m[i].src, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+                int fd = open(m[i].dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+                if (fd >= 0)
+                    close(fd);
+            } else if (mkdir_p(m[i].dst, 0755) < 0) {
+                child_fail(rep, m[i].dst, errno);
+            }
+            if (mount(m[i].src, m[i].dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+                child_fail(rep, m[i].dst, errno);
+            if (m[i].ro && mount(NULL, m[i].dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
+                                 NULL) < 0)
+                child_fail(rep, m[i].dst, errno);
+        }
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        child_fail(rep, "redirect stdio", errno);
+    if (devnull > 2)
+        close(devnull);
+    if (chdir(wd) < 0)
+        child_fail(rep, wd, errno);
+    /* Our identity as trainyard sees it, for state.json (re-adoption needs host pids). */
+    char self[32] = "";
+    ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    unsigned long long start = 0;
+    TY_AUTOBUF ty_buf stat = TY_BUF_INIT;
+    if (ty_buf_read_file(&stat, "/proc/self/stat") == 0) {
+        const char *p = strrchr(stat.data, ')');
+        for (int field = 2; p && field < 22; field++)
+            p = strchr(p + 1, ' ');
+        if (p)
+            start = strtoull(p + 1, NULL, 10);
+    }
+    dprintf(rep, "P %s %llu\n", self, start);
+    environ = envp;
+    execvp(argv[0], argv);
+    child_fail(rep, argv[0], errno);
+}
+
+static void set_waiting(ctr *c, const char *reason, char *msg)
+{
+    c->st = C_WAITING;
+    c->wait_reason = reason;
+    free(c->wait_message);
+    c->wait_message = msg;
+}
+
+static json_t *terminated_json(ctr *c)
+{
+    char a[40], b[40];
+    json_t *t = json_pack("{s:i, s:s, s:s, s:s, s:s}", "exitCode", c->exit_code, "reason",
+                          c->term_reason, "startedAt",
+                          ty_time_format_rfc3339(c->started_ns, a, sizeof(a), 0), "finishedAt",
+                          ty_time_format_rfc3339(c->finished_ns, b, sizeof(b), 0), "containerID",
+                          "");
+    json_object_set_new(t, "containerID",
+                        json_sprintf("trainyard://%s/%s/%d", c->s->uid, c->name, c->restarts));
+    if (c->signal)
+        json_object_set_new(t, "signal", json_integer(c->signal));
+    if (c->term_message)
+        json_object_set_new(t, "message", json_string(c->term_message));
+    return t;
+}
+
+/* A container that could not be started ends as Kubernetes reports it: terminated, reason
+ * StartError, exit code 128, with the cause in the message. */
+static void start_failed(ctr *c, char *msg)
+{
+    c->started_ns = c->finished_ns = ty_time_now_ns();
+    c->st = C_TERMINATED;
+    c->exit_code = 128;
+    c->signal = 0;
+    c->term_reason = "StartError";
+    free(c->term_message);
+    c->term_message = msg;
+}
+
+static void after_exit(ctr *c);
+
+static void start_container(ctr *c)
+{
+    shim *s = c->s;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    envlist env = {0};
+    char **argv = NULL, **envp = NULL;
+    mountreq *mounts = NULL;
+    size_t nm = 0;
+    int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_rep[2] = {-1, -1};
+    logfile *lf = NULL;
+    char *ldir = NULL, *lpath = NULL;
+    ty_buf rep = TY_BUF_INIT;
+
+    free(c->term_message);
+    c->term_message = NULL;
+    c->signal = 0;
+
+    json_t *cmd = json_object_get(c->spec, "command");
+    if (!json_array_size(cmd)) {
+        start_failed(c, ty_strdup("container has no command: a local pod has no image "
+                                  "entrypoint, so command is required"));
+        goto done;
+    }
+    if (build_env(c, &env, &err) < 0) {
+        start_failed(c, ty_strdup(err.msg));
+        goto done;
+    }
+    json_t *args = json_object_get(c->spec, "args");
+    argv = ty_calloc(json_array_size(cmd) + json_array_size(args) + 1, sizeof(char *));
+    size_t na = 0, i;
+    json_t *a;
+    json_array_foreach(cmd, i, a) argv[na++] = ty_rt_expand(json_string_value(a) ? json_string_value(a) : "", env_lookup, &env);
+    json_array_foreach(args, i, a) argv[na++] = ty_rt_expand(json_string_value(a) ? json_string_value(a) : "", env_lookup, &env);
+    envp = env_vector(&env);
+    const char *wd = json_string_value(json_object_get(c->spec, "workingDir"));
+    if (!wd || !*wd)
+        wd = json_string_value(json_object_get(s->rt, "workdir"));
+    if (!wd || !*wd)
+        wd = "/";
+    if (plan_mounts(c, &mounts, &nm, &err) < 0) {
+        start_failed(c, ty_strdup(err.msg));
+        goto done;
+    }
+    if (nm > 0 && geteuid() != 0) {
+        start_failed(c, ty_asprintf("volume mount at %s needs root (a private mount namespace); "
+                                    "run trainyard as root or set mountPath to the hostPath path",
+                                    mounts[0].dst));
+        goto done;
+    }
+
+    ldir = ty_asprintf("%s/%s", s->dir, c->name);
+    lpath = ty_asprintf("%s/%d.log", ldir, c->restarts);
+    mkdir(ldir, 0755);
+    int lfd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (lfd < 0) {
+        start_failed(c, ty_asprintf("open log %s: %s", lpath, strerror(errno)));
+        goto done;
+    }
+    lf = TY_NEW(logfile);
+    lf->fd = lfd;
+    lf->refs = 1;
+    if (pipe2(p_out, O_CLOEXEC) < 0 || pipe2(p_err, O_CLOEXEC) < 0 ||
+        pipe2(p_rep, O_CLOEXEC) < 0) {
+        start_failed(c, ty_asprintf("pipe: %s", strerror(errno)));
+        goto done;
+    }
+    if (c->has_cgroup)
+        c->oom_base = ty_cgroup_oom_kills(&s->cg, c->cg_rel);
+    c->started_ns = ty_time_now_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        start_failed(c, ty_asprintf("fork: %s", strerror(errno)));
+        goto done;
+    }
+    if (pid == 0) {
+        close(p_rep[0]);
+        child_setup(c, p_rep[1], p_out[1], p_err[1], mounts, nm, argv, envp, wd);
+    }
+    close(p_out[1]), close(p_err[1]), close(p_rep[1]);
+    p_out[1] = p_err[1] = p_rep[1] = -1;
+    /* Blocks until the child execs (EOF) or reports why it could not: a few hundred us. */
+    char tmp[512];
+    ssize_t r;
+    while ((r = read(p_rep[0], tmp, sizeof(tmp))) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        ty_buf_add(&rep, tmp, (size_t)r);
+    }
+    const char *e = strstr(rep.data, "E ");
+    if (e && (e == rep.data || e[-1] == '\n')) {
+        int code = atoi(e + 2);
+        const char *what = strchr(e + 2, ' ');
+        TY_AUTOFREE char *w = ty_strdup(what ? what + 1 : "");
+        char *nl = strchr(w, '\n');
+        if (nl)
+            *nl = '\0';
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        start_failed(c, ty_asprintf("exec %s: %s", w, strerror(code)));
+        goto done;
+    }
+    c->pid = pid;
+    if (rep.data[0] == 'P')
+        sscanf(rep.data, "P %d %llu", &c->host_pid, &c->proc_start);
+    c->st = C_RUNNING;
+    stream_open(c, p_out[0], lf, "stdout");
+    stream_open(c, p_err[0], lf, "stderr");
+    p_out[0] = p_err[0] = -1;
+
+done:
+    for (int k = 0; k < 2; k++) {
+        if (p_out[k] >= 0)
+            close(p_out[k]);
+        if (p_err[k] >= 0)
+            close(p_err[k]);
+        if (p_rep[k] >= 0)
+            close(p_rep[k]);
+    }
+    if (lf)
+        logfile_unref(lf);
+    free(ldir);
+    free(lpath);
+    ty_buf_free(&rep);
+    for (size_t k = 0; k < nm; k++)
+        free(mounts[k].src), free(mounts[k].dst);
+    free(mounts);
+    strv_free(argv);
+    strv_free(envp);
+    env_free(&env);
+    if (c->st == C_TERMINATED)
+        after_exit(c);
+    else
+        emit_status(s);
+}
+
+/* ---- restart policy and phases ------------------------------------------------------------ */
+
+static void backoff_fired(uv_timer_t *t)
+{
+    ctr *c = t->data;
+    if (c->s->stopping)
+        return;
+    c->restarts++; /* restartCount counts restarts done; the new run logs to <count>.log */
+    start_container(c);
+}
+
+static void start_main_containers(shim *s)
+{
+    for (size_t i = s->n_init; i < s->n_ctrs; i++) {
+        if (s->stopping)
+            return;
+        start_container(&s->ctrs[i]);
+    }
+}
+
+/* Decides what happens after a container ended, as kubelet does: restart (with back-off) per
+ * restartPolicy, move on to the next init container, or leave it terminated. */
+static void after_exit(ctr *c)
+{
+    shim *s = c->s;
+    if (s->stopping) {
+        emit_status(s);
+        maybe_finish(s);
+        return;
+    }
+    bool ok = c->exit_code == 0 && strcmp(c->term_reason, "StartError") != 0;
+    bool restart;
+    if (c->init)
+        restart = !ok && strcmp(s->policy, "Never") != 0;
+    else
+        restart = strcmp(s->policy, "Always") == 0 ||
+                  (!ok && strcmp(s->policy, "OnFailure") == 0);
+    if (restart) {
+        /* Back-off: base, doubling, capped at 30x base (10 s -> 300 s); reset after the
+         * container ran for 2x the cap, as kubelet forgets old crashes. */
+        int64_t cap = s->backoff_ms * 30;
+        if ((c->finished_ns - c->started_ns) / 1000000 > 2 * cap)
+            c->backoff_exp = 0;
+        int64_t delay = s->backoff_ms;
+        for (int k = 0; k < c->backoff_exp && delay < cap; k++)
+            delay *= 2;
+        if (delay > cap)
+            delay = cap;
+        c->backoff_exp++;
+        json_decref(c->last_state);
+        c->last_state = json_pack("{s:o}", "terminated", terminated_json(c));
+        set_waiting(c, "CrashLoopBackOff",
+                    ty_asprintf("back-off %lldms restarting failed container=%s pod=%s",
+                                (long long)delay, c->name, s->name));
+        c->st = C_WAITING;
+        uv_timer_start(&c->backoff, backoff_fired, (uint64_t)delay, 0);
+        emit_status(s);
+        return;
+    }
+    if (c->init) {
+        if (!ok) {
+            s->init_failed = true;
+        } else if (++s->next_init < s->n_init) {
+            emit_status(s);
+            start_container(&s->ctrs[s->next_init]);
+            return;
+        } else {
+            s->init_done = true;
+            emit_status(s);
+            start_main_containers(s);
+            return;
+        }
+    }
+    emit_status(s);
+}
+
+static const char *phase(shim *s)
+{
+    if (s->pod_error || s->init_failed)
+        return "Failed";
+    if (!s->init_done)
+        return "Pending";
+    int running = 0, waiting = 0, stopped = 0, succeeded = 0, failed = 0;
+    for (size_t i = s->n_init; i < s->n_ctrs; i++) {
+        ctr *c = &s->ctrs[i];
+        if (c->st == C_RUNNING)
+            running++;
+        else if (c->st == C_WAITING)
+        {
+            if (c->last_state) /* restarting counts as stopped, as kubelet does */
+                stopped++;
+            else
+                waiting++;
+        }
+        else {
+            stopped++;
+            c->exit_code == 0 && strcmp(c->term_reason, "StartError") != 0 ? succeeded++
+                                                                            : failed++;
+        }
+    }
+    if (waiting > 0)
+        return "Pending";
+    if (running > 0)
+        return "Running";
+    if (strcmp(s->policy, "Always") == 0)
+        return "Running";
+    if (strcmp(s->policy, "OnFailure") == 0)
+        return stopped == succeeded ? "Succeeded" : "Running";
+    return failed > 0 ? "Failed" : "Succeeded";
+}
+
+static json_t *container_status(ctr *c)
+{
+    char ts[40];
+    json_t *state;
+    if (c->st == C_RUNNING)
+        state = json_pack("{s:{s:s}}", "running", "startedAt",
+                          ty_time_format_rfc3339(c->started_ns, ts, sizeof(ts), 0));
+    else if (c->st == C_TERMINATED)
+        state = json_pack("{s:o}", "terminated", terminated_json(c));
+    else {
+        json_t *w = json_pack("{s:s}", "reason", c->wait_reason);
+        if (c->wait_message)
+            json_object_set_new(w, "message", json_string(c->wait_message));
+        state = json_pack("{s:o}", "waiting", w);
+    }
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    json_t *cs = json_pack("{s:s, s:o, s:o, s:b, s:b, s:i, s:s, s:s, s:s}", "name", c->name,
+                           "state", state, "lastState",
+                           c->last_state ? json_incref(c->last_state) : json_object(), "ready",
+                           c->st == C_RUNNING && !c->init, "started", c->st == C_RUNNING,
+                           "restartCount", c->restarts, "image", image ? image : "", "imageID",
+                           "", "containerID", "");
+    json_object_set_new(cs, "containerID",
+                        json_sprintf("trainyard://%s/%s/%d", c->s->uid, c->name, c->restarts));
+    return cs;
+}
+
+static json_t *condition(const char *type, bool ok, const char *reason, const char *ts)
+{
+    json_t *c = json_pack("{s:s, s:s, s:s, s:n}", "type", type, "status", ok ? "True" : "False",
+                          "lastTransitionTime", ts, "lastProbeTime");
+    if (reason && !ok)
+        json_object_set_new(c, "reason", json_string(reason));
+    return c;
+}
+
+static json_t *build_status(shim *s)
+{
+    char ts[40], now[40];
+    ty_time_format_rfc3339(s->start_ns, ts, sizeof(ts), 0);
+    ty_time_format_rfc3339(ty_time_now_ns(), now, sizeof(now), 0);
+    const char *ph = phase(s);
+    bool all_ready = s->init_done && s->n_ctrs > s->n_init;
+    for (size_t i = s->n_init; i < s->n_ctrs; i++)
+        if (s->ctrs[i].st != C_RUNNING)
+            all_ready = false;
+    json_t *st = json_pack("{s:s, s:s, s:[{s:s}], s:s, s:[{s:s}], s:s, s:s}", "phase", ph, "podIP",
+                           s->pod_ip, "podIPs", "ip", s->pod_ip, "hostIP", s->host_ip, "hostIPs",
+                           "ip", s->host_ip, "startTime", ts, "qosClass", "BestEffort");
+    TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
+    if (s->pod_error)
+        ty_buf_addf(&msg, "%s; ", s->pod_error);
+    ty_buf_addf(&msg, "%s", s->enforced);
+    json_object_set_new(st, "message", json_string(msg.data));
+    if (s->pod_error)
+        json_object_set_new(st, "reason", json_string("CreateContainerConfigError"));
+    else if (s->init_failed)
+        json_object_set_new(st, "reason", json_string("InitContainerFailed"));
+    json_t *conds = json_array();
+    json_array_append_new(conds, condition("PodScheduled", true, NULL, ts));
+    json_array_append_new(conds, condition("Initialized", s->init_done,
+                                           "ContainersNotInitialized", ts));
+    json_array_append_new(conds, condition("ContainersReady", all_ready, "ContainersNotReady", now));
+    json_array_append_new(conds, condition("Ready", all_ready, "ContainersNotReady", now));
+    json_object_set_new(st, "conditions", conds);
+    json_t *ics = json_array(), *cs = json_array();
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        json_array_append_new(i < s->n_init ? ics : cs, container_status(&s->ctrs[i]));
+    if (s->n_init)
+        json_object_set_new(st, "initContainerStatuses", ics);
+    else
+        json_decref(ics);
+    json_object_set_new(st, "containerStatuses", cs);
+    return st;
+}
+
+static void write_state(shim *s, json_t *status)
+{
+    json_t *ctrs = json_array();
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        ctr *c = &s->ctrs[i];
+        json_t *o = json_pack("{s:s, s:b, s:i, s:I, s:i}", "name", c->name, "init", c->init,
+                              "pid", (int)c->host_pid, "startTime", (json_int_t)c->proc_start,
+                              "restartCount", c->restarts);
+        if (c->st == C_RUNNING)
+            json_object_set_new(o, "running", json_true());
+        else if (c->st == C_TERMINATED || c->last_state)
+            json_object_set_new(o, "exitCode", json_integer(c->exit_code));
+        json_array_append_new(ctrs, o);
+    }
+    json_t *state = json_pack("{s:i, s:b, s:o, s:O}", "shimPid", (int)s->host_pid, "pidNamespace",
+                              s->pidns, "containers", ctrs, "status", status);
+    TY_AUTOFREE char *tmp = ty_asprintf("%s/state.json.tmp", s->dir);
+    TY_AUTOFREE char *dst = ty_asprintf("%s/state.json", s->dir);
+    /* write + rename: a reader never sees half a file */
+    if (json_dump_file(state, tmp, JSON_COMPACT) == 0)
+        rename(tmp, dst);
+    json_decref(state);
+}
+
+static void emit_status(shim *s)
+{
+    json_t *st = build_status(s);
+    write_state(s, st);
+    char *line = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    ty_buf_addf(&b, "status %s\n", line);
+    free(line);
+    /* Blocking write of one line: the parent always reads; a gone parent gives EPIPE. */
+    for (size_t off = 0; off < b.len;) {
+        ssize_t n = write(1, b.data + off, b.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+/* ---- reaping, stopping ---------------------------------------------------------------------- */
+
+static void container_reaped(ctr *c, int wst)
+{
+    shim *s = c->s;
+    c->finished_ns = ty_time_now_ns();
+    /* Whatever is left in the container's group or cgroup goes with it, as when a container's
+     * init process dies. */
+    killpg(c->pid, SIGKILL);
+    if (c->has_cgroup)
+        ty_cgroup_kill(&s->cg, c->cg_rel);
+    c->pid = 0;
+    c->st = C_TERMINATED;
+    if (WIFSIGNALED(wst)) {
+        c->signal = WTERMSIG(wst);
+        c->exit_code = 128 + c->signal;
+    } else {
+        c->signal = 0;
+        c->exit_code = WEXITSTATUS(wst);
+    }
+    c->term_reason = c->exit_code == 0 ? "Completed" : "Error";
+    if (c->has_cgroup && ty_cgroup_oom_kills(&s->cg, c->cg_rel) > c->oom_base) {
+        c->term_reason = "OOMKilled";
+        if (c->signal == SIGKILL)
+            c->exit_code = 137;
+    }
+    after_exit(c);
+}
+
+static void on_sigchld(uv_signal_t *h, int sig)
+{
+    (void)sig;
+    shim *s = h->data;
+    int wst;
+    pid_t pid;
+    while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
+        for (size_t i = 0; i < s->n_ctrs; i++)
+            if (s->ctrs[i].pid == pid && s->ctrs[i].st == C_RUNNING)
+                container_reaped(&s->ctrs[i], wst);
+        /* others: orphans inherited as pid 1 / subreaper, just reaped */
+    }
+}
+
+static void kill_all(shim *s, int sig)
+{
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        ctr *c = &s->ctrs[i];
+        if (c->pid > 0)
+            killpg(c->pid, sig);
+        if (sig == SIGKILL && c->has_cgroup)
+            ty_cgroup_kill(&s->cg, c->cg_rel);
+    }
+}
+
+static void grace_over(uv_timer_t *t)
+{
+    kill_all(t->data, SIGKILL);
+}
+
+static void stop(shim *s, int64_t grace)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    s->grace_s = grace;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        uv_timer_stop(&s->ctrs[i].backoff);
+    kill_all(s, grace > 0 ? SIGTERM : SIGKILL);
+    if (grace > 0)
+        uv_timer_start(&s->grace, grace_over, (uint64_t)grace * 1000, 0);
+    maybe_finish(s);
+}
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void maybe_finish(shim *s)
+{
+    if (!s->stopping || s->exiting)
+        return;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        if (s->ctrs[i].pid > 0)
+            return;
+    if (s->open_streams > 0)
+        return; /* the last log lines are still coming */
+    s->exiting = true;
+    emit_status(s);
+    uv_timer_stop(&s->grace);
+    uv_stop(s->loop);
+}
+
+static void cmd_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    (void)sz;
+    shim *s = h->data;
+    ty_buf_grow(&s->cmdbuf, 256);
+    buf->base = s->cmdbuf.data + s->cmdbuf.len;
+    buf->len = s->cmdbuf.cap - s->cmdbuf.len - 1;
+}
+
+static void cmd_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    shim *s = h->data;
+    if (n < 0) {
+        /* The parent closed its end: trainyard is gone or restarting. With pods that die with
+         * it the death signal handles this; otherwise pods keep running. */
+        uv_read_stop(h);
+        return;
+    }
+    s->cmdbuf.len += (size_t)n;
+    s->cmdbuf.data[s->cmdbuf.len] = '\0';
+    char *nl;
+    while ((nl = strchr(s->cmdbuf.data, '\n'))) {
+        *nl = '\0';
+        long long g;
+        if (sscanf(s->cmdbuf.data, "stop %lld", &g) == 1)
+            stop(s, g < 0 ? 0 : g);
+        size_t used = (size_t)(nl + 1 - s->cmdbuf.data);
+        memmove(s->cmdbuf.data, nl + 1, s->cmdbuf.len - used + 1);
+        s->cmdbuf.len -= used;
+    }
+}
+
+static void on_sigterm(uv_signal_t *h, int sig)
+{
+    (void)sig;
+    /* Our parent died (death signal) or someone asked us to end: no grace. */
+    stop(h->data, 0);
+}
+
+/* ---- setup ---------------------------------------------------------------------------------- */
+
+static int resources(ctr *c, ty_error *err)
+{
+    json_t *lim = json_object_get(json_object_get(c->spec, "resources"), "limits");
+    int64_t m;
+    json_t *v;
+    if ((v = json_object_get(lim, "memory"))) {
+        if (ty_rt_quantity_milli(v, &m, err) < 0)
+            return ty_error_wrap(err, "container %s: limits.memory", c->name);
+        c->mem_bytes = m / 1000;
+    }
+    if ((v = json_object_get(lim, "cpu"))) {
+        if (ty_rt_quantity_milli(v, &m, err) < 0)
+            return ty_error_wrap(err, "container %s: limits.cpu", c->name);
+        c->cpu_milli = m;
+    }
+    if ((v = json_object_get(lim, "nvidia.com/gpu"))) {
+        if (ty_rt_quantity_milli(v, &m, err) < 0)
+            return ty_error_wrap(err, "container %s: limits.nvidia.com/gpu", c->name);
+        c->gpu_count = (int)(m / 1000);
+    }
+    return 0;
+}
+
+static void fmt_bytes(ty_buf *b, int64_t n)
+{
+    if (n % (1 << 30) == 0)
+        ty_buf_addf(b, "%lldGi", (long long)(n >> 30));
+    else if (n % (1 << 20) == 0)
+        ty_buf_addf(b, "%lldMi", (long long)(n >> 20));
+    else
+        ty_buf_addf(b, "%lld", (long long)n);
+}
+
+/* Sets up cgroups (or rlimits) per container and writes what was enforced into s->enforced. */
+static void setup_limits(shim *s)
+{
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    ty_buf_adds(&b, "local pod: image is recorded but containers run on the host");
+    bool any = false;
+    bool limited = false;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        limited |= s->ctrs[i].mem_bytes > 0 || s->ctrs[i].cpu_milli > 0;
+    /* Only containers with limits get a cgroup: on cgroup v1 moving a task into a cgroup costs
+     * ~10 ms (an RCU grace period), and the pid namespace already catches every process. */
+    if (limited)
+        ty_cgroups_detect(&s->cg);
+    if (s->cg.kind != TY_CGROUP_NONE) {
+        TY_CLEANUP_ERROR ty_error e = TY_ERROR_INIT;
+        if (ty_cgroup_create(&s->cg, s->uid, 0, 0, &e) < 0)
+            ty_cgroups_free(&s->cg);
+    }
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        ctr *c = &s->ctrs[i];
+        c->cg_rel = ty_asprintf("%s/%s", s->uid, c->name);
+        TY_CLEANUP_ERROR ty_error e = TY_ERROR_INIT;
+        if (s->cg.kind != TY_CGROUP_NONE && (c->mem_bytes > 0 || c->cpu_milli > 0) &&
+            ty_cgroup_create(&s->cg, c->cg_rel, c->mem_bytes, c->cpu_milli, &e) == 0)
+            c->has_cgroup = true;
+        if (!c->mem_bytes && !c->cpu_milli && !c->gpu_count)
+            continue;
+        ty_buf_adds(&b, any ? "; " : "; enforced: ");
+        any = true;
+        ty_buf_addf(&b, "%s:", c->name);
+        if (c->mem_bytes) {
+            ty_buf_adds(&b, " memory ");
+            fmt_bytes(&b, c->mem_bytes);
+            ty_buf_addf(&b, " (%s)", c->has_cgroup ? ty_cgroups_kind_name(&s->cg) : "RLIMIT_AS");
+        }
+        if (c->cpu_milli) {
+            ty_buf_addf(&b, " cpu %lldm", (long long)c->cpu_milli);
+            ty_buf_adds(&b, !c->has_cgroup ? " (not enforced: no cgroups)"
+                            : s->cg.kind == TY_CGROUP_V2 ? " (cpu.max)" : " (cfs quota)");
+        }
+        if (c->gpu_count)
+            ty_buf_addf(&b, " nvidia.com/gpu %d (CUDA_VISIBLE_DEVICES)", c->gpu_count);
+    }
+    s->enforced = ty_buf_steal(&b);
+}
+
+static int load(shim *s, const char *dir, ty_error *err)
+{
+    s->dir = ty_strdup(dir);
+    TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", dir);
+    json_error_t je;
+    s->doc = json_load_file(path, 0, &je);
+    if (!s->doc)
+        return ty_fail(err, "read %s: %s", path, je.text);
+    s->pod = json_object_get(s->doc, "pod");
+    s->rt = json_object_get(s->doc, "runtime");
+    s->ns = str_at(s->pod, "metadata.namespace");
+    s->name = str_at(s->pod, "metadata.name");
+    s->uid = str_at(s->pod, "metadata.uid");
+    s->pod_ip = json_string_value(json_object_get(s->rt, "podIP"));
+    s->host_ip = json_string_value(json_object_get(s->rt, "hostIP"));
+    s->node = json_string_value(json_object_get(s->rt, "nodeName"));
+    if (!s->ns)
+        s->ns = "default";
+    if (!s->name || !s->uid)
+        return ty_fail(err, "%s: metadata.name and metadata.uid are required", path);
+    if (!s->pod_ip)
+        s->pod_ip = "127.0.0.1";
+    if (!s->host_ip)
+        s->host_ip = "127.0.0.1";
+    if (!s->node)
+        s->node = "";
+    s->policy = str_at(s->pod, "spec.restartPolicy");
+    if (!s->policy || (strcmp(s->policy, "Never") != 0 && strcmp(s->policy, "OnFailure") != 0))
+        s->policy = "Always";
+    s->backoff_ms = json_integer_value(json_object_get(s->rt, "backoffMs"));
+    if (s->backoff_ms <= 0)
+        s->backoff_ms = 10000;
+    json_t *spec = json_object_get(s->pod, "spec");
+    json_t *init = json_object_get(spec, "initContainers");
+    json_t *main = json_object_get(spec, "containers");
+    s->n_init = json_array_size(init);
+    s->n_ctrs = s->n_init + json_array_size(main);
+    if (json_array_size(main) == 0)
+        return ty_fail(err, "%s: spec.containers is empty", path);
+    s->ctrs = ty_calloc(s->n_ctrs, sizeof(ctr));
+    int gpu_next = 0;
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        ctr *c = &s->ctrs[i];
+        c->s = s;
+        c->init = i < s->n_init;
+        c->spec = c->init ? json_array_get(init, i) : json_array_get(main, i - s->n_init);
+        c->name = json_string_value(json_object_get(c->spec, "name"));
+        if (!c->name || !*c->name || strchr(c->name, '/') || c->name[0] == '.')
+            return ty_fail(err, "%s: container %zu has no valid name", path, i);
+        if (resources(c, err) < 0)
+            return -1;
+        /* init containers run one at a time and reuse the pod's first devices */
+        c->gpu_first = c->init ? 0 : gpu_next;
+        if (!c->init)
+            gpu_next += c->gpu_count;
+        if (c->gpu_first + c->gpu_count > (int)json_array_size(json_object_get(s->rt, "gpus")))
+            return ty_fail(err, "container %s: more GPUs requested than assigned", c->name);
+        set_waiting(c, c->init || s->n_init == 0 ? "ContainerCreating" : "PodInitializing", NULL);
+    }
+    return 0;
+}
+
+static int supervise(shim *s)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    s->loop = &loop;
+    s->start_ns = ty_time_now_ns();
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(&loop, &s->sigchld);
+    s->sigchld.data = s;
+    uv_signal_start(&s->sigchld, on_sigchld, SIGCHLD);
+    uv_signal_init(&loop, &s->sigterm);
+    s->sigterm.data = s;
+    uv_signal_start(&s->sigterm, on_sigterm, SIGTERM);
+    uv_timer_init(&loop, &s->grace);
+    s->grace.data = s;
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        uv_timer_init(&loop, &s->ctrs[i].backoff);
+        s->ctrs[i].backoff.data = &s->ctrs[i];
+    }
+    ty_buf_init(&s->cmdbuf);
+    uv_pipe_init(&loop, &s->cmd, 0);
+    s->cmd.data = s;
+    if (uv_pipe_open(&s->cmd, 0) == 0)
+        uv_read_start((uv_stream_t *)&s->cmd, cmd_alloc, cmd_read);
+
+    setup_limits(s);
+    emit_status(s);
+    if (s->n_init)
+        start_container(&s->ctrs[0]);
+    else {
+        s->init_done = true;
+        start_main_containers(s);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* Finished: everything was reaped (maybe_finish checked). Remove our cgroups. */
+    if (s->cg.kind != TY_CGROUP_NONE) {
+        ty_cgroup_kill(&s->cg, s->uid);
+        ty_cgroup_remove(&s->cg, s->uid, NULL);
+    }
+    uv_close((uv_handle_t *)&s->sigchld, close_cb);
+    uv_close((uv_handle_t *)&s->sigterm, close_cb);
+    uv_close((uv_handle_t *)&s->grace, close_cb);
+    uv_close((uv_handle_t *)&s->cmd, close_cb);
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        uv_close((uv_handle_t *)&s->ctrs[i].backoff, close_cb);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 0;
+}
+
+static void shim_free(shim *s)
+{
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        ctr *c = &s->ctrs[i];
+        free(c->wait_message), free(c->term_message), free(c->cg_rel);
+        json_decref(c->last_state);
+    }
+    free(s->ctrs);
+    free(s->enforced);
+    free(s->pod_error);
+    free(s->dir);
+    ty_buf_free(&s->cmdbuf);
+    ty_cgroups_free(&s->cg);
+    json_decref(s->doc);
+}
+
+/* P, the outer half: waits for S. SIGTERM (our parent's death signal, or anyone's) kills S,
+ * which takes the whole pid namespace along; then the pod's cgroups are removed, also when S
+ * died without cleaning up. Signals are taken synchronously (sigwaitinfo), so none is lost
+ * between a check and a wait. Never returns. */
+static void outer_wait(shim *s, pid_t child, bool die, pid_t parent)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    if (die) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (parent > 0 && getppid() != parent)
+            kill(child, SIGKILL);
+    }
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(child, &st, WNOHANG);
+        if (r == child || (r < 0 && errno != EINTR))
+            break;
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig == SIGTERM)
+            kill(child, SIGKILL);
+    }
+    bool limited = false;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        limited |= s->ctrs[i].mem_bytes > 0 || s->ctrs[i].cpu_milli > 0;
+    if (limited) {
+        ty_cgroups cg;
+        ty_cgroups_detect(&cg);
+        if (cg.kind != TY_CGROUP_NONE) {
+            ty_cgroup_kill(&cg, s->uid);
+            ty_cgroup_remove(&cg, s->uid, NULL);
+        }
+        ty_cgroups_free(&cg);
+    }
+    shim_free(s);
+    /* _exit: our pid namespace is dead now, so nothing may fork here any more (the leak
+     * checker's helper of sanitizer builds would fail at exit). */
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+int ty_rt_shim_main(const char *pod_dir)
+{
+    shim s = {0};
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (load(&s, pod_dir, &err) < 0) {
+        fprintf(stderr, "trainyard shim: %s\n", err.msg);
+        shim_free(&s);
+        return 1;
+    }
+    bool die = json_is_true(json_object_get(s.rt, "dieWithParent"));
+    pid_t parent = (pid_t)json_integer_value(json_object_get(s.rt, "parentPid"));
+    s.host_pid = getpid();
+    if (die) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (parent > 0 && getppid() != parent) /* it died before the line above */
+            return 1;
+    }
+    /* P: try to become the outside half of a pid namespace; S does the work. */
+    if (unshare(CLONE_NEWPID) == 0) {
+        pid_t child = fork();
+        if (child < 0) {
+            fprintf(stderr, "trainyard shim: fork: %s\n", strerror(errno));
+            return 1;
+        }
+        if (child > 0)
+            outer_wait(&s, child, die, parent);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        s.pidns = true;
+    } else {
+        /* No pid namespace: be the subreaper of our containers; a parent death signal of
+         * SIGTERM lets us kill their groups and cgroups before going. */
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        if (die)
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+    }
+    int rc = supervise(&s);
+    shim_free(&s);
+    return rc;
+}
