@@ -243,7 +243,7 @@ int ty_cli_run(int argc, char **argv)
     int gpus = -1;
     const char *state_dir_arg = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+fo:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
             follow = true;

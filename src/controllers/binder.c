@@ -153,8 +153,9 @@ static void pass(void *ctx, const char *key)
             mark_waiting(b, g, why);
         } else if (!ty_resources_fit(need, avail, "free", why, sizeof why)) {
             TY_AUTOFREE char *msg =
-                ty_asprintf("waiting for resources for all %zu pods of the gang: %s",
-                            json_array_size(g->pods), why);
+                ty_asprintf("waiting for resources for the gang of %zu pod%s: %s",
+                            json_array_size(g->pods), json_array_size(g->pods) == 1 ? "" : "s",
+                            why);
             mark_waiting(b, g, msg);
         } else {
             ty_resources_sub(&avail, need);

@@ -142,6 +142,7 @@ static void reconcile(void *ctx, const char *key)
     json_t *next = json_deep_copy(job);
     ty_kubeflow_outcome out = {0};
     ty_error err = TY_ERROR_INIT;
+    char *gang_size = NULL;
     char why[400];
     if (!has_condition(job, "Succeeded") && !has_condition(job, "Failed") && npods == 0 &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {
@@ -154,7 +155,7 @@ static void reconcile(void *ctx, const char *key)
         ty_warn("jobs: %s: %s", key, err.msg);
         goto done;
     }
-    TY_AUTOFREE char *gang_size = ty_asprintf("%ld", total_replicas(next));
+    gang_size = ty_asprintf("%ld", total_replicas(next));
     for (size_t k = 0; k < out.ncreate; k++) {
         json_t *p = ty_kubeflow_pod(next, out.create[k].rtype, out.create[k].index, c->addr,
                                     c->addr_ctx, &err);
@@ -210,6 +211,7 @@ static void reconcile(void *ctx, const char *key)
     if (out.requeue_after_ns > 0)
         ty_queue_add_after(c->queue, key, out.requeue_after_ns / 1000000 + 1);
 done:
+    free(gang_size);
     ty_kubeflow_outcome_free(&out);
     ty_error_clear(&err);
     json_decref(next);

@@ -176,6 +176,16 @@ static void mark_dead(json_t *st, const char *why)
     }
 }
 
+/* GPUs go back to the pool as soon as every container has ended: the scheduler counts a
+ * terminated pod's resources as free at once, so the runtime must not hold them until the
+ * shim has finished its own cleanup. */
+static void release_gpus(pod *p)
+{
+    for (int i = 0; i < p->n_gpus; i++)
+        p->rt->gpu_used[p->gpus[i]] = false;
+    p->n_gpus = 0;
+}
+
 static void maybe_gone(pod *p)
 {
     if (!p->exited || !p->eof || p->gone)
@@ -187,8 +197,7 @@ static void maybe_gone(pod *p)
         ty_cgroup_kill(&rt->cg, p->uid);
         ty_cgroup_remove(&rt->cg, p->uid, NULL);
     }
-    for (int i = 0; i < p->n_gpus; i++)
-        rt->gpu_used[p->gpus[i]] = false;
+    release_gpus(p);
     json_t *st = p->last ? json_deep_copy(p->last) : json_pack("{s:s}", "phase", "Failed");
     if (p->term_signal || p->exit_status != 0) {
         TY_AUTOFREE char *why = p->term_signal
@@ -233,6 +242,9 @@ static void on_line(pod *p, char *line)
     }
     json_decref(p->last);
     p->last = json_incref(st);
+    const char *phase = json_string_value(json_object_get(st, "phase"));
+    if (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0))
+        release_gpus(p);
     p->rt->fn(p->rt->ctx, p->ns, p->name, p->uid, st, false);
 }
 
