@@ -390,6 +390,19 @@ static size_t seg_lo(size_t n, int w, int k) { return (size_t)(((unsigned __int1
 static int send_seg(int r, int w, int j) { return j < w - 1 ? ((r - j) % w + w) % w : ((r + 1 - (j - (w - 1))) % w + w) % w; }
 static int recv_seg(int r, int w, int j) { return j < w - 1 ? ((r - j - 1) % w + 2 * w) % w : ((r - (j - (w - 1))) % w + w) % w; }
 
+/* Unaligned 4-float vectors: -O2 does not vectorize the plain loop, and the reduction runs at
+ * memory speed only when it is. */
+typedef float v4u __attribute__((vector_size(16), aligned(4), may_alias));
+
+static void add_into(float *restrict d, const float *restrict t, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        *(v4u *)(d + i) += *(const v4u *)(t + i);
+    for (; i < n; i++)
+        d[i] += t[i];
+}
+
 /* Caps one syscall so reduction of received bytes interleaves with sending them on. */
 #define FM_IO_CHUNK (256 * 1024)
 
@@ -433,18 +446,14 @@ int fm_ring_allreduce(fm_ring *ring, float *data, size_t n, fm_err *err)
             if (got > 0) {
                 rb += (size_t)got;
                 size_t whole = rb / sizeof(float);
-                if (reducing) {
-                    float *d = data + lo;
-                    const float *t = ring->tmp;
-                    for (size_t i = rf; i < whole; i++)
-                        d[i] += t[i];
-                }
+                if (reducing)
+                    add_into(data + lo + rf, ring->tmp + rf, whole - rf);
                 rf = whole;
                 progress = 1;
                 continue;
             }
             if (got == 0) {
-                fm_err_set(err, "allreduce: rank %d closed the connection (did it die?)", prev);
+                fm_err_set(err, "allreduce: rank %d closed the connection (it died or gave up)", prev);
                 return -1;
             }
             if (errno == EAGAIN || errno == EINTR)
