@@ -404,7 +404,9 @@ static void add_into(float *restrict d, const float *restrict t, size_t n)
 }
 
 /* Caps one syscall so reduction of received bytes interleaves with sending them on. */
+#ifndef FM_IO_CHUNK
 #define FM_IO_CHUNK (256 * 1024)
+#endif
 
 int fm_ring_allreduce(fm_ring *ring, float *data, size_t n, fm_err *err)
 {
