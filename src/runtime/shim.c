@@ -85,6 +85,7 @@ struct ctr {
     int64_t oom_base;
     uv_timer_t backoff;
     int backoff_exp;
+    struct stream *streams[2]; /* the current run's stdout/stderr while open */
 };
 
 struct shim {
@@ -177,6 +178,9 @@ static void stream_closed(uv_handle_t *h)
 {
     stream *st = h->data;
     shim *s = st->c->s;
+    for (int i = 0; i < 2; i++)
+        if (st->c->streams[i] == st)
+            st->c->streams[i] = NULL;
     logfile_unref(st->lf);
     ty_buf_free(&st->line);
     free(st);
@@ -207,7 +211,27 @@ static void stream_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
     }
 }
 
-static int stream_open(ctr *c, int fd, logfile *lf, const char *tag)
+/* Reads what the pipe holds right now (the fd is non-blocking) and writes it out, the last
+ * partial line included: called when the container's process was reaped, so that its status
+ * says terminated only once everything it wrote is in the log. EOF is left to the loop. */
+static void stream_drain(stream *st)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&st->pipe, &fd) < 0)
+        return;
+    for (;;) {
+        ty_buf_grow(&st->line, 65536);
+        ssize_t n = read(fd, st->line.data + st->line.len, st->line.cap - st->line.len - 1);
+        if (n <= 0)
+            break;
+        st->line.len += (size_t)n;
+        st->line.data[st->line.len] = '\0';
+        log_flush_lines(st, false);
+    }
+    log_flush_lines(st, true);
+}
+
+static stream *stream_open(ctr *c, int fd, logfile *lf, const char *tag)
 {
     stream *st = TY_NEW(stream);
     st->c = c;
@@ -219,7 +243,8 @@ static int stream_open(ctr *c, int fd, logfile *lf, const char *tag)
     st->pipe.data = st;
     uv_pipe_open(&st->pipe, fd);
     c->s->open_streams++;
-    return uv_read_start((uv_stream_t *)&st->pipe, stream_alloc, stream_read);
+    uv_read_start((uv_stream_t *)&st->pipe, stream_alloc, stream_read);
+    return st;
 }
 
 /* ---- environment ------------------------------------------------------------------------ */
@@ -727,8 +752,8 @@ static void start_container(ctr *c)
     if (rep.data[0] == 'P')
         sscanf(rep.data, "P %d %llu", &c->host_pid, &c->proc_start);
     c->st = C_RUNNING;
-    stream_open(c, p_out[0], lf, "stdout");
-    stream_open(c, p_err[0], lf, "stderr");
+    c->streams[0] = stream_open(c, p_out[0], lf, "stdout");
+    c->streams[1] = stream_open(c, p_err[0], lf, "stderr");
     p_out[0] = p_err[0] = -1;
 
 done:
@@ -1001,6 +1026,9 @@ static void container_reaped(ctr *c, int wst)
         ty_cgroup_kill(&s->cg, c->cg_rel);
     c->pid = 0;
     c->st = C_TERMINATED;
+    for (int i = 0; i < 2; i++)
+        if (c->streams[i])
+            stream_drain(c->streams[i]);
     if (WIFSIGNALED(wst)) {
         c->signal = WTERMSIG(wst);
         c->exit_code = 128 + c->signal;
