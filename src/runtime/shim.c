@@ -537,11 +537,13 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
                         char **envp, const char *wd)
 {
     shim *s = c->s;
+    /* Default handlers first, then unblock: a pending signal must not run the shim's libuv
+     * handler here (it would write into the shim's signal pipe, shared after fork). */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
     if (setsid() < 0)
         child_fail(rep, "setsid", errno);
     if (!s->pidns) {
@@ -1311,7 +1313,11 @@ static int supervise(shim *s)
     ty_buf_init(&s->cmdbuf);
     uv_pipe_init(&loop, &s->cmd, 0);
     s->cmd.data = s;
-    if (uv_pipe_open(&s->cmd, 0) == 0)
+    /* Commands come on a pipe from the runtime; started by hand with stdin on a terminal or
+     * /dev/null there are none (and libuv cannot poll those). */
+    struct stat sb;
+    if (fstat(0, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) &&
+        uv_pipe_open(&s->cmd, 0) == 0)
         uv_read_start((uv_stream_t *)&s->cmd, cmd_alloc, cmd_read);
 
     setup_limits(s);
