@@ -105,7 +105,6 @@ struct shim {
     int64_t start_ns;
     int64_t backoff_ms;
     char *enforced;
-    char *pod_error; /* a pod-level failure (volumes that cannot be mounted) */
     bool stopping;
     int64_t grace_s;
     uv_timer_t grace;
@@ -862,7 +861,7 @@ static void after_exit(ctr *c)
 
 static const char *phase(shim *s)
 {
-    if (s->pod_error || s->init_failed)
+    if (s->init_failed)
         return "Failed";
     if (!s->init_done)
         return "Pending";
@@ -945,13 +944,9 @@ static json_t *build_status(shim *s)
                            s->pod_ip, "podIPs", "ip", s->pod_ip, "hostIP", s->host_ip, "hostIPs",
                            "ip", s->host_ip, "startTime", ts, "qosClass", "BestEffort");
     TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
-    if (s->pod_error)
-        ty_buf_addf(&msg, "%s; ", s->pod_error);
     ty_buf_addf(&msg, "%s", s->enforced);
     json_object_set_new(st, "message", json_string(msg.data));
-    if (s->pod_error)
-        json_object_set_new(st, "reason", json_string("CreateContainerConfigError"));
-    else if (s->init_failed)
+    if (s->init_failed)
         json_object_set_new(st, "reason", json_string("InitContainerFailed"));
     json_t *conds = json_array();
     json_array_append_new(conds, condition("PodScheduled", true, NULL, ts));
@@ -1355,7 +1350,6 @@ static void shim_free(shim *s)
     }
     free(s->ctrs);
     free(s->enforced);
-    free(s->pod_error);
     free(s->dir);
     ty_buf_free(&s->cmdbuf);
     ty_cgroups_free(&s->cg);
