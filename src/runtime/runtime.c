@@ -382,8 +382,11 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&p->out},
         {.flags = UV_INHERIT_FD, .data.fd = 2},
     };
+    /* Detached = its own session: a Ctrl-C in trainyard's terminal must not reach the shims
+     * (trainyard stops pods with their grace period instead); the death signal still holds. */
     uv_process_options_t opt = {.exit_cb = on_shim_exit, .file = rt->self_exe, .args = args,
-                                .stdio_count = 3, .stdio = stdio};
+                                .stdio_count = 3, .stdio = stdio,
+                                .flags = UV_PROCESS_DETACHED};
     int e = uv_spawn(rt->loop, &p->proc, &opt);
     if (e < 0) {
         ty_fail(err, "start pod %s/%s: spawn %s: %s", ns, name, rt->self_exe, uv_strerror(e));

@@ -19,9 +19,13 @@
  * dies; processes that leave their group then escape unless cgroups catch them (best effort).
  *
  * Limits. limits.memory and limits.cpu go to a cgroup per container (trainyard/<uid>/<name>
- * under trainyard's own cgroup; v2 or v1, detected from /proc/self/mountinfo), memory.swap is
- * limited alike; without cgroups memory becomes RLIMIT_AS and cpu is not enforced. The status
- * message says what was enforced. An OOM kill is reported as reason OOMKilled, exit code 137.
+ * under trainyard's own cgroup; v2 or v1, detected from /proc/self/mountinfo), swap limited
+ * alike; only containers with limits get one (joining a v1 cgroup costs ~10 ms, and the pid
+ * namespace already holds every process). Without cgroups memory becomes RLIMIT_AS and cpu is
+ * not enforced. The status message says what was enforced ("enforced: c: memory 512Mi (cgroup
+ * v1) cpu 1000m (cfs quota)") and that `image` is recorded but the pod runs on the host. An OOM
+ * kill is reported as reason OOMKilled, exit code 137. Requests are not enforced (the
+ * scheduler's business). Cgroups are removed when the pod ends, also after a killed shim.
  * GPUs (limits["nvidia.com/gpu"]) are distinct devices per container, never shared, given as
  * CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES (indices, CUDA_DEVICE_ORDER=PCI_BUS_ID so
  * they match NVML); pods without GPUs get CUDA_VISIBLE_DEVICES="" (all hidden).
@@ -41,6 +45,18 @@
  * ty_runtime_new, sets the base (for tests). restartCount counts restarts done; lastState holds
  * the previous run. Phase as kubelet computes it (a container waiting to restart counts as
  * stopped, so an Always pod between crashes is Running).
+ *
+ * Pod addresses come from the caller (allocate them with ty_ipam, runtime/ipam.h); the runtime
+ * only hands them to the pod (POD_IP, status.podIP).
+ *
+ * Volumes: hostPath (type DirectoryOrCreate or unset creates the directory; Directory/File are
+ * checked) and emptyDir (<pod-dir>/volumes/<name>), bind-mounted at mountPath in a private mount
+ * namespace per container (the mount point is created on the host when missing; the mount never
+ * shows there). A mountPath that already is the source needs no mount. Mounting needs root:
+ * otherwise the container ends with StartError saying so. Other volume types: StartError.
+ *
+ * Cost: start_pod to the first container's exec takes ~4-8 ms on 2 busy cores (release build;
+ * measured by test_runtime's start_to_exec_is_fast, which includes the status line coming back).
  *
  * Threading: everything runs on the caller's single libuv loop; no function blocks for long
  * (start_pod writes pod.json and spawns one process). Not thread-safe. */

@@ -85,6 +85,7 @@ struct ctr {
     int64_t oom_base;
     uv_timer_t backoff;
     int backoff_exp;
+    struct stream *streams[2]; /* the current run's stdout/stderr while open */
 };
 
 struct shim {
@@ -104,7 +105,6 @@ struct shim {
     int64_t start_ns;
     int64_t backoff_ms;
     char *enforced;
-    char *pod_error; /* a pod-level failure (volumes that cannot be mounted) */
     bool stopping;
     int64_t grace_s;
     uv_timer_t grace;
@@ -177,6 +177,9 @@ static void stream_closed(uv_handle_t *h)
 {
     stream *st = h->data;
     shim *s = st->c->s;
+    for (int i = 0; i < 2; i++)
+        if (st->c->streams[i] == st)
+            st->c->streams[i] = NULL;
     logfile_unref(st->lf);
     ty_buf_free(&st->line);
     free(st);
@@ -207,7 +210,27 @@ static void stream_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
     }
 }
 
-static int stream_open(ctr *c, int fd, logfile *lf, const char *tag)
+/* Reads what the pipe holds right now (the fd is non-blocking) and writes it out, the last
+ * partial line included: called when the container's process was reaped, so that its status
+ * says terminated only once everything it wrote is in the log. EOF is left to the loop. */
+static void stream_drain(stream *st)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&st->pipe, &fd) < 0)
+        return;
+    for (;;) {
+        ty_buf_grow(&st->line, 65536);
+        ssize_t n = read(fd, st->line.data + st->line.len, st->line.cap - st->line.len - 1);
+        if (n <= 0)
+            break;
+        st->line.len += (size_t)n;
+        st->line.data[st->line.len] = '\0';
+        log_flush_lines(st, false);
+    }
+    log_flush_lines(st, true);
+}
+
+static stream *stream_open(ctr *c, int fd, logfile *lf, const char *tag)
 {
     stream *st = TY_NEW(stream);
     st->c = c;
@@ -219,7 +242,8 @@ static int stream_open(ctr *c, int fd, logfile *lf, const char *tag)
     st->pipe.data = st;
     uv_pipe_open(&st->pipe, fd);
     c->s->open_streams++;
-    return uv_read_start((uv_stream_t *)&st->pipe, stream_alloc, stream_read);
+    uv_read_start((uv_stream_t *)&st->pipe, stream_alloc, stream_read);
+    return st;
 }
 
 /* ---- environment ------------------------------------------------------------------------ */
@@ -512,11 +536,13 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
                         char **envp, const char *wd)
 {
     shim *s = c->s;
+    /* Default handlers first, then unblock: a pending signal must not run the shim's libuv
+     * handler here (it would write into the shim's signal pipe, shared after fork). */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
     if (setsid() < 0)
         child_fail(rep, "setsid", errno);
     if (!s->pidns) {
@@ -727,8 +753,8 @@ static void start_container(ctr *c)
     if (rep.data[0] == 'P')
         sscanf(rep.data, "P %d %llu", &c->host_pid, &c->proc_start);
     c->st = C_RUNNING;
-    stream_open(c, p_out[0], lf, "stdout");
-    stream_open(c, p_err[0], lf, "stderr");
+    c->streams[0] = stream_open(c, p_out[0], lf, "stdout");
+    c->streams[1] = stream_open(c, p_err[0], lf, "stderr");
     p_out[0] = p_err[0] = -1;
 
 done:
@@ -835,7 +861,7 @@ static void after_exit(ctr *c)
 
 static const char *phase(shim *s)
 {
-    if (s->pod_error || s->init_failed)
+    if (s->init_failed)
         return "Failed";
     if (!s->init_done)
         return "Pending";
@@ -918,13 +944,9 @@ static json_t *build_status(shim *s)
                            s->pod_ip, "podIPs", "ip", s->pod_ip, "hostIP", s->host_ip, "hostIPs",
                            "ip", s->host_ip, "startTime", ts, "qosClass", "BestEffort");
     TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
-    if (s->pod_error)
-        ty_buf_addf(&msg, "%s; ", s->pod_error);
     ty_buf_addf(&msg, "%s", s->enforced);
     json_object_set_new(st, "message", json_string(msg.data));
-    if (s->pod_error)
-        json_object_set_new(st, "reason", json_string("CreateContainerConfigError"));
-    else if (s->init_failed)
+    if (s->init_failed)
         json_object_set_new(st, "reason", json_string("InitContainerFailed"));
     json_t *conds = json_array();
     json_array_append_new(conds, condition("PodScheduled", true, NULL, ts));
@@ -1001,6 +1023,9 @@ static void container_reaped(ctr *c, int wst)
         ty_cgroup_kill(&s->cg, c->cg_rel);
     c->pid = 0;
     c->st = C_TERMINATED;
+    for (int i = 0; i < 2; i++)
+        if (c->streams[i])
+            stream_drain(c->streams[i]);
     if (WIFSIGNALED(wst)) {
         c->signal = WTERMSIG(wst);
         c->exit_code = 128 + c->signal;
@@ -1283,7 +1308,11 @@ static int supervise(shim *s)
     ty_buf_init(&s->cmdbuf);
     uv_pipe_init(&loop, &s->cmd, 0);
     s->cmd.data = s;
-    if (uv_pipe_open(&s->cmd, 0) == 0)
+    /* Commands come on a pipe from the runtime; started by hand with stdin on a terminal or
+     * /dev/null there are none (and libuv cannot poll those). */
+    struct stat sb;
+    if (fstat(0, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) &&
+        uv_pipe_open(&s->cmd, 0) == 0)
         uv_read_start((uv_stream_t *)&s->cmd, cmd_alloc, cmd_read);
 
     setup_limits(s);
@@ -1321,7 +1350,6 @@ static void shim_free(shim *s)
     }
     free(s->ctrs);
     free(s->enforced);
-    free(s->pod_error);
     free(s->dir);
     ty_buf_free(&s->cmdbuf);
     ty_cgroups_free(&s->cg);

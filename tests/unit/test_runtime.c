@@ -73,11 +73,11 @@ static void on_status(void *ctx, const char *ns, const char *name, const char *u
 
 static void tick(uv_timer_t *t) { (void)t; }
 
-static void setup_rt(int gpus, bool die)
+static void setup_rt_in(const char *dir, int gpus, bool die)
 {
     memset(&T, 0, sizeof(T));
-    snprintf(T.dir, sizeof(T.dir), "/tmp/ty-rt-XXXXXX");
-    cr_assert(mkdtemp(T.dir));
+    snprintf(T.dir, sizeof(T.dir), "%s", dir ? dir : "/tmp/ty-rt-XXXXXX");
+    cr_assert(dir || mkdtemp(T.dir));
     uv_loop_init(&T.loop);
     uv_timer_init(&T.loop, &T.tick);
     uv_timer_start(&T.tick, tick, 10, 10); /* wakes the loop so deadlines are checked */
@@ -90,6 +90,8 @@ static void setup_rt(int gpus, bool die)
     int rc = ty_runtime_new(&T.loop, &cfg, on_status, NULL, &T.rt, &err);
     cr_assert_eq(rc, 0, "%s", err.msg);
 }
+
+static void setup_rt(int gpus, bool die) { setup_rt_in(NULL, gpus, die); }
 
 static bool run_until(bool (*pred)(void *), void *arg, int ms)
 {
@@ -576,11 +578,13 @@ Test(runtime, no_orphans_after_shim_sigkill)
 Test(runtime, no_orphans_after_parent_death)
 {
     TY_AUTOFREE char *a = uid_for("orphans");
+    char dir[] = "/tmp/ty-rt-XXXXXX";
+    cr_assert(mkdtemp(dir));
     pid_t child = fork();
     cr_assert_geq(child, 0);
     if (child == 0) {
         /* the stand-in for `trainyard run`: starts the pod and runs its loop until killed */
-        setup_rt(0, true);
+        setup_rt_in(dir, 0, true);
         start(family_pod("orphans", a));
         for (;;)
             uv_run(&T.loop, UV_RUN_ONCE);
@@ -597,6 +601,8 @@ Test(runtime, no_orphans_after_parent_death)
     while (!marked(&none) && ty_time_mono_ns() < end)
         usleep(10000);
     cr_assert_eq(count_marked(a), 0, "processes left behind after the parent died");
+    TY_AUTOFREE char *cmd = ty_asprintf("rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
 
 /* ---- limits ----------------------------------------------------------------------------------- */
