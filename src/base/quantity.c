@@ -229,3 +229,12 @@ char *ty_quantity_format(ty_quantity q, bool binary, char *out, size_t cap)
     snprintf(out, cap, "%s%" PRIu64 "%s", sign, v, dec[e]);
     return out;
 }
+
+int ty_quantity_from_json(const json_t *v, ty_quantity *out, ty_error *err)
+{
+    if (json_is_string(v))
+        return ty_quantity_parse(json_string_value(v), out, err);
+    if (json_is_integer(v) || json_is_real(v))
+        return ty_quantity_from_double(json_number_value(v), out, err);
+    return ty_fail(err, "a quantity must be a string or a number");
+}

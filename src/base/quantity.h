@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/error.h"
 
 typedef struct ty_quantity {
@@ -28,6 +30,8 @@ int ty_quantity_parse(const char *s, ty_quantity *out, ty_error *err);
 /* Parses a JSON-ish number given as double (YAML `cpu: 2` or `cpu: 0.5`) through its shortest
  * decimal text, so 0.1 is exactly 100m. NaN and infinities are errors. */
 int ty_quantity_from_double(double v, ty_quantity *out, ty_error *err);
+/* A quantity as it appears in JSON: a string, or a number (YAML `cpu: 2`, `cpu: 0.5`). */
+int ty_quantity_from_json(const json_t *v, ty_quantity *out, ty_error *err);
 /* Whole units, rounded away from zero: 1500m -> 2, -1500m -> -2. */
 int64_t ty_quantity_value(ty_quantity q);
 /* Canonical text in the style of Kubernetes: "500m", "2", "4Gi" when the value is a whole

@@ -10,13 +10,8 @@
 static int64_t quantity_of(const json_t *v)
 {
     ty_quantity q = {0};
-    if (json_is_string(v)) {
-        if (ty_quantity_parse(json_string_value(v), &q, NULL) < 0)
-            return 0;
-    } else if (json_is_number(v)) {
-        if (ty_quantity_from_double(json_number_value(v), &q, NULL) < 0)
-            return 0;
-    }
+    if (!v || ty_quantity_from_json(v, &q, NULL) < 0)
+        return 0;
     return q.milli;
 }
 

@@ -17,10 +17,6 @@
 
 #include "base/error.h"
 
-/* Kubernetes quantity -> milli-units (rounded up). Accepts a JSON string or number. Small local
- * parser: binary (Ki..Ei), decimal (n u m k M G T P E) suffixes and exponents (1e9). */
-int ty_rt_quantity_milli(const json_t *v, int64_t *milli, ty_error *err);
-
 /* $(VAR) expansion as Kubernetes does it for env values, command and args: $(NAME) is replaced
  * by the value of NAME when `lookup` knows it and kept verbatim otherwise; $$ is an escaped $;
  * any other $ is kept. Caller frees the result. */

@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
+#include "base/quantity.h"
 #include "runtime/cgroup.h"
 #include "runtime/internal.h"
 
@@ -285,9 +286,10 @@ static int pod_gpus(const json_t *podj, int *out, ty_error *err)
         json_array_foreach(json_object_get(spec, lists[l]), i, c) {
             json_t *v = json_object_get(
                 json_object_get(json_object_get(c, "resources"), "limits"), "nvidia.com/gpu");
-            int64_t m = 0;
-            if (v && ty_rt_quantity_milli(v, &m, err) < 0)
+            ty_quantity q = {0};
+            if (v && ty_quantity_from_json(v, &q, err) < 0)
                 return ty_error_wrap(err, "%s[%zu]: limits.nvidia.com/gpu", lists[l], i);
+            int64_t m = q.milli;
             if (m % 1000)
                 return ty_fail(err, "%s[%zu]: nvidia.com/gpu must be a whole number", lists[l],
                                i);

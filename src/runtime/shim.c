@@ -34,6 +34,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/quantity.h"
 #include "base/time.h"
 #include "runtime/cgroup.h"
 #include "runtime/internal.h"
@@ -1148,22 +1149,22 @@ static void on_sigterm(uv_signal_t *h, int sig)
 static int resources(ctr *c, ty_error *err)
 {
     json_t *lim = json_object_get(json_object_get(c->spec, "resources"), "limits");
-    int64_t m;
+    ty_quantity q;
     json_t *v;
     if ((v = json_object_get(lim, "memory"))) {
-        if (ty_rt_quantity_milli(v, &m, err) < 0)
+        if (ty_quantity_from_json(v, &q, err) < 0)
             return ty_error_wrap(err, "container %s: limits.memory", c->name);
-        c->mem_bytes = m / 1000;
+        c->mem_bytes = q.milli / 1000;
     }
     if ((v = json_object_get(lim, "cpu"))) {
-        if (ty_rt_quantity_milli(v, &m, err) < 0)
+        if (ty_quantity_from_json(v, &q, err) < 0)
             return ty_error_wrap(err, "container %s: limits.cpu", c->name);
-        c->cpu_milli = m;
+        c->cpu_milli = q.milli;
     }
     if ((v = json_object_get(lim, "nvidia.com/gpu"))) {
-        if (ty_rt_quantity_milli(v, &m, err) < 0)
+        if (ty_quantity_from_json(v, &q, err) < 0)
             return ty_error_wrap(err, "container %s: limits.nvidia.com/gpu", c->name);
-        c->gpu_count = (int)(m / 1000);
+        c->gpu_count = (int)(q.milli / 1000);
     }
     return 0;
 }

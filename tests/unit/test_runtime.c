@@ -727,22 +727,6 @@ Test(runtime, expand_rules)
         TY_AUTOFREE char *got = ty_rt_expand(cases[i][0], lk, NULL);
         cr_assert_str_eq(got, cases[i][1], "expand %s", cases[i][0]);
     }
-    int64_t m;
-    json_t *q = json_string("512Mi");
-    cr_assert_eq(ty_rt_quantity_milli(q, &m, NULL), 0);
-    cr_assert_eq(m, 512LL * 1024 * 1024 * 1000);
-    json_decref(q);
-    q = json_string("250m");
-    cr_assert_eq(ty_rt_quantity_milli(q, &m, NULL), 0);
-    cr_assert_eq(m, 250);
-    json_decref(q);
-    q = json_string("1.5G");
-    cr_assert_eq(ty_rt_quantity_milli(q, &m, NULL), 0);
-    cr_assert_eq(m, 1500000000LL * 1000);
-    json_decref(q);
-    q = json_string("12Qi");
-    cr_assert_lt(ty_rt_quantity_milli(q, &m, NULL), 0);
-    json_decref(q);
 }
 
 /* ---- ipam ------------------------------------------------------------------------------------ */
