@@ -370,8 +370,13 @@ int ty_cli_run(int argc, char **argv)
     json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && job_condition(obj, "Succeeded");
     ty_view_summary(st.view, st.last_jobs, state_dir);
     if (json_out) {
-        json_t *list = json_pack("{s:s, s:s, s:O, s:{}}", "apiVersion", "v1", "kind", "List",
-                                 "items", st.last_jobs, "metadata");
+        /* The jobs, then every pod as the node agent last reported it. */
+        json_t *items = json_copy(st.last_jobs);
+        json_t *pods = ty_store_list(st.store, "pods", NULL);
+        json_array_extend(items, pods);
+        json_decref(pods);
+        json_t *list = json_pack("{s:s, s:s, s:o, s:{}}", "apiVersion", "v1", "kind", "List",
+                                 "items", items, "metadata");
         char *text = json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);

@@ -105,17 +105,24 @@ void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const c
     json_t *pod = a ? ty_store_get(a->store, "pods", ns, name) : NULL;
     if (pod && strcmp(ty_obj_uid(pod), uid) == 0) {
         json_t *next = json_deep_copy(pod);
-        /* The runtime owns what it observed; the scheduler's condition is kept. */
-        const json_t *scheduled = ty_pod_condition(pod, "PodScheduled");
-        if (scheduled) {
-            json_t *conds = json_object_get(status, "conditions");
-            if (!json_is_array(conds)) {
-                conds = json_array();
-                json_object_set_new(status, "conditions", conds);
-            }
-            json_array_insert(conds, 0, json_deep_copy(scheduled));
+        /* The runtime owns what it observed (and may still hold `status`: copy it); the
+         * scheduler's condition and the class the API server would compute are ours. */
+        json_t *observed = json_deep_copy(status);
+        json_t *conds = json_object_get(observed, "conditions");
+        if (!json_is_array(conds)) {
+            conds = json_array();
+            json_object_set_new(observed, "conditions", conds);
         }
-        json_object_set(next, "status", status);
+        for (size_t i = json_array_size(conds); i-- > 0;) {
+            const char *type = json_string_value(json_object_get(json_array_get(conds, i), "type"));
+            if (type && strcmp(type, "PodScheduled") == 0)
+                json_array_remove(conds, i);
+        }
+        const json_t *scheduled = ty_pod_condition(pod, "PodScheduled");
+        if (scheduled)
+            json_array_insert_new(conds, 0, json_deep_copy(scheduled));
+        json_object_set_new(observed, "qosClass", json_string(ty_pod_qos_class(pod)));
+        json_object_set_new(next, "status", observed);
         ty_store_update_status(a->store, "pods", next, NULL, NULL);
         json_decref(next);
     }

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "base/quantity.h"
 #include "base/time.h"
 
 const char *ty_pod_phase(const json_t *pod)
@@ -81,4 +82,38 @@ ty_pod_set_condition_result ty_pod_set_condition(json_t *pod, const char *type,
     else
         json_object_del(c, "message");
     return TY_POD_CONDITION_CHANGED;
+}
+
+static bool quantity_equal(const json_t *a, const json_t *b)
+{
+    ty_quantity x, y;
+    return a && b && ty_quantity_from_json(a, &x, NULL) == 0 &&
+           ty_quantity_from_json(b, &y, NULL) == 0 && x.milli == y.milli;
+}
+
+const char *ty_pod_qos_class(const json_t *pod)
+{
+    static const char *const names[] = {"cpu", "memory"};
+    bool any = false, guaranteed = true;
+    const char *lists[] = {"initContainers", "containers"};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(json_object_get(pod, "spec"), lists[l]), i, c)
+        {
+            json_t *res = json_object_get(c, "resources");
+            json_t *req = json_object_get(res, "requests"), *lim = json_object_get(res, "limits");
+            for (int r = 0; r < 2; r++) {
+                json_t *rq = json_object_get(req, names[r]), *lm = json_object_get(lim, names[r]);
+                if (rq || lm)
+                    any = true;
+                /* A request left out defaults to the limit. */
+                if (!lm || (rq && !quantity_equal(rq, lm)))
+                    guaranteed = false;
+            }
+        }
+    }
+    if (!any)
+        return "BestEffort";
+    return guaranteed ? "Guaranteed" : "Burstable";
 }

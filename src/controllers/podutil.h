@@ -17,6 +17,9 @@ typedef enum { TY_POD_CONDITION_UNCHANGED, TY_POD_CONDITION_CHANGED } ty_pod_set
 ty_pod_set_condition_result ty_pod_set_condition(json_t *pod, const char *type,
                                                  const char *status, const char *reason,
                                                  const char *message);
+/* The pod's quality-of-service class as Kubernetes computes it from cpu and memory requests
+ * and limits: "Guaranteed", "Burstable" or "BestEffort". */
+const char *ty_pod_qos_class(const json_t *pod);
 /* The condition object of that type, or NULL (borrowed). */
 const json_t *ty_pod_condition(const json_t *pod, const char *type);
 

@@ -941,9 +941,9 @@ static json_t *build_status(shim *s)
     for (size_t i = s->n_init; i < s->n_ctrs; i++)
         if (s->ctrs[i].st != C_RUNNING)
             all_ready = false;
-    json_t *st = json_pack("{s:s, s:s, s:[{s:s}], s:s, s:[{s:s}], s:s, s:s}", "phase", ph, "podIP",
+    json_t *st = json_pack("{s:s, s:s, s:[{s:s}], s:s, s:[{s:s}], s:s}", "phase", ph, "podIP",
                            s->pod_ip, "podIPs", "ip", s->pod_ip, "hostIP", s->host_ip, "hostIPs",
-                           "ip", s->host_ip, "startTime", ts, "qosClass", "BestEffort");
+                           "ip", s->host_ip, "startTime", ts);
     TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
     ty_buf_addf(&msg, "%s", s->enforced);
     json_object_set_new(st, "message", json_string(msg.data));

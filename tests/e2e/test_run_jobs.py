@@ -7,8 +7,12 @@ from conftest import start_trainyard, wait_until, processes_with
 from jobs import pytorchjob
 
 
+def final_pods(run):
+    return {p["metadata"]["name"]: p for p in json.loads(run.out)["items"] if p["kind"] == "Pod"}
+
+
 def final_job(run, name=None):
-    items = json.loads(run.out)["items"]
+    items = [o for o in json.loads(run.out)["items"] if o["kind"] != "Pod"]
     if name is None:
         assert len(items) == 1, run
         return items[0]
@@ -176,3 +180,36 @@ def test_suspended_job_does_not_run(run_trainyard, manifest, marker, tmp_path):
     assert r.rc == 1, r
     assert condition(final_job(r), "Suspended")["status"] == "True"
     assert not flag.exists()
+
+
+def test_limits_are_enforced_and_reported(run_trainyard, manifest, marker):
+    # 64Mi limit; the workload tries to hold 200 MB and is OOM-killed (cgroups) or fails (rlimit).
+    hog = "/usr/bin/python3 -c 'x = bytearray(200 * 1024 * 1024); print(len(x))'"
+    path = manifest(pytorchjob("hog", marker, master_cmd=hog, restart="Never",
+                               resources={"limits": {"memory": "64Mi", "cpu": "500m"}}))
+    r = run_trainyard("-o", "json", path)
+    assert r.rc == 1, r
+    pod = final_pods(r)["hog-master-0"]
+    message = pod["status"].get("message", "") + json.dumps(pod["status"].get("conditions", []))
+    assert "memory" in message and "64Mi" in message, pod["status"]
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] != 0, term
+
+
+def test_pod_status_says_image_is_not_pulled(run_trainyard, manifest, marker):
+    path = manifest(pytorchjob("img", marker, master_cmd="true"))
+    r = run_trainyard("-o", "json", path)
+    assert r.rc == 0, r
+    pod = final_pods(r)["img-master-0"]
+    assert pod["status"]["podIP"].startswith("127.")
+    assert "image" in json.dumps(pod["status"]), pod["status"]
+
+
+def test_bad_command_fails_the_pod_with_a_message(run_trainyard, manifest, marker):
+    job = pytorchjob("badcmd", marker, master_cmd="true", restart="Never")
+    job = job.replace('"/bin/sh"', '"/nonexistent/program"')
+    path = manifest(job)
+    r = run_trainyard("-o", "json", path)
+    assert r.rc == 1, r
+    pod = final_pods(r)["badcmd-master-0"]
+    assert "/nonexistent/program" in json.dumps(pod["status"]), pod["status"]
