@@ -310,6 +310,7 @@ int ty_cli_run(int argc, char **argv)
     uv_loop_init(&st.loop);
     st.store = ty_store_new();
     st.ipam = ty_ipam_new();
+    ty_ipam_scatter(st.ipam);
     ty_error err = TY_ERROR_INIT;
     ty_runtime_config cfg = {
         .state_dir = state_dir,

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "base/map.h"
 #include "base/mem.h"
@@ -33,6 +35,14 @@ static void format_addr(uint32_t i, char out[TY_IPAM_ADDR_MAX])
 }
 
 ty_ipam *ty_ipam_new(void) { return TY_NEW(ty_ipam); }
+
+void ty_ipam_scatter(ty_ipam *ipam)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint32_t)getpid() * 2654435761u;
+    ipam->next = r % POOL_SIZE;
+}
 
 void ty_ipam_free(ty_ipam *ipam)
 {

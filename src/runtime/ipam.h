@@ -22,6 +22,11 @@ typedef struct ty_ipam ty_ipam;
 
 ty_ipam *ty_ipam_new(void);
 void ty_ipam_free(ty_ipam *ipam); /* accepts NULL */
+/* Starts the next-fit scan at a random place of the pool. Independent allocators on one
+ * machine (two `trainyard run` at once) then rarely hand out the same address: with k pods
+ * each, the chance of any overlap is about k*k / 1M. A server that owns the node does not
+ * need this. */
+void ty_ipam_scatter(ty_ipam *ipam);
 /* Writes the key's address into `out`; fails only when the pool is exhausted. */
 int ty_ipam_acquire(ty_ipam *ipam, const char *key, char out[TY_IPAM_ADDR_MAX], ty_error *err);
 /* Claims a specific address for a key (re-adopting pods after a restart). Fails when the address
