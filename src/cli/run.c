@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "api/manifest.h"
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -222,7 +223,7 @@ static char *default_state_dir(void)
     const char *base = getenv("XDG_RUNTIME_DIR");
     char *parent = base && *base ? ty_asprintf("%s/trainyard", base)
                                  : ty_asprintf("/tmp/trainyard-%u", (unsigned)getuid());
-    if (mkdir(parent, 0700) < 0 && errno != EEXIST) {
+    if (ty_mkdir_p(parent, 0700) < 0) {
         free(parent);
         return NULL;
     }
@@ -300,7 +301,7 @@ int ty_cli_run(int argc, char **argv)
     }
     self[n] = '\0';
     TY_AUTOFREE char *state_dir = state_dir_arg ? ty_strdup(state_dir_arg) : default_state_dir();
-    if (!state_dir || (mkdir(state_dir, 0700) < 0 && errno != EEXIST)) {
+    if (!state_dir || ty_mkdir_p(state_dir, 0700) < 0) {
         fprintf(stderr, "trainyard run: create state directory %s: %s\n",
                 state_dir ? state_dir : "(none)", strerror(errno));
         json_decref(objects);

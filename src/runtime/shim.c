@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "base/time.h"
@@ -418,20 +419,6 @@ typedef struct mountreq {
     bool ro;
 } mountreq;
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    TY_AUTOFREE char *p = ty_strdup(path);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/')
-            continue;
-        *q = '\0';
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-            return -1;
-        *q = '/';
-    }
-    return mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Resolves the container's volumeMounts to host paths, creating emptyDirs and hostPaths as
  * Kubernetes does. Mount requests whose source is already the target need no mount. */
 static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
@@ -469,7 +456,7 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             struct stat sb;
             bool exists = stat(p, &sb) == 0;
             if (type && strcmp(type, "DirectoryOrCreate") == 0 && !exists &&
-                mkdir_p(p, 0755) < 0) {
+                ty_mkdir_p(p, 0755) < 0) {
                 ty_fail_errno(err, errno, "volume %s: create hostPath %s", vname, p);
                 goto fail;
             }
@@ -483,11 +470,11 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             }
             /* type unset: no check; Kubernetes' runtimes create a missing directory */
             if (!type || !*type)
-                mkdir_p(p, 0755);
+                ty_mkdir_p(p, 0755);
             src = ty_strdup(p);
         } else if (json_object_get(vol, "emptyDir")) {
             src = ty_asprintf("%s/volumes/%s", s->dir, vname);
-            if (mkdir_p(src, 0777) < 0) {
+            if (ty_mkdir_p(src, 0777) < 0) {
                 ty_fail_errno(err, errno, "volume %s: create %s", vname, src);
                 free(src);
                 goto fail;
@@ -501,7 +488,7 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             char *full = ty_asprintf("%s/%s", src, sub);
             free(src);
             src = full;
-            mkdir_p(src, 0755);
+            ty_mkdir_p(src, 0755);
         }
         char a[PATH_MAX], b[PATH_MAX];
         if (realpath(src, a) && realpath(path, b) && strcmp(a, b) == 0) {
@@ -570,7 +557,7 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
                 int fd = open(m[i].dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
                 if (fd >= 0)
                     close(fd);
-            } else if (mkdir_p(m[i].dst, 0755) < 0) {
+            } else if (ty_mkdir_p(m[i].dst, 0755) < 0) {
                 child_fail(rep, m[i].dst, errno);
             }
             if (mount(m[i].src, m[i].dst, NULL, MS_BIND | MS_REC, NULL) < 0)
