@@ -499,7 +499,10 @@ int main(int argc, char **argv)
     const char *pod_ip = getenv("POD_IP");
     const char *master = getenv("MASTER_ADDR");
     fm_ring_opts ro = {.rank = rank, .world = world,
-                       .master_addr = master && *master ? master : "127.0.0.1",
+                       /* Rank 0 is the master pod: it listens on its own address, which is
+                        * what MASTER_ADDR names (and needs no name lookup). */
+                       .master_addr = rank == 0 && pod_ip && *pod_ip ? pod_ip
+                                      : master && *master ? master : "127.0.0.1",
                        .master_port = env_int("MASTER_PORT", 23456),
                        .bind_ip = pod_ip && *pod_ip ? pod_ip : "127.0.0.1",
                        .rendezvous_timeout_ms = c.rendezvous_timeout_s * 1000,
