@@ -13,10 +13,10 @@ echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut 
 echo "tensor: $bytes bytes float32, ranks=$ranks, rounds=$rounds x iters=$iters"
 ours=() gloo=()
 for ((i = 0; i < rounds; i++)); do
-  line=$(bench/launch.sh -n "$ranks" -p "$port" -- build/examples/fashion-mnist \
+  line=$(bench/lib/launch.sh -n "$ranks" -p "$port" -- build/examples/fashion-mnist \
            --bench-allreduce "$bytes" --bench-iters "$iters" | grep 'impl=ring-tcp')
   echo "  $line"; ours+=("$(sed 's/.*median_s=\([0-9.]*\).*/\1/' <<<"$line")")
-  line=$(bench/launch.sh -n "$ranks" -p "$((port + 1))" -- /usr/bin/python3 bench/gloo_allreduce.py \
+  line=$(bench/lib/launch.sh -n "$ranks" -p "$((port + 1))" -- /usr/bin/python3 bench/lib/gloo_allreduce.py \
            --bytes "$bytes" --iters "$iters" 2>/dev/null | grep 'impl=gloo')
   echo "  $line"; gloo+=("$(sed 's/.*median_s=\([0-9.]*\).*/\1/' <<<"$line")")
 done
