@@ -309,7 +309,8 @@ static int rendezvous(const fm_ring_opts *o, uint32_t master_ip, struct peer_add
 int fm_ring_open(fm_ring **out, const fm_ring_opts *o, fm_err *err)
 {
     *out = NULL;
-    if (o->world < 1 || o->rank < 0 || o->rank >= o->world) {
+    /* The rendezvous keeps per-rank tables on the stack; 4096 ranks is far beyond one machine. */
+    if (o->world < 1 || o->world > 4096 || o->rank < 0 || o->rank >= o->world) {
         fm_err_set(err, "bad rank %d for world size %d", o->rank, o->world);
         return -1;
     }
