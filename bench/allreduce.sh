@@ -3,10 +3,10 @@
 # torch.distributed.all_reduce (gloo), 4 ranks, same float32 tensor size, in one run.
 # Runs alternate (ours, gloo, ours, gloo, ...) so load from other work on the machine hits both.
 # Prints the median algorithm bandwidth (bytes / time of one all-reduce) of each and ours/gloo.
-#   bench/allreduce.sh [BYTES (10485760)] [RANKS (4)] [ROUNDS (3)] [ITERS per round (10)]
+#   bench/allreduce.sh [BYTES (10485760)] [RANKS (4)] [ROUNDS (4)] [ITERS per round (20)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bytes=${1:-10485760} ranks=${2:-4} rounds=${3:-3} iters=${4:-10}
+bytes=${1:-10485760} ranks=${2:-4} rounds=${3:-4} iters=${4:-20}
 make -s build/examples/fashion-mnist
 port=$((24000 + RANDOM % 2000))
 echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
