@@ -445,7 +445,7 @@ static int bench_allreduce(fm_ring *ring, const cfg *c, int rank, int world)
     fm_err err;
     size_t n = (size_t)c->bench_bytes / sizeof(float);
     float *data = xalloc(n * sizeof(float) + 16);
-    double *t = calloc((size_t)c->bench_iters, sizeof *t);
+    double *t = xalloc((size_t)c->bench_iters * sizeof *t);
     float token = 1;
     int warmup = 2;
     for (int it = -warmup; it < c->bench_iters; it++) {
