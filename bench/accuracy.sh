@@ -12,7 +12,7 @@ echo "flags: ${flags[*]}"
 t0=$(date +%s.%N)
 one=$(env -u RANK -u WORLD_SIZE build/examples/fashion-mnist "${flags[@]}" | sed -n 's/^done .*accuracy=\([0-9.]*\).*/\1/p')
 t1=$(date +%s.%N)
-four=$(bench/launch.sh -n 4 -p $((26000 + RANDOM % 2000)) -- build/examples/fashion-mnist "${flags[@]}" |
+four=$(bench/lib/launch.sh -n 4 -p $((26000 + RANDOM % 2000)) -- build/examples/fashion-mnist "${flags[@]}" |
        sed -n 's/^\[0\] done .*accuracy=\([0-9.]*\).*/\1/p')
 t2=$(date +%s.%N)
 [ -n "$one" ] && [ -n "$four" ] || { echo "accuracy: a run failed (1 rank: '$one', 4 ranks: '$four')" >&2; exit 1; }

@@ -3,20 +3,20 @@
 # torch.distributed.all_reduce (gloo), 4 ranks, same float32 tensor size, in one run.
 # Runs alternate (ours, gloo, ours, gloo, ...) so load from other work on the machine hits both.
 # Prints the median algorithm bandwidth (bytes / time of one all-reduce) of each and ours/gloo.
-#   bench/allreduce.sh [BYTES (10485760)] [RANKS (4)] [ROUNDS (3)] [ITERS per round (10)]
+#   bench/allreduce.sh [BYTES (10485760)] [RANKS (4)] [ROUNDS (4)] [ITERS per round (20)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bytes=${1:-10485760} ranks=${2:-4} rounds=${3:-3} iters=${4:-10}
+bytes=${1:-10485760} ranks=${2:-4} rounds=${3:-4} iters=${4:-20}
 make -s build/examples/fashion-mnist
 port=$((24000 + RANDOM % 2000))
 echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 echo "tensor: $bytes bytes float32, ranks=$ranks, rounds=$rounds x iters=$iters"
 ours=() gloo=()
 for ((i = 0; i < rounds; i++)); do
-  line=$(bench/launch.sh -n "$ranks" -p "$port" -- build/examples/fashion-mnist \
+  line=$(bench/lib/launch.sh -n "$ranks" -p "$port" -- build/examples/fashion-mnist \
            --bench-allreduce "$bytes" --bench-iters "$iters" | grep 'impl=ring-tcp')
   echo "  $line"; ours+=("$(sed 's/.*median_s=\([0-9.]*\).*/\1/' <<<"$line")")
-  line=$(bench/launch.sh -n "$ranks" -p "$((port + 1))" -- /usr/bin/python3 bench/gloo_allreduce.py \
+  line=$(bench/lib/launch.sh -n "$ranks" -p "$((port + 1))" -- /usr/bin/python3 bench/lib/gloo_allreduce.py \
            --bytes "$bytes" --iters "$iters" 2>/dev/null | grep 'impl=gloo')
   echo "  $line"; gloo+=("$(sed 's/.*median_s=\([0-9.]*\).*/\1/' <<<"$line")")
 done

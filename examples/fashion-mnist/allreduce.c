@@ -21,13 +21,19 @@
 
 #define FM_MAGIC 0x464d5247u /* "FMRG": rejects strangers that connect to our ports */
 
+/* Caps one syscall so reduction of received bytes interleaves with sending them on. */
+#ifndef FM_IO_CHUNK
+#define FM_IO_CHUNK (256 * 1024)
+#endif
+
 struct fm_ring {
     int rank, world;
     int send_fd; /* to rank+1 */
     int recv_fd; /* from rank-1 */
     int timeout_ms;
-    float *tmp;  /* receive buffer for the reduce-scatter half */
-    size_t tmp_cap;
+    /* Receive buffer for the reduce-scatter half: one I/O chunk, reused for every recv, so it
+     * stays in cache instead of streaming a whole segment through memory. */
+    float tmp[(FM_IO_CHUNK + 16) / sizeof(float)];
 };
 
 struct peer_addr {
@@ -303,7 +309,8 @@ static int rendezvous(const fm_ring_opts *o, uint32_t master_ip, struct peer_add
 int fm_ring_open(fm_ring **out, const fm_ring_opts *o, fm_err *err)
 {
     *out = NULL;
-    if (o->world < 1 || o->rank < 0 || o->rank >= o->world) {
+    /* The rendezvous keeps per-rank tables on the stack; 4096 ranks is far beyond one machine. */
+    if (o->world < 1 || o->world > 4096 || o->rank < 0 || o->rank >= o->world) {
         fm_err_set(err, "bad rank %d for world size %d", o->rank, o->world);
         return -1;
     }
@@ -377,7 +384,6 @@ void fm_ring_close(fm_ring *r)
         close(r->send_fd);
     if (r->recv_fd >= 0)
         close(r->recv_fd);
-    free(r->tmp);
     free(r);
 }
 
@@ -403,27 +409,12 @@ static void add_into(float *restrict d, const float *restrict t, size_t n)
         d[i] += t[i];
 }
 
-/* Caps one syscall so reduction of received bytes interleaves with sending them on. */
-#ifndef FM_IO_CHUNK
-#define FM_IO_CHUNK (256 * 1024)
-#endif
 
 int fm_ring_allreduce(fm_ring *ring, float *data, size_t n, fm_err *err)
 {
     int w = ring->world, r = ring->rank;
     if (w == 1 || n == 0)
         return 0;
-    size_t maxseg = n / (size_t)w + 1;
-    if (ring->tmp_cap < maxseg) {
-        free(ring->tmp);
-        ring->tmp = malloc(maxseg * sizeof(float));
-        if (!ring->tmp) {
-            ring->tmp_cap = 0;
-            fm_err_set(err, "allreduce: out of memory");
-            return -1;
-        }
-        ring->tmp_cap = maxseg;
-    }
     int steps = 2 * (w - 1);
     int js = 0, jr = 0;   /* current send / receive step */
     size_t sb = 0, rb = 0; /* bytes sent / received in the current step */
@@ -440,16 +431,22 @@ int fm_ring_allreduce(fm_ring *ring, float *data, size_t n, fm_err *err)
                 continue;
             }
             int reducing = jr < w - 1;
-            char *dst = reducing ? (char *)ring->tmp : (char *)(data + lo);
             size_t want = len - rb;
             if (want > FM_IO_CHUNK)
                 want = FM_IO_CHUNK;
-            ssize_t got = recv(ring->recv_fd, dst + rb, want, MSG_DONTWAIT);
+            /* Reduce-scatter: into tmp after the 0-3 bytes of a float split by the last recv.
+             * All-gather: straight into place. */
+            size_t carry = rb - rf * sizeof(float);
+            char *dst = reducing ? (char *)ring->tmp + carry : (char *)(data + lo) + rb;
+            ssize_t got = recv(ring->recv_fd, dst, want, MSG_DONTWAIT);
             if (got > 0) {
                 rb += (size_t)got;
                 size_t whole = rb / sizeof(float);
-                if (reducing)
-                    add_into(data + lo + rf, ring->tmp + rf, whole - rf);
+                if (reducing) {
+                    add_into(data + lo + rf, ring->tmp, whole - rf);
+                    memmove(ring->tmp, (char *)ring->tmp + (whole - rf) * sizeof(float),
+                            rb - whole * sizeof(float));
+                }
                 rf = whole;
                 progress = 1;
                 continue;

@@ -1,6 +1,7 @@
 /* Ring all-reduce over TCP for the Fashion-MNIST example (and bench/allreduce.sh).
  *
- * Rendezvous: rank 0 listens on master_addr:master_port; every other rank connects there
+ * Rendezvous: rank 0 listens on master_addr:master_port (the caller passes rank 0 its own
+ * POD_IP, which is what MASTER_ADDR names); every other rank connects there
  * (retrying until the rendezvous deadline, because pods start in any order) and sends its rank
  * plus the address of its own ring listener (bind_ip, ephemeral port). Rank 0 answers everyone
  * with the full table; then rank r connects to rank r+1 and accepts rank r-1, forming the ring.

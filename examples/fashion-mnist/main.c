@@ -445,7 +445,7 @@ static int bench_allreduce(fm_ring *ring, const cfg *c, int rank, int world)
     fm_err err;
     size_t n = (size_t)c->bench_bytes / sizeof(float);
     float *data = xalloc(n * sizeof(float) + 16);
-    double *t = calloc((size_t)c->bench_iters, sizeof *t);
+    double *t = xalloc((size_t)c->bench_iters * sizeof *t);
     float token = 1;
     int warmup = 2;
     for (int it = -warmup; it < c->bench_iters; it++) {
@@ -499,7 +499,10 @@ int main(int argc, char **argv)
     const char *pod_ip = getenv("POD_IP");
     const char *master = getenv("MASTER_ADDR");
     fm_ring_opts ro = {.rank = rank, .world = world,
-                       .master_addr = master && *master ? master : "127.0.0.1",
+                       /* Rank 0 is the master pod: it listens on its own address, which is
+                        * what MASTER_ADDR names (and needs no name lookup). */
+                       .master_addr = rank == 0 && pod_ip && *pod_ip ? pod_ip
+                                      : master && *master ? master : "127.0.0.1",
                        .master_port = env_int("MASTER_PORT", 23456),
                        .bind_ip = pod_ip && *pod_ip ? pod_ip : "127.0.0.1",
                        .rendezvous_timeout_ms = c.rendezvous_timeout_s * 1000,

@@ -154,3 +154,11 @@ def test_tf_config_check_rejects_wrong_counts_and_identity():
     assert res[0][0] == 1 and "expected" in res[0][2]
     res = tf_run(tf_envs(net(), bad_name=("worker", 1))[2:3], args=("--no-connect",))
     assert res[0][0] == 1 and "says worker:7 but TF_CONFIG task is worker:1" in res[0][2]
+
+
+def test_two_jobs_on_the_same_port_run_side_by_side():
+    # Every process binds only its own POD_IP, so MASTER_PORT 23456 twice is no conflict.
+    a, b = launch(2, small()), launch(2, small())
+    for rc, out, err in finish(a) + finish(b):
+        assert rc == 0, err
+        assert EPOCH_RE.search(out), out

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """torch.distributed.all_reduce (gloo) on a float32 tensor, timed like the C ring's
 --bench-allreduce mode: a tiny all-reduce as a barrier, then the timed one; rank 0 prints the
-median. Environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (bench/launch.sh sets them)."""
+median. Environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (bench/lib/launch.sh sets them)."""
 import argparse
 import os
 import statistics

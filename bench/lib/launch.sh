@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts N ranks of a command with the environment trainyard (like Kubeflow's training operator)
 # gives a PyTorchJob: every rank gets its own loopback address as POD_IP, rank 0's is MASTER_ADDR.
-#   bench/launch.sh [-n N] [-p PORT] [-a 127.X.Y] -- command args...
-# Output lines are prefixed with [rank]. Exits with the first non-zero rank status (0 if all ok);
-# when one rank fails the others are given --grace seconds and then killed, like a gang.
+#   bench/lib/launch.sh [-n N] [-p PORT] [-a 127.X.Y] -- command args...
+# Output lines are prefixed with [rank]. Exits with the first non-zero rank status (0 if all ok); the ranks notice a dead peer themselves.
+# Lives in bench/lib/ so that `make bench`, which runs every bench/*.sh, does not run it.
 set -u
 n=4 port=${MASTER_PORT:-23456} net=127.16.$((RANDOM % 200 + 20))
 while [ $# -gt 0 ]; do
