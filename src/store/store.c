@@ -194,7 +194,8 @@ int ty_store_create(ty_store *s, const char *resource, const json_t *in, json_t 
     if (!name || !*name) {
         json_decref(obj);
         ty_fail(err, "%s: metadata.name: Required value", object_kind_name(resource));
-        err->code = TY_STORE_INVALID;
+        if (err)
+            err->code = TY_STORE_INVALID;
         return -1;
     }
     if (cluster_scoped(resource))
