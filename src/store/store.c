@@ -205,8 +205,8 @@ int ty_store_create(ty_store *s, const char *resource, const json_t *in, json_t 
     ty_map *objects = objects_of(s, resource, true);
     TY_AUTOFREE char *key = object_key(resource, ty_obj_namespace(obj), name);
     if (ty_map_gets(objects, key)) {
+        ty_fail(err, "%s \"%s\" already exists", resource, name); /* name is obj's */
         json_decref(obj);
-        ty_fail(err, "%s \"%s\" already exists", resource, name);
         if (err)
             err->code = TY_STORE_CONFLICT;
         return -1;
