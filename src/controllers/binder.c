@@ -140,7 +140,8 @@ static void pass(void *ctx, const char *key)
         json_array_append(g->pods, pod);
     }
     ty_map_free(&by_key);
-    qsort(gangs, ngangs, sizeof(gang), compare_gangs);
+    if (ngangs) /* qsort wants a non-NULL array even for zero elements */
+        qsort(gangs, ngangs, sizeof(gang), compare_gangs);
     for (size_t k = 0; k < ngangs; k++) {
         gang *g = &gangs[k];
         ty_resources need = {0};
