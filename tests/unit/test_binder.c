@@ -283,3 +283,25 @@ Test(binder, free_with_a_pass_queued)
     /* No settle: the pass is still queued when the binder goes. */
     stop(&f);
 }
+
+Test(binder, deleting_members_do_not_count_toward_the_gang)
+{
+    /* A gang restart deletes every pod: a new pod must wait for its new peers, not join an
+     * old one that is still terminating. */
+    fixture f;
+    start(&f);
+    add_pod(&f, "job-0", "job", 2, "1", 0);
+    add_pod(&f, "job-1", "job", 2, "1", 0);
+    settle(&f);
+    set_phase(&f, "job-0", "Running");
+    set_phase(&f, "job-1", "Failed");
+    cr_assert_eq(ty_store_delete(f.store, "pods", "default", "job-0", -1, NULL), 0);
+    cr_assert_eq(ty_store_delete(f.store, "pods", "default", "job-1", -1, NULL), 0);
+    add_pod(&f, "job-1", "job", 2, "1", 0);
+    settle(&f);
+    cr_assert(!bound(&f, "job-1"));
+    char st[16], reason[32], msg[256];
+    scheduled(&f, "job-1", st, reason, msg);
+    cr_assert_str_eq(msg, "waiting for the gang: 1 of 2 pods created");
+    stop(&f);
+}
