@@ -101,6 +101,7 @@ static void pass(void *ctx, const char *key)
 
     json_t *pods = ty_store_list(b->store, "pods", NULL);
     ty_map by_key = TY_MAP_INIT;
+    ty_map running = TY_MAP_INIT; /* gang key -> running bound members */
     gang *gangs = NULL;
     size_t ngangs = 0;
     size_t i;
@@ -110,8 +111,17 @@ static void pass(void *ctx, const char *key)
         json_t *spec = json_object_get(pod, "spec");
         const char *bound = json_string_value(json_object_get(spec, "nodeName"));
         if (bound) {
-            if (strcmp(bound, b->node_name) == 0 && !ty_pod_terminated(pod))
-                ty_resources_sub(&avail, ty_pod_spec_requests(spec));
+            if (strcmp(bound, b->node_name) != 0 || ty_pod_terminated(pod))
+                continue;
+            ty_resources_sub(&avail, ty_pod_spec_requests(spec));
+            /* A running member of a gang counts toward the gang's size: a pod the job
+             * controller recreated alone (restartPolicy ExitCode) joins its running peers. */
+            const char *bgroup = ty_obj_label(pod, TY_LABEL_POD_GROUP);
+            if (bgroup && !ty_obj_deleting(pod)) {
+                TY_AUTOFREE char *bkey = ty_asprintf("%s/%s", ty_obj_namespace(pod), bgroup);
+                uintptr_t n = (uintptr_t)ty_map_gets(&running, bkey);
+                ty_map_puts(&running, bkey, (void *)(n + 1));
+            }
             continue;
         }
         if (ty_obj_deleting(pod) || ty_pod_terminated(pod))
@@ -140,16 +150,18 @@ static void pass(void *ctx, const char *key)
         json_array_append(g->pods, pod);
     }
     ty_map_free(&by_key);
-    qsort(gangs, ngangs, sizeof(gang), compare_gangs);
+    if (ngangs) /* qsort wants a non-NULL array even for zero elements */
+        qsort(gangs, ngangs, sizeof(gang), compare_gangs);
     for (size_t k = 0; k < ngangs; k++) {
         gang *g = &gangs[k];
         ty_resources need = {0};
         json_array_foreach(g->pods, i, pod)
             ty_resources_add(&need, ty_pod_spec_requests(json_object_get(pod, "spec")));
         char why[200];
-        if ((long)json_array_size(g->pods) < g->size) {
-            snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created",
-                     json_array_size(g->pods), g->size);
+        size_t have = json_array_size(g->pods) + (uintptr_t)ty_map_gets(&running, g->key);
+        if ((long)have < g->size) {
+            snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created", have,
+                     g->size);
             mark_waiting(b, g, why);
         } else if (!ty_resources_fit(need, avail, "free", why, sizeof why)) {
             TY_AUTOFREE char *msg =
@@ -165,6 +177,7 @@ static void pass(void *ctx, const char *key)
         free(g->key);
     }
     free(gangs);
+    ty_map_free(&running);
     json_decref(pods);
 }
 

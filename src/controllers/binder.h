@@ -4,7 +4,8 @@
  * job's name, as the coscheduling plugin uses it) and the annotation
  * `trainyard.dev/gang-size` (how many pods the gang has). A gang is bound only when all its
  * pods exist and their summed requests fit what the node has free, so a job never runs half
- * its ranks. A gang that waits gets, on each pod, the condition PodScheduled=False with reason
+ * its ranks; members already running on the node (bound, not terminated, not being deleted)
+ * count as existing, so a pod recreated alone joins its running peers. A gang that waits gets, on each pod, the condition PodScheduled=False with reason
  * Unschedulable and a message saying what it waits for. Gangs are tried oldest first; a
  * younger gang that fits may run before an older one that does not (best effort, as Kueue's
  * BestEffortFIFO). The Kueue-style scheduler of a later issue replaces this for queued jobs.

@@ -194,7 +194,8 @@ int ty_store_create(ty_store *s, const char *resource, const json_t *in, json_t 
     if (!name || !*name) {
         json_decref(obj);
         ty_fail(err, "%s: metadata.name: Required value", object_kind_name(resource));
-        err->code = TY_STORE_INVALID;
+        if (err)
+            err->code = TY_STORE_INVALID;
         return -1;
     }
     if (cluster_scoped(resource))
@@ -204,8 +205,8 @@ int ty_store_create(ty_store *s, const char *resource, const json_t *in, json_t 
     ty_map *objects = objects_of(s, resource, true);
     TY_AUTOFREE char *key = object_key(resource, ty_obj_namespace(obj), name);
     if (ty_map_gets(objects, key)) {
+        ty_fail(err, "%s \"%s\" already exists", resource, name); /* name is obj's */
         json_decref(obj);
-        ty_fail(err, "%s \"%s\" already exists", resource, name);
         if (err)
             err->code = TY_STORE_CONFLICT;
         return -1;
@@ -384,10 +385,16 @@ static void delete_dependents(ty_store *s, const char *uid)
 static void remove_object(ty_store *s, const char *resource, const char *key)
 {
     ty_map *objects = objects_of(s, resource, false);
-    json_t *obj = ty_map_dels(objects, key);
-    if (!obj)
+    json_t *stored = ty_map_dels(objects, key);
+    if (!stored)
         return;
-    set_revision(s, json_object_get(obj, "metadata"));
+    /* The DELETED event carries the deletion's resourceVersion, on a copy: callers may still
+     * hold the stored object, which must not change under them. */
+    json_t *obj = json_copy(stored);
+    json_t *meta = json_copy(json_object_get(stored, "metadata"));
+    json_object_set_new(obj, "metadata", meta);
+    json_decref(stored);
+    set_revision(s, meta);
     notify(s, TY_EVENT_DELETED, resource, obj);
     TY_AUTOFREE char *uid = ty_strdup(ty_obj_uid(obj));
     json_decref(obj);

@@ -1,0 +1,717 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "store/store.h"
+
+/* ---- helpers ---- */
+
+static json_t *obj(const char *name, const char *ns)
+{
+    json_t *o = json_pack("{s:s, s:s, s:{s:s}, s:{s:i}}", "apiVersion", "v1", "kind", "ConfigMap",
+                          "metadata", "name", name, "spec", "replicas", 1);
+    if (ns)
+        json_object_set_new(json_object_get(o, "metadata"), "namespace", json_string(ns));
+    return o;
+}
+
+static json_t *pod(const char *name, const char *node, const char *phase)
+{
+    json_t *p = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:[{s:s, s:s}]}}", "apiVersion", "v1",
+                          "kind", "Pod", "metadata", "name", name, "namespace", "default", "spec",
+                          "containers", "name", "c", "image", "x");
+    if (node)
+        json_object_set_new(json_object_get(p, "spec"), "nodeName", json_string(node));
+    if (phase)
+        json_object_set_new(p, "status", json_pack("{s:s}", "phase", phase));
+    return p;
+}
+
+static json_t *create(ty_store *s, const char *resource, json_t *o)
+{
+    json_t *out = NULL;
+    ty_error err = TY_ERROR_INIT;
+    int rc = ty_store_create(s, resource, o, &out, &err);
+    cr_assert_eq(rc, 0, "create: %s", err.msg ? err.msg : "");
+    ty_error_clear(&err);
+    json_decref(o);
+    return out;
+}
+
+static const char *meta_s(const json_t *o, const char *f)
+{
+    return json_string_value(json_object_get(json_object_get(o, "metadata"), f));
+}
+
+static json_int_t generation(const json_t *o)
+{
+    return json_integer_value(json_object_get(json_object_get(o, "metadata"), "generation"));
+}
+
+static void own(json_t *o, const json_t *owner)
+{
+    json_object_set_new(json_object_get(o, "metadata"), "ownerReferences",
+                        json_pack("[{s:s, s:s, s:s, s:s}]", "apiVersion", "v1", "kind", "X",
+                                  "name", ty_obj_name(owner), "uid", ty_obj_uid(owner)));
+}
+
+typedef struct {
+    int n;
+    ty_event_type types[32];
+    char names[32][32];
+    char resources[32][32];
+} events;
+
+static void record(void *ctx, ty_event_type type, const char *resource, const json_t *o)
+{
+    events *e = ctx;
+    cr_assert_lt(e->n, 32);
+    e->types[e->n] = type;
+    snprintf(e->names[e->n], sizeof e->names[0], "%s", ty_obj_name(o));
+    snprintf(e->resources[e->n], sizeof e->resources[0], "%s", resource);
+    e->n++;
+}
+
+/* ---- create / get ---- */
+
+Test(store, create_sets_server_metadata)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = obj("a", NULL);
+    json_t *keep = json_deep_copy(in);
+    json_t *out = NULL;
+    cr_assert_eq(ty_store_create(s, "configmaps", in, &out, NULL), 0);
+    cr_assert(json_equal(in, keep), "the input is not modified");
+    cr_assert_str_eq(meta_s(out, "namespace"), "default");
+    cr_assert_eq(strlen(meta_s(out, "uid")), 36);
+    cr_assert_eq(meta_s(out, "uid")[14], '4');
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), "1");
+    cr_assert_eq(ty_store_revision(s), 1);
+    cr_assert_eq(generation(out), 1);
+    cr_assert_not_null(meta_s(out, "creationTimestamp"));
+    cr_assert(!ty_obj_deleting(out));
+
+    json_t *got = ty_store_get(s, "configmaps", "default", "a");
+    cr_assert_eq(got, out, "get returns the stored object");
+    json_t *got2 = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_eq(got2, out, "a NULL namespace means default");
+    cr_assert_null(ty_store_get(s, "configmaps", "other", "a"));
+    cr_assert_null(ty_store_get(s, "secrets", "default", "a"));
+
+    json_t *b = create(s, "configmaps", obj("b", NULL));
+    cr_assert_str_neq(ty_obj_uid(b), ty_obj_uid(out), "uids are unique");
+    cr_assert_str_eq(meta_s(b, "resourceVersion"), "2");
+    json_decref(b);
+    json_decref(got);
+    json_decref(got2);
+    json_decref(out);
+    json_decref(in);
+    json_decref(keep);
+    ty_store_free(s);
+}
+
+Test(store, create_ignores_client_server_fields)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = obj("a", "ns1");
+    json_t *m = json_object_get(in, "metadata");
+    json_object_set_new(m, "uid", json_string("fake"));
+    json_object_set_new(m, "resourceVersion", json_string("77"));
+    json_object_set_new(m, "generation", json_integer(9));
+    json_object_set_new(m, "deletionTimestamp", json_string("2020-01-01T00:00:00Z"));
+    json_t *out = create(s, "configmaps", in);
+    cr_assert_str_neq(ty_obj_uid(out), "fake");
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), "1");
+    cr_assert_eq(generation(out), 1);
+    cr_assert(!ty_obj_deleting(out));
+    cr_assert_str_eq(ty_obj_namespace(out), "ns1");
+    json_decref(out);
+    ty_store_free(s);
+}
+
+Test(store, create_existing_conflicts)
+{
+    ty_store *s = ty_store_new();
+    json_decref(create(s, "configmaps", obj("a", NULL)));
+    ty_error err = TY_ERROR_INIT;
+    json_t *in = obj("a", "default");
+    json_t *out = NULL;
+    cr_assert_lt(ty_store_create(s, "configmaps", in, &out, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    cr_assert_not_null(strstr(err.msg, "already exists"), "%s", err.msg);
+    cr_assert_null(out);
+    cr_assert_eq(ty_store_revision(s), 1, "a failed write hands out no revision");
+    ty_error_clear(&err);
+    /* The same name in another namespace is another object. */
+    json_object_set_new(json_object_get(in, "metadata"), "namespace", json_string("ns2"));
+    cr_assert_eq(ty_store_create(s, "configmaps", in, NULL, NULL), 0);
+    json_decref(in);
+    ty_store_free(s);
+}
+
+Test(store, create_without_name_is_invalid)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = json_pack("{s:s, s:{}}", "kind", "ConfigMap", "metadata");
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_INVALID);
+    cr_assert_not_null(strstr(err.msg, "metadata.name"), "%s", err.msg);
+    ty_error_clear(&err);
+    /* err may be NULL, as for every function that takes one. */
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, NULL), 0);
+    json_decref(in);
+    ty_store_free(s);
+}
+
+Test(store, nodes_are_cluster_scoped)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = json_pack("{s:s, s:{s:s, s:s}}", "kind", "Node", "metadata", "name", "n1",
+                           "namespace", "default");
+    json_t *out = create(s, "nodes", in);
+    cr_assert_null(ty_obj_namespace(out), "a node has no namespace");
+    json_t *a = ty_store_get(s, "nodes", NULL, "n1");
+    json_t *b = ty_store_get(s, "nodes", "whatever", "n1");
+    cr_assert_eq(a, out);
+    cr_assert_eq(b, out, "the namespace is ignored for cluster-scoped resources");
+    json_t *list = ty_store_list(s, "nodes", NULL);
+    cr_assert_eq(json_array_size(list), 1);
+    cr_assert_eq(ty_store_delete(s, "nodes", "x", "n1", -1, NULL), 0);
+    cr_assert_null(ty_store_get(s, "nodes", NULL, "n1"));
+    json_decref(list);
+    json_decref(a);
+    json_decref(b);
+    json_decref(out);
+    ty_store_free(s);
+}
+
+/* ---- update ---- */
+
+Test(store, update_bumps_generation_only_on_spec_change)
+{
+    ty_store *s = ty_store_new();
+    json_t *v1 = create(s, "configmaps", obj("a", NULL));
+    const char *uid = ty_obj_uid(v1);
+
+    /* Metadata only: a new resourceVersion, the same generation. */
+    json_t *in = json_deep_copy(v1);
+    json_object_set_new(json_object_get(in, "metadata"), "labels", json_pack("{s:s}", "k", "v"));
+    json_t *v2 = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", in, &v2, NULL), 0);
+    json_decref(in);
+    cr_assert_str_eq(ty_obj_label(v2, "k"), "v");
+    cr_assert_str_eq(meta_s(v2, "resourceVersion"), "2");
+    cr_assert_eq(generation(v2), 1);
+    cr_assert_str_eq(ty_obj_uid(v2), uid);
+    cr_assert_str_eq(meta_s(v2, "creationTimestamp"), meta_s(v1, "creationTimestamp"));
+
+    /* The spec: generation 2. */
+    in = json_deep_copy(v2);
+    json_object_set_new(json_object_get(in, "spec"), "replicas", json_integer(3));
+    json_t *v3 = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", in, &v3, NULL), 0);
+    json_decref(in);
+    cr_assert_eq(generation(v3), 2);
+    cr_assert_str_eq(meta_s(v3, "resourceVersion"), "3");
+
+    /* A new top-level field counts as spec, and so does removing one. */
+    in = json_deep_copy(v3);
+    json_object_set_new(in, "data", json_pack("{s:s}", "x", "y"));
+    json_t *v4 = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", in, &v4, NULL), 0);
+    json_decref(in);
+    cr_assert_eq(generation(v4), 3);
+    in = json_deep_copy(v4);
+    json_object_del(in, "data");
+    json_t *v5 = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", in, &v5, NULL), 0);
+    json_decref(in);
+    cr_assert_eq(generation(v5), 4);
+
+    /* The references taken before are unchanged. */
+    cr_assert_str_eq(meta_s(v1, "resourceVersion"), "1");
+    cr_assert_null(ty_obj_label(v1, "k"));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(v2, "spec"), "replicas")), 1);
+    json_decref(v1);
+    json_decref(v2);
+    json_decref(v3);
+    json_decref(v4);
+    json_decref(v5);
+    ty_store_free(s);
+}
+
+Test(store, update_keeps_server_fields_and_status)
+{
+    ty_store *s = ty_store_new();
+    json_t *v1 = create(s, "pods", pod("p", NULL, "Running"));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v1, "status"), "phase")),
+                     "Running", "create stores the status it is given");
+    json_t *in = json_deep_copy(v1);
+    json_t *m = json_object_get(in, "metadata");
+    json_object_set_new(m, "uid", json_string("other"));
+    json_object_set_new(m, "creationTimestamp", json_string("2000-01-01T00:00:00Z"));
+    json_object_set_new(m, "generation", json_integer(40));
+    json_object_set_new(in, "status", json_pack("{s:s}", "phase", "Failed"));
+    json_t *v2 = NULL;
+    cr_assert_eq(ty_store_update(s, "pods", in, &v2, NULL), 0);
+    cr_assert_str_eq(ty_obj_uid(v2), ty_obj_uid(v1));
+    cr_assert_str_eq(meta_s(v2, "creationTimestamp"), meta_s(v1, "creationTimestamp"));
+    cr_assert_eq(generation(v2), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v2, "status"), "phase")),
+                     "Running", "update does not write status");
+    json_decref(in);
+
+    /* Without status in the input, the stored one stays too. */
+    in = json_deep_copy(v2);
+    json_object_del(in, "status");
+    json_t *v3 = NULL;
+    cr_assert_eq(ty_store_update(s, "pods", in, &v3, NULL), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v3, "status"), "phase")),
+                     "Running");
+    json_decref(in);
+    json_decref(v1);
+    json_decref(v2);
+    json_decref(v3);
+    ty_store_free(s);
+}
+
+Test(store, update_status_only_writes_status)
+{
+    ty_store *s = ty_store_new();
+    json_t *v1 = create(s, "pods", pod("p", NULL, NULL));
+    json_t *in = json_deep_copy(v1);
+    json_object_set_new(in, "status", json_pack("{s:s}", "phase", "Running"));
+    json_object_set_new(json_object_get(in, "spec"), "nodeName", json_string("n"));
+    json_object_set_new(json_object_get(in, "metadata"), "labels", json_pack("{s:s}", "a", "b"));
+    json_t *v2 = NULL;
+    cr_assert_eq(ty_store_update_status(s, "pods", in, &v2, NULL), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v2, "status"), "phase")),
+                     "Running");
+    cr_assert_null(json_object_get(json_object_get(v2, "spec"), "nodeName"));
+    cr_assert_null(ty_obj_label(v2, "a"));
+    cr_assert_eq(generation(v2), 1);
+    cr_assert_str_eq(meta_s(v2, "resourceVersion"), "2");
+    cr_assert_null(json_object_get(v1, "status"), "the old reference is unchanged");
+
+    /* Modifying the input afterwards does not reach the store. */
+    json_object_set_new(json_object_get(in, "status"), "phase", json_string("Failed"));
+    json_t *v3 = ty_store_get(s, "pods", "default", "p");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v3, "status"), "phase")),
+                     "Running");
+    json_decref(in);
+    json_decref(v1);
+    json_decref(v2);
+    json_decref(v3);
+    ty_store_free(s);
+}
+
+Test(store, stale_resource_version_conflicts)
+{
+    ty_store *s = ty_store_new();
+    json_t *v1 = create(s, "configmaps", obj("a", NULL));
+    json_t *in = json_deep_copy(v1);
+    cr_assert_eq(ty_store_update(s, "configmaps", in, NULL, NULL), 0);
+    ty_error err = TY_ERROR_INIT;
+    json_t *out = NULL;
+    cr_assert_lt(ty_store_update(s, "configmaps", in, &out, &err), 0, "resourceVersion 1 is stale");
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    cr_assert_not_null(strstr(err.msg, "the object has been modified"), "%s", err.msg);
+    cr_assert_null(out);
+    ty_error_clear(&err);
+    cr_assert_lt(ty_store_update_status(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    ty_error_clear(&err);
+    cr_assert_eq(ty_store_revision(s), 2);
+
+    /* No resourceVersion: last write wins. */
+    json_object_del(json_object_get(in, "metadata"), "resourceVersion");
+    cr_assert_eq(ty_store_update(s, "configmaps", in, &out, NULL), 0);
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), "3");
+    json_decref(out);
+    json_decref(in);
+    json_decref(v1);
+    ty_store_free(s);
+}
+
+Test(store, update_missing_is_not_found)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = obj("nope", NULL);
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_store_update(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    cr_assert_not_null(strstr(err.msg, "not found"), "%s", err.msg);
+    ty_error_clear(&err);
+    cr_assert_lt(ty_store_update_status(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    ty_error_clear(&err);
+    cr_assert_lt(ty_store_delete(s, "configmaps", NULL, "nope", -1, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    ty_error_clear(&err);
+    cr_assert_lt(ty_store_delete(s, "configmaps", NULL, "nope", -1, NULL), 0);
+    /* Namespace defaulting applies to updates: "a" in ns1 is not "a" in default. */
+    json_decref(create(s, "configmaps", obj("a", "ns1")));
+    json_t *a = obj("a", NULL);
+    cr_assert_lt(ty_store_update(s, "configmaps", a, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    ty_error_clear(&err);
+    json_decref(a);
+    json_decref(in);
+    ty_store_free(s);
+}
+
+/* ---- list ---- */
+
+Test(store, list_is_sorted_and_filtered)
+{
+    ty_store *s = ty_store_new();
+    const char *names[][2] = {{"b", "ns2"}, {"c", "ns1"}, {"a", "ns2"}, {"b", "ns1"}, {"z", NULL}};
+    for (size_t i = 0; i < 5; i++)
+        json_decref(create(s, "configmaps", obj(names[i][0], names[i][1])));
+    json_decref(create(s, "secrets", obj("s", NULL)));
+    json_t *all = ty_store_list(s, "configmaps", NULL);
+    const char *want[][2] = {{"default", "z"}, {"ns1", "b"}, {"ns1", "c"}, {"ns2", "a"}, {"ns2", "b"}};
+    cr_assert_eq(json_array_size(all), 5);
+    for (size_t i = 0; i < 5; i++) {
+        json_t *o = json_array_get(all, i);
+        cr_assert_str_eq(ty_obj_namespace(o), want[i][0]);
+        cr_assert_str_eq(ty_obj_name(o), want[i][1]);
+    }
+    json_t *ns1 = ty_store_list(s, "configmaps", "ns1");
+    cr_assert_eq(json_array_size(ns1), 2);
+    cr_assert_str_eq(ty_obj_name(json_array_get(ns1, 0)), "b");
+    cr_assert_str_eq(ty_obj_name(json_array_get(ns1, 1)), "c");
+    json_t *none = ty_store_list(s, "jobs", NULL);
+    cr_assert(json_is_array(none));
+    cr_assert_eq(json_array_size(none), 0);
+    json_t *none2 = ty_store_list(s, "configmaps", "ns3");
+    cr_assert_eq(json_array_size(none2), 0);
+
+    /* The list holds the stored objects: an update later does not change them. */
+    json_t *first = json_incref(json_array_get(all, 0));
+    json_t *in = json_deep_copy(first);
+    json_object_set_new(json_object_get(in, "spec"), "replicas", json_integer(5));
+    cr_assert_eq(ty_store_update(s, "configmaps", in, NULL, NULL), 0);
+    json_decref(all);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(first, "spec"), "replicas")), 1);
+    json_decref(first);
+    json_decref(in);
+    json_decref(ns1);
+    json_decref(none);
+    json_decref(none2);
+    ty_store_free(s);
+}
+
+/* ---- delete ---- */
+
+Test(store, delete_removes_and_reference_stays_unchanged)
+{
+    ty_store *s = ty_store_new();
+    json_t *v1 = create(s, "configmaps", obj("a", NULL));
+    json_t *before = json_deep_copy(v1);
+    events e = {0};
+    ty_store_watch(s, NULL, record, &e);
+    cr_assert_eq(ty_store_delete(s, "configmaps", "default", "a", -1, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", "default", "a"));
+    cr_assert_eq(e.n, 1);
+    cr_assert_eq(e.types[0], TY_EVENT_DELETED);
+    cr_assert_eq(ty_store_revision(s), 2, "a deletion is a revision");
+    cr_assert(json_equal(v1, before), "a reference taken before the delete is unchanged: %s",
+              meta_s(v1, "resourceVersion"));
+    json_decref(before);
+    json_decref(v1);
+    ty_store_free(s);
+}
+
+Test(store, finalizers_hold_deletion)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = obj("a", NULL);
+    json_object_set_new(json_object_get(in, "metadata"), "finalizers", json_pack("[s]", "x/y"));
+    json_t *v1 = create(s, "configmaps", in);
+    cr_assert_eq(ty_store_delete(s, "configmaps", NULL, "a", -1, NULL), 0);
+    json_t *v2 = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_not_null(v2, "an object with finalizers is only marked");
+    cr_assert(ty_obj_deleting(v2));
+    cr_assert(!ty_obj_deleting(v1), "the earlier reference is unchanged");
+    cr_assert_null(json_object_get(json_object_get(v2, "metadata"), "deletionGracePeriodSeconds"));
+    cr_assert_eq(generation(v2), 1);
+    uint64_t rev = ty_store_revision(s);
+    /* Deleting again changes nothing. */
+    cr_assert_eq(ty_store_delete(s, "configmaps", NULL, "a", -1, NULL), 0);
+    cr_assert_eq(ty_store_revision(s), rev);
+    json_t *v2b = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_eq(v2b, v2);
+    json_decref(v2b);
+
+    /* An update cannot clear deletionTimestamp, but can drop the finalizer, which removes it. */
+    json_t *up = json_deep_copy(v2);
+    json_object_del(json_object_get(up, "metadata"), "deletionTimestamp");
+    json_object_set_new(json_object_get(up, "metadata"), "labels", json_pack("{s:s}", "a", "b"));
+    json_t *v3 = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", up, &v3, NULL), 0);
+    cr_assert(ty_obj_deleting(v3));
+    json_decref(up);
+    events e = {0};
+    ty_store_watch(s, "configmaps", record, &e);
+    up = json_deep_copy(v3);
+    json_object_set_new(json_object_get(up, "metadata"), "finalizers", json_array());
+    json_t *v4 = (json_t *)1;
+    cr_assert_eq(ty_store_update(s, "configmaps", up, &v4, NULL), 0);
+    cr_assert_null(v4, "*out is NULL when the update removed the object");
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    cr_assert_eq(e.n, 2);
+    cr_assert_eq(e.types[0], TY_EVENT_MODIFIED);
+    cr_assert_eq(e.types[1], TY_EVENT_DELETED);
+    json_decref(up);
+    json_decref(v1);
+    json_decref(v2);
+    json_decref(v3);
+    ty_store_free(s);
+}
+
+Test(store, bound_running_pod_is_deleted_gracefully)
+{
+    ty_store *s = ty_store_new();
+    json_t *in = pod("p", "node1", "Running");
+    json_object_set_new(json_object_get(in, "spec"), "terminationGracePeriodSeconds",
+                        json_integer(7));
+    json_decref(create(s, "pods", in));
+    cr_assert_eq(ty_store_delete(s, "pods", "default", "p", -1, NULL), 0);
+    json_t *p = ty_store_get(s, "pods", "default", "p");
+    cr_assert_not_null(p, "a running bound pod is only marked");
+    cr_assert(ty_obj_deleting(p));
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(p, "metadata"), "deletionGracePeriodSeconds")),
+                 7, "the pod's own terminationGracePeriodSeconds");
+    const char *ts = meta_s(p, "deletionTimestamp");
+
+    /* A shorter grace period shortens it, keeping the timestamp; a longer one does nothing. */
+    uint64_t rev = ty_store_revision(s);
+    cr_assert_eq(ty_store_delete(s, "pods", "default", "p", 30, NULL), 0);
+    cr_assert_eq(ty_store_revision(s), rev);
+    cr_assert_eq(ty_store_delete(s, "pods", "default", "p", 3, NULL), 0);
+    json_t *p2 = ty_store_get(s, "pods", "default", "p");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(p2, "metadata"), "deletionGracePeriodSeconds")),
+                 3);
+    cr_assert_str_eq(meta_s(p2, "deletionTimestamp"), ts);
+
+    /* Status updates still work on a deleting pod and do not remove it. */
+    json_t *st = json_deep_copy(p2);
+    json_object_set_new(json_object_get(st, "status"), "message", json_string("stopping"));
+    cr_assert_eq(ty_store_update_status(s, "pods", st, NULL, NULL), 0);
+    json_decref(st);
+    json_t *p3 = ty_store_get(s, "pods", "default", "p");
+    cr_assert_not_null(p3);
+    json_decref(p3);
+
+    /* The node agent's delete with grace 0 removes it. */
+    cr_assert_eq(ty_store_delete(s, "pods", "default", "p", 0, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pods", "default", "p"));
+    json_decref(p);
+    json_decref(p2);
+    ty_store_free(s);
+}
+
+Test(store, default_grace_is_30_seconds)
+{
+    ty_store *s = ty_store_new();
+    json_decref(create(s, "pods", pod("p", "node1", NULL)));
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
+    json_t *p = ty_store_get(s, "pods", NULL, "p");
+    cr_assert_not_null(p, "a bound pending pod is only marked");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_object_get(p, "metadata"), "deletionGracePeriodSeconds")),
+                 30);
+    json_decref(p);
+    ty_store_free(s);
+}
+
+Test(store, unbound_or_terminated_pods_go_at_once)
+{
+    ty_store *s = ty_store_new();
+    json_decref(create(s, "pods", pod("unbound", NULL, NULL)));
+    json_decref(create(s, "pods", pod("done", "node1", "Succeeded")));
+    json_decref(create(s, "pods", pod("failed", "node1", "Failed")));
+    json_decref(create(s, "pods", pod("forced", "node1", "Running")));
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "unbound", -1, NULL), 0);
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "done", -1, NULL), 0);
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "failed", 30, NULL), 0);
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "forced", 0, NULL), 0);
+    json_t *list = ty_store_list(s, "pods", NULL);
+    cr_assert_eq(json_array_size(list), 0);
+    json_decref(list);
+
+    /* A pod marked while running goes once it has terminated. */
+    json_t *p = create(s, "pods", pod("p", "node1", "Running"));
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
+    json_t *st = ty_store_get(s, "pods", NULL, "p");
+    json_t *next = json_deep_copy(st);
+    json_object_set_new(json_object_get(next, "status"), "phase", json_string("Succeeded"));
+    cr_assert_eq(ty_store_update_status(s, "pods", next, NULL, NULL), 0);
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pods", NULL, "p"));
+    json_decref(next);
+    json_decref(st);
+    json_decref(p);
+    ty_store_free(s);
+}
+
+Test(store, cascading_deletion_is_multi_level)
+{
+    ty_store *s = ty_store_new();
+    json_t *job = create(s, "pytorchjobs", obj("job", NULL));
+    json_t *in = pod("p0", NULL, NULL);
+    own(in, job);
+    json_t *p0 = create(s, "pods", in);
+    in = pod("p1", NULL, NULL);
+    own(in, job);
+    json_decref(create(s, "pods", in));
+    in = obj("svc", NULL);
+    own(in, job);
+    json_t *svc = create(s, "services", in);
+    in = obj("endpoints", NULL);
+    own(in, svc);
+    json_decref(create(s, "endpoints", in));
+    in = obj("cm", NULL);
+    own(in, p0);
+    json_decref(create(s, "configmaps", in));
+    /* Owned by a uid that is not the job's: stays. */
+    json_decref(create(s, "pods", pod("other", NULL, NULL)));
+    in = obj("keep", NULL);
+    json_object_set_new(json_object_get(in, "metadata"), "ownerReferences",
+                        json_pack("[{s:s, s:s}]", "name", "job", "uid", "not-the-job"));
+    json_decref(create(s, "configmaps", in));
+    cr_assert(ty_obj_owned_by(p0, ty_obj_uid(job)));
+    cr_assert(!ty_obj_owned_by(job, ty_obj_uid(job)));
+
+    events e = {0};
+    ty_store_watch(s, NULL, record, &e);
+    cr_assert_eq(ty_store_delete(s, "pytorchjobs", NULL, "job", -1, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pytorchjobs", NULL, "job"));
+    cr_assert_null(ty_store_get(s, "pods", NULL, "p0"));
+    cr_assert_null(ty_store_get(s, "pods", NULL, "p1"));
+    cr_assert_null(ty_store_get(s, "services", NULL, "svc"));
+    cr_assert_null(ty_store_get(s, "endpoints", NULL, "endpoints"));
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "cm"));
+    json_t *other = ty_store_get(s, "pods", NULL, "other");
+    json_t *keep = ty_store_get(s, "configmaps", NULL, "keep");
+    cr_assert_not_null(other);
+    cr_assert_not_null(keep);
+    cr_assert_eq(e.n, 6);
+    for (int i = 0; i < e.n; i++)
+        cr_assert_eq(e.types[i], TY_EVENT_DELETED);
+    cr_assert_str_eq(e.resources[0], "pytorchjobs", "the owner goes first");
+    json_decref(other);
+    json_decref(keep);
+    json_decref(p0);
+    json_decref(svc);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+Test(store, cascading_marks_running_pods)
+{
+    ty_store *s = ty_store_new();
+    json_t *job = create(s, "pytorchjobs", obj("job", NULL));
+    json_t *in = pod("p", "node1", "Running");
+    own(in, job);
+    json_decref(create(s, "pods", in));
+    cr_assert_eq(ty_store_delete(s, "pytorchjobs", NULL, "job", -1, NULL), 0);
+    json_t *p = ty_store_get(s, "pods", NULL, "p");
+    cr_assert_not_null(p, "a running dependent pod is deleted gracefully");
+    cr_assert(ty_obj_deleting(p));
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", 0, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pods", NULL, "p"));
+    json_decref(p);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+/* ---- watch ---- */
+
+Test(store, watch_events_in_order)
+{
+    ty_store *s = ty_store_new();
+    events all = {0}, pods = {0};
+    int w1 = ty_store_watch(s, NULL, record, &all);
+    int w2 = ty_store_watch(s, "pods", record, &pods);
+    cr_assert_neq(w1, w2);
+    json_t *p = create(s, "pods", pod("p", NULL, NULL));
+    json_decref(create(s, "configmaps", obj("c", NULL)));
+    json_t *up = json_deep_copy(p);
+    json_object_set_new(json_object_get(up, "metadata"), "labels", json_pack("{s:s}", "a", "b"));
+    cr_assert_eq(ty_store_update(s, "pods", up, NULL, NULL), 0);
+    json_object_set_new(up, "status", json_pack("{s:s}", "phase", "Running"));
+    json_object_del(json_object_get(up, "metadata"), "resourceVersion");
+    cr_assert_eq(ty_store_update_status(s, "pods", up, NULL, NULL), 0);
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
+    /* Failed writes send nothing. */
+    cr_assert_lt(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
+
+    ty_event_type want_pods[] = {TY_EVENT_ADDED, TY_EVENT_MODIFIED, TY_EVENT_MODIFIED,
+                                 TY_EVENT_DELETED};
+    cr_assert_eq(pods.n, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(pods.types[i], want_pods[i], "event %d", i);
+        cr_assert_str_eq(pods.resources[i], "pods");
+        cr_assert_str_eq(pods.names[i], "p");
+    }
+    cr_assert_eq(all.n, 5);
+    cr_assert_str_eq(all.resources[1], "configmaps");
+    cr_assert_eq(all.types[1], TY_EVENT_ADDED);
+
+    ty_store_unwatch(s, w1);
+    ty_store_unwatch(s, 12345); /* unknown: nothing happens */
+    json_decref(create(s, "pods", pod("q", NULL, NULL)));
+    cr_assert_eq(all.n, 5, "no events after unwatch");
+    cr_assert_eq(pods.n, 5);
+    ty_store_unwatch(s, w2);
+    json_decref(create(s, "pods", pod("r", NULL, NULL)));
+    cr_assert_eq(pods.n, 5);
+    json_decref(up);
+    json_decref(p);
+    ty_store_free(s);
+}
+
+static void check_stored(void *ctx, ty_event_type type, const char *resource, const json_t *o)
+{
+    ty_store *s = ctx;
+    json_t *cur = ty_store_get(s, resource, ty_obj_namespace(o), ty_obj_name(o));
+    if (type == TY_EVENT_DELETED)
+        cr_assert_null(cur, "the object is gone when DELETED is sent");
+    else
+        cr_assert_eq(cur, o, "the event carries the stored object");
+    json_decref(cur);
+}
+
+Test(store, watch_sees_the_store_after_the_write)
+{
+    ty_store *s = ty_store_new();
+    ty_store_watch(s, NULL, check_stored, s);
+    json_t *p = create(s, "pods", pod("p", NULL, NULL));
+    cr_assert_eq(ty_store_update(s, "pods", p, NULL, NULL), 0);
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
+    json_decref(p);
+    ty_store_free(s);
+}
+
+Test(store, object_helpers)
+{
+    json_t *o = json_pack("{s:{s:s, s:s, s:s, s:{s:s}}}", "metadata", "name", "n", "namespace",
+                          "ns", "uid", "u", "labels", "k", "v");
+    cr_assert_str_eq(ty_obj_name(o), "n");
+    cr_assert_str_eq(ty_obj_namespace(o), "ns");
+    cr_assert_str_eq(ty_obj_uid(o), "u");
+    cr_assert_str_eq(ty_obj_label(o, "k"), "v");
+    cr_assert_null(ty_obj_label(o, "x"));
+    cr_assert(!ty_obj_deleting(o));
+    cr_assert(!ty_obj_owned_by(o, "u"));
+    json_t *empty = json_object();
+    cr_assert_null(ty_obj_name(empty));
+    cr_assert_null(ty_obj_label(empty, "k"));
+    cr_assert(!ty_obj_owned_by(empty, "u"));
+    json_decref(empty);
+    json_decref(o);
+}
