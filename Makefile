@@ -82,7 +82,9 @@ e2e: build/trainyard build/asan/trainyard $(EX_BINS)
 
 test: unit e2e
 
+# The demo trains from scratch: the example resumes from its checkpoint directory otherwise.
 demo: build/trainyard $(EX_BINS)
+	rm -rf /tmp/trainyard-fashion-mnist
 	build/trainyard run examples/fashion-mnist/pytorchjob.yaml
 
 bench: all

@@ -129,14 +129,16 @@ static void reconcile(void *ctx, const char *key)
     }
     json_t *all = ty_store_list(c->store, "pods", ns);
     json_t **pods = ty_malloc((json_array_size(all) + 1) * sizeof(json_t *));
-    size_t npods = 0;
+    size_t npods = 0, terminating = 0;
     size_t i;
     json_t *pod;
     json_array_foreach(all, i, pod)
     {
         const char *jn = ty_obj_label(pod, TY_KUBEFLOW_LABEL_JOB_NAME);
-        if (jn && strcmp(jn, name) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job)))
+        if (jn && strcmp(jn, name) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job))) {
             pods[npods++] = pod;
+            terminating += ty_obj_deleting(pod);
+        }
     }
 
     json_t *next = json_deep_copy(job);
@@ -156,7 +158,10 @@ static void reconcile(void *ctx, const char *key)
         goto done;
     }
     gang_size = ty_asprintf("%ld", total_replicas(next));
-    for (size_t k = 0; k < out.ncreate; k++) {
+    /* New pods wait until every old one of the job is gone: after a gang restart the ranks
+     * must all start together, and a replica's address (MASTER_ADDR, TF_CONFIG) is handed out
+     * anew once its old pod released it. The last deletion queues this job again. */
+    for (size_t k = 0; terminating == 0 && k < out.ncreate; k++) {
         json_t *p = ty_kubeflow_pod(next, out.create[k].rtype, out.create[k].index, c->addr,
                                     c->addr_ctx, &err);
         if (!p) {
