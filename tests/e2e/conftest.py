@@ -48,6 +48,15 @@ def wait_until(predicate, timeout, interval=0.05):
     return predicate()
 
 
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def assert_no_sanitizer_report(stderr):
+    """The sanitizer build reports on stderr and may still exit 0: a report fails the test."""
+    for needle in SANITIZER_REPORTS:
+        assert needle not in (stderr or ""), stderr
+
+
 class Run:
     """A finished `trainyard run`."""
 
@@ -79,6 +88,7 @@ def run_trainyard(tmp_path):
         argv = [trainyard_bin(), "run", "--state-dir", str(tmp_path / "state"), *args]
         p = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True,
                            timeout=timeout, input=input)
+        assert_no_sanitizer_report(p.stderr)
         return Run(p.returncode, p.stdout, p.stderr)
 
     return run

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import kill_all, processes_with, start_trainyard, wait_until
+from conftest import assert_no_sanitizer_report, kill_all, processes_with, start_trainyard, wait_until
 from jobs import pytorchjob
 
 
@@ -29,6 +29,7 @@ def test_signal_stops_everything(manifest, marker, tmp_path, signum, rc):
         p.send_signal(signum)
         out, err = p.communicate(timeout=40)
         assert p.returncode == rc, (p.returncode, out, err)
+        assert_no_sanitizer_report(err)
         assert time.monotonic() - t0 < 35
         assert not processes_with(marker)
     finally:
