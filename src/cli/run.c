@@ -313,7 +313,10 @@ int ty_cli_run(int argc, char **argv)
     st.ipam = ty_ipam_new();
     ty_ipam_scatter(st.ipam);
     ty_error err = TY_ERROR_INIT;
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
     ty_runtime_config cfg = {
+        .node_name = host,
         .state_dir = state_dir,
         .self_exe = self,
         .gpus = gpus,
@@ -324,8 +327,6 @@ int ty_cli_run(int argc, char **argv)
         fprintf(stderr, "trainyard run: %s\n", err.msg);
         goto out;
     }
-    char host[256] = "localhost";
-    gethostname(host, sizeof host - 1);
     json_t *node = ty_node_local(host, ty_runtime_gpu_count(st.rt));
     ty_store_create(st.store, "nodes", node, NULL, NULL);
     json_decref(node);
