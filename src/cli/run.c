@@ -142,20 +142,6 @@ static void on_pod_status(void *ctx, const char *ns, const char *name, const cha
         json_decref(status);
 }
 
-static bool job_condition(const json_t *job, const char *want)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(json_object_get(job, "status"), "conditions"), i, c)
-    {
-        const char *type = json_string_value(json_object_get(c, "type"));
-        const char *status = json_string_value(json_object_get(c, "status"));
-        if (type && status && strcmp(type, want) == 0 && strcmp(status, "True") == 0)
-            return true;
-    }
-    return false;
-}
-
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 static void on_runtime_stopped(void *arg)
@@ -200,8 +186,8 @@ static void on_tick(uv_timer_t *t)
         /* A suspended job runs nothing until resumed, which nobody can do in a foreground
          * run: it counts as settled (and not as a success). */
         json_t *last = json_array_get(st->last_jobs, i);
-        if (!job_condition(last, "Succeeded") && !job_condition(last, "Failed") &&
-            !job_condition(last, "Suspended"))
+        if (!ty_obj_condition_true(last, "Succeeded") && !ty_obj_condition_true(last, "Failed") &&
+            !ty_obj_condition_true(last, "Suspended"))
             all_finished = false;
     }
     ty_view_update(st->view, st->store, st->last_jobs, false);
@@ -209,13 +195,23 @@ static void on_tick(uv_timer_t *t)
         begin_shutdown(st);
 }
 
+/* The first signal stops every pod gracefully; a second one kills what is left now. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     run_state *st = h->data;
-    if (!st->signal)
+    if (!st->signal) {
         st->signal = signum;
-    ty_view_note(st->view, "stopping: %s received, stopping every pod", strsignal(signum));
-    begin_shutdown(st);
+        ty_view_note(st->view, "stopping: %s received, stopping every pod (again to kill them)",
+                     strsignal(signum));
+        begin_shutdown(st);
+        return;
+    }
+    ty_view_note(st->view, "stopping: %s received again, killing every pod", strsignal(signum));
+    json_t *pods = ty_store_list(st->store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod) ty_runtime_stop_pod(st->rt, ty_obj_uid(pod), 0);
+    json_decref(pods);
 }
 
 static char *default_state_dir(void)
@@ -370,7 +366,7 @@ int ty_cli_run(int argc, char **argv)
     uv_run(&st.loop, UV_RUN_DEFAULT);
 
     bool all_ok = json_array_size(st.last_jobs) == json_array_size(objects);
-    json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && job_condition(obj, "Succeeded");
+    json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && ty_obj_condition_true(obj, "Succeeded");
     ty_view_summary(st.view, st.last_jobs, state_dir);
     if (json_out) {
         /* The jobs, then every pod as the node agent last reported it. */

@@ -101,19 +101,6 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
     return fits;
 }
 
-static bool has_condition(const json_t *job, const char *type)
-{
-    size_t i;
-    json_t *cond;
-    json_array_foreach(json_object_get(json_object_get(job, "status"), "conditions"), i, cond)
-    {
-        if (strcmp(json_string_value(json_object_get(cond, "type")), type) == 0 &&
-            strcmp(json_string_value(json_object_get(cond, "status")), "True") == 0)
-            return true;
-    }
-    return false;
-}
-
 static void reconcile(void *ctx, const char *key)
 {
     ty_jobctl *c = ctx;
@@ -146,7 +133,8 @@ static void reconcile(void *ctx, const char *key)
     ty_error err = TY_ERROR_INIT;
     char *gang_size = NULL;
     char why[400];
-    if (!has_condition(job, "Succeeded") && !has_condition(job, "Failed") && npods == 0 &&
+    if (!ty_obj_condition_true(job, "Succeeded") && !ty_obj_condition_true(job, "Failed") &&
+        npods == 0 &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)

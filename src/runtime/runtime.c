@@ -415,7 +415,8 @@ static void write_done(uv_write_t *req, int status)
 void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds)
 {
     pod *p = ty_map_gets(&rt->pods, uid);
-    if (!p || p->stopping || p->gone)
+    /* Once stopping, only a stop with no grace goes through (to kill what is left now). */
+    if (!p || p->gone || (p->stopping && grace_seconds != 0))
         return;
     p->stopping = true;
     int64_t grace = grace_seconds >= 0 ? grace_seconds : p->grace;

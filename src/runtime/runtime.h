@@ -106,8 +106,9 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *pod, const char *pod_ip, 
 
 /* Stops a pod: SIGTERM to every container's process group, SIGKILL to what is left after
  * grace_seconds (< 0: the pod's terminationGracePeriodSeconds, default 30), then the status
- * callback with gone=true. Unknown uids and repeated stops are ignored. If the shim does not
- * finish within grace + 10 s it is SIGKILLed (its pid namespace takes the containers along). */
+ * callback with gone=true. Unknown uids are ignored; a repeated stop only matters with
+ * grace_seconds = 0, which kills what is left at once. If the shim does not finish within
+ * grace + 10 s it is SIGKILLed (its pid namespace takes the containers along). */
 void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds);
 
 /* Stops every pod (each with its own grace period); `done(arg)` runs on the loop once all are

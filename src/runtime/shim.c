@@ -1062,8 +1062,12 @@ static void grace_over(uv_timer_t *t)
 
 static void stop(shim *s, int64_t grace)
 {
-    if (s->stopping)
+    /* A second stop can only cut the grace period short: grace 0 kills at once. */
+    if (s->stopping) {
+        if (grace == 0)
+            kill_all(s, SIGKILL);
         return;
+    }
     s->stopping = true;
     s->grace_s = grace;
     for (size_t i = 0; i < s->n_ctrs; i++)

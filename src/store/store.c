@@ -117,6 +117,20 @@ const char *ty_obj_label(const json_t *obj, const char *key)
     return json_string_value(json_object_get(labels, key));
 }
 
+bool ty_obj_condition_true(const json_t *obj, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c)
+    {
+        const char *t = json_string_value(json_object_get(c, "type"));
+        const char *s = json_string_value(json_object_get(c, "status"));
+        if (t && s && strcmp(t, type) == 0 && strcmp(s, "True") == 0)
+            return true;
+    }
+    return false;
+}
+
 bool ty_obj_owned_by(const json_t *obj, const char *owner_uid)
 {
     json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");

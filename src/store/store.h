@@ -73,6 +73,8 @@ const char *ty_obj_namespace(const json_t *obj);
 const char *ty_obj_uid(const json_t *obj);
 const char *ty_obj_label(const json_t *obj, const char *key);
 bool ty_obj_deleting(const json_t *obj);
+/* Whether status.conditions has `type` with status "True". */
+bool ty_obj_condition_true(const json_t *obj, const char *type);
 /* Whether `obj` has an ownerReference to `owner_uid`. */
 bool ty_obj_owned_by(const json_t *obj, const char *owner_uid);
 

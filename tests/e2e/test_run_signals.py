@@ -46,3 +46,25 @@ def test_sigkill_of_trainyard_leaves_no_process(manifest, marker, tmp_path):
         assert wait_until(lambda: not processes_with(marker), 15), processes_with(marker)
     finally:
         kill_all(marker)
+
+
+def test_second_ctrl_c_kills_without_waiting_for_the_grace_period(manifest, marker, tmp_path):
+    # The workload ignores SIGTERM and has a long grace period: only the second Ctrl-C ends it.
+    path = manifest(pytorchjob("stubborn", marker, master_cmd="trap '' TERM; sleep 300 & wait",
+                               grace=120))
+    p = start_trainyard([path], tmp_path)
+    try:
+        assert wait_running(marker, 2), processes_with(marker)
+        p.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert p.poll() is None and processes_with(marker)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 130, (out, err)
+        assert time.monotonic() - t0 < 10
+        assert_no_sanitizer_report(err)
+        assert not processes_with(marker)
+    finally:
+        p.kill()
+        kill_all(marker)

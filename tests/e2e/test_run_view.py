@@ -1,0 +1,50 @@
+"""The live view on a terminal: trainyard runs under a pseudo-terminal, as a user sees it."""
+import os
+import pty
+import select
+import subprocess
+import time
+
+from conftest import REPO, assert_no_sanitizer_report, trainyard_bin
+from jobs import pytorchjob
+
+
+def run_on_terminal(args, timeout=60):
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm", COLUMNS="120")
+    p = subprocess.Popen([trainyard_bin(), "run", *args], cwd=REPO, stdin=slave, stdout=slave,
+                         stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    p.wait(timeout=10)
+    os.close(master)
+    return p.returncode, out.decode(errors="replace")
+
+
+def test_live_view_shows_replicas_progress_and_last_log_line(manifest, marker, tmp_path):
+    cmd = "for e in 1 2 3 4; do echo epoch=$e/4 loss=0.5; sleep 0.4; done; echo all done here"
+    path = manifest(pytorchjob("view", marker, master_cmd=cmd, worker_cmd=cmd, workers=1))
+    rc, out = run_on_terminal(["--state-dir", str(tmp_path / "state"), path])
+    assert rc == 0, out
+    assert_no_sanitizer_report(out)
+    assert "REPLICA" in out and "RESTARTS" in out and "LAST LOG LINE" in out, out
+    assert "view-master-0" in out and "view-worker-0" in out, out
+    # A frame is redrawn in place (cursor up), and the progress bar follows the epochs.
+    assert "\x1b[" in out and "F" in out
+    assert "] epoch 2/4" in out or "] epoch 3/4" in out, out
+    assert "[##############################] epoch 4/4" in out, out
+    assert "all done here" in out, out
+    assert "PyTorchJob view Succeeded" in out, out
