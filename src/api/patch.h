@@ -1,0 +1,29 @@
+/* Patches, as the Kubernetes API server applies them.
+ *
+ * - JSON merge patch (RFC 7386, `application/merge-patch+json`): what kubectl uses for custom
+ *   resources (kubectl apply, patch --type merge).
+ * - JSON patch (RFC 6902, `application/json-patch+json`): add, remove, replace, move, copy,
+ *   test with JSON pointers.
+ * - Strategic merge patch (`application/strategic-merge-patch+json`): for built-in kinds only
+ *   (pods, services, nodes, namespaces, events): lists with a patch merge key (containers and
+ *   initContainers by name, env by name, ports by containerPort, volumes and volumeMounts by
+ *   name/mountPath, conditions by type, ...) merge element by element; `$patch: delete|replace`,
+ *   `$retainKeys`, `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>` directives as
+ *   Kubernetes documents them. For custom resources (pytorchjobs, tfjobs) it fails with code 415,
+ *   as the API server answers kubectl (which then falls back to a merge patch).
+ *
+ * Each returns a new object in *out (the target is not modified) or -1 with a message and
+ * err->code (422 for a patch that cannot apply, 415 for the case above). */
+#ifndef TY_API_PATCH_H
+#define TY_API_PATCH_H
+
+#include <jansson.h>
+
+#include "base/error.h"
+
+int ty_patch_merge(const json_t *target, const json_t *patch, json_t **out, ty_error *err);
+int ty_patch_json(const json_t *target, const json_t *ops, json_t **out, ty_error *err);
+int ty_patch_strategic(const char *resource, const json_t *target, const json_t *patch,
+                       json_t **out, ty_error *err);
+
+#endif

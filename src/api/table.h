@@ -1,0 +1,28 @@
+/* Tables (meta.k8s.io/v1 Table): what the API server sends when kubectl asks for
+ * `application/json;as=Table;v=v1;g=meta.k8s.io`, so `kubectl get` prints the columns users
+ * expect.
+ *
+ * Columns per resource, as a real cluster with Kubeflow installed prints them:
+ * pods: Name, Ready ("1/1"), Status (kubectl's reason: Running, Completed, Error, OOMKilled,
+ * CrashLoopBackOff, Terminating, Pending...), Restarts ("2 (5s ago)"), Age, then priority 1
+ * (shown by -o wide): IP, Node, Nominated Node, Readiness Gates;
+ * pytorchjobs/tfjobs: Name, State (the type of the last condition), Age;
+ * services: Name, Type, Cluster-IP, External-IP, Port(s), Age, (wide) Selector;
+ * nodes: Name, Status, Roles, Age, Version, (wide) Internal-IP, External-IP, OS-Image,
+ * Kernel-Version, Container-Runtime; namespaces: Name, Status, Age;
+ * events: Last Seen, Type, Reason, Object, Message; anything else: Name, Age.
+ * Ages are formatted as kubectl does (ty_time_format_age). Each row carries the object as
+ * `include_object` asks: "Object" (the whole object), "Metadata" (the default: a
+ * PartialObjectMetadata with apiVersion meta.k8s.io/v1) or "None".
+ *
+ * Returns a new Table object; `objects` is an array of objects of `resource`. */
+#ifndef TY_API_TABLE_H
+#define TY_API_TABLE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+json_t *ty_table_build(const char *resource, const json_t *objects, const char *include_object,
+                       int64_t now_ns);
+
+#endif
