@@ -7,6 +7,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "controllers/events.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 #include "controllers/resources.h"
@@ -15,6 +16,7 @@ struct ty_binder {
     ty_store *store;
     char *node_name;
     ty_queue *queue;
+    ty_recorder *events;
     int watch_id;
 };
 
@@ -50,6 +52,8 @@ static void set_unschedulable(ty_binder *b, json_t *pod, const char *message)
     ty_error err = TY_ERROR_INIT;
     if (ty_store_update_status(b->store, "pods", pod, NULL, &err) < 0)
         ty_debug("binder: %s", err.msg);
+    else
+        ty_event(b->events, pod, "Warning", "FailedScheduling", "%s", message);
     ty_error_clear(&err);
 }
 
@@ -79,6 +83,8 @@ static void bind_gang(ty_binder *b, gang *g)
             json_t *st = json_deep_copy(stored);
             ty_pod_set_condition(st, "PodScheduled", "True", NULL, NULL);
             ty_store_update_status(b->store, "pods", st, NULL, NULL);
+            ty_event(b->events, stored, "Normal", "Scheduled", "Successfully assigned %s/%s to %s",
+                     ty_obj_namespace(stored), ty_obj_name(stored), b->node_name);
             json_decref(st);
         } else if (err.msg) {
             ty_debug("binder: bind %s: %s", ty_obj_name(pod), err.msg);
@@ -187,6 +193,7 @@ ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name
     b->store = store;
     b->node_name = ty_strdup(node_name);
     b->queue = ty_queue_new(loop, pass, b);
+    b->events = ty_recorder_new(store, "default-scheduler");
     b->watch_id = ty_store_watch(store, "pods", on_event, b);
     ty_queue_add(b->queue, "pass");
     return b;
@@ -198,6 +205,7 @@ void ty_binder_free(ty_binder *b)
         return;
     ty_store_unwatch(b->store, b->watch_id);
     ty_queue_free(b->queue);
+    ty_recorder_free(b->events);
     free(b->node_name);
     free(b);
 }

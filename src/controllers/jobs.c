@@ -8,6 +8,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/binder.h"
+#include "controllers/events.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 #include "controllers/resources.h"
@@ -19,8 +20,33 @@ struct ty_jobctl {
     ty_queue *queue;
     ty_kubeflow_addr_fn addr;
     void *addr_ctx;
+    ty_recorder *pytorch_events, *tf_events;
     int watch_ids[3];
 };
+
+static ty_recorder *recorder_for(ty_jobctl *c, const char *resource)
+{
+    return strcmp(resource, "tfjobs") == 0 ? c->tf_events : c->pytorch_events;
+}
+
+/* An event for each condition that became true in this pass, as the operator records them:
+ * the condition's reason and message, Warning for the bad news. */
+static void record_transitions(ty_recorder *rec, const json_t *before, const json_t *after)
+{
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(json_object_get(after, "status"), "conditions"), i, cond)
+    {
+        const char *type = json_string_value(json_object_get(cond, "type"));
+        const char *reason = json_string_value(json_object_get(cond, "reason"));
+        const char *message = json_string_value(json_object_get(cond, "message"));
+        if (!type || !reason || !ty_obj_condition_true(after, type) ||
+            ty_obj_condition_true(before, type))
+            continue;
+        bool bad = strcmp(type, "Failed") == 0 || strcmp(type, "Restarting") == 0;
+        ty_event(rec, after, bad ? "Warning" : "Normal", reason, "%s", message ? message : "");
+    }
+}
 
 static const char *resource_of_operator(const char *operator_name)
 {
@@ -139,6 +165,8 @@ static void reconcile(void *ctx, const char *key)
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
             ty_debug("jobs: %s: %s", key, err.msg);
+        else
+            record_transitions(recorder_for(c, resource), job, next);
         goto done;
     }
     if (ty_kubeflow_reconcile(next, pods, npods, ty_time_now_ns(), &out, &err) < 0) {
@@ -167,16 +195,21 @@ static void reconcile(void *ctx, const char *key)
         json_object_set_new(ann, TY_ANNOTATION_GANG_SIZE, json_string(gang_size));
         if (ty_store_create(c->store, "pods", p, NULL, &err) < 0)
             ty_debug("jobs: %s: create pod: %s", key, err.msg);
+        else
+            ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreatePod",
+                     "Created pod: %s", ty_obj_name(p));
         json_decref(p);
         json_t *svc = ty_kubeflow_service(next, out.create[k].rtype, out.create[k].index, &err);
-        if (svc) {
-            /* A service outlives a restarted pod of the same name: already there is fine. */
-            ty_store_create(c->store, "services", svc, NULL, NULL);
-            json_decref(svc);
-        }
+        /* A service outlives a restarted pod of the same name: already there is fine. */
+        if (svc && ty_store_create(c->store, "services", svc, NULL, NULL) == 0)
+            ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreateService",
+                     "Created service: %s", ty_obj_name(svc));
+        json_decref(svc);
     }
     for (size_t k = 0; k < out.ndelete; k++) {
-        ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, NULL);
+        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, NULL) == 0)
+            ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulDeletePod",
+                     "Deleted pod: %s", out.delete_pods[k]);
         if (out.finished)
             ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, NULL);
     }
@@ -199,6 +232,8 @@ static void reconcile(void *ctx, const char *key)
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0) {
             ty_debug("jobs: %s: %s", key, err.msg);
             ty_queue_add(c->queue, key);
+        } else {
+            record_transitions(recorder_for(c, resource), job, next);
         }
     }
     if (out.requeue_after_ns > 0)
@@ -221,6 +256,8 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     c->addr = addr;
     c->addr_ctx = addr_ctx;
     c->queue = ty_queue_new(loop, reconcile, c);
+    c->pytorch_events = ty_recorder_new(store, "pytorchjob-controller");
+    c->tf_events = ty_recorder_new(store, "tfjob-controller");
     c->watch_ids[0] = ty_store_watch(store, "pytorchjobs", on_event, c);
     c->watch_ids[1] = ty_store_watch(store, "tfjobs", on_event, c);
     c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
@@ -234,5 +271,7 @@ void ty_jobctl_free(ty_jobctl *c)
     for (int i = 0; i < 3; i++)
         ty_store_unwatch(c->store, c->watch_ids[i]);
     ty_queue_free(c->queue);
+    ty_recorder_free(c->pytorch_events);
+    ty_recorder_free(c->tf_events);
     free(c);
 }

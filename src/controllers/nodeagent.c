@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
+#include "controllers/events.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 
@@ -21,6 +22,7 @@ struct ty_nodeagent {
     ty_runtime *rt;
     ty_ipam *ipam;
     ty_queue *queue;
+    ty_recorder *events;
     ty_map pods; /* uid -> pod_entry* for every pod handed to the runtime */
     int watch_id;
 };
@@ -54,6 +56,7 @@ static void fail_to_start(ty_nodeagent *a, const json_t *pod, const char *messag
     json_object_set_new(st, "reason", json_string("StartError"));
     json_object_set_new(st, "message", json_string(message));
     ty_store_update_status(a->store, "pods", next, NULL, NULL);
+    ty_event(a->events, pod, "Warning", "Failed", "Error: %s", message);
     json_decref(next);
 }
 
@@ -71,6 +74,8 @@ static void reconcile(void *ctx, const char *key)
         if (e && !e->gone) {
             if (!e->stopping) {
                 e->stopping = true;
+                ty_event(a->events, pod, "Normal", "Killing", "Stopping pod %s",
+                         ty_obj_name(pod));
                 json_t *g = json_object_get(json_object_get(pod, "metadata"),
                                             "deletionGracePeriodSeconds");
                 ty_runtime_stop_pod(a->rt, uid, g ? json_integer_value(g) : 30);
@@ -87,6 +92,8 @@ static void reconcile(void *ctx, const char *key)
             fail_to_start(a, pod, err.msg);
             ty_ipam_release(a->ipam, key);
         } else {
+            ty_event(a->events, pod, "Normal", "Started", "Started pod %s at %s",
+                     ty_obj_name(pod), ip);
             e = TY_NEW(pod_entry);
             e->ns = ty_strdup(ns);
             e->name = ty_strdup(slash + 1);
@@ -146,6 +153,7 @@ ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *nod
     a->rt = rt;
     a->ipam = ipam;
     a->queue = ty_queue_new(loop, reconcile, a);
+    a->events = ty_recorder_new(store, "kubelet");
     a->watch_id = ty_store_watch(store, "pods", on_event, a);
     return a;
 }
@@ -156,6 +164,7 @@ void ty_nodeagent_free(ty_nodeagent *a)
         return;
     ty_store_unwatch(a->store, a->watch_id);
     ty_queue_free(a->queue);
+    ty_recorder_free(a->events);
     const ty_map_slot *slot;
     for (size_t i = 0; ty_map_next(&a->pods, &i, &slot);) {
         pod_entry *e = slot->value;
