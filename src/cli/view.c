@@ -311,6 +311,20 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
             pod_state(pod, state, sizeof state);
             if (!v->tty) {
                 TY_AUTOFREE char *key = ty_asprintf("pod/%s", ty_obj_name(pod));
+                /* A pod that ended says how, with its last words: read once, when it ends
+                 * (what was printed then starts with the state). */
+                const char *prev = ty_map_gets(&v->last_printed, key);
+                if (ty_pod_terminated(pod) && prev && strncmp(prev, state, strlen(state)) == 0)
+                    continue;
+                if (ty_pod_terminated(pod) && !v->follow) {
+                    TY_AUTOFREE char *path = main_log_path(v, pod);
+                    int epoch, epochs;
+                    log_tail(path, &last, &epoch, &epochs);
+                    if (last.len) {
+                        size_t used = strlen(state);
+                        snprintf(state + used, sizeof state - used, ": %s", last.data);
+                    }
+                }
                 print_changed(v, key, state);
                 continue;
             }
