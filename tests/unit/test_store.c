@@ -1,9 +1,37 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store.h"
 
 /* ---- helpers ---- */
+
+/* The revision after new_store()'s own writes ("default" and the namespaces the tests use):
+ * the revisions the tests expect count from here. */
+static uint64_t base;
+
+static ty_store *new_store(void)
+{
+    ty_store *s = ty_store_new();
+    static const char *names[] = {"ns1", "ns2", "ns3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        json_t *ns = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
+                               "metadata", "name", names[i]);
+        cr_assert_eq(ty_store_create(s, "namespaces", ns, NULL, NULL), 0);
+        json_decref(ns);
+    }
+    base = ty_store_revision(s);
+    return s;
+}
+
+static const char *rv_str(uint64_t n)
+{
+    static char buf[4][24];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 24, "%llu", (unsigned long long)(base + n));
+    return b;
+}
 
 static json_t *obj(const char *name, const char *ns)
 {
@@ -75,7 +103,7 @@ static void record(void *ctx, ty_event_type type, const char *resource, const js
 
 Test(store, create_sets_server_metadata)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("a", NULL);
     json_t *keep = json_deep_copy(in);
     json_t *out = NULL;
@@ -84,8 +112,8 @@ Test(store, create_sets_server_metadata)
     cr_assert_str_eq(meta_s(out, "namespace"), "default");
     cr_assert_eq(strlen(meta_s(out, "uid")), 36);
     cr_assert_eq(meta_s(out, "uid")[14], '4');
-    cr_assert_str_eq(meta_s(out, "resourceVersion"), "1");
-    cr_assert_eq(ty_store_revision(s), 1);
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(1));
+    cr_assert_eq(ty_store_revision(s), base + 1);
     cr_assert_eq(generation(out), 1);
     cr_assert_not_null(meta_s(out, "creationTimestamp"));
     cr_assert(!ty_obj_deleting(out));
@@ -99,7 +127,7 @@ Test(store, create_sets_server_metadata)
 
     json_t *b = create(s, "configmaps", obj("b", NULL));
     cr_assert_str_neq(ty_obj_uid(b), ty_obj_uid(out), "uids are unique");
-    cr_assert_str_eq(meta_s(b, "resourceVersion"), "2");
+    cr_assert_str_eq(meta_s(b, "resourceVersion"), rv_str(2));
     json_decref(b);
     json_decref(got);
     json_decref(got2);
@@ -111,7 +139,7 @@ Test(store, create_sets_server_metadata)
 
 Test(store, create_ignores_client_server_fields)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("a", "ns1");
     json_t *m = json_object_get(in, "metadata");
     json_object_set_new(m, "uid", json_string("fake"));
@@ -120,7 +148,7 @@ Test(store, create_ignores_client_server_fields)
     json_object_set_new(m, "deletionTimestamp", json_string("2020-01-01T00:00:00Z"));
     json_t *out = create(s, "configmaps", in);
     cr_assert_str_neq(ty_obj_uid(out), "fake");
-    cr_assert_str_eq(meta_s(out, "resourceVersion"), "1");
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(1));
     cr_assert_eq(generation(out), 1);
     cr_assert(!ty_obj_deleting(out));
     cr_assert_str_eq(ty_obj_namespace(out), "ns1");
@@ -130,7 +158,7 @@ Test(store, create_ignores_client_server_fields)
 
 Test(store, create_existing_conflicts)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_decref(create(s, "configmaps", obj("a", NULL)));
     ty_error err = TY_ERROR_INIT;
     json_t *in = obj("a", "default");
@@ -139,7 +167,7 @@ Test(store, create_existing_conflicts)
     cr_assert_eq(err.code, TY_STORE_CONFLICT);
     cr_assert_not_null(strstr(err.msg, "already exists"), "%s", err.msg);
     cr_assert_null(out);
-    cr_assert_eq(ty_store_revision(s), 1, "a failed write hands out no revision");
+    cr_assert_eq(ty_store_revision(s), base + 1, "a failed write hands out no revision");
     ty_error_clear(&err);
     /* The same name in another namespace is another object. */
     json_object_set_new(json_object_get(in, "metadata"), "namespace", json_string("ns2"));
@@ -150,7 +178,7 @@ Test(store, create_existing_conflicts)
 
 Test(store, create_without_name_is_invalid)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = json_pack("{s:s, s:{}}", "kind", "ConfigMap", "metadata");
     ty_error err = TY_ERROR_INIT;
     cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
@@ -165,7 +193,7 @@ Test(store, create_without_name_is_invalid)
 
 Test(store, nodes_are_cluster_scoped)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = json_pack("{s:s, s:{s:s, s:s}}", "kind", "Node", "metadata", "name", "n1",
                            "namespace", "default");
     json_t *out = create(s, "nodes", in);
@@ -189,7 +217,7 @@ Test(store, nodes_are_cluster_scoped)
 
 Test(store, update_bumps_generation_only_on_spec_change)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     const char *uid = ty_obj_uid(v1);
 
@@ -200,7 +228,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
     cr_assert_eq(ty_store_update(s, "configmaps", in, &v2, NULL), 0);
     json_decref(in);
     cr_assert_str_eq(ty_obj_label(v2, "k"), "v");
-    cr_assert_str_eq(meta_s(v2, "resourceVersion"), "2");
+    cr_assert_str_eq(meta_s(v2, "resourceVersion"), rv_str(2));
     cr_assert_eq(generation(v2), 1);
     cr_assert_str_eq(ty_obj_uid(v2), uid);
     cr_assert_str_eq(meta_s(v2, "creationTimestamp"), meta_s(v1, "creationTimestamp"));
@@ -212,7 +240,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
     cr_assert_eq(ty_store_update(s, "configmaps", in, &v3, NULL), 0);
     json_decref(in);
     cr_assert_eq(generation(v3), 2);
-    cr_assert_str_eq(meta_s(v3, "resourceVersion"), "3");
+    cr_assert_str_eq(meta_s(v3, "resourceVersion"), rv_str(3));
 
     /* A new top-level field counts as spec, and so does removing one. */
     in = json_deep_copy(v3);
@@ -229,7 +257,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
     cr_assert_eq(generation(v5), 4);
 
     /* The references taken before are unchanged. */
-    cr_assert_str_eq(meta_s(v1, "resourceVersion"), "1");
+    cr_assert_str_eq(meta_s(v1, "resourceVersion"), rv_str(1));
     cr_assert_null(ty_obj_label(v1, "k"));
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(v2, "spec"), "replicas")), 1);
     json_decref(v1);
@@ -242,7 +270,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
 
 Test(store, update_keeps_server_fields_and_status)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "pods", pod("p", NULL, "Running"));
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v1, "status"), "phase")),
                      "Running", "create stores the status it is given");
@@ -277,7 +305,7 @@ Test(store, update_keeps_server_fields_and_status)
 
 Test(store, update_status_only_writes_status)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "pods", pod("p", NULL, NULL));
     json_t *in = json_deep_copy(v1);
     json_object_set_new(in, "status", json_pack("{s:s}", "phase", "Running"));
@@ -290,7 +318,7 @@ Test(store, update_status_only_writes_status)
     cr_assert_null(json_object_get(json_object_get(v2, "spec"), "nodeName"));
     cr_assert_null(ty_obj_label(v2, "a"));
     cr_assert_eq(generation(v2), 1);
-    cr_assert_str_eq(meta_s(v2, "resourceVersion"), "2");
+    cr_assert_str_eq(meta_s(v2, "resourceVersion"), rv_str(2));
     cr_assert_null(json_object_get(v1, "status"), "the old reference is unchanged");
 
     /* Modifying the input afterwards does not reach the store. */
@@ -307,7 +335,7 @@ Test(store, update_status_only_writes_status)
 
 Test(store, stale_resource_version_conflicts)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     json_t *in = json_deep_copy(v1);
     cr_assert_eq(ty_store_update(s, "configmaps", in, NULL, NULL), 0);
@@ -321,12 +349,12 @@ Test(store, stale_resource_version_conflicts)
     cr_assert_lt(ty_store_update_status(s, "configmaps", in, NULL, &err), 0);
     cr_assert_eq(err.code, TY_STORE_CONFLICT);
     ty_error_clear(&err);
-    cr_assert_eq(ty_store_revision(s), 2);
+    cr_assert_eq(ty_store_revision(s), base + 2);
 
     /* No resourceVersion: last write wins. */
     json_object_del(json_object_get(in, "metadata"), "resourceVersion");
     cr_assert_eq(ty_store_update(s, "configmaps", in, &out, NULL), 0);
-    cr_assert_str_eq(meta_s(out, "resourceVersion"), "3");
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(3));
     json_decref(out);
     json_decref(in);
     json_decref(v1);
@@ -335,7 +363,7 @@ Test(store, stale_resource_version_conflicts)
 
 Test(store, update_missing_is_not_found)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("nope", NULL);
     ty_error err = TY_ERROR_INIT;
     cr_assert_lt(ty_store_update(s, "configmaps", in, NULL, &err), 0);
@@ -364,7 +392,7 @@ Test(store, update_missing_is_not_found)
 
 Test(store, list_is_sorted_and_filtered)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     const char *names[][2] = {{"b", "ns2"}, {"c", "ns1"}, {"a", "ns2"}, {"b", "ns1"}, {"z", NULL}};
     for (size_t i = 0; i < 5; i++)
         json_decref(create(s, "configmaps", obj(names[i][0], names[i][1])));
@@ -406,7 +434,7 @@ Test(store, list_is_sorted_and_filtered)
 
 Test(store, delete_removes_and_reference_stays_unchanged)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     json_t *before = json_deep_copy(v1);
     events e = {0};
@@ -415,7 +443,7 @@ Test(store, delete_removes_and_reference_stays_unchanged)
     cr_assert_null(ty_store_get(s, "configmaps", "default", "a"));
     cr_assert_eq(e.n, 1);
     cr_assert_eq(e.types[0], TY_EVENT_DELETED);
-    cr_assert_eq(ty_store_revision(s), 2, "a deletion is a revision");
+    cr_assert_eq(ty_store_revision(s), base + 2, "a deletion is a revision");
     cr_assert(json_equal(v1, before), "a reference taken before the delete is unchanged: %s",
               meta_s(v1, "resourceVersion"));
     json_decref(before);
@@ -425,7 +453,7 @@ Test(store, delete_removes_and_reference_stays_unchanged)
 
 Test(store, finalizers_hold_deletion)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("a", NULL);
     json_object_set_new(json_object_get(in, "metadata"), "finalizers", json_pack("[s]", "x/y"));
     json_t *v1 = create(s, "configmaps", in);
@@ -472,7 +500,7 @@ Test(store, finalizers_hold_deletion)
 
 Test(store, bound_running_pod_is_deleted_gracefully)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = pod("p", "node1", "Running");
     json_object_set_new(json_object_get(in, "spec"), "terminationGracePeriodSeconds",
                         json_integer(7));
@@ -516,7 +544,7 @@ Test(store, bound_running_pod_is_deleted_gracefully)
 
 Test(store, default_grace_is_30_seconds)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_decref(create(s, "pods", pod("p", "node1", NULL)));
     cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
     json_t *p = ty_store_get(s, "pods", NULL, "p");
@@ -530,7 +558,7 @@ Test(store, default_grace_is_30_seconds)
 
 Test(store, unbound_or_terminated_pods_go_at_once)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_decref(create(s, "pods", pod("unbound", NULL, NULL)));
     json_decref(create(s, "pods", pod("done", "node1", "Succeeded")));
     json_decref(create(s, "pods", pod("failed", "node1", "Failed")));
@@ -560,7 +588,7 @@ Test(store, unbound_or_terminated_pods_go_at_once)
 
 Test(store, cascading_deletion_is_multi_level)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *job = create(s, "pytorchjobs", obj("job", NULL));
     json_t *in = pod("p0", NULL, NULL);
     own(in, job);
@@ -613,7 +641,7 @@ Test(store, cascading_deletion_is_multi_level)
 
 Test(store, cascading_marks_running_pods)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *job = create(s, "pytorchjobs", obj("job", NULL));
     json_t *in = pod("p", "node1", "Running");
     own(in, job);
@@ -633,7 +661,7 @@ Test(store, cascading_marks_running_pods)
 
 Test(store, watch_events_in_order)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     events all = {0}, pods = {0};
     int w1 = ty_store_watch(s, NULL, record, &all);
     int w2 = ty_store_watch(s, "pods", record, &pods);
@@ -688,7 +716,7 @@ static void check_stored(void *ctx, ty_event_type type, const char *resource, co
 
 Test(store, watch_sees_the_store_after_the_write)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     ty_store_watch(s, NULL, check_stored, s);
     json_t *p = create(s, "pods", pod("p", NULL, NULL));
     cr_assert_eq(ty_store_update(s, "pods", p, NULL, NULL), 0);
