@@ -743,3 +743,262 @@ Test(store, object_helpers)
     json_decref(empty);
     json_decref(o);
 }
+
+/* ---- namespaces ---- */
+
+static const char *phase_of(const json_t *o)
+{
+    return json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
+}
+
+Test(store, default_namespace_exists_and_others_must)
+{
+    ty_store *s = ty_store_new();
+    json_t *def = ty_store_get(s, "namespaces", NULL, "default");
+    cr_assert_not_null(def);
+    cr_assert_str_eq(phase_of(def), "Active");
+    cr_assert_null(ty_obj_namespace(def), "namespaces are cluster-scoped");
+    json_decref(def);
+
+    ty_error err = TY_ERROR_INIT;
+    uint64_t rev = ty_store_revision(s);
+    json_t *in = obj("a", "nope");
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    cr_assert_str_eq(err.msg, "namespaces \"nope\" not found");
+    cr_assert_eq(ty_store_revision(s), rev);
+    ty_error_clear(&err);
+    json_decref(in);
+    /* Cluster-scoped objects need none. */
+    json_decref(create(s, "nodes", json_pack("{s:{s:s, s:s}}", "metadata", "name", "n",
+                                             "namespace", "nope")));
+    cr_assert_lt(ty_store_delete(s, "namespaces", NULL, "default", -1, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_FORBIDDEN);
+    ty_error_clear(&err);
+    ty_store_free(s);
+}
+
+Test(store, deleting_a_namespace_deletes_its_content_then_it)
+{
+    ty_store *s = new_store();
+    json_decref(create(s, "configmaps", obj("a", "ns1")));
+    json_decref(create(s, "configmaps", obj("b", "ns2")));
+    json_t *p = pod("p", "node1", "Running");
+    json_object_set_new(json_object_get(p, "metadata"), "namespace", json_string("ns1"));
+    json_decref(create(s, "pods", p));
+
+    json_t *marked = NULL;
+    cr_assert_eq(ty_store_delete_ex(s, "namespaces", NULL, "ns1", NULL, &marked, NULL), 0);
+    cr_assert_str_eq(phase_of(marked), "Terminating");
+    cr_assert_not_null(meta_s(marked, "deletionTimestamp"));
+    json_decref(marked);
+    cr_assert_null(ty_store_get(s, "configmaps", "ns1", "a"));
+    json_t *b = ty_store_get(s, "configmaps", "ns2", "b");
+    cr_assert_not_null(b, "other namespaces keep their objects");
+    json_decref(b);
+    /* The running pod is terminating gracefully: the namespace waits for it. */
+    json_t *ns1 = ty_store_get(s, "namespaces", NULL, "ns1");
+    cr_assert_not_null(ns1);
+    cr_assert_str_eq(phase_of(ns1), "Terminating");
+    json_decref(ns1);
+    ty_error err = TY_ERROR_INIT;
+    json_t *in = obj("c", "ns1");
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_FORBIDDEN);
+    ty_error_clear(&err);
+    json_decref(in);
+
+    cr_assert_eq(ty_store_delete(s, "pods", "ns1", "p", 0, NULL), 0);
+    cr_assert_null(ty_store_get(s, "namespaces", NULL, "ns1"), "gone once empty");
+    ty_store_free(s);
+}
+
+/* ---- delete options ---- */
+
+Test(store, delete_preconditions_and_dry_run)
+{
+    ty_store *s = new_store();
+    json_t *a = create(s, "configmaps", obj("a", NULL));
+    uint64_t rev = ty_store_revision(s);
+    ty_error err = TY_ERROR_INIT;
+    ty_store_delete_opts o = {.grace_seconds = -1, .precondition_uid = "other"};
+    cr_assert_lt(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    cr_assert_not_null(strstr(err.msg, "Precondition failed: UID in precondition: other"));
+    ty_error_clear(&err);
+    o = (ty_store_delete_opts){.grace_seconds = -1, .precondition_rv = "999"};
+    cr_assert_lt(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    ty_error_clear(&err);
+    o = (ty_store_delete_opts){.grace_seconds = -1, .propagation = "Sideways"};
+    cr_assert_lt(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_INVALID);
+    ty_error_clear(&err);
+
+    json_t *out = NULL;
+    o = (ty_store_delete_opts){.grace_seconds = -1, .dry_run = true};
+    cr_assert_eq(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, &out, NULL), 0);
+    cr_assert_str_eq(ty_obj_name(out), "a");
+    json_decref(out);
+    json_t *still = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_eq(still, a, "a dry run deletes nothing");
+    json_decref(still);
+    cr_assert_eq(ty_store_revision(s), rev);
+
+    o = (ty_store_delete_opts){.grace_seconds = -1, .precondition_uid = ty_obj_uid(a),
+                               .precondition_rv = meta_s(a, "resourceVersion")};
+    cr_assert_eq(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, &out, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(ty_store_revision(s) - base),
+                     "the removed object carries the deletion's revision");
+    json_decref(out);
+    json_decref(a);
+    ty_store_free(s);
+}
+
+static json_t *owned_pod(const char *name, const char *node, const json_t *owner, bool block)
+{
+    json_t *p = pod(name, node, node ? "Running" : NULL);
+    own(p, owner);
+    json_t *ref = json_array_get(json_object_get(json_object_get(p, "metadata"), "ownerReferences"), 0);
+    json_object_set_new(ref, "blockOwnerDeletion", json_boolean(block));
+    return p;
+}
+
+static bool has_fin(const json_t *o, const char *f)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(json_object_get(o, "metadata"), "finalizers"), i, v)
+        if (strcmp(json_string_value(v), f) == 0)
+            return true;
+    return false;
+}
+
+Test(store, foreground_deletion_waits_for_blocking_dependents)
+{
+    ty_store *s = new_store();
+    json_t *job = create(s, "pytorchjobs", obj("job", NULL));
+    json_decref(create(s, "pods", owned_pod("running", "node1", job, true)));
+    json_decref(create(s, "pods", owned_pod("pending", NULL, job, true)));
+    json_decref(create(s, "pods", owned_pod("loose", "node1", job, false)));
+
+    json_t *out = NULL;
+    ty_store_delete_opts o = {.grace_seconds = -1, .propagation = "Foreground"};
+    cr_assert_eq(ty_store_delete_ex(s, "pytorchjobs", NULL, "job", &o, &out, NULL), 0);
+    cr_assert(has_fin(out, "foregroundDeletion"));
+    cr_assert_not_null(meta_s(out, "deletionTimestamp"));
+    json_decref(out);
+    cr_assert_null(ty_store_get(s, "pods", NULL, "pending"), "an unbound pod goes at once");
+    json_t *running = ty_store_get(s, "pods", NULL, "running");
+    cr_assert(ty_obj_deleting(running), "the running pod terminates gracefully");
+    json_decref(running);
+    json_t *j = ty_store_get(s, "pytorchjobs", NULL, "job");
+    cr_assert_not_null(j, "the owner waits for its blocking dependent");
+    json_decref(j);
+
+    /* The non-blocking dependent does not hold the owner. */
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "running", 0, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pytorchjobs", NULL, "job"));
+    json_t *loose = ty_store_get(s, "pods", NULL, "loose");
+    cr_assert(loose && ty_obj_deleting(loose));
+    json_decref(loose);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+Test(store, foreground_deletion_without_dependents_removes_at_once)
+{
+    ty_store *s = new_store();
+    json_decref(create(s, "configmaps", obj("a", NULL)));
+    ty_store_delete_opts o = {.grace_seconds = -1, .propagation = "Foreground"};
+    cr_assert_eq(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    ty_store_free(s);
+}
+
+Test(store, orphan_deletion_keeps_dependents)
+{
+    ty_store *s = new_store();
+    json_t *job = create(s, "pytorchjobs", obj("job", NULL));
+    json_decref(create(s, "pods", owned_pod("p", NULL, job, true)));
+    ty_store_delete_opts o = {.grace_seconds = -1, .propagation = "Orphan"};
+    cr_assert_eq(ty_store_delete_ex(s, "pytorchjobs", NULL, "job", &o, NULL, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pytorchjobs", NULL, "job"));
+    json_t *p = ty_store_get(s, "pods", NULL, "p");
+    cr_assert_not_null(p);
+    cr_assert(!ty_obj_deleting(p));
+    cr_assert_null(json_object_get(json_object_get(p, "metadata"), "ownerReferences"));
+    json_decref(p);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+Test(store, dependent_goes_only_when_all_owners_are_gone)
+{
+    ty_store *s = new_store();
+    json_t *a = create(s, "configmaps", obj("a", NULL));
+    json_t *b = create(s, "configmaps", obj("b", NULL));
+    json_t *d = obj("d", NULL);
+    json_object_set_new(json_object_get(d, "metadata"), "ownerReferences",
+                        json_pack("[{s:s, s:s}, {s:s, s:s}]", "name", "a", "uid", ty_obj_uid(a),
+                                  "name", "b", "uid", ty_obj_uid(b)));
+    json_decref(create(s, "configmaps", d));
+    cr_assert_eq(ty_store_delete(s, "configmaps", NULL, "a", -1, NULL), 0);
+    json_t *got = ty_store_get(s, "configmaps", NULL, "d");
+    cr_assert_not_null(got, "b still owns it");
+    cr_assert(!ty_obj_owned_by(got, ty_obj_uid(a)), "the reference to the gone owner is dropped");
+    cr_assert(ty_obj_owned_by(got, ty_obj_uid(b)));
+    json_decref(got);
+    cr_assert_eq(ty_store_delete(s, "configmaps", NULL, "b", -1, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "d"));
+    json_decref(a);
+    json_decref(b);
+    ty_store_free(s);
+}
+
+/* ---- dry run ---- */
+
+Test(store, dry_run_writes_nothing)
+{
+    ty_store *s = new_store();
+    events ev = {0};
+    int id = ty_store_watch(s, NULL, record, &ev);
+    ty_store_write_opts dry = {.dry_run = true};
+    json_t *out = NULL;
+    json_t *in = obj("a", NULL);
+    cr_assert_eq(ty_store_create_ex(s, "configmaps", in, &dry, &out, NULL), 0);
+    cr_assert_not_null(meta_s(out, "uid"));
+    cr_assert_str_eq(meta_s(out, "namespace"), "default");
+    json_decref(out);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    cr_assert_eq(ty_store_revision(s), base);
+    cr_assert_eq(ev.n, 0, "no event");
+
+    json_t *a = create(s, "configmaps", in);
+    json_t *changed = json_deep_copy(a);
+    json_object_set_new(changed, "spec", json_pack("{s:i}", "replicas", 5));
+    cr_assert_eq(ty_store_update_ex(s, "configmaps", changed, &dry, &out, NULL), 0);
+    cr_assert_eq(generation(out), 2);
+    json_decref(out);
+    json_t *st = json_deep_copy(a);
+    json_object_set_new(st, "status", json_pack("{s:s}", "phase", "X"));
+    cr_assert_eq(ty_store_update_status_ex(s, "configmaps", st, &dry, &out, NULL), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(out, "status"), "phase")), "X");
+    json_decref(out);
+    json_t *got = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_eq(got, a, "unchanged");
+    cr_assert_eq(ty_store_revision(s), base + 1);
+    cr_assert_eq(ev.n, 1, "only the real create");
+    /* A dry run still fails as the write would. */
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_store_create_ex(s, "configmaps", a, &dry, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    ty_error_clear(&err);
+    ty_store_unwatch(s, id);
+    json_decref(got);
+    json_decref(st);
+    json_decref(changed);
+    json_decref(a);
+    ty_store_free(s);
+}
