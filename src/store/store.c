@@ -1141,11 +1141,13 @@ ty_store *ty_store_new(void)
     return s;
 }
 
+/* A rowid table, not WITHOUT ROWID: rows are kilobytes of JSON, which a WITHOUT ROWID b-tree
+ * stores poorly (the database was twice the size of its JSON). */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS objects ("
     " resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
     " rv INTEGER NOT NULL, json TEXT NOT NULL,"
-    " PRIMARY KEY (resource, namespace, name)) WITHOUT ROWID;"
+    " PRIMARY KEY (resource, namespace, name));"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 static int load(ty_store *s, const char *path, ty_error *err)
@@ -1197,6 +1199,82 @@ static int load(ty_store *s, const char *path, ty_error *err)
     return 0;
 }
 
+static bool match_orphaned(const json_t *obj, const void *arg)
+{
+    const ty_store *s = arg;
+    json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+    if (json_array_size(refs) == 0)
+        return false;
+    size_t i;
+    json_t *ref;
+    json_array_foreach(refs, i, ref)
+    {
+        const char *uid = REF_FIELD(ref, "uid");
+        if (!uid || ty_map_gets(&s->uids, uid))
+            return false;
+    }
+    return true;
+}
+
+static bool match_waiting(const json_t *obj, const void *arg)
+{
+    (void)arg;
+    return ty_obj_deleting(obj) && has_finalizer(obj, "foregroundDeletion");
+}
+
+/* A crash can stop a cascade half-way (each step is its own transaction). After loading, the
+ * cascades that the stored state still calls for are finished: dependents whose owners are
+ * all gone, owners waiting in foreground deletion, terminating namespaces. */
+static int resume_cascades(ty_store *s, ty_error *err)
+{
+    int rc = 0;
+    json_t *list = collect(s, match_orphaned, s);
+    size_t i;
+    json_t *ref;
+    json_array_foreach(list, i, ref)
+    {
+        res *r;
+        char *key;
+        json_t *obj = lookup_ref(s, ref, &r, &key);
+        if (!obj)
+            continue;
+        ty_store_delete_opts o = {.grace_seconds = -1};
+        if (!ty_obj_deleting(obj) && delete_at(s, r, key, &o, NULL, err) < 0)
+            rc = -1;
+        free(key);
+    }
+    json_decref(list);
+    list = collect(s, match_waiting, NULL);
+    json_array_foreach(list, i, ref)
+    {
+        res *r;
+        char *key;
+        json_t *obj = lookup_ref(s, ref, &r, &key);
+        if (!obj)
+            continue;
+        TY_AUTOFREE char *uid = ty_strdup(ty_obj_uid(obj));
+        free(key);
+        if (gc_dependents(s, uid, true, err) < 0 || foreground_check(s, uid, err) < 0)
+            rc = -1;
+    }
+    json_decref(list);
+    res *nsr = res_of(s, "namespaces", false);
+    json_t *names = json_array();
+    const ty_map_slot *o;
+    for (size_t j = 0; nsr && ty_map_next(&nsr->objects, &j, &o);)
+        if (ty_obj_deleting(o->value))
+            json_array_append_new(names, json_string(o->key));
+    json_t *key;
+    json_array_foreach(names, i, key)
+    {
+        json_t *obj = ty_map_gets(&nsr->objects, json_string_value(key));
+        if (obj && delete_namespace(s, nsr, json_string_value(key), obj, false, NULL, err) < 0)
+            rc = -1;
+    }
+    json_decref(names);
+    return rc;
+}
+
 int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
 {
     *out = NULL;
@@ -1236,7 +1314,8 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         ty_store_free(s);
         return -1;
     }
-    if (load(s, db_path, err) < 0 || ensure_default_namespace(s, err) < 0) {
+    if (load(s, db_path, err) < 0 || ensure_default_namespace(s, err) < 0 ||
+        resume_cascades(s, err) < 0) {
         ty_store_free(s);
         return -1;
     }

@@ -406,3 +406,37 @@ Test(store_persist, history_starts_at_the_loaded_revision)
     cr_assert_eq(w.rvs[0], rev + 1);
     ty_store_free(s);
 }
+
+/* Cascades are persisted step by step; one cut short by a crash is finished on open. */
+Test(store_persist, cascades_persist_and_resume_after_a_crash)
+{
+    ty_store *s = open_store();
+    json_t *owner = create(s, "configmaps", cm("owner", NULL));
+    json_t *dep = cm("dep", NULL);
+    json_object_set_new(json_object_get(dep, "metadata"), "ownerReferences",
+                        json_pack("[{s:s, s:s}]", "name", "owner", "uid", ty_obj_uid(owner)));
+    json_t *dep2 = json_deep_copy(dep);
+    json_object_set_new(json_object_get(dep2, "metadata"), "name", json_string("dep2"));
+    json_decref(create(s, "configmaps", dep));
+    json_decref(create(s, "configmaps", dep2));
+    json_decref(create(s, "namespaces", json_pack("{s:{s:s}}", "metadata", "name", "team")));
+    json_decref(create(s, "configmaps", cm("in-team", "team")));
+    cr_assert_eq(ty_store_delete(s, "namespaces", NULL, "team", -1, NULL), 0);
+    ty_store_free(s);
+
+    s = open_store();
+    cr_assert_null(ty_store_get(s, "namespaces", NULL, "team"), "the namespace deletion persisted");
+    cr_assert_null(ty_store_get(s, "configmaps", "team", "in-team"));
+    ty_store_free(s);
+
+    /* As if the server died right after removing the owner: its dependents are still stored. */
+    exec_sql("DELETE FROM objects WHERE name = 'owner'");
+    s = open_store();
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "dep"), "the cascade is finished on open");
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "dep2"));
+    ty_store_free(s);
+    s = open_store();
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "dep"), "and that is persisted too");
+    ty_store_free(s);
+    json_decref(owner);
+}
