@@ -1120,15 +1120,15 @@ json_t *ty_store_list(ty_store *s, const char *resource, const char *ns)
 
 /* ---- opening ---- */
 
-static int ensure_default_namespace(ty_store *s, ty_error *err)
+int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err)
 {
-    json_t *ns = ty_store_get(s, "namespaces", NULL, "default");
+    json_t *ns = ty_store_get(s, "namespaces", NULL, name);
     if (ns) {
         json_decref(ns);
         return 0;
     }
     json_t *obj = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
-                            "metadata", "name", "default");
+                            "metadata", "name", name);
     int rc = ty_store_create(s, "namespaces", obj, NULL, err);
     json_decref(obj);
     return rc;
@@ -1137,7 +1137,7 @@ static int ensure_default_namespace(ty_store *s, ty_error *err)
 ty_store *ty_store_new(void)
 {
     ty_store *s = store_alloc();
-    ensure_default_namespace(s, NULL); /* cannot fail without SQLite */
+    ty_store_ensure_namespace(s, "default", NULL); /* cannot fail without SQLite */
     return s;
 }
 
@@ -1314,7 +1314,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         ty_store_free(s);
         return -1;
     }
-    if (load(s, db_path, err) < 0 || ensure_default_namespace(s, err) < 0 ||
+    if (load(s, db_path, err) < 0 || ty_store_ensure_namespace(s, "default", err) < 0 ||
         resume_cascades(s, err) < 0) {
         ty_store_free(s);
         return -1;

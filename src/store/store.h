@@ -105,6 +105,9 @@ ty_store *ty_store_new(void);
 int ty_store_open(const char *db_path, ty_store **out, ty_error *err);
 /* Closes the database, if any. Accepts NULL. */
 void ty_store_free(ty_store *s);
+/* Creates namespace `name` (Active) unless it exists; for callers that, like `trainyard run`,
+ * accept whatever namespace their manifests name. Fails as a create does (INTERNAL). */
+int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err);
 /* Keeps the last `events` events for watch_from (0: none); drops the oldest beyond. */
 void ty_store_set_history(ty_store *s, size_t events);
 

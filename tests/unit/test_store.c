@@ -768,6 +768,16 @@ Test(store, default_namespace_exists_and_others_must)
     cr_assert_str_eq(err.msg, "namespaces \"nope\" not found");
     cr_assert_eq(ty_store_revision(s), rev);
     ty_error_clear(&err);
+    /* ensure_namespace creates it once. */
+    cr_assert_eq(ty_store_ensure_namespace(s, "nope", NULL), 0);
+    json_t *nope = ty_store_get(s, "namespaces", NULL, "nope");
+    cr_assert_str_eq(phase_of(nope), "Active");
+    cr_assert_eq(ty_store_ensure_namespace(s, "nope", NULL), 0);
+    json_t *again = ty_store_get(s, "namespaces", NULL, "nope");
+    cr_assert_eq(again, nope, "not written again");
+    json_decref(again);
+    json_decref(nope);
+    cr_assert_eq(ty_store_create(s, "configmaps", in, NULL, NULL), 0);
     json_decref(in);
     /* Cluster-scoped objects need none. */
     json_decref(create(s, "nodes", json_pack("{s:{s:s, s:s}}", "metadata", "name", "n",
