@@ -1,9 +1,37 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store.h"
 
 /* ---- helpers ---- */
+
+/* The revision after new_store()'s own writes ("default" and the namespaces the tests use):
+ * the revisions the tests expect count from here. */
+static uint64_t base;
+
+static ty_store *new_store(void)
+{
+    ty_store *s = ty_store_new();
+    static const char *names[] = {"ns1", "ns2", "ns3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        json_t *ns = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
+                               "metadata", "name", names[i]);
+        cr_assert_eq(ty_store_create(s, "namespaces", ns, NULL, NULL), 0);
+        json_decref(ns);
+    }
+    base = ty_store_revision(s);
+    return s;
+}
+
+static const char *rv_str(uint64_t n)
+{
+    static char buf[4][24];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 24, "%llu", (unsigned long long)(base + n));
+    return b;
+}
 
 static json_t *obj(const char *name, const char *ns)
 {
@@ -75,7 +103,7 @@ static void record(void *ctx, ty_event_type type, const char *resource, const js
 
 Test(store, create_sets_server_metadata)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("a", NULL);
     json_t *keep = json_deep_copy(in);
     json_t *out = NULL;
@@ -84,8 +112,8 @@ Test(store, create_sets_server_metadata)
     cr_assert_str_eq(meta_s(out, "namespace"), "default");
     cr_assert_eq(strlen(meta_s(out, "uid")), 36);
     cr_assert_eq(meta_s(out, "uid")[14], '4');
-    cr_assert_str_eq(meta_s(out, "resourceVersion"), "1");
-    cr_assert_eq(ty_store_revision(s), 1);
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(1));
+    cr_assert_eq(ty_store_revision(s), base + 1);
     cr_assert_eq(generation(out), 1);
     cr_assert_not_null(meta_s(out, "creationTimestamp"));
     cr_assert(!ty_obj_deleting(out));
@@ -99,7 +127,7 @@ Test(store, create_sets_server_metadata)
 
     json_t *b = create(s, "configmaps", obj("b", NULL));
     cr_assert_str_neq(ty_obj_uid(b), ty_obj_uid(out), "uids are unique");
-    cr_assert_str_eq(meta_s(b, "resourceVersion"), "2");
+    cr_assert_str_eq(meta_s(b, "resourceVersion"), rv_str(2));
     json_decref(b);
     json_decref(got);
     json_decref(got2);
@@ -111,7 +139,7 @@ Test(store, create_sets_server_metadata)
 
 Test(store, create_ignores_client_server_fields)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("a", "ns1");
     json_t *m = json_object_get(in, "metadata");
     json_object_set_new(m, "uid", json_string("fake"));
@@ -120,7 +148,7 @@ Test(store, create_ignores_client_server_fields)
     json_object_set_new(m, "deletionTimestamp", json_string("2020-01-01T00:00:00Z"));
     json_t *out = create(s, "configmaps", in);
     cr_assert_str_neq(ty_obj_uid(out), "fake");
-    cr_assert_str_eq(meta_s(out, "resourceVersion"), "1");
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(1));
     cr_assert_eq(generation(out), 1);
     cr_assert(!ty_obj_deleting(out));
     cr_assert_str_eq(ty_obj_namespace(out), "ns1");
@@ -130,7 +158,7 @@ Test(store, create_ignores_client_server_fields)
 
 Test(store, create_existing_conflicts)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_decref(create(s, "configmaps", obj("a", NULL)));
     ty_error err = TY_ERROR_INIT;
     json_t *in = obj("a", "default");
@@ -139,7 +167,7 @@ Test(store, create_existing_conflicts)
     cr_assert_eq(err.code, TY_STORE_CONFLICT);
     cr_assert_not_null(strstr(err.msg, "already exists"), "%s", err.msg);
     cr_assert_null(out);
-    cr_assert_eq(ty_store_revision(s), 1, "a failed write hands out no revision");
+    cr_assert_eq(ty_store_revision(s), base + 1, "a failed write hands out no revision");
     ty_error_clear(&err);
     /* The same name in another namespace is another object. */
     json_object_set_new(json_object_get(in, "metadata"), "namespace", json_string("ns2"));
@@ -150,7 +178,7 @@ Test(store, create_existing_conflicts)
 
 Test(store, create_without_name_is_invalid)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = json_pack("{s:s, s:{}}", "kind", "ConfigMap", "metadata");
     ty_error err = TY_ERROR_INIT;
     cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
@@ -165,7 +193,7 @@ Test(store, create_without_name_is_invalid)
 
 Test(store, nodes_are_cluster_scoped)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = json_pack("{s:s, s:{s:s, s:s}}", "kind", "Node", "metadata", "name", "n1",
                            "namespace", "default");
     json_t *out = create(s, "nodes", in);
@@ -189,7 +217,7 @@ Test(store, nodes_are_cluster_scoped)
 
 Test(store, update_bumps_generation_only_on_spec_change)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     const char *uid = ty_obj_uid(v1);
 
@@ -200,7 +228,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
     cr_assert_eq(ty_store_update(s, "configmaps", in, &v2, NULL), 0);
     json_decref(in);
     cr_assert_str_eq(ty_obj_label(v2, "k"), "v");
-    cr_assert_str_eq(meta_s(v2, "resourceVersion"), "2");
+    cr_assert_str_eq(meta_s(v2, "resourceVersion"), rv_str(2));
     cr_assert_eq(generation(v2), 1);
     cr_assert_str_eq(ty_obj_uid(v2), uid);
     cr_assert_str_eq(meta_s(v2, "creationTimestamp"), meta_s(v1, "creationTimestamp"));
@@ -212,7 +240,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
     cr_assert_eq(ty_store_update(s, "configmaps", in, &v3, NULL), 0);
     json_decref(in);
     cr_assert_eq(generation(v3), 2);
-    cr_assert_str_eq(meta_s(v3, "resourceVersion"), "3");
+    cr_assert_str_eq(meta_s(v3, "resourceVersion"), rv_str(3));
 
     /* A new top-level field counts as spec, and so does removing one. */
     in = json_deep_copy(v3);
@@ -229,7 +257,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
     cr_assert_eq(generation(v5), 4);
 
     /* The references taken before are unchanged. */
-    cr_assert_str_eq(meta_s(v1, "resourceVersion"), "1");
+    cr_assert_str_eq(meta_s(v1, "resourceVersion"), rv_str(1));
     cr_assert_null(ty_obj_label(v1, "k"));
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(v2, "spec"), "replicas")), 1);
     json_decref(v1);
@@ -242,7 +270,7 @@ Test(store, update_bumps_generation_only_on_spec_change)
 
 Test(store, update_keeps_server_fields_and_status)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "pods", pod("p", NULL, "Running"));
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v1, "status"), "phase")),
                      "Running", "create stores the status it is given");
@@ -277,7 +305,7 @@ Test(store, update_keeps_server_fields_and_status)
 
 Test(store, update_status_only_writes_status)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "pods", pod("p", NULL, NULL));
     json_t *in = json_deep_copy(v1);
     json_object_set_new(in, "status", json_pack("{s:s}", "phase", "Running"));
@@ -290,7 +318,7 @@ Test(store, update_status_only_writes_status)
     cr_assert_null(json_object_get(json_object_get(v2, "spec"), "nodeName"));
     cr_assert_null(ty_obj_label(v2, "a"));
     cr_assert_eq(generation(v2), 1);
-    cr_assert_str_eq(meta_s(v2, "resourceVersion"), "2");
+    cr_assert_str_eq(meta_s(v2, "resourceVersion"), rv_str(2));
     cr_assert_null(json_object_get(v1, "status"), "the old reference is unchanged");
 
     /* Modifying the input afterwards does not reach the store. */
@@ -307,7 +335,7 @@ Test(store, update_status_only_writes_status)
 
 Test(store, stale_resource_version_conflicts)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     json_t *in = json_deep_copy(v1);
     cr_assert_eq(ty_store_update(s, "configmaps", in, NULL, NULL), 0);
@@ -321,12 +349,12 @@ Test(store, stale_resource_version_conflicts)
     cr_assert_lt(ty_store_update_status(s, "configmaps", in, NULL, &err), 0);
     cr_assert_eq(err.code, TY_STORE_CONFLICT);
     ty_error_clear(&err);
-    cr_assert_eq(ty_store_revision(s), 2);
+    cr_assert_eq(ty_store_revision(s), base + 2);
 
     /* No resourceVersion: last write wins. */
     json_object_del(json_object_get(in, "metadata"), "resourceVersion");
     cr_assert_eq(ty_store_update(s, "configmaps", in, &out, NULL), 0);
-    cr_assert_str_eq(meta_s(out, "resourceVersion"), "3");
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(3));
     json_decref(out);
     json_decref(in);
     json_decref(v1);
@@ -335,7 +363,7 @@ Test(store, stale_resource_version_conflicts)
 
 Test(store, update_missing_is_not_found)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("nope", NULL);
     ty_error err = TY_ERROR_INIT;
     cr_assert_lt(ty_store_update(s, "configmaps", in, NULL, &err), 0);
@@ -364,7 +392,7 @@ Test(store, update_missing_is_not_found)
 
 Test(store, list_is_sorted_and_filtered)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     const char *names[][2] = {{"b", "ns2"}, {"c", "ns1"}, {"a", "ns2"}, {"b", "ns1"}, {"z", NULL}};
     for (size_t i = 0; i < 5; i++)
         json_decref(create(s, "configmaps", obj(names[i][0], names[i][1])));
@@ -406,7 +434,7 @@ Test(store, list_is_sorted_and_filtered)
 
 Test(store, delete_removes_and_reference_stays_unchanged)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     json_t *before = json_deep_copy(v1);
     events e = {0};
@@ -415,7 +443,7 @@ Test(store, delete_removes_and_reference_stays_unchanged)
     cr_assert_null(ty_store_get(s, "configmaps", "default", "a"));
     cr_assert_eq(e.n, 1);
     cr_assert_eq(e.types[0], TY_EVENT_DELETED);
-    cr_assert_eq(ty_store_revision(s), 2, "a deletion is a revision");
+    cr_assert_eq(ty_store_revision(s), base + 2, "a deletion is a revision");
     cr_assert(json_equal(v1, before), "a reference taken before the delete is unchanged: %s",
               meta_s(v1, "resourceVersion"));
     json_decref(before);
@@ -425,7 +453,7 @@ Test(store, delete_removes_and_reference_stays_unchanged)
 
 Test(store, finalizers_hold_deletion)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = obj("a", NULL);
     json_object_set_new(json_object_get(in, "metadata"), "finalizers", json_pack("[s]", "x/y"));
     json_t *v1 = create(s, "configmaps", in);
@@ -472,7 +500,7 @@ Test(store, finalizers_hold_deletion)
 
 Test(store, bound_running_pod_is_deleted_gracefully)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *in = pod("p", "node1", "Running");
     json_object_set_new(json_object_get(in, "spec"), "terminationGracePeriodSeconds",
                         json_integer(7));
@@ -516,7 +544,7 @@ Test(store, bound_running_pod_is_deleted_gracefully)
 
 Test(store, default_grace_is_30_seconds)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_decref(create(s, "pods", pod("p", "node1", NULL)));
     cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
     json_t *p = ty_store_get(s, "pods", NULL, "p");
@@ -530,7 +558,7 @@ Test(store, default_grace_is_30_seconds)
 
 Test(store, unbound_or_terminated_pods_go_at_once)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_decref(create(s, "pods", pod("unbound", NULL, NULL)));
     json_decref(create(s, "pods", pod("done", "node1", "Succeeded")));
     json_decref(create(s, "pods", pod("failed", "node1", "Failed")));
@@ -560,7 +588,7 @@ Test(store, unbound_or_terminated_pods_go_at_once)
 
 Test(store, cascading_deletion_is_multi_level)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *job = create(s, "pytorchjobs", obj("job", NULL));
     json_t *in = pod("p0", NULL, NULL);
     own(in, job);
@@ -613,7 +641,7 @@ Test(store, cascading_deletion_is_multi_level)
 
 Test(store, cascading_marks_running_pods)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     json_t *job = create(s, "pytorchjobs", obj("job", NULL));
     json_t *in = pod("p", "node1", "Running");
     own(in, job);
@@ -633,7 +661,7 @@ Test(store, cascading_marks_running_pods)
 
 Test(store, watch_events_in_order)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     events all = {0}, pods = {0};
     int w1 = ty_store_watch(s, NULL, record, &all);
     int w2 = ty_store_watch(s, "pods", record, &pods);
@@ -688,7 +716,7 @@ static void check_stored(void *ctx, ty_event_type type, const char *resource, co
 
 Test(store, watch_sees_the_store_after_the_write)
 {
-    ty_store *s = ty_store_new();
+    ty_store *s = new_store();
     ty_store_watch(s, NULL, check_stored, s);
     json_t *p = create(s, "pods", pod("p", NULL, NULL));
     cr_assert_eq(ty_store_update(s, "pods", p, NULL, NULL), 0);
@@ -714,4 +742,273 @@ Test(store, object_helpers)
     cr_assert(!ty_obj_owned_by(empty, "u"));
     json_decref(empty);
     json_decref(o);
+}
+
+/* ---- namespaces ---- */
+
+static const char *phase_of(const json_t *o)
+{
+    return json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
+}
+
+Test(store, default_namespace_exists_and_others_must)
+{
+    ty_store *s = ty_store_new();
+    json_t *def = ty_store_get(s, "namespaces", NULL, "default");
+    cr_assert_not_null(def);
+    cr_assert_str_eq(phase_of(def), "Active");
+    cr_assert_null(ty_obj_namespace(def), "namespaces are cluster-scoped");
+    json_decref(def);
+
+    ty_error err = TY_ERROR_INIT;
+    uint64_t rev = ty_store_revision(s);
+    json_t *in = obj("a", "nope");
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    cr_assert_str_eq(err.msg, "namespaces \"nope\" not found");
+    cr_assert_eq(ty_store_revision(s), rev);
+    ty_error_clear(&err);
+    /* ensure_namespace creates it once. */
+    cr_assert_eq(ty_store_ensure_namespace(s, "nope", NULL), 0);
+    json_t *nope = ty_store_get(s, "namespaces", NULL, "nope");
+    cr_assert_str_eq(phase_of(nope), "Active");
+    cr_assert_eq(ty_store_ensure_namespace(s, "nope", NULL), 0);
+    json_t *again = ty_store_get(s, "namespaces", NULL, "nope");
+    cr_assert_eq(again, nope, "not written again");
+    json_decref(again);
+    json_decref(nope);
+    cr_assert_eq(ty_store_create(s, "configmaps", in, NULL, NULL), 0);
+    json_decref(in);
+    /* Cluster-scoped objects need none. */
+    json_decref(create(s, "nodes", json_pack("{s:{s:s, s:s}}", "metadata", "name", "n",
+                                             "namespace", "nope")));
+    cr_assert_lt(ty_store_delete(s, "namespaces", NULL, "default", -1, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_FORBIDDEN);
+    ty_error_clear(&err);
+    ty_store_free(s);
+}
+
+Test(store, deleting_a_namespace_deletes_its_content_then_it)
+{
+    ty_store *s = new_store();
+    json_decref(create(s, "configmaps", obj("a", "ns1")));
+    json_decref(create(s, "configmaps", obj("b", "ns2")));
+    json_t *p = pod("p", "node1", "Running");
+    json_object_set_new(json_object_get(p, "metadata"), "namespace", json_string("ns1"));
+    json_decref(create(s, "pods", p));
+
+    json_t *marked = NULL;
+    cr_assert_eq(ty_store_delete_ex(s, "namespaces", NULL, "ns1", NULL, &marked, NULL), 0);
+    cr_assert_str_eq(phase_of(marked), "Terminating");
+    cr_assert_not_null(meta_s(marked, "deletionTimestamp"));
+    json_decref(marked);
+    cr_assert_null(ty_store_get(s, "configmaps", "ns1", "a"));
+    json_t *b = ty_store_get(s, "configmaps", "ns2", "b");
+    cr_assert_not_null(b, "other namespaces keep their objects");
+    json_decref(b);
+    /* The running pod is terminating gracefully: the namespace waits for it. */
+    json_t *ns1 = ty_store_get(s, "namespaces", NULL, "ns1");
+    cr_assert_not_null(ns1);
+    cr_assert_str_eq(phase_of(ns1), "Terminating");
+    json_decref(ns1);
+    ty_error err = TY_ERROR_INIT;
+    json_t *in = obj("c", "ns1");
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_FORBIDDEN);
+    ty_error_clear(&err);
+    json_decref(in);
+
+    cr_assert_eq(ty_store_delete(s, "pods", "ns1", "p", 0, NULL), 0);
+    cr_assert_null(ty_store_get(s, "namespaces", NULL, "ns1"), "gone once empty");
+    ty_store_free(s);
+}
+
+/* ---- delete options ---- */
+
+Test(store, delete_preconditions_and_dry_run)
+{
+    ty_store *s = new_store();
+    json_t *a = create(s, "configmaps", obj("a", NULL));
+    uint64_t rev = ty_store_revision(s);
+    ty_error err = TY_ERROR_INIT;
+    ty_store_delete_opts o = {.grace_seconds = -1, .precondition_uid = "other"};
+    cr_assert_lt(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    cr_assert_not_null(strstr(err.msg, "Precondition failed: UID in precondition: other"));
+    ty_error_clear(&err);
+    o = (ty_store_delete_opts){.grace_seconds = -1, .precondition_rv = "999"};
+    cr_assert_lt(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    ty_error_clear(&err);
+    o = (ty_store_delete_opts){.grace_seconds = -1, .propagation = "Sideways"};
+    cr_assert_lt(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_INVALID);
+    ty_error_clear(&err);
+
+    json_t *out = NULL;
+    o = (ty_store_delete_opts){.grace_seconds = -1, .dry_run = true};
+    cr_assert_eq(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, &out, NULL), 0);
+    cr_assert_str_eq(ty_obj_name(out), "a");
+    json_decref(out);
+    json_t *still = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_eq(still, a, "a dry run deletes nothing");
+    json_decref(still);
+    cr_assert_eq(ty_store_revision(s), rev);
+
+    o = (ty_store_delete_opts){.grace_seconds = -1, .precondition_uid = ty_obj_uid(a),
+                               .precondition_rv = meta_s(a, "resourceVersion")};
+    cr_assert_eq(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, &out, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(ty_store_revision(s) - base),
+                     "the removed object carries the deletion's revision");
+    json_decref(out);
+    json_decref(a);
+    ty_store_free(s);
+}
+
+static json_t *owned_pod(const char *name, const char *node, const json_t *owner, bool block)
+{
+    json_t *p = pod(name, node, node ? "Running" : NULL);
+    own(p, owner);
+    json_t *ref = json_array_get(json_object_get(json_object_get(p, "metadata"), "ownerReferences"), 0);
+    json_object_set_new(ref, "blockOwnerDeletion", json_boolean(block));
+    return p;
+}
+
+static bool has_fin(const json_t *o, const char *f)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(json_object_get(o, "metadata"), "finalizers"), i, v)
+        if (strcmp(json_string_value(v), f) == 0)
+            return true;
+    return false;
+}
+
+Test(store, foreground_deletion_waits_for_blocking_dependents)
+{
+    ty_store *s = new_store();
+    json_t *job = create(s, "pytorchjobs", obj("job", NULL));
+    json_decref(create(s, "pods", owned_pod("running", "node1", job, true)));
+    json_decref(create(s, "pods", owned_pod("pending", NULL, job, true)));
+    json_decref(create(s, "pods", owned_pod("loose", "node1", job, false)));
+
+    json_t *out = NULL;
+    ty_store_delete_opts o = {.grace_seconds = -1, .propagation = "Foreground"};
+    cr_assert_eq(ty_store_delete_ex(s, "pytorchjobs", NULL, "job", &o, &out, NULL), 0);
+    cr_assert(has_fin(out, "foregroundDeletion"));
+    cr_assert_not_null(meta_s(out, "deletionTimestamp"));
+    json_decref(out);
+    cr_assert_null(ty_store_get(s, "pods", NULL, "pending"), "an unbound pod goes at once");
+    json_t *running = ty_store_get(s, "pods", NULL, "running");
+    cr_assert(ty_obj_deleting(running), "the running pod terminates gracefully");
+    json_decref(running);
+    json_t *j = ty_store_get(s, "pytorchjobs", NULL, "job");
+    cr_assert_not_null(j, "the owner waits for its blocking dependent");
+    json_decref(j);
+
+    /* The non-blocking dependent does not hold the owner. */
+    cr_assert_eq(ty_store_delete(s, "pods", NULL, "running", 0, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pytorchjobs", NULL, "job"));
+    json_t *loose = ty_store_get(s, "pods", NULL, "loose");
+    cr_assert(loose && ty_obj_deleting(loose));
+    json_decref(loose);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+Test(store, foreground_deletion_without_dependents_removes_at_once)
+{
+    ty_store *s = new_store();
+    json_decref(create(s, "configmaps", obj("a", NULL)));
+    ty_store_delete_opts o = {.grace_seconds = -1, .propagation = "Foreground"};
+    cr_assert_eq(ty_store_delete_ex(s, "configmaps", NULL, "a", &o, NULL, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    ty_store_free(s);
+}
+
+Test(store, orphan_deletion_keeps_dependents)
+{
+    ty_store *s = new_store();
+    json_t *job = create(s, "pytorchjobs", obj("job", NULL));
+    json_decref(create(s, "pods", owned_pod("p", NULL, job, true)));
+    ty_store_delete_opts o = {.grace_seconds = -1, .propagation = "Orphan"};
+    cr_assert_eq(ty_store_delete_ex(s, "pytorchjobs", NULL, "job", &o, NULL, NULL), 0);
+    cr_assert_null(ty_store_get(s, "pytorchjobs", NULL, "job"));
+    json_t *p = ty_store_get(s, "pods", NULL, "p");
+    cr_assert_not_null(p);
+    cr_assert(!ty_obj_deleting(p));
+    cr_assert_null(json_object_get(json_object_get(p, "metadata"), "ownerReferences"));
+    json_decref(p);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+Test(store, dependent_goes_only_when_all_owners_are_gone)
+{
+    ty_store *s = new_store();
+    json_t *a = create(s, "configmaps", obj("a", NULL));
+    json_t *b = create(s, "configmaps", obj("b", NULL));
+    json_t *d = obj("d", NULL);
+    json_object_set_new(json_object_get(d, "metadata"), "ownerReferences",
+                        json_pack("[{s:s, s:s}, {s:s, s:s}]", "name", "a", "uid", ty_obj_uid(a),
+                                  "name", "b", "uid", ty_obj_uid(b)));
+    json_decref(create(s, "configmaps", d));
+    cr_assert_eq(ty_store_delete(s, "configmaps", NULL, "a", -1, NULL), 0);
+    json_t *got = ty_store_get(s, "configmaps", NULL, "d");
+    cr_assert_not_null(got, "b still owns it");
+    cr_assert(!ty_obj_owned_by(got, ty_obj_uid(a)), "the reference to the gone owner is dropped");
+    cr_assert(ty_obj_owned_by(got, ty_obj_uid(b)));
+    json_decref(got);
+    cr_assert_eq(ty_store_delete(s, "configmaps", NULL, "b", -1, NULL), 0);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "d"));
+    json_decref(a);
+    json_decref(b);
+    ty_store_free(s);
+}
+
+/* ---- dry run ---- */
+
+Test(store, dry_run_writes_nothing)
+{
+    ty_store *s = new_store();
+    events ev = {0};
+    int id = ty_store_watch(s, NULL, record, &ev);
+    ty_store_write_opts dry = {.dry_run = true};
+    json_t *out = NULL;
+    json_t *in = obj("a", NULL);
+    cr_assert_eq(ty_store_create_ex(s, "configmaps", in, &dry, &out, NULL), 0);
+    cr_assert_not_null(meta_s(out, "uid"));
+    cr_assert_str_eq(meta_s(out, "namespace"), "default");
+    json_decref(out);
+    cr_assert_null(ty_store_get(s, "configmaps", NULL, "a"));
+    cr_assert_eq(ty_store_revision(s), base);
+    cr_assert_eq(ev.n, 0, "no event");
+
+    json_t *a = create(s, "configmaps", in);
+    json_t *changed = json_deep_copy(a);
+    json_object_set_new(changed, "spec", json_pack("{s:i}", "replicas", 5));
+    cr_assert_eq(ty_store_update_ex(s, "configmaps", changed, &dry, &out, NULL), 0);
+    cr_assert_eq(generation(out), 2);
+    json_decref(out);
+    json_t *st = json_deep_copy(a);
+    json_object_set_new(st, "status", json_pack("{s:s}", "phase", "X"));
+    cr_assert_eq(ty_store_update_status_ex(s, "configmaps", st, &dry, &out, NULL), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(out, "status"), "phase")), "X");
+    json_decref(out);
+    json_t *got = ty_store_get(s, "configmaps", NULL, "a");
+    cr_assert_eq(got, a, "unchanged");
+    cr_assert_eq(ty_store_revision(s), base + 1);
+    cr_assert_eq(ev.n, 1, "only the real create");
+    /* A dry run still fails as the write would. */
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_store_create_ex(s, "configmaps", a, &dry, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    ty_error_clear(&err);
+    ty_store_unwatch(s, id);
+    json_decref(got);
+    json_decref(st);
+    json_decref(changed);
+    json_decref(a);
+    ty_store_free(s);
 }
