@@ -341,7 +341,9 @@ int ty_cli_run(int argc, char **argv)
         const ty_kind_info *k = ty_api_kind(json_string_value(json_object_get(obj, "apiVersion")),
                                             json_string_value(json_object_get(obj, "kind")));
         json_t *stored = NULL;
-        if (ty_store_create(st.store, k->resource, obj, &stored, &err) < 0) {
+        /* A foreground run has no one to create namespaces first: the manifest's are made. */
+        if (ty_store_ensure_namespace(st.store, ty_obj_namespace(obj), &err) < 0 ||
+            ty_store_create(st.store, k->resource, obj, &stored, &err) < 0) {
             fprintf(stderr, "trainyard run: %s\n", err.msg);
             ty_error_clear(&err);
             continue;

@@ -213,3 +213,12 @@ def test_bad_command_fails_the_pod_with_a_message(run_trainyard, manifest, marke
     assert r.rc == 1, r
     pod = final_pods(r)["badcmd-master-0"]
     assert "/nonexistent/program" in json.dumps(pod["status"]), pod["status"]
+
+
+def test_job_in_its_own_namespace(run_trainyard, manifest, marker):
+    job = json.loads(pytorchjob("nsjob", marker, master_cmd="echo $POD_NAMESPACE"))
+    job["metadata"]["namespace"] = "team-a"
+    r = run_trainyard("-o", "json", manifest(json.dumps(job)))
+    assert r.rc == 0, r
+    pod = final_pods(r)["nsjob-master-0"]
+    assert pod["metadata"]["namespace"] == "team-a"
