@@ -177,14 +177,17 @@ static void lex_next(lexer *lx)
                                                 : T_ID;
 }
 
-/* Parses `( v1, v2 )` after in/notin; the set may be empty only as `()` is rejected like the
- * API server does. */
+/* Parses `( v1, v2 )` after in/notin. `()` is an error, as in the API server; an empty
+ * element (`(a,)`) is the empty value. */
 static int parse_set(lexer *lx, sel_req *r, ty_error *err)
 {
     if (lx->kind != T_LPAREN)
         return ty_fail(err, "unable to parse requirement: found '%s', expected: '('",
                        lx->text ? lx->text : "?");
     lex_next(lx);
+    if (lx->kind == T_RPAREN)
+        return ty_fail(err, "unable to parse requirement: for 'in', 'notin' operators, values "
+                            "set can't be empty");
     for (;;) {
         if (lx->kind == T_ID) {
             if (check_value(lx->text, err) < 0)
@@ -478,7 +481,8 @@ int ty_field_selector_parse(const char *resource, const char *text, ty_selector 
         for (;;) {
             const char *comma = find_unescaped(p, end, ',');
             const char *tend = comma ? comma : end;
-            if (parse_field_term(s, resource, p, (size_t)(tend - p), err) < 0) {
+            /* Empty terms (`a=b,`) are skipped, as the API server does. */
+            if (tend > p && parse_field_term(s, resource, p, (size_t)(tend - p), err) < 0) {
                 ty_selector_free(s);
                 return -1;
             }

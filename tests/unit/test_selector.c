@@ -96,6 +96,10 @@ Test(label, errors)
     free(m);
     free(lerr("app in prod"));
     free(lerr("app in (a"));
+    m = lerr("app in ()");
+    cr_assert(strstr(m, "can't be empty"), "%s", m);
+    free(m);
+    cr_assert(lmatch("app in (a,)", "{\"app\":\"\"}"));
     free(lerr("=x"));
     free(lerr("a,"));
     free(lerr("-bad=x"));
@@ -144,6 +148,8 @@ Test(field, pods)
     cr_assert(fmatch("pods", "status.nominatedNodeName!=x", POD));
     cr_assert(fmatch("pods", "spec.hostNetwork=false", POD));
     cr_assert(fmatch("pods", "spec.restartPolicy=Never", POD));
+    cr_assert(fmatch("pods", "metadata.name=p1,", POD)); /* empty terms are skipped */
+    cr_assert_not(fmatch("pods", ",metadata.name=p2", POD));
 }
 
 Test(field, escapes)
