@@ -462,6 +462,63 @@ static ssize_t find_value(const json_t *list, const json_t *val)
     return -1;
 }
 
+/* Index of `e` in `list`, by merge key (or by value for primitives, key ""); -1 if absent. */
+static ssize_t index_in(const json_t *list, const json_t *e, const char *key)
+{
+    if (!*key)
+        return find_value(list, e);
+    const json_t *kv = json_object_get(e, key);
+    return kv ? find_keyed(list, key, kv) : -1;
+}
+
+/* The order the API server gives a merged list: the elements named in `order` (the patch
+ * list, or a $setElementOrder list) sorted as there, the others ("server only") kept in their
+ * order, and the two interleaved by their positions in `server` (the list before the patch):
+ * a server-only element goes first only when both it and the next patch element were in the
+ * server list and it came first there. So a patch that adds to a list puts the new elements
+ * before the server-only ones. */
+static void enforce_order(json_t *list, const json_t *order, const json_t *server,
+                          const char *key)
+{
+    size_t n = json_array_size(list);
+    json_t *patch_items = json_array(), *server_only = json_array();
+    /* patch items in `order` order: walk the order list and pick each from the list */
+    for (size_t i = 0; i < json_array_size(order); i++) {
+        const json_t *o = json_array_get(order, i);
+        if (json_is_object(o) && json_object_get(o, "$patch"))
+            continue;
+        ssize_t at = index_in(list, o, key);
+        if (at >= 0 && index_in(patch_items, json_array_get(list, (size_t)at), key) < 0)
+            json_array_append(patch_items, json_array_get(list, (size_t)at));
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(list, i);
+        if (index_in(patch_items, e, key) < 0)
+            json_array_append(server_only, e);
+    }
+    json_t *out = json_array();
+    size_t i = 0, j = 0, nl = json_array_size(server_only), nr = json_array_size(patch_items);
+    while (i < nl || j < nr) {
+        if (j >= nr) {
+            json_array_append(out, json_array_get(server_only, i++));
+        } else if (i >= nl) {
+            json_array_append(out, json_array_get(patch_items, j++));
+        } else {
+            ssize_t li = index_in(server, json_array_get(server_only, i), key);
+            ssize_t ri = index_in(server, json_array_get(patch_items, j), key);
+            if (li >= 0 && ri >= 0 && li < ri)
+                json_array_append(out, json_array_get(server_only, i++));
+            else
+                json_array_append(out, json_array_get(patch_items, j++));
+        }
+    }
+    json_array_clear(list);
+    json_array_extend(list, out);
+    json_decref(out);
+    json_decref(patch_items);
+    json_decref(server_only);
+}
+
 /* Merges a keyed list (key != "") or a set of primitives (key == ""). */
 static int smp_list(smp *s, const json_t *orig, const json_t *patch, const char *key,
                     const char *path, json_t **out)
@@ -520,37 +577,21 @@ static int smp_list(smp *s, const json_t *orig, const json_t *patch, const char 
         else
             json_array_append_new(res, merged);
     }
+    enforce_order(res, patch, orig, key);
     *out = res;
     return 0;
 }
 
-/* $setElementOrder/<field>: the listed elements first, in the listed order, then the rest in
- * their current order. */
-static void set_order(json_t *list, const json_t *order, const char *key)
-{
-    json_t *sorted = json_array();
-    for (size_t i = 0; i < json_array_size(order); i++) {
-        const json_t *o = json_array_get(order, i);
-        ssize_t at = *key ? find_keyed(list, key, json_object_get(o, key)) : find_value(list, o);
-        if (at >= 0) {
-            json_array_append(sorted, json_array_get(list, (size_t)at));
-            json_array_remove(list, (size_t)at);
-        }
-    }
-    json_array_extend(sorted, list);
-    json_array_clear(list);
-    json_array_extend(list, sorted);
-    json_decref(sorted);
-}
-
 /* Merges `patch` (an object) into `orig` (an object or NULL). *out is NULL when the patch
- * deletes the map ($patch: delete). */
+ * deletes the whole object ($patch: delete at the root). */
 static int smp_map(smp *s, const json_t *orig, const json_t *patch, const char *path,
                    json_t **out)
 {
     const char *d = json_string_value(json_object_get(patch, "$patch"));
     if (d && strcmp(d, "delete") == 0) {
-        *out = NULL;
+        /* The API server empties a map patched with $patch: delete (and removes a list
+         * element); `path` is empty only for the object itself, which cannot be deleted so. */
+        *out = *path ? json_object() : NULL;
         return 0;
     }
     if (d && strcmp(d, "replace") == 0) {
@@ -607,14 +648,29 @@ static int smp_map(smp *s, const json_t *orig, const json_t *patch, const char *
             TY_AUTOFREE char *cp = child_path(path, k + 17);
             const char *key = list_key(s, cp);
             if (json_is_array(list) && json_is_array(v))
-                set_order(list, v, key ? key : "");
+                enforce_order(list, v, json_object_get(orig, k + 17), key ? key : "");
         } else if (strcmp(k, "$retainKeys") == 0) {
             if (!json_is_array(v)) {
                 patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: $retainKeys "
                            "is not a list", *path ? path : "<root>");
                 goto fail;
             }
-            /* Keys not listed are cleared (the union-type fields the client dropped). */
+            /* Every field the patch sets must be listed; fields not listed are cleared (the
+             * members of a union the client switched away from). */
+            const char *pk;
+            json_t *pv;
+            json_object_foreach((json_t *)patch, pk, pv) {
+                bool listed = json_is_null(pv) || is_directive(pk);
+                for (size_t i = 0; i < json_array_size(v) && !listed; i++)
+                    listed = json_is_string(json_array_get(v, i)) &&
+                             strcmp(json_string_value(json_array_get(v, i)), pk) == 0;
+                if (!listed) {
+                    patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: invalid "
+                               "patch format of retainKeys: %s is not in the list",
+                               *path ? path : "<root>", pk);
+                    goto fail;
+                }
+            }
             void *tmp;
             const char *rk;
             json_t *rv;

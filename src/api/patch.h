@@ -18,8 +18,10 @@
  *
  * Strategic merge: the patch metadata (merge keys, primitive sets) is a table in patch.c for
  * the fields trainyard's built-in kinds use; a list not in it is replaced whole, as for a
- * field without a patch strategy. `$setElementOrder` puts the listed elements first, in order,
- * and keeps the others after them in their current order. */
+ * field without a patch strategy. Merged lists are ordered as the API server orders them:
+ * the patch's elements (or a `$setElementOrder` list's) in that order, interleaved with the
+ * elements only the live object has by their live positions, so new elements come first. A
+ * map patched with `$patch: delete` becomes empty, as in the API server. */
 #ifndef TY_API_PATCH_H
 #define TY_API_PATCH_H
 

@@ -197,8 +197,17 @@ Test(strategic, containers_merge_by_name)
                 "{\"name\":\"main\",\"image\":\"i2\",\"env\":[{\"name\":\"A\",\"value\":\"1\"},"
                 "{\"name\":\"B\",\"value\":\"2\"}],\"ports\":[{\"containerPort\":80,"
                 "\"name\":\"http\"}]}");
-    assert_json(json_array_get(cs, 1), "{\"name\":\"side\",\"image\":\"s1\"}");
-    assert_json(json_array_get(cs, 2), "{\"name\":\"new\",\"image\":\"n\"}");
+    /* as the API server orders it: patch elements in patch order, a server-only element only
+     * before a patch element that came after it in the live list */
+    assert_json(json_array_get(cs, 1), "{\"name\":\"new\",\"image\":\"n\"}");
+    assert_json(json_array_get(cs, 2), "{\"name\":\"side\",\"image\":\"s1\"}");
+    json_decref(out);
+    /* a new element alone goes first */
+    out = smp_ok("pods", POD, "{\"spec\":{\"containers\":[{\"name\":\"x\",\"image\":\"x\"}]}}");
+    cs = json_object_get(json_object_get(out, "spec"), "containers");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cs, 0), "name")), "x");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cs, 1), "name")), "main");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cs, 2), "name")), "side");
     json_decref(out);
 }
 
@@ -232,14 +241,14 @@ Test(strategic, directives)
                  "{\"metadata\":{\"labels\":{\"c\":\"3\",\"$patch\":\"replace\"}}}");
     assert_json(out, "{\"metadata\":{\"labels\":{\"c\":\"3\"}}}");
     json_decref(out);
-    /* $patch: delete on a map */
+    /* $patch: delete on a map empties it, as the API server does */
     out = smp_ok("pods", "{\"metadata\":{\"labels\":{\"a\":\"1\"},\"name\":\"p\"}}",
                  "{\"metadata\":{\"labels\":{\"$patch\":\"delete\"}}}");
-    assert_json(out, "{\"metadata\":{\"name\":\"p\"}}");
+    assert_json(out, "{\"metadata\":{\"labels\":{},\"name\":\"p\"}}");
     json_decref(out);
     /* primitive set: finalizers merge, $deleteFromPrimitiveList removes */
     out = smp_ok("pods", POD, "{\"metadata\":{\"finalizers\":[\"b\",\"a\"]}}");
-    assert_json(json_object_get(json_object_get(out, "metadata"), "finalizers"), "[\"a\",\"b\"]");
+    assert_json(json_object_get(json_object_get(out, "metadata"), "finalizers"), "[\"b\",\"a\"]");
     json_decref(out);
     out = smp_ok("pods", POD, "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[\"a\"]}}");
     assert_json(json_object_get(json_object_get(out, "metadata"), "finalizers"), "[]");
@@ -300,4 +309,7 @@ Test(strategic, errors)
              "merge key: name");
     smp_fail("pods", POD, "{\"spec\":{\"$patch\":\"frob\"}}", 422, "frob");
     smp_fail("pods", POD, "{\"spec\":{\"$bogus\":1}}", 422, "$bogus");
+    smp_fail("pods", POD, "{\"spec\":{\"volumes\":[{\"name\":\"v\",\"emptyDir\":{},"
+             "\"$retainKeys\":[\"name\"]}]}}", 422, "retainKeys");
+    smp_fail("pods", POD, "{\"$patch\":\"delete\"}", 422, "whole object");
 }
