@@ -78,17 +78,26 @@ static bool valid_name_part(const char *s, size_t n, bool empty_ok)
     return true;
 }
 
-/* DNS-1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253. */
+static bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+/* DNS-1123 subdomain: dot-separated labels of lowercase alphanumerics and '-', each starting
+ * and ending with an alphanumeric; at most 253 in all. */
 static bool valid_subdomain(const char *s, size_t n)
 {
     if (n == 0 || n > 253)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' || c == '.'))
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '.') {
+            if (!lower_alnum(s[i]) && s[i] != '-')
+                return false;
+            continue;
+        }
+        if (i == start || !lower_alnum(s[start]) || !lower_alnum(s[i - 1]))
             return false;
+        start = i + 1;
     }
-    return isalnum((unsigned char)s[0]) && isalnum((unsigned char)s[n - 1]);
+    return true;
 }
 
 static int check_key(const char *key, ty_error *err)

@@ -108,6 +108,10 @@ Test(label, errors)
     free(m);
     free(lerr("Example.com/a=b")); /* prefix must be lowercase */
     free(lerr("a/b/c=d"));
+    free(lerr("a..b/c=d"));
+    free(lerr("a-.b/c=d"));
+    free(lerr("/c=d"));
+    cr_assert(lmatch("node-role.kubernetes.io/worker", "{\"node-role.kubernetes.io/worker\":\"\"}"));
     free(lerr("!a=b"));
     char key[80];
     memset(key, 'k', 64);
