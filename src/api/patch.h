@@ -13,7 +13,15 @@
  *   as the API server answers kubectl (which then falls back to a merge patch).
  *
  * Each returns a new object in *out (the target is not modified) or -1 with a message and
- * err->code (422 for a patch that cannot apply, 415 for the case above). */
+ * err->code (422 for a patch that cannot apply, 400 for a JSON patch document that is not a
+ * list of well-formed operations, 415 for the case above).
+ *
+ * Strategic merge: the patch metadata (merge keys, primitive sets) is a table in patch.c for
+ * the fields trainyard's built-in kinds use; a list not in it is replaced whole, as for a
+ * field without a patch strategy. Merged lists are ordered as the API server orders them:
+ * the patch's elements (or a `$setElementOrder` list's) in that order, interleaved with the
+ * elements only the live object has by their live positions, so new elements come first. A
+ * map patched with `$patch: delete` becomes empty, as in the API server. */
 #ifndef TY_API_PATCH_H
 #define TY_API_PATCH_H
 

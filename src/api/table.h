@@ -15,7 +15,11 @@
  * `include_object` asks: "Object" (the whole object), "Metadata" (the default: a
  * PartialObjectMetadata with apiVersion meta.k8s.io/v1) or "None".
  *
- * Returns a new Table object; `objects` is an array of objects of `resource`. */
+ * Returns a new Table object; `objects` is an array of objects of `resource`. Its metadata
+ * is empty: the caller sets resourceVersion (and continue) as for a list. Every column is
+ * filled, wide ones included (priority 1), as the API server does; kubectl hides them without
+ * -o wide. Pods that succeeded or failed carry the row condition Completed, so kubectl can
+ * tell them apart. */
 #ifndef TY_API_TABLE_H
 #define TY_API_TABLE_H
 

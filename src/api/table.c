@@ -1,0 +1,616 @@
+/* meta.k8s.io/v1 Tables for kubectl get (table.h): the columns and cell texts kubectl's
+ * server-side printers produce, written from their documented behaviour. The server prints
+ * every column (wide ones carry priority 1); kubectl hides priority > 0 unless -o wide. */
+#include "api/table.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "base/time.h"
+
+typedef struct column {
+    const char *name;
+    const char *type;
+    const char *format;
+    const char *description;
+    int priority;
+} column;
+
+typedef void (*row_fn)(json_t *cells, json_t *row, const json_t *obj, int64_t now_ns);
+
+typedef struct printer {
+    const char *resource;
+    const column *cols;
+    row_fn row;
+} printer;
+
+/* ---- helpers ---- */
+
+static const char *str(const json_t *o, const char *path)
+{
+    const json_t *v = o;
+    const char *p = path;
+    while (v && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        v = json_object_getn(v, p, n);
+        p += n + (dot ? 1 : 0);
+    }
+    return json_string_value(v);
+}
+
+static const json_t *get(const json_t *o, const char *path)
+{
+    const json_t *v = o;
+    const char *p = path;
+    while (v && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        v = json_object_getn(v, p, n);
+        p += n + (dot ? 1 : 0);
+    }
+    return v;
+}
+
+static const char *or(const char *s, const char *dflt) { return s && *s ? s : dflt; }
+
+/* kubectl's translateTimestampSince: "<unknown>" for a missing or unparsable time. */
+static json_t *age_of(const char *ts, int64_t now_ns)
+{
+    int64_t t;
+    if (!ts || ty_time_parse_rfc3339(ts, &t) < 0)
+        return json_string("<unknown>");
+    char buf[32];
+    return json_string(ty_time_format_age(now_ns - t, buf, sizeof(buf)));
+}
+
+static void add_s(json_t *cells, const char *s) { json_array_append_new(cells, json_string(s)); }
+
+/* ---- pods ---- */
+
+static const column pod_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Ready", "string", "", "Ready containers out of all containers.", 0},
+    {"Status", "string", "", "The aggregate state of the pod's containers.", 0},
+    {"Restarts", "string", "", "Container restarts, with the time of the last.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"IP", "string", "", "The pod's IP address.", 1},
+    {"Node", "string", "", "The node the pod is bound to.", 1},
+    {"Nominated Node", "string", "", "The node the scheduler nominated for the pod.", 1},
+    {"Readiness Gates", "string", "", "True readiness gates out of all of them.", 1},
+    {0},
+};
+
+/* restartPolicy Always on an init container makes it a sidecar, counted with the app
+ * containers. */
+static bool restartable_init(const json_t *pod, const char *name)
+{
+    const json_t *ics = get(pod, "spec.initContainers");
+    for (size_t i = 0; i < json_array_size(ics); i++) {
+        const json_t *c = json_array_get(ics, i);
+        if (name && strcmp(or(str(c, "name"), ""), name) == 0)
+            return strcmp(or(str(c, "restartPolicy"), ""), "Always") == 0;
+    }
+    return false;
+}
+
+static bool condition_true(const json_t *pod, const char *type)
+{
+    const json_t *cs = get(pod, "status.conditions");
+    for (size_t i = 0; i < json_array_size(cs); i++) {
+        const json_t *c = json_array_get(cs, i);
+        if (strcmp(or(str(c, "type"), ""), type) == 0)
+            return strcmp(or(str(c, "status"), ""), "True") == 0;
+    }
+    return false;
+}
+
+static bool has_condition(const json_t *pod, const char *type)
+{
+    const json_t *cs = get(pod, "status.conditions");
+    for (size_t i = 0; i < json_array_size(cs); i++)
+        if (strcmp(or(str(json_array_get(cs, i), "type"), ""), type) == 0)
+            return true;
+    return false;
+}
+
+/* Tracks the latest lastState.terminated.finishedAt of a container into *latest. */
+static void last_restart(const json_t *cs, int64_t *latest)
+{
+    int64_t t;
+    const char *f = str(cs, "lastState.terminated.finishedAt");
+    if (f && ty_time_parse_rfc3339(f, &t) == 0 && t > *latest)
+        *latest = t;
+}
+
+static int64_t int_of(const json_t *o, const char *path)
+{
+    const json_t *v = get(o, path);
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static bool is_true(const json_t *o, const char *path) { return json_is_true(get(o, path)); }
+
+static void pod_row(json_t *cells, json_t *row, const json_t *pod, int64_t now_ns)
+{
+    char reason[160];
+    const char *phase = or(str(pod, "status.phase"), "");
+    snprintf(reason, sizeof(reason), "%s", or(str(pod, "status.reason"), phase));
+    const json_t *conds = get(pod, "status.conditions");
+    for (size_t i = 0; i < json_array_size(conds); i++) {
+        const json_t *c = json_array_get(conds, i);
+        if (strcmp(or(str(c, "type"), ""), "PodScheduled") == 0 &&
+            strcmp(or(str(c, "reason"), ""), "SchedulingGated") == 0)
+            snprintf(reason, sizeof(reason), "SchedulingGated");
+    }
+    if (strcmp(phase, "Succeeded") == 0)
+        json_object_set_new(row, "conditions",
+                            json_pack("[{s:s, s:s, s:s, s:s}]", "type", "Completed", "status",
+                                      "True", "reason", "Succeeded", "message",
+                                      "The pod has completed successfully."));
+    else if (strcmp(phase, "Failed") == 0)
+        json_object_set_new(row, "conditions",
+                            json_pack("[{s:s, s:s, s:s, s:s}]", "type", "Completed", "status",
+                                      "True", "reason", "Failed", "message", "The pod failed."));
+
+    const json_t *ics = get(pod, "spec.initContainers");
+    size_t ninit = json_array_size(ics);
+    int64_t total = (int64_t)json_array_size(get(pod, "spec.containers"));
+    for (size_t i = 0; i < ninit; i++)
+        if (strcmp(or(str(json_array_get(ics, i), "restartPolicy"), ""), "Always") == 0)
+            total++;
+
+    int64_t restarts = 0, sidecar_restarts = 0, ready = 0;
+    int64_t last = 0, sidecar_last = 0;
+    bool initializing = false;
+    const json_t *ists = get(pod, "status.initContainerStatuses");
+    for (size_t i = 0; i < json_array_size(ists); i++) {
+        const json_t *cs = json_array_get(ists, i);
+        bool sidecar = restartable_init(pod, str(cs, "name"));
+        restarts += int_of(cs, "restartCount");
+        last_restart(cs, &last);
+        if (sidecar) {
+            sidecar_restarts += int_of(cs, "restartCount");
+            last_restart(cs, &sidecar_last);
+        }
+        const json_t *term = get(cs, "state.terminated");
+        const char *waiting = str(cs, "state.waiting.reason");
+        if (term && int_of(term, "exitCode") == 0)
+            continue;
+        if (sidecar && is_true(cs, "started")) {
+            if (is_true(cs, "ready"))
+                ready++;
+            continue;
+        }
+        initializing = true;
+        if (term) {
+            const char *r = str(term, "reason");
+            if (r && *r)
+                snprintf(reason, sizeof(reason), "Init:%s", r);
+            else if (int_of(term, "signal"))
+                snprintf(reason, sizeof(reason), "Init:Signal:%lld",
+                         (long long)int_of(term, "signal"));
+            else
+                snprintf(reason, sizeof(reason), "Init:ExitCode:%lld",
+                         (long long)int_of(term, "exitCode"));
+        } else if (waiting && *waiting && strcmp(waiting, "PodInitializing") != 0) {
+            snprintf(reason, sizeof(reason), "Init:%s", waiting);
+        } else {
+            snprintf(reason, sizeof(reason), "Init:%zu/%zu", i, ninit);
+        }
+        break;
+    }
+
+    if (!initializing || condition_true(pod, "Initialized")) {
+        restarts = sidecar_restarts;
+        last = sidecar_last;
+        bool running = false;
+        const json_t *sts = get(pod, "status.containerStatuses");
+        /* Backwards, so the first container's state is the one that shows. */
+        for (size_t j = json_array_size(sts); j-- > 0;) {
+            const json_t *cs = json_array_get(sts, j);
+            restarts += int_of(cs, "restartCount");
+            last_restart(cs, &last);
+            const char *waiting = str(cs, "state.waiting.reason");
+            const json_t *term = get(cs, "state.terminated");
+            if (waiting && *waiting) {
+                snprintf(reason, sizeof(reason), "%s", waiting);
+            } else if (term && str(term, "reason") && *str(term, "reason")) {
+                snprintf(reason, sizeof(reason), "%s", str(term, "reason"));
+            } else if (term) {
+                if (int_of(term, "signal"))
+                    snprintf(reason, sizeof(reason), "Signal:%lld",
+                             (long long)int_of(term, "signal"));
+                else
+                    snprintf(reason, sizeof(reason), "ExitCode:%lld",
+                             (long long)int_of(term, "exitCode"));
+            } else if (is_true(cs, "ready") && get(cs, "state.running")) {
+                running = true;
+                ready++;
+            }
+        }
+        if (strcmp(reason, "Completed") == 0 && running)
+            snprintf(reason, sizeof(reason), "%s",
+                     has_condition(pod, "Ready") ? "Running" : "NotReady");
+    }
+
+    bool deleting = str(pod, "metadata.deletionTimestamp") != NULL;
+    bool terminal = strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0;
+    if (deleting && strcmp(or(str(pod, "status.reason"), ""), "NodeLost") == 0)
+        snprintf(reason, sizeof(reason), "Unknown");
+    else if (deleting && !terminal)
+        snprintf(reason, sizeof(reason), "Terminating");
+
+    char buf[96];
+    add_s(cells, or(str(pod, "metadata.name"), ""));
+    snprintf(buf, sizeof(buf), "%lld/%lld", (long long)ready, (long long)total);
+    add_s(cells, buf);
+    add_s(cells, reason);
+    if (restarts != 0 && last != 0) {
+        char age[32];
+        snprintf(buf, sizeof(buf), "%lld (%s ago)", (long long)restarts,
+                 ty_time_format_age(now_ns - last, age, sizeof(age)));
+    } else {
+        snprintf(buf, sizeof(buf), "%lld", (long long)restarts);
+    }
+    add_s(cells, buf);
+    json_array_append_new(cells, age_of(str(pod, "metadata.creationTimestamp"), now_ns));
+
+    const char *ip = str(json_array_get(get(pod, "status.podIPs"), 0), "ip");
+    add_s(cells, or(ip ? ip : str(pod, "status.podIP"), "<none>"));
+    add_s(cells, or(str(pod, "spec.nodeName"), "<none>"));
+    add_s(cells, or(str(pod, "status.nominatedNodeName"), "<none>"));
+    const json_t *gates = get(pod, "spec.readinessGates");
+    if (json_array_size(gates) == 0) {
+        add_s(cells, "<none>");
+    } else {
+        size_t t = 0;
+        for (size_t i = 0; i < json_array_size(gates); i++)
+            t += condition_true(pod, or(str(json_array_get(gates, i), "conditionType"), ""));
+        snprintf(buf, sizeof(buf), "%zu/%zu", t, json_array_size(gates));
+        add_s(cells, buf);
+    }
+}
+
+/* ---- jobs: the Kubeflow CRDs' printer columns ---- */
+
+static const column job_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"State", "string", "", "The type of the job's last condition.", 0},
+    {"Age", "date", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void job_row(json_t *cells, json_t *row, const json_t *job, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(job, "metadata.name"), ""));
+    const json_t *conds = get(job, "status.conditions");
+    size_t n = json_array_size(conds);
+    /* A job without conditions yet shows an empty State, as kubectl prints a CRD printer
+     * column whose JSONPath finds nothing. */
+    add_s(cells, n ? or(str(json_array_get(conds, n - 1), "type"), "") : "");
+    json_array_append_new(cells, age_of(str(job, "metadata.creationTimestamp"), now_ns));
+}
+
+/* ---- services ---- */
+
+static const column svc_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Type", "string", "", "How the service is exposed.", 0},
+    {"Cluster-IP", "string", "", "The service's cluster IP.", 0},
+    {"External-IP", "string", "", "External addresses of the service.", 0},
+    {"Port(s)", "string", "", "The service's ports.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"Selector", "string", "", "The labels of the pods the service routes to.", 1},
+    {0},
+};
+
+static void join_strings(ty_buf *b, const json_t *arr, const char *field)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *e = json_array_get(arr, i);
+        const char *s = field ? str(e, field) : json_string_value(e);
+        if (!s || !*s)
+            continue;
+        if (b->len)
+            ty_buf_addc(b, ',');
+        ty_buf_adds(b, s);
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void svc_row(json_t *cells, json_t *row, const json_t *svc, int64_t now_ns)
+{
+    (void)row;
+    const char *type = or(str(svc, "spec.type"), "ClusterIP");
+    add_s(cells, or(str(svc, "metadata.name"), ""));
+    add_s(cells, type);
+    add_s(cells, or(str(svc, "spec.clusterIP"), "<none>"));
+
+    TY_AUTOBUF ty_buf ext = TY_BUF_INIT;
+    if (strcmp(type, "ExternalName") == 0) {
+        ty_buf_adds(&ext, or(str(svc, "spec.externalName"), ""));
+    } else if (strcmp(type, "LoadBalancer") == 0) {
+        join_strings(&ext, get(svc, "status.loadBalancer.ingress"), "ip");
+        join_strings(&ext, get(svc, "status.loadBalancer.ingress"), "hostname");
+        join_strings(&ext, get(svc, "spec.externalIPs"), NULL);
+        if (!ext.len)
+            ty_buf_adds(&ext, "<pending>");
+    } else {
+        join_strings(&ext, get(svc, "spec.externalIPs"), NULL);
+    }
+    add_s(cells, ext.len ? ext.data : "<none>");
+
+    TY_AUTOBUF ty_buf ports = TY_BUF_INIT;
+    const json_t *ps = get(svc, "spec.ports");
+    for (size_t i = 0; i < json_array_size(ps); i++) {
+        const json_t *p = json_array_get(ps, i);
+        if (ports.len)
+            ty_buf_addc(&ports, ',');
+        ty_buf_addf(&ports, "%lld", (long long)int_of(p, "port"));
+        if (int_of(p, "nodePort"))
+            ty_buf_addf(&ports, ":%lld", (long long)int_of(p, "nodePort"));
+        ty_buf_addf(&ports, "/%s", or(str(p, "protocol"), "TCP"));
+    }
+    add_s(cells, ports.len ? ports.data : "<none>");
+    json_array_append_new(cells, age_of(str(svc, "metadata.creationTimestamp"), now_ns));
+
+    /* Sorted k=v pairs, as labels.FormatLabels prints a selector. */
+    const json_t *sel = get(svc, "spec.selector");
+    size_t n = json_object_size(sel);
+    if (!n) {
+        add_s(cells, "<none>");
+        return;
+    }
+    const char **keys = ty_malloc(n * sizeof(char *));
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)sel, key, v) keys[k++] = key;
+    qsort(keys, n, sizeof(char *), cmp_str);
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        ty_buf_addf(&b, "%s%s=%s", i ? "," : "", keys[i],
+                    or(json_string_value(json_object_get(sel, keys[i])), ""));
+    free(keys);
+    add_s(cells, b.data);
+}
+
+/* ---- nodes ---- */
+
+static const column node_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Status", "string", "", "The node's readiness and schedulability.", 0},
+    {"Roles", "string", "", "The node's roles (node-role.kubernetes.io labels).", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"Version", "string", "", "The node agent's version.", 0},
+    {"Internal-IP", "string", "", "The node's internal address.", 1},
+    {"External-IP", "string", "", "The node's external address.", 1},
+    {"OS-Image", "string", "", "The node's operating system.", 1},
+    {"Kernel-Version", "string", "", "The node's kernel version.", 1},
+    {"Container-Runtime", "string", "", "The node's container runtime.", 1},
+    {0},
+};
+
+static const char *node_address(const json_t *node, const char *type)
+{
+    const json_t *as = get(node, "status.addresses");
+    for (size_t i = 0; i < json_array_size(as); i++)
+        if (strcmp(or(str(json_array_get(as, i), "type"), ""), type) == 0)
+            return str(json_array_get(as, i), "address");
+    return NULL;
+}
+
+static void node_row(json_t *cells, json_t *row, const json_t *node, int64_t now_ns)
+{
+    (void)row;
+    TY_AUTOBUF ty_buf status = TY_BUF_INIT;
+    const json_t *conds = get(node, "status.conditions");
+    for (size_t i = 0; i < json_array_size(conds); i++) {
+        const json_t *c = json_array_get(conds, i);
+        if (strcmp(or(str(c, "type"), ""), "Ready") == 0) {
+            ty_buf_reset(&status);
+            ty_buf_adds(&status, strcmp(or(str(c, "status"), ""), "True") == 0 ? "Ready"
+                                                                                : "NotReady");
+        }
+    }
+    if (!status.len)
+        ty_buf_adds(&status, "Unknown");
+    if (is_true(node, "spec.unschedulable"))
+        ty_buf_adds(&status, ",SchedulingDisabled");
+
+    /* Roles from node-role.kubernetes.io/<role> labels and kubernetes.io/role, sorted. */
+    const json_t *labels = get(node, "metadata.labels");
+    const char **roles = ty_malloc((json_object_size(labels) + 1) * sizeof(char *));
+    size_t nr = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)labels, k, v) {
+        if (strncmp(k, "node-role.kubernetes.io/", 24) == 0 && k[24])
+            roles[nr++] = k + 24;
+        else if (strcmp(k, "kubernetes.io/role") == 0 && json_string_value(v) &&
+                 *json_string_value(v))
+            roles[nr++] = json_string_value(v);
+    }
+    qsort(roles, nr, sizeof(char *), cmp_str);
+    TY_AUTOBUF ty_buf rb = TY_BUF_INIT;
+    for (size_t i = 0; i < nr; i++)
+        if (i == 0 || strcmp(roles[i], roles[i - 1]) != 0)
+            ty_buf_addf(&rb, "%s%s", rb.len ? "," : "", roles[i]);
+    free(roles);
+
+    add_s(cells, or(str(node, "metadata.name"), ""));
+    add_s(cells, status.data);
+    add_s(cells, rb.len ? rb.data : "<none>");
+    json_array_append_new(cells, age_of(str(node, "metadata.creationTimestamp"), now_ns));
+    add_s(cells, or(str(node, "status.nodeInfo.kubeletVersion"), ""));
+    add_s(cells, or(node_address(node, "InternalIP"), "<none>"));
+    add_s(cells, or(node_address(node, "ExternalIP"), "<none>"));
+    add_s(cells, or(str(node, "status.nodeInfo.osImage"), "<unknown>"));
+    add_s(cells, or(str(node, "status.nodeInfo.kernelVersion"), "<unknown>"));
+    add_s(cells, or(str(node, "status.nodeInfo.containerRuntimeVersion"), "<unknown>"));
+}
+
+/* ---- namespaces ---- */
+
+static const column ns_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Status", "string", "", "The phase of the namespace.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void ns_row(json_t *cells, json_t *row, const json_t *ns, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(ns, "metadata.name"), ""));
+    add_s(cells, or(str(ns, "status.phase"), ""));
+    json_array_append_new(cells, age_of(str(ns, "metadata.creationTimestamp"), now_ns));
+}
+
+/* ---- events ---- */
+
+static const column event_cols[] = {
+    {"Last Seen", "string", "", "Time since the event was last seen.", 0},
+    {"Type", "string", "", "Normal or Warning.", 0},
+    {"Reason", "string", "", "Why the event happened, in CamelCase.", 0},
+    {"Object", "string", "", "The object the event is about.", 0},
+    {"Subobject", "string", "", "The part of the object the event is about.", 1},
+    {"Source", "string", "", "The component that reported the event.", 1},
+    {"Message", "string", "", "What happened.", 0},
+    {"First Seen", "string", "", "Time since the event was first seen.", 1},
+    {"Count", "integer", "", "How often the event happened.", 1},
+    {"Name", "string", "name", "Name of the object.", 1},
+    {0},
+};
+
+static void event_row(json_t *cells, json_t *row, const json_t *ev, int64_t now_ns)
+{
+    (void)row;
+    const char *first_ts = str(ev, "firstTimestamp");
+    if (!first_ts || !*first_ts)
+        first_ts = str(ev, "eventTime");
+    const char *last_ts = str(ev, "lastTimestamp");
+    if (!last_ts || !*last_ts)
+        last_ts = first_ts;
+    int64_t count = int_of(ev, "count");
+    if (get(ev, "series")) {
+        last_ts = str(ev, "series.lastObservedTime");
+        count = int_of(ev, "series.count");
+    } else if (count == 0) {
+        count = 1;
+    }
+    /* kind in lower case, then /name when there is one */
+    TY_AUTOBUF ty_buf target = TY_BUF_INIT;
+    for (const char *c = or(str(ev, "involvedObject.kind"), ""); *c; c++)
+        ty_buf_addc(&target, (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c));
+    const char *name = str(ev, "involvedObject.name");
+    if (name && *name)
+        ty_buf_addf(&target, "/%s", name);
+
+    /* source: component, then ", host" */
+    TY_AUTOBUF ty_buf source = TY_BUF_INIT;
+    const char *comp = str(ev, "source.component"), *host = str(ev, "source.host");
+    if (!comp || !*comp) {
+        comp = str(ev, "reportingComponent");
+        host = str(ev, "reportingInstance");
+    }
+    ty_buf_adds(&source, or(comp, ""));
+    if (host && *host)
+        ty_buf_addf(&source, ", %s", host);
+
+    /* the message without surrounding white space */
+    const char *msg = or(str(ev, "message"), "");
+    while (*msg == ' ' || *msg == '\n' || *msg == '\t')
+        msg++;
+    size_t mlen = strlen(msg);
+    while (mlen && (msg[mlen - 1] == ' ' || msg[mlen - 1] == '\n' || msg[mlen - 1] == '\t'))
+        mlen--;
+
+    json_array_append_new(cells, age_of(last_ts, now_ns));
+    add_s(cells, or(str(ev, "type"), ""));
+    add_s(cells, or(str(ev, "reason"), ""));
+    add_s(cells, target.data);
+    add_s(cells, or(str(ev, "involvedObject.fieldPath"), ""));
+    add_s(cells, source.data);
+    json_array_append_new(cells, json_stringn(msg, mlen));
+    json_array_append_new(cells, age_of(first_ts, now_ns));
+    json_array_append_new(cells, json_integer(count));
+    add_s(cells, or(str(ev, "metadata.name"), ""));
+}
+
+/* ---- anything else ---- */
+
+static const column default_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void default_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, age_of(str(o, "metadata.creationTimestamp"), now_ns));
+}
+
+static const printer printers[] = {
+    {"pods", pod_cols, pod_row},
+    {"pytorchjobs", job_cols, job_row},
+    {"tfjobs", job_cols, job_row},
+    {"services", svc_cols, svc_row},
+    {"nodes", node_cols, node_row},
+    {"namespaces", ns_cols, ns_row},
+    {"events", event_cols, event_row},
+};
+
+static const printer default_printer = {"", default_cols, default_row};
+
+/* What a row carries of its object: the whole object, its metadata only, or nothing. */
+static json_t *row_object(const json_t *obj, const char *include)
+{
+    if (include && strcmp(include, "None") == 0)
+        return json_null();
+    if (include && strcmp(include, "Object") == 0)
+        return json_deep_copy(obj);
+    json_t *meta = json_object_get(obj, "metadata");
+    return json_pack("{s:s, s:s, s:O}", "kind", "PartialObjectMetadata", "apiVersion",
+                     "meta.k8s.io/v1", "metadata", meta ? meta : json_object());
+}
+
+json_t *ty_table_build(const char *resource, const json_t *objects, const char *include_object,
+                       int64_t now_ns)
+{
+    const printer *p = &default_printer;
+    for (size_t i = 0; resource && i < TY_ARRAY_LEN(printers); i++)
+        if (strcmp(printers[i].resource, resource) == 0)
+            p = &printers[i];
+
+    json_t *cols = json_array();
+    for (const column *c = p->cols; c->name; c++)
+        json_array_append_new(cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", c->name,
+                                              "type", c->type, "format", c->format,
+                                              "description", c->description, "priority",
+                                              c->priority));
+    json_t *rows = json_array();
+    for (size_t i = 0; i < json_array_size(objects); i++) {
+        const json_t *o = json_array_get(objects, i);
+        json_t *row = json_object();
+        json_t *cells = json_array();
+        p->row(cells, row, o, now_ns);
+        json_object_set_new(row, "cells", cells);
+        json_object_set_new(row, "object", row_object(o, include_object));
+        json_array_append_new(rows, row);
+    }
+    return json_pack("{s:s, s:s, s:{}, s:o, s:o}", "kind", "Table", "apiVersion",
+                     "meta.k8s.io/v1", "metadata", "columnDefinitions", cols, "rows", rows);
+}
