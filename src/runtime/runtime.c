@@ -542,11 +542,19 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     return 0;
 }
 
-static void write_done(uv_write_t *req, int status)
+/* Sends one command line to the shim. send with MSG_NOSIGNAL, not uv_write: a shim that just
+ * closed its end must give EPIPE, not a SIGPIPE that kills trainyard. A line this short always
+ * fits the socket buffer (only stop commands go this way). */
+static int send_cmd(pod *p, const char *cmd)
 {
-    (void)status; /* a shim that is gone already: its exit is handled by on_shim_exit */
-    free(req->data);
-    free(req);
+    uv_os_fd_t fd;
+    if (!p->has_ch || p->eof || uv_fileno((uv_handle_t *)&p->ch, &fd) < 0)
+        return -1;
+    size_t len = strlen(cmd);
+    ssize_t n;
+    while ((n = send(fd, cmd, len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return n == (ssize_t)len ? 0 : -1;
 }
 
 void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds)
@@ -557,20 +565,14 @@ void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds)
         return;
     p->stopping = true;
     int64_t grace = grace_seconds >= 0 ? grace_seconds : p->grace;
-    char *cmd = ty_asprintf("stop %lld\n", (long long)grace);
-    uv_write_t *req = TY_NEW(uv_write_t);
-    req->data = cmd;
-    uv_buf_t b = uv_buf_init(cmd, (unsigned)strlen(cmd));
-    if (!p->has_ch || p->eof || uv_write(req, (uv_stream_t *)&p->ch, &b, 1, write_done) < 0) {
-        free(cmd);
-        free(req);
-        /* no channel (an adopted shim that would not take a connection): its SIGTERM stops
-         * the pod at once */
+    char cmd[48];
+    snprintf(cmd, sizeof(cmd), "stop %lld\n", (long long)grace);
+    if (send_cmd(p, cmd) < 0) {
+        /* no channel (the shim closed it, or an adopted shim took no connection): its SIGTERM
+         * stops the pod at once */
         if (!p->exited)
-            shim_kill(p, grace_seconds == 0 ? SIGKILL : SIGTERM);
-        if (!p->exited)
-            uv_timer_start(&p->backstop, backstop_fired, 10000, 0);
-        return;
+            shim_kill(p, grace == 0 ? SIGKILL : SIGTERM);
+        grace = 0;
     }
     if (!p->exited)
         uv_timer_start(&p->backstop, backstop_fired, (uint64_t)(grace + 10) * 1000, 0);
