@@ -515,10 +515,19 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     p->ch.data = p->backstop.data = p->proc.data = p;
     uv_pipe_open(&p->ch, cfd);
     char *args[] = {rt->self_exe, "shim", p->dir, NULL};
+    /* A shim that outlives us must not hold our stderr (a pipe of whoever started us would
+     * never see EOF): its complaints go to <pod-dir>/shim.log then. */
+    int efd = 2;
+    if (!rt->die_with_parent) {
+        TY_AUTOFREE char *elog = ty_asprintf("%s/shim.log", p->dir);
+        efd = open(elog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (efd < 0)
+            efd = 2;
+    }
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_INHERIT_FD, .data.fd = lfd},
         {.flags = UV_IGNORE},
-        {.flags = UV_INHERIT_FD, .data.fd = 2},
+        {.flags = UV_INHERIT_FD, .data.fd = efd},
     };
     /* Detached = its own session: a Ctrl-C in trainyard's terminal must not reach the shims
      * (trainyard stops pods with their grace period instead); the death signal still holds. */
@@ -527,6 +536,8 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
                                 .flags = UV_PROCESS_DETACHED};
     int e = uv_spawn(rt->loop, &p->proc, &opt);
     close(lfd);
+    if (efd != 2)
+        close(efd);
     if (e < 0) {
         ty_fail(err, "start pod %s/%s: spawn %s: %s", ns, name, rt->self_exe, uv_strerror(e));
         /* uv_spawn failed: the process handle still needs closing */

@@ -11,9 +11,14 @@
  * container's group and cgroup before exiting; grandchildren that left their process group can
  * then only be caught by the cgroup, so that mode is best effort (documented in runtime.h).
  *
+ * Without pods_die_with_parent nothing ties P to trainyard: a dead trainyard leaves the pod
+ * running, supervised as before, for the next trainyard to re-adopt (see runtime.h).
+ *
  * S runs a libuv loop: SIGCHLD reaps every child (as pid 1 it also inherits orphans), container
  * stdout/stderr pipes are turned into CRI log lines, timers drive restart back-off and the grace
- * period, and stdin carries the parent's commands. Each container is its own session/process
+ * period, and the control socket (<pod-dir>/control.sock, handed over as stdin, listening)
+ * takes one trainyard at a time: status lines out, commands in (internal.h). Losing that
+ * trainyard changes nothing but the reporting. Each container is its own session/process
  * group (setsid) and, where cgroups exist, its own cgroup "<uid>/<container>" with its limits. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1019,6 +1019,9 @@ Test(runtime, adopt_reports_pod_whose_shim_died_while_detached)
     json_decref(st);
     cr_assert_gt(shim, 1);
     cr_assert_eq(kill(shim, SIGKILL), 0);
+    int64_t dead = ty_time_mono_ns() + 5000000000LL;
+    while (ty_rt_proc_start(shim) != 0 && ty_time_mono_ns() < dead)
+        usleep(5000);
 
     setup_rt_in(dir, 0, false);
     adopt_all_expect(1);
@@ -1040,7 +1043,7 @@ Test(runtime, adopt_reports_pod_whose_shim_died_while_detached)
     teardown_rt();
 }
 
-Test(runtime, detach_leaves_pods_running_for_adoption)
+Test(runtime, detach_leaves_pods_running_for_adoption_and_adopted_shim_death_is_seen)
 {
     setup_rt(0, false);
     TY_AUTOFREE char *a = uid_for("detached");
@@ -1066,7 +1069,19 @@ Test(runtime, detach_leaves_pods_running_for_adoption)
     rec(a)->updates = 0;
     cr_assert(run_until(has_update, a, 5000), "no status after adoption");
     cr_assert_str_eq(phase_of(a), "Running");
-    stop_and_wait(a, 0);
-    cr_assert_eq(ty_rt_proc_start(pid), 0);
+    /* the adopted shim dies: its end is noticed without being its parent, and reported */
+    json_t *st = state_in(T.dir, "detached", a);
+    pid_t shim = (pid_t)json_integer_value(json_object_get(st, "shimPid"));
+    json_decref(st);
+    cr_assert_eq(kill(shim, SIGKILL), 0);
+    cr_assert(run_until(is_gone, a, 5000), "adopted pod not gone after its shim died");
+    cr_assert_str_eq(phase_of(a), "Failed");
+    json_t *t = terminated(a, "c");
+    cr_assert_eq(json_integer_value(json_object_get(t, "exitCode")), 137);
+    cr_assert(strstr(json_string_value(json_object_get(t, "message")), "supervisor died"));
+    int64_t end = ty_time_mono_ns() + 5000000000LL;
+    while (ty_rt_proc_start(pid) != 0 && ty_time_mono_ns() < end)
+        usleep(10000);
+    cr_assert_eq(ty_rt_proc_start(pid), 0, "the container outlived its shim");
     teardown_rt();
 }
