@@ -922,6 +922,18 @@ static bool log_grows(const char *dir, const char *name, const char *uid)
 
 static bool has_update(void *arg) { return rec(arg)->updates > 0; }
 
+/* A shim that outlives its trainyard writes its stderr to shim.log: sanitizer reports of the
+ * ASan build land there instead of in the test output that `make unit` searches. */
+static void assert_clean_shim_log(const char *dir, const char *name, const char *uid)
+{
+    TY_AUTOFREE char *p = ty_asprintf("%s/pods/default_%s_%s/shim.log", dir, name, uid);
+    ty_buf b = TY_BUF_INIT;
+    if (ty_buf_read_file(&b, p) == 0)
+        cr_assert(!strstr(b.data, "Sanitizer") && !strstr(b.data, "runtime error:"), "%s: %s",
+                  p, b.data);
+    ty_buf_free(&b);
+}
+
 static void adopt_all_expect(int n)
 {
     ty_error err = TY_ERROR_INIT;
@@ -974,6 +986,7 @@ Test(runtime, adopt_running_pod_after_server_sigkill)
     stop_and_wait(a, 0);
     cr_assert_eq(ty_rt_proc_start(pid), 0, "container left running after stop");
     cr_assert_eq(ty_runtime_gpus_free(T.rt), 1);
+    assert_clean_shim_log(dir, "tick", a);
     teardown_rt();
 }
 
@@ -1002,6 +1015,7 @@ Test(runtime, adopt_reports_exit_code_of_pod_ended_while_detached)
     cr_assert_str_eq(text, "done\n");
     stop_and_wait(a, -1);
     cr_assert_eq(json_integer_value(json_object_get(terminated(a, "c"), "exitCode")), 3);
+    assert_clean_shim_log(dir, "ends", a);
     teardown_rt();
 }
 
@@ -1083,5 +1097,21 @@ Test(runtime, detach_leaves_pods_running_for_adoption_and_adopted_shim_death_is_
     while (ty_rt_proc_start(pid) != 0 && ty_time_mono_ns() < end)
         usleep(10000);
     cr_assert_eq(ty_rt_proc_start(pid), 0, "the container outlived its shim");
+    teardown_rt();
+}
+
+Test(runtime, control_socket_of_a_pod_dir_longer_than_sun_path)
+{
+    setup_rt(0, false);
+    const char *name = "a-pod-name-long-enough-that-its-socket-path-exceeds-sun-path-xy";
+    TY_AUTOFREE char *a = uid_for("long-uid-0123456789abcdef");
+    TY_AUTOFREE char *sock = ty_asprintf("%s/pods/default_%s_%s/control.sock", T.dir, name, a);
+    cr_assert_gt(strlen(sock), 107);
+    start(make_pod(name, a, "Always", "[{\"name\":\"c\",\"command\":[\"sleep\",\"100\"]}]"));
+    wait_phase(a, "Running", 10000);
+    struct stat sb;
+    cr_assert_eq(stat(sock, &sb), 0);
+    cr_assert(S_ISSOCK(sb.st_mode));
+    stop_and_wait(a, 0);
     teardown_rt();
 }
