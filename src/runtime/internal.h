@@ -3,10 +3,19 @@
  * The parent writes <pod-dir>/pod.json = {"pod": <v1 Pod>, "runtime": {...}} with these keys in
  * "runtime": podIP, hostIP, nodeName, workdir (default workingDir), gpus (array of device ids
  * handed to this pod, in order; containers take consecutive slices), dieWithParent, parentPid,
- * backoffMs (restart back-off base). Then it spawns `<self_exe> shim <pod-dir>` with a pipe on
- * stdin (commands, one per line: "stop <grace-seconds>") and a pipe on stdout (one line per
- * status change: "status <PodStatus JSON>"). The shim writes <pod-dir>/state.json on each change
- * (shim pid, container pids and start times, exit codes) so a later trainyard can re-adopt. */
+ * backoffMs (restart back-off base). It binds and listens on the control socket
+ * <pod-dir>/control.sock (AF_UNIX, SOCK_STREAM) and spawns `<self_exe> shim <pod-dir>` with that
+ * listening socket as its stdin, then connects to it like any later trainyard does. The shim
+ * accepts one client at a time (a newer connection replaces the older one), sends it the
+ * current status at once, then one line per status change ("status <PodStatus JSON>"), and
+ * reads commands, one per line ("stop <grace-seconds>"). A client that goes away changes
+ * nothing: the pod keeps running and the listener waits for the next trainyard.
+ *
+ * The shim writes <pod-dir>/state.json atomically (write + rename) on each change: shimPid and
+ * shimStartTime (the outer shim process, as the host sees it), pidNamespace, finished (true in
+ * the last write of a shim that ended its pod cleanly), containers (name, init, pid, startTime,
+ * restartCount, running or exitCode) and status (the last PodStatus). That is what a later
+ * trainyard re-adopts from. */
 #ifndef TY_RUNTIME_INTERNAL_H
 #define TY_RUNTIME_INTERNAL_H
 
@@ -22,6 +31,17 @@
  * any other $ is kept. Caller frees the result. */
 typedef const char *(*ty_rt_lookup_fn)(void *ctx, const char *name, size_t len);
 char *ty_rt_expand(const char *s, ty_rt_lookup_fn lookup, void *ctx);
+
+/* Start time of process `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot; pid <= 0:
+ * the caller), or 0 when there is no such process or it is a zombie. A pid with its start time
+ * names one process for good: pids are reused, start times with them are not. */
+unsigned long long ty_rt_proc_start(int pid);
+
+/* Fills `addr` with an address for <dir>/control.sock. A sun_path holds 107 bytes; longer paths
+ * go through /proc/self/fd/<dirfd>/, so *dirfd is an O_PATH descriptor of dir to close after
+ * bind/connect (-1 when none was needed). Returns the address length or -1 with errno. */
+struct sockaddr_un;
+int ty_rt_ctl_addr(const char *dir, struct sockaddr_un *addr, int *dirfd);
 
 /* The supervisor's entry point; returns the process exit status. */
 int ty_rt_shim_main(const char *pod_dir);

@@ -5,9 +5,14 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -21,8 +26,13 @@
 typedef struct pod {
     ty_runtime *rt;
     char *uid, *ns, *name, *dir;
-    uv_process_t proc;
-    uv_pipe_t out, in;
+    uv_process_t proc; /* a shim we spawned (has_proc) */
+    uv_pipe_t ch;      /* the control socket connection (has_ch) */
+    uv_poll_t pidpoll; /* an adopted shim: its pidfd turns readable when it exits (has_poll) */
+    bool has_proc, has_ch, has_poll;
+    bool adopted;
+    int pidfd; /* adopted shims only; -1 otherwise */
+    char *lost; /* adopted: why the shim is known to have died uncleanly, for the last status */
     uv_timer_t backstop;
     ty_buf line;
     int *gpus;
@@ -119,6 +129,9 @@ int ty_runtime_gpus_free(const ty_runtime *rt)
 
 static void pod_free(pod *p)
 {
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    free(p->lost);
     free(p->uid), free(p->ns), free(p->name), free(p->dir), free(p->gpus);
     ty_buf_free(&p->line);
     json_decref(p->last);
@@ -143,11 +156,24 @@ static void handle_closed(uv_handle_t *h)
 
 static void close_handles(pod *p)
 {
-    p->open_handles = 4;
-    uv_close((uv_handle_t *)&p->proc, handle_closed);
-    uv_close((uv_handle_t *)&p->out, handle_closed);
-    uv_close((uv_handle_t *)&p->in, handle_closed);
+    p->open_handles = 1 + p->has_proc + p->has_ch + p->has_poll;
+    if (p->has_proc)
+        uv_close((uv_handle_t *)&p->proc, handle_closed);
+    if (p->has_ch)
+        uv_close((uv_handle_t *)&p->ch, handle_closed);
+    if (p->has_poll)
+        uv_close((uv_handle_t *)&p->pidpoll, handle_closed);
     uv_close((uv_handle_t *)&p->backstop, handle_closed);
+}
+
+/* Signals the shim: through libuv for our child, through its pidfd for an adopted one (a pidfd
+ * cannot hit another process that reused the pid). */
+static void shim_kill(pod *p, int sig)
+{
+    if (p->has_proc)
+        uv_process_kill(&p->proc, sig);
+    else if (p->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
 }
 
 /* The shim died without reporting an end: what was running is reported killed. */
@@ -200,12 +226,19 @@ static void maybe_gone(pod *p)
     }
     release_gpus(p);
     json_t *st = p->last ? json_deep_copy(p->last) : json_pack("{s:s}", "phase", "Failed");
-    if (p->term_signal || p->exit_status != 0) {
+    if (p->lost) {
+        mark_dead(st, p->lost);
+    } else if (p->term_signal || p->exit_status != 0) {
         TY_AUTOFREE char *why = p->term_signal
             ? ty_asprintf("pod supervisor was killed by signal %d", p->term_signal)
             : ty_asprintf("pod supervisor exited with status %lld", (long long)p->exit_status);
         mark_dead(st, why);
     }
+    /* The end was reported: a later trainyard must not report it again (see adopt). */
+    TY_AUTOFREE char *marker = ty_asprintf("%s/gone", p->dir);
+    int mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (mfd >= 0)
+        close(mfd);
     ty_map_dels(&rt->pods, p->uid);
     close_handles(p);
     rt->fn(rt->ctx, p->ns, p->name, p->uid, st, true);
@@ -307,7 +340,81 @@ static void backstop_fired(uv_timer_t *t)
 {
     pod *p = t->data;
     ty_warn("pod %s/%s: shim did not finish after the grace period; killing it", p->ns, p->name);
-    uv_process_kill(&p->proc, SIGKILL);
+    shim_kill(p, SIGKILL);
+}
+
+/* Binds and listens on <dir>/control.sock (a stale one from an earlier shim is replaced). */
+static int ctl_listen(const char *dir)
+{
+    struct sockaddr_un a;
+    int dfd, e = 0;
+    int len = ty_rt_ctl_addr(dir, &a, &dfd);
+    if (len < 0)
+        return -1;
+    unlink(a.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && (bind(fd, (struct sockaddr *)&a, (socklen_t)len) < 0 || listen(fd, 8) < 0)) {
+        e = errno;
+        close(fd);
+        fd = -1;
+    } else if (fd < 0)
+        e = errno;
+    if (dfd >= 0)
+        close(dfd);
+    errno = e;
+    return fd;
+}
+
+/* Connects to a shim's control socket; blocking, which for a local listening socket with room
+ * in its backlog returns at once. */
+static int ctl_connect(const char *dir)
+{
+    struct sockaddr_un a;
+    int dfd, e = 0;
+    int len = ty_rt_ctl_addr(dir, &a, &dfd);
+    if (len < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, (socklen_t)len) < 0) {
+        e = errno;
+        close(fd);
+        fd = -1;
+    } else if (fd < 0)
+        e = errno;
+    if (dfd >= 0)
+        close(dfd);
+    errno = e;
+    return fd;
+}
+
+static json_t *load_json(const char *dir, const char *file)
+{
+    TY_AUTOFREE char *path = ty_asprintf("%s/%s", dir, file);
+    json_t *j = json_load_file(path, 0, NULL);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* A pidfd for the shim recorded in state.json when that very process still runs (pid and
+ * start time match; checked after opening the pidfd, so the pid cannot be reused in between),
+ * else -1. */
+static int live_shim(const json_t *state)
+{
+    int pid = (int)json_integer_value(json_object_get(state, "shimPid"));
+    json_int_t start = json_integer_value(json_object_get(state, "shimStartTime"));
+    if (pid <= 1 || start <= 0)
+        return -1;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return -1;
+    if (ty_rt_proc_start(pid) != (unsigned long long)start) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip, ty_error *err)
@@ -336,11 +443,23 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
 
     pod *p = TY_NEW(pod);
     p->rt = rt;
+    p->pidfd = -1;
     p->uid = ty_strdup(uid);
     p->ns = ty_strdup(ns);
     p->name = ty_strdup(name);
     p->dir = ty_asprintf("%s/pods/%s_%s_%s", rt->state_dir, ns, name, uid);
     ty_buf_init(&p->line);
+    /* Never two shims for one pod: one left by an earlier trainyard is adopted, not doubled. */
+    json_t *old = load_json(p->dir, "state.json");
+    int oldfd = old ? live_shim(old) : -1;
+    json_decref(old);
+    if (oldfd >= 0) {
+        close(oldfd);
+        ty_fail(err, "start pod %s/%s: uid %s runs already under a shim left by an earlier "
+                "trainyard (adopt it)", ns, name, uid);
+        pod_free(p);
+        return -1;
+    }
     json_t *g = json_object_get(json_object_get(podj, "spec"), "terminationGracePeriodSeconds");
     p->grace = json_is_integer(g) && json_integer_value(g) >= 0 ? json_integer_value(g) : 30;
     if (mkdir(p->dir, 0755) < 0 && errno != EEXIST) {
@@ -348,6 +467,11 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         pod_free(p);
         return -1;
     }
+    /* a dir reused for the same uid: its old end and state are not this run's */
+    TY_AUTOFREE char *stale_gone = ty_asprintf("%s/gone", p->dir);
+    TY_AUTOFREE char *stale_state = ty_asprintf("%s/state.json", p->dir);
+    unlink(stale_gone);
+    unlink(stale_state);
     json_t *ids = json_array();
     p->gpus = ty_calloc((size_t)need + 1, sizeof(int));
     for (int i = 0; i < rt->n_gpus && p->n_gpus < need; i++) {
@@ -374,15 +498,36 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         return -1;
     }
 
-    uv_pipe_init(rt->loop, &p->in, 0);
-    uv_pipe_init(rt->loop, &p->out, 0);
+    /* The control socket: we listen, connect (the connection waits in the backlog), and hand
+     * the listener to the shim as its stdin; a later trainyard connects the same way. */
+    int lfd = ctl_listen(p->dir);
+    int cfd = lfd >= 0 ? ctl_connect(p->dir) : -1;
+    if (cfd < 0) {
+        ty_fail_errno(err, errno, "start pod %s/%s: control socket in %s", ns, name, p->dir);
+        if (lfd >= 0)
+            close(lfd);
+        pod_free(p);
+        return -1;
+    }
+    uv_pipe_init(rt->loop, &p->ch, 0);
     uv_timer_init(rt->loop, &p->backstop);
-    p->in.data = p->out.data = p->backstop.data = p->proc.data = p;
+    p->has_ch = p->has_proc = true;
+    p->ch.data = p->backstop.data = p->proc.data = p;
+    uv_pipe_open(&p->ch, cfd);
     char *args[] = {rt->self_exe, "shim", p->dir, NULL};
+    /* A shim that outlives us must not hold our stderr (a pipe of whoever started us would
+     * never see EOF): its complaints go to <pod-dir>/shim.log then. */
+    int efd = 2;
+    if (!rt->die_with_parent) {
+        TY_AUTOFREE char *elog = ty_asprintf("%s/shim.log", p->dir);
+        efd = open(elog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (efd < 0)
+            efd = 2;
+    }
     uv_stdio_container_t stdio[3] = {
-        {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&p->in},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&p->out},
-        {.flags = UV_INHERIT_FD, .data.fd = 2},
+        {.flags = UV_INHERIT_FD, .data.fd = lfd},
+        {.flags = UV_IGNORE},
+        {.flags = UV_INHERIT_FD, .data.fd = efd},
     };
     /* Detached = its own session: a Ctrl-C in trainyard's terminal must not reach the shims
      * (trainyard stops pods with their grace period instead); the death signal still holds. */
@@ -390,6 +535,9 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
                                 .stdio_count = 3, .stdio = stdio,
                                 .flags = UV_PROCESS_DETACHED};
     int e = uv_spawn(rt->loop, &p->proc, &opt);
+    close(lfd);
+    if (efd != 2)
+        close(efd);
     if (e < 0) {
         ty_fail(err, "start pod %s/%s: spawn %s: %s", ns, name, rt->self_exe, uv_strerror(e));
         /* uv_spawn failed: the process handle still needs closing */
@@ -399,17 +547,25 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     }
     for (int i = 0; i < p->n_gpus; i++)
         rt->gpu_used[p->gpus[i]] = true;
-    uv_read_start((uv_stream_t *)&p->out, out_alloc, on_out);
+    uv_read_start((uv_stream_t *)&p->ch, out_alloc, on_out);
     ty_map_puts(&rt->pods, uid, p);
     rt->live++;
     return 0;
 }
 
-static void write_done(uv_write_t *req, int status)
+/* Sends one command line to the shim. send with MSG_NOSIGNAL, not uv_write: a shim that just
+ * closed its end must give EPIPE, not a SIGPIPE that kills trainyard. A line this short always
+ * fits the socket buffer (only stop commands go this way). */
+static int send_cmd(pod *p, const char *cmd)
 {
-    (void)status; /* a shim that is gone already: its exit is handled by on_shim_exit */
-    free(req->data);
-    free(req);
+    uv_os_fd_t fd;
+    if (!p->has_ch || p->eof || uv_fileno((uv_handle_t *)&p->ch, &fd) < 0)
+        return -1;
+    size_t len = strlen(cmd);
+    ssize_t n;
+    while ((n = send(fd, cmd, len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return n == (ssize_t)len ? 0 : -1;
 }
 
 void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds)
@@ -420,15 +576,14 @@ void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds)
         return;
     p->stopping = true;
     int64_t grace = grace_seconds >= 0 ? grace_seconds : p->grace;
-    char *cmd = ty_asprintf("stop %lld\n", (long long)grace);
-    uv_write_t *req = TY_NEW(uv_write_t);
-    req->data = cmd;
-    uv_buf_t b = uv_buf_init(cmd, (unsigned)strlen(cmd));
-    if (uv_write(req, (uv_stream_t *)&p->in, &b, 1, write_done) < 0) {
-        free(cmd);
-        free(req);
-        uv_process_kill(&p->proc, SIGKILL);
-        return;
+    char cmd[48];
+    snprintf(cmd, sizeof(cmd), "stop %lld\n", (long long)grace);
+    if (send_cmd(p, cmd) < 0) {
+        /* no channel (the shim closed it, or an adopted shim took no connection): its SIGTERM
+         * stops the pod at once */
+        if (!p->exited)
+            shim_kill(p, grace == 0 ? SIGKILL : SIGTERM);
+        grace = 0;
     }
     if (!p->exited)
         uv_timer_start(&p->backstop, backstop_fired, (uint64_t)(grace + 10) * 1000, 0);
@@ -467,7 +622,7 @@ void ty_runtime_free(ty_runtime *rt)
     while (ty_map_next(&rt->pods, &it, &slot)) {
         pod *p = slot->value;
         if (!p->exited)
-            uv_process_kill(&p->proc, SIGKILL);
+            shim_kill(p, SIGKILL);
         p->detached = true;
         if (!p->gone)
             close_handles(p);
@@ -477,6 +632,217 @@ void ty_runtime_free(ty_runtime *rt)
     free(rt->state_dir), free(rt->self_exe), free(rt->workdir), free(rt->node);
     free(rt->gpu_used);
     free(rt);
+}
+
+/* ---- re-adoption ------------------------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void on_shim_gone(uv_poll_t *h, int status, int events)
+{
+    (void)status, (void)events;
+    pod *p = h->data;
+    uv_poll_stop(h);
+    p->exited = true;
+    uv_timer_stop(&p->backstop);
+    /* Not our child: no exit status. A shim that ended its pod cleanly says so in state.json. */
+    json_t *state = load_json(p->dir, "state.json");
+    if (!json_is_true(json_object_get(state, "finished")) && !p->lost)
+        p->lost = ty_strdup("pod supervisor died (adopted after a trainyard restart)");
+    json_decref(state);
+    maybe_gone(p);
+}
+
+static void report_dead(uv_timer_t *t) { maybe_gone(t->data); }
+
+/* A dead shim's containers normally died with it (pid namespace, death signals); this is the
+ * backstop for any that did not, by pid and start time so that no stranger is hit. */
+static void kill_leftovers(const json_t *state)
+{
+    json_t *c;
+    size_t i;
+    json_array_foreach(json_object_get(state, "containers"), i, c) {
+        int pid = (int)json_integer_value(json_object_get(c, "pid"));
+        json_int_t start = json_integer_value(json_object_get(c, "startTime"));
+        if (pid > 1 && start > 0 && json_is_true(json_object_get(c, "running")) &&
+            ty_rt_proc_start(pid) == (unsigned long long)start) {
+            kill(-pid, SIGKILL); /* each container is its own process group */
+            kill(pid, SIGKILL);
+        }
+    }
+}
+
+int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
+{
+    if (rt->shutting_down)
+        return ty_fail(err, "adopt %s: the runtime is shutting down", pod_dir);
+    TY_AUTOFREE char *dir = ty_strdup(pod_dir);
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+        dir[n - 1] = '\0';
+    json_t *doc = load_json(dir, "pod.json");
+    json_t *state = load_json(dir, "state.json");
+    json_t *md = json_object_get(json_object_get(doc, "pod"), "metadata");
+    const char *uid = json_string_value(json_object_get(md, "uid"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    if (!ns)
+        ns = "default";
+    TY_AUTOFREE char *gone_marker = ty_asprintf("%s/gone", dir);
+    int rc = 0;
+    if (!doc || !state || !uid || !name || !json_object_get(state, "status")) {
+        /* never got going (or not a pod dir of ours): nothing runs there to report */
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        goto out;
+    }
+    if (ty_map_gets(&rt->pods, uid))
+        goto out; /* ours already */
+    int pidfd = live_shim(state);
+    if (pidfd < 0 && access(gone_marker, F_OK) == 0)
+        goto out; /* ended, and its end was reported: only its logs remain */
+
+    pod *p = TY_NEW(pod);
+    p->rt = rt;
+    p->adopted = true;
+    p->pidfd = pidfd;
+    p->uid = ty_strdup(uid);
+    p->ns = ty_strdup(ns);
+    p->name = ty_strdup(name);
+    p->dir = ty_strdup(dir);
+    ty_buf_init(&p->line);
+    json_t *g = json_object_get(json_object_get(json_object_get(doc, "pod"), "spec"),
+                                "terminationGracePeriodSeconds");
+    p->grace = json_is_integer(g) && json_integer_value(g) >= 0 ? json_integer_value(g) : 30;
+    p->last = json_incref(json_object_get(state, "status"));
+    uv_timer_init(rt->loop, &p->backstop);
+    p->backstop.data = p;
+    ty_map_puts(&rt->pods, uid, p);
+    rt->live++;
+    rc = 1;
+
+    if (pidfd < 0) {
+        /* The shim is gone: report its last status, running containers as killed, then gone,
+         * from the loop (as every other status), so that the restart policy applies. */
+        p->exited = p->eof = true;
+        if (!json_is_true(json_object_get(state, "finished"))) {
+            kill_leftovers(state);
+            p->lost = ty_asprintf("pod supervisor was lost while trainyard was down (shim pid "
+                                  "%lld no longer runs)",
+                                  (long long)json_integer_value(json_object_get(state, "shimPid")));
+        }
+        uv_timer_start(&p->backstop, report_dead, 0, 0);
+        goto out;
+    }
+
+    /* Alive: its GPUs are taken again (until it reports an end), its exit is watched through the
+     * pidfd, and the channel is reconnected; the shim sends its current status at once. */
+    const char *phase = json_string_value(json_object_get(p->last, "phase"));
+    bool ended = phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
+    json_t *ids = json_object_get(json_object_get(doc, "runtime"), "gpus"), *id;
+    size_t i;
+    p->gpus = ty_calloc(json_array_size(ids) + 1, sizeof(int));
+    json_array_foreach(ids, i, id) {
+        int d = json_is_string(id) ? atoi(json_string_value(id)) : -1;
+        if (ended)
+            break;
+        if (d < 0 || d >= rt->n_gpus || rt->gpu_used[d]) {
+            ty_warn("pod %s/%s: GPU %d of the adopted pod is unknown here or taken twice", ns,
+                    name, d);
+            continue;
+        }
+        rt->gpu_used[d] = true;
+        p->gpus[p->n_gpus++] = d;
+    }
+    uv_poll_init(rt->loop, &p->pidpoll, pidfd);
+    p->pidpoll.data = p;
+    p->has_poll = true;
+    uv_poll_start(&p->pidpoll, UV_READABLE, on_shim_gone);
+    int cfd = ctl_connect(dir);
+    if (cfd < 0) {
+        /* alive but not listening: it is finishing; its exit (the pidfd) reports the end */
+        ty_warn("pod %s/%s: cannot connect to %s/control.sock: %s", ns, name, dir,
+                strerror(errno));
+        p->eof = true;
+        goto out;
+    }
+    uv_pipe_init(rt->loop, &p->ch, 0);
+    p->ch.data = p;
+    p->has_ch = true;
+    uv_pipe_open(&p->ch, cfd);
+    uv_read_start((uv_stream_t *)&p->ch, out_alloc, on_out);
+out:
+    json_decref(doc);
+    json_decref(state);
+    return rc;
+}
+
+int ty_runtime_adopt_all(ty_runtime *rt, ty_error *err)
+{
+    TY_AUTOFREE char *pods = ty_asprintf("%s/pods", rt->state_dir);
+    DIR *d = opendir(pods);
+    if (!d)
+        return ty_fail_errno(err, errno, "adopt: read %s", pods);
+    /* collect first: adopting may remove dirs */
+    size_t n = 0, cap = 16;
+    char **names = ty_calloc(cap, sizeof(char *));
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap)
+            names = ty_realloc(names, (cap *= 2) * sizeof(char *));
+        names[n++] = ty_asprintf("%s/%s", pods, de->d_name);
+    }
+    closedir(d);
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        bool ours = false;
+        size_t it = 0;
+        const ty_map_slot *slot;
+        while (!ours && ty_map_next(&rt->pods, &it, &slot))
+            ours = strcmp(((pod *)slot->value)->dir, names[i]) == 0;
+        if (!ours && lstat(names[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            TY_CLEANUP_ERROR ty_error e = TY_ERROR_INIT;
+            int rc = ty_runtime_adopt(rt, names[i], &e);
+            if (rc < 0)
+                ty_warn("%s", e.msg);
+            else
+                count += rc;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return count;
+}
+
+void ty_runtime_detach(ty_runtime *rt, void (*done)(void *), void *arg)
+{
+    rt->shutting_down = true;
+    rt->done = done;
+    rt->done_arg = arg;
+    size_t n = 0, it = 0;
+    const ty_map_slot *slot;
+    pod **ps = ty_calloc(rt->pods.count + 1, sizeof(pod *));
+    while (ty_map_next(&rt->pods, &it, &slot))
+        ps[n++] = slot->value;
+    for (size_t i = 0; i < n; i++) {
+        /* Closing our end is all: the shim keeps the pod running and waits for a trainyard.
+         * (A spawned shim's process handle closes without a signal.) */
+        ty_map_dels(&rt->pods, ps[i]->uid);
+        release_gpus(ps[i]);
+        ps[i]->gone = true; /* no more callbacks for it from this runtime */
+        close_handles(ps[i]);
+    }
+    free(ps);
+    if (rt->live == 0 && rt->done) {
+        rt->done = NULL;
+        done(arg);
+    }
 }
 
 char *ty_runtime_log_path(const ty_runtime *rt, const char *uid, const char *container,

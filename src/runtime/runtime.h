@@ -12,6 +12,29 @@
  * pod.json (the pod as started), state.json (shim pid, container pids and /proc start times,
  * exit codes, the last status: what a later trainyard needs to re-adopt) and the logs.
  *
+ * Control channel. Each shim listens on <pod-dir>/control.sock (AF_UNIX stream; trainyard
+ * binds it and hands the listener over at spawn, so the first connection never races the
+ * shim). One trainyard is attached at a time: it gets the current status at once, then every
+ * change, and sends "stop <grace>". The shim does not depend on it: when the connection ends
+ * it keeps supervising (logs, restarts, exit codes and the last status in state.json, written
+ * atomically) and waits for the next connection.
+ *
+ * Crashes and restarts (pods_die_with_parent = false, the server). The shim is not tied to
+ * trainyard: `kill -9` of trainyard leaves every pod running, with its logs flowing. A new
+ * trainyard calls ty_runtime_adopt_all: each pod dir whose shim still runs (pid and /proc
+ * start time from state.json, so a reused pid is never taken for it) is reconnected and
+ * reports on as if started here (stop, shutdown, log_path, GPUs, gone); a pod that ended while
+ * trainyard was down reports its recorded exit codes. A pod whose shim died meanwhile is
+ * reported from state.json's last status, containers that were running as terminated (exit
+ * code 137, reason Error, a message saying the supervisor was lost; phase Failed), then gone,
+ * so the node agent and the job controller apply the restart policy; what is left of its
+ * processes is killed. Ends already reported (the runtime marks them with <pod-dir>/gone) are
+ * not reported again; dirs without pod.json/state.json are removed. start_pod refuses a uid
+ * whose shim from an earlier trainyard still runs: a pod never runs twice at once.
+ * On a clean SIGTERM, a server either stops its pods (ty_runtime_shutdown; they are gone for
+ * good) or leaves them for the next server (ty_runtime_detach, then adopt_all after restart).
+ * With pods_die_with_parent (`trainyard run`) nothing outlives trainyard, as below.
+ *
  * Nothing is left behind. As root, the shim runs its containers in a new pid namespace whose
  * init dies with the shim (so SIGKILL of the shim kills every process of the pod, grandchildren
  * included) and, with pods_die_with_parent, the shim dies with trainyard (PR_SET_PDEATHSIG).
@@ -85,7 +108,7 @@ typedef struct ty_runtime_config {
  * conditions, podIP(s), hostIP(s), startTime, message, reason, initContainerStatuses,
  * containerStatuses with state/lastState/ready/started/restartCount) and a NEW REFERENCE owned
  * by the callee (json_decref it). gone=true exactly once per started pod, last, after the pod
- * was stopped (or its shim died) and every process of it is reaped; the pod's GPUs are free
+ * was stopped (or its shim died) and every process of it is ended; the pod's GPUs are free
  * again by then. If the shim died unexpectedly, the final status has phase Failed and says so.
  * The callback may call ty_runtime_* functions (start, stop), but not ty_runtime_free. */
 typedef void (*ty_runtime_status_fn)(void *ctx, const char *ns, const char *name,
@@ -119,6 +142,27 @@ void ty_runtime_shutdown(ty_runtime *rt, void (*done)(void *), void *arg);
  * still running then are SIGKILLed and their handles closed (the loop must run once more to
  * finish closing them; with a pid namespace nothing survives). Accepts NULL. */
 void ty_runtime_free(ty_runtime *rt);
+
+/* Re-adopts the pod in `pod_dir` (<state_dir>/pods/<ns>_<name>_<uid>, left by an earlier
+ * trainyard; see "Crashes and restarts" above). Returns 1 when the pod is now this runtime's:
+ * its shim runs and is reconnected (its current status follows on the loop), or it is dead and
+ * its last status then gone=true follow on the loop; its GPUs count as used until it ends.
+ * Returns 0 when there is nothing to adopt: the uid is this runtime's already, its end was
+ * reported before, or the dir had no pod.json/state.json (it is removed). Fails when the
+ * runtime is shutting down. Call it before starting pods that could carry the same uids. */
+int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err);
+
+/* ty_runtime_adopt for every dir in <state_dir>/pods/ not held by this runtime; a pod that
+ * cannot be adopted is logged and skipped. Returns how many pods were adopted, or fails when
+ * the directory cannot be read. */
+int ty_runtime_adopt_all(ty_runtime *rt, ty_error *err);
+
+/* Lets go of every pod without stopping it: closes the channels (the shims keep the pods
+ * running and wait for the next trainyard), frees their GPUs here, reports nothing more for
+ * them; `done(arg)` runs on the loop when every handle is closed (before returning when no pod
+ * runs). Pods started afterwards are refused; then call ty_runtime_free. With
+ * pods_die_with_parent the pods still end when this process does. */
+void ty_runtime_detach(ty_runtime *rt, void (*done)(void *), void *arg);
 
 /* GPUs this node has (detected or declared). */
 int ty_runtime_gpu_count(const ty_runtime *rt);

@@ -11,15 +11,21 @@
  * container's group and cgroup before exiting; grandchildren that left their process group can
  * then only be caught by the cgroup, so that mode is best effort (documented in runtime.h).
  *
+ * Without pods_die_with_parent nothing ties P to trainyard: a dead trainyard leaves the pod
+ * running, supervised as before, for the next trainyard to re-adopt (see runtime.h).
+ *
  * S runs a libuv loop: SIGCHLD reaps every child (as pid 1 it also inherits orphans), container
  * stdout/stderr pipes are turned into CRI log lines, timers drive restart back-off and the grace
- * period, and stdin carries the parent's commands. Each container is its own session/process
+ * period, and the control socket (<pod-dir>/control.sock, handed over as stdin, listening)
+ * takes one trainyard at a time: status lines out, commands in (internal.h). Losing that
+ * trainyard changes nothing but the reporting. Each container is its own session/process
  * group (setsid) and, where cgroups exist, its own cgroup "<uid>/<container>" with its limits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,7 +118,10 @@ struct shim {
     int64_t grace_s;
     uv_timer_t grace;
     uv_signal_t sigchld, sigterm;
-    uv_pipe_t cmd;
+    unsigned long long host_start; /* the outer shim's start time: names it with host_pid */
+    uv_pipe_t listener;            /* the control socket, <pod-dir>/control.sock */
+    bool has_listener;
+    uv_pipe_t *client; /* the trainyard attached now, or NULL: pods run on without one */
     ty_buf cmdbuf;
     int open_streams;
     bool exiting;
@@ -968,8 +978,10 @@ static void write_state(shim *s, json_t *status)
             json_object_set_new(o, "exitCode", json_integer(c->exit_code));
         json_array_append_new(ctrs, o);
     }
-    json_t *state = json_pack("{s:i, s:b, s:o, s:O}", "shimPid", (int)s->host_pid, "pidNamespace",
-                              s->pidns, "containers", ctrs, "status", status);
+    json_t *state = json_pack("{s:i, s:I, s:b, s:b, s:o, s:O}", "shimPid", (int)s->host_pid,
+                              "shimStartTime", (json_int_t)s->host_start, "pidNamespace",
+                              s->pidns, "finished", s->exiting, "containers", ctrs, "status",
+                              status);
     TY_AUTOFREE char *tmp = ty_asprintf("%s/state.json.tmp", s->dir);
     TY_AUTOFREE char *dst = ty_asprintf("%s/state.json", s->dir);
     /* write + rename: a reader never sees half a file */
@@ -978,24 +990,58 @@ static void write_state(shim *s, json_t *status)
     json_decref(state);
 }
 
+static void client_closed(uv_handle_t *h) { free(h); }
+
+/* Forgets the attached trainyard (gone, replaced, or not reading): the pod runs on. */
+static void client_drop(shim *s)
+{
+    if (!s->client)
+        return;
+    uv_close((uv_handle_t *)s->client, client_closed);
+    s->client = NULL;
+    s->cmdbuf.len = 0;
+    if (s->cmdbuf.data)
+        s->cmdbuf.data[0] = '\0';
+}
+
+/* Writes one status line to the attached trainyard, synchronously so that the last status is
+ * out before the shim exits. A trainyard that takes no data for 2 s is dropped rather than
+ * stalling the pod's supervision: it gets the current status when it reconnects. */
+static void send_status(shim *s, json_t *st)
+{
+    if (!s->client)
+        return;
+    char *line = json_dumps(st, JSON_COMPACT);
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    ty_buf_addf(&b, "status %s\n", line);
+    free(line);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)s->client, &fd) < 0) {
+        client_drop(s);
+        return;
+    }
+    for (size_t off = 0; off < b.len;) {
+        ssize_t n = send(fd, b.data + off, b.len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (n < 0 && errno == EAGAIN && poll(&pfd, 1, 2000) > 0)
+            continue;
+        client_drop(s);
+        return;
+    }
+}
+
 static void emit_status(shim *s)
 {
     json_t *st = build_status(s);
     write_state(s, st);
-    char *line = json_dumps(st, JSON_COMPACT);
+    send_status(s, st);
     json_decref(st);
-    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    ty_buf_addf(&b, "status %s\n", line);
-    free(line);
-    /* Blocking write of one line: the parent always reads; a gone parent gives EPIPE. */
-    for (size_t off = 0; off < b.len;) {
-        ssize_t n = write(1, b.data + off, b.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
 }
 
 /* ---- reaping, stopping ---------------------------------------------------------------------- */
@@ -1109,9 +1155,11 @@ static void cmd_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     shim *s = h->data;
     if (n < 0) {
-        /* The parent closed its end: trainyard is gone or restarting. With pods that die with
-         * it the death signal handles this; otherwise pods keep running. */
-        uv_read_stop(h);
+        /* trainyard closed its end: it is gone or restarting. With pods that die with it the
+         * death signal handles this; otherwise the pod keeps running, its logs keep being
+         * written, and the next trainyard reconnects. */
+        if ((uv_pipe_t *)h == s->client)
+            client_drop(s);
         return;
     }
     s->cmdbuf.len += (size_t)n;
@@ -1126,6 +1174,27 @@ static void cmd_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
         memmove(s->cmdbuf.data, nl + 1, s->cmdbuf.len - used + 1);
         s->cmdbuf.len -= used;
     }
+}
+
+/* A trainyard (re)attaches: it replaces the previous one and gets the current status at once. */
+static void on_connection(uv_stream_t *l, int status)
+{
+    shim *s = l->data;
+    if (status < 0 || s->exiting)
+        return;
+    uv_pipe_t *c = TY_NEW(uv_pipe_t);
+    uv_pipe_init(s->loop, c, 0);
+    if (uv_accept(l, (uv_stream_t *)c) < 0) {
+        uv_close((uv_handle_t *)c, client_closed);
+        return;
+    }
+    client_drop(s);
+    s->client = c;
+    c->data = s;
+    uv_read_start((uv_stream_t *)c, cmd_alloc, cmd_read);
+    json_t *st = build_status(s);
+    send_status(s, st);
+    json_decref(st);
 }
 
 static void on_sigterm(uv_signal_t *h, int sig)
@@ -1298,14 +1367,24 @@ static int supervise(shim *s)
         s->ctrs[i].backoff.data = &s->ctrs[i];
     }
     ty_buf_init(&s->cmdbuf);
-    uv_pipe_init(&loop, &s->cmd, 0);
-    s->cmd.data = s;
-    /* Commands come on a pipe from the runtime; started by hand with stdin on a terminal or
-     * /dev/null there are none (and libuv cannot poll those). */
-    struct stat sb;
-    if (fstat(0, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) &&
-        uv_pipe_open(&s->cmd, 0) == 0)
-        uv_read_start((uv_stream_t *)&s->cmd, cmd_alloc, cmd_read);
+    /* The runtime hands us the listening control socket as stdin. Started by hand (stdin a
+     * terminal or /dev/null) there is no channel: state.json and the logs still tell. */
+    int acc = 0;
+    socklen_t alen = sizeof(acc);
+    if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == 0 && acc) {
+        int lfd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nul >= 0) {
+            dup2(nul, 0);
+            close(nul);
+        }
+        uv_pipe_init(&loop, &s->listener, 0);
+        s->listener.data = s;
+        s->has_listener = true;
+        if (lfd < 0 || uv_pipe_open(&s->listener, lfd) < 0 ||
+            uv_listen((uv_stream_t *)&s->listener, 8, on_connection) < 0)
+            fprintf(stderr, "trainyard shim: %s: no control socket\n", s->dir);
+    }
 
     setup_limits(s);
     emit_status(s);
@@ -1325,7 +1404,9 @@ static int supervise(shim *s)
     uv_close((uv_handle_t *)&s->sigchld, close_cb);
     uv_close((uv_handle_t *)&s->sigterm, close_cb);
     uv_close((uv_handle_t *)&s->grace, close_cb);
-    uv_close((uv_handle_t *)&s->cmd, close_cb);
+    if (s->has_listener)
+        uv_close((uv_handle_t *)&s->listener, close_cb);
+    client_drop(s);
     for (size_t i = 0; i < s->n_ctrs; i++)
         uv_close((uv_handle_t *)&s->ctrs[i].backoff, close_cb);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -1359,6 +1440,12 @@ static void outer_wait(shim *s, pid_t child, bool die, pid_t parent)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, NULL);
+    /* S holds the control socket; our copy would let a connect succeed to nobody after S died. */
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        close(nul);
+    }
     if (die) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (parent > 0 && getppid() != parent)
@@ -1403,6 +1490,7 @@ int ty_rt_shim_main(const char *pod_dir)
     bool die = json_is_true(json_object_get(s.rt, "dieWithParent"));
     pid_t parent = (pid_t)json_integer_value(json_object_get(s.rt, "parentPid"));
     s.host_pid = getpid();
+    s.host_start = ty_rt_proc_start(0);
     if (die) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (parent > 0 && getppid() != parent) /* it died before the line above */

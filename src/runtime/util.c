@@ -1,6 +1,12 @@
 /* Helpers shared by the runtime and its shim; see internal.h. */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/mem.h"
@@ -34,4 +40,45 @@ char *ty_rt_expand(const char *s, ty_rt_lookup_fn lookup, void *ctx)
         ty_buf_addc(&b, *p++);
     }
     return ty_buf_steal(&b);
+}
+
+unsigned long long ty_rt_proc_start(int pid)
+{
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* the command name may hold spaces and parentheses: fields count from the last ')' */
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+        return 0;
+    for (int field = 2; p && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+int ty_rt_ctl_addr(const char *dir, struct sockaddr_un *addr, int *dirfd)
+{
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    *dirfd = -1;
+    int n = snprintf(addr->sun_path, sizeof(addr->sun_path), "%s/control.sock", dir);
+    if (n < 0 || (size_t)n >= sizeof(addr->sun_path)) {
+        *dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (*dirfd < 0)
+            return -1;
+        n = snprintf(addr->sun_path, sizeof(addr->sun_path), "/proc/self/fd/%d/control.sock",
+                     *dirfd);
+    }
+    return (int)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 }

@@ -848,3 +848,270 @@ Test(runtime, state_file_records_pids_and_start_times)
     stop_and_wait(a, 0);
     teardown_rt();
 }
+
+/* ---- re-adoption after trainyard died ------------------------------------------------------- */
+
+/* The stand-in for a server that gets `kill -9`ed: a child process runs a runtime whose pods
+ * outlive it, starts `pod`, and runs its loop until killed. */
+static pid_t server_with_pod(const char *dir, int gpus, json_t *pod)
+{
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        setup_rt_in(dir, gpus, false);
+        start(pod);
+        for (;;)
+            uv_run(&T.loop, UV_RUN_ONCE);
+    }
+    json_decref(pod);
+    return child;
+}
+
+static json_t *state_in(const char *dir, const char *name, const char *uid)
+{
+    TY_AUTOFREE char *p = ty_asprintf("%s/pods/default_%s_%s/state.json", dir, name, uid);
+    return json_load_file(p, 0, NULL);
+}
+
+/* Polls state.json (no runtime attached) until the first container is running (want_exit < 0:
+ * returns its host pid) or has recorded an exit code (returns it). */
+static int wait_state(const char *dir, const char *name, const char *uid, bool want_exit)
+{
+    int64_t end = ty_time_mono_ns() + 10000000000LL;
+    while (ty_time_mono_ns() < end) {
+        json_t *st = state_in(dir, name, uid);
+        json_t *c = json_array_get(json_object_get(st, "containers"), 0);
+        int v = -1;
+        if (!want_exit && json_is_true(json_object_get(c, "running")))
+            v = (int)json_integer_value(json_object_get(c, "pid"));
+        if (want_exit && json_is_integer(json_object_get(c, "exitCode")))
+            v = (int)json_integer_value(json_object_get(c, "exitCode"));
+        json_decref(st);
+        if (v >= 0)
+            return v;
+        usleep(10000);
+    }
+    cr_assert_fail("pod %s: state.json never showed the container %s", name,
+                   want_exit ? "ended" : "running");
+    return -1;
+}
+
+static void kill_server(pid_t child)
+{
+    cr_assert_eq(kill(child, SIGKILL), 0);
+    cr_assert_eq(waitpid(child, NULL, 0), child);
+}
+
+static size_t log_size(const char *dir, const char *name, const char *uid)
+{
+    TY_AUTOFREE char *p = ty_asprintf("%s/pods/default_%s_%s/c/0.log", dir, name, uid);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (size_t)sb.st_size : 0;
+}
+
+static bool log_grows(const char *dir, const char *name, const char *uid)
+{
+    size_t before = log_size(dir, name, uid);
+    for (int i = 0; i < 200; i++) {
+        usleep(10000);
+        if (log_size(dir, name, uid) > before)
+            return true;
+    }
+    return false;
+}
+
+static bool has_update(void *arg) { return rec(arg)->updates > 0; }
+
+/* A shim that outlives its trainyard writes its stderr to shim.log: sanitizer reports of the
+ * ASan build land there instead of in the test output that `make unit` searches. */
+static void assert_clean_shim_log(const char *dir, const char *name, const char *uid)
+{
+    TY_AUTOFREE char *p = ty_asprintf("%s/pods/default_%s_%s/shim.log", dir, name, uid);
+    ty_buf b = TY_BUF_INIT;
+    if (ty_buf_read_file(&b, p) == 0)
+        cr_assert(!strstr(b.data, "Sanitizer") && !strstr(b.data, "runtime error:"), "%s: %s",
+                  p, b.data);
+    ty_buf_free(&b);
+}
+
+static void adopt_all_expect(int n)
+{
+    ty_error err = TY_ERROR_INIT;
+    int got = ty_runtime_adopt_all(T.rt, &err);
+    cr_assert_eq(got, n, "adopted %d, want %d (%s)", got, n, err.msg ? err.msg : "");
+    ty_error_clear(&err);
+}
+
+Test(runtime, adopt_running_pod_after_server_sigkill)
+{
+    char dir[] = "/tmp/ty-rt-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    TY_AUTOFREE char *a = uid_for("tick");
+    pid_t server = server_with_pod(
+        dir, 1,
+        make_pod("tick", a, "Always",
+                 "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\",\"i=0; while :; do echo tick $i; "
+                 "i=$((i+1)); sleep 0.02; done\"],"
+                 "\"resources\":{\"limits\":{\"nvidia.com/gpu\":1}}}]"));
+    int pid = wait_state(dir, "tick", a, false);
+    unsigned long long started = ty_rt_proc_start(pid);
+    cr_assert_gt(started, 0);
+    kill_server(server);
+
+    /* no trainyard: the same process runs on and its log keeps flowing */
+    cr_assert(log_grows(dir, "tick", a), "log stopped with the server");
+    cr_assert_eq(ty_rt_proc_start(pid), started);
+
+    setup_rt_in(dir, 1, false);
+    /* not run twice: a new start of the same uid is refused while its shim lives */
+    json_t *again = make_pod("tick", a, "Always", "[{\"name\":\"c\",\"command\":[\"true\"]}]");
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_runtime_start_pod(T.rt, again, NULL, &err), 0);
+    cr_assert(strstr(err.msg, "adopt"), "%s", err.msg);
+    ty_error_clear(&err);
+    json_decref(again);
+
+    adopt_all_expect(1);
+    cr_assert_eq(ty_runtime_gpus_free(T.rt), 0, "the adopted pod's GPU counts as used");
+    cr_assert(run_until(has_update, a, 5000), "no status after adoption");
+    cr_assert_str_eq(phase_of(a), "Running");
+    cr_assert(!rec(a)->gone);
+    cr_assert_eq(ty_rt_proc_start(pid), started, "adoption must not restart the container");
+    cr_assert_eq(json_integer_value(json_object_get(cstatus(a, "c"), "restartCount")), 0);
+    cr_assert(log_grows(dir, "tick", a));
+    TY_AUTOFREE char *text = log_text(a, "c", 0);
+    cr_assert(strstr(text, "tick 0\ntick 1\n"), "%.200s", text);
+    adopt_all_expect(0); /* ours now */
+
+    stop_and_wait(a, 0);
+    cr_assert_eq(ty_rt_proc_start(pid), 0, "container left running after stop");
+    cr_assert_eq(ty_runtime_gpus_free(T.rt), 1);
+    assert_clean_shim_log(dir, "tick", a);
+    teardown_rt();
+}
+
+Test(runtime, adopt_reports_exit_code_of_pod_ended_while_detached)
+{
+    char dir[] = "/tmp/ty-rt-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    TY_AUTOFREE char *a = uid_for("ends");
+    pid_t server = server_with_pod(
+        dir, 0,
+        make_pod("ends", a, "Never",
+                 "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\",\"sleep 0.3; "
+                 "echo done; exit 3\"]}]"));
+    wait_state(dir, "ends", a, false);
+    kill_server(server);
+    cr_assert_eq(wait_state(dir, "ends", a, true), 3);
+
+    setup_rt_in(dir, 0, false);
+    adopt_all_expect(1);
+    wait_phase(a, "Failed", 5000);
+    json_t *t = terminated(a, "c");
+    cr_assert_eq(json_integer_value(json_object_get(t, "exitCode")), 3);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "reason")), "Error");
+    cr_assert(!rec(a)->gone, "the shim still runs: the pod is not gone before a stop");
+    TY_AUTOFREE char *text = log_text(a, "c", 0);
+    cr_assert_str_eq(text, "done\n");
+    stop_and_wait(a, -1);
+    cr_assert_eq(json_integer_value(json_object_get(terminated(a, "c"), "exitCode")), 3);
+    assert_clean_shim_log(dir, "ends", a);
+    teardown_rt();
+}
+
+Test(runtime, adopt_reports_pod_whose_shim_died_while_detached)
+{
+    char dir[] = "/tmp/ty-rt-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    TY_AUTOFREE char *a = uid_for("lost");
+    pid_t server = server_with_pod(
+        dir, 0, make_pod("lost", a, "Always", "[{\"name\":\"c\",\"command\":[\"sleep\",\"100\"]}]"));
+    int pid = wait_state(dir, "lost", a, false);
+    kill_server(server);
+    json_t *st = state_in(dir, "lost", a);
+    pid_t shim = (pid_t)json_integer_value(json_object_get(st, "shimPid"));
+    json_decref(st);
+    cr_assert_gt(shim, 1);
+    cr_assert_eq(kill(shim, SIGKILL), 0);
+    int64_t dead = ty_time_mono_ns() + 5000000000LL;
+    while (ty_rt_proc_start(shim) != 0 && ty_time_mono_ns() < dead)
+        usleep(5000);
+
+    setup_rt_in(dir, 0, false);
+    adopt_all_expect(1);
+    cr_assert(run_until(is_gone, a, 5000), "a pod with a dead shim must be reported gone");
+    cr_assert_str_eq(phase_of(a), "Failed");
+    json_t *t = terminated(a, "c");
+    cr_assert_eq(json_integer_value(json_object_get(t, "exitCode")), 137);
+    cr_assert_str_eq(json_string_value(json_object_get(t, "reason")), "Error");
+    cr_assert(strstr(json_string_value(json_object_get(t, "message")), "supervisor was lost"));
+    /* nothing of it is left running */
+    int64_t end = ty_time_mono_ns() + 5000000000LL;
+    while (ty_rt_proc_start(pid) != 0 && ty_time_mono_ns() < end)
+        usleep(10000);
+    cr_assert_eq(ty_rt_proc_start(pid), 0, "the container outlived its shim");
+    /* its end was reported: a later adoption does not report it again, the logs stay */
+    adopt_all_expect(0);
+    TY_AUTOFREE char *lp = ty_runtime_log_path(T.rt, a, "c", 0);
+    cr_assert(lp && access(lp, F_OK) == 0);
+    teardown_rt();
+}
+
+Test(runtime, detach_leaves_pods_running_for_adoption_and_adopted_shim_death_is_seen)
+{
+    setup_rt(0, false);
+    TY_AUTOFREE char *a = uid_for("detached");
+    start(make_pod("detached", a, "Always", "[{\"name\":\"c\",\"command\":[\"sleep\",\"100\"]}]"));
+    wait_phase(a, "Running", 10000);
+    int pid = wait_state(T.dir, "detached", a, false);
+    unsigned long long started = ty_rt_proc_start(pid);
+    ty_runtime_detach(T.rt, shut_done, NULL);
+    cr_assert(run_until(is_shut, NULL, 5000), "detach did not finish");
+    ty_runtime_free(T.rt);
+    cr_assert(!rec(a)->gone);
+    cr_assert_eq(ty_rt_proc_start(pid), started, "detach must not stop the pod");
+
+    /* a fresh runtime over the same state dir (as after a restart) takes it over */
+    ty_runtime_config cfg = {.state_dir = T.dir, .self_exe = NULL, .gpus = 0};
+    char exe[PATH_MAX];
+    cr_assert(realpath(SHIM, exe));
+    cfg.self_exe = exe;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_runtime_new(&T.loop, &cfg, on_status, NULL, &T.rt, &err), 0);
+    T.shut = false;
+    adopt_all_expect(1);
+    rec(a)->updates = 0;
+    cr_assert(run_until(has_update, a, 5000), "no status after adoption");
+    cr_assert_str_eq(phase_of(a), "Running");
+    /* the adopted shim dies: its end is noticed without being its parent, and reported */
+    json_t *st = state_in(T.dir, "detached", a);
+    pid_t shim = (pid_t)json_integer_value(json_object_get(st, "shimPid"));
+    json_decref(st);
+    cr_assert_eq(kill(shim, SIGKILL), 0);
+    cr_assert(run_until(is_gone, a, 5000), "adopted pod not gone after its shim died");
+    cr_assert_str_eq(phase_of(a), "Failed");
+    json_t *t = terminated(a, "c");
+    cr_assert_eq(json_integer_value(json_object_get(t, "exitCode")), 137);
+    cr_assert(strstr(json_string_value(json_object_get(t, "message")), "supervisor died"));
+    int64_t end = ty_time_mono_ns() + 5000000000LL;
+    while (ty_rt_proc_start(pid) != 0 && ty_time_mono_ns() < end)
+        usleep(10000);
+    cr_assert_eq(ty_rt_proc_start(pid), 0, "the container outlived its shim");
+    teardown_rt();
+}
+
+Test(runtime, control_socket_of_a_pod_dir_longer_than_sun_path)
+{
+    setup_rt(0, false);
+    const char *name = "a-pod-name-long-enough-that-its-socket-path-exceeds-sun-path-xy";
+    TY_AUTOFREE char *a = uid_for("long-uid-0123456789abcdef");
+    TY_AUTOFREE char *sock = ty_asprintf("%s/pods/default_%s_%s/control.sock", T.dir, name, a);
+    cr_assert_gt(strlen(sock), 107);
+    start(make_pod(name, a, "Always", "[{\"name\":\"c\",\"command\":[\"sleep\",\"100\"]}]"));
+    wait_phase(a, "Running", 10000);
+    struct stat sb;
+    cr_assert_eq(stat(sock, &sb), 0);
+    cr_assert(S_ISSOCK(sb.st_mode));
+    stop_and_wait(a, 0);
+    teardown_rt();
+}
