@@ -60,6 +60,12 @@ static void fail_to_start(ty_nodeagent *a, const json_t *pod, const char *messag
     json_decref(next);
 }
 
+static bool pod_had_started(const json_t *pod)
+{
+    json_t *st = json_object_get(pod, "status");
+    return json_object_get(st, "startTime") || json_array_size(json_object_get(st, "containerStatuses"));
+}
+
 static void reconcile(void *ctx, const char *key)
 {
     ty_nodeagent *a = ctx;
@@ -83,6 +89,19 @@ static void reconcile(void *ctx, const char *key)
         } else {
             ty_store_delete(a->store, "pods", ns, slash + 1, 0, NULL);
         }
+    } else if (!e && !ty_pod_terminated(pod) && ty_runtime_has_pod(a->rt, uid)) {
+        /* Re-adopted after a restart of trainyard: the runtime reports its status. */
+        e = TY_NEW(pod_entry);
+        e->ns = ty_strdup(ns);
+        e->name = ty_strdup(slash + 1);
+        ty_map_puts(&a->pods, uid, e);
+        const char *ip = json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
+        if (ip)
+            ty_ipam_reserve(a->ipam, key, ip, NULL);
+    } else if (!e && !ty_pod_terminated(pod) && pod_had_started(pod)) {
+        /* Its processes ran, but nothing of them is left to adopt (the pod directory is
+         * gone): the pod failed, and the job's restart policy decides what comes next. */
+        fail_to_start(a, pod, "the pod's processes were lost while trainyard was not running");
     } else if (!e && !ty_pod_terminated(pod)) {
         char ip[TY_IPAM_ADDR_MAX];
         ty_error err = TY_ERROR_INIT;

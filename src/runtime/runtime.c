@@ -119,6 +119,12 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
 
 int ty_runtime_gpu_count(const ty_runtime *rt) { return rt->n_gpus; }
 
+bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid)
+{
+    pod *p = ty_map_gets(&rt->pods, uid);
+    return p && !p->gone;
+}
+
 int ty_runtime_gpus_free(const ty_runtime *rt)
 {
     int n = 0;

@@ -168,6 +168,8 @@ void ty_runtime_detach(ty_runtime *rt, void (*done)(void *), void *arg);
 int ty_runtime_gpu_count(const ty_runtime *rt);
 /* GPUs not assigned to a running pod. */
 int ty_runtime_gpus_free(const ty_runtime *rt);
+/* Whether the pod with this uid is this runtime's (started or adopted, not yet gone). */
+bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid);
 
 /* Path of a container's log for one run (restart = its restartCount then), also for pods that
  * are gone as long as their dir exists. Returns a new string (caller frees) or NULL when the pod
