@@ -10,7 +10,7 @@
 
 PY      := /usr/bin/python3
 CC      ?= cc
-PKGS    := libuv yaml-0.1 jansson
+PKGS    := libuv yaml-0.1 jansson libmicrohttpd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
