@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ struct ty_apiserver {
     uv_timer_t timer;
     int open_handles; /* freed when the last of poll/timer is closed */
     bool stopping;
+    bool kicked; /* kick() was called since the last MHD_run began */
     res_info *res;
     size_t nres;
     stream *streams;
@@ -1550,13 +1552,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ty_buf_init(&r->body);
         *con_cls = r;
         c.r = r;
-        /* Refuse a declared oversized body before reading it. */
+        /* A declared oversized body is refused before it is sent when the client waits for
+         * "100 Continue"; otherwise it is read and dropped, so that the client, still writing,
+         * gets the answer rather than a broken pipe. */
         const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
         if (len && strtoull(len, NULL, 10) > s->max_body) {
             r->too_big = true;
-            return fail(&c, 413, "RequestEntityTooLarge",
-                        "Request entity too large: limit is %zu", s->max_body);
+            if (expect && strcasecmp(expect, "100-continue") == 0)
+                return fail(&c, 413, "RequestEntityTooLarge",
+                            "Request entity too large: limit is %zu", s->max_body);
         }
         return MHD_YES;
     }
@@ -1571,6 +1578,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->too_big)
         return fail(&c, 413, "RequestEntityTooLarge", "Request entity too large: limit is %zu",
                     s->max_body);
+    ty_debug("http: %s %s", method, url);
     enum MHD_Result ret = dispatch(&c, url);
     ty_srv_path_free(&c.path);
     return ret;
@@ -1618,9 +1626,14 @@ static void run_mhd(ty_apiserver *s)
 {
     if (s->stopping)
         return;
+    s->kicked = false;
     MHD_run(s->mhd);
     MHD_UNSIGNED_LONG_LONG timeout;
-    if (MHD_get_timeout(s->mhd, &timeout) == MHD_YES)
+    /* A connection resumed during this run (a store event from a request handler) is only
+     * picked up by the next MHD_run, and MHD's timeout does not count it. */
+    if (s->kicked)
+        uv_timer_start(&s->timer, on_timer, 0, 0);
+    else if (MHD_get_timeout(s->mhd, &timeout) == MHD_YES)
         uv_timer_start(&s->timer, on_timer, timeout, 0);
     else
         uv_timer_stop(&s->timer);
@@ -1630,6 +1643,7 @@ static void run_mhd(ty_apiserver *s)
  * inside one of MHD's own callbacks. */
 static void kick(ty_apiserver *s)
 {
+    s->kicked = true;
     if (!s->stopping)
         uv_timer_start(&s->timer, on_timer, 0, 0);
 }
