@@ -139,7 +139,7 @@ static bool is_namespaced(const char *resource)
     for (size_t i = 0; i < g_route_srv->nres; i++)
         if (strcmp(g_route_srv->res[i].resource, resource) == 0)
             return g_route_srv->res[i].namespaced;
-    return true;
+    return false; /* "namespaces/<name>/status": the namespace object's subresource */
 }
 
 static char *group_version(const res_info *ri)
@@ -375,6 +375,84 @@ static size_t groups(const ty_apiserver *s, const char **out, size_t cap)
     return n;
 }
 
+/* Aggregated discovery (apidiscovery.k8s.io/v2 APIGroupDiscoveryList): every group with its
+ * versions and resources in one answer, which kubectl asks for first on /api and /apis. */
+static json_t *aggregated(const ty_apiserver *s, bool core)
+{
+    json_t *items = json_array();
+    const char *gs[16];
+    size_t ng = core ? 1 : groups(s, gs, TY_ARRAY_LEN(gs));
+    if (core)
+        gs[0] = "";
+    for (size_t g = 0; g < ng; g++) {
+        json_t *resources = json_array();
+        for (size_t i = 0; i < s->nres; i++) {
+            const res_info *ri = &s->res[i];
+            if (strcmp(ri->group, gs[g]) != 0)
+                continue;
+            json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
+                                     ri->version, "kind", ri->kind);
+            json_t *r = json_pack(
+                "{s:s, s:O, s:s, s:s, s:[s,s,s,s,s,s,s]}", "resource", ri->resource,
+                "responseKind", kind, "scope", ri->namespaced ? "Namespaced" : "Cluster",
+                "singularResource", ri->singular, "verbs", "create", "delete", "get", "list",
+                "patch", "update", "watch");
+            if (*ri->short_names) {
+                json_t *sn = json_array();
+                TY_AUTOFREE char *copy = ty_strdup(ri->short_names);
+                for (char *sv = NULL, *t = strtok_r(copy, ",", &sv); t; t = strtok_r(NULL, ",", &sv))
+                    json_array_append_new(sn, json_string(t));
+                json_object_set_new(r, "shortNames", sn);
+            }
+            if (ri->in_all)
+                json_object_set_new(r, "categories", json_pack("[s]", "all"));
+            json_t *subs = json_array();
+            if (ri->has_status)
+                json_array_append_new(subs, json_pack("{s:s, s:O, s:[s,s,s]}", "subresource",
+                                                      "status", "responseKind", kind, "verbs",
+                                                      "get", "patch", "update"));
+            if (ri->has_log)
+                json_array_append_new(subs, json_pack("{s:s, s:{s:s, s:s, s:s}, s:[s]}",
+                                                      "subresource", "log", "responseKind",
+                                                      "group", "", "version", "v1", "kind", "Pod",
+                                                      "verbs", "get"));
+            if (json_array_size(subs))
+                json_object_set_new(r, "subresources", subs);
+            else
+                json_decref(subs);
+            json_decref(kind);
+            json_array_append_new(resources, r);
+        }
+        json_array_append_new(items, json_pack("{s:{s:s}, s:[{s:s, s:o, s:s}]}", "metadata",
+                                               "name", gs[g], "versions", "version", "v1",
+                                               "resources", resources, "freshness", "Current"));
+    }
+    return json_pack("{s:s, s:s, s:{}, s:o}", "kind", "APIGroupDiscoveryList", "apiVersion",
+                     "apidiscovery.k8s.io/v2", "metadata", "items", items);
+}
+
+/* Which aggregated discovery version the Accept header asks for: "v2", "v2beta1" or NULL. */
+static const char *wants_aggregated(call *c)
+{
+    const char *accept = hdr(c, "Accept");
+    if (!accept || !strstr(accept, "as=APIGroupDiscoveryList"))
+        return NULL;
+    /* Clients list v2 before v2beta1; both have the same shape. */
+    return strstr(accept, "v=v2;") || strstr(accept, "v=v2,") ? "v2" : "v2beta1";
+}
+
+static enum MHD_Result reply_aggregated(call *c, bool core, const char *version)
+{
+    json_t *body = aggregated(c->srv, core);
+    if (strcmp(version, "v2") != 0)
+        json_object_set_new(body, "apiVersion", json_string("apidiscovery.k8s.io/v2beta1"));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    TY_AUTOFREE char *type = ty_asprintf(
+        "application/json;g=apidiscovery.k8s.io;v=%s;as=APIGroupDiscoveryList", version);
+    return reply_text(c, 200, type, text, strlen(text));
+}
+
 /* Answers the discovery, version, health and OpenAPI paths; -1 when `url` is none of them. */
 static int discovery(call *c, const char *url, enum MHD_Result *ret)
 {
@@ -390,6 +468,8 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
     } else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
                strcmp(url, "/livez") == 0) {
         *ret = reply_text(c, 200, "text/plain", ty_strdup("ok"), 2);
+    } else if ((strcmp(url, "/api") == 0 || strcmp(url, "/apis") == 0) && wants_aggregated(c)) {
+        *ret = reply_aggregated(c, strcmp(url, "/api") == 0, wants_aggregated(c));
     } else if (strcmp(url, "/api") == 0) {
         TY_AUTOFREE char *addr = ty_asprintf("127.0.0.1:%d", s->port);
         *ret = reply(c, 200,

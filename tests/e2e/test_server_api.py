@@ -130,6 +130,24 @@ def test_kubeconfig_and_discovery(server):
     assert pj["categories"] == ["all"] and "watch" in pj["verbs"] and pj["singularName"] == "pytorchjob"
     assert any(r["name"] == "pytorchjobs/status" for r in body["resources"])
     assert server.request("GET", "/version")[2]["major"] == "1"
+    # Aggregated discovery, which kubectl asks for first.
+    accept = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+              "application/json")
+    st, hdrs, body = server.request("GET", "/apis", headers={"Accept": accept})
+    assert st == 200 and body["kind"] == "APIGroupDiscoveryList"
+    assert hdrs["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    [group] = body["items"]
+    assert group["metadata"]["name"] == "kubeflow.org"
+    res = {r["resource"]: r for r in group["versions"][0]["resources"]}
+    assert res["pytorchjobs"]["scope"] == "Namespaced"
+    assert res["pytorchjobs"]["responseKind"]["kind"] == "PyTorchJob"
+    assert res["tfjobs"]["subresources"][0]["subresource"] == "status"
+    st, _, body = server.request("GET", "/api", headers={"Accept": accept})
+    core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
+    assert core == {"namespaces", "nodes", "pods", "services", "events"}
+    # Without it, the legacy documents.
+    assert server.request("GET", "/api")[2]["versions"] == ["v1"]
 
 
 def test_apply_get_delete_with_kubectl(server, tmp_path):
