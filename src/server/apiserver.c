@@ -122,8 +122,6 @@ static void kick(ty_apiserver *s);
 
 /* ---------- resources ---------- */
 
-static ty_apiserver *g_route_srv; /* for is_namespaced during parsing; loop thread only */
-
 static const res_info *find_res(const ty_apiserver *s, const char *group, const char *version,
                                 const char *resource)
 {
@@ -134,11 +132,12 @@ static const res_info *find_res(const ty_apiserver *s, const char *group, const 
     return NULL;
 }
 
-static bool is_namespaced(const char *resource)
+static bool is_namespaced(void *ctx, const char *resource)
 {
-    for (size_t i = 0; i < g_route_srv->nres; i++)
-        if (strcmp(g_route_srv->res[i].resource, resource) == 0)
-            return g_route_srv->res[i].namespaced;
+    const ty_apiserver *s = ctx;
+    for (size_t i = 0; i < s->nres; i++)
+        if (strcmp(s->res[i].resource, resource) == 0)
+            return s->res[i].namespaced;
     return false; /* "namespaces/<name>/status": the namespace object's subresource */
 }
 
@@ -183,10 +182,12 @@ static const char *hdr(call *c, const char *key)
     return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, key);
 }
 
+/* As Go's strconv.ParseBool, which the API server uses for boolean parameters. */
 static bool q_true(call *c, const char *key)
 {
     const char *v = q(c, key);
-    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "t") == 0 || strcmp(v, "T") == 0 ||
+                 strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0);
 }
 
 static enum MHD_Result reply_text(call *c, int code, const char *type, char *text, size_t len)
@@ -525,6 +526,14 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
 static json_t *read_body(call *c, enum MHD_Result *ret)
 {
     const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    /* Protobuf (what typed clients such as `kubectl create namespace` send for built-in kinds)
+     * and CBOR are not decoded; clients that fall back on 415 then send JSON. */
+    if (type && *type && !strstr(type, "json") && !strstr(type, "yaml")) {
+        *ret = fail(c, 415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json, application/yaml");
+        return NULL;
+    }
     if (type && strstr(type, "yaml")) {
         ty_manifest *m = NULL;
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
@@ -559,6 +568,14 @@ static json_t *read_body(call *c, enum MHD_Result *ret)
 static int check_kind(call *c, json_t *obj, enum MHD_Result *ret)
 {
     TY_AUTOFREE char *gv = group_version(c->ri);
+    /* Built-in kinds are decoded with the URL's kind as the default (typed clients leave
+     * apiVersion/kind out); custom resources must name theirs, as unstructured decoding wants. */
+    if (!c->ri->api) {
+        if (!json_string_value(json_object_get(obj, "kind")))
+            json_object_set_new(obj, "kind", json_string(c->ri->kind));
+        if (!json_string_value(json_object_get(obj, "apiVersion")))
+            json_object_set_new(obj, "apiVersion", json_string(gv));
+    }
     const char *av = json_string_value(json_object_get(obj, "apiVersion"));
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     if (!kind || !*kind) {
@@ -1585,8 +1602,7 @@ static enum MHD_Result dispatch(call *c, const char *url)
     enum MHD_Result ret;
     if (discovery(c, url, &ret) == 0)
         return ret;
-    g_route_srv = c->srv;
-    if (ty_srv_path_parse(url, is_namespaced, &c->path) < 0 || !c->path.resource)
+    if (ty_srv_path_parse(url, is_namespaced, c->srv, &c->path) < 0 || !c->path.resource)
         return fail(c, 404, "NotFound", "the server could not find the requested resource");
     c->ri = find_res(c->srv, c->path.group, c->path.version, c->path.resource);
     if (!c->ri)

@@ -22,10 +22,10 @@ typedef struct ty_srv_path {
 } ty_srv_path;
 
 /* Splits "/api/v1/namespaces/default/pods/x/log" or "/apis/kubeflow.org/v1/pytorchjobs".
- * `is_namespaced(resource)` decides whether "namespaces/<n>/..." names a namespace scope or the
+ * `is_namespaced(ctx, resource)` decides whether "namespaces/<n>/..." names a namespace scope or the
  * namespace object itself. Returns -1 when the path is not a resource path. */
-int ty_srv_path_parse(const char *path, bool (*is_namespaced)(const char *resource),
-                      ty_srv_path *out);
+int ty_srv_path_parse(const char *path, bool (*is_namespaced)(void *ctx, const char *resource),
+                      void *ctx, ty_srv_path *out);
 void ty_srv_path_free(ty_srv_path *p);
 
 /* A meta/v1 Status of failure. `details` (stolen, may be NULL). */

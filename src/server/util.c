@@ -7,8 +7,8 @@
 #include "base/mem.h"
 #include "base/time.h"
 
-int ty_srv_path_parse(const char *path, bool (*is_namespaced)(const char *resource),
-                      ty_srv_path *out)
+int ty_srv_path_parse(const char *path, bool (*is_namespaced)(void *ctx, const char *resource),
+                      void *ctx, ty_srv_path *out)
 {
     memset(out, 0, sizeof(*out));
     out->buf = ty_strdup(path);
@@ -35,7 +35,7 @@ int ty_srv_path_parse(const char *path, bool (*is_namespaced)(const char *resour
         return 0;
     /* "namespaces/<ns>/<resource>..." is a namespace scope when <resource> is namespaced;
      * otherwise "namespaces/<name>[/status]" is the namespace object. */
-    if (strcmp(seg[i], "namespaces") == 0 && n - i >= 3 && is_namespaced(seg[i + 2])) {
+    if (strcmp(seg[i], "namespaces") == 0 && n - i >= 3 && is_namespaced(ctx, seg[i + 2])) {
         out->ns = seg[i + 1];
         i += 2;
     }

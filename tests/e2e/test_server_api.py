@@ -384,3 +384,33 @@ def test_sigterm_ends_open_watches(server):
     assert json.loads(req.readline())["type"] == "ADDED"
     server.stop()
     assert req.read() == b""
+
+
+def test_python_client(server):
+    from kubernetes import client, config, watch
+    api = client.ApiClient(config.new_client_from_config(str(server.kubeconfig)).configuration)
+    co = client.CustomObjectsApi(api)
+    args = ("kubeflow.org", "v1", "default", "pytorchjobs")
+    created = co.create_namespaced_custom_object(*args, job("py"))
+    assert created["metadata"]["uid"]
+    assert co.get_namespaced_custom_object(*args, "py")["metadata"]["name"] == "py"
+    assert [o["metadata"]["name"] for o in co.list_namespaced_custom_object(*args)["items"]] == ["py"]
+    patched = co.patch_namespaced_custom_object(*args, "py", {"metadata": {"labels": {"a": "b"}}})
+    assert patched["metadata"]["labels"]["a"] == "b"
+
+    threading.Timer(0.5, lambda: co.delete_namespaced_custom_object(*args, "py")).start()
+    seen = []
+    w = watch.Watch()
+    for ev in w.stream(co.list_namespaced_custom_object, *args, timeout_seconds=5):
+        seen.append((ev["type"], ev["object"]["metadata"]["name"]))
+        if ev["type"] == "DELETED":
+            w.stop()
+    assert seen == [("ADDED", "py"), ("DELETED", "py")]
+    with pytest.raises(client.ApiException) as e:
+        co.get_namespaced_custom_object(*args, "py")
+    assert e.value.status == 404
+
+    # Typed clients of built-in kinds send JSON too.
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    assert "team-a" in [n.metadata.name for n in core.list_namespace().items]

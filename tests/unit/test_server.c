@@ -16,15 +16,16 @@
 #include "server/internal.h"
 #include "store/store.h"
 
-static bool namespaced(const char *resource)
+static bool namespaced(void *ctx, const char *resource)
 {
+    (void)ctx;
     return strcmp(resource, "pods") == 0 || strcmp(resource, "pytorchjobs") == 0;
 }
 
 Test(server, path_parse)
 {
     ty_srv_path p;
-    cr_assert_eq(ty_srv_path_parse("/api/v1/namespaces/default/pods/x/log", namespaced, &p), 0);
+    cr_assert_eq(ty_srv_path_parse("/api/v1/namespaces/default/pods/x/log", namespaced, NULL, &p), 0);
     cr_assert_str_eq(p.group, "");
     cr_assert_str_eq(p.version, "v1");
     cr_assert_str_eq(p.ns, "default");
@@ -33,7 +34,7 @@ Test(server, path_parse)
     cr_assert_str_eq(p.sub, "log");
     ty_srv_path_free(&p);
 
-    cr_assert_eq(ty_srv_path_parse("/apis/kubeflow.org/v1/pytorchjobs", namespaced, &p), 0);
+    cr_assert_eq(ty_srv_path_parse("/apis/kubeflow.org/v1/pytorchjobs", namespaced, NULL, &p), 0);
     cr_assert_str_eq(p.group, "kubeflow.org");
     cr_assert_null(p.ns);
     cr_assert_str_eq(p.resource, "pytorchjobs");
@@ -41,19 +42,19 @@ Test(server, path_parse)
     ty_srv_path_free(&p);
 
     /* The namespace object itself, and its status. */
-    cr_assert_eq(ty_srv_path_parse("/api/v1/namespaces/default/status", namespaced, &p), 0);
+    cr_assert_eq(ty_srv_path_parse("/api/v1/namespaces/default/status", namespaced, NULL, &p), 0);
     cr_assert_null(p.ns);
     cr_assert_str_eq(p.resource, "namespaces");
     cr_assert_str_eq(p.name, "default");
     cr_assert_str_eq(p.sub, "status");
     ty_srv_path_free(&p);
 
-    cr_assert_eq(ty_srv_path_parse("/api/v1", namespaced, &p), 0);
+    cr_assert_eq(ty_srv_path_parse("/api/v1", namespaced, NULL, &p), 0);
     cr_assert_null(p.resource);
     ty_srv_path_free(&p);
 
-    cr_assert_lt(ty_srv_path_parse("/healthz", namespaced, &p), 0);
-    cr_assert_lt(ty_srv_path_parse("/api/v1/namespaces/a/pods/b/log/extra", namespaced, &p), 0);
+    cr_assert_lt(ty_srv_path_parse("/healthz", namespaced, NULL, &p), 0);
+    cr_assert_lt(ty_srv_path_parse("/api/v1/namespaces/a/pods/b/log/extra", namespaced, NULL, &p), 0);
 }
 
 Test(server, status_and_causes)
