@@ -1310,7 +1310,6 @@ static void watch_event(stream *st, const char *type, const json_t *obj)
     json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", o);
     char *text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    ty_buf_adds(&st->out, "");
     stream_send(st, text, strlen(text));
     stream_send(st, "\n", 1);
     free(text);
