@@ -102,7 +102,7 @@ struct stream {
     char *include_object;
     /* log */
     int fd;
-    char *pod_ns, *pod_name, *pod_uid;
+    char *pod_ns, *pod_name, *pod_uid, *container, *log_file;
     ty_buf partial; /* bytes of an incomplete line read so far */
     ty_buf joined;  /* text of P records waiting for their F */
     bool timestamps;
@@ -1243,6 +1243,8 @@ static void stream_free_cb(uv_handle_t *h)
     free(st->pod_ns);
     free(st->pod_name);
     free(st->pod_uid);
+    free(st->container);
+    free(st->log_file);
     free(st);
 }
 
@@ -1483,16 +1485,41 @@ static bool pod_finished(const json_t *pod)
     return phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
 }
 
+/* Whether the followed container run is over, as the kubelet ends `logs -f`: the pod is gone
+ * (or replaced), finished, the container is terminated, or it restarted (a new log file). */
+static bool log_source_done(stream *st)
+{
+    json_t *pod = ty_store_get(st->srv->store, "pods", st->pod_ns, st->pod_name);
+    bool done = !pod || strcmp(ty_obj_uid(pod) ? ty_obj_uid(pod) : "", st->pod_uid) != 0 ||
+                pod_finished(pod);
+    if (!done) {
+        size_t i;
+        json_t *cs;
+        json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"),
+                           i, cs)
+        {
+            const char *n = json_string_value(json_object_get(cs, "name"));
+            if (n && strcmp(n, st->container) == 0 &&
+                json_object_get(json_object_get(cs, "state"), "terminated"))
+                done = true;
+        }
+    }
+    if (!done && st->srv->log_path) {
+        char *now = st->srv->log_path(st->srv->log_ctx, pod, st->container, false);
+        done = !now || strcmp(now, st->log_file) != 0;
+        free(now);
+    }
+    json_decref(pod);
+    return done;
+}
+
 static void log_tick(uv_timer_t *t)
 {
     stream *st = t->data;
     TY_AUTOBUF ty_buf out = TY_BUF_INIT;
-    /* Check whether the pod is done before reading, so lines written just before it finished
-     * are still sent. */
-    json_t *pod = ty_store_get(st->srv->store, "pods", st->pod_ns, st->pod_name);
-    bool done = !pod || strcmp(ty_obj_uid(pod) ? ty_obj_uid(pod) : "", st->pod_uid) != 0 ||
-                pod_finished(pod);
-    json_decref(pod);
+    /* Check whether the run is over before reading, so lines written just before it ended are
+     * still sent. */
+    bool done = log_source_done(st);
     size_t n = log_pump(st, &out);
     if (out.len)
         stream_send(st, out.data, out.len);
@@ -1572,6 +1599,8 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     st->pod_ns = ty_strdup(ty_obj_namespace(pod) ? ty_obj_namespace(pod) : "");
     st->pod_name = ty_strdup(ty_obj_name(pod));
     st->pod_uid = ty_strdup(ty_obj_uid(pod) ? ty_obj_uid(pod) : "");
+    st->container = ty_strdup(container);
+    st->log_file = ty_strdup(path);
     TY_AUTOBUF ty_buf first = TY_BUF_INIT;
     log_pump(st, &first);
     keep_tail(&first, q(c, "tailLines") ? strtol(q(c, "tailLines"), NULL, 10) : -1);

@@ -150,6 +150,7 @@ typedef struct fixture {
     ty_buf response;
     uv_async_t done;
     int step;
+    int finish; /* how the pod's run ends: 0 Succeeded, 1 container terminated, 2 deleted */
     uv_timer_t timer;
 } fixture;
 
@@ -202,10 +203,18 @@ static void on_step(uv_timer_t *t)
     if (f->step == 0) {
         append(f->log, "2026-11-28T14:06:53.5Z stdout P par");
         append(f->log, "tial\n2026-11-28T14:06:53.6Z stdout F  joined\n");
+    } else if (f->step == 1 && f->finish == 2) {
+        cr_assert_eq(ty_store_delete(f->store, "pods", "default", "p", 0, NULL), 0);
     } else if (f->step == 1) {
         json_t *pod = ty_store_get(f->store, "pods", "default", "p");
         json_t *c = json_deep_copy(pod);
-        json_object_set_new(c, "status", json_pack("{s:s}", "phase", "Succeeded"));
+        if (f->finish == 0)
+            json_object_set_new(c, "status", json_pack("{s:s}", "phase", "Succeeded"));
+        else
+            json_object_set_new(c, "status",
+                                json_pack("{s:s, s:[{s:s, s:{s:{s:i}}}]}", "phase", "Running",
+                                          "containerStatuses", "name", "main", "state",
+                                          "terminated", "exitCode", 0));
         cr_assert_eq(ty_store_update_status(f->store, "pods", c, NULL, NULL), 0);
         json_decref(c);
         json_decref(pod);
@@ -286,5 +295,23 @@ Test(server, log_errors)
                 false);
     cr_assert(strstr(f.response.data, " 400 "), "%s", f.response.data);
     cr_assert(strstr(body_of(&f.response), "container other is not valid for pod p"));
+    ty_buf_free(&f.response);
+}
+
+Test(server, log_follow_until_the_container_terminates)
+{
+    fixture f = {.finish = 1};
+    run_request(&f, "GET /api/v1/namespaces/default/pods/p/log?follow=1&tailLines=1 "
+                    "HTTP/1.0\r\n\r\n", true);
+    cr_assert_str_eq(body_of(&f.response), "three\npartial joined\n");
+    ty_buf_free(&f.response);
+}
+
+Test(server, log_follow_until_the_pod_is_deleted)
+{
+    fixture f = {.finish = 2};
+    run_request(&f, "GET /api/v1/namespaces/default/pods/p/log?follow=true&tailLines=0 "
+                    "HTTP/1.0\r\n\r\n", true);
+    cr_assert_str_eq(body_of(&f.response), "partial joined\n");
     ty_buf_free(&f.response);
 }
