@@ -28,6 +28,7 @@
 #include "api/table.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
 #include "server/internal.h"
@@ -98,6 +99,8 @@ struct stream {
     const res_info *ri;
     char *ns;
     ty_selector *labels, *fields;
+    bool selective;  /* a label or field selector was given */
+    ty_map matching; /* with a selector: "ns/name" of the objects the client holds */
     bool table, bookmarks;
     char *include_object;
     /* log */
@@ -1085,7 +1088,9 @@ static enum MHD_Result handle_patch(call *c)
     if (rc < 0) {
         json_decref(cur);
         if (err.code == 415)
-            return fail(c, 415, "UnsupportedMediaType", "%s", err.msg);
+            return fail(c, 415, "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types "
+                        "include: application/json-patch+json, application/merge-patch+json");
         return fail(c, 422, "Invalid", "%s", err.msg);
     }
     /* A patch that sets no resourceVersion applies to the current object. */
@@ -1238,6 +1243,7 @@ static void stream_free_cb(uv_handle_t *h)
     ty_buf_free(&st->joined);
     ty_selector_free(st->labels);
     ty_selector_free(st->fields);
+    ty_map_free(&st->matching);
     free(st->ns);
     free(st->include_object);
     free(st->pod_ns);
@@ -1342,14 +1348,44 @@ static bool watch_wants(const stream *st, const json_t *obj)
     return matches(obj, st->labels, st->fields);
 }
 
+static char *obj_key(const json_t *obj)
+{
+    const char *ns = ty_obj_namespace(obj);
+    return ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(obj));
+}
+
+/* With a selector, an object that starts matching is ADDED for the client and one that stops
+ * matching is DELETED, as the API server's filtered watches do. */
 static void watch_cb(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     (void)resource;
     stream *st = ctx;
-    if (st->ended || !watch_wants(st, obj))
+    if (st->ended)
         return;
     static const char *names[] = {"ADDED", "MODIFIED", "DELETED"};
-    watch_event(st, names[type], obj);
+    bool wanted = watch_wants(st, obj);
+    if (!st->selective) {
+        if (wanted)
+            watch_event(st, names[type], obj);
+        return;
+    }
+    if (st->ns) {
+        const char *ons = ty_obj_namespace(obj);
+        if (!ons || strcmp(ons, st->ns) != 0)
+            return;
+    }
+    TY_AUTOFREE char *key = obj_key(obj);
+    bool held = ty_map_gets(&st->matching, key) != NULL;
+    if (type == TY_EVENT_DELETED || !wanted) {
+        if (held) {
+            ty_map_dels(&st->matching, key);
+            watch_event(st, "DELETED", obj);
+        }
+    } else {
+        if (!held)
+            ty_map_puts(&st->matching, key, (void *)1);
+        watch_event(st, held ? "MODIFIED" : "ADDED", obj);
+    }
 }
 
 static void watch_tick(uv_timer_t *t)
@@ -1410,10 +1446,16 @@ static enum MHD_Result handle_watch(call *c)
     json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
     size_t i;
     json_t *o;
+    st->selective = (q(c, "labelSelector") && *q(c, "labelSelector")) ||
+                    (q(c, "fieldSelector") && *q(c, "fieldSelector"));
     json_array_foreach(all, i, o)
     {
         if (!watch_wants(st, o))
             continue;
+        if (st->selective) {
+            TY_AUTOFREE char *key = obj_key(o);
+            ty_map_puts(&st->matching, key, (void *)1);
+        }
         if (replay_all)
             watch_event(st, "ADDED", o);
         else if (obj_rv(o) > from)

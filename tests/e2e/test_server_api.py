@@ -414,3 +414,20 @@ def test_python_client(server):
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
     assert "team-a" in [n.metadata.name for n in core.list_namespace().items]
+
+
+def test_watch_with_selector_sees_objects_enter_and_leave(server):
+    server.request("POST", BASE, job("sel"))
+    merge = {"Content-Type": "application/merge-patch+json"}
+    result = []
+    t = threading.Thread(target=lambda: result.extend(
+        read_events(server, BASE + "?watch=1&labelSelector=app%3Dsel&timeoutSeconds=5", 4)))
+    t.start()
+    time.sleep(0.5)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"x": "1"}}}, merge)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"app": "other"}}}, merge)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"x": "2"}}}, merge)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"app": "sel"}}}, merge)
+    t.join(10)
+    assert [e["type"] for e in result] == ["ADDED", "MODIFIED", "DELETED", "ADDED"]
+    assert result[2]["object"]["metadata"]["labels"]["app"] == "other"
