@@ -76,7 +76,19 @@ static int seed_namespaces(ty_store *store, ty_error *err)
 }
 
 /* Written to a temporary file and renamed, so kubectl never reads half of one. */
-static int write_kubeconfig(const char *data_dir, int port, ty_error *err)
+/* The address clients use: the listen host, or loopback for a wildcard or empty one. */
+static char *client_host(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : strlen(listen));
+    if (!*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0) {
+        free(host);
+        host = ty_strdup("127.0.0.1");
+    }
+    return host;
+}
+
+static int write_kubeconfig(const char *data_dir, const char *host, int port, ty_error *err)
 {
     TY_AUTOFREE char *path = ty_asprintf("%s/kubeconfig", data_dir);
     TY_AUTOFREE char *tmp = ty_asprintf("%s/.kubeconfig.tmp", data_dir);
@@ -87,7 +99,7 @@ static int write_kubeconfig(const char *data_dir, int port, ty_error *err)
                 "clusters:\n"
                 "- name: trainyard\n"
                 "  cluster:\n"
-                "    server: http://127.0.0.1:%d\n"
+                "    server: http://%s:%d\n"
                 "contexts:\n"
                 "- name: trainyard\n"
                 "  context:\n"
@@ -99,7 +111,7 @@ static int write_kubeconfig(const char *data_dir, int port, ty_error *err)
                 "users:\n"
                 "- name: trainyard\n"
                 "  user: {}\n",
-                port);
+                host, port);
     FILE *f = fopen(tmp, "we");
     if (!f)
         return ty_fail_errno(err, errno, "write %s", tmp);
@@ -173,6 +185,7 @@ int ty_cli_server(int argc, char **argv)
         return 1;
     }
     server_state st = {0};
+    TY_AUTOFREE char *host = NULL;
     uv_loop_init(&st.loop);
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0)
@@ -182,12 +195,13 @@ int ty_cli_server(int argc, char **argv)
      * cfg.log_path comes from the runtime (pod dir/<container>/<restart>.log). */
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0)
         goto out;
-    if (write_kubeconfig(data_dir, ty_apiserver_port(st.api), &err) < 0) {
+    host = client_host(listen);
+    if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), &err) < 0) {
         ty_apiserver_stop(st.api);
         uv_run(&st.loop, UV_RUN_DEFAULT);
         goto out;
     }
-    fprintf(stderr, "trainyard server: serving on 127.0.0.1:%d; kubeconfig %s/kubeconfig\n",
+    fprintf(stderr, "trainyard server: serving on %s:%d; kubeconfig %s/kubeconfig\n", host,
             ty_apiserver_port(st.api), data_dir);
     uv_signal_init(&st.loop, &st.sigint);
     uv_signal_init(&st.loop, &st.sigterm);
