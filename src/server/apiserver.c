@@ -964,6 +964,15 @@ static enum MHD_Result handle_create(call *c)
         ret = fail_not_found(c, &core_resources[0], c->path.ns);
         goto out;
     }
+    /* With a status subresource, status is not the client's to set on create (the API
+     * server resets it); a namespace starts Active. */
+    if (c->ri->has_status)
+        json_object_del(obj, "status");
+    if (strcmp(c->ri->resource, "namespaces") == 0) {
+        json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
+        if (!json_object_get(obj, "spec"))
+            json_object_set_new(obj, "spec", json_pack("{s:[s]}", "finalizers", "kubernetes"));
+    }
     /* Server-managed fields come from the store, never from the client. */
     json_object_del(meta, "resourceVersion");
     json_object_del(meta, "uid");

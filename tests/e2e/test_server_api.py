@@ -412,8 +412,14 @@ def test_python_client(server):
 
     # Typed clients of built-in kinds send JSON too.
     core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    ns = core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    assert ns.status.phase == "Active"
     assert "team-a" in [n.metadata.name for n in core.list_namespace().items]
+    # Status is not the client's to set on create.
+    j = job("st")
+    j["status"] = {"conditions": [{"type": "Succeeded", "status": "True"}]}
+    created = co.create_namespaced_custom_object("kubeflow.org", "v1", "team-a", "pytorchjobs", j)
+    assert "conditions" not in created.get("status", {})
 
 
 def test_watch_with_selector_sees_objects_enter_and_leave(server):
