@@ -110,6 +110,8 @@ struct stream {
     ty_buf joined;  /* text of P records waiting for their F */
     bool timestamps;
     int64_t since_ns;
+    int64_t limit_bytes; /* > 0: the stream ends after this many bytes */
+    int64_t sent_bytes;
 };
 
 typedef struct call {
@@ -1215,6 +1217,11 @@ static void stream_send(stream *st, const char *data, size_t len)
 {
     if (st->ended)
         return;
+    if (st->limit_bytes > 0 && st->sent_bytes + (int64_t)len >= st->limit_bytes) {
+        len = (size_t)(st->limit_bytes - st->sent_bytes);
+        st->ended = true; /* limitBytes reached */
+    }
+    st->sent_bytes += (int64_t)len;
     ty_buf_add(&st->out, data, len);
     stream_wake(st);
 }
@@ -1655,8 +1662,9 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     TY_AUTOBUF ty_buf first = TY_BUF_INIT;
     log_pump(st, &first);
     keep_tail(&first, q(c, "tailLines") ? strtol(q(c, "tailLines"), NULL, 10) : -1);
-    ty_buf_add(&st->out, first.data, first.len);
-    if (q_true(c, "follow") && !previous)
+    st->limit_bytes = q(c, "limitBytes") ? strtoll(q(c, "limitBytes"), NULL, 10) : 0;
+    stream_send(st, first.data, first.len);
+    if (!st->ended && q_true(c, "follow") && !previous)
         uv_timer_start(&st->timer, log_tick, STREAM_TICK_MS, STREAM_TICK_MS);
     else
         st->ended = true;

@@ -315,3 +315,12 @@ Test(server, log_follow_until_the_pod_is_deleted)
     cr_assert_str_eq(body_of(&f.response), "partial joined\n");
     ty_buf_free(&f.response);
 }
+
+Test(server, log_limit_bytes)
+{
+    fixture f = {0};
+    run_request(&f, "GET /api/v1/namespaces/default/pods/p/log?limitBytes=6&follow=true "
+                    "HTTP/1.0\r\n\r\n", false);
+    cr_assert_str_eq(body_of(&f.response), "one\ntw");
+    ty_buf_free(&f.response);
+}
