@@ -70,6 +70,8 @@ struct ty_apiserver {
     int open_handles; /* freed when the last of poll/timer is closed */
     bool stopping;
     bool kicked; /* kick() was called since the last MHD_run began */
+    ty_map cache; /* "resource/ns/name" -> cached_text: objects as last serialized */
+    size_t cache_bytes;
     res_info *res;
     size_t nres;
     stream *streams;
@@ -173,6 +175,63 @@ static json_t *typed(const res_info *ri, const json_t *obj)
     json_object_set_new(c, "apiVersion", json_string(gv));
     json_object_set_new(c, "kind", json_string(ri->kind));
     return c;
+}
+
+/* ---------- serialized objects ---------- */
+
+/* Serializing is most of the cost of a GET or LIST, and stored objects are immutable with a
+ * resourceVersion that changes on every write, so the text of each object is kept until the
+ * object changes. The cache is bounded; when full it starts over. */
+#define CACHE_MAX_BYTES (8u * 1024 * 1024)
+
+typedef struct cached_text {
+    uint64_t rv;
+    size_t len;
+    char text[];
+} cached_text;
+
+static uint64_t obj_rv(const json_t *obj);
+
+static void cache_clear(ty_apiserver *s)
+{
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(&s->cache, &i, &slot);)
+        free(slot->value);
+    ty_map_free(&s->cache);
+    memset(&s->cache, 0, sizeof(s->cache));
+    s->cache_bytes = 0;
+}
+
+/* The object's JSON text (with apiVersion and kind), borrowed from the cache. */
+static const cached_text *object_text(ty_apiserver *s, const res_info *ri, const json_t *obj)
+{
+    const char *ns = ty_obj_namespace(obj);
+    TY_AUTOFREE char *key = ty_asprintf("%s\x1f%s\x1f%s", ri->resource, ns ? ns : "",
+                                        ty_obj_name(obj));
+    uint64_t rv = obj_rv(obj);
+    cached_text *ct = ty_map_gets(&s->cache, key);
+    if (ct && ct->rv == rv && rv)
+        return ct;
+    json_t *t = typed(ri, obj);
+    char *text = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    size_t len = strlen(text);
+    if (s->cache_bytes + len > CACHE_MAX_BYTES) {
+        cache_clear(s);
+        ct = NULL;
+    }
+    if (ct) {
+        s->cache_bytes -= ct->len;
+        free(ty_map_dels(&s->cache, key));
+    }
+    ct = ty_malloc(sizeof(*ct) + len + 1);
+    ct->rv = rv;
+    ct->len = len;
+    memcpy(ct->text, text, len + 1);
+    free(text);
+    ty_map_puts(&s->cache, key, ct);
+    s->cache_bytes += len;
+    return ct;
 }
 
 /* ---------- answers ---------- */
@@ -859,14 +918,31 @@ static enum MHD_Result handle_list(call *c)
         return reply(c, 200, t);
     }
     TY_AUTOFREE char *gv = group_version(c->ri);
-    TY_AUTOFREE char *kind = ty_asprintf("%sList", c->ri->kind);
-    return reply(c, 200,
-                 json_pack("{s:s, s:s, s:o, s:o}", "kind", kind, "apiVersion", gv, "metadata",
-                           meta, "items", items));
+    TY_AUTOFREE char *meta_text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    ty_buf b = TY_BUF_INIT;
+    ty_buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":%s,\"items\":[",
+                c->ri->kind, gv, meta_text);
+    json_array_foreach(items, i, o)
+    {
+        const cached_text *ct = object_text(c->srv, c->ri, o);
+        if (i)
+            ty_buf_addc(&b, ',');
+        ty_buf_add(&b, ct->text, ct->len);
+    }
+    ty_buf_adds(&b, "]}");
+    json_decref(items);
+    size_t len = b.len;
+    return reply_text(c, 200, "application/json", ty_buf_steal(&b), len);
 }
 
-static enum MHD_Result reply_object(call *c, int code, const json_t *obj)
+/* `stored`: obj is the store's (not a dry run's result, which must not enter the cache). */
+static enum MHD_Result reply_object(call *c, int code, const json_t *obj, bool stored)
 {
+    if (stored && !wants_table(c)) {
+        const cached_text *ct = object_text(c->srv, c->ri, obj);
+        return reply_text(c, code, "application/json", ty_strndup(ct->text, ct->len), ct->len);
+    }
     json_t *t = typed(c->ri, obj);
     if (wants_table(c)) {
         json_t *arr = json_pack("[o]", t);
@@ -889,7 +965,7 @@ static enum MHD_Result handle_get(call *c)
     if (c->path.sub && strcmp(c->path.sub, "log") == 0)
         ret = handle_log(c, obj);
     else
-        ret = reply_object(c, 200, obj);
+        ret = reply_object(c, 200, obj, true);
     json_decref(obj);
     return ret;
 }
@@ -986,14 +1062,14 @@ static enum MHD_Result handle_create(call *c)
         if (exists(c->srv, c->ri->resource, c->path.ns, name_copy))
             ret = fail_exists(c, name_copy);
         else
-            ret = reply_object(c, 201, obj);
+            ret = reply_object(c, 201, obj, false);
         goto out;
     }
     if (ty_store_create(c->srv->store, c->ri->resource, obj, &stored, &err) < 0) {
         ret = fail_store(c, name_copy, &err);
         goto out;
     }
-    ret = reply_object(c, 201, stored);
+    ret = reply_object(c, 201, stored, true);
     json_decref(stored);
 out:
     json_decref(obj);
@@ -1006,14 +1082,14 @@ static enum MHD_Result store_update(call *c, json_t *obj)
     enum MHD_Result ret;
     bool status = c->path.sub && strcmp(c->path.sub, "status") == 0;
     if (dry_run(c))
-        return reply_object(c, 200, obj);
+        return reply_object(c, 200, obj, false);
     json_t *stored = NULL;
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     int rc = status ? ty_store_update_status(c->srv->store, c->ri->resource, obj, &stored, &err)
                     : ty_store_update(c->srv->store, c->ri->resource, obj, &stored, &err);
     if (rc < 0)
         return fail_store(c, c->path.name, &err);
-    ret = reply_object(c, 200, stored);
+    ret = reply_object(c, 200, stored, true);
     json_decref(stored);
     return ret;
 }
@@ -1161,7 +1237,7 @@ static enum MHD_Result handle_delete(call *c)
     if (!cur)
         return fail_not_found(c, c->ri, c->path.name);
     if (dry) {
-        ret = reply_object(c, 200, cur);
+        ret = reply_object(c, 200, cur, true);
         json_decref(cur);
         return ret;
     }
@@ -1175,7 +1251,7 @@ static enum MHD_Result handle_delete(call *c)
     json_t *after = ty_store_get(c->srv->store, c->ri->resource, ns, c->path.name);
     if (after) {
         /* Marked for deletion (finalizers, a running pod): the object as it now is. */
-        ret = reply_object(c, 200, after);
+        ret = reply_object(c, 200, after, true);
         json_decref(after);
     } else if (c->ri->api) {
         json_t *d = details(c->ri, c->path.name, false);
@@ -1184,7 +1260,7 @@ static enum MHD_Result handle_delete(call *c)
                     json_pack("{s:s, s:s, s:{}, s:s, s:o}", "kind", "Status", "apiVersion", "v1",
                               "metadata", "status", "Success", "details", d));
     } else {
-        ret = reply_object(c, 200, cur);
+        ret = reply_object(c, 200, cur, true);
     }
     json_decref(cur);
     return ret;
@@ -1835,6 +1911,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     ty_apiserver *s = h->data;
     if (--s->open_handles == 0) {
+        cache_clear(s);
         free(s->res);
         free(s);
     }

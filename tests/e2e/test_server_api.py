@@ -302,6 +302,15 @@ def test_body_limit_dry_run_and_field_validation(server):
     st, _, body = server.request("POST", BASE + "?fieldValidation=Strict", dict(j, metadata={"name": "s"}))
     assert st == 400 and 'unknown field "spec.extra"' in body["message"]
 
+    # A dry-run patch answers the result and changes nothing (GET before and after).
+    assert "dry" not in server.request("GET", BASE + "/warned")[2]["metadata"]["labels"]
+    st, _, body = server.request("PATCH", BASE + "/warned?dryRun=All",
+                                 {"metadata": {"labels": {"dry": "1"}}},
+                                 {"Content-Type": "application/merge-patch+json"})
+    assert st == 200 and body["metadata"]["labels"]["dry"] == "1"
+    assert "dry" not in server.request("GET", BASE + "/warned")[2]["metadata"]["labels"]
+    assert "dry" not in server.request("GET", BASE)[2]["items"][0]["metadata"]["labels"]
+
     st, _, body = server.request("DELETE", BASE + "/warned?dryRun=All")
     assert st == 200 and server.request("GET", BASE + "/warned")[0] == 200
     st, _, body = server.request("DELETE", BASE + "/warned", {"kind": "DeleteOptions",
