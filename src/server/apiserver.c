@@ -382,8 +382,8 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
         const res_info *ri = &s->res[i];
         if (strcmp(ri->group, group) != 0 || strcmp(ri->version, version) != 0)
             continue;
-        json_t *verbs = json_pack("[s,s,s,s,s,s,s]", "create", "delete", "get", "list", "patch",
-                                  "update", "watch");
+        json_t *verbs = json_pack("[s,s,s,s,s,s,s,s]", "create", "delete", "deletecollection",
+                                  "get", "list", "patch", "update", "watch");
         json_t *r = json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", ri->resource, "singularName",
                               ri->singular, "namespaced", ri->namespaced, "kind", ri->kind,
                               "verbs", verbs);
@@ -458,10 +458,10 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
             json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
                                      ri->version, "kind", ri->kind);
             json_t *r = json_pack(
-                "{s:s, s:O, s:s, s:s, s:[s,s,s,s,s,s,s]}", "resource", ri->resource,
+                "{s:s, s:O, s:s, s:s, s:[s,s,s,s,s,s,s,s]}", "resource", ri->resource,
                 "responseKind", kind, "scope", ri->namespaced ? "Namespaced" : "Cluster",
-                "singularResource", ri->singular, "verbs", "create", "delete", "get", "list",
-                "patch", "update", "watch");
+                "singularResource", ri->singular, "verbs", "create", "delete",
+                "deletecollection", "get", "list", "patch", "update", "watch");
             if (*ri->short_names) {
                 json_t *sn = json_array();
                 TY_AUTOFREE char *copy = ty_strdup(ri->short_names);
@@ -1074,6 +1074,44 @@ static enum MHD_Result handle_create(call *c)
 out:
     json_decref(obj);
     return ret;
+}
+
+/* DELETE on a collection: every object the selectors match, each as a single DELETE would;
+ * answers the list of what was deleted. */
+static enum MHD_Result handle_delete_collection(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0)
+        return ret;
+    ty_selector *labels, *fields;
+    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+        return ret;
+    int64_t grace = q(c, "gracePeriodSeconds") ? strtoll(q(c, "gracePeriodSeconds"), NULL, 10) : -1;
+    json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
+    json_t *items = json_array();
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o)
+    {
+        if (!matches(o, labels, fields))
+            continue;
+        const char *ns = ty_obj_namespace(o);
+        if (!dry_run(c) && ty_store_delete(c->srv->store, c->ri->resource, ns ? ns : "",
+                                           ty_obj_name(o), grace, NULL) < 0)
+            continue; /* gone meanwhile (a cascade) */
+        json_array_append_new(items, typed(c->ri, o));
+    }
+    json_decref(all);
+    ty_selector_free(labels);
+    ty_selector_free(fields);
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    TY_AUTOFREE char *kind = ty_asprintf("%sList", c->ri->kind);
+    json_t *meta = json_object();
+    json_object_set_new(meta, "resourceVersion",
+                        json_sprintf("%llu", (unsigned long long)ty_store_revision(c->srv->store)));
+    return reply(c, 200,
+                 json_pack("{s:s, s:s, s:o, s:o}", "kind", kind, "apiVersion", gv, "metadata",
+                           meta, "items", items));
 }
 
 /* Stores `obj` (already admitted) as an update of the main resource or of its status. */
@@ -1782,6 +1820,8 @@ static enum MHD_Result dispatch(call *c, const char *url)
             return handle_list(c);
         if (strcmp(m, "POST") == 0)
             return handle_create(c);
+        if (strcmp(m, "DELETE") == 0)
+            return handle_delete_collection(c);
     } else if (strcmp(m, "GET") == 0) {
         return handle_get(c);
     } else if (log) {

@@ -341,9 +341,14 @@ def test_list_pages_selectors_and_status(server):
     st, _, obj = server.request("GET", BASE + "/a/status")
     assert st == 200 and obj["status"]["conditions"][0]["type"] == "Created"
 
+    st, _, gone = server.request("DELETE", BASE + "?labelSelector=app%3Dc")
+    assert st == 200 and gone["kind"] == "PyTorchJobList"
+    assert [o["metadata"]["name"] for o in gone["items"]] == ["c"]
+    assert server.request("GET", BASE + "/c")[0] == 404
+
     st, _, table = server.request("GET", BASE, headers={
         "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
-    assert table["kind"] == "Table" and len(table["rows"]) == 3
+    assert table["kind"] == "Table" and len(table["rows"]) == 2
 
 
 def read_events(server, path, count, timeout=10):
