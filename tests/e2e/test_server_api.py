@@ -225,6 +225,26 @@ def test_kubectl_watch_sees_an_update(server, tmp_path):
         proc.wait()
 
 
+def test_kubectl_watch_prints_table_rows(server, tmp_path):
+    small = tmp_path / "small.yaml"
+    small.write_text(SMALL_JOB)
+    server.kubectl("apply", "-f", str(small))
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(server.kubeconfig), "get", "pytorchjobs",
+                             "-w"], stdout=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=10).split() == ["NAME", "STATE", "AGE"]
+        assert lines.get(timeout=10).split()[0] == "small"
+        server.request("PATCH", "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs/small/status",
+                       {"status": {"conditions": [{"type": "Running", "status": "True"}]}},
+                       {"Content-Type": "application/merge-patch+json"})
+        assert lines.get(timeout=10).split()[:2] == ["small", "Running"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_status_errors(server):
     st, _, body = server.request("GET", BASE + "/nope")
     assert st == 404
