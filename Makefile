@@ -10,7 +10,7 @@
 
 PY      := /usr/bin/python3
 CC      ?= cc
-PKGS    := libuv yaml-0.1 jansson sqlite3
+PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -85,8 +85,9 @@ unit: build/trainyard build/asan/trainyard $(UNIT_REL) $(UNIT_ASAN)
 	    cat build/unit.log; echo "$$t: sanitizer report" >&2; exit 1; fi; done
 
 # End-to-end: everything against the release binary, then the job, manifest and signal
-# suites again against the ASan+UBSan binary (the examples are too slow to run twice).
-E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py
+# suites and the API server suite again against the ASan+UBSan binary (the examples are too slow to run twice).
+E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
+            tests/e2e/test_server_api.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS)
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)

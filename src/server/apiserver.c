@@ -1,0 +1,2066 @@
+/* The API server: libmicrohttpd in external-event-loop mode on the caller's libuv loop.
+ *
+ * MHD runs with MHD_USE_EPOLL and no thread of its own: its epoll fd is watched by a uv_poll
+ * and MHD_get_timeout() drives a uv_timer; either calls MHD_run(). Long answers (watches,
+ * `logs -f`) are responses from a content-reader callback that suspends its connection when it
+ * has nothing to send; store events and log growth append to the stream's buffer and resume
+ * it. Everything happens on the loop's thread, so nothing is locked. */
+#include "server/apiserver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/manifest.h"
+#include "api/openapi.h"
+#include "api/patch.h"
+#include "api/selector.h"
+#include "api/table.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "base/mem.h"
+#include "base/time.h"
+#include "server/internal.h"
+
+#define DEFAULT_MAX_BODY (3u * 1024 * 1024)
+/* The API server ends a watch after a random time between its min-request-timeout (30 min)
+ * and twice that; clients re-list and watch again. */
+#define WATCH_DEFAULT_TIMEOUT_S 1800
+#define STREAM_TICK_MS 200
+#define BOOKMARK_INTERVAL_MS 60000
+
+/* What the server knows of a resource, for routing, discovery and messages. */
+typedef struct res_info {
+    const char *group, *version, *resource, *kind, *singular, *short_names;
+    bool namespaced, has_status, has_log, in_all;
+    const ty_kind_info *api; /* kinds admitted by ty_api_admit; NULL for the core ones */
+} res_info;
+
+static const res_info core_resources[] = {
+    {"", "v1", "namespaces", "Namespace", "namespace", "ns", false, true, false, false, NULL},
+    {"", "v1", "nodes", "Node", "node", "no", false, true, false, false, NULL},
+    {"", "v1", "pods", "Pod", "pod", "po", true, true, true, true, NULL},
+    {"", "v1", "services", "Service", "service", "svc", true, true, false, true, NULL},
+    {"", "v1", "events", "Event", "event", "ev", true, false, false, false, NULL},
+};
+
+typedef struct stream stream;
+
+struct ty_apiserver {
+    uv_loop_t *loop;
+    ty_store *store;
+    ty_apiserver_log_path_fn log_path;
+    void *log_ctx;
+    size_t max_body;
+    struct MHD_Daemon *mhd;
+    int port;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int open_handles; /* freed when the last of poll/timer is closed */
+    bool stopping;
+    bool kicked; /* kick() was called since the last MHD_run began */
+    ty_map cache; /* "resource/ns/name" -> cached_text: objects as last serialized */
+    size_t cache_bytes;
+    res_info *res;
+    size_t nres;
+    stream *streams;
+};
+
+/* One request being received: its body, bounded by max_body. */
+typedef struct req {
+    ty_buf body;
+    bool too_big;
+    json_t *warnings; /* strings sent as Warning headers */
+} req;
+
+/* A long answer: a watch or a followed log. Owned by its MHD response (freed from the response's
+ * free callback, through uv_close of its timer). */
+struct stream {
+    ty_apiserver *srv;
+    struct MHD_Connection *conn;
+    stream *next, *prev;
+    ty_buf out;
+    size_t off;
+    bool suspended, ended;
+    uv_timer_t timer;
+    int64_t deadline_ms; /* monotonic; 0: none */
+    int64_t last_bookmark_ms;
+    /* watch */
+    int watch_id;
+    const res_info *ri;
+    char *ns;
+    ty_selector *labels, *fields;
+    bool selective;  /* a label or field selector was given */
+    ty_map matching; /* with a selector: "ns/name" of the objects the client holds */
+    bool table, bookmarks;
+    char *include_object;
+    /* log */
+    int fd;
+    char *pod_ns, *pod_name, *pod_uid, *container, *log_file;
+    ty_buf partial; /* bytes of an incomplete line read so far */
+    ty_buf joined;  /* text of P records waiting for their F */
+    bool timestamps;
+    int64_t since_ns;
+    int64_t limit_bytes; /* > 0: the stream ends after this many bytes */
+    int64_t sent_bytes;
+};
+
+typedef struct call {
+    ty_apiserver *srv;
+    struct MHD_Connection *conn;
+    req *r;
+    const char *method;
+    ty_srv_path path;
+    const res_info *ri;
+} call;
+
+static void kick(ty_apiserver *s);
+
+/* ---------- resources ---------- */
+
+static const res_info *find_res(const ty_apiserver *s, const char *group, const char *version,
+                                const char *resource)
+{
+    for (size_t i = 0; i < s->nres; i++)
+        if (strcmp(s->res[i].group, group) == 0 && strcmp(s->res[i].version, version) == 0 &&
+            strcmp(s->res[i].resource, resource) == 0)
+            return &s->res[i];
+    return NULL;
+}
+
+static bool is_namespaced(void *ctx, const char *resource)
+{
+    const ty_apiserver *s = ctx;
+    for (size_t i = 0; i < s->nres; i++)
+        if (strcmp(s->res[i].resource, resource) == 0)
+            return s->res[i].namespaced;
+    return false; /* "namespaces/<name>/status": the namespace object's subresource */
+}
+
+static char *group_version(const res_info *ri)
+{
+    return *ri->group ? ty_asprintf("%s/%s", ri->group, ri->version) : ty_strdup(ri->version);
+}
+
+/* "pytorchjobs.kubeflow.org", "pods" */
+static char *qualified_resource(const res_info *ri)
+{
+    return *ri->group ? ty_asprintf("%s.%s", ri->resource, ri->group) : ty_strdup(ri->resource);
+}
+
+/* "PyTorchJob.kubeflow.org", "Pod" */
+static char *qualified_kind(const res_info *ri)
+{
+    return *ri->group ? ty_asprintf("%s.%s", ri->kind, ri->group) : ty_strdup(ri->kind);
+}
+
+/* A reference to `obj` with apiVersion and kind set (a copy when they are missing). */
+static json_t *typed(const res_info *ri, const json_t *obj)
+{
+    if (json_object_get(obj, "kind") && json_object_get(obj, "apiVersion"))
+        return json_incref((json_t *)obj);
+    json_t *c = json_copy((json_t *)obj);
+    TY_AUTOFREE char *gv = group_version(ri);
+    json_object_set_new(c, "apiVersion", json_string(gv));
+    json_object_set_new(c, "kind", json_string(ri->kind));
+    return c;
+}
+
+/* ---------- serialized objects ---------- */
+
+/* Serializing is most of the cost of a GET or LIST, and stored objects are immutable with a
+ * resourceVersion that changes on every write, so the text of each object is kept until the
+ * object changes. The cache is bounded; when full it starts over. */
+#define CACHE_MAX_BYTES (8u * 1024 * 1024)
+
+typedef struct cached_text {
+    uint64_t rv;
+    size_t len;
+    char text[];
+} cached_text;
+
+static uint64_t obj_rv(const json_t *obj);
+
+static void cache_clear(ty_apiserver *s)
+{
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(&s->cache, &i, &slot);)
+        free(slot->value);
+    ty_map_free(&s->cache);
+    memset(&s->cache, 0, sizeof(s->cache));
+    s->cache_bytes = 0;
+}
+
+/* The object's JSON text (with apiVersion and kind), borrowed from the cache. */
+static const cached_text *object_text(ty_apiserver *s, const res_info *ri, const json_t *obj)
+{
+    const char *ns = ty_obj_namespace(obj);
+    TY_AUTOFREE char *key = ty_asprintf("%s\x1f%s\x1f%s", ri->resource, ns ? ns : "",
+                                        ty_obj_name(obj));
+    uint64_t rv = obj_rv(obj);
+    cached_text *ct = ty_map_gets(&s->cache, key);
+    if (ct && ct->rv == rv && rv)
+        return ct;
+    json_t *t = typed(ri, obj);
+    char *text = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    size_t len = strlen(text);
+    if (s->cache_bytes + len > CACHE_MAX_BYTES) {
+        cache_clear(s);
+        ct = NULL;
+    }
+    if (ct) {
+        s->cache_bytes -= ct->len;
+        free(ty_map_dels(&s->cache, key));
+    }
+    ct = ty_malloc(sizeof(*ct) + len + 1);
+    ct->rv = rv;
+    ct->len = len;
+    memcpy(ct->text, text, len + 1);
+    free(text);
+    ty_map_puts(&s->cache, key, ct);
+    s->cache_bytes += len;
+    return ct;
+}
+
+/* ---------- answers ---------- */
+
+static const char *q(call *c, const char *key)
+{
+    return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static const char *hdr(call *c, const char *key)
+{
+    return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, key);
+}
+
+/* As Go's strconv.ParseBool, which the API server uses for boolean parameters. */
+static bool q_true(call *c, const char *key)
+{
+    const char *v = q(c, key);
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "t") == 0 || strcmp(v, "T") == 0 ||
+                 strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0);
+}
+
+static enum MHD_Result reply_text(call *c, int code, const char *type, char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+    if (c->r && c->r->warnings) {
+        size_t i;
+        json_t *w;
+        json_array_foreach(c->r->warnings, i, w)
+        {
+            /* Warning: 299 - "text", quotes and backslashes escaped (RFC 7234). */
+            TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+            ty_buf_adds(&b, "299 - \"");
+            for (const char *p = json_string_value(w); *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    ty_buf_addc(&b, '\\');
+                ty_buf_addc(&b, *p);
+            }
+            ty_buf_addc(&b, '"');
+            MHD_add_response_header(resp, "Warning", b.data);
+        }
+    }
+    enum MHD_Result ret = MHD_queue_response(c->conn, (unsigned)code, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Sends `body` (stolen) as JSON. */
+static enum MHD_Result reply(call *c, int code, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return reply_text(c, code, "application/json", text, strlen(text));
+}
+
+static enum MHD_Result fail(call *c, int code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum MHD_Result fail(call *c, int code, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    TY_AUTOFREE char *msg = ty_vasprintf(fmt, ap);
+    va_end(ap);
+    return reply(c, code, ty_srv_status(code, reason, msg, NULL));
+}
+
+static json_t *details(const res_info *ri, const char *name, bool kind_is_kind)
+{
+    json_t *d = json_object();
+    if (name)
+        json_object_set_new(d, "name", json_string(name));
+    if (*ri->group)
+        json_object_set_new(d, "group", json_string(ri->group));
+    json_object_set_new(d, "kind", json_string(kind_is_kind ? ri->kind : ri->resource));
+    return d;
+}
+
+static enum MHD_Result fail_not_found(call *c, const res_info *ri, const char *name)
+{
+    TY_AUTOFREE char *qr = qualified_resource(ri);
+    TY_AUTOFREE char *msg = ty_asprintf("%s \"%s\" not found", qr, name);
+    return reply(c, 404, ty_srv_status(404, "NotFound", msg, details(ri, name, false)));
+}
+
+static enum MHD_Result fail_exists(call *c, const char *name)
+{
+    TY_AUTOFREE char *qr = qualified_resource(c->ri);
+    TY_AUTOFREE char *msg = ty_asprintf("%s \"%s\" already exists", qr, name);
+    return reply(c, 409, ty_srv_status(409, "AlreadyExists", msg, details(c->ri, name, false)));
+}
+
+static enum MHD_Result fail_conflict(call *c, const char *name)
+{
+    TY_AUTOFREE char *qr = qualified_resource(c->ri);
+    TY_AUTOFREE char *msg = ty_asprintf(
+        "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please apply "
+        "your changes to the latest version and try again",
+        qr, name);
+    return reply(c, 409, ty_srv_status(409, "Conflict", msg, details(c->ri, name, false)));
+}
+
+static enum MHD_Result fail_invalid(call *c, const char *name, const ty_field_errors *errs)
+{
+    TY_AUTOFREE char *qk = qualified_kind(c->ri);
+    TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
+    ty_buf_addf(&msg, "%s \"%s\" is invalid: ", qk, name ? name : "");
+    ty_srv_errors_text(errs, &msg);
+    json_t *d = details(c->ri, name, true);
+    json_t *causes = json_array();
+    for (size_t i = 0; i < errs->count; i++)
+        json_array_append_new(causes, json_pack("{s:s, s:s, s:s}", "reason",
+                                                ty_srv_cause_reason(errs->items[i].msg), "message",
+                                                errs->items[i].msg, "field",
+                                                errs->items[i].path ? errs->items[i].path : ""));
+    json_object_set_new(d, "causes", causes);
+    return reply(c, 422, ty_srv_status(422, "Invalid", msg.data, d));
+}
+
+/* A store write's error as the API server words it. */
+static enum MHD_Result fail_store(call *c, const char *name, const ty_error *err)
+{
+    switch (err->code) {
+    case TY_STORE_NOT_FOUND:
+        return fail_not_found(c, c->ri, name);
+    case TY_STORE_CONFLICT:
+        return strstr(err->msg, "already exists") ? fail_exists(c, name) : fail_conflict(c, name);
+    case TY_STORE_INVALID: {
+        ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+        ty_field_errors_add(&errs, "", (ty_pos){0, 0}, "%s", err->msg);
+        enum MHD_Result r = fail_invalid(c, name, &errs);
+        ty_field_errors_free(&errs);
+        return r;
+    }
+    default:
+        return fail(c, 500, "InternalError", "Internal error occurred: %s", err->msg);
+    }
+}
+
+/* ---------- discovery ---------- */
+
+static json_t *resource_list(const ty_apiserver *s, const char *group, const char *version)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < s->nres; i++) {
+        const res_info *ri = &s->res[i];
+        if (strcmp(ri->group, group) != 0 || strcmp(ri->version, version) != 0)
+            continue;
+        json_t *verbs = json_pack("[s,s,s,s,s,s,s,s]", "create", "delete", "deletecollection",
+                                  "get", "list", "patch", "update", "watch");
+        json_t *r = json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", ri->resource, "singularName",
+                              ri->singular, "namespaced", ri->namespaced, "kind", ri->kind,
+                              "verbs", verbs);
+        if (*ri->short_names) {
+            json_t *sn = json_array();
+            TY_AUTOFREE char *copy = ty_strdup(ri->short_names);
+            for (char *sv = NULL, *t = strtok_r(copy, ",", &sv); t; t = strtok_r(NULL, ",", &sv))
+                json_array_append_new(sn, json_string(t));
+            json_object_set_new(r, "shortNames", sn);
+        }
+        if (ri->in_all)
+            json_object_set_new(r, "categories", json_pack("[s]", "all"));
+        json_array_append_new(list, r);
+        if (ri->has_status) {
+            TY_AUTOFREE char *n = ty_asprintf("%s/status", ri->resource);
+            json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s,s,s]}", "name", n,
+                                                  "singularName", "", "namespaced", ri->namespaced,
+                                                  "kind", ri->kind, "verbs", "get", "patch",
+                                                  "update"));
+        }
+        if (ri->has_log) {
+            TY_AUTOFREE char *n = ty_asprintf("%s/log", ri->resource);
+            json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s]}", "name", n,
+                                                  "singularName", "", "namespaced", ri->namespaced,
+                                                  "kind", "Pod", "verbs", "get"));
+        }
+    }
+    TY_AUTOFREE char *gv = *group ? ty_asprintf("%s/%s", group, version) : ty_strdup(version);
+    return json_pack("{s:s, s:s, s:s, s:o}", "kind", "APIResourceList", "apiVersion", "v1",
+                     "groupVersion", gv, "resources", list);
+}
+
+static json_t *api_group(const char *group)
+{
+    TY_AUTOFREE char *gv = ty_asprintf("%s/v1", group);
+    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "kind", "APIGroup",
+                     "apiVersion", "v1", "name", group, "versions", "groupVersion", gv, "version",
+                     "v1", "preferredVersion", "groupVersion", gv, "version", "v1");
+}
+
+/* The groups other than core, each once. */
+static size_t groups(const ty_apiserver *s, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nres; i++) {
+        if (!*s->res[i].group)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < n; j++)
+            seen |= strcmp(out[j], s->res[i].group) == 0;
+        if (!seen && n < cap)
+            out[n++] = s->res[i].group;
+    }
+    return n;
+}
+
+/* Aggregated discovery (apidiscovery.k8s.io/v2 APIGroupDiscoveryList): every group with its
+ * versions and resources in one answer, which kubectl asks for first on /api and /apis. */
+static json_t *aggregated(const ty_apiserver *s, bool core)
+{
+    json_t *items = json_array();
+    const char *gs[16];
+    size_t ng = core ? 1 : groups(s, gs, TY_ARRAY_LEN(gs));
+    if (core)
+        gs[0] = "";
+    for (size_t g = 0; g < ng; g++) {
+        json_t *resources = json_array();
+        for (size_t i = 0; i < s->nres; i++) {
+            const res_info *ri = &s->res[i];
+            if (strcmp(ri->group, gs[g]) != 0)
+                continue;
+            json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
+                                     ri->version, "kind", ri->kind);
+            json_t *r = json_pack(
+                "{s:s, s:O, s:s, s:s, s:[s,s,s,s,s,s,s,s]}", "resource", ri->resource,
+                "responseKind", kind, "scope", ri->namespaced ? "Namespaced" : "Cluster",
+                "singularResource", ri->singular, "verbs", "create", "delete",
+                "deletecollection", "get", "list", "patch", "update", "watch");
+            if (*ri->short_names) {
+                json_t *sn = json_array();
+                TY_AUTOFREE char *copy = ty_strdup(ri->short_names);
+                for (char *sv = NULL, *t = strtok_r(copy, ",", &sv); t; t = strtok_r(NULL, ",", &sv))
+                    json_array_append_new(sn, json_string(t));
+                json_object_set_new(r, "shortNames", sn);
+            }
+            if (ri->in_all)
+                json_object_set_new(r, "categories", json_pack("[s]", "all"));
+            json_t *subs = json_array();
+            if (ri->has_status)
+                json_array_append_new(subs, json_pack("{s:s, s:O, s:[s,s,s]}", "subresource",
+                                                      "status", "responseKind", kind, "verbs",
+                                                      "get", "patch", "update"));
+            if (ri->has_log)
+                json_array_append_new(subs, json_pack("{s:s, s:{s:s, s:s, s:s}, s:[s]}",
+                                                      "subresource", "log", "responseKind",
+                                                      "group", "", "version", "v1", "kind", "Pod",
+                                                      "verbs", "get"));
+            if (json_array_size(subs))
+                json_object_set_new(r, "subresources", subs);
+            else
+                json_decref(subs);
+            json_decref(kind);
+            json_array_append_new(resources, r);
+        }
+        json_array_append_new(items, json_pack("{s:{s:s}, s:[{s:s, s:o, s:s}]}", "metadata",
+                                               "name", gs[g], "versions", "version", "v1",
+                                               "resources", resources, "freshness", "Current"));
+    }
+    return json_pack("{s:s, s:s, s:{}, s:o}", "kind", "APIGroupDiscoveryList", "apiVersion",
+                     "apidiscovery.k8s.io/v2", "metadata", "items", items);
+}
+
+/* Which aggregated discovery version the Accept header asks for: "v2", "v2beta1" or NULL. */
+static const char *wants_aggregated(call *c)
+{
+    const char *accept = hdr(c, "Accept");
+    if (!accept || !strstr(accept, "as=APIGroupDiscoveryList"))
+        return NULL;
+    /* Clients list v2 before v2beta1; both have the same shape. */
+    return strstr(accept, "v=v2;") || strstr(accept, "v=v2,") ? "v2" : "v2beta1";
+}
+
+static enum MHD_Result reply_aggregated(call *c, bool core, const char *version)
+{
+    json_t *body = aggregated(c->srv, core);
+    if (strcmp(version, "v2") != 0)
+        json_object_set_new(body, "apiVersion", json_string("apidiscovery.k8s.io/v2beta1"));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    TY_AUTOFREE char *type = ty_asprintf(
+        "application/json;g=apidiscovery.k8s.io;v=%s;as=APIGroupDiscoveryList", version);
+    return reply_text(c, 200, type, text, strlen(text));
+}
+
+/* Answers the discovery, version, health and OpenAPI paths; -1 when `url` is none of them. */
+static int discovery(call *c, const char *url, enum MHD_Result *ret)
+{
+    ty_apiserver *s = c->srv;
+    const char *gs[16];
+    size_t ng = groups(s, gs, TY_ARRAY_LEN(gs));
+    if (strcmp(url, "/version") == 0) {
+        *ret = reply(c, 200,
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "major", "1",
+                               "minor", "32", "gitVersion", "v1.32.0-trainyard", "gitCommit", "",
+                               "gitTreeState", "clean", "buildDate", "2026-11-28T00:00:00Z",
+                               "goVersion", "c17", "compiler", "cc", "platform", "linux/amd64"));
+    } else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+               strcmp(url, "/livez") == 0) {
+        *ret = reply_text(c, 200, "text/plain", ty_strdup("ok"), 2);
+    } else if ((strcmp(url, "/api") == 0 || strcmp(url, "/apis") == 0) && wants_aggregated(c)) {
+        *ret = reply_aggregated(c, strcmp(url, "/api") == 0, wants_aggregated(c));
+    } else if (strcmp(url, "/api") == 0) {
+        TY_AUTOFREE char *addr = ty_asprintf("127.0.0.1:%d", s->port);
+        *ret = reply(c, 200,
+                     json_pack("{s:s, s:[s], s:[{s:s, s:s}]}", "kind", "APIVersions", "versions",
+                               "v1", "serverAddressByClientCIDRs", "clientCIDR", "0.0.0.0/0",
+                               "serverAddress", addr));
+    } else if (strcmp(url, "/api/v1") == 0) {
+        *ret = reply(c, 200, resource_list(s, "", "v1"));
+    } else if (strcmp(url, "/apis") == 0) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < ng; i++) {
+            json_t *g = api_group(gs[i]);
+            json_object_del(g, "kind");
+            json_object_del(g, "apiVersion");
+            json_array_append_new(list, g);
+        }
+        *ret = reply(c, 200,
+                     json_pack("{s:s, s:s, s:o}", "kind", "APIGroupList", "apiVersion", "v1",
+                               "groups", list));
+    } else if (strncmp(url, "/apis/", 6) == 0 && !strchr(url + 6, '/')) {
+        for (size_t i = 0; i < ng; i++)
+            if (strcmp(url + 6, gs[i]) == 0)
+                return *ret = reply(c, 200, api_group(gs[i])), 0;
+        *ret = fail(c, 404, "NotFound", "the server could not find the requested resource");
+    } else if (strncmp(url, "/apis/", 6) == 0 && strchr(url + 6, '/') &&
+               !strchr(strchr(url + 6, '/') + 1, '/')) {
+        TY_AUTOFREE char *g = ty_strndup(url + 6, (size_t)(strchr(url + 6, '/') - (url + 6)));
+        const char *v = strchr(url + 6, '/') + 1;
+        bool known = false;
+        for (size_t i = 0; i < s->nres; i++)
+            known |= strcmp(s->res[i].group, g) == 0 && strcmp(s->res[i].version, v) == 0;
+        *ret = known ? reply(c, 200, resource_list(s, g, v))
+                     : fail(c, 404, "NotFound", "the server could not find the requested resource");
+    } else if (strcmp(url, "/openapi/v3") == 0) {
+        *ret = reply(c, 200, ty_openapi_v3_paths());
+    } else if (strncmp(url, "/openapi/v3/", 12) == 0) {
+        /* /openapi/v3/api/v1 and /openapi/v3/apis/<group>/<version> */
+        const char *rest = url + 12;
+        const char *gv = strncmp(rest, "apis/", 5) == 0 ? rest + 5
+                         : strcmp(rest, "api/v1") == 0 ? "v1" : rest;
+        json_t *doc = ty_openapi_v3_group(gv);
+        *ret = doc ? reply(c, 200, doc)
+                   : fail(c, 404, "NotFound", "the server could not find the requested resource");
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------- bodies, names, admission ---------- */
+
+/* Decodes the request body into an object; answers 400 (and returns NULL) when it is not one. */
+static json_t *read_body(call *c, enum MHD_Result *ret)
+{
+    const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    /* Protobuf (what typed clients such as `kubectl create namespace` send for built-in kinds)
+     * and CBOR are not decoded; clients that fall back on 415 then send JSON. */
+    if (type && *type && !strstr(type, "json") && !strstr(type, "yaml")) {
+        *ret = fail(c, 415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json, application/yaml");
+        return NULL;
+    }
+    if (type && strstr(type, "yaml")) {
+        ty_manifest *m = NULL;
+        TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+        if (ty_manifest_parse("body", c->r->body.data, c->r->body.len, &m, &err) < 0) {
+            *ret = fail(c, 400, "BadRequest", "error converting YAML to JSON: %s", err.msg);
+            return NULL;
+        }
+        json_t *obj = m->ndocs == 1 ? json_incref(m->docs[0].obj) : NULL;
+        ty_manifest_free(m);
+        if (!obj)
+            *ret = fail(c, 400, "BadRequest", "the request body must hold exactly one object");
+        return obj;
+    }
+    json_error_t je;
+    json_t *obj = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
+    if (!obj) {
+        *ret = fail(c, 400, "BadRequest",
+                    "couldn't get version/kind; json parse error: %s (line %d, column %d)",
+                    je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        *ret = fail(c, 400, "BadRequest",
+                    "couldn't get version/kind; json parse error: the body is not a JSON object");
+        return NULL;
+    }
+    return obj;
+}
+
+/* Checks apiVersion/kind of a body against the URL's resource (400 when they differ). */
+static int check_kind(call *c, json_t *obj, enum MHD_Result *ret)
+{
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    /* Built-in kinds are decoded with the URL's kind as the default (typed clients leave
+     * apiVersion/kind out); custom resources must name theirs, as unstructured decoding wants. */
+    if (!c->ri->api) {
+        if (!json_string_value(json_object_get(obj, "kind")))
+            json_object_set_new(obj, "kind", json_string(c->ri->kind));
+        if (!json_string_value(json_object_get(obj, "apiVersion")))
+            json_object_set_new(obj, "apiVersion", json_string(gv));
+    }
+    const char *av = json_string_value(json_object_get(obj, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    if (!kind || !*kind) {
+        TY_AUTOFREE char *text = json_dumps(obj, JSON_COMPACT);
+        *ret = fail(c, 400, "BadRequest", "Object 'Kind' is missing in '%.200s'", text);
+        return -1;
+    }
+    if (!av || strcmp(av, gv) != 0) {
+        *ret = fail(c, 400, "BadRequest",
+                    "the API version in the data (%s) does not match the expected API version (%s)",
+                    av ? av : "", gv);
+        return -1;
+    }
+    if (strcmp(kind, c->ri->kind) != 0) {
+        *ret = fail(c, 400, "BadRequest",
+                    "the kind in the data (%s) does not match the expected kind (%s)", kind,
+                    c->ri->kind);
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes the member a field path names ("spec.a[0].b", "metadata.labels[x/y]"). */
+static void remove_path(json_t *obj, const char *path)
+{
+    json_t *cur = obj, *parent = NULL;
+    TY_AUTOFREE char *key = NULL;
+    const char *p = path;
+    while (*p && cur) {
+        size_t len;
+        bool bracket = *p == '[';
+        if (bracket) {
+            const char *close = strchr(p, ']');
+            if (!close)
+                return;
+            len = (size_t)(close - p - 1);
+            free(key);
+            key = ty_strndup(p + 1, len);
+            p = close + 1;
+        } else {
+            len = strcspn(p, ".[");
+            free(key);
+            key = ty_strndup(p, len);
+            p += len;
+        }
+        if (*p == '.')
+            p++;
+        parent = cur;
+        if (json_is_array(cur))
+            cur = json_array_get(cur, strtoul(key, NULL, 10));
+        else
+            cur = json_object_get(cur, key);
+    }
+    if (cur && parent && json_is_object(parent) && key)
+        json_object_del(parent, key);
+}
+
+static bool is_unknown_field(const ty_field_error *e)
+{
+    return strncmp(e->msg, "unknown field", 13) == 0;
+}
+
+/* Validates and defaults `obj` in place for its kind. Unknown fields follow ?fieldValidation:
+ * Strict fails (400, as the API server's strict decoding), Warn (the default) and Ignore drop
+ * them, Warn with a Warning header each. Returns -1 after answering. */
+static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
+{
+    if (!c->ri->api)
+        return 0;
+    const char *mode = q(c, "fieldValidation");
+    if (!mode || !*mode)
+        mode = "Warn";
+    if (strcmp(mode, "Strict") != 0 && strcmp(mode, "Warn") != 0 && strcmp(mode, "Ignore") != 0) {
+        *ret = fail(c, 400, "BadRequest",
+                    "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got %s",
+                    mode);
+        return -1;
+    }
+    for (int round = 0; round < 2; round++) {
+        ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+        if (ty_api_admit(NULL, obj, &errs) == 0) {
+            ty_field_errors_free(&errs);
+            return 0;
+        }
+        size_t unknown = 0;
+        for (size_t i = 0; i < errs.count; i++)
+            unknown += is_unknown_field(&errs.items[i]);
+        if (unknown && strcmp(mode, "Strict") == 0) {
+            TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
+            ty_buf_addf(&msg, "%s in version \"%s\" cannot be handled as a %s: strict decoding error: ",
+                        c->ri->kind, c->ri->version, c->ri->kind);
+            bool first = true;
+            for (size_t i = 0; i < errs.count; i++)
+                if (is_unknown_field(&errs.items[i])) {
+                    ty_buf_addf(&msg, "%s%s", first ? "" : ", ", errs.items[i].msg);
+                    first = false;
+                }
+            *ret = fail(c, 400, "BadRequest", "%s", msg.data);
+            ty_field_errors_free(&errs);
+            return -1;
+        }
+        if (unknown && round == 0) {
+            for (size_t i = 0; i < errs.count; i++)
+                if (is_unknown_field(&errs.items[i])) {
+                    remove_path(obj, errs.items[i].path);
+                    if (strcmp(mode, "Warn") == 0) {
+                        if (!c->r->warnings)
+                            c->r->warnings = json_array();
+                        json_array_append_new(c->r->warnings, json_string(errs.items[i].msg));
+                    }
+                }
+            ty_field_errors_free(&errs);
+            continue; /* again without them, for the defaults and the other errors */
+        }
+        *ret = fail_invalid(c, name, &errs);
+        ty_field_errors_free(&errs);
+        return -1;
+    }
+    return 0;
+}
+
+static bool exists(ty_apiserver *s, const char *resource, const char *ns, const char *name)
+{
+    json_t *o = ty_store_get(s->store, resource, ns ? ns : "", name);
+    json_decref(o);
+    return o != NULL;
+}
+
+static const char *check_name(const res_info *ri, const char *name)
+{
+    if (strcmp(ri->resource, "namespaces") == 0 || strcmp(ri->resource, "services") == 0)
+        return ty_srv_check_dns1123_label(name);
+    return ty_srv_check_dns1123_subdomain(name);
+}
+
+static bool dry_run(call *c)
+{
+    const char *v = q(c, "dryRun");
+    return v && strcmp(v, "All") == 0;
+}
+
+static int check_dry_run(call *c, enum MHD_Result *ret)
+{
+    const char *v = q(c, "dryRun");
+    if (v && *v && strcmp(v, "All") != 0) {
+        *ret = fail(c, 400, "BadRequest", "Invalid dry run value: %s; the only supported value is All", v);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------- handlers ---------- */
+
+static bool matches(const json_t *obj, const ty_selector *labels, const ty_selector *fields)
+{
+    return (!labels || ty_label_selector_matches(labels, obj)) &&
+           (!fields || ty_field_selector_matches(fields, obj));
+}
+
+static int parse_selectors(call *c, ty_selector **labels, ty_selector **fields, enum MHD_Result *ret)
+{
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    *labels = *fields = NULL;
+    if (ty_label_selector_parse(q(c, "labelSelector"), labels, &err) < 0 ||
+        ty_field_selector_parse(c->ri->resource, q(c, "fieldSelector"), fields, &err) < 0) {
+        ty_selector_free(*labels);
+        *labels = NULL;
+        *ret = fail(c, 400, "BadRequest", "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static bool wants_table(call *c)
+{
+    const char *accept = hdr(c, "Accept");
+    return accept && strstr(accept, "as=Table");
+}
+
+static const char *include_object(call *c)
+{
+    const char *v = q(c, "includeObject");
+    return v && *v ? v : "Metadata";
+}
+
+static json_t *table_of(const char *resource, const json_t *items, const char *include)
+{
+    return ty_table_build(resource, items, include, ty_time_now_ns());
+}
+
+/* Continue tokens are the last returned object's "namespace/name", hex-encoded so they are
+ * opaque and URL-safe. */
+static char *continue_token(const json_t *obj)
+{
+    const char *ns = ty_obj_namespace(obj);
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(obj));
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        ty_buf_addf(&b, "%02x", *p);
+    return ty_buf_steal(&b);
+}
+
+static char *decode_token(const char *tok)
+{
+    size_t len = strlen(tok);
+    if (len % 2)
+        return NULL;
+    char *out = ty_malloc(len / 2 + 1);
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(tok + 2 * i, "%2x", &v) != 1) {
+            free(out);
+            return NULL;
+        }
+        out[i] = (char)v;
+    }
+    out[len / 2] = '\0';
+    return out;
+}
+
+static enum MHD_Result handle_watch(call *c);
+
+static enum MHD_Result handle_list(call *c)
+{
+    if (q_true(c, "watch"))
+        return handle_watch(c);
+    enum MHD_Result ret;
+    ty_selector *labels, *fields;
+    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+        return ret;
+    long limit = q(c, "limit") ? strtol(q(c, "limit"), NULL, 10) : 0;
+    TY_AUTOFREE char *after = NULL;
+    if (q(c, "continue") && *q(c, "continue") && !(after = decode_token(q(c, "continue")))) {
+        ty_selector_free(labels);
+        ty_selector_free(fields);
+        return fail(c, 400, "BadRequest", "continue key is not valid: invalid token");
+    }
+    uint64_t rev = ty_store_revision(c->srv->store);
+    json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
+    json_t *items = json_array();
+    size_t i, remaining = 0;
+    json_t *o;
+    char *next = NULL;
+    json_array_foreach(all, i, o)
+    {
+        if (after) {
+            const char *ns = ty_obj_namespace(o);
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(o));
+            if (strcmp(key, after) <= 0)
+                continue;
+        }
+        if (!matches(o, labels, fields))
+            continue;
+        if (limit > 0 && (long)json_array_size(items) >= limit) {
+            remaining++;
+            continue;
+        }
+        json_array_append_new(items, typed(c->ri, o));
+    }
+    json_decref(all);
+    ty_selector_free(labels);
+    ty_selector_free(fields);
+    if (remaining)
+        next = continue_token(json_array_get(items, json_array_size(items) - 1));
+    json_t *meta = json_object();
+    json_object_set_new(meta, "resourceVersion", json_sprintf("%llu", (unsigned long long)rev));
+    if (next) {
+        json_object_set_new(meta, "continue", json_string(next));
+        json_object_set_new(meta, "remainingItemCount", json_integer((json_int_t)remaining));
+        free(next);
+    }
+    if (wants_table(c)) {
+        json_t *t = table_of(c->ri->resource, items, include_object(c));
+        json_decref(items);
+        json_object_set_new(t, "metadata", meta);
+        return reply(c, 200, t);
+    }
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    TY_AUTOFREE char *meta_text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    ty_buf b = TY_BUF_INIT;
+    ty_buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":%s,\"items\":[",
+                c->ri->kind, gv, meta_text);
+    json_array_foreach(items, i, o)
+    {
+        const cached_text *ct = object_text(c->srv, c->ri, o);
+        if (i)
+            ty_buf_addc(&b, ',');
+        ty_buf_add(&b, ct->text, ct->len);
+    }
+    ty_buf_adds(&b, "]}");
+    json_decref(items);
+    size_t len = b.len;
+    return reply_text(c, 200, "application/json", ty_buf_steal(&b), len);
+}
+
+/* `stored`: obj is the store's (not a dry run's result, which must not enter the cache). */
+static enum MHD_Result reply_object(call *c, int code, const json_t *obj, bool stored)
+{
+    if (stored && !wants_table(c)) {
+        const cached_text *ct = object_text(c->srv, c->ri, obj);
+        return reply_text(c, code, "application/json", ty_strndup(ct->text, ct->len), ct->len);
+    }
+    json_t *t = typed(c->ri, obj);
+    if (wants_table(c)) {
+        json_t *arr = json_pack("[o]", t);
+        json_t *table = table_of(c->ri->resource, arr, include_object(c));
+        json_decref(arr);
+        return reply(c, code, table);
+    }
+    return reply(c, code, t);
+}
+
+static enum MHD_Result handle_log(call *c, json_t *pod);
+
+static enum MHD_Result handle_get(call *c)
+{
+    json_t *obj = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
+                               c->path.name);
+    if (!obj)
+        return fail_not_found(c, c->ri, c->path.name);
+    enum MHD_Result ret;
+    if (c->path.sub && strcmp(c->path.sub, "log") == 0)
+        ret = handle_log(c, obj);
+    else
+        ret = reply_object(c, 200, obj, true);
+    json_decref(obj);
+    return ret;
+}
+
+/* 32 ASCII letters and digits the API server uses for generateName suffixes. */
+static void generate_name(json_t *meta)
+{
+    static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+    const char *prefix = json_string_value(json_object_get(meta, "generateName"));
+    char suffix[6];
+    for (int i = 0; i < 5; i++)
+        suffix[i] = alphabet[(unsigned)rand() % (sizeof(alphabet) - 1)];
+    suffix[5] = '\0';
+    json_object_set_new(meta, "name", json_sprintf("%s%s", prefix, suffix));
+}
+
+static enum MHD_Result handle_create(call *c)
+{
+    enum MHD_Result ret;
+    TY_AUTOFREE char *name_copy = NULL;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    json_t *stored = NULL;
+    if (check_dry_run(c, &ret) < 0)
+        return ret;
+    json_t *obj = read_body(c, &ret);
+    if (!obj)
+        return ret;
+    if (check_kind(c, obj, &ret) < 0)
+        goto out;
+    json_t *meta = json_object_get(obj, "metadata");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(obj, "metadata", meta);
+    }
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    if (c->ri->namespaced) {
+        if (!c->path.ns) {
+            ret = fail(c, 404, "NotFound", "the server could not find the requested resource");
+            goto out;
+        }
+        if (ns && *ns && strcmp(ns, c->path.ns) != 0) {
+            ret = fail(c, 400, "BadRequest",
+                       "the namespace of the provided object does not match the namespace sent "
+                       "on the request");
+            goto out;
+        }
+        json_object_set_new(meta, "namespace", json_string(c->path.ns));
+    } else {
+        json_object_del(meta, "namespace");
+    }
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if ((!name || !*name) && json_string_value(json_object_get(meta, "generateName")))
+        generate_name(meta);
+    name = json_string_value(json_object_get(meta, "name"));
+    if (!name || !*name) {
+        ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+        ty_field_errors_add(&errs, "metadata.name", (ty_pos){0, 0},
+                            "Required value: name or generateName is required");
+        ret = fail_invalid(c, "", &errs);
+        ty_field_errors_free(&errs);
+        goto out;
+    }
+    const char *bad = check_name(c->ri, name);
+    if (bad) {
+        ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+        ty_field_errors_add(&errs, "metadata.name", (ty_pos){0, 0}, "Invalid value: \"%s\": %s",
+                            name, bad);
+        ret = fail_invalid(c, name, &errs);
+        ty_field_errors_free(&errs);
+        goto out;
+    }
+    name_copy = ty_strdup(name);
+    if (c->ri->namespaced && !exists(c->srv, "namespaces", "", c->path.ns)) {
+        ret = fail_not_found(c, &core_resources[0], c->path.ns);
+        goto out;
+    }
+    /* With a status subresource, status is not the client's to set on create (the API
+     * server resets it); a namespace starts Active. */
+    if (c->ri->has_status)
+        json_object_del(obj, "status");
+    if (strcmp(c->ri->resource, "namespaces") == 0) {
+        json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
+        if (!json_object_get(obj, "spec"))
+            json_object_set_new(obj, "spec", json_pack("{s:[s]}", "finalizers", "kubernetes"));
+    }
+    /* Server-managed fields come from the store, never from the client. */
+    json_object_del(meta, "resourceVersion");
+    json_object_del(meta, "uid");
+    json_object_del(meta, "creationTimestamp");
+    json_object_del(meta, "deletionTimestamp");
+    if (admit(c, obj, name_copy, &ret) < 0)
+        goto out;
+    if (dry_run(c)) {
+        if (exists(c->srv, c->ri->resource, c->path.ns, name_copy))
+            ret = fail_exists(c, name_copy);
+        else
+            ret = reply_object(c, 201, obj, false);
+        goto out;
+    }
+    if (ty_store_create(c->srv->store, c->ri->resource, obj, &stored, &err) < 0) {
+        ret = fail_store(c, name_copy, &err);
+        goto out;
+    }
+    ret = reply_object(c, 201, stored, true);
+    json_decref(stored);
+out:
+    json_decref(obj);
+    return ret;
+}
+
+/* DELETE on a collection: every object the selectors match, each as a single DELETE would;
+ * answers the list of what was deleted. */
+static enum MHD_Result handle_delete_collection(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0)
+        return ret;
+    ty_selector *labels, *fields;
+    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+        return ret;
+    int64_t grace = q(c, "gracePeriodSeconds") ? strtoll(q(c, "gracePeriodSeconds"), NULL, 10) : -1;
+    json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
+    json_t *items = json_array();
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o)
+    {
+        if (!matches(o, labels, fields))
+            continue;
+        const char *ns = ty_obj_namespace(o);
+        if (!dry_run(c) && ty_store_delete(c->srv->store, c->ri->resource, ns ? ns : "",
+                                           ty_obj_name(o), grace, NULL) < 0)
+            continue; /* gone meanwhile (a cascade) */
+        json_array_append_new(items, typed(c->ri, o));
+    }
+    json_decref(all);
+    ty_selector_free(labels);
+    ty_selector_free(fields);
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    TY_AUTOFREE char *kind = ty_asprintf("%sList", c->ri->kind);
+    json_t *meta = json_object();
+    json_object_set_new(meta, "resourceVersion",
+                        json_sprintf("%llu", (unsigned long long)ty_store_revision(c->srv->store)));
+    return reply(c, 200,
+                 json_pack("{s:s, s:s, s:o, s:o}", "kind", kind, "apiVersion", gv, "metadata",
+                           meta, "items", items));
+}
+
+/* Stores `obj` (already admitted) as an update of the main resource or of its status. */
+static enum MHD_Result store_update(call *c, json_t *obj)
+{
+    enum MHD_Result ret;
+    bool status = c->path.sub && strcmp(c->path.sub, "status") == 0;
+    if (dry_run(c))
+        return reply_object(c, 200, obj, false);
+    json_t *stored = NULL;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    int rc = status ? ty_store_update_status(c->srv->store, c->ri->resource, obj, &stored, &err)
+                    : ty_store_update(c->srv->store, c->ri->resource, obj, &stored, &err);
+    if (rc < 0)
+        return fail_store(c, c->path.name, &err);
+    ret = reply_object(c, 200, stored, true);
+    json_decref(stored);
+    return ret;
+}
+
+static enum MHD_Result handle_put(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0)
+        return ret;
+    json_t *obj = read_body(c, &ret);
+    if (!obj)
+        return ret;
+    if (check_kind(c, obj, &ret) < 0)
+        goto out;
+    json_t *meta = json_object_get(obj, "metadata");
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name || strcmp(name, c->path.name) != 0) {
+        ret = fail(c, 400, "BadRequest",
+                   "the name of the object (%s) does not match the name on the URL (%s)",
+                   name ? name : "", c->path.name);
+        goto out;
+    }
+    if (c->ri->namespaced)
+        json_object_set_new(meta, "namespace", json_string(c->path.ns));
+    json_t *cur = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
+                               c->path.name);
+    if (!cur) {
+        ret = fail_not_found(c, c->ri, c->path.name);
+        goto out;
+    }
+    json_decref(cur);
+    if (!json_object_get(meta, "resourceVersion")) {
+        ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+        ty_field_errors_add(&errs, "metadata.resourceVersion", (ty_pos){0, 0},
+                            "Invalid value: 0x0: must be specified for an update");
+        ret = fail_invalid(c, c->path.name, &errs);
+        ty_field_errors_free(&errs);
+        goto out;
+    }
+    if (admit(c, obj, c->path.name, &ret) < 0)
+        goto out;
+    ret = store_update(c, obj);
+out:
+    json_decref(obj);
+    return ret;
+}
+
+static enum MHD_Result handle_patch(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0)
+        return ret;
+    const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    type = type ? type : "";
+    json_error_t je;
+    json_t *patch = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
+    if (!patch && strstr(type, "yaml") == NULL)
+        return fail(c, 400, "BadRequest", "error decoding patch: %s", je.text);
+    json_t *cur = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
+                               c->path.name);
+    if (!cur) {
+        json_decref(patch);
+        return fail_not_found(c, c->ri, c->path.name);
+    }
+    json_t *obj = NULL;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    int rc;
+    if (strncmp(type, "application/merge-patch+json", 28) == 0) {
+        rc = ty_patch_merge(cur, patch, &obj, &err);
+    } else if (strncmp(type, "application/json-patch+json", 27) == 0) {
+        rc = ty_patch_json(cur, patch, &obj, &err);
+    } else if (strncmp(type, "application/strategic-merge-patch+json", 38) == 0) {
+        rc = ty_patch_strategic(c->ri->resource, cur, patch, &obj, &err);
+    } else {
+        /* Server-side apply (application/apply-patch+yaml) is not served yet. */
+        json_decref(patch);
+        json_decref(cur);
+        return fail(c, 415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json");
+    }
+    json_decref(patch);
+    if (rc < 0) {
+        json_decref(cur);
+        if (err.code == 415)
+            return fail(c, 415, "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types "
+                        "include: application/json-patch+json, application/merge-patch+json");
+        return fail(c, 422, "Invalid", "%s", err.msg);
+    }
+    /* A patch that sets no resourceVersion applies to the current object. */
+    json_t *meta = json_object_get(obj, "metadata");
+    if (!json_is_object(meta) || !json_object_get(meta, "resourceVersion"))
+        json_object_set(json_object_get(obj, "metadata"), "resourceVersion",
+                        json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
+    json_decref(cur);
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name || strcmp(name, c->path.name) != 0) {
+        json_decref(obj);
+        return fail(c, 400, "BadRequest", "the name of the object cannot be changed by a patch");
+    }
+    if (check_kind(c, obj, &ret) < 0 || admit(c, obj, c->path.name, &ret) < 0) {
+        json_decref(obj);
+        return ret;
+    }
+    ret = store_update(c, obj);
+    json_decref(obj);
+    return ret;
+}
+
+static enum MHD_Result handle_delete(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0)
+        return ret;
+    int64_t grace = -1;
+    const char *policy = q(c, "propagationPolicy");
+    json_t *opts = NULL;
+    if (c->r->body.len) {
+        json_error_t je;
+        opts = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
+        if (!json_is_object(opts)) {
+            json_decref(opts);
+            return fail(c, 400, "BadRequest", "error decoding DeleteOptions: %s", je.text);
+        }
+    }
+    if (q(c, "gracePeriodSeconds"))
+        grace = strtoll(q(c, "gracePeriodSeconds"), NULL, 10);
+    if (json_is_integer(json_object_get(opts, "gracePeriodSeconds")))
+        grace = json_integer_value(json_object_get(opts, "gracePeriodSeconds"));
+    if (json_string_value(json_object_get(opts, "propagationPolicy")))
+        policy = json_string_value(json_object_get(opts, "propagationPolicy"));
+    bool dry = dry_run(c) || (json_is_array(json_object_get(opts, "dryRun")) &&
+                              json_array_size(json_object_get(opts, "dryRun")) > 0);
+    if (policy && strcmp(policy, "Foreground") != 0 && strcmp(policy, "Background") != 0 &&
+        strcmp(policy, "Orphan") != 0) {
+        json_decref(opts);
+        return fail(c, 400, "BadRequest",
+                    "propagationPolicy must be one of Foreground, Background, Orphan; got %s",
+                    policy);
+    }
+    json_decref(opts);
+    const char *ns = c->path.ns ? c->path.ns : "";
+    json_t *cur = ty_store_get(c->srv->store, c->ri->resource, ns, c->path.name);
+    if (!cur)
+        return fail_not_found(c, c->ri, c->path.name);
+    if (dry) {
+        ret = reply_object(c, 200, cur, true);
+        json_decref(cur);
+        return ret;
+    }
+    /* STORE: the propagation policy goes here once the store offers foreground deletion and
+     * orphaning; the store deletes dependents in the background today. */
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (ty_store_delete(c->srv->store, c->ri->resource, ns, c->path.name, grace, &err) < 0) {
+        json_decref(cur);
+        return fail_store(c, c->path.name, &err);
+    }
+    json_t *after = ty_store_get(c->srv->store, c->ri->resource, ns, c->path.name);
+    if (after) {
+        /* Marked for deletion (finalizers, a running pod): the object as it now is. */
+        ret = reply_object(c, 200, after, true);
+        json_decref(after);
+    } else if (c->ri->api) {
+        json_t *d = details(c->ri, c->path.name, false);
+        json_object_set_new(d, "uid", json_string(ty_obj_uid(cur) ? ty_obj_uid(cur) : ""));
+        ret = reply(c, 200,
+                    json_pack("{s:s, s:s, s:{}, s:s, s:o}", "kind", "Status", "apiVersion", "v1",
+                              "metadata", "status", "Success", "details", d));
+    } else {
+        ret = reply_object(c, 200, cur, true);
+    }
+    json_decref(cur);
+    return ret;
+}
+
+/* ---------- streams: watches and followed logs ---------- */
+
+static int64_t mono_ms(void)
+{
+    return ty_time_mono_ns() / 1000000;
+}
+
+/* Lets MHD call the stream's reader again: data arrived or the stream ended. */
+static void stream_wake(stream *st)
+{
+    if (st->suspended && st->conn) {
+        st->suspended = false;
+        MHD_resume_connection(st->conn);
+        kick(st->srv);
+    }
+}
+
+static void stream_end(stream *st)
+{
+    st->ended = true;
+    stream_wake(st);
+}
+
+static void stream_send(stream *st, const char *data, size_t len)
+{
+    if (st->ended)
+        return;
+    if (st->limit_bytes > 0 && st->sent_bytes + (int64_t)len >= st->limit_bytes) {
+        len = (size_t)(st->limit_bytes - st->sent_bytes);
+        st->ended = true; /* limitBytes reached */
+    }
+    st->sent_bytes += (int64_t)len;
+    ty_buf_add(&st->out, data, len);
+    stream_wake(st);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream *st = cls;
+    if (st->off < st->out.len) {
+        size_t n = st->out.len - st->off;
+        n = n < max ? n : max;
+        memcpy(buf, st->out.data + st->off, n);
+        st->off += n;
+        if (st->off == st->out.len) {
+            ty_buf_reset(&st->out);
+            st->off = 0;
+        }
+        return (ssize_t)n;
+    }
+    if (st->ended)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* Nothing to send: park the connection until stream_wake(). MHD allows suspending from a
+     * content reader. While suspended MHD does not notice a client that went away; the next
+     * event or bookmark written finds out. */
+    st->suspended = true;
+    MHD_suspend_connection(st->conn);
+    return 0;
+}
+
+static void stream_free_cb(uv_handle_t *h)
+{
+    stream *st = h->data;
+    ty_buf_free(&st->out);
+    ty_buf_free(&st->partial);
+    ty_buf_free(&st->joined);
+    ty_selector_free(st->labels);
+    ty_selector_free(st->fields);
+    ty_map_free(&st->matching);
+    free(st->ns);
+    free(st->include_object);
+    free(st->pod_ns);
+    free(st->pod_name);
+    free(st->pod_uid);
+    free(st->container);
+    free(st->log_file);
+    free(st);
+}
+
+/* MHD destroyed the response: the connection is gone. */
+static void stream_response_freed(void *cls)
+{
+    stream *st = cls;
+    st->conn = NULL;
+    if (st->watch_id >= 0)
+        ty_store_unwatch(st->srv->store, st->watch_id);
+    st->watch_id = -1;
+    if (st->fd >= 0)
+        close(st->fd);
+    st->fd = -1;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        st->srv->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, stream_free_cb);
+}
+
+static stream *stream_new(call *c)
+{
+    stream *st = TY_NEW(stream);
+    st->srv = c->srv;
+    st->conn = c->conn;
+    st->watch_id = -1;
+    st->fd = -1;
+    ty_buf_init(&st->out);
+    ty_buf_init(&st->partial);
+    ty_buf_init(&st->joined);
+    uv_timer_init(c->srv->loop, &st->timer);
+    st->timer.data = st;
+    st->next = c->srv->streams;
+    if (st->next)
+        st->next->prev = st;
+    c->srv->streams = st;
+    return st;
+}
+
+static enum MHD_Result stream_reply(call *c, stream *st, const char *type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, st, stream_response_freed);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+    enum MHD_Result ret = MHD_queue_response(c->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void watch_event(stream *st, const char *type, const json_t *obj)
+{
+    json_t *o;
+    if (st->table) {
+        json_t *arr = json_pack("[O]", obj);
+        o = table_of(st->ri->resource, arr, st->include_object);
+        json_decref(arr);
+    } else {
+        o = typed(st->ri, obj);
+    }
+    json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", o);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    stream_send(st, text, strlen(text));
+    stream_send(st, "\n", 1);
+    free(text);
+}
+
+static void watch_bookmark(stream *st)
+{
+    TY_AUTOFREE char *gv = group_version(st->ri);
+    json_t *o = json_pack("{s:s, s:s, s:{}}", "kind", st->ri->kind, "apiVersion", gv,
+                          "metadata");
+    json_object_set_new(json_object_get(o, "metadata"), "resourceVersion",
+                        json_sprintf("%llu", (unsigned long long)ty_store_revision(st->srv->store)));
+    json_t *ev = json_pack("{s:s, s:o}", "type", "BOOKMARK", "object", o);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    stream_send(st, text, strlen(text));
+    stream_send(st, "\n", 1);
+    free(text);
+}
+
+static bool watch_wants(const stream *st, const json_t *obj)
+{
+    if (st->ns) {
+        const char *ons = ty_obj_namespace(obj);
+        if (!ons || strcmp(ons, st->ns) != 0)
+            return false;
+    }
+    return matches(obj, st->labels, st->fields);
+}
+
+static char *obj_key(const json_t *obj)
+{
+    const char *ns = ty_obj_namespace(obj);
+    return ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(obj));
+}
+
+/* With a selector, an object that starts matching is ADDED for the client and one that stops
+ * matching is DELETED, as the API server's filtered watches do. */
+static void watch_cb(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
+{
+    (void)resource;
+    stream *st = ctx;
+    if (st->ended)
+        return;
+    static const char *names[] = {"ADDED", "MODIFIED", "DELETED"};
+    bool wanted = watch_wants(st, obj);
+    if (!st->selective) {
+        if (wanted)
+            watch_event(st, names[type], obj);
+        return;
+    }
+    if (st->ns) {
+        const char *ons = ty_obj_namespace(obj);
+        if (!ons || strcmp(ons, st->ns) != 0)
+            return;
+    }
+    TY_AUTOFREE char *key = obj_key(obj);
+    bool held = ty_map_gets(&st->matching, key) != NULL;
+    if (type == TY_EVENT_DELETED || !wanted) {
+        if (held) {
+            ty_map_dels(&st->matching, key);
+            watch_event(st, "DELETED", obj);
+        }
+    } else {
+        if (!held)
+            ty_map_puts(&st->matching, key, (void *)1);
+        watch_event(st, held ? "MODIFIED" : "ADDED", obj);
+    }
+}
+
+static void watch_tick(uv_timer_t *t)
+{
+    stream *st = t->data;
+    int64_t now = mono_ms();
+    if (st->deadline_ms && now >= st->deadline_ms) {
+        stream_end(st);
+        return;
+    }
+    if (st->bookmarks && now - st->last_bookmark_ms >= BOOKMARK_INTERVAL_MS) {
+        st->last_bookmark_ms = now;
+        watch_bookmark(st);
+    }
+}
+
+static uint64_t obj_rv(const json_t *obj)
+{
+    const char *rv = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                       "resourceVersion"));
+    return rv ? strtoull(rv, NULL, 10) : 0;
+}
+
+static enum MHD_Result handle_watch(call *c)
+{
+    enum MHD_Result ret;
+    ty_selector *labels, *fields;
+    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+        return ret;
+    const char *rvq = q(c, "resourceVersion");
+    uint64_t from = 0;
+    bool replay_all = !rvq || !*rvq || strcmp(rvq, "0") == 0;
+    if (!replay_all) {
+        char *end;
+        from = strtoull(rvq, &end, 10);
+        if (*end) {
+            ty_selector_free(labels);
+            ty_selector_free(fields);
+            return fail(c, 400, "BadRequest", "invalid resource version: %s", rvq);
+        }
+    }
+    stream *st = stream_new(c);
+    st->ri = c->ri;
+    st->ns = c->path.ns ? ty_strdup(c->path.ns) : NULL;
+    st->labels = labels;
+    st->fields = fields;
+    st->table = wants_table(c);
+    st->include_object = ty_strdup(include_object(c));
+    st->bookmarks = q_true(c, "allowWatchBookmarks");
+    st->last_bookmark_ms = mono_ms();
+    long timeout = q(c, "timeoutSeconds") ? strtol(q(c, "timeoutSeconds"), NULL, 10) : 0;
+    st->deadline_ms = mono_ms() + 1000 * (timeout > 0 ? timeout : WATCH_DEFAULT_TIMEOUT_S);
+    /* Without a resourceVersion (or "0") a watch starts with the current state as ADDED
+     * events. From resourceVersion N: what changed after N.
+     * STORE: replace this block by ty_store_watch_from() (events after N, 410 Gone when N is
+     * compacted) when it lands. Until then, objects changed after N are replayed as MODIFIED
+     * (ADDED when created after N cannot be told apart) and deletions after N are not. */
+    json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
+    size_t i;
+    json_t *o;
+    st->selective = (q(c, "labelSelector") && *q(c, "labelSelector")) ||
+                    (q(c, "fieldSelector") && *q(c, "fieldSelector"));
+    json_array_foreach(all, i, o)
+    {
+        if (!watch_wants(st, o))
+            continue;
+        if (st->selective) {
+            TY_AUTOFREE char *key = obj_key(o);
+            ty_map_puts(&st->matching, key, (void *)1);
+        }
+        if (replay_all)
+            watch_event(st, "ADDED", o);
+        else if (obj_rv(o) > from)
+            watch_event(st, "MODIFIED", o);
+    }
+    json_decref(all);
+    st->watch_id = ty_store_watch(c->srv->store, c->ri->resource, watch_cb, st);
+    uv_timer_start(&st->timer, watch_tick, 1000, 1000);
+    return stream_reply(c, st, "application/json");
+}
+
+/* ---------- pods/log ---------- */
+
+/* Appends the complete CRI records in `data` to the stream's output (text lines, as
+ * kubectl logs shows them), keeping an incomplete last line in st->partial. */
+static void log_feed(stream *st, const char *data, size_t len, ty_buf *out)
+{
+    ty_buf_add(&st->partial, data, len);
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(st->partial.data + start, '\n', st->partial.len - start);
+        if (!nl)
+            break;
+        size_t llen = (size_t)(nl - (st->partial.data + start));
+        int64_t t;
+        bool partial;
+        const char *text;
+        size_t tlen;
+        if (ty_srv_cri_parse(st->partial.data + start, llen, &t, &partial, &text, &tlen) == 0) {
+            ty_buf_add(&st->joined, text, tlen);
+            if (!partial) {
+                if (t >= st->since_ns) {
+                    if (st->timestamps) {
+                        ty_srv_format_rfc3339nano(t, out);
+                        ty_buf_addc(out, ' ');
+                    }
+                    ty_buf_add(out, st->joined.data, st->joined.len);
+                    ty_buf_addc(out, '\n');
+                }
+                ty_buf_reset(&st->joined);
+            }
+        }
+        start += llen + 1;
+    }
+    memmove(st->partial.data, st->partial.data + start, st->partial.len - start);
+    st->partial.len -= start;
+    st->partial.data[st->partial.len] = '\0';
+}
+
+/* Reads what the log file has now; returns the bytes read. */
+static size_t log_pump(stream *st, ty_buf *out)
+{
+    char buf[65536];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = read(st->fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        log_feed(st, buf, (size_t)n, out);
+        total += (size_t)n;
+    }
+    return total;
+}
+
+static bool pod_finished(const json_t *pod)
+{
+    const char *phase =
+        json_string_value(json_object_get(json_object_get(pod, "status"), "phase"));
+    return phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
+}
+
+/* Whether the followed container run is over, as the kubelet ends `logs -f`: the pod is gone
+ * (or replaced), finished, the container is terminated, or it restarted (a new log file). */
+static bool log_source_done(stream *st)
+{
+    json_t *pod = ty_store_get(st->srv->store, "pods", st->pod_ns, st->pod_name);
+    bool done = !pod || strcmp(ty_obj_uid(pod) ? ty_obj_uid(pod) : "", st->pod_uid) != 0 ||
+                pod_finished(pod);
+    if (!done) {
+        size_t i;
+        json_t *cs;
+        json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"),
+                           i, cs)
+        {
+            const char *n = json_string_value(json_object_get(cs, "name"));
+            if (n && strcmp(n, st->container) == 0 &&
+                json_object_get(json_object_get(cs, "state"), "terminated"))
+                done = true;
+        }
+    }
+    if (!done && st->srv->log_path) {
+        char *now = st->srv->log_path(st->srv->log_ctx, pod, st->container, false);
+        done = !now || strcmp(now, st->log_file) != 0;
+        free(now);
+    }
+    json_decref(pod);
+    return done;
+}
+
+static void log_tick(uv_timer_t *t)
+{
+    stream *st = t->data;
+    TY_AUTOBUF ty_buf out = TY_BUF_INIT;
+    /* Check whether the run is over before reading, so lines written just before it ended are
+     * still sent. */
+    bool done = log_source_done(st);
+    size_t n = log_pump(st, &out);
+    if (out.len)
+        stream_send(st, out.data, out.len);
+    if (done && n == 0)
+        stream_end(st);
+}
+
+/* Keeps the last `tail` lines of `b`. */
+static void keep_tail(ty_buf *b, long tail)
+{
+    if (tail < 0)
+        return;
+    size_t cut = b->len;
+    long lines = 0;
+    while (cut > 0) {
+        if (b->data[cut - 1] == '\n' && cut != b->len && ++lines >= tail)
+            break;
+        cut--;
+    }
+    if (tail == 0)
+        cut = b->len;
+    memmove(b->data, b->data + cut, b->len - cut);
+    b->len -= cut;
+    b->data[b->len] = '\0';
+}
+
+static enum MHD_Result handle_log(call *c, json_t *pod)
+{
+    const char *container = q(c, "container");
+    json_t *containers = json_object_get(json_object_get(pod, "spec"), "containers");
+    if (!container || !*container) {
+        if (json_array_size(containers) != 1) {
+            TY_AUTOBUF ty_buf names = TY_BUF_INIT;
+            size_t i;
+            json_t *ct;
+            json_array_foreach(containers, i, ct)
+                ty_buf_addf(&names, "%s%s", i ? " " : "",
+                            json_string_value(json_object_get(ct, "name")));
+            return fail(c, 400, "BadRequest",
+                        "a container name must be specified for pod %s, choose one of: [%s]",
+                        c->path.name, names.data);
+        }
+        container = json_string_value(json_object_get(json_array_get(containers, 0), "name"));
+    }
+    bool found = false;
+    size_t i;
+    json_t *ct;
+    json_array_foreach(containers, i, ct)
+        found |= container && json_is_string(json_object_get(ct, "name")) &&
+                 strcmp(json_string_value(json_object_get(ct, "name")), container) == 0;
+    if (!found)
+        return fail(c, 400, "BadRequest", "container %s is not valid for pod %s",
+                    container ? container : "", c->path.name);
+    bool previous = q_true(c, "previous");
+    TY_AUTOFREE char *path =
+        c->srv->log_path ? c->srv->log_path(c->srv->log_ctx, pod, container, previous) : NULL;
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+    if (fd < 0) {
+        if (previous)
+            return fail(c, 400, "BadRequest",
+                        "previous terminated container \"%s\" in pod \"%s\" not found", container,
+                        c->path.name);
+        return fail(c, 400, "BadRequest",
+                    "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating",
+                    container, c->path.name);
+    }
+    stream *st = stream_new(c);
+    st->fd = fd;
+    st->timestamps = q_true(c, "timestamps");
+    if (q(c, "sinceSeconds"))
+        st->since_ns = ty_time_now_ns() - strtoll(q(c, "sinceSeconds"), NULL, 10) * 1000000000LL;
+    if (q(c, "sinceTime")) {
+        int64_t t;
+        if (ty_time_parse_rfc3339(q(c, "sinceTime"), &t) == 0)
+            st->since_ns = t;
+    }
+    st->pod_ns = ty_strdup(ty_obj_namespace(pod) ? ty_obj_namespace(pod) : "");
+    st->pod_name = ty_strdup(ty_obj_name(pod));
+    st->pod_uid = ty_strdup(ty_obj_uid(pod) ? ty_obj_uid(pod) : "");
+    st->container = ty_strdup(container);
+    st->log_file = ty_strdup(path);
+    TY_AUTOBUF ty_buf first = TY_BUF_INIT;
+    log_pump(st, &first);
+    keep_tail(&first, q(c, "tailLines") ? strtol(q(c, "tailLines"), NULL, 10) : -1);
+    st->limit_bytes = q(c, "limitBytes") ? strtoll(q(c, "limitBytes"), NULL, 10) : 0;
+    stream_send(st, first.data, first.len);
+    if (!st->ended && q_true(c, "follow") && !previous)
+        uv_timer_start(&st->timer, log_tick, STREAM_TICK_MS, STREAM_TICK_MS);
+    else
+        st->ended = true;
+    return stream_reply(c, st, "text/plain");
+}
+
+/* ---------- dispatch ---------- */
+
+/* The one place where a request is authenticated and authorized. Everything is allowed for
+ * now (the listener is loopback by default); client certificates and bearer tokens go here
+ * with TLS. */
+static bool authenticate(call *c)
+{
+    (void)c;
+    return true;
+}
+
+static enum MHD_Result dispatch(call *c, const char *url)
+{
+    if (!authenticate(c))
+        return fail(c, 401, "Unauthorized", "Unauthorized");
+    enum MHD_Result ret;
+    if (discovery(c, url, &ret) == 0)
+        return ret;
+    if (ty_srv_path_parse(url, is_namespaced, c->srv, &c->path) < 0 || !c->path.resource)
+        return fail(c, 404, "NotFound", "the server could not find the requested resource");
+    c->ri = find_res(c->srv, c->path.group, c->path.version, c->path.resource);
+    if (!c->ri)
+        return fail(c, 404, "NotFound", "the server could not find the requested resource");
+    if (c->path.sub && !((strcmp(c->path.sub, "status") == 0 && c->ri->has_status) ||
+                         (strcmp(c->path.sub, "log") == 0 && c->ri->has_log)))
+        return fail(c, 404, "NotFound", "the server could not find the requested resource");
+    if (c->ri->namespaced && c->path.name && !c->path.ns)
+        return fail(c, 404, "NotFound", "the server could not find the requested resource");
+    const char *m = c->method;
+    bool log = c->path.sub && strcmp(c->path.sub, "log") == 0;
+    if (!c->path.name) {
+        if (strcmp(m, "GET") == 0)
+            return handle_list(c);
+        if (strcmp(m, "POST") == 0)
+            return handle_create(c);
+        if (strcmp(m, "DELETE") == 0)
+            return handle_delete_collection(c);
+    } else if (strcmp(m, "GET") == 0) {
+        return handle_get(c);
+    } else if (log) {
+        /* only GET */
+    } else if (strcmp(m, "PUT") == 0) {
+        return handle_put(c);
+    } else if (strcmp(m, "PATCH") == 0) {
+        return handle_patch(c);
+    } else if (strcmp(m, "DELETE") == 0 && !c->path.sub) {
+        return handle_delete(c);
+    }
+    return fail(c, 405, "MethodNotAllowed",
+                "the server does not allow this method on the requested resource");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    ty_apiserver *s = cls;
+    req *r = *con_cls;
+    call c = {.srv = s, .conn = conn, .r = r, .method = method};
+    if (!r) {
+        r = TY_NEW(req);
+        ty_buf_init(&r->body);
+        *con_cls = r;
+        c.r = r;
+        /* A declared oversized body is refused before it is sent when the client waits for
+         * "100 Continue"; otherwise it is read and dropped, so that the client, still writing,
+         * gets the answer rather than a broken pipe. */
+        const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
+        if (len && strtoull(len, NULL, 10) > s->max_body) {
+            r->too_big = true;
+            if (expect && strcasecmp(expect, "100-continue") == 0)
+                return fail(&c, 413, "RequestEntityTooLarge",
+                            "Request entity too large: limit is %zu", s->max_body);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (r->body.len + *upload_data_size > s->max_body)
+            r->too_big = true;
+        else
+            ty_buf_add(&r->body, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_big)
+        return fail(&c, 413, "RequestEntityTooLarge", "Request entity too large: limit is %zu",
+                    s->max_body);
+    ty_debug("http: %s %s", method, url);
+    enum MHD_Result ret = dispatch(&c, url);
+    ty_srv_path_free(&c.path);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    req *r = *con_cls;
+    if (!r)
+        return;
+    ty_buf_free(&r->body);
+    json_decref(r->warnings);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    TY_AUTOFREE char *msg = ty_vasprintf(fmt, ap);
+    size_t n = strlen(msg);
+    if (n && msg[n - 1] == '\n')
+        msg[n - 1] = '\0';
+    ty_debug("http: %s", msg);
+}
+
+/* ---------- the loop ---------- */
+
+static void run_mhd(ty_apiserver *s);
+
+static void on_timer(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status, (void)events;
+    run_mhd(p->data);
+}
+
+static void run_mhd(ty_apiserver *s)
+{
+    if (s->stopping)
+        return;
+    s->kicked = false;
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG timeout;
+    /* A connection resumed during this run (a store event from a request handler) is only
+     * picked up by the next MHD_run, and MHD's timeout does not count it. */
+    if (s->kicked)
+        uv_timer_start(&s->timer, on_timer, 0, 0);
+    else if (MHD_get_timeout(s->mhd, &timeout) == MHD_YES)
+        uv_timer_start(&s->timer, on_timer, timeout, 0);
+    else
+        uv_timer_stop(&s->timer);
+}
+
+/* Runs MHD on the next loop iteration (a connection was resumed). Never calls MHD_run from
+ * inside one of MHD's own callbacks. */
+static void kick(ty_apiserver *s)
+{
+    s->kicked = true;
+    if (!s->stopping)
+        uv_timer_start(&s->timer, on_timer, 0, 0);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    ty_apiserver *s = h->data;
+    if (--s->open_handles == 0) {
+        cache_clear(s);
+        free(s->res);
+        free(s);
+    }
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *sa, ty_error *err)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return ty_fail(err, "listen address %s: expected host:port", listen);
+    TY_AUTOFREE char *host = ty_strndup(listen, (size_t)(colon - listen));
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return ty_fail(err, "listen address %s: bad port", listen);
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (!*host || strcmp(host, "localhost") == 0)
+        host[0] = '\0', sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return ty_fail(err, "listen address %s: bad IPv4 address", listen);
+    return 0;
+}
+
+int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_error *err)
+{
+    struct sockaddr_in sa;
+    if (parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:6443", &sa, err) < 0)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return ty_fail_errno(err, errno, "socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 512) < 0) {
+        int e = errno;
+        close(fd);
+        return ty_fail_errno(err, e, "listen on %s", cfg->listen);
+    }
+    socklen_t slen = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &slen);
+
+    ty_apiserver *s = TY_NEW(ty_apiserver);
+    s->loop = cfg->loop;
+    s->store = cfg->store;
+    s->log_path = cfg->log_path;
+    s->log_ctx = cfg->log_ctx;
+    s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : DEFAULT_MAX_BODY;
+    s->port = ntohs(sa.sin_port);
+    const ty_kind_info *const *kinds = ty_api_kinds();
+    size_t nk = 0;
+    while (kinds[nk])
+        nk++;
+    s->nres = TY_ARRAY_LEN(core_resources) + nk;
+    s->res = ty_calloc(s->nres, sizeof(res_info));
+    memcpy(s->res, core_resources, sizeof(core_resources));
+    for (size_t i = 0; i < nk; i++) {
+        res_info *ri = &s->res[TY_ARRAY_LEN(core_resources) + i];
+        *ri = (res_info){kinds[i]->group, kinds[i]->version, kinds[i]->resource, kinds[i]->kind,
+                         kinds[i]->singular, kinds[i]->short_names, kinds[i]->namespaced, true,
+                         false, true, kinds[i]};
+    }
+    /* External event loop: no MHD thread; MHD_ALLOW_SUSPEND_RESUME for the streams. */
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+                              NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                              MHD_OPTION_LISTEN_SOCKET, fd,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                              MHD_OPTION_END);
+    if (!s->mhd) {
+        close(fd);
+        free(s->res);
+        free(s);
+        return ty_fail(err, "start the http server on %s", cfg->listen);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_poll_init(s->loop, &s->poll, info->epoll_fd);
+    uv_timer_init(s->loop, &s->timer);
+    s->poll.data = s->timer.data = s;
+    s->open_handles = 2;
+    uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    run_mhd(s);
+    *out = s;
+    return 0;
+}
+
+int ty_apiserver_port(const ty_apiserver *s)
+{
+    return s->port;
+}
+
+void ty_apiserver_stop(ty_apiserver *s)
+{
+    if (!s)
+        return;
+    /* End every stream and let MHD send their last chunk to clients that still read, then
+     * close everything. */
+    for (stream *st = s->streams; st; st = st->next) {
+        uv_timer_stop(&st->timer);
+        stream_end(st);
+    }
+    MHD_run(s->mhd);
+    MHD_run(s->mhd);
+    s->stopping = true;
+    uv_poll_stop(&s->poll);
+    uv_timer_stop(&s->timer);
+    /* The uv_poll goes before MHD closes its epoll fd. */
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    MHD_stop_daemon(s->mhd);
+}

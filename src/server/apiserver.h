@@ -1,0 +1,54 @@
+/* The Kubernetes-style HTTP API in front of the object store, so that kubectl and the Kubernetes
+ * clients work against trainyard.
+ *
+ * Serves discovery (/version, /api, /api/v1, /apis, /apis/<group>[/<version>]), /openapi/v3,
+ * and for every resource (core v1 namespaces, nodes, pods (+log, +status), services, events;
+ * kubeflow.org/v1 pytorchjobs, tfjobs (+status)) GET one/list (namespaced and all-namespaces),
+ * POST, PUT, PATCH (merge, JSON, strategic), DELETE and watch (?watch=1), with errors as
+ * meta/v1 Status objects worded as the Kubernetes API server words them. Every write goes
+ * through ty_api_admit() (kubeflow kinds) and the store; nothing is stored on any error.
+ *
+ * Threading: everything runs on cfg->loop's thread. libmicrohttpd runs in external-event-loop
+ * mode (its epoll fd watched by a uv_poll, its timeout by a uv_timer); watches and `logs -f`
+ * are suspended connections resumed when data arrives. No locks.
+ *
+ * Ownership: the server borrows cfg->loop, cfg->store and cfg->log_ctx, which must outlive it.
+ * ty_apiserver_stop() closes the listener, ends open watches and log streams and closes every
+ * connection at once; its libuv handles close asynchronously, so the caller runs the loop once
+ * more (uv_run) before closing the loop to finish freeing it. */
+#ifndef TY_SERVER_APISERVER_H
+#define TY_SERVER_APISERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "base/error.h"
+#include "store/store.h"
+
+typedef struct ty_apiserver ty_apiserver;
+
+/* The CRI log file of `container` of `pod` (its current run, or with `previous` the one before),
+ * or NULL when there is none. The caller frees the string. */
+typedef char *(*ty_apiserver_log_path_fn)(void *ctx, const json_t *pod, const char *container,
+                                          bool previous);
+
+typedef struct ty_apiserver_config {
+    uv_loop_t *loop;
+    ty_store *store;
+    const char *listen;              /* "127.0.0.1:6443"; port 0 picks a free one */
+    ty_apiserver_log_path_fn log_path; /* NULL: pods/log answers that no log exists */
+    void *log_ctx;
+    size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
+} ty_apiserver_config;
+
+/* Binds the listener and starts serving on cfg->loop. Fails (nothing left open) when the
+ * address is malformed or cannot be bound. */
+int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_error *err);
+/* The port the listener is bound to (the chosen one when cfg->listen asked for port 0). */
+int ty_apiserver_port(const ty_apiserver *s);
+/* Closes the listener, ends open watches/streams and frees the server (see above). NULL is fine. */
+void ty_apiserver_stop(ty_apiserver *s);
+
+#endif

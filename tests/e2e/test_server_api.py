@@ -1,0 +1,473 @@
+"""`trainyard server`: the Kubernetes API driven by the real kubectl and by raw HTTP requests.
+
+Each test starts the real binary on a free port (`--listen 127.0.0.1:0`), reads the port from
+the kubeconfig it writes, and stops it with SIGTERM at the end: it must exit 0 without a
+sanitizer report (the ASan build reports leaks at exit)."""
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import REPO, assert_no_sanitizer_report, trainyard_bin, wait_until
+
+KUBECTL = "/usr/bin/kubectl"
+EXAMPLE = os.path.join(REPO, "examples", "fashion-mnist", "pytorchjob.yaml")
+BASE = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs"
+
+# A job whose manifest already holds every default the server adds (the container port), so a
+# second `kubectl apply` computes an empty patch.
+SMALL_JOB = """\
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata:
+  name: small
+  labels: {team: a}
+spec:
+  pytorchReplicaSpecs:
+    Master:
+      replicas: 1
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers:
+          - name: pytorch
+            image: busybox
+            command: ["true"]
+            ports:
+            - {containerPort: 23456, name: pytorchjob-port}
+"""
+
+
+class Server:
+    def __init__(self, tmp_path):
+        self.dir = tmp_path / "data"
+        self.errfile = open(tmp_path / "server.err", "w+")
+        self.proc = subprocess.Popen(
+            [trainyard_bin(), "server", "--data-dir", str(self.dir), "--listen", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL, stderr=self.errfile, cwd=REPO)
+        self.kubeconfig = self.dir / "kubeconfig"
+        assert wait_until(self.kubeconfig.exists, 10), self.stderr()
+        m = re.search(r"server: http://127\.0\.0\.1:(\d+)", self.kubeconfig.read_text())
+        self.port = int(m.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopped = False
+
+    def stderr(self):
+        self.errfile.seek(0)
+        return self.errfile.read()
+
+    def kubectl(self, *args, check=True, input=None, timeout=30):
+        r = subprocess.run([KUBECTL, "--kubeconfig", str(self.kubeconfig), *args], input=input,
+                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        if check:
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, headers, decoded JSON body or text)."""
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, rh, raw = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as e:
+            status, rh, raw = e.code, e.headers, e.read()
+        try:
+            return status, rh, json.loads(raw)
+        except ValueError:
+            return status, rh, raw.decode()
+
+    def stop(self):
+        self.stopped = True
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=20)
+        err = self.stderr()
+        assert_no_sanitizer_report(err)
+        assert rc == 0, err
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path)
+    try:
+        yield s
+    finally:
+        if s.proc.poll() is None:
+            s.stop()
+        elif not s.stopped:
+            pytest.fail(f"server died: {s.proc.returncode}\n{s.stderr()}")
+
+
+def job(name="raw", replicas=1, **extra):
+    obj = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+           "metadata": {"name": name, "labels": {"app": name}},
+           "spec": {"pytorchReplicaSpecs": {"Master": {
+               "replicas": replicas, "restartPolicy": "OnFailure",
+               "template": {"spec": {"containers": [
+                   {"name": "pytorch", "image": "busybox", "command": ["true"]}]}}}}}}
+    obj.update(extra)
+    return obj
+
+
+def test_kubeconfig_and_discovery(server):
+    assert "current-context: trainyard" in server.kubeconfig.read_text()
+    r = server.kubectl("api-resources")
+    assert re.search(r"^pytorchjobs\s+kubeflow.org/v1\s+true\s+PyTorchJob$", r.stdout, re.M), r.stdout
+    assert re.search(r"^pods\s+po\s+v1\s+true\s+Pod$", r.stdout, re.M), r.stdout
+    st, _, body = server.request("GET", "/apis/kubeflow.org/v1")
+    assert st == 200 and body["kind"] == "APIResourceList"
+    pj = next(r for r in body["resources"] if r["name"] == "pytorchjobs")
+    assert pj["categories"] == ["all"] and "watch" in pj["verbs"] and pj["singularName"] == "pytorchjob"
+    assert any(r["name"] == "pytorchjobs/status" for r in body["resources"])
+    assert server.request("GET", "/version")[2]["major"] == "1"
+    # Aggregated discovery, which kubectl asks for first.
+    accept = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+              "application/json")
+    st, hdrs, body = server.request("GET", "/apis", headers={"Accept": accept})
+    assert st == 200 and body["kind"] == "APIGroupDiscoveryList"
+    assert hdrs["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    [group] = body["items"]
+    assert group["metadata"]["name"] == "kubeflow.org"
+    res = {r["resource"]: r for r in group["versions"][0]["resources"]}
+    assert res["pytorchjobs"]["scope"] == "Namespaced"
+    assert res["pytorchjobs"]["responseKind"]["kind"] == "PyTorchJob"
+    assert res["tfjobs"]["subresources"][0]["subresource"] == "status"
+    st, _, body = server.request("GET", "/api", headers={"Accept": accept})
+    core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
+    assert core == {"namespaces", "nodes", "pods", "services", "events"}
+    # Without it, the legacy documents.
+    assert server.request("GET", "/api")[2]["versions"] == ["v1"]
+
+
+def test_apply_get_delete_with_kubectl(server, tmp_path):
+    r = server.kubectl("apply", "-f", EXAMPLE)
+    assert "pytorchjob.kubeflow.org/fashion-mnist created" in r.stdout
+    # The server adds the default container port (as Kubeflow's webhook does), so kubectl's
+    # merge patch of the example is not empty; it still applies cleanly.
+    r = server.kubectl("apply", "-f", EXAMPLE)
+    assert "pytorchjob.kubeflow.org/fashion-mnist" in r.stdout
+    small = tmp_path / "small.yaml"
+    small.write_text(SMALL_JOB)
+    assert "created" in server.kubectl("apply", "-f", str(small)).stdout
+    assert "pytorchjob.kubeflow.org/small unchanged" in server.kubectl("apply", "-f", str(small)).stdout
+
+    out = server.kubectl("get", "pytorchjobs").stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATE", "AGE"], out
+    assert [l.split()[0] for l in out[1:]] == ["fashion-mnist", "small"]
+
+    obj = json.loads(server.kubectl("get", "pytorchjob", "fashion-mnist", "-o", "json").stdout)
+    assert obj["kind"] == "PyTorchJob" and obj["metadata"]["uid"]
+    assert obj["metadata"]["namespace"] == "default"
+    assert obj["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3
+    y = server.kubectl("get", "pytorchjob", "fashion-mnist", "-o", "yaml").stdout
+    assert "kind: PyTorchJob" in y and "name: fashion-mnist" in y
+
+    out = server.kubectl("get", "pytorchjobs", "-l", "app=fashion-mnist", "-o", "name").stdout
+    assert out.split() == ["pytorchjob.kubeflow.org/fashion-mnist"]
+    out = server.kubectl("get", "pytorchjobs", "-l", "team=a", "-o", "name").stdout
+    assert out.split() == ["pytorchjob.kubeflow.org/small"]
+    r = server.kubectl("get", "pytorchjobs", "-l", "app=nope")
+    assert "No resources found in default namespace." in r.stderr
+    out = server.kubectl("get", "pytorchjobs", "-A").stdout.splitlines()
+    assert out[0].split()[:2] == ["NAMESPACE", "NAME"] and len(out) == 3
+
+    r = server.kubectl("delete", "pytorchjob", "fashion-mnist")
+    assert 'pytorchjob.kubeflow.org "fashion-mnist" deleted' in r.stdout
+    r = server.kubectl("get", "pytorchjob", "fashion-mnist", check=False)
+    assert r.returncode != 0
+    assert 'pytorchjobs.kubeflow.org "fashion-mnist" not found' in r.stderr
+
+
+def test_bad_manifests_store_nothing(server, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL_JOB.replace("replicas: 1", "replicas: -1"))
+    r = server.kubectl("apply", "-f", str(bad), check=False)
+    assert r.returncode != 0
+    assert 'The PyTorchJob "small" is invalid' in r.stderr, r.stderr
+    assert "spec.pytorchReplicaSpecs.Master.replicas: Invalid value: -1" in r.stderr
+    bad.write_text(SMALL_JOB.replace("      replicas: 1\n", "      replicas: 1\n      bogus: 2\n"))
+    r = server.kubectl("apply", "-f", str(bad), check=False)
+    assert r.returncode != 0
+    assert 'strict decoding error: unknown field "spec.pytorchReplicaSpecs.Master.bogus"' in r.stderr
+    bad.write_text(SMALL_JOB.replace("name: small", "name: Not_Valid"))
+    r = server.kubectl("apply", "-f", str(bad), check=False)
+    assert r.returncode != 0 and "a lowercase RFC 1123 subdomain" in r.stderr, r.stderr
+    assert server.request("GET", BASE)[2]["items"] == []
+
+
+def test_kubectl_watch_sees_an_update(server, tmp_path):
+    small = tmp_path / "small.yaml"
+    small.write_text(SMALL_JOB)
+    server.kubectl("apply", "-f", str(small))
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(server.kubeconfig), "get", "pytorchjobs",
+                             "-w", "-o", "name"], stdout=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=10).strip() == "pytorchjob.kubeflow.org/small"
+        server.kubectl("label", "pytorchjob", "small", "stage=two")
+        assert lines.get(timeout=10).strip() == "pytorchjob.kubeflow.org/small"
+        server.kubectl("delete", "pytorchjob", "small")
+        assert lines.get(timeout=10).strip() == "pytorchjob.kubeflow.org/small"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kubectl_watch_prints_table_rows(server, tmp_path):
+    small = tmp_path / "small.yaml"
+    small.write_text(SMALL_JOB)
+    server.kubectl("apply", "-f", str(small))
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(server.kubeconfig), "get", "pytorchjobs",
+                             "-w"], stdout=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=10).split() == ["NAME", "STATE", "AGE"]
+        assert lines.get(timeout=10).split()[0] == "small"
+        server.request("PATCH", "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs/small/status",
+                       {"status": {"conditions": [{"type": "Running", "status": "True"}]}},
+                       {"Content-Type": "application/merge-patch+json"})
+        assert lines.get(timeout=10).split()[:2] == ["small", "Running"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_status_errors(server):
+    st, _, body = server.request("GET", BASE + "/nope")
+    assert st == 404
+    assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": 'pytorchjobs.kubeflow.org "nope" not found', "reason": "NotFound",
+                    "details": {"name": "nope", "group": "kubeflow.org", "kind": "pytorchjobs"},
+                    "code": 404}
+    st, _, body = server.request("GET", "/api/v1/namespaces/default/pods/p")
+    assert st == 404 and body["message"] == 'pods "p" not found' and "group" not in body["details"]
+
+    st, _, created = server.request("POST", BASE, job())
+    assert st == 201 and created["metadata"]["resourceVersion"]
+    st, _, body = server.request("POST", BASE, job())
+    assert st == 409 and body["reason"] == "AlreadyExists"
+    assert body["message"] == 'pytorchjobs.kubeflow.org "raw" already exists'
+
+    st, _, body = server.request("POST", BASE, job("neg", replicas=-1))
+    assert st == 422 and body["reason"] == "Invalid"
+    assert body["message"].startswith('PyTorchJob.kubeflow.org "neg" is invalid: ')
+    assert body["details"]["kind"] == "PyTorchJob" and body["details"]["group"] == "kubeflow.org"
+    cause = body["details"]["causes"][0]
+    assert cause["reason"] == "FieldValueInvalid"
+    assert cause["field"] == "spec.pytorchReplicaSpecs.Master.replicas"
+
+    st, _, body = server.request("POST", BASE, job("Bad_Name"))
+    assert st == 422 and body["details"]["causes"][0]["field"] == "metadata.name"
+
+    st, _, body = server.request("POST", BASE, b"{not json")
+    assert st == 400 and body["reason"] == "BadRequest"
+    st, _, body = server.request("POST", BASE, b"apiVersion: [", {"Content-Type": "application/yaml"})
+    assert st == 400 and body["reason"] == "BadRequest"
+    st, _, body = server.request("POST", BASE, dict(job("k"), kind="TFJob"))
+    assert st == 400 and body["reason"] == "BadRequest"
+    st, _, body = server.request("POST", BASE, dict(job("v"), apiVersion="kubeflow.org/v2"))
+    assert st == 400 and "does not match the expected API version" in body["message"]
+    st, _, body = server.request("POST", "/apis/kubeflow.org/v1/namespaces/nope/pytorchjobs", job("n"))
+    assert st == 404 and body["message"] == 'namespaces "nope" not found'
+
+    # YAML bodies are accepted.
+    st, _, body = server.request("POST", BASE, SMALL_JOB.encode(), {"Content-Type": "application/yaml"})
+    assert st == 201 and body["metadata"]["name"] == "small"
+
+    stale = dict(created)
+    server.request("PATCH", BASE + "/raw", {"metadata": {"labels": {"x": "1"}}},
+                   {"Content-Type": "application/merge-patch+json"})
+    st, _, body = server.request("PUT", BASE + "/raw", stale)
+    assert st == 409 and body["reason"] == "Conflict"
+    assert body["message"].startswith('Operation cannot be fulfilled on pytorchjobs.kubeflow.org "raw"')
+
+    st, _, body = server.request("DELETE", BASE + "/raw/status")
+    assert st == 405 and body["reason"] == "MethodNotAllowed"
+    st, _, body = server.request("PATCH", BASE + "/raw", {"a": 1}, {"Content-Type": "text/plain"})
+    assert st == 415 and body["reason"] == "UnsupportedMediaType"
+
+    names = [o["metadata"]["name"] for o in server.request("GET", BASE)[2]["items"]]
+    assert names == ["raw", "small"]
+
+
+def test_body_limit_dry_run_and_field_validation(server):
+    big = job("big")
+    big["metadata"]["annotations"] = {"x": "a" * (4 * 1024 * 1024)}
+    st, _, body = server.request("POST", BASE, big)
+    assert st == 413 and body["reason"] == "RequestEntityTooLarge"
+
+    st, _, body = server.request("POST", BASE + "?dryRun=All", job("dry"))
+    assert st == 201 and body["metadata"]["name"] == "dry"
+    assert body["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] == 1
+    assert server.request("GET", BASE + "/dry")[0] == 404
+
+    j = job("warned")
+    j["spec"]["extra"] = 1
+    st, hdrs, body = server.request("POST", BASE + "?fieldValidation=Warn", j)
+    assert st == 201 and "extra" not in body["spec"]
+    assert 'unknown field \\"spec.extra\\"' in hdrs.get("Warning", ""), dict(hdrs)
+    st, _, body = server.request("POST", BASE + "?fieldValidation=Strict", dict(j, metadata={"name": "s"}))
+    assert st == 400 and 'unknown field "spec.extra"' in body["message"]
+
+    # A dry-run patch answers the result and changes nothing (GET before and after).
+    assert "dry" not in server.request("GET", BASE + "/warned")[2]["metadata"]["labels"]
+    st, _, body = server.request("PATCH", BASE + "/warned?dryRun=All",
+                                 {"metadata": {"labels": {"dry": "1"}}},
+                                 {"Content-Type": "application/merge-patch+json"})
+    assert st == 200 and body["metadata"]["labels"]["dry"] == "1"
+    assert "dry" not in server.request("GET", BASE + "/warned")[2]["metadata"]["labels"]
+    assert "dry" not in server.request("GET", BASE)[2]["items"][0]["metadata"]["labels"]
+
+    st, _, body = server.request("DELETE", BASE + "/warned?dryRun=All")
+    assert st == 200 and server.request("GET", BASE + "/warned")[0] == 200
+    st, _, body = server.request("DELETE", BASE + "/warned", {"kind": "DeleteOptions",
+                                                               "apiVersion": "v1",
+                                                               "propagationPolicy": "Background"})
+    assert st == 200 and body["status"] == "Success"
+    assert server.request("GET", BASE + "/warned")[0] == 404
+
+
+def test_list_pages_selectors_and_status(server):
+    for n in ("a", "b", "c"):
+        assert server.request("POST", BASE, job(n))[0] == 201
+    st, _, page = server.request("GET", BASE + "?limit=2")
+    assert [o["metadata"]["name"] for o in page["items"]] == ["a", "b"]
+    assert page["metadata"]["remainingItemCount"] == 1
+    st, _, rest = server.request("GET", BASE + "?limit=2&continue=" + page["metadata"]["continue"])
+    assert [o["metadata"]["name"] for o in rest["items"]] == ["c"] and "continue" not in rest["metadata"]
+    st, _, sel = server.request("GET", "/apis/kubeflow.org/v1/pytorchjobs?labelSelector=app%3Db")
+    assert [o["metadata"]["name"] for o in sel["items"]] == ["b"]
+    st, _, sel = server.request("GET", BASE + "?fieldSelector=metadata.name%3Dc")
+    assert [o["metadata"]["name"] for o in sel["items"]] == ["c"]
+
+    st, _, obj = server.request("PATCH", BASE + "/a/status",
+                                {"status": {"conditions": [{"type": "Created", "status": "True"}]}},
+                                {"Content-Type": "application/merge-patch+json"})
+    assert st == 200, obj
+    assert obj["status"]["conditions"][0]["type"] == "Created"
+    st, _, obj = server.request("GET", BASE + "/a/status")
+    assert st == 200 and obj["status"]["conditions"][0]["type"] == "Created"
+
+    st, _, gone = server.request("DELETE", BASE + "?labelSelector=app%3Dc")
+    assert st == 200 and gone["kind"] == "PyTorchJobList"
+    assert [o["metadata"]["name"] for o in gone["items"]] == ["c"]
+    assert server.request("GET", BASE + "/c")[0] == 404
+
+    st, _, table = server.request("GET", BASE, headers={
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    assert table["kind"] == "Table" and len(table["rows"]) == 2
+
+
+def read_events(server, path, count, timeout=10):
+    """The first `count` watch events of `path` (the stream is cut after them)."""
+    req = urllib.request.Request(server.url + path)
+    events = []
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        assert resp.status == 200
+        while len(events) < count:
+            line = resp.readline()
+            if not line:
+                break
+            events.append(json.loads(line))
+    return events
+
+
+def test_watch_from_resource_version(server):
+    st, _, created = server.request("POST", BASE, job("w"))
+    rv = created["metadata"]["resourceVersion"]
+    server.request("PATCH", BASE + "/w", {"metadata": {"labels": {"x": "1"}}},
+                   {"Content-Type": "application/merge-patch+json"})
+    ev = read_events(server, BASE + f"?watch=1&resourceVersion={rv}", 1)
+    assert ev[0]["type"] == "MODIFIED" and ev[0]["object"]["metadata"]["labels"]["x"] == "1"
+    assert int(ev[0]["object"]["metadata"]["resourceVersion"]) > int(rv)
+
+    # Without a resourceVersion: the current state as ADDED, then live events.
+    result = []
+    t = threading.Thread(target=lambda: result.extend(
+        read_events(server, BASE + "?watch=true&timeoutSeconds=5", 3)))
+    t.start()
+    time.sleep(0.5)
+    server.request("POST", BASE, job("w2"))
+    server.request("DELETE", BASE + "/w2")
+    t.join(10)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in result] == [
+        ("ADDED", "w"), ("ADDED", "w2"), ("DELETED", "w2")]
+
+    # timeoutSeconds ends the stream.
+    start = time.monotonic()
+    ev = read_events(server, BASE + "?watch=1&timeoutSeconds=1", 10)
+    assert len(ev) == 1 and time.monotonic() - start < 5
+
+
+def test_sigterm_ends_open_watches(server):
+    server.request("POST", BASE, job("s"))
+    req = urllib.request.urlopen(server.url + BASE + "?watch=1", timeout=10)
+    assert json.loads(req.readline())["type"] == "ADDED"
+    server.stop()
+    assert req.read() == b""
+
+
+def test_python_client(server):
+    from kubernetes import client, config, watch
+    api = client.ApiClient(config.new_client_from_config(str(server.kubeconfig)).configuration)
+    co = client.CustomObjectsApi(api)
+    args = ("kubeflow.org", "v1", "default", "pytorchjobs")
+    created = co.create_namespaced_custom_object(*args, job("py"))
+    assert created["metadata"]["uid"]
+    assert co.get_namespaced_custom_object(*args, "py")["metadata"]["name"] == "py"
+    assert [o["metadata"]["name"] for o in co.list_namespaced_custom_object(*args)["items"]] == ["py"]
+    patched = co.patch_namespaced_custom_object(*args, "py", {"metadata": {"labels": {"a": "b"}}})
+    assert patched["metadata"]["labels"]["a"] == "b"
+
+    threading.Timer(0.5, lambda: co.delete_namespaced_custom_object(*args, "py")).start()
+    seen = []
+    w = watch.Watch()
+    for ev in w.stream(co.list_namespaced_custom_object, *args, timeout_seconds=5):
+        seen.append((ev["type"], ev["object"]["metadata"]["name"]))
+        if ev["type"] == "DELETED":
+            w.stop()
+    assert seen == [("ADDED", "py"), ("DELETED", "py")]
+    with pytest.raises(client.ApiException) as e:
+        co.get_namespaced_custom_object(*args, "py")
+    assert e.value.status == 404
+
+    # Typed clients of built-in kinds send JSON too.
+    core = client.CoreV1Api(api)
+    ns = core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    assert ns.status.phase == "Active"
+    assert "team-a" in [n.metadata.name for n in core.list_namespace().items]
+    # Status is not the client's to set on create.
+    j = job("st")
+    j["status"] = {"conditions": [{"type": "Succeeded", "status": "True"}]}
+    created = co.create_namespaced_custom_object("kubeflow.org", "v1", "team-a", "pytorchjobs", j)
+    assert "conditions" not in created.get("status", {})
+
+
+def test_watch_with_selector_sees_objects_enter_and_leave(server):
+    server.request("POST", BASE, job("sel"))
+    merge = {"Content-Type": "application/merge-patch+json"}
+    result = []
+    t = threading.Thread(target=lambda: result.extend(
+        read_events(server, BASE + "?watch=1&labelSelector=app%3Dsel&timeoutSeconds=5", 4)))
+    t.start()
+    time.sleep(0.5)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"x": "1"}}}, merge)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"app": "other"}}}, merge)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"x": "2"}}}, merge)
+    server.request("PATCH", BASE + "/sel", {"metadata": {"labels": {"app": "sel"}}}, merge)
+    t.join(10)
+    assert [e["type"] for e in result] == ["ADDED", "MODIFIED", "DELETED", "ADDED"]
+    assert result[2]["object"]["metadata"]["labels"]["app"] == "other"
