@@ -1,8 +1,9 @@
 /* trainyard server: the embedded control plane. Serves the Kubernetes API over the store and
  * writes a kubeconfig for kubectl, then runs until SIGINT/SIGTERM.
  *
- * For now the store is in memory and no controllers run; persistence and the controllers and
- * runtime are wired in here (see open_store and the INTEGRATION mark). */
+ * Objects persist in <data-dir>/store.db (SQLite); pods run under <data-dir>/node and outlive
+ * the server: a server killed (or stopped with SIGTERM/SIGINT) leaves them running, and the
+ * next start re-adopts them. --stop-pods-on-exit stops them gracefully instead. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "cli/node.h"
 #include "server/apiserver.h"
 #include "store/store.h"
 
@@ -25,6 +27,8 @@ typedef struct server_state {
     uv_loop_t loop;
     ty_store *store;
     ty_apiserver *api;
+    ty_node *node;
+    bool stop_pods;
     uv_signal_t sigint, sigterm;
     int signal;
 } server_state;
@@ -40,17 +44,20 @@ static void usage(FILE *f)
             "options:\n"
             "  --data-dir DIR    state directory (default $HOME/.local/share/trainyard)\n"
             "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks one)\n"
+            "  --gpus N          declare N GPUs instead of asking NVML\n"
+            "  --stop-pods-on-exit\n"
+            "                    on SIGTERM/SIGINT stop every pod (default: leave them running\n"
+            "                    for the next start to re-adopt, as a kubelet restart does)\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }
 
-/* The one place that chooses the store. STORE: switch to
- * `ty_store_open(<data-dir>/store.db, &store, err)` when SQLite persistence lands. */
+/* The one place that chooses the store: every write is in SQLite before the API answers. */
 static int open_store(const char *data_dir, ty_store **out, ty_error *err)
 {
-    (void)data_dir;
-    (void)err;
-    *out = ty_store_new();
+    TY_AUTOFREE char *path = ty_asprintf("%s/store.db", data_dir);
+    if (ty_store_open(path, out, err) < 0)
+        return ty_error_wrap(err, "open the store %s", path);
     return 0;
 }
 
@@ -126,17 +133,29 @@ static int write_kubeconfig(const char *data_dir, const char *host, int port, ty
     return 0;
 }
 
+static void on_node_stopped(void *arg)
+{
+    server_state *st = arg;
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+    uv_close((uv_handle_t *)&st->sigterm, NULL);
+}
+
+/* The first signal stops the API and the controllers, then stops the pods or leaves them
+ * for the next start; a second one, while pods are being stopped, kills them. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     server_state *st = h->data;
-    if (st->signal)
+    if (st->signal) {
+        if (st->stop_pods)
+            ty_node_kill_pods(st->node);
         return;
+    }
     st->signal = signum;
-    ty_info("server: signal %d, stopping", signum);
+    ty_info("server: signal %d, stopping (%s the pods)", signum,
+            st->stop_pods ? "stopping" : "leaving running");
     ty_apiserver_stop(st->api);
     st->api = NULL;
-    uv_close((uv_handle_t *)&st->sigint, NULL);
-    uv_close((uv_handle_t *)&st->sigterm, NULL);
+    ty_node_stop(st->node, st->stop_pods, on_node_stopped, st);
 }
 
 int ty_cli_server(int argc, char **argv)
@@ -144,12 +163,16 @@ int ty_cli_server(int argc, char **argv)
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"gpus", required_argument, NULL, 'g'},
+        {"stop-pods-on-exit", no_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     TY_AUTOFREE char *data_dir = NULL;
     const char *listen = "127.0.0.1:6443";
+    int gpus = -1;
+    bool stop_pods = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -159,6 +182,19 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'l':
             listen = optarg;
+            break;
+        case 'g': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 1024) {
+                fprintf(stderr, "trainyard server: --gpus: not a count: %s\n", optarg);
+                return 2;
+            }
+            gpus = (int)n;
+            break;
+        }
+        case 's':
+            stop_pods = true;
             break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
@@ -184,20 +220,37 @@ int ty_cli_server(int argc, char **argv)
         fprintf(stderr, "trainyard server: create %s: %s\n", data_dir, strerror(errno));
         return 1;
     }
-    server_state st = {0};
+    server_state st = {.stop_pods = stop_pods};
     TY_AUTOFREE char *host = NULL;
+    TY_AUTOFREE char *node_dir = ty_asprintf("%s/node", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0)
         goto out;
-    ty_apiserver_config cfg = {.loop = &st.loop, .store = st.store, .listen = listen};
-    /* INTEGRATION: the controllers and the runtime start here, on the same loop and store;
-     * cfg.log_path comes from the runtime (pod dir/<container>/<restart>.log). */
-    if (ty_apiserver_start(&cfg, &st.api, &err) < 0)
+    ty_node_config ncfg = {
+        .loop = &st.loop,
+        .store = st.store,
+        .state_dir = node_dir,
+        .gpus = gpus,
+        .pods_die_with_parent = false,
+        .adopt = true,
+    };
+    if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
+    ty_apiserver_config cfg = {.loop = &st.loop,
+                               .store = st.store,
+                               .listen = listen,
+                               .log_path = ty_node_log_path,
+                               .log_ctx = st.node};
+    if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
+        ty_node_stop(st.node, false, NULL, NULL);
+        uv_run(&st.loop, UV_RUN_DEFAULT);
+        goto out;
+    }
     host = client_host(listen);
     if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), &err) < 0) {
         ty_apiserver_stop(st.api);
+        ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);
         goto out;
     }
@@ -213,6 +266,8 @@ int ty_cli_server(int argc, char **argv)
 out:
     if (err.msg)
         fprintf(stderr, "trainyard server: %s\n", err.msg);
+    ty_node_free(st.node);
+    uv_run(&st.loop, UV_RUN_DEFAULT); /* close callbacks of what was just freed */
     uv_loop_close(&st.loop);
     ty_store_free(st.store);
     return rc;

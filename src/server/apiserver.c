@@ -1279,10 +1279,10 @@ static enum MHD_Result handle_delete(call *c)
         json_decref(cur);
         return ret;
     }
-    /* STORE: the propagation policy goes here once the store offers foreground deletion and
-     * orphaning; the store deletes dependents in the background today. */
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    if (ty_store_delete(c->srv->store, c->ri->resource, ns, c->path.name, grace, &err) < 0) {
+    ty_store_delete_opts dopts = {.grace_seconds = grace, .propagation = policy};
+    if (ty_store_delete_ex(c->srv->store, c->ri->resource, ns, c->path.name, &dopts, NULL,
+                           &err) < 0) {
         json_decref(cur);
         return fail_store(c, c->path.name, &err);
     }
@@ -1404,6 +1404,9 @@ static void stream_response_freed(void *cls)
     uv_timer_stop(&st->timer);
     uv_close((uv_handle_t *)&st->timer, stream_free_cb);
 }
+
+/* A stream that will not be answered after all (the request failed before its reply). */
+static void stream_abandon(stream *st) { stream_response_freed(st); }
 
 static stream *stream_new(call *c)
 {
@@ -1569,30 +1572,36 @@ static enum MHD_Result handle_watch(call *c)
     long timeout = q(c, "timeoutSeconds") ? strtol(q(c, "timeoutSeconds"), NULL, 10) : 0;
     st->deadline_ms = mono_ms() + 1000 * (timeout > 0 ? timeout : WATCH_DEFAULT_TIMEOUT_S);
     /* Without a resourceVersion (or "0") a watch starts with the current state as ADDED
-     * events. From resourceVersion N: what changed after N.
-     * STORE: replace this block by ty_store_watch_from() (events after N, 410 Gone when N is
-     * compacted) when it lands. Until then, objects changed after N are replayed as MODIFIED
-     * (ADDED when created after N cannot be told apart) and deletions after N are not. */
-    json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
-    size_t i;
-    json_t *o;
+     * events, then follows. From resourceVersion N: the store replays what happened after N
+     * from its history (410 Expired when N is older than the history), then follows. */
     st->selective = (q(c, "labelSelector") && *q(c, "labelSelector")) ||
                     (q(c, "fieldSelector") && *q(c, "fieldSelector"));
-    json_array_foreach(all, i, o)
-    {
-        if (!watch_wants(st, o))
-            continue;
-        if (st->selective) {
-            TY_AUTOFREE char *key = obj_key(o);
-            ty_map_puts(&st->matching, key, (void *)1);
-        }
-        if (replay_all)
+    if (replay_all) {
+        json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
+        size_t i;
+        json_t *o;
+        json_array_foreach(all, i, o)
+        {
+            if (!watch_wants(st, o))
+                continue;
+            if (st->selective) {
+                TY_AUTOFREE char *key = obj_key(o);
+                ty_map_puts(&st->matching, key, (void *)1);
+            }
             watch_event(st, "ADDED", o);
-        else if (obj_rv(o) > from)
-            watch_event(st, "MODIFIED", o);
+        }
+        json_decref(all);
+        st->watch_id = ty_store_watch(c->srv->store, c->ri->resource, watch_cb, st);
+    } else {
+        TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+        if (ty_store_watch_from(c->srv->store, c->ri->resource, from, watch_cb, st,
+                                &st->watch_id, &err) < 0) {
+            stream_abandon(st);
+            if (err.code == TY_STORE_GONE)
+                return fail(c, 410, "Expired", "%s", err.msg);
+            return fail(c, 500, "InternalError", "%s", err.msg);
+        }
     }
-    json_decref(all);
-    st->watch_id = ty_store_watch(c->srv->store, c->ri->resource, watch_cb, st);
     uv_timer_start(&st->timer, watch_tick, 1000, 1000);
     return stream_reply(c, st, "application/json");
 }

@@ -1,0 +1,195 @@
+#include "cli/node.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/mem.h"
+#include "controllers/binder.h"
+#include "controllers/jobs.h"
+#include "controllers/nodeagent.h"
+#include "controllers/resources.h"
+#include "runtime/ipam.h"
+
+struct ty_node {
+    ty_store *store;
+    ty_runtime *rt;
+    ty_ipam *ipam;
+    ty_nodeagent *agent;
+    ty_binder *binder;
+    ty_jobctl *jobs;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void on_pod_status(void *ctx, const char *ns, const char *name, const char *uid,
+                          json_t *status, bool gone)
+{
+    ty_node *n = ctx;
+    if (n->agent)
+        ty_nodeagent_on_status(n->agent, ns, name, uid, status, gone);
+    else
+        json_decref(status);
+}
+
+static char *pod_address(void *ctx, const char *ns, const char *pod_name)
+{
+    ty_node *n = ctx;
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, pod_name);
+    char ip[TY_IPAM_ADDR_MAX];
+    if (ty_ipam_acquire(n->ipam, key, ip, NULL) < 0)
+        return NULL;
+    return ty_strdup(ip);
+}
+
+/* The Node object for this machine: created, or refreshed when it exists (the GPUs or the
+ * memory may differ from the last start). */
+static int register_node(ty_node *n, const char *name, ty_error *err)
+{
+    json_t *fresh = ty_node_local(name, ty_runtime_gpu_count(n->rt));
+    json_t *cur = ty_store_get(n->store, "nodes", NULL, name);
+    int rc;
+    if (!cur) {
+        rc = ty_store_create(n->store, "nodes", fresh, NULL, err);
+    } else {
+        json_t *next = json_deep_copy(cur);
+        json_object_set(next, "status", json_object_get(fresh, "status"));
+        rc = ty_store_update_status(n->store, "nodes", next, NULL, err);
+        json_decref(next);
+        json_decref(cur);
+    }
+    json_decref(fresh);
+    return rc;
+}
+
+/* Pods that exist keep their addresses: workers were told the master's. */
+static void reserve_addresses(ty_node *n)
+{
+    json_t *pods = ty_store_list(n->store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod)
+    {
+        const char *ip =
+            json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
+        if (!ip)
+            continue;
+        TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(pod), ty_obj_name(pod));
+        ty_ipam_reserve(n->ipam, key, ip, NULL);
+    }
+    json_decref(pods);
+}
+
+int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
+{
+    char cwd[PATH_MAX], self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len < 0 || !getcwd(cwd, sizeof cwd))
+        return ty_fail_errno(err, errno, "find the trainyard binary or the working directory");
+    self[len] = '\0';
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+
+    ty_node *n = TY_NEW(ty_node);
+    n->store = cfg->store;
+    n->ipam = ty_ipam_new();
+    if (cfg->scatter_addresses)
+        ty_ipam_scatter(n->ipam);
+    reserve_addresses(n);
+    ty_runtime_config rc = {
+        .state_dir = cfg->state_dir,
+        .self_exe = self,
+        .gpus = cfg->gpus,
+        .pods_die_with_parent = cfg->pods_die_with_parent,
+        .default_workdir = cwd,
+        .node_name = host,
+    };
+    if (ty_runtime_new(cfg->loop, &rc, on_pod_status, n, &n->rt, err) < 0 ||
+        register_node(n, host, err) < 0) {
+        ty_runtime_free(n->rt);
+        ty_ipam_free(n->ipam);
+        free(n);
+        return -1;
+    }
+    /* Adopted pods report on the loop; the agent, made next, takes them over instead of
+     * starting them again (ty_runtime_has_pod). */
+    if (cfg->adopt && ty_runtime_adopt_all(n->rt, err) < 0) {
+        ty_runtime_free(n->rt);
+        ty_ipam_free(n->ipam);
+        free(n);
+        return ty_error_wrap(err, "adopt the pods of an earlier run");
+    }
+    n->agent = ty_nodeagent_new(cfg->loop, cfg->store, host, n->rt, n->ipam);
+    n->binder = ty_binder_new(cfg->loop, cfg->store, host);
+    n->jobs = ty_jobctl_new(cfg->loop, cfg->store, pod_address, n);
+    *out = n;
+    return 0;
+}
+
+ty_runtime *ty_node_runtime(ty_node *n) { return n->rt; }
+
+static void on_runtime_done(void *arg)
+{
+    ty_node *n = arg;
+    ty_nodeagent_free(n->agent);
+    n->agent = NULL;
+    if (n->done)
+        n->done(n->done_arg);
+}
+
+void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
+{
+    n->done = done;
+    n->done_arg = arg;
+    /* No new pods from here on; the agent stays to record how the running ones end. */
+    ty_jobctl_free(n->jobs);
+    n->jobs = NULL;
+    ty_binder_free(n->binder);
+    n->binder = NULL;
+    if (stop_pods)
+        ty_runtime_shutdown(n->rt, on_runtime_done, n);
+    else
+        ty_runtime_detach(n->rt, on_runtime_done, n);
+}
+
+void ty_node_kill_pods(ty_node *n)
+{
+    json_t *pods = ty_store_list(n->store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod) ty_runtime_stop_pod(n->rt, ty_obj_uid(pod), 0);
+    json_decref(pods);
+}
+
+void ty_node_free(ty_node *n)
+{
+    if (!n)
+        return;
+    ty_jobctl_free(n->jobs);
+    ty_binder_free(n->binder);
+    ty_nodeagent_free(n->agent);
+    ty_runtime_free(n->rt);
+    ty_ipam_free(n->ipam);
+    free(n);
+}
+
+char *ty_node_log_path(void *node, const json_t *pod, const char *container, bool previous)
+{
+    ty_node *n = node;
+    int restarts = 0;
+    size_t i;
+    json_t *cs;
+    const char *lists[] = {"containerStatuses", "initContainerStatuses"};
+    for (int l = 0; l < 2; l++)
+        json_array_foreach(json_object_get(json_object_get(pod, "status"), lists[l]), i, cs)
+        {
+            const char *name = json_string_value(json_object_get(cs, "name"));
+            if (name && strcmp(name, container) == 0)
+                restarts = (int)json_integer_value(json_object_get(cs, "restartCount"));
+        }
+    if (previous && restarts == 0)
+        return NULL;
+    return ty_runtime_log_path(n->rt, ty_obj_uid(pod), container,
+                               previous ? restarts - 1 : restarts);
+}

@@ -1,0 +1,43 @@
+/* The local node: everything that runs pods on this machine, on one loop and one store.
+ *
+ * It is the composition both `trainyard run` and `trainyard server` use, so no logic exists
+ * twice: the Node object for this machine, the runtime (pods as supervised process groups),
+ * the loopback address allocator, the node agent, the gang binder and the job controller.
+ *
+ * Ownership: borrows the loop and the store; owns everything else. Stop it with
+ * ty_node_stop() and free it after `done` ran. */
+#ifndef TY_CLI_NODE_H
+#define TY_CLI_NODE_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "base/error.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+typedef struct ty_node ty_node;
+
+typedef struct ty_node_config {
+    uv_loop_t *loop;
+    ty_store *store;
+    const char *state_dir;       /* pod directories go under it */
+    int gpus;                    /* -1: NVML; >= 0: declared */
+    bool pods_die_with_parent;   /* run: true; server: false (pods outlive a crash) */
+    bool adopt;                  /* server: take over the pods a previous trainyard left */
+    bool scatter_addresses;      /* start pod addresses at a random place (independent runs) */
+} ty_node_config;
+
+int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);
+ty_runtime *ty_node_runtime(ty_node *n);
+/* Stops the controllers and then either stops every pod (stop_pods) or leaves them running
+ * for the next trainyard to adopt; `done` runs on the loop when that is over. */
+void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);
+/* Kills every pod without waiting for grace periods (a second Ctrl-C). */
+void ty_node_kill_pods(ty_node *n);
+void ty_node_free(ty_node *n);
+/* The log file of a pod's container (the previous run's with `previous`): for pods/log.
+ * Caller frees; NULL when there is none. */
+char *ty_node_log_path(void *node, const json_t *pod, const char *container, bool previous);
+
+#endif
