@@ -130,43 +130,6 @@ static void normalise_types(json_t *specs, const job_kind *k)
     }
 }
 
-/* setDefaultPort (defaulting_utils.go): the default container (or the first one) gets the
- * default port unless it has a port of that name. */
-static void default_port(json_t *replica, const job_kind *k)
-{
-    static const char *const to_containers[] = {"template", "spec", "containers"};
-    json_t *containers = get_path(replica, to_containers, 3);
-    if (!json_is_array(containers) || json_array_size(containers) == 0)
-        return; /* the operator would crash here; our rules report the missing containers */
-    json_t *target = json_array_get(containers, 0);
-    size_t i;
-    json_t *ct;
-    json_array_foreach(containers, i, ct) {
-        const char *name = json_string_value(json_object_get(ct, "name"));
-        if (name && strcmp(name, k->container) == 0) {
-            target = ct;
-            break;
-        }
-    }
-    if (!json_is_object(target))
-        return;
-    json_t *ports = json_object_get(target, "ports");
-    if (!ports) {
-        ports = json_array();
-        json_object_set_new(target, "ports", ports);
-    }
-    if (!json_is_array(ports))
-        return;
-    json_t *p;
-    json_array_foreach(ports, i, p) {
-        const char *name = json_string_value(json_object_get(p, "name"));
-        if (name && strcmp(name, k->port_name) == 0)
-            return;
-    }
-    json_array_append_new(ports, json_pack("{s:s, s:i}", "name", k->port_name, "containerPort",
-                                           k->port));
-}
-
 /* The defaults both kinds share (SetDefaults_PyTorchJob, SetDefaults_TFJob). */
 static json_t *default_job(json_t *obj, const job_kind *k)
 {
@@ -193,7 +156,8 @@ static json_t *default_job(json_t *obj, const job_kind *k)
         const json_t *rp = json_object_get(rs, "restartPolicy");
         if (!rp || (json_is_string(rp) && !*json_string_value(rp)))
             json_object_set_new(rs, "restartPolicy", json_string(k->restart_policy));
-        default_port(rs, k);
+        /* setDefaultPort is applied to the pods instead (controllers/kubeflow.c: the stored
+         * job stays as written, so `kubectl apply` of an unchanged manifest is a no-op). */
     }
     return spec;
 }

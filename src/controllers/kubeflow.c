@@ -15,9 +15,11 @@ static const char *const pytorch_types[] = {"Master", "Worker", NULL};
  * it decides which failure message wins, so we keep it. */
 static const char *const tf_types[] = {"Chief", "Evaluator", "Master", "PS", "Worker", NULL};
 
+/* Default ports: the operator's webhook defaults (PytorchJobDefaultPort, TFJobDefaultPort),
+ * applied to the pods here (see add_default_port). */
 static const ty_kf_kind kinds[] = {
     {TY_KUBEFLOW_PYTORCH, "PyTorchJob", "pytorchjob-controller", "pytorchReplicaSpecs", "pytorch",
-     "pytorchjob-port", -1, pytorch_types},
+     "pytorchjob-port", 23456, pytorch_types},
     {TY_KUBEFLOW_TF, "TFJob", "tfjob-controller", "tfReplicaSpecs", "tensorflow", "tfjob-port",
      2222, tf_types},
 };
@@ -423,6 +425,38 @@ static const json_t *replica_spec(const json_t *job, const ty_kf_kind **k, const
     return spec;
 }
 
+/* The operator's webhook adds the default port ("pytorchjob-port" 23456, "tfjob-port" 2222)
+ * to the job's main container (or its first one) when it has no port of that name. trainyard
+ * adds it to the pods it makes instead, and leaves the stored job as the user wrote it: a list
+ * changed by defaulting makes kubectl's three-way merge patch non-empty, so `kubectl apply` of
+ * an unchanged manifest would never be a no-op. */
+static void add_default_port(json_t *containers, const ty_kf_kind *k)
+{
+    json_t *target = json_array_get(containers, 0);
+    size_t i;
+    json_t *c;
+    json_array_foreach(containers, i, c) {
+        if (strcmp(ty_kf_str(c, "name"), k->container) == 0) {
+            target = c;
+            break;
+        }
+    }
+    if (!json_is_object(target))
+        return;
+    json_t *ports = json_object_get(target, "ports");
+    if (!json_is_array(ports)) {
+        ports = json_array();
+        json_object_set_new(target, "ports", ports);
+    }
+    json_t *p;
+    json_array_foreach(ports, i, p) {
+        if (strcmp(ty_kf_str(p, "name"), k->port_name) == 0)
+            return;
+    }
+    json_array_append_new(ports, json_pack("{s:s, s:i}", "name", k->port_name, "containerPort",
+                                           k->default_port));
+}
+
 json_t *ty_kubeflow_pod(const json_t *job, const char *rtype, int index, ty_kubeflow_addr_fn addr,
                         void *ctx, ty_error *err)
 {
@@ -472,6 +506,7 @@ json_t *ty_kubeflow_pod(const json_t *job, const char *rtype, int index, ty_kube
     json_object_set_new(pod, "spec", pspec);
 
     json_t *containers = json_object_get(pspec, "containers");
+    add_default_port(containers, k);
     if (k->kind == TY_KUBEFLOW_PYTORCH) {
         json_t *env = json_array();
         if (pytorch_env(job, k, rtype, index, addr, ctx, env, err) < 0) {
@@ -540,13 +575,16 @@ json_t *ty_kubeflow_service(const json_t *job, const char *rtype, int index, ty_
     json_t *ports = json_array();
     size_t i;
     const json_t *p;
-    json_array_foreach(json_object_get(c, "ports"), i, p) {
+    json_t *cports = json_pack("[o]", json_deep_copy(c));
+    add_default_port(cports, k);
+    json_array_foreach(json_object_get(json_array_get(cports, 0), "ports"), i, p) {
         json_t *sp = json_object();
         if (*ty_kf_str(p, "name"))
             json_object_set_new(sp, "name", json_string(ty_kf_str(p, "name")));
         json_object_set_new(sp, "port", json_incref(json_object_get(p, "containerPort")));
         json_array_append_new(ports, sp);
     }
+    json_decref(cports);
     json_t *sspec = json_object();
     json_object_set_new(sspec, "clusterIP", json_string("None"));
     json_object_set_new(sspec, "selector", labels);

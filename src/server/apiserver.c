@@ -1269,6 +1269,8 @@ static enum MHD_Result handle_delete(call *c)
                     "propagationPolicy must be one of Foreground, Background, Orphan; got %s",
                     policy);
     }
+    /* The policy may point into the options: keep a copy past them. */
+    TY_AUTOFREE char *propagation = policy ? ty_strdup(policy) : NULL;
     json_decref(opts);
     const char *ns = c->path.ns ? c->path.ns : "";
     json_t *cur = ty_store_get(c->srv->store, c->ri->resource, ns, c->path.name);
@@ -1280,7 +1282,7 @@ static enum MHD_Result handle_delete(call *c)
         return ret;
     }
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    ty_store_delete_opts dopts = {.grace_seconds = grace, .propagation = policy};
+    ty_store_delete_opts dopts = {.grace_seconds = grace, .propagation = propagation};
     if (ty_store_delete_ex(c->srv->store, c->ri->resource, ns, c->path.name, &dopts, NULL,
                            &err) < 0) {
         json_decref(cur);

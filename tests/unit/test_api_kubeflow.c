@@ -116,14 +116,12 @@ Test(api_kubeflow, pytorchjob_valid_gets_exactly_the_defaults)
         "      'containers': [{'name': 'pytorch', 'image': 'python:3', 'command': ['python3'],"
         "        'args': ['train.py'], 'env': [{'name': 'EPOCHS', 'value': '2'}],"
         "        'resources': {'limits': {'cpu': 2, 'memory': '1Gi'}, 'requests': {'cpu': '500m'}},"
-        "        'securityContext': {'runAsUser': 1000}, 'imagePullPolicy': 'IfNotPresent',"
-        "        'ports': [{'name': 'pytorchjob-port', 'containerPort': 23456}]}],"
+        "        'securityContext': {'runAsUser': 1000}, 'imagePullPolicy': 'IfNotPresent'}],"
         "      'tolerations': [{'key': 'gpu', 'operator': 'Exists'}], 'nodeSelector': {'a': 'b'},"
         "      'volumes': [{'name': 'data', 'emptyDir': {'sizeLimit': '1Gi'}}]}}},"
         "   'Worker': {'replicas': 1, 'restartPolicy': 'OnFailure', 'template': {'metadata': {'labels': {'x': 'y'}}, 'spec': {"
         "      'containers': [{'name': 'sidecar', 'image': 'busybox'},"
-        "        {'name': 'pytorch', 'image': 'python:3', 'command': ['python3', 'train.py'],"
-        "         'ports': [{'name': 'pytorchjob-port', 'containerPort': 23456}]}]}}}}}}");
+        "        {'name': 'pytorch', 'image': 'python:3', 'command': ['python3', 'train.py']}]}}}}}}");
     json_decref(obj);
 }
 
@@ -178,12 +176,9 @@ Test(api_kubeflow, tfjob_valid_gets_exactly_the_defaults)
     expect_equal(obj,
         "{'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': 'dist-mnist', 'namespace': 'default'},"
         " 'spec': {'runPolicy': {'cleanPodPolicy': 'None'}, 'successPolicy': '', 'tfReplicaSpecs': {"
-        "  'PS': {'replicas': 1, 'restartPolicy': 'Never', 'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf',"
-        "         'ports': [{'name': 'tfjob-port', 'containerPort': 2222}]}]}}},"
-        "  'Worker': {'replicas': 2, 'restartPolicy': 'Never', 'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf',"
-        "         'ports': [{'name': 'tfjob-port', 'containerPort': 2222}]}]}}},"
-        "  'Chief': {'replicas': 1, 'restartPolicy': 'OnFailure', 'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf',"
-        "         'ports': [{'name': 'tfjob-port', 'containerPort': 2222}]}]}}}}}}");
+        "  'PS': {'replicas': 1, 'restartPolicy': 'Never', 'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf'}]}}},"
+        "  'Worker': {'replicas': 2, 'restartPolicy': 'Never', 'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf'}]}}},"
+        "  'Chief': {'replicas': 1, 'restartPolicy': 'OnFailure', 'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf'}]}}}}}}");
     json_decref(obj);
 }
 

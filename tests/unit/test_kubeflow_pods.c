@@ -361,13 +361,18 @@ Test(kubeflow_pods, errors_name_the_problem)
     cr_assert(strstr(err.msg, "out of range"), "%s", err.msg);
     cr_assert_null(ty_kubeflow_service(job, "Worker", -1, &err));
     cr_assert(strstr(err.msg, "out of range"), "%s", err.msg);
-    /* A master without its port cannot give MASTER_PORT. */
+    /* A master without its port gets the default one (as the operator's webhook gives it). */
     json_t *ports = json_object_get(json_array_get(json_object_get(json_object_get(
         json_object_get(json_object_get(json_object_get(json_object_get(job, "spec"),
         "pytorchReplicaSpecs"), "Master"), "template"), "spec"), "containers"), 0), "ports");
     json_array_clear(ports);
-    cr_assert_null(ty_kubeflow_pod(job, "Worker", 0, NULL, NULL, &err));
-    cr_assert(strstr(err.msg, "has no port pytorchjob-port"), "%s", err.msg);
+    json_t *defaulted = ty_kubeflow_pod(job, "Worker", 0, NULL, NULL, &err);
+    cr_assert_not_null(defaulted, "%s", err.msg);
+    char *env = json_dumps(json_object_get(json_array_get(json_object_get(json_object_get(
+                               defaulted, "spec"), "containers"), 0), "env"), JSON_COMPACT);
+    cr_assert(env && strstr(env, "{\"name\":\"MASTER_PORT\",\"value\":\"23456\"}"), "%s", env);
+    free(env);
+    json_decref(defaulted);
     json_t *notjob = J("{'kind':'Deployment','metadata':{'name':'d'}}");
     cr_assert_null(ty_kubeflow_pod(notjob, "Worker", 0, NULL, NULL, &err));
     cr_assert(strstr(err.msg, "not a kubeflow job"), "%s", err.msg);
@@ -375,5 +380,35 @@ Test(kubeflow_pods, errors_name_the_problem)
     cr_assert_eq(ty_kubeflow_job_kind(job), TY_KUBEFLOW_PYTORCH);
     ty_error_clear(&err);
     json_decref(notjob);
+    json_decref(job);
+}
+
+/* The default port goes to the pods (and services), not into the stored job. */
+Test(kubeflow_pods, default_port_is_added_to_the_pod_not_the_job)
+{
+    json_t *job = json_loads(
+        "{\"apiVersion\": \"kubeflow.org/v1\", \"kind\": \"PyTorchJob\","
+        " \"metadata\": {\"name\": \"p\", \"namespace\": \"default\", \"uid\": \"u1\"},"
+        " \"spec\": {\"pytorchReplicaSpecs\": {\"Master\": {\"replicas\": 1,"
+        "  \"restartPolicy\": \"OnFailure\", \"template\": {\"spec\": {\"containers\":"
+        "  [{\"name\": \"pytorch\", \"image\": \"x\"}]}}}}}}",
+        0, NULL);
+    cr_assert_not_null(job);
+    json_t *before = json_deep_copy(job);
+    ty_error err = TY_ERROR_INIT;
+    json_t *pod = ty_kubeflow_pod(job, "Master", 0, NULL, NULL, &err);
+    cr_assert_not_null(pod, "%s", err.msg);
+    json_t *port = json_array_get(json_object_get(json_array_get(json_object_get(
+        json_object_get(pod, "spec"), "containers"), 0), "ports"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(port, "name")), "pytorchjob-port");
+    cr_assert_eq(json_integer_value(json_object_get(port, "containerPort")), 23456);
+    json_t *svc = ty_kubeflow_service(job, "Master", 0, &err);
+    cr_assert_not_null(svc, "%s", err.msg);
+    json_t *sport = json_array_get(json_object_get(json_object_get(svc, "spec"), "ports"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(sport, "port")), 23456);
+    cr_assert(json_equal(job, before), "the job was changed");
+    json_decref(svc);
+    json_decref(pod);
+    json_decref(before);
     json_decref(job);
 }
