@@ -799,7 +799,10 @@ static int finish_update(ty_store *s, res *r, char *key, json_t *cur, json_t *ne
 {
     if (out)
         *out = NULL;
-    if (opts && opts->dry_run) {
+    /* A write that changes nothing is no write, as in Kubernetes: no new resourceVersion, no
+     * event (so `kubectl apply` of the same manifest, or a controller writing the status it
+     * already wrote, costs nothing and wakes nobody). */
+    if ((opts && opts->dry_run) || json_equal(next, cur)) {
         if (out)
             *out = next;
         else

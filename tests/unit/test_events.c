@@ -8,6 +8,7 @@ static json_t *stored_job(ty_store *s)
     json_t *job = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "kubeflow.org/v1", "kind",
                             "PyTorchJob", "metadata", "name", "fm", "namespace", "team");
     json_t *out = NULL;
+    cr_assert_eq(ty_store_ensure_namespace(s, "team", NULL), 0);
     cr_assert_eq(ty_store_create(s, "pytorchjobs", job, &out, NULL), 0);
     json_decref(job);
     return out;

@@ -333,11 +333,27 @@ Test(store, update_status_only_writes_status)
     ty_store_free(s);
 }
 
+Test(store, a_write_that_changes_nothing_is_no_write)
+{
+    ty_store *s = new_store();
+    json_t *v1 = create(s, "configmaps", obj("a", NULL));
+    uint64_t rev = ty_store_revision(s);
+    json_t *out = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", v1, &out, NULL), 0);
+    cr_assert_str_eq(meta_s(out, "resourceVersion"), meta_s(v1, "resourceVersion"));
+    json_decref(out);
+    cr_assert_eq(ty_store_update_status(s, "configmaps", v1, NULL, NULL), 0);
+    cr_assert_eq(ty_store_revision(s), rev);
+    json_decref(v1);
+    ty_store_free(s);
+}
+
 Test(store, stale_resource_version_conflicts)
 {
     ty_store *s = new_store();
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     json_t *in = json_deep_copy(v1);
+    json_object_set_new(json_object_get(in, "spec"), "replicas", json_integer(2));
     cr_assert_eq(ty_store_update(s, "configmaps", in, NULL, NULL), 0);
     ty_error err = TY_ERROR_INIT;
     json_t *out = NULL;
@@ -353,6 +369,7 @@ Test(store, stale_resource_version_conflicts)
 
     /* No resourceVersion: last write wins. */
     json_object_del(json_object_get(in, "metadata"), "resourceVersion");
+    json_object_set_new(json_object_get(in, "spec"), "replicas", json_integer(3));
     cr_assert_eq(ty_store_update(s, "configmaps", in, &out, NULL), 0);
     cr_assert_str_eq(meta_s(out, "resourceVersion"), rv_str(3));
     json_decref(out);

@@ -195,6 +195,7 @@ Test(store_persist, failed_sqlite_write_changes_nothing)
     cr_assert_lt(ty_store_update(s, "configmaps", a2, NULL, &err), 0);
     cr_assert_eq(err.code, TY_STORE_INTERNAL);
     ty_error_clear(&err);
+    json_object_set_new(a2, "status", json_pack("{s:s}", "phase", "Changed"));
     cr_assert_lt(ty_store_update_status(s, "configmaps", a2, NULL, &err), 0);
     ty_error_clear(&err);
     cr_assert_lt(ty_store_delete(s, "configmaps", "default", "a", -1, &err), 0);
