@@ -7,7 +7,6 @@
  * (nothing is started then), 128+signal when interrupted (everything is stopped first). */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +24,8 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "cli/cli.h"
+#include "cli/node.h"
 #include "cli/view.h"
-#include "controllers/binder.h"
-#include "controllers/jobs.h"
-#include "controllers/nodeagent.h"
-#include "controllers/resources.h"
-#include "runtime/ipam.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -39,11 +34,7 @@
 typedef struct run_state {
     uv_loop_t loop;
     ty_store *store;
-    ty_ipam *ipam;
-    ty_runtime *rt;
-    ty_nodeagent *agent;
-    ty_binder *binder;
-    ty_jobctl *jobs;
+    ty_node *node;
     ty_view *view;
     json_t *job_refs; /* [{resource, namespace, name}] of the jobs this run created */
     json_t *last_jobs; /* the last seen object of each job, same order */
@@ -122,26 +113,6 @@ static int load_jobs(char **files, int nfiles, json_t *objects)
     return bad ? -1 : 0;
 }
 
-static char *local_addr(void *ctx, const char *ns, const char *pod_name)
-{
-    run_state *st = ctx;
-    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, pod_name);
-    char ip[TY_IPAM_ADDR_MAX];
-    if (ty_ipam_acquire(st->ipam, key, ip, NULL) < 0)
-        return NULL;
-    return ty_strdup(ip);
-}
-
-static void on_pod_status(void *ctx, const char *ns, const char *name, const char *uid,
-                          json_t *status, bool gone)
-{
-    run_state *st = ctx;
-    if (st->agent)
-        ty_nodeagent_on_status(st->agent, ns, name, uid, status, gone);
-    else
-        json_decref(status);
-}
-
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 static void on_runtime_stopped(void *arg)
@@ -154,12 +125,6 @@ static void on_runtime_stopped(void *arg)
     uv_close((uv_handle_t *)&st->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&st->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&st->sighup, on_handle_closed);
-    ty_jobctl_free(st->jobs);
-    st->jobs = NULL;
-    ty_binder_free(st->binder);
-    st->binder = NULL;
-    ty_nodeagent_free(st->agent);
-    st->agent = NULL;
 }
 
 static void begin_shutdown(run_state *st)
@@ -167,7 +132,7 @@ static void begin_shutdown(run_state *st)
     if (st->shutting_down)
         return;
     st->shutting_down = true;
-    ty_runtime_shutdown(st->rt, on_runtime_stopped, st);
+    ty_node_stop(st->node, true, on_runtime_stopped, st);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -207,11 +172,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     ty_view_note(st->view, "stopping: %s received again, killing every pod", strsignal(signum));
-    json_t *pods = ty_store_list(st->store, "pods", NULL);
-    size_t i;
-    json_t *pod;
-    json_array_foreach(pods, i, pod) ty_runtime_stop_pod(st->rt, ty_obj_uid(pod), 0);
-    json_decref(pods);
+    ty_node_kill_pods(st->node);
 }
 
 static char *default_state_dir(void)
@@ -287,15 +248,6 @@ int ty_cli_run(int argc, char **argv)
 
     run_state st = {0};
     int rc = 1;
-    char cwd[PATH_MAX];
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n < 0 || !getcwd(cwd, sizeof cwd)) {
-        fprintf(stderr, "trainyard run: %s\n", strerror(errno));
-        json_decref(objects);
-        return 1;
-    }
-    self[n] = '\0';
     TY_AUTOFREE char *state_dir = state_dir_arg ? ty_strdup(state_dir_arg) : default_state_dir();
     if (!state_dir || ty_mkdir_p(state_dir, 0700) < 0) {
         fprintf(stderr, "trainyard run: create state directory %s: %s\n",
@@ -306,31 +258,20 @@ int ty_cli_run(int argc, char **argv)
 
     uv_loop_init(&st.loop);
     st.store = ty_store_new();
-    st.ipam = ty_ipam_new();
-    ty_ipam_scatter(st.ipam);
     ty_error err = TY_ERROR_INIT;
-    char host[256] = "localhost";
-    gethostname(host, sizeof host - 1);
-    ty_runtime_config cfg = {
-        .node_name = host,
+    ty_node_config ncfg = {
+        .loop = &st.loop,
+        .store = st.store,
         .state_dir = state_dir,
-        .self_exe = self,
         .gpus = gpus,
         .pods_die_with_parent = true,
-        .default_workdir = cwd,
+        .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
     };
-    if (ty_runtime_new(&st.loop, &cfg, on_pod_status, &st, &st.rt, &err) < 0) {
+    if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);
         goto out;
     }
-    json_t *node = ty_node_local(host, ty_runtime_gpu_count(st.rt));
-    ty_store_create(st.store, "nodes", node, NULL, NULL);
-    json_decref(node);
-
-    st.agent = ty_nodeagent_new(&st.loop, st.store, host, st.rt, st.ipam);
-    st.binder = ty_binder_new(&st.loop, st.store, host);
-    st.jobs = ty_jobctl_new(&st.loop, st.store, local_addr, &st);
-    st.view = ty_view_new(json_out ? stderr : stdout, follow, st.rt);
+    st.view = ty_view_new(json_out ? stderr : stdout, follow, ty_node_runtime(st.node));
 
     st.job_refs = json_array();
     st.last_jobs = json_array();
@@ -388,14 +329,10 @@ int ty_cli_run(int argc, char **argv)
 out:
     ty_error_clear(&err);
     ty_view_free(st.view);
-    ty_jobctl_free(st.jobs);
-    ty_binder_free(st.binder);
-    ty_nodeagent_free(st.agent);
-    ty_runtime_free(st.rt);
+    ty_node_free(st.node);
     uv_run(&st.loop, UV_RUN_DEFAULT); /* let close callbacks release what was closed */
     uv_loop_close(&st.loop);
     ty_store_free(st.store);
-    ty_ipam_free(st.ipam);
     json_decref(st.job_refs);
     json_decref(st.last_jobs);
     json_decref(objects);
