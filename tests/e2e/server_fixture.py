@@ -13,6 +13,24 @@ from conftest import REPO, assert_no_sanitizer_report, trainyard_bin, wait_until
 KUBECTL = "/usr/bin/kubectl"
 
 
+def kill_pods_of(data_dir):
+    """SIGKILLs every pod supervisor (`trainyard shim`) under data_dir; their pid namespaces take
+    the containers along."""
+    needle = (os.path.join(str(data_dir), "node", "pods") + "/").encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"\0shim\0" in cmd and needle in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 class Server:
     def __init__(self, data_dir, extra_args=()):
         self.data_dir = str(data_dir)
@@ -60,6 +78,11 @@ class Server:
         self.err.close()
         assert_no_sanitizer_report(open(self.stderr_path).read())
         return self.proc.returncode
+
+    def reap(self):
+        """Kills what the server's pods left: a stopped server leaves its pods running for the
+        next start, so a test that is done with them must end them."""
+        kill_pods_of(self.data_dir)
 
     def kill9(self):
         self.proc.kill()

@@ -16,6 +16,8 @@ import urllib.request
 
 import pytest
 
+from server_fixture import kill_pods_of
+
 from conftest import REPO, assert_no_sanitizer_report, trainyard_bin, wait_until
 
 KUBECTL = "/usr/bin/kubectl"
@@ -102,10 +104,14 @@ def server(tmp_path):
     try:
         yield s
     finally:
-        if s.proc.poll() is None:
-            s.stop()
-        elif not s.stopped:
-            pytest.fail(f"server died: {s.proc.returncode}\n{s.stderr()}")
+        # The server leaves its pods running for its next start: end them.
+        try:
+            if s.proc.poll() is None:
+                s.stop()
+            elif not s.stopped:
+                pytest.fail(f"server died: {s.proc.returncode}\n{s.stderr()}")
+        finally:
+            kill_pods_of(s.dir)
 
 
 def job(name="raw", replicas=1, **extra):

@@ -21,6 +21,7 @@ def server(tmp_path, marker):
     s = Server(tmp_path / "data", ["--gpus", "2"]).start()
     yield s
     s.stop()
+    s.reap()
     kill_all(marker)
 
 

@@ -54,6 +54,7 @@ def test_kill9_and_restart_readopts_running_pods(tmp_path, marker, round_):
             "annotations", {}).get("trainyard.dev/restarts", "0") == "0"
     finally:
         s.stop()
+        s.reap()
         kill_all(marker)
 
 
@@ -72,6 +73,7 @@ def test_exit_while_the_server_is_down_is_not_lost(tmp_path, marker):
             "get", "pytorchjob", "quick", "-o", "yaml").stdout
     finally:
         s.stop()
+        s.reap()
         kill_all(marker)
 
 
@@ -89,6 +91,7 @@ def test_sigterm_leaves_pods_for_readoption(tmp_path, marker):
         assert wait_until(lambda: state(s, "kept") == "Succeeded", 30)
     finally:
         s.stop()
+        s.reap()
         kill_all(marker)
 
 
@@ -102,4 +105,5 @@ def test_stop_pods_on_exit_flag_stops_them(tmp_path, marker):
         assert s.stop() == 0
         assert not processes_with(marker)
     finally:
+        s.reap()
         kill_all(marker)
