@@ -14,6 +14,10 @@
  * Without pods_die_with_parent nothing ties P to trainyard: a dead trainyard leaves the pod
  * running, supervised as before, for the next trainyard to re-adopt (see runtime.h).
  *
+ * The shim ends when told to stop, or by itself once the pod has ended for good (phase
+ * Succeeded/Failed, no restart to come): the final status goes to state.json (finished) and
+ * to the attached trainyard first, so nothing is lost when no trainyard is there to see it.
+ *
  * S runs a libuv loop: SIGCHLD reaps every child (as pid 1 it also inherits orphans), container
  * stdout/stderr pipes are turned into CRI log lines, timers drive restart back-off and the grace
  * period, and the control socket (<pod-dir>/control.sock, handed over as stdin, listening)
