@@ -152,6 +152,8 @@ void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const c
         ty_store_update_status(a->store, "pods", next, NULL, NULL);
         json_decref(next);
     }
+    /* gone also comes for a pod that ended for good without being deleted (its shim exits
+     * then): its status above is final and the pod object stays until someone deletes it. */
     if (gone && e) {
         e->gone = true;
         TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);

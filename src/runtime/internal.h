@@ -13,7 +13,8 @@
  *
  * The shim writes <pod-dir>/state.json atomically (write + rename) on each change: shimPid and
  * shimStartTime (the outer shim process, as the host sees it), pidNamespace, finished (true in
- * the last write of a shim that ended its pod cleanly), containers (name, init, pid, startTime,
+ * the last write of a shim that ended its pod cleanly: stopped, or ended for good, after which
+ * the shim exits on its own), containers (name, init, pid, startTime,
  * restartCount, running or exitCode) and status (the last PodStatus). That is what a later
  * trainyard re-adopts from. */
 #ifndef TY_RUNTIME_INTERNAL_H

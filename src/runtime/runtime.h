@@ -19,12 +19,22 @@
  * it keeps supervising (logs, restarts, exit codes and the last status in state.json, written
  * atomically) and waits for the next connection.
  *
+ * End of a pod. A shim ends when its pod is stopped, and by itself once the pod has ended for
+ * good (phase Succeeded or Failed: every container terminated and none will restart, i.e.
+ * restartPolicy Never, OnFailure after success, or an init container failed under Never). It
+ * then records the final status in state.json (finished), sends it to the attached trainyard,
+ * kills what the containers left in its pid namespace, removes its cgroups and exits; the pod
+ * dir and its logs stay. The runtime reports that status, then gone=true, as for a stopped pod
+ * (the GPUs were freed at the final status). Pods that restart (Always, OnFailure after a
+ * failure) keep their shim until stopped.
+ *
  * Crashes and restarts (pods_die_with_parent = false, the server). The shim is not tied to
  * trainyard: `kill -9` of trainyard leaves every pod running, with its logs flowing. A new
  * trainyard calls ty_runtime_adopt_all: each pod dir whose shim still runs (pid and /proc
  * start time from state.json, so a reused pid is never taken for it) is reconnected and
  * reports on as if started here (stop, shutdown, log_path, GPUs, gone); a pod that ended while
- * trainyard was down reports its recorded exit codes. A pod whose shim died meanwhile is
+ * trainyard was down (its shim exited, state.json says finished) reports its recorded final
+ * status and exit codes, then gone, once. A pod whose shim died meanwhile is
  * reported from state.json's last status, containers that were running as terminated (exit
  * code 137, reason Error, a message saying the supervisor was lost; phase Failed), then gone,
  * so the node agent and the job controller apply the restart policy; what is left of its
@@ -108,8 +118,9 @@ typedef struct ty_runtime_config {
  * conditions, podIP(s), hostIP(s), startTime, message, reason, initContainerStatuses,
  * containerStatuses with state/lastState/ready/started/restartCount) and a NEW REFERENCE owned
  * by the callee (json_decref it). gone=true exactly once per started pod, last, after the pod
- * was stopped (or its shim died) and every process of it is ended; the pod's GPUs are free
- * again by then. If the shim died unexpectedly, the final status has phase Failed and says so.
+ * was stopped, ended for good (its final status comes with it) or its shim died, and every
+ * process of it is ended; the pod's GPUs are free again by then (already at the final status).
+ * gone=true does not mean the pod was deleted: its status is final, its logs stay. If the shim died unexpectedly, the final status has phase Failed and says so.
  * The callback may call ty_runtime_* functions (start, stop), but not ty_runtime_free. */
 typedef void (*ty_runtime_status_fn)(void *ctx, const char *ns, const char *name,
                                      const char *uid, json_t *status, bool gone);
@@ -129,7 +140,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *pod, const char *pod_ip, 
 
 /* Stops a pod: SIGTERM to every container's process group, SIGKILL to what is left after
  * grace_seconds (< 0: the pod's terminationGracePeriodSeconds, default 30), then the status
- * callback with gone=true. Unknown uids are ignored; a repeated stop only matters with
+ * callback with gone=true. Unknown uids and pods already gone (ended for good) are ignored; a repeated stop only matters with
  * grace_seconds = 0, which kills what is left at once. If the shim does not finish within
  * grace + 10 s it is SIGKILLed (its pid namespace takes the containers along). */
 void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds);

@@ -14,6 +14,10 @@
  * Without pods_die_with_parent nothing ties P to trainyard: a dead trainyard leaves the pod
  * running, supervised as before, for the next trainyard to re-adopt (see runtime.h).
  *
+ * The shim ends when told to stop, or by itself once the pod has ended for good (phase
+ * Succeeded/Failed, no restart to come): the final status goes to state.json (finished) and
+ * to the attached trainyard first, so nothing is lost when no trainyard is there to see it.
+ *
  * S runs a libuv loop: SIGCHLD reaps every child (as pid 1 it also inherits orphans), container
  * stdout/stderr pipes are turned into CRI log lines, timers drive restart back-off and the grace
  * period, and the control socket (<pod-dir>/control.sock, handed over as stdin, listening)
@@ -130,6 +134,8 @@ struct shim {
 static void emit_status(shim *s);
 static void start_container(ctr *c);
 static void maybe_finish(shim *s);
+static void finish_if_ended(shim *s);
+static const char *phase(shim *s);
 
 /* ---- logs ---------------------------------------------------------------------------- */
 
@@ -855,6 +861,7 @@ static void after_exit(ctr *c)
         }
     }
     emit_status(s);
+    finish_if_ended(s);
 }
 
 static const char *phase(shim *s)
@@ -1141,6 +1148,27 @@ static void maybe_finish(shim *s)
     uv_stop(s->loop);
 }
 
+/* The pod has ended for good when its phase is final: every container terminated and none
+ * will restart (Never; OnFailure after success; an init container failed under Never). Nothing
+ * is left to supervise, so the shim ends as after a stop: the final status goes to state.json
+ * (finished) and to the attached trainyard, then the shim exits and removes its cgroups; the
+ * pod dir and logs stay. Without this a finished pod kept its shim until it was deleted, and
+ * forever when no trainyard was left to delete it. */
+static void finish_if_ended(shim *s)
+{
+    const char *ph = phase(s);
+    if (s->stopping || (strcmp(ph, "Succeeded") != 0 && strcmp(ph, "Failed") != 0))
+        return;
+    s->stopping = true;
+    for (size_t i = 0; i < s->n_ctrs; i++)
+        uv_timer_stop(&s->ctrs[i].backoff);
+    /* As pid 1 of the pod's namespace: whatever a container left behind outside its process
+     * group (a daemon holding its stdout) dies now, so the last log streams close. */
+    if (s->pidns)
+        kill(-1, SIGKILL);
+    maybe_finish(s);
+}
+
 static void cmd_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
 {
     (void)sz;
@@ -1388,6 +1416,11 @@ static int supervise(shim *s)
 
     setup_limits(s);
     emit_status(s);
+    /* The spawning trainyard's connection already waits in the backlog: take it now, so that a
+     * pod that ends before the loop runs (every container a StartError) still reports its
+     * final status to it before the shim exits. */
+    if (s->has_listener)
+        uv_run(&loop, UV_RUN_NOWAIT);
     if (s->n_init)
         start_container(&s->ctrs[0]);
     else {

@@ -942,6 +942,90 @@ static void adopt_all_expect(int n)
     ty_error_clear(&err);
 }
 
+/* ---- pods that ended for good: the shim goes ----------------------------------------------- */
+
+/* Whether the process `pid` with start time `start` is gone (or a zombie). */
+static bool proc_gone(pid_t pid, unsigned long long start) { return ty_rt_proc_start(pid) != start; }
+
+typedef struct shimref {
+    pid_t pid;
+    unsigned long long start;
+} shimref;
+
+static shimref shim_of(const char *name, const char *uid)
+{
+    json_t *st = state_in(T.dir, name, uid);
+    cr_assert(st, "no state.json for %s", uid);
+    shimref r = {(pid_t)json_integer_value(json_object_get(st, "shimPid")),
+                 (unsigned long long)json_integer_value(json_object_get(st, "shimStartTime"))};
+    json_decref(st);
+    cr_assert_gt(r.pid, 1);
+    return r;
+}
+
+Test(runtime, shim_exits_when_pod_succeeds)
+{
+    setup_rt(0, false);
+    TY_AUTOFREE char *a = uid_for("done");
+    start(make_pod("done", a, "Never",
+                   "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\",\"echo hi\"]},"
+                   " {\"name\":\"d\",\"command\":[\"sh\",\"-c\",\"sleep 0.2\"]}]"));
+    cr_assert(run_until(is_gone, a, 10000), "the shim of a finished pod must exit by itself");
+    cr_assert_str_eq(phase_of(a), "Succeeded");
+    cr_assert_eq(json_integer_value(json_object_get(terminated(a, "c"), "exitCode")), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(terminated(a, "d"), "reason")),
+                     "Completed");
+    shimref sh = shim_of("done", a);
+    cr_assert(proc_gone(sh.pid, sh.start), "shim still runs");
+    json_t *st = state_in(T.dir, "done", a);
+    cr_assert(json_is_true(json_object_get(st, "finished")));
+    json_decref(st);
+    cr_assert(!ty_runtime_has_pod(T.rt, a));
+    ty_runtime_stop_pod(T.rt, a, 0); /* no-op: nothing more is reported (on_status asserts) */
+    TY_AUTOFREE char *text = log_text(a, "c", 0);
+    cr_assert_str_eq(text, "hi\n");
+    /* the pod dir and its logs stay; a new runtime does not report the end again */
+    adopt_all_expect(0);
+    TY_AUTOFREE char *lp = ty_runtime_log_path(T.rt, a, "c", 0);
+    cr_assert(lp && access(lp, F_OK) == 0);
+    teardown_rt();
+}
+
+Test(runtime, shim_exits_after_init_failure_under_never)
+{
+    setup_rt(0, true);
+    TY_AUTOFREE char *a = uid_for("initbad");
+    json_t *pod = make_pod("initbad", a, "Never", "[{\"name\":\"c\",\"command\":[\"true\"]}]");
+    json_object_set_new(json_object_get(pod, "spec"), "initContainers",
+                        json_pack("[{s:s, s:[s,s,s]}]", "name", "i", "command", "sh", "-c",
+                                  "exit 7"));
+    start(pod);
+    cr_assert(run_until(is_gone, a, 10000), "the shim of a failed pod must exit by itself");
+    cr_assert_str_eq(phase_of(a), "Failed");
+    json_t *ics = json_array_get(json_object_get(rec(a)->last, "initContainerStatuses"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(ics, "state"), "terminated"), "exitCode")),
+                 7);
+    teardown_rt();
+}
+
+Test(runtime, shim_stays_while_pod_restarts)
+{
+    setenv("TRAINYARD_RESTART_BACKOFF_MS", "20", 1);
+    setup_rt(0, false);
+    TY_AUTOFREE char *a = uid_for("again");
+    start(make_pod("again", a, "OnFailure",
+                   "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\",\"exit 1\"]}]"));
+    cr_assert(run_until(restarted, a, 10000), "no restarts");
+    shimref sh = shim_of("again", a);
+    cr_assert(!proc_gone(sh.pid, sh.start), "the shim of a restarting pod must stay");
+    cr_assert(!rec(a)->gone);
+    cr_assert_str_eq(phase_of(a), "Running");
+    stop_and_wait(a, 0);
+    unsetenv("TRAINYARD_RESTART_BACKOFF_MS");
+    teardown_rt();
+}
+
 Test(runtime, adopt_running_pod_after_server_sigkill)
 {
     char dir[] = "/tmp/ty-rt-XXXXXX";
@@ -990,6 +1074,9 @@ Test(runtime, adopt_running_pod_after_server_sigkill)
     teardown_rt();
 }
 
+/* A pod that ends for good while no trainyard is attached: its shim records the final status
+ * (finished) and exits; the next trainyard reports that status, not a lost supervisor, then
+ * gone, once. */
 Test(runtime, adopt_reports_exit_code_of_pod_ended_while_detached)
 {
     char dir[] = "/tmp/ty-rt-XXXXXX";
@@ -1001,20 +1088,41 @@ Test(runtime, adopt_reports_exit_code_of_pod_ended_while_detached)
                  "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\",\"sleep 0.3; "
                  "echo done; exit 3\"]}]"));
     wait_state(dir, "ends", a, false);
+    json_t *st = state_in(dir, "ends", a);
+    pid_t shim = (pid_t)json_integer_value(json_object_get(st, "shimPid"));
+    unsigned long long shim_start = (unsigned long long)json_integer_value(
+        json_object_get(st, "shimStartTime"));
+    json_decref(st);
+    cr_assert_gt(shim, 1);
     kill_server(server);
     cr_assert_eq(wait_state(dir, "ends", a, true), 3);
+    /* nothing left to supervise: the shim goes by itself (its zombie is init's to reap) */
+    int64_t end = ty_time_mono_ns() + 5000000000LL;
+    while (ty_rt_proc_start(shim) == shim_start && ty_time_mono_ns() < end)
+        usleep(10000);
+    cr_assert_neq(ty_rt_proc_start(shim), shim_start, "the shim outlived its finished pod");
+    st = state_in(dir, "ends", a);
+    cr_assert(json_is_true(json_object_get(st, "finished")), "state.json not marked finished");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(st, "status"), "phase")),
+                     "Failed");
+    json_decref(st);
 
     setup_rt_in(dir, 0, false);
     adopt_all_expect(1);
-    wait_phase(a, "Failed", 5000);
+    cr_assert(run_until(is_gone, a, 5000), "a pod whose shim finished must be reported gone");
+    cr_assert_eq(rec(a)->updates, 1, "the final status comes once, with gone");
+    cr_assert_str_eq(phase_of(a), "Failed");
     json_t *t = terminated(a, "c");
     cr_assert_eq(json_integer_value(json_object_get(t, "exitCode")), 3);
     cr_assert_str_eq(json_string_value(json_object_get(t, "reason")), "Error");
-    cr_assert(!rec(a)->gone, "the shim still runs: the pod is not gone before a stop");
+    const char *msg = json_string_value(json_object_get(rec(a)->last, "message"));
+    cr_assert(!strstr(msg, "supervisor"), "%s", msg);
+    cr_assert(!json_object_get(rec(a)->last, "reason"), "the pod ended, no supervisor died");
+    cr_assert(!ty_runtime_has_pod(T.rt, a));
+    ty_runtime_stop_pod(T.rt, a, 0); /* a no-op */
     TY_AUTOFREE char *text = log_text(a, "c", 0);
     cr_assert_str_eq(text, "done\n");
-    stop_and_wait(a, -1);
-    cr_assert_eq(json_integer_value(json_object_get(terminated(a, "c"), "exitCode")), 3);
+    adopt_all_expect(0); /* reported once */
     assert_clean_shim_log(dir, "ends", a);
     teardown_rt();
 }
