@@ -1512,7 +1512,9 @@ static void watch_cb(void *ctx, ty_event_type type, const char *resource, const 
     TY_AUTOFREE char *key = obj_key(obj);
     bool held = ty_map_gets(&st->matching, key) != NULL;
     if (type == TY_EVENT_DELETED || !wanted) {
-        if (held) {
+        /* A deleted object that matched is one the client knows of, held or not: a watch
+         * from a resourceVersion cannot tell what matched before it began. */
+        if (held || (type == TY_EVENT_DELETED && wanted)) {
             ty_map_dels(&st->matching, key);
             watch_event(st, "DELETED", obj);
         }
@@ -1595,6 +1597,22 @@ static enum MHD_Result handle_watch(call *c)
         json_decref(all);
         st->watch_id = ty_store_watch(c->srv->store, c->ri->resource, watch_cb, st);
     } else {
+        /* The client listed at `from`: what matches now and has not changed since then it
+         * holds already, so its changes are MODIFIED and its deletion DELETED (kubectl
+         * delete --wait watches from its list's resourceVersion with a fieldSelector). */
+        if (st->selective) {
+            json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
+            size_t i;
+            json_t *o;
+            json_array_foreach(all, i, o)
+            {
+                if (obj_rv(o) <= from && watch_wants(st, o)) {
+                    TY_AUTOFREE char *key = obj_key(o);
+                    ty_map_puts(&st->matching, key, (void *)1);
+                }
+            }
+            json_decref(all);
+        }
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
         if (ty_store_watch_from(c->srv->store, c->ri->resource, from, watch_cb, st,
                                 &st->watch_id, &err) < 0) {
