@@ -163,7 +163,8 @@ def test_yaml_round_trip_wide_events_describe(server, marker, tmp_path):
     for pat in (r"^Name:\s+rt-master-0$", r"^Namespace:\s+default$", r"^Status:\s+Running$",
                 r"^Controlled By:\s+PyTorchJob/rt$", r"^IP:\s+127\.",
                 r"training.kubeflow.org/replica-type=master", r"^    State:\s+Running$",
-                r"^    Restart Count:\s+0$", r"^      TY_MARKER:\s+" + marker,
+                r"^    Restart Count:\s+0$", r"^    Port:\s+23456/TCP$",
+                r"^    Host Port:\s+0/TCP$", r"^      TY_MARKER:\s+" + marker,
                 r"^      MASTER_ADDR:\s+127\.", r"^  Ready\s+True\s*$",
                 r"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned"):
         assert re.search(pat, d, re.M), (pat, d)
