@@ -684,6 +684,36 @@ static void after_removal(ty_store *s, res *r, const json_t *removed)
 
 static const ty_store_write_opts no_write_opts;
 
+static void default_protocol(json_t *ports)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(ports, i, p)
+    {
+        if (json_is_object(p) && !json_string_value(json_object_get(p, "protocol")))
+            json_object_set_new(p, "protocol", json_string("TCP"));
+    }
+}
+
+/* The API server's defaulting of the core kinds that clients read back: a port's protocol is
+ * TCP (kubectl describe pod prints "23456/TCP", a port without one "23456/"). Pods and
+ * services are created by the controllers straight into the store, so it is done here. */
+static void default_core(const char *resource, json_t *obj)
+{
+    json_t *spec = json_object_get(obj, "spec");
+    if (strcmp(resource, "services") == 0) {
+        default_protocol(json_object_get(spec, "ports"));
+    } else if (strcmp(resource, "pods") == 0) {
+        static const char *lists[] = {"initContainers", "containers"};
+        for (size_t l = 0; l < 2; l++) {
+            size_t i;
+            json_t *c;
+            json_array_foreach(json_object_get(spec, lists[l]), i, c)
+                default_protocol(json_object_get(c, "ports"));
+        }
+    }
+}
+
 int ty_store_create_ex(ty_store *s, const char *resource, const json_t *in,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
@@ -731,6 +761,7 @@ int ty_store_create_ex(ty_store *s, const char *resource, const json_t *in,
     json_object_del(meta, "deletionTimestamp");
     json_object_del(meta, "deletionGracePeriodSeconds");
     json_object_del(meta, "resourceVersion");
+    default_core(resource, obj);
     /* The API server starts every namespace Active, whatever the client sent. */
     if (strcmp(resource, "namespaces") == 0)
         json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));

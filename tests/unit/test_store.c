@@ -191,6 +191,36 @@ Test(store, create_without_name_is_invalid)
     ty_store_free(s);
 }
 
+Test(store, create_defaults_the_protocol_of_pod_and_service_ports)
+{
+    ty_store *s = new_store();
+    json_t *pod = json_pack("{s:s, s:{s:s}, s:{s:[{s:s, s:[{s:i}, {s:i, s:s}]}]}}", "kind", "Pod",
+                            "metadata", "name", "p", "spec", "containers", "name", "c", "ports",
+                            "containerPort", 80, "containerPort", 53, "protocol", "UDP");
+    json_t *svc = json_pack("{s:s, s:{s:s}, s:{s:[{s:i}]}}", "kind", "Service", "metadata",
+                            "name", "s", "spec", "ports", "port", 80);
+    json_t *out = NULL;
+    cr_assert_eq(ty_store_create(s, "pods", pod, &out, NULL), 0);
+    json_t *ports = json_object_get(
+        json_array_get(json_object_get(json_object_get(out, "spec"), "containers"), 0), "ports");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(ports, 0), "protocol")),
+                     "TCP");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(ports, 1), "protocol")),
+                     "UDP");
+    json_decref(out);
+    cr_assert_eq(ty_store_create(s, "services", svc, &out, NULL), 0);
+    ports = json_object_get(json_object_get(out, "spec"), "ports");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(ports, 0), "protocol")),
+                     "TCP");
+    json_decref(out);
+    /* The caller's object is not touched. */
+    cr_assert_null(json_object_get(json_array_get(json_object_get(json_object_get(svc, "spec"),
+                                                                  "ports"), 0), "protocol"));
+    json_decref(pod);
+    json_decref(svc);
+    ty_store_free(s);
+}
+
 Test(store, nodes_are_cluster_scoped)
 {
     ty_store *s = new_store();
