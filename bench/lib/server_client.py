@@ -102,7 +102,7 @@ def watchlat(url, n):
 
     lat = []
     for i in range(n):
-        job = named(tmpl, "watch", i)
+        job = named(tmpl, f"watch{os.getpid()}", i)
         body = json.dumps(job).encode()
         t0 = time.perf_counter()
         c.request("POST", PATH, body=body, headers={"Content-Type": "application/json"})
