@@ -6,7 +6,7 @@ Talks plain HTTP/1.1 to the API server on loopback (http.client keeps the connec
   restart URL N ARGV..  exec ARGV, time exec -> first 200 from URL/version (polled every
                         0.2 ms); repeat N times, print the median (ARGV gets SIGTERM)
   fsync DIR N           baseline for watchlat: write+fsync of 2.5 KB in DIR, p50/p99
-  watchlat URL N        open a watch on pytorchjobs, create N more one by one, time
+  watchlat URL N [GAP]  open a watch on pytorchjobs, create N more one by one (GAP ms apart), time
                         create-sent -> ADDED-event-received for each; print p50/p90/p99
 """
 import copy
@@ -65,7 +65,7 @@ def load(url, n):
     print(f"created {n} PyTorchJobs in {dt:.1f} s ({n / dt:.0f}/s, one keep-alive connection)")
 
 
-def watchlat(url, n):
+def watchlat(url, n, gap_ms=0):
     tmpl = template()
     u = urllib.parse.urlsplit(url)
     w = socket.create_connection((u.hostname, u.port))
@@ -116,7 +116,10 @@ def watchlat(url, n):
         if r.status != 201:
             sys.exit(f"create: HTTP {r.status}")
         lat.append((t1 - t0) * 1e3)
-    print(f"create -> watch event, {n} creates one by one: {pcts(lat)}  max {max(lat):.2f} ms")
+        if gap_ms:
+            time.sleep(gap_ms / 1e3)
+    how = f"{gap_ms} ms apart" if gap_ms else "back to back"
+    print(f"create -> watch event, {n} creates one by one, {how}: {pcts(lat)}  max {max(lat):.2f} ms")
 
 
 def pcts(lat):
@@ -177,5 +180,7 @@ if __name__ == "__main__":
     cmd, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if cmd == "restart":
         restart(url, n, sys.argv[4:])
+    elif cmd == "watchlat":
+        watchlat(url, n, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
         {"load": load, "watchlat": watchlat, "fsync": fsync}[cmd](url, n)
