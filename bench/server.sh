@@ -42,7 +42,7 @@ free_port() {
     $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-# exec -> /version answering, polled every 0.2 ms
+# until /version answers (the restart times are taken by server_client.py restart)
 wait_up() {
     local i
     for i in $(seq 1 2000); do
@@ -121,7 +121,8 @@ t_get=$(time_ms 5 $KUBECTL "${kc[@]}" get pytorchjobs)
 # requests and its waits, from its own log
 $KUBECTL "${kc[@]}" get pytorchjobs -v=6 2>"$tmp/kubectl.log" >/dev/null
 n_req=$(grep -c 'round_trippers.go.*GET' "$tmp/kubectl.log" || true)
-t_wait=$(grep -o 'Waited for [0-9.]*ms' "$tmp/kubectl.log" | awk '{s += $3 + 0} END {printf "%.0f", s}')
+t_wait=$({ grep -o 'Waited for [0-9.]*ms' "$tmp/kubectl.log" || true; } |
+    awk '{s += $3 + 0} END {printf "%.0f", s}')
 t_one=$(time_ms 5 $KUBECTL "${kc[@]}" get pytorchjobs --chunk-size=0)
 t_raw=$(time_ms 5 $KUBECTL "${kc[@]}" get --raw "$list")
 t_curl=$(time_ms 5 curl -sf "$url$list")

@@ -136,26 +136,31 @@ def restart(url, n, argv):
     for _ in range(n):
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = t0 + 30
-        while True:
-            if p.poll() is not None:
-                sys.exit(f"restart: server exited {p.returncode}")
-            if time.perf_counter() > deadline:
+        try:
+            deadline = t0 + 30
+            while True:
+                if p.poll() is not None:
+                    sys.exit(f"restart: server exited {p.returncode}")
+                if time.perf_counter() > deadline:
+                    sys.exit("restart: no answer in 30 s")
+                try:
+                    c = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+                    c.request("GET", "/version")
+                    ok = c.getresponse().status == 200
+                    c.close()
+                    if ok:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.0002)
+            times.append((time.perf_counter() - t0) * 1e3)
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+        finally:
+            # never leave a server behind (an error, a timeout, ^C)
+            if p.poll() is None:
                 p.kill()
-                sys.exit("restart: no answer in 30 s")
-            try:
-                c = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
-                c.request("GET", "/version")
-                ok = c.getresponse().status == 200
-                c.close()
-                if ok:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.0002)
-        times.append((time.perf_counter() - t0) * 1e3)
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
+                p.wait()
     times.sort()
     print(f"exec -> /version answered: median {times[len(times) // 2]:.0f} ms "
           f"(min {times[0]:.0f}, max {times[-1]:.0f}, {n} starts)")
