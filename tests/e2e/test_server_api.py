@@ -346,6 +346,47 @@ def test_body_limit_dry_run_and_field_validation(server):
     assert server.request("GET", BASE + "/warned")[0] == 404
 
 
+def test_pages_across_namespaces_a_and_a_b(server):
+    # Pages follow the list's order (namespace, then name): "a" before "a-b", though the
+    # string "a-b/j" sorts before "a/j".
+    for ns in ("a", "a-b"):
+        st, _, obj = server.request("POST", "/api/v1/namespaces",
+                                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        assert st == 201, obj
+        assert server.request("POST", f"/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs", job("j"))[0] == 201
+    seen, token = [], ""
+    for _ in range(5):
+        st, _, page = server.request("GET", "/apis/kubeflow.org/v1/pytorchjobs?limit=1" +
+                                     (f"&continue={token}" if token else ""))
+        assert st == 200, page
+        seen += [o["metadata"]["namespace"] for o in page["items"]]
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    assert seen == ["a", "a-b"]
+
+
+def test_label_selection_follows_label_changes(server):
+    # Jobs sharing a label set, then one relabelled and one deleted: the server's per-label-set
+    # view of the list is rebuilt on every change of the store.
+    names = lambda sel: [o["metadata"]["name"] for o in
+                         server.request("GET", BASE + "?labelSelector=" + sel)[2]["items"]]
+    for n in ("j1", "j2", "j3"):
+        obj = job(n)
+        obj["metadata"]["labels"] = {"team": "x", "tier": "a" if n != "j3" else "b"}
+        assert server.request("POST", BASE, obj)[0] == 201
+    assert names("team%3Dx,tier%3Da") == ["j1", "j2"]
+    assert names("tier%21%3Da") == ["j3"]
+    st, _, obj = server.request("PATCH", BASE + "/j1", {"metadata": {"labels": {"tier": "b"}}},
+                                {"Content-Type": "application/merge-patch+json"})
+    assert st == 200, obj
+    assert names("tier%3Da") == ["j2"]
+    assert names("tier%3Db") == ["j1", "j3"]
+    assert server.request("DELETE", BASE + "/j3")[0] == 200
+    assert names("tier%3Db") == ["j1"]
+    assert names("team") == ["j1", "j2"]
+
+
 def test_list_pages_selectors_and_status(server):
     for n in ("a", "b", "c"):
         assert server.request("POST", BASE, job(n))[0] == 201

@@ -437,6 +437,54 @@ Test(store, update_missing_is_not_found)
 
 /* ---- list ---- */
 
+/* Namespace, then name: "a" before "a-b" although "a-b/..." sorts before "a/..." as a key; the
+ * kept order follows creates, updates and deletes. */
+Test(store, list_orders_by_namespace_then_name_across_changes)
+{
+    ty_store *s = new_store();
+    const char *nss[] = {"a", "a-b"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *ns = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
+                               "metadata", "name", nss[i]);
+        cr_assert_eq(ty_store_create(s, "namespaces", ns, NULL, NULL), 0);
+        json_decref(ns);
+    }
+    json_decref(create(s, "configmaps", obj("y", "a-b")));
+    json_decref(create(s, "configmaps", obj("x", "a")));
+    json_t *l = ty_store_list(s, "configmaps", NULL);
+    cr_assert_eq(json_array_size(l), 2);
+    cr_assert_str_eq(ty_obj_namespace(json_array_get(l, 0)), "a");
+    cr_assert_str_eq(ty_obj_namespace(json_array_get(l, 1)), "a-b");
+    json_decref(l);
+    l = ty_store_list(s, "configmaps", "a");
+    cr_assert_eq(json_array_size(l), 1);
+    cr_assert_str_eq(ty_obj_name(json_array_get(l, 0)), "x");
+    json_decref(l);
+
+    json_t *x = ty_store_get(s, "configmaps", "a", "x");
+    json_decref(create(s, "configmaps", obj("w", "a")));
+    json_t *in = json_deep_copy(x);
+    json_decref(x);
+    json_object_set_new(json_object_get(in, "spec"), "replicas", json_integer(3));
+    json_t *updated = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", in, &updated, NULL), 0);
+    json_decref(in);
+    l = ty_store_list(s, "configmaps", NULL);
+    cr_assert_eq(json_array_size(l), 3);
+    cr_assert_str_eq(ty_obj_name(json_array_get(l, 0)), "w");
+    cr_assert_eq(json_array_get(l, 1), updated, "the list holds the updated object");
+    cr_assert_str_eq(ty_obj_name(json_array_get(l, 2)), "y");
+    json_decref(l);
+    json_decref(updated);
+
+    cr_assert_eq(ty_store_delete(s, "configmaps", "a", "w", 0, NULL), 0);
+    l = ty_store_list(s, "configmaps", "a");
+    cr_assert_eq(json_array_size(l), 1);
+    cr_assert_str_eq(ty_obj_name(json_array_get(l, 0)), "x");
+    json_decref(l);
+    ty_store_free(s);
+}
+
 Test(store, list_is_sorted_and_filtered)
 {
     ty_store *s = new_store();
