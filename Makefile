@@ -11,9 +11,12 @@
 PY      := /usr/bin/python3
 CC      ?= cc
 PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd
+# libmicrohttpd is loaded at run time by the server (src/server/mhd.h): compiled against, not
+# linked, so that every other exec of trainyard does not pay for GnuTLS.
+LINK_PKGS := libuv yaml-0.1 jansson sqlite3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null)
 BASE_CFLAGS = -std=gnu17 $(WARN) -g -Isrc -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
 LDLIBS  = $(PKG_LIBS) -ldl -lm
 

@@ -11,7 +11,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "server/internal.h"
+#include "server/mhd.h"
 
 #define DEFAULT_MAX_BODY (3u * 1024 * 1024)
 /* The API server ends a watch after a random time between its min-request-timeout (30 min)
@@ -2153,6 +2153,8 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, ty_error *er
 
 int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_error *err)
 {
+    if (ty_mhd_load(err) < 0)
+        return -1;
     struct sockaddr_in sa;
     if (parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:6443", &sa, err) < 0)
         return -1;
