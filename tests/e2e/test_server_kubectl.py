@@ -29,6 +29,7 @@ def server(tmp_path, marker, monkeypatch):
     s = Server(tmp_path / "data", ["--gpus", "2"]).start()
     yield s
     s.stop()
+    s.reap()
     kill_all(marker)
 
 
