@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/k8sproto.h"
 #include "api/manifest.h"
 #include "api/openapi.h"
 #include "api/patch.h"
@@ -677,8 +678,18 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
 static json_t *read_body(call *c, enum MHD_Result *ret)
 {
     const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-    /* Protobuf (what typed clients such as `kubectl create namespace` send for built-in kinds)
-     * and CBOR are not decoded; clients that fall back on 415 then send JSON. */
+    /* Protobuf is what typed clients send for built-in kinds (`kubectl create namespace`);
+     * the kinds they create that way are decoded (api/k8sproto.h). */
+    if (type && strstr(type, "application/vnd.kubernetes.protobuf")) {
+        json_t *obj = NULL;
+        TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+        if (ty_k8sproto_decode(c->r->body.data, c->r->body.len, &obj, &err) < 0) {
+            *ret = fail(c, 415, "UnsupportedMediaType", "%s", err.msg);
+            return NULL;
+        }
+        return obj;
+    }
+    /* CBOR and the rest are not decoded; clients that fall back on 415 then send JSON. */
     if (type && *type && !strstr(type, "json") && !strstr(type, "yaml")) {
         *ret = fail(c, 415, "UnsupportedMediaType",
                     "the body of the request was in an unknown format - accepted media types "

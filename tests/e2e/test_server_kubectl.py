@@ -266,12 +266,14 @@ def test_namespace_apply_job_and_delete(server, marker, tmp_path):
     assert wait_until(lambda: not processes_with(marker), 15), processes_with(marker)
 
 
-@pytest.mark.xfail(strict=True, reason="kubectl create namespace sends protobuf (client-go's "
-                   "typed clients prefer it for built-in kinds whatever the server advertises); "
-                   "the server decodes JSON and YAML only and answers 415")
 def test_kubectl_create_namespace(server):
+    # kubectl sends this one as protobuf (client-go's typed clients prefer it for built-in kinds).
     server.kubectl("create", "namespace", "made")
     assert server.json("get", "namespace", "made")["status"]["phase"] == "Active"
+    r = server.kubectl("create", "namespace", "made", check=False)
+    assert r.returncode != 0 and 'namespaces "made" already exists' in r.stderr, r.stderr
+    r = server.kubectl("create", "namespace", "Bad_Name", check=False)
+    assert r.returncode != 0 and "metadata.name: Invalid value" in r.stderr, r.stderr
 
 
 def test_logs_options_on_a_restarted_container(server, marker, tmp_path):

@@ -1,0 +1,227 @@
+#include "api/k8sproto.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+/* A view of protobuf bytes being read. */
+typedef struct pb {
+    const uint8_t *p, *end;
+} pb;
+
+typedef struct pb_field {
+    uint32_t number;
+    int wire;       /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+    uint64_t value; /* varint value */
+    pb bytes;       /* length-delimited contents */
+} pb_field;
+
+static int read_varint(pb *b, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (b->p >= b->end)
+            return -1;
+        uint8_t c = *b->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The next field, or 0 at the end, or -1 when the bytes are not protobuf. */
+static int next_field(pb *b, pb_field *f)
+{
+    if (b->p >= b->end)
+        return 0;
+    uint64_t tag;
+    if (read_varint(b, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+        return -1;
+    f->number = (uint32_t)(tag >> 3);
+    f->wire = (int)(tag & 7);
+    switch (f->wire) {
+    case 0:
+        return read_varint(b, &f->value) < 0 ? -1 : 1;
+    case 1:
+    case 5: {
+        size_t n = f->wire == 1 ? 8 : 4;
+        if ((size_t)(b->end - b->p) < n)
+            return -1;
+        b->p += n;
+        return 1;
+    }
+    case 2: {
+        uint64_t n;
+        if (read_varint(b, &n) < 0 || n > (uint64_t)(b->end - b->p))
+            return -1;
+        f->bytes = (pb){b->p, b->p + n};
+        b->p += n;
+        return 1;
+    }
+    default:
+        return -1;
+    }
+}
+
+static json_t *string_of(const pb *b)
+{
+    return json_stringn((const char *)b->p, (size_t)(b->end - b->p)); /* NULL if not UTF-8 */
+}
+
+/* map<string,string> entry {1: key, 2: value} into obj. */
+static int map_entry(pb b, json_t *obj)
+{
+    json_t *key = NULL, *value = NULL;
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number == 1) {
+            json_decref(key);
+            key = string_of(&f.bytes);
+        } else if (f.number == 2) {
+            json_decref(value);
+            value = string_of(&f.bytes);
+        }
+    }
+    int rc = -1;
+    if (r == 0 && key) {
+        json_object_set_new(obj, json_string_value(key), value ? value : json_string(""));
+        value = NULL;
+        rc = 0;
+    }
+    json_decref(key);
+    json_decref(value);
+    return rc;
+}
+
+static int object_meta(pb b, json_t *meta)
+{
+    static const char *const strings[] = {[1] = "name", [2] = "generateName", [3] = "namespace"};
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number >= 1 && f.number <= 3) {
+            json_t *s = string_of(&f.bytes);
+            if (!s)
+                return -1;
+            json_object_set_new(meta, strings[f.number], s);
+        } else if (f.number == 11 || f.number == 12) {
+            const char *field = f.number == 11 ? "labels" : "annotations";
+            json_t *map = json_object_get(meta, field);
+            if (!map) {
+                map = json_object();
+                json_object_set_new(meta, field, map);
+            }
+            if (map_entry(f.bytes, map) < 0)
+                return -1;
+        } else if (f.number == 14) {
+            json_t *fins = json_object_get(meta, "finalizers");
+            if (!fins) {
+                fins = json_array();
+                json_object_set_new(meta, "finalizers", fins);
+            }
+            json_t *s = string_of(&f.bytes);
+            if (!s)
+                return -1;
+            json_array_append_new(fins, s);
+        }
+    }
+    return r;
+}
+
+static int namespace_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number == 1) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 2) {
+            json_t *fins = json_array();
+            pb spec = f.bytes;
+            pb_field g;
+            int rs;
+            while ((rs = next_field(&spec, &g)) > 0) {
+                json_t *s = g.number == 1 && g.wire == 2 ? string_of(&g.bytes) : NULL;
+                if (s)
+                    json_array_append_new(fins, s);
+            }
+            if (rs < 0) {
+                json_decref(fins);
+                return -1;
+            }
+            json_object_set_new(obj, "spec", json_pack("{s:o}", "finalizers", fins));
+        }
+    }
+    return r;
+}
+
+int ty_k8sproto_decode(const void *data, size_t len, json_t **out, ty_error *err)
+{
+    static const uint8_t magic[4] = {'k', '8', 's', 0};
+    if (len < 4 || memcmp(data, magic, 4) != 0)
+        return ty_fail(err, "not a Kubernetes protobuf body (no k8s magic)");
+    pb b = {(const uint8_t *)data + 4, (const uint8_t *)data + len};
+    json_t *api_version = NULL, *kind = NULL;
+    pb raw = {NULL, NULL};
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number == 1) { /* TypeMeta {1: apiVersion, 2: kind} */
+            pb tm = f.bytes;
+            pb_field g;
+            int rt;
+            while ((rt = next_field(&tm, &g)) > 0) {
+                if (g.wire != 2)
+                    continue;
+                if (g.number == 1) {
+                    json_decref(api_version);
+                    api_version = string_of(&g.bytes);
+                } else if (g.number == 2) {
+                    json_decref(kind);
+                    kind = string_of(&g.bytes);
+                }
+            }
+            if (rt < 0)
+                r = -1;
+        } else if (f.number == 2) {
+            raw = f.bytes;
+        }
+        if (r < 0)
+            break;
+    }
+    int rc = -1;
+    if (r < 0 || !kind || !api_version || !raw.p) {
+        ty_fail(err, "malformed protobuf body");
+    } else if (strcmp(json_string_value(kind), "Namespace") != 0 ||
+               strcmp(json_string_value(api_version), "v1") != 0) {
+        ty_fail(err, "protobuf bodies of %s %s are not decoded; send JSON",
+                json_string_value(api_version), json_string_value(kind));
+    } else {
+        json_t *obj = json_pack("{s:s, s:s, s:{}}", "apiVersion", "v1", "kind", "Namespace",
+                                "metadata");
+        if (namespace_of(raw, obj) < 0) {
+            json_decref(obj);
+            ty_fail(err, "malformed protobuf Namespace");
+        } else {
+            *out = obj;
+            rc = 0;
+        }
+    }
+    json_decref(api_version);
+    json_decref(kind);
+    return rc;
+}

@@ -1,0 +1,71 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "api/k8sproto.h"
+
+/* Protobuf bytes built by hand: tag = field << 3 | wire type 2, then a one-byte length. */
+static size_t ld(unsigned char *out, int field, const void *data, size_t n)
+{
+    out[0] = (unsigned char)(field << 3 | 2);
+    out[1] = (unsigned char)n;
+    memcpy(out + 2, data, n);
+    return n + 2;
+}
+
+static size_t envelope(unsigned char *out, const char *api_version, const char *kind,
+                       const unsigned char *raw, size_t raw_len)
+{
+    unsigned char tm[64];
+    size_t tn = ld(tm, 1, api_version, strlen(api_version));
+    tn += ld(tm + tn, 2, kind, strlen(kind));
+    memcpy(out, "k8s\0", 4);
+    size_t n = 4 + ld(out + 4, 1, tm, tn);
+    n += ld(out + n, 2, raw, raw_len);
+    n += ld(out + n, 4, "application/vnd.kubernetes.protobuf", 35);
+    return n;
+}
+
+Test(k8sproto, namespace_with_labels_and_finalizers)
+{
+    unsigned char label[32], meta[96], spec[32], ns[160], body[256];
+    size_t l = ld(label, 1, "team", 4);
+    l += ld(label + l, 2, "a", 1);
+    size_t m = ld(meta, 1, "made", 4);
+    m += ld(meta + m, 11, label, l);
+    m += ld(meta + m, 14, "keep", 4);
+    size_t s = ld(spec, 1, "kubernetes", 10);
+    size_t n = ld(ns, 1, meta, m);
+    n += ld(ns + n, 2, spec, s);
+    size_t len = envelope(body, "v1", "Namespace", ns, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads("{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": "
+                              "{\"name\": \"made\", \"labels\": {\"team\": \"a\"}, "
+                              "\"finalizers\": [\"keep\"]}, \"spec\": {\"finalizers\": "
+                              "[\"kubernetes\"]}}",
+                              0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+}
+
+Test(k8sproto, other_kinds_and_garbage_are_refused)
+{
+    unsigned char meta[16], ns[32], body[128];
+    size_t m = ld(meta, 1, "x", 1);
+    size_t n = ld(ns, 1, meta, m);
+    size_t len = envelope(body, "v1", "ConfigMap", ns, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
+    cr_assert(strstr(err.msg, "ConfigMap"), "%s", err.msg);
+    cr_assert_lt(ty_k8sproto_decode("k8s", 3, &obj, &err), 0);
+    cr_assert_lt(ty_k8sproto_decode("{\"kind\": 1}", 11, &obj, &err), 0);
+    /* A length that runs past the end. */
+    len = envelope(body, "v1", "Namespace", ns, n);
+    body[len - 40] = 0x7f;
+    cr_assert_lt(ty_k8sproto_decode(body, len - 10, &obj, &err), 0);
+    cr_assert_null(obj);
+    ty_error_clear(&err);
+}
