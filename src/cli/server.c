@@ -18,8 +18,10 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/time.h"
 #include "cli/cli.h"
 #include "cli/node.h"
+#include "controllers/events.h"
 #include "server/apiserver.h"
 #include "store/store.h"
 
@@ -30,8 +32,18 @@ typedef struct server_state {
     ty_node *node;
     bool stop_pods;
     uv_signal_t sigint, sigterm;
+    uv_timer_t housekeeping;
     int signal;
 } server_state;
+
+/* Work the server does now and then: events expire after an hour, as in Kubernetes. */
+static void on_housekeeping(uv_timer_t *t)
+{
+    server_state *st = t->data;
+    int gone = ty_events_expire(st->store, ty_time_now_ns(), TY_EVENT_TTL_NS);
+    if (gone)
+        ty_debug("server: %d events expired", gone);
+}
 
 static void usage(FILE *f)
 {
@@ -136,6 +148,7 @@ static int write_kubeconfig(const char *data_dir, const char *host, int port, ty
 static void on_node_stopped(void *arg)
 {
     server_state *st = arg;
+    uv_close((uv_handle_t *)&st->housekeeping, NULL);
     uv_close((uv_handle_t *)&st->sigint, NULL);
     uv_close((uv_handle_t *)&st->sigterm, NULL);
 }
@@ -256,6 +269,9 @@ int ty_cli_server(int argc, char **argv)
     }
     fprintf(stderr, "trainyard server: serving on %s:%d; kubeconfig %s/kubeconfig\n", host,
             ty_apiserver_port(st.api), data_dir);
+    uv_timer_init(&st.loop, &st.housekeeping);
+    st.housekeeping.data = &st;
+    uv_timer_start(&st.housekeeping, on_housekeeping, 60 * 1000, 60 * 1000);
     uv_signal_init(&st.loop, &st.sigint);
     uv_signal_init(&st.loop, &st.sigterm);
     st.sigint.data = st.sigterm.data = &st;

@@ -98,3 +98,22 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
     ty_error_clear(&err);
     json_decref(ev);
 }
+
+int ty_events_expire(ty_store *s, int64_t now_ns, int64_t ttl_ns)
+{
+    json_t *events = ty_store_list(s, "events", NULL);
+    int gone = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        const char *last = json_string_value(json_object_get(ev, "lastTimestamp"));
+        int64_t t;
+        if (!last || ty_time_parse_rfc3339(last, &t) < 0 || now_ns - t <= ttl_ns)
+            continue;
+        if (ty_store_delete(s, "events", ty_obj_namespace(ev), ty_obj_name(ev), -1, NULL) == 0)
+            gone++;
+    }
+    json_decref(events);
+    return gone;
+}

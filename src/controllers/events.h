@@ -21,4 +21,10 @@ void ty_recorder_free(ty_recorder *r);
 void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *reason,
               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Deletes the events last seen more than `ttl_ns` before `now_ns`, as the API server lets
+ * them expire (one hour by default), so a long-running server does not keep every event it
+ * ever recorded. Returns how many went. Cost: one pass over the events. */
+#define TY_EVENT_TTL_NS (3600LL * 1000000000LL)
+int ty_events_expire(ty_store *s, int64_t now_ns, int64_t ttl_ns);
+
 #endif

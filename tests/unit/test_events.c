@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "base/time.h"
 #include "controllers/events.h"
 
 static json_t *stored_job(ty_store *s)
@@ -64,6 +65,36 @@ Test(events, repeats_are_counted_on_one_event)
     events = ty_store_list(s, "events", NULL);
     cr_assert_eq(json_array_size(events), 1);
     json_decref(events);
+    ty_recorder_free(r);
+    json_decref(job);
+    ty_store_free(s);
+}
+
+Test(events, events_expire_after_their_ttl)
+{
+    ty_store *s = ty_store_new();
+    json_t *job = stored_job(s);
+    ty_recorder *r = ty_recorder_new(s, "c");
+    ty_event(r, job, "Normal", "Old", "an old one");
+    ty_event(r, job, "Normal", "New", "a new one");
+    json_t *events = ty_store_list(s, "events", NULL);
+    cr_assert_eq(json_array_size(events), 2);
+    /* Age the first one by two hours. */
+    json_t *old = json_deep_copy(json_array_get(events, 0));
+    if (strcmp(json_string_value(json_object_get(old, "reason")), "Old") != 0) {
+        json_decref(old);
+        old = json_deep_copy(json_array_get(events, 1));
+    }
+    json_decref(events);
+    json_object_set_new(old, "lastTimestamp", json_string("2000-01-01T00:00:00Z"));
+    cr_assert_eq(ty_store_update(s, "events", old, NULL, NULL), 0);
+    json_decref(old);
+    cr_assert_eq(ty_events_expire(s, ty_time_now_ns(), TY_EVENT_TTL_NS), 1);
+    events = ty_store_list(s, "events", NULL);
+    cr_assert_eq(json_array_size(events), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(events, 0), "reason")), "New");
+    json_decref(events);
+    cr_assert_eq(ty_events_expire(s, ty_time_now_ns(), TY_EVENT_TTL_NS), 0);
     ty_recorder_free(r);
     json_decref(job);
     ty_store_free(s);
