@@ -1,0 +1,304 @@
+/* The scheduling core: Kueue's admission (cluster queues, quotas per resource flavor, cohorts
+ * with borrowing and lending, StrictFIFO/BestEffortFIFO, priority preemption, fair sharing)
+ * together with gang placement on nodes, as one pure and deterministic library. A snapshot goes
+ * in, decisions come out: no I/O, no clock, no store, no global state. The server's queue
+ * controller builds a snapshot from the store for each pass; the simulator will drive it over
+ * cluster traces.
+ *
+ * Lifecycle: ty_sched_new(), then ty_sched_add_*() in any order except that a name must be
+ * added before something refers to it (flavors before cluster queues and nodes that use them,
+ * cluster queues before their workloads), then ty_sched_run() once, then read the decisions,
+ * then ty_sched_free(). Every string and array passed in is copied; the caller may free its
+ * own as soon as an add returns. Everything returned points into the ty_sched and lives until
+ * ty_sched_free().
+ *
+ * Units: every amount is an int64 count of milli-units of its resource, as ty_quantity holds
+ * it (cpu "500m" = 500, memory "1Gi" = 1073741824000, nvidia.com/gpu "8" = 8000).
+ *
+ * Determinism: the same snapshot, added in any order, gives the same decisions in the same
+ * order. Ties are broken by names (workload keys, node names), never by addresses or hashing.
+ *
+ * What a pass does (Kueue's scheduling cycle, but admitting everything that fits in one pass
+ * instead of one head per queue per cycle):
+ *
+ * - Queues. Each cluster queue orders its pending workloads by priority (higher first), then
+ *   by `queued_at` (older first), then by key. Workloads whose `eligible_at` is in the future
+ *   (requeue back-off) are not considered ("waiting for the requeue back-off"). The heads of all
+ *   queues are considered in one global order: (with fair sharing) the cohort share the queue
+ *   would have after admitting the head, lower first; then not-borrowing before borrowing;
+ *   then priority, then queued_at, then key.
+ * - Flavor assignment (quota). For each pod set, each resource group covering its requests
+ *   is tried flavor by flavor in the queue's order; a flavor is usable when the pod set's node
+ *   selector and tolerations are compatible with the flavor's node labels and taints and there
+ *   is quota. Quota of (queue c, flavor f, resource r): nominal N, borrowing limit B (unset:
+ *   unlimited), lending limit L (unset: N). c alone may use N - L ("guaranteed"); the cohort
+ *   pools Σ L of its members. c may use up to min(N + B, guaranteed + what the cohort pool has
+ *   left). Using more than N is borrowing; a queue without a cohort has exactly N.
+ *   flavorFungibility: whenCanBorrow=Borrow takes the first flavor that fits even by borrowing,
+ *   TryNextFlavor prefers a later flavor that fits without borrowing; whenCanPreempt=Preempt
+ *   stops at the first flavor where preemption would make room, TryNextFlavor tries the next
+ *   flavors for a fit first.
+ * - Placement (gang). A workload is admitted only when every pod of every pod set also has a
+ *   node: a node of the assigned flavor (its labels include the flavor's node labels and the
+ *   pod set's node selector), not unschedulable, whose taints the pod set (plus the flavor's
+ *   tolerations) tolerates, with room for the pod's requests. Pods go best-fit on the packing
+ *   resource (the node with the fewest free units of it that still fits; then the fewest free of
+ *   the other resources; then name), so whole nodes stay free for large gangs. All or nothing:
+ *   a workload that fits its quota but not the nodes is not admitted and holds no quota.
+ * - No starvation. The first workload of each queue that fits its quota but not the nodes
+ *   reserves, for the rest of the pass, the nodes it would take once they drain (those nearest
+ *   to having room); workloads after it may not place pods on those nodes. The same holds for a
+ *   workload that is waiting for its preemption victims to leave.
+ * - StrictFIFO: when the head of a queue cannot be admitted (and is not preempting), nothing
+ *   behind it in that queue is admitted in this pass. BestEffortFIFO: the next ones are tried.
+ * - Preemption, when a workload does not fit: candidates are admitted, not already evicting
+ *   workloads of its own queue (withinClusterQueue: LowerPriority = strictly lower priority;
+ *   LowerOrNewerEqualPriority = lower, or equal and queued after it) and of other queues of the
+ *   cohort that are borrowing the contended resource (reclaimWithinCohort: LowerPriority or Any,
+ *   allowed only while the preemptor's queue stays within its nominal quota after admission;
+ *   borrowWithinCohort LowerPriority: also while borrowing, victims' priority strictly lower and
+ *   <= maxPriorityThreshold). With fair sharing on, cohort candidates are instead the admitted
+ *   workloads of queues whose share stays above the preemptor queue's share after the swap.
+ *   Candidates are taken other queues first, then lowest priority, then most recently admitted,
+ *   until the workload fits quota and nodes; then every victim that is not needed is given back
+ *   (fewest victims). The workload gets a PREEMPT decision with the victims; in this pass the
+ *   victims' usage counts as the preemptor's, so nothing else takes the room being made. While
+ *   admitted workloads it could use are still evicting (they hold their usage until their pods
+ *   are gone) and ignoring them would make it fit, it waits instead of choosing more victims.
+ * - Fair sharing (config.fair_sharing): a queue's share is, over resources, the largest
+ *   ratio of what it borrows above its nominal quota to the cohort's lendable total, times
+ *   1000, divided by its weight (weight 0: only its nominal quota). Admission across queues
+ *   of a cohort goes to the lower share first, so borrowed capacity converges to the weights.
+ * - Stopped queues (stopPolicy Hold or HoldAndDrain) admit nothing; their admitted workloads
+ *   keep their usage (draining is the controller's business).
+ *
+ * Every pending workload gets exactly one decision per pass: ADMIT, PREEMPT or WAIT, and every
+ * WAIT/PREEMPT carries a message that says concretely why: the pod set, resource, flavor and
+ * requested versus available quantities, or the nodes that could not take the gang and why. */
+#ifndef TY_SCHED_SCHED_H
+#define TY_SCHED_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct ty_sched ty_sched;
+
+/* Distinct resource names one snapshot may use. */
+#define TY_SCHED_MAX_RESOURCES 16
+/* A borrowing or lending limit that is not set. */
+#define TY_SCHED_UNLIMITED INT64_MAX
+
+typedef struct ty_sched_config {
+    bool fair_sharing;
+    int64_t now_ms;              /* for eligible_at; the caller's clock */
+    const char *pack_resource;   /* NULL: "nvidia.com/gpu" */
+} ty_sched_config;
+
+/* name = value. */
+typedef struct ty_sched_amount {
+    const char *resource;
+    int64_t milli;
+} ty_sched_amount;
+
+typedef struct ty_sched_label {
+    const char *key, *value;
+} ty_sched_label;
+
+typedef struct ty_sched_taint {
+    const char *key, *value, *effect; /* effect "NoSchedule", "PreferNoSchedule", "NoExecute" */
+} ty_sched_taint;
+
+typedef struct ty_sched_toleration {
+    const char *key;      /* NULL or "": with operator Exists, every key */
+    const char *op;       /* "Equal" (NULL) or "Exists" */
+    const char *value;
+    const char *effect;   /* NULL or "": every effect */
+} ty_sched_toleration;
+
+typedef struct ty_sched_flavor {
+    const char *name;
+    const ty_sched_label *node_labels;
+    size_t n_node_labels;
+    const ty_sched_taint *node_taints; /* workloads must tolerate them to use the flavor */
+    size_t n_node_taints;
+    const ty_sched_toleration *tolerations; /* given to the pods admitted on this flavor */
+    size_t n_tolerations;
+} ty_sched_flavor;
+
+typedef struct ty_sched_node {
+    const char *name;
+    const ty_sched_label *labels;
+    size_t n_labels;
+    const ty_sched_taint *taints;
+    size_t n_taints;
+    const ty_sched_amount *allocatable;
+    size_t n_allocatable;
+    /* What already runs there outside the admitted workloads given to this snapshot (pods of
+     * jobs that are not queued); admitted workloads' pods are counted from their placement. */
+    const ty_sched_amount *used;
+    size_t n_used;
+    bool unschedulable;
+} ty_sched_node;
+
+typedef enum {
+    TY_SCHED_BEST_EFFORT_FIFO,
+    TY_SCHED_STRICT_FIFO,
+} ty_sched_queueing;
+
+typedef enum {
+    TY_SCHED_PREEMPT_NEVER,
+    TY_SCHED_PREEMPT_LOWER_PRIORITY,
+    TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY, /* withinClusterQueue only */
+    TY_SCHED_PREEMPT_ANY,                           /* reclaimWithinCohort only */
+} ty_sched_preempt_policy;
+
+typedef struct ty_sched_quota {
+    const char *resource;
+    int64_t nominal;
+    int64_t borrowing_limit; /* TY_SCHED_UNLIMITED when unset */
+    int64_t lending_limit;   /* TY_SCHED_UNLIMITED when unset (= nominal) */
+} ty_sched_quota;
+
+typedef struct ty_sched_flavor_quotas {
+    const char *flavor;
+    const ty_sched_quota *quotas; /* one per covered resource of its group */
+    size_t n_quotas;
+} ty_sched_flavor_quotas;
+
+typedef struct ty_sched_resource_group {
+    const char *const *covered; /* resource names */
+    size_t n_covered;
+    const ty_sched_flavor_quotas *flavors; /* in the order they are tried */
+    size_t n_flavors;
+} ty_sched_resource_group;
+
+typedef struct ty_sched_cluster_queue {
+    const char *name;
+    const char *cohort; /* NULL or "": none */
+    ty_sched_queueing queueing;
+    ty_sched_preempt_policy within_cluster_queue;
+    ty_sched_preempt_policy reclaim_within_cohort;
+    ty_sched_preempt_policy borrow_within_cohort; /* NEVER or LOWER_PRIORITY */
+    int32_t borrow_max_priority_threshold;        /* used when has_borrow_threshold */
+    bool has_borrow_threshold;
+    bool when_can_borrow_try_next;  /* flavorFungibility.whenCanBorrow == TryNextFlavor */
+    bool when_can_preempt_preempt;  /* flavorFungibility.whenCanPreempt == Preempt */
+    int64_t fair_weight_milli;      /* fairSharing.weight; 1000 unless set */
+    bool stopped;                   /* stopPolicy Hold or HoldAndDrain */
+    const ty_sched_resource_group *groups;
+    size_t n_groups;
+} ty_sched_cluster_queue;
+
+typedef struct ty_sched_pod_set {
+    const char *name;  /* "master", "worker" */
+    int32_t count;
+    const ty_sched_amount *requests; /* per pod */
+    size_t n_requests;
+    const ty_sched_label *node_selector;
+    size_t n_node_selector;
+    const ty_sched_toleration *tolerations;
+    size_t n_tolerations;
+} ty_sched_pod_set;
+
+/* Where an admitted pod set is: a flavor per request (aligned with the pod set's requests)
+ * and a node per pod (count entries). */
+typedef struct ty_sched_pod_set_admission {
+    const char *const *flavors;
+    const char *const *nodes;
+} ty_sched_pod_set_admission;
+
+typedef struct ty_sched_workload {
+    const char *key;           /* unique, e.g. "namespace/name"; decisions name it */
+    const char *cluster_queue; /* must have been added */
+    int32_t priority;
+    int64_t queued_at_ms;      /* creation, or the last requeue */
+    int64_t eligible_at_ms;    /* requeue back-off: not before (0: now) */
+    const ty_sched_pod_set *pod_sets;
+    size_t n_pod_sets;
+    /* An admitted workload (it uses quota and nodes; a preemption candidate): */
+    bool admitted;
+    bool evicting;             /* admitted, being evicted: still uses, never a victim again */
+    int64_t admitted_at_ms;
+    const ty_sched_pod_set_admission *admission; /* n_pod_sets entries when admitted */
+} ty_sched_workload;
+
+typedef enum {
+    TY_SCHED_ADMIT,
+    TY_SCHED_PREEMPT,
+    TY_SCHED_WAIT,
+} ty_sched_verdict;
+
+/* Kueue's preemption reasons, for the victims' Preempted condition. */
+typedef enum {
+    TY_SCHED_IN_CLUSTER_QUEUE,              /* "InClusterQueue" */
+    TY_SCHED_IN_COHORT_RECLAMATION,         /* "InCohortReclamation" */
+    TY_SCHED_IN_COHORT_FAIR_SHARING,        /* "InCohortFairSharing" */
+    TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING, /* "InCohortReclaimWhileBorrowing" */
+} ty_sched_preempt_reason;
+
+typedef struct ty_sched_victim {
+    const char *workload;
+    ty_sched_preempt_reason reason;
+} ty_sched_victim;
+
+typedef struct ty_sched_decision {
+    const char *workload;
+    ty_sched_verdict verdict;
+    const char *cluster_queue;
+    /* ADMIT (and, tentatively, PREEMPT): n_pod_sets entries, in the workload's order */
+    const ty_sched_pod_set_admission *pod_sets;
+    size_t n_pod_sets;
+    bool borrowing; /* admitted above its queue's nominal quota */
+    /* PREEMPT */
+    const ty_sched_victim *victims;
+    size_t n_victims;
+    /* WAIT and PREEMPT: why, for the Workload's QuotaReserved=False message */
+    const char *message;
+} ty_sched_decision;
+
+/* Figures of the pass, for logs, status and the benchmark. */
+typedef struct ty_sched_stats {
+    size_t nodes, workloads_pending, admitted, preempting, waiting, victims;
+    size_t pods_placed;
+    /* Of the packing resource after the pass: free units on nodes that are wholly free, and
+     * on nodes that are partly used (fragmentation = partly / (wholly + partly)). */
+    int64_t pack_free_whole_milli, pack_free_partial_milli;
+    size_t nodes_wholly_free;
+    size_t bytes; /* memory the snapshot and its decisions use */
+} ty_sched_stats;
+
+ty_sched *ty_sched_new(const ty_sched_config *cfg);
+void ty_sched_free(ty_sched *s);
+
+/* Each add fails (-1, err) on a duplicate name, a reference to something not added, more than
+ * TY_SCHED_MAX_RESOURCES resource names, or a malformed entry (negative amount, count < 1,
+ * admitted without an admission, a flavor or node of an admission that does not exist). */
+int ty_sched_add_flavor(ty_sched *s, const ty_sched_flavor *f, ty_error *err);
+int ty_sched_add_node(ty_sched *s, const ty_sched_node *n, ty_error *err);
+int ty_sched_add_cluster_queue(ty_sched *s, const ty_sched_cluster_queue *cq, ty_error *err);
+int ty_sched_add_workload(ty_sched *s, const ty_sched_workload *w, ty_error *err);
+
+/* One pass over the snapshot. Call once. */
+void ty_sched_run(ty_sched *s);
+
+size_t ty_sched_n_decisions(const ty_sched *s);
+const ty_sched_decision *ty_sched_decision_at(const ty_sched *s, size_t i);
+/* The decision about `workload`, or NULL (it was admitted before, or is unknown). */
+const ty_sched_decision *ty_sched_decision_of(const ty_sched *s, const char *workload);
+
+/* After the pass: what a cluster queue uses of (flavor, resource), counting what was just
+ * admitted (for status.flavorsReservation / flavorsUsage); -1 for an unknown name. */
+int64_t ty_sched_usage(const ty_sched *s, const char *cluster_queue, const char *flavor,
+                       const char *resource);
+/* After the pass: a cluster queue's fair-sharing weighted share (status.fairSharing). */
+int64_t ty_sched_weighted_share(const ty_sched *s, const char *cluster_queue);
+void ty_sched_stats_get(const ty_sched *s, ty_sched_stats *out);
+
+/* Reads every node and workload of the snapshot once and returns a checksum: the floor a pass
+ * is measured against in bench/sched. */
+uint64_t ty_sched_plain_pass(const ty_sched *s);
+
+#endif
