@@ -548,3 +548,51 @@ bool ty_field_selector_matches(const ty_selector *sel, const json_t *obj)
     }
     return true;
 }
+
+static bool values_contain(const json_t *values, const char *v)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(values, i, x) if (json_is_string(x) && strcmp(json_string_value(x), v) == 0)
+        return true;
+    return false;
+}
+
+bool ty_label_selector_object_matches(const json_t *selector, const json_t *labels)
+{
+    if (!json_is_object(selector))
+        return true;
+    const char *key;
+    json_t *want;
+    json_object_foreach((json_t *)json_object_get(selector, "matchLabels"), key, want)
+    {
+        const char *have = json_string_value(json_object_get(labels, key));
+        if (!have || !json_is_string(want) || strcmp(have, json_string_value(want)) != 0)
+            return false;
+    }
+    size_t i;
+    json_t *expr;
+    json_array_foreach(json_object_get(selector, "matchExpressions"), i, expr)
+    {
+        const char *k = json_string_value(json_object_get(expr, "key"));
+        const char *op = json_string_value(json_object_get(expr, "operator"));
+        if (!k || !op)
+            return false;
+        const char *have = json_string_value(json_object_get(labels, k));
+        const json_t *values = json_object_get(expr, "values");
+        bool ok;
+        if (strcmp(op, "In") == 0)
+            ok = have && values_contain(values, have);
+        else if (strcmp(op, "NotIn") == 0)
+            ok = !have || !values_contain(values, have);
+        else if (strcmp(op, "Exists") == 0)
+            ok = have != NULL;
+        else if (strcmp(op, "DoesNotExist") == 0)
+            ok = have == NULL;
+        else
+            ok = false;
+        if (!ok)
+            return false;
+    }
+    return true;
+}

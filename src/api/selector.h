@@ -31,4 +31,10 @@ int ty_field_selector_parse(const char *resource, const char *text, ty_selector 
 bool ty_field_selector_matches(const ty_selector *sel, const json_t *obj);
 void ty_selector_free(ty_selector *sel);
 
+/* Whether `labels` (a JSON object of strings, or NULL) matches a metav1.LabelSelector object
+ * ({matchLabels, matchExpressions[{key, operator In|NotIn|Exists|DoesNotExist, values}]}), as
+ * namespaceSelector and nodeAffinity use them. NULL or {} matches everything; an expression
+ * with an unknown operator matches nothing (the API validated it before). */
+bool ty_label_selector_object_matches(const json_t *selector, const json_t *labels);
+
 #endif

@@ -74,9 +74,16 @@ static int fail_code(ty_error *err, int code, const char *fmt, ...)
     return -1;
 }
 
+/* The cluster-scoped resources trainyard serves; everything else lives in a namespace. */
 static bool cluster_scoped(const char *resource)
 {
-    return strcmp(resource, "nodes") == 0 || strcmp(resource, "namespaces") == 0;
+    static const char *const names[] = {"nodes", "namespaces", "resourceflavors",
+                                         "clusterqueues", "workloadpriorityclasses",
+                                         "priorityclasses"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(resource, names[i]) == 0)
+            return true;
+    return false;
 }
 
 static res *res_of(ty_store *s, const char *resource, bool create)
