@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "controllers/admission.h"
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
 #include "controllers/nodeagent.h"
 #include "controllers/resources.h"
+#include "controllers/workloads.h"
 #include "runtime/ipam.h"
 
 struct ty_node {
@@ -19,6 +21,8 @@ struct ty_node {
     ty_nodeagent *agent;
     ty_binder *binder;
     ty_jobctl *jobs;
+    ty_workloadctl *workloads;
+    ty_admission *admission;
     void (*done)(void *);
     void *done_arg;
 };
@@ -123,6 +127,9 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     n->agent = ty_nodeagent_new(cfg->loop, cfg->store, host, n->rt, n->ipam);
     n->binder = ty_binder_new(cfg->loop, cfg->store, host);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, pod_address, n);
+    n->workloads = ty_workloadctl_new(cfg->loop, cfg->store);
+    ty_admission_config acfg = {.fair_sharing = cfg->fair_sharing};
+    n->admission = ty_admission_new(cfg->loop, cfg->store, &acfg);
     *out = n;
     return 0;
 }
@@ -143,6 +150,10 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->done = done;
     n->done_arg = arg;
     /* No new pods from here on; the agent stays to record how the running ones end. */
+    ty_admission_free(n->admission);
+    n->admission = NULL;
+    ty_workloadctl_free(n->workloads);
+    n->workloads = NULL;
     ty_jobctl_free(n->jobs);
     n->jobs = NULL;
     ty_binder_free(n->binder);
@@ -166,6 +177,8 @@ void ty_node_free(ty_node *n)
 {
     if (!n)
         return;
+    ty_admission_free(n->admission);
+    ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);
     ty_binder_free(n->binder);
     ty_nodeagent_free(n->agent);

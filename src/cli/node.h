@@ -2,7 +2,8 @@
  *
  * It is the composition both `trainyard run` and `trainyard server` use, so no logic exists
  * twice: the Node object for this machine, the runtime (pods as supervised process groups),
- * the loopback address allocator, the node agent, the gang binder and the job controller.
+ * the loopback address allocator, the node agent, the gang binder, the job controller and
+ * Kueue's controllers (workloads and admission).
  *
  * Ownership: borrows the loop and the store; owns everything else. Stop it with
  * ty_node_stop() and free it after `done` ran. */
@@ -26,6 +27,7 @@ typedef struct ty_node_config {
     bool pods_die_with_parent;   /* run: true; server: false (pods outlive a crash) */
     bool adopt;                  /* server: take over the pods a previous trainyard left */
     bool scatter_addresses;      /* start pod addresses at a random place (independent runs) */
+    bool fair_sharing;           /* Kueue's fair sharing across a cohort */
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);

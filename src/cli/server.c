@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "cli/node.h"
 #include "controllers/events.h"
+#include "controllers/workloads.h"
 #include "server/apiserver.h"
 #include "store/store.h"
 
@@ -60,6 +61,8 @@ static void usage(FILE *f)
             "  --stop-pods-on-exit\n"
             "                    on SIGTERM/SIGINT stop every pod (default: leave them running\n"
             "                    for the next start to re-adopt, as a kubelet restart does)\n"
+            "  --fair-sharing    Kueue's fair sharing: a cohort's queues borrow in proportion\n"
+            "                    to their fairSharing.weight\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }
@@ -153,6 +156,11 @@ static void on_node_stopped(void *arg)
     uv_close((uv_handle_t *)&st->sigterm, NULL);
 }
 
+static void mutate_on_create(void *ctx, const char *resource, json_t *obj)
+{
+    ty_workloads_default_job(ctx, resource, obj);
+}
+
 /* The first signal stops the API and the controllers, then stops the pods or leaves them
  * for the next start; a second one, while pods are being stopped, kills them. */
 static void on_signal(uv_signal_t *h, int signum)
@@ -178,6 +186,7 @@ int ty_cli_server(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"gpus", required_argument, NULL, 'g'},
         {"stop-pods-on-exit", no_argument, NULL, 's'},
+        {"fair-sharing", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -185,7 +194,7 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTOFREE char *data_dir = NULL;
     const char *listen = "127.0.0.1:6443";
     int gpus = -1;
-    bool stop_pods = false;
+    bool stop_pods = false, fair_sharing = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -208,6 +217,9 @@ int ty_cli_server(int argc, char **argv)
         }
         case 's':
             stop_pods = true;
+            break;
+        case 'F':
+            fair_sharing = true;
             break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
@@ -247,6 +259,7 @@ int ty_cli_server(int argc, char **argv)
         .gpus = gpus,
         .pods_die_with_parent = false,
         .adopt = true,
+        .fair_sharing = fair_sharing,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
@@ -254,7 +267,9 @@ int ty_cli_server(int argc, char **argv)
                                .store = st.store,
                                .listen = listen,
                                .log_path = ty_node_log_path,
-                               .log_ctx = st.node};
+                               .log_ctx = st.node,
+                               .mutate = mutate_on_create,
+                               .mutate_ctx = st.store};
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);

@@ -64,6 +64,8 @@ struct ty_apiserver {
     ty_store *store;
     ty_apiserver_log_path_fn log_path;
     void *log_ctx;
+    ty_apiserver_mutate_fn mutate;
+    void *mutate_ctx;
     size_t max_body;
     struct MHD_Daemon *mhd;
     int port;
@@ -1213,6 +1215,9 @@ static enum MHD_Result handle_create(call *c)
     json_object_del(meta, "deletionTimestamp");
     if (admit(c, obj, name_copy, &ret) < 0)
         goto out;
+    /* Mutating admission after validation, as webhooks run (Kueue suspends queued jobs). */
+    if (c->srv->mutate)
+        c->srv->mutate(c->srv->mutate_ctx, c->ri->resource, obj);
     if (dry_run(c)) {
         if (exists(c->srv, c->ri->resource, c->path.ns, name_copy))
             ret = fail_exists(c, name_copy);
@@ -2187,6 +2192,8 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->store = cfg->store;
     s->log_path = cfg->log_path;
     s->log_ctx = cfg->log_ctx;
+    s->mutate = cfg->mutate;
+    s->mutate_ctx = cfg->mutate_ctx;
     s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : DEFAULT_MAX_BODY;
     s->port = ntohs(sa.sin_port);
     const ty_kind_info *const *kinds = ty_api_kinds();

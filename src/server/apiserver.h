@@ -34,12 +34,18 @@ typedef struct ty_apiserver ty_apiserver;
 typedef char *(*ty_apiserver_log_path_fn)(void *ctx, const json_t *pod, const char *container,
                                           bool previous);
 
+/* Called on every create after validation and defaulting, before the object is stored: the
+ * place of mutating admission webhooks. May change `obj`. */
+typedef void (*ty_apiserver_mutate_fn)(void *ctx, const char *resource, json_t *obj);
+
 typedef struct ty_apiserver_config {
     uv_loop_t *loop;
     ty_store *store;
     const char *listen;              /* "127.0.0.1:6443"; port 0 picks a free one */
     ty_apiserver_log_path_fn log_path; /* NULL: pods/log answers that no log exists */
     void *log_ctx;
+    ty_apiserver_mutate_fn mutate;   /* NULL: none */
+    void *mutate_ctx;
     size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
 } ty_apiserver_config;
 

@@ -1,0 +1,516 @@
+#include "controllers/admission.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/map.h"
+#include "base/mem.h"
+#include "base/quantity.h"
+#include "base/time.h"
+#include "controllers/events.h"
+#include "controllers/kueue_int.h"
+#include "controllers/queue.h"
+
+static const char *const watched[] = {"workloads", "clusterqueues", "localqueues",
+                                      "resourceflavors", "nodes", "pods", "namespaces"};
+#define NWATCHED (sizeof watched / sizeof *watched)
+
+struct ty_admission {
+    ty_store *store;
+    ty_queue *queue;
+    ty_recorder *events;
+    bool fair_sharing;
+    int watch_ids[NWATCHED];
+};
+
+static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
+{
+    ty_admission *a = ctx;
+    (void)type;
+    (void)obj;
+    (void)resource;
+    ty_queue_add(a->queue, "pass");
+}
+
+static char *format_milli(const char *resource, int64_t milli)
+{
+    char buf[40];
+    ty_quantity_format((ty_quantity){milli}, strcmp(resource, "memory") == 0, buf, sizeof buf);
+    return ty_strdup(buf);
+}
+
+static json_t *quantity_json(const char *resource, int64_t milli)
+{
+    TY_AUTOFREE char *s = format_milli(resource, milli);
+    return json_string(s);
+}
+
+static int compare_strings(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* status.admission for an ADMIT decision. */
+static json_t *admission_json(const json_t *wl, const ty_sched_decision *d)
+{
+    json_t *psas = json_array();
+    const json_t *sets = json_object_get(json_object_get(wl, "spec"), "podSets");
+    for (size_t i = 0; i < d->n_pod_sets && i < json_array_size(sets); i++) {
+        const json_t *p = json_array_get(sets, i);
+        json_int_t count = json_integer_value(json_object_get(p, "count"));
+        if (count < 1)
+            count = 1;
+        json_t *req = ty_kueue_pod_requests(
+            json_object_get(json_object_get(p, "template"), "spec"));
+        json_t *flavors = json_object(), *usage = json_object();
+        size_t r = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(req, k, v)
+        {
+            json_object_set_new(flavors, k, json_string(d->pod_sets[i].flavors[r++]));
+            json_object_set_new(usage, k, quantity_json(k, json_integer_value(v) * count));
+        }
+        /* One domain per node, in name order; the pods of the set are spread over them in
+         * that order (controllers/workloads.c turns it into the placement annotation). */
+        const char **nodes = ty_malloc((size_t)count * sizeof *nodes);
+        for (json_int_t n = 0; n < count; n++)
+            nodes[n] = d->pod_sets[i].nodes[n];
+        qsort(nodes, (size_t)count, sizeof *nodes, compare_strings);
+        json_t *domains = json_array();
+        for (json_int_t n = 0; n < count;) {
+            json_int_t m = n;
+            while (m < count && strcmp(nodes[m], nodes[n]) == 0)
+                m++;
+            json_array_append_new(domains, json_pack("{s:[s],s:I}", "values", nodes[n],
+                                                     "count", (json_int_t)(m - n)));
+            n = m;
+        }
+        free(nodes);
+        json_array_append_new(
+            psas, json_pack("{s:O,s:o,s:o,s:I,s:{s:[s],s:o}}", "name", json_object_get(p, "name"),
+                            "flavors", flavors, "resourceUsage", usage, "count", count,
+                            "topologyAssignment", "levels", TY_KUEUE_HOSTNAME_LEVEL, "domains",
+                            domains));
+        json_decref(req);
+    }
+    return json_pack("{s:s,s:o}", "clusterQueue", d->cluster_queue, "podSetAssignments", psas);
+}
+
+static const char *victim_reason(ty_sched_preempt_reason r)
+{
+    switch (r) {
+    case TY_SCHED_IN_COHORT_RECLAMATION:
+        return "InCohortReclamation";
+    case TY_SCHED_IN_COHORT_FAIR_SHARING:
+        return "InCohortFairSharing";
+    case TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING:
+        return "InCohortReclaimWhileBorrowing";
+    case TY_SCHED_IN_CLUSTER_QUEUE:
+    default:
+        return "InClusterQueue";
+    }
+}
+
+static const char *victim_words(ty_sched_preempt_reason r)
+{
+    switch (r) {
+    case TY_SCHED_IN_COHORT_RECLAMATION:
+        return "reclamation within the cohort";
+    case TY_SCHED_IN_COHORT_FAIR_SHARING:
+        return "fair sharing within the cohort";
+    case TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING:
+        return "reclamation within the cohort while borrowing";
+    case TY_SCHED_IN_CLUSTER_QUEUE:
+    default:
+        return "prioritization in the ClusterQueue";
+    }
+}
+
+static void write_status(ty_admission *a, const char *resource, const json_t *before, json_t *after)
+{
+    if (json_equal(json_object_get(before, "status"), json_object_get(after, "status")))
+        return;
+    ty_error err = TY_ERROR_INIT;
+    if (ty_store_update_status(a->store, resource, after, NULL, &err) < 0) {
+        ty_debug("admission: %s %s: %s", resource, ty_obj_name(after), err.msg);
+        ty_queue_add_after(a->queue, "pass", 100); /* a conflict: read again and retry */
+    }
+    ty_error_clear(&err);
+}
+
+/* Evicts an admitted workload (the job side stops its job, then requeues it). */
+static void evict(ty_admission *a, const json_t *wl, const char *reason, const char *preempted,
+                  const char *message, int64_t now)
+{
+    if (ty_kueue_condition_is(wl, "Evicted", "True"))
+        return;
+    json_t *next = json_deep_copy(wl);
+    ty_kueue_set_condition(next, "Evicted", "True", reason, message, now);
+    if (preempted)
+        ty_kueue_set_condition(next, "Preempted", "True", preempted, message, now);
+    write_status(a, "workloads", wl, next);
+    ty_event(a->events, next, "Normal", preempted ? "Preempted" : "Evicted", "%s", message);
+    json_decref(next);
+}
+
+static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d, int64_t now)
+{
+    json_t *next = json_deep_copy(wl);
+    if (!json_is_object(json_object_get(next, "status")))
+        json_object_set_new(next, "status", json_object());
+    json_object_set_new(json_object_get(next, "status"), "admission", admission_json(wl, d));
+    TY_AUTOFREE char *msg = ty_asprintf("Quota reserved in ClusterQueue %s", d->cluster_queue);
+    ty_kueue_set_condition(next, "QuotaReserved", "True", "QuotaReserved", msg, now);
+    ty_kueue_set_condition(next, "Admitted", "True", "Admitted", "The workload is admitted", now);
+    /* A workload admitted again after an eviction says what happened before, as Kueue does. */
+    const char *again[] = {"Evicted", "Preempted"};
+    for (int i = 0; i < 2; i++) {
+        const json_t *c = ty_kueue_condition(next, again[i]);
+        if (c && ty_kueue_condition_is(next, again[i], "True")) {
+            TY_AUTOFREE char *prev = ty_asprintf(
+                "Previously: %s", json_string_value(json_object_get(c, "message")));
+            ty_kueue_set_condition(next, again[i], "False", "QuotaReserved", prev, now);
+        }
+    }
+    int64_t queued = ty_kueue_time_ms(
+        json_string_value(json_object_get(json_object_get(wl, "metadata"), "creationTimestamp")),
+        now / 1000000);
+    write_status(a, "workloads", wl, next);
+    ty_event(a->events, next, "Normal", "QuotaReserved",
+             "Quota reserved in ClusterQueue %s, wait time since queued was %llds",
+             d->cluster_queue, (long long)((now / 1000000 - queued) / 1000));
+    ty_event(a->events, next, "Normal", "Admitted",
+             "Admitted by ClusterQueue %s, wait time since reservation was 0s", d->cluster_queue);
+    json_decref(next);
+}
+
+static void pending(ty_admission *a, const json_t *wl, const char *message, int64_t now)
+{
+    json_t *next = json_deep_copy(wl);
+    if (ty_kueue_set_condition(next, "QuotaReserved", "False", "Pending", message, now)) {
+        write_status(a, "workloads", wl, next);
+        ty_event(a->events, next, "Warning", "Pending", "%s", message);
+    }
+    json_decref(next);
+}
+
+/* Per queue: counts and usage per flavor/resource, gathered after the decisions. */
+typedef struct tally {
+    json_int_t pending, reserving;
+    json_t *usage; /* flavor -> {resource: milli} */
+} tally;
+
+static tally *tally_of(ty_map *m, const char *key)
+{
+    tally *t = ty_map_gets(m, key);
+    if (!t) {
+        t = TY_NEW(tally);
+        t->usage = json_object();
+        ty_map_puts(m, key, t);
+    }
+    return t;
+}
+
+static void tally_usage(tally *t, const json_t *admission)
+{
+    size_t i;
+    json_t *psa;
+    json_array_foreach(json_object_get(admission, "podSetAssignments"), i, psa)
+    {
+        const char *r;
+        json_t *q;
+        json_object_foreach(json_object_get(psa, "resourceUsage"), r, q)
+        {
+            const char *f = json_string_value(json_object_get(json_object_get(psa, "flavors"), r));
+            ty_quantity v;
+            if (!f || ty_quantity_from_json(q, &v, NULL) < 0)
+                continue;
+            json_t *fu = json_object_get(t->usage, f);
+            if (!fu) {
+                fu = json_object();
+                json_object_set_new(t->usage, f, fu);
+            }
+            json_object_set_new(fu, r, json_integer(json_integer_value(json_object_get(fu, r)) +
+                                                    v.milli));
+        }
+    }
+}
+
+static void free_tallies(ty_map *m)
+{
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(m, &i, &slot);) {
+        tally *t = slot->value;
+        json_decref(t->usage);
+        free(t);
+    }
+    ty_map_free(m);
+}
+
+static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sched *s,
+                                 const json_t *inactive, ty_map *tallies, int64_t now)
+{
+    tally *t = tally_of(tallies, ty_obj_name(cq));
+    json_t *next = json_deep_copy(cq);
+    json_t *st = json_object_get(next, "status");
+    if (!json_is_object(st)) {
+        st = json_object();
+        json_object_set_new(next, "status", st);
+    }
+    json_object_set_new(st, "pendingWorkloads", json_integer(t->pending));
+    json_object_set_new(st, "reservingWorkloads", json_integer(t->reserving));
+    json_object_set_new(st, "admittedWorkloads", json_integer(t->reserving));
+    json_t *usage = json_array();
+    size_t g, f, r;
+    json_t *grp, *fl, *rq;
+    json_array_foreach(json_object_get(json_object_get(cq, "spec"), "resourceGroups"), g, grp)
+        json_array_foreach(json_object_get(grp, "flavors"), f, fl)
+    {
+        const char *fname = json_string_value(json_object_get(fl, "name"));
+        json_t *resources = json_array();
+        json_array_foreach(json_object_get(fl, "resources"), r, rq)
+        {
+            const char *rname = json_string_value(json_object_get(rq, "name"));
+            if (!fname || !rname)
+                continue;
+            int64_t used = ty_sched_usage(s, ty_obj_name(cq), fname, rname);
+            if (used < 0)
+                used = json_integer_value(
+                    json_object_get(json_object_get(t->usage, fname), rname));
+            ty_quantity nominal = {0};
+            ty_quantity_from_json(json_object_get(rq, "nominalQuota"), &nominal, NULL);
+            int64_t borrowed = used > nominal.milli ? used - nominal.milli : 0;
+            json_array_append_new(resources,
+                                  json_pack("{s:s,s:o,s:o}", "name", rname, "total",
+                                            quantity_json(rname, used), "borrowed",
+                                            quantity_json(rname, borrowed)));
+        }
+        if (fname)
+            json_array_append_new(usage, json_pack("{s:s,s:o}", "name", fname, "resources",
+                                                   resources));
+        else
+            json_decref(resources);
+    }
+    json_object_set_new(st, "flavorsReservation", json_deep_copy(usage));
+    json_object_set_new(st, "flavorsUsage", usage);
+    const char *why = json_string_value(json_object_get(inactive, ty_obj_name(cq)));
+    const char *stop = json_string_value(json_object_get(json_object_get(cq, "spec"), "stopPolicy"));
+    if (why) {
+        TY_AUTOFREE char *m = ty_asprintf("Can't admit new workloads: %s", why);
+        ty_kueue_set_condition(next, "Active", "False", "FlavorNotFound", m, now);
+    } else if (stop && strcmp(stop, "None") != 0) {
+        ty_kueue_set_condition(next, "Active", "False", "Stopped",
+                               "Can't admit new workloads: is stopped", now);
+    } else {
+        ty_kueue_set_condition(next, "Active", "True", "Ready", "Can admit new workloads", now);
+    }
+    if (a->fair_sharing && !why)
+        json_object_set_new(st, "fairSharing",
+                            json_pack("{s:I}", "weightedShare",
+                                      (json_int_t)ty_sched_weighted_share(s, ty_obj_name(cq))));
+    write_status(a, "clusterqueues", cq, next);
+    json_decref(next);
+}
+
+static void local_queue_status(ty_admission *a, const json_t *lq, const json_t *cqs,
+                               const json_t *inactive, ty_map *tallies, int64_t now)
+{
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(lq), ty_obj_name(lq));
+    tally *t = tally_of(tallies, key);
+    json_t *next = json_deep_copy(lq);
+    json_t *st = json_object_get(next, "status");
+    if (!json_is_object(st)) {
+        st = json_object();
+        json_object_set_new(next, "status", st);
+    }
+    json_object_set_new(st, "pendingWorkloads", json_integer(t->pending));
+    json_object_set_new(st, "reservingWorkloads", json_integer(t->reserving));
+    json_object_set_new(st, "admittedWorkloads", json_integer(t->reserving));
+    json_t *usage = json_array();
+    const char *f;
+    json_t *fu;
+    json_object_foreach(t->usage, f, fu)
+    {
+        json_t *resources = json_array();
+        const char *r;
+        json_t *v;
+        json_object_foreach(fu, r, v) json_array_append_new(
+            resources, json_pack("{s:s,s:o}", "name", r, "total",
+                                 quantity_json(r, json_integer_value(v))));
+        json_array_append_new(usage, json_pack("{s:s,s:o}", "name", f, "resources", resources));
+    }
+    json_object_set_new(st, "flavorsReservation", json_deep_copy(usage));
+    json_object_set_new(st, "flavorUsage", usage);
+    const char *cq = json_string_value(json_object_get(json_object_get(lq, "spec"), "clusterQueue"));
+    bool exists = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(cqs, i, c) exists |= cq && strcmp(ty_obj_name(c), cq) == 0;
+    if (!exists)
+        ty_kueue_set_condition(next, "Active", "False", "ClusterQueueDoesNotExist",
+                               "Can't submit new workloads to clusterQueue", now);
+    else if (json_object_get(inactive, cq))
+        ty_kueue_set_condition(next, "Active", "False", "ClusterQueueIsInactive",
+                               "Can't submit new workloads to clusterQueue", now);
+    else
+        ty_kueue_set_condition(next, "Active", "True", "Ready",
+                               "Can submit new workloads to localQueue", now);
+    write_status(a, "localqueues", lq, next);
+    json_decref(next);
+}
+
+static void pass(void *ctx, const char *key)
+{
+    ty_admission *a = ctx;
+    (void)key;
+    int64_t now = ty_time_now_ns();
+    ty_kueue_objects o;
+    ty_kueue_objects_load(a->store, &o);
+    size_t nw = json_array_size(o.workloads);
+    ty_kueue_route *routes = ty_calloc(nw + 1, sizeof *routes);
+    json_t *inactive = json_object();
+    ty_sched *s = ty_kueue_snapshot(&o, a->fair_sharing, now / 1000000, routes, inactive);
+    ty_sched_run(s);
+
+    ty_map tallies = TY_MAP_INIT;
+    json_t *by_key = json_object(); /* "ns/name" -> workload, for victims */
+    int64_t next_requeue = 0;
+    for (size_t i = 0; i < nw; i++) {
+        const json_t *wl = json_array_get(o.workloads, i);
+        TY_AUTOFREE char *wkey = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
+        json_object_set(by_key, wkey, (json_t *)wl);
+        if (ty_kueue_workload_finished(wl) || ty_obj_deleting(wl))
+            continue;
+        const json_t *spec = json_object_get(wl, "spec");
+        const char *lq = json_string_value(json_object_get(spec, "queueName"));
+        TY_AUTOFREE char *lq_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), lq ? lq : "");
+        const json_t *admission = json_object_get(json_object_get(wl, "status"), "admission");
+        if (ty_kueue_workload_reserved(wl)) {
+            const char *cq = json_string_value(json_object_get(admission, "clusterQueue"));
+            tally *tc = tally_of(&tallies, cq ? cq : "");
+            tally *tl = tally_of(&tallies, lq_key);
+            tc->reserving++;
+            tl->reserving++;
+            tally_usage(tc, admission);
+            tally_usage(tl, admission);
+            continue;
+        }
+        if (json_is_false(json_object_get(spec, "active")))
+            continue;
+        tally *tl = tally_of(&tallies, lq_key);
+        if (routes[i].problem) {
+            tl->pending++;
+            pending(a, wl, routes[i].problem, now);
+            continue;
+        }
+        tally *tc = tally_of(&tallies, routes[i].cluster_queue);
+        const ty_sched_decision *d = ty_sched_decision_of(s, wkey);
+        if (d && d->verdict == TY_SCHED_ADMIT) {
+            admit(a, wl, d, now);
+            json_t *adm = admission_json(wl, d);
+            tc->reserving++;
+            tl->reserving++;
+            tally_usage(tc, adm);
+            tally_usage(tl, adm);
+            json_decref(adm);
+            continue;
+        }
+        tc->pending++;
+        tl->pending++;
+        pending(a, wl, d && d->message ? d->message : "waiting for the next scheduling pass",
+                now);
+        int64_t at = ty_kueue_time_ms(json_string_value(json_object_get(
+                                          json_object_get(json_object_get(wl, "status"),
+                                                          "requeueState"),
+                                          "requeueAt")),
+                                      0);
+        if (at > now / 1000000 && (!next_requeue || at < next_requeue))
+            next_requeue = at;
+    }
+    /* Victims, once every decision is known. */
+    for (size_t i = 0; i < ty_sched_n_decisions(s); i++) {
+        const ty_sched_decision *d = ty_sched_decision_at(s, i);
+        if (d->verdict != TY_SCHED_PREEMPT)
+            continue;
+        const json_t *preemptor = json_object_get(by_key, d->workload);
+        const char *resource, *name, *job_uid = NULL;
+        if (!preemptor || !ty_kueue_workload_job(preemptor, &resource, &name, &job_uid))
+            job_uid = "";
+        for (size_t v = 0; v < d->n_victims; v++) {
+            const json_t *victim = json_object_get(by_key, d->victims[v].workload);
+            if (!victim)
+                continue;
+            TY_AUTOFREE char *msg = ty_asprintf(
+                "Preempted to accommodate a workload (UID: %s, JobUID: %s) due to %s",
+                preemptor ? ty_obj_uid(preemptor) : "", job_uid ? job_uid : "",
+                victim_words(d->victims[v].reason));
+            evict(a, victim, "Preempted", victim_reason(d->victims[v].reason), msg, now);
+        }
+    }
+    /* HoldAndDrain: admitted workloads of a stopped queue leave it. */
+    size_t i;
+    json_t *cq;
+    json_array_foreach(o.cluster_queues, i, cq)
+    {
+        const char *stop =
+            json_string_value(json_object_get(json_object_get(cq, "spec"), "stopPolicy"));
+        if (!stop || strcmp(stop, "HoldAndDrain") != 0)
+            continue;
+        for (size_t w = 0; w < nw; w++) {
+            const json_t *wl = json_array_get(o.workloads, w);
+            const char *in = json_string_value(json_object_get(
+                json_object_get(json_object_get(wl, "status"), "admission"), "clusterQueue"));
+            if (ty_kueue_workload_reserved(wl) && !ty_kueue_workload_finished(wl) && in &&
+                strcmp(in, ty_obj_name(cq)) == 0)
+                evict(a, wl, "ClusterQueueStopped", NULL, "The ClusterQueue is stopped", now);
+        }
+    }
+    json_array_foreach(o.cluster_queues, i, cq)
+        cluster_queue_status(a, cq, s, inactive, &tallies, now);
+    json_t *lq;
+    json_array_foreach(o.local_queues, i, lq)
+        local_queue_status(a, lq, o.cluster_queues, inactive, &tallies, now);
+    if (next_requeue)
+        ty_queue_add_after(a->queue, "pass", next_requeue - now / 1000000 + 1);
+
+    ty_sched_stats st;
+    ty_sched_stats_get(s, &st);
+    if (st.admitted || st.preempting)
+        ty_debug("admission: pass: %zu admitted, %zu preempting (%zu victims), %zu waiting",
+                 st.admitted, st.preempting, st.victims, st.waiting);
+    json_decref(by_key);
+    free_tallies(&tallies);
+    json_decref(inactive);
+    for (size_t w = 0; w < nw; w++)
+        free(routes[w].problem);
+    free(routes);
+    ty_sched_free(s);
+    ty_kueue_objects_free(&o);
+}
+
+ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admission_config *cfg)
+{
+    ty_admission *a = TY_NEW(ty_admission);
+    a->store = store;
+    a->fair_sharing = cfg && cfg->fair_sharing;
+    a->queue = ty_queue_new(loop, pass, a);
+    a->events = ty_recorder_new(store, "kueue-admission");
+    for (size_t i = 0; i < NWATCHED; i++)
+        a->watch_ids[i] = ty_store_watch(store, watched[i], on_event, a);
+    ty_queue_add(a->queue, "pass");
+    return a;
+}
+
+void ty_admission_free(ty_admission *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < NWATCHED; i++)
+        ty_store_unwatch(a->store, a->watch_ids[i]);
+    ty_queue_free(a->queue);
+    ty_recorder_free(a->events);
+    free(a);
+}

@@ -1,0 +1,41 @@
+/* The admission controller: Kueue's queue manager and scheduler over the store.
+ *
+ * On any change to Workloads, ClusterQueues, LocalQueues, ResourceFlavors, nodes, pods or
+ * namespaces it runs one pass (changes coalesce into one): it builds the scheduling core's
+ * snapshot from the stored objects (controllers/kueue_snapshot.c), runs it (sched/sched.h) and
+ * writes the outcome back as Kueue does:
+ * - an admitted Workload gets status.admission (the ClusterQueue, per pod set the flavor of each
+ *   resource, the usage, the count, and a topologyAssignment with the node of every pod) and
+ *   the conditions QuotaReserved=True and Admitted=True (there are no admission checks);
+ * - a waiting one gets QuotaReserved=False, reason Pending, with the concrete reason as the
+ *   message (which LocalQueue or ClusterQueue is missing, the resource, flavor and quantities
+ *   that do not fit, or the nodes that cannot take the gang), and an event when it changes;
+ * - preemption victims get Evicted=True (reason Preempted) and Preempted=True (reason
+ *   InClusterQueue, InCohortReclamation, InCohortFairSharing or InCohortReclaimWhileBorrowing);
+ *   the job controller side (controllers/workloads.h) then stops their jobs and requeues them;
+ * - admitted workloads of a ClusterQueue with stopPolicy HoldAndDrain are evicted (reason
+ *   ClusterQueueStopped);
+ * - ClusterQueue and LocalQueue status: pending, reserving and admitted workload counts, usage
+ *   per flavor and resource (with what is borrowed), the Active condition, and the fair-sharing
+ *   weighted share when fair sharing is on.
+ * A pass is also scheduled for the earliest requeue time of a backed-off workload.
+ *
+ * Ownership: borrows the loop and the store. */
+#ifndef TY_CONTROLLERS_ADMISSION_H
+#define TY_CONTROLLERS_ADMISSION_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "store/store.h"
+
+typedef struct ty_admission ty_admission;
+
+typedef struct ty_admission_config {
+    bool fair_sharing; /* Kueue's fairSharing.enable */
+} ty_admission_config;
+
+ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admission_config *cfg);
+void ty_admission_free(ty_admission *a);
+
+#endif

@@ -1,0 +1,73 @@
+/* Private to the Kueue controllers (controllers/workloads.c, controllers/admission.c and
+ * controllers/kueue_*.c): Kueue's names, metav1.Condition helpers and the snapshot that turns
+ * the stored objects into the scheduling core's input (sched/sched.h). */
+#ifndef TY_CONTROLLERS_KUEUE_INT_H
+#define TY_CONTROLLERS_KUEUE_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sched/sched.h"
+#include "store/store.h"
+
+#define TY_KUEUE_LABEL_QUEUE "kueue.x-k8s.io/queue-name"
+#define TY_KUEUE_LABEL_PRIORITY_CLASS "kueue.x-k8s.io/priority-class"
+#define TY_KUEUE_LABEL_JOB_UID "kueue.x-k8s.io/job-uid"
+/* The LocalQueue a job without the queue label goes to when it exists in its namespace. */
+#define TY_KUEUE_DEFAULT_LOCAL_QUEUE "default"
+/* On a job's replica template once admitted: the node of each replica index, comma separated
+ * (the binder binds by it; see controllers/binder.h). */
+#define TY_ANNOTATION_PLACEMENT "trainyard.dev/placement"
+#define TY_KUEUE_HOSTNAME_LEVEL "kubernetes.io/hostname"
+#define TY_KUEUE_API_VERSION "kueue.x-k8s.io/v1beta1"
+
+/* The condition of that type in obj.status.conditions (borrowed), or NULL. */
+const json_t *ty_kueue_condition(const json_t *obj, const char *type);
+/* Whether the condition exists with that status ("True"/"False"). */
+bool ty_kueue_condition_is(const json_t *obj, const char *type, const char *status);
+/* Sets a metav1.Condition on a mutable object: lastTransitionTime moves only when the status
+ * flips; observedGeneration follows metadata.generation. Returns whether anything changed. */
+bool ty_kueue_set_condition(json_t *obj, const char *type, const char *status,
+                            const char *reason, const char *message, int64_t now_ns);
+/* The resource ("pytorchjobs"/"tfjobs") of a job kind, or NULL. */
+const char *ty_kueue_job_resource(const char *kind);
+/* The job a Workload belongs to, from its controller ownerReference: resource, name and uid
+ * (borrowed from wl). Returns false when it has none we know. */
+bool ty_kueue_workload_job(const json_t *wl, const char **resource, const char **name,
+                           const char **uid);
+/* The name of the Workload of a job: "<kind>-<name>-<5 hex of the uid's hash>", as Kueue
+ * names them (kind lowercased). Caller frees. */
+char *ty_kueue_workload_name(const char *kind, const char *job_name, const char *job_uid);
+/* A pod's requests per resource (containers summed, limits standing in for missing
+ * requests, the largest init container when larger), as milli-units by resource name,
+ * sorted by name: a JSON object {"cpu": 500, ...}. Caller owns it. */
+json_t *ty_kueue_pod_requests(const json_t *pod_spec);
+/* Milliseconds since the epoch of an RFC 3339 time, or `fallback`. */
+int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback);
+
+/* Why a workload is not given to the scheduling core, or NULL when it is. */
+typedef struct ty_kueue_route {
+    const char *cluster_queue; /* borrowed from the LocalQueue; NULL when none */
+    char *problem;             /* owned: "LocalQueue lq doesn't exist", ... */
+} ty_kueue_route;
+
+/* Everything one admission pass reads, listed from the store (owned references). */
+typedef struct ty_kueue_objects {
+    json_t *flavors, *cluster_queues, *local_queues, *workloads, *nodes, *pods, *namespaces;
+} ty_kueue_objects;
+
+void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o);
+void ty_kueue_objects_free(ty_kueue_objects *o);
+
+/* Workload states as the admission pass sees them. */
+bool ty_kueue_workload_finished(const json_t *wl);
+bool ty_kueue_workload_reserved(const json_t *wl); /* QuotaReserved=True with an admission */
+
+/* Builds the scheduling core's snapshot. routes[i] (one per o->workloads entry, zeroed by the
+ * caller) receives, for pending workloads that cannot be queued, the reason. Cluster queues
+ * whose flavors do not all exist are left out and reported in `inactive` (name -> reason). */
+ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_t now_ms,
+                            ty_kueue_route *routes, json_t *inactive);
+
+#endif

@@ -1,0 +1,492 @@
+/* The stored Kueue objects, nodes and pods as the scheduling core's snapshot. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/selector.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/quantity.h"
+#include "controllers/kueue_int.h"
+#include "controllers/podutil.h"
+
+/* Arrays handed to the core point into the JSON they were read from: the core copies what it
+ * keeps, so they only live for one add. */
+
+static ty_sched_label *labels_of(const json_t *obj, size_t *n)
+{
+    *n = 0;
+    ty_sched_label *out = ty_calloc(json_object_size(obj) + 1, sizeof *out);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) if (json_is_string(v))
+        out[(*n)++] = (ty_sched_label){k, json_string_value(v)};
+    return out;
+}
+
+static ty_sched_taint *taints_of(const json_t *arr, size_t *n)
+{
+    *n = 0;
+    ty_sched_taint *out = ty_calloc(json_array_size(arr) + 1, sizeof *out);
+    size_t i;
+    json_t *t;
+    json_array_foreach(arr, i, t)
+    {
+        const char *key = json_string_value(json_object_get(t, "key"));
+        if (key)
+            out[(*n)++] = (ty_sched_taint){key, json_string_value(json_object_get(t, "value")),
+                                           json_string_value(json_object_get(t, "effect"))};
+    }
+    return out;
+}
+
+static ty_sched_toleration *tolerations_of(const json_t *arr, size_t *n)
+{
+    *n = 0;
+    ty_sched_toleration *out = ty_calloc(json_array_size(arr) + 1, sizeof *out);
+    size_t i;
+    json_t *t;
+    json_array_foreach(arr, i, t) out[(*n)++] = (ty_sched_toleration){
+        json_string_value(json_object_get(t, "key")),
+        json_string_value(json_object_get(t, "operator")),
+        json_string_value(json_object_get(t, "value")),
+        json_string_value(json_object_get(t, "effect"))};
+    return out;
+}
+
+/* {"cpu": milli, ...} (integers) to amounts. */
+static ty_sched_amount *amounts_of(const json_t *milli, size_t *n)
+{
+    *n = 0;
+    ty_sched_amount *out = ty_calloc(json_object_size(milli) + 1, sizeof *out);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)milli, k, v)
+        out[(*n)++] = (ty_sched_amount){k, (int64_t)json_integer_value(v)};
+    return out;
+}
+
+/* Quantities {"cpu": "4", "memory": "8Gi"} to {"cpu": 4000, ...}. */
+static json_t *milli_of(const json_t *quantities)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)quantities, k, v)
+    {
+        ty_quantity q;
+        if (ty_quantity_from_json(v, &q, NULL) == 0)
+            json_object_set_new(out, k, json_integer(q.milli));
+    }
+    return out;
+}
+
+static void add_flavor(ty_sched *s, const json_t *rf)
+{
+    const json_t *spec = json_object_get(rf, "spec");
+    size_t nl, nt, ntol;
+    TY_AUTOFREE ty_sched_label *labels = labels_of(json_object_get(spec, "nodeLabels"), &nl);
+    TY_AUTOFREE ty_sched_taint *taints = taints_of(json_object_get(spec, "nodeTaints"), &nt);
+    TY_AUTOFREE ty_sched_toleration *tols =
+        tolerations_of(json_object_get(spec, "tolerations"), &ntol);
+    ty_sched_flavor f = {ty_obj_name(rf), labels, nl, taints, nt, tols, ntol};
+    ty_error err = TY_ERROR_INIT;
+    if (ty_sched_add_flavor(s, &f, &err) < 0)
+        ty_debug("admission: flavor %s: %s", ty_obj_name(rf), err.msg);
+    ty_error_clear(&err);
+}
+
+/* "resource/ns/name" of the jobs whose Workloads hold quota: their pods are counted through
+ * the Workload's placement, not as foreign usage of the node. */
+static json_t *queued_jobs(const ty_kueue_objects *o)
+{
+    json_t *set = json_object();
+    size_t i;
+    json_t *wl;
+    json_array_foreach(o->workloads, i, wl)
+    {
+        const char *resource, *name, *uid;
+        if (ty_kueue_workload_reserved(wl) && !ty_kueue_workload_finished(wl) &&
+            ty_kueue_workload_job(wl, &resource, &name, &uid)) {
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(wl), name);
+            json_object_set_new(set, key, json_true());
+        }
+    }
+    return set;
+}
+
+static const char *pod_job_resource(const json_t *pod)
+{
+    const char *op = ty_obj_label(pod, "training.kubeflow.org/operator-name");
+    return op && strcmp(op, "tfjob-controller") == 0 ? "tfjobs" : "pytorchjobs";
+}
+
+static void add_nodes(ty_sched *s, const ty_kueue_objects *o)
+{
+    json_t *queued = queued_jobs(o);
+    json_t *used = json_object(); /* node -> {resource: milli} */
+    size_t i;
+    json_t *pod;
+    json_array_foreach(o->pods, i, pod)
+    {
+        const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"),
+                                                             "nodeName"));
+        if (!node || ty_pod_terminated(pod))
+            continue;
+        const char *job = ty_obj_label(pod, "training.kubeflow.org/job-name");
+        if (job) {
+            TY_AUTOFREE char *key =
+                ty_asprintf("%s/%s/%s", pod_job_resource(pod), ty_obj_namespace(pod), job);
+            if (json_object_get(queued, key))
+                continue;
+        }
+        json_t *req = ty_kueue_pod_requests(json_object_get(pod, "spec"));
+        json_t *u = json_object_get(used, node);
+        if (!u) {
+            u = json_object();
+            json_object_set_new(used, node, u);
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(req, k, v) json_object_set_new(
+            u, k, json_integer(json_integer_value(json_object_get(u, k)) + json_integer_value(v)));
+        json_decref(req);
+    }
+    json_t *node;
+    json_array_foreach(o->nodes, i, node)
+    {
+        const json_t *spec = json_object_get(node, "spec");
+        size_t nl, nt, na, nu;
+        json_t *alloc = milli_of(json_object_get(json_object_get(node, "status"), "allocatable"));
+        TY_AUTOFREE ty_sched_label *labels =
+            labels_of(json_object_get(json_object_get(node, "metadata"), "labels"), &nl);
+        TY_AUTOFREE ty_sched_taint *taints = taints_of(json_object_get(spec, "taints"), &nt);
+        TY_AUTOFREE ty_sched_amount *allocatable = amounts_of(alloc, &na);
+        TY_AUTOFREE ty_sched_amount *use =
+            amounts_of(json_object_get(used, ty_obj_name(node)), &nu);
+        ty_sched_node n = {ty_obj_name(node), labels, nl, taints, nt, allocatable, na, use, nu,
+                           json_is_true(json_object_get(spec, "unschedulable"))};
+        ty_error err = TY_ERROR_INIT;
+        if (ty_sched_add_node(s, &n, &err) < 0)
+            ty_debug("admission: node %s: %s", ty_obj_name(node), err.msg);
+        ty_error_clear(&err);
+        json_decref(alloc);
+    }
+    json_decref(used);
+    json_decref(queued);
+}
+
+static ty_sched_preempt_policy policy_of(const char *s)
+{
+    if (!s)
+        return TY_SCHED_PREEMPT_NEVER;
+    if (strcmp(s, "LowerPriority") == 0)
+        return TY_SCHED_PREEMPT_LOWER_PRIORITY;
+    if (strcmp(s, "LowerOrNewerEqualPriority") == 0)
+        return TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY;
+    if (strcmp(s, "Any") == 0)
+        return TY_SCHED_PREEMPT_ANY;
+    return TY_SCHED_PREEMPT_NEVER;
+}
+
+static int64_t quantity_or(const json_t *v, int64_t fallback)
+{
+    ty_quantity q;
+    if (!v || ty_quantity_from_json(v, &q, NULL) < 0)
+        return fallback;
+    return q.milli;
+}
+
+/* Adds a ClusterQueue unless one of its flavors is missing; then says why in `inactive`. */
+static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_objects *o,
+                              json_t *inactive)
+{
+    const json_t *spec = json_object_get(cq, "spec");
+    const json_t *groups = json_object_get(spec, "resourceGroups");
+    size_t ng = json_array_size(groups);
+    ty_sched_resource_group *g = ty_calloc(ng + 1, sizeof *g);
+    bool missing = false;
+    for (size_t gi = 0; gi < ng; gi++) {
+        const json_t *grp = json_array_get(groups, gi);
+        const json_t *covered = json_object_get(grp, "coveredResources");
+        const json_t *flavors = json_object_get(grp, "flavors");
+        const char **cov = ty_calloc(json_array_size(covered) + 1, sizeof *cov);
+        for (size_t k = 0; k < json_array_size(covered); k++)
+            cov[k] = json_string_value(json_array_get(covered, k));
+        ty_sched_flavor_quotas *fq = ty_calloc(json_array_size(flavors) + 1, sizeof *fq);
+        for (size_t fi = 0; fi < json_array_size(flavors); fi++) {
+            const json_t *fl = json_array_get(flavors, fi);
+            const char *fname = json_string_value(json_object_get(fl, "name"));
+            bool found = false;
+            size_t x;
+            json_t *rf;
+            json_array_foreach(o->flavors, x, rf) found |= fname && strcmp(ty_obj_name(rf), fname) == 0;
+            if (!found) {
+                missing = true;
+                if (!json_object_get(inactive, ty_obj_name(cq)))
+                    json_object_set_new(inactive, ty_obj_name(cq),
+                                        json_sprintf("flavor %s is not found",
+                                                     fname ? fname : "\"\""));
+            }
+            const json_t *res = json_object_get(fl, "resources");
+            ty_sched_quota *q = ty_calloc(json_array_size(res) + 1, sizeof *q);
+            for (size_t r = 0; r < json_array_size(res); r++) {
+                const json_t *rq = json_array_get(res, r);
+                q[r] = (ty_sched_quota){
+                    json_string_value(json_object_get(rq, "name")),
+                    quantity_or(json_object_get(rq, "nominalQuota"), 0),
+                    quantity_or(json_object_get(rq, "borrowingLimit"), TY_SCHED_UNLIMITED),
+                    quantity_or(json_object_get(rq, "lendingLimit"), TY_SCHED_UNLIMITED)};
+            }
+            fq[fi] = (ty_sched_flavor_quotas){fname, q, json_array_size(res)};
+        }
+        g[gi] = (ty_sched_resource_group){cov, json_array_size(covered), fq,
+                                          json_array_size(flavors)};
+    }
+    if (!missing) {
+        const json_t *pre = json_object_get(spec, "preemption");
+        const json_t *bwc = json_object_get(pre, "borrowWithinCohort");
+        const json_t *fung = json_object_get(spec, "flavorFungibility");
+        const char *strategy = json_string_value(json_object_get(spec, "queueingStrategy"));
+        const char *stop = json_string_value(json_object_get(spec, "stopPolicy"));
+        const char *wcb = json_string_value(json_object_get(fung, "whenCanBorrow"));
+        const char *wcp = json_string_value(json_object_get(fung, "whenCanPreempt"));
+        const json_t *thr = json_object_get(bwc, "maxPriorityThreshold");
+        ty_sched_cluster_queue c = {
+            .name = ty_obj_name(cq),
+            .cohort = json_string_value(json_object_get(spec, "cohort")),
+            .queueing = strategy && strcmp(strategy, "StrictFIFO") == 0
+                            ? TY_SCHED_STRICT_FIFO
+                            : TY_SCHED_BEST_EFFORT_FIFO,
+            .within_cluster_queue =
+                policy_of(json_string_value(json_object_get(pre, "withinClusterQueue"))),
+            .reclaim_within_cohort =
+                policy_of(json_string_value(json_object_get(pre, "reclaimWithinCohort"))),
+            .borrow_within_cohort = policy_of(json_string_value(json_object_get(bwc, "policy"))),
+            .borrow_max_priority_threshold = (int32_t)json_integer_value(thr),
+            .has_borrow_threshold = json_is_integer(thr),
+            .when_can_borrow_try_next = wcb && strcmp(wcb, "TryNextFlavor") == 0,
+            .when_can_preempt_preempt = wcp && strcmp(wcp, "Preempt") == 0,
+            .fair_weight_milli = quantity_or(
+                json_object_get(json_object_get(spec, "fairSharing"), "weight"), 1000),
+            .stopped = stop && strcmp(stop, "None") != 0,
+            .groups = g,
+            .n_groups = ng,
+        };
+        ty_error err = TY_ERROR_INIT;
+        if (ty_sched_add_cluster_queue(s, &c, &err) < 0) {
+            json_object_set_new(inactive, ty_obj_name(cq), json_string(err.msg));
+            ty_debug("admission: cluster queue %s: %s", ty_obj_name(cq), err.msg);
+        }
+        ty_error_clear(&err);
+    }
+    for (size_t gi = 0; gi < ng; gi++) {
+        free((void *)g[gi].covered);
+        for (size_t fi = 0; fi < g[gi].n_flavors; fi++)
+            free((void *)g[gi].flavors[fi].quotas);
+        free((void *)g[gi].flavors);
+    }
+    free(g);
+}
+
+static const json_t *find_named(const json_t *arr, const char *ns, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) if (strcmp(ty_obj_name(o), name) == 0 &&
+                                      (!ns || strcmp(ty_obj_namespace(o), ns) == 0)) return o;
+    return NULL;
+}
+
+/* Where a pending workload goes, or why it cannot be queued. */
+static ty_kueue_route route_of(const json_t *wl, const ty_kueue_objects *o, const ty_sched *s,
+                               const json_t *inactive)
+{
+    (void)s;
+    ty_kueue_route r = {0};
+    const char *lq_name = json_string_value(json_object_get(json_object_get(wl, "spec"),
+                                                            "queueName"));
+    const json_t *lq = lq_name ? find_named(o->local_queues, ty_obj_namespace(wl), lq_name) : NULL;
+    if (!lq) {
+        r.problem = ty_asprintf("LocalQueue %s doesn't exist", lq_name ? lq_name : "\"\"");
+        return r;
+    }
+    const char *stop = json_string_value(json_object_get(json_object_get(lq, "spec"),
+                                                         "stopPolicy"));
+    if (stop && strcmp(stop, "None") != 0) {
+        r.problem = ty_asprintf("LocalQueue %s is stopped", lq_name);
+        return r;
+    }
+    const char *cq_name = json_string_value(json_object_get(json_object_get(lq, "spec"),
+                                                            "clusterQueue"));
+    const json_t *cq = cq_name ? find_named(o->cluster_queues, NULL, cq_name) : NULL;
+    if (!cq) {
+        r.problem = ty_asprintf("ClusterQueue %s doesn't exist", cq_name ? cq_name : "\"\"");
+        return r;
+    }
+    if (json_object_get(inactive, cq_name)) {
+        r.problem = ty_asprintf("ClusterQueue %s is inactive", cq_name);
+        return r;
+    }
+    const json_t *ns = find_named(o->namespaces, NULL, ty_obj_namespace(wl));
+    const json_t *sel = json_object_get(json_object_get(cq, "spec"), "namespaceSelector");
+    if (!ty_label_selector_object_matches(sel, json_object_get(json_object_get(ns, "metadata"),
+                                                               "labels"))) {
+        r.problem = ty_strdup("Workload namespace doesn't match ClusterQueue selector");
+        return r;
+    }
+    r.cluster_queue = cq_name;
+    return r;
+}
+
+static int64_t queued_at(const json_t *wl)
+{
+    const json_t *rq = ty_kueue_condition(wl, "Requeued");
+    const char *created = json_string_value(
+        json_object_get(json_object_get(wl, "metadata"), "creationTimestamp"));
+    int64_t t = ty_kueue_time_ms(created, 0);
+    if (rq && ty_kueue_condition_is(wl, "Requeued", "True"))
+        t = ty_kueue_time_ms(json_string_value(json_object_get(rq, "lastTransitionTime")), t);
+    return t;
+}
+
+/* One pod set's admission from status.admission.podSetAssignments (flavors aligned with the
+ * pod set's requests, nodes expanded from the topology assignment). Returns false when it
+ * does not describe `count` pods. */
+static bool admission_of(const json_t *psa, const json_t *requests, int32_t count,
+                         const char **flavors, const char **nodes)
+{
+    const json_t *fl = json_object_get(psa, "flavors");
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)requests, k, v)
+    {
+        flavors[i] = json_string_value(json_object_get(fl, k));
+        if (!flavors[i])
+            return false;
+        i++;
+    }
+    const json_t *domains = json_object_get(json_object_get(psa, "topologyAssignment"), "domains");
+    int32_t n = 0;
+    size_t d;
+    json_t *dom;
+    json_array_foreach(domains, d, dom)
+    {
+        const char *node = json_string_value(json_array_get(json_object_get(dom, "values"), 0));
+        json_int_t c = json_integer_value(json_object_get(dom, "count"));
+        for (json_int_t x = 0; node && x < c && n < count; x++)
+            nodes[n++] = node;
+    }
+    return n == count;
+}
+
+static void add_workload(ty_sched *s, const json_t *wl, const char *cq)
+{
+    const json_t *spec = json_object_get(wl, "spec");
+    const json_t *sets = json_object_get(spec, "podSets");
+    size_t np = json_array_size(sets);
+    bool reserved = ty_kueue_workload_reserved(wl);
+    const json_t *assignments = json_object_get(
+        json_object_get(json_object_get(wl, "status"), "admission"), "podSetAssignments");
+    ty_sched_pod_set *ps = ty_calloc(np + 1, sizeof *ps);
+    ty_sched_pod_set_admission *adm = ty_calloc(np + 1, sizeof *adm);
+    json_t *reqs = json_array();
+    bool ok = true;
+    for (size_t i = 0; i < np; i++) {
+        const json_t *p = json_array_get(sets, i);
+        const json_t *pspec = json_object_get(json_object_get(p, "template"), "spec");
+        json_t *req = ty_kueue_pod_requests(pspec);
+        json_array_append_new(reqs, req);
+        size_t nr, nsel, ntol;
+        json_int_t count = json_integer_value(json_object_get(p, "count"));
+        ps[i] = (ty_sched_pod_set){
+            json_string_value(json_object_get(p, "name")),
+            (int32_t)(count > 0 ? count : 1),
+            amounts_of(req, &nr), 0,
+            labels_of(json_object_get(pspec, "nodeSelector"), &nsel), 0,
+            tolerations_of(json_object_get(pspec, "tolerations"), &ntol), 0};
+        ps[i].n_requests = nr;
+        ps[i].n_node_selector = nsel;
+        ps[i].n_tolerations = ntol;
+        if (reserved) {
+            const json_t *psa = NULL;
+            size_t a;
+            json_t *x;
+            json_array_foreach(assignments, a, x)
+            {
+                const char *n = json_string_value(json_object_get(x, "name"));
+                if (n && ps[i].name && strcmp(n, ps[i].name) == 0)
+                    psa = x;
+            }
+            const char **flavors = ty_calloc(nr + 1, sizeof *flavors);
+            const char **nodes = ty_calloc((size_t)ps[i].count + 1, sizeof *nodes);
+            adm[i] = (ty_sched_pod_set_admission){flavors, nodes};
+            ok &= psa && admission_of(psa, req, ps[i].count, flavors, nodes);
+        }
+    }
+    const json_t *rs = json_object_get(json_object_get(wl, "status"), "requeueState");
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
+    ty_sched_workload w = {
+        .key = key,
+        .cluster_queue = cq,
+        .priority = (int32_t)json_integer_value(json_object_get(spec, "priority")),
+        .queued_at_ms = queued_at(wl),
+        .eligible_at_ms =
+            ty_kueue_time_ms(json_string_value(json_object_get(rs, "requeueAt")), 0),
+        .pod_sets = ps,
+        .n_pod_sets = np,
+        .admitted = reserved,
+        .evicting = reserved && ty_kueue_condition_is(wl, "Evicted", "True"),
+        .admitted_at_ms = ty_kueue_time_ms(
+            json_string_value(json_object_get(ty_kueue_condition(wl, "QuotaReserved"),
+                                              "lastTransitionTime")),
+            0),
+        .admission = reserved ? adm : NULL,
+    };
+    ty_error err = TY_ERROR_INIT;
+    if (!ok)
+        ty_debug("admission: workload %s: its admission does not match its pod sets", key);
+    else if (ty_sched_add_workload(s, &w, &err) < 0)
+        ty_debug("admission: workload %s: %s", key, err.msg);
+    ty_error_clear(&err);
+    for (size_t i = 0; i < np; i++) {
+        free((void *)ps[i].requests);
+        free((void *)ps[i].node_selector);
+        free((void *)ps[i].tolerations);
+        free((void *)adm[i].flavors);
+        free((void *)adm[i].nodes);
+    }
+    free(ps);
+    free(adm);
+    json_decref(reqs);
+}
+
+ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_t now_ms,
+                            ty_kueue_route *routes, json_t *inactive)
+{
+    ty_sched_config cfg = {.fair_sharing = fair_sharing, .now_ms = now_ms};
+    ty_sched *s = ty_sched_new(&cfg);
+    size_t i;
+    json_t *x;
+    json_array_foreach(o->flavors, i, x) add_flavor(s, x);
+    add_nodes(s, o);
+    json_array_foreach(o->cluster_queues, i, x) add_cluster_queue(s, x, o, inactive);
+    json_array_foreach(o->workloads, i, x)
+    {
+        if (ty_kueue_workload_finished(x) || ty_obj_deleting(x))
+            continue;
+        if (ty_kueue_workload_reserved(x)) {
+            const char *cq = json_string_value(json_object_get(
+                json_object_get(json_object_get(x, "status"), "admission"), "clusterQueue"));
+            if (cq && !json_object_get(inactive, cq))
+                add_workload(s, x, cq);
+            continue;
+        }
+        if (json_is_false(json_object_get(json_object_get(x, "spec"), "active")))
+            continue;
+        routes[i] = route_of(x, o, s, inactive);
+        if (routes[i].cluster_queue)
+            add_workload(s, x, routes[i].cluster_queue);
+    }
+    return s;
+}

@@ -1,0 +1,231 @@
+/* Helpers shared by the Kueue controllers: conditions, names, requests, listing. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "base/quantity.h"
+#include "base/time.h"
+#include "controllers/kueue_int.h"
+
+const json_t *ty_kueue_condition(const json_t *obj, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c)
+    {
+        const char *t = json_string_value(json_object_get(c, "type"));
+        if (t && strcmp(t, type) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+bool ty_kueue_condition_is(const json_t *obj, const char *type, const char *status)
+{
+    const char *s = json_string_value(json_object_get(ty_kueue_condition(obj, type), "status"));
+    return s && strcmp(s, status) == 0;
+}
+
+static bool set_string(json_t *obj, const char *key, const char *value)
+{
+    const char *cur = json_string_value(json_object_get(obj, key));
+    if (cur && strcmp(cur, value) == 0)
+        return false;
+    json_object_set_new(obj, key, json_string(value));
+    return true;
+}
+
+bool ty_kueue_set_condition(json_t *obj, const char *type, const char *status,
+                            const char *reason, const char *message, int64_t now_ns)
+{
+    json_t *st = json_object_get(obj, "status");
+    if (!json_is_object(st)) {
+        st = json_object();
+        json_object_set_new(obj, "status", st);
+    }
+    json_t *conds = json_object_get(st, "conditions");
+    if (!json_is_array(conds)) {
+        conds = json_array();
+        json_object_set_new(st, "conditions", conds);
+    }
+    json_t *c = (json_t *)ty_kueue_condition(obj, type);
+    bool changed = false;
+    if (!c) {
+        c = json_object();
+        json_object_set_new(c, "type", json_string(type));
+        json_array_append_new(conds, c);
+        changed = true;
+    }
+    char ts[40];
+    ty_time_format_rfc3339(now_ns, ts, sizeof ts, 0);
+    if (set_string(c, "status", status)) {
+        json_object_set_new(c, "lastTransitionTime", json_string(ts));
+        changed = true;
+    }
+    changed |= set_string(c, "reason", reason ? reason : "");
+    changed |= set_string(c, "message", message ? message : "");
+    json_t *gen = json_object_get(json_object_get(obj, "metadata"), "generation");
+    if (json_is_integer(gen) && !json_equal(json_object_get(c, "observedGeneration"), gen)) {
+        json_object_set(c, "observedGeneration", gen);
+        changed = true;
+    }
+    return changed;
+}
+
+const char *ty_kueue_job_resource(const char *kind)
+{
+    if (!kind)
+        return NULL;
+    if (strcmp(kind, "PyTorchJob") == 0)
+        return "pytorchjobs";
+    if (strcmp(kind, "TFJob") == 0)
+        return "tfjobs";
+    return NULL;
+}
+
+bool ty_kueue_workload_job(const json_t *wl, const char **resource, const char **name,
+                           const char **uid)
+{
+    size_t i;
+    json_t *ref;
+    json_array_foreach(json_object_get(json_object_get(wl, "metadata"), "ownerReferences"), i, ref)
+    {
+        if (!json_is_true(json_object_get(ref, "controller")))
+            continue;
+        const char *r = ty_kueue_job_resource(json_string_value(json_object_get(ref, "kind")));
+        const char *n = json_string_value(json_object_get(ref, "name"));
+        if (!r || !n)
+            continue;
+        *resource = r;
+        *name = n;
+        *uid = json_string_value(json_object_get(ref, "uid"));
+        return true;
+    }
+    return false;
+}
+
+char *ty_kueue_workload_name(const char *kind, const char *job_name, const char *job_uid)
+{
+    /* FNV-1a over name and uid: stable across restarts, different for a job recreated under
+     * the same name, so an old Workload is never mistaken for the new job's. */
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = job_name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = job_uid ? job_uid : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    char lower[64];
+    size_t n = 0;
+    for (; kind[n] && n < sizeof lower - 1; n++)
+        lower[n] = (char)(kind[n] >= 'A' && kind[n] <= 'Z' ? kind[n] + 32 : kind[n]);
+    lower[n] = '\0';
+    /* Names stay within the 253 characters of a DNS subdomain. */
+    return ty_asprintf("%s-%.*s-%05llx", lower, (int)(253 - 7 - n - 1), job_name,
+                       (unsigned long long)(h & 0xfffff));
+}
+
+static void add_requests(json_t *into, const json_t *container, bool max_instead)
+{
+    const json_t *res = json_object_get(container, "resources");
+    const json_t *req = json_object_get(res, "requests");
+    const json_t *lim = json_object_get(res, "limits");
+    json_t *one = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)lim, k, v)
+    {
+        ty_quantity q;
+        if (ty_quantity_from_json(v, &q, NULL) == 0)
+            json_object_set_new(one, k, json_integer(q.milli));
+    }
+    json_object_foreach((json_t *)req, k, v)
+    {
+        ty_quantity q;
+        if (ty_quantity_from_json(v, &q, NULL) == 0)
+            json_object_set_new(one, k, json_integer(q.milli));
+    }
+    json_object_foreach(one, k, v)
+    {
+        json_int_t cur = json_integer_value(json_object_get(into, k));
+        json_int_t add = json_integer_value(v);
+        json_object_set_new(into, k, json_integer(max_instead ? (add > cur ? add : cur)
+                                                              : cur + add));
+    }
+    json_decref(one);
+}
+
+json_t *ty_kueue_pod_requests(const json_t *pod_spec)
+{
+    json_t *sum = json_object(), *init = json_object();
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(pod_spec, "containers"), i, c) add_requests(sum, c, false);
+    json_array_foreach(json_object_get(pod_spec, "initContainers"), i, c)
+        add_requests(init, c, true);
+    const char *k;
+    json_t *v;
+    json_object_foreach(init, k, v)
+    {
+        if (json_integer_value(v) > json_integer_value(json_object_get(sum, k)))
+            json_object_set(sum, k, v);
+    }
+    json_decref(init);
+    /* Sorted keys, so pod sets list their requests in one order everywhere. */
+    const char **keys = ty_malloc((json_object_size(sum) + 1) * sizeof *keys);
+    size_t n = 0;
+    json_object_foreach(sum, k, v) keys[n++] = k;
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
+            const char *t = keys[b - 1];
+            keys[b - 1] = keys[b];
+            keys[b] = t;
+        }
+    json_t *sorted = json_object();
+    for (size_t a = 0; a < n; a++)
+        if (json_integer_value(json_object_get(sum, keys[a])) > 0)
+            json_object_set(sorted, keys[a], json_object_get(sum, keys[a]));
+    free(keys);
+    json_decref(sum);
+    return sorted;
+}
+
+int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback)
+{
+    int64_t ns;
+    if (!rfc3339 || ty_time_parse_rfc3339(rfc3339, &ns) < 0)
+        return fallback;
+    return ns / 1000000;
+}
+
+void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o)
+{
+    o->flavors = ty_store_list(s, "resourceflavors", NULL);
+    o->cluster_queues = ty_store_list(s, "clusterqueues", NULL);
+    o->local_queues = ty_store_list(s, "localqueues", NULL);
+    o->workloads = ty_store_list(s, "workloads", NULL);
+    o->nodes = ty_store_list(s, "nodes", NULL);
+    o->pods = ty_store_list(s, "pods", NULL);
+    o->namespaces = ty_store_list(s, "namespaces", NULL);
+}
+
+void ty_kueue_objects_free(ty_kueue_objects *o)
+{
+    json_decref(o->flavors);
+    json_decref(o->cluster_queues);
+    json_decref(o->local_queues);
+    json_decref(o->workloads);
+    json_decref(o->nodes);
+    json_decref(o->pods);
+    json_decref(o->namespaces);
+    memset(o, 0, sizeof *o);
+}
+
+bool ty_kueue_workload_finished(const json_t *wl)
+{
+    return ty_kueue_condition_is(wl, "Finished", "True");
+}
+
+bool ty_kueue_workload_reserved(const json_t *wl)
+{
+    return ty_kueue_condition_is(wl, "QuotaReserved", "True") &&
+           json_is_object(json_object_get(json_object_get(wl, "status"), "admission"));
+}
