@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 #include "cli/node.h"
 #include "cli/view.h"
+#include "controllers/workloads.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -115,6 +116,49 @@ static int load_jobs(char **files, int nfiles, json_t *objects)
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
+static bool is_job_resource(const char *resource)
+{
+    return strcmp(resource, "pytorchjobs") == 0 || strcmp(resource, "tfjobs") == 0;
+}
+
+/* Creates the manifests' jobs (jobs: true; they are followed) or everything else; returns how
+ * many objects it was given to create. */
+static size_t create_objects(run_state *st, json_t *objects, bool jobs)
+{
+    size_t n = 0, i;
+    json_t *obj;
+    json_array_foreach(objects, i, obj)
+    {
+        const ty_kind_info *k = ty_api_kind(json_string_value(json_object_get(obj, "apiVersion")),
+                                            json_string_value(json_object_get(obj, "kind")));
+        bool is_job = is_job_resource(k->resource);
+        if (is_job != jobs)
+            continue;
+        n++;
+        if (is_job)
+            ty_workloads_default_job(st->store, k->resource, obj);
+        json_t *stored = NULL;
+        ty_error err = TY_ERROR_INIT;
+        /* A foreground run has no one to create namespaces first: the manifest's are made. */
+        if ((k->namespaced &&
+             ty_store_ensure_namespace(st->store, ty_obj_namespace(obj), &err) < 0) ||
+            ty_store_create(st->store, k->resource, obj, &stored, &err) < 0) {
+            fprintf(stderr, "trainyard run: %s\n", err.msg);
+            ty_error_clear(&err);
+            continue;
+        }
+        if (!is_job) {
+            json_decref(stored);
+            continue;
+        }
+        json_array_append_new(st->job_refs,
+                              json_pack("{s:s, s:s, s:s}", "resource", k->resource, "namespace",
+                                        ty_obj_namespace(stored), "name", ty_obj_name(stored)));
+        json_array_append_new(st->last_jobs, stored);
+    }
+    return n;
+}
+
 static void on_runtime_stopped(void *arg)
 {
     run_state *st = arg;
@@ -149,10 +193,12 @@ static void on_tick(uv_timer_t *t)
         if (job) /* a job deleted by its TTL keeps its last state */
             json_array_set_new(st->last_jobs, i, job);
         /* A suspended job runs nothing until resumed, which nobody can do in a foreground
-         * run: it counts as settled (and not as a success). */
+         * run: it counts as settled (and not as a success). A queued one is resumed by its
+         * queue once admitted: it waits. */
         json_t *last = json_array_get(st->last_jobs, i);
+        bool waits_for_queue = ty_obj_label(last, "kueue.x-k8s.io/queue-name") != NULL;
         if (!ty_obj_condition_true(last, "Succeeded") && !ty_obj_condition_true(last, "Failed") &&
-            !ty_obj_condition_true(last, "Suspended"))
+            (!ty_obj_condition_true(last, "Suspended") || waits_for_queue))
             all_finished = false;
     }
     ty_view_update(st->view, st->store, st->last_jobs, false);
@@ -277,23 +323,10 @@ int ty_cli_run(int argc, char **argv)
     st.last_jobs = json_array();
     size_t i;
     json_t *obj;
-    json_array_foreach(objects, i, obj)
-    {
-        const ty_kind_info *k = ty_api_kind(json_string_value(json_object_get(obj, "apiVersion")),
-                                            json_string_value(json_object_get(obj, "kind")));
-        json_t *stored = NULL;
-        /* A foreground run has no one to create namespaces first: the manifest's are made. */
-        if (ty_store_ensure_namespace(st.store, ty_obj_namespace(obj), &err) < 0 ||
-            ty_store_create(st.store, k->resource, obj, &stored, &err) < 0) {
-            fprintf(stderr, "trainyard run: %s\n", err.msg);
-            ty_error_clear(&err);
-            continue;
-        }
-        json_array_append_new(st.job_refs,
-                              json_pack("{s:s, s:s, s:s}", "resource", k->resource, "namespace",
-                                        ty_obj_namespace(stored), "name", ty_obj_name(stored)));
-        json_array_append_new(st.last_jobs, stored);
-    }
+    /* Queues, flavors and priority classes first, so that the jobs find them; only the jobs
+     * are followed to the end. */
+    create_objects(&st, objects, false);
+    size_t njobs = create_objects(&st, objects, true);
 
     uv_timer_init(&st.loop, &st.tick);
     st.tick.data = &st;
@@ -308,7 +341,7 @@ int ty_cli_run(int argc, char **argv)
 
     uv_run(&st.loop, UV_RUN_DEFAULT);
 
-    bool all_ok = json_array_size(st.last_jobs) == json_array_size(objects);
+    bool all_ok = json_array_size(st.last_jobs) == njobs;
     json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && ty_obj_condition_true(obj, "Succeeded");
     ty_view_summary(st.view, st.last_jobs, state_dir);
     if (json_out) {

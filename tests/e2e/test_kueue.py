@@ -1,0 +1,233 @@
+"""Kueue through kubectl against `trainyard server` with virtual GPU nodes and real processes:
+two teams sharing a cohort (borrowing, then reclaiming), a large gang that small jobs do not
+starve, and a high-priority job preempting a training run that then resumes from its
+checkpoint."""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import REPO, kill_all, wait_until
+from jobs import pytorchjob
+from server_fixture import Server
+
+FLAVOR = """
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: default-flavor}
+"""
+
+
+def cluster_queue(name, gpus, cohort=None, preemption=None, strategy="BestEffortFIFO"):
+    spec = {
+        "namespaceSelector": {},
+        "queueingStrategy": strategy,
+        "resourceGroups": [{
+            "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+            "flavors": [{"name": "default-flavor", "resources": [
+                {"name": "cpu", "nominalQuota": 64},
+                {"name": "memory", "nominalQuota": "256Gi"},
+                {"name": "nvidia.com/gpu", "nominalQuota": gpus},
+            ]}],
+        }],
+    }
+    if cohort:
+        spec["cohort"] = cohort
+    if preemption:
+        spec["preemption"] = preemption
+    return json.dumps({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue",
+                       "metadata": {"name": name}, "spec": spec})
+
+
+def local_queue(ns, name, cq):
+    return json.dumps({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+                       "metadata": {"name": name, "namespace": ns},
+                       "spec": {"clusterQueue": cq}})
+
+
+def gpu_job(name, marker, queue, gpus, cmd="sleep 300", workers=0, ns=None, labels=None):
+    job = json.loads(pytorchjob(name, marker, master_cmd=cmd,
+                                worker_cmd=cmd if workers else None, workers=workers,
+                                resources={"requests": {"cpu": "100m", "memory": "64Mi",
+                                                        "nvidia.com/gpu": gpus},
+                                           "limits": {"nvidia.com/gpu": gpus}},
+                                grace=1))
+    job["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": queue, **(labels or {})}
+    if ns:
+        job["metadata"]["namespace"] = ns
+    return json.dumps(job)
+
+
+def apply(server, tmp_path, *docs):
+    path = tmp_path / f"apply-{time.monotonic_ns()}.yaml"
+    path.write_text("\n---\n".join(docs))
+    return server.kubectl("apply", "-f", str(path))
+
+
+def workload(server, ns, job):
+    for wl in server.json("get", "workloads", "-n", ns)["items"]:
+        if any(r["name"] == job for r in wl["metadata"].get("ownerReferences", [])):
+            return wl
+    return None
+
+
+def condition(obj, ctype):
+    for c in (obj or {}).get("status", {}).get("conditions", []):
+        if c["type"] == ctype:
+            return c
+    return None
+
+
+def is_true(obj, ctype):
+    c = condition(obj, ctype)
+    return bool(c) and c["status"] == "True"
+
+
+def admitted(server, ns, job):
+    wl = workload(server, ns, job)
+    return is_true(wl, "Admitted") and not is_true(wl, "Evicted")
+
+
+def pods_of(server, ns, job):
+    return [p for p in server.json("get", "pods", "-n", ns)["items"]
+            if p["metadata"].get("labels", {}).get("training.kubeflow.org/job-name") == job]
+
+
+def running(server, ns, job, n):
+    pods = pods_of(server, ns, job)
+    return len(pods) == n and all(p.get("status", {}).get("phase") == "Running" for p in pods)
+
+
+def job_condition(server, ns, job, ctype):
+    return is_true(server.json("get", "pytorchjob", job, "-n", ns), ctype)
+
+
+@pytest.fixture
+def start_server(tmp_path, marker):
+    servers = []
+
+    def start(nodes):
+        s = Server(tmp_path / "data", ["--nodes", nodes]).start()
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+        s.reap()
+    kill_all(marker)
+
+
+def test_two_teams_borrow_then_reclaim(start_server, marker, tmp_path):
+    server = start_server("4x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    server.kubectl("create", "namespace", "team-a")
+    server.kubectl("create", "namespace", "team-b")
+    reclaim = {"reclaimWithinCohort": "Any"}
+    apply(server, tmp_path, FLAVOR,
+          cluster_queue("team-a", 8, cohort="research", preemption=reclaim),
+          cluster_queue("team-b", 8, cohort="research", preemption=reclaim),
+          local_queue("team-a", "main", "team-a"), local_queue("team-b", "main", "team-b"))
+
+    # Team A asks for 12 GPUs: 8 of its own and 4 borrowed from idle team B.
+    apply(server, tmp_path, gpu_job("big-a", marker, "main", 4, workers=2, ns="team-a"))
+    assert wait_until(lambda: running(server, "team-a", "big-a", 3), 30), \
+        server.kubectl("get", "workloads,pods", "-A", "-o", "wide").stdout
+    # Three pods of 4 GPUs: three different nodes, each pod sees its node's four GPUs.
+    nodes = {p["spec"]["nodeName"] for p in pods_of(server, "team-a", "big-a")}
+    assert len(nodes) == 3
+    cq = server.json("get", "clusterqueue", "team-a")
+    gpu = [r for r in cq["status"]["flavorsReservation"][0]["resources"]
+           if r["name"] == "nvidia.com/gpu"][0]
+    assert (gpu["total"], gpu["borrowed"]) == ("12", "4"), cq["status"]
+    table = server.kubectl("get", "clusterqueues").stdout
+    assert "research" in table and "team-a" in table, table
+
+    # Team B wants 8 GPUs, its nominal quota: 4 are free, the rest comes back from team A.
+    apply(server, tmp_path, gpu_job("want-b", marker, "main", 4, workers=1, ns="team-b"))
+    assert wait_until(lambda: running(server, "team-b", "want-b", 2), 40), \
+        server.kubectl("get", "workloads,pods", "-A").stdout
+    victim = workload(server, "team-a", "big-a")
+    assert condition(victim, "Preempted")["reason"] == "InCohortReclamation", victim["status"]
+    assert condition(victim, "Evicted")["reason"] == "Preempted"
+    assert wait_until(lambda: not pods_of(server, "team-a", "big-a"), 20)
+    job = server.json("get", "pytorchjob", "big-a", "-n", "team-a")
+    assert job["spec"]["runPolicy"]["suspend"] is True
+    # It waits, saying why, and is back in once team B is done.
+    assert wait_until(lambda: "quota" in (condition(workload(server, "team-a", "big-a"),
+                                                     "QuotaReserved") or {}).get("message", ""),
+                      20), workload(server, "team-a", "big-a")["status"]
+    lq = server.json("get", "localqueue", "main", "-n", "team-a")
+    assert lq["status"]["pendingWorkloads"] == 1
+    server.kubectl("delete", "pytorchjob", "want-b", "-n", "team-b", timeout=30)
+    assert wait_until(lambda: running(server, "team-a", "big-a", 3), 40), \
+        server.kubectl("get", "workloads", "-A", "-o", "yaml").stdout
+    wl = workload(server, "team-a", "big-a")
+    assert wl["status"]["requeueState"]["count"] == 1
+    assert condition(wl, "Evicted")["status"] == "False"
+
+
+def test_large_gang_is_not_starved_by_small_jobs(start_server, marker, tmp_path):
+    server = start_server("2x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    # Quota is not the limit here (16 GPUs for 8 real ones): the nodes are.
+    apply(server, tmp_path, FLAVOR, cluster_queue("cq", 16),
+          local_queue("default", "main", "cq"))
+    for i in range(3):
+        apply(server, tmp_path, gpu_job(f"small-{i}", marker, "main", 1, cmd="sleep 4"))
+    assert wait_until(lambda: all(admitted(server, "default", f"small-{i}") for i in range(3)),
+                      20)
+    # Best fit: the three 1-GPU pods share one node, the other stays whole.
+    nodes = {pods_of(server, "default", f"small-{i}")[0]["spec"]["nodeName"] for i in range(3)}
+    assert len(nodes) == 1, nodes
+    apply(server, tmp_path, gpu_job("gang", marker, "main", 4, cmd="sleep 3", workers=1))
+    time.sleep(0.5)
+    for i in range(3, 6):
+        apply(server, tmp_path, gpu_job(f"small-{i}", marker, "main", 1, cmd="sleep 2"))
+    msg = lambda: (condition(workload(server, "default", "gang"), "QuotaReserved") or {}) \
+        .get("message", "")
+    assert wait_until(lambda: "node" in msg(), 10), msg()
+    # The later small jobs could fit beside the first ones, but the gang holds its nodes.
+    time.sleep(1)
+    assert not any(admitted(server, "default", f"small-{i}") for i in range(3, 6))
+    assert wait_until(lambda: admitted(server, "default", "gang"), 30), msg()
+    assert not any(admitted(server, "default", f"small-{i}") for i in range(3, 6))
+    assert wait_until(lambda: job_condition(server, "default", "gang", "Succeeded"), 30)
+    assert wait_until(lambda: all(job_condition(server, "default", f"small-{i}", "Succeeded")
+                                  for i in range(6)), 40)
+
+
+def test_high_priority_preempts_and_victim_resumes_from_checkpoint(start_server, marker,
+                                                                  tmp_path):
+    server = start_server("1x{cpu:8,memory:16Gi,nvidia.com/gpu:2}")
+    prio = lambda name, value: json.dumps({"apiVersion": "kueue.x-k8s.io/v1beta1",
+                                           "kind": "WorkloadPriorityClass",
+                                           "metadata": {"name": name}, "value": value})
+    apply(server, tmp_path, FLAVOR, prio("low", 100), prio("high", 1000),
+          cluster_queue("cq", 2, preemption={"withinClusterQueue": "LowerPriority"}),
+          local_queue("default", "main", "cq"))
+    ckpt = tmp_path / "ckpt"
+    train = json.loads(gpu_job("train", marker, "main", 2,
+                               labels={"kueue.x-k8s.io/priority-class": "low"}))
+    c = train["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    c["command"] = [os.path.join(REPO, "build/examples/fashion-mnist")]
+    c["args"] = ["--epochs", "8", "--hidden", "32", "--seed", "1",
+                 "--data-dir", "/usr/share/datasets/fashion-mnist", "--checkpoint-dir", str(ckpt)]
+    apply(server, tmp_path, json.dumps(train))
+    logs = lambda: server.kubectl("logs", "train-master-0", check=False).stdout
+    assert wait_until(lambda: "checkpoint epoch=2" in logs(), 60), logs()
+
+    apply(server, tmp_path, gpu_job("urgent", marker, "main", 2, cmd="sleep 2",
+                                    labels={"kueue.x-k8s.io/priority-class": "high"}))
+    assert wait_until(lambda: admitted(server, "default", "urgent"), 30), \
+        server.kubectl("get", "workloads", "-o", "yaml").stdout
+    victim = workload(server, "default", "train")
+    assert condition(victim, "Preempted")["reason"] == "InClusterQueue"
+    assert victim["spec"]["priority"] == 100
+    assert wait_until(lambda: job_condition(server, "default", "urgent", "Succeeded"), 30)
+    # Back in after the high-priority job, from its last checkpoint, and it finishes.
+    assert wait_until(lambda: "resumed from epoch=" in logs(), 60), logs()
+    assert wait_until(lambda: job_condition(server, "default", "train", "Succeeded"), 90), \
+        logs()
+    assert "done epochs=8" in logs()
+    events = server.kubectl("get", "events").stdout
+    assert "Preempted" in events and "QuotaReserved" in events, events
