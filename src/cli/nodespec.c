@@ -323,3 +323,13 @@ int ty_nodespec_check_unique(const json_t *nodes, ty_error *err)
     }
     return 0;
 }
+
+int ty_nodespec_add(json_t **nodes, int *next_index, bool is_file, const char *arg,
+                    ty_error *err)
+{
+    if (!*nodes)
+        *nodes = json_array();
+    if (is_file)
+        return ty_nodespec_load(arg, *nodes, err);
+    return ty_nodespec_parse(arg, next_index, *nodes, err);
+}

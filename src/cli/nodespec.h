@@ -22,6 +22,7 @@
 #define TY_CLI_NODESPEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "base/error.h"
 
@@ -31,5 +32,12 @@ int ty_nodespec_parse(const char *spec, int *next_index, json_t *nodes, ty_error
 int ty_nodespec_load(const char *path, json_t *nodes, ty_error *err);
 /* Fails when two nodes share a name. */
 int ty_nodespec_check_unique(const json_t *nodes, ty_error *err);
+/* For the commands' option loops: one --nodes SPEC (is_file false) or --nodes-file FILE,
+ * appended to *nodes (an array made on first use; free it with json_decref or TY_AUTONODES). */
+int ty_nodespec_add(json_t **nodes, int *next_index, bool is_file, const char *arg,
+                    ty_error *err);
+
+static inline void ty_nodespec_cleanup(json_t **nodes) { json_decref(*nodes); }
+#define TY_AUTONODES __attribute__((cleanup(ty_nodespec_cleanup)))
 
 #endif

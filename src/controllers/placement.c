@@ -338,8 +338,8 @@ static char *explain(const ty_placement_pod *pod, const json_t *req, const ty_pl
                           pod->name, gang, pod->node,
                           json_string_value(json_array_get(reasons, 0)));
     } else {
-        ty_buf_addf(&b, "0/%zu node%s can take pod %s of the gang of %zu", n_nodes,
-                      n_nodes == 1 ? "" : "s", pod->name, gang);
+        ty_buf_addf(&b, "0/%zu nodes can take pod %s of the gang of %zu", n_nodes, pod->name,
+                    gang);
         for (size_t k = 0; k < json_array_size(reasons); k++) {
             long long c = json_integer_value(json_array_get(counts, k));
             ty_buf_addf(&b, "%s %lld node%s %s %s", k ? "," : ":", c, c == 1 ? "" : "s",
