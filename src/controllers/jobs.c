@@ -151,8 +151,19 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
                  json_string_value(json_object_get(job, "kind")), ty_obj_name(job));
     } else if (ty_placement_place(pn, n_nodes, pp, k, out, &err) < 0) {
         fits = false;
-        snprintf(why, cap, "%s %s can never run here, even on empty nodes: %s",
-                 json_string_value(json_object_get(job, "kind")), ty_obj_name(job), err.msg);
+        long long gpus = 0;
+        for (i = 0; i < k; i++) {
+            json_t *req = ty_placement_requests(pp[i].spec);
+            gpus += json_integer_value(json_object_get(req, "nvidia.com/gpu")) / 1000;
+            json_decref(req);
+        }
+        char total[64] = "";
+        if (gpus)
+            snprintf(total, sizeof total, " (its %zu pods ask for %lld nvidia.com/gpu in all)", k,
+                     gpus);
+        snprintf(why, cap, "%s %s can never run here, even on empty nodes%s: %s",
+                 json_string_value(json_object_get(job, "kind")), ty_obj_name(job), total,
+                 err.msg);
     }
     ty_error_clear(&err);
     for (i = 0; i < n_nodes; i++)
