@@ -157,7 +157,7 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
             gpus += json_integer_value(json_object_get(req, "nvidia.com/gpu")) / 1000;
             json_decref(req);
         }
-        char total[64] = "";
+        char total[96] = "";
         if (gpus)
             snprintf(total, sizeof total, " (its %zu pods ask for %lld nvidia.com/gpu in all)", k,
                      gpus);

@@ -3,7 +3,7 @@ processes here, each seeing the GPUs of its own node; gangs placed across the no
 import json
 import pytest
 
-from conftest import kill_all, wait_until
+from conftest import kill_all, processes_with, wait_until
 from jobs import pytorchjob
 from server_fixture import Server
 
@@ -127,3 +127,40 @@ def test_server_nodes_selector_and_taints(vserver, marker, tmp_path):
     msg = waiting_message()
     assert "taint gpu=true:NoSchedule" in msg and "too few free nvidia.com/gpu" in msg, msg
     vserver.kubectl("delete", "pytorchjob", "sel", "other", "--wait=false")
+
+
+def test_restart_with_fewer_nodes_deletes_the_rest_and_fails_their_pods(tmp_path, marker):
+    data = tmp_path / "data"
+    job = tmp_path / "job.json"
+    job.write_text(pytorchjob("keep", marker, worker_cmd="sleep 60", workers=2, restart="Never",
+                              resources={"requests": {"cpu": "2"}}))
+    s = Server(data, ["--nodes", "2x{cpu:2,memory:1Gi}"]).start()
+    try:
+        s.kubectl("apply", "-f", str(job))
+
+        def placed():
+            pods = s.json("get", "pods")["items"]
+            return {p["metadata"]["name"]: (p["spec"].get("nodeName"), p["status"].get("phase"))
+                    for p in pods}
+        assert wait_until(lambda: sorted(placed().values()) ==
+                          [("node-1", "Running"), ("node-2", "Running")], 30), placed()
+        on_two = [n for n, (node, _) in placed().items() if node == "node-2"][0]
+    finally:
+        s.stop()
+    s = Server(data, ["--nodes", "{cpu:2,memory:1Gi}"]).start()
+    try:
+        names = [n["metadata"]["name"] for n in s.json("get", "nodes")["items"]]
+        assert names == ["node-1"], names
+        assert wait_until(lambda: s.json("get", "pod", on_two)["status"].get("phase") == "Failed",
+                          30), s.json("get", "pod", on_two)
+        # its processes were stopped; the pod on node-1 was adopted and still runs
+        def running(pod):
+            return set(processes_with(marker)) & set(processes_with(f"POD_NAME={pod}"))
+        assert wait_until(lambda: not running(on_two), 15), running(on_two)
+        on_one = "keep-worker-0" if on_two == "keep-worker-1" else "keep-worker-1"
+        assert running(on_one)
+        assert s.json("get", "pod", on_one)["status"]["phase"] == "Running"
+        s.kubectl("delete", "pytorchjob", "keep", "--wait=false")
+    finally:
+        s.stop(); s.reap()
+        kill_all(marker)
