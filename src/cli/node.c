@@ -10,12 +10,16 @@
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
 #include "controllers/nodeagent.h"
+#include "controllers/podutil.h"
 #include "controllers/resources.h"
 #include "controllers/workloads.h"
+#include "base/quantity.h"
 #include "runtime/ipam.h"
 
 struct ty_node {
     ty_store *store;
+    json_t *names; /* the nodes served, in order */
+    bool declared; /* names come from cfg->nodes (virtual nodes) */
     ty_runtime *rt;
     ty_ipam *ipam;
     ty_nodeagent *agent;
@@ -37,6 +41,15 @@ static void on_pod_status(void *ctx, const char *ns, const char *name, const cha
         json_decref(status);
 }
 
+static bool serves(const ty_node *n, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(n->names, i, v) if (strcmp(json_string_value(v), name) == 0)
+        return true;
+    return false;
+}
+
 static char *pod_address(void *ctx, const char *ns, const char *pod_name)
 {
     ty_node *n = ctx;
@@ -47,24 +60,106 @@ static char *pod_address(void *ctx, const char *ns, const char *pod_name)
     return ty_strdup(ip);
 }
 
-/* The Node object for this machine: created, or refreshed when it exists (the GPUs or the
- * memory may differ from the last start). */
-static int register_node(ty_node *n, const char *name, ty_error *err)
+/* A Node object: created, or refreshed when it exists (the GPUs, memory, labels or taints
+ * may differ from the last start). Takes `fresh`. */
+static int register_node(ty_node *n, json_t *fresh, ty_error *err)
 {
-    json_t *fresh = ty_node_local(name, ty_runtime_gpu_count(n->rt));
-    json_t *cur = ty_store_get(n->store, "nodes", NULL, name);
+    json_t *cur = ty_store_get(n->store, "nodes", NULL, ty_obj_name(fresh));
     int rc;
     if (!cur) {
         rc = ty_store_create(n->store, "nodes", fresh, NULL, err);
     } else {
         json_t *next = json_deep_copy(cur);
-        json_object_set(next, "status", json_object_get(fresh, "status"));
-        rc = ty_store_update_status(n->store, "nodes", next, NULL, err);
+        json_t *meta = json_object_get(next, "metadata");
+        json_object_set(meta, "labels", json_object_get(json_object_get(fresh, "metadata"),
+                                                        "labels"));
+        json_t *spec = json_object_get(fresh, "spec");
+        if (spec)
+            json_object_set(next, "spec", spec);
+        else
+            json_object_del(next, "spec");
+        rc = ty_store_update(n->store, "nodes", next, NULL, err);
         json_decref(next);
         json_decref(cur);
+        cur = rc == 0 ? ty_store_get(n->store, "nodes", NULL, ty_obj_name(fresh)) : NULL;
+        if (cur) {
+            next = json_deep_copy(cur);
+            json_object_set(next, "status", json_object_get(fresh, "status"));
+            rc = ty_store_update_status(n->store, "nodes", next, NULL, err);
+            json_decref(next);
+            json_decref(cur);
+        }
     }
+    if (rc < 0)
+        ty_error_wrap(err, "register node %s", ty_obj_name(fresh));
     json_decref(fresh);
     return rc;
+}
+
+static int node_gpus(const json_t *node)
+{
+    json_t *st = json_object_get(node, "status");
+    json_t *list = json_object_get(st, "allocatable");
+    ty_quantity q = {0};
+    if (ty_quantity_from_json(json_object_get(list ? list : json_object_get(st, "capacity"),
+                                              "nvidia.com/gpu"),
+                              &q, NULL) < 0)
+        return 0;
+    return (int)(q.milli / 1000);
+}
+
+/* The nodes this trainyard runs (declared, or this machine), registered in the store; every
+ * other Node goes. */
+static int register_nodes(ty_node *n, const ty_node_config *cfg, const char *host,
+                          ty_error *err)
+{
+    for (size_t i = 0; i < json_array_size(n->names); i++) {
+        const char *name = json_string_value(json_array_get(n->names, i));
+        json_t *fresh = n->declared ? json_deep_copy(json_array_get(cfg->nodes, i))
+                                    : ty_node_local(host, ty_runtime_gpu_count(n->rt));
+        if (n->declared)
+            ty_runtime_set_node_gpus(n->rt, name, node_gpus(fresh));
+        if (register_node(n, fresh, err) < 0)
+            return -1;
+    }
+    json_t *all = ty_store_list(n->store, "nodes", NULL);
+    size_t i;
+    json_t *node;
+    json_array_foreach(all, i, node) if (!serves(n, ty_obj_name(node)))
+        ty_store_delete(n->store, "nodes", NULL, ty_obj_name(node), 0, NULL);
+    json_decref(all);
+    return 0;
+}
+
+/* Pods bound to a node that is no longer declared: their processes stop and they fail, as
+ * the pods of a lost node do. */
+static void fail_lost_pods(ty_node *n)
+{
+    json_t *pods = ty_store_list(n->store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod)
+    {
+        const char *node =
+            json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
+        if (!node || serves(n, node) || ty_pod_terminated(pod))
+            continue;
+        if (ty_runtime_has_pod(n->rt, ty_obj_uid(pod)))
+            ty_runtime_stop_pod(n->rt, ty_obj_uid(pod), 0);
+        json_t *next = json_deep_copy(pod);
+        json_t *st = json_object_get(next, "status");
+        if (!json_is_object(st)) {
+            st = json_object();
+            json_object_set_new(next, "status", st);
+        }
+        TY_AUTOFREE char *msg = ty_asprintf("node %s is no longer declared", node);
+        json_object_set_new(st, "phase", json_string("Failed"));
+        json_object_set_new(st, "reason", json_string("NodeLost"));
+        json_object_set_new(st, "message", json_string(msg));
+        ty_store_update_status(n->store, "pods", next, NULL, NULL);
+        json_decref(next);
+    }
+    json_decref(pods);
 }
 
 /* Pods that exist keep their addresses: workers were told the master's. */
@@ -97,6 +192,15 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
 
     ty_node *n = TY_NEW(ty_node);
     n->store = cfg->store;
+    n->names = json_array();
+    n->declared = json_array_size(cfg->nodes) > 0;
+    size_t i;
+    json_t *decl;
+    if (n->declared)
+        json_array_foreach(cfg->nodes, i, decl)
+            json_array_append_new(n->names, json_string(ty_obj_name(decl)));
+    else
+        json_array_append_new(n->names, json_string(host));
     n->ipam = ty_ipam_new();
     if (cfg->scatter_addresses)
         ty_ipam_scatter(n->ipam);
@@ -110,9 +214,10 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         .node_name = host,
     };
     if (ty_runtime_new(cfg->loop, &rc, on_pod_status, n, &n->rt, err) < 0 ||
-        register_node(n, host, err) < 0) {
+        register_nodes(n, cfg, host, err) < 0) {
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
+        json_decref(n->names);
         free(n);
         return -1;
     }
@@ -121,11 +226,22 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     if (cfg->adopt && ty_runtime_adopt_all(n->rt, err) < 0) {
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
+        json_decref(n->names);
         free(n);
         return ty_error_wrap(err, "adopt the pods of an earlier run");
     }
-    n->agent = ty_nodeagent_new(cfg->loop, cfg->store, host, n->rt, n->ipam);
-    n->binder = ty_binder_new(cfg->loop, cfg->store, host);
+    const char *first = json_string_value(json_array_get(n->names, 0));
+    n->agent = ty_nodeagent_new(cfg->loop, cfg->store, first, n->rt, n->ipam);
+    n->binder = ty_binder_new(cfg->loop, cfg->store, first);
+    /* Declared nodes: the agent also looks at the pods already bound to them (a restarted
+     * server's), as it does for this machine's through their status reports. */
+    if (n->declared)
+        json_array_foreach(n->names, i, decl)
+        {
+            ty_nodeagent_add_node(n->agent, json_string_value(decl));
+            ty_binder_add_node(n->binder, json_string_value(decl));
+        }
+    fail_lost_pods(n);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, pod_address, n);
     n->workloads = ty_workloadctl_new(cfg->loop, cfg->store);
     ty_admission_config acfg = {.fair_sharing = cfg->fair_sharing};
@@ -184,6 +300,7 @@ void ty_node_free(ty_node *n)
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);
+    json_decref(n->names);
     free(n);
 }
 

@@ -5,7 +5,15 @@
  * the loopback address allocator, the node agent, the gang binder, the job controller and
  * Kueue's controllers (workloads and admission).
  *
- * Ownership: borrows the loop and the store; owns everything else. Stop it with
+ * Virtual nodes: with cfg.nodes, the node is a set of declared nodes instead of this machine.
+ * Their pods still run here as processes (one runtime, one address pool, one node agent for
+ * all of them); each node has its own GPU indices 0..n-1 (its allocatable nvidia.com/gpu),
+ * so a pod sees the devices of its node. The declared nodes replace every other Node in the
+ * store (a server restarted with other nodes deletes the old ones): pods bound to a node that
+ * is gone are stopped and marked Failed with reason NodeLost, as a lost node's pods end in
+ * Kubernetes; their job's restart policy decides what comes next.
+ *
+ * Ownership: borrows the loop, the store and cfg.nodes; owns everything else. Stop it with
  * ty_node_stop() and free it after `done` ran. */
 #ifndef TY_CLI_NODE_H
 #define TY_CLI_NODE_H
@@ -28,6 +36,8 @@ typedef struct ty_node_config {
     bool adopt;                  /* server: take over the pods a previous trainyard left */
     bool scatter_addresses;      /* start pod addresses at a random place (independent runs) */
     bool fair_sharing;           /* Kueue's fair sharing across a cohort */
+    const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
+                                  * node, this machine (its hostname, `gpus` GPUs) */
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);

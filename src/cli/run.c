@@ -25,6 +25,7 @@
 #include "base/time.h"
 #include "cli/cli.h"
 #include "cli/node.h"
+#include "cli/nodespec.h"
 #include "cli/view.h"
 #include "controllers/workloads.h"
 #include "runtime/runtime.h"
@@ -58,6 +59,10 @@ static void usage(FILE *f)
             "  -f, --follow          stream every container's log, each line prefixed with its pod\n"
             "  -o, --output json     print the final job objects as a JSON List on stdout\n"
             "      --gpus N          declare N GPUs instead of asking NVML\n"
+            "      --nodes SPEC      run on virtual nodes instead of this machine, e.g.\n"
+            "                        '4x{cpu:8,memory:32Gi,nvidia.com/gpu:2}' (repeatable; named\n"
+            "                        node-1, node-2, ... in order); pods still run here\n"
+            "      --nodes-file FILE virtual nodes from Node objects (labels, taints, capacity)\n"
             "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
             "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
             "  -h, --help            this text\n");
@@ -241,10 +246,13 @@ int ty_cli_run(int argc, char **argv)
     static const struct option opts[] = {
         {"follow", no_argument, NULL, 'f'},     {"output", required_argument, NULL, 'o'},
         {"gpus", required_argument, NULL, 'g'}, {"state-dir", required_argument, NULL, 's'},
+        {"nodes", required_argument, NULL, 'N'}, {"nodes-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     bool follow = false, json_out = false;
     int gpus = -1;
+    TY_AUTONODES json_t *nodes = NULL;
+    int next_node = 1;
     const char *state_dir_arg = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
@@ -272,11 +280,29 @@ int ty_cli_run(int argc, char **argv)
         case 's':
             state_dir_arg = optarg;
             break;
+        case 'N':
+        case 'F': {
+            ty_error nerr = TY_ERROR_INIT;
+            if (ty_nodespec_add(&nodes, &next_node, c == 'F', optarg, &nerr) < 0) {
+                fprintf(stderr, "trainyard run: %s\n", nerr.msg);
+                ty_error_clear(&nerr);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
         default:
             usage(stderr);
+            return 2;
+        }
+    }
+    if (nodes) {
+        ty_error nerr = TY_ERROR_INIT;
+        if (ty_nodespec_check_unique(nodes, &nerr) < 0) {
+            fprintf(stderr, "trainyard run: %s\n", nerr.msg);
+            ty_error_clear(&nerr);
             return 2;
         }
     }
@@ -310,6 +336,7 @@ int ty_cli_run(int argc, char **argv)
         .store = st.store,
         .state_dir = state_dir,
         .gpus = gpus,
+        .nodes = nodes,
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
     };

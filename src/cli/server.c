@@ -21,6 +21,7 @@
 #include "base/time.h"
 #include "cli/cli.h"
 #include "cli/node.h"
+#include "cli/nodespec.h"
 #include "controllers/events.h"
 #include "controllers/workloads.h"
 #include "server/apiserver.h"
@@ -58,6 +59,10 @@ static void usage(FILE *f)
             "  --data-dir DIR    state directory (default $HOME/.local/share/trainyard)\n"
             "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks one)\n"
             "  --gpus N          declare N GPUs instead of asking NVML\n"
+            "  --nodes SPEC      serve virtual nodes instead of this machine, e.g.\n"
+            "                    '8x{cpu:32,memory:256Gi,nvidia.com/gpu:8}' (repeatable; named\n"
+            "                    node-1, node-2, ... in order); pods still run here\n"
+            "  --nodes-file FILE virtual nodes from Node objects (labels, taints, capacity)\n"
             "  --stop-pods-on-exit\n"
             "                    on SIGTERM/SIGINT stop every pod (default: leave them running\n"
             "                    for the next start to re-adopt, as a kubelet restart does)\n"
@@ -185,8 +190,10 @@ int ty_cli_server(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"gpus", required_argument, NULL, 'g'},
+        {"nodes", required_argument, NULL, 'N'},
+        {"nodes-file", required_argument, NULL, 'f'},
         {"stop-pods-on-exit", no_argument, NULL, 's'},
-        {"fair-sharing", no_argument, NULL, 'F'},
+        {"fair-sharing", no_argument, NULL, 'S'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -194,6 +201,8 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTOFREE char *data_dir = NULL;
     const char *listen = "127.0.0.1:6443";
     int gpus = -1;
+    TY_AUTONODES json_t *nodes = NULL;
+    int next_node = 1;
     bool stop_pods = false, fair_sharing = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -218,7 +227,17 @@ int ty_cli_server(int argc, char **argv)
         case 's':
             stop_pods = true;
             break;
-        case 'F':
+        case 'N':
+        case 'f': {
+            ty_error nerr = TY_ERROR_INIT;
+            if (ty_nodespec_add(&nodes, &next_node, c == 'f', optarg, &nerr) < 0) {
+                fprintf(stderr, "trainyard server: %s\n", nerr.msg);
+                ty_error_clear(&nerr);
+                return 2;
+            }
+            break;
+        }
+        case 'S':
             fair_sharing = true;
             break;
         case 'v':
@@ -229,6 +248,14 @@ int ty_cli_server(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
+            return 2;
+        }
+    }
+    if (nodes) {
+        ty_error nerr = TY_ERROR_INIT;
+        if (ty_nodespec_check_unique(nodes, &nerr) < 0) {
+            fprintf(stderr, "trainyard server: %s\n", nerr.msg);
+            ty_error_clear(&nerr);
             return 2;
         }
     }
@@ -257,6 +284,7 @@ int ty_cli_server(int argc, char **argv)
         .store = st.store,
         .state_dir = node_dir,
         .gpus = gpus,
+        .nodes = nodes,
         .pods_die_with_parent = false,
         .adopt = true,
         .fair_sharing = fair_sharing,

@@ -8,13 +8,14 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/events.h"
+#include "controllers/kubeflow.h"
+#include "controllers/placement.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
-#include "controllers/resources.h"
 
 struct ty_binder {
     ty_store *store;
-    char *node_name;
+    ty_map nodes; /* name -> (void *)1: the nodes this binder places pods on */
     ty_queue *queue;
     ty_recorder *events;
     int watch_id;
@@ -69,14 +70,14 @@ static void mark_waiting(ty_binder *b, gang *g, const char *message)
     }
 }
 
-static void bind_gang(ty_binder *b, gang *g)
+static void bind_gang(ty_binder *b, gang *g, const char **where)
 {
     size_t i;
     json_t *pod;
     json_array_foreach(g->pods, i, pod)
     {
         json_t *next = json_deep_copy(pod);
-        json_object_set_new(json_object_get(next, "spec"), "nodeName", json_string(b->node_name));
+        json_object_set_new(json_object_get(next, "spec"), "nodeName", json_string(where[i]));
         ty_error err = TY_ERROR_INIT;
         json_t *stored = NULL;
         if (ty_store_update(b->store, "pods", next, &stored, &err) == 0 && stored) {
@@ -84,7 +85,7 @@ static void bind_gang(ty_binder *b, gang *g)
             ty_pod_set_condition(st, "PodScheduled", "True", NULL, NULL);
             ty_store_update_status(b->store, "pods", st, NULL, NULL);
             ty_event(b->events, stored, "Normal", "Scheduled", "Successfully assigned %s/%s to %s",
-                     ty_obj_namespace(stored), ty_obj_name(stored), b->node_name);
+                     ty_obj_namespace(stored), ty_obj_name(stored), where[i]);
             json_decref(st);
         } else if (err.msg) {
             ty_debug("binder: bind %s: %s", ty_obj_name(pod), err.msg);
@@ -95,31 +96,138 @@ static void bind_gang(ty_binder *b, gang *g)
     }
 }
 
+static const char *annotation(const json_t *obj, const char *key)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"), key));
+}
+
+/* The node a pod's replica is preassigned to (TY_ANNOTATION_PLACEMENT), as a new string;
+ * NULL when it has none. Fails when the list names no node for the pod's replica index. */
+static int preassigned(const json_t *pod, char **out, char *why, size_t cap)
+{
+    *out = NULL;
+    const char *list = annotation(pod, TY_ANNOTATION_PLACEMENT);
+    if (!list)
+        return 0;
+    const char *idx = ty_obj_label(pod, TY_KUBEFLOW_LABEL_REPLICA_INDEX);
+    char *end = NULL;
+    long want = idx ? strtol(idx, &end, 10) : -1;
+    if (!idx || *end || want < 0) {
+        snprintf(why, cap, "pod %s has the annotation " TY_ANNOTATION_PLACEMENT
+                 " but no replica index label", ty_obj_name(pod));
+        return -1;
+    }
+    long k = 0;
+    for (const char *p = list;; k++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (k == want) {
+            while (len && *p == ' ')
+                p++, len--;
+            while (len && p[len - 1] == ' ')
+                len--;
+            if (!len)
+                break;
+            *out = ty_strndup(p, len);
+            return 0;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    snprintf(why, cap, "pod %s: the annotation " TY_ANNOTATION_PLACEMENT " (%s) names no node "
+             "for replica index %ld", ty_obj_name(pod), list, want);
+    return -1;
+}
+
+/* Places the gang on the nodes' free capacity: binds it and takes what it uses, or says why
+ * it waits. */
+static void try_gang(ty_binder *b, gang *g, json_t *nodes, json_t **free_of)
+{
+    size_t n_nodes = json_array_size(nodes), n = json_array_size(g->pods);
+    ty_placement_node *pn = ty_calloc(n_nodes + 1, sizeof *pn);
+    ty_placement_pod *pp = ty_calloc(n + 1, sizeof *pp);
+    size_t *out = ty_calloc(n + 1, sizeof(size_t));
+    char **pre = ty_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n_nodes; i++)
+        pn[i] = (ty_placement_node){json_array_get(nodes, i), free_of[i]};
+    char why[300] = "";
+    bool ok = true;
+    size_t i;
+    json_t *pod;
+    json_array_foreach(g->pods, i, pod)
+    {
+        if (preassigned(pod, &pre[i], why, sizeof why) < 0)
+            ok = false;
+        pp[i] = (ty_placement_pod){ty_obj_name(pod), json_object_get(pod, "spec"), pre[i]};
+    }
+    ty_error err = TY_ERROR_INIT;
+    if (!ok) {
+        mark_waiting(b, g, why);
+    } else if (ty_placement_place(pn, n_nodes, pp, n, out, &err) < 0) {
+        TY_AUTOFREE char *msg = ty_asprintf("waiting for resources: %s", err.msg);
+        mark_waiting(b, g, msg);
+    } else {
+        const char **where = ty_calloc(n + 1, sizeof(char *));
+        for (size_t k = 0; k < n; k++) {
+            json_t *req = ty_placement_requests(pp[k].spec);
+            ty_placement_take(free_of[out[k]], req);
+            json_decref(req);
+            where[k] = json_string_value(json_object_get(
+                json_object_get(json_array_get(nodes, out[k]), "metadata"), "name"));
+        }
+        bind_gang(b, g, where);
+        free(where);
+    }
+    ty_error_clear(&err);
+    for (size_t k = 0; k < n; k++)
+        free(pre[k]);
+    free(pre);
+    free(out);
+    free(pp);
+    free(pn);
+}
+
 static void pass(void *ctx, const char *key)
 {
     ty_binder *b = ctx;
     (void)key;
-    json_t *node = ty_store_get(b->store, "nodes", NULL, b->node_name);
-    if (!node)
+    json_t *all = ty_store_list(b->store, "nodes", NULL), *nodes = json_array();
+    size_t i;
+    json_t *pod, *node;
+    json_array_foreach(all, i, node) if (ty_map_gets(&b->nodes, ty_obj_name(node)))
+        json_array_append(nodes, node);
+    json_decref(all);
+    size_t n_nodes = json_array_size(nodes);
+    if (!n_nodes) {
+        json_decref(nodes);
         return;
-    ty_resources avail = ty_node_allocatable(node);
-    json_decref(node);
+    }
+    json_t **free_of = ty_calloc(n_nodes, sizeof(json_t *));
+    ty_map node_index = TY_MAP_INIT; /* name -> index + 1 */
+    json_array_foreach(nodes, i, node)
+    {
+        free_of[i] = ty_placement_allocatable(node);
+        ty_map_puts(&node_index, ty_obj_name(node), (void *)(uintptr_t)(i + 1));
+    }
 
     json_t *pods = ty_store_list(b->store, "pods", NULL);
     ty_map by_key = TY_MAP_INIT;
     ty_map running = TY_MAP_INIT; /* gang key -> running bound members */
     gang *gangs = NULL;
     size_t ngangs = 0;
-    size_t i;
-    json_t *pod;
     json_array_foreach(pods, i, pod)
     {
         json_t *spec = json_object_get(pod, "spec");
         const char *bound = json_string_value(json_object_get(spec, "nodeName"));
         if (bound) {
-            if (strcmp(bound, b->node_name) != 0 || ty_pod_terminated(pod))
+            size_t at = (size_t)(uintptr_t)ty_map_gets(&node_index, bound);
+            if (!at || ty_pod_terminated(pod))
                 continue;
-            ty_resources_sub(&avail, ty_pod_spec_requests(spec));
+            json_t *req = ty_placement_requests(spec);
+            ty_placement_take(free_of[at - 1], req);
+            json_decref(req);
             /* A running member of a gang counts toward the gang's size: a pod the job
              * controller recreated alone (restartPolicy ExitCode) joins its running peers. */
             const char *bgroup = ty_obj_label(pod, TY_LABEL_POD_GROUP);
@@ -156,28 +264,19 @@ static void pass(void *ctx, const char *key)
         json_array_append(g->pods, pod);
     }
     ty_map_free(&by_key);
+    ty_map_free(&node_index);
     if (ngangs) /* qsort wants a non-NULL array even for zero elements */
         qsort(gangs, ngangs, sizeof(gang), compare_gangs);
     for (size_t k = 0; k < ngangs; k++) {
         gang *g = &gangs[k];
-        ty_resources need = {0};
-        json_array_foreach(g->pods, i, pod)
-            ty_resources_add(&need, ty_pod_spec_requests(json_object_get(pod, "spec")));
         char why[200];
         size_t have = json_array_size(g->pods) + (uintptr_t)ty_map_gets(&running, g->key);
         if ((long)have < g->size) {
             snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created", have,
                      g->size);
             mark_waiting(b, g, why);
-        } else if (!ty_resources_fit(need, avail, "free", why, sizeof why)) {
-            TY_AUTOFREE char *msg =
-                ty_asprintf("waiting for resources for the gang of %zu pod%s: %s",
-                            json_array_size(g->pods), json_array_size(g->pods) == 1 ? "" : "s",
-                            why);
-            mark_waiting(b, g, msg);
         } else {
-            ty_resources_sub(&avail, need);
-            bind_gang(b, g);
+            try_gang(b, g, nodes, free_of);
         }
         json_decref(g->pods);
         free(g->key);
@@ -185,18 +284,28 @@ static void pass(void *ctx, const char *key)
     free(gangs);
     ty_map_free(&running);
     json_decref(pods);
+    for (size_t k = 0; k < n_nodes; k++)
+        json_decref(free_of[k]);
+    free(free_of);
+    json_decref(nodes);
 }
 
 ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name)
 {
     ty_binder *b = TY_NEW(ty_binder);
     b->store = store;
-    b->node_name = ty_strdup(node_name);
+    ty_map_puts(&b->nodes, node_name, (void *)1);
     b->queue = ty_queue_new(loop, pass, b);
     b->events = ty_recorder_new(store, "default-scheduler");
     b->watch_id = ty_store_watch(store, "pods", on_event, b);
     ty_queue_add(b->queue, "pass");
     return b;
+}
+
+void ty_binder_add_node(ty_binder *b, const char *node_name)
+{
+    ty_map_puts(&b->nodes, node_name, (void *)1);
+    ty_queue_add(b->queue, "pass");
 }
 
 void ty_binder_free(ty_binder *b)
@@ -206,6 +315,6 @@ void ty_binder_free(ty_binder *b)
     ty_store_unwatch(b->store, b->watch_id);
     ty_queue_free(b->queue);
     ty_recorder_free(b->events);
-    free(b->node_name);
+    ty_map_free(&b->nodes);
     free(b);
 }

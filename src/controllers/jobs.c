@@ -1,5 +1,6 @@
 #include "controllers/jobs.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "controllers/events.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
-#include "controllers/resources.h"
+#include "controllers/placement.h"
 
 const char *const ty_jobctl_resources[] = {"pytorchjobs", "tfjobs", NULL};
 
@@ -90,39 +91,86 @@ static long total_replicas(const json_t *job)
     return n;
 }
 
-/* Whether the whole gang could ever run on the largest node; when not, says why. A job that
- * cannot fit must fail now: waiting would be forever. */
+/* The i-th entry of a comma-separated node list (TY_ANNOTATION_PLACEMENT); new string or
+ * NULL. */
+static char *nth_node(const char *list, long want)
+{
+    long k = 0;
+    for (const char *p = list; p; k++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (k == want) {
+            while (len && *p == ' ')
+                p++, len--;
+            while (len && p[len - 1] == ' ')
+                len--;
+            return len ? ty_strndup(p, len) : NULL;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Whether the whole gang could ever be placed on the nodes when they are empty (the binder's
+ * placement over their allocatable); when not, says why. A job that cannot fit must fail now:
+ * waiting would be forever. */
 static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t cap)
 {
-    ty_resources need = {0};
+    json_t *nodes = ty_store_list(c->store, "nodes", NULL);
+    size_t n_nodes = json_array_size(nodes), n = (size_t)total_replicas(job), k = 0;
+    ty_placement_node *pn = ty_calloc(n_nodes + 1, sizeof *pn);
+    ty_placement_pod *pp = ty_calloc(n + 1, sizeof *pp);
+    char **names = ty_calloc(n + 1, sizeof(char *)), **pre = ty_calloc(n + 1, sizeof(char *));
+    size_t *out = ty_calloc(n + 1, sizeof(size_t));
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node)
+        pn[i] = (ty_placement_node){node, ty_placement_allocatable(node)};
     const char *rtype;
     json_t *rs;
     json_object_foreach(replica_specs(job), rtype, rs)
     {
-        ty_resources one = ty_pod_spec_requests(
-            json_object_get(json_object_get(rs, "template"), "spec"));
-        json_int_t n = json_integer_value(json_object_get(rs, "replicas"));
-        for (json_int_t i = 0; i < n; i++)
-            ty_resources_add(&need, one);
-    }
-    json_t *nodes = ty_store_list(c->store, "nodes", NULL);
-    bool fits = false;
-    char last[200] = "there are no nodes";
-    size_t i;
-    json_t *node;
-    json_array_foreach(nodes, i, node)
-    {
-        if (ty_resources_fit(need, ty_node_allocatable(node), "on the node", last,
-                             sizeof last)) {
-            fits = true;
-            break;
+        json_t *tmpl = json_object_get(rs, "template");
+        const char *list = json_string_value(json_object_get(
+            json_object_get(json_object_get(tmpl, "metadata"), "annotations"),
+            TY_ANNOTATION_PLACEMENT));
+        json_int_t r = json_integer_value(json_object_get(rs, "replicas"));
+        for (json_int_t j = 0; j < r && k < n; j++, k++) {
+            names[k] = ty_asprintf("%s-%s-%lld", ty_obj_name(job), rtype, (long long)j);
+            for (char *p = names[k]; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            pre[k] = list ? nth_node(list, (long)j) : NULL;
+            pp[k] = (ty_placement_pod){names[k], json_object_get(tmpl, "spec"), pre[k]};
         }
     }
-    if (!fits)
-        snprintf(why, cap, "%s %s can never run here: its %ld pods together need more than "
-                 "any node has (%s)",
-                 json_string_value(json_object_get(job, "kind")), ty_obj_name(job),
-                 total_replicas(job), last);
+    bool fits = true;
+    ty_error err = TY_ERROR_INIT;
+    if (n_nodes == 0) {
+        fits = false;
+        snprintf(why, cap, "%s %s can never run here: there are no nodes",
+                 json_string_value(json_object_get(job, "kind")), ty_obj_name(job));
+    } else if (ty_placement_place(pn, n_nodes, pp, k, out, &err) < 0) {
+        fits = false;
+        long long gpus = 0;
+        for (i = 0; i < k; i++) {
+            json_t *req = ty_placement_requests(pp[i].spec);
+            gpus += json_integer_value(json_object_get(req, "nvidia.com/gpu")) / 1000;
+            json_decref(req);
+        }
+        char total[96] = "";
+        if (gpus)
+            snprintf(total, sizeof total, " (its %zu pods ask for %lld nvidia.com/gpu in all)", k,
+                     gpus);
+        snprintf(why, cap, "%s %s can never run here, even on empty nodes%s: %s",
+                 json_string_value(json_object_get(job, "kind")), ty_obj_name(job), total,
+                 err.msg);
+    }
+    ty_error_clear(&err);
+    for (i = 0; i < n_nodes; i++)
+        json_decref((json_t *)pn[i].free);
+    for (i = 0; i < k; i++)
+        free(names[i]), free(pre[i]);
+    free(names), free(pre), free(out), free(pp), free(pn);
     json_decref(nodes);
     return fits;
 }
@@ -158,7 +206,7 @@ static void reconcile(void *ctx, const char *key)
     ty_kubeflow_outcome out = {0};
     ty_error err = TY_ERROR_INIT;
     char *gang_size = NULL;
-    char why[400];
+    char why[1024];
     if (!ty_obj_condition_true(job, "Succeeded") && !ty_obj_condition_true(job, "Failed") &&
         npods == 0 &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {

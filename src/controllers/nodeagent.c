@@ -18,7 +18,7 @@ typedef struct pod_entry {
 
 struct ty_nodeagent {
     ty_store *store;
-    char *node_name;
+    ty_map nodes; /* name -> (void *)1: the nodes whose pods this agent runs */
     ty_runtime *rt;
     ty_ipam *ipam;
     ty_queue *queue;
@@ -32,7 +32,7 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
     ty_nodeagent *a = ctx;
     (void)resource;
     const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
-    if (!node || strcmp(node, a->node_name) != 0)
+    if (!node || !ty_map_gets(&a->nodes, node))
         return;
     if (type == TY_EVENT_DELETED) {
         /* Removed without our say (a forced delete): its processes must go now. */
@@ -170,13 +170,24 @@ ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *nod
 {
     ty_nodeagent *a = TY_NEW(ty_nodeagent);
     a->store = store;
-    a->node_name = ty_strdup(node_name);
+    ty_map_puts(&a->nodes, node_name, (void *)1);
     a->rt = rt;
     a->ipam = ipam;
     a->queue = ty_queue_new(loop, reconcile, a);
     a->events = ty_recorder_new(store, "kubelet");
     a->watch_id = ty_store_watch(store, "pods", on_event, a);
     return a;
+}
+
+void ty_nodeagent_add_node(ty_nodeagent *a, const char *node_name)
+{
+    ty_map_puts(&a->nodes, node_name, (void *)1);
+    /* pods bound to it before it was added */
+    json_t *pods = ty_store_list(a->store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod) on_event(a, TY_EVENT_MODIFIED, "pods", pod);
+    json_decref(pods);
 }
 
 void ty_nodeagent_free(ty_nodeagent *a)
@@ -194,6 +205,6 @@ void ty_nodeagent_free(ty_nodeagent *a)
         free(e);
     }
     ty_map_free(&a->pods);
-    free(a->node_name);
+    ty_map_free(&a->nodes);
     free(a);
 }

@@ -1,7 +1,8 @@
 /* The node agent: the kubelet's part for this machine. It watches pods bound to its node,
  * starts them through the runtime, writes their status back, stops them when they are
  * deleted (graceful deletion: the store marks the pod, the agent stops its processes within
- * the grace period and then removes it), and gives each pod its loopback address.
+ * the grace period and then removes it), and gives each pod its loopback address. It serves
+ * `node_name` and any node added with ty_nodeagent_add_node.
  *
  * Ownership: the agent borrows the loop, store, runtime and ipam; they must outlive it. */
 #ifndef TY_CONTROLLERS_NODEAGENT_H
@@ -17,6 +18,9 @@ typedef struct ty_nodeagent ty_nodeagent;
 
 ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *node_name,
                                ty_runtime *rt, ty_ipam *ipam);
+/* Serves one more node: its bound pods run here too (virtual nodes: one agent for all the
+ * nodes of this machine, on one runtime and one ipam; the runtime keeps each node's GPUs). */
+void ty_nodeagent_add_node(ty_nodeagent *a, const char *node_name);
 /* Where the runtime's status reports go (see ty_runtime_status_fn): the runtime is made
  * before the agent, so its callback forwards to this one with the agent as ctx. */
 void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,

@@ -121,6 +121,18 @@ static long long mem_total_kib(void)
     return kib;
 }
 
+/* uname's machine as Go (and so Kubernetes) names architectures. */
+static const char *go_arch(const char *machine)
+{
+    if (strcmp(machine, "x86_64") == 0)
+        return "amd64";
+    if (strcmp(machine, "aarch64") == 0)
+        return "arm64";
+    if (strcmp(machine, "i686") == 0 || strcmp(machine, "i386") == 0)
+        return "386";
+    return machine;
+}
+
 json_t *ty_node_local(const char *name, int gpus)
 {
     char cpu[16], mem[32], gpu[16];
@@ -132,10 +144,11 @@ json_t *ty_node_local(const char *name, int gpus)
     json_t *resources = json_pack("{s:s, s:s, s:s, s:s}", "cpu", cpu, "memory", mem,
                                   "nvidia.com/gpu", gpu, "pods", "110");
     return json_pack(
-        "{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:{s:o, s:O, s:[{s:s, s:s, s:s, s:s}],"
+        "{s:s, s:s, s:{s:s, s:{s:s, s:s, s:s}}, s:{s:o, s:O, s:[{s:s, s:s, s:s, s:s}],"
         " s:[{s:s, s:s}], s:{s:s, s:s, s:s, s:s}}}",
         "apiVersion", "v1", "kind", "Node", "metadata", "name", name, "labels",
-        "kubernetes.io/hostname", name, "kubernetes.io/os", "linux", "status", "capacity",
+        "kubernetes.io/hostname", name, "kubernetes.io/os", "linux", "kubernetes.io/arch",
+        go_arch(u.machine), "status", "capacity",
         resources, "allocatable", resources, "conditions", "type", "Ready", "status", "True",
         "reason", "KubeletReady", "message", "trainyard node agent is ready", "addresses",
         "type", "InternalIP", "address", "127.0.0.1", "nodeInfo", "operatingSystem", "linux",

@@ -37,6 +37,7 @@ typedef struct pod {
     ty_buf line;
     int *gpus;
     int n_gpus;
+    struct gpu_pool *pool; /* the node whose GPUs these are */
     int64_t grace;
     json_t *last;
     bool exited, eof, stopping, gone;
@@ -46,12 +47,18 @@ typedef struct pod {
     bool detached; /* removed from the runtime (free with pods running) */
 } pod;
 
+/* One node's GPUs: indices 0..n-1, each held by at most one pod. */
+typedef struct gpu_pool {
+    int n;
+    bool *used;
+} gpu_pool;
+
 struct ty_runtime {
     uv_loop_t *loop;
     char *state_dir, *self_exe, *workdir, *node;
     bool die_with_parent;
-    int n_gpus;
-    bool *gpu_used;
+    gpu_pool gpus;  /* this machine's (cfg.gpus), for pods of nodes without their own */
+    ty_map pools;   /* node name -> gpu_pool*, declared with ty_runtime_set_node_gpus */
     int64_t backoff_ms;
     ty_map pods; /* uid -> pod */
     int live;    /* pod records not yet freed (gone pods still closing handles count) */
@@ -104,8 +111,8 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     rt->workdir = ty_strdup(cfg->default_workdir ? cfg->default_workdir : "/");
     rt->node = ty_strdup(cfg->node_name ? cfg->node_name : "");
     rt->die_with_parent = cfg->pods_die_with_parent;
-    rt->n_gpus = cfg->gpus >= 0 ? cfg->gpus : nvml_count();
-    rt->gpu_used = ty_calloc((size_t)rt->n_gpus + 1, sizeof(bool));
+    rt->gpus.n = cfg->gpus >= 0 ? cfg->gpus : nvml_count();
+    rt->gpus.used = ty_calloc((size_t)rt->gpus.n + 1, sizeof(bool));
     rt->fn = fn;
     rt->ctx = ctx;
     rt->backoff_ms = 10000;
@@ -117,7 +124,45 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     return 0;
 }
 
-int ty_runtime_gpu_count(const ty_runtime *rt) { return rt->n_gpus; }
+int ty_runtime_gpu_count(const ty_runtime *rt) { return rt->gpus.n; }
+
+static gpu_pool *pool_of(const ty_runtime *rt, const char *node)
+{
+    gpu_pool *g = node ? ty_map_gets(&rt->pools, node) : NULL;
+    return g ? g : (gpu_pool *)&rt->gpus;
+}
+
+static gpu_pool *pool_of_pod(const ty_runtime *rt, const json_t *podj)
+{
+    return pool_of(rt, json_string_value(
+                           json_object_get(json_object_get(podj, "spec"), "nodeName")));
+}
+
+static int pool_free(const gpu_pool *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->n; i++)
+        n += !g->used[i];
+    return n;
+}
+
+void ty_runtime_set_node_gpus(ty_runtime *rt, const char *node_name, int gpus)
+{
+    gpu_pool *g = ty_map_gets(&rt->pools, node_name);
+    if (!g) {
+        g = TY_NEW(gpu_pool);
+        ty_map_puts(&rt->pools, node_name, g);
+    } else {
+        free(g->used);
+    }
+    g->n = gpus < 0 ? 0 : gpus;
+    g->used = ty_calloc((size_t)g->n + 1, sizeof(bool));
+}
+
+int ty_runtime_node_gpus_free(const ty_runtime *rt, const char *node_name)
+{
+    return pool_free(pool_of(rt, node_name));
+}
 
 bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid)
 {
@@ -125,13 +170,7 @@ bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid)
     return p && !p->gone;
 }
 
-int ty_runtime_gpus_free(const ty_runtime *rt)
-{
-    int n = 0;
-    for (int i = 0; i < rt->n_gpus; i++)
-        n += !rt->gpu_used[i];
-    return n;
-}
+int ty_runtime_gpus_free(const ty_runtime *rt) { return pool_free(&rt->gpus); }
 
 static void pod_free(pod *p)
 {
@@ -215,7 +254,7 @@ static void mark_dead(json_t *st, const char *why)
 static void release_gpus(pod *p)
 {
     for (int i = 0; i < p->n_gpus; i++)
-        p->rt->gpu_used[p->gpus[i]] = false;
+        p->pool->used[p->gpus[i]] = false;
     p->n_gpus = 0;
 }
 
@@ -443,12 +482,14 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     int need = 0;
     if (pod_gpus(podj, &need, err) < 0)
         return ty_error_wrap(err, "start pod %s/%s", ns, name);
-    if (need > ty_runtime_gpus_free(rt))
+    gpu_pool *pool = pool_of_pod(rt, podj);
+    if (need > pool_free(pool))
         return ty_fail(err, "start pod %s/%s: needs %d nvidia.com/gpu, %d of %d free", ns, name,
-                       need, ty_runtime_gpus_free(rt), rt->n_gpus);
+                       need, pool_free(pool), pool->n);
 
     pod *p = TY_NEW(pod);
     p->rt = rt;
+    p->pool = pool;
     p->pidfd = -1;
     p->uid = ty_strdup(uid);
     p->ns = ty_strdup(ns);
@@ -480,8 +521,8 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     unlink(stale_state);
     json_t *ids = json_array();
     p->gpus = ty_calloc((size_t)need + 1, sizeof(int));
-    for (int i = 0; i < rt->n_gpus && p->n_gpus < need; i++) {
-        if (rt->gpu_used[i])
+    for (int i = 0; i < pool->n && p->n_gpus < need; i++) {
+        if (pool->used[i])
             continue;
         p->gpus[p->n_gpus++] = i;
         json_array_append_new(ids, json_sprintf("%d", i));
@@ -552,7 +593,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         return -1;
     }
     for (int i = 0; i < p->n_gpus; i++)
-        rt->gpu_used[p->gpus[i]] = true;
+        pool->used[p->gpus[i]] = true;
     uv_read_start((uv_stream_t *)&p->ch, out_alloc, on_out);
     ty_map_puts(&rt->pods, uid, p);
     rt->live++;
@@ -636,7 +677,14 @@ void ty_runtime_free(ty_runtime *rt)
     ty_map_free(&rt->pods);
     ty_cgroups_free(&rt->cg);
     free(rt->state_dir), free(rt->self_exe), free(rt->workdir), free(rt->node);
-    free(rt->gpu_used);
+    free(rt->gpus.used);
+    const ty_map_slot *ps;
+    for (size_t i = 0; ty_map_next(&rt->pools, &i, &ps);) {
+        gpu_pool *g = ps->value;
+        free(g->used);
+        free(g);
+    }
+    ty_map_free(&rt->pools);
     free(rt);
 }
 
@@ -713,6 +761,7 @@ int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
 
     pod *p = TY_NEW(pod);
     p->rt = rt;
+    p->pool = pool_of_pod(rt, json_object_get(doc, "pod"));
     p->adopted = true;
     p->pidfd = pidfd;
     p->uid = ty_strdup(uid);
@@ -755,12 +804,12 @@ int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
         int d = json_is_string(id) ? atoi(json_string_value(id)) : -1;
         if (ended)
             break;
-        if (d < 0 || d >= rt->n_gpus || rt->gpu_used[d]) {
+        if (d < 0 || d >= p->pool->n || p->pool->used[d]) {
             ty_warn("pod %s/%s: GPU %d of the adopted pod is unknown here or taken twice", ns,
                     name, d);
             continue;
         }
-        rt->gpu_used[d] = true;
+        p->pool->used[d] = true;
         p->gpus[p->n_gpus++] = d;
     }
     uv_poll_init(rt->loop, &p->pidpoll, pidfd);

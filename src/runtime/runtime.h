@@ -177,8 +177,16 @@ void ty_runtime_detach(ty_runtime *rt, void (*done)(void *), void *arg);
 
 /* GPUs this node has (detected or declared). */
 int ty_runtime_gpu_count(const ty_runtime *rt);
-/* GPUs not assigned to a running pod. */
+/* GPUs of this machine's node (cfg.gpus) not assigned to a running pod. */
 int ty_runtime_gpus_free(const ty_runtime *rt);
+/* Gives node `node_name` its own GPUs, indices 0..gpus-1 (virtual nodes: every node has its
+ * own devices, as separate machines would). A pod whose spec.nodeName is such a node gets
+ * distinct GPUs of that node (never shared within the node); pods of other nodes take from
+ * cfg.gpus. Declare nodes before starting or adopting their pods; declaring one again resets
+ * its pool (only when none of its pods run). */
+void ty_runtime_set_node_gpus(ty_runtime *rt, const char *node_name, int gpus);
+/* Free GPUs of `node_name`'s pool (cfg.gpus' for a node without one). */
+int ty_runtime_node_gpus_free(const ty_runtime *rt, const char *node_name);
 /* Whether the pod with this uid is this runtime's (started or adopted, not yet gone). */
 bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid);
 

@@ -140,11 +140,12 @@ Test(binder, waiting_gang_names_the_resource)
     scheduled(&f, "big-1", st, reason, msg);
     cr_assert_str_eq(st, "False");
     cr_assert_str_eq(reason, "Unschedulable");
-    cr_assert_str_eq(msg, "waiting for resources for the gang of 2 pods: cpu: needs 6, 4 free");
+    cr_assert_str_eq(msg, "waiting for resources: 0/1 nodes can take pod big-1 of the gang of 2: "
+                          "1 node has too few free cpu (need 3)");
     cr_assert(!bound(&f, "gpu-0"));
     scheduled(&f, "gpu-0", st, reason, msg);
-    cr_assert_str_eq(msg,
-                     "waiting for resources for the gang of 1 pod: nvidia.com/gpu: needs 3, 2 free");
+    cr_assert_str_eq(msg, "waiting for resources: 0/1 nodes can take pod gpu-0 of the gang of 1: "
+                          "1 node has too few free nvidia.com/gpu (need 3)");
     stop(&f);
 }
 
@@ -190,7 +191,8 @@ Test(binder, younger_small_gang_binds_around_a_waiting_big_one)
     cr_assert(bound(&f, "small-0"));
     char st[16], reason[32], msg[256];
     scheduled(&f, "big-0", st, reason, msg);
-    cr_assert_str_eq(msg, "waiting for resources for the gang of 2 pods: cpu: needs 2, 0 free");
+    cr_assert_str_eq(msg, "waiting for resources: 0/1 nodes can take pod big-0 of the gang of 2: "
+                          "1 node has too few free cpu (need 1)");
 
     /* A terminated pod frees what it had. */
     set_phase(&f, "running", "Succeeded");
@@ -303,5 +305,79 @@ Test(binder, deleting_members_do_not_count_toward_the_gang)
     char st[16], reason[32], msg[256];
     scheduled(&f, "job-1", st, reason, msg);
     cr_assert_str_eq(msg, "waiting for the gang: 1 of 2 pods created");
+    stop(&f);
+}
+
+static void add_node(fixture *f, const char *name, const char *gpus)
+{
+    json_t *node = json_pack("{s:s, s:s, s:{s:s}, s:{s:{s:s, s:s, s:s}}}", "apiVersion", "v1",
+                             "kind", "Node", "metadata", "name", name, "status", "allocatable",
+                             "cpu", "4", "memory", "8Gi", "nvidia.com/gpu", gpus);
+    cr_assert_eq(ty_store_create(f->store, "nodes", node, NULL, NULL), 0);
+    json_decref(node);
+    ty_binder_add_node(f->binder, name);
+}
+
+static void annotate(fixture *f, const char *pod, const char *index, const char *placement)
+{
+    json_t *p = ty_store_get(f->store, "pods", "default", pod);
+    json_t *next = json_deep_copy(p);
+    json_t *meta = json_object_get(next, "metadata");
+    json_object_set_new(json_object_get(meta, "labels"), "training.kubeflow.org/replica-index",
+                        json_string(index));
+    json_object_set_new(json_object_get(meta, "annotations"), TY_ANNOTATION_PLACEMENT,
+                        json_string(placement));
+    cr_assert_eq(ty_store_update(f->store, "pods", next, NULL, NULL), 0);
+    json_decref(next);
+    json_decref(p);
+}
+
+Test(binder, gang_spreads_over_nodes_all_at_once)
+{
+    fixture f;
+    start(&f);
+    add_node(&f, "n2", "2");
+    add_node(&f, "n3", "2");
+    add_pod(&f, "w-0", "w", 3, "1", 2);
+    add_pod(&f, "w-1", "w", 3, "1", 2);
+    settle(&f);
+    cr_assert(!bound(&f, "w-0"), "the gang is not complete");
+    add_pod(&f, "w-2", "w", 3, "1", 2);
+    settle(&f);
+    char a[32], b[32], c[32];
+    cr_assert_str_eq(node_of(&f, "w-0", a, sizeof a), "n1");
+    cr_assert_str_eq(node_of(&f, "w-1", b, sizeof b), "n2");
+    cr_assert_str_eq(node_of(&f, "w-2", c, sizeof c), "n3");
+    /* no GPU is left anywhere: the next gang waits and says so for every node */
+    add_pod(&f, "x-0", "x", 1, "1", 1);
+    settle(&f);
+    char st[16], reason[32], msg[256];
+    scheduled(&f, "x-0", st, reason, msg);
+    cr_assert_str_eq(msg, "waiting for resources: 0/3 nodes can take pod x-0 of the gang of 1: "
+                          "3 nodes have too few free nvidia.com/gpu (need 1)");
+    stop(&f);
+}
+
+Test(binder, preassigned_placement)
+{
+    fixture f;
+    start(&f);
+    add_node(&f, "n2", "2");
+    add_pod(&f, "p-0", "p", 2, "1", 1);
+    annotate(&f, "p-0", "0", "n2,n2");
+    add_pod(&f, "p-1", "p", 2, "1", 2);
+    annotate(&f, "p-1", "1", "n2,n2");
+    settle(&f);
+    char st[16], reason[32], msg[256];
+    cr_assert(!bound(&f, "p-0"), "3 GPUs do not fit n2");
+    scheduled(&f, "p-0", st, reason, msg);
+    cr_assert_str_eq(msg, "waiting for resources: pod p-0 of the gang of 2 is placed on node n2, "
+                          "which has too few free nvidia.com/gpu (need 1)");
+    annotate(&f, "p-0", "0", "n1,n2");
+    annotate(&f, "p-1", "1", "n1,n2");
+    settle(&f);
+    char a[32], b[32];
+    cr_assert_str_eq(node_of(&f, "p-0", a, sizeof a), "n1");
+    cr_assert_str_eq(node_of(&f, "p-1", b, sizeof b), "n2");
     stop(&f);
 }

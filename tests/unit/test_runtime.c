@@ -1223,3 +1223,40 @@ Test(runtime, control_socket_of_a_pod_dir_longer_than_sun_path)
     stop_and_wait(a, 0);
     teardown_rt();
 }
+
+Test(runtime, each_virtual_node_has_its_own_gpus)
+{
+    setup_rt(0, true);
+    ty_runtime_set_node_gpus(T.rt, "v1", 2);
+    ty_runtime_set_node_gpus(T.rt, "v2", 2);
+    const char *gpu2 = "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\","
+                       "\"echo [$CUDA_VISIBLE_DEVICES]; sleep 30\"],"
+                       "\"resources\":{\"limits\":{\"nvidia.com/gpu\":2}}}]";
+    TY_AUTOFREE char *a = uid_for("v1pod");
+    TY_AUTOFREE char *b = uid_for("v2pod");
+    TY_AUTOFREE char *c = uid_for("v1more");
+    json_t *pa = make_pod("v1pod", a, "Never", gpu2), *pb = make_pod("v2pod", b, "Never", gpu2);
+    json_t *pc = make_pod("v1more", c, "Never", gpu2);
+    json_object_set_new(json_object_get(pa, "spec"), "nodeName", json_string("v1"));
+    json_object_set_new(json_object_get(pb, "spec"), "nodeName", json_string("v2"));
+    json_object_set_new(json_object_get(pc, "spec"), "nodeName", json_string("v1"));
+    start(pa);
+    start(pb);
+    cr_assert_eq(ty_runtime_node_gpus_free(T.rt, "v1"), 0);
+    cr_assert_eq(ty_runtime_node_gpus_free(T.rt, "v2"), 0);
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_runtime_start_pod(T.rt, pc, NULL, &err), 0, "v1's GPUs are taken");
+    cr_assert(strstr(err.msg, "0 of 2 free"), "%s", err.msg);
+    ty_error_clear(&err);
+    json_decref(pc);
+    cr_assert(run_until(logged, a, 10000));
+    cr_assert(run_until(logged, b, 10000));
+    TY_AUTOFREE char *la = log_text(a, "c", 0);
+    TY_AUTOFREE char *lb = log_text(b, "c", 0);
+    cr_assert_str_eq(la, "[0,1]\n");
+    cr_assert_str_eq(lb, "[0,1]\n", "each node counts its devices from 0");
+    stop_and_wait(a, 0);
+    cr_assert_eq(ty_runtime_node_gpus_free(T.rt, "v1"), 2);
+    cr_assert_eq(ty_runtime_node_gpus_free(T.rt, "v2"), 0);
+    teardown_rt();
+}
