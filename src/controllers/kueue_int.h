@@ -39,9 +39,8 @@ bool ty_kueue_workload_job(const json_t *wl, const char **resource, const char *
 /* The name of the Workload of a job: "<kind>-<name>-<5 hex of the uid's hash>", as Kueue
  * names them (kind lowercased). Caller frees. */
 char *ty_kueue_workload_name(const char *kind, const char *job_name, const char *job_uid);
-/* A pod's requests per resource (containers summed, limits standing in for missing
- * requests, the largest init container when larger), as milli-units by resource name,
- * sorted by name: a JSON object {"cpu": 500, ...}. Caller owns it. */
+/* A pod's requests (ty_placement_requests) without the zero ones, sorted by resource name:
+ * {"cpu": 500, ...} in milli-units. Caller owns it. */
 json_t *ty_kueue_pod_requests(const json_t *pod_spec);
 /* Milliseconds since the epoch of an RFC 3339 time, or `fallback`. */
 int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback);

@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "controllers/kueue_int.h"
+#include "controllers/placement.h"
 #include "controllers/podutil.h"
 
 /* Arrays handed to the core point into the JSON they were read from: the core copies what it
@@ -62,21 +63,6 @@ static ty_sched_amount *amounts_of(const json_t *milli, size_t *n)
     json_t *v;
     json_object_foreach((json_t *)milli, k, v)
         out[(*n)++] = (ty_sched_amount){k, (int64_t)json_integer_value(v)};
-    return out;
-}
-
-/* Quantities {"cpu": "4", "memory": "8Gi"} to {"cpu": 4000, ...}. */
-static json_t *milli_of(const json_t *quantities)
-{
-    json_t *out = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)quantities, k, v)
-    {
-        ty_quantity q;
-        if (ty_quantity_from_json(v, &q, NULL) == 0)
-            json_object_set_new(out, k, json_integer(q.milli));
-    }
     return out;
 }
 
@@ -156,7 +142,7 @@ static void add_nodes(ty_sched *s, const ty_kueue_objects *o)
     {
         const json_t *spec = json_object_get(node, "spec");
         size_t nl, nt, na, nu;
-        json_t *alloc = milli_of(json_object_get(json_object_get(node, "status"), "allocatable"));
+        json_t *alloc = ty_placement_allocatable(node);
         TY_AUTOFREE ty_sched_label *labels =
             labels_of(json_object_get(json_object_get(node, "metadata"), "labels"), &nl);
         TY_AUTOFREE ty_sched_taint *taints = taints_of(json_object_get(spec, "taints"), &nt);

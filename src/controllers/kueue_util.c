@@ -1,10 +1,12 @@
 /* Helpers shared by the Kueue controllers: conditions, names, requests, listing. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "base/time.h"
+#include "controllers/placement.h"
 #include "controllers/kueue_int.h"
 
 const json_t *ty_kueue_condition(const json_t *obj, const char *type)
@@ -123,68 +125,26 @@ char *ty_kueue_workload_name(const char *kind, const char *job_name, const char 
                        (unsigned long long)(h & 0xfffff));
 }
 
-static void add_requests(json_t *into, const json_t *container, bool max_instead)
+static int compare_keys(const void *x, const void *y)
 {
-    const json_t *res = json_object_get(container, "resources");
-    const json_t *req = json_object_get(res, "requests");
-    const json_t *lim = json_object_get(res, "limits");
-    json_t *one = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)lim, k, v)
-    {
-        ty_quantity q;
-        if (ty_quantity_from_json(v, &q, NULL) == 0)
-            json_object_set_new(one, k, json_integer(q.milli));
-    }
-    json_object_foreach((json_t *)req, k, v)
-    {
-        ty_quantity q;
-        if (ty_quantity_from_json(v, &q, NULL) == 0)
-            json_object_set_new(one, k, json_integer(q.milli));
-    }
-    json_object_foreach(one, k, v)
-    {
-        json_int_t cur = json_integer_value(json_object_get(into, k));
-        json_int_t add = json_integer_value(v);
-        json_object_set_new(into, k, json_integer(max_instead ? (add > cur ? add : cur)
-                                                              : cur + add));
-    }
-    json_decref(one);
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
 json_t *ty_kueue_pod_requests(const json_t *pod_spec)
 {
-    json_t *sum = json_object(), *init = json_object();
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(pod_spec, "containers"), i, c) add_requests(sum, c, false);
-    json_array_foreach(json_object_get(pod_spec, "initContainers"), i, c)
-        add_requests(init, c, true);
+    json_t *all = ty_placement_requests(pod_spec);
+    /* Sorted, without zeros: pod sets list the resources they use, in one order everywhere. */
+    const char **keys = ty_malloc((json_object_size(all) + 1) * sizeof *keys);
+    size_t n = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(init, k, v)
-    {
-        if (json_integer_value(v) > json_integer_value(json_object_get(sum, k)))
-            json_object_set(sum, k, v);
-    }
-    json_decref(init);
-    /* Sorted keys, so pod sets list their requests in one order everywhere. */
-    const char **keys = ty_malloc((json_object_size(sum) + 1) * sizeof *keys);
-    size_t n = 0;
-    json_object_foreach(sum, k, v) keys[n++] = k;
-    for (size_t a = 1; a < n; a++)
-        for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
-            const char *t = keys[b - 1];
-            keys[b - 1] = keys[b];
-            keys[b] = t;
-        }
+    json_object_foreach(all, k, v) if (json_integer_value(v) > 0) keys[n++] = k;
+    qsort(keys, n, sizeof *keys, compare_keys);
     json_t *sorted = json_object();
-    for (size_t a = 0; a < n; a++)
-        if (json_integer_value(json_object_get(sum, keys[a])) > 0)
-            json_object_set(sorted, keys[a], json_object_get(sum, keys[a]));
+    for (size_t i = 0; i < n; i++)
+        json_object_set(sorted, keys[i], json_object_get(all, keys[i]));
     free(keys);
-    json_decref(sum);
+    json_decref(all);
     return sorted;
 }
 
