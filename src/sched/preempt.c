@@ -57,16 +57,39 @@ static void take(ty_sched *s, sc_wl *c, int sign)
 }
 
 /* Quota and nodes; leaves the nodes as they were. */
-static bool fits(ty_sched *s, sc_wl *w, bool keep_nodes)
+static bool fits(ty_sched *s, sc_wl *w)
 {
     if (!sc_fits_quota(s, w, true))
         return false;
     if (sc_place(s, w) >= 0)
         return false;
-    if (keep_nodes)
-        memcpy(s->placed2, s->placed, (size_t)w->pods * sizeof(int32_t));
     sc_unplace(s, w, s->placed);
     return true;
+}
+
+/* Like fits(), but on success the preemptor's pods stay where they would go (s->placed2), so
+ * that the room it waits for is held against everything after it in the pass. */
+static bool hold(ty_sched *s, sc_wl *w)
+{
+    if (!sc_fits_quota(s, w, true) || sc_place(s, w) >= 0)
+        return false;
+    memcpy(s->placed2, s->placed, (size_t)w->pods * sizeof(int32_t));
+    return true;
+}
+
+/* The preemptor's quota counts in its queue's usage for the rest of the pass (not reported). */
+static void hold_quota(ty_sched *s, sc_wl *w)
+{
+    sc_cq *cq = s->cqs[w->cq];
+    sc_need(s, w);
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < s->n_res; r++) {
+            int64_t v = s->need[k * SC_R + r];
+            if (v) {
+                sc_usage_add(s, cq, k, r, v);
+                cq->fq[k].held[r] += v;
+            }
+        }
 }
 
 static void add_leaving(ty_sched *s, sc_wl *c)
@@ -105,11 +128,11 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     if (ne) {
         for (int i = 0; i < ne; i++)
             take(s, s->cands[i], -1);
-        bool ok = fits(s, w, true);
+        bool ok = hold(s, w);
         for (int i = ne - 1; i >= 0; i--)
             take(s, s->cands[i], 1);
         if (ok) {
-            sc_reserve_nodes(s, s->placed2, w->pods);
+            hold_quota(s, w);
             *n_out = ne;
             return SC_PRE_EVICTING;
         }
@@ -180,7 +203,7 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         }
         take(s, c, -1);
         s->victims[nv++] = c;
-        found = fits(s, w, false);
+        found = fits(s, w);
     }
     if (!found) {
         for (int i = nv - 1; i >= 0; i--)
@@ -191,16 +214,17 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     for (int i = nv - 2; i >= 0; i--) {
         sc_wl *c = s->victims[i];
         take(s, c, 1);
-        if (fits(s, w, false)) {
+        if (fits(s, w)) {
             memmove(s->victims + i, s->victims + i + 1, (size_t)(nv - i - 1) * sizeof *s->victims);
             nv--;
         } else {
             take(s, c, -1);
         }
     }
-    fits(s, w, true);
-    /* The victims' pods stay on their nodes until they are gone; their quota goes to the
-     * preemptor now, so that nothing else takes the room being made. */
+    hold(s, w);
+    /* The victims' pods stay on their nodes until they are gone, and the preemptor's are
+     * counted there too (hold); their quota goes to the preemptor now. So nothing else takes
+     * the room being made. */
     ty_sched_preempt_reason *rs = sc_alloc(&s->arena, (size_t)nv * sizeof *rs);
     for (int i = 0; i < nv; i++) {
         sc_wl *c = s->victims[i];
@@ -213,16 +237,7 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
                 : borrowing    ? TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING
                                : TY_SCHED_IN_COHORT_RECLAMATION;
     }
-    sc_need(s, w);
-    for (int k = 0; k < cq->n_fq; k++)
-        for (int r = 0; r < s->n_res; r++) {
-            int64_t v = s->need[k * SC_R + r];
-            if (v) {
-                sc_usage_add(s, cq, k, r, v);
-                cq->fq[k].held[r] += v;
-            }
-        }
-    sc_reserve_nodes(s, s->placed2, w->pods);
+    hold_quota(s, w);
     *n_out = nv;
     *reasons = rs;
     return SC_PRE_VICTIMS;

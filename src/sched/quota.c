@@ -171,6 +171,11 @@ bool sc_would_borrow(ty_sched *s, sc_wl *w)
 
 int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign)
 {
+    return sc_share_as(s, cq, sign, false);
+}
+
+int64_t sc_share_as(const ty_sched *s, const sc_cq *cq, int sign, bool reported)
+{
     if (cq->cohort < 0)
         return 0;
     const sc_cohort *c = s->cohorts[cq->cohort];
@@ -180,6 +185,8 @@ int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign)
         int64_t borrowed = 0;
         for (int k = 0; k < cq->n_fq; k++) {
             int64_t u = cq->fq[k].usage[r] + (sign ? sign * s->need[k * SC_R + r] : 0);
+            if (reported)
+                u += cq->fq[k].leaving[r] - cq->fq[k].held[r];
             borrowed = sat_add(borrowed, max0(u - cq->fq[k].nominal[r]));
         }
         if (!borrowed)

@@ -518,7 +518,7 @@ int64_t ty_sched_usage(const ty_sched *s, const char *cluster_queue, const char 
 int64_t ty_sched_weighted_share(const ty_sched *s, const char *cluster_queue)
 {
     sc_cq *cq = ix_get(&s->cq_ix, cluster_queue);
-    return cq && s->ran ? sc_share(s, cq, 0) : 0;
+    return cq && s->ran ? sc_share_as(s, cq, 0, true) : 0;
 }
 
 void ty_sched_stats_get(const ty_sched *s, ty_sched_stats *out)

@@ -231,6 +231,8 @@ bool sc_fits_quota(ty_sched *s, sc_wl *w, bool allow_borrow);
 bool sc_would_borrow(ty_sched *s, sc_wl *w);
 /* The queue's fair-sharing share with `sign` x the current need added. */
 int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign);
+/* reported: as ty_sched_usage() counts (victims still in, preemptors not yet). */
+int64_t sc_share_as(const ty_sched *s, const sc_cq *cq, int sign, bool reported);
 bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char *why, size_t cap);
 
 /* place.c */

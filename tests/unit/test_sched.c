@@ -107,7 +107,7 @@ Test(sched, borrowing_stops_at_the_borrowing_limit)
     ty_sched *s = mk(false);
     add_flavor(s, "f", NULL);
     for (int i = 0; i < 4; i++) {
-        char n[8];
+        char n[16];
         snprintf(n, sizeof n, "n%d", i);
         add_node(s, n, 8, 0, NULL);
     }
@@ -450,7 +450,7 @@ static ty_sched *determinism_snapshot(int order)
     ty_sched *s = mk(true);
     add_flavor_b(s, order);
     for (int i = 0; i < 6; i++) {
-        char n[8];
+        char n[16];
         snprintf(n, sizeof n, "n%d", order ? 5 - i : i);
         add_node(s, n, 8, (order ? 5 - i : i) % 3, NULL);
     }
