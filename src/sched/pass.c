@@ -84,7 +84,7 @@ static void build_queues(ty_sched *s)
         sc_wl *w = s->wls[i];
         sc_cq *cq = s->cqs[w->cq];
         if (w->admitted)
-            cq->n_admitted++;
+            cq->n_admitted++, cq->n_evicting += w->evicting;
         else
             cq->n_pending++;
     }
@@ -92,7 +92,8 @@ static void build_queues(ty_sched *s)
         sc_cq *cq = s->cqs[i];
         cq->pending = sc_alloc(&s->arena, (size_t)(cq->n_pending + 1) * sizeof(sc_wl *));
         cq->admitted = sc_alloc(&s->arena, (size_t)(cq->n_admitted + 1) * sizeof(sc_wl *));
-        cq->n_pending = cq->n_admitted = 0;
+        cq->evicting = sc_alloc(&s->arena, (size_t)(cq->n_evicting + 1) * sizeof(sc_wl *));
+        cq->n_pending = cq->n_admitted = cq->n_evicting = 0;
         if (cq->cohort >= 0) {
             sc_cohort *co = s->cohorts[cq->cohort];
             if (!co->members)
@@ -103,6 +104,8 @@ static void build_queues(ty_sched *s)
     for (int i = 0; i < s->n_wls; i++) {
         sc_wl *w = s->wls[i];
         sc_cq *cq = s->cqs[w->cq];
+        if (w->admitted && w->evicting)
+            cq->evicting[cq->n_evicting++] = w;
         if (w->admitted)
             cq->admitted[cq->n_admitted++] = w;
         else

@@ -105,11 +105,6 @@ static void add_leaving(ty_sched *s, sc_wl *c)
     }
 }
 
-static bool same_cohort(const ty_sched *s, const sc_cq *cq, const sc_wl *c)
-{
-    return cq->cohort >= 0 && s->cqs[c->cq]->cohort == cq->cohort;
-}
-
 int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reasons)
 {
     sc_cq *cq = s->cqs[w->cq];
@@ -118,12 +113,14 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
 
     /* Workloads already leaving that it could use: wait for them rather than pick more. */
     int ne = 0;
-    for (int i = 0; i < s->n_wls; i++) {
-        sc_wl *c = s->wls[i];
-        if (!c->admitted || !c->evicting || c->victim || c->gone)
-            continue;
-        if ((c->cq == w->cq || same_cohort(s, cq, c)) && contends(s, cq, c))
-            s->cands[ne++] = c;
+    int n_members = cq->cohort >= 0 ? s->cohorts[cq->cohort]->n_members : 1;
+    for (int m = 0; m < n_members; m++) {
+        sc_cq *x = cq->cohort >= 0 ? s->cqs[s->cohorts[cq->cohort]->members[m]] : cq;
+        for (int i = 0; i < x->n_evicting; i++) {
+            sc_wl *c = x->evicting[i];
+            if (!c->gone && contends(s, cq, c))
+                s->cands[ne++] = c;
+        }
     }
     if (ne) {
         for (int i = 0; i < ne; i++)
@@ -144,14 +141,14 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     int nc = 0;
     for (int i = 0; i < cq->n_admitted; i++) {
         sc_wl *c = cq->admitted[i];
-        if (c->evicting || c->victim || !contends(s, cq, c))
+        if (c->evicting || c->victim)
             continue;
         bool ok = false;
         if (cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY)
             ok = c->prio < w->prio;
         else if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
             ok = c->prio < w->prio || (c->prio == w->prio && c->queued > w->queued);
-        if (ok)
+        if (ok && contends(s, cq, c))
             s->cands[nc++] = c;
     }
     if (cq->cohort >= 0) {
@@ -159,6 +156,10 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         for (int m = 0; m < co->n_members; m++) {
             sc_cq *x = s->cqs[co->members[m]];
             if (x == cq)
+                continue;
+            /* Kueue: only queues that borrow what it needs give back (fair sharing: those
+             * with a share, that is, that borrow something). */
+            if (fair ? sc_share(s, x, 0) == 0 : !borrows_contended(s, cq, x))
                 continue;
             for (int i = 0; i < x->n_admitted; i++) {
                 sc_wl *c = x->admitted[i];
@@ -177,6 +178,14 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         }
     }
     if (!nc)
+        return SC_PRE_NONE;
+    /* Without all of them it must fit, or no subset will: check before sorting. */
+    for (int i = 0; i < nc; i++)
+        take(s, s->cands[i], -1);
+    bool possible = fits(s, w);
+    for (int i = nc - 1; i >= 0; i--)
+        take(s, s->cands[i], 1);
+    if (!possible)
         return SC_PRE_NONE;
     int own = w->cq;
     qsort_r(s->cands, (size_t)nc, sizeof *s->cands, cand_cmp, &own);

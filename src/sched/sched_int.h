@@ -126,6 +126,8 @@ typedef struct sc_cq {
     int n_pending, next;
     struct sc_wl **admitted;
     int n_admitted;
+    struct sc_wl **evicting; /* admitted and evicting */
+    int n_evicting;
     bool blocked, reserved_once;
     const char *blocked_by;
 } sc_cq;
@@ -134,8 +136,10 @@ typedef struct sc_cohort {
     const char *name;
     int32_t *members;
     int n_members, cap_members;
-    int64_t *lend, *pool; /* [flavor * SC_R + resource]: lendable total, used of it */
-    int64_t lend_r[SC_R]; /* over flavors, for fair sharing */
+    /* [flavor * SC_R + resource]: lendable total, used of it; wide, because a cohort's
+     * memory in milli-bytes can pass INT64_MAX */
+    __int128 *lend, *pool;
+    __int128 lend_r[SC_R]; /* over flavors, for fair sharing */
 } sc_cohort;
 
 typedef struct sc_ps {
