@@ -278,7 +278,11 @@ static bool process(ty_sched *s, sc_wl *w)
             v[i] = (ty_sched_victim){s->victims[i]->key, reasons[i]};
         d->victims = v;
         d->n_victims = (size_t)n;
-        d->borrowing = false;
+        sc_need(s, w); /* its need is counted in its queue's usage now */
+        for (int k = 0; k < cq->n_fq; k++)
+            for (int r = 0; r < s->n_res; r++)
+                if (s->need[k * SC_R + r] && cq->fq[k].usage[r] > cq->fq[k].nominal[r])
+                    d->borrowing = true;
         fill_admission(s, d, w, s->placed2);
         s->st.victims += (size_t)n;
         return true;

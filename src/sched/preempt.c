@@ -92,15 +92,25 @@ static void hold_quota(ty_sched *s, sc_wl *w)
         }
 }
 
-static void add_leaving(ty_sched *s, sc_wl *c)
+/* Victim c leaves the accounting for what the preemptor takes of it (s->left: the preemptor's
+ * need per flavor and resource not yet covered by earlier victims); the rest of its usage
+ * stays counted, so that no one else gets room that this preemption makes. */
+static void absorb(ty_sched *s, sc_wl *c)
 {
     sc_cq *x = s->cqs[c->cq];
     for (int p = 0; p < c->n_ps; p++) {
         sc_ps *ps = &c->ps[p];
         for (int k = 0; k < ps->n_req; k++) {
             int fqi = x->fq_of[ps->aflavor[k]];
-            if (fqi >= 0)
-                x->fq[fqi].leaving[ps->res[k]] += ps->req[k] * ps->count;
+            int64_t amt = ps->req[k] * ps->count;
+            if (fqi < 0 || !amt)
+                continue;
+            int64_t *left = &s->left[ps->aflavor[k] * SC_R + ps->res[k]];
+            int64_t use = amt < *left ? amt : *left;
+            *left -= use;
+            if (amt - use)
+                sc_usage_add(s, x, fqi, ps->res[k], amt - use);
+            x->fq[fqi].leaving[ps->res[k]] += use;
         }
     }
 }
@@ -179,12 +189,13 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     }
     if (!nc)
         return SC_PRE_NONE;
-    /* Without all of them it must fit, or no subset will: check before sorting. */
+    /* Without all of them it must fit its quota, or no subset will: a cheap check (the
+     * nodes' buckets are not touched) before sorting. */
     for (int i = 0; i < nc; i++)
-        take(s, s->cands[i], -1);
-    bool possible = fits(s, w);
+        sc_wl_quota(s, s->cands[i], -1);
+    bool possible = sc_fits_quota(s, w, true);
     for (int i = nc - 1; i >= 0; i--)
-        take(s, s->cands[i], 1);
+        sc_wl_quota(s, s->cands[i], 1);
     if (!possible)
         return SC_PRE_NONE;
     int own = w->cq;
@@ -232,15 +243,21 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     }
     hold(s, w);
     /* The victims' pods stay on their nodes until they are gone, and the preemptor's are
-     * counted there too (hold); their quota goes to the preemptor now. So nothing else takes
-     * the room being made. */
+     * counted there too (hold). Their quota goes to the preemptor now, as far as it needs it
+     * (absorb), and the preemptor's need counts in its queue (hold_quota). So nothing else
+     * takes the room being made, and the next preemptor sees what is really left. */
+    sc_need(s, w);
+    memset(s->left, 0, (size_t)s->n_flavors * SC_R * sizeof *s->left);
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < s->n_res; r++)
+            s->left[cq->fq[k].flavor * SC_R + r] = s->need[k * SC_R + r];
     ty_sched_preempt_reason *rs = sc_alloc(&s->arena, (size_t)nv * sizeof *rs);
     for (int i = 0; i < nv; i++) {
         sc_wl *c = s->victims[i];
         sc_wl_nodes(s, c, 1);
         c->gone = false;
         c->victim = true;
-        add_leaving(s, c);
+        absorb(s, c);
         rs[i] = c->cq == w->cq ? TY_SCHED_IN_CLUSTER_QUEUE
                 : fair         ? TY_SCHED_IN_COHORT_FAIR_SHARING
                 : borrowing    ? TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING

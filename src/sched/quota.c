@@ -97,6 +97,7 @@ void sc_quota_init(ty_sched *s)
         if ((size_t)s->cqs[i]->n_fq > max_fq)
             max_fq = (size_t)s->cqs[i]->n_fq;
     s->need = ty_calloc(max_fq * SC_R, sizeof(int64_t));
+    s->left = ty_calloc((size_t)(F ? F : 1) * SC_R, sizeof(int64_t));
 }
 
 int64_t sc_avail(const ty_sched *s, const sc_cq *cq, const sc_fq *q, int r)

@@ -204,6 +204,7 @@ struct ty_sched {
 
     /* scratch of the pass, sized once */
     int64_t *need;     /* [fq * SC_R] of the workload's queue */
+    int64_t *left;     /* [flavor * SC_R]: a preemptor's need its victims do not cover yet */
     int32_t *placed;   /* node per pod of the workload being placed */
     int32_t *placed2;  /* the same, kept across a trial */
     sc_wl **cands;

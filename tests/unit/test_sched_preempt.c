@@ -9,7 +9,8 @@ static ty_sched *within(ty_sched_preempt_policy pol, int pending_prio, int64_t a
     add_cq(s, (ty_sched_cluster_queue){.name = "q", .within_cluster_queue = pol},
            &(fq_t){"f", 8, -1, -1}, 1);
     add_admitted(s, "running", "q", 0, admitted_at, 1, 8, "f", "n1", false);
-    add_wl(s, "pending", "q", pending_prio, 100, 1, 8);
+    add_wl(s, "pending", "q", pending_prio, 100, 1, 6);
+    add_wl(s, "after", "q", 0, 150, 1, 2);
     ty_sched_run(s);
     return s;
 }
@@ -23,9 +24,12 @@ Test(sched_preempt, lower_priority_preempts_strictly_lower_priority_in_the_queue
     cr_assert_str_eq(d->victims[0].workload, "running");
     cr_assert_eq(d->victims[0].reason, TY_SCHED_IN_CLUSTER_QUEUE);
     cr_assert_str_eq(d->message, "couldn't assign flavors to pod set main: insufficient unused "
-                                 "quota for nvidia.com/gpu in flavor f, 8 more needed. Pending "
+                                 "quota for nvidia.com/gpu in flavor f, 6 more needed. Pending "
                                  "the preemption of 1 workload(s)");
     cr_assert_str_eq(d->pod_sets[0].nodes[0], "n1");
+    cr_assert_not(d->borrowing);
+    /* The 2 GPUs the victim frees beyond the preemptor's 6 are not for the next one. */
+    expect(s, "after", TY_SCHED_WAIT);
     /* The victim is still reported as the queue's usage until it is gone. */
     cr_assert_eq(ty_sched_usage(s, "q", "f", GPU), G(8));
     ty_sched_stats st;
