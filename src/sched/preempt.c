@@ -102,7 +102,7 @@ static void absorb(ty_sched *s, sc_wl *c)
         sc_ps *ps = &c->ps[p];
         for (int k = 0; k < ps->n_req; k++) {
             int fqi = x->fq_of[ps->aflavor[k]];
-            int64_t amt = ps->req[k] * ps->count;
+            int64_t amt = sc_mul(ps->req[k], ps->count);
             if (fqi < 0 || !amt)
                 continue;
             int64_t *left = &s->left[ps->aflavor[k] * SC_R + ps->res[k]];
@@ -203,33 +203,42 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
 
     int nv = 0;
     bool found = false;
-    for (int i = 0; i < nc && !found; i++) {
-        sc_wl *c = s->cands[i];
-        if (c->cq != w->cq) {
-            sc_cq *x = s->cqs[c->cq];
-            sc_need(s, w);
-            if (fair) {
-                /* Kueue's LessThanOrEqualToFinalShare: the preemptor's share after admission
-                 * must not exceed the target queue's share after losing c. */
-                int64_t mine = sc_share(s, cq, 1);
-                sc_wl_quota(s, c, -1);
-                int64_t theirs = sc_share(s, x, 0);
-                sc_wl_quota(s, c, 1);
-                if (mine > theirs)
+    /* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
+     * share with it admitted <= the target queue's share without c), then LessThanInitialShare
+     * (< the target queue's share with c). */
+    for (int strategy = 0; strategy < (fair ? 2 : 1) && !found; strategy++) {
+        for (int i = 0; i < nc && !found; i++) {
+            sc_wl *c = s->cands[i];
+            if (c->cq != w->cq) {
+                sc_cq *x = s->cqs[c->cq];
+                sc_need(s, w);
+                if (fair) {
+                    int64_t mine = sc_share(s, cq, 1), theirs;
+                    if (strategy == 0) {
+                        sc_wl_quota(s, c, -1);
+                        theirs = sc_share(s, x, 0);
+                        sc_wl_quota(s, c, 1);
+                    } else {
+                        theirs = sc_share(s, x, 0);
+                    }
+                    if (strategy == 0 ? mine > theirs : mine >= theirs)
+                        continue;
+                } else if (!borrows_contended(s, cq, x)) {
                     continue;
-            } else if (!borrows_contended(s, cq, x)) {
-                continue;
+                }
             }
+            take(s, c, -1);
+            s->victims[nv++] = c;
+            found = fits(s, w);
         }
-        take(s, c, -1);
-        s->victims[nv++] = c;
-        found = fits(s, w);
+        if (!found) {
+            for (int i = nv - 1; i >= 0; i--)
+                take(s, s->victims[i], 1);
+            nv = 0;
+        }
     }
-    if (!found) {
-        for (int i = nv - 1; i >= 0; i--)
-            take(s, s->victims[i], 1);
+    if (!found)
         return SC_PRE_NONE;
-    }
     /* Give back every victim that is not needed, the last chosen being needed. */
     for (int i = nv - 2; i >= 0; i--) {
         sc_wl *c = s->victims[i];

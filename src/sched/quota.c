@@ -14,11 +14,7 @@ static int64_t sat_add(int64_t a, int64_t b)
     return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
-static int64_t sat_mul(int64_t a, int64_t b)
-{
-    int64_t r;
-    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX / 4 : r;
-}
+#define sat_mul sc_mul
 
 static int64_t max0(int64_t v) { return v > 0 ? v : 0; }
 

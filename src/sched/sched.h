@@ -89,9 +89,10 @@
  *   free nodes, not quota); quota alone is checked first over all candidates, so a hopeless
  *   attempt costs no node work. Cohort candidates come only from queues borrowing a contended
  *   (flavor, resource); reclaimWithinCohort filters their priority (LowerPriority: lower; Any).
- * - Fair-sharing preemption uses Kueue's first strategy, LessThanOrEqualToFinalShare: c of
- *   queue X is a candidate while the preemptor queue's share with the preemptor admitted is <=
- *   X's share without c. Weight 0: a borrowing queue's share is infinite (INT64_MAX), else 0.
+ * - Fair-sharing preemption uses Kueue's default strategies in turn: LessThanOrEqualToFinalShare
+ *   (c of queue X is a candidate while the preemptor queue's share with the preemptor admitted
+ *   is <= X's share without c), then, if that finds no fit, LessThanInitialShare (< X's share
+ *   with c). Weight 0: a borrowing queue's share is infinite (INT64_MAX), else 0.
  * - What a PREEMPT holds for the rest of the pass: the victims' quota goes to the preemptor as
  *   far as it needs it (the rest stays counted where it was), and the preemptor's pods are
  *   counted on the nodes it will take, on top of the victims' pods still there. A workload

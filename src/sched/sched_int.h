@@ -212,6 +212,12 @@ struct ty_sched {
     int32_t *resv;
 };
 
+static inline int64_t sc_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX / 4 : r;
+}
+
 /* arena */
 void *sc_alloc(sc_arena *a, size_t n);
 char *sc_strdup(sc_arena *a, const char *s);

@@ -415,3 +415,34 @@ Test(sched_preempt, a_mixed_snapshot_in_any_order_gives_identical_decisions)
     same_decisions(false);
     same_decisions(true);
 }
+
+Test(sched_preempt, fair_sharing_falls_back_to_less_than_initial_share)
+{
+    /* Taking A's one big workload leaves A below B's new share (no under the first strategy),
+     * but B's share after is below A's share now (yes under the second). */
+    for (int big = 0; big < 2; big++) {
+        ty_sched *s = mk(true);
+        add_flavor(s, "f", NULL);
+        add_node(s, "n1", 8, 0, NULL);
+        add_cq1(s, "L", "c", "f", 8);
+        fq_t none = {"f", 0, -1, -1};
+        ty_sched_cluster_queue base = {.cohort = "c",
+                                       .reclaim_within_cohort = TY_SCHED_PREEMPT_ANY};
+        base.name = "A";
+        add_cq(s, base, &none, 1);
+        base.name = "B";
+        add_cq(s, base, &none, 1);
+        add_admitted(s, "a-big", "A", 0, 10, 1, 8, "f", "n1", false);
+        add_wl(s, "b", "B", 0, 20, 1, big ? 8 : 4);
+        ty_sched_run(s);
+        if (big) {
+            /* B would end where A is now: not less */
+            expect(s, "b", TY_SCHED_WAIT);
+        } else {
+            expect(s, "b", TY_SCHED_PREEMPT);
+            cr_assert_str_eq(dec(s, "b")->victims[0].workload, "a-big");
+            cr_assert_eq(dec(s, "b")->victims[0].reason, TY_SCHED_IN_COHORT_FAIR_SHARING);
+        }
+        ty_sched_free(s);
+    }
+}
