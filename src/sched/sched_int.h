@@ -67,6 +67,7 @@ typedef struct sc_flavor {
     int n_nodes;
     sc_bucket *buckets;
     int n_buckets;
+    int n_reserved; /* member nodes reserved for a gang */
 } sc_flavor;
 
 typedef struct sc_node {
