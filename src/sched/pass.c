@@ -267,9 +267,7 @@ static bool process(ty_sched *s, sc_wl *w)
     }
     int n = 0;
     ty_sched_preempt_reason *reasons = NULL;
-    int pre = cq->within != TY_SCHED_PREEMPT_NEVER || cq->cohort >= 0
-                  ? sc_preempt(s, w, &n, &reasons)
-                  : SC_PRE_NONE;
+    int pre = sc_preempt(s, w, &n, &reasons);
     if (pre == SC_PRE_VICTIMS) {
         sc_msgf(msg, ". Pending the preemption of %d workload(s)", n);
         ty_sched_decision *d = decide(s, w, TY_SCHED_PREEMPT, msg);

@@ -240,9 +240,8 @@ bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char 
     return true;
 }
 
-static bool can_preempt(const ty_sched *s, const sc_cq *cq)
+static bool can_preempt(const sc_cq *cq)
 {
-    (void)s;
     return cq->within != TY_SCHED_PREEMPT_NEVER ||
            (cq->cohort >= 0 &&
             (cq->reclaim != TY_SCHED_PREEMPT_NEVER || cq->borrow != TY_SCHED_PREEMPT_NEVER));
@@ -315,7 +314,7 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                                 add_reason(reasons, why);
                             }
                         } else {
-                            m = can_preempt(s, cq) ? SC_PREEMPT : SC_NOFIT;
+                            m = can_preempt(cq) ? SC_PREEMPT : SC_NOFIT;
                             if (msg) {
                                 snprintf(why, sizeof why,
                                          "insufficient unused quota for %s in flavor %s, %s "
