@@ -10,6 +10,12 @@
 static const ty_kind_ops *const kind_ops[] = {
     &ty_kubeflow_pytorchjob_ops,
     &ty_kubeflow_tfjob_ops,
+    &ty_kueue_resourceflavor_ops,
+    &ty_kueue_clusterqueue_ops,
+    &ty_kueue_localqueue_ops,
+    &ty_kueue_workload_ops,
+    &ty_kueue_workloadpriorityclass_ops,
+    &ty_scheduling_priorityclass_ops,
 };
 
 static bool same_gv(const ty_kind_info *k, const char *api_version)

@@ -23,6 +23,11 @@ typedef struct ty_kind_info {
     const char *singular;    /* "pytorchjob" */
     const char *short_names; /* comma separated, may be "" */
     bool namespaced;
+    bool has_status; /* serves the status subresource */
+    bool in_all;     /* in the "all" category: `kubectl get all` lists it */
+    /* A Kubernetes built-in kind (scheduling.k8s.io PriorityClass): clients send strategic
+     * merge patches for it and /openapi/v3 offers them; custom resources get merge patches. */
+    bool builtin;
 } ty_kind_info;
 
 /* The kind for an apiVersion ("kubeflow.org/v1", "v1") and kind; NULL when unknown. */

@@ -33,6 +33,12 @@ typedef struct ty_kind_ops {
 
 extern const ty_kind_ops ty_kubeflow_pytorchjob_ops;
 extern const ty_kind_ops ty_kubeflow_tfjob_ops;
+extern const ty_kind_ops ty_kueue_resourceflavor_ops;
+extern const ty_kind_ops ty_kueue_clusterqueue_ops;
+extern const ty_kind_ops ty_kueue_localqueue_ops;
+extern const ty_kind_ops ty_kueue_workload_ops;
+extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
+extern const ty_kind_ops ty_scheduling_priorityclass_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
 json_t *ty_schema_doc_load(const char *text);

@@ -74,9 +74,17 @@ static int fail_code(ty_error *err, int code, const char *fmt, ...)
     return -1;
 }
 
+/* The cluster-scoped resources trainyard serves (the API kinds' ty_kind_info.namespaced,
+ * which the store does not depend on): Kubernetes' and Kueue's. */
 static bool cluster_scoped(const char *resource)
 {
-    return strcmp(resource, "nodes") == 0 || strcmp(resource, "namespaces") == 0;
+    static const char *const names[] = {"nodes", "namespaces", "priorityclasses",
+                                        "resourceflavors", "clusterqueues",
+                                        "workloadpriorityclasses"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(names); i++)
+        if (strcmp(resource, names[i]) == 0)
+            return true;
+    return false;
 }
 
 static res *res_of(ty_store *s, const char *resource, bool create)
