@@ -30,7 +30,8 @@ __asm__(".section .rodata\n"
 extern const char ty_schema_kueue_v1beta1[];
 extern const char ty_schema_scheduling_v1[];
 
-static const json_t *kueue_schema(const char *name)
+/* A new inlined copy of one kind's schema; the document stays loaded for the other kinds. */
+static json_t *kueue_schema(const char *name)
 {
     static json_t *doc;
     if (!doc)
@@ -43,7 +44,7 @@ static const json_t *kueue_schema(const char *name)
     {                                                                                              \
         static json_t *s;                                                                          \
         if (!s)                                                                                    \
-            s = (json_t *)kueue_schema(name);                                                      \
+            s = kueue_schema(name);                                                      \
         return s;                                                                                  \
     }
 SCHEMA_FN(flavor_schema, "io.x-k8s.kueue.v1beta1.ResourceFlavor")
@@ -54,10 +55,12 @@ SCHEMA_FN(wpc_schema, "io.x-k8s.kueue.v1beta1.WorkloadPriorityClass")
 
 static const json_t *pc_schema(void)
 {
-    static json_t *doc, *s;
+    static json_t *s;
     if (!s) {
-        doc = ty_schema_doc_load(ty_schema_scheduling_v1);
+        /* One kind: the inlined copy is all that is kept. */
+        json_t *doc = ty_schema_doc_load(ty_schema_scheduling_v1);
         s = ty_schema_inline(doc, "io.k8s.api.scheduling.v1.PriorityClass");
+        json_decref(doc);
     }
     return s;
 }
