@@ -650,11 +650,19 @@ static void wl_rules(ty_schema_ctx *c, json_t *obj)
         }
     }
 
-    /* ValidateWorkload's status rules: an admission covers every pod set; reclaimable pods
-     * name pod sets and do not exceed their counts. */
+    /* ValidateWorkload's status rules: the admission of a workload that reserved quota covers
+     * every pod set; reclaimable pods name pod sets and do not exceed their counts. */
     json_t *status = json_object_get(obj, "status");
     const json_t *adm = json_object_get(status, "admission");
-    if (json_is_object(adm)) {
+    bool reserved = false;
+    size_t ci;
+    json_t *cond;
+    json_array_foreach(json_object_get(status, "conditions"), ci, cond) {
+        const char *t = json_string_value(json_object_get(cond, "type"));
+        const char *st = json_string_value(json_object_get(cond, "status"));
+        reserved = reserved || (t && st && !strcmp(t, "QuotaReserved") && !strcmp(st, "True"));
+    }
+    if (json_is_object(adm) && reserved) {
         check_ref(c, adm, "clusterQueue", "status.admission.clusterQueue", false);
         const json_t *psa = json_object_get(adm, "podSetAssignments");
         if (json_is_array(psa) && json_is_array(podsets) &&

@@ -351,6 +351,9 @@ Test(kueue_api, workload_spec_rules)
 
 Test(kueue_api, workload_status_rules)
 {
+    /* The admission must cover the pod sets only once quota is reserved. */
+    expect_ok(WL_HEAD "spec:\n  podSets: [{count: 2, template: {}}]\nstatus:\n  admission:\n"
+              "    clusterQueue: cq\n    podSetAssignments: []\n", NULL);
     expect_ok(WL_HEAD "spec:\n  podSets: [{count: 2, template: {}}]\nstatus:\n  admission:\n"
               "    clusterQueue: cq\n    podSetAssignments:\n"
               "    - {flavors: {cpu: f}, resourceUsage: {cpu: 2}, count: 2}\n"
@@ -361,6 +364,8 @@ Test(kueue_api, workload_status_rules)
     expect_errors(WL_HEAD "spec:\n  podSets: [{count: 2, template: {}}]\nstatus:\n  admission:\n"
                   "    clusterQueue: cq\n    podSetAssignments: []\n"
                   "  conditions:\n  - {type: Admitted, status: Yes}\n"
+                  "  - {type: QuotaReserved, status: \"True\", reason: QuotaReserved, message: ok,"
+                  " lastTransitionTime: \"2026-01-01T00:00:00Z\"}\n"
                   "  reclaimablePods: [{name: other, count: 1}, {name: main, count: 3}]\n",
                   "q.yaml:12:30: status.conditions[0].status: Invalid value: true: must be of "
                   "type string\n"
@@ -369,8 +374,8 @@ Test(kueue_api, workload_status_rules)
                   "q.yaml:12:5: status.conditions[0].message: Required value\n"
                   "q.yaml:10:24: status.admission.podSetAssignments: Invalid value: 0: must have "
                   "the same number of podSets as the spec\n"
-                  "q.yaml:13:28: status.reclaimablePods[0].name: Not found: \"other\"\n"
-                  "q.yaml:13:66: status.reclaimablePods[1].count: Invalid value: 3: should be less "
+                  "q.yaml:14:28: status.reclaimablePods[0].name: Not found: \"other\"\n"
+                  "q.yaml:14:66: status.reclaimablePods[1].count: Invalid value: 3: should be less "
                   "or equal to 2\n");
 }
 
