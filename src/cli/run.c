@@ -275,6 +275,7 @@ int ty_cli_run(int argc, char **argv)
 
     st.job_refs = json_array();
     st.last_jobs = json_array();
+    bool create_failed = false;
     size_t i;
     json_t *obj;
     json_array_foreach(objects, i, obj)
@@ -282,11 +283,19 @@ int ty_cli_run(int argc, char **argv)
         const ty_kind_info *k = ty_api_kind(json_string_value(json_object_get(obj, "apiVersion")),
                                             json_string_value(json_object_get(obj, "kind")));
         json_t *stored = NULL;
-        /* A foreground run has no one to create namespaces first: the manifest's are made. */
-        if (ty_store_ensure_namespace(st.store, ty_obj_namespace(obj), &err) < 0 ||
+        /* A foreground run has no one to create namespaces first: the manifest's are made
+         * (cluster-scoped objects have none). */
+        const char *ns = ty_obj_namespace(obj);
+        if ((ns && ty_store_ensure_namespace(st.store, ns, &err) < 0) ||
             ty_store_create(st.store, k->resource, obj, &stored, &err) < 0) {
             fprintf(stderr, "trainyard run: %s\n", err.msg);
             ty_error_clear(&err);
+            create_failed = true;
+            continue;
+        }
+        /* Only jobs end a run; queues, flavors and priority classes are its configuration. */
+        if (strcmp(k->group, "kubeflow.org") != 0) {
+            json_decref(stored);
             continue;
         }
         json_array_append_new(st.job_refs,
@@ -308,7 +317,7 @@ int ty_cli_run(int argc, char **argv)
 
     uv_run(&st.loop, UV_RUN_DEFAULT);
 
-    bool all_ok = json_array_size(st.last_jobs) == json_array_size(objects);
+    bool all_ok = !create_failed;
     json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && ty_obj_condition_true(obj, "Succeeded");
     ty_view_summary(st.view, st.last_jobs, state_dir);
     if (json_out) {

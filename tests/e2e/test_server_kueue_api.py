@@ -5,11 +5,13 @@ the webhook's 422 for an invalid ClusterQueue (nothing stored), a Workload's sta
 subresource, strategic merge patches of a PriorityClass, deletion."""
 import json
 import re
+import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
+from conftest import trainyard_bin
 from server_fixture import Server
 
 QUEUES = """\
@@ -320,3 +322,37 @@ def test_priorityclass_strategic_merge_and_discovery(server, tmp_path):
     assert "resourceflavors/status" not in names
     out = server.kubectl("get", "--raw", "/openapi/v3").stdout
     assert "apis/kueue.x-k8s.io/v1beta1" in out and "apis/scheduling.k8s.io/v1" in out
+
+
+def test_run_takes_kueue_objects_beside_its_jobs(tmp_path):
+    """`trainyard run` admits the queues and classes of a manifest (errors included) and ends
+    with its jobs: only jobs are waited for."""
+    job = """\
+---
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata:
+  name: tiny
+  labels: {kueue.x-k8s.io/queue-name: user-queue}
+spec:
+  pytorchReplicaSpecs:
+    Master:
+      replicas: 1
+      template:
+        spec:
+          containers:
+          - {name: pytorch, image: busybox, command: ["true"]}
+"""
+    path = tmp_path / "all.yaml"
+    path.write_text(QUEUES + job)
+    p = subprocess.run([trainyard_bin(), "run", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "PyTorchJob tiny Succeeded" in p.stdout
+    assert "ClusterQueue" not in p.stdout
+    path.write_text(QUEUES.replace("nominalQuota: 2}", "nominalQuota: -2}") + job)
+    p = subprocess.run([trainyard_bin(), "run", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0
+    assert "resources[2].nominalQuota: Invalid value: \"-2\": must be greater than or equal " \
+        "to 0" in p.stderr, p.stderr
