@@ -3,11 +3,13 @@
  *
  * Manifests are YAML parsed by the manifest decoder, so errors carry file:line:col. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "api/kueue.h"
 #include "api/manifest.h"
+#include "api/openapi.h"
 #include "api/patch.h"
 #include "api/table.h"
 #include "base/buf.h"
@@ -495,4 +497,56 @@ Test(kueue_api, strategic_merge_for_priorityclass_only)
     cr_assert_eq(err.code, 415);
     json_decref(cur);
     json_decref(patch);
+}
+
+/* ---------- OpenAPI ---------- */
+
+static const json_t *patch_content(const json_t *doc, const char *path)
+{
+    const json_t *p = json_object_get(json_object_get(json_object_get(doc, "paths"), path),
+                                      "patch");
+    return json_object_get(json_object_get(p, "requestBody"), "content");
+}
+
+Test(kueue_api, openapi_documents_for_both_groups)
+{
+    json_t *kq = ty_openapi_v3_group("kueue.x-k8s.io/v1beta1");
+    cr_assert_not_null(kq);
+    const json_t *schemas = json_object_get(json_object_get(kq, "components"), "schemas");
+    for (const char *const *n = (const char *const[]){"ClusterQueue", "LocalQueue", "Workload",
+                                                      "ResourceFlavor", "WorkloadPriorityClass",
+                                                      NULL}; *n; n++) {
+        char name[128];
+        snprintf(name, sizeof name, "io.x-k8s.kueue.v1beta1.%s", *n);
+        cr_assert_not_null(json_object_get(schemas, name), "%s", name);
+        snprintf(name, sizeof name, "io.x-k8s.kueue.v1beta1.%sList", *n);
+        cr_assert_not_null(json_object_get(schemas, name), "%s", name);
+    }
+    const json_t *paths = json_object_get(kq, "paths");
+    cr_assert_not_null(json_object_get(paths, "/apis/kueue.x-k8s.io/v1beta1/clusterqueues/{name}/status"));
+    cr_assert_not_null(json_object_get(paths,
+        "/apis/kueue.x-k8s.io/v1beta1/namespaces/{namespace}/workloads/{name}/status"));
+    cr_assert_not_null(json_object_get(paths, "/apis/kueue.x-k8s.io/v1beta1/workloads"));
+    cr_assert_null(json_object_get(paths, "/apis/kueue.x-k8s.io/v1beta1/resourceflavors/{name}/status"));
+    const json_t *content = patch_content(kq, "/apis/kueue.x-k8s.io/v1beta1/clusterqueues/{name}");
+    cr_assert_not_null(json_object_get(content, "application/merge-patch+json"));
+    cr_assert_null(json_object_get(content, "application/strategic-merge-patch+json"));
+
+    json_t *sc = ty_openapi_v3_group("scheduling.k8s.io/v1");
+    cr_assert_not_null(json_object_get(json_object_get(json_object_get(sc, "components"), "schemas"),
+                                       "io.k8s.api.scheduling.v1.PriorityClass"));
+    content = patch_content(sc, "/apis/scheduling.k8s.io/v1/priorityclasses/{name}");
+    cr_assert_not_null(json_object_get(content, "application/strategic-merge-patch+json"));
+    cr_assert_null(json_object_get(json_object_get(sc, "paths"),
+                                   "/apis/scheduling.k8s.io/v1/priorityclasses/{name}/status"));
+    const json_t *op = json_object_get(json_object_get(json_object_get(sc, "paths"),
+                                                       "/apis/scheduling.k8s.io/v1/priorityclasses"),
+                                       "get");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(op, "tags"), 0)),
+                     "scheduling_v1");
+    cr_assert_not_null(ty_openapi_v3_hash("kueue.x-k8s.io/v1beta1"));
+    cr_assert_str_neq(ty_openapi_v3_hash("kueue.x-k8s.io/v1beta1"),
+                      ty_openapi_v3_hash("scheduling.k8s.io/v1"));
+    json_decref(kq);
+    json_decref(sc);
 }
