@@ -290,6 +290,13 @@ def test_priorityclass_strategic_merge_and_discovery(server, tmp_path):
     pc = server.json("get", "pc", "high-pods")
     assert pc["description"] == "changed" and pc["metadata"]["labels"] == {"tier": "a"}
     assert pc["value"] == 1000 and pc["preemptionPolicy"] == "PreemptLowerPriority"
+    # kubectl's typed client sends a PriorityClass as protobuf.
+    out = server.kubectl("create", "priorityclass", "made", "--value=7",
+                         "--description=by kubectl", "--preemption-policy=Never").stdout
+    assert out.strip() == "priorityclass.scheduling.k8s.io/made created"
+    pc = server.json("get", "pc", "made")
+    assert (pc["value"], pc["description"], pc["preemptionPolicy"], pc["globalDefault"]) == \
+        (7, "by kubectl", "Never", False)
     # A custom resource refuses a strategic merge patch with 415, as the API server does.
     code, st = request(server, "PATCH", "/apis/kueue.x-k8s.io/v1beta1/clusterqueues/team-a",
                        b'{"spec": {"cohort": "x"}}', "application/strategic-merge-patch+json")
