@@ -40,6 +40,12 @@ const ty_kind_info *const *ty_api_kinds(void);
  * An object with an unknown apiVersion/kind gets one error on `kind`. */
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs);
 
+/* The rules of an update that compare `obj` (admitted) with the stored `old`: the fields a
+ * kind makes immutable (LocalQueue spec.clusterQueue, PriorityClass value and
+ * preemptionPolicy, a Workload's pod sets, queue and priority class once it reserved quota).
+ * Returns 0, or -1 with the problems added to `errs`. */
+int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *errs);
+
 /* The kind's OpenAPI v3 schema (borrowed, immutable). */
 const json_t *ty_api_schema(const ty_kind_info *k);
 

@@ -5,9 +5,9 @@
  * Defaults are the CRDs' (+kubebuilder:default) and the webhooks'; rules are the CRDs' own
  * (maxItems, patterns, the CEL rules) with the API server's wording ("Too many", "in body
  * should match", Invalid value: "object": <message>) and the validating webhooks'
- * (pkg/webhooks, one file per kind) with Kueue's. Rules that compare with the stored object
- * (immutable fields) are not applied: ty_api_admit() sees one object. The resource-in-use
- * finalizer Kueue's webhook adds is left to the controller that would remove it. */
+ * (pkg/webhooks, one file per kind) with Kueue's. The rules of an update (immutable fields)
+ * are the kinds' update_rules, run by ty_api_check_update(). The resource-in-use finalizer
+ * Kueue's webhook adds is left to the controller that would remove it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -271,6 +271,25 @@ static void check_tolerations(ty_schema_ctx *c, const json_t *parent, const char
     if (!effect_ok)
         cel_fail(c, path, pos, "array", "supported taint effect values: 'NoSchedule', "
                  "'PreferNoSchedule', 'NoExecute'");
+}
+
+/* `obj.<a>.<b>` (b may be NULL). */
+static const json_t *member2(const json_t *obj, const char *a, const char *b)
+{
+    const json_t *v = json_object_get(obj, a);
+    return b ? json_object_get(v, b) : v;
+}
+
+/* ValidateImmutableField: the new value (absent as null) must equal the old one. */
+static void immutable(ty_schema_ctx *c, const json_t *obj, const json_t *old, const char *a,
+                      const char *b, const char *path)
+{
+    const json_t *n = member2(obj, a, b), *o = member2(old, a, b);
+    if ((n || o) && !(n && o && json_equal(n, o))) {
+        json_t *nul = json_null();
+        ty_fe_invalid(c, path, (ty_pos){0, 0}, n ? n : nul, "field is immutable");
+        json_decref(nul);
+    }
 }
 
 /* ---------- ResourceFlavor ---------- */
@@ -558,7 +577,31 @@ static void lq_rules(ty_schema_ctx *c, json_t *obj)
         check_ref(c, spec, "clusterQueue", "spec.clusterQueue", false);
 }
 
+/* The CRD's transition rule (self == oldSelf): a LocalQueue keeps its ClusterQueue. */
+static void lq_update(ty_schema_ctx *c, const json_t *obj, const json_t *old)
+{
+    const json_t *n = member2(obj, "spec", "clusterQueue");
+    const json_t *o = member2(old, "spec", "clusterQueue");
+    if (n && o && !json_equal(n, o))
+        ty_field_errors_add(c->errs, "spec.clusterQueue", (ty_pos){0, 0},
+                            "Invalid value: \"string\": field is immutable");
+}
+
 /* ---------- Workload ---------- */
+
+/* Whether the workload holds a QuotaReserved=True condition. */
+static bool quota_reserved(const json_t *obj)
+{
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, cond) {
+        const char *t = json_string_value(json_object_get(cond, "type"));
+        const char *st = json_string_value(json_object_get(cond, "status"));
+        if (t && st && !strcmp(t, "QuotaReserved") && !strcmp(st, "True"))
+            return true;
+    }
+    return false;
+}
 
 static void wl_defaults(ty_schema_ctx *c, json_t *obj)
 {
@@ -654,15 +697,7 @@ static void wl_rules(ty_schema_ctx *c, json_t *obj)
      * every pod set; reclaimable pods name pod sets and do not exceed their counts. */
     json_t *status = json_object_get(obj, "status");
     const json_t *adm = json_object_get(status, "admission");
-    bool reserved = false;
-    size_t ci;
-    json_t *cond;
-    json_array_foreach(json_object_get(status, "conditions"), ci, cond) {
-        const char *t = json_string_value(json_object_get(cond, "type"));
-        const char *st = json_string_value(json_object_get(cond, "status"));
-        reserved = reserved || (t && st && !strcmp(t, "QuotaReserved") && !strcmp(st, "True"));
-    }
-    if (json_is_object(adm) && reserved) {
+    if (json_is_object(adm) && quota_reserved(obj)) {
         check_ref(c, adm, "clusterQueue", "status.admission.clusterQueue", false);
         const json_t *psa = json_object_get(adm, "podSetAssignments");
         if (json_is_array(psa) && json_is_array(podsets) &&
@@ -697,6 +732,19 @@ static void wl_rules(ty_schema_ctx *c, json_t *obj)
         }
     }
     json_decref(counts);
+}
+
+/* ValidateWorkloadUpdate: what a workload asked for stays while it holds quota. */
+static void wl_update(ty_schema_ctx *c, const json_t *obj, const json_t *old)
+{
+    if (!quota_reserved(old))
+        return;
+    const json_t *nspec = json_object_get(obj, "spec"), *ospec = json_object_get(old, "spec");
+    immutable(c, nspec, ospec, "podSets", NULL, "spec.podSets");
+    immutable(c, obj, old, "spec", "priorityClassSource", "spec.priorityClassSource");
+    immutable(c, obj, old, "spec", "priorityClassName", "spec.priorityClassName");
+    if (quota_reserved(obj))
+        immutable(c, obj, old, "spec", "queueName", "spec.queueName");
 }
 
 /* ---------- WorkloadPriorityClass ---------- */
@@ -739,6 +787,15 @@ static void pc_rules(ty_schema_ctx *c, json_t *obj)
                         "maximum allowed value of a user defined priority is 1000000000");
 }
 
+/* ValidatePriorityClassUpdate: the value and the preemption policy stay. */
+static void pc_update(ty_schema_ctx *c, const json_t *obj, const json_t *old)
+{
+    const json_t *n = json_object_get(obj, "value"), *o = json_object_get(old, "value");
+    if (!(n && o && json_equal(n, o)))
+        ty_fe_forbidden(c, "value", (ty_pos){0, 0}, "may not be changed in an update.");
+    immutable(c, obj, old, "preemptionPolicy", NULL, "preemptionPolicy");
+}
+
 /* ---------- kinds ---------- */
 
 /* As Kueue's CRDs declare them: ResourceFlavor and WorkloadPriorityClass have no status (and
@@ -778,8 +835,10 @@ static const ty_kind_info pc_info = {
 const ty_kind_ops ty_kueue_resourceflavor_ops = {&flavor_info, flavor_schema, flavor_defaults,
                                                  flavor_rules};
 const ty_kind_ops ty_kueue_clusterqueue_ops = {&cq_info, cq_schema, cq_defaults, cq_rules};
-const ty_kind_ops ty_kueue_localqueue_ops = {&lq_info, lq_schema, lq_defaults, lq_rules};
-const ty_kind_ops ty_kueue_workload_ops = {&wl_info, wl_schema, wl_defaults, wl_rules};
+const ty_kind_ops ty_kueue_localqueue_ops = {&lq_info, lq_schema, lq_defaults, lq_rules,
+                                             lq_update};
+const ty_kind_ops ty_kueue_workload_ops = {&wl_info, wl_schema, wl_defaults, wl_rules, wl_update};
 const ty_kind_ops ty_kueue_workloadpriorityclass_ops = {&wpc_info, wpc_schema, no_defaults,
                                                         wpc_rules};
-const ty_kind_ops ty_scheduling_priorityclass_ops = {&pc_info, pc_schema, pc_defaults, pc_rules};
+const ty_kind_ops ty_scheduling_priorityclass_ops = {&pc_info, pc_schema, pc_defaults, pc_rules,
+                                                     pc_update};

@@ -29,6 +29,8 @@ typedef struct ty_kind_ops {
     const json_t *(*schema)(void);                  /* inlined; borrowed, built once */
     void (*defaults)(ty_schema_ctx *c, json_t *obj);
     void (*rules)(ty_schema_ctx *c, json_t *obj);
+    /* Optional: rules comparing an update with the stored object (ty_api_check_update). */
+    void (*update_rules)(ty_schema_ctx *c, const json_t *obj, const json_t *old);
 } ty_kind_ops;
 
 extern const ty_kind_ops ty_kubeflow_pytorchjob_ops;

@@ -830,8 +830,18 @@ static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
     for (int round = 0; round < 2; round++) {
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         if (ty_api_admit(NULL, obj, &errs) == 0) {
+            /* An update of the object (not of its status, whose spec is ignored) is checked
+             * against the stored one: fields the kind makes immutable. */
+            json_t *cur = strcmp(c->method, "POST") != 0 && !c->path.sub
+                              ? ty_store_get(c->srv->store, c->ri->resource,
+                                             c->path.ns ? c->path.ns : "", c->path.name)
+                              : NULL;
+            int rc = ty_api_check_update(obj, cur, &errs);
+            json_decref(cur);
+            if (rc < 0)
+                *ret = fail_invalid(c, name, &errs);
             ty_field_errors_free(&errs);
-            return 0;
+            return rc;
         }
         size_t unknown = 0;
         for (size_t i = 0; i < errs.count; i++)

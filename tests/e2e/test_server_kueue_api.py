@@ -309,6 +309,16 @@ def test_priorityclass_strategic_merge_and_discovery(server, tmp_path):
     assert server.json("get", "cq", "team-a")["spec"]["cohort"] == "dev"
     assert server.json("get", "pc", "high-pods")["description"] == "first"
 
+    # Immutable fields: a PriorityClass's value, a LocalQueue's ClusterQueue.
+    p = apply(server, tmp_path, QUEUES.replace("value: 1000\n", "value: 2000\n"), check=False)
+    assert p.returncode != 0
+    assert "value: Forbidden: may not be changed in an update." in p.stderr, p.stderr
+    p = apply(server, tmp_path, QUEUES.replace("clusterQueue: team-a", "clusterQueue: team-b"),
+              check=False)
+    assert 'spec.clusterQueue: Invalid value: "string": field is immutable' in p.stderr, p.stderr
+    assert server.json("get", "pc", "high-pods")["value"] == 1000
+    assert server.json("get", "lq", "user-queue")["spec"]["clusterQueue"] == "team-a"
+
     # Discovery: both groups at their versions, in the aggregated form kubectl reads.
     out = server.kubectl("api-resources", "--api-group=kueue.x-k8s.io", "-o", "wide").stdout
     rows = {l.split()[0]: l for l in out.strip().splitlines()[1:]}

@@ -550,3 +550,70 @@ Test(kueue_api, openapi_documents_for_both_groups)
     json_decref(kq);
     json_decref(sc);
 }
+
+/* ---------- updates ---------- */
+
+static char *check_update(const char *new_text, const char *old_text)
+{
+    json_t *n = json_loads(new_text, 0, NULL), *o = json_loads(old_text, 0, NULL);
+    cr_assert(n && o);
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    int rc = ty_api_check_update(n, o, &errs);
+    cr_assert_eq(rc, errs.count ? -1 : 0);
+    ty_buf b = TY_BUF_INIT;
+    ty_field_errors_format(&errs, NULL, &b);
+    ty_field_errors_free(&errs);
+    json_decref(n);
+    json_decref(o);
+    return b.data ? ty_buf_steal(&b) : ty_strdup("");
+}
+
+#define LQ(cq) "{\"apiVersion\":\"kueue.x-k8s.io/v1beta1\",\"kind\":\"LocalQueue\",\"spec\":{" cq "}}"
+#define PC(v, pp)                                                                                  \
+    "{\"apiVersion\":\"scheduling.k8s.io/v1\",\"kind\":\"PriorityClass\",\"value\":" v            \
+    ",\"preemptionPolicy\":\"" pp "\"}"
+#define RESERVED ",\"status\":{\"conditions\":[{\"type\":\"QuotaReserved\",\"status\":\"True\"}]}"
+#define WL(spec, status)                                                                           \
+    "{\"apiVersion\":\"kueue.x-k8s.io/v1beta1\",\"kind\":\"Workload\",\"spec\":{" spec "}" status "}"
+
+Test(kueue_api, immutable_fields_on_update)
+{
+    char *e;
+    cr_assert_str_eq(e = check_update(LQ("\"clusterQueue\":\"a\",\"stopPolicy\":\"Hold\""),
+                                      LQ("\"clusterQueue\":\"a\",\"stopPolicy\":\"None\"")), "");
+    free(e);
+    cr_assert_str_eq(e = check_update(LQ("\"clusterQueue\":\"b\""), LQ("\"clusterQueue\":\"a\"")),
+                     "spec.clusterQueue: Invalid value: \"string\": field is immutable\n");
+    free(e);
+    cr_assert_str_eq(e = check_update(PC("1", "Never"), PC("1", "Never")), "");
+    free(e);
+    cr_assert_str_eq(e = check_update(PC("2", "PreemptLowerPriority"), PC("1", "Never")),
+                     "value: Forbidden: may not be changed in an update.\n"
+                     "preemptionPolicy: Invalid value: \"PreemptLowerPriority\": field is immutable\n");
+    free(e);
+    /* A workload's request may change until it holds quota, and not after. */
+    cr_assert_str_eq(e = check_update(WL("\"queueName\":\"b\",\"podSets\":[{\"count\":2}]", ""),
+                                      WL("\"queueName\":\"a\",\"podSets\":[{\"count\":1}]", "")), "");
+    free(e);
+    cr_assert_str_eq(e = check_update(WL("\"queueName\":\"b\",\"podSets\":[{\"count\":2}],"
+                                         "\"priorityClassName\":\"p\"", RESERVED),
+                                      WL("\"queueName\":\"a\",\"podSets\":[{\"count\":1}]", RESERVED)),
+                     "spec.podSets: Invalid value: \"array\": field is immutable\n"
+                     "spec.priorityClassName: Invalid value: \"p\": field is immutable\n"
+                     "spec.queueName: Invalid value: \"b\": field is immutable\n");
+    free(e);
+    /* Evicted (no longer reserving): the queue may change. */
+    cr_assert_str_eq(e = check_update(WL("\"queueName\":\"b\",\"podSets\":[{\"count\":1}]", ""),
+                                      WL("\"queueName\":\"a\",\"podSets\":[{\"count\":1}]", RESERVED)),
+                     "");
+    free(e);
+    /* Kinds without update rules, and a missing old object, pass. */
+    cr_assert_str_eq(e = check_update("{\"apiVersion\":\"kueue.x-k8s.io/v1beta1\",\"kind\":"
+                                      "\"ClusterQueue\",\"spec\":{\"cohort\":\"b\"}}",
+                                      "{\"spec\":{\"cohort\":\"a\"}}"), "");
+    free(e);
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    json_t *n = json_loads(LQ("\"clusterQueue\":\"b\""), 0, NULL);
+    cr_assert_eq(ty_api_check_update(n, NULL, &errs), 0);
+    json_decref(n);
+}
