@@ -52,6 +52,8 @@ build/asan/obj/%.o: %.c | $(DEPS_STAMP)
 
 # Schemas are embedded with .incbin, which -MMD does not see.
 build/obj/src/api/kubeflow.o build/asan/obj/src/api/kubeflow.o: src/api/schemas/kubeflow.org_v1.json
+build/obj/src/api/kueue.o build/asan/obj/src/api/kueue.o: src/api/schemas/kueue.x-k8s.io_v1beta1.json \
+	src/api/schemas/scheduling.k8s.io_v1.json
 
 build/libtrainyard.a: $(REL_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -91,7 +93,7 @@ unit: build/trainyard build/asan/trainyard $(UNIT_REL) $(UNIT_ASAN)
 # suites and the API server suite again against the ASan+UBSan binary (the examples are too slow to run twice).
 E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
             tests/e2e/test_server_api.py tests/e2e/test_server_jobs.py tests/e2e/test_server_recovery.py \
-            tests/e2e/test_server_kubectl.py
+            tests/e2e/test_server_kubectl.py tests/e2e/test_server_kueue_api.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS)
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)

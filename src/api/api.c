@@ -10,6 +10,12 @@
 static const ty_kind_ops *const kind_ops[] = {
     &ty_kubeflow_pytorchjob_ops,
     &ty_kubeflow_tfjob_ops,
+    &ty_kueue_resourceflavor_ops,
+    &ty_kueue_clusterqueue_ops,
+    &ty_kueue_localqueue_ops,
+    &ty_kueue_workload_ops,
+    &ty_kueue_workloadpriorityclass_ops,
+    &ty_scheduling_priorityclass_ops,
 };
 
 static bool same_gv(const ty_kind_info *k, const char *api_version)
@@ -140,5 +146,17 @@ int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)
 
     check_meta(&c, obj, pos);
     ops->rules(&c, obj);
+    return errs->count > before ? -1 : 0;
+}
+
+int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *errs)
+{
+    const ty_kind_ops *ops = find_ops(json_string_value(json_object_get(obj, "apiVersion")),
+                                      json_string_value(json_object_get(obj, "kind")));
+    if (!ops || !ops->update_rules || !old)
+        return 0;
+    ty_schema_ctx c = {.m = NULL, .errs = errs};
+    size_t before = errs->count;
+    ops->update_rules(&c, obj, old);
     return errs->count > before ? -1 : 0;
 }

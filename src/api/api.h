@@ -23,6 +23,11 @@ typedef struct ty_kind_info {
     const char *singular;    /* "pytorchjob" */
     const char *short_names; /* comma separated, may be "" */
     bool namespaced;
+    bool has_status; /* serves the status subresource */
+    bool in_all;     /* in the "all" category: `kubectl get all` lists it */
+    /* A Kubernetes built-in kind (scheduling.k8s.io PriorityClass): clients send strategic
+     * merge patches for it and /openapi/v3 offers them; custom resources get merge patches. */
+    bool builtin;
 } ty_kind_info;
 
 /* The kind for an apiVersion ("kubeflow.org/v1", "v1") and kind; NULL when unknown. */
@@ -34,6 +39,12 @@ const ty_kind_info *const *ty_api_kinds(void);
  * kind's rules. Returns 0, or -1 with every problem found added to `errs` (not just the first).
  * An object with an unknown apiVersion/kind gets one error on `kind`. */
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs);
+
+/* The rules of an update that compare `obj` (admitted) with the stored `old`: the fields a
+ * kind makes immutable (LocalQueue spec.clusterQueue, PriorityClass value and
+ * preemptionPolicy, a Workload's pod sets, queue and priority class once it reserved quota).
+ * Returns 0, or -1 with the problems added to `errs`. */
+int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *errs);
 
 /* The kind's OpenAPI v3 schema (borrowed, immutable). */
 const json_t *ty_api_schema(const ty_kind_info *k);

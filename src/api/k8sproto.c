@@ -167,6 +167,40 @@ static int namespace_of(pb b, json_t *obj)
     return r;
 }
 
+/* scheduling.k8s.io/v1 PriorityClass {1: metadata, 2: value (int32), 3: globalDefault,
+ * 4: description, 5: preemptionPolicy}: what `kubectl create priorityclass` sends. */
+static int priorityclass_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1 && f.wire == 2) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 2 && f.wire == 0) {
+            /* int32: negative values are sign-extended to 64 bits on the wire */
+            json_object_set_new(obj, "value", json_integer((int32_t)(uint32_t)f.value));
+        } else if (f.number == 3 && f.wire == 0) {
+            json_object_set_new(obj, "globalDefault", json_boolean(f.value != 0));
+        } else if ((f.number == 4 || f.number == 5) && f.wire == 2) {
+            json_t *str = string_of(&f.bytes);
+            if (!str)
+                return -1;
+            json_object_set_new(obj, f.number == 4 ? "description" : "preemptionPolicy", str);
+        }
+    }
+    return r;
+}
+
+/* The kinds decoded: apiVersion, kind, and the message's reader. */
+static const struct {
+    const char *api_version, *kind;
+    int (*read)(pb b, json_t *obj);
+} decoders[] = {
+    {"v1", "Namespace", namespace_of},
+    {"scheduling.k8s.io/v1", "PriorityClass", priorityclass_of},
+};
+
 int ty_k8sproto_decode(const void *data, size_t len, json_t **out, ty_error *err)
 {
     static const uint8_t magic[4] = {'k', '8', 's', 0};
@@ -204,18 +238,22 @@ int ty_k8sproto_decode(const void *data, size_t len, json_t **out, ty_error *err
             break;
     }
     int rc = -1;
+    size_t d = 0;
+    while (kind && api_version && d < TY_ARRAY_LEN(decoders) &&
+           (strcmp(json_string_value(kind), decoders[d].kind) != 0 ||
+            strcmp(json_string_value(api_version), decoders[d].api_version) != 0))
+        d++;
     if (r < 0 || !kind || !api_version || !raw.p) {
         ty_fail(err, "malformed protobuf body");
-    } else if (strcmp(json_string_value(kind), "Namespace") != 0 ||
-               strcmp(json_string_value(api_version), "v1") != 0) {
+    } else if (d == TY_ARRAY_LEN(decoders)) {
         ty_fail(err, "protobuf bodies of %s %s are not decoded; send JSON",
                 json_string_value(api_version), json_string_value(kind));
     } else {
-        json_t *obj = json_pack("{s:s, s:s, s:{}}", "apiVersion", "v1", "kind", "Namespace",
-                                "metadata");
-        if (namespace_of(raw, obj) < 0) {
+        json_t *obj = json_pack("{s:s, s:s, s:{}}", "apiVersion", decoders[d].api_version,
+                                "kind", decoders[d].kind, "metadata");
+        if (decoders[d].read(raw, obj) < 0) {
             json_decref(obj);
-            ty_fail(err, "malformed protobuf Namespace");
+            ty_fail(err, "malformed protobuf %s", decoders[d].kind);
         } else {
             *out = obj;
             rc = 0;

@@ -628,10 +628,12 @@ static void tfjob_rules(ty_schema_ctx *c, json_t *obj)
 static const ty_kind_info pytorchjob_info = {
     .group = "kubeflow.org", .version = "v1", .kind = "PyTorchJob",
     .resource = "pytorchjobs", .singular = "pytorchjob", .short_names = "", .namespaced = true,
+    .has_status = true, .in_all = true,
 };
 static const ty_kind_info tfjob_info = {
     .group = "kubeflow.org", .version = "v1", .kind = "TFJob",
     .resource = "tfjobs", .singular = "tfjob", .short_names = "", .namespaced = true,
+    .has_status = true, .in_all = true,
 };
 
 const ty_kind_ops ty_kubeflow_pytorchjob_ops = {

@@ -20,29 +20,42 @@ typedef struct okind {
     const char *resource;
     bool namespaced;
     bool status;          /* has a status subresource */
+    bool builtin;         /* a Kubernetes kind: strategic merge patches apply */
     const char *description;
     const json_t *schema; /* NULL: an object that preserves unknown fields */
 } okind;
 
 static const okind core_kinds[] = {
-    {"", "v1", "Pod", "pods", true, true,
+    {"", "v1", "Pod", "pods", true, true, true,
      "Pod is a group of containers run together on a node; trainyard runs one as a process "
      "group.", NULL},
-    {"", "v1", "Service", "services", true, true,
+    {"", "v1", "Service", "services", true, true, true,
      "Service names a set of pods (by label selector) and the ports they serve.", NULL},
-    {"", "v1", "Node", "nodes", false, true,
+    {"", "v1", "Node", "nodes", false, true, true,
      "Node is a machine (or a declared virtual node) that runs pods.", NULL},
-    {"", "v1", "Namespace", "namespaces", false, true,
+    {"", "v1", "Namespace", "namespaces", false, true, true,
      "Namespace is a scope for names of namespaced objects.", NULL},
-    {"", "v1", "Event", "events", true, false,
+    {"", "v1", "Event", "events", true, false, true,
      "Event is a report of something that happened to an object.", NULL},
 };
 
-/* "kubeflow.org" -> "org.kubeflow"; "" -> "io.k8s.api.core" (the core group's prefix). */
+/* A Kubernetes group: "scheduling.k8s.io", not "kueue.x-k8s.io". */
+static bool k8s_group(const char *group)
+{
+    size_t n = strlen(group);
+    return n > 7 && strcmp(group + n - 7, ".k8s.io") == 0;
+}
+
+/* "kubeflow.org" -> "org.kubeflow"; "" -> "io.k8s.api.core" (the core group's prefix);
+ * "scheduling.k8s.io" -> "io.k8s.api.scheduling", as Kubernetes names its own kinds. */
 static void schema_prefix(ty_buf *b, const char *group, const char *version)
 {
     if (!*group) {
         ty_buf_addf(b, "io.k8s.api.core.%s.", version);
+        return;
+    }
+    if (k8s_group(group)) {
+        ty_buf_addf(b, "io.k8s.api.%.*s.%s.", (int)strcspn(group, "."), group, version);
         return;
     }
     const char *end = group + strlen(group);
@@ -178,13 +191,38 @@ static json_t *content(const char *type, const char *ref)
     return c;
 }
 
+/* The operations' tag, as Kubernetes names it: "core_v1", "kubeflowOrg_v1",
+ * "kueueXK8sIo_v1beta1", "scheduling_v1". */
+static char *tag(const okind *k)
+{
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    if (!*k->group) {
+        ty_buf_adds(&b, "core");
+    } else {
+        size_t n = k8s_group(k->group) ? strcspn(k->group, ".") : strlen(k->group);
+        bool up = false;
+        for (size_t i = 0; i < n; i++) {
+            char ch = k->group[i];
+            if (ch == '.' || ch == '-') {
+                up = true;
+                continue;
+            }
+            ty_buf_addc(&b, up ? (char)toupper((unsigned char)ch) : ch);
+            up = false;
+        }
+    }
+    ty_buf_addf(&b, "_%s", k->version);
+    return ty_buf_steal(&b);
+}
+
 static json_t *operation(const okind *k, const char *action, const char *op_id,
                          const char *description, const char *resp_ref, const char *body_ref,
                          const char *kind_suffix)
 {
     json_t *params = json_array();
+    TY_AUTOFREE char *t = tag(k);
     json_t *o = json_pack("{s:[s], s:s, s:s, s:{s:{s:s, s:o}}, s:s, s:o}", "tags",
-                          *k->group ? "kubeflowOrg_v1" : "core_v1", "description", description,
+                          t, "description", description,
                           "operationId", op_id, "responses", "200", "description", "OK",
                           "content", content("application/json", resp_ref),
                           "x-kubernetes-action", action, "x-kubernetes-group-version-kind",
@@ -210,7 +248,7 @@ static json_t *operation(const okind *k, const char *action, const char *op_id,
                 "application/json-patch+json", "application/merge-patch+json",
                 "application/strategic-merge-patch+json", "application/apply-patch+yaml"};
             for (size_t i = 0; i < TY_ARRAY_LEN(types); i++)
-                if (!*k->group || i != 2)
+                if (k->builtin || i != 2)
                     json_object_set_new(body, types[i],
                                         json_pack("{s:{s:s}}", "schema", "type", "object"));
         } else {
@@ -356,7 +394,8 @@ static size_t kinds_of(const char *gv, okind *out, size_t cap)
         if (!*k->group || strcmp(kgv, gv) != 0)
             continue;
         const json_t *s = ty_api_schema(k);
-        out[n++] = (okind){k->group, k->version, k->kind, k->resource, k->namespaced, true,
+        out[n++] = (okind){k->group, k->version, k->kind, k->resource, k->namespaced,
+                           k->has_status, k->builtin,
                            json_string_value(json_object_get(s, "description")), s};
     }
     return n;
@@ -399,33 +438,53 @@ static void hash_doc(const char *gv, char *out, size_t cap)
     json_decref(doc);
 }
 
+/* The group versions served: "v1" first, then each of ty_api_kinds()' once, in their
+ * order. Returns how many were written to `out`. */
+#define MAX_GVS 16
+static size_t group_versions(char out[][64])
+{
+    size_t n = 0;
+    snprintf(out[n++], 64, "v1");
+    for (const ty_kind_info *const *ki = ty_api_kinds(); *ki && n < MAX_GVS; ki++) {
+        char gv[64];
+        snprintf(gv, sizeof gv, "%s/%s", (*ki)->group, (*ki)->version);
+        bool seen = false;
+        for (size_t i = 0; i < n; i++)
+            seen = seen || strcmp(out[i], gv) == 0;
+        if (!seen)
+            memcpy(out[n++], gv, sizeof gv);
+    }
+    return n;
+}
+
 const char *ty_openapi_v3_hash(const char *group_version)
 {
     /* The documents are fixed at build time, so each hash is computed once. */
-    static char core[17], kubeflow[17];
-    if (!group_version)
-        return NULL;
-    char *slot = strcmp(group_version, "v1") == 0                ? core
-                 : strcmp(group_version, "kubeflow.org/v1") == 0 ? kubeflow
-                                                                 : NULL;
-    if (!slot)
-        return NULL;
-    if (!slot[0])
-        hash_doc(group_version, slot, 17);
-    return slot;
+    static char gvs[MAX_GVS][64], hashes[MAX_GVS][17];
+    static size_t ngv;
+    if (!ngv)
+        ngv = group_versions(gvs);
+    for (size_t i = 0; group_version && i < ngv; i++) {
+        if (strcmp(gvs[i], group_version) != 0)
+            continue;
+        if (!hashes[i][0])
+            hash_doc(group_version, hashes[i], 17);
+        return hashes[i];
+    }
+    return NULL;
 }
 
 json_t *ty_openapi_v3_paths(void)
 {
-    static const struct { const char *gv, *key; } gvs[] = {
-        {"v1", "api/v1"},
-        {"kubeflow.org/v1", "apis/kubeflow.org/v1"},
-    };
+    char gvs[MAX_GVS][64];
+    size_t n = group_versions(gvs);
     json_t *paths = json_object();
-    for (size_t i = 0; i < TY_ARRAY_LEN(gvs); i++) {
-        TY_AUTOFREE char *url = ty_asprintf("/openapi/v3/%s?hash=%s", gvs[i].key,
-                                            ty_openapi_v3_hash(gvs[i].gv));
-        json_object_set_new(paths, gvs[i].key, json_pack("{s:s}", "serverRelativeURL", url));
+    for (size_t i = 0; i < n; i++) {
+        TY_AUTOFREE char *key = strchr(gvs[i], '/') ? ty_asprintf("apis/%s", gvs[i])
+                                                    : ty_asprintf("api/%s", gvs[i]);
+        TY_AUTOFREE char *url = ty_asprintf("/openapi/v3/%s?hash=%s", key,
+                                            ty_openapi_v3_hash(gvs[i]));
+        json_object_set_new(paths, key, json_pack("{s:s}", "serverRelativeURL", url));
     }
     return json_pack("{s:o}", "paths", paths);
 }

@@ -9,14 +9,19 @@
  * server answers a request whose hash matches with Cache-Control immutable; one that does not
  * match may be redirected or just served the current document).
  *
+ * The group versions are "v1" and those of ty_api_kinds() (kubeflow.org/v1,
+ * kueue.x-k8s.io/v1beta1, scheduling.k8s.io/v1); nothing here names a group.
+ *
  * ty_openapi_v3_group() is the document for one group version, "kubeflow.org/v1" or "v1"
  * (served at /openapi/v3/apis/kubeflow.org/v1 and /openapi/v3/api/v1): components.schemas with
  * each kind under its Kubernetes name ("org.kubeflow.v1.PyTorchJob", "io.k8s.api.core.v1.Pod"),
  * its list kind, and the `x-kubernetes-group-version-kind` extension that kubectl looks the
  * kind up by; paths with one entry per REST endpoint (collection, object, status), each
  * operation carrying x-kubernetes-action and x-kubernetes-group-version-kind, and PATCH the
- * dryRun/fieldManager/fieldValidation/force query parameters. The kubeflow.org/v1 schemas are
- * ty_api_schema()'s (inlined, no $ref); the v1 kinds (Pod, Service, Node, Namespace, Event) are
+ * dryRun/fieldManager/fieldValidation/force query parameters; strategic merge patch is offered
+ * for built-in kinds only (core, and ty_kind_info.builtin). The schemas of ty_api_kinds() are
+ * ty_api_schema()'s (inlined, no $ref), named as Kubernetes names them
+ * ("io.x-k8s.kueue.v1beta1.ClusterQueue", "io.k8s.api.scheduling.v1.PriorityClass"); the v1 kinds (Pod, Service, Node, Namespace, Event) are
  * objects that preserve unknown fields, with short descriptions.
  *
  * Each call returns a new document (the caller owns it); ty_openapi_v3_group() returns NULL

@@ -372,7 +372,7 @@ static const merge_rule merge_rules[] = {
 };
 
 static const char *const builtin_resources[] = {"pods", "services", "nodes", "namespaces",
-                                                "events"};
+                                                "events", "priorityclasses"};
 
 typedef struct smp {
     const char *resource;

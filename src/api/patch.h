@@ -5,11 +5,12 @@
  * - JSON patch (RFC 6902, `application/json-patch+json`): add, remove, replace, move, copy,
  *   test with JSON pointers.
  * - Strategic merge patch (`application/strategic-merge-patch+json`): for built-in kinds only
- *   (pods, services, nodes, namespaces, events): lists with a patch merge key (containers and
+ *   (pods, services, nodes, namespaces, events, priorityclasses): lists with a patch merge key (containers and
  *   initContainers by name, env by name, ports by containerPort, volumes and volumeMounts by
  *   name/mountPath, conditions by type, ...) merge element by element; `$patch: delete|replace`,
  *   `$retainKeys`, `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>` directives as
- *   Kubernetes documents them. For custom resources (pytorchjobs, tfjobs) it fails with code 415,
+ *   Kubernetes documents them. For custom resources (pytorchjobs, tfjobs, the Kueue kinds) it
+ *   fails with code 415,
  *   as the API server answers kubectl (which then falls back to a merge patch).
  *
  * Each returns a new object in *out (the target is not modified) or -1 with a message and

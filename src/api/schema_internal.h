@@ -29,10 +29,18 @@ typedef struct ty_kind_ops {
     const json_t *(*schema)(void);                  /* inlined; borrowed, built once */
     void (*defaults)(ty_schema_ctx *c, json_t *obj);
     void (*rules)(ty_schema_ctx *c, json_t *obj);
+    /* Optional: rules comparing an update with the stored object (ty_api_check_update). */
+    void (*update_rules)(ty_schema_ctx *c, const json_t *obj, const json_t *old);
 } ty_kind_ops;
 
 extern const ty_kind_ops ty_kubeflow_pytorchjob_ops;
 extern const ty_kind_ops ty_kubeflow_tfjob_ops;
+extern const ty_kind_ops ty_kueue_resourceflavor_ops;
+extern const ty_kind_ops ty_kueue_clusterqueue_ops;
+extern const ty_kind_ops ty_kueue_localqueue_ops;
+extern const ty_kind_ops ty_kueue_workload_ops;
+extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
+extern const ty_kind_ops ty_scheduling_priorityclass_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
 json_t *ty_schema_doc_load(const char *text);

@@ -548,6 +548,131 @@ static void event_row(json_t *cells, json_t *row, const json_t *ev, int64_t now_
     add_s(cells, or(str(ev, "metadata.name"), ""));
 }
 
+/* ---- Kueue (the CRDs' additionalPrinterColumns, then Age) and PriorityClass ---- */
+
+/* A CRD column's cell: the value at the path, or null (kubectl prints <none>) when absent. */
+static json_t *cell(const json_t *o, const char *path)
+{
+    const json_t *v = get(o, path);
+    return v ? json_deep_copy(v) : json_null();
+}
+
+/* jsonPath .status.conditions[?(@.type=='T')].status */
+static json_t *condition_status(const json_t *o, const char *type)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(get(o, "status.conditions"), i, c) {
+        const char *t = str(c, "type");
+        if (t && strcmp(t, type) == 0 && json_is_string(json_object_get(c, "status")))
+            return json_string(str(c, "status"));
+    }
+    return json_null();
+}
+
+static void add_age(json_t *cells, const json_t *o, int64_t now_ns)
+{
+    json_array_append_new(cells, age_of(str(o, "metadata.creationTimestamp"), now_ns));
+}
+
+static const column cq_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Cohort", "string", "", "Cohort that this ClusterQueue belongs to", 0},
+    {"Strategy", "string", "", "The queueing strategy used to prioritize workloads", 1},
+    {"Pending Workloads", "integer", "", "Number of pending workloads", 0},
+    {"Admitted Workloads", "integer", "",
+     "Number of admitted workloads that haven't finished yet", 1},
+    {"Age", "date", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void cq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, cell(o, "spec.cohort"));
+    json_array_append_new(cells, cell(o, "spec.queueingStrategy"));
+    json_array_append_new(cells, cell(o, "status.pendingWorkloads"));
+    json_array_append_new(cells, cell(o, "status.admittedWorkloads"));
+    add_age(cells, o, now_ns);
+}
+
+static const column lq_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"ClusterQueue", "string", "", "Backing ClusterQueue", 0},
+    {"Pending Workloads", "integer", "", "Number of pending workloads", 0},
+    {"Admitted Workloads", "integer", "",
+     "Number of admitted workloads that haven't finished yet.", 0},
+    {"Age", "date", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void lq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, cell(o, "spec.clusterQueue"));
+    json_array_append_new(cells, cell(o, "status.pendingWorkloads"));
+    json_array_append_new(cells, cell(o, "status.admittedWorkloads"));
+    add_age(cells, o, now_ns);
+}
+
+static const column wl_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Queue", "string", "", "Name of the queue this workload was submitted to", 0},
+    {"Reserved in", "string", "", "Name of the ClusterQueue where the workload is reserving "
+     "quota", 0},
+    {"Admitted", "string", "", "Admission status", 0},
+    {"Finished", "string", "", "Workload finished", 0},
+    {"Age", "date", "", "Time this workload was created", 0},
+    {0},
+};
+
+static void wl_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, cell(o, "spec.queueName"));
+    json_array_append_new(cells, cell(o, "status.admission.clusterQueue"));
+    json_array_append_new(cells, condition_status(o, "Admitted"));
+    json_array_append_new(cells, condition_status(o, "Finished"));
+    add_age(cells, o, now_ns);
+}
+
+static const column wpc_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Value", "integer", "", "Value of workloadPriorityClass's Priority", 0},
+    {"Age", "date", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void wpc_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, cell(o, "value"));
+    add_age(cells, o, now_ns);
+}
+
+static const column pc_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Value", "integer", "", "The priority of the pods that name this class.", 0},
+    {"Global-Default", "boolean", "", "Whether pods without a priority class get this one.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"PreemptionPolicy", "string", "", "Whether the pods preempt lower priority pods.", 0},
+    {0},
+};
+
+static void pc_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, json_integer(int_of(o, "value")));
+    json_array_append_new(cells, json_boolean(json_is_true(get(o, "globalDefault"))));
+    add_age(cells, o, now_ns);
+    add_s(cells, or(str(o, "preemptionPolicy"), ""));
+}
+
 /* ---- anything else ---- */
 
 static const column default_cols[] = {
@@ -571,6 +696,11 @@ static const printer printers[] = {
     {"nodes", node_cols, node_row},
     {"namespaces", ns_cols, ns_row},
     {"events", event_cols, event_row},
+    {"clusterqueues", cq_cols, cq_row},
+    {"localqueues", lq_cols, lq_row},
+    {"workloads", wl_cols, wl_row},
+    {"workloadpriorityclasses", wpc_cols, wpc_row},
+    {"priorityclasses", pc_cols, pc_row},
 };
 
 static const printer default_printer = {"", default_cols, default_row};

@@ -10,7 +10,13 @@
  * services: Name, Type, Cluster-IP, External-IP, Port(s), Age, (wide) Selector;
  * nodes: Name, Status, Roles, Age, Version, (wide) Internal-IP, External-IP, OS-Image,
  * Kernel-Version, Container-Runtime; namespaces: Name, Status, Age;
- * events: Last Seen, Type, Reason, Object, Message; anything else: Name, Age.
+ * events: Last Seen, Type, Reason, Object, Message; priorityclasses: Name, Value,
+ * Global-Default, Age, PreemptionPolicy; the Kueue kinds as their CRDs' printer columns say
+ * (missing values are null cells, which kubectl prints as <none>): clusterqueues: Name, Cohort,
+ * (wide) Strategy, Pending Workloads, (wide) Admitted Workloads, Age; localqueues: Name,
+ * ClusterQueue, Pending Workloads, Admitted Workloads, Age; workloads: Name, Queue, Reserved in,
+ * Admitted, Finished, Age; workloadpriorityclasses: Name, Value, Age; anything else (resource
+ * flavors): Name, Age.
  * Ages are formatted as kubectl does (ty_time_format_age). Each row carries the object as
  * `include_object` asks: "Object" (the whole object), "Metadata" (the default: a
  * PartialObjectMetadata with apiVersion meta.k8s.io/v1) or "None".

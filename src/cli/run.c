@@ -126,11 +126,12 @@ static bool is_job_resource(const char *resource)
     return strcmp(resource, "pytorchjobs") == 0 || strcmp(resource, "tfjobs") == 0;
 }
 
-/* Creates the manifests' jobs (jobs: true; they are followed) or everything else; returns how
- * many objects it was given to create. */
-static size_t create_objects(run_state *st, json_t *objects, bool jobs)
+/* Creates the manifests' jobs (jobs: true; they are followed) or everything else; returns
+ * whether every one of them could be created. */
+static bool create_objects(run_state *st, json_t *objects, bool jobs)
 {
-    size_t n = 0, i;
+    bool ok = true;
+    size_t i;
     json_t *obj;
     json_array_foreach(objects, i, obj)
     {
@@ -139,7 +140,6 @@ static size_t create_objects(run_state *st, json_t *objects, bool jobs)
         bool is_job = is_job_resource(k->resource);
         if (is_job != jobs)
             continue;
-        n++;
         if (is_job)
             ty_workloads_default_job(st->store, k->resource, obj);
         json_t *stored = NULL;
@@ -150,6 +150,7 @@ static size_t create_objects(run_state *st, json_t *objects, bool jobs)
             ty_store_create(st->store, k->resource, obj, &stored, &err) < 0) {
             fprintf(stderr, "trainyard run: %s\n", err.msg);
             ty_error_clear(&err);
+            ok = false;
             continue;
         }
         if (!is_job) {
@@ -161,7 +162,7 @@ static size_t create_objects(run_state *st, json_t *objects, bool jobs)
                                         ty_obj_namespace(stored), "name", ty_obj_name(stored)));
         json_array_append_new(st->last_jobs, stored);
     }
-    return n;
+    return ok;
 }
 
 static void on_runtime_stopped(void *arg)
@@ -351,9 +352,9 @@ int ty_cli_run(int argc, char **argv)
     size_t i;
     json_t *obj;
     /* Queues, flavors and priority classes first, so that the jobs find them; only the jobs
-     * are followed to the end. */
-    create_objects(&st, objects, false);
-    size_t njobs = create_objects(&st, objects, true);
+     * end a run. */
+    bool create_failed = !create_objects(&st, objects, false);
+    create_failed |= !create_objects(&st, objects, true);
 
     uv_timer_init(&st.loop, &st.tick);
     st.tick.data = &st;
@@ -368,7 +369,7 @@ int ty_cli_run(int argc, char **argv)
 
     uv_run(&st.loop, UV_RUN_DEFAULT);
 
-    bool all_ok = json_array_size(st.last_jobs) == njobs;
+    bool all_ok = !create_failed;
     json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && ty_obj_condition_true(obj, "Succeeded");
     ty_view_summary(st.view, st.last_jobs, state_dir);
     if (json_out) {

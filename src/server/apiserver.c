@@ -497,12 +497,22 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
                      "groupVersion", gv, "resources", list);
 }
 
-static json_t *api_group(const char *group)
+/* The version a group is served at (one per group). */
+static const char *group_version_of(const ty_apiserver *s, const char *group)
 {
-    TY_AUTOFREE char *gv = ty_asprintf("%s/v1", group);
+    for (size_t i = 0; i < s->nres; i++)
+        if (strcmp(s->res[i].group, group) == 0)
+            return s->res[i].version;
+    return "v1";
+}
+
+static json_t *api_group(const ty_apiserver *s, const char *group)
+{
+    const char *v = group_version_of(s, group);
+    TY_AUTOFREE char *gv = ty_asprintf("%s/%s", group, v);
     return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "kind", "APIGroup",
                      "apiVersion", "v1", "name", group, "versions", "groupVersion", gv, "version",
-                     "v1", "preferredVersion", "groupVersion", gv, "version", "v1");
+                     v, "preferredVersion", "groupVersion", gv, "version", v);
 }
 
 /* The groups other than core, each once. */
@@ -570,8 +580,9 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
             json_array_append_new(resources, r);
         }
         json_array_append_new(items, json_pack("{s:{s:s}, s:[{s:s, s:o, s:s}]}", "metadata",
-                                               "name", gs[g], "versions", "version", "v1",
-                                               "resources", resources, "freshness", "Current"));
+                                               "name", gs[g], "versions", "version",
+                                               group_version_of(s, gs[g]), "resources",
+                                               resources, "freshness", "Current"));
     }
     return json_pack("{s:s, s:s, s:{}, s:o}", "kind", "APIGroupDiscoveryList", "apiVersion",
                      "apidiscovery.k8s.io/v2", "metadata", "items", items);
@@ -627,7 +638,7 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
     } else if (strcmp(url, "/apis") == 0) {
         json_t *list = json_array();
         for (size_t i = 0; i < ng; i++) {
-            json_t *g = api_group(gs[i]);
+            json_t *g = api_group(s, gs[i]);
             json_object_del(g, "kind");
             json_object_del(g, "apiVersion");
             json_array_append_new(list, g);
@@ -638,7 +649,7 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
     } else if (strncmp(url, "/apis/", 6) == 0 && !strchr(url + 6, '/')) {
         for (size_t i = 0; i < ng; i++)
             if (strcmp(url + 6, gs[i]) == 0)
-                return *ret = reply(c, 200, api_group(gs[i])), 0;
+                return *ret = reply(c, 200, api_group(s, gs[i])), 0;
         *ret = fail(c, 404, "NotFound", "the server could not find the requested resource");
     } else if (strncmp(url, "/apis/", 6) == 0 && strchr(url + 6, '/') &&
                !strchr(strchr(url + 6, '/') + 1, '/')) {
@@ -734,7 +745,7 @@ static int check_kind(call *c, json_t *obj, enum MHD_Result *ret)
     TY_AUTOFREE char *gv = group_version(c->ri);
     /* Built-in kinds are decoded with the URL's kind as the default (typed clients leave
      * apiVersion/kind out); custom resources must name theirs, as unstructured decoding wants. */
-    if (!c->ri->api) {
+    if (!c->ri->api || c->ri->api->builtin) {
         if (!json_string_value(json_object_get(obj, "kind")))
             json_object_set_new(obj, "kind", json_string(c->ri->kind));
         if (!json_string_value(json_object_get(obj, "apiVersion")))
@@ -821,8 +832,18 @@ static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
     for (int round = 0; round < 2; round++) {
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         if (ty_api_admit(NULL, obj, &errs) == 0) {
+            /* An update of the object (not of its status, whose spec is ignored) is checked
+             * against the stored one: fields the kind makes immutable. */
+            json_t *cur = strcmp(c->method, "POST") != 0 && !c->path.sub
+                              ? ty_store_get(c->srv->store, c->ri->resource,
+                                             c->path.ns ? c->path.ns : "", c->path.name)
+                              : NULL;
+            int rc = ty_api_check_update(obj, cur, &errs);
+            json_decref(cur);
+            if (rc < 0)
+                *ret = fail_invalid(c, name, &errs);
             ty_field_errors_free(&errs);
-            return 0;
+            return rc;
         }
         size_t unknown = 0;
         for (size_t i = 0; i < errs.count; i++)
@@ -2206,8 +2227,8 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     for (size_t i = 0; i < nk; i++) {
         res_info *ri = &s->res[TY_ARRAY_LEN(core_resources) + i];
         *ri = (res_info){kinds[i]->group, kinds[i]->version, kinds[i]->resource, kinds[i]->kind,
-                         kinds[i]->singular, kinds[i]->short_names, kinds[i]->namespaced, true,
-                         false, true, kinds[i]};
+                         kinds[i]->singular, kinds[i]->short_names, kinds[i]->namespaced,
+                         kinds[i]->has_status, false, kinds[i]->in_all, kinds[i]};
     }
     /* External event loop: no MHD thread; MHD_ALLOW_SUSPEND_RESUME for the streams. */
     s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,

@@ -74,13 +74,14 @@ static int fail_code(ty_error *err, int code, const char *fmt, ...)
     return -1;
 }
 
-/* The cluster-scoped resources trainyard serves; everything else lives in a namespace. */
+/* The cluster-scoped resources trainyard serves (the API kinds' ty_kind_info.namespaced,
+ * which the store does not depend on): Kubernetes' and Kueue's. */
 static bool cluster_scoped(const char *resource)
 {
-    static const char *const names[] = {"nodes", "namespaces", "resourceflavors",
-                                         "clusterqueues", "workloadpriorityclasses",
-                                         "priorityclasses"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    static const char *const names[] = {"nodes", "namespaces", "priorityclasses",
+                                        "resourceflavors", "clusterqueues",
+                                        "workloadpriorityclasses"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(names); i++)
         if (strcmp(resource, names[i]) == 0)
             return true;
     return false;

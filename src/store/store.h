@@ -24,6 +24,8 @@
  * "foregroundDeletion" finalizer, its dependents are deleted, and it goes once no dependent
  * with blockOwnerDeletion is left) and Orphan (dependents lose their reference to it first).
  *
+ * Cluster-scoped resources (no namespace; a list in store.c): nodes, namespaces,
+ * priorityclasses, resourceflavors, clusterqueues, workloadpriorityclasses.
  * Namespaces: resource "namespaces" (cluster-scoped, status.phase Active or Terminating).
  * Both constructors make sure "default" exists. Creating a namespaced object in a namespace
  * that does not exist fails with NOT_FOUND, in a terminating one with FORBIDDEN. Deleting a

@@ -143,8 +143,11 @@ def test_kubeconfig_and_discovery(server):
     st, hdrs, body = server.request("GET", "/apis", headers={"Accept": accept})
     assert st == 200 and body["kind"] == "APIGroupDiscoveryList"
     assert hdrs["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-    [group] = body["items"]
-    assert group["metadata"]["name"] == "kubeflow.org"
+    groups = {g["metadata"]["name"]: g for g in body["items"]}
+    assert set(groups) == {"kubeflow.org", "kueue.x-k8s.io", "scheduling.k8s.io"}
+    assert groups["kueue.x-k8s.io"]["versions"][0]["version"] == "v1beta1"
+    group = groups["kubeflow.org"]
+    assert group["versions"][0]["version"] == "v1"
     res = {r["resource"]: r for r in group["versions"][0]["resources"]}
     assert res["pytorchjobs"]["scope"] == "Namespaced"
     assert res["pytorchjobs"]["responseKind"]["kind"] == "PyTorchJob"

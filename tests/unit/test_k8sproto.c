@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/k8sproto.h"
@@ -66,6 +67,42 @@ Test(k8sproto, other_kinds_and_garbage_are_refused)
     len = envelope(body, "v1", "Namespace", ns, n);
     body[len - 40] = 0x7f;
     cr_assert_lt(ty_k8sproto_decode(body, len - 10, &obj, &err), 0);
+    cr_assert_null(obj);
+    ty_error_clear(&err);
+}
+
+Test(k8sproto, priorityclass)
+{
+    unsigned char meta[16], pc[96], body[192];
+    size_t m = ld(meta, 1, "high", 4);
+    size_t n = ld(pc, 1, meta, m);
+    /* value = -5: an int32 sign-extended to a 10-byte varint */
+    static const unsigned char value[] = {2 << 3, 0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                          0xff, 0x01};
+    memcpy(pc + n, value, sizeof value);
+    n += sizeof value;
+    pc[n++] = 3 << 3; /* globalDefault: true */
+    pc[n++] = 1;
+    n += ld(pc + n, 4, "first", 5);
+    n += ld(pc + n, 5, "Never", 5);
+    size_t len = envelope(body, "scheduling.k8s.io/v1", "PriorityClass", pc, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads("{\"apiVersion\": \"scheduling.k8s.io/v1\", \"kind\": "
+                              "\"PriorityClass\", \"metadata\": {\"name\": \"high\"}, \"value\": -5, "
+                              "\"globalDefault\": true, \"description\": \"first\", "
+                              "\"preemptionPolicy\": \"Never\"}",
+                              0, NULL);
+    char *got = json_dumps(obj, JSON_COMPACT);
+    cr_assert(json_equal(obj, want), "%s", got);
+    free(got);
+    json_decref(want);
+    json_decref(obj);
+    /* The same kind under another version is not decoded. */
+    len = envelope(body, "scheduling.k8s.io/v1beta1", "PriorityClass", pc, n);
+    obj = NULL;
+    cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
     cr_assert_null(obj);
     ty_error_clear(&err);
 }
