@@ -8,11 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/kueue.h"
 #include "sched/sched.h"
 #include "store/store.h"
 
-#define TY_KUEUE_LABEL_QUEUE "kueue.x-k8s.io/queue-name"
-#define TY_KUEUE_LABEL_PRIORITY_CLASS "kueue.x-k8s.io/priority-class"
 #define TY_KUEUE_LABEL_JOB_UID "kueue.x-k8s.io/job-uid"
 /* The LocalQueue a job without the queue label goes to when it exists in its namespace. */
 #define TY_KUEUE_DEFAULT_LOCAL_QUEUE "default"
@@ -20,7 +19,6 @@
  * (the binder binds by it; see controllers/binder.h). */
 #define TY_ANNOTATION_PLACEMENT "trainyard.dev/placement"
 #define TY_KUEUE_HOSTNAME_LEVEL "kubernetes.io/hostname"
-#define TY_KUEUE_API_VERSION "kueue.x-k8s.io/v1beta1"
 
 /* The condition of that type in obj.status.conditions (borrowed), or NULL. */
 const json_t *ty_kueue_condition(const json_t *obj, const char *type);

@@ -42,7 +42,7 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
                           op && strcmp(op, "tfjob-controller") == 0 ? "tfjobs" : "pytorchjobs",
                           ty_obj_namespace(obj), job);
     } else {
-        if (!ty_obj_label(obj, TY_KUEUE_LABEL_QUEUE))
+        if (!ty_obj_label(obj, TY_KUEUE_LABEL_QUEUE_NAME))
             return;
         key = ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(obj), ty_obj_name(obj));
     }
@@ -225,7 +225,7 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
                                               "template", json_object_get(rs, "template")));
     }
     json_t *spec = json_pack("{s:o,s:s,s:I,s:b}", "podSets", sets, "queueName",
-                             ty_obj_label(job, TY_KUEUE_LABEL_QUEUE), "priority", prio,
+                             ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME), "priority", prio,
                              "active", 1);
     if (cls) {
         json_object_set_new(spec, "priorityClassName", json_string(cls));
@@ -464,7 +464,7 @@ static void reconcile(void *ctx, const char *key)
     if (!job)
         return;
     json_t *wl = NULL;
-    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE) || ty_obj_deleting(job))
+    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) || ty_obj_deleting(job))
         goto done;
     int64_t now = ty_time_now_ns();
     wl = find_workload(c, job);
@@ -512,13 +512,13 @@ bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job
     if (strcmp(resource, "pytorchjobs") != 0 && strcmp(resource, "tfjobs") != 0)
         return false;
     json_t *meta = object_member(job, "metadata");
-    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE)) {
+    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME)) {
         json_t *lq = ty_store_get(store, "localqueues", ty_obj_namespace(job),
                                   TY_KUEUE_DEFAULT_LOCAL_QUEUE);
         if (!lq)
             return false;
         json_decref(lq);
-        json_object_set_new(object_member(meta, "labels"), TY_KUEUE_LABEL_QUEUE,
+        json_object_set_new(object_member(meta, "labels"), TY_KUEUE_LABEL_QUEUE_NAME,
                             json_string(TY_KUEUE_DEFAULT_LOCAL_QUEUE));
     }
     json_object_set_new(run_policy(job), "suspend", json_true());
