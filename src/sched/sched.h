@@ -74,8 +74,9 @@
  *
  * Decisions where the text above leaves room (following Kueue where it has an answer):
  * - A requested resource that no resource group of the queue covers: "resource R unavailable
- *   in ClusterQueue" (Kueue's flavorassigner); a request of 0 needs no quota. A lending limit
- *   above the nominal quota counts as the nominal quota.
+ *   in ClusterQueue" (Kueue's flavorassigner); a request of 0 needs no quota (its flavor in
+ *   an admission is "" when no group covers it). A lending limit above the nominal quota
+ *   counts as the nominal quota.
  * - Flavor modes are Kueue's: Fit (no borrowing), Borrow, Preempt (the request exceeds what is
  *   free but not the maximum capacity, min(N + B, guaranteed + the cohort's lendable total), and
  *   a preemption policy of the queue could help), NoFit. Per resource group the best mode wins,
