@@ -575,16 +575,79 @@ static void add_age(json_t *cells, const json_t *o, int64_t now_ns)
     json_array_append_new(cells, age_of(str(o, "metadata.creationTimestamp"), now_ns));
 }
 
+/* Kueue's columns, with two changes so that `kubectl get clusterqueues` answers "how full is
+ * it": ADMITTED WORKLOADS is shown without -o wide, and USAGE says, per resource that has
+ * quota or use, what is reserved against the nominal quota ("nvidia.com/gpu 12/8"), prefixed
+ * by the flavor when the queue has several. */
 static const column cq_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
     {"Cohort", "string", "", "Cohort that this ClusterQueue belongs to", 0},
     {"Strategy", "string", "", "The queueing strategy used to prioritize workloads", 1},
     {"Pending Workloads", "integer", "", "Number of pending workloads", 0},
     {"Admitted Workloads", "integer", "",
-     "Number of admitted workloads that haven't finished yet", 1},
+     "Number of admitted workloads that haven't finished yet", 0},
+    {"Usage", "string", "", "Quota reserved per flavor and resource, against the nominal quota", 0},
     {"Age", "date", "", "Time since the object was created.", 0},
     {0},
 };
+
+static const char *nominal_of(const json_t *cq, const char *flavor, const char *resource)
+{
+    size_t g, f, r;
+    const json_t *grp, *fl, *rq;
+    json_array_foreach(get(cq, "spec.resourceGroups"), g, grp)
+        json_array_foreach(json_object_get(grp, "flavors"), f, fl)
+    {
+        if (!str(fl, "name") || strcmp(str(fl, "name"), flavor) != 0)
+            continue;
+        json_array_foreach(json_object_get(fl, "resources"), r, rq)
+        {
+            const char *n = str(rq, "name");
+            const json_t *q = json_object_get(rq, "nominalQuota");
+            if (n && strcmp(n, resource) == 0) {
+                if (json_is_string(q))
+                    return json_string_value(q);
+                return json_is_number(q) ? "" : "0";
+            }
+        }
+    }
+    return "0";
+}
+
+static json_t *cq_usage(const json_t *cq)
+{
+    const json_t *usage = get(cq, "status.flavorsReservation");
+    size_t nflavors = json_array_size(get(cq, "spec.resourceGroups") ? usage : NULL);
+    TY_AUTOBUF ty_buf out = TY_BUF_INIT;
+    size_t f, r;
+    const json_t *fl, *rs;
+    json_array_foreach(usage, f, fl)
+        json_array_foreach(json_object_get(fl, "resources"), r, rs)
+    {
+        const char *flavor = or(str(fl, "name"), ""), *name = or(str(rs, "name"), "");
+        const char *total = or(str(rs, "total"), "0");
+        const char *nominal = nominal_of(cq, flavor, name);
+        char num[32];
+        if (!*nominal) { /* a bare number in the spec */
+            const json_t *q = NULL;
+            size_t g, ff, rr;
+            const json_t *grp, *x, *y;
+            json_array_foreach(get(cq, "spec.resourceGroups"), g, grp)
+                json_array_foreach(json_object_get(grp, "flavors"), ff, x)
+                    json_array_foreach(json_object_get(x, "resources"), rr, y)
+                        if (str(x, "name") && strcmp(str(x, "name"), flavor) == 0 &&
+                            str(y, "name") && strcmp(str(y, "name"), name) == 0)
+                            q = json_object_get(y, "nominalQuota");
+            snprintf(num, sizeof num, "%g", json_number_value(q));
+            nominal = num;
+        }
+        if (strcmp(total, "0") == 0 && strcmp(nominal, "0") == 0)
+            continue;
+        ty_buf_addf(&out, "%s%s%s%s %s/%s", out.len ? ", " : "", nflavors > 1 ? flavor : "",
+                    nflavors > 1 ? ":" : "", name, total, nominal);
+    }
+    return out.len ? json_string(out.data) : json_string("<none>");
+}
 
 static void cq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 {
@@ -594,6 +657,7 @@ static void cq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
     json_array_append_new(cells, cell(o, "spec.queueingStrategy"));
     json_array_append_new(cells, cell(o, "status.pendingWorkloads"));
     json_array_append_new(cells, cell(o, "status.admittedWorkloads"));
+    json_array_append_new(cells, cq_usage(o));
     add_age(cells, o, now_ns);
 }
 
@@ -625,8 +689,23 @@ static const column wl_cols[] = {
     {"Admitted", "string", "", "Admission status", 0},
     {"Finished", "string", "", "Workload finished", 0},
     {"Age", "date", "", "Time this workload was created", 0},
+    {"Waiting For", "string", "",
+     "Why a workload without quota waits (its QuotaReserved message); added by trainyard", 0},
     {0},
 };
+
+/* The message of condition `type` when its status is `status`, else NULL. */
+static const char *condition_message(const json_t *o, const char *type, const char *status)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(get(o, "status.conditions"), i, c) {
+        const char *t = str(c, "type"), *st = str(c, "status");
+        if (t && st && strcmp(t, type) == 0 && strcmp(st, status) == 0)
+            return str(c, "message");
+    }
+    return NULL;
+}
 
 static void wl_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 {
@@ -637,6 +716,10 @@ static void wl_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
     json_array_append_new(cells, condition_status(o, "Admitted"));
     json_array_append_new(cells, condition_status(o, "Finished"));
     add_age(cells, o, now_ns);
+    const char *why = NULL;
+    if (!condition_message(o, "Finished", "True"))
+        why = condition_message(o, "QuotaReserved", "False");
+    add_s(cells, or(why, "<none>"));
 }
 
 static const column wpc_cols[] = {

@@ -141,7 +141,7 @@ def test_two_teams_borrow_then_reclaim(start_server, marker, tmp_path):
            if r["name"] == "nvidia.com/gpu"][0]
     assert (gpu["total"], gpu["borrowed"]) == ("12", "4"), cq["status"]
     table = server.kubectl("get", "clusterqueues").stdout
-    assert "research" in table and "team-a" in table, table
+    assert "research" in table and "nvidia.com/gpu 12/8" in table, table
 
     # Team B wants 8 GPUs, its nominal quota: 4 are free, the rest comes back from team A.
     apply(server, tmp_path, gpu_job("want-b", marker, "main", 4, workers=1, ns="team-b"))
@@ -159,6 +159,9 @@ def test_two_teams_borrow_then_reclaim(start_server, marker, tmp_path):
                       20), workload(server, "team-a", "big-a")["status"]
     lq = server.json("get", "localqueue", "main", "-n", "team-a")
     assert lq["status"]["pendingWorkloads"] == 1
+    # One get shows the usage, the pending counts and why the waiting workload waits.
+    table = server.kubectl("get", "clusterqueues,localqueues,workloads", "-A").stdout
+    assert "nvidia.com/gpu 8/8" in table and "insufficient unused quota" in table, table
     server.kubectl("delete", "pytorchjob", "want-b", "-n", "team-b", timeout=30)
     assert wait_until(lambda: running(server, "team-a", "big-a", 3), 40), \
         server.kubectl("get", "workloads", "-A", "-o", "yaml").stdout

@@ -134,13 +134,15 @@ def test_apply_twice_get_columns_explain_describe_delete(server, tmp_path):
     assert len(out.splitlines()) == 5
     assert server.json("get", "cq", "team-a")["metadata"]["resourceVersion"] == rv
 
-    # Columns, as Kueue's CRDs print them (wide ones only with -o wide).
+    # Columns, as Kueue's CRDs print them (wide ones only with -o wide), plus trainyard's
+    # ADMITTED WORKLOADS and USAGE without -o wide (issue 4: get shows usage).
     head, rows = header_and_rows(server.kubectl("get", "clusterqueues").stdout)
-    assert head.split() == ["NAME", "COHORT", "PENDING", "WORKLOADS", "AGE"]
+    assert head.split() == ["NAME", "COHORT", "PENDING", "WORKLOADS", "ADMITTED", "WORKLOADS",
+                            "USAGE", "AGE"]
     assert rows[0][:2] == ["team-a", "research"]
     head, rows = header_and_rows(server.kubectl("get", "cq", "-o", "wide").stdout)
     assert head.split() == ["NAME", "COHORT", "STRATEGY", "PENDING", "WORKLOADS", "ADMITTED",
-                            "WORKLOADS", "AGE"]
+                            "WORKLOADS", "USAGE", "AGE"]
     assert rows[0][:3] == ["team-a", "research", "StrictFIFO"]
     head, rows = header_and_rows(server.kubectl("get", "localqueues").stdout)
     assert head.split() == ["NAME", "CLUSTERQUEUE", "PENDING", "WORKLOADS", "ADMITTED",
@@ -246,7 +248,8 @@ def test_workload_status_subresource(server, tmp_path):
     wl = server.json("get", "workload", "job-a")
     assert wl["spec"]["podSets"][0]["name"] == "main" and wl["spec"]["active"] is True
     head, rows = header_and_rows(server.kubectl("get", "wl").stdout)
-    assert head.split() == ["NAME", "QUEUE", "RESERVED", "IN", "ADMITTED", "FINISHED", "AGE"]
+    assert head.split() == ["NAME", "QUEUE", "RESERVED", "IN", "ADMITTED", "FINISHED", "AGE",
+                            "WAITING", "FOR"]
     assert rows[0][:2] == ["job-a", "user-queue"]
 
     status = {"status": {
