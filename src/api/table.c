@@ -591,33 +591,32 @@ static const column cq_cols[] = {
     {0},
 };
 
-static const char *nominal_of(const json_t *cq, const char *flavor, const char *resource)
+/* The nominal quota of (flavor, resource) as written in the spec ("8", or a bare number). */
+static void nominal_of(const json_t *cq, const char *flavor, const char *resource, char *out,
+                       size_t cap)
 {
+    snprintf(out, cap, "0");
     size_t g, f, r;
     const json_t *grp, *fl, *rq;
     json_array_foreach(get(cq, "spec.resourceGroups"), g, grp)
         json_array_foreach(json_object_get(grp, "flavors"), f, fl)
+            json_array_foreach(json_object_get(fl, "resources"), r, rq)
     {
-        if (!str(fl, "name") || strcmp(str(fl, "name"), flavor) != 0)
+        const char *fn = str(fl, "name"), *rn = str(rq, "name");
+        if (!fn || !rn || strcmp(fn, flavor) != 0 || strcmp(rn, resource) != 0)
             continue;
-        json_array_foreach(json_object_get(fl, "resources"), r, rq)
-        {
-            const char *n = str(rq, "name");
-            const json_t *q = json_object_get(rq, "nominalQuota");
-            if (n && strcmp(n, resource) == 0) {
-                if (json_is_string(q))
-                    return json_string_value(q);
-                return json_is_number(q) ? "" : "0";
-            }
-        }
+        const json_t *q = json_object_get(rq, "nominalQuota");
+        if (json_is_string(q))
+            snprintf(out, cap, "%s", json_string_value(q));
+        else if (json_is_number(q))
+            snprintf(out, cap, "%g", json_number_value(q));
     }
-    return "0";
 }
 
 static json_t *cq_usage(const json_t *cq)
 {
     const json_t *usage = get(cq, "status.flavorsReservation");
-    size_t nflavors = json_array_size(get(cq, "spec.resourceGroups") ? usage : NULL);
+    size_t nflavors = json_array_size(usage);
     TY_AUTOBUF ty_buf out = TY_BUF_INIT;
     size_t f, r;
     const json_t *fl, *rs;
@@ -626,21 +625,8 @@ static json_t *cq_usage(const json_t *cq)
     {
         const char *flavor = or(str(fl, "name"), ""), *name = or(str(rs, "name"), "");
         const char *total = or(str(rs, "total"), "0");
-        const char *nominal = nominal_of(cq, flavor, name);
-        char num[32];
-        if (!*nominal) { /* a bare number in the spec */
-            const json_t *q = NULL;
-            size_t g, ff, rr;
-            const json_t *grp, *x, *y;
-            json_array_foreach(get(cq, "spec.resourceGroups"), g, grp)
-                json_array_foreach(json_object_get(grp, "flavors"), ff, x)
-                    json_array_foreach(json_object_get(x, "resources"), rr, y)
-                        if (str(x, "name") && strcmp(str(x, "name"), flavor) == 0 &&
-                            str(y, "name") && strcmp(str(y, "name"), name) == 0)
-                            q = json_object_get(y, "nominalQuota");
-            snprintf(num, sizeof num, "%g", json_number_value(q));
-            nominal = num;
-        }
+        char nominal[64];
+        nominal_of(cq, flavor, name, nominal, sizeof nominal);
         if (strcmp(total, "0") == 0 && strcmp(nominal, "0") == 0)
             continue;
         ty_buf_addf(&out, "%s%s%s%s %s/%s", out.len ? ", " : "", nflavors > 1 ? flavor : "",

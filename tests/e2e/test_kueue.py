@@ -234,3 +234,24 @@ def test_high_priority_preempts_and_victim_resumes_from_checkpoint(start_server,
     assert "done epochs=8" in logs()
     events = server.kubectl("get", "events").stdout
     assert "Preempted" in events and "QuotaReserved" in events, events
+
+
+def test_run_queues_jobs_through_the_quota(run_trainyard, manifest, marker):
+    """`trainyard run` with the queues in the manifests: two 2-GPU jobs behind a 2-GPU quota
+    run one after the other, and a job without the label goes to the namespace's default
+    LocalQueue."""
+    queues = manifest("\n---\n".join([FLAVOR, cluster_queue("cq", 2),
+                                      local_queue("default", "default", "cq")]))
+    first = manifest(gpu_job("first", marker, "default", 2, cmd="sleep 1"))
+    job = json.loads(gpu_job("second", marker, "default", 2, cmd="sleep 1"))
+    del job["metadata"]["labels"]  # the default LocalQueue takes it
+    second = manifest(json.dumps(job))
+    r = run_trainyard("--nodes", "1x{cpu:4,memory:8Gi,nvidia.com/gpu:4}", "-o", "json",
+                      queues, first, second, timeout=60)
+    assert r.rc == 0, r
+    items = {i["metadata"]["name"]: i for i in json.loads(r.out)["items"]}
+    a, b = items["first"], items["second"]
+    assert b["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
+    # One at a time: whichever started second started after the other completed.
+    spans = sorted([(j["status"]["startTime"], j["status"]["completionTime"]) for j in (a, b)])
+    assert spans[1][0] >= spans[0][1], spans

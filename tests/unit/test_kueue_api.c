@@ -437,16 +437,22 @@ Test(kueue_api, tables_print_kueue_columns)
 {
     json_t *objs = json_loads(
         "[{\"metadata\":{\"name\":\"cq\",\"creationTimestamp\":\"2026-01-01T00:00:00Z\"},"
-        "\"spec\":{\"cohort\":\"c\",\"queueingStrategy\":\"StrictFIFO\"},"
-        "\"status\":{\"pendingWorkloads\":3,\"admittedWorkloads\":1}}]", 0, NULL);
+        "\"spec\":{\"cohort\":\"c\",\"queueingStrategy\":\"StrictFIFO\",\"resourceGroups\":[{"
+        "\"coveredResources\":[\"cpu\",\"memory\",\"nvidia.com/gpu\"],\"flavors\":[{\"name\":\"f\","
+        "\"resources\":[{\"name\":\"cpu\",\"nominalQuota\":4},{\"name\":\"memory\","
+        "\"nominalQuota\":\"0\"},{\"name\":\"nvidia.com/gpu\",\"nominalQuota\":\"8\"}]}]}]},"
+        "\"status\":{\"pendingWorkloads\":3,\"admittedWorkloads\":1,\"flavorsReservation\":["
+        "{\"name\":\"f\",\"resources\":[{\"name\":\"cpu\",\"total\":\"2\"},{\"name\":\"memory\","
+        "\"total\":\"0\"},{\"name\":\"nvidia.com/gpu\",\"total\":\"12\"}]}]}}]", 0, NULL);
     int64_t now = (int64_t)1767225600 * 1000000000 + (int64_t)330 * 1000000000; /* +5m30s */
     json_t *t = ty_table_build("clusterqueues", objs, NULL, now);
+    /* Kueue's columns, plus trainyard's Usage (and Admitted Workloads not only wide). */
     static const char *const cq[] = {"Name", "Cohort", "Strategy", "Pending Workloads",
-                                     "Admitted Workloads", "Age"};
-    for (size_t i = 0; i < 6; i++)
+                                     "Admitted Workloads", "Usage", "Age"};
+    for (size_t i = 0; i < 7; i++)
         cr_assert_str_eq(col_name(t, i), cq[i]);
     expect_json(json_object_get(json_array_get(json_object_get(t, "rows"), 0), "cells"),
-                "[\"cq\",\"c\",\"StrictFIFO\",3,1,\"5m30s\"]");
+                "[\"cq\",\"c\",\"StrictFIFO\",3,1,\"cpu 2/4, nvidia.com/gpu 12/8\",\"5m30s\"]");
     json_decref(t);
     json_decref(objs);
 
@@ -456,11 +462,21 @@ Test(kueue_api, tables_print_kueue_columns)
                       "{\"type\":\"Admitted\",\"status\":\"True\"}]}}]", 0, NULL);
     t = ty_table_build("workloads", objs, NULL, now);
     static const char *const wl[] = {"Name", "Queue", "Reserved in", "Admitted", "Finished",
-                                     "Age"};
-    for (size_t i = 0; i < 6; i++)
+                                     "Age", "Waiting For"};
+    for (size_t i = 0; i < 7; i++)
         cr_assert_str_eq(col_name(t, i), wl[i]);
     expect_json(json_object_get(json_array_get(json_object_get(t, "rows"), 0), "cells"),
-                "[\"w\",\"q\",\"cq\",\"True\",null,\"<unknown>\"]");
+                "[\"w\",\"q\",\"cq\",\"True\",null,\"<unknown>\",\"<none>\"]");
+    json_decref(t);
+    json_decref(objs);
+    /* A waiting workload says why. */
+    objs = json_loads("[{\"metadata\":{\"name\":\"w\"},\"spec\":{\"queueName\":\"q\"},"
+                      "\"status\":{\"conditions\":[{\"type\":\"QuotaReserved\",\"status\":"
+                      "\"False\",\"reason\":\"Pending\",\"message\":\"LocalQueue q doesn't exist\"}]}}]",
+                      0, NULL);
+    t = ty_table_build("workloads", objs, NULL, now);
+    expect_json(json_object_get(json_array_get(json_object_get(t, "rows"), 0), "cells"),
+                "[\"w\",\"q\",null,null,null,\"<unknown>\",\"LocalQueue q doesn't exist\"]");
     json_decref(t);
     json_decref(objs);
 
