@@ -112,50 +112,41 @@ static const char **ordered_rtypes(const json_t *job, size_t *n)
     return out;
 }
 
-/* The job's priority as Kueue takes it. Returns -1 with *missing set when it names a class
- * that does not exist. */
-static int priority_of(ty_store *s, const json_t *job, json_int_t *value, const char **class,
+/* The job's priority as Kueue takes it: value, class name (caller frees; NULL: none) and its
+ * source. Returns -1 with *missing (borrowed from job) set when it names a class that does
+ * not exist. */
+static int priority_of(ty_store *s, const json_t *job, json_int_t *value, char **class,
                        const char **source, const char **missing)
 {
     *value = 0;
     *class = NULL;
     *source = NULL;
     const char *wpc = ty_obj_label(job, TY_KUEUE_LABEL_PRIORITY_CLASS);
-    if (wpc) {
-        json_t *o = ty_store_get(s, "workloadpriorityclasses", NULL, wpc);
-        if (!o) {
-            *missing = wpc;
-            return -1;
-        }
-        *value = json_integer_value(json_object_get(o, "value"));
-        *class = wpc;
-        *source = "kueue.x-k8s.io/workloadpriorityclass";
-        json_decref(o);
-        return 0;
-    }
-    const char *pc = json_string_value(json_object_get(
-        json_object_get(json_object_get(json_object_get(job, "spec"), "runPolicy"),
-                        "schedulingPolicy"),
-        "priorityClass"));
-    if (!pc) {
+    const char *pc = NULL;
+    if (!wpc) {
+        pc = json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(job, "spec"), "runPolicy"),
+                            "schedulingPolicy"),
+            "priorityClass"));
         size_t n;
         TY_AUTOFREE const char **rtypes = ordered_rtypes(job, &n);
-        if (n)
+        if (!pc && n)
             pc = json_string_value(json_object_get(
                 json_object_get(json_object_get(json_object_get(replica_specs(job), rtypes[0]),
                                                 "template"),
                                 "spec"),
                 "priorityClassName"));
     }
-    if (pc) {
-        json_t *o = ty_store_get(s, "priorityclasses", NULL, pc);
+    if (wpc || pc) {
+        json_t *o = ty_store_get(s, wpc ? "workloadpriorityclasses" : "priorityclasses", NULL,
+                                 wpc ? wpc : pc);
         if (!o) {
-            *missing = pc;
+            *missing = wpc ? wpc : pc;
             return -1;
         }
         *value = json_integer_value(json_object_get(o, "value"));
-        *class = pc;
-        *source = "scheduling.k8s.io/priorityclass";
+        *class = ty_strdup(wpc ? wpc : pc);
+        *source = wpc ? TY_KUEUE_PRIORITY_SOURCE_WORKLOAD : TY_KUEUE_PRIORITY_SOURCE_POD;
         json_decref(o);
         return 0;
     }
@@ -165,10 +156,8 @@ static int priority_of(ty_store *s, const json_t *job, json_int_t *value, const 
     json_array_foreach(all, i, o) if (json_is_true(json_object_get(o, "globalDefault")))
     {
         *value = json_integer_value(json_object_get(o, "value"));
-        /* Borrowed from the list; the store keeps the object alive while it exists, and the
-         * caller copies it before anything else runs. */
-        *class = ty_obj_name(o);
-        *source = "scheduling.k8s.io/priorityclass";
+        *class = ty_strdup(ty_obj_name(o));
+        *source = TY_KUEUE_PRIORITY_SOURCE_POD;
         break;
     }
     json_decref(all);
@@ -197,15 +186,14 @@ static json_t *find_workload(ty_workloadctl *c, const json_t *job)
 static void create_workload(ty_workloadctl *c, const char *resource, const json_t *job)
 {
     json_int_t prio;
-    const char *cls, *source, *missing = NULL;
-    json_t *all_pcs = ty_store_list(c->store, "priorityclasses", NULL); /* keeps *cls alive */
+    TY_AUTOFREE char *cls = NULL;
+    const char *source, *missing = NULL;
     if (priority_of(c->store, job, &prio, &cls, &source, &missing) < 0) {
         ty_event(c->events, job, "Warning", "FailedToCreateWorkload",
                  "priority class %s not found", missing);
         TY_AUTOFREE char *key =
             ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(job), ty_obj_name(job));
         ty_queue_add_after(c->queue, key, 5000);
-        json_decref(all_pcs);
         return;
     }
     const char *kind = json_string_value(json_object_get(job, "kind"));
@@ -246,7 +234,6 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
                  ty_obj_namespace(job), name);
     ty_error_clear(&err);
     json_decref(wl);
-    json_decref(all_pcs);
 }
 
 static void update_job(ty_workloadctl *c, const char *resource, json_t *next)

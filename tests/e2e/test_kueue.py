@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+import yaml
 
 from conftest import REPO, kill_all, wait_until
 from jobs import pytorchjob
@@ -61,7 +62,8 @@ def gpu_job(name, marker, queue, gpus, cmd="sleep 300", workers=0, ns=None, labe
 
 def apply(server, tmp_path, *docs):
     path = tmp_path / f"apply-{time.monotonic_ns()}.yaml"
-    path.write_text("\n---\n".join(docs))
+    # As YAML documents: kubectl reads a file that starts with "{" as a stream of JSON.
+    path.write_text(yaml.safe_dump_all([yaml.safe_load(d) for d in docs]))
     return server.kubectl("apply", "-f", str(path))
 
 
@@ -255,3 +257,35 @@ def test_run_queues_jobs_through_the_quota(run_trainyard, manifest, marker):
     # One at a time: whichever started second started after the other completed.
     spans = sorted([(j["status"]["startTime"], j["status"]["completionTime"]) for j in (a, b)])
     assert spans[1][0] >= spans[0][1], spans
+
+
+def test_fair_sharing_splits_borrowed_capacity_by_weight(tmp_path, marker):
+    """--fair-sharing: two queues with no quota of their own borrow a lender's 6 GPUs in
+    proportion to their weights (1:2), and report their weighted share. The light queue comes
+    first and takes everything; the heavy one then reclaims its share by preemption."""
+    server = Server(tmp_path / "data", ["--nodes", "1x{cpu:8,memory:16Gi,nvidia.com/gpu:6}",
+                                        "--fair-sharing"]).start()
+    try:
+        def weighted(name, weight):
+            cq = json.loads(cluster_queue(name, 0, cohort="shared",
+                                          preemption={"reclaimWithinCohort": "Any"}))
+            cq["spec"]["fairSharing"] = {"weight": weight}
+            return json.dumps(cq)
+        apply(server, tmp_path, FLAVOR, cluster_queue("lender", 6, cohort="shared"),
+              weighted("light", "1"), weighted("heavy", "2"),
+              local_queue("default", "light", "light"), local_queue("default", "heavy", "heavy"))
+        count = lambda q: sum(admitted(server, "default", f"{q}-{i}") for i in range(6))
+        apply(server, tmp_path, *[gpu_job(f"light-{i}", marker, "light", 1) for i in range(6)])
+        assert wait_until(lambda: count("light") == 6, 30)
+        apply(server, tmp_path, *[gpu_job(f"heavy-{i}", marker, "heavy", 1) for i in range(6)])
+        assert wait_until(lambda: (count("light"), count("heavy")) == (2, 4), 30), \
+            server.kubectl("get", "workloads").stdout
+        time.sleep(1)  # and it stays so
+        assert (count("light"), count("heavy")) == (2, 4)
+        shares = {q: server.json("get", "clusterqueue", q)["status"]["fairSharing"]
+                  ["weightedShare"] for q in ("light", "heavy")}
+        assert shares["light"] == shares["heavy"] > 0, shares
+    finally:
+        server.stop()
+        server.reap()
+        kill_all(marker)
