@@ -35,13 +35,20 @@ static int by_queue_order(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+/* qsort() with an empty (NULL) array is undefined behaviour; an empty snapshot has them. */
+static void sort(void *base, int n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, (size_t)n, size, cmp);
+}
+
 /* Makes every index follow the names, whatever the order of the adds. */
 static void sort_snapshot(ty_sched *s)
 {
-    qsort(s->flavors, (size_t)s->n_flavors, sizeof *s->flavors, by_flavor);
-    qsort(s->nodes, (size_t)s->n_nodes, sizeof *s->nodes, by_node);
-    qsort(s->cqs, (size_t)s->n_cqs, sizeof *s->cqs, by_cq);
-    qsort(s->wls, (size_t)s->n_wls, sizeof *s->wls, by_wl);
+    sort(s->flavors, s->n_flavors, sizeof *s->flavors, by_flavor);
+    sort(s->nodes, s->n_nodes, sizeof *s->nodes, by_node);
+    sort(s->cqs, s->n_cqs, sizeof *s->cqs, by_cq);
+    sort(s->wls, s->n_wls, sizeof *s->wls, by_wl);
     int *fmap = ty_malloc((size_t)(s->n_flavors + 1) * sizeof *fmap);
     int *qmap = ty_malloc((size_t)(s->n_cqs + 1) * sizeof *qmap);
     for (int i = 0; i < s->n_flavors; i++)
@@ -112,7 +119,7 @@ static void build_queues(ty_sched *s)
             cq->pending[cq->n_pending++] = w;
     }
     for (int i = 0; i < s->n_cqs; i++)
-        qsort(s->cqs[i]->pending, (size_t)s->cqs[i]->n_pending, sizeof(sc_wl *), by_queue_order);
+        sort(s->cqs[i]->pending, s->cqs[i]->n_pending, sizeof(sc_wl *), by_queue_order);
 }
 
 static ty_sched_decision *decide(ty_sched *s, sc_wl *w, ty_sched_verdict v, const char *msg)
