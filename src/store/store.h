@@ -156,6 +156,44 @@ void ty_store_unwatch(ty_store *s, int id);
 /* The last resourceVersion handed out. */
 uint64_t ty_store_revision(const ty_store *s);
 
+/* Deferred commits (group commit), for a caller that runs a loop: while on, writes change
+ * memory (and reach ordinary watchers) at once but reach SQLite only at the next
+ * ty_store_commit(), all in one transaction. The caller must commit before anything that
+ * depends on those writes leaves the process (an API answer) and at the end of every loop
+ * iteration. Off (the default): every change is committed before the call returns. */
+void ty_store_defer_commits(ty_store *s, bool on);
+/* Writes every change since the last commit in one transaction (WAL, synchronous=FULL), then
+ * delivers the events held for ty_store_watch_committed() watchers. No-op when nothing is
+ * pending. Fails with INTERNAL when SQLite does: memory is then ahead of the database and the
+ * changes stay pending; the caller must not let anything depending on them out (the server
+ * exits). */
+int ty_store_commit(ty_store *s, ty_error *err);
+/* The last resourceVersion that is durable (== ty_store_revision() unless deferring). */
+uint64_t ty_store_committed_revision(const ty_store *s);
+/* Like ty_store_watch_from, but every event reaches fn only once the write that made it is
+ * committed (replayed events and later ones alike, in order): what the API server streams to
+ * clients. */
+int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
+                             ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err);
+
+/* A stored object as the text the store keeps (the bytes in SQLite), for answers that need no
+ * parse. Everything is borrowed and valid until the next write to the store. */
+typedef struct ty_store_item {
+    const char *key;    /* "namespace/name"; the namespace is "" when cluster-scoped */
+    const char *text;   /* compact JSON, NUL-terminated */
+    size_t len;
+    uint64_t rv;        /* its resourceVersion */
+    bool typed;         /* it has apiVersion and kind */
+    const json_t *labels; /* {"metadata": {"labels": {...}}}: one value per distinct label set */
+} ty_store_item;
+/* Fills *out with the object; false when absent. */
+bool ty_store_get_item(ty_store *s, const char *resource, const char *ns, const char *name,
+                       ty_store_item *out);
+/* *out: a new array (free()) of the objects ty_store_list() would return, in its order;
+ * returns their count. */
+size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
+                           ty_store_item **out);
+
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);
 const char *ty_obj_namespace(const json_t *obj);
