@@ -18,7 +18,7 @@
 /* Parsed trees kept, counted in bytes of their text (a tree weighs ten times its text or more):
  * what the controllers read again and again (pods, nodes, the jobs being reconciled) stays
  * parsed; the rest is parsed when asked for. */
-#define TREE_CACHE_TEXT_BYTES (512u * 1024)
+#define TREE_CACHE_TEXT_BYTES (256u * 1024)
 
 typedef struct watcher {
     int id;
@@ -1771,17 +1771,79 @@ static const char *skip_value(const char *p, const char *end, int depth)
     return q > p ? q : NULL;
 }
 
-/* The object's metadata, parsed, and whether it has apiVersion and kind; NULL when the text is
- * not a JSON object with a metadata object. */
-static json_t *scan_text(const char *p, size_t len, bool *typed)
+/* What loading learns of one stored text without parsing it all. */
+typedef struct scanned {
+    bool typed;
+    const char *meta, *meta_end; /* the metadata object's text */
+} scanned;
+
+/* Finds the text's metadata and whether it has apiVersion and kind; -1 when it is not an
+ * object with a metadata object. The members before those three are checked and skipped; the
+ * rest (spec and status, most of the bytes: the store writes apiVersion, kind and metadata
+ * first) only has to close the object. A row damaged in the middle is found when it is
+ * parsed, and the store stops then, naming it. */
+static int scan_text(const char *p, size_t len, scanned *out)
 {
     const char *end = p + len;
     bool api = false, kind = false;
-    json_t *meta = NULL;
+    *out = (scanned){0};
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
-        return NULL;
+        return -1;
     p++;
+    for (;;) {
+        p = skip_ws(p, end);
+        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        if (!ke)
+            return -1;
+        size_t klen = (size_t)(ke - 1 - k);
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            return -1;
+        const char *v = skip_ws(p + 1, end);
+        const char *ve = skip_value(v, end, 0);
+        if (!ve)
+            return -1;
+        if (klen == 8 && memcmp(k, "metadata", 8) == 0) {
+            if (*v != '{')
+                return -1;
+            out->meta = v;
+            out->meta_end = ve;
+            if (api && kind)
+                break;
+        } else if (klen == 10 && memcmp(k, "apiVersion", 10) == 0) {
+            api = true;
+        } else if (klen == 4 && memcmp(k, "kind", 4) == 0) {
+            kind = true;
+        }
+        p = skip_ws(ve, end);
+        if (p < end && *p == '}')
+            break;
+        if (p >= end || *p != ',')
+            return -1;
+        p++;
+    }
+    if (!out->meta)
+        return -1;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t'))
+        end--;
+    if (end[-1] != '}')
+        return -1;
+    out->typed = api && kind;
+    return 0;
+}
+
+/* The index from the metadata's text. Most members are skipped; only those the index reads
+ * are parsed, and a label set's text only the first time it is seen (`seen`: labels text as
+ * stored -> labelset*, for the duration of the load). */
+static int index_from_text(ty_store *s, entry *e, const char *p, const char *end, bool typed,
+                           ty_map *seen)
+{
+    json_t *meta = json_object();
+    const char *labels = NULL, *labels_end = NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}')
+        goto done;
     for (;;) {
         p = skip_ws(p, end);
         const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
@@ -1795,16 +1857,26 @@ static json_t *scan_text(const char *p, size_t len, bool *typed)
         const char *ve = skip_value(v, end, 0);
         if (!ve)
             goto bad;
-        if (klen == 8 && memcmp(k, "metadata", 8) == 0) {
-            json_decref(meta);
-            meta = json_loadb(v, (size_t)(ve - v), 0, NULL);
-            if (!json_is_object(meta))
+#define IS(name) (klen == sizeof(name) - 1 && memcmp(k, name, klen) == 0)
+        if (IS("labels")) {
+            labels = v;
+            labels_end = ve;
+        } else if ((IS("uid") || IS("deletionTimestamp")) && *v == '"' &&
+                   !memchr(v, '\\', (size_t)(ve - v))) {
+            /* a plain string, the usual case: no parser needed */
+            char *name = ty_strndup(k, klen);
+            json_object_set_new(meta, name, json_stringn(v + 1, (size_t)(ve - v - 2)));
+            free(name);
+        } else if (IS("uid") || IS("deletionTimestamp") || IS("finalizers") ||
+                   IS("ownerReferences")) {
+            json_t *val = json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL);
+            if (!val)
                 goto bad;
-        } else if (klen == 10 && memcmp(k, "apiVersion", 10) == 0) {
-            api = true;
-        } else if (klen == 4 && memcmp(k, "kind", 4) == 0) {
-            kind = true;
+            char *name = ty_strndup(k, klen);
+            json_object_set_new(meta, name, val);
+            free(name);
         }
+#undef IS
         p = skip_ws(ve, end);
         if (p < end && *p == '}')
             break;
@@ -1812,13 +1884,26 @@ static json_t *scan_text(const char *p, size_t len, bool *typed)
             goto bad;
         p++;
     }
-    if (!meta || skip_ws(p + 1, end) != end)
-        goto bad;
-    *typed = api && kind;
-    return meta;
+done:
+    index_fill(s, e, meta, typed);
+    json_decref(meta);
+    if (labels) {
+        labelset *l = ty_map_get(seen, labels, (size_t)(labels_end - labels));
+        if (!l) {
+            json_t *lv = json_loadb(labels, (size_t)(labels_end - labels), 0, NULL);
+            l = labelset_get(s, lv);
+            json_decref(lv);
+            l->refs--; /* labelset_get counted a user; the entry below is that user */
+            ty_map_put(seen, labels, (size_t)(labels_end - labels), l);
+        }
+        labelset_unref(s, e->labels); /* index_fill's empty set */
+        l->refs++;
+        e->labels = l;
+    }
+    return 0;
 bad:
     json_decref(meta);
-    return NULL;
+    return -1;
 }
 
 static int load(ty_store *s, const char *path, ty_error *err)
@@ -1829,6 +1914,7 @@ static int load(ty_store *s, const char *path, ty_error *err)
         return db_fail(s, err, "load objects");
     uint64_t max_rv = 0;
     int rc;
+    ty_map seen = TY_MAP_INIT;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *resource = (const char *)sqlite3_column_text(q, 0);
         const char *ns = (const char *)sqlite3_column_text(q, 1);
@@ -1836,12 +1922,12 @@ static int load(ty_store *s, const char *path, ty_error *err)
         uint64_t rv = (uint64_t)sqlite3_column_int64(q, 3);
         const char *data = (const char *)sqlite3_column_blob(q, 4);
         size_t len = (size_t)sqlite3_column_bytes(q, 4);
-        bool typed = false;
-        json_t *meta = data ? scan_text(data, len, &typed) : NULL;
-        if (!meta) {
+        scanned sc;
+        if (!data || scan_text(data, len, &sc) < 0) {
             fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: not a JSON object with metadata",
                       path, resource, ns, name);
             sqlite3_finalize(q);
+            ty_map_free(&seen);
             return -1;
         }
         res *r = res_of(s, resource, true);
@@ -1858,13 +1944,19 @@ static int load(ty_store *s, const char *path, ty_error *err)
         }
         e->t = text_new(data, len);
         e->rv = rv;
-        index_fill(s, e, meta, typed);
-        json_decref(meta);
+        if (index_from_text(s, e, sc.meta, sc.meta_end, sc.typed, &seen) < 0) {
+            fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: bad metadata", path,
+                      resource, ns, name);
+            sqlite3_finalize(q);
+            ty_map_free(&seen);
+            return -1;
+        }
         r->sorted_valid = false;
         if (rv > max_rv)
             max_rv = rv;
     }
     sqlite3_finalize(q);
+    ty_map_free(&seen);
     if (rc != SQLITE_DONE)
         return db_fail(s, err, "load objects");
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'revision'", -1, &q,
