@@ -54,17 +54,26 @@ typedef struct res res;
  * the same address while the key exists, so indexes can point at it. */
 typedef struct entry {
     res *r;
-    char *key; /* "ns/name" */
     text *t;
     uint64_t rv;
-    char *uid;
     owner_ix *owners;
     size_t nowners;
-    bool deleting, fg_finalizer, typed;
     labelset *labels;
     json_t *tree; /* NULL unless cached */
     struct entry *lru_prev, *lru_next;
+    bool deleting, fg_finalizer, typed;
+    char uid[37]; /* "" when none; uids are the store's own (36 characters) */
+    char key[];   /* "ns/name" */
 } entry;
+
+static entry *entry_new(res *r, const char *key)
+{
+    size_t n = strlen(key) + 1;
+    entry *e = ty_calloc(1, sizeof(entry) + n);
+    e->r = r;
+    memcpy(e->key, key, n);
+    return e;
+}
 
 /* One resource's objects. The struct lives as long as the store, so entries and history
  * events can point at it. */
@@ -95,7 +104,10 @@ typedef struct held_event {
 
 struct ty_store {
     ty_map resources; /* resource -> res* */
-    ty_map uids;      /* uid -> entry* (borrowed) */
+    /* uid -> entry*: open addressing over the entries' own uid strings (10,000s of objects:
+     * no copies of the keys). */
+    entry **uslots;
+    size_t ucap, ucount;
     ty_map labelsets; /* canonical labels -> labelset* */
     uint64_t revision;
     uint64_t committed; /* the last revision that is durable (== revision when not deferring) */
@@ -215,14 +227,88 @@ static void labelset_unref(ty_store *s, labelset *l)
     free(l);
 }
 
+/* ---- the uid index ---- */
+
+static size_t uid_hash(const char *u)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *u; u++) {
+        h ^= (unsigned char)*u;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static entry *uid_get(const ty_store *s, const char *uid)
+{
+    if (!s->ucap || !uid)
+        return NULL;
+    size_t m = s->ucap - 1;
+    for (size_t i = uid_hash(uid) & m;; i = (i + 1) & m) {
+        entry *e = s->uslots[i];
+        if (!e || strcmp(e->uid, uid) == 0)
+            return e;
+    }
+}
+
+static void uid_insert(entry **slots, size_t cap, entry *e)
+{
+    size_t m = cap - 1;
+    size_t i = uid_hash(e->uid) & m;
+    while (slots[i] && strcmp(slots[i]->uid, e->uid) != 0)
+        i = (i + 1) & m;
+    slots[i] = e;
+}
+
+static void uid_put(ty_store *s, entry *e)
+{
+    if ((s->ucount + 1) * 4 >= s->ucap * 3) {
+        size_t cap = s->ucap ? 2 * s->ucap : 64;
+        entry **slots = ty_calloc(cap, sizeof(entry *));
+        for (size_t i = 0; i < s->ucap; i++)
+            if (s->uslots[i])
+                uid_insert(slots, cap, s->uslots[i]);
+        free(s->uslots);
+        s->uslots = slots;
+        s->ucap = cap;
+    }
+    if (!uid_get(s, e->uid))
+        s->ucount++;
+    uid_insert(s->uslots, s->ucap, e);
+}
+
+/* Removes e (if it is what its uid maps to), shifting later entries of its probe run back. */
+static void uid_del(ty_store *s, entry *e)
+{
+    if (!s->ucap)
+        return;
+    size_t m = s->ucap - 1, i = uid_hash(e->uid) & m;
+    while (s->uslots[i] && s->uslots[i] != e)
+        i = (i + 1) & m;
+    if (!s->uslots[i])
+        return;
+    s->uslots[i] = NULL;
+    s->ucount--;
+    for (size_t j = (i + 1) & m; s->uslots[j]; j = (j + 1) & m) {
+        size_t k = uid_hash(s->uslots[j]->uid) & m;
+        /* the entry at j stays unless its home k lies cyclically outside (i, j] */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        s->uslots[i] = s->uslots[j];
+        s->uslots[j] = NULL;
+        i = j;
+    }
+}
+
 /* ---- the index of an entry, from its metadata ---- */
 
 static void index_fill(ty_store *s, entry *e, const json_t *meta, bool typed)
 {
     const char *uid = json_string_value(json_object_get(meta, "uid"));
-    if (uid) {
-        e->uid = ty_strdup(uid);
-        ty_map_puts(&s->uids, uid, e);
+    if (uid && *uid) {
+        snprintf(e->uid, sizeof e->uid, "%s", uid);
+        uid_put(s, e);
     }
     e->deleting = json_string_value(json_object_get(meta, "deletionTimestamp")) != NULL;
     size_t i;
@@ -247,11 +333,9 @@ static void index_fill(ty_store *s, entry *e, const json_t *meta, bool typed)
 
 static void index_clear(ty_store *s, entry *e)
 {
-    if (e->uid) {
-        if (ty_map_gets(&s->uids, e->uid) == e)
-            ty_map_dels(&s->uids, e->uid);
-        free(e->uid);
-        e->uid = NULL;
+    if (e->uid[0]) {
+        uid_del(s, e);
+        e->uid[0] = '\0';
     }
     for (size_t i = 0; i < e->nowners; i++)
         free(e->owners[i].uid);
@@ -360,7 +444,6 @@ static void entry_free(ty_store *s, entry *e)
     tree_drop(s, e);
     index_clear(s, e);
     text_unref(e->t);
-    free(e->key);
     free(e);
 }
 
@@ -437,7 +520,7 @@ void ty_store_free(ty_store *s)
         free(r);
     }
     ty_map_free(&s->resources);
-    ty_map_free(&s->uids);
+    free(s->uslots);
     ty_map_free(&s->labelsets);
     ty_map_free(&s->dirty);
     for (size_t i = 0; i < s->hist_len; i++)
@@ -831,9 +914,7 @@ static int commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_eve
         index_clear(s, e);
         text_unref(e->t);
     } else {
-        e = TY_NEW(entry);
-        e->r = r;
-        e->key = ty_strdup(key);
+        e = entry_new(r, key);
         ty_map_puts(&r->objects, key, e);
         r->sorted_valid = false;
     }
@@ -998,7 +1079,7 @@ static bool has_other_owner(ty_store *s, const json_t *obj, const char *except)
     json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i, ref)
     {
         const char *uid = REF_FIELD(ref, "uid");
-        if (uid && strcmp(uid, except) != 0 && ty_map_gets(&s->uids, uid))
+        if (uid && strcmp(uid, except) != 0 && uid_get(s, uid))
             return true;
     }
     return false;
@@ -1045,7 +1126,7 @@ static int gc_dependents(ty_store *s, const char *uid, bool foreground, ty_error
 /* An owner deleted in the foreground goes once no dependent with blockOwnerDeletion is left. */
 static int foreground_check(ty_store *s, const char *owner_uid, ty_error *err)
 {
-    entry *u = ty_map_gets(&s->uids, owner_uid);
+    entry *u = uid_get(s, owner_uid);
     if (!u || !u->deleting || !u->fg_finalizer)
         return 0;
     if (any_match(s, match_blocking, owner_uid))
@@ -1937,9 +2018,7 @@ static int load(ty_store *s, const char *path, ty_error *err)
             index_clear(s, e);
             text_unref(e->t);
         } else {
-            e = TY_NEW(entry);
-            e->r = r;
-            e->key = ty_strdup(key);
+            e = entry_new(r, key);
             ty_map_puts(&r->objects, key, e);
         }
         e->t = text_new(data, len);
@@ -1981,7 +2060,7 @@ static bool match_orphaned(const entry *e, const void *arg)
         return false;
     for (size_t i = 0; i < e->nowners; i++) {
         const char *uid = e->owners[i].uid;
-        if (!uid || ty_map_gets(&s->uids, uid))
+        if (!uid || uid_get(s, uid))
             return false;
     }
     return true;
