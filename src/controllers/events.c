@@ -101,19 +101,29 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
 
 int ty_events_expire(ty_store *s, int64_t now_ns, int64_t ttl_ns)
 {
-    json_t *events = ty_store_list(s, "events", NULL);
+    /* One event parsed at a time from the store's text: a list of every event as trees
+     * would hold them all at once (tens of MB with 20,000 events). */
+    ty_store_item *items;
+    size_t n = ty_store_list_items(s, "events", NULL, &items);
+    json_t *expired = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_loadb(items[i].text, items[i].len, 0, NULL);
+        const char *last = json_string_value(json_object_get(ev, "lastTimestamp"));
+        int64_t t;
+        if (last && ty_time_parse_rfc3339(last, &t) == 0 && now_ns - t > ttl_ns)
+            json_array_append_new(expired, json_pack("[s,s]", ty_obj_namespace(ev), ty_obj_name(ev)));
+        json_decref(ev);
+    }
+    free(items);
     int gone = 0;
     size_t i;
     json_t *ev;
-    json_array_foreach(events, i, ev)
+    json_array_foreach(expired, i, ev)
     {
-        const char *last = json_string_value(json_object_get(ev, "lastTimestamp"));
-        int64_t t;
-        if (!last || ty_time_parse_rfc3339(last, &t) < 0 || now_ns - t <= ttl_ns)
-            continue;
-        if (ty_store_delete(s, "events", ty_obj_namespace(ev), ty_obj_name(ev), -1, NULL) == 0)
+        if (ty_store_delete(s, "events", json_string_value(json_array_get(ev, 0)),
+                            json_string_value(json_array_get(ev, 1)), -1, NULL) == 0)
             gone++;
     }
-    json_decref(events);
+    json_decref(expired);
     return gone;
 }

@@ -1022,17 +1022,19 @@ static enum MHD_Result handle_list(call *c)
         free(next);
     }
     if (wants_table(c)) {
-        /* Row by row, each object parsed and dropped: 10,000 trees at once would be hundreds
-         * of MB. */
+        /* In chunks, each object parsed and dropped after its chunk: 10,000 trees at once
+         * would be hundreds of MB. */
         json_t *t = NULL;
-        for (size_t k = 0; k < npicked; k++) {
-            json_t *o = item_tree(&all[picked[k]]);
-            if (!o)
-                continue;
-            json_t *one = json_pack("[o]", typed(c->ri, o));
-            json_decref(o);
-            json_t *part = table_of(c->ri->resource, one, include_object(c));
-            json_decref(one);
+        for (size_t k = 0; k < npicked;) {
+            json_t *chunk = json_array();
+            for (size_t end = k + 256; k < npicked && k < end; k++) {
+                json_t *o = item_tree(&all[picked[k]]);
+                if (o)
+                    json_array_append_new(chunk, typed(c->ri, o));
+                json_decref(o);
+            }
+            json_t *part = table_of(c->ri->resource, chunk, include_object(c));
+            json_decref(chunk);
             if (!t) {
                 t = part;
                 continue;
