@@ -117,6 +117,7 @@ struct ty_store {
     /* Ring of the last hist_cap events. Every revision after hist_base is in it. */
     hist_event *hist;
     size_t hist_cap, hist_start, hist_len;
+    size_t hist_bytes; /* of the texts its events name */
     uint64_t hist_base;
     held_event *held;
     size_t nheld, held_cap;
@@ -460,6 +461,7 @@ static void hist_evict_oldest(ty_store *s)
 {
     hist_event *e = &s->hist[s->hist_start];
     s->hist_base = e->rv;
+    s->hist_bytes -= e->t->len;
     text_unref(e->t);
     s->hist_start = (s->hist_start + 1) % s->hist_cap;
     s->hist_len--;
@@ -473,6 +475,9 @@ static void hist_append(ty_store *s, ty_event_type type, res *r, text *t, uint64
     }
     if (s->hist_len == s->hist_cap)
         hist_evict_oldest(s);
+    while (s->hist_len && s->hist_bytes + t->len > TY_STORE_HISTORY_MAX_BYTES)
+        hist_evict_oldest(s);
+    s->hist_bytes += t->len;
     if (!s->hist)
         s->hist = ty_calloc(s->hist_cap, sizeof(hist_event));
     s->hist[(s->hist_start + s->hist_len) % s->hist_cap] = (hist_event){rv, type, r, text_ref(t)};

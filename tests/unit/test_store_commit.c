@@ -464,3 +464,34 @@ Test(store_commit, open_fails_on_a_damaged_row)
     cr_assert_lt(ty_store_open(db_path, &s, &err), 0, "no metadata");
     ty_error_clear(&err);
 }
+
+/* The history also holds at most TY_STORE_HISTORY_MAX_BYTES of text: big objects push the
+ * oldest events out before the event count does. */
+Test(store_commit, history_is_bounded_in_bytes)
+{
+    ty_store *s = ty_store_new();
+    char *blob = malloc(100 * 1024);
+    memset(blob, 'x', 100 * 1024 - 1);
+    blob[100 * 1024 - 1] = '\0';
+    uint64_t first = 0;
+    for (int i = 0; i < 100; i++) { /* 10 MB of text */
+        char name[16];
+        snprintf(name, sizeof name, "big-%d", i);
+        json_t *o = cm(name, NULL, NULL);
+        json_object_set_new(o, "data", json_pack("{s:s}", "blob", blob));
+        json_t *out = create(s, "configmaps", o);
+        if (i == 0)
+            first = rv_of(out);
+        json_decref(out);
+    }
+    free(blob);
+    ty_error err = TY_ERROR_INIT;
+    seen w = {0};
+    cr_assert_lt(ty_store_watch_from(s, "configmaps", first, record, &w, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_GONE);
+    ty_error_clear(&err);
+    uint64_t recent = ty_store_revision(s) - 10;
+    cr_assert_eq(ty_store_watch_from(s, "configmaps", recent, record, &w, NULL, &err), 0);
+    cr_assert_eq(w.n, 10, "the recent events are there");
+    ty_store_free(s);
+}
