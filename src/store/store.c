@@ -1992,6 +1992,47 @@ bad:
     return -1;
 }
 
+json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
+{
+    const char *p = json, *end = json + len, *prev_end = NULL;
+    size_t mlen = strlen(member);
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        goto whole;
+    p = skip_ws(p + 1, end);
+    for (;;) {
+        const char *mstart = p;
+        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        if (!ke)
+            goto whole;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            goto whole;
+        const char *ve = skip_value(p + 1, end, 0);
+        if (!ve)
+            goto whole;
+        p = skip_ws(ve, end);
+        if (p >= end || (*p != ',' && *p != '}'))
+            goto whole;
+        if ((size_t)(ke - 1 - k) == mlen && memcmp(k, member, mlen) == 0) {
+            /* cut the member with the comma after it, or before it when it is the last */
+            const char *cut = mstart, *cut_end = *p == ',' ? p + 1 : ve;
+            if (*p == '}' && prev_end)
+                cut = prev_end;
+            TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+            ty_buf_add(&b, json, (size_t)(cut - json));
+            ty_buf_add(&b, cut_end, (size_t)(end - cut_end));
+            return json_loadb(b.data, b.len, 0, NULL);
+        }
+        if (*p == '}')
+            goto whole;
+        prev_end = ve;
+        p = skip_ws(p + 1, end);
+    }
+whole:
+    return json_loadb(json, len, 0, NULL);
+}
+
 static int load(ty_store *s, const char *path, ty_error *err)
 {
     sqlite3_stmt *q = NULL;

@@ -204,6 +204,10 @@ bool ty_store_get_item(ty_store *s, const char *resource, const char *ns, const 
 size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
                            ty_store_item **out);
 
+/* Parses an item's text leaving out the top-level member `member` (e.g. "spec", most of a
+ * job's bytes, for readers that never look at it); NULL when the text does not parse. */
+json_t *ty_store_parse_without(const char *text, size_t len, const char *member);
+
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);
 const char *ty_obj_namespace(const json_t *obj);

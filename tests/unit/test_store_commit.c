@@ -495,3 +495,23 @@ Test(store_commit, history_is_bounded_in_bytes)
     cr_assert_eq(w.n, 10, "the recent events are there");
     ty_store_free(s);
 }
+
+static void check_without(const char *in, const char *member, const char *want)
+{
+    json_t *got = ty_store_parse_without(in, strlen(in), member);
+    json_t *exp = json_loads(want, 0, NULL);
+    cr_assert(json_equal(got, exp), "%s without %s", in, member);
+    json_decref(got);
+    json_decref(exp);
+}
+
+Test(store_commit, parse_without_a_member)
+{
+    check_without("{\"a\":1,\"spec\":{\"x\":[1,{\"y\":\"}\"}]},\"status\":{}}", "spec",
+                  "{\"a\":1,\"status\":{}}");
+    check_without("{\"a\":1, \"spec\" : {\"x\":\"\\\"\"} }", "spec", "{\"a\":1}");
+    check_without("{\"spec\":[]}", "spec", "{}");
+    check_without("{\"spec\":[],\"b\":2}", "spec", "{\"b\":2}");
+    check_without("{\"a\":{\"spec\":1}}", "spec", "{\"a\":{\"spec\":1}}");
+    cr_assert_null(ty_store_parse_without("{\"a\":", 5, "spec"));
+}
