@@ -58,9 +58,10 @@
  * docs/benchmarks.md for the server's figures.
  *
  * History: the last TY_STORE_HISTORY_DEFAULT events (configurable; fewer when their texts
- * pass TY_STORE_HISTORY_MAX_BYTES) are kept with their resourceVersion and the object's text (shared with the stored object while it is the
- * current version), for ty_store_watch_from(). After ty_store_open() the history starts empty
- * at the loaded revision.
+ * pass TY_STORE_HISTORY_MAX_BYTES) are kept with their resourceVersion and the object's text
+ * (shared with the stored object while that is the current version), for
+ * ty_store_watch_from(). After ty_store_open() the history starts empty at the loaded
+ * revision.
  *
  * Watch callbacks run synchronously inside the write that caused them (a committed watch's
  * inside the ty_store_commit() that made it durable). They must not write to the store
@@ -91,7 +92,7 @@ enum {
 /* Events ty_store_watch_from() can replay, unless ty_store_set_history() says otherwise; and
  * at most this many bytes of object text in them (the oldest go first). */
 #define TY_STORE_HISTORY_DEFAULT 10000
-#define TY_STORE_HISTORY_MAX_BYTES (8u * 1024 * 1024)
+#define TY_STORE_HISTORY_MAX_BYTES (4u * 1024 * 1024)
 
 typedef struct ty_store_write_opts {
     bool dry_run; /* validate and compute the result (returned in *out), write nothing */
