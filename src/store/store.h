@@ -209,6 +209,10 @@ size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
  * job's bytes, for readers that never look at it); NULL when the text does not parse. */
 json_t *ty_store_parse_without(const char *text, size_t len, const char *member);
 
+/* The value of the top-level member `member` of an item's text, parsed alone (a new
+ * reference), or NULL when absent or not parseable. */
+json_t *ty_store_parse_member(const char *text, size_t len, const char *member);
+
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);
 const char *ty_obj_namespace(const json_t *obj);

@@ -515,3 +515,16 @@ Test(store_commit, parse_without_a_member)
     check_without("{\"a\":{\"spec\":1}}", "spec", "{\"a\":{\"spec\":1}}");
     cr_assert_null(ty_store_parse_without("{\"a\":", 5, "spec"));
 }
+
+Test(store_commit, parse_one_member)
+{
+    const char *t = "{\"a\":{\"lastTimestamp\":\"no\"}, \"n\":[1,\"]\"],\"lastTimestamp\":\"2026-01-01T00:00:00Z\"}";
+    json_t *v = ty_store_parse_member(t, strlen(t), "lastTimestamp");
+    cr_assert_str_eq(json_string_value(v), "2026-01-01T00:00:00Z", "the top-level one");
+    json_decref(v);
+    v = ty_store_parse_member(t, strlen(t), "n");
+    cr_assert_eq(json_array_size(v), 2);
+    json_decref(v);
+    cr_assert_null(ty_store_parse_member(t, strlen(t), "missing"));
+    cr_assert_null(ty_store_parse_member("[1]", 3, "a"));
+}
