@@ -54,8 +54,8 @@
  * tree weighing ten times its text or more), so the controllers' working set (pods, nodes,
  * the jobs being reconciled) stays parsed. A returned reference stays valid and unchanged
  * however the cache moves. Opening reads each row's text and parses only its metadata.
- * bench/store.sh, 10,000 PyTorchJobs: reopen 0.15-0.25 s, about 1.3x the JSON in heap; see
- * docs/benchmarks.md for the server's figures.
+ * The server bench's database (10,950 PyTorchJobs, 21,900 Events, 41 MiB of JSON) reopens
+ * in 0.26-0.30 s into 1.2x its JSON in heap; see docs/benchmarks.md.
  *
  * History: the last TY_STORE_HISTORY_DEFAULT events (configurable; fewer when their texts
  * pass TY_STORE_HISTORY_MAX_BYTES) are kept with their resourceVersion and the object's text
