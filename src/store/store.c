@@ -108,6 +108,9 @@ struct ty_store {
      * no copies of the keys). */
     entry **uslots;
     size_t ucap, ucount;
+    /* owner uid -> dep_list*: the entries whose ownerReferences name it, so that garbage
+     * collection finds dependents without a scan of every object */
+    ty_map owned;
     ty_map labelsets; /* canonical labels -> labelset* */
     uint64_t revision;
     uint64_t committed; /* the last revision that is durable (== revision when not deferring) */
@@ -302,6 +305,48 @@ static void uid_del(ty_store *s, entry *e)
     }
 }
 
+/* ---- the owner index ---- */
+
+typedef struct dep_list {
+    entry **v;
+    size_t n, cap;
+} dep_list;
+
+static void owned_add(ty_store *s, const char *owner_uid, entry *e)
+{
+    dep_list *d = ty_map_gets(&s->owned, owner_uid);
+    if (!d) {
+        d = TY_NEW(dep_list);
+        ty_map_puts(&s->owned, owner_uid, d);
+    }
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 4;
+        d->v = ty_realloc(d->v, d->cap * sizeof(entry *));
+    }
+    d->v[d->n++] = e;
+}
+
+static void owned_del(ty_store *s, const char *owner_uid, const entry *e)
+{
+    dep_list *d = ty_map_gets(&s->owned, owner_uid);
+    for (size_t i = 0; d && i < d->n; i++) {
+        if (d->v[i] != e)
+            continue;
+        d->v[i] = d->v[--d->n];
+        break;
+    }
+    if (d && d->n == 0) {
+        ty_map_dels(&s->owned, owner_uid);
+        free(d->v);
+        free(d);
+    }
+}
+
+static const dep_list *owned_by(const ty_store *s, const char *owner_uid)
+{
+    return ty_map_gets(&s->owned, owner_uid);
+}
+
 /* ---- the index of an entry, from its metadata ---- */
 
 static void index_fill(ty_store *s, entry *e, const json_t *meta, bool typed)
@@ -327,6 +372,11 @@ static void index_fill(ty_store *s, entry *e, const json_t *meta, bool typed)
         const char *ouid = json_string_value(json_object_get(v, "uid"));
         e->owners[i].uid = ouid ? ty_strdup(ouid) : NULL;
         e->owners[i].block = json_is_true(json_object_get(v, "blockOwnerDeletion"));
+        bool repeated = false; /* two references to one owner: indexed once */
+        for (size_t j = 0; ouid && j < i; j++)
+            repeated = repeated || (e->owners[j].uid && strcmp(e->owners[j].uid, ouid) == 0);
+        if (ouid && !repeated)
+            owned_add(s, ouid, e);
     }
     e->labels = labelset_get(s, json_object_get(meta, "labels"));
     e->typed = typed;
@@ -337,6 +387,14 @@ static void index_clear(ty_store *s, entry *e)
     if (e->uid[0]) {
         uid_del(s, e);
         e->uid[0] = '\0';
+    }
+    for (size_t i = 0; i < e->nowners; i++) {
+        bool repeated = false;
+        for (size_t j = 0; e->owners[i].uid && j < i; j++)
+            repeated = repeated ||
+                       (e->owners[j].uid && strcmp(e->owners[j].uid, e->owners[i].uid) == 0);
+        if (e->owners[i].uid && !repeated)
+            owned_del(s, e->owners[i].uid, e);
     }
     for (size_t i = 0; i < e->nowners; i++)
         free(e->owners[i].uid);
@@ -526,6 +584,12 @@ void ty_store_free(ty_store *s)
     }
     ty_map_free(&s->resources);
     free(s->uslots);
+    for (size_t i = 0; ty_map_next(&s->owned, &i, &slot);) {
+        dep_list *d = slot->value;
+        free(d->v);
+        free(d);
+    }
+    ty_map_free(&s->owned);
     ty_map_free(&s->labelsets);
     ty_map_free(&s->dirty);
     for (size_t i = 0; i < s->hist_len; i++)
@@ -1018,12 +1082,28 @@ static const owner_ix *owner_of(const entry *e, const char *uid)
     return NULL;
 }
 
-static bool match_owned(const entry *e, const void *uid) { return owner_of(e, uid) != NULL; }
-
-static bool match_blocking(const entry *e, const void *uid)
+/* [{resource, key}] of the dependents of owner `uid`, from the owner index. */
+static json_t *collect_owned(ty_store *s, const char *uid)
 {
-    const owner_ix *o = owner_of(e, uid);
-    return o && o->block;
+    json_t *found = json_array();
+    const dep_list *d = owned_by(s, uid);
+    for (size_t i = 0; d && i < d->n; i++)
+        json_array_append_new(found, json_pack("{s:s, s:s}", "resource", d->v[i]->r->name,
+                                               "key", d->v[i]->key));
+    return found;
+}
+
+static bool has_dependents(const ty_store *s, const char *uid) { return owned_by(s, uid) != NULL; }
+
+static bool has_blocking_dependent(const ty_store *s, const char *uid)
+{
+    const dep_list *d = owned_by(s, uid);
+    for (size_t i = 0; d && i < d->n; i++) {
+        const owner_ix *o = owner_of(d->v[i], uid);
+        if (o && o->block)
+            return true;
+    }
+    return false;
 }
 
 static bool match_in_namespace(const entry *e, const void *ns)
@@ -1098,7 +1178,7 @@ static int delete_at(ty_store *s, res *r, const char *key, const ty_store_delete
  * this one; the others are deleted. */
 static int gc_dependents(ty_store *s, const char *uid, bool foreground, ty_error *err)
 {
-    json_t *deps = collect(s, match_owned, uid);
+    json_t *deps = collect_owned(s, uid);
     int rc = 0;
     size_t i;
     json_t *ref;
@@ -1115,7 +1195,7 @@ static int gc_dependents(ty_store *s, const char *uid, bool foreground, ty_error
         } else if (!ty_obj_deleting(obj)) {
             /* Like the garbage collector: a dependent that has dependents of its own is
              * deleted in the foreground too, so that the owner waits for the whole tree. */
-            bool fg = foreground && any_match(s, match_owned, ty_obj_uid(obj));
+            bool fg = foreground && has_dependents(s, ty_obj_uid(obj));
             ty_store_delete_opts o = {.grace_seconds = -1,
                                       .propagation = fg ? "Foreground" : "Background"};
             one = delete_at(s, r, key, &o, NULL, err);
@@ -1134,7 +1214,7 @@ static int foreground_check(ty_store *s, const char *owner_uid, ty_error *err)
     entry *u = uid_get(s, owner_uid);
     if (!u || !u->deleting || !u->fg_finalizer)
         return 0;
-    if (any_match(s, match_blocking, owner_uid))
+    if (has_blocking_dependent(s, owner_uid))
         return 0;
     res *r = u->r;
     TY_AUTOFREE char *key = ty_strdup(u->key);
@@ -1438,7 +1518,7 @@ int ty_store_update_status(ty_store *s, const char *resource, const json_t *obj,
 
 static int orphan_dependents(ty_store *s, const char *uid, ty_error *err)
 {
-    json_t *deps = collect(s, match_owned, uid);
+    json_t *deps = collect_owned(s, uid);
     int rc = 0;
     size_t i;
     json_t *ref;

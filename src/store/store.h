@@ -48,8 +48,9 @@
  * Representation. Each object is kept as its compact JSON text (the bytes SQLite stores and
  * the API server serves: ty_store_get_item, ty_store_list_items) with a small index: key,
  * resourceVersion, uid, owner references, deletion and foreground-finalizer flags, and its
- * label set (interned: objects with equal labels share one). The store's own rules
- * (cascades, namespaces, orphans) run on the index without parsing. ty_store_get/list parse
+ * label set (interned: objects with equal labels share one), and an owner index (uid ->
+ * dependents). The store's own rules (cascades, namespaces, orphans) run on the index without
+ * parsing, and garbage collection finds dependents without scanning every object. ty_store_get/list parse
  * on demand; the trees of recently used objects are cached (about 256 KB of their text, a
  * tree weighing ten times its text or more), so the controllers' working set (pods, nodes,
  * the jobs being reconciled) stays parsed. A returned reference stays valid and unchanged

@@ -528,3 +528,68 @@ Test(store_commit, parse_one_member)
     cr_assert_null(ty_store_parse_member(t, strlen(t), "missing"));
     cr_assert_null(ty_store_parse_member("[1]", 3, "a"));
 }
+
+/* The owner index: dependents are found without a scan, duplicate references to one owner and
+ * dependents with two owners come out right, and replacing or removing a dependent keeps the
+ * index in step (deleting many owners is linear, not quadratic). */
+static json_t *owned(const char *name, json_t *owners)
+{
+    json_t *o = cm(name, NULL, NULL);
+    json_object_set_new(json_object_get(o, "metadata"), "ownerReferences", owners);
+    return o;
+}
+
+static json_t *ref_to(const json_t *owner)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "v1", "kind", "ConfigMap", "name",
+                     ty_obj_name(owner), "uid", ty_obj_uid(owner));
+}
+
+Test(store_commit, owner_index_follows_dependents)
+{
+    ty_store *s = ty_store_new();
+    enum { N = 2000 };
+    json_t *owners[N];
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "own-%d", i);
+        owners[i] = create(s, "configmaps", cm(name, NULL, NULL));
+    }
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "dep-%d", i);
+        /* two references to the same owner */
+        json_decref(create(s, "configmaps",
+                           owned(name, json_pack("[o,o]", ref_to(owners[i]), ref_to(owners[i])))));
+    }
+    /* one dependent of two owners; one whose reference is removed by an update */
+    json_decref(create(s, "configmaps",
+                       owned("shared", json_pack("[o,o]", ref_to(owners[0]), ref_to(owners[1])))));
+    json_t *moved = create(s, "configmaps", owned("moved", json_pack("[o]", ref_to(owners[2]))));
+    json_t *next = json_deep_copy(moved);
+    json_object_del(json_object_get(next, "metadata"), "ownerReferences");
+    cr_assert_eq(ty_store_update(s, "configmaps", next, NULL, NULL), 0);
+    json_decref(next);
+    json_decref(moved);
+
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(ty_store_delete(s, "configmaps", "default", ty_obj_name(owners[i]), -1,
+                                     NULL),
+                     0);
+        if (i == 0) {
+            json_t *sh = ty_store_get(s, "configmaps", "default", "shared");
+            cr_assert_not_null(sh, "another owner remains");
+            cr_assert_eq(json_array_size(json_object_get(json_object_get(sh, "metadata"),
+                                                         "ownerReferences")),
+                         1);
+            json_decref(sh);
+        }
+    }
+    json_t *left = ty_store_list(s, "configmaps", NULL);
+    cr_assert_eq(json_array_size(left), 1, "only the one that lost its reference");
+    cr_assert_str_eq(ty_obj_name(json_array_get(left, 0)), "moved");
+    json_decref(left);
+    for (int i = 0; i < N; i++)
+        json_decref(owners[i]);
+    ty_store_free(s);
+}
