@@ -117,9 +117,9 @@ static int load(const char *db)
     double t_open = now_s() - t0;
     long rss1 = rss_kb();
     size_t heap1 = heap_bytes();
-    json_t *jobs = ty_store_list(s, "pytorchjobs", NULL);
-    size_t njobs = json_array_size(jobs);
-    json_decref(jobs);
+    ty_store_item *items;
+    size_t njobs = ty_store_list_items(s, "pytorchjobs", NULL, &items);
+    free(items);
 
     printf("load: %zu rows, %.1f MB of JSON (%.0f bytes/object)\n", rows, bytes / 1048576.0,
            (double)bytes / (double)rows);
@@ -128,7 +128,7 @@ static int load(const char *db)
     printf("%-44s %8.0f ms %12s\n", "baseline: SQLite reads every row", t_sqlite * 1e3, "-");
     printf("%-44s %8.0f ms %12s\n", "baseline: SQLite + jansson parse, discarded", t_parse * 1e3,
            "-");
-    printf("%-44s %8.0f ms %9.1f MB heap\n", "ty_store_open (load into jansson trees)",
+    printf("%-44s %8.0f ms %9.1f MB heap\n", "ty_store_open (texts + index)",
            t_open * 1e3, (heap1 - heap0) / 1048576.0);
     printf("store: %zu pytorchjobs; %.1f KB of heap per object (%.1fx its JSON text)\n", njobs,
            (heap1 - heap0) / 1024.0 / (double)rows,

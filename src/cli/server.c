@@ -35,6 +35,8 @@ typedef struct server_state {
     bool stop_pods;
     uv_signal_t sigint, sigterm;
     uv_timer_t housekeeping;
+    uv_prepare_t commit;
+    bool commit_started;
     int signal;
 } server_state;
 
@@ -45,6 +47,21 @@ static void on_housekeeping(uv_timer_t *t)
     int gone = ty_events_expire(st->store, ty_time_now_ns(), TY_EVENT_TTL_NS);
     if (gone)
         ty_debug("server: %d events expired", gone);
+}
+
+/* Group commit: the writes of one loop iteration (the controllers' reconciles, the node
+ * agent's status reports) share one SQLite transaction, committed here, before the loop waits
+ * for I/O again. The API server commits too before each answer leaves. */
+static void on_prepare(uv_prepare_t *h)
+{
+    server_state *st = h->data;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (ty_store_commit(st->store, &err) < 0) {
+        /* Memory is ahead of the database; nothing that depends on it has left the process
+         * yet. Stopping here makes the next start load what is durable. */
+        ty_log(TY_LOG_ERROR, "server: the store cannot commit, stopping: %s", err.msg);
+        abort();
+    }
 }
 
 static void usage(FILE *f)
@@ -157,6 +174,7 @@ static void on_node_stopped(void *arg)
 {
     server_state *st = arg;
     uv_close((uv_handle_t *)&st->housekeeping, NULL);
+
     uv_close((uv_handle_t *)&st->sigint, NULL);
     uv_close((uv_handle_t *)&st->sigterm, NULL);
 }
@@ -279,6 +297,12 @@ int ty_cli_server(int argc, char **argv)
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0)
         goto out;
+    ty_store_defer_commits(st.store, true);
+    uv_prepare_init(&st.loop, &st.commit);
+    st.commit.data = &st;
+    uv_prepare_start(&st.commit, on_prepare);
+    uv_unref((uv_handle_t *)&st.commit); /* it must not keep the loop alive by itself */
+    st.commit_started = true;
     ty_node_config ncfg = {
         .loop = &st.loop,
         .store = st.store,
@@ -326,6 +350,8 @@ out:
     if (err.msg)
         fprintf(stderr, "trainyard server: %s\n", err.msg);
     ty_node_free(st.node);
+    if (st.commit_started)
+        uv_close((uv_handle_t *)&st.commit, NULL);
     uv_run(&st.loop, UV_RUN_DEFAULT); /* close callbacks of what was just freed */
     uv_loop_close(&st.loop);
     ty_store_free(st.store);

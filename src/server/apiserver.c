@@ -74,8 +74,6 @@ struct ty_apiserver {
     int open_handles; /* freed when the last of poll/timer is closed */
     bool stopping;
     bool kicked; /* kick() was called since the last MHD_run began */
-    ty_map cache; /* "resource/ns/name" -> cached_text: objects as last serialized */
-    size_t cache_bytes;
     ty_map label_views; /* "resource\x1fns" -> label_view, see label_view_of() */
     res_info *res;
     size_t nres;
@@ -184,39 +182,49 @@ static json_t *typed(const res_info *ri, const json_t *obj)
 
 /* ---------- serialized objects ---------- */
 
-/* Serializing is most of the cost of a GET or LIST, and stored objects are immutable with a
- * resourceVersion that changes on every write, so the text of each object is kept until the
- * object changes. The cache is bounded; when full it starts over. */
-#define CACHE_MAX_BYTES (8u * 1024 * 1024)
-
-typedef struct cached_text {
-    uint64_t rv;
-    size_t len;
-    char text[];
-} cached_text;
-
 static uint64_t obj_rv(const json_t *obj);
 
-/* A LIST with a labelSelector tests every object's labels: three jansson hash lookups per
- * object in objects spread over the whole heap, memory-bound (about 1 us per object with
- * 10,000 PyTorchJobs). A view keeps, in the store's order, each object's distinct label set
- * (objects made from one template share them), so that a selector is evaluated once per set.
- * It is rebuilt when the store's revision moved. `objs` are borrowed: the store holds them as
- * long as its revision is `rev`. */
+/* The store keeps every object as compact JSON text: answers are assembled from those bytes,
+ * serialized again only for an object that lacks apiVersion or kind. */
+static void add_item_text(ty_buf *b, const res_info *ri, const ty_store_item *it)
+{
+    if (it->typed) {
+        ty_buf_add(b, it->text, it->len);
+        return;
+    }
+    json_t *o = json_loadb(it->text, it->len, 0, NULL);
+    json_t *t = typed(ri, o);
+    char *text = json_dumps(t, JSON_COMPACT);
+    ty_buf_adds(b, text);
+    free(text);
+    json_decref(t);
+    json_decref(o);
+}
+
+/* The stored object an item describes, parsed (a new reference). Parsed here rather than
+ * asked of the store, whose cache of trees is for the controllers' working set. */
+static json_t *item_tree(const ty_store_item *it)
+{
+    return json_loadb(it->text, it->len, 0, NULL);
+}
+
+/* A LIST with a labelSelector tests every object's labels. A view keeps, in the store's order,
+ * each object's label set, which the store shares between objects with equal labels (objects
+ * made from one template), so that a selector is evaluated once per distinct set. It is
+ * rebuilt when the store's revision moved; its items and sets are the store's, valid as long
+ * as its revision is `rev`. */
 typedef struct label_view {
     uint64_t rev;
     size_t n;
-    const json_t **objs;
-    uint32_t *set;  /* objs[i]'s labels are sets[set[i]] */
+    ty_store_item *items;
+    uint32_t *set;        /* items[i]'s labels are sets[set[i]] */
     size_t nsets;
-    json_t **sets;  /* {"metadata": {"labels": {...}}}, what ty_label_selector_matches reads */
+    const json_t **sets;  /* {"metadata": {"labels": {...}}}, what ty_label_selector_matches reads */
 } label_view;
 
 static void label_view_free(label_view *v)
 {
-    for (size_t i = 0; i < v->nsets; i++)
-        json_decref(v->sets[i]);
-    free(v->objs);
+    free(v->items);
     free(v->set);
     free(v->sets);
     *v = (label_view){0};
@@ -245,74 +253,24 @@ static const label_view *label_view_of(ty_apiserver *s, const char *resource, co
         ty_map_puts(&s->label_views, key, v);
     }
     label_view_free(v);
-    json_t *all = ty_store_list(s->store, resource, ns);
-    size_t n = json_array_size(all);
-    v->objs = ty_malloc((n + 1) * sizeof(*v->objs));
+    size_t n = ty_store_list_items(s->store, resource, ns, &v->items);
     v->set = ty_malloc((n + 1) * sizeof(*v->set));
     v->sets = ty_malloc((n + 1) * sizeof(*v->sets));
-    ty_map ids = {0}; /* canonical labels text -> set index + 1 */
+    ty_map ids = {0}; /* label set (by address) -> its index + 1 */
     for (size_t i = 0; i < n; i++) {
-        const json_t *o = json_array_get(all, i);
-        json_t *labels = json_object_get(json_object_get(o, "metadata"), "labels");
-        TY_AUTOFREE char *text = labels ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS)
-                                        : ty_strdup("{}");
-        uintptr_t id = (uintptr_t)ty_map_gets(&ids, text);
+        const json_t *labels = v->items[i].labels;
+        uintptr_t id = (uintptr_t)ty_map_get(&ids, &labels, sizeof labels);
         if (!id) {
-            v->sets[v->nsets] = json_pack("{s:{s:o}}", "metadata", "labels",
-                                          labels ? json_deep_copy(labels) : json_object());
+            v->sets[v->nsets] = labels;
             id = ++v->nsets;
-            ty_map_puts(&ids, text, (void *)id);
+            ty_map_put(&ids, &labels, sizeof labels, (void *)id);
         }
-        v->objs[i] = o;
         v->set[i] = (uint32_t)(id - 1);
     }
     ty_map_free(&ids);
     v->n = n;
     v->rev = rev;
-    json_decref(all); /* the store keeps its references */
     return v;
-}
-
-static void cache_clear(ty_apiserver *s)
-{
-    const ty_map_slot *slot;
-    for (size_t i = 0; ty_map_next(&s->cache, &i, &slot);)
-        free(slot->value);
-    ty_map_free(&s->cache);
-    memset(&s->cache, 0, sizeof(s->cache));
-    s->cache_bytes = 0;
-}
-
-/* The object's JSON text (with apiVersion and kind), borrowed from the cache. */
-static const cached_text *object_text(ty_apiserver *s, const res_info *ri, const json_t *obj)
-{
-    const char *ns = ty_obj_namespace(obj);
-    TY_AUTOFREE char *key = ty_asprintf("%s\x1f%s\x1f%s", ri->resource, ns ? ns : "",
-                                        ty_obj_name(obj));
-    uint64_t rv = obj_rv(obj);
-    cached_text *ct = ty_map_gets(&s->cache, key);
-    if (ct && ct->rv == rv && rv)
-        return ct;
-    json_t *t = typed(ri, obj);
-    char *text = json_dumps(t, JSON_COMPACT);
-    json_decref(t);
-    size_t len = strlen(text);
-    if (s->cache_bytes + len > CACHE_MAX_BYTES) {
-        cache_clear(s);
-        ct = NULL;
-    }
-    if (ct) {
-        s->cache_bytes -= ct->len;
-        free(ty_map_dels(&s->cache, key));
-    }
-    ct = ty_malloc(sizeof(*ct) + len + 1);
-    ct->rv = rv;
-    ct->len = len;
-    memcpy(ct->text, text, len + 1);
-    free(text);
-    ty_map_puts(&s->cache, key, ct);
-    s->cache_bytes += len;
-    return ct;
 }
 
 /* ---------- answers ---------- */
@@ -970,10 +928,8 @@ static json_t *table_of(const char *resource, const json_t *items, const char *i
 
 /* Continue tokens are the last returned object's "namespace/name", hex-encoded so they are
  * opaque and URL-safe. */
-static char *continue_token(const json_t *obj)
+static char *continue_token(const char *key)
 {
-    const char *ns = ty_obj_namespace(obj);
-    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(obj));
     TY_AUTOBUF ty_buf b = TY_BUF_INIT;
     for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         ty_buf_addf(&b, "%02x", *p);
@@ -982,18 +938,17 @@ static char *continue_token(const json_t *obj)
 
 /* Orders an object against a decoded continue token "namespace/name" as ty_store_list orders
  * objects: by namespace, then name (comparing "ns/name" strings would put "a-b/x" first). */
-static int compare_to_token(const json_t *obj, const char *token)
+static int compare_to_token(const char *key, const char *token)
 {
-    const char *ns = ty_obj_namespace(obj);
-    ns = ns ? ns : "";
+    const char *kslash = strchr(key, '/');
     const char *slash = strchr(token, '/');
-    size_t tl = slash ? (size_t)(slash - token) : strlen(token), nl = strlen(ns);
-    int c = memcmp(ns, token, nl < tl ? nl : tl);
+    size_t tl = slash ? (size_t)(slash - token) : strlen(token), nl = (size_t)(kslash - key);
+    int c = memcmp(key, token, nl < tl ? nl : tl);
     if (c)
         return c;
     if (nl != tl)
         return nl < tl ? -1 : 1;
-    return slash ? strcmp(ty_obj_name(obj), slash + 1) : 1;
+    return slash ? strcmp(kslash + 1, slash + 1) : 1;
 }
 
 static char *decode_token(const char *tok)
@@ -1033,11 +988,11 @@ static enum MHD_Result handle_list(call *c)
     }
     uint64_t rev = ty_store_revision(c->srv->store);
     const label_view *lv = labels ? label_view_of(c->srv, c->ri->resource, c->path.ns) : NULL;
-    json_t *all = lv ? NULL : ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
-    size_t count = lv ? lv->n : json_array_size(all);
-    json_t *items = json_array();
-    size_t i, remaining = 0;
-    json_t *o;
+    TY_AUTOFREE ty_store_item *own = NULL;
+    size_t count = lv ? lv->n : ty_store_list_items(c->srv->store, c->ri->resource, c->path.ns, &own);
+    const ty_store_item *all = lv ? lv->items : own;
+    TY_AUTOFREE size_t *picked = ty_malloc((count + 1) * sizeof(size_t));
+    size_t npicked = 0, remaining = 0;
     char *next = NULL;
     /* per label set of the view: 0 not evaluated yet, 1 matches, 2 does not */
     TY_AUTOFREE unsigned char *set_match = lv ? ty_calloc(lv->nsets + 1, 1) : NULL;
@@ -1047,27 +1002,28 @@ static enum MHD_Result handle_list(call *c)
         size_t hi = count;
         while (start < hi) {
             size_t mid = start + (hi - start) / 2;
-            const json_t *m = lv ? lv->objs[mid] : json_array_get(all, mid);
-            if (compare_to_token(m, after) <= 0)
+            if (compare_to_token(all[mid].key, after) <= 0)
                 start = mid + 1;
             else
                 hi = mid;
         }
     }
-    for (i = start; i < count; i++) {
+    for (size_t i = start; i < count; i++) {
         if (lv) {
             unsigned char *m = &set_match[lv->set[i]];
             if (!*m)
                 *m = ty_label_selector_matches(labels, lv->sets[lv->set[i]]) ? 1 : 2;
             if (*m != 1)
                 continue;
-            o = (json_t *)lv->objs[i];
-        } else {
-            o = json_array_get(all, i);
         }
-        if (!matches(o, lv ? NULL : labels, fields))
-            continue;
-        if (limit > 0 && (long)json_array_size(items) >= limit) {
+        if (fields) { /* field selectors read the whole object */
+            json_t *o = item_tree(&all[i]);
+            bool ok = o && ty_field_selector_matches(fields, o);
+            json_decref(o);
+            if (!ok)
+                continue;
+        }
+        if (limit > 0 && (long)npicked >= limit) {
             if (!lv && !fields) { /* every object left matches */
                 remaining = count - i;
                 break;
@@ -1075,13 +1031,12 @@ static enum MHD_Result handle_list(call *c)
             remaining++;
             continue;
         }
-        json_array_append_new(items, typed(c->ri, o));
+        picked[npicked++] = i;
     }
-    json_decref(all);
     ty_selector_free(labels);
     ty_selector_free(fields);
     if (remaining)
-        next = continue_token(json_array_get(items, json_array_size(items) - 1));
+        next = continue_token(all[picked[npicked - 1]].key);
     json_t *meta = json_object();
     json_object_set_new(meta, "resourceVersion", json_sprintf("%llu", (unsigned long long)rev));
     if (next) {
@@ -1090,8 +1045,38 @@ static enum MHD_Result handle_list(call *c)
         free(next);
     }
     if (wants_table(c)) {
-        json_t *t = table_of(c->ri->resource, items, include_object(c));
-        json_decref(items);
+        /* In chunks, each object parsed and dropped after its chunk: 10,000 trees at once
+         * would be hundreds of MB. */
+        /* The jobs' columns read metadata and status: their spec, most of their bytes, is
+         * not parsed unless the rows carry the whole object. */
+        bool spec_free = (strcmp(c->ri->resource, "pytorchjobs") == 0 ||
+                          strcmp(c->ri->resource, "tfjobs") == 0) &&
+                         strcmp(include_object(c), "Object") != 0;
+        json_t *t = NULL;
+        for (size_t k = 0; k < npicked;) {
+            json_t *chunk = json_array();
+            for (size_t end = k + 256; k < npicked && k < end; k++) {
+                const ty_store_item *it = &all[picked[k]];
+                json_t *o = spec_free ? ty_store_parse_without(it->text, it->len, "spec")
+                                      : item_tree(it);
+                if (o)
+                    json_array_append_new(chunk, typed(c->ri, o));
+                json_decref(o);
+            }
+            json_t *part = table_of(c->ri->resource, chunk, include_object(c));
+            json_decref(chunk);
+            if (!t) {
+                t = part;
+                continue;
+            }
+            json_array_extend(json_object_get(t, "rows"), json_object_get(part, "rows"));
+            json_decref(part);
+        }
+        if (!t) {
+            json_t *none = json_array();
+            t = table_of(c->ri->resource, none, include_object(c));
+            json_decref(none);
+        }
         json_object_set_new(t, "metadata", meta);
         return reply(c, 200, t);
     }
@@ -1101,26 +1086,25 @@ static enum MHD_Result handle_list(call *c)
     ty_buf b = TY_BUF_INIT;
     ty_buf_addf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":%s,\"items\":[",
                 c->ri->kind, gv, meta_text);
-    json_array_foreach(items, i, o)
-    {
-        const cached_text *ct = object_text(c->srv, c->ri, o);
-        if (i)
+    for (size_t k = 0; k < npicked; k++) {
+        if (k)
             ty_buf_addc(&b, ',');
-        ty_buf_add(&b, ct->text, ct->len);
+        add_item_text(&b, c->ri, &all[picked[k]]);
     }
     ty_buf_adds(&b, "]}");
-    json_decref(items);
     size_t len = b.len;
     return reply_text(c, 200, "application/json", ty_buf_steal(&b), len);
 }
 
-/* `stored`: obj is the store's (not a dry run's result, which must not enter the cache). */
+/* `stored`: obj is the store's (not a dry run's result): its stored text is the answer. */
 static enum MHD_Result reply_object(call *c, int code, const json_t *obj, bool stored)
 {
-    if (stored && !wants_table(c)) {
-        const cached_text *ct = object_text(c->srv, c->ri, obj);
-        return reply_text(c, code, "application/json", ty_strndup(ct->text, ct->len), ct->len);
-    }
+    ty_store_item it;
+    const char *ons = ty_obj_namespace(obj);
+    if (stored && !wants_table(c) &&
+        ty_store_get_item(c->srv->store, c->ri->resource, ons ? ons : "", ty_obj_name(obj), &it) &&
+        it.typed && it.rv == obj_rv(obj))
+        return reply_text(c, code, "application/json", ty_strndup(it.text, it.len), it.len);
     json_t *t = typed(c->ri, obj);
     if (wants_table(c)) {
         json_t *arr = json_pack("[o]", t);
@@ -1135,6 +1119,12 @@ static enum MHD_Result handle_log(call *c, json_t *pod);
 
 static enum MHD_Result handle_get(call *c)
 {
+    ty_store_item it;
+    if (!c->path.sub && !wants_table(c) &&
+        ty_store_get_item(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
+                          c->path.name, &it) &&
+        it.typed)
+        return reply_text(c, 200, "application/json", ty_strndup(it.text, it.len), it.len);
     json_t *obj = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
                                c->path.name);
     if (!obj)
@@ -1645,7 +1635,7 @@ static void watch_bookmark(stream *st)
     json_t *o = json_pack("{s:s, s:s, s:{}}", "kind", st->ri->kind, "apiVersion", gv,
                           "metadata");
     json_object_set_new(json_object_get(o, "metadata"), "resourceVersion",
-                        json_sprintf("%llu", (unsigned long long)ty_store_revision(st->srv->store)));
+                        json_sprintf("%llu", (unsigned long long)ty_store_committed_revision(st->srv->store)));
     json_t *ev = json_pack("{s:s, s:o}", "type", "BOOKMARK", "object", o);
     char *text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
@@ -1776,7 +1766,9 @@ static enum MHD_Result handle_watch(call *c)
             watch_event(st, "ADDED", o);
         }
         json_decref(all);
-        st->watch_id = ty_store_watch(c->srv->store, c->ri->resource, watch_cb, st);
+        /* Events reach the stream only once durable (ty_store_watch_committed). */
+        ty_store_watch_committed(c->srv->store, c->ri->resource, 0, watch_cb, st, &st->watch_id,
+                                 NULL);
     } else {
         /* The client listed at `from`: what matches now and has not changed since then it
          * holds already, so its changes are MODIFIED and its deletion DELETED (kubectl
@@ -1795,8 +1787,8 @@ static enum MHD_Result handle_watch(call *c)
             json_decref(all);
         }
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-        if (ty_store_watch_from(c->srv->store, c->ri->resource, from, watch_cb, st,
-                                &st->watch_id, &err) < 0) {
+        if (ty_store_watch_committed(c->srv->store, c->ri->resource, from, watch_cb, st,
+                                     &st->watch_id, &err) < 0) {
             stream_abandon(st);
             if (err.code == TY_STORE_GONE)
                 return fail(c, 410, "Expired", "%s", err.msg);
@@ -2047,6 +2039,20 @@ static enum MHD_Result dispatch(call *c, const char *url)
                 "the server does not allow this method on the requested resource");
 }
 
+/* The answer just queued leaves once this returns: whatever it shows (this request's writes,
+ * and the controllers' ones it may read) must be durable first. When the store is not
+ * deferring commits this is a no-op. A commit that fails leaves memory ahead of the database,
+ * with answers that must not be sent: the server stops at once, and its next start loads
+ * what is durable (nothing that was not has left the process). */
+static void commit_or_die(ty_apiserver *s)
+{
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (ty_store_commit(s->store, &err) < 0) {
+        ty_log(TY_LOG_ERROR, "server: the store cannot commit, stopping: %s", err.msg);
+        abort();
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -2090,6 +2096,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     ty_debug("http: %s %s", method, url);
     enum MHD_Result ret = dispatch(&c, url);
     ty_srv_path_free(&c.path);
+    commit_or_die(s);
     return ret;
 }
 
@@ -2161,7 +2168,6 @@ static void on_handle_closed(uv_handle_t *h)
 {
     ty_apiserver *s = h->data;
     if (--s->open_handles == 0) {
-        cache_clear(s);
         label_views_clear(s);
         free(s->res);
         free(s);

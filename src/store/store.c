@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -9,53 +10,127 @@
 #include <sys/random.h>
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
+
+/* Parsed trees kept, counted in bytes of their text (a tree weighs ten times its text or more):
+ * what the controllers read again and again (pods, nodes, the jobs being reconciled) stays
+ * parsed; the rest is parsed when asked for. */
+#define TREE_CACHE_TEXT_BYTES (256u * 1024)
 
 typedef struct watcher {
     int id;
     char *resource; /* NULL: all */
     ty_store_watch_fn fn;
     void *ctx;
+    bool committed; /* sees an event only once it is durable */
 } watcher;
 
-/* One resource's objects. The struct lives as long as the store, so uid index entries and
- * history events can point at it. */
-typedef struct res {
+/* Immutable compact JSON, shared by a stored object and the history events of its version. */
+typedef struct text {
+    size_t refs;
+    size_t len;
+    char data[];
+} text;
+
+/* A distinct label set, interned: objects made from one template share it. */
+typedef struct labelset {
+    size_t refs;
+    char *canon; /* the labels as sorted compact JSON: the interning key */
+    json_t *doc; /* {"metadata": {"labels": {...}}} */
+} labelset;
+
+typedef struct owner_ix {
+    char *uid;  /* NULL: the reference names none */
+    bool block; /* blockOwnerDeletion */
+} owner_ix;
+
+typedef struct res res;
+
+/* One stored object: its text, what the store's own rules and the API server's views need
+ * without parsing it, and its tree while that is cached. Allocated once per key and kept at
+ * the same address while the key exists, so indexes can point at it. */
+typedef struct entry {
+    res *r;
+    text *t;
+    uint64_t rv;
+    owner_ix *owners;
+    size_t nowners;
+    labelset *labels;
+    json_t *tree; /* NULL unless cached */
+    struct entry *lru_prev, *lru_next;
+    bool deleting, fg_finalizer, typed;
+    char uid[37]; /* "" when none; uids are the store's own (36 characters) */
+    char key[];   /* "ns/name" */
+} entry;
+
+static entry *entry_new(res *r, const char *key)
+{
+    size_t n = strlen(key) + 1;
+    entry *e = ty_calloc(1, sizeof(entry) + n);
+    e->r = r;
+    memcpy(e->key, key, n);
+    return e;
+}
+
+/* One resource's objects. The struct lives as long as the store, so entries and history
+ * events can point at it. */
+struct res {
     char *name;
-    ty_map objects; /* "ns/name" -> json_t* (owned reference) */
-    /* The map's slots sorted by namespace then name, kept for lists until the next change
+    ty_map objects; /* "ns/name" -> entry* (owned) */
+    /* The map's slots sorted by namespace then name, kept for lists until a key comes or goes
      * (sorting 10,000 objects costs milliseconds; the slots' keys and values are borrowed). */
     const ty_map_slot **sorted;
     size_t nsorted;
     bool sorted_valid;
-} res;
-
-/* The uid index: owner lookups for garbage collection without a scan. */
-typedef struct uid_ref {
-    res *r;
-    json_t *obj; /* borrowed: the stored object */
-} uid_ref;
+};
 
 typedef struct hist_event {
     uint64_t rv;
     ty_event_type type;
     res *r;
-    json_t *obj; /* owned reference */
+    text *t; /* owned reference */
 } hist_event;
+
+/* An event for a `committed` watcher, held until the write that made it is durable. */
+typedef struct held_event {
+    int watch_id;
+    ty_event_type type;
+    res *r;
+    json_t *obj; /* owned reference */
+} held_event;
 
 struct ty_store {
     ty_map resources; /* resource -> res* */
-    ty_map uids;      /* uid -> uid_ref* */
+    /* uid -> entry*: open addressing over the entries' own uid strings (10,000s of objects:
+     * no copies of the keys). */
+    entry **uslots;
+    size_t ucap, ucount;
+    /* owner uid -> dep_list*: the entries whose ownerReferences name it, so that garbage
+     * collection finds dependents without a scan of every object */
+    ty_map owned;
+    ty_map labelsets; /* canonical labels -> labelset* */
     uint64_t revision;
+    uint64_t committed; /* the last revision that is durable (== revision when not deferring) */
     watcher *watchers;
     size_t nwatchers;
     int next_watch_id;
     /* Ring of the last hist_cap events. Every revision after hist_base is in it. */
     hist_event *hist;
     size_t hist_cap, hist_start, hist_len;
+    size_t hist_bytes; /* of the texts its events name */
     uint64_t hist_base;
+    held_event *held;
+    size_t nheld, held_cap;
+    bool delivering;
+    /* The cached trees, most recently used first. */
+    entry *lru_head, *lru_tail;
+    size_t tree_bytes;
+    int depth; /* public calls in progress: cached trees are only dropped when none is */
+    bool deferred;
+    ty_map dirty; /* "resource\x1fns/name" written since the last commit */
     /* NULL for the in-memory store. */
     sqlite3 *db;
     sqlite3_stmt *put_stmt, *del_stmt, *rev_stmt;
@@ -103,25 +178,347 @@ static char *object_key(const char *resource, const char *ns, const char *name)
     return ty_asprintf("%s/%s", cluster_scoped(resource) ? "" : (ns ? ns : "default"), name);
 }
 
-static void index_put(ty_store *s, res *r, json_t *obj)
+/* ---- texts and label sets ---- */
+
+static text *text_new(const char *data, size_t len)
 {
-    const char *uid = ty_obj_uid(obj);
-    if (!uid)
-        return;
-    uid_ref *u = ty_map_gets(&s->uids, uid);
-    if (!u) {
-        u = TY_NEW(uid_ref);
-        ty_map_puts(&s->uids, uid, u);
-    }
-    u->r = r;
-    u->obj = obj;
+    text *t = ty_malloc(sizeof(text) + len + 1);
+    t->refs = 1;
+    t->len = len;
+    memcpy(t->data, data, len);
+    t->data[len] = '\0';
+    return t;
 }
 
-static void index_del(ty_store *s, const json_t *obj)
+static text *text_dump(const json_t *obj)
 {
-    const char *uid = ty_obj_uid(obj);
-    if (uid)
-        free(ty_map_dels(&s->uids, uid));
+    char *d = json_dumps(obj, JSON_COMPACT);
+    text *t = text_new(d, strlen(d));
+    free(d);
+    return t;
+}
+
+static text *text_ref(text *t)
+{
+    t->refs++;
+    return t;
+}
+
+static void text_unref(text *t)
+{
+    if (t && --t->refs == 0)
+        free(t);
+}
+
+static labelset *labelset_get(ty_store *s, const json_t *labels)
+{
+    if (!json_is_object(labels))
+        labels = NULL;
+    char *canon = labels ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : ty_strdup("{}");
+    labelset *l = ty_map_gets(&s->labelsets, canon);
+    if (l) {
+        free(canon);
+    } else {
+        l = TY_NEW(labelset);
+        l->canon = canon;
+        l->doc = json_pack("{s:{s:o}}", "metadata", "labels",
+                           labels ? json_deep_copy(labels) : json_object());
+        ty_map_puts(&s->labelsets, canon, l);
+    }
+    l->refs++;
+    return l;
+}
+
+static void labelset_unref(ty_store *s, labelset *l)
+{
+    if (!l || --l->refs > 0)
+        return;
+    ty_map_dels(&s->labelsets, l->canon);
+    json_decref(l->doc);
+    free(l->canon);
+    free(l);
+}
+
+/* ---- the uid index ---- */
+
+static size_t uid_hash(const char *u)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *u; u++) {
+        h ^= (unsigned char)*u;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static entry *uid_get(const ty_store *s, const char *uid)
+{
+    if (!s->ucap || !uid)
+        return NULL;
+    size_t m = s->ucap - 1;
+    for (size_t i = uid_hash(uid) & m;; i = (i + 1) & m) {
+        entry *e = s->uslots[i];
+        if (!e || strcmp(e->uid, uid) == 0)
+            return e;
+    }
+}
+
+static void uid_insert(entry **slots, size_t cap, entry *e)
+{
+    size_t m = cap - 1;
+    size_t i = uid_hash(e->uid) & m;
+    while (slots[i] && strcmp(slots[i]->uid, e->uid) != 0)
+        i = (i + 1) & m;
+    slots[i] = e;
+}
+
+static void uid_put(ty_store *s, entry *e)
+{
+    if ((s->ucount + 1) * 4 >= s->ucap * 3) {
+        size_t cap = s->ucap ? 2 * s->ucap : 64;
+        entry **slots = ty_calloc(cap, sizeof(entry *));
+        for (size_t i = 0; i < s->ucap; i++)
+            if (s->uslots[i])
+                uid_insert(slots, cap, s->uslots[i]);
+        free(s->uslots);
+        s->uslots = slots;
+        s->ucap = cap;
+    }
+    if (!uid_get(s, e->uid))
+        s->ucount++;
+    uid_insert(s->uslots, s->ucap, e);
+}
+
+/* Removes e (if it is what its uid maps to), shifting later entries of its probe run back. */
+static void uid_del(ty_store *s, entry *e)
+{
+    if (!s->ucap)
+        return;
+    size_t m = s->ucap - 1, i = uid_hash(e->uid) & m;
+    while (s->uslots[i] && s->uslots[i] != e)
+        i = (i + 1) & m;
+    if (!s->uslots[i])
+        return;
+    s->uslots[i] = NULL;
+    s->ucount--;
+    for (size_t j = (i + 1) & m; s->uslots[j]; j = (j + 1) & m) {
+        size_t k = uid_hash(s->uslots[j]->uid) & m;
+        /* the entry at j stays unless its home k lies cyclically outside (i, j] */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        s->uslots[i] = s->uslots[j];
+        s->uslots[j] = NULL;
+        i = j;
+    }
+}
+
+/* ---- the owner index ---- */
+
+typedef struct dep_list {
+    entry **v;
+    size_t n, cap;
+} dep_list;
+
+static void owned_add(ty_store *s, const char *owner_uid, entry *e)
+{
+    dep_list *d = ty_map_gets(&s->owned, owner_uid);
+    if (!d) {
+        d = TY_NEW(dep_list);
+        ty_map_puts(&s->owned, owner_uid, d);
+    }
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 4;
+        d->v = ty_realloc(d->v, d->cap * sizeof(entry *));
+    }
+    d->v[d->n++] = e;
+}
+
+static void owned_del(ty_store *s, const char *owner_uid, const entry *e)
+{
+    dep_list *d = ty_map_gets(&s->owned, owner_uid);
+    for (size_t i = 0; d && i < d->n; i++) {
+        if (d->v[i] != e)
+            continue;
+        d->v[i] = d->v[--d->n];
+        break;
+    }
+    if (d && d->n == 0) {
+        ty_map_dels(&s->owned, owner_uid);
+        free(d->v);
+        free(d);
+    }
+}
+
+static const dep_list *owned_by(const ty_store *s, const char *owner_uid)
+{
+    return ty_map_gets(&s->owned, owner_uid);
+}
+
+/* ---- the index of an entry, from its metadata ---- */
+
+static void index_fill(ty_store *s, entry *e, const json_t *meta, bool typed)
+{
+    const char *uid = json_string_value(json_object_get(meta, "uid"));
+    if (uid && *uid) {
+        snprintf(e->uid, sizeof e->uid, "%s", uid);
+        uid_put(s, e);
+    }
+    e->deleting = json_string_value(json_object_get(meta, "deletionTimestamp")) != NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(meta, "finalizers"), i, v)
+    {
+        if (json_string_value(v) && strcmp(json_string_value(v), "foregroundDeletion") == 0)
+            e->fg_finalizer = true;
+    }
+    json_t *refs = json_object_get(meta, "ownerReferences");
+    e->nowners = json_array_size(refs);
+    e->owners = e->nowners ? ty_calloc(e->nowners, sizeof(owner_ix)) : NULL;
+    json_array_foreach(refs, i, v)
+    {
+        const char *ouid = json_string_value(json_object_get(v, "uid"));
+        e->owners[i].uid = ouid ? ty_strdup(ouid) : NULL;
+        e->owners[i].block = json_is_true(json_object_get(v, "blockOwnerDeletion"));
+        bool repeated = false; /* two references to one owner: indexed once */
+        for (size_t j = 0; ouid && j < i; j++)
+            repeated = repeated || (e->owners[j].uid && strcmp(e->owners[j].uid, ouid) == 0);
+        if (ouid && !repeated)
+            owned_add(s, ouid, e);
+    }
+    e->labels = labelset_get(s, json_object_get(meta, "labels"));
+    e->typed = typed;
+}
+
+static void index_clear(ty_store *s, entry *e)
+{
+    if (e->uid[0]) {
+        uid_del(s, e);
+        e->uid[0] = '\0';
+    }
+    for (size_t i = 0; i < e->nowners; i++) {
+        bool repeated = false;
+        for (size_t j = 0; e->owners[i].uid && j < i; j++)
+            repeated = repeated ||
+                       (e->owners[j].uid && strcmp(e->owners[j].uid, e->owners[i].uid) == 0);
+        if (e->owners[i].uid && !repeated)
+            owned_del(s, e->owners[i].uid, e);
+    }
+    for (size_t i = 0; i < e->nowners; i++)
+        free(e->owners[i].uid);
+    free(e->owners);
+    e->owners = NULL;
+    e->nowners = 0;
+    e->deleting = e->fg_finalizer = e->typed = false;
+    labelset_unref(s, e->labels);
+    e->labels = NULL;
+}
+
+/* ---- the tree cache ---- */
+
+static void lru_unlink(ty_store *s, entry *e)
+{
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        s->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        s->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push(ty_store *s, entry *e)
+{
+    e->lru_prev = NULL;
+    e->lru_next = s->lru_head;
+    if (s->lru_head)
+        s->lru_head->lru_prev = e;
+    else
+        s->lru_tail = e;
+    s->lru_head = e;
+}
+
+static void tree_drop(ty_store *s, entry *e)
+{
+    if (!e->tree)
+        return;
+    lru_unlink(s, e);
+    s->tree_bytes -= e->t->len;
+    json_decref(e->tree);
+    e->tree = NULL;
+}
+
+/* Caches `tree` (consumed) as the entry's. */
+static void tree_set(ty_store *s, entry *e, json_t *tree)
+{
+    tree_drop(s, e);
+    e->tree = tree;
+    lru_push(s, e);
+    s->tree_bytes += e->t->len;
+}
+
+static json_t *parse_text(const entry *e)
+{
+    json_error_t je;
+    json_t *t = json_loadb(e->t->data, e->t->len, 0, &je);
+    if (!json_is_object(t)) {
+        /* The text was checked when it was loaded or written by jansson itself. */
+        ty_log(TY_LOG_ERROR, "store: %s %s: stored text does not parse: %s", e->r->name, e->key,
+               je.text);
+        abort();
+    }
+    return t;
+}
+
+/* The entry's tree, borrowed: valid until the entry changes or, when no public call is in
+ * progress any more, the cache drops it. */
+static json_t *entry_tree(ty_store *s, entry *e)
+{
+    if (e->tree) {
+        lru_unlink(s, e);
+        lru_push(s, e);
+        return e->tree;
+    }
+    tree_set(s, e, parse_text(e));
+    return e->tree;
+}
+
+/* A new reference to the entry's tree, parsed without entering the cache when it is not in
+ * it (a list of everything must not churn the cache). */
+static json_t *entry_tree_ref(entry *e)
+{
+    return e->tree ? json_incref(e->tree) : parse_text(e);
+}
+
+static void trim(ty_store *s)
+{
+    while (s->tree_bytes > TREE_CACHE_TEXT_BYTES && s->lru_tail)
+        tree_drop(s, s->lru_tail);
+}
+
+static void enter(ty_store *s) { s->depth++; }
+
+static void leave(ty_store *s)
+{
+    if (--s->depth == 0)
+        trim(s);
+}
+
+static void entry_free(ty_store *s, entry *e)
+{
+    tree_drop(s, e);
+    index_clear(s, e);
+    text_unref(e->t);
+    free(e);
+}
+
+/* The stored object at key, borrowed (see entry_tree), or NULL. */
+static json_t *obj_at(ty_store *s, res *r, const char *key)
+{
+    entry *e = r ? ty_map_gets(&r->objects, key) : NULL;
+    return e ? entry_tree(s, e) : NULL;
 }
 
 /* ---- history ---- */
@@ -130,12 +527,13 @@ static void hist_evict_oldest(ty_store *s)
 {
     hist_event *e = &s->hist[s->hist_start];
     s->hist_base = e->rv;
-    json_decref(e->obj);
+    s->hist_bytes -= e->t->len;
+    text_unref(e->t);
     s->hist_start = (s->hist_start + 1) % s->hist_cap;
     s->hist_len--;
 }
 
-static void hist_append(ty_store *s, ty_event_type type, res *r, const json_t *obj, uint64_t rv)
+static void hist_append(ty_store *s, ty_event_type type, res *r, text *t, uint64_t rv)
 {
     if (s->hist_cap == 0) {
         s->hist_base = rv;
@@ -143,10 +541,12 @@ static void hist_append(ty_store *s, ty_event_type type, res *r, const json_t *o
     }
     if (s->hist_len == s->hist_cap)
         hist_evict_oldest(s);
+    while (s->hist_len && s->hist_bytes + t->len > TY_STORE_HISTORY_MAX_BYTES)
+        hist_evict_oldest(s);
+    s->hist_bytes += t->len;
     if (!s->hist)
         s->hist = ty_calloc(s->hist_cap, sizeof(hist_event));
-    s->hist[(s->hist_start + s->hist_len) % s->hist_cap] =
-        (hist_event){rv, type, r, json_incref((json_t *)obj)};
+    s->hist[(s->hist_start + s->hist_len) % s->hist_cap] = (hist_event){rv, type, r, text_ref(t)};
     s->hist_len++;
 }
 
@@ -174,24 +574,38 @@ void ty_store_free(ty_store *s)
 {
     if (!s)
         return;
+    if (s->dirty.count) {
+        TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+        if (ty_store_commit(s, &err) < 0)
+            ty_log(TY_LOG_ERROR, "store: the last writes are lost: %s", err.msg);
+    }
     const ty_map_slot *slot;
     for (size_t i = 0; ty_map_next(&s->resources, &i, &slot);) {
         res *r = slot->value;
         const ty_map_slot *o;
         for (size_t j = 0; ty_map_next(&r->objects, &j, &o);)
-            json_decref(o->value);
+            entry_free(s, o->value);
         ty_map_free(&r->objects);
         free(r->sorted);
         free(r->name);
         free(r);
     }
     ty_map_free(&s->resources);
-    for (size_t i = 0; ty_map_next(&s->uids, &i, &slot);)
-        free(slot->value);
-    ty_map_free(&s->uids);
+    free(s->uslots);
+    for (size_t i = 0; ty_map_next(&s->owned, &i, &slot);) {
+        dep_list *d = slot->value;
+        free(d->v);
+        free(d);
+    }
+    ty_map_free(&s->owned);
+    ty_map_free(&s->labelsets);
+    ty_map_free(&s->dirty);
     for (size_t i = 0; i < s->hist_len; i++)
-        json_decref(s->hist[(s->hist_start + i) % s->hist_cap].obj);
+        text_unref(s->hist[(s->hist_start + i) % s->hist_cap].t);
     free(s->hist);
+    for (size_t i = 0; i < s->nheld; i++)
+        json_decref(s->held[i].obj);
+    free(s->held);
     for (size_t i = 0; i < s->nwatchers; i++)
         free(s->watchers[i].resource);
     free(s->watchers);
@@ -203,43 +617,110 @@ void ty_store_free(ty_store *s)
 }
 
 uint64_t ty_store_revision(const ty_store *s) { return s->revision; }
+uint64_t ty_store_committed_revision(const ty_store *s) { return s->committed; }
+
+static watcher *watcher_of(ty_store *s, int id)
+{
+    for (size_t i = 0; i < s->nwatchers; i++)
+        if (s->watchers[i].id == id)
+            return &s->watchers[i];
+    return NULL;
+}
+
+static void hold(ty_store *s, int id, ty_event_type type, res *r, const json_t *obj)
+{
+    if (s->nheld == s->held_cap) {
+        s->held_cap = s->held_cap ? 2 * s->held_cap : 16;
+        s->held = ty_realloc(s->held, s->held_cap * sizeof(held_event));
+    }
+    s->held[s->nheld++] = (held_event){id, type, r, json_incref((json_t *)obj)};
+}
+
+/* Hands the held events to their watchers (those still watching), in order. */
+static void deliver_held(ty_store *s)
+{
+    if (s->delivering)
+        return;
+    s->delivering = true;
+    for (size_t i = 0; i < s->nheld; i++) {
+        held_event *h = &s->held[i];
+        watcher *w = watcher_of(s, h->watch_id);
+        if (w)
+            w->fn(w->ctx, h->type, h->r->name, h->obj);
+        json_decref(h->obj);
+    }
+    s->nheld = 0;
+    s->delivering = false;
+}
 
 /* Every event goes through here: into the history, then to the watchers. */
-static void notify(ty_store *s, ty_event_type type, res *r, const json_t *obj)
+static void notify(ty_store *s, ty_event_type type, res *r, const json_t *obj, text *t)
 {
-    hist_append(s, type, r, obj, s->revision);
+    hist_append(s, type, r, t, s->revision);
     for (size_t i = 0; i < s->nwatchers; i++) {
         watcher *w = &s->watchers[i];
-        if (!w->resource || strcmp(w->resource, r->name) == 0)
+        if (w->resource && strcmp(w->resource, r->name) != 0)
+            continue;
+        if (w->committed && s->committed < s->revision)
+            hold(s, w->id, type, r, obj);
+        else
             w->fn(w->ctx, type, r->name, obj);
     }
 }
 
-int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx)
+static int add_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx,
+                     bool committed)
 {
     s->watchers = ty_realloc(s->watchers, (s->nwatchers + 1) * sizeof(watcher));
-    s->watchers[s->nwatchers++] =
-        (watcher){++s->next_watch_id, resource ? ty_strdup(resource) : NULL, fn, ctx};
+    s->watchers[s->nwatchers++] = (watcher){++s->next_watch_id,
+                                            resource ? ty_strdup(resource) : NULL, fn, ctx,
+                                            committed};
     return s->next_watch_id;
+}
+
+int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx)
+{
+    return add_watch(s, resource, fn, ctx, false);
+}
+
+static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
+                      void *ctx, bool committed, int *id_out, ty_error *err)
+{
+    if (rv != 0 && rv < s->hist_base)
+        return fail_code(err, TY_STORE_GONE, "too old resource version: %llu (%llu)",
+                         (unsigned long long)rv, (unsigned long long)s->hist_base);
+    int id = add_watch(s, resource, fn, ctx, committed);
+    if (rv != 0) {
+        enter(s);
+        for (size_t i = 0; i < s->hist_len; i++) {
+            hist_event *e = &s->hist[(s->hist_start + i) % s->hist_cap];
+            if (e->rv <= rv || (resource && strcmp(resource, e->r->name) != 0))
+                continue;
+            json_error_t je;
+            json_t *obj = json_loadb(e->t->data, e->t->len, 0, &je);
+            if (committed && e->rv > s->committed)
+                hold(s, id, e->type, e->r, obj);
+            else
+                fn(ctx, e->type, e->r->name, obj);
+            json_decref(obj);
+        }
+        leave(s);
+    }
+    if (id_out)
+        *id_out = id;
+    return 0;
 }
 
 int ty_store_watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
                         void *ctx, int *id_out, ty_error *err)
 {
-    if (rv != 0 && rv < s->hist_base)
-        return fail_code(err, TY_STORE_GONE, "too old resource version: %llu (%llu)",
-                         (unsigned long long)rv, (unsigned long long)s->hist_base);
-    if (rv != 0) {
-        for (size_t i = 0; i < s->hist_len; i++) {
-            hist_event *e = &s->hist[(s->hist_start + i) % s->hist_cap];
-            if (e->rv > rv && (!resource || strcmp(resource, e->r->name) == 0))
-                fn(ctx, e->type, e->r->name, e->obj);
-        }
-    }
-    int id = ty_store_watch(s, resource, fn, ctx);
-    if (id_out)
-        *id_out = id;
-    return 0;
+    return watch_from(s, resource, rv, fn, ctx, false, id_out, err);
+}
+
+int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
+                             ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err)
+{
+    return watch_from(s, resource, rv, fn, ctx, true, id_out, err);
 }
 
 void ty_store_unwatch(ty_store *s, int id)
@@ -374,44 +855,105 @@ static int db_step(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* One change of one object and the revision counter, in one transaction: durable (WAL,
- * synchronous=FULL) when this returns 0. json NULL: the row is deleted. */
-static int db_write(ty_store *s, const char *resource, const char *ns, const char *name,
-                    uint64_t rv, const char *json, ty_error *err)
+/* One row written (json) or deleted (json NULL), inside the caller's transaction. */
+static int db_row(ty_store *s, const char *resource, const char *ns, size_t nslen,
+                  const char *name, uint64_t rv, const char *json, size_t len, ty_error *err)
 {
-    if (!s->db)
-        return 0;
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, err, "begin");
     sqlite3_stmt *st = json ? s->put_stmt : s->del_stmt;
     sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns, (int)nslen, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
     if (json) {
         sqlite3_bind_int64(st, 4, (sqlite3_int64)rv);
-        sqlite3_bind_text(st, 5, json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, json, (int)len, SQLITE_STATIC);
     }
     int rc = db_step(st);
-    if (rc < 0) {
+    if (rc < 0)
         db_fail(s, err, json ? "write object" : "delete object");
-        sqlite3_reset(st);
-        return -1;
-    }
     sqlite3_reset(st);
+    return rc;
+}
+
+static int db_revision(ty_store *s, uint64_t rv, ty_error *err)
+{
     sqlite3_bind_int64(s->rev_stmt, 1, (sqlite3_int64)rv);
-    rc = db_step(s->rev_stmt);
-    if (rc < 0) {
+    int rc = db_step(s->rev_stmt);
+    if (rc < 0)
         db_fail(s, err, "write revision");
-        sqlite3_reset(s->rev_stmt);
-        return -1;
-    }
     sqlite3_reset(s->rev_stmt);
+    return rc;
+}
+
+/* The key's namespace part and name: "ns/name" ("" namespace when cluster-scoped). */
+static const char *key_name(const char *key, size_t *nslen)
+{
+    const char *slash = strchr(key, '/');
+    *nslen = (size_t)(slash - key);
+    return slash + 1;
+}
+
+/* One change of one object and the revision counter, in one transaction: durable (WAL,
+ * synchronous=FULL) when this returns 0. json NULL: the row is deleted. */
+static int db_write(ty_store *s, const char *resource, const char *key, uint64_t rv,
+                    const char *json, size_t len, ty_error *err)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err, "begin");
+    size_t nslen;
+    const char *name = key_name(key, &nslen);
+    if (db_row(s, resource, key, nslen, name, rv, json, len, err) < 0 ||
+        db_revision(s, rv, err) < 0)
+        return -1;
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(s, err, "commit");
     return 0;
 }
 
-/* ---- committing changes: SQLite first, then memory, then the event ---- */
+/* With deferred commits a write only notes its key; ty_store_commit() writes what the key
+ * holds then. */
+static void mark_dirty(ty_store *s, res *r, const char *key)
+{
+    if (!s->db)
+        return;
+    TY_AUTOFREE char *k = ty_asprintf("%s\x1f%s", r->name, key);
+    ty_map_puts(&s->dirty, k, (void *)1);
+}
+
+void ty_store_defer_commits(ty_store *s, bool on) { s->deferred = on; }
+
+int ty_store_commit(ty_store *s, ty_error *err)
+{
+    if (s->dirty.count) {
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            return db_fail(s, err, "begin");
+        const ty_map_slot *slot;
+        for (size_t i = 0; ty_map_next(&s->dirty, &i, &slot);) {
+            const char *sep = strchr(slot->key, '\x1f');
+            TY_AUTOFREE char *resource = ty_strndup(slot->key, (size_t)(sep - slot->key));
+            const char *key = sep + 1;
+            res *r = res_of(s, resource, false);
+            entry *e = r ? ty_map_gets(&r->objects, key) : NULL;
+            size_t nslen;
+            const char *name = key_name(key, &nslen);
+            if (db_row(s, resource, key, nslen, name, e ? e->rv : 0, e ? e->t->data : NULL,
+                       e ? e->t->len : 0, err) < 0)
+                return -1;
+        }
+        if (db_revision(s, s->revision, err) < 0)
+            return -1;
+        if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            return db_fail(s, err, "commit");
+        ty_map_free(&s->dirty);
+        memset(&s->dirty, 0, sizeof(s->dirty));
+    }
+    s->committed = s->revision;
+    enter(s);
+    deliver_held(s);
+    leave(s);
+    return 0;
+}
+
+/* ---- committing changes: SQLite first (unless deferred), then memory, then the event ---- */
 
 static void stamp_revision(json_t *meta, uint64_t rv)
 {
@@ -420,28 +962,44 @@ static void stamp_revision(json_t *meta, uint64_t rv)
     json_object_set_new(meta, "resourceVersion", json_string(buf));
 }
 
+static bool has_kind(const json_t *obj)
+{
+    return json_object_get(obj, "apiVersion") && json_object_get(obj, "kind");
+}
+
 /* Stores `next` (owned; consumed even on failure) under key with the next revision. */
 static int commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_event_type type,
                       ty_error *err)
 {
     uint64_t rv = s->revision + 1;
-    stamp_revision(json_object_get(next, "metadata"), rv);
-    if (s->db) {
-        char *text = json_dumps(next, JSON_COMPACT);
-        const char *ns = ty_obj_namespace(next);
-        int rc = db_write(s, r->name, ns ? ns : "", ty_obj_name(next), rv, text, err);
-        free(text);
-        if (rc < 0) {
-            json_decref(next);
-            return -1;
-        }
+    json_t *meta = json_object_get(next, "metadata");
+    stamp_revision(meta, rv);
+    text *t = text_dump(next);
+    if (s->db && !s->deferred && db_write(s, r->name, key, rv, t->data, t->len, err) < 0) {
+        text_unref(t);
+        json_decref(next);
+        return -1;
     }
+    if (s->deferred)
+        mark_dirty(s, r, key);
     s->revision = rv;
-    json_t *prev = ty_map_puts(&r->objects, key, next);
-    r->sorted_valid = false;
-    index_put(s, r, next);
-    json_decref(prev);
-    notify(s, type, r, next);
+    if (!s->deferred)
+        s->committed = rv;
+    entry *e = ty_map_gets(&r->objects, key);
+    if (e) {
+        tree_drop(s, e);
+        index_clear(s, e);
+        text_unref(e->t);
+    } else {
+        e = entry_new(r, key);
+        ty_map_puts(&r->objects, key, e);
+        r->sorted_valid = false;
+    }
+    e->t = t;
+    e->rv = rv;
+    index_fill(s, e, meta, has_kind(next));
+    tree_set(s, e, next);
+    notify(s, type, r, next, t);
     return 0;
 }
 
@@ -450,17 +1008,21 @@ static void after_removal(ty_store *s, res *r, const json_t *removed);
 /* Removes the object at key; *out (optional) gets the DELETED event's object. */
 static int commit_remove(ty_store *s, res *r, const char *key, json_t **out, ty_error *err)
 {
-    json_t *stored = ty_map_gets(&r->objects, key);
-    if (!stored)
+    entry *e = ty_map_gets(&r->objects, key);
+    if (!e)
         return 0;
     uint64_t rv = s->revision + 1;
-    const char *ns = ty_obj_namespace(stored);
-    if (db_write(s, r->name, ns ? ns : "", ty_obj_name(stored), rv, NULL, err) < 0)
+    if (s->db && !s->deferred && db_write(s, r->name, key, rv, NULL, 0, err) < 0)
         return -1;
+    if (s->deferred)
+        mark_dirty(s, r, key);
+    json_t *stored = json_incref(entry_tree(s, e));
     ty_map_dels(&r->objects, key);
     r->sorted_valid = false;
-    index_del(s, stored);
+    entry_free(s, e);
     s->revision = rv;
+    if (!s->deferred)
+        s->committed = rv;
     /* The DELETED event carries the deletion's resourceVersion, on a copy: callers may still
      * hold the stored object, which must not change under them. */
     json_t *obj = json_copy(stored);
@@ -468,7 +1030,9 @@ static int commit_remove(ty_store *s, res *r, const char *key, json_t **out, ty_
     json_object_set_new(obj, "metadata", meta);
     json_decref(stored);
     stamp_revision(meta, rv);
-    notify(s, TY_EVENT_DELETED, r, obj);
+    text *t = text_dump(obj);
+    notify(s, TY_EVENT_DELETED, r, obj, t);
+    text_unref(t);
     after_removal(s, r, obj);
     if (out)
         *out = obj;
@@ -498,9 +1062,9 @@ static bool pod_terminated(const json_t *pod)
     return phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
 }
 
-/* [{resource, namespace, name}] of every object matching; collected before acting because
- * acting changes the maps. */
-typedef bool (*match_fn)(const json_t *obj, const void *arg);
+/* [{resource, key}] of every object matching, from the index (nothing is parsed); collected
+ * before acting because acting changes the maps. */
+typedef bool (*match_fn)(const entry *e, const void *arg);
 
 static json_t *collect(ty_store *s, match_fn match, const void *arg)
 {
@@ -511,25 +1075,49 @@ static json_t *collect(ty_store *s, match_fn match, const void *arg)
         const ty_map_slot *o;
         for (size_t j = 0; ty_map_next(&r->objects, &j, &o);) {
             if (match(o->value, arg))
-                json_array_append_new(found, json_pack("{s:s, s:s?, s:s}", "resource", r->name,
-                                                       "namespace", ty_obj_namespace(o->value),
-                                                       "name", ty_obj_name(o->value)));
+                json_array_append_new(found, json_pack("{s:s, s:s}", "resource", r->name,
+                                                       "key", o->key));
         }
     }
     return found;
 }
 
-static bool match_owned(const json_t *obj, const void *uid) { return ty_obj_owned_by(obj, uid); }
-
-static bool match_blocking(const json_t *obj, const void *uid)
+static const owner_ix *owner_of(const entry *e, const char *uid)
 {
-    return json_is_true(json_object_get(owner_ref(obj, uid), "blockOwnerDeletion"));
+    for (size_t i = 0; i < e->nowners; i++)
+        if (e->owners[i].uid && strcmp(e->owners[i].uid, uid) == 0)
+            return &e->owners[i];
+    return NULL;
 }
 
-static bool match_in_namespace(const json_t *obj, const void *ns)
+/* [{resource, key}] of the dependents of owner `uid`, from the owner index. */
+static json_t *collect_owned(ty_store *s, const char *uid)
 {
-    const char *ons = ty_obj_namespace(obj);
-    return ons && strcmp(ons, ns) == 0;
+    json_t *found = json_array();
+    const dep_list *d = owned_by(s, uid);
+    for (size_t i = 0; d && i < d->n; i++)
+        json_array_append_new(found, json_pack("{s:s, s:s}", "resource", d->v[i]->r->name,
+                                               "key", d->v[i]->key));
+    return found;
+}
+
+static bool has_dependents(const ty_store *s, const char *uid) { return owned_by(s, uid) != NULL; }
+
+static bool has_blocking_dependent(const ty_store *s, const char *uid)
+{
+    const dep_list *d = owned_by(s, uid);
+    for (size_t i = 0; d && i < d->n; i++) {
+        const owner_ix *o = owner_of(d->v[i], uid);
+        if (o && o->block)
+            return true;
+    }
+    return false;
+}
+
+static bool match_in_namespace(const entry *e, const void *ns)
+{
+    size_t n = strlen(ns);
+    return n && strncmp(e->key, ns, n) == 0 && e->key[n] == '/';
 }
 
 static bool any_match(ty_store *s, match_fn match, const void *arg)
@@ -547,18 +1135,15 @@ static bool any_match(ty_store *s, match_fn match, const void *arg)
 
 #define REF_FIELD(ref, f) json_string_value(json_object_get(ref, f))
 
-/* The stored object a {resource, namespace, name} entry names, and its key. */
+/* The stored object a {resource, key} entry names (borrowed), and its key (owned). */
 static json_t *lookup_ref(ty_store *s, const json_t *ref, res **rp, char **keyp)
 {
     res *r = res_of(s, REF_FIELD(ref, "resource"), false);
-    char *key = object_key(r->name, REF_FIELD(ref, "namespace"), REF_FIELD(ref, "name"));
-    json_t *obj = ty_map_gets(&r->objects, key);
-    if (!obj) {
-        free(key);
+    json_t *obj = obj_at(s, r, REF_FIELD(ref, "key"));
+    if (!obj)
         return NULL;
-    }
     *rp = r;
-    *keyp = key;
+    *keyp = ty_strdup(REF_FIELD(ref, "key"));
     return obj;
 }
 
@@ -587,7 +1172,7 @@ static bool has_other_owner(ty_store *s, const json_t *obj, const char *except)
     json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i, ref)
     {
         const char *uid = REF_FIELD(ref, "uid");
-        if (uid && strcmp(uid, except) != 0 && ty_map_gets(&s->uids, uid))
+        if (uid && strcmp(uid, except) != 0 && uid_get(s, uid))
             return true;
     }
     return false;
@@ -601,7 +1186,7 @@ static int delete_at(ty_store *s, res *r, const char *key, const ty_store_delete
  * this one; the others are deleted. */
 static int gc_dependents(ty_store *s, const char *uid, bool foreground, ty_error *err)
 {
-    json_t *deps = collect(s, match_owned, uid);
+    json_t *deps = collect_owned(s, uid);
     int rc = 0;
     size_t i;
     json_t *ref;
@@ -618,7 +1203,7 @@ static int gc_dependents(ty_store *s, const char *uid, bool foreground, ty_error
         } else if (!ty_obj_deleting(obj)) {
             /* Like the garbage collector: a dependent that has dependents of its own is
              * deleted in the foreground too, so that the owner waits for the whole tree. */
-            bool fg = foreground && any_match(s, match_owned, ty_obj_uid(obj));
+            bool fg = foreground && has_dependents(s, ty_obj_uid(obj));
             ty_store_delete_opts o = {.grace_seconds = -1,
                                       .propagation = fg ? "Foreground" : "Background"};
             one = delete_at(s, r, key, &o, NULL, err);
@@ -634,14 +1219,14 @@ static int gc_dependents(ty_store *s, const char *uid, bool foreground, ty_error
 /* An owner deleted in the foreground goes once no dependent with blockOwnerDeletion is left. */
 static int foreground_check(ty_store *s, const char *owner_uid, ty_error *err)
 {
-    uid_ref *u = ty_map_gets(&s->uids, owner_uid);
-    if (!u || !ty_obj_deleting(u->obj) || !has_finalizer(u->obj, "foregroundDeletion"))
+    entry *u = uid_get(s, owner_uid);
+    if (!u || !u->deleting || !u->fg_finalizer)
         return 0;
-    if (any_match(s, match_blocking, owner_uid))
+    if (has_blocking_dependent(s, owner_uid))
         return 0;
     res *r = u->r;
-    TY_AUTOFREE char *key = object_key(r->name, ty_obj_namespace(u->obj), ty_obj_name(u->obj));
-    json_t *next = json_deep_copy(u->obj);
+    TY_AUTOFREE char *key = ty_strdup(u->key);
+    json_t *next = json_deep_copy(entry_tree(s, u));
     json_t *fins = json_object_get(json_object_get(next, "metadata"), "finalizers");
     for (size_t i = json_array_size(fins); i-- > 0;)
         if (strcmp(json_string_value(json_array_get(fins, i)) ?: "", "foregroundDeletion") == 0)
@@ -674,7 +1259,7 @@ static int namespace_check(ty_store *s, const char *ns, ty_error *err)
 {
     res *r = res_of(s, "namespaces", false);
     TY_AUTOFREE char *key = object_key("namespaces", NULL, ns);
-    json_t *nsobj = r ? ty_map_gets(&r->objects, key) : NULL;
+    json_t *nsobj = obj_at(s, r, key);
     if (!nsobj || !ty_obj_deleting(nsobj) ||
         json_array_size(json_object_get(json_object_get(nsobj, "metadata"), "finalizers")) > 0)
         return 0;
@@ -730,7 +1315,7 @@ static void default_core(const char *resource, json_t *obj)
     }
 }
 
-int ty_store_create_ex(ty_store *s, const char *resource, const json_t *in,
+static int create_ex_impl(ty_store *s, const char *resource, const json_t *in,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
     opts = opts ? opts : &no_write_opts;
@@ -749,8 +1334,8 @@ int ty_store_create_ex(ty_store *s, const char *resource, const json_t *in,
     if (ns) {
         res *nsr = res_of(s, "namespaces", false);
         TY_AUTOFREE char *nskey = object_key("namespaces", NULL, ns);
-        json_t *nsobj = nsr ? ty_map_gets(&nsr->objects, nskey) : NULL;
-        if (!nsobj || ty_obj_deleting(nsobj)) {
+        entry *nsobj = nsr ? ty_map_gets(&nsr->objects, nskey) : NULL;
+        if (!nsobj || nsobj->deleting) {
             if (!nsobj)
                 fail_code(err, TY_STORE_NOT_FOUND, "namespaces \"%s\" not found", ns);
             else
@@ -805,13 +1390,14 @@ int ty_store_create(ty_store *s, const char *resource, const json_t *obj, json_t
     return ty_store_create_ex(s, resource, obj, NULL, out, err);
 }
 
-json_t *ty_store_get(ty_store *s, const char *resource, const char *ns, const char *name)
+static json_t *get_impl(ty_store *s, const char *resource, const char *ns, const char *name)
 {
     res *r = res_of(s, resource, false);
     if (!r)
         return NULL;
     TY_AUTOFREE char *key = object_key(resource, ns, name);
-    return json_incref(ty_map_gets(&r->objects, key));
+    entry *e = ty_map_gets(&r->objects, key);
+    return e ? json_incref(entry_tree(s, e)) : NULL;
 }
 
 static json_t *lookup_for_write(ty_store *s, const char *resource, const json_t *obj, res **rp,
@@ -820,7 +1406,7 @@ static json_t *lookup_for_write(ty_store *s, const char *resource, const json_t 
     res *r = res_of(s, resource, false);
     const char *name = ty_obj_name(obj);
     char *key = object_key(resource, ty_obj_namespace(obj), name ? name : "");
-    json_t *cur = r ? ty_map_gets(&r->objects, key) : NULL;
+    json_t *cur = obj_at(s, r, key);
     if (!cur) {
         free(key);
         fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name ? name : "");
@@ -875,7 +1461,7 @@ static int finish_update(ty_store *s, res *r, char *key, json_t *cur, json_t *ne
     return rc;
 }
 
-int ty_store_update_ex(ty_store *s, const char *resource, const json_t *obj,
+static int update_ex_impl(ty_store *s, const char *resource, const json_t *obj,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
     res *r;
@@ -913,7 +1499,7 @@ int ty_store_update(ty_store *s, const char *resource, const json_t *obj, json_t
     return ty_store_update_ex(s, resource, obj, NULL, out, err);
 }
 
-int ty_store_update_status_ex(ty_store *s, const char *resource, const json_t *obj,
+static int update_status_ex_impl(ty_store *s, const char *resource, const json_t *obj,
                               const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
     res *r;
@@ -940,7 +1526,7 @@ int ty_store_update_status(ty_store *s, const char *resource, const json_t *obj,
 
 static int orphan_dependents(ty_store *s, const char *uid, ty_error *err)
 {
-    json_t *deps = collect(s, match_owned, uid);
+    json_t *deps = collect_owned(s, uid);
     int rc = 0;
     size_t i;
     json_t *ref;
@@ -976,7 +1562,8 @@ static json_t *mark_copy(const json_t *cur)
 static int delete_namespace(ty_store *s, res *r, const char *key, json_t *cur, bool dry_run,
                             json_t **out, ty_error *err)
 {
-    const char *name = ty_obj_name(cur);
+    /* cur is the cached tree, which the write below drops. */
+    TY_AUTOFREE char *name = ty_strdup(ty_obj_name(cur));
     if (strcmp(name, "default") == 0)
         return fail_code(err, TY_STORE_FORBIDDEN,
                          "namespaces \"default\" is forbidden: this namespace may not be deleted");
@@ -1030,12 +1617,12 @@ static int delete_at(ty_store *s, res *r, const char *key, const ty_store_delete
 {
     const char *prop = o->propagation && *o->propagation ? o->propagation : "Background";
     bool foreground = strcmp(prop, "Foreground") == 0, orphan = strcmp(prop, "Orphan") == 0;
-    json_t *cur = ty_map_gets(&r->objects, key);
+    json_t *cur = obj_at(s, r, key);
     TY_AUTOFREE char *uid = ty_strdup(ty_obj_uid(cur));
     if (orphan && !o->dry_run) {
         if (orphan_dependents(s, uid, err) < 0)
             return -1;
-        cur = ty_map_gets(&r->objects, key);
+        cur = obj_at(s, r, key);
     }
     json_t *curmeta = json_object_get(cur, "metadata");
     bool has_finalizers = json_array_size(json_object_get(curmeta, "finalizers")) > 0;
@@ -1099,7 +1686,7 @@ static int delete_at(ty_store *s, res *r, const char *key, const ty_store_delete
     return rc;
 }
 
-int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const char *name,
+static int delete_ex_impl(ty_store *s, const char *resource, const char *ns, const char *name,
                        const ty_store_delete_opts *opts, json_t **out, ty_error *err)
 {
     ty_store_delete_opts o = opts ? *opts : (ty_store_delete_opts){.grace_seconds = -1};
@@ -1113,7 +1700,7 @@ int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const 
                          o.propagation);
     res *r = res_of(s, resource, false);
     TY_AUTOFREE char *key = object_key(resource, ns, name);
-    json_t *cur = r ? ty_map_gets(&r->objects, key) : NULL;
+    json_t *cur = obj_at(s, r, key);
     if (!cur)
         return fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name);
     if (o.precondition_uid && strcmp(o.precondition_uid, ty_obj_uid(cur)) != 0)
@@ -1170,20 +1757,96 @@ static void sort_objects(res *r)
     r->sorted_valid = true;
 }
 
-json_t *ty_store_list(ty_store *s, const char *resource, const char *ns)
+/* The positions in r->sorted of the objects in `ns` (NULL: all): [*lo, *hi). */
+static void ns_range(res *r, const char *ns, size_t *lo, size_t *hi)
+{
+    sort_objects(r);
+    *lo = 0;
+    *hi = r->nsorted;
+    if (!ns)
+        return;
+    size_t nslen = strlen(ns);
+    if (!nslen) { /* names no namespace: nothing */
+        *hi = 0;
+        return;
+    }
+    /* Sorted by namespace first: the namespace's objects are one run, found by bisection. */
+    size_t a = 0, b = r->nsorted;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        const char *k = r->sorted[m]->key;
+        size_t kl = (size_t)(strchr(k, '/') - k);
+        int c = memcmp(k, ns, kl < nslen ? kl : nslen);
+        if (c < 0 || (c == 0 && kl < nslen))
+            a = m + 1;
+        else
+            b = m;
+    }
+    *lo = a;
+    while (b < r->nsorted) {
+        const char *k = r->sorted[b]->key;
+        if (strncmp(k, ns, nslen) != 0 || k[nslen] != '/')
+            break;
+        b++;
+    }
+    *hi = b;
+}
+
+static json_t *list_impl(ty_store *s, const char *resource, const char *ns)
 {
     json_t *list = json_array();
     res *r = res_of(s, resource, false);
     if (!r)
         return list;
-    sort_objects(r);
-    size_t nslen = ns ? strlen(ns) : 0;
-    for (size_t i = 0; i < r->nsorted; i++) {
-        const char *key = r->sorted[i]->key;
-        if (!ns || (nslen && strncmp(key, ns, nslen) == 0 && key[nslen] == '/'))
-            json_array_append(list, r->sorted[i]->value);
-    }
+    size_t lo, hi;
+    ns_range(r, ns, &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        json_array_append_new(list, entry_tree_ref(r->sorted[i]->value));
     return list;
+}
+
+json_t *ty_store_list(ty_store *s, const char *resource, const char *ns)
+{
+    enter(s);
+    json_t *list = list_impl(s, resource, ns);
+    leave(s);
+    return list;
+}
+
+static void item_of(const entry *e, ty_store_item *out)
+{
+    *out = (ty_store_item){.key = e->key,
+                           .text = e->t->data,
+                           .len = e->t->len,
+                           .rv = e->rv,
+                           .typed = e->typed,
+                           .labels = e->labels->doc};
+}
+
+bool ty_store_get_item(ty_store *s, const char *resource, const char *ns, const char *name,
+                       ty_store_item *out)
+{
+    res *r = res_of(s, resource, false);
+    if (!r)
+        return false;
+    TY_AUTOFREE char *key = object_key(resource, ns, name);
+    entry *e = ty_map_gets(&r->objects, key);
+    if (e)
+        item_of(e, out);
+    return e != NULL;
+}
+
+size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
+                           ty_store_item **out)
+{
+    res *r = res_of(s, resource, false);
+    size_t lo = 0, hi = 0;
+    if (r)
+        ns_range(r, ns, &lo, &hi);
+    *out = ty_malloc((hi - lo + 1) * sizeof(ty_store_item));
+    for (size_t i = lo; i < hi; i++)
+        item_of(r->sorted[i]->value, &(*out)[i - lo]);
+    return hi - lo;
 }
 
 /* ---- opening ---- */
@@ -1218,6 +1881,275 @@ static const char schema_sql[] =
     " PRIMARY KEY (resource, namespace, name));"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
+/* Loading reads the text and parses only what the index needs (the metadata); the rest of
+ * each object is checked for JSON structure and parsed when someone asks for it. */
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+        else if ((unsigned char)*p < 0x20)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* The end of the JSON value starting at p, or NULL when it is not one. */
+static const char *skip_value(const char *p, const char *end, int depth)
+{
+    p = skip_ws(p, end);
+    if (p >= end || depth > 128)
+        return NULL;
+    if (*p == '"')
+        return skip_string(p, end);
+    if (*p == '{' || *p == '[') {
+        bool obj = *p == '{';
+        char close = obj ? '}' : ']';
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == close)
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                p = skip_ws(p, end);
+                if (p >= end || *p != '"' || !(p = skip_string(p, end)))
+                    return NULL;
+                p = skip_ws(p, end);
+                if (p >= end || *p != ':')
+                    return NULL;
+                p++;
+            }
+            if (!(p = skip_value(p, end, depth + 1)))
+                return NULL;
+            p = skip_ws(p, end);
+            if (p >= end)
+                return NULL;
+            if (*p == close)
+                return p + 1;
+            if (*p != ',')
+                return NULL;
+            p++;
+        }
+    }
+    const char *q = p;
+    while (q < end && (isalnum((unsigned char)*q) || *q == '-' || *q == '+' || *q == '.'))
+        q++;
+    return q > p ? q : NULL;
+}
+
+/* What loading learns of one stored text without parsing it all. */
+typedef struct scanned {
+    bool typed;
+    const char *meta, *meta_end; /* the metadata object's text */
+} scanned;
+
+/* Finds the text's metadata and whether it has apiVersion and kind; -1 when it is not an
+ * object with a metadata object. The members before those three are checked and skipped; the
+ * rest (spec and status, most of the bytes: the store writes apiVersion, kind and metadata
+ * first) only has to close the object. A row damaged in the middle is found when it is
+ * parsed, and the store stops then, naming it. */
+static int scan_text(const char *p, size_t len, scanned *out)
+{
+    const char *end = p + len;
+    bool api = false, kind = false;
+    *out = (scanned){0};
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    p++;
+    for (;;) {
+        p = skip_ws(p, end);
+        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        if (!ke)
+            return -1;
+        size_t klen = (size_t)(ke - 1 - k);
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            return -1;
+        const char *v = skip_ws(p + 1, end);
+        const char *ve = skip_value(v, end, 0);
+        if (!ve)
+            return -1;
+        if (klen == 8 && memcmp(k, "metadata", 8) == 0) {
+            if (*v != '{')
+                return -1;
+            out->meta = v;
+            out->meta_end = ve;
+            if (api && kind)
+                break;
+        } else if (klen == 10 && memcmp(k, "apiVersion", 10) == 0) {
+            api = true;
+        } else if (klen == 4 && memcmp(k, "kind", 4) == 0) {
+            kind = true;
+        }
+        p = skip_ws(ve, end);
+        if (p < end && *p == '}')
+            break;
+        if (p >= end || *p != ',')
+            return -1;
+        p++;
+    }
+    if (!out->meta)
+        return -1;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t'))
+        end--;
+    if (end[-1] != '}')
+        return -1;
+    out->typed = api && kind;
+    return 0;
+}
+
+/* The index from the metadata's text. Most members are skipped; only those the index reads
+ * are parsed, and a label set's text only the first time it is seen (`seen`: labels text as
+ * stored -> labelset*, for the duration of the load). */
+static int index_from_text(ty_store *s, entry *e, const char *p, const char *end, bool typed,
+                           ty_map *seen)
+{
+    json_t *meta = json_object();
+    const char *labels = NULL, *labels_end = NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}')
+        goto done;
+    for (;;) {
+        p = skip_ws(p, end);
+        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        if (!ke)
+            goto bad;
+        size_t klen = (size_t)(ke - 1 - k);
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            goto bad;
+        const char *v = skip_ws(p + 1, end);
+        const char *ve = skip_value(v, end, 0);
+        if (!ve)
+            goto bad;
+#define IS(name) (klen == sizeof(name) - 1 && memcmp(k, name, klen) == 0)
+        if (IS("labels")) {
+            labels = v;
+            labels_end = ve;
+        } else if ((IS("uid") || IS("deletionTimestamp")) && *v == '"' &&
+                   !memchr(v, '\\', (size_t)(ve - v))) {
+            /* a plain string, the usual case: no parser needed */
+            char *name = ty_strndup(k, klen);
+            json_object_set_new(meta, name, json_stringn(v + 1, (size_t)(ve - v - 2)));
+            free(name);
+        } else if (IS("uid") || IS("deletionTimestamp") || IS("finalizers") ||
+                   IS("ownerReferences")) {
+            json_t *val = json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL);
+            if (!val)
+                goto bad;
+            char *name = ty_strndup(k, klen);
+            json_object_set_new(meta, name, val);
+            free(name);
+        }
+#undef IS
+        p = skip_ws(ve, end);
+        if (p < end && *p == '}')
+            break;
+        if (p >= end || *p != ',')
+            goto bad;
+        p++;
+    }
+done:
+    index_fill(s, e, meta, typed);
+    json_decref(meta);
+    if (labels) {
+        labelset *l = ty_map_get(seen, labels, (size_t)(labels_end - labels));
+        if (!l) {
+            json_t *lv = json_loadb(labels, (size_t)(labels_end - labels), 0, NULL);
+            l = labelset_get(s, lv);
+            json_decref(lv);
+            l->refs--; /* labelset_get counted a user; the entry below is that user */
+            ty_map_put(seen, labels, (size_t)(labels_end - labels), l);
+        }
+        labelset_unref(s, e->labels); /* index_fill's empty set */
+        l->refs++;
+        e->labels = l;
+    }
+    return 0;
+bad:
+    json_decref(meta);
+    return -1;
+}
+
+json_t *ty_store_parse_member(const char *json, size_t len, const char *member)
+{
+    const char *p = json, *end = json + len;
+    size_t mlen = strlen(member);
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return NULL;
+    p = skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *ke = skip_string(p, end);
+        if (!ke)
+            return NULL;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            return NULL;
+        const char *v = skip_ws(p + 1, end);
+        const char *ve = skip_value(v, end, 0);
+        if (!ve)
+            return NULL;
+        if ((size_t)(ke - 1 - k) == mlen && memcmp(k, member, mlen) == 0)
+            return json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL);
+        p = skip_ws(ve, end);
+        if (p >= end || *p != ',')
+            return NULL;
+        p = skip_ws(p + 1, end);
+    }
+    return NULL;
+}
+
+json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
+{
+    const char *p = json, *end = json + len, *prev_end = NULL;
+    size_t mlen = strlen(member);
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        goto whole;
+    p = skip_ws(p + 1, end);
+    for (;;) {
+        const char *mstart = p;
+        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        if (!ke)
+            goto whole;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            goto whole;
+        const char *ve = skip_value(p + 1, end, 0);
+        if (!ve)
+            goto whole;
+        p = skip_ws(ve, end);
+        if (p >= end || (*p != ',' && *p != '}'))
+            goto whole;
+        if ((size_t)(ke - 1 - k) == mlen && memcmp(k, member, mlen) == 0) {
+            /* cut the member with the comma after it, or before it when it is the last */
+            const char *cut = mstart, *cut_end = *p == ',' ? p + 1 : ve;
+            if (*p == '}' && prev_end)
+                cut = prev_end;
+            TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+            ty_buf_add(&b, json, (size_t)(cut - json));
+            ty_buf_add(&b, cut_end, (size_t)(end - cut_end));
+            return json_loadb(b.data, b.len, 0, NULL);
+        }
+        if (*p == '}')
+            goto whole;
+        prev_end = ve;
+        p = skip_ws(p + 1, end);
+    }
+whole:
+    return json_loadb(json, len, 0, NULL);
+}
+
 static int load(ty_store *s, const char *path, ty_error *err)
 {
     sqlite3_stmt *q = NULL;
@@ -1226,31 +2158,47 @@ static int load(ty_store *s, const char *path, ty_error *err)
         return db_fail(s, err, "load objects");
     uint64_t max_rv = 0;
     int rc;
+    ty_map seen = TY_MAP_INIT;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *resource = (const char *)sqlite3_column_text(q, 0);
         const char *ns = (const char *)sqlite3_column_text(q, 1);
         const char *name = (const char *)sqlite3_column_text(q, 2);
         uint64_t rv = (uint64_t)sqlite3_column_int64(q, 3);
-        const char *text = (const char *)sqlite3_column_blob(q, 4);
-        json_error_t je;
-        json_t *obj = json_loadb(text, (size_t)sqlite3_column_bytes(q, 4), 0, &je);
-        if (!json_is_object(obj)) {
-            fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: %s", path, resource, ns,
-                      name, obj ? "not an object" : je.text);
-            json_decref(obj);
+        const char *data = (const char *)sqlite3_column_blob(q, 4);
+        size_t len = (size_t)sqlite3_column_bytes(q, 4);
+        scanned sc;
+        if (!data || scan_text(data, len, &sc) < 0) {
+            fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: not a JSON object with metadata",
+                      path, resource, ns, name);
             sqlite3_finalize(q);
+            ty_map_free(&seen);
             return -1;
         }
         res *r = res_of(s, resource, true);
-        char *key = ty_asprintf("%s/%s", ns, name);
-        json_decref(ty_map_puts(&r->objects, key, obj));
+        TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
+        entry *e = ty_map_gets(&r->objects, key);
+        if (e) { /* cannot happen: (resource, namespace, name) is the primary key */
+            index_clear(s, e);
+            text_unref(e->t);
+        } else {
+            e = entry_new(r, key);
+            ty_map_puts(&r->objects, key, e);
+        }
+        e->t = text_new(data, len);
+        e->rv = rv;
+        if (index_from_text(s, e, sc.meta, sc.meta_end, sc.typed, &seen) < 0) {
+            fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: bad metadata", path,
+                      resource, ns, name);
+            sqlite3_finalize(q);
+            ty_map_free(&seen);
+            return -1;
+        }
         r->sorted_valid = false;
-        free(key);
-        index_put(s, r, obj);
         if (rv > max_rv)
             max_rv = rv;
     }
     sqlite3_finalize(q);
+    ty_map_free(&seen);
     if (rc != SQLITE_DONE)
         return db_fail(s, err, "load objects");
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'revision'", -1, &q,
@@ -1263,32 +2211,28 @@ static int load(ty_store *s, const char *path, ty_error *err)
     }
     sqlite3_finalize(q);
     /* Deletions leave no row behind; the counter row keeps their revisions. */
-    s->revision = max_rv;
+    s->revision = s->committed = max_rv;
     s->hist_base = max_rv;
     return 0;
 }
 
-static bool match_orphaned(const json_t *obj, const void *arg)
+static bool match_orphaned(const entry *e, const void *arg)
 {
     const ty_store *s = arg;
-    json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
-    if (json_array_size(refs) == 0)
+    if (e->nowners == 0)
         return false;
-    size_t i;
-    json_t *ref;
-    json_array_foreach(refs, i, ref)
-    {
-        const char *uid = REF_FIELD(ref, "uid");
-        if (!uid || ty_map_gets(&s->uids, uid))
+    for (size_t i = 0; i < e->nowners; i++) {
+        const char *uid = e->owners[i].uid;
+        if (!uid || uid_get(s, uid))
             return false;
     }
     return true;
 }
 
-static bool match_waiting(const json_t *obj, const void *arg)
+static bool match_waiting(const entry *e, const void *arg)
 {
     (void)arg;
-    return ty_obj_deleting(obj) && has_finalizer(obj, "foregroundDeletion");
+    return e->deleting && e->fg_finalizer;
 }
 
 /* A crash can stop a cascade half-way (each step is its own transaction). After loading, the
@@ -1331,12 +2275,12 @@ static int resume_cascades(ty_store *s, ty_error *err)
     json_t *names = json_array();
     const ty_map_slot *o;
     for (size_t j = 0; nsr && ty_map_next(&nsr->objects, &j, &o);)
-        if (ty_obj_deleting(o->value))
+        if (((const entry *)o->value)->deleting)
             json_array_append_new(names, json_string(o->key));
     json_t *key;
     json_array_foreach(names, i, key)
     {
-        json_t *obj = ty_map_gets(&nsr->objects, json_string_value(key));
+        json_t *obj = obj_at(s, nsr, json_string_value(key));
         if (obj && delete_namespace(s, nsr, json_string_value(key), obj, false, NULL, err) < 0)
             rc = -1;
     }
@@ -1388,6 +2332,53 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         ty_store_free(s);
         return -1;
     }
+    trim(s);
     *out = s;
     return 0;
+}
+
+/* ---- the public entry points that may parse: cached trees are dropped only between them ---- */
+
+int ty_store_create_ex(ty_store *s, const char *resource, const json_t *obj,
+                       const ty_store_write_opts *opts, json_t **out, ty_error *err)
+{
+    enter(s);
+    int rc = create_ex_impl(s, resource, obj, opts, out, err);
+    leave(s);
+    return rc;
+}
+
+json_t *ty_store_get(ty_store *s, const char *resource, const char *ns, const char *name)
+{
+    enter(s);
+    json_t *obj = get_impl(s, resource, ns, name);
+    leave(s);
+    return obj;
+}
+
+int ty_store_update_ex(ty_store *s, const char *resource, const json_t *obj,
+                       const ty_store_write_opts *opts, json_t **out, ty_error *err)
+{
+    enter(s);
+    int rc = update_ex_impl(s, resource, obj, opts, out, err);
+    leave(s);
+    return rc;
+}
+
+int ty_store_update_status_ex(ty_store *s, const char *resource, const json_t *obj,
+                              const ty_store_write_opts *opts, json_t **out, ty_error *err)
+{
+    enter(s);
+    int rc = update_status_ex_impl(s, resource, obj, opts, out, err);
+    leave(s);
+    return rc;
+}
+
+int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const char *name,
+                       const ty_store_delete_opts *opts, json_t **out, ty_error *err)
+{
+    enter(s);
+    int rc = delete_ex_impl(s, resource, ns, name, opts, out, err);
+    leave(s);
+    return rc;
 }

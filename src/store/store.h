@@ -31,34 +31,44 @@
  * that does not exist fails with NOT_FOUND, in a terminating one with FORBIDDEN. Deleting a
  * namespace marks it Terminating, deletes everything in it, and removes it once it is empty.
  *
- * Persistence (ty_store_open): one SQLite database in WAL mode with synchronous=FULL. Every
- * change of one object (and the revision counter with it) is one transaction, committed before
- * the call that makes it returns and before memory changes: a failed SQLite write fails the
- * call with INTERNAL and leaves the store as it was. A cascade (garbage collection, namespace
- * deletion) is a series of such changes; a crash in the middle leaves a consistent prefix.
+ * Persistence (ty_store_open): one SQLite database in WAL mode with synchronous=FULL. By
+ * default every change of one object (and the revision counter with it) is one transaction,
+ * committed before the call that makes it returns and before memory changes: a failed SQLite
+ * write fails the call with INTERNAL and leaves the store as it was. With deferred commits
+ * (ty_store_defer_commits, what `trainyard server` uses) writes change memory at once and
+ * ty_store_commit() writes all of them in one transaction (group commit); the caller commits
+ * before anything depending on them leaves the process and at the end of each loop iteration,
+ * and treats a failed commit as fatal (memory is then ahead of the database). A crash loses
+ * exactly the uncommitted writes, which nothing outside the process has seen. A cascade
+ * (garbage collection, namespace deletion) is a series of changes; a crash in the middle
+ * leaves a consistent prefix, which opening finishes.
  * Schema: objects(resource, namespace, name, rv, json) with namespace "" for cluster-scoped
  * objects, and meta(key, value) holding "revision", the last resourceVersion handed out
  * (deletions leave no row behind). Opening loads every object as it was stored (same uid and
  * resourceVersion) and continues the counter after the highest revision.
  *
- * History: the last TY_STORE_HISTORY_DEFAULT events (configurable) are kept with their
- * resourceVersion, for ty_store_watch_from(). After ty_store_open() the history starts empty at
- * the loaded revision.
+ * Representation. Each object is kept as its compact JSON text (the bytes SQLite stores and
+ * the API server serves: ty_store_get_item, ty_store_list_items) with a small index: key,
+ * resourceVersion, uid, owner references, deletion and foreground-finalizer flags, and its
+ * label set (interned: objects with equal labels share one), and an owner index (uid ->
+ * dependents). The store's own rules (cascades, namespaces, orphans) run on the index without
+ * parsing, and garbage collection finds dependents without scanning every object. ty_store_get/list parse
+ * on demand; the trees of recently used objects are cached (about 256 KB of their text, a
+ * tree weighing ten times its text or more), so the controllers' working set (pods, nodes,
+ * the jobs being reconciled) stays parsed. A returned reference stays valid and unchanged
+ * however the cache moves. Opening reads each row's text and parses only its metadata.
+ * The server bench's database (10,950 PyTorchJobs, 21,900 Events, 41 MiB of JSON) reopens
+ * in 0.26-0.30 s into 1.2x its JSON in heap; see docs/benchmarks.md.
  *
- * Memory. A stored object costs its jansson tree, plus ~150 bytes of index (its "ns/name" key
- * and map slot, and its uid entry). The tree is what weighs: jansson allocates every value, key
- * and string separately and gives every JSON object its own hash table. The defaulted
- * fashion-mnist PyTorchJob (2.2 KB of compact JSON: 34 objects, 87 keys, 12 arrays, 76 strings)
- * takes 22.6 KB of heap, 10.6x its text. bench/store.sh, 10,000 such jobs (2 vCPU EPYC):
- * reopen 1.1-1.2 s (SQLite reading the rows: 27-36 ms; jansson parsing them: 830-890 ms, i.e.
- * the load is parsing) and RSS 225 MB for 20.9 MB of JSON. Both miss the server's targets
- * (RSS < 64 MB, reopen < 1 s) because of the representation: meeting them needs objects kept
- * as compact text (or a packed tree) and parsed on demand, not a change in this module's API.
- * The watch history holds references to stored objects, so it costs little beyond the versions
- * it keeps alive (replaced objects and DELETED copies: up to TY_STORE_HISTORY_DEFAULT trees).
+ * History: the last TY_STORE_HISTORY_DEFAULT events (configurable; fewer when their texts
+ * pass TY_STORE_HISTORY_MAX_BYTES) are kept with their resourceVersion and the object's text
+ * (shared with the stored object while that is the current version), for
+ * ty_store_watch_from(). After ty_store_open() the history starts empty at the loaded
+ * revision.
  *
- * Watch callbacks run synchronously inside the write that caused them. They must not write to
- * the store (enqueue work instead); `obj` is borrowed for the duration of the call. */
+ * Watch callbacks run synchronously inside the write that caused them (a committed watch's
+ * inside the ty_store_commit() that made it durable). They must not write to the store
+ * (enqueue work instead); `obj` is borrowed for the duration of the call. */
 #ifndef TY_STORE_STORE_H
 #define TY_STORE_STORE_H
 
@@ -82,8 +92,10 @@ enum {
     TY_STORE_INTERNAL = 500, /* SQLite failed */
 };
 
-/* Events ty_store_watch_from() can replay, unless ty_store_set_history() says otherwise. */
+/* Events ty_store_watch_from() can replay, unless ty_store_set_history() says otherwise; and
+ * at most this many bytes of object text in them (the oldest go first). */
 #define TY_STORE_HISTORY_DEFAULT 10000
+#define TY_STORE_HISTORY_MAX_BYTES (4u * 1024 * 1024)
 
 typedef struct ty_store_write_opts {
     bool dry_run; /* validate and compute the result (returned in *out), write nothing */
@@ -157,6 +169,52 @@ int ty_store_watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store
 void ty_store_unwatch(ty_store *s, int id);
 /* The last resourceVersion handed out. */
 uint64_t ty_store_revision(const ty_store *s);
+
+/* Deferred commits (group commit), for a caller that runs a loop: while on, writes change
+ * memory (and reach ordinary watchers) at once but reach SQLite only at the next
+ * ty_store_commit(), all in one transaction. The caller must commit before anything that
+ * depends on those writes leaves the process (an API answer) and at the end of every loop
+ * iteration. Off (the default): every change is committed before the call returns. */
+void ty_store_defer_commits(ty_store *s, bool on);
+/* Writes every change since the last commit in one transaction (WAL, synchronous=FULL), then
+ * delivers the events held for ty_store_watch_committed() watchers. No-op when nothing is
+ * pending. Fails with INTERNAL when SQLite does: memory is then ahead of the database and the
+ * changes stay pending; the caller must not let anything depending on them out (the server
+ * exits). */
+int ty_store_commit(ty_store *s, ty_error *err);
+/* The last resourceVersion that is durable (== ty_store_revision() unless deferring). */
+uint64_t ty_store_committed_revision(const ty_store *s);
+/* Like ty_store_watch_from, but every event reaches fn only once the write that made it is
+ * committed (replayed events and later ones alike, in order): what the API server streams to
+ * clients. */
+int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
+                             ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err);
+
+/* A stored object as the text the store keeps (the bytes in SQLite), for answers that need no
+ * parse. Everything is borrowed and valid until the next write to the store. */
+typedef struct ty_store_item {
+    const char *key;    /* "namespace/name"; the namespace is "" when cluster-scoped */
+    const char *text;   /* compact JSON, NUL-terminated */
+    size_t len;
+    uint64_t rv;        /* its resourceVersion */
+    bool typed;         /* it has apiVersion and kind */
+    const json_t *labels; /* {"metadata": {"labels": {...}}}: one value per distinct label set */
+} ty_store_item;
+/* Fills *out with the object; false when absent. */
+bool ty_store_get_item(ty_store *s, const char *resource, const char *ns, const char *name,
+                       ty_store_item *out);
+/* *out: a new array (free()) of the objects ty_store_list() would return, in its order;
+ * returns their count. */
+size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
+                           ty_store_item **out);
+
+/* Parses an item's text leaving out the top-level member `member` (e.g. "spec", most of a
+ * job's bytes, for readers that never look at it); NULL when the text does not parse. */
+json_t *ty_store_parse_without(const char *text, size_t len, const char *member);
+
+/* The value of the top-level member `member` of an item's text, parsed alone (a new
+ * reference), or NULL when absent or not parseable. */
+json_t *ty_store_parse_member(const char *text, size_t len, const char *member);
 
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);
