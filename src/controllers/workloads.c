@@ -521,13 +521,21 @@ ty_workloadctl *ty_workloadctl_new(uv_loop_t *loop, ty_store *store)
     const char *res[] = {"pytorchjobs", "tfjobs", "workloads", "pods"};
     for (int i = 0; i < 4; i++)
         c->watch_ids[i] = ty_store_watch(store, res[i], on_event, c);
-    /* Jobs stored before this controller ran (a restart) are reconciled once. */
+    /* Queued jobs stored before this controller ran (a restart) are reconciled once. Read
+     * from the index's label sets, not by parsing every job: a server with 10,000 jobs must
+     * restart in well under a second. */
     for (int r = 0; r < 2; r++) {
-        json_t *jobs = ty_store_list(store, res[r], NULL);
-        size_t i;
-        json_t *job;
-        json_array_foreach(jobs, i, job) on_event(c, TY_EVENT_MODIFIED, res[r], job);
-        json_decref(jobs);
+        ty_store_item *items = NULL;
+        size_t n = ty_store_list_items(store, res[r], NULL, &items);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *labels = json_object_get(json_object_get(items[i].labels, "metadata"),
+                                                   "labels");
+            if (!json_object_get(labels, TY_KUEUE_LABEL_QUEUE_NAME))
+                continue;
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", res[r], items[i].key);
+            ty_queue_add(c->queue, key);
+        }
+        free(items);
     }
     return c;
 }
