@@ -593,7 +593,6 @@ static int check_decisions(const ty_sched *s, const model *m, checked *c, ty_err
         return ty_fail(err, "%zu decisions for %d pending workloads", n, m->n_pend);
     char *seen = calloc((size_t)m->n_pend, 1);
     int *gpus = calloc((size_t)m->n_nodes, sizeof *gpus);
-    int *pods = calloc((size_t)m->n_nodes, sizeof *pods); /* cpu and memory follow GPUs */
     int rc = -1;
     for (int i = 0; i < m->n_adm; i++) {
         const mwl *w = &m->adm[i];
@@ -641,8 +640,7 @@ static int check_decisions(const ty_sched *s, const model *m, checked *c, ty_err
                             d->workload, k, j);
                     goto out;
                 }
-                gpus[ni] += w->sets[j].gpus;
-                pods[ni]++;
+                gpus[ni] += w->sets[j].gpus; /* cpus and memory are in proportion */
                 c->pods++;
             }
         }
@@ -660,7 +658,6 @@ static int check_decisions(const ty_sched *s, const model *m, checked *c, ty_err
 out:
     free(seen);
     free(gpus);
-    free(pods);
     return rc;
 }
 
