@@ -1,0 +1,414 @@
+/* Nodes and gang placement. Each flavor keeps its schedulable, unreserved nodes in buckets by
+ * free units of the packing resource; a bucket is sorted by (score: the other resources' free
+ * share, then name), so best fit is the first node that fits, scanning from the smallest bucket
+ * that can hold the pod: O(1) for the usual pod, never a scan of all nodes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "sched/sched_int.h"
+
+static int node_bucket(const ty_sched *s, const sc_node *n)
+{
+    if (s->pack < 0 || n->free[s->pack] <= 0)
+        return 0;
+    int64_t b = n->free[s->pack] / 1000;
+    return b > 1 << 20 ? 1 << 20 : (int)b;
+}
+
+static uint32_t node_score(const ty_sched *s, const sc_node *n)
+{
+    uint64_t sc = 0;
+    for (int r = 0; r < s->n_res; r++)
+        if (r != s->pack && n->alloc[r] > 0 && n->free[r] > 0)
+            sc += (uint64_t)((__int128)n->free[r] * 1000 / n->alloc[r]);
+    return sc > UINT32_MAX ? UINT32_MAX : (uint32_t)sc;
+}
+
+static int cap_bucket(const sc_flavor *f, int b) { return b < f->n_buckets ? b : f->n_buckets - 1; }
+
+static bool before(const sc_node *a, const sc_node *b)
+{
+    return a->score != b->score ? a->score < b->score : a->rank < b->rank;
+}
+
+/* Index of the first entry not before n. */
+static int lower_bound(const ty_sched *s, const sc_bucket *bk, const sc_node *n)
+{
+    int lo = 0, hi = bk->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (before(s->nodes[bk->ids[mid]], n))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void bucket_insert(ty_sched *s, sc_flavor *f, sc_node *n)
+{
+    sc_bucket *bk = &f->buckets[cap_bucket(f, n->bucket)];
+    if (bk->n == bk->cap) {
+        bk->cap = bk->cap ? bk->cap * 2 : 8;
+        bk->ids = ty_realloc(bk->ids, (size_t)bk->cap * sizeof *bk->ids);
+    }
+    int at = lower_bound(s, bk, n);
+    memmove(bk->ids + at + 1, bk->ids + at, (size_t)(bk->n - at) * sizeof *bk->ids);
+    bk->ids[at] = n->rank;
+    bk->n++;
+}
+
+static void bucket_remove(ty_sched *s, sc_flavor *f, sc_node *n)
+{
+    sc_bucket *bk = &f->buckets[cap_bucket(f, n->bucket)];
+    int at = lower_bound(s, bk, n);
+    if (at >= bk->n || bk->ids[at] != n->rank)
+        abort(); /* the bucket invariant is broken: a bug, not an input */
+    memmove(bk->ids + at, bk->ids + at + 1, (size_t)(bk->n - at - 1) * sizeof *bk->ids);
+    bk->n--;
+}
+
+static void unlink_node(ty_sched *s, sc_node *n)
+{
+    if (n->in_buckets)
+        for (int i = 0; i < n->n_flavors; i++)
+            bucket_remove(s, s->flavors[n->flavors[i]], n);
+}
+
+static void link_node(ty_sched *s, sc_node *n)
+{
+    if (n->in_buckets)
+        for (int i = 0; i < n->n_flavors; i++)
+            bucket_insert(s, s->flavors[n->flavors[i]], n);
+}
+
+/* A pod of ps arrives on (sign 1) or leaves (-1) node n. */
+static void node_use(ty_sched *s, sc_node *n, const sc_ps *ps, int sign)
+{
+    bool any = false;
+    for (int k = 0; k < ps->n_req; k++)
+        any |= ps->req[k] != 0;
+    if (!any)
+        return;
+    unlink_node(s, n);
+    for (int k = 0; k < ps->n_req; k++)
+        n->free[ps->res[k]] -= sign * ps->req[k];
+    n->score = node_score(s, n);
+    n->bucket = node_bucket(s, n);
+    link_node(s, n);
+}
+
+void sc_wl_nodes(ty_sched *s, sc_wl *w, int sign)
+{
+    for (int p = 0; p < w->n_ps; p++)
+        for (int i = 0; i < w->ps[p].count; i++)
+            node_use(s, s->nodes[w->ps[p].anodes[i]], &w->ps[p], sign);
+}
+
+static bool has_labels(const sc_label *have, int n_have, const sc_label *want, int n_want)
+{
+    for (int i = 0; i < n_want; i++) {
+        int j = 0;
+        while (j < n_have && (have[j].key != want[i].key || have[j].value != want[i].value))
+            j++;
+        if (j == n_have)
+            return false;
+    }
+    return true;
+}
+
+void sc_place_init(ty_sched *s)
+{
+    int F = s->n_flavors;
+    s->fwords = (F + 63) / 64;
+    if (!s->fwords)
+        s->fwords = 1;
+    for (int i = 0; i < s->n_nodes; i++) {
+        sc_node *n = s->nodes[i];
+        n->fmask = sc_alloc(&s->arena, (size_t)s->fwords * sizeof(uint64_t));
+        n->flavors = sc_alloc(&s->arena, (size_t)(F ? F : 1) * sizeof(int32_t));
+        for (int f = 0; f < F; f++)
+            if (has_labels(n->labels, n->n_labels, s->flavors[f]->labels,
+                           s->flavors[f]->n_labels)) {
+                n->fmask[f / 64] |= 1ull << (f % 64);
+                n->flavors[n->n_flavors++] = f;
+                s->flavors[f]->n_nodes++;
+            }
+        for (int r = 0; r < SC_R; r++)
+            n->free[r] = n->alloc[r] - n->ext[r];
+    }
+    for (int i = 0; i < s->n_wls; i++)
+        if (s->wls[i]->admitted)
+            sc_wl_nodes(s, s->wls[i], 1);
+    for (int f = 0; f < F; f++) {
+        sc_flavor *fl = s->flavors[f];
+        fl->nodes = sc_alloc(&s->arena, (size_t)(fl->n_nodes ? fl->n_nodes : 1) * sizeof(int32_t));
+        fl->n_nodes = 0;
+        int64_t most = 0;
+        for (int i = 0; i < s->n_nodes; i++) {
+            sc_node *n = s->nodes[i];
+            if (!(n->fmask[f / 64] & (1ull << (f % 64))))
+                continue;
+            fl->nodes[fl->n_nodes++] = i;
+            if (s->pack >= 0 && n->alloc[s->pack] / 1000 > most)
+                most = n->alloc[s->pack] / 1000;
+        }
+        fl->n_buckets = (int)(most > 1023 ? 1024 : most + 1);
+        fl->buckets = ty_calloc((size_t)fl->n_buckets, sizeof *fl->buckets);
+    }
+    for (int i = 0; i < s->n_nodes; i++) {
+        sc_node *n = s->nodes[i];
+        n->score = node_score(s, n);
+        n->bucket = node_bucket(s, n);
+        n->in_buckets = !n->unschedulable;
+        link_node(s, n);
+    }
+    s->placed = ty_malloc(sizeof(int32_t));
+    s->placed2 = ty_malloc(sizeof(int32_t));
+    s->resv = ty_malloc((size_t)(s->n_nodes + 1) * sizeof(int32_t));
+    int most_pods = 1;
+    for (int i = 0; i < s->n_wls; i++)
+        if (s->wls[i]->pods > most_pods)
+            most_pods = s->wls[i]->pods;
+    s->placed = ty_realloc(s->placed, (size_t)most_pods * sizeof(int32_t));
+    s->placed2 = ty_realloc(s->placed2, (size_t)most_pods * sizeof(int32_t));
+}
+
+/* The flavor whose buckets a pod set's pods are looked up in: that of the packing resource,
+ * else the first assigned; -1 when it requests nothing. */
+static int primary_flavor(const ty_sched *s, const sc_ps *ps)
+{
+    int first = -1;
+    for (int k = 0; k < ps->n_req; k++) {
+        if (ps->flav[k] < 0)
+            continue;
+        if (ps->res[k] == s->pack && ps->req[k])
+            return ps->flav[k];
+        if (first < 0)
+            first = ps->flav[k];
+    }
+    return first;
+}
+
+static bool tolerated(const ty_sched *s, const sc_ps *ps, const sc_taint *t)
+{
+    for (int pass = -1; pass < ps->n_req; pass++) {
+        const sc_tol *tols;
+        int n;
+        if (pass < 0) {
+            tols = ps->tols;
+            n = ps->n_tols;
+        } else {
+            if (ps->flav[pass] < 0)
+                continue;
+            const sc_flavor *f = s->flavors[ps->flav[pass]];
+            tols = f->tols;
+            n = f->n_tols;
+        }
+        for (int i = 0; i < n; i++) {
+            const sc_tol *o = &tols[i];
+            if (o->effect != SC_EFF_ANY && o->effect != t->effect)
+                continue;
+            if (o->key >= 0 && o->key != t->key)
+                continue;
+            if (o->exists || o->value == t->value)
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool eligible(const ty_sched *s, const sc_node *n, const sc_ps *ps)
+{
+    for (int k = 0; k < ps->n_req; k++) {
+        int f = ps->flav[k];
+        if (f >= 0 && !(n->fmask[f / 64] & (1ull << (f % 64))))
+            return false;
+    }
+    if (!has_labels(n->labels, n->n_labels, ps->sel, ps->n_sel))
+        return false;
+    for (int i = 0; i < n->n_taints; i++)
+        if (n->taints[i].effect != SC_EFF_PREFER && !tolerated(s, ps, &n->taints[i]))
+            return false;
+    return true;
+}
+
+static bool room(const sc_node *n, const sc_ps *ps)
+{
+    for (int k = 0; k < ps->n_req; k++)
+        if (n->free[ps->res[k]] < ps->req[k])
+            return false;
+    return true;
+}
+
+static int start_bucket(const ty_sched *s, const sc_ps *ps)
+{
+    for (int k = 0; k < ps->n_req; k++)
+        if (ps->res[k] == s->pack)
+            return ps->req[k] / 1000 > 1 << 20 ? 1 << 20 : (int)(ps->req[k] / 1000);
+    return 0;
+}
+
+/* The best node for one pod of ps, or -1. */
+static int find_node(const ty_sched *s, const sc_ps *ps, int f)
+{
+    if (f < 0) {
+        for (int i = 0; i < s->n_nodes; i++)
+            if (s->nodes[i]->in_buckets && eligible(s, s->nodes[i], ps))
+                return i;
+        return -1;
+    }
+    const sc_flavor *fl = s->flavors[f];
+    int start = start_bucket(s, ps);
+    if (start >= fl->n_buckets)
+        start = fl->n_buckets - 1;
+    for (int b = start; b < fl->n_buckets; b++) {
+        const sc_bucket *bk = &fl->buckets[b];
+        for (int i = 0; i < bk->n; i++) {
+            const sc_node *n = s->nodes[bk->ids[i]];
+            if (room(n, ps) && eligible(s, n, ps))
+                return bk->ids[i];
+        }
+    }
+    return -1;
+}
+
+void sc_unplace(ty_sched *s, sc_wl *w, const int32_t *nodes)
+{
+    int at = 0;
+    for (int p = 0; p < w->n_ps; p++)
+        for (int i = 0; i < w->ps[p].count; i++)
+            node_use(s, s->nodes[nodes[at++]], &w->ps[p], -1);
+}
+
+int sc_place(ty_sched *s, sc_wl *w)
+{
+    int at = 0;
+    for (int p = 0; p < w->n_ps; p++) {
+        sc_ps *ps = &w->ps[p];
+        int f = primary_flavor(s, ps);
+        for (int i = 0; i < ps->count; i++) {
+            int id = find_node(s, ps, f);
+            if (id < 0) {
+                /* undo, last pod first */
+                int back = at;
+                for (int q = p; q >= 0; q--) {
+                    int upto = q == p ? i : w->ps[q].count;
+                    for (int j = upto - 1; j >= 0; j--)
+                        node_use(s, s->nodes[s->placed[--back]], &w->ps[q], -1);
+                }
+                return p;
+            }
+            node_use(s, s->nodes[id], ps, 1);
+            s->placed[at++] = id;
+        }
+    }
+    return -1;
+}
+
+void sc_reserve_nodes(ty_sched *s, const int32_t *nodes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        sc_node *x = s->nodes[nodes[i]];
+        if (x->reserved)
+            continue;
+        unlink_node(s, x);
+        x->in_buckets = false;
+        x->reserved = true;
+    }
+}
+
+bool sc_reserve_for(ty_sched *s, sc_wl *w)
+{
+    int n = 0;
+    bool ok = true;
+    for (int p = 0; p < w->n_ps && ok; p++) {
+        sc_ps *ps = &w->ps[p];
+        int f = primary_flavor(s, ps);
+        if (f < 0)
+            continue;
+        const sc_flavor *fl = s->flavors[f];
+        int64_t left = ps->count;
+        /* nearest to having room first: the most free units of the packing resource */
+        for (int b = fl->n_buckets - 1; b >= 0 && left > 0; b--) {
+            const sc_bucket *bk = &fl->buckets[b];
+            for (int i = 0; i < bk->n && left > 0; i++) {
+                sc_node *x = s->nodes[bk->ids[i]];
+                if (x->reserved || !eligible(s, x, ps))
+                    continue;
+                int64_t fit = INT64_MAX;
+                for (int k = 0; k < ps->n_req; k++)
+                    if (ps->req[k] > 0) {
+                        int64_t c = x->alloc[ps->res[k]] / ps->req[k];
+                        if (c < fit)
+                            fit = c;
+                    }
+                if (fit <= 0)
+                    continue;
+                x->reserved = true; /* marks it taken by this gang until the end */
+                s->resv[n++] = bk->ids[i];
+                left -= fit;
+            }
+        }
+        ok = left <= 0;
+    }
+    for (int i = 0; i < n; i++)
+        s->nodes[s->resv[i]]->reserved = false;
+    if (ok)
+        sc_reserve_nodes(s, s->resv, n);
+    return ok;
+}
+
+void sc_place_msg(ty_sched *s, sc_wl *w, int p, char *msg)
+{
+    sc_ps *ps = &w->ps[p];
+    int f = primary_flavor(s, ps);
+    char what[300] = "", q[32];
+    for (int k = 0; k < ps->n_req; k++) {
+        if (!ps->req[k])
+            continue;
+        size_t len = strlen(what);
+        snprintf(what + len, sizeof what - len, "%s%s %s", len ? ", " : "",
+                 sc_qty(s, ps->res[k], ps->req[k], q), s->res[ps->res[k]]);
+    }
+    if (f < 0) {
+        sc_msgf(msg, "the gang of %d pods does not fit the nodes: pod set %s has no node", w->pods,
+                ps->name);
+        return;
+    }
+    const sc_flavor *fl = s->flavors[f];
+    int roomy = 0, reserved = 0;
+    for (int i = 0; i < fl->n_nodes; i++) {
+        const sc_node *n = s->nodes[fl->nodes[i]];
+        if (n->reserved)
+            reserved++;
+        else if (n->in_buckets && room(n, ps) && eligible(s, n, ps))
+            roomy++;
+    }
+    sc_msgf(msg, "quota fits but the gang of %d pods does not fit the nodes of flavor %s: %d of %d "
+                 "nodes have room for a pod (%s)",
+            w->pods, fl->name, roomy, fl->n_nodes, what);
+    if (w->n_ps > 1)
+        sc_msgf(msg, " of pod set %s", ps->name);
+    if (reserved)
+        sc_msgf(msg, "; %d nodes are held for workloads ahead of it", reserved);
+}
+
+void sc_place_stats(ty_sched *s)
+{
+    if (s->pack < 0)
+        return;
+    for (int i = 0; i < s->n_nodes; i++) {
+        const sc_node *n = s->nodes[i];
+        int64_t a = n->alloc[s->pack], f = n->free[s->pack];
+        if (n->unschedulable || a <= 0)
+            continue;
+        if (f >= a) {
+            s->st.pack_free_whole_milli += f;
+            s->st.nodes_wholly_free++;
+        } else if (f > 0) {
+            s->st.pack_free_partial_milli += f;
+        }
+    }
+}

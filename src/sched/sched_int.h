@@ -1,0 +1,258 @@
+/* The scheduling core's private model, shared by its files (sched.c: snapshot and accessors;
+ * quota.c: quota accounting and flavor assignment; place.c: nodes and gang placement;
+ * preempt.c: victims; pass.c: the pass). Not part of the public contract.
+ *
+ * Everything lives in the ty_sched's arena and is freed with it. Names are interned: resources
+ * to indices below TY_SCHED_MAX_RESOURCES, label keys and values to string ids, so that the hot
+ * paths compare integers. Objects are referred to by index into the ty_sched's arrays, which
+ * ty_sched_run() first sorts by name so that nothing depends on the order of the adds. */
+#ifndef TY_SCHED_SCHED_INT_H
+#define TY_SCHED_SCHED_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/map.h"
+#include "sched/sched.h"
+
+#define SC_R TY_SCHED_MAX_RESOURCES
+#define SC_MSG 1024
+
+typedef struct sc_chunk {
+    struct sc_chunk *next;
+    size_t used, cap;
+    _Alignas(16) char data[];
+} sc_chunk;
+
+typedef struct sc_arena {
+    sc_chunk *head;
+    size_t bytes;
+} sc_arena;
+
+enum { SC_EFF_ANY, SC_EFF_NO_SCHEDULE, SC_EFF_PREFER, SC_EFF_NO_EXECUTE };
+
+typedef struct sc_label {
+    int32_t key, value;
+} sc_label;
+
+typedef struct sc_taint {
+    int32_t key, value;
+    int effect;
+} sc_taint;
+
+typedef struct sc_tol {
+    int32_t key, value; /* key -1: every key (Exists) */
+    bool exists;
+    int effect; /* SC_EFF_ANY: every effect */
+} sc_tol;
+
+/* Nodes of one free-units class of the packing resource, sorted by (score, rank). */
+typedef struct sc_bucket {
+    int32_t *ids;
+    int n, cap;
+} sc_bucket;
+
+typedef struct sc_flavor {
+    const char *name;
+    int id; /* add order, remapped when the pass sorts by name */
+    sc_label *labels;
+    int n_labels;
+    sc_taint *taints;
+    int n_taints;
+    sc_tol *tols;
+    int n_tols;
+    /* pass */
+    int32_t *nodes; /* member nodes, by name */
+    int n_nodes;
+    sc_bucket *buckets;
+    int n_buckets;
+} sc_flavor;
+
+typedef struct sc_node {
+    const char *name;
+    sc_label *labels;
+    int n_labels;
+    sc_taint *taints;
+    int n_taints;
+    bool unschedulable;
+    int64_t alloc[SC_R], ext[SC_R]; /* ext: used by pods outside the snapshot's workloads */
+    /* pass */
+    int64_t free[SC_R];
+    int32_t rank;      /* position by name */
+    uint32_t score;    /* the other resources' free share, for best fit within a bucket */
+    int bucket;        /* free units of the packing resource, uncapped */
+    bool in_buckets;   /* schedulable and not reserved */
+    bool reserved;
+    uint64_t *fmask;   /* flavors it belongs to */
+    int32_t *flavors;
+    int n_flavors;
+} sc_node;
+
+/* Quota of one (cluster queue, flavor): per resource. */
+typedef struct sc_fq {
+    int flavor, group; /* group -1: not in the spec (usage only) */
+    uint32_t covered;
+    int64_t nominal[SC_R], blimit[SC_R], lend[SC_R], guar[SC_R];
+    /* pass */
+    int64_t usage[SC_R];
+    int64_t held[SC_R];    /* preemptors' room, counted in usage, not reported */
+    int64_t leaving[SC_R]; /* victims of this pass, no longer in usage, still reported */
+} sc_fq;
+
+typedef struct sc_group {
+    uint32_t covered;
+    int first, n; /* fq entries, in the order they are tried */
+} sc_group;
+
+struct sc_wl;
+
+typedef struct sc_cq {
+    const char *name;
+    int id;
+    int cohort; /* -1: none */
+    ty_sched_queueing queueing;
+    ty_sched_preempt_policy within, reclaim, borrow;
+    int32_t threshold;
+    bool has_threshold, try_next_on_borrow, preempt_first, stopped;
+    int64_t weight;
+    sc_fq *fq;
+    int n_fq, cap_fq;
+    sc_group *groups;
+    int n_groups;
+    /* pass */
+    int32_t *fq_of; /* by flavor: fq index or -1 */
+    struct sc_wl **pending;
+    int n_pending, next;
+    struct sc_wl **admitted;
+    int n_admitted;
+    bool blocked, reserved_once;
+    const char *blocked_by;
+} sc_cq;
+
+typedef struct sc_cohort {
+    const char *name;
+    int32_t *members;
+    int n_members, cap_members;
+    int64_t *lend, *pool; /* [flavor * SC_R + resource]: lendable total, used of it */
+    int64_t lend_r[SC_R]; /* over flavors, for fair sharing */
+} sc_cohort;
+
+typedef struct sc_ps {
+    const char *name;
+    int32_t count;
+    int n_req;
+    int res[SC_R];
+    int64_t req[SC_R];
+    sc_label *sel;
+    int n_sel;
+    sc_tol *tols;
+    int n_tols;
+    int16_t aflavor[SC_R]; /* admitted: flavor per request */
+    int32_t *anodes;       /* admitted: node per pod */
+    int16_t flav[SC_R];    /* pass: the assignment being tried, flavor per request */
+} sc_ps;
+
+typedef struct sc_wl {
+    const char *key;
+    int cq;
+    int32_t prio;
+    int64_t queued, eligible, admitted_at;
+    bool admitted, evicting;
+    sc_ps *ps;
+    int n_ps;
+    int pods;
+    /* pass */
+    int decision; /* -1: none yet */
+    bool victim;  /* chosen as a victim in this pass */
+    bool gone;    /* its usage is out of the accounting for now (preemption trial) */
+} sc_wl;
+
+enum { SC_NOFIT, SC_PREEMPT, SC_BORROW, SC_FIT };
+
+struct ty_sched {
+    ty_sched_config cfg;
+    sc_arena arena;
+    ty_map flavor_ix, node_ix, cq_ix, cohort_ix, wl_ix, str_ix, res_ix;
+    const char *res[SC_R];
+    int n_res;
+    int pack; /* resource index of the packing resource, or -1 */
+    const char *pack_name;
+
+    sc_flavor **flavors;
+    int n_flavors, cap_flavors;
+    sc_node **nodes;
+    int n_nodes, cap_nodes;
+    sc_cq **cqs;
+    int n_cqs, cap_cqs;
+    sc_cohort **cohorts;
+    int n_cohorts, cap_cohorts;
+    sc_wl **wls;
+    int n_wls, cap_wls;
+    const char **strs; /* by string id */
+    int n_strs, cap_strs;
+    int fwords; /* words of a node's flavor mask */
+
+    bool ran;
+    ty_sched_decision *dec;
+    size_t n_dec;
+    ty_sched_stats st;
+
+    /* scratch of the pass, sized once */
+    int64_t *need;     /* [fq * SC_R] of the workload's queue */
+    int32_t *placed;   /* node per pod of the workload being placed */
+    int32_t *placed2;  /* the same, kept across a trial */
+    sc_wl **cands;
+    sc_wl **victims;
+    int32_t *resv;
+};
+
+/* arena */
+void *sc_alloc(sc_arena *a, size_t n);
+char *sc_strdup(sc_arena *a, const char *s);
+
+/* formatting */
+void sc_msgf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *sc_qty(const ty_sched *s, int res, int64_t milli, char out[32]);
+
+/* quota.c */
+void sc_quota_init(ty_sched *s);
+int64_t sc_avail(const ty_sched *s, const sc_cq *cq, const sc_fq *fq, int r);
+int64_t sc_maxcap(const ty_sched *s, const sc_cq *cq, const sc_fq *fq, int r);
+void sc_usage_add(ty_sched *s, sc_cq *cq, int fqi, int r, int64_t delta);
+/* Adds (sign 1) or removes (-1) an admitted workload's quota usage. */
+void sc_wl_quota(ty_sched *s, sc_wl *w, int sign);
+/* Chooses a flavor per request into ps->flav; returns SC_FIT..SC_NOFIT; msg (may be NULL)
+ * gets Kueue's message when the result is not SC_FIT/SC_BORROW. */
+int sc_assign(ty_sched *s, sc_wl *w, char *msg);
+/* Fills s->need for w's current assignment; returns false when a flavor has no quota entry. */
+void sc_need(ty_sched *s, sc_wl *w);
+bool sc_fits_quota(ty_sched *s, sc_wl *w, bool allow_borrow);
+bool sc_would_borrow(ty_sched *s, sc_wl *w);
+/* The queue's fair-sharing share with `sign` x the current need added. */
+int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign);
+/* reported: as ty_sched_usage() counts (victims still in, preemptors not yet). */
+int64_t sc_share_as(const ty_sched *s, const sc_cq *cq, int sign, bool reported);
+bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char *why, size_t cap);
+
+/* place.c */
+void sc_place_init(ty_sched *s);
+/* Adds (sign 1) or removes (-1) an admitted workload's pods on its nodes. */
+void sc_wl_nodes(ty_sched *s, sc_wl *w, int sign);
+/* Places every pod of w with its assignment; on success the pods stay (s->placed holds the
+ * nodes, pod sets in order) and it returns -1, else it undoes and returns the failing pod set. */
+int sc_place(ty_sched *s, sc_wl *w);
+void sc_unplace(ty_sched *s, sc_wl *w, const int32_t *nodes);
+void sc_reserve_nodes(ty_sched *s, const int32_t *nodes, int n);
+/* Reserves the nodes w would take once they drain; false when it could never fit. */
+bool sc_reserve_for(ty_sched *s, sc_wl *w);
+void sc_place_msg(ty_sched *s, sc_wl *w, int ps, char *msg);
+void sc_place_stats(ty_sched *s);
+
+/* preempt.c */
+enum { SC_PRE_NONE, SC_PRE_VICTIMS, SC_PRE_EVICTING };
+/* On SC_PRE_VICTIMS: s->victims holds *n victims with reasons in *reasons (arena), s->placed2
+ * the preemptor's nodes. On SC_PRE_EVICTING: *n evicting workloads to wait for. */
+int sc_preempt(ty_sched *s, sc_wl *w, int *n, ty_sched_preempt_reason **reasons);
+
+#endif
