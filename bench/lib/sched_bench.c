@@ -3,7 +3,8 @@
  *   sched_bench run      [options]   R passes, each on a freshly built snapshot: pass time,
  *                                    pods/s, memory, fragmentation, decision hash, beside
  *                                    ty_sched_plain_pass() over the same snapshot
- *   sched_bench gen      [options]   the generated cluster and workload mix, beside the trace
+ *   sched_bench gen      [options]   the generated workload mix beside the trace's, the queues
+ *                                    and the cluster before the pass
  *   sched_bench selftest [options]   checks the generator (deterministic, clamped, the mix
  *                                    follows the trace, the initial fill fits the nodes)
  *
@@ -304,33 +305,45 @@ static int model_gen(model *m, const options *o, ty_error *err)
         shape(&m->pend[i], &m->rows[xs_below(&x, m->n_rows)], &x);
 
     /* The admitted fill: random nodes (the next one with room when the drawn one is full),
-     * as departures and arrivals leave a cluster, not packed. */
+     * as departures and arrivals leave a cluster, not packed. A gang that finds no room is
+     * drawn again, as a full cluster would not have admitted it. */
     uint64_t y = xs_seed(o->seed, 1);
     int64_t goal = (int64_t)o->nodes * NODE_GPUS * o->admitted_pct / 100, held = 0;
     m->node_gpus_used = calloc((size_t)o->nodes, sizeof *m->node_gpus_used);
     size_t cap = 1024;
     m->adm = malloc(cap * sizeof *m->adm);
-    while (held < goal) {
+    for (int misses = 0; held < goal;) {
         mwl w;
         shape(&w, &m->rows[xs_below(&y, m->n_rows)], &y);
         if (held + w.gpus > goal)
             continue; /* keep to the goal; the next draw is most likely 1 GPU */
         w.nodes = malloc((size_t)w.pods * sizeof *w.nodes);
         int p = 0;
-        for (int s = 0; s < w.n_sets; s++)
-            for (int k = 0; k < w.sets[s].count; k++, p++) {
+        bool placed = true;
+        for (int s = 0; s < w.n_sets && placed; s++)
+            for (int k = 0; k < w.sets[s].count && placed; k++) {
                 int n = (int)xs_below(&y, (uint64_t)o->nodes), tries = 0;
                 while (m->node_gpus_used[n] + w.sets[s].gpus > NODE_GPUS && tries++ < o->nodes)
                     n = (n + 1) % o->nodes;
-                if (tries > o->nodes) { /* cannot happen below 90 % of the GPUs */
-                    free(w.nodes);
-                    model_free(m);
-                    return ty_fail(err, "admitted fill: no node has %d free GPUs",
-                                   w.sets[s].gpus);
+                if (tries > o->nodes) {
+                    placed = false;
+                    break;
                 }
                 m->node_gpus_used[n] += w.sets[s].gpus;
-                w.nodes[p] = n;
+                w.nodes[p++] = n;
             }
+        if (!placed) {
+            for (int s = 0, q = 0; s < w.n_sets; s++)
+                for (int k = 0; k < w.sets[s].count && q < p; k++, q++)
+                    m->node_gpus_used[w.nodes[q]] -= w.sets[s].gpus;
+            free(w.nodes);
+            if (++misses == 100000) {
+                model_free(m);
+                return ty_fail(err, "admitted fill: no room for %d %% of the GPUs",
+                               o->admitted_pct);
+            }
+            continue;
+        }
         if (m->n_adm == (int)cap)
             m->adm = realloc(m->adm, (cap *= 2) * sizeof *m->adm);
         m->adm[m->n_adm++] = w;
@@ -728,6 +741,10 @@ static void print_mix(const model *m)
     for (int q = 0; q < m->n_queues; q++)
         printf("queues: %-10s %6lld (%3d) %6ld\n", m->qname[q], (long long)m->nom_gpus[q],
                m->vc_nodes[q], per_q[q]);
+}
+
+static void print_cluster(const model *m)
+{
     long adm_gpus = 0, adm_pods = 0;
     for (int i = 0; i < m->n_adm; i++) {
         adm_gpus += m->adm[i].gpus;
@@ -755,6 +772,7 @@ static int cmd_gen(const options *o)
         return 1;
     }
     print_mix(&m);
+    print_cluster(&m);
     model_free(&m);
     return 0;
 }
@@ -857,15 +875,15 @@ static int cmd_run(const options *o)
         ty_error_clear(&err);
         return 1;
     }
-    print_mix(&m);
+    print_cluster(&m);
     int R = o->reps;
     double *t_build = calloc((size_t)R, sizeof(double)), *t_pass = calloc((size_t)R, sizeof(double)),
            *t_plain = calloc((size_t)R, sizeof(double));
-    uint64_t hash0 = 0, plain0 = 0;
+    uint64_t hash0 = 0, sink = 0;
     ty_sched_stats st0 = {0};
     checked chk = {0};
     long rss_before = 0, rss_built = 0, rss_after = 0;
-    size_t heap_before = 0, heap_built = 0, heap_after = 0, heap_freed = 0;
+    size_t heap_before = 0, heap_built = 0, heap_after = 0;
     int rc = 1, differ = 0;
     for (int r = 0; r < R; r++) {
         if (r == 0) {
@@ -902,24 +920,21 @@ static int cmd_run(const options *o)
         }
         if (r == 0) {
             hash0 = h;
-            plain0 = plain;
             ty_sched_stats_get(s, &st0);
             if (check_decisions(s, &m, &chk, &err) < 0) {
                 fprintf(stderr, "sched_bench: WRONG DECISIONS: %s\n", err.msg);
                 ty_sched_free(s);
                 goto out;
             }
-        } else if (h != hash0 || plain != plain0) {
+        } else if (h != hash0) {
             fprintf(stderr,
-                    "sched_bench: REPETITION %d DIFFERS: decisions hash %016llx (first "
-                    "%016llx), plain pass %016llx (first %016llx)\n",
-                    r, (unsigned long long)h, (unsigned long long)hash0,
-                    (unsigned long long)plain, (unsigned long long)plain0);
+                    "sched_bench: REPETITION %d DIFFERS: decisions hash %016llx, the first "
+                    "%016llx\n",
+                    r, (unsigned long long)h, (unsigned long long)hash0);
             differ++;
         }
+        sink ^= plain; /* its checksum follows the order things were added in */
         ty_sched_free(s);
-        if (r == 0)
-            heap_freed = heap_bytes();
     }
 
     const ty_sched_stats *st = &st0;
@@ -952,11 +967,11 @@ static int cmd_run(const options *o)
            st->bytes / 1048576.0, (double)st->bytes / (double)st->workloads_pending,
            (double)st->bytes / (double)(st->workloads_pending + (size_t)m.n_adm));
     printf("memory: heap growth build %.1f MiB, + pass %.1f MiB (%.0f bytes per pending "
-           "workload); RSS growth build+pass %.1f MiB; heap after free %+ld bytes\n",
+           "workload); RSS growth build+pass %.1f MiB\n",
            (double)(heap_built - heap_before) / 1048576.0,
            (double)(heap_after - heap_built) / 1048576.0,
            (double)(heap_after - heap_before) / (double)st->workloads_pending,
-           (rss_after - rss_before) / 1024.0, (long)heap_freed - (long)heap_before);
+           (rss_after - rss_before) / 1024.0);
     (void)rss_built;
     int64_t whole = st->pack_free_whole_milli, partial = st->pack_free_partial_milli;
     printf("fragmentation after the pass: %zu nodes wholly free; free GPUs %.0f on wholly free "
@@ -964,8 +979,8 @@ static int cmd_run(const options *o)
            st->nodes_wholly_free, whole / 1000.0, partial / 1000.0, pct(partial, whole + partial));
     if (chk.free_whole != whole || chk.free_partial != partial ||
         (size_t)chk.nodes_free != st->nodes_wholly_free)
-        printf("fragmentation: NOTE counted from the admitted placements: %d nodes wholly "
-               "free, %.0f and %.0f free GPUs\n",
+        printf("fragmentation: counting only the admitted workloads' pods (not the room "
+               "preempting ones hold): %d nodes wholly free, %.0f and %.0f free GPUs\n",
                chk.nodes_free, chk.free_whole / 1000.0, chk.free_partial / 1000.0);
     printf("determinism: decisions hash %016llx, %s over %d repetitions (each added in its "
            "own order)\n",
@@ -975,6 +990,8 @@ static int cmd_run(const options *o)
     for (size_t i = 0; i < sizeof REFERENCES / sizeof *REFERENCES; i++)
         printf("for scale: %s\n", REFERENCES[i]);
     rc = differ ? 1 : 0;
+    if (sink == 42) /* keeps the plain passes */
+        printf(" \n");
 out:
     ty_error_clear(&err);
     free(t_build);
