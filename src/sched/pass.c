@@ -84,7 +84,7 @@ static void build_queues(ty_sched *s)
         sc_wl *w = s->wls[i];
         sc_cq *cq = s->cqs[w->cq];
         if (w->admitted)
-            cq->n_admitted++;
+            cq->n_admitted++, cq->n_evicting += w->evicting;
         else
             cq->n_pending++;
     }
@@ -92,7 +92,8 @@ static void build_queues(ty_sched *s)
         sc_cq *cq = s->cqs[i];
         cq->pending = sc_alloc(&s->arena, (size_t)(cq->n_pending + 1) * sizeof(sc_wl *));
         cq->admitted = sc_alloc(&s->arena, (size_t)(cq->n_admitted + 1) * sizeof(sc_wl *));
-        cq->n_pending = cq->n_admitted = 0;
+        cq->evicting = sc_alloc(&s->arena, (size_t)(cq->n_evicting + 1) * sizeof(sc_wl *));
+        cq->n_pending = cq->n_admitted = cq->n_evicting = 0;
         if (cq->cohort >= 0) {
             sc_cohort *co = s->cohorts[cq->cohort];
             if (!co->members)
@@ -103,6 +104,8 @@ static void build_queues(ty_sched *s)
     for (int i = 0; i < s->n_wls; i++) {
         sc_wl *w = s->wls[i];
         sc_cq *cq = s->cqs[w->cq];
+        if (w->admitted && w->evicting)
+            cq->evicting[cq->n_evicting++] = w;
         if (w->admitted)
             cq->admitted[cq->n_admitted++] = w;
         else
@@ -264,9 +267,7 @@ static bool process(ty_sched *s, sc_wl *w)
     }
     int n = 0;
     ty_sched_preempt_reason *reasons = NULL;
-    int pre = cq->within != TY_SCHED_PREEMPT_NEVER || cq->cohort >= 0
-                  ? sc_preempt(s, w, &n, &reasons)
-                  : SC_PRE_NONE;
+    int pre = sc_preempt(s, w, &n, &reasons);
     if (pre == SC_PRE_VICTIMS) {
         sc_msgf(msg, ". Pending the preemption of %d workload(s)", n);
         ty_sched_decision *d = decide(s, w, TY_SCHED_PREEMPT, msg);
@@ -275,7 +276,11 @@ static bool process(ty_sched *s, sc_wl *w)
             v[i] = (ty_sched_victim){s->victims[i]->key, reasons[i]};
         d->victims = v;
         d->n_victims = (size_t)n;
-        d->borrowing = false;
+        sc_need(s, w); /* its need is counted in its queue's usage now */
+        for (int k = 0; k < cq->n_fq; k++)
+            for (int r = 0; r < s->n_res; r++)
+                if (s->need[k * SC_R + r] && cq->fq[k].usage[r] > cq->fq[k].nominal[r])
+                    d->borrowing = true;
         fill_admission(s, d, w, s->placed2);
         s->st.victims += (size_t)n;
         return true;

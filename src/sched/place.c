@@ -316,6 +316,8 @@ void sc_reserve_nodes(ty_sched *s, const int32_t *nodes, int n)
         unlink_node(s, x);
         x->in_buckets = false;
         x->reserved = true;
+        for (int k = 0; k < x->n_flavors; k++)
+            s->flavors[x->flavors[k]]->n_reserved++;
     }
 }
 
@@ -378,14 +380,15 @@ void sc_place_msg(ty_sched *s, sc_wl *w, int p, char *msg)
         return;
     }
     const sc_flavor *fl = s->flavors[f];
-    int roomy = 0, reserved = 0;
-    for (int i = 0; i < fl->n_nodes; i++) {
-        const sc_node *n = s->nodes[fl->nodes[i]];
-        if (n->reserved)
-            reserved++;
-        else if (n->in_buckets && room(n, ps) && eligible(s, n, ps))
-            roomy++;
-    }
+    int roomy = 0, reserved = fl->n_reserved;
+    /* Only the buckets that can hold the pod: cheap when the nodes are full. */
+    int start = start_bucket(s, ps);
+    for (int b = start < fl->n_buckets ? start : fl->n_buckets - 1; b < fl->n_buckets; b++)
+        for (int i = 0; i < fl->buckets[b].n; i++) {
+            const sc_node *n = s->nodes[fl->buckets[b].ids[i]];
+            if (room(n, ps) && eligible(s, n, ps))
+                roomy++;
+        }
     sc_msgf(msg, "quota fits but the gang of %d pods does not fit the nodes of flavor %s: %d of %d "
                  "nodes have room for a pod (%s)",
             w->pods, fl->name, roomy, fl->n_nodes, what);

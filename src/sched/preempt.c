@@ -92,22 +92,27 @@ static void hold_quota(ty_sched *s, sc_wl *w)
         }
 }
 
-static void add_leaving(ty_sched *s, sc_wl *c)
+/* Victim c leaves the accounting for what the preemptor takes of it (s->left: the preemptor's
+ * need per flavor and resource not yet covered by earlier victims); the rest of its usage
+ * stays counted, so that no one else gets room that this preemption makes. */
+static void absorb(ty_sched *s, sc_wl *c)
 {
     sc_cq *x = s->cqs[c->cq];
     for (int p = 0; p < c->n_ps; p++) {
         sc_ps *ps = &c->ps[p];
         for (int k = 0; k < ps->n_req; k++) {
             int fqi = x->fq_of[ps->aflavor[k]];
-            if (fqi >= 0)
-                x->fq[fqi].leaving[ps->res[k]] += ps->req[k] * ps->count;
+            int64_t amt = sc_mul(ps->req[k], ps->count);
+            if (fqi < 0 || !amt)
+                continue;
+            int64_t *left = &s->left[ps->aflavor[k] * SC_R + ps->res[k]];
+            int64_t use = amt < *left ? amt : *left;
+            *left -= use;
+            if (amt - use)
+                sc_usage_add(s, x, fqi, ps->res[k], amt - use);
+            x->fq[fqi].leaving[ps->res[k]] += use;
         }
     }
-}
-
-static bool same_cohort(const ty_sched *s, const sc_cq *cq, const sc_wl *c)
-{
-    return cq->cohort >= 0 && s->cqs[c->cq]->cohort == cq->cohort;
 }
 
 int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reasons)
@@ -118,12 +123,14 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
 
     /* Workloads already leaving that it could use: wait for them rather than pick more. */
     int ne = 0;
-    for (int i = 0; i < s->n_wls; i++) {
-        sc_wl *c = s->wls[i];
-        if (!c->admitted || !c->evicting || c->victim || c->gone)
-            continue;
-        if ((c->cq == w->cq || same_cohort(s, cq, c)) && contends(s, cq, c))
-            s->cands[ne++] = c;
+    int n_members = cq->cohort >= 0 ? s->cohorts[cq->cohort]->n_members : 1;
+    for (int m = 0; m < n_members; m++) {
+        sc_cq *x = cq->cohort >= 0 ? s->cqs[s->cohorts[cq->cohort]->members[m]] : cq;
+        for (int i = 0; i < x->n_evicting; i++) {
+            sc_wl *c = x->evicting[i];
+            if (!c->gone && contends(s, cq, c))
+                s->cands[ne++] = c;
+        }
     }
     if (ne) {
         for (int i = 0; i < ne; i++)
@@ -144,14 +151,14 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     int nc = 0;
     for (int i = 0; i < cq->n_admitted; i++) {
         sc_wl *c = cq->admitted[i];
-        if (c->evicting || c->victim || !contends(s, cq, c))
+        if (c->evicting || c->victim)
             continue;
         bool ok = false;
         if (cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY)
             ok = c->prio < w->prio;
         else if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
             ok = c->prio < w->prio || (c->prio == w->prio && c->queued > w->queued);
-        if (ok)
+        if (ok && contends(s, cq, c))
             s->cands[nc++] = c;
     }
     if (cq->cohort >= 0) {
@@ -159,6 +166,10 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         for (int m = 0; m < co->n_members; m++) {
             sc_cq *x = s->cqs[co->members[m]];
             if (x == cq)
+                continue;
+            /* Kueue: only queues that borrow what it needs give back (fair sharing: those
+             * with a share, that is, that borrow something). */
+            if (fair ? sc_share(s, x, 0) == 0 : !borrows_contended(s, cq, x))
                 continue;
             for (int i = 0; i < x->n_admitted; i++) {
                 sc_wl *c = x->admitted[i];
@@ -178,38 +189,56 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     }
     if (!nc)
         return SC_PRE_NONE;
+    /* Without all of them it must fit its quota, or no subset will: a cheap check (the
+     * nodes' buckets are not touched) before sorting. */
+    for (int i = 0; i < nc; i++)
+        sc_wl_quota(s, s->cands[i], -1);
+    bool possible = sc_fits_quota(s, w, true);
+    for (int i = nc - 1; i >= 0; i--)
+        sc_wl_quota(s, s->cands[i], 1);
+    if (!possible)
+        return SC_PRE_NONE;
     int own = w->cq;
     qsort_r(s->cands, (size_t)nc, sizeof *s->cands, cand_cmp, &own);
 
     int nv = 0;
     bool found = false;
-    for (int i = 0; i < nc && !found; i++) {
-        sc_wl *c = s->cands[i];
-        if (c->cq != w->cq) {
-            sc_cq *x = s->cqs[c->cq];
-            sc_need(s, w);
-            if (fair) {
-                /* Kueue's LessThanOrEqualToFinalShare: the preemptor's share after admission
-                 * must not exceed the target queue's share after losing c. */
-                int64_t mine = sc_share(s, cq, 1);
-                sc_wl_quota(s, c, -1);
-                int64_t theirs = sc_share(s, x, 0);
-                sc_wl_quota(s, c, 1);
-                if (mine > theirs)
+    /* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
+     * share with it admitted <= the target queue's share without c), then LessThanInitialShare
+     * (< the target queue's share with c). */
+    for (int strategy = 0; strategy < (fair ? 2 : 1) && !found; strategy++) {
+        for (int i = 0; i < nc && !found; i++) {
+            sc_wl *c = s->cands[i];
+            if (c->cq != w->cq) {
+                sc_cq *x = s->cqs[c->cq];
+                sc_need(s, w);
+                if (fair) {
+                    int64_t mine = sc_share(s, cq, 1), theirs;
+                    if (strategy == 0) {
+                        sc_wl_quota(s, c, -1);
+                        theirs = sc_share(s, x, 0);
+                        sc_wl_quota(s, c, 1);
+                    } else {
+                        theirs = sc_share(s, x, 0);
+                    }
+                    if (strategy == 0 ? mine > theirs : mine >= theirs)
+                        continue;
+                } else if (!borrows_contended(s, cq, x)) {
                     continue;
-            } else if (!borrows_contended(s, cq, x)) {
-                continue;
+                }
             }
+            take(s, c, -1);
+            s->victims[nv++] = c;
+            found = fits(s, w);
         }
-        take(s, c, -1);
-        s->victims[nv++] = c;
-        found = fits(s, w);
+        if (!found) {
+            for (int i = nv - 1; i >= 0; i--)
+                take(s, s->victims[i], 1);
+            nv = 0;
+        }
     }
-    if (!found) {
-        for (int i = nv - 1; i >= 0; i--)
-            take(s, s->victims[i], 1);
+    if (!found)
         return SC_PRE_NONE;
-    }
     /* Give back every victim that is not needed, the last chosen being needed. */
     for (int i = nv - 2; i >= 0; i--) {
         sc_wl *c = s->victims[i];
@@ -223,15 +252,21 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     }
     hold(s, w);
     /* The victims' pods stay on their nodes until they are gone, and the preemptor's are
-     * counted there too (hold); their quota goes to the preemptor now. So nothing else takes
-     * the room being made. */
+     * counted there too (hold). Their quota goes to the preemptor now, as far as it needs it
+     * (absorb), and the preemptor's need counts in its queue (hold_quota). So nothing else
+     * takes the room being made, and the next preemptor sees what is really left. */
+    sc_need(s, w);
+    memset(s->left, 0, (size_t)s->n_flavors * SC_R * sizeof *s->left);
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < s->n_res; r++)
+            s->left[cq->fq[k].flavor * SC_R + r] = s->need[k * SC_R + r];
     ty_sched_preempt_reason *rs = sc_alloc(&s->arena, (size_t)nv * sizeof *rs);
     for (int i = 0; i < nv; i++) {
         sc_wl *c = s->victims[i];
         sc_wl_nodes(s, c, 1);
         c->gone = false;
         c->victim = true;
-        add_leaving(s, c);
+        absorb(s, c);
         rs[i] = c->cq == w->cq ? TY_SCHED_IN_CLUSTER_QUEUE
                 : fair         ? TY_SCHED_IN_COHORT_FAIR_SHARING
                 : borrowing    ? TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING

@@ -14,11 +14,7 @@ static int64_t sat_add(int64_t a, int64_t b)
     return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
-static int64_t sat_mul(int64_t a, int64_t b)
-{
-    int64_t r;
-    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX / 4 : r;
-}
+#define sat_mul sc_mul
 
 static int64_t max0(int64_t v) { return v > 0 ? v : 0; }
 
@@ -51,8 +47,8 @@ void sc_quota_init(ty_sched *s)
     int F = s->n_flavors;
     for (int i = 0; i < s->n_cohorts; i++) {
         sc_cohort *c = s->cohorts[i];
-        c->lend = sc_alloc(&s->arena, (size_t)(F ? F : 1) * SC_R * sizeof(int64_t));
-        c->pool = sc_alloc(&s->arena, (size_t)(F ? F : 1) * SC_R * sizeof(int64_t));
+        c->lend = sc_alloc(&s->arena, (size_t)(F ? F : 1) * SC_R * sizeof(__int128));
+        c->pool = sc_alloc(&s->arena, (size_t)(F ? F : 1) * SC_R * sizeof(__int128));
     }
     size_t max_fq = 1;
     for (int i = 0; i < s->n_cqs; i++) {
@@ -97,6 +93,7 @@ void sc_quota_init(ty_sched *s)
         if ((size_t)s->cqs[i]->n_fq > max_fq)
             max_fq = (size_t)s->cqs[i]->n_fq;
     s->need = ty_calloc(max_fq * SC_R, sizeof(int64_t));
+    s->left = ty_calloc((size_t)(F ? F : 1) * SC_R, sizeof(int64_t));
 }
 
 int64_t sc_avail(const ty_sched *s, const sc_cq *cq, const sc_fq *q, int r)
@@ -106,9 +103,10 @@ int64_t sc_avail(const ty_sched *s, const sc_cq *cq, const sc_fq *q, int r)
         return n - u;
     const sc_cohort *c = s->cohorts[cq->cohort];
     int64_t cap = q->blimit[r] == TY_SCHED_UNLIMITED ? INT64_MAX : sat_add(n, q->blimit[r]);
-    int64_t left = c->lend[q->flavor * SC_R + r] - c->pool[q->flavor * SC_R + r];
-    int64_t pooled = sat_add(sat_add(q->guar[r], max0(u - q->guar[r])), left);
-    return (pooled < cap ? pooled : cap) - u;
+    __int128 left = c->lend[q->flavor * SC_R + r] - c->pool[q->flavor * SC_R + r];
+    __int128 pooled = (__int128)q->guar[r] + max0(u - q->guar[r]) + left;
+    __int128 v = (pooled < cap ? pooled : cap) - u;
+    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (int64_t)v;
 }
 
 int64_t sc_maxcap(const ty_sched *s, const sc_cq *cq, const sc_fq *q, int r)
@@ -118,8 +116,8 @@ int64_t sc_maxcap(const ty_sched *s, const sc_cq *cq, const sc_fq *q, int r)
     const sc_cohort *c = s->cohorts[cq->cohort];
     int64_t cap = q->blimit[r] == TY_SCHED_UNLIMITED ? INT64_MAX
                                                      : sat_add(q->nominal[r], q->blimit[r]);
-    int64_t all = sat_add(q->guar[r], c->lend[q->flavor * SC_R + r]);
-    return all < cap ? all : cap;
+    __int128 all = (__int128)q->guar[r] + c->lend[q->flavor * SC_R + r];
+    return all < cap ? (int64_t)all : cap;
 }
 
 void sc_need(ty_sched *s, sc_wl *w)
@@ -242,9 +240,8 @@ bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char 
     return true;
 }
 
-static bool can_preempt(const ty_sched *s, const sc_cq *cq)
+static bool can_preempt(const sc_cq *cq)
 {
-    (void)s;
     return cq->within != TY_SCHED_PREEMPT_NEVER ||
            (cq->cohort >= 0 &&
             (cq->reclaim != TY_SCHED_PREEMPT_NEVER || cq->borrow != TY_SCHED_PREEMPT_NEVER));
@@ -317,7 +314,7 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                                 add_reason(reasons, why);
                             }
                         } else {
-                            m = can_preempt(s, cq) ? SC_PREEMPT : SC_NOFIT;
+                            m = can_preempt(cq) ? SC_PREEMPT : SC_NOFIT;
                             if (msg) {
                                 snprintf(why, sizeof why,
                                          "insufficient unused quota for %s in flavor %s, %s "

@@ -72,6 +72,40 @@
  * - Stopped queues (stopPolicy Hold or HoldAndDrain) admit nothing; their admitted workloads
  *   keep their usage (draining is the controller's business).
  *
+ * Decisions where the text above leaves room (following Kueue where it has an answer):
+ * - A requested resource that no resource group of the queue covers: "resource R unavailable
+ *   in ClusterQueue" (Kueue's flavorassigner); a request of 0 needs no quota (its flavor in
+ *   an admission is "" when no group covers it). A lending limit above the nominal quota
+ *   counts as the nominal quota.
+ * - Flavor modes are Kueue's: Fit (no borrowing), Borrow, Preempt (the request exceeds what is
+ *   free but not the maximum capacity, min(N + B, guaranteed + the cohort's lendable total), and
+ *   a preemption policy of the queue could help), NoFit. Per resource group the best mode wins,
+ *   the first flavor among equals; the loop stops as flavorFungibility says. Pod sets are
+ *   assigned in order, each seeing what the earlier ones of the same workload take. Flavor
+ *   compatibility: the pod set's node selector must agree with the flavor's node labels on the
+ *   keys the flavor has; the flavor's NoSchedule/NoExecute taints must be tolerated by the pod
+ *   set's or the flavor's tolerations ("untolerated taint k=v:Effect in flavor F").
+ * - Best fit: "fewest free of the other resources" is the sum over them of free/allocatable.
+ * - Preemption is also tried when the quota fits but the nodes do not (the candidates then
+ *   free nodes, not quota); quota alone is checked first over all candidates, so a hopeless
+ *   attempt costs no node work. Cohort candidates come only from queues borrowing a contended
+ *   (flavor, resource); reclaimWithinCohort filters their priority (LowerPriority: lower; Any).
+ * - Fair-sharing preemption uses Kueue's default strategies in turn: LessThanOrEqualToFinalShare
+ *   (c of queue X is a candidate while the preemptor queue's share with the preemptor admitted
+ *   is <= X's share without c), then, if that finds no fit, LessThanInitialShare (< X's share
+ *   with c). Weight 0: a borrowing queue's share is infinite (INT64_MAX), else 0.
+ * - What a PREEMPT holds for the rest of the pass: the victims' quota goes to the preemptor as
+ *   far as it needs it (the rest stays counted where it was), and the preemptor's pods are
+ *   counted on the nodes it will take, on top of the victims' pods still there. A workload
+ *   waiting for evicting ones holds its room the same way and, like a preemptor, does not
+ *   block a StrictFIFO queue. Whole nodes are reserved only for a gang that fits its quota but
+ *   not the nodes (one per queue and pass); one that would not fit even on drained nodes
+ *   reserves nothing and its message says "it cannot fit even on empty nodes".
+ * - ty_sched_usage() and ty_sched_weighted_share() report what is admitted: the pass's victims
+ *   still count, preemptors not yet. Admitted workloads on a flavor their queue no longer lists
+ *   still count, as usage without quota. Cohort totals are 128-bit (memory in milli-bytes of a
+ *   large cohort passes INT64_MAX); a workload's own totals saturate.
+ *
  * Every pending workload gets exactly one decision per pass: ADMIT, PREEMPT or WAIT, and every
  * WAIT/PREEMPT carries a message that says concretely why: the pod set, resource, flavor and
  * requested versus available quantities, or the nodes that could not take the gang and why. */

@@ -67,6 +67,7 @@ typedef struct sc_flavor {
     int n_nodes;
     sc_bucket *buckets;
     int n_buckets;
+    int n_reserved; /* member nodes reserved for a gang */
 } sc_flavor;
 
 typedef struct sc_node {
@@ -126,6 +127,8 @@ typedef struct sc_cq {
     int n_pending, next;
     struct sc_wl **admitted;
     int n_admitted;
+    struct sc_wl **evicting; /* admitted and evicting */
+    int n_evicting;
     bool blocked, reserved_once;
     const char *blocked_by;
 } sc_cq;
@@ -134,8 +137,10 @@ typedef struct sc_cohort {
     const char *name;
     int32_t *members;
     int n_members, cap_members;
-    int64_t *lend, *pool; /* [flavor * SC_R + resource]: lendable total, used of it */
-    int64_t lend_r[SC_R]; /* over flavors, for fair sharing */
+    /* [flavor * SC_R + resource]: lendable total, used of it; wide, because a cohort's
+     * memory in milli-bytes can pass INT64_MAX */
+    __int128 *lend, *pool;
+    __int128 lend_r[SC_R]; /* over flavors, for fair sharing */
 } sc_cohort;
 
 typedef struct sc_ps {
@@ -200,12 +205,19 @@ struct ty_sched {
 
     /* scratch of the pass, sized once */
     int64_t *need;     /* [fq * SC_R] of the workload's queue */
+    int64_t *left;     /* [flavor * SC_R]: a preemptor's need its victims do not cover yet */
     int32_t *placed;   /* node per pod of the workload being placed */
     int32_t *placed2;  /* the same, kept across a trial */
     sc_wl **cands;
     sc_wl **victims;
     int32_t *resv;
 };
+
+static inline int64_t sc_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX / 4 : r;
+}
 
 /* arena */
 void *sc_alloc(sc_arena *a, size_t n);

@@ -604,3 +604,107 @@ Test(sched, usage_share_and_stats_after_a_pass)
     cr_assert_neq(ty_sched_plain_pass(s), 0);
     ty_sched_free(s);
 }
+
+Test(sched, pod_sets_share_the_quota_and_groups_cover_resources)
+{
+    ty_sched *s = mk(false);
+    ty_error err = TY_ERROR_INIT;
+    add_flavor(s, "cpu-pool", NULL);
+    add_flavor(s, "gpu-a", NULL);
+    add_flavor(s, "gpu-b", NULL);
+    add_node(s, "n1", 8, 0, NULL);
+    add_node(s, "n2", 8, 0, NULL);
+    const char *cpu_cov[] = {"cpu"}, *gpu_cov[] = {GPU};
+    ty_sched_quota cq_cpu = {"cpu", G(100), TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+    ty_sched_quota qa = {GPU, G(8), TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+    ty_sched_quota qb = {GPU, G(8), TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+    ty_sched_flavor_quotas cpu_f = {"cpu-pool", &cq_cpu, 1};
+    ty_sched_flavor_quotas gpu_f[] = {{"gpu-a", &qa, 1}, {"gpu-b", &qb, 1}};
+    ty_sched_resource_group groups[] = {{cpu_cov, 1, &cpu_f, 1}, {gpu_cov, 1, gpu_f, 2}};
+    ty_sched_cluster_queue cq = {.name = "q", .groups = groups, .n_groups = 2,
+                                 .fair_weight_milli = 1000};
+    must(ty_sched_add_cluster_queue(s, &cq, &err), &err);
+    /* master 1 x (1 cpu, 2 gpu) + worker 2 x (2 cpu, 2 gpu): the first's 6 GPUs fit a; the
+     * second's master takes the 2 left of a, so its worker goes to b */
+    ty_sched_amount m_req[] = {{"cpu", G(1)}, {GPU, G(2)}};
+    ty_sched_amount w_req[] = {{"cpu", G(2)}, {GPU, G(2)}};
+    ty_sched_pod_set ps[] = {{.name = "master", .count = 1, .requests = m_req, .n_requests = 2},
+                             {.name = "worker", .count = 2, .requests = w_req, .n_requests = 2}};
+    ty_sched_workload w = {.key = "one", .cluster_queue = "q", .queued_at_ms = 1,
+                           .pod_sets = ps, .n_pod_sets = 2};
+    must(ty_sched_add_workload(s, &w, &err), &err);
+    w.key = "two";
+    w.queued_at_ms = 2;
+    must(ty_sched_add_workload(s, &w, &err), &err);
+    ty_sched_amount odd[] = {{"example.com/fpga", G(1)}};
+    ty_sched_pod_set ops = {.name = "main", .count = 1, .requests = odd, .n_requests = 1};
+    ty_sched_workload o = {.key = "fpga", .cluster_queue = "q", .queued_at_ms = 3,
+                           .pod_sets = &ops, .n_pod_sets = 1};
+    must(ty_sched_add_workload(s, &o, &err), &err);
+    ty_sched_run(s);
+    expect(s, "one", TY_SCHED_ADMIT);
+    const ty_sched_decision *d = dec(s, "one");
+    cr_assert_eq(d->n_pod_sets, 2);
+    cr_assert_str_eq(d->pod_sets[0].flavors[0], "cpu-pool");
+    cr_assert_str_eq(d->pod_sets[0].flavors[1], "gpu-a");
+    cr_assert_str_eq(d->pod_sets[1].flavors[1], "gpu-a");
+    expect(s, "two", TY_SCHED_ADMIT);
+    cr_assert_str_eq(dec(s, "two")->pod_sets[0].flavors[1], "gpu-a");
+    cr_assert_str_eq(dec(s, "two")->pod_sets[1].flavors[1], "gpu-b");
+    cr_assert_eq(ty_sched_usage(s, "q", "cpu-pool", "cpu"), G(10));
+    cr_assert_eq(ty_sched_usage(s, "q", "gpu-a", GPU), G(8));
+    cr_assert_eq(ty_sched_usage(s, "q", "gpu-b", GPU), G(4));
+    expect(s, "fpga", TY_SCHED_WAIT);
+    cr_assert_str_eq(dec(s, "fpga")->message, "couldn't assign flavors to pod set main: resource "
+                                              "example.com/fpga unavailable in ClusterQueue");
+    ty_sched_free(s);
+}
+
+Test(sched, unschedulable_nodes_take_no_pods)
+{
+    ty_sched *s = mk(false);
+    ty_error err = TY_ERROR_INIT;
+    add_flavor(s, "f", NULL);
+    ty_sched_amount alloc = {GPU, G(8)};
+    ty_sched_node cordoned = {.name = "a-cordoned", .allocatable = &alloc, .n_allocatable = 1,
+                              .unschedulable = true};
+    must(ty_sched_add_node(s, &cordoned, &err), &err);
+    add_node(s, "b", 8, 0, NULL);
+    add_cq1(s, "q", NULL, "f", 16);
+    add_wl(s, "w1", "q", 0, 1, 1, 8);
+    add_wl(s, "w2", "q", 0, 2, 1, 8);
+    ty_sched_run(s);
+    cr_assert_str_eq(dec(s, "w1")->pod_sets[0].nodes[0], "b");
+    expect(s, "w2", TY_SCHED_WAIT);
+    expect_msg(s, "w2", "0 of 2 nodes have room");
+    ty_sched_free(s);
+}
+
+Test(sched, weight_zero_queues_go_last_and_share_is_infinite_when_borrowing)
+{
+    ty_sched *s = mk(true);
+    add_flavor(s, "f", NULL);
+    add_node(s, "n1", 8, 0, NULL);
+    add_cq1(s, "lender", "c", "f", 4);
+    add_cq(s, (ty_sched_cluster_queue){.name = "zero", .cohort = "c", .fair_weight_milli = 0},
+           &(fq_t){"f", 0, -1, -1}, 1);
+    ty_error err = TY_ERROR_INIT;
+    ty_sched_quota q = {GPU, 0, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+    ty_sched_flavor_quotas fqs = {"f", &q, 1};
+    const char *cov[] = {GPU};
+    ty_sched_resource_group g = {cov, 1, &fqs, 1};
+    ty_sched_cluster_queue zero2 = {.name = "zero2", .cohort = "c", .groups = &g, .n_groups = 1,
+                                    .fair_weight_milli = 0};
+    must(ty_sched_add_cluster_queue(s, &zero2, &err), &err);
+    add_cq(s, (ty_sched_cluster_queue){.name = "one", .cohort = "c"}, &(fq_t){"f", 0, -1, -1}, 1);
+    add_wl(s, "z", "zero2", 9, 1, 1, 3);
+    add_wl(s, "o", "one", 0, 2, 1, 3);
+    ty_sched_run(s);
+    /* "one" goes first although "z" has the higher priority and is older */
+    cr_assert_str_eq(ty_sched_decision_at(s, 0)->workload, "o");
+    expect(s, "o", TY_SCHED_ADMIT);
+    expect(s, "z", TY_SCHED_WAIT);
+    cr_assert_eq(ty_sched_weighted_share(s, "one"), 750);
+    cr_assert_eq(ty_sched_weighted_share(s, "zero2"), 0);
+    ty_sched_free(s);
+}

@@ -9,7 +9,8 @@ static ty_sched *within(ty_sched_preempt_policy pol, int pending_prio, int64_t a
     add_cq(s, (ty_sched_cluster_queue){.name = "q", .within_cluster_queue = pol},
            &(fq_t){"f", 8, -1, -1}, 1);
     add_admitted(s, "running", "q", 0, admitted_at, 1, 8, "f", "n1", false);
-    add_wl(s, "pending", "q", pending_prio, 100, 1, 8);
+    add_wl(s, "pending", "q", pending_prio, 100, 1, 6);
+    add_wl(s, "after", "q", 0, 150, 1, 2);
     ty_sched_run(s);
     return s;
 }
@@ -23,9 +24,12 @@ Test(sched_preempt, lower_priority_preempts_strictly_lower_priority_in_the_queue
     cr_assert_str_eq(d->victims[0].workload, "running");
     cr_assert_eq(d->victims[0].reason, TY_SCHED_IN_CLUSTER_QUEUE);
     cr_assert_str_eq(d->message, "couldn't assign flavors to pod set main: insufficient unused "
-                                 "quota for nvidia.com/gpu in flavor f, 8 more needed. Pending "
+                                 "quota for nvidia.com/gpu in flavor f, 6 more needed. Pending "
                                  "the preemption of 1 workload(s)");
     cr_assert_str_eq(d->pod_sets[0].nodes[0], "n1");
+    cr_assert_not(d->borrowing);
+    /* The 2 GPUs the victim frees beyond the preemptor's 6 are not for the next one. */
+    expect(s, "after", TY_SCHED_WAIT);
     /* The victim is still reported as the queue's usage until it is gone. */
     cr_assert_eq(ty_sched_usage(s, "q", "f", GPU), G(8));
     ty_sched_stats st;
@@ -274,4 +278,171 @@ Test(sched_preempt, fair_sharing_converges_to_the_weights)
     cr_assert_eq(ub, G(8), "B has %ld", (long)ub);
     cr_assert_eq(sa, 333);
     cr_assert_eq(sb, 333);
+}
+
+/* A mixed snapshot (two flavors, four queues with different policies, admitted workloads,
+ * pending gangs of many shapes and priorities) added forwards or backwards. */
+typedef struct {
+    char key[24];
+    int cq, prio, pods, gpus, flavor, node;
+    int64_t at;
+    bool admitted;
+} mix_wl;
+
+static ty_sched *mixed(int order, bool fair)
+{
+    static mix_wl w[400];
+    int nw = 0;
+    uint32_t seed = 7;
+#define RND(n) ((int)((seed = seed * 1103515245u + 12345u) >> 16) % (n))
+    int free_gpus[40];
+    for (int i = 0; i < 40; i++)
+        free_gpus[i] = 8;
+    for (int i = 0; i < 40; i++) {
+        mix_wl *x = &w[nw];
+        snprintf(x->key, sizeof x->key, "run-%03d", i);
+        x->cq = RND(4);
+        x->prio = RND(3);
+        x->gpus = 1 << RND(4);
+        x->pods = 1;
+        x->flavor = RND(2);
+        x->at = 100 + RND(50);
+        x->admitted = true;
+        x->node = -1;
+        for (int n = x->flavor * 20; n < x->flavor * 20 + 20; n++)
+            if (free_gpus[n] >= x->gpus) {
+                x->node = n;
+                free_gpus[n] -= x->gpus;
+                break;
+            }
+        if (x->node >= 0)
+            nw++;
+    }
+    for (int i = 0; i < 200; i++) {
+        mix_wl *x = &w[nw++];
+        snprintf(x->key, sizeof x->key, "pend-%03d", i);
+        x->cq = RND(4);
+        x->prio = RND(4);
+        x->gpus = 1 << RND(4);
+        x->pods = 1 + RND(4);
+        x->at = 200 + RND(20); /* many equal times: the keys decide */
+        x->admitted = false;
+    }
+#undef RND
+    ty_sched *s = mk(fair);
+    for (int i = 0; i < 2; i++)
+        add_flavor(s, (order ? 1 - i : i) ? "fb" : "fa", (order ? 1 - i : i) ? "pool=b" : "pool=a");
+    for (int i = 0; i < 40; i++) {
+        int n = order ? 39 - i : i;
+        char name[16];
+        snprintf(name, sizeof name, "node-%02d", n);
+        add_node(s, name, 8, 0, n < 20 ? "pool=a" : "pool=b");
+    }
+    static const char *const qn[] = {"q0", "q1", "q2", "q3"};
+    for (int i = 0; i < 4; i++) {
+        int q = order ? 3 - i : i;
+        fq_t f[] = {{"fa", 40, q == 0 ? 16 : -1, q == 1 ? 8 : -1}, {"fb", 40, -1, -1}};
+        ty_sched_cluster_queue base = {
+            .name = qn[q], .cohort = "c",
+            .queueing = q == 2 ? TY_SCHED_STRICT_FIFO : TY_SCHED_BEST_EFFORT_FIFO,
+            .within_cluster_queue = q == 3 ? TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY
+                                           : TY_SCHED_PREEMPT_LOWER_PRIORITY,
+            .reclaim_within_cohort = q == 1 ? TY_SCHED_PREEMPT_ANY : TY_SCHED_PREEMPT_LOWER_PRIORITY,
+            .borrow_within_cohort = q == 0 ? TY_SCHED_PREEMPT_LOWER_PRIORITY : TY_SCHED_PREEMPT_NEVER,
+            .when_can_borrow_try_next = q == 2,
+            .fair_weight_milli = 1000 * (q + 1)};
+        add_cq(s, base, f, 2);
+    }
+    for (int i = 0; i < nw; i++) {
+        mix_wl *x = &w[order ? nw - 1 - i : i];
+        if (x->admitted) {
+            char node[16];
+            snprintf(node, sizeof node, "node-%02d", x->node);
+            add_admitted(s, x->key, qn[x->cq], x->prio, x->at, 1, x->gpus, x->flavor ? "fb" : "fa",
+                         node, false);
+        } else {
+            add_wl(s, x->key, qn[x->cq], x->prio, x->at, x->pods, x->gpus);
+        }
+    }
+    ty_sched_run(s);
+    return s;
+}
+
+static void same_decisions(bool fair)
+{
+    ty_sched *a = mixed(0, fair), *b = mixed(1, fair);
+    cr_assert_eq(ty_sched_n_decisions(a), 200);
+    cr_assert_eq(ty_sched_n_decisions(b), 200);
+    size_t counts[3] = {0};
+    for (size_t i = 0; i < 200; i++) {
+        const ty_sched_decision *x = ty_sched_decision_at(a, i), *y = ty_sched_decision_at(b, i);
+        cr_assert_str_eq(x->workload, y->workload, "decision %zu", i);
+        cr_assert_eq(x->verdict, y->verdict, "%s", x->workload);
+        counts[x->verdict]++;
+        cr_assert_str_eq(x->message ? x->message : "", y->message ? y->message : "");
+        cr_assert_eq(x->borrowing, y->borrowing);
+        cr_assert_eq(x->n_victims, y->n_victims);
+        for (size_t v = 0; v < x->n_victims; v++) {
+            cr_assert_str_eq(x->victims[v].workload, y->victims[v].workload);
+            cr_assert_eq(x->victims[v].reason, y->victims[v].reason);
+        }
+        cr_assert_eq(x->n_pod_sets, y->n_pod_sets);
+        for (size_t p = 0; p < x->n_pod_sets; p++) {
+            cr_assert_str_eq(x->pod_sets[p].flavors[0], y->pod_sets[p].flavors[0]);
+            cr_assert_str_eq(x->pod_sets[p].nodes[0], y->pod_sets[p].nodes[0]);
+        }
+    }
+    cr_assert_gt(counts[TY_SCHED_ADMIT], 10, "admitted %zu", counts[TY_SCHED_ADMIT]);
+    cr_assert_gt(counts[TY_SCHED_WAIT], 10);
+    cr_assert_gt(counts[TY_SCHED_PREEMPT], 0);
+    static const char *const qn[] = {"q0", "q1", "q2", "q3"};
+    for (int q = 0; q < 4; q++) {
+        cr_assert_eq(ty_sched_usage(a, qn[q], "fa", GPU), ty_sched_usage(b, qn[q], "fa", GPU));
+        cr_assert_eq(ty_sched_weighted_share(a, qn[q]), ty_sched_weighted_share(b, qn[q]));
+    }
+    ty_sched_stats sa, sb;
+    ty_sched_stats_get(a, &sa);
+    ty_sched_stats_get(b, &sb);
+    cr_assert_eq(sa.pods_placed, sb.pods_placed);
+    cr_assert_eq(sa.victims, sb.victims);
+    cr_assert_eq(sa.pack_free_partial_milli, sb.pack_free_partial_milli);
+    ty_sched_free(a);
+    ty_sched_free(b);
+}
+
+Test(sched_preempt, a_mixed_snapshot_in_any_order_gives_identical_decisions)
+{
+    same_decisions(false);
+    same_decisions(true);
+}
+
+Test(sched_preempt, fair_sharing_falls_back_to_less_than_initial_share)
+{
+    /* Taking A's one big workload leaves A below B's new share (no under the first strategy),
+     * but B's share after is below A's share now (yes under the second). */
+    for (int big = 0; big < 2; big++) {
+        ty_sched *s = mk(true);
+        add_flavor(s, "f", NULL);
+        add_node(s, "n1", 8, 0, NULL);
+        add_cq1(s, "L", "c", "f", 8);
+        fq_t none = {"f", 0, -1, -1};
+        ty_sched_cluster_queue base = {.cohort = "c",
+                                       .reclaim_within_cohort = TY_SCHED_PREEMPT_ANY};
+        base.name = "A";
+        add_cq(s, base, &none, 1);
+        base.name = "B";
+        add_cq(s, base, &none, 1);
+        add_admitted(s, "a-big", "A", 0, 10, 1, 8, "f", "n1", false);
+        add_wl(s, "b", "B", 0, 20, 1, big ? 8 : 4);
+        ty_sched_run(s);
+        if (big) {
+            /* B would end where A is now: not less */
+            expect(s, "b", TY_SCHED_WAIT);
+        } else {
+            expect(s, "b", TY_SCHED_PREEMPT);
+            cr_assert_str_eq(dec(s, "b")->victims[0].workload, "a-big");
+            cr_assert_eq(dec(s, "b")->victims[0].reason, TY_SCHED_IN_COHORT_FAIR_SHARING);
+        }
+        ty_sched_free(s);
+    }
 }
