@@ -304,6 +304,12 @@ void ty_node_free(ty_node *n)
     free(n);
 }
 
+char *ty_node_metrics(void *node)
+{
+    ty_node *n = node;
+    return ty_admission_metrics(n->admission);
+}
+
 char *ty_node_log_path(void *node, const json_t *pod, const char *container, bool previous)
 {
     ty_node *n = node;

@@ -48,6 +48,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);
 /* Kills every pod without waiting for grace periods (a second Ctrl-C). */
 void ty_node_kill_pods(ty_node *n);
 void ty_node_free(ty_node *n);
+/* The admission controller's metrics (ty_admission_metrics); caller frees; for /metrics. */
+char *ty_node_metrics(void *node);
 /* The log file of a pod's container (the previous run's with `previous`): for pods/log.
  * Caller frees; NULL when there is none. */
 char *ty_node_log_path(void *node, const json_t *pod, const char *container, bool previous);

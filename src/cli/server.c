@@ -321,7 +321,9 @@ int ty_cli_server(int argc, char **argv)
                                .log_path = ty_node_log_path,
                                .log_ctx = st.node,
                                .mutate = mutate_on_create,
-                               .mutate_ctx = st.store};
+                               .mutate_ctx = st.store,
+                               .metrics = ty_node_metrics,
+                               .metrics_ctx = st.node};
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -23,6 +24,9 @@ struct ty_admission {
     ty_recorder *events;
     bool fair_sharing;
     int watch_ids[NWATCHED];
+    /* For /metrics: counters since start, and the last pass's text. */
+    uint64_t passes, admitted_total, preempted_total;
+    char *metrics;
 };
 
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
@@ -251,8 +255,10 @@ static void free_tallies(ty_map *m)
 }
 
 static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sched *s,
-                                 const json_t *inactive, ty_map *tallies, int64_t now)
+                                 const json_t *inactive, ty_map *tallies, int64_t now,
+                                 ty_buf *metrics)
 {
+    const char *cohort = json_string_value(json_object_get(json_object_get(cq, "spec"), "cohort"));
     tally *t = tally_of(tallies, ty_obj_name(cq));
     json_t *next = json_deep_copy(cq);
     json_t *st = json_object_get(next, "status");
@@ -263,6 +269,10 @@ static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sch
     json_object_set_new(st, "pendingWorkloads", json_integer(t->pending));
     json_object_set_new(st, "reservingWorkloads", json_integer(t->reserving));
     json_object_set_new(st, "admittedWorkloads", json_integer(t->reserving));
+    ty_buf_addf(metrics,
+                "kueue_pending_workloads{cluster_queue=\"%s\"} %lld\n"
+                "kueue_admitted_active_workloads{cluster_queue=\"%s\"} %lld\n",
+                ty_obj_name(cq), (long long)t->pending, ty_obj_name(cq), (long long)t->reserving);
     json_t *usage = json_array();
     size_t g, f, r;
     json_t *grp, *fl, *rq;
@@ -283,6 +293,14 @@ static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sch
             ty_quantity nominal = {0};
             ty_quantity_from_json(json_object_get(rq, "nominalQuota"), &nominal, NULL);
             int64_t borrowed = used > nominal.milli ? used - nominal.milli : 0;
+            ty_buf_addf(metrics,
+                        "kueue_cluster_queue_resource_reservation{cohort=\"%s\",cluster_queue="
+                        "\"%s\",flavor=\"%s\",resource=\"%s\"} %.17g\n"
+                        "kueue_cluster_queue_nominal_quota{cohort=\"%s\",cluster_queue=\"%s\","
+                        "flavor=\"%s\",resource=\"%s\"} %.17g\n",
+                        cohort ? cohort : "", ty_obj_name(cq), fname, rname, (double)used / 1000,
+                        cohort ? cohort : "", ty_obj_name(cq), fname, rname,
+                        (double)nominal.milli / 1000);
             json_array_append_new(resources,
                                   json_pack("{s:s,s:o,s:o}", "name", rname, "total",
                                             quantity_json(rname, used), "borrowed",
@@ -362,11 +380,74 @@ static void local_queue_status(ty_admission *a, const json_t *lq, const json_t *
     json_decref(next);
 }
 
+/* The last pass as Prometheus text: Kueue's queue metrics (per cluster queue, from the lines
+ * gathered in `queues`), the pass itself, and GPU fragmentation after it (free GPUs on wholly
+ * free nodes versus on partly used ones: what large gangs can and cannot use). */
+static void publish_metrics(ty_admission *a, const ty_buf *queues, const ty_sched_stats *st,
+                            double seconds)
+{
+    ty_buf m = TY_BUF_INIT;
+    ty_buf_addf(&m,
+                "# HELP kueue_pending_workloads Pending workloads per cluster queue.\n"
+                "# TYPE kueue_pending_workloads gauge\n"
+                "# HELP kueue_admitted_active_workloads Admitted, unfinished workloads per cluster "
+                "queue.\n"
+                "# TYPE kueue_admitted_active_workloads gauge\n"
+                "# HELP kueue_cluster_queue_resource_reservation Quota reserved per flavor and "
+                "resource.\n"
+                "# TYPE kueue_cluster_queue_resource_reservation gauge\n"
+                "# HELP kueue_cluster_queue_nominal_quota Nominal quota per flavor and resource.\n"
+                "# TYPE kueue_cluster_queue_nominal_quota gauge\n"
+                "%s",
+                queues->len ? queues->data : "");
+    int64_t whole = st->pack_free_whole_milli, partial = st->pack_free_partial_milli;
+    ty_buf_addf(&m,
+                "# HELP trainyard_admission_passes_total Admission passes run.\n"
+                "# TYPE trainyard_admission_passes_total counter\n"
+                "trainyard_admission_passes_total %llu\n"
+                "# HELP trainyard_admitted_workloads_total Workloads admitted.\n"
+                "# TYPE trainyard_admitted_workloads_total counter\n"
+                "trainyard_admitted_workloads_total %llu\n"
+                "# HELP trainyard_preempted_workloads_total Workloads chosen as preemption "
+                "victims.\n"
+                "# TYPE trainyard_preempted_workloads_total counter\n"
+                "trainyard_preempted_workloads_total %llu\n"
+                "# HELP trainyard_admission_pass_seconds Duration of the last admission pass.\n"
+                "# TYPE trainyard_admission_pass_seconds gauge\n"
+                "trainyard_admission_pass_seconds %.6f\n"
+                "# HELP trainyard_pending_workloads Workloads waiting after the last pass.\n"
+                "# TYPE trainyard_pending_workloads gauge\n"
+                "trainyard_pending_workloads %zu\n"
+                "# HELP trainyard_gpus_free Free GPUs after the last pass, on nodes wholly free or "
+                "partly used.\n"
+                "# TYPE trainyard_gpus_free gauge\n"
+                "trainyard_gpus_free{nodes=\"whole\"} %.17g\n"
+                "trainyard_gpus_free{nodes=\"partial\"} %.17g\n"
+                "# HELP trainyard_nodes_wholly_free Nodes with nothing scheduled on them.\n"
+                "# TYPE trainyard_nodes_wholly_free gauge\n"
+                "trainyard_nodes_wholly_free %zu\n"
+                "# HELP trainyard_gpu_fragmentation Share of free GPUs that sit on partly used "
+                "nodes (0: every free GPU is on a whole free node).\n"
+                "# TYPE trainyard_gpu_fragmentation gauge\n"
+                "trainyard_gpu_fragmentation %.6f\n",
+                (unsigned long long)a->passes, (unsigned long long)a->admitted_total,
+                (unsigned long long)a->preempted_total, seconds, st->waiting + st->preempting,
+                (double)whole / 1000, (double)partial / 1000, st->nodes_wholly_free,
+                whole + partial > 0 ? (double)partial / (double)(whole + partial) : 0.0);
+    free(a->metrics);
+    a->metrics = ty_buf_steal(&m);
+}
+
+char *ty_admission_metrics(const ty_admission *a)
+{
+    return a && a->metrics ? ty_strdup(a->metrics) : NULL;
+}
+
 static void pass(void *ctx, const char *key)
 {
     ty_admission *a = ctx;
     (void)key;
-    int64_t now = ty_time_now_ns();
+    int64_t now = ty_time_now_ns(), started = ty_time_mono_ns();
     ty_kueue_objects o;
     ty_kueue_objects_load(a->store, &o);
     size_t nw = json_array_size(o.workloads);
@@ -468,8 +549,9 @@ static void pass(void *ctx, const char *key)
                 evict(a, wl, "ClusterQueueStopped", NULL, "The ClusterQueue is stopped", now);
         }
     }
+    TY_AUTOBUF ty_buf metrics = TY_BUF_INIT;
     json_array_foreach(o.cluster_queues, i, cq)
-        cluster_queue_status(a, cq, s, inactive, &tallies, now);
+        cluster_queue_status(a, cq, s, inactive, &tallies, now, &metrics);
     json_t *lq;
     json_array_foreach(o.local_queues, i, lq)
         local_queue_status(a, lq, o.cluster_queues, inactive, &tallies, now);
@@ -481,6 +563,10 @@ static void pass(void *ctx, const char *key)
     if (st.admitted || st.preempting)
         ty_debug("admission: pass: %zu admitted, %zu preempting (%zu victims), %zu waiting",
                  st.admitted, st.preempting, st.victims, st.waiting);
+    a->passes++;
+    a->admitted_total += st.admitted;
+    a->preempted_total += st.victims;
+    publish_metrics(a, &metrics, &st, (double)(ty_time_mono_ns() - started) / 1e9);
     json_decref(by_key);
     free_tallies(&tallies);
     json_decref(inactive);
@@ -512,5 +598,6 @@ void ty_admission_free(ty_admission *a)
         ty_store_unwatch(a->store, a->watch_ids[i]);
     ty_queue_free(a->queue);
     ty_recorder_free(a->events);
+    free(a->metrics);
     free(a);
 }

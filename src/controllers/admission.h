@@ -37,5 +37,10 @@ typedef struct ty_admission_config {
 
 ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admission_config *cfg);
 void ty_admission_free(ty_admission *a);
+/* The last pass in Prometheus' text format (a new string, caller frees; NULL before the first
+ * pass): Kueue's kueue_pending_workloads, kueue_admitted_active_workloads,
+ * kueue_cluster_queue_resource_reservation and kueue_cluster_queue_nominal_quota per cluster
+ * queue, and trainyard's pass counters, pass duration and GPU fragmentation. */
+char *ty_admission_metrics(const ty_admission *a);
 
 #endif

@@ -66,6 +66,8 @@ struct ty_apiserver {
     void *log_ctx;
     ty_apiserver_mutate_fn mutate;
     void *mutate_ctx;
+    ty_apiserver_metrics_fn metrics;
+    void *metrics_ctx;
     size_t max_body;
     struct MHD_Daemon *mhd;
     int port;
@@ -580,6 +582,11 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
                                "minor", "32", "gitVersion", "v1.32.0-trainyard", "gitCommit", "",
                                "gitTreeState", "clean", "buildDate", "2026-11-28T00:00:00Z",
                                "goVersion", "c17", "compiler", "cc", "platform", "linux/amd64"));
+    } else if (strcmp(url, "/metrics") == 0 && s->metrics) {
+        char *text = s->metrics(s->metrics_ctx);
+        if (!text)
+            text = ty_strdup("");
+        *ret = reply_text(c, 200, "text/plain; version=0.0.4", text, strlen(text));
     } else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
                strcmp(url, "/livez") == 0) {
         *ret = reply_text(c, 200, "text/plain", ty_strdup("ok"), 2);
@@ -2221,6 +2228,8 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->log_ctx = cfg->log_ctx;
     s->mutate = cfg->mutate;
     s->mutate_ctx = cfg->mutate_ctx;
+    s->metrics = cfg->metrics;
+    s->metrics_ctx = cfg->metrics_ctx;
     s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : DEFAULT_MAX_BODY;
     s->port = ntohs(sa.sin_port);
     const ty_kind_info *const *kinds = ty_api_kinds();

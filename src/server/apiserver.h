@@ -38,6 +38,9 @@ typedef char *(*ty_apiserver_log_path_fn)(void *ctx, const json_t *pod, const ch
  * place of mutating admission webhooks. May change `obj`. */
 typedef void (*ty_apiserver_mutate_fn)(void *ctx, const char *resource, json_t *obj);
 
+/* The Prometheus text served at /metrics (caller frees), or NULL when there is none. */
+typedef char *(*ty_apiserver_metrics_fn)(void *ctx);
+
 typedef struct ty_apiserver_config {
     uv_loop_t *loop;
     ty_store *store;
@@ -46,6 +49,8 @@ typedef struct ty_apiserver_config {
     void *log_ctx;
     ty_apiserver_mutate_fn mutate;   /* NULL: none */
     void *mutate_ctx;
+    ty_apiserver_metrics_fn metrics; /* NULL: /metrics is 404 */
+    void *metrics_ctx;
     size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
 } ty_apiserver_config;
 

@@ -184,6 +184,13 @@ def test_large_gang_is_not_starved_by_small_jobs(start_server, marker, tmp_path)
     # Best fit: the three 1-GPU pods share one node, the other stays whole.
     nodes = {pods_of(server, "default", f"small-{i}")[0]["spec"]["nodeName"] for i in range(3)}
     assert len(nodes) == 1, nodes
+    # /metrics reports it: 4 free GPUs on the whole node, 1 on the partly used one.
+    metrics = lambda: server.kubectl("get", "--raw", "/metrics").stdout
+    assert wait_until(lambda: 'trainyard_gpus_free{nodes="whole"} 4\n' in metrics(), 10), \
+        metrics()
+    assert 'trainyard_gpus_free{nodes="partial"} 1\n' in metrics()
+    assert "trainyard_gpu_fragmentation 0.200000" in metrics()
+    assert 'kueue_admitted_active_workloads{cluster_queue="cq"} 3' in metrics()
     apply(server, tmp_path, gpu_job("gang", marker, "main", 4, cmd="sleep 3", workers=1))
     time.sleep(0.5)
     for i in range(3, 6):
