@@ -207,8 +207,12 @@ static void reconcile(void *ctx, const char *key)
     ty_error err = TY_ERROR_INIT;
     char *gang_size = NULL;
     char why[1024];
+    /* Checked when pods are about to be made: a suspended job (one waiting in a queue) makes
+     * none, and thousands of them must not each read every node on every change. */
+    bool suspended = json_is_true(json_object_get(
+        json_object_get(json_object_get(job, "spec"), "runPolicy"), "suspend"));
     if (!ty_obj_condition_true(job, "Succeeded") && !ty_obj_condition_true(job, "Failed") &&
-        npods == 0 &&
+        npods == 0 && !suspended &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)

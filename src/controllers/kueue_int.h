@@ -54,7 +54,8 @@ typedef struct ty_kueue_objects {
     json_t *flavors, *cluster_queues, *local_queues, *workloads, *nodes, *pods, *namespaces;
 } ty_kueue_objects;
 
-void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o);
+/* `workloads`: the Workloads already listed (taken), or NULL to list them from the store. */
+void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o, json_t *workloads);
 void ty_kueue_objects_free(ty_kueue_objects *o);
 
 /* Workload states as the admission pass sees them. */

@@ -156,12 +156,12 @@ int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback)
     return ns / 1000000;
 }
 
-void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o)
+void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o, json_t *workloads)
 {
     o->flavors = ty_store_list(s, "resourceflavors", NULL);
     o->cluster_queues = ty_store_list(s, "clusterqueues", NULL);
     o->local_queues = ty_store_list(s, "localqueues", NULL);
-    o->workloads = ty_store_list(s, "workloads", NULL);
+    o->workloads = workloads ? workloads : ty_store_list(s, "workloads", NULL);
     o->nodes = ty_store_list(s, "nodes", NULL);
     o->pods = ty_store_list(s, "pods", NULL);
     o->namespaces = ty_store_list(s, "namespaces", NULL);

@@ -164,23 +164,20 @@ static int priority_of(ty_store *s, const json_t *job, json_int_t *value, char *
     return 0;
 }
 
+/* The job's Workload, by the name it was given (no scan of the namespace's workloads). */
 static json_t *find_workload(ty_workloadctl *c, const json_t *job)
 {
-    json_t *all = ty_store_list(c->store, "workloads", ty_obj_namespace(job));
-    json_t *found = NULL;
-    size_t i;
-    json_t *wl;
-    json_array_foreach(all, i, wl)
-    {
-        const char *r, *name, *uid;
-        if (ty_kueue_workload_job(wl, &r, &name, &uid) && uid &&
-            strcmp(uid, ty_obj_uid(job)) == 0) {
-            found = json_incref(wl);
-            break;
-        }
+    const char *kind = json_string_value(json_object_get(job, "kind"));
+    TY_AUTOFREE char *name =
+        ty_kueue_workload_name(kind ? kind : "", ty_obj_name(job), ty_obj_uid(job));
+    json_t *wl = ty_store_get(c->store, "workloads", ty_obj_namespace(job), name);
+    const char *r, *n, *uid;
+    if (wl && !(ty_kueue_workload_job(wl, &r, &n, &uid) && uid &&
+                strcmp(uid, ty_obj_uid(job)) == 0)) {
+        json_decref(wl);
+        return NULL;
     }
-    json_decref(all);
-    return found;
+    return wl;
 }
 
 static void create_workload(ty_workloadctl *c, const char *resource, const json_t *job)
