@@ -105,7 +105,6 @@ struct stream {
     char *ns;
     ty_selector *labels, *fields;
     bool selective;  /* a label or field selector was given */
-    ty_map matching; /* with a selector: "ns/name" of the objects the client holds */
     bool table, bookmarks;
     char *include_object;
     /* log */
@@ -1546,7 +1545,6 @@ static void stream_free_cb(uv_handle_t *h)
     ty_buf_free(&st->joined);
     ty_selector_free(st->labels);
     ty_selector_free(st->fields);
-    ty_map_free(&st->matching);
     free(st->ns);
     free(st->include_object);
     free(st->pod_ns);
@@ -1654,14 +1652,6 @@ static bool watch_wants(const stream *st, const json_t *obj)
     return matches(obj, st->labels, st->fields);
 }
 
-static char *obj_key(const json_t *obj)
-{
-    const char *ns = ty_obj_namespace(obj);
-    return ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(obj));
-}
-
-/* With a selector, an object that starts matching is ADDED for the client and one that stops
- * matching is DELETED, as the API server's filtered watches do. */
 static void watch_cb(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     (void)resource;
@@ -1669,30 +1659,43 @@ static void watch_cb(void *ctx, ty_event_type type, const char *resource, const 
     if (st->ended)
         return;
     static const char *names[] = {"ADDED", "MODIFIED", "DELETED"};
-    bool wanted = watch_wants(st, obj);
-    if (!st->selective) {
-        if (wanted)
-            watch_event(st, names[type], obj);
+    if (watch_wants(st, obj))
+        watch_event(st, names[type], obj);
+}
+
+/* A filtered watch decides by the object's version before the event, as the API server's
+ * watch cache does with prevObject: one that starts matching is ADDED for the client, one
+ * that stops matching is DELETED (the previous version, at the event's resourceVersion),
+ * also for events replayed from the history, whatever the client held. */
+static void watch_prev_cb(void *ctx, ty_event_type type, const char *resource,
+                          const json_t *obj, const json_t *prev)
+{
+    (void)resource;
+    stream *st = ctx;
+    if (st->ended)
+        return;
+    bool now = watch_wants(st, obj);
+    if (type == TY_EVENT_ADDED) {
+        if (now)
+            watch_event(st, "ADDED", obj);
         return;
     }
-    if (st->ns) {
-        const char *ons = ty_obj_namespace(obj);
-        if (!ons || strcmp(ons, st->ns) != 0)
-            return;
-    }
-    TY_AUTOFREE char *key = obj_key(obj);
-    bool held = ty_map_gets(&st->matching, key) != NULL;
-    if (type == TY_EVENT_DELETED || !wanted) {
-        /* A deleted object that matched is one the client knows of, held or not: a watch
-         * from a resourceVersion cannot tell what matched before it began. */
-        if (held || (type == TY_EVENT_DELETED && wanted)) {
-            ty_map_dels(&st->matching, key);
+    if (type == TY_EVENT_DELETED) {
+        if (now || (prev && watch_wants(st, prev)))
             watch_event(st, "DELETED", obj);
-        }
-    } else {
-        if (!held)
-            ty_map_puts(&st->matching, key, (void *)1);
-        watch_event(st, held ? "MODIFIED" : "ADDED", obj);
+        return;
+    }
+    bool before = prev && watch_wants(st, prev);
+    if (now) {
+        watch_event(st, before ? "MODIFIED" : "ADDED", obj);
+    } else if (before) {
+        json_t *gone = json_deep_copy(prev);
+        json_t *meta = json_object_get(gone, "metadata");
+        if (json_is_object(meta))
+            json_object_set(meta, "resourceVersion",
+                            json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        watch_event(st, "DELETED", gone);
+        json_decref(gone);
     }
 }
 
@@ -1757,38 +1760,28 @@ static enum MHD_Result handle_watch(call *c)
         json_t *o;
         json_array_foreach(all, i, o)
         {
-            if (!watch_wants(st, o))
-                continue;
-            if (st->selective) {
-                TY_AUTOFREE char *key = obj_key(o);
-                ty_map_puts(&st->matching, key, (void *)1);
-            }
-            watch_event(st, "ADDED", o);
+            if (watch_wants(st, o))
+                watch_event(st, "ADDED", o);
         }
         json_decref(all);
         /* Events reach the stream only once durable (ty_store_watch_committed). */
-        ty_store_watch_committed(c->srv->store, c->ri->resource, 0, watch_cb, st, &st->watch_id,
-                                 NULL);
+        if (st->selective)
+            ty_store_watch_committed_prev(c->srv->store, c->ri->resource, 0, watch_prev_cb, st,
+                                          &st->watch_id, NULL);
+        else
+            ty_store_watch_committed(c->srv->store, c->ri->resource, 0, watch_cb, st,
+                                     &st->watch_id, NULL);
     } else {
-        /* The client listed at `from`: what matches now and has not changed since then it
-         * holds already, so its changes are MODIFIED and its deletion DELETED (kubectl
-         * delete --wait watches from its list's resourceVersion with a fieldSelector). */
-        if (st->selective) {
-            json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
-            size_t i;
-            json_t *o;
-            json_array_foreach(all, i, o)
-            {
-                if (obj_rv(o) <= from && watch_wants(st, o)) {
-                    TY_AUTOFREE char *key = obj_key(o);
-                    ty_map_puts(&st->matching, key, (void *)1);
-                }
-            }
-            json_decref(all);
-        }
+        /* The client listed at `from`: the history's events after it, each judged by the
+         * object's version before it (kubectl delete --wait watches from its list's
+         * resourceVersion with a fieldSelector). */
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-        if (ty_store_watch_committed(c->srv->store, c->ri->resource, from, watch_cb, st,
-                                     &st->watch_id, &err) < 0) {
+        int rc = st->selective
+                     ? ty_store_watch_committed_prev(c->srv->store, c->ri->resource, from,
+                                                     watch_prev_cb, st, &st->watch_id, &err)
+                     : ty_store_watch_committed(c->srv->store, c->ri->resource, from, watch_cb,
+                                                st, &st->watch_id, &err);
+        if (rc < 0) {
             stream_abandon(st);
             if (err.code == TY_STORE_GONE)
                 return fail(c, 410, "Expired", "%s", err.msg);
