@@ -24,6 +24,7 @@
 #include "api/k8sproto.h"
 #include "api/manifest.h"
 #include "api/openapi.h"
+#include "api/apply.h"
 #include "api/patch.h"
 #include "api/selector.h"
 #include "api/table.h"
@@ -1149,19 +1150,67 @@ static void generate_name(json_t *meta)
     json_object_set_new(meta, "name", json_sprintf("%s%s", prefix, suffix));
 }
 
+/* The field manager of a write: ?fieldManager, else the user agent's product (before its
+ * first "/"), as the API server defaults it. */
+static char *field_manager(call *c)
+{
+    const char *m = q(c, "fieldManager");
+    if (m && *m)
+        return ty_strdup(m);
+    const char *ua = hdr(c, "User-Agent");
+    if (ua && *ua)
+        return ty_strndup(ua, strcspn(ua, "/"));
+    return ty_strdup("unknown");
+}
+
+static int check_field_manager(call *c, enum MHD_Result *ret)
+{
+    const char *m = q(c, "fieldManager");
+    if (m && strlen(m) > 128) {
+        *ret = fail(c, 400, "BadRequest",
+                    "fieldManager: Too long: may not be more than 128 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+/* Records the write of `obj` (over `live`, NULL on create) by the request's field manager in
+ * obj's managedFields. */
+static void record_update(call *c, const json_t *live, json_t *obj)
+{
+    TY_AUTOFREE char *manager = field_manager(c);
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    char now[64];
+    ty_time_format_rfc3339(ty_time_now_ns(), now, sizeof now, 0);
+    ty_apply_req areq = {.resource = c->ri->resource, .api_version = gv, .manager = manager,
+                        .now = now};
+    ty_apply_record_update(&areq, live, obj);
+}
+
+static enum MHD_Result create_object(call *c, json_t *obj, bool applied);
+
 static enum MHD_Result handle_create(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
+        return ret;
+    json_t *obj = read_body(c, &ret);
+    if (!obj)
+        return ret;
+    if (check_kind(c, obj, &ret) == 0)
+        ret = create_object(c, obj, false);
+    json_decref(obj);
+    return ret;
+}
+
+/* Creates `obj` (borrowed, changed in place) as a POST does; `applied`: server-side apply made
+ * it and set its managedFields. */
+static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
 {
     enum MHD_Result ret;
     TY_AUTOFREE char *name_copy = NULL;
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     json_t *stored = NULL;
-    if (check_dry_run(c, &ret) < 0)
-        return ret;
-    json_t *obj = read_body(c, &ret);
-    if (!obj)
-        return ret;
-    if (check_kind(c, obj, &ret) < 0)
-        goto out;
     json_t *meta = json_object_get(obj, "metadata");
     if (!json_is_object(meta)) {
         meta = json_object();
@@ -1228,6 +1277,8 @@ static enum MHD_Result handle_create(call *c)
     /* Mutating admission after validation, as webhooks run (Kueue suspends queued jobs). */
     if (c->srv->mutate)
         c->srv->mutate(c->srv->mutate_ctx, c->ri->resource, obj);
+    if (!applied)
+        record_update(c, NULL, obj);
     if (dry_run(c)) {
         if (exists(c->srv, c->ri->resource, c->path.ns, name_copy))
             ret = fail_exists(c, name_copy);
@@ -1242,7 +1293,6 @@ static enum MHD_Result handle_create(call *c)
     ret = reply_object(c, 201, stored, true);
     json_decref(stored);
 out:
-    json_decref(obj);
     return ret;
 }
 
@@ -1305,7 +1355,7 @@ static enum MHD_Result store_update(call *c, json_t *obj)
 static enum MHD_Result handle_put(call *c)
 {
     enum MHD_Result ret;
-    if (check_dry_run(c, &ret) < 0)
+    if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
         return ret;
     json_t *obj = read_body(c, &ret);
     if (!obj)
@@ -1328,8 +1378,8 @@ static enum MHD_Result handle_put(call *c)
         ret = fail_not_found(c, c->ri, c->path.name);
         goto out;
     }
-    json_decref(cur);
     if (!json_object_get(meta, "resourceVersion")) {
+        json_decref(cur);
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         ty_field_errors_add(&errs, "metadata.resourceVersion", (ty_pos){0, 0},
                             "Invalid value: 0x0: must be specified for an update");
@@ -1337,21 +1387,30 @@ static enum MHD_Result handle_put(call *c)
         ty_field_errors_free(&errs);
         goto out;
     }
-    if (admit(c, obj, c->path.name, &ret) < 0)
+    if (admit(c, obj, c->path.name, &ret) < 0) {
+        json_decref(cur);
         goto out;
+    }
+    if (!c->path.sub)
+        record_update(c, cur, obj);
+    json_decref(cur);
     ret = store_update(c, obj);
 out:
     json_decref(obj);
     return ret;
 }
 
+static enum MHD_Result handle_apply(call *c);
+
 static enum MHD_Result handle_patch(call *c)
 {
     enum MHD_Result ret;
-    if (check_dry_run(c, &ret) < 0)
+    if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
         return ret;
     const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
     type = type ? type : "";
+    if (strncmp(type, "application/apply-patch+yaml", 28) == 0)
+        return handle_apply(c);
     json_error_t je;
     json_t *patch = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
     if (!patch && strstr(type, "yaml") == NULL)
@@ -1372,12 +1431,12 @@ static enum MHD_Result handle_patch(call *c)
     } else if (strncmp(type, "application/strategic-merge-patch+json", 38) == 0) {
         rc = ty_patch_strategic(c->ri->resource, cur, patch, &obj, &err);
     } else {
-        /* Server-side apply (application/apply-patch+yaml) is not served yet. */
         json_decref(patch);
         json_decref(cur);
         return fail(c, 415, "UnsupportedMediaType",
                     "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json-patch+json, application/merge-patch+json");
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml");
     }
     json_decref(patch);
     if (rc < 0) {
@@ -1393,18 +1452,104 @@ static enum MHD_Result handle_patch(call *c)
     if (!json_is_object(meta) || !json_object_get(meta, "resourceVersion"))
         json_object_set(json_object_get(obj, "metadata"), "resourceVersion",
                         json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
-    json_decref(cur);
     const char *name = json_string_value(json_object_get(meta, "name"));
     if (!name || strcmp(name, c->path.name) != 0) {
+        json_decref(cur);
         json_decref(obj);
         return fail(c, 400, "BadRequest", "the name of the object cannot be changed by a patch");
     }
     if (check_kind(c, obj, &ret) < 0 || admit(c, obj, c->path.name, &ret) < 0) {
+        json_decref(cur);
         json_decref(obj);
         return ret;
     }
+    if (!c->path.sub)
+        record_update(c, cur, obj);
+    json_decref(cur);
     ret = store_update(c, obj);
     json_decref(obj);
+    return ret;
+}
+
+/* Server-side apply (PATCH application/apply-patch+yaml): creates the object when absent,
+ * else merges the manager's configuration into it (api/apply.h); the result is admitted as
+ * a POST or PUT is, and an apply that changes nothing writes nothing. */
+static enum MHD_Result handle_apply(call *c)
+{
+    enum MHD_Result ret;
+    const char *manager = q(c, "fieldManager");
+    if (!manager || !*manager)
+        return fail(c, 400, "BadRequest", "fieldManager is required for apply requests");
+    if (c->path.sub)
+        return fail(c, 415, "UnsupportedMediaType",
+                    "server-side apply of the %s subresource is not supported", c->path.sub);
+    json_t *cfg = read_body(c, &ret);
+    if (!cfg)
+        return ret;
+    json_t *live = NULL, *merged = NULL, *causes = NULL;
+    TY_AUTOFREE char *want_rv = NULL;
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (check_kind(c, cfg, &ret) < 0)
+        goto out;
+    json_t *meta = json_object_get(cfg, "metadata");
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name || strcmp(name, c->path.name) != 0) {
+        ret = fail(c, 400, "BadRequest",
+                   "the name of the object (%s) does not match the name on the URL (%s)",
+                   name ? name : "", c->path.name);
+        goto out;
+    }
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    if (c->ri->namespaced && ns && *ns && strcmp(ns, c->path.ns) != 0) {
+        ret = fail(c, 400, "BadRequest",
+                   "the namespace of the provided object does not match the namespace sent on "
+                   "the request");
+        goto out;
+    }
+    if (c->ri->namespaced)
+        json_object_set_new(meta, "namespace", json_string(c->path.ns));
+    /* A resourceVersion in the configuration is a precondition, as for an update. */
+    if (json_string_value(json_object_get(meta, "resourceVersion")))
+        want_rv = ty_strdup(json_string_value(json_object_get(meta, "resourceVersion")));
+    json_object_del(meta, "resourceVersion");
+    json_object_del(meta, "managedFields");
+    char now[64];
+    ty_time_format_rfc3339(ty_time_now_ns(), now, sizeof now, 0);
+    ty_apply_req areq = {.resource = c->ri->resource, .api_version = gv, .manager = manager,
+                        .force = q_true(c, "force"), .now = now};
+    live = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
+                        c->path.name);
+    if (want_rv && (!live || strcmp(want_rv, json_string_value(json_object_get(
+                                                 json_object_get(live, "metadata"),
+                                                 "resourceVersion"))) != 0)) {
+        ret = live ? fail_conflict(c, c->path.name) : fail_not_found(c, c->ri, c->path.name);
+        goto out;
+    }
+    if (ty_apply(&areq, live, cfg, &merged, &causes, &err) < 0) {
+        json_t *d = details(c->ri, c->path.name, false);
+        json_object_set(d, "causes", causes ? causes : json_array());
+        ret = reply(c, 409, ty_srv_status(409, "Conflict", err.msg, d));
+        goto out;
+    }
+    if (!live) {
+        ret = create_object(c, merged, true);
+        goto out;
+    }
+    json_object_set(json_object_get(merged, "metadata"), "resourceVersion",
+                    json_object_get(json_object_get(live, "metadata"), "resourceVersion"));
+    if (admit(c, merged, c->path.name, &ret) < 0)
+        goto out;
+    if (json_equal(merged, live)) {
+        ret = reply_object(c, 200, live, true);
+        goto out;
+    }
+    ret = store_update(c, merged);
+out:
+    json_decref(causes);
+    json_decref(merged);
+    json_decref(live);
+    json_decref(cfg);
     return ret;
 }
 
