@@ -545,7 +545,7 @@ int ty_apply(const ty_apply_req *req, const json_t *live, const json_t *config, 
             {
                 if (nclash > 1)
                     ty_buf_addf(&msg, "\n- %s", json_string_value(p));
-                json_array_append_new(causes, json_pack("{s:s, s:s++, s:s}", "reason",
+                json_array_append_new(causes, json_pack("{s:s, s:s+, s:s}", "reason",
                                                         "FieldManagerConflict", "message",
                                                         "conflict with ", who, "field",
                                                         json_string_value(p)));
