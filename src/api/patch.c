@@ -405,6 +405,12 @@ static const char *list_key(const smp *s, const char *path)
     return NULL;
 }
 
+const char *ty_patch_list_key(const char *resource, const char *path)
+{
+    smp s = {.resource = resource};
+    return list_key(&s, path);
+}
+
 static bool is_directive(const char *k) { return k[0] == '$'; }
 
 static char *child_path(const char *path, const char *k)

@@ -35,4 +35,9 @@ int ty_patch_json(const json_t *target, const json_t *ops, json_t **out, ty_erro
 int ty_patch_strategic(const char *resource, const json_t *target, const json_t *patch,
                        json_t **out, ty_error *err);
 
+/* The merge key of the list at `path` (field names from the root, list elements skipped:
+ * "spec.containers.env") of `resource` as the table above says: a field name, "" for a list
+ * of primitives merged as a set, NULL for a list replaced whole. Server-side apply uses it. */
+const char *ty_patch_list_key(const char *resource, const char *path);
+
 #endif

@@ -24,6 +24,7 @@
 #include "api/k8sproto.h"
 #include "api/manifest.h"
 #include "api/openapi.h"
+#include "api/apply.h"
 #include "api/patch.h"
 #include "api/selector.h"
 #include "api/table.h"
@@ -107,7 +108,6 @@ struct stream {
     char *ns;
     ty_selector *labels, *fields;
     bool selective;  /* a label or field selector was given */
-    ty_map matching; /* with a selector: "ns/name" of the objects the client holds */
     bool table, bookmarks;
     char *include_object;
     /* log */
@@ -1157,19 +1157,67 @@ static void generate_name(json_t *meta)
     json_object_set_new(meta, "name", json_sprintf("%s%s", prefix, suffix));
 }
 
+/* The field manager of a write: ?fieldManager, else the user agent's product (before its
+ * first "/"), as the API server defaults it. */
+static char *field_manager(call *c)
+{
+    const char *m = q(c, "fieldManager");
+    if (m && *m)
+        return ty_strdup(m);
+    const char *ua = hdr(c, "User-Agent");
+    if (ua && *ua)
+        return ty_strndup(ua, strcspn(ua, "/"));
+    return ty_strdup("unknown");
+}
+
+static int check_field_manager(call *c, enum MHD_Result *ret)
+{
+    const char *m = q(c, "fieldManager");
+    if (m && strlen(m) > 128) {
+        *ret = fail(c, 400, "BadRequest",
+                    "fieldManager: Too long: may not be more than 128 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+/* Records the write of `obj` (over `live`, NULL on create) by the request's field manager in
+ * obj's managedFields. */
+static void record_update(call *c, const json_t *live, json_t *obj)
+{
+    TY_AUTOFREE char *manager = field_manager(c);
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    char now[64];
+    ty_time_format_rfc3339(ty_time_now_ns(), now, sizeof now, 0);
+    ty_apply_req areq = {.resource = c->ri->resource, .api_version = gv, .manager = manager,
+                        .now = now};
+    ty_apply_record_update(&areq, live, obj);
+}
+
+static enum MHD_Result create_object(call *c, json_t *obj, bool applied);
+
 static enum MHD_Result handle_create(call *c)
+{
+    enum MHD_Result ret;
+    if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
+        return ret;
+    json_t *obj = read_body(c, &ret);
+    if (!obj)
+        return ret;
+    if (check_kind(c, obj, &ret) == 0)
+        ret = create_object(c, obj, false);
+    json_decref(obj);
+    return ret;
+}
+
+/* Creates `obj` (borrowed, changed in place) as a POST does; `applied`: server-side apply made
+ * it and set its managedFields. */
+static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
 {
     enum MHD_Result ret;
     TY_AUTOFREE char *name_copy = NULL;
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     json_t *stored = NULL;
-    if (check_dry_run(c, &ret) < 0)
-        return ret;
-    json_t *obj = read_body(c, &ret);
-    if (!obj)
-        return ret;
-    if (check_kind(c, obj, &ret) < 0)
-        goto out;
     json_t *meta = json_object_get(obj, "metadata");
     if (!json_is_object(meta)) {
         meta = json_object();
@@ -1236,6 +1284,8 @@ static enum MHD_Result handle_create(call *c)
     /* Mutating admission after validation, as webhooks run (Kueue suspends queued jobs). */
     if (c->srv->mutate)
         c->srv->mutate(c->srv->mutate_ctx, c->ri->resource, obj);
+    if (!applied)
+        record_update(c, NULL, obj);
     if (dry_run(c)) {
         if (exists(c->srv, c->ri->resource, c->path.ns, name_copy))
             ret = fail_exists(c, name_copy);
@@ -1250,7 +1300,6 @@ static enum MHD_Result handle_create(call *c)
     ret = reply_object(c, 201, stored, true);
     json_decref(stored);
 out:
-    json_decref(obj);
     return ret;
 }
 
@@ -1313,7 +1362,7 @@ static enum MHD_Result store_update(call *c, json_t *obj)
 static enum MHD_Result handle_put(call *c)
 {
     enum MHD_Result ret;
-    if (check_dry_run(c, &ret) < 0)
+    if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
         return ret;
     json_t *obj = read_body(c, &ret);
     if (!obj)
@@ -1336,8 +1385,8 @@ static enum MHD_Result handle_put(call *c)
         ret = fail_not_found(c, c->ri, c->path.name);
         goto out;
     }
-    json_decref(cur);
     if (!json_object_get(meta, "resourceVersion")) {
+        json_decref(cur);
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         ty_field_errors_add(&errs, "metadata.resourceVersion", (ty_pos){0, 0},
                             "Invalid value: 0x0: must be specified for an update");
@@ -1345,21 +1394,30 @@ static enum MHD_Result handle_put(call *c)
         ty_field_errors_free(&errs);
         goto out;
     }
-    if (admit(c, obj, c->path.name, &ret) < 0)
+    if (admit(c, obj, c->path.name, &ret) < 0) {
+        json_decref(cur);
         goto out;
+    }
+    if (!c->path.sub)
+        record_update(c, cur, obj);
+    json_decref(cur);
     ret = store_update(c, obj);
 out:
     json_decref(obj);
     return ret;
 }
 
+static enum MHD_Result handle_apply(call *c);
+
 static enum MHD_Result handle_patch(call *c)
 {
     enum MHD_Result ret;
-    if (check_dry_run(c, &ret) < 0)
+    if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
         return ret;
     const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
     type = type ? type : "";
+    if (strncmp(type, "application/apply-patch+yaml", 28) == 0)
+        return handle_apply(c);
     json_error_t je;
     json_t *patch = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
     if (!patch && strstr(type, "yaml") == NULL)
@@ -1380,12 +1438,12 @@ static enum MHD_Result handle_patch(call *c)
     } else if (strncmp(type, "application/strategic-merge-patch+json", 38) == 0) {
         rc = ty_patch_strategic(c->ri->resource, cur, patch, &obj, &err);
     } else {
-        /* Server-side apply (application/apply-patch+yaml) is not served yet. */
         json_decref(patch);
         json_decref(cur);
         return fail(c, 415, "UnsupportedMediaType",
                     "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json-patch+json, application/merge-patch+json");
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml");
     }
     json_decref(patch);
     if (rc < 0) {
@@ -1401,18 +1459,104 @@ static enum MHD_Result handle_patch(call *c)
     if (!json_is_object(meta) || !json_object_get(meta, "resourceVersion"))
         json_object_set(json_object_get(obj, "metadata"), "resourceVersion",
                         json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
-    json_decref(cur);
     const char *name = json_string_value(json_object_get(meta, "name"));
     if (!name || strcmp(name, c->path.name) != 0) {
+        json_decref(cur);
         json_decref(obj);
         return fail(c, 400, "BadRequest", "the name of the object cannot be changed by a patch");
     }
     if (check_kind(c, obj, &ret) < 0 || admit(c, obj, c->path.name, &ret) < 0) {
+        json_decref(cur);
         json_decref(obj);
         return ret;
     }
+    if (!c->path.sub)
+        record_update(c, cur, obj);
+    json_decref(cur);
     ret = store_update(c, obj);
     json_decref(obj);
+    return ret;
+}
+
+/* Server-side apply (PATCH application/apply-patch+yaml): creates the object when absent,
+ * else merges the manager's configuration into it (api/apply.h); the result is admitted as
+ * a POST or PUT is, and an apply that changes nothing writes nothing. */
+static enum MHD_Result handle_apply(call *c)
+{
+    enum MHD_Result ret;
+    const char *manager = q(c, "fieldManager");
+    if (!manager || !*manager)
+        return fail(c, 400, "BadRequest", "fieldManager is required for apply requests");
+    if (c->path.sub)
+        return fail(c, 415, "UnsupportedMediaType",
+                    "server-side apply of the %s subresource is not supported", c->path.sub);
+    json_t *cfg = read_body(c, &ret);
+    if (!cfg)
+        return ret;
+    json_t *live = NULL, *merged = NULL, *causes = NULL;
+    TY_AUTOFREE char *want_rv = NULL;
+    TY_AUTOFREE char *gv = group_version(c->ri);
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (check_kind(c, cfg, &ret) < 0)
+        goto out;
+    json_t *meta = json_object_get(cfg, "metadata");
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name || strcmp(name, c->path.name) != 0) {
+        ret = fail(c, 400, "BadRequest",
+                   "the name of the object (%s) does not match the name on the URL (%s)",
+                   name ? name : "", c->path.name);
+        goto out;
+    }
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    if (c->ri->namespaced && ns && *ns && strcmp(ns, c->path.ns) != 0) {
+        ret = fail(c, 400, "BadRequest",
+                   "the namespace of the provided object does not match the namespace sent on "
+                   "the request");
+        goto out;
+    }
+    if (c->ri->namespaced)
+        json_object_set_new(meta, "namespace", json_string(c->path.ns));
+    /* A resourceVersion in the configuration is a precondition, as for an update. */
+    if (json_string_value(json_object_get(meta, "resourceVersion")))
+        want_rv = ty_strdup(json_string_value(json_object_get(meta, "resourceVersion")));
+    json_object_del(meta, "resourceVersion");
+    json_object_del(meta, "managedFields");
+    char now[64];
+    ty_time_format_rfc3339(ty_time_now_ns(), now, sizeof now, 0);
+    ty_apply_req areq = {.resource = c->ri->resource, .api_version = gv, .manager = manager,
+                        .force = q_true(c, "force"), .now = now};
+    live = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
+                        c->path.name);
+    if (want_rv && (!live || strcmp(want_rv, json_string_value(json_object_get(
+                                                 json_object_get(live, "metadata"),
+                                                 "resourceVersion"))) != 0)) {
+        ret = live ? fail_conflict(c, c->path.name) : fail_not_found(c, c->ri, c->path.name);
+        goto out;
+    }
+    if (ty_apply(&areq, live, cfg, &merged, &causes, &err) < 0) {
+        json_t *d = details(c->ri, c->path.name, false);
+        json_object_set(d, "causes", causes ? causes : json_array());
+        ret = reply(c, 409, ty_srv_status(409, "Conflict", err.msg, d));
+        goto out;
+    }
+    if (!live) {
+        ret = create_object(c, merged, true);
+        goto out;
+    }
+    json_object_set(json_object_get(merged, "metadata"), "resourceVersion",
+                    json_object_get(json_object_get(live, "metadata"), "resourceVersion"));
+    if (admit(c, merged, c->path.name, &ret) < 0)
+        goto out;
+    if (json_equal(merged, live)) {
+        ret = reply_object(c, 200, live, true);
+        goto out;
+    }
+    ret = store_update(c, merged);
+out:
+    json_decref(causes);
+    json_decref(merged);
+    json_decref(live);
+    json_decref(cfg);
     return ret;
 }
 
@@ -1553,7 +1697,6 @@ static void stream_free_cb(uv_handle_t *h)
     ty_buf_free(&st->joined);
     ty_selector_free(st->labels);
     ty_selector_free(st->fields);
-    ty_map_free(&st->matching);
     free(st->ns);
     free(st->include_object);
     free(st->pod_ns);
@@ -1661,14 +1804,6 @@ static bool watch_wants(const stream *st, const json_t *obj)
     return matches(obj, st->labels, st->fields);
 }
 
-static char *obj_key(const json_t *obj)
-{
-    const char *ns = ty_obj_namespace(obj);
-    return ty_asprintf("%s/%s", ns ? ns : "", ty_obj_name(obj));
-}
-
-/* With a selector, an object that starts matching is ADDED for the client and one that stops
- * matching is DELETED, as the API server's filtered watches do. */
 static void watch_cb(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     (void)resource;
@@ -1676,30 +1811,43 @@ static void watch_cb(void *ctx, ty_event_type type, const char *resource, const 
     if (st->ended)
         return;
     static const char *names[] = {"ADDED", "MODIFIED", "DELETED"};
-    bool wanted = watch_wants(st, obj);
-    if (!st->selective) {
-        if (wanted)
-            watch_event(st, names[type], obj);
+    if (watch_wants(st, obj))
+        watch_event(st, names[type], obj);
+}
+
+/* A filtered watch decides by the object's version before the event, as the API server's
+ * watch cache does with prevObject: one that starts matching is ADDED for the client, one
+ * that stops matching is DELETED (the previous version, at the event's resourceVersion),
+ * also for events replayed from the history, whatever the client held. */
+static void watch_prev_cb(void *ctx, ty_event_type type, const char *resource,
+                          const json_t *obj, const json_t *prev)
+{
+    (void)resource;
+    stream *st = ctx;
+    if (st->ended)
+        return;
+    bool now = watch_wants(st, obj);
+    if (type == TY_EVENT_ADDED) {
+        if (now)
+            watch_event(st, "ADDED", obj);
         return;
     }
-    if (st->ns) {
-        const char *ons = ty_obj_namespace(obj);
-        if (!ons || strcmp(ons, st->ns) != 0)
-            return;
-    }
-    TY_AUTOFREE char *key = obj_key(obj);
-    bool held = ty_map_gets(&st->matching, key) != NULL;
-    if (type == TY_EVENT_DELETED || !wanted) {
-        /* A deleted object that matched is one the client knows of, held or not: a watch
-         * from a resourceVersion cannot tell what matched before it began. */
-        if (held || (type == TY_EVENT_DELETED && wanted)) {
-            ty_map_dels(&st->matching, key);
+    if (type == TY_EVENT_DELETED) {
+        if (now || (prev && watch_wants(st, prev)))
             watch_event(st, "DELETED", obj);
-        }
-    } else {
-        if (!held)
-            ty_map_puts(&st->matching, key, (void *)1);
-        watch_event(st, held ? "MODIFIED" : "ADDED", obj);
+        return;
+    }
+    bool before = prev && watch_wants(st, prev);
+    if (now) {
+        watch_event(st, before ? "MODIFIED" : "ADDED", obj);
+    } else if (before) {
+        json_t *gone = json_deep_copy(prev);
+        json_t *meta = json_object_get(gone, "metadata");
+        if (json_is_object(meta))
+            json_object_set(meta, "resourceVersion",
+                            json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        watch_event(st, "DELETED", gone);
+        json_decref(gone);
     }
 }
 
@@ -1764,38 +1912,28 @@ static enum MHD_Result handle_watch(call *c)
         json_t *o;
         json_array_foreach(all, i, o)
         {
-            if (!watch_wants(st, o))
-                continue;
-            if (st->selective) {
-                TY_AUTOFREE char *key = obj_key(o);
-                ty_map_puts(&st->matching, key, (void *)1);
-            }
-            watch_event(st, "ADDED", o);
+            if (watch_wants(st, o))
+                watch_event(st, "ADDED", o);
         }
         json_decref(all);
         /* Events reach the stream only once durable (ty_store_watch_committed). */
-        ty_store_watch_committed(c->srv->store, c->ri->resource, 0, watch_cb, st, &st->watch_id,
-                                 NULL);
+        if (st->selective)
+            ty_store_watch_committed_prev(c->srv->store, c->ri->resource, 0, watch_prev_cb, st,
+                                          &st->watch_id, NULL);
+        else
+            ty_store_watch_committed(c->srv->store, c->ri->resource, 0, watch_cb, st,
+                                     &st->watch_id, NULL);
     } else {
-        /* The client listed at `from`: what matches now and has not changed since then it
-         * holds already, so its changes are MODIFIED and its deletion DELETED (kubectl
-         * delete --wait watches from its list's resourceVersion with a fieldSelector). */
-        if (st->selective) {
-            json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
-            size_t i;
-            json_t *o;
-            json_array_foreach(all, i, o)
-            {
-                if (obj_rv(o) <= from && watch_wants(st, o)) {
-                    TY_AUTOFREE char *key = obj_key(o);
-                    ty_map_puts(&st->matching, key, (void *)1);
-                }
-            }
-            json_decref(all);
-        }
+        /* The client listed at `from`: the history's events after it, each judged by the
+         * object's version before it (kubectl delete --wait watches from its list's
+         * resourceVersion with a fieldSelector). */
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-        if (ty_store_watch_committed(c->srv->store, c->ri->resource, from, watch_cb, st,
-                                     &st->watch_id, &err) < 0) {
+        int rc = st->selective
+                     ? ty_store_watch_committed_prev(c->srv->store, c->ri->resource, from,
+                                                     watch_prev_cb, st, &st->watch_id, &err)
+                     : ty_store_watch_committed(c->srv->store, c->ri->resource, from, watch_cb,
+                                                st, &st->watch_id, &err);
+        if (rc < 0) {
             stream_abandon(st);
             if (err.code == TY_STORE_GONE)
                 return fail(c, 410, "Expired", "%s", err.msg);

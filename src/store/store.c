@@ -24,6 +24,7 @@ typedef struct watcher {
     int id;
     char *resource; /* NULL: all */
     ty_store_watch_fn fn;
+    ty_store_watch_prev_fn prev_fn; /* instead of fn: also gets the previous version */
     void *ctx;
     bool committed; /* sees an event only once it is durable */
 } watcher;
@@ -91,7 +92,8 @@ typedef struct hist_event {
     uint64_t rv;
     ty_event_type type;
     res *r;
-    text *t; /* owned reference */
+    text *t;    /* owned reference */
+    text *prev; /* owned reference: the version before (MODIFIED, DELETED); NULL for ADDED */
 } hist_event;
 
 /* An event for a `committed` watcher, held until the write that made it is durable. */
@@ -100,6 +102,7 @@ typedef struct held_event {
     ty_event_type type;
     res *r;
     json_t *obj; /* owned reference */
+    text *prev;  /* owned reference, or NULL */
 } held_event;
 
 struct ty_store {
@@ -529,11 +532,16 @@ static void hist_evict_oldest(ty_store *s)
     s->hist_base = e->rv;
     s->hist_bytes -= e->t->len;
     text_unref(e->t);
+    if (e->prev)
+        text_unref(e->prev);
     s->hist_start = (s->hist_start + 1) % s->hist_cap;
     s->hist_len--;
 }
 
-static void hist_append(ty_store *s, ty_event_type type, res *r, text *t, uint64_t rv)
+/* `prev` is not counted in hist_bytes: it is the text of the event before it of the same
+ * object (or of the version stored before the history began), shared, not a copy. */
+static void hist_append(ty_store *s, ty_event_type type, res *r, text *t, text *prev,
+                        uint64_t rv)
 {
     if (s->hist_cap == 0) {
         s->hist_base = rv;
@@ -546,7 +554,8 @@ static void hist_append(ty_store *s, ty_event_type type, res *r, text *t, uint64
     s->hist_bytes += t->len;
     if (!s->hist)
         s->hist = ty_calloc(s->hist_cap, sizeof(hist_event));
-    s->hist[(s->hist_start + s->hist_len) % s->hist_cap] = (hist_event){rv, type, r, text_ref(t)};
+    s->hist[(s->hist_start + s->hist_len) % s->hist_cap] = (hist_event){rv, type, r, text_ref(t),
+                                                                          prev ? text_ref(prev) : NULL};
     s->hist_len++;
 }
 
@@ -600,11 +609,18 @@ void ty_store_free(ty_store *s)
     ty_map_free(&s->owned);
     ty_map_free(&s->labelsets);
     ty_map_free(&s->dirty);
-    for (size_t i = 0; i < s->hist_len; i++)
-        text_unref(s->hist[(s->hist_start + i) % s->hist_cap].t);
+    for (size_t i = 0; i < s->hist_len; i++) {
+        hist_event *e = &s->hist[(s->hist_start + i) % s->hist_cap];
+        text_unref(e->t);
+        if (e->prev)
+            text_unref(e->prev);
+    }
     free(s->hist);
-    for (size_t i = 0; i < s->nheld; i++)
+    for (size_t i = 0; i < s->nheld; i++) {
         json_decref(s->held[i].obj);
+        if (s->held[i].prev)
+            text_unref(s->held[i].prev);
+    }
     free(s->held);
     for (size_t i = 0; i < s->nwatchers; i++)
         free(s->watchers[i].resource);
@@ -627,13 +643,27 @@ static watcher *watcher_of(ty_store *s, int id)
     return NULL;
 }
 
-static void hold(ty_store *s, int id, ty_event_type type, res *r, const json_t *obj)
+static void hold(ty_store *s, int id, ty_event_type type, res *r, const json_t *obj,
+                 text *prev)
 {
     if (s->nheld == s->held_cap) {
         s->held_cap = s->held_cap ? 2 * s->held_cap : 16;
         s->held = ty_realloc(s->held, s->held_cap * sizeof(held_event));
     }
-    s->held[s->nheld++] = (held_event){id, type, r, json_incref((json_t *)obj)};
+    s->held[s->nheld++] = (held_event){id, type, r, json_incref((json_t *)obj),
+                                           prev ? text_ref(prev) : NULL};
+}
+
+static void call_watcher(const watcher *w, ty_event_type type, res *r, const json_t *obj,
+                         text *prev)
+{
+    if (!w->prev_fn) {
+        w->fn(w->ctx, type, r->name, obj);
+        return;
+    }
+    json_t *p = prev ? json_loadb(prev->data, prev->len, 0, NULL) : NULL;
+    w->prev_fn(w->ctx, type, r->name, obj, p);
+    json_decref(p);
 }
 
 /* Hands the held events to their watchers (those still watching), in order. */
@@ -646,50 +676,56 @@ static void deliver_held(ty_store *s)
         held_event *h = &s->held[i];
         watcher *w = watcher_of(s, h->watch_id);
         if (w)
-            w->fn(w->ctx, h->type, h->r->name, h->obj);
+            call_watcher(w, h->type, h->r, h->obj, h->prev);
         json_decref(h->obj);
+        if (h->prev)
+            text_unref(h->prev);
     }
     s->nheld = 0;
     s->delivering = false;
 }
 
 /* Every event goes through here: into the history, then to the watchers. */
-static void notify(ty_store *s, ty_event_type type, res *r, const json_t *obj, text *t)
+static void notify(ty_store *s, ty_event_type type, res *r, const json_t *obj, text *t,
+                   text *prev)
 {
-    hist_append(s, type, r, t, s->revision);
+    hist_append(s, type, r, t, prev, s->revision);
     for (size_t i = 0; i < s->nwatchers; i++) {
         watcher *w = &s->watchers[i];
         if (w->resource && strcmp(w->resource, r->name) != 0)
             continue;
         if (w->committed && s->committed < s->revision)
-            hold(s, w->id, type, r, obj);
+            hold(s, w->id, type, r, obj, prev);
         else
-            w->fn(w->ctx, type, r->name, obj);
+            call_watcher(w, type, r, obj, prev);
     }
 }
 
-static int add_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx,
-                     bool committed)
+static int add_watch(ty_store *s, const char *resource, ty_store_watch_fn fn,
+                     ty_store_watch_prev_fn prev_fn, void *ctx, bool committed)
 {
     s->watchers = ty_realloc(s->watchers, (s->nwatchers + 1) * sizeof(watcher));
     s->watchers[s->nwatchers++] = (watcher){++s->next_watch_id,
-                                            resource ? ty_strdup(resource) : NULL, fn, ctx,
-                                            committed};
+                                            resource ? ty_strdup(resource) : NULL, fn, prev_fn,
+                                            ctx, committed};
     return s->next_watch_id;
 }
 
 int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx)
 {
-    return add_watch(s, resource, fn, ctx, false);
+    return add_watch(s, resource, fn, NULL, ctx, false);
 }
 
 static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
-                      void *ctx, bool committed, int *id_out, ty_error *err)
+                      ty_store_watch_prev_fn prev_fn, void *ctx, bool committed, int *id_out,
+                      ty_error *err)
 {
     if (rv != 0 && rv < s->hist_base)
         return fail_code(err, TY_STORE_GONE, "too old resource version: %llu (%llu)",
                          (unsigned long long)rv, (unsigned long long)s->hist_base);
-    int id = add_watch(s, resource, fn, ctx, committed);
+    int id = add_watch(s, resource, fn, prev_fn, ctx, committed);
+    /* A copy: a callback may add or remove watches (the array moves). */
+    watcher self = *watcher_of(s, id);
     if (rv != 0) {
         enter(s);
         for (size_t i = 0; i < s->hist_len; i++) {
@@ -699,9 +735,9 @@ static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_w
             json_error_t je;
             json_t *obj = json_loadb(e->t->data, e->t->len, 0, &je);
             if (committed && e->rv > s->committed)
-                hold(s, id, e->type, e->r, obj);
+                hold(s, id, e->type, e->r, obj, e->prev);
             else
-                fn(ctx, e->type, e->r->name, obj);
+                call_watcher(&self, e->type, e->r, obj, e->prev);
             json_decref(obj);
         }
         leave(s);
@@ -714,13 +750,20 @@ static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_w
 int ty_store_watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
                         void *ctx, int *id_out, ty_error *err)
 {
-    return watch_from(s, resource, rv, fn, ctx, false, id_out, err);
+    return watch_from(s, resource, rv, fn, NULL, ctx, false, id_out, err);
 }
 
 int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
                              ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err)
 {
-    return watch_from(s, resource, rv, fn, ctx, true, id_out, err);
+    return watch_from(s, resource, rv, fn, NULL, ctx, true, id_out, err);
+}
+
+int ty_store_watch_committed_prev(ty_store *s, const char *resource, uint64_t rv,
+                                  ty_store_watch_prev_fn fn, void *ctx, int *id_out,
+                                  ty_error *err)
+{
+    return watch_from(s, resource, rv, NULL, fn, ctx, true, id_out, err);
 }
 
 void ty_store_unwatch(ty_store *s, int id)
@@ -986,10 +1029,11 @@ static int commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_eve
     if (!s->deferred)
         s->committed = rv;
     entry *e = ty_map_gets(&r->objects, key);
+    text *prev = NULL; /* owned until the event is out */
     if (e) {
         tree_drop(s, e);
         index_clear(s, e);
-        text_unref(e->t);
+        prev = e->t;
     } else {
         e = entry_new(r, key);
         ty_map_puts(&r->objects, key, e);
@@ -999,7 +1043,9 @@ static int commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_eve
     e->rv = rv;
     index_fill(s, e, meta, has_kind(next));
     tree_set(s, e, next);
-    notify(s, type, r, next, t);
+    notify(s, type, r, next, t, prev);
+    if (prev)
+        text_unref(prev);
     return 0;
 }
 
@@ -1017,6 +1063,7 @@ static int commit_remove(ty_store *s, res *r, const char *key, json_t **out, ty_
     if (s->deferred)
         mark_dirty(s, r, key);
     json_t *stored = json_incref(entry_tree(s, e));
+    text *prev = text_ref(e->t);
     ty_map_dels(&r->objects, key);
     r->sorted_valid = false;
     entry_free(s, e);
@@ -1031,8 +1078,9 @@ static int commit_remove(ty_store *s, res *r, const char *key, json_t **out, ty_
     json_decref(stored);
     stamp_revision(meta, rv);
     text *t = text_dump(obj);
-    notify(s, TY_EVENT_DELETED, r, obj, t);
+    notify(s, TY_EVENT_DELETED, r, obj, t, prev);
     text_unref(t);
+    text_unref(prev);
     after_removal(s, r, obj);
     if (out)
         *out = obj;

@@ -63,8 +63,9 @@
  * History: the last TY_STORE_HISTORY_DEFAULT events (configurable; fewer when their texts
  * pass TY_STORE_HISTORY_MAX_BYTES) are kept with their resourceVersion and the object's text
  * (shared with the stored object while that is the current version), for
- * ty_store_watch_from(). After ty_store_open() the history starts empty at the loaded
- * revision.
+ * ty_store_watch_from(), and with each MODIFIED or DELETED event a reference to the text of
+ * the version before it (shared, not counted in the bytes), for filtered watches. After
+ * ty_store_open() the history starts empty at the loaded revision.
  *
  * Watch callbacks run synchronously inside the write that caused them (a committed watch's
  * inside the ty_store_commit() that made it durable). They must not write to the store
@@ -159,6 +160,14 @@ int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const 
 /* A new JSON array with references to every object of `resource` in `ns` (NULL: all
  * namespaces), sorted by namespace then name. */
 json_t *ty_store_list(ty_store *s, const char *resource, const char *ns);
+/* The same, with the object's version before the event (a new tree the callee may keep a
+ * reference to; parsed only for watchers of this kind): NULL for ADDED, the previous version
+ * for MODIFIED, the last stored version for DELETED. A filtered watch needs it to tell an
+ * object that stops matching (DELETED for its client) or starts matching (ADDED), also for
+ * events replayed from the history, as Kubernetes' watch cache keeps prevObject. */
+typedef void (*ty_store_watch_prev_fn)(void *ctx, ty_event_type type, const char *resource,
+                                       const json_t *obj, const json_t *prev);
+
 /* Calls fn for every change of `resource` (NULL: every resource). Returns a watch id. */
 int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx);
 /* Like ty_store_watch, first replaying (synchronously, from the history) every event of
@@ -189,6 +198,11 @@ uint64_t ty_store_committed_revision(const ty_store *s);
  * clients. */
 int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
                              ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err);
+/* ty_store_watch_committed with the previous version of each object (see
+ * ty_store_watch_prev_fn); replayed events carry it too, from the history. */
+int ty_store_watch_committed_prev(ty_store *s, const char *resource, uint64_t rv,
+                                  ty_store_watch_prev_fn fn, void *ctx, int *id_out,
+                                  ty_error *err);
 
 /* A stored object as the text the store keeps (the bytes in SQLite), for answers that need no
  * parse. Everything is borrowed and valid until the next write to the store. */

@@ -529,5 +529,48 @@ def test_watch_with_selector_sees_objects_enter_and_leave(server):
     assert kinds == ["ADDED", "DELETED", "ADDED"], [e["type"] for e in result]
     assert any(e["type"] == "MODIFIED" and e["object"]["metadata"]["labels"].get("x") == "1"
                for e in result)
+    # As the watch cache answers: the version that matched, at the event's resourceVersion.
     deleted = next(e for e in result if e["type"] == "DELETED")
-    assert deleted["object"]["metadata"]["labels"]["app"] == "other"
+    assert deleted["object"]["metadata"]["labels"]["app"] == "sel"
+    assert deleted["object"]["metadata"]["labels"]["x"] == "1"
+
+
+def test_selector_watch_from_a_resource_version_sees_an_object_leave(server):
+    """A filtered watch from a resourceVersion knows what matched before each replayed event:
+    an object relabelled after that version is DELETED for the client, one that comes to match
+    is ADDED (Python client, as a controller's informer resumes)."""
+    from kubernetes import client, config, watch
+    api = client.ApiClient(config.new_client_from_config(str(server.kubeconfig)).configuration)
+    co = client.CustomObjectsApi(api)
+    args = ("kubeflow.org", "v1", "default", "pytorchjobs")
+    merge = {"Content-Type": "application/merge-patch+json"}
+    server.request("POST", BASE, job("leaver"))
+    server.request("POST", BASE, job("joiner"))
+    server.request("PATCH", BASE + "/joiner", {"metadata": {"labels": {"app": "no"}}}, merge)
+    listed = co.list_namespaced_custom_object(*args, label_selector="app=leaver")
+    rv = listed["metadata"]["resourceVersion"]
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["leaver"]
+    # Changes after the list, replayed from the history when the watch starts:
+    server.request("PATCH", BASE + "/leaver", {"metadata": {"labels": {"app": "gone"}}}, merge)
+    server.request("PATCH", BASE + "/joiner", {"metadata": {"labels": {"app": "leaver"}}}, merge)
+    seen = []
+    w = watch.Watch()
+    for ev in w.stream(co.list_namespaced_custom_object, *args, label_selector="app=leaver",
+                       resource_version=rv, timeout_seconds=3):
+        seen.append((ev["type"], ev["object"]["metadata"]["name"]))
+        if ("ADDED", "joiner") in seen and ("DELETED", "leaver") in seen:
+            w.stop()
+    assert ("DELETED", "leaver") in seen, seen
+    assert ("ADDED", "joiner") in seen, seen
+    assert seen.index(("DELETED", "leaver")) < seen.index(("ADDED", "joiner")), seen
+    # And live: the joiner leaves too.
+    threading.Timer(0.5, lambda: server.request(
+        "PATCH", BASE + "/joiner", {"metadata": {"labels": {"app": "x"}}}, merge)).start()
+    live = []
+    w = watch.Watch()
+    for ev in w.stream(co.list_namespaced_custom_object, *args, label_selector="app=leaver",
+                       timeout_seconds=4):
+        live.append((ev["type"], ev["object"]["metadata"]["name"]))
+        if ev["type"] == "DELETED":
+            w.stop()
+    assert live[0] == ("ADDED", "joiner") and live[-1] == ("DELETED", "joiner"), live
