@@ -1182,9 +1182,22 @@ static int check_field_manager(call *c, enum MHD_Result *ret)
 }
 
 /* Records the write of `obj` (over `live`, NULL on create) by the request's field manager in
- * obj's managedFields. */
+ * obj's managedFields - once the object has managedFields, that is once someone applied it
+ * server-side (or a client sent them). Kubernetes records every writer from the start; that
+ * doubles the stored text of a job (its field set is as large as its spec), which the store's
+ * memory and restart targets cannot afford for objects nobody applies server-side. The cost:
+ * an apply conflicts only with the managers that wrote after the first apply. */
+static bool tracks_managers(const json_t *live, const json_t *obj)
+{
+    const json_t *mine = json_object_get(json_object_get(obj, "metadata"), "managedFields");
+    const json_t *theirs = json_object_get(json_object_get(live, "metadata"), "managedFields");
+    return json_array_size(mine) > 0 || json_array_size(theirs) > 0;
+}
+
 static void record_update(call *c, const json_t *live, json_t *obj)
 {
+    if (!tracks_managers(live, obj))
+        return;
     TY_AUTOFREE char *manager = field_manager(c);
     TY_AUTOFREE char *gv = group_version(c->ri);
     char now[64];
