@@ -296,3 +296,30 @@ def test_fair_sharing_splits_borrowed_capacity_by_weight(tmp_path, marker):
         server.stop()
         server.reap()
         kill_all(marker)
+
+
+def test_stop_policy_hold_and_drain_evicts_and_resumes(start_server, marker, tmp_path):
+    """A ClusterQueue set to HoldAndDrain evicts what it admitted and admits nothing; set back
+    to None, its workloads are admitted again."""
+    server = start_server("1x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    apply(server, tmp_path, FLAVOR, cluster_queue("cq", 4), local_queue("default", "main", "cq"))
+    apply(server, tmp_path, gpu_job("held", marker, "main", 2))
+    assert wait_until(lambda: running(server, "default", "held", 1), 20)
+    server.kubectl("patch", "clusterqueue", "cq", "--type=merge", "-p",
+                   '{"spec":{"stopPolicy":"HoldAndDrain"}}')
+    assert wait_until(lambda: not pods_of(server, "default", "held"), 20)
+    wl = workload(server, "default", "held")
+    assert condition(wl, "Evicted")["reason"] == "ClusterQueueStopped", wl["status"]
+    cq = server.json("get", "clusterqueue", "cq")
+    assert condition(cq, "Active")["status"] == "False"
+    assert condition(cq, "Active")["reason"] == "Stopped"
+    assert server.json("get", "pytorchjob", "held")["spec"]["runPolicy"]["suspend"] is True
+    # Nothing is admitted while it holds.
+    apply(server, tmp_path, gpu_job("later", marker, "main", 1))
+    time.sleep(1)
+    assert not admitted(server, "default", "later") and not admitted(server, "default", "held")
+    server.kubectl("patch", "clusterqueue", "cq", "--type=merge", "-p",
+                   '{"spec":{"stopPolicy":"None"}}')
+    assert wait_until(lambda: running(server, "default", "held", 1) and
+                      running(server, "default", "later", 1), 30), \
+        server.kubectl("get", "workloads").stdout
