@@ -320,6 +320,7 @@ void ty_sched_run(ty_sched *s)
     sc_place_init(s);
     s->dec = ty_calloc((size_t)s->n_wls + 1, sizeof *s->dec);
     s->cands = ty_malloc(((size_t)s->n_wls + 1) * sizeof *s->cands);
+    s->cands2 = ty_malloc(((size_t)s->n_wls + 1) * sizeof *s->cands2);
     s->victims = ty_malloc(((size_t)s->n_wls + 1) * sizeof *s->victims);
 
     char msg[SC_MSG];

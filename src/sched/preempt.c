@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "sched/sched_int.h"
 
 /* Whether admitted c uses a (flavor, resource) that the preemptor needs (s->need, the
@@ -35,13 +36,11 @@ static bool borrows_contended(const ty_sched *s, const sc_cq *pcq, const sc_cq *
     return false;
 }
 
-static int cand_cmp(const void *a, const void *b, void *ctx)
+/* Kueue's candidate order within one group (other queues' candidates, then the preemptor's
+ * own): lowest priority first, then the most recently admitted, then key. */
+static int victim_cmp(const void *a, const void *b)
 {
     const sc_wl *x = *(sc_wl *const *)a, *y = *(sc_wl *const *)b;
-    int own = *(int *)ctx;
-    bool xo = x->cq != own, yo = y->cq != own;
-    if (xo != yo)
-        return xo ? -1 : 1;
     if (x->prio != y->prio)
         return x->prio < y->prio ? -1 : 1;
     if (x->admitted_at != y->admitted_at)
@@ -49,22 +48,83 @@ static int cand_cmp(const void *a, const void *b, void *ctx)
     return strcmp(x->key, y->key);
 }
 
+/* The order does not change during a pass: sort once, when the first preemptor needs it, and
+ * gather every preemptor's candidates already in order by walking these lists. */
+static void victim_order(ty_sched *s)
+{
+    s->victim_order = true;
+    int most_fq = 1;
+    for (int i = 0; i < s->n_cqs; i++) {
+        sc_cq *cq = s->cqs[i];
+        if (cq->n_admitted > 1)
+            qsort(cq->admitted, (size_t)cq->n_admitted, sizeof *cq->admitted, victim_cmp);
+        if (cq->n_fq > most_fq)
+            most_fq = cq->n_fq;
+    }
+    for (int i = 0; i < s->n_cohorts; i++) {
+        sc_cohort *co = s->cohorts[i];
+        int n = 0;
+        for (int m = 0; m < co->n_members; m++)
+            n += s->cqs[co->members[m]]->n_admitted;
+        co->by_victim = sc_alloc(&s->arena, (size_t)(n + 1) * sizeof *co->by_victim);
+        for (int m = 0; m < co->n_members; m++) {
+            const sc_cq *x = s->cqs[co->members[m]];
+            for (int j = 0; j < x->n_admitted; j++)
+                co->by_victim[co->n_by_victim++] = x->admitted[j];
+        }
+        if (n > 1)
+            qsort(co->by_victim, (size_t)n, sizeof *co->by_victim, victim_cmp);
+    }
+    s->qacc_stride = most_fq * SC_R;
+    s->qacc = ty_calloc((size_t)(s->n_cqs + 1) * (size_t)s->qacc_stride, sizeof *s->qacc);
+    s->gives = ty_calloc((size_t)s->n_cqs + 1, sizeof *s->gives);
+}
+
+/* Sums the candidates' quota usage per (queue, flavor, resource) into s->qacc. */
+static void quota_sum(ty_sched *s, sc_wl *const *cs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const sc_wl *c = cs[i];
+        const sc_cq *x = s->cqs[c->cq];
+        int64_t *acc = s->qacc + (size_t)c->cq * (size_t)s->qacc_stride;
+        for (int p = 0; p < c->n_ps; p++) {
+            const sc_ps *ps = &c->ps[p];
+            for (int k = 0; k < ps->n_req; k++) {
+                int fqi = x->fq_of[ps->aflavor[k]];
+                if (fqi >= 0 && ps->req[k])
+                    acc[fqi * SC_R + ps->res[k]] += sc_mul(ps->req[k], ps->count);
+            }
+        }
+    }
+}
+
+/* Takes the summed usage out of (sign -1) or back into (1) the queues of cq's cohort, one
+ * change per entry: the cohort's pool follows each change by a difference that telescopes, so
+ * it ends where taking the candidates out one at a time would leave it. clear: zero the sums. */
+static void quota_apply(ty_sched *s, sc_cq *cq, int sign, bool clear)
+{
+    const sc_cohort *co = cq->cohort >= 0 ? s->cohorts[cq->cohort] : NULL;
+    int n = co ? co->n_members : 1;
+    for (int m = 0; m < n; m++) {
+        sc_cq *x = co ? s->cqs[co->members[m]] : cq;
+        int64_t *acc = s->qacc + (size_t)x->id * (size_t)s->qacc_stride;
+        for (int k = 0; k < x->n_fq; k++)
+            for (int r = 0; r < SC_R; r++) {
+                int64_t v = acc[k * SC_R + r];
+                if (!v)
+                    continue;
+                sc_usage_add(s, x, k, r, sign * v);
+                if (clear)
+                    acc[k * SC_R + r] = 0;
+            }
+    }
+}
+
 static void take(ty_sched *s, sc_wl *c, int sign)
 {
     sc_wl_quota(s, c, sign);
     sc_wl_nodes(s, c, sign);
     c->gone = sign < 0;
-}
-
-/* Quota and nodes; leaves the nodes as they were. */
-static bool fits(ty_sched *s, sc_wl *w)
-{
-    if (!sc_fits_quota(s, w, true))
-        return false;
-    if (sc_place(s, w) >= 0)
-        return false;
-    sc_unplace(s, w, s->placed);
-    return true;
 }
 
 /* Like fits(), but on success the preemptor's pods stay where they would go (s->placed2), so
@@ -75,6 +135,73 @@ static bool hold(ty_sched *s, sc_wl *w)
         return false;
     memcpy(s->placed2, s->placed, (size_t)w->pods * sizeof(int32_t));
     return true;
+}
+
+/* The search for victims of one preemptor. Victims move with move(): quota at once, nodes
+ * only their free room (sc_node_free), so that a victim costs no bucket work. room[p] counts
+ * the pods of the preemptor's pod set p that the nodes have room for, kept up to date as
+ * victims move once it is first needed; where it counts exactly (counts[p]), it says whether
+ * the pod set can be placed without calling sc_place. */
+typedef struct trial {
+    sc_wl *w;
+    int64_t *room;
+    bool *counts;
+    bool tracking;
+} trial;
+
+static void move(ty_sched *s, trial *t, sc_wl *c, int sign)
+{
+    sc_wl_quota(s, c, sign);
+    c->gone = sign < 0;
+    const sc_wl *w = t->w;
+    for (int p = 0; p < c->n_ps; p++)
+        for (int i = 0; i < c->ps[p].count; i++) {
+            sc_node *n = s->nodes[c->ps[p].anodes[i]];
+            if (t->tracking)
+                for (int j = 0; j < w->n_ps; j++)
+                    if (t->counts[j])
+                        t->room[j] -= sc_pod_room(s, n, &w->ps[j]);
+            sc_node_free(s, n, &c->ps[p], sign);
+            if (t->tracking)
+                for (int j = 0; j < w->n_ps; j++)
+                    if (t->counts[j])
+                        t->room[j] += sc_pod_room(s, n, &w->ps[j]);
+        }
+}
+
+/* Whether sc_place would place the whole gang now. Each pod set alone needs room for its pods
+ * (pod sets placed before it only take room): when one lacks it, the gang cannot fit; a single
+ * pod set that counts exactly fits when it has it. Otherwise sc_place decides. */
+static bool nodes_fit(ty_sched *s, trial *t)
+{
+    sc_wl *w = t->w;
+    if (!t->tracking) {
+        t->tracking = true;
+        for (int j = 0; j < w->n_ps; j++) {
+            t->room[j] = 0;
+            if (!t->counts[j])
+                continue;
+            const sc_flavor *fl = s->flavors[sc_primary_flavor(s, &w->ps[j])];
+            for (int i = 0; i < fl->n_nodes; i++)
+                t->room[j] += sc_pod_room(s, s->nodes[fl->nodes[i]], &w->ps[j]);
+        }
+    }
+    for (int j = 0; j < w->n_ps; j++)
+        if (t->counts[j] && t->room[j] < w->ps[j].count)
+            return false;
+    if (w->n_ps == 1 && t->counts[0])
+        return true;
+    sc_nodes_sync(s);
+    if (sc_place(s, w) >= 0)
+        return false;
+    sc_unplace(s, w, s->placed);
+    return true;
+}
+
+/* Quota and nodes; leaves the nodes as they were. */
+static bool fits(ty_sched *s, trial *t)
+{
+    return sc_fits_quota(s, t->w, true) && nodes_fit(s, t);
 }
 
 /* The preemptor's quota counts in its queue's usage for the rest of the pass (not reported). */
@@ -146,61 +273,66 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         sc_need(s, w);
     }
 
+    if (!s->victim_order)
+        victim_order(s);
     bool fair = s->cfg.fair_sharing;
     bool borrowing = sc_would_borrow(s, w);
-    int nc = 0;
-    for (int i = 0; i < cq->n_admitted; i++) {
-        sc_wl *c = cq->admitted[i];
+    /* Kueue: only queues that borrow what it needs give back (fair sharing: those with a
+     * share, that is, that borrow something). */
+    const sc_cohort *co = cq->cohort >= 0 ? s->cohorts[cq->cohort] : NULL;
+    for (int m = 0; co && m < co->n_members; m++) {
+        sc_cq *x = s->cqs[co->members[m]];
+        s->gives[x->id] =
+            x != cq && (fair ? sc_share(s, x, 0) != 0 : borrows_contended(s, cq, x));
+    }
+    /* Other queues' candidates first, then its own, each in victim_cmp's order. */
+    sc_wl *const *list = co ? co->by_victim : cq->admitted;
+    int n_list = co ? co->n_by_victim : cq->n_admitted;
+    int nc = 0, n_own = 0;
+    for (int i = 0; i < n_list; i++) {
+        sc_wl *c = list[i];
         if (c->evicting || c->victim)
             continue;
         bool ok = false;
-        if (cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY)
-            ok = c->prio < w->prio;
-        else if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
-            ok = c->prio < w->prio || (c->prio == w->prio && c->queued > w->queued);
+        if (c->cq == w->cq) {
+            if (cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY)
+                ok = c->prio < w->prio;
+            else if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
+                ok = c->prio < w->prio || (c->prio == w->prio && c->queued > w->queued);
+            if (ok && contends(s, cq, c))
+                s->cands2[n_own++] = c;
+            continue;
+        }
+        if (!s->gives[c->cq])
+            continue;
+        if (fair || !borrowing)
+            ok = cq->reclaim == TY_SCHED_PREEMPT_ANY ||
+                 (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && c->prio < w->prio);
+        else
+            ok = cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY && c->prio < w->prio &&
+                 (!cq->has_threshold || c->prio <= cq->threshold);
         if (ok && contends(s, cq, c))
             s->cands[nc++] = c;
     }
-    if (cq->cohort >= 0) {
-        const sc_cohort *co = s->cohorts[cq->cohort];
-        for (int m = 0; m < co->n_members; m++) {
-            sc_cq *x = s->cqs[co->members[m]];
-            if (x == cq)
-                continue;
-            /* Kueue: only queues that borrow what it needs give back (fair sharing: those
-             * with a share, that is, that borrow something). */
-            if (fair ? sc_share(s, x, 0) == 0 : !borrows_contended(s, cq, x))
-                continue;
-            for (int i = 0; i < x->n_admitted; i++) {
-                sc_wl *c = x->admitted[i];
-                if (c->evicting || c->victim)
-                    continue;
-                bool ok;
-                if (fair || !borrowing)
-                    ok = cq->reclaim == TY_SCHED_PREEMPT_ANY ||
-                         (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && c->prio < w->prio);
-                else
-                    ok = cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY && c->prio < w->prio &&
-                         (!cq->has_threshold || c->prio <= cq->threshold);
-                if (ok && contends(s, cq, c))
-                    s->cands[nc++] = c;
-            }
-        }
-    }
+    if (n_own)
+        memcpy(s->cands + nc, s->cands2, (size_t)n_own * sizeof *s->cands);
+    nc += n_own;
     if (!nc)
         return SC_PRE_NONE;
     /* Without all of them it must fit its quota, or no subset will: a cheap check (the
-     * nodes' buckets are not touched) before sorting. */
-    for (int i = 0; i < nc; i++)
-        sc_wl_quota(s, s->cands[i], -1);
+     * nodes are not touched), with the candidates' usage summed per queue. */
+    quota_sum(s, s->cands, nc);
+    quota_apply(s, cq, -1, false);
     bool possible = sc_fits_quota(s, w, true);
-    for (int i = nc - 1; i >= 0; i--)
-        sc_wl_quota(s, s->cands[i], 1);
+    quota_apply(s, cq, 1, true);
     if (!possible)
         return SC_PRE_NONE;
-    int own = w->cq;
-    qsort_r(s->cands, (size_t)nc, sizeof *s->cands, cand_cmp, &own);
 
+    trial t = {.w = w};
+    t.room = ty_malloc((size_t)(w->n_ps + 1) * sizeof *t.room);
+    t.counts = ty_malloc((size_t)(w->n_ps + 1) * sizeof *t.counts);
+    for (int j = 0; j < w->n_ps; j++)
+        t.counts[j] = sc_primary_flavor(s, &w->ps[j]) >= 0 && sc_ps_counts(&w->ps[j]);
     int nv = 0;
     bool found = false;
     /* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
@@ -227,29 +359,35 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
                     continue;
                 }
             }
-            take(s, c, -1);
+            move(s, &t, c, -1);
             s->victims[nv++] = c;
-            found = fits(s, w);
+            found = fits(s, &t);
         }
         if (!found) {
             for (int i = nv - 1; i >= 0; i--)
-                take(s, s->victims[i], 1);
+                move(s, &t, s->victims[i], 1);
             nv = 0;
         }
     }
-    if (!found)
-        return SC_PRE_NONE;
-    /* Give back every victim that is not needed, the last chosen being needed. */
-    for (int i = nv - 2; i >= 0; i--) {
-        sc_wl *c = s->victims[i];
-        take(s, c, 1);
-        if (fits(s, w)) {
-            memmove(s->victims + i, s->victims + i + 1, (size_t)(nv - i - 1) * sizeof *s->victims);
-            nv--;
-        } else {
-            take(s, c, -1);
+    if (found) {
+        /* Give back every victim that is not needed, the last chosen being needed. */
+        for (int i = nv - 2; i >= 0; i--) {
+            sc_wl *c = s->victims[i];
+            move(s, &t, c, 1);
+            if (fits(s, &t)) {
+                memmove(s->victims + i, s->victims + i + 1,
+                        (size_t)(nv - i - 1) * sizeof *s->victims);
+                nv--;
+            } else {
+                move(s, &t, c, -1);
+            }
         }
     }
+    free(t.room);
+    free(t.counts);
+    sc_nodes_sync(s);
+    if (!found)
+        return SC_PRE_NONE;
     hold(s, w);
     /* The victims' pods stay on their nodes until they are gone, and the preemptor's are
      * counted there too (hold). Their quota goes to the preemptor now, as far as it needs it

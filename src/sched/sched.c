@@ -96,6 +96,10 @@ void ty_sched_free(ty_sched *s)
     free(s->cands);
     free(s->victims);
     free(s->resv);
+    free(s->dirty);
+    free(s->cands2);
+    free(s->qacc);
+    free(s->gives);
     while (s->arena.head) {
         sc_chunk *c = s->arena.head;
         s->arena.head = c->next;

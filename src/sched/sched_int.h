@@ -85,6 +85,7 @@ typedef struct sc_node {
     int bucket;        /* free units of the packing resource, uncapped */
     bool in_buckets;   /* schedulable and not reserved */
     bool reserved;
+    bool dirty;        /* free changed, buckets not yet (preemption trials): see sc_nodes_sync */
     uint64_t *fmask;   /* flavors it belongs to */
     int32_t *flavors;
     int n_flavors;
@@ -141,6 +142,10 @@ typedef struct sc_cohort {
      * memory in milli-bytes can pass INT64_MAX */
     __int128 *lend, *pool;
     __int128 lend_r[SC_R]; /* over flavors, for fair sharing */
+    /* pass: the members' admitted workloads in preemption order, built once a pass when the
+     * first preemptor needs them (NULL before) */
+    struct sc_wl **by_victim;
+    int n_by_victim;
 } sc_cohort;
 
 typedef struct sc_ps {
@@ -209,8 +214,15 @@ struct ty_sched {
     int32_t *placed;   /* node per pod of the workload being placed */
     int32_t *placed2;  /* the same, kept across a trial */
     sc_wl **cands;
+    sc_wl **cands2;
     sc_wl **victims;
     int32_t *resv;
+    int32_t *dirty; /* nodes with dirty set */
+    int n_dirty;
+    bool victim_order; /* every cq->admitted and cohort's by_victim sorted for preemption */
+    int64_t *qacc;     /* [cq * qacc_stride + fq * SC_R + r]: summed quota of candidates */
+    int qacc_stride;
+    bool *gives; /* by queue: gives back to the current preemptor */
 };
 
 static inline int64_t sc_mul(int64_t a, int64_t b)
@@ -259,6 +271,22 @@ void sc_reserve_nodes(ty_sched *s, const int32_t *nodes, int n);
 /* Reserves the nodes w would take once they drain; false when it could never fit. */
 bool sc_reserve_for(ty_sched *s, sc_wl *w);
 void sc_place_msg(ty_sched *s, sc_wl *w, int ps, char *msg);
+/* Preemption trials move victims' pods off and back on nodes thousands of times a preemptor:
+ * sc_node_free() changes only the node's free room and marks it dirty; sc_nodes_sync() files
+ * the dirty nodes in their buckets again, and must run before anything reads the buckets
+ * (sc_place, sc_wl_nodes, find_node). Buckets depend only on the nodes' free room, so the
+ * result is the same as moving the pods with sc_wl_nodes. */
+void sc_node_free(ty_sched *s, sc_node *n, const sc_ps *ps, int sign);
+void sc_nodes_sync(ty_sched *s);
+/* The flavor whose buckets sc_place looks up ps's pods in, or -1 (then any node). */
+int sc_primary_flavor(const ty_sched *s, const sc_ps *ps);
+/* Whether sc_pod_room counts exactly (requests >= 0, on distinct resources): then sc_place
+ * places ps's count pods, alone, if and only if the room of the eligible nodes adds up to it,
+ * as each pod it places takes exactly one pod's room of one node. */
+bool sc_ps_counts(const sc_ps *ps);
+/* How many pods of ps fit on node n as it is now (0 when n is not a candidate for ps in
+ * flavor f's buckets), capped at INT32_MAX. */
+int64_t sc_pod_room(const ty_sched *s, const sc_node *n, const sc_ps *ps);
 void sc_place_stats(ty_sched *s);
 
 /* preempt.c */
