@@ -48,53 +48,121 @@ static int victim_cmp(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+static int vent_cmp(const void *a, const void *b)
+{
+    return victim_cmp(&((const sc_vent *)a)->w, &((const sc_vent *)b)->w);
+}
+
+/* Adds (sign 1) or subtracts admitted c's quota usage to acc ([fq * SC_R + r] of its queue). */
+static void usage_of(const ty_sched *s, const sc_wl *c, int64_t *acc, int sign)
+{
+    const sc_cq *x = s->cqs[c->cq];
+    for (int p = 0; p < c->n_ps; p++) {
+        const sc_ps *ps = &c->ps[p];
+        for (int k = 0; k < ps->n_req; k++) {
+            int fqi = x->fq_of[ps->aflavor[k]];
+            if (fqi >= 0 && ps->req[k])
+                acc[fqi * SC_R + ps->res[k]] += sign * sc_mul(ps->req[k], ps->count);
+        }
+    }
+}
+
+static void fill_vl(sc_vent *vl, int n)
+{
+    for (int i = 0; i < n; i++) {
+        sc_wl *c = vl[i].w;
+        vl[i].prio = c->prio;
+        vl[i].cq = c->cq;
+        vl[i].out = c->evicting || c->victim;
+        for (int p = 0; p < c->n_ps; p++)
+            for (int k = 0; k < c->ps[p].n_req; k++) {
+                int f = c->ps[p].aflavor[k];
+                if (!c->ps[p].req[k])
+                    continue;
+                if (f >= 64 / SC_R)
+                    vl[i].wide = true;
+                else
+                    vl[i].uses |= 1ull << (f * SC_R + c->ps[p].res[k]);
+            }
+        c->vpos = i;
+    }
+}
+
 /* The order does not change during a pass: sort once, when the first preemptor needs it, and
  * gather every preemptor's candidates already in order by walking these lists. */
 static void victim_order(ty_sched *s)
 {
     s->victim_order = true;
     int most_fq = 1;
+    for (int i = 0; i < s->n_cqs; i++)
+        if (s->cqs[i]->n_fq > most_fq)
+            most_fq = s->cqs[i]->n_fq;
+    s->qacc_stride = most_fq * SC_R;
+    size_t st = (size_t)s->qacc_stride;
+    s->qacc = ty_calloc((size_t)(s->n_cqs + 1) * st, sizeof *s->qacc);
+    s->gives = ty_calloc((size_t)s->n_cqs + 1, sizeof *s->gives);
     for (int i = 0; i < s->n_cqs; i++) {
         sc_cq *cq = s->cqs[i];
         if (cq->n_admitted > 1)
             qsort(cq->admitted, (size_t)cq->n_admitted, sizeof *cq->admitted, victim_cmp);
-        if (cq->n_fq > most_fq)
-            most_fq = cq->n_fq;
+        int n = 0;
+        for (int j = 0; j < cq->n_admitted; j++)
+            n += j == 0 || cq->admitted[j]->prio != cq->admitted[j - 1]->prio;
+        cq->lv_prio = sc_alloc(&s->arena, (size_t)(n + 1) * sizeof *cq->lv_prio);
+        cq->lv_use = sc_alloc(&s->arena, (size_t)(n + 1) * st * sizeof *cq->lv_use);
+        memset(cq->lv_use, 0, (size_t)(n + 1) * st * sizeof *cq->lv_use);
+        for (int j = 0; j < cq->n_admitted; j++) {
+            sc_wl *c = cq->admitted[j];
+            if (j == 0 || c->prio != cq->admitted[j - 1]->prio)
+                cq->lv_prio[cq->n_lv++] = c->prio;
+            if (!c->evicting && !c->victim)
+                usage_of(s, c, cq->lv_use + (size_t)(cq->n_lv - 1) * st, 1);
+        }
+        if (cq->cohort < 0) {
+            cq->vl = sc_alloc(&s->arena, (size_t)(cq->n_admitted + 1) * sizeof *cq->vl);
+            memset(cq->vl, 0, (size_t)(cq->n_admitted + 1) * sizeof *cq->vl);
+            for (int j = 0; j < cq->n_admitted; j++)
+                cq->vl[j].w = cq->admitted[j];
+            cq->n_vl = cq->n_admitted;
+            fill_vl(cq->vl, cq->n_vl);
+        }
     }
     for (int i = 0; i < s->n_cohorts; i++) {
         sc_cohort *co = s->cohorts[i];
         int n = 0;
         for (int m = 0; m < co->n_members; m++)
             n += s->cqs[co->members[m]]->n_admitted;
-        co->by_victim = sc_alloc(&s->arena, (size_t)(n + 1) * sizeof *co->by_victim);
+        co->vl = sc_alloc(&s->arena, (size_t)(n + 1) * sizeof *co->vl);
+        memset(co->vl, 0, (size_t)(n + 1) * sizeof *co->vl);
         for (int m = 0; m < co->n_members; m++) {
             const sc_cq *x = s->cqs[co->members[m]];
             for (int j = 0; j < x->n_admitted; j++)
-                co->by_victim[co->n_by_victim++] = x->admitted[j];
+                co->vl[co->n_vl++].w = x->admitted[j];
         }
         if (n > 1)
-            qsort(co->by_victim, (size_t)n, sizeof *co->by_victim, victim_cmp);
+            qsort(co->vl, (size_t)n, sizeof *co->vl, vent_cmp);
+        fill_vl(co->vl, n);
+        for (int m = 0; m < co->n_members; m++) {
+            s->cqs[co->members[m]]->vl = co->vl;
+            s->cqs[co->members[m]]->n_vl = n;
+        }
     }
-    s->qacc_stride = most_fq * SC_R;
-    s->qacc = ty_calloc((size_t)(s->n_cqs + 1) * (size_t)s->qacc_stride, sizeof *s->qacc);
-    s->gives = ty_calloc((size_t)s->n_cqs + 1, sizeof *s->gives);
 }
 
-/* Sums the candidates' quota usage per (queue, flavor, resource) into s->qacc. */
-static void quota_sum(ty_sched *s, sc_wl *const *cs, int n)
+/* Adds to s->qacc queue x's usage of its priority levels below `below` (all: every level;
+ * threshold: only those at most at_most too). */
+static void levels_sum(ty_sched *s, const sc_cq *x, bool all, int32_t below, bool threshold,
+                       int32_t at_most)
 {
-    for (int i = 0; i < n; i++) {
-        const sc_wl *c = cs[i];
-        const sc_cq *x = s->cqs[c->cq];
-        int64_t *acc = s->qacc + (size_t)c->cq * (size_t)s->qacc_stride;
-        for (int p = 0; p < c->n_ps; p++) {
-            const sc_ps *ps = &c->ps[p];
-            for (int k = 0; k < ps->n_req; k++) {
-                int fqi = x->fq_of[ps->aflavor[k]];
-                if (fqi >= 0 && ps->req[k])
-                    acc[fqi * SC_R + ps->res[k]] += sc_mul(ps->req[k], ps->count);
-            }
-        }
+    size_t st = (size_t)s->qacc_stride;
+    int64_t *acc = s->qacc + (size_t)x->id * st;
+    for (int l = 0; l < x->n_lv; l++) {
+        int32_t p = x->lv_prio[l];
+        if (!all && (p >= below || (threshold && p > at_most)))
+            continue;
+        const int64_t *u = x->lv_use + (size_t)l * st;
+        for (int k = 0; k < x->n_fq * SC_R; k++)
+            acc[k] += u[k];
     }
 }
 
@@ -285,43 +353,69 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         s->gives[x->id] =
             x != cq && (fair ? sc_share(s, x, 0) != 0 : borrows_contended(s, cq, x));
     }
-    /* Other queues' candidates first, then its own, each in victim_cmp's order. */
-    sc_wl *const *list = co ? co->by_victim : cq->admitted;
-    int n_list = co ? co->n_by_victim : cq->n_admitted;
+    /* Other queues' candidates first, then its own, each in victim_cmp's order. Past its
+     * priority only other queues' workloads can qualify, and only under reclaim Any. */
+    bool reclaims = fair || !borrowing;
+    bool any_prio = co && reclaims && cq->reclaim == TY_SCHED_PREEMPT_ANY;
+    uint64_t needs = 0;
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < s->n_res; r++)
+            if (s->need[k * SC_R + r] > 0 && cq->fq[k].flavor < 64 / SC_R)
+                needs |= 1ull << (cq->fq[k].flavor * SC_R + r);
+    const sc_vent *vl = cq->vl;
     int nc = 0, n_own = 0;
-    for (int i = 0; i < n_list; i++) {
-        sc_wl *c = list[i];
-        if (c->evicting || c->victim)
+    for (int i = 0; i < cq->n_vl; i++) {
+        const sc_vent *e = &vl[i];
+        if (e->prio > w->prio && !any_prio)
+            break;
+        if (e->out)
             continue;
         bool ok = false;
-        if (c->cq == w->cq) {
+        if (e->cq == w->cq) {
             if (cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY)
-                ok = c->prio < w->prio;
+                ok = e->prio < w->prio;
             else if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
-                ok = c->prio < w->prio || (c->prio == w->prio && c->queued > w->queued);
-            if (ok && contends(s, cq, c))
-                s->cands2[n_own++] = c;
-            continue;
+                ok = e->prio < w->prio || (e->prio == w->prio && e->w->queued > w->queued);
+        } else if (s->gives[e->cq]) {
+            if (reclaims)
+                ok = cq->reclaim == TY_SCHED_PREEMPT_ANY ||
+                     (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && e->prio < w->prio);
+            else
+                ok = cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY && e->prio < w->prio &&
+                     (!cq->has_threshold || e->prio <= cq->threshold);
         }
-        if (!s->gives[c->cq])
+        if (!ok || !(e->wide ? contends(s, cq, e->w) : (e->uses & needs) != 0))
             continue;
-        if (fair || !borrowing)
-            ok = cq->reclaim == TY_SCHED_PREEMPT_ANY ||
-                 (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && c->prio < w->prio);
+        if (e->cq == w->cq)
+            s->cands2[n_own++] = e->w;
         else
-            ok = cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY && c->prio < w->prio &&
-                 (!cq->has_threshold || c->prio <= cq->threshold);
-        if (ok && contends(s, cq, c))
-            s->cands[nc++] = c;
+            s->cands[nc++] = e->w;
     }
     if (n_own)
         memcpy(s->cands + nc, s->cands2, (size_t)n_own * sizeof *s->cands);
     nc += n_own;
     if (!nc)
         return SC_PRE_NONE;
-    /* Without all of them it must fit its quota, or no subset will: a cheap check (the
-     * nodes are not touched), with the candidates' usage summed per queue. */
-    quota_sum(s, s->cands, nc);
+    /* Without all of them it must fit its quota, or no subset will: a cheap check (the nodes
+     * are not touched). The candidates' usage comes from their queues' sums per priority
+     * level: the workloads among them that do not contend use nothing the check reads. */
+    if (cq->within != TY_SCHED_PREEMPT_NEVER)
+        levels_sum(s, cq, false, w->prio, false, 0);
+    if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
+        for (int i = nc - n_own; i < nc; i++)
+            if (s->cands[i]->prio == w->prio)
+                usage_of(s, s->cands[i], s->qacc + (size_t)cq->id * (size_t)s->qacc_stride, 1);
+    for (int m = 0; co && m < co->n_members; m++) {
+        const sc_cq *x = s->cqs[co->members[m]];
+        if (!s->gives[x->id])
+            continue;
+        if (reclaims) {
+            if (cq->reclaim != TY_SCHED_PREEMPT_NEVER)
+                levels_sum(s, x, cq->reclaim == TY_SCHED_PREEMPT_ANY, w->prio, false, 0);
+        } else if (cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY) {
+            levels_sum(s, x, false, w->prio, cq->has_threshold, cq->threshold);
+        }
+    }
     quota_apply(s, cq, -1, false);
     bool possible = sc_fits_quota(s, w, true);
     quota_apply(s, cq, 1, true);
@@ -404,6 +498,12 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         sc_wl_nodes(s, c, 1);
         c->gone = false;
         c->victim = true;
+        sc_cq *x = s->cqs[c->cq];
+        x->vl[c->vpos].out = true;
+        int l = 0;
+        while (x->lv_prio[l] != c->prio)
+            l++;
+        usage_of(s, c, x->lv_use + (size_t)l * (size_t)s->qacc_stride, -1);
         absorb(s, c);
         rs[i] = c->cq == w->cq ? TY_SCHED_IN_CLUSTER_QUEUE
                 : fair         ? TY_SCHED_IN_COHORT_FAIR_SHARING

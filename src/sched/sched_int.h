@@ -109,6 +109,16 @@ typedef struct sc_group {
 
 struct sc_wl;
 
+/* An admitted workload in a preemption list, packed so that gathering a preemptor's candidates
+ * reads a few bytes a workload, not the workload. */
+typedef struct sc_vent {
+    struct sc_wl *w;
+    uint64_t uses; /* bit flavor * SC_R + resource of each request (flavors below 64 / SC_R) */
+    int32_t prio, cq;
+    bool out;  /* evicting, or a victim already */
+    bool wide; /* has a request on a flavor beyond uses' bits */
+} sc_vent;
+
 typedef struct sc_cq {
     const char *name;
     int id;
@@ -132,6 +142,14 @@ typedef struct sc_cq {
     int n_evicting;
     bool blocked, reserved_once;
     const char *blocked_by;
+    /* preemption, built when the first preemptor needs it: the admitted workloads of its
+     * cohort (or its own) in Kueue's candidate order; its own not evicting ones' quota usage
+     * summed per priority level ([level * qacc_stride + fq * SC_R + r]), victims taken out */
+    sc_vent *vl;
+    int n_vl;
+    int n_lv;
+    int32_t *lv_prio;
+    int64_t *lv_use;
 } sc_cq;
 
 typedef struct sc_cohort {
@@ -142,10 +160,9 @@ typedef struct sc_cohort {
      * memory in milli-bytes can pass INT64_MAX */
     __int128 *lend, *pool;
     __int128 lend_r[SC_R]; /* over flavors, for fair sharing */
-    /* pass: the members' admitted workloads in preemption order, built once a pass when the
-     * first preemptor needs them (NULL before) */
-    struct sc_wl **by_victim;
-    int n_by_victim;
+    /* pass: the members' admitted workloads in preemption order (see sc_cq.vl) */
+    struct sc_vent *vl;
+    int n_vl;
 } sc_cohort;
 
 typedef struct sc_ps {
@@ -176,6 +193,7 @@ typedef struct sc_wl {
     int decision; /* -1: none yet */
     bool victim;  /* chosen as a victim in this pass */
     bool gone;    /* its usage is out of the accounting for now (preemption trial) */
+    int32_t vpos; /* admitted: its entry in its queue's vl */
 } sc_wl;
 
 enum { SC_NOFIT, SC_PREEMPT, SC_BORROW, SC_FIT };
