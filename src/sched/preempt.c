@@ -209,12 +209,16 @@ static bool hold(ty_sched *s, sc_wl *w)
  * only their free room (sc_node_free), so that a victim costs no bucket work. room[p] counts
  * the pods of the preemptor's pod set p that the nodes have room for, kept up to date as
  * victims move once it is first needed; where it counts exactly (counts[p]), it says whether
- * the pod set can be placed without calling sc_place. */
+ * the pod set can be placed without calling sc_place. ok caches nodes_fit()'s answer while
+ * known: a move that changes only nodes with no room for any of its pods before and after
+ * cannot change what sc_place does, as it never picks them. */
 typedef struct trial {
     sc_wl *w;
     int64_t *room;
     bool *counts;
     bool tracking;
+    bool any_node; /* a pod set without flavor: sc_place takes any node, room or not */
+    bool known, ok;
 } trial;
 
 static void move(ty_sched *s, trial *t, sc_wl *c, int sign)
@@ -225,15 +229,26 @@ static void move(ty_sched *s, trial *t, sc_wl *c, int sign)
     for (int p = 0; p < c->n_ps; p++)
         for (int i = 0; i < c->ps[p].count; i++) {
             sc_node *n = s->nodes[c->ps[p].anodes[i]];
-            if (t->tracking)
-                for (int j = 0; j < w->n_ps; j++)
-                    if (t->counts[j])
-                        t->room[j] -= sc_pod_room(s, n, &w->ps[j]);
+            if (!t->tracking) {
+                sc_node_free(s, n, &c->ps[p], sign);
+                continue;
+            }
+            bool relevant = t->any_node;
+            for (int j = 0; j < w->n_ps; j++) {
+                int64_t r = sc_pod_room(s, n, &w->ps[j]);
+                relevant |= r > 0;
+                if (t->counts[j])
+                    t->room[j] -= r;
+            }
             sc_node_free(s, n, &c->ps[p], sign);
-            if (t->tracking)
-                for (int j = 0; j < w->n_ps; j++)
-                    if (t->counts[j])
-                        t->room[j] += sc_pod_room(s, n, &w->ps[j]);
+            for (int j = 0; j < w->n_ps; j++) {
+                int64_t r = sc_pod_room(s, n, &w->ps[j]);
+                relevant |= r > 0;
+                if (t->counts[j])
+                    t->room[j] += r;
+            }
+            if (relevant)
+                t->known = false;
         }
 }
 
@@ -254,16 +269,20 @@ static bool nodes_fit(ty_sched *s, trial *t)
                 t->room[j] += sc_pod_room(s, s->nodes[fl->nodes[i]], &w->ps[j]);
         }
     }
+    if (t->known)
+        return t->ok;
+    t->known = true;
+    t->ok = false;
     for (int j = 0; j < w->n_ps; j++)
         if (t->counts[j] && t->room[j] < w->ps[j].count)
             return false;
     if (w->n_ps == 1 && t->counts[0])
-        return true;
+        return t->ok = true;
     sc_nodes_sync(s);
     if (sc_place(s, w) >= 0)
         return false;
     sc_unplace(s, w, s->placed);
-    return true;
+    return t->ok = true;
 }
 
 /* Quota and nodes; leaves the nodes as they were. */
@@ -425,8 +444,11 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     trial t = {.w = w};
     t.room = ty_malloc((size_t)(w->n_ps + 1) * sizeof *t.room);
     t.counts = ty_malloc((size_t)(w->n_ps + 1) * sizeof *t.counts);
-    for (int j = 0; j < w->n_ps; j++)
-        t.counts[j] = sc_primary_flavor(s, &w->ps[j]) >= 0 && sc_ps_counts(&w->ps[j]);
+    for (int j = 0; j < w->n_ps; j++) {
+        bool flavored = sc_primary_flavor(s, &w->ps[j]) >= 0;
+        t.counts[j] = flavored && sc_ps_counts(&w->ps[j]);
+        t.any_node |= !flavored;
+    }
     int nv = 0;
     bool found = false;
     /* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
@@ -474,6 +496,8 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
                 nv--;
             } else {
                 move(s, &t, c, -1);
+                /* back where everything fitted */
+                t.known = t.ok = true;
             }
         }
     }
