@@ -315,9 +315,14 @@ bool sc_ps_counts(const sc_ps *ps)
     return true;
 }
 
-int64_t sc_pod_room(const ty_sched *s, const sc_node *n, const sc_ps *ps)
+bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps)
 {
-    if (!n->in_buckets || !room(n, ps) || !eligible(s, n, ps))
+    return n->in_buckets && eligible(s, n, ps);
+}
+
+int64_t sc_room_count(const sc_node *n, const sc_ps *ps)
+{
+    if (!room(n, ps))
         return 0;
     int64_t fit = INT32_MAX;
     for (int k = 0; k < ps->n_req; k++)

@@ -208,14 +208,16 @@ static bool hold(ty_sched *s, sc_wl *w)
 /* The search for victims of one preemptor. Victims move with move(): quota at once, nodes
  * only their free room (sc_node_free), so that a victim costs no bucket work. room[p] counts
  * the pods of the preemptor's pod set p that the nodes have room for, kept up to date as
- * victims move once it is first needed; where it counts exactly (counts[p]), it says whether
- * the pod set can be placed without calling sc_place. ok caches nodes_fit()'s answer while
- * known: a move that changes only nodes with no room for any of its pods before and after
- * cannot change what sc_place does, as it never picks them. */
+ * victims move once it is first needed (takes[p * n_nodes + node]: sc_node_takes); where it
+ * counts exactly (counts[p]), it says whether the pod set can be placed without calling
+ * sc_place. ok caches nodes_fit()'s answer while known: a move that changes only nodes with
+ * no room for any of its pods before and after cannot change what sc_place does, as it never
+ * picks them. s->need stays the preemptor's throughout. */
 typedef struct trial {
     sc_wl *w;
     int64_t *room;
     bool *counts;
+    uint8_t *takes;
     bool tracking;
     bool any_node; /* a pod set without flavor: sc_place takes any node, room or not */
     bool known, ok;
@@ -228,28 +230,52 @@ static void move(ty_sched *s, trial *t, sc_wl *c, int sign)
     const sc_wl *w = t->w;
     for (int p = 0; p < c->n_ps; p++)
         for (int i = 0; i < c->ps[p].count; i++) {
-            sc_node *n = s->nodes[c->ps[p].anodes[i]];
+            int id = c->ps[p].anodes[i];
+            sc_node *n = s->nodes[id];
             if (!t->tracking) {
                 sc_node_free(s, n, &c->ps[p], sign);
                 continue;
             }
             bool relevant = t->any_node;
-            for (int j = 0; j < w->n_ps; j++) {
-                int64_t r = sc_pod_room(s, n, &w->ps[j]);
-                relevant |= r > 0;
-                if (t->counts[j])
+            for (int j = 0; j < w->n_ps; j++)
+                if (t->takes[(size_t)j * (size_t)s->n_nodes + (size_t)id]) {
+                    int64_t r = sc_room_count(n, &w->ps[j]);
+                    relevant |= r > 0;
                     t->room[j] -= r;
-            }
+                }
             sc_node_free(s, n, &c->ps[p], sign);
-            for (int j = 0; j < w->n_ps; j++) {
-                int64_t r = sc_pod_room(s, n, &w->ps[j]);
-                relevant |= r > 0;
-                if (t->counts[j])
+            for (int j = 0; j < w->n_ps; j++)
+                if (t->takes[(size_t)j * (size_t)s->n_nodes + (size_t)id]) {
+                    int64_t r = sc_room_count(n, &w->ps[j]);
+                    relevant |= r > 0;
                     t->room[j] += r;
-            }
+                }
             if (relevant)
                 t->known = false;
         }
+}
+
+static void track(ty_sched *s, trial *t)
+{
+    sc_wl *w = t->w;
+    t->tracking = true;
+    t->takes = ty_calloc((size_t)(w->n_ps + 1) * (size_t)(s->n_nodes + 1), 1);
+    for (int j = 0; j < w->n_ps; j++) {
+        const sc_ps *ps = &w->ps[j];
+        int f = sc_primary_flavor(s, ps);
+        t->room[j] = 0;
+        if (f < 0)
+            continue;
+        const sc_flavor *fl = s->flavors[f];
+        uint8_t *tk = t->takes + (size_t)j * (size_t)s->n_nodes;
+        for (int i = 0; i < fl->n_nodes; i++) {
+            const sc_node *n = s->nodes[fl->nodes[i]];
+            if (!sc_node_takes(s, n, ps))
+                continue;
+            tk[fl->nodes[i]] = 1;
+            t->room[j] += sc_room_count(n, ps);
+        }
+    }
 }
 
 /* Whether sc_place would place the whole gang now. Each pod set alone needs room for its pods
@@ -258,17 +284,8 @@ static void move(ty_sched *s, trial *t, sc_wl *c, int sign)
 static bool nodes_fit(ty_sched *s, trial *t)
 {
     sc_wl *w = t->w;
-    if (!t->tracking) {
-        t->tracking = true;
-        for (int j = 0; j < w->n_ps; j++) {
-            t->room[j] = 0;
-            if (!t->counts[j])
-                continue;
-            const sc_flavor *fl = s->flavors[sc_primary_flavor(s, &w->ps[j])];
-            for (int i = 0; i < fl->n_nodes; i++)
-                t->room[j] += sc_pod_room(s, s->nodes[fl->nodes[i]], &w->ps[j]);
-        }
-    }
+    if (!t->tracking)
+        track(s, t);
     if (t->known)
         return t->ok;
     t->known = true;
@@ -285,10 +302,12 @@ static bool nodes_fit(ty_sched *s, trial *t)
     return t->ok = true;
 }
 
-/* Quota and nodes; leaves the nodes as they were. */
+/* Quota and nodes; leaves the nodes as they were. The nodes' answer, when known, is cheaper. */
 static bool fits(ty_sched *s, trial *t)
 {
-    return sc_fits_quota(s, t->w, true) && nodes_fit(s, t);
+    if (t->known && !t->ok)
+        return false;
+    return sc_fits_need(s, t->w, true) && nodes_fit(s, t);
 }
 
 /* The preemptor's quota counts in its queue's usage for the rest of the pass (not reported). */
@@ -449,6 +468,7 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         t.counts[j] = flavored && sc_ps_counts(&w->ps[j]);
         t.any_node |= !flavored;
     }
+    sc_need(s, w);
     int nv = 0;
     bool found = false;
     /* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
@@ -503,6 +523,7 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     }
     free(t.room);
     free(t.counts);
+    free(t.takes);
     sc_nodes_sync(s);
     if (!found)
         return SC_PRE_NONE;

@@ -270,6 +270,8 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg);
 /* Fills s->need for w's current assignment; returns false when a flavor has no quota entry. */
 void sc_need(ty_sched *s, sc_wl *w);
 bool sc_fits_quota(ty_sched *s, sc_wl *w, bool allow_borrow);
+/* sc_fits_quota with s->need already w's (sc_need). */
+bool sc_fits_need(ty_sched *s, sc_wl *w, bool allow_borrow);
 bool sc_would_borrow(ty_sched *s, sc_wl *w);
 /* The queue's fair-sharing share with `sign` x the current need added. */
 int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign);
@@ -298,13 +300,15 @@ void sc_node_free(ty_sched *s, sc_node *n, const sc_ps *ps, int sign);
 void sc_nodes_sync(ty_sched *s);
 /* The flavor whose buckets sc_place looks up ps's pods in, or -1 (then any node). */
 int sc_primary_flavor(const ty_sched *s, const sc_ps *ps);
-/* Whether sc_pod_room counts exactly (requests >= 0, on distinct resources): then sc_place
+/* Whether sc_room_count counts exactly (requests >= 0, on distinct resources): then sc_place
  * places ps's count pods, alone, if and only if the room of the eligible nodes adds up to it,
  * as each pod it places takes exactly one pod's room of one node. */
 bool sc_ps_counts(const sc_ps *ps);
-/* How many pods of ps fit on node n as it is now (0 when n is not a candidate for ps in
- * flavor f's buckets), capped at INT32_MAX. */
-int64_t sc_pod_room(const ty_sched *s, const sc_node *n, const sc_ps *ps);
+/* Whether sc_place may put pods of ps (with its primary flavor >= 0) on node n: n is in the
+ * buckets and eligible. Does not change during a preemption trial. */
+bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps);
+/* How many pods of ps fit in n's free room now, capped at INT32_MAX; 0 when one does not. */
+int64_t sc_room_count(const sc_node *n, const sc_ps *ps);
 void sc_place_stats(ty_sched *s);
 
 /* preempt.c */
