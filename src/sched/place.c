@@ -168,6 +168,7 @@ void sc_place_init(ty_sched *s)
     s->placed2 = ty_malloc(sizeof(int32_t));
     s->resv = ty_malloc((size_t)(s->n_nodes + 1) * sizeof(int32_t));
     s->dirty = ty_malloc((size_t)(s->n_nodes + 1) * sizeof(int32_t));
+    s->dfree = ty_malloc((size_t)(s->n_nodes + 1) * SC_R * sizeof(int64_t));
     int most_pods = 1;
     for (int i = 0; i < s->n_wls; i++)
         if (s->wls[i]->pods > most_pods)
@@ -277,12 +278,13 @@ static int find_node(const ty_sched *s, const sc_ps *ps, int f)
 
 void sc_node_free(ty_sched *s, sc_node *n, const sc_ps *ps, int sign)
 {
-    for (int k = 0; k < ps->n_req; k++)
-        n->free[ps->res[k]] -= sign * ps->req[k];
     if (!n->dirty) {
         n->dirty = true;
+        memcpy(s->dfree + (size_t)s->n_dirty * SC_R, n->free, (size_t)s->n_res * sizeof *n->free);
         s->dirty[s->n_dirty++] = n->rank;
     }
+    for (int k = 0; k < ps->n_req; k++)
+        n->free[ps->res[k]] -= sign * ps->req[k];
 }
 
 void sc_nodes_sync(ty_sched *s)
@@ -290,10 +292,12 @@ void sc_nodes_sync(ty_sched *s)
     for (int i = 0; i < s->n_dirty; i++) {
         sc_node *n = s->nodes[s->dirty[i]];
         n->dirty = false;
+        if (!memcmp(n->free, s->dfree + (size_t)i * SC_R, (size_t)s->n_res * sizeof *n->free))
+            continue; /* as filed: its victims came back */
         uint32_t score = node_score(s, n);
         int bucket = node_bucket(s, n);
         if (score == n->score && bucket == n->bucket)
-            continue; /* the victims it lost came back */
+            continue;
         /* unlink by the place it was filed at, link by the new one */
         unlink_node(s, n);
         n->score = score;

@@ -479,7 +479,6 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
             sc_wl *c = s->cands[i];
             if (c->cq != w->cq) {
                 sc_cq *x = s->cqs[c->cq];
-                sc_need(s, w);
                 if (fair) {
                     int64_t mine = sc_share(s, cq, 1), theirs;
                     if (strategy == 0) {

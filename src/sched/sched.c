@@ -97,6 +97,7 @@ void ty_sched_free(ty_sched *s)
     free(s->victims);
     free(s->resv);
     free(s->dirty);
+    free(s->dfree);
     free(s->cands2);
     free(s->qacc);
     free(s->gives);

@@ -236,6 +236,7 @@ struct ty_sched {
     sc_wl **victims;
     int32_t *resv;
     int32_t *dirty; /* nodes with dirty set */
+    int64_t *dfree; /* [i * SC_R + r]: dirty[i]'s free room when it was last filed */
     int n_dirty;
     bool victim_order; /* every cq->admitted and cohort's by_victim sorted for preemption */
     int64_t *qacc;     /* [cq * qacc_stride + fq * SC_R + r]: summed quota of candidates */
