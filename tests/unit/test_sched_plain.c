@@ -40,3 +40,45 @@ Test(sched_plain, the_checksum_does_not_depend_on_the_add_order_or_the_pass)
     ty_sched_free(b);
     ty_sched_free(c);
 }
+
+static int by_strcmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The pass sorts nodes by name (radix on the bytes after the shared prefix, strcmp where those
+ * tie): with equal nodes, best fit takes them in name order, whatever the add order. */
+Test(sched_plain, nodes_are_taken_in_strcmp_order_of_their_names)
+{
+    static const char *const names[] = {
+        "node-pool-a-1",          "node-pool-a-10",      "node-pool-a-100000000x",
+        "node-pool-a-100000000",  "node-pool-a-2",       "node-pool-a-\xc3\xa9t\xc3\xa9",
+        "node-pool-a-Z",          "node-pool-a-",        "node-pool-a-10000000",
+        "node-pool-a-100000000y", "node-pool-a-\x7f",    "node-pool-a-09",
+    };
+    enum { N = sizeof names / sizeof *names };
+    const char *sorted[N];
+    memcpy(sorted, names, sizeof sorted);
+    qsort(sorted, N, sizeof *sorted, by_strcmp);
+    for (int order = 0; order < 3; order++) {
+        ty_sched *s = mk(false);
+        add_flavor(s, "f", NULL);
+        for (int i = 0; i < N; i++)
+            add_node(s, names[order == 2 ? N - 1 - i : (i * (order ? 5 : 1)) % N], 8, 0, NULL);
+        add_cq1(s, "q", NULL, "f", 8 * N);
+        for (int i = 0; i < N; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "w%02d", i);
+            add_wl(s, k, "q", 0, 100 + i, 1, 8);
+        }
+        ty_sched_run(s);
+        for (int i = 0; i < N; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "w%02d", i);
+            const ty_sched_decision *d = dec(s, k);
+            cr_assert_eq(d->verdict, TY_SCHED_ADMIT);
+            cr_assert_str_eq(d->pod_sets[0].nodes[0], sorted[i], "order %d: %s", order, k);
+        }
+        ty_sched_free(s);
+    }
+}
