@@ -16,15 +16,15 @@ static int by_name(const void *a, const void *b)
 }
 
 typedef struct nkey {
-    uint64_t k;
+    uint64_t k[2]; /* the 16 bytes after the shared prefix, big-endian, zeros past the end */
     void *obj;
 } nkey;
 
-/* Sorts objects by name in strcmp's (unsigned byte) order. Sorting by name is a third of a
+/* Sorts objects by name in strcmp's (unsigned byte) order. Sorting by name was a third of a
  * pass that does not preempt, so: nothing to do when the adds came in order (the controller
- * adds in name order); else each name is keyed by the 8 bytes after the prefix all names
- * share (big-endian, zeros past the end: the same order as strcmp's), the keys radix-sorted,
- * and only runs of equal keys compared with strcmp. */
+ * adds in name order); else each name is keyed by the 16 bytes after the prefix all names
+ * share (the same order as strcmp's for names that differ there), the keys radix-sorted, and
+ * only runs of equal keys compared with strcmp. */
 static void sort_by_name(void **objs, int n)
 {
     int i = 1;
@@ -44,23 +44,22 @@ static void sort_by_name(void **objs, int n)
     nkey *a = ty_malloc((size_t)n * sizeof *a), *b = ty_malloc((size_t)n * sizeof *b);
     for (i = 0; i < n; i++) {
         const unsigned char *x = (const unsigned char *)name_of(objs[i]) + lcp;
-        uint64_t k = 0;
-        int j = 0;
-        for (; j < 8 && x[j]; j++)
-            k = k << 8 | x[j];
-        a[i] = (nkey){j ? k << (8 * (8 - j)) : 0, objs[i]};
+        a[i] = (nkey){{0, 0}, objs[i]};
+        for (int j = 0; j < 16 && x[j]; j++)
+            a[i].k[j / 8] |= (uint64_t)x[j] << (8 * (7 - j % 8));
     }
     /* least significant byte first, stable; a byte that is the same in every key is skipped */
-    for (int shift = 0; shift < 64; shift += 8) {
+    for (int pass = 0; pass < 16; pass++) {
+        int w = pass < 8 ? 1 : 0, shift = 8 * (pass % 8);
         size_t count[257] = {0};
         for (i = 0; i < n; i++)
-            count[((a[i].k >> shift) & 0xff) + 1]++;
-        if (count[((a[0].k >> shift) & 0xff) + 1] == (size_t)n)
+            count[((a[i].k[w] >> shift) & 0xff) + 1]++;
+        if (count[((a[0].k[w] >> shift) & 0xff) + 1] == (size_t)n)
             continue;
         for (int d = 0; d < 256; d++)
             count[d + 1] += count[d];
         for (i = 0; i < n; i++)
-            b[count[(a[i].k >> shift) & 0xff]++] = a[i];
+            b[count[(a[i].k[w] >> shift) & 0xff]++] = a[i];
         nkey *t = a;
         a = b;
         b = t;
@@ -69,7 +68,7 @@ static void sort_by_name(void **objs, int n)
         objs[i] = a[i].obj;
     for (i = 0; i < n;) {
         int j = i + 1;
-        while (j < n && a[j].k == a[i].k)
+        while (j < n && a[j].k[0] == a[i].k[0] && a[j].k[1] == a[i].k[1])
             j++;
         if (j - i > 1)
             qsort(objs + i, (size_t)(j - i), sizeof *objs, by_name);

@@ -46,7 +46,7 @@ static int by_strcmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The pass sorts nodes by name (radix on the bytes after the shared prefix, strcmp where those
+/* The pass sorts nodes by name (radix on 16 bytes after the shared prefix, strcmp where those
  * tie): with equal nodes, best fit takes them in name order, whatever the add order. */
 Test(sched_plain, nodes_are_taken_in_strcmp_order_of_their_names)
 {
@@ -55,6 +55,9 @@ Test(sched_plain, nodes_are_taken_in_strcmp_order_of_their_names)
         "node-pool-a-100000000",  "node-pool-a-2",       "node-pool-a-\xc3\xa9t\xc3\xa9",
         "node-pool-a-Z",          "node-pool-a-",        "node-pool-a-10000000",
         "node-pool-a-100000000y", "node-pool-a-\x7f",    "node-pool-a-09",
+        /* alike in the 16 bytes the radix sort looks at */
+        "node-pool-a-1234567890abcdefgY", "node-pool-a-1234567890abcdefgX",
+        "node-pool-a-1234567890abcdefg",
     };
     enum { N = sizeof names / sizeof *names };
     const char *sorted[N];
@@ -64,7 +67,7 @@ Test(sched_plain, nodes_are_taken_in_strcmp_order_of_their_names)
         ty_sched *s = mk(false);
         add_flavor(s, "f", NULL);
         for (int i = 0; i < N; i++)
-            add_node(s, names[order == 2 ? N - 1 - i : (i * (order ? 5 : 1)) % N], 8, 0, NULL);
+            add_node(s, names[order == 2 ? N - 1 - i : (i * (order ? 7 : 1)) % N], 8, 0, NULL);
         add_cq1(s, "q", NULL, "f", 8 * N);
         for (int i = 0; i < N; i++) {
             char k[16];
