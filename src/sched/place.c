@@ -167,6 +167,8 @@ void sc_place_init(ty_sched *s)
     s->placed = ty_malloc(sizeof(int32_t));
     s->placed2 = ty_malloc(sizeof(int32_t));
     s->resv = ty_malloc((size_t)(s->n_nodes + 1) * sizeof(int32_t));
+    s->dirty = ty_malloc((size_t)(s->n_nodes + 1) * sizeof(int32_t));
+    s->dfree = ty_malloc((size_t)(s->n_nodes + 1) * SC_R * sizeof(int64_t));
     int most_pods = 1;
     for (int i = 0; i < s->n_wls; i++)
         if (s->wls[i]->pods > most_pods)
@@ -177,7 +179,7 @@ void sc_place_init(ty_sched *s)
 
 /* The flavor whose buckets a pod set's pods are looked up in: that of the packing resource,
  * else the first assigned; -1 when it requests nothing. */
-static int primary_flavor(const ty_sched *s, const sc_ps *ps)
+int sc_primary_flavor(const ty_sched *s, const sc_ps *ps)
 {
     int first = -1;
     for (int k = 0; k < ps->n_req; k++) {
@@ -274,6 +276,65 @@ static int find_node(const ty_sched *s, const sc_ps *ps, int f)
     return -1;
 }
 
+void sc_node_free(ty_sched *s, sc_node *n, const sc_ps *ps, int sign)
+{
+    if (!n->dirty) {
+        n->dirty = true;
+        memcpy(s->dfree + (size_t)s->n_dirty * SC_R, n->free, (size_t)s->n_res * sizeof *n->free);
+        s->dirty[s->n_dirty++] = n->rank;
+    }
+    for (int k = 0; k < ps->n_req; k++)
+        n->free[ps->res[k]] -= sign * ps->req[k];
+}
+
+void sc_nodes_sync(ty_sched *s)
+{
+    for (int i = 0; i < s->n_dirty; i++) {
+        sc_node *n = s->nodes[s->dirty[i]];
+        n->dirty = false;
+        if (!memcmp(n->free, s->dfree + (size_t)i * SC_R, (size_t)s->n_res * sizeof *n->free))
+            continue; /* as filed: its victims came back */
+        uint32_t score = node_score(s, n);
+        int bucket = node_bucket(s, n);
+        if (score == n->score && bucket == n->bucket)
+            continue;
+        /* unlink by the place it was filed at, link by the new one */
+        unlink_node(s, n);
+        n->score = score;
+        n->bucket = bucket;
+        link_node(s, n);
+    }
+    s->n_dirty = 0;
+}
+
+bool sc_ps_counts(const sc_ps *ps)
+{
+    for (int k = 0; k < ps->n_req; k++) {
+        if (ps->req[k] < 0)
+            return false;
+        for (int j = 0; j < k; j++)
+            if (ps->res[j] == ps->res[k])
+                return false;
+    }
+    return true;
+}
+
+bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps)
+{
+    return n->in_buckets && eligible(s, n, ps);
+}
+
+int64_t sc_room_count(const sc_node *n, const sc_ps *ps)
+{
+    if (!room(n, ps))
+        return 0;
+    int64_t fit = INT32_MAX;
+    for (int k = 0; k < ps->n_req; k++)
+        if (ps->req[k] > 0 && n->free[ps->res[k]] / ps->req[k] < fit)
+            fit = n->free[ps->res[k]] / ps->req[k];
+    return fit;
+}
+
 void sc_unplace(ty_sched *s, sc_wl *w, const int32_t *nodes)
 {
     int at = 0;
@@ -287,7 +348,7 @@ int sc_place(ty_sched *s, sc_wl *w)
     int at = 0;
     for (int p = 0; p < w->n_ps; p++) {
         sc_ps *ps = &w->ps[p];
-        int f = primary_flavor(s, ps);
+        int f = sc_primary_flavor(s, ps);
         for (int i = 0; i < ps->count; i++) {
             int id = find_node(s, ps, f);
             if (id < 0) {
@@ -327,7 +388,7 @@ bool sc_reserve_for(ty_sched *s, sc_wl *w)
     bool ok = true;
     for (int p = 0; p < w->n_ps && ok; p++) {
         sc_ps *ps = &w->ps[p];
-        int f = primary_flavor(s, ps);
+        int f = sc_primary_flavor(s, ps);
         if (f < 0)
             continue;
         const sc_flavor *fl = s->flavors[f];
@@ -365,7 +426,7 @@ bool sc_reserve_for(ty_sched *s, sc_wl *w)
 void sc_place_msg(ty_sched *s, sc_wl *w, int p, char *msg)
 {
     sc_ps *ps = &w->ps[p];
-    int f = primary_flavor(s, ps);
+    int f = sc_primary_flavor(s, ps);
     char what[300] = "", q[32];
     for (int k = 0; k < ps->n_req; k++) {
         if (!ps->req[k])

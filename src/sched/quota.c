@@ -139,8 +139,13 @@ void sc_need(ty_sched *s, sc_wl *w)
 
 bool sc_fits_quota(ty_sched *s, sc_wl *w, bool allow_borrow)
 {
-    sc_cq *cq = s->cqs[w->cq];
     sc_need(s, w);
+    return sc_fits_need(s, w, allow_borrow);
+}
+
+bool sc_fits_need(ty_sched *s, sc_wl *w, bool allow_borrow)
+{
+    sc_cq *cq = s->cqs[w->cq];
     for (int k = 0; k < cq->n_fq; k++)
         for (int r = 0; r < s->n_res; r++) {
             int64_t v = s->need[k * SC_R + r];

@@ -96,6 +96,11 @@ void ty_sched_free(ty_sched *s)
     free(s->cands);
     free(s->victims);
     free(s->resv);
+    free(s->dirty);
+    free(s->dfree);
+    free(s->cands2);
+    free(s->qacc);
+    free(s->gives);
     while (s->arena.head) {
         sc_chunk *c = s->arena.head;
         s->arena.head = c->next;
@@ -535,18 +540,42 @@ void ty_sched_stats_get(const ty_sched *s, ty_sched_stats *out)
             out->bytes += (size_t)s->flavors[i]->buckets[b].cap * sizeof(int32_t);
 }
 
+/* splitmix64's finalizer: spreads one item's hash before the items are added up. */
+static uint64_t spread(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* Each node and workload is hashed alone and the hashes are added, so that the checksum does
+ * not depend on the order of the adds (nor on the pass's sorting of the arrays). Resources
+ * are numbered as they first appear: a node's amounts count by resource name. */
 uint64_t ty_sched_plain_pass(const ty_sched *s)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t sum = 0, h, rh[SC_R];
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    for (int r = 0; r < s->n_res; r++) {
+        h = 1469598103934665603ull;
+        for (const char *c = s->res[r]; *c; c++)
+            MIX((unsigned char)*c);
+        rh[r] = h;
+    }
     for (int i = 0; i < s->n_nodes; i++) {
         const sc_node *n = s->nodes[i];
+        uint64_t amounts = 0;
         for (int r = 0; r < s->n_res; r++)
-            MIX(n->alloc[r] - n->ext[r]);
+            amounts += spread(rh[r] ^ spread((uint64_t)(n->alloc[r] - n->ext[r])));
+        h = 1469598103934665603ull;
+        MIX(amounts);
         MIX(n->n_labels);
+        sum += spread(h);
     }
     for (int i = 0; i < s->n_wls; i++) {
         const sc_wl *w = s->wls[i];
+        h = 1099511628211ull; /* not the nodes' basis: a node never hashes as a workload */
         MIX(w->prio);
         MIX(w->queued);
         for (int p = 0; p < w->n_ps; p++) {
@@ -554,7 +583,8 @@ uint64_t ty_sched_plain_pass(const ty_sched *s)
             for (int k = 0; k < w->ps[p].n_req; k++)
                 MIX(w->ps[p].req[k]);
         }
+        sum += spread(h);
     }
 #undef MIX
-    return h;
+    return spread(sum ^ ((uint64_t)s->n_nodes << 32 | (uint32_t)s->n_wls));
 }

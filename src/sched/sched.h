@@ -332,7 +332,8 @@ int64_t ty_sched_weighted_share(const ty_sched *s, const char *cluster_queue);
 void ty_sched_stats_get(const ty_sched *s, ty_sched_stats *out);
 
 /* Reads every node and workload of the snapshot once and returns a checksum: the floor a pass
- * is measured against in bench/sched. */
+ * is measured against in bench/sched. The checksum depends on the snapshot's contents only,
+ * not on the order of the adds, and is the same before and after ty_sched_run(). */
 uint64_t ty_sched_plain_pass(const ty_sched *s);
 
 #endif

@@ -85,6 +85,7 @@ typedef struct sc_node {
     int bucket;        /* free units of the packing resource, uncapped */
     bool in_buckets;   /* schedulable and not reserved */
     bool reserved;
+    bool dirty;        /* free changed, buckets not yet (preemption trials): see sc_nodes_sync */
     uint64_t *fmask;   /* flavors it belongs to */
     int32_t *flavors;
     int n_flavors;
@@ -107,6 +108,16 @@ typedef struct sc_group {
 } sc_group;
 
 struct sc_wl;
+
+/* An admitted workload in a preemption list, packed so that gathering a preemptor's candidates
+ * reads a few bytes a workload, not the workload. */
+typedef struct sc_vent {
+    struct sc_wl *w;
+    uint64_t uses; /* bit flavor * SC_R + resource of each request (flavors below 64 / SC_R) */
+    int32_t prio, cq;
+    bool out;  /* evicting, or a victim already */
+    bool wide; /* has a request on a flavor beyond uses' bits */
+} sc_vent;
 
 typedef struct sc_cq {
     const char *name;
@@ -131,6 +142,14 @@ typedef struct sc_cq {
     int n_evicting;
     bool blocked, reserved_once;
     const char *blocked_by;
+    /* preemption, built when the first preemptor needs it: the admitted workloads of its
+     * cohort (or its own) in Kueue's candidate order; its own not evicting ones' quota usage
+     * summed per priority level ([level * qacc_stride + fq * SC_R + r]), victims taken out */
+    sc_vent *vl;
+    int n_vl;
+    int n_lv;
+    int32_t *lv_prio;
+    int64_t *lv_use;
 } sc_cq;
 
 typedef struct sc_cohort {
@@ -141,6 +160,9 @@ typedef struct sc_cohort {
      * memory in milli-bytes can pass INT64_MAX */
     __int128 *lend, *pool;
     __int128 lend_r[SC_R]; /* over flavors, for fair sharing */
+    /* pass: the members' admitted workloads in preemption order (see sc_cq.vl) */
+    struct sc_vent *vl;
+    int n_vl;
 } sc_cohort;
 
 typedef struct sc_ps {
@@ -171,6 +193,7 @@ typedef struct sc_wl {
     int decision; /* -1: none yet */
     bool victim;  /* chosen as a victim in this pass */
     bool gone;    /* its usage is out of the accounting for now (preemption trial) */
+    int32_t vpos; /* admitted: its entry in its queue's vl */
 } sc_wl;
 
 enum { SC_NOFIT, SC_PREEMPT, SC_BORROW, SC_FIT };
@@ -209,8 +232,16 @@ struct ty_sched {
     int32_t *placed;   /* node per pod of the workload being placed */
     int32_t *placed2;  /* the same, kept across a trial */
     sc_wl **cands;
+    sc_wl **cands2;
     sc_wl **victims;
     int32_t *resv;
+    int32_t *dirty; /* nodes with dirty set */
+    int64_t *dfree; /* [i * SC_R + r]: dirty[i]'s free room when it was last filed */
+    int n_dirty;
+    bool victim_order; /* every cq->admitted and cohort's by_victim sorted for preemption */
+    int64_t *qacc;     /* [cq * qacc_stride + fq * SC_R + r]: summed quota of candidates */
+    int qacc_stride;
+    bool *gives; /* by queue: gives back to the current preemptor */
 };
 
 static inline int64_t sc_mul(int64_t a, int64_t b)
@@ -240,6 +271,8 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg);
 /* Fills s->need for w's current assignment; returns false when a flavor has no quota entry. */
 void sc_need(ty_sched *s, sc_wl *w);
 bool sc_fits_quota(ty_sched *s, sc_wl *w, bool allow_borrow);
+/* sc_fits_quota with s->need already w's (sc_need). */
+bool sc_fits_need(ty_sched *s, sc_wl *w, bool allow_borrow);
 bool sc_would_borrow(ty_sched *s, sc_wl *w);
 /* The queue's fair-sharing share with `sign` x the current need added. */
 int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign);
@@ -259,6 +292,24 @@ void sc_reserve_nodes(ty_sched *s, const int32_t *nodes, int n);
 /* Reserves the nodes w would take once they drain; false when it could never fit. */
 bool sc_reserve_for(ty_sched *s, sc_wl *w);
 void sc_place_msg(ty_sched *s, sc_wl *w, int ps, char *msg);
+/* Preemption trials move victims' pods off and back on nodes thousands of times a preemptor:
+ * sc_node_free() changes only the node's free room and marks it dirty; sc_nodes_sync() files
+ * the dirty nodes in their buckets again, and must run before anything reads the buckets
+ * (sc_place, sc_wl_nodes, find_node). Buckets depend only on the nodes' free room, so the
+ * result is the same as moving the pods with sc_wl_nodes. */
+void sc_node_free(ty_sched *s, sc_node *n, const sc_ps *ps, int sign);
+void sc_nodes_sync(ty_sched *s);
+/* The flavor whose buckets sc_place looks up ps's pods in, or -1 (then any node). */
+int sc_primary_flavor(const ty_sched *s, const sc_ps *ps);
+/* Whether sc_room_count counts exactly (requests >= 0, on distinct resources): then sc_place
+ * places ps's count pods, alone, if and only if the room of the eligible nodes adds up to it,
+ * as each pod it places takes exactly one pod's room of one node. */
+bool sc_ps_counts(const sc_ps *ps);
+/* Whether sc_place may put pods of ps (with its primary flavor >= 0) on node n: n is in the
+ * buckets and eligible. Does not change during a preemption trial. */
+bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps);
+/* How many pods of ps fit in n's free room now, capped at INT32_MAX; 0 when one does not. */
+int64_t sc_room_count(const sc_node *n, const sc_ps *ps);
 void sc_place_stats(ty_sched *s);
 
 /* preempt.c */
