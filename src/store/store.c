@@ -14,11 +14,14 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "store/checkpoint_internal.h"
 
 /* Parsed trees kept, counted in bytes of their text (a tree weighs ten times its text or more):
  * what the controllers read again and again (pods, nodes, the jobs being reconciled) stays
  * parsed; the rest is parsed when asked for. */
 #define TREE_CACHE_TEXT_BYTES (256u * 1024)
+/* The WAL's length that starts a checkpoint: SQLite's own default (4 MB of 4 KB pages). */
+#define CHECKPOINT_PAGES 1000
 
 typedef struct watcher {
     int id;
@@ -134,6 +137,7 @@ struct ty_store {
     /* NULL for the in-memory store. */
     sqlite3 *db;
     sqlite3_stmt *put_stmt, *del_stmt, *rev_stmt;
+    ty_store_ckpt *ckpt; /* checkpoints db's WAL on its own thread; NULL: SQLite's own */
 };
 
 static int fail_code(ty_error *err, int code, const char *fmt, ...)
@@ -612,6 +616,7 @@ void ty_store_free(ty_store *s)
     sqlite3_finalize(s->put_stmt);
     sqlite3_finalize(s->del_stmt);
     sqlite3_finalize(s->rev_stmt);
+    ty_store_ckpt_stop(s->ckpt);
     sqlite3_close(s->db);
     free(s);
 }
@@ -2333,6 +2338,8 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         return -1;
     }
     trim(s);
+    /* Not inside the commits that answers wait for (see checkpoint_internal.h). */
+    s->ckpt = ty_store_ckpt_start(s->db, db_path, CHECKPOINT_PAGES);
     *out = s;
     return 0;
 }
