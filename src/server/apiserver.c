@@ -1613,6 +1613,22 @@ static enum MHD_Result stream_reply(call *c, stream *st, const char *type)
 
 static void watch_event(stream *st, const char *type, const json_t *obj)
 {
+    /* The object as stored is the store's text: the event is assembled around it, as GET's
+     * answer is, unless the store holds a later version (a deletion, or the event waited for
+     * its commit behind another write of the object). */
+    ty_store_item it;
+    const char *ons = ty_obj_namespace(obj);
+    if (!st->table && ty_store_get_item(st->srv->store, st->ri->resource, ons ? ons : "",
+                                        ty_obj_name(obj), &it) &&
+        it.typed && it.rv == obj_rv(obj)) {
+        ty_buf b = TY_BUF_INIT;
+        ty_buf_addf(&b, "{\"type\":\"%s\",\"object\":", type);
+        ty_buf_add(&b, it.text, it.len);
+        ty_buf_adds(&b, "}\n");
+        stream_send(st, b.data, b.len);
+        ty_buf_free(&b);
+        return;
+    }
     json_t *o;
     if (st->table) {
         json_t *arr = json_pack("[O]", obj);
