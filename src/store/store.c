@@ -2085,6 +2085,42 @@ bad:
     return -1;
 }
 
+bool ty_store_member_texts(const char *json, size_t len, const char *const *names, size_t n,
+                           const char **vals, size_t *lens)
+{
+    for (size_t i = 0; i < n; i++)
+        vals[i] = NULL, lens[i] = 0;
+    const char *p = json, *end = json + len;
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return false;
+    p = skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *ke = skip_string(p, end);
+        if (!ke)
+            return false;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            return false;
+        const char *v = skip_ws(p + 1, end);
+        const char *ve = skip_value(v, end, 0);
+        if (!ve)
+            return false;
+        size_t klen = (size_t)(ke - 1 - k);
+        for (size_t i = 0; i < n; i++) {
+            if (strlen(names[i]) == klen && memcmp(k, names[i], klen) == 0) {
+                vals[i] = v;
+                lens[i] = (size_t)(ve - v);
+            }
+        }
+        p = skip_ws(ve, end);
+        if (p >= end || *p != ',')
+            break;
+        p = skip_ws(p + 1, end);
+    }
+    return true;
+}
+
 json_t *ty_store_parse_member(const char *json, size_t len, const char *member)
 {
     const char *p = json, *end = json + len;
