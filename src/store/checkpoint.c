@@ -93,6 +93,9 @@ ty_store_ckpt *ty_store_ckpt_start(sqlite3 *writer, const char *db_path, int pag
         return NULL;
     }
     sqlite3_wal_autocheckpoint(c->db, 0);
+    /* It reads no tables: no lookaside memory, no page cache to speak of. */
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
+    sqlite3_exec(c->db, "PRAGMA cache_size=16", NULL, NULL, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     /* Signals are for the loop's thread: the new thread starts with all of them blocked. */
