@@ -41,7 +41,9 @@
  * and treats a failed commit as fatal (memory is then ahead of the database). A crash loses
  * exactly the uncommitted writes, which nothing outside the process has seen. A cascade
  * (garbage collection, namespace deletion) is a series of changes; a crash in the middle
- * leaves a consistent prefix, which opening finishes.
+ * leaves a consistent prefix, which opening finishes. Checkpoints of the WAL run on a thread
+ * of the store's own (store/checkpoint_internal.h), not inside the commits; ty_store_free()
+ * stops it.
  * Schema: objects(resource, namespace, name, rv, json) with namespace "" for cluster-scoped
  * objects, and meta(key, value) holding "revision", the last resourceVersion handed out
  * (deletions leave no row behind). Opening loads every object as it was stored (same uid and
