@@ -85,6 +85,9 @@ ty_store_ckpt *ty_store_ckpt_start(sqlite3 *writer, const char *db_path, int pag
         free(c);
         return NULL;
     }
+    /* It reads no tables: no lookaside memory (set before any statement runs), and a small
+     * page cache below. */
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
     /* Until it reads the database a connection does not know it is in WAL mode (and its
      * checkpoints do nothing). */
     if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) {
@@ -93,8 +96,6 @@ ty_store_ckpt *ty_store_ckpt_start(sqlite3 *writer, const char *db_path, int pag
         return NULL;
     }
     sqlite3_wal_autocheckpoint(c->db, 0);
-    /* It reads no tables: no lookaside memory, no page cache to speak of. */
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
     sqlite3_exec(c->db, "PRAGMA cache_size=16", NULL, NULL, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
