@@ -5,7 +5,8 @@ Talks plain HTTP/1.1 to the API server on loopback (http.client keeps the connec
                         examples/fashion-mnist/pytorchjob.yaml), label shard=s<i % 100>
   restart URL N ARGV..  exec ARGV, time exec -> first 200 from URL/version (polled every
                         0.2 ms); repeat N times, print the median (ARGV gets SIGTERM)
-  fsync DIR N           baseline for watchlat: write+fsync of 2.5 KB in DIR, p50/p99
+  fsync DIR N [GAP]     baseline for watchlat: write+fsync of 2.5 KB in DIR (GAP ms apart),
+                        p50/p99
   watchlat URL N [GAP]  open a watch on pytorchjobs, create N more one by one (GAP ms apart), time
                         create-sent -> ADDED-event-received for each; print p50/p90/p99
 """
@@ -166,7 +167,7 @@ def restart(url, n, argv):
           f"(min {times[0]:.0f}, max {times[-1]:.0f}, {n} starts)")
 
 
-def fsync(d, n):
+def fsync(d, n, gap_ms=0):
     lat = []
     path = os.path.join(d, "fsync-probe")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -176,9 +177,12 @@ def fsync(d, n):
         os.write(fd, blob)
         os.fsync(fd)
         lat.append((time.perf_counter() - t0) * 1e3)
+        if gap_ms:
+            time.sleep(gap_ms / 1e3)
     os.close(fd)
     os.unlink(path)
-    print(f"write+fsync of 2.5 KB, {n} times: {pcts(lat)}")
+    how = f", {gap_ms} ms apart" if gap_ms else ""
+    print(f"write+fsync of 2.5 KB, {n} times{how}: {pcts(lat)}")
 
 
 if __name__ == "__main__":
@@ -187,5 +191,7 @@ if __name__ == "__main__":
         restart(url, n, sys.argv[4:])
     elif cmd == "watchlat":
         watchlat(url, n, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    elif cmd == "fsync":
+        fsync(url, n, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
         {"load": load, "watchlat": watchlat, "fsync": fsync}[cmd](url, n)

@@ -26,6 +26,7 @@ typedef struct printer {
     const char *resource;
     const column *cols;
     row_fn row;
+    const char *const *members; /* the top-level members its cells read; NULL: any */
 } printer;
 
 /* ---- helpers ---- */
@@ -757,10 +758,13 @@ static void default_row(json_t *cells, json_t *row, const json_t *o, int64_t now
     json_array_append_new(cells, age_of(str(o, "metadata.creationTimestamp"), now_ns));
 }
 
+/* The jobs' cells read metadata and status, never spec (most of a job's bytes). */
+static const char *const job_members[] = {"metadata", "status", NULL};
+
 static const printer printers[] = {
-    {"pods", pod_cols, pod_row},
-    {"pytorchjobs", job_cols, job_row},
-    {"tfjobs", job_cols, job_row},
+    {"pods", pod_cols, pod_row, NULL},
+    {"pytorchjobs", job_cols, job_row, job_members},
+    {"tfjobs", job_cols, job_row, job_members},
     {"services", svc_cols, svc_row},
     {"nodes", node_cols, node_row},
     {"namespaces", ns_cols, ns_row},
@@ -772,7 +776,26 @@ static const printer printers[] = {
     {"priorityclasses", pc_cols, pc_row},
 };
 
-static const printer default_printer = {"", default_cols, default_row};
+static const printer default_printer = {"", default_cols, default_row, NULL};
+
+static const printer *printer_of(const char *resource)
+{
+    for (size_t i = 0; resource && i < TY_ARRAY_LEN(printers); i++)
+        if (strcmp(printers[i].resource, resource) == 0)
+            return &printers[i];
+    return &default_printer;
+}
+
+static json_t *columns_of(const printer *p)
+{
+    json_t *cols = json_array();
+    for (const column *c = p->cols; c->name; c++)
+        json_array_append_new(cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", c->name,
+                                              "type", c->type, "format", c->format,
+                                              "description", c->description, "priority",
+                                              c->priority));
+    return cols;
+}
 
 /* What a row carries of its object: the whole object, its metadata only, or nothing. */
 static json_t *row_object(const json_t *obj, const char *include)
@@ -789,17 +812,7 @@ static json_t *row_object(const json_t *obj, const char *include)
 json_t *ty_table_build(const char *resource, const json_t *objects, const char *include_object,
                        int64_t now_ns)
 {
-    const printer *p = &default_printer;
-    for (size_t i = 0; resource && i < TY_ARRAY_LEN(printers); i++)
-        if (strcmp(printers[i].resource, resource) == 0)
-            p = &printers[i];
-
-    json_t *cols = json_array();
-    for (const column *c = p->cols; c->name; c++)
-        json_array_append_new(cols, json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", c->name,
-                                              "type", c->type, "format", c->format,
-                                              "description", c->description, "priority",
-                                              c->priority));
+    const printer *p = printer_of(resource);
     json_t *rows = json_array();
     for (size_t i = 0; i < json_array_size(objects); i++) {
         const json_t *o = json_array_get(objects, i);
@@ -811,5 +824,51 @@ json_t *ty_table_build(const char *resource, const json_t *objects, const char *
         json_array_append_new(rows, row);
     }
     return json_pack("{s:s, s:s, s:{}, s:o, s:o}", "kind", "Table", "apiVersion",
-                     "meta.k8s.io/v1", "metadata", "columnDefinitions", cols, "rows", rows);
+                     "meta.k8s.io/v1", "metadata", "columnDefinitions", columns_of(p), "rows",
+                     rows);
+}
+
+const char *const *ty_table_members(const char *resource)
+{
+    return printer_of(resource)->members;
+}
+
+void ty_table_text_begin(ty_buf *b, const char *resource, const char *metadata)
+{
+    json_t *c = columns_of(printer_of(resource));
+    char *cols = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    ty_buf_addf(b,
+                "{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":%s,"
+                "\"columnDefinitions\":%s,\"rows\":[",
+                metadata, cols);
+    free(cols);
+}
+
+void ty_table_text_row(ty_buf *b, bool first, const char *resource, const json_t *obj,
+                       const char *meta_text, size_t meta_len, const char *include_object,
+                       int64_t now_ns)
+{
+    const printer *p = printer_of(resource);
+    json_t *row = json_object();
+    json_t *cells = json_array();
+    p->row(cells, row, obj, now_ns);
+    json_object_set_new(row, "cells", cells);
+    char *text = json_dumps(row, JSON_COMPACT);
+    json_decref(row);
+    if (!first)
+        ty_buf_addc(b, ',');
+    ty_buf_add(b, text, strlen(text) - 1); /* without its closing brace */
+    free(text);
+    if (include_object && strcmp(include_object, "None") == 0) {
+        ty_buf_adds(b, ",\"object\":null}");
+        return;
+    }
+    ty_buf_adds(b, ",\"object\":{\"kind\":\"PartialObjectMetadata\","
+                   "\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
+    if (meta_text)
+        ty_buf_add(b, meta_text, meta_len);
+    else
+        ty_buf_adds(b, "{}");
+    ty_buf_adds(b, "}}");
 }

@@ -30,9 +30,27 @@
 #define TY_API_TABLE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
+
 json_t *ty_table_build(const char *resource, const json_t *objects, const char *include_object,
+                       int64_t now_ns);
+
+/* The same Table written as text, row by row, for lists of thousands of objects whose rows
+ * carry no more than their metadata (include_object "Metadata" or "None", not "Object"):
+ * the caller hands each row's cells an object holding only the top-level members
+ * ty_table_members() names (NULL: the whole object) and the object's metadata as JSON text,
+ * copied as it is into the row's PartialObjectMetadata. The text equals ty_table_build()'s
+ * answer for the same objects.
+ * ty_table_text_begin() appends the Table up to its first row, with `metadata` (JSON text)
+ * as its metadata; ty_table_text_row() one row (`first`: no comma before it); the caller
+ * closes it with "]}". */
+const char *const *ty_table_members(const char *resource);
+void ty_table_text_begin(ty_buf *b, const char *resource, const char *metadata);
+void ty_table_text_row(ty_buf *b, bool first, const char *resource, const json_t *obj,
+                       const char *meta_text, size_t meta_len, const char *include_object,
                        int64_t now_ns);
 
 #endif

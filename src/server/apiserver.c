@@ -933,6 +933,48 @@ static json_t *table_of(const char *resource, const json_t *items, const char *i
     return ty_table_build(resource, items, include, ty_time_now_ns());
 }
 
+/* A Table whose rows carry their object's metadata (kubectl's default) or nothing, written as
+ * text: each row's cells from an object holding only the members they read, each parsed
+ * alone, and its metadata copied from the stored text. `meta` is stolen. */
+static enum MHD_Result reply_table_text(call *c, const ty_store_item *all, const size_t *picked,
+                                        size_t n, json_t *meta)
+{
+    const char *resource = c->ri->resource;
+    const char *const *members = ty_table_members(resource);
+    const char *names[8] = {"metadata"};
+    size_t nn = 1;
+    for (size_t i = 0; members && members[i] && nn < TY_ARRAY_LEN(names); i++)
+        if (strcmp(members[i], "metadata") != 0)
+            names[nn++] = members[i];
+    TY_AUTOFREE char *meta_text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    ty_buf b = TY_BUF_INIT;
+    ty_table_text_begin(&b, resource, meta_text);
+    int64_t now = ty_time_now_ns();
+    bool first = true;
+    for (size_t k = 0; k < n; k++) {
+        const ty_store_item *it = &all[picked[k]];
+        const char *vals[TY_ARRAY_LEN(names)];
+        size_t lens[TY_ARRAY_LEN(names)];
+        if (!ty_store_member_texts(it->text, it->len, names, nn, vals, lens))
+            continue;
+        json_t *o = members ? json_object() : item_tree(it);
+        for (size_t i = 0; members && i < nn; i++) {
+            json_t *v = vals[i] ? json_loadb(vals[i], lens[i], JSON_DECODE_ANY, NULL) : NULL;
+            if (v)
+                json_object_set_new(o, names[i], v);
+        }
+        if (!o)
+            continue;
+        ty_table_text_row(&b, first, resource, o, vals[0], lens[0], include_object(c), now);
+        first = false;
+        json_decref(o);
+    }
+    ty_buf_adds(&b, "]}");
+    size_t len = b.len;
+    return reply_text(c, 200, "application/json", ty_buf_steal(&b), len);
+}
+
 /* Continue tokens are the last returned object's "namespace/name", hex-encoded so they are
  * opaque and URL-safe. */
 static char *continue_token(const char *key)
@@ -1051,21 +1093,17 @@ static enum MHD_Result handle_list(call *c)
         json_object_set_new(meta, "remainingItemCount", json_integer((json_int_t)remaining));
         free(next);
     }
+    if (wants_table(c) && strcmp(include_object(c), "Object") != 0)
+        return reply_table_text(c, all, picked, npicked, meta);
     if (wants_table(c)) {
         /* In chunks, each object parsed and dropped after its chunk: 10,000 trees at once
          * would be hundreds of MB. */
-        /* The jobs' columns read metadata and status: their spec, most of their bytes, is
-         * not parsed unless the rows carry the whole object. */
-        bool spec_free = (strcmp(c->ri->resource, "pytorchjobs") == 0 ||
-                          strcmp(c->ri->resource, "tfjobs") == 0) &&
-                         strcmp(include_object(c), "Object") != 0;
         json_t *t = NULL;
         for (size_t k = 0; k < npicked;) {
             json_t *chunk = json_array();
             for (size_t end = k + 256; k < npicked && k < end; k++) {
                 const ty_store_item *it = &all[picked[k]];
-                json_t *o = spec_free ? ty_store_parse_without(it->text, it->len, "spec")
-                                      : item_tree(it);
+                json_t *o = item_tree(it);
                 if (o)
                     json_array_append_new(chunk, typed(c->ri, o));
                 json_decref(o);
@@ -1776,6 +1814,22 @@ static enum MHD_Result stream_reply(call *c, stream *st, const char *type)
 
 static void watch_event(stream *st, const char *type, const json_t *obj)
 {
+    /* The object as stored is the store's text: the event is assembled around it, as GET's
+     * answer is, unless the store holds a later version (a deletion, or the event waited for
+     * its commit behind another write of the object). */
+    ty_store_item it;
+    const char *ons = ty_obj_namespace(obj);
+    if (!st->table && ty_store_get_item(st->srv->store, st->ri->resource, ons ? ons : "",
+                                        ty_obj_name(obj), &it) &&
+        it.typed && it.rv == obj_rv(obj)) {
+        ty_buf b = TY_BUF_INIT;
+        ty_buf_addf(&b, "{\"type\":\"%s\",\"object\":", type);
+        ty_buf_add(&b, it.text, it.len);
+        ty_buf_adds(&b, "}\n");
+        stream_send(st, b.data, b.len);
+        ty_buf_free(&b);
+        return;
+    }
     json_t *o;
     if (st->table) {
         json_t *arr = json_pack("[O]", obj);

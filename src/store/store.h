@@ -41,7 +41,9 @@
  * and treats a failed commit as fatal (memory is then ahead of the database). A crash loses
  * exactly the uncommitted writes, which nothing outside the process has seen. A cascade
  * (garbage collection, namespace deletion) is a series of changes; a crash in the middle
- * leaves a consistent prefix, which opening finishes.
+ * leaves a consistent prefix, which opening finishes. Checkpoints of the WAL run on a thread
+ * of the store's own (store/checkpoint_internal.h), not inside the commits; ty_store_free()
+ * stops it.
  * Schema: objects(resource, namespace, name, rv, json) with namespace "" for cluster-scoped
  * objects, and meta(key, value) holding "revision", the last resourceVersion handed out
  * (deletions leave no row behind). Opening loads every object as it was stored (same uid and
@@ -229,6 +231,12 @@ json_t *ty_store_parse_without(const char *text, size_t len, const char *member)
 /* The value of the top-level member `member` of an item's text, parsed alone (a new
  * reference), or NULL when absent or not parseable. */
 json_t *ty_store_parse_member(const char *text, size_t len, const char *member);
+
+/* Finds top-level members of an item's text in one pass, parsing nothing: for each of the n
+ * `names`, vals[i] and lens[i] get the text of its value (vals[i] NULL when absent). false
+ * when the text is not a JSON object. */
+bool ty_store_member_texts(const char *text, size_t len, const char *const *names, size_t n,
+                           const char **vals, size_t *lens);
 
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);

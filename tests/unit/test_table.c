@@ -411,3 +411,52 @@ Test(table, default_and_empty)
     json_decref(t);
     json_decref(empty);
 }
+
+/* The Table written as text (lists of thousands) says what the built one says: rows from an
+ * object holding only the members ty_table_members() names, the metadata copied as text. */
+static void assert_text_equals_built(const char *resource, const char *obj_text,
+                                     const char *include)
+{
+    json_t *obj = J(obj_text);
+    json_t *arr = json_array();
+    json_array_append(arr, obj);
+    json_t *built = ty_table_build(resource, arr, include, NOW);
+    json_object_set_new(built, "metadata", J("{\"resourceVersion\":\"7\"}"));
+    json_decref(arr);
+
+    const char *const *members = ty_table_members(resource);
+    json_t *part = members ? json_object() : json_incref(obj);
+    for (size_t i = 0; members && members[i]; i++)
+        if (json_object_get(obj, members[i]))
+            json_object_set(part, members[i], json_object_get(obj, members[i]));
+    char *meta = json_dumps(json_object_get(obj, "metadata"), JSON_COMPACT);
+    ty_buf b = TY_BUF_INIT;
+    ty_table_text_begin(&b, resource, "{\"resourceVersion\":\"7\"}");
+    ty_table_text_row(&b, true, resource, part, meta, strlen(meta), include, NOW);
+    ty_table_text_row(&b, false, resource, part, meta, strlen(meta), include, NOW);
+    ty_buf_adds(&b, "]}");
+    json_t *text = J(b.data);
+    json_array_append(json_object_get(built, "rows"),
+                      json_array_get(json_object_get(built, "rows"), 0));
+    cr_assert(json_equal(text, built), "%s: text %s", resource, b.data);
+    ty_buf_free(&b);
+    free(meta);
+    json_decref(text);
+    json_decref(built);
+    json_decref(part);
+    json_decref(obj);
+}
+
+Test(table, text_rows_equal_built_rows)
+{
+    const char *job = "{\"apiVersion\":\"kubeflow.org/v1\",\"kind\":\"PyTorchJob\"," META("j")
+                      ",\"spec\":{\"pytorchReplicaSpecs\":{}},\"status\":{\"conditions\":["
+                      "{\"type\":\"Created\",\"status\":\"True\"}]}}";
+    cr_assert_not_null(ty_table_members("pytorchjobs"));
+    assert_text_equals_built("pytorchjobs", job, NULL);
+    assert_text_equals_built("pytorchjobs", job, "Metadata");
+    assert_text_equals_built("tfjobs", "{" META("t") "}", "None");
+    char *p = pod("", "\"phase\":\"Succeeded\"");
+    assert_text_equals_built("pods", p, "Metadata");
+    free(p);
+}
