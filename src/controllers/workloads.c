@@ -11,6 +11,7 @@
 #include "controllers/events.h"
 #include "controllers/kubeflow.h"
 #include "controllers/kueue_int.h"
+#include "controllers/podutil.h"
 #include "controllers/queue.h"
 
 #define REQUEUE_BASE_MS 1000
@@ -382,8 +383,10 @@ static size_t pods_left(ty_workloadctl *c, const json_t *job)
     json_t *pod;
     json_array_foreach(pods, i, pod)
     {
+        /* A pod that has ended holds nothing (and suspending a job leaves such pods). */
         const char *jn = ty_obj_label(pod, TY_KUBEFLOW_LABEL_JOB_NAME);
-        n += jn && strcmp(jn, ty_obj_name(job)) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job));
+        n += jn && strcmp(jn, ty_obj_name(job)) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job)) &&
+             !ty_pod_terminated(pod);
     }
     json_decref(pods);
     return n;

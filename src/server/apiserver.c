@@ -1812,15 +1812,19 @@ static enum MHD_Result stream_reply(call *c, stream *st, const char *type)
     return ret;
 }
 
-static void watch_event(stream *st, const char *type, const json_t *obj)
+/* Sends one event. `stored`: obj is the object as the store holds it at its resourceVersion
+ * (not a version made up for the client, such as the previous version of an object leaving a
+ * selector), so the store's text can be sent as is. */
+static void watch_event_ex(stream *st, const char *type, const json_t *obj, bool stored)
 {
     /* The object as stored is the store's text: the event is assembled around it, as GET's
      * answer is, unless the store holds a later version (a deletion, or the event waited for
      * its commit behind another write of the object). */
     ty_store_item it;
     const char *ons = ty_obj_namespace(obj);
-    if (!st->table && ty_store_get_item(st->srv->store, st->ri->resource, ons ? ons : "",
-                                        ty_obj_name(obj), &it) &&
+    if (stored && !st->table &&
+        ty_store_get_item(st->srv->store, st->ri->resource, ons ? ons : "", ty_obj_name(obj),
+                          &it) &&
         it.typed && it.rv == obj_rv(obj)) {
         ty_buf b = TY_BUF_INIT;
         ty_buf_addf(&b, "{\"type\":\"%s\",\"object\":", type);
@@ -1844,6 +1848,11 @@ static void watch_event(stream *st, const char *type, const json_t *obj)
     stream_send(st, text, strlen(text));
     stream_send(st, "\n", 1);
     free(text);
+}
+
+static void watch_event(stream *st, const char *type, const json_t *obj)
+{
+    watch_event_ex(st, type, obj, true);
 }
 
 static void watch_bookmark(stream *st)
@@ -1913,7 +1922,7 @@ static void watch_prev_cb(void *ctx, ty_event_type type, const char *resource,
         if (json_is_object(meta))
             json_object_set(meta, "resourceVersion",
                             json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
-        watch_event(st, "DELETED", gone);
+        watch_event_ex(st, "DELETED", gone, false);
         json_decref(gone);
     }
 }
