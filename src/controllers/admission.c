@@ -280,6 +280,21 @@ static void free_tallies(ty_map *m)
     ty_map_free(m);
 }
 
+/* A queue's status object (made when missing) with its workload counts; every admitted
+ * workload also reserves quota (there are no admission checks). */
+static json_t *status_with_counts(json_t *queue, const tally *t)
+{
+    json_t *st = json_object_get(queue, "status");
+    if (!json_is_object(st)) {
+        st = json_object();
+        json_object_set_new(queue, "status", st);
+    }
+    json_object_set_new(st, "pendingWorkloads", json_integer(t->pending));
+    json_object_set_new(st, "reservingWorkloads", json_integer(t->reserving));
+    json_object_set_new(st, "admittedWorkloads", json_integer(t->reserving));
+    return st;
+}
+
 static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sched *s,
                                  const json_t *inactive, ty_map *tallies, int64_t now,
                                  ty_buf *metrics)
@@ -287,14 +302,7 @@ static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sch
     const char *cohort = json_string_value(json_object_get(json_object_get(cq, "spec"), "cohort"));
     tally *t = tally_of(tallies, ty_obj_name(cq));
     json_t *next = json_deep_copy(cq);
-    json_t *st = json_object_get(next, "status");
-    if (!json_is_object(st)) {
-        st = json_object();
-        json_object_set_new(next, "status", st);
-    }
-    json_object_set_new(st, "pendingWorkloads", json_integer(t->pending));
-    json_object_set_new(st, "reservingWorkloads", json_integer(t->reserving));
-    json_object_set_new(st, "admittedWorkloads", json_integer(t->reserving));
+    json_t *st = status_with_counts(next, t);
     ty_buf_addf(metrics,
                 "kueue_pending_workloads{cluster_queue=\"%s\"} %lld\n"
                 "kueue_admitted_active_workloads{cluster_queue=\"%s\"} %lld\n",
@@ -365,14 +373,7 @@ static void local_queue_status(ty_admission *a, const json_t *lq, const json_t *
     TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(lq), ty_obj_name(lq));
     tally *t = tally_of(tallies, key);
     json_t *next = json_deep_copy(lq);
-    json_t *st = json_object_get(next, "status");
-    if (!json_is_object(st)) {
-        st = json_object();
-        json_object_set_new(next, "status", st);
-    }
-    json_object_set_new(st, "pendingWorkloads", json_integer(t->pending));
-    json_object_set_new(st, "reservingWorkloads", json_integer(t->reserving));
-    json_object_set_new(st, "admittedWorkloads", json_integer(t->reserving));
+    json_t *st = status_with_counts(next, t);
     json_t *usage = json_array();
     const char *f;
     json_t *fu;

@@ -8,18 +8,12 @@
 #include "base/time.h"
 #include "controllers/placement.h"
 #include "controllers/kueue_int.h"
+#include "controllers/podutil.h"
 
 const json_t *ty_kueue_condition(const json_t *obj, const char *type)
 {
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c)
-    {
-        const char *t = json_string_value(json_object_get(c, "type"));
-        if (t && strcmp(t, type) == 0)
-            return c;
-    }
-    return NULL;
+    /* The lookup is the same for any object's status.conditions. */
+    return ty_pod_condition(obj, type);
 }
 
 bool ty_kueue_condition_is(const json_t *obj, const char *type, const char *status)
