@@ -272,20 +272,20 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
         sc_ps *ps = &w->ps[p];
         reasons[0] = 0;
         int ps_mode = SC_FIT;
-        uint32_t todo = 0; /* requests still without a flavor */
+        uint32_t unassigned = 0; /* requests still without a flavor */
         for (int k = 0; k < ps->n_req; k++) {
             ps->flav[k] = -1;
-            todo |= 1u << k;
+            unassigned |= 1u << k;
         }
-        for (int g = 0; g < cq->n_groups && todo; g++) {
+        for (int g = 0; g < cq->n_groups && unassigned; g++) {
             sc_group *gr = &cq->groups[g];
             uint32_t mine = 0;
             for (int k = 0; k < ps->n_req; k++)
-                if ((todo & (1u << k)) && (gr->covered & (1u << ps->res[k])))
+                if ((unassigned & (1u << k)) && (gr->covered & (1u << ps->res[k])))
                     mine |= 1u << k;
             if (!mine)
                 continue;
-            todo &= ~mine;
+            unassigned &= ~mine;
             int best = -1, best_mode = SC_NOFIT;
             for (int e = gr->first; e < gr->first + gr->n; e++) {
                 sc_fq *q = &cq->fq[e];
@@ -357,11 +357,11 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
         }
         for (int k = 0; k < ps->n_req; k++)
             if (!ps->req[k])
-                todo &= ~(1u << k); /* a zero request needs no quota */
-        if (todo && ps_mode != SC_NOFIT) {
+                unassigned &= ~(1u << k); /* a zero request needs no quota */
+        if (unassigned && ps_mode != SC_NOFIT) {
             ps_mode = SC_NOFIT;
             for (int k = 0; k < ps->n_req; k++)
-                if ((todo & (1u << k)) && msg) {
+                if ((unassigned & (1u << k)) && msg) {
                     snprintf(why, sizeof why, "resource %s unavailable in ClusterQueue",
                              s->res[ps->res[k]]);
                     add_reason(reasons, why);
