@@ -2185,31 +2185,11 @@ bool ty_store_member_texts(const char *json, size_t len, const char *const *name
 
 json_t *ty_store_parse_member(const char *json, size_t len, const char *member)
 {
-    const char *p = json, *end = json + len;
-    size_t mlen = strlen(member);
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{')
+    const char *val;
+    size_t vlen;
+    if (!ty_store_member_texts(json, len, &member, 1, &val, &vlen) || !val)
         return NULL;
-    p = skip_ws(p + 1, end);
-    while (p < end && *p == '"') {
-        const char *k = p + 1, *ke = skip_string(p, end);
-        if (!ke)
-            return NULL;
-        p = skip_ws(ke, end);
-        if (p >= end || *p != ':')
-            return NULL;
-        const char *v = skip_ws(p + 1, end);
-        const char *ve = skip_value(v, end, 0);
-        if (!ve)
-            return NULL;
-        if ((size_t)(ke - 1 - k) == mlen && memcmp(k, member, mlen) == 0)
-            return json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL);
-        p = skip_ws(ve, end);
-        if (p >= end || *p != ',')
-            return NULL;
-        p = skip_ws(p + 1, end);
-    }
-    return NULL;
+    return json_loadb(val, vlen, JSON_DECODE_ANY, NULL);
 }
 
 json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
