@@ -1,9 +1,11 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "cli/nodespec.h"
 
 typedef struct ty_command {
     const char *name;
@@ -38,4 +40,27 @@ int ty_cli_main(int argc, char **argv)
     fprintf(stderr, "trainyard: unknown command %s\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int ty_cli_gpus_option(const char *cmd, const char *arg, int *gpus)
+{
+    char *end;
+    long n = strtol(arg, &end, 10);
+    if (*end || n < 0 || n > 1024) {
+        fprintf(stderr, "trainyard %s: --gpus: not a count: %s\n", cmd, arg);
+        return -1;
+    }
+    *gpus = (int)n;
+    return 0;
+}
+
+int ty_cli_nodes_option(const char *cmd, const char *arg, bool file, json_t **nodes, int *next)
+{
+    ty_error err = TY_ERROR_INIT;
+    if (ty_nodespec_add(nodes, next, file, arg, &err) < 0) {
+        fprintf(stderr, "trainyard %s: %s\n", cmd, err.msg);
+        ty_error_clear(&err);
+        return -1;
+    }
+    return 0;
 }

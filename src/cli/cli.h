@@ -2,11 +2,22 @@
 #ifndef TY_CLI_CLI_H
 #define TY_CLI_CLI_H
 
+#include <jansson.h>
+#include <stdbool.h>
+
 int ty_cli_main(int argc, char **argv);
 
 /* The subcommands, each in its own file. */
 int ty_cli_run(int argc, char **argv);  /* run.c */
 int ty_cli_shim(int argc, char **argv); /* shim.c */
 int ty_cli_server(int argc, char **argv); /* server.c */
+
+/* Options `run` and `server` share. Each prints "trainyard CMD: ..." naming what is wrong and
+ * returns -1 on bad input (the caller exits 2). */
+/* --gpus N: a count from 0 to 1024. */
+int ty_cli_gpus_option(const char *cmd, const char *arg, int *gpus);
+/* --nodes SPEC (file: false) or --nodes-file FILE (true): adds the nodes to *nodes
+ * (cli/nodespec.h), numbering them from *next. */
+int ty_cli_nodes_option(const char *cmd, const char *arg, bool file, json_t **nodes, int *next);
 
 #endif

@@ -268,29 +268,18 @@ int ty_cli_run(int argc, char **argv)
             }
             json_out = true;
             break;
-        case 'g': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 0 || n > 1024) {
-                fprintf(stderr, "trainyard run: --gpus: not a count: %s\n", optarg);
+        case 'g':
+            if (ty_cli_gpus_option("run", optarg, &gpus) < 0)
                 return 2;
-            }
-            gpus = (int)n;
             break;
-        }
         case 's':
             state_dir_arg = optarg;
             break;
         case 'N':
-        case 'F': {
-            ty_error nerr = TY_ERROR_INIT;
-            if (ty_nodespec_add(&nodes, &next_node, c == 'F', optarg, &nerr) < 0) {
-                fprintf(stderr, "trainyard run: %s\n", nerr.msg);
-                ty_error_clear(&nerr);
+        case 'F':
+            if (ty_cli_nodes_option("run", optarg, c == 'F', &nodes, &next_node) < 0)
                 return 2;
-            }
             break;
-        }
         case 'h':
             usage(stdout);
             return 0;

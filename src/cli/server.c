@@ -232,29 +232,18 @@ int ty_cli_server(int argc, char **argv)
         case 'l':
             listen = optarg;
             break;
-        case 'g': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 0 || n > 1024) {
-                fprintf(stderr, "trainyard server: --gpus: not a count: %s\n", optarg);
+        case 'g':
+            if (ty_cli_gpus_option("server", optarg, &gpus) < 0)
                 return 2;
-            }
-            gpus = (int)n;
             break;
-        }
         case 's':
             stop_pods = true;
             break;
         case 'N':
-        case 'f': {
-            ty_error nerr = TY_ERROR_INIT;
-            if (ty_nodespec_add(&nodes, &next_node, c == 'f', optarg, &nerr) < 0) {
-                fprintf(stderr, "trainyard server: %s\n", nerr.msg);
-                ty_error_clear(&nerr);
+        case 'f':
+            if (ty_cli_nodes_option("server", optarg, c == 'f', &nodes, &next_node) < 0)
                 return 2;
-            }
             break;
-        }
         case 'S':
             fair_sharing = true;
             break;
