@@ -175,12 +175,14 @@ static void evict(ty_admission *a, const json_t *wl, const char *reason, const c
     json_decref(next);
 }
 
-static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d, int64_t now)
+/* Writes an ADMIT decision; `admission` is its status.admission (admission_json). */
+static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d,
+                  const json_t *admission, int64_t now)
 {
     json_t *next = json_deep_copy(wl);
     if (!json_is_object(json_object_get(next, "status")))
         json_object_set_new(next, "status", json_object());
-    json_object_set_new(json_object_get(next, "status"), "admission", admission_json(wl, d));
+    json_object_set(json_object_get(next, "status"), "admission", (json_t *)admission);
     TY_AUTOFREE char *msg = ty_asprintf("Quota reserved in ClusterQueue %s", d->cluster_queue);
     ty_kueue_set_condition(next, "QuotaReserved", "True", "QuotaReserved", msg, now);
     ty_kueue_set_condition(next, "Admitted", "True", "Admitted", "The workload is admitted", now);
@@ -571,8 +573,8 @@ static void pass(void *ctx, const char *key)
         tally *tc = tally_of(&tallies, routes[i].cluster_queue);
         const ty_sched_decision *d = ty_sched_decision_of(s, wkey);
         if (d && d->verdict == TY_SCHED_ADMIT) {
-            admit(a, wl, d, now);
             json_t *adm = admission_json(wl, d);
+            admit(a, wl, d, adm, now);
             tc->reserving++;
             tl->reserving++;
             tally_usage(tc, adm);

@@ -225,9 +225,12 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
         json_object_get(job, "kind"), "name", ty_obj_name(job), "uid", ty_obj_uid(job),
         "controller", 1, "blockOwnerDeletion", 1, "spec", spec);
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0)
+    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0) {
         ty_debug("workloads: create %s: %s", name, err.msg);
-    else
+        TY_AUTOFREE char *key =
+            ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(job), ty_obj_name(job));
+        ty_queue_add_after(c->queue, key, 1000); /* the job waits suspended: try again */
+    } else
         ty_event(c->events, job, "Normal", "CreatedWorkload", "Created Workload: %s/%s",
                  ty_obj_namespace(job), name);
     ty_error_clear(&err);
