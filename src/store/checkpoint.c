@@ -16,27 +16,50 @@ struct ty_store_ckpt {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool wanted, stopping;
+    /* Under mu. The WAL's frames the last checkpoint copied; the WAL's length the writer saw
+     * last (a shorter WAL has restarted, and nothing of it is copied yet); how many times it
+     * restarted (a count taken from an older WAL is dropped). */
+    int copied, last_pages;
+    unsigned restarts;
 };
 
+/* A WAL restarts only at a write that begins after a checkpoint copied all of it. Under
+ * steady writes the thread's checkpoint never is complete by then (the writer commits while it
+ * fsyncs the database), so past twice the mark the writer copies the few frames left itself,
+ * between two of its transactions, and its next write starts the WAL again. */
+#define CATCH_UP_FRAMES 64
+
 /* Called by SQLite on the writer's thread after each commit (its write lock released), with
- * the WAL's length in pages. */
+ * the WAL's length in pages. The thread is woken for every `pages` frames not yet copied (not
+ * for every commit once the WAL is long: each checkpoint fsyncs the database file, and a
+ * flush of the disk delays the commit that an answer waits for). */
 static int on_wal(void *ctx, sqlite3 *db, const char *name, int pages)
 {
     ty_store_ckpt *c = ctx;
-    /* SQLite restarts the WAL only after a checkpoint that copied all of it, which a thread
-     * racing a writer that never pauses may not manage: past 4 times the mark the writer
-     * checkpoints itself, as SQLite would, so the WAL stays bounded. */
-    if (pages >= 4 * c->pages) {
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        return SQLITE_OK;
+    pthread_mutex_lock(&c->mu);
+    if (pages < c->last_pages) {
+        c->copied = 0;
+        c->restarts++;
     }
-    if (pages >= c->pages) {
-        pthread_mutex_lock(&c->mu);
-        if (!c->wanted) {
-            c->wanted = true;
-            pthread_cond_signal(&c->cv);
+    c->last_pages = pages;
+    int left = pages - c->copied;
+    bool wake = left >= c->pages && !c->wanted;
+    if (wake) {
+        c->wanted = true;
+        pthread_cond_signal(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    /* Past 4 times the mark (a thread that cannot keep up) the writer checkpoints all of it
+     * itself, as SQLite would, so the WAL stays bounded; past twice the mark it copies a
+     * short rest (see CATCH_UP_FRAMES). */
+    if (pages >= 4 * c->pages || (pages >= 2 * c->pages && left <= CATCH_UP_FRAMES)) {
+        int log = 0, done = 0;
+        if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
+            SQLITE_OK) {
+            pthread_mutex_lock(&c->mu);
+            c->copied = done;
+            pthread_mutex_unlock(&c->mu);
         }
-        pthread_mutex_unlock(&c->mu);
     }
     return SQLITE_OK;
 }
@@ -51,23 +74,17 @@ static void *run(void *arg)
         if (c->stopping)
             break;
         c->wanted = false;
+        unsigned restarts = c->restarts;
         pthread_mutex_unlock(&c->mu);
-        /* Catch up with the frames committed meanwhile, a few rounds at most: each costs an
-         * fsync of the database file, and a complete one lets the WAL restart. */
-        for (int round = 0; round < 8; round++) {
-            int log = 0, done = 0;
-            int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
-                                               &done);
-            /* A failed checkpoint loses nothing: the frames stay in the WAL for the next. */
-            if (rc != SQLITE_OK) {
-                if (rc != SQLITE_BUSY)
-                    ty_log(TY_LOG_WARN, "store: checkpoint: %s", sqlite3_errstr(rc));
-                break;
-            }
-            if (done >= log)
-                break;
-        }
+        /* One round: what is committed meanwhile waits for the next wake (on_wal). */
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        /* A failed checkpoint loses nothing: the frames stay in the WAL for the next. */
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            ty_log(TY_LOG_WARN, "store: checkpoint: %s", sqlite3_errstr(rc));
         pthread_mutex_lock(&c->mu);
+        if (rc == SQLITE_OK && restarts == c->restarts && done > c->copied)
+            c->copied = done;
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
