@@ -36,6 +36,7 @@ typedef struct server_state {
     uv_signal_t sigint, sigterm;
     uv_timer_t housekeeping;
     uv_prepare_t commit;
+    uv_timer_t commit_timer;
     bool commit_started;
     int signal;
 } server_state;
@@ -49,18 +50,39 @@ static void on_housekeeping(uv_timer_t *t)
         ty_debug("server: %d events expired", gone);
 }
 
-/* Group commit: the writes of one loop iteration (the controllers' reconciles, the node
- * agent's status reports) share one SQLite transaction, committed here, before the loop waits
- * for I/O again. The API server commits too before each answer leaves. */
-static void on_prepare(uv_prepare_t *h)
+/* Group commit. The API server commits before each answer leaves, with every write pending
+ * then. What the controllers and the node agent write on their own (a job's status after a
+ * create, a pod's phase) is committed COMMIT_DELAY_MS after the loop turn that wrote it, unless
+ * a request commits it first: a create followed at once by another then costs one fsync,
+ * not two, and the second does not wait behind the first one's follow-up commit. Nothing
+ * those writes cause leaves the process before they are durable (the store holds their watch
+ * events), so the delay only makes them visible that much later. */
+#define COMMIT_DELAY_MS 1
+
+static void commit_or_die(server_state *st)
 {
-    server_state *st = h->data;
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     if (ty_store_commit(st->store, &err) < 0) {
         /* Memory is ahead of the database; nothing that depends on it has left the process
          * yet. Stopping here makes the next start load what is durable. */
         ty_log(TY_LOG_ERROR, "server: the store cannot commit, stopping: %s", err.msg);
         abort();
+    }
+}
+
+static void on_commit_timer(uv_timer_t *t)
+{
+    commit_or_die(t->data);
+}
+
+/* Before the loop waits for I/O: writes of this turn get their commit on the timer. */
+static void on_prepare(uv_prepare_t *h)
+{
+    server_state *st = h->data;
+    if (ty_store_uncommitted(st->store) && !uv_is_active((uv_handle_t *)&st->commit_timer)) {
+        /* from now, not from the start of this turn (the reconciles may have taken a while) */
+        uv_update_time(&st->loop);
+        uv_timer_start(&st->commit_timer, on_commit_timer, COMMIT_DELAY_MS, 0);
     }
 }
 
@@ -288,9 +310,12 @@ int ty_cli_server(int argc, char **argv)
         goto out;
     ty_store_defer_commits(st.store, true);
     uv_prepare_init(&st.loop, &st.commit);
-    st.commit.data = &st;
+    uv_timer_init(&st.loop, &st.commit_timer);
+    st.commit.data = st.commit_timer.data = &st;
     uv_prepare_start(&st.commit, on_prepare);
-    uv_unref((uv_handle_t *)&st.commit); /* it must not keep the loop alive by itself */
+    /* neither must keep the loop alive by itself */
+    uv_unref((uv_handle_t *)&st.commit);
+    uv_unref((uv_handle_t *)&st.commit_timer);
     st.commit_started = true;
     ty_node_config ncfg = {
         .loop = &st.loop,
@@ -341,9 +366,13 @@ out:
     if (err.msg)
         fprintf(stderr, "trainyard server: %s\n", err.msg);
     ty_node_free(st.node);
-    if (st.commit_started)
+    if (st.commit_started) {
         uv_close((uv_handle_t *)&st.commit, NULL);
+        uv_close((uv_handle_t *)&st.commit_timer, NULL);
+    }
     uv_run(&st.loop, UV_RUN_DEFAULT); /* close callbacks of what was just freed */
+    if (st.commit_started)
+        commit_or_die(&st); /* what the last turns wrote */
     uv_loop_close(&st.loop);
     ty_store_free(st.store);
     return rc;
