@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/jsontext.h"
 #include "base/mem.h"
 #include "base/time.h"
 
@@ -26,7 +27,9 @@ typedef struct printer {
     const char *resource;
     const column *cols;
     row_fn row;
-    const char *const *members; /* the top-level members its cells read; NULL: any */
+    /* What its cells read, as paths ("metadata.name"; "status.conditions.-1.type": the type
+     * of the last condition, which the row then finds as the only one); NULL: anything */
+    const char *const *members;
 } printer;
 
 /* ---- helpers ---- */
@@ -758,8 +761,10 @@ static void default_row(json_t *cells, json_t *row, const json_t *o, int64_t now
     json_array_append_new(cells, age_of(str(o, "metadata.creationTimestamp"), now_ns));
 }
 
-/* The jobs' cells read metadata and status, never spec (most of a job's bytes). */
-static const char *const job_members[] = {"metadata", "status", NULL};
+/* The jobs' cells read a few members of metadata and status, never spec (most of a job's
+ * bytes). */
+static const char *const job_members[] = {"metadata.name", "metadata.creationTimestamp",
+                                          "status.conditions.-1.type", NULL};
 
 static const printer printers[] = {
     {"pods", pod_cols, pod_row, NULL},
@@ -828,9 +833,56 @@ json_t *ty_table_build(const char *resource, const json_t *objects, const char *
                      rows);
 }
 
-const char *const *ty_table_members(const char *resource)
+static bool index_segment(const char *seg)
 {
-    return printer_of(resource)->members;
+    return seg[0] == '-' || (seg[0] >= '0' && seg[0] <= '9');
+}
+
+/* Puts v (stolen) at `path` in o, making what leads there: objects, and for an array element
+ * ("conditions.-1") an array holding just that element. */
+static void put_at(json_t *o, const char *path, json_t *v)
+{
+    json_t *cur = o;
+    char seg[64];
+    for (;;) {
+        size_t n = strcspn(path, ".");
+        snprintf(seg, sizeof seg, "%.*s", (int)n, path);
+        const char *rest = path[n] ? path + n + 1 : NULL;
+        if (!rest) {
+            if (json_is_array(cur))
+                json_array_append_new(cur, v);
+            else
+                json_object_set_new(cur, seg, v);
+            return;
+        }
+        json_t *child = json_is_array(cur) ? json_array_get(cur, 0) : json_object_get(cur, seg);
+        if (!child) {
+            child = index_segment(rest) ? json_array() : json_object();
+            if (json_is_array(cur))
+                json_array_append_new(cur, child);
+            else
+                json_object_set_new(cur, seg, child);
+        }
+        cur = child;
+        path = rest;
+    }
+}
+
+json_t *ty_table_row_source(const char *resource, const char *text, size_t len)
+{
+    const char *const *members = printer_of(resource)->members;
+    if (!members)
+        return json_loadb(text, len, 0, NULL);
+    json_t *o = json_object();
+    for (size_t i = 0; members[i]; i++) {
+        const char *v;
+        size_t vlen;
+        json_t *val;
+        if (ty_json_text_at(text, len, members[i], &v, &vlen) &&
+            (val = ty_json_text_value(v, vlen)))
+            put_at(o, members[i], val);
+    }
+    return o;
 }
 
 void ty_table_text_begin(ty_buf *b, const char *resource, const char *metadata)

@@ -39,15 +39,17 @@ json_t *ty_table_build(const char *resource, const json_t *objects, const char *
                        int64_t now_ns);
 
 /* The same Table written as text, row by row, for lists of thousands of objects whose rows
- * carry no more than their metadata (include_object "Metadata" or "None", not "Object"):
- * the caller hands each row's cells an object holding only the top-level members
- * ty_table_members() names (NULL: the whole object) and the object's metadata as JSON text,
- * copied as it is into the row's PartialObjectMetadata. The text equals ty_table_build()'s
- * answer for the same objects.
+ * carry no more than their metadata (include_object "Metadata" or "None", not "Object"). The
+ * text equals ty_table_build()'s answer for the same objects.
+ * ty_table_row_source() is what a row's cells read of an object's JSON text, found without
+ * parsing the rest: the values at the paths the resource's printer reads ("metadata.name";
+ * "status.conditions.-1.type", the last element of an array, put in an array of its own), or
+ * the whole object parsed for printers that read more. NULL when the text does not parse.
  * ty_table_text_begin() appends the Table up to its first row, with `metadata` (JSON text)
- * as its metadata; ty_table_text_row() one row (`first`: no comma before it); the caller
- * closes it with "]}". */
-const char *const *ty_table_members(const char *resource);
+ * as its metadata; ty_table_text_row() one row (`first`: no comma before it) from the row
+ * source and the object's metadata as JSON text, copied as it is into the row's
+ * PartialObjectMetadata; the caller closes it with "]}". */
+json_t *ty_table_row_source(const char *resource, const char *text, size_t len);
 void ty_table_text_begin(ty_buf *b, const char *resource, const char *metadata);
 void ty_table_text_row(ty_buf *b, bool first, const char *resource, const json_t *obj,
                        const char *meta_text, size_t meta_len, const char *include_object,

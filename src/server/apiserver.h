@@ -52,6 +52,7 @@ typedef struct ty_apiserver_config {
     ty_apiserver_metrics_fn metrics; /* NULL: /metrics is 404 */
     void *metrics_ctx;
     size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
+    size_t table_page_bytes;         /* a page of a Table (kubectl get); 0: 8 MiB */
 } ty_apiserver_config;
 
 /* Binds the listener and starts serving on cfg->loop. Fails (nothing left open) when the

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include "base/buf.h"
+#include "base/jsontext.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -1951,53 +1952,34 @@ static const char schema_sql[] =
 
 /* Loading reads the text and parses only what the index needs (the metadata); the rest of
  * each object is checked for JSON structure and parsed when someone asks for it. */
-static const char *skip_ws(const char *p, const char *end)
+/* The end of the JSON value starting at p, or NULL when it is not one: every member and
+ * element checked. For what loading scans of each row. */
+static const char *check_value(const char *p, const char *end, int depth)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static const char *skip_string(const char *p, const char *end)
-{
-    for (p++; p < end; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-        else if ((unsigned char)*p < 0x20)
-            return NULL;
-    }
-    return NULL;
-}
-
-/* The end of the JSON value starting at p, or NULL when it is not one. */
-static const char *skip_value(const char *p, const char *end, int depth)
-{
-    p = skip_ws(p, end);
+    p = ty_json_skip_ws(p, end);
     if (p >= end || depth > 128)
         return NULL;
     if (*p == '"')
-        return skip_string(p, end);
+        return ty_json_skip_string(p, end);
     if (*p == '{' || *p == '[') {
         bool obj = *p == '{';
         char close = obj ? '}' : ']';
-        p = skip_ws(p + 1, end);
+        p = ty_json_skip_ws(p + 1, end);
         if (p < end && *p == close)
             return p + 1;
         for (;;) {
             if (obj) {
-                p = skip_ws(p, end);
-                if (p >= end || *p != '"' || !(p = skip_string(p, end)))
+                p = ty_json_skip_ws(p, end);
+                if (p >= end || *p != '"' || !(p = ty_json_skip_string(p, end)))
                     return NULL;
-                p = skip_ws(p, end);
+                p = ty_json_skip_ws(p, end);
                 if (p >= end || *p != ':')
                     return NULL;
                 p++;
             }
-            if (!(p = skip_value(p, end, depth + 1)))
+            if (!(p = check_value(p, end, depth + 1)))
                 return NULL;
-            p = skip_ws(p, end);
+            p = ty_json_skip_ws(p, end);
             if (p >= end)
                 return NULL;
             if (*p == close)
@@ -2029,21 +2011,21 @@ static int scan_text(const char *p, size_t len, scanned *out)
     const char *end = p + len;
     bool api = false, kind = false;
     *out = (scanned){0};
-    p = skip_ws(p, end);
+    p = ty_json_skip_ws(p, end);
     if (p >= end || *p != '{')
         return -1;
     p++;
     for (;;) {
-        p = skip_ws(p, end);
-        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        p = ty_json_skip_ws(p, end);
+        const char *k = p + 1, *ke = p < end && *p == '"' ? ty_json_skip_string(p, end) : NULL;
         if (!ke)
             return -1;
         size_t klen = (size_t)(ke - 1 - k);
-        p = skip_ws(ke, end);
+        p = ty_json_skip_ws(ke, end);
         if (p >= end || *p != ':')
             return -1;
-        const char *v = skip_ws(p + 1, end);
-        const char *ve = skip_value(v, end, 0);
+        const char *v = ty_json_skip_ws(p + 1, end);
+        const char *ve = check_value(v, end, 0);
         if (!ve)
             return -1;
         if (klen == 8 && memcmp(k, "metadata", 8) == 0) {
@@ -2058,7 +2040,7 @@ static int scan_text(const char *p, size_t len, scanned *out)
         } else if (klen == 4 && memcmp(k, "kind", 4) == 0) {
             kind = true;
         }
-        p = skip_ws(ve, end);
+        p = ty_json_skip_ws(ve, end);
         if (p < end && *p == '}')
             break;
         if (p >= end || *p != ',')
@@ -2083,20 +2065,20 @@ static int index_from_text(ty_store *s, entry *e, const char *p, const char *end
 {
     json_t *meta = json_object();
     const char *labels = NULL, *labels_end = NULL;
-    p = skip_ws(p + 1, end);
+    p = ty_json_skip_ws(p + 1, end);
     if (p < end && *p == '}')
         goto done;
     for (;;) {
-        p = skip_ws(p, end);
-        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        p = ty_json_skip_ws(p, end);
+        const char *k = p + 1, *ke = p < end && *p == '"' ? ty_json_skip_string(p, end) : NULL;
         if (!ke)
             goto bad;
         size_t klen = (size_t)(ke - 1 - k);
-        p = skip_ws(ke, end);
+        p = ty_json_skip_ws(ke, end);
         if (p >= end || *p != ':')
             goto bad;
-        const char *v = skip_ws(p + 1, end);
-        const char *ve = skip_value(v, end, 0);
+        const char *v = ty_json_skip_ws(p + 1, end);
+        const char *ve = ty_json_skip_value(v, end);
         if (!ve)
             goto bad;
 #define IS(name) (klen == sizeof(name) - 1 && memcmp(k, name, klen) == 0)
@@ -2119,7 +2101,7 @@ static int index_from_text(ty_store *s, entry *e, const char *p, const char *end
             free(name);
         }
 #undef IS
-        p = skip_ws(ve, end);
+        p = ty_json_skip_ws(ve, end);
         if (p < end && *p == '}')
             break;
         if (p >= end || *p != ',')
@@ -2148,47 +2130,11 @@ bad:
     return -1;
 }
 
-bool ty_store_member_texts(const char *json, size_t len, const char *const *names, size_t n,
-                           const char **vals, size_t *lens)
-{
-    for (size_t i = 0; i < n; i++)
-        vals[i] = NULL, lens[i] = 0;
-    const char *p = json, *end = json + len;
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{')
-        return false;
-    p = skip_ws(p + 1, end);
-    while (p < end && *p == '"') {
-        const char *k = p + 1, *ke = skip_string(p, end);
-        if (!ke)
-            return false;
-        p = skip_ws(ke, end);
-        if (p >= end || *p != ':')
-            return false;
-        const char *v = skip_ws(p + 1, end);
-        const char *ve = skip_value(v, end, 0);
-        if (!ve)
-            return false;
-        size_t klen = (size_t)(ke - 1 - k);
-        for (size_t i = 0; i < n; i++) {
-            if (strlen(names[i]) == klen && memcmp(k, names[i], klen) == 0) {
-                vals[i] = v;
-                lens[i] = (size_t)(ve - v);
-            }
-        }
-        p = skip_ws(ve, end);
-        if (p >= end || *p != ',')
-            break;
-        p = skip_ws(p + 1, end);
-    }
-    return true;
-}
-
 json_t *ty_store_parse_member(const char *json, size_t len, const char *member)
 {
     const char *val;
     size_t vlen;
-    if (!ty_store_member_texts(json, len, &member, 1, &val, &vlen) || !val)
+    if (!ty_json_members(json, len, &member, 1, &val, &vlen) || !val)
         return NULL;
     return json_loadb(val, vlen, JSON_DECODE_ANY, NULL);
 }
@@ -2197,22 +2143,22 @@ json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
 {
     const char *p = json, *end = json + len, *prev_end = NULL;
     size_t mlen = strlen(member);
-    p = skip_ws(p, end);
+    p = ty_json_skip_ws(p, end);
     if (p >= end || *p != '{')
         goto whole;
-    p = skip_ws(p + 1, end);
+    p = ty_json_skip_ws(p + 1, end);
     for (;;) {
         const char *mstart = p;
-        const char *k = p + 1, *ke = p < end && *p == '"' ? skip_string(p, end) : NULL;
+        const char *k = p + 1, *ke = p < end && *p == '"' ? ty_json_skip_string(p, end) : NULL;
         if (!ke)
             goto whole;
-        p = skip_ws(ke, end);
+        p = ty_json_skip_ws(ke, end);
         if (p >= end || *p != ':')
             goto whole;
-        const char *ve = skip_value(p + 1, end, 0);
+        const char *ve = ty_json_skip_value(p + 1, end);
         if (!ve)
             goto whole;
-        p = skip_ws(ve, end);
+        p = ty_json_skip_ws(ve, end);
         if (p >= end || (*p != ',' && *p != '}'))
             goto whole;
         if ((size_t)(ke - 1 - k) == mlen && memcmp(k, member, mlen) == 0) {
@@ -2228,7 +2174,7 @@ json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
         if (*p == '}')
             goto whole;
         prev_end = ve;
-        p = skip_ws(p + 1, end);
+        p = ty_json_skip_ws(p + 1, end);
     }
 whole:
     return json_loadb(json, len, 0, NULL);

@@ -234,11 +234,7 @@ json_t *ty_store_parse_without(const char *text, size_t len, const char *member)
  * reference), or NULL when absent or not parseable. */
 json_t *ty_store_parse_member(const char *text, size_t len, const char *member);
 
-/* Finds top-level members of an item's text in one pass, parsing nothing: for each of the n
- * `names`, vals[i] and lens[i] get the text of its value (vals[i] NULL when absent). false
- * when the text is not a JSON object. */
-bool ty_store_member_texts(const char *text, size_t len, const char *const *names, size_t n,
-                           const char **vals, size_t *lens);
+/* Reading an item's text without parsing it: base/jsontext.h. */
 
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);

@@ -316,3 +316,26 @@ def test_logs_options_on_a_restarted_container(server, marker, tmp_path):
     desc = server.kubectl("describe", "pod", pod).stdout
     assert re.search(r"Last State:\s+Terminated\n\s+Reason:\s+Error\n\s+Exit Code:\s+3", desc), desc
     server.kubectl("delete", "tfjob", "tfl", timeout=30)
+
+
+def test_get_answers_a_table_in_one_request_whatever_the_chunk_size(server, marker):
+    """kubectl pages through client-go's rate limiter (5 requests a second): its Table comes
+    in one answer however small --chunk-size is, while a list of objects is paged as asked."""
+    for i in range(30):
+        job = json.loads(pytorchjob(f"many-{i:02d}", marker, master_cmd="sleep 300"))
+        job["spec"]["runPolicy"] = {"suspend": True}
+        status, _ = request(server, "POST", BASE, json.dumps(job).encode())
+        assert status == 201
+    p = server.kubectl("get", "pytorchjobs", "--chunk-size=4", "-v=6")
+    rows = [line.split()[0] for line in p.stdout.splitlines()[1:]]
+    assert rows == [f"many-{i:02d}" for i in range(30)], p.stdout
+    gets = [line for line in p.stderr.splitlines()
+            if "GET" in line and "/pytorchjobs" in line and "round_trippers" in line]
+    assert len(gets) == 1, gets
+    assert "limit=4" in gets[0], gets
+    # -o name lists objects (no Table), paged by the limit: 8 requests
+    p = server.kubectl("get", "pytorchjobs", "--chunk-size=4", "-o", "name", "-v=6")
+    assert len(p.stdout.split()) == 30
+    gets = [line for line in p.stderr.splitlines()
+            if "GET" in line and "/pytorchjobs" in line and "round_trippers" in line]
+    assert len(gets) == 8, gets

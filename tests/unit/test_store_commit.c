@@ -593,19 +593,3 @@ Test(store_commit, owner_index_follows_dependents)
         json_decref(owners[i]);
     ty_store_free(s);
 }
-
-Test(store_commit, member_texts_in_one_pass)
-{
-    const char *t = "{ \"metadata\" : {\"name\":\"a\",\"x\":[1,{\"y\":\"}\"}]},\"spec\":{\"big\":"
-                    "\"s\\\"tr\"},\"status\":{}}";
-    static const char *const names[] = {"metadata", "status", "missing"};
-    const char *v[3];
-    size_t n[3];
-    cr_assert(ty_store_member_texts(t, strlen(t), names, 3, v, n));
-    cr_assert_eq(n[0], strlen("{\"name\":\"a\",\"x\":[1,{\"y\":\"}\"}]}"));
-    cr_assert_eq(strncmp(v[0], "{\"name\":\"a\",\"x\":[1,{\"y\":\"}\"}]}", n[0]), 0);
-    cr_assert_eq(n[1], 2);
-    cr_assert_eq(strncmp(v[1], "{}", 2), 0);
-    cr_assert_null(v[2]);
-    cr_assert_not(ty_store_member_texts("[1]", 3, names, 3, v, n));
-}
