@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -15,24 +16,41 @@ struct ty_store_ckpt {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool wanted, stopping;
-    /* Under mu. The WAL's frames the last checkpoint copied; the WAL's length the writer saw
-     * last (a shorter WAL has restarted, and nothing of it is copied yet); how many times it
-     * restarted (a count taken from an older WAL is dropped). */
+    bool wanted, running, stopping;
+    /* Under mu. The WAL's frames the last checkpoint copied (or is copying, while running);
+     * the WAL's length the writer saw last (a shorter WAL has restarted, and nothing of it
+     * is copied yet); how many times it restarted (a count taken from an older WAL is
+     * dropped); when the writer last committed. */
     int copied, last_pages;
     unsigned restarts;
+    int64_t last_commit_ns;
 };
 
-/* A WAL restarts only at a write that begins after a checkpoint copied all of it. Under
- * steady writes the thread's checkpoint never is complete by then (the writer commits while it
- * fsyncs the database), so past twice the mark the writer copies the few frames left itself,
- * between two of its transactions, and its next write starts the WAL again. */
+/* A checkpoint writes the WAL's pages into the database file and fsyncs it: with a large
+ * database, thousands of scattered pages and 5-15 ms during which the disk answers the
+ * writer's own fsyncs (the commits that API answers wait for) late. So the thread waits for
+ * the writer to pause this long before it starts one... */
+#define PAUSE_NS (10 * 1000 * 1000)
+/* ...unless this many times the mark is not copied yet (16 MB of a busy writer's WAL). */
+#define URGENT_MARKS 4
+/* Past this many times the mark the WAL is too long (a thread that cannot keep up): the
+ * writer checkpoints all of it itself, as SQLite would. */
+#define BOUND_MARKS 8
+/* A WAL restarts only at a write that begins after a checkpoint copied all of it, which an
+ * urgent checkpoint under steady writes never is. Past twice the mark the writer copies a
+ * rest this short itself, between two of its transactions, and its next write starts the WAL
+ * again. */
 #define CATCH_UP_FRAMES 64
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Called by SQLite on the writer's thread after each commit (its write lock released), with
- * the WAL's length in pages. The thread is woken for every `pages` frames not yet copied (not
- * for every commit once the WAL is long: each checkpoint fsyncs the database file, and a
- * flush of the disk delays the commit that an answer waits for). */
+ * the WAL's length in pages. The thread is woken for every `pages` frames not yet copied. */
 static int on_wal(void *ctx, sqlite3 *db, const char *name, int pages)
 {
     ty_store_ckpt *c = ctx;
@@ -42,17 +60,14 @@ static int on_wal(void *ctx, sqlite3 *db, const char *name, int pages)
         c->restarts++;
     }
     c->last_pages = pages;
+    c->last_commit_ns = now_ns();
     int left = pages - c->copied;
-    bool wake = left >= c->pages && !c->wanted;
-    if (wake) {
+    if (left >= c->pages && !c->wanted && !c->running) {
         c->wanted = true;
         pthread_cond_signal(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
-    /* Past 4 times the mark (a thread that cannot keep up) the writer checkpoints all of it
-     * itself, as SQLite would, so the WAL stays bounded; past twice the mark it copies a
-     * short rest (see CATCH_UP_FRAMES). */
-    if (pages >= 4 * c->pages || (pages >= 2 * c->pages && left <= CATCH_UP_FRAMES)) {
+    if (pages >= BOUND_MARKS * c->pages || (pages >= 2 * c->pages && left <= CATCH_UP_FRAMES)) {
         int log = 0, done = 0;
         if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
             SQLITE_OK) {
@@ -64,6 +79,18 @@ static int on_wal(void *ctx, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/* Under mu: until the writer has paused PAUSE_NS, or the WAL is URGENT_MARKS behind. */
+static void wait_for_pause(ty_store_ckpt *c)
+{
+    while (!c->stopping && c->last_pages - c->copied < URGENT_MARKS * c->pages) {
+        int64_t until = c->last_commit_ns + PAUSE_NS;
+        if (now_ns() >= until)
+            return;
+        struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+}
+
 static void *run(void *arg)
 {
     ty_store_ckpt *c = arg;
@@ -71,20 +98,25 @@ static void *run(void *arg)
     for (;;) {
         while (!c->wanted && !c->stopping)
             pthread_cond_wait(&c->cv, &c->mu);
+        wait_for_pause(c);
         if (c->stopping)
             break;
         c->wanted = false;
+        c->running = true;
         unsigned restarts = c->restarts;
         pthread_mutex_unlock(&c->mu);
-        /* One round: what is committed meanwhile waits for the next wake (on_wal). */
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         /* A failed checkpoint loses nothing: the frames stay in the WAL for the next. */
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             ty_log(TY_LOG_WARN, "store: checkpoint: %s", sqlite3_errstr(rc));
         pthread_mutex_lock(&c->mu);
+        c->running = false;
         if (rc == SQLITE_OK && restarts == c->restarts && done > c->copied)
             c->copied = done;
+        /* what was committed meanwhile may be a mark already */
+        if (c->last_pages - c->copied >= c->pages)
+            c->wanted = true;
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -115,7 +147,12 @@ ty_store_ckpt *ty_store_ckpt_start(sqlite3 *writer, const char *db_path, int pag
     sqlite3_wal_autocheckpoint(c->db, 0);
     sqlite3_exec(c->db, "PRAGMA cache_size=16", NULL, NULL, NULL);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    /* wait_for_pause() counts in CLOCK_MONOTONIC */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* Signals are for the loop's thread: the new thread starts with all of them blocked. */
     sigset_t all, old;
     sigfillset(&all);
