@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -24,6 +25,7 @@ struct ty_store_ckpt {
     int copied, last_pages;
     unsigned restarts;
     int64_t last_commit_ns;
+    uint64_t runs; /* checkpoints done, the thread's and the writer's */
 };
 
 /* A checkpoint writes the WAL's pages into the database file and fsyncs it: with a large
@@ -73,6 +75,7 @@ static int on_wal(void *ctx, sqlite3 *db, const char *name, int pages)
             SQLITE_OK) {
             pthread_mutex_lock(&c->mu);
             c->copied = done;
+            c->runs++;
             pthread_mutex_unlock(&c->mu);
         }
     }
@@ -112,10 +115,12 @@ static void *run(void *arg)
             ty_log(TY_LOG_WARN, "store: checkpoint: %s", sqlite3_errstr(rc));
         pthread_mutex_lock(&c->mu);
         c->running = false;
+        c->runs += rc == SQLITE_OK;
         if (rc == SQLITE_OK && restarts == c->restarts && done > c->copied)
             c->copied = done;
-        /* what was committed meanwhile may be a mark already */
-        if (c->last_pages - c->copied >= c->pages)
+        /* What was committed meanwhile waits for the next pause (or the next mark): copied
+         * then, it lets the WAL restart there instead of growing past the mark. */
+        if (c->last_pages > c->copied && c->last_pages >= c->pages)
             c->wanted = true;
     }
     pthread_mutex_unlock(&c->mu);
@@ -169,6 +174,14 @@ ty_store_ckpt *ty_store_ckpt_start(sqlite3 *writer, const char *db_path, int pag
     /* Replaces SQLite's automatic checkpoint, which is itself a WAL hook. */
     sqlite3_wal_hook(writer, on_wal, c);
     return c;
+}
+
+uint64_t ty_store_ckpt_runs(ty_store_ckpt *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->runs;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 void ty_store_ckpt_stop(ty_store_ckpt *c)

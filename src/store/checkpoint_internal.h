@@ -17,6 +17,7 @@
 #define TY_STORE_CHECKPOINT_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 typedef struct ty_store_ckpt ty_store_ckpt;
 
@@ -25,6 +26,8 @@ typedef struct ty_store_ckpt ty_store_ckpt;
  * copied yet, at a pause of the writer. NULL when the thread or its connection cannot be
  * had; `db` then keeps SQLite's automatic checkpoints. */
 ty_store_ckpt *ty_store_ckpt_start(sqlite3 *db, const char *db_path, int pages);
+/* How many checkpoints were done (the thread's and the writer's own). */
+uint64_t ty_store_ckpt_runs(ty_store_ckpt *c);
 /* Stops the thread (waiting for a checkpoint in progress) and closes its connection; `db`
  * gets its automatic checkpoints back. Call before closing `db`. Accepts NULL. */
 void ty_store_ckpt_stop(ty_store_ckpt *c);

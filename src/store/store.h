@@ -197,6 +197,8 @@ int ty_store_commit(ty_store *s, ty_error *err);
 uint64_t ty_store_committed_revision(const ty_store *s);
 /* Whether writes wait for ty_store_commit() (deferred commits only). */
 bool ty_store_uncommitted(const ty_store *s);
+/* Checkpoints of the WAL done so far (each one fsyncs the database file). */
+uint64_t ty_store_checkpoints(const ty_store *s);
 /* Like ty_store_watch_from, but every event reaches fn only once the write that made it is
  * committed (replayed events and later ones alike, in order): what the API server streams to
  * clients. */
