@@ -936,9 +936,9 @@ static json_t *table_of(const char *resource, const json_t *items, const char *i
 }
 
 /* A Table whose rows carry their object's metadata (kubectl's default) or nothing, written as
- * text: each row's cells from an object holding only the members they read,
- * and its metadata copied from the stored text. Rows are written from picked[*from] on
- * until a page's bytes are written; *from gets where they stopped. */
+ * text: each row's cells from an object holding only the values they read, and its metadata
+ * copied from the stored text. Rows are written from picked[*from] on until a page's bytes
+ * are written; *from gets where they stopped. */
 static void table_text_rows(call *c, ty_buf *b, const ty_store_item *all, const size_t *picked,
                             size_t n, size_t *from)
 {
@@ -1020,8 +1020,8 @@ static enum MHD_Result handle_list(call *c)
      * argument"): kubectl asks for 500 rows a request through a client-side rate limiter of 5
      * requests a second, so 10,000 rows in 20 requests take kubectl two seconds of waiting
      * alone. A Table of rows with their metadata is ~350 bytes a row; one page holds
-     * table_page_bytes of them (8 MiB) and a continue token says where the next starts. Lists of
-     * objects (client libraries, informers) honour limit. */
+     * table_page_bytes of them (8 MiB) and a continue token says where the next starts.
+     * Lists of objects (client libraries, informers) honour limit. */
     bool text_table = wants_table(c) && strcmp(include_object(c), "Object") != 0;
     long limit = q(c, "limit") && !text_table ? strtol(q(c, "limit"), NULL, 10) : 0;
     TY_AUTOFREE char *after = NULL;

@@ -647,7 +647,10 @@ void ty_store_free(ty_store *s)
 uint64_t ty_store_revision(const ty_store *s) { return s->revision; }
 uint64_t ty_store_committed_revision(const ty_store *s) { return s->committed; }
 bool ty_store_uncommitted(const ty_store *s) { return s->committed != s->revision; }
-uint64_t ty_store_checkpoints(const ty_store *s) { return s->ckpt ? ty_store_ckpt_runs(s->ckpt) : 0; }
+uint64_t ty_store_checkpoints(const ty_store *s)
+{
+    return s->ckpt ? ty_store_ckpt_runs(s->ckpt) : 0;
+}
 
 static watcher *watcher_of(ty_store *s, int id)
 {

@@ -5,7 +5,8 @@
 
 #include "base/jsontext.h"
 
-static const char *T = "{ \"metadata\" : {\"name\":\"a\",\"x\":[1,{\"y\":\"}\"}]},\"spec\":{\"big\":"
+static const char *T = "{ \"metadata\" : {\"name\":\"a\",\"x\":[1,{\"y\":\"}\"}]},"
+                       "\"spec\":{\"big\":"
                        "\"s\\\"tr]\"},\"status\":{\"conditions\":[{\"type\":\"A\"},{\"type\":"
                        "\"B\",\"n\":-1.5e3}],\"ok\":true}}";
 

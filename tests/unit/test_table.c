@@ -454,8 +454,8 @@ Test(table, text_rows_equal_built_rows)
     assert_text_equals_built("pytorchjobs", job, NULL);
     /* the last condition's type, and none at all */
     assert_text_equals_built("pytorchjobs",
-                             "{\"apiVersion\":\"kubeflow.org/v1\",\"kind\":\"PyTorchJob\"," META("j2")
-                             ",\"status\":{\"conditions\":[{\"type\":\"Created\"},"
+                             "{\"apiVersion\":\"kubeflow.org/v1\",\"kind\":\"PyTorchJob\","
+                             META("j2") ",\"status\":{\"conditions\":[{\"type\":\"Created\"},"
                              "{\"type\":\"Run\\u006eing\",\"message\":\"a \\\"b\\\"\"}]}}",
                              "Metadata");
     assert_text_equals_built("pytorchjobs", "{" META("j3") ",\"status\":{}}", "Metadata");
