@@ -960,8 +960,13 @@ static const char *key_name(const char *key, size_t *nslen)
     return slash + 1;
 }
 
-/* One change of one object and the revision counter, in one transaction: durable (WAL,
- * synchronous=FULL) when this returns 0. json NULL: the row is deleted. */
+/* The revision counter is written only with deletions: a stored row carries its own
+ * revision, and opening takes the highest of the rows' and the counter's, so a create or an
+ * update writes one page fewer (of about three) and a deletion, which leaves no row behind,
+ * still keeps its revision from being handed out again. */
+
+/* One change of one object, in one transaction: durable (WAL, synchronous=FULL) when this
+ * returns 0. json NULL: the row is deleted. */
 static int db_write(ty_store *s, const char *resource, const char *key, uint64_t rv,
                     const char *json, size_t len, ty_error *err)
 {
@@ -970,7 +975,7 @@ static int db_write(ty_store *s, const char *resource, const char *key, uint64_t
     size_t nslen;
     const char *name = key_name(key, &nslen);
     if (db_row(s, resource, key, nslen, name, rv, json, len, err) < 0 ||
-        db_revision(s, rv, err) < 0)
+        (!json && db_revision(s, rv, err) < 0))
         return -1;
     if (db_exec(s->commit_stmt) < 0)
         return db_fail(s, err, "commit");
@@ -995,6 +1000,7 @@ int ty_store_commit(ty_store *s, ty_error *err)
         if (db_exec(s->begin_stmt) < 0)
             return db_fail(s, err, "begin");
         const ty_map_slot *slot;
+        bool deleted = false;
         for (size_t i = 0; ty_map_next(&s->dirty, &i, &slot);) {
             const char *sep = strchr(slot->key, '\x1f');
             TY_AUTOFREE char *resource = ty_strndup(slot->key, (size_t)(sep - slot->key));
@@ -1006,8 +1012,10 @@ int ty_store_commit(ty_store *s, ty_error *err)
             if (db_row(s, resource, key, nslen, name, e ? e->rv : 0, e ? e->t->data : NULL,
                        e ? e->t->len : 0, err) < 0)
                 return -1;
+            deleted = deleted || !e;
         }
-        if (db_revision(s, s->revision, err) < 0)
+        /* the latest revision is a row's unless a deletion was last */
+        if (deleted && db_revision(s, s->revision, err) < 0)
             return -1;
         if (db_exec(s->commit_stmt) < 0)
             return db_fail(s, err, "commit");

@@ -45,9 +45,10 @@
  * of the store's own (store/checkpoint_internal.h), not inside the commits; ty_store_free()
  * stops it.
  * Schema: objects(resource, namespace, name, rv, json) with namespace "" for cluster-scoped
- * objects, and meta(key, value) holding "revision", the last resourceVersion handed out
- * (deletions leave no row behind). Opening loads every object as it was stored (same uid and
- * resourceVersion) and continues the counter after the highest revision.
+ * objects, and meta(key, value) holding "revision", written with deletions (which leave no
+ * row behind); the rows carry the other revisions. Opening loads every object as it was
+ * stored (same uid and resourceVersion) and continues the counter after the highest of the
+ * rows' revisions and the meta one.
  *
  * Representation. Each object is kept as its compact JSON text (the bytes SQLite stores and
  * the API server serves: ty_store_get_item, ty_store_list_items) with a small index: key,

@@ -133,6 +133,47 @@ Test(store_persist, reopen_restores_objects_uids_and_revisions)
     json_decref(a);
 }
 
+/* Group commits write the revision counter only with deletions; the rows carry the rest. A
+ * batch whose last write is a deletion, and one of creates and updates only, both reopen at
+ * the revision they ended with, and no revision is handed out twice. */
+Test(store_persist, deferred_commits_keep_every_revision)
+{
+    ty_store *s = open_store();
+    ty_store_defer_commits(s, true);
+    json_t *x = create(s, "configmaps", cm("x", NULL));
+    json_t *y = create(s, "configmaps", cm("y", NULL));
+    cr_assert_eq(ty_store_delete(s, "configmaps", "default", "y", -1, NULL), 0);
+    cr_assert_eq(ty_store_commit(s, NULL), 0);
+    uint64_t after_delete = ty_store_revision(s);
+    cr_assert_eq(after_delete, rv_of(y) + 1);
+    ty_store_free(s);
+
+    s = open_store();
+    cr_assert_eq(ty_store_revision(s), after_delete, "the deletion's revision is kept");
+    ty_store_defer_commits(s, true);
+    json_t *x2 = json_deep_copy(x);
+    json_object_set_new(x2, "data", json_pack("{s:i}", "n", 2));
+    json_t *x3 = NULL;
+    cr_assert_eq(ty_store_update(s, "configmaps", x2, &x3, NULL), 0);
+    json_t *z = create(s, "configmaps", cm("z", NULL));
+    cr_assert_eq(ty_store_commit(s, NULL), 0);
+    uint64_t after_writes = ty_store_revision(s);
+    cr_assert_eq(after_writes, rv_of(z));
+    ty_store_free(s);
+
+    s = open_store();
+    cr_assert_eq(ty_store_revision(s), after_writes);
+    json_t *w = create(s, "configmaps", cm("w", NULL));
+    cr_assert_eq(rv_of(w), after_writes + 1);
+    ty_store_free(s);
+    json_decref(w);
+    json_decref(z);
+    json_decref(x3);
+    json_decref(x2);
+    json_decref(y);
+    json_decref(x);
+}
+
 Test(store_persist, open_uses_wal)
 {
     ty_store *s = open_store();
