@@ -1930,6 +1930,19 @@ size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
     return hi - lo;
 }
 
+/* The map's slots move only when it is rehashed (a delete leaves a tombstone, a create fills
+ * a free slot), so a slot index is a cursor that survives other writes. */
+size_t ty_store_scan_items(ty_store *s, const char *resource, size_t *pos, ty_store_item *out,
+                           size_t max)
+{
+    res *r = res_of(s, resource, false);
+    size_t n = 0;
+    const ty_map_slot *o;
+    while (r && n < max && ty_map_next(&r->objects, pos, &o))
+        item_of(o->value, &out[n++]);
+    return n;
+}
+
 /* ---- opening ---- */
 
 int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err)

@@ -228,6 +228,16 @@ bool ty_store_get_item(ty_store *s, const char *resource, const char *ns, const 
  * returns their count. */
 size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
                            ty_store_item **out);
+/* A pass over every object of `resource` in slices, with no list, sort or copy: fills out[]
+ * with up to `max` objects from position *pos of the store's own order (unspecified, not
+ * sorted) and advances *pos; returns how many, 0 once the pass is over (the next starts at
+ * *pos = 0). O(what it returns). *pos stays meaningful across writes: an object stored for the
+ * whole pass is returned once, unless the store's table is rebuilt meanwhile (it grows, or
+ * clears deleted slots, after thousands of creates), which may make the pass miss or repeat
+ * some; objects created or deleted during the pass may or may not be returned. The items are
+ * borrowed as ty_store_list_items' are (until the next write). */
+size_t ty_store_scan_items(ty_store *s, const char *resource, size_t *pos, ty_store_item *out,
+                           size_t max);
 
 /* Parses an item's text leaving out the top-level member `member` (e.g. "spec", most of a
  * job's bytes, for readers that never look at it); NULL when the text does not parse. */
