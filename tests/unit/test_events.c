@@ -72,6 +72,48 @@ Test(events, repeats_are_counted_on_one_event)
     ty_store_free(s);
 }
 
+/* The dedup index keeps a hash; a hit is checked against the stored Event, so an Event that
+ * no longer matches (here a user changed its message) is not bumped. */
+Test(events, a_repeat_bumps_only_the_event_that_still_matches)
+{
+    ty_store *s = ty_store_new();
+    json_t *job = stored_job(s);
+    ty_recorder *r = ty_recorder_new(s, "c");
+    ty_event(r, job, "Normal", "A", "one");
+    json_t *events = ty_store_list(s, "events", NULL);
+    json_t *edited = json_deep_copy(json_array_get(events, 0));
+    json_decref(events);
+    json_object_set_new(edited, "message", json_string("changed"));
+    cr_assert_eq(ty_store_update(s, "events", edited, NULL, NULL), 0);
+    ty_event(r, job, "Normal", "A", "one");
+    ty_event(r, job, "Normal", "A", "one");
+    events = ty_store_list(s, "events", NULL);
+    cr_assert_eq(json_array_size(events), 2);
+    json_t *ev;
+    size_t i;
+    json_array_foreach(events, i, ev)
+    {
+        bool is_edited = strcmp(ty_obj_name(ev), ty_obj_name(edited)) == 0;
+        cr_assert_eq(json_integer_value(json_object_get(ev, "count")), is_edited ? 1 : 2);
+        cr_assert_str_eq(json_string_value(json_object_get(ev, "message")),
+                         is_edited ? "changed" : "one");
+    }
+    json_decref(events);
+    cr_assert_eq(ty_recorder_size(r), 1);
+    /* The entry is the new Event's: deleting the edited one leaves it. */
+    cr_assert_eq(ty_store_delete(s, "events", "team", ty_obj_name(edited), -1, NULL), 0);
+    cr_assert_eq(ty_recorder_size(r), 1);
+    ty_event(r, job, "Normal", "A", "one");
+    events = ty_store_list(s, "events", NULL);
+    cr_assert_eq(json_array_size(events), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(events, 0), "count")), 3);
+    json_decref(events);
+    json_decref(edited);
+    ty_recorder_free(r);
+    json_decref(job);
+    ty_store_free(s);
+}
+
 /* Sets an event's lastTimestamp, as if it had been last seen then. */
 static void age_event(ty_store *s, const char *reason, const char *when)
 {
