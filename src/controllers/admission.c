@@ -29,6 +29,7 @@ struct ty_admission {
     char *metrics;
     int64_t batch_ms; /* how long changes gather before a pass: 4 x the last pass */
     ty_map workloads; /* "ns/name" -> cached_workload: parsed once per resourceVersion */
+    ty_kueue_cache *snapshot_cache; /* the same workloads as the snapshot reads them */
 };
 
 /* Waiting workloads rarely change between passes; parsing each of thousands on every pass was
@@ -37,7 +38,51 @@ typedef struct cached_workload {
     uint64_t rv;
     json_t *obj;
     uint64_t seen; /* the pass that last listed it */
+    /* What the pass reads of it, worked out when it is parsed (strings borrowed from obj). */
+    char *key, *lq_key; /* "ns/name", "ns/queueName" */
+    bool finished, deleting, reserved, inactive;
+    const json_t *admission;
+    const char *admission_cq;
+    int64_t requeue_at_ms;
+    const char *qr_status, *qr_reason, *qr_message; /* of QuotaReserved; NULL when absent */
 } cached_workload;
+
+static void cached_workload_clear(cached_workload *cw)
+{
+    json_decref(cw->obj);
+    free(cw->key);
+    free(cw->lq_key);
+    uint64_t seen = cw->seen;
+    memset(cw, 0, sizeof *cw);
+    cw->seen = seen;
+}
+
+static void cached_workload_set(cached_workload *cw, json_t *wl, uint64_t rv)
+{
+    cached_workload_clear(cw);
+    cw->obj = wl;
+    cw->rv = rv;
+    if (!wl)
+        return;
+    const json_t *spec = json_object_get(wl, "spec");
+    const json_t *status = json_object_get(wl, "status");
+    const char *lq = json_string_value(json_object_get(spec, "queueName"));
+    cw->key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
+    cw->lq_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), lq ? lq : "");
+    cw->finished = ty_kueue_workload_finished(wl);
+    cw->deleting = ty_obj_deleting(wl);
+    cw->reserved = ty_kueue_workload_reserved(wl);
+    cw->inactive = json_is_false(json_object_get(spec, "active"));
+    cw->admission = json_object_get(status, "admission");
+    cw->admission_cq = json_string_value(json_object_get(cw->admission, "clusterQueue"));
+    cw->requeue_at_ms = ty_kueue_time_ms(
+        json_string_value(json_object_get(json_object_get(status, "requeueState"), "requeueAt")),
+        0);
+    const json_t *c = ty_kueue_condition(wl, "QuotaReserved");
+    cw->qr_status = json_string_value(json_object_get(c, "status"));
+    cw->qr_reason = json_string_value(json_object_get(c, "reason"));
+    cw->qr_message = json_string_value(json_object_get(c, "message"));
+}
 
 /* Changes are batched: a pass runs four times its own last duration after the first change,
  * so that with thousands of workloads (a pass of 50-100 ms) the loop still spends most of its
@@ -208,19 +253,18 @@ static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d,
     json_decref(next);
 }
 
-static bool same_string(const json_t *obj, const char *key, const char *value)
+static bool same_string(const char *cur, const char *value)
 {
-    const char *cur = json_string_value(json_object_get(obj, key));
     return cur && strcmp(cur, value) == 0;
 }
 
-static void pending(ty_admission *a, const json_t *wl, const char *message, int64_t now)
+static void pending(ty_admission *a, const cached_workload *cw, const char *message, int64_t now)
 {
     /* Most waiting workloads wait for the same reason as in the last pass: no copy for them. */
-    const json_t *c = ty_kueue_condition(wl, "QuotaReserved");
-    if (c && same_string(c, "status", "False") && same_string(c, "reason", "Pending") &&
-        same_string(c, "message", message))
+    if (same_string(cw->qr_status, "False") && same_string(cw->qr_reason, "Pending") &&
+        same_string(cw->qr_message, message))
         return;
+    const json_t *wl = cw->obj;
     json_t *next = json_deep_copy(wl);
     if (ty_kueue_set_condition(next, "QuotaReserved", "False", "Pending", message, now)) {
         write_status(a, "workloads", wl, next);
@@ -474,11 +518,12 @@ char *ty_admission_metrics(const ty_admission *a)
 
 /* Every Workload, in the store's order, parsed only when its resourceVersion moved since the
  * last pass; entries of deleted workloads go. */
-static json_t *list_workloads(ty_admission *a)
+static json_t *list_workloads(ty_admission *a, cached_workload ***listed)
 {
     ty_store_item *items = NULL;
     size_t n = ty_store_list_items(a->store, "workloads", NULL, &items);
     json_t *out = json_array();
+    *listed = ty_calloc(n + 1, sizeof **listed);
     uint64_t pass_no = a->passes + 1;
     for (size_t i = 0; i < n; i++) {
         cached_workload *cw = ty_map_gets(&a->workloads, items[i].key);
@@ -486,14 +531,14 @@ static json_t *list_workloads(ty_admission *a)
             cw = TY_NEW(cached_workload);
             ty_map_puts(&a->workloads, items[i].key, cw);
         }
-        if (!cw->obj || cw->rv != items[i].rv) {
-            json_decref(cw->obj);
-            cw->obj = json_loadb(items[i].text, items[i].len, 0, NULL);
-            cw->rv = items[i].rv;
-        }
+        if (!cw->obj || cw->rv != items[i].rv)
+            cached_workload_set(cw, json_loadb(items[i].text, items[i].len, 0, NULL),
+                                items[i].rv);
         cw->seen = pass_no;
-        if (cw->obj)
+        if (cw->obj) {
+            (*listed)[json_array_size(out)] = cw;
             json_array_append(out, cw->obj);
+        }
     }
     free(items);
     json_t *gone = json_array();
@@ -508,7 +553,7 @@ static json_t *list_workloads(ty_admission *a)
     json_array_foreach(gone, i, k)
     {
         cached_workload *cw = ty_map_dels(&a->workloads, json_string_value(k));
-        json_decref(cw->obj);
+        cached_workload_clear(cw);
         free(cw);
     }
     json_decref(gone);
@@ -520,7 +565,7 @@ static void free_workload_cache(ty_admission *a)
     const ty_map_slot *slot;
     for (size_t i = 0; ty_map_next(&a->workloads, &i, &slot);) {
         cached_workload *cw = slot->value;
-        json_decref(cw->obj);
+        cached_workload_clear(cw);
         free(cw);
     }
     ty_map_free(&a->workloads);
@@ -532,46 +577,41 @@ static void pass(void *ctx, const char *key)
     (void)key;
     int64_t now = ty_time_now_ns(), started = ty_time_mono_ns();
     ty_kueue_objects o;
-    ty_kueue_objects_load(a->store, &o, list_workloads(a));
+    cached_workload **listed;
+    ty_kueue_objects_load(a->store, &o, list_workloads(a, &listed));
     size_t nw = json_array_size(o.workloads);
     ty_kueue_route *routes = ty_calloc(nw + 1, sizeof *routes);
     json_t *inactive = json_object();
-    ty_sched *s = ty_kueue_snapshot(&o, a->fair_sharing, now / 1000000, routes, inactive);
+    ty_sched *s = ty_kueue_snapshot(&o, a->fair_sharing, now / 1000000, routes, inactive,
+                                    a->snapshot_cache);
     ty_sched_run(s);
 
     ty_map tallies = TY_MAP_INIT;
-    json_t *by_key = json_object(); /* "ns/name" -> workload, for victims */
     int64_t next_requeue = 0;
     for (size_t i = 0; i < nw; i++) {
-        const json_t *wl = json_array_get(o.workloads, i);
-        TY_AUTOFREE char *wkey = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
-        json_object_set(by_key, wkey, (json_t *)wl);
-        if (ty_kueue_workload_finished(wl) || ty_obj_deleting(wl))
+        const cached_workload *cw = listed[i];
+        const json_t *wl = cw->obj;
+        if (cw->finished || cw->deleting)
             continue;
-        const json_t *spec = json_object_get(wl, "spec");
-        const char *lq = json_string_value(json_object_get(spec, "queueName"));
-        TY_AUTOFREE char *lq_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), lq ? lq : "");
-        const json_t *admission = json_object_get(json_object_get(wl, "status"), "admission");
-        if (ty_kueue_workload_reserved(wl)) {
-            const char *cq = json_string_value(json_object_get(admission, "clusterQueue"));
-            tally *tc = tally_of(&tallies, cq ? cq : "");
-            tally *tl = tally_of(&tallies, lq_key);
+        if (cw->reserved) {
+            tally *tc = tally_of(&tallies, cw->admission_cq ? cw->admission_cq : "");
+            tally *tl = tally_of(&tallies, cw->lq_key);
             tc->reserving++;
             tl->reserving++;
-            tally_usage(tc, admission);
-            tally_usage(tl, admission);
+            tally_usage(tc, cw->admission);
+            tally_usage(tl, cw->admission);
             continue;
         }
-        if (json_is_false(json_object_get(spec, "active")))
+        if (cw->inactive)
             continue;
-        tally *tl = tally_of(&tallies, lq_key);
+        tally *tl = tally_of(&tallies, cw->lq_key);
         if (routes[i].problem) {
             tl->pending++;
-            pending(a, wl, routes[i].problem, now);
+            pending(a, cw, routes[i].problem, now);
             continue;
         }
         tally *tc = tally_of(&tallies, routes[i].cluster_queue);
-        const ty_sched_decision *d = ty_sched_decision_of(s, wkey);
+        const ty_sched_decision *d = ty_sched_decision_of(s, cw->key);
         if (d && d->verdict == TY_SCHED_ADMIT) {
             json_t *adm = admission_json(wl, d);
             admit(a, wl, d, adm, now);
@@ -584,13 +624,9 @@ static void pass(void *ctx, const char *key)
         }
         tc->pending++;
         tl->pending++;
-        pending(a, wl, d && d->message ? d->message : "waiting for the next scheduling pass",
+        pending(a, cw, d && d->message ? d->message : "waiting for the next scheduling pass",
                 now);
-        int64_t at = ty_kueue_time_ms(json_string_value(json_object_get(
-                                          json_object_get(json_object_get(wl, "status"),
-                                                          "requeueState"),
-                                          "requeueAt")),
-                                      0);
+        int64_t at = cw->requeue_at_ms;
         if (at > now / 1000000 && (!next_requeue || at < next_requeue))
             next_requeue = at;
     }
@@ -599,19 +635,20 @@ static void pass(void *ctx, const char *key)
         const ty_sched_decision *d = ty_sched_decision_at(s, i);
         if (d->verdict != TY_SCHED_PREEMPT)
             continue;
-        const json_t *preemptor = json_object_get(by_key, d->workload);
+        const cached_workload *pw = ty_map_gets(&a->workloads, d->workload);
+        const json_t *preemptor = pw ? pw->obj : NULL;
         const char *resource, *name, *job_uid = NULL;
         if (!preemptor || !ty_kueue_workload_job(preemptor, &resource, &name, &job_uid))
             job_uid = "";
         for (size_t v = 0; v < d->n_victims; v++) {
-            const json_t *victim = json_object_get(by_key, d->victims[v].workload);
-            if (!victim)
+            const cached_workload *vw = ty_map_gets(&a->workloads, d->victims[v].workload);
+            if (!vw || !vw->obj)
                 continue;
             TY_AUTOFREE char *msg = ty_asprintf(
                 "Preempted to accommodate a workload (UID: %s, JobUID: %s) due to %s",
                 preemptor ? ty_obj_uid(preemptor) : "", job_uid ? job_uid : "",
                 victim_words(d->victims[v].reason));
-            evict(a, victim, "Preempted", victim_reason(d->victims[v].reason), msg, now);
+            evict(a, vw->obj, "Preempted", victim_reason(d->victims[v].reason), msg, now);
         }
     }
     /* HoldAndDrain: admitted workloads of a stopped queue leave it. */
@@ -624,12 +661,11 @@ static void pass(void *ctx, const char *key)
         if (!stop || strcmp(stop, "HoldAndDrain") != 0)
             continue;
         for (size_t w = 0; w < nw; w++) {
-            const json_t *wl = json_array_get(o.workloads, w);
-            const char *in = json_string_value(json_object_get(
-                json_object_get(json_object_get(wl, "status"), "admission"), "clusterQueue"));
-            if (ty_kueue_workload_reserved(wl) && !ty_kueue_workload_finished(wl) && in &&
-                strcmp(in, ty_obj_name(cq)) == 0)
-                evict(a, wl, "ClusterQueueStopped", NULL, "The ClusterQueue is stopped", now);
+            const cached_workload *cw = listed[w];
+            if (cw->reserved && !cw->finished && cw->admission_cq &&
+                strcmp(cw->admission_cq, ty_obj_name(cq)) == 0)
+                evict(a, cw->obj, "ClusterQueueStopped", NULL, "The ClusterQueue is stopped",
+                      now);
         }
     }
     TY_AUTOBUF ty_buf metrics = TY_BUF_INIT;
@@ -652,7 +688,7 @@ static void pass(void *ctx, const char *key)
     int64_t took_ns = ty_time_mono_ns() - started;
     a->batch_ms = took_ns * 4 / 1000000;
     publish_metrics(a, &metrics, &st, (double)took_ns / 1e9);
-    json_decref(by_key);
+    free(listed);
     free_tallies(&tallies);
     json_decref(inactive);
     for (size_t w = 0; w < nw; w++)
@@ -668,6 +704,7 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
     a->store = store;
     a->fair_sharing = cfg && cfg->fair_sharing;
     a->queue = ty_queue_new(loop, pass, a);
+    a->snapshot_cache = ty_kueue_cache_new();
     a->events = ty_recorder_new(store, "kueue-admission");
     for (size_t i = 0; i < NWATCHED; i++)
         a->watch_ids[i] = ty_store_watch(store, watched[i], on_event, a);
@@ -685,5 +722,6 @@ void ty_admission_free(ty_admission *a)
     ty_recorder_free(a->events);
     free(a->metrics);
     free_workload_cache(a);
+    ty_kueue_cache_free(a->snapshot_cache);
     free(a);
 }
