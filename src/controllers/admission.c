@@ -12,6 +12,8 @@
 #include "base/time.h"
 #include "controllers/events.h"
 #include "controllers/kueue_int.h"
+#include "controllers/placement.h"
+#include "controllers/podutil.h"
 #include "controllers/queue.h"
 
 static const char *const watched[] = {"workloads", "clusterqueues", "localqueues",
@@ -30,6 +32,10 @@ struct ty_admission {
     int64_t batch_ms; /* how long changes gather before a pass: 4 x the last pass */
     ty_map workloads; /* "ns/name" -> cached_workload: parsed once per resourceVersion */
     ty_kueue_cache *snapshot_cache; /* the same workloads as the snapshot reads them */
+    /* "resource/ns/name" -> what the pass reads of that pod, node or namespace (relevant()) */
+    ty_map read_parts;
+    bool writing_status; /* inside our own status write */
+    uint64_t skipped_events;
 };
 
 /* Waiting workloads rarely change between passes; parsing each of thousands on every pass was
@@ -84,17 +90,79 @@ static void cached_workload_set(cached_workload *cw, json_t *wl, uint64_t rv)
     cw->qr_message = json_string_value(json_object_get(c, "message"));
 }
 
+/* What the pass reads of a pod, node or namespace, as one string (a new one): a change that
+ * leaves it the same cannot change a decision. A pod counts only on a node and until it ends;
+ * a namespace only through its labels (absent and empty labels match selectors alike). */
+static char *read_part(const char *resource, const json_t *obj)
+{
+    if (!obj)
+        return ty_strdup(strcmp(resource, "namespaces") == 0 ? "{}" : "");
+    json_t *part;
+    if (strcmp(resource, "pods") == 0) {
+        const json_t *spec = json_object_get(obj, "spec");
+        const char *node = json_string_value(json_object_get(spec, "nodeName"));
+        if (!node || ty_pod_terminated(obj))
+            return ty_strdup("");
+        const char *job = ty_obj_label(obj, "training.kubeflow.org/job-name");
+        const char *op = ty_obj_label(obj, "training.kubeflow.org/operator-name");
+        part = json_pack("{s:s,s:s?,s:s?,s:o}", "node", node, "job", job, "operator", op,
+                         "requests", ty_kueue_pod_requests(spec));
+    } else if (strcmp(resource, "nodes") == 0) {
+        const json_t *spec = json_object_get(obj, "spec");
+        part = json_pack("{s:O?,s:O?,s:O?,s:o}", "labels",
+                         json_object_get(json_object_get(obj, "metadata"), "labels"), "taints",
+                         json_object_get(spec, "taints"), "unschedulable",
+                         json_object_get(spec, "unschedulable"), "allocatable",
+                         ty_placement_allocatable(obj));
+    } else {
+        const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+        part = json_is_object(labels) ? json_incref((json_t *)labels) : json_object();
+    }
+    char *text = json_dumps(part, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(part);
+    return text ? text : ty_strdup("?");
+}
+
+/* Records what the pass reads of the object; returns whether it differs from what was
+ * recorded (a node that comes or goes always does). */
+static bool read_part_changed(ty_admission *a, ty_event_type type, const char *resource,
+                              const json_t *obj)
+{
+    TY_AUTOFREE char *key =
+        ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(obj), ty_obj_name(obj));
+    char *now = read_part(resource, type == TY_EVENT_DELETED ? NULL : obj);
+    char *before = ty_map_gets(&a->read_parts, key);
+    bool changed = strcmp(before ? before : "", now) != 0;
+    if (!before && strcmp(resource, "namespaces") == 0)
+        changed = strcmp(now, "{}") != 0;
+    if (strcmp(resource, "nodes") == 0 && type != TY_EVENT_MODIFIED)
+        changed = true;
+    if (type == TY_EVENT_DELETED) {
+        free(ty_map_dels(&a->read_parts, key));
+        free(now);
+    } else {
+        free(ty_map_puts(&a->read_parts, key, now));
+    }
+    return changed;
+}
+
 /* Changes are batched: a pass runs four times its own last duration after the first change,
- * so that with thousands of workloads (a pass of 50-100 ms) the loop still spends most of its
+ * so that with thousands of workloads (a pass of 10-50 ms) the loop still spends most of its
  * time serving the API and the other controllers, while a small cluster sees every change at
- * once. (The pass rebuilds its snapshot from the store each time; keeping the snapshot up to
- * date incrementally is what would make it cheap at that scale.) */
+ * once. Changes that cannot alter the outcome run no pass: a pod, node or namespace whose read
+ * part (read_part) stays the same, and the status this controller itself writes on queues
+ * (the snapshot reads their specs only; the same inputs give the same status again). */
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     ty_admission *a = ctx;
-    (void)type;
-    (void)obj;
-    (void)resource;
+    bool queue = strcmp(resource, "clusterqueues") == 0 || strcmp(resource, "localqueues") == 0;
+    bool read_in_part = strcmp(resource, "pods") == 0 || strcmp(resource, "nodes") == 0 ||
+                        strcmp(resource, "namespaces") == 0;
+    if ((queue && a->writing_status && type == TY_EVENT_MODIFIED) ||
+        (read_in_part && !read_part_changed(a, type, resource, obj))) {
+        a->skipped_events++;
+        return;
+    }
     ty_queue_add_after(a->queue, "pass", a->batch_ms);
 }
 
@@ -198,7 +266,10 @@ static void write_status(ty_admission *a, const char *resource, const json_t *be
     if (json_equal(json_object_get(before, "status"), json_object_get(after, "status")))
         return;
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update_status(a->store, resource, after, NULL, &err) < 0) {
+    a->writing_status = true;
+    int rc = ty_store_update_status(a->store, resource, after, NULL, &err);
+    a->writing_status = false;
+    if (rc < 0) {
         ty_debug("admission: %s %s: %s", resource, ty_obj_name(after), err.msg);
         ty_queue_add_after(a->queue, "pass", 100); /* a conflict: read again and retry */
     }
@@ -485,6 +556,10 @@ static void publish_metrics(ty_admission *a, const ty_buf *queues, const ty_sche
                 "victims.\n"
                 "# TYPE trainyard_preempted_workloads_total counter\n"
                 "trainyard_preempted_workloads_total %llu\n"
+                "# HELP trainyard_admission_skipped_events_total Changes that could not alter a "
+                "pass's outcome, so ran none.\n"
+                "# TYPE trainyard_admission_skipped_events_total counter\n"
+                "trainyard_admission_skipped_events_total %llu\n"
                 "# HELP trainyard_admission_pass_seconds Duration of the last admission pass.\n"
                 "# TYPE trainyard_admission_pass_seconds gauge\n"
                 "trainyard_admission_pass_seconds %.6f\n"
@@ -504,7 +579,8 @@ static void publish_metrics(ty_admission *a, const ty_buf *queues, const ty_sche
                 "# TYPE trainyard_gpu_fragmentation gauge\n"
                 "trainyard_gpu_fragmentation %.6f\n",
                 (unsigned long long)a->passes, (unsigned long long)a->admitted_total,
-                (unsigned long long)a->preempted_total, seconds, st->waiting + st->preempting,
+                (unsigned long long)a->preempted_total, (unsigned long long)a->skipped_events,
+                seconds, st->waiting + st->preempting,
                 (double)whole / 1000, (double)partial / 1000, st->nodes_wholly_free,
                 whole + partial > 0 ? (double)partial / (double)(whole + partial) : 0.0);
     free(a->metrics);
@@ -706,6 +782,15 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
     a->queue = ty_queue_new(loop, pass, a);
     a->snapshot_cache = ty_kueue_cache_new();
     a->events = ty_recorder_new(store, "kueue-admission");
+    const char *read_in_part[] = {"pods", "nodes", "namespaces"};
+    for (size_t r = 0; r < 3; r++) {
+        json_t *all = ty_store_list(store, read_in_part[r], NULL);
+        size_t i;
+        json_t *obj;
+        json_array_foreach(all, i, obj)
+            read_part_changed(a, TY_EVENT_ADDED, read_in_part[r], obj);
+        json_decref(all);
+    }
     for (size_t i = 0; i < NWATCHED; i++)
         a->watch_ids[i] = ty_store_watch(store, watched[i], on_event, a);
     ty_queue_add(a->queue, "pass");
@@ -723,5 +808,9 @@ void ty_admission_free(ty_admission *a)
     free(a->metrics);
     free_workload_cache(a);
     ty_kueue_cache_free(a->snapshot_cache);
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(&a->read_parts, &i, &slot);)
+        free(slot->value);
+    ty_map_free(&a->read_parts);
     free(a);
 }
