@@ -10,9 +10,10 @@
  *   - a pass after one new Workload (R times, median): what a job created through the API
  *     costs the loop once thousands wait;
  *   - a pass after a change that concerns no Workload (a namespace label; R times, median).
- * For each: the controller's own pass time (trainyard_admission_pass_seconds) and the loop's
- * busy time until it is idle again (the pass plus the status writes it makes, and any pass
- * those writes cause), with the number of passes. */
+ * For each, one line "label|pass ms|loop busy ms|passes": the controller's own time for its
+ * last pass (trainyard_admission_pass_seconds; 0 when no pass ran), the loop's busy time until
+ * it is idle again (the passes plus the status writes they make), and the number of passes
+ * (the mean over the R repetitions); the times are medians. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,19 +77,26 @@ typedef struct {
     int passes;
 } outcome;
 
-/* Runs the loop until no pass has run for 300 ms (passes are batched after a change, by up
- * to 4x the last pass): how long the loop was busy, how many passes ran, the last's time. */
+/* Runs the loop until no pass has run for 300 ms plus 5x the last pass (passes are batched
+ * after a change, by 4x the last pass): how long the loop was busy, how many passes ran, and
+ * the last one's time (0 when none ran). */
 static outcome settle(uv_loop_t *loop, ty_admission *a)
 {
     outcome o = {0};
     double p0 = metric(a, "trainyard_admission_passes_total");
+    p0 = p0 < 0 ? 0 : p0;
     double last_change = now_ms();
     double seen = p0;
-    while (now_ms() - last_change < 300) {
+    for (;;) {
+        double last = metric(a, "trainyard_admission_pass_seconds"); /* -1 before a pass */
+        double window = 300 + 5 * (last > 0 ? last : 0) * 1e3;
+        if (now_ms() - last_change >= window)
+            break;
         double t0 = now_ms();
         int more = uv_run(loop, UV_RUN_NOWAIT);
         double t1 = now_ms();
         double p = metric(a, "trainyard_admission_passes_total");
+        p = p < 0 ? 0 : p;
         if (p != seen) {
             o.busy_ms += t1 - t0;
             seen = p;
@@ -99,8 +107,8 @@ static outcome settle(uv_loop_t *loop, ty_admission *a)
         struct timespec nap = {0, 200000};
         nanosleep(&nap, NULL);
     }
-    o.passes = (int)(seen - (p0 < 0 ? 0 : p0));
-    o.pass_ms = metric(a, "trainyard_admission_pass_seconds") * 1e3;
+    o.passes = (int)(seen - p0);
+    o.pass_ms = o.passes ? metric(a, "trainyard_admission_pass_seconds") * 1e3 : 0;
     return o;
 }
 
@@ -120,8 +128,8 @@ static void report(const char *what, outcome *o, int r)
     }
     qsort(busy, (size_t)r, sizeof *busy, compare_double);
     qsort(pass, (size_t)r, sizeof *pass, compare_double);
-    printf("%-34s pass %8.2f ms   loop busy %8.2f ms   passes %.1f   (median of %d)\n", what,
-           pass[r / 2], busy[r / 2], passes / r, r);
+    /* label|pass ms|loop busy ms|passes (mean): bench/admission.sh puts two runs side by side */
+    printf("%s|%.2f|%.2f|%.1f\n", what, pass[r / 2], busy[r / 2], passes / r);
 }
 
 int main(int argc, char **argv)
@@ -160,8 +168,7 @@ int main(int argc, char **argv)
         create_workload(s, i);
     ty_admission *a = ty_admission_new(&loop, s, NULL);
     outcome first = settle(&loop, a);
-    printf("N=%d pending workloads\n", n);
-    report("first pass (all new):", &first, 1);
+        report("first pass (all new):", &first, 1);
     outcome *o = calloc((size_t)r, sizeof *o);
     for (int i = 0; i < r; i++) {
         create_workload(s, n + i);

@@ -494,6 +494,12 @@ struct ty_kueue_cache {
     ty_map entries;
     uint64_t pass;
     size_t parsed; /* entries parsed in the last snapshot */
+    /* The last snapshot's entries in its order. A store lists in one order (by namespace and
+     * name) and mostly the same objects from one pass to the next, so walking this beside
+     * the new list finds most entries by the object alone, with no key to build or look up:
+     * an entry holds its object, so no other object can have its address meanwhile. */
+    wl_entry **last;
+    size_t n_last;
 };
 
 ty_kueue_cache *ty_kueue_cache_new(void)
@@ -509,6 +515,7 @@ void ty_kueue_cache_free(ty_kueue_cache *c)
     for (size_t i = 0; ty_map_next(&c->entries, &i, &slot);)
         entry_free(slot->value);
     ty_map_free(&c->entries);
+    free(c->last);
     free(c);
 }
 
@@ -527,20 +534,41 @@ static wl_entry **entries_of(const ty_kueue_objects *o, ty_kueue_cache *c)
         c->pass++;
         c->parsed = 0;
     }
+    size_t j = 0; /* where this list stands in the last one */
+    /* Entries replaced here may still be in c->last, which this loop reads: freed after it. */
+    wl_entry **retired = ty_calloc(n + 1, sizeof *retired);
+    size_t n_retired = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *wl = json_array_get(o->workloads, i);
+        if (c) {
+            /* The same object as in the last list, at the same place or one further (the
+             * one before it gone). */
+            size_t k = j < c->n_last && c->last[j]->obj == wl           ? j
+                       : j + 1 < c->n_last && c->last[j + 1]->obj == wl ? j + 1
+                                                                        : SIZE_MAX;
+            if (k != SIZE_MAX) {
+                j = k + 1;
+                c->last[k]->seen = c->pass;
+                out[i] = c->last[k];
+                continue;
+            }
+        }
         const char *rv = json_string_value(
             json_object_get(json_object_get(wl, "metadata"), "resourceVersion"));
-        if (!c || !rv) {
+        if (!c) {
             out[i] = entry_parse(wl);
             continue;
         }
         TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
         wl_entry *e = ty_map_gets(&c->entries, key);
-        if (!e || !e->rv || strcmp(e->rv, rv) != 0) {
-            entry_free(e);
+        /* A changed object stands where its old one stood: step past that. */
+        if (e && j < c->n_last && c->last[j] == e)
+            j++;
+        if (!e || !e->rv || !rv || strcmp(e->rv, rv) != 0) {
+            if (e)
+                retired[n_retired++] = e;
             e = entry_parse(wl);
-            e->rv = ty_strdup(rv);
+            e->rv = rv ? ty_strdup(rv) : NULL;
             ty_map_puts(&c->entries, key, e);
             c->parsed++;
         }
@@ -548,6 +576,10 @@ static wl_entry **entries_of(const ty_kueue_objects *o, ty_kueue_cache *c)
         out[i] = e;
     }
     if (c) {
+        free(c->last);
+        c->last = ty_malloc((n + 1) * sizeof *out);
+        memcpy(c->last, out, (n + 1) * sizeof *out);
+        c->n_last = n;
         /* Entries of workloads gone from the store go too. */
         json_t *gone = json_array();
         const ty_map_slot *slot;
@@ -559,6 +591,9 @@ static wl_entry **entries_of(const ty_kueue_objects *o, ty_kueue_cache *c)
         json_array_foreach(gone, i, k) entry_free(ty_map_dels(&c->entries, json_string_value(k)));
         json_decref(gone);
     }
+    for (size_t r = 0; r < n_retired; r++)
+        entry_free(retired[r]);
+    free(retired);
     return out;
 }
 
