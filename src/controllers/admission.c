@@ -34,7 +34,8 @@ struct ty_admission {
     ty_kueue_cache *snapshot_cache; /* the same workloads as the snapshot reads them */
     /* "resource/ns/name" -> what the pass reads of that pod, node or namespace (relevant()) */
     ty_map read_parts;
-    bool writing_status; /* inside our own status write */
+    bool writing_status;  /* inside our own status write */
+    bool writing_pending; /* ... of a waiting workload's QuotaReserved=False reason */
     uint64_t skipped_events;
 };
 
@@ -150,15 +151,18 @@ static bool read_part_changed(ty_admission *a, ty_event_type type, const char *r
  * so that with thousands of workloads (a pass of 10-50 ms) the loop still spends most of its
  * time serving the API and the other controllers, while a small cluster sees every change at
  * once. Changes that cannot alter the outcome run no pass: a pod, node or namespace whose read
- * part (read_part) stays the same, and the status this controller itself writes on queues
- * (the snapshot reads their specs only; the same inputs give the same status again). */
+ * part (read_part) stays the same; the status this controller itself writes on queues (the
+ * snapshot reads their specs only; the same inputs give the same status again), and the reason
+ * it writes on a waiting workload (QuotaReserved=False: the snapshot reads QuotaReserved only
+ * when True, so it decides the same again and the reason stays). */
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     ty_admission *a = ctx;
     bool queue = strcmp(resource, "clusterqueues") == 0 || strcmp(resource, "localqueues") == 0;
     bool read_in_part = strcmp(resource, "pods") == 0 || strcmp(resource, "nodes") == 0 ||
                         strcmp(resource, "namespaces") == 0;
-    if ((queue && a->writing_status && type == TY_EVENT_MODIFIED) ||
+    bool own = a->writing_status && type == TY_EVENT_MODIFIED;
+    if ((own && queue) || (own && a->writing_pending && strcmp(resource, "workloads") == 0) ||
         (read_in_part && !read_part_changed(a, type, resource, obj))) {
         a->skipped_events++;
         return;
@@ -338,7 +342,9 @@ static void pending(ty_admission *a, const cached_workload *cw, const char *mess
     const json_t *wl = cw->obj;
     json_t *next = json_deep_copy(wl);
     if (ty_kueue_set_condition(next, "QuotaReserved", "False", "Pending", message, now)) {
+        a->writing_pending = true;
         write_status(a, "workloads", wl, next);
+        a->writing_pending = false;
         ty_event(a->events, next, "Warning", "Pending", "%s", message);
     }
     json_decref(next);

@@ -85,7 +85,7 @@ static void add_flavor(ty_sched *s, const json_t *rf)
 /* A Workload as the snapshot reads it: its states and its scheduling core input, parsed once
  * per resourceVersion when a cache keeps it (the strings point into `obj`, which it holds). */
 typedef struct wl_entry {
-    char *rv; /* metadata.resourceVersion; NULL: the entry is not kept */
+    char *rv; /* metadata.resourceVersion; NULL (none): parsed again unless the same object */
     json_t *obj;
     char *key; /* "ns/name" */
     bool finished, deleting, reserved, inactive, ok, has_job;
@@ -488,8 +488,8 @@ static void add_workload(ty_sched *s, wl_entry *e, const char *cq)
     ty_error_clear(&err);
 }
 
-/* Entries by "ns/name". Only resourceVersion tells an entry is current: the store gives every
- * write a new one, a recreated object included. */
+/* Entries by "ns/name". An entry is current for the object it holds, and for any object with
+ * its resourceVersion: the store gives every write a new one, a recreated object included. */
 struct ty_kueue_cache {
     ty_map entries;
     uint64_t pass;

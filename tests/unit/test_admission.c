@@ -1,6 +1,7 @@
 /* The admission controller (controllers/admission.h) on a loop over an in-memory store: which
  * changes run a pass. Changes that cannot alter its outcome (a pod that is on no node, a
- * node's heartbeat, a namespace without labels, the queue status it writes itself) run none;
+ * node's heartbeat, a namespace without labels, the queue status and waiting reasons it
+ * writes itself) run none;
  * every other change does, and its outcome shows. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -138,8 +139,11 @@ Test(admission, changes_that_cannot_alter_a_pass_run_none)
         "{\"metadata\":{\"name\":\"two\",\"namespace\":\"ml\"},\"spec\":{\"queueName\":\"main\","
         "\"podSets\":[{\"name\":\"w\",\"count\":1,\"template\":{\"spec\":{\"containers\":[{"
         "\"name\":\"c\",\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"2\"}}}]}}}]}}");
-    settle(&loop, a);
+    cr_assert_eq(settle(&loop, a), 1, "a workload that waits: not another for the reason written");
     cr_assert_not(reserved(s, "two"), "6 + 4 of 8 GPUs are held");
+    json_t *two = ty_store_get(s, "workloads", "ml", "two");
+    cr_assert(ty_kueue_condition_is(two, "QuotaReserved", "False"));
+    json_decref(two);
     edit(s, "pods", "ml", "unbound", "status", "{\"phase\":\"Failed\"}", true);
     cr_assert_geq(settle(&loop, a), 1, "a bound pod that ends");
     cr_assert(reserved(s, "two"));
