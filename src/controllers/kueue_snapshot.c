@@ -87,7 +87,8 @@ static void add_flavor(ty_sched *s, const json_t *rf)
 typedef struct wl_entry {
     char *rv; /* metadata.resourceVersion; NULL (none): parsed again unless the same object */
     json_t *obj;
-    char *key; /* "ns/name" */
+    char *key;       /* "ns/name" */
+    char *queue_key; /* "ns/queueName": workloads with one route */
     bool finished, deleting, reserved, inactive, ok, has_job;
     const char *admission_cq, *queue_name, *job_resource, *job_name;
     ty_sched_workload w; /* w.cluster_queue is set per pass */
@@ -394,6 +395,7 @@ static void entry_free(wl_entry *e)
     free(e->adm);
     json_decref(e->reqs);
     free(e->key);
+    free(e->queue_key);
     free(e->rv);
     json_decref(e->obj);
     free(e);
@@ -411,6 +413,7 @@ static wl_entry *entry_parse(json_t *wl)
     const json_t *status = json_object_get(wl, "status");
     e->inactive = json_is_false(json_object_get(spec, "active"));
     e->queue_name = json_string_value(json_object_get(spec, "queueName"));
+    e->queue_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), e->queue_name ? e->queue_name : "");
     e->admission_cq = json_string_value(
         json_object_get(json_object_get(status, "admission"), "clusterQueue"));
     const char *uid;
@@ -629,16 +632,14 @@ ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_
         }
         if (e->inactive)
             continue;
-        TY_AUTOFREE char *qkey = ty_asprintf("%s/%s", ty_obj_namespace(e->obj),
-                                             e->queue_name ? e->queue_name : "");
-        const json_t *first = json_object_get(by_queue, qkey);
+        const json_t *first = json_object_get(by_queue, e->queue_key);
         if (first && e->queue_name) {
             const ty_kueue_route *r = &routes[json_integer_value(first)];
             routes[i].cluster_queue = r->cluster_queue;
             routes[i].problem = r->problem ? ty_strdup(r->problem) : NULL;
         } else {
             routes[i] = route_of(e->obj, o, s, inactive);
-            json_object_set_new(by_queue, qkey, json_integer((json_int_t)i));
+            json_object_set_new(by_queue, e->queue_key, json_integer((json_int_t)i));
         }
         if (routes[i].cluster_queue)
             add_workload(s, e, routes[i].cluster_queue);
