@@ -32,7 +32,7 @@ struct ty_admission {
     int64_t batch_ms; /* how long changes gather before a pass: 4 x the last pass */
     ty_map workloads; /* "ns/name" -> cached_workload: parsed once per resourceVersion */
     ty_kueue_cache *snapshot_cache; /* the same workloads as the snapshot reads them */
-    /* "resource/ns/name" -> what the pass reads of that pod, node or namespace (relevant()) */
+    /* "resource/ns/name" -> what the pass reads of that pod, node or namespace (read_part) */
     ty_map read_parts;
     bool writing_status;  /* inside our own status write */
     bool writing_pending; /* ... of a waiting workload's QuotaReserved=False reason */
