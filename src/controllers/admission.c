@@ -12,6 +12,8 @@
 #include "base/time.h"
 #include "controllers/events.h"
 #include "controllers/kueue_int.h"
+#include "controllers/placement.h"
+#include "controllers/podutil.h"
 #include "controllers/queue.h"
 
 static const char *const watched[] = {"workloads", "clusterqueues", "localqueues",
@@ -29,6 +31,12 @@ struct ty_admission {
     char *metrics;
     int64_t batch_ms; /* how long changes gather before a pass: 4 x the last pass */
     ty_map workloads; /* "ns/name" -> cached_workload: parsed once per resourceVersion */
+    ty_kueue_cache *snapshot_cache; /* the same workloads as the snapshot reads them */
+    /* "resource/ns/name" -> what the pass reads of that pod, node or namespace (read_part) */
+    ty_map read_parts;
+    bool writing_status;  /* inside our own status write */
+    bool writing_pending; /* ... of a waiting workload's QuotaReserved=False reason */
+    uint64_t skipped_events;
 };
 
 /* Waiting workloads rarely change between passes; parsing each of thousands on every pass was
@@ -37,19 +45,128 @@ typedef struct cached_workload {
     uint64_t rv;
     json_t *obj;
     uint64_t seen; /* the pass that last listed it */
+    /* What the pass reads of it, worked out when it is parsed (strings borrowed from obj). */
+    char *key, *lq_key; /* "ns/name", "ns/queueName" */
+    bool finished, deleting, reserved, inactive;
+    const json_t *admission;
+    const char *admission_cq;
+    int64_t requeue_at_ms;
+    const char *qr_status, *qr_reason, *qr_message; /* of QuotaReserved; NULL when absent */
 } cached_workload;
 
+static void cached_workload_clear(cached_workload *cw)
+{
+    json_decref(cw->obj);
+    free(cw->key);
+    free(cw->lq_key);
+    uint64_t seen = cw->seen;
+    memset(cw, 0, sizeof *cw);
+    cw->seen = seen;
+}
+
+static void cached_workload_set(cached_workload *cw, json_t *wl, uint64_t rv)
+{
+    cached_workload_clear(cw);
+    cw->obj = wl;
+    cw->rv = rv;
+    if (!wl)
+        return;
+    const json_t *spec = json_object_get(wl, "spec");
+    const json_t *status = json_object_get(wl, "status");
+    const char *lq = json_string_value(json_object_get(spec, "queueName"));
+    cw->key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
+    cw->lq_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), lq ? lq : "");
+    cw->finished = ty_kueue_workload_finished(wl);
+    cw->deleting = ty_obj_deleting(wl);
+    cw->reserved = ty_kueue_workload_reserved(wl);
+    cw->inactive = json_is_false(json_object_get(spec, "active"));
+    cw->admission = json_object_get(status, "admission");
+    cw->admission_cq = json_string_value(json_object_get(cw->admission, "clusterQueue"));
+    cw->requeue_at_ms = ty_kueue_time_ms(
+        json_string_value(json_object_get(json_object_get(status, "requeueState"), "requeueAt")),
+        0);
+    const json_t *c = ty_kueue_condition(wl, "QuotaReserved");
+    cw->qr_status = json_string_value(json_object_get(c, "status"));
+    cw->qr_reason = json_string_value(json_object_get(c, "reason"));
+    cw->qr_message = json_string_value(json_object_get(c, "message"));
+}
+
+/* What the pass reads of a pod, node or namespace, as one string (a new one): a change that
+ * leaves it the same cannot change a decision. A pod counts only on a node and until it ends;
+ * a namespace only through its labels (absent and empty labels match selectors alike). */
+static char *read_part(const char *resource, const json_t *obj)
+{
+    if (!obj)
+        return ty_strdup(strcmp(resource, "namespaces") == 0 ? "{}" : "");
+    json_t *part;
+    if (strcmp(resource, "pods") == 0) {
+        const json_t *spec = json_object_get(obj, "spec");
+        const char *node = json_string_value(json_object_get(spec, "nodeName"));
+        if (!node || ty_pod_terminated(obj))
+            return ty_strdup("");
+        const char *job = ty_obj_label(obj, "training.kubeflow.org/job-name");
+        const char *op = ty_obj_label(obj, "training.kubeflow.org/operator-name");
+        part = json_pack("{s:s,s:s?,s:s?,s:o}", "node", node, "job", job, "operator", op,
+                         "requests", ty_kueue_pod_requests(spec));
+    } else if (strcmp(resource, "nodes") == 0) {
+        const json_t *spec = json_object_get(obj, "spec");
+        part = json_pack("{s:O?,s:O?,s:O?,s:o}", "labels",
+                         json_object_get(json_object_get(obj, "metadata"), "labels"), "taints",
+                         json_object_get(spec, "taints"), "unschedulable",
+                         json_object_get(spec, "unschedulable"), "allocatable",
+                         ty_placement_allocatable(obj));
+    } else {
+        const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+        part = json_is_object(labels) ? json_incref((json_t *)labels) : json_object();
+    }
+    char *text = json_dumps(part, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(part);
+    return text ? text : ty_strdup("?");
+}
+
+/* Records what the pass reads of the object; returns whether it differs from what was
+ * recorded (a node that comes or goes always does). */
+static bool read_part_changed(ty_admission *a, ty_event_type type, const char *resource,
+                              const json_t *obj)
+{
+    TY_AUTOFREE char *key =
+        ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(obj), ty_obj_name(obj));
+    char *now = read_part(resource, type == TY_EVENT_DELETED ? NULL : obj);
+    char *before = ty_map_gets(&a->read_parts, key);
+    bool changed = strcmp(before ? before : "", now) != 0;
+    if (!before && strcmp(resource, "namespaces") == 0)
+        changed = strcmp(now, "{}") != 0;
+    if (strcmp(resource, "nodes") == 0 && type != TY_EVENT_MODIFIED)
+        changed = true;
+    if (type == TY_EVENT_DELETED) {
+        free(ty_map_dels(&a->read_parts, key));
+        free(now);
+    } else {
+        free(ty_map_puts(&a->read_parts, key, now));
+    }
+    return changed;
+}
+
 /* Changes are batched: a pass runs four times its own last duration after the first change,
- * so that with thousands of workloads (a pass of 50-100 ms) the loop still spends most of its
+ * so that with thousands of workloads (a pass of 10-50 ms) the loop still spends most of its
  * time serving the API and the other controllers, while a small cluster sees every change at
- * once. (The pass rebuilds its snapshot from the store each time; keeping the snapshot up to
- * date incrementally is what would make it cheap at that scale.) */
+ * once. Changes that cannot alter the outcome run no pass: a pod, node or namespace whose read
+ * part (read_part) stays the same; the status this controller itself writes on queues (the
+ * snapshot reads their specs only; the same inputs give the same status again), and the reason
+ * it writes on a waiting workload (QuotaReserved=False: the snapshot reads QuotaReserved only
+ * when True, so it decides the same again and the reason stays). */
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     ty_admission *a = ctx;
-    (void)type;
-    (void)obj;
-    (void)resource;
+    bool queue = strcmp(resource, "clusterqueues") == 0 || strcmp(resource, "localqueues") == 0;
+    bool read_in_part = strcmp(resource, "pods") == 0 || strcmp(resource, "nodes") == 0 ||
+                        strcmp(resource, "namespaces") == 0;
+    bool own = a->writing_status && type == TY_EVENT_MODIFIED;
+    if ((own && queue) || (own && a->writing_pending && strcmp(resource, "workloads") == 0) ||
+        (read_in_part && !read_part_changed(a, type, resource, obj))) {
+        a->skipped_events++;
+        return;
+    }
     ty_queue_add_after(a->queue, "pass", a->batch_ms);
 }
 
@@ -153,7 +270,10 @@ static void write_status(ty_admission *a, const char *resource, const json_t *be
     if (json_equal(json_object_get(before, "status"), json_object_get(after, "status")))
         return;
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update_status(a->store, resource, after, NULL, &err) < 0) {
+    a->writing_status = true;
+    int rc = ty_store_update_status(a->store, resource, after, NULL, &err);
+    a->writing_status = false;
+    if (rc < 0) {
         ty_debug("admission: %s %s: %s", resource, ty_obj_name(after), err.msg);
         ty_queue_add_after(a->queue, "pass", 100); /* a conflict: read again and retry */
     }
@@ -208,22 +328,23 @@ static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d,
     json_decref(next);
 }
 
-static bool same_string(const json_t *obj, const char *key, const char *value)
+static bool same_string(const char *cur, const char *value)
 {
-    const char *cur = json_string_value(json_object_get(obj, key));
     return cur && strcmp(cur, value) == 0;
 }
 
-static void pending(ty_admission *a, const json_t *wl, const char *message, int64_t now)
+static void pending(ty_admission *a, const cached_workload *cw, const char *message, int64_t now)
 {
     /* Most waiting workloads wait for the same reason as in the last pass: no copy for them. */
-    const json_t *c = ty_kueue_condition(wl, "QuotaReserved");
-    if (c && same_string(c, "status", "False") && same_string(c, "reason", "Pending") &&
-        same_string(c, "message", message))
+    if (same_string(cw->qr_status, "False") && same_string(cw->qr_reason, "Pending") &&
+        same_string(cw->qr_message, message))
         return;
+    const json_t *wl = cw->obj;
     json_t *next = json_deep_copy(wl);
     if (ty_kueue_set_condition(next, "QuotaReserved", "False", "Pending", message, now)) {
+        a->writing_pending = true;
         write_status(a, "workloads", wl, next);
+        a->writing_pending = false;
         ty_event(a->events, next, "Warning", "Pending", "%s", message);
     }
     json_decref(next);
@@ -441,6 +562,10 @@ static void publish_metrics(ty_admission *a, const ty_buf *queues, const ty_sche
                 "victims.\n"
                 "# TYPE trainyard_preempted_workloads_total counter\n"
                 "trainyard_preempted_workloads_total %llu\n"
+                "# HELP trainyard_admission_skipped_events_total Changes that could not alter a "
+                "pass's outcome, so ran none.\n"
+                "# TYPE trainyard_admission_skipped_events_total counter\n"
+                "trainyard_admission_skipped_events_total %llu\n"
                 "# HELP trainyard_admission_pass_seconds Duration of the last admission pass.\n"
                 "# TYPE trainyard_admission_pass_seconds gauge\n"
                 "trainyard_admission_pass_seconds %.6f\n"
@@ -460,7 +585,8 @@ static void publish_metrics(ty_admission *a, const ty_buf *queues, const ty_sche
                 "# TYPE trainyard_gpu_fragmentation gauge\n"
                 "trainyard_gpu_fragmentation %.6f\n",
                 (unsigned long long)a->passes, (unsigned long long)a->admitted_total,
-                (unsigned long long)a->preempted_total, seconds, st->waiting + st->preempting,
+                (unsigned long long)a->preempted_total, (unsigned long long)a->skipped_events,
+                seconds, st->waiting + st->preempting,
                 (double)whole / 1000, (double)partial / 1000, st->nodes_wholly_free,
                 whole + partial > 0 ? (double)partial / (double)(whole + partial) : 0.0);
     free(a->metrics);
@@ -474,11 +600,12 @@ char *ty_admission_metrics(const ty_admission *a)
 
 /* Every Workload, in the store's order, parsed only when its resourceVersion moved since the
  * last pass; entries of deleted workloads go. */
-static json_t *list_workloads(ty_admission *a)
+static json_t *list_workloads(ty_admission *a, cached_workload ***listed)
 {
     ty_store_item *items = NULL;
     size_t n = ty_store_list_items(a->store, "workloads", NULL, &items);
     json_t *out = json_array();
+    *listed = ty_calloc(n + 1, sizeof **listed);
     uint64_t pass_no = a->passes + 1;
     for (size_t i = 0; i < n; i++) {
         cached_workload *cw = ty_map_gets(&a->workloads, items[i].key);
@@ -486,14 +613,14 @@ static json_t *list_workloads(ty_admission *a)
             cw = TY_NEW(cached_workload);
             ty_map_puts(&a->workloads, items[i].key, cw);
         }
-        if (!cw->obj || cw->rv != items[i].rv) {
-            json_decref(cw->obj);
-            cw->obj = json_loadb(items[i].text, items[i].len, 0, NULL);
-            cw->rv = items[i].rv;
-        }
+        if (!cw->obj || cw->rv != items[i].rv)
+            cached_workload_set(cw, json_loadb(items[i].text, items[i].len, 0, NULL),
+                                items[i].rv);
         cw->seen = pass_no;
-        if (cw->obj)
+        if (cw->obj) {
+            (*listed)[json_array_size(out)] = cw;
             json_array_append(out, cw->obj);
+        }
     }
     free(items);
     json_t *gone = json_array();
@@ -508,7 +635,7 @@ static json_t *list_workloads(ty_admission *a)
     json_array_foreach(gone, i, k)
     {
         cached_workload *cw = ty_map_dels(&a->workloads, json_string_value(k));
-        json_decref(cw->obj);
+        cached_workload_clear(cw);
         free(cw);
     }
     json_decref(gone);
@@ -520,7 +647,7 @@ static void free_workload_cache(ty_admission *a)
     const ty_map_slot *slot;
     for (size_t i = 0; ty_map_next(&a->workloads, &i, &slot);) {
         cached_workload *cw = slot->value;
-        json_decref(cw->obj);
+        cached_workload_clear(cw);
         free(cw);
     }
     ty_map_free(&a->workloads);
@@ -532,46 +659,41 @@ static void pass(void *ctx, const char *key)
     (void)key;
     int64_t now = ty_time_now_ns(), started = ty_time_mono_ns();
     ty_kueue_objects o;
-    ty_kueue_objects_load(a->store, &o, list_workloads(a));
+    cached_workload **listed;
+    ty_kueue_objects_load(a->store, &o, list_workloads(a, &listed));
     size_t nw = json_array_size(o.workloads);
     ty_kueue_route *routes = ty_calloc(nw + 1, sizeof *routes);
     json_t *inactive = json_object();
-    ty_sched *s = ty_kueue_snapshot(&o, a->fair_sharing, now / 1000000, routes, inactive);
+    ty_sched *s = ty_kueue_snapshot(&o, a->fair_sharing, now / 1000000, routes, inactive,
+                                    a->snapshot_cache);
     ty_sched_run(s);
 
     ty_map tallies = TY_MAP_INIT;
-    json_t *by_key = json_object(); /* "ns/name" -> workload, for victims */
     int64_t next_requeue = 0;
     for (size_t i = 0; i < nw; i++) {
-        const json_t *wl = json_array_get(o.workloads, i);
-        TY_AUTOFREE char *wkey = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
-        json_object_set(by_key, wkey, (json_t *)wl);
-        if (ty_kueue_workload_finished(wl) || ty_obj_deleting(wl))
+        const cached_workload *cw = listed[i];
+        const json_t *wl = cw->obj;
+        if (cw->finished || cw->deleting)
             continue;
-        const json_t *spec = json_object_get(wl, "spec");
-        const char *lq = json_string_value(json_object_get(spec, "queueName"));
-        TY_AUTOFREE char *lq_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), lq ? lq : "");
-        const json_t *admission = json_object_get(json_object_get(wl, "status"), "admission");
-        if (ty_kueue_workload_reserved(wl)) {
-            const char *cq = json_string_value(json_object_get(admission, "clusterQueue"));
-            tally *tc = tally_of(&tallies, cq ? cq : "");
-            tally *tl = tally_of(&tallies, lq_key);
+        if (cw->reserved) {
+            tally *tc = tally_of(&tallies, cw->admission_cq ? cw->admission_cq : "");
+            tally *tl = tally_of(&tallies, cw->lq_key);
             tc->reserving++;
             tl->reserving++;
-            tally_usage(tc, admission);
-            tally_usage(tl, admission);
+            tally_usage(tc, cw->admission);
+            tally_usage(tl, cw->admission);
             continue;
         }
-        if (json_is_false(json_object_get(spec, "active")))
+        if (cw->inactive)
             continue;
-        tally *tl = tally_of(&tallies, lq_key);
+        tally *tl = tally_of(&tallies, cw->lq_key);
         if (routes[i].problem) {
             tl->pending++;
-            pending(a, wl, routes[i].problem, now);
+            pending(a, cw, routes[i].problem, now);
             continue;
         }
         tally *tc = tally_of(&tallies, routes[i].cluster_queue);
-        const ty_sched_decision *d = ty_sched_decision_of(s, wkey);
+        const ty_sched_decision *d = ty_sched_decision_of(s, cw->key);
         if (d && d->verdict == TY_SCHED_ADMIT) {
             json_t *adm = admission_json(wl, d);
             admit(a, wl, d, adm, now);
@@ -584,13 +706,9 @@ static void pass(void *ctx, const char *key)
         }
         tc->pending++;
         tl->pending++;
-        pending(a, wl, d && d->message ? d->message : "waiting for the next scheduling pass",
+        pending(a, cw, d && d->message ? d->message : "waiting for the next scheduling pass",
                 now);
-        int64_t at = ty_kueue_time_ms(json_string_value(json_object_get(
-                                          json_object_get(json_object_get(wl, "status"),
-                                                          "requeueState"),
-                                          "requeueAt")),
-                                      0);
+        int64_t at = cw->requeue_at_ms;
         if (at > now / 1000000 && (!next_requeue || at < next_requeue))
             next_requeue = at;
     }
@@ -599,19 +717,20 @@ static void pass(void *ctx, const char *key)
         const ty_sched_decision *d = ty_sched_decision_at(s, i);
         if (d->verdict != TY_SCHED_PREEMPT)
             continue;
-        const json_t *preemptor = json_object_get(by_key, d->workload);
+        const cached_workload *pw = ty_map_gets(&a->workloads, d->workload);
+        const json_t *preemptor = pw ? pw->obj : NULL;
         const char *resource, *name, *job_uid = NULL;
         if (!preemptor || !ty_kueue_workload_job(preemptor, &resource, &name, &job_uid))
             job_uid = "";
         for (size_t v = 0; v < d->n_victims; v++) {
-            const json_t *victim = json_object_get(by_key, d->victims[v].workload);
-            if (!victim)
+            const cached_workload *vw = ty_map_gets(&a->workloads, d->victims[v].workload);
+            if (!vw || !vw->obj)
                 continue;
             TY_AUTOFREE char *msg = ty_asprintf(
                 "Preempted to accommodate a workload (UID: %s, JobUID: %s) due to %s",
                 preemptor ? ty_obj_uid(preemptor) : "", job_uid ? job_uid : "",
                 victim_words(d->victims[v].reason));
-            evict(a, victim, "Preempted", victim_reason(d->victims[v].reason), msg, now);
+            evict(a, vw->obj, "Preempted", victim_reason(d->victims[v].reason), msg, now);
         }
     }
     /* HoldAndDrain: admitted workloads of a stopped queue leave it. */
@@ -624,12 +743,11 @@ static void pass(void *ctx, const char *key)
         if (!stop || strcmp(stop, "HoldAndDrain") != 0)
             continue;
         for (size_t w = 0; w < nw; w++) {
-            const json_t *wl = json_array_get(o.workloads, w);
-            const char *in = json_string_value(json_object_get(
-                json_object_get(json_object_get(wl, "status"), "admission"), "clusterQueue"));
-            if (ty_kueue_workload_reserved(wl) && !ty_kueue_workload_finished(wl) && in &&
-                strcmp(in, ty_obj_name(cq)) == 0)
-                evict(a, wl, "ClusterQueueStopped", NULL, "The ClusterQueue is stopped", now);
+            const cached_workload *cw = listed[w];
+            if (cw->reserved && !cw->finished && cw->admission_cq &&
+                strcmp(cw->admission_cq, ty_obj_name(cq)) == 0)
+                evict(a, cw->obj, "ClusterQueueStopped", NULL, "The ClusterQueue is stopped",
+                      now);
         }
     }
     TY_AUTOBUF ty_buf metrics = TY_BUF_INIT;
@@ -652,7 +770,7 @@ static void pass(void *ctx, const char *key)
     int64_t took_ns = ty_time_mono_ns() - started;
     a->batch_ms = took_ns * 4 / 1000000;
     publish_metrics(a, &metrics, &st, (double)took_ns / 1e9);
-    json_decref(by_key);
+    free(listed);
     free_tallies(&tallies);
     json_decref(inactive);
     for (size_t w = 0; w < nw; w++)
@@ -668,7 +786,17 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
     a->store = store;
     a->fair_sharing = cfg && cfg->fair_sharing;
     a->queue = ty_queue_new(loop, pass, a);
+    a->snapshot_cache = ty_kueue_cache_new();
     a->events = ty_recorder_new(store, "kueue-admission");
+    const char *read_in_part[] = {"pods", "nodes", "namespaces"};
+    for (size_t r = 0; r < 3; r++) {
+        json_t *all = ty_store_list(store, read_in_part[r], NULL);
+        size_t i;
+        json_t *obj;
+        json_array_foreach(all, i, obj)
+            read_part_changed(a, TY_EVENT_ADDED, read_in_part[r], obj);
+        json_decref(all);
+    }
     for (size_t i = 0; i < NWATCHED; i++)
         a->watch_ids[i] = ty_store_watch(store, watched[i], on_event, a);
     ty_queue_add(a->queue, "pass");
@@ -685,5 +813,10 @@ void ty_admission_free(ty_admission *a)
     ty_recorder_free(a->events);
     free(a->metrics);
     free_workload_cache(a);
+    ty_kueue_cache_free(a->snapshot_cache);
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(&a->read_parts, &i, &slot);)
+        free(slot->value);
+    ty_map_free(&a->read_parts);
     free(a);
 }

@@ -1,9 +1,11 @@
 /* The admission controller: Kueue's queue manager and scheduler over the store.
  *
- * On any change to Workloads, ClusterQueues, LocalQueues, ResourceFlavors, nodes, pods or
- * namespaces it runs one pass (changes coalesce into one): it builds the scheduling core's
- * snapshot from the stored objects (controllers/kueue_snapshot.c), runs it (sched/sched.h) and
- * writes the outcome back as Kueue does:
+ * On a change to Workloads, ClusterQueues, LocalQueues, ResourceFlavors, nodes, pods or
+ * namespaces that can alter its outcome it runs one pass (changes coalesce into one; a pod on
+ * no node, a node's heartbeat, a namespace's unlabelled metadata and the queue status it wrote
+ * itself run none): it builds the scheduling core's snapshot from the stored objects
+ * (controllers/kueue_snapshot.c; Workloads parsed once per resourceVersion), runs it
+ * (sched/sched.h) and writes the outcome back as Kueue does:
  * - an admitted Workload gets status.admission (the ClusterQueue, per pod set the flavor of each
  *   resource, the usage, the count, and a topologyAssignment with the node of every pod) and
  *   the conditions QuotaReserved=True and Admitted=True (there are no admission checks);
@@ -40,7 +42,8 @@ void ty_admission_free(ty_admission *a);
 /* The last pass in Prometheus' text format (a new string, caller frees; NULL before the first
  * pass): Kueue's kueue_pending_workloads, kueue_admitted_active_workloads,
  * kueue_cluster_queue_resource_reservation and kueue_cluster_queue_nominal_quota per cluster
- * queue, and trainyard's pass counters, pass duration and GPU fragmentation. */
+ * queue, and trainyard's pass counters (passes, admitted, preempted, changes that ran no pass),
+ * pass duration and GPU fragmentation. */
 char *ty_admission_metrics(const ty_admission *a);
 
 #endif

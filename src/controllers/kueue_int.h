@@ -62,10 +62,23 @@ void ty_kueue_objects_free(ty_kueue_objects *o);
 bool ty_kueue_workload_finished(const json_t *wl);
 bool ty_kueue_workload_reserved(const json_t *wl); /* QuotaReserved=True with an admission */
 
+/* What a snapshot parsed of each Workload (its states, its pod sets as the core's input), kept
+ * from one snapshot to the next by "ns/name" and reused while metadata.resourceVersion is the
+ * same: with thousands of waiting workloads, parsing them all again was most of a pass.
+ * Entries of workloads no longer listed are dropped by the next snapshot. */
+typedef struct ty_kueue_cache ty_kueue_cache;
+ty_kueue_cache *ty_kueue_cache_new(void);
+void ty_kueue_cache_free(ty_kueue_cache *c);
+/* How many workloads the last snapshot had to parse (the others came from the cache). */
+size_t ty_kueue_cache_parsed(const ty_kueue_cache *c);
+
 /* Builds the scheduling core's snapshot. routes[i] (one per o->workloads entry, zeroed by the
  * caller) receives, for pending workloads that cannot be queued, the reason. Cluster queues
- * whose flavors do not all exist are left out and reported in `inactive` (name -> reason). */
+ * whose flavors do not all exist are left out and reported in `inactive` (name -> reason).
+ * `cache` (may be NULL: everything is parsed) must only ever see objects of one store, whose
+ * resourceVersions are unique; objects without one are parsed every time. The snapshot is the
+ * same with or without it. */
 ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_t now_ms,
-                            ty_kueue_route *routes, json_t *inactive);
+                            ty_kueue_route *routes, json_t *inactive, ty_kueue_cache *cache);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "api/selector.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "controllers/kueue_int.h"
@@ -81,19 +82,32 @@ static void add_flavor(ty_sched *s, const json_t *rf)
     ty_error_clear(&err);
 }
 
+/* A Workload as the snapshot reads it: its states and its scheduling core input, parsed once
+ * per resourceVersion when a cache keeps it (the strings point into `obj`, which it holds). */
+typedef struct wl_entry {
+    char *rv; /* metadata.resourceVersion; NULL (none): parsed again unless the same object */
+    json_t *obj;
+    char *key;       /* "ns/name" */
+    char *queue_key; /* "ns/queueName": workloads with one route */
+    bool finished, deleting, reserved, inactive, ok, has_job;
+    const char *admission_cq, *queue_name, *job_resource, *job_name;
+    ty_sched_workload w; /* w.cluster_queue is set per pass */
+    ty_sched_pod_set *ps;
+    ty_sched_pod_set_admission *adm;
+    json_t *reqs; /* the pod sets' requests, which ps[].requests' names point into */
+    uint64_t seen;
+} wl_entry;
+
 /* "resource/ns/name" of the jobs whose Workloads hold quota: their pods are counted through
  * the Workload's placement, not as foreign usage of the node. */
-static json_t *queued_jobs(const ty_kueue_objects *o)
+static json_t *queued_jobs(const ty_kueue_objects *o, wl_entry *const *entries)
 {
     json_t *set = json_object();
-    size_t i;
-    json_t *wl;
-    json_array_foreach(o->workloads, i, wl)
-    {
-        const char *resource, *name, *uid;
-        if (ty_kueue_workload_reserved(wl) && !ty_kueue_workload_finished(wl) &&
-            ty_kueue_workload_job(wl, &resource, &name, &uid)) {
-            TY_AUTOFREE char *key = ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(wl), name);
+    for (size_t i = 0; i < json_array_size(o->workloads); i++) {
+        const wl_entry *e = entries[i];
+        if (e->reserved && !e->finished && e->has_job) {
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s/%s", e->job_resource,
+                                                ty_obj_namespace(e->obj), e->job_name);
             json_object_set_new(set, key, json_true());
         }
     }
@@ -106,9 +120,9 @@ static const char *pod_job_resource(const json_t *pod)
     return op && strcmp(op, "tfjob-controller") == 0 ? "tfjobs" : "pytorchjobs";
 }
 
-static void add_nodes(ty_sched *s, const ty_kueue_objects *o)
+static void add_nodes(ty_sched *s, const ty_kueue_objects *o, wl_entry *const *entries)
 {
-    json_t *queued = queued_jobs(o);
+    json_t *queued = queued_jobs(o, entries);
     json_t *used = json_object(); /* node -> {resource: milli} */
     size_t i;
     json_t *pod;
@@ -366,113 +380,271 @@ static bool admission_of(const json_t *psa, const json_t *requests, int32_t coun
     return n == count;
 }
 
-static void add_workload(ty_sched *s, const json_t *wl, const char *cq)
+static void entry_free(wl_entry *e)
 {
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->w.n_pod_sets; i++) {
+        free((void *)e->ps[i].requests);
+        free((void *)e->ps[i].node_selector);
+        free((void *)e->ps[i].tolerations);
+        free((void *)e->adm[i].flavors);
+        free((void *)e->adm[i].nodes);
+    }
+    free(e->ps);
+    free(e->adm);
+    json_decref(e->reqs);
+    free(e->key);
+    free(e->queue_key);
+    free(e->rv);
+    json_decref(e->obj);
+    free(e);
+}
+
+static wl_entry *entry_parse(json_t *wl)
+{
+    wl_entry *e = TY_NEW(wl_entry);
+    e->obj = json_incref(wl);
+    e->key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
+    e->finished = ty_kueue_workload_finished(wl);
+    e->deleting = ty_obj_deleting(wl);
+    e->reserved = ty_kueue_workload_reserved(wl);
     const json_t *spec = json_object_get(wl, "spec");
+    const json_t *status = json_object_get(wl, "status");
+    e->inactive = json_is_false(json_object_get(spec, "active"));
+    e->queue_name = json_string_value(json_object_get(spec, "queueName"));
+    e->queue_key = ty_asprintf("%s/%s", ty_obj_namespace(wl), e->queue_name ? e->queue_name : "");
+    e->admission_cq = json_string_value(
+        json_object_get(json_object_get(status, "admission"), "clusterQueue"));
+    const char *uid;
+    e->has_job = ty_kueue_workload_job(wl, &e->job_resource, &e->job_name, &uid);
+
     const json_t *sets = json_object_get(spec, "podSets");
     size_t np = json_array_size(sets);
-    bool reserved = ty_kueue_workload_reserved(wl);
-    const json_t *assignments = json_object_get(
-        json_object_get(json_object_get(wl, "status"), "admission"), "podSetAssignments");
-    ty_sched_pod_set *ps = ty_calloc(np + 1, sizeof *ps);
-    ty_sched_pod_set_admission *adm = ty_calloc(np + 1, sizeof *adm);
-    json_t *reqs = json_array();
-    bool ok = true;
+    const json_t *assignments =
+        json_object_get(json_object_get(status, "admission"), "podSetAssignments");
+    e->ps = ty_calloc(np + 1, sizeof *e->ps);
+    e->adm = ty_calloc(np + 1, sizeof *e->adm);
+    e->reqs = json_array();
+    e->ok = true;
     for (size_t i = 0; i < np; i++) {
         const json_t *p = json_array_get(sets, i);
         const json_t *pspec = json_object_get(json_object_get(p, "template"), "spec");
         json_t *req = ty_kueue_pod_requests(pspec);
-        json_array_append_new(reqs, req);
+        json_array_append_new(e->reqs, req);
         size_t nr, nsel, ntol;
         json_int_t count = json_integer_value(json_object_get(p, "count"));
-        ps[i] = (ty_sched_pod_set){
+        e->ps[i] = (ty_sched_pod_set){
             json_string_value(json_object_get(p, "name")),
             (int32_t)(count > 0 ? count : 1),
             amounts_of(req, &nr), 0,
             labels_of(json_object_get(pspec, "nodeSelector"), &nsel), 0,
             tolerations_of(json_object_get(pspec, "tolerations"), &ntol), 0};
-        ps[i].n_requests = nr;
-        ps[i].n_node_selector = nsel;
-        ps[i].n_tolerations = ntol;
-        if (reserved) {
+        e->ps[i].n_requests = nr;
+        e->ps[i].n_node_selector = nsel;
+        e->ps[i].n_tolerations = ntol;
+        if (e->reserved) {
             const json_t *psa = NULL;
             size_t a;
             json_t *x;
             json_array_foreach(assignments, a, x)
             {
                 const char *n = json_string_value(json_object_get(x, "name"));
-                if (n && ps[i].name && strcmp(n, ps[i].name) == 0)
+                if (n && e->ps[i].name && strcmp(n, e->ps[i].name) == 0)
                     psa = x;
             }
             const char **flavors = ty_calloc(nr + 1, sizeof *flavors);
-            const char **nodes = ty_calloc((size_t)ps[i].count + 1, sizeof *nodes);
-            adm[i] = (ty_sched_pod_set_admission){flavors, nodes};
-            ok &= psa && admission_of(psa, req, ps[i].count, flavors, nodes);
+            const char **nodes = ty_calloc((size_t)e->ps[i].count + 1, sizeof *nodes);
+            e->adm[i] = (ty_sched_pod_set_admission){flavors, nodes};
+            e->ok &= psa && admission_of(psa, req, e->ps[i].count, flavors, nodes);
         }
     }
-    const json_t *rs = json_object_get(json_object_get(wl, "status"), "requeueState");
-    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
-    ty_sched_workload w = {
-        .key = key,
-        .cluster_queue = cq,
+    const json_t *rs = json_object_get(status, "requeueState");
+    e->w = (ty_sched_workload){
+        .key = e->key,
         .priority = (int32_t)json_integer_value(json_object_get(spec, "priority")),
         .queued_at_ms = queued_at(wl),
         .eligible_at_ms =
             ty_kueue_time_ms(json_string_value(json_object_get(rs, "requeueAt")), 0),
-        .pod_sets = ps,
+        .pod_sets = e->ps,
         .n_pod_sets = np,
-        .admitted = reserved,
-        .evicting = reserved && ty_kueue_condition_is(wl, "Evicted", "True"),
+        .admitted = e->reserved,
+        .evicting = e->reserved && ty_kueue_condition_is(wl, "Evicted", "True"),
         .admitted_at_ms = ty_kueue_time_ms(
             json_string_value(json_object_get(ty_kueue_condition(wl, "QuotaReserved"),
                                               "lastTransitionTime")),
             0),
-        .admission = reserved ? adm : NULL,
+        .admission = e->reserved ? e->adm : NULL,
     };
+    return e;
+}
+
+static void add_workload(ty_sched *s, wl_entry *e, const char *cq)
+{
     ty_error err = TY_ERROR_INIT;
-    if (!ok)
-        ty_debug("admission: workload %s: its admission does not match its pod sets", key);
-    else if (ty_sched_add_workload(s, &w, &err) < 0)
-        ty_debug("admission: workload %s: %s", key, err.msg);
+    e->w.cluster_queue = cq;
+    if (!e->ok)
+        ty_debug("admission: workload %s: its admission does not match its pod sets", e->key);
+    else if (ty_sched_add_workload(s, &e->w, &err) < 0)
+        ty_debug("admission: workload %s: %s", e->key, err.msg);
+    e->w.cluster_queue = NULL;
     ty_error_clear(&err);
-    for (size_t i = 0; i < np; i++) {
-        free((void *)ps[i].requests);
-        free((void *)ps[i].node_selector);
-        free((void *)ps[i].tolerations);
-        free((void *)adm[i].flavors);
-        free((void *)adm[i].nodes);
+}
+
+/* Entries by "ns/name". An entry is current for the object it holds, and for any object with
+ * its resourceVersion: the store gives every write a new one, a recreated object included. */
+struct ty_kueue_cache {
+    ty_map entries;
+    uint64_t pass;
+    size_t parsed; /* entries parsed in the last snapshot */
+    /* The last snapshot's entries in its order. A store lists in one order (by namespace and
+     * name) and mostly the same objects from one pass to the next, so walking this beside
+     * the new list finds most entries by the object alone, with no key to build or look up:
+     * an entry holds its object, so no other object can have its address meanwhile. */
+    wl_entry **last;
+    size_t n_last;
+};
+
+ty_kueue_cache *ty_kueue_cache_new(void)
+{
+    return TY_NEW(ty_kueue_cache);
+}
+
+void ty_kueue_cache_free(ty_kueue_cache *c)
+{
+    if (!c)
+        return;
+    const ty_map_slot *slot;
+    for (size_t i = 0; ty_map_next(&c->entries, &i, &slot);)
+        entry_free(slot->value);
+    ty_map_free(&c->entries);
+    free(c->last);
+    free(c);
+}
+
+size_t ty_kueue_cache_parsed(const ty_kueue_cache *c)
+{
+    return c ? c->parsed : 0;
+}
+
+/* The entry of each workload, from the cache when its resourceVersion is the one parsed;
+ * without a cache every entry is new (and freed by entries_done). */
+static wl_entry **entries_of(const ty_kueue_objects *o, ty_kueue_cache *c)
+{
+    size_t n = json_array_size(o->workloads);
+    wl_entry **out = ty_calloc(n + 1, sizeof *out);
+    if (c) {
+        c->pass++;
+        c->parsed = 0;
     }
-    free(ps);
-    free(adm);
-    json_decref(reqs);
+    size_t j = 0; /* where this list stands in the last one */
+    /* Entries replaced here may still be in c->last, which this loop reads: freed after it. */
+    wl_entry **retired = ty_calloc(n + 1, sizeof *retired);
+    size_t n_retired = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *wl = json_array_get(o->workloads, i);
+        if (c) {
+            /* The same object as in the last list, at the same place or one further (the
+             * one before it gone). */
+            size_t k = j < c->n_last && c->last[j]->obj == wl           ? j
+                       : j + 1 < c->n_last && c->last[j + 1]->obj == wl ? j + 1
+                                                                        : SIZE_MAX;
+            if (k != SIZE_MAX) {
+                j = k + 1;
+                c->last[k]->seen = c->pass;
+                out[i] = c->last[k];
+                continue;
+            }
+        }
+        const char *rv = json_string_value(
+            json_object_get(json_object_get(wl, "metadata"), "resourceVersion"));
+        if (!c) {
+            out[i] = entry_parse(wl);
+            continue;
+        }
+        TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(wl), ty_obj_name(wl));
+        wl_entry *e = ty_map_gets(&c->entries, key);
+        /* A changed object stands where its old one stood: step past that. */
+        if (e && j < c->n_last && c->last[j] == e)
+            j++;
+        if (!e || !e->rv || !rv || strcmp(e->rv, rv) != 0) {
+            if (e)
+                retired[n_retired++] = e;
+            e = entry_parse(wl);
+            e->rv = rv ? ty_strdup(rv) : NULL;
+            ty_map_puts(&c->entries, key, e);
+            c->parsed++;
+        }
+        e->seen = c->pass;
+        out[i] = e;
+    }
+    if (c) {
+        free(c->last);
+        c->last = ty_malloc((n + 1) * sizeof *out);
+        memcpy(c->last, out, (n + 1) * sizeof *out);
+        c->n_last = n;
+        /* Entries of workloads gone from the store go too. */
+        json_t *gone = json_array();
+        const ty_map_slot *slot;
+        for (size_t i = 0; ty_map_next(&c->entries, &i, &slot);)
+            if (((wl_entry *)slot->value)->seen != c->pass)
+                json_array_append_new(gone, json_string(slot->key));
+        size_t i;
+        json_t *k;
+        json_array_foreach(gone, i, k) entry_free(ty_map_dels(&c->entries, json_string_value(k)));
+        json_decref(gone);
+    }
+    for (size_t r = 0; r < n_retired; r++)
+        entry_free(retired[r]);
+    free(retired);
+    return out;
+}
+
+static void entries_done(wl_entry **entries, size_t n, const ty_kueue_cache *c)
+{
+    for (size_t i = 0; !c && i < n; i++)
+        entry_free(entries[i]);
+    free(entries);
 }
 
 ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_t now_ms,
-                            ty_kueue_route *routes, json_t *inactive)
+                            ty_kueue_route *routes, json_t *inactive, ty_kueue_cache *cache)
 {
     ty_sched_config cfg = {.fair_sharing = fair_sharing, .now_ms = now_ms};
     ty_sched *s = ty_sched_new(&cfg);
+    size_t n = json_array_size(o->workloads);
+    wl_entry **entries = entries_of(o, cache);
     size_t i;
     json_t *x;
     json_array_foreach(o->flavors, i, x) add_flavor(s, x);
-    add_nodes(s, o);
+    add_nodes(s, o, entries);
     json_array_foreach(o->cluster_queues, i, x) add_cluster_queue(s, x, o, inactive);
-    json_array_foreach(o->workloads, i, x)
-    {
-        if (ty_kueue_workload_finished(x) || ty_obj_deleting(x))
+    /* Workloads of one LocalQueue share their route: worked out once per pass. */
+    json_t *by_queue = json_object(); /* "ns/queue" -> index of the first workload routed */
+    for (i = 0; i < n; i++) {
+        wl_entry *e = entries[i];
+        if (e->finished || e->deleting)
             continue;
-        if (ty_kueue_workload_reserved(x)) {
-            const char *cq = json_string_value(json_object_get(
-                json_object_get(json_object_get(x, "status"), "admission"), "clusterQueue"));
-            if (cq && !json_object_get(inactive, cq))
-                add_workload(s, x, cq);
+        if (e->reserved) {
+            if (e->admission_cq && !json_object_get(inactive, e->admission_cq))
+                add_workload(s, e, e->admission_cq);
             continue;
         }
-        if (json_is_false(json_object_get(json_object_get(x, "spec"), "active")))
+        if (e->inactive)
             continue;
-        routes[i] = route_of(x, o, s, inactive);
+        const json_t *first = json_object_get(by_queue, e->queue_key);
+        if (first && e->queue_name) {
+            const ty_kueue_route *r = &routes[json_integer_value(first)];
+            routes[i].cluster_queue = r->cluster_queue;
+            routes[i].problem = r->problem ? ty_strdup(r->problem) : NULL;
+        } else {
+            routes[i] = route_of(e->obj, o, s, inactive);
+            json_object_set_new(by_queue, e->queue_key, json_integer((json_int_t)i));
+        }
         if (routes[i].cluster_queue)
-            add_workload(s, x, routes[i].cluster_queue);
+            add_workload(s, e, routes[i].cluster_queue);
     }
+    json_decref(by_queue);
+    entries_done(entries, n, cache);
     return s;
 }

@@ -61,7 +61,7 @@ static void build(snap *x, const char *flavors, const char *cqs, const char *lqs
                             "{\"metadata\":{\"name\":\"web\"}}]");
     x->routes = calloc(json_array_size(x->o.workloads) + 1, sizeof *x->routes);
     x->inactive = json_object();
-    x->s = ty_kueue_snapshot(&x->o, false, 1000, x->routes, x->inactive);
+    x->s = ty_kueue_snapshot(&x->o, false, 1000, x->routes, x->inactive, NULL);
     ty_sched_run(x->s);
 }
 
