@@ -8,7 +8,8 @@
 #   wrk GET one object >= 20,000 req/s and >= 1/2 of nginx serving a file of the same size
 #   wrk LIST ?labelSelector=shard=s7 (100 of 10,000) >= 500 req/s, beside nginx with its bytes
 #   create seen by a watcher < 5 ms p99 beside: write+fsync of 2.5 KB on the same file system,
-#                                       back to back and 20 ms apart as the creates are
+#                                       back to back and 20 ms apart as the creates are, and
+#                                       the same probe creating small Events
 # Everything on loopback; every process started here is stopped on exit.
 # N=... objects (default 10000), D=... wrk seconds (default 5), W=... watched creates (500, twice).
 set -euo pipefail
@@ -188,4 +189,8 @@ $PY $CLIENT watchlat "$url" "$W" 20 | sed 's/$/   [target p99 < 5 ms]/'
 $PY $CLIENT fsync "$data" "$W" | sed 's/^/  baseline: /'
 # the disk (and the machine) answer later after an idle gap: the baseline of the second mode
 $PY $CLIENT fsync "$data" "$W" 20 | sed 's/^/  baseline: /'
+# the same probe with small Events (no controller, little validation): what the disk, the
+# wake-ups of an idle machine and the client cost, whatever the server does for a job
+$PY $CLIENT watchlat "$url" "$W" 0 events | sed 's/^/  baseline: /'
+$PY $CLIENT watchlat "$url" "$W" 20 events | sed 's/^/  baseline: /'
 echo "server RSS at the end: $(rss_mib "$server") MiB"
