@@ -54,40 +54,89 @@ const char *ty_json_skip_value(const char *p, const char *end)
     return q > p ? q : NULL;
 }
 
+/* One member of an object's text: *p is at the member's key (or at the closing brace). On
+ * success (1) *k and *klen are the key as written (callers compare plain keys), *v to *ve
+ * the value's text, and *p is past it and its comma. 0 at the closing brace, -1 when the
+ * text is not an object's. */
+static int next_member(const char **p, const char *end, const char **k, size_t *klen,
+                       const char **v, const char **ve)
+{
+    const char *q = ty_json_skip_ws(*p, end);
+    if (q < end && *q == '}')
+        return 0;
+    const char *ke = q < end && *q == '"' ? ty_json_skip_string(q, end) : NULL;
+    if (!ke)
+        return -1;
+    *k = q + 1;
+    *klen = (size_t)(ke - 1 - *k);
+    q = ty_json_skip_ws(ke, end);
+    if (q >= end || *q != ':')
+        return -1;
+    *v = ty_json_skip_ws(q + 1, end);
+    if (!(*ve = ty_json_skip_value(*v, end)))
+        return -1;
+    q = ty_json_skip_ws(*ve, end);
+    if (q < end && *q == ',')
+        q++;
+    else if (q >= end || *q != '}')
+        return -1;
+    *p = q;
+    return 1;
+}
+
+/* p past an object's opening brace, or NULL when the text there is not an object. */
+static const char *object_start(const char *p, const char *end)
+{
+    p = ty_json_skip_ws(p, end);
+    return p < end && *p == '{' ? p + 1 : NULL;
+}
+
 bool ty_json_members(const char *json, size_t len, const char *const *names, size_t n,
                      const char **vals, size_t *lens)
 {
     for (size_t i = 0; i < n; i++)
         vals[i] = NULL, lens[i] = 0;
-    const char *p = json, *end = json + len;
-    p = ty_json_skip_ws(p, end);
-    if (p >= end || *p != '{')
+    const char *end = json + len, *p = object_start(json, end);
+    if (!p)
         return false;
-    p = ty_json_skip_ws(p + 1, end);
-    while (p < end && *p == '"') {
-        const char *k = p + 1, *ke = ty_json_skip_string(p, end);
-        if (!ke)
-            return false;
-        p = ty_json_skip_ws(ke, end);
-        if (p >= end || *p != ':')
-            return false;
-        const char *v = ty_json_skip_ws(p + 1, end);
-        const char *ve = ty_json_skip_value(v, end);
-        if (!ve)
-            return false;
-        size_t klen = (size_t)(ke - 1 - k);
+    const char *k, *v, *ve;
+    size_t klen;
+    int rc;
+    while ((rc = next_member(&p, end, &k, &klen, &v, &ve)) > 0) {
         for (size_t i = 0; i < n; i++) {
             if (strlen(names[i]) == klen && memcmp(k, names[i], klen) == 0) {
                 vals[i] = v;
                 lens[i] = (size_t)(ve - v);
             }
         }
-        p = ty_json_skip_ws(ve, end);
-        if (p >= end || *p != ',')
-            break;
-        p = ty_json_skip_ws(p + 1, end);
     }
-    return true;
+    return rc == 0;
+}
+
+/* The element of the array whose text starts at p (past whitespace) that `seg` names: an index,
+ * or "-1" for the last; NULL when there is none. */
+static const char *element(const char *p, const char *end, const char *seg, size_t seglen)
+{
+    bool last = seglen == 2 && strncmp(seg, "-1", 2) == 0;
+    char *num_end;
+    long want = last ? -1 : strtol(seg, &num_end, 10);
+    if (!last && (num_end != seg + seglen || want < 0))
+        return NULL;
+    const char *elem = NULL;
+    p = ty_json_skip_ws(p + 1, end);
+    for (long i = 0; p < end && *p != ']'; i++) {
+        const char *e = ty_json_skip_value(p, end);
+        if (!e)
+            return NULL;
+        if (last || i == want)
+            elem = p;
+        if (i == want)
+            break;
+        p = ty_json_skip_ws(e, end);
+        if (p < end && *p == ',')
+            p = ty_json_skip_ws(p + 1, end);
+    }
+    return elem;
 }
 
 bool ty_json_text_at(const char *json, size_t len, const char *path, const char **val,
@@ -100,53 +149,18 @@ bool ty_json_text_at(const char *json, size_t len, const char *path, const char 
         if (p >= end)
             return false;
         if (*p == '{') {
-            p = ty_json_skip_ws(p + 1, end);
-            const char *found = NULL;
-            while (!found && p < end && *p == '"') {
-                const char *k = p + 1, *ke = ty_json_skip_string(p, end);
-                if (!ke)
-                    return false;
-                p = ty_json_skip_ws(ke, end);
-                if (p >= end || *p != ':')
-                    return false;
-                const char *v = ty_json_skip_ws(p + 1, end);
-                if ((size_t)(ke - 1 - k) == seg && memcmp(k, path, seg) == 0) {
+            const char *k, *v, *ve, *found = NULL;
+            size_t klen;
+            p++;
+            while (!found && next_member(&p, end, &k, &klen, &v, &ve) > 0)
+                if (klen == seg && memcmp(k, path, seg) == 0)
                     found = v;
-                    break;
-                }
-                if (!(p = ty_json_skip_value(v, end)))
-                    return false;
-                p = ty_json_skip_ws(p, end);
-                if (p >= end || *p != ',')
-                    return false;
-                p = ty_json_skip_ws(p + 1, end);
-            }
             if (!found)
                 return false;
             p = found;
         } else if (*p == '[') {
-            bool last = seg == 2 && strncmp(path, "-1", 2) == 0;
-            char *num_end;
-            long want = last ? -1 : strtol(path, &num_end, 10);
-            if (!last && (num_end != path + seg || want < 0))
+            if (!(p = element(p, end, path, seg)))
                 return false;
-            const char *elem = NULL;
-            p = ty_json_skip_ws(p + 1, end);
-            for (long i = 0; p < end && *p != ']'; i++) {
-                const char *e = ty_json_skip_value(p, end);
-                if (!e)
-                    return false;
-                if (last || i == want)
-                    elem = p;
-                if (i == want)
-                    break;
-                p = ty_json_skip_ws(e, end);
-                if (p < end && *p == ',')
-                    p = ty_json_skip_ws(p + 1, end);
-            }
-            if (!elem)
-                return false;
-            p = elem;
         } else {
             return false;
         }
