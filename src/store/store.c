@@ -2343,6 +2343,21 @@ static int resume_cascades(ty_store *s, ty_error *err)
     return rc;
 }
 
+/* The first write of a connection starts its WAL: SQLite writes the header, syncs it, and
+ * syncs the directory too (three fsyncs, up to tens of ms on a disk busy with what the loading
+ * left dirty). Done here, with the revision counter as the write, rather than in the commit
+ * of the first request after a start. */
+static int start_wal(ty_store *s, ty_error *err)
+{
+    if (db_exec(s->begin_stmt) < 0)
+        return db_fail(s, err, "begin");
+    if (db_revision(s, s->revision, err) < 0)
+        return -1;
+    if (db_exec(s->commit_stmt) < 0)
+        return db_fail(s, err, "commit");
+    return 0;
+}
+
 int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
 {
     *out = NULL;
@@ -2388,7 +2403,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         return -1;
     }
     if (load(s, db_path, err) < 0 || ty_store_ensure_namespace(s, "default", err) < 0 ||
-        resume_cascades(s, err) < 0) {
+        resume_cascades(s, err) < 0 || start_wal(s, err) < 0) {
         ty_store_free(s);
         return -1;
     }
