@@ -7,6 +7,8 @@ Talks plain HTTP/1.1 to the API server on loopback (http.client keeps the connec
                         0.2 ms); repeat N times, print the median (ARGV gets SIGTERM)
   fsync DIR N [GAP]     baseline for watchlat: write+fsync of 2.5 KB in DIR (GAP ms apart),
                         p50/p99
+  body jobs|events      print the JSON watch_probe.c POSTs: the job (or Event) watchlat creates,
+                        with @NAME@ for its name
   watchlat URL N [GAP] [events]
                         open a watch on pytorchjobs, create N more one by one (GAP ms apart), time
                         create-sent -> ADDED-event-received for each; print p50/p90/p99. With
@@ -198,7 +200,16 @@ def fsync(d, n, gap_ms=0):
     print(f"write+fsync of 2.5 KB, {n} times{how}: {pcts(lat)}")
 
 
+def body(what):
+    obj = event_template() if what == "events" else named(template(), "", 0)
+    obj["metadata"]["name"] = "@NAME@"
+    print(json.dumps(obj, separators=(",", ":")))
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "body":
+        body(sys.argv[2])
+        sys.exit(0)
     cmd, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if cmd == "restart":
         restart(url, n, sys.argv[4:])

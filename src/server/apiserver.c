@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,7 @@ struct ty_apiserver {
     int open_handles; /* freed when the last of poll/timer is closed */
     bool stopping;
     bool kicked; /* kick() was called since the last MHD_run began */
+    bool streamed; /* a stream handed bytes to MHD since the last MHD_run began */
     ty_map label_views; /* "resource\x1fns" -> label_view, see label_view_of() */
     res_info *res;
     size_t nres;
@@ -1738,6 +1740,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             ty_buf_reset(&st->out);
             st->off = 0;
         }
+        st->srv->streamed = true;
         return (ssize_t)n;
     }
     if (st->ended)
@@ -2374,7 +2377,17 @@ static void run_mhd(ty_apiserver *s)
     if (s->stopping)
         return;
     s->kicked = false;
+    s->streamed = false;
     MHD_run(s->mhd);
+    /* Watch events just went out, and what this thread does next is often the controllers'
+     * reaction to the same write (a new job's status and events: half a millisecond). The
+     * kernel tends to wake a watcher on the CPU it last ran on, which may be this one; it
+     * would then wait for all of that. Yielding once lets it read its event first, and costs
+     * a system call when nothing else is runnable here. */
+    if (s->streamed) {
+        MHD_run(s->mhd); /* MHD writes what a content reader returned on its next pass */
+        sched_yield();
+    }
     MHD_UNSIGNED_LONG_LONG timeout;
     /* A connection resumed during this run (a store event from a request handler) is only
      * picked up by the next MHD_run, and MHD's timeout does not count it. */
