@@ -174,12 +174,12 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
         now, "count", 1, "type", type, "reportingComponent", r->component,
         "reportingInstance", "");
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_create(r->store, "events", ev, NULL, &err) < 0)
+    /* ev shares only strings with obj: the store may keep its tree */
+    if (ty_store_create_owned(r->store, "events", ev, NULL, NULL, &err) < 0)
         ty_debug("events: %s", err.msg);
     else
         ty_map_put(&r->seen, &h, sizeof h, (void *)(uintptr_t)now_ns);
     ty_error_clear(&err);
-    json_decref(ev);
 }
 
 /* ---- expiry ----

@@ -202,7 +202,12 @@ static void reconcile(void *ctx, const char *key)
         }
     }
 
-    json_t *next = json_deep_copy(job);
+    /* The reconcile changes status and metadata (the restart count, the resourceVersion); the
+     * rest stays shared with the stored tree, which nothing changes in place. */
+    json_t *next = json_copy(job);
+    json_object_set_new(next, "metadata", json_deep_copy(json_object_get(job, "metadata")));
+    if (json_object_get(job, "status"))
+        json_object_set_new(next, "status", json_deep_copy(json_object_get(job, "status")));
     ty_kubeflow_outcome out = {0};
     ty_error err = TY_ERROR_INIT;
     char *gang_size = NULL;

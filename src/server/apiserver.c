@@ -1267,14 +1267,15 @@ static enum MHD_Result handle_create(call *c)
     json_t *obj = read_body(c, &ret);
     if (!obj)
         return ret;
-    if (check_kind(c, obj, &ret) == 0)
-        ret = create_object(c, obj, false);
-    json_decref(obj);
-    return ret;
+    if (check_kind(c, obj, &ret) < 0) {
+        json_decref(obj);
+        return ret;
+    }
+    return create_object(c, obj, false);
 }
 
-/* Creates `obj` (borrowed, changed in place) as a POST does; `applied`: server-side apply made
- * it and set its managedFields. */
+/* Creates `obj` as a POST does, consuming it: when nothing else references it, the tree itself
+ * is stored, not a copy. `applied`: server-side apply made it and set its managedFields. */
 static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
 {
     enum MHD_Result ret;
@@ -1356,13 +1357,16 @@ static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
             ret = reply_object(c, 201, obj, false);
         goto out;
     }
-    if (ty_store_create(c->srv->store, c->ri->resource, obj, &stored, &err) < 0) {
+    int rc = ty_store_create_owned(c->srv->store, c->ri->resource, obj, NULL, &stored, &err);
+    obj = NULL;
+    if (rc < 0) {
         ret = fail_store(c, name_copy, &err);
         goto out;
     }
     ret = reply_object(c, 201, stored, true);
     json_decref(stored);
 out:
+    json_decref(obj);
     return ret;
 }
 
@@ -1603,7 +1607,8 @@ static enum MHD_Result handle_apply(call *c)
         goto out;
     }
     if (!live) {
-        ret = create_object(c, merged, true);
+        /* merged may share parts with cfg: the extra reference makes the store copy it */
+        ret = create_object(c, json_incref(merged), true);
         goto out;
     }
     json_object_set(json_object_get(merged, "metadata"), "resourceVersion",

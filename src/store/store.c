@@ -1396,16 +1396,18 @@ static void default_core(const char *resource, json_t *obj)
     }
 }
 
-static int create_ex_impl(ty_store *s, const char *resource, const json_t *in,
-                       const ty_store_write_opts *opts, json_t **out, ty_error *err)
+/* Consumes `obj`: it becomes the stored tree (see ty_store_create_owned). */
+static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
+                          const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
     opts = opts ? opts : &no_write_opts;
     if (out)
         *out = NULL;
-    const char *name = ty_obj_name(in);
-    if (!name || !*name)
+    const char *name = ty_obj_name(obj);
+    if (!name || !*name) {
+        json_decref(obj);
         return fail_code(err, TY_STORE_INVALID, "%s: metadata.name: Required value", resource);
-    json_t *obj = json_deep_copy(in);
+    }
     json_t *meta = json_object_get(obj, "metadata");
     if (cluster_scoped(resource))
         json_object_del(meta, "namespace");
@@ -1431,8 +1433,9 @@ static int create_ex_impl(ty_store *s, const char *resource, const json_t *in,
     res *r = res_of(s, resource, true);
     TY_AUTOFREE char *key = object_key(resource, ns, name);
     if (ty_map_gets(&r->objects, key)) {
-        json_decref(obj);
-        return fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists", resource, name);
+        fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists", resource, name);
+        json_decref(obj); /* name points into it */
+        return -1;
     }
     char uid[37], now[40];
     new_uid(uid);
@@ -1588,7 +1591,10 @@ static int update_status_ex_impl(ty_store *s, const char *resource, const json_t
     json_t *cur = lookup_for_write(s, resource, obj, &r, &key, err);
     if (!cur)
         return -1;
-    json_t *next = json_deep_copy(cur);
+    /* Shallow: the new version shares spec and the rest with the old one (no stored tree is
+     * ever changed in place); only metadata, where the revision goes, needs its own copy. */
+    json_t *next = json_copy(cur);
+    json_object_set_new(next, "metadata", json_copy(json_object_get(cur, "metadata")));
     json_t *status = json_object_get(obj, "status");
     if (status)
         json_object_set_new(next, "status", json_deep_copy(status));
@@ -2419,6 +2425,20 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
 int ty_store_create_ex(ty_store *s, const char *resource, const json_t *obj,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
+    enter(s);
+    int rc = create_ex_impl(s, resource, json_deep_copy(obj), opts, out, err);
+    leave(s);
+    return rc;
+}
+
+int ty_store_create_owned(ty_store *s, const char *resource, json_t *obj,
+                          const ty_store_write_opts *opts, json_t **out, ty_error *err)
+{
+    if (obj->refcount > 1) { /* someone else still looks at it: it must not change */
+        json_t *copy = json_deep_copy(obj);
+        json_decref(obj);
+        obj = copy;
+    }
     enter(s);
     int rc = create_ex_impl(s, resource, obj, opts, out, err);
     leave(s);

@@ -137,6 +137,13 @@ int ty_store_create(ty_store *s, const char *resource, const json_t *obj, json_t
  * stored (uid and timestamps, no resourceVersion) and nothing changes. */
 int ty_store_create_ex(ty_store *s, const char *resource, const json_t *obj,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err);
+/* The same, without the copy: takes the caller's reference to `obj`, whose tree becomes the
+ * stored one (its metadata filled in), whatever the call returns. Its objects and arrays must
+ * not be referenced from anywhere else (a tree just parsed or packed); strings and numbers may
+ * be, the store never changes a value in place. When `obj` itself has other references, the
+ * store copies it as ty_store_create_ex does. */
+int ty_store_create_owned(ty_store *s, const char *resource, json_t *obj,
+                          const ty_store_write_opts *opts, json_t **out, ty_error *err);
 /* A new reference to the object, or NULL. `ns` is ignored for cluster-scoped resources (""). */
 json_t *ty_store_get(ty_store *s, const char *resource, const char *ns, const char *name);
 /* Replaces spec/metadata (status is kept as stored). A metadata.resourceVersion that is set

@@ -176,6 +176,70 @@ Test(store, create_existing_conflicts)
     ty_store_free(s);
 }
 
+/* ty_store_create_owned keeps the caller's tree rather than a copy, unless somebody else
+ * holds it; it consumes the reference on every path (ASan checks the failures leak nothing). */
+Test(store, create_owned_keeps_the_tree)
+{
+    ty_store *s = new_store();
+    json_t *in = obj("a", NULL);
+    json_t *out = NULL;
+    cr_assert_eq(ty_store_create_owned(s, "configmaps", in, NULL, &out, NULL), 0);
+    cr_assert_eq(out, in, "the tree itself is stored");
+    cr_assert_str_eq(meta_s(out, "namespace"), "default");
+    cr_assert_not_null(meta_s(out, "uid"));
+    json_decref(out);
+
+    /* held elsewhere: copied, and the holder's tree is left as it was */
+    json_t *shared = obj("b", NULL);
+    json_incref(shared);
+    cr_assert_eq(ty_store_create_owned(s, "configmaps", shared, NULL, &out, NULL), 0);
+    cr_assert_neq(out, shared);
+    cr_assert_null(meta_s(shared, "uid"));
+    cr_assert_null(meta_s(shared, "namespace"));
+    json_decref(out);
+    json_decref(shared);
+
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_lt(ty_store_create_owned(s, "configmaps", obj("a", NULL), NULL, &out, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_CONFLICT);
+    cr_assert_not_null(strstr(err.msg, "configmaps \"a\" already exists"), "%s", err.msg);
+    cr_assert_null(out);
+    ty_error_clear(&err);
+    cr_assert_lt(ty_store_create_owned(s, "configmaps", obj("c", "nowhere"), NULL, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_NOT_FOUND);
+    ty_error_clear(&err);
+    cr_assert_lt(ty_store_create_owned(s, "configmaps", json_pack("{s:{}}", "metadata"), NULL,
+                                       NULL, NULL), 0);
+    ty_store_free(s);
+}
+
+/* A status write shares the unchanged parts of the object with the version before it: a
+ * reference to that version must still read exactly as it did. */
+Test(store, status_update_leaves_the_old_version_alone)
+{
+    ty_store *s = new_store();
+    json_t *in = obj("a", NULL);
+    json_object_set_new(in, "spec", json_pack("{s:i}", "replicas", 2));
+    json_t *v1 = create(s, "configmaps", in);
+    char *before = json_dumps(v1, JSON_SORT_KEYS);
+    json_t *next = json_deep_copy(v1);
+    json_object_set_new(next, "status", json_pack("{s:s}", "phase", "Running"));
+    json_t *v2 = NULL;
+    cr_assert_eq(ty_store_update_status(s, "configmaps", next, &v2, NULL), 0);
+    char *after = json_dumps(v1, JSON_SORT_KEYS);
+    cr_assert_str_eq(after, before);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v2, "status"), "phase")),
+                     "Running");
+    cr_assert_str_neq(meta_s(v2, "resourceVersion"), meta_s(v1, "resourceVersion"));
+    cr_assert(json_equal(json_object_get(v2, "spec"), json_object_get(v1, "spec")));
+    free(before);
+    free(after);
+    json_decref(next);
+    json_decref(v1);
+    json_decref(v2);
+    ty_store_free(s);
+}
+
 Test(store, create_without_name_is_invalid)
 {
     ty_store *s = new_store();
