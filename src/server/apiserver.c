@@ -1898,6 +1898,32 @@ static bool watch_wants(const stream *st, const json_t *obj)
     return matches(obj, st->labels, st->fields);
 }
 
+/* The current state as ADDED events, from the stored texts: parsing all of them at once
+ * (ty_store_list) would hold every object's tree, ten times its text, until the last was sent.
+ * Only a field selector or a Table needs an object parsed, one at a time. */
+static void watch_replay(stream *st, const char *ns)
+{
+    TY_AUTOFREE ty_store_item *all = NULL;
+    size_t n = ty_store_list_items(st->srv->store, st->ri->resource, ns, &all);
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (size_t i = 0; i < n && !st->ended; i++) {
+        if (st->labels && !ty_label_selector_matches(st->labels, all[i].labels))
+            continue;
+        if (st->fields || st->table || !all[i].typed) {
+            json_t *o = item_tree(&all[i]);
+            if (o && (!st->fields || ty_field_selector_matches(st->fields, o)))
+                watch_event_ex(st, "ADDED", o, false);
+            json_decref(o);
+            continue;
+        }
+        ty_buf_reset(&b);
+        ty_buf_adds(&b, "{\"type\":\"ADDED\",\"object\":");
+        ty_buf_add(&b, all[i].text, all[i].len);
+        ty_buf_adds(&b, "}\n");
+        stream_send(st, b.data, b.len);
+    }
+}
+
 static void watch_cb(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     (void)resource;
@@ -2001,15 +2027,7 @@ static enum MHD_Result handle_watch(call *c)
     st->selective = (q(c, "labelSelector") && *q(c, "labelSelector")) ||
                     (q(c, "fieldSelector") && *q(c, "fieldSelector"));
     if (replay_all) {
-        json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
-        size_t i;
-        json_t *o;
-        json_array_foreach(all, i, o)
-        {
-            if (watch_wants(st, o))
-                watch_event(st, "ADDED", o);
-        }
-        json_decref(all);
+        watch_replay(st, c->path.ns);
         /* Events reach the stream only once durable (ty_store_watch_committed). */
         if (st->selective)
             ty_store_watch_committed_prev(c->srv->store, c->ri->resource, 0, watch_prev_cb, st,

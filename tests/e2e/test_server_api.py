@@ -465,6 +465,35 @@ def test_watch_from_resource_version(server):
     assert len(ev) == 1 and time.monotonic() - start < 5
 
 
+def test_watch_without_resource_version_replays_what_matches(server):
+    # The replay is built from the stored texts; selectors and Tables must still apply to it.
+    for name, team in (("r1", "a"), ("r2", "b"), ("r3", "a")):
+        server.request("POST", BASE, job(name, metadata={"name": name, "labels": {"team": team}}))
+
+    def replay(query, headers=None):
+        req = urllib.request.Request(server.url + BASE + "?watch=1&timeoutSeconds=1" + query,
+                                     headers=headers or {})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            events = [json.loads(line) for line in resp if line.strip()]
+        # the replay, less the job controller's status writes that may follow it
+        return [e for e in events if e["type"] != "MODIFIED"]
+
+    every = replay("")
+    assert [e["type"] for e in every] == ["ADDED"] * len(every)
+    assert {"r1", "r2", "r3"} <= {e["object"]["metadata"]["name"] for e in every}
+    assert all(e["object"]["kind"] == "PyTorchJob" and e["object"]["apiVersion"] == "kubeflow.org/v1"
+               for e in every)
+    assert sorted(e["object"]["metadata"]["name"] for e in replay("&labelSelector=team%3Da")) == \
+        ["r1", "r3"]
+    assert [e["object"]["metadata"]["name"] for e in replay("&fieldSelector=metadata.name%3Dr2")] \
+        == ["r2"]
+    both = replay("&labelSelector=team%3Da&fieldSelector=metadata.name%21%3Dr1")
+    assert [e["object"]["metadata"]["name"] for e in both] == ["r3"]
+    tables = replay("&labelSelector=team%3Db", {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    assert len(tables) == 1 and tables[0]["object"]["kind"] == "Table"
+    assert tables[0]["object"]["rows"][0]["cells"][0] == "r2"
+
+
 def test_sigterm_ends_open_watches(server):
     server.request("POST", BASE, job("s"))
     req = urllib.request.urlopen(server.url + BASE + "?watch=1", timeout=10)
