@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/jsontext.h"
 #include "base/mem.h"
 
 typedef enum sel_op {
@@ -543,6 +544,65 @@ bool ty_field_selector_matches(const ty_selector *sel, const json_t *obj)
         const char *v;
         field_value(obj, r->key, tmp, sizeof(tmp), &v);
         bool eq = strcmp(v, r->values[0]) == 0;
+        if (r->op == OP_EQ ? !eq : eq)
+            return false;
+    }
+    return true;
+}
+
+/* field_value() read from an object's compact text (as jansson writes it) without parsing
+ * it: the value is `len` bytes at *out, or a parsed string in *parsed (free it) when the text's
+ * has escapes. */
+static void field_text_value(const char *text, size_t len, const char *field, const char **out,
+                             size_t *outlen, json_t **parsed)
+{
+    if (strcmp(field, "source") == 0)
+        field = "source.component";
+    const char *v;
+    size_t n;
+    *parsed = NULL;
+    if (ty_json_text_at(text, len, field, &v, &n) && n > 0) {
+        if (*v == '"' && n >= 2) {
+            if (!memchr(v, '\\', n)) {
+                *out = v + 1;
+                *outlen = n - 2;
+                return;
+            }
+            *parsed = ty_json_text_value(v, n);
+            if (json_is_string(*parsed)) {
+                *out = json_string_value(*parsed);
+                *outlen = json_string_length(*parsed);
+                return;
+            }
+        } else if ((n == 4 && memcmp(v, "true", 4) == 0) || (n == 5 && memcmp(v, "false", 5) == 0)) {
+            *out = v;
+            *outlen = n;
+            return;
+        } else if ((*v == '-' || isdigit((unsigned char)*v)) && !memchr(v, '.', n) &&
+                   !memchr(v, 'e', n) && !memchr(v, 'E', n)) {
+            *out = v; /* an integer: jansson writes it as "%lld" renders it */
+            *outlen = n;
+            return;
+        }
+    }
+    *out = strcmp(field, "spec.hostNetwork") == 0 || strcmp(field, "spec.unschedulable") == 0
+               ? "false" /* boolean fields default to false */
+               : "";
+    *outlen = strlen(*out);
+}
+
+bool ty_field_selector_matches_text(const ty_selector *sel, const char *text, size_t len)
+{
+    if (!sel)
+        return true;
+    for (size_t i = 0; i < sel->nreqs; i++) {
+        const sel_req *r = &sel->reqs[i];
+        const char *v;
+        size_t n;
+        json_t *parsed;
+        field_text_value(text, len, r->key, &v, &n, &parsed);
+        bool eq = n == strlen(r->values[0]) && memcmp(v, r->values[0], n) == 0;
+        json_decref(parsed);
         if (r->op == OP_EQ ? !eq : eq)
             return false;
     }

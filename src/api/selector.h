@@ -29,6 +29,8 @@ bool ty_label_selector_matches(const ty_selector *sel, const json_t *obj);
 int ty_field_selector_parse(const char *resource, const char *text, ty_selector **out,
                             ty_error *err);
 bool ty_field_selector_matches(const ty_selector *sel, const json_t *obj);
+/* The same decision read from the object's compact JSON text (the store's), unparsed. */
+bool ty_field_selector_matches_text(const ty_selector *sel, const char *text, size_t len);
 void ty_selector_free(ty_selector *sel);
 
 /* Whether `labels` (a JSON object of strings, or NULL) matches a metav1.LabelSelector object

@@ -1062,13 +1062,8 @@ static enum MHD_Result handle_list(call *c)
             if (*m != 1)
                 continue;
         }
-        if (fields) { /* field selectors read the whole object */
-            json_t *o = item_tree(&all[i]);
-            bool ok = o && ty_field_selector_matches(fields, o);
-            json_decref(o);
-            if (!ok)
-                continue;
-        }
+        if (fields && !ty_field_selector_matches_text(fields, all[i].text, all[i].len))
+            continue;
         if (limit > 0 && (long)npicked >= limit) {
             if (!lv && !fields) { /* every object left matches */
                 remaining = count - i;
@@ -1900,18 +1895,19 @@ static bool watch_wants(const stream *st, const json_t *obj)
 
 /* The current state as ADDED events, from the stored texts: parsing all of them at once
  * (ty_store_list) would hold every object's tree, ten times its text, until the last was sent.
- * Only a field selector or a Table needs an object parsed, one at a time. */
+ * Only a Table needs an object parsed, one at a time. */
 static void watch_replay(stream *st, const char *ns)
 {
     TY_AUTOFREE ty_store_item *all = NULL;
     size_t n = ty_store_list_items(st->srv->store, st->ri->resource, ns, &all);
     TY_AUTOBUF ty_buf b = TY_BUF_INIT;
     for (size_t i = 0; i < n && !st->ended; i++) {
-        if (st->labels && !ty_label_selector_matches(st->labels, all[i].labels))
+        if ((st->labels && !ty_label_selector_matches(st->labels, all[i].labels)) ||
+            (st->fields && !ty_field_selector_matches_text(st->fields, all[i].text, all[i].len)))
             continue;
-        if (st->fields || st->table || !all[i].typed) {
+        if (st->table || !all[i].typed) {
             json_t *o = item_tree(&all[i]);
-            if (o && (!st->fields || ty_field_selector_matches(st->fields, o)))
+            if (o)
                 watch_event_ex(st, "ADDED", o, false);
             json_decref(o);
             continue;

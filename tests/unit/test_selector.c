@@ -130,6 +130,10 @@ static bool fmatch(const char *res, const char *sel, const char *obj_json)
     json_t *o = json_loads(obj_json, 0, NULL);
     cr_assert(o);
     bool m = ty_field_selector_matches(s, o);
+    /* the stored text's reading must decide the same */
+    char *text = json_dumps(o, JSON_COMPACT);
+    cr_assert_eq(ty_field_selector_matches_text(s, text, strlen(text)), m, "%s on %s", sel, text);
+    free(text);
     json_decref(o);
     ty_selector_free(s);
     return m;
@@ -161,6 +165,24 @@ Test(field, escapes)
     cr_assert(fmatch("services", "metadata.name=a\\,b", "{\"metadata\":{\"name\":\"a,b\"}}"));
     cr_assert(fmatch("services", "metadata.name=a\\=b", "{\"metadata\":{\"name\":\"a=b\"}}"));
     cr_assert_not(fmatch("services", "metadata.name=a\\,b", "{\"metadata\":{\"name\":\"a\"}}"));
+}
+
+Test(field, values_as_the_api_renders_them)
+{
+    /* escaped strings, booleans, integers, and values that are none of these */
+    const char *o = "{\"metadata\":{\"name\":\"a\\\"b\\u00e9\",\"namespace\":\"x\\/y\"},"
+                    "\"spec\":{\"nodeName\":7,\"hostNetwork\":true,\"restartPolicy\":1.5,"
+                    "\"schedulerName\":null,\"serviceAccountName\":{\"a\":1}},"
+                    "\"status\":{\"phase\":-12}}";
+    cr_assert(fmatch("pods", "metadata.name=a\"b\u00e9", o));
+    cr_assert(fmatch("pods", "metadata.namespace=x/y", o));
+    cr_assert(fmatch("pods", "spec.nodeName=7,status.phase=-12", o));
+    cr_assert(fmatch("pods", "spec.hostNetwork=true", o));
+    cr_assert_not(fmatch("pods", "spec.hostNetwork=false", o));
+    cr_assert(fmatch("pods", "spec.restartPolicy=", o));
+    cr_assert(fmatch("pods", "spec.schedulerName=,spec.serviceAccountName=", o));
+    cr_assert(fmatch("nodes", "spec.unschedulable=false", "{\"metadata\":{\"name\":\"n\"}}"));
+    cr_assert(fmatch("pods", "status.podIP=", "{\"metadata\":{\"name\":\"p\"},\"status\":\"x\"}"));
 }
 
 Test(field, events_and_namespaces)
