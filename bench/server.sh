@@ -136,6 +136,16 @@ echo "kubectl get pytorchjobs ($n_rows rows): median $t_get ms   [target < 1 s]"
 echo "  of which kubectl's client-side throttling: ${t_wait:-0} ms over its $n_req requests"
 echo "  kubectl get pytorchjobs --chunk-size=0 (one request): $t_one ms"
 echo "  baseline: kubectl get --raw of the list $t_raw ms; curl of the list $t_curl ms, of its Table $t_tbl ms; kubectl get --raw /version $t_ver ms"
+# kubectl describe lists the job's Events with a fieldSelector over every stored Event (the
+# job controller records two per job here): no target, a figure to keep in view
+evs=/api/v1/namespaces/default/events
+n_events=$(curl -sf "$url$evs?limit=1" | $PY -c 'import json, sys; print(json.load(sys.stdin)["metadata"].get("remainingItemCount", 0) + 1)')
+t_desc=$(time_ms 5 $KUBECTL "${kc[@]}" describe pytorchjob bench-00007)
+t_fsel=$(time_ms 5 curl -sf "$url$evs?fieldSelector=involvedObject.name%3Dbench-00007,involvedObject.namespace%3Ddefault")
+t_getyaml=$(time_ms 5 $KUBECTL "${kc[@]}" get pytorchjob bench-00007 -o yaml)
+echo "kubectl describe pytorchjob, $n_events Events stored: median $t_desc ms"
+echo "  of which its Events' LIST by fieldSelector (curl): $t_fsel ms"
+echo "  baseline: kubectl get pytorchjob -o yaml of the same job $t_getyaml ms"
 
 # --- throughput, beside nginx serving files of the same bytes
 one=bench-00007

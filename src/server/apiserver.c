@@ -1366,7 +1366,9 @@ out:
 }
 
 /* DELETE on a collection: every object the selectors match, each as a single DELETE would;
- * answers the list of what was deleted. */
+ * answers the list of what was deleted, as it was before. The selectors read the stored texts,
+ * and each answer item is its object's stored text: no tree is held for the collection
+ * (10,000 jobs parsed at once would weigh ~300 MB). */
 static enum MHD_Result handle_delete_collection(call *c)
 {
     enum MHD_Result ret;
@@ -1376,31 +1378,46 @@ static enum MHD_Result handle_delete_collection(call *c)
     if (parse_selectors(c, &labels, &fields, &ret) < 0)
         return ret;
     int64_t grace = q(c, "gracePeriodSeconds") ? strtoll(q(c, "gracePeriodSeconds"), NULL, 10) : -1;
-    json_t *all = ty_store_list(c->srv->store, c->ri->resource, c->path.ns);
-    json_t *items = json_array();
-    size_t i;
-    json_t *o;
-    json_array_foreach(all, i, o)
-    {
-        if (!matches(o, labels, fields))
-            continue;
-        const char *ns = ty_obj_namespace(o);
-        if (!dry_run(c) && ty_store_delete(c->srv->store, c->ri->resource, ns ? ns : "",
-                                           ty_obj_name(o), grace, NULL) < 0)
-            continue; /* gone meanwhile (a cascade) */
-        json_array_append_new(items, typed(c->ri, o));
-    }
-    json_decref(all);
+    ty_store *store = c->srv->store;
+    /* The keys first: a deletion (and its cascade) invalidates the listed items. */
+    TY_AUTOFREE ty_store_item *all = NULL;
+    size_t n = ty_store_list_items(store, c->ri->resource, c->path.ns, &all);
+    char **keys = ty_malloc((n + 1) * sizeof(char *));
+    size_t nkeys = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((!labels || ty_label_selector_matches(labels, all[i].labels)) &&
+            (!fields || ty_field_selector_matches_text(fields, all[i].text, all[i].len)))
+            keys[nkeys++] = ty_strdup(all[i].key);
     ty_selector_free(labels);
     ty_selector_free(fields);
+    TY_AUTOBUF ty_buf items = TY_BUF_INIT;
+    for (size_t i = 0; i < nkeys; i++) {
+        char *slash = strchr(keys[i], '/'); /* "namespace/name", "" for cluster-scoped */
+        *slash = '\0';
+        const char *ns = keys[i], *name = slash + 1;
+        ty_store_item it;
+        if (!ty_store_get_item(store, c->ri->resource, ns, name, &it))
+            continue; /* gone meanwhile (a cascade) */
+        size_t at = items.len;
+        if (at)
+            ty_buf_adds(&items, ",");
+        add_item_text(&items, c->ri, &it);
+        if (!dry_run(c) && ty_store_delete(store, c->ri->resource, ns, name, grace, NULL) < 0) {
+            items.len = at; /* refused: not in the answer */
+            items.data[at] = '\0';
+        }
+    }
+    for (size_t i = 0; i < nkeys; i++)
+        free(keys[i]);
+    free(keys);
     TY_AUTOFREE char *gv = group_version(c->ri);
-    TY_AUTOFREE char *kind = ty_asprintf("%sList", c->ri->kind);
-    json_t *meta = json_object();
-    json_object_set_new(meta, "resourceVersion",
-                        json_sprintf("%llu", (unsigned long long)ty_store_revision(c->srv->store)));
-    return reply(c, 200,
-                 json_pack("{s:s, s:s, s:o, s:o}", "kind", kind, "apiVersion", gv, "metadata",
-                           meta, "items", items));
+    ty_buf body = TY_BUF_INIT;
+    ty_buf_addf(&body, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":"
+                       "{\"resourceVersion\":\"%llu\"},\"items\":[",
+                c->ri->kind, gv, (unsigned long long)ty_store_revision(store));
+    ty_buf_add(&body, items.data, items.len);
+    ty_buf_adds(&body, "]}");
+    return reply_text(c, 200, "application/json", body.data, body.len);
 }
 
 /* Stores `obj` (already admitted) as an update of the main resource or of its status. */

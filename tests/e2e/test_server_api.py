@@ -414,7 +414,14 @@ def test_list_pages_selectors_and_status(server):
     st, _, gone = server.request("DELETE", BASE + "?labelSelector=app%3Dc")
     assert st == 200 and gone["kind"] == "PyTorchJobList"
     assert [o["metadata"]["name"] for o in gone["items"]] == ["c"]
+    assert gone["items"][0]["kind"] == "PyTorchJob" and gone["items"][0]["metadata"]["uid"]
     assert server.request("GET", BASE + "/c")[0] == 404
+    # by field, and as a dry run: the answer lists what would go, and nothing does
+    st, _, would = server.request("DELETE", BASE + "?fieldSelector=metadata.name%21%3Da&dryRun=All")
+    assert st == 200 and [o["metadata"]["name"] for o in would["items"]] == ["b"]
+    assert server.request("GET", BASE + "/b")[0] == 200
+    st, _, none = server.request("DELETE", BASE + "?labelSelector=app%3Dnobody")
+    assert st == 200 and none["items"] == [] and int(none["metadata"]["resourceVersion"]) > 0
 
     st, _, table = server.request("GET", BASE, headers={
         "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
