@@ -535,6 +535,16 @@ static bool marked(void *arg)
     return n >= m->atleast && n <= m->atmost;
 }
 
+/* marked() on two checks 20 ms apart: container d's subshell lives a moment beside the six
+ * processes that stay, so one count may catch it (or the setsid'd sleep not yet started). */
+static bool marked_steadily(void *arg)
+{
+    if (!marked(arg))
+        return false;
+    usleep(20000);
+    return marked(arg);
+}
+
 static json_t *family_pod(const char *name, const char *uid)
 {
     TY_AUTOFREE char *ctrs = ty_asprintf(
@@ -563,7 +573,7 @@ Test(runtime, no_orphans_after_shim_sigkill)
     start(family_pod("orphans", a));
     /* sh + 2 sleeps, sh + a sleep + a setsid'd sleep (escaped its group) */
     markwant w = {a, 6, 6};
-    cr_assert(run_until(marked, &w, 10000), "%d marked processes", count_marked(a));
+    cr_assert(run_until(marked_steadily, &w, 10000), "%d marked processes", count_marked(a));
     pid_t shim = shim_pid(a);
     cr_assert_gt(shim, 1);
     cr_assert_eq(kill(shim, SIGKILL), 0);
@@ -591,9 +601,10 @@ Test(runtime, no_orphans_after_parent_death)
     }
     markwant w = {a, 6, 6};
     int64_t end = ty_time_mono_ns() + 10000000000LL;
-    while (!marked(&w) && ty_time_mono_ns() < end)
+    bool all_there;
+    while (!(all_there = marked_steadily(&w)) && ty_time_mono_ns() < end)
         usleep(10000);
-    cr_assert(marked(&w), "%d marked processes", count_marked(a));
+    cr_assert(all_there, "%d marked processes", count_marked(a));
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     markwant none = {a, 0, 0};
