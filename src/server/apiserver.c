@@ -1912,7 +1912,8 @@ static bool watch_wants(const stream *st, const json_t *obj)
 
 /* The current state as ADDED events, from the stored texts: parsing all of them at once
  * (ty_store_list) would hold every object's tree, ten times its text, until the last was sent.
- * Only a Table needs an object parsed, one at a time. */
+ * Only a Table (or an object stored without apiVersion and kind) needs an object parsed, one
+ * at a time. */
 static void watch_replay(stream *st, const char *ns)
 {
     TY_AUTOFREE ty_store_item *all = NULL;
