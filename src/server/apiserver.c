@@ -81,6 +81,7 @@ struct ty_apiserver {
     bool stopping;
     bool kicked; /* kick() was called since the last MHD_run began */
     bool streamed; /* a stream handed bytes to MHD since the last MHD_run began */
+    int64_t yield_again_ns; /* no yield after streaming before this time (see run_mhd) */
     ty_map label_views; /* "resource\x1fns" -> label_view, see label_view_of() */
     res_info *res;
     size_t nres;
@@ -2409,6 +2410,9 @@ static void on_poll(uv_poll_t *p, int status, int events)
     run_mhd(p->data);
 }
 
+#define YIELD_CONTENDED_NS 1000000LL /* 1 ms */
+#define YIELD_BACKOFF_NS 1000000000LL /* 1 s */
+
 static void run_mhd(ty_apiserver *s)
 {
     if (s->stopping)
@@ -2420,10 +2424,17 @@ static void run_mhd(ty_apiserver *s)
      * reaction to the same write (a new job's status and events: half a millisecond). The
      * kernel tends to wake a watcher on the CPU it last ran on, which may be this one; it
      * would then wait for all of that. Yielding once lets it read its event first, and costs
-     * a system call when nothing else is runnable here. */
+     * a system call when nothing else is runnable here. When the yield kept this thread off
+     * the CPU for longer than a woken client takes, something else wants the CPU (busy pods):
+     * yielding then only delays the loop, so it stops for a while. */
     if (s->streamed) {
         MHD_run(s->mhd); /* MHD writes what a content reader returned on its next pass */
-        sched_yield();
+        int64_t now = ty_time_mono_ns();
+        if (now >= s->yield_again_ns) {
+            sched_yield();
+            if (ty_time_mono_ns() - now > YIELD_CONTENDED_NS)
+                s->yield_again_ns = now + YIELD_BACKOFF_NS;
+        }
     }
     MHD_UNSIGNED_LONG_LONG timeout;
     /* A connection resumed during this run (a store event from a request handler) is only
