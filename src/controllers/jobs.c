@@ -188,7 +188,8 @@ static void reconcile(void *ctx, const char *key)
         json_decref(job);
         return;
     }
-    json_t *all = ty_store_list(c->store, "pods", ns);
+    /* the job's pods from the store's owner index, not every pod of the namespace parsed */
+    json_t *all = ty_store_list_owned(c->store, "pods", ty_obj_uid(job));
     json_t **pods = ty_malloc((json_array_size(all) + 1) * sizeof(json_t *));
     size_t npods = 0, terminating = 0;
     size_t i;

@@ -381,7 +381,7 @@ static void stop_job(ty_workloadctl *c, const char *resource, const json_t *job,
 
 static size_t pods_left(ty_workloadctl *c, const json_t *job)
 {
-    json_t *pods = ty_store_list(c->store, "pods", ty_obj_namespace(job));
+    json_t *pods = ty_store_list_owned(c->store, "pods", ty_obj_uid(job));
     size_t n = 0, i;
     json_t *pod;
     json_array_foreach(pods, i, pod)

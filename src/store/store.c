@@ -1900,6 +1900,31 @@ json_t *ty_store_list(ty_store *s, const char *resource, const char *ns)
     return list;
 }
 
+static int compare_entry_keys(const void *a, const void *b)
+{
+    return strcmp((*(entry *const *)a)->key, (*(entry *const *)b)->key);
+}
+
+json_t *ty_store_list_owned(ty_store *s, const char *resource, const char *owner_uid)
+{
+    json_t *list = json_array();
+    const dep_list *d = owner_uid ? owned_by(s, owner_uid) : NULL;
+    if (!d)
+        return list;
+    entry **v = ty_malloc(d->n * sizeof(entry *));
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->v[i]->r->name, resource) == 0)
+            v[n++] = d->v[i];
+    qsort(v, n, sizeof(entry *), compare_entry_keys);
+    enter(s);
+    for (size_t i = 0; i < n; i++)
+        json_array_append(list, entry_tree(s, v[i]));
+    leave(s);
+    free(v);
+    return list;
+}
+
 static void item_of(const entry *e, ty_store_item *out)
 {
     *out = (ty_store_item){.key = e->key,

@@ -170,6 +170,9 @@ int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const 
 /* A new JSON array with references to every object of `resource` in `ns` (NULL: all
  * namespaces), sorted by namespace then name. */
 json_t *ty_store_list(ty_store *s, const char *resource, const char *ns);
+/* The same for the objects of `resource` with an ownerReference to `owner_uid` (a job's pods),
+ * from the owner index: nothing else is looked at or parsed. Sorted by namespace and name. */
+json_t *ty_store_list_owned(ty_store *s, const char *resource, const char *owner_uid);
 /* The same, with the object's version before the event (a new tree the callee may keep a
  * reference to; parsed only for watchers of this kind): NULL for ADDED, the previous version
  * for MODIFIED, the last stored version for DELETED. A filtered watch needs it to tell an

@@ -240,6 +240,49 @@ Test(store, status_update_leaves_the_old_version_alone)
     ty_store_free(s);
 }
 
+/* A job's pods from the owner index: only the resource asked for, only that owner's, sorted;
+ * a pod gone is gone from it. */
+Test(store, list_owned)
+{
+    ty_store *s = new_store();
+    json_t *job = create(s, "configmaps", obj("job", NULL));
+    json_t *other = create(s, "configmaps", obj("other", NULL));
+    const char *names[] = {"w-2", "w-0", "w-1"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *p = pod(names[i], NULL, NULL);
+        own(p, job);
+        json_decref(create(s, "pods", p));
+    }
+    json_t *stranger = pod("w-9", NULL, NULL);
+    own(stranger, other);
+    json_decref(create(s, "pods", stranger));
+    json_t *svc = obj("svc", NULL);
+    own(svc, job);
+    json_decref(create(s, "services", svc));
+
+    json_t *l = ty_store_list_owned(s, "pods", ty_obj_uid(job));
+    cr_assert_eq(json_array_size(l), 3);
+    for (size_t i = 0; i < 3; i++) {
+        char want[8];
+        snprintf(want, sizeof want, "w-%zu", i);
+        cr_assert_str_eq(ty_obj_name(json_array_get(l, i)), want);
+    }
+    json_decref(l);
+    cr_assert_eq(ty_store_delete(s, "pods", "default", "w-1", 0, NULL), 0);
+    l = ty_store_list_owned(s, "pods", ty_obj_uid(job));
+    cr_assert_eq(json_array_size(l), 2);
+    json_decref(l);
+    l = ty_store_list_owned(s, "services", ty_obj_uid(job));
+    cr_assert_eq(json_array_size(l), 1);
+    json_decref(l);
+    l = ty_store_list_owned(s, "pods", "no-such-uid");
+    cr_assert_eq(json_array_size(l), 0);
+    json_decref(l);
+    json_decref(job);
+    json_decref(other);
+    ty_store_free(s);
+}
+
 Test(store, create_without_name_is_invalid)
 {
     ty_store *s = new_store();
