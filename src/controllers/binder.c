@@ -19,6 +19,7 @@ struct ty_binder {
     ty_queue *queue;
     ty_recorder *events;
     int watch_id;
+    uint64_t passes;
 };
 
 typedef struct gang {
@@ -28,12 +29,17 @@ typedef struct gang {
     const char *created; /* oldest creationTimestamp */
 } gang;
 
+/* A pass lists every pod. A write to a bound pod that neither ends it nor deletes it (the node
+ * agent's status reports of running pods, the binder's own bindings) changes no decision: the
+ * pod holds what it held and counts for its gang as before, and pod specs do not change. */
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     ty_binder *b = ctx;
-    (void)type;
-    (void)obj;
     (void)resource;
+    if (type == TY_EVENT_MODIFIED &&
+        json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName")) &&
+        !ty_pod_terminated(obj) && !ty_obj_deleting(obj))
+        return;
     ty_queue_add(b->queue, "pass");
 }
 
@@ -193,6 +199,7 @@ static void pass(void *ctx, const char *key)
 {
     ty_binder *b = ctx;
     (void)key;
+    b->passes++;
     json_t *all = ty_store_list(b->store, "nodes", NULL), *nodes = json_array();
     size_t i;
     json_t *pod, *node;
@@ -306,6 +313,11 @@ void ty_binder_add_node(ty_binder *b, const char *node_name)
 {
     ty_map_puts(&b->nodes, node_name, (void *)1);
     ty_queue_add(b->queue, "pass");
+}
+
+uint64_t ty_binder_passes(const ty_binder *b)
+{
+    return b->passes;
 }
 
 void ty_binder_free(ty_binder *b)

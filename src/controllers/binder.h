@@ -23,7 +23,8 @@
  * makes the gang wait, saying so.
  *
  * Cost: one pass lists every pod and node, O(pods log pods + gang pods x nodes); passes are
- * coalesced by the work queue. */
+ * coalesced by the work queue, and writes to running pods (bound, not ended, not being
+ * deleted) start none. */
 #ifndef TY_CONTROLLERS_BINDER_H
 #define TY_CONTROLLERS_BINDER_H
 
@@ -40,6 +41,8 @@ typedef struct ty_binder ty_binder;
 ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name);
 /* Places pods on one more node (the binder serves `node_name` and every node added). */
 void ty_binder_add_node(ty_binder *b, const char *node_name);
+/* Passes run so far (for tests). */
+uint64_t ty_binder_passes(const ty_binder *b);
 void ty_binder_free(ty_binder *b);
 
 #endif

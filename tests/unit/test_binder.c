@@ -381,3 +381,30 @@ Test(binder, preassigned_placement)
     cr_assert_str_eq(node_of(&f, "p-1", b, sizeof b), "n2");
     stop(&f);
 }
+
+/* Status writes of running pods start no pass (each lists every pod); a pod that ends, which
+ * frees what it held, does. */
+Test(binder, running_pods_status_writes_start_no_pass)
+{
+    fixture f;
+    start(&f);
+    add_pod(&f, "g-0", "g", 2, "1", 0);
+    add_pod(&f, "g-1", "g", 2, "1", 0);
+    settle(&f);
+    cr_assert(bound(&f, "g-0") && bound(&f, "g-1"));
+    uint64_t before = ty_binder_passes(f.binder);
+    set_phase(&f, "g-0", "Running");
+    set_phase(&f, "g-1", "Running");
+    settle(&f);
+    cr_assert_eq(ty_binder_passes(f.binder), before);
+    /* a pending pod waits for room; one running pod ending makes it, and binds it */
+    add_pod(&f, "big", NULL, 1, "3", 0);
+    settle(&f);
+    cr_assert_not(bound(&f, "big"));
+    before = ty_binder_passes(f.binder);
+    set_phase(&f, "g-0", "Succeeded");
+    settle(&f);
+    cr_assert_gt(ty_binder_passes(f.binder), before);
+    cr_assert(bound(&f, "big"));
+    stop(&f);
+}
