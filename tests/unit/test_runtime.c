@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -590,10 +591,16 @@ Test(runtime, no_orphans_after_parent_death)
     TY_AUTOFREE char *a = uid_for("orphans");
     char dir[] = "/tmp/ty-rt-XXXXXX";
     cr_assert(mkdtemp(dir));
+    pid_t parent = getpid();
     pid_t child = fork();
     cr_assert_geq(child, 0);
     if (child == 0) {
-        /* the stand-in for `trainyard run`: starts the pod and runs its loop until killed */
+        /* the stand-in for `trainyard run`: starts the pod and runs its loop until killed, at
+         * the latest when this test's process ends (an assertion that fails before the kill
+         * below would otherwise leave it, its shim and its pod running) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
         setup_rt_in(dir, 0, true);
         start(family_pod("orphans", a));
         for (;;)
