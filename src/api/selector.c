@@ -551,8 +551,8 @@ bool ty_field_selector_matches(const ty_selector *sel, const json_t *obj)
 }
 
 /* field_value() read from an object's compact text (as jansson writes it) without parsing
- * it: the value is `len` bytes at *out, or a parsed string in *parsed (free it) when the text's
- * has escapes. */
+ * it: the value is *outlen bytes at *out, which point into the text, or into *parsed (to be
+ * freed) when the string has escapes. */
 static void field_text_value(const char *text, size_t len, const char *field, const char **out,
                              size_t *outlen, json_t **parsed)
 {
