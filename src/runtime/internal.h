@@ -44,6 +44,10 @@ unsigned long long ty_rt_proc_start(int pid);
 struct sockaddr_un;
 int ty_rt_ctl_addr(const char *dir, struct sockaddr_un *addr, int *dirfd);
 
+/* Writes `doc` as compact JSON to `path`, created (or truncated) with mode 0600: a pod's
+ * files hold its env values, which are nobody else's business. -1 with errno on failure. */
+int ty_rt_write_json_private(const char *path, const json_t *doc);
+
 /* The supervisor's entry point; returns the process exit status. */
 int ty_rt_shim_main(const char *pod_dir);
 

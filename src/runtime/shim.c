@@ -701,8 +701,8 @@ static void start_container(ctr *c)
 
     ldir = ty_asprintf("%s/%s", s->dir, c->name);
     lpath = ty_asprintf("%s/%d.log", ldir, c->restarts);
-    mkdir(ldir, 0755);
-    int lfd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    mkdir(ldir, 0700); /* logs are trainyard's files (the container writes to a pipe) */
+    int lfd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (lfd < 0) {
         start_failed(c, ty_asprintf("open log %s: %s", lpath, strerror(errno)));
         goto done;
@@ -992,7 +992,7 @@ static void write_state(shim *s, json_t *status)
     TY_AUTOFREE char *tmp = ty_asprintf("%s/state.json.tmp", s->dir);
     TY_AUTOFREE char *dst = ty_asprintf("%s/state.json", s->dir);
     /* write + rename: a reader never sees half a file */
-    if (json_dump_file(state, tmp, JSON_COMPACT) == 0)
+    if (ty_rt_write_json_private(tmp, state) == 0)
         rename(tmp, dst);
     json_decref(state);
 }
