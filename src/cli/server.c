@@ -111,7 +111,8 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  --data-dir DIR    state directory (default $HOME/.local/share/trainyard)\n"
-            "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks one)\n"
+            "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks one);\n"
+            "                    loopback only until the API has authentication\n"
             "  --gpus N          declare N GPUs instead of asking NVML\n"
             "  --nodes SPEC      serve virtual nodes instead of this machine, e.g.\n"
             "                    '8x{cpu:32,memory:256Gi,nvidia.com/gpu:8}' (repeatable; named\n"
@@ -216,12 +217,13 @@ static int seed_namespaces(ty_store *store, ty_error *err)
 }
 
 /* Written to a temporary file and renamed, so kubectl never reads half of one. */
-/* The address clients use: the listen host, or loopback for a wildcard or empty one. */
+/* The address clients use: the listen host (a loopback one: ty_apiserver_check_listen), or
+ * 127.0.0.1 for an empty one or localhost. */
 static char *client_host(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
     char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : strlen(listen));
-    if (!*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0) {
+    if (!*host || strcmp(host, "localhost") == 0) {
         free(host);
         host = ty_strdup("127.0.0.1");
     }
@@ -372,6 +374,10 @@ int ty_cli_server(int argc, char **argv)
     }
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     int lock_fd = -1;
+    if (ty_apiserver_check_listen(listen, &err) < 0) {
+        fprintf(stderr, "trainyard server: %s\n", err.msg);
+        return 2;
+    }
     if (check_data_dir(data_dir, &err) < 0 || (lock_fd = lock_data_dir(data_dir, &err)) < 0) {
         fprintf(stderr, "trainyard server: %s\n", err.msg);
         return 1;

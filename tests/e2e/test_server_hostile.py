@@ -100,3 +100,312 @@ def test_a_data_dir_of_another_user_is_refused(tmp_path):
     assert r.returncode != 0
     assert "belongs to uid 65534" in r.stderr, r.stderr
     assert not (data / "store.db").exists()
+
+
+# ---------- hostile HTTP clients ----------
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("hostile") / "data").start()
+    s.port = int(s.url.rsplit(":", 1)[1])
+    yield s
+    s.stop()
+    s.reap()
+
+
+def request(srv, method, path, body=None, headers=None, host=None):
+    """(status, decoded body) over http.client, which sends exactly the headers given."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        c.putrequest(method, path, skip_host=host is not None, skip_accept_encoding=True)
+        if host is not None and host != "":
+            c.putheader("Host", host)
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        for k, v in (headers or {}).items():
+            c.putheader(k, v)
+        if data is not None:
+            c.putheader("Content-Length", str(len(data)))
+        c.endheaders(data)
+        r = c.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw)
+        except ValueError:
+            return r.status, raw.decode()
+    finally:
+        c.close()
+
+
+def cm_pod(name, cmd="true"):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", cmd]}]}}
+
+
+JOBS = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs"
+
+
+def small_job(name):
+    return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": name},
+            "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "restartPolicy": "Never",
+                     "template": {"spec": {"containers": [
+                         {"name": "pytorch", "image": "busybox", "command": ["true"]}]}}}}}}
+
+
+@pytest.mark.parametrize("ctype", [
+    "text/plain; charset=json", "text/plain", "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=json", "application/jsonx", "text/yaml", "application/json, x/y",
+    "json", "application/ json", None])
+def test_post_with_a_body_type_not_read_is_415_and_creates_nothing(srv, ctype):
+    name = "ct-" + str(abs(hash(str(ctype))) % 100000)
+    st, body = request(srv, "POST", JOBS, small_job(name),
+                       {"Content-Type": ctype} if ctype else {})
+    assert st == 415, (st, body)
+    assert body["kind"] == "Status" and body["reason"] == "UnsupportedMediaType", body
+    assert request(srv, "GET", f"{JOBS}/{name}")[0] == 404
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8",
+                                   "Application/JSON;charset=UTF-8", "application/yaml"])
+def test_exact_media_types_with_parameters_are_read(srv, ctype):
+    name = "ok-" + str(abs(hash(ctype)) % 100000)
+    body = json.dumps(small_job(name)).encode()  # JSON is YAML too
+    st, got = request(srv, "POST", JOBS + "?dryRun=All", body, {"Content-Type": ctype})
+    assert st == 201, (st, got)
+
+
+def test_patch_and_delete_bodies_are_typed_exactly(srv):
+    st, _ = request(srv, "POST", JOBS, small_job("typed"), {"Content-Type": "application/json"})
+    assert st == 201
+    patch = {"metadata": {"labels": {"a": "b"}}}
+    for ctype in ("text/plain; charset=merge-patch+json", "application/json", None,
+                  "application/merge-patch+jsonx"):
+        st, body = request(srv, "PATCH", JOBS + "/typed", patch,
+                           {"Content-Type": ctype} if ctype else {})
+        assert st == 415, (ctype, st, body)
+    st, body = request(srv, "PATCH", JOBS + "/typed", patch,
+                       {"Content-Type": "application/merge-patch+json; charset=utf-8"})
+    assert st == 200 and body["metadata"]["labels"] == {"a": "b"}, body
+    st, body = request(srv, "DELETE", JOBS + "/typed", {"kind": "DeleteOptions"},
+                       {"Content-Type": "text/plain"})
+    assert st == 415, body
+    assert request(srv, "GET", JOBS + "/typed")[0] == 200
+    st, body = request(srv, "DELETE", JOBS + "/typed", {"kind": "DeleteOptions"},
+                       {"Content-Type": "application/json"})
+    assert st == 200, body
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:6443", "127.0.0.1.nip.io",
+                                  "10.0.0.1", "[::2]:80", "localhost.evil", "127.0.0.1:x"])
+def test_a_foreign_host_is_refused(srv, host):
+    st, body = request(srv, "POST", JOBS, small_job("rebound"),
+                       {"Content-Type": "application/json"}, host=host)
+    assert st == 403, (host, st, body)
+    assert body["reason"] == "Forbidden" and "loopback" in body["message"], body
+    assert request(srv, "GET", "/version", host=host)[0] == 403
+    assert request(srv, "GET", f"{JOBS}/rebound")[0] == 404
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:1", "127.0.0.1", "127.1.2.3:99",
+                                  "[::1]", "[::1]:6443", ""])
+def test_loopback_hosts_are_served(srv, host):
+    st, body = request(srv, "GET", "/version", host=host)
+    assert st == 200, (host, st, body)
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "https://evil.example:443",
+                                    "file://"])
+def test_a_web_page_origin_is_refused(srv, origin):
+    st, body = request(srv, "POST", JOBS, small_job("csrf"),
+                       {"Content-Type": "application/json", "Origin": origin})
+    assert st == 403, (origin, st, body)
+    assert request(srv, "GET", f"{JOBS}/csrf")[0] == 404
+    assert request(srv, "GET", "/version", headers={"Origin": "http://localhost:8080"})[0] == 200
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "10.1.2.3:0", ":x", "evil:0"])
+def test_a_listen_address_off_loopback_is_refused(tmp_path, listen):
+    r = start_second(tmp_path / "data", listen)
+    assert r.returncode == 2, r
+    assert "listen address" in r.stderr, r.stderr
+    if listen.startswith(("0.", "10.")):
+        assert "not a loopback address" in r.stderr and "no authentication" in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_loopback_listen_address_is_the_one_printed(tmp_path):
+    s = Server(tmp_path / "data").start(listen="127.0.0.7:0")
+    try:
+        assert s.url.startswith("http://127.0.0.7:"), s.url
+        assert "serving on 127.0.0.7:" in open(s.stderr_path).read()
+    finally:
+        s.stop()
+
+
+# ---------- slow, many and abandoned connections ----------
+
+def limited_nofile():
+    """A server whose descriptor limit is 1024, soft and hard, as on many machines: it takes
+    512 connections, fewer than the attacks below open."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+
+def start_server(tmp_path, limited):
+    s = Server(tmp_path / "data")
+    if limited:
+        real = subprocess.Popen
+
+        def popen(*a, **kw):
+            return real(*a, preexec_fn=limited_nofile, **kw)
+        subprocess.Popen = popen
+        try:
+            s.start()
+        finally:
+            subprocess.Popen = real
+    else:
+        s.start()
+    s.port = int(s.url.rsplit(":", 1)[1])
+    return s
+
+
+def timed_version(s):
+    t = time.monotonic()
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+    try:
+        c.request("GET", "/version")
+        r = c.getresponse()
+        assert r.status == 200 and b"gitVersion" in r.read()
+    finally:
+        c.close()
+    return time.monotonic() - t
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["default", "nofile-1024"])
+def test_half_sent_requests_do_not_lock_others_out(tmp_path, limited):
+    s = start_server(tmp_path, limited)
+    socks = []
+    try:
+        for _ in range(1100):
+            k = socket.create_connection(("127.0.0.1", s.port))
+            k.sendall(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append(k)
+        for _ in range(3):
+            assert timed_version(s) < 1.0
+        if limited:
+            # room was made by shutting the oldest waiting connections
+            socks[0].settimeout(5)
+            assert socks[0].recv(100) == b""
+        # a client that sends its request after all is still served when there is room
+        socks[-1].sendall(b"1\r\n\r\n")
+        socks[-1].settimeout(5)
+        assert socks[-1].recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for k in socks:
+            k.close()
+        s.stop()
+
+
+def open_watch(port):
+    k = socket.create_connection(("127.0.0.1", port))
+    k.sendall(b"GET /api/v1/namespaces?watch=1 HTTP/1.1\r\n"
+              b"Host: 127.0.0.1\r\n\r\n")
+    k.settimeout(10)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = k.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return k
+
+
+def test_closed_watches_are_released_at_once(tmp_path):
+    s = start_server(tmp_path, limited=True)
+    try:
+        base = open_fds(s.proc.pid)
+        # 1,200 watches in all, more than the 512 connections this server takes: each batch
+        # must be gone before the next one fits
+        for _ in range(4):
+            batch = [open_watch(s.port) for _ in range(300)]
+            assert open_fds(s.proc.pid) >= base + 290
+            for k in batch:
+                k.close()
+            assert wait_until(lambda: open_fds(s.proc.pid) < base + 20, 5), \
+                (base, open_fds(s.proc.pid))
+        assert timed_version(s) < 1.0
+        # and a new watch still works: it sees a namespace created now
+        k = open_watch(s.port)
+        try:
+            st, body = request(s, "POST", "/api/v1/namespaces",
+                               {"apiVersion": "v1", "kind": "Namespace",
+                                "metadata": {"name": "seen"}},
+                               {"Content-Type": "application/json"})
+            assert st == 201, body
+            got = b""
+            deadline = time.monotonic() + 10
+            while b'"seen"' not in got and time.monotonic() < deadline:
+                got += k.recv(65536)
+            assert b'"seen"' in got
+        finally:
+            k.close()
+    finally:
+        s.stop()
+        s.reap()
+
+
+# ---------- what a pod may ask for ----------
+
+def job_with(name, marker, cmd, ctr_extra=None, pod_extra=None, mounts=None, kind="PyTorchJob"):
+    rtype, key, cname = (("Master", "pytorchReplicaSpecs", "pytorch") if kind == "PyTorchJob"
+                         else ("Worker", "tfReplicaSpecs", "tensorflow"))
+    ct = {"name": cname, "image": "busybox", "command": ["/bin/sh", "-c", cmd],
+          "env": [{"name": "TY_MARKER", "value": marker}]}
+    ct.update(ctr_extra or {})
+    spec = {"containers": [ct]}
+    if mounts:
+        ct["volumeMounts"] = mounts
+        spec["volumes"] = [{"name": "v", "emptyDir": {}}]
+    spec.update(pod_extra or {})
+    return {"apiVersion": "kubeflow.org/v1", "kind": kind, "metadata": {"name": name},
+            "spec": {key: {rtype: {"replicas": 1, "restartPolicy": "Never",
+                                   "template": {"spec": spec}}}}}
+
+
+@pytest.mark.parametrize("sub,why", [("../etc", "must not contain '..'"),
+                                     ("a/../../b", "must not contain '..'"),
+                                     ("..", "must not contain '..'"),
+                                     ("/etc", "must be a relative path")])
+@pytest.mark.parametrize("kind", ["PyTorchJob", "TFJob"])
+def test_a_subpath_out_of_its_volume_is_422(srv, sub, why, kind):
+    plural = kind.lower() + "s"
+    for key in ("subPath", "subPathExpr"):
+        job = job_with("climb", "m", "true", mounts=[{"name": "v", "mountPath": "/data", key: sub}],
+                       kind=kind)
+        st, body = request(srv, "POST", f"/apis/kubeflow.org/v1/namespaces/default/{plural}",
+                           job, {"Content-Type": "application/json"})
+        assert st == 422, (st, body)
+        assert why in body["message"] and f"volumeMounts[0].{key}" in body["message"], body
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "climb"},
+           "spec": {"volumes": [{"name": "v", "emptyDir": {}}],
+                    "containers": [{"name": "c", "image": "busybox", "command": ["true"],
+                                    "volumeMounts": [{"name": "v", "mountPath": "/d",
+                                                      "subPath": sub}]}]}}
+    st, body = request(srv, "POST", "/api/v1/namespaces/default/pods", pod,
+                       {"Content-Type": "application/json"})
+    assert st == 422, (st, body)
+    assert why in body["message"] and "spec.containers[0].volumeMounts[0].subPath" in \
+        body["message"], body
+    assert request(srv, "GET", "/api/v1/namespaces/default/pods/climb")[0] == 404
+
+
+def test_a_subpath_inside_its_volume_is_fine(srv):
+    job = job_with("inside", "m", "true",
+                   mounts=[{"name": "v", "mountPath": "/data", "subPath": "a/b..c/.d"}])
+    st, body = request(srv, "POST", JOBS + "?dryRun=All", job,
+                       {"Content-Type": "application/json"})
+    assert st == 201, body
