@@ -409,3 +409,35 @@ def test_a_subpath_inside_its_volume_is_fine(srv):
     st, body = request(srv, "POST", JOBS + "?dryRun=All", job,
                        {"Content-Type": "application/json"})
     assert st == 201, body
+
+
+def test_run_as_user_and_groups_are_honoured(tmp_path, marker):
+    if os.geteuid() != 0:
+        pytest.skip("changing the user of a pod needs trainyard to run as root")
+    s = Server(tmp_path / "data").start()
+    try:
+        job = job_with("who", marker, 'echo "ids $(id -u) $(id -g) $(id -G)"',
+                       ctr_extra={"securityContext": {"runAsUser": 1234, "runAsGroup": 2345}},
+                       pod_extra={"securityContext": {"runAsUser": 1, "fsGroup": 3456,
+                                                      "supplementalGroups": [4567]}})
+        path = tmp_path / "who.json"
+        path.write_text(json.dumps(job))
+        s.kubectl("apply", "-f", str(path))
+        assert wait_until(lambda: "ids " in s.kubectl("logs", "who-master-0",
+                                                      check=False).stdout, 30)
+        line = s.kubectl("logs", "who-master-0").stdout.strip()
+        uid, gid, *groups = line.split()[1:]
+        assert (uid, gid) == ("1234", "2345"), line
+        assert sorted(groups) == ["2345", "3456", "4567"], line
+        # the pod's own runAsUser applies when the container sets none; runAsNonRoot with
+        # root is refused
+        job = job_with("rootless", marker, 'echo "ids $(id -u)"',
+                       pod_extra={"securityContext": {"runAsNonRoot": True}})
+        path.write_text(json.dumps(job))
+        s.kubectl("apply", "-f", str(path))
+        assert wait_until(lambda: "runAsNonRoot" in s.kubectl(
+            "get", "pod", "rootless-master-0", "-o", "json", check=False).stdout, 30)
+    finally:
+        s.stop()
+        s.reap()
+        kill_all(marker)
