@@ -101,10 +101,10 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     if (access(cfg->self_exe, X_OK) < 0)
         return ty_fail_errno(err, errno, "runtime: shim binary %s", cfg->self_exe);
     TY_AUTOFREE char *pods = ty_asprintf("%s/pods", cfg->state_dir);
-    /* pods' specs, env and logs live here: private to trainyard's user */
+    /* pods' specs, env and logs live under pods/: private to trainyard's user (the state dir
+     * may be one the user named, whose mode is the user's business) */
     if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) ||
-        (mkdir(pods, 0700) < 0 && errno != EEXIST) || chmod(cfg->state_dir, 0700) < 0 ||
-        chmod(pods, 0700) < 0)
+        (mkdir(pods, 0700) < 0 && errno != EEXIST) || chmod(pods, 0700) < 0)
         return ty_fail_errno(err, errno, "runtime: create %s", pods);
     ty_runtime *rt = TY_NEW(ty_runtime);
     rt->loop = loop;

@@ -441,3 +441,19 @@ def test_run_as_user_and_groups_are_honoured(tmp_path, marker):
         s.stop()
         s.reap()
         kill_all(marker)
+
+
+def test_run_keeps_its_pod_files_private(run_trainyard, manifest, tmp_path, marker):
+    r = run_trainyard(manifest(pytorchjob("priv", marker, master_cmd="echo hi",
+                                          restart="Never")))
+    assert r.rc == 0, r
+    pods = tmp_path / "state" / "pods"
+    assert os.stat(pods).st_mode & 0o777 == 0o700
+    seen = 0
+    for root, dirs, fs in os.walk(pods):
+        for name in dirs + fs:
+            st = os.lstat(os.path.join(root, name))
+            if not stat.S_ISSOCK(st.st_mode):
+                seen += 1
+                assert st.st_mode & 0o077 == 0, (os.path.join(root, name), oct(st.st_mode))
+    assert seen >= 4
