@@ -12,14 +12,17 @@ import time
 
 import pytest
 
-from conftest import REPO, kill_all, trainyard_bin, wait_until
+from conftest import REPO, assert_no_sanitizer_report, kill_all, trainyard_bin, wait_until
 from jobs import pytorchjob
 from server_fixture import Server
 
 
 def start_second(data_dir, listen="127.0.0.1:0"):
-    return subprocess.run([trainyard_bin(), "server", "--data-dir", str(data_dir), "--listen",
-                           listen], cwd=REPO, capture_output=True, text=True, timeout=30)
+    """Runs a server that is expected to refuse to start."""
+    r = subprocess.run([trainyard_bin(), "server", "--data-dir", str(data_dir), "--listen",
+                        listen], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert_no_sanitizer_report(r.stderr)
+    return r
 
 
 # ---------- one owner per data directory ----------
@@ -134,12 +137,6 @@ def request(srv, method, path, body=None, headers=None, host=None):
             return r.status, raw.decode()
     finally:
         c.close()
-
-
-def cm_pod(name, cmd="true"):
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"restartPolicy": "Never",
-                     "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", cmd]}]}}
 
 
 JOBS = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs"
