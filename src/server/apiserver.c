@@ -2563,11 +2563,11 @@ static void commit_or_die(ty_apiserver *s)
 
 /* Every client here is 127.0.0.1, so a limit per address would lock the victim out with its
  * attacker. What an attacker can hold without limit is connections that never finish a request
- * (half-sent headers, or kept alive and idle): those are kept in order of the time they started
- * waiting, and when the open connections come near the limit the oldest waiting ones are shut
- * down to make room, so a new client always gets in and, sending its request at once, is not
- * the one shut down. A connection with a request (a watch, a followed log) is never shut
- * down for room. Waiting connections also time out (IDLE_TIMEOUT_S without a byte), and a
+ * (half-sent headers or bodies, or kept alive and idle): those are kept in order of the time
+ * they started waiting, and when the open connections come near the limit the oldest waiting
+ * ones are shut down to make room, so a new client always gets in and, sending its request at
+ * once, is not the one shut down. A connection with a whole request (a watch, a followed log)
+ * is never shut down for room. Waiting connections also time out (IDLE_TIMEOUT_S without a byte), and a
  * watch whose client left is freed at once (on_stream_socket). */
 #define IDLE_TIMEOUT_S 30
 #define CONN_LIMIT_MAX 16384u
@@ -2656,7 +2656,7 @@ static conn_rec *conn_rec_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
-/* A request arrived whole (its headers): the connection is no longer waiting. */
+/* A request arrived whole (headers and body): the connection is no longer waiting. */
 static void conn_busy(ty_apiserver *s, struct MHD_Connection *conn)
 {
     conn_rec *r = conn_rec_of(conn);
@@ -2682,7 +2682,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req *r = *con_cls;
     call c = {.srv = s, .conn = conn, .r = r, .method = method};
     if (!r) {
-        conn_busy(s, conn);
         r = TY_NEW(req);
         ty_buf_init(&r->body);
         *con_cls = r;
@@ -2710,6 +2709,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The request is whole only now: one whose body trickles in waits as half-sent headers
+     * do, and makes room the same way (make_room). */
+    conn_busy(s, conn);
     if (r->too_big)
         return fail(&c, 413, "RequestEntityTooLarge", "Request entity too large: limit is %zu",
                     s->max_body);

@@ -282,14 +282,22 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+HALF_SENT = {
+    "headers": b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+    "body": b"POST /api/v1/namespaces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"kind\": ",
+}
+
+
+@pytest.mark.parametrize("half", ["headers", "body"])
 @pytest.mark.parametrize("limited", [False, True], ids=["default", "nofile-1024"])
-def test_half_sent_requests_do_not_lock_others_out(tmp_path, limited):
+def test_half_sent_requests_do_not_lock_others_out(tmp_path, limited, half):
     s = start_server(tmp_path, limited)
     socks = []
     try:
         for _ in range(1100):
             k = socket.create_connection(("127.0.0.1", s.port))
-            k.sendall(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            k.sendall(HALF_SENT[half])
             socks.append(k)
         for _ in range(3):
             assert timed_version(s) < 1.0
@@ -298,9 +306,10 @@ def test_half_sent_requests_do_not_lock_others_out(tmp_path, limited):
             socks[0].settimeout(5)
             assert socks[0].recv(100) == b""
         # a client that sends its request after all is still served when there is room
-        socks[-1].sendall(b"1\r\n\r\n")
-        socks[-1].settimeout(5)
-        assert socks[-1].recv(100).startswith(b"HTTP/1.1 200")
+        if half == "headers":
+            socks[-1].sendall(b"1\r\n\r\n")
+            socks[-1].settimeout(5)
+            assert socks[-1].recv(100).startswith(b"HTTP/1.1 200")
     finally:
         for k in socks:
             k.close()
