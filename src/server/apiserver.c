@@ -91,6 +91,7 @@ struct ty_apiserver {
      * to make room and are not closed yet, the most there may be, and the ones waiting for a
      * request, oldest first */
     unsigned nconns, nshut, conn_limit;
+    unsigned nstreams; /* open watches and log streams: at most half of conn_limit */
     struct conn_rec *idle_head, *idle_tail;
 };
 
@@ -1952,6 +1953,7 @@ static void stream_response_freed(void *cls)
 {
     stream *st = cls;
     st->conn = NULL;
+    st->srv->nstreams--;
     if (st->watch_id >= 0)
         ty_store_unwatch(st->srv->store, st->watch_id);
     st->watch_id = -1;
@@ -1975,9 +1977,23 @@ static void stream_response_freed(void *cls)
 /* A stream that will not be answered after all (the request failed before its reply). */
 static void stream_abandon(stream *st) { stream_response_freed(st); }
 
+/* Watches and followed logs hold their connection for good, so they may take at most half of
+ * the connections: the other half stays for requests, which make room among themselves
+ * (make_room). Kubernetes answers an overloaded server with 429 too; clients retry. */
+static bool streams_full(call *c, enum MHD_Result *ret)
+{
+    if (c->srv->nstreams < c->srv->conn_limit / 2)
+        return false;
+    *ret = fail(c, 429, "TooManyRequests",
+                "too many open watches and log streams (%u): close some and retry",
+                c->srv->nstreams);
+    return true;
+}
+
 static stream *stream_new(call *c)
 {
     stream *st = TY_NEW(stream);
+    c->srv->nstreams++;
     st->srv = c->srv;
     st->conn = c->conn;
     st->watch_id = -1;
@@ -2174,7 +2190,7 @@ static enum MHD_Result handle_watch(call *c)
 {
     enum MHD_Result ret;
     ty_selector *labels, *fields;
-    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+    if (streams_full(c, &ret) || parse_selectors(c, &labels, &fields, &ret) < 0)
         return ret;
     const char *rvq = q(c, "resourceVersion");
     uint64_t from = 0;
@@ -2394,6 +2410,11 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
         return fail(c, 400, "BadRequest",
                     "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating",
                     container, c->path.name);
+    }
+    enum MHD_Result ret;
+    if (streams_full(c, &ret)) {
+        close(fd);
+        return ret;
     }
     stream *st = stream_new(c);
     st->fd = fd;

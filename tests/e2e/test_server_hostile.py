@@ -334,11 +334,11 @@ def test_closed_watches_are_released_at_once(tmp_path):
     s = start_server(tmp_path, limited=True)
     try:
         base = open_fds(s.proc.pid)
-        # 1,200 watches in all, more than the 512 connections this server takes: each batch
-        # must be gone before the next one fits
-        for _ in range(4):
-            batch = [open_watch(s.port) for _ in range(300)]
-            assert open_fds(s.proc.pid) >= base + 290
+        # 1,250 watches in all, more than the 512 connections (and 256 watches) this server
+        # takes: each batch must be gone before the next one fits
+        for _ in range(5):
+            batch = [open_watch(s.port) for _ in range(250)]
+            assert open_fds(s.proc.pid) >= base + 240
             for k in batch:
                 k.close()
             assert wait_until(lambda: open_fds(s.proc.pid) < base + 20, 5), \
@@ -463,3 +463,27 @@ def test_run_keeps_its_pod_files_private(run_trainyard, manifest, tmp_path, mark
                 seen += 1
                 assert st.st_mode & 0o077 == 0, (os.path.join(root, name), oct(st.st_mode))
     assert seen >= 4
+
+
+def test_open_watches_leave_room_for_requests(tmp_path):
+    """Watches hold their connections for good: they get at most half of them (256 of this
+    server's 512), later ones are 429, and plain requests are still served."""
+    s = start_server(tmp_path, limited=True)
+    watches = []
+    try:
+        for _ in range(256):
+            watches.append(open_watch(s.port))
+        k = socket.create_connection(("127.0.0.1", s.port))
+        k.sendall(b"GET /api/v1/namespaces?watch=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        k.settimeout(10)
+        assert k.recv(100).startswith(b"HTTP/1.1 429"), "the 257th watch was not refused"
+        k.close()
+        assert timed_version(s) < 1.0
+        watches.pop().close()
+        # the slot is free again at once
+        assert wait_until(lambda: request(s, "GET", "/api/v1/namespaces?watch=1&timeoutSeconds=1")
+                          [0] == 200, 5)
+    finally:
+        for w in watches:
+            w.close()
+        s.stop()
