@@ -4,22 +4,7 @@
 
 #include "api/api.h"
 #include "api/schema_internal.h"
-
-/* Kubernetes' rule for a path inside a volume (subPath, subPathExpr): relative, and no element
- * "..", so that a mount never reaches outside its volume. NULL when `p` is fine. */
-static const char *check_local_path(const char *p)
-{
-    if (p[0] == '/')
-        return "must be a relative path";
-    for (const char *e = p; *e;) {
-        size_t n = strcspn(e, "/");
-        if (n == 2 && e[0] == '.' && e[1] == '.')
-            return "must not contain '..'";
-        e += n;
-        e += *e == '/';
-    }
-    return NULL;
-}
+#include "base/fs.h"
 
 void ty_check_volume_mounts(ty_schema_ctx *c, json_t *ct, ty_buf *path)
 {
@@ -30,7 +15,7 @@ void ty_check_volume_mounts(ty_schema_ctx *c, json_t *ct, ty_buf *path)
     json_array_foreach(mounts, i, vm) {
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
             json_t *v = json_object_get(vm, keys[k]);
-            const char *why = json_is_string(v) ? check_local_path(json_string_value(v)) : NULL;
+            const char *why = json_is_string(v) ? ty_path_local_error(json_string_value(v)) : NULL;
             if (!why)
                 continue;
             size_t l = ty_path_key(path, "volumeMounts");

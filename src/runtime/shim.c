@@ -452,6 +452,12 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             ty_fail(err, "volumeMounts[%zu]: name and an absolute mountPath are required", i);
             goto fail;
         }
+        /* validation refuses these; a pod.json from elsewhere must not climb out either */
+        const char *why = sub ? ty_path_local_error(sub) : NULL;
+        if (why) {
+            ty_fail(err, "volumeMounts[%zu]: subPath %s %s", i, sub, why);
+            goto fail;
+        }
         json_t *vol = NULL, *v;
         size_t j;
         json_array_foreach(vols, j, v) if (json_equal(json_object_get(v, "name"),
