@@ -159,6 +159,10 @@ static int check_data_dir(const char *dir, ty_error *err)
         fprintf(stderr, "trainyard server: data directory %s was mode %04o, now 0700 (it holds "
                 "the store and the pods' env and logs)\n", dir, (unsigned)(sb.st_mode & 07777));
     }
+    /* the node's directory was 0755 before (the runtime fixes what is inside) */
+    TY_AUTOFREE char *node = ty_asprintf("%s/node", dir);
+    if (chmod(node, 0700) < 0 && errno != ENOENT)
+        return ty_fail_errno(err, errno, "make %s private (0700)", node);
     return 0;
 }
 

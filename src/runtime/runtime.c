@@ -93,6 +93,37 @@ static int nvml_count(void)
     return (int)n;
 }
 
+/* Makes what an earlier trainyard left in a directory of `dirfd` private: regular files 0600,
+ * directories 0700 (their contents too, `depth` levels down). A pod's volumes/ is the pod's
+ * and keeps its modes (an emptyDir is 0777 for containers of any user); links are left alone. */
+static void make_private_at(int dirfd, int depth)
+{
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat sb;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "volumes") == 0 ||
+            fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
+            fchmodat(dirfd, e->d_name, 0600, 0);
+        } else if (S_ISDIR(sb.st_mode)) {
+            if (sb.st_mode & 077)
+                fchmodat(dirfd, e->d_name, 0700, 0);
+            int sub = depth > 0 ? openat(dirfd, e->d_name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                : -1;
+            if (sub >= 0)
+                make_private_at(sub, depth - 1);
+        }
+    }
+    closedir(d);
+}
+
 int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_status_fn fn,
                    void *ctx, ty_runtime **out, ty_error *err)
 {
@@ -106,6 +137,10 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) ||
         (mkdir(pods, 0700) < 0 && errno != EEXIST) || chmod(pods, 0700) < 0)
         return ty_fail_errno(err, errno, "runtime: create %s", pods);
+    /* pods/<pod>/{pod.json,state.json,<container>/<n>.log}: 0644 before this version */
+    int pfd = open(pods, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd >= 0)
+        make_private_at(pfd, 2);
     ty_runtime *rt = TY_NEW(ty_runtime);
     rt->loop = loop;
     rt->state_dir = ty_strdup(cfg->state_dir);

@@ -487,3 +487,44 @@ def test_open_watches_leave_room_for_requests(tmp_path):
         for w in watches:
             w.close()
         s.stop()
+
+
+def test_files_an_earlier_version_left_open_are_made_private(tmp_path, marker):
+    s = Server(tmp_path / "data").start()
+    job = job_with("old", marker, "echo old-log; exit 0",
+                   mounts=[{"name": "v", "mountPath": "/scratch-" + marker}])
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(job))
+    s.kubectl("apply", "-f", str(path))
+    assert wait_until(lambda: "old-log" in s.kubectl("logs", "old-master-0",
+                                                     check=False).stdout, 30)
+    s.stop()
+    data = tmp_path / "data"
+    volumes = []
+    for root, dirs, fs in os.walk(data):
+        for name in dirs + fs:
+            p = os.path.join(root, name)
+            if "/volumes" in p:
+                volumes.append(p)
+            elif not os.path.islink(p) and not stat.S_ISSOCK(os.lstat(p).st_mode):
+                os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)  # as an earlier version did
+    os.chmod(data, 0o755)
+    assert volumes, "the emptyDir is in the pod dir"
+    vmodes = {p: os.stat(p).st_mode for p in volumes}
+    s.start()
+    try:
+        for root, dirs, fs in os.walk(data):
+            for name in dirs + fs:
+                p = os.path.join(root, name)
+                st = os.lstat(p)
+                if "/volumes" in p or stat.S_ISSOCK(st.st_mode) or name == "server.stderr":
+                    continue
+                assert st.st_mode & 0o077 == 0, (p, oct(st.st_mode))
+        # a volume is the pod's: its modes stay
+        assert {p: os.stat(p).st_mode for p in volumes} == vmodes
+    finally:
+        s.stop()
+        s.reap()
+        kill_all(marker)
+        if os.path.isdir("/scratch-" + marker):
+            os.rmdir("/scratch-" + marker)
