@@ -46,6 +46,10 @@ int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs);
  * Returns 0, or -1 with the problems added to `errs`. */
 int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *errs);
 
+/* The rules of a core v1 Pod's spec that trainyard checks (its containers' volume mounts stay
+ * inside their volumes). Returns 0, or -1 with the problems added to `errs`. */
+int ty_api_check_pod(json_t *pod, ty_field_errors *errs);
+
 /* The kind's OpenAPI v3 schema (borrowed, immutable). */
 const json_t *ty_api_schema(const ty_kind_info *k);
 

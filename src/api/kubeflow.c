@@ -393,6 +393,7 @@ static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *pa
                             "Not found: \"%s\"", json_string_value(vn));
         ty_path_pop(path, l1);
     }
+    ty_check_volume_mounts(c, ct, path);
     json_t *res = json_object_get(ct, "resources");
     if (json_is_object(res)) {
         size_t l = ty_path_key(path, "resources");

@@ -61,6 +61,10 @@ size_t ty_path_key(ty_buf *path, const char *key);
 size_t ty_path_index(ty_buf *path, size_t i);
 void ty_path_pop(ty_buf *path, size_t len);
 
+/* A container's volumeMounts: subPath and subPathExpr must stay inside the volume (relative,
+ * no ".."), as Kubernetes validates them. `path` ends at the container. (podspec.c) */
+void ty_check_volume_mounts(ty_schema_ctx *c, json_t *ct, ty_buf *path);
+
 /* Positions, tolerant of a NULL manifest. */
 ty_pos ty_pos_member(const ty_schema_ctx *c, const json_t *parent, const char *key);
 ty_pos ty_pos_key(const ty_schema_ctx *c, const json_t *parent, const char *key);

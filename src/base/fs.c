@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "base/mem.h"
@@ -26,4 +27,18 @@ int ty_mkdir_p(const char *path, mode_t mode)
     free(p);
     errno = e;
     return rc;
+}
+
+const char *ty_path_local_error(const char *p)
+{
+    if (p[0] == '/')
+        return "must be a relative path";
+    for (const char *e = p; *e;) {
+        size_t n = strcspn(e, "/");
+        if (n == 2 && e[0] == '.' && e[1] == '.')
+            return "must not contain '..'";
+        e += n;
+        e += *e == '/';
+    }
+    return NULL;
 }

@@ -8,4 +8,9 @@
  * fine. Returns -1 with errno set on failure. */
 int ty_mkdir_p(const char *path, mode_t mode);
 
+/* Kubernetes' rule for a path inside a volume (subPath): relative, and no element "..", so that
+ * it never reaches outside. NULL when `p` keeps to it, else why not ("must be a relative path",
+ * "must not contain '..'"), worded as the API server's field errors. */
+const char *ty_path_local_error(const char *p);
+
 #endif

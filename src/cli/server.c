@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -109,7 +111,8 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  --data-dir DIR    state directory (default $HOME/.local/share/trainyard)\n"
-            "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks one)\n"
+            "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks\n"
+            "                    one); loopback only until the API has authentication\n"
             "  --gpus N          declare N GPUs instead of asking NVML\n"
             "  --nodes SPEC      serve virtual nodes instead of this machine, e.g.\n"
             "                    '8x{cpu:32,memory:256Gi,nvidia.com/gpu:8}' (repeatable; named\n"
@@ -131,6 +134,69 @@ static int open_store(const char *data_dir, ty_store **out, ty_error *err)
     if (ty_store_open(path, out, err) < 0)
         return ty_error_wrap(err, "open the store %s", path);
     return 0;
+}
+
+/* The data directory holds the store (every object, env values included), the pods' specs
+ * and their logs: only its owner may enter it. One created here is 0700; an existing
+ * one that others may enter is made 0700 (with a notice), and one owned by another user is
+ * refused, since its owner could read everything the server writes there. */
+static int check_data_dir(const char *dir, ty_error *err)
+{
+    if (ty_mkdir_p(dir, 0700) < 0)
+        return ty_fail_errno(err, errno, "create the data directory %s", dir);
+    struct stat sb;
+    if (stat(dir, &sb) < 0)
+        return ty_fail_errno(err, errno, "data directory %s", dir);
+    if (!S_ISDIR(sb.st_mode))
+        return ty_fail(err, "data directory %s is not a directory", dir);
+    if (sb.st_uid != geteuid())
+        return ty_fail(err, "data directory %s belongs to uid %u, not to this user (uid %u): "
+                       "its owner could read and change the server's state; use a directory "
+                       "of your own", dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+    if (sb.st_mode & 077) {
+        if (chmod(dir, 0700) < 0)
+            return ty_fail_errno(err, errno, "make the data directory %s private (0700)", dir);
+        fprintf(stderr, "trainyard server: data directory %s was mode %04o, now 0700 (it holds "
+                "the store and the pods' env and logs)\n", dir, (unsigned)(sb.st_mode & 07777));
+    }
+    /* the node's directory was 0755 before (the runtime fixes what is inside) */
+    TY_AUTOFREE char *node = ty_asprintf("%s/node", dir);
+    if (chmod(node, 0700) < 0 && errno != ENOENT)
+        return ty_fail_errno(err, errno, "make %s private (0700)", node);
+    return 0;
+}
+
+/* One server per data directory: a second one would rewrite the kubeconfig and keep a store of
+ * its own in memory, so that what one deletes the other writes back. The lock (flock on
+ * <data-dir>/lock, which holds the owner's pid) is held for the server's life and dies with it,
+ * so a killed server never leaves a stale lock. Returns the lock's fd, kept open. */
+static int lock_data_dir(const char *dir, ty_error *err)
+{
+    TY_AUTOFREE char *path = ty_asprintf("%s/lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return ty_fail_errno(err, errno, "open the lock %s", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return ty_fail(err, "data directory %s is in use by another trainyard server "
+                           "(pid %s); stop it first, or give this one another --data-dir",
+                           dir, *pid ? pid : "unknown");
+        return ty_fail_errno(err, e, "lock %s", path);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (fchmod(fd, 0600) < 0 || ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return ty_fail_errno(err, e, "write the lock %s", path);
+    }
+    return fd;
 }
 
 /* The namespaces every cluster starts with. */
@@ -155,12 +221,13 @@ static int seed_namespaces(ty_store *store, ty_error *err)
 }
 
 /* Written to a temporary file and renamed, so kubectl never reads half of one. */
-/* The address clients use: the listen host, or loopback for a wildcard or empty one. */
+/* The address clients use: the listen host (a loopback one: ty_apiserver_check_listen), or
+ * 127.0.0.1 for an empty one or localhost. */
 static char *client_host(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
     char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : strlen(listen));
-    if (!*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0) {
+    if (!*host || strcmp(host, "localhost") == 0) {
         free(host);
         host = ty_strdup("127.0.0.1");
     }
@@ -310,8 +377,13 @@ int ty_cli_server(int argc, char **argv)
         data_dir = ty_asprintf("%s/.local/share/trainyard", home && *home ? home : ".");
     }
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    if (ty_mkdir_p(data_dir, 0700) < 0) {
-        fprintf(stderr, "trainyard server: create %s: %s\n", data_dir, strerror(errno));
+    int lock_fd = -1;
+    if (ty_apiserver_check_listen(listen, &err) < 0) {
+        fprintf(stderr, "trainyard server: %s\n", err.msg);
+        return 2;
+    }
+    if (check_data_dir(data_dir, &err) < 0 || (lock_fd = lock_data_dir(data_dir, &err)) < 0) {
+        fprintf(stderr, "trainyard server: %s\n", err.msg);
         return 1;
     }
     server_state st = {.stop_pods = stop_pods};
@@ -390,5 +462,6 @@ out:
     uv_loop_close(&st.loop);
     ty_event_expiry_free(st.expiry);
     ty_store_free(st.store);
+    close(lock_fd); /* the last thing: the next server may start now */
     return rc;
 }

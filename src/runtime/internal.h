@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/error.h"
 
@@ -43,6 +44,28 @@ unsigned long long ty_rt_proc_start(int pid);
  * bind/connect (-1 when none was needed). Returns the address length or -1 with errno. */
 struct sockaddr_un;
 int ty_rt_ctl_addr(const char *dir, struct sockaddr_un *addr, int *dirfd);
+
+/* Writes `doc` as compact JSON to `path`, created (or truncated) with mode 0600: a pod's
+ * files hold its env values, which are nobody else's business. -1 with errno on failure. */
+int ty_rt_write_json_private(const char *path, const json_t *doc);
+
+/* Who a container runs as (identity.c): from the container's securityContext, else the
+ * pod's, runAsUser and runAsGroup (no group: the user's primary group from /etc/passwd, else
+ * 0), with fsGroup and supplementalGroups as supplementary groups. `set` is false when nothing
+ * changes. */
+typedef struct ty_rt_identity {
+    bool set;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64];
+    int ngroups;
+} ty_rt_identity;
+/* Reads the securityContexts; -1 with a message when they cannot be honoured (another user
+ * without root, runAsNonRoot that would run as root). */
+int ty_rt_identity_plan(const json_t *pod_spec, const json_t *ctr_spec, ty_rt_identity *id,
+                        ty_error *err);
+/* In the child before exec: setgroups, setgid, setuid. -1 with errno and *what on failure. */
+int ty_rt_identity_apply(const ty_rt_identity *id, const char **what);
 
 /* The supervisor's entry point; returns the process exit status. */
 int ty_rt_shim_main(const char *pod_dir);

@@ -93,6 +93,37 @@ static int nvml_count(void)
     return (int)n;
 }
 
+/* Makes what an earlier trainyard left in a directory of `dirfd` private: regular files 0600,
+ * directories 0700 (their contents too, `depth` levels down). A pod's volumes/ is the pod's
+ * and keeps its modes (an emptyDir is 0777 for containers of any user); links are left alone. */
+static void make_private_at(int dirfd, int depth)
+{
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat sb;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "volumes") == 0 ||
+            fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
+            fchmodat(dirfd, e->d_name, 0600, 0);
+        } else if (S_ISDIR(sb.st_mode)) {
+            if (sb.st_mode & 077)
+                fchmodat(dirfd, e->d_name, 0700, 0);
+            int sub = depth > 0 ? openat(dirfd, e->d_name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                : -1;
+            if (sub >= 0)
+                make_private_at(sub, depth - 1);
+        }
+    }
+    closedir(d);
+}
+
 int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_status_fn fn,
                    void *ctx, ty_runtime **out, ty_error *err)
 {
@@ -101,9 +132,15 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     if (access(cfg->self_exe, X_OK) < 0)
         return ty_fail_errno(err, errno, "runtime: shim binary %s", cfg->self_exe);
     TY_AUTOFREE char *pods = ty_asprintf("%s/pods", cfg->state_dir);
-    if ((mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST) ||
-        (mkdir(pods, 0755) < 0 && errno != EEXIST))
+    /* pods' specs, env and logs live under pods/: private to trainyard's user (the state dir
+     * may be one the user named, whose mode is the user's business) */
+    if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(pods, 0700) < 0 && errno != EEXIST) || chmod(pods, 0700) < 0)
         return ty_fail_errno(err, errno, "runtime: create %s", pods);
+    /* pods/<pod>/{pod.json,state.json,<container>/<n>.log}: 0644 before this version */
+    int pfd = open(pods, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd >= 0)
+        make_private_at(pfd, 2);
     ty_runtime *rt = TY_NEW(ty_runtime);
     rt->loop = loop;
     rt->state_dir = ty_strdup(cfg->state_dir);
@@ -281,7 +318,7 @@ static void maybe_gone(pod *p)
     }
     /* The end was reported: a later trainyard must not report it again (see adopt). */
     TY_AUTOFREE char *marker = ty_asprintf("%s/gone", p->dir);
-    int mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (mfd >= 0)
         close(mfd);
     ty_map_dels(&rt->pods, p->uid);
@@ -509,7 +546,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     }
     json_t *g = json_object_get(json_object_get(podj, "spec"), "terminationGracePeriodSeconds");
     p->grace = json_is_integer(g) && json_integer_value(g) >= 0 ? json_integer_value(g) : 30;
-    if (mkdir(p->dir, 0755) < 0 && errno != EEXIST) {
+    if ((mkdir(p->dir, 0700) < 0 && errno != EEXIST) || chmod(p->dir, 0700) < 0) {
         ty_fail_errno(err, errno, "start pod %s/%s: create %s", ns, name, p->dir);
         pod_free(p);
         return -1;
@@ -537,7 +574,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     if (spec_node)
         json_object_set_new(json_object_get(doc, "runtime"), "nodeName", json_string(spec_node));
     TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", p->dir);
-    int rc = json_dump_file(doc, path, JSON_COMPACT);
+    int rc = ty_rt_write_json_private(path, doc);
     json_decref(doc);
     if (rc < 0) {
         ty_fail(err, "start pod %s/%s: write %s", ns, name, path);
@@ -567,7 +604,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     int efd = 2;
     if (!rt->die_with_parent) {
         TY_AUTOFREE char *elog = ty_asprintf("%s/shim.log", p->dir);
-        efd = open(elog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        efd = open(elog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (efd < 0)
             efd = 2;
     }

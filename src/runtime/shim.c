@@ -452,6 +452,12 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             ty_fail(err, "volumeMounts[%zu]: name and an absolute mountPath are required", i);
             goto fail;
         }
+        /* validation refuses these; a pod.json from elsewhere must not climb out either */
+        const char *why = sub ? ty_path_local_error(sub) : NULL;
+        if (why) {
+            ty_fail(err, "volumeMounts[%zu]: subPath %s %s", i, sub, why);
+            goto fail;
+        }
         json_t *vol = NULL, *v;
         size_t j;
         json_array_foreach(vols, j, v) if (json_equal(json_object_get(v, "name"),
@@ -537,7 +543,7 @@ static void child_fail(int fd, const char *what, int e)
 /* Runs in the child between fork and exec. The shim is single-threaded, so malloc is safe here;
  * failures go to the report pipe as "E <errno> <what>" and the child exits. */
 static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t nm, char **argv,
-                        char **envp, const char *wd)
+                        char **envp, const char *wd, const ty_rt_identity *id)
 {
     shim *s = c->s;
     /* Default handlers first, then unblock: a pending signal must not run the shim's libuv
@@ -588,6 +594,13 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         child_fail(rep, "redirect stdio", errno);
     if (devnull > 2)
         close(devnull);
+    /* the securityContext's user last: the steps above need root; the working directory is
+     * entered as the user, as a container's is */
+    const char *what = NULL;
+    if (ty_rt_identity_apply(id, &what) < 0)
+        child_fail(rep, what, errno);
+    if (id->set && !s->pidns)
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of user clears it */
     if (chdir(wd) < 0)
         child_fail(rep, wd, errno);
     /* Our identity as trainyard sees it, for state.json (re-adoption needs host pids). */
@@ -692,6 +705,11 @@ static void start_container(ctr *c)
         start_failed(c, ty_strdup(err.msg));
         goto done;
     }
+    ty_rt_identity ident;
+    if (ty_rt_identity_plan(json_object_get(s->pod, "spec"), c->spec, &ident, &err) < 0) {
+        start_failed(c, ty_strdup(err.msg));
+        goto done;
+    }
     if (nm > 0 && geteuid() != 0) {
         start_failed(c, ty_asprintf("volume mount at %s needs root (a private mount namespace); "
                                     "run trainyard as root or set mountPath to the hostPath path",
@@ -701,8 +719,8 @@ static void start_container(ctr *c)
 
     ldir = ty_asprintf("%s/%s", s->dir, c->name);
     lpath = ty_asprintf("%s/%d.log", ldir, c->restarts);
-    mkdir(ldir, 0755);
-    int lfd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    mkdir(ldir, 0700); /* logs are trainyard's files (the container writes to a pipe) */
+    int lfd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (lfd < 0) {
         start_failed(c, ty_asprintf("open log %s: %s", lpath, strerror(errno)));
         goto done;
@@ -725,7 +743,7 @@ static void start_container(ctr *c)
     }
     if (pid == 0) {
         close(p_rep[0]);
-        child_setup(c, p_rep[1], p_out[1], p_err[1], mounts, nm, argv, envp, wd);
+        child_setup(c, p_rep[1], p_out[1], p_err[1], mounts, nm, argv, envp, wd, &ident);
     }
     close(p_out[1]), close(p_err[1]), close(p_rep[1]);
     p_out[1] = p_err[1] = p_rep[1] = -1;
@@ -992,7 +1010,7 @@ static void write_state(shim *s, json_t *status)
     TY_AUTOFREE char *tmp = ty_asprintf("%s/state.json.tmp", s->dir);
     TY_AUTOFREE char *dst = ty_asprintf("%s/state.json", s->dir);
     /* write + rename: a reader never sees half a file */
-    if (json_dump_file(state, tmp, JSON_COMPACT) == 0)
+    if (ty_rt_write_json_private(tmp, state) == 0)
         rename(tmp, dst);
     json_decref(state);
 }

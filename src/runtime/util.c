@@ -1,10 +1,12 @@
 /* Helpers shared by the runtime and its shim; see internal.h. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -81,4 +83,20 @@ int ty_rt_ctl_addr(const char *dir, struct sockaddr_un *addr, int *dirfd)
                      *dirfd);
     }
     return (int)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+}
+
+int ty_rt_write_json_private(const char *path, const json_t *doc)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    /* a file left by an earlier version keeps its mode through O_TRUNC */
+    int rc = fchmod(fd, 0600) < 0 || json_dumpfd(doc, fd, JSON_COMPACT) < 0 ? -1 : 0;
+    int e = errno;
+    if (close(fd) < 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    errno = e;
+    return rc;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,7 +87,21 @@ struct ty_apiserver {
     res_info *res;
     size_t nres;
     stream *streams;
+    /* connections (see on_connection): how many are open, how many of those were shut down
+     * to make room and are not closed yet, the most there may be, and the ones waiting for a
+     * request, oldest first */
+    unsigned nconns, nshut, conn_limit;
+    unsigned nstreams; /* open watches and log streams: at most half of conn_limit */
+    struct conn_rec *idle_head, *idle_tail;
 };
+
+/* One open connection, from MHD's STARTED notification to its CLOSED one. */
+typedef struct conn_rec {
+    struct conn_rec *prev, *next; /* in the idle list */
+    int fd;
+    bool idle; /* waiting for a request: the first, or the next one of a kept-alive connection */
+    bool shut; /* shut down to make room; MHD closes it on its next run */
+} conn_rec;
 
 /* One request being received: its body, bounded by max_body. */
 typedef struct req {
@@ -105,6 +120,9 @@ struct stream {
     size_t off;
     bool suspended, ended;
     uv_timer_t timer;
+    uv_poll_t sock;   /* the client's socket while the stream is suspended (stream_read) */
+    bool sock_init, sock_active, sock_useless;
+    int handles;      /* libuv handles still to close before the stream is freed */
     int64_t deadline_ms; /* monotonic; 0: none */
     int64_t last_bookmark_ms;
     /* watch */
@@ -136,6 +154,7 @@ typedef struct call {
 } call;
 
 static void kick(ty_apiserver *s);
+static void stream_watch_socket(stream *st);
 
 /* ---------- resources ---------- */
 
@@ -655,15 +674,78 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
     return 0;
 }
 
-/* ---------- bodies, names, admission ---------- */
+/* ---------- media types ---------- */
 
-/* Decodes the request body into an object; answers 400 (and returns NULL) when it is not one. */
-static json_t *read_body(call *c, enum MHD_Result *ret)
+static bool is_tchar(char ch)
+{
+    return isalnum((unsigned char)ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* The media type of a Content-Type value as Go's mime.ParseMediaType reads it for the API
+ * server: "type/subtype", each a token, compared without case; parameters after ';' (charset)
+ * are allowed and ignored. Writes it lowercased to `out`; false when `v` is no media type.
+ * Exact, not by substring: "text/plain; charset=json" is text/plain, which is what a web page
+ * may POST without a CORS preflight. */
+static bool media_type(const char *v, char *out, size_t cap)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = 0;
+    bool slash = false;
+    for (; *v && *v != ';' && *v != ' ' && *v != '\t'; v++) {
+        if (*v == '/') {
+            if (slash || n == 0)
+                return false;
+            slash = true;
+        } else if (!is_tchar(*v)) {
+            return false;
+        }
+        if (n + 1 >= cap)
+            return false;
+        out[n++] = (char)tolower((unsigned char)*v);
+    }
+    out[n] = '\0';
+    if (!slash || out[n - 1] == '/')
+        return false;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' || *v == ';';
+}
+
+/* The request's media type (Content-Type), lowercased; "" when it has none, "?" when the
+ * header is no media type (it then matches nothing). */
+static void request_media_type(call *c, char *out, size_t cap)
 {
     const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!type || !*type)
+        out[0] = '\0';
+    else if (!media_type(type, out, cap))
+        snprintf(out, cap, "?");
+}
+
+#define BODY_TYPES "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+
+/* ---------- bodies, names, admission ---------- */
+
+/* Decodes the request body into an object; answers 400 (and returns NULL) when it is not one,
+ * 415 when its Content-Type is not one the API server reads. A POST body must name its type:
+ * the API server would read one without as JSON, but a web page can POST such a body (a Blob)
+ * to any address without a CORS preflight. */
+static json_t *read_body(call *c, enum MHD_Result *ret)
+{
+    char mt[128];
+    request_media_type(c, mt, sizeof mt);
+    if (!*mt && (strcmp(c->method, "POST") != 0 || c->r->body.len == 0))
+        snprintf(mt, sizeof mt, "application/json");
+    if (!*mt) {
+        *ret = fail(c, 415, "UnsupportedMediaType",
+                    "the request body has no Content-Type - accepted media types include: "
+                    BODY_TYPES);
+        return NULL;
+    }
     /* Protobuf is what typed clients send for built-in kinds (`kubectl create namespace`);
      * the kinds they create that way are decoded (api/k8sproto.h). */
-    if (type && strstr(type, "application/vnd.kubernetes.protobuf")) {
+    if (strcmp(mt, "application/vnd.kubernetes.protobuf") == 0) {
         json_t *obj = NULL;
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
         if (ty_k8sproto_decode(c->r->body.data, c->r->body.len, &obj, &err) < 0) {
@@ -672,14 +754,18 @@ static json_t *read_body(call *c, enum MHD_Result *ret)
         }
         return obj;
     }
+    /* server-side apply's body (handle_patch chose handle_apply by this type) is YAML */
+    bool yaml = strcmp(mt, "application/yaml") == 0 ||
+                (strcmp(mt, "application/apply-patch+yaml") == 0 &&
+                 strcmp(c->method, "PATCH") == 0);
     /* CBOR and the rest are not decoded; clients that fall back on 415 then send JSON. */
-    if (type && *type && !strstr(type, "json") && !strstr(type, "yaml")) {
+    if (!yaml && strcmp(mt, "application/json") != 0) {
         *ret = fail(c, 415, "UnsupportedMediaType",
                     "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json, application/yaml");
+                    "include: " BODY_TYPES);
         return NULL;
     }
-    if (type && strstr(type, "yaml")) {
+    if (yaml) {
         ty_manifest *m = NULL;
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
         if (ty_manifest_parse("body", c->r->body.data, c->r->body.len, &m, &err) < 0) {
@@ -788,8 +874,18 @@ static bool is_unknown_field(const ty_field_error *e)
  * them, Warn with a Warning header each. Returns -1 after answering. */
 static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
 {
-    if (!c->ri->api)
-        return 0;
+    if (!c->ri->api) {
+        /* a Pod: the spec rules that keep its mounts inside their volumes */
+        ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+        int rc = 0;
+        if (strcmp(c->ri->resource, "pods") == 0 && !c->path.sub &&
+            ty_api_check_pod(obj, &errs) < 0) {
+            *ret = fail_invalid(c, name, &errs);
+            rc = -1;
+        }
+        ty_field_errors_free(&errs);
+        return rc;
+    }
     const char *mode = q(c, "fieldValidation");
     if (!mode || !*mode)
         mode = "Warn";
@@ -1494,13 +1590,22 @@ static enum MHD_Result handle_patch(call *c)
     enum MHD_Result ret;
     if (check_dry_run(c, &ret) < 0 || check_field_manager(c, &ret) < 0)
         return ret;
-    const char *type = hdr(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-    type = type ? type : "";
-    if (strncmp(type, "application/apply-patch+yaml", 28) == 0)
+    /* The patch types the API server takes, matched exactly (a PATCH without one is 415
+     * there too). */
+    char type[128];
+    request_media_type(c, type, sizeof type);
+    if (strcmp(type, "application/apply-patch+yaml") == 0)
         return handle_apply(c);
+    if (strcmp(type, "application/merge-patch+json") != 0 &&
+        strcmp(type, "application/json-patch+json") != 0 &&
+        strcmp(type, "application/strategic-merge-patch+json") != 0)
+        return fail(c, 415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml, application/strategic-merge-patch+json");
     json_error_t je;
     json_t *patch = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
-    if (!patch && strstr(type, "yaml") == NULL)
+    if (!patch)
         return fail(c, 400, "BadRequest", "error decoding patch: %s", je.text);
     json_t *cur = ty_store_get(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
                                c->path.name);
@@ -1511,20 +1616,12 @@ static enum MHD_Result handle_patch(call *c)
     json_t *obj = NULL;
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     int rc;
-    if (strncmp(type, "application/merge-patch+json", 28) == 0) {
+    if (strcmp(type, "application/merge-patch+json") == 0)
         rc = ty_patch_merge(cur, patch, &obj, &err);
-    } else if (strncmp(type, "application/json-patch+json", 27) == 0) {
+    else if (strcmp(type, "application/json-patch+json") == 0)
         rc = ty_patch_json(cur, patch, &obj, &err);
-    } else if (strncmp(type, "application/strategic-merge-patch+json", 38) == 0) {
+    else
         rc = ty_patch_strategic(c->ri->resource, cur, patch, &obj, &err);
-    } else {
-        json_decref(patch);
-        json_decref(cur);
-        return fail(c, 415, "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json-patch+json, application/merge-patch+json, "
-                    "application/apply-patch+yaml");
-    }
     json_decref(patch);
     if (rc < 0) {
         json_decref(cur);
@@ -1650,6 +1747,12 @@ static enum MHD_Result handle_delete(call *c)
     const char *policy = q(c, "propagationPolicy");
     json_t *opts = NULL;
     if (c->r->body.len) {
+        char mt[128];
+        request_media_type(c, mt, sizeof mt);
+        if (*mt && strcmp(mt, "application/json") != 0)
+            return fail(c, 415, "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media "
+                        "types include: application/json");
         json_error_t je;
         opts = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
         if (!json_is_object(opts)) {
@@ -1721,6 +1824,10 @@ static void stream_wake(stream *st)
 {
     if (st->suspended && st->conn) {
         st->suspended = false;
+        if (st->sock_active) {
+            uv_poll_stop(&st->sock);
+            st->sock_active = false;
+        }
         MHD_resume_connection(st->conn);
         kick(st->srv);
     }
@@ -1745,6 +1852,55 @@ static void stream_send(stream *st, const char *data, size_t len)
     stream_wake(st);
 }
 
+/* The socket of a suspended stream became readable or hung up. A client sends nothing on a
+ * watch or a followed log, so that is the client going away: end the stream now, which
+ * resumes the connection, and MHD finds the socket closed and frees the connection (and the
+ * watch), instead of holding both until the next event (a watch of a quiet resource: until
+ * its timeout, half an hour). Bytes from the client (a pipelined request) cannot be told from
+ * that; the stream then stops looking and learns of a close at its next write, as before. */
+static void on_stream_socket(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    stream *st = h->data;
+    uv_poll_stop(h);
+    st->sock_active = false;
+    char b;
+    uv_os_fd_t fd = -1;
+    uv_fileno((uv_handle_t *)h, &fd);
+    ssize_t n = status < 0 ? -1 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        st->sock_useless = true;
+        return;
+    }
+    if (n < 0 && status >= 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (st->suspended)
+            stream_watch_socket(st);
+        return;
+    }
+    stream_end(st);
+}
+
+/* Watches the client's socket while the stream is suspended (MHD does not: its epoll set
+ * leaves a suspended connection alone). */
+static void stream_watch_socket(stream *st)
+{
+    if (st->sock_useless || st->sock_active || !st->conn)
+        return;
+    if (!st->sock_init) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || uv_poll_init_socket(st->srv->loop, &st->sock, ci->connect_fd) < 0) {
+            st->sock_useless = true;
+            return;
+        }
+        st->sock_init = true;
+        st->sock.data = st;
+        st->handles++;
+    }
+    if (uv_poll_start(&st->sock, UV_READABLE | UV_DISCONNECT, on_stream_socket) == 0)
+        st->sock_active = true;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
@@ -1764,16 +1920,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     if (st->ended)
         return MHD_CONTENT_READER_END_OF_STREAM;
     /* Nothing to send: park the connection until stream_wake(). MHD allows suspending from a
-     * content reader. While suspended MHD does not notice a client that went away; the next
-     * event or bookmark written finds out. */
+     * content reader. While suspended MHD does not notice a client that went away; the stream
+     * watches the socket for that itself (on_stream_socket). */
     st->suspended = true;
     MHD_suspend_connection(st->conn);
+    stream_watch_socket(st);
     return 0;
 }
 
 static void stream_free_cb(uv_handle_t *h)
 {
     stream *st = h->data;
+    if (--st->handles > 0)
+        return;
     ty_buf_free(&st->out);
     ty_buf_free(&st->partial);
     ty_buf_free(&st->joined);
@@ -1794,6 +1953,7 @@ static void stream_response_freed(void *cls)
 {
     stream *st = cls;
     st->conn = NULL;
+    st->srv->nstreams--;
     if (st->watch_id >= 0)
         ty_store_unwatch(st->srv->store, st->watch_id);
     st->watch_id = -1;
@@ -1808,14 +1968,32 @@ static void stream_response_freed(void *cls)
         st->next->prev = st->prev;
     uv_timer_stop(&st->timer);
     uv_close((uv_handle_t *)&st->timer, stream_free_cb);
+    /* before MHD closes the socket, so that libuv never polls a closed (or reused) fd */
+    if (st->sock_init)
+        uv_close((uv_handle_t *)&st->sock, stream_free_cb);
+    st->sock_active = false;
 }
 
 /* A stream that will not be answered after all (the request failed before its reply). */
 static void stream_abandon(stream *st) { stream_response_freed(st); }
 
+/* Watches and followed logs hold their connection for good, so they may take at most half of
+ * the connections: the other half stays for requests, which make room among themselves
+ * (make_room). Kubernetes answers an overloaded server with 429 too; clients retry. */
+static bool streams_full(call *c, enum MHD_Result *ret)
+{
+    if (c->srv->nstreams < c->srv->conn_limit / 2)
+        return false;
+    *ret = fail(c, 429, "TooManyRequests",
+                "too many open watches and log streams (%u): close some and retry",
+                c->srv->nstreams);
+    return true;
+}
+
 static stream *stream_new(call *c)
 {
     stream *st = TY_NEW(stream);
+    c->srv->nstreams++;
     st->srv = c->srv;
     st->conn = c->conn;
     st->watch_id = -1;
@@ -1825,6 +2003,7 @@ static stream *stream_new(call *c)
     ty_buf_init(&st->joined);
     uv_timer_init(c->srv->loop, &st->timer);
     st->timer.data = st;
+    st->handles = 1;
     st->next = c->srv->streams;
     if (st->next)
         st->next->prev = st;
@@ -2011,7 +2190,7 @@ static enum MHD_Result handle_watch(call *c)
 {
     enum MHD_Result ret;
     ty_selector *labels, *fields;
-    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+    if (streams_full(c, &ret) || parse_selectors(c, &labels, &fields, &ret) < 0)
         return ret;
     const char *rvq = q(c, "resourceVersion");
     uint64_t from = 0;
@@ -2232,6 +2411,11 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
                     "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating",
                     container, c->path.name);
     }
+    enum MHD_Result ret;
+    if (streams_full(c, &ret)) {
+        close(fd);
+        return ret;
+    }
     stream *st = stream_new(c);
     st->fd = fd;
     st->timestamps = q_true(c, "timestamps");
@@ -2261,6 +2445,74 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
 
 /* ---------- dispatch ---------- */
 
+/* A loopback address or name ("localhost", 127.0.0.0/8, [::1]), with an optional port:
+ * `v` is a Host header or the authority of an Origin. */
+static bool loopback_authority(const char *v)
+{
+    const char *end;
+    char host[64];
+    if (*v == '[') {
+        end = strchr(v, ']');
+        if (!end || (size_t)(end - v - 1) >= sizeof host)
+            return false;
+        memcpy(host, v + 1, (size_t)(end - v - 1));
+        host[end - v - 1] = '\0';
+        end++;
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, host, &a6) != 1 || !IN6_IS_ADDR_LOOPBACK(&a6))
+            return false;
+    } else {
+        end = strchr(v, ':');
+        if (!end)
+            end = v + strlen(v);
+        if ((size_t)(end - v) >= sizeof host)
+            return false;
+        memcpy(host, v, (size_t)(end - v));
+        host[end - v] = '\0';
+        struct in_addr a4;
+        bool ok = strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0 ||
+                  (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+        if (!ok)
+            return false;
+    }
+    if (*end == '\0')
+        return true;
+    if (*end != ':' || !end[1])
+        return false;
+    for (end++; *end; end++)
+        if (!isdigit((unsigned char)*end))
+            return false;
+    return true;
+}
+
+/* While the API has no authentication, only this machine's own clients may use it, and only
+ * by a loopback name: a request to another Host is a web page that had its name resolve to
+ * 127.0.0.1 (DNS rebinding), and one with a foreign Origin is a web page's cross-site request
+ * (which a browser sends, and a POST without a CORS preflight). Neither is ever kubectl or a
+ * client library. A request without Host (HTTP/1.0) or Origin says nothing either way. */
+static enum MHD_Result refuse_foreign(call *c, bool *refused)
+{
+    *refused = true;
+    const char *host = hdr(c, MHD_HTTP_HEADER_HOST);
+    if (host && !loopback_authority(host))
+        return fail(c, 403, "Forbidden",
+                    "host \"%s\" is not allowed: the API server has no authentication yet and "
+                    "answers only requests to a loopback name (localhost, 127.0.0.1, [::1])",
+                    host);
+    const char *origin = hdr(c, "Origin");
+    if (origin) {
+        const char *auth = strncasecmp(origin, "http://", 7) == 0    ? origin + 7
+                           : strncasecmp(origin, "https://", 8) == 0 ? origin + 8
+                                                                     : NULL;
+        if (!auth || !loopback_authority(auth))
+            return fail(c, 403, "Forbidden",
+                        "origin \"%s\" is not allowed: the API server has no authentication "
+                        "yet and answers no cross-site requests from web pages", origin);
+    }
+    *refused = false;
+    return MHD_YES;
+}
+
 /* The one place where a request is authenticated and authorized. Everything is allowed for
  * now (the listener is loopback by default); client certificates and bearer tokens go here
  * with TLS. */
@@ -2272,9 +2524,12 @@ static bool authenticate(call *c)
 
 static enum MHD_Result dispatch(call *c, const char *url)
 {
+    bool refused;
+    enum MHD_Result ret = refuse_foreign(c, &refused);
+    if (refused)
+        return ret;
     if (!authenticate(c))
         return fail(c, 401, "Unauthorized", "Unauthorized");
-    enum MHD_Result ret;
     if (discovery(c, url, &ret) == 0)
         return ret;
     if (ty_srv_path_parse(url, is_namespaced, c->srv, &c->path) < 0 || !c->path.resource)
@@ -2325,6 +2580,119 @@ static void commit_or_die(ty_apiserver *s)
     }
 }
 
+/* ---------- connections ---------- */
+
+/* Every client here is 127.0.0.1, so a limit per address would lock the victim out with its
+ * attacker. What an attacker can hold without limit is connections that never finish a request
+ * (half-sent headers or bodies, or kept alive and idle): those are kept in order of the time
+ * they started waiting, and when the open connections come near the limit the oldest waiting
+ * ones are shut down to make room, so a new client always gets in and, sending its request at
+ * once, is not the one shut down. A connection with a whole request (a watch, a followed log)
+ * is never shut down for room. Waiting connections also time out (IDLE_TIMEOUT_S without a byte), and a
+ * watch whose client left is freed at once (on_stream_socket). */
+#define IDLE_TIMEOUT_S 30
+#define CONN_LIMIT_MAX 16384u
+
+static void idle_remove(ty_apiserver *s, conn_rec *r)
+{
+    if (!r->idle)
+        return;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->idle_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        s->idle_tail = r->prev;
+    r->prev = r->next = NULL;
+    r->idle = false;
+}
+
+static void idle_push(ty_apiserver *s, conn_rec *r)
+{
+    if (r->idle || r->shut)
+        return;
+    r->idle = true;
+    r->prev = s->idle_tail;
+    r->next = NULL;
+    if (s->idle_tail)
+        s->idle_tail->next = r;
+    else
+        s->idle_head = r;
+    s->idle_tail = r;
+}
+
+/* The room kept free below MHD's own limit (which refuses connections outright). */
+static unsigned conn_reserve(const ty_apiserver *s)
+{
+    return s->conn_limit / 16 > 8 ? s->conn_limit / 16 : 8;
+}
+
+/* Shuts down the oldest waiting connections while the open ones are near the limit, never
+ * `keep` (the connection just accepted). shutdown(), not close(): the fd stays MHD's, and MHD
+ * reads the end of the stream on its next run and closes the connection itself. */
+static void make_room(ty_apiserver *s, conn_rec *keep)
+{
+    while (s->nconns - s->nshut + conn_reserve(s) > s->conn_limit && s->idle_head &&
+           s->idle_head != keep) {
+        conn_rec *r = s->idle_head;
+        idle_remove(s, r);
+        r->shut = true;
+        s->nshut++;
+        shutdown(r->fd, SHUT_RDWR);
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    ty_apiserver *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_rec *r = TY_NEW(conn_rec);
+        r->fd = ci ? ci->connect_fd : -1;
+        *socket_context = r;
+        s->nconns++;
+        idle_push(s, r);
+        make_room(s, r);
+        return;
+    }
+    conn_rec *r = *socket_context;
+    if (!r)
+        return;
+    idle_remove(s, r);
+    if (r->shut)
+        s->nshut--;
+    s->nconns--;
+    free(r);
+    *socket_context = NULL;
+}
+
+static conn_rec *conn_rec_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request arrived whole (headers and body): the connection is no longer waiting. */
+static void conn_busy(ty_apiserver *s, struct MHD_Connection *conn)
+{
+    conn_rec *r = conn_rec_of(conn);
+    if (r)
+        idle_remove(s, r);
+}
+
+/* Its request is done: kept alive, the connection waits for the next one. */
+static void conn_waiting(ty_apiserver *s, struct MHD_Connection *conn)
+{
+    conn_rec *r = conn_rec_of(conn);
+    if (r)
+        idle_push(s, r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -2362,6 +2730,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The request is whole only now: one whose body trickles in waits as half-sent headers
+     * do, and makes room the same way (make_room). */
+    conn_busy(s, conn);
     if (r->too_big)
         return fail(&c, 413, "RequestEntityTooLarge", "Request entity too large: limit is %zu",
                     s->max_body);
@@ -2375,7 +2746,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    (void)toe;
+    conn_waiting(cls, conn);
     req *r = *con_cls;
     if (!r)
         return;
@@ -2483,7 +2855,40 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, ty_error *er
         host[0] = '\0', sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
         return ty_fail(err, "listen address %s: bad IPv4 address", listen);
+    /* Anyone who reaches the API can run commands as this user (a pod is a command). */
+    if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127)
+        return ty_fail(err, "listen address %s is not a loopback address: the API server has "
+                       "no authentication yet, so anyone who could reach it could run commands "
+                       "as this user; listen on 127.0.0.1 (or localhost) instead", listen);
     return 0;
+}
+
+int ty_apiserver_check_listen(const char *listen, ty_error *err)
+{
+    struct sockaddr_in sa;
+    return parse_listen(listen, &sa, err);
+}
+
+/* How many connections the server takes: half the descriptors it may open (the store, the
+ * pods' pipes and logs need the rest), after raising its soft limit to the hard one, as a
+ * container runtime gives containers; at most CONN_LIMIT_MAX. */
+static unsigned conn_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 512;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        if (want == RLIM_INFINITY || want > 2 * CONN_LIMIT_MAX + 4096)
+            want = 2 * CONN_LIMIT_MAX + 4096;
+        if (want > rl.rlim_cur) {
+            struct rlimit nl = {want, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+                rl.rlim_cur = want;
+        }
+    }
+    rlim_t n = rl.rlim_cur == RLIM_INFINITY ? 2 * CONN_LIMIT_MAX : rl.rlim_cur / 2;
+    return n > CONN_LIMIT_MAX ? CONN_LIMIT_MAX : n < 64 ? 64 : (unsigned)n;
 }
 
 int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_error *err)
@@ -2531,12 +2936,16 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
                          kinds[i]->singular, kinds[i]->short_names, kinds[i]->namespaced,
                          kinds[i]->has_status, false, kinds[i]->in_all, kinds[i]};
     }
-    /* External event loop: no MHD thread; MHD_ALLOW_SUSPEND_RESUME for the streams. */
+    s->conn_limit = conn_limit();
+    /* External event loop: no MHD thread; MHD_ALLOW_SUSPEND_RESUME for the streams. The
+     * timeout is for a connection without a byte either way (a suspended stream has none). */
     s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
                               NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_LISTEN_SOCKET, fd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_CONNECTION_LIMIT, s->conn_limit,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
                               MHD_OPTION_END);
     if (!s->mhd) {
         close(fd);

@@ -55,6 +55,9 @@ typedef struct ty_apiserver_config {
     size_t table_page_bytes;         /* a page of a Table (kubectl get); 0: 8 MiB */
 } ty_apiserver_config;
 
+/* Checks a listen address ("host:port") without binding it: -1 with a message when it is
+ * malformed or not a loopback address (the API has no authentication yet). */
+int ty_apiserver_check_listen(const char *listen, ty_error *err);
 /* Binds the listener and starts serving on cfg->loop. Fails (nothing left open) when the
  * address is malformed or cannot be bound. */
 int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_error *err);

@@ -23,6 +23,7 @@ static const struct {
     SYM(destroy_response, "MHD_destroy_response"),
     SYM(suspend_connection, "MHD_suspend_connection"),
     SYM(resume_connection, "MHD_resume_connection"),
+    SYM(get_connection_info, "MHD_get_connection_info"),
 #undef SYM
 };
 

@@ -28,6 +28,7 @@ typedef struct ty_mhd_api {
     __typeof__(MHD_destroy_response) *destroy_response;
     __typeof__(MHD_suspend_connection) *suspend_connection;
     __typeof__(MHD_resume_connection) *resume_connection;
+    __typeof__(MHD_get_connection_info) *get_connection_info;
 } ty_mhd_api;
 
 extern ty_mhd_api ty_mhd;
@@ -49,5 +50,6 @@ int ty_mhd_load(ty_error *err);
 #define MHD_destroy_response(...) ty_mhd.destroy_response(__VA_ARGS__)
 #define MHD_suspend_connection(...) ty_mhd.suspend_connection(__VA_ARGS__)
 #define MHD_resume_connection(...) ty_mhd.resume_connection(__VA_ARGS__)
+#define MHD_get_connection_info(...) ty_mhd.get_connection_info(__VA_ARGS__)
 
 #endif

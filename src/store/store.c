@@ -2,12 +2,16 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/jsontext.h"
@@ -2389,9 +2393,36 @@ static int start_wal(ty_store *s, ty_error *err)
     return 0;
 }
 
+/* The database holds every object (env values included): only its owner reads it. SQLite
+ * creates a database 0644 (less the umask) and gives its -wal and -shm the database's mode, so
+ * the file is made (or made again) 0600 before SQLite opens it, and -wal/-shm left by an
+ * earlier version are fixed too. */
+static int make_private(const char *db_path, ty_error *err)
+{
+    int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path, strerror(errno));
+    int rc = fchmod(fd, 0600);
+    int e = errno;
+    close(fd);
+    if (rc < 0)
+        return fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", db_path,
+                         strerror(e));
+    static const char *const sfx[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(sfx); i++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s%s", db_path, sfx[i]);
+        if (chmod(p, 0600) < 0 && errno != ENOENT)
+            return fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", p,
+                             strerror(errno));
+    }
+    return 0;
+}
+
 int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
 {
     *out = NULL;
+    if (make_private(db_path, err) < 0)
+        return -1;
     ty_store *s = store_alloc();
     /* SQLite opens its files with O_CLOEXEC. */
     if (sqlite3_open_v2(db_path, &s->db,

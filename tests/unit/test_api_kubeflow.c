@@ -490,6 +490,38 @@ Test(api_kubeflow, resource_and_volume_rules)
     expect_ok(WITH_POD("{'volumes': [{'name': 'data', 'emptyDir': {'medium': 'Memory'}}, {'name': 'cfg', 'configMap': {'name': 'c'}}],"
                        " 'containers': [{'name': 'pytorch', 'image': 'x', 'volumeMounts': [{'name': 'data', 'mountPath': '/d'},"
                        " {'name': 'cfg', 'mountPath': '/c', 'readOnly': true}]}]}"), NULL);
+    /* a mount stays inside its volume: subPath and subPathExpr relative, no ".." element */
+#define VOL_DATA "'volumes': [{'name': 'data', 'emptyDir': {}}], "
+#define MOUNT(extra) "[{'name': 'pytorch', 'image': 'x', 'volumeMounts': " \
+                     "[{'name': 'data', 'mountPath': '/d', " extra "}]}]"
+    expect_error(WITH_POD("{" VOL_DATA "'containers': " MOUNT("'subPath': 'a/../../etc'") "}"),
+                 CPATH ".volumeMounts[0].subPath",
+                 "Invalid value: \"a/../../etc\": must not contain '..'");
+    expect_error(WITH_POD("{" VOL_DATA "'initContainers': [" PT_CONTAINER "], 'containers': "
+                          MOUNT("'subPathExpr': '/etc'") "}"),
+                 CPATH ".volumeMounts[0].subPathExpr",
+                 "Invalid value: \"/etc\": must be a relative path");
+    expect_ok(WITH_POD("{" VOL_DATA "'containers': " MOUNT("'subPath': '..a/b../.../$(X)'") "}"),
+              NULL);
+}
+
+Test(api_kubeflow, bare_pod_mounts_stay_in_their_volumes)
+{
+    json_t *pod = load("{'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'p'}, 'spec': {"
+                       "'containers': [{'name': 'c', 'volumeMounts': "
+                       "[{'name': 'v', 'mountPath': '/d'}]}], "
+                       "'initContainers': [{'name': 'i', 'volumeMounts': "
+                       "[{'name': 'v', 'mountPath': '/d', 'subPath': '..'}]}]}}");
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    cr_assert_eq(ty_api_check_pod(pod, &errs), -1);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.items[0].path, "spec.initContainers[0].volumeMounts[0].subPath");
+    cr_assert_str_eq(errs.items[0].msg, "Invalid value: \"..\": must not contain '..'");
+    ty_field_errors_free(&errs);
+    json_t *init = json_object_get(json_object_get(pod, "spec"), "initContainers");
+    json_object_del(json_array_get(init, 0), "volumeMounts");
+    cr_assert_eq(ty_api_check_pod(pod, &errs), 0);
+    json_decref(pod);
 }
 
 Test(api_kubeflow, tfjob_rules)

@@ -838,6 +838,29 @@ Test(runtime, volumes_hostpath_and_emptydir)
     teardown_rt();
 }
 
+/* A subPath that climbs out of its volume never reaches the host, whatever validation let
+ * through: the container does not start and nothing is created outside. */
+Test(runtime, subpath_out_of_the_volume_is_refused)
+{
+    setup_rt(0, true);
+    TY_AUTOFREE char *a = uid_for("climb");
+    TY_AUTOFREE char *ctrs = ty_asprintf(
+        "[{\"name\":\"c\",\"command\":[\"true\"],\"volumeMounts\":"
+        "[{\"name\":\"e\",\"mountPath\":\"/climb-%s\",\"subPath\":\"../../../../out-%s\"}]}]",
+        a, a);
+    json_t *pod = make_pod("climb", a, "Never", ctrs);
+    json_object_set_new(json_object_get(pod, "spec"), "volumes",
+                        json_pack("[{s:s, s:{}}]", "name", "e", "emptyDir"));
+    start(pod);
+    wait_phase(a, "Failed", 10000);
+    const char *msg = json_string_value(json_object_get(terminated(a, "c"), "message"));
+    cr_assert(msg && strstr(msg, "must not contain '..'"), "%s", msg ? msg : "(none)");
+    TY_AUTOFREE char *out = ty_asprintf("%s/out-%s", T.dir, a);
+    cr_assert_neq(access(out, F_OK), 0, "the subPath was created outside its volume");
+    stop_and_wait(a, 1);
+    teardown_rt();
+}
+
 Test(runtime, state_file_records_pids_and_start_times)
 {
     setup_rt(0, true);
