@@ -141,6 +141,10 @@ int64_t ty_kf_failed_at(const json_t *pod, int64_t *ran_ns)
                 at = t;
         }
     }
+    /* Kubernetes' timestamps have whole seconds: the end may be up to a second later than
+     * written, and the back-off must not be cut short by it. */
+    if (at > 0 && at % 1000000000LL == 0)
+        at += 1000000000LL - 1;
     int64_t start = time_at(st, "startTime");
     *ran_ns = start > 0 && at > start ? at - start : 0;
     return at;

@@ -714,13 +714,14 @@ Test(kubeflow_status, gang_restarts_back_off)
     cr_assert_eq(o.ncreate, 0);
     cr_assert_eq(o.ndelete, 1); /* the other rank stops; the failed pod stays, saying why */
     cr_assert(deletes(&o, "fm-worker-0"));
-    cr_assert_eq(o.requeue_after_ns, 8 * SEC); /* 10 s after it ended */
+    /* 10 s after it ended (the end of the second finishedAt names) */
+    cr_assert_eq(o.requeue_after_ns, 9 * SEC - 1);
     assert_cond(job, "Restarting", "True", "PyTorchJobRestarting", NULL);
     cr_assert_null(annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION));
     ty_kubeflow_outcome_free(&o);
 
     pods alone = {{failed_pod("master", 0, T0, T0 + SEC, START_ERROR)}, 1};
-    rec(job, &alone, T0 + 11 * SEC, &o);
+    rec(job, &alone, T0 + 12 * SEC, &o);
     cr_assert(o.restarted && o.gang_restart);
     cr_assert(deletes(&o, "fm-master-0"));
     cr_assert_str_eq(annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION), "1");
@@ -732,9 +733,9 @@ Test(kubeflow_status, gang_restarts_back_off)
     pods again = {{failed_pod("master", 0, T0 + 12 * SEC, T0 + 12 * SEC, START_ERROR)}, 1};
     rec(job, &again, T0 + 20 * SEC, &o);
     cr_assert_not(o.restarted);
-    cr_assert_eq(o.requeue_after_ns, 12 * SEC);
+    cr_assert_eq(o.requeue_after_ns, 13 * SEC - 1);
     ty_kubeflow_outcome_free(&o);
-    rec(job, &again, T0 + 32 * SEC, &o);
+    rec(job, &again, T0 + 33 * SEC, &o);
     cr_assert(o.restarted);
     cr_assert_str_eq(annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION), "2");
     ty_kubeflow_outcome_free(&o);
@@ -745,9 +746,9 @@ Test(kubeflow_status, gang_restarts_back_off)
                     1};
     rec(job, &longrun, T0 + 705 * SEC, &o);
     cr_assert_not(o.restarted);
-    cr_assert_eq(o.requeue_after_ns, 5 * SEC);
+    cr_assert_eq(o.requeue_after_ns, 6 * SEC - 1);
     ty_kubeflow_outcome_free(&o);
-    rec(job, &longrun, T0 + 710 * SEC, &o);
+    rec(job, &longrun, T0 + 711 * SEC, &o);
     cr_assert(o.restarted);
     cr_assert_str_eq(annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION), "1");
     ty_kubeflow_outcome_free(&o);
@@ -762,7 +763,7 @@ Test(kubeflow_status, gang_restarts_back_off)
                         J("{'" TY_KUBEFLOW_BACKOFF_ANNOTATION "':'9'}"));
     pods cap = {{failed_pod("master", 0, T0, T0, "'exitCode':2")}, 1};
     rec(job, &cap, T0 + SEC, &o);
-    cr_assert_eq(o.requeue_after_ns, 2 * SEC); /* 3 s cap from T0 */
+    cr_assert_eq(o.requeue_after_ns, 3 * SEC - 1); /* the 3 s cap */
     ty_kubeflow_outcome_free(&o);
     ty_kubeflow_set_restart_backoff(0);
     pods_free(&cap);
