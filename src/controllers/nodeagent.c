@@ -175,6 +175,13 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
                 ty_event(a->events, pod, "Warning", "Failed", "Error: %s", msg ? msg : wait);
             } else if (wait && strcmp(wait, "CrashLoopBackOff") == 0 &&
                        !(same_run && old_wait && strcmp(old_wait, wait) == 0)) {
+                /* A start error restarted in place shows only as the last state. */
+                const json_t *last = json_object_get(json_object_get(cs, "lastState"),
+                                                     "terminated");
+                const char *lr = json_string_value(json_object_get(last, "reason"));
+                const char *lm = json_string_value(json_object_get(last, "message"));
+                if (lr && strcmp(lr, "StartError") == 0)
+                    ty_event(a->events, pod, "Warning", "Failed", "Error: %s", lm ? lm : lr);
                 ty_event(a->events, pod, "Warning", "BackOff",
                          "Back-off restarting failed container %s in pod %s_%s(%s)", cname,
                          ty_obj_name(pod), ty_obj_namespace(pod), ty_obj_uid(pod));

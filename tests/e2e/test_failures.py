@@ -262,3 +262,23 @@ def test_server_crash_loop_backs_off_from_10s(server, marker):
     ev = [e for e in events_of(server, "crashy") if e["reason"] == "BackOff"]
     assert ev and "Back-off restarting failed container c in pod crashy" in ev[0]["message"], ev
     assert ev[0]["type"] == "Warning"
+
+
+def test_server_start_error_restarts_in_place_with_events(server, marker):
+    """Under OnFailure a start error restarts in place: CrashLoopBackOff, the error as the last
+    state, and both the Failed and the BackOff event."""
+    pod = bare_pod("badexec", marker, None, restart="OnFailure")
+    pod["spec"]["containers"][0]["command"] = [f"/no/such/dir-{marker}/prog"]
+    post(server, "/api/v1/namespaces/default/pods", pod)
+    path = "/api/v1/namespaces/default/pods/badexec"
+    assert wait_until(lambda: container_status(get(server, path)).get("state", {})
+                      .get("waiting", {}).get("reason") == "CrashLoopBackOff", 30)
+    last = container_status(get(server, path))["lastState"]["terminated"]
+    want = f'exec: "/no/such/dir-{marker}/prog": no such file or directory'
+    assert last["reason"] == "StartError" and last["exitCode"] == 128, last
+    assert want in last["message"], last
+    assert get(server, path)["status"]["phase"] == "Running"  # as the kubelet computes it
+    assert wait_until(lambda: {"Failed", "BackOff"} <= {e["reason"] for e in
+                                                       events_of(server, "badexec")}, 10)
+    failed = [e for e in events_of(server, "badexec") if e["reason"] == "Failed"]
+    assert want in failed[0]["message"], failed
