@@ -240,9 +240,9 @@ static const char *pod_state(const json_t *pod, char *out, size_t cap)
         }
         const char *lr = json_string_value(json_object_get(last, "reason"));
         const char *lm = json_string_value(json_object_get(last, "message"));
+        long long code = (long long)json_integer_value(json_object_get(last, "exitCode"));
         snprintf(out, cap, "%s (CrashLoopBackOff): last run %s (exit code %lld)%s%s", phase,
-                 lr ? lr : "Error", (long long)json_integer_value(json_object_get(last, "exitCode")),
-                 lm ? ": " : "", lm ? lm : "");
+                 lr ? lr : "Error", code, lm ? ": " : "", lm ? lm : "");
         return out;
     }
     if (trouble)
