@@ -71,6 +71,27 @@ def test_run_job_without_command_fails_at_once(run_trainyard, manifest, marker):
     assert r.out.count("pod/nocmd-master-0: Pending: CreateContainerConfigError") == 1, r
 
 
+def test_run_in_place_start_errors_reach_the_backoff_limit(run_trainyard, manifest, marker):
+    """A TFJob's pods restart in place (OnFailure): CrashLoopBackOff with the start error as
+    the last run, restarts counted against backoffLimit, and the cause in Failed."""
+    c = container("true", marker, name="tensorflow")
+    c["command"] = [f"/no/such/dir-{marker}/prog"]
+    job = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": "tfbad"},
+           "spec": {"runPolicy": {"backoffLimit": 2}, "tfReplicaSpecs": {"Worker": {
+               "replicas": 1, "restartPolicy": "OnFailure",
+               "template": {"spec": {"containers": [c]}}}}}}
+    r = run_trainyard(manifest(json.dumps(job)), env={"TRAINYARD_RESTART_BACKOFF_MS": "200"},
+                      timeout=60)
+    assert r.rc == 1, r
+    want = f'exec: "/no/such/dir-{marker}/prog": no such file or directory'
+    assert "pod/tfbad-worker-0: Running (CrashLoopBackOff): last run StartError (exit code " \
+           f'128): failed to start container "tensorflow": {want}' in r.out, r
+    final = [ln for ln in r.out.splitlines() if ln.startswith("TFJob tfbad Failed")]
+    assert final and "reached the specified backoff limit" in final[0], r
+    assert f"last failure: pod tfbad-worker-0, container tensorflow: StartError (exit code " \
+           f"128): " in final[0] and want in final[0], r
+
+
 # ---- trainyard server ------------------------------------------------------------------------
 
 @pytest.fixture
