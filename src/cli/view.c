@@ -172,14 +172,45 @@ static void log_tail(const char *path, ty_buf *last, int *epoch, int *epochs)
     }
 }
 
+/* The first container state of the pod that tells of trouble: waiting for a reason other
+ * than the normal start (CreateContainerConfigError, CrashLoopBackOff), or terminated with a
+ * runtime message (a start error). NULL when there is none. */
+static const json_t *container_trouble(const json_t *pod, const char **reason)
+{
+    const char *lists[] = {"initContainerStatuses", "containerStatuses"};
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *cs;
+        json_array_foreach(json_object_get(json_object_get(pod, "status"), lists[l]), i, cs)
+        {
+            json_t *state = json_object_get(cs, "state");
+            json_t *w = json_object_get(state, "waiting");
+            json_t *t = json_object_get(state, "terminated");
+            const char *r = json_string_value(json_object_get(w, "reason"));
+            if (r && strcmp(r, "ContainerCreating") != 0 && strcmp(r, "PodInitializing") != 0)
+                return *reason = r, w;
+            r = json_string_value(json_object_get(t, "reason"));
+            if (r && json_string_value(json_object_get(t, "message")))
+                return *reason = r, t;
+        }
+    }
+    return NULL;
+}
+
 static const char *pod_state(const json_t *pod, char *out, size_t cap)
 {
     const char *phase = ty_pod_phase(pod);
     json_t *status = json_object_get(pod, "status");
+    const char *why = NULL;
+    const json_t *trouble = container_trouble(pod, &why);
+    const char *tmsg = json_string_value(json_object_get(trouble, "message"));
     if (strcmp(phase, "Pending") == 0) {
         const json_t *sched = ty_pod_condition(pod, "PodScheduled");
         const char *msg = sched ? json_string_value(json_object_get(sched, "message")) : NULL;
-        snprintf(out, cap, "Pending%s%s", msg ? ": " : "", msg ? msg : "");
+        if (trouble)
+            snprintf(out, cap, "Pending: %s%s%s", why, tmsg ? ": " : "", tmsg ? tmsg : "");
+        else
+            snprintf(out, cap, "Pending%s%s", msg ? ": " : "", msg ? msg : "");
         return out;
     }
     json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
@@ -187,15 +218,37 @@ static const char *pod_state(const json_t *pod, char *out, size_t cap)
     if (strcmp(phase, "Failed") == 0 || (strcmp(phase, "Succeeded") == 0 && term)) {
         const char *reason = json_string_value(json_object_get(term, "reason"));
         const char *msg = json_string_value(json_object_get(status, "message"));
+        const char *tm = json_string_value(json_object_get(term, "message"));
         if (term)
-            snprintf(out, cap, "%s (exit code %lld%s%s)", phase,
+            snprintf(out, cap, "%s (exit code %lld%s%s)%s%s", phase,
                      (long long)json_integer_value(json_object_get(term, "exitCode")),
-                     reason ? ", " : "", reason ? reason : "");
+                     reason ? ", " : "", reason ? reason : "", tm ? ": " : "", tm ? tm : "");
         else
             snprintf(out, cap, "%s%s%s", phase, msg ? ": " : "", msg ? msg : "");
         return out;
     }
-    snprintf(out, cap, "%s", phase);
+    if (trouble && strcmp(why, "CrashLoopBackOff") == 0) {
+        /* Between restarts: what the last run ended with. */
+        const json_t *last = NULL;
+        const json_t *c;
+        size_t i;
+        json_array_foreach(json_object_get(status, "containerStatuses"), i, c)
+        {
+            const json_t *w = json_object_get(json_object_get(c, "state"), "waiting");
+            if (w == trouble)
+                last = json_object_get(json_object_get(c, "lastState"), "terminated");
+        }
+        const char *lr = json_string_value(json_object_get(last, "reason"));
+        const char *lm = json_string_value(json_object_get(last, "message"));
+        long long code = (long long)json_integer_value(json_object_get(last, "exitCode"));
+        snprintf(out, cap, "%s (CrashLoopBackOff): last run %s (exit code %lld)%s%s", phase,
+                 lr ? lr : "Error", code, lm ? ": " : "", lm ? lm : "");
+        return out;
+    }
+    if (trouble)
+        snprintf(out, cap, "%s (%s)%s%s", phase, why, tmsg ? ": " : "", tmsg ? tmsg : "");
+    else
+        snprintf(out, cap, "%s", phase);
     return out;
 }
 
@@ -341,6 +394,8 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
             /* A pending pod says what it waits for where the log line would be. */
             const char *colon = strchr(state, ':');
             bool pending = strcmp(ty_pod_phase(pod), "Pending") == 0;
+            /* So does a pod in trouble whose log says nothing. */
+            pending |= last.len == 0;
             ty_buf_reset(&line);
             ty_buf_addf(&line, "  %-32s %-10s %8lld %8s  %s", ty_obj_name(pod),
                         ty_pod_phase(pod), (long long)pod_restarts(pod), age,

@@ -314,6 +314,9 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     c->addr = addr;
     c->addr_ctx = addr_ctx;
     c->queue = ty_queue_new(loop, reconcile, c);
+    /* The same knob as the runtime's in-place restarts (runtime.h): tests shorten both. */
+    const char *b = getenv("TRAINYARD_RESTART_BACKOFF_MS");
+    ty_kubeflow_set_restart_backoff(b ? atoll(b) : 0);
     c->pytorch_events = ty_recorder_new(store, "pytorchjob-controller");
     c->tf_events = ty_recorder_new(store, "tfjob-controller");
     c->watch_ids[0] = ty_store_watch(store, "pytorchjobs", on_event, c);

@@ -37,6 +37,15 @@
  * maintains it; the caller persists metadata when `metadata_changed` says so. */
 #define TY_KUBEFLOW_RESTARTS_ANNOTATION "trainyard.dev/restarts"
 
+/* Job annotation with how many of those restarts came in a row, each after a short run: the
+ * exponent of the back-off before the next one (see ty_kubeflow_reconcile). */
+#define TY_KUBEFLOW_BACKOFF_ANNOTATION "trainyard.dev/restart-backoff"
+
+/* The back-off base before trainyard recreates failed pods (default 10 s, as the kubelet's
+ * CrashLoopBackOff; <= 0 restores it). The doubling is capped at 30 x base. For tests and
+ * `TRAINYARD_RESTART_BACKOFF_MS`; process-wide. */
+void ty_kubeflow_set_restart_backoff(int64_t base_ms);
+
 typedef enum ty_kubeflow_kind {
     TY_KUBEFLOW_UNKNOWN = 0,
     TY_KUBEFLOW_PYTORCH,
@@ -186,6 +195,9 @@ void ty_kubeflow_outcome_free(ty_kubeflow_outcome *o); /* frees members, zeroes;
  *   backoffLimit (restart counts of Running pods under Always/OnFailure/ExitCode, plus the
  *     restarts annotation for a restart this pass would make) or activeDeadlineSeconds:
  *     Failed (reason <Kind>Failed, the operator's messages), every pod deleted;
+ *   a pod with a container that can never start (waiting in CreateContainerConfigError, e.g.
+ *     no command: trainyard runs no images): Failed at once with that message (trainyard's
+ *     rule, as for a gang that can never fit; the operator would wait forever);
  *   otherwise per replica type: missing pods to create, pods beyond `replicas` deleted, failed
  *     pods judged by ty_kubeflow_pod_decide (Restarting / Failed), replicaStatuses
  *     {active, succeeded, failed, selector} (zero counts omitted, as the operator's JSON;
@@ -196,6 +208,15 @@ void ty_kubeflow_outcome_free(ty_kubeflow_outcome *o); /* frees members, zeroes;
  *     without one all workers, or worker 0 unless successPolicy is "AllWorkers"; and the
  *     failure rules (PyTorch: a type with failed replicas and restartPolicy Never; TF: any
  *     failed replica while not Restarting, except dynamic workers).
+ * Restarts back off as the kubelet's CrashLoopBackOff (the operator leaves it to the kubelet,
+ * which restarts in place; trainyard recreates pods, so a pod that fails at start would
+ * otherwise be recreated in a tight loop): failed pods are deleted only once the back-off has
+ * passed since they ended (base, doubling with each restart in a row, capped at 30 x base; a
+ * run of 60 x base resets it), kept meanwhile so their status says why (Restarting is set at
+ * once; the rest of a gang is deleted and nothing is created until then; requeue_after_ns
+ * says when). Failed messages name the cause: the backoff-limit one always, the others when
+ * the runtime explained it (a start error), e.g. "...; last failure: pod P, container c:
+ * StartError (exit code 128): <message>".
  * Conditions follow the operator's setCondition: nothing changes once Failed; the same
  * status and reason is left alone; the same status with a new reason keeps
  * lastTransitionTime; Running and Restarting replace each other; Succeeded/Failed set

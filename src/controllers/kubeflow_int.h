@@ -36,4 +36,27 @@ int ty_kf_port(const json_t *job, const ty_kf_kind *k, const char *rtype);
 /* The master role: PyTorch Master, TF Chief/Master, or Worker 0 when there is none. */
 bool ty_kf_is_master_role(const json_t *job, const ty_kf_kind *k, const char *rtype, int index);
 
+/* ---- failures (kubeflow_failure.c) ---- */
+
+/* Why a pod failed, for the job's messages, from its container states as the kubelet reports
+ * them: the last container that ended badly (terminated non-zero or StartError, the previous
+ * run of one restarting in place) or cannot start (waiting with a reason other than the
+ * normal ContainerCreating/PodInitializing), else the pod's own reason/message. Returns a new
+ * string like `pod P, container c: StartError (exit code 128): <message>`, or NULL when the
+ * pod shows no failure. *detailed (may be NULL) tells whether a runtime message explains it
+ * (a start error, not just an exit code); *when_ns (may be NULL) when it happened (0:
+ * unknown). */
+char *ty_kf_failure_cause(const json_t *pod, bool *detailed, int64_t *when_ns);
+/* The message of a container of the pod that waits with CreateContainerConfigError (it can
+ * never start: the pod's spec is immutable), or NULL. Borrowed from the pod. */
+const char *ty_kf_config_error(const json_t *pod);
+/* When a failed pod ended, for the restart back-off: the latest of its creation, its
+ * containers' finishedAt; *ran_ns how long it ran (from startTime; 0: unknown). */
+int64_t ty_kf_failed_at(const json_t *pod, int64_t *ran_ns);
+/* The back-off before recreating failed pods the `exp`-th time in a row (0 = first): the
+ * base (ty_kubeflow_set_restart_backoff, 10 s) doubling, at most 30 x base (5 min). */
+int64_t ty_kf_restart_delay_ns(int64_t exp);
+/* A run this long resets the back-off, as the kubelet forgets old crashes (2 x the cap). */
+int64_t ty_kf_backoff_reset_ns(void);
+
 #endif

@@ -288,17 +288,21 @@ typedef struct podset {
     size_t n;
 } podset;
 
-static int64_t restarts_annotation(const json_t *job)
+static int64_t count_annotation(const json_t *job, const char *key)
 {
     const char *s = ty_kf_str(
-        json_object_get(json_object_get(job, "metadata"), "annotations"),
-        TY_KUBEFLOW_RESTARTS_ANNOTATION);
+        json_object_get(json_object_get(job, "metadata"), "annotations"), key);
     char *end;
     long long v = strtoll(s, &end, 10);
     return (*s && !*end && v > 0) ? v : 0;
 }
 
-static void set_restarts_annotation(json_t *job, int64_t v)
+static int64_t restarts_annotation(const json_t *job)
+{
+    return count_annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION);
+}
+
+static void set_count_annotation(json_t *job, const char *key, int64_t v)
 {
     json_t *meta = json_object_get(job, "metadata");
     if (!json_is_object(meta)) {
@@ -312,7 +316,7 @@ static void set_restarts_annotation(json_t *job, int64_t v)
     }
     char s[32];
     snprintf(s, sizeof s, "%" PRId64, v);
-    json_object_set_new(ann, TY_KUBEFLOW_RESTARTS_ANNOTATION, json_string(s));
+    json_object_set_new(ann, key, json_string(s));
 }
 
 /* The finished job's pass: cleanPodPolicy, active counted as succeeded, TTL. */
@@ -562,6 +566,35 @@ void ty_kubeflow_fail_job(json_t *job, const char *message, int64_t now_ns)
     set_kind_condition(status, k, "Failed", "True", "Failed", message, now);
 }
 
+/* Appends why the last pod failed to the Failed condition's message (only a cause the runtime
+ * explained unless `any`), so the job says what went wrong, not only that it did. */
+static void add_failure_cause(json_t *status, const podset *ps, bool any)
+{
+    json_t *cond = find_condition(status, "Failed");
+    char *best = NULL;
+    int64_t best_t = -1;
+    for (size_t i = 0; cond && i < ps->n; i++) {
+        bool detailed;
+        int64_t t;
+        char *c = ty_kf_failure_cause(ps->live[i], &detailed, &t);
+        if (c && (any || detailed) && t > best_t) {
+            free(best);
+            best = c, best_t = t;
+        } else {
+            free(c);
+        }
+    }
+    if (!best)
+        return;
+    const char *msg = ty_kf_str(cond, "message");
+    size_t n = strlen(msg);
+    bool sentence = n > 0 && msg[n - 1] == '.';
+    json_object_set_new(cond, "message",
+                        sentence ? json_sprintf("%s Last failure: %s", msg, best)
+                                 : json_sprintf("%s; last failure: %s", msg, best));
+    free(best);
+}
+
 int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t now_ns,
                           ty_kubeflow_outcome *out, ty_error *err)
 {
@@ -583,6 +616,7 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
         json_object_set_new(job, "status", status);
     }
     json_t *before = json_deep_copy(status);
+    bool cause_given = false;
     char now[64];
     ty_time_format_rfc3339(now_ns, now, sizeof now, 0);
     const json_t *rp = json_object_get(json_object_get(job, "spec"), "runPolicy");
@@ -635,12 +669,35 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
         json_object_set_new(status, "startTime", json_string(now));
     }
 
-    /* Judge every failed pod first: the backoff limit applies to the restarts they ask for. */
-    bool want_restart = false, gang = false;
+    /* trainyard's rule: a container that can never start fails the job now (see kubeflow.h);
+     * its pods stay per cleanPodPolicy, saying why. */
+    for (size_t i = 0; i < ps.n; i++) {
+        const char *why = ty_kf_config_error(ps.live[i]);
+        if (!why)
+            continue;
+        TY_AUTOFREE char *m = ty_asprintf("%s %s has failed because pod %s can never start: %s",
+                                          k->name, name, pod_name(ps.live[i]), why);
+        set_completion(status, now);
+        set_kind_condition(status, k, "Failed", "True", "Failed", m, now);
+        out->fail_cause = TY_KUBEFLOW_FAIL_REPLICAS;
+        cause_given = true;
+        finished_pass(job, status, &ps, now_ns, out);
+        goto done;
+    }
+
+    /* Judge every failed pod first: the backoff limit applies to the restarts they ask for,
+     * and the back-off runs from when the last of them ended. */
+    bool want_restart = false, gang = false, long_run = false;
+    int64_t failed_at = 0;
     for (size_t i = 0; i < ps.n; i++) {
         ty_kubeflow_decision d;
         ty_kubeflow_action a = ty_kubeflow_pod_decide(job, ps.live[i], &d);
-        want_restart |= a == TY_KUBEFLOW_RESTART_POD || a == TY_KUBEFLOW_RESTART_GANG;
+        if (a == TY_KUBEFLOW_RESTART_POD || a == TY_KUBEFLOW_RESTART_GANG) {
+            int64_t ran, t = ty_kf_failed_at(ps.live[i], &ran);
+            failed_at = t > failed_at ? t : failed_at;
+            long_run |= ran >= ty_kf_backoff_reset_ns();
+            want_restart = true;
+        }
         gang |= a == TY_KUBEFLOW_RESTART_GANG;
         ty_kubeflow_decision_clear(&d);
     }
@@ -672,6 +729,11 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
         }
         requeue(out, end - now_ns);
     }
+    int64_t streak = long_run ? 0 : count_annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION);
+    int64_t ready_at = failed_at + ty_kf_restart_delay_ns(streak);
+    bool backing_off = want_restart && now_ns < ready_at;
+    if (backing_off)
+        requeue(out, ready_at - now_ns);
 
     /* ReconcilePods, per replica type: missing pods, extra pods, failed pods, counts. */
     json_t *rss = json_object();
@@ -709,8 +771,10 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
             ty_kubeflow_decision d;
             ty_kubeflow_action a = ty_kubeflow_pod_decide(job, pod, &d);
             if (a == TY_KUBEFLOW_RESTART_POD || a == TY_KUBEFLOW_RESTART_GANG) {
-                add_delete(out, pod_name(pod));
-                out->restarted = true;
+                if (!backing_off) { /* else it stays, saying why, until the back-off passed */
+                    add_delete(out, pod_name(pod));
+                    out->restarted = true;
+                }
                 set_condition(status, "Restarting", "True", d.reason, d.message, now);
             } else if (a == TY_KUBEFLOW_FAIL_JOB &&
                        strcmp(ty_kf_restart_policy(spec), "ExitCode") == 0) {
@@ -736,7 +800,16 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
         rs_set(rs, "succeeded", succeeded);
         rs_set(rs, "failed", failed);
     }
-    if (gang && out->restarted) {
+    if (gang && backing_off) {
+        /* The other ranks cannot go on without the failed ones: they stop now, and the gang
+         * starts again together once the back-off has passed. */
+        for (size_t i = 0; i < ps.n; i++)
+            if (strcmp(pod_phase(ps.live[i]), "Failed") != 0)
+                add_delete(out, pod_name(ps.live[i]));
+        for (size_t i = 0; i < out->ncreate; i++)
+            free(out->create[i].rtype);
+        out->ncreate = 0;
+    } else if (gang && out->restarted) {
         /* DDP cannot continue without a rank: every pod goes and the gang starts over. */
         for (size_t i = 0; i < ps.n; i++)
             add_delete(out, pod_name(ps.live[i]));
@@ -759,11 +832,15 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
             out->fail_cause = TY_KUBEFLOW_FAIL_REPLICAS;
         finished_pass(job, status, &ps, now_ns, out);
     } else if (out->restarted) {
-        set_restarts_annotation(job, restarts + 1);
+        set_count_annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION, restarts + 1);
+        set_count_annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION, streak + 1);
         out->metadata_changed = true;
     }
 
 done:
+    if (!cause_given && condition_true(status, "Failed") && !condition_true(before, "Failed") &&
+        out->fail_cause != TY_KUBEFLOW_FAIL_DEADLINE)
+        add_failure_cause(status, &ps, out->fail_cause == TY_KUBEFLOW_FAIL_BACKOFF);
     out->status_changed = !json_equal(before, status);
     json_decref(before);
     free(ps.live);

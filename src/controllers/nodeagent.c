@@ -123,6 +123,73 @@ static void reconcile(void *ctx, const char *key)
     json_decref(pod);
 }
 
+static const char *str_at2(const json_t *o, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(o, a), b));
+}
+
+/* The container's status of that name in the pod's stored status (init or main), or NULL. */
+static const json_t *stored_container(const json_t *pod, const char *list, const char *name)
+{
+    size_t i;
+    json_t *cs;
+    json_array_foreach(json_object_get(json_object_get(pod, "status"), list), i, cs)
+    {
+        const char *n = json_string_value(json_object_get(cs, "name"));
+        if (n && strcmp(n, name) == 0)
+            return cs;
+    }
+    return NULL;
+}
+
+/* The kubelet's events for what the runtime observed since the stored status: a container
+ * that could not start (Failed, with the error) and one waiting to restart after a crash
+ * (BackOff). Each is recorded once per change of the container's state; repeats over many
+ * restarts aggregate into one Event's count, so a crash loop never floods the store. */
+static void record_container_events(ty_nodeagent *a, const json_t *pod, const json_t *status)
+{
+    const char *lists[] = {"initContainerStatuses", "containerStatuses"};
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *cs;
+        json_array_foreach(json_object_get(status, lists[l]), i, cs)
+        {
+            const char *cname = json_string_value(json_object_get(cs, "name"));
+            if (!cname)
+                continue;
+            const json_t *old = stored_container(pod, lists[l], cname);
+            json_t *state = json_object_get(cs, "state");
+            const json_t *old_state = json_object_get(old, "state");
+            const char *term = str_at2(state, "terminated", "reason");
+            const char *wait = str_at2(state, "waiting", "reason");
+            const char *old_wait = str_at2(old_state, "waiting", "reason");
+            bool same_run = json_equal(json_object_get(cs, "restartCount"),
+                                       json_object_get(old, "restartCount"));
+            if (term && strcmp(term, "StartError") == 0 &&
+                !(same_run && str_at2(old_state, "terminated", "reason"))) {
+                const char *msg = str_at2(state, "terminated", "message");
+                ty_event(a->events, pod, "Warning", "Failed", "Error: %s", msg ? msg : term);
+            } else if (wait && strcmp(wait, "CreateContainerConfigError") == 0 &&
+                       !(old_wait && strcmp(old_wait, wait) == 0)) {
+                const char *msg = str_at2(state, "waiting", "message");
+                ty_event(a->events, pod, "Warning", "Failed", "Error: %s", msg ? msg : wait);
+            } else if (wait && strcmp(wait, "CrashLoopBackOff") == 0 &&
+                       !(same_run && old_wait && strcmp(old_wait, wait) == 0)) {
+                /* A start error restarted in place shows only as the last state. */
+                const json_t *last = json_object_get(json_object_get(cs, "lastState"),
+                                                     "terminated");
+                const char *lr = json_string_value(json_object_get(last, "reason"));
+                const char *lm = json_string_value(json_object_get(last, "message"));
+                if (lr && strcmp(lr, "StartError") == 0)
+                    ty_event(a->events, pod, "Warning", "Failed", "Error: %s", lm ? lm : lr);
+                ty_event(a->events, pod, "Warning", "BackOff",
+                         "Back-off restarting failed container %s in pod %s_%s(%s)", cname,
+                         ty_obj_name(pod), ty_obj_namespace(pod), ty_obj_uid(pod));
+            }
+        }
+    }
+}
+
 void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,
                             json_t *status, bool gone)
 {
@@ -149,6 +216,7 @@ void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const c
             json_array_insert_new(conds, 0, json_deep_copy(scheduled));
         json_object_set_new(observed, "qosClass", json_string(ty_pod_qos_class(pod)));
         json_object_set_new(next, "status", observed);
+        record_container_events(a, pod, observed);
         ty_store_update_status(a->store, "pods", next, NULL, NULL);
         json_decref(next);
     }

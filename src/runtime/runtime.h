@@ -3,8 +3,12 @@
  * Model. Each pod gets a supervisor process, the shim (`<self_exe> shim <pod-dir>`), which owns
  * the pod's containers: it starts the initContainers one by one to completion, then all
  * containers; each container is its own session and process group (setsid) running its
- * `command` + `args` directly (no image: `command` is required, its absence is a StartError in
- * the status), with the pod's env, workingDir and volumes (hostPath, emptyDir). The shim writes
+ * `command` + `args` directly (no image: `command` is required; without it the container waits
+ * with CreateContainerConfigError, never retried: it can never start), with the pod's env,
+ * workingDir and volumes (hostPath, emptyDir). A container that cannot be started (exec not
+ * found or not executable, a bad workingDir, a volume) ends with StartError, exit code 128 and
+ * a message naming the error as runc words it (`failed to start container "c": exec: "x":
+ * executable file not found in $PATH`), and restarts with back-off as any exit. The shim writes
  * every container's stdout/stderr to <pod-dir>/<container>/<restartCount>.log in the CRI log
  * format ("<RFC 3339 nano time> stdout|stderr F|P <line>"), so logs outlive trainyard, restarts
  * containers per restartPolicy with kubelet's back-off, enforces limits and reports a full v1
@@ -68,14 +72,16 @@
  * CUDA_DEVICE_ORDER, then spec env in order (value with $(VAR) expansion over the variables
  * defined before it other than the host's; valueFrom.fieldRef for metadata.name/namespace/uid,
  * metadata.labels['k'], metadata.annotations['k'], status.podIP, status.hostIP, spec.nodeName,
- * spec.serviceAccountName; other valueFrom sources are a StartError). command and args are
+ * spec.serviceAccountName; others: CreateContainerConfigError). command and args are
  * $(VAR)-expanded over the final env the same way; $$ is a literal $.
  *
  * Restart policy (spec.restartPolicy, default Always) as kubelet: Always restarts every exit,
  * OnFailure non-zero exits, Never nothing; init containers restart only on failure and never
  * under Never (the pod then fails). Back-off before the n-th restart: base * 2^(n-1), capped at
  * 30 * base (base 10 s -> cap 300 s); the env TRAINYARD_RESTART_BACKOFF_MS, read by
- * ty_runtime_new, sets the base (for tests). restartCount counts restarts done; lastState holds
+ * ty_runtime_new, sets the base (for tests); the container waits with CrashLoopBackOff
+ * meanwhile, and a run longer than 2 x the cap resets the back-off, as the kubelet forgets old
+ * crashes. restartCount counts restarts done; lastState holds
  * the previous run. Phase as kubelet computes it (a container waiting to restart counts as
  * stopped, so an Always pod between crashes is Running).
  *

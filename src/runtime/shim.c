@@ -25,6 +25,7 @@
  * trainyard changes nothing but the reporting. Each container is its own session/process
  * group (setsid) and, where cgroups exist, its own cgroup "<uid>/<container>" with its limits. */
 #include <errno.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
@@ -534,9 +535,14 @@ fail:
 
 /* ---- starting a container ------------------------------------------------------------------ */
 
+/* Reports why the child could not become the container ("E <what>: <error>", errors in
+ * lowercase as the Go runtimes write them) and exits. */
 static void child_fail(int fd, const char *what, int e)
 {
-    dprintf(fd, "E %d %s\n", e, what);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", strerror(e));
+    msg[0] = (char)tolower((unsigned char)msg[0]);
+    dprintf(fd, "E %s: %s\n", what, msg);
     _exit(127);
 }
 
@@ -574,19 +580,21 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
             child_fail(rep, "make / private", errno);
         for (size_t i = 0; i < nm; i++) {
+            char what[PATH_MAX + 32];
+            snprintf(what, sizeof what, "mount volume at %s", m[i].dst);
             struct stat sb;
             if (stat(m[i].src, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
                 int fd = open(m[i].dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
                 if (fd >= 0)
                     close(fd);
             } else if (ty_mkdir_p(m[i].dst, 0755) < 0) {
-                child_fail(rep, m[i].dst, errno);
+                child_fail(rep, what, errno);
             }
             if (mount(m[i].src, m[i].dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-                child_fail(rep, m[i].dst, errno);
+                child_fail(rep, what, errno);
             if (m[i].ro && mount(NULL, m[i].dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
                                  NULL) < 0)
-                child_fail(rep, m[i].dst, errno);
+                child_fail(rep, what, errno);
         }
     }
     int devnull = open("/dev/null", O_RDONLY);
@@ -596,13 +604,16 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         close(devnull);
     /* the securityContext's user last: the steps above need root; the working directory is
      * entered as the user, as a container's is */
-    const char *what = NULL;
-    if (ty_rt_identity_apply(id, &what) < 0)
-        child_fail(rep, what, errno);
+    const char *id_what = NULL;
+    if (ty_rt_identity_apply(id, &id_what) < 0)
+        child_fail(rep, id_what, errno);
     if (id->set && !s->pidns)
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of user clears it */
-    if (chdir(wd) < 0)
-        child_fail(rep, wd, errno);
+    if (chdir(wd) < 0) {
+        char wd_what[PATH_MAX + 64];
+        snprintf(wd_what, sizeof wd_what, "chdir to workingDir \"%s\"", wd);
+        child_fail(rep, wd_what, errno);
+    }
     /* Our identity as trainyard sees it, for state.json (re-adoption needs host pids). */
     char self[32] = "";
     ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
@@ -619,7 +630,15 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
     dprintf(rep, "P %s %llu\n", self, start);
     environ = envp;
     execvp(argv[0], argv);
-    child_fail(rep, argv[0], errno);
+    /* As runc says it: a bare name that no $PATH entry holds is "not found in $PATH". */
+    int e = errno;
+    if (e == ENOENT && !strchr(argv[0], '/')) {
+        dprintf(rep, "E exec: \"%.200s\": executable file not found in $PATH\n", argv[0]);
+        _exit(127);
+    }
+    char what[256];
+    snprintf(what, sizeof what, "exec: \"%.200s\"", argv[0]);
+    child_fail(rep, what, e);
 }
 
 static void set_waiting(ctr *c, const char *reason, char *msg)
@@ -679,14 +698,19 @@ static void start_container(ctr *c)
     c->term_message = NULL;
     c->signal = 0;
 
+    /* What the pod's (immutable) spec can never start with waits as the kubelet's
+     * CreateContainerConfigError does, and is not retried: nothing could change the outcome. */
     json_t *cmd = json_object_get(c->spec, "command");
     if (!json_array_size(cmd)) {
-        start_failed(c, ty_strdup("container has no command: a local pod has no image "
-                                  "entrypoint, so command is required"));
+        set_waiting(c, "CreateContainerConfigError",
+                    ty_asprintf("container \"%s\" has no command: trainyard runs no images, so "
+                                "there is no image entrypoint to fall back on; set command",
+                                c->name));
         goto done;
     }
     if (build_env(c, &env, &err) < 0) {
-        start_failed(c, ty_strdup(err.msg));
+        set_waiting(c, "CreateContainerConfigError",
+                    ty_asprintf("container \"%s\": %s", c->name, err.msg));
         goto done;
     }
     json_t *args = json_object_get(c->spec, "args");
@@ -759,16 +783,14 @@ static void start_container(ctr *c)
     }
     const char *e = strstr(rep.data, "E ");
     if (e && (e == rep.data || e[-1] == '\n')) {
-        int code = atoi(e + 2);
-        const char *what = strchr(e + 2, ' ');
-        TY_AUTOFREE char *w = ty_strdup(what ? what + 1 : "");
+        TY_AUTOFREE char *w = ty_strdup(e + 2);
         char *nl = strchr(w, '\n');
         if (nl)
             *nl = '\0';
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
-        start_failed(c, ty_asprintf("exec %s: %s", w, strerror(code)));
+        start_failed(c, ty_asprintf("failed to start container \"%s\": %s", c->name, w));
         goto done;
     }
     c->pid = pid;

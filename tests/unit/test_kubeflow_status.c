@@ -328,7 +328,8 @@ Test(kubeflow_status, pytorch_gang_restart_counts_and_backoff)
     cr_assert_not(o.restarted);
     cr_assert_eq(o.ndelete, 3);
     assert_cond(job, "Failed", "True", "PyTorchJobFailed",
-                "Job fm has failed because it has reached the specified backoff limit");
+                "Job fm has failed because it has reached the specified backoff limit; last "
+                "failure: pod fm-worker-1, container pytorch: Error (exit code 1)");
     cr_assert_str_eq(json_string_value(json_object_get(ann, TY_KUBEFLOW_RESTARTS_ANNOTATION)),
                      "2");
     ty_kubeflow_outcome_free(&o);
@@ -673,4 +674,160 @@ Test(kubeflow_status, malformed_jobs_are_errors)
     cr_assert(strstr(err.msg, "not a kubeflow job"));
     json_decref(job);
     ty_error_clear(&err);
+}
+
+/* A failed pytorch pod of job fm that ran from `start` to `end` (ns) and ended with `term`
+ * (the terminated state's other members, JSON with single quotes). */
+static json_t *failed_pod(const char *rt, int index, int64_t start, int64_t end, const char *term)
+{
+    char a[40], b[40];
+    ty_time_format_rfc3339(start, a, sizeof a, 0);
+    ty_time_format_rfc3339(end, b, sizeof b, 0);
+    return J("{'metadata':{'name':'fm-%s-%d','namespace':'ns','creationTimestamp':'%s',"
+             "'labels':{'training.kubeflow.org/job-name':'fm',"
+             "'training.kubeflow.org/replica-type':'%s','training.kubeflow.org/replica-index':"
+             "'%d'}},'status':{'phase':'Failed','startTime':'%s','containerStatuses':[{"
+             "'name':'pytorch','restartCount':0,'state':{'terminated':{%s,'finishedAt':'%s'}}}"
+             "]}}",
+             rt, index, a, rt, index, a, term, b);
+}
+
+static const char *annotation(const json_t *job, const char *key)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(job, "metadata"), "annotations"), key));
+}
+
+#define START_ERROR "'exitCode':128,'reason':'StartError','message':'failed to start container " \
+                    "\\\"pytorch\\\": exec: \\\"nope\\\": executable file not found in $PATH'"
+
+/* A pod that fails at start is not recreated at once: the gang waits out the kubelet's
+ * back-off (10 s, then 20 s, ...) from when the pod ended, keeping the failed pod. */
+Test(kubeflow_status, gang_restarts_back_off)
+{
+    json_t *job = pt_job("", "", "OnFailure", 1, "OnFailure");
+    pods ps = {{failed_pod("master", 0, T0, T0 + SEC, START_ERROR),
+                PTPOD("worker", 0, "Running", -1)}, 2};
+    ty_kubeflow_outcome o;
+    rec(job, &ps, T0 + 3 * SEC, &o);
+    cr_assert_not(o.restarted);
+    cr_assert_eq(o.ncreate, 0);
+    cr_assert_eq(o.ndelete, 1); /* the other rank stops; the failed pod stays, saying why */
+    cr_assert(deletes(&o, "fm-worker-0"));
+    /* 10 s after it ended (the end of the second finishedAt names) */
+    cr_assert_eq(o.requeue_after_ns, 9 * SEC - 1);
+    assert_cond(job, "Restarting", "True", "PyTorchJobRestarting", NULL);
+    cr_assert_null(annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION));
+    ty_kubeflow_outcome_free(&o);
+
+    pods alone = {{failed_pod("master", 0, T0, T0 + SEC, START_ERROR)}, 1};
+    rec(job, &alone, T0 + 12 * SEC, &o);
+    cr_assert(o.restarted && o.gang_restart);
+    cr_assert(deletes(&o, "fm-master-0"));
+    cr_assert_str_eq(annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION), "1");
+    cr_assert_str_eq(annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION), "1");
+    ty_kubeflow_outcome_free(&o);
+    pods_free(&alone);
+
+    /* The recreated gang fails again at once: now 20 s. */
+    pods again = {{failed_pod("master", 0, T0 + 12 * SEC, T0 + 12 * SEC, START_ERROR)}, 1};
+    rec(job, &again, T0 + 20 * SEC, &o);
+    cr_assert_not(o.restarted);
+    cr_assert_eq(o.requeue_after_ns, 13 * SEC - 1);
+    ty_kubeflow_outcome_free(&o);
+    rec(job, &again, T0 + 33 * SEC, &o);
+    cr_assert(o.restarted);
+    cr_assert_str_eq(annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION), "2");
+    ty_kubeflow_outcome_free(&o);
+    pods_free(&again);
+
+    /* A pod that ran for 10 minutes resets the back-off to 10 s. */
+    pods longrun = {{failed_pod("master", 0, T0 + 40 * SEC, T0 + 700 * SEC, "'exitCode':1")},
+                    1};
+    rec(job, &longrun, T0 + 705 * SEC, &o);
+    cr_assert_not(o.restarted);
+    cr_assert_eq(o.requeue_after_ns, 6 * SEC - 1);
+    ty_kubeflow_outcome_free(&o);
+    rec(job, &longrun, T0 + 711 * SEC, &o);
+    cr_assert(o.restarted);
+    cr_assert_str_eq(annotation(job, TY_KUBEFLOW_BACKOFF_ANNOTATION), "1");
+    ty_kubeflow_outcome_free(&o);
+    pods_free(&longrun);
+    pods_free(&ps);
+    json_decref(job);
+
+    /* The cap: 30 x base. */
+    ty_kubeflow_set_restart_backoff(100);
+    job = pt_job("", "", "OnFailure", 0, "OnFailure");
+    json_object_set_new(json_object_get(job, "metadata"), "annotations",
+                        J("{'" TY_KUBEFLOW_BACKOFF_ANNOTATION "':'9'}"));
+    pods cap = {{failed_pod("master", 0, T0, T0, "'exitCode':2")}, 1};
+    rec(job, &cap, T0 + SEC, &o);
+    cr_assert_eq(o.requeue_after_ns, 3 * SEC - 1); /* the 3 s cap */
+    ty_kubeflow_outcome_free(&o);
+    ty_kubeflow_set_restart_backoff(0);
+    pods_free(&cap);
+    json_decref(job);
+}
+
+/* The Failed condition says why: the start error of the last failed pod. */
+Test(kubeflow_status, failed_condition_names_the_cause)
+{
+    json_t *job = pt_job("'backoffLimit':0", "", "OnFailure", 0, "OnFailure");
+    pods ps = {{failed_pod("master", 0, T0, T0, START_ERROR)}, 1};
+    ty_kubeflow_outcome o;
+    rec(job, &ps, T0 + SEC, &o);
+    cr_assert(o.failed);
+    assert_cond(job, "Failed", "True", "PyTorchJobFailed",
+                "Job fm has failed because it has reached the specified backoff limit; last "
+                "failure: pod fm-master-0, container pytorch: StartError (exit code 128): "
+                "failed to start container \"pytorch\": exec: \"nope\": executable file not "
+                "found in $PATH");
+    ty_kubeflow_outcome_free(&o);
+    json_decref(job);
+
+    /* Never: the operator's message, then the cause the runtime gave. */
+    job = pt_job("", "", "Never", 0, "OnFailure");
+    rec(job, &ps, T0 + SEC, &o);
+    cr_assert(o.failed);
+    const char *m = json_string_value(json_object_get(cond(job, "Failed"), "message"));
+    cr_assert(strstr(m, "PyTorchJob fm is failed because 1 Master replica(s) failed. Last "
+                        "failure: pod fm-master-0, container pytorch: StartError"), "%s", m);
+    ty_kubeflow_outcome_free(&o);
+    json_decref(job);
+    pods_free(&ps);
+
+    /* A plain exit code under Never keeps the operator's message as it is. */
+    job = pt_job("", "", "Never", 0, "OnFailure");
+    pods plain = {{PTPOD("master", 0, "Failed", 1)}, 1};
+    rec(job, &plain, T0, &o);
+    assert_cond(job, "Failed", "True", "PyTorchJobFailed",
+                "PyTorchJob fm is failed because 1 Master replica(s) failed.");
+    ty_kubeflow_outcome_free(&o);
+    json_decref(job);
+    pods_free(&plain);
+}
+
+/* A container that can never start (no command: trainyard runs no images) fails the job at
+ * once; its pod stays (cleanPodPolicy None) with the waiting reason. */
+Test(kubeflow_status, config_error_fails_the_job)
+{
+    json_t *job = pt_job("'cleanPodPolicy':'None'", "", "OnFailure", 0, "OnFailure");
+    pods ps = {{J("{'metadata':{'name':'fm-master-0','namespace':'ns','labels':{"
+                  "'training.kubeflow.org/job-name':'fm','training.kubeflow.org/replica-type':"
+                  "'master','training.kubeflow.org/replica-index':'0'}},'status':{'phase':"
+                  "'Pending','containerStatuses':[{'name':'pytorch','restartCount':0,'state':{"
+                  "'waiting':{'reason':'CreateContainerConfigError','message':'container "
+                  "\\\"pytorch\\\" has no command'}}}]}}")}, 1};
+    ty_kubeflow_outcome o;
+    rec(job, &ps, T0, &o);
+    cr_assert(o.failed && o.finished);
+    cr_assert_eq(o.ncreate, 0);
+    cr_assert_eq(o.ndelete, 0);
+    assert_cond(job, "Failed", "True", "PyTorchJobFailed",
+                "PyTorchJob fm has failed because pod fm-master-0 can never start: container "
+                "\"pytorch\" has no command");
+    ty_kubeflow_outcome_free(&o);
+    pods_free(&ps);
+    json_decref(job);
 }

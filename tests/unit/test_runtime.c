@@ -200,6 +200,22 @@ static json_t *terminated(const char *uid, const char *name)
     return t;
 }
 
+static json_t *waiting(const char *uid, const char *name)
+{
+    json_t *w = json_object_get(json_object_get(cstatus(uid, name), "state"), "waiting");
+    cr_assert(w, "container %s is not waiting", name);
+    return w;
+}
+
+/* The pod's first container waits with CreateContainerConfigError. */
+static bool config_error(void *arg)
+{
+    json_t *c = json_array_get(json_object_get(rec(arg)->last, "containerStatuses"), 0);
+    const char *r = json_string_value(
+        json_object_get(json_object_get(json_object_get(c, "state"), "waiting"), "reason"));
+    return r && strcmp(r, "CreateContainerConfigError") == 0;
+}
+
 static char *read_log(const char *uid, const char *ctr, int restart)
 {
     TY_AUTOFREE char *p = ty_runtime_log_path(T.rt, uid, ctr, restart);
@@ -284,18 +300,33 @@ Test(runtime, exit_codes_and_phase)
     /* no command: a local pod has no image entrypoint */
     TY_AUTOFREE char *c = uid_for("nocmd");
     start(make_pod("nocmd", c, "Never", "[{\"name\":\"c\",\"image\":\"busybox\"}]"));
-    wait_phase(c, "Failed", 10000);
-    cr_assert_str_eq(json_string_value(json_object_get(terminated(c, "c"), "reason")),
-                     "StartError");
-    cr_assert(strstr(json_string_value(json_object_get(terminated(c, "c"), "message")),
-                     "command is required"));
+    cr_assert(run_until(config_error, c, 10000), "no CreateContainerConfigError");
+    cr_assert_str_eq(phase_of(c), "Pending");
+    cr_assert(strstr(json_string_value(json_object_get(waiting(c, "c"), "message")),
+                     "has no command"));
     TY_AUTOFREE char *d = uid_for("noexec");
     start(make_pod("noexec", d, "Never", "[{\"name\":\"c\",\"command\":[\"/nonexistent/x\"]}]"));
     wait_phase(d, "Failed", 10000);
-    cr_assert(strstr(json_string_value(json_object_get(terminated(d, "c"), "message")),
-                     "no such file") || strcasestr(json_string_value(json_object_get(terminated(d, "c"), "message")), "no such file"));
+    cr_assert_str_eq(json_string_value(json_object_get(terminated(d, "c"), "message")),
+                     "failed to start container \"c\": exec: \"/nonexistent/x\": "
+                     "no such file or directory");
+    cr_assert_eq(json_integer_value(json_object_get(terminated(d, "c"), "exitCode")), 128);
+    TY_AUTOFREE char *f = uid_for("nopath");
+    start(make_pod("nopath", f, "Never", "[{\"name\":\"c\",\"command\":[\"no-such-cmd-x\"]}]"));
+    wait_phase(f, "Failed", 10000);
+    cr_assert_str_eq(json_string_value(json_object_get(terminated(f, "c"), "message")),
+                     "failed to start container \"c\": exec: \"no-such-cmd-x\": "
+                     "executable file not found in $PATH");
+    TY_AUTOFREE char *g = uid_for("nowd");
+    start(make_pod("nowd", g, "Never",
+                   "[{\"name\":\"c\",\"command\":[\"true\"],\"workingDir\":\"/no/dir\"}]"));
+    wait_phase(g, "Failed", 10000);
+    cr_assert_str_eq(json_string_value(json_object_get(terminated(g, "c"), "message")),
+                     "failed to start container \"c\": chdir to workingDir \"/no/dir\": "
+                     "no such file or directory");
     stop_and_wait(a, 1);
     stop_and_wait(b, 1);
+    stop_and_wait(c, 1); /* a config error waits until the pod is stopped */
     cr_assert_str_eq(phase_of(b), "Succeeded");
     teardown_rt();
 }
