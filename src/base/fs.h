@@ -8,4 +8,8 @@
  * fine. Returns -1 with errno set on failure. */
 int ty_mkdir_p(const char *path, mode_t mode);
 
+/* rm -rf that stays on `path`'s file system and never follows a symbolic link. Removes what
+ * it can; returns -1 with errno set when `path` itself is still there afterwards. */
+int ty_rm_tree(const char *path);
+
 #endif

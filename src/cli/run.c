@@ -5,6 +5,7 @@
  * trainyard. A live view redraws on a terminal; elsewhere each change is one plain line.
  * Exit status: 0 when every job succeeded, 1 when one failed, 2 for bad usage or manifests
  * (nothing is started then), 128+signal when interrupted (everything is stopped first). */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -227,19 +228,101 @@ static void on_signal(uv_signal_t *h, int signum)
     ty_node_kill_pods(st->node);
 }
 
+/* Runs kept under the default state directory, the new one included: older ones go when a
+ * run starts. */
+#define KEEP_RUNS 20
+
+/* The parent of the default state directories must be ours and private: another user who
+ * owns it (or may write to it) could read the logs or swap a run's files. Creates it 0700. */
+static int check_state_parent(const char *parent)
+{
+    if (mkdir(parent, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "trainyard run: create state directory %s: %s\n", parent, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (lstat(parent, &sb) < 0) {
+        fprintf(stderr, "trainyard run: state directory %s: %s\n", parent, strerror(errno));
+        return -1;
+    }
+    const char *why = !S_ISDIR(sb.st_mode)          ? "is not a directory"
+                      : sb.st_uid != geteuid()      ? "is owned by another user"
+                      : (sb.st_mode & 022) != 0     ? "may be written by other users"
+                                                    : NULL;
+    if (why) {
+        fprintf(stderr,
+                "trainyard run: state directory %s %s (uid %u, mode %04o): refusing to keep "
+                "run state there; remove it or pass --state-dir\n",
+                parent, why, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct old_run {
+    char *name;
+    long long started;
+} old_run;
+
+static int newest_first(const void *a, const void *b)
+{
+    const old_run *x = a, *y = b;
+    return x->started < y->started ? 1 : x->started > y->started ? -1 : strcmp(y->name, x->name);
+}
+
+/* Removes the state of all but the KEEP_RUNS - 1 newest runs in `parent` (run-<time>-<pid>
+ * directories; the run about to start is the last one kept), never that of a run whose
+ * process is alive. */
+static void clean_old_runs(const char *parent)
+{
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    old_run *runs = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long started;
+        int pid, used = 0;
+        if (sscanf(e->d_name, "run-%lld-%d%n", &started, &pid, &used) != 2 ||
+            e->d_name[used] != '\0')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            runs = ty_realloc(runs, cap * sizeof *runs);
+        }
+        runs[n++] = (old_run){ty_strdup(e->d_name), started};
+    }
+    closedir(d);
+    if (n)
+        qsort(runs, n, sizeof *runs, newest_first);
+    for (size_t i = 0; i < n; i++) {
+        int pid = 0;
+        sscanf(runs[i].name, "run-%*d-%d", &pid);
+        bool alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+        if (i >= KEEP_RUNS - 1 && !alive) {
+            TY_AUTOFREE char *path = ty_asprintf("%s/%s", parent, runs[i].name);
+            if (ty_rm_tree(path) < 0)
+                ty_debug("run: remove old run state %s: %s", path, strerror(errno));
+        }
+        free(runs[i].name);
+    }
+    free(runs);
+}
+
+/* A new directory for this run's state under $XDG_RUNTIME_DIR/trainyard or
+ * /tmp/trainyard-<uid>, after removing old runs' state there. NULL (after saying why) when
+ * the parent cannot be used. */
 static char *default_state_dir(void)
 {
     const char *base = getenv("XDG_RUNTIME_DIR");
-    char *parent = base && *base ? ty_asprintf("%s/trainyard", base)
-                                 : ty_asprintf("/tmp/trainyard-%u", (unsigned)getuid());
-    if (ty_mkdir_p(parent, 0700) < 0) {
-        free(parent);
+    TY_AUTOFREE char *parent = base && *base ? ty_asprintf("%s/trainyard", base)
+                                             : ty_asprintf("/tmp/trainyard-%u", (unsigned)getuid());
+    if (check_state_parent(parent) < 0)
         return NULL;
-    }
-    char *dir = ty_asprintf("%s/run-%lld-%d", parent, (long long)(ty_time_now_ns() / 1000000000),
-                            (int)getpid());
-    free(parent);
-    return dir;
+    clean_old_runs(parent);
+    return ty_asprintf("%s/run-%lld-%d", parent, (long long)(ty_time_now_ns() / 1000000000),
+                       (int)getpid());
 }
 
 int ty_cli_run(int argc, char **argv)
@@ -311,9 +394,13 @@ int ty_cli_run(int argc, char **argv)
     run_state st = {0};
     int rc = 1;
     TY_AUTOFREE char *state_dir = state_dir_arg ? ty_strdup(state_dir_arg) : default_state_dir();
-    if (!state_dir || ty_mkdir_p(state_dir, 0700) < 0) {
-        fprintf(stderr, "trainyard run: create state directory %s: %s\n",
-                state_dir ? state_dir : "(none)", strerror(errno));
+    if (!state_dir) {
+        json_decref(objects);
+        return 1;
+    }
+    if (ty_mkdir_p(state_dir, 0700) < 0) {
+        fprintf(stderr, "trainyard run: create state directory %s: %s\n", state_dir,
+                strerror(errno));
         json_decref(objects);
         return 1;
     }

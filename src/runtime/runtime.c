@@ -6,7 +6,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -690,13 +690,6 @@ void ty_runtime_free(ty_runtime *rt)
 
 /* ---- re-adoption ------------------------------------------------------------------------ */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void on_shim_gone(uv_poll_t *h, int status, int events)
 {
     (void)status, (void)events;
@@ -750,7 +743,7 @@ int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
     int rc = 0;
     if (!doc || !state || !uid || !name || !json_object_get(state, "status")) {
         /* never got going (or not a pod dir of ours): nothing runs there to report */
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        ty_rm_tree(dir);
         goto out;
     }
     if (ty_map_gets(&rt->pods, uid))
