@@ -20,6 +20,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null)
 BASE_CFLAGS = -std=gnu17 $(WARN) -g -Isrc -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
 LDLIBS  = $(PKG_LIBS) -ldl -lm
 
+# `trainyard --version`: the git description of the tree built (a tag, or the commit).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+
 REL_FLAGS  := -O2
 ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
@@ -49,6 +52,15 @@ build/obj/%.o: %.c | $(DEPS_STAMP)
 build/asan/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+# The version is compiled into cli.c only; the stamp changes (and cli.c is rebuilt) only
+# when the version does.
+build/version.stamp: FORCE
+	@mkdir -p build; echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+build/obj/src/cli/cli.o build/asan/obj/src/cli/cli.o: build/version.stamp
+build/obj/src/cli/cli.o build/asan/obj/src/cli/cli.o: BASE_CFLAGS += -DTY_VERSION='"$(VERSION)"'
+.PHONY: FORCE
+FORCE:
 
 # Schemas are embedded with .incbin, which -MMD does not see.
 build/obj/src/api/kubeflow.o build/asan/obj/src/api/kubeflow.o: src/api/schemas/kubeflow.org_v1.json

@@ -78,13 +78,13 @@ static int load_jobs(char **files, int nfiles, json_t *objects)
         ty_manifest *m = NULL;
         ty_error err = TY_ERROR_INIT;
         if (ty_manifest_load(files[i], &m, &err) < 0) {
-            fprintf(stderr, "trainyard: %s\n", err.msg);
+            fprintf(stderr, "trainyard run: %s\n", err.msg);
             ty_error_clear(&err);
             bad = 1;
             continue;
         }
         if (m->ndocs == 0) {
-            fprintf(stderr, "trainyard: %s: no objects in the file\n", files[i]);
+            fprintf(stderr, "trainyard run: %s: no objects in the file\n", files[i]);
             bad = 1;
         }
         for (size_t d = 0; d < m->ndocs; d++) {
@@ -110,7 +110,7 @@ static int load_jobs(char **files, int nfiles, json_t *objects)
                 if (json_equal(json_object_get(a, "kind"), json_object_get(b, "kind")) &&
                     strcmp(ty_obj_name(a), ty_obj_name(b)) == 0 &&
                     strcmp(ty_obj_namespace(a), ty_obj_namespace(b)) == 0) {
-                    fprintf(stderr, "trainyard: %s %s/%s is given twice\n",
+                    fprintf(stderr, "trainyard run: %s %s/%s is given twice\n",
                             json_string_value(json_object_get(a, "kind")), ty_obj_namespace(a),
                             ty_obj_name(a));
                     bad = 1;
