@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/kueue.h"
 #include "api/manifest.h"
 #include "base/buf.h"
 #include "base/fs.h"
@@ -28,6 +29,8 @@
 #include "cli/node.h"
 #include "cli/nodespec.h"
 #include "cli/view.h"
+#include "controllers/kubeflow.h"
+#include "controllers/podutil.h"
 #include "controllers/workloads.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -46,7 +49,14 @@ typedef struct run_state {
     int signal;         /* the signal that interrupted the run, or 0 */
     bool shutting_down;
     bool done;
+    uint64_t quiet_hash;  /* what the jobs, workloads and pods were at quiet_since */
+    int64_t quiet_since;  /* when nothing but queued jobs waiting was left, or 0 */
 } run_state;
+
+/* How long a run in which only queued jobs wait, nothing runs and nothing changes, waits
+ * before calling them never admitted: the controllers react within milliseconds; this
+ * leaves room for a loaded machine. */
+#define QUIET_MS 3000
 
 static void usage(FILE *f)
 {
@@ -363,6 +373,112 @@ static void begin_shutdown(run_state *st)
     ty_node_stop(st->node, true, on_runtime_stopped, st);
 }
 
+static const char *rv_of(const json_t *obj)
+{
+    return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+}
+
+static uint64_t mix(uint64_t h, const char *s)
+{
+    for (; s && *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull;
+}
+
+/* Whether the run can change no more on its own: every unfinished job waits in a queue, no
+ * pod runs, no Workload is admitted or waits for a requeue. Its fingerprint (the
+ * resourceVersions of jobs, workloads and pods) goes to *hash. */
+static bool settled_waiting(run_state *st, uint64_t *hash)
+{
+    uint64_t h = 1469598103934665603ull;
+    bool waiting = false;
+    size_t i;
+    json_t *job;
+    json_array_foreach(st->last_jobs, i, job)
+    {
+        h = mix(h, rv_of(job));
+        if (ty_obj_condition_true(job, "Succeeded") || ty_obj_condition_true(job, "Failed") ||
+            (ty_obj_condition_true(job, "Suspended") &&
+             !ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME)))
+            continue; /* done, or suspended by its spec: nothing will change it */
+        TY_AUTOFREE char *why = ty_view_queue_wait(st->store, job);
+        if (!why)
+            return false; /* it runs, or waits for nodes that others' pods will free */
+        waiting = true;
+    }
+    json_t *wls = ty_store_list(st->store, "workloads", NULL);
+    json_t *pods = ty_store_list(st->store, "pods", NULL);
+    bool settled = waiting;
+    int64_t now = ty_time_now_ns();
+    json_t *o;
+    json_array_foreach(wls, i, o)
+    {
+        h = mix(h, rv_of(o));
+        const json_t *qr = ty_pod_condition(o, "QuotaReserved");
+        const char *qs = json_string_value(json_object_get(qr, "status"));
+        const char *at = json_string_value(json_object_get(
+            json_object_get(json_object_get(o, "status"), "requeueState"), "requeueAt"));
+        int64_t t;
+        if ((qs && strcmp(qs, "True") == 0) ||
+            (at && ty_time_parse_rfc3339(at, &t) == 0 && t > now))
+            settled = false;
+    }
+    json_array_foreach(pods, i, o)
+    {
+        h = mix(h, rv_of(o));
+        if (!ty_pod_terminated(o) || ty_obj_deleting(o))
+            settled = false;
+    }
+    json_decref(wls);
+    json_decref(pods);
+    *hash = h;
+    return settled;
+}
+
+/* In a foreground run nothing but its own jobs can free quota or create a missing queue:
+ * once only queued jobs wait and nothing has changed for QUIET_MS, they never will be
+ * admitted. They fail, saying why they waited, as an unqueued job that can never be
+ * placed does. */
+static void fail_never_admitted(run_state *st)
+{
+    uint64_t h;
+    if (!settled_waiting(st, &h)) {
+        st->quiet_since = 0;
+        return;
+    }
+    int64_t now = ty_time_mono_ns();
+    if (!st->quiet_since || h != st->quiet_hash) {
+        st->quiet_since = now;
+        st->quiet_hash = h;
+        return;
+    }
+    if (now - st->quiet_since < (int64_t)QUIET_MS * 1000000)
+        return;
+    size_t i;
+    json_t *job;
+    json_array_foreach(st->last_jobs, i, job)
+    {
+        TY_AUTOFREE char *why = ty_view_queue_wait(st->store, job);
+        if (!why)
+            continue;
+        TY_AUTOFREE char *msg = ty_asprintf(
+            "%s %s can never be admitted by its queue %s: %s (nothing else in this run can "
+            "change that)",
+            json_string_value(json_object_get(job, "kind")), ty_obj_name(job),
+            ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME), why);
+        json_t *next = json_deep_copy(job);
+        ty_kubeflow_fail_job(next, msg, ty_time_now_ns());
+        ty_error err = TY_ERROR_INIT;
+        const char *resource = json_string_value(
+            json_object_get(json_array_get(st->job_refs, i), "resource"));
+        if (ty_store_update_status(st->store, resource, next, NULL, &err) < 0)
+            ty_debug("run: fail %s: %s", ty_obj_name(job), err.msg); /* the next tick retries */
+        ty_error_clear(&err);
+        json_decref(next);
+    }
+    st->quiet_since = 0;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     run_state *st = t->data;
@@ -378,16 +494,19 @@ static void on_tick(uv_timer_t *t)
             json_array_set_new(st->last_jobs, i, job);
         /* A suspended job runs nothing until resumed, which nobody can do in a foreground
          * run: it counts as settled (and not as a success). A queued one is resumed by its
-         * queue once admitted: it waits. */
+         * queue once admitted: it waits (fail_never_admitted ends that when it cannot be). */
         json_t *last = json_array_get(st->last_jobs, i);
-        bool waits_for_queue = ty_obj_label(last, "kueue.x-k8s.io/queue-name") != NULL;
+        bool waits_for_queue = ty_obj_label(last, TY_KUEUE_LABEL_QUEUE_NAME) != NULL;
         if (!ty_obj_condition_true(last, "Succeeded") && !ty_obj_condition_true(last, "Failed") &&
             (!ty_obj_condition_true(last, "Suspended") || waits_for_queue))
             all_finished = false;
     }
     ty_view_update(st->view, st->store, st->last_jobs, false);
-    if (all_finished)
+    if (all_finished) {
+        ty_view_stopping(st->view, st->store, "the run ended with its jobs");
         begin_shutdown(st);
+    } else if (!st->shutting_down)
+        fail_never_admitted(st);
 }
 
 /* The first signal stops every pod gracefully; a second one kills what is left now. */
@@ -396,6 +515,8 @@ static void on_signal(uv_signal_t *h, int signum)
     run_state *st = h->data;
     if (!st->signal) {
         st->signal = signum;
+        TY_AUTOFREE char *why = ty_asprintf("interrupted: SIG%s received", sigabbrev_np(signum));
+        ty_view_stopping(st->view, st->store, why);
         ty_view_note(st->view, "stopping: %s received, stopping every pod (again to kill them)",
                      strsignal(signum));
         begin_shutdown(st);
@@ -597,6 +718,7 @@ int ty_cli_run(int argc, char **argv)
         .nodes = nodes,
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
+        .job_dirs = true,          /* a job's directory goes with the run's state */
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);

@@ -65,3 +65,34 @@ def test_a_directory_runs_its_manifests_in_name_order(run_trainyard, tmp_path, m
     r = run_trainyard(str(empty))
     assert r.rc == 2, r
     assert f"trainyard run: {empty}: no .yaml, .yml or .json files" in r.err, r
+
+
+QUEUES = "\n---\n".join([FLAVOR, cluster_queue("cq", 4), local_queue("default", "main", "cq")])
+
+
+def test_queued_job_that_can_never_be_admitted_fails_with_why(run_trainyard, manifest, marker):
+    cases = [
+        ("mian", 1, QUEUES, "LocalQueue mian doesn't exist"),
+        ("main", 8, QUEUES, "request > maximum capacity (8 > 4)"),
+        ("main", 1, "\n---\n".join([FLAVOR, local_queue("default", "main", "nope")]),
+         "ClusterQueue nope doesn't exist"),
+    ]
+    for queue, gpus, queues, why in cases:
+        path = manifest(queues + "\n---\n" + gpu_job("big", marker, queue, gpus, cmd="true"))
+        r = run_trainyard("--nodes", "4x{cpu:8,memory:32Gi,nvidia.com/gpu:8}", path, timeout=60)
+        assert r.rc == 1, r
+        # While it waits the view says why; then it fails, saying why.
+        assert re.search(rf"^pytorchjob/big: Queued: .*{re.escape(why)}", r.out, re.M), r
+        assert re.search(rf"^PyTorchJob big Failed: PyTorchJob big can never be admitted by its "
+                         rf"queue {queue}: .*{re.escape(why)}", r.out, re.M), r
+
+
+def test_queued_job_waits_for_the_quota_another_job_frees(run_trainyard, manifest, marker):
+    # b waits for a's 4 GPUs longer than the run waits on a settled queue: a's running pod
+    # keeps it waiting, not failing.
+    path = manifest("\n---\n".join([QUEUES, gpu_job("a", marker, "main", 4, cmd="sleep 5"),
+                                    gpu_job("b", marker, "main", 4, cmd="true")]))
+    r = run_trainyard(*NODES, path, timeout=90)
+    assert r.rc == 0, r
+    assert re.search(r"^pytorchjob/b: Queued: .*insufficient unused quota", r.out, re.M), r
+    assert "PyTorchJob a Succeeded" in r.out and "PyTorchJob b Succeeded" in r.out, r
