@@ -378,7 +378,8 @@ static void usage(FILE *f)
             "                     [--seed N] [--data-dir DIR] [--checkpoint-dir DIR] [--log-every STEPS]\n"
             "                     [--timeout S] [--rendezvous-timeout S] [--sockbuf BYTES]\n"
             "                     [--bench-allreduce BYTES [--bench-iters N]]\n"
-            "environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (23456), POD_IP (127.0.0.1)\n");
+            "environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (23456), POD_IP (127.0.0.1),\n"
+            "TRAINYARD_JOB_DIR (the --checkpoint-dir when none is given)\n");
 }
 
 static int parse_args(int argc, char **argv, cfg *c)
@@ -418,6 +419,11 @@ static int parse_args(int argc, char **argv, cfg *c)
         fprintf(stderr, "fashion-mnist: error: unexpected argument %s\n", argv[optind]);
         return -1;
     }
+    /* Under `trainyard run` the job's own directory outlives its pods (gang restarts resume
+     * from it) and is private to the run, so two runs never share a checkpoint. */
+    const char *job_dir = getenv("TRAINYARD_JOB_DIR");
+    if (!c->ckpt_dir && job_dir && *job_dir)
+        c->ckpt_dir = job_dir;
     if (c->epochs < 1 || c->batch < 1 || c->hidden < 4 || c->hidden % 4 || c->lr <= 0 || c->timeout_s < 1 ||
         c->momentum < 0 || c->momentum >= 1 || c->bench_bytes < 0 || c->bench_iters < 1) {
         fprintf(stderr, "fashion-mnist: error: bad flag value (--hidden must be a positive multiple of 4,"

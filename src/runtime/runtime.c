@@ -57,6 +57,7 @@ struct ty_runtime {
     uv_loop_t *loop;
     char *state_dir, *self_exe, *workdir, *node;
     bool die_with_parent;
+    bool job_dirs;
     gpu_pool gpus;  /* this machine's (cfg.gpus), for pods of nodes without their own */
     ty_map pools;   /* node name -> gpu_pool*, declared with ty_runtime_set_node_gpus */
     int64_t backoff_ms;
@@ -111,6 +112,7 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     rt->workdir = ty_strdup(cfg->default_workdir ? cfg->default_workdir : "/");
     rt->node = ty_strdup(cfg->node_name ? cfg->node_name : "");
     rt->die_with_parent = cfg->pods_die_with_parent;
+    rt->job_dirs = cfg->job_dirs;
     rt->gpus.n = cfg->gpus >= 0 ? cfg->gpus : nvml_count();
     rt->gpus.used = ty_calloc((size_t)rt->gpus.n + 1, sizeof(bool));
     rt->fn = fn;
@@ -462,6 +464,23 @@ static int live_shim(const json_t *state)
     return fd;
 }
 
+/* The pod's controller owner reference with a name and uid that make a path, or NULL. */
+static const json_t *controller_of(const json_t *podj)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(json_object_get(podj, "metadata"), "ownerReferences"), i,
+                       o)
+    {
+        const char *n = json_string_value(json_object_get(o, "name"));
+        const char *u = json_string_value(json_object_get(o, "uid"));
+        if (json_is_true(json_object_get(o, "controller")) && n && u && *n && *u &&
+            !strchr(n, '/') && !strchr(u, '/') && strcmp(n, "..") != 0 && strcmp(n, ".") != 0)
+            return o;
+    }
+    return NULL;
+}
+
 int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip, ty_error *err)
 {
     json_t *md = json_object_get(podj, "metadata");
@@ -536,6 +555,13 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         json_object_get(json_object_get(podj, "spec"), "nodeName"));
     if (spec_node)
         json_object_set_new(json_object_get(doc, "runtime"), "nodeName", json_string(spec_node));
+    const json_t *owner = controller_of(podj);
+    if (rt->job_dirs && owner)
+        json_object_set_new(
+            json_object_get(doc, "runtime"), "jobDir",
+            json_sprintf("%s/jobs/%s_%s_%s", rt->state_dir, ns,
+                         json_string_value(json_object_get(owner, "name")),
+                         json_string_value(json_object_get(owner, "uid"))));
     TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", p->dir);
     int rc = json_dump_file(doc, path, JSON_COMPACT);
     json_decref(doc);
