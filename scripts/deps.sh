@@ -39,7 +39,7 @@ apt_get() {
       return 1
     fi
     echo "deps: waiting for another package manager to finish" >&2
-    sleep 5
+    sleep "${DEPS_LOCK_RETRY_S:-5}"
   done
   echo "$err" >&2
   return 1

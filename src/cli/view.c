@@ -550,7 +550,6 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
         fputs("\x1b[J", v->out);
         v->drawn_lines = final ? 0 : lines; /* wrapped lines are not counted: never redrawn */
     }
-    (void)final;
     fflush(v->out);
     ty_buf_free(&frame);
     ty_buf_free(&last);

@@ -24,8 +24,11 @@ def test_namespace_documents_are_created_first(run_trainyard, manifest, marker):
     cq = json.loads(cluster_queue("cq", 4))
     cq["spec"]["namespaceSelector"] = {"matchLabels": {"team": "a"}}
     qjob = json.loads(gpu_job("q", marker, "lq", 1, cmd="true", ns="team-a"))
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "team-a"},
+           "spec": {"ports": [{"port": 80}]}}
     path = manifest("\n---\n".join([json.dumps(job), json.dumps(qjob), namespace("team-a", {"team": "a"}),
-                                    FLAVOR, json.dumps(cq), local_queue("team-a", "lq", "cq")]))
+                                    FLAVOR, json.dumps(cq), local_queue("team-a", "lq", "cq"),
+                                    json.dumps(svc), namespace("default", {"x": "y"})]))
     r = run_trainyard(*NODES, "-o", "json", path)
     assert r.rc == 0, r
     items = json.loads(r.out)["items"]
