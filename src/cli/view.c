@@ -303,19 +303,37 @@ static void deleted_state(const json_t *job, const char *phase, char *out, size_
         snprintf(out, cap, "%s", phase);
 }
 
-/* Plain mode: the job's pods shown before that are gone from the store now (deleted by the
- * job's controller) and whose end was not shown: said once, as deleted. */
-static void report_vanished(ty_view *v, const json_t *job, const ty_map *present)
+static void add_clipped(ty_buf *frame, const char *line, int width);
+
+/* The job's pods shown before that are gone from the store now (deleted by the job's
+ * controller): plain mode says so once (unless their end was shown), the terminal keeps
+ * their row as Deleted. */
+static void report_vanished(ty_view *v, const json_t *job, const ty_map *present, ty_buf *frame,
+                            int *lines, int width)
 {
     char state[512];
     const ty_map_slot *s;
     for (size_t i = 0; ty_map_next(&v->shown, &i, &s);) {
         shown_pod *sp = s->value;
-        if (sp->ended || strcmp(sp->job_uid, ty_obj_uid(job)) != 0 ||
-            ty_map_gets(present, s->key))
+        if (strcmp(sp->job_uid, ty_obj_uid(job)) != 0 || ty_map_gets(present, s->key))
+            continue;
+        deleted_state(job, "Deleted", state, sizeof state);
+        if (v->tty) {
+            /* Only once the job ended: the rows of a gang restart's pods are replaced by
+             * the new pods'. */
+            if (!job_finished(job))
+                continue;
+            const char *why = strchr(state, '(');
+            TY_AUTOBUF ty_buf line = TY_BUF_INIT;
+            ty_buf_addf(&line, "  %-32s %-10s %8s %8s  %s", sp->name, "Deleted", "-", "-",
+                        why ? why : "");
+            add_clipped(frame, line.data, width);
+            (*lines)++;
+            continue;
+        }
+        if (sp->ended)
             continue;
         sp->ended = true;
-        deleted_state(job, "Deleted", state, sizeof state);
         TY_AUTOFREE char *key = ty_asprintf("pod/%s", sp->name);
         print_changed(v, key, state);
     }
@@ -474,7 +492,7 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
              * pipe or a CI log shows the training's progress too. */
             if (!v->tty)
                 follow_pod(v, pod, !v->follow);
-            if (!v->tty && ty_obj_uid(pod) && ty_obj_uid(job)) {
+            if (ty_obj_uid(pod) && ty_obj_uid(job)) {
                 ty_map_puts(&present, ty_obj_uid(pod), (void *)1);
                 shown_pod *sp = ty_map_gets(&v->shown, ty_obj_uid(pod));
                 if (!sp) {
@@ -538,8 +556,8 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
                 lines++;
             }
         }
-        if (!v->tty && ty_obj_uid(job))
-            report_vanished(v, job, &present);
+        if (ty_obj_uid(job))
+            report_vanished(v, job, &present, &frame, &lines, width);
         ty_map_free(&present);
         json_decref(pods);
     }

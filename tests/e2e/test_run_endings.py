@@ -7,7 +7,8 @@ from conftest import assert_no_sanitizer_report, kill_all, processes_with, start
 from jobs import pytorchjob
 
 
-def test_pods_deleted_by_clean_pod_policy_are_not_failures(run_trainyard, manifest, marker):
+def test_pods_deleted_by_clean_pod_policy_are_not_failures(run_trainyard, manifest, marker,
+                                                            tmp_path):
     path = manifest(pytorchjob("cp", marker, master_cmd="sleep 1", worker_cmd="sleep 300",
                                run_policy={"cleanPodPolicy": "Running"}, grace=2))
     r = run_trainyard(path, timeout=60)
@@ -16,6 +17,12 @@ def test_pods_deleted_by_clean_pod_policy_are_not_failures(run_trainyard, manife
                      r"job ended\)", r.out, re.M), r
     assert not re.search(r"^pod/cp-worker-0: Failed", r.out, re.M), r
     assert "PyTorchJob cp Succeeded" in r.out, r
+    # On a terminal the final frame keeps the deleted pod's row, saying why.
+    from test_run_view import run_on_terminal
+    rc, out = run_on_terminal(["--state-dir", str(tmp_path / "tty"), path])
+    assert rc == 0, out
+    final = out[out.rindex("\x1b[1mPyTorchJob cp"):]
+    assert re.search(r"cp-worker-0 +Deleted .*\(cleanPodPolicy Running: the job ended\)", final), final
 
 
 def test_after_ctrl_c_the_last_lines_say_stopped(manifest, marker, tmp_path):
