@@ -18,8 +18,10 @@ def run_deps(tmp_path, kubectl_on_path, locked_tries):
     bindir.mkdir()
     log = tmp_path / "apt.log"
     # Everything is installed but libuv1-dev.
-    fake(bindir, "dpkg-query", '[ "${@: -1}" = libuv1-dev ] && exit 1; echo "install ok installed"\n')
-    fake(bindir, "apt-get", f'''n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/n
+    fake(bindir, "dpkg-query",
+         '[ "${@: -1}" = libuv1-dev ] && exit 1; echo "install ok installed"\n')
+    count = tmp_path / "n"
+    fake(bindir, "apt-get", f'''n=$(cat {count} 2>/dev/null || echo 0); echo $((n+1)) > {count}
 if [ "$n" -lt {locked_tries} ]; then
   echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (apt-get)" >&2
   exit 100

@@ -3,7 +3,8 @@ stopped on Ctrl-C; neither is a failure of the pod, and the final lines say what
 import re
 import signal
 
-from conftest import assert_no_sanitizer_report, kill_all, processes_with, start_trainyard, wait_until
+from conftest import (assert_no_sanitizer_report, kill_all, processes_with, start_trainyard,
+                      wait_until)
 from jobs import pytorchjob
 
 
@@ -22,7 +23,8 @@ def test_pods_deleted_by_clean_pod_policy_are_not_failures(run_trainyard, manife
     rc, out = run_on_terminal(["--state-dir", str(tmp_path / "tty"), path])
     assert rc == 0, out
     final = out[out.rindex("\x1b[1mPyTorchJob cp"):]
-    assert re.search(r"cp-worker-0 +Deleted .*\(cleanPodPolicy Running: the job ended\)", final), final
+    assert re.search(r"cp-worker-0 +Deleted .*\(cleanPodPolicy Running: the job ended\)",
+                     final), final
 
 
 def test_after_ctrl_c_the_last_lines_say_stopped(manifest, marker, tmp_path):
@@ -37,7 +39,8 @@ def test_after_ctrl_c_the_last_lines_say_stopped(manifest, marker, tmp_path):
         kill_all(marker)
     assert p.returncode == 130, (out, err)
     assert_no_sanitizer_report(err)
-    assert re.search(r"^pod/long-master-0: Stopped \(interrupted: SIGINT received\)", out, re.M), out
+    assert re.search(r"^pod/long-master-0: Stopped \(interrupted: SIGINT received\)", out,
+                     re.M), out
     assert not re.search(r"^pod/long-master-0: Failed", out, re.M), out
     final = [l for l in out.splitlines() if l.startswith("PyTorchJob long ")]
     assert final == ["PyTorchJob long Stopped: interrupted: SIGINT received"], out

@@ -26,9 +26,10 @@ def test_namespace_documents_are_created_first(run_trainyard, manifest, marker):
     qjob = json.loads(gpu_job("q", marker, "lq", 1, cmd="true", ns="team-a"))
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "team-a"},
            "spec": {"ports": [{"port": 80}]}}
-    path = manifest("\n---\n".join([json.dumps(job), json.dumps(qjob), namespace("team-a", {"team": "a"}),
-                                    FLAVOR, json.dumps(cq), local_queue("team-a", "lq", "cq"),
-                                    json.dumps(svc), namespace("default", {"x": "y"})]))
+    docs = [json.dumps(job), json.dumps(qjob), namespace("team-a", {"team": "a"}), FLAVOR,
+            json.dumps(cq), local_queue("team-a", "lq", "cq"), json.dumps(svc),
+            namespace("default", {"x": "y"})]
+    path = manifest("\n---\n".join(docs))
     r = run_trainyard(*NODES, "-o", "json", path)
     assert r.rc == 0, r
     items = json.loads(r.out)["items"]
