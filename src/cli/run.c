@@ -105,6 +105,21 @@ static const struct core_kind *core_kind_of(const json_t *obj)
     return NULL;
 }
 
+/* Why a core kind the server serves is not one a run takes, or NULL. */
+static const char *refused_kind(const json_t *obj)
+{
+    const char *av = json_string_value(json_object_get(obj, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    if (!av || !kind || strcmp(av, "v1") != 0)
+        return NULL;
+    if (strcmp(kind, "Pod") == 0)
+        return "trainyard run runs PyTorchJobs and TFJobs, not bare Pods (trainyard server "
+               "takes them)";
+    if (strcmp(kind, "Node") == 0)
+        return "trainyard run takes its nodes from --nodes or --nodes-file, not from manifests";
+    return NULL;
+}
+
 /* The checks the API server makes on a core object: a name, a valid namespace name. */
 static int admit_core(const ty_manifest *m, json_t *obj, ty_pos pos, const struct core_kind *ck,
                       ty_field_errors *errs)
@@ -237,8 +252,12 @@ static int load_objects(char **paths, int npaths, bool recursive, json_t *object
             ty_field_errors errs = TY_FIELD_ERRORS_INIT;
             json_t *obj = m->docs[d].obj;
             const struct core_kind *ck = core_kind_of(obj);
-            if (ck ? admit_core(m, obj, m->docs[d].pos, ck, &errs) < 0
-                   : ty_api_admit(m, obj, &errs) < 0) {
+            const char *refused = refused_kind(obj);
+            if (refused)
+                ty_field_errors_add(&errs, "kind",
+                                    ty_manifest_pos_member(m, obj, "kind", false), "%s", refused);
+            if (refused || (ck ? admit_core(m, obj, m->docs[d].pos, ck, &errs) < 0
+                               : ty_api_admit(m, obj, &errs) < 0)) {
                 ty_buf out = TY_BUF_INIT;
                 ty_field_errors_format(&errs, m->file, &out);
                 fputs(out.data, stderr);
