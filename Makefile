@@ -20,6 +20,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null)
 BASE_CFLAGS = -std=gnu17 $(WARN) -g -Isrc -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
 LDLIBS  = $(PKG_LIBS) -ldl -lm
 
+# `trainyard --version`: the git description of the tree built (a tag, or the commit).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+
 REL_FLAGS  := -O2
 ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
@@ -49,6 +52,15 @@ build/obj/%.o: %.c | $(DEPS_STAMP)
 build/asan/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+# The version is compiled into cli.c only; the stamp changes (and cli.c is rebuilt) only
+# when the version does.
+build/version.stamp: FORCE
+	@mkdir -p build; echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+build/obj/src/cli/cli.o build/asan/obj/src/cli/cli.o: build/version.stamp
+build/obj/src/cli/cli.o build/asan/obj/src/cli/cli.o: BASE_CFLAGS += -DTY_VERSION='"$(VERSION)"'
+.PHONY: FORCE
+FORCE:
 
 # Schemas are embedded with .incbin, which -MMD does not see.
 build/obj/src/api/kubeflow.o build/asan/obj/src/api/kubeflow.o: src/api/schemas/kubeflow.org_v1.json
@@ -95,16 +107,16 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_api.py tests/e2e/test_server_jobs.py tests/e2e/test_server_recovery.py \
             tests/e2e/test_server_kubectl.py tests/e2e/test_server_kueue_api.py tests/e2e/test_server_apply.py \
             tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py \
-            tests/e2e/test_server_hostile.py tests/e2e/test_failures.py
+            tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py \
+            tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS)
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
 
 test: unit e2e
 
-# The demo trains from scratch: the example resumes from its checkpoint directory otherwise.
+# The demo trains from scratch every time: its checkpoints are the run's own (TRAINYARD_JOB_DIR).
 demo: build/trainyard $(EX_BINS)
-	rm -rf /tmp/trainyard-fashion-mnist
 	build/trainyard run examples/fashion-mnist/pytorchjob.yaml
 
 bench: all

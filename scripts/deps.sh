@@ -17,10 +17,46 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "deps: installing ${missing[*]}"
+# The server's tests and docs use kubectl; any kubectl on PATH will do, else Debian's.
+need_kubectl=0
+command -v kubectl >/dev/null 2>&1 || need_kubectl=1
+[ ${#missing[@]} -eq 0 ] && [ $need_kubectl -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Another apt or dpkg (unattended-upgrades, a second make) may hold the locks: wait for it
+# (up to 10 minutes) instead of failing. DPkg::Lock::Timeout covers dpkg's lock; the lists
+# lock of `apt-get update` is retried here.
+apt_get() {
+  local err
+  for _ in $(seq 1 120); do
+    if err=$($sudo apt-get -o DPkg::Lock::Timeout=600 "$@" 2>&1 >/dev/null); then
+      return 0
+    fi
+    if ! grep -q 'Could not get lock\|Unable to acquire\|is another process using it' <<<"$err"; then
+      echo "$err" >&2
+      return 1
+    fi
+    echo "deps: waiting for another package manager to finish" >&2
+    sleep "${DEPS_LOCK_RETRY_S:-5}"
+  done
+  echo "$err" >&2
+  return 1
+}
+
+apt_get update -qq
+if [ $need_kubectl -eq 1 ]; then
+  # Debian calls it kubectl from trixie on, kubernetes-client before.
+  for k in kubectl kubernetes-client; do
+    if apt-cache policy "$k" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+      missing+=("$k")
+      break
+    fi
+  done
+  [ ${#missing[@]} -gt 0 ] && [[ " ${missing[*]} " == *" kube"* ]] ||
+    echo "deps: no kubectl package found: install kubectl to use trainyard server with it" >&2
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
+apt_get install -y -qq --no-install-recommends "${missing[@]}"

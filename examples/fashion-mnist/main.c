@@ -378,7 +378,8 @@ static void usage(FILE *f)
             "                     [--seed N] [--data-dir DIR] [--checkpoint-dir DIR] [--log-every STEPS]\n"
             "                     [--timeout S] [--rendezvous-timeout S] [--sockbuf BYTES]\n"
             "                     [--bench-allreduce BYTES [--bench-iters N]]\n"
-            "environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (23456), POD_IP (127.0.0.1)\n");
+            "environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (23456), POD_IP (127.0.0.1),\n"
+            "TRAINYARD_JOB_DIR (the --checkpoint-dir when none is given)\n");
 }
 
 static int parse_args(int argc, char **argv, cfg *c)
@@ -418,6 +419,11 @@ static int parse_args(int argc, char **argv, cfg *c)
         fprintf(stderr, "fashion-mnist: error: unexpected argument %s\n", argv[optind]);
         return -1;
     }
+    /* Under `trainyard run` the job's own directory outlives its pods (gang restarts resume
+     * from it) and is private to the run, so two runs never share a checkpoint. */
+    const char *job_dir = getenv("TRAINYARD_JOB_DIR");
+    if (!c->ckpt_dir && job_dir && *job_dir)
+        c->ckpt_dir = job_dir;
     if (c->epochs < 1 || c->batch < 1 || c->hidden < 4 || c->hidden % 4 || c->lr <= 0 || c->timeout_s < 1 ||
         c->momentum < 0 || c->momentum >= 1 || c->bench_bytes < 0 || c->bench_iters < 1) {
         fprintf(stderr, "fashion-mnist: error: bad flag value (--hidden must be a positive multiple of 4,"
@@ -478,6 +484,21 @@ static int bench_allreduce(fm_ring *ring, const cfg *c, int rank, int world)
     free(t);
     free(data);
     return 0;
+}
+
+/* Test accuracy: each rank evaluates its slice of the test set; the ranks then sum
+ * stats[0] (what the caller put there: its loss) and stats[1] (the correct answers). */
+static int evaluate(const model *m, const fm_set *test, const int *test_idx, work *w, int rank,
+                    int world, fm_ring *ring, float stats[2], fm_err *err)
+{
+    int tlo = (int)((long)test->n * rank / world), thi = (int)((long)test->n * (rank + 1) / world);
+    int correct = 0;
+    for (int s = tlo; s < thi; s += w->cap) {
+        int k = thi - s < w->cap ? thi - s : w->cap;
+        forward(m, test, test_idx + s, k, w, &correct);
+    }
+    stats[1] = (float)correct;
+    return fm_ring_allreduce(ring, stats, 2, err);
 }
 
 int main(int argc, char **argv)
@@ -597,15 +618,8 @@ int main(int argc, char **argv)
                 printf("progress epoch=%d/%d step=%d/%d loss=%.4f\n", epoch + 1, c.epochs, step + 1, steps,
                        seen ? loss_sum / seen : 0.0);
         }
-        /* Test accuracy: each rank evaluates its slice of the test set; sum the counts. */
-        int tlo = (int)((long)test.n * rank / world), thi = (int)((long)test.n * (rank + 1) / world);
-        int correct = 0;
-        for (int s = tlo; s < thi; s += w.cap) {
-            int k = thi - s < w.cap ? thi - s : w.cap;
-            forward(&m, &test, test_idx + s, k, &w, &correct);
-        }
-        float stats[2] = {(float)loss_sum, (float)correct};
-        if (fm_ring_allreduce(ring, stats, 2, &err) < 0)
+        float stats[2] = {(float)loss_sum, 0};
+        if (evaluate(&m, &test, test_idx, &w, rank, world, ring, stats, &err) < 0)
             return fail(&err);
         acc = stats[1] / (float)test.n;
         printf("epoch=%d/%d loss=%.4f accuracy=%.4f time_s=%.2f comm_s=%.2f\n", epoch + 1, c.epochs,
@@ -616,10 +630,15 @@ int main(int argc, char **argv)
             printf("checkpoint epoch=%d path=%s/checkpoint.bin\n", epoch + 1, c.ckpt_dir);
         }
     }
-    if (start_epoch >= c.epochs)
+    if (start_epoch >= c.epochs) {
+        /* Trained already: say so, and how good the checkpoint's model is. */
         printf("nothing to do: checkpoint already has %d of %d epochs\n", start_epoch, c.epochs);
-    else
-        printf("done epochs=%d accuracy=%.4f total_s=%.2f\n", c.epochs, acc, now_s() - t_start);
+        float stats[2] = {0, 0};
+        if (evaluate(&m, &test, test_idx, &w, rank, world, ring, stats, &err) < 0)
+            return fail(&err);
+        acc = stats[1] / (float)test.n;
+    }
+    printf("done epochs=%d accuracy=%.4f total_s=%.2f\n", c.epochs, acc, now_s() - t_start);
     work_free(&w);
     free(perm);
     free(test_idx);

@@ -34,4 +34,8 @@ void ty_field_errors_free(ty_field_errors *errs);
  * already quotes the path (unknown fields). */
 void ty_field_errors_format(const ty_field_errors *errs, const char *file, ty_buf *out);
 
+/* NULL when `s` is a valid DNS-1123 label (a namespace name), else why not, worded as the
+ * API server words it. */
+const char *ty_check_dns1123_label(const char *s);
+
 #endif

@@ -1,6 +1,8 @@
 #include "base/fs.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,4 +43,24 @@ const char *ty_path_local_error(const char *p)
         e += *e == '/';
     }
     return NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+int ty_rm_tree(const char *path)
+{
+    /* FTW_DEPTH: contents before their directory; FTW_PHYS: a link is removed, not followed;
+     * FTW_MOUNT: a file system mounted inside is left alone. */
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        errno = ENOTEMPTY;
+        return -1;
+    }
+    return 0;
 }

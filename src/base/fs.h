@@ -13,4 +13,8 @@ int ty_mkdir_p(const char *path, mode_t mode);
  * "must not contain '..'"), worded as the API server's field errors. */
 const char *ty_path_local_error(const char *p);
 
+/* rm -rf that stays on `path`'s file system and never follows a symbolic link. Removes what
+ * it can; returns -1 with errno set when `path` itself is still there afterwards. */
+int ty_rm_tree(const char *path);
+
 #endif

@@ -20,26 +20,68 @@ static const ty_command commands[] = {
     {NULL, NULL, NULL},
 };
 
+#ifndef TY_VERSION
+#define TY_VERSION "unknown" /* the Makefile compiles in `git describe` */
+#endif
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: trainyard <command> [options]\n\ncommands:\n");
     for (const ty_command *c = commands; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "  %-10s %s\n", "help", "this text, or a command's: trainyard help <command>");
+    fprintf(f, "\noptions: --version, --help\n");
+}
+
+static const ty_command *find_command(const char *name)
+{
+    for (const ty_command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    fprintf(stderr, "trainyard: unknown command %s (see trainyard help)\n", name);
+    return NULL;
+}
+
+/* Runs command `c` with argv[0] naming it, so that getopt's own messages say
+ * "trainyard run: unrecognized option" like every other error of the command. */
+static int run_command(const ty_command *c, int argc, char **argv)
+{
+    char name[64];
+    snprintf(name, sizeof name, "trainyard %s", c->name);
+    argv[0] = name;
+    return c->fn(argc, argv);
 }
 
 int ty_cli_main(int argc, char **argv)
 {
     ty_log_init(TY_LOG_WARN);
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
-    for (const ty_command *c = commands; c->name; c++)
-        if (strcmp(c->name, argv[1]) == 0)
-            return c->fn(argc - 1, argv + 1);
-    fprintf(stderr, "trainyard: unknown command %s\n", argv[1]);
-    usage(stderr);
-    return 2;
+    const char *first = argv[1];
+    if (strcmp(first, "--version") == 0 || strcmp(first, "version") == 0) {
+        printf("trainyard %s\n", TY_VERSION);
+        return 0;
+    }
+    if (strcmp(first, "-h") == 0 || strcmp(first, "--help") == 0 || strcmp(first, "help") == 0) {
+        if (argc < 3) {
+            usage(stdout);
+            return 0;
+        }
+        const ty_command *c = find_command(argv[2]);
+        if (!c)
+            return 2;
+        char help[] = "--help";
+        char *hargv[] = {NULL, help, NULL};
+        return run_command(c, 2, hargv);
+    }
+    if (first[0] == '-') {
+        fprintf(stderr, "trainyard: unknown option %s (see trainyard help)\n", first);
+        return 2;
+    }
+    const ty_command *c = find_command(first);
+    return c ? run_command(c, argc - 1, argv + 1) : 2;
 }
 
 int ty_cli_gpus_option(const char *cmd, const char *arg, int *gpus)

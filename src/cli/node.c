@@ -212,6 +212,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         .pods_die_with_parent = cfg->pods_die_with_parent,
         .default_workdir = cwd,
         .node_name = host,
+        .job_dirs = cfg->job_dirs,
     };
     if (ty_runtime_new(cfg->loop, &rc, on_pod_status, n, &n->rt, err) < 0 ||
         register_nodes(n, cfg, host, err) < 0) {

@@ -36,6 +36,7 @@ typedef struct ty_node_config {
     bool adopt;                  /* server: take over the pods a previous trainyard left */
     bool scatter_addresses;      /* start pod addresses at a random place (independent runs) */
     bool fair_sharing;           /* Kueue's fair sharing across a cohort */
+    bool job_dirs;               /* run: TRAINYARD_JOB_DIR for pods (runtime/runtime.h) */
     const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
                                   * node, this machine (its hostname, `gpus` GPUs) */
 } ty_node_config;

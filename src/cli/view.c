@@ -1,6 +1,7 @@
 #include "cli/view.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "api/kueue.h"
 #include "controllers/kubeflow.h"
 #include "controllers/podutil.h"
 
@@ -23,7 +25,17 @@ struct ty_view {
     ty_map log_offsets;  /* follow: log path -> bytes already printed (as uintptr_t + 1) */
     int drawn_lines;     /* tty: lines of the last frame */
     int64_t start_ns;
+    ty_store *store;     /* borrowed, from the last update */
+    char *stop_why;      /* set by ty_view_stopping: why the run stops its pods */
+    ty_map stopped;      /* uids of the pods that ran when the run began stopping */
+    ty_map shown;        /* plain mode: uid of each pod shown -> shown_pod */
 };
+
+/* A pod the plain view has shown, so that one deleted from the store is still reported. */
+typedef struct shown_pod {
+    char *name, *job_uid;
+    bool ended;
+} shown_pod;
 
 ty_view *ty_view_new(FILE *out, bool follow, ty_runtime *rt)
 {
@@ -46,6 +58,13 @@ void ty_view_free(ty_view *v)
         free(s->value);
     ty_map_free(&v->last_printed);
     ty_map_free(&v->log_offsets);
+    ty_map_free(&v->stopped);
+    for (size_t i = 0; ty_map_next(&v->shown, &i, &s);) {
+        shown_pod *sp = s->value;
+        free(sp->name), free(sp->job_uid), free(sp);
+    }
+    ty_map_free(&v->shown);
+    free(v->stop_why);
     free(v);
 }
 
@@ -69,10 +88,70 @@ static json_t *condition_latest(const json_t *job)
     return best;
 }
 
-static const char *job_state(const json_t *job)
+static bool job_finished(const json_t *job)
+{
+    return ty_obj_condition_true(job, "Succeeded") || ty_obj_condition_true(job, "Failed");
+}
+
+char *ty_view_queue_wait(ty_store *store, const json_t *job)
+{
+    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) || job_finished(job) ||
+        !ty_obj_condition_true(job, "Suspended") || !ty_obj_uid(job))
+        return NULL;
+    char *why = NULL;
+    json_t *wls = ty_store_list_owned(store, "workloads", ty_obj_uid(job));
+    json_t *wl = json_array_get(wls, 0);
+    /* Workloads carry conditions where pods do: the pod helper reads them. */
+    const json_t *qr = wl ? ty_pod_condition(wl, "QuotaReserved") : NULL;
+    const char *msg = json_string_value(json_object_get(qr, "message"));
+    const char *qst = json_string_value(json_object_get(qr, "status"));
+    if (qst && strcmp(qst, "True") == 0)
+        why = ty_strdup("admitted, starting");
+    else if (msg)
+        why = ty_strdup(msg);
+    json_decref(wls);
+    if (why)
+        return why;
+    if (!wl) {
+        /* No Workload (yet): the workload controller's last warning says why, if any. */
+        json_t *evs = ty_store_list(store, "events", ty_obj_namespace(job));
+        size_t i;
+        json_t *ev;
+        json_array_foreach(evs, i, ev)
+        {
+            const char *uid = json_string_value(
+                json_object_get(json_object_get(ev, "involvedObject"), "uid"));
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            const char *m = json_string_value(json_object_get(ev, "message"));
+            if (uid && strcmp(uid, ty_obj_uid(job)) == 0 && type &&
+                strcmp(type, "Warning") == 0 && m) {
+                free(why);
+                why = ty_strdup(m);
+            }
+        }
+        json_decref(evs);
+    }
+    return why ? why
+               : ty_strdup(wl ? "waiting for the queue's first pass" : "waiting for its Workload");
+}
+
+/* A job's state and message as shown: its latest condition; a queued job waiting says why
+ * (its Workload's reason); a job the run stopped before it finished says so. `*free_msg`
+ * gets what the caller frees. */
+static const char *job_state(ty_view *v, const json_t *job, const char **msg, char **free_msg)
 {
     json_t *c = condition_latest(job);
     const char *t = c ? json_string_value(json_object_get(c, "type")) : NULL;
+    *msg = json_string_value(json_object_get(c, "message"));
+    *free_msg = NULL;
+    if (v->stop_why && !job_finished(job)) {
+        *msg = v->stop_why;
+        return "Stopped";
+    }
+    if (v->store && (*free_msg = ty_view_queue_wait(v->store, job))) {
+        *msg = *free_msg;
+        return "Queued";
+    }
     return t ? t : "Pending";
 }
 
@@ -127,6 +206,16 @@ static const char *cri_content(const char *line)
     return p ? p : line;
 }
 
+/* Whether a log line reports progress as `epoch=N/M` (N of M epochs), and which. */
+static bool parse_epoch(const char *content, int *epoch, int *epochs)
+{
+    const char *e = strstr(content, "epoch=");
+    if (e && sscanf(e, "epoch=%d/%d", epoch, epochs) == 2 && *epochs > 0)
+        return true;
+    *epoch = *epochs = 0;
+    return false;
+}
+
 /* The last complete line of a log file, and the last `epoch=N/M` in its tail. */
 static void log_tail(const char *path, ty_buf *last, int *epoch, int *epochs)
 {
@@ -160,9 +249,8 @@ static void log_tail(const char *path, ty_buf *last, int *epoch, int *epochs)
             ty_buf_adds(last, content);
             have_last = true;
         }
-        const char *e = strstr(content, "epoch=");
-        if (e && !*epochs && sscanf(e, "epoch=%d/%d", epoch, epochs) != 2)
-            *epoch = *epochs = 0;
+        if (!*epochs)
+            parse_epoch(content, epoch, epochs);
         if (have_last && *epochs)
             break;
         if (start == buf)
@@ -252,6 +340,92 @@ static const char *pod_state(const json_t *pod, char *out, size_t cap)
     return out;
 }
 
+static void print_changed(ty_view *v, const char *key, const char *line);
+
+/* "<phase> (<why the job's controller deleted the pod>)". */
+static void deleted_state(const json_t *job, const char *phase, char *out, size_t cap)
+{
+    const char *policy = json_string_value(json_object_get(
+        json_object_get(json_object_get(job, "spec"), "runPolicy"), "cleanPodPolicy"));
+    if (job_finished(job))
+        snprintf(out, cap, "%s (cleanPodPolicy %s: the job ended)", phase,
+                 policy ? policy : "None");
+    else if (ty_obj_condition_true(job, "Restarting"))
+        snprintf(out, cap, "%s (the job restarts its pods)", phase);
+    else
+        snprintf(out, cap, "%s", phase);
+}
+
+static void add_clipped(ty_buf *frame, const char *line, int width);
+
+/* The job's pods shown before that are gone from the store now (deleted by the job's
+ * controller): plain mode says so once (unless their end was shown), the terminal keeps
+ * their row as Deleted. */
+static void report_vanished(ty_view *v, const json_t *job, const ty_map *present, ty_buf *frame,
+                            int *lines, int width)
+{
+    char state[512];
+    const ty_map_slot *s;
+    for (size_t i = 0; ty_map_next(&v->shown, &i, &s);) {
+        shown_pod *sp = s->value;
+        if (strcmp(sp->job_uid, ty_obj_uid(job)) != 0 || ty_map_gets(present, s->key))
+            continue;
+        deleted_state(job, "Deleted", state, sizeof state);
+        if (v->tty) {
+            /* Only once the job ended: the rows of a gang restart's pods are replaced by
+             * the new pods'. */
+            if (!job_finished(job))
+                continue;
+            const char *why = strchr(state, '(');
+            TY_AUTOBUF ty_buf line = TY_BUF_INIT;
+            ty_buf_addf(&line, "  %-32s %-10s %8s %8s  %s", sp->name, "Deleted", "-", "-",
+                        why ? why : "");
+            add_clipped(frame, line.data, width);
+            (*lines)++;
+            continue;
+        }
+        if (sp->ended)
+            continue;
+        sp->ended = true;
+        TY_AUTOFREE char *key = ty_asprintf("pod/%s", sp->name);
+        print_changed(v, key, state);
+    }
+}
+
+/* A pod that was deleted (by cleanPodPolicy when its job ended, or for a gang restart) or
+ * stopped by the run itself: it did not fail, whatever its exit code (143 after SIGTERM).
+ * Writes its state and a one-word phase; false for any other pod. */
+static bool ended_by_us(ty_view *v, const json_t *job, const json_t *pod, char *out, size_t cap,
+                        const char **phase)
+{
+    bool term = ty_pod_terminated(pod);
+    if (ty_obj_deleting(pod)) {
+        *phase = term ? "Deleted" : "Terminating";
+        deleted_state(job, *phase, out, cap);
+        return true;
+    }
+    if (term && v->stop_why && strcmp(ty_pod_phase(pod), "Succeeded") != 0 && ty_obj_uid(pod) &&
+        ty_map_gets(&v->stopped, ty_obj_uid(pod))) {
+        *phase = "Stopped";
+        snprintf(out, cap, "Stopped (%s)", v->stop_why);
+        return true;
+    }
+    return false;
+}
+
+void ty_view_stopping(ty_view *v, ty_store *store, const char *why)
+{
+    if (v->stop_why)
+        return;
+    v->stop_why = ty_strdup(why);
+    json_t *pods = ty_store_list(store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod) if (!ty_pod_terminated(pod) && ty_obj_uid(pod))
+        ty_map_puts(&v->stopped, ty_obj_uid(pod), (void *)1);
+    json_decref(pods);
+}
+
 static void print_changed(ty_view *v, const char *key, const char *line)
 {
     char *prev = ty_map_gets(&v->last_printed, key);
@@ -261,7 +435,9 @@ static void print_changed(ty_view *v, const char *key, const char *line)
     fprintf(v->out, "%s: %s\n", key, line);
 }
 
-static void follow_file(ty_view *v, const char *pod_name, const char *path)
+/* Prints the log lines of `path` not printed yet as "[pod] line"; with progress_only, only
+ * those that report an epoch (what the live view turns into its progress bar). */
+static void follow_file(ty_view *v, const char *pod_name, const char *path, bool progress_only)
 {
     uintptr_t stored = (uintptr_t)ty_map_gets(&v->log_offsets, path);
     off_t offset = stored ? (off_t)(stored - 1) : 0;
@@ -279,7 +455,9 @@ static void follow_file(ty_view *v, const char *pod_name, const char *path)
     char *nl;
     while ((nl = memchr(p, '\n', data.len - (size_t)(p - data.data)))) {
         *nl = '\0';
-        fprintf(v->out, "[%s] %s\n", pod_name, cri_content(p));
+        int ep, eps;
+        if (!progress_only || parse_epoch(cri_content(p), &ep, &eps))
+            fprintf(v->out, "[%s] %s\n", pod_name, cri_content(p));
         p = nl + 1;
     }
     offset += p - data.data;
@@ -287,7 +465,7 @@ static void follow_file(ty_view *v, const char *pod_name, const char *path)
     ty_buf_free(&data);
 }
 
-static void follow_pod(ty_view *v, const json_t *pod)
+static void follow_pod(ty_view *v, const json_t *pod, bool progress_only)
 {
     json_t *statuses = json_object_get(json_object_get(pod, "status"), "containerStatuses");
     size_t i;
@@ -299,7 +477,7 @@ static void follow_pod(ty_view *v, const json_t *pod)
         for (int r = 0; name && r <= restarts; r++) {
             TY_AUTOFREE char *path = ty_runtime_log_path(v->rt, ty_obj_uid(pod), name, r);
             if (path)
-                follow_file(v, ty_obj_name(pod), path);
+                follow_file(v, ty_obj_name(pod), path, progress_only);
         }
     }
 }
@@ -322,29 +500,32 @@ static void add_clipped(ty_buf *frame, const char *line, int width)
 void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
 {
     ty_buf frame = TY_BUF_INIT, last = TY_BUF_INIT, line = TY_BUF_INIT;
-    int width = terminal_width(v);
+    /* The final frame stays on the screen: its lines wrap instead of being cut, so the last
+     * log lines (a final accuracy) are there in full. */
+    int width = final ? INT_MAX / 2 : terminal_width(v);
     int lines = 0;
     size_t i;
     json_t *job;
     char state[512], age[32];
     int64_t now = ty_time_now_ns();
+    v->store = store;
     json_array_foreach(jobs, i, job)
     {
         const char *kind = json_string_value(json_object_get(job, "kind"));
-        json_t *cond = condition_latest(job);
-        const char *cmsg = json_string_value(json_object_get(cond, "message"));
+        const char *cmsg;
+        TY_AUTOFREE char *owned_msg = NULL;
+        const char *jstate = job_state(v, job, &cmsg, &owned_msg);
         if (v->tty) {
             ty_buf_reset(&line);
             ty_buf_addf(&line, "\x1b[1m%s %s\x1b[0m  %s%s%s", kind, ty_obj_name(job),
-                        job_state(job), cmsg ? "  " : "", cmsg ? cmsg : "");
+                        jstate, cmsg ? "  " : "", cmsg ? cmsg : "");
             add_clipped(&frame, line.data, width + 8);
             lines++;
         } else {
             TY_AUTOFREE char *key = ty_asprintf("%s/%s", kind, ty_obj_name(job));
             for (char *p = key; *p && *p != '/'; p++)
                 *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-            snprintf(state, sizeof state, "%s%s%s", job_state(job), cmsg ? ": " : "",
-                     cmsg ? cmsg : "");
+            snprintf(state, sizeof state, "%s%s%s", jstate, cmsg ? ": " : "", cmsg ? cmsg : "");
             print_changed(v, key, state);
         }
         json_t *pods = pods_of(store, job);
@@ -357,11 +538,27 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
             add_clipped(&frame, line.data, width);
             lines++;
         }
+        ty_map present = {0};
         json_array_foreach(pods, k, pod)
         {
-            if (v->follow)
-                follow_pod(v, pod);
-            pod_state(pod, state, sizeof state);
+            /* Plain lines: every log line with --follow, else the epoch lines, so that a
+             * pipe or a CI log shows the training's progress too. */
+            if (!v->tty)
+                follow_pod(v, pod, !v->follow);
+            if (ty_obj_uid(pod) && ty_obj_uid(job)) {
+                ty_map_puts(&present, ty_obj_uid(pod), (void *)1);
+                shown_pod *sp = ty_map_gets(&v->shown, ty_obj_uid(pod));
+                if (!sp) {
+                    sp = TY_NEW(shown_pod);
+                    sp->name = ty_strdup(ty_obj_name(pod));
+                    sp->job_uid = ty_strdup(ty_obj_uid(job));
+                    ty_map_puts(&v->shown, ty_obj_uid(pod), sp);
+                }
+                sp->ended = ty_pod_terminated(pod);
+            }
+            const char *phase = ty_pod_phase(pod);
+            if (!ended_by_us(v, job, pod, state, sizeof state, &phase))
+                pod_state(pod, state, sizeof state);
             if (!v->tty) {
                 TY_AUTOFREE char *key = ty_asprintf("pod/%s", ty_obj_name(pod));
                 /* A pod that ended says how, with its last words: read once, when it ends
@@ -397,8 +594,8 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
             /* So does a pod in trouble whose log says nothing. */
             pending |= last.len == 0;
             ty_buf_reset(&line);
-            ty_buf_addf(&line, "  %-32s %-10s %8lld %8s  %s", ty_obj_name(pod),
-                        ty_pod_phase(pod), (long long)pod_restarts(pod), age,
+            ty_buf_addf(&line, "  %-32s %-10s %8lld %8s  %s", ty_obj_name(pod), phase,
+                        (long long)pod_restarts(pod), age,
                         pending && colon ? colon + 2 : last.data);
             add_clipped(&frame, line.data, width);
             lines++;
@@ -414,6 +611,9 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
                 lines++;
             }
         }
+        if (ty_obj_uid(job))
+            report_vanished(v, job, &present, &frame, &lines, width);
+        ty_map_free(&present);
         json_decref(pods);
     }
     if (v->tty) {
@@ -421,9 +621,8 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
             fprintf(v->out, "\x1b[%dF", v->drawn_lines);
         fputs(frame.data, v->out);
         fputs("\x1b[J", v->out);
-        v->drawn_lines = lines;
+        v->drawn_lines = final ? 0 : lines; /* wrapped lines are not counted: never redrawn */
     }
-    (void)final;
     fflush(v->out);
     ty_buf_free(&frame);
     ty_buf_free(&last);
@@ -450,10 +649,11 @@ void ty_view_summary(ty_view *v, const json_t *jobs, const char *state_dir)
     json_t *job;
     json_array_foreach(jobs, i, job)
     {
-        json_t *cond = condition_latest(job);
-        const char *msg = json_string_value(json_object_get(cond, "message"));
+        const char *msg;
+        TY_AUTOFREE char *owned_msg = NULL;
+        const char *state = job_state(v, job, &msg, &owned_msg);
         fprintf(v->out, "%s %s %s%s%s\n", json_string_value(json_object_get(job, "kind")),
-                ty_obj_name(job), job_state(job), msg ? ": " : "", msg ? msg : "");
+                ty_obj_name(job), state, msg ? ": " : "", msg ? msg : "");
     }
     fprintf(v->out, "logs: %s/pods\n", state_dir);
     fflush(v->out);

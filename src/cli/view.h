@@ -23,6 +23,14 @@ ty_view *ty_view_new(FILE *out, bool follow, ty_runtime *rt);
 /* Shows the current state of `jobs` (an array of job objects) and their pods. `final`: the
  * last call, after every pod stopped (drains the logs when following). */
 void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final);
+/* The run begins stopping every pod, because of `why` ("interrupted: SIGINT received"): pods
+ * running now are shown stopped for that reason once they end, and jobs that have not
+ * finished by the last update as "Stopped: why" (not as the Running they were). */
+void ty_view_stopping(ty_view *v, ty_store *store, const char *why);
+/* Why a queued job (kueue.x-k8s.io/queue-name) waits: its Workload's QuotaReserved reason,
+ * or the warning that keeps it from having one. NULL for a job that does not wait in a queue.
+ * Caller frees. */
+char *ty_view_queue_wait(ty_store *store, const json_t *job);
 /* A one-off message, e.g. that a signal arrived. */
 void ty_view_note(ty_view *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The closing lines: each job's outcome and where the logs are. */

@@ -6,7 +6,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -57,6 +57,7 @@ struct ty_runtime {
     uv_loop_t *loop;
     char *state_dir, *self_exe, *workdir, *node;
     bool die_with_parent;
+    bool job_dirs;
     gpu_pool gpus;  /* this machine's (cfg.gpus), for pods of nodes without their own */
     ty_map pools;   /* node name -> gpu_pool*, declared with ty_runtime_set_node_gpus */
     int64_t backoff_ms;
@@ -148,6 +149,7 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     rt->workdir = ty_strdup(cfg->default_workdir ? cfg->default_workdir : "/");
     rt->node = ty_strdup(cfg->node_name ? cfg->node_name : "");
     rt->die_with_parent = cfg->pods_die_with_parent;
+    rt->job_dirs = cfg->job_dirs;
     rt->gpus.n = cfg->gpus >= 0 ? cfg->gpus : nvml_count();
     rt->gpus.used = ty_calloc((size_t)rt->gpus.n + 1, sizeof(bool));
     rt->fn = fn;
@@ -499,6 +501,23 @@ static int live_shim(const json_t *state)
     return fd;
 }
 
+/* The pod's controller owner reference with a name and uid that make a path, or NULL. */
+static const json_t *controller_of(const json_t *podj)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(json_object_get(podj, "metadata"), "ownerReferences"), i,
+                       o)
+    {
+        const char *n = json_string_value(json_object_get(o, "name"));
+        const char *u = json_string_value(json_object_get(o, "uid"));
+        if (json_is_true(json_object_get(o, "controller")) && n && u && *n && *u &&
+            !strchr(n, '/') && !strchr(u, '/') && strcmp(n, "..") != 0 && strcmp(n, ".") != 0)
+            return o;
+    }
+    return NULL;
+}
+
 int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip, ty_error *err)
 {
     json_t *md = json_object_get(podj, "metadata");
@@ -573,6 +592,13 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         json_object_get(json_object_get(podj, "spec"), "nodeName"));
     if (spec_node)
         json_object_set_new(json_object_get(doc, "runtime"), "nodeName", json_string(spec_node));
+    const json_t *owner = controller_of(podj);
+    if (rt->job_dirs && owner)
+        json_object_set_new(
+            json_object_get(doc, "runtime"), "jobDir",
+            json_sprintf("%s/jobs/%s_%s_%s", rt->state_dir, ns,
+                         json_string_value(json_object_get(owner, "name")),
+                         json_string_value(json_object_get(owner, "uid"))));
     TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", p->dir);
     int rc = ty_rt_write_json_private(path, doc);
     json_decref(doc);
@@ -727,13 +753,6 @@ void ty_runtime_free(ty_runtime *rt)
 
 /* ---- re-adoption ------------------------------------------------------------------------ */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void on_shim_gone(uv_poll_t *h, int status, int events)
 {
     (void)status, (void)events;
@@ -787,7 +806,7 @@ int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
     int rc = 0;
     if (!doc || !state || !uid || !name || !json_object_get(state, "status")) {
         /* never got going (or not a pod dir of ours): nothing runs there to report */
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        ty_rm_tree(dir);
         goto out;
     }
     if (ty_map_gets(&rt->pods, uid))

@@ -118,6 +118,11 @@ typedef struct ty_runtime_config {
     bool pods_die_with_parent;   /* `trainyard run`: pods end when trainyard ends, even SIGKILL */
     const char *default_workdir; /* workingDir when a container sets none; NULL = "/" */
     const char *node_name;       /* spec.nodeName fallback for the downward API; may be NULL */
+    /* `trainyard run`: a pod with a controller owner (its job) gets TRAINYARD_JOB_DIR, the
+     * directory <state_dir>/jobs/<ns>_<owner>_<owner uid>/ (0700, made by its shim) that
+     * outlives the job's pods, e.g. for checkpoints across gang restarts. It goes with the
+     * run's state; the server sets none (nothing there would remove it). */
+    bool job_dirs;
 } ty_runtime_config;
 
 /* Called on the loop whenever a pod's status changes. `status` is a full v1 PodStatus (phase,

@@ -402,6 +402,12 @@ static int build_env(ctr *c, envlist *e, ty_error *err)
     env_set(e, "CUDA_VISIBLE_DEVICES", 20, gpus.data);
     env_set(e, "NVIDIA_VISIBLE_DEVICES", 22, c->gpu_count ? gpus.data : "void");
     env_set(e, "CUDA_DEVICE_ORDER", 17, "PCI_BUS_ID");
+    const char *job_dir = json_string_value(json_object_get(s->rt, "jobDir"));
+    if (job_dir) {
+        if (ty_mkdir_p(job_dir, 0700) < 0)
+            return ty_fail_errno(err, errno, "create the job's directory %s", job_dir);
+        env_set(e, "TRAINYARD_JOB_DIR", 17, job_dir);
+    }
 
     json_t *list = json_object_get(c->spec, "env"), *item;
     size_t i;

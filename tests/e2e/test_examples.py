@@ -1,7 +1,9 @@
 """The examples, run the way a user runs them: `trainyard run examples/.../*.yaml`.
 
-Each manifest is copied with its checkpoint directory moved under the test's tmp_path and a
-marker in every container's env (to find the processes and to prove none is left)."""
+Each manifest is copied with a marker in every container's env (to find the processes and to
+prove none is left). The Fashion-MNIST trainer checkpoints to its job's TRAINYARD_JOB_DIR, under
+the run's state directory."""
+import glob
 import json
 import os
 import re
@@ -35,9 +37,7 @@ def prepared(src, tmp_path, marker, replace=None, name=None):
 
 
 def fashion_mnist(tmp_path, marker, name=None, extra_args=None):
-    ckpt = str(tmp_path / f"ckpt-{name or 'fm'}")
-    path = prepared("examples/fashion-mnist/pytorchjob.yaml", tmp_path, marker,
-                    replace={"/tmp/trainyard-fashion-mnist": ckpt}, name=name)
+    path = prepared("examples/fashion-mnist/pytorchjob.yaml", tmp_path, marker, name=name)
     if extra_args:
         docs = list(yaml.safe_load_all(open(path)))
         for rs in docs[0]["spec"]["pytorchReplicaSpecs"].values():
@@ -69,8 +69,8 @@ def test_worker_sigkill_restarts_the_gang_and_resumes(tmp_path, marker):
     path = fashion_mnist(tmp_path, marker)
     p = start_trainyard(["--follow", "-o", "json", path], tmp_path)
     try:
-        ckpt = tmp_path / "ckpt-fm" / "checkpoint.bin"
-        assert wait_until(ckpt.exists, 120), "no checkpoint after the first epoch"
+        ckpt = str(tmp_path / "state" / "jobs" / "default_fashion-mnist_*" / "checkpoint.bin")
+        assert wait_until(lambda: glob.glob(ckpt), 120), "no checkpoint after the first epoch"
 
         def worker_pid():
             for pid in processes_with(marker):
@@ -96,11 +96,15 @@ def test_worker_sigkill_restarts_the_gang_and_resumes(tmp_path, marker):
     assert final_accuracies(err).get("fashion-mnist-master-0", 0) >= 0.85, err[-3000:]
 
 
-def test_two_jobs_with_the_same_ports_run_side_by_side(tmp_path, marker):
-    """Two trainyard runs at once, both on MASTER_PORT 23456: each pod has its own address."""
+def test_two_runs_of_one_manifest_at_once_and_again_each_train(tmp_path, marker):
+    """The same manifest twice at once (same job name, same MASTER_PORT, same state
+    directory), then again: each pod has its own address and each run its own checkpoint, so
+    every run trains from scratch. Without --follow and a terminal, the epoch lines are still
+    printed."""
     small = ["--epochs", "1", "--hidden", "32"]
-    a = start_trainyard(["--follow", fashion_mnist(tmp_path, marker, "job-a", small)], tmp_path / "a")
-    b = start_trainyard(["--follow", fashion_mnist(tmp_path, marker, "job-b", small)], tmp_path / "b")
+    path = fashion_mnist(tmp_path, marker, extra_args=small)
+    a = start_trainyard([path], tmp_path)
+    b = start_trainyard([path], tmp_path)
     try:
         out_a, err_a = a.communicate(timeout=300)
         out_b, err_b = b.communicate(timeout=300)
@@ -110,8 +114,18 @@ def test_two_jobs_with_the_same_ports_run_side_by_side(tmp_path, marker):
     assert a.returncode == 0, (out_a[-3000:], err_a)
     assert b.returncode == 0, (out_b[-3000:], err_b)
     assert "MASTER_PORT" not in err_a + err_b
-    for out in (out_a, out_b):
-        assert final_accuracies(out), out[-2000:]
+    c = start_trainyard([path], tmp_path)
+    try:
+        out_c, err_c = c.communicate(timeout=300)
+    finally:
+        c.kill()
+    assert c.returncode == 0, (out_c[-3000:], err_c)
+    for out in (out_a, out_b, out_c):
+        assert "nothing to do" not in out and "resumed" not in out, out[-2000:]
+        assert set(final_accuracies(out)) == {"fashion-mnist-master-0", "fashion-mnist-worker-0",
+                                              "fashion-mnist-worker-1",
+                                              "fashion-mnist-worker-2"}, out[-2000:]
+    assert len(glob.glob(str(tmp_path / "state" / "jobs" / "*" / "checkpoint.bin"))) == 3
 
 
 def test_pytorch_ddp_example(run_trainyard, tmp_path, marker):

@@ -78,6 +78,14 @@ def test_four_ranks_train_checkpoint_and_resume(tmp_path):
         assert rc == 0, err
         assert "resumed from epoch=1" in out
         assert [e[:2] for e in EPOCH_RE.findall(out)] == [("2", "2")]
+    acc2 = re.search(r"^done epochs=2 accuracy=([0-9.]+)", res2[0][1], re.M).group(1)
+
+    # Trained already: nothing to train, but the checkpoint's accuracy is reported.
+    res3 = finish(launch(4, small(2) + ["--checkpoint-dir", ck]))
+    for rc, out, err in res3:
+        assert rc == 0, err
+        assert "nothing to do: checkpoint already has 2 of 2 epochs" in out, out
+        assert re.search(rf"^done epochs=2 accuracy={acc2} ", out, re.M), out
 
 
 def test_single_rank_without_environment_matches_four_ranks(tmp_path):
