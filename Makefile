@@ -94,7 +94,7 @@ unit: build/trainyard build/asan/trainyard $(UNIT_REL) $(UNIT_ASAN)
 E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
             tests/e2e/test_server_api.py tests/e2e/test_server_jobs.py tests/e2e/test_server_recovery.py \
             tests/e2e/test_server_kubectl.py tests/e2e/test_server_kueue_api.py tests/e2e/test_server_apply.py \
-            tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py
+            tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py tests/e2e/test_server_bounds.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS)
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
