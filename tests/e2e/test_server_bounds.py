@@ -28,6 +28,7 @@ def server(tmp_path, marker):
     s = Server(tmp_path / "data").start()
     yield s
     s.stop()
+    s.reap()  # a stopped server leaves its pods running for its next start
     kill_all(marker)
 
 
@@ -92,6 +93,7 @@ def test_a_node_runs_no_more_pods_than_it_declares(tmp_path, marker):
             conditions(s, "five")["Failed"]["message"]
     finally:
         s.stop()
+        s.reap()
         kill_all(marker)
 
 
