@@ -1117,6 +1117,12 @@ static enum MHD_Result handle_list(call *c)
     if (text_table)
         limit = 0;
     TY_AUTOFREE char *after = NULL;
+    if (q(c, "continue") && *q(c, "continue") && rv_asked) {
+        ty_selector_free(labels);
+        ty_selector_free(fields);
+        return fail(c, 400, "BadRequest",
+                    "specifying resource version is not allowed when using continue");
+    }
     if (q(c, "continue") && *q(c, "continue") && !(after = decode_token(q(c, "continue")))) {
         ty_selector_free(labels);
         ty_selector_free(fields);

@@ -253,6 +253,8 @@ def test_put_of_a_custom_resource_needs_its_resource_version(server, marker):
     (f"{JOBS}/x?resourceVersion=-1", "invalid resource version"),
     (f"{JOBS}?watch=1&resourceVersion=xyz", "invalid resource version"),
     (f"{JOBS}?continue=zz", "continue key is not valid"),
+    (f"{JOBS}?continue=612f62&resourceVersion=5",
+     "specifying resource version is not allowed when using continue"),
 ])
 def test_malformed_query_parameters_are_400(server, path, message):
     st, body = request(server, "GET", path)
@@ -317,3 +319,13 @@ def test_run_manifest_limits_name_the_file_line_and_field(run_trainyard, manifes
     assert r.rc == 2 and "aliases expand to more than 10000 nodes" in r.err, r
     assert f"{path}:" in r.err
     assert time.monotonic() - t0 < 5
+
+
+def test_run_fails_a_job_no_node_can_hold_at_once(run_trainyard, manifest, marker):
+    job = json.loads(pytorchjob("huge", marker, master_cmd="sleep 30", worker_cmd="sleep 30"))
+    job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = 1000000
+    t0 = time.monotonic()
+    r = run_trainyard(manifest(json.dumps(job), "huge.json"))
+    assert r.rc == 1, r
+    assert "its 1000001 pods are more than the 1 node can hold (110 pods)" in r.out + r.err, r
+    assert time.monotonic() - t0 < 10
