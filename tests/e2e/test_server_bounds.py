@@ -74,7 +74,8 @@ def test_replicas_no_node_can_hold_fail_at_once_with_bounded_memory(server, mark
     before = rss_kib(server)
     st, body = request(server, "POST", JOBS, job)
     assert st == 201, body
-    assert wait_until(lambda: "Failed" in conditions(server, "huge"), 10), conditions(server, "huge")
+    assert wait_until(lambda: "Failed" in conditions(server, "huge"), 10), \
+        conditions(server, "huge")
     msg = conditions(server, "huge")["Failed"]["message"]
     assert "its 1000001 pods are more than the 1 node can hold (110 pods)" in msg, msg
     assert request(server, "GET", "/api/v1/namespaces/default/pods")[1]["items"] == []
