@@ -111,6 +111,16 @@ static void check_meta(ty_schema_ctx *c, json_t *obj, ty_pos pos)
     }
 }
 
+int ty_api_check_metadata(const json_t *obj, ty_field_errors *errs)
+{
+    ty_schema_ctx c = {.errs = errs};
+    size_t before = errs->count;
+    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
+    ty_buf_adds(&path, "metadata");
+    ty_check_meta_labels(&c, json_object_get(obj, "metadata"), &path);
+    return errs->count > before ? -1 : 0;
+}
+
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)
 {
     ty_schema_ctx c = {.m = m, .errs = errs};

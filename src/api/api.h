@@ -40,6 +40,15 @@ const ty_kind_info *const *ty_api_kinds(void);
  * An object with an unknown apiVersion/kind gets one error on `kind`. */
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs);
 
+/* Kubernetes' limit on an object's annotations, keys and values together (256 KiB). */
+#define TY_ANNOTATIONS_MAX_BYTES (256u * 1024)
+
+/* The ObjectMeta rules every kind shares that do not depend on the kind's schema: label and
+ * annotation keys, label values, the annotations' total size. For the kinds ty_api_admit does
+ * not know (the core ones the API server serves: pods, namespaces, ...), which it checks
+ * itself. Returns 0, or -1 with the problems added to `errs`. */
+int ty_api_check_metadata(const json_t *obj, ty_field_errors *errs);
+
 /* The rules of an update that compare `obj` (admitted) with the stored `old`: the fields a
  * kind makes immutable (LocalQueue spec.clusterQueue, PriorityClass value and
  * preemptionPolicy, a Workload's pod sets, queue and priority class once it reserved quota).

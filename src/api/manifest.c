@@ -8,8 +8,9 @@
  *
  * The input is untrusted: it is bounded in size (MANIFEST_MAX_BYTES), nesting depth
  * (MANIFEST_MAX_DEPTH, checked on the final tree, aliases included) and alias expansion
- * (MANIFEST_MAX_ALIAS_NODES, against "billion laughs" documents). Aliases are expanded into
- * copies, so the result is a tree in which no node is shared and callers may edit any part. */
+ * (a ratio to the nodes written, up to MANIFEST_MAX_ALIAS_NODES, against "billion laughs").
+ * Aliases are expanded into copies, so the result is a tree in which no node is shared and
+ * callers may edit any part. */
 #include "api/manifest.h"
 
 #include <errno.h>
@@ -29,7 +30,14 @@
 
 #define MANIFEST_MAX_BYTES (64u << 20)
 #define MANIFEST_MAX_DEPTH 200
+/* Aliases may expand a document by ALIAS_RATIO times the nodes written in it so far, or by
+ * ALIAS_FLOOR nodes, whichever is more, and never past MANIFEST_MAX_ALIAS_NODES: a manifest
+ * that reuses a pod template per item stays well within it, while a 1 KB "billion laughs"
+ * stops after ~10,000 copied nodes (milliseconds), not a million (seconds, during which the
+ * API server answers nobody). Checked before each alias is copied. */
 #define MANIFEST_MAX_ALIAS_NODES 1000000u
+#define ALIAS_RATIO 64u
+#define ALIAS_FLOOR 10000u
 
 #define TAG_PREFIX "tag:yaml.org,2002:"
 
@@ -139,6 +147,7 @@ typedef struct builder {
     size_t depth, cap;
     ty_map anchors; /* name -> anchor*, per document */
     uint64_t alias_nodes;
+    uint64_t written;  /* nodes of the document that are not aliases */
     int doc_index;
     json_t *root;
     ty_pos root_pos;
@@ -637,8 +646,16 @@ static int on_alias(builder *b, yaml_event_t *ev)
         return set_key(b, json_string_value(a->v), json_string_length(a->v), pos, false);
     }
     b->alias_nodes = sat_add(b->alias_nodes, a->weight);
-    if (b->alias_nodes > MANIFEST_MAX_ALIAS_NODES)
-        return fail_at(b, pos, "aliases expand to more than %u nodes", MANIFEST_MAX_ALIAS_NODES);
+    uint64_t allowed = b->written > MANIFEST_MAX_ALIAS_NODES / ALIAS_RATIO
+                           ? MANIFEST_MAX_ALIAS_NODES
+                           : b->written * ALIAS_RATIO;
+    if (allowed < ALIAS_FLOOR)
+        allowed = ALIAS_FLOOR;
+    if (b->alias_nodes > allowed)
+        return fail_at(b, pos,
+                       "aliases expand to more than %" PRIu64 " nodes (%u times the %" PRIu64
+                       " nodes written, at least %u, at most %u)",
+                       allowed, ALIAS_RATIO, b->written, ALIAS_FLOOR, MANIFEST_MAX_ALIAS_NODES);
     if (b->depth + (size_t)a->height > MANIFEST_MAX_DEPTH)
         return fail_at(b, pos, "nesting deeper than %d levels", MANIFEST_MAX_DEPTH);
     return add_value(b, copy_with_pos(b->map, a->v), pos, a->weight, a->height);
@@ -700,16 +717,20 @@ static int on_event(builder *b, yaml_event_t *ev)
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
         b->alias_nodes = 0;
+        b->written = 0;
         return 0;
     case YAML_DOCUMENT_END_EVENT:
         return end_document(b);
     case YAML_SCALAR_EVENT:
+        b->written++;
         return on_scalar(b, ev);
     case YAML_ALIAS_EVENT:
         return on_alias(b, ev);
     case YAML_SEQUENCE_START_EVENT:
+        b->written++;
         return start_node(b, ev, false);
     case YAML_MAPPING_START_EVENT:
+        b->written++;
         return start_node(b, ev, true);
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:

@@ -19,7 +19,9 @@
  * `*List` kind) with `items` is expanded into its items, which must be objects.
  *
  * Untrusted input is bounded: 64 MiB, 200 levels of nesting (aliases included), aliases
- * expanding to at most 1,000,000 nodes per document. Errors name the place:
+ * expanding a document by at most 64 times the nodes written in it (at least 10,000, at most
+ * 1,000,000), checked before each copy, so a "billion laughs" fails in milliseconds.
+ * Errors name the place:
  * "<file>:<line>:<col>: <what>", e.g. `job.yaml:3:5: duplicate key "name"`.
  *
  * Ownership: the manifest owns its documents' values; ty_manifest_free() releases everything. */

@@ -386,7 +386,7 @@ void ty_check_meta_labels(ty_schema_ctx *c, const json_t *meta, ty_buf *path)
         const json_t *map = json_object_get(meta, fields[f]);
         if (!json_is_object(map))
             continue;
-        size_t len = ty_path_key(path, fields[f]);
+        size_t len = ty_path_key(path, fields[f]), total = 0;
         const char *key;
         json_t *val;
         json_object_foreach((json_t *)map, key, val) {
@@ -400,7 +400,13 @@ void ty_check_meta_labels(ty_schema_ctx *c, const json_t *meta, ty_buf *path)
             }
             if (f == 0 && json_is_string(val) && (why = ty_check_label_value(json_string_value(val))))
                 ty_fe_invalid(c, path->data, ty_pos_member(c, map, key), val, "%s", why);
+            total += strlen(key) + json_string_length(val);
         }
+        /* ValidateAnnotationsSize: keys and values together, 256 KiB. */
+        if (f == 1 && total > TY_ANNOTATIONS_MAX_BYTES)
+            ty_field_errors_add(c->errs, path->data, ty_pos_member(c, meta, fields[f]),
+                                "Too long: may not be more than %u bytes",
+                                TY_ANNOTATIONS_MAX_BYTES);
         ty_path_pop(path, len);
     }
 }

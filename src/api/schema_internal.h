@@ -94,6 +94,8 @@ const char *ty_check_env_name(const char *s);
 const char *ty_check_qualified_name(const char *s); /* label and annotation keys */
 const char *ty_check_label_value(const char *s);
 /* Label keys and values, annotation keys of an ObjectMeta at `path` (restored on return). */
+/* Label and annotation keys, label values, and the annotations' total size
+ * (TY_ANNOTATIONS_MAX_BYTES) of the ObjectMeta `meta` at `path`. */
 void ty_check_meta_labels(ty_schema_ctx *c, const json_t *meta, ty_buf *path);
 
 #endif

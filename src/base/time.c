@@ -19,6 +19,16 @@ int64_t ty_time_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t ty_time_add_s(int64_t ns, int64_t s)
+{
+    int64_t d, sum;
+    if (__builtin_mul_overflow(s, 1000000000LL, &d))
+        return s > 0 ? INT64_MAX : INT64_MIN;
+    if (__builtin_add_overflow(ns, d, &sum))
+        return d > 0 ? INT64_MAX : INT64_MIN;
+    return sum;
+}
+
 char *ty_time_format_rfc3339(int64_t ns, char *out, size_t cap, int digits)
 {
     time_t sec = (time_t)(ns / 1000000000LL);

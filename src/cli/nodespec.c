@@ -31,6 +31,18 @@ static json_t *make_node(const char *name, json_t *labels, json_t *spec, json_t 
     json_object_set_new(status, "capacity", capacity ? capacity : json_deep_copy(allocatable));
     json_object_set_new(status, "allocatable",
                         allocatable ? allocatable : json_deep_copy(capacity));
+    /* A kubelet's maxPods (110 by default) unless declared: the binder and the job
+     * controller's never-fit check count pods against it. */
+    json_t *cap = json_object_get(status, "capacity");
+    json_t *alloc = json_object_get(status, "allocatable");
+    json_t *pods = json_object_get(cap, "pods") ? json_object_get(cap, "pods")
+                                                : json_object_get(alloc, "pods");
+    pods = pods ? json_incref(pods) : json_string("110");
+    if (!json_object_get(cap, "pods"))
+        json_object_set(cap, "pods", pods);
+    if (!json_object_get(alloc, "pods"))
+        json_object_set(alloc, "pods", pods);
+    json_decref(pods);
     return n;
 }
 

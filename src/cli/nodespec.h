@@ -14,7 +14,8 @@
  *
  * Every node gets what a kubelet would give it: the labels kubernetes.io/hostname (its name),
  * kubernetes.io/os, kubernetes.io/arch and node.kubernetes.io/instance-type ("trainyard-virtual")
- * unless given, the Ready condition, addresses (127.0.0.1) and nodeInfo.
+ * unless given, the Ready condition, addresses (127.0.0.1), nodeInfo, and room for 110 pods
+ * (`pods`, the kubelet's maxPods) unless the resources declare another count.
  *
  * Errors name the flag or file, the place and the field: `--nodes '2x{cpu:x}': column 8: cpu:
  * quantities must match ...`, `nodes.yaml:7:12: status.capacity.memory: ...`. */

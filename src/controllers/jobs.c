@@ -118,12 +118,29 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
 {
     json_t *nodes = ty_store_list(c->store, "nodes", NULL);
     size_t n_nodes = json_array_size(nodes), n = (size_t)total_replicas(job), k = 0;
+    /* More pods than the nodes' pod counts add up to (110 each, as kubelets have) never fit;
+     * said before anything is built per pod: `replicas: 1000000` must cost nothing. */
+    long long room = 0;
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node)
+    {
+        json_t *alloc = ty_placement_allocatable(node);
+        json_t *pods = json_object_get(alloc, "pods");
+        room = !pods || room < 0 ? -1 : room + json_integer_value(pods) / 1000;
+        json_decref(alloc);
+    }
+    if (n_nodes && room >= 0 && (long long)n > room) {
+        snprintf(why, cap, "%s %s can never run here: its %zu pods are more than the %zu "
+                 "node%s can hold (%lld pods)", json_string_value(json_object_get(job, "kind")),
+                 ty_obj_name(job), n, n_nodes, n_nodes == 1 ? "" : "s", room);
+        json_decref(nodes);
+        return false;
+    }
     ty_placement_node *pn = ty_calloc(n_nodes + 1, sizeof *pn);
     ty_placement_pod *pp = ty_calloc(n + 1, sizeof *pp);
     char **names = ty_calloc(n + 1, sizeof(char *)), **pre = ty_calloc(n + 1, sizeof(char *));
     size_t *out = ty_calloc(n + 1, sizeof(size_t));
-    size_t i;
-    json_t *node;
     json_array_foreach(nodes, i, node)
         pn[i] = (ty_placement_node){node, ty_placement_allocatable(node)};
     const char *rtype;

@@ -344,7 +344,7 @@ static void finished_pass(const json_t *job, json_t *status, const podset *ps, i
     int64_t done;
     if (json_is_integer(ttl) &&
         ty_time_parse_rfc3339(ty_kf_str(status, "completionTime"), &done) == 0) {
-        int64_t expire = done + json_integer_value(ttl) * 1000000000LL;
+        int64_t expire = ty_time_add_s(done, json_integer_value(ttl));
         if (now_ns > expire)
             o->delete_job = true;
         else
@@ -720,7 +720,7 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
     int64_t start;
     if (json_is_integer(deadline) &&
         ty_time_parse_rfc3339(ty_kf_str(status, "startTime"), &start) == 0) {
-        int64_t end = start + json_integer_value(deadline) * 1000000000LL;
+        int64_t end = ty_time_add_s(start, json_integer_value(deadline));
         if (now_ns >= end) {
             TY_AUTOFREE char *m = ty_asprintf(
                 "Job %s has failed because it was active longer than specified deadline", name);
@@ -820,7 +820,7 @@ int ty_kubeflow_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_
     if (!*ty_kf_str(status, "startTime")) {
         json_object_set_new(status, "startTime", json_string(now));
         if (json_is_integer(deadline))
-            requeue(out, json_integer_value(deadline) * 1000000000LL);
+            requeue(out, ty_time_add_s(0, json_integer_value(deadline)));
     }
     if (k->kind == TY_KUBEFLOW_PYTORCH)
         pytorch_status(job, k, status, now);

@@ -10,6 +10,8 @@
 #include "base/quantity.h"
 
 #define GPU "nvidia.com/gpu"
+/* A node's pod count limit (the kubelet's maxPods, 110 by default): every pod takes one. */
+#define PODS "pods"
 
 static int64_t milli_of(const json_t *v)
 {
@@ -85,8 +87,13 @@ void ty_placement_take(json_t *avail, const json_t *req)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)req, k, v) if (json_object_get(avail, k))
-        put(avail, k, get(avail, k) - json_integer_value(v));
+    json_object_foreach((json_t *)req, k, v)
+    {
+        if (strcmp(k, PODS) != 0 && json_object_get(avail, k))
+            put(avail, k, get(avail, k) - json_integer_value(v));
+    }
+    if (json_object_get(avail, PODS))
+        put(avail, PODS, get(avail, PODS) - 1000);
 }
 
 /* ---- filters ---- */
@@ -269,6 +276,9 @@ static char *misfit(const ty_placement_pod *pod, const json_t *req, const json_t
                            json_string_value(json_object_get(taint, "key")), v && *v ? "=" : "",
                            v && *v ? v : "", json_string_value(json_object_get(taint, "effect")));
     }
+    /* The scheduler's "Too many pods": a node that declares a pod count takes no more. */
+    if (json_object_get(avail, PODS) && get(avail, PODS) < 1000)
+        return ty_strdup("too many pods");
     /* GPUs first: the resource users most often run short of, so the message names it. */
     int64_t gpus = get(req, GPU);
     if (gpus > 0 && gpus > get(avail, GPU)) {
@@ -280,7 +290,7 @@ static char *misfit(const ty_placement_pod *pod, const json_t *req, const json_t
     json_object_foreach((json_t *)req, k, v)
     {
         int64_t need = json_integer_value(v);
-        if (need <= 0 || !is_checked(k, avail) || need <= get(avail, k))
+        if (need <= 0 || strcmp(k, PODS) == 0 || !is_checked(k, avail) || need <= get(avail, k))
             continue;
         TY_AUTOFREE char *n = format_amount(k, need);
         return ty_asprintf("too few free %s (need %s)", k, n);

@@ -18,6 +18,8 @@
  *    memory, every domain-prefixed (extended) resource such as nvidia.com/gpu (a node that does
  *    not declare one has none of it), and any other name the node declares (ephemeral-storage
  *    is only checked where a node declares it).
+ *  - a node that declares a `pods` amount (the kubelet's maxPods, 110 by default) takes that
+ *    many pods at most: each pod counts one, whatever it requests ("too many pods");
  *  - a preassigned pod (ty_placement_pod.node) may only go to that node.
  *
  * Packing: pods are placed one at a time, preassigned ones first, then the largest GPU
@@ -64,7 +66,8 @@ int ty_placement_place(const ty_placement_node *nodes, size_t n_nodes,
 json_t *ty_placement_requests(const json_t *pod_spec);
 /* A node's status.allocatable (status.capacity when absent) as milli-units. New object. */
 json_t *ty_placement_allocatable(const json_t *node);
-/* free -= req, for the names free has. */
+/* free -= req, for the names free has, and one pod off `pods` when free has it: call it once
+ * per pod placed. */
 void ty_placement_take(json_t *free, const json_t *req);
 
 #endif

@@ -23,6 +23,9 @@
 #include "runtime/cgroup.h"
 #include "runtime/internal.h"
 
+/* The longest grace period carried out (~31.7 years); see ty_runtime_stop_pod. */
+#define GRACE_MAX_S 1000000000LL
+
 typedef struct pod {
     ty_runtime *rt;
     char *uid, *ns, *name, *dir;
@@ -686,6 +689,10 @@ void ty_runtime_stop_pod(ty_runtime *rt, const char *uid, int64_t grace_seconds)
         return;
     p->stopping = true;
     int64_t grace = grace_seconds >= 0 ? grace_seconds : p->grace;
+    /* Grace periods are the user's int64 seconds: beyond ~31 years they mean "never kill",
+     * and the timers' milliseconds (here and in the shim) must not overflow. */
+    if (grace > GRACE_MAX_S)
+        grace = GRACE_MAX_S;
     char cmd[48];
     snprintf(cmd, sizeof(cmd), "stop %lld\n", (long long)grace);
     if (send_cmd(p, cmd) < 0) {

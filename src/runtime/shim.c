@@ -1243,7 +1243,7 @@ static void cmd_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
         *nl = '\0';
         long long g;
         if (sscanf(s->cmdbuf.data, "stop %lld", &g) == 1)
-            stop(s, g < 0 ? 0 : g);
+            stop(s, g < 0 ? 0 : g > 1000000000LL ? 1000000000LL : g); /* ms must not wrap */
         size_t used = (size_t)(nl + 1 - s->cmdbuf.data);
         memmove(s->cmdbuf.data, nl + 1, s->cmdbuf.len - used + 1);
         s->cmdbuf.len -= used;

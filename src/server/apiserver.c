@@ -43,6 +43,7 @@
 /* The API server ends a watch after a random time between its min-request-timeout (30 min)
  * and twice that; clients re-list and watch again. */
 #define WATCH_DEFAULT_TIMEOUT_S 1800
+#define WATCH_MAX_TIMEOUT_S 1000000000LL /* ~31.7 years: longer is the same, and ms stay in range */
 #define STREAM_TICK_MS 200
 #define BOOKMARK_INTERVAL_MS 60000
 
@@ -311,12 +312,13 @@ static const char *hdr(call *c, const char *key)
     return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, key);
 }
 
-/* As Go's strconv.ParseBool, which the API server uses for boolean parameters. */
+/* A boolean parameter as the API server converts query values (runtime's
+ * Convert_Slice_string_To_bool): absent, "0" and "false" in any case are false, anything
+ * else is true - `watch=maybe` is a watch there too. */
 static bool q_true(call *c, const char *key)
 {
     const char *v = q(c, key);
-    return v && (strcmp(v, "1") == 0 || strcmp(v, "t") == 0 || strcmp(v, "T") == 0 ||
-                 strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0);
+    return v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0;
 }
 
 static enum MHD_Result reply_text(call *c, int code, const char *type, char *text, size_t len)
@@ -366,6 +368,65 @@ static enum MHD_Result fail(call *c, int code, const char *reason, const char *f
     return reply(c, code, ty_srv_status(code, reason, msg, NULL));
 }
 
+/* Parses `v` as Go's strconv.ParseInt(v, 10, 64) (or ParseUint when !is_signed) does: an
+ * optional sign, then decimal digits only. Returns NULL or the reason, worded as Go's. */
+static const char *parse_go_int(const char *v, bool is_signed, int64_t *out, uint64_t *uout)
+{
+    const char *d = v + (is_signed && (*v == '+' || *v == '-'));
+    if (!*d)
+        return "invalid syntax";
+    for (const char *p = d; *p; p++)
+        if (*p < '0' || *p > '9')
+            return "invalid syntax";
+    errno = 0;
+    if (is_signed) {
+        long long n = strtoll(v, NULL, 10);
+        if (errno == ERANGE)
+            return "value out of range";
+        *out = n;
+    } else {
+        unsigned long long n = strtoull(v, NULL, 10);
+        if (errno == ERANGE)
+            return "value out of range";
+        *uout = n;
+    }
+    return NULL;
+}
+
+/* An integer query parameter (limit, timeoutSeconds, gracePeriodSeconds, the log options) as
+ * the API server converts it: absent or empty leaves *out alone, anything that is not an
+ * int64 is a 400. Returns -1 after answering. */
+static int q_int64(call *c, const char *key, int64_t *out, enum MHD_Result *ret)
+{
+    const char *v = q(c, key);
+    if (!v || !*v)
+        return 0;
+    const char *why = parse_go_int(v, true, out, NULL);
+    if (why) {
+        *ret = fail(c, 400, "BadRequest", "strconv.ParseInt: parsing \"%s\": %s", v, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ?resourceVersion of a get, list or watch: a decimal uint64 (the store's revision) or
+ * nothing; else 400 as the storage layer words it. *out gets it (0 when absent). */
+static int q_resource_version(call *c, uint64_t *out, enum MHD_Result *ret)
+{
+    const char *v = q(c, "resourceVersion");
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    const char *why = parse_go_int(v, false, NULL, out);
+    if (why) {
+        *ret = fail(c, 400, "BadRequest",
+                    "invalid resource version: resourceVersion: Invalid value: \"%s\": "
+                    "strconv.ParseUint: parsing \"%s\": %s", v, v, why);
+        return -1;
+    }
+    return 0;
+}
+
 static json_t *details(const res_info *ri, const char *name, bool kind_is_kind)
 {
     json_t *d = json_object();
@@ -391,23 +452,24 @@ static enum MHD_Result fail_exists(call *c, const char *name)
     return reply(c, 409, ty_srv_status(409, "AlreadyExists", msg, details(c->ri, name, false)));
 }
 
-static enum MHD_Result fail_conflict(call *c, const char *name)
+/* `why`: what failed (a precondition), NULL for the optimistic-lock message. */
+static enum MHD_Result fail_conflict(call *c, const char *name, const char *why)
 {
     TY_AUTOFREE char *qr = qualified_resource(c->ri);
     TY_AUTOFREE char *msg = ty_asprintf(
-        "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please apply "
-        "your changes to the latest version and try again",
-        qr, name);
+        "Operation cannot be fulfilled on %s \"%s\": %s", qr, name,
+        why ? why : "the object has been modified; please apply your changes to the latest "
+                    "version and try again");
     return reply(c, 409, ty_srv_status(409, "Conflict", msg, details(c->ri, name, false)));
 }
 
-static enum MHD_Result fail_invalid(call *c, const char *name, const ty_field_errors *errs)
+/* 422 for `errs` on the object `name` of kind `qk` (details `d`, stolen). */
+static enum MHD_Result fail_invalid_as(call *c, const char *qk, json_t *d, const char *name,
+                                       const ty_field_errors *errs)
 {
-    TY_AUTOFREE char *qk = qualified_kind(c->ri);
     TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
     ty_buf_addf(&msg, "%s \"%s\" is invalid: ", qk, name ? name : "");
     ty_srv_errors_text(errs, &msg);
-    json_t *d = details(c->ri, name, true);
     json_t *causes = json_array();
     for (size_t i = 0; i < errs->count; i++)
         json_array_append_new(causes, json_pack("{s:s, s:s, s:s}", "reason",
@@ -418,6 +480,12 @@ static enum MHD_Result fail_invalid(call *c, const char *name, const ty_field_er
     return reply(c, 422, ty_srv_status(422, "Invalid", msg.data, d));
 }
 
+static enum MHD_Result fail_invalid(call *c, const char *name, const ty_field_errors *errs)
+{
+    TY_AUTOFREE char *qk = qualified_kind(c->ri);
+    return fail_invalid_as(c, qk, details(c->ri, name, true), name, errs);
+}
+
 /* A store write's error as the API server words it. */
 static enum MHD_Result fail_store(call *c, const char *name, const ty_error *err)
 {
@@ -425,7 +493,12 @@ static enum MHD_Result fail_store(call *c, const char *name, const ty_error *err
     case TY_STORE_NOT_FOUND:
         return fail_not_found(c, c->ri, name);
     case TY_STORE_CONFLICT:
-        return strstr(err->msg, "already exists") ? fail_exists(c, name) : fail_conflict(c, name);
+        if (strstr(err->msg, "already exists"))
+            return fail_exists(c, name);
+        return fail_conflict(c, name, strncmp(err->msg, "Precondition failed", 19) == 0
+                                          ? err->msg : NULL);
+    case TY_STORE_TOO_LARGE:
+        return fail(c, 413, "RequestEntityTooLarge", "%s", err->msg);
     case TY_STORE_INVALID: {
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         ty_field_errors_add(&errs, "", (ty_pos){0, 0}, "%s", err->msg);
@@ -875,14 +948,14 @@ static bool is_unknown_field(const ty_field_error *e)
 static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
 {
     if (!c->ri->api) {
-        /* a Pod: the spec rules that keep its mounts inside their volumes */
+        /* The core kinds have no schema here; their metadata still has Kubernetes' rules, and
+         * a Pod the spec rules that keep its mounts inside their volumes. */
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
-        int rc = 0;
-        if (strcmp(c->ri->resource, "pods") == 0 && !c->path.sub &&
-            ty_api_check_pod(obj, &errs) < 0) {
+        int rc = ty_api_check_metadata(obj, &errs);
+        if (rc == 0 && strcmp(c->ri->resource, "pods") == 0 && !c->path.sub)
+            rc = ty_api_check_pod(obj, &errs);
+        if (rc < 0)
             *ret = fail_invalid(c, name, &errs);
-            rc = -1;
-        }
         ty_field_errors_free(&errs);
         return rc;
     }
@@ -1111,6 +1184,14 @@ static enum MHD_Result handle_list(call *c)
     if (q_true(c, "watch"))
         return handle_watch(c);
     enum MHD_Result ret;
+    int64_t limit = 0, timeout = 0;
+    uint64_t rv_asked;
+    /* Every list answers the current state (the store keeps no older one); a resourceVersion
+     * must still be one, and timeoutSeconds a number, as the API server decodes them. */
+    if (q_int64(c, "limit", &limit, &ret) < 0 ||
+        q_int64(c, "timeoutSeconds", &timeout, &ret) < 0 ||
+        q_resource_version(c, &rv_asked, &ret) < 0)
+        return ret;
     ty_selector *labels, *fields;
     if (parse_selectors(c, &labels, &fields, &ret) < 0)
         return ret;
@@ -1122,8 +1203,15 @@ static enum MHD_Result handle_list(call *c)
      * table_page_bytes of them (8 MiB) and a continue token says where the next starts.
      * Lists of objects (client libraries, informers) honour limit. */
     bool text_table = wants_table(c) && strcmp(include_object(c), "Object") != 0;
-    long limit = q(c, "limit") && !text_table ? strtol(q(c, "limit"), NULL, 10) : 0;
+    if (text_table)
+        limit = 0;
     TY_AUTOFREE char *after = NULL;
+    if (q(c, "continue") && *q(c, "continue") && rv_asked) {
+        ty_selector_free(labels);
+        ty_selector_free(fields);
+        return fail(c, 400, "BadRequest",
+                    "specifying resource version is not allowed when using continue");
+    }
     if (q(c, "continue") && *q(c, "continue") && !(after = decode_token(q(c, "continue")))) {
         ty_selector_free(labels);
         ty_selector_free(fields);
@@ -1161,7 +1249,7 @@ static enum MHD_Result handle_list(call *c)
         }
         if (fields && !ty_field_selector_matches_text(fields, all[i].text, all[i].len))
             continue;
-        if (limit > 0 && (long)npicked >= limit) {
+        if (limit > 0 && (int64_t)npicked >= limit) {
             if (!lv && !fields) { /* every object left matches */
                 remaining = count - i;
                 break;
@@ -1268,6 +1356,10 @@ static enum MHD_Result handle_log(call *c, json_t *pod);
 
 static enum MHD_Result handle_get(call *c)
 {
+    enum MHD_Result ret;
+    uint64_t rv_asked;
+    if (q_resource_version(c, &rv_asked, &ret) < 0)
+        return ret;
     ty_store_item it;
     if (!c->path.sub && !wants_table(c) &&
         ty_store_get_item(c->srv->store, c->ri->resource, c->path.ns ? c->path.ns : "",
@@ -1278,7 +1370,6 @@ static enum MHD_Result handle_get(call *c)
                                c->path.name);
     if (!obj)
         return fail_not_found(c, c->ri, c->path.name);
-    enum MHD_Result ret;
     if (c->path.sub && strcmp(c->path.sub, "log") == 0)
         ret = handle_log(c, obj);
     else
@@ -1462,6 +1553,97 @@ out:
     return ret;
 }
 
+/* A DELETE's options: the query's and the body's DeleteOptions (the body wins), as the API
+ * server decodes them. */
+typedef struct delete_req {
+    ty_store_delete_opts o; /* its strings point into the fields below */
+    char *propagation, *uid, *rv;
+    bool dry;
+} delete_req;
+
+static void delete_req_free(delete_req *d)
+{
+    free(d->propagation);
+    free(d->uid);
+    free(d->rv);
+}
+
+/* Fills *d; returns -1 after answering 400 for options the API server would not decode. */
+static int parse_delete_options(call *c, delete_req *d, enum MHD_Result *ret)
+{
+    memset(d, 0, sizeof *d);
+    int64_t grace = -1;
+    bool has_grace = q(c, "gracePeriodSeconds") && *q(c, "gracePeriodSeconds");
+    if (check_dry_run(c, ret) < 0 || q_int64(c, "gracePeriodSeconds", &grace, ret) < 0)
+        return -1;
+    const char *policy = q(c, "propagationPolicy");
+    json_t *opts = NULL;
+    if (c->r->body.len) {
+        char mt[128];
+        request_media_type(c, mt, sizeof mt);
+        if (*mt && strcmp(mt, "application/json") != 0) {
+            *ret = fail(c, 415, "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media "
+                        "types include: application/json");
+            return -1;
+        }
+        json_error_t je;
+        opts = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
+        if (!json_is_object(opts)) {
+            json_decref(opts);
+            *ret = fail(c, 400, "BadRequest", "error decoding DeleteOptions: %s",
+                        opts ? "the body is not a JSON object" : je.text);
+            return -1;
+        }
+    }
+    json_t *g = json_object_get(opts, "gracePeriodSeconds");
+    json_t *pre = json_object_get(opts, "preconditions");
+    json_t *uid = json_object_get(pre, "uid"), *rv = json_object_get(pre, "resourceVersion");
+    const char *bad = NULL;
+    if (g && !json_is_null(g) && !json_is_integer(g))
+        bad = "gracePeriodSeconds of type int64";
+    else if (pre && !json_is_null(pre) && !json_is_object(pre))
+        bad = "preconditions of type v1.Preconditions";
+    else if (uid && !json_is_null(uid) && !json_is_string(uid))
+        bad = "preconditions.uid of type types.UID";
+    else if (rv && !json_is_null(rv) && !json_is_string(rv))
+        bad = "preconditions.resourceVersion of type string";
+    if (bad) {
+        json_decref(opts);
+        *ret = fail(c, 400, "BadRequest",
+                    "error decoding DeleteOptions: json: cannot unmarshal a value into Go struct "
+                    "field DeleteOptions.%s", bad);
+        return -1;
+    }
+    if (json_is_integer(g)) {
+        grace = json_integer_value(g);
+        has_grace = true;
+    }
+    if (json_string_value(json_object_get(opts, "propagationPolicy")))
+        policy = json_string_value(json_object_get(opts, "propagationPolicy"));
+    d->dry = dry_run(c) || (json_is_array(json_object_get(opts, "dryRun")) &&
+                            json_array_size(json_object_get(opts, "dryRun")) > 0);
+    if (policy && strcmp(policy, "Foreground") != 0 && strcmp(policy, "Background") != 0 &&
+        strcmp(policy, "Orphan") != 0) {
+        *ret = fail(c, 400, "BadRequest",
+                    "propagationPolicy must be one of Foreground, Background, Orphan; got %s",
+                    policy);
+        json_decref(opts);
+        return -1;
+    }
+    d->propagation = policy ? ty_strdup(policy) : NULL;
+    d->uid = json_string_value(uid) ? ty_strdup(json_string_value(uid)) : NULL;
+    d->rv = json_string_value(rv) ? ty_strdup(json_string_value(rv)) : NULL;
+    json_decref(opts);
+    /* A negative grace period is one second, as the pod strategy makes it (the store reads
+     * -1 as "the pod's own"); a huge one is kept, and the runtime caps what it waits. */
+    if (has_grace && grace < 0)
+        grace = 1;
+    d->o = (ty_store_delete_opts){.grace_seconds = grace, .propagation = d->propagation,
+                                  .precondition_uid = d->uid, .precondition_rv = d->rv};
+    return 0;
+}
+
 /* DELETE on a collection: every object the selectors match, each as a single DELETE would;
  * answers the list of what was deleted, as it was before. The selectors read the stored texts,
  * and each answer item is its object's stored text: no tree is held for the collection
@@ -1469,12 +1651,14 @@ out:
 static enum MHD_Result handle_delete_collection(call *c)
 {
     enum MHD_Result ret;
-    if (check_dry_run(c, &ret) < 0)
-        return ret;
+    delete_req d;
     ty_selector *labels, *fields;
-    if (parse_selectors(c, &labels, &fields, &ret) < 0)
+    if (parse_delete_options(c, &d, &ret) < 0)
         return ret;
-    int64_t grace = q(c, "gracePeriodSeconds") ? strtoll(q(c, "gracePeriodSeconds"), NULL, 10) : -1;
+    if (parse_selectors(c, &labels, &fields, &ret) < 0) {
+        delete_req_free(&d);
+        return ret;
+    }
     ty_store *store = c->srv->store;
     /* The keys first: a deletion (and its cascade) invalidates the listed items. */
     TY_AUTOFREE ty_store_item *all = NULL;
@@ -1488,6 +1672,11 @@ static enum MHD_Result handle_delete_collection(call *c)
     ty_selector_free(labels);
     ty_selector_free(fields);
     TY_AUTOBUF ty_buf items = TY_BUF_INIT;
+    /* Each item as a DELETE of it with the same options (preconditions included); the first
+     * refusal other than "gone meanwhile" is the answer, as the API server's. */
+    TY_CLEANUP_ERROR ty_error first = TY_ERROR_INIT;
+    TY_AUTOFREE char *first_name = NULL;
+    d.o.dry_run = d.dry;
     for (size_t i = 0; i < nkeys; i++) {
         char *slash = strchr(keys[i], '/'); /* "namespace/name", "" for cluster-scoped */
         *slash = '\0';
@@ -1499,14 +1688,23 @@ static enum MHD_Result handle_delete_collection(call *c)
         if (at)
             ty_buf_adds(&items, ",");
         add_item_text(&items, c->ri, &it);
-        if (!dry_run(c) && ty_store_delete(store, c->ri->resource, ns, name, grace, NULL) < 0) {
+        TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+        if (ty_store_delete_ex(store, c->ri->resource, ns, name, &d.o, NULL, &err) < 0) {
             items.len = at; /* refused: not in the answer */
             items.data[at] = '\0';
+            if (!first.msg && err.code != TY_STORE_NOT_FOUND) {
+                first = err;
+                err = (ty_error)TY_ERROR_INIT;
+                first_name = ty_strdup(name);
+            }
         }
     }
     for (size_t i = 0; i < nkeys; i++)
         free(keys[i]);
     free(keys);
+    delete_req_free(&d);
+    if (first.msg)
+        return fail_store(c, first_name, &first);
     TY_AUTOFREE char *gv = group_version(c->ri);
     ty_buf body = TY_BUF_INIT;
     ty_buf_addf(&body, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":"
@@ -1561,7 +1759,15 @@ static enum MHD_Result handle_put(call *c)
         ret = fail_not_found(c, c->ri, c->path.name);
         goto out;
     }
-    if (!json_object_get(meta, "resourceVersion")) {
+    /* Custom resources must name the version they update (the API server's CRD strategy
+     * refuses an unconditional update); built-in kinds allow it (AllowUnconditionalUpdate):
+     * the update then applies to the current version. */
+    const char *rv = json_string_value(json_object_get(meta, "resourceVersion"));
+    bool builtin = !c->ri->api || c->ri->api->builtin;
+    if ((!rv || !*rv) && builtin) {
+        json_object_set(meta, "resourceVersion",
+                        json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
+    } else if (!rv || !*rv) {
         json_decref(cur);
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         ty_field_errors_add(&errs, "metadata.resourceVersion", (ty_pos){0, 0},
@@ -1707,7 +1913,8 @@ static enum MHD_Result handle_apply(call *c)
     if (want_rv && (!live || strcmp(want_rv, json_string_value(json_object_get(
                                                  json_object_get(live, "metadata"),
                                                  "resourceVersion"))) != 0)) {
-        ret = live ? fail_conflict(c, c->path.name) : fail_not_found(c, c->ri, c->path.name);
+        ret = live ? fail_conflict(c, c->path.name, NULL)
+                   : fail_not_found(c, c->ri, c->path.name);
         goto out;
     }
     if (ty_apply(&areq, live, cfg, &merged, &causes, &err) < 0) {
@@ -1741,58 +1948,30 @@ out:
 static enum MHD_Result handle_delete(call *c)
 {
     enum MHD_Result ret;
-    if (check_dry_run(c, &ret) < 0)
+    delete_req d;
+    if (parse_delete_options(c, &d, &ret) < 0)
         return ret;
-    int64_t grace = -1;
-    const char *policy = q(c, "propagationPolicy");
-    json_t *opts = NULL;
-    if (c->r->body.len) {
-        char mt[128];
-        request_media_type(c, mt, sizeof mt);
-        if (*mt && strcmp(mt, "application/json") != 0)
-            return fail(c, 415, "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media "
-                        "types include: application/json");
-        json_error_t je;
-        opts = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
-        if (!json_is_object(opts)) {
-            json_decref(opts);
-            return fail(c, 400, "BadRequest", "error decoding DeleteOptions: %s", je.text);
-        }
-    }
-    if (q(c, "gracePeriodSeconds"))
-        grace = strtoll(q(c, "gracePeriodSeconds"), NULL, 10);
-    if (json_is_integer(json_object_get(opts, "gracePeriodSeconds")))
-        grace = json_integer_value(json_object_get(opts, "gracePeriodSeconds"));
-    if (json_string_value(json_object_get(opts, "propagationPolicy")))
-        policy = json_string_value(json_object_get(opts, "propagationPolicy"));
-    bool dry = dry_run(c) || (json_is_array(json_object_get(opts, "dryRun")) &&
-                              json_array_size(json_object_get(opts, "dryRun")) > 0);
-    if (policy && strcmp(policy, "Foreground") != 0 && strcmp(policy, "Background") != 0 &&
-        strcmp(policy, "Orphan") != 0) {
-        json_decref(opts);
-        return fail(c, 400, "BadRequest",
-                    "propagationPolicy must be one of Foreground, Background, Orphan; got %s",
-                    policy);
-    }
-    /* The policy may point into the options: keep a copy past them. */
-    TY_AUTOFREE char *propagation = policy ? ty_strdup(policy) : NULL;
-    json_decref(opts);
+    bool dry = d.dry;
     const char *ns = c->path.ns ? c->path.ns : "";
     json_t *cur = ty_store_get(c->srv->store, c->ri->resource, ns, c->path.name);
-    if (!cur)
+    if (!cur) {
+        delete_req_free(&d);
         return fail_not_found(c, c->ri, c->path.name);
+    }
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    /* A dry run checks the preconditions too (the store's dry run changes nothing). */
+    d.o.dry_run = dry;
+    if (ty_store_delete_ex(c->srv->store, c->ri->resource, ns, c->path.name, &d.o, NULL,
+                           &err) < 0) {
+        json_decref(cur);
+        delete_req_free(&d);
+        return fail_store(c, c->path.name, &err);
+    }
+    delete_req_free(&d);
     if (dry) {
         ret = reply_object(c, 200, cur, true);
         json_decref(cur);
         return ret;
-    }
-    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    ty_store_delete_opts dopts = {.grace_seconds = grace, .propagation = propagation};
-    if (ty_store_delete_ex(c->srv->store, c->ri->resource, ns, c->path.name, &dopts, NULL,
-                           &err) < 0) {
-        json_decref(cur);
-        return fail_store(c, c->path.name, &err);
     }
     json_t *after = ty_store_get(c->srv->store, c->ri->resource, ns, c->path.name);
     if (after) {
@@ -1800,11 +1979,11 @@ static enum MHD_Result handle_delete(call *c)
         ret = reply_object(c, 200, after, true);
         json_decref(after);
     } else if (c->ri->api) {
-        json_t *d = details(c->ri, c->path.name, false);
-        json_object_set_new(d, "uid", json_string(ty_obj_uid(cur) ? ty_obj_uid(cur) : ""));
+        json_t *det = details(c->ri, c->path.name, false);
+        json_object_set_new(det, "uid", json_string(ty_obj_uid(cur) ? ty_obj_uid(cur) : ""));
         ret = reply(c, 200,
                     json_pack("{s:s, s:s, s:{}, s:s, s:o}", "kind", "Status", "apiVersion", "v1",
-                              "metadata", "status", "Success", "details", d));
+                              "metadata", "status", "Success", "details", det));
     } else {
         ret = reply_object(c, 200, cur, true);
     }
@@ -2189,21 +2368,15 @@ static uint64_t obj_rv(const json_t *obj)
 static enum MHD_Result handle_watch(call *c)
 {
     enum MHD_Result ret;
+    uint64_t from = 0;
+    int64_t timeout = 0;
+    if (q_resource_version(c, &from, &ret) < 0 ||
+        q_int64(c, "timeoutSeconds", &timeout, &ret) < 0)
+        return ret;
     ty_selector *labels, *fields;
     if (streams_full(c, &ret) || parse_selectors(c, &labels, &fields, &ret) < 0)
         return ret;
-    const char *rvq = q(c, "resourceVersion");
-    uint64_t from = 0;
-    bool replay_all = !rvq || !*rvq || strcmp(rvq, "0") == 0;
-    if (!replay_all) {
-        char *end;
-        from = strtoull(rvq, &end, 10);
-        if (*end) {
-            ty_selector_free(labels);
-            ty_selector_free(fields);
-            return fail(c, 400, "BadRequest", "invalid resource version: %s", rvq);
-        }
-    }
+    bool replay_all = from == 0;
     stream *st = stream_new(c);
     st->ri = c->ri;
     st->ns = c->path.ns ? ty_strdup(c->path.ns) : NULL;
@@ -2213,8 +2386,12 @@ static enum MHD_Result handle_watch(call *c)
     st->include_object = ty_strdup(include_object(c));
     st->bookmarks = q_true(c, "allowWatchBookmarks");
     st->last_bookmark_ms = mono_ms();
-    long timeout = q(c, "timeoutSeconds") ? strtol(q(c, "timeoutSeconds"), NULL, 10) : 0;
-    st->deadline_ms = mono_ms() + 1000 * (timeout > 0 ? timeout : WATCH_DEFAULT_TIMEOUT_S);
+    /* 0 (or none) is the server's default; a negative timeout ends the watch at once, as the
+     * API server's timer does; a huge one is a watch without end, not an overflow. */
+    if (timeout == 0)
+        timeout = WATCH_DEFAULT_TIMEOUT_S;
+    st->deadline_ms = mono_ms() + 1000 * (timeout < 0 ? 0 : timeout > WATCH_MAX_TIMEOUT_S
+                                                                 ? WATCH_MAX_TIMEOUT_S : timeout);
     /* Without a resourceVersion (or "0") a watch starts with the current state as ADDED
      * events, then follows. From resourceVersion N: the store replays what happened after N
      * from its history (410 Expired when N is older than the history), then follows. */
@@ -2398,6 +2575,42 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     if (!found)
         return fail(c, 400, "BadRequest", "container %s is not valid for pod %s",
                     container ? container : "", c->path.name);
+    /* The log options as the API server decodes (400) and validates them (422, as
+     * ValidatePodLogOptions words it). */
+    enum MHD_Result ret;
+    int64_t since_s = 0, tail = -1, limit_bytes = 0;
+    int64_t since_time = 0;
+    const char *since_time_q = q(c, "sinceTime");
+    if (q_int64(c, "sinceSeconds", &since_s, &ret) < 0 ||
+        q_int64(c, "tailLines", &tail, &ret) < 0 ||
+        q_int64(c, "limitBytes", &limit_bytes, &ret) < 0)
+        return ret;
+    if (since_time_q && *since_time_q && ty_time_parse_rfc3339(since_time_q, &since_time) < 0)
+        return fail(c, 400, "BadRequest",
+                    "parsing time \"%s\" as \"2006-01-02T15:04:05Z07:00\": cannot parse",
+                    since_time_q);
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    bool has_since = q(c, "sinceSeconds") && *q(c, "sinceSeconds");
+    if (q(c, "tailLines") && *q(c, "tailLines") && tail < 0)
+        ty_field_errors_add(&errs, "tailLines", (ty_pos){0, 0},
+                            "Invalid value: %lld: must be greater than or equal to 0",
+                            (long long)tail);
+    if (q(c, "limitBytes") && *q(c, "limitBytes") && limit_bytes < 1)
+        ty_field_errors_add(&errs, "limitBytes", (ty_pos){0, 0},
+                            "Invalid value: %lld: must be greater than 0", (long long)limit_bytes);
+    if (has_since && since_time_q && *since_time_q)
+        ty_field_errors_add(&errs, "", (ty_pos){0, 0},
+                            "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be "
+                            "specified");
+    else if (has_since && since_s < 1)
+        ty_field_errors_add(&errs, "sinceSeconds", (ty_pos){0, 0},
+                            "Invalid value: %lld: must be greater than 0", (long long)since_s);
+    if (errs.count) {
+        json_t *d = json_pack("{s:s, s:s}", "name", c->path.name, "kind", "PodLogOptions");
+        ret = fail_invalid_as(c, "PodLogOptions", d, c->path.name, &errs);
+        ty_field_errors_free(&errs);
+        return ret;
+    }
     bool previous = q_true(c, "previous");
     TY_AUTOFREE char *path =
         c->srv->log_path ? c->srv->log_path(c->srv->log_ctx, pod, container, previous) : NULL;
@@ -2411,7 +2624,6 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
                     "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating",
                     container, c->path.name);
     }
-    enum MHD_Result ret;
     if (streams_full(c, &ret)) {
         close(fd);
         return ret;
@@ -2419,13 +2631,10 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     stream *st = stream_new(c);
     st->fd = fd;
     st->timestamps = q_true(c, "timestamps");
-    if (q(c, "sinceSeconds"))
-        st->since_ns = ty_time_now_ns() - strtoll(q(c, "sinceSeconds"), NULL, 10) * 1000000000LL;
-    if (q(c, "sinceTime")) {
-        int64_t t;
-        if (ty_time_parse_rfc3339(q(c, "sinceTime"), &t) == 0)
-            st->since_ns = t;
-    }
+    if (has_since) /* saturating: sinceSeconds=2^63-1 is all of the log */
+        st->since_ns = ty_time_add_s(ty_time_now_ns(), -since_s);
+    if (since_time_q && *since_time_q)
+        st->since_ns = since_time;
     st->pod_ns = ty_strdup(ty_obj_namespace(pod) ? ty_obj_namespace(pod) : "");
     st->pod_name = ty_strdup(ty_obj_name(pod));
     st->pod_uid = ty_strdup(ty_obj_uid(pod) ? ty_obj_uid(pod) : "");
@@ -2433,8 +2642,8 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     st->log_file = ty_strdup(path);
     TY_AUTOBUF ty_buf first = TY_BUF_INIT;
     log_pump(st, &first);
-    keep_tail(&first, q(c, "tailLines") ? strtol(q(c, "tailLines"), NULL, 10) : -1);
-    st->limit_bytes = q(c, "limitBytes") ? strtoll(q(c, "limitBytes"), NULL, 10) : 0;
+    keep_tail(&first, tail);
+    st->limit_bytes = limit_bytes;
     stream_send(st, first.data, first.len);
     if (!st->ended && q_true(c, "follow") && !previous)
         uv_timer_start(&st->timer, log_tick, STREAM_TICK_MS, STREAM_TICK_MS);

@@ -1055,6 +1055,14 @@ static int commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_eve
     json_t *meta = json_object_get(next, "metadata");
     stamp_revision(meta, rv);
     text *t = text_dump(next);
+    if (t->len > TY_STORE_MAX_OBJECT_BYTES) {
+        fail_code(err, TY_STORE_TOO_LARGE,
+                     "request is too large: the object is %zu bytes, more than the %u an "
+                     "object may have", t->len, TY_STORE_MAX_OBJECT_BYTES);
+        text_unref(t);
+        json_decref(next);
+        return -1;
+    }
     if (s->db && !s->deferred && db_write(s, r->name, key, rv, t->data, t->len, err) < 0) {
         text_unref(t);
         json_decref(next);

@@ -92,12 +92,16 @@ enum {
     TY_STORE_NOT_FOUND = 404,
     TY_STORE_CONFLICT = 409,
     TY_STORE_GONE = 410, /* watch_from: the resourceVersion is older than the history */
+    TY_STORE_TOO_LARGE = 413, /* the object's text is over TY_STORE_MAX_OBJECT_BYTES */
     TY_STORE_INVALID = 422,
     TY_STORE_INTERNAL = 500, /* SQLite failed */
 };
 
 /* Events ty_store_watch_from() can replay, unless ty_store_set_history() says otherwise; and
  * at most this many bytes of object text in them (the oldest go first). */
+/* The largest object stored, as its compact JSON text: etcd's request limit (1.5 MiB), which is
+ * what bounds a Kubernetes object. A write of a larger one fails with TOO_LARGE. */
+#define TY_STORE_MAX_OBJECT_BYTES (3u * 1024 * 1024 / 2)
 #define TY_STORE_HISTORY_DEFAULT 10000
 #define TY_STORE_HISTORY_MAX_BYTES (4u * 1024 * 1024)
 

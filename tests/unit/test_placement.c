@@ -276,3 +276,29 @@ Test(placement, requests_sum_containers_and_take_the_largest_init)
     json_decref(r);
     json_decref(s);
 }
+
+Test(placement, a_node_takes_no_more_pods_than_it_declares)
+{
+    world w = {0};
+    json_t *a = node("a", 0, NULL), *b = node("b", 0, NULL);
+    json_object_set_new(json_object_get(json_object_get(a, "status"), "allocatable"), "pods",
+                        json_string("2"));
+    json_object_set_new(json_object_get(json_object_get(b, "status"), "allocatable"), "pods",
+                        json_string("1"));
+    add_node(&w, a);
+    add_node(&w, b);
+    /* pods that request nothing still count one each: 3 fit, the 4th does not */
+    for (int i = 0; i < 3; i++)
+        add_pod(&w, "w", spec(0, "0", NULL), NULL);
+    cr_assert_eq(place(&w), 0, "%s", w.err.msg);
+    add_pod(&w, "w-3", spec(0, "0", NULL), NULL);
+    cr_assert_eq(place(&w), -1);
+    cr_assert_str_eq(w.err.msg,
+                     "0/2 nodes can take pod w-3 of the gang of 4: 2 nodes have too many pods");
+    /* a pod already there (the binder takes each bound pod) leaves room for one less */
+    json_t *req = ty_placement_requests(w.specs[0]);
+    ty_placement_take(w.free[0], req);
+    json_decref(req);
+    cr_assert_eq(json_integer_value(json_object_get(w.free[0], "pods")), 1000);
+    done(&w);
+}

@@ -176,6 +176,39 @@ Test(store, create_existing_conflicts)
     ty_store_free(s);
 }
 
+/* etcd's request limit bounds every object: a create or update whose text is over it fails
+ * whole, and the object stays as it was. */
+Test(store, objects_over_the_size_limit_are_refused)
+{
+    ty_store *s = new_store();
+    char *big = malloc(TY_STORE_MAX_OBJECT_BYTES + 1);
+    memset(big, 'x', TY_STORE_MAX_OBJECT_BYTES);
+    big[TY_STORE_MAX_OBJECT_BYTES] = '\0';
+    ty_error err = TY_ERROR_INIT;
+    json_t *in = obj("a", NULL);
+    json_object_set_new(in, "data", json_string(big));
+    cr_assert_lt(ty_store_create(s, "configmaps", in, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_TOO_LARGE);
+    cr_assert_not_null(strstr(err.msg, "request is too large"), "%s", err.msg);
+    cr_assert_eq(ty_store_revision(s), base, "a failed write hands out no revision");
+    cr_assert_null(ty_store_get(s, "configmaps", "default", "a"));
+    ty_error_clear(&err);
+    json_t *small = create(s, "configmaps", obj("a", NULL));
+    json_t *next = json_deep_copy(small);
+    json_object_set_new(next, "data", json_string(big));
+    cr_assert_lt(ty_store_update(s, "configmaps", next, NULL, &err), 0);
+    cr_assert_eq(err.code, TY_STORE_TOO_LARGE);
+    json_t *now = ty_store_get(s, "configmaps", "default", "a");
+    cr_assert(json_equal(now, small), "the stored version is unchanged");
+    ty_error_clear(&err);
+    json_decref(now);
+    json_decref(next);
+    json_decref(small);
+    json_decref(in);
+    free(big);
+    ty_store_free(s);
+}
+
 /* ty_store_create_owned keeps the caller's tree rather than a copy, unless somebody else
  * holds it; it consumes the reference on every path (ASan checks the failures leak nothing). */
 Test(store, create_owned_keeps_the_tree)
