@@ -90,6 +90,7 @@ void ty_sched_free(ty_sched *s)
     free(s->strs);
     free(s->dec);
     free(s->need);
+    free(s->pre);
     free(s->left);
     free(s->placed);
     free(s->placed2);
