@@ -645,3 +645,57 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     *n_out = nv;
     return SC_PRE_VICTIMS;
 }
+
+/* How much of (flavor f, resource r) admitted c uses. */
+static int64_t use_of(const sc_wl *c, int f, int r)
+{
+    int64_t v = 0;
+    for (int p = 0; p < c->n_ps; p++)
+        for (int k = 0; k < c->ps[p].n_req; k++)
+            if (c->ps[p].aflavor[k] == f && c->ps[p].res[k] == r)
+                v += sc_mul(c->ps[p].req[k], c->ps[p].count);
+    return v;
+}
+
+bool sc_reclaim_possible(ty_sched *s, sc_wl *w, int fqi, int r, int64_t val, int64_t avail)
+{
+    sc_cq *cq = s->cqs[w->cq];
+    const sc_fq *q = &cq->fq[fqi];
+    if (cq->cohort < 0 || q->usage[r] + val > q->nominal[r])
+        return false;
+    if (!s->victim_order)
+        victim_order(s);
+    /* What other queues could give back: their eligible workloads' use, up to what each
+     * borrows (a queue that no longer borrows is no candidate). */
+    const sc_cohort *co = s->cohorts[cq->cohort];
+    int64_t from_cohort = 0;
+    bool own = false;
+    for (int m = 0; m < co->n_members; m++) {
+        const sc_cq *x = s->cqs[co->members[m]];
+        int xf = x->fq_of[q->flavor];
+        if (x == cq || xf < 0 || cq->reclaim == TY_SCHED_PREEMPT_NEVER)
+            continue;
+        int64_t borrowed = x->fq[xf].usage[r] - x->fq[xf].nominal[r], sum = 0;
+        for (int i = 0; i < cq->n_vl && borrowed > 0 && sum < borrowed; i++) {
+            const sc_vent *e = &cq->vl[i];
+            if (e->cq == x->id && !e->out &&
+                (cq->reclaim == TY_SCHED_PREEMPT_ANY || e->prio < w->prio))
+                sum += use_of(e->w, q->flavor, r);
+        }
+        from_cohort += sum < borrowed ? sum : borrowed > 0 ? borrowed : 0;
+    }
+    if (from_cohort >= val - avail)
+        return true;
+    /* Not enough from the cohort: Kueue would take its own queue's workloads too, if any. */
+    for (int i = 0; i < cq->n_vl && !own; i++) {
+        const sc_vent *e = &cq->vl[i];
+        if (e->cq != w->cq || e->out || e->prio > w->prio)
+            continue;
+        bool ok = cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY ? e->prio < w->prio
+                  : cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY
+                      ? e->prio < w->prio || (e->prio == w->prio && e->w->queued > w->queued)
+                      : false;
+        own = ok && use_of(e->w, q->flavor, r) > 0;
+    }
+    return !own;
+}

@@ -331,6 +331,11 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                              * borrowWithinCohort (or fair sharing) lets it. */
                             m = val <= q->nominal[r] || preempts_borrowing(s, cq) ? SC_PREEMPT
                                                                                 : SC_NOFIT;
+                            /* Taking back lent quota beats preempting in its own queue
+                             * when there is another flavor to prefer. */
+                            if (val <= q->nominal[r] && gr->n > 1 && !cq->preempt_first &&
+                                sc_reclaim_possible(s, w, e, r, val, avail > 0 ? avail : 0))
+                                m = SC_RECLAIM;
                             if (msg) {
                                 snprintf(why, sizeof why,
                                          "insufficient unused quota for %s in flavor %s, %s "
@@ -349,7 +354,7 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                     best_mode = mode;
                 }
                 if (mode == SC_FIT || (mode == SC_BORROW && !cq->try_next_on_borrow) ||
-                    (mode == SC_PREEMPT && cq->preempt_first &&
+                    ((mode == SC_PREEMPT || mode == SC_RECLAIM) && cq->preempt_first &&
                      (!borrows || !cq->try_next_on_borrow)))
                     break;
             }
@@ -393,7 +398,7 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
         if (ps_mode == SC_NOFIT)
             return SC_NOFIT;
     }
-    return worst;
+    return worst == SC_RECLAIM ? SC_PREEMPT : worst;
 }
 
 bool sc_assign_next(ty_sched *s, sc_wl *w)
@@ -403,7 +408,8 @@ bool sc_assign_next(ty_sched *s, sc_wl *w)
     for (int p = 0; p < w->n_ps; p++) {
         sc_ps *ps = &w->ps[p];
         for (int g = 0; g < cq->n_groups && g < SC_R; g++)
-            if (ps->gmode[g] == SC_PREEMPT && ps->upto[g] + 1 < cq->groups[g].n) {
+            if ((ps->gmode[g] == SC_PREEMPT || ps->gmode[g] == SC_RECLAIM) &&
+                ps->upto[g] + 1 < cq->groups[g].n) {
                 ps->from[g] = (int16_t)(ps->upto[g] + 1);
                 moved = true;
             }

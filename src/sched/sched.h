@@ -91,11 +91,14 @@
  * - Flavor modes are Kueue's: Fit (no borrowing), Borrow, Preempt (the request exceeds what is
  *   free but not the maximum capacity, min(N + B, guaranteed + the cohort's lendable total), and
  *   is within the flavor's nominal quota, or borrowWithinCohort is set, or fair sharing with
- *   reclaimWithinCohort), NoFit. Per resource group the best mode wins, the first flavor among
- *   equals; the loop stops as flavorFungibility says (whenCanPreempt Preempt stops at a flavor
- *   in preemption mode unless it would borrow there and whenCanBorrow is TryNextFlavor). Pod sets are
- *   assigned in order, each seeing what the earlier ones of the same workload take. Flavor
- *   compatibility: the pod set's node selector must agree with the flavor's node labels on the
+ *   reclaimWithinCohort), NoFit; Preempt that only takes back lent quota (it stays within its
+ *   nominal quota, and other queues' borrowing covers the shortfall or its own queue has no
+ *   victims: Kueue's IsReclaimPossible, by quota) ranks above Preempt in its own queue when the
+ *   group has other flavors to prefer. Per resource group the best mode wins, the first flavor
+ *   among equals; the loop stops as flavorFungibility says (whenCanPreempt Preempt stops at a
+ *   flavor in preemption mode unless it would borrow there and whenCanBorrow is
+ *   TryNextFlavor). Pod sets are assigned in order, each seeing what the earlier ones of the
+ *   same workload take. Flavor compatibility: the pod set's node selector must agree with the flavor's node labels on the
  *   keys the flavor has; the flavor's NoSchedule/NoExecute taints must be tolerated by the pod
  *   set's or the flavor's tolerations ("untolerated taint k=v:Effect in flavor F").
  * - Best fit: "fewest free of the other resources" is the sum over them of free/allocatable.

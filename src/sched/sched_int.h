@@ -201,7 +201,10 @@ typedef struct sc_wl {
     int32_t vpos; /* admitted: its entry in its queue's vl */
 } sc_wl;
 
-enum { SC_NOFIT, SC_PREEMPT, SC_BORROW, SC_FIT };
+/* Flavor modes, worst first. SC_RECLAIM: preemption that takes back lent quota only, preferred
+ * to preemption in its own queue (Kueue's granular modes); outside quota.c it counts as
+ * SC_PREEMPT (sc_assign returns SC_PREEMPT for it). */
+enum { SC_NOFIT, SC_PREEMPT, SC_RECLAIM, SC_BORROW, SC_FIT };
 
 struct ty_sched {
     ty_sched_config cfg;
@@ -331,5 +334,9 @@ enum { SC_PRE_NONE, SC_PRE_VICTIMS, SC_PRE_EVICTING };
 /* On SC_PRE_VICTIMS: s->victims holds *n victims with reasons in *reasons (arena), s->placed2
  * the preemptor's nodes. On SC_PRE_EVICTING: *n evicting workloads to wait for. */
 int sc_preempt(ty_sched *s, sc_wl *w, int *n, ty_sched_preempt_reason **reasons);
+/* Kueue's IsReclaimPossible for val of (w's queue's fq entry fqi, resource r), with avail
+ * available: it stays within its nominal quota, and what other queues borrow and could give
+ * back covers the shortfall, or its own queue has no victims for it. Quota only. */
+bool sc_reclaim_possible(ty_sched *s, sc_wl *w, int fqi, int r, int64_t val, int64_t avail);
 
 #endif

@@ -251,7 +251,7 @@ Test(sched_kueue_cases, not_enough_workloads_borrowing)
              (wl_t){.cq = "c1", .prio = 1, .cpu = 4}, "");
 }
 
-Test(sched_kueue_cases, preempting_locally_and_borrowing_other_resources_in_cohort_without_cohort_candidates)
+Test(sched_kueue_cases, preempting_locally_borrowing_other_resources_without_cohort_candidates)
 {
     run_case(WLS({"c1-low", "c1", -1, 4, 0, "default"},
                  {"c2-low-1", "c2", -1, 4, 0, "default"},
@@ -275,7 +275,7 @@ Test(sched_kueue_cases, preempting_locally_and_borrowing_same_resource_in_cohort
              (wl_t){.cq = "d1", .prio = 1, .cpu = 4}, "d1-low:InClusterQueue");
 }
 
-Test(sched_kueue_cases, preempting_locally_and_borrowing_other_resources_in_cohort_with_cohort_candidates)
+Test(sched_kueue_cases, preempting_locally_borrowing_other_resources_with_cohort_candidates)
 {
     run_case(WLS({"c1-med", "c1", 0, 4, 0, "default"},
                  {"c2-low-1", "c2", -1, 5, 0, "default"},
@@ -332,7 +332,7 @@ Test(sched_kueue_cases, preempt_newer_workloads_with_the_same_priority)
              "wl2:InClusterQueue");
 }
 
-Test(sched_kueue_cases, borrow_within_cohort_allow_preempting_a_lower_priority_workload_while_borrowing)
+Test(sched_kueue_cases, borrow_within_cohort_allow_preempting_a_lower_priority_one_while_borrowing)
 {
     run_case(WLS({"a_best_effort_low", "a_best_effort", -1, 10, 0, "default"},
                  {"b_best_effort_low", "b_best_effort", -1, 1, 0, "default"}),
@@ -358,7 +358,7 @@ Test(sched_kueue_cases, borrow_within_cohort_dont_preempt_lower_priority_from_th
              (wl_t){.cq = "a_standard", .prio = 2, .cpu = 1}, "");
 }
 
-Test(sched_kueue_cases, borrow_within_cohort_only_preempt_from_cq_if_none_below_threshold_and_above_nominal)
+Test(sched_kueue_cases, borrow_within_cohort_only_preempt_from_cq_if_none_below_threshold)
 {
     run_case(WLS({"a_standard_1", "a_standard", 1, 10, 0, "default"},
                  {"a_standard_2", "a_standard", 1, 1, 0, "default"},
@@ -395,7 +395,7 @@ Test(sched_kueue_cases, preempt_from_all_cluster_queues_in_cohort_lend)
              "lend1-low:InClusterQueue,lend2-low:InCohortReclamation");
 }
 
-Test(sched_kueue_cases, cannot_preempt_from_other_queues_if_exceeds_requestable_quota_incl_lending_limit)
+Test(sched_kueue_cases, cannot_preempt_from_others_if_exceeds_requestable_quota_with_lending)
 {
     run_case(WLS({"lend2-low", "lend2", -1, 10, 0, "default"}),
              (wl_t){.cq = "lend1", .prio = 0, .cpu = 9}, "");
@@ -545,4 +545,65 @@ Test(sched_kueue_cases, capacity_blocked_when_lending_cluster_queue_not_guarante
     s = blocked_capacity(TY_SCHED_PREEMPT_LOWER_PRIORITY, TY_SCHED_BEST_EFFORT_FIFO);
     expect(s, "b1-pending", TY_SCHED_ADMIT);
     ty_sched_free(s);
+}
+
+/* flavorassigner_test.go, reclamation against priority preemption: flavors uno, due, tre of
+ * 10 "cpu" (upstream's compute) and 10 "memory" (its gpu) each; the other queue has no quota
+ * and borrows; whenCanPreempt TryNextFlavor. Returns the flavor chosen for memory. */
+static const char *reclaim_flavor(const wl_t *admitted, int cpu, int mem)
+{
+    ty_sched *s = mk(false);
+    ty_error err = TY_ERROR_INIT;
+    add_flavor(s, "uno", NULL);
+    add_flavor(s, "due", NULL);
+    add_flavor(s, "tre", NULL);
+    ty_sched_amount alloc[] = {{"cpu", G(100000)}, {"memory", G(100000)}};
+    ty_sched_node n = {.name = "n", .allocatable = alloc, .n_allocatable = 2};
+    must(ty_sched_add_node(s, &n, &err), &err);
+    const cq_t test = {"test", "cohort", LP, LP, NEVER, false, 0,
+                       {{CPU_MEM("uno", 10, -1, 10, -1), CPU_MEM("due", 10, -1, 10, -1),
+                         CPU_MEM("tre", 10, -1, 10, -1)}}};
+    const cq_t other = {"other", "cohort", NEVER, NEVER, NEVER, false, 0,
+                        {{CPU_MEM("uno", 0, -1, 0, -1), CPU_MEM("due", 0, -1, 0, -1),
+                          CPU_MEM("tre", 0, -1, 0, -1)}}};
+    add_cq_t(s, &test);
+    add_cq_t(s, &other);
+    for (const wl_t *w = admitted; w->key; w++)
+        add_wl_t(s, w, true, 100);
+    add_wl_t(s, &(wl_t){"in", "test", 0, cpu, mem, NULL}, false, 900);
+    ty_sched_run(s);
+    const ty_sched_decision *d = dec(s, "in");
+    cr_assert_eq(d->verdict, TY_SCHED_PREEMPT, "%s", d->message ? d->message : "");
+    static char got[16];
+    snprintf(got, sizeof got, "%s", d->pod_sets[0].flavors[cpu ? 1 : 0]);
+    ty_sched_free(s);
+    return got;
+}
+
+Test(sched_kueue_cases, select_first_flavor_where_gpu_reclamation_is_possible)
+{
+    cr_assert_str_eq(reclaim_flavor(WLS({"t-uno", "test", -1, 0, 1, "uno"},
+                                        {"o-due", "other", -1, 0, 1, "due"},
+                                        {"o-tre", "other", -1, 0, 1, "tre"}),
+                                    0, 10),
+                     "due");
+}
+
+Test(sched_kueue_cases, select_first_flavor_where_priority_based_preemption_is_possible)
+{
+    cr_assert_str_eq(reclaim_flavor(WLS({"t-uno", "test", -1, 0, 1, "uno"},
+                                        {"t-due", "test", -1, 0, 1, "due"},
+                                        {"t-tre", "test", -1, 0, 1, "tre"}),
+                                    0, 10),
+                     "uno");
+}
+
+Test(sched_kueue_cases, select_second_flavor_where_gpu_reclamation_is_possible_as_compute_fits)
+{
+    cr_assert_str_eq(reclaim_flavor(WLS({"t-uno", "test", -1, 1, 1, "uno"},
+                                        {"t-due", "test", -1, 1, 0, "due"},
+                                        {"o-due", "other", -1, 0, 1, "due"},
+                                        {"o-tre", "other", -1, 0, 1, "tre"}),
+                                    10, 10),
+                     "tre");
 }
