@@ -189,7 +189,7 @@ static int compare_strings(const void *x, const void *y)
 }
 
 /* status.admission for an ADMIT decision. */
-static json_t *admission_json(const json_t *wl, const ty_sched_decision *d)
+static json_t *admission_json(const json_t *wl, const ty_sched_decision *d, bool pods)
 {
     json_t *psas = json_array();
     const json_t *sets = json_object_get(json_object_get(wl, "spec"), "podSets");
@@ -208,6 +208,11 @@ static json_t *admission_json(const json_t *wl, const ty_sched_decision *d)
         {
             json_object_set_new(flavors, k, json_string(d->pod_sets[i].flavors[r++]));
             json_object_set_new(usage, k, quantity_json(k, json_integer_value(v) * count));
+        }
+        /* Kueue's pod count, which the snapshot added after the template's requests */
+        if (pods && !json_object_get(req, "pods")) {
+            json_object_set_new(flavors, "pods", json_string(d->pod_sets[i].flavors[r]));
+            json_object_set_new(usage, "pods", quantity_json("pods", (int64_t)count * 1000));
         }
         /* One domain per node, in name order; the pods of the set are spread over them in
          * that order (controllers/workloads.c turns it into the placement annotation). */
@@ -471,14 +476,18 @@ static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sch
     }
     json_object_set_new(st, "flavorsReservation", json_deep_copy(usage));
     json_object_set_new(st, "flavorsUsage", usage);
-    const char *why = json_string_value(json_object_get(inactive, ty_obj_name(cq)));
+    const json_t *why = json_object_get(inactive, ty_obj_name(cq));
     const char *stop = json_string_value(json_object_get(json_object_get(cq, "spec"), "stopPolicy"));
-    if (why) {
-        TY_AUTOFREE char *m = ty_asprintf("Can't admit new workloads: %s", why);
-        ty_kueue_set_condition(next, "Active", "False", "FlavorNotFound", m, now);
-    } else if (stop && strcmp(stop, "None") != 0) {
-        ty_kueue_set_condition(next, "Active", "False", "Stopped",
-                               "Can't admit new workloads: is stopped", now);
+    bool stopped = stop && strcmp(stop, "None") != 0;
+    if (why || stopped) {
+        /* Kueue's inactiveReason: the first reason, every cause in the message */
+        const char *causes = json_string_value(json_object_get(why, "message"));
+        TY_AUTOFREE char *m = ty_asprintf("Can't admit new workloads: %s%s%s.",
+                                          stopped ? "is stopped" : "",
+                                          stopped && causes ? ", " : "", causes ? causes : "");
+        const char *reason = stopped ? "Stopped"
+                                     : json_string_value(json_object_get(why, "reason"));
+        ty_kueue_set_condition(next, "Active", "False", reason, m, now);
     } else {
         ty_kueue_set_condition(next, "Active", "True", "Ready", "Can admit new workloads", now);
     }
@@ -695,7 +704,8 @@ static void pass(void *ctx, const char *key)
         tally *tc = tally_of(&tallies, routes[i].cluster_queue);
         const ty_sched_decision *d = ty_sched_decision_of(s, cw->key);
         if (d && d->verdict == TY_SCHED_ADMIT) {
-            json_t *adm = admission_json(wl, d);
+            json_t *adm = admission_json(
+                wl, d, ty_kueue_covers_pods(o.cluster_queues, d->cluster_queue));
             admit(a, wl, d, adm, now);
             tc->reserving++;
             tl->reserving++;

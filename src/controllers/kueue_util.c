@@ -183,3 +183,33 @@ bool ty_kueue_workload_reserved(const json_t *wl)
     return ty_kueue_condition_is(wl, "QuotaReserved", "True") &&
            json_is_object(json_object_get(json_object_get(wl, "status"), "admission"));
 }
+
+void ty_kueue_inactive_add(json_t *inactive, const char *cq, const char *reason,
+                           const char *message)
+{
+    json_t *e = json_object_get(inactive, cq);
+    if (!e) {
+        json_object_set_new(inactive, cq,
+                            json_pack("{s:s,s:s}", "reason", reason, "message", message));
+        return;
+    }
+    const char *was = json_string_value(json_object_get(e, "message"));
+    json_object_set_new(e, "message", json_sprintf("%s, %s", was ? was : "", message));
+}
+
+bool ty_kueue_covers_pods(const json_t *cluster_queues, const char *name)
+{
+    size_t i, g, k;
+    json_t *cq, *grp, *r;
+    json_array_foreach(cluster_queues, i, cq)
+    {
+        if (!name || strcmp(ty_obj_name(cq), name) != 0)
+            continue;
+        json_array_foreach(json_object_get(json_object_get(cq, "spec"), "resourceGroups"), g,
+                           grp) json_array_foreach(json_object_get(grp, "coveredResources"), k,
+                                                   r) if (json_is_string(r) &&
+                                                          strcmp(json_string_value(r),
+                                                                 "pods") == 0) return true;
+    }
+    return false;
+}

@@ -439,6 +439,8 @@ void ty_sched_run(ty_sched *s)
     sort_snapshot(s);
     void *pv = ty_map_gets(&s->res_ix, s->pack_name);
     s->pack = pv ? (int)((intptr_t)pv - 1) : -1;
+    pv = ty_map_gets(&s->res_ix, "pods");
+    s->pods = pv ? (int)((intptr_t)pv - 1) : -1;
     build_queues(s);
     sc_quota_init(s);
     sc_place_init(s);

@@ -65,6 +65,7 @@ ty_sched *ty_sched_new(const ty_sched_config *cfg)
                                                                   : "nvidia.com/gpu");
     s->cfg.pack_resource = s->pack_name;
     s->pack = -1;
+    s->pods = -1;
     return s;
 }
 

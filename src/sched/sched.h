@@ -117,6 +117,8 @@
  *   block a StrictFIFO queue. Whole nodes are reserved only for a gang that fits its quota but
  *   not the nodes (one per queue and pass); one that would not fit even on drained nodes
  *   reserves nothing and its message says "it cannot fit even on empty nodes".
+ * - A request of the resource "pods" (Kueue's pod count, one per pod, which the caller adds
+ *   when a queue covers "pods") counts against quota only, never against a node's room.
  * - ty_sched_usage() and ty_sched_weighted_share() report what is admitted: the pass's victims
  *   still count, preemptors not yet. Admitted workloads on a flavor their queue no longer lists
  *   still count, as usage without quota. Cohort totals are 128-bit (memory in milli-bytes of a

@@ -213,6 +213,7 @@ struct ty_sched {
     const char *res[SC_R];
     int n_res;
     int pack; /* resource index of the packing resource, or -1 */
+    int pods; /* resource index of "pods" (a pod count: quota only, never node room), or -1 */
     const char *pack_name;
 
     sc_flavor **flavors;

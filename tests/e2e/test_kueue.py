@@ -323,3 +323,50 @@ def test_stop_policy_hold_and_drain_evicts_and_resumes(start_server, marker, tmp
     assert wait_until(lambda: running(server, "default", "held", 1) and
                       running(server, "default", "later", 1), 30), \
         server.kubectl("get", "workloads").stdout
+
+
+def test_pods_quota_counts_pods_and_missing_flavors_are_named(start_server, marker, tmp_path):
+    server = start_server("2x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    # A ClusterQueue naming flavors that do not exist says which, as Kueue does.
+    ghost = json.loads(cluster_queue("ghost", 4))
+    ghost["spec"]["resourceGroups"][0]["flavors"] = [
+        {"name": n, "resources": [{"name": r, "nominalQuota": 1}
+                                  for r in ("cpu", "memory", "nvidia.com/gpu")]}
+        for n in ("x-one", "x-two")]
+    # `pods` in a queue's quota is Kueue's pod count: at most 2 pods admitted here.
+    pq = json.loads(cluster_queue("pq", 8))
+    pq["spec"]["resourceGroups"][0]["coveredResources"].append("pods")
+    pq["spec"]["resourceGroups"][0]["flavors"][0]["resources"].append(
+        {"name": "pods", "nominalQuota": 2})
+    apply(server, tmp_path, FLAVOR, json.dumps(ghost), json.dumps(pq),
+          local_queue("default", "main", "pq"))
+    active = lambda name: condition(server.json("get", "clusterqueue", name), "Active") or {}
+    assert wait_until(lambda: active("ghost").get("reason") == "FlavorNotFound", 10), \
+        active("ghost")
+    assert active("ghost")["status"] == "False"
+    assert active("ghost")["message"] == \
+        "Can't admit new workloads: references missing ResourceFlavor(s): [x-one x-two]."
+    assert wait_until(lambda: active("pq").get("status") == "True", 10), active("pq")
+
+    # Three pods do not fit a quota of two, whatever the other resources say.
+    apply(server, tmp_path, gpu_job("three", marker, "main", 1, workers=2))
+    msg = lambda job: (condition(workload(server, "default", job), "QuotaReserved") or {}) \
+        .get("message", "")
+    assert wait_until(lambda: "insufficient quota for pods in flavor default-flavor, request > "
+                              "maximum capacity (3 > 2)" in msg("three"), 15), msg("three")
+    server.kubectl("delete", "pytorchjob", "three")
+    # Two pods do: the admission names the flavor of `pods`, and the usage counts them.
+    apply(server, tmp_path, gpu_job("two", marker, "main", 1, workers=1))
+    assert wait_until(lambda: running(server, "default", "two", 2), 30), msg("two")
+    psas = workload(server, "default", "two")["status"]["admission"]["podSetAssignments"]
+    assert all(p["flavors"]["pods"] == "default-flavor" for p in psas), psas
+    assert sorted(p["resourceUsage"]["pods"] for p in psas) == ["1", "1"], psas
+
+    def reserved_pods():
+        st = server.json("get", "clusterqueue", "pq").get("status", {})
+        for f in st.get("flavorsReservation", []):
+            for r in f["resources"]:
+                if r["name"] == "pods":
+                    return r["total"]
+        return None
+    assert wait_until(lambda: reserved_pods() == "2", 10), reserved_pods()

@@ -106,8 +106,10 @@ Test(kueue_snapshot, a_missing_flavor_makes_the_queue_inactive)
     snap x = {0};
     build(&x, "[]", "[" CQ("cq", "8", "") "]", "[" LQ("ml", "main", "cq") "]",
           "[" WL("ml", "a", "main", "1", "1", "") "]", "[" NODE("n1", "8") "]", "[]");
-    cr_assert_str_eq(json_string_value(json_object_get(x.inactive, "cq")),
-                     "flavor gpu is not found");
+    const json_t *why = json_object_get(x.inactive, "cq");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "reason")), "FlavorNotFound");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "message")),
+                     "references missing ResourceFlavor(s): [gpu]");
     cr_assert_str_eq(x.routes[0].problem, "ClusterQueue cq is inactive");
     done(&x);
 }
