@@ -52,6 +52,7 @@ typedef struct ty_kueue_route {
 /* Everything one admission pass reads, listed from the store (owned references). */
 typedef struct ty_kueue_objects {
     json_t *flavors, *cluster_queues, *local_queues, *workloads, *nodes, *pods, *namespaces;
+    json_t *admission_checks;
 } ty_kueue_objects;
 
 /* `workloads`: the Workloads already listed (taken), or NULL to list them from the store. */
@@ -76,6 +77,12 @@ size_t ty_kueue_cache_parsed(const ty_kueue_cache *c);
  * pod of its workloads counts one "pods" against the quota (not against nodes), and the
  * admission names its flavor and usage. */
 bool ty_kueue_covers_pods(const json_t *cluster_queues, const char *name);
+
+/* The AdmissionChecks a workload of ClusterQueue `cq` must pass, as Kueue's
+ * AdmissionChecksForWorkload: spec.admissionChecks, and the admissionChecksStrategy rules
+ * whose onFlavors are empty or name a flavor of `admission` (its status.admission; NULL: every
+ * check the queue names). A new array of names, sorted. */
+json_t *ty_kueue_checks_for(const json_t *cq, const json_t *admission);
 
 /* Why a cluster queue cannot admit, as Kueue says it: in `inactive`, name -> {"reason": the
  * first reason (FlavorNotFound, ...), "message": every cause, comma-separated, e.g.

@@ -197,7 +197,43 @@ static int64_t quantity_or(const json_t *v, int64_t fallback)
     return q.milli;
 }
 
-/* Adds a ClusterQueue unless one of its flavors is missing; then says why in `inactive`. */
+/* Kueue's AdmissionCheck conditions on a ClusterQueue: the checks it names (any flavor) that
+ * do not exist, then those whose Active condition is not True (their controller is not ready),
+ * into `inactive`; returns whether there was any. */
+static bool check_problems(const json_t *cq, const ty_kueue_objects *o, json_t *inactive)
+{
+    json_t *names = ty_kueue_checks_for(cq, NULL);
+    size_t i, j;
+    json_t *n;
+    ty_buf lost = TY_BUF_INIT, idle = TY_BUF_INIT;
+    json_array_foreach(names, i, n)
+    {
+        const char *name = json_string_value(n);
+        const json_t *ac = NULL, *x;
+        json_array_foreach(o->admission_checks, j, x) if (!strcmp(ty_obj_name(x), name)) ac = x;
+        ty_buf *into = !ac ? &lost : ty_kueue_condition_is(ac, "Active", "True") ? NULL : &idle;
+        if (into)
+            ty_buf_addf(into, "%s%s", into->len ? " " : "", name);
+    }
+    json_decref(names);
+    if (lost.len) {
+        TY_AUTOFREE char *m = ty_asprintf("references missing AdmissionCheck(s): [%s]",
+                                          lost.data);
+        ty_kueue_inactive_add(inactive, ty_obj_name(cq), "AdmissionCheckNotFound", m);
+    }
+    if (idle.len) {
+        TY_AUTOFREE char *m = ty_asprintf("references inactive AdmissionCheck(s): [%s]",
+                                          idle.data);
+        ty_kueue_inactive_add(inactive, ty_obj_name(cq), "AdmissionCheckInactive", m);
+    }
+    bool any = lost.len || idle.len;
+    ty_buf_free(&lost);
+    ty_buf_free(&idle);
+    return any;
+}
+
+/* Adds a ClusterQueue unless one of its flavors or admission checks is missing or a check is
+ * inactive; then says why in `inactive`. */
 static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_objects *o,
                               json_t *inactive)
 {
@@ -247,6 +283,7 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
         ty_kueue_inactive_add(inactive, ty_obj_name(cq), "FlavorNotFound", m);
     }
     ty_buf_free(&names);
+    missing |= check_problems(cq, o, inactive);
     if (!missing) {
         const json_t *pre = json_object_get(spec, "preemption");
         const json_t *bwc = json_object_get(pre, "borrowWithinCohort");

@@ -370,3 +370,92 @@ def test_pods_quota_counts_pods_and_missing_flavors_are_named(start_server, mark
                     return r["total"]
         return None
     assert wait_until(lambda: reserved_pods() == "2", 10), reserved_pods()
+
+
+def test_admission_check_gates_admission_until_ready(start_server, marker, tmp_path):
+    server = start_server("1x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    check = json.dumps({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "AdmissionCheck",
+                        "metadata": {"name": "check1"},
+                        "spec": {"controllerName": "example.com/approver"}})
+    cq = json.loads(cluster_queue("gated", 4))
+    cq["spec"]["admissionChecks"] = ["check1"]
+    missing = json.loads(cluster_queue("gated-missing", 4))
+    missing["spec"]["admissionChecks"] = ["nope"]
+    apply(server, tmp_path, FLAVOR, check, json.dumps(cq), json.dumps(missing),
+          local_queue("default", "main", "gated"))
+    got = server.json("get", "admissioncheck", "check1")
+    assert got["spec"]["retryDelayMinutes"] == 15
+    active = lambda name: condition(server.json("get", "clusterqueue", name), "Active") or {}
+    # The check's controller has not said it is ready: the queue admits nothing.
+    assert wait_until(lambda: active("gated").get("reason") == "AdmissionCheckInactive", 10), \
+        active("gated")
+    assert active("gated")["message"] == \
+        "Can't admit new workloads: references inactive AdmissionCheck(s): [check1]."
+    assert wait_until(lambda: active("gated-missing").get("reason") == "AdmissionCheckNotFound",
+                      10), active("gated-missing")
+    assert active("gated-missing")["message"] == \
+        "Can't admit new workloads: references missing AdmissionCheck(s): [nope]."
+    apply(server, tmp_path, gpu_job("gated-job", marker, "main", 1, cmd="sleep 2"))
+    msg = lambda: (condition(workload(server, "default", "gated-job"), "QuotaReserved") or {}) \
+        .get("message", "")
+    assert wait_until(lambda: "ClusterQueue gated is inactive" in msg(), 10), msg()
+
+    # Its controller marks it Active: the queue becomes active and reserves quota, but the
+    # workload is not admitted (its job stays suspended) until the check is Ready.
+    cond = {"type": "Active", "status": "True", "reason": "Active", "message": "ready",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    server.kubectl("patch", "admissioncheck", "check1", "--subresource=status", "--type=merge",
+                   "-p", json.dumps({"status": {"conditions": [cond]}}))
+    assert wait_until(lambda: active("gated").get("status") == "True", 10), active("gated")
+    wl = lambda: workload(server, "default", "gated-job")
+    assert wait_until(lambda: is_true(wl(), "QuotaReserved"), 10), msg()
+    checks = wl()["status"]["admissionChecks"]
+    assert [(c["name"], c["state"]) for c in checks] == [("check1", "Pending")], checks
+    assert not is_true(wl(), "Admitted")
+    assert server.json("get", "pytorchjob", "gated-job")["spec"]["runPolicy"]["suspend"] is True
+    assert pods_of(server, "default", "gated-job") == []
+
+    # The check's controller says Ready through the status subresource: admitted, it runs.
+    ready = dict(checks[0], state="Ready", message="approved")
+    server.kubectl("patch", "workload", wl()["metadata"]["name"], "--subresource=status",
+                   "--type=merge", "-p", json.dumps({"status": {"admissionChecks": [ready]}}))
+    assert wait_until(lambda: is_true(wl(), "Admitted"), 10), wl()["status"]
+    assert wait_until(lambda: job_condition(server, "default", "gated-job", "Succeeded"), 30)
+
+
+def test_admission_check_retry_requeues_and_rejected_deactivates(start_server, marker,
+                                                                 tmp_path):
+    server = start_server("1x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    check = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "AdmissionCheck",
+             "metadata": {"name": "check1"}, "spec": {"controllerName": "example.com/a"},
+             "status": {"conditions": [{"type": "Active", "status": "True", "reason": "Active",
+                                        "message": "ready",
+                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
+    cq = json.loads(cluster_queue("gated", 4))
+    cq["spec"]["admissionChecks"] = ["check1"]
+    apply(server, tmp_path, FLAVOR, json.dumps(check), json.dumps(cq),
+          local_queue("default", "main", "gated"))
+    # A created object's status is dropped: the controller sets Active through the status.
+    server.kubectl("patch", "admissioncheck", "check1", "--subresource=status", "--type=merge",
+                   "-p", json.dumps({"status": check["status"]}))
+    apply(server, tmp_path, gpu_job("job", marker, "main", 1))
+    wl = lambda: workload(server, "default", "job")
+    assert wait_until(lambda: is_true(wl(), "QuotaReserved"), 15), wl()
+    state = lambda s: json.dumps({"status": {"admissionChecks": [dict(
+        wl()["status"]["admissionChecks"][0], state=s, message=s.lower())]}})
+    # Retry: evicted, the quota goes back, and it is requeued with its check Pending again.
+    server.kubectl("patch", "workload", wl()["metadata"]["name"], "--subresource=status",
+                   "--type=merge", "-p", state("Retry"))
+    assert wait_until(lambda: (condition(wl(), "Requeued") or {}).get("reason") ==
+                      "AdmissionCheck", 15), wl()["status"]
+    assert wait_until(lambda: [c["state"] for c in wl()["status"].get("admissionChecks", [])]
+                      == ["Pending"], 15), wl()["status"]
+    # Requeued after its back-off, it reserves again; Rejected then deactivates it.
+    assert wait_until(lambda: is_true(wl(), "QuotaReserved"), 15), wl()["status"]
+    server.kubectl("patch", "workload", wl()["metadata"]["name"], "--subresource=status",
+                   "--type=merge", "-p", state("Rejected"))
+    assert wait_until(lambda: wl()["spec"].get("active") is False, 15), wl()
+    ev = condition(wl(), "Evicted")
+    assert ev["reason"] == "DeactivatedDueToAdmissionCheck", ev
+    assert wait_until(lambda: not is_true(wl(), "QuotaReserved"), 15), wl()["status"]
+    assert pods_of(server, "default", "job") == []
