@@ -607,3 +607,34 @@ Test(sched_kueue_cases, select_second_flavor_where_gpu_reclamation_is_possible_a
                                     10, 10),
                      "tre");
 }
+
+#define THREE_A(m) {"a1", "a", -2, 1, m, "default"}, {"a2", "a", -2, 1, m, "default"}, \
+                   {"a3", "a", -1, 1, m, "default"}
+#define THREE_B(m) {"b1", "b", 0, 1, m, "default"}, {"b2", "b", 0, 1, m, "default"}, \
+                   {"b3", "b", 0, 1, m, "default"}
+
+Test(sched_kueue_cases, preemptions_from_cq_when_target_queue_is_exhausted_for_the_single_resource)
+{
+    run_case(WLS(THREE_A(0), THREE_B(0)), (wl_t){.cq = "a", .prio = 0, .cpu = 2},
+             "a1:InClusterQueue,a2:InClusterQueue");
+}
+
+Test(sched_kueue_cases, preemptions_from_cq_when_target_queue_is_exhausted_for_two_resources)
+{
+    run_case(WLS(THREE_A(1), THREE_B(1)), (wl_t){.cq = "a", .prio = 0, .cpu = 2, .mem = 2},
+             "a1:InClusterQueue,a2:InClusterQueue");
+}
+
+Test(sched_kueue_cases, preemptions_from_cq_when_target_queue_is_exhausted_for_one_resource)
+{
+    run_case(WLS(THREE_A(0), THREE_B(0)), (wl_t){.cq = "a", .prio = 0, .cpu = 2, .mem = 2},
+             "a1:InClusterQueue,a2:InClusterQueue");
+}
+
+Test(sched_kueue_cases, allow_preemption_from_other_queues_if_target_cq_is_not_exhausted)
+{
+    run_case(WLS({"a1", "a", -1, 1, 0, "default"}, {"b1", "b", 0, 1, 0, "default"},
+                 {"b2", "b", 0, 1, 0, "default"}, {"b3", "b", 0, 1, 0, "default"},
+                 {"b4", "b", 0, 1, 0, "default"}, {"b5", "b", -1, 1, 0, "default"}),
+             (wl_t){.cq = "a", .prio = 0, .cpu = 2}, "a1:InClusterQueue,b5:InCohortReclamation");
+}
