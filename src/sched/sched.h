@@ -98,9 +98,10 @@
  *   among equals; the loop stops as flavorFungibility says (whenCanPreempt Preempt stops at a
  *   flavor in preemption mode unless it would borrow there and whenCanBorrow is
  *   TryNextFlavor). Pod sets are assigned in order, each seeing what the earlier ones of the
- *   same workload take. Flavor compatibility: the pod set's node selector must agree with the flavor's node labels on the
- *   keys the flavor has; the flavor's NoSchedule/NoExecute taints must be tolerated by the pod
- *   set's or the flavor's tolerations ("untolerated taint k=v:Effect in flavor F").
+ *   same workload take. Flavor compatibility: the pod set's node selector must agree with the
+ *   flavor's node labels on the keys the flavor has; the flavor's NoSchedule/NoExecute taints
+ *   must be tolerated by the pod set's or the flavor's tolerations ("untolerated taint
+ *   k=v:Effect in flavor F").
  * - Best fit: "fewest free of the other resources" is the sum over them of free/allocatable.
  * - Preemption is also tried when the quota fits but the nodes do not (the candidates then
  *   free nodes, not quota); quota alone is checked first over all candidates, so a hopeless
