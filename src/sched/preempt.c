@@ -666,30 +666,36 @@ bool sc_reclaim_possible(ty_sched *s, sc_wl *w, int fqi, int r, int64_t val, int
     if (!s->victim_order)
         victim_order(s);
     /* What other queues could give back: their eligible workloads' use, up to what each
-     * borrows (a queue that no longer borrows is no candidate). */
-    const sc_cohort *co = s->cohorts[cq->cohort];
-    int64_t from_cohort = 0;
-    bool own = false;
-    for (int m = 0; m < co->n_members; m++) {
-        const sc_cq *x = s->cqs[co->members[m]];
+     * borrows (a queue that no longer borrows is no candidate). One walk of the cohort's
+     * candidate list (lowest priority first), until the shortfall is covered. */
+    int64_t from_cohort = 0, short_by = val - avail;
+    int64_t *sum = ty_calloc((size_t)s->n_cqs + 1, sizeof *sum);
+    for (int i = 0; i < cq->n_vl && cq->reclaim != TY_SCHED_PREEMPT_NEVER &&
+                    from_cohort < short_by; i++) {
+        const sc_vent *e = &cq->vl[i];
+        if (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && e->prio >= w->prio)
+            break;
+        const sc_cq *x = s->cqs[e->cq];
         int xf = x->fq_of[q->flavor];
-        if (x == cq || xf < 0 || cq->reclaim == TY_SCHED_PREEMPT_NEVER)
+        if (x == cq || xf < 0 || e->out)
             continue;
-        int64_t borrowed = x->fq[xf].usage[r] - x->fq[xf].nominal[r], sum = 0;
-        for (int i = 0; i < cq->n_vl && borrowed > 0 && sum < borrowed; i++) {
-            const sc_vent *e = &cq->vl[i];
-            if (e->cq == x->id && !e->out &&
-                (cq->reclaim == TY_SCHED_PREEMPT_ANY || e->prio < w->prio))
-                sum += use_of(e->w, q->flavor, r);
-        }
-        from_cohort += sum < borrowed ? sum : borrowed > 0 ? borrowed : 0;
+        int64_t borrowed = x->fq[xf].usage[r] - x->fq[xf].nominal[r];
+        if (sum[e->cq] >= borrowed)
+            continue;
+        int64_t more = use_of(e->w, q->flavor, r);
+        if (more > borrowed - sum[e->cq])
+            more = borrowed - sum[e->cq];
+        sum[e->cq] += more;
+        from_cohort += more;
     }
+    free(sum);
     if (from_cohort >= val - avail)
         return true;
     /* Not enough from the cohort: Kueue would take its own queue's workloads too, if any. */
-    for (int i = 0; i < cq->n_vl && !own; i++) {
+    bool own = false;
+    for (int i = 0; i < cq->n_vl && !own && cq->vl[i].prio <= w->prio; i++) {
         const sc_vent *e = &cq->vl[i];
-        if (e->cq != w->cq || e->out || e->prio > w->prio)
+        if (e->cq != w->cq || e->out)
             continue;
         bool ok = cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY ? e->prio < w->prio
                   : cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY
