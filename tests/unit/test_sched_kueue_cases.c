@@ -638,3 +638,11 @@ Test(sched_kueue_cases, allow_preemption_from_other_queues_if_target_cq_is_not_e
                  {"b4", "b", 0, 1, 0, "default"}, {"b5", "b", -1, 1, 0, "default"}),
              (wl_t){.cq = "a", .prio = 0, .cpu = 2}, "a1:InClusterQueue,b5:InCohortReclamation");
 }
+
+Test(sched_kueue_cases, reclaim_quota_if_workload_requests_0_of_a_resource_at_nominal_quota)
+{
+    run_case(WLS({"c1-low", "c1", -1, 3, 3, "default"},
+                 {"c2-mid", "c2", 0, 3, 0, "default"},
+                 {"c2-high", "c2", 1, 6, 0, "default"}),
+             (wl_t){.cq = "c1", .prio = 1, .cpu = 3}, "c2-mid:InCohortReclamation");
+}
