@@ -352,6 +352,21 @@ static void reserved_checks(ty_admission *a, const json_t *wl, const json_t *cq,
         return;
     const json_t *admission = json_object_get(json_object_get(wl, "status"), "admission");
     json_t *names = ty_kueue_checks_for(cq, admission);
+    /* Most reserved workloads are settled (admitted, or waiting for Pending checks): nothing
+     * to write, and no copy of each of them on every pass. */
+    const json_t *have = json_object_get(json_object_get(wl, "status"), "admissionChecks");
+    bool same = json_array_size(have) == json_array_size(names), all_ready = true, bad = false;
+    for (size_t k = 0; same && k < json_array_size(names); k++) {
+        const json_t *c = json_array_get(have, k);
+        const char *state = json_string_value(json_object_get(c, "state"));
+        same = json_equal(json_object_get(c, "name"), json_array_get(names, k)) && state;
+        all_ready &= same && !strcmp(state, "Ready");
+        bad |= same && (!strcmp(state, "Retry") || !strcmp(state, "Rejected"));
+    }
+    if (same && !bad && (!all_ready || ty_kueue_condition_is(wl, "Admitted", "True"))) {
+        json_decref(names);
+        return;
+    }
     json_t *next = json_deep_copy(wl);
     bool ready = sync_checks(next, names, now);
     json_decref(names);
