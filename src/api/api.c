@@ -11,6 +11,7 @@ static const ty_kind_ops *const kind_ops[] = {
     &ty_kubeflow_pytorchjob_ops,
     &ty_kubeflow_tfjob_ops,
     &ty_kueue_resourceflavor_ops,
+    &ty_kueue_admissioncheck_ops,
     &ty_kueue_clusterqueue_ops,
     &ty_kueue_localqueue_ops,
     &ty_kueue_workload_ops,

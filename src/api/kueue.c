@@ -1,4 +1,4 @@
-/* kueue.x-k8s.io/v1beta1 (ResourceFlavor, ClusterQueue, LocalQueue, Workload,
+/* kueue.x-k8s.io/v1beta1 (ResourceFlavor, AdmissionCheck, ClusterQueue, LocalQueue, Workload,
  * WorkloadPriorityClass) as Kueue v0.9-v0.10 installs them, and scheduling.k8s.io/v1
  * PriorityClass, which Kueue reads for pod priorities.
  *
@@ -48,6 +48,7 @@ static json_t *kueue_schema(const char *name)
         return s;                                                                                  \
     }
 SCHEMA_FN(flavor_schema, "io.x-k8s.kueue.v1beta1.ResourceFlavor")
+SCHEMA_FN(ac_schema, "io.x-k8s.kueue.v1beta1.AdmissionCheck")
 SCHEMA_FN(cq_schema, "io.x-k8s.kueue.v1beta1.ClusterQueue")
 SCHEMA_FN(lq_schema, "io.x-k8s.kueue.v1beta1.LocalQueue")
 SCHEMA_FN(wl_schema, "io.x-k8s.kueue.v1beta1.Workload")
@@ -290,6 +291,53 @@ static void immutable(ty_schema_ctx *c, const json_t *obj, const json_t *old, co
         ty_fe_invalid(c, path, (ty_pos){0, 0}, n ? n : nul, "field is immutable");
         json_decref(nul);
     }
+}
+
+/* ---------- AdmissionCheck ---------- */
+
+/* The CRD's rules: controllerName required and not empty, immutable (CEL); the parameters
+ * reference's patterns and lengths. */
+static void ac_rules(ty_schema_ctx *c, json_t *obj)
+{
+    check_object_name(c, obj);
+    const json_t *spec = json_object_get(obj, "spec");
+    if (!json_is_object(spec))
+        return;
+    const json_t *cn = json_object_get(spec, "controllerName");
+    if (json_is_string(cn) && !*json_string_value(cn))
+        ty_fe_required(c, "spec.controllerName", ty_pos_member(c, spec, "controllerName"),
+                       "Required value");
+    const json_t *params = json_object_get(spec, "parameters");
+    if (json_is_object(params)) {
+        check_ref(c, params, "apiGroup", "spec.parameters.apiGroup", false);
+        check_ref(c, params, "name", "spec.parameters.name", true);
+        const json_t *kind = json_object_get(params, "kind");
+        const char *k = json_string_value(kind);
+        bool ok = k && *k && strlen(k) <= 63 && ((*k | 32) >= 'a' && (*k | 32) <= 'z');
+        for (const char *x = k; ok && *x; x++)
+            ok = ((*x | 32) >= 'a' && (*x | 32) <= 'z') || (*x >= '0' && *x <= '9') ||
+                 (*x == '-' && x[1]);
+        if (k && !ok)
+            ty_fe_invalid(c, "spec.parameters.kind", ty_pos_member(c, params, "kind"), kind,
+                          "spec.parameters.kind in body should match "
+                          "'^(?i)[a-z]([-a-z0-9]*[a-z0-9])?$'");
+    }
+}
+
+static void ac_defaults(ty_schema_ctx *c, json_t *obj)
+{
+    (void)c;
+    json_t *spec = json_object_get(obj, "spec");
+    if (json_is_object(spec) && !json_object_get(spec, "retryDelayMinutes"))
+        json_object_set_new(spec, "retryDelayMinutes", json_integer(15));
+}
+
+static void ac_update(ty_schema_ctx *c, const json_t *obj, const json_t *old)
+{
+    const json_t *n = member2(obj, "spec", "controllerName"),
+                 *o = member2(old, "spec", "controllerName");
+    if (n && o && !json_equal(n, o))
+        cel_fail(c, "spec.controllerName", (ty_pos){0, 0}, "string", "field is immutable");
 }
 
 /* ---------- ResourceFlavor ---------- */
@@ -806,6 +854,11 @@ static const ty_kind_info flavor_info = {
     .resource = "resourceflavors", .singular = "resourceflavor",
     .short_names = "flavor,flavors,rf", .namespaced = false, .has_status = false,
 };
+static const ty_kind_info ac_info = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "AdmissionCheck",
+    .resource = "admissionchecks", .singular = "admissioncheck", .short_names = "",
+    .namespaced = false, .has_status = true,
+};
 static const ty_kind_info cq_info = {
     .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "ClusterQueue",
     .resource = "clusterqueues", .singular = "clusterqueue", .short_names = "cq",
@@ -834,6 +887,8 @@ static const ty_kind_info pc_info = {
 
 const ty_kind_ops ty_kueue_resourceflavor_ops = {&flavor_info, flavor_schema, flavor_defaults,
                                                  flavor_rules};
+const ty_kind_ops ty_kueue_admissioncheck_ops = {&ac_info, ac_schema, ac_defaults, ac_rules,
+                                                 ac_update};
 const ty_kind_ops ty_kueue_clusterqueue_ops = {&cq_info, cq_schema, cq_defaults, cq_rules};
 const ty_kind_ops ty_kueue_localqueue_ops = {&lq_info, lq_schema, lq_defaults, lq_rules,
                                              lq_update};

@@ -36,6 +36,7 @@ typedef struct ty_kind_ops {
 extern const ty_kind_ops ty_kubeflow_pytorchjob_ops;
 extern const ty_kind_ops ty_kubeflow_tfjob_ops;
 extern const ty_kind_ops ty_kueue_resourceflavor_ops;
+extern const ty_kind_ops ty_kueue_admissioncheck_ops;
 extern const ty_kind_ops ty_kueue_clusterqueue_ops;
 extern const ty_kind_ops ty_kueue_localqueue_ops;
 extern const ty_kind_ops ty_kueue_workload_ops;

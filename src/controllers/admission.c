@@ -17,7 +17,8 @@
 #include "controllers/queue.h"
 
 static const char *const watched[] = {"workloads", "clusterqueues", "localqueues",
-                                      "resourceflavors", "nodes", "pods", "namespaces"};
+                                      "resourceflavors", "nodes", "pods", "namespaces",
+                                      "admissionchecks"};
 #define NWATCHED (sizeof watched / sizeof *watched)
 
 struct ty_admission {
@@ -189,7 +190,7 @@ static int compare_strings(const void *x, const void *y)
 }
 
 /* status.admission for an ADMIT decision. */
-static json_t *admission_json(const json_t *wl, const ty_sched_decision *d)
+static json_t *admission_json(const json_t *wl, const ty_sched_decision *d, bool pods)
 {
     json_t *psas = json_array();
     const json_t *sets = json_object_get(json_object_get(wl, "spec"), "podSets");
@@ -208,6 +209,11 @@ static json_t *admission_json(const json_t *wl, const ty_sched_decision *d)
         {
             json_object_set_new(flavors, k, json_string(d->pod_sets[i].flavors[r++]));
             json_object_set_new(usage, k, quantity_json(k, json_integer_value(v) * count));
+        }
+        /* Kueue's pod count, which the snapshot added after the template's requests */
+        if (pods && !json_object_get(req, "pods")) {
+            json_object_set_new(flavors, "pods", json_string(d->pod_sets[i].flavors[r]));
+            json_object_set_new(usage, "pods", quantity_json("pods", (int64_t)count * 1000));
         }
         /* One domain per node, in name order; the pods of the set are spread over them in
          * that order (controllers/workloads.c turns it into the placement annotation). */
@@ -295,9 +301,129 @@ static void evict(ty_admission *a, const json_t *wl, const char *reason, const c
     json_decref(next);
 }
 
-/* Writes an ADMIT decision; `admission` is its status.admission (admission_json). */
+static const json_t *cq_named(const json_t *cqs, const char *name)
+{
+    size_t i;
+    json_t *cq;
+    json_array_foreach(cqs, i, cq) if (name && !strcmp(ty_obj_name(cq), name)) return cq;
+    return NULL;
+}
+
+/* Kueue's syncAdmissionCheckConditions on `next`: one status.admissionChecks entry per check
+ * in `names` (a new one Pending; the others keep their state), sorted by name, none when there
+ * are no checks. Returns whether every check is Ready. */
+static bool sync_checks(json_t *next, const json_t *names, int64_t now)
+{
+    json_t *st = json_object_get(next, "status");
+    const json_t *old = json_object_get(st, "admissionChecks");
+    if (!json_array_size(names)) {
+        if (old)
+            json_object_del(st, "admissionChecks");
+        return true;
+    }
+    char at[40];
+    ty_time_format_rfc3339(now, at, sizeof at, 0);
+    json_t *checks = json_array();
+    bool ready = true;
+    size_t i, j;
+    json_t *n, *c;
+    json_array_foreach(names, i, n)
+    {
+        const json_t *have = NULL;
+        json_array_foreach(old, j, c) if (json_equal(json_object_get(c, "name"), n)) have = c;
+        json_t *e = have ? json_deep_copy(have)
+                         : json_pack("{s:O,s:s,s:s,s:s}", "name", n, "state", "Pending",
+                                     "lastTransitionTime", at, "message", "");
+        const char *state = json_string_value(json_object_get(e, "state"));
+        ready &= state && !strcmp(state, "Ready");
+        json_array_append_new(checks, e);
+    }
+    json_object_set_new(st, "admissionChecks", checks);
+    return ready;
+}
+
+/* The checks of a workload with reserved quota, as Kueue's workload controller does them: a
+ * Rejected check deactivates and evicts it, a Retry check evicts it (the job side then gives
+ * its quota back and requeues it, checks Pending again), and once every check is Ready it is
+ * Admitted (its job starts). */
+static void reserved_checks(ty_admission *a, const json_t *wl, const json_t *cq, int64_t now)
+{
+    if (ty_kueue_condition_is(wl, "Evicted", "True") || !cq)
+        return;
+    const json_t *admission = json_object_get(json_object_get(wl, "status"), "admission");
+    json_t *names = ty_kueue_checks_for(cq, admission);
+    /* Most reserved workloads are settled (admitted, or waiting for Pending checks): nothing
+     * to write, and no copy of each of them on every pass. */
+    const json_t *have = json_object_get(json_object_get(wl, "status"), "admissionChecks");
+    bool same = json_array_size(have) == json_array_size(names), all_ready = true, bad = false;
+    for (size_t k = 0; same && k < json_array_size(names); k++) {
+        const json_t *c = json_array_get(have, k);
+        const char *state = json_string_value(json_object_get(c, "state"));
+        same = json_equal(json_object_get(c, "name"), json_array_get(names, k)) && state;
+        all_ready &= same && !strcmp(state, "Ready");
+        bad |= same && (!strcmp(state, "Retry") || !strcmp(state, "Rejected"));
+    }
+    if (same && !bad && (!all_ready || ty_kueue_condition_is(wl, "Admitted", "True"))) {
+        json_decref(names);
+        return;
+    }
+    json_t *next = json_deep_copy(wl);
+    bool ready = sync_checks(next, names, now);
+    json_decref(names);
+    ty_buf rejected = TY_BUF_INIT;
+    bool retry = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(json_object_get(next, "status"), "admissionChecks"), i,
+                       c)
+    {
+        const char *state = json_string_value(json_object_get(c, "state"));
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (state && !strcmp(state, "Rejected"))
+            ty_buf_addf(&rejected, "%s%s", rejected.len ? " " : "", name ? name : "");
+        retry |= state && !strcmp(state, "Retry");
+    }
+    if (rejected.len) {
+        TY_AUTOFREE char *msg = ty_asprintf(
+            "The workload is deactivated due to Admission check(s): [%s], were rejected",
+            rejected.data);
+        ty_kueue_set_condition(next, "Evicted", "True", "DeactivatedDueToAdmissionCheck", msg,
+                               now);
+        write_status(a, "workloads", wl, next);
+        ty_event(a->events, next, "Warning", "AdmissionCheckRejected", "%s", msg);
+        /* spec.active: the status write above gave the object a new version */
+        json_t *cur = ty_store_get(a->store, "workloads", ty_obj_namespace(wl), ty_obj_name(wl));
+        if (cur) {
+            json_object_set_new(json_object_get(cur, "spec"), "active", json_false());
+            ty_error err = TY_ERROR_INIT;
+            if (ty_store_update(a->store, "workloads", cur, NULL, &err) < 0)
+                ty_debug("admission: deactivating %s: %s", ty_obj_name(wl), err.msg);
+            ty_error_clear(&err);
+            json_decref(cur);
+        }
+    } else if (retry) {
+        ty_kueue_set_condition(next, "Evicted", "True", "AdmissionCheck",
+                               "At least one admission check is false", now);
+        write_status(a, "workloads", wl, next);
+        ty_event(a->events, next, "Normal", "Evicted", "At least one admission check is false");
+    } else {
+        bool admitting = ready && !ty_kueue_condition_is(wl, "Admitted", "True");
+        if (admitting)
+            ty_kueue_set_condition(next, "Admitted", "True", "Admitted",
+                                   "The workload is admitted", now);
+        write_status(a, "workloads", wl, next);
+        if (admitting)
+            ty_event(a->events, next, "Normal", "Admitted", "Admitted by ClusterQueue %s",
+                     json_string_value(json_object_get(admission, "clusterQueue")));
+    }
+    ty_buf_free(&rejected);
+    json_decref(next);
+}
+
+/* Writes an ADMIT decision; `admission` is its status.admission (admission_json). The
+ * workload is Admitted at once unless its queue has admission checks to pass first. */
 static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d,
-                  const json_t *admission, int64_t now)
+                  const json_t *admission, const json_t *cq, int64_t now)
 {
     json_t *next = json_deep_copy(wl);
     if (!json_is_object(json_object_get(next, "status")))
@@ -305,7 +431,12 @@ static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d,
     json_object_set(json_object_get(next, "status"), "admission", (json_t *)admission);
     TY_AUTOFREE char *msg = ty_asprintf("Quota reserved in ClusterQueue %s", d->cluster_queue);
     ty_kueue_set_condition(next, "QuotaReserved", "True", "QuotaReserved", msg, now);
-    ty_kueue_set_condition(next, "Admitted", "True", "Admitted", "The workload is admitted", now);
+    json_t *names = cq ? ty_kueue_checks_for(cq, admission) : json_array();
+    bool ready = sync_checks(next, names, now);
+    json_decref(names);
+    if (ready)
+        ty_kueue_set_condition(next, "Admitted", "True", "Admitted", "The workload is admitted",
+                               now);
     /* A workload admitted again after an eviction says what happened before, as Kueue does. */
     const char *again[] = {"Evicted", "Preempted"};
     for (int i = 0; i < 2; i++) {
@@ -323,8 +454,10 @@ static void admit(ty_admission *a, const json_t *wl, const ty_sched_decision *d,
     ty_event(a->events, next, "Normal", "QuotaReserved",
              "Quota reserved in ClusterQueue %s, wait time since queued was %llds",
              d->cluster_queue, (long long)((now / 1000000 - queued) / 1000));
-    ty_event(a->events, next, "Normal", "Admitted",
-             "Admitted by ClusterQueue %s, wait time since reservation was 0s", d->cluster_queue);
+    if (ready)
+        ty_event(a->events, next, "Normal", "Admitted",
+                 "Admitted by ClusterQueue %s, wait time since reservation was 0s",
+                 d->cluster_queue);
     json_decref(next);
 }
 
@@ -471,14 +604,18 @@ static void cluster_queue_status(ty_admission *a, const json_t *cq, const ty_sch
     }
     json_object_set_new(st, "flavorsReservation", json_deep_copy(usage));
     json_object_set_new(st, "flavorsUsage", usage);
-    const char *why = json_string_value(json_object_get(inactive, ty_obj_name(cq)));
+    const json_t *why = json_object_get(inactive, ty_obj_name(cq));
     const char *stop = json_string_value(json_object_get(json_object_get(cq, "spec"), "stopPolicy"));
-    if (why) {
-        TY_AUTOFREE char *m = ty_asprintf("Can't admit new workloads: %s", why);
-        ty_kueue_set_condition(next, "Active", "False", "FlavorNotFound", m, now);
-    } else if (stop && strcmp(stop, "None") != 0) {
-        ty_kueue_set_condition(next, "Active", "False", "Stopped",
-                               "Can't admit new workloads: is stopped", now);
+    bool stopped = stop && strcmp(stop, "None") != 0;
+    if (why || stopped) {
+        /* Kueue's inactiveReason: the first reason, every cause in the message */
+        const char *causes = json_string_value(json_object_get(why, "message"));
+        TY_AUTOFREE char *m = ty_asprintf("Can't admit new workloads: %s%s%s.",
+                                          stopped ? "is stopped" : "",
+                                          stopped && causes ? ", " : "", causes ? causes : "");
+        const char *reason = stopped ? "Stopped"
+                                     : json_string_value(json_object_get(why, "reason"));
+        ty_kueue_set_condition(next, "Active", "False", reason, m, now);
     } else {
         ty_kueue_set_condition(next, "Active", "True", "Ready", "Can admit new workloads", now);
     }
@@ -682,6 +819,8 @@ static void pass(void *ctx, const char *key)
             tl->reserving++;
             tally_usage(tc, cw->admission);
             tally_usage(tl, cw->admission);
+            if (!cw->finished)
+                reserved_checks(a, wl, cq_named(o.cluster_queues, cw->admission_cq), now);
             continue;
         }
         if (cw->inactive)
@@ -695,8 +834,9 @@ static void pass(void *ctx, const char *key)
         tally *tc = tally_of(&tallies, routes[i].cluster_queue);
         const ty_sched_decision *d = ty_sched_decision_of(s, cw->key);
         if (d && d->verdict == TY_SCHED_ADMIT) {
-            json_t *adm = admission_json(wl, d);
-            admit(a, wl, d, adm, now);
+            json_t *adm = admission_json(
+                wl, d, ty_kueue_covers_pods(o.cluster_queues, d->cluster_queue));
+            admit(a, wl, d, adm, cq_named(o.cluster_queues, d->cluster_queue), now);
             tc->reserving++;
             tl->reserving++;
             tally_usage(tc, adm);

@@ -52,6 +52,7 @@ typedef struct ty_kueue_route {
 /* Everything one admission pass reads, listed from the store (owned references). */
 typedef struct ty_kueue_objects {
     json_t *flavors, *cluster_queues, *local_queues, *workloads, *nodes, *pods, *namespaces;
+    json_t *admission_checks;
 } ty_kueue_objects;
 
 /* `workloads`: the Workloads already listed (taken), or NULL to list them from the store. */
@@ -72,9 +73,27 @@ void ty_kueue_cache_free(ty_kueue_cache *c);
 /* How many workloads the last snapshot had to parse (the others came from the cache). */
 size_t ty_kueue_cache_parsed(const ty_kueue_cache *c);
 
+/* Whether ClusterQueue `name` of `cluster_queues` covers Kueue's "pods" resource: then each
+ * pod of its workloads counts one "pods" against the quota (not against nodes), and the
+ * admission names its flavor and usage. */
+bool ty_kueue_covers_pods(const json_t *cluster_queues, const char *name);
+
+/* The AdmissionChecks a workload of ClusterQueue `cq` must pass, as Kueue's
+ * AdmissionChecksForWorkload: spec.admissionChecks, and the admissionChecksStrategy rules
+ * whose onFlavors are empty or name a flavor of `admission` (its status.admission; NULL: every
+ * check the queue names). A new array of names, sorted. */
+json_t *ty_kueue_checks_for(const json_t *cq, const json_t *admission);
+
+/* Why a cluster queue cannot admit, as Kueue says it: in `inactive`, name -> {"reason": the
+ * first reason (FlavorNotFound, ...), "message": every cause, comma-separated, e.g.
+ * "references missing ResourceFlavor(s): [a b]"}. Adds one cause. */
+void ty_kueue_inactive_add(json_t *inactive, const char *cq, const char *reason,
+                           const char *message);
+
 /* Builds the scheduling core's snapshot. routes[i] (one per o->workloads entry, zeroed by the
  * caller) receives, for pending workloads that cannot be queued, the reason. Cluster queues
- * whose flavors do not all exist are left out and reported in `inactive` (name -> reason).
+ * whose flavors do not all exist are left out and reported in `inactive`
+ * (ty_kueue_inactive_add).
  * `cache` (may be NULL: everything is parsed) must only ever see objects of one store, whose
  * resourceVersions are unique; objects without one are parsed every time. The snapshot is the
  * same with or without it. */

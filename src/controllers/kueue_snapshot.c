@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/selector.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -196,7 +197,43 @@ static int64_t quantity_or(const json_t *v, int64_t fallback)
     return q.milli;
 }
 
-/* Adds a ClusterQueue unless one of its flavors is missing; then says why in `inactive`. */
+/* Kueue's AdmissionCheck conditions on a ClusterQueue: the checks it names (any flavor) that
+ * do not exist, then those whose Active condition is not True (their controller is not ready),
+ * into `inactive`; returns whether there was any. */
+static bool check_problems(const json_t *cq, const ty_kueue_objects *o, json_t *inactive)
+{
+    json_t *names = ty_kueue_checks_for(cq, NULL);
+    size_t i, j;
+    json_t *n;
+    ty_buf lost = TY_BUF_INIT, idle = TY_BUF_INIT;
+    json_array_foreach(names, i, n)
+    {
+        const char *name = json_string_value(n);
+        const json_t *ac = NULL, *x;
+        json_array_foreach(o->admission_checks, j, x) if (!strcmp(ty_obj_name(x), name)) ac = x;
+        ty_buf *into = !ac ? &lost : ty_kueue_condition_is(ac, "Active", "True") ? NULL : &idle;
+        if (into)
+            ty_buf_addf(into, "%s%s", into->len ? " " : "", name);
+    }
+    json_decref(names);
+    if (lost.len) {
+        TY_AUTOFREE char *m = ty_asprintf("references missing AdmissionCheck(s): [%s]",
+                                          lost.data);
+        ty_kueue_inactive_add(inactive, ty_obj_name(cq), "AdmissionCheckNotFound", m);
+    }
+    if (idle.len) {
+        TY_AUTOFREE char *m = ty_asprintf("references inactive AdmissionCheck(s): [%s]",
+                                          idle.data);
+        ty_kueue_inactive_add(inactive, ty_obj_name(cq), "AdmissionCheckInactive", m);
+    }
+    bool any = lost.len || idle.len;
+    ty_buf_free(&lost);
+    ty_buf_free(&idle);
+    return any;
+}
+
+/* Adds a ClusterQueue unless one of its flavors or admission checks is missing or a check is
+ * inactive; then says why in `inactive`. */
 static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_objects *o,
                               json_t *inactive)
 {
@@ -205,6 +242,7 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
     size_t ng = json_array_size(groups);
     ty_sched_resource_group *g = ty_calloc(ng + 1, sizeof *g);
     bool missing = false;
+    ty_buf names = TY_BUF_INIT; /* the missing flavors, as Kueue lists them: [a b] */
     for (size_t gi = 0; gi < ng; gi++) {
         const json_t *grp = json_array_get(groups, gi);
         const json_t *covered = json_object_get(grp, "coveredResources");
@@ -221,11 +259,8 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
             json_t *rf;
             json_array_foreach(o->flavors, x, rf) found |= fname && strcmp(ty_obj_name(rf), fname) == 0;
             if (!found) {
+                ty_buf_addf(&names, "%s%s", missing ? " " : "", fname ? fname : "");
                 missing = true;
-                if (!json_object_get(inactive, ty_obj_name(cq)))
-                    json_object_set_new(inactive, ty_obj_name(cq),
-                                        json_sprintf("flavor %s is not found",
-                                                     fname ? fname : "\"\""));
             }
             const json_t *res = json_object_get(fl, "resources");
             ty_sched_quota *q = ty_calloc(json_array_size(res) + 1, sizeof *q);
@@ -242,6 +277,13 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
         g[gi] = (ty_sched_resource_group){cov, json_array_size(covered), fq,
                                           json_array_size(flavors)};
     }
+    if (missing) {
+        TY_AUTOFREE char *m = ty_asprintf("references missing ResourceFlavor(s): [%s]",
+                                          names.data);
+        ty_kueue_inactive_add(inactive, ty_obj_name(cq), "FlavorNotFound", m);
+    }
+    ty_buf_free(&names);
+    missing |= check_problems(cq, o, inactive);
     if (!missing) {
         const json_t *pre = json_object_get(spec, "preemption");
         const json_t *bwc = json_object_get(pre, "borrowWithinCohort");
@@ -274,7 +316,7 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
         };
         ty_error err = TY_ERROR_INIT;
         if (ty_sched_add_cluster_queue(s, &c, &err) < 0) {
-            json_object_set_new(inactive, ty_obj_name(cq), json_string(err.msg));
+            ty_kueue_inactive_add(inactive, ty_obj_name(cq), "Unknown", err.msg);
             ty_debug("admission: cluster queue %s: %s", ty_obj_name(cq), err.msg);
         }
         ty_error_clear(&err);
@@ -479,16 +521,76 @@ static wl_entry *entry_parse(json_t *wl)
     return e;
 }
 
-static void add_workload(ty_sched *s, wl_entry *e, const char *cq)
+/* The flavor an admission gave a pod set's "pods", or NULL. */
+static const char *pods_flavor(const json_t *wl, const char *ps_name)
+{
+    size_t i;
+    json_t *psa;
+    const json_t *adm = json_object_get(json_object_get(wl, "status"), "admission");
+    json_array_foreach(json_object_get(adm, "podSetAssignments"), i, psa)
+    {
+        const char *n = json_string_value(json_object_get(psa, "name"));
+        if (n && ps_name && strcmp(n, ps_name) == 0)
+            return json_string_value(
+                json_object_get(json_object_get(psa, "flavors"), "pods"));
+    }
+    return NULL;
+}
+
+/* Adds e to queue cq; with `pods` (cq covers "pods", Kueue's pod count) each pod set also
+ * requests one "pods" per pod: a copy, as the cached entry is the same for every queue. An
+ * admitted pod set whose admission names no flavor for it (admitted before the queue covered
+ * pods) counts none. */
+static void add_workload(ty_sched *s, wl_entry *e, const char *cq, bool pods)
 {
     ty_error err = TY_ERROR_INIT;
-    e->w.cluster_queue = cq;
+    ty_sched_workload w = e->w;
+    w.cluster_queue = cq;
+    size_t np = w.n_pod_sets;
+    ty_sched_pod_set *ps = NULL;
+    ty_sched_pod_set_admission *adm = NULL;
+    if (pods && e->ok) {
+        ps = ty_calloc(np + 1, sizeof *ps);
+        adm = ty_calloc(np + 1, sizeof *adm);
+        for (size_t i = 0; i < np; i++) {
+            ps[i] = e->ps[i];
+            if (w.admission)
+                adm[i] = w.admission[i];
+            bool has = false;
+            for (size_t k = 0; k < ps[i].n_requests; k++)
+                has |= strcmp(ps[i].requests[k].resource, "pods") == 0;
+            const char *flavor = w.admission ? pods_flavor(e->obj, ps[i].name) : NULL;
+            if (has || (w.admission && !flavor))
+                continue;
+            size_t n = ps[i].n_requests;
+            ty_sched_amount *am = ty_calloc(n + 1, sizeof *am);
+            memcpy(am, ps[i].requests, n * sizeof *am);
+            am[n] = (ty_sched_amount){"pods", 1000};
+            ps[i].requests = am;
+            ps[i].n_requests = n + 1;
+            if (w.admission) {
+                const char **fl = ty_calloc(n + 1, sizeof *fl);
+                memcpy(fl, w.admission[i].flavors, n * sizeof *fl);
+                fl[n] = flavor;
+                adm[i].flavors = fl;
+            }
+        }
+        w.pod_sets = ps;
+        w.admission = w.admission ? adm : NULL;
+    }
     if (!e->ok)
         ty_debug("admission: workload %s: its admission does not match its pod sets", e->key);
-    else if (ty_sched_add_workload(s, &e->w, &err) < 0)
+    else if (ty_sched_add_workload(s, &w, &err) < 0)
         ty_debug("admission: workload %s: %s", e->key, err.msg);
-    e->w.cluster_queue = NULL;
     ty_error_clear(&err);
+    for (size_t i = 0; ps && i < np; i++) {
+        if (ps[i].requests != e->ps[i].requests)
+            free((void *)ps[i].requests);
+        if (w.admission && adm[i].flavors != e->w.admission[i].flavors)
+            free((void *)adm[i].flavors);
+    }
+    free(ps);
+    free(adm);
 }
 
 /* Entries by "ns/name". An entry is current for the object it holds, and for any object with
@@ -618,7 +720,13 @@ ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_
     json_t *x;
     json_array_foreach(o->flavors, i, x) add_flavor(s, x);
     add_nodes(s, o, entries);
-    json_array_foreach(o->cluster_queues, i, x) add_cluster_queue(s, x, o, inactive);
+    json_t *pods = json_object(); /* names of the queues that cover "pods" */
+    json_array_foreach(o->cluster_queues, i, x)
+    {
+        add_cluster_queue(s, x, o, inactive);
+        if (ty_kueue_covers_pods(o->cluster_queues, ty_obj_name(x)))
+            json_object_set_new(pods, ty_obj_name(x), json_true());
+    }
     /* Workloads of one LocalQueue share their route: worked out once per pass. */
     json_t *by_queue = json_object(); /* "ns/queue" -> index of the first workload routed */
     for (i = 0; i < n; i++) {
@@ -627,7 +735,8 @@ ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_
             continue;
         if (e->reserved) {
             if (e->admission_cq && !json_object_get(inactive, e->admission_cq))
-                add_workload(s, e, e->admission_cq);
+                add_workload(s, e, e->admission_cq,
+                             json_object_get(pods, e->admission_cq) != NULL);
             continue;
         }
         if (e->inactive)
@@ -642,9 +751,11 @@ ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_
             json_object_set_new(by_queue, e->queue_key, json_integer((json_int_t)i));
         }
         if (routes[i].cluster_queue)
-            add_workload(s, e, routes[i].cluster_queue);
+            add_workload(s, e, routes[i].cluster_queue,
+                         json_object_get(pods, routes[i].cluster_queue) != NULL);
     }
     json_decref(by_queue);
+    json_decref(pods);
     entries_done(entries, n, cache);
     return s;
 }

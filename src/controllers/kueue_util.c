@@ -159,6 +159,7 @@ void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o, json_t *workloads)
     o->nodes = ty_store_list(s, "nodes", NULL);
     o->pods = ty_store_list(s, "pods", NULL);
     o->namespaces = ty_store_list(s, "namespaces", NULL);
+    o->admission_checks = ty_store_list(s, "admissionchecks", NULL);
 }
 
 void ty_kueue_objects_free(ty_kueue_objects *o)
@@ -170,6 +171,7 @@ void ty_kueue_objects_free(ty_kueue_objects *o)
     json_decref(o->nodes);
     json_decref(o->pods);
     json_decref(o->namespaces);
+    json_decref(o->admission_checks);
     memset(o, 0, sizeof *o);
 }
 
@@ -182,4 +184,94 @@ bool ty_kueue_workload_reserved(const json_t *wl)
 {
     return ty_kueue_condition_is(wl, "QuotaReserved", "True") &&
            json_is_object(json_object_get(json_object_get(wl, "status"), "admission"));
+}
+
+void ty_kueue_inactive_add(json_t *inactive, const char *cq, const char *reason,
+                           const char *message)
+{
+    json_t *e = json_object_get(inactive, cq);
+    if (!e) {
+        json_object_set_new(inactive, cq,
+                            json_pack("{s:s,s:s}", "reason", reason, "message", message));
+        return;
+    }
+    const char *was = json_string_value(json_object_get(e, "message"));
+    json_object_set_new(e, "message", json_sprintf("%s, %s", was ? was : "", message));
+}
+
+bool ty_kueue_covers_pods(const json_t *cluster_queues, const char *name)
+{
+    size_t i, g, k;
+    json_t *cq, *grp, *r;
+    json_array_foreach(cluster_queues, i, cq)
+    {
+        if (!name || strcmp(ty_obj_name(cq), name) != 0)
+            continue;
+        json_array_foreach(json_object_get(json_object_get(cq, "spec"), "resourceGroups"), g,
+                           grp) json_array_foreach(json_object_get(grp, "coveredResources"), k,
+                                                   r) if (json_is_string(r) &&
+                                                          strcmp(json_string_value(r),
+                                                                 "pods") == 0) return true;
+    }
+    return false;
+}
+
+static bool admission_uses(const json_t *admission, const char *flavor)
+{
+    size_t i;
+    json_t *psa;
+    json_array_foreach(json_object_get(admission, "podSetAssignments"), i, psa)
+    {
+        const char *r;
+        json_t *f;
+        json_object_foreach(json_object_get(psa, "flavors"), r, f) if (
+            json_is_string(f) && strcmp(json_string_value(f), flavor) == 0) return true;
+    }
+    return false;
+}
+
+static void add_name(json_t *names, const char *name)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n) if (strcmp(json_string_value(n), name) == 0) return;
+    json_array_append_new(names, json_string(name));
+}
+
+static int compare_json_strings(const void *x, const void *y)
+{
+    return strcmp(json_string_value(*(json_t *const *)x), json_string_value(*(json_t *const *)y));
+}
+
+json_t *ty_kueue_checks_for(const json_t *cq, const json_t *admission)
+{
+    const json_t *spec = json_object_get(cq, "spec");
+    json_t *names = json_array();
+    size_t i, j;
+    json_t *n, *rule, *f;
+    json_array_foreach(json_object_get(spec, "admissionChecks"), i, n) if (json_is_string(n))
+        add_name(names, json_string_value(n));
+    json_array_foreach(
+        json_object_get(json_object_get(spec, "admissionChecksStrategy"), "admissionChecks"), i,
+        rule)
+    {
+        const char *name = json_string_value(json_object_get(rule, "name"));
+        const json_t *on = json_object_get(rule, "onFlavors");
+        bool applies = !admission || json_array_size(on) == 0;
+        json_array_foreach(on, j, f) applies |=
+            admission && json_is_string(f) && admission_uses(admission, json_string_value(f));
+        if (name && applies)
+            add_name(names, name);
+    }
+    size_t count = json_array_size(names);
+    json_t **v = ty_calloc(count + 1, sizeof *v);
+    for (i = 0; i < count; i++)
+        v[i] = json_incref(json_array_get(names, i));
+    qsort(v, count, sizeof *v, compare_json_strings);
+    json_t *out = json_array();
+    for (i = 0; i < count; i++)
+        json_array_append_new(out, v[i]);
+    free(v);
+    json_decref(names);
+    return out;
 }

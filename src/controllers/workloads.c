@@ -417,6 +417,22 @@ static void requeue(ty_workloadctl *c, const json_t *wl, int64_t now)
     ty_kueue_set_condition(next, "Admitted", "False", "NoReservation",
                            "The workload has no reservation", now);
     ty_kueue_set_condition(next, "Requeued", "True", reason ? reason : "Evicted", msg, now);
+    /* Kueue's ResetChecksOnEviction: every admission check is decided again */
+    char reset_at[40];
+    ty_time_format_rfc3339(now, reset_at, sizeof reset_at, 0);
+    size_t k;
+    json_t *chk;
+    json_array_foreach(json_object_get(st, "admissionChecks"), k, chk)
+    {
+        const char *state = json_string_value(json_object_get(chk, "state"));
+        if (state && !strcmp(state, "Pending"))
+            continue;
+        json_object_set_new(chk, "message",
+                            json_sprintf("Reset to Pending after eviction. Previously: %s",
+                                         state ? state : ""));
+        json_object_set_new(chk, "state", json_string("Pending"));
+        json_object_set_new(chk, "lastTransitionTime", json_string(reset_at));
+    }
     json_t *rs = object_member(st, "requeueState");
     json_int_t count = json_integer_value(json_object_get(rs, "count")) + 1;
     int64_t delay = REQUEUE_BASE_MS;
@@ -477,7 +493,8 @@ static void reconcile(void *ctx, const char *key)
         goto done;
     bool evicted = ty_kueue_condition_is(wl, "Evicted", "True");
     if (ty_kueue_workload_reserved(wl) && !evicted) {
-        if (suspended(job))
+        /* Admitted: quota reserved and every admission check Ready */
+        if (suspended(job) && ty_kueue_condition_is(wl, "Admitted", "True"))
             start_job(c, resource, job, wl);
         goto done;
     }

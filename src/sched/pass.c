@@ -305,22 +305,19 @@ static void admit(ty_sched *s, sc_wl *w)
     s->st.pods_placed += (size_t)w->pods;
 }
 
-/* Returns whether the queue may go on to the next workload (StrictFIFO). */
-static bool process(ty_sched *s, sc_wl *w)
+enum { TRY_NONE, TRY_ADMITTED, TRY_PREEMPTING, TRY_WAITING };
+
+/* Admits w with its current assignment (mode >= SC_BORROW) when the nodes take it, else
+ * looks for victims; msg gets the reason it does not fit. */
+static int attempt(ty_sched *s, sc_wl *w, int mode, char *msg)
 {
     sc_cq *cq = s->cqs[w->cq];
-    char msg[SC_MSG] = "";
-    int mode = sc_assign(s, w, NULL);
-    if (mode == SC_NOFIT) {
-        sc_assign(s, w, msg);
-        decide(s, w, TY_SCHED_WAIT, msg);
-        return false;
-    }
+    msg[0] = 0;
     if (mode >= SC_BORROW) {
         int p = sc_place(s, w);
         if (p < 0) {
             admit(s, w);
-            return true;
+            return TRY_ADMITTED;
         }
         sc_place_msg(s, w, p, msg);
     } else {
@@ -344,12 +341,85 @@ static bool process(ty_sched *s, sc_wl *w)
                     d->borrowing = true;
         fill_admission(s, d, w, s->placed2);
         s->st.victims += (size_t)n;
-        return true;
+        return TRY_PREEMPTING;
     }
     if (pre == SC_PRE_EVICTING) {
         sc_msgf(msg, ". Waiting for %d evicted workload(s) to leave", n);
         decide(s, w, TY_SCHED_WAIT, msg);
+        return TRY_WAITING;
+    }
+    return TRY_NONE;
+}
+
+static void assign_from_start(sc_wl *w)
+{
+    for (int p = 0; p < w->n_ps; p++)
+        memset(w->ps[p].from, 0, sizeof w->ps[p].from);
+}
+
+/* Kueue's resourcesToReserve: a head that needs preemption but has no victims keeps the
+ * quota it would take (up to its nominal quota, or its borrowing limit when it borrows) from
+ * lower-priority work elsewhere in the cohort, unless its queue can always reclaim it
+ * (reclaimWithinCohort: Any). Counted in its queue's usage, not reported. */
+static void reserve_quota(ty_sched *s, sc_wl *w)
+{
+    sc_cq *cq = s->cqs[w->cq];
+    if (cq->reclaim == TY_SCHED_PREEMPT_ANY)
+        return;
+    bool borrows = cq->cohort >= 0 && sc_would_borrow(s, w); /* fills s->need */
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < s->n_res; r++) {
+            int64_t v = s->need[k * SC_R + r];
+            sc_fq *q = &cq->fq[k];
+            if (!v)
+                continue;
+            int64_t cap = !borrows                              ? q->nominal[r]
+                          : q->blimit[r] == TY_SCHED_UNLIMITED ? INT64_MAX
+                                                               : q->nominal[r] + q->blimit[r];
+            int64_t room = cap == INT64_MAX ? v : cap - q->usage[r];
+            if (room > v)
+                room = v;
+            if (room <= 0)
+                continue;
+            sc_usage_add(s, cq, k, r, room);
+            q->held[r] += room;
+        }
+}
+
+/* Returns whether the queue may go on to the next workload (StrictFIFO). */
+static bool process(ty_sched *s, sc_wl *w)
+{
+    sc_cq *cq = s->cqs[w->cq];
+    char msg[SC_MSG] = "";
+    assign_from_start(w);
+    int mode = sc_assign(s, w, NULL);
+    if (mode == SC_NOFIT) {
+        sc_assign(s, w, msg);
+        decide(s, w, TY_SCHED_WAIT, msg);
+        return false;
+    }
+    int got = attempt(s, w, mode, msg);
+    if (got != TRY_NONE)
         return true;
+    if (mode == SC_PREEMPT) {
+        /* No victims on the flavors chosen: Kueue's next cycles go on from the next flavor
+         * (its LastAssignment), so a later flavor that fits or has victims is taken now. */
+        char other[SC_MSG];
+        bool moved = false;
+        while (sc_assign_next(s, w)) {
+            moved = true;
+            int m = sc_assign(s, w, NULL);
+            if (m != SC_NOFIT && attempt(s, w, m, other) != TRY_NONE) {
+                assign_from_start(w);
+                return true;
+            }
+        }
+        if (moved) {
+            assign_from_start(w);
+            sc_assign(s, w, NULL);
+        }
+        if (cq->queueing == TY_SCHED_STRICT_FIFO)
+            reserve_quota(s, w);
     }
     /* Fits quota, not nodes: hold the nodes it needs, so that it is not starved. */
     if (mode >= SC_BORROW && !cq->reserved_once) {
@@ -369,6 +439,8 @@ void ty_sched_run(ty_sched *s)
     sort_snapshot(s);
     void *pv = ty_map_gets(&s->res_ix, s->pack_name);
     s->pack = pv ? (int)((intptr_t)pv - 1) : -1;
+    pv = ty_map_gets(&s->res_ix, "pods");
+    s->pods = pv ? (int)((intptr_t)pv - 1) : -1;
     build_queues(s);
     sc_quota_init(s);
     sc_place_init(s);

@@ -136,7 +136,7 @@ void sc_place_init(ty_sched *s)
                 s->flavors[f]->n_nodes++;
             }
         for (int r = 0; r < SC_R; r++)
-            n->free[r] = n->alloc[r] - n->ext[r];
+            n->free[r] = r == s->pods ? INT64_MAX / 4 : n->alloc[r] - n->ext[r];
     }
     for (int i = 0; i < s->n_wls; i++)
         if (s->wls[i]->admitted)
@@ -402,7 +402,7 @@ bool sc_reserve_for(ty_sched *s, sc_wl *w)
                     continue;
                 int64_t fit = INT64_MAX;
                 for (int k = 0; k < ps->n_req; k++)
-                    if (ps->req[k] > 0) {
+                    if (ps->req[k] > 0 && ps->res[k] != s->pods) {
                         int64_t c = x->alloc[ps->res[k]] / ps->req[k];
                         if (c < fit)
                             fit = c;

@@ -7,7 +7,7 @@
 #include "base/mem.h"
 #include "sched/sched_int.h"
 
-/* Whether admitted c uses a (flavor, resource) that the preemptor needs (s->need, the
+/* Whether admitted c uses a (flavor, resource) that the preemptor contends for (s->pre, the
  * preemptor's queue's entries). */
 static bool contends(const ty_sched *s, const sc_cq *pcq, const sc_wl *c)
 {
@@ -15,14 +15,15 @@ static bool contends(const ty_sched *s, const sc_cq *pcq, const sc_wl *c)
         const sc_ps *ps = &c->ps[p];
         for (int k = 0; k < ps->n_req; k++) {
             int fqi = pcq->fq_of[ps->aflavor[k]];
-            if (ps->req[k] && fqi >= 0 && s->need[fqi * SC_R + ps->res[k]] > 0)
+            if (ps->req[k] && fqi >= 0 && s->pre[fqi * SC_R + ps->res[k]])
                 return true;
         }
     }
     return false;
 }
 
-/* Whether queue x borrows a (flavor, resource) that the preemptor needs. */
+/* Whether queue x borrows a (flavor, resource) that the preemptor contends for (Kueue's
+ * cqIsBorrowing). */
 static bool borrows_contended(const ty_sched *s, const sc_cq *pcq, const sc_cq *x)
 {
     for (int k = 0; k < x->n_fq; k++) {
@@ -30,7 +31,7 @@ static bool borrows_contended(const ty_sched *s, const sc_cq *pcq, const sc_cq *
         if (fqi < 0)
             continue;
         for (int r = 0; r < s->n_res; r++)
-            if (s->need[fqi * SC_R + r] > 0 && x->fq[k].usage[r] > x->fq[k].nominal[r])
+            if (s->pre[fqi * SC_R + r] && x->fq[k].usage[r] > x->fq[k].nominal[r])
                 return true;
     }
     return false;
@@ -215,6 +216,7 @@ static bool hold(ty_sched *s, sc_wl *w)
  * picks them. s->need stays the preemptor's throughout. */
 typedef struct trial {
     sc_wl *w;
+    bool borrow; /* the preemptor may borrow once the victims are gone */
     int64_t *room;
     bool *counts;
     uint8_t *takes;
@@ -307,7 +309,7 @@ static bool fits(ty_sched *s, trial *t)
 {
     if (t->known && !t->ok)
         return false;
-    return sc_fits_need(s, t->w, true) && nodes_fit(s, t);
+    return sc_fits_need(s, t->w, t->borrow) && nodes_fit(s, t);
 }
 
 /* The preemptor's quota counts in its queue's usage for the rest of the pass (not reported). */
@@ -348,11 +350,129 @@ static void absorb(ty_sched *s, sc_wl *c)
     }
 }
 
+/* Gives back, latest chosen first (the last one is needed), every victim the preemptor fits
+ * without; keeps s->victims and rs aligned. */
+static int give_back(ty_sched *s, trial *t, int nv, ty_sched_preempt_reason *rs)
+{
+    for (int i = nv - 2; i >= 0; i--) {
+        sc_wl *c = s->victims[i];
+        move(s, t, c, 1);
+        if (fits(s, t)) {
+            memmove(s->victims + i, s->victims + i + 1,
+                    (size_t)(nv - i - 1) * sizeof *s->victims);
+            memmove(rs + i, rs + i + 1, (size_t)(nv - i - 1) * sizeof *rs);
+            nv--;
+        } else {
+            move(s, t, c, -1);
+            /* back where everything fitted */
+            t->known = t->ok = true;
+        }
+    }
+    return nv;
+}
+
+static void undo(ty_sched *s, trial *t, int nv)
+{
+    for (int i = nv - 1; i >= 0; i--)
+        move(s, t, s->victims[i], 1);
+}
+
+/* Kueue's minimalPreemptions: takes cands in order (another queue's only while that queue
+ * still borrows what is contended) until the preemptor fits its quota (borrowing only when
+ * allowed) and the nodes, then gives back what is not needed. borrowWithinCohort's threshold
+ * (or NULL): taking another queue's workload at or above it forbids borrowing. Returns the
+ * victims' count (s->victims, reasons in rs), 0 when it does not fit; on 0 nothing moved. */
+static int minimal(ty_sched *s, trial *t, sc_wl **cands, int n, bool borrow,
+                   const int32_t *threshold, ty_sched_preempt_reason *rs)
+{
+    sc_wl *w = t->w;
+    sc_cq *cq = s->cqs[w->cq];
+    int nv = 0;
+    bool found = false;
+    t->borrow = borrow;
+    for (int i = 0; i < n && !found; i++) {
+        sc_wl *c = cands[i];
+        ty_sched_preempt_reason why = TY_SCHED_IN_CLUSTER_QUEUE;
+        if (c->cq != w->cq) {
+            if (!borrows_contended(s, cq, s->cqs[c->cq]))
+                continue;
+            why = TY_SCHED_IN_COHORT_RECLAMATION;
+            if (threshold && c->prio >= *threshold)
+                t->borrow = false;
+            else if (threshold)
+                why = TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING;
+        }
+        move(s, t, c, -1);
+        rs[nv] = why;
+        s->victims[nv++] = c;
+        found = fits(s, t);
+    }
+    if (!found) {
+        undo(s, t, nv);
+        return 0;
+    }
+    return give_back(s, t, nv, rs);
+}
+
+/* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
+ * share with it admitted <= the target queue's share without c), then LessThanInitialShare
+ * (< the target queue's share with c); it may borrow. */
+static int fair_search(ty_sched *s, trial *t, int nc, ty_sched_preempt_reason *rs)
+{
+    sc_wl *w = t->w;
+    sc_cq *cq = s->cqs[w->cq];
+    t->borrow = true;
+    for (int strategy = 0; strategy < 2; strategy++) {
+        int nv = 0;
+        bool found = false;
+        for (int i = 0; i < nc && !found; i++) {
+            sc_wl *c = s->cands[i];
+            if (c->cq != w->cq) {
+                sc_cq *x = s->cqs[c->cq];
+                int64_t mine = sc_share(s, cq, 1), theirs;
+                if (strategy == 0) {
+                    sc_wl_quota(s, c, -1);
+                    theirs = sc_share(s, x, 0);
+                    sc_wl_quota(s, c, 1);
+                } else {
+                    theirs = sc_share(s, x, 0);
+                }
+                if (strategy == 0 ? mine > theirs : mine >= theirs)
+                    continue;
+            }
+            move(s, t, c, -1);
+            rs[nv] = c->cq == w->cq ? TY_SCHED_IN_CLUSTER_QUEUE : TY_SCHED_IN_COHORT_FAIR_SHARING;
+            s->victims[nv++] = c;
+            found = fits(s, t);
+        }
+        if (found)
+            return give_back(s, t, nv, rs);
+        undo(s, t, nv);
+    }
+    return 0;
+}
+
 int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reasons)
 {
     sc_cq *cq = s->cqs[w->cq];
     *n_out = 0;
     sc_need(s, w);
+    /* What needs preemption (Kueue's frsNeedPreemption): what it needs beyond what is
+     * available; when its quota fits (the nodes do not), everything it needs. */
+    bool short_any = false, under = true;
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < SC_R; r++) {
+            s->pre[k * SC_R + r] = r < s->n_res && sc_short(s, w, k, r);
+            short_any |= s->pre[k * SC_R + r];
+        }
+    for (int k = 0; k < cq->n_fq; k++)
+        for (int r = 0; r < s->n_res; r++) {
+            if (!short_any)
+                s->pre[k * SC_R + r] = s->need[k * SC_R + r] > 0;
+            /* Kueue's queueUnderNominalInResourcesNeedingPreemption */
+            if (s->pre[k * SC_R + r] && cq->fq[k].usage[r] >= cq->fq[k].nominal[r])
+                under = false;
+        }
 
     /* Workloads already leaving that it could use: wait for them rather than pick more. */
     int ne = 0;
@@ -382,8 +502,7 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     if (!s->victim_order)
         victim_order(s);
     bool fair = s->cfg.fair_sharing;
-    bool borrowing = sc_would_borrow(s, w);
-    /* Kueue: only queues that borrow what it needs give back (fair sharing: those with a
+    /* Only queues that borrow what it contends for give back (fair sharing: those with a
      * share, that is, that borrow something). */
     const sc_cohort *co = cq->cohort >= 0 ? s->cohorts[cq->cohort] : NULL;
     for (int m = 0; co && m < co->n_members; m++) {
@@ -391,14 +510,15 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         s->gives[x->id] =
             x != cq && (fair ? sc_share(s, x, 0) != 0 : borrows_contended(s, cq, x));
     }
-    /* Other queues' candidates first, then its own, each in victim_cmp's order. Past its
-     * priority only other queues' workloads can qualify, and only under reclaim Any. */
-    bool reclaims = fair || !borrowing;
-    bool any_prio = co && reclaims && cq->reclaim == TY_SCHED_PREEMPT_ANY;
+    /* Kueue's candidates: its own queue's by withinClusterQueue, other queues' (those that
+     * give back) by reclaimWithinCohort; other queues' first, then its own, each in
+     * victim_cmp's order. Past its priority only other queues' can qualify, under Any. */
+    bool reclaim = co && cq->reclaim != TY_SCHED_PREEMPT_NEVER;
+    bool any_prio = reclaim && cq->reclaim == TY_SCHED_PREEMPT_ANY;
     uint64_t needs = 0;
     for (int k = 0; k < cq->n_fq; k++)
         for (int r = 0; r < s->n_res; r++)
-            if (s->need[k * SC_R + r] > 0 && cq->fq[k].flavor < 64 / SC_R)
+            if (s->pre[k * SC_R + r] && cq->fq[k].flavor < 64 / SC_R)
                 needs |= 1ull << (cq->fq[k].flavor * SC_R + r);
     const sc_vent *vl = cq->vl;
     int nc = 0, n_own = 0;
@@ -414,13 +534,8 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
                 ok = e->prio < w->prio;
             else if (cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY)
                 ok = e->prio < w->prio || (e->prio == w->prio && e->w->queued > w->queued);
-        } else if (s->gives[e->cq]) {
-            if (reclaims)
-                ok = cq->reclaim == TY_SCHED_PREEMPT_ANY ||
-                     (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && e->prio < w->prio);
-            else
-                ok = cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY && e->prio < w->prio &&
-                     (!cq->has_threshold || e->prio <= cq->threshold);
+        } else if (s->gives[e->cq] && reclaim) {
+            ok = any_prio || e->prio < w->prio;
         }
         if (!ok || !(e->wide ? contends(s, cq, e->w) : (e->uses & needs) != 0))
             continue;
@@ -445,14 +560,8 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
                 usage_of(s, s->cands[i], s->qacc + (size_t)cq->id * (size_t)s->qacc_stride, 1);
     for (int m = 0; co && m < co->n_members; m++) {
         const sc_cq *x = s->cqs[co->members[m]];
-        if (!s->gives[x->id])
-            continue;
-        if (reclaims) {
-            if (cq->reclaim != TY_SCHED_PREEMPT_NEVER)
-                levels_sum(s, x, cq->reclaim == TY_SCHED_PREEMPT_ANY, w->prio, false, 0);
-        } else if (cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY) {
-            levels_sum(s, x, false, w->prio, cq->has_threshold, cq->threshold);
-        }
+        if (s->gives[x->id] && reclaim)
+            levels_sum(s, x, any_prio, w->prio, false, 0);
     }
     quota_apply(s, cq, -1, false);
     bool possible = sc_fits_quota(s, w, true);
@@ -469,63 +578,46 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
         t.any_node |= !flavored;
     }
     sc_need(s, w);
+    ty_sched_preempt_reason *rs = ty_malloc((size_t)nc * sizeof *rs);
     int nv = 0;
-    bool found = false;
-    /* Fair sharing: Kueue's strategies in turn, LessThanOrEqualToFinalShare (the preemptor's
-     * share with it admitted <= the target queue's share without c), then LessThanInitialShare
-     * (< the target queue's share with c). */
-    for (int strategy = 0; strategy < (fair ? 2 : 1) && !found; strategy++) {
-        for (int i = 0; i < nc && !found; i++) {
-            sc_wl *c = s->cands[i];
-            if (c->cq != w->cq) {
-                sc_cq *x = s->cqs[c->cq];
-                if (fair) {
-                    int64_t mine = sc_share(s, cq, 1), theirs;
-                    if (strategy == 0) {
-                        sc_wl_quota(s, c, -1);
-                        theirs = sc_share(s, x, 0);
-                        sc_wl_quota(s, c, 1);
-                    } else {
-                        theirs = sc_share(s, x, 0);
-                    }
-                    if (strategy == 0 ? mine > theirs : mine >= theirs)
-                        continue;
-                } else if (!borrows_contended(s, cq, x)) {
-                    continue;
-                }
-            }
-            move(s, &t, c, -1);
-            s->victims[nv++] = c;
-            found = fits(s, &t);
+    if (fair) {
+        nv = fair_search(s, &t, nc, rs);
+    } else if (n_own == nc) {
+        /* Only its own queue's: it may borrow (Kueue). */
+        nv = minimal(s, &t, s->cands, nc, true, NULL, rs);
+    } else if (cq->borrow == TY_SCHED_PREEMPT_LOWER_PRIORITY) {
+        /* borrowWithinCohort: other queues' below the threshold may go while it borrows;
+         * above it, only while it stays within its nominal quota. */
+        int32_t threshold = w->prio;
+        if (cq->has_threshold && cq->threshold < threshold)
+            threshold = cq->threshold + 1;
+        int n = nc;
+        if (!under) {
+            n = 0;
+            for (int i = 0; i < nc; i++)
+                if (s->cands[i]->cq == w->cq || s->cands[i]->prio < threshold)
+                    s->cands[n++] = s->cands[i];
         }
-        if (!found) {
-            for (int i = nv - 1; i >= 0; i--)
-                move(s, &t, s->victims[i], 1);
-            nv = 0;
-        }
-    }
-    if (found) {
-        /* Give back every victim that is not needed, the last chosen being needed. */
-        for (int i = nv - 2; i >= 0; i--) {
-            sc_wl *c = s->victims[i];
-            move(s, &t, c, 1);
-            if (fits(s, &t)) {
-                memmove(s->victims + i, s->victims + i + 1,
-                        (size_t)(nv - i - 1) * sizeof *s->victims);
-                nv--;
-            } else {
-                move(s, &t, c, -1);
-                /* back where everything fitted */
-                t.known = t.ok = true;
-            }
-        }
+        nv = minimal(s, &t, s->cands, n, true, &threshold, rs);
+    } else {
+        /* Reclaiming from the cohort only without borrowing, and only while its queue is
+         * below its nominal quota; then its own queue's alone, borrowing. */
+        if (under)
+            nv = minimal(s, &t, s->cands, nc, false, NULL, rs);
+        if (!nv)
+            nv = minimal(s, &t, s->cands + (nc - n_own), n_own, true, NULL, rs);
     }
     free(t.room);
     free(t.counts);
     free(t.takes);
     sc_nodes_sync(s);
-    if (!found)
+    if (!nv) {
+        free(rs);
         return SC_PRE_NONE;
+    }
+    *reasons = sc_alloc(&s->arena, (size_t)nv * sizeof **reasons);
+    memcpy(*reasons, rs, (size_t)nv * sizeof *rs);
+    free(rs);
     hold(s, w);
     /* The victims' pods stay on their nodes until they are gone, and the preemptor's are
      * counted there too (hold). Their quota goes to the preemptor now, as far as it needs it
@@ -536,7 +628,6 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
     for (int k = 0; k < cq->n_fq; k++)
         for (int r = 0; r < s->n_res; r++)
             s->left[cq->fq[k].flavor * SC_R + r] = s->need[k * SC_R + r];
-    ty_sched_preempt_reason *rs = sc_alloc(&s->arena, (size_t)nv * sizeof *rs);
     for (int i = 0; i < nv; i++) {
         sc_wl *c = s->victims[i];
         sc_wl_nodes(s, c, 1);
@@ -549,13 +640,68 @@ int sc_preempt(ty_sched *s, sc_wl *w, int *n_out, ty_sched_preempt_reason **reas
             l++;
         usage_of(s, c, x->lv_use + (size_t)l * (size_t)s->qacc_stride, -1);
         absorb(s, c);
-        rs[i] = c->cq == w->cq ? TY_SCHED_IN_CLUSTER_QUEUE
-                : fair         ? TY_SCHED_IN_COHORT_FAIR_SHARING
-                : borrowing    ? TY_SCHED_IN_COHORT_RECLAIM_WHILE_BORROWING
-                               : TY_SCHED_IN_COHORT_RECLAMATION;
     }
     hold_quota(s, w);
     *n_out = nv;
-    *reasons = rs;
     return SC_PRE_VICTIMS;
+}
+
+/* How much of (flavor f, resource r) admitted c uses. */
+static int64_t use_of(const sc_wl *c, int f, int r)
+{
+    int64_t v = 0;
+    for (int p = 0; p < c->n_ps; p++)
+        for (int k = 0; k < c->ps[p].n_req; k++)
+            if (c->ps[p].aflavor[k] == f && c->ps[p].res[k] == r)
+                v += sc_mul(c->ps[p].req[k], c->ps[p].count);
+    return v;
+}
+
+bool sc_reclaim_possible(ty_sched *s, sc_wl *w, int fqi, int r, int64_t val, int64_t avail)
+{
+    sc_cq *cq = s->cqs[w->cq];
+    const sc_fq *q = &cq->fq[fqi];
+    if (cq->cohort < 0 || q->usage[r] + val > q->nominal[r])
+        return false;
+    if (!s->victim_order)
+        victim_order(s);
+    /* What other queues could give back: their eligible workloads' use, up to what each
+     * borrows (a queue that no longer borrows is no candidate). One walk of the cohort's
+     * candidate list (lowest priority first), until the shortfall is covered. */
+    int64_t from_cohort = 0, short_by = val - avail;
+    int64_t *sum = ty_calloc((size_t)s->n_cqs + 1, sizeof *sum);
+    for (int i = 0; i < cq->n_vl && cq->reclaim != TY_SCHED_PREEMPT_NEVER &&
+                    from_cohort < short_by; i++) {
+        const sc_vent *e = &cq->vl[i];
+        if (cq->reclaim == TY_SCHED_PREEMPT_LOWER_PRIORITY && e->prio >= w->prio)
+            break;
+        const sc_cq *x = s->cqs[e->cq];
+        int xf = x->fq_of[q->flavor];
+        if (x == cq || xf < 0 || e->out)
+            continue;
+        int64_t borrowed = x->fq[xf].usage[r] - x->fq[xf].nominal[r];
+        if (sum[e->cq] >= borrowed)
+            continue;
+        int64_t more = use_of(e->w, q->flavor, r);
+        if (more > borrowed - sum[e->cq])
+            more = borrowed - sum[e->cq];
+        sum[e->cq] += more;
+        from_cohort += more;
+    }
+    free(sum);
+    if (from_cohort >= val - avail)
+        return true;
+    /* Not enough from the cohort: Kueue would take its own queue's workloads too, if any. */
+    bool own = false;
+    for (int i = 0; i < cq->n_vl && !own && cq->vl[i].prio <= w->prio; i++) {
+        const sc_vent *e = &cq->vl[i];
+        if (e->cq != w->cq || e->out)
+            continue;
+        bool ok = cq->within == TY_SCHED_PREEMPT_LOWER_PRIORITY ? e->prio < w->prio
+                  : cq->within == TY_SCHED_PREEMPT_LOWER_OR_NEWER_EQUAL_PRIORITY
+                      ? e->prio < w->prio || (e->prio == w->prio && e->w->queued > w->queued)
+                      : false;
+        own = ok && use_of(e->w, q->flavor, r) > 0;
+    }
+    return !own;
 }

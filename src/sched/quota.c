@@ -93,6 +93,7 @@ void sc_quota_init(ty_sched *s)
         if ((size_t)s->cqs[i]->n_fq > max_fq)
             max_fq = (size_t)s->cqs[i]->n_fq;
     s->need = ty_calloc(max_fq * SC_R, sizeof(int64_t));
+    s->pre = ty_calloc(max_fq * SC_R, sizeof(bool));
     s->left = ty_calloc((size_t)(F ? F : 1) * SC_R, sizeof(int64_t));
 }
 
@@ -245,11 +246,11 @@ bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char 
     return true;
 }
 
-static bool can_preempt(const sc_cq *cq)
+/* Kueue's canPreemptWhileBorrowing: a request above the nominal quota may still preempt. */
+static bool preempts_borrowing(const ty_sched *s, const sc_cq *cq)
 {
-    return cq->within != TY_SCHED_PREEMPT_NEVER ||
-           (cq->cohort >= 0 &&
-            (cq->reclaim != TY_SCHED_PREEMPT_NEVER || cq->borrow != TY_SCHED_PREEMPT_NEVER));
+    return cq->borrow != TY_SCHED_PREEMPT_NEVER ||
+           (s->cfg.fair_sharing && cq->reclaim != TY_SCHED_PREEMPT_NEVER);
 }
 
 static void add_reason(char *buf, const char *reason)
@@ -268,6 +269,8 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
         msg[0] = 0;
     int worst = SC_FIT;
     char reasons[SC_MSG], why[400];
+    for (int p = 0; p < w->n_ps; p++)
+        memset(w->ps[p].gmode, SC_NOFIT, sizeof w->ps[p].gmode);
     for (int p = 0; p < w->n_ps; p++) {
         sc_ps *ps = &w->ps[p];
         reasons[0] = 0;
@@ -286,8 +289,10 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
             if (!mine)
                 continue;
             unassigned &= ~mine;
-            int best = -1, best_mode = SC_NOFIT;
-            for (int e = gr->first; e < gr->first + gr->n; e++) {
+            int best = -1, best_mode = SC_NOFIT, last = -1;
+            int start = g < SC_R ? ps->from[g] : 0;
+            for (int e = gr->first + start; e < gr->first + gr->n; e++) {
+                last = e - gr->first;
                 sc_fq *q = &cq->fq[e];
                 sc_flavor *f = s->flavors[q->flavor];
                 if (!sc_compatible(s, ps, f, msg ? why : NULL, sizeof why)) {
@@ -296,12 +301,14 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                     continue;
                 }
                 int mode = SC_FIT;
+                bool borrows = false;
                 for (int k = 0; k < ps->n_req; k++) {
                     if (!(mine & (1u << k)) || !ps->req[k])
                         continue;
                     int r = ps->res[k];
                     int64_t val = sat_add(acc[e * SC_R + r], sat_mul(ps->req[k], ps->count));
                     int64_t avail = sc_avail(s, cq, q, r);
+                    borrows |= cq->cohort >= 0 && sat_add(q->usage[r], val) > q->nominal[r];
                     int m;
                     if (val <= avail) {
                         m = sat_add(q->usage[r], val) > q->nominal[r] ? SC_BORROW : SC_FIT;
@@ -319,7 +326,16 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                                 add_reason(reasons, why);
                             }
                         } else {
-                            m = can_preempt(cq) ? SC_PREEMPT : SC_NOFIT;
+                            /* Kueue: only what fits the nominal quota may preempt (it
+                             * would otherwise take others' quota to borrow it), unless
+                             * borrowWithinCohort (or fair sharing) lets it. */
+                            m = val <= q->nominal[r] || preempts_borrowing(s, cq) ? SC_PREEMPT
+                                                                                : SC_NOFIT;
+                            /* Taking back lent quota beats preempting in its own queue
+                             * when there is another flavor to prefer. */
+                            if (val <= q->nominal[r] && gr->n > 1 && !cq->preempt_first &&
+                                sc_reclaim_possible(s, w, e, r, val, avail > 0 ? avail : 0))
+                                m = SC_RECLAIM;
                             if (msg) {
                                 snprintf(why, sizeof why,
                                          "insufficient unused quota for %s in flavor %s, %s "
@@ -338,8 +354,13 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
                     best_mode = mode;
                 }
                 if (mode == SC_FIT || (mode == SC_BORROW && !cq->try_next_on_borrow) ||
-                    (mode == SC_PREEMPT && cq->preempt_first))
+                    ((mode == SC_PREEMPT || mode == SC_RECLAIM) && cq->preempt_first &&
+                     (!borrows || !cq->try_next_on_borrow)))
                     break;
+            }
+            if (g < SC_R) {
+                ps->upto[g] = (int16_t)last;
+                ps->gmode[g] = (int8_t)best_mode;
             }
             if (best < 0) {
                 ps_mode = SC_NOFIT;
@@ -377,5 +398,28 @@ int sc_assign(ty_sched *s, sc_wl *w, char *msg)
         if (ps_mode == SC_NOFIT)
             return SC_NOFIT;
     }
-    return worst;
+    return worst == SC_RECLAIM ? SC_PREEMPT : worst;
+}
+
+bool sc_assign_next(ty_sched *s, sc_wl *w)
+{
+    const sc_cq *cq = s->cqs[w->cq];
+    bool moved = false;
+    for (int p = 0; p < w->n_ps; p++) {
+        sc_ps *ps = &w->ps[p];
+        for (int g = 0; g < cq->n_groups && g < SC_R; g++)
+            if ((ps->gmode[g] == SC_PREEMPT || ps->gmode[g] == SC_RECLAIM) &&
+                ps->upto[g] + 1 < cq->groups[g].n) {
+                ps->from[g] = (int16_t)(ps->upto[g] + 1);
+                moved = true;
+            }
+    }
+    return moved;
+}
+
+bool sc_short(const ty_sched *s, const sc_wl *w, int fqi, int r)
+{
+    const sc_cq *cq = s->cqs[w->cq];
+    int64_t v = s->need[fqi * SC_R + r];
+    return v > 0 && v > sc_avail(s, cq, &cq->fq[fqi], r);
 }

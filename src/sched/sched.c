@@ -65,6 +65,7 @@ ty_sched *ty_sched_new(const ty_sched_config *cfg)
                                                                   : "nvidia.com/gpu");
     s->cfg.pack_resource = s->pack_name;
     s->pack = -1;
+    s->pods = -1;
     return s;
 }
 
@@ -90,6 +91,7 @@ void ty_sched_free(ty_sched *s)
     free(s->strs);
     free(s->dec);
     free(s->need);
+    free(s->pre);
     free(s->left);
     free(s->placed);
     free(s->placed2);

@@ -54,17 +54,28 @@
  * - Preemption, when a workload does not fit: candidates are admitted, not already evicting
  *   workloads of its own queue (withinClusterQueue: LowerPriority = strictly lower priority;
  *   LowerOrNewerEqualPriority = lower, or equal and queued after it) and of other queues of the
- *   cohort that are borrowing the contended resource (reclaimWithinCohort: LowerPriority or Any,
- *   allowed only while the preemptor's queue stays within its nominal quota after admission;
- *   borrowWithinCohort LowerPriority: also while borrowing, victims' priority strictly lower and
- *   <= maxPriorityThreshold). With fair sharing on, cohort candidates are instead the admitted
- *   workloads of queues whose share stays above the preemptor queue's share after the swap.
- *   Candidates are taken other queues first, then lowest priority, then most recently admitted,
- *   until the workload fits quota and nodes; then every victim that is not needed is given back
- *   (fewest victims). The workload gets a PREEMPT decision with the victims; in this pass the
- *   victims' usage counts as the preemptor's, so nothing else takes the room being made. While
- *   admitted workloads it could use are still evicting (they hold their usage until their pods
- *   are gone) and ignoring them would make it fit, it waits instead of choosing more victims.
+ *   cohort that borrow a contended (flavor, resource) (reclaimWithinCohort: LowerPriority or
+ *   Any). Contended: what the workload needs beyond what is available. As Kueue's getTargets:
+ *   with only its own queue's candidates it may borrow; with borrowWithinCohort LowerPriority,
+ *   other queues' workloads below the threshold (its priority, or maxPriorityThreshold + 1
+ *   when lower) may go while it borrows, those above it only if it then fits without
+ *   borrowing, and while its queue is at or above its nominal quota of a contended resource
+ *   only those below the threshold; otherwise, while its queue is below its nominal quota of
+ *   every contended resource, victims from the whole cohort and its queue together so that it
+ *   fits without borrowing, else its own queue's alone, borrowing. With fair sharing on,
+ *   cohort candidates must pass the share strategies below. Candidates are taken other
+ *   queues first, then lowest priority, then most recently admitted (another queue's only
+ *   while it still borrows), until the workload fits quota and nodes; then every victim that
+ *   is not needed is given back (fewest victims). The workload gets a PREEMPT decision with the
+ *   victims; in this pass the victims' usage counts as the preemptor's, so nothing else takes
+ *   the room being made. While admitted workloads it could use are still evicting (they hold
+ *   their usage until their pods are gone) and ignoring them would make it fit, it waits
+ *   instead of choosing more victims.
+ * - No victims: when the flavors chosen in preemption mode give none, the next flavors are
+ *   tried (Kueue's next cycle starts after the flavor it last tried); when none helps, a
+ *   StrictFIFO head keeps the quota it would take (up to its nominal quota, or its borrowing
+ *   limit when it borrows) from everything after it in the pass, unless reclaimWithinCohort is
+ *   Any (it can always get lent quota back). Not reported as usage.
  * - Fair sharing (config.fair_sharing): a queue's share is, over resources, the largest
  *   ratio of what it borrows above its nominal quota to the cohort's lendable total, times
  *   1000, divided by its weight (weight 0: only its nominal quota). Admission across queues
@@ -79,12 +90,18 @@
  *   counts as the nominal quota.
  * - Flavor modes are Kueue's: Fit (no borrowing), Borrow, Preempt (the request exceeds what is
  *   free but not the maximum capacity, min(N + B, guaranteed + the cohort's lendable total), and
- *   a preemption policy of the queue could help), NoFit. Per resource group the best mode wins,
- *   the first flavor among equals; the loop stops as flavorFungibility says. Pod sets are
- *   assigned in order, each seeing what the earlier ones of the same workload take. Flavor
- *   compatibility: the pod set's node selector must agree with the flavor's node labels on the
- *   keys the flavor has; the flavor's NoSchedule/NoExecute taints must be tolerated by the pod
- *   set's or the flavor's tolerations ("untolerated taint k=v:Effect in flavor F").
+ *   is within the flavor's nominal quota, or borrowWithinCohort is set, or fair sharing with
+ *   reclaimWithinCohort), NoFit; Preempt that only takes back lent quota (it stays within its
+ *   nominal quota, and other queues' borrowing covers the shortfall or its own queue has no
+ *   victims: Kueue's IsReclaimPossible, by quota) ranks above Preempt in its own queue when the
+ *   group has other flavors to prefer. Per resource group the best mode wins, the first flavor
+ *   among equals; the loop stops as flavorFungibility says (whenCanPreempt Preempt stops at a
+ *   flavor in preemption mode unless it would borrow there and whenCanBorrow is
+ *   TryNextFlavor). Pod sets are assigned in order, each seeing what the earlier ones of the
+ *   same workload take. Flavor compatibility: the pod set's node selector must agree with the
+ *   flavor's node labels on the keys the flavor has; the flavor's NoSchedule/NoExecute taints
+ *   must be tolerated by the pod set's or the flavor's tolerations ("untolerated taint
+ *   k=v:Effect in flavor F").
  * - Best fit: "fewest free of the other resources" is the sum over them of free/allocatable.
  * - Preemption is also tried when the quota fits but the nodes do not (the candidates then
  *   free nodes, not quota); quota alone is checked first over all candidates, so a hopeless
@@ -101,6 +118,8 @@
  *   block a StrictFIFO queue. Whole nodes are reserved only for a gang that fits its quota but
  *   not the nodes (one per queue and pass); one that would not fit even on drained nodes
  *   reserves nothing and its message says "it cannot fit even on empty nodes".
+ * - A request of the resource "pods" (Kueue's pod count, one per pod, which the caller adds
+ *   when a queue covers "pods") counts against quota only, never against a node's room.
  * - ty_sched_usage() and ty_sched_weighted_share() report what is admitted: the pass's victims
  *   still count, preemptors not yet. Admitted workloads on a flavor their queue no longer lists
  *   still count, as usage without quota. Cohort totals are 128-bit (memory in milli-bytes of a

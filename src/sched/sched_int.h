@@ -178,6 +178,11 @@ typedef struct sc_ps {
     int16_t aflavor[SC_R]; /* admitted: flavor per request */
     int32_t *anodes;       /* admitted: node per pod */
     int16_t flav[SC_R];    /* pass: the assignment being tried, flavor per request */
+    /* pass, per resource group of its queue (below SC_R): the flavor entry (offset in the
+     * group) to start from, the last one tried and the mode chosen, so that a preemption
+     * that finds no victims can go on with the next flavor as Kueue's next cycle would */
+    int16_t from[SC_R], upto[SC_R];
+    int8_t gmode[SC_R];
 } sc_ps;
 
 typedef struct sc_wl {
@@ -196,7 +201,10 @@ typedef struct sc_wl {
     int32_t vpos; /* admitted: its entry in its queue's vl */
 } sc_wl;
 
-enum { SC_NOFIT, SC_PREEMPT, SC_BORROW, SC_FIT };
+/* Flavor modes, worst first. SC_RECLAIM: preemption that takes back lent quota only, preferred
+ * to preemption in its own queue (Kueue's granular modes); outside quota.c it counts as
+ * SC_PREEMPT (sc_assign returns SC_PREEMPT for it). */
+enum { SC_NOFIT, SC_PREEMPT, SC_RECLAIM, SC_BORROW, SC_FIT };
 
 struct ty_sched {
     ty_sched_config cfg;
@@ -205,6 +213,7 @@ struct ty_sched {
     const char *res[SC_R];
     int n_res;
     int pack; /* resource index of the packing resource, or -1 */
+    int pods; /* resource index of "pods" (a pod count: quota only, never node room), or -1 */
     const char *pack_name;
 
     sc_flavor **flavors;
@@ -242,6 +251,7 @@ struct ty_sched {
     int64_t *qacc;     /* [cq * qacc_stride + fq * SC_R + r]: summed quota of candidates */
     int qacc_stride;
     bool *gives; /* by queue: gives back to the current preemptor */
+    bool *pre;   /* [fq * SC_R + r] of the preemptor's queue: contended (needs preemption) */
 };
 
 static inline int64_t sc_mul(int64_t a, int64_t b)
@@ -265,9 +275,17 @@ int64_t sc_maxcap(const ty_sched *s, const sc_cq *cq, const sc_fq *fq, int r);
 void sc_usage_add(ty_sched *s, sc_cq *cq, int fqi, int r, int64_t delta);
 /* Adds (sign 1) or removes (-1) an admitted workload's quota usage. */
 void sc_wl_quota(ty_sched *s, sc_wl *w, int sign);
-/* Chooses a flavor per request into ps->flav; returns SC_FIT..SC_NOFIT; msg (may be NULL)
- * gets Kueue's message when the result is not SC_FIT/SC_BORROW. */
+/* Chooses a flavor per request into ps->flav, each group starting at ps->from; returns
+ * SC_FIT..SC_NOFIT; msg (may be NULL) gets Kueue's message when the result is not
+ * SC_FIT/SC_BORROW. */
 int sc_assign(ty_sched *s, sc_wl *w, char *msg);
+/* After an assignment in preemption mode that found no victims: moves every group that chose
+ * a flavor in preemption mode before its last one on to the next flavor (Kueue's
+ * LastAssignment); false when none can move. */
+bool sc_assign_next(ty_sched *s, sc_wl *w);
+/* Whether a (flavor entry, resource) of w's queue needs preemption for w's current
+ * assignment (s->need set): w needs more than is available. */
+bool sc_short(const ty_sched *s, const sc_wl *w, int fqi, int r);
 /* Fills s->need for w's current assignment; returns false when a flavor has no quota entry. */
 void sc_need(ty_sched *s, sc_wl *w);
 bool sc_fits_quota(ty_sched *s, sc_wl *w, bool allow_borrow);
@@ -317,5 +335,9 @@ enum { SC_PRE_NONE, SC_PRE_VICTIMS, SC_PRE_EVICTING };
 /* On SC_PRE_VICTIMS: s->victims holds *n victims with reasons in *reasons (arena), s->placed2
  * the preemptor's nodes. On SC_PRE_EVICTING: *n evicting workloads to wait for. */
 int sc_preempt(ty_sched *s, sc_wl *w, int *n, ty_sched_preempt_reason **reasons);
+/* Kueue's IsReclaimPossible for val of (w's queue's fq entry fqi, resource r), with avail
+ * available: it stays within its nominal quota, and what other queues borrow and could give
+ * back covers the shortfall, or its own queue has no victims for it. Quota only. */
+bool sc_reclaim_possible(ty_sched *s, sc_wl *w, int fqi, int r, int64_t val, int64_t avail);
 
 #endif

@@ -170,7 +170,7 @@ static int fail_code(ty_error *err, int code, const char *fmt, ...)
 static bool cluster_scoped(const char *resource)
 {
     static const char *const names[] = {"nodes", "namespaces", "priorityclasses",
-                                        "resourceflavors", "clusterqueues",
+                                        "resourceflavors", "admissionchecks", "clusterqueues",
                                         "workloadpriorityclasses"};
     for (size_t i = 0; i < TY_ARRAY_LEN(names); i++)
         if (strcmp(resource, names[i]) == 0)

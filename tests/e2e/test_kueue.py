@@ -323,3 +323,139 @@ def test_stop_policy_hold_and_drain_evicts_and_resumes(start_server, marker, tmp
     assert wait_until(lambda: running(server, "default", "held", 1) and
                       running(server, "default", "later", 1), 30), \
         server.kubectl("get", "workloads").stdout
+
+
+def test_pods_quota_counts_pods_and_missing_flavors_are_named(start_server, marker, tmp_path):
+    server = start_server("2x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    # A ClusterQueue naming flavors that do not exist says which, as Kueue does.
+    ghost = json.loads(cluster_queue("ghost", 4))
+    ghost["spec"]["resourceGroups"][0]["flavors"] = [
+        {"name": n, "resources": [{"name": r, "nominalQuota": 1}
+                                  for r in ("cpu", "memory", "nvidia.com/gpu")]}
+        for n in ("x-one", "x-two")]
+    # `pods` in a queue's quota is Kueue's pod count: at most 2 pods admitted here.
+    pq = json.loads(cluster_queue("pq", 8))
+    pq["spec"]["resourceGroups"][0]["coveredResources"].append("pods")
+    pq["spec"]["resourceGroups"][0]["flavors"][0]["resources"].append(
+        {"name": "pods", "nominalQuota": 2})
+    apply(server, tmp_path, FLAVOR, json.dumps(ghost), json.dumps(pq),
+          local_queue("default", "main", "pq"))
+    active = lambda name: condition(server.json("get", "clusterqueue", name), "Active") or {}
+    assert wait_until(lambda: active("ghost").get("reason") == "FlavorNotFound", 10), \
+        active("ghost")
+    assert active("ghost")["status"] == "False"
+    assert active("ghost")["message"] == \
+        "Can't admit new workloads: references missing ResourceFlavor(s): [x-one x-two]."
+    assert wait_until(lambda: active("pq").get("status") == "True", 10), active("pq")
+
+    # Three pods do not fit a quota of two, whatever the other resources say.
+    apply(server, tmp_path, gpu_job("three", marker, "main", 1, workers=2))
+    msg = lambda job: (condition(workload(server, "default", job), "QuotaReserved") or {}) \
+        .get("message", "")
+    assert wait_until(lambda: "insufficient quota for pods in flavor default-flavor, request > "
+                              "maximum capacity (3 > 2)" in msg("three"), 15), msg("three")
+    server.kubectl("delete", "pytorchjob", "three")
+    # Two pods do: the admission names the flavor of `pods`, and the usage counts them.
+    apply(server, tmp_path, gpu_job("two", marker, "main", 1, workers=1))
+    assert wait_until(lambda: running(server, "default", "two", 2), 30), msg("two")
+    psas = workload(server, "default", "two")["status"]["admission"]["podSetAssignments"]
+    assert all(p["flavors"]["pods"] == "default-flavor" for p in psas), psas
+    assert sorted(p["resourceUsage"]["pods"] for p in psas) == ["1", "1"], psas
+
+    def reserved_pods():
+        st = server.json("get", "clusterqueue", "pq").get("status", {})
+        for f in st.get("flavorsReservation", []):
+            for r in f["resources"]:
+                if r["name"] == "pods":
+                    return r["total"]
+        return None
+    assert wait_until(lambda: reserved_pods() == "2", 10), reserved_pods()
+
+
+def test_admission_check_gates_admission_until_ready(start_server, marker, tmp_path):
+    server = start_server("1x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    check = json.dumps({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "AdmissionCheck",
+                        "metadata": {"name": "check1"},
+                        "spec": {"controllerName": "example.com/approver"}})
+    cq = json.loads(cluster_queue("gated", 4))
+    cq["spec"]["admissionChecks"] = ["check1"]
+    missing = json.loads(cluster_queue("gated-missing", 4))
+    missing["spec"]["admissionChecks"] = ["nope"]
+    apply(server, tmp_path, FLAVOR, check, json.dumps(cq), json.dumps(missing),
+          local_queue("default", "main", "gated"))
+    got = server.json("get", "admissioncheck", "check1")
+    assert got["spec"]["retryDelayMinutes"] == 15
+    active = lambda name: condition(server.json("get", "clusterqueue", name), "Active") or {}
+    # The check's controller has not said it is ready: the queue admits nothing.
+    assert wait_until(lambda: active("gated").get("reason") == "AdmissionCheckInactive", 10), \
+        active("gated")
+    assert active("gated")["message"] == \
+        "Can't admit new workloads: references inactive AdmissionCheck(s): [check1]."
+    assert wait_until(lambda: active("gated-missing").get("reason") == "AdmissionCheckNotFound",
+                      10), active("gated-missing")
+    assert active("gated-missing")["message"] == \
+        "Can't admit new workloads: references missing AdmissionCheck(s): [nope]."
+    apply(server, tmp_path, gpu_job("gated-job", marker, "main", 1, cmd="sleep 2"))
+    msg = lambda: (condition(workload(server, "default", "gated-job"), "QuotaReserved") or {}) \
+        .get("message", "")
+    assert wait_until(lambda: "ClusterQueue gated is inactive" in msg(), 10), msg()
+
+    # Its controller marks it Active: the queue becomes active and reserves quota, but the
+    # workload is not admitted (its job stays suspended) until the check is Ready.
+    cond = {"type": "Active", "status": "True", "reason": "Active", "message": "ready",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    server.kubectl("patch", "admissioncheck", "check1", "--subresource=status", "--type=merge",
+                   "-p", json.dumps({"status": {"conditions": [cond]}}))
+    assert wait_until(lambda: active("gated").get("status") == "True", 10), active("gated")
+    wl = lambda: workload(server, "default", "gated-job")
+    assert wait_until(lambda: is_true(wl(), "QuotaReserved"), 10), msg()
+    checks = wl()["status"]["admissionChecks"]
+    assert [(c["name"], c["state"]) for c in checks] == [("check1", "Pending")], checks
+    assert not is_true(wl(), "Admitted")
+    assert server.json("get", "pytorchjob", "gated-job")["spec"]["runPolicy"]["suspend"] is True
+    assert pods_of(server, "default", "gated-job") == []
+
+    # The check's controller says Ready through the status subresource: admitted, it runs.
+    ready = dict(checks[0], state="Ready", message="approved")
+    server.kubectl("patch", "workload", wl()["metadata"]["name"], "--subresource=status",
+                   "--type=merge", "-p", json.dumps({"status": {"admissionChecks": [ready]}}))
+    assert wait_until(lambda: is_true(wl(), "Admitted"), 10), wl()["status"]
+    assert wait_until(lambda: job_condition(server, "default", "gated-job", "Succeeded"), 30)
+
+
+def test_admission_check_retry_requeues_and_rejected_deactivates(start_server, marker,
+                                                                 tmp_path):
+    server = start_server("1x{cpu:8,memory:16Gi,nvidia.com/gpu:4}")
+    check = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "AdmissionCheck",
+             "metadata": {"name": "check1"}, "spec": {"controllerName": "example.com/a"},
+             "status": {"conditions": [{"type": "Active", "status": "True", "reason": "Active",
+                                        "message": "ready",
+                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
+    cq = json.loads(cluster_queue("gated", 4))
+    cq["spec"]["admissionChecks"] = ["check1"]
+    apply(server, tmp_path, FLAVOR, json.dumps(check), json.dumps(cq),
+          local_queue("default", "main", "gated"))
+    # A created object's status is dropped: the controller sets Active through the status.
+    server.kubectl("patch", "admissioncheck", "check1", "--subresource=status", "--type=merge",
+                   "-p", json.dumps({"status": check["status"]}))
+    apply(server, tmp_path, gpu_job("job", marker, "main", 1))
+    wl = lambda: workload(server, "default", "job")
+    assert wait_until(lambda: is_true(wl(), "QuotaReserved"), 15), wl()
+    state = lambda s: json.dumps({"status": {"admissionChecks": [dict(
+        wl()["status"]["admissionChecks"][0], state=s, message=s.lower())]}})
+    # Retry: evicted, the quota goes back, and it is requeued with its check Pending again.
+    server.kubectl("patch", "workload", wl()["metadata"]["name"], "--subresource=status",
+                   "--type=merge", "-p", state("Retry"))
+    assert wait_until(lambda: (condition(wl(), "Requeued") or {}).get("reason") ==
+                      "AdmissionCheck", 15), wl()["status"]
+    assert wait_until(lambda: [c["state"] for c in wl()["status"].get("admissionChecks", [])]
+                      == ["Pending"], 15), wl()["status"]
+    # Requeued after its back-off, it reserves again; Rejected then deactivates it.
+    assert wait_until(lambda: is_true(wl(), "QuotaReserved"), 15), wl()["status"]
+    server.kubectl("patch", "workload", wl()["metadata"]["name"], "--subresource=status",
+                   "--type=merge", "-p", state("Rejected"))
+    assert wait_until(lambda: wl()["spec"].get("active") is False, 15), wl()
+    ev = condition(wl(), "Evicted")
+    assert ev["reason"] == "DeactivatedDueToAdmissionCheck", ev
+    assert wait_until(lambda: not is_true(wl(), "QuotaReserved"), 15), wl()["status"]
+    assert pods_of(server, "default", "job") == []

@@ -325,7 +325,7 @@ def test_priorityclass_strategic_merge_and_discovery(server, tmp_path):
     # Discovery: both groups at their versions, in the aggregated form kubectl reads.
     out = server.kubectl("api-resources", "--api-group=kueue.x-k8s.io", "-o", "wide").stdout
     rows = {l.split()[0]: l for l in out.strip().splitlines()[1:]}
-    assert set(rows) == {"clusterqueues", "localqueues", "resourceflavors",
+    assert set(rows) == {"admissionchecks", "clusterqueues", "localqueues", "resourceflavors",
                          "workloadpriorityclasses", "workloads"}
     assert "kueue.x-k8s.io/v1beta1" in rows["clusterqueues"] and " cq " in rows["clusterqueues"]
     assert "flavor,flavors,rf" in rows["resourceflavors"]
@@ -376,3 +376,38 @@ spec:
     assert p.returncode != 0
     assert "resources[2].nominalQuota: Invalid value: \"-2\": must be greater than or equal " \
         "to 0" in p.stderr, p.stderr
+
+
+def test_admission_check_kind_validation_and_explain(server, tmp_path):
+    ac = """\
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: AdmissionCheck
+metadata:
+  name: prov
+spec:
+  controllerName: %s
+  parameters: {apiGroup: kueue.x-k8s.io, kind: ProvisioningRequestConfig, name: %s}
+"""
+    p = apply(server, tmp_path, ac % ('""', "Bad_Name"), check=False)
+    assert p.returncode != 0
+    assert "spec.controllerName: Required value" in p.stderr, p.stderr
+    assert "spec.parameters.name: Invalid value: \"Bad_Name\"" in p.stderr, p.stderr
+    assert server.json("get", "admissionchecks")["items"] == []
+    assert "admissioncheck.kueue.x-k8s.io/prov created" in \
+        apply(server, tmp_path, ac % ("kueue.x-k8s.io/provisioning-request", "cfg")).stdout
+    got = server.json("get", "admissioncheck", "prov")
+    assert got["spec"]["retryDelayMinutes"] == 15
+    # controllerName is immutable (the CRD's CEL rule).
+    p = apply(server, tmp_path, ac % ("example.com/other", "cfg"), check=False)
+    assert 'spec.controllerName: Invalid value: "string": field is immutable' in p.stderr, \
+        p.stderr
+    # Its controller sets Active through the status subresource.
+    cond = {"type": "Active", "status": "True", "reason": "Active", "message": "ok",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    server.kubectl("patch", "admissioncheck", "prov", "--subresource=status", "--type=merge",
+                   "-p", json.dumps({"status": {"conditions": [cond]}}))
+    assert server.json("get", "admissioncheck", "prov")["status"]["conditions"][0]["status"] \
+        == "True"
+    out = server.kubectl("explain", "admissioncheck.spec").stdout
+    assert "controllerName" in out and "parameters" in out
+    assert "prov" in server.kubectl("get", "admissionchecks").stdout

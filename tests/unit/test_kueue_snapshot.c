@@ -106,8 +106,10 @@ Test(kueue_snapshot, a_missing_flavor_makes_the_queue_inactive)
     snap x = {0};
     build(&x, "[]", "[" CQ("cq", "8", "") "]", "[" LQ("ml", "main", "cq") "]",
           "[" WL("ml", "a", "main", "1", "1", "") "]", "[" NODE("n1", "8") "]", "[]");
-    cr_assert_str_eq(json_string_value(json_object_get(x.inactive, "cq")),
-                     "flavor gpu is not found");
+    const json_t *why = json_object_get(x.inactive, "cq");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "reason")), "FlavorNotFound");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "message")),
+                     "references missing ResourceFlavor(s): [gpu]");
     cr_assert_str_eq(x.routes[0].problem, "ClusterQueue cq is inactive");
     done(&x);
 }
@@ -167,5 +169,62 @@ Test(kueue_snapshot, finished_workloads_hold_nothing)
           WL("ml", "new", "main", "8", "1", "") "]",
           "[" NODE("n1", "8") "]", "[]");
     cr_assert_eq(verdict(&x, "ml/new"), TY_SCHED_ADMIT);
+    done(&x);
+}
+
+/* Kueue's AdmissionChecksForWorkload: the queue's admissionChecks, and the strategy's rules
+ * for every flavor or for a flavor the admission uses; sorted, each once. */
+Test(kueue_snapshot, the_checks_of_a_workload_follow_the_strategy_by_flavor)
+{
+    json_t *cq = parse("{\"metadata\":{\"name\":\"cq\"},\"spec\":{\"admissionChecks\":"
+                       "[\"zeta\",\"alpha\"],\"admissionChecksStrategy\":{\"admissionChecks\":["
+                       "{\"name\":\"spot-only\",\"onFlavors\":[\"spot\"]},"
+                       "{\"name\":\"everywhere\"},{\"name\":\"alpha\"}]}}}");
+    json_t *on_demand = parse("{\"podSetAssignments\":[{\"name\":\"w\",\"flavors\":"
+                              "{\"cpu\":\"on-demand\"}}]}");
+    json_t *spot = parse("{\"podSetAssignments\":[{\"name\":\"w\",\"flavors\":"
+                         "{\"cpu\":\"on-demand\",\"nvidia.com/gpu\":\"spot\"}}]}");
+    json_t *r = ty_kueue_checks_for(cq, on_demand);
+    char *a = json_dumps(r, JSON_COMPACT);
+    cr_assert_str_eq(a, "[\"alpha\",\"everywhere\",\"zeta\"]");
+    free(a);
+    json_decref(r);
+    r = ty_kueue_checks_for(cq, spot);
+    a = json_dumps(r, JSON_COMPACT);
+    cr_assert_str_eq(a, "[\"alpha\",\"everywhere\",\"spot-only\",\"zeta\"]");
+    free(a);
+    json_decref(r);
+    /* No admission: every check the queue names (what it needs to be active). */
+    r = ty_kueue_checks_for(cq, NULL);
+    a = json_dumps(r, JSON_COMPACT);
+    cr_assert_str_eq(a, "[\"alpha\",\"everywhere\",\"spot-only\",\"zeta\"]");
+    free(a);
+    json_decref(r);
+    json_decref(cq);
+    json_decref(on_demand);
+    json_decref(spot);
+}
+
+/* A queue whose checks are missing or not Active is left out, and says which, in Kueue's
+ * order: flavors, missing checks, inactive checks. */
+Test(kueue_snapshot, missing_and_inactive_admission_checks_make_the_queue_inactive)
+{
+    snap x = {0};
+    x.o.admission_checks = parse(
+        "[{\"metadata\":{\"name\":\"idle\"},\"spec\":{\"controllerName\":\"c\"}},"
+        "{\"metadata\":{\"name\":\"ok\"},\"spec\":{\"controllerName\":\"c\"},\"status\":"
+        "{\"conditions\":[{\"type\":\"Active\",\"status\":\"True\"}]}}]");
+    build(&x, "[]", "[" CQ("cq", "8", ",\"admissionChecks\":[\"ok\",\"idle\",\"gone\"]") ","
+                    CQ("good", "8", ",\"admissionChecks\":[\"ok\"]") "]",
+          "[" LQ("ml", "main", "cq") "]", "[" WL("ml", "a", "main", "1", "1", "") "]",
+          "[" NODE("n1", "8") "]", "[]");
+    const json_t *why = json_object_get(x.inactive, "cq");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "reason")), "FlavorNotFound");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "message")),
+                     "references missing ResourceFlavor(s): [gpu], references missing "
+                     "AdmissionCheck(s): [gone], references inactive AdmissionCheck(s): [idle]");
+    why = json_object_get(x.inactive, "good");
+    cr_assert_str_eq(json_string_value(json_object_get(why, "message")),
+                     "references missing ResourceFlavor(s): [gpu]");
     done(&x);
 }
