@@ -88,7 +88,10 @@ static int load_jobs(char **files, int nfiles, json_t *objects)
         }
         for (size_t d = 0; d < m->ndocs; d++) {
             ty_field_errors errs = TY_FIELD_ERRORS_INIT;
-            if (ty_api_admit(m, m->docs[d].obj, &errs) < 0) {
+            int rc = ty_api_admit(m, m->docs[d].obj, &errs);
+            for (size_t w = 0; w < errs.nwarnings; w++)
+                fprintf(stderr, "trainyard: %s: warning: %s\n", m->file, errs.warnings[w]);
+            if (rc < 0) {
                 ty_buf out = TY_BUF_INIT;
                 ty_field_errors_format(&errs, m->file, &out);
                 fputs(out.data, stderr);
