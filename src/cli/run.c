@@ -27,6 +27,7 @@
 #include "cli/node.h"
 #include "cli/nodespec.h"
 #include "cli/view.h"
+#include "controllers/kubeflow.h"
 #include "controllers/workloads.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -96,6 +97,14 @@ static int load_jobs(char **files, int nfiles, json_t *objects)
                 ty_field_errors_format(&errs, m->file, &out);
                 fputs(out.data, stderr);
                 ty_buf_free(&out);
+                bad = 1;
+            } else if (ty_kubeflow_managed_elsewhere(m->docs[d].obj)) {
+                /* The operator would never run it, and the run would wait for it forever. */
+                json_t *run = json_object_get(json_object_get(m->docs[d].obj, "spec"), "runPolicy");
+                ty_pos p = ty_manifest_pos_member(m, run, "managedBy", false);
+                fprintf(stderr, "%s:%d:%d: spec.runPolicy.managedBy: \"%s\" runs this job, not "
+                        "the training operator: trainyard run has no such controller\n", m->file,
+                        p.line, p.col, ty_kubeflow_managed_elsewhere(m->docs[d].obj));
                 bad = 1;
             } else {
                 json_array_append(objects, m->docs[d].obj);

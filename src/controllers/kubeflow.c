@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/core.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "controllers/kubeflow_int.h"
@@ -552,6 +553,13 @@ json_t *ty_kubeflow_pod(const json_t *job, const char *rtype, int index, ty_kube
     return pod;
 }
 
+const char *ty_kubeflow_managed_elsewhere(const json_t *job)
+{
+    const char *by = json_string_value(
+        json_object_get(json_object_get(json_object_get(job, "spec"), "runPolicy"), "managedBy"));
+    return by && strcmp(by, "kubeflow.org/training-operator") != 0 ? by : NULL;
+}
+
 json_t *ty_kubeflow_service(const json_t *job, const char *rtype, int index, ty_error *err)
 {
     const ty_kf_kind *k;
@@ -595,5 +603,6 @@ json_t *ty_kubeflow_service(const json_t *job, const char *rtype, int index, ty_
     json_object_set_new(svc, "kind", json_string("Service"));
     json_object_set_new(svc, "metadata", meta);
     json_object_set_new(svc, "spec", sspec);
+    ty_core_service_defaults(svc);
     return svc;
 }

@@ -339,3 +339,46 @@ def test_get_answers_a_table_in_one_request_whatever_the_chunk_size(server, mark
     gets = [line for line in p.stderr.splitlines()
             if "GET" in line and "/pytorchjobs" in line and "round_trippers" in line]
     assert len(gets) == 8, gets
+
+
+def test_services_suspend_and_jobs_managed_elsewhere(server, marker):
+    """The operator's headless services as a cluster stores them; suspending a job deletes
+    its services with its pods; a job that another controller manages is left alone."""
+    job = json.loads(pytorchjob("svc", marker, master_cmd="sleep 300"))
+    assert request(server, "POST", BASE, json.dumps(job).encode())[0] == 201
+    assert wait_until(lambda: running(server, ["svc-master-0"]), 30)
+    svc = server.json("get", "service", "svc-master-0")
+    assert svc["spec"] == {
+        "clusterIP": "None", "clusterIPs": ["None"], "internalTrafficPolicy": "Cluster",
+        "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "sessionAffinity": "None",
+        "type": "ClusterIP", "selector": svc["metadata"]["labels"],
+        "ports": [{"name": "pytorchjob-port", "port": 23456, "protocol": "TCP",
+                   "targetPort": 23456}]}, svc
+    row = server.kubectl("get", "service", "svc-master-0", "--no-headers").stdout.split()
+    assert row[:5] == ["svc-master-0", "ClusterIP", "None", "<none>", "23456/TCP"], row
+    # A service made through the API gets the same defaults.
+    plain = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "plain"},
+             "spec": {"clusterIP": "None", "ports": [{"name": "80-8080", "port": 80,
+                                                       "targetPort": 8080}]}}
+    assert request(server, "POST", "/api/v1/namespaces/default/services",
+                   json.dumps(plain).encode())[0] == 201
+    plain = server.json("get", "service", "plain")["spec"]
+    assert plain["ports"][0] == {"name": "80-8080", "port": 80, "protocol": "TCP",
+                                 "targetPort": 8080}, plain
+    assert plain["sessionAffinity"] == "None" and plain["ipFamilyPolicy"] == "SingleStack", plain
+
+    server.kubectl("patch", "pytorchjob", "svc", "--type=merge",
+                   "-p", '{"spec": {"runPolicy": {"suspend": true}}}')
+    gone = lambda: server.kubectl("get", "service", "svc-master-0", check=False).returncode != 0
+    assert wait_until(lambda: "svc-master-0" not in pod_names(server) and gone(), 30)
+
+    other = json.loads(pytorchjob("elsewhere", marker, master_cmd="sleep 300"))
+    other["spec"]["runPolicy"] = {"managedBy": "kueue.x-k8s.io/multikueue"}
+    assert request(server, "POST", BASE, json.dumps(other).encode())[0] == 201
+    # A job created after it runs: the controller has passed it by.
+    after = json.loads(pytorchjob("after", marker, master_cmd="sleep 300"))
+    assert request(server, "POST", BASE, json.dumps(after).encode())[0] == 201
+    assert wait_until(lambda: running(server, ["after-master-0"]), 30)
+    assert "status" not in server.json("get", "pytorchjob", "elsewhere")
+    assert not [p for p in pod_names(server) if p.startswith("elsewhere-")]
+    assert server.kubectl("get", "service", "elsewhere-master-0", check=False).returncode != 0
