@@ -606,7 +606,8 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
     ty_apiserver *s = c->srv;
     const char *gs[16];
     size_t ng = groups(s, gs, TY_ARRAY_LEN(gs));
-    if (strcmp(url, "/version") == 0) {
+    /* The Python client's VersionApi asks for "/version/", which Kubernetes serves too. */
+    if (strcmp(url, "/version") == 0 || strcmp(url, "/version/") == 0) {
         *ret = reply(c, 200,
                      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "major", "1",
                                "minor", "32", "gitVersion", "v1.32.0-trainyard", "gitCommit", "",

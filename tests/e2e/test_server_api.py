@@ -607,6 +607,9 @@ def test_python_client(server):
         co.get_namespaced_custom_object(*args, "py")
     assert e.value.status == 404
 
+    # The client's VersionApi asks for /version/.
+    assert client.VersionApi(api).get_code().git_version.startswith("v1.")
+
     # Typed clients of built-in kinds send JSON too.
     core = client.CoreV1Api(api)
     ns = core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
