@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/core.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "controllers/kubeflow_int.h"
@@ -603,6 +602,5 @@ json_t *ty_kubeflow_service(const json_t *job, const char *rtype, int index, ty_
     json_object_set_new(svc, "kind", json_string("Service"));
     json_object_set_new(svc, "metadata", meta);
     json_object_set_new(svc, "spec", sspec);
-    ty_core_service_defaults(svc);
     return svc;
 }

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "api/core.h"
 #include "api/k8sproto.h"
 #include "api/manifest.h"
 #include "api/openapi.h"
@@ -1374,8 +1373,6 @@ static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
         if (!json_object_get(obj, "spec"))
             json_object_set_new(obj, "spec", json_pack("{s:[s]}", "finalizers", "kubernetes"));
     }
-    if (strcmp(c->ri->resource, "services") == 0)
-        ty_core_service_defaults(obj);
     /* Server-managed fields come from the store, never from the client. */
     json_object_del(meta, "resourceVersion");
     json_object_del(meta, "uid");

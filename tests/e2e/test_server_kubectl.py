@@ -354,6 +354,9 @@ def test_services_suspend_and_jobs_managed_elsewhere(server, marker):
         "type": "ClusterIP", "selector": svc["metadata"]["labels"],
         "ports": [{"name": "pytorchjob-port", "port": 23456, "protocol": "TCP",
                    "targetPort": 23456}]}, svc
+    pod = server.json("get", "pod", "svc-master-0")
+    assert {"name": "pytorchjob-port", "containerPort": 23456, "protocol": "TCP"} in \
+        pod["spec"]["containers"][0]["ports"], pod["spec"]
     row = server.kubectl("get", "service", "svc-master-0", "--no-headers").stdout.split()
     assert row[:5] == ["svc-master-0", "ClusterIP", "None", "<none>", "23456/TCP"], row
     # A service made through the API gets the same defaults.
