@@ -16,6 +16,8 @@ static const ty_kind_ops *const kind_ops[] = {
     &ty_kueue_workload_ops,
     &ty_kueue_workloadpriorityclass_ops,
     &ty_scheduling_priorityclass_ops,
+    &ty_core_persistentvolume_ops,
+    &ty_core_persistentvolumeclaim_ops,
 };
 
 static bool same_gv(const ty_kind_info *k, const char *api_version)

@@ -216,22 +216,6 @@ static ty_pos member_or(ty_schema_ctx *c, const json_t *obj, const char *key, ty
     return pos;
 }
 
-/* A quantity as written (string or number); -1 when it does not parse (the walk said so). */
-static int parse_qty(const json_t *v, ty_quantity *q)
-{
-    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    if (json_is_string(v))
-        return ty_quantity_parse(json_string_value(v), q, &err);
-    if (json_is_integer(v)) {
-        char num[32];
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return ty_quantity_parse(num, q, &err);
-    }
-    if (json_is_real(v))
-        return ty_quantity_from_double(json_real_value(v), q, &err);
-    return -1;
-}
-
 /* Resources Kubernetes never overcommits: everything but cpu, memory, ephemeral-storage and
  * hugepages-* (extended resources such as nvidia.com/gpu), whose request must equal the limit. */
 static bool overcommitable(const char *name)
@@ -256,7 +240,7 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
         json_t *v;
         json_object_foreach(map, name, v) {
             ty_quantity q;
-            if (parse_qty(v, &q) < 0 || q.milli >= 0)
+            if (ty_quantity_from_json(v, &q, NULL) < 0 || q.milli >= 0)
                 continue;
             size_t l = ty_path_key(path, fields[f]);
             ty_path_key(path, name);
@@ -272,7 +256,7 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
     json_object_foreach(req, name, rv) {
         json_t *lv = json_is_object(lim) ? json_object_get(lim, name) : NULL;
         ty_quantity rq, lq;
-        if (parse_qty(rv, &rq) < 0)
+        if (ty_quantity_from_json(rv, &rq, NULL) < 0)
             continue;
         size_t l1 = ty_path_key(path, "requests");
         ty_path_key(path, name);
@@ -280,7 +264,7 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
             if (!overcommitable(name) && strchr(name, '/'))
                 ty_fe_required(c, path->data, member_or(c, res, "limits", pos),
                                "limit must be set for non overcommitable resources");
-        } else if (parse_qty(lv, &lq) == 0) {
+        } else if (ty_quantity_from_json(lv, &lq, NULL) == 0) {
             TY_AUTOFREE char *limit = json_is_string(lv) ? ty_strdup(json_string_value(lv))
                                                          : ty_value_repr(lv);
             if (!overcommitable(name) && rq.milli != lq.milli)
@@ -556,8 +540,8 @@ static void check_elastic(ty_schema_ctx *c, json_t *spec)
                        "must be configured if elastic policy is used");
     if (!json_object_get(elastic, "nProcPerNode"))
         return;
-    ty_field_errors_warn(c->errs,
-                         "spec.elasticPolicy.nProcPerNode is deprecated, use spec.nprocPerNode instead");
+    ty_field_errors_warn(c->errs, "spec.elasticPolicy.nProcPerNode is deprecated, use "
+                                  "spec.nprocPerNode instead");
     if (json_object_get(spec, "nprocPerNode"))
         ty_fe_forbidden(c, "spec.elasticPolicy.nProcPerNode",
                         ty_pos_member(c, elastic, "nProcPerNode"),

@@ -49,6 +49,8 @@ extern const ty_kind_ops ty_kueue_localqueue_ops;
 extern const ty_kind_ops ty_kueue_workload_ops;
 extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
 extern const ty_kind_ops ty_scheduling_priorityclass_ops;
+extern const ty_kind_ops ty_core_persistentvolume_ops;
+extern const ty_kind_ops ty_core_persistentvolumeclaim_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
 json_t *ty_schema_doc_load(const char *text);

@@ -167,7 +167,7 @@ static bool cluster_scoped(const char *resource)
 {
     static const char *const names[] = {"nodes", "namespaces", "priorityclasses",
                                         "resourceflavors", "clusterqueues",
-                                        "workloadpriorityclasses"};
+                                        "workloadpriorityclasses", "persistentvolumes"};
     for (size_t i = 0; i < TY_ARRAY_LEN(names); i++)
         if (strcmp(resource, names[i]) == 0)
             return true;

@@ -113,7 +113,8 @@ def test_webhook_rules_see_the_job_as_written(run_trainyard, manifest, tmp_path)
         'supported values: "Master", "Worker"' in r.err, r
     path = manifest(good.replace("      replicas: 1\n", ""), "unset.yaml")
     r = run_trainyard(path)
-    assert r.rc == 2 and "spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1" in r.err, r
+    assert r.rc == 2, r
+    assert "spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1" in r.err, r
     path = manifest(good.replace("spec:\n  pytorch", "spec:\n  runPolicy: {managedBy: "
                                  "kueue.x-k8s.io/multikueue}\n  pytorch"), "mk.yaml")
     r = run_trainyard(path)

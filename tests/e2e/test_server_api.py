@@ -336,7 +336,8 @@ def test_webhook_rules_answer_as_the_operators_webhook(server, tmp_path):
     assert st == 403 and 'spec.pytorchReplicaSpecs[master]: Unsupported value: "master"' in \
         body["message"], body
     # A schema error is answered alone, as the webhook never runs then.
-    st, _, body = server.request("POST", BASE, dict(job("neg", replicas=-1), metadata={"name": "0-x"}))
+    st, _, body = server.request("POST", BASE,
+                                 dict(job("neg", replicas=-1), metadata={"name": "0-x"}))
     assert st == 422 and body["reason"] == "Invalid", body
     assert [c["field"] for c in body["details"]["causes"]] == \
         ["spec.pytorchReplicaSpecs.Master.replicas"], body
@@ -374,10 +375,10 @@ def test_webhook_rules_answer_as_the_operators_webhook(server, tmp_path):
     del cur["spec"]["runPolicy"]["managedBy"]
     cur["spec"]["runPolicy"]["schedulingPolicy"]["queue"] = "b"
     st, _, body = server.request("PUT", BASE + "/upd", cur)
+    queue = "spec.runPolicy.schedulingPolicy.queue"
     assert st == 422 and body["details"]["causes"] == [{
-        "reason": "FieldValueInvalid", "field": "spec.runPolicy.schedulingPolicy.queue",
-        "message": 'Invalid value: "string": spec.runPolicy.schedulingPolicy.queue is immutable'}], \
-        body
+        "reason": "FieldValueInvalid", "field": queue,
+        "message": f'Invalid value: "string": {queue} is immutable'}], body
     st, _, body = server.request("PATCH", BASE + "/upd",
                                  {"spec": {"runPolicy": {"schedulingPolicy": {"queue": None}}}},
                                  {"Content-Type": "application/merge-patch+json"})
