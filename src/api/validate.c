@@ -46,6 +46,9 @@ void ty_field_errors_drop_webhook(ty_field_errors *errs)
     }
     errs->count = n;
     errs->webhook = NULL;
+    for (size_t i = 0; i < errs->nwarnings; i++)
+        free(errs->warnings[i]);
+    errs->nwarnings = 0;
 }
 
 size_t ty_field_errors_schema_count(const ty_field_errors *errs)

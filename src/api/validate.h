@@ -42,7 +42,8 @@ void ty_field_errors_warn(ty_field_errors *errs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The number of items the schema and the generic rules found (not marked `webhook`). */
 size_t ty_field_errors_schema_count(const ty_field_errors *errs);
-/* Removes the webhook's items (an API server runs no webhook on an object its schema refused). */
+/* Removes the webhook's items and warnings (an API server runs no webhook on an object its
+ * schema refused, nor on a write of a status subresource). */
 void ty_field_errors_drop_webhook(ty_field_errors *errs);
 /* Appends one error a line: "<file>:<line>:<col>: <path>: <msg>". The file and the position are
  * left out when unknown (NULL/"" file: "<line>:<col>: ..."), and "<path>: " when the message

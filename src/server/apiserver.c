@@ -834,6 +834,9 @@ static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
     for (int round = 0; round < 2; round++) {
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         ty_api_admit(NULL, obj, &errs);
+        /* A webhook is called for writes of the object, not of its status subresource. */
+        if (c->path.sub)
+            ty_field_errors_drop_webhook(&errs);
         if (ty_field_errors_schema_count(&errs) == 0) {
             /* An update of the object (not of its status, whose spec is ignored) is checked
              * against the stored one: fields the kind makes immutable. */

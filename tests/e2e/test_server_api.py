@@ -350,6 +350,10 @@ def test_webhook_rules_answer_as_the_operators_webhook(server, tmp_path):
     assert st == 201, body
     assert hdrs.get("Warning") == '299 - "spec.elasticPolicy.nProcPerNode is deprecated, ' \
         'use spec.nprocPerNode instead"', dict(hdrs)
+    # A status write is not the webhook's: no warning.
+    cur = server.request("GET", BASE + "/dep")[2]
+    st, hdrs, got = server.request("PUT", BASE + "/dep/status", cur)
+    assert st == 200 and "Warning" not in hdrs, (got, dict(hdrs))
     j["metadata"]["name"] = "dep2"
     path = tmp_path / "dep.json"
     path.write_text(json.dumps(j))
