@@ -180,7 +180,8 @@ static void bind_claim(ty_volctl *c, const json_t *pvc, const json_t *pv, bool c
 {
     ty_error err = TY_ERROR_INIT;
     json_t *stored = NULL;
-    if (!json_object_get(json_object_get(pv, "spec"), "claimRef")) {
+    /* A volume pre-bound by name gets the claim's uid too, which makes the binding final. */
+    if (!json_string_value(json_object_get(at(pv, "spec", "claimRef"), "uid"))) {
         json_t *next = json_deep_copy(pv);
         json_object_set_new(json_object_get(next, "spec"), "claimRef",
                             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kind",
@@ -380,7 +381,18 @@ static void pass(void *ctx, const char *key)
     size_t i;
     json_t *o;
     json_array_foreach(pvcs, i, o) {
-        if (strcmp(str_at(o, "status", "phase"), "Bound") != 0) {
+        const char *volume = str_at(o, "spec", "volumeName");
+        bool bound = strcmp(str_at(o, "status", "phase"), "Bound") == 0;
+        if (bound && *volume && !ty_obj_deleting(o)) {
+            /* Its volume was deleted under it: the claim is Lost, as Kubernetes says. */
+            json_t *pv = ty_store_get(c->store, "persistentvolumes", "", volume);
+            if (!pv) {
+                set_phase(c, "persistentvolumeclaims", o, "Lost");
+                ty_event(c->events, o, "Warning", "ClaimLost",
+                         "Bound claim has lost its PersistentVolume. Data on the volume is lost!");
+            }
+            json_decref(pv);
+        } else if (!bound && strcmp(str_at(o, "status", "phase"), "Lost") != 0) {
             reconcile_claim(c, o, pvs);
             /* What it bound or made is seen by the next claim. */
             json_decref(pvs);

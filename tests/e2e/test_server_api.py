@@ -154,7 +154,8 @@ def test_kubeconfig_and_discovery(server):
     assert res["tfjobs"]["subresources"][0]["subresource"] == "status"
     st, _, body = server.request("GET", "/api", headers={"Accept": accept})
     core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
-    assert core == {"namespaces", "nodes", "pods", "services", "events"}
+    assert core == {"namespaces", "nodes", "pods", "services", "events", "persistentvolumes",
+                    "persistentvolumeclaims"}
     # Without it, the legacy documents.
     assert server.request("GET", "/api")[2]["versions"] == ["v1"]
 

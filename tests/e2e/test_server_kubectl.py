@@ -470,6 +470,22 @@ def test_persistent_volume_claims(server, marker, tmp_path):
     assert wait_until(lambda: server.json("get", "pv", "manual")["status"]["phase"]
                       == "Released", 10)
 
+    # A volume pre-bound to a claim by name takes it (and its uid); deleting it under the
+    # claim leaves the claim Lost.
+    pre = json.loads(json.dumps(manual))
+    pre["metadata"]["name"] = "pre"
+    pre["spec"]["claimRef"] = {"namespace": "default", "name": "want"}
+    server.kubectl("apply", "-f", "-", input=json.dumps(pre))
+    want = dict(byhand, metadata={"name": "want"})
+    server.kubectl("apply", "-f", "-", input=json.dumps(want))
+    assert wait_until(lambda: server.json("get", "pvc", "want").get("status", {})
+                      .get("phase") == "Bound", 10)
+    bound = server.json("get", "pv", "pre")
+    assert bound["spec"]["claimRef"]["uid"] == server.json("get", "pvc", "want")["metadata"]["uid"]
+    assert bound["status"]["phase"] == "Bound", bound
+    server.kubectl("delete", "pv", "pre")
+    assert wait_until(lambda: server.json("get", "pvc", "want")["status"]["phase"] == "Lost", 10)
+
     # Deleting the provisioned claim deletes its volume and the directory.
     server.kubectl("delete", "pytorchjob", "io")
     server.kubectl("delete", "pvc", "data")
