@@ -17,6 +17,8 @@ static const ty_kind_ops *const kind_ops[] = {
     &ty_kueue_workload_ops,
     &ty_kueue_workloadpriorityclass_ops,
     &ty_scheduling_priorityclass_ops,
+    &ty_core_persistentvolume_ops,
+    &ty_core_persistentvolumeclaim_ops,
 };
 
 static bool same_gv(const ty_kind_info *k, const char *api_version)
@@ -122,6 +124,15 @@ int ty_api_check_metadata(const json_t *obj, ty_field_errors *errs)
     return errs->count > before ? -1 : 0;
 }
 
+/* Marks the errors from `from` on as found by `webhook`. */
+static void mark_webhook(ty_field_errors *errs, size_t from, const char *webhook)
+{
+    for (size_t i = from; i < errs->count; i++)
+        errs->items[i].webhook = true;
+    if (errs->count > from)
+        errs->webhook = webhook;
+}
+
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)
 {
     ty_schema_ctx c = {.m = m, .errs = errs};
@@ -153,10 +164,19 @@ int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)
         if (json_is_object(meta) && !json_object_get(meta, "namespace"))
             json_object_set_new(meta, "namespace", json_string("default"));
     }
-    ops->defaults(&c, obj);
-
     check_meta(&c, obj, pos);
-    ops->rules(&c, obj);
+    if (ops->webhook) {
+        size_t from = errs->count;
+        ops->rules(&c, obj);
+        mark_webhook(errs, from, ops->webhook);
+        /* Left as written when refused: the API server admits it again once it dropped
+         * unknown fields, and the webhook must see it undefaulted then too. */
+        if (errs->count == before)
+            ops->defaults(&c, obj);
+    } else {
+        ops->defaults(&c, obj);
+        ops->rules(&c, obj);
+    }
     return errs->count > before ? -1 : 0;
 }
 
@@ -164,10 +184,16 @@ int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *e
 {
     const ty_kind_ops *ops = find_ops(json_string_value(json_object_get(obj, "apiVersion")),
                                       json_string_value(json_object_get(obj, "kind")));
-    if (!ops || !ops->update_rules || !old)
+    if (!ops || !old)
         return 0;
     ty_schema_ctx c = {.m = NULL, .errs = errs};
     size_t before = errs->count;
-    ops->update_rules(&c, obj, old);
+    if (ops->transition_rules)
+        ops->transition_rules(&c, obj, old);
+    size_t from = errs->count;
+    if (ops->update_rules)
+        ops->update_rules(&c, obj, old);
+    if (ops->webhook)
+        mark_webhook(errs, from, ops->webhook);
     return errs->count > before ? -1 : 0;
 }

@@ -37,7 +37,9 @@ const ty_kind_info *const *ty_api_kinds(void);
 
 /* Validates `obj` (positions from `m`, which may be NULL), defaults it in place, and runs the
  * kind's rules. Returns 0, or -1 with every problem found added to `errs` (not just the first).
- * An object with an unknown apiVersion/kind gets one error on `kind`. */
+ * An object with an unknown apiVersion/kind gets one error on `kind`. A kind with a validating
+ * webhook (the operator's jobs) has its rules run on the object as written, before defaults;
+ * their errors are marked (`webhook`) and their warnings added to `errs`. */
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs);
 
 /* Kubernetes' limit on an object's annotations, keys and values together (256 KiB). */
@@ -51,7 +53,8 @@ int ty_api_check_metadata(const json_t *obj, ty_field_errors *errs);
 
 /* The rules of an update that compare `obj` (admitted) with the stored `old`: the fields a
  * kind makes immutable (LocalQueue spec.clusterQueue, PriorityClass value and
- * preemptionPolicy, a Workload's pod sets, queue and priority class once it reserved quota).
+ * preemptionPolicy, a Workload's pod sets, queue and priority class once it reserved quota;
+ * a job's runPolicy.managedBy, marked as its webhook's, and schedulingPolicy.queue).
  * Returns 0, or -1 with the problems added to `errs`. */
 int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *errs);
 

@@ -216,22 +216,6 @@ static ty_pos member_or(ty_schema_ctx *c, const json_t *obj, const char *key, ty
     return pos;
 }
 
-/* A quantity as written (string or number); -1 when it does not parse (the walk said so). */
-static int parse_qty(const json_t *v, ty_quantity *q)
-{
-    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    if (json_is_string(v))
-        return ty_quantity_parse(json_string_value(v), q, &err);
-    if (json_is_integer(v)) {
-        char num[32];
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return ty_quantity_parse(num, q, &err);
-    }
-    if (json_is_real(v))
-        return ty_quantity_from_double(json_real_value(v), q, &err);
-    return -1;
-}
-
 /* Resources Kubernetes never overcommits: everything but cpu, memory, ephemeral-storage and
  * hugepages-* (extended resources such as nvidia.com/gpu), whose request must equal the limit. */
 static bool overcommitable(const char *name)
@@ -256,7 +240,7 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
         json_t *v;
         json_object_foreach(map, name, v) {
             ty_quantity q;
-            if (parse_qty(v, &q) < 0 || q.milli >= 0)
+            if (ty_quantity_from_json(v, &q, NULL) < 0 || q.milli >= 0)
                 continue;
             size_t l = ty_path_key(path, fields[f]);
             ty_path_key(path, name);
@@ -272,7 +256,7 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
     json_object_foreach(req, name, rv) {
         json_t *lv = json_is_object(lim) ? json_object_get(lim, name) : NULL;
         ty_quantity rq, lq;
-        if (parse_qty(rv, &rq) < 0)
+        if (ty_quantity_from_json(rv, &rq, NULL) < 0)
             continue;
         size_t l1 = ty_path_key(path, "requests");
         ty_path_key(path, name);
@@ -280,7 +264,7 @@ static void check_resources(ty_schema_ctx *c, json_t *res, ty_pos pos, ty_buf *p
             if (!overcommitable(name) && strchr(name, '/'))
                 ty_fe_required(c, path->data, member_or(c, res, "limits", pos),
                                "limit must be set for non overcommitable resources");
-        } else if (parse_qty(lv, &lq) == 0) {
+        } else if (ty_quantity_from_json(lv, &lq, NULL) == 0) {
             TY_AUTOFREE char *limit = json_is_string(lv) ? ty_strdup(json_string_value(lv))
                                                          : ty_value_repr(lv);
             if (!overcommitable(name) && rq.milli != lq.milli)
@@ -402,56 +386,18 @@ static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *pa
     }
 }
 
-/* A replica's rules: the webhook's (containers present, images set, the default container
- * present, Master replicas) and the pod rules. `path` ends at the replica. */
-static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos pos,
-                          ty_buf *path, const job_kind *k)
+/* The rules Kubernetes applies to a pod (volume names, then containers' names, env, ports,
+ * mounts and resources), checked on a replica's template, which upstream's API server only
+ * checks when the operator creates the replica's pods. `path` ends at the replica. */
+static void check_pod(ty_schema_ctx *c, json_t *tmpl, ty_buf *path)
 {
-    json_t *tmpl = json_object_get(rs, "template");
     json_t *pod = json_object_get(tmpl, "spec");
-    json_t *containers = json_object_get(pod, "containers");
-    ty_pos cpos = member_or(c, pod, "containers",
-                            member_or(c, tmpl, "spec", member_or(c, rs, "template", pos)));
     size_t l0 = path->len;
     ty_path_key(path, "template");
     size_t lmeta = ty_path_key(path, "metadata");
     ty_check_meta_labels(c, json_object_get(tmpl, "metadata"), path);
     ty_path_pop(path, lmeta);
     ty_path_key(path, "spec");
-    size_t lpod = path->len;
-    ty_path_key(path, "containers");
-    if (!json_is_array(containers) || json_array_size(containers) == 0) {
-        /* The walk has reported a mistyped list, and a missing one in a pod spec that is
-         * there (PodSpec requires containers); say it once. */
-        if (json_is_array(containers) || (!containers && !json_is_object(pod)))
-            ty_fe_required(c, path->data, cpos, "must be specified");
-    } else {
-        bool found = false;
-        size_t i;
-        json_t *ct;
-        json_array_foreach(containers, i, ct) {
-            if (!json_is_object(ct))
-                continue;
-            const char *name = json_string_value(json_object_get(ct, "name"));
-            found = found || (name && strcmp(name, k->container) == 0);
-            const json_t *image = json_object_get(ct, "image");
-            if (!image || (json_is_string(image) && !*json_string_value(image))) {
-                size_t l1 = ty_path_index(path, i);
-                ty_path_key(path, "image");
-                ty_fe_required(c, path->data, member_or(c, ct, "image", ty_pos_index(c, containers, i)),
-                               NULL);
-                ty_path_pop(path, l1);
-            }
-        }
-        if (!found) {
-            TY_AUTOFREE char *d = ty_asprintf("must have at least one container with name %s",
-                                              k->container);
-            ty_fe_required(c, path->data, cpos, d);
-        }
-    }
-    ty_path_pop(path, lpod);
-
-    /* Pod rules: volume names, then initContainers and containers. */
     json_t *volumes = json_object();
     json_t *vols = json_object_get(pod, "volumes");
     size_t vi;
@@ -492,53 +438,136 @@ static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos
     json_decref(names);
     json_decref(volumes);
     ty_path_pop(path, l0);
-
-    /* pytorchjob_webhook.go: a Master has exactly one replica (checked after defaulting, so
-     * an unset replicas, which defaults to 1, passes). */
-    json_t *replicas = json_object_get(rs, "replicas");
-    if (k == &pytorch_kind && strcmp(type, "Master") == 0 && json_is_integer(replicas) &&
-        json_integer_value(replicas) != 1) {
-        size_t l = ty_path_key(path, "replicas");
-        ty_fe_forbidden(c, path->data, ty_pos_member(c, rs, "replicas"), "must be 1");
-        ty_path_pop(path, l);
-    }
 }
 
+/* The webhook's rules for one replica (validatePyTorchReplicaSpecs, validateTFReplicaSpecs):
+ * containers present, images set, the default container present; for a PyTorchJob a Master
+ * of exactly one replica (an unset count too: the webhook sees the job before defaults) and
+ * other types of at least one. `path` ends at the replica. */
+static void check_replica(ty_schema_ctx *c, const char *type, json_t *rs, ty_pos pos,
+                          ty_buf *path, const job_kind *k)
+{
+    json_t *tmpl = json_object_get(rs, "template");
+    json_t *pod = json_object_get(tmpl, "spec");
+    json_t *containers = json_object_get(pod, "containers");
+    ty_pos cpos = member_or(c, pod, "containers",
+                            member_or(c, tmpl, "spec", member_or(c, rs, "template", pos)));
+    size_t l0 = path->len;
+    ty_path_key(path, "template");
+    ty_path_key(path, "spec");
+    ty_path_key(path, "containers");
+    /* A mistyped list, or one missing from a pod spec that is there (PodSpec requires
+     * containers), is the schema walk's to report. */
+    bool walked = json_is_array(containers) || (!containers && !json_is_object(pod));
+    if (walked && json_array_size(containers) == 0)
+        ty_fe_required(c, path->data, cpos, "must be specified");
+    bool found = false;
+    size_t i;
+    json_t *ct;
+    json_array_foreach(containers, i, ct) {
+        if (!json_is_object(ct))
+            continue;
+        const char *name = json_string_value(json_object_get(ct, "name"));
+        found = found || (name && strcmp(name, k->container) == 0);
+        const json_t *image = json_object_get(ct, "image");
+        if (!image || (json_is_string(image) && !*json_string_value(image))) {
+            size_t l1 = ty_path_index(path, i);
+            ty_path_key(path, "image");
+            ty_fe_required(c, path->data,
+                           member_or(c, ct, "image", ty_pos_index(c, containers, i)),
+                           "must be required");
+            ty_path_pop(path, l1);
+        }
+    }
+    if (walked && !found) {
+        TY_AUTOFREE char *d = ty_asprintf("must have at least one container with name %s",
+                                          k->container);
+        ty_fe_required(c, path->data, cpos, d);
+    }
+    ty_path_pop(path, l0);
+
+    if (k != &pytorch_kind)
+        return;
+    json_t *replicas = json_object_get(rs, "replicas");
+    ty_pos rpos = member_or(c, rs, "replicas", pos);
+    size_t l = ty_path_key(path, "replicas");
+    if (strcmp(type, "Master") == 0) {
+        if (!json_is_integer(replicas) || json_integer_value(replicas) != 1)
+            ty_fe_forbidden(c, path->data, rpos, "must be 1");
+    } else if (json_is_integer(replicas) && json_integer_value(replicas) < 1) {
+        ty_fe_forbidden(c, path->data, rpos, "must be at least 1");
+    }
+    ty_path_pop(path, l);
+}
+
+/* The webhook's metadata.name rule (NameIsDNS1035Label: every reason, joined by commas). */
 static void check_name(ty_schema_ctx *c, json_t *obj)
 {
     json_t *meta = json_object_get(obj, "metadata");
     json_t *name = json_object_get(meta, "name");
     if (!json_is_string(name) || !*json_string_value(name))
         return; /* a missing name is the generic metadata rules' business */
-    const char *why = ty_check_dns1035_label(json_string_value(name));
+    TY_AUTOFREE char *why = ty_dns1035_label_reasons(json_string_value(name));
     if (why)
-        ty_fe_invalid(c, "metadata.name", ty_pos_member(c, meta, "name"), name, "%s", why);
+        ty_fe_invalid(c, "metadata.name", ty_pos_member(c, meta, "name"), name, "should match: %s",
+                      why);
 }
 
+/* ValidateRunPolicy: runPolicy.managedBy names a controller the operator knows. */
+static void check_run_policy(ty_schema_ctx *c, json_t *spec)
+{
+    json_t *run = json_object_get(spec, "runPolicy");
+    json_t *mb = json_object_get(run, "managedBy");
+    if (!json_is_string(mb))
+        return;
+    for (size_t i = 0; i < TY_ARRAY_LEN(managed_by); i++)
+        if (strcmp(json_string_value(mb), managed_by[i]) == 0)
+            return;
+    ty_fe_unsupported(c, "spec.runPolicy.managedBy", ty_pos_member(c, run, "managedBy"), mb,
+                      managed_by, TY_ARRAY_LEN(managed_by));
+}
+
+/* pytorchjob_webhook.go validateSpec: an elastic job has workers; the deprecated
+ * elasticPolicy.nProcPerNode draws a warning, and an error beside spec.nprocPerNode. */
+static void check_elastic(ty_schema_ctx *c, json_t *spec)
+{
+    json_t *elastic = json_object_get(spec, "elasticPolicy");
+    if (!json_is_object(elastic))
+        return;
+    json_t *specs = json_object_get(spec, "pytorchReplicaSpecs");
+    if (json_is_object(specs) && !json_object_get(specs, "Worker"))
+        ty_fe_required(c, "spec.pytorchReplicaSpecs[Worker]",
+                       ty_pos_member(c, spec, "pytorchReplicaSpecs"),
+                       "must be configured if elastic policy is used");
+    if (!json_object_get(elastic, "nProcPerNode"))
+        return;
+    ty_field_errors_warn(c->errs, "spec.elasticPolicy.nProcPerNode is deprecated, use "
+                                  "spec.nprocPerNode instead");
+    if (json_object_get(spec, "nprocPerNode"))
+        ty_fe_forbidden(c, "spec.elasticPolicy.nProcPerNode",
+                        ty_pos_member(c, elastic, "nProcPerNode"),
+                        "must not be used with spec.nprocPerNode");
+}
+
+/* The webhook's rules both kinds share (validatePyTorchJob, validateTFJob), then the pod rules
+ * of each replica the webhook accepted (so that one mistake is not reported twice, as a
+ * nameless container would be: the webhook already misses the default container). */
 static void check_job(ty_schema_ctx *c, json_t *obj, const job_kind *k)
 {
     check_name(c, obj);
     json_t *spec = json_object_get(obj, "spec");
     if (!json_is_object(spec))
         return;
-    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
-    ty_buf_adds(&path, "spec");
-
-    json_t *run = json_object_get(spec, "runPolicy");
-    json_t *mb = json_object_get(run, "managedBy");
-    if (json_is_string(mb)) {
-        bool ok = false;
-        for (size_t i = 0; i < TY_ARRAY_LEN(managed_by); i++)
-            ok = ok || strcmp(json_string_value(mb), managed_by[i]) == 0;
-        if (!ok)
-            ty_fe_unsupported(c, "spec.runPolicy.managedBy", ty_pos_member(c, run, "managedBy"), mb,
-                              managed_by, TY_ARRAY_LEN(managed_by));
-    }
-
+    check_run_policy(c, spec);
+    if (k == &pytorch_kind)
+        check_elastic(c, spec);
     json_t *specs = json_object_get(spec, k->specs_field);
     if (!json_is_object(specs))
         return; /* missing or mistyped: the walk reported it */
+    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
+    ty_buf_adds(&path, "spec");
     size_t lspecs = ty_path_key(&path, k->specs_field);
+    /* Upstream lets an empty map through, to a job that never runs anything. */
     if (json_object_size(specs) == 0)
         ty_fe_required(c, path.data, ty_pos_member(c, spec, k->specs_field),
                        "must have at least one replica spec");
@@ -546,31 +575,38 @@ static void check_job(ty_schema_ctx *c, json_t *obj, const job_kind *k)
     const char *type;
     json_t *rs;
     json_object_foreach(specs, type, rs) {
-        size_t l = ty_path_key(&path, type);
+        size_t before = c->errs->count;
+        size_t l = ty_path_map_key(&path, type);
         ty_pos kpos = ty_pos_key(c, specs, type);
         const char *canon = NULL;
         for (size_t t = 0; t < k->ntypes; t++)
-            if (strcasecmp(type, k->types[t]) == 0)
+            if (strcmp(type, k->types[t]) == 0 ||
+                (k == &tf_kind && strcasecmp(type, k->types[t]) == 0))
                 canon = k->types[t];
+        /* The PyTorchJob webhook sees the keys before the operator's defaults would correct
+         * their case, so "master" is refused there; a TFJob's "worker" is renamed by the
+         * defaults, unless "Worker" is there too. Other TFJob types (which upstream lets
+         * through to replicas nothing runs) are refused like PyTorchJob's. */
         if (!canon) {
             json_t *v = json_string(type);
             ty_fe_unsupported(c, path.data, kpos, v, k->types, k->ntypes);
             json_decref(v);
-        } else if (strcmp(canon, type) != 0) {
-            /* Left by normalise_types: the canonical spelling is taken too. */
+        } else if (strcmp(canon, type) != 0 && json_object_get(specs, canon)) {
             json_t *v = json_string(type);
             ty_fe_duplicate(c, path.data, kpos, v);
             json_decref(v);
         }
-        if (canon && strcmp(canon, type) == 0 &&
-            (strcmp(type, "Chief") == 0 || strcmp(type, "Master") == 0))
+        if (canon && (strcmp(canon, "Chief") == 0 || strcmp(canon, "Master") == 0))
             chief_or_master++;
-        if (json_is_object(rs))
+        if (json_is_object(rs)) {
             check_replica(c, type, rs, ty_pos_member(c, specs, type), &path, k);
+            if (c->errs->count == before)
+                check_pod(c, json_object_get(rs, "template"), &path);
+        }
         ty_path_pop(&path, l);
     }
     /* tfjob_webhook.go: Chief and Master are the same role; one of them at most. */
-    if (chief_or_master > 1)
+    if (k == &tf_kind && chief_or_master > 1)
         ty_fe_forbidden(c, path.data, ty_pos_member(c, spec, k->specs_field),
                         "must not have more than 1 Chief or Master role");
     ty_path_pop(&path, lspecs);
@@ -603,11 +639,6 @@ static void pytorchjob_rules(ty_schema_ctx *c, json_t *obj)
     }
     if (!json_is_object(elastic))
         return;
-    /* pytorchjob_webhook.go: the deprecated elasticPolicy.nProcPerNode excludes nprocPerNode. */
-    if (json_object_get(elastic, "nProcPerNode") && nproc)
-        ty_fe_forbidden(c, "spec.elasticPolicy.nProcPerNode",
-                        ty_pos_member(c, elastic, "nProcPerNode"),
-                        "must not be used with spec.nprocPerNode");
     /* maxReplicas "cannot be smaller than MinReplicas" (pytorch_types.go). */
     json_t *mn = json_object_get(elastic, "minReplicas");
     json_t *mx = json_object_get(elastic, "maxReplicas");
@@ -621,6 +652,36 @@ static void pytorchjob_rules(ty_schema_ctx *c, json_t *obj)
 static void tfjob_rules(ty_schema_ctx *c, json_t *obj)
 {
     check_job(c, obj, &tf_kind);
+}
+
+/* ValidateRunPolicyUpdate: runPolicy.managedBy never changes (unset counts as a value). */
+static void job_update_rules(ty_schema_ctx *c, const json_t *obj, const json_t *old)
+{
+    static const char *const at[] = {"spec", "runPolicy", "managedBy"};
+    json_t *now = get_path((json_t *)obj, at, 3);
+    json_t *was = get_path((json_t *)old, at, 3);
+    if (json_equal(now, was) || (!now && !was))
+        return;
+    json_t *null = json_string("null"); /* how field.Invalid prints a nil pointer */
+    ty_fe_invalid(c, "spec.runPolicy.managedBy", (ty_pos){0, 0}, now ? now : null,
+                  "field is immutable");
+    json_decref(null);
+}
+
+/* The CRDs' x-kubernetes-validations on runPolicy.schedulingPolicy.queue: `self == oldSelf`,
+ * a transition rule, so it binds only while both versions have the field. */
+static void job_transition_rules(ty_schema_ctx *c, const json_t *obj, const json_t *old)
+{
+    static const char *const at[] = {"spec", "runPolicy", "schedulingPolicy", "queue"};
+    json_t *now = get_path((json_t *)obj, at, 4);
+    json_t *was = get_path((json_t *)old, at, 4);
+    if (!now || !was || json_equal(now, was))
+        return;
+    /* A CEL rule's error names the field's type as its value. */
+    json_t *type = json_string("string");
+    ty_fe_invalid(c, "spec.runPolicy.schedulingPolicy.queue", (ty_pos){0, 0}, type,
+                  "spec.runPolicy.schedulingPolicy.queue is immutable");
+    json_decref(type);
 }
 
 /* ---------- kinds ---------- */
@@ -642,10 +703,16 @@ const ty_kind_ops ty_kubeflow_pytorchjob_ops = {
     .schema = pytorchjob_schema,
     .defaults = pytorchjob_defaults,
     .rules = pytorchjob_rules,
+    .update_rules = job_update_rules,
+    .webhook = "validator.pytorchjob.training-operator.kubeflow.org",
+    .transition_rules = job_transition_rules,
 };
 const ty_kind_ops ty_kubeflow_tfjob_ops = {
     .info = &tfjob_info,
     .schema = tfjob_schema,
     .defaults = tfjob_defaults,
     .rules = tfjob_rules,
+    .update_rules = job_update_rules,
+    .webhook = "validator.tfjob.training-operator.kubeflow.org",
+    .transition_rules = job_transition_rules,
 };

@@ -383,15 +383,15 @@ static void add_meta_schemas(json_t *schemas)
 static size_t kinds_of(const char *gv, okind *out, size_t cap)
 {
     size_t n = 0;
-    if (strcmp(gv, "v1") == 0) {
+    if (strcmp(gv, "v1") == 0)
         for (size_t i = 0; i < TY_ARRAY_LEN(core_kinds) && n < cap; i++)
             out[n++] = core_kinds[i];
-        return n;
-    }
+    /* The core kinds admitted with a schema (PersistentVolume, ...) join the core group. */
     for (const ty_kind_info *const *ki = ty_api_kinds(); *ki && n < cap; ki++) {
         const ty_kind_info *k = *ki;
-        TY_AUTOFREE char *kgv = ty_asprintf("%s/%s", k->group, k->version);
-        if (!*k->group || strcmp(kgv, gv) != 0)
+        TY_AUTOFREE char *kgv = *k->group ? ty_asprintf("%s/%s", k->group, k->version)
+                                          : ty_strdup(k->version);
+        if (strcmp(kgv, gv) != 0)
             continue;
         const json_t *s = ty_api_schema(k);
         out[n++] = (okind){k->group, k->version, k->kind, k->resource, k->namespaced,
@@ -447,7 +447,10 @@ static size_t group_versions(char out[][64])
     snprintf(out[n++], 64, "v1");
     for (const ty_kind_info *const *ki = ty_api_kinds(); *ki && n < MAX_GVS; ki++) {
         char gv[64];
-        snprintf(gv, sizeof gv, "%s/%s", (*ki)->group, (*ki)->version);
+        if (*(*ki)->group)
+            snprintf(gv, sizeof gv, "%s/%s", (*ki)->group, (*ki)->version);
+        else
+            snprintf(gv, sizeof gv, "%s", (*ki)->version);
         bool seen = false;
         for (size_t i = 0; i < n; i++)
             seen = seen || strcmp(out[i], gv) == 0;

@@ -372,7 +372,8 @@ static const merge_rule merge_rules[] = {
 };
 
 static const char *const builtin_resources[] = {"pods", "services", "nodes", "namespaces",
-                                                "events", "priorityclasses"};
+                                                "events", "priorityclasses", "persistentvolumes",
+                                                "persistentvolumeclaims"};
 
 typedef struct smp {
     const char *resource;

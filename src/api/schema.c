@@ -121,6 +121,15 @@ size_t ty_path_key(ty_buf *path, const char *key)
     return len;
 }
 
+size_t ty_path_map_key(ty_buf *path, const char *key)
+{
+    size_t len = path->len;
+    ty_buf_addc(path, '[');
+    ty_buf_adds(path, key);
+    ty_buf_addc(path, ']');
+    return len;
+}
+
 size_t ty_path_index(ty_buf *path, size_t i)
 {
     size_t len = path->len;
@@ -287,18 +296,35 @@ const char *ty_check_dns1123_label(const char *s)
                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 }
 
+static const char dns1035_form[] =
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+    "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+static bool dns1035_form_ok(const char *s, size_t n)
+{
+    bool ok = n > 0 && s[0] >= 'a' && s[0] <= 'z' && lower_alnum(s[n - 1]);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = lower_alnum(s[i]) || s[i] == '-';
+    return ok;
+}
+
 const char *ty_check_dns1035_label(const char *s)
 {
     size_t n = strlen(s);
     if (n > 63)
         return "must be no more than 63 characters";
-    bool ok = n > 0 && s[0] >= 'a' && s[0] <= 'z' && lower_alnum(s[n - 1]);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = lower_alnum(s[i]) || s[i] == '-';
-    return ok ? NULL
-              : "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-                "start with an alphabetic character, and end with an alphanumeric character "
-                "(regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+    return dns1035_form_ok(s, n) ? NULL : dns1035_form;
+}
+
+char *ty_dns1035_label_reasons(const char *s)
+{
+    size_t n = strlen(s);
+    bool form = dns1035_form_ok(s, n);
+    if (n <= 63)
+        return form ? NULL : ty_strdup(dns1035_form);
+    return ty_asprintf("must be no more than 63 characters%s%s", form ? "" : ",",
+                       form ? "" : dns1035_form);
 }
 
 const char *ty_check_dns1123_subdomain(const char *s)

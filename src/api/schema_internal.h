@@ -31,6 +31,14 @@ typedef struct ty_kind_ops {
     void (*rules)(ty_schema_ctx *c, json_t *obj);
     /* Optional: rules comparing an update with the stored object (ty_api_check_update). */
     void (*update_rules)(ty_schema_ctx *c, const json_t *obj, const json_t *old);
+    /* Optional: the name of the validating webhook whose rules `rules` and `update_rules` are.
+     * Its rules then see the object as written, before `defaults` (there is no mutating
+     * webhook: the operator defaults a job when it reconciles it), and their errors are
+     * marked as the webhook's. */
+    const char *webhook;
+    /* Optional: the schema's own update rules (CEL transition rules, such as `self == oldSelf`),
+     * which the API server checks with the schema, before any webhook. */
+    void (*transition_rules)(ty_schema_ctx *c, const json_t *obj, const json_t *old);
 } ty_kind_ops;
 
 extern const ty_kind_ops ty_kubeflow_pytorchjob_ops;
@@ -42,6 +50,8 @@ extern const ty_kind_ops ty_kueue_localqueue_ops;
 extern const ty_kind_ops ty_kueue_workload_ops;
 extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
 extern const ty_kind_ops ty_scheduling_priorityclass_ops;
+extern const ty_kind_ops ty_core_persistentvolume_ops;
+extern const ty_kind_ops ty_core_persistentvolumeclaim_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
 json_t *ty_schema_doc_load(const char *text);
@@ -60,6 +70,9 @@ void ty_schema_walk(ty_schema_ctx *c, const json_t *schema, json_t *val, ty_pos 
  * such as label names are) or "[i]"; each returns the length to restore with ty_path_pop(). */
 size_t ty_path_key(ty_buf *path, const char *key);
 size_t ty_path_index(ty_buf *path, size_t i);
+/* "[key]" whatever the key, as field.Path.Key() writes map keys in webhooks' errors
+ * ("spec.pytorchReplicaSpecs[Worker].replicas"). */
+size_t ty_path_map_key(ty_buf *path, const char *key);
 void ty_path_pop(ty_buf *path, size_t len);
 
 /* A container's volumeMounts: subPath and subPathExpr must stay inside the volume (relative,
@@ -90,6 +103,8 @@ const char *ty_suggest(const char *name, const char *const *cands, size_t n);
 /* Kubernetes name rules; each returns NULL when `s` is valid, else the reason (static). */
 const char *ty_check_dns1123_label(const char *s);
 const char *ty_check_dns1035_label(const char *s);
+/* Every reason IsDNS1035Label gives, joined by ","; NULL when valid; the caller frees. */
+char *ty_dns1035_label_reasons(const char *s);
 const char *ty_check_dns1123_subdomain(const char *s);
 const char *ty_check_env_name(const char *s);
 const char *ty_check_qualified_name(const char *s); /* label and annotation keys */

@@ -761,6 +761,111 @@ static void default_row(json_t *cells, json_t *row, const json_t *o, int64_t now
     json_array_append_new(cells, age_of(str(o, "metadata.creationTimestamp"), now_ns));
 }
 
+/* ---- persistent volumes and claims (kubectl's printers) ---- */
+
+static const column pv_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Capacity", "string", "", "The volume's capacity.", 0},
+    {"Access Modes", "string", "", "How the volume can be mounted.", 0},
+    {"Reclaim Policy", "string", "", "What happens to the volume when its claim is deleted.", 0},
+    {"Status", "string", "", "The volume's phase.", 0},
+    {"Claim", "string", "", "The claim bound to the volume.", 0},
+    {"StorageClass", "string", "", "StorageClass of the pv", 0},
+    {"VolumeAttributesClass", "string", "", "VolumeAttributesClass of the pv", 0},
+    {"Reason", "string", "", "Why the volume is in its phase.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"VolumeMode", "string", "", "Filesystem or Block.", 1},
+    {0},
+};
+
+static const column pvc_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Status", "string", "", "The claim's phase.", 0},
+    {"Volume", "string", "", "The volume bound to the claim.", 0},
+    {"Capacity", "string", "", "The bound volume's capacity.", 0},
+    {"Access Modes", "string", "", "How the volume can be mounted.", 0},
+    {"StorageClass", "string", "", "StorageClass of the pvc", 0},
+    {"VolumeAttributesClass", "string", "", "VolumeAttributesClass of the pvc", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"VolumeMode", "string", "", "Filesystem or Block.", 1},
+    {0},
+};
+
+/* GetAccessModesAsString: "RWO,ROX,RWX,RWOP", in that order, each once. */
+static void add_access_modes(json_t *cells, const json_t *modes)
+{
+    static const char *const names[][2] = {{"ReadWriteOnce", "RWO"},
+                                           {"ReadOnlyMany", "ROX"},
+                                           {"ReadWriteMany", "RWX"},
+                                           {"ReadWriteOncePod", "RWOP"}};
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (size_t k = 0; k < 4; k++) {
+        size_t i;
+        const json_t *m;
+        bool has = false;
+        json_array_foreach(modes, i, m) {
+            has = has || (json_is_string(m) && strcmp(json_string_value(m), names[k][0]) == 0);
+        }
+        if (has)
+            ty_buf_addf(&b, "%s%s", b.len ? "," : "", names[k][1]);
+    }
+    add_s(cells, b.data ? b.data : "");
+}
+
+/* A phase, or Terminating once deletion started. */
+static const char *phase_of(const json_t *o)
+{
+    return str(o, "metadata.deletionTimestamp") ? "Terminating" : or(str(o, "status.phase"), "");
+}
+
+/* A quantity as stored: a string, or a bare number. */
+static void add_quantity(json_t *cells, const json_t *q)
+{
+    if (json_is_integer(q)) {
+        char num[32];
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(q));
+        add_s(cells, num);
+    } else {
+        add_s(cells, json_is_string(q) ? json_string_value(q) : "");
+    }
+}
+
+static void pv_row(json_t *cells, json_t *row, const json_t *pv, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(pv, "metadata.name"), ""));
+    add_quantity(cells, get(pv, "spec.capacity.storage"));
+    add_access_modes(cells, get(pv, "spec.accessModes"));
+    add_s(cells, or(str(pv, "spec.persistentVolumeReclaimPolicy"), ""));
+    add_s(cells, phase_of(pv));
+    const json_t *ref = get(pv, "spec.claimRef");
+    TY_AUTOFREE char *claim = ref ? ty_asprintf("%s/%s", or(str(ref, "namespace"), ""),
+                                                or(str(ref, "name"), ""))
+                                  : ty_strdup("");
+    add_s(cells, claim);
+    add_s(cells, or(str(pv, "spec.storageClassName"), ""));
+    add_s(cells, or(str(pv, "spec.volumeAttributesClassName"), "<unset>"));
+    add_s(cells, or(str(pv, "status.reason"), ""));
+    add_age(cells, pv, now_ns);
+    add_s(cells, or(str(pv, "spec.volumeMode"), "<unset>"));
+}
+
+static void pvc_row(json_t *cells, json_t *row, const json_t *pvc, int64_t now_ns)
+{
+    (void)row;
+    const char *volume = or(str(pvc, "spec.volumeName"), "");
+    add_s(cells, or(str(pvc, "metadata.name"), ""));
+    add_s(cells, phase_of(pvc));
+    add_s(cells, volume);
+    /* Capacity and modes are the bound volume's, shown once there is one. */
+    add_quantity(cells, *volume ? get(pvc, "status.capacity.storage") : NULL);
+    add_access_modes(cells, *volume ? get(pvc, "status.accessModes") : NULL);
+    add_s(cells, or(str(pvc, "spec.storageClassName"), ""));
+    add_s(cells, or(str(pvc, "spec.volumeAttributesClassName"), "<unset>"));
+    add_age(cells, pvc, now_ns);
+    add_s(cells, or(str(pvc, "spec.volumeMode"), "<unset>"));
+}
+
 /* The jobs' cells read a few members of metadata and status, never spec (most of a job's
  * bytes). */
 static const char *const job_members[] = {"metadata.name", "metadata.creationTimestamp",
@@ -779,6 +884,8 @@ static const printer printers[] = {
     {"workloads", wl_cols, wl_row},
     {"workloadpriorityclasses", wpc_cols, wpc_row},
     {"priorityclasses", pc_cols, pc_row},
+    {"persistentvolumes", pv_cols, pv_row},
+    {"persistentvolumeclaims", pvc_cols, pvc_row},
 };
 
 static const printer default_printer = {"", default_cols, default_row, NULL};

@@ -20,7 +20,43 @@ void ty_field_errors_add(ty_field_errors *errs, const char *path, ty_pos pos, co
     e->path = ty_strdup(path ? path : "");
     e->pos = pos;
     e->msg = ty_vasprintf(fmt, ap);
+    e->webhook = false;
     va_end(ap);
+}
+
+void ty_field_errors_warn(ty_field_errors *errs, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    errs->warnings = ty_realloc(errs->warnings, (errs->nwarnings + 1) * sizeof(*errs->warnings));
+    errs->warnings[errs->nwarnings++] = ty_vasprintf(fmt, ap);
+    va_end(ap);
+}
+
+void ty_field_errors_drop_webhook(ty_field_errors *errs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < errs->count; i++) {
+        if (errs->items[i].webhook) {
+            free(errs->items[i].path);
+            free(errs->items[i].msg);
+        } else {
+            errs->items[n++] = errs->items[i];
+        }
+    }
+    errs->count = n;
+    errs->webhook = NULL;
+    for (size_t i = 0; i < errs->nwarnings; i++)
+        free(errs->warnings[i]);
+    errs->nwarnings = 0;
+}
+
+size_t ty_field_errors_schema_count(const ty_field_errors *errs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < errs->count; i++)
+        n += !errs->items[i].webhook;
+    return n;
 }
 
 void ty_field_errors_free(ty_field_errors *errs)
@@ -34,6 +70,12 @@ void ty_field_errors_free(ty_field_errors *errs)
     free(errs->items);
     errs->items = NULL;
     errs->count = errs->cap = 0;
+    for (size_t i = 0; i < errs->nwarnings; i++)
+        free(errs->warnings[i]);
+    free(errs->warnings);
+    errs->warnings = NULL;
+    errs->nwarnings = 0;
+    errs->webhook = NULL;
 }
 
 /* True when `msg` already quotes `path` ("unknown field \"spec.x\""), so that the line does not

@@ -8,6 +8,7 @@
 #define TY_API_VALIDATE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "api/manifest.h"
@@ -17,11 +18,19 @@ typedef struct ty_field_error {
     char *path;
     ty_pos pos;
     char *msg;
+    /* Found by the kind's validating webhook (the API server answers those 403, the others
+     * 422: a webhook only runs on an object the schema accepted). */
+    bool webhook;
 } ty_field_error;
 
 typedef struct ty_field_errors {
     ty_field_error *items;
     size_t count, cap;
+    /* The webhook that found the items marked `webhook` (static), and what it warned of
+     * (admission warnings: the API server's Warning headers), even when it allowed the write. */
+    const char *webhook;
+    char **warnings;
+    size_t nwarnings;
 } ty_field_errors;
 
 #define TY_FIELD_ERRORS_INIT {0}
@@ -29,6 +38,13 @@ typedef struct ty_field_errors {
 void ty_field_errors_add(ty_field_errors *errs, const char *path, ty_pos pos, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 void ty_field_errors_free(ty_field_errors *errs);
+void ty_field_errors_warn(ty_field_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The number of items the schema and the generic rules found (not marked `webhook`). */
+size_t ty_field_errors_schema_count(const ty_field_errors *errs);
+/* Removes the webhook's items and warnings (an API server runs no webhook on an object its
+ * schema refused, nor on a write of a status subresource). */
+void ty_field_errors_drop_webhook(ty_field_errors *errs);
 /* Appends one error a line: "<file>:<line>:<col>: <path>: <msg>". The file and the position are
  * left out when unknown (NULL/"" file: "<line>:<col>: ..."), and "<path>: " when the message
  * already quotes the path (unknown fields). */

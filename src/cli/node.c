@@ -12,6 +12,7 @@
 #include "controllers/nodeagent.h"
 #include "controllers/podutil.h"
 #include "controllers/resources.h"
+#include "controllers/volumes.h"
 #include "controllers/workloads.h"
 #include "base/quantity.h"
 #include "runtime/ipam.h"
@@ -24,6 +25,7 @@ struct ty_node {
     ty_ipam *ipam;
     ty_nodeagent *agent;
     ty_binder *binder;
+    ty_volctl *volumes;
     ty_jobctl *jobs;
     ty_workloadctl *workloads;
     ty_admission *admission;
@@ -244,6 +246,9 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         }
     fail_lost_pods(n);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, pod_address, n);
+    TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
+                                              : ty_asprintf("%s/volumes", cfg->state_dir);
+    n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
     n->workloads = ty_workloadctl_new(cfg->loop, cfg->store);
     ty_admission_config acfg = {.fair_sharing = cfg->fair_sharing};
     n->admission = ty_admission_new(cfg->loop, cfg->store, &acfg);
@@ -275,6 +280,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->jobs = NULL;
     ty_binder_free(n->binder);
     n->binder = NULL;
+    ty_volctl_free(n->volumes);
+    n->volumes = NULL;
     if (stop_pods)
         ty_runtime_shutdown(n->rt, on_runtime_done, n);
     else
@@ -298,6 +305,7 @@ void ty_node_free(ty_node *n)
     ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);
     ty_binder_free(n->binder);
+    ty_volctl_free(n->volumes);
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);

@@ -31,6 +31,8 @@ typedef struct ty_node_config {
     uv_loop_t *loop;
     ty_store *store;
     const char *state_dir;       /* pod directories go under it */
+    const char *volumes_dir;     /* provisioned PersistentVolumes' directories; NULL:
+                                  * <state_dir>/volumes */
     int gpus;                    /* -1: NVML; >= 0: declared */
     bool pods_die_with_parent;   /* run: true; server: false (pods outlive a crash) */
     bool adopt;                  /* server: take over the pods a previous trainyard left */

@@ -256,12 +256,24 @@ static int load_objects(char **paths, int npaths, bool recursive, json_t *object
             if (refused)
                 ty_field_errors_add(&errs, "kind",
                                     ty_manifest_pos_member(m, obj, "kind", false), "%s", refused);
-            if (refused || (ck ? admit_core(m, obj, m->docs[d].pos, ck, &errs) < 0
-                               : ty_api_admit(m, obj, &errs) < 0)) {
+            int rc = refused ? -1
+                     : ck    ? admit_core(m, obj, m->docs[d].pos, ck, &errs)
+                             : ty_api_admit(m, obj, &errs);
+            for (size_t w = 0; w < errs.nwarnings; w++)
+                fprintf(stderr, "trainyard run: %s: warning: %s\n", m->file, errs.warnings[w]);
+            if (rc < 0) {
                 ty_buf out = TY_BUF_INIT;
                 ty_field_errors_format(&errs, m->file, &out);
                 fputs(out.data, stderr);
                 ty_buf_free(&out);
+                bad = 1;
+            } else if (ty_kubeflow_managed_elsewhere(obj)) {
+                /* The operator would never run it, and the run would wait for it forever. */
+                json_t *run = json_object_get(json_object_get(obj, "spec"), "runPolicy");
+                ty_pos p = ty_manifest_pos_member(m, run, "managedBy", false);
+                fprintf(stderr, "%s:%d:%d: spec.runPolicy.managedBy: \"%s\" runs this job, not "
+                        "the training operator: trainyard run has no such controller\n", m->file,
+                        p.line, p.col, ty_kubeflow_managed_elsewhere(obj));
                 bad = 1;
             } else {
                 json_array_append(objects, obj);

@@ -389,6 +389,7 @@ int ty_cli_server(int argc, char **argv)
     server_state st = {.stop_pods = stop_pods};
     TY_AUTOFREE char *host = NULL;
     TY_AUTOFREE char *node_dir = ty_asprintf("%s/node", data_dir);
+    TY_AUTOFREE char *volumes_dir = ty_asprintf("%s/volumes", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0)
@@ -407,6 +408,7 @@ int ty_cli_server(int argc, char **argv)
         .loop = &st.loop,
         .store = st.store,
         .state_dir = node_dir,
+        .volumes_dir = volumes_dir,
         .gpus = gpus,
         .nodes = nodes,
         .pods_die_with_parent = false,

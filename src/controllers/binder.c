@@ -12,13 +12,14 @@
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
+#include "controllers/volumes.h"
 
 struct ty_binder {
     ty_store *store;
     ty_map nodes; /* name -> (void *)1: the nodes this binder places pods on */
     ty_queue *queue;
     ty_recorder *events;
-    int watch_id;
+    int watch_id, claims_watch_id;
     uint64_t passes;
 };
 
@@ -40,6 +41,13 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
         json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName")) &&
         !ty_pod_terminated(obj) && !ty_obj_deleting(obj))
         return;
+    ty_queue_add(b->queue, "pass");
+}
+
+static void on_claim(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
+{
+    (void)type, (void)resource, (void)obj;
+    ty_binder *b = ctx;
     ty_queue_add(b->queue, "pass");
 }
 
@@ -164,7 +172,10 @@ static void try_gang(ty_binder *b, gang *g, json_t *nodes, json_t **free_of)
     json_t *pod;
     json_array_foreach(g->pods, i, pod)
     {
-        if (preassigned(pod, &pre[i], why, sizeof why) < 0)
+        /* A pod waits for its claims (the scheduler's VolumeBinding). */
+        if (ok && !ty_volumes_check_pod(b->store, pod, why, sizeof why))
+            ok = false;
+        if (ok && preassigned(pod, &pre[i], why, sizeof why) < 0)
             ok = false;
         pp[i] = (ty_placement_pod){ty_obj_name(pod), json_object_get(pod, "spec"), pre[i]};
     }
@@ -305,6 +316,8 @@ ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name
     b->queue = ty_queue_new(loop, pass, b);
     b->events = ty_recorder_new(store, "default-scheduler");
     b->watch_id = ty_store_watch(store, "pods", on_event, b);
+    /* A claim that becomes bound lets its pods bind. */
+    b->claims_watch_id = ty_store_watch(store, "persistentvolumeclaims", on_claim, b);
     ty_queue_add(b->queue, "pass");
     return b;
 }
@@ -325,6 +338,7 @@ void ty_binder_free(ty_binder *b)
     if (!b)
         return;
     ty_store_unwatch(b->store, b->watch_id);
+    ty_store_unwatch(b->store, b->claims_watch_id);
     ty_queue_free(b->queue);
     ty_recorder_free(b->events);
     ty_map_free(&b->nodes);

@@ -201,7 +201,8 @@ static void reconcile(void *ctx, const char *key)
     json_t *job = ty_store_get(c->store, resource, ns, name);
     if (!job)
         return;
-    if (ty_obj_deleting(job)) {
+    /* A job being deleted, or one another controller runs (MultiKueue's), is not ours. */
+    if (ty_obj_deleting(job) || ty_kubeflow_managed_elsewhere(job)) {
         json_decref(job);
         return;
     }
@@ -285,7 +286,9 @@ static void reconcile(void *ctx, const char *key)
         if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, NULL) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulDeletePod",
                      "Deleted pod: %s", out.delete_pods[k]);
-        if (out.finished)
+        /* The operator deletes a pod's service with it when it cleans up a finished job and
+         * when it suspends one, not when it restarts a pod. */
+        if (out.finished || out.suspended)
             ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, NULL);
     }
     if (out.delete_job) {

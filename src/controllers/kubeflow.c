@@ -552,6 +552,13 @@ json_t *ty_kubeflow_pod(const json_t *job, const char *rtype, int index, ty_kube
     return pod;
 }
 
+const char *ty_kubeflow_managed_elsewhere(const json_t *job)
+{
+    const char *by = json_string_value(
+        json_object_get(json_object_get(json_object_get(job, "spec"), "runPolicy"), "managedBy"));
+    return by && strcmp(by, "kubeflow.org/training-operator") != 0 ? by : NULL;
+}
+
 json_t *ty_kubeflow_service(const json_t *job, const char *rtype, int index, ty_error *err)
 {
     const ty_kf_kind *k;

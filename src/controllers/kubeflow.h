@@ -147,6 +147,11 @@ ty_kubeflow_action ty_kubeflow_pod_decide(const json_t *job, const json_t *pod,
  * service): None -> no, Running -> pods Running or Pending, All -> every pod. */
 bool ty_kubeflow_should_clean_pod(const json_t *job, const json_t *pod);
 
+/* The controller that runPolicy.managedBy names when it is not the operator
+ * ("kueue.x-k8s.io/multikueue"): the operator leaves such a job alone entirely (no pods, no
+ * status); NULL when the operator manages it. */
+const char *ty_kubeflow_managed_elsewhere(const json_t *job);
+
 typedef enum ty_kubeflow_fail_cause {
     TY_KUBEFLOW_FAIL_NONE = 0,
     TY_KUBEFLOW_FAIL_REPLICAS,  /* replicas failed under Never (or TF without restart) */

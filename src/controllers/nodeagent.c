@@ -9,6 +9,7 @@
 #include "controllers/events.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
+#include "controllers/volumes.h"
 
 typedef struct pod_entry {
     char *ns, *name;
@@ -105,9 +106,12 @@ static void reconcile(void *ctx, const char *key)
     } else if (!e && !ty_pod_terminated(pod)) {
         char ip[TY_IPAM_ADDR_MAX];
         ty_error err = TY_ERROR_INIT;
+        json_t *run = NULL;
         if (ty_ipam_acquire(a->ipam, key, ip, &err) < 0) {
             fail_to_start(a, pod, err.msg);
-        } else if (ty_runtime_start_pod(a->rt, pod, ip, &err) < 0) {
+        } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &err)) ||
+                   ty_runtime_start_pod(a->rt, run, ip, &err) < 0) {
+            /* run: the pod with its claims as the directories of their volumes */
             fail_to_start(a, pod, err.msg);
             ty_ipam_release(a->ipam, key);
         } else {
@@ -118,6 +122,7 @@ static void reconcile(void *ctx, const char *key)
             e->name = ty_strdup(slash + 1);
             ty_map_puts(&a->pods, uid, e);
         }
+        json_decref(run);
         ty_error_clear(&err);
     }
     json_decref(pod);

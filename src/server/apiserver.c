@@ -486,6 +486,30 @@ static enum MHD_Result fail_invalid(call *c, const char *name, const ty_field_er
     return fail_invalid_as(c, qk, details(c->ri, name, true), name, errs);
 }
 
+/* A validating webhook's denial as the API server words it: 403, "admission webhook \"<name>\"
+ * denied the request: " and the errors as Go aggregates them (one alone; several in brackets,
+ * joined by ", ", a repeated text once). */
+static enum MHD_Result fail_denied(call *c, const ty_field_errors *errs)
+{
+    TY_AUTOBUF ty_buf list = TY_BUF_INIT;
+    json_t *seen = json_object();
+    for (size_t i = 0; i < errs->count; i++) {
+        const ty_field_error *e = &errs->items[i];
+        TY_AUTOFREE char *one = *e->path ? ty_asprintf("%s: %s", e->path, e->msg)
+                                         : ty_strdup(e->msg);
+        if (json_object_get(seen, one))
+            continue;
+        ty_buf_addf(&list, "%s%s", json_object_size(seen) ? ", " : "", one);
+        json_object_set_new(seen, one, json_true());
+    }
+    bool several = json_object_size(seen) > 1;
+    json_decref(seen);
+    TY_AUTOFREE char *msg = ty_asprintf("admission webhook \"%s\" denied the request: %s%s%s",
+                                        errs->webhook ? errs->webhook : "", several ? "[" : "",
+                                        list.data ? list.data : "", several ? "]" : "");
+    return reply(c, 403, ty_srv_status(403, "Forbidden", msg, NULL));
+}
+
 /* A store write's error as the API server words it. */
 static enum MHD_Result fail_store(call *c, const char *name, const ty_error *err)
 {
@@ -673,7 +697,8 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
     ty_apiserver *s = c->srv;
     const char *gs[16];
     size_t ng = groups(s, gs, TY_ARRAY_LEN(gs));
-    if (strcmp(url, "/version") == 0) {
+    /* The Python client's VersionApi asks for "/version/", which Kubernetes serves too. */
+    if (strcmp(url, "/version") == 0 || strcmp(url, "/version/") == 0) {
         *ret = reply(c, 200,
                      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "major", "1",
                                "minor", "32", "gitVersion", "v1.32.0-trainyard", "gitCommit", "",
@@ -937,6 +962,13 @@ static void remove_path(json_t *obj, const char *path)
         json_object_del(parent, key);
 }
 
+static void add_warning(call *c, const char *text)
+{
+    if (!c->r->warnings)
+        c->r->warnings = json_array();
+    json_array_append_new(c->r->warnings, json_string(text));
+}
+
 static bool is_unknown_field(const ty_field_error *e)
 {
     return strncmp(e->msg, "unknown field", 13) == 0;
@@ -970,20 +1002,33 @@ static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
     }
     for (int round = 0; round < 2; round++) {
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
-        if (ty_api_admit(NULL, obj, &errs) == 0) {
+        ty_api_admit(NULL, obj, &errs);
+        /* A webhook is called for writes of the object, not of its status subresource. */
+        if (c->path.sub)
+            ty_field_errors_drop_webhook(&errs);
+        if (ty_field_errors_schema_count(&errs) == 0) {
             /* An update of the object (not of its status, whose spec is ignored) is checked
              * against the stored one: fields the kind makes immutable. */
             json_t *cur = strcmp(c->method, "POST") != 0 && !c->path.sub
                               ? ty_store_get(c->srv->store, c->ri->resource,
                                              c->path.ns ? c->path.ns : "", c->path.name)
                               : NULL;
-            int rc = ty_api_check_update(obj, cur, &errs);
+            ty_api_check_update(obj, cur, &errs);
             json_decref(cur);
-            if (rc < 0)
+            int rc = errs.count ? -1 : 0;
+            if (ty_field_errors_schema_count(&errs)) {
+                ty_field_errors_drop_webhook(&errs);
                 *ret = fail_invalid(c, name, &errs);
+            } else {
+                for (size_t i = 0; i < errs.nwarnings; i++)
+                    add_warning(c, errs.warnings[i]);
+                if (rc < 0)
+                    *ret = fail_denied(c, &errs);
+            }
             ty_field_errors_free(&errs);
             return rc;
         }
+        ty_field_errors_drop_webhook(&errs);
         size_t unknown = 0;
         for (size_t i = 0; i < errs.count; i++)
             unknown += is_unknown_field(&errs.items[i]);
@@ -1005,11 +1050,8 @@ static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
             for (size_t i = 0; i < errs.count; i++)
                 if (is_unknown_field(&errs.items[i])) {
                     remove_path(obj, errs.items[i].path);
-                    if (strcmp(mode, "Warn") == 0) {
-                        if (!c->r->warnings)
-                            c->r->warnings = json_array();
-                        json_array_append_new(c->r->warnings, json_string(errs.items[i].msg));
-                    }
+                    if (strcmp(mode, "Warn") == 0)
+                        add_warning(c, errs.items[i].msg);
                 }
             ty_field_errors_free(&errs);
             continue; /* again without them, for the defaults and the other errors */

@@ -222,3 +222,31 @@ def test_job_in_its_own_namespace(run_trainyard, manifest, marker):
     assert r.rc == 0, r
     pod = final_pods(r)["nsjob-master-0"]
     assert pod["metadata"]["namespace"] == "team-a"
+
+
+def test_a_claim_is_shared_by_the_pods_that_mount_it(run_trainyard, manifest, tmp_path):
+    """A PersistentVolumeClaim in the manifest is provisioned under the run's state directory;
+    one pod writes to it, another reads what it wrote."""
+    mount = {"volumeMounts": [{"name": "d", "mountPath": str(tmp_path / "mnt")}]}
+    vols = [{"name": "d", "persistentVolumeClaim": {"claimName": "shared"}}]
+
+    def replica(cmd):
+        return {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {
+            "containers": [{"name": "pytorch", "image": "x", "command": ["sh", "-c", cmd],
+                            **mount}], "volumes": vols}}}
+    path = manifest(json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared"},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})
+        + "\n---\n" + json.dumps({
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "share"},
+            "spec": {"pytorchReplicaSpecs": {
+                "Worker": replica(f"echo from-worker > {tmp_path}/mnt/msg"),
+                "Master": replica(f"while [ ! -s {tmp_path}/mnt/msg ]; do sleep 0.05; done; "
+                                  f"cat {tmp_path}/mnt/msg")}}}))
+    r = run_trainyard(path)
+    assert r.rc == 0, r
+    volumes = os.listdir(tmp_path / "state" / "volumes")
+    assert len(volumes) == 1 and volumes[0].startswith("pvc-"), volumes
+    assert (tmp_path / "state" / "volumes" / volumes[0] / "msg").read_text() == "from-worker\n"
+    logs = [p for p in (tmp_path / "state" / "pods").glob("*share-master-0*/pytorch/0.log")]
+    assert logs and logs[0].read_text().rstrip().endswith("from-worker"), logs

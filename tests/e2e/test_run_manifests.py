@@ -97,3 +97,34 @@ def test_json_manifest_runs(run_trainyard, manifest, marker):
     path = manifest(pytorchjob("jsonjob", marker, master_cmd="true"), "job.json")
     r = run_trainyard(path)
     assert r.rc == 0, r
+
+
+def test_webhook_rules_see_the_job_as_written(run_trainyard, manifest, tmp_path):
+    """The operator's webhook runs before defaults: a Master without replicas and a lower-case
+    key are refused with upstream's paths; a job another controller manages is refused (it
+    would never run); the deprecated nProcPerNode is a warning."""
+    flag = tmp_path / "ran"
+    good = GOOD.format(flag=flag)
+    path = manifest(good.replace("      replicas: 1\n", "").replace("Master:", "master:"),
+                    "lower.yaml")
+    r = run_trainyard(path)
+    assert r.rc == 2, r
+    assert f'{path}:7:5: spec.pytorchReplicaSpecs[master]: Unsupported value: "master": ' \
+        'supported values: "Master", "Worker"' in r.err, r
+    path = manifest(good.replace("      replicas: 1\n", ""), "unset.yaml")
+    r = run_trainyard(path)
+    assert r.rc == 2, r
+    assert "spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1" in r.err, r
+    path = manifest(good.replace("spec:\n  pytorch", "spec:\n  runPolicy: {managedBy: "
+                                 "kueue.x-k8s.io/multikueue}\n  pytorch"), "mk.yaml")
+    r = run_trainyard(path)
+    assert r.rc == 2 and f'{path}:6:26: spec.runPolicy.managedBy: "kueue.x-k8s.io/multikueue" ' \
+        'runs this job, not the training operator' in r.err, r
+    assert not flag.exists()
+    path = manifest(good.replace("Master:", "Worker:").replace(
+        "spec:\n  pytorch", "spec:\n  elasticPolicy: {nProcPerNode: 1}\n  pytorch"), "dep.yaml")
+    r = run_trainyard(path)
+    assert r.rc == 0, r
+    assert f"trainyard run: {path}: warning: spec.elasticPolicy.nProcPerNode is deprecated, use " \
+        "spec.nprocPerNode instead" in r.err, r
+    assert flag.exists()

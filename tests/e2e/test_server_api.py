@@ -154,7 +154,8 @@ def test_kubeconfig_and_discovery(server):
     assert res["tfjobs"]["subresources"][0]["subresource"] == "status"
     st, _, body = server.request("GET", "/api", headers={"Accept": accept})
     core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
-    assert core == {"namespaces", "nodes", "pods", "services", "events"}
+    assert core == {"namespaces", "nodes", "pods", "services", "events", "persistentvolumes",
+                    "persistentvolumeclaims"}
     # Without it, the legacy documents.
     assert server.request("GET", "/api")[2]["versions"] == ["v1"]
 
@@ -310,6 +311,83 @@ def test_status_errors(server):
 
     names = [o["metadata"]["name"] for o in server.request("GET", BASE)[2]["items"]]
     assert names == ["raw", "small"]
+
+
+def test_webhook_rules_answer_as_the_operators_webhook(server, tmp_path):
+    """The operator's webhook rules are answered as a denying webhook's (403), the schema's as
+    422, with upstream's field paths; its warnings become Warning headers."""
+    hook = 'admission webhook "validator.pytorchjob.training-operator.kubeflow.org" ' \
+           'denied the request: '
+    j = job("empty")
+    j["spec"]["pytorchReplicaSpecs"]["Worker"] = {"template": {"spec": {"containers": []}}}
+    st, _, body = server.request("POST", BASE, j)
+    assert st == 403 and body["reason"] == "Forbidden" and body["code"] == 403, body
+    w = "spec.pytorchReplicaSpecs[Worker].template.spec.containers: Required value: "
+    assert body["message"] == hook + f"[{w}must be specified, " \
+        f"{w}must have at least one container with name pytorch]", body
+    # Before defaults: a Master without replicas, a lower-case key.
+    j = job("unset")
+    del j["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"]
+    st, _, body = server.request("POST", BASE, j)
+    assert st == 403 and body["message"] == \
+        hook + "spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1", body
+    j = job("lower")
+    j["spec"]["pytorchReplicaSpecs"]["master"] = j["spec"]["pytorchReplicaSpecs"].pop("Master")
+    st, _, body = server.request("POST", BASE, j)
+    assert st == 403 and 'spec.pytorchReplicaSpecs[master]: Unsupported value: "master"' in \
+        body["message"], body
+    # A schema error is answered alone, as the webhook never runs then.
+    st, _, body = server.request("POST", BASE,
+                                 dict(job("neg", replicas=-1), metadata={"name": "0-x"}))
+    assert st == 422 and body["reason"] == "Invalid", body
+    assert [c["field"] for c in body["details"]["causes"]] == \
+        ["spec.pytorchReplicaSpecs.Master.replicas"], body
+    # The deprecated nProcPerNode: a warning, and kubectl prints it.
+    j = job("dep")
+    j["spec"]["elasticPolicy"] = {"nProcPerNode": 1}
+    j["spec"]["pytorchReplicaSpecs"]["Worker"] = j["spec"]["pytorchReplicaSpecs"]["Master"]
+    del j["spec"]["pytorchReplicaSpecs"]["Master"]
+    st, hdrs, body = server.request("POST", BASE, j)
+    assert st == 201, body
+    assert hdrs.get("Warning") == '299 - "spec.elasticPolicy.nProcPerNode is deprecated, ' \
+        'use spec.nprocPerNode instead"', dict(hdrs)
+    # A status write is not the webhook's: no warning.
+    cur = server.request("GET", BASE + "/dep")[2]
+    st, hdrs, got = server.request("PUT", BASE + "/dep/status", cur)
+    assert st == 200 and "Warning" not in hdrs, (got, dict(hdrs))
+    j["metadata"]["name"] = "dep2"
+    path = tmp_path / "dep.json"
+    path.write_text(json.dumps(j))
+    r = server.kubectl("create", "-f", str(path))
+    assert "Warning: spec.elasticPolicy.nProcPerNode is deprecated" in r.stderr, r.stderr
+    # kubectl says who denied it.
+    j = job("nocont")
+    j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["name"] = ""
+    path.write_text(json.dumps(j))
+    r = server.kubectl("create", "-f", str(path), check=False)
+    assert r.returncode == 1 and "Error from server (Forbidden): " in r.stderr and hook + \
+        "spec.pytorchReplicaSpecs[Master].template.spec.containers: Required value: must have " \
+        "at least one container with name pytorch" in r.stderr, r.stderr
+    # Updates: managedBy is the webhook's to keep, the queue the schema's (a CEL rule).
+    j = job("upd")
+    j["spec"]["runPolicy"] = {"suspend": True, "schedulingPolicy": {"queue": "a"}}
+    st, _, cur = server.request("POST", BASE, j)
+    assert st == 201, cur
+    cur["spec"]["runPolicy"]["managedBy"] = "kueue.x-k8s.io/multikueue"
+    st, _, body = server.request("PUT", BASE + "/upd", cur)
+    assert st == 403 and body["message"] == hook + 'spec.runPolicy.managedBy: Invalid value: ' \
+        '"kueue.x-k8s.io/multikueue": field is immutable', body
+    del cur["spec"]["runPolicy"]["managedBy"]
+    cur["spec"]["runPolicy"]["schedulingPolicy"]["queue"] = "b"
+    st, _, body = server.request("PUT", BASE + "/upd", cur)
+    queue = "spec.runPolicy.schedulingPolicy.queue"
+    assert st == 422 and body["details"]["causes"] == [{
+        "reason": "FieldValueInvalid", "field": queue,
+        "message": f'Invalid value: "string": {queue} is immutable'}], body
+    st, _, body = server.request("PATCH", BASE + "/upd",
+                                 {"spec": {"runPolicy": {"schedulingPolicy": {"queue": None}}}},
+                                 {"Content-Type": "application/merge-patch+json"})
+    assert st == 200, body
 
 
 def test_body_limit_dry_run_and_field_validation(server):
@@ -534,6 +612,9 @@ def test_python_client(server):
     with pytest.raises(client.ApiException) as e:
         co.get_namespaced_custom_object(*args, "py")
     assert e.value.status == 404
+
+    # The client's VersionApi asks for /version/.
+    assert client.VersionApi(api).get_code().git_version.startswith("v1.")
 
     # Typed clients of built-in kinds send JSON too.
     core = client.CoreV1Api(api)

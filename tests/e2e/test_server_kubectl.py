@@ -339,3 +339,161 @@ def test_get_answers_a_table_in_one_request_whatever_the_chunk_size(server, mark
     gets = [line for line in p.stderr.splitlines()
             if "GET" in line and "/pytorchjobs" in line and "round_trippers" in line]
     assert len(gets) == 8, gets
+
+
+def test_services_suspend_and_jobs_managed_elsewhere(server, marker):
+    """The operator's headless services as a cluster stores them; suspending a job deletes
+    its services with its pods; a job that another controller manages is left alone."""
+    job = json.loads(pytorchjob("svc", marker, master_cmd="sleep 300"))
+    assert request(server, "POST", BASE, json.dumps(job).encode())[0] == 201
+    assert wait_until(lambda: running(server, ["svc-master-0"]), 30)
+    svc = server.json("get", "service", "svc-master-0")
+    assert svc["spec"] == {
+        "clusterIP": "None", "clusterIPs": ["None"], "internalTrafficPolicy": "Cluster",
+        "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "sessionAffinity": "None",
+        "type": "ClusterIP", "selector": svc["metadata"]["labels"],
+        "ports": [{"name": "pytorchjob-port", "port": 23456, "protocol": "TCP",
+                   "targetPort": 23456}]}, svc
+    pod = server.json("get", "pod", "svc-master-0")
+    assert {"name": "pytorchjob-port", "containerPort": 23456, "protocol": "TCP"} in \
+        pod["spec"]["containers"][0]["ports"], pod["spec"]
+    row = server.kubectl("get", "service", "svc-master-0", "--no-headers").stdout.split()
+    assert row[:5] == ["svc-master-0", "ClusterIP", "None", "<none>", "23456/TCP"], row
+    # A service made through the API gets the same defaults.
+    plain = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "plain"},
+             "spec": {"clusterIP": "None", "ports": [{"name": "80-8080", "port": 80,
+                                                       "targetPort": 8080}]}}
+    assert request(server, "POST", "/api/v1/namespaces/default/services",
+                   json.dumps(plain).encode())[0] == 201
+    plain = server.json("get", "service", "plain")["spec"]
+    assert plain["ports"][0] == {"name": "80-8080", "port": 80, "protocol": "TCP",
+                                 "targetPort": 8080}, plain
+    assert plain["sessionAffinity"] == "None" and plain["ipFamilyPolicy"] == "SingleStack", plain
+
+    server.kubectl("patch", "pytorchjob", "svc", "--type=merge",
+                   "-p", '{"spec": {"runPolicy": {"suspend": true}}}')
+    gone = lambda: server.kubectl("get", "service", "svc-master-0", check=False).returncode != 0
+    assert wait_until(lambda: "svc-master-0" not in pod_names(server) and gone(), 30)
+
+    other = json.loads(pytorchjob("elsewhere", marker, master_cmd="sleep 300"))
+    other["spec"]["runPolicy"] = {"managedBy": "kueue.x-k8s.io/multikueue"}
+    assert request(server, "POST", BASE, json.dumps(other).encode())[0] == 201
+    # A job created after it runs: the controller has passed it by.
+    after = json.loads(pytorchjob("after", marker, master_cmd="sleep 300"))
+    assert request(server, "POST", BASE, json.dumps(after).encode())[0] == 201
+    assert wait_until(lambda: running(server, ["after-master-0"]), 30)
+    assert "status" not in server.json("get", "pytorchjob", "elsewhere")
+    assert not [p for p in pod_names(server) if p.startswith("elsewhere-")]
+    assert server.kubectl("get", "service", "elsewhere-master-0", check=False).returncode != 0
+
+
+def test_persistent_volume_claims(server, marker, tmp_path):
+    """Claims are provisioned as directories of the data dir and mounted by the pods that name
+    them; kubectl prints them as against a cluster; a pod waits for its claim; deleting a
+    claim deletes the volume it was provisioned with, and its directory."""
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "2Gi"}}}}
+    server.kubectl("apply", "-f", "-", input=json.dumps(claim))
+    assert wait_until(lambda: server.json("get", "pvc", "data").get("status", {})
+                      .get("phase") == "Bound", 10)
+    pvc = server.json("get", "pvc", "data")
+    volume = pvc["spec"]["volumeName"]
+    assert volume == "pvc-" + pvc["metadata"]["uid"], pvc
+    assert pvc["spec"]["storageClassName"] == "standard"
+    assert pvc["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                             "capacity": {"storage": "2Gi"}}, pvc
+    out = server.kubectl("get", "pv,pvc").stdout.splitlines()
+    assert out[0].split() == ["NAME", "CAPACITY", "ACCESS", "MODES", "RECLAIM", "POLICY",
+                              "STATUS", "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS",
+                              "REASON", "AGE"], out
+    assert out[1].split()[:8] == [f"persistentvolume/{volume}", "2Gi", "RWO", "Delete",
+                                  "Bound", "default/data", "standard", "<unset>"], out
+    assert out[4].split()[:7] == ["persistentvolumeclaim/data", "Bound", volume, "2Gi", "RWO",
+                                  "standard", "<unset>"], out
+    directory = os.path.join(server.data_dir, "volumes", volume)
+    assert os.path.isdir(directory)
+
+    # One pod writes, the job's other pod reads what it wrote.
+    mnt = str(tmp_path / "mnt")
+
+    def replica(cmd):
+        return {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {
+            "containers": [container(cmd, marker) | {
+                "volumeMounts": [{"name": "d", "mountPath": mnt}]}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}}
+    job = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "io"},
+           "spec": {"pytorchReplicaSpecs": {
+               "Worker": replica(f"echo written > {mnt}/f"),
+               "Master": replica(f"while [ ! -s {mnt}/f ]; do sleep 0.05; done; cat {mnt}/f")}}}
+    server.kubectl("apply", "-f", "-", input=json.dumps(job))
+    assert wait_until(lambda: server.kubectl("get", "pytorchjob", "io", "--no-headers")
+                      .stdout.split()[1:2] == ["Succeeded"], 30)
+    assert server.kubectl("logs", "io-master-0").stdout == "written\n"
+    assert open(os.path.join(directory, "f")).read() == "written\n"
+
+    # A pod whose claim does not exist waits, saying so.
+    lone = json.loads(pytorchjob("lone", marker, master_cmd="true"))
+    spec = lone["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    spec["volumes"] = [{"name": "d", "persistentVolumeClaim": {"claimName": "nope"}}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "d", "mountPath": mnt}]
+    server.kubectl("apply", "-f", "-", input=json.dumps(lone))
+
+    def waiting():
+        pods = server.json("get", "pods", "-l", "training.kubeflow.org/job-name=lone")["items"]
+        conds = pods[0].get("status", {}).get("conditions", []) if pods else []
+        return [c for c in conds if c["type"] == "PodScheduled" and c["status"] == "False"]
+    assert wait_until(waiting, 10)
+    assert waiting()[0]["message"] == 'persistentvolumeclaim "nope" not found', waiting()
+    # ... and runs once the claim is there.
+    nope = dict(claim, metadata={"name": "nope"})
+    server.kubectl("apply", "-f", "-", input=json.dumps(nope))
+    assert wait_until(lambda: server.kubectl("get", "pytorchjob", "lone", "--no-headers")
+                      .stdout.split()[1:2] == ["Succeeded"], 30)
+
+    # A volume made by hand binds to a claim of its class; Retain keeps it, Released.
+    manual = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "manual"},
+              "spec": {"accessModes": ["ReadWriteOnce", "ReadOnlyMany"],
+                       "capacity": {"storage": "5Gi"}, "storageClassName": "",
+                       "hostPath": {"path": str(tmp_path / "manual")}}}
+    server.kubectl("apply", "-f", "-", input=json.dumps(manual))
+    assert wait_until(lambda: server.json("get", "pv", "manual").get("status", {})
+                      .get("phase") == "Available", 10)
+    byhand = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "byhand"},
+              "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                       "resources": {"requests": {"storage": "1Gi"}}}}
+    server.kubectl("apply", "-f", "-", input=json.dumps(byhand))
+    assert wait_until(lambda: server.json("get", "pvc", "byhand")["spec"].get("volumeName")
+                      == "manual", 10)
+    assert server.json("get", "pv", "manual")["spec"]["claimRef"]["name"] == "byhand"
+    server.kubectl("delete", "pvc", "byhand")
+    assert wait_until(lambda: server.json("get", "pv", "manual")["status"]["phase"]
+                      == "Released", 10)
+
+    # A volume pre-bound to a claim by name takes it (and its uid); deleting it under the
+    # claim leaves the claim Lost.
+    pre = json.loads(json.dumps(manual))
+    pre["metadata"]["name"] = "pre"
+    pre["spec"]["claimRef"] = {"namespace": "default", "name": "want"}
+    server.kubectl("apply", "-f", "-", input=json.dumps(pre))
+    want = dict(byhand, metadata={"name": "want"})
+    server.kubectl("apply", "-f", "-", input=json.dumps(want))
+    assert wait_until(lambda: server.json("get", "pvc", "want").get("status", {})
+                      .get("phase") == "Bound", 10)
+    bound = server.json("get", "pv", "pre")
+    assert bound["spec"]["claimRef"]["uid"] == server.json("get", "pvc", "want")["metadata"]["uid"]
+    assert bound["status"]["phase"] == "Bound", bound
+    server.kubectl("delete", "pv", "pre")
+    assert wait_until(lambda: server.json("get", "pvc", "want")["status"]["phase"] == "Lost", 10)
+
+    # Deleting the provisioned claim deletes its volume and the directory.
+    server.kubectl("delete", "pytorchjob", "io")
+    server.kubectl("delete", "pvc", "data")
+    assert wait_until(lambda: server.kubectl("get", "pv", volume, check=False).returncode != 0
+                      and not os.path.exists(directory), 20)
+    # Bad claims are refused as the API server refuses them.
+    bad = dict(claim, metadata={"name": "bad"}, spec={"accessModes": []})
+    r = server.kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert r.returncode == 1 and 'The PersistentVolumeClaim "bad" is invalid' in r.stderr and \
+        "spec.accessModes: Required value: at least 1 access mode is required" in r.stderr and \
+        "spec.resources[storage]: Required value" in r.stderr, r.stderr

@@ -94,7 +94,7 @@ static const char *pytorch_valid =
     "{'apiVersion': 'kubeflow.org/v1', 'kind': 'PyTorchJob',"
     " 'metadata': {'name': 'mnist', 'labels': {'app.kubernetes.io/name': 'mnist'}},"
     " 'spec': {'pytorchReplicaSpecs': {"
-    "   'master': {'replicas': 1, 'restartPolicy': 'ExitCode', 'template': {'spec': {"
+    "   'Master': {'replicas': 1, 'restartPolicy': 'ExitCode', 'template': {'spec': {"
     "      'containers': [{'name': 'pytorch', 'image': 'python:3', 'command': ['python3'],"
     "        'args': ['train.py'], 'env': [{'name': 'EPOCHS', 'value': '2'}],"
     "        'resources': {'limits': {'cpu': 2, 'memory': '1Gi'}, 'requests': {'cpu': '500m'}},"
@@ -129,11 +129,11 @@ Test(api_kubeflow, pytorchjob_keeps_what_is_set)
 {
     json_t *obj;
     expect_ok(PT_HEAD "'metadata': {'name': 'a', 'namespace': 'team'}, 'spec': {'runPolicy': {'cleanPodPolicy': 'All'},"
-              " 'nprocPerNode': '2', 'pytorchReplicaSpecs': {'Worker': {'replicas': 0, 'restartPolicy': 'Never',"
+              " 'nprocPerNode': '2', 'pytorchReplicaSpecs': {'Worker': {'replicas': 3, 'restartPolicy': 'Never',"
               " 'template': {'spec': {'containers': [{'name': 'pytorch', 'image': 'x',"
               " 'ports': [{'name': 'pytorchjob-port', 'containerPort': 1234}]}]}}}}}}", &obj);
     expect_equal(obj, PT_HEAD "'metadata': {'name': 'a', 'namespace': 'team'}, 'spec': {'runPolicy': {'cleanPodPolicy': 'All'},"
-              " 'nprocPerNode': '2', 'pytorchReplicaSpecs': {'Worker': {'replicas': 0, 'restartPolicy': 'Never',"
+              " 'nprocPerNode': '2', 'pytorchReplicaSpecs': {'Worker': {'replicas': 3, 'restartPolicy': 'Never',"
               " 'template': {'spec': {'containers': [{'name': 'pytorch', 'image': 'x',"
               " 'ports': [{'name': 'pytorchjob-port', 'containerPort': 1234}]}]}}}}}}");
     json_decref(obj);
@@ -296,11 +296,13 @@ Test(api_kubeflow, every_problem_is_reported)
         "spec.pytorchReplicaSpecs.Worker.restartPolicy: Unsupported value: \"Sometimes\": supported values: "
         "\"Always\", \"ExitCode\", \"Never\", \"OnFailure\"\n"
         "unknown field \"spec.pytorchReplicaSpecs.Worker.template.spec.containers[0].comand\" (did you mean \"command\"?)\n"
-        "metadata.name: Invalid value: \"Bad_Name\": a DNS-1035 label must consist of lower case alphanumeric "
-        "characters or '-', start with an alphabetic character, and end with an alphanumeric character "
-        "(regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')\n"
-        "spec.pytorchReplicaSpecs.Worker.template.spec.containers: Required value: must have at least one "
-        "container with name pytorch\n");
+        "metadata.name: Invalid value: \"Bad_Name\": should match: a DNS-1035 label must consist of lower "
+        "case alphanumeric characters or '-', start with an alphabetic character, and end with an "
+        "alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is "
+        "'[a-z]([-a-z0-9]*[a-z0-9])?')\n"
+        "spec.pytorchReplicaSpecs[Worker].template.spec.containers: Required value: must have at least one "
+        "container with name pytorch\n"
+        "spec.pytorchReplicaSpecs[Worker].replicas: Forbidden: must be at least 1\n");
     free(all);
     json_decref(obj);
     ty_field_errors_free(&errs);
@@ -315,13 +317,14 @@ Test(api_kubeflow, every_problem_is_reported)
 Test(api_kubeflow, metadata_rules)
 {
     expect_error(WITH_META("{'name': '1abc'}"), "metadata.name",
-                 "Invalid value: \"1abc\": a DNS-1035 label must consist of lower case alphanumeric "
+                 "Invalid value: \"1abc\": should match: a DNS-1035 label must consist of lower case alphanumeric "
                  "characters or '-', start with an alphabetic character, and end with an alphanumeric "
-                 "character (regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')");
+                 "character (e.g. 'my-name',  or 'abc-123', regex used for validation is "
+                 "'[a-z]([-a-z0-9]*[a-z0-9])?')");
     expect_error(WITH_META("{'name': 'a123456789012345678901234567890123456789012345678901234567890123'}"),
                  "metadata.name",
                  "Invalid value: \"a123456789012345678901234567890123456789012345678901234567890123\": "
-                 "must be no more than 63 characters");
+                 "should match: must be no more than 63 characters");
     expect_error(WITH_META("{'labels': {}}"), "metadata.name",
                  "Required value: name or generateName is required");
     expect_ok(WITH_META("{'generateName': 'mnist-'}"), NULL);
@@ -352,7 +355,7 @@ Test(api_kubeflow, label_and_annotation_rules)
                  "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'metadata': {'labels': {'a': '-b'}},"
                  " 'spec': {'containers': [" PT_CONTAINER "]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.metadata.labels",
+                 "spec.pytorchReplicaSpecs[Worker].template.metadata.labels",
                  "Invalid value: \"-b\": a valid label must be an empty string or consist of alphanumeric "
                  "characters, '-', '_' or '.', and must start and end with an alphanumeric character (regex "
                  "used for validation is '(([A-Za-z0-9][-_.A-Za-z0-9]*)?[A-Za-z0-9])?')");
@@ -380,22 +383,24 @@ Test(api_kubeflow, replica_spec_rules)
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {}}}", "spec.pytorchReplicaSpecs",
                  "Required value: must have at least one replica spec");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Launcher': " PT_REPLICA("") "}}}",
-                 "spec.pytorchReplicaSpecs.Launcher",
+                 "spec.pytorchReplicaSpecs[Launcher]",
                  "Unsupported value: \"Launcher\": supported values: \"Master\", \"Worker\"");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': " PT_REPLICA("") ", 'worker': "
-                 PT_REPLICA("") "}}}", "spec.pytorchReplicaSpecs.worker", "Duplicate value: \"worker\"");
+                 PT_REPLICA("") "}}}", "spec.pytorchReplicaSpecs[worker]",
+                 "Unsupported value: \"worker\": supported values: \"Master\", \"Worker\"");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Master': " PT_REPLICA("'replicas': 2,") "}}}",
-                 "spec.pytorchReplicaSpecs.Master.replicas", "Forbidden: must be 1");
+                 "spec.pytorchReplicaSpecs[Master].replicas", "Forbidden: must be 1");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'replicas': 1}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers", "Required value: must be specified");
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers", "Required value: must be specified");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {'containers': []}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers", "Required value: must be specified");
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers", "Required value: must be specified");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {'containers': ["
                  "{'name': 'pytorch'}]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers[0].image", "Required value");
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers[0].image",
+                 "Required value: must be required");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {'containers': ["
                  "{'name': 'torch', 'image': 'x'}]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers",
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers",
                  "Required value: must have at least one container with name pytorch");
     expect_error(PT_JOB("'runPolicy': {'managedBy': 'me'},", ""), "spec.runPolicy.managedBy",
                  "Unsupported value: \"me\": supported values: \"kubeflow.org/training-operator\", "
@@ -434,29 +439,29 @@ Test(api_kubeflow, pod_rules)
 {
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {"
                  "'initContainers': [{'name': 'pytorch', 'image': 'x'}], 'containers': [" PT_CONTAINER "]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers[0].name", "Duplicate value: \"pytorch\"");
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers[0].name", "Duplicate value: \"pytorch\"");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {'containers': ["
                  PT_CONTAINER ", {'name': 'Side_Car', 'image': 'x'}]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers[1].name",
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers[1].name",
                  "Invalid value: \"Side_Car\": a lowercase RFC 1123 label must consist of lower case "
                  "alphanumeric characters or '-', and must start and end with an alphanumeric character "
                  "(regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {'containers': ["
                  "{'name': 'pytorch', 'image': 'x', 'env': [{'name': 'OK'}, {'name': '1BAD', 'value': 'v'}]}]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers[0].env[1].name",
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers[0].env[1].name",
                  "Invalid value: \"1BAD\": a valid environment variable name must consist of alphabetic "
                  "characters, digits, '_', '-', or '.', and must not start with a digit (regex used for "
                  "validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')");
     expect_error(PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': {'containers': ["
                  "{'name': 'pytorch', 'image': 'x', 'resources': {'limits': {'cpu': 1, 'memory': '1Gi'},"
                  " 'requests': {'cpu': '2', 'memory': '512Mi'}}}]}}}}}}",
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.containers[0].resources.requests.cpu",
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.containers[0].resources.requests.cpu",
                  "Invalid value: \"2\": must be less than or equal to cpu limit of 1");
 }
 
 #define WITH_POD(pod) \
     PT_HEAD "'spec': {'pytorchReplicaSpecs': {'Worker': {'template': {'spec': " pod "}}}}}"
-#define CPATH "spec.pytorchReplicaSpecs.Worker.template.spec.containers[0]"
+#define CPATH "spec.pytorchReplicaSpecs[Worker].template.spec.containers[0]"
 
 Test(api_kubeflow, resource_and_volume_rules)
 {
@@ -484,7 +489,7 @@ Test(api_kubeflow, resource_and_volume_rules)
                  CPATH ".ports[1].name", "Duplicate value: \"p\"");
     expect_error(WITH_POD("{'volumes': [{'name': 'data', 'emptyDir': {}}, {'name': 'data', 'hostPath': {'path': '/tmp'}}],"
                           " 'containers': [" PT_CONTAINER "]}"),
-                 "spec.pytorchReplicaSpecs.Worker.template.spec.volumes[1].name", "Duplicate value: \"data\"");
+                 "spec.pytorchReplicaSpecs[Worker].template.spec.volumes[1].name", "Duplicate value: \"data\"");
     expect_error(WITH_POD("{'volumes': [{'name': 'data', 'hostPath': {'type': 'Directory'}}], 'containers': [" PT_CONTAINER "]}"),
                  "spec.pytorchReplicaSpecs.Worker.template.spec.volumes[0].hostPath.path", "Required value");
     expect_ok(WITH_POD("{'volumes': [{'name': 'data', 'emptyDir': {'medium': 'Memory'}}, {'name': 'cfg', 'configMap': {'name': 'c'}}],"
@@ -532,12 +537,12 @@ Test(api_kubeflow, tfjob_rules)
                  "spec.tfReplicaSpecs", "Forbidden: must not have more than 1 Chief or Master role");
     expect_error("{'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': 't'}, 'spec': {'tfReplicaSpecs': {"
                  " 'Worker': {'template': {'spec': {'containers': [{'name': 'pytorch', 'image': 'tf'}]}}}}}}",
-                 "spec.tfReplicaSpecs.Worker.template.spec.containers",
+                 "spec.tfReplicaSpecs[Worker].template.spec.containers",
                  "Required value: must have at least one container with name tensorflow");
     expect_error("{'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': 't'}, 'spec': {'tfReplicaSpecs': {"
                  " 'Launcher': {'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf'}]}}}},"
                  " 'successPolicy': 'AllWorkers'}}",
-                 "spec.tfReplicaSpecs.Launcher",
+                 "spec.tfReplicaSpecs[Launcher]",
                  "Unsupported value: \"Launcher\": supported values: \"Chief\", \"Evaluator\", \"Master\", \"PS\", \"Worker\"");
     expect_error("{'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': 't'}, 'spec': {'tfReplicaSpecs': {"
                  " 'Worker': {'template': {'spec': {'containers': [{'name': 'tensorflow', 'image': 'tf'}]}}}},"
@@ -629,24 +634,181 @@ Test(api_kubeflow, schemas_are_self_contained)
 Test(api_kubeflow, format_lines)
 {
     ty_field_errors errs = TY_FIELD_ERRORS_INIT;
-    ty_field_errors_add(&errs, "spec.pytorchReplicaSpecs.Worker.replicas", (ty_pos){14, 18},
+    ty_field_errors_add(&errs, "spec.pytorchReplicaSpecs[Worker].replicas", (ty_pos){14, 18},
                         "Invalid value: %d: must be greater than or equal to 0", -1);
     ty_field_errors_add(&errs, "spec.x", (ty_pos){3, 5}, "unknown field \"spec.x\"");
     ty_field_errors_add(&errs, "kind", (ty_pos){0, 0}, "Required value");
     ty_buf b = TY_BUF_INIT;
     ty_field_errors_format(&errs, "job.yaml", &b);
     cr_assert_str_eq(b.data,
-        "job.yaml:14:18: spec.pytorchReplicaSpecs.Worker.replicas: Invalid value: -1: must be greater than or equal to 0\n"
+        "job.yaml:14:18: spec.pytorchReplicaSpecs[Worker].replicas: Invalid value: -1: must be greater than or equal to 0\n"
         "job.yaml:3:5: unknown field \"spec.x\"\n"
         "job.yaml: kind: Required value\n");
     ty_buf_free(&b);
     ty_field_errors_format(&errs, NULL, &b);
     cr_assert_str_eq(b.data,
-        "14:18: spec.pytorchReplicaSpecs.Worker.replicas: Invalid value: -1: must be greater than or equal to 0\n"
+        "14:18: spec.pytorchReplicaSpecs[Worker].replicas: Invalid value: -1: must be greater than or equal to 0\n"
         "3:5: unknown field \"spec.x\"\n"
         "kind: Required value\n");
     ty_buf_free(&b);
     ty_field_errors_free(&errs);
     ty_field_errors_free(&errs); /* idempotent */
     cr_assert_eq(errs.count, 0);
+}
+
+/* ---------- upstream's webhook tables (TestValidateV1PyTorchJob, TestValidateV1TFJob) ---------- */
+
+/* Admits `text` and asserts that exactly the errors `want` (path "\t" message, NULL-ended, in
+ * order) are reported, all as the webhook's, and the warnings `warn` (NULL-ended). */
+static void expect_webhook(const char *text, const char *const *want, const char *const *warn)
+{
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    int rc;
+    json_t *obj = admit(text, &errs, &rc);
+    char *all = format(&errs);
+    size_t n = 0;
+    while (want[n])
+        n++;
+    cr_assert_eq(errs.count, n, "want %zu errors, got:\n%s", n, all);
+    cr_assert_eq(rc, n ? -1 : 0);
+    for (size_t i = 0; i < n; i++) {
+        char *got = ty_asprintf("%s\t%s", errs.items[i].path, errs.items[i].msg);
+        cr_assert_str_eq(got, want[i], "error %zu of:\n%s", i, all);
+        cr_assert(errs.items[i].webhook, "%s is not the webhook's", got);
+        free(got);
+    }
+    size_t nw = 0;
+    while (warn && warn[nw]) {
+        cr_assert(nw < errs.nwarnings, "missing warning %s", warn[nw]);
+        cr_assert_str_eq(errs.warnings[nw], warn[nw]);
+        nw++;
+    }
+    cr_assert_eq(errs.nwarnings, nw);
+    free(all);
+    json_decref(obj);
+    ty_field_errors_free(&errs);
+}
+
+#define PTW(extra_spec, specs) \
+    "{'apiVersion': 'kubeflow.org/v1', 'kind': 'PyTorchJob', 'metadata': {'name': 'test'}," \
+    " 'spec': {" extra_spec "'pytorchReplicaSpecs': {" specs "}}}"
+#define REPLICA(type, extra, containers) \
+    "'" type "': {" extra "'template': {'spec': {'containers': [" containers "]}}}"
+#define TORCH "{'name': 'pytorch', 'image': 'gcr.io/kubeflow-ci/pytorch-dist-mnist_test:1.0'}"
+#define VALID_SPECS REPLICA("Master", "'replicas': 1,", TORCH) ", " REPLICA("Worker", "'replicas': 1,", TORCH)
+#define W "spec.pytorchReplicaSpecs[Worker]"
+#define M "spec.pytorchReplicaSpecs[Master]"
+
+Test(api_kubeflow, upstream_pytorchjob_webhook_table)
+{
+    static const char *const none[] = {NULL};
+    expect_webhook(PTW("'runPolicy': {'managedBy': 'kubeflow.org/training-operator'},"
+                       " 'elasticPolicy': {'rdzvBackend': 'c10d'},", VALID_SPECS), none, NULL);
+    expect_webhook(PTW("", REPLICA("Worker", "", "")),
+                   (const char *const[]){W ".template.spec.containers\tRequired value: must be specified",
+                                         W ".template.spec.containers\tRequired value: must have at "
+                                         "least one container with name pytorch", NULL}, NULL);
+    expect_webhook(PTW("", REPLICA("Worker", "", "{'name': 'pytorch', 'image': ''}")),
+                   (const char *const[]){W ".template.spec.containers[0].image\tRequired value: must "
+                                         "be required", NULL}, NULL);
+    /* A nameless container: the webhook's error only, not the pod's own. */
+    expect_webhook(PTW("", REPLICA("Worker", "", "{'name': '', 'image': 'x'}")),
+                   (const char *const[]){W ".template.spec.containers\tRequired value: must have at "
+                                         "least one container with name pytorch", NULL}, NULL);
+    expect_webhook(PTW("", REPLICA("Master", "'replicas': 2,", TORCH)),
+                   (const char *const[]){M ".replicas\tForbidden: must be 1", NULL}, NULL);
+    /* The webhook sees the job before defaults: no replicas is no Master of one. */
+    expect_webhook(PTW("", REPLICA("Master", "", TORCH)),
+                   (const char *const[]){M ".replicas\tForbidden: must be 1", NULL}, NULL);
+    expect_webhook(PTW("", REPLICA("master", "'replicas': 1,", TORCH)),
+                   (const char *const[]){"spec.pytorchReplicaSpecs[master]\tUnsupported value: "
+                                         "\"master\": supported values: \"Master\", \"Worker\"",
+                                         NULL}, NULL);
+    static const char *const deprecated[] = {
+        "spec.elasticPolicy.nProcPerNode is deprecated, use spec.nprocPerNode instead", NULL};
+    expect_webhook(PTW("'elasticPolicy': {'nProcPerNode': 1},", VALID_SPECS), none, deprecated);
+    expect_webhook(PTW("'nprocPerNode': '1', 'elasticPolicy': {'nProcPerNode': 1},", VALID_SPECS),
+                   (const char *const[]){"spec.elasticPolicy.nProcPerNode\tForbidden: must not be "
+                                         "used with spec.nprocPerNode", NULL}, deprecated);
+    expect_webhook(PTW("'runPolicy': {'managedBy': 'other-job-controller'},", VALID_SPECS),
+                   (const char *const[]){"spec.runPolicy.managedBy\tUnsupported value: "
+                                         "\"other-job-controller\": supported values: "
+                                         "\"kubeflow.org/training-operator\", "
+                                         "\"kueue.x-k8s.io/multikueue\"", NULL}, NULL);
+    expect_webhook(PTW("'elasticPolicy': {},", REPLICA("Master", "'replicas': 1,", TORCH)),
+                   (const char *const[]){W "\tRequired value: must be configured if elastic policy "
+                                         "is used", NULL}, NULL);
+    expect_webhook(PTW("'elasticPolicy': {},", REPLICA("Worker", "'replicas': 0,", TORCH)),
+                   (const char *const[]){W ".replicas\tForbidden: must be at least 1", NULL}, NULL);
+    expect_webhook(PTW("", REPLICA("Worker", "'replicas': 0,", TORCH)),
+                   (const char *const[]){W ".replicas\tForbidden: must be at least 1", NULL}, NULL);
+    json_t *obj = load("{'apiVersion': 'kubeflow.org/v1', 'kind': 'PyTorchJob', 'metadata':"
+                       " {'name': '0-test'}, 'spec': {'pytorchReplicaSpecs': {" VALID_SPECS "}}}");
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    cr_assert_eq(ty_api_admit(NULL, obj, &errs), -1);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.items[0].path, "metadata.name");
+    cr_assert(errs.items[0].webhook);
+    cr_assert_str_eq(errs.webhook, "validator.pytorchjob.training-operator.kubeflow.org");
+    ty_field_errors_free(&errs);
+    json_decref(obj);
+}
+
+#define TFW(specs) \
+    "{'apiVersion': 'kubeflow.org/v1', 'kind': 'TFJob', 'metadata': {'name': 'test'}," \
+    " 'spec': {'tfReplicaSpecs': {" specs "}}}"
+#define TF "{'name': 'tensorflow', 'image': 'kubeflow/tf-dist-mnist-test:1.0'}"
+#define TW "spec.tfReplicaSpecs[Worker]"
+
+Test(api_kubeflow, upstream_tfjob_webhook_table)
+{
+    static const char *const none[] = {NULL};
+    expect_webhook(TFW(REPLICA("Worker", "'replicas': 0,", TF)), none, NULL);
+    expect_webhook(TFW(REPLICA("Worker", "", "")),
+                   (const char *const[]){TW ".template.spec.containers\tRequired value: must be specified",
+                                         TW ".template.spec.containers\tRequired value: must have at "
+                                         "least one container with name tensorflow", NULL}, NULL);
+    expect_webhook(TFW(REPLICA("Worker", "", "{'name': 'tensorflow', 'image': ''}")),
+                   (const char *const[]){TW ".template.spec.containers[0].image\tRequired value: must "
+                                         "be required", NULL}, NULL);
+    expect_webhook(TFW(REPLICA("Worker", "", "{'name': '', 'image': 'x'}")),
+                   (const char *const[]){TW ".template.spec.containers\tRequired value: must have at "
+                                         "least one container with name tensorflow", NULL}, NULL);
+    expect_webhook(TFW(REPLICA("Chief", "", TF) ", " REPLICA("Master", "", TF)),
+                   (const char *const[]){"spec.tfReplicaSpecs\tForbidden: must not have more than 1 "
+                                         "Chief or Master role", NULL}, NULL);
+}
+
+/* ValidateRunPolicyUpdate (the webhook's) and the CRDs' transition rule on the queue. */
+Test(api_kubeflow, update_rules)
+{
+    json_t *old = load(PTW("'runPolicy': {'managedBy': 'kubeflow.org/training-operator',"
+                           " 'schedulingPolicy': {'queue': 'a'}},", VALID_SPECS));
+    json_t *same = load(PTW("'runPolicy': {'managedBy': 'kubeflow.org/training-operator',"
+                            " 'schedulingPolicy': {'queue': 'a'}, 'suspend': true},", VALID_SPECS));
+    json_t *moved = load(PTW("'runPolicy': {'managedBy': 'kueue.x-k8s.io/multikueue',"
+                             " 'schedulingPolicy': {'queue': 'b'}},", VALID_SPECS));
+    json_t *unset = load(PTW("", VALID_SPECS));
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    cr_assert_eq(ty_api_check_update(same, old, &errs), 0);
+    cr_assert_eq(ty_api_check_update(moved, old, &errs), -1);
+    cr_assert_eq(errs.count, 2);
+    cr_assert_str_eq(errs.items[0].path, "spec.runPolicy.schedulingPolicy.queue");
+    cr_assert_str_eq(errs.items[0].msg,
+                     "Invalid value: \"string\": spec.runPolicy.schedulingPolicy.queue is immutable");
+    cr_assert(!errs.items[0].webhook);
+    cr_assert_str_eq(errs.items[1].path, "spec.runPolicy.managedBy");
+    cr_assert_str_eq(errs.items[1].msg,
+                     "Invalid value: \"kueue.x-k8s.io/multikueue\": field is immutable");
+    cr_assert(errs.items[1].webhook);
+    ty_field_errors_free(&errs);
+    /* Removing the queue is no transition (the rule needs both); removing managedBy is. */
+    cr_assert_eq(ty_api_check_update(unset, old, &errs), -1);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.items[0].msg, "Invalid value: \"null\": field is immutable");
+    ty_field_errors_free(&errs);
+    json_decref(old);
+    json_decref(same);
+    json_decref(moved);
+    json_decref(unset);
 }

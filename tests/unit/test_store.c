@@ -331,6 +331,31 @@ Test(store, create_without_name_is_invalid)
     ty_store_free(s);
 }
 
+/* A Service as the API server stores it: SetDefaults_Service and the registry's families. */
+Test(store, create_defaults_a_service_as_kubernetes)
+{
+    ty_store *s = new_store();
+    json_t *svc = json_pack("{s:s, s:{s:s}, s:{s:s, s:[{s:s, s:i}], s:{s:s}}}", "kind", "Service",
+                            "metadata", "name", "h", "spec", "clusterIP", "None", "ports", "name",
+                            "p", "port", 23456, "selector", "a", "b");
+    json_t *out = NULL;
+    cr_assert_eq(ty_store_create(s, "services", svc, &out, NULL), 0);
+    json_t *want = json_pack("{s:s, s:[s], s:s, s:[s], s:s, s:s, s:s, s:[{s:s, s:i, s:s, s:i}],"
+                             " s:{s:s}}", "clusterIP", "None", "clusterIPs", "None",
+                             "internalTrafficPolicy", "Cluster", "ipFamilies", "IPv4",
+                             "ipFamilyPolicy", "SingleStack", "sessionAffinity", "None", "type",
+                             "ClusterIP", "ports", "name", "p", "port", 23456, "protocol", "TCP",
+                             "targetPort", 23456, "selector", "a", "b");
+    char *got = json_dumps(json_object_get(out, "spec"), JSON_SORT_KEYS);
+    cr_assert(json_equal(json_object_get(out, "spec"), want), "%s", got);
+    cr_assert(json_is_object(json_object_get(json_object_get(out, "status"), "loadBalancer")));
+    free(got);
+    json_decref(want);
+    json_decref(out);
+    json_decref(svc);
+    ty_store_free(s);
+}
+
 Test(store, create_defaults_the_protocol_of_pod_and_service_ports)
 {
     ty_store *s = new_store();
