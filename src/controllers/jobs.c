@@ -175,19 +175,22 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
     return fits;
 }
 
-static void reconcile(void *ctx, const char *key)
+/* Fails (for the queue's back-off) when a pod, service or status write failed; the next try
+ * reads everything again. */
+static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
     ty_jobctl *c = ctx;
     char resource[32], ns[256], name[256];
     if (sscanf(key, "%31[^/]/%255[^/]/%255s", resource, ns, name) != 3)
-        return;
+        return 0;
     json_t *job = ty_store_get(c->store, resource, ns, name);
     if (!job)
-        return;
+        return 0;
     if (ty_obj_deleting(job)) {
         json_decref(job);
-        return;
+        return 0;
     }
+    int rc = 0;
     /* the job's pods from the store's owner index, not every pod of the namespace parsed */
     json_t *all = ty_store_list_owned(c->store, "pods", ty_obj_uid(job));
     json_t **pods = ty_malloc((json_array_size(all) + 1) * sizeof(json_t *));
@@ -222,7 +225,7 @@ static void reconcile(void *ctx, const char *key)
         !gang_can_ever_fit(c, job, why, sizeof why)) {
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
-            ty_debug("jobs: %s: %s", key, err.msg);
+            rc = ty_fail(fail, "write status: %s", err.msg);
         else
             record_transitions(recorder_for(c, resource), job, next);
         goto done;
@@ -252,7 +255,7 @@ static void reconcile(void *ctx, const char *key)
         }
         json_object_set_new(ann, TY_ANNOTATION_GANG_SIZE, json_string(gang_size));
         if (ty_store_create(c->store, "pods", p, NULL, &err) < 0)
-            ty_debug("jobs: %s: create pod: %s", key, err.msg);
+            rc = ty_fail(fail, "create pod %s: %s", ty_obj_name(p), err.msg);
         else
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreatePod",
                      "Created pod: %s", ty_obj_name(p));
@@ -278,8 +281,7 @@ static void reconcile(void *ctx, const char *key)
     if (out.metadata_changed) {
         json_t *stored = NULL;
         if (ty_store_update(c->store, resource, next, &stored, &err) < 0) {
-            ty_debug("jobs: %s: %s", key, err.msg);
-            ty_queue_add(c->queue, key);
+            rc = ty_fail(fail, "update: %s", err.msg);
             goto done;
         }
         json_object_set(json_object_get(next, "metadata"), "resourceVersion",
@@ -288,8 +290,7 @@ static void reconcile(void *ctx, const char *key)
     }
     if (out.status_changed || out.metadata_changed) {
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0) {
-            ty_debug("jobs: %s: %s", key, err.msg);
-            ty_queue_add(c->queue, key);
+            rc = ty_fail(fail, "write status: %s", err.msg);
         } else {
             record_transitions(recorder_for(c, resource), job, next);
         }
@@ -304,6 +305,7 @@ done:
     free(pods);
     json_decref(all);
     json_decref(job);
+    return rc;
 }
 
 ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,
@@ -313,13 +315,21 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     c->store = store;
     c->addr = addr;
     c->addr_ctx = addr_ctx;
-    c->queue = ty_queue_new(loop, reconcile, c);
+    c->queue = ty_queue_new(loop, "jobs", reconcile, c);
     c->pytorch_events = ty_recorder_new(store, "pytorchjob-controller");
     c->tf_events = ty_recorder_new(store, "tfjob-controller");
     c->watch_ids[0] = ty_store_watch(store, "pytorchjobs", on_event, c);
     c->watch_ids[1] = ty_store_watch(store, "tfjobs", on_event, c);
     c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
     return c;
+}
+
+void ty_jobctl_resync(ty_jobctl *c)
+{
+    for (int r = 0; ty_jobctl_resources[r]; r++) {
+        TY_AUTOFREE char *prefix = ty_asprintf("%s/", ty_jobctl_resources[r]);
+        ty_queue_add_all(c->queue, c->store, ty_jobctl_resources[r], prefix);
+    }
 }
 
 void ty_jobctl_free(ty_jobctl *c)

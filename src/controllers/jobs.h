@@ -20,6 +20,9 @@ typedef struct ty_jobctl ty_jobctl;
 
 ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,
                          void *addr_ctx);
+/* Queues every stored job (at start, and periodically: what a lost event or a crash left
+ * behind converges; a converged job's reconcile writes nothing). */
+void ty_jobctl_resync(ty_jobctl *c);
 void ty_jobctl_free(ty_jobctl *c);
 
 /* Resources the controller watches: the kinds of jobs it runs. */

@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/events.h"
+#include "controllers/jobs.h"
 #include "controllers/kubeflow.h"
 #include "controllers/kueue_int.h"
 #include "controllers/podutil.h"
@@ -444,15 +445,17 @@ static void finish(ty_workloadctl *c, const json_t *wl, const json_t *job, int64
     json_decref(next);
 }
 
-static void reconcile(void *ctx, const char *key)
+/* Its writes retry by themselves (create_workload, update_job): it does not fail. */
+static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
+    (void)fail;
     ty_workloadctl *c = ctx;
     char resource[32], ns[256], name[256];
     if (sscanf(key, "%31[^/]/%255[^/]/%255s", resource, ns, name) != 3)
-        return;
+        return 0;
     json_t *job = ty_store_get(c->store, resource, ns, name);
     if (!job)
-        return;
+        return 0;
     json_t *wl = NULL;
     if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) || ty_obj_deleting(job))
         goto done;
@@ -495,6 +498,7 @@ static void reconcile(void *ctx, const char *key)
 done:
     json_decref(wl);
     json_decref(job);
+    return 0;
 }
 
 bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job)
@@ -519,28 +523,33 @@ ty_workloadctl *ty_workloadctl_new(uv_loop_t *loop, ty_store *store)
 {
     ty_workloadctl *c = TY_NEW(ty_workloadctl);
     c->store = store;
-    c->queue = ty_queue_new(loop, reconcile, c);
+    c->queue = ty_queue_new(loop, "workloads", reconcile, c);
     c->events = ty_recorder_new(store, "kueue-job-controller");
     const char *res[] = {"pytorchjobs", "tfjobs", "workloads", "pods"};
     for (int i = 0; i < 4; i++)
         c->watch_ids[i] = ty_store_watch(store, res[i], on_event, c);
-    /* Queued jobs stored before this controller ran (a restart) are reconciled once. Read
+    ty_workloadctl_resync(c);
+    return c;
+}
+
+void ty_workloadctl_resync(ty_workloadctl *c)
+{
+    /* Queued jobs stored before this controller ran (a restart) are reconciled. Read
      * from the index's label sets, not by parsing every job: a server with 10,000 jobs must
      * restart in well under a second. */
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; ty_jobctl_resources[r]; r++) {
         ty_store_item *items = NULL;
-        size_t n = ty_store_list_items(store, res[r], NULL, &items);
+        size_t n = ty_store_list_items(c->store, ty_jobctl_resources[r], NULL, &items);
         for (size_t i = 0; i < n; i++) {
             const json_t *labels = json_object_get(json_object_get(items[i].labels, "metadata"),
                                                    "labels");
             if (!json_object_get(labels, TY_KUEUE_LABEL_QUEUE_NAME))
                 continue;
-            TY_AUTOFREE char *key = ty_asprintf("%s/%s", res[r], items[i].key);
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_jobctl_resources[r], items[i].key);
             ty_queue_add(c->queue, key);
         }
         free(items);
     }
-    return c;
 }
 
 void ty_workloadctl_free(ty_workloadctl *c)
