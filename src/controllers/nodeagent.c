@@ -331,10 +331,35 @@ void ty_nodeagent_add_node(ty_nodeagent *a, const char *node_name)
     ty_nodeagent_resync(a); /* pods bound to it before it was added */
 }
 
+/* The value of a string member in an object's text, without its quotes (names, phases:
+ * no escapes); NULL when absent. */
+static char *text_string(const ty_store_item *it, const char *path)
+{
+    const char *v;
+    size_t len;
+    if (!ty_json_text_at(it->text, it->len, path, &v, &len) || len < 2 || v[0] != '"')
+        return NULL;
+    return ty_strndup(v + 1, len - 2);
+}
+
 void ty_nodeagent_resync(ty_nodeagent *a)
 {
-    /* every pod: the reconcile skips those of other nodes */
-    ty_queue_add_all(a->queue, a->store, "pods", "");
+    /* Read from the stored text (nothing parsed): the pods bound here, except those that
+     * ended for good and are not being deleted (their reports queue them by themselves). */
+    ty_store_item *items = NULL;
+    size_t n = ty_store_list_items(a->store, "pods", NULL, &items);
+    for (size_t i = 0; i < n; i++) {
+        TY_AUTOFREE char *node = text_string(&items[i], "spec.nodeName");
+        if (!node || !ty_map_gets(&a->nodes, node))
+            continue;
+        TY_AUTOFREE char *phase = text_string(&items[i], "status.phase");
+        TY_AUTOFREE char *deleting = text_string(&items[i], "metadata.deletionTimestamp");
+        if (!deleting && phase &&
+            (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0))
+            continue;
+        ty_queue_add(a->queue, items[i].key);
+    }
+    free(items);
 }
 
 static bool in_set(void *ctx, const char *uid) { return ty_map_gets(ctx, uid) != NULL; }
