@@ -295,14 +295,13 @@ void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const c
         e = entry_new(a, ns, name, uid);
     json_decref(e->report);
     e->report = status;
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
     if (gone && !e->gone) {
         /* gone also comes for a pod that ended for good without being deleted (its shim
          * exits then): its status is final and the pod object stays until deleted. */
         e->gone = true;
-        TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
         ty_ipam_release(a->ipam, key);
     }
-    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
     ty_queue_add(a->queue, key);
 }
 

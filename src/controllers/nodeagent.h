@@ -4,6 +4,11 @@
  * the grace period and then removes it), and gives each pod its loopback address. It serves
  * `node_name` and any node added with ty_nodeagent_add_node.
  *
+ * Crash safety: the runtime's reports are written through the agent's work queue (a failed
+ * write is retried with back-off), and a pod's end is marked reported to the runtime
+ * (ty_runtime_end_recorded) only once the store has committed the write that holds it, so a
+ * crash in between makes the next start report it again, exit codes included.
+ *
  * Ownership: the agent borrows the loop, store, runtime and ipam; they must outlive it. */
 #ifndef TY_CONTROLLERS_NODEAGENT_H
 #define TY_CONTROLLERS_NODEAGENT_H
