@@ -197,11 +197,11 @@ static void reserve_addresses(ty_node *n)
 
 /* Every controller queues everything it reconciles: at start and every RESYNC_MS. The one
  * list of the node's periodic work. */
-static void resync_all(ty_node *n)
+static void resync_all(ty_node *n, bool start)
 {
     ty_nodeagent_resync(n->agent);
     ty_binder_resync(n->binder);
-    ty_jobctl_resync(n->jobs);
+    ty_jobctl_resync(n->jobs, start);
     ty_workloadctl_resync(n->workloads);
     ty_admission_resync(n->admission);
 }
@@ -209,7 +209,7 @@ static void resync_all(ty_node *n)
 static void on_resync(uv_timer_t *t)
 {
     ty_debug("node: resync");
-    resync_all(t->data);
+    resync_all(t->data, false);
 }
 
 static void timer_closed(uv_handle_t *h) { free(h); }
@@ -293,7 +293,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     if (cfg->adopt)
         ty_nodeagent_remove_dirs(n->agent);
     /* What is stored already gets a reconcile of every controller, as new objects do. */
-    resync_all(n);
+    resync_all(n, true);
     n->resync = TY_NEW(uv_timer_t);
     uv_timer_init(cfg->loop, n->resync);
     n->resync->data = n;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsontext.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/time.h"
@@ -324,11 +325,30 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     return c;
 }
 
-void ty_jobctl_resync(ty_jobctl *c)
+void ty_jobctl_resync(ty_jobctl *c, bool finished_too)
 {
     for (int r = 0; ty_jobctl_resources[r]; r++) {
-        TY_AUTOFREE char *prefix = ty_asprintf("%s/", ty_jobctl_resources[r]);
-        ty_queue_add_all(c->queue, c->store, ty_jobctl_resources[r], prefix);
+        if (finished_too) {
+            TY_AUTOFREE char *prefix = ty_asprintf("%s/", ty_jobctl_resources[r]);
+            ty_queue_add_all(c->queue, c->store, ty_jobctl_resources[r], prefix);
+            continue;
+        }
+        /* A finished job's last condition says so (read from its text, nothing parsed);
+         * what is left to do for it (TTL, cleanup) is queued with a delay already. */
+        ty_store_item *items = NULL;
+        size_t n = ty_store_list_items(c->store, ty_jobctl_resources[r], NULL, &items);
+        for (size_t i = 0; i < n; i++) {
+            const char *v;
+            size_t len;
+            if (ty_json_text_at(items[i].text, items[i].len, "status.conditions.-1.type", &v,
+                                &len) &&
+                ((len == 11 && memcmp(v, "\"Succeeded\"", 11) == 0) ||
+                 (len == 8 && memcmp(v, "\"Failed\"", 8) == 0)))
+                continue;
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_jobctl_resources[r], items[i].key);
+            ty_queue_add(c->queue, key);
+        }
+        free(items);
     }
 }
 
