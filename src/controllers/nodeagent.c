@@ -204,7 +204,8 @@ static int reconcile(void *ctx, const char *key, ty_error *err)
     if (!e && ty_runtime_has_pod(a->rt, uid)) {
         /* Re-adopted after a restart of trainyard: the runtime reports its status. */
         e = entry_new(a, ns, name, uid);
-        const char *ip = json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
+        const char *ip =
+            json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
         if (ip)
             ty_ipam_reserve(a->ipam, key, ip, NULL);
     }
