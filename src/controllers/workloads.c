@@ -23,6 +23,7 @@ struct ty_workloadctl {
     ty_queue *queue;
     ty_recorder *events;
     int watch_ids[4];
+    ty_error *fail; /* the running reconcile's: a failed write fails it (queue back-off) */
 };
 
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
@@ -226,12 +227,9 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
         json_object_get(job, "kind"), "name", ty_obj_name(job), "uid", ty_obj_uid(job),
         "controller", 1, "blockOwnerDeletion", 1, "spec", spec);
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0) {
-        ty_debug("workloads: create %s: %s", name, err.msg);
-        TY_AUTOFREE char *key =
-            ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(job), ty_obj_name(job));
-        ty_queue_add_after(c->queue, key, 1000); /* the job waits suspended: try again */
-    } else
+    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0)
+        ty_fail(c->fail, "create workload %s: %s", name, err.msg); /* it waits suspended */
+    else
         ty_event(c->events, job, "Normal", "CreatedWorkload", "Created Workload: %s/%s",
                  ty_obj_namespace(job), name);
     ty_error_clear(&err);
@@ -241,12 +239,8 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
 static void update_job(ty_workloadctl *c, const char *resource, json_t *next)
 {
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update(c->store, resource, next, NULL, &err) < 0) {
-        ty_debug("workloads: update %s: %s", ty_obj_name(next), err.msg);
-        TY_AUTOFREE char *key =
-            ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(next), ty_obj_name(next));
-        ty_queue_add_after(c->queue, key, 100);
-    }
+    if (ty_store_update(c->store, resource, next, NULL, &err) < 0)
+        ty_fail(c->fail, "update %s: %s", ty_obj_name(next), err.msg);
     ty_error_clear(&err);
 }
 
@@ -400,7 +394,7 @@ static void write_workload_status(ty_workloadctl *c, json_t *next)
 {
     ty_error err = TY_ERROR_INIT;
     if (ty_store_update_status(c->store, "workloads", next, NULL, &err) < 0)
-        ty_debug("workloads: status of %s: %s", ty_obj_name(next), err.msg);
+        ty_fail(c->fail, "write status of workload %s: %s", ty_obj_name(next), err.msg);
     ty_error_clear(&err);
 }
 
@@ -445,10 +439,9 @@ static void finish(ty_workloadctl *c, const json_t *wl, const json_t *job, int64
     json_decref(next);
 }
 
-/* Its writes retry by themselves (create_workload, update_job): it does not fail. */
+/* Fails when one of its writes failed (the queue retries after its back-off). */
 static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
-    (void)fail;
     ty_workloadctl *c = ctx;
     char resource[32], ns[256], name[256];
     if (sscanf(key, "%31[^/]/%255[^/]/%255s", resource, ns, name) != 3)
@@ -456,6 +449,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     json_t *job = ty_store_get(c->store, resource, ns, name);
     if (!job)
         return 0;
+    c->fail = fail;
     json_t *wl = NULL;
     if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) || ty_obj_deleting(job))
         goto done;
@@ -498,7 +492,8 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
 done:
     json_decref(wl);
     json_decref(job);
-    return 0;
+    c->fail = NULL;
+    return fail->msg ? -1 : 0;
 }
 
 bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job)
