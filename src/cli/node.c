@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "controllers/admission.h"
 #include "controllers/binder.h"
@@ -29,9 +31,22 @@ struct ty_node {
     ty_jobctl *jobs;
     ty_workloadctl *workloads;
     ty_admission *admission;
+    uv_timer_t *resync; /* the periodic work */
     void (*done)(void *);
     void *done_arg;
 };
+
+/* How often every controller looks at every object again, as informers resync: what a lost
+ * event, a failed write or a crash left unconverged converges within this. A pass over
+ * converged objects writes nothing. TRAINYARD_RESYNC_MS sets it (for tests). */
+#define RESYNC_MS (30 * 1000)
+
+static uint64_t resync_ms(void)
+{
+    const char *v = getenv("TRAINYARD_RESYNC_MS");
+    long long ms = v ? atoll(v) : 0;
+    return ms > 0 ? (uint64_t)ms : RESYNC_MS;
+}
 
 static void on_pod_status(void *ctx, const char *ns, const char *name, const char *uid,
                           json_t *status, bool gone)
@@ -182,6 +197,33 @@ static void reserve_addresses(ty_node *n)
     json_decref(pods);
 }
 
+/* Every controller queues everything it reconciles: at start and every RESYNC_MS. The one
+ * list of the node's periodic work. */
+static void resync_all(ty_node *n, bool start)
+{
+    ty_nodeagent_resync(n->agent);
+    ty_binder_resync(n->binder);
+    ty_jobctl_resync(n->jobs, start);
+    ty_workloadctl_resync(n->workloads);
+    ty_admission_resync(n->admission);
+    ty_volctl_resync(n->volumes);
+}
+
+static void on_resync(uv_timer_t *t)
+{
+    ty_debug("node: resync");
+    resync_all(t->data, false);
+}
+
+static void timer_closed(uv_handle_t *h) { free(h); }
+
+static void stop_resync(ty_node *n)
+{
+    if (n->resync)
+        uv_close((uv_handle_t *)n->resync, timer_closed);
+    n->resync = NULL;
+}
+
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
 {
     char cwd[PATH_MAX], self[PATH_MAX];
@@ -252,6 +294,18 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     n->workloads = ty_workloadctl_new(cfg->loop, cfg->store);
     ty_admission_config acfg = {.fair_sharing = cfg->fair_sharing};
     n->admission = ty_admission_new(cfg->loop, cfg->store, &acfg);
+    /* The server's pod dirs are its pods' (their objects are durable): those of deleted
+     * pods go, also of pods deleted while it was down. After adoption, before the agent
+     * looks at any pod. */
+    if (cfg->adopt)
+        ty_nodeagent_remove_dirs(n->agent);
+    /* What is stored already gets a reconcile of every controller, as new objects do. */
+    resync_all(n, true);
+    n->resync = TY_NEW(uv_timer_t);
+    uv_timer_init(cfg->loop, n->resync);
+    n->resync->data = n;
+    uv_timer_start(n->resync, on_resync, resync_ms(), resync_ms());
+    uv_unref((uv_handle_t *)n->resync); /* it must not keep the loop alive by itself */
     *out = n;
     return 0;
 }
@@ -272,6 +326,7 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->done = done;
     n->done_arg = arg;
     /* No new pods from here on; the agent stays to record how the running ones end. */
+    stop_resync(n);
     ty_admission_free(n->admission);
     n->admission = NULL;
     ty_workloadctl_free(n->workloads);
@@ -301,6 +356,7 @@ void ty_node_free(ty_node *n)
 {
     if (!n)
         return;
+    stop_resync(n);
     ty_admission_free(n->admission);
     ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);

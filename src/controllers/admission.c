@@ -790,6 +790,16 @@ static void free_workload_cache(ty_admission *a)
     ty_map_free(&a->workloads);
 }
 
+static void pass(void *ctx, const char *key);
+
+/* A pass does not fail: what it could not write it retries on its own. */
+static int pass_key(void *ctx, const char *key, ty_error *err)
+{
+    (void)err;
+    pass(ctx, key);
+    return 0;
+}
+
 static void pass(void *ctx, const char *key)
 {
     ty_admission *a = ctx;
@@ -925,7 +935,7 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
     ty_admission *a = TY_NEW(ty_admission);
     a->store = store;
     a->fair_sharing = cfg && cfg->fair_sharing;
-    a->queue = ty_queue_new(loop, pass, a);
+    a->queue = ty_queue_new(loop, "admission", pass_key, a);
     a->snapshot_cache = ty_kueue_cache_new();
     a->events = ty_recorder_new(store, "kueue-admission");
     const char *read_in_part[] = {"pods", "nodes", "namespaces"};
@@ -941,6 +951,11 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
         a->watch_ids[i] = ty_store_watch(store, watched[i], on_event, a);
     ty_queue_add(a->queue, "pass");
     return a;
+}
+
+void ty_admission_resync(ty_admission *a)
+{
+    ty_queue_add(a->queue, "pass");
 }
 
 void ty_admission_free(ty_admission *a)

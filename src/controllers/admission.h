@@ -38,6 +38,8 @@ typedef struct ty_admission_config {
 } ty_admission_config;
 
 ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admission_config *cfg);
+/* Runs a pass again (periodic resync: a pass over a converged state writes nothing). */
+void ty_admission_resync(ty_admission *a);
 void ty_admission_free(ty_admission *a);
 /* The last pass in Prometheus' text format (a new string, caller frees; NULL before the first
  * pass): Kueue's kueue_pending_workloads, kueue_admitted_active_workloads,

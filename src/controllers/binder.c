@@ -206,6 +206,16 @@ static void try_gang(ty_binder *b, gang *g, json_t *nodes, json_t **free_of)
     free(pn);
 }
 
+static void pass(void *ctx, const char *key);
+
+/* A pass does not fail: what it could not write it retries on its own. */
+static int pass_key(void *ctx, const char *key, ty_error *err)
+{
+    (void)err;
+    pass(ctx, key);
+    return 0;
+}
+
 static void pass(void *ctx, const char *key)
 {
     ty_binder *b = ctx;
@@ -313,7 +323,7 @@ ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name
     ty_binder *b = TY_NEW(ty_binder);
     b->store = store;
     ty_map_puts(&b->nodes, node_name, (void *)1);
-    b->queue = ty_queue_new(loop, pass, b);
+    b->queue = ty_queue_new(loop, "binder", pass_key, b);
     b->events = ty_recorder_new(store, "default-scheduler");
     b->watch_id = ty_store_watch(store, "pods", on_event, b);
     /* A claim that becomes bound lets its pods bind. */
@@ -331,6 +341,11 @@ void ty_binder_add_node(ty_binder *b, const char *node_name)
 uint64_t ty_binder_passes(const ty_binder *b)
 {
     return b->passes;
+}
+
+void ty_binder_resync(ty_binder *b)
+{
+    ty_queue_add(b->queue, "pass");
 }
 
 void ty_binder_free(ty_binder *b)

@@ -43,6 +43,8 @@ ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name
 void ty_binder_add_node(ty_binder *b, const char *node_name);
 /* Passes run so far (for tests). */
 uint64_t ty_binder_passes(const ty_binder *b);
+/* Runs a pass again (periodic resync: a pass over a converged state writes nothing). */
+void ty_binder_resync(ty_binder *b);
 void ty_binder_free(ty_binder *b);
 
 #endif

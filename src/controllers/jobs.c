@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsontext.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/time.h"
@@ -192,20 +193,23 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
     return fits;
 }
 
-static void reconcile(void *ctx, const char *key)
+/* Fails (for the queue's back-off) when a pod, service or status write failed; the next try
+ * reads everything again. */
+static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
     ty_jobctl *c = ctx;
     char resource[32], ns[256], name[256];
     if (sscanf(key, "%31[^/]/%255[^/]/%255s", resource, ns, name) != 3)
-        return;
+        return 0;
     json_t *job = ty_store_get(c->store, resource, ns, name);
     if (!job)
-        return;
+        return 0;
     /* A job being deleted, or one another controller runs (MultiKueue's), is not ours. */
     if (ty_obj_deleting(job) || ty_kubeflow_managed_elsewhere(job)) {
         json_decref(job);
-        return;
+        return 0;
     }
+    int rc = 0;
     /* the job's pods from the store's owner index, not every pod of the namespace parsed */
     json_t *all = ty_store_list_owned(c->store, "pods", ty_obj_uid(job));
     json_t **pods = ty_malloc((json_array_size(all) + 1) * sizeof(json_t *));
@@ -240,7 +244,7 @@ static void reconcile(void *ctx, const char *key)
         !gang_can_ever_fit(c, job, why, sizeof why)) {
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
-            ty_debug("jobs: %s: %s", key, err.msg);
+            rc = ty_fail(fail, "write status: %s", err.msg);
         else
             record_transitions(recorder_for(c, resource), job, next);
         goto done;
@@ -270,7 +274,7 @@ static void reconcile(void *ctx, const char *key)
         }
         json_object_set_new(ann, TY_ANNOTATION_GANG_SIZE, json_string(gang_size));
         if (ty_store_create(c->store, "pods", p, NULL, &err) < 0)
-            ty_debug("jobs: %s: create pod: %s", key, err.msg);
+            rc = ty_fail(fail, "create pod %s: %s", ty_obj_name(p), err.msg);
         else
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreatePod",
                      "Created pod: %s", ty_obj_name(p));
@@ -298,8 +302,7 @@ static void reconcile(void *ctx, const char *key)
     if (out.metadata_changed) {
         json_t *stored = NULL;
         if (ty_store_update(c->store, resource, next, &stored, &err) < 0) {
-            ty_debug("jobs: %s: %s", key, err.msg);
-            ty_queue_add(c->queue, key);
+            rc = ty_fail(fail, "update: %s", err.msg);
             goto done;
         }
         json_object_set(json_object_get(next, "metadata"), "resourceVersion",
@@ -308,8 +311,7 @@ static void reconcile(void *ctx, const char *key)
     }
     if (out.status_changed || out.metadata_changed) {
         if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0) {
-            ty_debug("jobs: %s: %s", key, err.msg);
-            ty_queue_add(c->queue, key);
+            rc = ty_fail(fail, "write status: %s", err.msg);
         } else {
             record_transitions(recorder_for(c, resource), job, next);
         }
@@ -324,6 +326,7 @@ done:
     free(pods);
     json_decref(all);
     json_decref(job);
+    return rc;
 }
 
 ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,
@@ -333,7 +336,7 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     c->store = store;
     c->addr = addr;
     c->addr_ctx = addr_ctx;
-    c->queue = ty_queue_new(loop, reconcile, c);
+    c->queue = ty_queue_new(loop, "jobs", reconcile, c);
     /* The same knob as the runtime's in-place restarts (runtime.h): tests shorten both. */
     const char *b = getenv("TRAINYARD_RESTART_BACKOFF_MS");
     ty_kubeflow_set_restart_backoff(b ? atoll(b) : 0);
@@ -343,6 +346,33 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     c->watch_ids[1] = ty_store_watch(store, "tfjobs", on_event, c);
     c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
     return c;
+}
+
+void ty_jobctl_resync(ty_jobctl *c, bool finished_too)
+{
+    for (int r = 0; ty_jobctl_resources[r]; r++) {
+        if (finished_too) {
+            TY_AUTOFREE char *prefix = ty_asprintf("%s/", ty_jobctl_resources[r]);
+            ty_queue_add_all(c->queue, c->store, ty_jobctl_resources[r], prefix);
+            continue;
+        }
+        /* A finished job's last condition says so (read from its text, nothing parsed);
+         * what is left to do for it (TTL, cleanup) is queued with a delay already. */
+        ty_store_item *items = NULL;
+        size_t n = ty_store_list_items(c->store, ty_jobctl_resources[r], NULL, &items);
+        for (size_t i = 0; i < n; i++) {
+            const char *v;
+            size_t len;
+            if (ty_json_text_at(items[i].text, items[i].len, "status.conditions.-1.type", &v,
+                                &len) &&
+                ((len == 11 && memcmp(v, "\"Succeeded\"", 11) == 0) ||
+                 (len == 8 && memcmp(v, "\"Failed\"", 8) == 0)))
+                continue;
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_jobctl_resources[r], items[i].key);
+            ty_queue_add(c->queue, key);
+        }
+        free(items);
+    }
 }
 
 void ty_jobctl_free(ty_jobctl *c)

@@ -11,6 +11,7 @@
 #ifndef TY_CONTROLLERS_JOBS_H
 #define TY_CONTROLLERS_JOBS_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "controllers/kubeflow.h"
@@ -20,6 +21,11 @@ typedef struct ty_jobctl ty_jobctl;
 
 ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,
                          void *addr_ctx);
+/* Queues every stored job (at start, with finished_too; periodically without: what a lost
+ * event or a crash left behind converges, and a converged job's reconcile writes nothing).
+ * Finished jobs (last condition Succeeded or Failed) are left out of the periodic passes:
+ * their TTL is queued with a delay at start. */
+void ty_jobctl_resync(ty_jobctl *c, bool finished_too);
 void ty_jobctl_free(ty_jobctl *c);
 
 /* Resources the controller watches: the kinds of jobs it runs. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsontext.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -11,11 +12,21 @@
 #include "controllers/queue.h"
 #include "controllers/volumes.h"
 
+/* A pod handed to the runtime (started, or adopted after a restart), until its end is
+ * written. */
 typedef struct pod_entry {
-    char *ns, *name;
+    char *ns, *name, *uid;
     bool stopping;
     bool gone;
+    json_t *report; /* the runtime's last status not yet written to the store, or NULL */
 } pod_entry;
+
+/* A pod's final status written at revision `rv`: once that is durable, the runtime is told
+ * (ty_runtime_end_recorded), so that a later start does not report the end again. */
+typedef struct end_record {
+    char *ns, *name, *uid;
+    uint64_t rv;
+} end_record;
 
 struct ty_nodeagent {
     ty_store *store;
@@ -26,29 +37,105 @@ struct ty_nodeagent {
     ty_recorder *events;
     ty_map pods; /* uid -> pod_entry* for every pod handed to the runtime */
     int watch_id;
+    end_record *ends;
+    size_t nends, ends_cap;
+    uv_check_t *check; /* runs while ends wait for their commit */
+    bool remove_dirs;
 };
+
+static bool serves_pod(const ty_nodeagent *a, const json_t *pod)
+{
+    const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
+    return node && ty_map_gets(&a->nodes, node);
+}
+
+static pod_entry *entry_new(ty_nodeagent *a, const char *ns, const char *name, const char *uid)
+{
+    pod_entry *e = TY_NEW(pod_entry);
+    e->ns = ty_strdup(ns);
+    e->name = ty_strdup(name);
+    e->uid = ty_strdup(uid);
+    ty_map_puts(&a->pods, uid, e);
+    return e;
+}
+
+static void entry_free(pod_entry *e)
+{
+    free(e->ns);
+    free(e->name);
+    free(e->uid);
+    json_decref(e->report);
+    free(e);
+}
+
+static void entry_drop(ty_nodeagent *a, pod_entry *e)
+{
+    ty_map_dels(&a->pods, e->uid);
+    entry_free(e);
+}
 
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *pod)
 {
     ty_nodeagent *a = ctx;
     (void)resource;
-    const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
-    if (!node || !ty_map_gets(&a->nodes, node))
+    if (!serves_pod(a, pod))
         return;
     if (type == TY_EVENT_DELETED) {
-        /* Removed without our say (a forced delete): its processes must go now. */
-        pod_entry *e = ty_map_gets(&a->pods, ty_obj_uid(pod));
+        const char *uid = ty_obj_uid(pod);
+        pod_entry *e = ty_map_gets(&a->pods, uid);
         if (e && !e->gone && !e->stopping) {
+            /* Removed without our say (a forced delete): its processes must go now. */
             e->stopping = true;
-            ty_runtime_stop_pod(a->rt, ty_obj_uid(pod), 0);
+            ty_runtime_stop_pod(a->rt, uid, 0);
         }
+        if (e && e->gone)
+            entry_drop(a, e);
+        /* Its dir goes with it (after its processes, when they still run). */
+        if (a->remove_dirs)
+            ty_runtime_remove_pod(a->rt, ty_obj_namespace(pod), ty_obj_name(pod), uid);
         return;
     }
     TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(pod), ty_obj_name(pod));
     ty_queue_add(a->queue, key);
 }
 
-static void fail_to_start(ty_nodeagent *a, const json_t *pod, const char *message)
+static void on_check(uv_check_t *h);
+
+/* Tells the runtime about every end whose write is durable now. */
+static void flush_ends(ty_nodeagent *a)
+{
+    uint64_t durable = ty_store_committed_revision(a->store);
+    size_t k = 0;
+    for (size_t i = 0; i < a->nends; i++) {
+        end_record *r = &a->ends[i];
+        if (r->rv <= durable) {
+            ty_runtime_end_recorded(a->rt, r->ns, r->name, r->uid);
+            free(r->ns), free(r->name), free(r->uid);
+        } else {
+            a->ends[k++] = *r;
+        }
+    }
+    a->nends = k;
+    if (k == 0)
+        uv_check_stop(a->check);
+    else
+        uv_check_start(a->check, on_check);
+}
+
+static void on_check(uv_check_t *h) { flush_ends(h->data); }
+
+static void record_end(ty_nodeagent *a, const pod_entry *e)
+{
+    if (a->nends == a->ends_cap) {
+        a->ends_cap = a->ends_cap ? a->ends_cap * 2 : 8;
+        a->ends = ty_realloc(a->ends, a->ends_cap * sizeof *a->ends);
+    }
+    a->ends[a->nends++] = (end_record){ty_strdup(e->ns), ty_strdup(e->name), ty_strdup(e->uid),
+                                       ty_store_revision(a->store)};
+    flush_ends(a);
+}
+
+static int fail_to_start(ty_nodeagent *a, const json_t *pod, const char *message, ty_error *err)
 {
     json_t *next = json_deep_copy(pod);
     ty_pod_set_condition(next, "Ready", "False", "StartError", message);
@@ -56,76 +143,17 @@ static void fail_to_start(ty_nodeagent *a, const json_t *pod, const char *messag
     json_object_set_new(st, "phase", json_string("Failed"));
     json_object_set_new(st, "reason", json_string("StartError"));
     json_object_set_new(st, "message", json_string(message));
-    ty_store_update_status(a->store, "pods", next, NULL, NULL);
-    ty_event(a->events, pod, "Warning", "Failed", "Error: %s", message);
+    int rc = ty_store_update_status(a->store, "pods", next, NULL, err);
+    if (rc == 0)
+        ty_event(a->events, pod, "Warning", "Failed", "Error: %s", message);
     json_decref(next);
+    return rc < 0 ? ty_error_wrap(err, "write status") : 0;
 }
 
 static bool pod_had_started(const json_t *pod)
 {
     json_t *st = json_object_get(pod, "status");
     return json_object_get(st, "startTime") || json_array_size(json_object_get(st, "containerStatuses"));
-}
-
-static void reconcile(void *ctx, const char *key)
-{
-    ty_nodeagent *a = ctx;
-    const char *slash = strchr(key, '/');
-    TY_AUTOFREE char *ns = ty_strndup(key, (size_t)(slash - key));
-    json_t *pod = ty_store_get(a->store, "pods", ns, slash + 1);
-    if (!pod)
-        return;
-    const char *uid = ty_obj_uid(pod);
-    pod_entry *e = ty_map_gets(&a->pods, uid);
-    if (ty_obj_deleting(pod)) {
-        if (e && !e->gone) {
-            if (!e->stopping) {
-                e->stopping = true;
-                ty_event(a->events, pod, "Normal", "Killing", "Stopping pod %s",
-                         ty_obj_name(pod));
-                json_t *g = json_object_get(json_object_get(pod, "metadata"),
-                                            "deletionGracePeriodSeconds");
-                ty_runtime_stop_pod(a->rt, uid, g ? json_integer_value(g) : 30);
-            }
-        } else {
-            ty_store_delete(a->store, "pods", ns, slash + 1, 0, NULL);
-        }
-    } else if (!e && !ty_pod_terminated(pod) && ty_runtime_has_pod(a->rt, uid)) {
-        /* Re-adopted after a restart of trainyard: the runtime reports its status. */
-        e = TY_NEW(pod_entry);
-        e->ns = ty_strdup(ns);
-        e->name = ty_strdup(slash + 1);
-        ty_map_puts(&a->pods, uid, e);
-        const char *ip = json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
-        if (ip)
-            ty_ipam_reserve(a->ipam, key, ip, NULL);
-    } else if (!e && !ty_pod_terminated(pod) && pod_had_started(pod)) {
-        /* Its processes ran, but nothing of them is left to adopt (the pod directory is
-         * gone): the pod failed, and the job's restart policy decides what comes next. */
-        fail_to_start(a, pod, "the pod's processes were lost while trainyard was not running");
-    } else if (!e && !ty_pod_terminated(pod)) {
-        char ip[TY_IPAM_ADDR_MAX];
-        ty_error err = TY_ERROR_INIT;
-        json_t *run = NULL;
-        if (ty_ipam_acquire(a->ipam, key, ip, &err) < 0) {
-            fail_to_start(a, pod, err.msg);
-        } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &err)) ||
-                   ty_runtime_start_pod(a->rt, run, ip, &err) < 0) {
-            /* run: the pod with its claims as the directories of their volumes */
-            fail_to_start(a, pod, err.msg);
-            ty_ipam_release(a->ipam, key);
-        } else {
-            ty_event(a->events, pod, "Normal", "Started", "Started pod %s at %s",
-                     ty_obj_name(pod), ip);
-            e = TY_NEW(pod_entry);
-            e->ns = ty_strdup(ns);
-            e->name = ty_strdup(slash + 1);
-            ty_map_puts(&a->pods, uid, e);
-        }
-        json_decref(run);
-        ty_error_clear(&err);
-    }
-    json_decref(pod);
 }
 
 static const char *str_at2(const json_t *o, const char *a, const char *b)
@@ -195,48 +223,163 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
     }
 }
 
+/* Writes what the runtime observed as the pod's status (a write that changes nothing is
+ * none). */
+static int write_report(ty_nodeagent *a, const json_t *pod, const json_t *status, ty_error *err)
+{
+    json_t *next = json_deep_copy(pod);
+    /* The runtime owns what it observed; the scheduler's condition and the class the API
+     * server would compute are ours. */
+    json_t *observed = json_deep_copy(status);
+    json_t *conds = json_object_get(observed, "conditions");
+    if (!json_is_array(conds)) {
+        conds = json_array();
+        json_object_set_new(observed, "conditions", conds);
+    }
+    for (size_t i = json_array_size(conds); i-- > 0;) {
+        const char *type = json_string_value(json_object_get(json_array_get(conds, i), "type"));
+        if (type && strcmp(type, "PodScheduled") == 0)
+            json_array_remove(conds, i);
+    }
+    const json_t *scheduled = ty_pod_condition(pod, "PodScheduled");
+    if (scheduled)
+        json_array_insert_new(conds, 0, json_deep_copy(scheduled));
+    json_object_set_new(observed, "qosClass", json_string(ty_pod_qos_class(pod)));
+    json_object_set_new(next, "status", observed);
+    record_container_events(a, pod, observed);
+    int rc = ty_store_update_status(a->store, "pods", next, NULL, err);
+    json_decref(next);
+    return rc < 0 ? ty_error_wrap(err, "write status") : 0;
+}
+
+/* Level-triggered, for a pod of a served node: writes what the runtime reported, starts a
+ * bound pod that is not running, takes over one the runtime adopted, stops a deleted one and
+ * removes its object once its processes are gone. Fails (retried by the queue with back-off)
+ * when a write fails. */
+static int reconcile(void *ctx, const char *key, ty_error *err)
+{
+    ty_nodeagent *a = ctx;
+    const char *slash = strchr(key, '/');
+    TY_AUTOFREE char *ns = ty_strndup(key, (size_t)(slash - key));
+    const char *name = slash + 1;
+    json_t *pod = ty_store_get(a->store, "pods", ns, name);
+    if (!pod || !serves_pod(a, pod)) {
+        json_decref(pod);
+        return 0;
+    }
+    int rc = 0;
+    const char *uid = ty_obj_uid(pod);
+    pod_entry *e = ty_map_gets(&a->pods, uid);
+    if (!e && ty_runtime_has_pod(a->rt, uid)) {
+        /* Re-adopted after a restart of trainyard: the runtime reports its status. */
+        e = entry_new(a, ns, name, uid);
+        const char *ip =
+            json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
+        if (ip)
+            ty_ipam_reserve(a->ipam, key, ip, NULL);
+    }
+    if (e && e->report) {
+        if ((rc = write_report(a, pod, e->report, err)) < 0)
+            goto out;
+        json_decref(e->report);
+        e->report = NULL;
+        json_decref(pod);
+        pod = ty_store_get(a->store, "pods", ns, name);
+        if (e->gone) {
+            /* its end is written: once durable, a later start need not report it again */
+            record_end(a, e);
+            if (!ty_obj_deleting(pod)) {
+                entry_drop(a, e);
+                e = NULL;
+            }
+        }
+    }
+    if (ty_obj_deleting(pod)) {
+        if (e && !e->gone) {
+            if (!e->stopping) {
+                e->stopping = true;
+                ty_event(a->events, pod, "Normal", "Killing", "Stopping pod %s",
+                         ty_obj_name(pod));
+                json_t *g = json_object_get(json_object_get(pod, "metadata"),
+                                            "deletionGracePeriodSeconds");
+                ty_runtime_stop_pod(a->rt, uid, g ? json_integer_value(g) : 30);
+            }
+        } else if (ty_store_delete(a->store, "pods", ns, name, 0, err) < 0 &&
+                   err->code != TY_STORE_NOT_FOUND) {
+            rc = ty_error_wrap(err, "remove the stopped pod");
+        }
+    } else if (e) {
+        /* the runtime runs it and reports on it */
+    } else if (ty_pod_terminated(pod)) {
+        /* ended for good */
+    } else if (pod_had_started(pod)) {
+        /* Its processes ran, but nothing of them is left to adopt (the pod directory is
+         * gone): the pod failed, and the job's restart policy decides what comes next. */
+        rc = fail_to_start(a, pod, "the pod's processes were lost while trainyard was not running",
+                           err);
+    } else {
+        char ip[TY_IPAM_ADDR_MAX];
+        ty_error serr = TY_ERROR_INIT;
+        json_t *run = NULL;
+        if (ty_ipam_acquire(a->ipam, key, ip, &serr) < 0) {
+            rc = fail_to_start(a, pod, serr.msg, err);
+        } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &serr)) ||
+                   ty_runtime_start_pod(a->rt, run, ip, &serr) < 0) {
+            /* run: the pod with its claims as the directories of their volumes */
+            rc = fail_to_start(a, pod, serr.msg, err);
+            ty_ipam_release(a->ipam, key);
+        } else {
+            ty_event(a->events, pod, "Normal", "Started", "Started pod %s at %s",
+                     ty_obj_name(pod), ip);
+            entry_new(a, ns, name, uid);
+        }
+        json_decref(run);
+        ty_error_clear(&serr);
+    }
+out:
+    json_decref(pod);
+    return rc < 0 ? -1 : 0;
+}
+
 void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,
                             json_t *status, bool gone)
 {
     ty_nodeagent *a = ctx;
-    pod_entry *e = a ? ty_map_gets(&a->pods, uid) : NULL;
-    json_t *pod = a ? ty_store_get(a->store, "pods", ns, name) : NULL;
-    if (pod && strcmp(ty_obj_uid(pod), uid) == 0) {
-        json_t *next = json_deep_copy(pod);
-        /* The runtime owns what it observed (and may still hold `status`: copy it); the
-         * scheduler's condition and the class the API server would compute are ours. */
-        json_t *observed = json_deep_copy(status);
-        json_t *conds = json_object_get(observed, "conditions");
-        if (!json_is_array(conds)) {
-            conds = json_array();
-            json_object_set_new(observed, "conditions", conds);
-        }
-        for (size_t i = json_array_size(conds); i-- > 0;) {
-            const char *type = json_string_value(json_object_get(json_array_get(conds, i), "type"));
-            if (type && strcmp(type, "PodScheduled") == 0)
-                json_array_remove(conds, i);
-        }
-        const json_t *scheduled = ty_pod_condition(pod, "PodScheduled");
-        if (scheduled)
-            json_array_insert_new(conds, 0, json_deep_copy(scheduled));
-        json_object_set_new(observed, "qosClass", json_string(ty_pod_qos_class(pod)));
-        json_object_set_new(next, "status", observed);
-        record_container_events(a, pod, observed);
-        ty_store_update_status(a->store, "pods", next, NULL, NULL);
-        json_decref(next);
+    if (!a) {
+        json_decref(status);
+        return;
     }
-    /* gone also comes for a pod that ended for good without being deleted (its shim exits
-     * then): its status above is final and the pod object stays until someone deletes it. */
-    if (gone && e) {
-        e->gone = true;
-        TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
-        ty_ipam_release(a->ipam, key);
-        if (pod && strcmp(ty_obj_uid(pod), uid) == 0 && ty_obj_deleting(pod))
-            ty_store_delete(a->store, "pods", ns, name, 0, NULL);
-    }
+    pod_entry *e = ty_map_gets(&a->pods, uid);
+    json_t *pod = ty_store_get(a->store, "pods", ns, name);
+    bool ours = pod && strcmp(ty_obj_uid(pod), uid) == 0;
     json_decref(pod);
-    json_decref(status);
+    if (!ours) {
+        /* Its object is gone (deleted, or replaced by a pod of the same name): nothing to
+         * write; once its processes are gone, so is its dir. */
+        if (gone && e)
+            entry_drop(a, e);
+        if (gone && a->remove_dirs)
+            ty_runtime_remove_pod(a->rt, ns, name, uid);
+        json_decref(status);
+        return;
+    }
+    /* An adopted pod may report before its first reconcile. The write goes through the
+     * queue, so a failed one is retried; the latest report wins. */
+    if (!e)
+        e = entry_new(a, ns, name, uid);
+    json_decref(e->report);
+    e->report = status;
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ns, name);
+    if (gone && !e->gone) {
+        /* gone also comes for a pod that ended for good without being deleted (its shim
+         * exits then): its status is final and the pod object stays until deleted. */
+        e->gone = true;
+        ty_ipam_release(a->ipam, key);
+    }
+    ty_queue_add(a->queue, key);
 }
+
+static void check_closed(uv_handle_t *h) { free(h); }
 
 ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *node_name,
                                ty_runtime *rt, ty_ipam *ipam)
@@ -246,21 +389,75 @@ ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *nod
     ty_map_puts(&a->nodes, node_name, (void *)1);
     a->rt = rt;
     a->ipam = ipam;
-    a->queue = ty_queue_new(loop, reconcile, a);
+    a->queue = ty_queue_new(loop, "nodeagent", reconcile, a);
     a->events = ty_recorder_new(store, "kubelet");
     a->watch_id = ty_store_watch(store, "pods", on_event, a);
+    a->check = TY_NEW(uv_check_t);
+    uv_check_init(loop, a->check);
+    a->check->data = a;
     return a;
 }
 
 void ty_nodeagent_add_node(ty_nodeagent *a, const char *node_name)
 {
     ty_map_puts(&a->nodes, node_name, (void *)1);
-    /* pods bound to it before it was added */
-    json_t *pods = ty_store_list(a->store, "pods", NULL);
-    size_t i;
-    json_t *pod;
-    json_array_foreach(pods, i, pod) on_event(a, TY_EVENT_MODIFIED, "pods", pod);
-    json_decref(pods);
+    ty_nodeagent_resync(a); /* pods bound to it before it was added */
+}
+
+/* The value of a string member in an object's text, without its quotes (names, phases:
+ * no escapes); NULL when absent. */
+static char *text_string(const ty_store_item *it, const char *path)
+{
+    const char *v;
+    size_t len;
+    if (!ty_json_text_at(it->text, it->len, path, &v, &len) || len < 2 || v[0] != '"')
+        return NULL;
+    return ty_strndup(v + 1, len - 2);
+}
+
+void ty_nodeagent_resync(ty_nodeagent *a)
+{
+    /* Read from the stored text (nothing parsed): the pods bound here, except those that
+     * ended for good and are not being deleted (their reports queue them by themselves). */
+    ty_store_item *items = NULL;
+    size_t n = ty_store_list_items(a->store, "pods", NULL, &items);
+    for (size_t i = 0; i < n; i++) {
+        TY_AUTOFREE char *node = text_string(&items[i], "spec.nodeName");
+        if (!node || !ty_map_gets(&a->nodes, node))
+            continue;
+        TY_AUTOFREE char *phase = text_string(&items[i], "status.phase");
+        TY_AUTOFREE char *deleting = text_string(&items[i], "metadata.deletionTimestamp");
+        if (!deleting && phase &&
+            (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0))
+            continue;
+        ty_queue_add(a->queue, items[i].key);
+    }
+    free(items);
+}
+
+static bool in_set(void *ctx, const char *uid) { return ty_map_gets(ctx, uid) != NULL; }
+
+void ty_nodeagent_remove_dirs(ty_nodeagent *a)
+{
+    a->remove_dirs = true;
+    /* the uids of the stored pods, read from their text */
+    ty_map uids = {0};
+    ty_store_item *items = NULL;
+    size_t n = ty_store_list_items(a->store, "pods", NULL, &items);
+    for (size_t i = 0; i < n; i++) {
+        const char *v;
+        size_t len;
+        if (!ty_json_text_at(items[i].text, items[i].len, "metadata.uid", &v, &len) || len < 2)
+            continue;
+        TY_AUTOFREE char *uid = ty_strndup(v + 1, len - 2); /* uids need no escapes */
+        ty_map_puts(&uids, uid, (void *)1);
+    }
+    free(items);
+    ty_error err = TY_ERROR_INIT;
+    if (ty_runtime_sweep(a->rt, in_set, &uids, &err) < 0)
+        ty_warn("nodeagent: %s", err.msg);
+    ty_error_clear(&err);
+    ty_map_free(&uids);
 }
 
 void ty_nodeagent_free(ty_nodeagent *a)
@@ -271,13 +468,14 @@ void ty_nodeagent_free(ty_nodeagent *a)
     ty_queue_free(a->queue);
     ty_recorder_free(a->events);
     const ty_map_slot *slot;
-    for (size_t i = 0; ty_map_next(&a->pods, &i, &slot);) {
-        pod_entry *e = slot->value;
-        free(e->ns);
-        free(e->name);
-        free(e);
-    }
+    for (size_t i = 0; ty_map_next(&a->pods, &i, &slot);)
+        entry_free(slot->value);
     ty_map_free(&a->pods);
     ty_map_free(&a->nodes);
+    /* Ends not yet durable stay unrecorded: the next start reports them again. */
+    for (size_t i = 0; i < a->nends; i++)
+        free(a->ends[i].ns), free(a->ends[i].name), free(a->ends[i].uid);
+    free(a->ends);
+    uv_close((uv_handle_t *)a->check, check_closed);
     free(a);
 }

@@ -4,6 +4,11 @@
  * the grace period and then removes it), and gives each pod its loopback address. It serves
  * `node_name` and any node added with ty_nodeagent_add_node.
  *
+ * Crash safety: the runtime's reports are written through the agent's work queue (a failed
+ * write is retried with back-off), and a pod's end is marked reported to the runtime
+ * (ty_runtime_end_recorded) only once the store has committed the write that holds it, so a
+ * crash in between makes the next start report it again, exit codes included.
+ *
  * Ownership: the agent borrows the loop, store, runtime and ipam; they must outlive it. */
 #ifndef TY_CONTROLLERS_NODEAGENT_H
 #define TY_CONTROLLERS_NODEAGENT_H
@@ -25,6 +30,15 @@ void ty_nodeagent_add_node(ty_nodeagent *a, const char *node_name);
  * before the agent, so its callback forwards to this one with the agent as ctx. */
 void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,
                             json_t *status, bool gone);
+/* Queues every pod (at start, after the runtime adopted what an earlier trainyard left, and
+ * periodically): a pod bound here and not running is started, an adopted one taken over, one
+ * being deleted is stopped and removed, one whose processes were lost fails. */
+void ty_nodeagent_resync(ty_nodeagent *a);
+/* From now on the dir of a pod (logs, state) is removed when its object is deleted and its
+ * processes are gone; dirs of pods deleted earlier (while trainyard was down) go now, and a
+ * pod still running without an object is stopped. For the server, whose pods' record is the
+ * store; `trainyard run` keeps its dirs as the run's logs. */
+void ty_nodeagent_remove_dirs(ty_nodeagent *a);
 void ty_nodeagent_free(ty_nodeagent *a);
 
 #endif

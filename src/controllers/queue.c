@@ -3,8 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
+#include "store/store.h"
+
+/* Back-off of a failing key: client-go's per-item exponential limiter. */
+#define BACKOFF_BASE_MS 5
+#define BACKOFF_MAX_MS (1000 * 1000)
+/* Time a turn of the loop spends on keys before it lets I/O in. */
+#define TURN_BUDGET_NS (10 * 1000 * 1000)
 
 typedef struct delayed {
     uv_timer_t timer;
@@ -16,12 +24,14 @@ typedef struct delayed {
 struct ty_queue {
     uv_loop_t *loop;
     uv_idle_t idle;
+    char *name;
     ty_queue_fn fn;
     void *ctx;
-    char **keys; /* FIFO of pending keys */
-    size_t nkeys, cap;
+    char **keys; /* FIFO of pending keys: keys[head..nkeys) */
+    size_t head, nkeys, cap;
     ty_map pending; /* key -> (void *)1 while in keys */
     ty_map delayed; /* key -> delayed* */
+    ty_map failures; /* key -> (void *)(uintptr_t)consecutive failures, while any */
     int open_handles;
     int closing;
 };
@@ -31,6 +41,8 @@ static void maybe_release(ty_queue *q)
     if (q->closing && q->open_handles == 0) {
         ty_map_free(&q->pending);
         ty_map_free(&q->delayed);
+        ty_map_free(&q->failures);
+        free(q->name);
         free(q->keys);
         free(q);
     }
@@ -48,32 +60,68 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_release(q);
 }
 
+int64_t ty_queue_backoff_ms(unsigned failures)
+{
+    int64_t ms = BACKOFF_BASE_MS;
+    for (unsigned i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+unsigned ty_queue_failures(const ty_queue *q, const char *key)
+{
+    return (unsigned)(uintptr_t)ty_map_gets(&q->failures, key);
+}
+
+static void process(ty_queue *q, const char *key)
+{
+    ty_error err = TY_ERROR_INIT;
+    if (q->fn(q->ctx, key, &err) == 0) {
+        ty_map_dels(&q->failures, key);
+    } else if (!q->closing) {
+        unsigned n = ty_queue_failures(q, key) + 1;
+        ty_map_puts(&q->failures, key, (void *)(uintptr_t)n);
+        int64_t ms = ty_queue_backoff_ms(n);
+        ty_warn("%s: %s: %s (try %u failed; next in %lld ms)", q->name, key,
+                err.msg ? err.msg : "failed", n, (long long)ms);
+        ty_queue_add_after(q, key, ms);
+    }
+    ty_error_clear(&err);
+}
+
 static void on_idle(uv_idle_t *h)
 {
     ty_queue *q = h->data;
     /* Process the keys queued now; keys added meanwhile wait for the next turn of the loop,
-     * so that a controller requeueing itself cannot starve I/O. */
-    size_t n = q->nkeys;
-    char **batch = ty_malloc(n * sizeof(char *));
-    memcpy(batch, q->keys, n * sizeof(char *));
-    memmove(q->keys, q->keys + n, (q->nkeys - n) * sizeof(char *));
-    q->nkeys -= n;
-    for (size_t i = 0; i < n; i++)
-        ty_map_dels(&q->pending, batch[i]);
-    for (size_t i = 0; i < n; i++) {
-        if (!q->closing)
-            q->fn(q->ctx, batch[i]);
-        free(batch[i]);
+     * so that a controller requeueing itself cannot starve I/O. So does what is left once
+     * the turn's budget is spent. */
+    size_t end = q->nkeys;
+    uint64_t t0 = uv_hrtime();
+    while (q->head < end && !q->closing) {
+        char *key = q->keys[q->head++];
+        ty_map_dels(&q->pending, key);
+        process(q, key);
+        free(key);
+        if (uv_hrtime() - t0 > TURN_BUDGET_NS)
+            break;
     }
-    free(batch);
-    if (q->nkeys == 0)
+    if (q->closing)
+        return;
+    /* compact once the consumed head is half the array */
+    if (q->head > 0 && q->head * 2 >= q->nkeys) {
+        memmove(q->keys, q->keys + q->head, (q->nkeys - q->head) * sizeof(char *));
+        q->nkeys -= q->head;
+        q->head = 0;
+    }
+    if (q->head == q->nkeys)
         uv_idle_stop(&q->idle);
 }
 
-ty_queue *ty_queue_new(uv_loop_t *loop, ty_queue_fn fn, void *ctx)
+ty_queue *ty_queue_new(uv_loop_t *loop, const char *name, ty_queue_fn fn, void *ctx)
 {
     ty_queue *q = TY_NEW(ty_queue);
     q->loop = loop;
+    q->name = ty_strdup(name);
     q->fn = fn;
     q->ctx = ctx;
     uv_idle_init(loop, &q->idle);
@@ -93,6 +141,17 @@ void ty_queue_add(ty_queue *q, const char *key)
     q->keys[q->nkeys++] = ty_strdup(key);
     ty_map_puts(&q->pending, key, (void *)1);
     uv_idle_start(&q->idle, on_idle);
+}
+
+void ty_queue_add_all(ty_queue *q, ty_store *s, const char *resource, const char *prefix)
+{
+    ty_store_item *items = NULL;
+    size_t n = ty_store_list_items(s, resource, NULL, &items);
+    for (size_t i = 0; i < n; i++) {
+        TY_AUTOFREE char *key = ty_asprintf("%s%s", prefix, items[i].key);
+        ty_queue_add(q, key);
+    }
+    free(items);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -137,9 +196,9 @@ void ty_queue_free(ty_queue *q)
     if (!q)
         return;
     q->closing = 1;
-    for (size_t i = 0; i < q->nkeys; i++)
+    for (size_t i = q->head; i < q->nkeys; i++)
         free(q->keys[i]);
-    q->nkeys = 0;
+    q->nkeys = q->head = 0;
     const ty_map_slot *slot;
     for (size_t i = 0; ty_map_next(&q->delayed, &i, &slot);) {
         delayed *d = slot->value;

@@ -371,10 +371,11 @@ static void reconcile_volume(ty_volctl *c, const json_t *pv)
 }
 
 /* One pass over every claim and volume: there are few, and a pass heals whatever an event
- * was missed for. */
-static void pass(void *ctx, const char *key)
+ * was missed for. Its writes are level-triggered: one that failed is made again by the next
+ * pass (an event or the periodic resync). */
+static int pass(void *ctx, const char *key, ty_error *err)
 {
-    (void)key;
+    (void)key, (void)err;
     ty_volctl *c = ctx;
     json_t *pvcs = ty_store_list(c->store, "persistentvolumeclaims", NULL);
     json_t *pvs = ty_store_list(c->store, "persistentvolumes", NULL);
@@ -402,6 +403,7 @@ static void pass(void *ctx, const char *key)
     json_array_foreach(pvs, i, o) reconcile_volume(c, o);
     json_decref(pvs);
     json_decref(pvcs);
+    return 0;
 }
 
 static int any_claim(void *arg, json_t *vol, const char *claim)
@@ -425,7 +427,7 @@ ty_volctl *ty_volctl_new(uv_loop_t *loop, ty_store *store, const char *dir)
     ty_volctl *c = TY_NEW(ty_volctl);
     c->store = store;
     c->dir = ty_strdup(dir);
-    c->queue = ty_queue_new(loop, pass, c);
+    c->queue = ty_queue_new(loop, "volumes", pass, c);
     c->events = ty_recorder_new(store, "persistentvolume-controller");
     c->watch_ids[0] = ty_store_watch(store, "persistentvolumeclaims", on_event, c);
     c->watch_ids[1] = ty_store_watch(store, "persistentvolumes", on_event, c);
@@ -433,6 +435,8 @@ ty_volctl *ty_volctl_new(uv_loop_t *loop, ty_store *store, const char *dir)
     ty_queue_add(c->queue, "pass");
     return c;
 }
+
+void ty_volctl_resync(ty_volctl *c) { ty_queue_add(c->queue, "pass"); }
 
 void ty_volctl_free(ty_volctl *c)
 {

@@ -29,6 +29,8 @@ typedef struct ty_volctl ty_volctl;
 
 /* `dir` holds the provisioned volumes' directories (created when needed). */
 ty_volctl *ty_volctl_new(uv_loop_t *loop, ty_store *store, const char *dir);
+/* Queues a pass over every claim and volume (the periodic resync). */
+void ty_volctl_resync(ty_volctl *c);
 void ty_volctl_free(ty_volctl *c);
 
 /* Whether every claim `pod` mounts exists and is bound; if not, false with the scheduler's

@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/events.h"
+#include "controllers/jobs.h"
 #include "controllers/kubeflow.h"
 #include "controllers/kueue_int.h"
 #include "controllers/podutil.h"
@@ -22,6 +23,7 @@ struct ty_workloadctl {
     ty_queue *queue;
     ty_recorder *events;
     int watch_ids[4];
+    ty_error *fail; /* the running reconcile's: a failed write fails it (queue back-off) */
 };
 
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
@@ -225,12 +227,9 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
         json_object_get(job, "kind"), "name", ty_obj_name(job), "uid", ty_obj_uid(job),
         "controller", 1, "blockOwnerDeletion", 1, "spec", spec);
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0) {
-        ty_debug("workloads: create %s: %s", name, err.msg);
-        TY_AUTOFREE char *key =
-            ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(job), ty_obj_name(job));
-        ty_queue_add_after(c->queue, key, 1000); /* the job waits suspended: try again */
-    } else
+    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0)
+        ty_fail(c->fail, "create workload %s: %s", name, err.msg); /* it waits suspended */
+    else
         ty_event(c->events, job, "Normal", "CreatedWorkload", "Created Workload: %s/%s",
                  ty_obj_namespace(job), name);
     ty_error_clear(&err);
@@ -240,12 +239,8 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
 static void update_job(ty_workloadctl *c, const char *resource, json_t *next)
 {
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update(c->store, resource, next, NULL, &err) < 0) {
-        ty_debug("workloads: update %s: %s", ty_obj_name(next), err.msg);
-        TY_AUTOFREE char *key =
-            ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(next), ty_obj_name(next));
-        ty_queue_add_after(c->queue, key, 100);
-    }
+    if (ty_store_update(c->store, resource, next, NULL, &err) < 0)
+        ty_fail(c->fail, "update %s: %s", ty_obj_name(next), err.msg);
     ty_error_clear(&err);
 }
 
@@ -399,7 +394,7 @@ static void write_workload_status(ty_workloadctl *c, json_t *next)
 {
     ty_error err = TY_ERROR_INIT;
     if (ty_store_update_status(c->store, "workloads", next, NULL, &err) < 0)
-        ty_debug("workloads: status of %s: %s", ty_obj_name(next), err.msg);
+        ty_fail(c->fail, "write status of workload %s: %s", ty_obj_name(next), err.msg);
     ty_error_clear(&err);
 }
 
@@ -460,15 +455,17 @@ static void finish(ty_workloadctl *c, const json_t *wl, const json_t *job, int64
     json_decref(next);
 }
 
-static void reconcile(void *ctx, const char *key)
+/* Fails when one of its writes failed (the queue retries after its back-off). */
+static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
     ty_workloadctl *c = ctx;
     char resource[32], ns[256], name[256];
     if (sscanf(key, "%31[^/]/%255[^/]/%255s", resource, ns, name) != 3)
-        return;
+        return 0;
     json_t *job = ty_store_get(c->store, resource, ns, name);
     if (!job)
-        return;
+        return 0;
+    c->fail = fail;
     json_t *wl = NULL;
     if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) || ty_obj_deleting(job))
         goto done;
@@ -512,6 +509,8 @@ static void reconcile(void *ctx, const char *key)
 done:
     json_decref(wl);
     json_decref(job);
+    c->fail = NULL;
+    return fail->msg ? -1 : 0;
 }
 
 bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job)
@@ -536,28 +535,33 @@ ty_workloadctl *ty_workloadctl_new(uv_loop_t *loop, ty_store *store)
 {
     ty_workloadctl *c = TY_NEW(ty_workloadctl);
     c->store = store;
-    c->queue = ty_queue_new(loop, reconcile, c);
+    c->queue = ty_queue_new(loop, "workloads", reconcile, c);
     c->events = ty_recorder_new(store, "kueue-job-controller");
     const char *res[] = {"pytorchjobs", "tfjobs", "workloads", "pods"};
     for (int i = 0; i < 4; i++)
         c->watch_ids[i] = ty_store_watch(store, res[i], on_event, c);
-    /* Queued jobs stored before this controller ran (a restart) are reconciled once. Read
+    ty_workloadctl_resync(c);
+    return c;
+}
+
+void ty_workloadctl_resync(ty_workloadctl *c)
+{
+    /* Queued jobs stored before this controller ran (a restart) are reconciled. Read
      * from the index's label sets, not by parsing every job: a server with 10,000 jobs must
      * restart in well under a second. */
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; ty_jobctl_resources[r]; r++) {
         ty_store_item *items = NULL;
-        size_t n = ty_store_list_items(store, res[r], NULL, &items);
+        size_t n = ty_store_list_items(c->store, ty_jobctl_resources[r], NULL, &items);
         for (size_t i = 0; i < n; i++) {
             const json_t *labels = json_object_get(json_object_get(items[i].labels, "metadata"),
                                                    "labels");
             if (!json_object_get(labels, TY_KUEUE_LABEL_QUEUE_NAME))
                 continue;
-            TY_AUTOFREE char *key = ty_asprintf("%s/%s", res[r], items[i].key);
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_jobctl_resources[r], items[i].key);
             ty_queue_add(c->queue, key);
         }
         free(items);
     }
-    return c;
 }
 
 void ty_workloadctl_free(ty_workloadctl *c)

@@ -35,6 +35,8 @@
 typedef struct ty_workloadctl ty_workloadctl;
 
 ty_workloadctl *ty_workloadctl_new(uv_loop_t *loop, ty_store *store);
+/* Queues every queued job again (at start and periodically, as informers resync). */
+void ty_workloadctl_resync(ty_workloadctl *c);
 void ty_workloadctl_free(ty_workloadctl *c);
 
 /* At creation of a PyTorchJob/TFJob (`resource`), before it is stored: the defaults above.

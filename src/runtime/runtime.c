@@ -48,6 +48,7 @@ typedef struct pod {
     int term_signal;
     int open_handles;
     bool detached; /* removed from the runtime (free with pods running) */
+    bool remove_dir; /* its pod object is gone: the dir goes once the pod is gone */
 } pod;
 
 /* One node's GPUs: indices 0..n-1, each held by at most one pod. */
@@ -321,14 +322,14 @@ static void maybe_gone(pod *p)
             : ty_asprintf("pod supervisor exited with status %lld", (long long)p->exit_status);
         mark_dead(st, why);
     }
-    /* The end was reported: a later trainyard must not report it again (see adopt). */
-    TY_AUTOFREE char *marker = ty_asprintf("%s/gone", p->dir);
-    int mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (mfd >= 0)
-        close(mfd);
+    /* No `gone` marker here: only once the caller has recorded the end durably
+     * (ty_runtime_end_recorded) may a later trainyard skip reporting it again. */
     ty_map_dels(&rt->pods, p->uid);
     close_handles(p);
     rt->fn(rt->ctx, p->ns, p->name, p->uid, st, true);
+    /* p is freed by the close callbacks, on a later turn */
+    if (p->remove_dir)
+        ty_rm_tree(p->dir);
 }
 
 static void on_shim_exit(uv_process_t *h, int64_t status, int sig)
@@ -961,6 +962,77 @@ void ty_runtime_detach(ty_runtime *rt, void (*done)(void *), void *arg)
         rt->done = NULL;
         done(arg);
     }
+}
+
+/* <state_dir>/pods/<ns>_<name>_<uid>, or NULL when a part could leave that directory. */
+static char *pod_dir_of(const ty_runtime *rt, const char *ns, const char *name, const char *uid)
+{
+    const char *parts[] = {ns, name, uid};
+    for (int i = 0; i < 3; i++)
+        if (!parts[i] || !*parts[i] || strchr(parts[i], '/') || strcmp(parts[i], "..") == 0)
+            return NULL;
+    return ty_asprintf("%s/pods/%s_%s_%s", rt->state_dir, ns, name, uid);
+}
+
+void ty_runtime_end_recorded(ty_runtime *rt, const char *ns, const char *name, const char *uid)
+{
+    if (ty_runtime_has_pod(rt, uid))
+        return; /* not ended */
+    TY_AUTOFREE char *dir = pod_dir_of(rt, ns, name, uid);
+    TY_AUTOFREE char *marker = dir ? ty_asprintf("%s/gone", dir) : NULL;
+    int fd = marker ? open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0)
+        close(fd);
+}
+
+void ty_runtime_remove_pod(ty_runtime *rt, const char *ns, const char *name, const char *uid)
+{
+    pod *p = ty_map_gets(&rt->pods, uid);
+    if (p && !p->gone) {
+        p->remove_dir = true;
+        return;
+    }
+    TY_AUTOFREE char *dir = pod_dir_of(rt, ns, name, uid);
+    if (dir)
+        ty_rm_tree(dir);
+}
+
+int ty_runtime_sweep(ty_runtime *rt, bool (*exists)(void *ctx, const char *uid), void *ctx,
+                     ty_error *err)
+{
+    TY_AUTOFREE char *pods = ty_asprintf("%s/pods", rt->state_dir);
+    DIR *d = opendir(pods);
+    if (!d)
+        return ty_fail_errno(err, errno, "sweep: read %s", pods);
+    json_t *doomed = json_array();
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        /* <ns>_<name>_<uid>: names and uids have no '_' */
+        const char *uid = strrchr(de->d_name, '_');
+        if (de->d_name[0] == '.' || !uid || exists(ctx, uid + 1))
+            continue;
+        json_array_append_new(doomed, json_string(de->d_name));
+    }
+    closedir(d);
+    size_t i;
+    json_t *v;
+    json_array_foreach(doomed, i, v) {
+        const char *entry = json_string_value(v);
+        const char *uid = strrchr(entry, '_') + 1;
+        pod *p = ty_map_gets(&rt->pods, uid);
+        if (p && !p->gone) {
+            /* deleted while trainyard was down, yet still running: nothing else stops it */
+            ty_warn("pod %s/%s: its object is gone; stopping it", p->ns, p->name);
+            p->remove_dir = true;
+            ty_runtime_stop_pod(rt, uid, 0);
+            continue;
+        }
+        TY_AUTOFREE char *dir = ty_asprintf("%s/%s", pods, entry);
+        ty_rm_tree(dir);
+    }
+    int n = (int)json_array_size(doomed);
+    json_decref(doomed);
+    return n;
 }
 
 char *ty_runtime_log_path(const ty_runtime *rt, const char *uid, const char *container,

@@ -42,8 +42,9 @@
  * reported from state.json's last status, containers that were running as terminated (exit
  * code 137, reason Error, a message saying the supervisor was lost; phase Failed), then gone,
  * so the node agent and the job controller apply the restart policy; what is left of its
- * processes is killed. Ends already reported (the runtime marks them with <pod-dir>/gone) are
- * not reported again; dirs without pod.json/state.json are removed. start_pod refuses a uid
+ * processes is killed. Ends already recorded (the caller marks them with
+ * ty_runtime_end_recorded once its record is durable: <pod-dir>/gone) are not reported
+ * again; dirs without pod.json/state.json are removed. start_pod refuses a uid
  * whose shim from an earlier trainyard still runs: a pod never runs twice at once.
  * On a clean SIGTERM, a server either stops its pods (ty_runtime_shutdown; they are gone for
  * good) or leaves them for the next server (ty_runtime_detach, then adopt_all after restart).
@@ -185,6 +186,22 @@ int ty_runtime_adopt_all(ty_runtime *rt, ty_error *err);
  * runs). Pods started afterwards are refused; then call ty_runtime_free. With
  * pods_die_with_parent the pods still end when this process does. */
 void ty_runtime_detach(ty_runtime *rt, void (*done)(void *), void *arg);
+
+/* The caller has recorded the pod's end durably (its final status, as reported with
+ * gone=true): writes <pod-dir>/gone, after which a later trainyard's adopt does not report
+ * that end again. Until then every start reports it again (from state.json, exit codes
+ * included), so a crash between the report and its commit loses nothing. No-op for a pod
+ * that still runs or has no dir. */
+void ty_runtime_end_recorded(ty_runtime *rt, const char *ns, const char *name, const char *uid);
+/* The pod's object is gone: its dir (logs, state) is removed, at once, or right after the
+ * pod's gone report when it still runs (this does not stop it). */
+void ty_runtime_remove_pod(ty_runtime *rt, const char *ns, const char *name, const char *uid);
+/* Removes the dirs in <state_dir>/pods/ whose uid has no pod object (`exists` says), as
+ * ty_runtime_remove_pod; an adopted pod still running there is stopped at once first (its
+ * object was deleted while trainyard was down: nothing else would stop it). Call it after
+ * adopt_all. Returns how many dirs were found without an object. */
+int ty_runtime_sweep(ty_runtime *rt, bool (*exists)(void *ctx, const char *uid), void *ctx,
+                     ty_error *err);
 
 /* GPUs this node has (detected or declared). */
 int ty_runtime_gpu_count(const ty_runtime *rt);

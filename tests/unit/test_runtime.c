@@ -1056,7 +1056,9 @@ Test(runtime, shim_exits_when_pod_succeeds)
     ty_runtime_stop_pod(T.rt, a, 0); /* no-op: nothing more is reported (on_status asserts) */
     TY_AUTOFREE char *text = log_text(a, "c", 0);
     cr_assert_str_eq(text, "hi\n");
-    /* the pod dir and its logs stay; a new runtime does not report the end again */
+    /* the pod dir and its logs stay; once the end is recorded, a new runtime does not report
+     * it again */
+    ty_runtime_end_recorded(T.rt, "default", "done", a);
     adopt_all_expect(0);
     TY_AUTOFREE char *lp = ty_runtime_log_path(T.rt, a, "c", 0);
     cr_assert(lp && access(lp, F_OK) == 0);
@@ -1194,7 +1196,16 @@ Test(runtime, adopt_reports_exit_code_of_pod_ended_while_detached)
     ty_runtime_stop_pod(T.rt, a, 0); /* a no-op */
     TY_AUTOFREE char *text = log_text(a, "c", 0);
     cr_assert_str_eq(text, "done\n");
-    adopt_all_expect(0); /* reported once */
+    /* Until the caller says the end is recorded (durably), every adoption reports it again,
+     * exit code included: a crash before the record loses nothing. */
+    rec(a)->gone = false;
+    rec(a)->updates = 0;
+    adopt_all_expect(1);
+    cr_assert(run_until(is_gone, a, 5000), "an unrecorded end must be reported again");
+    cr_assert_eq(rec(a)->updates, 1);
+    cr_assert_eq(json_integer_value(json_object_get(terminated(a, "c"), "exitCode")), 3);
+    ty_runtime_end_recorded(T.rt, "default", "ends", a);
+    adopt_all_expect(0); /* recorded: reported no more */
     assert_clean_shim_log(dir, "ends", a);
     teardown_rt();
 }
@@ -1230,7 +1241,8 @@ Test(runtime, adopt_reports_pod_whose_shim_died_while_detached)
     while (ty_rt_proc_start(pid) != 0 && ty_time_mono_ns() < end)
         usleep(10000);
     cr_assert_eq(ty_rt_proc_start(pid), 0, "the container outlived its shim");
-    /* its end was reported: a later adoption does not report it again, the logs stay */
+    /* its end was recorded: a later adoption does not report it again, the logs stay */
+    ty_runtime_end_recorded(T.rt, "default", "lost", a);
     adopt_all_expect(0);
     TY_AUTOFREE char *lp = ty_runtime_log_path(T.rt, a, "c", 0);
     cr_assert(lp && access(lp, F_OK) == 0);
