@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/hash.h"
 #include "base/jsontext.h"
 #include "base/log.h"
 #include "base/map.h"
@@ -259,12 +260,7 @@ static void labelset_unref(ty_store *s, labelset *l)
 
 static size_t uid_hash(const char *u)
 {
-    size_t h = 1469598103934665603ull;
-    for (; *u; u++) {
-        h ^= (unsigned char)*u;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return (size_t)ty_fnv1a_str(TY_FNV1A_BASIS, u);
 }
 
 static entry *uid_get(const ty_store *s, const char *uid)
