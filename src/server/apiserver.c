@@ -306,6 +306,19 @@ static const char *q(call *c, const char *key)
     return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* An integer parameter, `dflt` when absent; dispatch() refused the request already when one is
+ * malformed (check_query). */
+static int64_t q_int(call *c, const char *key, int64_t dflt)
+{
+    int64_t v;
+    return q(c, key) && ty_srv_query_int(key, q(c, key), &v, NULL) == 0 ? v : dflt;
+}
+
+static const char *q_lookup(void *c, const char *key)
+{
+    return q(c, key);
+}
+
 static const char *hdr(call *c, const char *key)
 {
     return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, key);
@@ -1061,49 +1074,6 @@ static void table_text_rows(call *c, ty_buf *b, const ty_store_item *all, const 
     *from = k;
 }
 
-/* Continue tokens are the last returned object's "namespace/name", hex-encoded so they are
- * opaque and URL-safe. */
-static char *continue_token(const char *key)
-{
-    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        ty_buf_addf(&b, "%02x", *p);
-    return ty_buf_steal(&b);
-}
-
-/* Orders an object against a decoded continue token "namespace/name" as ty_store_list orders
- * objects: by namespace, then name (comparing "ns/name" strings would put "a-b/x" first). */
-static int compare_to_token(const char *key, const char *token)
-{
-    const char *kslash = strchr(key, '/');
-    const char *slash = strchr(token, '/');
-    size_t tl = slash ? (size_t)(slash - token) : strlen(token), nl = (size_t)(kslash - key);
-    int c = memcmp(key, token, nl < tl ? nl : tl);
-    if (c)
-        return c;
-    if (nl != tl)
-        return nl < tl ? -1 : 1;
-    return slash ? strcmp(kslash + 1, slash + 1) : 1;
-}
-
-static char *decode_token(const char *tok)
-{
-    size_t len = strlen(tok);
-    if (len % 2)
-        return NULL;
-    char *out = ty_malloc(len / 2 + 1);
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned v;
-        if (sscanf(tok + 2 * i, "%2x", &v) != 1) {
-            free(out);
-            return NULL;
-        }
-        out[i] = (char)v;
-    }
-    out[len / 2] = '\0';
-    return out;
-}
-
 static enum MHD_Result handle_watch(call *c);
 
 static enum MHD_Result handle_list(call *c)
@@ -1122,9 +1092,10 @@ static enum MHD_Result handle_list(call *c)
      * table_page_bytes of them (8 MiB) and a continue token says where the next starts.
      * Lists of objects (client libraries, informers) honour limit. */
     bool text_table = wants_table(c) && strcmp(include_object(c), "Object") != 0;
-    long limit = q(c, "limit") && !text_table ? strtol(q(c, "limit"), NULL, 10) : 0;
+    int64_t limit = text_table ? 0 : q_int(c, "limit", 0);
     TY_AUTOFREE char *after = NULL;
-    if (q(c, "continue") && *q(c, "continue") && !(after = decode_token(q(c, "continue")))) {
+    const char *cont = q(c, "continue");
+    if (cont && *cont && !(after = ty_srv_continue_decode(cont))) {
         ty_selector_free(labels);
         ty_selector_free(fields);
         return fail(c, 400, "BadRequest", "continue key is not valid: invalid token");
@@ -1145,7 +1116,7 @@ static enum MHD_Result handle_list(call *c)
         size_t hi = count;
         while (start < hi) {
             size_t mid = start + (hi - start) / 2;
-            if (compare_to_token(all[mid].key, after) <= 0)
+            if (ty_srv_continue_compare(all[mid].key, after) <= 0)
                 start = mid + 1;
             else
                 hi = mid;
@@ -1181,7 +1152,7 @@ static enum MHD_Result handle_list(call *c)
         npicked = from;
     }
     if (remaining)
-        next = continue_token(all[picked[npicked - 1]].key);
+        next = ty_srv_continue_encode(all[picked[npicked - 1]].key);
     json_t *meta = json_object();
     json_object_set_new(meta, "resourceVersion", json_sprintf("%llu", (unsigned long long)rev));
     if (next) {
@@ -1474,7 +1445,7 @@ static enum MHD_Result handle_delete_collection(call *c)
     ty_selector *labels, *fields;
     if (parse_selectors(c, &labels, &fields, &ret) < 0)
         return ret;
-    int64_t grace = q(c, "gracePeriodSeconds") ? strtoll(q(c, "gracePeriodSeconds"), NULL, 10) : -1;
+    int64_t grace = q_int(c, "gracePeriodSeconds", -1);
     ty_store *store = c->srv->store;
     /* The keys first: a deletion (and its cascade) invalidates the listed items. */
     TY_AUTOFREE ty_store_item *all = NULL;
@@ -1760,8 +1731,7 @@ static enum MHD_Result handle_delete(call *c)
             return fail(c, 400, "BadRequest", "error decoding DeleteOptions: %s", je.text);
         }
     }
-    if (q(c, "gracePeriodSeconds"))
-        grace = strtoll(q(c, "gracePeriodSeconds"), NULL, 10);
+    grace = q_int(c, "gracePeriodSeconds", grace);
     if (json_is_integer(json_object_get(opts, "gracePeriodSeconds")))
         grace = json_integer_value(json_object_get(opts, "gracePeriodSeconds"));
     if (json_string_value(json_object_get(opts, "propagationPolicy")))
@@ -2213,7 +2183,7 @@ static enum MHD_Result handle_watch(call *c)
     st->include_object = ty_strdup(include_object(c));
     st->bookmarks = q_true(c, "allowWatchBookmarks");
     st->last_bookmark_ms = mono_ms();
-    long timeout = q(c, "timeoutSeconds") ? strtol(q(c, "timeoutSeconds"), NULL, 10) : 0;
+    int64_t timeout = q_int(c, "timeoutSeconds", 0);
     st->deadline_ms = mono_ms() + 1000 * (timeout > 0 ? timeout : WATCH_DEFAULT_TIMEOUT_S);
     /* Without a resourceVersion (or "0") a watch starts with the current state as ADDED
      * events, then follows. From resourceVersion N: the store replays what happened after N
@@ -2420,7 +2390,7 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     st->fd = fd;
     st->timestamps = q_true(c, "timestamps");
     if (q(c, "sinceSeconds"))
-        st->since_ns = ty_time_now_ns() - strtoll(q(c, "sinceSeconds"), NULL, 10) * 1000000000LL;
+        st->since_ns = ty_time_now_ns() - q_int(c, "sinceSeconds", 0) * 1000000000LL;
     if (q(c, "sinceTime")) {
         int64_t t;
         if (ty_time_parse_rfc3339(q(c, "sinceTime"), &t) == 0)
@@ -2433,8 +2403,8 @@ static enum MHD_Result handle_log(call *c, json_t *pod)
     st->log_file = ty_strdup(path);
     TY_AUTOBUF ty_buf first = TY_BUF_INIT;
     log_pump(st, &first);
-    keep_tail(&first, q(c, "tailLines") ? strtol(q(c, "tailLines"), NULL, 10) : -1);
-    st->limit_bytes = q(c, "limitBytes") ? strtoll(q(c, "limitBytes"), NULL, 10) : 0;
+    keep_tail(&first, q_int(c, "tailLines", -1));
+    st->limit_bytes = q_int(c, "limitBytes", 0);
     stream_send(st, first.data, first.len);
     if (!st->ended && q_true(c, "follow") && !previous)
         uv_timer_start(&st->timer, log_tick, STREAM_TICK_MS, STREAM_TICK_MS);
@@ -2542,6 +2512,9 @@ static enum MHD_Result dispatch(call *c, const char *url)
         return fail(c, 404, "NotFound", "the server could not find the requested resource");
     if (c->ri->namespaced && c->path.name && !c->path.ns)
         return fail(c, 404, "NotFound", "the server could not find the requested resource");
+    TY_CLEANUP_ERROR ty_error qerr = TY_ERROR_INIT;
+    if (ty_srv_query_check(q_lookup, c, &qerr) < 0)
+        return fail(c, 400, "BadRequest", "%s", qerr.msg);
     const char *m = c->method;
     bool log = c->path.sub && strcmp(c->path.sub, "log") == 0;
     if (!c->path.name) {
