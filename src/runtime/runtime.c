@@ -21,7 +21,7 @@
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "runtime/cgroup.h"
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 
 typedef struct pod {
     ty_runtime *rt;

@@ -36,7 +36,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
-#include "server/internal.h"
+#include "server/server_int.h"
 #include "server/mhd.h"
 
 #define DEFAULT_MAX_BODY (3u * 1024 * 1024)

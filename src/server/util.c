@@ -1,6 +1,6 @@
 /* Pure helpers of the API server: path routing, query parameters, continue tokens, Status
  * objects, name checks, CRI log lines. */
-#include "server/internal.h"
+#include "server/server_int.h"
 
 #include <ctype.h>
 #include <stdio.h>

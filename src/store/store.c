@@ -20,7 +20,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
-#include "store/checkpoint_internal.h"
+#include "store/checkpoint_int.h"
 
 /* Parsed trees kept, counted in bytes of their text (a tree weighs ten times its text or more):
  * what the controllers read again and again (pods, nodes, the jobs being reconciled) stays
@@ -2466,7 +2466,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         return -1;
     }
     trim(s);
-    /* Not inside the commits that answers wait for (see checkpoint_internal.h). */
+    /* Not inside the commits that answers wait for (see checkpoint_int.h). */
     s->ckpt = ty_store_ckpt_start(s->db, db_path, CHECKPOINT_PAGES);
     *out = s;
     return 0;

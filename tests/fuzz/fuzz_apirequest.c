@@ -13,7 +13,7 @@
 #include <strings.h>
 
 #include "base/mem.h"
-#include "server/internal.h"
+#include "server/server_int.h"
 
 static bool namespaced(void *ctx, const char *resource)
 {

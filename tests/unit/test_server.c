@@ -13,7 +13,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "server/apiserver.h"
-#include "server/internal.h"
+#include "server/server_int.h"
 #include "store/store.h"
 
 static bool namespaced(void *ctx, const char *resource)

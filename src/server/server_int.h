@@ -1,6 +1,6 @@
 /* Pure helpers of the API server, shared with its unit tests (tests/unit/test_server.c). */
-#ifndef TY_SERVER_INTERNAL_H
-#define TY_SERVER_INTERNAL_H
+#ifndef TY_SERVER_SERVER_INT_H
+#define TY_SERVER_SERVER_INT_H
 
 #include <jansson.h>
 #include <stdbool.h>
