@@ -145,8 +145,15 @@ build/fuzz/fuzz_k8sproto: tests/fuzz/fuzz_k8sproto.c src/api/k8sproto.c $(FUZZ_B
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
-fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
-	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto
+build/fuzz/fuzz_apirequest: tests/fuzz/fuzz_apirequest.c src/server/util.c $(FUZZ_BASE) \
+    | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto \
+    build/fuzz/fuzz_apirequest
+	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto \
+	    build/fuzz/corpus-apirequest
 	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
@@ -154,6 +161,8 @@ fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-apiquery tests/fuzz/corpus/apiquery
 	build/fuzz/fuzz_k8sproto -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-k8sproto tests/fuzz/corpus/k8sproto
+	build/fuzz/fuzz_apirequest -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-apirequest tests/fuzz/corpus/apirequest
 
 clean:
 	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \

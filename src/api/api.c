@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/schema_internal.h"
+#include "api/schema_int.h"
 #include "base/mem.h"
 
 static const ty_kind_ops *const kind_ops[] = {

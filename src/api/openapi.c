@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "base/buf.h"
+#include "base/hash.h"
 #include "base/mem.h"
 
 /* One kind as the document describes it. */
@@ -428,11 +429,7 @@ static void hash_doc(const char *gv, char *out, size_t cap)
 {
     json_t *doc = ty_openapi_v3_group(gv);
     char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *c = s; *c; c++) {
-        h ^= (unsigned char)*c;
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = ty_fnv1a_str(TY_FNV1A_BASIS, s);
     snprintf(out, cap, "%016llX", (unsigned long long)h);
     free(s);
     json_decref(doc);

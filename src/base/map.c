@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/mem.h"
 
 static char tombstone;
@@ -10,13 +11,7 @@ static char tombstone;
 
 static size_t hash_bytes(const void *key, size_t len)
 {
-    const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return (size_t)h;
+    return (size_t)ty_fnv1a(key, len);
 }
 
 void ty_map_free(ty_map *m)

@@ -1,7 +1,7 @@
 /* The one hash map: byte-string keys (copied, owned by the map) to `void *` values (not owned).
  *
- * Open addressing with linear probing and tombstones; FNV-1a hashing. Iteration order is
- * unspecified. Use ty_map_*s for NUL-terminated keys and ty_map_*p for pointer keys. */
+ * Open addressing with linear probing and tombstones; FNV-1a hashing (base/hash.h). Iteration
+ * order is unspecified. Use ty_map_*s for NUL-terminated keys and ty_map_*p for pointer keys. */
 #ifndef TY_BASE_MAP_H
 #define TY_BASE_MAP_H
 

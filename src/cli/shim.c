@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 
 int ty_cli_shim(int argc, char **argv)
 {

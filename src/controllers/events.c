@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/jsontext.h"
 #include "base/log.h"
 #include "base/map.h"
@@ -34,11 +35,10 @@ struct ty_recorder {
 static uint64_t dedup_hash(const char *uid, const char *reason, const char *message)
 {
     const char *parts[] = {uid, reason, message};
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint64_t h = TY_FNV1A_BASIS;
     for (size_t i = 0; i < 3; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
-            h = (h ^ *p) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL; /* a separator no UTF-8 text holds */
+        h = ty_fnv1a_str(h, parts[i]);
+        h = ty_fnv1a_add(h, "\xff", 1); /* a separator no UTF-8 text holds */
     }
     return h;
 }

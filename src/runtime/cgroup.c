@@ -128,16 +128,41 @@ static bool v2_enable(const char *mnt, const char *dir)
     return true;
 }
 
+/* mountinfo writes a space, tab, newline or backslash in a path as \ooo (octal): decoded in
+ * place, so a cgroup mounted at "/sys/fs/my cgroup" is found where it is. */
+static void unescape_octal(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+            r += 4;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+}
+
 void ty_cgroups_detect(ty_cgroups *cg)
 {
-    memset(cg, 0, sizeof(*cg));
     TY_AUTOBUF ty_buf mi = TY_BUF_INIT, self = TY_BUF_INIT;
     if (ty_buf_read_file(&mi, "/proc/self/mountinfo") < 0 ||
-        ty_buf_read_file(&self, "/proc/self/cgroup") < 0)
+        ty_buf_read_file(&self, "/proc/self/cgroup") < 0) {
+        memset(cg, 0, sizeof(*cg));
         return;
+    }
+    ty_cgroups_detect_in(cg, mi.data, self.data);
+}
+
+void ty_cgroups_detect_in(ty_cgroups *cg, const char *mountinfo, const char *self)
+{
+    memset(cg, 0, sizeof(*cg));
+    TY_AUTOFREE char *mi = ty_strdup(mountinfo);
     char *v2_mnt = NULL, *v2_root = NULL;
     char *save = NULL;
-    for (char *l = strtok_r(mi.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    for (char *l = strtok_r(mi, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         /* id parent maj:min root mountpoint opts [optional...] - fstype source superopts */
         char *f[6] = {0};
         char *s2 = NULL, *t = strtok_r(l, " ", &s2);
@@ -152,6 +177,8 @@ void ty_cgroups_detect(ty_cgroups *cg)
         char *super = strtok_r(NULL, " ", &s2);
         if (!fstype)
             continue;
+        unescape_octal(f[3]);
+        unescape_octal(f[4]);
         if (strcmp(fstype, "cgroup2") == 0 && !v2_mnt) {
             TY_AUTOFREE char *ctl = ty_asprintf("%s/cgroup.controllers", f[4]);
             TY_AUTOBUF ty_buf c = TY_BUF_INIT;
@@ -170,14 +197,14 @@ void ty_cgroups_detect(ty_cgroups *cg)
             for (size_t i = 0; i < TY_ARRAY_LEN(ctrls); i++) {
                 if (*dst[i] || !has_word(super, ctrls[i], ','))
                     continue;
-                TY_AUTOFREE char *own = own_path(self.data, ctrls[i]);
+                TY_AUTOFREE char *own = own_path(self, ctrls[i]);
                 if (own)
                     *dst[i] = under_mount(f[4], f[3], own);
             }
         }
     }
     if (v2_mnt) {
-        TY_AUTOFREE char *own = own_path(self.data, "");
+        TY_AUTOFREE char *own = own_path(self, "");
         if (own) {
             char *dir = under_mount(v2_mnt, v2_root, own);
             if (v2_enable(v2_mnt, dir)) {
@@ -232,6 +259,17 @@ static void free_dirs(char *d[], int n)
         free(d[i]);
 }
 
+int64_t ty_cgroup_cpu_quota_us(int64_t cpu_milli)
+{
+    /* The kernel refuses a quota under 1 ms (EINVAL: "cpu: 5m" could not start), and
+     * cpu_milli * 100 overflows for the largest quantities; a million CPUs is no limit. */
+    if (cpu_milli < 10)
+        return TY_CGROUP_CPU_QUOTA_MIN_US;
+    if (cpu_milli > 1000000000)
+        return 1000000000LL * (TY_CGROUP_CPU_PERIOD_US / 1000);
+    return cpu_milli * (TY_CGROUP_CPU_PERIOD_US / 1000);
+}
+
 int ty_cgroup_create(const ty_cgroups *cg, const char *rel, int64_t mem_bytes, int64_t cpu_milli,
                      ty_error *err)
 {
@@ -258,7 +296,8 @@ int ty_cgroup_create(const ty_cgroups *cg, const char *rel, int64_t mem_bytes, i
             write_file(swap, "0", NULL); /* absent without swap accounting: fine */
         }
         if (cpu_milli > 0) {
-            snprintf(val, sizeof(val), "%lld 100000", (long long)(cpu_milli * 100));
+            snprintf(val, sizeof(val), "%lld %d", (long long)ty_cgroup_cpu_quota_us(cpu_milli),
+                     TY_CGROUP_CPU_PERIOD_US);
             if (write_file(cpu, val, err) < 0)
                 return -1;
         }
@@ -278,8 +317,10 @@ int ty_cgroup_create(const ty_cgroups *cg, const char *rel, int64_t mem_bytes, i
             return ty_fail(err, "set cpu limit for %s: the cpu controller is not mounted", rel);
         TY_AUTOFREE char *per = ty_asprintf("%s/%s/cpu.cfs_period_us", cg->v1_cpu, rel);
         TY_AUTOFREE char *quo = ty_asprintf("%s/%s/cpu.cfs_quota_us", cg->v1_cpu, rel);
-        snprintf(val, sizeof(val), "%lld", (long long)(cpu_milli * 100));
-        if (write_file(per, "100000", err) < 0 || write_file(quo, val, err) < 0)
+        char period[32];
+        snprintf(period, sizeof(period), "%d", TY_CGROUP_CPU_PERIOD_US);
+        snprintf(val, sizeof(val), "%lld", (long long)ty_cgroup_cpu_quota_us(cpu_milli));
+        if (write_file(per, period, err) < 0 || write_file(quo, val, err) < 0)
             return -1;
     }
     return 0;

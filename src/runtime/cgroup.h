@@ -29,8 +29,17 @@ typedef struct ty_cgroups {
 /* Fills `cg` (kind NONE when nothing usable, which is not an error). Release with
  * ty_cgroups_free. Cost: two small /proc reads and a few stat calls. */
 void ty_cgroups_detect(ty_cgroups *cg);
+/* The same from the texts of a mountinfo and a /proc/<pid>/cgroup file (tests give fixtures
+ * whose mount points are plain directories). */
+void ty_cgroups_detect_in(ty_cgroups *cg, const char *mountinfo, const char *self);
 void ty_cgroups_free(ty_cgroups *cg);
 const char *ty_cgroups_kind_name(const ty_cgroups *cg); /* "cgroup v1", "cgroup v2", "none" */
+
+/* CPU limits are a quota of run time per period: cpu_milli/1000 CPUs is cpu_milli * 100 us
+ * each 100 ms, at least the kernel's minimum of 1 ms, at most a million CPUs' worth. */
+#define TY_CGROUP_CPU_PERIOD_US 100000
+#define TY_CGROUP_CPU_QUOTA_MIN_US 1000
+int64_t ty_cgroup_cpu_quota_us(int64_t cpu_milli);
 
 /* Creates the cgroup `rel` (and its parents) and sets its limits; mem_bytes or cpu_milli <= 0
  * leave that resource unlimited. */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 
 /* A non-negative integer field, or -1 when absent. */
 static long long id_field(const json_t *sc, const char *key)

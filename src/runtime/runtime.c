@@ -21,7 +21,7 @@
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "runtime/cgroup.h"
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 
 /* The longest grace period carried out (~31.7 years); see ty_runtime_stop_pod. */
 #define GRACE_MAX_S 1000000000LL

@@ -21,7 +21,7 @@
  * S runs a libuv loop: SIGCHLD reaps every child (as pid 1 it also inherits orphans), container
  * stdout/stderr pipes are turned into CRI log lines, timers drive restart back-off and the grace
  * period, and the control socket (<pod-dir>/control.sock, handed over as stdin, listening)
- * takes one trainyard at a time: status lines out, commands in (internal.h). Losing that
+ * takes one trainyard at a time: status lines out, commands in (runtime_int.h). Losing that
  * trainyard changes nothing but the reporting. Each container is its own session/process
  * group (setsid) and, where cgroups exist, its own cgroup "<uid>/<container>" with its limits. */
 #include <errno.h>
@@ -50,7 +50,7 @@
 #include "base/quantity.h"
 #include "base/time.h"
 #include "runtime/cgroup.h"
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 
 extern char **environ;
 

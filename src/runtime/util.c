@@ -1,4 +1,4 @@
-/* Helpers shared by the runtime and its shim; see internal.h. */
+/* Helpers shared by the runtime and its shim; see runtime_int.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -12,7 +12,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 
 char *ty_rt_expand(const char *s, ty_rt_lookup_fn lookup, void *ctx)
 {

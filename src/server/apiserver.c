@@ -36,7 +36,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
-#include "server/internal.h"
+#include "server/server_int.h"
 #include "server/mhd.h"
 
 #define DEFAULT_MAX_BODY (3u * 1024 * 1024)
@@ -307,6 +307,11 @@ static const char *q(call *c, const char *key)
     return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+static const char *q_lookup(void *c, const char *key)
+{
+    return q(c, key);
+}
+
 static const char *hdr(call *c, const char *key)
 {
     return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, key);
@@ -401,9 +406,9 @@ static int q_int64(call *c, const char *key, int64_t *out, enum MHD_Result *ret)
     const char *v = q(c, key);
     if (!v || !*v)
         return 0;
-    const char *why = parse_go_int(v, true, out, NULL);
-    if (why) {
-        *ret = fail(c, 400, "BadRequest", "strconv.ParseInt: parsing \"%s\": %s", v, why);
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    if (ty_srv_query_int(key, v, out, &err) < 0) {
+        *ret = fail(c, 400, "BadRequest", "%s", err.msg);
         return -1;
     }
     return 0;
@@ -1176,49 +1181,6 @@ static void table_text_rows(call *c, ty_buf *b, const ty_store_item *all, const 
     *from = k;
 }
 
-/* Continue tokens are the last returned object's "namespace/name", hex-encoded so they are
- * opaque and URL-safe. */
-static char *continue_token(const char *key)
-{
-    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        ty_buf_addf(&b, "%02x", *p);
-    return ty_buf_steal(&b);
-}
-
-/* Orders an object against a decoded continue token "namespace/name" as ty_store_list orders
- * objects: by namespace, then name (comparing "ns/name" strings would put "a-b/x" first). */
-static int compare_to_token(const char *key, const char *token)
-{
-    const char *kslash = strchr(key, '/');
-    const char *slash = strchr(token, '/');
-    size_t tl = slash ? (size_t)(slash - token) : strlen(token), nl = (size_t)(kslash - key);
-    int c = memcmp(key, token, nl < tl ? nl : tl);
-    if (c)
-        return c;
-    if (nl != tl)
-        return nl < tl ? -1 : 1;
-    return slash ? strcmp(kslash + 1, slash + 1) : 1;
-}
-
-static char *decode_token(const char *tok)
-{
-    size_t len = strlen(tok);
-    if (len % 2)
-        return NULL;
-    char *out = ty_malloc(len / 2 + 1);
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned v;
-        if (sscanf(tok + 2 * i, "%2x", &v) != 1) {
-            free(out);
-            return NULL;
-        }
-        out[i] = (char)v;
-    }
-    out[len / 2] = '\0';
-    return out;
-}
-
 static enum MHD_Result handle_watch(call *c);
 
 static enum MHD_Result handle_list(call *c)
@@ -1254,7 +1216,7 @@ static enum MHD_Result handle_list(call *c)
         return fail(c, 400, "BadRequest",
                     "specifying resource version is not allowed when using continue");
     }
-    if (q(c, "continue") && *q(c, "continue") && !(after = decode_token(q(c, "continue")))) {
+    if (q(c, "continue") && *q(c, "continue") && !(after = ty_srv_continue_decode(q(c, "continue")))) {
         ty_selector_free(labels);
         ty_selector_free(fields);
         return fail(c, 400, "BadRequest", "continue key is not valid: invalid token");
@@ -1275,7 +1237,7 @@ static enum MHD_Result handle_list(call *c)
         size_t hi = count;
         while (start < hi) {
             size_t mid = start + (hi - start) / 2;
-            if (compare_to_token(all[mid].key, after) <= 0)
+            if (ty_srv_continue_compare(all[mid].key, after) <= 0)
                 start = mid + 1;
             else
                 hi = mid;
@@ -1311,7 +1273,7 @@ static enum MHD_Result handle_list(call *c)
         npicked = from;
     }
     if (remaining)
-        next = continue_token(all[picked[npicked - 1]].key);
+        next = ty_srv_continue_encode(all[picked[npicked - 1]].key);
     json_t *meta = json_object();
     json_object_set_new(meta, "resourceVersion", json_sprintf("%llu", (unsigned long long)rev));
     if (next) {
@@ -2793,6 +2755,9 @@ static enum MHD_Result dispatch(call *c, const char *url)
         return fail(c, 404, "NotFound", "the server could not find the requested resource");
     if (c->ri->namespaced && c->path.name && !c->path.ns)
         return fail(c, 404, "NotFound", "the server could not find the requested resource");
+    TY_CLEANUP_ERROR ty_error qerr = TY_ERROR_INIT;
+    if (ty_srv_query_check(q_lookup, c, &qerr) < 0)
+        return fail(c, 400, "BadRequest", "%s", qerr.msg);
     const char *m = c->method;
     bool log = c->path.sub && strcmp(c->path.sub, "log") == 0;
     if (!c->path.name) {

@@ -1,7 +1,9 @@
-/* Pure helpers of the API server: path routing, Status objects, name checks, CRI log lines. */
-#include "server/internal.h"
+/* Pure helpers of the API server: path routing, query parameters, continue tokens, Status
+ * objects, name checks, CRI log lines. */
+#include "server/server_int.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/mem.h"
@@ -56,6 +58,114 @@ void ty_srv_path_free(ty_srv_path *p)
 {
     free(p->buf);
     memset(p, 0, sizeof(*p));
+}
+
+/* Each integer parameter and the range its value is clamped to: a timeout becomes
+ * milliseconds and a since nanoseconds from now, which must not overflow (10^9 s is 31 years). */
+static const struct {
+    const char *key;
+    int64_t min, max;
+} int_params[] = {
+    {"limit", INT64_MIN, INT64_MAX},
+    {"timeoutSeconds", INT64_MIN, 1000000000},
+    {"gracePeriodSeconds", INT64_MIN, INT64_MAX},
+    {"sinceSeconds", -1000000000, 1000000000},
+    {"tailLines", INT64_MIN, INT64_MAX},
+    {"limitBytes", INT64_MIN, INT64_MAX},
+};
+
+int ty_srv_query_int(const char *key, const char *v, int64_t *out, ty_error *err)
+{
+    const char *p = v + (*v == '+' || *v == '-');
+    bool neg = *v == '-';
+    if (!*p)
+        goto syntax;
+    uint64_t mag = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    bool range = false;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            goto syntax;
+        if (mag > (lim - (uint64_t)(*p - '0')) / 10)
+            range = true; /* Go reads on: a later non-digit is still a syntax error */
+        else
+            mag = mag * 10 + (uint64_t)(*p - '0');
+    }
+    if (range)
+        return ty_fail(err, "%s: strconv.ParseInt: parsing \"%.64s\": value out of range", key, v);
+    int64_t x = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    for (size_t i = 0; i < TY_ARRAY_LEN(int_params); i++) {
+        if (strcmp(int_params[i].key, key) == 0) {
+            x = x < int_params[i].min ? int_params[i].min : x;
+            x = x > int_params[i].max ? int_params[i].max : x;
+        }
+    }
+    *out = x;
+    return 0;
+syntax:
+    return ty_fail(err, "%s: strconv.ParseInt: parsing \"%.64s\": invalid syntax", key, v);
+}
+
+int ty_srv_query_check(const char *(*lookup)(void *ctx, const char *key), void *ctx,
+                       ty_error *err)
+{
+    for (size_t i = 0; i < TY_ARRAY_LEN(int_params); i++) {
+        const char *v = lookup(ctx, int_params[i].key);
+        int64_t x;
+        if (v && ty_srv_query_int(int_params[i].key, v, &x, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+char *ty_srv_continue_encode(const char *key)
+{
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        ty_buf_addf(&b, "%02x", *p);
+    return ty_buf_steal(&b);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+char *ty_srv_continue_decode(const char *token)
+{
+    size_t len = strlen(token);
+    if (len % 2)
+        return NULL;
+    char *out = ty_malloc(len / 2 + 1);
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hex_digit(token[2 * i]), lo = hex_digit(token[2 * i + 1]);
+        /* sscanf("%2x") took " f", "-1" and "+f" too, and a NUL would cut the key short. */
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            free(out);
+            return NULL;
+        }
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[len / 2] = '\0';
+    return out;
+}
+
+int ty_srv_continue_compare(const char *key, const char *token)
+{
+    const char *kslash = strchr(key, '/');
+    const char *slash = strchr(token, '/');
+    size_t nl = kslash ? (size_t)(kslash - key) : strlen(key);
+    size_t tl = slash ? (size_t)(slash - token) : strlen(token);
+    int c = memcmp(key, token, nl < tl ? nl : tl);
+    if (c)
+        return c;
+    if (nl != tl)
+        return nl < tl ? -1 : 1;
+    if (!kslash)
+        return slash ? -1 : 0;
+    return slash ? strcmp(kslash + 1, slash + 1) : 1;
 }
 
 json_t *ty_srv_status(int code, const char *reason, const char *message, json_t *details)

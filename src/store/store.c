@@ -14,12 +14,13 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/hash.h"
 #include "base/jsontext.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
-#include "store/checkpoint_internal.h"
+#include "store/checkpoint_int.h"
 
 /* Parsed trees kept, counted in bytes of their text (a tree weighs ten times its text or more):
  * what the controllers read again and again (pods, nodes, the jobs being reconciled) stays
@@ -259,12 +260,7 @@ static void labelset_unref(ty_store *s, labelset *l)
 
 static size_t uid_hash(const char *u)
 {
-    size_t h = 1469598103934665603ull;
-    for (; *u; u++) {
-        h ^= (unsigned char)*u;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return (size_t)ty_fnv1a_str(TY_FNV1A_BASIS, u);
 }
 
 static entry *uid_get(const ty_store *s, const char *uid)
@@ -2526,7 +2522,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         return -1;
     }
     trim(s);
-    /* Not inside the commits that answers wait for (see checkpoint_internal.h). */
+    /* Not inside the commits that answers wait for (see checkpoint_int.h). */
     s->ckpt = ty_store_ckpt_start(s->db, db_path, CHECKPOINT_PAGES);
     *out = s;
     return 0;

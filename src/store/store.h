@@ -42,7 +42,7 @@
  * exactly the uncommitted writes, which nothing outside the process has seen. A cascade
  * (garbage collection, namespace deletion) is a series of changes; a crash in the middle
  * leaves a consistent prefix, which opening finishes. Checkpoints of the WAL run on a thread
- * of the store's own (store/checkpoint_internal.h), not inside the commits; ty_store_free()
+ * of the store's own (store/checkpoint_int.h), not inside the commits; ty_store_free()
  * stops it.
  * Schema: objects(resource, namespace, name, rv, json) with namespace "" for cluster-scoped
  * objects, and meta(key, value) holding "revision", written with deletions (which leave no

@@ -468,6 +468,27 @@ def test_label_selection_follows_label_changes(server):
     assert names("team") == ["j1", "j2"]
 
 
+def test_malformed_integer_parameters_and_continue_tokens_are_refused(server):
+    """As Go's strconv.ParseInt decodes them: a bad value is a 400 naming the parameter, and
+    the request does nothing (it used to read as 0: no limit, or an immediate delete)."""
+    assert server.request("POST", BASE, job("a"))[0] == 201
+    for query in ("limit=abc", "limit=1.5", "limit=", "watch=true&timeoutSeconds=1s",
+                  "limit=99999999999999999999"):
+        st, _, obj = server.request("GET", BASE + "?" + query)
+        assert st == 400 and obj["reason"] == "BadRequest", (query, obj)
+        key = query.split("&")[-1].split("=")[0]
+        assert obj["message"].startswith(key + ": strconv.ParseInt: parsing "), obj
+    st, _, obj = server.request("DELETE", BASE + "/a?gracePeriodSeconds=now")
+    assert st == 400 and "gracePeriodSeconds" in obj["message"], obj
+    assert server.request("GET", BASE + "/a")[0] == 200
+    # Hex pairs only: sscanf("%2x") used to take a sign or a blank, and "00" cut the key short.
+    for token in ("-1", "+6", "%206", "00", "6"):
+        st, _, obj = server.request("GET", BASE + "?limit=1&continue=" + token)
+        assert st == 400 and "continue key is not valid" in obj["message"], (token, obj)
+    st, _, page = server.request("GET", BASE + "?limit=1&timeoutSeconds=%2B9223372036854775807")
+    assert st == 200 and [o["metadata"]["name"] for o in page["items"]] == ["a"], page
+
+
 def test_list_pages_selectors_and_status(server):
     for n in ("a", "b", "c"):
         assert server.request("POST", BASE, job(n))[0] == 201

@@ -22,7 +22,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
-#include "runtime/internal.h"
+#include "runtime/runtime_int.h"
 #include "runtime/ipam.h"
 #include "runtime/runtime.h"
 

@@ -13,7 +13,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "server/apiserver.h"
-#include "server/internal.h"
+#include "server/server_int.h"
 #include "store/store.h"
 
 static bool namespaced(void *ctx, const char *resource)
@@ -103,6 +103,83 @@ Test(server, names)
     long_name[64] = '\0';
     cr_assert_not_null(ty_srv_check_dns1123_label(long_name));
     cr_assert_null(ty_srv_check_dns1123_subdomain(long_name));
+}
+
+/* As Go's strconv.ParseInt(v, 10, 64), which decodes the API server's integer parameters. */
+Test(server, integer_query_parameters)
+{
+    static const struct {
+        const char *v;
+        int64_t want;
+    } ok[] = {{"0", 0}, {"+5", 5}, {"-5", -5}, {"007", 7},
+              {"9223372036854775807", INT64_MAX}, {"-9223372036854775808", INT64_MIN}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        int64_t v = 42;
+        cr_expect_eq(ty_srv_query_int("limit", ok[i].v, &v, NULL), 0, "%s", ok[i].v);
+        cr_expect_eq(v, ok[i].want, "%s", ok[i].v);
+    }
+    static const char *const bad[] = {"", "+", "-", "abc", "1s", "0.1", " 1", "1 ", "0x10",
+                                      "1_000", "9223372036854775808x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ty_error err = TY_ERROR_INIT;
+        int64_t v = 42;
+        cr_expect_lt(ty_srv_query_int("limit", bad[i], &v, &err), 0, "\"%s\"", bad[i]);
+        cr_expect_eq(v, 42);
+        TY_AUTOFREE char *want = ty_asprintf(
+            "limit: strconv.ParseInt: parsing \"%s\": invalid syntax", bad[i]);
+        cr_expect_str_eq(err.msg, want);
+        ty_error_clear(&err);
+    }
+    ty_error err = TY_ERROR_INIT;
+    int64_t v;
+    cr_expect_lt(ty_srv_query_int("tailLines", "9223372036854775808", &v, &err), 0);
+    cr_expect_str_eq(err.msg, "tailLines: strconv.ParseInt: parsing \"9223372036854775808\": "
+                              "value out of range");
+    ty_error_clear(&err);
+    /* Clamped where the value becomes milliseconds or nanoseconds. */
+    cr_expect_eq(ty_srv_query_int("timeoutSeconds", "9223372036854775807", &v, NULL), 0);
+    cr_expect_eq(v, 1000000000);
+    cr_expect_eq(ty_srv_query_int("sinceSeconds", "-9223372036854775808", &v, NULL), 0);
+    cr_expect_eq(v, -1000000000);
+}
+
+static const char *fixed_query(void *ctx, const char *key)
+{
+    return strcmp(key, (const char *)ctx) == 0 ? "x" : NULL;
+}
+
+Test(server, every_integer_parameter_is_checked)
+{
+    static const char *const keys[] = {"limit", "timeoutSeconds", "gracePeriodSeconds",
+                                       "sinceSeconds", "tailLines", "limitBytes"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        ty_error err = TY_ERROR_INIT;
+        cr_expect_lt(ty_srv_query_check(fixed_query, (void *)keys[i], &err), 0, "%s", keys[i]);
+        cr_expect(err.msg && strncmp(err.msg, keys[i], strlen(keys[i])) == 0, "%s", err.msg);
+        ty_error_clear(&err);
+    }
+    cr_expect_eq(ty_srv_query_check(fixed_query, (void *)"watch", NULL), 0);
+}
+
+Test(server, continue_tokens)
+{
+    TY_AUTOFREE char *tok = ty_srv_continue_encode("default/job-1");
+    cr_assert_str_eq(tok, "64656661756c742f6a6f622d31");
+    TY_AUTOFREE char *back = ty_srv_continue_decode(tok);
+    cr_assert_str_eq(back, "default/job-1");
+    TY_AUTOFREE char *upper = ty_srv_continue_decode("2F41");
+    cr_assert_str_eq(upper, "/A");
+    /* What sscanf("%2x") let through, odd lengths, and a NUL that would cut the key short. */
+    static const char *const bad[] = {"6", " 6", "+6", "-1", "0x", "zz", "6100", "00"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_null(ty_srv_continue_decode(bad[i]), "\"%s\"", bad[i]);
+    /* By namespace, then name: "a-b/x" comes after "a/y". */
+    cr_expect_gt(ty_srv_continue_compare("a-b/x", "a/y"), 0);
+    cr_expect_lt(ty_srv_continue_compare("a/y", "a-b/x"), 0);
+    cr_expect_eq(ty_srv_continue_compare("a/y", "a/y"), 0);
+    cr_expect_lt(ty_srv_continue_compare("a/x", "a/y"), 0);
+    cr_expect_gt(ty_srv_continue_compare("a/x", "a"), 0);
+    cr_expect_eq(ty_srv_continue_compare("/n", "/n"), 0);
 }
 
 Test(server, cri_lines)

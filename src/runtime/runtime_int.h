@@ -17,8 +17,8 @@
  * the shim exits on its own), containers (name, init, pid, startTime,
  * restartCount, running or exitCode) and status (the last PodStatus). That is what a later
  * trainyard re-adopts from. */
-#ifndef TY_RUNTIME_INTERNAL_H
-#define TY_RUNTIME_INTERNAL_H
+#ifndef TY_RUNTIME_RUNTIME_INT_H
+#define TY_RUNTIME_RUNTIME_INT_H
 
 #include <jansson.h>
 #include <stdbool.h>

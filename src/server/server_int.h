@@ -1,6 +1,6 @@
 /* Pure helpers of the API server, shared with its unit tests (tests/unit/test_server.c). */
-#ifndef TY_SERVER_INTERNAL_H
-#define TY_SERVER_INTERNAL_H
+#ifndef TY_SERVER_SERVER_INT_H
+#define TY_SERVER_SERVER_INT_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -9,6 +9,7 @@
 
 #include "api/validate.h"
 #include "base/buf.h"
+#include "base/error.h"
 
 /* A request path split as the API server routes it. Strings point into `buf` (owned). */
 typedef struct ty_srv_path {
@@ -27,6 +28,26 @@ typedef struct ty_srv_path {
 int ty_srv_path_parse(const char *path, bool (*is_namespaced)(void *ctx, const char *resource),
                       void *ctx, ty_srv_path *out);
 void ty_srv_path_free(ty_srv_path *p);
+
+/* The integer query parameters (limit, timeoutSeconds, gracePeriodSeconds, sinceSeconds,
+ * tailLines, limitBytes) read as the API server decodes them, Go's strconv.ParseInt(v, 10, 64):
+ * an optional sign and decimal digits, nothing else. A value that parses is clamped to what its
+ * use can hold (a watch's timeout in milliseconds, a log's since in nanoseconds). Fails with
+ * "<key>: strconv.ParseInt: parsing \"<v>\": invalid syntax" (or "value out of range"). */
+int ty_srv_query_int(const char *key, const char *v, int64_t *out, ty_error *err);
+/* Checks every integer query parameter that `lookup(ctx, key)` returns (NULL: absent), so a
+ * request with a malformed one is refused (400) before it does anything. */
+int ty_srv_query_check(const char *(*lookup)(void *ctx, const char *key), void *ctx,
+                       ty_error *err);
+
+/* Continue tokens: the last returned object's store key ("namespace/name", "/name" for a
+ * cluster-scoped one), hex-encoded so they are opaque and URL-safe. Decoding returns NULL for
+ * anything that is not lowercase or uppercase hex pairs of a key without NUL bytes. */
+char *ty_srv_continue_encode(const char *key);
+char *ty_srv_continue_decode(const char *token);
+/* Orders a store key "namespace/name" against a decoded token as ty_store_list orders
+ * objects: by namespace, then name (comparing "ns/name" strings would put "a-b/x" first). */
+int ty_srv_continue_compare(const char *key, const char *token);
 
 /* A meta/v1 Status of failure. `details` (stolen, may be NULL). */
 json_t *ty_srv_status(int code, const char *reason, const char *message, json_t *details);

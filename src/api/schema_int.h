@@ -4,8 +4,8 @@
  * Schemas are stored as OpenAPI v3 documents (components/schemas with "$ref"s, the shape
  * /openapi/v3 serves); ty_schema_inline() turns one component into a self-contained schema
  * (the shape a CRD needs), which is what the walker and ty_api_schema() use. */
-#ifndef TY_API_SCHEMA_INTERNAL_H
-#define TY_API_SCHEMA_INTERNAL_H
+#ifndef TY_API_SCHEMA_INT_H
+#define TY_API_SCHEMA_INT_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -13,8 +13,8 @@
  * times that many wait; the WAL is bounded at eight times (see checkpoint.c).
  *
  * Not part of the public API: store.c uses it for databases it opens. */
-#ifndef TY_STORE_CHECKPOINT_INTERNAL_H
-#define TY_STORE_CHECKPOINT_INTERNAL_H
+#ifndef TY_STORE_CHECKPOINT_INT_H
+#define TY_STORE_CHECKPOINT_INT_H
 
 #include <sqlite3.h>
 #include <stdint.h>
