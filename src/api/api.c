@@ -124,13 +124,15 @@ int ty_api_check_metadata(const json_t *obj, ty_field_errors *errs)
     return errs->count > before ? -1 : 0;
 }
 
-/* Marks the errors from `from` on as found by `webhook`. */
+/* Marks the errors from `from` on as found by `webhook`, but for the pod rules'. */
 static void mark_webhook(ty_field_errors *errs, size_t from, const char *webhook)
 {
-    for (size_t i = from; i < errs->count; i++)
+    for (size_t i = from; i < errs->count; i++) {
+        if (errs->items[i].pod_rule)
+            continue;
         errs->items[i].webhook = true;
-    if (errs->count > from)
         errs->webhook = webhook;
+    }
 }
 
 int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)

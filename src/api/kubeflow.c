@@ -392,6 +392,7 @@ static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *pa
 static void check_pod(ty_schema_ctx *c, json_t *tmpl, ty_buf *path)
 {
     json_t *pod = json_object_get(tmpl, "spec");
+    size_t first = c->errs->count;
     size_t l0 = path->len;
     ty_path_key(path, "template");
     size_t lmeta = ty_path_key(path, "metadata");
@@ -438,6 +439,8 @@ static void check_pod(ty_schema_ctx *c, json_t *tmpl, ty_buf *path)
     json_decref(names);
     json_decref(volumes);
     ty_path_pop(path, l0);
+    for (size_t i = first; i < c->errs->count; i++)
+        c->errs->items[i].pod_rule = true;
 }
 
 /* The webhook's rules for one replica (validatePyTorchReplicaSpecs, validateTFReplicaSpecs):

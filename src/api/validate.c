@@ -21,6 +21,7 @@ void ty_field_errors_add(ty_field_errors *errs, const char *path, ty_pos pos, co
     e->pos = pos;
     e->msg = ty_vasprintf(fmt, ap);
     e->webhook = false;
+    e->pod_rule = false;
     va_end(ap);
 }
 

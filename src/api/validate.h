@@ -21,6 +21,10 @@ typedef struct ty_field_error {
     /* Found by the kind's validating webhook (the API server answers those 403, the others
      * 422: a webhook only runs on an object the schema accepted). */
     bool webhook;
+    /* Found by the API server's own rules for the pods a job's template makes, which trainyard
+     * checks up front among the webhook's rules: answered 422 all the same, as the API server
+     * answers a pod it refuses. */
+    bool pod_rule;
 } ty_field_error;
 
 typedef struct ty_field_errors {

@@ -980,7 +980,7 @@ void ty_runtime_end_recorded(ty_runtime *rt, const char *ns, const char *name, c
         return; /* not ended */
     TY_AUTOFREE char *dir = pod_dir_of(rt, ns, name, uid);
     TY_AUTOFREE char *marker = dir ? ty_asprintf("%s/gone", dir) : NULL;
-    int fd = marker ? open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+    int fd = marker ? open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
     if (fd >= 0)
         close(fd);
 }
