@@ -172,9 +172,10 @@ static json_t *pods_of(ty_store *store, const json_t *job)
     return mine;
 }
 
-static int64_t pod_restarts(const json_t *pod)
+/* The replica's restarts: its containers' in place, and the gang restarts that recreated it. */
+static int64_t pod_restarts(const json_t *job, const json_t *pod)
 {
-    int64_t n = 0;
+    int64_t n = ty_kubeflow_gang_restarts(job);
     size_t i;
     json_t *cs;
     json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, cs)
@@ -595,7 +596,7 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
             pending |= last.len == 0;
             ty_buf_reset(&line);
             ty_buf_addf(&line, "  %-32s %-10s %8lld %8s  %s", ty_obj_name(pod), phase,
-                        (long long)pod_restarts(pod), age,
+                        (long long)pod_restarts(job, pod), age,
                         pending && colon ? colon + 2 : last.data);
             add_clipped(&frame, line.data, width);
             lines++;

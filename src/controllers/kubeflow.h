@@ -37,6 +37,11 @@
  * maintains it; the caller persists metadata when `metadata_changed` says so. */
 #define TY_KUBEFLOW_RESTARTS_ANNOTATION "trainyard.dev/restarts"
 
+/* How often a job's whole gang was restarted (a non-elastic PyTorchJob's; 0 for other jobs,
+ * whose pods restart, or are recreated, one at a time): every replica's pods were recreated
+ * that many times, so a view's RESTARTS adds it to the containers' own restarts. */
+int64_t ty_kubeflow_gang_restarts(const json_t *job);
+
 /* Job annotation with how many of those restarts came in a row, each after a short run: the
  * exponent of the back-off before the next one (see ty_kubeflow_reconcile). */
 #define TY_KUBEFLOW_BACKOFF_ANNOTATION "trainyard.dev/restart-backoff"

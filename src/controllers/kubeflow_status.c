@@ -302,6 +302,13 @@ static int64_t restarts_annotation(const json_t *job)
     return count_annotation(job, TY_KUBEFLOW_RESTARTS_ANNOTATION);
 }
 
+int64_t ty_kubeflow_gang_restarts(const json_t *job)
+{
+    const char *kind = json_string_value(json_object_get(job, "kind"));
+    bool gang = kind && strcmp(kind, "PyTorchJob") == 0 && !ty_kf_is_elastic(job);
+    return gang ? restarts_annotation(job) : 0;
+}
+
 static void set_count_annotation(json_t *job, const char *key, int64_t v)
 {
     json_t *meta = json_object_get(job, "metadata");

@@ -1,6 +1,7 @@
 """The live view on a terminal: trainyard runs under a pseudo-terminal, as a user sees it."""
 import os
 import pty
+import re
 import select
 import subprocess
 import time
@@ -48,3 +49,26 @@ def test_live_view_shows_replicas_progress_and_last_log_line(manifest, marker, t
     assert "[##############################] epoch 4/4" in out, out
     assert "all done here" in out, out
     assert "PyTorchJob view Succeeded" in out, out
+
+
+def test_restarts_count_the_gang_restarts(manifest, marker, tmp_path):
+    """A failed rank restarts the whole gang with new pods: RESTARTS counts that, as the
+    replica's restarts, though each new pod's containers start at restartCount 0."""
+    flag = tmp_path / "failed-once"
+    worker = f"if [ ! -e {flag} ]; then touch {flag}; exit 3; fi; sleep 0.5; echo worker ok"
+    path = manifest(pytorchjob("gang", marker, master_cmd="sleep 1; echo master ok",
+                               worker_cmd=worker, workers=1))
+    env_backoff = os.environ.get("TRAINYARD_RESTART_BACKOFF_MS")
+    os.environ["TRAINYARD_RESTART_BACKOFF_MS"] = "200"  # the first gang restart in 0.2 s
+    try:
+        rc, out = run_on_terminal(["--state-dir", str(tmp_path / "state"), path])
+    finally:
+        if env_backoff is None:
+            del os.environ["TRAINYARD_RESTART_BACKOFF_MS"]
+        else:
+            os.environ["TRAINYARD_RESTART_BACKOFF_MS"] = env_backoff
+    assert rc == 0, out
+    assert_no_sanitizer_report(out)
+    final = out[out.rfind("REPLICA"):]
+    assert re.search(r"gang-worker-0 +Succeeded +1 ", final), final
+    assert re.search(r"gang-master-0 +Succeeded +1 ", final), final
