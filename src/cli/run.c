@@ -82,7 +82,7 @@ static void usage(FILE *f)
             "  -h, --help            this text\n");
 }
 
-/* Kinds of the core API group the server stores that a run takes besides ty_api_kinds():
+/* Kinds of the core API group the server stores that a run takes besides ty_api_admit()'s:
  * namespaces (made first, so that a manifest may create the namespace its jobs use) and
  * inert objects it only keeps. Pods and Nodes are not among them: a run runs jobs, on the
  * nodes of --nodes/--nodes-file. */

@@ -1,0 +1,73 @@
+/* The registry of kinds (api/kinds.h): every consumer trusts these invariants. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/kinds.h"
+
+Test(kinds, names_are_unique_and_complete)
+{
+    const ty_kind_info *const *k = ty_kinds();
+    size_t n = 0;
+    for (; k[n]; n++) {
+        const ty_kind_info *a = k[n];
+        cr_assert(a->version && *a->version && a->kind && *a->kind, "entry %zu", n);
+        cr_assert(a->resource && *a->resource && a->singular && a->short_names && a->group,
+                  "%s", a->kind);
+        /* The store keys objects by plural alone, so no two groups may share one. */
+        cr_assert_eq(ty_kind_of_resource(a->resource), a, "%s", a->resource);
+        for (size_t j = 0; j < n; j++) {
+            cr_assert(strcmp(k[j]->resource, a->resource) != 0, "%s twice", a->resource);
+            cr_assert(strcmp(k[j]->kind, a->kind) != 0 || strcmp(k[j]->group, a->group) != 0,
+                      "%s twice", a->kind);
+        }
+    }
+    cr_assert_geq(n, 16);
+    cr_assert_null(ty_kind_of_resource("widgets"));
+    cr_assert_null(ty_kind_of_resource(NULL));
+}
+
+Test(kinds, core_group_comes_first)
+{
+    /* Discovery and /openapi/v3 list "v1" first. */
+    const ty_kind_info *const *k = ty_kinds();
+    cr_assert_str_eq(k[0]->group, "");
+    cr_assert_str_eq(k[0]->resource, "namespaces");
+}
+
+Test(kinds, every_kind_has_a_schema_or_a_description)
+{
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        if ((*k)->ops) {
+            const json_t *s = ty_api_schema(*k);
+            cr_assert_not_null(s, "%s", (*k)->kind);
+            char av[128];
+            snprintf(av, sizeof av, "%s%s%s", (*k)->group, *(*k)->group ? "/" : "",
+                     (*k)->version);
+            cr_assert_eq(ty_api_kind(av, (*k)->kind), *k, "%s", av);
+        } else {
+            cr_assert((*k)->description && *(*k)->description, "%s", (*k)->kind);
+            cr_assert_null(ty_api_schema(*k));
+            /* Kinds without a schema are the core ones the API server checks itself. */
+            cr_assert_str_eq((*k)->group, "", "%s", (*k)->kind);
+            cr_assert((*k)->builtin, "%s", (*k)->kind);
+        }
+    }
+}
+
+Test(kinds, core_kinds_carry_their_discovery_attributes)
+{
+    const ty_kind_info *pod = ty_kind_of_resource("pods");
+    cr_assert(pod->namespaced && pod->has_status && pod->has_log && pod->in_all);
+    cr_assert_str_eq(pod->short_names, "po");
+    cr_assert_null(pod->ops);
+    const ty_kind_info *ev = ty_kind_of_resource("events");
+    cr_assert(ev->namespaced && !ev->has_status && !ev->has_log && !ev->in_all);
+    const ty_kind_info *ns = ty_kind_of_resource("namespaces");
+    cr_assert(!ns->namespaced && ns->has_status);
+    const ty_kind_info *pvc = ty_kind_of_resource("persistentvolumeclaims");
+    cr_assert(pvc->namespaced && pvc->builtin && pvc->ops);
+    cr_assert_eq(ty_api_kind("v1", "PersistentVolumeClaim"), pvc);
+    cr_assert_null(ty_api_kind("v1", "Pod")); /* not admitted by ty_api_admit */
+}
