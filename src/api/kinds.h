@@ -11,7 +11,23 @@
 
 #include <stdbool.h>
 
+/* A list that strategic merge patches and server-side apply merge element by element. `path`
+ * names fields from the object's root, list elements skipped; "spec.*containers" stands for
+ * containers, initContainers and ephemeralContainers, whose fields merge alike. An empty `key`
+ * marks a list of primitives merged as a set (patchStrategy merge without a merge key). */
+typedef struct ty_merge_key {
+    const char *path;
+    const char *key;
+} ty_merge_key;
+
+/* The controllers whose watch lists are the registry's (ty_kind_info.watched_by): adding a
+ * kind they must see is setting the flag on its entry. */
+enum {
+    TY_WATCHED_BY_ADMISSION = 1u << 0, /* controllers/admission: Kueue's scheduling pass */
+};
+
 struct ty_kind_ops;     /* api/schema_internal.h */
+struct ty_table_kind;   /* api/table.c */
 
 typedef struct ty_kind_info {
     const char *group;       /* "kubeflow.org"; "" for the core group */
@@ -33,6 +49,11 @@ typedef struct ty_kind_info {
      * objects that keep unknown fields. */
     const struct ty_kind_ops *ops;
     const char *description;
+    /* Its lists merged by key, ending with {NULL}; NULL: none but metadata's (api/patch.c) */
+    const ty_merge_key *merge_keys;
+    /* Its Table columns and cells (kubectl get); NULL: name and age, as for any resource */
+    const struct ty_table_kind *table;
+    unsigned watched_by; /* TY_WATCHED_BY_*: the controllers that watch it */
 } ty_kind_info;
 
 /* Every kind, NULL-terminated: the core group's first, then each group's in the order

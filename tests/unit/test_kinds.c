@@ -5,6 +5,8 @@
 
 #include "api/api.h"
 #include "api/kinds.h"
+#include "api/patch.h"
+#include "base/buf.h"
 
 Test(kinds, names_are_unique_and_complete)
 {
@@ -70,4 +72,44 @@ Test(kinds, core_kinds_carry_their_discovery_attributes)
     cr_assert(pvc->namespaced && pvc->builtin && pvc->ops);
     cr_assert_eq(ty_api_kind("v1", "PersistentVolumeClaim"), pvc);
     cr_assert_null(ty_api_kind("v1", "Pod")); /* not admitted by ty_api_admit */
+}
+
+Test(kinds, merge_keys_come_from_the_registry)
+{
+    cr_assert_str_eq(ty_patch_list_key("pods", "spec.containers"), "name");
+    cr_assert_str_eq(ty_patch_list_key("pods", "spec.initContainers.env"), "name");
+    cr_assert_str_eq(ty_patch_list_key("services", "spec.ports"), "port");
+    cr_assert_str_eq(ty_patch_list_key("nodes", "spec.podCIDRs"), "");
+    cr_assert_str_eq(ty_patch_list_key("workloads", "spec.podSets"), "name");
+    /* metadata's lists merge for every kind, custom or not */
+    cr_assert_str_eq(ty_patch_list_key("pytorchjobs", "metadata.finalizers"), "");
+    cr_assert_str_eq(ty_patch_list_key("widgets", "metadata.ownerReferences"), "uid");
+    cr_assert_null(ty_patch_list_key("services", "spec.containers"));
+    cr_assert_null(ty_patch_list_key("widgets", "spec.ports"));
+    /* strategic merge: the registry's built-in kinds only */
+    json_t *t = json_object(), *p = json_object(), *out = NULL;
+    ty_error err = TY_ERROR_INIT;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        int rc = ty_patch_strategic((*k)->resource, t, p, &out, &err);
+        cr_assert_eq(rc, (*k)->builtin ? 0 : -1, "%s", (*k)->resource);
+        if (rc < 0)
+            cr_assert_eq(err.code, 415, "%s", (*k)->resource);
+        json_decref(out);
+        out = NULL;
+        ty_error_clear(&err);
+    }
+    json_decref(t);
+    json_decref(p);
+}
+
+Test(kinds, admission_watches_what_its_pass_reads)
+{
+    /* Kueue's objects and the pods, nodes and namespaces the snapshot reads; nothing else
+     * (a job's change reaches it through its Workload). */
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->watched_by & TY_WATCHED_BY_ADMISSION)
+            ty_buf_addf(&b, "%s ", (*k)->resource);
+    cr_assert_str_eq(b.data, "namespaces nodes pods resourceflavors admissionchecks "
+                             "clusterqueues localqueues workloads ");
 }
