@@ -7,23 +7,10 @@
 #include "api/schema_internal.h"
 #include "base/mem.h"
 
-static bool same_gv(const ty_kind_info *k, const char *api_version)
-{
-    size_t gl = strlen(k->group);
-    if (gl == 0)
-        return strcmp(api_version, k->version) == 0;
-    return strncmp(api_version, k->group, gl) == 0 && api_version[gl] == '/' &&
-           strcmp(api_version + gl + 1, k->version) == 0;
-}
-
 const ty_kind_info *ty_api_kind(const char *api_version, const char *kind)
 {
-    if (!api_version || !kind)
-        return NULL;
-    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
-        if ((*k)->ops && strcmp((*k)->kind, kind) == 0 && same_gv(*k, api_version))
-            return *k;
-    return NULL;
+    const ty_kind_info *k = ty_kind_of(api_version, kind);
+    return k && k->ops ? k : NULL;
 }
 
 static const ty_kind_ops *find_ops(const char *api_version, const char *kind)

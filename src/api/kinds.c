@@ -176,6 +176,23 @@ const ty_kind_info *const *ty_kinds(void)
     return kinds;
 }
 
+static bool same_gv(const ty_kind_info *k, const char *api_version)
+{
+    size_t gl = strlen(k->group);
+    if (gl == 0)
+        return strcmp(api_version, k->version) == 0;
+    return strncmp(api_version, k->group, gl) == 0 && api_version[gl] == '/' &&
+           strcmp(api_version + gl + 1, k->version) == 0;
+}
+
+const ty_kind_info *ty_kind_of(const char *api_version, const char *kind)
+{
+    for (size_t i = 0; api_version && kind && kinds[i]; i++)
+        if (strcmp(kinds[i]->kind, kind) == 0 && same_gv(kinds[i], api_version))
+            return kinds[i];
+    return NULL;
+}
+
 const ty_kind_info *ty_kind_of_resource(const char *resource)
 {
     for (size_t i = 0; resource && kinds[i]; i++)

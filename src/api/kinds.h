@@ -59,6 +59,8 @@ typedef struct ty_kind_info {
 /* Every kind, NULL-terminated: the core group's first, then each group's in the order
  * discovery lists them. */
 const ty_kind_info *const *ty_kinds(void);
+/* The kind for an apiVersion ("kueue.x-k8s.io/v1beta1", "v1") and kind; NULL when none. */
+const ty_kind_info *ty_kind_of(const char *api_version, const char *kind);
 /* The kind stored as `resource` (a plural: "pods", "clusterqueues"); NULL when none. Plurals
  * are unique across groups, which is what lets the store key objects by them alone. */
 const ty_kind_info *ty_kind_of_resource(const char *resource);

@@ -113,3 +113,15 @@ Test(kinds, admission_watches_what_its_pass_reads)
     cr_assert_str_eq(b.data, "namespaces nodes pods resourceflavors admissionchecks "
                              "clusterqueues localqueues workloads ");
 }
+
+Test(kinds, lookup_by_api_version_and_kind)
+{
+    cr_assert_eq(ty_kind_of("v1", "Pod"), ty_kind_of_resource("pods"));
+    cr_assert_eq(ty_kind_of("kueue.x-k8s.io/v1beta1", "ClusterQueue"),
+                 ty_kind_of_resource("clusterqueues"));
+    cr_assert_null(ty_kind_of("v1", "ClusterQueue"));
+    cr_assert_null(ty_kind_of("kueue.x-k8s.io/v1", "ClusterQueue"));
+    cr_assert_null(ty_kind_of("kueue.x-k8s.io", "ClusterQueue"));
+    cr_assert_null(ty_kind_of("v1", "pod"));
+    cr_assert_null(ty_kind_of(NULL, "Pod"));
+}
