@@ -1,4 +1,4 @@
-/* The kind registry and ty_api_admit(): schema walk, defaults, rules. */
+/* ty_api_admit() over the registry's kinds (kinds.h): schema walk, defaults, rules. */
 #include "api/api.h"
 
 #include <stdlib.h>
@@ -7,60 +7,21 @@
 #include "api/schema_int.h"
 #include "base/mem.h"
 
-static const ty_kind_ops *const kind_ops[] = {
-    &ty_kubeflow_pytorchjob_ops,
-    &ty_kubeflow_tfjob_ops,
-    &ty_kueue_resourceflavor_ops,
-    &ty_kueue_admissioncheck_ops,
-    &ty_kueue_clusterqueue_ops,
-    &ty_kueue_localqueue_ops,
-    &ty_kueue_workload_ops,
-    &ty_kueue_workloadpriorityclass_ops,
-    &ty_scheduling_priorityclass_ops,
-    &ty_core_persistentvolume_ops,
-    &ty_core_persistentvolumeclaim_ops,
-};
-
-static bool same_gv(const ty_kind_info *k, const char *api_version)
+const ty_kind_info *ty_api_kind(const char *api_version, const char *kind)
 {
-    size_t gl = strlen(k->group);
-    if (gl == 0)
-        return strcmp(api_version, k->version) == 0;
-    return strncmp(api_version, k->group, gl) == 0 && api_version[gl] == '/' &&
-           strcmp(api_version + gl + 1, k->version) == 0;
+    const ty_kind_info *k = ty_kind_of(api_version, kind);
+    return k && k->ops ? k : NULL;
 }
 
 static const ty_kind_ops *find_ops(const char *api_version, const char *kind)
 {
-    if (!api_version || !kind)
-        return NULL;
-    for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++)
-        if (strcmp(kind_ops[i]->info->kind, kind) == 0 && same_gv(kind_ops[i]->info, api_version))
-            return kind_ops[i];
-    return NULL;
-}
-
-const ty_kind_info *ty_api_kind(const char *api_version, const char *kind)
-{
-    const ty_kind_ops *ops = find_ops(api_version, kind);
-    return ops ? ops->info : NULL;
-}
-
-const ty_kind_info *const *ty_api_kinds(void)
-{
-    static const ty_kind_info *infos[TY_ARRAY_LEN(kind_ops) + 1];
-    if (!infos[0])
-        for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++)
-            infos[i] = kind_ops[i]->info;
-    return infos;
+    const ty_kind_info *k = ty_api_kind(api_version, kind);
+    return k ? k->ops : NULL;
 }
 
 const json_t *ty_api_schema(const ty_kind_info *k)
 {
-    for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++)
-        if (kind_ops[i]->info == k)
-            return kind_ops[i]->schema();
-    return NULL;
+    return k->ops ? k->ops->schema() : NULL;
 }
 
 /* The error for an object whose apiVersion/kind we do not serve, on `kind` as the API
@@ -72,9 +33,9 @@ static void unknown_kind(ty_schema_ctx *c, json_t *obj, const char *api_version,
         ty_fe_required(c, "kind", pos, NULL);
         return;
     }
-    for (size_t i = 0; i < TY_ARRAY_LEN(kind_ops); i++) {
-        const ty_kind_info *k = kind_ops[i]->info;
-        if (strcmp(k->kind, kind) == 0) {
+    for (const ty_kind_info *const *ki = ty_kinds(); *ki; ki++) {
+        const ty_kind_info *k = *ki;
+        if (k->ops && strcmp(k->kind, kind) == 0) {
             ty_field_errors_add(c->errs, "kind", pos,
                                 "no kind \"%s\" is registered for version \"%s\" (did you mean "
                                 "apiVersion \"%s%s%s\"?)",
@@ -146,18 +107,19 @@ int ty_api_admit(const ty_manifest *m, json_t *obj, ty_field_errors *errs)
 
     const char *api_version = json_string_value(json_object_get(obj, "apiVersion"));
     const char *kind = json_string_value(json_object_get(obj, "kind"));
-    const ty_kind_ops *ops = find_ops(api_version, kind);
-    if (!ops) {
+    const ty_kind_info *k = ty_api_kind(api_version, kind);
+    if (!k) {
         unknown_kind(&c, obj, api_version, kind);
         return -1;
     }
+    const ty_kind_ops *ops = k->ops;
 
     TY_AUTOBUF ty_buf path = TY_BUF_INIT;
     ty_schema_walk(&c, ops->schema(), obj, pos, &path);
 
     /* metadata.namespace: "default" for namespaced kinds, as kubectl and the API server fill
      * it from the context's namespace (which is "default" unless set). */
-    if (ops->info->namespaced) {
+    if (k->namespaced) {
         json_t *meta = json_object_get(obj, "metadata");
         if (!meta) {
             meta = json_object();

@@ -12,28 +12,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "api/kinds.h"
 #include "api/manifest.h"
 #include "api/validate.h"
 
-typedef struct ty_kind_info {
-    const char *group;       /* "kubeflow.org"; "" for the core group */
-    const char *version;     /* "v1" */
-    const char *kind;        /* "PyTorchJob" */
-    const char *resource;    /* plural, lowercase: "pytorchjobs" */
-    const char *singular;    /* "pytorchjob" */
-    const char *short_names; /* comma separated, may be "" */
-    bool namespaced;
-    bool has_status; /* serves the status subresource */
-    bool in_all;     /* in the "all" category: `kubectl get all` lists it */
-    /* A Kubernetes built-in kind (scheduling.k8s.io PriorityClass): clients send strategic
-     * merge patches for it and /openapi/v3 offers them; custom resources get merge patches. */
-    bool builtin;
-} ty_kind_info;
 
-/* The kind for an apiVersion ("kubeflow.org/v1", "v1") and kind; NULL when unknown. */
+/* The kind ty_api_admit() admits for an apiVersion ("kubeflow.org/v1", "v1") and kind: one
+ * of ty_kinds() with a schema (`ops`); NULL when unknown. */
 const ty_kind_info *ty_api_kind(const char *api_version, const char *kind);
-/* All known kinds, NULL-terminated. */
-const ty_kind_info *const *ty_api_kinds(void);
 
 /* Validates `obj` (positions from `m`, which may be NULL), defaults it in place, and runs the
  * kind's rules. Returns 0, or -1 with every problem found added to `errs` (not just the first).
@@ -62,7 +48,7 @@ int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *e
  * inside their volumes). Returns 0, or -1 with the problems added to `errs`. */
 int ty_api_check_pod(json_t *pod, ty_field_errors *errs);
 
-/* The kind's OpenAPI v3 schema (borrowed, immutable). */
+/* The kind's OpenAPI v3 schema (borrowed, immutable); NULL for a kind without `ops`. */
 const json_t *ty_api_schema(const ty_kind_info *k);
 
 #endif

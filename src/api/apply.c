@@ -23,8 +23,6 @@ static const char *list_key(const char *resource, const char *path)
         t = p;
     if (t && (t == path || t[-1] == '.') && (t[13] == '\0' || t[13] == '.'))
         return ty_patch_list_key("pods", t + 9);
-    if (strcmp(resource, "workloads") == 0 && strcmp(path, "spec.podSets") == 0)
-        return "name";
     return ty_patch_list_key(resource, path);
 }
 

@@ -689,20 +689,7 @@ static void job_transition_rules(ty_schema_ctx *c, const json_t *obj, const json
 
 /* ---------- kinds ---------- */
 
-/* Neither CRD declares short names (kubeflow/training-operator manifests). */
-static const ty_kind_info pytorchjob_info = {
-    .group = "kubeflow.org", .version = "v1", .kind = "PyTorchJob",
-    .resource = "pytorchjobs", .singular = "pytorchjob", .short_names = "", .namespaced = true,
-    .has_status = true, .in_all = true,
-};
-static const ty_kind_info tfjob_info = {
-    .group = "kubeflow.org", .version = "v1", .kind = "TFJob",
-    .resource = "tfjobs", .singular = "tfjob", .short_names = "", .namespaced = true,
-    .has_status = true, .in_all = true,
-};
-
 const ty_kind_ops ty_kubeflow_pytorchjob_ops = {
-    .info = &pytorchjob_info,
     .schema = pytorchjob_schema,
     .defaults = pytorchjob_defaults,
     .rules = pytorchjob_rules,
@@ -711,7 +698,6 @@ const ty_kind_ops ty_kubeflow_pytorchjob_ops = {
     .transition_rules = job_transition_rules,
 };
 const ty_kind_ops ty_kubeflow_tfjob_ops = {
-    .info = &tfjob_info,
     .schema = tfjob_schema,
     .defaults = tfjob_defaults,
     .rules = tfjob_rules,

@@ -846,54 +846,15 @@ static void pc_update(ty_schema_ctx *c, const json_t *obj, const json_t *old)
 
 /* ---------- kinds ---------- */
 
-/* As Kueue's CRDs declare them: ResourceFlavor and WorkloadPriorityClass have no status (and
- * no status subresource); no Kueue kind is in the "all" category. */
-
-static const ty_kind_info flavor_info = {
-    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "ResourceFlavor",
-    .resource = "resourceflavors", .singular = "resourceflavor",
-    .short_names = "flavor,flavors,rf", .namespaced = false, .has_status = false,
-};
-static const ty_kind_info ac_info = {
-    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "AdmissionCheck",
-    .resource = "admissionchecks", .singular = "admissioncheck", .short_names = "",
-    .namespaced = false, .has_status = true,
-};
-static const ty_kind_info cq_info = {
-    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "ClusterQueue",
-    .resource = "clusterqueues", .singular = "clusterqueue", .short_names = "cq",
-    .namespaced = false, .has_status = true,
-};
-static const ty_kind_info lq_info = {
-    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "LocalQueue",
-    .resource = "localqueues", .singular = "localqueue", .short_names = "queue,queues,lq",
-    .namespaced = true, .has_status = true,
-};
-static const ty_kind_info wl_info = {
-    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "Workload",
-    .resource = "workloads", .singular = "workload", .short_names = "wl",
-    .namespaced = true, .has_status = true,
-};
-static const ty_kind_info wpc_info = {
-    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "WorkloadPriorityClass",
-    .resource = "workloadpriorityclasses", .singular = "workloadpriorityclass",
-    .short_names = "", .namespaced = false, .has_status = false,
-};
-static const ty_kind_info pc_info = {
-    .group = "scheduling.k8s.io", .version = "v1", .kind = "PriorityClass",
-    .resource = "priorityclasses", .singular = "priorityclass", .short_names = "pc",
-    .namespaced = false, .has_status = false, .builtin = true,
-};
-
-const ty_kind_ops ty_kueue_resourceflavor_ops = {&flavor_info, flavor_schema, flavor_defaults,
+const ty_kind_ops ty_kueue_resourceflavor_ops = {flavor_schema, flavor_defaults,
                                                  flavor_rules};
-const ty_kind_ops ty_kueue_admissioncheck_ops = {&ac_info, ac_schema, ac_defaults, ac_rules,
+const ty_kind_ops ty_kueue_admissioncheck_ops = {ac_schema, ac_defaults, ac_rules,
                                                  ac_update};
-const ty_kind_ops ty_kueue_clusterqueue_ops = {&cq_info, cq_schema, cq_defaults, cq_rules};
-const ty_kind_ops ty_kueue_localqueue_ops = {&lq_info, lq_schema, lq_defaults, lq_rules,
+const ty_kind_ops ty_kueue_clusterqueue_ops = {cq_schema, cq_defaults, cq_rules};
+const ty_kind_ops ty_kueue_localqueue_ops = {lq_schema, lq_defaults, lq_rules,
                                              lq_update};
-const ty_kind_ops ty_kueue_workload_ops = {&wl_info, wl_schema, wl_defaults, wl_rules, wl_update};
-const ty_kind_ops ty_kueue_workloadpriorityclass_ops = {&wpc_info, wpc_schema, no_defaults,
+const ty_kind_ops ty_kueue_workload_ops = {wl_schema, wl_defaults, wl_rules, wl_update};
+const ty_kind_ops ty_kueue_workloadpriorityclass_ops = {wpc_schema, no_defaults,
                                                         wpc_rules};
-const ty_kind_ops ty_scheduling_priorityclass_ops = {&pc_info, pc_schema, pc_defaults, pc_rules,
+const ty_kind_ops ty_scheduling_priorityclass_ops = {pc_schema, pc_defaults, pc_rules,
                                                      pc_update};

@@ -26,20 +26,6 @@ typedef struct okind {
     const json_t *schema; /* NULL: an object that preserves unknown fields */
 } okind;
 
-static const okind core_kinds[] = {
-    {"", "v1", "Pod", "pods", true, true, true,
-     "Pod is a group of containers run together on a node; trainyard runs one as a process "
-     "group.", NULL},
-    {"", "v1", "Service", "services", true, true, true,
-     "Service names a set of pods (by label selector) and the ports they serve.", NULL},
-    {"", "v1", "Node", "nodes", false, true, true,
-     "Node is a machine (or a declared virtual node) that runs pods.", NULL},
-    {"", "v1", "Namespace", "namespaces", false, true, true,
-     "Namespace is a scope for names of namespaced objects.", NULL},
-    {"", "v1", "Event", "events", true, false, true,
-     "Event is a report of something that happened to an object.", NULL},
-};
-
 /* A Kubernetes group: "scheduling.k8s.io", not "kueue.x-k8s.io". */
 static bool k8s_group(const char *group)
 {
@@ -380,15 +366,11 @@ static void add_meta_schemas(json_t *schemas)
                   "Status"));
 }
 
-/* The kinds of a group version, or 0 when it is not ours. */
+/* The kinds of a group version, in the registry's order, or 0 when it is not ours. */
 static size_t kinds_of(const char *gv, okind *out, size_t cap)
 {
     size_t n = 0;
-    if (strcmp(gv, "v1") == 0)
-        for (size_t i = 0; i < TY_ARRAY_LEN(core_kinds) && n < cap; i++)
-            out[n++] = core_kinds[i];
-    /* The core kinds admitted with a schema (PersistentVolume, ...) join the core group. */
-    for (const ty_kind_info *const *ki = ty_api_kinds(); *ki && n < cap; ki++) {
+    for (const ty_kind_info *const *ki = ty_kinds(); *ki && n < cap; ki++) {
         const ty_kind_info *k = *ki;
         TY_AUTOFREE char *kgv = *k->group ? ty_asprintf("%s/%s", k->group, k->version)
                                           : ty_strdup(k->version);
@@ -397,7 +379,8 @@ static size_t kinds_of(const char *gv, okind *out, size_t cap)
         const json_t *s = ty_api_schema(k);
         out[n++] = (okind){k->group, k->version, k->kind, k->resource, k->namespaced,
                            k->has_status, k->builtin,
-                           json_string_value(json_object_get(s, "description")), s};
+                           s ? json_string_value(json_object_get(s, "description"))
+                             : k->description, s};
     }
     return n;
 }
@@ -435,14 +418,14 @@ static void hash_doc(const char *gv, char *out, size_t cap)
     json_decref(doc);
 }
 
-/* The group versions served: "v1" first, then each of ty_api_kinds()' once, in their
- * order. Returns how many were written to `out`. */
+/* The group versions served: "v1" first, then each of ty_kinds()' once, in their order.
+ * Returns how many were written to `out`. */
 #define MAX_GVS 16
 static size_t group_versions(char out[][64])
 {
     size_t n = 0;
     snprintf(out[n++], 64, "v1");
-    for (const ty_kind_info *const *ki = ty_api_kinds(); *ki && n < MAX_GVS; ki++) {
+    for (const ty_kind_info *const *ki = ty_kinds(); *ki && n < MAX_GVS; ki++) {
         char gv[64];
         if (*(*ki)->group)
             snprintf(gv, sizeof gv, "%s/%s", (*ki)->group, (*ki)->version);

@@ -9,7 +9,7 @@
  * server answers a request whose hash matches with Cache-Control immutable; one that does not
  * match may be redirected or just served the current document).
  *
- * The group versions are "v1" and those of ty_api_kinds() (kubeflow.org/v1,
+ * The group versions are "v1" and those of ty_kinds() (kubeflow.org/v1,
  * kueue.x-k8s.io/v1beta1, scheduling.k8s.io/v1); nothing here names a group.
  *
  * ty_openapi_v3_group() is the document for one group version, "kubeflow.org/v1" or "v1"
@@ -19,10 +19,10 @@
  * kind up by; paths with one entry per REST endpoint (collection, object, status), each
  * operation carrying x-kubernetes-action and x-kubernetes-group-version-kind, and PATCH the
  * dryRun/fieldManager/fieldValidation/force query parameters; strategic merge patch is offered
- * for built-in kinds only (core, and ty_kind_info.builtin). The schemas of ty_api_kinds() are
+ * for built-in kinds only (ty_kind_info.builtin). The schemas of the kinds with `ops` are
  * ty_api_schema()'s (inlined, no $ref), named as Kubernetes names them
- * ("io.x-k8s.kueue.v1beta1.ClusterQueue", "io.k8s.api.scheduling.v1.PriorityClass"); the v1 kinds (Pod, Service, Node, Namespace, Event) are
- * objects that preserve unknown fields, with short descriptions.
+ * ("io.x-k8s.kueue.v1beta1.ClusterQueue", "io.k8s.api.scheduling.v1.PriorityClass"); the others (Pod, Service, Node, Namespace,
+ * Event) are objects that preserve unknown fields, with their registry entry's description.
  *
  * Each call returns a new document (the caller owns it); ty_openapi_v3_group() returns NULL
  * for a group version it does not know. ty_openapi_v3_hash() is the hash H of a group

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "base/buf.h"
 #include "base/mem.h"
 
@@ -336,44 +337,21 @@ int ty_patch_json(const json_t *target, const json_t *ops, json_t **out, ty_erro
 
 /* ---- strategic merge patch ---- */
 
-/* Patch metadata of the built-in kinds: which lists merge, and on which key. Paths are field
- * names from the object's root with list elements skipped; "*containers" stands for
- * containers, initContainers and ephemeralContainers, whose fields merge alike. An empty key
- * marks a list of primitives merged as a set (patchStrategy merge without a merge key). */
-typedef struct merge_rule {
-    const char *resource; /* NULL: every built-in kind */
-    const char *path;
-    const char *key;
-} merge_rule;
-
-static const merge_rule merge_rules[] = {
-    {NULL, "metadata.ownerReferences", "uid"},
-    {NULL, "metadata.finalizers", ""},
-    {"pods", "spec.*containers", "name"},
-    {"pods", "spec.*containers.env", "name"},
-    {"pods", "spec.*containers.ports", "containerPort"},
-    {"pods", "spec.*containers.volumeMounts", "mountPath"},
-    {"pods", "spec.*containers.volumeDevices", "devicePath"},
-    {"pods", "spec.*containers.resizePolicy", "resourceName"},
-    {"pods", "spec.volumes", "name"},
-    {"pods", "spec.imagePullSecrets", "name"},
-    {"pods", "spec.hostAliases", "ip"},
-    {"pods", "spec.topologySpreadConstraints", "topologyKey"},
-    {"pods", "spec.schedulingGates", "name"},
-    {"pods", "spec.resourceClaims", "name"},
-    {"pods", "status.conditions", "type"},
-    {"pods", "status.podIPs", "ip"},
-    {"pods", "status.hostIPs", "ip"},
-    {"services", "spec.ports", "port"},
-    {"nodes", "spec.podCIDRs", ""},
-    {"nodes", "status.conditions", "type"},
-    {"nodes", "status.addresses", "type"},
-    {"namespaces", "status.conditions", "type"},
+/* The lists of metadata every kind merges by key; each kind's own are its registry entry's
+ * (ty_kind_info.merge_keys, same spelling). */
+static const ty_merge_key metadata_merge_keys[] = {
+    {"metadata.ownerReferences", "uid"},
+    {"metadata.finalizers", ""},
+    {NULL, NULL},
 };
 
-static const char *const builtin_resources[] = {"pods", "services", "nodes", "namespaces",
-                                                "events", "priorityclasses", "persistentvolumes",
-                                                "persistentvolumeclaims"};
+static const char *find_key(const ty_merge_key *keys, const char *path)
+{
+    for (size_t i = 0; keys && keys[i].path; i++)
+        if (strcmp(keys[i].path, path) == 0)
+            return keys[i].key;
+    return NULL;
+}
 
 typedef struct smp {
     const char *resource;
@@ -398,12 +376,11 @@ static const char *list_key(const smp *s, const char *path)
     }
     if (!c)
         c = path;
-    for (size_t i = 0; i < TY_ARRAY_LEN(merge_rules); i++) {
-        const merge_rule *r = &merge_rules[i];
-        if ((!r->resource || strcmp(r->resource, s->resource) == 0) && strcmp(r->path, c) == 0)
-            return r->key;
-    }
-    return NULL;
+    const char *key = find_key(metadata_merge_keys, c);
+    if (key)
+        return key;
+    const ty_kind_info *k = ty_kind_of_resource(s->resource);
+    return k ? find_key(k->merge_keys, c) : NULL;
 }
 
 const char *ty_patch_list_key(const char *resource, const char *path)
@@ -705,11 +682,9 @@ fail:
 int ty_patch_strategic(const char *resource, const json_t *target, const json_t *patch,
                        json_t **out, ty_error *err)
 {
-    bool builtin = false;
-    for (size_t i = 0; i < TY_ARRAY_LEN(builtin_resources) && resource; i++)
-        builtin |= strcmp(resource, builtin_resources[i]) == 0;
+    const ty_kind_info *k = ty_kind_of_resource(resource);
     /* The API server's answer for a custom resource; kubectl falls back to a merge patch. */
-    if (!builtin)
+    if (!k || !k->builtin)
         return patch_fail(err, CODE_UNSUPPORTED, "the body of the request was in an unknown "
                           "format - accepted media types include: application/json-patch+json, "
                           "application/merge-patch+json, application/apply-patch+yaml");

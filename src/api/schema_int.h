@@ -1,5 +1,5 @@
 /* Private to src/api: the generic OpenAPI v3 schema walker, field-error helpers shared by the
- * kinds' rules, and the table that ties a kind to its schema, defaults and rules.
+ * kinds' rules, and a kind's schema, defaults and rules (its registry entry's `ops`).
  *
  * Schemas are stored as OpenAPI v3 documents (components/schemas with "$ref"s, the shape
  * /openapi/v3 serves); ty_schema_inline() turns one component into a self-contained schema
@@ -25,7 +25,6 @@ typedef struct ty_schema_ctx {
 /* A kind's behaviour. `defaults` and `rules` must cope with any JSON the schema walk let
  * through or reported (they run even when it found errors), so they check types themselves. */
 typedef struct ty_kind_ops {
-    const ty_kind_info *info;
     const json_t *(*schema)(void);                  /* inlined; borrowed, built once */
     void (*defaults)(ty_schema_ctx *c, json_t *obj);
     void (*rules)(ty_schema_ctx *c, json_t *obj);

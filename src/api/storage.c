@@ -239,17 +239,6 @@ static void pv_rules(ty_schema_ctx *c, json_t *obj)
 
 /* ---------- kinds ---------- */
 
-static const ty_kind_info pv_info = {
-    .group = "", .version = "v1", .kind = "PersistentVolume", .resource = "persistentvolumes",
-    .singular = "persistentvolume", .short_names = "pv", .namespaced = false,
-    .has_status = true, .builtin = true,
-};
-static const ty_kind_info pvc_info = {
-    .group = "", .version = "v1", .kind = "PersistentVolumeClaim",
-    .resource = "persistentvolumeclaims", .singular = "persistentvolumeclaim",
-    .short_names = "pvc", .namespaced = true, .has_status = true, .builtin = true,
-};
-
-const ty_kind_ops ty_core_persistentvolume_ops = {&pv_info, pv_schema, pv_defaults, pv_rules};
-const ty_kind_ops ty_core_persistentvolumeclaim_ops = {&pvc_info, pvc_schema, pvc_defaults,
+const ty_kind_ops ty_core_persistentvolume_ops = {pv_schema, pv_defaults, pv_rules};
+const ty_kind_ops ty_core_persistentvolumeclaim_ops = {pvc_schema, pvc_defaults,
                                                        pvc_rules, pvc_update};

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
+#include "api/table_internal.h"
 #include "base/buf.h"
 #include "base/jsontext.h"
 #include "base/mem.h"
@@ -23,14 +25,15 @@ typedef struct column {
 
 typedef void (*row_fn)(json_t *cells, json_t *row, const json_t *obj, int64_t now_ns);
 
-typedef struct printer {
-    const char *resource;
+/* A kind's printer; its registry entry points at it (ty_kind_info.table). */
+struct ty_table_kind {
     const column *cols;
     row_fn row;
     /* What its cells read, as paths ("metadata.name"; "status.conditions.-1.type": the type
      * of the last condition, which the row then finds as the only one); NULL: anything */
     const char *const *members;
-} printer;
+};
+typedef struct ty_table_kind printer;
 
 /* ---- helpers ---- */
 
@@ -871,31 +874,27 @@ static void pvc_row(json_t *cells, json_t *row, const json_t *pvc, int64_t now_n
 static const char *const job_members[] = {"metadata.name", "metadata.creationTimestamp",
                                           "status.conditions.-1.type", NULL};
 
-static const printer printers[] = {
-    {"pods", pod_cols, pod_row, NULL},
-    {"pytorchjobs", job_cols, job_row, job_members},
-    {"tfjobs", job_cols, job_row, job_members},
-    {"services", svc_cols, svc_row},
-    {"nodes", node_cols, node_row},
-    {"namespaces", ns_cols, ns_row},
-    {"events", event_cols, event_row},
-    {"clusterqueues", cq_cols, cq_row},
-    {"localqueues", lq_cols, lq_row},
-    {"workloads", wl_cols, wl_row},
-    {"workloadpriorityclasses", wpc_cols, wpc_row},
-    {"priorityclasses", pc_cols, pc_row},
-    {"persistentvolumes", pv_cols, pv_row},
-    {"persistentvolumeclaims", pvc_cols, pvc_row},
-};
+const printer ty_table_pods = {pod_cols, pod_row, NULL};
+const printer ty_table_jobs = {job_cols, job_row, job_members};
+const printer ty_table_services = {svc_cols, svc_row, NULL};
+const printer ty_table_nodes = {node_cols, node_row, NULL};
+const printer ty_table_namespaces = {ns_cols, ns_row, NULL};
+const printer ty_table_events = {event_cols, event_row, NULL};
+const printer ty_table_clusterqueues = {cq_cols, cq_row, NULL};
+const printer ty_table_localqueues = {lq_cols, lq_row, NULL};
+const printer ty_table_workloads = {wl_cols, wl_row, NULL};
+const printer ty_table_workloadpriorityclasses = {wpc_cols, wpc_row, NULL};
+const printer ty_table_priorityclasses = {pc_cols, pc_row, NULL};
+const printer ty_table_persistentvolumes = {pv_cols, pv_row, NULL};
+const printer ty_table_persistentvolumeclaims = {pvc_cols, pvc_row, NULL};
 
-static const printer default_printer = {"", default_cols, default_row, NULL};
+/* Kinds without a printer of their own (ResourceFlavor, AdmissionCheck, unknown resources). */
+static const printer default_printer = {default_cols, default_row, NULL};
 
 static const printer *printer_of(const char *resource)
 {
-    for (size_t i = 0; resource && i < TY_ARRAY_LEN(printers); i++)
-        if (strcmp(printers[i].resource, resource) == 0)
-            return &printers[i];
-    return &default_printer;
+    const ty_kind_info *k = ty_kind_of_resource(resource);
+    return k && k->table ? k->table : &default_printer;
 }
 
 static json_t *columns_of(const printer *p)

@@ -82,26 +82,20 @@ static void usage(FILE *f)
             "  -h, --help            this text\n");
 }
 
-/* Kinds of the core API group the server stores that a run takes besides ty_api_kinds():
+/* Kinds of the core API group the server stores that a run takes besides ty_api_admit()'s:
  * namespaces (made first, so that a manifest may create the namespace its jobs use) and
  * inert objects it only keeps. Pods and Nodes are not among them: a run runs jobs, on the
  * nodes of --nodes/--nodes-file. */
-static const struct core_kind {
-    const char *kind, *resource;
-    bool namespaced;
-} core_kinds[] = {
-    {"Namespace", "namespaces", false},
-    {"Service", "services", true},
-    {"Event", "events", true},
-};
+static const char *const core_kinds[] = {"Namespace", "Service", "Event"};
 
-static const struct core_kind *core_kind_of(const json_t *obj)
+/* The registry's entry for `obj` when it is one of core_kinds, else NULL. */
+static const ty_kind_info *core_kind_of(const json_t *obj)
 {
     const char *av = json_string_value(json_object_get(obj, "apiVersion"));
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     for (size_t i = 0; av && kind && strcmp(av, "v1") == 0 && i < TY_ARRAY_LEN(core_kinds); i++)
-        if (strcmp(core_kinds[i].kind, kind) == 0)
-            return &core_kinds[i];
+        if (strcmp(core_kinds[i], kind) == 0)
+            return ty_kind_of(av, kind);
     return NULL;
 }
 
@@ -121,7 +115,7 @@ static const char *refused_kind(const json_t *obj)
 }
 
 /* The checks the API server makes on a core object: a name, a valid namespace name. */
-static int admit_core(const ty_manifest *m, json_t *obj, ty_pos pos, const struct core_kind *ck,
+static int admit_core(const ty_manifest *m, json_t *obj, ty_pos pos, const ty_kind_info *ck,
                       ty_field_errors *errs)
 {
     size_t before = errs->count;
@@ -251,7 +245,7 @@ static int load_objects(char **paths, int npaths, bool recursive, json_t *object
         for (size_t d = 0; d < m->ndocs; d++) {
             ty_field_errors errs = TY_FIELD_ERRORS_INIT;
             json_t *obj = m->docs[d].obj;
-            const struct core_kind *ck = core_kind_of(obj);
+            const ty_kind_info *ck = core_kind_of(obj);
             const char *refused = refused_kind(obj);
             if (refused)
                 ty_field_errors_add(&errs, "kind",
@@ -345,13 +339,13 @@ static bool create_objects(run_state *st, json_t *objects, enum create_phase pha
     json_t *obj;
     json_array_foreach(objects, i, obj)
     {
-        const struct core_kind *ck = core_kind_of(obj);
+        const ty_kind_info *ck = core_kind_of(obj);
         const ty_kind_info *k =
-            ck ? NULL
+            ck ? ck
                : ty_api_kind(json_string_value(json_object_get(obj, "apiVersion")),
                              json_string_value(json_object_get(obj, "kind")));
-        const char *resource = ck ? ck->resource : k->resource;
-        bool namespaced = ck ? ck->namespaced : k->namespaced;
+        const char *resource = k->resource;
+        bool namespaced = k->namespaced;
         bool is_ns = ck && strcmp(ck->resource, "namespaces") == 0;
         bool is_job = !ck && is_job_resource(resource);
         enum create_phase mine = is_ns ? CREATE_NAMESPACES : is_job ? CREATE_JOBS : CREATE_OTHERS;

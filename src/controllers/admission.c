@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/map.h"
@@ -16,17 +17,14 @@
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 
-static const char *const watched[] = {"workloads", "clusterqueues", "localqueues",
-                                      "resourceflavors", "nodes", "pods", "namespaces",
-                                      "admissionchecks"};
-#define NWATCHED (sizeof watched / sizeof *watched)
-
 struct ty_admission {
     ty_store *store;
     ty_queue *queue;
     ty_recorder *events;
     bool fair_sharing;
-    int watch_ids[NWATCHED];
+    /* on the kinds whose changes can alter a pass: the registry's TY_WATCHED_BY_ADMISSION */
+    int *watch_ids;
+    size_t nwatch;
     /* For /metrics: counters since start, and the last pass's text. */
     uint64_t passes, admitted_total, preempted_total;
     char *metrics;
@@ -947,8 +945,14 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
             read_part_changed(a, TY_EVENT_ADDED, read_in_part[r], obj);
         json_decref(all);
     }
-    for (size_t i = 0; i < NWATCHED; i++)
-        a->watch_ids[i] = ty_store_watch(store, watched[i], on_event, a);
+    const ty_kind_info *const *kinds = ty_kinds();
+    size_t nkinds = 0;
+    while (kinds[nkinds])
+        nkinds++;
+    a->watch_ids = ty_calloc(nkinds, sizeof *a->watch_ids);
+    for (size_t i = 0; i < nkinds; i++)
+        if (kinds[i]->watched_by & TY_WATCHED_BY_ADMISSION)
+            a->watch_ids[a->nwatch++] = ty_store_watch(store, kinds[i]->resource, on_event, a);
     ty_queue_add(a->queue, "pass");
     return a;
 }
@@ -962,8 +966,9 @@ void ty_admission_free(ty_admission *a)
 {
     if (!a)
         return;
-    for (size_t i = 0; i < NWATCHED; i++)
+    for (size_t i = 0; i < a->nwatch; i++)
         ty_store_unwatch(a->store, a->watch_ids[i]);
+    free(a->watch_ids);
     ty_queue_free(a->queue);
     ty_recorder_free(a->events);
     free(a->metrics);

@@ -47,20 +47,10 @@
 #define STREAM_TICK_MS 200
 #define BOOKMARK_INTERVAL_MS 60000
 
-/* What the server knows of a resource, for routing, discovery and messages. */
-typedef struct res_info {
-    const char *group, *version, *resource, *kind, *singular, *short_names;
-    bool namespaced, has_status, has_log, in_all;
-    const ty_kind_info *api; /* kinds admitted by ty_api_admit; NULL for the core ones */
-} res_info;
-
-static const res_info core_resources[] = {
-    {"", "v1", "namespaces", "Namespace", "namespace", "ns", false, true, false, false, NULL},
-    {"", "v1", "nodes", "Node", "node", "no", false, true, false, false, NULL},
-    {"", "v1", "pods", "Pod", "pod", "po", true, true, true, true, NULL},
-    {"", "v1", "services", "Service", "service", "svc", true, true, false, true, NULL},
-    {"", "v1", "events", "Event", "event", "ev", true, false, false, false, NULL},
-};
+/* What the server knows of a resource, for routing, discovery and messages: its entry in the
+ * registry of kinds. `ops` is set for the kinds ty_api_admit admits, NULL for the core ones
+ * the server checks itself. */
+typedef ty_kind_info res_info;
 
 typedef struct stream stream;
 
@@ -85,7 +75,7 @@ struct ty_apiserver {
     bool streamed; /* a stream handed bytes to MHD since the last MHD_run began */
     int64_t yield_again_ns; /* no yield after streaming before this time (see run_mhd) */
     ty_map label_views; /* "resource\x1fns" -> label_view, see label_view_of() */
-    res_info *res;
+    const res_info *const *res; /* ty_kinds() */
     size_t nres;
     stream *streams;
     /* connections (see on_connection): how many are open, how many of those were shut down
@@ -163,9 +153,9 @@ static const res_info *find_res(const ty_apiserver *s, const char *group, const 
                                 const char *resource)
 {
     for (size_t i = 0; i < s->nres; i++)
-        if (strcmp(s->res[i].group, group) == 0 && strcmp(s->res[i].version, version) == 0 &&
-            strcmp(s->res[i].resource, resource) == 0)
-            return &s->res[i];
+        if (strcmp(s->res[i]->group, group) == 0 && strcmp(s->res[i]->version, version) == 0 &&
+            strcmp(s->res[i]->resource, resource) == 0)
+            return s->res[i];
     return NULL;
 }
 
@@ -173,8 +163,8 @@ static bool is_namespaced(void *ctx, const char *resource)
 {
     const ty_apiserver *s = ctx;
     for (size_t i = 0; i < s->nres; i++)
-        if (strcmp(s->res[i].resource, resource) == 0)
-            return s->res[i].namespaced;
+        if (strcmp(s->res[i]->resource, resource) == 0)
+            return s->res[i]->namespaced;
     return false; /* "namespaces/<name>/status": the namespace object's subresource */
 }
 
@@ -546,7 +536,7 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
 {
     json_t *list = json_array();
     for (size_t i = 0; i < s->nres; i++) {
-        const res_info *ri = &s->res[i];
+        const res_info *ri = s->res[i];
         if (strcmp(ri->group, group) != 0 || strcmp(ri->version, version) != 0)
             continue;
         json_t *verbs = json_pack("[s,s,s,s,s,s,s,s]", "create", "delete", "deletecollection",
@@ -587,8 +577,8 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
 static const char *group_version_of(const ty_apiserver *s, const char *group)
 {
     for (size_t i = 0; i < s->nres; i++)
-        if (strcmp(s->res[i].group, group) == 0)
-            return s->res[i].version;
+        if (strcmp(s->res[i]->group, group) == 0)
+            return s->res[i]->version;
     return "v1";
 }
 
@@ -606,13 +596,13 @@ static size_t groups(const ty_apiserver *s, const char **out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->nres; i++) {
-        if (!*s->res[i].group)
+        if (!*s->res[i]->group)
             continue;
         bool seen = false;
         for (size_t j = 0; j < n; j++)
-            seen |= strcmp(out[j], s->res[i].group) == 0;
+            seen |= strcmp(out[j], s->res[i]->group) == 0;
         if (!seen && n < cap)
-            out[n++] = s->res[i].group;
+            out[n++] = s->res[i]->group;
     }
     return n;
 }
@@ -629,7 +619,7 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
     for (size_t g = 0; g < ng; g++) {
         json_t *resources = json_array();
         for (size_t i = 0; i < s->nres; i++) {
-            const res_info *ri = &s->res[i];
+            const res_info *ri = s->res[i];
             if (strcmp(ri->group, gs[g]) != 0)
                 continue;
             json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
@@ -749,7 +739,7 @@ static int discovery(call *c, const char *url, enum MHD_Result *ret)
         const char *v = strchr(url + 6, '/') + 1;
         bool known = false;
         for (size_t i = 0; i < s->nres; i++)
-            known |= strcmp(s->res[i].group, g) == 0 && strcmp(s->res[i].version, v) == 0;
+            known |= strcmp(s->res[i]->group, g) == 0 && strcmp(s->res[i]->version, v) == 0;
         *ret = known ? reply(c, 200, resource_list(s, g, v))
                      : fail(c, 404, "NotFound", "the server could not find the requested resource");
     } else if (strcmp(url, "/openapi/v2") == 0) {
@@ -904,7 +894,7 @@ static int check_kind(call *c, json_t *obj, enum MHD_Result *ret)
     TY_AUTOFREE char *gv = group_version(c->ri);
     /* Built-in kinds are decoded with the URL's kind as the default (typed clients leave
      * apiVersion/kind out); custom resources must name theirs, as unstructured decoding wants. */
-    if (!c->ri->api || c->ri->api->builtin) {
+    if (c->ri->builtin) {
         if (!json_string_value(json_object_get(obj, "kind")))
             json_object_set_new(obj, "kind", json_string(c->ri->kind));
         if (!json_string_value(json_object_get(obj, "apiVersion")))
@@ -984,7 +974,7 @@ static bool is_unknown_field(const ty_field_error *e)
  * them, Warn with a Warning header each. Returns -1 after answering. */
 static int admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
 {
-    if (!c->ri->api) {
+    if (!c->ri->ops) {
         /* The core kinds have no schema here; their metadata still has Kubernetes' rules, and
          * a Pod the spec rules that keep its mounts inside their volumes. */
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
@@ -1513,7 +1503,7 @@ static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
     }
     name_copy = ty_strdup(name);
     if (c->ri->namespaced && !exists(c->srv, "namespaces", "", c->path.ns)) {
-        ret = fail_not_found(c, &core_resources[0], c->path.ns);
+        ret = fail_not_found(c, ty_kind_of_resource("namespaces"), c->path.ns);
         goto out;
     }
     /* With a status subresource, status is not the client's to set on create (the API
@@ -1767,7 +1757,7 @@ static enum MHD_Result handle_put(call *c)
      * refuses an unconditional update); built-in kinds allow it (AllowUnconditionalUpdate):
      * the update then applies to the current version. */
     const char *rv = json_string_value(json_object_get(meta, "resourceVersion"));
-    bool builtin = !c->ri->api || c->ri->api->builtin;
+    bool builtin = c->ri->builtin;
     if ((!rv || !*rv) && builtin) {
         json_object_set(meta, "resourceVersion",
                         json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
@@ -1982,7 +1972,7 @@ static enum MHD_Result handle_delete(call *c)
         /* Marked for deletion (finalizers, a running pod): the object as it now is. */
         ret = reply_object(c, 200, after, true);
         json_decref(after);
-    } else if (c->ri->api) {
+    } else if (c->ri->ops) {
         json_t *det = details(c->ri, c->path.name, false);
         json_object_set_new(det, "uid", json_string(ty_obj_uid(cur) ? ty_obj_uid(cur) : ""));
         ret = reply(c, 200,
@@ -3049,7 +3039,6 @@ static void on_handle_closed(uv_handle_t *h)
     ty_apiserver *s = h->data;
     if (--s->open_handles == 0) {
         label_views_clear(s);
-        free(s->res);
         free(s);
     }
 }
@@ -3139,19 +3128,9 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : DEFAULT_MAX_BODY;
     s->table_page_bytes = cfg->table_page_bytes ? cfg->table_page_bytes : 8u * 1024 * 1024;
     s->port = ntohs(sa.sin_port);
-    const ty_kind_info *const *kinds = ty_api_kinds();
-    size_t nk = 0;
-    while (kinds[nk])
-        nk++;
-    s->nres = TY_ARRAY_LEN(core_resources) + nk;
-    s->res = ty_calloc(s->nres, sizeof(res_info));
-    memcpy(s->res, core_resources, sizeof(core_resources));
-    for (size_t i = 0; i < nk; i++) {
-        res_info *ri = &s->res[TY_ARRAY_LEN(core_resources) + i];
-        *ri = (res_info){kinds[i]->group, kinds[i]->version, kinds[i]->resource, kinds[i]->kind,
-                         kinds[i]->singular, kinds[i]->short_names, kinds[i]->namespaced,
-                         kinds[i]->has_status, false, kinds[i]->in_all, kinds[i]};
-    }
+    s->res = ty_kinds();
+    while (s->res[s->nres])
+        s->nres++;
     s->conn_limit = conn_limit();
     /* External event loop: no MHD thread; MHD_ALLOW_SUSPEND_RESUME for the streams. The
      * timeout is for a connection without a byte either way (a suspended stream has none). */
@@ -3165,7 +3144,6 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
                               MHD_OPTION_END);
     if (!s->mhd) {
         close(fd);
-        free(s->res);
         free(s);
         return ty_fail(err, "start the http server on %s", cfg->listen);
     }

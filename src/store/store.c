@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/kinds.h"
 #include "base/buf.h"
 #include "base/hash.h"
 #include "base/jsontext.h"
@@ -166,17 +167,12 @@ static int fail_code(ty_error *err, int code, const char *fmt, ...)
     return -1;
 }
 
-/* The cluster-scoped resources trainyard serves (the API kinds' ty_kind_info.namespaced,
- * which the store does not depend on): Kubernetes' and Kueue's. */
+/* A resource's scope is its kind's (the registry, api/kinds.h); a resource no kind declares
+ * is namespaced. */
 static bool cluster_scoped(const char *resource)
 {
-    static const char *const names[] = {"nodes", "namespaces", "priorityclasses",
-                                        "resourceflavors", "admissionchecks", "clusterqueues",
-                                        "workloadpriorityclasses", "persistentvolumes"};
-    for (size_t i = 0; i < TY_ARRAY_LEN(names); i++)
-        if (strcmp(resource, names[i]) == 0)
-            return true;
-    return false;
+    const ty_kind_info *k = ty_kind_of_resource(resource);
+    return k && !k->namespaced;
 }
 
 static res *res_of(ty_store *s, const char *resource, bool create)

@@ -590,8 +590,8 @@ Test(api_kubeflow, kind_lookup)
     cr_assert_null(ty_api_kind("v1", "TFJob"));
     cr_assert_null(ty_api_kind("kubeflow.org/v1", "tfjob"));
     size_t n = 0;
-    for (const ty_kind_info *const *p = ty_api_kinds(); *p; p++)
-        n++;
+    for (const ty_kind_info *const *p = ty_kinds(); *p; p++)
+        n += (*p)->ops != NULL;
     cr_assert_geq(n, 2);
 }
 

@@ -88,7 +88,9 @@ Test(kueue_api, kinds_are_registered_with_kueue_names_and_scopes)
     cr_assert_str_eq(pc->short_names, "pc");
     cr_assert_null(ty_api_kind("kueue.x-k8s.io/v1", "ClusterQueue"));
     /* Every schema loads and names its kind for kubectl explain. */
-    for (const ty_kind_info *const *k = ty_api_kinds(); *k; k++) {
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        if (!(*k)->ops)
+            continue;
         const json_t *s = ty_api_schema(*k);
         cr_assert_not_null(s, "%s", (*k)->kind);
         const json_t *gvk = json_array_get(json_object_get(s, "x-kubernetes-group-version-kind"), 0);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "store/store.h"
 
 /* ---- helpers ---- */
@@ -383,6 +384,34 @@ Test(store, create_defaults_the_protocol_of_pod_and_service_ports)
                                                                   "ports"), 0), "protocol"));
     json_decref(pod);
     json_decref(svc);
+    ty_store_free(s);
+}
+
+/* Every kind's scope is the registry's: a cluster-scoped kind ignores the namespace it is
+ * created and read with, a namespaced one keeps it. */
+Test(store, scope_follows_the_registry_of_kinds)
+{
+    ty_store *s = new_store();
+    size_t cluster = 0;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        if (strcmp((*k)->resource, "namespaces") == 0)
+            continue;
+        json_t *in = json_pack("{s:s, s:{s:s, s:s}}", "kind", (*k)->kind, "metadata", "name",
+                               "o", "namespace", "ns1");
+        json_t *out = create(s, (*k)->resource, in);
+        json_t *other = ty_store_get(s, (*k)->resource, "ns2", "o");
+        if ((*k)->namespaced) {
+            cr_assert_str_eq(ty_obj_namespace(out), "ns1", "%s", (*k)->resource);
+            cr_assert_null(other, "%s", (*k)->resource);
+        } else {
+            cluster++;
+            cr_assert_null(ty_obj_namespace(out), "%s", (*k)->resource);
+            cr_assert_not_null(other, "%s", (*k)->resource);
+        }
+        json_decref(other);
+        json_decref(out);
+    }
+    cr_assert_geq(cluster, 7);
     ty_store_free(s);
 }
 

@@ -1,0 +1,202 @@
+/* The registry of kinds (kinds.h): one entry per kind, every attribute in it. */
+#include "api/kinds.h"
+
+#include <string.h>
+
+#include "api/schema_internal.h"
+#include "api/table_internal.h"
+#include "base/mem.h"
+
+/* The patch metadata (patchMergeKey) of the core kinds' lists, as Kubernetes' types declare
+ * it. */
+static const ty_merge_key pod_merge_keys[] = {
+    {"spec.*containers", "name"},
+    {"spec.*containers.env", "name"},
+    {"spec.*containers.ports", "containerPort"},
+    {"spec.*containers.volumeMounts", "mountPath"},
+    {"spec.*containers.volumeDevices", "devicePath"},
+    {"spec.*containers.resizePolicy", "resourceName"},
+    {"spec.volumes", "name"},
+    {"spec.imagePullSecrets", "name"},
+    {"spec.hostAliases", "ip"},
+    {"spec.topologySpreadConstraints", "topologyKey"},
+    {"spec.schedulingGates", "name"},
+    {"spec.resourceClaims", "name"},
+    {"status.conditions", "type"},
+    {"status.podIPs", "ip"},
+    {"status.hostIPs", "ip"},
+    {NULL, NULL},
+};
+static const ty_merge_key service_merge_keys[] = {{"spec.ports", "port"}, {NULL, NULL}};
+static const ty_merge_key node_merge_keys[] = {
+    {"spec.podCIDRs", ""},
+    {"status.conditions", "type"},
+    {"status.addresses", "type"},
+    {NULL, NULL},
+};
+static const ty_merge_key namespace_merge_keys[] = {{"status.conditions", "type"}, {NULL, NULL}};
+/* Kueue's Workload declares its pod sets a map list keyed by name (server-side apply). */
+static const ty_merge_key workload_merge_keys[] = {{"spec.podSets", "name"}, {NULL, NULL}};
+
+/* The core kinds without a schema of ours: how /openapi/v3 describes them. */
+static const ty_kind_info namespace_kind = {
+    .group = "", .version = "v1", .kind = "Namespace", .resource = "namespaces",
+    .singular = "namespace", .short_names = "ns", .namespaced = false, .has_status = true,
+    .builtin = true, .description = "Namespace is a scope for names of namespaced objects.",
+    .merge_keys = namespace_merge_keys,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .table = &ty_table_namespaces,
+};
+static const ty_kind_info node_kind = {
+    .group = "", .version = "v1", .kind = "Node", .resource = "nodes", .singular = "node",
+    .short_names = "no", .namespaced = false, .has_status = true, .builtin = true,
+    .description = "Node is a machine (or a declared virtual node) that runs pods.",
+    .merge_keys = node_merge_keys,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .table = &ty_table_nodes,
+};
+static const ty_kind_info pod_kind = {
+    .group = "", .version = "v1", .kind = "Pod", .resource = "pods", .singular = "pod",
+    .short_names = "po", .namespaced = true, .has_status = true, .has_log = true,
+    .in_all = true, .builtin = true,
+    .description = "Pod is a group of containers run together on a node; trainyard runs one "
+                   "as a process group.",
+    .merge_keys = pod_merge_keys,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .table = &ty_table_pods,
+};
+static const ty_kind_info service_kind = {
+    .group = "", .version = "v1", .kind = "Service", .resource = "services",
+    .singular = "service", .short_names = "svc", .namespaced = true, .has_status = true,
+    .in_all = true, .builtin = true,
+    .description = "Service names a set of pods (by label selector) and the ports they serve.",
+    .merge_keys = service_merge_keys,
+    .table = &ty_table_services,
+};
+static const ty_kind_info event_kind = {
+    .group = "", .version = "v1", .kind = "Event", .resource = "events", .singular = "event",
+    .short_names = "ev", .namespaced = true, .has_status = false, .builtin = true,
+    .description = "Event is a report of something that happened to an object.",
+    .table = &ty_table_events,
+};
+
+/* Neither CRD declares short names (kubeflow/training-operator manifests). */
+static const ty_kind_info pytorchjob_kind = {
+    .group = "kubeflow.org", .version = "v1", .kind = "PyTorchJob",
+    .resource = "pytorchjobs", .singular = "pytorchjob", .short_names = "", .namespaced = true,
+    .has_status = true, .in_all = true, .ops = &ty_kubeflow_pytorchjob_ops,
+    .table = &ty_table_jobs,
+};
+static const ty_kind_info tfjob_kind = {
+    .group = "kubeflow.org", .version = "v1", .kind = "TFJob",
+    .resource = "tfjobs", .singular = "tfjob", .short_names = "", .namespaced = true,
+    .has_status = true, .in_all = true, .ops = &ty_kubeflow_tfjob_ops,
+    .table = &ty_table_jobs,
+};
+
+/* As Kueue's CRDs declare them: ResourceFlavor and WorkloadPriorityClass have no status (and
+ * no status subresource); no Kueue kind is in the "all" category. */
+static const ty_kind_info flavor_kind = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "ResourceFlavor",
+    .resource = "resourceflavors", .singular = "resourceflavor",
+    .short_names = "flavor,flavors,rf", .namespaced = false, .has_status = false,
+    .ops = &ty_kueue_resourceflavor_ops,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+};
+static const ty_kind_info ac_kind = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "AdmissionCheck",
+    .resource = "admissionchecks", .singular = "admissioncheck", .short_names = "",
+    .namespaced = false, .has_status = true, .ops = &ty_kueue_admissioncheck_ops,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+};
+static const ty_kind_info cq_kind = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "ClusterQueue",
+    .resource = "clusterqueues", .singular = "clusterqueue", .short_names = "cq",
+    .namespaced = false, .has_status = true, .ops = &ty_kueue_clusterqueue_ops,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .table = &ty_table_clusterqueues,
+};
+static const ty_kind_info lq_kind = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "LocalQueue",
+    .resource = "localqueues", .singular = "localqueue", .short_names = "queue,queues,lq",
+    .namespaced = true, .has_status = true, .ops = &ty_kueue_localqueue_ops,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .table = &ty_table_localqueues,
+};
+static const ty_kind_info wl_kind = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "Workload",
+    .resource = "workloads", .singular = "workload", .short_names = "wl",
+    .namespaced = true, .has_status = true, .ops = &ty_kueue_workload_ops,
+    .merge_keys = workload_merge_keys,
+    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .table = &ty_table_workloads,
+};
+static const ty_kind_info wpc_kind = {
+    .group = "kueue.x-k8s.io", .version = "v1beta1", .kind = "WorkloadPriorityClass",
+    .resource = "workloadpriorityclasses", .singular = "workloadpriorityclass",
+    .short_names = "", .namespaced = false, .has_status = false,
+    .ops = &ty_kueue_workloadpriorityclass_ops,
+    .table = &ty_table_workloadpriorityclasses,
+};
+static const ty_kind_info pc_kind = {
+    .group = "scheduling.k8s.io", .version = "v1", .kind = "PriorityClass",
+    .resource = "priorityclasses", .singular = "priorityclass", .short_names = "pc",
+    .namespaced = false, .has_status = false, .builtin = true,
+    .ops = &ty_scheduling_priorityclass_ops,
+    .table = &ty_table_priorityclasses,
+};
+
+/* Core kinds with a schema of ours (api/storage.c). */
+static const ty_kind_info pv_kind = {
+    .group = "", .version = "v1", .kind = "PersistentVolume", .resource = "persistentvolumes",
+    .singular = "persistentvolume", .short_names = "pv", .namespaced = false,
+    .has_status = true, .builtin = true, .ops = &ty_core_persistentvolume_ops,
+    .table = &ty_table_persistentvolumes,
+};
+static const ty_kind_info pvc_kind = {
+    .group = "", .version = "v1", .kind = "PersistentVolumeClaim",
+    .resource = "persistentvolumeclaims", .singular = "persistentvolumeclaim",
+    .short_names = "pvc", .namespaced = true, .has_status = true, .builtin = true,
+    .ops = &ty_core_persistentvolumeclaim_ops,
+    .table = &ty_table_persistentvolumeclaims,
+};
+
+/* The order discovery lists them in. */
+static const ty_kind_info *const kinds[] = {
+    &namespace_kind, &node_kind, &pod_kind, &service_kind, &event_kind,
+    &pytorchjob_kind, &tfjob_kind,
+    &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
+    &pc_kind,
+    &pv_kind, &pvc_kind,
+    NULL,
+};
+
+const ty_kind_info *const *ty_kinds(void)
+{
+    return kinds;
+}
+
+static bool same_gv(const ty_kind_info *k, const char *api_version)
+{
+    size_t gl = strlen(k->group);
+    if (gl == 0)
+        return strcmp(api_version, k->version) == 0;
+    return strncmp(api_version, k->group, gl) == 0 && api_version[gl] == '/' &&
+           strcmp(api_version + gl + 1, k->version) == 0;
+}
+
+const ty_kind_info *ty_kind_of(const char *api_version, const char *kind)
+{
+    for (size_t i = 0; api_version && kind && kinds[i]; i++)
+        if (strcmp(kinds[i]->kind, kind) == 0 && same_gv(kinds[i], api_version))
+            return kinds[i];
+    return NULL;
+}
+
+const ty_kind_info *ty_kind_of_resource(const char *resource)
+{
+    for (size_t i = 0; resource && kinds[i]; i++)
+        if (strcmp(kinds[i]->resource, resource) == 0)
+            return kinds[i];
+    return NULL;
+}
