@@ -26,7 +26,7 @@ enum {
     TY_WATCHED_BY_ADMISSION = 1u << 0, /* controllers/admission: Kueue's scheduling pass */
 };
 
-struct ty_kind_ops;     /* api/schema_internal.h */
+struct ty_kind_ops;     /* api/schema_int.h */
 struct ty_table_kind;   /* api/table.c */
 
 typedef struct ty_kind_info {

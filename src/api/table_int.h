@@ -1,7 +1,7 @@
 /* Private to src/api: the Tables' printers (table.c) that the registry of kinds (kinds.c)
  * points each kind at. */
-#ifndef TY_API_TABLE_INTERNAL_H
-#define TY_API_TABLE_INTERNAL_H
+#ifndef TY_API_TABLE_INT_H
+#define TY_API_TABLE_INT_H
 
 struct ty_table_kind;
 
