@@ -287,16 +287,22 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_decref(svc);
     }
     for (size_t k = 0; k < out.ndelete; k++) {
-        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, NULL) == 0)
+        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulDeletePod",
                      "Deleted pod: %s", out.delete_pods[k]);
+        else if (err.code != TY_STORE_NOT_FOUND)
+            rc = ty_fail(fail, "delete pod %s: %s", out.delete_pods[k], err.msg);
         /* The operator deletes a pod's service with it when it cleans up a finished job and
          * when it suspends one, not when it restarts a pod. */
-        if (out.finished || out.suspended)
-            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, NULL);
+        if ((out.finished || out.suspended) &&
+            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, &err) < 0 &&
+            err.code != TY_STORE_NOT_FOUND)
+            rc = ty_fail(fail, "delete service %s: %s", out.delete_pods[k], err.msg);
     }
     if (out.delete_job) {
-        ty_store_delete(c->store, resource, ns, name, -1, NULL);
+        if (ty_store_delete(c->store, resource, ns, name, -1, &err) < 0 &&
+            err.code != TY_STORE_NOT_FOUND)
+            rc = ty_fail(fail, "delete: %s", err.msg);
         goto done;
     }
     if (out.metadata_changed) {
