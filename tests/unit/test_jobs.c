@@ -176,3 +176,17 @@ Test(jobs, a_gang_that_can_never_fit_fails_at_once)
     cr_assert(msg && strstr(msg, "can never run here"), "%s", msg ? msg : "(none)");
     json_decref(j);
 }
+
+static bool service_back(void) { return exists("services", "j-worker-0"); }
+
+/* A running job's service deleted by a user is made again, as the operator does. */
+Test(jobs, a_deleted_service_is_made_again)
+{
+    add_job("{}");
+    cr_assert(run_until(all_pods, 5000));
+    cr_assert(exists("services", "j-worker-0"));
+    cr_assert_eq(ty_store_delete(T.store, "services", "default", "j-worker-0", 0, NULL), 0);
+    /* a change of one of its pods brings the job's next reconcile */
+    set_phase("j-worker-0", "Running");
+    cr_assert(run_until(service_back, 5000), "the deleted service was not made again");
+}

@@ -348,3 +348,27 @@ Test(store_faults, write_from_a_watch_callback_asserts, .signal = SIGABRT)
     ty_store_watch(s, "pods", write_from_watch, s);
     put(s, "pods", J("{'metadata':{'name':'p','namespace':'default'},'spec':{}}"));
 }
+
+static bool has_service(ty_store *s)
+{
+    json_t *svc = ty_store_get(s, "services", "default", "j-master-0");
+    json_decref(svc);
+    return svc != NULL;
+}
+
+/* A service that could not be made is made by a retry (its pod was made at the first try). */
+Test(retries, jobs_service_creates)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ty_store *s = ty_store_new();
+    add_node(s);
+    fault f = {.op = "create", .resource = "services"};
+    ty_store_set_fault(s, inject, &f);
+    f.on = true;
+    ty_jobctl *c = ty_jobctl_new(&loop, s, NULL, NULL);
+    put(s, "pytorchjobs", pytorchjob("", false));
+    fail_then_converge(&loop, s, &f, has_service);
+    ty_jobctl_free(c);
+    finish_loop(&loop, s);
+}
