@@ -197,8 +197,9 @@ static void reserve_addresses(ty_node *n)
     json_decref(pods);
 }
 
-/* Every controller queues everything it reconciles: at start and every RESYNC_MS. The one
- * list of the node's periodic work. */
+/* Every controller queues everything it reconciles: at start and every RESYNC_MS. The
+ * server's other periodic work (event expiry, group commits, watch ticks...) is listed in
+ * docs/architecture.md, "Periodic work". */
 static void resync_all(ty_node *n, bool start)
 {
     ty_nodeagent_resync(n->agent);

@@ -44,7 +44,8 @@ typedef struct server_state {
     int signal;
 } server_state;
 
-/* Work the server does now and then: events expire after an hour, as in Kubernetes. Once a
+/* Work the server does now and then (all of it: docs/architecture.md, "Periodic work"):
+ * events expire after an hour, as in Kubernetes. Once a
  * minute a pass looks at every stored Event, in slices EXPIRE_GAP_MS apart of at most
  * EXPIRE_BUDGET_NS and EXPIRE_SLICE deletes: looking costs ~1.5 us an Event, a delete 30-60 us
  * here and ~15 us more in the group commit, so no loop turn spends much more than a

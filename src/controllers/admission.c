@@ -35,6 +35,9 @@ struct ty_admission {
     ty_map read_parts;
     bool writing_status;  /* inside our own status write */
     bool writing_pending; /* ... of a waiting workload's QuotaReserved=False reason */
+    /* The first write of the current pass that failed: the pass then fails, and the queue
+     * runs it again after its back-off (a conflict reads everything again). */
+    ty_error write_err;
     uint64_t skipped_events;
 };
 
@@ -269,6 +272,13 @@ static const char *victim_words(ty_sched_preempt_reason r)
     }
 }
 
+/* Remembers the pass's first failed write (the pass goes on: other writes may succeed). */
+static void write_failed(ty_admission *a, const char *what, const char *name, const char *msg)
+{
+    if (!a->write_err.msg)
+        ty_fail(&a->write_err, "%s %s: %s", what, name, msg);
+}
+
 static void write_status(ty_admission *a, const char *resource, const json_t *before, json_t *after)
 {
     if (json_equal(json_object_get(before, "status"), json_object_get(after, "status")))
@@ -277,10 +287,8 @@ static void write_status(ty_admission *a, const char *resource, const json_t *be
     a->writing_status = true;
     int rc = ty_store_update_status(a->store, resource, after, NULL, &err);
     a->writing_status = false;
-    if (rc < 0) {
-        ty_debug("admission: %s %s: %s", resource, ty_obj_name(after), err.msg);
-        ty_queue_add_after(a->queue, "pass", 100); /* a conflict: read again and retry */
-    }
+    if (rc < 0)
+        write_failed(a, resource, ty_obj_name(after), err.msg);
     ty_error_clear(&err);
 }
 
@@ -395,7 +403,7 @@ static void reserved_checks(ty_admission *a, const json_t *wl, const json_t *cq,
             json_object_set_new(json_object_get(cur, "spec"), "active", json_false());
             ty_error err = TY_ERROR_INIT;
             if (ty_store_update(a->store, "workloads", cur, NULL, &err) < 0)
-                ty_debug("admission: deactivating %s: %s", ty_obj_name(wl), err.msg);
+                write_failed(a, "deactivating workload", ty_obj_name(wl), err.msg);
             ty_error_clear(&err);
             json_decref(cur);
         }
@@ -790,12 +798,16 @@ static void free_workload_cache(ty_admission *a)
 
 static void pass(void *ctx, const char *key);
 
-/* A pass does not fail: what it could not write it retries on its own. */
+/* A pass fails when a write did: the queue runs it again after its back-off. */
 static int pass_key(void *ctx, const char *key, ty_error *err)
 {
-    (void)err;
+    ty_admission *a = ctx;
     pass(ctx, key);
-    return 0;
+    if (!a->write_err.msg)
+        return 0;
+    int rc = ty_fail(err, "%s", a->write_err.msg);
+    ty_error_clear(&a->write_err);
+    return rc;
 }
 
 static void pass(void *ctx, const char *key)

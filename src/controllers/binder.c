@@ -21,6 +21,9 @@ struct ty_binder {
     ty_recorder *events;
     int watch_id, claims_watch_id;
     uint64_t passes;
+    /* The first write of the current pass that failed: the pass then fails, and the queue
+     * runs it again after its back-off. */
+    ty_error write_err;
 };
 
 typedef struct gang {
@@ -58,6 +61,13 @@ static int compare_gangs(const void *x, const void *y)
     return c ? c : strcmp(a->key, b->key);
 }
 
+static void write_failed(ty_binder *b, const char *what, const json_t *pod, const char *msg)
+{
+    if (!b->write_err.msg)
+        ty_fail(&b->write_err, "%s %s/%s: %s", what, ty_obj_namespace(pod), ty_obj_name(pod),
+                msg);
+}
+
 static void set_unschedulable(ty_binder *b, json_t *pod, const char *message)
 {
     ty_pod_set_condition_result r = ty_pod_set_condition(pod, "PodScheduled", "False",
@@ -66,7 +76,7 @@ static void set_unschedulable(ty_binder *b, json_t *pod, const char *message)
         return;
     ty_error err = TY_ERROR_INIT;
     if (ty_store_update_status(b->store, "pods", pod, NULL, &err) < 0)
-        ty_debug("binder: %s", err.msg);
+        write_failed(b, "mark unschedulable", pod, err.msg);
     else
         ty_event(b->events, pod, "Warning", "FailedScheduling", "%s", message);
     ty_error_clear(&err);
@@ -97,12 +107,14 @@ static void bind_gang(ty_binder *b, gang *g, const char **where)
         if (ty_store_update(b->store, "pods", next, &stored, &err) == 0 && stored) {
             json_t *st = json_deep_copy(stored);
             ty_pod_set_condition(st, "PodScheduled", "True", NULL, NULL);
+            /* Only the condition is lost if this fails: the pod is bound and runs, and no
+             * pass looks at a bound pod again to retry it. */
             ty_store_update_status(b->store, "pods", st, NULL, NULL);
             ty_event(b->events, stored, "Normal", "Scheduled", "Successfully assigned %s/%s to %s",
                      ty_obj_namespace(stored), ty_obj_name(stored), where[i]);
             json_decref(st);
         } else if (err.msg) {
-            ty_debug("binder: bind %s: %s", ty_obj_name(pod), err.msg);
+            write_failed(b, "bind", pod, err.msg);
         }
         json_decref(stored);
         json_decref(next);
@@ -208,12 +220,17 @@ static void try_gang(ty_binder *b, gang *g, json_t *nodes, json_t **free_of)
 
 static void pass(void *ctx, const char *key);
 
-/* A pass does not fail: what it could not write it retries on its own. */
+/* A pass fails when a write did: the queue runs it again after its back-off (the pass reads
+ * everything again; a gang half bound counts its bound pods as running members). */
 static int pass_key(void *ctx, const char *key, ty_error *err)
 {
-    (void)err;
+    ty_binder *b = ctx;
     pass(ctx, key);
-    return 0;
+    if (!b->write_err.msg)
+        return 0;
+    int rc = ty_fail(err, "%s", b->write_err.msg);
+    ty_error_clear(&b->write_err);
+    return rc;
 }
 
 static void pass(void *ctx, const char *key)

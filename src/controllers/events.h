@@ -3,7 +3,8 @@
  * A recorder belongs to one component ("pytorchjob-controller", "default-scheduler",
  * "kubelet"). Repeats of the same reason and message on the same object update one Event's
  * count and lastTimestamp, as the client-go recorder aggregates them. Events are written to the
- * store; recording never fails the caller (a store error is logged at debug level).
+ * store; recording never fails the caller (a store error is logged at debug level, and the
+ * Event dropped: it is tried once, never retried).
  *
  * The dedup index (a 64-bit hash of the involved object's uid, reason and message -> the
  * Event; about 85 bytes an entry, 1.7 MB for 20,000) holds only Events that exist: the

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/jsontext.h"
 #include "base/log.h"
@@ -90,6 +91,45 @@ static long total_replicas(const json_t *job)
     json_object_foreach(replica_specs(job), rtype, rs)
         n += (long)json_integer_value(json_object_get(rs, "replicas"));
     return n;
+}
+
+/* Makes the service of every live pod of a running job that lacks one (its create failed
+ * when the pod was made, or a user deleted it), as the operator reconciles services apart from
+ * pods. A failure fails the reconcile, so the queue retries it. */
+static int ensure_services(ty_jobctl *c, const char *resource, const json_t *job,
+                           json_t *const *pods, size_t npods, ty_error *fail)
+{
+    int rc = 0;
+    for (size_t i = 0; i < npods; i++) {
+        const json_t *pod = pods[i];
+        if (ty_obj_deleting(pod) || ty_pod_terminated(pod))
+            continue;
+        ty_store_item item;
+        if (ty_store_get_item(c->store, "services", ty_obj_namespace(pod), ty_obj_name(pod),
+                              &item))
+            continue;
+        const char *type = ty_obj_label(pod, TY_KUBEFLOW_LABEL_REPLICA_TYPE);
+        const char *index = ty_obj_label(pod, TY_KUBEFLOW_LABEL_REPLICA_INDEX);
+        const char *rtype = NULL;
+        json_t *rs;
+        json_object_foreach(replica_specs(job), rtype, rs)
+        {
+            if (type && strcasecmp(rtype, type) == 0)
+                break;
+        }
+        if (!type || !index || !rtype)
+            continue;
+        ty_error err = TY_ERROR_INIT;
+        json_t *svc = ty_kubeflow_service(job, rtype, atoi(index), &err);
+        if (svc && ty_store_create(c->store, "services", svc, NULL, &err) == 0)
+            ty_event(recorder_for(c, resource), job, "Normal", "SuccessfulCreateService",
+                     "Created service: %s", ty_obj_name(svc));
+        else if (svc && err.code != TY_STORE_CONFLICT)
+            rc = ty_fail(fail, "create service %s: %s", ty_obj_name(svc), err.msg);
+        json_decref(svc);
+        ty_error_clear(&err);
+    }
+    return rc;
 }
 
 /* The i-th entry of a comma-separated node list (TY_ANNOTATION_PLACEMENT); new string or
@@ -281,22 +321,33 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_decref(p);
         json_t *svc = ty_kubeflow_service(next, out.create[k].rtype, out.create[k].index, &err);
         /* A service outlives a restarted pod of the same name: already there is fine. */
-        if (svc && ty_store_create(c->store, "services", svc, NULL, NULL) == 0)
+        if (svc && ty_store_create(c->store, "services", svc, NULL, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreateService",
                      "Created service: %s", ty_obj_name(svc));
+        else if (svc && err.code != TY_STORE_CONFLICT)
+            rc = ty_fail(fail, "create service %s: %s", ty_obj_name(svc), err.msg);
         json_decref(svc);
     }
+    if (!out.finished && !out.suspended && !out.delete_job &&
+        ensure_services(c, resource, next, pods, npods, fail) < 0)
+        rc = -1;
     for (size_t k = 0; k < out.ndelete; k++) {
-        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, NULL) == 0)
+        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulDeletePod",
                      "Deleted pod: %s", out.delete_pods[k]);
+        else if (err.code != TY_STORE_NOT_FOUND)
+            rc = ty_fail(fail, "delete pod %s: %s", out.delete_pods[k], err.msg);
         /* The operator deletes a pod's service with it when it cleans up a finished job and
          * when it suspends one, not when it restarts a pod. */
-        if (out.finished || out.suspended)
-            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, NULL);
+        if ((out.finished || out.suspended) &&
+            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, &err) < 0 &&
+            err.code != TY_STORE_NOT_FOUND)
+            rc = ty_fail(fail, "delete service %s: %s", out.delete_pods[k], err.msg);
     }
     if (out.delete_job) {
-        ty_store_delete(c->store, resource, ns, name, -1, NULL);
+        if (ty_store_delete(c->store, resource, ns, name, -1, &err) < 0 &&
+            err.code != TY_STORE_NOT_FOUND)
+            rc = ty_fail(fail, "delete: %s", err.msg);
         goto done;
     }
     if (out.metadata_changed) {

@@ -1,5 +1,6 @@
 #include "controllers/queue.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,8 @@ static void on_idle(uv_idle_t *h)
     uint64_t t0 = uv_hrtime();
     while (q->head < end && !q->closing) {
         char *key = q->keys[q->head++];
+        /* A key is in the FIFO once at most: `pending` holds exactly the keys in it. */
+        assert(ty_map_gets(&q->pending, key) && "a key queued twice");
         ty_map_dels(&q->pending, key);
         process(q, key);
         free(key);
@@ -158,6 +161,8 @@ static void on_timer(uv_timer_t *t)
 {
     delayed *d = (delayed *)t;
     ty_queue *q = d->q;
+    /* One timer per delayed key: a second one would retry the key twice. */
+    assert(ty_map_gets(&q->delayed, d->key) == d && "a key delayed twice");
     ty_map_dels(&q->delayed, d->key);
     ty_queue_add(q, d->key);
     uv_close((uv_handle_t *)t, on_handle_closed);

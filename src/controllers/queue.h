@@ -12,6 +12,8 @@
  * A turn of the loop processes the keys queued then for at most ~10 ms; the rest wait for the
  * next turn, so that a resync of thousands of objects does not stall the API server.
  *
+ * Invariants, asserted: a key is in the FIFO at most once, and has at most one delay timer.
+ *
  * Ownership: the queue copies keys. ty_queue_free() closes its handles; the memory is released
  * from their close callbacks, so the loop must run once more after it. */
 #ifndef TY_CONTROLLERS_QUEUE_H

@@ -21,7 +21,16 @@ struct ty_volctl {
     ty_queue *queue;
     ty_recorder *events;
     int watch_ids[3];
+    /* The first write of the current pass that failed: the pass then fails, and the queue
+     * runs it again after its back-off. */
+    ty_error write_err;
 };
+
+static void write_failed(ty_volctl *c, const char *what, const json_t *obj, const char *msg)
+{
+    if (!c->write_err.msg)
+        ty_fail(&c->write_err, "%s %s: %s", what, ty_obj_name(obj), msg);
+}
 
 static const json_t *at(const json_t *o, const char *a, const char *b)
 {
@@ -136,7 +145,7 @@ static void set_phase(ty_volctl *c, const char *resource, const json_t *obj, con
     json_object_set_new(status, "phase", json_string(phase));
     ty_error err = TY_ERROR_INIT;
     if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
-        ty_debug("volumes: %s %s: %s", resource, ty_obj_name(obj), err.msg);
+        write_failed(c, resource, obj, err.msg);
     ty_error_clear(&err);
     json_decref(next);
 }
@@ -220,14 +229,14 @@ static void bind_claim(ty_volctl *c, const json_t *pvc, const json_t *pv, bool c
                                       at(pv, "spec", "accessModes"), "capacity",
                                       at(pv, "spec", "capacity")));
         if (ty_store_update_status(c->store, "persistentvolumeclaims", st, NULL, &err) < 0)
-            ty_debug("volumes: claim %s: %s", ty_obj_name(pvc), err.msg);
+            write_failed(c, "claim status", pvc, err.msg);
         json_decref(st);
     }
     json_decref(bound);
     json_decref(claim);
 out:
-    if (err.msg)
-        ty_debug("volumes: bind %s to %s: %s", ty_obj_name(pvc), ty_obj_name(pv), err.msg);
+    if (err.msg && !c->write_err.msg)
+        ty_fail(&c->write_err, "bind %s to %s: %s", ty_obj_name(pvc), ty_obj_name(pv), err.msg);
     ty_error_clear(&err);
     json_decref(stored);
 }
@@ -281,11 +290,13 @@ static void reconcile_claim(ty_volctl *c, const json_t *pvc, json_t *pvs)
         return; /* provisioners do not take claims with a selector */
     ty_error err = TY_ERROR_INIT;
     json_t *made = provision(c, pvc, &err);
-    if (made)
+    if (made) {
         bind_claim(c, pvc, made, true, true);
-    else
+    } else {
         ty_event(c->events, pvc, "Warning", "ProvisioningFailed", "failed to provision volume: %s",
                  err.msg);
+        write_failed(c, "provision", pvc, err.msg);
+    }
     ty_error_clear(&err);
     json_decref(made);
 }
@@ -346,8 +357,9 @@ static void release(ty_volctl *c, const json_t *pv)
         nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
         ty_warn("volumes: remove %s: %s", path, strerror(errno));
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_delete(c->store, "persistentvolumes", "", ty_obj_name(pv), 0, &err) < 0)
-        ty_debug("volumes: delete %s: %s", ty_obj_name(pv), err.msg);
+    if (ty_store_delete(c->store, "persistentvolumes", "", ty_obj_name(pv), 0, &err) < 0 &&
+        err.code != TY_STORE_NOT_FOUND)
+        write_failed(c, "delete", pv, err.msg);
     ty_error_clear(&err);
 }
 
@@ -371,11 +383,11 @@ static void reconcile_volume(ty_volctl *c, const json_t *pv)
 }
 
 /* One pass over every claim and volume: there are few, and a pass heals whatever an event
- * was missed for. Its writes are level-triggered: one that failed is made again by the next
- * pass (an event or the periodic resync). */
+ * was missed for. Its writes are level-triggered: when one fails, the pass fails and the queue
+ * runs it again after its back-off. */
 static int pass(void *ctx, const char *key, ty_error *err)
 {
-    (void)key, (void)err;
+    (void)key;
     ty_volctl *c = ctx;
     json_t *pvcs = ty_store_list(c->store, "persistentvolumeclaims", NULL);
     json_t *pvs = ty_store_list(c->store, "persistentvolumes", NULL);
@@ -403,7 +415,11 @@ static int pass(void *ctx, const char *key, ty_error *err)
     json_array_foreach(pvs, i, o) reconcile_volume(c, o);
     json_decref(pvs);
     json_decref(pvcs);
-    return 0;
+    if (!c->write_err.msg)
+        return 0;
+    int rc = ty_fail(err, "%s", c->write_err.msg);
+    ty_error_clear(&c->write_err);
+    return rc;
 }
 
 static int any_claim(void *arg, json_t *vol, const char *claim)

@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <errno.h>
@@ -152,6 +153,9 @@ struct ty_store {
      * free lists right there, on the path of an answer. */
     sqlite3_stmt *begin_stmt, *commit_stmt;
     ty_store_ckpt *ckpt; /* checkpoints db's WAL on its own thread; NULL: SQLite's own */
+    int in_watch; /* watch callbacks running: a write from one is a programmer error */
+    ty_store_fault_fn fault; /* tests' fault injection (ty_store_set_fault) */
+    void *fault_ctx;
 };
 
 static int fail_code(ty_error *err, int code, const char *fmt, ...)
@@ -667,16 +671,18 @@ static void hold(ty_store *s, int id, ty_event_type type, res *r, const json_t *
                                            prev ? text_ref(prev) : NULL};
 }
 
-static void call_watcher(const watcher *w, ty_event_type type, res *r, const json_t *obj,
-                         text *prev)
+static void call_watcher(ty_store *s, const watcher *w, ty_event_type type, res *r,
+                         const json_t *obj, text *prev)
 {
+    s->in_watch++;
     if (!w->prev_fn) {
         w->fn(w->ctx, type, r->name, obj);
-        return;
+    } else {
+        json_t *p = prev ? json_loadb(prev->data, prev->len, 0, NULL) : NULL;
+        w->prev_fn(w->ctx, type, r->name, obj, p);
+        json_decref(p);
     }
-    json_t *p = prev ? json_loadb(prev->data, prev->len, 0, NULL) : NULL;
-    w->prev_fn(w->ctx, type, r->name, obj, p);
-    json_decref(p);
+    s->in_watch--;
 }
 
 /* Hands the held events to their watchers (those still watching), in order. */
@@ -689,7 +695,7 @@ static void deliver_held(ty_store *s)
         held_event *h = &s->held[i];
         watcher *w = watcher_of(s, h->watch_id);
         if (w)
-            call_watcher(w, h->type, h->r, h->obj, h->prev);
+            call_watcher(s, w, h->type, h->r, h->obj, h->prev);
         json_decref(h->obj);
         if (h->prev)
             text_unref(h->prev);
@@ -710,7 +716,7 @@ static void notify(ty_store *s, ty_event_type type, res *r, const json_t *obj, t
         if (w->committed && s->committed < s->revision)
             hold(s, w->id, type, r, obj, prev);
         else
-            call_watcher(w, type, r, obj, prev);
+            call_watcher(s, w, type, r, obj, prev);
     }
 }
 
@@ -750,7 +756,7 @@ static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_w
             if (committed && e->rv > s->committed)
                 hold(s, id, e->type, e->r, obj, e->prev);
             else
-                call_watcher(&self, e->type, e->r, obj, e->prev);
+                call_watcher(s, &self, e->type, e->r, obj, e->prev);
             json_decref(obj);
         }
         leave(s);
@@ -2526,9 +2532,29 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
 
 /* ---- the public entry points that may parse: cached trees are dropped only between them ---- */
 
+void ty_store_set_fault(ty_store *s, ty_store_fault_fn fn, void *ctx)
+{
+    s->fault = fn;
+    s->fault_ctx = ctx;
+}
+
+/* Every public write starts here. A watch callback runs inside the write that caused it, with
+ * the store half-way through that write's consequences (cascades, deletions to finish), so a
+ * write from one would interleave with it: enqueue work instead. */
+static int write_begin(ty_store *s, const char *op, const char *resource, ty_error *err)
+{
+    assert(s->in_watch == 0 && "a store watch callback must not write to the store");
+    int code = s->fault ? s->fault(s->fault_ctx, op, resource) : 0;
+    if (code)
+        return fail_code(err, code, "%s %s: injected fault", op, resource);
+    return 0;
+}
+
 int ty_store_create_ex(ty_store *s, const char *resource, const json_t *obj,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
+    if (write_begin(s, "create", resource, err) < 0)
+        return -1;
     enter(s);
     int rc = create_ex_impl(s, resource, json_deep_copy(obj), opts, out, err);
     leave(s);
@@ -2538,6 +2564,10 @@ int ty_store_create_ex(ty_store *s, const char *resource, const json_t *obj,
 int ty_store_create_owned(ty_store *s, const char *resource, json_t *obj,
                           const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
+    if (write_begin(s, "create", resource, err) < 0) {
+        json_decref(obj);
+        return -1;
+    }
     if (obj->refcount > 1) { /* someone else still looks at it: it must not change */
         json_t *copy = json_deep_copy(obj);
         json_decref(obj);
@@ -2560,6 +2590,8 @@ json_t *ty_store_get(ty_store *s, const char *resource, const char *ns, const ch
 int ty_store_update_ex(ty_store *s, const char *resource, const json_t *obj,
                        const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
+    if (write_begin(s, "update", resource, err) < 0)
+        return -1;
     enter(s);
     int rc = update_ex_impl(s, resource, obj, opts, out, err);
     leave(s);
@@ -2569,6 +2601,8 @@ int ty_store_update_ex(ty_store *s, const char *resource, const json_t *obj,
 int ty_store_update_status_ex(ty_store *s, const char *resource, const json_t *obj,
                               const ty_store_write_opts *opts, json_t **out, ty_error *err)
 {
+    if (write_begin(s, "update status", resource, err) < 0)
+        return -1;
     enter(s);
     int rc = update_status_ex_impl(s, resource, obj, opts, out, err);
     leave(s);
@@ -2578,6 +2612,8 @@ int ty_store_update_status_ex(ty_store *s, const char *resource, const json_t *o
 int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const char *name,
                        const ty_store_delete_opts *opts, json_t **out, ty_error *err)
 {
+    if (write_begin(s, "delete", resource, err) < 0)
+        return -1;
     enter(s);
     int rc = delete_ex_impl(s, resource, ns, name, opts, out, err);
     leave(s);

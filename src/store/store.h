@@ -72,7 +72,8 @@
  *
  * Watch callbacks run synchronously inside the write that caused them (a committed watch's
  * inside the ty_store_commit() that made it durable). They must not write to the store
- * (enqueue work instead); `obj` is borrowed for the duration of the call. */
+ * (enqueue work instead; a write from one fails an assertion); `obj` is borrowed for the
+ * duration of the call. */
 #ifndef TY_STORE_STORE_H
 #define TY_STORE_STORE_H
 
@@ -262,6 +263,14 @@ json_t *ty_store_parse_without(const char *text, size_t len, const char *member)
 json_t *ty_store_parse_member(const char *text, size_t len, const char *member);
 
 /* Reading an item's text without parsing it: base/jsontext.h. */
+
+/* Fault injection, for the tests of what writes to the store (controllers' retries): while set,
+ * every create, update, status update and delete asks fn(ctx, op, resource) first, op being
+ * "create", "update", "update status" or "delete"; a non-zero answer fails the write with that
+ * code (e.g. TY_STORE_INTERNAL) and "<op> <resource>: injected fault", changing nothing. fn
+ * NULL: none (the default; nothing but tests sets one). */
+typedef int (*ty_store_fault_fn)(void *ctx, const char *op, const char *resource);
+void ty_store_set_fault(ty_store *s, ty_store_fault_fn fn, void *ctx);
 
 /* Helpers for reading objects. */
 const char *ty_obj_name(const json_t *obj);

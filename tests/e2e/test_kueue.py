@@ -81,6 +81,15 @@ def condition(obj, ctype):
     return None
 
 
+def waiting(server, ns, job, message=None):
+    """Whether an admission pass has decided the job's workload waits (QuotaReserved=False
+    with a message; `message`, when given, is in it): the state that proves it was not
+    admitted, where a fixed sleep would only hope so."""
+    c = condition(workload(server, ns, job), "QuotaReserved") or {}
+    return c.get("status") == "False" and bool(c.get("message")) and \
+        (message is None or message in c["message"])
+
+
 def is_true(obj, ctype):
     c = condition(obj, ctype)
     return bool(c) and c["status"] == "True"
@@ -198,8 +207,10 @@ def test_large_gang_is_not_starved_by_small_jobs(start_server, marker, tmp_path)
     msg = lambda: (condition(workload(server, "default", "gang"), "QuotaReserved") or {}) \
         .get("message", "")
     assert wait_until(lambda: "node" in msg(), 10), msg()
-    # The later small jobs could fit beside the first ones, but the gang holds its nodes.
-    time.sleep(1)
+    # The later small jobs could fit beside the first ones, but the gang holds its nodes: a
+    # pass has decided each waits.
+    assert wait_until(lambda: all(waiting(server, "default", f"small-{i}")
+                                  for i in range(3, 6)), 10)
     assert not any(admitted(server, "default", f"small-{i}") for i in range(3, 6))
     assert wait_until(lambda: admitted(server, "default", "gang"), 30), msg()
     assert not any(admitted(server, "default", f"small-{i}") for i in range(3, 6))
@@ -287,7 +298,14 @@ def test_fair_sharing_splits_borrowed_capacity_by_weight(tmp_path, marker):
         apply(server, tmp_path, *[gpu_job(f"heavy-{i}", marker, "heavy", 1) for i in range(6)])
         assert wait_until(lambda: (count("light"), count("heavy")) == (2, 4), 30), \
             server.kubectl("get", "workloads").stdout
-        time.sleep(1)  # and it stays so
+        # And it stays so: the preempted light workloads, once their requeue back-off is over,
+        # are decided again by a pass, which leaves them waiting.
+        back = "waiting for the requeue back-off"
+        assert wait_until(lambda: all(admitted(server, "default", f"light-{i}") or
+                                      (waiting(server, "default", f"light-{i}") and
+                                       not waiting(server, "default", f"light-{i}", back))
+                                      for i in range(6)), 30), \
+            server.kubectl("get", "workloads", "-o", "yaml").stdout
         assert (count("light"), count("heavy")) == (2, 4)
         shares = {q: server.json("get", "clusterqueue", q)["status"]["fairSharing"]
                   ["weightedShare"] for q in ("light", "heavy")}
@@ -316,7 +334,10 @@ def test_stop_policy_hold_and_drain_evicts_and_resumes(start_server, marker, tmp
     assert server.json("get", "pytorchjob", "held")["spec"]["runPolicy"]["suspend"] is True
     # Nothing is admitted while it holds.
     apply(server, tmp_path, gpu_job("later", marker, "main", 1))
-    time.sleep(1)
+    held = "ClusterQueue cq is inactive"
+    assert wait_until(lambda: waiting(server, "default", "later", held) and
+                      waiting(server, "default", "held", held), 20), \
+        server.kubectl("get", "workloads", "-o", "yaml").stdout
     assert not admitted(server, "default", "later") and not admitted(server, "default", "held")
     server.kubectl("patch", "clusterqueue", "cq", "--type=merge", "-p",
                    '{"spec":{"stopPolicy":"None"}}')

@@ -49,14 +49,17 @@ def test_sigkill_of_trainyard_leaves_no_process(manifest, marker, tmp_path):
 
 
 def test_second_ctrl_c_kills_without_waiting_for_the_grace_period(manifest, marker, tmp_path):
-    # The workload ignores SIGTERM and has a long grace period: only the second Ctrl-C ends it.
-    path = manifest(pytorchjob("stubborn", marker, master_cmd="trap '' TERM; sleep 300 & wait",
-                               grace=120))
+    # The workload survives SIGTERM (noting that it got it) and has a long grace period: only
+    # the second Ctrl-C ends it.
+    termed = tmp_path / "termed"
+    cmd = f"trap 'touch {termed}' TERM; while :; do sleep 300 & wait; done"
+    path = manifest(pytorchjob("stubborn", marker, master_cmd=cmd, grace=120))
     p = start_trainyard([path], tmp_path)
     try:
         assert wait_running(marker, 2), processes_with(marker)
         p.send_signal(signal.SIGINT)
-        time.sleep(1)
+        # The first Ctrl-C has been acted on (the pod got its SIGTERM), and it killed nothing.
+        assert wait_until(termed.exists, 10)
         assert p.poll() is None and processes_with(marker)
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)

@@ -214,3 +214,41 @@ Test(nodeagent, sweep_removes_directories_without_pods)
     TY_AUTOFREE char *dir = pod_dir("p");
     cr_assert(access(dir, F_OK) == 0, "the directory of a pod that exists went");
 }
+
+static unsigned status_tries;
+static bool status_failing;
+
+static int fail_status(void *ctx, const char *op, const char *resource)
+{
+    (void)ctx;
+    if (!status_failing || strcmp(op, "update status") != 0 || strcmp(resource, "pods") != 0)
+        return 0;
+    status_tries++;
+    return TY_STORE_INTERNAL;
+}
+
+static void on_window(uv_timer_t *t) { (void)t, status_failing = false; }
+static bool window_over(void) { return !status_failing; }
+
+/* A pod's status writes that fail are retried with the queue's back-off (5 ms doubling: a
+ * dozen tries a second, not a tight loop), and its end is reported once they succeed. */
+Test(nodeagent, failed_status_writes_back_off_then_converge)
+{
+    create_pod("p", "exit 3");
+    status_tries = 0;
+    status_failing = true;
+    ty_store_set_fault(T.store, fail_status, NULL);
+    T.agent = ty_nodeagent_new(&T.loop, T.store, "node-a", T.rt, T.ipam);
+    ty_nodeagent_resync(T.agent);
+    uv_timer_t window;
+    uv_timer_init(&T.loop, &window);
+    uv_timer_start(&window, on_window, 1000, 0);
+    cr_assert(run_until(window_over, 5000));
+    uv_close((uv_handle_t *)&window, NULL);
+    cr_assert_geq(status_tries, 2, "a failed status write must be retried");
+    cr_assert_leq(status_tries, 20, "%u status writes in 1 s: the retries must back off",
+                  status_tries);
+    cr_assert(!ended(), "the pod's end was reported while status writes failed");
+    cr_assert(run_until(ended, 15000), "the pod's end was not reported once writes succeed");
+    ty_store_set_fault(T.store, NULL, NULL);
+}
