@@ -589,15 +589,21 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
                 ty_time_format_age(now - t0, age, sizeof age);
             else
                 snprintf(age, sizeof age, "-");
-            /* A pending pod says what it waits for where the log line would be. */
-            const char *colon = strchr(state, ':');
+            /* A pending pod says what it waits for where the log line would be: its state
+             * past the phase ("Pending: waiting for ...", "Deleted (cleanPodPolicy ...)"). */
+            const char *why = NULL;
+            size_t plen = strlen(phase);
+            if (strncmp(state, phase, plen) == 0 && state[plen])
+                why = state + plen + strspn(state + plen, ": ");
+            else if (strchr(state, ':'))
+                why = strchr(state, ':') + 2;
             bool pending = strcmp(ty_pod_phase(pod), "Pending") == 0;
             /* So does a pod in trouble whose log says nothing. */
             pending |= last.len == 0;
             ty_buf_reset(&line);
             ty_buf_addf(&line, "  %-32s %-10s %8lld %8s  %s", ty_obj_name(pod), phase,
                         (long long)pod_restarts(job, pod), age,
-                        pending && colon ? colon + 2 : last.data);
+                        pending && why ? why : last.data);
             add_clipped(&frame, line.data, width);
             lines++;
             if (epochs > 0 && epoch >= 0 && epoch <= epochs) {
