@@ -92,6 +92,26 @@ bool ty_nodefit_affinity_matches(const ty_nodefit_affinity *a, const char *node_
     return false;
 }
 
+bool ty_nodefit_affinity_may_match(const ty_nodefit_affinity *a, const ty_nodefit_label *labels,
+                                   size_t n_labels)
+{
+    if (!a)
+        return true;
+    for (size_t t = 0; t < a->n_terms; t++) {
+        const ty_nodefit_term *term = &a->terms[t];
+        bool ok = true;
+        for (size_t i = 0; ok && i < term->n_exprs; i++) {
+            const ty_nodefit_expr *e = &term->exprs[i];
+            const char *have = e->key && !e->field ? label_of(labels, n_labels, e->key) : NULL;
+            if (have)
+                ok = expr_matches(e, have);
+        }
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
 bool ty_nodefit_selector_matches(const ty_nodefit_label *selector, size_t n_selector,
                                  const ty_nodefit_label *labels, size_t n_labels)
 {

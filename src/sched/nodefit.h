@@ -67,6 +67,12 @@ ty_nodefit_op ty_nodefit_op_of(const char *name);
 bool ty_nodefit_affinity_matches(const ty_nodefit_affinity *a, const char *node_name,
                                  const ty_nodefit_label *labels, size_t n_labels);
 
+/* Whether nodes with these labels may match the affinity, when the labels are only some of a
+ * node's (a flavor's nodeLabels, as Kueue's flavor assigner reads them): requirements on other
+ * keys and matchFields are left out, and a term left with none matches. */
+bool ty_nodefit_affinity_may_match(const ty_nodefit_affinity *a, const ty_nodefit_label *labels,
+                                   size_t n_labels);
+
 /* Whether every key of `selector` is a label of the node with that value (spec.nodeSelector). */
 bool ty_nodefit_selector_matches(const ty_nodefit_label *selector, size_t n_selector,
                                  const ty_nodefit_label *labels, size_t n_labels);

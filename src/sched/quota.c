@@ -229,6 +229,11 @@ bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char 
                     snprintf(why, cap, "flavor %s doesn't match node affinity", f->name);
                 return false;
             }
+    if (ps->aff && !ty_nodefit_affinity_may_match(ps->aff, f->slabels, (size_t)f->n_labels)) {
+        if (why)
+            snprintf(why, cap, "flavor %s doesn't match node affinity", f->name);
+        return false;
+    }
     for (int i = 0; i < f->n_taints; i++) {
         const sc_taint *t = &f->taints[i];
         if (t->effect == SC_EFF_PREFER)

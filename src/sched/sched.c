@@ -166,6 +166,15 @@ static int copy_labels(ty_sched *s, const ty_sched_label *in, size_t n, sc_label
     return 0;
 }
 
+/* Interned labels as strings again, for sched/nodefit.h. */
+static ty_nodefit_label *string_labels(ty_sched *s, const sc_label *in, int n)
+{
+    ty_nodefit_label *out = sc_alloc(&s->arena, (size_t)(n ? n : 1) * sizeof *out);
+    for (int i = 0; i < n; i++)
+        out[i] = (ty_nodefit_label){s->strs[in[i].key], s->strs[in[i].value]};
+    return out;
+}
+
 static int effect_of(const char *e, bool allow_any, int *out)
 {
     if (!e || !*e) {
@@ -286,6 +295,7 @@ int ty_sched_add_flavor(ty_sched *s, const ty_sched_flavor *f, ty_error *err)
         copy_taints(s, f->node_taints, f->n_node_taints, &x->taints, &x->n_taints, what, err) < 0 ||
         copy_tols(s, f->tolerations, f->n_tolerations, &x->tols, &x->n_tols, what, err) < 0)
         return -1;
+    x->slabels = string_labels(s, x->labels, x->n_labels);
     x->id = s->n_flavors;
     PUSH(s->flavors, s->n_flavors, s->cap_flavors, x);
     ty_map_puts(&s->flavor_ix, f->name, x);
@@ -312,11 +322,7 @@ int ty_sched_add_node(ty_sched *s, const ty_sched_node *n, ty_error *err)
         return -1;
     for (size_t i = 0; i < n->n_allocatable; i++)
         x->declared |= 1u << res_id(s, n->allocatable[i].resource, err);
-    x->slabels = sc_alloc(&s->arena, (size_t)(x->n_labels ? x->n_labels : 1) *
-                                         sizeof *x->slabels);
-    for (int i = 0; i < x->n_labels; i++)
-        x->slabels[i] = (ty_nodefit_label){s->strs[x->labels[i].key],
-                                           s->strs[x->labels[i].value]};
+    x->slabels = string_labels(s, x->labels, x->n_labels);
     PUSH(s->nodes, s->n_nodes, s->cap_nodes, x);
     ty_map_puts(&s->node_ix, n->name, x);
     return 0;

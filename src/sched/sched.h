@@ -101,9 +101,10 @@
  *   flavor in preemption mode unless it would borrow there and whenCanBorrow is
  *   TryNextFlavor). Pod sets are assigned in order, each seeing what the earlier ones of the
  *   same workload take. Flavor compatibility: the pod set's node selector must agree with the
- *   flavor's node labels on the keys the flavor has; the flavor's NoSchedule/NoExecute taints
- *   must be tolerated by the pod set's or the flavor's tolerations ("untolerated taint
- *   k=v:Effect in flavor F").
+ *   flavor's node labels on the keys the flavor has, and so must its required node affinity
+ *   (ty_nodefit_affinity_may_match: "flavor F doesn't match node affinity"); the flavor's
+ *   NoSchedule/NoExecute taints must be tolerated by the pod set's or the flavor's
+ *   tolerations ("untolerated taint k=v:Effect in flavor F").
  * - Best fit: "fewest free of the other resources" is the sum over them of free/allocatable.
  * - Preemption is also tried when the quota fits but the nodes do not (the candidates then
  *   free nodes, not quota); quota alone is checked first over all candidates, so a hopeless

@@ -58,6 +58,7 @@ typedef struct sc_flavor {
     int id; /* add order, remapped when the pass sorts by name */
     sc_label *labels;
     int n_labels;
+    ty_nodefit_label *slabels; /* the same as strings, for required node affinity */
     sc_taint *taints;
     int n_taints;
     sc_tol *tols;

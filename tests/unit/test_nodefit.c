@@ -210,6 +210,10 @@ typedef struct world {
     int n;
     json_t *spec;
     int count;
+    const char *fzone; /* the flavor's node label zone=fzone; NULL: none */
+    /* the spec as the binder gets it once admitted: the flavor's labels in its nodeSelector
+     * (Kueue's start); NULL when they conflict with it (no node can take it) */
+    json_t *bound;
 } world;
 
 static json_t *gen_node(rng *r, int i, json_t **used)
@@ -338,8 +342,9 @@ static ty_sched_verdict core(const world *w, size_t *nodes_out, char *msg, size_
 {
     ty_sched *s = ty_sched_new(&(ty_sched_config){0});
     ty_error err = TY_ERROR_INIT;
-    cr_assert_eq(ty_sched_add_flavor(s, &(ty_sched_flavor){.name = "f"}, &err), 0, "%s",
-                 err.msg);
+    ty_sched_label fl = {"zone", w->fzone};
+    cr_assert_eq(ty_sched_add_flavor(s, &(ty_sched_flavor){"f", &fl, w->fzone ? 1 : 0}, &err), 0,
+                 "%s", err.msg);
     for (int i = 0; i < w->n; i++) {
         const json_t *nd = w->nodes[i];
         size_t nl, nt, na, nu;
@@ -406,11 +411,15 @@ static int placement(const world *w, const size_t *pre, char *msg, size_t cap)
     char names[8][16], nodes[8][16];
     for (int i = 0; i < w->n; i++)
         pn[i] = (ty_placement_node){w->nodes[i], w->free[i]};
+    if (!w->bound) {
+        snprintf(msg, cap, "the pod's nodeSelector conflicts with the flavor's labels");
+        return -1;
+    }
     for (int p = 0; p < w->count; p++) {
         snprintf(names[p], sizeof names[p], "w-%d", p);
         if (pre)
             snprintf(nodes[p], sizeof nodes[p], "node-%zu", pre[p]);
-        pods[p] = (ty_placement_pod){names[p], w->spec, pre ? nodes[p] : NULL};
+        pods[p] = (ty_placement_pod){names[p], w->bound, pre ? nodes[p] : NULL};
     }
     size_t out[8];
     ty_error err = TY_ERROR_INIT;
@@ -448,6 +457,20 @@ Test(nodefit, core_and_placement_agree_on_random_clusters)
         }
         w.spec = gen_spec(&r, w.n);
         w.count = 1 + pick(&r, 3);
+        w.fzone = chance(&r, 40) ? zones[pick(&r, 3)] : NULL;
+        w.bound = json_deep_copy(w.spec);
+        if (w.fzone) {
+            json_t *sel = json_object_get(w.bound, "nodeSelector");
+            const char *had = json_string_value(json_object_get(sel, "zone"));
+            if (had && strcmp(had, w.fzone) != 0) {
+                json_decref(w.bound);
+                w.bound = NULL;
+            } else {
+                if (!sel)
+                    json_object_set_new(w.bound, "nodeSelector", sel = json_object());
+                json_object_set_new(sel, "zone", json_string(w.fzone));
+            }
+        }
         size_t where[8];
         char cmsg[1024], pmsg[1024];
         ty_sched_verdict v = core(&w, where, cmsg, sizeof cmsg);
@@ -475,9 +498,71 @@ Test(nodefit, core_and_placement_agree_on_random_clusters)
             json_decref(w.free[i]);
         }
         json_decref(w.spec);
+        json_decref(w.bound);
     }
     fprintf(stderr, "nodefit: %d cases: %d admitted, %d waiting\n", cases, admitted, waiting);
     /* both outcomes are exercised, or the agreement proves little */
     cr_assert_gt(admitted, cases / 10);
     cr_assert_gt(waiting, cases / 10);
+}
+
+Test(nodefit, flavor_labels_narrow_the_affinity_to_their_keys)
+{
+    /* Kueue's flavor assigner: only the flavor's label keys count */
+    const char *spec = AFF("[{\"matchExpressions\": [" EXPR("zone", "In", "[\"b\"]") ", " EXPR(
+        "gpu", "Exists", "[]") "]}, {\"matchFields\": [" EXPR("metadata.name", "In",
+                                                              "[\"n1\"]") "]}]");
+    json_t *s = parse(spec);
+    ty_nodefit_affinity *a = ty_placement_affinity(s);
+    ty_nodefit_label zone_a[] = {{"zone", "a"}}, zone_b[] = {{"zone", "b"}},
+                     other[] = {{"rack", "1"}};
+    cr_assert(ty_nodefit_affinity_may_match(a, zone_a, 1),
+              "the matchFields term matches any flavor");
+    json_decref(s);
+    free(a);
+    s = parse(AFF("[{\"matchExpressions\": [" EXPR("zone", "In", "[\"b\"]") ", " EXPR(
+        "gpu", "Exists", "[]") "]}]"));
+    a = ty_placement_affinity(s);
+    cr_assert(!ty_nodefit_affinity_may_match(a, zone_a, 1));
+    cr_assert(ty_nodefit_affinity_may_match(a, zone_b, 1), "gpu is not the flavor's key");
+    cr_assert(ty_nodefit_affinity_may_match(a, other, 1));
+    cr_assert(ty_nodefit_affinity_may_match(NULL, zone_a, 1));
+    json_decref(s);
+    free(a);
+}
+
+Test(nodefit, core_picks_the_flavor_the_affinity_allows)
+{
+    /* Two flavors by zone, zone-a first: a pod set that requires zone b gets flavor zone-b and
+     * its node, not a wait on zone-a's nodes. */
+    ty_sched *s = ty_sched_new(&(ty_sched_config){0});
+    ty_error err = TY_ERROR_INIT;
+    ty_sched_label la = {"zone", "a"}, lb = {"zone", "b"};
+    cr_assert_eq(ty_sched_add_flavor(s, &(ty_sched_flavor){"zone-a", &la, 1}, &err), 0);
+    cr_assert_eq(ty_sched_add_flavor(s, &(ty_sched_flavor){"zone-b", &lb, 1}, &err), 0);
+    ty_sched_amount gpu = {"nvidia.com/gpu", 1000};
+    ty_sched_node na = {"na", &la, 1, NULL, 0, &gpu, 1}, nb = {"nb", &lb, 1, NULL, 0, &gpu, 1};
+    cr_assert_eq(ty_sched_add_node(s, &na, &err), 0);
+    cr_assert_eq(ty_sched_add_node(s, &nb, &err), 0);
+    static const char *const covered[] = {"nvidia.com/gpu"};
+    ty_sched_quota q = {"nvidia.com/gpu", 8000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+    ty_sched_flavor_quotas fq[] = {{"zone-a", &q, 1}, {"zone-b", &q, 1}};
+    ty_sched_resource_group g = {covered, 1, fq, 2};
+    ty_sched_cluster_queue cq = {.name = "cq", .fair_weight_milli = 1000, .groups = &g,
+                                 .n_groups = 1};
+    cr_assert_eq(ty_sched_add_cluster_queue(s, &cq, &err), 0);
+    json_t *spec = parse(AFF("[{\"matchExpressions\": [" EXPR("zone", "In", "[\"b\"]") "]}]"));
+    ty_nodefit_affinity *a = ty_placement_affinity(spec);
+    ty_sched_pod_set ps = {"main", 1, &gpu, 1, .affinity = a};
+    ty_sched_workload w = {.key = "ns/w", .cluster_queue = "cq", .pod_sets = &ps,
+                           .n_pod_sets = 1};
+    cr_assert_eq(ty_sched_add_workload(s, &w, &err), 0, "%s", err.msg);
+    free(a); /* the core keeps its own copy */
+    json_decref(spec);
+    ty_sched_run(s);
+    const ty_sched_decision *d = ty_sched_decision_of(s, "ns/w");
+    cr_assert_eq(d->verdict, TY_SCHED_ADMIT, "%s", d->message ? d->message : "");
+    cr_assert_str_eq(d->pod_sets[0].flavors[0], "zone-b");
+    cr_assert_str_eq(d->pod_sets[0].nodes[0], "nb");
+    ty_sched_free(s);
 }
