@@ -228,6 +228,16 @@ static bool tolerated(const ty_sched *s, const sc_ps *ps, const sc_taint *t)
     return false;
 }
 
+/* Whether n's labels and name suit the pod set's node selector and required node affinity. */
+static bool matches(const sc_node *n, const sc_ps *ps)
+{
+    if (!has_labels(n->labels, n->n_labels, ps->sel, ps->n_sel))
+        return false;
+    /* strings, and rare: last */
+    return !ps->aff ||
+           ty_nodefit_affinity_matches(ps->aff, n->name, n->slabels, (size_t)n->n_labels);
+}
+
 static bool eligible(const ty_sched *s, const sc_node *n, const sc_ps *ps)
 {
     for (int k = 0; k < ps->n_req; k++) {
@@ -235,15 +245,10 @@ static bool eligible(const ty_sched *s, const sc_node *n, const sc_ps *ps)
         if (f >= 0 && !(n->fmask[f / 64] & (1ull << (f % 64))))
             return false;
     }
-    if (!has_labels(n->labels, n->n_labels, ps->sel, ps->n_sel))
-        return false;
     for (int i = 0; i < n->n_taints; i++)
         if (n->taints[i].effect != SC_EFF_PREFER && !tolerated(s, ps, &n->taints[i]))
             return false;
-    /* Rare, and strings: last. */
-    if (ps->aff && !ty_nodefit_affinity_matches(ps->aff, n->name, n->slabels, (size_t)n->n_labels))
-        return false;
-    return true;
+    return matches(n, ps);
 }
 
 static bool room(const ty_sched *s, const sc_node *n, const sc_ps *ps)
@@ -469,6 +474,15 @@ void sc_place_msg(ty_sched *s, sc_wl *w, int p, char *msg)
             w->pods, fl->name, roomy, fl->n_nodes, what);
     if (w->n_ps > 1)
         sc_msgf(msg, " of pod set %s", ps->name);
+    /* Counted only for pod sets that choose nodes: the others would pay a scan for nothing. */
+    if (ps->n_sel || ps->aff) {
+        int off = 0;
+        for (int i = 0; i < fl->n_nodes; i++)
+            off += !matches(s->nodes[fl->nodes[i]], ps);
+        if (off)
+            sc_msgf(msg, "; %d of them do not match its node selector or required node affinity",
+                    off);
+    }
     if (reserved)
         sc_msgf(msg, "; %d nodes are held for workloads ahead of it", reserved);
 }

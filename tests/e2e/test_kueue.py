@@ -528,6 +528,8 @@ def test_required_node_affinity_through_the_queue(tmp_path, marker):
         msg = lambda: (condition(workload(server, "default", "nowhere"), "QuotaReserved")
                        or {}).get("message", "")
         assert wait_until(lambda: "node" in msg(), 20), workload(server, "default", "nowhere")
+        assert "3 of them do not match its node selector or required node affinity" in msg(), \
+            msg()
         wl = workload(server, "default", "nowhere")
         assert condition(wl, "QuotaReserved")["status"] == "False", wl
         assert not is_true(wl, "Admitted") and "admission" not in wl.get("status", {}), wl

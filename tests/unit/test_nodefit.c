@@ -566,3 +566,39 @@ Test(nodefit, core_picks_the_flavor_the_affinity_allows)
     cr_assert_str_eq(d->pod_sets[0].nodes[0], "nb");
     ty_sched_free(s);
 }
+
+Test(nodefit, core_says_which_nodes_the_affinity_leaves_out)
+{
+    ty_sched *s = ty_sched_new(&(ty_sched_config){0});
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_sched_add_flavor(s, &(ty_sched_flavor){.name = "f"}, &err), 0);
+    ty_sched_label la = {"zone", "a"}, lb = {"zone", "b"};
+    ty_sched_amount gpu = {"nvidia.com/gpu", 1000}, two = {"nvidia.com/gpu", 2000};
+    ty_sched_node na = {"na", &la, 1, NULL, 0, &two, 1}, nb = {"nb", &lb, 1, NULL, 0, &two, 1},
+                  na2 = {"na2", &la, 1, NULL, 0, &two, 1};
+    cr_assert_eq(ty_sched_add_node(s, &na, &err), 0);
+    cr_assert_eq(ty_sched_add_node(s, &nb, &err), 0);
+    cr_assert_eq(ty_sched_add_node(s, &na2, &err), 0);
+    static const char *const covered[] = {"nvidia.com/gpu"};
+    ty_sched_quota q = {"nvidia.com/gpu", 8000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+    ty_sched_flavor_quotas fq = {"f", &q, 1};
+    ty_sched_resource_group g = {covered, 1, &fq, 1};
+    ty_sched_cluster_queue cq = {.name = "cq", .fair_weight_milli = 1000, .groups = &g,
+                                 .n_groups = 1};
+    cr_assert_eq(ty_sched_add_cluster_queue(s, &cq, &err), 0);
+    json_t *spec = parse(AFF("[{\"matchExpressions\": [" EXPR("zone", "In", "[\"c\"]") "]}]"));
+    ty_nodefit_affinity *a = ty_placement_affinity(spec);
+    ty_sched_pod_set ps = {"main", 1, &gpu, 1, .affinity = a};
+    ty_sched_workload w = {.key = "ns/w", .cluster_queue = "cq", .pod_sets = &ps,
+                           .n_pod_sets = 1};
+    cr_assert_eq(ty_sched_add_workload(s, &w, &err), 0, "%s", err.msg);
+    free(a);
+    json_decref(spec);
+    ty_sched_run(s);
+    const ty_sched_decision *d = ty_sched_decision_of(s, "ns/w");
+    cr_assert_eq(d->verdict, TY_SCHED_WAIT);
+    cr_assert(strstr(d->message, "0 of 3 nodes have room for a pod (1 nvidia.com/gpu); 3 of them "
+                                 "do not match its node selector or required node affinity"),
+              "%s", d->message);
+    ty_sched_free(s);
+}
