@@ -218,7 +218,7 @@ typedef struct world {
 
 static json_t *gen_node(rng *r, int i, json_t **used)
 {
-    char name[16];
+    char name[24];
     snprintf(name, sizeof name, "node-%d", i);
     json_t *labels = json_object(), *alloc = json_object(), *taint = json_array();
     for (size_t k = 0; k < 4; k++)
@@ -259,7 +259,7 @@ static json_t *gen_node(rng *r, int i, json_t **used)
 static json_t *gen_expr(rng *r, int n_nodes)
 {
     if (chance(r, 10)) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "node-%d", pick(r, n_nodes));
         return json_pack("{s:s, s:s, s:[s]}", "key", "metadata.name", "operator",
                          chance(r, 50) ? "In" : "NotIn", "values", name);
@@ -408,7 +408,7 @@ static int placement(const world *w, const size_t *pre, char *msg, size_t cap)
 {
     ty_placement_node pn[MAXN];
     ty_placement_pod pods[8];
-    char names[8][16], nodes[8][16];
+    char names[8][24], nodes[8][32];
     for (int i = 0; i < w->n; i++)
         pn[i] = (ty_placement_node){w->nodes[i], w->free[i]};
     if (!w->bound) {
