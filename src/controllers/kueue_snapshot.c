@@ -15,47 +15,6 @@
 /* Arrays handed to the core point into the JSON they were read from: the core copies what it
  * keeps, so they only live for one add. */
 
-static ty_sched_label *labels_of(const json_t *obj, size_t *n)
-{
-    *n = 0;
-    ty_sched_label *out = ty_calloc(json_object_size(obj) + 1, sizeof *out);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)obj, k, v) if (json_is_string(v))
-        out[(*n)++] = (ty_sched_label){k, json_string_value(v)};
-    return out;
-}
-
-static ty_sched_taint *taints_of(const json_t *arr, size_t *n)
-{
-    *n = 0;
-    ty_sched_taint *out = ty_calloc(json_array_size(arr) + 1, sizeof *out);
-    size_t i;
-    json_t *t;
-    json_array_foreach(arr, i, t)
-    {
-        const char *key = json_string_value(json_object_get(t, "key"));
-        if (key)
-            out[(*n)++] = (ty_sched_taint){key, json_string_value(json_object_get(t, "value")),
-                                           json_string_value(json_object_get(t, "effect"))};
-    }
-    return out;
-}
-
-static ty_sched_toleration *tolerations_of(const json_t *arr, size_t *n)
-{
-    *n = 0;
-    ty_sched_toleration *out = ty_calloc(json_array_size(arr) + 1, sizeof *out);
-    size_t i;
-    json_t *t;
-    json_array_foreach(arr, i, t) out[(*n)++] = (ty_sched_toleration){
-        json_string_value(json_object_get(t, "key")),
-        json_string_value(json_object_get(t, "operator")),
-        json_string_value(json_object_get(t, "value")),
-        json_string_value(json_object_get(t, "effect"))};
-    return out;
-}
-
 /* {"cpu": milli, ...} (integers) to amounts. */
 static ty_sched_amount *amounts_of(const json_t *milli, size_t *n)
 {
@@ -72,10 +31,12 @@ static void add_flavor(ty_sched *s, const json_t *rf)
 {
     const json_t *spec = json_object_get(rf, "spec");
     size_t nl, nt, ntol;
-    TY_AUTOFREE ty_sched_label *labels = labels_of(json_object_get(spec, "nodeLabels"), &nl);
-    TY_AUTOFREE ty_sched_taint *taints = taints_of(json_object_get(spec, "nodeTaints"), &nt);
+    TY_AUTOFREE ty_sched_label *labels =
+        ty_placement_labels(json_object_get(spec, "nodeLabels"), &nl);
+    TY_AUTOFREE ty_sched_taint *taints =
+        ty_placement_taints(json_object_get(spec, "nodeTaints"), &nt);
     TY_AUTOFREE ty_sched_toleration *tols =
-        tolerations_of(json_object_get(spec, "tolerations"), &ntol);
+        ty_placement_tolerations(json_object_get(spec, "tolerations"), &ntol);
     ty_sched_flavor f = {ty_obj_name(rf), labels, nl, taints, nt, tols, ntol};
     ty_error err = TY_ERROR_INIT;
     if (ty_sched_add_flavor(s, &f, &err) < 0)
@@ -148,6 +109,8 @@ static void add_nodes(ty_sched *s, const ty_kueue_objects *o, wl_entry *const *e
         }
         const char *k;
         json_t *v;
+        /* each pod also takes one of the node's pod count, as placement counts it */
+        json_object_set_new(req, "pods", json_integer(1000));
         json_object_foreach(req, k, v) json_object_set_new(
             u, k, json_integer(json_integer_value(json_object_get(u, k)) + json_integer_value(v)));
         json_decref(req);
@@ -159,8 +122,9 @@ static void add_nodes(ty_sched *s, const ty_kueue_objects *o, wl_entry *const *e
         size_t nl, nt, na, nu;
         json_t *alloc = ty_placement_allocatable(node);
         TY_AUTOFREE ty_sched_label *labels =
-            labels_of(json_object_get(json_object_get(node, "metadata"), "labels"), &nl);
-        TY_AUTOFREE ty_sched_taint *taints = taints_of(json_object_get(spec, "taints"), &nt);
+            ty_placement_labels(json_object_get(json_object_get(node, "metadata"), "labels"), &nl);
+        TY_AUTOFREE ty_sched_taint *taints =
+            ty_placement_taints(json_object_get(spec, "taints"), &nt);
         TY_AUTOFREE ty_sched_amount *allocatable = amounts_of(alloc, &na);
         TY_AUTOFREE ty_sched_amount *use =
             amounts_of(json_object_get(used, ty_obj_name(node)), &nu);
@@ -430,6 +394,7 @@ static void entry_free(wl_entry *e)
         free((void *)e->ps[i].requests);
         free((void *)e->ps[i].node_selector);
         free((void *)e->ps[i].tolerations);
+        free((void *)e->ps[i].affinity);
         free((void *)e->adm[i].flavors);
         free((void *)e->adm[i].nodes);
     }
@@ -480,11 +445,12 @@ static wl_entry *entry_parse(json_t *wl)
             json_string_value(json_object_get(p, "name")),
             (int32_t)(count > 0 ? count : 1),
             amounts_of(req, &nr), 0,
-            labels_of(json_object_get(pspec, "nodeSelector"), &nsel), 0,
-            tolerations_of(json_object_get(pspec, "tolerations"), &ntol), 0};
+            ty_placement_labels(json_object_get(pspec, "nodeSelector"), &nsel), 0,
+            ty_placement_tolerations(json_object_get(pspec, "tolerations"), &ntol), 0};
         e->ps[i].n_requests = nr;
         e->ps[i].n_node_selector = nsel;
         e->ps[i].n_tolerations = ntol;
+        e->ps[i].affinity = ty_placement_affinity(pspec);
         if (e->reserved) {
             const json_t *psa = NULL;
             size_t a;

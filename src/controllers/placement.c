@@ -67,6 +67,9 @@ json_t *ty_placement_requests(const json_t *spec)
     json_object_foreach(init, k, v) if (json_integer_value(v) > get(sum, k))
         put(sum, k, json_integer_value(v));
     json_decref(init);
+    /* the pod's RuntimeClass overhead (spec.overhead) comes on top, as Kubernetes adds it */
+    json_object_foreach(json_object_get(spec, "overhead"), k, v) put(sum, k, get(sum, k) +
+                                                                         milli_of(v));
     return sum;
 }
 
@@ -104,141 +107,144 @@ static const char *node_name(const json_t *node)
     return n ? n : "";
 }
 
-static const json_t *node_labels(const json_t *node)
+ty_nodefit_label *ty_placement_labels(const json_t *obj, size_t *n)
 {
-    return json_object_get(json_object_get(node, "metadata"), "labels");
-}
-
-static bool selector_matches(const json_t *selector, const json_t *labels)
-{
+    *n = 0;
+    ty_nodefit_label *out = ty_calloc(json_object_size(obj) + 1, sizeof *out);
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)selector, k, v)
-    {
-        const char *have = json_string_value(json_object_get(labels, k));
-        if (!have || !json_is_string(v) || strcmp(have, json_string_value(v)) != 0)
-            return false;
-    }
-    return true;
+    json_object_foreach((json_t *)obj, k, v) if (json_is_string(v))
+        out[(*n)++] = (ty_nodefit_label){k, json_string_value(v)};
+    return out;
 }
 
-static bool in_values(const json_t *values, const char *s)
+ty_nodefit_taint *ty_placement_taints(const json_t *arr, size_t *n)
 {
+    *n = 0;
+    ty_nodefit_taint *out = ty_calloc(json_array_size(arr) + 1, sizeof *out);
+    size_t i;
+    json_t *t;
+    json_array_foreach(arr, i, t)
+    {
+        const char *key = json_string_value(json_object_get(t, "key"));
+        if (key)
+            out[(*n)++] = (ty_nodefit_taint){key, json_string_value(json_object_get(t, "value")),
+                                             json_string_value(json_object_get(t, "effect"))};
+    }
+    return out;
+}
+
+ty_nodefit_toleration *ty_placement_tolerations(const json_t *arr, size_t *n)
+{
+    *n = 0;
+    ty_nodefit_toleration *out = ty_calloc(json_array_size(arr) + 1, sizeof *out);
+    size_t i;
+    json_t *t;
+    json_array_foreach(arr, i, t) out[(*n)++] = (ty_nodefit_toleration){
+        json_string_value(json_object_get(t, "key")),
+        json_string_value(json_object_get(t, "operator")),
+        json_string_value(json_object_get(t, "value")),
+        json_string_value(json_object_get(t, "effect"))};
+    return out;
+}
+
+/* Adds one requirement of a term (matchExpressions, or matchFields with `field`). */
+static void add_expr(ty_nodefit_expr *e, const char ***values, const json_t *r, bool field)
+{
+    const char *key = json_string_value(json_object_get(r, "key"));
+    const json_t *vals = json_object_get(r, "values");
+    *e = (ty_nodefit_expr){key, field, ty_nodefit_op_of(json_string_value(
+                                           json_object_get(r, "operator"))),
+                           *values, 0};
+    /* matchFields has one field: a key other than metadata.name matches nothing */
+    if (field && key && strcmp(key, "metadata.name") != 0)
+        e->key = NULL;
     size_t i;
     json_t *v;
-    json_array_foreach(values, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return true;
-    return false;
+    json_array_foreach(vals, i, v) if (json_is_string(v))(*values)[e->n_values++] =
+        json_string_value(v);
+    *values += e->n_values;
 }
 
-/* One requirement over a value that may be missing (have = NULL). */
-static bool requirement_matches(const json_t *req, const char *have)
-{
-    const char *op = json_string_value(json_object_get(req, "operator"));
-    const json_t *values = json_object_get(req, "values");
-    if (!op)
-        return false;
-    if (strcmp(op, "In") == 0)
-        return have && in_values(values, have);
-    if (strcmp(op, "NotIn") == 0)
-        return !have || !in_values(values, have);
-    if (strcmp(op, "Exists") == 0)
-        return have != NULL;
-    if (strcmp(op, "DoesNotExist") == 0)
-        return have == NULL;
-    if (strcmp(op, "Gt") == 0 || strcmp(op, "Lt") == 0) {
-        const char *want = json_string_value(json_array_get(values, 0));
-        char *e1, *e2;
-        if (!have || !want)
-            return false;
-        long long h = strtoll(have, &e1, 10), w = strtoll(want, &e2, 10);
-        if (*e1 || *e2 || !*have || !*want)
-            return false;
-        return op[0] == 'G' ? h > w : h < w;
-    }
-    return false;
-}
-
-static bool term_matches(const json_t *term, const json_t *node)
-{
-    const json_t *exprs = json_object_get(term, "matchExpressions");
-    const json_t *fields = json_object_get(term, "matchFields");
-    if (json_array_size(exprs) + json_array_size(fields) == 0)
-        return false;
-    size_t i;
-    json_t *r;
-    json_array_foreach(exprs, i, r)
-    {
-        const char *key = json_string_value(json_object_get(r, "key"));
-        const char *have = key ? json_string_value(json_object_get(node_labels(node), key)) : NULL;
-        if (!key || !requirement_matches(r, have))
-            return false;
-    }
-    json_array_foreach(fields, i, r)
-    {
-        const char *key = json_string_value(json_object_get(r, "key"));
-        if (!key || strcmp(key, "metadata.name") != 0 ||
-            !requirement_matches(r, node_name(node)))
-            return false;
-    }
-    return true;
-}
-
-static bool affinity_matches(const json_t *spec, const json_t *node)
+ty_nodefit_affinity *ty_placement_affinity(const json_t *spec)
 {
     const json_t *req = json_object_get(
         json_object_get(json_object_get(spec, "affinity"), "nodeAffinity"),
         "requiredDuringSchedulingIgnoredDuringExecution");
-    if (!req)
-        return true;
-    size_t i;
-    json_t *term;
-    json_array_foreach(json_object_get(req, "nodeSelectorTerms"), i, term) if (term_matches(term, node))
-        return true;
-    return false;
-}
-
-static bool tolerates(const json_t *tol, const json_t *taint)
-{
-    const char *tkey = json_string_value(json_object_get(tol, "key"));
-    const char *op = json_string_value(json_object_get(tol, "operator"));
-    const char *teffect = json_string_value(json_object_get(tol, "effect"));
-    const char *key = json_string_value(json_object_get(taint, "key"));
-    const char *effect = json_string_value(json_object_get(taint, "effect"));
-    bool exists = op && strcmp(op, "Exists") == 0;
-    if (teffect && *teffect && (!effect || strcmp(teffect, effect) != 0))
-        return false;
-    if (!tkey || !*tkey)
-        return exists;
-    if (!key || strcmp(tkey, key) != 0)
-        return false;
-    if (exists)
-        return true;
-    const char *tval = json_string_value(json_object_get(tol, "value"));
-    const char *val = json_string_value(json_object_get(taint, "value"));
-    return strcmp(tval ? tval : "", val ? val : "") == 0;
-}
-
-/* The first taint of the node the pod does not tolerate, or NULL. */
-static const json_t *untolerated_taint(const json_t *spec, const json_t *node)
-{
-    size_t i, j;
-    json_t *taint, *tol;
-    json_array_foreach(json_object_get(json_object_get(node, "spec"), "taints"), i, taint)
+    if (!json_is_object(req))
+        return NULL;
+    const json_t *terms = json_object_get(req, "nodeSelectorTerms");
+    size_t nt = json_array_size(terms), ne = 0, nv = 0, i, j;
+    json_t *term, *r;
+    json_array_foreach(terms, i, term)
     {
-        const char *effect = json_string_value(json_object_get(taint, "effect"));
-        if (!effect || (strcmp(effect, "NoSchedule") != 0 && strcmp(effect, "NoExecute") != 0))
-            continue;
-        bool ok = false;
-        json_array_foreach(json_object_get(spec, "tolerations"), j, tol) if (tolerates(tol, taint))
-        {
-            ok = true;
-            break;
-        }
-        if (!ok)
-            return taint;
+        const char *lists[] = {"matchExpressions", "matchFields"};
+        for (int l = 0; l < 2; l++)
+            json_array_foreach(json_object_get(term, lists[l]), j, r)
+            {
+                ne++;
+                nv += json_array_size(json_object_get(r, "values"));
+            }
     }
-    return NULL;
+    /* One block: the affinity, its terms, their requirements, the values' pointers. */
+    char *block = ty_calloc(1, sizeof(ty_nodefit_affinity) + (nt + 1) * sizeof(ty_nodefit_term) +
+                                   (ne + 1) * sizeof(ty_nodefit_expr) + (nv + 1) * sizeof(char *));
+    ty_nodefit_affinity *a = (ty_nodefit_affinity *)block;
+    ty_nodefit_term *t = (ty_nodefit_term *)(a + 1);
+    ty_nodefit_expr *e = (ty_nodefit_expr *)(t + nt + 1);
+    const char **values = (const char **)(e + ne + 1);
+    *a = (ty_nodefit_affinity){t, nt};
+    json_array_foreach(terms, i, term)
+    {
+        t[i].exprs = e;
+        json_array_foreach(json_object_get(term, "matchExpressions"), j, r)
+            add_expr(e++, &values, r, false);
+        json_array_foreach(json_object_get(term, "matchFields"), j, r)
+            add_expr(e++, &values, r, true);
+        t[i].n_exprs = (size_t)(e - t[i].exprs);
+    }
+    return a;
+}
+
+void ty_placement_constraints_parse(const json_t *spec, ty_placement_constraints *c)
+{
+    c->selector = ty_placement_labels(json_object_get(spec, "nodeSelector"), &c->n_selector);
+    c->tols = ty_placement_tolerations(json_object_get(spec, "tolerations"), &c->n_tols);
+    c->affinity = ty_placement_affinity(spec);
+    /* a nodeSelector value that is not a string matches no node */
+    const char *k;
+    json_t *v;
+    c->impossible = false;
+    json_object_foreach(json_object_get(spec, "nodeSelector"), k, v) c->impossible |=
+        !json_is_string(v);
+}
+
+void ty_placement_constraints_free(ty_placement_constraints *c)
+{
+    free(c->selector);
+    free(c->tols);
+    free(c->affinity);
+    memset(c, 0, sizeof *c);
+}
+
+/* A node as the fit rules read it. */
+typedef struct node_fit {
+    const char *name;
+    ty_nodefit_label *labels;
+    size_t n_labels;
+    ty_nodefit_taint *taints;
+    size_t n_taints;
+    bool unschedulable;
+} node_fit;
+
+static void node_fit_parse(const json_t *node, node_fit *f)
+{
+    const json_t *spec = json_object_get(node, "spec");
+    f->name = node_name(node);
+    f->labels = ty_placement_labels(json_object_get(json_object_get(node, "metadata"), "labels"),
+                                    &f->n_labels);
+    f->taints = ty_placement_taints(json_object_get(spec, "taints"), &f->n_taints);
+    f->unschedulable = json_is_true(json_object_get(spec, "unschedulable"));
 }
 
 static bool is_checked(const char *name, const json_t *avail)
@@ -257,24 +263,24 @@ static char *format_amount(const char *name, int64_t milli)
 }
 
 /* Why the pod cannot go to the node (a phrase after "has"/"have"), or NULL when it can. */
-static char *misfit(const ty_placement_pod *pod, const json_t *req, const json_t *node,
-                    const json_t *avail)
+static char *misfit(const ty_placement_pod *pod, const ty_placement_constraints *c,
+                    const json_t *req, const node_fit *node, const json_t *avail)
 {
-    const json_t *spec = pod->spec;
-    if (pod->node && strcmp(pod->node, node_name(node)) != 0)
+    if (pod->node && strcmp(pod->node, node->name) != 0)
         return ty_strdup("a name other than the pod's preassigned node");
-    if (json_is_true(json_object_get(json_object_get(node, "spec"), "unschedulable")))
+    if (node->unschedulable)
         return ty_strdup("spec.unschedulable set");
-    if (!selector_matches(json_object_get(spec, "nodeSelector"), node_labels(node)))
+    if (c->impossible || !ty_nodefit_selector_matches(c->selector, c->n_selector, node->labels,
+                                                      node->n_labels))
         return ty_strdup("labels that do not match the pod's nodeSelector");
-    if (!affinity_matches(spec, node))
+    if (!ty_nodefit_affinity_matches(c->affinity, node->name, node->labels, node->n_labels))
         return ty_strdup("labels that do not match the pod's required node affinity");
-    const json_t *taint = untolerated_taint(spec, node);
+    const ty_nodefit_taint *taint =
+        ty_nodefit_untolerated(node->taints, node->n_taints, c->tols, c->n_tols, NULL, 0);
     if (taint) {
-        const char *v = json_string_value(json_object_get(taint, "value"));
-        return ty_asprintf("taint %s%s%s:%s that the pod does not tolerate",
-                           json_string_value(json_object_get(taint, "key")), v && *v ? "=" : "",
-                           v && *v ? v : "", json_string_value(json_object_get(taint, "effect")));
+        const char *v = taint->value;
+        return ty_asprintf("taint %s%s%s:%s that the pod does not tolerate", taint->key,
+                           v && *v ? "=" : "", v && *v ? v : "", taint->effect);
     }
     /* The scheduler's "Too many pods": a node that declares a pod count takes no more. */
     if (json_object_get(avail, PODS) && get(avail, PODS) < 1000)
@@ -319,13 +325,14 @@ static int compare_order(const void *x, const void *y)
 }
 
 /* "5 nodes have too few free nvidia.com/gpu (need 8), 3 nodes have taint ..." */
-static char *explain(const ty_placement_pod *pod, const json_t *req, const ty_placement_node *nodes,
-                     json_t **avail, size_t n_nodes, size_t gang)
+static char *explain(const ty_placement_pod *pod, const ty_placement_constraints *cons,
+                     const json_t *req, const node_fit *nodes, json_t **avail, size_t n_nodes,
+                     size_t gang)
 {
     json_t *reasons = json_array(), *counts = json_array();
     for (size_t i = 0; i < n_nodes; i++) {
-        TY_AUTOFREE char *why = misfit(pod, req, nodes[i].node, avail[i]);
-        if (!why || (pod->node && strcmp(pod->node, node_name(nodes[i].node)) != 0))
+        TY_AUTOFREE char *why = misfit(pod, cons, req, &nodes[i], avail[i]);
+        if (!why || (pod->node && strcmp(pod->node, nodes[i].name) != 0))
             continue;
         size_t k;
         for (k = 0; k < json_array_size(reasons); k++)
@@ -367,9 +374,14 @@ int ty_placement_place(const ty_placement_node *nodes, size_t n_nodes,
     json_t **avail = ty_calloc(n_nodes + 1, sizeof(json_t *));
     json_t **reqs = ty_calloc(n_pods + 1, sizeof(json_t *));
     order *ord = ty_calloc(n_pods + 1, sizeof(order));
-    for (size_t i = 0; i < n_nodes; i++)
+    node_fit *fit = ty_calloc(n_nodes + 1, sizeof *fit);
+    ty_placement_constraints *cons = ty_calloc(n_pods + 1, sizeof *cons);
+    for (size_t i = 0; i < n_nodes; i++) {
         avail[i] = nodes[i].free ? json_deep_copy(nodes[i].free) : json_object();
+        node_fit_parse(nodes[i].node, &fit[i]);
+    }
     for (size_t p = 0; p < n_pods; p++) {
+        ty_placement_constraints_parse(pods[p].spec, &cons[p]);
         reqs[p] = ty_placement_requests(pods[p].spec);
         ord[p] = (order){.pod = p, .gpu = get(reqs[p], GPU), .cpu = get(reqs[p], "cpu"),
                          .mem = get(reqs[p], "memory"), .pre = pods[p].node != NULL};
@@ -381,7 +393,7 @@ int ty_placement_place(const ty_placement_node *nodes, size_t n_nodes,
         size_t p = ord[k].pod;
         size_t best = n_nodes;
         for (size_t i = 0; i < n_nodes; i++) {
-            TY_AUTOFREE char *why = misfit(&pods[p], reqs[p], nodes[i].node, avail[i]);
+            TY_AUTOFREE char *why = misfit(&pods[p], &cons[p], reqs[p], &fit[i], avail[i]);
             if (why)
                 continue;
             if (best == n_nodes) {
@@ -389,22 +401,29 @@ int ty_placement_place(const ty_placement_node *nodes, size_t n_nodes,
                 continue;
             }
             int64_t gi = get(avail[i], GPU), gb = get(avail[best], GPU);
-            if (gi < gb || (gi == gb && strcmp(node_name(nodes[i].node),
-                                               node_name(nodes[best].node)) < 0))
+            if (gi < gb || (gi == gb && strcmp(fit[i].name, fit[best].name) < 0))
                 best = i;
         }
         if (best == n_nodes) {
-            TY_AUTOFREE char *why = explain(&pods[p], reqs[p], nodes, avail, n_nodes, n_pods);
+            TY_AUTOFREE char *why =
+                explain(&pods[p], &cons[p], reqs[p], fit, avail, n_nodes, n_pods);
             rc = ty_fail(err, "%s", why);
             break;
         }
         out[p] = best;
         ty_placement_take(avail[best], reqs[p]);
     }
-    for (size_t i = 0; i < n_nodes; i++)
+    for (size_t i = 0; i < n_nodes; i++) {
         json_decref(avail[i]);
-    for (size_t p = 0; p < n_pods; p++)
+        free(fit[i].labels);
+        free(fit[i].taints);
+    }
+    for (size_t p = 0; p < n_pods; p++) {
         json_decref(reqs[p]);
+        ty_placement_constraints_free(&cons[p]);
+    }
+    free(fit);
+    free(cons);
     free(avail);
     free(reqs);
     free(ord);

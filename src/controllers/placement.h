@@ -4,7 +4,8 @@
  * nodes: can this job ever run?) both call it, and a later scheduling core may replace it
  * behind the same interface.
  *
- * Rules, per pod, as the Kubernetes scheduler's filters:
+ * Rules, per pod, as the Kubernetes scheduler's filters (the label, affinity and taint rules
+ * are sched/nodefit.h's, which the scheduling core uses too):
  *  - spec.unschedulable nodes take nothing;
  *  - spec.nodeSelector: every key must be a node label with that value;
  *  - spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: one of the
@@ -38,9 +39,11 @@
 #define TY_CONTROLLERS_PLACEMENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/error.h"
+#include "sched/nodefit.h"
 
 typedef struct ty_placement_node {
     const json_t *node; /* the Node: metadata.name, labels, spec.taints, spec.unschedulable */
@@ -62,12 +65,36 @@ int ty_placement_place(const ty_placement_node *nodes, size_t n_nodes,
 
 /* The effective requests of a pod spec, every resource name: the sum over containers of
  * requests (a limit stands for a missing request), or the largest init container's, whichever
- * is larger. Unparsable quantities count as 0. New object. */
+ * is larger, plus spec.overhead. Unparsable quantities count as 0. New object. The one sum of a
+ * pod's requests: the binder, the job controller and the Kueue snapshot all use it. */
 json_t *ty_placement_requests(const json_t *pod_spec);
 /* A node's status.allocatable (status.capacity when absent) as milli-units. New object. */
 json_t *ty_placement_allocatable(const json_t *node);
 /* free -= req, for the names free has, and one pod off `pods` when free has it: call it once
  * per pod placed. */
 void ty_placement_take(json_t *free, const json_t *req);
+
+/* A pod spec's node constraints in sched/nodefit.h's form, for placement and the scheduling
+ * core's snapshot. The strings point into the spec, which must outlive them. */
+typedef struct ty_placement_constraints {
+    ty_nodefit_label *selector; /* spec.nodeSelector */
+    size_t n_selector;
+    bool impossible; /* a nodeSelector value that is not a string: no node matches */
+    ty_nodefit_toleration *tols;
+    size_t n_tols;
+    ty_nodefit_affinity *affinity; /* required node affinity; NULL: none */
+} ty_placement_constraints;
+
+void ty_placement_constraints_parse(const json_t *pod_spec, ty_placement_constraints *c);
+void ty_placement_constraints_free(ty_placement_constraints *c);
+
+/* The parts, each a new array (free()) of *n entries pointing into the JSON: */
+/* labels (metadata.labels, a nodeSelector) whose values are strings */
+ty_nodefit_label *ty_placement_labels(const json_t *obj, size_t *n);
+/* taints (spec.taints of a node, a flavor's nodeTaints) that have a key */
+ty_nodefit_taint *ty_placement_taints(const json_t *arr, size_t *n);
+ty_nodefit_toleration *ty_placement_tolerations(const json_t *arr, size_t *n);
+/* The pod spec's required node affinity as one block (free()), or NULL when it has none. */
+ty_nodefit_affinity *ty_placement_affinity(const json_t *pod_spec);
 
 #endif

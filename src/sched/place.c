@@ -16,11 +16,24 @@ static int node_bucket(const ty_sched *s, const sc_node *n)
     return b > 1 << 20 ? 1 << 20 : (int)b;
 }
 
+bool sc_node_limits(const ty_sched *s, const sc_node *n, int r)
+{
+    if (r >= s->n_res)
+        return false;
+    if (n->declared & (1u << r))
+        return true;
+    /* As placement.c: cpu, memory and extended (domain-prefixed) resources a node does not
+     * declare, it has none of; others (ephemeral-storage, "pods") are not limited there. */
+    const char *name = s->res[r];
+    return r != s->pods && (!strcmp(name, "cpu") || !strcmp(name, "memory") || strchr(name, '/'));
+}
+
 static uint32_t node_score(const ty_sched *s, const sc_node *n)
 {
     uint64_t sc = 0;
+    /* "pods" is a count, not something to pack by */
     for (int r = 0; r < s->n_res; r++)
-        if (r != s->pack && n->alloc[r] > 0 && n->free[r] > 0)
+        if (r != s->pack && r != s->pods && n->alloc[r] > 0 && n->free[r] > 0)
             sc += (uint64_t)((__int128)n->free[r] * 1000 / n->alloc[r]);
     return sc > UINT32_MAX ? UINT32_MAX : (uint32_t)sc;
 }
@@ -83,17 +96,27 @@ static void link_node(ty_sched *s, sc_node *n)
             bucket_insert(s, s->flavors[n->flavors[i]], n);
 }
 
+/* A pod of ps takes (sign 1) or gives back (-1) its room on n: its requests, and one off the
+ * node's pod count (a pod set's own "pods" request is Kueue's quota count: the same pod). */
+static void take(const ty_sched *s, sc_node *n, const sc_ps *ps, int sign)
+{
+    for (int k = 0; k < ps->n_req; k++)
+        if (ps->res[k] != s->pods)
+            n->free[ps->res[k]] -= sign * ps->req[k];
+    if (s->pods >= 0)
+        n->free[s->pods] -= sign * 1000;
+}
+
 /* A pod of ps arrives on (sign 1) or leaves (-1) node n. */
 static void node_use(ty_sched *s, sc_node *n, const sc_ps *ps, int sign)
 {
-    bool any = false;
+    bool any = s->pods >= 0;
     for (int k = 0; k < ps->n_req; k++)
         any |= ps->req[k] != 0;
     if (!any)
         return;
     unlink_node(s, n);
-    for (int k = 0; k < ps->n_req; k++)
-        n->free[ps->res[k]] -= sign * ps->req[k];
+    take(s, n, ps, sign);
     n->score = node_score(s, n);
     n->bucket = node_bucket(s, n);
     link_node(s, n);
@@ -136,7 +159,7 @@ void sc_place_init(ty_sched *s)
                 s->flavors[f]->n_nodes++;
             }
         for (int r = 0; r < SC_R; r++)
-            n->free[r] = r == s->pods ? INT64_MAX / 4 : n->alloc[r] - n->ext[r];
+            n->free[r] = sc_node_limits(s, n, r) ? n->alloc[r] - n->ext[r] : INT64_MAX / 4;
     }
     for (int i = 0; i < s->n_wls; i++)
         if (s->wls[i]->admitted)
@@ -193,32 +216,26 @@ int sc_primary_flavor(const ty_sched *s, const sc_ps *ps)
     return first;
 }
 
+/* Whether the pod set's tolerations, or those of a flavor it is assigned, tolerate t. */
 static bool tolerated(const ty_sched *s, const sc_ps *ps, const sc_taint *t)
 {
-    for (int pass = -1; pass < ps->n_req; pass++) {
-        const sc_tol *tols;
-        int n;
-        if (pass < 0) {
-            tols = ps->tols;
-            n = ps->n_tols;
-        } else {
-            if (ps->flav[pass] < 0)
-                continue;
-            const sc_flavor *f = s->flavors[ps->flav[pass]];
-            tols = f->tols;
-            n = f->n_tols;
-        }
-        for (int i = 0; i < n; i++) {
-            const sc_tol *o = &tols[i];
-            if (o->effect != SC_EFF_ANY && o->effect != t->effect)
-                continue;
-            if (o->key >= 0 && o->key != t->key)
-                continue;
-            if (o->exists || o->value == t->value)
-                return true;
-        }
-    }
+    if (sc_tolerates(ps->tols, ps->n_tols, t))
+        return true;
+    for (int k = 0; k < ps->n_req; k++)
+        if (ps->flav[k] >= 0 &&
+            sc_tolerates(s->flavors[ps->flav[k]]->tols, s->flavors[ps->flav[k]]->n_tols, t))
+            return true;
     return false;
+}
+
+/* Whether n's labels and name suit the pod set's node selector and required node affinity. */
+static bool matches(const sc_node *n, const sc_ps *ps)
+{
+    if (!has_labels(n->labels, n->n_labels, ps->sel, ps->n_sel))
+        return false;
+    /* strings, and rare: last */
+    return !ps->aff ||
+           ty_nodefit_affinity_matches(ps->aff, n->name, n->slabels, (size_t)n->n_labels);
 }
 
 static bool eligible(const ty_sched *s, const sc_node *n, const sc_ps *ps)
@@ -228,20 +245,18 @@ static bool eligible(const ty_sched *s, const sc_node *n, const sc_ps *ps)
         if (f >= 0 && !(n->fmask[f / 64] & (1ull << (f % 64))))
             return false;
     }
-    if (!has_labels(n->labels, n->n_labels, ps->sel, ps->n_sel))
-        return false;
     for (int i = 0; i < n->n_taints; i++)
         if (n->taints[i].effect != SC_EFF_PREFER && !tolerated(s, ps, &n->taints[i]))
             return false;
-    return true;
+    return matches(n, ps);
 }
 
-static bool room(const sc_node *n, const sc_ps *ps)
+static bool room(const ty_sched *s, const sc_node *n, const sc_ps *ps)
 {
     for (int k = 0; k < ps->n_req; k++)
-        if (n->free[ps->res[k]] < ps->req[k])
+        if (ps->res[k] != s->pods && n->free[ps->res[k]] < ps->req[k])
             return false;
-    return true;
+    return s->pods < 0 || n->free[s->pods] >= 1000;
 }
 
 static int start_bucket(const ty_sched *s, const sc_ps *ps)
@@ -269,7 +284,7 @@ static int find_node(const ty_sched *s, const sc_ps *ps, int f)
         const sc_bucket *bk = &fl->buckets[b];
         for (int i = 0; i < bk->n; i++) {
             const sc_node *n = s->nodes[bk->ids[i]];
-            if (room(n, ps) && eligible(s, n, ps))
+            if (room(s, n, ps) && eligible(s, n, ps))
                 return bk->ids[i];
         }
     }
@@ -283,8 +298,7 @@ void sc_node_free(ty_sched *s, sc_node *n, const sc_ps *ps, int sign)
         memcpy(s->dfree + (size_t)s->n_dirty * SC_R, n->free, (size_t)s->n_res * sizeof *n->free);
         s->dirty[s->n_dirty++] = n->rank;
     }
-    for (int k = 0; k < ps->n_req; k++)
-        n->free[ps->res[k]] -= sign * ps->req[k];
+    take(s, n, ps, sign);
 }
 
 void sc_nodes_sync(ty_sched *s)
@@ -324,14 +338,16 @@ bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps)
     return n->in_buckets && eligible(s, n, ps);
 }
 
-int64_t sc_room_count(const sc_node *n, const sc_ps *ps)
+int64_t sc_room_count(const ty_sched *s, const sc_node *n, const sc_ps *ps)
 {
-    if (!room(n, ps))
+    if (!room(s, n, ps))
         return 0;
     int64_t fit = INT32_MAX;
     for (int k = 0; k < ps->n_req; k++)
-        if (ps->req[k] > 0 && n->free[ps->res[k]] / ps->req[k] < fit)
+        if (ps->req[k] > 0 && ps->res[k] != s->pods && n->free[ps->res[k]] / ps->req[k] < fit)
             fit = n->free[ps->res[k]] / ps->req[k];
+    if (s->pods >= 0 && n->free[s->pods] / 1000 < fit)
+        fit = n->free[s->pods] / 1000;
     return fit;
 }
 
@@ -407,6 +423,9 @@ bool sc_reserve_for(ty_sched *s, sc_wl *w)
                         if (c < fit)
                             fit = c;
                     }
+                if (s->pods >= 0 && sc_node_limits(s, x, s->pods) &&
+                    x->alloc[s->pods] / 1000 < fit)
+                    fit = x->alloc[s->pods] / 1000;
                 if (fit <= 0)
                     continue;
                 x->reserved = true; /* marks it taken by this gang until the end */
@@ -447,7 +466,7 @@ void sc_place_msg(ty_sched *s, sc_wl *w, int p, char *msg)
     for (int b = start < fl->n_buckets ? start : fl->n_buckets - 1; b < fl->n_buckets; b++)
         for (int i = 0; i < fl->buckets[b].n; i++) {
             const sc_node *n = s->nodes[fl->buckets[b].ids[i]];
-            if (room(n, ps) && eligible(s, n, ps))
+            if (room(s, n, ps) && eligible(s, n, ps))
                 roomy++;
         }
     sc_msgf(msg, "quota fits but the gang of %d pods does not fit the nodes of flavor %s: %d of %d "
@@ -455,6 +474,15 @@ void sc_place_msg(ty_sched *s, sc_wl *w, int p, char *msg)
             w->pods, fl->name, roomy, fl->n_nodes, what);
     if (w->n_ps > 1)
         sc_msgf(msg, " of pod set %s", ps->name);
+    /* Counted only for pod sets that choose nodes: the others would pay a scan for nothing. */
+    if (ps->n_sel || ps->aff) {
+        int off = 0;
+        for (int i = 0; i < fl->n_nodes; i++)
+            off += !matches(s->nodes[fl->nodes[i]], ps);
+        if (off)
+            sc_msgf(msg, "; %d of them do not match its node selector or required node affinity",
+                    off);
+    }
     if (reserved)
         sc_msgf(msg, "; %d nodes are held for workloads ahead of it", reserved);
 }

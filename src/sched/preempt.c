@@ -241,14 +241,14 @@ static void move(ty_sched *s, trial *t, sc_wl *c, int sign)
             bool relevant = t->any_node;
             for (int j = 0; j < w->n_ps; j++)
                 if (t->takes[(size_t)j * (size_t)s->n_nodes + (size_t)id]) {
-                    int64_t r = sc_room_count(n, &w->ps[j]);
+                    int64_t r = sc_room_count(s, n, &w->ps[j]);
                     relevant |= r > 0;
                     t->room[j] -= r;
                 }
             sc_node_free(s, n, &c->ps[p], sign);
             for (int j = 0; j < w->n_ps; j++)
                 if (t->takes[(size_t)j * (size_t)s->n_nodes + (size_t)id]) {
-                    int64_t r = sc_room_count(n, &w->ps[j]);
+                    int64_t r = sc_room_count(s, n, &w->ps[j]);
                     relevant |= r > 0;
                     t->room[j] += r;
                 }
@@ -275,7 +275,7 @@ static void track(ty_sched *s, trial *t)
             if (!sc_node_takes(s, n, ps))
                 continue;
             tk[fl->nodes[i]] = 1;
-            t->room[j] += sc_room_count(n, ps);
+            t->room[j] += sc_room_count(s, n, ps);
         }
     }
 }

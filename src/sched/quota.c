@@ -206,8 +206,7 @@ int64_t sc_share_as(const ty_sched *s, const sc_cq *cq, int sign, bool reported)
     return borrows ? best : 0;
 }
 
-/* Whether one of `tols` tolerates the taint, as Kubernetes' ToleratesTaint. */
-static bool tolerates(const sc_tol *tols, int n, const sc_taint *t)
+bool sc_tolerates(const sc_tol *tols, int n, const sc_taint *t)
 {
     for (int i = 0; i < n; i++) {
         const sc_tol *o = &tols[i];
@@ -230,11 +229,16 @@ bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char 
                     snprintf(why, cap, "flavor %s doesn't match node affinity", f->name);
                 return false;
             }
+    if (ps->aff && !ty_nodefit_affinity_may_match(ps->aff, f->slabels, (size_t)f->n_labels)) {
+        if (why)
+            snprintf(why, cap, "flavor %s doesn't match node affinity", f->name);
+        return false;
+    }
     for (int i = 0; i < f->n_taints; i++) {
         const sc_taint *t = &f->taints[i];
         if (t->effect == SC_EFF_PREFER)
             continue;
-        if (tolerates(ps->tols, ps->n_tols, t) || tolerates(f->tols, f->n_tols, t))
+        if (sc_tolerates(ps->tols, ps->n_tols, t) || sc_tolerates(f->tols, f->n_tols, t))
             continue;
         if (why) {
             static const char *const eff[] = {"", "NoSchedule", "PreferNoSchedule", "NoExecute"};

@@ -166,6 +166,15 @@ static int copy_labels(ty_sched *s, const ty_sched_label *in, size_t n, sc_label
     return 0;
 }
 
+/* Interned labels as strings again, for sched/nodefit.h. */
+static ty_nodefit_label *string_labels(ty_sched *s, const sc_label *in, int n)
+{
+    ty_nodefit_label *out = sc_alloc(&s->arena, (size_t)(n ? n : 1) * sizeof *out);
+    for (int i = 0; i < n; i++)
+        out[i] = (ty_nodefit_label){s->strs[in[i].key], s->strs[in[i].value]};
+    return out;
+}
+
 static int effect_of(const char *e, bool allow_any, int *out)
 {
     if (!e || !*e) {
@@ -224,6 +233,34 @@ static int copy_tols(ty_sched *s, const ty_sched_toleration *in, size_t n, sc_to
     return 0;
 }
 
+static const char *arena_str(ty_sched *s, const char *str)
+{
+    return str ? sc_strdup(&s->arena, str) : NULL;
+}
+
+static ty_nodefit_affinity *copy_affinity(ty_sched *s, const ty_nodefit_affinity *in)
+{
+    ty_nodefit_affinity *a = sc_alloc(&s->arena, sizeof *a);
+    ty_nodefit_term *terms = sc_alloc(&s->arena, (in->n_terms ? in->n_terms : 1) * sizeof *terms);
+    for (size_t t = 0; t < in->n_terms; t++) {
+        const ty_nodefit_term *it = &in->terms[t];
+        ty_nodefit_expr *exprs = sc_alloc(&s->arena, (it->n_exprs ? it->n_exprs : 1) *
+                                                         sizeof *exprs);
+        for (size_t i = 0; i < it->n_exprs; i++) {
+            const ty_nodefit_expr *ie = &it->exprs[i];
+            const char **values = sc_alloc(&s->arena, (ie->n_values ? ie->n_values : 1) *
+                                                          sizeof *values);
+            for (size_t v = 0; v < ie->n_values; v++)
+                values[v] = arena_str(s, ie->values[v]);
+            exprs[i] = (ty_nodefit_expr){arena_str(s, ie->key), ie->field, ie->op, values,
+                                         ie->n_values};
+        }
+        terms[t] = (ty_nodefit_term){exprs, it->n_exprs};
+    }
+    *a = (ty_nodefit_affinity){terms, in->n_terms};
+    return a;
+}
+
 static int copy_amounts(ty_sched *s, const ty_sched_amount *in, size_t n, int64_t out[SC_R],
                         const char *what, ty_error *err)
 {
@@ -258,6 +295,7 @@ int ty_sched_add_flavor(ty_sched *s, const ty_sched_flavor *f, ty_error *err)
         copy_taints(s, f->node_taints, f->n_node_taints, &x->taints, &x->n_taints, what, err) < 0 ||
         copy_tols(s, f->tolerations, f->n_tolerations, &x->tols, &x->n_tols, what, err) < 0)
         return -1;
+    x->slabels = string_labels(s, x->labels, x->n_labels);
     x->id = s->n_flavors;
     PUSH(s->flavors, s->n_flavors, s->cap_flavors, x);
     ty_map_puts(&s->flavor_ix, f->name, x);
@@ -282,6 +320,9 @@ int ty_sched_add_node(ty_sched *s, const ty_sched_node *n, ty_error *err)
         copy_amounts(s, n->allocatable, n->n_allocatable, x->alloc, what, err) < 0 ||
         copy_amounts(s, n->used, n->n_used, x->ext, what, err) < 0)
         return -1;
+    for (size_t i = 0; i < n->n_allocatable; i++)
+        x->declared |= 1u << res_id(s, n->allocatable[i].resource, err);
+    x->slabels = string_labels(s, x->labels, x->n_labels);
     PUSH(s->nodes, s->n_nodes, s->cap_nodes, x);
     ty_map_puts(&s->node_ix, n->name, x);
     return 0;
@@ -464,6 +505,8 @@ int ty_sched_add_workload(ty_sched *s, const ty_sched_workload *w, ty_error *err
                 0 ||
             copy_tols(s, p->tolerations, p->n_tolerations, &q->tols, &q->n_tols, what, err) < 0)
             return -1;
+        if (p->affinity)
+            q->aff = copy_affinity(s, p->affinity);
         if (!w->admitted)
             continue;
         const ty_sched_pod_set_admission *ad = &w->admission[i];

@@ -41,7 +41,9 @@
  * - Placement (gang). A workload is admitted only when every pod of every pod set also has a
  *   node: a node of the assigned flavor (its labels include the flavor's node labels and the
  *   pod set's node selector), not unschedulable, whose taints the pod set (plus the flavor's
- *   tolerations) tolerates, with room for the pod's requests. Pods go best-fit on the packing
+ *   tolerations) tolerates, that matches the pod set's required node affinity (sched/nodefit.h:
+ *   the same rules as the binder's), with room for the pod's requests and, where the node
+ *   declares a "pods" amount, for one more pod. Pods go best-fit on the packing
  *   resource (the node with the fewest free units of it that still fits; then the fewest free of
  *   the other resources; then name), so whole nodes stay free for large gangs. All or nothing:
  *   a workload that fits its quota but not the nodes is not admitted and holds no quota.
@@ -99,9 +101,10 @@
  *   flavor in preemption mode unless it would borrow there and whenCanBorrow is
  *   TryNextFlavor). Pod sets are assigned in order, each seeing what the earlier ones of the
  *   same workload take. Flavor compatibility: the pod set's node selector must agree with the
- *   flavor's node labels on the keys the flavor has; the flavor's NoSchedule/NoExecute taints
- *   must be tolerated by the pod set's or the flavor's tolerations ("untolerated taint
- *   k=v:Effect in flavor F").
+ *   flavor's node labels on the keys the flavor has, and so must its required node affinity
+ *   (ty_nodefit_affinity_may_match: "flavor F doesn't match node affinity"); the flavor's
+ *   NoSchedule/NoExecute taints must be tolerated by the pod set's or the flavor's
+ *   tolerations ("untolerated taint k=v:Effect in flavor F").
  * - Best fit: "fewest free of the other resources" is the sum over them of free/allocatable.
  * - Preemption is also tried when the quota fits but the nodes do not (the candidates then
  *   free nodes, not quota); quota alone is checked first over all candidates, so a hopeless
@@ -119,7 +122,11 @@
  *   not the nodes (one per queue and pass); one that would not fit even on drained nodes
  *   reserves nothing and its message says "it cannot fit even on empty nodes".
  * - A request of the resource "pods" (Kueue's pod count, one per pod, which the caller adds
- *   when a queue covers "pods") counts against quota only, never against a node's room.
+ *   when a queue covers "pods") counts against quota only; on a node, every pod counts one
+ *   against the "pods" amount the node declares (none declared: no limit), as placement.c.
+ * - Node room, as placement.c: a node that does not declare cpu, memory or an extended
+ *   (domain-prefixed) resource has none of it; other resources it does not declare
+ *   (ephemeral-storage) are not limited there.
  * - ty_sched_usage() and ty_sched_weighted_share() report what is admitted: the pass's victims
  *   still count, preemptors not yet. Admitted workloads on a flavor their queue no longer lists
  *   still count, as usage without quota. Cohort totals are 128-bit (memory in milli-bytes of a
@@ -136,6 +143,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "sched/nodefit.h"
 
 typedef struct ty_sched ty_sched;
 
@@ -156,20 +164,10 @@ typedef struct ty_sched_amount {
     int64_t milli;
 } ty_sched_amount;
 
-typedef struct ty_sched_label {
-    const char *key, *value;
-} ty_sched_label;
-
-typedef struct ty_sched_taint {
-    const char *key, *value, *effect; /* effect "NoSchedule", "PreferNoSchedule", "NoExecute" */
-} ty_sched_taint;
-
-typedef struct ty_sched_toleration {
-    const char *key;      /* NULL or "": with operator Exists, every key */
-    const char *op;       /* "Equal" (NULL) or "Exists" */
-    const char *value;
-    const char *effect;   /* NULL or "": every effect */
-} ty_sched_toleration;
+/* Labels, taints and tolerations as the node-fit rules read them (sched/nodefit.h). */
+typedef ty_nodefit_label ty_sched_label;
+typedef ty_nodefit_taint ty_sched_taint;
+typedef ty_nodefit_toleration ty_sched_toleration;
 
 typedef struct ty_sched_flavor {
     const char *name;
@@ -254,6 +252,9 @@ typedef struct ty_sched_pod_set {
     size_t n_node_selector;
     const ty_sched_toleration *tolerations;
     size_t n_tolerations;
+    /* Required node affinity (spec.affinity.nodeAffinity.requiredDuringScheduling...); NULL:
+     * none. Its nodes must also match it. */
+    const ty_nodefit_affinity *affinity;
 } ty_sched_pod_set;
 
 /* Where an admitted pod set is: a flavor per request (aligned with the pod set's requests)

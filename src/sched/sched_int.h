@@ -58,6 +58,7 @@ typedef struct sc_flavor {
     int id; /* add order, remapped when the pass sorts by name */
     sc_label *labels;
     int n_labels;
+    ty_nodefit_label *slabels; /* the same as strings, for required node affinity */
     sc_taint *taints;
     int n_taints;
     sc_tol *tols;
@@ -74,10 +75,12 @@ typedef struct sc_node {
     const char *name;
     sc_label *labels;
     int n_labels;
+    ty_nodefit_label *slabels; /* the same as strings, for required node affinity */
     sc_taint *taints;
     int n_taints;
     bool unschedulable;
     int64_t alloc[SC_R], ext[SC_R]; /* ext: used by pods outside the snapshot's workloads */
+    uint32_t declared;              /* bit r: allocatable lists resource r */
     /* pass */
     int64_t free[SC_R];
     int32_t rank;      /* position by name */
@@ -175,6 +178,7 @@ typedef struct sc_ps {
     int n_sel;
     sc_tol *tols;
     int n_tols;
+    ty_nodefit_affinity *aff; /* required node affinity, or NULL */
     int16_t aflavor[SC_R]; /* admitted: flavor per request */
     int32_t *anodes;       /* admitted: node per pod */
     int16_t flav[SC_R];    /* pass: the assignment being tried, flavor per request */
@@ -296,6 +300,9 @@ bool sc_would_borrow(ty_sched *s, sc_wl *w);
 int64_t sc_share(const ty_sched *s, const sc_cq *cq, int sign);
 /* reported: as ty_sched_usage() counts (victims still in, preemptors not yet). */
 int64_t sc_share_as(const ty_sched *s, const sc_cq *cq, int sign, bool reported);
+/* Whether one of `tols` tolerates the taint: Kubernetes' ToleratesTaint (sched/nodefit.h's
+ * ty_nodefit_tolerates) over interned strings, for the hot loops. */
+bool sc_tolerates(const sc_tol *tols, int n, const sc_taint *t);
 bool sc_compatible(const ty_sched *s, const sc_ps *ps, const sc_flavor *f, char *why, size_t cap);
 
 /* place.c */
@@ -327,7 +334,10 @@ bool sc_ps_counts(const sc_ps *ps);
  * buckets and eligible. Does not change during a preemption trial. */
 bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps);
 /* How many pods of ps fit in n's free room now, capped at INT32_MAX; 0 when one does not. */
-int64_t sc_room_count(const sc_node *n, const sc_ps *ps);
+int64_t sc_room_count(const ty_sched *s, const sc_node *n, const sc_ps *ps);
+/* Whether node n limits resource r: it declares r, or r is cpu, memory or an extended
+ * (domain-prefixed) resource, which it then has none of. */
+bool sc_node_limits(const ty_sched *s, const sc_node *n, int r);
 void sc_place_stats(ty_sched *s);
 
 /* preempt.c */

@@ -480,3 +480,90 @@ def test_admission_check_retry_requeues_and_rejected_deactivates(start_server, m
     assert ev["reason"] == "DeactivatedDueToAdmissionCheck", ev
     assert wait_until(lambda: not is_true(wl(), "QuotaReserved"), 15), wl()["status"]
     assert pods_of(server, "default", "job") == []
+
+
+ZONE_NODES = """\
+apiVersion: v1
+kind: Node
+metadata:
+  name: a-1
+  labels: {topology.kubernetes.io/zone: zone-a, tier: "3"}
+status:
+  capacity: {cpu: 8, memory: 16Gi, nvidia.com/gpu: 4}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: a-2
+  labels: {topology.kubernetes.io/zone: zone-a, tier: "1"}
+status:
+  capacity: {cpu: 8, memory: 16Gi, nvidia.com/gpu: 4}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: b-1
+  labels: {topology.kubernetes.io/zone: zone-b, tier: "3"}
+status:
+  capacity: {cpu: 8, memory: 16Gi, nvidia.com/gpu: 2}
+"""
+
+
+def with_affinity(doc, *terms):
+    job = json.loads(doc)
+    for rs in job["spec"]["pytorchReplicaSpecs"].values():
+        rs["template"]["spec"]["affinity"] = {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": list(t)} for t in terms]}}}
+    return json.dumps(job)
+
+
+def test_required_node_affinity_through_the_queue(tmp_path, marker):
+    # The scheduling core places a queued job's pods by the same rules as the binder
+    # (sched/nodefit.h): it admits onto matching nodes only, and a job that matches none waits
+    # with a reason instead of holding quota for pods no node takes.
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(ZONE_NODES)
+    server = Server(tmp_path / "data", ["--nodes-file", str(nodes)]).start()
+    try:
+        apply(server, tmp_path, FLAVOR, cluster_queue("cq", 16),
+              local_queue("default", "main", "cq"))
+        # Best fit alone would put 2-GPU pods on b-1 (the fewest free GPUs); the affinity
+        # (zone-a, tier > 2) leaves a-1 only.
+        zone_a = with_affinity(
+            gpu_job("in-a", marker, "main", 2, workers=1),
+            [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-a"]},
+             {"key": "tier", "operator": "Gt", "values": ["2"]}])
+        nowhere = with_affinity(
+            gpu_job("nowhere", marker, "main", 1),
+            [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-c"]}],
+            [{"key": "tier", "operator": "DoesNotExist"}])
+        apply(server, tmp_path, zone_a)
+        assert wait_until(lambda: running(server, "default", "in-a", 2), 30), \
+            workload(server, "default", "in-a")
+        assert {p["spec"]["nodeName"] for p in pods_of(server, "default", "in-a")} == {"a-1"}
+        adm = workload(server, "default", "in-a")["status"]["admission"]
+        assert adm["clusterQueue"] == "cq", adm
+
+        apply(server, tmp_path, nowhere)
+        msg = lambda: (condition(workload(server, "default", "nowhere"), "QuotaReserved")
+                       or {}).get("message", "")
+        assert wait_until(lambda: "node" in msg(), 20), workload(server, "default", "nowhere")
+        assert "3 of them do not match its node selector or required node affinity" in msg(), \
+            msg()
+        wl = workload(server, "default", "nowhere")
+        assert condition(wl, "QuotaReserved")["status"] == "False", wl
+        assert not is_true(wl, "Admitted") and "admission" not in wl.get("status", {}), wl
+        assert pods_of(server, "default", "nowhere") == []
+        job = server.json("get", "pytorchjob", "nowhere", "-n", "default")
+        assert job["spec"]["runPolicy"]["suspend"] is True, job
+        # The quota it would take is free: the cluster queue reserves only in-a's 4 GPUs.
+        cq = server.json("get", "clusterqueue", "cq")
+        gpus = [r for f in cq["status"]["flavorsReservation"] for r in f["resources"]
+                if r["name"] == "nvidia.com/gpu"]
+        assert gpus and gpus[0]["total"] == "4", cq["status"]
+        server.kubectl("delete", "pytorchjob", "in-a", "nowhere", "--wait=false")
+    finally:
+        server.stop()
+        server.reap()
+        kill_all(marker)

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "controllers/placement.h"
 #include "controllers/podutil.h"
 #include "controllers/resources.h"
 
@@ -15,6 +16,13 @@ static json_t *spec(const char *json)
     return v;
 }
 
+/* ty_placement_requests: the one sum of a pod's requests (the binder, the job controller and
+ * the Kueue snapshot all use it). */
+static int64_t req(const json_t *r, const char *name)
+{
+    return (int64_t)json_integer_value(json_object_get(r, name));
+}
+
 Test(resources, sum_of_containers)
 {
     json_t *s = spec("{\"containers\": ["
@@ -24,10 +32,11 @@ Test(resources, sum_of_containers)
                      " \"memory\": \"512Mi\"}}},"
                      "{\"name\": \"c\", \"resources\": {\"requests\": {\"cpu\": 0.25}}},"
                      "{\"name\": \"d\"}]}");
-    ty_resources r = ty_pod_spec_requests(s);
-    cr_assert_eq(r.cpu_milli, 2750);
-    cr_assert_eq(r.memory_milli, GI + GI / 2);
-    cr_assert_eq(r.gpus, 1);
+    json_t *r = ty_placement_requests(s);
+    cr_assert_eq(req(r, "cpu"), 2750);
+    cr_assert_eq(req(r, "memory"), GI + GI / 2);
+    cr_assert_eq(req(r, "nvidia.com/gpu"), 1000);
+    json_decref(r);
     json_decref(s);
 }
 
@@ -39,49 +48,63 @@ Test(resources, limits_default_requests)
                      /* an explicit request wins over the limit, per resource */
                      "{\"name\": \"b\", \"resources\": {\"requests\": {\"cpu\": \"100m\"},"
                      " \"limits\": {\"cpu\": \"4\", \"memory\": \"1Gi\"}}}]}");
-    ty_resources r = ty_pod_spec_requests(s);
-    cr_assert_eq(r.cpu_milli, 2100);
-    cr_assert_eq(r.memory_milli, 3 * GI);
-    cr_assert_eq(r.gpus, 2);
+    json_t *r = ty_placement_requests(s);
+    cr_assert_eq(req(r, "cpu"), 2100);
+    cr_assert_eq(req(r, "memory"), 3 * GI);
+    cr_assert_eq(req(r, "nvidia.com/gpu"), 2000);
+    json_decref(r);
     json_decref(s);
 }
 
-Test(resources, init_containers_max_rule)
+Test(resources, init_containers_max_rule_and_overhead)
 {
     /* Init containers run one at a time before the others: the pod needs the largest of them
-     * or the sum of the containers, per resource. */
-    json_t *s = spec("{\"containers\": ["
-                     "{\"name\": \"a\", \"resources\": {\"requests\": {\"cpu\": \"1\","
-                     " \"memory\": \"1Gi\"}}},"
-                     "{\"name\": \"b\", \"resources\": {\"requests\": {\"cpu\": \"1\","
-                     " \"memory\": \"1Gi\"}}}],"
-                     " \"initContainers\": ["
-                     "{\"name\": \"i1\", \"resources\": {\"requests\": {\"cpu\": \"3\"}}},"
-                     "{\"name\": \"i2\", \"resources\": {\"limits\": {\"memory\": \"1Gi\","
-                     " \"nvidia.com/gpu\": \"1\"}}},"
-                     "{\"name\": \"i3\", \"resources\": {\"requests\": {\"cpu\": \"2\"}}}]}");
-    ty_resources r = ty_pod_spec_requests(s);
-    cr_assert_eq(r.cpu_milli, 3000, "the largest init container's cpu");
-    cr_assert_eq(r.memory_milli, 2 * GI, "the containers' sum of memory");
-    cr_assert_eq(r.gpus, 1, "an init container's gpu limit");
+     * or the sum of the containers, per resource; the RuntimeClass overhead comes on top. */
+    const char *pod = "{\"containers\": ["
+                      "{\"name\": \"a\", \"resources\": {\"requests\": {\"cpu\": \"1\","
+                      " \"memory\": \"1Gi\"}}},"
+                      "{\"name\": \"b\", \"resources\": {\"requests\": {\"cpu\": \"1\","
+                      " \"memory\": \"1Gi\"}}}],"
+                      " \"initContainers\": ["
+                      "{\"name\": \"i1\", \"resources\": {\"requests\": {\"cpu\": \"3\"}}},"
+                      "{\"name\": \"i2\", \"resources\": {\"limits\": {\"memory\": \"1Gi\","
+                      " \"nvidia.com/gpu\": \"1\"}}},"
+                      "{\"name\": \"i3\", \"resources\": {\"requests\": {\"cpu\": \"2\"}}}]%s}";
+    char buf[1024];
+    snprintf(buf, sizeof buf, pod, "");
+    json_t *s = spec(buf);
+    json_t *r = ty_placement_requests(s);
+    cr_assert_eq(req(r, "cpu"), 3000, "the largest init container's cpu");
+    cr_assert_eq(req(r, "memory"), 2 * GI, "the containers' sum of memory");
+    cr_assert_eq(req(r, "nvidia.com/gpu"), 1000, "an init container's gpu limit");
+    json_decref(r);
+    json_decref(s);
+    snprintf(buf, sizeof buf, pod, ", \"overhead\": {\"cpu\": \"250m\", \"memory\": \"1Gi\"}");
+    s = spec(buf);
+    r = ty_placement_requests(s);
+    cr_assert_eq(req(r, "cpu"), 3250, "overhead on top of the init container's");
+    cr_assert_eq(req(r, "memory"), 3 * GI);
+    cr_assert_eq(req(r, "nvidia.com/gpu"), 1000);
+    json_decref(r);
     json_decref(s);
 }
 
 Test(resources, empty_and_unparsable)
 {
     json_t *s = spec("{}");
-    ty_resources r = ty_pod_spec_requests(s);
-    cr_assert_eq(r.cpu_milli, 0);
-    cr_assert_eq(r.memory_milli, 0);
-    cr_assert_eq(r.gpus, 0);
+    json_t *r = ty_placement_requests(s);
+    cr_assert_eq(json_object_size(r), 0);
+    json_decref(r);
     json_decref(s);
-    r = ty_pod_spec_requests(NULL);
-    cr_assert_eq(r.cpu_milli + r.memory_milli + r.gpus, 0);
+    r = ty_placement_requests(NULL);
+    cr_assert_eq(json_object_size(r), 0);
+    json_decref(r);
     s = spec("{\"containers\": [{\"name\": \"a\", \"resources\": {\"requests\":"
              " {\"cpu\": \"lots\", \"memory\": \"1Gi\"}}}]}");
-    r = ty_pod_spec_requests(s);
-    cr_assert_eq(r.cpu_milli, 0);
-    cr_assert_eq(r.memory_milli, GI);
+    r = ty_placement_requests(s);
+    cr_assert_eq(req(r, "cpu"), 0);
+    cr_assert_eq(req(r, "memory"), GI);
+    json_decref(r);
     json_decref(s);
 }
 
@@ -90,60 +113,23 @@ Test(resources, node_allocatable)
     json_t *n = spec("{\"status\": {\"capacity\": {\"cpu\": \"16\"}, \"allocatable\":"
                      " {\"cpu\": \"15500m\", \"memory\": \"64Gi\", \"nvidia.com/gpu\": \"8\","
                      " \"pods\": \"110\"}}}");
-    ty_resources r = ty_node_allocatable(n);
-    cr_assert_eq(r.cpu_milli, 15500);
-    cr_assert_eq(r.memory_milli, 64 * GI);
-    cr_assert_eq(r.gpus, 8);
+    json_t *r = ty_placement_allocatable(n);
+    cr_assert_eq(req(r, "cpu"), 15500);
+    cr_assert_eq(req(r, "memory"), 64 * GI);
+    cr_assert_eq(req(r, "nvidia.com/gpu"), 8000);
+    cr_assert_eq(req(r, "pods"), 110000);
+    json_decref(r);
     json_decref(n);
 
     json_t *local = ty_node_local("here", 3);
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(local, "metadata"), "name")),
                      "here");
-    r = ty_node_allocatable(local);
-    cr_assert_eq(r.cpu_milli, 1000 * sysconf(_SC_NPROCESSORS_ONLN));
-    cr_assert_gt(r.memory_milli, 0);
-    cr_assert_eq(r.gpus, 3);
+    r = ty_placement_allocatable(local);
+    cr_assert_eq(req(r, "cpu"), 1000 * sysconf(_SC_NPROCESSORS_ONLN));
+    cr_assert_gt(req(r, "memory"), 0);
+    cr_assert_eq(req(r, "nvidia.com/gpu"), 3000);
+    json_decref(r);
     json_decref(local);
-}
-
-Test(resources, add_sub)
-{
-    ty_resources a = {1000, 5, 1};
-    ty_resources_add(&a, (ty_resources){500, 5, 2});
-    cr_assert_eq(a.cpu_milli, 1500);
-    cr_assert_eq(a.memory_milli, 10);
-    cr_assert_eq(a.gpus, 3);
-    ty_resources_sub(&a, (ty_resources){2000, 10, 3});
-    cr_assert_eq(a.cpu_milli, -500);
-    cr_assert_eq(a.memory_milli, 0);
-    cr_assert_eq(a.gpus, 0);
-}
-
-Test(resources, fit_messages)
-{
-    char why[128] = "untouched";
-    ty_resources avail = {2000, 2 * GI, 1};
-    cr_assert(ty_resources_fit((ty_resources){2000, 2 * GI, 1}, avail, "free", why, sizeof why),
-              "an exact fit fits");
-    cr_assert(ty_resources_fit((ty_resources){0, 0, 0}, avail, "free", why, sizeof why));
-    cr_assert_str_eq(why, "untouched");
-
-    cr_assert(!ty_resources_fit((ty_resources){4000, GI, 0}, avail, "free", why, sizeof why));
-    cr_assert_str_eq(why, "cpu: needs 4, 2 free");
-    cr_assert(!ty_resources_fit((ty_resources){1500, 4 * GI, 0}, avail, "allocatable", why,
-                                sizeof why));
-    cr_assert_str_eq(why, "memory: needs 4Gi, 2Gi allocatable");
-    cr_assert(!ty_resources_fit((ty_resources){2500, 4 * GI, 2}, avail, "free", why, sizeof why));
-    cr_assert_str_eq(why, "nvidia.com/gpu: needs 2, 1 free", "GPUs are named first");
-    cr_assert(!ty_resources_fit((ty_resources){500, 0, 0}, (ty_resources){-1500, 0, 0}, "free",
-                                why, sizeof why));
-    cr_assert_str_eq(why, "cpu: needs 500m, 0 free", "over-committed shows as 0 free");
-    cr_assert(!ty_resources_fit((ty_resources){0, 0, 1}, (ty_resources){0, 0, -1}, "free", why,
-                                sizeof why));
-    cr_assert_str_eq(why, "nvidia.com/gpu: needs 1, 0 free");
-    char tiny[8];
-    cr_assert(!ty_resources_fit((ty_resources){4000, 0, 0}, avail, "free", tiny, sizeof tiny));
-    cr_assert_eq(strlen(tiny), sizeof tiny - 1, "truncated, terminated");
 }
 
 /* ---- podutil ---- */
