@@ -151,7 +151,10 @@ def test_job_that_can_never_fit_fails_at_once(run_trainyard, manifest, marker):
 def test_gpus_are_handed_out_without_sharing(run_trainyard, manifest, marker, tmp_path):
     out = tmp_path / "gpus"
     out.mkdir()
-    cmd = f"echo $CUDA_VISIBLE_DEVICES > {out}/$POD_NAME"
+    # Each pod waits for the other's file: the job succeeds with its master, and a worker that
+    # had not started by then would never write (and would prove nothing about sharing).
+    cmd = (f"echo $CUDA_VISIBLE_DEVICES > {out}/$POD_NAME; "
+           f"while [ $(ls {out} | wc -l) -lt 2 ]; do sleep 0.05; done")
     path = manifest(pytorchjob("gpujob", marker, master_cmd=cmd, worker_cmd=cmd, workers=1,
                                resources={"limits": {"nvidia.com/gpu": 2}}))
     r = run_trainyard("-o", "json", "--gpus", "4", path)
