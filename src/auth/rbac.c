@@ -793,12 +793,44 @@ static const rules *binding_rules(const ty_rbac *r, const binding *b)
     return ro ? role_rules(ro) : NULL;
 }
 
-/* Walks the bindings that apply to `u` in `scope` ("" for ClusterRoleBindings); `fn` returns
+static bool subject_applies(const binding *b, const subject *s, const ty_rbac_user *u);
+
+/* Bindings already walked in one decision: a binding that names the user and one of its
+ * groups is found under both, and is walked once, as kube-apiserver does. */
+typedef struct seen_set {
+    const binding *small[16];
+    const binding **v;
+    size_t n, cap;
+} seen_set;
+
+static bool seen_add(seen_set *s, const binding *b)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i] == b)
+            return false;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : TY_ARRAY_LEN(s->small);
+        if (!s->cap) {
+            s->v = s->small;
+        } else if (s->v == s->small) {
+            s->v = ty_malloc(cap * sizeof *s->v);
+            memcpy(s->v, s->small, sizeof s->small);
+        } else {
+            s->v = ty_realloc(s->v, cap * sizeof *s->v);
+        }
+        s->cap = cap;
+    }
+    s->v[s->n++] = b;
+    return true;
+}
+
+/* Walks the bindings that apply to `u` in `scope` ("" for ClusterRoleBindings), each once and
+ * described by its first subject that applies (as kube-apiserver's appliesTo); `fn` returns
  * false to stop, and then so does this. */
 typedef bool (*visit_fn)(void *ctx, const binding *b, const subject *s, const rules *rs);
 
 static bool visit_scope(const ty_rbac *r, const ty_rbac_user *u, const char *scope, visit_fn fn,
-                        void *ctx)
+                        void *ctx, seen_set *seen)
 {
     for (size_t g = 0; g <= u->ngroups; g++) {
         char buf[256], *heap = NULL;
@@ -809,9 +841,19 @@ static bool visit_scope(const ty_rbac *r, const ty_rbac_user *u, const char *sco
                                                u->groups[g - 1], NULL, NULL, &len);
         const hits *h = ty_map_get(&r->subjects, key, len);
         free(heap);
-        for (size_t i = 0; h && i < h->n; i++)
-            if (!fn(ctx, h->b[i], &h->b[i]->subj[h->si[i]], binding_rules(r, h->b[i])))
+        for (size_t i = 0; h && i < h->n; i++) {
+            const binding *b = h->b[i];
+            if (!seen_add(seen, b))
+                continue;
+            size_t first = h->si[i];
+            for (size_t j = 0; j < first; j++)
+                if (subject_applies(b, &b->subj[j], u)) {
+                    first = j;
+                    break;
+                }
+            if (!fn(ctx, b, &b->subj[first], binding_rules(r, b)))
                 return false;
+        }
     }
     return true;
 }
@@ -820,10 +862,11 @@ static bool visit_scope(const ty_rbac *r, const ty_rbac_user *u, const char *sco
 static void visit_rules_for(const ty_rbac *r, const ty_rbac_user *u, const char *ns, visit_fn fn,
                             void *ctx)
 {
-    if (!visit_scope(r, u, "", fn, ctx))
-        return;
-    if (ns && *ns)
-        visit_scope(r, u, ns, fn, ctx);
+    seen_set seen = {0};
+    if (visit_scope(r, u, "", fn, ctx, &seen) && ns && *ns)
+        visit_scope(r, u, ns, fn, ctx, &seen);
+    if (seen.v != seen.small)
+        free(seen.v);
 }
 
 static void describe_subject(ty_buf *out, const binding *b, const subject *s)

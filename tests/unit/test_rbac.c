@@ -755,3 +755,25 @@ Test(rbac, index_agrees_with_scan)
     cr_assert_gt(allowed, 50);
     cr_assert_lt(allowed, 8 * 5 * 4 * 4 * 3 - 50);
 }
+
+/* A binding that names the user twice (by name and by group) is walked once, and described by
+ * its first subject that applies, as kube-apiserver's appliesTo. */
+Test(rbac, binding_walked_once)
+{
+    role_binding("ns1", "both", "Role", "missing", "Group:team-a,User:alice");
+    who w;
+    ty_rbac_user *alice = user(&w, "alice", "team-a");
+    ty_rbac_request q = {.verb = "get", .group = "", .resource = "pods", .ns = "ns1"};
+    char *reason = NULL;
+    cr_assert_not(ty_rbac_authorize(R, alice, &q, &reason));
+    cr_assert_str_eq(reason, "RBAC: role.rbac.authorization.k8s.io \"missing\" not found");
+    free(reason);
+    role("ns1", "missing", "[{\"verbs\":[\"get\"],\"apiGroups\":[\"\"],\"resources\":[\"pods\"]}]");
+    cr_assert(ty_rbac_authorize(R, alice, &q, &reason));
+    cr_assert_str_eq(reason, "RBAC: allowed by RoleBinding \"both/ns1\" of Role \"missing\" to "
+                             "Group \"team-a\"");
+    free(reason);
+    json_t *st = ty_rbac_rules_review(R, alice, "ns1");
+    cr_assert_eq(json_array_size(json_object_get(st, "resourceRules")), 1);
+    json_decref(st);
+}
