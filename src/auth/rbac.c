@@ -600,6 +600,28 @@ static void reaggregate(ty_rbac *r)
     free(all);
 }
 
+/* Whether a change of ClusterRole `old` to `now` (either may be NULL) can alter an aggregated
+ * role: it is or was aggregated itself, or an aggregated role selects it before or after. A
+ * plain ClusterRole, the usual change, then costs one look at each aggregated role. */
+static bool concerns_aggregation(const ty_rbac *r, const role *old, const role *now)
+{
+    if ((old && old->selectors) || (now && now->selectors))
+        return true;
+    const ty_map_slot *s;
+    for (size_t i = 0; ty_map_next(&r->roles, &i, &s);) {
+        const role *agg = s->value;
+        if (*agg->ns || !agg->selectors)
+            continue;
+        size_t k;
+        const json_t *sel;
+        json_array_foreach(agg->selectors, k, sel)
+            if ((old && ty_label_selector_object_matches(sel, old->labels)) ||
+                (now && ty_label_selector_object_matches(sel, now->labels)))
+                return true;
+    }
+    return false;
+}
+
 static void remove_binding(ty_rbac *r, const char *key)
 {
     binding *old = ty_map_dels(&r->bindings, key);
@@ -631,8 +653,10 @@ int ty_rbac_put(ty_rbac *r, const json_t *obj, ty_error *err)
                 json_object_get(json_object_get(obj, "aggregationRule"), "clusterRoleSelectors");
             ro->selectors = json_is_array(sel) ? json_deep_copy(sel) : NULL;
         }
-        role_free(ty_map_puts(&r->roles, key, ro));
-        if (kd == K_CLUSTER_ROLE)
+        role *old = ty_map_puts(&r->roles, key, ro);
+        bool again = kd == K_CLUSTER_ROLE && concerns_aggregation(r, old, ro);
+        role_free(old);
+        if (again)
             reaggregate(r);
         return 0;
     }
@@ -669,8 +693,9 @@ bool ty_rbac_remove(ty_rbac *r, const char *kindname, const char *ns, const char
         role *ro = ty_map_dels(&r->roles, key);
         if (!ro)
             return false;
+        bool again = kd == K_CLUSTER_ROLE && concerns_aggregation(r, ro, NULL);
         role_free(ro);
-        if (kd == K_CLUSTER_ROLE)
+        if (again)
             reaggregate(r);
         return true;
     }
