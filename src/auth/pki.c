@@ -205,16 +205,20 @@ static int sign_leaf(const ty_pki *p, gnutls_x509_privkey_t key, const char *cn,
     return 0;
 }
 
-/* Whether the serving certificate at hand is still good: parses, not expired at `now`, and
- * covers every SAN asked for. */
-static bool serving_ok(const ty_buf *crt, const char *const *sans, size_t nsans, int64_t now)
+/* Whether the serving certificate at hand is still good: parses, is signed by the CA (which
+ * may have been replaced by hand), has not expired at `now`, and covers every SAN asked for. */
+static bool serving_ok(const ty_pki *p, const ty_buf *crt, const char *const *sans,
+                       size_t nsans, int64_t now)
 {
     gnutls_x509_crt_t c;
     if (gnutls_x509_crt_init(&c) < 0)
         return false;
     gnutls_datum_t d = {(unsigned char *)crt->data, (unsigned)crt->len};
+    unsigned status = 1;
     bool ok = gnutls_x509_crt_import(c, &d, GNUTLS_X509_FMT_PEM) >= 0 &&
-              gnutls_x509_crt_get_expiration_time(c) > (time_t)now;
+              gnutls_x509_crt_verify(c, &p->ca, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+                                     &status) >= 0 &&
+              status == 0 && gnutls_x509_crt_get_expiration_time(c) > (time_t)now;
     for (size_t i = 0; ok && i < nsans; i++) {
         unsigned char ip[16];
         if (inet_pton(AF_INET, sans[i], ip) == 1)
@@ -317,7 +321,7 @@ int ty_pki_open(const char *dir, const char *const *sans, size_t nsans, int64_t 
             goto fail;
     }
     p->ca_pem = ty_strndup(ca.data, ca.len);
-    if (!have_crt || !have_key || !serving_ok(&crt, sans, nsans, now))
+    if (!have_crt || !have_key || !serving_ok(p, &crt, sans, nsans, now))
         if (make_serving(p, sans, nsans, now, err) < 0)
             goto fail;
     *out = p;

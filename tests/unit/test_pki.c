@@ -121,6 +121,19 @@ Test(pki, made_then_reloaded)
     TY_AUTOFREE char *crt4 = slurp(ty_pki_serving_cert_path(p));
     cr_assert_str_neq(crt4, crt3);
     ty_pki_free(p);
+
+    /* a CA replaced by hand (another's files copied in): the serving certificate follows */
+    ty_pki_free(open_pki("other", moved, 2, NOW));
+    static const char *const ca_files[] = {"ca.crt", "ca.key"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(ca_files); i++) {
+        TY_AUTOFREE char *from = ty_asprintf("%s/other/%s", dir, ca_files[i]);
+        TY_AUTOFREE char *to = ty_asprintf("%s/pki/%s", dir, ca_files[i]);
+        cr_assert_eq(rename(from, to), 0);
+    }
+    p = open_pki("pki", moved, 2, NOW + 400 * 86400LL);
+    TY_AUTOFREE char *crt5 = slurp(ty_pki_serving_cert_path(p));
+    cr_assert_str_neq(crt5, crt4);
+    ty_pki_free(p);
 }
 
 static char *verify_err(const ty_pki *p, const char *pem, int64_t now)
