@@ -16,25 +16,15 @@ import time
 
 import pytest
 
-from conftest import REPO, processes_with, start_trainyard, trainyard_bin, wait_until
+from conftest import (REPO, netns_refused, processes_with, start_trainyard, trainyard_bin,
+                      wait_until)
 from server_fixture import Server
 
 NET_DIR = "/run/trainyard/net"
 PY = "/usr/bin/python3"
 
 
-def _netns_refused():
-    if os.geteuid() != 0:
-        return "pod networking needs root"
-    try:
-        if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
-            return "creating a network namespace is refused here (unshare -n true failed)"
-    except OSError as e:
-        return f"unshare is not available: {e}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_netns_refused() is not None, reason=str(_netns_refused()))
+pytestmark = pytest.mark.skipif(netns_refused() is not None, reason=str(netns_refused()))
 
 
 def veth_of(uid):
