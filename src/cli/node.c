@@ -209,7 +209,9 @@ static int open_network(ty_node *n, const ty_node_config *cfg, ty_error *err)
     char *why = NULL;
     if (ty_mkdir_p(cfg->state_dir, 0700) < 0)
         return ty_fail_errno(err, errno, "create %s", cfg->state_dir);
-    if (ty_podnet_open(cidr, cfg->state_dir, &n->net, &why, err) < 0)
+    if (cfg->no_pod_network)
+        why = ty_strdup("--no-pod-network");
+    else if (ty_podnet_open(cidr, cfg->state_dir, &n->net, &why, err) < 0)
         return -1;
     if (n->net) {
         uint32_t network;
@@ -224,8 +226,9 @@ static int open_network(ty_node *n, const ty_node_config *cfg, ty_error *err)
         n->ipam = ty_ipam_new();
         if (cfg->scatter_addresses)
             ty_ipam_scatter(n->ipam);
-        ty_warn("pod network: unavailable (%s): pods share this machine's network namespace, "
-                "each with a loopback address of 127.16.0.0/12", why);
+        ty_log(cfg->no_pod_network ? TY_LOG_INFO : TY_LOG_WARN,
+               "pod network: unavailable (%s): pods share this machine's network namespace, "
+               "each with a loopback address of 127.16.0.0/12", why);
     }
     free(why);
     return 0;

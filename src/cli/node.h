@@ -42,6 +42,7 @@ typedef struct ty_node_config {
     bool fair_sharing;           /* Kueue's fair sharing across a cohort */
     bool job_dirs;               /* run: TRAINYARD_JOB_DIR for pods (runtime/runtime.h) */
     const char *pod_cidr;        /* --pod-cidr; NULL: TY_PODNET_DEFAULT_CIDR (net/podnet.h) */
+    bool no_pod_network;         /* --no-pod-network: loopback addresses even as root */
     const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
                                   * node, this machine (its hostname, `gpus` GPUs) */
 } ty_node_config;

@@ -79,6 +79,8 @@ static void usage(FILE *f)
             "      --nodes-file FILE virtual nodes from Node objects (labels, taints, capacity)\n"
             "      --pod-cidr CIDR   pods' addresses, as root (default 10.244.0.0/16; each run\n"
             "                        takes a /24 of it)\n"
+            "      --no-pod-network  pods share this machine's network namespace, each with a\n"
+            "                        loopback address (what happens without root anyway)\n"
             "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
             "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
             "  -h, --help            this text\n");
@@ -658,9 +660,10 @@ int ty_cli_run(int argc, char **argv)
         {"nodes", required_argument, NULL, 'N'}, {"nodes-file", required_argument, NULL, 'F'},
         {"recursive", no_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
         {"pod-cidr", required_argument, NULL, 'C'},
+        {"no-pod-network", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
-    bool follow = false, json_out = false, recursive = false;
+    bool follow = false, json_out = false, recursive = false, no_pod_network = false;
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
@@ -687,6 +690,9 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 's':
             state_dir_arg = optarg;
+            break;
+        case 'P':
+            no_pod_network = true;
             break;
         case 'C':
             pod_cidr = optarg;
@@ -750,6 +756,7 @@ int ty_cli_run(int argc, char **argv)
         .gpus = gpus,
         .nodes = nodes,
         .pod_cidr = pod_cidr,
+        .no_pod_network = no_pod_network,
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
         .job_dirs = true,          /* a job's directory goes with the run's state */

@@ -321,3 +321,15 @@ def test_server_killed_with_pods_running_then_restarted(tmp_path, marker):
     finally:
         srv.stop()
     assert_nothing_left(list(before), blocks)
+
+
+def test_no_pod_network_keeps_pods_on_loopback_addresses(tmp_path, marker):
+    path = tmp_path / "lo.json"
+    path.write_text(job("lo", marker, ETC))
+    r = run_json(str(path), tmp_path, "--follow", "--no-pod-network")
+    assert r.returncode == 0, r.stderr[-3000:]
+    pod = pods_of(r.stdout)[0]
+    assert pod["status"]["podIP"].startswith("127."), pod["status"]
+    assert pod["status"]["hostIP"] == "127.0.0.1", pod["status"]
+    assert f"[lo-master-0] NETNS {os.readlink('/proc/self/ns/net')}" in r.stderr
+    assert "Kubernetes-managed" not in r.stderr, "the host's /etc"
