@@ -165,13 +165,15 @@ int ty_nl_bridge_add(ty_nl *nl, const char *name, ty_error *err)
     return 0;
 }
 
-int ty_nl_veth_add(ty_nl *nl, const char *name, const char *peer, int peer_netns_fd,
+int ty_nl_veth_add(ty_nl *nl, const char *name, const char *peer, int peer_netns_fd, int mtu,
                    ty_error *err)
 {
     req r;
     struct ifinfomsg *ifi = req_init(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof *ifi);
     ifi->ifi_family = AF_UNSPEC;
     attr_str(&r, IFLA_IFNAME, name);
+    if (mtu > 0)
+        attr_u32(&r, IFLA_MTU, (uint32_t)mtu);
     struct rtattr *info = attr_begin(&r, IFLA_LINKINFO);
     attr_str(&r, IFLA_INFO_KIND, "veth");
     struct rtattr *data = attr_begin(&r, IFLA_INFO_DATA);
@@ -181,6 +183,8 @@ int ty_nl_veth_add(ty_nl *nl, const char *name, const char *peer, int peer_netns
     memcpy(r.buf + r.h->nlmsg_len, &pifi, sizeof pifi);
     r.h->nlmsg_len += NLMSG_ALIGN(sizeof pifi);
     attr_str(&r, IFLA_IFNAME, peer);
+    if (mtu > 0)
+        attr_u32(&r, IFLA_MTU, (uint32_t)mtu);
     attr_u32(&r, IFLA_NET_NS_FD, (uint32_t)peer_netns_fd);
     attr_end(&r, pinfo);
     attr_end(&r, data);

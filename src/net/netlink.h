@@ -29,8 +29,9 @@ void ty_nl_close(ty_nl *nl);
 int ty_nl_link_index(ty_nl *nl, const char *name);
 /* Creates a bridge; one of that name already there is no error. */
 int ty_nl_bridge_add(ty_nl *nl, const char *name, ty_error *err);
-/* Creates a veth pair: `name` here, `peer` in the namespace of `peer_netns_fd`. */
-int ty_nl_veth_add(ty_nl *nl, const char *name, const char *peer, int peer_netns_fd,
+/* Creates a veth pair: `name` here, `peer` in the namespace of `peer_netns_fd`, both with
+ * `mtu` (0: the kernel's default, 1500). */
+int ty_nl_veth_add(ty_nl *nl, const char *name, const char *peer, int peer_netns_fd, int mtu,
                    ty_error *err);
 /* Sets a link up (and, with master > 0, enslaves it to that bridge first). */
 int ty_nl_link_up(ty_nl *nl, int index, int master, ty_error *err);

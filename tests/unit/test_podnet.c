@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <net/if.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "base/hash.h"
 #include "base/map.h"
 #include "base/mem.h"
+#include "base/time.h"
 #include "net/netlink.h"
 #include "net/podnet.h"
 #include "runtime/ipam.h"
@@ -207,5 +209,43 @@ Test(podnet, a_pods_namespace_is_made_and_removed)
     cr_assert_eq(ty_nl_link_index(&host, bridge), 0, "the bridge goes with the last pod");
     cr_assert_neq(access(lease, F_OK), 0, "the lease goes with the last pod");
     ty_nl_close(&host);
+    ty_rm_tree(tmpl);
+}
+
+/* What a pod's network costs its start (namespace, veth, addresses, route), best of 10; the
+ * figure goes into docs/containers.md. */
+Test(podnet, cost_of_a_pods_network)
+{
+    if (geteuid() != 0)
+        cr_skip_test("pod networking needs root");
+    char tmpl[] = "/tmp/ty-podnet-XXXXXX";
+    cr_assert(mkdtemp(tmpl));
+    ty_podnet *net = NULL;
+    char *why = NULL;
+    cr_assert_geq(ty_podnet_open("10.252.0.0/16", tmpl, &net, &why, NULL), 0);
+    if (!net) {
+        free(why);
+        ty_rm_tree(tmpl);
+        cr_skip_test("no pod network here");
+    }
+    uint32_t block;
+    int prefix;
+    ty_podnet_block(net, &block, &prefix);
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 10; i++) {
+        char ip[TY_IPAM_ADDR_MAX], uid[16];
+        ty_ipam_format(block + 2 + (uint32_t)i, ip);
+        snprintf(uid, sizeof uid, "cost-%d", i);
+        int64_t t0 = ty_time_now_ns();
+        ty_error err = TY_ERROR_INIT;
+        int fd = ty_podnet_add(net, uid, ip, &err);
+        int64_t dt = ty_time_now_ns() - t0;
+        cr_assert_geq(fd, 0, "%s", err.msg);
+        best = dt < best ? dt : best;
+        close(fd);
+        ty_podnet_del(net, uid);
+    }
+    cr_log_warn("podnet: a pod's network made in %lld us (best of 10)", (long long)best / 1000);
+    ty_podnet_close(net);
     ty_rm_tree(tmpl);
 }
