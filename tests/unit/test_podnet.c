@@ -233,7 +233,7 @@ Test(podnet, cost_of_a_pods_network)
     ty_podnet_block(net, &block, &prefix);
     int64_t best = INT64_MAX;
     for (int i = 0; i < 10; i++) {
-        char ip[TY_IPAM_ADDR_MAX], uid[16];
+        char ip[TY_IPAM_ADDR_MAX], uid[32];
         ty_ipam_format(block + 2 + (uint32_t)i, ip);
         snprintf(uid, sizeof uid, "cost-%d", i);
         int64_t t0 = ty_time_now_ns();
