@@ -4,7 +4,8 @@
 #      with --no-pod-network (loopback addresses in the host's namespace); the runs alternate
 #      (RUNS each, default 20). Target: < 50 ms with its own netns (and an overlay rootfs, which
 #      comes with images).
-#   2. Pod-to-pod TCP throughput (BYTES, default 512 MiB, one stream of 1 MiB writes between
+#   2. A 100-replica job of `true`, whole run, both ways (HUNDRED_RUNS each, default 3).
+#   3. Pod-to-pod TCP throughput (BYTES, default 512 MiB, one stream of 1 MiB writes between
 #      two Python processes) through the bridge, vs the same pods over loopback in one
 #      namespace (TPUT_RUNS each, default 5). Target: >= 0.8x.
 # Needs root (without it both modes are loopback and the comparison says nothing).

@@ -35,6 +35,22 @@ def start_to_exec(tmp, runs):
     print(f"  own netns costs {n - b:+.2f} ms ({n / b:.2f}x); target < 50 ms with its own netns")
 
 
+def hundred(tmp, runs):
+    """A 100-replica job of `true`, whole run: 100 namespaces and veths made and removed."""
+    path = os.path.join(tmp, "hundred.json")
+    open(path, "w").write(job("hundred", 100, ["true"]))
+    times = {m: [] for m, _ in MODES}
+    for i in range(runs):
+        for mode, args in MODES:
+            t0 = time.monotonic()
+            subprocess.run([TRAINYARD, "run", "--state-dir", os.path.join(tmp, f"h-{mode[0]}-{i}"),
+                            *args, path], check=True, stdout=subprocess.DEVNULL)
+            times[mode].append((time.monotonic() - t0) * 1e3)
+    for mode, _ in MODES:
+        print(f"100-replica job of true, {mode:9}: median {statistics.median(times[mode]):.0f} ms "
+              f"({runs} runs)")
+
+
 RECV = """
 import os, socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -97,6 +113,7 @@ def main():
     runs = int(os.environ.get("RUNS", "20"))
     with tempfile.TemporaryDirectory(prefix="trainyard-podstart-") as tmp:
         start_to_exec(tmp, runs)
+        hundred(tmp, int(os.environ.get("HUNDRED_RUNS", "3")))
         throughput(tmp, int(os.environ.get("TPUT_RUNS", "5")),
                    int(os.environ.get("BYTES", str(512 << 20))))
 
