@@ -69,7 +69,8 @@
  * they match NVML); pods without GPUs get CUDA_VISIBLE_DEVICES="" (all hidden).
  *
  * Environment of a container: trainyard's own environment (minus TRAINYARD_*), then POD_IP,
- * POD_NAME, POD_NAMESPACE, HOSTNAME (= pod name), CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+ * POD_NAME, POD_NAMESPACE, HOSTNAME (the pod's hostname, see Network; else its name),
+ * CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
  * CUDA_DEVICE_ORDER, then spec env in order (value with $(VAR) expansion over the variables
  * defined before it other than the host's; valueFrom.fieldRef for metadata.name/namespace/uid,
  * metadata.labels['k'], metadata.annotations['k'], status.podIP, status.hostIP, spec.nodeName,
