@@ -127,6 +127,33 @@ static int node_gpus(const json_t *node)
     return (int)(q.milli / 1000);
 }
 
+/* With a pod network a node's podCIDR is the instance's block (all its nodes share it: one
+ * bridge) and its InternalIP the gateway, the address its pods see as hostIP. */
+static void node_network(ty_node *n, json_t *node)
+{
+    uint32_t network;
+    int prefix;
+    ty_podnet_block(n->net, &network, &prefix);
+    char a[TY_IPAM_ADDR_MAX];
+    ty_ipam_format(network, a);
+    TY_AUTOFREE char *cidr = ty_asprintf("%s/%d", a, prefix);
+    json_t *spec = json_object_get(node, "spec");
+    if (!json_is_object(spec)) {
+        spec = json_object();
+        json_object_set_new(node, "spec", spec);
+    }
+    json_object_set_new(spec, "podCIDR", json_string(cidr));
+    json_object_set_new(spec, "podCIDRs", json_pack("[s]", cidr));
+    size_t i;
+    json_t *addr;
+    json_array_foreach(json_object_get(json_object_get(node, "status"), "addresses"), i, addr)
+    {
+        const char *type = json_string_value(json_object_get(addr, "type"));
+        if (type && strcmp(type, "InternalIP") == 0)
+            json_object_set_new(addr, "address", json_string(ty_podnet_gateway(n->net)));
+    }
+}
+
 /* The nodes this trainyard runs (declared, or this machine), registered in the store; every
  * other Node goes. */
 static int register_nodes(ty_node *n, const ty_node_config *cfg, const char *host,
@@ -138,6 +165,8 @@ static int register_nodes(ty_node *n, const ty_node_config *cfg, const char *hos
                                     : ty_node_local(host, ty_runtime_gpu_count(n->rt));
         if (n->declared)
             ty_runtime_set_node_gpus(n->rt, name, node_gpus(fresh));
+        if (n->net)
+            node_network(n, fresh);
         if (register_node(n, fresh, err) < 0)
             return -1;
     }

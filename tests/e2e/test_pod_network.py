@@ -305,6 +305,11 @@ def test_server_killed_with_pods_running_then_restarted(tmp_path, marker):
                   for p in srv.json("get", "pods")["items"]}
         blocks = {block_of(ip) for ip in before.values()}
         assert len(blocks) == 1 and all(veth_of(u) in links() for u in before)
+        node = srv.json("get", "nodes")["items"][0]
+        block = next(iter(blocks))
+        assert node["spec"]["podCIDR"] == str(block) and node["spec"]["podCIDRs"] == [str(block)]
+        assert {"type": "InternalIP", "address": str(block.network_address + 1)} in \
+            node["status"]["addresses"], node["status"]
         srv.proc.send_signal(signal.SIGKILL)
         srv.proc.wait()
         srv.err.close()
