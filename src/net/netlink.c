@@ -62,7 +62,8 @@ static int transact(ty_nl *nl, req *r, char *reply, size_t reply_len)
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     if (sendto(nl->fd, r->buf, r->h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
         return -errno;
-    char buf[8192] __attribute__((aligned(4)));
+    /* a link's answer carries its stats and more: room for the largest one */
+    char buf[32768] __attribute__((aligned(4)));
     for (;;) {
         ssize_t n = recv(nl->fd, buf, sizeof buf, 0);
         if (n < 0) {
@@ -78,8 +79,8 @@ static int transact(ty_nl *nl, req *r, char *reply, size_t reply_len)
                 const struct nlmsgerr *e = NLMSG_DATA(h);
                 return e->error;
             }
-            if (reply && h->nlmsg_len <= reply_len) {
-                memcpy(reply, h, h->nlmsg_len);
+            if (reply) { /* the caller reads the fixed header: its start is enough */
+                memcpy(reply, h, h->nlmsg_len < reply_len ? h->nlmsg_len : reply_len);
                 reply = NULL;
             }
             if (h->nlmsg_type == NLMSG_DONE)
@@ -136,7 +137,7 @@ int ty_nl_link_index(ty_nl *nl, const char *name)
     struct ifinfomsg *ifi = req_init(&r, RTM_GETLINK, 0, sizeof *ifi);
     ifi->ifi_family = AF_UNSPEC;
     attr_str(&r, IFLA_IFNAME, name);
-    char reply[4096] __attribute__((aligned(4))) = {0};
+    char reply[NLMSG_SPACE(sizeof(struct ifinfomsg))] __attribute__((aligned(4))) = {0};
     int rc = transact(nl, &r, reply, sizeof reply);
     if (rc == -ENODEV) {
         errno = ENODEV;
