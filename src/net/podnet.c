@@ -636,7 +636,8 @@ int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, cons
                                                        "namespace"));
     if (!ns)
         ns = "default";
-    if (ty_mkdir_p(dir, 0755) < 0)
+    /* 0700 as everything of the pod dir; the files themselves are 0644, for the containers */
+    if (ty_mkdir_p(dir, 0700) < 0)
         return ty_fail_errno(err, errno, "create %s", dir);
     TY_AUTOFREE char *hostname = ty_podnet_hostname(pod);
 

@@ -101,8 +101,9 @@ static int nvml_count(void)
 
 /* Makes what an earlier trainyard left in a directory of `dirfd` private: regular files 0600,
  * directories 0700 (their contents too, `depth` levels down). A pod's volumes/ is the pod's
- * and keeps its modes (an emptyDir is 0777 for containers of any user), and so does its etc/
- * (the hosts and resolv.conf every container reads); links are left alone. */
+ * and keeps its modes (an emptyDir is 0777 for containers of any user), and so do the files of
+ * its etc/ (hosts and resolv.conf, 0644: every container reads them, whoever it runs as; the
+ * directory is made 0700 like the others); links are left alone. */
 static void make_private_at(int dirfd, int depth)
 {
     DIR *d = fdopendir(dirfd);
@@ -114,7 +115,6 @@ static void make_private_at(int dirfd, int depth)
     while ((e = readdir(d))) {
         struct stat sb;
         if (e->d_name[0] == '.' || strcmp(e->d_name, "volumes") == 0 ||
-            strcmp(e->d_name, "etc") == 0 ||
             fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         if (S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
@@ -122,7 +122,8 @@ static void make_private_at(int dirfd, int depth)
         } else if (S_ISDIR(sb.st_mode)) {
             if (sb.st_mode & 077)
                 fchmodat(dirfd, e->d_name, 0700, 0);
-            int sub = depth > 0 ? openat(dirfd, e->d_name,
+            bool etc = strcmp(e->d_name, "etc") == 0;
+            int sub = depth > 0 && !etc ? openat(dirfd, e->d_name,
                                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                                 : -1;
             if (sub >= 0)
