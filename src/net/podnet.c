@@ -127,6 +127,19 @@ static bool pods_alive(const char *pods_dir, ty_map *live)
     return alive;
 }
 
+static bool has_records(const char *pods_dir)
+{
+    DIR *d = opendir(pods_dir);
+    if (!d)
+        return false;
+    struct dirent *de;
+    bool any = false;
+    while (!any && (de = readdir(d)))
+        any = de->d_name[0] != '.';
+    closedir(d);
+    return any;
+}
+
 /* Removes every pod record of a block with its veth, then the bridge, then the lease. */
 static void release_block(ty_nl *nl, const char *lease, const char *pods_dir, uint32_t network)
 {
@@ -389,8 +402,10 @@ void ty_podnet_close(ty_podnet *net)
     if (!net)
         return;
     if (net->lease_fd >= 0) {
+        /* the usual end (every pod gone, its record with it) needs no look at /proc */
         ty_map live = TY_MAP_INIT;
-        live_namespaces(&live);
+        if (has_records(net->pods_dir))
+            live_namespaces(&live);
         if (!pods_alive(net->pods_dir, &live))
             release_block(&net->nl, net->lease, net->pods_dir, net->network);
         ty_map_free(&live);
