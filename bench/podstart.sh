@@ -12,6 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build/trainyard
-[ "$(id -u)" = 0 ] || { echo "bench/podstart.sh: needs root (pods get their own network only as root)" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+    echo "bench/podstart.sh: needs root (pods get their own network only as root)" >&2
+    exit 1
+fi
 echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 exec /usr/bin/python3 bench/lib/podstart.py "$@"

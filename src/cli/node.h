@@ -4,8 +4,8 @@
  * twice: the Node object for this machine, the runtime (pods as supervised process groups),
  * the pod network (net/podnet.h: as root, each pod in its own network namespace on this
  * instance's block of the pod CIDR; otherwise the loopback addresses of runtime/ipam.h, said
- * once at start), the address allocator over either, the node agent, the gang binder, the job controller and
- * Kueue's controllers (workloads and admission).
+ * once at start), the address allocator over either, the node agent, the gang binder, the
+ * job controller and Kueue's controllers (workloads and admission).
  *
  * Virtual nodes: with cfg.nodes, the node is a set of declared nodes instead of this machine.
  * Their pods still run here as processes (one runtime, one address pool, one node agent for

@@ -616,6 +616,12 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     int nsfd = -1;
     bool host_network =
         json_is_true(json_object_get(json_object_get(podj, "spec"), "hostNetwork"));
+    if (rt->net && !host_network && !pod_ip) {
+        ty_fail(err, "start pod %s/%s: a pod network needs the pod's address", ns, name);
+        json_decref(doc);
+        pod_free(p);
+        return -1;
+    }
     if (rt->net && !host_network) {
         TY_AUTOFREE char *etc = ty_asprintf("%s/etc", p->dir);
         TY_AUTOFREE char *hostname = ty_podnet_hostname(podj);

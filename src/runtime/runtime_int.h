@@ -6,7 +6,8 @@
  * backoffMs (restart back-off base), and, for a pod with its own network, network: {netnsFd
  * (the pod's network namespace, open in the shim as that fd: it joins it, then a new UTS
  * namespace), hostname, etcDir (<pod-dir>/etc with the kubelet's hosts, resolv.conf and
- * hostname; hosts and resolv.conf are bind-mounted over /etc's in each container)}. It binds and listens on the control socket
+ * hostname; hosts and resolv.conf are bind-mounted over /etc's in each container)}.
+ * It binds and listens on the control socket
  * <pod-dir>/control.sock (AF_UNIX, SOCK_STREAM) and spawns `<self_exe> shim <pod-dir>` with that
  * listening socket as its stdin, then connects to it like any later trainyard does. The shim
  * accepts one client at a time (a newer connection replaces the older one), sends it the
