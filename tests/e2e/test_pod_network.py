@@ -9,8 +9,10 @@ its uid, the bridge of a block `ty-<block in hex>`, its lease
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import textwrap
 import time
 
@@ -339,3 +341,31 @@ def test_no_pod_network_keeps_pods_on_loopback_addresses(tmp_path, marker):
     assert pod["status"]["hostIP"] == "127.0.0.1", pod["status"]
     assert f"[lo-master-0] NETNS {os.readlink('/proc/self/ns/net')}" in r.stderr
     assert "Kubernetes-managed" not in r.stderr, "the host's /etc"
+
+
+def test_without_root_pods_get_loopback_addresses_and_it_is_said_once(tmp_path, marker):
+    """The fallback: trainyard run as nobody says once why pods share the host's network, and
+    they do, each with a loopback address."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to run trainyard as another user")
+    home = tempfile.mkdtemp(prefix="ty-nobody-")
+    try:
+        os.chmod(home, 0o755)
+        os.chown(home, 65534, 65534)
+        path = os.path.join(home, "job.json")
+        with open(path, "w") as f:
+            f.write(job("nobody", marker, ETC))
+        os.chmod(path, 0o644)
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            trainyard_bin(), "run", "--follow", "-o", "json", "--state-dir",
+                            os.path.join(home, "state"), path],
+                           cwd=REPO, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "HOME": home})
+        assert p.returncode == 0, p.stderr[-3000:]
+        said = [line for line in p.stderr.splitlines() if "pod network: unavailable" in line]
+        assert len(said) == 1 and "(not root)" in said[0], p.stderr[-3000:]
+        pod = pods_of(p.stdout)[0]
+        assert pod["status"]["podIP"].startswith("127."), pod["status"]
+        assert f"[nobody-master-0] NETNS {os.readlink('/proc/self/ns/net')}" in p.stderr
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
