@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (REPO, netns_refused, processes_with, start_trainyard, trainyard_bin,
                       wait_until)
-from server_fixture import Server
+from server_fixture import Server, kill_pods_of
 
 NET_DIR = "/run/trainyard/net"
 PY = "/usr/bin/python3"
@@ -369,3 +369,35 @@ def test_without_root_pods_get_loopback_addresses_and_it_is_said_once(tmp_path, 
         assert f"[nobody-master-0] NETNS {os.readlink('/proc/self/ns/net')}" in p.stderr
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_pods_that_died_while_the_server_was_down_leave_nothing(tmp_path, marker):
+    """kill -9 of the server, then of its pods' supervisors: the restarted server re-takes its
+    block and the sweep removes what the dead pods left (their records and veths)."""
+    sleeper = "import time; print('up', flush=True); time.sleep(600)"
+    path = tmp_path / "gone.json"
+    path.write_text(job("gone", marker, sleeper))
+    srv = Server(tmp_path / "data").start()
+    try:
+        srv.kubectl("create", "-f", str(path))
+
+        def pods():
+            return srv.json("get", "pods")["items"]
+        assert wait_until(lambda: pods() and pods()[0]["status"].get("phase") == "Running", 60)
+        pod = pods()[0]
+        uid, block = pod["metadata"]["uid"], block_of(pod["status"]["podIP"])
+        record = os.path.join(NET_DIR, f"{block.network_address}-24.pods", uid)
+        assert os.path.exists(record) and veth_of(uid) in links()
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait()
+        srv.err.close()
+        kill_pods_of(tmp_path / "data")
+        assert wait_until(lambda: not processes_with(marker), 10)
+        srv.start()
+        assert wait_until(lambda: pods() and pods()[0]["status"].get("phase") == "Failed", 30)
+        assert not os.path.exists(record) and veth_of(uid) not in links()
+        assert os.path.exists(lease_of(block)), "the same block, taken again"
+        srv.kubectl("delete", "pytorchjob", "gone", "--wait=true", timeout=120)
+    finally:
+        srv.stop()
+    assert_nothing_left([uid], [block])
