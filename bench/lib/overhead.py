@@ -105,7 +105,8 @@ def rss_during_example(tmp):
           f" supervisors (2 processes each) {shims/1024:.1f} MiB together")
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    start_to_exec(tmp)
-    hundred_true(tmp)
-    rss_during_example(tmp)
+if __name__ == "__main__":  # bench/lib/podstart.py imports the helpers above
+    with tempfile.TemporaryDirectory() as tmp:
+        start_to_exec(tmp)
+        hundred_true(tmp)
+        rss_during_example(tmp)

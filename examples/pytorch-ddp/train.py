@@ -14,8 +14,11 @@ import signal
 import sys
 import time
 
-# Gloo picks its interface from the host name unless told; pods here live on loopback addresses.
-os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+# Gloo picks its interface from the host name unless told. A pod with its own network (trainyard
+# as root) has its hostname at its address in /etc/hosts, as in Kubernetes; pods on loopback
+# addresses (POD_IP 127.x) share the host's namespace, where loopback is sure to join them.
+if os.environ.get("POD_IP", "127.").startswith("127."):
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
 
 import numpy as np
 import torch

@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "cli/nodespec.h"
+#include "net/podnet.h"
 
 typedef struct ty_command {
     const char *name;
@@ -93,6 +94,19 @@ int ty_cli_gpus_option(const char *cmd, const char *arg, int *gpus)
         return -1;
     }
     *gpus = (int)n;
+    return 0;
+}
+
+int ty_cli_pod_cidr_option(const char *cmd, const char *arg)
+{
+    uint32_t network;
+    int prefix;
+    ty_error err = TY_ERROR_INIT;
+    if (ty_podnet_parse_cidr(arg, &network, &prefix, &err) < 0) {
+        fprintf(stderr, "trainyard %s: --pod-cidr: %s\n", cmd, err.msg);
+        ty_error_clear(&err);
+        return -1;
+    }
     return 0;
 }
 

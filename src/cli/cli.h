@@ -16,6 +16,8 @@ int ty_cli_server(int argc, char **argv); /* server.c */
  * returns -1 on bad input (the caller exits 2). */
 /* --gpus N: a count from 0 to 1024. */
 int ty_cli_gpus_option(const char *cmd, const char *arg, int *gpus);
+/* Checks a --pod-cidr argument (net/podnet.h), saying what is wrong; -1 when it is bad. */
+int ty_cli_pod_cidr_option(const char *cmd, const char *arg);
 /* --nodes SPEC (file: false) or --nodes-file FILE (true): adds the nodes to *nodes
  * (cli/nodespec.h), numbering them from *next. */
 int ty_cli_nodes_option(const char *cmd, const char *arg, bool file, json_t **nodes, int *next);

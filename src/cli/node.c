@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "controllers/admission.h"
@@ -25,6 +26,7 @@ struct ty_node {
     bool declared; /* names come from cfg->nodes (virtual nodes) */
     ty_runtime *rt;
     ty_ipam *ipam;
+    ty_podnet *net; /* NULL: loopback addresses */
     ty_nodeagent *agent;
     ty_binder *binder;
     ty_volctl *volumes;
@@ -125,6 +127,33 @@ static int node_gpus(const json_t *node)
     return (int)(q.milli / 1000);
 }
 
+/* With a pod network a node's podCIDR is the instance's block (all its nodes share it: one
+ * bridge) and its InternalIP the gateway, the address its pods see as hostIP. */
+static void node_network(ty_node *n, json_t *node)
+{
+    uint32_t network;
+    int prefix;
+    ty_podnet_block(n->net, &network, &prefix);
+    char a[TY_IPAM_ADDR_MAX];
+    ty_ipam_format(network, a);
+    TY_AUTOFREE char *cidr = ty_asprintf("%s/%d", a, prefix);
+    json_t *spec = json_object_get(node, "spec");
+    if (!json_is_object(spec)) {
+        spec = json_object();
+        json_object_set_new(node, "spec", spec);
+    }
+    json_object_set_new(spec, "podCIDR", json_string(cidr));
+    json_object_set_new(spec, "podCIDRs", json_pack("[s]", cidr));
+    size_t i;
+    json_t *addr;
+    json_array_foreach(json_object_get(json_object_get(node, "status"), "addresses"), i, addr)
+    {
+        const char *type = json_string_value(json_object_get(addr, "type"));
+        if (type && strcmp(type, "InternalIP") == 0)
+            json_object_set_new(addr, "address", json_string(ty_podnet_gateway(n->net)));
+    }
+}
+
 /* The nodes this trainyard runs (declared, or this machine), registered in the store; every
  * other Node goes. */
 static int register_nodes(ty_node *n, const ty_node_config *cfg, const char *host,
@@ -136,6 +165,8 @@ static int register_nodes(ty_node *n, const ty_node_config *cfg, const char *hos
                                     : ty_node_local(host, ty_runtime_gpu_count(n->rt));
         if (n->declared)
             ty_runtime_set_node_gpus(n->rt, name, node_gpus(fresh));
+        if (n->net)
+            node_network(n, fresh);
         if (register_node(n, fresh, err) < 0)
             return -1;
     }
@@ -197,6 +228,41 @@ static void reserve_addresses(ty_node *n)
     json_decref(pods);
 }
 
+static bool runtime_has_pod(void *ctx, const char *uid) { return ty_runtime_has_pod(ctx, uid); }
+
+/* The pod network when this process may make one, else loopback addresses; says which once.
+ * Fails only on a bad --pod-cidr. */
+static int open_network(ty_node *n, const ty_node_config *cfg, ty_error *err)
+{
+    const char *cidr = cfg->pod_cidr ? cfg->pod_cidr : TY_PODNET_DEFAULT_CIDR;
+    char *why = NULL;
+    if (ty_mkdir_p(cfg->state_dir, 0700) < 0)
+        return ty_fail_errno(err, errno, "create %s", cfg->state_dir);
+    if (cfg->no_pod_network)
+        why = ty_strdup("--no-pod-network");
+    else if (ty_podnet_open(cidr, cfg->state_dir, &n->net, &why, err) < 0)
+        return -1;
+    if (n->net) {
+        uint32_t network;
+        int prefix;
+        ty_podnet_block(n->net, &network, &prefix);
+        n->ipam = ty_ipam_new_block(network, prefix);
+        char block[TY_IPAM_ADDR_MAX];
+        ty_ipam_format(network, block);
+        ty_info("pod network: %s/%d of %s on bridge %s, gateway %s", block, prefix, cidr,
+                ty_podnet_bridge(n->net), ty_podnet_gateway(n->net));
+    } else {
+        n->ipam = ty_ipam_new();
+        if (cfg->scatter_addresses)
+            ty_ipam_scatter(n->ipam);
+        ty_log(cfg->no_pod_network ? TY_LOG_INFO : TY_LOG_WARN,
+               "pod network: unavailable (%s): pods share this machine's network namespace, "
+               "each with a loopback address of 127.16.0.0/12", why);
+    }
+    free(why);
+    return 0;
+}
+
 /* Every controller queues everything it reconciles: at start and every RESYNC_MS. The
  * server's other periodic work (event expiry, group commits, watch ticks...) is listed in
  * docs/architecture.md, "Periodic work". */
@@ -246,9 +312,11 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
             json_array_append_new(n->names, json_string(ty_obj_name(decl)));
     else
         json_array_append_new(n->names, json_string(host));
-    n->ipam = ty_ipam_new();
-    if (cfg->scatter_addresses)
-        ty_ipam_scatter(n->ipam);
+    if (open_network(n, cfg, err) < 0) {
+        json_decref(n->names);
+        free(n);
+        return -1;
+    }
     reserve_addresses(n);
     ty_runtime_config rc = {
         .state_dir = cfg->state_dir,
@@ -258,11 +326,13 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         .default_workdir = cwd,
         .node_name = host,
         .job_dirs = cfg->job_dirs,
+        .net = n->net,
     };
     if (ty_runtime_new(cfg->loop, &rc, on_pod_status, n, &n->rt, err) < 0 ||
         register_nodes(n, cfg, host, err) < 0) {
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
+        ty_podnet_close(n->net);
         json_decref(n->names);
         free(n);
         return -1;
@@ -272,10 +342,15 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     if (cfg->adopt && ty_runtime_adopt_all(n->rt, err) < 0) {
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
+        ty_podnet_close(n->net);
         json_decref(n->names);
         free(n);
         return ty_error_wrap(err, "adopt the pods of an earlier run");
     }
+    /* The network of pods that no longer run (an earlier trainyard's on this state dir, gone
+     * with it or while it was down): after adoption, which says which still run. */
+    if (n->net)
+        ty_podnet_sweep(n->net, runtime_has_pod, n->rt);
     const char *first = json_string_value(json_array_get(n->names, 0));
     n->agent = ty_nodeagent_new(cfg->loop, cfg->store, first, n->rt, n->ipam);
     n->binder = ty_binder_new(cfg->loop, cfg->store, first);
@@ -366,6 +441,7 @@ void ty_node_free(ty_node *n)
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);
+    ty_podnet_close(n->net);
     json_decref(n->names);
     free(n);
 }

@@ -2,8 +2,10 @@
  *
  * It is the composition both `trainyard run` and `trainyard server` use, so no logic exists
  * twice: the Node object for this machine, the runtime (pods as supervised process groups),
- * the loopback address allocator, the node agent, the gang binder, the job controller and
- * Kueue's controllers (workloads and admission).
+ * the pod network (net/podnet.h: as root, each pod in its own network namespace on this
+ * instance's block of the pod CIDR; otherwise the loopback addresses of runtime/ipam.h, said
+ * once at start), the address allocator over either, the node agent, the gang binder, the
+ * job controller and Kueue's controllers (workloads and admission).
  *
  * Virtual nodes: with cfg.nodes, the node is a set of declared nodes instead of this machine.
  * Their pods still run here as processes (one runtime, one address pool, one node agent for
@@ -39,6 +41,8 @@ typedef struct ty_node_config {
     bool scatter_addresses;      /* start pod addresses at a random place (independent runs) */
     bool fair_sharing;           /* Kueue's fair sharing across a cohort */
     bool job_dirs;               /* run: TRAINYARD_JOB_DIR for pods (runtime/runtime.h) */
+    const char *pod_cidr;        /* --pod-cidr; NULL: TY_PODNET_DEFAULT_CIDR (net/podnet.h) */
+    bool no_pod_network;         /* --no-pod-network: loopback addresses even as root */
     const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
                                   * node, this machine (its hostname, `gpus` GPUs) */
 } ty_node_config;

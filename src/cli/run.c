@@ -77,6 +77,10 @@ static void usage(FILE *f)
             "                        '4x{cpu:8,memory:32Gi,nvidia.com/gpu:2}' (repeatable; named\n"
             "                        node-1, node-2, ... in order); pods still run here\n"
             "      --nodes-file FILE virtual nodes from Node objects (labels, taints, capacity)\n"
+            "      --pod-cidr CIDR   pods' addresses, as root (default 10.244.0.0/16; each run\n"
+            "                        takes a /24 of it)\n"
+            "      --no-pod-network  pods share this machine's network namespace, each with a\n"
+            "                        loopback address (what happens without root anyway)\n"
             "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
             "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
             "  -h, --help            this text\n");
@@ -655,13 +659,15 @@ int ty_cli_run(int argc, char **argv)
         {"gpus", required_argument, NULL, 'g'}, {"state-dir", required_argument, NULL, 's'},
         {"nodes", required_argument, NULL, 'N'}, {"nodes-file", required_argument, NULL, 'F'},
         {"recursive", no_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
+        {"pod-cidr", required_argument, NULL, 'C'},
+        {"no-pod-network", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
-    bool follow = false, json_out = false, recursive = false;
+    bool follow = false, json_out = false, recursive = false, no_pod_network = false;
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
-    const char *state_dir_arg = NULL;
+    const char *state_dir_arg = NULL, *pod_cidr = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "fo:Rh", opts, NULL)) != -1) {
         switch (c) {
@@ -684,6 +690,14 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 's':
             state_dir_arg = optarg;
+            break;
+        case 'P':
+            no_pod_network = true;
+            break;
+        case 'C':
+            pod_cidr = optarg;
+            if (ty_cli_pod_cidr_option("run", optarg) < 0)
+                return 2;
             break;
         case 'N':
         case 'F':
@@ -741,6 +755,8 @@ int ty_cli_run(int argc, char **argv)
         .state_dir = state_dir,
         .gpus = gpus,
         .nodes = nodes,
+        .pod_cidr = pod_cidr,
+        .no_pod_network = no_pod_network,
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
         .job_dirs = true,          /* a job's directory goes with the run's state */

@@ -115,6 +115,10 @@ static void usage(FILE *f)
             "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks\n"
             "                    one); loopback only until the API has authentication\n"
             "  --gpus N          declare N GPUs instead of asking NVML\n"
+            "  --pod-cidr CIDR   pods' addresses, as root (default 10.244.0.0/16; the server\n"
+            "                    takes a /24 of it, the same one again after a restart)\n"
+            "  --no-pod-network  pods share this machine's network namespace, each with a\n"
+            "                    loopback address (what happens without root anyway)\n"
             "  --nodes SPEC      serve virtual nodes instead of this machine, e.g.\n"
             "                    '8x{cpu:32,memory:256Gi,nvidia.com/gpu:8}' (repeatable; named\n"
             "                    node-1, node-2, ... in order); pods still run here\n"
@@ -311,6 +315,8 @@ int ty_cli_server(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"gpus", required_argument, NULL, 'g'},
+        {"pod-cidr", required_argument, NULL, 'C'},
+        {"no-pod-network", no_argument, NULL, 'P'},
         {"nodes", required_argument, NULL, 'N'},
         {"nodes-file", required_argument, NULL, 'f'},
         {"stop-pods-on-exit", no_argument, NULL, 's'},
@@ -320,11 +326,11 @@ int ty_cli_server(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     TY_AUTOFREE char *data_dir = NULL;
-    const char *listen = "127.0.0.1:6443";
+    const char *listen = "127.0.0.1:6443", *pod_cidr = NULL;
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
-    bool stop_pods = false, fair_sharing = false;
+    bool stop_pods = false, fair_sharing = false, no_pod_network = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -341,6 +347,14 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 's':
             stop_pods = true;
+            break;
+        case 'P':
+            no_pod_network = true;
+            break;
+        case 'C':
+            pod_cidr = optarg;
+            if (ty_cli_pod_cidr_option("server", optarg) < 0)
+                return 2;
             break;
         case 'N':
         case 'f':
@@ -412,6 +426,8 @@ int ty_cli_server(int argc, char **argv)
         .volumes_dir = volumes_dir,
         .gpus = gpus,
         .nodes = nodes,
+        .pod_cidr = pod_cidr,
+        .no_pod_network = no_pod_network,
         .pods_die_with_parent = false,
         .adopt = true,
         .fair_sharing = fair_sharing,

@@ -1,5 +1,6 @@
 #include "controllers/nodeagent.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,7 +322,15 @@ static int reconcile(void *ctx, const char *key, ty_error *err)
         char ip[TY_IPAM_ADDR_MAX];
         ty_error serr = TY_ERROR_INIT;
         json_t *run = NULL;
-        if (ty_ipam_acquire(a->ipam, key, ip, &serr) < 0) {
+        /* hostNetwork: the host's address, as the kubelet reports it (with a pod network;
+         * on loopback addresses each pod keeps its own, which is what separates ports) */
+        bool host_net = ty_ipam_is_block(a->ipam) &&
+                        json_is_true(json_object_get(json_object_get(pod, "spec"), "hostNetwork"));
+        if (host_net) {
+            snprintf(ip, sizeof ip, "%s", ty_ipam_host(a->ipam));
+            ty_ipam_release(a->ipam, key);
+        }
+        if (!host_net && ty_ipam_acquire(a->ipam, key, ip, &serr) < 0) {
             rc = fail_to_start(a, pod, serr.msg, err);
         } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &serr)) ||
                    ty_runtime_start_pod(a->rt, run, ip, &serr) < 0) {

@@ -73,6 +73,7 @@ struct ty_runtime {
     void (*done)(void *);
     void *done_arg;
     ty_cgroups cg; /* to clean up after a shim that was killed */
+    ty_podnet *net; /* NULL: pods share the host's network namespace */
 };
 
 /* NVML through dlopen: no build dependency, and no GPU library on the machine means 0 GPUs.
@@ -100,7 +101,9 @@ static int nvml_count(void)
 
 /* Makes what an earlier trainyard left in a directory of `dirfd` private: regular files 0600,
  * directories 0700 (their contents too, `depth` levels down). A pod's volumes/ is the pod's
- * and keeps its modes (an emptyDir is 0777 for containers of any user); links are left alone. */
+ * and keeps its modes (an emptyDir is 0777 for containers of any user), and so do the files of
+ * its etc/ (hosts and resolv.conf, 0644: every container reads them, whoever it runs as; the
+ * directory is made 0700 like the others); links are left alone. */
 static void make_private_at(int dirfd, int depth)
 {
     DIR *d = fdopendir(dirfd);
@@ -119,7 +122,8 @@ static void make_private_at(int dirfd, int depth)
         } else if (S_ISDIR(sb.st_mode)) {
             if (sb.st_mode & 077)
                 fchmodat(dirfd, e->d_name, 0700, 0);
-            int sub = depth > 0 ? openat(dirfd, e->d_name,
+            bool etc = strcmp(e->d_name, "etc") == 0;
+            int sub = depth > 0 && !etc ? openat(dirfd, e->d_name,
                                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                                 : -1;
             if (sub >= 0)
@@ -154,6 +158,7 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     rt->node = ty_strdup(cfg->node_name ? cfg->node_name : "");
     rt->die_with_parent = cfg->pods_die_with_parent;
     rt->job_dirs = cfg->job_dirs;
+    rt->net = cfg->net;
     rt->gpus.n = cfg->gpus >= 0 ? cfg->gpus : nvml_count();
     rt->gpus.used = ty_calloc((size_t)rt->gpus.n + 1, sizeof(bool));
     rt->fn = fn;
@@ -313,6 +318,9 @@ static void maybe_gone(pod *p)
         ty_cgroup_remove(&rt->cg, p->uid, NULL);
     }
     release_gpus(p);
+    /* its namespace went with its last process; the veth and its record go now */
+    if (rt->net)
+        ty_podnet_del(rt->net, p->uid);
     json_t *st = p->last ? json_deep_copy(p->last) : json_pack("{s:s}", "phase", "Failed");
     if (p->lost) {
         mark_dead(st, p->lost);
@@ -589,7 +597,8 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     }
     json_t *doc = json_pack(
         "{s:O, s:{s:s, s:s, s:s, s:s, s:o, s:b, s:i, s:I}}", "pod", (json_t *)podj, "runtime",
-        "podIP", pod_ip ? pod_ip : "127.0.0.1", "hostIP", "127.0.0.1", "nodeName", rt->node,
+        "podIP", pod_ip ? pod_ip : "127.0.0.1", "hostIP",
+        rt->net ? ty_podnet_gateway(rt->net) : "127.0.0.1", "nodeName", rt->node,
         "workdir", rt->workdir, "gpus", ids, "dieWithParent", rt->die_with_parent, "parentPid",
         (int)getpid(), "backoffMs", (json_int_t)rt->backoff_ms);
     const char *spec_node = json_string_value(
@@ -603,13 +612,36 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
             json_sprintf("%s/jobs/%s_%s_%s", rt->state_dir, ns,
                          json_string_value(json_object_get(owner, "name")),
                          json_string_value(json_object_get(owner, "uid"))));
+    /* Its own network: the namespace (handed to the shim as fd 3) and the kubelet's files. */
+    int nsfd = -1;
+    bool host_network =
+        json_is_true(json_object_get(json_object_get(podj, "spec"), "hostNetwork"));
+    if (rt->net && !host_network && !pod_ip) {
+        ty_fail(err, "start pod %s/%s: a pod network needs the pod's address", ns, name);
+        json_decref(doc);
+        pod_free(p);
+        return -1;
+    }
+    if (rt->net && !host_network) {
+        TY_AUTOFREE char *etc = ty_asprintf("%s/etc", p->dir);
+        TY_AUTOFREE char *hostname = ty_podnet_hostname(podj);
+        if (ty_podnet_write_etc(etc, podj, pod_ip, ty_podnet_gateway(rt->net), err) < 0 ||
+            (nsfd = ty_podnet_add(rt->net, uid, pod_ip, err)) < 0) {
+            ty_error_wrap(err, "start pod %s/%s", ns, name);
+            json_decref(doc);
+            pod_free(p);
+            return -1;
+        }
+        json_object_set_new(json_object_get(doc, "runtime"), "network",
+                            json_pack("{s:i, s:s, s:s}", "netnsFd", 3, "hostname", hostname,
+                                      "etcDir", etc));
+    }
     TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", p->dir);
     int rc = ty_rt_write_json_private(path, doc);
     json_decref(doc);
     if (rc < 0) {
         ty_fail(err, "start pod %s/%s: write %s", ns, name, path);
-        pod_free(p);
-        return -1;
+        goto fail_net;
     }
 
     /* The control socket: we listen, connect (the connection waits in the backlog), and hand
@@ -620,8 +652,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         ty_fail_errno(err, errno, "start pod %s/%s: control socket in %s", ns, name, p->dir);
         if (lfd >= 0)
             close(lfd);
-        pod_free(p);
-        return -1;
+        goto fail_net;
     }
     uv_pipe_init(rt->loop, &p->ch, 0);
     uv_timer_init(rt->loop, &p->backstop);
@@ -638,23 +669,28 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         if (efd < 0)
             efd = 2;
     }
-    uv_stdio_container_t stdio[3] = {
+    uv_stdio_container_t stdio[4] = {
         {.flags = UV_INHERIT_FD, .data.fd = lfd},
         {.flags = UV_IGNORE},
         {.flags = UV_INHERIT_FD, .data.fd = efd},
+        {.flags = UV_INHERIT_FD, .data.fd = nsfd},
     };
     /* Detached = its own session: a Ctrl-C in trainyard's terminal must not reach the shims
      * (trainyard stops pods with their grace period instead); the death signal still holds. */
     uv_process_options_t opt = {.exit_cb = on_shim_exit, .file = rt->self_exe, .args = args,
-                                .stdio_count = 3, .stdio = stdio,
+                                .stdio_count = nsfd >= 0 ? 4 : 3, .stdio = stdio,
                                 .flags = UV_PROCESS_DETACHED};
     int e = uv_spawn(rt->loop, &p->proc, &opt);
     close(lfd);
+    if (nsfd >= 0)
+        close(nsfd); /* the shim holds it now (or nobody, and the namespace is gone) */
     if (efd != 2)
         close(efd);
     if (e < 0) {
         ty_fail(err, "start pod %s/%s: spawn %s: %s", ns, name, rt->self_exe, uv_strerror(e));
         /* uv_spawn failed: the process handle still needs closing */
+        if (rt->net)
+            ty_podnet_del(rt->net, uid);
         p->detached = true;
         close_handles(p);
         return -1;
@@ -665,6 +701,13 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     ty_map_puts(&rt->pods, uid, p);
     rt->live++;
     return 0;
+fail_net:
+    if (nsfd >= 0) {
+        close(nsfd);
+        ty_podnet_del(rt->net, uid);
+    }
+    pod_free(p);
+    return -1;
 }
 
 /* Sends one command line to the shim. send with MSG_NOSIGNAL, not uv_write: a shim that just

@@ -69,7 +69,8 @@
  * they match NVML); pods without GPUs get CUDA_VISIBLE_DEVICES="" (all hidden).
  *
  * Environment of a container: trainyard's own environment (minus TRAINYARD_*), then POD_IP,
- * POD_NAME, POD_NAMESPACE, HOSTNAME (= pod name), CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+ * POD_NAME, POD_NAMESPACE, HOSTNAME (the pod's hostname, see Network; else its name),
+ * CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
  * CUDA_DEVICE_ORDER, then spec env in order (value with $(VAR) expansion over the variables
  * defined before it other than the host's; valueFrom.fieldRef for metadata.name/namespace/uid,
  * metadata.labels['k'], metadata.annotations['k'], status.podIP, status.hostIP, spec.nodeName,
@@ -87,7 +88,20 @@
  * stopped, so an Always pod between crashes is Running).
  *
  * Pod addresses come from the caller (allocate them with ty_ipam, runtime/ipam.h); the runtime
- * only hands them to the pod (POD_IP, status.podIP).
+ * hands them to the pod (POD_IP, status.podIP).
+ *
+ * Network. With a pod network (cfg.net, net/podnet.h: as root) a pod that is not hostNetwork
+ * runs in its own network namespace, made by start_pod (lo, eth0 at its address on the
+ * instance's bridge, the default route via the gateway, which is also status.hostIP) and
+ * joined by the shim before anything else, so all the pod's containers share it; and in its
+ * own UTS namespace with the kubelet's hostname (spec.hostname or the pod's name, cut to 63;
+ * HOSTNAME in the env). The kubelet's /etc/hosts, /etc/resolv.conf and /etc/hostname are
+ * written to <pod-dir>/etc/ and the first two bind-mounted over the host's in each container's
+ * private mount namespace (unless a volumeMount claims that path). The namespace lives as
+ * long as the pod's processes; the veth and the pod's record go when the pod is gone, and the
+ * ones of pods that died while no trainyard ran at the next start (ty_podnet_sweep). Without
+ * a pod network (not root, or namespaces refused) pods share the host's network namespace,
+ * each with its own loopback address (127.16.0.0/12), and /etc is the host's.
  *
  * Volumes: hostPath (type DirectoryOrCreate or unset creates the directory; Directory/File are
  * checked) and emptyDir (<pod-dir>/volumes/<name>), bind-mounted at mountPath in a private mount
@@ -109,6 +123,7 @@
 #include <uv.h>
 
 #include "base/error.h"
+#include "net/podnet.h"
 
 typedef struct ty_runtime ty_runtime;
 
@@ -124,6 +139,10 @@ typedef struct ty_runtime_config {
      * outlives the job's pods, e.g. for checkpoints across gang restarts. It goes with the
      * run's state; the server sets none (nothing there would remove it). */
     bool job_dirs;
+    /* The pod network (borrowed; outlives the runtime), or NULL: pods share this machine's
+     * network namespace, each with its loopback address. With it, a pod that is not
+     * hostNetwork gets its own network and UTS namespaces (see "Network" above). */
+    ty_podnet *net;
 } ty_runtime_config;
 
 /* Called on the loop whenever a pod's status changes. `status` is a full v1 PodStatus (phase,

@@ -3,7 +3,11 @@
  * The parent writes <pod-dir>/pod.json = {"pod": <v1 Pod>, "runtime": {...}} with these keys in
  * "runtime": podIP, hostIP, nodeName, workdir (default workingDir), gpus (array of device ids
  * handed to this pod, in order; containers take consecutive slices), dieWithParent, parentPid,
- * backoffMs (restart back-off base). It binds and listens on the control socket
+ * backoffMs (restart back-off base), and, for a pod with its own network, network: {netnsFd
+ * (the pod's network namespace, open in the shim as that fd: it joins it, then a new UTS
+ * namespace), hostname, etcDir (<pod-dir>/etc with the kubelet's hosts, resolv.conf and
+ * hostname; hosts and resolv.conf are bind-mounted over /etc's in each container)}.
+ * It binds and listens on the control socket
  * <pod-dir>/control.sock (AF_UNIX, SOCK_STREAM) and spawns `<self_exe> shim <pod-dir>` with that
  * listening socket as its stdin, then connects to it like any later trainyard does. The shim
  * accepts one client at a time (a newer connection replaces the older one), sends it the

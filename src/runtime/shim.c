@@ -107,6 +107,9 @@ struct shim {
     char *dir;
     json_t *doc, *pod, *rt; /* pod.json, its "pod" and "runtime" */
     const char *ns, *name, *uid, *pod_ip, *host_ip, *node;
+    const char *hostname; /* the pod's, with its own network; else its name */
+    const char *etc_dir;  /* <pod-dir>/etc with the kubelet's hosts and resolv.conf, or NULL */
+    int netns_fd;         /* the pod's network namespace, handed over by the runtime, or -1 */
     const char *policy; /* Always, OnFailure, Never */
     ctr *ctrs;
     size_t n_init, n_ctrs; /* ctrs[0..n_init) are init containers */
@@ -390,7 +393,7 @@ static int build_env(ctr *c, envlist *e, ty_error *err)
     env_set(e, "POD_IP", 6, s->pod_ip);
     env_set(e, "POD_NAME", 8, s->name);
     env_set(e, "POD_NAMESPACE", 13, s->ns);
-    env_set(e, "HOSTNAME", 8, s->name);
+    env_set(e, "HOSTNAME", 8, s->hostname);
     TY_AUTOBUF ty_buf gpus = TY_BUF_INIT;
     json_t *ids = json_object_get(s->rt, "gpus");
     for (int i = 0; i < c->gpu_count; i++) {
@@ -527,6 +530,24 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
         reqs[n].src = src;
         reqs[n].dst = ty_strdup(path);
         reqs[n].ro = json_is_true(json_object_get(m, "readOnly"));
+        n++;
+    }
+    /* The kubelet's /etc/hosts and /etc/resolv.conf, unless a volume is mounted there. */
+    const char *etc_files[] = {"hosts", "resolv.conf"};
+    for (size_t k = 0; s->etc_dir && k < 2; k++) {
+        TY_AUTOFREE char *dst = ty_asprintf("/etc/%s", etc_files[k]);
+        bool claimed = false;
+        json_array_foreach(mounts, i, m)
+        {
+            const char *mp = json_string_value(json_object_get(m, "mountPath"));
+            claimed |= mp && strcmp(mp, dst) == 0;
+        }
+        if (claimed)
+            continue;
+        reqs = ty_realloc(reqs, (n + 1) * sizeof(mountreq));
+        reqs[n].src = ty_asprintf("%s/%s", s->etc_dir, etc_files[k]);
+        reqs[n].dst = ty_strdup(dst);
+        reqs[n].ro = false;
         n++;
     }
     *out = reqs;
@@ -1375,10 +1396,17 @@ static int load(shim *s, const char *dir, ty_error *err)
     s->pod_ip = json_string_value(json_object_get(s->rt, "podIP"));
     s->host_ip = json_string_value(json_object_get(s->rt, "hostIP"));
     s->node = json_string_value(json_object_get(s->rt, "nodeName"));
+    json_t *net = json_object_get(s->rt, "network");
+    s->hostname = json_string_value(json_object_get(net, "hostname"));
+    s->etc_dir = json_string_value(json_object_get(net, "etcDir"));
+    json_t *nsfd = json_object_get(net, "netnsFd");
+    s->netns_fd = json_is_integer(nsfd) ? (int)json_integer_value(nsfd) : -1;
     if (!s->ns)
         s->ns = "default";
     if (!s->name || !s->uid)
         return ty_fail(err, "%s: metadata.name and metadata.uid are required", path);
+    if (!s->hostname)
+        s->hostname = s->name;
     if (!s->pod_ip)
         s->pod_ip = "127.0.0.1";
     if (!s->host_ip)
@@ -1574,6 +1602,24 @@ int ty_rt_shim_main(const char *pod_dir)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (parent > 0 && getppid() != parent) /* it died before the line above */
             return 1;
+    }
+    /* The pod's own network (and with it its own hostname), before the pid namespace, so that
+     * every process of the pod is in it. */
+    if (s.netns_fd >= 0) {
+        const char *what = NULL;
+        if (setns(s.netns_fd, CLONE_NEWNET) < 0)
+            what = "join the pod's network namespace";
+        else if (unshare(CLONE_NEWUTS) < 0)
+            what = "create the pod's UTS namespace";
+        else if (sethostname(s.hostname, strlen(s.hostname)) < 0)
+            what = "set the pod's hostname";
+        if (what) {
+            fprintf(stderr, "trainyard shim: %s: %s\n", what, strerror(errno));
+            shim_free(&s);
+            return 1;
+        }
+        close(s.netns_fd);
+        s.netns_fd = -1;
     }
     /* P: try to become the outside half of a pid namespace; S does the work. */
     if (unshare(CLONE_NEWPID) == 0) {

@@ -39,6 +39,27 @@ def processes_with(marker):
     return found
 
 
+def netns_refused():
+    """Why trainyard cannot give pods their own network here (then they get loopback addresses),
+    or None: it runs as root and may create network namespaces."""
+    if os.geteuid() != 0:
+        return "pod networking needs root"
+    try:
+        if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+            return "creating a network namespace is refused here (unshare -n true failed)"
+    except OSError as e:
+        return f"unshare is not available: {e}"
+    return None
+
+
+def is_pod_address(ip):
+    """An address a pod gets: of the default pod CIDR 10.244.0.0/16 with a pod network, else a
+    loopback address of 127.16.0.0/12."""
+    if netns_refused() is None:
+        return ip.startswith("10.244.")
+    return ip.startswith("127.")
+
+
 def wait_until(predicate, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from conftest import start_trainyard, wait_until, processes_with
+from conftest import is_pod_address, start_trainyard, wait_until, processes_with
 from jobs import pytorchjob
 
 
@@ -55,7 +55,7 @@ def test_env_injection_reaches_every_rank(run_trainyard, manifest, marker, tmp_p
         envs[f.stem] = dict(line.split("=", 1) for line in f.read_text().splitlines() if "=" in line)
     assert sorted(envs) == ["envjob-master-0", "envjob-worker-0", "envjob-worker-1"]
     master_ip = envs["envjob-master-0"]["POD_IP"]
-    assert master_ip.startswith("127.")
+    assert is_pod_address(master_ip), master_ip
     for name, env in envs.items():
         assert env["MASTER_ADDR"] == master_ip, (name, env)
         assert env["MASTER_PORT"] == "23456"
@@ -204,7 +204,7 @@ def test_pod_status_says_image_is_not_pulled(run_trainyard, manifest, marker):
     r = run_trainyard("-o", "json", path)
     assert r.rc == 0, r
     pod = final_pods(r)["img-master-0"]
-    assert pod["status"]["podIP"].startswith("127.")
+    assert is_pod_address(pod["status"]["podIP"]), pod["status"]
     assert "image" in json.dumps(pod["status"]), pod["status"]
 
 

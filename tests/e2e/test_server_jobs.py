@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from conftest import processes_with, kill_all, wait_until
+from conftest import is_pod_address, processes_with, kill_all, wait_until
 from jobs import pytorchjob
 from server_fixture import Server
 
@@ -41,7 +41,8 @@ def test_apply_get_logs_describe_delete(server, marker, tmp_path):
     assert "unchanged" in server.kubectl("apply", "-f", str(path)).stdout
     assert wait_until(lambda: job_state(server, "ticker") == "Running", 20)
     pods = server.kubectl("get", "pods", "-o", "wide").stdout
-    assert re.search(r"ticker-master-0\s+1/1\s+Running\s+0\s+\S+\s+127\.", pods), pods
+    m = re.search(r"ticker-master-0\s+1/1\s+Running\s+0\s+\S+\s+(\S+)", pods)
+    assert m and is_pod_address(m[1]), pods
     logs = server.kubectl("logs", "-f", "ticker-master-0", timeout=30).stdout
     assert logs.splitlines()[:3] == ["tick 1", "tick 2", "tick 3"], logs
     assert wait_until(lambda: job_state(server, "ticker") == "Succeeded", 30)

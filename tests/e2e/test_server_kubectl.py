@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import kill_all, processes_with, wait_until
+from conftest import is_pod_address, kill_all, processes_with, wait_until
 from jobs import container, pytorchjob
 from server_fixture import KUBECTL, Server
 
@@ -151,8 +151,9 @@ def test_yaml_round_trip_wide_events_describe(server, marker, tmp_path):
     assert re.search(r"^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\s+NOMINATED NODE\s+"
                      r"READINESS GATES$", wide, re.M), wide
     for p in ("rt-master-0", "rt-worker-0"):
-        assert re.search(rf"^{p}\s+1/1\s+Running\s+0\s+\S+\s+127\.\d+\.\d+\.\d+\s+\S+\s+<none>\s+"
-                         r"<none>$", wide, re.M), wide
+        m = re.search(rf"^{p}\s+1/1\s+Running\s+0\s+\S+\s+(\d+\.\d+\.\d+\.\d+)\s+\S+\s+<none>\s+"
+                      r"<none>$", wide, re.M)
+        assert m and is_pod_address(m[1]), wide
 
     events = server.kubectl("get", "events").stdout
     assert re.search(r"^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE$", events, re.M), events
@@ -164,12 +165,15 @@ def test_yaml_round_trip_wide_events_describe(server, marker, tmp_path):
     assert fs["items"] and all(e["involvedObject"]["name"] == "rt-master-0" for e in fs["items"])
 
     d = server.kubectl("describe", "pod", "rt-master-0").stdout
+    ip = server.json("get", "pod", "rt-master-0")["status"]["podIP"]
+    assert is_pod_address(ip), ip
+    ip = re.escape(ip)
     for pat in (r"^Name:\s+rt-master-0$", r"^Namespace:\s+default$", r"^Status:\s+Running$",
-                r"^Controlled By:\s+PyTorchJob/rt$", r"^IP:\s+127\.",
+                r"^Controlled By:\s+PyTorchJob/rt$", rf"^IP:\s+{ip}$",
                 r"training.kubeflow.org/replica-type=master", r"^    State:\s+Running$",
                 r"^    Restart Count:\s+0$", r"^    Port:\s+23456/TCP$",
                 r"^    Host Port:\s+0/TCP$", r"^      TY_MARKER:\s+" + marker,
-                r"^      MASTER_ADDR:\s+127\.", r"^  Ready\s+True\s*$",
+                rf"^      MASTER_ADDR:\s+{ip}$", r"^  Ready\s+True\s*$",
                 r"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned"):
         assert re.search(pat, d, re.M), (pat, d)
     server.kubectl("delete", "pytorchjob", "rt", timeout=30)
