@@ -79,6 +79,10 @@ static void usage(FILE *f)
             "      --nodes-file FILE virtual nodes from Node objects (labels, taints, capacity)\n"
             "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
             "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
+            "      --cluster-dns ADDR:PORT\n"
+            "                        serve cluster DNS (Services and Pods, other names\n"
+            "                        forwarded) on this IPv4 address (port 0 picks one)\n"
+            "      --cluster-domain NAME  the cluster's DNS domain (default cluster.local)\n"
             "  -h, --help            this text\n");
 }
 
@@ -655,6 +659,8 @@ int ty_cli_run(int argc, char **argv)
         {"gpus", required_argument, NULL, 'g'}, {"state-dir", required_argument, NULL, 's'},
         {"nodes", required_argument, NULL, 'N'}, {"nodes-file", required_argument, NULL, 'F'},
         {"recursive", no_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
+        {"cluster-dns", required_argument, NULL, 'D'},
+        {"cluster-domain", required_argument, NULL, 'Z'},
         {NULL, 0, NULL, 0},
     };
     bool follow = false, json_out = false, recursive = false;
@@ -662,6 +668,7 @@ int ty_cli_run(int argc, char **argv)
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
     const char *state_dir_arg = NULL;
+    const char *cluster_dns = NULL, *cluster_domain = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "fo:Rh", opts, NULL)) != -1) {
         switch (c) {
@@ -684,6 +691,12 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 's':
             state_dir_arg = optarg;
+            break;
+        case 'D':
+            cluster_dns = optarg;
+            break;
+        case 'Z':
+            cluster_domain = optarg;
             break;
         case 'N':
         case 'F':
@@ -744,11 +757,15 @@ int ty_cli_run(int argc, char **argv)
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
         .job_dirs = true,          /* a job's directory goes with the run's state */
+        .cluster_dns = cluster_dns,
+        .cluster_domain = cluster_domain,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);
         goto out;
     }
+    if (ty_node_cluster_dns(st.node))
+        fprintf(stderr, "trainyard run: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     st.view = ty_view_new(json_out ? stderr : stdout, follow, ty_node_runtime(st.node));
 
     st.job_refs = json_array();

@@ -124,6 +124,11 @@ static void usage(FILE *f)
             "                    for the next start to re-adopt, as a kubelet restart does)\n"
             "  --fair-sharing    Kueue's fair sharing: a cohort's queues borrow in proportion\n"
             "                    to their fairSharing.weight\n"
+            "  --cluster-dns ADDR:PORT\n"
+            "                    serve cluster DNS (Services and Pods, other names forwarded)\n"
+            "                    on this IPv4 address, UDP and TCP (port 0 picks one)\n"
+            "  --cluster-domain NAME\n"
+            "                    the cluster's DNS domain (default cluster.local)\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }
@@ -315,6 +320,8 @@ int ty_cli_server(int argc, char **argv)
         {"nodes-file", required_argument, NULL, 'f'},
         {"stop-pods-on-exit", no_argument, NULL, 's'},
         {"fair-sharing", no_argument, NULL, 'S'},
+        {"cluster-dns", required_argument, NULL, 'D'},
+        {"cluster-domain", required_argument, NULL, 'Z'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -325,6 +332,7 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
     bool stop_pods = false, fair_sharing = false;
+    const char *cluster_dns = NULL, *cluster_domain = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -349,6 +357,12 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'S':
             fair_sharing = true;
+            break;
+        case 'D':
+            cluster_dns = optarg;
+            break;
+        case 'Z':
+            cluster_domain = optarg;
             break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
@@ -415,9 +429,13 @@ int ty_cli_server(int argc, char **argv)
         .pods_die_with_parent = false,
         .adopt = true,
         .fair_sharing = fair_sharing,
+        .cluster_dns = cluster_dns,
+        .cluster_domain = cluster_domain,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
+    if (ty_node_cluster_dns(st.node))
+        fprintf(stderr, "trainyard server: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     ty_apiserver_config cfg = {.loop = &st.loop,
                                .store = st.store,
                                .listen = listen,
