@@ -83,6 +83,8 @@ static void usage(FILE *f)
             "                        serve cluster DNS (Services and Pods, other names\n"
             "                        forwarded) on this IPv4 address (port 0 picks one)\n"
             "      --cluster-domain NAME  the cluster's DNS domain (default cluster.local)\n"
+            "      --service-cidr CIDR    Services' cluster IPs come from it (default\n"
+            "                        10.96.0.0/12)\n"
             "  -h, --help            this text\n");
 }
 
@@ -661,6 +663,7 @@ int ty_cli_run(int argc, char **argv)
         {"recursive", no_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
         {"cluster-dns", required_argument, NULL, 'D'},
         {"cluster-domain", required_argument, NULL, 'Z'},
+        {"service-cidr", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     bool follow = false, json_out = false, recursive = false;
@@ -668,7 +671,7 @@ int ty_cli_run(int argc, char **argv)
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
     const char *state_dir_arg = NULL;
-    const char *cluster_dns = NULL, *cluster_domain = NULL;
+    const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "fo:Rh", opts, NULL)) != -1) {
         switch (c) {
@@ -697,6 +700,9 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 'Z':
             cluster_domain = optarg;
+            break;
+        case 'C':
+            service_cidr = optarg;
             break;
         case 'N':
         case 'F':
@@ -748,6 +754,10 @@ int ty_cli_run(int argc, char **argv)
     uv_loop_init(&st.loop);
     st.store = ty_store_new();
     ty_error err = TY_ERROR_INIT;
+    if (service_cidr && ty_store_set_service_cidr(st.store, service_cidr, &err) < 0) {
+        fprintf(stderr, "trainyard run: %s\n", err.msg);
+        goto out;
+    }
     ty_node_config ncfg = {
         .loop = &st.loop,
         .store = st.store,

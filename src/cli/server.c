@@ -129,6 +129,8 @@ static void usage(FILE *f)
             "                    on this IPv4 address, UDP and TCP (port 0 picks one)\n"
             "  --cluster-domain NAME\n"
             "                    the cluster's DNS domain (default cluster.local)\n"
+            "  --service-cidr CIDR\n"
+            "                    Services' cluster IPs come from it (default 10.96.0.0/12)\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }
@@ -322,6 +324,7 @@ int ty_cli_server(int argc, char **argv)
         {"fair-sharing", no_argument, NULL, 'S'},
         {"cluster-dns", required_argument, NULL, 'D'},
         {"cluster-domain", required_argument, NULL, 'Z'},
+        {"service-cidr", required_argument, NULL, 'C'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -332,7 +335,7 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
     bool stop_pods = false, fair_sharing = false;
-    const char *cluster_dns = NULL, *cluster_domain = NULL;
+    const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -363,6 +366,9 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'Z':
             cluster_domain = optarg;
+            break;
+        case 'C':
+            service_cidr = optarg;
             break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
@@ -407,7 +413,8 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTOFREE char *volumes_dir = ty_asprintf("%s/volumes", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
-    if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0)
+    if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0 ||
+        (service_cidr && ty_store_set_service_cidr(st.store, service_cidr, &err) < 0))
         goto out;
     ty_store_defer_commits(st.store, true);
     st.expiry = ty_event_expiry_new(st.store);

@@ -455,7 +455,10 @@ void ty_dns_zone_free(ty_dns_zone *z)
     free(z);
 }
 
-static const char *str_at(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *str_at(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
 
 static dns_ns *ns_get(ty_dns_zone *z, const char *name, bool create)
 {

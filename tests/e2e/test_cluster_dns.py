@@ -203,9 +203,10 @@ def server(tmp_path, upstream, monkeypatch):
     s.reap()
 
 
-def apply(server, *objs):
-    server.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                         "items": list(objs)}))
+def apply(server, *objs, check=True):
+    return server.kubectl("apply", "-f", "-", check=check,
+                          input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                            "items": list(objs)}))
 
 
 def service(name, ns="default", cluster_ip=None, selector=None, ports=(), **extra):
@@ -379,3 +380,57 @@ def test_bad_cluster_dns_options_are_refused(tmp_path):
         assert s.proc.returncode != 0
         s.err.close()
         assert want in open(s.stderr_path).read()
+
+
+def test_cluster_ips_are_allocated_as_the_api_server_does(server, tmp_path):
+    dns = dns_address(server)
+    apply(server, service("alloc", ports=[{"name": "http", "port": 80}]))
+    row = server.kubectl("get", "svc", "alloc", "--no-headers").stdout.split()
+    ip = row[2]
+    a, b = (int(x) for x in ip.split(".")[:2])
+    assert row[1] == "ClusterIP" and a == 10 and 96 <= b < 112, row
+    spec = server.json("get", "svc", "alloc")["spec"]
+    assert spec["clusterIPs"] == [ip] and spec["ipFamilies"] == ["IPv4"], spec
+    assert values(ask_udp(dns, "alloc.default.svc.cluster.local", A)) == [ip]
+
+    # taken, outside the range: refused with the API server's words
+    p = apply(server, service("dup", cluster_ip=ip, ports=[{"port": 80}]), check=False)
+    assert p.returncode != 0 and (f'Service "dup" is invalid: spec.clusterIPs: Invalid value: '
+                                  f'[]string{{"{ip}"}}: failed to allocate IP {ip}: provided IP '
+                                  f"is already allocated" in p.stderr), p.stderr
+    p = apply(server, service("far", cluster_ip="192.168.0.1", ports=[{"port": 80}]),
+              check=False)
+    assert p.returncode != 0 and ("the provided IP (192.168.0.1) is not in the valid range. "
+                                  "The range of valid IPs is 10.96.0.0/12" in p.stderr), p.stderr
+    # immutable: a patch that changes it is refused, one that leaves it out keeps it
+    p = server.kubectl("patch", "svc", "alloc", "--type=merge", "-p",
+                       '{"spec": {"clusterIP": "10.96.0.99", "clusterIPs": ["10.96.0.99"]}}',
+                       check=False)
+    assert p.returncode != 0 and "may not change once set" in p.stderr, p.stderr
+    server.kubectl("patch", "svc", "alloc", "--type=merge", "-p",
+                   '{"spec": {"selector": {"app": "other"}}}')
+    assert server.json("get", "svc", "alloc")["spec"]["clusterIP"] == ip
+    # still taken after a restart; free once deleted
+    server.stop()
+    server.start()
+    p = apply(server, service("dup", cluster_ip=ip, ports=[{"port": 80}]), check=False)
+    assert p.returncode != 0 and "provided IP is already allocated" in p.stderr, p.stderr
+    server.kubectl("delete", "svc", "alloc")
+    apply(server, service("dup", cluster_ip=ip, ports=[{"port": 80}]))
+    assert server.json("get", "svc", "dup")["spec"]["clusterIP"] == ip
+
+
+def test_service_cidr_option(tmp_path):
+    s = Server(tmp_path / "data", ["--gpus", "0", "--service-cidr", "10.123.0.0/24"]).start()
+    try:
+        apply(s, service("small", ports=[{"port": 80}]))
+        ip = s.json("get", "svc", "small")["spec"]["clusterIP"]
+        assert ip.startswith("10.123.0.") and ip not in ("10.123.0.0", "10.123.0.255"), ip
+    finally:
+        s.stop()
+    s = Server(tmp_path / "data2", ["--gpus", "0", "--service-cidr", "10.0.0.0/8"])
+    with pytest.raises(AssertionError):
+        s.start()
+    s.proc.wait(timeout=30)
+    s.err.close()
+    assert "service cidr 10.0.0.0/8: not an IPv4 range" in open(s.stderr_path).read()

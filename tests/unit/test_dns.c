@@ -226,7 +226,8 @@ Test(dns, headless_service_ready_endpoints)
     /* publishNotReadyAddresses counts the not-ready one too */
     add("services", "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"db\"},\"spec\":{"
                     "\"clusterIP\":\"None\",\"selector\":{\"app\":\"db\"},"
-                    "\"publishNotReadyAddresses\":true,\"ports\":[{\"name\":\"pg\",\"port\":5432}]}}");
+                    "\"publishNotReadyAddresses\":true,"
+                    "\"ports\":[{\"name\":\"pg\",\"port\":5432}]}}");
     a = ask("db.ns1.svc.cluster.local", DNS_T_A, false, 0, TY_DNS_REPLY);
     cr_assert_eq(a->an, 3);
 }
