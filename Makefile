@@ -150,7 +150,7 @@ build/fuzz/fuzz_apirequest: tests/fuzz/fuzz_apirequest.c src/server/util.c $(FUZ
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
-build/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c src/net/dns.c $(FUZZ_BASE) | $(DEPS_STAMP)
+build/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c src/net/dns.c src/net/endpoints.c $(FUZZ_BASE) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 

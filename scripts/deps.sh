@@ -7,6 +7,7 @@ pkgs=(
   libuv1-dev libyaml-dev libjansson-dev zlib1g-dev   # the binary and the C examples
   libsqlite3-dev                                      # the server's store
   libmicrohttpd-dev                                   # the API server (trainyard server)
+  libnftables-dev                                     # the Service proxy (dlopened)
   libcriterion-dev                                    # unit tests
   clang libclang-rt-14-dev                            # make fuzz: clang and libFuzzer's runtime
   python3-pytest python3-kubernetes python3-torch     # end-to-end tests, PyTorch example

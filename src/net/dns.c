@@ -10,6 +10,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "net/dns_int.h"
+#include "net/endpoints.h"
 
 /* ---- wire format ---- */
 
@@ -332,17 +333,14 @@ typedef struct svc_port {
     char *name;       /* "" when unnamed */
     char proto[8];    /* lowercase: tcp, udp, sctp */
     int port;
-    int target;       /* targetPort as a number, or 0 */
-    char *target_name; /* targetPort as a container port's name, or NULL */
+    const json_t *json; /* in the Service's obj: for its targetPort */
 } svc_port;
 
 typedef struct dsvc {
     char *ns, *name;
-    json_t *obj; /* for its selector */
-    const json_t *selector;
+    json_t *obj; /* for its endpoints (net/endpoints.h) */
     uint32_t ip; /* the clusterIP, network order; 0: none */
     bool headless;
-    bool publish_not_ready;
     char *external_name;
     svc_port *ports;
     size_t nports;
@@ -351,10 +349,8 @@ typedef struct dsvc {
 typedef struct dpod {
     char *ns, *name;
     json_t *obj;
-    const json_t *labels;
     const char *hostname, *subdomain; /* in obj */
     uint32_t ip;
-    bool ready, deleting, terminal;
     struct dpod *ip_next; /* pods with the same address (hostNetwork) */
 } dpod;
 
@@ -407,10 +403,8 @@ static void svc_free(dsvc *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nports; i++) {
+    for (size_t i = 0; i < s->nports; i++)
         free(s->ports[i].name);
-        free(s->ports[i].target_name);
-    }
     free(s->ports);
     free(s->external_name);
     json_decref(s->obj);
@@ -491,11 +485,9 @@ static dsvc *svc_new(const json_t *obj)
     s->ns = ty_strdup(str_at(meta, "namespace") ? str_at(meta, "namespace") : "default");
     s->name = ty_strdup(str_at(meta, "name"));
     s->obj = json_incref((json_t *)obj);
-    s->selector = json_object_get(spec, "selector");
     const char *ip = str_at(spec, "clusterIP");
     s->headless = ip && strcmp(ip, "None") == 0;
     s->ip = parse_ip(ip);
-    s->publish_not_ready = json_is_true(json_object_get(spec, "publishNotReadyAddresses"));
     const char *type = str_at(spec, "type");
     if (type && strcmp(type, "ExternalName") == 0 && str_at(spec, "externalName"))
         s->external_name = ty_strdup(str_at(spec, "externalName"));
@@ -514,46 +506,22 @@ static dsvc *svc_new(const json_t *obj)
         const char *proto = str_at(p, "protocol") ? str_at(p, "protocol") : "TCP";
         for (size_t c = 0; c < sizeof sp->proto - 1 && proto[c]; c++)
             sp->proto[c] = (char)tolower((unsigned char)proto[c]);
-        const json_t *t = json_object_get(p, "targetPort");
-        if (json_is_string(t))
-            sp->target_name = ty_strdup(json_string_value(t));
-        else
-            sp->target = json_is_integer(t) && json_integer_value(t) > 0
-                             ? (int)json_integer_value(t) : sp->port;
+        sp->json = p;
         s->nports++;
     }
     return s;
 }
 
-static bool pod_ready(const json_t *status)
-{
-    size_t i;
-    const json_t *c;
-    json_array_foreach(json_object_get(status, "conditions"), i, c)
-    {
-        const char *type = str_at(c, "type"), *st = str_at(c, "status");
-        if (type && st && strcmp(type, "Ready") == 0)
-            return strcmp(st, "True") == 0;
-    }
-    return false;
-}
-
 static dpod *pod_new(const json_t *obj)
 {
-    const json_t *meta = json_object_get(obj, "metadata"), *spec = json_object_get(obj, "spec"),
-                 *status = json_object_get(obj, "status");
+    const json_t *meta = json_object_get(obj, "metadata"), *spec = json_object_get(obj, "spec");
     dpod *p = TY_NEW(dpod);
     p->ns = ty_strdup(str_at(meta, "namespace") ? str_at(meta, "namespace") : "default");
     p->name = ty_strdup(str_at(meta, "name"));
     p->obj = json_incref((json_t *)obj);
-    p->labels = json_object_get(meta, "labels");
     p->hostname = str_at(spec, "hostname");
     p->subdomain = str_at(spec, "subdomain");
-    p->ip = parse_ip(str_at(status, "podIP"));
-    p->ready = pod_ready(status);
-    p->deleting = json_object_get(meta, "deletionTimestamp") != NULL;
-    const char *phase = str_at(status, "phase");
-    p->terminal = phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
+    p->ip = parse_ip(str_at(json_object_get(obj, "status"), "podIP"));
     return p;
 }
 
@@ -630,22 +598,10 @@ void ty_dns_zone_update(ty_dns_zone *z, const char *resource, const json_t *obj,
 
 /* ---- answers ---- */
 
-/* Whether the pod is one of the Service's endpoints (net/dns.h). */
+/* Whether the pod is one of the Service's endpoints, with an IPv4 address. */
 static bool selects(const dsvc *s, const dpod *p)
 {
-    if (!p->ip || p->terminal || !json_object_size(s->selector))
-        return false;
-    if (!s->publish_not_ready && (!p->ready || p->deleting))
-        return false;
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)s->selector, k, v)
-    {
-        const char *have = str_at(p->labels, k);
-        if (!have || !json_is_string(v) || strcmp(have, json_string_value(v)) != 0)
-            return false;
-    }
-    return true;
+    return p->ip && ty_endpoint_of(s->obj, p->obj);
 }
 
 /* The endpoint's name under the Service: its hostname, or its address with dashes. */
@@ -657,22 +613,6 @@ static void endpoint_host(const dsvc *s, const dpod *p, char *out, size_t n)
     }
     const uint8_t *b = (const uint8_t *)&p->ip;
     snprintf(out, n, "%u-%u-%u-%u", b[0], b[1], b[2], b[3]);
-}
-
-/* The container port named `name` of the pod, or -1: the endpoints controller leaves the pod
- * out of that port's endpoints then. */
-static int named_port(const dpod *p, const char *name)
-{
-    size_t i, j;
-    const json_t *c, *port;
-    json_array_foreach(json_object_get(json_object_get(p->obj, "spec"), "containers"), i, c)
-        json_array_foreach(json_object_get(c, "ports"), j, port)
-    {
-        const char *pn = str_at(port, "name");
-        if (pn && strcmp(pn, name) == 0)
-            return (int)json_integer_value(json_object_get(port, "containerPort"));
-    }
-    return -1;
 }
 
 /* The wire name "<host>.<svc>.<ns>.svc.<domain>" (host may be NULL). */
@@ -756,7 +696,7 @@ static bool service_records(ty_dns_zone *z, dns_ns *n, const dsvc *s, const char
                 const svc_port *sp = &s->ports[k];
                 if (!port_matches(sp, port, proto))
                     continue;
-                r.port = sp->target_name ? named_port(p, sp->target_name) : sp->target;
+                r.port = ty_endpoint_port(sp->json, p->obj);
                 if (r.port < 0)
                     continue;
                 add_rec(z, &r);
