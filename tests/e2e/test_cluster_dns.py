@@ -434,3 +434,36 @@ def test_service_cidr_option(tmp_path):
     s.proc.wait(timeout=30)
     s.err.close()
     assert "service cidr 10.0.0.0/8: not an IPv4 range" in open(s.stderr_path).read()
+
+
+def test_run_serves_the_names_of_its_jobs(run_trainyard, manifest, tmp_path, marker):
+    """`trainyard run --cluster-dns`: a job's pod finds its own headless Service's name (the
+    operator's <job>-master-0) at its own address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    probe = tmp_path / "probe.py"
+    probe.write_text(f'''import os, socket, struct, sys, time
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_cluster_dns import ask_udp, values
+want = os.environ["POD_IP"]
+for _ in range(200):
+    got = values(ask_udp(("127.0.0.1", {port}), "dnsjob-master-0.default.svc.cluster.local", 1))
+    if got == [want]:
+        sys.exit(0)
+    time.sleep(0.05)
+print("answers:", got, "want", want)
+sys.exit(1)
+''')
+    job = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+           "metadata": {"name": "dnsjob"},
+           "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
+               "containers": [{"name": "pytorch", "image": "x",
+                               "command": ["/usr/bin/python3", str(probe)],
+                               "env": [{"name": "TY_MARKER", "value": marker}],
+                               "ports": [{"name": "pytorchjob-port",
+                                          "containerPort": 23456}]}]}}}}}}
+    r = run_trainyard("--gpus", "0", "--cluster-dns", f"127.0.0.1:{port}",
+                      manifest(json.dumps(job)))
+    assert r.rc == 0, (r.out, r.err)
+    assert f"cluster DNS on 127.0.0.1:{port}" in r.err
