@@ -238,6 +238,17 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     gethostname(host, sizeof host - 1);
 
     ty_node *n = TY_NEW(ty_node);
+    /* First: a bad address or a port in use fails the start before any pod is touched. */
+    if (cfg->cluster_dns) {
+        ty_dns_config dcfg = {.loop = cfg->loop,
+                              .store = cfg->store,
+                              .listen = cfg->cluster_dns,
+                              .domain = cfg->cluster_domain};
+        if (ty_dns_start(&dcfg, &n->dns, err) < 0) {
+            free(n);
+            return -1;
+        }
+    }
     n->store = cfg->store;
     n->names = json_array();
     n->declared = json_array_size(cfg->nodes) > 0;
@@ -265,6 +276,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         register_nodes(n, cfg, host, err) < 0) {
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
+        ty_dns_free(n->dns);
         json_decref(n->names);
         free(n);
         return -1;
@@ -274,6 +286,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     if (cfg->adopt && ty_runtime_adopt_all(n->rt, err) < 0) {
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
+        ty_dns_free(n->dns);
         json_decref(n->names);
         free(n);
         return ty_error_wrap(err, "adopt the pods of an earlier run");
@@ -290,16 +303,6 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
             ty_binder_add_node(n->binder, json_string_value(decl));
         }
     fail_lost_pods(n);
-    if (cfg->cluster_dns) {
-        ty_dns_config dcfg = {.loop = cfg->loop,
-                              .store = cfg->store,
-                              .listen = cfg->cluster_dns,
-                              .domain = cfg->cluster_domain};
-        if (ty_dns_start(&dcfg, &n->dns, err) < 0) {
-            ty_node_free(n);
-            return -1;
-        }
-    }
     /* With names that resolve in the pods, the operator's own forms (Service names); without,
      * the replicas' addresses (docs/architecture.md). */
     bool names = n->dns && cfg->pods_use_cluster_dns;

@@ -718,7 +718,7 @@ static bool service_records(ty_dns_zone *z, dns_ns *n, const dsvc *s, const char
     return found;
 }
 
-typedef enum { LK_NXDOMAIN, LK_NODATA, LK_RECORDS, LK_CNAME } lookup_result;
+typedef enum { LK_NXDOMAIN, LK_NODATA, LK_RECORDS, LK_CNAME, LK_VERSION } lookup_result;
 
 /* Looks the zone name up (the labels before the domain: 0..n-1); fills z->recs. */
 static lookup_result lookup(ty_dns_zone *z, const dns_query *q, int n, const char **cname)
@@ -726,6 +726,8 @@ static lookup_result lookup(ty_dns_zone *z, const dns_query *q, int n, const cha
     z->nrecs = 0;
     if (n == 0)
         return LK_NODATA;
+    if (n == 1 && label_is(q, 0, "dns-version"))
+        return LK_VERSION; /* the schema version the DNS specification asks for */
     bool svc = label_is(q, n - 1, "svc");
     if (!svc && !label_is(q, n - 1, "pod"))
         return LK_NXDOMAIN;
@@ -975,6 +977,11 @@ ty_dns_action ty_dns_answer(ty_dns_zone *z, const uint8_t *pkt, size_t len, bool
             }
         } else if (lr == LK_RECORDS) {
             answered = put_records(z, &w, &q, false);
+        } else if (lr == LK_VERSION && q.qtype == DNS_T_TXT) {
+            rr_mark m;
+            bool ok = rr_begin(&w, &m, q.name, DNS_T_TXT, TY_DNS_TTL) && put(&w, "\0051.1.0", 6);
+            answered = rr_end(&w, &m, ok);
+            count(&w, 0, answered);
         } else if (lr == LK_NODATA && q.qtype == DNS_T_SOA && before == 0) {
             answered = put_soa(z, &w);
             count(&w, 0, answered);

@@ -20,6 +20,7 @@
  *   _<port>._<proto>.<svc>.<ns>.svc.<zone>  SRV for the named port (and SRV on the two names
  *                                    above: every port)
  *   <a-b-c-d>.<ns>.pod.<zone>        A: a.b.c.d (when namespace <ns> exists)
+ *   dns-version.<zone>               TXT "1.1.0", the specification's schema version
  *   d.c.b.a.in-addr.arpa             PTR: a Service's clusterIP, or an endpoint's name under
  *                                    every Service selecting it; else forwarded
  * An endpoint is a pod of the Service's namespace matched by its selector (a Service without

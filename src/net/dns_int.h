@@ -13,7 +13,7 @@ enum {
     DNS_NAME_MAX = 255, /* wire form, terminating zero included */
     DNS_LABELS_MAX = 127,
     DNS_T_A = 1, DNS_T_NS = 2, DNS_T_CNAME = 5, DNS_T_SOA = 6, DNS_T_PTR = 12,
-    DNS_T_AAAA = 28, DNS_T_SRV = 33, DNS_T_OPT = 41, DNS_T_IXFR = 251, DNS_T_AXFR = 252,
+    DNS_T_TXT = 16, DNS_T_AAAA = 28, DNS_T_SRV = 33, DNS_T_OPT = 41, DNS_T_IXFR = 251, DNS_T_AXFR = 252,
     DNS_C_IN = 1,
     DNS_R_NOERROR = 0, DNS_R_FORMERR = 1, DNS_R_SERVFAIL = 2, DNS_R_NXDOMAIN = 3,
     DNS_R_NOTIMP = 4, DNS_R_REFUSED = 5,

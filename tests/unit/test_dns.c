@@ -310,6 +310,18 @@ Test(dns, updates_and_deletes)
     cr_assert_eq(a->rcode, DNS_R_NXDOMAIN);
 }
 
+Test(dns, schema_version)
+{
+    static uint8_t q[512], out[TY_DNS_MSG_MAX];
+    size_t qlen = query(q, "dns-version.cluster.local", DNS_T_TXT, 0), len;
+    cr_assert_eq(ty_dns_answer(z, q, qlen, false, out, &len), TY_DNS_REPLY);
+    cr_assert_eq(dns_get16(out + 6), 1);
+    cr_assert_eq(memcmp(out + len - 6, "\0051.1.0", 6), 0);
+    answer *a = ask("dns-version.cluster.local", DNS_T_A, false, 0, TY_DNS_REPLY);
+    cr_assert_eq(a->rcode, DNS_R_NOERROR);
+    cr_assert_eq(a->an, 0);
+}
+
 Test(dns, external_name)
 {
     add("services", "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"ext\"},\"spec\":{"
