@@ -315,6 +315,7 @@ def test_not_ready_endpoints_need_publish_not_ready(server):
 
 
 def test_other_names_are_forwarded(server, upstream):
+    """Names outside the zone go to the host's resolvers (here a stand-in)."""
     dns = dns_address(server)
     r = ask_udp(dns, "example.test", A)
     assert r["rcode"] == NOERROR and values(r) == ["192.0.2.7"], r
@@ -325,8 +326,14 @@ def test_other_names_are_forwarded(server, upstream):
     r = ask_udp(dns, "big.test", A)
     assert r["tc"] and not r["answer"], r
     assert len(ask_tcp(dns, "big.test", A)["answer"]) == 60
+    # a TCP client that goes while its query is forwarded: nothing is answered to it, and
+    # the server lives on (its forward ends before the next one asked, which is SERVFAIL)
+    with socket.create_connection(dns, timeout=5) as c:
+        q = build_query("slow.test", A)
+        c.sendall(struct.pack(">H", len(q)) + q)
     # an upstream that never answers: SERVFAIL after the timeout
     assert ask_udp(dns, "slow.test", A, timeout=10)["rcode"] == SERVFAIL
+    assert server.proc.poll() is None
     # reverse names the cluster does not know go upstream too
     assert ask_udp(dns, "1.2.0.192.in-addr.arpa", PTR)["rcode"] == NXDOMAIN
 
