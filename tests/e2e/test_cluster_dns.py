@@ -146,6 +146,9 @@ class Upstream:
         question = q[12:off + 4]
         if name == "slow.test":
             return None
+        if name == "spoof.test":
+            rr = b"\xc0\x0c" + struct.pack(">HHIH", A, 1, 60, 4) + socket.inet_aton("192.0.2.9")
+            return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + rr
         if name == "example.test":
             rr = b"\xc0\x0c" + struct.pack(">HHIH", A, 1, 60, 4) + socket.inet_aton("192.0.2.7")
             return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + rr
@@ -164,6 +167,12 @@ class Upstream:
             except OSError:
                 return
             r = self.answer(q, False)
+            if r and read_name(q, 12)[0] == "spoof.test":
+                # first a forgery: another id, then another question; then the answer
+                forged = r[:-4] + socket.inet_aton("192.0.2.66")
+                bad_id = struct.pack(">H", (struct.unpack(">H", r[:2])[0] + 1) % 65536)
+                self.udp.sendto(bad_id + forged[2:], peer)
+                self.udp.sendto(forged.replace(b"spoof", b"spoog"), peer)
             if r:
                 self.udp.sendto(r, peer)
 
@@ -320,6 +329,8 @@ def test_other_names_are_forwarded(server, upstream):
     r = ask_udp(dns, "example.test", A)
     assert r["rcode"] == NOERROR and values(r) == ["192.0.2.7"], r
     assert ask_udp(dns, "missing.test", A)["rcode"] == NXDOMAIN
+    # answers with another id or question are not taken for the one asked
+    assert values(ask_udp(dns, "spoof.test", A)) == ["192.0.2.9"]
     # truncated over UDP upstream: asked again over TCP; the client's 512 bytes get TC
     r = ask_udp(dns, "big.test", A, edns=4096)
     assert not r["tc"] and len(r["answer"]) == 60 and upstream.tcp_queries >= 1, r
