@@ -111,7 +111,8 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py \
             tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
-            tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py
+            tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py \
+            tests/e2e/test_cluster_dns.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS)
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
@@ -151,10 +152,14 @@ build/fuzz/fuzz_apirequest: tests/fuzz/fuzz_apirequest.c src/server/util.c $(FUZ
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
+build/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c src/net/dns.c src/net/endpoints.c $(FUZZ_BASE) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto \
-    build/fuzz/fuzz_apirequest
+    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns
 	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto \
-	    build/fuzz/corpus-apirequest
+	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns
 	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
@@ -164,6 +169,8 @@ fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-k8sproto tests/fuzz/corpus/k8sproto
 	build/fuzz/fuzz_apirequest -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-apirequest tests/fuzz/corpus/apirequest
+	build/fuzz/fuzz_dns -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-dns tests/fuzz/corpus/dns
 
 clean:
 	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \

@@ -8,6 +8,7 @@ pkgs=(
   libsqlite3-dev                                      # the server's store
   libmicrohttpd-dev                                   # the API server (trainyard server)
   libgnutls28-dev                                     # keys, certificates, tokens (src/auth)
+  libnftables-dev                                     # the Service proxy (dlopened)
   libcriterion-dev                                    # unit tests
   clang libclang-rt-14-dev                            # make fuzz: clang and libFuzzer's runtime
   python3-pytest python3-kubernetes python3-torch     # end-to-end tests, PyTorch example

@@ -18,6 +18,7 @@
 #include "controllers/volumes.h"
 #include "controllers/workloads.h"
 #include "base/quantity.h"
+#include "net/dns.h"
 #include "runtime/ipam.h"
 
 struct ty_node {
@@ -33,6 +34,7 @@ struct ty_node {
     ty_jobctl *jobs;
     ty_workloadctl *workloads;
     ty_admission *admission;
+    ty_dns *dns;
     uv_timer_t *resync; /* the periodic work */
     void (*done)(void *);
     void *done_arg;
@@ -302,6 +304,17 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     gethostname(host, sizeof host - 1);
 
     ty_node *n = TY_NEW(ty_node);
+    /* First: a bad address or a port in use fails the start before any pod is touched. */
+    if (cfg->cluster_dns) {
+        ty_dns_config dcfg = {.loop = cfg->loop,
+                              .store = cfg->store,
+                              .listen = cfg->cluster_dns,
+                              .domain = cfg->cluster_domain};
+        if (ty_dns_start(&dcfg, &n->dns, err) < 0) {
+            free(n);
+            return -1;
+        }
+    }
     n->store = cfg->store;
     n->names = json_array();
     n->declared = json_array_size(cfg->nodes) > 0;
@@ -333,6 +346,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
         ty_podnet_close(n->net);
+        ty_dns_free(n->dns);
         json_decref(n->names);
         free(n);
         return -1;
@@ -343,6 +357,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         ty_runtime_free(n->rt);
         ty_ipam_free(n->ipam);
         ty_podnet_close(n->net);
+        ty_dns_free(n->dns);
         json_decref(n->names);
         free(n);
         return ty_error_wrap(err, "adopt the pods of an earlier run");
@@ -363,7 +378,10 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
             ty_binder_add_node(n->binder, json_string_value(decl));
         }
     fail_lost_pods(n);
-    n->jobs = ty_jobctl_new(cfg->loop, cfg->store, pod_address, n);
+    /* With names that resolve in the pods, the operator's own forms (Service names); without,
+     * the replicas' addresses (docs/architecture.md). */
+    bool names = n->dns && cfg->pods_use_cluster_dns;
+    n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
     TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
                                               : ty_asprintf("%s/volumes", cfg->state_dir);
     n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
@@ -387,6 +405,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
 }
 
 ty_runtime *ty_node_runtime(ty_node *n) { return n->rt; }
+
+const char *ty_node_cluster_dns(const ty_node *n) { return n->dns ? ty_dns_address(n->dns) : NULL; }
 
 static void on_runtime_done(void *arg)
 {
@@ -413,6 +433,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->binder = NULL;
     ty_volctl_free(n->volumes);
     n->volumes = NULL;
+    ty_dns_free(n->dns);
+    n->dns = NULL;
     if (stop_pods)
         ty_runtime_shutdown(n->rt, on_runtime_done, n);
     else
@@ -438,6 +460,7 @@ void ty_node_free(ty_node *n)
     ty_jobctl_free(n->jobs);
     ty_binder_free(n->binder);
     ty_volctl_free(n->volumes);
+    ty_dns_free(n->dns);
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);

@@ -45,10 +45,18 @@ typedef struct ty_node_config {
     bool no_pod_network;         /* --no-pod-network: loopback addresses even as root */
     const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
                                   * node, this machine (its hostname, `gpus` GPUs) */
+    const char *cluster_dns;     /* ADDR:PORT to serve cluster DNS on (net/dns.h; port 0:
+                                  * one is picked), or NULL: none */
+    const char *cluster_domain;  /* NULL: cluster.local */
+    bool pods_use_cluster_dns;   /* pods resolve through cluster_dns (their resolv.conf names
+                                  * it): jobs get the operator's Service names in MASTER_ADDR,
+                                  * PET_RDZV_ENDPOINT and TF_CONFIG instead of addresses */
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);
 ty_runtime *ty_node_runtime(ty_node *n);
+/* The address cluster DNS serves on ("ADDR:PORT"), or NULL without it. */
+const char *ty_node_cluster_dns(const ty_node *n);
 /* Stops the controllers and then either stops every pod (stop_pods) or leaves them running
  * for the next trainyard to adopt; `done` runs on the loop when that is over. */
 void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);

@@ -83,6 +83,12 @@ static void usage(FILE *f)
             "                        loopback address (what happens without root anyway)\n"
             "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
             "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
+            "      --cluster-dns ADDR:PORT\n"
+            "                        serve cluster DNS (Services and Pods, other names\n"
+            "                        forwarded) on this IPv4 address (port 0 picks one)\n"
+            "      --cluster-domain NAME  the cluster's DNS domain (default cluster.local)\n"
+            "      --service-cidr CIDR    Services' cluster IPs come from it (default\n"
+            "                        10.96.0.0/12)\n"
             "  -h, --help            this text\n");
 }
 
@@ -661,6 +667,9 @@ int ty_cli_run(int argc, char **argv)
         {"recursive", no_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
         {"pod-cidr", required_argument, NULL, 'C'},
         {"no-pod-network", no_argument, NULL, 'P'},
+        {"cluster-dns", required_argument, NULL, 'D'},
+        {"cluster-domain", required_argument, NULL, 'Z'},
+        {"service-cidr", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     bool follow = false, json_out = false, recursive = false, no_pod_network = false;
@@ -668,6 +677,7 @@ int ty_cli_run(int argc, char **argv)
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
     const char *state_dir_arg = NULL, *pod_cidr = NULL;
+    const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "fo:Rh", opts, NULL)) != -1) {
         switch (c) {
@@ -698,6 +708,15 @@ int ty_cli_run(int argc, char **argv)
             pod_cidr = optarg;
             if (ty_cli_pod_cidr_option("run", optarg) < 0)
                 return 2;
+            break;
+        case 'D':
+            cluster_dns = optarg;
+            break;
+        case 'Z':
+            cluster_domain = optarg;
+            break;
+        case 'V':
+            service_cidr = optarg;
             break;
         case 'N':
         case 'F':
@@ -749,6 +768,10 @@ int ty_cli_run(int argc, char **argv)
     uv_loop_init(&st.loop);
     st.store = ty_store_new();
     ty_error err = TY_ERROR_INIT;
+    if (service_cidr && ty_store_set_service_cidr(st.store, service_cidr, &err) < 0) {
+        fprintf(stderr, "trainyard run: %s\n", err.msg);
+        goto out;
+    }
     ty_node_config ncfg = {
         .loop = &st.loop,
         .store = st.store,
@@ -760,11 +783,15 @@ int ty_cli_run(int argc, char **argv)
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
         .job_dirs = true,          /* a job's directory goes with the run's state */
+        .cluster_dns = cluster_dns,
+        .cluster_domain = cluster_domain,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);
         goto out;
     }
+    if (ty_node_cluster_dns(st.node))
+        fprintf(stderr, "trainyard run: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     st.view = ty_view_new(json_out ? stderr : stdout, follow, ty_node_runtime(st.node));
 
     st.job_refs = json_array();

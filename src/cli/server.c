@@ -128,6 +128,13 @@ static void usage(FILE *f)
             "                    for the next start to re-adopt, as a kubelet restart does)\n"
             "  --fair-sharing    Kueue's fair sharing: a cohort's queues borrow in proportion\n"
             "                    to their fairSharing.weight\n"
+            "  --cluster-dns ADDR:PORT\n"
+            "                    serve cluster DNS (Services and Pods, other names forwarded)\n"
+            "                    on this IPv4 address, UDP and TCP (port 0 picks one)\n"
+            "  --cluster-domain NAME\n"
+            "                    the cluster's DNS domain (default cluster.local)\n"
+            "  --service-cidr CIDR\n"
+            "                    Services' cluster IPs come from it (default 10.96.0.0/12)\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }
@@ -321,6 +328,9 @@ int ty_cli_server(int argc, char **argv)
         {"nodes-file", required_argument, NULL, 'f'},
         {"stop-pods-on-exit", no_argument, NULL, 's'},
         {"fair-sharing", no_argument, NULL, 'S'},
+        {"cluster-dns", required_argument, NULL, 'D'},
+        {"cluster-domain", required_argument, NULL, 'Z'},
+        {"service-cidr", required_argument, NULL, 'V'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -331,6 +341,7 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
     bool stop_pods = false, fair_sharing = false, no_pod_network = false;
+    const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -363,6 +374,15 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'S':
             fair_sharing = true;
+            break;
+        case 'D':
+            cluster_dns = optarg;
+            break;
+        case 'Z':
+            cluster_domain = optarg;
+            break;
+        case 'V':
+            service_cidr = optarg;
             break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
@@ -407,7 +427,8 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTOFREE char *volumes_dir = ty_asprintf("%s/volumes", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
-    if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0)
+    if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0 ||
+        (service_cidr && ty_store_set_service_cidr(st.store, service_cidr, &err) < 0))
         goto out;
     ty_store_defer_commits(st.store, true);
     st.expiry = ty_event_expiry_new(st.store);
@@ -431,9 +452,13 @@ int ty_cli_server(int argc, char **argv)
         .pods_die_with_parent = false,
         .adopt = true,
         .fair_sharing = fair_sharing,
+        .cluster_dns = cluster_dns,
+        .cluster_domain = cluster_domain,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
+    if (ty_node_cluster_dns(st.node))
+        fprintf(stderr, "trainyard server: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     ty_apiserver_config cfg = {.loop = &st.loop,
                                .store = st.store,
                                .listen = listen,

@@ -7,7 +7,8 @@
  * reason. Pods carry the gang label and size the binder places them by.
  *
  * Ownership: borrows the loop and store; the address callback is used to fill MASTER_ADDR and
- * TF_CONFIG hosts (local mode: the replicas' loopback addresses). */
+ * TF_CONFIG hosts (pods without cluster DNS: the replicas' addresses); NULL gives the
+ * operator's Service names (a node whose pods resolve through cluster DNS, cli/node.h). */
 #ifndef TY_CONTROLLERS_JOBS_H
 #define TY_CONTROLLERS_JOBS_H
 

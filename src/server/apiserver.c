@@ -519,8 +519,13 @@ static enum MHD_Result fail_store(call *c, const char *name, const ty_error *err
     case TY_STORE_TOO_LARGE:
         return fail(c, 413, "RequestEntityTooLarge", "%s", err->msg);
     case TY_STORE_INVALID: {
+        /* "spec.x: what": the field goes to the cause, which kubectl prints before it */
+        size_t plen = strspn(err->msg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789.[]");
+        bool field = plen && strncmp(err->msg + plen, ": ", 2) == 0;
+        TY_AUTOFREE char *path = ty_strndup(err->msg, field ? plen : 0);
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
-        ty_field_errors_add(&errs, "", (ty_pos){0, 0}, "%s", err->msg);
+        ty_field_errors_add(&errs, path, (ty_pos){0, 0}, "%s", err->msg + (field ? plen + 2 : 0));
         enum MHD_Result r = fail_invalid(c, name, &errs);
         ty_field_errors_free(&errs);
         return r;

@@ -23,6 +23,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "store/checkpoint_int.h"
+#include "store/svcip_int.h"
 
 /* Parsed trees kept, counted in bytes of their text (a tree weighs ten times its text or more):
  * what the controllers read again and again (pods, nodes, the jobs being reconciled) stays
@@ -156,6 +157,7 @@ struct ty_store {
     int in_watch; /* watch callbacks running: a write from one is a programmer error */
     ty_store_fault_fn fault; /* tests' fault injection (ty_store_set_fault) */
     void *fault_ctx;
+    ty_svcip *svcip; /* Services' cluster IPs (store/svcip_int.h); NULL until the first */
 };
 
 static int fail_code(ty_error *err, int code, const char *fmt, ...)
@@ -597,6 +599,7 @@ void ty_store_free(ty_store *s)
         if (ty_store_commit(s, &err) < 0)
             ty_log(TY_LOG_ERROR, "store: the last writes are lost: %s", err.msg);
     }
+    ty_svcip_free(s->svcip, s);
     const ty_map_slot *slot;
     for (size_t i = 0; ty_map_next(&s->resources, &i, &slot);) {
         res *r = slot->value;
@@ -1396,7 +1399,7 @@ static void set_default(json_t *obj, const char *key, json_t *value)
 
 /* What the API server fills in on a Service (SetDefaults_Service and the registry's create):
  * type ClusterIP, sessionAffinity None, each port's targetPort its port, internalTrafficPolicy
- * Cluster, clusterIPs from clusterIP, and for a headless one the cluster's one IPv4 family. */
+ * Cluster, clusterIPs from clusterIP, and the cluster's one IPv4 family. */
 static void default_service(json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
@@ -1422,7 +1425,7 @@ static void default_service(json_t *svc)
     json_t *ip = json_object_get(spec, "clusterIP");
     if (json_is_string(ip) && !json_object_get(spec, "clusterIPs"))
         json_object_set_new(spec, "clusterIPs", json_pack("[O]", ip));
-    if (json_is_string(ip) && strcmp(json_string_value(ip), "None") == 0) {
+    if (json_is_string(ip)) { /* headless or allocated (store/svcip_int.h) */
         set_default(spec, "ipFamilies", json_pack("[s]", "IPv4"));
         set_default(spec, "ipFamilyPolicy", json_string("SingleStack"));
     }
@@ -1504,6 +1507,10 @@ static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
     json_object_del(meta, "deletionTimestamp");
     json_object_del(meta, "deletionGracePeriodSeconds");
     json_object_del(meta, "resourceVersion");
+    if (strcmp(resource, "services") == 0 && ty_svcip_prepare(&s->svcip, s, obj, NULL, err) < 0) {
+        json_decref(obj);
+        return -1;
+    }
     default_core(resource, obj);
     /* The API server starts every namespace Active, whatever the client sent. */
     if (strcmp(resource, "namespaces") == 0)
@@ -1632,6 +1639,11 @@ static int update_ex_impl(ty_store *s, const char *resource, const json_t *obj,
         json_object_set(next, "status", status);
     else
         json_object_del(next, "status");
+    if (strcmp(resource, "services") == 0 && ty_svcip_prepare(&s->svcip, s, next, cur, err) < 0) {
+        json_decref(next);
+        free(key);
+        return -1;
+    }
     return finish_update(s, r, key, cur, next, opts, out, err);
 }
 
@@ -2046,6 +2058,11 @@ int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err)
     int rc = ty_store_create(s, "namespaces", obj, NULL, err);
     json_decref(obj);
     return rc;
+}
+
+int ty_store_set_service_cidr(ty_store *s, const char *cidr, ty_error *err)
+{
+    return ty_svcip_set_cidr(&s->svcip, s, cidr, err);
 }
 
 ty_store *ty_store_new(void)

@@ -133,6 +133,9 @@ void ty_store_free(ty_store *s);
 int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err);
 /* Keeps the last `events` events for watch_from (0: none); drops the oldest beyond. */
 void ty_store_set_history(ty_store *s, size_t events);
+/* The range Services' cluster IPs are allocated from ("A.B.C.D/N", N 12..30; default
+ * 10.96.0.0/12; store/svcip_int.h). Fails, changing nothing, when it is not one. */
+int ty_store_set_service_cidr(ty_store *s, const char *cidr, ty_error *err);
 
 /* Stores a new object (the store takes a copy; `obj` is not modified). Fails with CONFLICT
  * when it exists. *out, when given, receives a new reference to the stored object. */

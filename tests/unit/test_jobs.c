@@ -190,3 +190,53 @@ Test(jobs, a_deleted_service_is_made_again)
     set_phase("j-worker-0", "Running");
     cr_assert(run_until(service_back, 5000), "the deleted service was not made again");
 }
+
+static const char *env_value(const json_t *p, const char *name)
+{
+    const json_t *c = json_array_get(json_object_get(json_object_get(p, "spec"), "containers"), 0);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(c, "env"), i, e)
+    {
+        const char *n = json_string_value(json_object_get(e, "name"));
+        if (n && strcmp(n, name) == 0)
+            return json_string_value(json_object_get(e, "value"));
+    }
+    return NULL;
+}
+
+static bool no_pods(void)
+{
+    return !exists("pods", "j-master-0") && !exists("pods", "j-worker-0") &&
+           !exists("pods", "j-worker-1");
+}
+
+static char *fixed_address(void *ctx, const char *ns, const char *pod_name)
+{
+    (void)ctx;
+    (void)ns;
+    return ty_strdup(strstr(pod_name, "-master-") ? "127.16.0.5" : "127.16.0.9");
+}
+
+/* Without an address callback (a node whose pods resolve through cluster DNS: cli/node.c's
+ * pods_use_cluster_dns) the pods get the operator's Service names; with one, addresses. */
+Test(jobs, master_addr_is_the_service_name_with_cluster_dns_else_the_address)
+{
+    add_job("{}");
+    cr_assert(run_until(all_pods, 5000), "the job's pods were not made");
+    json_t *p = pod("j-worker-1");
+    cr_assert_str_eq(env_value(p, "MASTER_ADDR"), "j-master-0");
+    cr_assert_str_eq(env_value(p, "PET_MASTER_ADDR"), "j-master-0");
+    json_decref(p);
+
+    ty_jobctl_free(T.ctl);
+    T.ctl = ty_jobctl_new(&T.loop, T.store, fixed_address, NULL);
+    cr_assert_eq(ty_store_delete(T.store, "pytorchjobs", "default", "j", 0, NULL), 0);
+    cr_assert(run_until(no_pods, 5000), "the job's pods stayed");
+    add_job("{}");
+    ty_jobctl_resync(T.ctl, true);
+    cr_assert(run_until(all_pods, 5000), "the job's pods were not made again");
+    p = pod("j-worker-1");
+    cr_assert_str_eq(env_value(p, "MASTER_ADDR"), "127.16.0.5");
+    json_decref(p);
+}
