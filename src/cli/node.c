@@ -28,6 +28,7 @@ struct ty_node {
     ty_runtime *rt;
     ty_ipam *ipam;
     ty_podnet *net; /* NULL: loopback addresses */
+    bool dns_on_gateway; /* the cluster DNS listens where the pods' resolv.conf points */
     ty_nodeagent *agent;
     ty_binder *binder;
     ty_volctl *volumes;
@@ -330,6 +331,21 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         free(n);
         return -1;
     }
+    /* With a pod network and no --cluster-dns, the cluster DNS listens where the pods'
+     * resolv.conf points: the gateway's port 53 (the address is only on our bridge). */
+    if (n->net && !n->dns) {
+        TY_AUTOFREE char *listen = ty_asprintf("%s:53", ty_podnet_gateway(n->net));
+        ty_dns_config dcfg = {.loop = cfg->loop,
+                              .store = cfg->store,
+                              .listen = listen,
+                              .domain = cfg->cluster_domain};
+        ty_error derr = TY_ERROR_INIT;
+        if (ty_dns_start(&dcfg, &n->dns, &derr) < 0)
+            ty_warn("cluster DNS: %s: pods resolve no Service names", derr.msg);
+        else
+            n->dns_on_gateway = true;
+        ty_error_clear(&derr);
+    }
     reserve_addresses(n);
     ty_runtime_config rc = {
         .state_dir = cfg->state_dir,
@@ -380,7 +396,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     fail_lost_pods(n);
     /* With names that resolve in the pods, the operator's own forms (Service names); without,
      * the replicas' addresses (docs/architecture.md). */
-    bool names = n->dns && cfg->pods_use_cluster_dns;
+    bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
     TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
                                               : ty_asprintf("%s/volumes", cfg->state_dir);

@@ -790,7 +790,7 @@ int ty_cli_run(int argc, char **argv)
         fprintf(stderr, "trainyard run: %s\n", err.msg);
         goto out;
     }
-    if (ty_node_cluster_dns(st.node))
+    if (cluster_dns && ty_node_cluster_dns(st.node)) /* the port it picked */
         fprintf(stderr, "trainyard run: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     st.view = ty_view_new(json_out ? stderr : stdout, follow, ty_node_runtime(st.node));
 

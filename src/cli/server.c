@@ -457,7 +457,7 @@ int ty_cli_server(int argc, char **argv)
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
-    if (ty_node_cluster_dns(st.node))
+    if (cluster_dns && ty_node_cluster_dns(st.node)) /* the port it picked */
         fprintf(stderr, "trainyard server: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     ty_apiserver_config cfg = {.loop = &st.loop,
                                .store = st.store,

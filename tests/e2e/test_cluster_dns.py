@@ -481,7 +481,8 @@ sys.exit(1)
                                "env": [{"name": "TY_MARKER", "value": marker}],
                                "ports": [{"name": "pytorchjob-port",
                                           "containerPort": 23456}]}]}}}}}}
-    r = run_trainyard("--gpus", "0", "--cluster-dns", f"127.0.0.1:{port}",
+    # --no-pod-network: the probe reaches the host's 127.0.0.1 (a pod network has its own).
+    r = run_trainyard("--gpus", "0", "--no-pod-network", "--cluster-dns", f"127.0.0.1:{port}",
                       manifest(json.dumps(job)))
     assert r.rc == 0, (r.out, r.err)
     assert f"cluster DNS on 127.0.0.1:{port}" in r.err

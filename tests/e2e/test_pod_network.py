@@ -401,3 +401,48 @@ def test_pods_that_died_while_the_server_was_down_leave_nothing(tmp_path, marker
     finally:
         srv.stop()
     assert_nothing_left([uid], [block])
+
+
+NAMES_MASTER = """
+import socket
+s = socket.socket()
+s.bind(("0.0.0.0", 7001))
+s.listen(4)
+c, _ = s.accept()
+print("master got", c.recv(100).decode(), flush=True)
+"""
+
+NAMES_WORKER = """
+import os, socket, subprocess, time
+master = os.environ["MASTER_ADDR"]
+assert master == "names-master-0", master
+deadline = time.time() + 60
+while True:  # the master's name resolves once its pod is ready, as on a cluster
+    try:
+        c = socket.create_connection((master, 7001), timeout=5)
+        break
+    except OSError:
+        assert time.time() < deadline, "the master's name never resolved and answered"
+        time.sleep(0.05)
+fqdn = subprocess.run(["getent", "hosts", "names-master-0.default.svc.cluster.local"],
+                      capture_output=True, text=True).stdout.split()
+print("resolved", master, "to", c.getpeername()[0], "fqdn", fqdn[0] if fqdn else None, flush=True)
+c.sendall(b"hello")
+"""
+
+
+def test_pods_resolve_the_operators_service_names_through_cluster_dns(tmp_path, marker):
+    """With a pod network the cluster DNS listens on the gateway, so MASTER_ADDR carries the
+    operator's Service name, and it and the fully qualified name resolve (through the pod's
+    resolv.conf) to the master pod's address."""
+    p = tmp_path / "names.json"
+    p.write_text(job("names", marker, NAMES_MASTER, NAMES_WORKER))
+    r = run_json(str(p), tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pods = {q["metadata"]["name"]: q for q in pods_of(r.stdout)}
+    master_ip = pods["names-master-0"]["status"]["podIP"]
+    log = (tmp_path / "state").rglob("*.log")
+    text = "".join(f.read_text() for f in log)
+    assert f"resolved names-master-0 to {master_ip} fqdn {master_ip}" in text, text[-2000:]
+    assert_nothing_left([q["metadata"]["uid"] for q in pods.values()],
+                        {block_of(master_ip)})
