@@ -374,8 +374,11 @@ static int add_job(sim *S, ty_sched *s, int32_t j, int64_t now, bool admitted, t
         n_ps++;
     }
     if (np > full) {
+        /* Helios' consolidate placer puts the part of a gang that is not a whole node on the
+         * node with the most free GPUs, not the fullest one that fits */
         ps[n_ps] = (ty_sched_pod_set){.name = full ? "rest" : "job", .count = 1,
-                                      .requests = &req[1], .n_requests = 1};
+                                      .requests = &req[1], .n_requests = 1,
+                                      .most_free = full > 0 && S->c->helios};
         adm[n_ps] = (ty_sched_pod_set_admission){flv, pn ? pn + full : NULL};
         n_ps++;
     }

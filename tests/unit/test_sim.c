@@ -243,3 +243,21 @@ Test(sim, bad_row_names_file_line_field)
     unlink(tr);
     free(tr);
 }
+
+/* The part of a 12-GPU gang beyond a whole node: best fit here (next to the 4-GPU job, so
+ * that an 8-GPU job still finds a whole node), the emptiest node under Helios' semantics
+ * (where the 8-GPU job then waits for the 4-GPU job to end). */
+Test(sim, gang_remainder_best_fit_versus_helios)
+{
+    ty_sim_trace t;
+    const jb j[] = {{0, 10, 4}, {0, 20, 12}, {1, 5, 8}};
+    mk_trace(&t, 3, 8, j, 3);
+    ty_sim_result r;
+    run(&t, (ty_sim_config){.policy = TY_SIM_FIFO}, &r);
+    expect(&r, 3, (double[]){0, 0, 1}, (double[]){10, 20, 6});
+    ty_sim_result_free(&t, &r);
+    run(&t, (ty_sim_config){.policy = TY_SIM_FIFO, .helios = true}, &r);
+    expect(&r, 3, (double[]){0, 0, 10}, (double[]){10, 20, 15});
+    ty_sim_result_free(&t, &r);
+    ty_sim_trace_free(&t);
+}
