@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "(default 3200)\n"
             "  --output table|json     what to print (default table)\n"
             "  --plot FILE             write an SVG of queue length and GPU utilization\n"
+            "  --cohort                all VCs one cluster: a ClusterQueue per VC in one cohort\n"
+            "  --fair-sharing          with --cohort: Kueue's fair sharing between the VCs\n"
             "  --check                 check the invariants at every event\n");
 }
 
@@ -83,7 +85,8 @@ int ty_cli_simulate(int argc, char **argv)
         {"restart-cost", required_argument, NULL, 'r'},
         {"las-thresholds", required_argument, NULL, 'L'},
         {"output", required_argument, NULL, 'o'},     {"plot", required_argument, NULL, 'P'},
-        {"check", no_argument, NULL, 'C'},            {"help", no_argument, NULL, 'h'},
+        {"check", no_argument, NULL, 'C'},            {"cohort", no_argument, NULL, 'K'},
+        {"fair-sharing", no_argument, NULL, 'S'},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *trace = NULL, *plot = NULL;
@@ -163,6 +166,12 @@ int ty_cli_simulate(int argc, char **argv)
         case 'C':
             cfg.check = true;
             break;
+        case 'K':
+            cfg.cohort = true;
+            break;
+        case 'S':
+            cfg.fair_sharing = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -177,6 +186,11 @@ int ty_cli_simulate(int argc, char **argv)
     }
     if (!trace) {
         fprintf(stderr, "trainyard simulate: --trace FILE is required\n");
+        return 2;
+    }
+    if (cfg.fair_sharing && !cfg.cohort) {
+        fprintf(stderr, "trainyard simulate: --fair-sharing needs --cohort (it shares between "
+                        "the VCs' queues)\n");
         return 2;
     }
     if (!lo.cluster_path && lo.nodes == 0)

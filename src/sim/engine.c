@@ -38,7 +38,7 @@ typedef struct event {
 typedef struct jheap {
     int32_t *a;
     size_t n, cap;
-    int32_t gpus;
+    int32_t vc, gpus; /* its jobs' VC (cohort: its queue) and size (strict: any) */
 } jheap;
 
 typedef struct sim {
@@ -47,17 +47,17 @@ typedef struct sim {
     ty_sim_result *r;
     jstate *js;
     int32_t *place; /* node of each pod, per job at js.pod_off */
-    bool preemptive, strict;
+    bool preemptive, strict, cohort;
     int64_t thr_default;
     const int64_t *thr;
     size_t n_thr;
-    /* the cluster being simulated */
+    /* the cluster being simulated: VC vc, or with cohort every VC (vc -1) */
     int vc, nodes, gpn;
     int64_t total;
     int32_t *freeg;
     int64_t busy;
     char (*names)[16];
-    jheap *bk; /* pending, per distinct size (one heap when strict) */
+    jheap *bk; /* pending, per VC and distinct size (per VC when strict) */
     int n_bk;
     size_t n_pending;
     int32_t *run;
@@ -66,7 +66,8 @@ typedef struct sim {
     size_t n_ev, cap_ev;
     int32_t *cand;
     size_t n_cand, cap_cand;
-    int64_t busy_ms; /* GPU-ms run in this cluster */
+    int64_t *busy_ms;  /* per VC: GPU-ms run */
+    int32_t *pend_vc, *busy_vc; /* per VC, for the series */
 } sim;
 
 /* ---- the core's order ---- */
@@ -217,30 +218,38 @@ static int32_t pod_gpus(const sim *S, int32_t gpus, int pod)
     return pod < gpus / S->gpn ? S->gpn : gpus % S->gpn;
 }
 
-static jheap *bucket_of(sim *S, int32_t gpus)
+static jheap *bucket_of(sim *S, int32_t vc, int32_t gpus)
 {
+    if (!S->cohort)
+        vc = 0; /* one queue */
     if (S->strict)
-        return &S->bk[0];
+        gpus = 0;
     for (int i = 0; i < S->n_bk; i++)
-        if (S->bk[i].gpus == gpus)
+        if (S->bk[i].vc == vc && S->bk[i].gpus == gpus)
             return &S->bk[i];
-    /* sizes are few; keep them ascending */
+    /* few: VCs x sizes; kept by (vc, size) so that a pass's candidates come in that order */
     S->bk = ty_realloc(S->bk, (size_t)(S->n_bk + 1) * sizeof *S->bk);
     int i = S->n_bk++;
-    while (i > 0 && S->bk[i - 1].gpus > gpus) {
+    while (i > 0 && (S->bk[i - 1].vc > vc || (S->bk[i - 1].vc == vc && S->bk[i - 1].gpus > gpus))) {
         S->bk[i] = S->bk[i - 1];
         i--;
     }
-    S->bk[i] = (jheap){.gpus = gpus};
+    S->bk[i] = (jheap){.vc = vc, .gpus = gpus};
     return &S->bk[i];
+}
+
+static void pend_push(sim *S, int32_t j)
+{
+    hpush(S, bucket_of(S, S->t->jobs[j].vc, S->t->jobs[j].gpus), j);
+    S->n_pending++;
+    S->pend_vc[S->t->jobs[j].vc]++;
 }
 
 static void make_pending(sim *S, int32_t j, int64_t now)
 {
     S->js[j].prio = prio_of(S, j, now);
     S->js[j].pending_since_ms = now;
-    hpush(S, bucket_of(S, S->t->jobs[j].gpus), j);
-    S->n_pending++;
+    pend_push(S, j);
 }
 
 static void run_add(sim *S, int32_t j)
@@ -287,6 +296,7 @@ static void start(sim *S, int32_t j, int64_t now)
     for (int p = 0; p < n_pods(S, job->gpus); p++)
         S->freeg[S->place[s->pod_off + p]] -= pod_gpus(S, job->gpus, p);
     S->busy += job->gpus;
+    S->busy_vc[job->vc] += job->gpus;
     run_add(S, j);
     ev_push(S, (event){now + s->remaining_ms, j, s->epoch, 0});
     if (S->c->policy == TY_SIM_LAS)
@@ -301,7 +311,8 @@ static void stop(sim *S, int32_t j, int64_t now)
     int64_t ran = now - s->run_start_ms;
     s->remaining_ms -= ran;
     s->attained_ms += ran * job->gpus;
-    S->busy_ms += ran * job->gpus;
+    S->busy_ms[job->vc] += ran * job->gpus;
+    S->busy_vc[job->vc] -= job->gpus;
     s->run_start_ms = -1;
     s->epoch++;
     for (int p = 0; p < n_pods(S, job->gpus); p++)
@@ -331,20 +342,23 @@ static bool candidates(sim *S)
 {
     int64_t room = S->preemptive ? S->total : S->total - S->busy;
     S->n_cand = 0;
-    if (S->strict) {
-        jheap *h = &S->bk[0];
-        int64_t sum = 0;
-        while (h->n && sum + S->t->jobs[h->a[0]].gpus <= room) {
-            int32_t j = hpop(S, h);
-            sum += S->t->jobs[j].gpus;
-            cand_push(S, j);
+    for (int b = 0; b < S->n_bk; b++) {
+        jheap *h = &S->bk[b];
+        if (S->strict) {
+            int64_t sum = 0;
+            while (h->n && sum + S->t->jobs[h->a[0]].gpus <= room) {
+                int32_t j = hpop(S, h);
+                sum += S->t->jobs[j].gpus;
+                cand_push(S, j);
+            }
+        } else if (h->gpus <= room) {
+            for (int64_t k = room / h->gpus; k > 0 && h->n; k--)
+                cand_push(S, hpop(S, h));
         }
-    } else {
-        for (int b = 0; b < S->n_bk && S->bk[b].gpus <= room; b++)
-            for (int64_t k = room / S->bk[b].gpus; k > 0 && S->bk[b].n; k--)
-                cand_push(S, hpop(S, &S->bk[b]));
     }
     S->n_pending -= S->n_cand;
+    for (size_t i = 0; i < S->n_cand; i++)
+        S->pend_vc[S->t->jobs[S->cand[i]].vc]--;
     return S->n_cand > 0;
 }
 
@@ -382,7 +396,9 @@ static int add_job(sim *S, ty_sched *s, int32_t j, int64_t now, bool admitted, t
         adm[n_ps] = (ty_sched_pod_set_admission){flv, pn ? pn + full : NULL};
         n_ps++;
     }
-    ty_sched_workload w = {.key = key, .cluster_queue = QUEUE, .priority = prio_of(S, j, now),
+    ty_sched_workload w = {.key = key,
+                           .cluster_queue = S->cohort ? S->t->vcs[job->vc].name : QUEUE,
+                           .priority = prio_of(S, j, now),
                            .queued_at_ms = job->submit_ms, .pod_sets = ps, .n_pod_sets = n_ps,
                            .admitted = admitted,
                            .admitted_at_ms = admitted ? S->js[j].run_start_ms : 0,
@@ -403,7 +419,7 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
     if (!candidates(S))
         return 0;
     S->r->passes++;
-    ty_sched_config cfg = {.now_ms = now};
+    ty_sched_config cfg = {.now_ms = now, .fair_sharing = S->c->fair_sharing};
     ty_sched *s = ty_sched_new(&cfg);
     int rc = 0;
     ty_sched_flavor f = {.name = FLAVOR};
@@ -414,22 +430,32 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
          * GPUs, the same room and quota as admitted workloads would leave (quota = capacity). */
         ty_sched_amount used = {GPU, (int64_t)(S->gpn - S->freeg[n]) * 1000};
         ty_sched_node nd = {.name = S->names[n], .allocatable = &alloc, .n_allocatable = 1,
-                            .used = &used, .n_used = S->preemptive ? 0 : 1};
+                            .used = &used, .n_used = S->preemptive || S->cohort ? 0 : 1};
         rc = ty_sched_add_node(s, &nd, err);
     }
+    /* One queue whose quota is the cluster; with cohort one per VC, its nominal quota the
+     * VC's GPUs, all in one cohort: borrowing (and with preemption, reclaiming) between VCs. */
     static const char *const covered[] = {GPU};
-    ty_sched_quota q = {GPU, S->total * 1000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
-    ty_sched_flavor_quotas fq = {FLAVOR, &q, 1};
-    ty_sched_resource_group g = {covered, 1, &fq, 1};
-    ty_sched_cluster_queue cq = {
-        .name = QUEUE,
-        .queueing = S->strict ? TY_SCHED_STRICT_FIFO : TY_SCHED_BEST_EFFORT_FIFO,
-        .within_cluster_queue = S->preemptive ? TY_SCHED_PREEMPT_LOWER_PRIORITY
-                                              : TY_SCHED_PREEMPT_NEVER,
-        .fair_weight_milli = 1000, .groups = &g, .n_groups = 1};
-    if (rc == 0)
+    for (size_t v = 0; rc == 0 && v < (S->cohort ? S->t->n_vcs : 1); v++) {
+        int64_t nominal = S->cohort ? (int64_t)S->t->vcs[v].nodes * S->gpn : S->total;
+        ty_sched_quota q = {GPU, nominal * 1000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+        ty_sched_flavor_quotas fq = {FLAVOR, &q, 1};
+        ty_sched_resource_group g = {covered, 1, &fq, 1};
+        ty_sched_cluster_queue cq = {
+            .name = S->cohort ? S->t->vcs[v].name : QUEUE,
+            .cohort = S->cohort ? "all" : NULL,
+            .queueing = S->strict ? TY_SCHED_STRICT_FIFO : TY_SCHED_BEST_EFFORT_FIFO,
+            .within_cluster_queue = S->preemptive ? TY_SCHED_PREEMPT_LOWER_PRIORITY
+                                                  : TY_SCHED_PREEMPT_NEVER,
+            .reclaim_within_cohort = S->preemptive ? TY_SCHED_PREEMPT_ANY
+                                                   : TY_SCHED_PREEMPT_NEVER,
+            .fair_weight_milli = 1000, .groups = &g, .n_groups = 1};
         rc = ty_sched_add_cluster_queue(s, &cq, err);
-    for (size_t i = 0; rc == 0 && S->preemptive && i < S->n_run; i++)
+    }
+    /* Running jobs are admitted workloads where the core must see them: as victims, or for
+     * each queue's quota usage. */
+    bool admitted = S->preemptive || S->cohort;
+    for (size_t i = 0; rc == 0 && admitted && i < S->n_run; i++)
         rc = add_job(S, s, S->run[i], now, true, err);
     for (size_t i = 0; rc == 0 && i < S->n_cand; i++)
         rc = add_job(S, s, S->cand[i], now, false, err);
@@ -450,7 +476,7 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
                 continue;
             stop(S, j, now);
             S->js[j].remaining_ms += S->c->restart_ms;
-            S->r->per_vc[S->vc].preemptions++;
+            S->r->per_vc[S->t->jobs[j].vc].preemptions++;
             make_pending(S, j, now);
         }
         *again = true;
@@ -459,9 +485,7 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
         const ty_sched_decision *d = ty_sched_decision_at(s, i);
         int32_t j = job_of_key(d->workload);
         if (d->verdict != TY_SCHED_ADMIT) {
-            /* back in the queue as it was */
-            hpush(S, bucket_of(S, S->t->jobs[j].gpus), j);
-            S->n_pending++;
+            pend_push(S, j); /* back in the queue as it was */
             continue;
         }
         /* the pod sets as add_job made them: `worker` (full nodes) first, then one pod */
@@ -507,21 +531,32 @@ static int check(sim *S, int64_t now, ty_error *err)
 
 /* ---- the loop ---- */
 
-static void record(sim *S, int64_t now)
+static bool mine(const sim *S, int32_t vc) { return S->cohort || vc == S->vc; }
+
+/* Appends VC v's point at now unless nothing changed (same instant: replaced). */
+static void record_vc(sim *S, int v, int64_t now)
 {
-    if (!S->c->record)
-        return;
-    ty_sim_point **a = &S->r->series[S->vc];
-    size_t *n = &S->r->n_series[S->vc];
-    if (*n && (*a)[*n - 1].pending == (int32_t)S->n_pending && (*a)[*n - 1].busy == S->busy)
+    ty_sim_point **a = &S->r->series[v];
+    size_t *n = &S->r->n_series[v];
+    ty_sim_point p = {now, S->pend_vc[v], S->busy_vc[v]};
+    if (*n && (*a)[*n - 1].pending == p.pending && (*a)[*n - 1].busy == p.busy)
         return;
     if (*n && (*a)[*n - 1].t_ms == now) {
-        (*a)[*n - 1] = (ty_sim_point){now, (int32_t)S->n_pending, (int32_t)S->busy};
+        (*a)[*n - 1] = p;
         return;
     }
     if ((*n & (*n - 1)) == 0)
         *a = ty_realloc(*a, (*n ? *n * 2 : 1) * sizeof **a);
-    (*a)[(*n)++] = (ty_sim_point){now, (int32_t)S->n_pending, (int32_t)S->busy};
+    (*a)[(*n)++] = p;
+}
+
+static void record(sim *S, int64_t now)
+{
+    if (!S->c->record)
+        return;
+    for (size_t v = 0; v < S->t->n_vcs; v++)
+        if (mine(S, (int32_t)v))
+            record_vc(S, (int)v, now);
 }
 
 static int simulate_vc(sim *S, ty_error *err)
@@ -530,9 +565,9 @@ static int simulate_vc(sim *S, ty_error *err)
     size_t next = 0; /* next arrival among the trace's jobs (all VCs; others skipped) */
     size_t left = 0;
     for (size_t i = 0; i < t->n_jobs; i++)
-        left += t->jobs[i].vc == S->vc;
+        left += mine(S, t->jobs[i].vc);
     while (left > 0) {
-        while (next < t->n_jobs && t->jobs[next].vc != S->vc)
+        while (next < t->n_jobs && !mine(S, t->jobs[next].vc))
             next++;
         int64_t now = INT64_MAX;
         if (next < t->n_jobs)
@@ -541,7 +576,7 @@ static int simulate_vc(sim *S, ty_error *err)
             now = S->ev[0].t_ms;
         if (now == INT64_MAX)
             return ty_fail(err, "simulator: %zu jobs of vc %s can never start", left,
-                           t->vcs[S->vc].name);
+                           S->cohort ? "(all)" : t->vcs[S->vc].name);
         /* ends first, so that their GPUs are free for what arrives at the same instant */
         while (S->n_ev && S->ev[0].t_ms == now) {
             event e = ev_pop(S);
@@ -555,7 +590,7 @@ static int simulate_vc(sim *S, ty_error *err)
             /* a demotion needs nothing but the pass below, where its priority is lower */
         }
         while (next < t->n_jobs && t->jobs[next].submit_ms == now) {
-            if (t->jobs[next].vc == S->vc)
+            if (mine(S, t->jobs[next].vc))
                 make_pending(S, (int32_t)next, now);
             next++;
         }
@@ -647,12 +682,20 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
         pods += (size_t)n_pods(&S, t->jobs[i].gpus);
     }
     S.place = ty_calloc(pods + 1, sizeof *S.place);
+    S.cohort = c->cohort;
+    S.busy_ms = ty_calloc(t->n_vcs + 1, sizeof *S.busy_ms);
+    S.pend_vc = ty_calloc(t->n_vcs + 1, sizeof *S.pend_vc);
+    S.busy_vc = ty_calloc(t->n_vcs + 1, sizeof *S.busy_vc);
     int rc = 0;
     int64_t all_gpus = 0, all_busy = 0;
     size_t all_pre = 0;
-    for (size_t v = 0; rc == 0 && v < t->n_vcs; v++) {
-        S.vc = (int)v;
-        S.nodes = t->vcs[v].nodes;
+    /* one cluster per VC, or with cohort one of all the VCs' nodes */
+    for (size_t v = 0; rc == 0 && v < (c->cohort ? 1 : t->n_vcs); v++) {
+        S.vc = c->cohort ? -1 : (int)v;
+        S.nodes = 0;
+        for (size_t k = 0; k < t->n_vcs; k++)
+            if (c->cohort || k == v)
+                S.nodes += t->vcs[k].nodes;
         S.total = (int64_t)S.nodes * S.gpn;
         S.freeg = ty_malloc((size_t)S.nodes * sizeof *S.freeg);
         S.names = ty_malloc((size_t)S.nodes * sizeof *S.names);
@@ -661,18 +704,23 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
             S.freeg[n] = S.gpn;
             snprintf(S.names[n], sizeof S.names[n], "n%06d", n);
         }
-        S.busy = S.busy_ms = 0;
+        S.busy = 0;
         S.n_pending = S.n_run = S.n_ev = 0;
-        S.n_bk = S.strict ? 1 : 0;
-        S.bk = S.strict ? ty_calloc(1, sizeof *S.bk) : NULL;
+        S.n_bk = 0;
+        S.bk = NULL;
         rc = simulate_vc(&S, err);
-        stats_of(&S, (int)v, S.total, S.busy_ms, r->per_vc[v].preemptions, &r->per_vc[v]);
-        all_gpus += S.total, all_busy += S.busy_ms, all_pre += r->per_vc[v].preemptions;
         for (int b = 0; b < S.n_bk; b++)
             free(S.bk[b].a);
         free(S.bk);
         free(S.freeg);
         free(S.names);
+    }
+    /* per VC: its GPUs are its nodes' (with cohort its nominal quota: borrowing can pass
+     * 100 %) */
+    for (size_t v = 0; rc == 0 && v < t->n_vcs; v++) {
+        int64_t gpus = (int64_t)t->vcs[v].nodes * S.gpn;
+        stats_of(&S, (int)v, gpus, S.busy_ms[v], r->per_vc[v].preemptions, &r->per_vc[v]);
+        all_gpus += gpus, all_busy += S.busy_ms[v], all_pre += r->per_vc[v].preemptions;
     }
     if (rc == 0 && c->check)
         for (size_t i = 0; rc == 0 && i < t->n_jobs; i++)
@@ -683,6 +731,9 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
     if (rc == 0)
         stats_of(&S, -1, all_gpus, all_busy, all_pre, &r->overall);
     free(S.js);
+    free(S.busy_ms);
+    free(S.pend_vc);
+    free(S.busy_vc);
     free(S.place);
     free(S.ev);
     free(S.run);

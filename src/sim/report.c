@@ -19,8 +19,10 @@ static void row(FILE *f, const char *name, const ty_sim_stats *s)
 void ty_sim_print_table(FILE *f, const ty_sim_trace *t, const ty_sim_config *c,
                         const ty_sim_result *r)
 {
-    fprintf(f, "policy %s (semantics %s), %zu jobs on %zu vc(s), %zu scheduling passes\n\n",
-            ty_sim_policy_name(c->policy), semantics(c), t->n_jobs, t->n_vcs, r->passes);
+    fprintf(f, "policy %s (semantics %s), %zu jobs on %zu vc(s)%s%s, %zu scheduling passes\n\n",
+            ty_sim_policy_name(c->policy), semantics(c), t->n_jobs, t->n_vcs,
+            c->cohort ? " in one cohort" : "", c->fair_sharing ? " with fair sharing" : "",
+            r->passes);
     fprintf(f, "%-10s %7s %12s %12s %12s %12s %12s %7s %8s\n", "VC", "JOBS", "AVG JCT s",
             "P50 JCT s", "P99 JCT s", "AVG QUEUE s", "MAKESPAN s", "GPU", "PREEMPT");
     for (size_t v = 0; v < t->n_vcs; v++)

@@ -92,6 +92,10 @@ typedef struct ty_sim_config {
     int64_t restart_ms;   /* srtf/las: added to a job's remaining time at each preemption */
     const int64_t *las_thresholds_gpu_s; /* ascending; NULL: Tiresias' one threshold, 3200 */
     size_t n_las_thresholds;
+    bool cohort;          /* one cluster of every VC's nodes, a ClusterQueue per VC (nominal
+                           * quota: its GPUs) in one cohort: borrowing, and with srtf/las
+                           * reclaimWithinCohort Any */
+    bool fair_sharing;    /* the core's fair sharing between the VCs' queues (cohort) */
     bool check;           /* check the invariants at every event (tests; costs O(nodes)) */
     bool record;          /* keep the series for the plot */
 } ty_sim_config;

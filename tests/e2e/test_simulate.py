@@ -101,3 +101,29 @@ def test_philly_deterministic_and_complete():
     assert out["skipped"]["unknown_vc"] == 18
     assert len(out["per_vc"]) == 11
     assert sum(v["jobs"] for v in out["per_vc"].values()) == out["overall"]["jobs"]
+
+
+def test_cohort_borrows_between_vcs(tmp_path):
+    vcs = write(tmp_path, "vc.csv", "vc,nodes\na,1\nb,1\n")
+    trace = write(tmp_path, "t.csv", "submit_s,duration_s,gpus,vc\n0,10,4,a\n1,5,4,a\n2,3,4,b\n")
+    base = ["--trace", trace, "--cluster", vcs, "--gpus-per-node", "4", "--output", "json",
+            "--check"]
+    alone = json.loads(simulate(*base).stdout)
+    together = json.loads(simulate(*base, "--cohort").stdout)
+    # alone a's second job waits until 10 (JCT 14); in the cohort it borrows b's node at 1
+    # (JCT 5), and b's job waits for it until 6 (JCT 7)
+    assert alone["per_vc"]["a"]["avg_jct_s"] == pytest.approx((10 + 14) / 2)
+    assert together["per_vc"]["a"]["avg_jct_s"] == pytest.approx((10 + 5) / 2)
+    assert together["per_vc"]["b"]["avg_jct_s"] == pytest.approx(7)
+    fair = json.loads(simulate(*base, "--cohort", "--fair-sharing").stdout)
+    assert fair["overall"]["jobs"] == 3
+    p = simulate(*base, "--fair-sharing", check=False)
+    assert p.returncode == 2 and "--fair-sharing needs --cohort" in p.stderr
+
+
+def test_plot_escapes_vc_names(tmp_path):
+    trace = write(tmp_path, "t.csv", "submit_s,duration_s,gpus,vc\n0,10,1,a<b&c\n")
+    svg = tmp_path / "p.svg"
+    simulate("--trace", trace, "--nodes", "1", "--plot", str(svg))
+    text = svg.read_text()
+    assert "a&lt;b&amp;c" in text and "a<b" not in text

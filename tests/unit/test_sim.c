@@ -261,3 +261,33 @@ Test(sim, gang_remainder_best_fit_versus_helios)
     ty_sim_result_free(&t, &r);
     ty_sim_trace_free(&t);
 }
+
+/* Two VCs of one 4-GPU node each. Alone, a's second job waits for its first; in one cohort it
+ * borrows b's idle node. With srtf, b's job then reclaims its quota: the cohort's lowest
+ * priority borrower's job (a's longest remaining) is preempted, not the one on b's node. */
+Test(sim, cohort_borrows_and_reclaims)
+{
+    ty_sim_trace t;
+    const jb j[] = {{0, 10, 4}, {1, 5, 4}, {2, 3, 4}};
+    mk_trace(&t, 1, 4, j, 3);
+    t.vcs = realloc(t.vcs, 2 * sizeof *t.vcs);
+    t.vcs[1] = (ty_sim_vc){strdup("b"), 1};
+    t.n_vcs = 2;
+    t.jobs[2].vc = 1;
+    ty_sim_result r;
+    run(&t, (ty_sim_config){.policy = TY_SIM_FIFO}, &r);
+    expect(&r, 3, (double[]){0, 10, 2}, (double[]){10, 15, 5});
+    ty_sim_result_free(&t, &r);
+    run(&t, (ty_sim_config){.policy = TY_SIM_FIFO, .cohort = true}, &r);
+    /* Y borrows b's node at 1; Z finds nothing free and, without preemption, waits */
+    expect(&r, 3, (double[]){0, 1, 6}, (double[]){10, 6, 9});
+    cr_expect_float_eq(r.per_vc[0].gpu_utilization, (40 + 20) / (4.0 * 10), 1e-9);
+    ty_sim_result_free(&t, &r);
+    run(&t, (ty_sim_config){.policy = TY_SIM_SRTF, .cohort = true}, &r);
+    /* at 2 X (8 s left) goes, Z takes its node; X resumes at 5 when Z ends */
+    expect(&r, 3, (double[]){0, 1, 2}, (double[]){13, 6, 5});
+    cr_expect_eq(r.per_vc[0].preemptions, 1);
+    cr_expect_eq(r.per_vc[1].preemptions, 0);
+    ty_sim_result_free(&t, &r);
+    ty_sim_trace_free(&t);
+}
