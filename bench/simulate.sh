@@ -14,19 +14,22 @@ traces=${TRACES:-/work/shared/data/traces}
 py=/usr/bin/python3
 echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 
-# run NAME ARGS...: one simulation on core 0; prints the wall time and the overall figures.
+timing=$(mktemp)
+trap 'rm -f "$timing"' EXIT
+# run NAME ARGS...: one simulation on core 0; prints its CPU time (user + system: the machine
+# is shared, so wall time says more about the neighbours), wall time and overall figures.
 run() {
     local name=$1
     shift
-    local t0 t1 out
-    t0=$(date +%s.%N)
-    out=$(taskset -c 0 build/trainyard simulate "$@" --output json)
-    t1=$(date +%s.%N)
-    SIM_OUT=$out $py - "$name" "$t0" "$t1" <<'PY'
+    local out
+    out=$(/usr/bin/time -f "%U %S %e" -o "$timing" taskset -c 0 build/trainyard simulate "$@" \
+        --output json)
+    SIM_OUT=$out $py - "$name" $(cat "$timing") <<'PY'
 import json, os, sys
 d = json.loads(os.environ["SIM_OUT"])
 o = d["overall"]
-print(f"{sys.argv[1]:<34} {float(sys.argv[3]) - float(sys.argv[2]):6.2f} s  jobs {o['jobs']:6d}"
+cpu = float(sys.argv[2]) + float(sys.argv[3])
+print(f"{sys.argv[1]:<26} cpu {cpu:5.2f} s (wall {float(sys.argv[4]):5.2f})  jobs {o['jobs']:6d}"
       f"  avg JCT {o['avg_jct_s']:12.1f} s  avg queue {o['avg_queue_s']:10.1f} s"
       f"  p99 JCT {o['p99_jct_s']:12.1f} s  makespan {o['makespan_s']:11.1f} s"
       f"  preemptions {o['preemptions']}")
@@ -47,20 +50,20 @@ taskset -c 0 build/trainyard simulate --trace "$traces/philly.csv" \
 if [ -n "${HELIOS_DIR:-}" ]; then
     echo "== Helios' simulator on the same input (one process, core 1)"
     for p in fifo sjf; do
-        t0=$(date +%s.%N)
         # it exits 1 at its very end (its summary reads every policy's log); its own log of
         # the policy is what is read below
-        (cd "$HELIOS_DIR" && TZ=UTC taskset -c 1 $py simulator.py -e Philly -t ./data/Philly \
-            -s "$p" -j 1 -l ./log > /dev/null 2>&1) || true
-        t1=$(date +%s.%N)
-        $py - "$HELIOS_DIR" "$p" "$t0" "$t1" <<'PY'
+        (cd "$HELIOS_DIR" && TZ=UTC /usr/bin/time -f "%U %S %e" -o "$timing" taskset -c 1 \
+            $py simulator.py -e Philly -t ./data/Philly -s "$p" -j 1 -l ./log \
+            > /dev/null 2>&1) || true
+        $py - "$HELIOS_DIR" "$p" $(tail -n 1 "$timing") <<'PY'
 import csv, sys
-d, p, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+d, p = sys.argv[1], sys.argv[2]
+cpu = float(sys.argv[3]) + float(sys.argv[4])
 rows = list(csv.DictReader(open(f"{d}/log/Philly/all/{p}_consolidate_all_log.csv")))
 jct = sum(float(r["jct"]) for r in rows) / len(rows)
 que = sum(float(r["queue"]) for r in rows) / len(rows)
-print(f"{'helios ' + p:<34} {t1 - t0:6.1f} s  jobs {len(rows):6d}  avg JCT {jct:12.1f} s"
-      f"  avg queue {que:10.1f} s")
+print(f"{'helios ' + p:<26} cpu {cpu:5.1f} s (wall {float(sys.argv[5]):5.1f})  jobs {len(rows):6d}"
+      f"  avg JCT {jct:12.1f} s  avg queue {que:10.1f} s")
 PY
     done
 fi

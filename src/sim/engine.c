@@ -425,12 +425,18 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
     ty_sched_flavor f = {.name = FLAVOR};
     rc = ty_sched_add_flavor(s, &f, err);
     for (int n = 0; rc == 0 && n < S->nodes; n++) {
+        /* A full node takes no pod, and under StrictFIFO without preemption nothing after a
+         * workload that waits is admitted, so nothing would reserve it: leaving it out
+         * changes no decision. (BestEffortFIFO: a waiting gang may reserve full nodes.) */
+        bool folded = !S->preemptive && !S->cohort;
+        if (folded && S->strict && S->freeg[n] == 0)
+            continue;
         ty_sched_amount alloc = {GPU, (int64_t)S->gpn * 1000};
         /* Without preemption the running jobs are only occupancy: given as the nodes' used
          * GPUs, the same room and quota as admitted workloads would leave (quota = capacity). */
         ty_sched_amount used = {GPU, (int64_t)(S->gpn - S->freeg[n]) * 1000};
         ty_sched_node nd = {.name = S->names[n], .allocatable = &alloc, .n_allocatable = 1,
-                            .used = &used, .n_used = S->preemptive || S->cohort ? 0 : 1};
+                            .used = &used, .n_used = folded ? 1 : 0};
         rc = ty_sched_add_node(s, &nd, err);
     }
     /* One queue whose quota is the cluster; with cohort one per VC, its nominal quota the
