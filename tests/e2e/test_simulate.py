@@ -94,7 +94,8 @@ def test_plot_is_svg(tmp_path):
 def test_philly_deterministic_and_complete():
     args = ["--trace", f"{TRACES}/philly.csv", "--cluster", f"{TRACES}/philly_vc.csv",
             "--policy", "sjf", "--output", "json"]
-    a, b = simulate(*args).stdout, simulate(*args).stdout
+    # the second run checks the invariants at every event, which must change nothing
+    a, b = simulate(*args).stdout, simulate(*args, "--check").stdout
     assert a == b
     out = json.loads(a)
     assert out["overall"]["jobs"] == 82247 - 18
@@ -127,3 +128,34 @@ def test_plot_escapes_vc_names(tmp_path):
     simulate("--trace", trace, "--nodes", "1", "--plot", str(svg))
     text = svg.read_text()
     assert "a&lt;b&amp;c" in text and "a<b" not in text
+
+
+@pytest.mark.skipif(not os.path.exists(f"{TRACES}/muri-trace3.csv"), reason="no shared traces")
+@pytest.mark.parametrize("policy", ["srtf", "las"])
+def test_muri_preemptive_with_invariants(policy):
+    out = json.loads(simulate("--trace", f"{TRACES}/muri-trace3.csv", "--policy", policy,
+                              "--restart-cost", "30", "--output", "json", "--check").stdout)
+    assert out["overall"]["jobs"] == 992
+    assert out["overall"]["preemptions"] > 0
+    assert 0 < out["overall"]["gpu_utilization"] <= 1
+
+
+def test_helios_semantics_head_of_line_and_remainder(tmp_path):
+    # one node of 4 GPUs: A 0-10 on 3; B (4 GPUs, 1 s) heads SJF's queue and, under Helios'
+    # semantics, blocks C (1 GPU, 5 s) until it has run: C ends at 7 ours, 16 Helios'
+    trace = write(tmp_path, "t.csv", "submit_s,duration_s,gpus\n0,10,3\n1,1,4\n2,5,1\n")
+    base = ["--trace", trace, "--nodes", "1", "--gpus-per-node", "4", "--policy", "sjf",
+            "--output", "json"]
+    ours = json.loads(simulate(*base).stdout)
+    helios = json.loads(simulate(*base, "--semantics", "helios").stdout)
+    assert ours["overall"]["avg_jct_s"] == pytest.approx((10 + 10 + 5) / 3)
+    assert helios["overall"]["avg_jct_s"] == pytest.approx((10 + 10 + 14) / 3)
+    assert helios["semantics"] == "helios"
+    # 3 nodes of 8: a 12-GPU gang's 4 beyond a node go best fit (next to the 4-GPU job) ours,
+    # on the emptiest node Helios', where the 8-GPU job then waits until 10
+    trace = write(tmp_path, "g.csv", "submit_s,duration_s,gpus\n0,10,4\n0,20,12\n1,5,8\n")
+    base = ["--trace", trace, "--nodes", "3", "--output", "json"]
+    ours = json.loads(simulate(*base).stdout)
+    helios = json.loads(simulate(*base, "--semantics", "helios").stdout)
+    assert ours["overall"]["avg_jct_s"] == pytest.approx((10 + 20 + 5) / 3)
+    assert helios["overall"]["avg_jct_s"] == pytest.approx((10 + 20 + 14) / 3)
