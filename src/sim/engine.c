@@ -687,12 +687,22 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
                            .run_pos = -1, .pod_off = (int32_t)pods};
         pods += (size_t)n_pods(&S, t->jobs[i].gpus);
     }
-    S.place = ty_calloc(pods + 1, sizeof *S.place);
+    int rc = 0;
+    int64_t all_nodes = 0;
+    for (size_t v = 0; v < t->n_vcs; v++)
+        all_nodes += t->vcs[v].nodes;
+    /* what a user's trace may make this allocate */
+    if (pods > INT32_MAX / 2)
+        rc = ty_fail(err, "simulator: the trace's jobs have %zu pods, more than %d", pods,
+                     INT32_MAX / 2);
+    else if (c->cohort && all_nodes > TY_SIM_MAX_NODES)
+        rc = ty_fail(err, "simulator: --cohort: the VCs have %" PRId64 " nodes, more than %d",
+                     all_nodes, TY_SIM_MAX_NODES);
+    S.place = ty_calloc(rc == 0 ? pods + 1 : 1, sizeof *S.place);
     S.cohort = c->cohort;
     S.busy_ms = ty_calloc(t->n_vcs + 1, sizeof *S.busy_ms);
     S.pend_vc = ty_calloc(t->n_vcs + 1, sizeof *S.pend_vc);
     S.busy_vc = ty_calloc(t->n_vcs + 1, sizeof *S.busy_vc);
-    int rc = 0;
     int64_t all_gpus = 0, all_busy = 0;
     size_t all_pre = 0;
     /* one cluster per VC, or with cohort one of all the VCs' nodes */

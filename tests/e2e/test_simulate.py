@@ -159,3 +159,15 @@ def test_helios_semantics_head_of_line_and_remainder(tmp_path):
     helios = json.loads(simulate(*base, "--semantics", "helios").stdout)
     assert ours["overall"]["avg_jct_s"] == pytest.approx((10 + 20 + 5) / 3)
     assert helios["overall"]["avg_jct_s"] == pytest.approx((10 + 20 + 14) / 3)
+
+
+def test_limits_on_what_a_file_asks(tmp_path):
+    vcs = write(tmp_path, "vc.csv", "vc,nodes\na,100000\nb,100000\n")
+    trace = write(tmp_path, "t.csv", "submit_s,duration_s,gpus,vc\n0,10,1,a\n")
+    p = simulate("--trace", trace, "--cluster", vcs, "--cohort", check=False)
+    assert p.returncode == 1 and "200000 nodes, more than 100000" in p.stderr
+    big = write(tmp_path, "big.csv", "vc,nodes\na,100001\n")
+    p = simulate("--trace", trace, "--cluster", big, check=False)
+    assert p.returncode == 2 and f"{big}:2: field nodes" in p.stderr
+    assert json.loads(simulate("--trace", trace, "--cluster", vcs, "--output",
+                               "json").stdout)["overall"]["jobs"] == 1
