@@ -291,3 +291,32 @@ Test(sim, cohort_borrows_and_reclaims)
     ty_sim_result_free(&t, &r);
     ty_sim_trace_free(&t);
 }
+
+/* Three VCs of one 4-GPU node each, c idle; a and b each submit eight 1-GPU jobs at 0 (a's
+ * rows first). Without fair sharing a's come first and borrow all of c's node; with it a and
+ * b borrow two GPUs each. */
+Test(sim, cohort_fair_sharing_splits_what_is_borrowed)
+{
+    jb j[16];
+    for (int i = 0; i < 16; i++)
+        j[i] = (jb){0, 10, 1};
+    ty_sim_trace t;
+    mk_trace(&t, 1, 4, j, 16);
+    t.vcs = realloc(t.vcs, 3 * sizeof *t.vcs);
+    t.vcs[1] = (ty_sim_vc){strdup("b"), 1};
+    t.vcs[2] = (ty_sim_vc){strdup("c"), 1};
+    t.n_vcs = 3;
+    for (int i = 8; i < 16; i++)
+        t.jobs[i].vc = 1;
+    ty_sim_result r;
+    run(&t, (ty_sim_config){.policy = TY_SIM_FIFO, .cohort = true}, &r);
+    cr_expect_float_eq(r.per_vc[0].avg_jct_s, 10, 1e-9);
+    cr_expect_float_eq(r.per_vc[1].avg_jct_s, (4 * 10 + 4 * 20) / 8.0, 1e-9);
+    cr_expect_eq(r.per_vc[2].jobs, 0);
+    ty_sim_result_free(&t, &r);
+    run(&t, (ty_sim_config){.policy = TY_SIM_FIFO, .cohort = true, .fair_sharing = true}, &r);
+    cr_expect_float_eq(r.per_vc[0].avg_jct_s, (6 * 10 + 2 * 20) / 8.0, 1e-9);
+    cr_expect_float_eq(r.per_vc[1].avg_jct_s, (6 * 10 + 2 * 20) / 8.0, 1e-9);
+    ty_sim_result_free(&t, &r);
+    ty_sim_trace_free(&t);
+}
