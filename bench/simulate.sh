@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 make -s build/trainyard
 traces=${TRACES:-/work/shared/data/traces}
 py=/usr/bin/python3
-echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+echo "machine: nproc=$(nproc) cpu=\"$cpu\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 
 timing=$(mktemp)
 trap 'rm -f "$timing"' EXIT
