@@ -11,6 +11,7 @@ int ty_cli_main(int argc, char **argv);
 int ty_cli_run(int argc, char **argv);  /* run.c */
 int ty_cli_shim(int argc, char **argv); /* shim.c */
 int ty_cli_server(int argc, char **argv); /* server.c */
+int ty_cli_simulate(int argc, char **argv); /* simulate.c */
 
 /* Options `run` and `server` share. Each prints "trainyard CMD: ..." naming what is wrong and
  * returns -1 on bad input (the caller exits 2). */

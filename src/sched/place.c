@@ -280,6 +280,18 @@ static int find_node(const ty_sched *s, const sc_ps *ps, int f)
     int start = start_bucket(s, ps);
     if (start >= fl->n_buckets)
         start = fl->n_buckets - 1;
+    if (ps->most_free) {
+        /* the same walk from the other end: the fullest bucket first */
+        for (int b = fl->n_buckets - 1; b >= start; b--) {
+            const sc_bucket *bk = &fl->buckets[b];
+            for (int i = 0; i < bk->n; i++) {
+                const sc_node *n = s->nodes[bk->ids[i]];
+                if (room(s, n, ps) && eligible(s, n, ps))
+                    return bk->ids[i];
+            }
+        }
+        return -1;
+    }
     for (int b = start; b < fl->n_buckets; b++) {
         const sc_bucket *bk = &fl->buckets[b];
         for (int i = 0; i < bk->n; i++) {

@@ -507,6 +507,7 @@ int ty_sched_add_workload(ty_sched *s, const ty_sched_workload *w, ty_error *err
             return -1;
         if (p->affinity)
             q->aff = copy_affinity(s, p->affinity);
+        q->most_free = p->most_free;
         if (!w->admitted)
             continue;
         const ty_sched_pod_set_admission *ad = &w->admission[i];

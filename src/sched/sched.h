@@ -45,7 +45,8 @@
  *   the same rules as the binder's), with room for the pod's requests and, where the node
  *   declares a "pods" amount, for one more pod. Pods go best-fit on the packing
  *   resource (the node with the fewest free units of it that still fits; then the fewest free of
- *   the other resources; then name), so whole nodes stay free for large gangs. All or nothing:
+ *   the other resources; then name), so whole nodes stay free for large gangs; a pod set
+ *   marked most_free goes on the node with the most free units instead. All or nothing:
  *   a workload that fits its quota but not the nodes is not admitted and holds no quota.
  * - No starvation. The first workload of each queue that fits its quota but not the nodes
  *   reserves, for the rest of the pass, the nodes it would take once they drain (those nearest
@@ -255,6 +256,10 @@ typedef struct ty_sched_pod_set {
     /* Required node affinity (spec.affinity.nodeAffinity.requiredDuringScheduling...); NULL:
      * none. Its nodes must also match it. */
     const ty_nodefit_affinity *affinity;
+    /* Worst fit: each pod goes on the node with the most free units of the packing resource
+     * (then the same order as best fit), not the fewest. The simulator's Helios semantics
+     * place the part of a gang that is not a whole node so (docs/simulate.md). */
+    bool most_free;
 } ty_sched_pod_set;
 
 /* Where an admitted pod set is: a flavor per request (aligned with the pod set's requests)

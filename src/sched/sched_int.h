@@ -179,6 +179,7 @@ typedef struct sc_ps {
     sc_tol *tols;
     int n_tols;
     ty_nodefit_affinity *aff; /* required node affinity, or NULL */
+    bool most_free;           /* worst fit (ty_sched_pod_set.most_free) */
     int16_t aflavor[SC_R]; /* admitted: flavor per request */
     int32_t *anodes;       /* admitted: node per pod */
     int16_t flav[SC_R];    /* pass: the assignment being tried, flavor per request */

@@ -708,3 +708,30 @@ Test(sched, weight_zero_queues_go_last_and_share_is_infinite_when_borrowing)
     cr_assert_eq(ty_sched_weighted_share(s, "zero2"), 0);
     ty_sched_free(s);
 }
+
+/* Best fit takes the fullest node that fits; a most_free pod set the emptiest (then by name),
+ * as the pods of both pod sets of one gang show. */
+Test(sched, most_free_pod_sets_take_the_emptiest_node)
+{
+    ty_sched *s = mk(false);
+    ty_error err = TY_ERROR_INIT;
+    add_flavor(s, "f", NULL);
+    add_node(s, "n1", 8, 6, NULL); /* 2 free */
+    add_node(s, "n2", 8, 2, NULL); /* 6 free */
+    add_node(s, "n3", 8, 2, NULL); /* 6 free */
+    add_node(s, "n4", 8, 4, NULL); /* 4 free */
+    add_cq1(s, "q", NULL, "f", 32);
+    ty_sched_amount r = {GPU, G(2)};
+    ty_sched_pod_set ps[] = {{.name = "best", .count = 1, .requests = &r, .n_requests = 1},
+                             {.name = "worst", .count = 2, .requests = &r, .n_requests = 1,
+                              .most_free = true}};
+    ty_sched_workload w = {.key = "ns/w", .cluster_queue = "q", .pod_sets = ps, .n_pod_sets = 2};
+    must(ty_sched_add_workload(s, &w, &err), &err);
+    ty_sched_run(s);
+    const ty_sched_decision *d = dec(s, "ns/w");
+    cr_assert_eq(d->verdict, TY_SCHED_ADMIT);
+    cr_expect_str_eq(d->pod_sets[0].nodes[0], "n1");
+    cr_expect_str_eq(d->pod_sets[1].nodes[0], "n2"); /* 6 free, before n3 by name */
+    cr_expect_str_eq(d->pod_sets[1].nodes[1], "n3"); /* now 6 free against n2's 4 */
+    ty_sched_free(s);
+}
