@@ -10,7 +10,7 @@
 
 PY      := /usr/bin/python3
 CC      ?= cc
-PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd
+PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd libarchive
 # libmicrohttpd is loaded at run time by the server (src/server/mhd.h): compiled against, not
 # linked, so that every other exec of trainyard does not pay for GnuTLS.
 LINK_PKGS := libuv yaml-0.1 jansson sqlite3

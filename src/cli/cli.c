@@ -16,6 +16,7 @@ typedef struct ty_command {
 static const ty_command commands[] = {
     {"run", "run Kubeflow jobs on this machine in the foreground", ty_cli_run},
     {"server", "serve the Kubernetes API for kubectl (embedded control plane)", ty_cli_server},
+    {"image", "load, list, remove and pull the images containers run in", ty_cli_image},
     {"shim", "internal: supervise one pod", ty_cli_shim},
     {NULL, NULL, NULL},
 };
