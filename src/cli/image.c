@@ -114,7 +114,8 @@ int ty_cli_image(int argc, char **argv)
     };
     const char *base = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    /* options anywhere: getopt moves the subcommand and its arguments to the end */
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
         case 's':
@@ -133,18 +134,6 @@ int ty_cli_image(int argc, char **argv)
         return 2;
     }
     const char *sub = argv[optind++];
-    /* options may also follow the subcommand */
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'd' || c == 's')
-            base = optarg;
-        else if (c == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
     TY_AUTOFREE char *def = base ? NULL : ty_cli_default_data_dir();
     TY_AUTOFREE char *dir = ty_asprintf("%s/images", base ? base : def);
     int nargs = argc - optind;

@@ -39,6 +39,8 @@ typedef struct ty_node_config {
     bool scatter_addresses;      /* start pod addresses at a random place (independent runs) */
     bool fair_sharing;           /* Kueue's fair sharing across a cohort */
     bool job_dirs;               /* run: TRAINYARD_JOB_DIR for pods (runtime/runtime.h) */
+    const char *images_dir;      /* the image store containers run from (runtime.h) */
+    bool require_images;         /* an image not in the store fails instead of the host */
     const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
                                   * node, this machine (its hostname, `gpus` GPUs) */
 } ty_node_config;

@@ -79,6 +79,10 @@ static void usage(FILE *f)
             "      --nodes-file FILE virtual nodes from Node objects (labels, taints, capacity)\n"
             "      --state-dir DIR   where pods keep their logs (default: a new directory under\n"
             "                        $XDG_RUNTIME_DIR or /tmp, printed at the end)\n"
+            "      --require-images  a container whose image is not in the image store fails\n"
+            "                        (ErrImagePull) instead of running on the host; the store\n"
+            "                        is <state-dir>/images with --state-dir, else the server's\n"
+            "                        ($HOME/.local/share/trainyard/images)\n"
             "  -h, --help            this text\n");
 }
 
@@ -655,9 +659,10 @@ int ty_cli_run(int argc, char **argv)
         {"gpus", required_argument, NULL, 'g'}, {"state-dir", required_argument, NULL, 's'},
         {"nodes", required_argument, NULL, 'N'}, {"nodes-file", required_argument, NULL, 'F'},
         {"recursive", no_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
+        {"require-images", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
-    bool follow = false, json_out = false, recursive = false;
+    bool follow = false, json_out = false, recursive = false, require_images = false;
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
@@ -670,6 +675,9 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 'R':
             recursive = true;
+            break;
+        case 'I':
+            require_images = true;
             break;
         case 'o':
             if (strcmp(optarg, "json") != 0) {
@@ -732,6 +740,10 @@ int ty_cli_run(int argc, char **argv)
         return 1;
     }
 
+    /* images: the run's own store with --state-dir, else the one `trainyard image` and the
+     * server use by default */
+    TY_AUTOFREE char *data_dir = state_dir_arg ? NULL : ty_cli_default_data_dir();
+    TY_AUTOFREE char *images_dir = ty_asprintf("%s/images", state_dir_arg ? state_dir : data_dir);
     uv_loop_init(&st.loop);
     st.store = ty_store_new();
     ty_error err = TY_ERROR_INIT;
@@ -744,6 +756,8 @@ int ty_cli_run(int argc, char **argv)
         .pods_die_with_parent = true,
         .scatter_addresses = true, /* two runs at once rarely pick the same addresses */
         .job_dirs = true,          /* a job's directory goes with the run's state */
+        .images_dir = images_dir,
+        .require_images = require_images,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);

@@ -198,6 +198,13 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
             const char *old_wait = str_at2(old_state, "waiting", "reason");
             bool same_run = json_equal(json_object_get(cs, "restartCount"),
                                        json_object_get(old, "restartCount"));
+            /* a run from an image in the store: the kubelet's words for a present image */
+            const char *image_id = json_string_value(json_object_get(cs, "imageID"));
+            const char *old_id = json_string_value(json_object_get(old, "imageID"));
+            if (image_id && *image_id && !(same_run && old_id && *old_id))
+                ty_event(a->events, pod, "Normal", "Pulled",
+                         "Container image \"%s\" already present on machine",
+                         json_string_value(json_object_get(cs, "image")));
             if (term && strcmp(term, "StartError") == 0 &&
                 !(same_run && str_at2(old_state, "terminated", "reason"))) {
                 const char *msg = str_at2(state, "terminated", "message");
@@ -206,6 +213,12 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
                        !(old_wait && strcmp(old_wait, wait) == 0)) {
                 const char *msg = str_at2(state, "waiting", "message");
                 ty_event(a->events, pod, "Warning", "Failed", "Error: %s", msg ? msg : wait);
+            } else if (wait && (strcmp(wait, "ErrImageNeverPull") == 0 ||
+                                strcmp(wait, "ErrImagePull") == 0) &&
+                       !(old_wait && strcmp(old_wait, wait) == 0)) {
+                /* the kubelet's image manager words these */
+                const char *msg = str_at2(state, "waiting", "message");
+                ty_event(a->events, pod, "Warning", wait, "%s", msg ? msg : wait);
             } else if (wait && strcmp(wait, "CrashLoopBackOff") == 0 &&
                        !(same_run && old_wait && strcmp(old_wait, wait) == 0)) {
                 /* A start error restarted in place shows only as the last state. */

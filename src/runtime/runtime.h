@@ -124,6 +124,11 @@ typedef struct ty_runtime_config {
      * outlives the job's pods, e.g. for checkpoints across gang restarts. It goes with the
      * run's state; the server sets none (nothing there would remove it). */
     bool job_dirs;
+    /* The image store (image/image.h) containers whose image it holds run from, through crun;
+     * NULL: every container runs on the host. require_images: a container whose image is
+     * not there waits with ErrImagePull instead of running on the host. */
+    const char *images_dir;
+    bool require_images;
 } ty_runtime_config;
 
 /* Called on the loop whenever a pod's status changes. `status` is a full v1 PodStatus (phase,

@@ -40,6 +40,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -49,6 +51,7 @@
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "base/time.h"
+#include "image/image.h"
 #include "runtime/cgroup.h"
 #include "runtime/runtime_int.h"
 
@@ -95,6 +98,7 @@ struct ctr {
     const char *term_reason;
     char *term_message;
     json_t *last_state; /* {"terminated": {...}} of the previous run, or NULL */
+    char *image_id;     /* name@digest of the image the current run started from, or NULL */
     int restarts;
     int64_t oom_base;
     uv_timer_t backoff;
@@ -377,20 +381,35 @@ static int field_ref(shim *s, const char *path, const char **out, ty_error *err)
     return 0;
 }
 
-static int build_env(ctr *c, envlist *e, ty_error *err)
+/* The environment starts from trainyard's own (a host container) or the image's Env (a
+ * container from an image, `image_env` non-NULL), then the pod's variables. */
+static int build_env(ctr *c, envlist *e, const json_t *image_env, ty_error *err)
 {
     shim *s = c->s;
-    for (char **p = environ; *p; p++) {
+    for (char **p = environ; !image_env && *p; p++) {
         const char *eq = strchr(*p, '=');
         if (!eq || strncmp(*p, "TRAINYARD_", 10) == 0)
             continue;
         env_set(e, *p, (size_t)(eq - *p), eq + 1);
+    }
+    size_t k;
+    json_t *iv;
+    json_array_foreach(image_env, k, iv) {
+        const char *kv = json_string_value(iv);
+        const char *eq = kv ? strchr(kv, '=') : NULL;
+        if (eq)
+            env_set(e, kv, (size_t)(eq - kv), eq + 1);
     }
     e->expand_from = e->n;
     env_set(e, "POD_IP", 6, s->pod_ip);
     env_set(e, "POD_NAME", 8, s->name);
     env_set(e, "POD_NAMESPACE", 13, s->ns);
     env_set(e, "HOSTNAME", 8, s->name);
+    bool has_path = false;
+    for (size_t i = 0; i < e->n; i++)
+        has_path |= strcmp(e->names[i], "PATH") == 0;
+    if (image_env && !has_path) /* as container runtimes default it */
+        env_set(e, "PATH", 4, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     TY_AUTOBUF ty_buf gpus = TY_BUF_INIT;
     json_t *ids = json_object_get(s->rt, "gpus");
     for (int i = 0; i < c->gpu_count; i++) {
@@ -554,8 +573,8 @@ static void child_fail(int fd, const char *what, int e)
 
 /* Runs in the child between fork and exec. The shim is single-threaded, so malloc is safe here;
  * failures go to the report pipe as "E <errno> <what>" and the child exits. */
-static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t nm, char **argv,
-                        char **envp, const char *wd, const ty_rt_identity *id)
+/* What every container's child does first: signals, session, death signal, cgroup. */
+static void child_begin(ctr *c, int rep)
 {
     shim *s = c->s;
     /* Default handlers first, then unblock: a pending signal must not run the shim's libuv
@@ -579,6 +598,82 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         if (setrlimit(RLIMIT_AS, &rl) < 0)
             child_fail(rep, "setrlimit", errno);
     }
+}
+
+/* Reports the child's pid and start time as the host sees them ("P <pid> <start>"): state.json
+ * needs host pids to re-adopt. */
+static void child_report_pid(int rep)
+{
+    char self[32] = "";
+    ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    unsigned long long start = 0;
+    TY_AUTOBUF ty_buf stat = TY_BUF_INIT;
+    if (ty_buf_read_file(&stat, "/proc/self/stat") == 0) {
+        const char *p = strrchr(stat.data, ')');
+        for (int field = 2; p && field < 22; field++)
+            p = strchr(p + 1, ' ');
+        if (p)
+            start = strtoull(p + 1, NULL, 10);
+    }
+    dprintf(rep, "P %s %llu\n", self, start);
+}
+
+static void child_stdio(int rep, int out, int err)
+{
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        child_fail(rep, "redirect stdio", errno);
+    if (devnull > 2)
+        close(devnull);
+}
+
+/* The child of a container from an image: in a mount namespace of its own, the image's layers
+ * and the container's upper directory become <bundle>/rootfs (an overlay, gone with the
+ * namespace: nothing to unmount after a crash), then crun runs the bundle in the foreground,
+ * so this process is the container as far as the shim is concerned (logs, exit code,
+ * signals). crun 1.8 refuses hybrid cgroup hosts whose unified hierarchy holds a controller
+ * even with its cgroup manager disabled; the shim does the cgroups (joined above, inherited by
+ * the container), so that hierarchy is unmounted in this namespace, where only crun sees it. */
+static void child_setup_image(ctr *c, int rep, int out, int err, const char *bundle,
+                              const char *layers_dir, const char *lower, char **argv,
+                              char **envp)
+{
+    child_begin(c, rep);
+    if (unshare(CLONE_NEWNS) < 0)
+        child_fail(rep, "unshare mount namespace (containers from images need root)", errno);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        child_fail(rep, "make / private", errno);
+    struct statfs fs;
+    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+        statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+        umount2("/sys/fs/cgroup/unified", MNT_DETACH);
+    /* lower dirs relative to the layer store keep the options within a page */
+    if (chdir(layers_dir) < 0)
+        child_fail(rep, "enter the image store's layers", errno);
+    char opts[4096];
+    int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
+                     bundle, bundle);
+    if (n < 0 || (size_t)n >= sizeof opts)
+        child_fail(rep, "mount the image's layers: too many layers", E2BIG);
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s/rootfs", bundle);
+    if (mount("overlay", root, "overlay", 0, opts) < 0)
+        child_fail(rep, "mount the image's layers (overlay)", errno);
+    if (chdir("/") < 0)
+        child_fail(rep, "chdir /", errno);
+    child_stdio(rep, out, err);
+    child_report_pid(rep);
+    environ = envp;
+    execvp(argv[0], argv);
+    child_fail(rep, "exec: \"crun\" (install crun to run containers from images)", errno);
+}
+
+static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t nm, char **argv,
+                        char **envp, const char *wd, const ty_rt_identity *id)
+{
+    shim *s = c->s;
+    child_begin(c, rep);
     if (nm > 0) {
         if (unshare(CLONE_NEWNS) < 0)
             child_fail(rep, "unshare mount namespace (mounting volumes needs root)", errno);
@@ -603,11 +698,7 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
                 child_fail(rep, what, errno);
         }
     }
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-        child_fail(rep, "redirect stdio", errno);
-    if (devnull > 2)
-        close(devnull);
+    child_stdio(rep, out, err);
     /* the securityContext's user last: the steps above need root; the working directory is
      * entered as the user, as a container's is */
     const char *id_what = NULL;
@@ -620,20 +711,7 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         snprintf(wd_what, sizeof wd_what, "chdir to workingDir \"%s\"", wd);
         child_fail(rep, wd_what, errno);
     }
-    /* Our identity as trainyard sees it, for state.json (re-adoption needs host pids). */
-    char self[32] = "";
-    ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
-    self[n > 0 ? n : 0] = '\0';
-    unsigned long long start = 0;
-    TY_AUTOBUF ty_buf stat = TY_BUF_INIT;
-    if (ty_buf_read_file(&stat, "/proc/self/stat") == 0) {
-        const char *p = strrchr(stat.data, ')');
-        for (int field = 2; p && field < 22; field++)
-            p = strchr(p + 1, ' ');
-        if (p)
-            start = strtoull(p + 1, NULL, 10);
-    }
-    dprintf(rep, "P %s %llu\n", self, start);
+    child_report_pid(rep);
     environ = envp;
     execvp(argv[0], argv);
     /* As runc says it: a bare name that no $PATH entry holds is "not found in $PATH". */
@@ -685,6 +763,158 @@ static void start_failed(ctr *c, char *msg)
     c->term_message = msg;
 }
 
+/* ---- containers from images ----------------------------------------------------------- */
+
+/* The container's image in the store, as the kubelet decides with imagePullPolicy: 1 found
+ * (*img filled), 0 run on the host (no store, or not there and not required), -1 the container
+ * waits (reason set: ErrImageNeverPull, ErrImagePull). */
+static int image_decision(ctr *c, ty_image *img)
+{
+    shim *s = c->s;
+    const char *dir = json_string_value(json_object_get(s->rt, "imagesDir"));
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    if (!dir || !image || !*image)
+        return 0;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    int found = ty_image_find(dir, image, img, &err);
+    if (found == 1)
+        return 1;
+    const char *policy = json_string_value(json_object_get(c->spec, "imagePullPolicy"));
+    if (!policy || !*policy)
+        policy = ty_image_default_pull_policy(image);
+    if (strcmp(policy, "Never") == 0) {
+        set_waiting(c, "ErrImageNeverPull",
+                    ty_asprintf("Container image \"%s\" is not present with pull policy of Never",
+                                image));
+        return -1;
+    }
+    if (json_is_true(json_object_get(s->rt, "requireImages"))) {
+        set_waiting(c, "ErrImagePull",
+                    found < 0 ? ty_asprintf("failed to pull image \"%s\": %s", image, err.msg)
+                              : ty_asprintf("image \"%s\" is not in the image store %s and "
+                                            "containers must run from images "
+                                            "(--require-images): load it with trainyard image "
+                                            "load", image, dir));
+        return -1;
+    }
+    return 0;
+}
+
+/* Everything crun needs for a container from `img`: the bundle <pod-dir>/containers/<name>
+ * (config.json, an empty rootfs mount point, the container's fresh upper and work
+ * directories: a restarted container starts from the image again, as in Kubernetes), crun's
+ * argv and the overlay's lower dirs (relative to the store's layers/, topmost first).
+ * -1 with a message; *config_error says the pod's spec can never start (no command, user). */
+static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, char ***argv_out,
+                         char **bundle_out, ty_buf *lower, bool *config_error, ty_error *err)
+{
+    shim *s = c->s;
+    envlist env = {0};
+    json_t *cmd = NULL, *args = json_array(), *envj = json_array(), *mj = json_array();
+    json_t *spec = NULL, *no_env = json_array();
+    json_t *ienv = json_object_get(img->config, "Env");
+    ty_rt_oci_user user = {0};
+    char *bundle = NULL;
+    int rc = -1;
+    *config_error = true;
+    if (ty_rt_oci_command(c->spec, img->config, &cmd, err) < 0 ||
+        build_env(c, &env, json_is_array(ienv) ? ienv : no_env, err) < 0)
+        goto out;
+    size_t i;
+    json_t *a;
+    json_array_foreach(cmd, i, a) {
+        char *x = ty_rt_expand(json_string_value(a), env_lookup, &env);
+        json_array_append_new(args, json_string(x));
+        free(x);
+    }
+    for (size_t k = 0; k < env.n; k++)
+        json_array_append_new(envj, json_sprintf("%s=%s", env.names[k], env.values[k]));
+    char *label = ty_asprintf("%s_%s(%s)", s->name, s->ns, s->uid);
+    int urc = ty_rt_oci_resolve_user(json_object_get(s->pod, "spec"), c->spec, img->config,
+                                     img->layers, img->n_layers, label, c->name, &user, err);
+    free(label);
+    if (urc < 0)
+        goto out;
+    *config_error = false;
+    for (size_t k = 0; k < nm; k++)
+        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", mounts[k].src, "dst",
+                                            mounts[k].dst, "ro", mounts[k].ro));
+    /* what the pod's network setup wrote (/etc/hosts, resolv.conf, hostname) */
+    static const char *const etc[] = {"hosts", "resolv.conf", "hostname"};
+    for (int k = 0; k < 3; k++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/etc/%s", s->dir, etc[k]);
+        TY_AUTOFREE char *d = ty_asprintf("/etc/%s", etc[k]);
+        if (access(p, R_OK) == 0)
+            json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", p, "dst", d, "ro", 0));
+    }
+    const char *wd = json_string_value(json_object_get(c->spec, "workingDir"));
+    if (!wd || !*wd)
+        wd = json_string_value(json_object_get(img->config, "WorkingDir"));
+    if (!wd || !*wd)
+        wd = "/";
+    json_t *gpus = json_array();
+    json_t *ids = json_object_get(s->rt, "gpus");
+    for (int k = 0; k < c->gpu_count; k++)
+        json_array_append(gpus, json_array_get(ids, (size_t)(c->gpu_first + k)));
+    ty_rt_oci_in in = {.pod_spec = json_object_get(s->pod, "spec"), .ctr_spec = c->spec,
+                       .user = &user, .args = args, .env = envj, .cwd = wd, .mounts = mj,
+                       .gpus = gpus};
+    spec = ty_rt_oci_spec(&in, err);
+    json_decref(gpus);
+    if (!spec) {
+        *config_error = true;
+        goto out;
+    }
+    /* absolute: the child mounts from inside the store's layers/ */
+    char absdir[PATH_MAX];
+    if (!realpath(s->dir, absdir)) {
+        ty_fail_errno(err, errno, "resolve %s", s->dir);
+        goto out;
+    }
+    bundle = ty_asprintf("%s/containers/%s", absdir, c->name);
+    ty_rm_tree(bundle);
+    static const char *const sub[] = {"rootfs", "upper", "work"};
+    for (int k = 0; k < 3; k++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/%s", bundle, sub[k]);
+        if (ty_mkdir_p(p, 0755) < 0) {
+            ty_fail_errno(err, errno, "create %s", p);
+            goto out;
+        }
+    }
+    char *cfg = ty_asprintf("%s/config.json", bundle);
+    int wrc = ty_rt_write_json_private(cfg, spec);
+    if (wrc < 0)
+        ty_fail_errno(err, errno, "write %s", cfg);
+    free(cfg);
+    if (wrc < 0)
+        goto out;
+    for (size_t k = img->n_layers; k-- > 0;) {
+        const char *slash = strrchr(img->layers[k], '/');
+        if (lower->len)
+            ty_buf_addc(lower, ':');
+        ty_buf_adds(lower, slash ? slash + 1 : img->layers[k]);
+    }
+    /* crun's own state lives in the pod dir and goes with it */
+    char **argv = ty_calloc(9, sizeof(char *));
+    argv[0] = ty_strdup("crun");
+    argv[1] = ty_asprintf("--root=%s/crun", s->dir);
+    argv[2] = ty_strdup("--cgroup-manager=disabled");
+    argv[3] = ty_strdup("run");
+    argv[4] = ty_strdup("--bundle");
+    argv[5] = ty_strdup(bundle);
+    argv[6] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
+    *argv_out = argv;
+    *bundle_out = bundle;
+    bundle = NULL;
+    rc = 0;
+out:
+    free(bundle);
+    json_decref(cmd), json_decref(args), json_decref(envj), json_decref(mj);
+    json_decref(spec), json_decref(user.groups), json_decref(no_env);
+    env_free(&env);
+    return rc;
+}
+
 static void after_exit(ctr *c);
 
 static void start_container(ctr *c)
@@ -699,10 +929,41 @@ static void start_container(ctr *c)
     logfile *lf = NULL;
     char *ldir = NULL, *lpath = NULL;
     ty_buf rep = TY_BUF_INIT;
+    ty_image img = {0};
+    char *bundle = NULL;
+    ty_buf lower = TY_BUF_INIT;
+    ty_rt_identity ident = {0};
+    const char *wd = "/";
 
     free(c->term_message);
     c->term_message = NULL;
     c->signal = 0;
+
+    int decision = image_decision(c, &img);
+    if (decision < 0)
+        goto done;
+    if (decision > 0) {
+        bool config_error = false;
+        if (plan_mounts(c, &mounts, &nm, &err) < 0) {
+            start_failed(c, ty_strdup(err.msg));
+            goto done;
+        }
+        if (prepare_image(c, &img, mounts, nm, &argv, &bundle, &lower, &config_error,
+                          &err) < 0) {
+            if (config_error)
+                set_waiting(c, "CreateContainerConfigError", ty_strdup(err.msg));
+            else
+                start_failed(c, ty_asprintf("failed to create containerd task: %s", err.msg));
+            goto done;
+        }
+        free(c->image_id);
+        c->image_id = ty_asprintf("%.*s@%s", (int)strcspn(img.ref, "@"), img.ref, img.digest);
+        char *at = strchr(c->image_id, '@');
+        char *colon = at ? memrchr(c->image_id, ':', (size_t)(at - c->image_id)) : NULL;
+        if (colon && !memchr(colon, '/', (size_t)(at - colon))) /* drop the tag */
+            memmove(colon, at, strlen(at) + 1);
+        goto launch;
+    }
 
     /* What the pod's (immutable) spec can never start with waits as the kubelet's
      * CreateContainerConfigError does, and is not retried: nothing could change the outcome. */
@@ -714,7 +975,7 @@ static void start_container(ctr *c)
                                 c->name));
         goto done;
     }
-    if (build_env(c, &env, &err) < 0) {
+    if (build_env(c, &env, NULL, &err) < 0) {
         set_waiting(c, "CreateContainerConfigError",
                     ty_asprintf("container \"%s\": %s", c->name, err.msg));
         goto done;
@@ -726,7 +987,7 @@ static void start_container(ctr *c)
     json_array_foreach(cmd, i, a) argv[na++] = ty_rt_expand(json_string_value(a) ? json_string_value(a) : "", env_lookup, &env);
     json_array_foreach(args, i, a) argv[na++] = ty_rt_expand(json_string_value(a) ? json_string_value(a) : "", env_lookup, &env);
     envp = env_vector(&env);
-    const char *wd = json_string_value(json_object_get(c->spec, "workingDir"));
+    wd = json_string_value(json_object_get(c->spec, "workingDir"));
     if (!wd || !*wd)
         wd = json_string_value(json_object_get(s->rt, "workdir"));
     if (!wd || !*wd)
@@ -735,7 +996,6 @@ static void start_container(ctr *c)
         start_failed(c, ty_strdup(err.msg));
         goto done;
     }
-    ty_rt_identity ident;
     if (ty_rt_identity_plan(json_object_get(s->pod, "spec"), c->spec, &ident, &err) < 0) {
         start_failed(c, ty_strdup(err.msg));
         goto done;
@@ -747,6 +1007,7 @@ static void start_container(ctr *c)
         goto done;
     }
 
+launch:
     ldir = ty_asprintf("%s/%s", s->dir, c->name);
     lpath = ty_asprintf("%s/%d.log", ldir, c->restarts);
     mkdir(ldir, 0700); /* logs are trainyard's files (the container writes to a pipe) */
@@ -773,6 +1034,13 @@ static void start_container(ctr *c)
     }
     if (pid == 0) {
         close(p_rep[0]);
+        if (bundle) {
+            TY_AUTOFREE char *layers_dir = ty_asprintf(
+                "%s/layers", json_string_value(json_object_get(s->rt, "imagesDir")));
+            char *no_env[] = {NULL};
+            child_setup_image(c, p_rep[1], p_out[1], p_err[1], bundle, layers_dir, lower.data,
+                              argv, envp ? envp : no_env);
+        }
         child_setup(c, p_rep[1], p_out[1], p_err[1], mounts, nm, argv, envp, wd, &ident);
     }
     close(p_out[1]), close(p_err[1]), close(p_rep[1]);
@@ -827,6 +1095,9 @@ done:
     strv_free(argv);
     strv_free(envp);
     env_free(&env);
+    ty_image_free(&img);
+    free(bundle);
+    ty_buf_free(&lower);
     if (c->st == C_TERMINATED)
         after_exit(c);
     else
@@ -966,7 +1237,7 @@ static json_t *container_status(ctr *c)
                            c->last_state ? json_incref(c->last_state) : json_object(), "ready",
                            c->st == C_RUNNING && !c->init, "started", c->st == C_RUNNING,
                            "restartCount", c->restarts, "image", image ? image : "", "imageID",
-                           "", "containerID", "");
+                           c->image_id ? c->image_id : "", "containerID", "");
     json_object_set_new(cs, "containerID",
                         json_sprintf("trainyard://%s/%s/%d", c->s->uid, c->name, c->restarts));
     return cs;
@@ -1317,7 +1588,23 @@ static void fmt_bytes(ty_buf *b, int64_t n)
 static void setup_limits(shim *s)
 {
     TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    ty_buf_adds(&b, "local pod: image is recorded but containers run on the host");
+    const char *idir = json_string_value(json_object_get(s->rt, "imagesDir"));
+    if (!idir)
+        ty_buf_adds(&b, "local pod: image is recorded but containers run on the host");
+    /* with a store, each container says where it runs (ImageNotPresent: on the host) */
+    for (size_t i = 0; idir && i < s->n_ctrs; i++) {
+        const char *image = json_string_value(json_object_get(s->ctrs[i].spec, "image"));
+        ty_image img;
+        int found = image && *image ? ty_image_find(idir, image, &img, NULL) : 0;
+        if (found == 1)
+            ty_image_free(&img);
+        ty_buf_addf(&b, "%s%s: ", i ? "; " : "", s->ctrs[i].name);
+        if (found == 1)
+            ty_buf_addf(&b, "image %s (crun, overlay root filesystem)", image);
+        else
+            ty_buf_addf(&b, "ImageNotPresent: image %s is not in the image store, runs on the "
+                        "host", image && *image ? image : "(none)");
+    }
     bool any = false;
     bool limited = false;
     for (size_t i = 0; i < s->n_ctrs; i++)
@@ -1497,7 +1784,7 @@ static void shim_free(shim *s)
 {
     for (size_t i = 0; i < s->n_ctrs; i++) {
         ctr *c = &s->ctrs[i];
-        free(c->wait_message), free(c->term_message), free(c->cg_rel);
+        free(c->wait_message), free(c->term_message), free(c->cg_rel), free(c->image_id);
         json_decref(c->last_state);
     }
     free(s->ctrs);

@@ -1,0 +1,244 @@
+"""Containers from images: `trainyard image load/ls/rm`, pods that run in their image's root
+filesystem through crun (entrypoint, non-root user, read-only root), the kubelet's image pull
+policy reasons. The images are built by the test itself (tests/e2e/images.py)."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import trainyard_bin
+import images as I
+
+
+def _overlay_works():
+    if os.geteuid() != 0:
+        return "containers from images need root (mount namespaces, overlay)"
+    d = tempfile.mkdtemp()
+    try:
+        for s in ("l", "u", "w", "m"):
+            os.mkdir(os.path.join(d, s))
+        r = subprocess.run(["unshare", "-m", "mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={d}/l,upperdir={d}/u,workdir={d}/w", f"{d}/m"],
+                           capture_output=True, text=True)
+        return None if r.returncode == 0 else f"overlay mounts are refused here: {r.stderr}"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _skip_reason():
+    if not shutil.which("crun"):
+        return "crun is not installed (scripts/deps.sh installs it)"
+    if not I.is_static(I.BUSYBOX):
+        return f"{I.BUSYBOX} is not static (install busybox-static)"
+    return _overlay_works()
+
+
+needs_containers = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+
+
+def image_cmd(state, *args):
+    return subprocess.run([trainyard_bin(), "image", *args, "--state-dir", str(state)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def job(name, marker, containers, pod_sc=None, restart="Never"):
+    spec = {"containers": containers}
+    if pod_sc:
+        spec["securityContext"] = pod_sc
+    return json.dumps({
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": name},
+        "spec": {"pytorchReplicaSpecs": {"Master": {
+            "replicas": 1, "restartPolicy": restart, "template": {"spec": spec}}}}})
+
+
+def pods_of(run):
+    return {p["metadata"]["name"]: p for p in json.loads(run.out)["items"] if p["kind"] == "Pod"}
+
+
+def log_of(state, pod_prefix, container="pytorch"):
+    for d in os.listdir(state / "pods"):
+        if d.startswith("default_" + pod_prefix):
+            with open(state / "pods" / d / container / "0.log") as f:
+                return "".join(l.split(" ", 3)[3] for l in f.read().splitlines(True))
+    raise AssertionError(f"no pod dir for {pod_prefix}")
+
+
+PROBE = ("id; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); ls /; "
+         "if touch /probe 2>/dev/null; then echo rootfs=rw; else echo rootfs=ro; fi; "
+         "touch /tmp/x 2>/dev/null && echo tmp=rw; ls /proc | grep -c '^[0-9]' ; echo env=$FROM_IMAGE")
+
+
+@needs_containers
+def test_docker_archive_runs_entrypoint_as_user_with_read_only_root(tmp_path, run_trainyard,
+                                                                     manifest, marker):
+    state = tmp_path / "state"
+    bb = I.busybox_layer()
+    cfg = I.config([bb], entrypoint=["/bin/sh", "-c"], cmd=[PROBE], user="app",
+                   env=["PATH=/bin", "FROM_IMAGE=yes"])
+    I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], cfg)
+    r = image_cmd(state, "load", str(tmp_path / "bb.tar"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "Loaded image: docker.io/library/busybox:latest"
+    ls = image_cmd(state, "ls")
+    assert ls.returncode == 0, ls.stderr
+    head, row = ls.stdout.splitlines()[:2]
+    assert head.split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert row.split()[:3] == ["docker.io/library/busybox", "latest",
+                               I.sha(json.dumps(cfg).encode())[:13]]
+
+    # no command: the image's Entrypoint + Cmd; its User (by name) unless runAsUser says
+    # otherwise; the root filesystem read-only
+    c = {"name": "pytorch", "image": "busybox",
+         "env": [{"name": "TY_MARKER", "value": marker}],
+         "securityContext": {"readOnlyRootFilesystem": True}}
+    path = manifest(job("img", marker, [c]))
+    run = run_trainyard("-o", "json", path)
+    assert run.rc == 0, run
+    out = log_of(state, "img-master-0")
+    assert "uid=1000(app) gid=1000(app)" in out, out
+    assert "pid1=/bin/sh -c " in out, out  # its own pid namespace: the entrypoint is pid 1
+    assert "rootfs=ro" in out.splitlines() and "tmp=rw" not in out.splitlines(), out
+    assert "env=yes" in out, out
+    assert "home" in out.split() and "bin" in out.split(), out
+    pod = pods_of(run)["img-master-0"]
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["imageID"].startswith("docker.io/library/busybox@sha256:"), cs
+    assert "crun, overlay root filesystem" in pod["status"]["message"], pod["status"]
+
+    # runAsUser over the image's user; command replaces Entrypoint and drops Cmd
+    c2 = {"name": "pytorch", "image": "docker.io/library/busybox:latest",
+          "command": ["/bin/sh", "-c", "id -u; touch /probe && echo wrote"],
+          "env": [{"name": "TY_MARKER", "value": marker}]}
+    path = manifest(job("img2", marker, [c2], pod_sc={"runAsUser": 0}))
+    run = run_trainyard("-o", "json", path)
+    assert run.rc == 0, run
+    out = log_of(state, "img2-master-0")
+    assert out.split() == ["0", "wrote"], out
+
+    # runAsNonRoot cannot be verified against a named image user: the kubelet's refusal
+    c["securityContext"]["runAsNonRoot"] = True
+    run = run_trainyard("-o", "json", manifest(job("img3", marker, [c])))
+    assert run.rc == 1, run
+    w = pods_of(run)["img3-master-0"]["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert w["reason"] == "CreateContainerConfigError", w
+    assert w["message"].startswith("container has runAsNonRoot and image has non-numeric user "
+                                   "(app), cannot verify user is non-root (pod: \"img3-master-0_"
+                                   "default("), w
+
+
+@needs_containers
+def test_pods_do_not_see_each_others_files_or_processes(tmp_path, run_trainyard, manifest,
+                                                        marker):
+    state = tmp_path / "state"
+    bb = I.busybox_layer()
+    I.oci_archive(str(tmp_path / "bb.tar"), "docker.io/library/busybox:1.36", [bb],
+                  I.config([bb]))
+    assert image_cmd(state, "load", str(tmp_path / "bb.tar")).returncode == 0
+    # a writes a file in its root and runs until b has looked; a shared hostPath directory
+    # only orders them
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    vol = [{"name": "sync", "hostPath": {"path": str(sync)}}]
+    mnt = [{"name": "sync", "mountPath": "/sync"}]
+    a = {"name": "pytorch", "image": "busybox:1.36", "volumeMounts": mnt,
+         "command": ["/bin/sh", "-c", "echo secret > /tmp/secret; touch /sync/ready; "
+                     "while [ ! -e /sync/done ]; do sleep 0.05; done"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    b = {"name": "pytorch", "image": "busybox:1.36", "volumeMounts": mnt,
+         "command": ["/bin/sh", "-c",
+                     "while [ ! -e /sync/ready ]; do sleep 0.05; done; "
+                     "echo files=$(cat /tmp/secret 2>/dev/null || echo none); "
+                     "echo procs=$(cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | "
+                     "grep -c 'echo secre[t]'); touch /sync/done"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    ja, jb = json.loads(job("a", marker, [a])), json.loads(job("b", marker, [b]))
+    for j in (ja, jb):
+        j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["volumes"] = vol
+    run = run_trainyard("-o", "json", manifest(json.dumps(ja)), manifest(json.dumps(jb)))
+    assert run.rc == 0, run
+    out = log_of(state, "b-master-0")
+    assert "files=none" in out.splitlines() and "procs=0" in out.splitlines(), out
+
+
+@needs_containers
+def test_rm_keeps_layers_another_image_uses(tmp_path):
+    state = tmp_path / "state"
+    base = I.busybox_layer()
+    app = I.layer([("app", "dir", None, 0o755, 0), ("app/x", "file", "x", 0o644, 0)])
+    I.docker_archive(str(tmp_path / "one.tar"), ["one:v1"], [base], I.config([base]))
+    I.oci_archive(str(tmp_path / "two.tar"), "example.com/team/two:v2", [base, app],
+                  I.config([base, app]))
+    for f in ("one.tar", "two.tar"):
+        r = image_cmd(state, "load", str(tmp_path / f))
+        assert r.returncode == 0, r.stderr
+    layers = state / "images" / "layers"
+    base_dir = layers / I.sha(base)
+    assert base_dir.is_dir() and (layers / I.sha(app)).is_dir()
+    r = image_cmd(state, "rm", "docker.io/library/one:v1")
+    assert r.returncode == 0, r.stderr
+    assert base_dir.is_dir() and (base_dir / "bin" / "busybox").exists()
+    assert [l.split()[0] for l in image_cmd(state, "ls").stdout.splitlines()[1:]] == \
+        ["example.com/team/two"]
+    r = image_cmd(state, "rm", "example.com/team/two:v2")
+    assert r.returncode == 0, r.stderr
+    assert not base_dir.exists() and os.listdir(state / "images" / "blobs" / "sha256") == []
+    r = image_cmd(state, "rm", "one:v1")
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_load_refuses_paths_out_of_the_root(tmp_path):
+    state = tmp_path / "state"
+    evil = I.layer([("../escaped", "file", "x", 0o644, 0)])
+    I.docker_archive(str(tmp_path / "evil.tar"), ["evil:1"], [evil], I.config([evil]))
+    r = image_cmd(state, "load", str(tmp_path / "evil.tar"))
+    assert r.returncode == 1 and "climbs out" in r.stderr, r.stderr
+    assert not (tmp_path / "state" / "images" / "escaped").exists()
+    # a symlink to / and a file through it
+    trick = I.layer([("etc", "symlink", "/", 0o777, 0), ("etc/trainyard-escape", "file", "x",
+                                                          0o644, 0)])
+    I.docker_archive(str(tmp_path / "trick.tar"), ["trick:1"], [trick], I.config([trick]))
+    r = image_cmd(state, "load", str(tmp_path / "trick.tar"))
+    # refused, or the symlink replaced by a directory inside the layer: never written through
+    assert not os.path.exists("/trainyard-escape"), r
+    # a wrong diff id
+    good = I.layer([("a", "file", "a", 0o644, 0)])
+    cfg = I.config([good])
+    cfg["rootfs"]["diff_ids"] = ["sha256:" + "0" * 64]
+    I.docker_archive(str(tmp_path / "bad.tar"), ["bad:1"], [good], cfg)
+    r = image_cmd(state, "load", str(tmp_path / "bad.tar"))
+    assert r.returncode == 1 and "digest" in r.stderr, r.stderr
+    assert "bad" not in image_cmd(state, "ls").stdout
+
+
+def test_pull_without_skopeo_or_registry_says_why(tmp_path):
+    r = image_cmd(tmp_path / "state", "pull", "busybox")
+    assert r.returncode == 1
+    if shutil.which("skopeo"):
+        assert "skopeo failed" in r.stderr, r.stderr
+    else:
+        assert "skopeo is not installed" in r.stderr, r.stderr
+
+
+def test_never_pull_and_required_images(tmp_path, run_trainyard, manifest, marker):
+    c = {"name": "pytorch", "image": "example.com/absent:1", "imagePullPolicy": "Never",
+         "command": ["/bin/sh", "-c", "echo ran"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    run = run_trainyard("-o", "json", manifest(job("never", marker, [c])))
+    assert run.rc == 1, run
+    w = pods_of(run)["never-master-0"]["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert w == {"reason": "ErrImageNeverPull", "message": 'Container image '
+                 '"example.com/absent:1" is not present with pull policy of Never'}, w
+
+    # not in the store: runs on the host and says so; --require-images fails it instead
+    del c["imagePullPolicy"]
+    run = run_trainyard("-o", "json", manifest(job("host", marker, [c])))
+    assert run.rc == 0, run
+    msg = pods_of(run)["host-master-0"]["status"]["message"]
+    assert "ImageNotPresent" in msg and "runs on the host" in msg, msg
+    run = run_trainyard("--require-images", "-o", "json", manifest(job("req", marker, [c])))
+    assert run.rc == 1, run
+    w = pods_of(run)["req-master-0"]["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert w["reason"] == "ErrImagePull" and "--require-images" in w["message"], w
