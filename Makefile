@@ -38,7 +38,7 @@ UNIT_ASAN:= $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 DEPS_STAMP := build/.deps-installed
 
 .PHONY: all deps test unit e2e demo bench asan clean fuzz
-all: build/trainyard $(EX_BINS)
+all: build/trainyard $(EX_BINS) build/examples/fashion-mnist-static
 asan: build/asan/trainyard
 
 deps: $(DEPS_STAMP)
@@ -91,6 +91,13 @@ build/examples/%: $$(wildcard examples/%/*.c) $$(wildcard examples/%/*.h) | $(DE
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu17 $(WARN) -g -O2 -march=x86-64-v2 -o $@ $(filter %.c,$^) -lz -lm
 
+# The Fashion-MNIST trainer linked statically (glibc, zlib from zlib1g-dev, libm): a program
+# that needs nothing from its root filesystem, for the image the container tests build.
+build/examples/fashion-mnist-static: $(wildcard examples/fashion-mnist/*.c) \
+    $(wildcard examples/fashion-mnist/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu17 $(WARN) -g -O2 -march=x86-64-v2 -static -o $@ $(filter %.c,$^) -lz -lm
+
 # The runtime's tests run the real binary as the pod shim, so both variants are built first.
 # The runtime's tests start the real binary as the pod supervisor, hence the binaries.
 # Criterion counts a test that leaks as passed (LeakSanitizer reports from its worker
@@ -111,7 +118,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py
-e2e: build/trainyard build/asan/trainyard $(EX_BINS)
+e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
 

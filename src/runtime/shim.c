@@ -463,7 +463,7 @@ typedef struct mountreq {
 
 /* Resolves the container's volumeMounts to host paths, creating emptyDirs and hostPaths as
  * Kubernetes does. Mount requests whose source is already the target need no mount. */
-static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
+static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_error *err)
 {
     shim *s = c->s;
     json_t *vols = json_object_get(json_object_get(s->pod, "spec"), "volumes");
@@ -522,7 +522,9 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             src = ty_strdup(p);
         } else if (json_object_get(vol, "emptyDir")) {
             src = ty_asprintf("%s/volumes/%s", s->dir, vname);
-            if (ty_mkdir_p(src, 0777) < 0) {
+            /* 0777 whatever the umask, as the kubelet makes it: any user of the pod's
+             * containers writes there (the pod dir above is private) */
+            if (ty_mkdir_p(src, 0777) < 0 || chmod(src, 0777) < 0) {
                 ty_fail_errno(err, errno, "volume %s: create %s", vname, src);
                 free(src);
                 goto fail;
@@ -539,7 +541,7 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             ty_mkdir_p(src, 0755);
         }
         char a[PATH_MAX], b[PATH_MAX];
-        if (realpath(src, a) && realpath(path, b) && strcmp(a, b) == 0) {
+        if (!in_image && realpath(src, a) && realpath(path, b) && strcmp(a, b) == 0) {
             free(src); /* already there: nothing to mount */
             continue;
         }
@@ -839,6 +841,11 @@ static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, cha
     for (size_t k = 0; k < nm; k++)
         json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", mounts[k].src, "dst",
                                             mounts[k].dst, "ro", mounts[k].ro));
+    /* `trainyard run`'s job directory (checkpoints), at the path TRAINYARD_JOB_DIR names */
+    const char *job_dir = json_string_value(json_object_get(s->rt, "jobDir"));
+    if (job_dir)
+        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", job_dir, "dst", job_dir,
+                                            "ro", 0));
     /* what the pod's network setup wrote (/etc/hosts, resolv.conf, hostname) */
     static const char *const etc[] = {"hosts", "resolv.conf", "hostname"};
     for (int k = 0; k < 3; k++) {
@@ -944,7 +951,7 @@ static void start_container(ctr *c)
         goto done;
     if (decision > 0) {
         bool config_error = false;
-        if (plan_mounts(c, &mounts, &nm, &err) < 0) {
+        if (plan_mounts(c, true, &mounts, &nm, &err) < 0) {
             start_failed(c, ty_strdup(err.msg));
             goto done;
         }
@@ -992,7 +999,7 @@ static void start_container(ctr *c)
         wd = json_string_value(json_object_get(s->rt, "workdir"));
     if (!wd || !*wd)
         wd = "/";
-    if (plan_mounts(c, &mounts, &nm, &err) < 0) {
+    if (plan_mounts(c, false, &mounts, &nm, &err) < 0) {
         start_failed(c, ty_strdup(err.msg));
         goto done;
     }

@@ -242,3 +242,59 @@ def test_never_pull_and_required_images(tmp_path, run_trainyard, manifest, marke
     assert run.rc == 1, run
     w = pods_of(run)["req-master-0"]["status"]["containerStatuses"][0]["state"]["waiting"]
     assert w["reason"] == "ErrImagePull" and "--require-images" in w["message"], w
+
+
+TRAINER = os.path.join(os.path.dirname(__file__), "..", "..", "build", "examples",
+                       "fashion-mnist-static")
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+@needs_containers
+@pytest.mark.skipif(not os.path.exists(TRAINER), reason="make build/examples/fashion-mnist-static")
+@pytest.mark.skipif(not os.path.isdir(DATA), reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_trains_in_its_image_as_non_root(tmp_path, run_trainyard, manifest,
+                                                       marker):
+    """The demo's PyTorchJob with the trainer's image: its Entrypoint, uid 1000, a read-only
+    root filesystem, the data as a read-only hostPath volume, checkpoints on an emptyDir."""
+    state = tmp_path / "state"
+    with open(TRAINER, "rb") as f:
+        trainer = f.read()
+    app = I.layer([("usr", "dir", None, 0o755, 0), ("usr/bin", "dir", None, 0o755, 0),
+                   ("usr/bin/fashion-mnist", "file", trainer, 0o755, 0)])
+    base = I.busybox_layer()
+    cfg = I.config([base, app], entrypoint=["/usr/bin/fashion-mnist"],
+                   cmd=["--epochs", "1"], workdir="/home/app")
+    I.oci_archive(str(tmp_path / "fm.tar"), "trainyard.local/fashion-mnist:1", [base, app], cfg)
+    r = image_cmd(state, "load", str(tmp_path / "fm.tar"))
+    assert r.returncode == 0, r.stderr
+
+    def replica(n):
+        return {"replicas": n, "restartPolicy": "OnFailure", "template": {"spec": {
+            "securityContext": {"runAsUser": 1000, "runAsNonRoot": True},
+            "containers": [{
+                "name": "pytorch", "image": "trainyard.local/fashion-mnist:1",
+                "args": ["--epochs", "1", "--batch", "128", "--lr", "0.1", "--hidden", "64",
+                         "--seed", "1", "--data-dir", DATA, "--checkpoint-dir", "/ckpt"],
+                "env": [{"name": "TY_MARKER", "value": marker}],
+                "securityContext": {"readOnlyRootFilesystem": True,
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "volumeMounts": [{"name": "data", "mountPath": DATA, "readOnly": True},
+                                 {"name": "ckpt", "mountPath": "/ckpt"}]}],
+            "volumes": [{"name": "data", "hostPath": {"path": DATA, "type": "Directory"}},
+                        {"name": "ckpt", "emptyDir": {}}]}}}
+
+    path = manifest(json.dumps({
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "metadata": {"name": "fashion-mnist"},
+        "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(1)}}}))
+    run = run_trainyard("-o", "json", path, timeout=120)
+    assert run.rc == 0, run
+    out = log_of(state, "fashion-mnist-master-0")
+    assert "fashion-mnist rank=0 world=2" in out, out
+    done = [l for l in out.splitlines() if l.startswith("done ")]
+    assert done and float(done[0].split("accuracy=")[1].split()[0]) > 0.75, out
+    for p in pods_of(run).values():
+        assert p["status"]["containerStatuses"][0]["imageID"].startswith(
+            "trainyard.local/fashion-mnist@sha256:"), p["status"]
