@@ -56,6 +56,14 @@
  * Without root the shim is a child subreaper and kills its containers' groups when trainyard
  * dies; processes that leave their group then escape unless cgroups catch them (best effort).
  *
+ * Images. With cfg.images_dir, a container whose image is in that store (image/image.h) runs
+ * in it: the shim writes an OCI runtime spec (oci.c: the kubelet's merge of command, env,
+ * workingDir and user with the image config; mounts; securityContext; GPUs) and runs
+ * `crun run` in the foreground on an overlay of the image's layers, so crun is the container's
+ * process for logs, exit codes and signals (docs/containers.md). An image not in the store:
+ * imagePullPolicy Never -> waiting ErrImageNeverPull, require_images -> waiting ErrImagePull,
+ * else the container runs on the host as below and the status message says so.
+ *
  * Limits. limits.memory and limits.cpu go to a cgroup per container (trainyard/<uid>/<name>
  * under trainyard's own cgroup; v2 or v1, detected from /proc/self/mountinfo), swap limited
  * alike; only containers with limits get one (joining a v1 cgroup costs ~10 ms, and the pid

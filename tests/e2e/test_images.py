@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import trainyard_bin
+from conftest import assert_no_sanitizer_report, trainyard_bin
 import images as I
 
 
@@ -40,8 +40,10 @@ needs_containers = pytest.mark.skipif(_skip_reason() is not None, reason=str(_sk
 
 
 def image_cmd(state, *args):
-    return subprocess.run([trainyard_bin(), "image", *args, "--state-dir", str(state)],
-                          capture_output=True, text=True, timeout=120)
+    r = subprocess.run([trainyard_bin(), "image", *args, "--state-dir", str(state)],
+                       capture_output=True, text=True, timeout=120)
+    assert_no_sanitizer_report(r.stderr)
+    return r
 
 
 def job(name, marker, containers, pod_sc=None, restart="Never"):
