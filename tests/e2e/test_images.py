@@ -300,3 +300,52 @@ def test_fashion_mnist_trains_in_its_image_as_non_root(tmp_path, run_trainyard, 
     for p in pods_of(run).values():
         assert p["status"]["containerStatuses"][0]["imageID"].startswith(
             "trainyard.local/fashion-mnist@sha256:"), p["status"]
+
+
+def _sleeper(marker, state, tmp_path, name):
+    """A job whose image container notes SIGTERM in a hostPath file and otherwise sleeps."""
+    bb = I.busybox_layer()
+    I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], I.config([bb]))
+    assert image_cmd(state, "load", str(tmp_path / "bb.tar")).returncode == 0
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    c = {"name": "pytorch", "image": "busybox",
+         "command": ["/bin/sh", "-c", "trap 'touch /seen/term; exit 3' TERM; touch /seen/up; "
+                     "sleep 300 & while :; do wait; done"],
+         "env": [{"name": "TY_MARKER", "value": marker}],
+         "volumeMounts": [{"name": "seen", "mountPath": "/seen"}]}
+    j = json.loads(job(name, marker, [c]))
+    j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["volumes"] = [
+        {"name": "seen", "hostPath": {"path": str(seen)}}]
+    return json.dumps(j), seen
+
+
+@needs_containers
+def test_sigterm_reaches_the_container_and_sigkill_leaves_nothing(tmp_path, manifest, marker):
+    import signal
+    from conftest import processes_with, start_trainyard, wait_until
+    state = tmp_path / "state"
+    text, seen = _sleeper(marker, state, tmp_path, "term")
+    p = start_trainyard([manifest(text)], tmp_path)
+    try:
+        assert wait_until(lambda: (seen / "up").exists(), 30), p
+        assert processes_with(marker)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=40)
+        assert p.returncode == 143, (out, err)
+        assert (seen / "term").exists()  # the entrypoint (pid 1 of its namespace) got it
+        assert not processes_with(marker)
+    finally:
+        p.kill()
+
+    (seen / "up").unlink()
+    p = start_trainyard([manifest(text)], tmp_path)
+    try:
+        assert wait_until(lambda: (seen / "up").exists(), 30)
+        p.kill()
+        p.wait(timeout=10)
+        assert wait_until(lambda: not processes_with(marker), 15), processes_with(marker)
+        with open("/proc/self/mountinfo") as f:
+            assert str(state) not in f.read()  # the overlay went with its namespace
+    finally:
+        p.kill()
