@@ -109,10 +109,11 @@ int ty_cli_image(int argc, char **argv)
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, 'd'},
         {"state-dir", required_argument, NULL, 's'},
+        {"images-dir", required_argument, NULL, 'i'}, /* the store itself (the shim's pulls) */
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *base = NULL;
+    const char *base = NULL, *images = NULL;
     int c;
     /* options anywhere: getopt moves the subcommand and its arguments to the end */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -120,6 +121,9 @@ int ty_cli_image(int argc, char **argv)
         case 'd':
         case 's':
             base = optarg;
+            break;
+        case 'i':
+            images = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -135,7 +139,8 @@ int ty_cli_image(int argc, char **argv)
     }
     const char *sub = argv[optind++];
     TY_AUTOFREE char *def = base ? NULL : ty_cli_default_data_dir();
-    TY_AUTOFREE char *dir = ty_asprintf("%s/images", base ? base : def);
+    TY_AUTOFREE char *dir = images ? ty_strdup(images)
+                                   : ty_asprintf("%s/images", base ? base : def);
     int nargs = argc - optind;
     char **args = argv + optind;
     ty_error err = TY_ERROR_INIT;

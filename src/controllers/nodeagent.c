@@ -201,7 +201,16 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
             /* a run from an image in the store: the kubelet's words for a present image */
             const char *image_id = json_string_value(json_object_get(cs, "imageID"));
             const char *old_id = json_string_value(json_object_get(old, "imageID"));
-            if (image_id && *image_id && !(same_run && old_id && *old_id))
+            const char *wmsg = str_at2(state, "waiting", "message");
+            const char *old_wmsg = str_at2(old_state, "waiting", "message");
+            bool pulled = old_wmsg && (strncmp(old_wmsg, "Pulling image", 13) == 0 ||
+                                       strncmp(old_wmsg, "Successfully pulled", 19) == 0);
+            if (wmsg && (strncmp(wmsg, "Pulling image", 13) == 0 ||
+                         strncmp(wmsg, "Successfully pulled", 19) == 0) &&
+                !(old_wmsg && strcmp(old_wmsg, wmsg) == 0))
+                ty_event(a->events, pod, "Normal", wmsg[0] == 'P' ? "Pulling" : "Pulled", "%s",
+                         wmsg);
+            else if (image_id && *image_id && !pulled && !(same_run && old_id && *old_id))
                 ty_event(a->events, pod, "Normal", "Pulled",
                          "Container image \"%s\" already present on machine",
                          json_string_value(json_object_get(cs, "image")));
@@ -213,6 +222,10 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
                        !(old_wait && strcmp(old_wait, wait) == 0)) {
                 const char *msg = str_at2(state, "waiting", "message");
                 ty_event(a->events, pod, "Warning", "Failed", "Error: %s", msg ? msg : wait);
+            } else if (wait && strcmp(wait, "ImagePullBackOff") == 0 &&
+                       !(old_wait && strcmp(old_wait, wait) == 0)) {
+                const char *msg = str_at2(state, "waiting", "message");
+                ty_event(a->events, pod, "Normal", "BackOff", "%s", msg ? msg : wait);
             } else if (wait && (strcmp(wait, "ErrImageNeverPull") == 0 ||
                                 strcmp(wait, "ErrImagePull") == 0) &&
                        !(old_wait && strcmp(old_wait, wait) == 0)) {

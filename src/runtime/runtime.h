@@ -61,8 +61,10 @@
  * workingDir and user with the image config; mounts; securityContext; GPUs) and runs
  * `crun run` in the foreground on an overlay of the image's layers, so crun is the container's
  * process for logs, exit codes and signals (docs/containers.md). An image not in the store:
- * imagePullPolicy Never -> waiting ErrImageNeverPull, require_images -> waiting ErrImagePull,
- * else the container runs on the host as below and the status message says so.
+ * imagePullPolicy Never -> waiting ErrImageNeverPull; skopeo on $PATH -> the shim pulls it
+ * (ContainerCreating "Pulling image"), a failed pull under require_images -> ErrImagePull,
+ * ImagePullBackOff and a new try with back-off; require_images without skopeo -> waiting
+ * ErrImagePull; else the container runs on the host as below and the status message says so.
  *
  * Limits. limits.memory and limits.cpu go to a cgroup per container (trainyard/<uid>/<name>
  * under trainyard's own cgroup; v2 or v1, detected from /proc/self/mountinfo), swap limited

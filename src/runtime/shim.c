@@ -99,9 +99,16 @@ struct ctr {
     char *term_message;
     json_t *last_state; /* {"terminated": {...}} of the previous run, or NULL */
     char *image_id;     /* name@digest of the image the current run started from, or NULL */
+    bool pull_failed;     /* the pull failed without --require-images: run on the host */
     int restarts;
     int64_t oom_base;
     uv_timer_t backoff;
+    /* pulling its image (a child `trainyard image pull`), then the pull's back-off */
+    pid_t pull_pid;
+    int64_t pull_started_ns;
+    int pull_exp;
+    bool pull_backing_off; /* the timer ends the ErrImagePull -> ImagePullBackOff step */
+    uv_timer_t pull_timer;
     int backoff_exp;
     struct stream *streams[2]; /* the current run's stdout/stderr while open */
 };
@@ -767,9 +774,63 @@ static void start_failed(ctr *c, char *msg)
 
 /* ---- containers from images ----------------------------------------------------------- */
 
+/* Is skopeo on $PATH (what `trainyard image pull` runs)? */
+static bool can_pull(void)
+{
+    const char *path = getenv("PATH");
+    TY_AUTOFREE char *copy = ty_strdup(path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/skopeo", d);
+        if (access(p, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Starts `trainyard image pull` for the container's image as a child of the shim (reaped in
+ * on_sigchld); its stderr goes to <pod-dir>/containers/<name>.pull. -1 when it cannot. */
+static int start_pull(ctr *c, const char *dir, const char *image)
+{
+    shim *s = c->s;
+    TY_AUTOFREE char *cdir = ty_asprintf("%s/containers", s->dir);
+    TY_AUTOFREE char *errpath = ty_asprintf("%s/%s.pull", cdir, c->name);
+    if (ty_mkdir_p(cdir, 0700) < 0)
+        return -1;
+    int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (efd < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setsid();
+        if (!s->pidns)
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int nul = open("/dev/null", O_RDWR);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(efd, 2) < 0)
+            _exit(127);
+        char *argv[] = {"trainyard", "image", "pull", "--images-dir", (char *)dir,
+                        (char *)image, NULL};
+        execv("/proc/self/exe", argv);
+        dprintf(2, "exec trainyard: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(efd);
+    if (pid < 0)
+        return -1;
+    c->pull_pid = pid;
+    c->pull_started_ns = ty_time_now_ns();
+    set_waiting(c, "ContainerCreating", ty_asprintf("Pulling image \"%s\"", image));
+    return 0;
+}
+
 /* The container's image in the store, as the kubelet decides with imagePullPolicy: 1 found
  * (*img filled), 0 run on the host (no store, or not there and not required), -1 the container
- * waits (reason set: ErrImageNeverPull, ErrImagePull). */
+ * waits (reason set: ErrImageNeverPull, ErrImagePull), 2 a pull started (ContainerCreating). */
 static int image_decision(ctr *c, ty_image *img)
 {
     shim *s = c->s;
@@ -790,16 +851,90 @@ static int image_decision(ctr *c, ty_image *img)
                                 image));
         return -1;
     }
-    if (json_is_true(json_object_get(s->rt, "requireImages"))) {
+    bool require = json_is_true(json_object_get(s->rt, "requireImages"));
+    /* a pull that failed without --require-images sends the container to the host */
+    if (found == 0 && !c->pull_failed && can_pull() && start_pull(c, dir, image) == 0)
+        return 2;
+    if (require) {
         set_waiting(c, "ErrImagePull",
                     found < 0 ? ty_asprintf("failed to pull image \"%s\": %s", image, err.msg)
                               : ty_asprintf("image \"%s\" is not in the image store %s and "
-                                            "containers must run from images "
-                                            "(--require-images): load it with trainyard image "
-                                            "load", image, dir));
+                                            "cannot be pulled (no skopeo); containers must run "
+                                            "from images (--require-images): load it with "
+                                            "trainyard image load", image, dir));
         return -1;
     }
     return 0;
+}
+
+static void start_container(ctr *c);
+
+static void pull_timer_fired(uv_timer_t *t)
+{
+    ctr *c = t->data;
+    if (c->s->stopping)
+        return;
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    if (c->pull_backing_off) {
+        c->pull_backing_off = false;
+        set_waiting(c, "ImagePullBackOff", ty_asprintf("Back-off pulling image \"%s\"", image));
+        emit_status(c->s);
+        uv_timer_start(&c->pull_timer, pull_timer_fired, (uint64_t)t->timeout, 0);
+        return;
+    }
+    start_container(c); /* pulls again */
+}
+
+/* A pull ended: run the container (from the image now in the store), or, when it failed,
+ * ErrImagePull and then ImagePullBackOff before the next try (the kubelet's image back-off:
+ * the restart back-off's base doubling to 30x), or the host without --require-images. */
+static void pull_reaped(ctr *c, int wst)
+{
+    shim *s = c->s;
+    c->pull_pid = 0;
+    if (s->stopping) {
+        emit_status(s);
+        maybe_finish(s);
+        return;
+    }
+    if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0) {
+        c->pull_exp = 0;
+        /* the kubelet's words, for the node agent's Pulled event */
+        set_waiting(c, "ContainerCreating",
+                    ty_asprintf("Successfully pulled image \"%s\" in %.3fs",
+                                json_string_value(json_object_get(c->spec, "image")),
+                                (double)(ty_time_now_ns() - c->pull_started_ns) / 1e9));
+        emit_status(s);
+        start_container(c);
+        return;
+    }
+    TY_AUTOFREE char *errpath = ty_asprintf("%s/containers/%s.pull", s->dir, c->name);
+    TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
+    ty_buf_read_file(&msg, errpath);
+    while (msg.len && msg.data[msg.len - 1] == '\n')
+        msg.data[--msg.len] = '\0';
+    const char *last = msg.len ? strrchr(msg.data, '\n') : NULL;
+    last = last ? last + 1 : msg.len ? msg.data : "the puller ended without a message";
+    if (strncmp(last, "trainyard image pull: ", 22) == 0)
+        last += 22;
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    if (!json_is_true(json_object_get(s->rt, "requireImages"))) {
+        c->pull_failed = true;
+        start_container(c);
+        return;
+    }
+    int64_t cap = s->backoff_ms * 30, delay = s->backoff_ms;
+    for (int k = 0; k < c->pull_exp && delay < cap; k++)
+        delay *= 2;
+    if (delay > cap)
+        delay = cap;
+    c->pull_exp++;
+    set_waiting(c, "ErrImagePull", ty_asprintf("failed to pull image \"%s\": %.400s", image,
+                                               last));
+    emit_status(s);
+    c->pull_backing_off = true;
+    uv_timer_start(&c->pull_timer, pull_timer_fired, (uint64_t)(delay / 2 > 0 ? delay / 2 : 1),
+                   0);
 }
 
 /* Everything crun needs for a container from `img`: the bundle <pod-dir>/containers/<name>
@@ -947,9 +1082,9 @@ static void start_container(ctr *c)
     c->signal = 0;
 
     int decision = image_decision(c, &img);
-    if (decision < 0)
+    if (decision < 0 || decision == 2)
         goto done;
-    if (decision > 0) {
+    if (decision == 1) {
         bool config_error = false;
         if (plan_mounts(c, true, &mounts, &nm, &err) < 0) {
             start_failed(c, ty_strdup(err.msg));
@@ -1407,6 +1542,8 @@ static void container_reaped(ctr *c, int wst)
     after_exit(c);
 }
 
+static void pull_reaped(ctr *c, int wst);
+
 static void on_sigchld(uv_signal_t *h, int sig)
 {
     (void)sig;
@@ -1414,9 +1551,12 @@ static void on_sigchld(uv_signal_t *h, int sig)
     int wst;
     pid_t pid;
     while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
-        for (size_t i = 0; i < s->n_ctrs; i++)
+        for (size_t i = 0; i < s->n_ctrs; i++) {
             if (s->ctrs[i].pid == pid && s->ctrs[i].st == C_RUNNING)
                 container_reaped(&s->ctrs[i], wst);
+            else if (s->ctrs[i].pull_pid == pid)
+                pull_reaped(&s->ctrs[i], wst);
+        }
         /* others: orphans inherited as pid 1 / subreaper, just reaped */
     }
 }
@@ -1427,6 +1567,8 @@ static void kill_all(shim *s, int sig)
         ctr *c = &s->ctrs[i];
         if (c->pid > 0)
             killpg(c->pid, sig);
+        if (c->pull_pid > 0)
+            kill(c->pull_pid, SIGKILL); /* a pull has nothing to finish */
         if (sig == SIGKILL && c->has_cgroup)
             ty_cgroup_kill(&s->cg, c->cg_rel);
     }
@@ -1448,7 +1590,7 @@ static void stop(shim *s, int64_t grace)
     s->stopping = true;
     s->grace_s = grace;
     for (size_t i = 0; i < s->n_ctrs; i++)
-        uv_timer_stop(&s->ctrs[i].backoff);
+        uv_timer_stop(&s->ctrs[i].backoff), uv_timer_stop(&s->ctrs[i].pull_timer);
     kill_all(s, grace > 0 ? SIGTERM : SIGKILL);
     if (grace > 0)
         uv_timer_start(&s->grace, grace_over, (uint64_t)grace * 1000, 0);
@@ -1462,7 +1604,7 @@ static void maybe_finish(shim *s)
     if (!s->stopping || s->exiting)
         return;
     for (size_t i = 0; i < s->n_ctrs; i++)
-        if (s->ctrs[i].pid > 0)
+        if (s->ctrs[i].pid > 0 || s->ctrs[i].pull_pid > 0)
             return;
     if (s->open_streams > 0)
         return; /* the last log lines are still coming */
@@ -1485,7 +1627,7 @@ static void finish_if_ended(shim *s)
         return;
     s->stopping = true;
     for (size_t i = 0; i < s->n_ctrs; i++)
-        uv_timer_stop(&s->ctrs[i].backoff);
+        uv_timer_stop(&s->ctrs[i].backoff), uv_timer_stop(&s->ctrs[i].pull_timer);
     /* As pid 1 of the pod's namespace: whatever a container left behind outside its process
      * group (a daemon holding its stdout) dies now, so the last log streams close. */
     if (s->pidns)
@@ -1732,6 +1874,8 @@ static int supervise(shim *s)
     s->grace.data = s;
     for (size_t i = 0; i < s->n_ctrs; i++) {
         uv_timer_init(&loop, &s->ctrs[i].backoff);
+        uv_timer_init(&loop, &s->ctrs[i].pull_timer);
+        s->ctrs[i].pull_timer.data = &s->ctrs[i];
         s->ctrs[i].backoff.data = &s->ctrs[i];
     }
     ty_buf_init(&s->cmdbuf);
@@ -1780,8 +1924,10 @@ static int supervise(shim *s)
     if (s->has_listener)
         uv_close((uv_handle_t *)&s->listener, close_cb);
     client_drop(s);
-    for (size_t i = 0; i < s->n_ctrs; i++)
+    for (size_t i = 0; i < s->n_ctrs; i++) {
         uv_close((uv_handle_t *)&s->ctrs[i].backoff, close_cb);
+        uv_close((uv_handle_t *)&s->ctrs[i].pull_timer, close_cb);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 0;

@@ -349,3 +349,85 @@ def test_sigterm_reaches_the_container_and_sigkill_leaves_nothing(tmp_path, mani
             assert str(state) not in f.read()  # the overlay went with its namespace
     finally:
         p.kill()
+
+
+def _fake_skopeo(tmp_path, layout=None):
+    """A skopeo on PATH: without `layout` it fails as an unreachable registry does; with it,
+    `skopeo copy docker://REF oci:DIR:TAG` copies that OCI layout to DIR."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    script = bindir / "skopeo"
+    if layout is None:
+        body = ('echo "time=x level=fatal msg=\\"initializing source $3: pinging '
+                'container registry registry-1.docker.io: dial tcp: lookup '
+                'registry-1.docker.io: no such host\\"" >&2; exit 1\n')
+    else:
+        body = f'dst="${{4#oci:}}"; dst="${{dst%:*}}"; cp -r {layout} "$dst"\n'
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return {"PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
+def test_failed_pull_backs_off_with_require_images_else_runs_on_host(tmp_path, run_trainyard,
+                                                                       manifest, marker):
+    """No network here: a skopeo that cannot reach its registry. Without --require-images the
+    container runs on the host; with it the pod waits ErrImagePull, then ImagePullBackOff, and
+    tries again (the job is not failed: a registry may come back)."""
+    env = _fake_skopeo(tmp_path)
+    c = {"name": "pytorch", "image": "example.com/absent:1",
+         "command": ["/bin/sh", "-c", "echo on-host"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    run = run_trainyard("-o", "json", manifest(job("hostfallback", marker, [c])), env=env)
+    assert run.rc == 0, run
+    import signal
+    from conftest import start_trainyard, wait_until
+    state = tmp_path / "state"
+    full = dict(os.environ, **env, TRAINYARD_RESTART_BACKOFF_MS="400")
+    p = start_trainyard(["--require-images", manifest(job("req", marker, [c]))], tmp_path,
+                        env=full)
+    try:
+        def statuses():
+            seen = set()
+            for d in (state / "pods").glob("default_req-master-0_*"):
+                try:
+                    st = json.loads((d / "state.json").read_text())["status"]
+                    w = st["containerStatuses"][0]["state"].get("waiting", {})
+                    seen.add((w.get("reason"), w.get("message", "")))
+                except (OSError, ValueError, KeyError):
+                    pass
+            return seen
+        reasons = set()
+
+        def saw_both():
+            reasons.update(statuses())
+            return {r for r, _ in reasons} >= {"ErrImagePull", "ImagePullBackOff"}
+        assert wait_until(saw_both, 30), reasons
+        msgs = dict(reasons)
+        assert msgs["ErrImagePull"].startswith(
+            'failed to pull image "example.com/absent:1": pull example.com/absent:1: skopeo '
+            'failed: '), msgs
+        assert "no such host" in msgs["ErrImagePull"], msgs
+        assert msgs["ImagePullBackOff"] == 'Back-off pulling image "example.com/absent:1"'
+        assert p.poll() is None  # still waiting, not failed
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=30)
+    finally:
+        p.kill()
+
+
+@needs_containers
+def test_pull_through_skopeo_runs_the_pulled_image(tmp_path, run_trainyard, manifest, marker):
+    bb = I.busybox_layer()
+    I.oci_archive(str(tmp_path / "src.tar"), "pulled", [bb],
+                  I.config([bb], entrypoint=["/bin/sh", "-c", "echo pulled-and-ran"]))
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    subprocess.run(["tar", "-xf", str(tmp_path / "src.tar"), "-C", str(layout)], check=True)
+    env = _fake_skopeo(tmp_path, layout)
+    c = {"name": "pytorch", "image": "registry.example.com/team/app:2",
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    run = run_trainyard("-o", "json", manifest(job("pull", marker, [c])), env=env)
+    assert run.rc == 0, run
+    assert log_of(tmp_path / "state", "pull-master-0").split() == ["pulled-and-ran"]
+    ls = image_cmd(tmp_path / "state", "ls").stdout
+    assert "registry.example.com/team/app" in ls, ls
