@@ -431,3 +431,53 @@ def test_pull_through_skopeo_runs_the_pulled_image(tmp_path, run_trainyard, mani
     assert log_of(tmp_path / "state", "pull-master-0").split() == ["pulled-and-ran"]
     ls = image_cmd(tmp_path / "state", "ls").stdout
     assert "registry.example.com/team/app" in ls, ls
+
+
+@needs_containers
+def test_server_events_and_kill9_leaves_nothing_after_restart(tmp_path, marker):
+    from conftest import processes_with, wait_until
+    from server_fixture import Server
+    data = tmp_path / "data"
+    bb = I.busybox_layer()
+    I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], I.config([bb]))
+    r = subprocess.run([trainyard_bin(), "image", "load", "--data-dir", str(data),
+                        str(tmp_path / "bb.tar")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    c = {"name": "pytorch", "image": "busybox",
+         "command": ["/bin/sh", "-c", "sleep 300 & while :; do wait; done"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    j = json.loads(job("srv", marker, [c]))
+    # the entrypoint is pid 1 of its namespace and ignores SIGTERM: the grace period ends it
+    j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"][
+        "terminationGracePeriodSeconds"] = 2
+    s = Server(data).start()
+    try:
+        s.kubectl("apply", "-f", "-", input=json.dumps(j))
+
+        def running():
+            p = s.json("get", "pod", "srv-master-0") if s.kubectl(
+                "get", "pod", "srv-master-0", check=False).returncode == 0 else {}
+            return p.get("status", {}).get("phase") == "Running"
+        assert wait_until(running, 30)
+        pod = s.json("get", "pod", "srv-master-0")
+        assert pod["status"]["containerStatuses"][0]["imageID"].startswith(
+            "docker.io/library/busybox@sha256:")
+
+        def pulled():
+            ev = s.json("get", "events", "--field-selector",
+                        "involvedObject.name=srv-master-0")["items"]
+            return [e for e in ev if e["reason"] == "Pulled"]
+        assert wait_until(pulled, 20)
+        assert pulled()[0]["message"] == 'Container image "busybox" already present on machine'
+        s.kill9()
+        assert processes_with(marker)  # pods outlive the server
+        s = Server(data).start()
+        assert wait_until(running, 30)
+        s.kubectl("delete", "pytorchjob", "srv", "--wait=false")
+        assert wait_until(lambda: not processes_with(marker), 60), processes_with(marker)
+        assert wait_until(lambda: not any((data / "node" / "pods").iterdir()), 30)
+        with open("/proc/self/mountinfo") as f:
+            assert str(data) not in f.read()
+    finally:
+        s.stop()
+        s.reap()
