@@ -481,3 +481,25 @@ def test_server_events_and_kill9_leaves_nothing_after_restart(tmp_path, marker):
     finally:
         s.stop()
         s.reap()
+
+
+@needs_containers
+def test_whiteouts_of_an_upper_layer_hide_files_below(tmp_path, run_trainyard, manifest, marker):
+    state = tmp_path / "state"
+    base = I.busybox_layer(extra=[("etc/old", "file", "old", 0o644, 0),
+                                  ("data", "dir", None, 0o755, 0),
+                                  ("data/a", "file", "a", 0o644, 0),
+                                  ("data/b", "file", "b", 0o644, 0)])
+    upper = I.layer([("etc", "dir", None, 0o755, 0), ("etc/.wh.old", "file", "", 0o644, 0),
+                     ("data", "dir", None, 0o755, 0), ("data/.wh..wh..opq", "file", "", 0o644, 0),
+                     ("data/c", "file", "c", 0o644, 0)])
+    I.docker_archive(str(tmp_path / "w.tar"), ["wh:1"], [base, upper], I.config([base, upper]))
+    r = image_cmd(state, "load", str(tmp_path / "w.tar"))
+    assert r.returncode == 0, r.stderr
+    c = {"name": "pytorch", "image": "wh:1",
+         "command": ["/bin/sh", "-c", "echo data=$(ls /data); ls /etc/old 2>/dev/null || "
+                     "echo old-gone"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    run = run_trainyard("-o", "json", manifest(job("wh", marker, [c])))
+    assert run.rc == 0, run
+    assert log_of(state, "wh-master-0").split("\n")[:2] == ["data=c", "old-gone"]
