@@ -6,7 +6,9 @@
  * normalized reference, e.g. docker.io/library/busybox:latest), blobs/sha256/<hex> (manifests,
  * configs and layers, each stored once whatever number of images uses it). Beside the layout:
  * layers/<diff id hex>/, each layer unpacked once (whiteouts converted to overlay's form) as an
- * overlay lower directory, shared by the images that have it; tmp/ for loads under way; lock,
+ * overlay lower directory, shared by the images that have it, with layers/<hex>.size (its
+ * unpacked size; a container using the layer holds a shared flock on it, and rm leaves a layer
+ * so locked for a later collection); tmp/ for loads under way; lock,
  * an flock taken exclusively by load, pull and rm, shared by lookups.
  *
  * References are normalized as Kubernetes and containerd do (docker/distribution's rules):

@@ -232,10 +232,28 @@ static void collect_garbage(const char *dir, const json_t *index)
         char hex[65] = "";
         snprintf(hex, sizeof hex, "%.64s", de->d_name);
         TY_AUTOFREE char *id = ty_asprintf("sha256:%s", hex);
-        if (!json_object_get(keep, id)) {
+        if (json_object_get(keep, id))
+            continue;
+        if (strlen(de->d_name) != 64) { /* <hex>.size whose layer a crash left unfinished */
+            TY_AUTOFREE char *dirp = ty_asprintf("%s/%s", layers, hex);
             TY_AUTOFREE char *p = ty_asprintf("%s/%s", layers, de->d_name);
-            ty_rm_tree(p);
+            if (access(dirp, F_OK) < 0)
+                unlink(p);
+            continue;
         }
+        /* a running container holds a shared lock on <hex>.size (image.h): its layer stays
+         * until a later collection finds it unused */
+        TY_AUTOFREE char *szp = ty_asprintf("%s/%s.size", layers, hex);
+        int lfd = open(szp, O_RDONLY | O_CLOEXEC);
+        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+            close(lfd);
+            continue;
+        }
+        TY_AUTOFREE char *p = ty_asprintf("%s/%s", layers, de->d_name);
+        ty_rm_tree(p);
+        unlink(szp);
+        if (lfd >= 0)
+            close(lfd);
     }
     if (dd)
         closedir(dd);
@@ -636,7 +654,7 @@ static int stage_archive(const char *archive, const char *root, ty_error *err)
             break;
         }
         mode_t t = ty_ar.entry_filetype(e);
-        if (t == AE_IFREG)
+        if (t == AE_IFREG && !ty_ar.entry_hardlink(e))
             rc = stage_entry(a, rootfd, path, err);
         else if (t == AE_IFLNK || ty_ar.entry_hardlink(e)) {
             const char *target = t == AE_IFLNK ? ty_ar.entry_symlink(e) : ty_ar.entry_hardlink(e);

@@ -35,6 +35,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -660,6 +661,17 @@ static void child_setup_image(ctr *c, int rep, int out, int err, const char *bun
     /* lower dirs relative to the layer store keep the options within a page */
     if (chdir(layers_dir) < 0)
         child_fail(rep, "enter the image store's layers", errno);
+    /* a shared lock on each layer's <hex>.size, held by crun (the fds survive its exec, not
+     * the container's) for the container's life: `trainyard image rm` leaves them alone */
+    TY_AUTOFREE char *names = ty_strdup(lower);
+    char *save = NULL;
+    for (char *l = strtok_r(names, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+        char sz[80];
+        snprintf(sz, sizeof sz, "%.64s.size", l);
+        int fd = open(sz, O_RDONLY);
+        if (fd < 0 || flock(fd, LOCK_SH) < 0)
+            child_fail(rep, "lock the image's layers", errno);
+    }
     char opts[4096];
     int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
                      bundle, bundle);
@@ -1179,9 +1191,10 @@ launch:
         if (bundle) {
             TY_AUTOFREE char *layers_dir = ty_asprintf(
                 "%s/layers", json_string_value(json_object_get(s->rt, "imagesDir")));
-            char *no_env[] = {NULL};
+            /* crun runs with the shim's environment ($PATH finds it); the container's is in
+             * config.json */
             child_setup_image(c, p_rep[1], p_out[1], p_err[1], bundle, layers_dir, lower.data,
-                              argv, envp ? envp : no_env);
+                              argv, environ);
         }
         child_setup(c, p_rep[1], p_out[1], p_err[1], mounts, nm, argv, envp, wd, &ident);
     }

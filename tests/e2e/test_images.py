@@ -503,3 +503,28 @@ def test_whiteouts_of_an_upper_layer_hide_files_below(tmp_path, run_trainyard, m
     run = run_trainyard("-o", "json", manifest(job("wh", marker, [c])))
     assert run.rc == 0, run
     assert log_of(state, "wh-master-0").split("\n")[:2] == ["data=c", "old-gone"]
+
+
+@needs_containers
+def test_rm_of_an_image_in_use_keeps_its_layers_until_the_container_ends(tmp_path, manifest,
+                                                                          marker):
+    from conftest import processes_with, start_trainyard, wait_until
+    state = tmp_path / "state"
+    text, seen = _sleeper(marker, state, tmp_path, "inuse")
+    p = start_trainyard([manifest(text)], tmp_path)
+    layer = state / "images" / "layers" / I.sha(I.busybox_layer())
+    try:
+        assert wait_until(lambda: (seen / "up").exists(), 30)
+        r = image_cmd(state, "rm", "busybox")
+        assert r.returncode == 0, r.stderr
+        assert (layer / "bin" / "busybox").exists()  # the running container's root stays
+        p.send_signal(__import__("signal").SIGTERM)
+        p.communicate(timeout=40)
+        assert not processes_with(marker)
+    finally:
+        p.kill()
+    # the next collection (any load or rm) takes it
+    other = I.layer([("x", "file", "x", 0o644, 0)])
+    I.docker_archive(str(tmp_path / "o.tar"), ["other:1"], [other], I.config([other]))
+    assert image_cmd(state, "load", str(tmp_path / "o.tar")).returncode == 0
+    assert not layer.exists()
