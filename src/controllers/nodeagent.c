@@ -214,6 +214,21 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
                 ty_event(a->events, pod, "Normal", "Pulled",
                          "Container image \"%s\" already present on machine",
                          json_string_value(json_object_get(cs, "image")));
+            /* a run on the host because the image store lacks its image (the shim's status
+             * message says so per container): once per run, as the kubelet's image events */
+            bool started = json_object_get(state, "running") || json_object_get(state,
+                                                                                 "terminated");
+            bool was_started = json_object_get(old_state, "running") ||
+                               json_object_get(old_state, "terminated");
+            const char *pmsg = json_string_value(json_object_get(status, "message"));
+            if ((!image_id || !*image_id) && started && !(same_run && was_started) && pmsg) {
+                TY_AUTOFREE char *needle = ty_asprintf("%s: ImageNotPresent", cname);
+                if (strstr(pmsg, needle))
+                    ty_event(a->events, pod, "Warning", "ImageNotPresent",
+                             "Container image \"%s\" is not in the image store: container %s "
+                             "runs on the host",
+                             json_string_value(json_object_get(cs, "image")), cname);
+            }
             if (term && strcmp(term, "StartError") == 0 &&
                 !(same_run && str_at2(old_state, "terminated", "reason"))) {
                 const char *msg = str_at2(state, "terminated", "message");

@@ -469,13 +469,26 @@ def test_server_events_and_kill9_leaves_nothing_after_restart(tmp_path, marker):
             return [e for e in ev if e["reason"] == "Pulled"]
         assert wait_until(pulled, 20)
         assert pulled()[0]["message"] == 'Container image "busybox" already present on machine'
+        # an image the store lacks: the container runs on the host, and an Event says so
+        h = dict(c, image="example.com/absent:2", command=["/bin/sh", "-c", "true"])
+        s.kubectl("apply", "-f", "-", input=job("onhost", marker, [h]))
+
+        def not_present():
+            ev = s.json("get", "events", "--field-selector",
+                        "involvedObject.name=onhost-master-0")["items"]
+            return [e for e in ev if e["reason"] == "ImageNotPresent"]
+        assert wait_until(not_present, 30)
+        assert not_present()[0]["message"] == ('Container image "example.com/absent:2" is not '
+                                               'in the image store: container pytorch runs on '
+                                               'the host')
+        assert not_present()[0]["type"] == "Warning"
         s.kill9()
         assert processes_with(marker)  # pods outlive the server
         s = Server(data).start()
         assert wait_until(running, 30)
         s.kubectl("delete", "pytorchjob", "srv", "--wait=false")
         assert wait_until(lambda: not processes_with(marker), 60), processes_with(marker)
-        assert wait_until(lambda: not any((data / "node" / "pods").iterdir()), 30)
+        assert wait_until(lambda: not list((data / "node" / "pods").glob("default_srv-*")), 30)
         with open("/proc/self/mountinfo") as f:
             assert str(data) not in f.read()
     finally:
