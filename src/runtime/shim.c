@@ -969,6 +969,12 @@ static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, cha
     if (ty_rt_oci_command(c->spec, img->config, &cmd, err) < 0 ||
         build_env(c, &env, json_is_array(ienv) ? ienv : no_env, err) < 0)
         goto out;
+    /* the container sees absolute host paths only (a relative --state-dir gives relative
+     * ones): the job directory is mounted at, and named by, its absolute path */
+    char job_abs[PATH_MAX] = "";
+    const char *job_dir = json_string_value(json_object_get(s->rt, "jobDir"));
+    if (job_dir && realpath(job_dir, job_abs))
+        env_set(&env, "TRAINYARD_JOB_DIR", 17, job_abs);
     size_t i;
     json_t *a;
     json_array_foreach(cmd, i, a) {
@@ -985,18 +991,30 @@ static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, cha
     if (urc < 0)
         goto out;
     *config_error = false;
-    for (size_t k = 0; k < nm; k++)
-        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", mounts[k].src, "dst",
+    for (size_t k = 0; k < nm; k++) {
+        char src[PATH_MAX];
+        if (!realpath(mounts[k].src, src)) {
+            ty_fail_errno(err, errno, "volume mount at %s: resolve %s", mounts[k].dst,
+                          mounts[k].src);
+            goto out;
+        }
+        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", src, "dst",
                                             mounts[k].dst, "ro", mounts[k].ro));
+    }
     /* `trainyard run`'s job directory (checkpoints), at the path TRAINYARD_JOB_DIR names */
-    const char *job_dir = json_string_value(json_object_get(s->rt, "jobDir"));
-    if (job_dir)
-        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", job_dir, "dst", job_dir,
+    if (*job_abs)
+        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", job_abs, "dst", job_abs,
                                             "ro", 0));
+    /* absolute: crun resolves sources from the bundle; the child mounts from layers/ */
+    char absdir[PATH_MAX];
+    if (!realpath(s->dir, absdir)) {
+        ty_fail_errno(err, errno, "resolve %s", s->dir);
+        goto out;
+    }
     /* what the pod's network setup wrote (/etc/hosts, resolv.conf, hostname) */
     static const char *const etc[] = {"hosts", "resolv.conf", "hostname"};
     for (int k = 0; k < 3; k++) {
-        TY_AUTOFREE char *p = ty_asprintf("%s/etc/%s", s->dir, etc[k]);
+        TY_AUTOFREE char *p = ty_asprintf("%s/etc/%s", absdir, etc[k]);
         TY_AUTOFREE char *d = ty_asprintf("/etc/%s", etc[k]);
         if (access(p, R_OK) == 0)
             json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", p, "dst", d, "ro", 0));
@@ -1017,12 +1035,6 @@ static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, cha
     json_decref(gpus);
     if (!spec) {
         *config_error = true;
-        goto out;
-    }
-    /* absolute: the child mounts from inside the store's layers/ */
-    char absdir[PATH_MAX];
-    if (!realpath(s->dir, absdir)) {
-        ty_fail_errno(err, errno, "resolve %s", s->dir);
         goto out;
     }
     bundle = ty_asprintf("%s/containers/%s", absdir, c->name);

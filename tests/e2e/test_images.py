@@ -541,3 +541,23 @@ def test_rm_of_an_image_in_use_keeps_its_layers_until_the_container_ends(tmp_pat
     I.docker_archive(str(tmp_path / "o.tar"), ["other:1"], [other], I.config([other]))
     assert image_cmd(state, "load", str(tmp_path / "o.tar")).returncode == 0
     assert not layer.exists()
+
+
+@needs_containers
+def test_relative_state_dir_and_a_working_dir_the_image_lacks(tmp_path, manifest, marker):
+    bb = I.busybox_layer()
+    I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], I.config([bb]))
+    assert image_cmd(tmp_path / "rel", "load", str(tmp_path / "bb.tar")).returncode == 0
+    c = {"name": "pytorch", "image": "busybox", "workingDir": "/work/dir",
+         "command": ["/bin/sh", "-c", "pwd; touch /scratch/x && echo $TRAINYARD_JOB_DIR"],
+         "env": [{"name": "TY_MARKER", "value": marker}],
+         "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}
+    j = json.loads(job("rel", marker, [c]))
+    j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["volumes"] = [
+        {"name": "scratch", "emptyDir": {}}]
+    p = subprocess.run([trainyard_bin(), "run", "--state-dir", "rel", manifest(json.dumps(j))],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert_no_sanitizer_report(p.stderr)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    out = log_of(tmp_path / "rel", "rel-master-0").split()
+    assert out[0] == "/work/dir" and out[1].startswith(str(tmp_path / "rel" / "jobs")), out
