@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import assert_no_sanitizer_report, trainyard_bin
+from conftest import REPO, assert_no_sanitizer_report, trainyard_bin
 import images as I
 
 
@@ -555,7 +555,8 @@ def test_relative_state_dir_and_a_working_dir_the_image_lacks(tmp_path, manifest
     j = json.loads(job("rel", marker, [c]))
     j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["volumes"] = [
         {"name": "scratch", "emptyDir": {}}]
-    p = subprocess.run([trainyard_bin(), "run", "--state-dir", "rel", manifest(json.dumps(j))],
+    binary = os.path.join(REPO, trainyard_bin())  # TRAINYARD_BIN may be relative to the repo
+    p = subprocess.run([binary, "run", "--state-dir", "rel", manifest(json.dumps(j))],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, (p.stdout, p.stderr)
