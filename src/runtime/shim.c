@@ -537,6 +537,17 @@ static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_
                 free(src);
                 goto fail;
             }
+            /* fsGroup owns the pod's emptyDirs, setgid so that new files stay in it, as the
+             * kubelet's volume ownership does (as root; otherwise nothing can change) */
+            json_t *fsg = json_object_get(
+                json_object_get(json_object_get(s->pod, "spec"), "securityContext"), "fsGroup");
+            if (json_is_integer(fsg) && json_integer_value(fsg) >= 0 && geteuid() == 0 &&
+                (chown(src, (uid_t)-1, (gid_t)json_integer_value(fsg)) < 0 ||
+                 chmod(src, 02777) < 0)) {
+                ty_fail_errno(err, errno, "volume %s: give %s to fsGroup", vname, src);
+                free(src);
+                goto fail;
+            }
         } else {
             ty_fail(err, "volume %s: only hostPath and emptyDir volumes run on a local pod",
                     vname);

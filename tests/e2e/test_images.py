@@ -549,12 +549,16 @@ def test_relative_state_dir_and_a_working_dir_the_image_lacks(tmp_path, manifest
     I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], I.config([bb]))
     assert image_cmd(tmp_path / "rel", "load", str(tmp_path / "bb.tar")).returncode == 0
     c = {"name": "pytorch", "image": "busybox", "workingDir": "/work/dir",
-         "command": ["/bin/sh", "-c", "pwd; touch /scratch/x && echo $TRAINYARD_JOB_DIR"],
+         "securityContext": {"runAsUser": 1000},
+         "command": ["/bin/sh", "-c", "pwd; touch /scratch/x && echo $TRAINYARD_JOB_DIR; "
+                     "id -G; stat -c %g /scratch/x"],
          "env": [{"name": "TY_MARKER", "value": marker}],
          "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}
     j = json.loads(job("rel", marker, [c]))
     j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["volumes"] = [
         {"name": "scratch", "emptyDir": {}}]
+    j["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["securityContext"] = {
+        "fsGroup": 2000, "supplementalGroups": [3000]}
     binary = os.path.join(REPO, trainyard_bin())  # TRAINYARD_BIN may be relative to the repo
     p = subprocess.run([binary, "run", "--state-dir", "rel", manifest(json.dumps(j))],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -562,3 +566,6 @@ def test_relative_state_dir_and_a_working_dir_the_image_lacks(tmp_path, manifest
     assert p.returncode == 0, (p.stdout, p.stderr)
     out = log_of(tmp_path / "rel", "rel-master-0").split()
     assert out[0] == "/work/dir" and out[1].startswith(str(tmp_path / "rel" / "jobs")), out
+    # the image's primary group of uid 1000, fsGroup and supplementalGroups; a file made in
+    # the emptyDir belongs to fsGroup
+    assert out[2:] == ["1000", "2000", "3000", "2000"], out
