@@ -100,6 +100,7 @@ struct ctr {
     char *term_message;
     json_t *last_state; /* {"terminated": {...}} of the previous run, or NULL */
     char *image_id;     /* name@digest of the image the current run started from, or NULL */
+    char *crun_log;     /* crun's own error log of the current run (from an image), or NULL */
     bool pull_failed;     /* the pull failed without --require-images: run on the host */
     int restarts;
     int64_t oom_base;
@@ -1072,14 +1073,20 @@ static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, cha
         ty_buf_adds(lower, slash ? slash + 1 : img->layers[k]);
     }
     /* crun's own state lives in the pod dir and goes with it */
-    char **argv = ty_calloc(9, sizeof(char *));
+    /* crun's own errors also go to <bundle>/crun.log, so that a container crun could not
+     * start is told from one that exited (container_reaped) */
+    char **argv = ty_calloc(11, sizeof(char *));
     argv[0] = ty_strdup("crun");
-    argv[1] = ty_asprintf("--root=%s/crun", s->dir);
+    argv[1] = ty_asprintf("--root=%s/crun", absdir);
     argv[2] = ty_strdup("--cgroup-manager=disabled");
-    argv[3] = ty_strdup("run");
-    argv[4] = ty_strdup("--bundle");
-    argv[5] = ty_strdup(bundle);
-    argv[6] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
+    argv[3] = ty_asprintf("--log=file:%s/crun.log", bundle);
+    argv[4] = ty_strdup("--log-format=json");
+    argv[5] = ty_strdup("run");
+    argv[6] = ty_strdup("--bundle");
+    argv[7] = ty_strdup(bundle);
+    argv[8] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
+    free(c->crun_log);
+    c->crun_log = ty_asprintf("%s/crun.log", bundle);
     *argv_out = argv;
     *bundle_out = bundle;
     bundle = NULL;
@@ -1141,6 +1148,11 @@ static void start_container(ctr *c)
             memmove(colon, at, strlen(at) + 1);
         goto launch;
     }
+
+    free(c->crun_log);
+    c->crun_log = NULL;
+    free(c->image_id);
+    c->image_id = NULL;
 
     /* What the pod's (immutable) spec can never start with waits as the kubelet's
      * CreateContainerConfigError does, and is not retried: nothing could change the outcome. */
@@ -1548,6 +1560,28 @@ static void emit_status(shim *s)
 
 /* ---- reaping, stopping ---------------------------------------------------------------------- */
 
+/* The last error crun logged (JSON lines, level "error"), or NULL: crun failed to create or
+ * start the container (a missing executable, a bad mount), as opposed to the container's own
+ * exit. */
+static char *crun_error(const char *path)
+{
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    if (ty_buf_read_file(&b, path) < 0)
+        return NULL;
+    char *found = NULL, *save = NULL;
+    for (char *l = strtok_r(b.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        const char *level = json_string_value(json_object_get(j, "level"));
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        if (level && msg && strcmp(level, "error") == 0) {
+            free(found);
+            found = ty_strdup(msg);
+        }
+        json_decref(j);
+    }
+    return found;
+}
+
 static void container_reaped(ctr *c, int wst)
 {
     shim *s = c->s;
@@ -1574,6 +1608,15 @@ static void container_reaped(ctr *c, int wst)
         c->term_reason = "OOMKilled";
         if (c->signal == SIGKILL)
             c->exit_code = 137;
+    }
+    char *why = c->exit_code != 0 && c->crun_log ? crun_error(c->crun_log) : NULL;
+    if (why) { /* crun never started the container's process: as runc's failures show */
+        c->exit_code = 128;
+        c->signal = 0;
+        c->term_reason = "StartError";
+        free(c->term_message);
+        c->term_message = ty_asprintf("failed to start container \"%s\": %s", c->name, why);
+        free(why);
     }
     after_exit(c);
 }
@@ -1974,6 +2017,7 @@ static void shim_free(shim *s)
     for (size_t i = 0; i < s->n_ctrs; i++) {
         ctr *c = &s->ctrs[i];
         free(c->wait_message), free(c->term_message), free(c->cg_rel), free(c->image_id);
+        free(c->crun_log);
         json_decref(c->last_state);
     }
     free(s->ctrs);

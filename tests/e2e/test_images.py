@@ -569,3 +569,27 @@ def test_relative_state_dir_and_a_working_dir_the_image_lacks(tmp_path, manifest
     # the image's primary group of uid 1000, fsGroup and supplementalGroups; a file made in
     # the emptyDir belongs to fsGroup
     assert out[2:] == ["1000", "2000", "3000", "2000"], out
+
+
+@needs_containers
+def test_an_executable_the_image_lacks_is_a_start_error(tmp_path, run_trainyard, manifest,
+                                                       marker):
+    state = tmp_path / "state"
+    bb = I.busybox_layer()
+    I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], I.config([bb]))
+    assert image_cmd(state, "load", str(tmp_path / "bb.tar")).returncode == 0
+    c = {"name": "pytorch", "image": "busybox", "command": ["trian.py"],
+         "env": [{"name": "TY_MARKER", "value": marker}]}
+    ok = {"name": "pytorch", "image": "busybox", "command": ["/bin/sh", "-c", "exit 3"],
+          "env": [{"name": "TY_MARKER", "value": marker}]}
+    run = run_trainyard("-o", "json", manifest(job("noexec", marker, [c])),
+                        manifest(job("exit3", marker, [ok])))
+    assert run.rc == 1, run
+    pods = pods_of(run)
+    t = pods["noexec-master-0"]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert t["reason"] == "StartError" and t["exitCode"] == 128, t
+    assert t["message"] == ('failed to start container "pytorch": executable file `trian.py` '
+                            'not found in $PATH: No such file or directory'), t
+    # the container's own failure stays an Error with its exit code
+    t = pods["exit3-master-0"]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert t["reason"] == "Error" and t["exitCode"] == 3, t
