@@ -1072,21 +1072,21 @@ static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, cha
             ty_buf_addc(lower, ':');
         ty_buf_adds(lower, slash ? slash + 1 : img->layers[k]);
     }
-    /* crun's own state lives in the pod dir and goes with it */
-    /* crun's own errors also go to <bundle>/crun.log, so that a container crun could not
-     * start is told from one that exited (container_reaped) */
+    /* crun's own state lives in the pod dir and goes with it; its own errors also go to
+     * <bundle>/crun-errors.json (JSON lines; not "*.log": those are the containers' logs), so
+     * that a container crun could not start is told from one that exited (container_reaped) */
     char **argv = ty_calloc(11, sizeof(char *));
     argv[0] = ty_strdup("crun");
     argv[1] = ty_asprintf("--root=%s/crun", absdir);
     argv[2] = ty_strdup("--cgroup-manager=disabled");
-    argv[3] = ty_asprintf("--log=file:%s/crun.log", bundle);
+    argv[3] = ty_asprintf("--log=file:%s/crun-errors.json", bundle);
     argv[4] = ty_strdup("--log-format=json");
     argv[5] = ty_strdup("run");
     argv[6] = ty_strdup("--bundle");
     argv[7] = ty_strdup(bundle);
     argv[8] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
     free(c->crun_log);
-    c->crun_log = ty_asprintf("%s/crun.log", bundle);
+    c->crun_log = ty_asprintf("%s/crun-errors.json", bundle);
     *argv_out = argv;
     *bundle_out = bundle;
     bundle = NULL;

@@ -70,7 +70,8 @@ def log_of(state, pod_prefix, container="pytorch"):
 
 PROBE = ("id; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); ls /; "
          "if touch /probe 2>/dev/null; then echo rootfs=rw; else echo rootfs=ro; fi; "
-         "touch /tmp/x 2>/dev/null && echo tmp=rw; ls /proc | grep -c '^[0-9]' ; echo env=$FROM_IMAGE")
+         "touch /tmp/x 2>/dev/null && echo tmp=rw; ls /proc | grep -c '^[0-9]' ; "
+         "echo env=$FROM_IMAGE")
 
 
 @needs_containers
