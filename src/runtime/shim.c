@@ -110,6 +110,7 @@ struct ctr {
     int64_t pull_started_ns;
     int pull_exp;
     bool pull_backing_off; /* the timer ends the ErrImagePull -> ImagePullBackOff step */
+    uint64_t pull_step_ms; /* half the current back-off: each of the two steps */
     uv_timer_t pull_timer;
     int backoff_exp;
     struct stream *streams[2]; /* the current run's stdout/stderr while open */
@@ -903,7 +904,7 @@ static void pull_timer_fired(uv_timer_t *t)
         c->pull_backing_off = false;
         set_waiting(c, "ImagePullBackOff", ty_asprintf("Back-off pulling image \"%s\"", image));
         emit_status(c->s);
-        uv_timer_start(&c->pull_timer, pull_timer_fired, (uint64_t)t->timeout, 0);
+        uv_timer_start(&c->pull_timer, pull_timer_fired, c->pull_step_ms, 0);
         return;
     }
     start_container(c); /* pulls again */
@@ -957,8 +958,8 @@ static void pull_reaped(ctr *c, int wst)
                                                last));
     emit_status(s);
     c->pull_backing_off = true;
-    uv_timer_start(&c->pull_timer, pull_timer_fired, (uint64_t)(delay / 2 > 0 ? delay / 2 : 1),
-                   0);
+    c->pull_step_ms = (uint64_t)(delay / 2 > 0 ? delay / 2 : 1);
+    uv_timer_start(&c->pull_timer, pull_timer_fired, c->pull_step_ms, 0);
 }
 
 /* Everything crun needs for a container from `img`: the bundle <pod-dir>/containers/<name>

@@ -359,7 +359,8 @@ def _fake_skopeo(tmp_path, layout=None):
     bindir.mkdir(exist_ok=True)
     script = bindir / "skopeo"
     if layout is None:
-        body = ('echo "time=x level=fatal msg=\\"initializing source $3: pinging '
+        body = (f'echo x >> {tmp_path}/skopeo-calls\n'
+                'echo "time=x level=fatal msg=\\"initializing source $3: pinging '
                 'container registry registry-1.docker.io: dial tcp: lookup '
                 'registry-1.docker.io: no such host\\"" >&2; exit 1\n')
     else:
@@ -409,7 +410,11 @@ def test_failed_pull_backs_off_with_require_images_else_runs_on_host(tmp_path, r
             'failed: '), msgs
         assert "no such host" in msgs["ErrImagePull"], msgs
         assert msgs["ImagePullBackOff"] == 'Back-off pulling image "example.com/absent:1"'
-        assert p.poll() is None  # still waiting, not failed
+        # the pull is tried again after the back-off: the job was not failed meanwhile
+        calls = tmp_path / "skopeo-calls"
+        before = len(calls.read_text().split())
+        assert wait_until(lambda: len(calls.read_text().split()) > before, 30)
+        assert p.poll() is None
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=30)
     finally:
