@@ -10,7 +10,7 @@
 
 PY      := /usr/bin/python3
 CC      ?= cc
-PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd gnutls
+PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd gnutls libarchive
 # libmicrohttpd is loaded at run time by the server (src/server/mhd.h): compiled against, not
 # linked, so that every other exec of trainyard does not pay for GnuTLS.
 LINK_PKGS := libuv yaml-0.1 jansson sqlite3
@@ -38,7 +38,7 @@ UNIT_ASAN:= $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 DEPS_STAMP := build/.deps-installed
 
 .PHONY: all deps test unit e2e demo bench asan clean fuzz
-all: build/trainyard $(EX_BINS)
+all: build/trainyard $(EX_BINS) build/examples/fashion-mnist-static
 asan: build/asan/trainyard
 
 deps: $(DEPS_STAMP)
@@ -92,6 +92,13 @@ build/examples/%: $$(wildcard examples/%/*.c) $$(wildcard examples/%/*.h) | $(DE
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu17 $(WARN) -g -O2 -march=x86-64-v2 -o $@ $(filter %.c,$^) -lz -lm
 
+# The Fashion-MNIST trainer linked statically (glibc, zlib from zlib1g-dev, libm): a program
+# that needs nothing from its root filesystem, for the image the container tests build.
+build/examples/fashion-mnist-static: $(wildcard examples/fashion-mnist/*.c) \
+    $(wildcard examples/fashion-mnist/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu17 $(WARN) -g -O2 -march=x86-64-v2 -static -o $@ $(filter %.c,$^) -lz -lm
+
 # The runtime's tests run the real binary as the pod shim, so both variants are built first.
 # The runtime's tests start the real binary as the pod supervisor, hence the binaries.
 # Criterion counts a test that leaks as passed (LeakSanitizer reports from its worker
@@ -112,8 +119,8 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py \
-            tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py
-e2e: build/trainyard build/asan/trainyard $(EX_BINS)
+            tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py
+e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
 

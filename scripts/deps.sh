@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config
   libuv1-dev libyaml-dev libjansson-dev zlib1g-dev   # the binary and the C examples
+  libarchive-dev                                      # image layers (loaded at run time)
+  crun busybox-static                                 # containers from images; their tests
   libsqlite3-dev                                      # the server's store
   libmicrohttpd-dev                                   # the API server (trainyard server)
   libgnutls28-dev                                     # keys, certificates, tokens (src/auth)

@@ -18,6 +18,7 @@ static const ty_command commands[] = {
     {"run", "run Kubeflow jobs on this machine in the foreground", ty_cli_run},
     {"server", "serve the Kubernetes API for kubectl (embedded control plane)", ty_cli_server},
     {"simulate", "replay a job trace over the scheduler in simulated time", ty_cli_simulate},
+    {"image", "load, list, remove and pull the images containers run in", ty_cli_image},
     {"shim", "internal: supervise one pod", ty_cli_shim},
     {NULL, NULL, NULL},
 };

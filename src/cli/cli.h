@@ -12,6 +12,9 @@ int ty_cli_run(int argc, char **argv);  /* run.c */
 int ty_cli_shim(int argc, char **argv); /* shim.c */
 int ty_cli_server(int argc, char **argv); /* server.c */
 int ty_cli_simulate(int argc, char **argv); /* simulate.c */
+int ty_cli_image(int argc, char **argv);  /* image.c */
+/* $HOME/.local/share/trainyard: the server's data directory and the image store's home */
+char *ty_cli_default_data_dir(void);
 
 /* Options `run` and `server` share. Each prints "trainyard CMD: ..." naming what is wrong and
  * returns -1 on bad input (the caller exits 2). */

@@ -356,6 +356,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         .node_name = host,
         .job_dirs = cfg->job_dirs,
         .net = n->net,
+        .images_dir = cfg->images_dir,
+        .require_images = cfg->require_images,
     };
     if (ty_runtime_new(cfg->loop, &rc, on_pod_status, n, &n->rt, err) < 0 ||
         register_nodes(n, cfg, host, err) < 0) {

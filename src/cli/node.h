@@ -43,6 +43,8 @@ typedef struct ty_node_config {
     bool job_dirs;               /* run: TRAINYARD_JOB_DIR for pods (runtime/runtime.h) */
     const char *pod_cidr;        /* --pod-cidr; NULL: TY_PODNET_DEFAULT_CIDR (net/podnet.h) */
     bool no_pod_network;         /* --no-pod-network: loopback addresses even as root */
+    const char *images_dir;      /* the image store containers run from (runtime.h) */
+    bool require_images;         /* an image not in the store fails instead of the host */
     const json_t *nodes;         /* declared Node objects (cli/nodespec.h), or NULL/empty: one
                                   * node, this machine (its hostname, `gpus` GPUs) */
     const char *cluster_dns;     /* ADDR:PORT to serve cluster DNS on (net/dns.h; port 0:

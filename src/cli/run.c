@@ -89,6 +89,10 @@ static void usage(FILE *f)
             "      --cluster-domain NAME  the cluster's DNS domain (default cluster.local)\n"
             "      --service-cidr CIDR    Services' cluster IPs come from it (default\n"
             "                        10.96.0.0/12)\n"
+            "      --require-images  a container whose image is not in the image store fails\n"
+            "                        (ErrImagePull) instead of running on the host; the store\n"
+            "                        is <state-dir>/images with --state-dir, else the server's\n"
+            "                        ($HOME/.local/share/trainyard/images)\n"
             "  -h, --help            this text\n");
 }
 
@@ -670,9 +674,11 @@ int ty_cli_run(int argc, char **argv)
         {"cluster-dns", required_argument, NULL, 'D'},
         {"cluster-domain", required_argument, NULL, 'Z'},
         {"service-cidr", required_argument, NULL, 'V'},
+        {"require-images", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     bool follow = false, json_out = false, recursive = false, no_pod_network = false;
+    bool require_images = false;
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
@@ -686,6 +692,9 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 'R':
             recursive = true;
+            break;
+        case 'I':
+            require_images = true;
             break;
         case 'o':
             if (strcmp(optarg, "json") != 0) {
@@ -765,6 +774,10 @@ int ty_cli_run(int argc, char **argv)
         return 1;
     }
 
+    /* images: the run's own store with --state-dir, else the one `trainyard image` and the
+     * server use by default */
+    TY_AUTOFREE char *data_dir = state_dir_arg ? NULL : ty_cli_default_data_dir();
+    TY_AUTOFREE char *images_dir = ty_asprintf("%s/images", state_dir_arg ? state_dir : data_dir);
     uv_loop_init(&st.loop);
     st.store = ty_store_new();
     ty_error err = TY_ERROR_INIT;
@@ -785,6 +798,8 @@ int ty_cli_run(int argc, char **argv)
         .job_dirs = true,          /* a job's directory goes with the run's state */
         .cluster_dns = cluster_dns,
         .cluster_domain = cluster_domain,
+        .images_dir = images_dir,
+        .require_images = require_images,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);

@@ -126,6 +126,8 @@ static void usage(FILE *f)
             "  --stop-pods-on-exit\n"
             "                    on SIGTERM/SIGINT stop every pod (default: leave them running\n"
             "                    for the next start to re-adopt, as a kubelet restart does)\n"
+            "  --require-images  a container whose image is not in <data-dir>/images fails\n"
+            "                    (ErrImagePull) instead of running on the host\n"
             "  --fair-sharing    Kueue's fair sharing: a cohort's queues borrow in proportion\n"
             "                    to their fairSharing.weight\n"
             "  --cluster-dns ADDR:PORT\n"
@@ -331,6 +333,7 @@ int ty_cli_server(int argc, char **argv)
         {"cluster-dns", required_argument, NULL, 'D'},
         {"cluster-domain", required_argument, NULL, 'Z'},
         {"service-cidr", required_argument, NULL, 'V'},
+        {"require-images", no_argument, NULL, 'I'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -340,7 +343,7 @@ int ty_cli_server(int argc, char **argv)
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
-    bool stop_pods = false, fair_sharing = false, no_pod_network = false;
+    bool stop_pods = false, fair_sharing = false, no_pod_network = false, require_images = false;
     const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -384,6 +387,9 @@ int ty_cli_server(int argc, char **argv)
         case 'V':
             service_cidr = optarg;
             break;
+        case 'I':
+            require_images = true;
+            break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
             break;
@@ -407,10 +413,8 @@ int ty_cli_server(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!data_dir) {
-        const char *home = getenv("HOME");
-        data_dir = ty_asprintf("%s/.local/share/trainyard", home && *home ? home : ".");
-    }
+    if (!data_dir)
+        data_dir = ty_cli_default_data_dir();
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     int lock_fd = -1;
     if (ty_apiserver_check_listen(listen, &err) < 0) {
@@ -425,6 +429,7 @@ int ty_cli_server(int argc, char **argv)
     TY_AUTOFREE char *host = NULL;
     TY_AUTOFREE char *node_dir = ty_asprintf("%s/node", data_dir);
     TY_AUTOFREE char *volumes_dir = ty_asprintf("%s/volumes", data_dir);
+    TY_AUTOFREE char *images_dir = ty_asprintf("%s/images", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0 ||
@@ -454,6 +459,8 @@ int ty_cli_server(int argc, char **argv)
         .fair_sharing = fair_sharing,
         .cluster_dns = cluster_dns,
         .cluster_domain = cluster_domain,
+        .images_dir = images_dir,
+        .require_images = require_images,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;

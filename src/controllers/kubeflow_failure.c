@@ -118,9 +118,15 @@ const char *ty_kf_config_error(const json_t *pod)
         const json_t *cs;
         json_array_foreach(json_object_get(st, lists[l]), i, cs) {
             const json_t *w = json_object_get(json_object_get(cs, "state"), "waiting");
-            if (strcmp(ty_kf_str(w, "reason"), "CreateContainerConfigError") == 0)
-                return *ty_kf_str(w, "message") ? ty_kf_str(w, "message")
-                                                 : "CreateContainerConfigError";
+            /* the shim never retries these: the spec or the image store would have to change
+             * (an image not there under pullPolicy Never, or --require-images with nothing
+             * to pull it with); a failed pull is retried (ImagePullBackOff) and is not one */
+            const char *r = ty_kf_str(w, "reason");
+            if (strcmp(r, "CreateContainerConfigError") == 0 ||
+                strcmp(r, "ErrImageNeverPull") == 0 ||
+                (strcmp(r, "ErrImagePull") == 0 &&
+                 strstr(ty_kf_str(w, "message"), "(--require-images)")))
+                return *ty_kf_str(w, "message") ? ty_kf_str(w, "message") : r;
         }
     }
     return NULL;

@@ -199,6 +199,37 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
             const char *old_wait = str_at2(old_state, "waiting", "reason");
             bool same_run = json_equal(json_object_get(cs, "restartCount"),
                                        json_object_get(old, "restartCount"));
+            /* a run from an image in the store: the kubelet's words for a present image */
+            const char *image_id = json_string_value(json_object_get(cs, "imageID"));
+            const char *old_id = json_string_value(json_object_get(old, "imageID"));
+            const char *wmsg = str_at2(state, "waiting", "message");
+            const char *old_wmsg = str_at2(old_state, "waiting", "message");
+            bool pulled = old_wmsg && (strncmp(old_wmsg, "Pulling image", 13) == 0 ||
+                                       strncmp(old_wmsg, "Successfully pulled", 19) == 0);
+            if (wmsg && (strncmp(wmsg, "Pulling image", 13) == 0 ||
+                         strncmp(wmsg, "Successfully pulled", 19) == 0) &&
+                !(old_wmsg && strcmp(old_wmsg, wmsg) == 0))
+                ty_event(a->events, pod, "Normal", wmsg[0] == 'P' ? "Pulling" : "Pulled", "%s",
+                         wmsg);
+            else if (image_id && *image_id && !pulled && !(same_run && old_id && *old_id))
+                ty_event(a->events, pod, "Normal", "Pulled",
+                         "Container image \"%s\" already present on machine",
+                         json_string_value(json_object_get(cs, "image")));
+            /* a run on the host because the image store lacks its image (the shim's status
+             * message says so per container): once per run, as the kubelet's image events */
+            bool started = json_object_get(state, "running") || json_object_get(state,
+                                                                                 "terminated");
+            bool was_started = json_object_get(old_state, "running") ||
+                               json_object_get(old_state, "terminated");
+            const char *pmsg = json_string_value(json_object_get(status, "message"));
+            if ((!image_id || !*image_id) && started && !(same_run && was_started) && pmsg) {
+                TY_AUTOFREE char *needle = ty_asprintf("%s: ImageNotPresent", cname);
+                if (strstr(pmsg, needle))
+                    ty_event(a->events, pod, "Warning", "ImageNotPresent",
+                             "Container image \"%s\" is not in the image store: container %s "
+                             "runs on the host",
+                             json_string_value(json_object_get(cs, "image")), cname);
+            }
             if (term && strcmp(term, "StartError") == 0 &&
                 !(same_run && str_at2(old_state, "terminated", "reason"))) {
                 const char *msg = str_at2(state, "terminated", "message");
@@ -207,6 +238,16 @@ static void record_container_events(ty_nodeagent *a, const json_t *pod, const js
                        !(old_wait && strcmp(old_wait, wait) == 0)) {
                 const char *msg = str_at2(state, "waiting", "message");
                 ty_event(a->events, pod, "Warning", "Failed", "Error: %s", msg ? msg : wait);
+            } else if (wait && strcmp(wait, "ImagePullBackOff") == 0 &&
+                       !(old_wait && strcmp(old_wait, wait) == 0)) {
+                const char *msg = str_at2(state, "waiting", "message");
+                ty_event(a->events, pod, "Normal", "BackOff", "%s", msg ? msg : wait);
+            } else if (wait && (strcmp(wait, "ErrImageNeverPull") == 0 ||
+                                strcmp(wait, "ErrImagePull") == 0) &&
+                       !(old_wait && strcmp(old_wait, wait) == 0)) {
+                /* the kubelet's image manager words these */
+                const char *msg = str_at2(state, "waiting", "message");
+                ty_event(a->events, pod, "Warning", wait, "%s", msg ? msg : wait);
             } else if (wait && strcmp(wait, "CrashLoopBackOff") == 0 &&
                        !(same_run && old_wait && strcmp(old_wait, wait) == 0)) {
                 /* A start error restarted in place shows only as the last state. */

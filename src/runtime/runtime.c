@@ -59,7 +59,8 @@ typedef struct gpu_pool {
 
 struct ty_runtime {
     uv_loop_t *loop;
-    char *state_dir, *self_exe, *workdir, *node;
+    char *state_dir, *self_exe, *workdir, *node, *images_dir;
+    bool require_images;
     bool die_with_parent;
     bool job_dirs;
     gpu_pool gpus;  /* this machine's (cfg.gpus), for pods of nodes without their own */
@@ -159,6 +160,8 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     rt->die_with_parent = cfg->pods_die_with_parent;
     rt->job_dirs = cfg->job_dirs;
     rt->net = cfg->net;
+    rt->images_dir = cfg->images_dir ? ty_strdup(cfg->images_dir) : NULL;
+    rt->require_images = cfg->require_images;
     rt->gpus.n = cfg->gpus >= 0 ? cfg->gpus : nvml_count();
     rt->gpus.used = ty_calloc((size_t)rt->gpus.n + 1, sizeof(bool));
     rt->fn = fn;
@@ -605,6 +608,11 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         json_object_get(json_object_get(podj, "spec"), "nodeName"));
     if (spec_node)
         json_object_set_new(json_object_get(doc, "runtime"), "nodeName", json_string(spec_node));
+    if (rt->images_dir)
+        json_object_set_new(json_object_get(doc, "runtime"), "imagesDir",
+                            json_string(rt->images_dir));
+    if (rt->require_images)
+        json_object_set_new(json_object_get(doc, "runtime"), "requireImages", json_true());
     const json_t *owner = controller_of(podj);
     if (rt->job_dirs && owner)
         json_object_set_new(
@@ -791,6 +799,7 @@ void ty_runtime_free(ty_runtime *rt)
     ty_map_free(&rt->pods);
     ty_cgroups_free(&rt->cg);
     free(rt->state_dir), free(rt->self_exe), free(rt->workdir), free(rt->node);
+    free(rt->images_dir);
     free(rt->gpus.used);
     const ty_map_slot *ps;
     for (size_t i = 0; ty_map_next(&rt->pools, &i, &ps);) {

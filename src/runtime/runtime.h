@@ -56,6 +56,16 @@
  * Without root the shim is a child subreaper and kills its containers' groups when trainyard
  * dies; processes that leave their group then escape unless cgroups catch them (best effort).
  *
+ * Images. With cfg.images_dir, a container whose image is in that store (image/image.h) runs
+ * in it: the shim writes an OCI runtime spec (oci.c: the kubelet's merge of command, env,
+ * workingDir and user with the image config; mounts; securityContext; GPUs) and runs
+ * `crun run` in the foreground on an overlay of the image's layers, so crun is the container's
+ * process for logs, exit codes and signals (docs/containers.md). An image not in the store:
+ * imagePullPolicy Never -> waiting ErrImageNeverPull; skopeo on $PATH -> the shim pulls it
+ * (ContainerCreating "Pulling image"), a failed pull under require_images -> ErrImagePull,
+ * ImagePullBackOff and a new try with back-off; require_images without skopeo -> waiting
+ * ErrImagePull; else the container runs on the host as below and the status message says so.
+ *
  * Limits. limits.memory and limits.cpu go to a cgroup per container (trainyard/<uid>/<name>
  * under trainyard's own cgroup; v2 or v1, detected from /proc/self/mountinfo), swap limited
  * alike; only containers with limits get one (joining a v1 cgroup costs ~10 ms, and the pid
@@ -143,6 +153,11 @@ typedef struct ty_runtime_config {
      * network namespace, each with its loopback address. With it, a pod that is not
      * hostNetwork gets its own network and UTS namespaces (see "Network" above). */
     ty_podnet *net;
+    /* The image store (image/image.h) containers whose image it holds run from, through crun;
+     * NULL: every container runs on the host. require_images: a container whose image is
+     * not there waits with ErrImagePull instead of running on the host. */
+    const char *images_dir;
+    bool require_images;
 } ty_runtime_config;
 
 /* Called on the loop whenever a pod's status changes. `status` is a full v1 PodStatus (phase,

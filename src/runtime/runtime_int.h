@@ -71,6 +71,49 @@ int ty_rt_identity_plan(const json_t *pod_spec, const json_t *ctr_spec, ty_rt_id
 /* In the child before exec: setgroups, setgid, setuid. -1 with errno and *what on failure. */
 int ty_rt_identity_apply(const ty_rt_identity *id, const char **what);
 
+/* ---- containers from images (oci.c) ------------------------------------------------------
+ * A container whose image is in the store runs through crun from an OCI runtime spec that
+ * trainyard writes; these build it, merging the image config with the pod spec as Kubernetes
+ * does. Pure functions of their inputs (tested in test_oci). */
+
+/* The command as the kubelet merges it: `command` replaces the image's Entrypoint and drops
+ * its Cmd, `args` replace Cmd. A new array of strings (not yet $(VAR)-expanded); -1 with a
+ * message when the result is empty. */
+int ty_rt_oci_command(const json_t *ctr_spec, const json_t *image_config, json_t **out,
+                      ty_error *err);
+
+/* Who the container runs as: runAsUser/runAsGroup (container over pod) over the image's User
+ * ("uid", "uid:gid", "name", "name:group", names resolved in the image's /etc/passwd and
+ * /etc/group, read from `layers` top down), fsGroup and supplementalGroups as additional
+ * groups; runAsNonRoot checked as the kubelet does, with its messages. `pod_label` names the
+ * pod in them (name_namespace(uid)). */
+typedef struct ty_rt_oci_user {
+    unsigned uid, gid;
+    json_t *groups; /* additional gids (array), owned */
+} ty_rt_oci_user;
+int ty_rt_oci_resolve_user(const json_t *pod_spec, const json_t *ctr_spec,
+                           const json_t *image_config, char *const *layers, size_t n_layers,
+                           const char *pod_label, const char *ctr_name, ty_rt_oci_user *out,
+                           ty_error *err);
+
+typedef struct ty_rt_oci_in {
+    const json_t *pod_spec, *ctr_spec;
+    const ty_rt_oci_user *user;
+    const json_t *args; /* final argv (array of strings) */
+    const json_t *env;  /* final environment ("K=V" strings) */
+    const char *cwd;
+    const json_t *mounts; /* [{"src", "dst", "ro"}]: volumes, /etc files, ... */
+    const json_t *gpus;   /* GPU indices handed to this container (strings), or NULL */
+} ty_rt_oci_in;
+/* The config.json: process, root (rootfs, readonly per readOnlyRootFilesystem), mounts
+ * (/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys and `mounts`), namespaces (pid, ipc,
+ * mount: network and UTS are not listed, so the container keeps the shim's, which are the
+ * pod's), capabilities (containerd's default set, add/drop, privileged), noNewPrivileges,
+ * seccomp RuntimeDefault (ty_rt_oci_seccomp), masked and read-only paths, GPU devices. */
+json_t *ty_rt_oci_spec(const ty_rt_oci_in *in, ty_error *err);
+/* trainyard's RuntimeDefault seccomp profile (docs/containers.md). */
+json_t *ty_rt_oci_seccomp(void);
+
 /* The supervisor's entry point; returns the process exit status. */
 int ty_rt_shim_main(const char *pod_dir);
 

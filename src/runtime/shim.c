@@ -35,11 +35,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -49,6 +52,7 @@
 #include "base/mem.h"
 #include "base/quantity.h"
 #include "base/time.h"
+#include "image/image.h"
 #include "runtime/cgroup.h"
 #include "runtime/runtime_int.h"
 
@@ -95,9 +99,19 @@ struct ctr {
     const char *term_reason;
     char *term_message;
     json_t *last_state; /* {"terminated": {...}} of the previous run, or NULL */
+    char *image_id;     /* name@digest of the image the current run started from, or NULL */
+    char *crun_log;     /* crun's own error log of the current run (from an image), or NULL */
+    bool pull_failed;     /* the pull failed without --require-images: run on the host */
     int restarts;
     int64_t oom_base;
     uv_timer_t backoff;
+    /* pulling its image (a child `trainyard image pull`), then the pull's back-off */
+    pid_t pull_pid;
+    int64_t pull_started_ns;
+    int pull_exp;
+    bool pull_backing_off; /* the timer ends the ErrImagePull -> ImagePullBackOff step */
+    uint64_t pull_step_ms; /* half the current back-off: each of the two steps */
+    uv_timer_t pull_timer;
     int backoff_exp;
     struct stream *streams[2]; /* the current run's stdout/stderr while open */
 };
@@ -380,20 +394,35 @@ static int field_ref(shim *s, const char *path, const char **out, ty_error *err)
     return 0;
 }
 
-static int build_env(ctr *c, envlist *e, ty_error *err)
+/* The environment starts from trainyard's own (a host container) or the image's Env (a
+ * container from an image, `image_env` non-NULL), then the pod's variables. */
+static int build_env(ctr *c, envlist *e, const json_t *image_env, ty_error *err)
 {
     shim *s = c->s;
-    for (char **p = environ; *p; p++) {
+    for (char **p = environ; !image_env && *p; p++) {
         const char *eq = strchr(*p, '=');
         if (!eq || strncmp(*p, "TRAINYARD_", 10) == 0)
             continue;
         env_set(e, *p, (size_t)(eq - *p), eq + 1);
+    }
+    size_t k;
+    json_t *iv;
+    json_array_foreach(image_env, k, iv) {
+        const char *kv = json_string_value(iv);
+        const char *eq = kv ? strchr(kv, '=') : NULL;
+        if (eq)
+            env_set(e, kv, (size_t)(eq - kv), eq + 1);
     }
     e->expand_from = e->n;
     env_set(e, "POD_IP", 6, s->pod_ip);
     env_set(e, "POD_NAME", 8, s->name);
     env_set(e, "POD_NAMESPACE", 13, s->ns);
     env_set(e, "HOSTNAME", 8, s->hostname);
+    bool has_path = false;
+    for (size_t i = 0; i < e->n; i++)
+        has_path |= strcmp(e->names[i], "PATH") == 0;
+    if (image_env && !has_path) /* as container runtimes default it */
+        env_set(e, "PATH", 4, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     TY_AUTOBUF ty_buf gpus = TY_BUF_INIT;
     json_t *ids = json_object_get(s->rt, "gpus");
     for (int i = 0; i < c->gpu_count; i++) {
@@ -447,7 +476,7 @@ typedef struct mountreq {
 
 /* Resolves the container's volumeMounts to host paths, creating emptyDirs and hostPaths as
  * Kubernetes does. Mount requests whose source is already the target need no mount. */
-static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
+static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_error *err)
 {
     shim *s = c->s;
     json_t *vols = json_object_get(json_object_get(s->pod, "spec"), "volumes");
@@ -506,8 +535,21 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             src = ty_strdup(p);
         } else if (json_object_get(vol, "emptyDir")) {
             src = ty_asprintf("%s/volumes/%s", s->dir, vname);
-            if (ty_mkdir_p(src, 0777) < 0) {
+            /* 0777 whatever the umask, as the kubelet makes it: any user of the pod's
+             * containers writes there (the pod dir above is private) */
+            if (ty_mkdir_p(src, 0777) < 0 || chmod(src, 0777) < 0) {
                 ty_fail_errno(err, errno, "volume %s: create %s", vname, src);
+                free(src);
+                goto fail;
+            }
+            /* fsGroup owns the pod's emptyDirs, setgid so that new files stay in it, as the
+             * kubelet's volume ownership does (as root; otherwise nothing can change) */
+            json_t *fsg = json_object_get(
+                json_object_get(json_object_get(s->pod, "spec"), "securityContext"), "fsGroup");
+            if (json_is_integer(fsg) && json_integer_value(fsg) >= 0 && geteuid() == 0 &&
+                (chown(src, (uid_t)-1, (gid_t)json_integer_value(fsg)) < 0 ||
+                 chmod(src, 02777) < 0)) {
+                ty_fail_errno(err, errno, "volume %s: give %s to fsGroup", vname, src);
                 free(src);
                 goto fail;
             }
@@ -523,7 +565,7 @@ static int plan_mounts(ctr *c, mountreq **out, size_t *n_out, ty_error *err)
             ty_mkdir_p(src, 0755);
         }
         char a[PATH_MAX], b[PATH_MAX];
-        if (realpath(src, a) && realpath(path, b) && strcmp(a, b) == 0) {
+        if (!in_image && realpath(src, a) && realpath(path, b) && strcmp(a, b) == 0) {
             free(src); /* already there: nothing to mount */
             continue;
         }
@@ -575,8 +617,8 @@ static void child_fail(int fd, const char *what, int e)
 
 /* Runs in the child between fork and exec. The shim is single-threaded, so malloc is safe here;
  * failures go to the report pipe as "E <errno> <what>" and the child exits. */
-static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t nm, char **argv,
-                        char **envp, const char *wd, const ty_rt_identity *id)
+/* What every container's child does first: signals, session, death signal, cgroup. */
+static void child_begin(ctr *c, int rep)
 {
     shim *s = c->s;
     /* Default handlers first, then unblock: a pending signal must not run the shim's libuv
@@ -600,6 +642,93 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         if (setrlimit(RLIMIT_AS, &rl) < 0)
             child_fail(rep, "setrlimit", errno);
     }
+}
+
+/* Reports the child's pid and start time as the host sees them ("P <pid> <start>"): state.json
+ * needs host pids to re-adopt. */
+static void child_report_pid(int rep)
+{
+    char self[32] = "";
+    ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    unsigned long long start = 0;
+    TY_AUTOBUF ty_buf stat = TY_BUF_INIT;
+    if (ty_buf_read_file(&stat, "/proc/self/stat") == 0) {
+        const char *p = strrchr(stat.data, ')');
+        for (int field = 2; p && field < 22; field++)
+            p = strchr(p + 1, ' ');
+        if (p)
+            start = strtoull(p + 1, NULL, 10);
+    }
+    dprintf(rep, "P %s %llu\n", self, start);
+}
+
+static void child_stdio(int rep, int out, int err)
+{
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        child_fail(rep, "redirect stdio", errno);
+    if (devnull > 2)
+        close(devnull);
+}
+
+/* The child of a container from an image: in a mount namespace of its own, the image's layers
+ * and the container's upper directory become <bundle>/rootfs (an overlay, gone with the
+ * namespace: nothing to unmount after a crash), then crun runs the bundle in the foreground,
+ * so this process is the container as far as the shim is concerned (logs, exit code,
+ * signals). crun 1.8 refuses hybrid cgroup hosts whose unified hierarchy holds a controller
+ * even with its cgroup manager disabled; the shim does the cgroups (joined above, inherited by
+ * the container), so that hierarchy is unmounted in this namespace, where only crun sees it. */
+static void child_setup_image(ctr *c, int rep, int out, int err, const char *bundle,
+                              const char *layers_dir, const char *lower, char **argv,
+                              char **envp)
+{
+    child_begin(c, rep);
+    if (unshare(CLONE_NEWNS) < 0)
+        child_fail(rep, "unshare mount namespace (containers from images need root)", errno);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        child_fail(rep, "make / private", errno);
+    struct statfs fs;
+    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+        statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+        umount2("/sys/fs/cgroup/unified", MNT_DETACH);
+    /* lower dirs relative to the layer store keep the options within a page */
+    if (chdir(layers_dir) < 0)
+        child_fail(rep, "enter the image store's layers", errno);
+    /* a shared lock on each layer's <hex>.size, held by crun (the fds survive its exec, not
+     * the container's) for the container's life: `trainyard image rm` leaves them alone */
+    TY_AUTOFREE char *names = ty_strdup(lower);
+    char *save = NULL;
+    for (char *l = strtok_r(names, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+        char sz[80];
+        snprintf(sz, sizeof sz, "%.64s.size", l);
+        int fd = open(sz, O_RDONLY);
+        if (fd < 0 || flock(fd, LOCK_SH) < 0)
+            child_fail(rep, "lock the image's layers", errno);
+    }
+    char opts[4096];
+    int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
+                     bundle, bundle);
+    if (n < 0 || (size_t)n >= sizeof opts)
+        child_fail(rep, "mount the image's layers: too many layers", E2BIG);
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s/rootfs", bundle);
+    if (mount("overlay", root, "overlay", 0, opts) < 0)
+        child_fail(rep, "mount the image's layers (overlay)", errno);
+    if (chdir("/") < 0)
+        child_fail(rep, "chdir /", errno);
+    child_stdio(rep, out, err);
+    child_report_pid(rep);
+    environ = envp;
+    execvp(argv[0], argv);
+    child_fail(rep, "exec: \"crun\" (install crun to run containers from images)", errno);
+}
+
+static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t nm, char **argv,
+                        char **envp, const char *wd, const ty_rt_identity *id)
+{
+    shim *s = c->s;
+    child_begin(c, rep);
     if (nm > 0) {
         if (unshare(CLONE_NEWNS) < 0)
             child_fail(rep, "unshare mount namespace (mounting volumes needs root)", errno);
@@ -624,11 +753,7 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
                 child_fail(rep, what, errno);
         }
     }
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-        child_fail(rep, "redirect stdio", errno);
-    if (devnull > 2)
-        close(devnull);
+    child_stdio(rep, out, err);
     /* the securityContext's user last: the steps above need root; the working directory is
      * entered as the user, as a container's is */
     const char *id_what = NULL;
@@ -641,20 +766,7 @@ static void child_setup(ctr *c, int rep, int out, int err, mountreq *m, size_t n
         snprintf(wd_what, sizeof wd_what, "chdir to workingDir \"%s\"", wd);
         child_fail(rep, wd_what, errno);
     }
-    /* Our identity as trainyard sees it, for state.json (re-adoption needs host pids). */
-    char self[32] = "";
-    ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
-    self[n > 0 ? n : 0] = '\0';
-    unsigned long long start = 0;
-    TY_AUTOBUF ty_buf stat = TY_BUF_INIT;
-    if (ty_buf_read_file(&stat, "/proc/self/stat") == 0) {
-        const char *p = strrchr(stat.data, ')');
-        for (int field = 2; p && field < 22; field++)
-            p = strchr(p + 1, ' ');
-        if (p)
-            start = strtoull(p + 1, NULL, 10);
-    }
-    dprintf(rep, "P %s %llu\n", self, start);
+    child_report_pid(rep);
     environ = envp;
     execvp(argv[0], argv);
     /* As runc says it: a bare name that no $PATH entry holds is "not found in $PATH". */
@@ -706,6 +818,309 @@ static void start_failed(ctr *c, char *msg)
     c->term_message = msg;
 }
 
+/* ---- containers from images ----------------------------------------------------------- */
+
+/* Is skopeo on $PATH (what `trainyard image pull` runs)? */
+static bool can_pull(void)
+{
+    const char *path = getenv("PATH");
+    TY_AUTOFREE char *copy = ty_strdup(path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/skopeo", d);
+        if (access(p, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Starts `trainyard image pull` for the container's image as a child of the shim (reaped in
+ * on_sigchld); its stderr goes to <pod-dir>/containers/<name>.pull. -1 when it cannot. */
+static int start_pull(ctr *c, const char *dir, const char *image)
+{
+    shim *s = c->s;
+    TY_AUTOFREE char *cdir = ty_asprintf("%s/containers", s->dir);
+    TY_AUTOFREE char *errpath = ty_asprintf("%s/%s.pull", cdir, c->name);
+    if (ty_mkdir_p(cdir, 0700) < 0)
+        return -1;
+    int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (efd < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setsid();
+        if (!s->pidns)
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int nul = open("/dev/null", O_RDWR);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(efd, 2) < 0)
+            _exit(127);
+        char *argv[] = {"trainyard", "image", "pull", "--images-dir", (char *)dir,
+                        (char *)image, NULL};
+        execv("/proc/self/exe", argv);
+        dprintf(2, "exec trainyard: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(efd);
+    if (pid < 0)
+        return -1;
+    c->pull_pid = pid;
+    c->pull_started_ns = ty_time_now_ns();
+    set_waiting(c, "ContainerCreating", ty_asprintf("Pulling image \"%s\"", image));
+    return 0;
+}
+
+/* The container's image in the store, as the kubelet decides with imagePullPolicy: 1 found
+ * (*img filled), 0 run on the host (no store, or not there and not required), -1 the container
+ * waits (reason set: ErrImageNeverPull, ErrImagePull), 2 a pull started (ContainerCreating). */
+static int image_decision(ctr *c, ty_image *img)
+{
+    shim *s = c->s;
+    const char *dir = json_string_value(json_object_get(s->rt, "imagesDir"));
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    if (!dir || !image || !*image)
+        return 0;
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    int found = ty_image_find(dir, image, img, &err);
+    if (found == 1)
+        return 1;
+    const char *policy = json_string_value(json_object_get(c->spec, "imagePullPolicy"));
+    if (!policy || !*policy)
+        policy = ty_image_default_pull_policy(image);
+    if (strcmp(policy, "Never") == 0) {
+        set_waiting(c, "ErrImageNeverPull",
+                    ty_asprintf("Container image \"%s\" is not present with pull policy of Never",
+                                image));
+        return -1;
+    }
+    bool require = json_is_true(json_object_get(s->rt, "requireImages"));
+    /* a pull that failed without --require-images sends the container to the host */
+    if (found == 0 && !c->pull_failed && can_pull() && start_pull(c, dir, image) == 0)
+        return 2;
+    if (require) {
+        set_waiting(c, "ErrImagePull",
+                    found < 0 ? ty_asprintf("failed to pull image \"%s\": %s", image, err.msg)
+                              : ty_asprintf("image \"%s\" is not in the image store %s and "
+                                            "cannot be pulled (no skopeo); containers must run "
+                                            "from images (--require-images): load it with "
+                                            "trainyard image load", image, dir));
+        return -1;
+    }
+    return 0;
+}
+
+static void start_container(ctr *c);
+
+static void pull_timer_fired(uv_timer_t *t)
+{
+    ctr *c = t->data;
+    if (c->s->stopping)
+        return;
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    if (c->pull_backing_off) {
+        c->pull_backing_off = false;
+        set_waiting(c, "ImagePullBackOff", ty_asprintf("Back-off pulling image \"%s\"", image));
+        emit_status(c->s);
+        uv_timer_start(&c->pull_timer, pull_timer_fired, c->pull_step_ms, 0);
+        return;
+    }
+    start_container(c); /* pulls again */
+}
+
+/* A pull ended: run the container (from the image now in the store), or, when it failed,
+ * ErrImagePull and then ImagePullBackOff before the next try (the kubelet's image back-off:
+ * the restart back-off's base doubling to 30x), or the host without --require-images. */
+static void pull_reaped(ctr *c, int wst)
+{
+    shim *s = c->s;
+    c->pull_pid = 0;
+    if (s->stopping) {
+        emit_status(s);
+        maybe_finish(s);
+        return;
+    }
+    if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0) {
+        c->pull_exp = 0;
+        /* the kubelet's words, for the node agent's Pulled event */
+        set_waiting(c, "ContainerCreating",
+                    ty_asprintf("Successfully pulled image \"%s\" in %.3fs",
+                                json_string_value(json_object_get(c->spec, "image")),
+                                (double)(ty_time_now_ns() - c->pull_started_ns) / 1e9));
+        emit_status(s);
+        start_container(c);
+        return;
+    }
+    TY_AUTOFREE char *errpath = ty_asprintf("%s/containers/%s.pull", s->dir, c->name);
+    TY_AUTOBUF ty_buf msg = TY_BUF_INIT;
+    ty_buf_read_file(&msg, errpath);
+    while (msg.len && msg.data[msg.len - 1] == '\n')
+        msg.data[--msg.len] = '\0';
+    const char *last = msg.len ? strrchr(msg.data, '\n') : NULL;
+    last = last ? last + 1 : msg.len ? msg.data : "the puller ended without a message";
+    if (strncmp(last, "trainyard image pull: ", 22) == 0)
+        last += 22;
+    const char *image = json_string_value(json_object_get(c->spec, "image"));
+    if (!json_is_true(json_object_get(s->rt, "requireImages"))) {
+        c->pull_failed = true;
+        start_container(c);
+        return;
+    }
+    int64_t cap = s->backoff_ms * 30, delay = s->backoff_ms;
+    for (int k = 0; k < c->pull_exp && delay < cap; k++)
+        delay *= 2;
+    if (delay > cap)
+        delay = cap;
+    c->pull_exp++;
+    set_waiting(c, "ErrImagePull", ty_asprintf("failed to pull image \"%s\": %.400s", image,
+                                               last));
+    emit_status(s);
+    c->pull_backing_off = true;
+    c->pull_step_ms = (uint64_t)(delay / 2 > 0 ? delay / 2 : 1);
+    uv_timer_start(&c->pull_timer, pull_timer_fired, c->pull_step_ms, 0);
+}
+
+/* Everything crun needs for a container from `img`: the bundle <pod-dir>/containers/<name>
+ * (config.json, an empty rootfs mount point, the container's fresh upper and work
+ * directories: a restarted container starts from the image again, as in Kubernetes), crun's
+ * argv and the overlay's lower dirs (relative to the store's layers/, topmost first).
+ * -1 with a message; *config_error says the pod's spec can never start (no command, user). */
+static int prepare_image(ctr *c, ty_image *img, mountreq *mounts, size_t nm, char ***argv_out,
+                         char **bundle_out, ty_buf *lower, bool *config_error, ty_error *err)
+{
+    shim *s = c->s;
+    envlist env = {0};
+    json_t *cmd = NULL, *args = json_array(), *envj = json_array(), *mj = json_array();
+    json_t *spec = NULL, *no_env = json_array();
+    json_t *ienv = json_object_get(img->config, "Env");
+    ty_rt_oci_user user = {0};
+    char *bundle = NULL;
+    int rc = -1;
+    *config_error = true;
+    if (ty_rt_oci_command(c->spec, img->config, &cmd, err) < 0 ||
+        build_env(c, &env, json_is_array(ienv) ? ienv : no_env, err) < 0)
+        goto out;
+    /* the container sees absolute host paths only (a relative --state-dir gives relative
+     * ones): the job directory is mounted at, and named by, its absolute path */
+    char job_abs[PATH_MAX] = "";
+    const char *job_dir = json_string_value(json_object_get(s->rt, "jobDir"));
+    if (job_dir && realpath(job_dir, job_abs))
+        env_set(&env, "TRAINYARD_JOB_DIR", 17, job_abs);
+    size_t i;
+    json_t *a;
+    json_array_foreach(cmd, i, a) {
+        char *x = ty_rt_expand(json_string_value(a), env_lookup, &env);
+        json_array_append_new(args, json_string(x));
+        free(x);
+    }
+    for (size_t k = 0; k < env.n; k++)
+        json_array_append_new(envj, json_sprintf("%s=%s", env.names[k], env.values[k]));
+    char *label = ty_asprintf("%s_%s(%s)", s->name, s->ns, s->uid);
+    int urc = ty_rt_oci_resolve_user(json_object_get(s->pod, "spec"), c->spec, img->config,
+                                     img->layers, img->n_layers, label, c->name, &user, err);
+    free(label);
+    if (urc < 0)
+        goto out;
+    *config_error = false;
+    for (size_t k = 0; k < nm; k++) {
+        char src[PATH_MAX];
+        if (!realpath(mounts[k].src, src)) {
+            ty_fail_errno(err, errno, "volume mount at %s: resolve %s", mounts[k].dst,
+                          mounts[k].src);
+            goto out;
+        }
+        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", src, "dst",
+                                            mounts[k].dst, "ro", mounts[k].ro));
+    }
+    /* `trainyard run`'s job directory (checkpoints), at the path TRAINYARD_JOB_DIR names */
+    if (*job_abs)
+        json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", job_abs, "dst", job_abs,
+                                            "ro", 0));
+    /* absolute: crun resolves sources from the bundle; the child mounts from layers/ */
+    char absdir[PATH_MAX];
+    if (!realpath(s->dir, absdir)) {
+        ty_fail_errno(err, errno, "resolve %s", s->dir);
+        goto out;
+    }
+    /* what the pod's network setup wrote (/etc/hosts, resolv.conf, hostname) */
+    static const char *const etc[] = {"hosts", "resolv.conf", "hostname"};
+    for (int k = 0; k < 3; k++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/etc/%s", absdir, etc[k]);
+        TY_AUTOFREE char *d = ty_asprintf("/etc/%s", etc[k]);
+        if (access(p, R_OK) == 0)
+            json_array_append_new(mj, json_pack("{s:s, s:s, s:b}", "src", p, "dst", d, "ro", 0));
+    }
+    const char *wd = json_string_value(json_object_get(c->spec, "workingDir"));
+    if (!wd || !*wd)
+        wd = json_string_value(json_object_get(img->config, "WorkingDir"));
+    if (!wd || !*wd)
+        wd = "/";
+    json_t *gpus = json_array();
+    json_t *ids = json_object_get(s->rt, "gpus");
+    for (int k = 0; k < c->gpu_count; k++)
+        json_array_append(gpus, json_array_get(ids, (size_t)(c->gpu_first + k)));
+    ty_rt_oci_in in = {.pod_spec = json_object_get(s->pod, "spec"), .ctr_spec = c->spec,
+                       .user = &user, .args = args, .env = envj, .cwd = wd, .mounts = mj,
+                       .gpus = gpus};
+    spec = ty_rt_oci_spec(&in, err);
+    json_decref(gpus);
+    if (!spec) {
+        *config_error = true;
+        goto out;
+    }
+    bundle = ty_asprintf("%s/containers/%s", absdir, c->name);
+    ty_rm_tree(bundle);
+    static const char *const sub[] = {"rootfs", "upper", "work"};
+    for (int k = 0; k < 3; k++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/%s", bundle, sub[k]);
+        if (ty_mkdir_p(p, 0755) < 0) {
+            ty_fail_errno(err, errno, "create %s", p);
+            goto out;
+        }
+    }
+    char *cfg = ty_asprintf("%s/config.json", bundle);
+    int wrc = ty_rt_write_json_private(cfg, spec);
+    if (wrc < 0)
+        ty_fail_errno(err, errno, "write %s", cfg);
+    free(cfg);
+    if (wrc < 0)
+        goto out;
+    for (size_t k = img->n_layers; k-- > 0;) {
+        const char *slash = strrchr(img->layers[k], '/');
+        if (lower->len)
+            ty_buf_addc(lower, ':');
+        ty_buf_adds(lower, slash ? slash + 1 : img->layers[k]);
+    }
+    /* crun's own state lives in the pod dir and goes with it; its own errors also go to
+     * <bundle>/crun-errors.json (JSON lines; not "*.log": those are the containers' logs), so
+     * that a container crun could not start is told from one that exited (container_reaped) */
+    char **argv = ty_calloc(11, sizeof(char *));
+    argv[0] = ty_strdup("crun");
+    argv[1] = ty_asprintf("--root=%s/crun", absdir);
+    argv[2] = ty_strdup("--cgroup-manager=disabled");
+    argv[3] = ty_asprintf("--log=file:%s/crun-errors.json", bundle);
+    argv[4] = ty_strdup("--log-format=json");
+    argv[5] = ty_strdup("run");
+    argv[6] = ty_strdup("--bundle");
+    argv[7] = ty_strdup(bundle);
+    argv[8] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
+    free(c->crun_log);
+    c->crun_log = ty_asprintf("%s/crun-errors.json", bundle);
+    *argv_out = argv;
+    *bundle_out = bundle;
+    bundle = NULL;
+    rc = 0;
+out:
+    free(bundle);
+    json_decref(cmd), json_decref(args), json_decref(envj), json_decref(mj);
+    json_decref(spec), json_decref(user.groups), json_decref(no_env);
+    env_free(&env);
+    return rc;
+}
+
 static void after_exit(ctr *c);
 
 static void start_container(ctr *c)
@@ -720,10 +1135,46 @@ static void start_container(ctr *c)
     logfile *lf = NULL;
     char *ldir = NULL, *lpath = NULL;
     ty_buf rep = TY_BUF_INIT;
+    ty_image img = {0};
+    char *bundle = NULL;
+    ty_buf lower = TY_BUF_INIT;
+    ty_rt_identity ident = {0};
+    const char *wd = "/";
 
     free(c->term_message);
     c->term_message = NULL;
     c->signal = 0;
+
+    int decision = image_decision(c, &img);
+    if (decision < 0 || decision == 2)
+        goto done;
+    if (decision == 1) {
+        bool config_error = false;
+        if (plan_mounts(c, true, &mounts, &nm, &err) < 0) {
+            start_failed(c, ty_strdup(err.msg));
+            goto done;
+        }
+        if (prepare_image(c, &img, mounts, nm, &argv, &bundle, &lower, &config_error,
+                          &err) < 0) {
+            if (config_error)
+                set_waiting(c, "CreateContainerConfigError", ty_strdup(err.msg));
+            else
+                start_failed(c, ty_asprintf("failed to create containerd task: %s", err.msg));
+            goto done;
+        }
+        free(c->image_id);
+        c->image_id = ty_asprintf("%.*s@%s", (int)strcspn(img.ref, "@"), img.ref, img.digest);
+        char *at = strchr(c->image_id, '@');
+        char *colon = at ? memrchr(c->image_id, ':', (size_t)(at - c->image_id)) : NULL;
+        if (colon && !memchr(colon, '/', (size_t)(at - colon))) /* drop the tag */
+            memmove(colon, at, strlen(at) + 1);
+        goto launch;
+    }
+
+    free(c->crun_log);
+    c->crun_log = NULL;
+    free(c->image_id);
+    c->image_id = NULL;
 
     /* What the pod's (immutable) spec can never start with waits as the kubelet's
      * CreateContainerConfigError does, and is not retried: nothing could change the outcome. */
@@ -735,7 +1186,7 @@ static void start_container(ctr *c)
                                 c->name));
         goto done;
     }
-    if (build_env(c, &env, &err) < 0) {
+    if (build_env(c, &env, NULL, &err) < 0) {
         set_waiting(c, "CreateContainerConfigError",
                     ty_asprintf("container \"%s\": %s", c->name, err.msg));
         goto done;
@@ -747,16 +1198,15 @@ static void start_container(ctr *c)
     json_array_foreach(cmd, i, a) argv[na++] = ty_rt_expand(json_string_value(a) ? json_string_value(a) : "", env_lookup, &env);
     json_array_foreach(args, i, a) argv[na++] = ty_rt_expand(json_string_value(a) ? json_string_value(a) : "", env_lookup, &env);
     envp = env_vector(&env);
-    const char *wd = json_string_value(json_object_get(c->spec, "workingDir"));
+    wd = json_string_value(json_object_get(c->spec, "workingDir"));
     if (!wd || !*wd)
         wd = json_string_value(json_object_get(s->rt, "workdir"));
     if (!wd || !*wd)
         wd = "/";
-    if (plan_mounts(c, &mounts, &nm, &err) < 0) {
+    if (plan_mounts(c, false, &mounts, &nm, &err) < 0) {
         start_failed(c, ty_strdup(err.msg));
         goto done;
     }
-    ty_rt_identity ident;
     if (ty_rt_identity_plan(json_object_get(s->pod, "spec"), c->spec, &ident, &err) < 0) {
         start_failed(c, ty_strdup(err.msg));
         goto done;
@@ -768,6 +1218,7 @@ static void start_container(ctr *c)
         goto done;
     }
 
+launch:
     ldir = ty_asprintf("%s/%s", s->dir, c->name);
     lpath = ty_asprintf("%s/%d.log", ldir, c->restarts);
     mkdir(ldir, 0700); /* logs are trainyard's files (the container writes to a pipe) */
@@ -794,6 +1245,14 @@ static void start_container(ctr *c)
     }
     if (pid == 0) {
         close(p_rep[0]);
+        if (bundle) {
+            TY_AUTOFREE char *layers_dir = ty_asprintf(
+                "%s/layers", json_string_value(json_object_get(s->rt, "imagesDir")));
+            /* crun runs with the shim's environment ($PATH finds it); the container's is in
+             * config.json */
+            child_setup_image(c, p_rep[1], p_out[1], p_err[1], bundle, layers_dir, lower.data,
+                              argv, environ);
+        }
         child_setup(c, p_rep[1], p_out[1], p_err[1], mounts, nm, argv, envp, wd, &ident);
     }
     close(p_out[1]), close(p_err[1]), close(p_rep[1]);
@@ -848,6 +1307,9 @@ done:
     strv_free(argv);
     strv_free(envp);
     env_free(&env);
+    ty_image_free(&img);
+    free(bundle);
+    ty_buf_free(&lower);
     if (c->st == C_TERMINATED)
         after_exit(c);
     else
@@ -987,7 +1449,7 @@ static json_t *container_status(ctr *c)
                            c->last_state ? json_incref(c->last_state) : json_object(), "ready",
                            c->st == C_RUNNING && !c->init, "started", c->st == C_RUNNING,
                            "restartCount", c->restarts, "image", image ? image : "", "imageID",
-                           "", "containerID", "");
+                           c->image_id ? c->image_id : "", "containerID", "");
     json_object_set_new(cs, "containerID",
                         json_sprintf("trainyard://%s/%s/%d", c->s->uid, c->name, c->restarts));
     return cs;
@@ -1120,6 +1582,28 @@ static void emit_status(shim *s)
 
 /* ---- reaping, stopping ---------------------------------------------------------------------- */
 
+/* The last error crun logged (JSON lines, level "error"), or NULL: crun failed to create or
+ * start the container (a missing executable, a bad mount), as opposed to the container's own
+ * exit. */
+static char *crun_error(const char *path)
+{
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    if (ty_buf_read_file(&b, path) < 0)
+        return NULL;
+    char *found = NULL, *save = NULL;
+    for (char *l = strtok_r(b.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        const char *level = json_string_value(json_object_get(j, "level"));
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        if (level && msg && strcmp(level, "error") == 0) {
+            free(found);
+            found = ty_strdup(msg);
+        }
+        json_decref(j);
+    }
+    return found;
+}
+
 static void container_reaped(ctr *c, int wst)
 {
     shim *s = c->s;
@@ -1147,8 +1631,19 @@ static void container_reaped(ctr *c, int wst)
         if (c->signal == SIGKILL)
             c->exit_code = 137;
     }
+    char *why = c->exit_code != 0 && c->crun_log ? crun_error(c->crun_log) : NULL;
+    if (why) { /* crun never started the container's process: as runc's failures show */
+        c->exit_code = 128;
+        c->signal = 0;
+        c->term_reason = "StartError";
+        free(c->term_message);
+        c->term_message = ty_asprintf("failed to start container \"%s\": %s", c->name, why);
+        free(why);
+    }
     after_exit(c);
 }
+
+static void pull_reaped(ctr *c, int wst);
 
 static void on_sigchld(uv_signal_t *h, int sig)
 {
@@ -1157,9 +1652,12 @@ static void on_sigchld(uv_signal_t *h, int sig)
     int wst;
     pid_t pid;
     while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
-        for (size_t i = 0; i < s->n_ctrs; i++)
+        for (size_t i = 0; i < s->n_ctrs; i++) {
             if (s->ctrs[i].pid == pid && s->ctrs[i].st == C_RUNNING)
                 container_reaped(&s->ctrs[i], wst);
+            else if (s->ctrs[i].pull_pid == pid)
+                pull_reaped(&s->ctrs[i], wst);
+        }
         /* others: orphans inherited as pid 1 / subreaper, just reaped */
     }
 }
@@ -1170,6 +1668,8 @@ static void kill_all(shim *s, int sig)
         ctr *c = &s->ctrs[i];
         if (c->pid > 0)
             killpg(c->pid, sig);
+        if (c->pull_pid > 0)
+            kill(c->pull_pid, SIGKILL); /* a pull has nothing to finish */
         if (sig == SIGKILL && c->has_cgroup)
             ty_cgroup_kill(&s->cg, c->cg_rel);
     }
@@ -1191,7 +1691,7 @@ static void stop(shim *s, int64_t grace)
     s->stopping = true;
     s->grace_s = grace;
     for (size_t i = 0; i < s->n_ctrs; i++)
-        uv_timer_stop(&s->ctrs[i].backoff);
+        uv_timer_stop(&s->ctrs[i].backoff), uv_timer_stop(&s->ctrs[i].pull_timer);
     kill_all(s, grace > 0 ? SIGTERM : SIGKILL);
     if (grace > 0)
         uv_timer_start(&s->grace, grace_over, (uint64_t)grace * 1000, 0);
@@ -1205,7 +1705,7 @@ static void maybe_finish(shim *s)
     if (!s->stopping || s->exiting)
         return;
     for (size_t i = 0; i < s->n_ctrs; i++)
-        if (s->ctrs[i].pid > 0)
+        if (s->ctrs[i].pid > 0 || s->ctrs[i].pull_pid > 0)
             return;
     if (s->open_streams > 0)
         return; /* the last log lines are still coming */
@@ -1228,7 +1728,7 @@ static void finish_if_ended(shim *s)
         return;
     s->stopping = true;
     for (size_t i = 0; i < s->n_ctrs; i++)
-        uv_timer_stop(&s->ctrs[i].backoff);
+        uv_timer_stop(&s->ctrs[i].backoff), uv_timer_stop(&s->ctrs[i].pull_timer);
     /* As pid 1 of the pod's namespace: whatever a container left behind outside its process
      * group (a daemon holding its stdout) dies now, so the last log streams close. */
     if (s->pidns)
@@ -1338,7 +1838,23 @@ static void fmt_bytes(ty_buf *b, int64_t n)
 static void setup_limits(shim *s)
 {
     TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    ty_buf_adds(&b, "local pod: image is recorded but containers run on the host");
+    const char *idir = json_string_value(json_object_get(s->rt, "imagesDir"));
+    if (!idir)
+        ty_buf_adds(&b, "local pod: image is recorded but containers run on the host");
+    /* with a store, each container says where it runs (ImageNotPresent: on the host) */
+    for (size_t i = 0; idir && i < s->n_ctrs; i++) {
+        const char *image = json_string_value(json_object_get(s->ctrs[i].spec, "image"));
+        ty_image img;
+        int found = image && *image ? ty_image_find(idir, image, &img, NULL) : 0;
+        if (found == 1)
+            ty_image_free(&img);
+        ty_buf_addf(&b, "%s%s: ", i ? "; " : "", s->ctrs[i].name);
+        if (found == 1)
+            ty_buf_addf(&b, "image %s (crun, overlay root filesystem)", image);
+        else
+            ty_buf_addf(&b, "ImageNotPresent: image %s is not in the image store, runs on the "
+                        "host", image && *image ? image : "(none)");
+    }
     bool any = false;
     bool limited = false;
     for (size_t i = 0; i < s->n_ctrs; i++)
@@ -1466,6 +1982,8 @@ static int supervise(shim *s)
     s->grace.data = s;
     for (size_t i = 0; i < s->n_ctrs; i++) {
         uv_timer_init(&loop, &s->ctrs[i].backoff);
+        uv_timer_init(&loop, &s->ctrs[i].pull_timer);
+        s->ctrs[i].pull_timer.data = &s->ctrs[i];
         s->ctrs[i].backoff.data = &s->ctrs[i];
     }
     ty_buf_init(&s->cmdbuf);
@@ -1514,8 +2032,10 @@ static int supervise(shim *s)
     if (s->has_listener)
         uv_close((uv_handle_t *)&s->listener, close_cb);
     client_drop(s);
-    for (size_t i = 0; i < s->n_ctrs; i++)
+    for (size_t i = 0; i < s->n_ctrs; i++) {
         uv_close((uv_handle_t *)&s->ctrs[i].backoff, close_cb);
+        uv_close((uv_handle_t *)&s->ctrs[i].pull_timer, close_cb);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 0;
@@ -1525,7 +2045,8 @@ static void shim_free(shim *s)
 {
     for (size_t i = 0; i < s->n_ctrs; i++) {
         ctr *c = &s->ctrs[i];
-        free(c->wait_message), free(c->term_message), free(c->cg_rel);
+        free(c->wait_message), free(c->term_message), free(c->cg_rel), free(c->image_id);
+        free(c->crun_log);
         json_decref(c->last_state);
     }
     free(s->ctrs);
