@@ -46,6 +46,7 @@ static const ty_kind_info namespace_kind = {
     .merge_keys = namespace_merge_keys,
     .watched_by = TY_WATCHED_BY_ADMISSION,
     .table = &ty_table_namespaces,
+    .create_defaults = ty_core_namespace_defaults,
 };
 static const ty_kind_info node_kind = {
     .group = "", .version = "v1", .kind = "Node", .resource = "nodes", .singular = "node",
@@ -64,6 +65,7 @@ static const ty_kind_info pod_kind = {
     .merge_keys = pod_merge_keys,
     .watched_by = TY_WATCHED_BY_ADMISSION,
     .table = &ty_table_pods,
+    .create_defaults = ty_core_pod_defaults,
 };
 static const ty_kind_info service_kind = {
     .group = "", .version = "v1", .kind = "Service", .resource = "services",
@@ -72,6 +74,7 @@ static const ty_kind_info service_kind = {
     .description = "Service names a set of pods (by label selector) and the ports they serve.",
     .merge_keys = service_merge_keys,
     .table = &ty_table_services,
+    .create_defaults = ty_core_service_defaults,
 };
 static const ty_kind_info event_kind = {
     .group = "", .version = "v1", .kind = "Event", .resource = "events", .singular = "event",

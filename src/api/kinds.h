@@ -9,6 +9,7 @@
 #ifndef TY_API_KINDS_H
 #define TY_API_KINDS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 /* A list that strategic merge patches and server-side apply merge element by element. `path`
@@ -54,6 +55,10 @@ typedef struct ty_kind_info {
     /* Its Table columns and cells (kubectl get); NULL: name and age, as for any resource */
     const struct ty_table_kind *table;
     unsigned watched_by; /* TY_WATCHED_BY_*: the controllers that watch it */
+    /* What the API server fills in on every create, whoever creates it (the store calls it:
+     * controllers create pods and services straight into the store); NULL: nothing
+     * (api/core.c) */
+    void (*create_defaults)(json_t *obj);
 } ty_kind_info;
 
 /* Every kind, NULL-terminated: the core group's first, then each group's in the order

@@ -348,84 +348,6 @@ int st_maybe_finish_deletion(ty_store *s, res *r, const char *key, json_t *obj,
 
 static const ty_store_write_opts no_write_opts;
 
-static void default_protocol(json_t *ports)
-{
-    size_t i;
-    json_t *p;
-    json_array_foreach(ports, i, p)
-    {
-        if (json_is_object(p) && !json_string_value(json_object_get(p, "protocol")))
-            json_object_set_new(p, "protocol", json_string("TCP"));
-    }
-}
-
-static void set_default(json_t *obj, const char *key, json_t *value)
-{
-    if (!json_object_get(obj, key))
-        json_object_set(obj, key, value);
-    json_decref(value);
-}
-
-/* What the API server fills in on a Service (SetDefaults_Service and the registry's create):
- * type ClusterIP, sessionAffinity None, each port's targetPort its port, internalTrafficPolicy
- * Cluster, clusterIPs from clusterIP, and for a headless one the cluster's one IPv4 family. */
-static void default_service(json_t *svc)
-{
-    json_t *spec = json_object_get(svc, "spec");
-    if (!json_is_object(spec))
-        return;
-    set_default(spec, "type", json_string("ClusterIP"));
-    set_default(spec, "sessionAffinity", json_string("None"));
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(spec, "ports"), i, p) {
-        json_t *target = json_object_get(p, "targetPort");
-        json_t *port = json_object_get(p, "port");
-        if (json_is_object(p) && json_is_integer(port) &&
-            (!target || (json_is_integer(target) && json_integer_value(target) == 0)))
-            json_object_set(p, "targetPort", port);
-    }
-    const char *type = json_string_value(json_object_get(spec, "type"));
-    if (type && strcmp(type, "ExternalName") == 0)
-        return;
-    set_default(spec, "internalTrafficPolicy", json_string("Cluster"));
-    if (type && (strcmp(type, "NodePort") == 0 || strcmp(type, "LoadBalancer") == 0))
-        set_default(spec, "externalTrafficPolicy", json_string("Cluster"));
-    json_t *ip = json_object_get(spec, "clusterIP");
-    if (json_is_string(ip) && !json_object_get(spec, "clusterIPs"))
-        json_object_set_new(spec, "clusterIPs", json_pack("[O]", ip));
-    if (json_is_string(ip) && strcmp(json_string_value(ip), "None") == 0) {
-        set_default(spec, "ipFamilies", json_pack("[s]", "IPv4"));
-        set_default(spec, "ipFamilyPolicy", json_string("SingleStack"));
-    }
-    json_t *status = json_object_get(svc, "status");
-    if (!status)
-        json_object_set_new(svc, "status", status = json_object());
-    if (json_is_object(status))
-        set_default(status, "loadBalancer", json_object());
-}
-
-/* The API server's defaulting of the core kinds that clients read back: a port's protocol is
- * TCP (kubectl describe pod prints "23456/TCP", a port without one "23456/"), a Service's
- * type, affinity, families and target ports. Pods and services are created by the
- * controllers straight into the store, so it is done here. */
-static void default_core(const char *resource, json_t *obj)
-{
-    json_t *spec = json_object_get(obj, "spec");
-    if (strcmp(resource, "services") == 0) {
-        default_protocol(json_object_get(spec, "ports"));
-        default_service(obj);
-    } else if (strcmp(resource, "pods") == 0) {
-        static const char *lists[] = {"initContainers", "containers"};
-        for (size_t l = 0; l < 2; l++) {
-            size_t i;
-            json_t *c;
-            json_array_foreach(json_object_get(spec, lists[l]), i, c)
-                default_protocol(json_object_get(c, "ports"));
-        }
-    }
-}
-
 /* Consumes `obj`: it becomes the stored tree (see ty_store_create_owned). */
 static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
                           const ty_store_write_opts *opts, json_t **out, ty_error *err)
@@ -476,10 +398,11 @@ static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
     json_object_del(meta, "deletionTimestamp");
     json_object_del(meta, "deletionGracePeriodSeconds");
     json_object_del(meta, "resourceVersion");
-    default_core(resource, obj);
-    /* The API server starts every namespace Active, whatever the client sent. */
-    if (strcmp(resource, "namespaces") == 0)
-        json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
+    /* The API server's defaults that clients read back, whoever creates the object: the
+     * controllers create pods and services straight into the store. */
+    const ty_kind_info *kind = ty_kind_of_resource(resource);
+    if (kind && kind->create_defaults)
+        kind->create_defaults(obj);
     if (opts->dry_run) {
         if (out)
             *out = obj;
