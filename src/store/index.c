@@ -323,50 +323,33 @@ int st_index_from_text(ty_store *s, entry *e, const char *p, const char *end, bo
 {
     json_t *meta = json_object();
     const char *labels = NULL, *labels_end = NULL;
-    p = ty_json_skip_ws(p + 1, end);
-    if (p < end && *p == '}')
-        goto done;
-    for (;;) {
-        p = ty_json_skip_ws(p, end);
-        const char *k = p + 1, *ke = p < end && *p == '"' ? ty_json_skip_string(p, end) : NULL;
-        if (!ke)
-            goto bad;
-        size_t klen = (size_t)(ke - 1 - k);
-        p = ty_json_skip_ws(ke, end);
-        if (p >= end || *p != ':')
-            goto bad;
-        const char *v = ty_json_skip_ws(p + 1, end);
-        const char *ve = ty_json_skip_value(v, end);
-        if (!ve)
-            goto bad;
-#define IS(name) (klen == sizeof(name) - 1 && memcmp(k, name, klen) == 0)
-        if (IS("labels")) {
+    ty_json_member m;
+    int rc;
+    p++; /* the caller found the metadata object's opening brace */
+    while ((rc = ty_json_next_member(&p, end, false, &m)) > 0) {
+        const char *v = m.val, *ve = m.val_end;
+        if (ty_json_member_is(&m, "labels")) {
             labels = v;
             labels_end = ve;
-        } else if ((IS("uid") || IS("deletionTimestamp")) && *v == '"' &&
-                   !memchr(v, '\\', (size_t)(ve - v))) {
+        } else if ((ty_json_member_is(&m, "uid") || ty_json_member_is(&m, "deletionTimestamp")) &&
+                   *v == '"' && !memchr(v, '\\', (size_t)(ve - v))) {
             /* a plain string, the usual case: no parser needed */
-            char *name = ty_strndup(k, klen);
+            char *name = ty_strndup(m.key, m.key_len);
             json_object_set_new(meta, name, json_stringn(v + 1, (size_t)(ve - v - 2)));
             free(name);
-        } else if (IS("uid") || IS("deletionTimestamp") || IS("finalizers") ||
-                   IS("ownerReferences")) {
+        } else if (ty_json_member_is(&m, "uid") || ty_json_member_is(&m, "deletionTimestamp") ||
+                   ty_json_member_is(&m, "finalizers") ||
+                   ty_json_member_is(&m, "ownerReferences")) {
             json_t *val = json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL);
             if (!val)
                 goto bad;
-            char *name = ty_strndup(k, klen);
+            char *name = ty_strndup(m.key, m.key_len);
             json_object_set_new(meta, name, val);
             free(name);
         }
-#undef IS
-        p = ty_json_skip_ws(ve, end);
-        if (p < end && *p == '}')
-            break;
-        if (p >= end || *p != ',')
-            goto bad;
-        p++;
     }
-done:
+    if (rc < 0)
+        goto bad;
     st_index_fill(s, e, meta, typed);
     json_decref(meta);
     if (labels) {

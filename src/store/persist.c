@@ -1,5 +1,4 @@
 /* Persistence in SQLite: one row per object, loading, group commits. */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -153,51 +152,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 /* Loading reads the text and parses only what the index needs (the metadata); the rest of
- * each object is checked for JSON structure and parsed when someone asks for it. */
-/* The end of the JSON value starting at p, or NULL when it is not one: every member and
- * element checked. For what loading scans of each row. */
-static const char *check_value(const char *p, const char *end, int depth)
-{
-    p = ty_json_skip_ws(p, end);
-    if (p >= end || depth > 128)
-        return NULL;
-    if (*p == '"')
-        return ty_json_skip_string(p, end);
-    if (*p == '{' || *p == '[') {
-        bool obj = *p == '{';
-        char close = obj ? '}' : ']';
-        p = ty_json_skip_ws(p + 1, end);
-        if (p < end && *p == close)
-            return p + 1;
-        for (;;) {
-            if (obj) {
-                p = ty_json_skip_ws(p, end);
-                if (p >= end || *p != '"' || !(p = ty_json_skip_string(p, end)))
-                    return NULL;
-                p = ty_json_skip_ws(p, end);
-                if (p >= end || *p != ':')
-                    return NULL;
-                p++;
-            }
-            if (!(p = check_value(p, end, depth + 1)))
-                return NULL;
-            p = ty_json_skip_ws(p, end);
-            if (p >= end)
-                return NULL;
-            if (*p == close)
-                return p + 1;
-            if (*p != ',')
-                return NULL;
-            p++;
-        }
-    }
-    const char *q = p;
-    while (q < end && (isalnum((unsigned char)*q) || *q == '-' || *q == '+' || *q == '.'))
-        q++;
-    return q > p ? q : NULL;
-}
-
-/* What loading learns of one stored text without parsing it all. */
+ * each object is parsed when someone asks for it. What loading learns of one stored text without parsing it all. */
 typedef struct scanned {
     bool typed;
     const char *meta, *meta_end; /* the metadata object's text */
@@ -213,43 +168,25 @@ static int scan_text(const char *p, size_t len, scanned *out)
     const char *end = p + len;
     bool api = false, kind = false;
     *out = (scanned){0};
-    p = ty_json_skip_ws(p, end);
-    if (p >= end || *p != '{')
+    if (!(p = ty_json_object_start(p, end)))
         return -1;
-    p++;
-    for (;;) {
-        p = ty_json_skip_ws(p, end);
-        const char *k = p + 1, *ke = p < end && *p == '"' ? ty_json_skip_string(p, end) : NULL;
-        if (!ke)
-            return -1;
-        size_t klen = (size_t)(ke - 1 - k);
-        p = ty_json_skip_ws(ke, end);
-        if (p >= end || *p != ':')
-            return -1;
-        const char *v = ty_json_skip_ws(p + 1, end);
-        const char *ve = check_value(v, end, 0);
-        if (!ve)
-            return -1;
-        if (klen == 8 && memcmp(k, "metadata", 8) == 0) {
-            if (*v != '{')
+    ty_json_member m;
+    int rc;
+    while ((rc = ty_json_next_member(&p, end, true, &m)) > 0) {
+        if (ty_json_member_is(&m, "metadata")) {
+            if (*m.val != '{')
                 return -1;
-            out->meta = v;
-            out->meta_end = ve;
+            out->meta = m.val;
+            out->meta_end = m.val_end;
             if (api && kind)
                 break;
-        } else if (klen == 10 && memcmp(k, "apiVersion", 10) == 0) {
+        } else if (ty_json_member_is(&m, "apiVersion")) {
             api = true;
-        } else if (klen == 4 && memcmp(k, "kind", 4) == 0) {
+        } else if (ty_json_member_is(&m, "kind")) {
             kind = true;
         }
-        p = ty_json_skip_ws(ve, end);
-        if (p < end && *p == '}')
-            break;
-        if (p >= end || *p != ',')
-            return -1;
-        p++;
     }
-    if (!out->meta)
+    if (rc < 0 || !out->meta)
         return -1;
     while (end > p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t'))
         end--;

@@ -759,42 +759,25 @@ json_t *ty_store_parse_member(const char *json, size_t len, const char *member)
 
 json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
 {
-    const char *p = json, *end = json + len, *prev_end = NULL;
-    size_t mlen = strlen(member);
-    p = ty_json_skip_ws(p, end);
-    if (p >= end || *p != '{')
-        goto whole;
-    p = ty_json_skip_ws(p + 1, end);
-    for (;;) {
-        const char *mstart = p;
-        const char *k = p + 1, *ke = p < end && *p == '"' ? ty_json_skip_string(p, end) : NULL;
-        if (!ke)
-            goto whole;
-        p = ty_json_skip_ws(ke, end);
-        if (p >= end || *p != ':')
-            goto whole;
-        const char *ve = ty_json_skip_value(p + 1, end);
-        if (!ve)
-            goto whole;
-        p = ty_json_skip_ws(ve, end);
-        if (p >= end || (*p != ',' && *p != '}'))
-            goto whole;
-        if ((size_t)(ke - 1 - k) == mlen && memcmp(k, member, mlen) == 0) {
+    const char *end = json + len, *p = ty_json_object_start(json, end), *prev_end = NULL;
+    ty_json_member m;
+    int rc;
+    while (p && (rc = ty_json_next_member(&p, end, false, &m)) > 0) {
+        if (ty_json_member_is(&m, member)) {
             /* cut the member with the comma after it, or before it when it is the last */
-            const char *cut = mstart, *cut_end = *p == ',' ? p + 1 : ve;
-            if (*p == '}' && prev_end)
-                cut = prev_end;
+            const char *cut = m.key - 1, *cut_end = p;
+            if (*ty_json_skip_ws(m.val_end, end) == '}') {
+                cut_end = m.val_end;
+                if (prev_end)
+                    cut = prev_end;
+            }
             TY_AUTOBUF ty_buf b = TY_BUF_INIT;
             ty_buf_add(&b, json, (size_t)(cut - json));
             ty_buf_add(&b, cut_end, (size_t)(end - cut_end));
             return json_loadb(b.data, b.len, 0, NULL);
         }
-        if (*p == '}')
-            goto whole;
-        prev_end = ve;
-        p = ty_json_skip_ws(p + 1, end);
+        prev_end = m.val_end;
     }
-whole:
     return json_loadb(json, len, 0, NULL);
 }
 
