@@ -962,9 +962,12 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
     while (kinds[nkinds])
         nkinds++;
     a->watch_ids = ty_calloc(nkinds, sizeof *a->watch_ids);
-    for (size_t i = 0; i < nkinds; i++)
-        if (kinds[i]->watched_by & TY_WATCHED_BY_ADMISSION)
-            a->watch_ids[a->nwatch++] = ty_store_watch(store, kinds[i]->resource, on_event, a);
+    for (size_t i = 0; i < nkinds; i++) {
+        if (!(kinds[i]->watched_by & TY_WATCHED_BY_ADMISSION))
+            continue;
+        ty_store_watch_opts wo = {.resource = kinds[i]->resource, .fn = on_event, .ctx = a};
+        ty_store_watch(store, &wo, &a->watch_ids[a->nwatch++], NULL);
+    }
     ty_queue_add(a->queue, "pass");
     return a;
 }

@@ -393,9 +393,13 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     ty_kubeflow_set_restart_backoff(b ? atoll(b) : 0);
     c->pytorch_events = ty_recorder_new(store, "pytorchjob-controller");
     c->tf_events = ty_recorder_new(store, "tfjob-controller");
-    c->watch_ids[0] = ty_store_watch(store, "pytorchjobs", on_event, c);
-    c->watch_ids[1] = ty_store_watch(store, "tfjobs", on_event, c);
-    c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "pytorchjobs", .fn = on_event,
+                                                 .ctx = c},
+                   &c->watch_ids[0], NULL);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "tfjobs", .fn = on_event, .ctx = c},
+                   &c->watch_ids[1], NULL);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = c},
+                   &c->watch_ids[2], NULL);
     return c;
 }
 

@@ -539,7 +539,8 @@ ty_workloadctl *ty_workloadctl_new(uv_loop_t *loop, ty_store *store)
     c->events = ty_recorder_new(store, "kueue-job-controller");
     const char *res[] = {"pytorchjobs", "tfjobs", "workloads", "pods"};
     for (int i = 0; i < 4; i++)
-        c->watch_ids[i] = ty_store_watch(store, res[i], on_event, c);
+        ty_store_watch(store, &(ty_store_watch_opts){.resource = res[i], .fn = on_event, .ctx = c},
+                       &c->watch_ids[i], NULL);
     ty_workloadctl_resync(c);
     return c;
 }

@@ -227,25 +227,23 @@ enum MHD_Result srv_handle_watch(call *c)
      * from its history (410 Expired when N is older than the history), then follows. */
     st->selective = (srv_q(c, "labelSelector") && *srv_q(c, "labelSelector")) ||
                     (srv_q(c, "fieldSelector") && *srv_q(c, "fieldSelector"));
+    /* Events reach the stream only once durable; a filtered watch needs each object's
+     * version before the event. */
+    ty_store_watch_opts wo = {.resource = c->ri->resource, .committed = true, .ctx = st};
+    if (st->selective)
+        wo.prev_fn = watch_prev_cb;
+    else
+        wo.fn = watch_cb;
     if (replay_all) {
         watch_replay(st, c->path.ns);
-        /* Events reach the stream only once durable (ty_store_watch_committed). */
-        if (st->selective)
-            ty_store_watch_committed_prev(c->srv->store, c->ri->resource, 0, watch_prev_cb, st,
-                                          &st->watch_id, NULL);
-        else
-            ty_store_watch_committed(c->srv->store, c->ri->resource, 0, watch_cb, st,
-                                     &st->watch_id, NULL);
+        ty_store_watch(c->srv->store, &wo, &st->watch_id, NULL);
     } else {
         /* The client listed at `from`: the history's events after it, each judged by the
          * object's version before it (kubectl delete --wait watches from its list's
          * resourceVersion with a fieldSelector). */
         TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-        int rc = st->selective
-                     ? ty_store_watch_committed_prev(c->srv->store, c->ri->resource, from,
-                                                     watch_prev_cb, st, &st->watch_id, &err)
-                     : ty_store_watch_committed(c->srv->store, c->ri->resource, from, watch_cb,
-                                                st, &st->watch_id, &err);
+        wo.from_rv = from;
+        int rc = ty_store_watch(c->srv->store, &wo, &st->watch_id, &err);
         if (rc < 0) {
             srv_stream_abandon(st);
             if (err.code == TY_STORE_GONE)

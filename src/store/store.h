@@ -186,13 +186,24 @@ json_t *ty_store_list_owned(ty_store *s, const char *resource, const char *owner
 typedef void (*ty_store_watch_prev_fn)(void *ctx, ty_event_type type, const char *resource,
                                        const json_t *obj, const json_t *prev);
 
-/* Calls fn for every change of `resource` (NULL: every resource). Returns a watch id. */
-int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx);
-/* Like ty_store_watch, first replaying (synchronously, from the history) every event of
- * `resource` after resourceVersion `rv`; rv 0: from now, no replay. Fails with GONE
- * ("too old resource version: RV (OLDEST)") when events after rv have left the history. */
-int ty_store_watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
-                        void *ctx, int *id_out, ty_error *err);
+/* What a watch sees and how. */
+typedef struct ty_store_watch_opts {
+    const char *resource; /* NULL: every resource */
+    /* 0: from now. Else every event of `resource` after this resourceVersion is replayed
+     * first (synchronously, from the history); GONE ("too old resource version: RV
+     * (OLDEST)") when some have left it. */
+    uint64_t from_rv;
+    /* Every event reaches the watch only once the write that made it is committed (replayed
+     * events and later ones alike, in order): what the API server streams to clients. */
+    bool committed;
+    ty_store_watch_fn fn;           /* one of the two */
+    ty_store_watch_prev_fn prev_fn; /* with the object's previous version */
+    void *ctx;
+} ty_store_watch_opts;
+
+/* Starts a watch; *id_out (may be NULL) gets its id for ty_store_unwatch(). Fails only with
+ * GONE (from_rv older than the history). */
+int ty_store_watch(ty_store *s, const ty_store_watch_opts *o, int *id_out, ty_error *err);
 void ty_store_unwatch(ty_store *s, int id);
 /* The last resourceVersion handed out. */
 uint64_t ty_store_revision(const ty_store *s);
@@ -204,7 +215,7 @@ uint64_t ty_store_revision(const ty_store *s);
  * iteration. Off (the default): every change is committed before the call returns. */
 void ty_store_defer_commits(ty_store *s, bool on);
 /* Writes every change since the last commit in one transaction (WAL, synchronous=FULL), then
- * delivers the events held for ty_store_watch_committed() watchers. No-op when nothing is
+ * delivers the events held for committed watches (ty_store_watch_opts.committed). No-op when nothing is
  * pending. Fails with INTERNAL when SQLite does: memory is then ahead of the database and the
  * changes stay pending; the caller must not let anything depending on them out (the server
  * exits). */
@@ -215,17 +226,6 @@ uint64_t ty_store_committed_revision(const ty_store *s);
 bool ty_store_uncommitted(const ty_store *s);
 /* Checkpoints of the WAL done so far (each one fsyncs the database file). */
 uint64_t ty_store_checkpoints(const ty_store *s);
-/* Like ty_store_watch_from, but every event reaches fn only once the write that made it is
- * committed (replayed events and later ones alike, in order): what the API server streams to
- * clients. */
-int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
-                             ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err);
-/* ty_store_watch_committed with the previous version of each object (see
- * ty_store_watch_prev_fn); replayed events carry it too, from the history. */
-int ty_store_watch_committed_prev(ty_store *s, const char *resource, uint64_t rv,
-                                  ty_store_watch_prev_fn fn, void *ctx, int *id_out,
-                                  ty_error *err);
-
 /* A stored object as the text the store keeps (the bytes in SQLite), for answers that need no
  * parse. Everything is borrowed and valid until the next write to the store. */
 typedef struct ty_store_item {

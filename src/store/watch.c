@@ -1,4 +1,5 @@
 /* The history of events and the watches. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,40 +122,34 @@ void st_notify(ty_store *s, ty_event_type type, res *r, const json_t *obj, text 
     }
 }
 
-static int add_watch(ty_store *s, const char *resource, ty_store_watch_fn fn,
-                     ty_store_watch_prev_fn prev_fn, void *ctx, bool committed)
+static int add_watch(ty_store *s, const ty_store_watch_opts *o)
 {
+    assert(!o->fn != !o->prev_fn && "a watch has one callback");
     s->watchers = ty_realloc(s->watchers, (s->nwatchers + 1) * sizeof(watcher));
     s->watchers[s->nwatchers++] = (watcher){++s->next_watch_id,
-                                            resource ? ty_strdup(resource) : NULL, fn, prev_fn,
-                                            ctx, committed};
+                                            o->resource ? ty_strdup(o->resource) : NULL, o->fn,
+                                            o->prev_fn, o->ctx, o->committed};
     return s->next_watch_id;
 }
 
-int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx)
+int ty_store_watch(ty_store *s, const ty_store_watch_opts *o, int *id_out, ty_error *err)
 {
-    return add_watch(s, resource, fn, NULL, ctx, false);
-}
-
-static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
-                      ty_store_watch_prev_fn prev_fn, void *ctx, bool committed, int *id_out,
-                      ty_error *err)
-{
+    uint64_t rv = o->from_rv;
     if (rv != 0 && rv < s->hist_base)
         return st_fail_code(err, TY_STORE_GONE, "too old resource version: %llu (%llu)",
-                         (unsigned long long)rv, (unsigned long long)s->hist_base);
-    int id = add_watch(s, resource, fn, prev_fn, ctx, committed);
+                            (unsigned long long)rv, (unsigned long long)s->hist_base);
+    int id = add_watch(s, o);
     /* A copy: a callback may add or remove watches (the array moves). */
     watcher self = *watcher_of(s, id);
     if (rv != 0) {
         st_enter(s);
         for (size_t i = 0; i < s->hist_len; i++) {
             hist_event *e = &s->hist[(s->hist_start + i) % s->hist_cap];
-            if (e->rv <= rv || (resource && strcmp(resource, e->r->name) != 0))
+            if (e->rv <= rv || (o->resource && strcmp(o->resource, e->r->name) != 0))
                 continue;
             json_error_t je;
             json_t *obj = json_loadb(e->t->data, e->t->len, 0, &je);
-            if (committed && e->rv > s->committed)
+            if (o->committed && e->rv > s->committed)
                 hold(s, id, e->type, e->r, obj, e->prev);
             else
                 call_watcher(s, &self, e->type, e->r, obj, e->prev);
@@ -165,25 +160,6 @@ static int watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_w
     if (id_out)
         *id_out = id;
     return 0;
-}
-
-int ty_store_watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
-                        void *ctx, int *id_out, ty_error *err)
-{
-    return watch_from(s, resource, rv, fn, NULL, ctx, false, id_out, err);
-}
-
-int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
-                             ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err)
-{
-    return watch_from(s, resource, rv, fn, NULL, ctx, true, id_out, err);
-}
-
-int ty_store_watch_committed_prev(ty_store *s, const char *resource, uint64_t rv,
-                                  ty_store_watch_prev_fn fn, void *ctx, int *id_out,
-                                  ty_error *err)
-{
-    return watch_from(s, resource, rv, NULL, fn, ctx, true, id_out, err);
 }
 
 void ty_store_unwatch(ty_store *s, int id)
