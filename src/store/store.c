@@ -748,39 +748,6 @@ ty_store *ty_store_new(void)
     return s;
 }
 
-json_t *ty_store_parse_member(const char *json, size_t len, const char *member)
-{
-    const char *val;
-    size_t vlen;
-    if (!ty_json_members(json, len, &member, 1, &val, &vlen) || !val)
-        return NULL;
-    return json_loadb(val, vlen, JSON_DECODE_ANY, NULL);
-}
-
-json_t *ty_store_parse_without(const char *json, size_t len, const char *member)
-{
-    const char *end = json + len, *p = ty_json_object_start(json, end), *prev_end = NULL;
-    ty_json_member m;
-    int rc;
-    while (p && (rc = ty_json_next_member(&p, end, false, &m)) > 0) {
-        if (ty_json_member_is(&m, member)) {
-            /* cut the member with the comma after it, or before it when it is the last */
-            const char *cut = m.key - 1, *cut_end = p;
-            if (*ty_json_skip_ws(m.val_end, end) == '}') {
-                cut_end = m.val_end;
-                if (prev_end)
-                    cut = prev_end;
-            }
-            TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-            ty_buf_add(&b, json, (size_t)(cut - json));
-            ty_buf_add(&b, cut_end, (size_t)(end - cut_end));
-            return json_loadb(b.data, b.len, 0, NULL);
-        }
-        prev_end = m.val_end;
-    }
-    return json_loadb(json, len, 0, NULL);
-}
-
 /* ---- the public entry points that may parse: cached trees are dropped only between them ---- */
 
 void ty_store_set_fault(ty_store *s, ty_store_fault_fn fn, void *ctx)

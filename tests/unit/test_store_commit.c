@@ -513,39 +513,6 @@ Test(store_commit, history_is_bounded_in_bytes)
     ty_store_free(s);
 }
 
-static void check_without(const char *in, const char *member, const char *want)
-{
-    json_t *got = ty_store_parse_without(in, strlen(in), member);
-    json_t *exp = json_loads(want, 0, NULL);
-    cr_assert(json_equal(got, exp), "%s without %s", in, member);
-    json_decref(got);
-    json_decref(exp);
-}
-
-Test(store_commit, parse_without_a_member)
-{
-    check_without("{\"a\":1,\"spec\":{\"x\":[1,{\"y\":\"}\"}]},\"status\":{}}", "spec",
-                  "{\"a\":1,\"status\":{}}");
-    check_without("{\"a\":1, \"spec\" : {\"x\":\"\\\"\"} }", "spec", "{\"a\":1}");
-    check_without("{\"spec\":[]}", "spec", "{}");
-    check_without("{\"spec\":[],\"b\":2}", "spec", "{\"b\":2}");
-    check_without("{\"a\":{\"spec\":1}}", "spec", "{\"a\":{\"spec\":1}}");
-    cr_assert_null(ty_store_parse_without("{\"a\":", 5, "spec"));
-}
-
-Test(store_commit, parse_one_member)
-{
-    const char *t = "{\"a\":{\"lastTimestamp\":\"no\"}, \"n\":[1,\"]\"],\"lastTimestamp\":\"2026-01-01T00:00:00Z\"}";
-    json_t *v = ty_store_parse_member(t, strlen(t), "lastTimestamp");
-    cr_assert_str_eq(json_string_value(v), "2026-01-01T00:00:00Z", "the top-level one");
-    json_decref(v);
-    v = ty_store_parse_member(t, strlen(t), "n");
-    cr_assert_eq(json_array_size(v), 2);
-    json_decref(v);
-    cr_assert_null(ty_store_parse_member(t, strlen(t), "missing"));
-    cr_assert_null(ty_store_parse_member("[1]", 3, "a"));
-}
-
 /* The owner index: dependents are found without a scan, duplicate references to one owner and
  * dependents with two owners come out right, and replacing or removing a dependent keeps the
  * index in step (deleting many owners is linear, not quadratic). */

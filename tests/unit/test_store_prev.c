@@ -1,5 +1,5 @@
-/* Watches with the previous version of each object (ty_store_watch_committed_prev): live,
- * held until a deferred commit, and replayed from the history. */
+/* Watches with the previous version of each object (ty_store_watch_opts.prev_fn, committed):
+ * live, held until a deferred commit, and replayed from the history. */
 #include <criterion/criterion.h>
 #include <string.h>
 
