@@ -405,9 +405,9 @@ enum MHD_Result srv_refuse_foreign(call *c, bool *refused)
     const char *host = srv_hdr(c, MHD_HTTP_HEADER_HOST);
     if (host && !loopback_authority(host))
         return srv_fail(c, 403, "Forbidden",
-                    "host \"%s\" is not allowed: the API server has no authentication yet and "
-                    "answers only requests to a loopback name (localhost, 127.0.0.1, [::1])",
-                    host);
+                        "host \"%s\" is not allowed: the API server has no authentication yet and "
+                        "answers only requests to a loopback name (localhost, 127.0.0.1, [::1])",
+                        host);
     const char *origin = srv_hdr(c, "Origin");
     if (origin) {
         const char *auth = strncasecmp(origin, "http://", 7) == 0    ? origin + 7
@@ -415,8 +415,8 @@ enum MHD_Result srv_refuse_foreign(call *c, bool *refused)
                                                                      : NULL;
         if (!auth || !loopback_authority(auth))
             return srv_fail(c, 403, "Forbidden",
-                        "origin \"%s\" is not allowed: the API server has no authentication "
-                        "yet and answers no cross-site requests from web pages", origin);
+                            "origin \"%s\" is not allowed: the API server has no authentication "
+                            "yet and answers no cross-site requests from web pages", origin);
     }
     *refused = false;
     return MHD_YES;

@@ -85,7 +85,7 @@ static enum MHD_Result dispatch(call *c, const char *url)
         return srv_handle_delete(c);
     }
     return srv_fail(c, 405, "MethodNotAllowed",
-                "the server does not allow this method on the requested resource");
+                    "the server does not allow this method on the requested resource");
 }
 
 /* The answer just queued leaves once this returns: whatever it shows (this request's writes,
@@ -240,7 +240,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->too_big = true;
             if (expect && strcasecmp(expect, "100-continue") == 0)
                 return srv_fail(&c, 413, "RequestEntityTooLarge",
-                            "Request entity too large: limit is %zu", s->max_body);
+                                "Request entity too large: limit is %zu", s->max_body);
         }
         return MHD_YES;
     }
@@ -257,7 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     conn_busy(s, conn);
     if (r->too_big)
         return srv_fail(&c, 413, "RequestEntityTooLarge", "Request entity too large: limit is %zu",
-                    s->max_body);
+                        s->max_body);
     ty_debug("http: %s %s", method, url);
     enum MHD_Result ret = dispatch(&c, url);
     ty_srv_path_free(&c.path);

@@ -146,7 +146,7 @@ enum MHD_Result srv_handle_list(call *c)
         ty_selector_free(labels);
         ty_selector_free(fields);
         return srv_fail(c, 400, "BadRequest",
-                    "specifying resource version is not allowed when using continue");
+                        "specifying resource version is not allowed when using continue");
     }
     const char *cont = srv_q(c, "continue");
     if (cont && *cont && !(after = ty_srv_continue_decode(cont))) {
@@ -414,8 +414,8 @@ static enum MHD_Result create_object(call *c, json_t *obj, bool applied)
         }
         if (ns && *ns && strcmp(ns, c->path.ns) != 0) {
             ret = srv_fail(c, 400, "BadRequest",
-                       "the namespace of the provided object does not match the namespace sent "
-                       "on the request");
+                           "the namespace of the provided object does not match the namespace sent "
+                           "on the request");
             goto out;
         }
         json_object_set_new(meta, "namespace", json_string(c->path.ns));
@@ -558,7 +558,7 @@ static int parse_delete_options(call *c, delete_req *d, enum MHD_Result *ret)
     if (json_string_value(json_object_get(opts, "propagationPolicy")))
         policy = json_string_value(json_object_get(opts, "propagationPolicy"));
     d->dry = srv_dry_run(c) || (json_is_array(json_object_get(opts, "dryRun")) &&
-                            json_array_size(json_object_get(opts, "dryRun")) > 0);
+                                json_array_size(json_object_get(opts, "dryRun")) > 0);
     if (policy && strcmp(policy, "Foreground") != 0 && strcmp(policy, "Background") != 0 &&
         strcmp(policy, "Orphan") != 0) {
         *ret = srv_fail(c, 400, "BadRequest",
@@ -683,8 +683,8 @@ enum MHD_Result srv_handle_put(call *c)
     const char *name = json_string_value(json_object_get(meta, "name"));
     if (!name || strcmp(name, c->path.name) != 0) {
         ret = srv_fail(c, 400, "BadRequest",
-                   "the name of the object (%s) does not match the name on the URL (%s)",
-                   name ? name : "", c->path.name);
+                       "the name of the object (%s) does not match the name on the URL (%s)",
+                       name ? name : "", c->path.name);
         goto out;
     }
     if (c->ri->namespaced)
@@ -742,9 +742,9 @@ enum MHD_Result srv_handle_patch(call *c)
         strcmp(type, "application/json-patch+json") != 0 &&
         strcmp(type, "application/strategic-merge-patch+json") != 0)
         return srv_fail(c, 415, "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types "
-                    "include: application/json-patch+json, application/merge-patch+json, "
-                    "application/apply-patch+yaml, application/strategic-merge-patch+json");
+                        "the body of the request was in an unknown format - accepted media types "
+                        "include: application/json-patch+json, application/merge-patch+json, "
+                        "application/apply-patch+yaml, application/strategic-merge-patch+json");
     json_error_t je;
     json_t *patch = json_loadb(c->r->body.data, c->r->body.len, 0, &je);
     if (!patch)
@@ -809,7 +809,7 @@ static enum MHD_Result handle_apply(call *c)
         return srv_fail(c, 400, "BadRequest", "fieldManager is required for apply requests");
     if (c->path.sub)
         return srv_fail(c, 415, "UnsupportedMediaType",
-                    "server-side apply of the %s subresource is not supported", c->path.sub);
+                        "server-side apply of the %s subresource is not supported", c->path.sub);
     json_t *cfg = srv_read_body(c, &ret);
     if (!cfg)
         return ret;
@@ -823,15 +823,15 @@ static enum MHD_Result handle_apply(call *c)
     const char *name = json_string_value(json_object_get(meta, "name"));
     if (!name || strcmp(name, c->path.name) != 0) {
         ret = srv_fail(c, 400, "BadRequest",
-                   "the name of the object (%s) does not match the name on the URL (%s)",
-                   name ? name : "", c->path.name);
+                       "the name of the object (%s) does not match the name on the URL (%s)",
+                       name ? name : "", c->path.name);
         goto out;
     }
     const char *ns = json_string_value(json_object_get(meta, "namespace"));
     if (c->ri->namespaced && ns && *ns && strcmp(ns, c->path.ns) != 0) {
         ret = srv_fail(c, 400, "BadRequest",
-                   "the namespace of the provided object does not match the namespace sent on "
-                   "the request");
+                       "the namespace of the provided object does not match the namespace sent on "
+                       "the request");
         goto out;
     }
     if (c->ri->namespaced)

@@ -165,8 +165,8 @@ enum MHD_Result srv_handle_log(call *c, json_t *pod)
                 ty_buf_addf(&names, "%s%s", i ? " " : "",
                             json_string_value(json_object_get(ct, "name")));
             return srv_fail(c, 400, "BadRequest",
-                        "a container name must be specified for pod %s, choose one of: [%s]",
-                        c->path.name, names.data);
+                            "a container name must be specified for pod %s, choose one of: [%s]",
+                            c->path.name, names.data);
         }
         container = json_string_value(json_object_get(json_array_get(containers, 0), "name"));
     }
@@ -178,7 +178,7 @@ enum MHD_Result srv_handle_log(call *c, json_t *pod)
                  strcmp(json_string_value(json_object_get(ct, "name")), container) == 0;
     if (!found)
         return srv_fail(c, 400, "BadRequest", "container %s is not valid for pod %s",
-                    container ? container : "", c->path.name);
+                        container ? container : "", c->path.name);
     /* The log options as the API server decodes (400) and validates them (422, as
      * ValidatePodLogOptions words it). */
     enum MHD_Result ret;
@@ -191,8 +191,8 @@ enum MHD_Result srv_handle_log(call *c, json_t *pod)
         return ret;
     if (since_time_q && *since_time_q && ty_time_parse_rfc3339(since_time_q, &since_time) < 0)
         return srv_fail(c, 400, "BadRequest",
-                    "parsing time \"%s\" as \"2006-01-02T15:04:05Z07:00\": cannot parse",
-                    since_time_q);
+                        "parsing time \"%s\" as \"2006-01-02T15:04:05Z07:00\": cannot parse",
+                        since_time_q);
     ty_field_errors errs = TY_FIELD_ERRORS_INIT;
     bool has_since = srv_q(c, "sinceSeconds") && *srv_q(c, "sinceSeconds");
     if (srv_q(c, "tailLines") && *srv_q(c, "tailLines") && tail < 0)
@@ -225,8 +225,8 @@ enum MHD_Result srv_handle_log(call *c, json_t *pod)
                         "previous terminated container \"%s\" in pod \"%s\" not found", container,
                         c->path.name);
         return srv_fail(c, 400, "BadRequest",
-                    "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating",
-                    container, c->path.name);
+                        "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating",
+                        container, c->path.name);
     }
     if (srv_streams_full(c, &ret)) {
         close(fd);

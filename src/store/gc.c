@@ -334,9 +334,9 @@ int st_delete_ex_impl(ty_store *s, const char *resource, const char *ns, const c
     if (o.propagation && *o.propagation && strcmp(o.propagation, "Background") != 0 &&
         strcmp(o.propagation, "Foreground") != 0 && strcmp(o.propagation, "Orphan") != 0)
         return st_fail_code(err, TY_STORE_INVALID,
-                         "propagationPolicy: Unsupported value: \"%s\": supported values: "
-                         "\"Foreground\", \"Background\", \"Orphan\"",
-                         o.propagation);
+                            "propagationPolicy: Unsupported value: \"%s\": supported values: "
+                            "\"Foreground\", \"Background\", \"Orphan\"",
+                            o.propagation);
     res *r = st_res_of(s, resource, false);
     TY_AUTOFREE char *key = st_object_key(resource, ns, name);
     json_t *cur = st_obj_at(s, r, key);
@@ -344,13 +344,13 @@ int st_delete_ex_impl(ty_store *s, const char *resource, const char *ns, const c
         return st_fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name);
     if (o.precondition_uid && strcmp(o.precondition_uid, ty_obj_uid(cur)) != 0)
         return st_fail_code(err, TY_STORE_CONFLICT,
-                         "Precondition failed: UID in precondition: %s, UID in object meta: %s",
-                         o.precondition_uid, ty_obj_uid(cur));
+                            "Precondition failed: UID in precondition: %s, UID in object meta: %s",
+                            o.precondition_uid, ty_obj_uid(cur));
     if (o.precondition_rv && strcmp(o.precondition_rv, st_meta_str(cur, "resourceVersion")) != 0)
         return st_fail_code(err, TY_STORE_CONFLICT,
-                         "Precondition failed: ResourceVersion in precondition: %s, "
-                         "ResourceVersion in object meta: %s",
-                         o.precondition_rv, st_meta_str(cur, "resourceVersion"));
+                            "Precondition failed: ResourceVersion in precondition: %s, "
+                            "ResourceVersion in object meta: %s",
+                            o.precondition_rv, st_meta_str(cur, "resourceVersion"));
     if (strcmp(resource, "namespaces") == 0)
         return delete_namespace(s, r, key, cur, o.dry_run, out, err);
     return delete_at(s, r, key, &o, out, err);

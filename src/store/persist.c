@@ -235,7 +235,7 @@ static int load(ty_store *s, const char *path, ty_error *err)
         e->rv = rv;
         if (st_index_from_text(s, e, sc.meta, sc.meta_end, sc.typed, &seen) < 0) {
             st_fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: bad metadata", path,
-                      resource, ns, name);
+                         resource, ns, name);
             sqlite3_finalize(q);
             ty_map_free(&seen);
             return -1;
@@ -292,13 +292,13 @@ static int make_private(const char *db_path, ty_error *err)
     close(fd);
     if (rc < 0)
         return st_fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", db_path,
-                         strerror(e));
+                            strerror(e));
     static const char *const sfx[] = {"-wal", "-shm"};
     for (size_t i = 0; i < TY_ARRAY_LEN(sfx); i++) {
         TY_AUTOFREE char *p = ty_asprintf("%s%s", db_path, sfx[i]);
         if (chmod(p, 0600) < 0 && errno != ENOENT)
             return st_fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", p,
-                             strerror(errno));
+                                strerror(errno));
     }
     return 0;
 }
@@ -314,7 +314,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         st_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path,
-                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
         ty_store_free(s);
         return -1;
     }
@@ -345,7 +345,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
         sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin_stmt, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit_stmt, NULL) != SQLITE_OK) {
         st_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path,
-                  wal ? sqlite3_errmsg(s->db) : "cannot use write-ahead logging");
+                     wal ? sqlite3_errmsg(s->db) : "cannot use write-ahead logging");
         ty_store_free(s);
         return -1;
     }

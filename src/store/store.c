@@ -375,9 +375,9 @@ static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
                 st_fail_code(err, TY_STORE_NOT_FOUND, "namespaces \"%s\" not found", ns);
             else
                 st_fail_code(err, TY_STORE_FORBIDDEN,
-                          "%s \"%s\" is forbidden: unable to create new content in namespace "
-                          "%s because it is being terminated",
-                          resource, name, ns);
+                             "%s \"%s\" is forbidden: unable to create new content in namespace "
+                             "%s because it is being terminated",
+                             resource, name, ns);
             json_decref(obj);
             return -1;
         }
@@ -453,9 +453,9 @@ static json_t *lookup_for_write(ty_store *s, const char *resource, const json_t 
     if (rv && *rv && strcmp(rv, st_meta_str(cur, "resourceVersion")) != 0) {
         free(key);
         st_fail_code(err, TY_STORE_CONFLICT,
-                  "Operation cannot be fulfilled on %s \"%s\": the object has been modified; "
-                  "please apply your changes to the latest version and try again",
-                  resource, name);
+                     "Operation cannot be fulfilled on %s \"%s\": the object has been modified; "
+                     "please apply your changes to the latest version and try again",
+                     resource, name);
         return NULL;
     }
     *rp = r;
