@@ -46,6 +46,7 @@ static const ty_kind_info namespace_kind = {
     .merge_keys = namespace_merge_keys,
     .watched_by = TY_WATCHED_BY_ADMISSION,
     .table = &ty_table_namespaces,
+    .create_defaults = ty_core_namespace_defaults,
 };
 static const ty_kind_info node_kind = {
     .group = "", .version = "v1", .kind = "Node", .resource = "nodes", .singular = "node",
@@ -62,8 +63,9 @@ static const ty_kind_info pod_kind = {
     .description = "Pod is a group of containers run together on a node; trainyard runs one "
                    "as a process group.",
     .merge_keys = pod_merge_keys,
-    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .watched_by = TY_WATCHED_BY_ADMISSION | TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
     .table = &ty_table_pods,
+    .create_defaults = ty_core_pod_defaults,
 };
 static const ty_kind_info service_kind = {
     .group = "", .version = "v1", .kind = "Service", .resource = "services",
@@ -72,6 +74,7 @@ static const ty_kind_info service_kind = {
     .description = "Service names a set of pods (by label selector) and the ports they serve.",
     .merge_keys = service_merge_keys,
     .table = &ty_table_services,
+    .create_defaults = ty_core_service_defaults,
 };
 static const ty_kind_info event_kind = {
     .group = "", .version = "v1", .kind = "Event", .resource = "events", .singular = "event",
@@ -86,12 +89,16 @@ static const ty_kind_info pytorchjob_kind = {
     .resource = "pytorchjobs", .singular = "pytorchjob", .short_names = "", .namespaced = true,
     .has_status = true, .in_all = true, .ops = &ty_kubeflow_pytorchjob_ops,
     .table = &ty_table_jobs,
+    .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
+    .job_operator = "pytorchjob-controller",
 };
 static const ty_kind_info tfjob_kind = {
     .group = "kubeflow.org", .version = "v1", .kind = "TFJob",
     .resource = "tfjobs", .singular = "tfjob", .short_names = "", .namespaced = true,
     .has_status = true, .in_all = true, .ops = &ty_kubeflow_tfjob_ops,
     .table = &ty_table_jobs,
+    .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
+    .job_operator = "tfjob-controller",
 };
 
 /* As Kueue's CRDs declare them: ResourceFlavor and WorkloadPriorityClass have no status (and
@@ -128,7 +135,7 @@ static const ty_kind_info wl_kind = {
     .resource = "workloads", .singular = "workload", .short_names = "wl",
     .namespaced = true, .has_status = true, .ops = &ty_kueue_workload_ops,
     .merge_keys = workload_merge_keys,
-    .watched_by = TY_WATCHED_BY_ADMISSION,
+    .watched_by = TY_WATCHED_BY_ADMISSION | TY_WATCHED_BY_WORKLOADS,
     .table = &ty_table_workloads,
 };
 static const ty_kind_info wpc_kind = {
@@ -197,6 +204,14 @@ const ty_kind_info *ty_kind_of_resource(const char *resource)
 {
     for (size_t i = 0; resource && kinds[i]; i++)
         if (strcmp(kinds[i]->resource, resource) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+const ty_kind_info *ty_kind_of_job_operator(const char *operator_name)
+{
+    for (size_t i = 0; operator_name && kinds[i]; i++)
+        if (kinds[i]->job_operator && strcmp(kinds[i]->job_operator, operator_name) == 0)
             return kinds[i];
     return NULL;
 }

@@ -9,6 +9,7 @@
 #ifndef TY_API_KINDS_H
 #define TY_API_KINDS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 /* A list that strategic merge patches and server-side apply merge element by element. `path`
@@ -24,6 +25,8 @@ typedef struct ty_merge_key {
  * kind they must see is setting the flag on its entry. */
 enum {
     TY_WATCHED_BY_ADMISSION = 1u << 0, /* controllers/admission: Kueue's scheduling pass */
+    TY_WATCHED_BY_JOBS = 1u << 1,      /* controllers/jobs: the training jobs and their pods */
+    TY_WATCHED_BY_WORKLOADS = 1u << 2, /* controllers/workloads: Kueue's job side */
 };
 
 struct ty_kind_ops;     /* api/schema_int.h */
@@ -54,6 +57,14 @@ typedef struct ty_kind_info {
     /* Its Table columns and cells (kubectl get); NULL: name and age, as for any resource */
     const struct ty_table_kind *table;
     unsigned watched_by; /* TY_WATCHED_BY_*: the controllers that watch it */
+    /* A Kubeflow training job's operator: the name its pods carry in the label
+     * training.kubeflow.org/operator-name and its Events as their source; NULL for a kind
+     * that is not such a job. The job controller runs every kind that has one. */
+    const char *job_operator;
+    /* What the API server fills in on every create, whoever creates it (the store calls it:
+     * controllers create pods and services straight into the store); NULL: nothing
+     * (api/core.c) */
+    void (*create_defaults)(json_t *obj);
 } ty_kind_info;
 
 /* Every kind, NULL-terminated: the core group's first, then each group's in the order
@@ -64,5 +75,8 @@ const ty_kind_info *ty_kind_of(const char *api_version, const char *kind);
 /* The kind stored as `resource` (a plural: "pods", "clusterqueues"); NULL when none. Plurals
  * are unique across groups, which is what lets the store key objects by them alone. */
 const ty_kind_info *ty_kind_of_resource(const char *resource);
+/* The training job kind whose operator is `operator_name` (a pod's operator-name label);
+ * NULL when none. */
+const ty_kind_info *ty_kind_of_job_operator(const char *operator_name);
 
 #endif

@@ -50,6 +50,10 @@ extern const ty_kind_ops ty_kueue_workload_ops;
 extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
 extern const ty_kind_ops ty_scheduling_priorityclass_ops;
 extern const ty_kind_ops ty_core_persistentvolume_ops;
+/* The core kinds' create defaults (core.c, ty_kind_info.create_defaults). */
+void ty_core_pod_defaults(json_t *pod);
+void ty_core_service_defaults(json_t *svc);
+void ty_core_namespace_defaults(json_t *ns);
 extern const ty_kind_ops ty_core_persistentvolumeclaim_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */

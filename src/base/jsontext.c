@@ -54,12 +54,61 @@ const char *ty_json_skip_value(const char *p, const char *end)
     return q > p ? q : NULL;
 }
 
-/* One member of an object's text: *p is at the member's key (or at the closing brace). On
- * success (1) *k and *klen are the key as written (callers compare plain keys), *v to *ve
- * the value's text, and *p is past it and its comma. 0 at the closing brace, -1 when the
- * text is not an object's. */
-static int next_member(const char **p, const char *end, const char **k, size_t *klen,
-                       const char **v, const char **ve)
+/* The end of the JSON value at p, or NULL when it is not one: every member and element
+ * checked, to a depth of 128. */
+static const char *check_value(const char *p, const char *end, int depth)
+{
+    p = ty_json_skip_ws(p, end);
+    if (p >= end || depth > 128)
+        return NULL;
+    if (*p == '"')
+        return ty_json_skip_string(p, end);
+    if (*p == '{' || *p == '[') {
+        bool obj = *p == '{';
+        char close = obj ? '}' : ']';
+        p = ty_json_skip_ws(p + 1, end);
+        if (p < end && *p == close)
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                p = ty_json_skip_ws(p, end);
+                if (p >= end || *p != '"' || !(p = ty_json_skip_string(p, end)))
+                    return NULL;
+                p = ty_json_skip_ws(p, end);
+                if (p >= end || *p != ':')
+                    return NULL;
+                p++;
+            }
+            if (!(p = check_value(p, end, depth + 1)))
+                return NULL;
+            p = ty_json_skip_ws(p, end);
+            if (p >= end)
+                return NULL;
+            if (*p == close)
+                return p + 1;
+            if (*p != ',')
+                return NULL;
+            p++;
+        }
+    }
+    const char *q = p;
+    while (q < end && (isalnum((unsigned char)*q) || *q == '-' || *q == '+' || *q == '.'))
+        q++;
+    return q > p ? q : NULL;
+}
+
+const char *ty_json_check_value(const char *p, const char *end)
+{
+    return check_value(p, end, 0);
+}
+
+const char *ty_json_object_start(const char *p, const char *end)
+{
+    p = ty_json_skip_ws(p, end);
+    return p < end && *p == '{' ? p + 1 : NULL;
+}
+
+int ty_json_next_member(const char **p, const char *end, bool check, ty_json_member *m)
 {
     const char *q = ty_json_skip_ws(*p, end);
     if (q < end && *q == '}')
@@ -67,15 +116,16 @@ static int next_member(const char **p, const char *end, const char **k, size_t *
     const char *ke = q < end && *q == '"' ? ty_json_skip_string(q, end) : NULL;
     if (!ke)
         return -1;
-    *k = q + 1;
-    *klen = (size_t)(ke - 1 - *k);
+    m->key = q + 1;
+    m->key_len = (size_t)(ke - 1 - m->key);
     q = ty_json_skip_ws(ke, end);
     if (q >= end || *q != ':')
         return -1;
-    *v = ty_json_skip_ws(q + 1, end);
-    if (!(*ve = ty_json_skip_value(*v, end)))
+    m->val = ty_json_skip_ws(q + 1, end);
+    m->val_end = check ? ty_json_check_value(m->val, end) : ty_json_skip_value(m->val, end);
+    if (!m->val_end)
         return -1;
-    q = ty_json_skip_ws(*ve, end);
+    q = ty_json_skip_ws(m->val_end, end);
     if (q < end && *q == ',')
         q++;
     else if (q >= end || *q != '}')
@@ -84,29 +134,21 @@ static int next_member(const char **p, const char *end, const char **k, size_t *
     return 1;
 }
 
-/* p past an object's opening brace, or NULL when the text there is not an object. */
-static const char *object_start(const char *p, const char *end)
-{
-    p = ty_json_skip_ws(p, end);
-    return p < end && *p == '{' ? p + 1 : NULL;
-}
-
 bool ty_json_members(const char *json, size_t len, const char *const *names, size_t n,
                      const char **vals, size_t *lens)
 {
     for (size_t i = 0; i < n; i++)
         vals[i] = NULL, lens[i] = 0;
-    const char *end = json + len, *p = object_start(json, end);
+    const char *end = json + len, *p = ty_json_object_start(json, end);
     if (!p)
         return false;
-    const char *k, *v, *ve;
-    size_t klen;
+    ty_json_member m;
     int rc;
-    while ((rc = next_member(&p, end, &k, &klen, &v, &ve)) > 0) {
+    while ((rc = ty_json_next_member(&p, end, false, &m)) > 0) {
         for (size_t i = 0; i < n; i++) {
-            if (strlen(names[i]) == klen && memcmp(k, names[i], klen) == 0) {
-                vals[i] = v;
-                lens[i] = (size_t)(ve - v);
+            if (ty_json_member_is(&m, names[i])) {
+                vals[i] = m.val;
+                lens[i] = (size_t)(m.val_end - m.val);
             }
         }
     }
@@ -149,12 +191,12 @@ bool ty_json_text_at(const char *json, size_t len, const char *path, const char 
         if (p >= end)
             return false;
         if (*p == '{') {
-            const char *k, *v, *ve, *found = NULL;
-            size_t klen;
+            const char *found = NULL;
+            ty_json_member m;
             p++;
-            while (!found && next_member(&p, end, &k, &klen, &v, &ve) > 0)
-                if (klen == seg && memcmp(k, path, seg) == 0)
-                    found = v;
+            while (!found && ty_json_next_member(&p, end, false, &m) > 0)
+                if (m.key_len == seg && memcmp(m.key, path, seg) == 0)
+                    found = m.val;
             if (!found)
                 return false;
             p = found;

@@ -21,6 +21,7 @@
 #include "api/manifest.h"
 #include "base/buf.h"
 #include "base/fs.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -417,11 +418,10 @@ static const char *rv_of(const json_t *obj)
     return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 }
 
+/* Adds one string and a separator (so "ab"+"c" and "a"+"bc" differ) to the fingerprint. */
 static uint64_t mix(uint64_t h, const char *s)
 {
-    for (; s && *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (h ^ 0xff) * 1099511628211ull;
+    return ty_fnv1a_add(ty_fnv1a_str(h, s), "\xff", 1);
 }
 
 /* Whether the run can change no more on its own: every unfinished job waits in a queue, no
@@ -429,7 +429,7 @@ static uint64_t mix(uint64_t h, const char *s)
  * resourceVersions of jobs, workloads and pods) goes to *hash. */
 static bool settled_waiting(run_state *st, uint64_t *hash)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = TY_FNV1A_BASIS;
     bool waiting = false;
     size_t i;
     json_t *job;

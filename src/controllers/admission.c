@@ -957,14 +957,7 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
             read_part_changed(a, TY_EVENT_ADDED, read_in_part[r], obj);
         json_decref(all);
     }
-    const ty_kind_info *const *kinds = ty_kinds();
-    size_t nkinds = 0;
-    while (kinds[nkinds])
-        nkinds++;
-    a->watch_ids = ty_calloc(nkinds, sizeof *a->watch_ids);
-    for (size_t i = 0; i < nkinds; i++)
-        if (kinds[i]->watched_by & TY_WATCHED_BY_ADMISSION)
-            a->watch_ids[a->nwatch++] = ty_store_watch(store, kinds[i]->resource, on_event, a);
+    a->watch_ids = ty_queue_watch_kinds(store, TY_WATCHED_BY_ADMISSION, on_event, a, &a->nwatch);
     ty_queue_add(a->queue, "pass");
     return a;
 }
@@ -978,9 +971,7 @@ void ty_admission_free(ty_admission *a)
 {
     if (!a)
         return;
-    for (size_t i = 0; i < a->nwatch; i++)
-        ty_store_unwatch(a->store, a->watch_ids[i]);
-    free(a->watch_ids);
+    ty_queue_unwatch_kinds(a->store, a->watch_ids, a->nwatch);
     ty_queue_free(a->queue);
     ty_recorder_free(a->events);
     free(a->metrics);

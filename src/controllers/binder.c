@@ -342,9 +342,12 @@ ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name
     ty_map_puts(&b->nodes, node_name, (void *)1);
     b->queue = ty_queue_new(loop, "binder", pass_key, b);
     b->events = ty_recorder_new(store, "default-scheduler");
-    b->watch_id = ty_store_watch(store, "pods", on_event, b);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = b},
+                   &b->watch_id, NULL);
     /* A claim that becomes bound lets its pods bind. */
-    b->claims_watch_id = ty_store_watch(store, "persistentvolumeclaims", on_claim, b);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "persistentvolumeclaims",
+                                                 .fn = on_claim, .ctx = b},
+                   &b->claims_watch_id, NULL);
     ty_queue_add(b->queue, "pass");
     return b;
 }

@@ -96,7 +96,9 @@ ty_recorder *ty_recorder_new(ty_store *store, const char *component)
     ty_recorder *r = TY_NEW(ty_recorder);
     r->store = store;
     r->component = ty_strdup(component);
-    r->watch = ty_store_watch(store, "events", on_event_change, r);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "events", .fn = on_event_change,
+                                                 .ctx = r},
+                   &r->watch, NULL);
     return r;
 }
 

@@ -1,11 +1,13 @@
 #include "controllers/jobs.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "api/kinds.h"
 #include "base/jsontext.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -16,20 +18,30 @@
 #include "controllers/queue.h"
 #include "controllers/placement.h"
 
-const char *const ty_jobctl_resources[] = {"pytorchjobs", "tfjobs", NULL};
-
 struct ty_jobctl {
     ty_store *store;
     ty_queue *queue;
     ty_kubeflow_addr_fn addr;
     void *addr_ctx;
-    ty_recorder *pytorch_events, *tf_events;
-    int watch_ids[3];
+    /* One per job kind of the registry (api/kinds.h), in its order: the Events' source is
+     * the kind's operator. */
+    ty_recorder **events;
+    int *watch_ids;
+    size_t nwatch;
 };
 
 static ty_recorder *recorder_for(ty_jobctl *c, const char *resource)
 {
-    return strcmp(resource, "tfjobs") == 0 ? c->tf_events : c->pytorch_events;
+    size_t n = 0;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        if (!(*k)->job_operator)
+            continue;
+        if (strcmp((*k)->resource, resource) == 0)
+            return c->events[n];
+        n++;
+    }
+    assert(!"a job of a kind the registry does not run");
+    return c->events[0];
 }
 
 /* An event for each condition that became true in this pass, as the operator records them:
@@ -51,13 +63,6 @@ static void record_transitions(ty_recorder *rec, const json_t *before, const jso
     }
 }
 
-static const char *resource_of_operator(const char *operator_name)
-{
-    if (operator_name && strcmp(operator_name, "tfjob-controller") == 0)
-        return "tfjobs";
-    return "pytorchjobs";
-}
-
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     ty_jobctl *c = ctx;
@@ -65,11 +70,11 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
     TY_AUTOFREE char *key = NULL;
     if (strcmp(resource, "pods") == 0) {
         const char *job = ty_obj_label(obj, TY_KUBEFLOW_LABEL_JOB_NAME);
-        if (!job)
+        const ty_kind_info *k =
+            ty_kind_of_job_operator(ty_obj_label(obj, TY_KUBEFLOW_LABEL_OPERATOR));
+        if (!job || !k)
             return;
-        key = ty_asprintf("%s/%s/%s",
-                          resource_of_operator(ty_obj_label(obj, TY_KUBEFLOW_LABEL_OPERATOR)),
-                          ty_obj_namespace(obj), job);
+        key = ty_asprintf("%s/%s/%s", k->resource, ty_obj_namespace(obj), job);
     } else {
         key = ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(obj), ty_obj_name(obj));
     }
@@ -391,26 +396,33 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
     /* The same knob as the runtime's in-place restarts (runtime.h): tests shorten both. */
     const char *b = getenv("TRAINYARD_RESTART_BACKOFF_MS");
     ty_kubeflow_set_restart_backoff(b ? atoll(b) : 0);
-    c->pytorch_events = ty_recorder_new(store, "pytorchjob-controller");
-    c->tf_events = ty_recorder_new(store, "tfjob-controller");
-    c->watch_ids[0] = ty_store_watch(store, "pytorchjobs", on_event, c);
-    c->watch_ids[1] = ty_store_watch(store, "tfjobs", on_event, c);
-    c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
+    size_t n = 0;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        n += (*k)->job_operator != NULL;
+    c->events = ty_calloc(n, sizeof *c->events);
+    n = 0;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->job_operator)
+            c->events[n++] = ty_recorder_new(store, (*k)->job_operator);
+    c->watch_ids = ty_queue_watch_kinds(store, TY_WATCHED_BY_JOBS, on_event, c, &c->nwatch);
     return c;
 }
 
 void ty_jobctl_resync(ty_jobctl *c, bool finished_too)
 {
-    for (int r = 0; ty_jobctl_resources[r]; r++) {
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        if (!(*k)->job_operator)
+            continue;
+        const char *resource = (*k)->resource;
         if (finished_too) {
-            TY_AUTOFREE char *prefix = ty_asprintf("%s/", ty_jobctl_resources[r]);
-            ty_queue_add_all(c->queue, c->store, ty_jobctl_resources[r], prefix);
+            TY_AUTOFREE char *prefix = ty_asprintf("%s/", resource);
+            ty_queue_add_all(c->queue, c->store, resource, prefix);
             continue;
         }
         /* A finished job's last condition says so (read from its text, nothing parsed);
          * what is left to do for it (TTL, cleanup) is queued with a delay already. */
         ty_store_item *items = NULL;
-        size_t n = ty_store_list_items(c->store, ty_jobctl_resources[r], NULL, &items);
+        size_t n = ty_store_list_items(c->store, resource, NULL, &items);
         for (size_t i = 0; i < n; i++) {
             const char *v;
             size_t len;
@@ -419,7 +431,7 @@ void ty_jobctl_resync(ty_jobctl *c, bool finished_too)
                 ((len == 11 && memcmp(v, "\"Succeeded\"", 11) == 0) ||
                  (len == 8 && memcmp(v, "\"Failed\"", 8) == 0)))
                 continue;
-            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_jobctl_resources[r], items[i].key);
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", resource, items[i].key);
             ty_queue_add(c->queue, key);
         }
         free(items);
@@ -430,10 +442,12 @@ void ty_jobctl_free(ty_jobctl *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < 3; i++)
-        ty_store_unwatch(c->store, c->watch_ids[i]);
+    ty_queue_unwatch_kinds(c->store, c->watch_ids, c->nwatch);
     ty_queue_free(c->queue);
-    ty_recorder_free(c->pytorch_events);
-    ty_recorder_free(c->tf_events);
+    size_t n = 0;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->job_operator)
+            ty_recorder_free(c->events[n++]);
+    free(c->events);
     free(c);
 }

@@ -29,7 +29,4 @@ ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn a
 void ty_jobctl_resync(ty_jobctl *c, bool finished_too);
 void ty_jobctl_free(ty_jobctl *c);
 
-/* Resources the controller watches: the kinds of jobs it runs. */
-extern const char *const ty_jobctl_resources[];
-
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "controllers/kubeflow_int.h"
@@ -18,10 +19,9 @@ static const char *const tf_types[] = {"Chief", "Evaluator", "Master", "PS", "Wo
 /* Default ports: the operator's webhook defaults (PytorchJobDefaultPort, TFJobDefaultPort),
  * applied to the pods here (see add_default_port). */
 static const ty_kf_kind kinds[] = {
-    {TY_KUBEFLOW_PYTORCH, "PyTorchJob", "pytorchjob-controller", "pytorchReplicaSpecs", "pytorch",
-     "pytorchjob-port", 23456, pytorch_types},
-    {TY_KUBEFLOW_TF, "TFJob", "tfjob-controller", "tfReplicaSpecs", "tensorflow", "tfjob-port",
-     2222, tf_types},
+    {TY_KUBEFLOW_PYTORCH, "PyTorchJob", "pytorchReplicaSpecs", "pytorch", "pytorchjob-port",
+     23456, pytorch_types},
+    {TY_KUBEFLOW_TF, "TFJob", "tfReplicaSpecs", "tensorflow", "tfjob-port", 2222, tf_types},
 };
 
 const ty_kf_kind *ty_kf_kind_of(const json_t *job)
@@ -114,7 +114,10 @@ json_t *ty_kf_labels(const json_t *job, const ty_kf_kind *k, const char *rtype, 
     TY_AUTOFREE char *rt = ty_kf_lower(rtype);
     json_t *l = json_object();
     json_object_set_new(l, TY_KUBEFLOW_LABEL_JOB_NAME, json_string(jn));
-    json_object_set_new(l, TY_KUBEFLOW_LABEL_OPERATOR, json_string(k->controller));
+    /* the operator's name is the registry's (api/kinds.h): the controllers map pods back to
+     * their job's kind by it */
+    const ty_kind_info *ki = ty_kind_of("kubeflow.org/v1", k->name);
+    json_object_set_new(l, TY_KUBEFLOW_LABEL_OPERATOR, json_string(ki->job_operator));
     json_object_set_new(l, TY_KUBEFLOW_LABEL_REPLICA_TYPE, json_string(rt));
     if (index >= 0) {
         char idx[24];

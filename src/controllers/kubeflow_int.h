@@ -8,7 +8,6 @@
 typedef struct ty_kf_kind {
     ty_kubeflow_kind kind;
     const char *name;        /* "PyTorchJob" */
-    const char *controller;  /* operator-name label value */
     const char *specs_field; /* "pytorchReplicaSpecs" */
     const char *container;   /* main container name */
     const char *port_name;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "api/selector.h"
 #include "base/buf.h"
 #include "base/log.h"
@@ -76,12 +77,6 @@ static json_t *queued_jobs(const ty_kueue_objects *o, wl_entry *const *entries)
     return set;
 }
 
-static const char *pod_job_resource(const json_t *pod)
-{
-    const char *op = ty_obj_label(pod, "training.kubeflow.org/operator-name");
-    return op && strcmp(op, "tfjob-controller") == 0 ? "tfjobs" : "pytorchjobs";
-}
-
 static void add_nodes(ty_sched *s, const ty_kueue_objects *o, wl_entry *const *entries)
 {
     json_t *queued = queued_jobs(o, entries);
@@ -95,9 +90,11 @@ static void add_nodes(ty_sched *s, const ty_kueue_objects *o, wl_entry *const *e
         if (!node || ty_pod_terminated(pod))
             continue;
         const char *job = ty_obj_label(pod, "training.kubeflow.org/job-name");
-        if (job) {
+        const ty_kind_info *kind =
+            ty_kind_of_job_operator(ty_obj_label(pod, "training.kubeflow.org/operator-name"));
+        if (job && kind) {
             TY_AUTOFREE char *key =
-                ty_asprintf("%s/%s/%s", pod_job_resource(pod), ty_obj_namespace(pod), job);
+                ty_asprintf("%s/%s/%s", kind->resource, ty_obj_namespace(pod), job);
             if (json_object_get(queued, key))
                 continue;
         }

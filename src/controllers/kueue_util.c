@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "base/hash.h"
 #include "base/mem.h"
 #include "base/quantity.h"
@@ -71,12 +72,9 @@ bool ty_kueue_set_condition(json_t *obj, const char *type, const char *status,
 
 const char *ty_kueue_job_resource(const char *kind)
 {
-    if (!kind)
-        return NULL;
-    if (strcmp(kind, "PyTorchJob") == 0)
-        return "pytorchjobs";
-    if (strcmp(kind, "TFJob") == 0)
-        return "tfjobs";
+    for (const ty_kind_info *const *k = ty_kinds(); kind && *k; k++)
+        if ((*k)->job_operator && strcmp((*k)->kind, kind) == 0)
+            return (*k)->resource;
     return NULL;
 }
 

@@ -441,7 +441,8 @@ ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *nod
     a->ipam = ipam;
     a->queue = ty_queue_new(loop, "nodeagent", reconcile, a);
     a->events = ty_recorder_new(store, "kubelet");
-    a->watch_id = ty_store_watch(store, "pods", on_event, a);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = a},
+                   &a->watch_id, NULL);
     a->check = TY_NEW(uv_check_t);
     uv_check_init(loop, a->check);
     a->check->data = a;

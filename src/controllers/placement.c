@@ -249,8 +249,7 @@ static void node_fit_parse(const json_t *node, node_fit *f)
 
 static bool is_checked(const char *name, const json_t *avail)
 {
-    return strcmp(name, "cpu") == 0 || strcmp(name, "memory") == 0 || strchr(name, '/') ||
-           json_object_get(avail, name);
+    return ty_nodefit_limits(name, json_object_get(avail, name) != NULL);
 }
 
 static char *format_amount(const char *name, int64_t milli)
@@ -283,7 +282,7 @@ static char *misfit(const ty_placement_pod *pod, const ty_placement_constraints 
                            v && *v ? "=" : "", v && *v ? v : "", taint->effect);
     }
     /* The scheduler's "Too many pods": a node that declares a pod count takes no more. */
-    if (json_object_get(avail, PODS) && get(avail, PODS) < 1000)
+    if (is_checked(PODS, avail) && get(avail, PODS) < 1000)
         return ty_strdup("too many pods");
     /* GPUs first: the resource users most often run short of, so the message names it. */
     int64_t gpus = get(req, GPU);

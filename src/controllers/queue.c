@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -211,4 +212,29 @@ void ty_queue_free(ty_queue *q)
         uv_close((uv_handle_t *)&d->timer, on_handle_closed);
     }
     uv_close((uv_handle_t *)&q->idle, on_handle_closed);
+}
+
+int *ty_queue_watch_kinds(ty_store *s, unsigned watched_by, ty_store_watch_fn fn, void *ctx,
+                          size_t *n)
+{
+    const ty_kind_info *const *kinds = ty_kinds();
+    size_t nkinds = 0;
+    while (kinds[nkinds])
+        nkinds++;
+    int *ids = ty_calloc(nkinds + 1, sizeof *ids);
+    *n = 0;
+    for (size_t i = 0; i < nkinds; i++) {
+        if (!(kinds[i]->watched_by & watched_by))
+            continue;
+        ty_store_watch_opts wo = {.resource = kinds[i]->resource, .fn = fn, .ctx = ctx};
+        ty_store_watch(s, &wo, &ids[(*n)++], NULL);
+    }
+    return ids;
+}
+
+void ty_queue_unwatch_kinds(ty_store *s, int *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ty_store_unwatch(s, ids[i]);
+    free(ids);
 }

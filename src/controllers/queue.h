@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "base/error.h"
+#include "store/store.h"
 
 typedef struct ty_queue ty_queue;
 /* Reconciles `key`: 0 when done (the key's failures are forgotten), < 0 with `err` set when
@@ -38,6 +39,12 @@ void ty_queue_add_after(ty_queue *q, const char *key, int64_t delay_ms);
 struct ty_store;
 void ty_queue_add_all(ty_queue *q, struct ty_store *s, const char *resource,
                       const char *prefix);
+/* Watches every kind whose registry entry (api/kinds.h) has the `watched_by` flag, with
+ * fn(ctx, ...): a controller's watch list is the registry's. Returns the watch ids (*n of
+ * them) for ty_queue_unwatch_kinds. */
+int *ty_queue_watch_kinds(struct ty_store *s, unsigned watched_by, ty_store_watch_fn fn,
+                          void *ctx, size_t *n);
+void ty_queue_unwatch_kinds(struct ty_store *s, int *ids, size_t n);
 /* The back-off before the retry that follows the n-th consecutive failure (n >= 1), in ms. */
 int64_t ty_queue_backoff_ms(unsigned failures);
 /* Consecutive failures of `key` not yet followed by a success. */

@@ -445,9 +445,14 @@ ty_volctl *ty_volctl_new(uv_loop_t *loop, ty_store *store, const char *dir)
     c->dir = ty_strdup(dir);
     c->queue = ty_queue_new(loop, "volumes", pass, c);
     c->events = ty_recorder_new(store, "persistentvolume-controller");
-    c->watch_ids[0] = ty_store_watch(store, "persistentvolumeclaims", on_event, c);
-    c->watch_ids[1] = ty_store_watch(store, "persistentvolumes", on_event, c);
-    c->watch_ids[2] = ty_store_watch(store, "pods", on_event, c);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "persistentvolumeclaims",
+                                                 .fn = on_event, .ctx = c},
+                   &c->watch_ids[0], NULL);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "persistentvolumes", .fn = on_event,
+                                                 .ctx = c},
+                   &c->watch_ids[1], NULL);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = c},
+                   &c->watch_ids[2], NULL);
     ty_queue_add(c->queue, "pass");
     return c;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kinds.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -22,7 +23,8 @@ struct ty_workloadctl {
     ty_store *store;
     ty_queue *queue;
     ty_recorder *events;
-    int watch_ids[4];
+    int *watch_ids;
+    size_t nwatch;
     ty_error *fail; /* the running reconcile's: a failed write fails it (queue back-off) */
 };
 
@@ -40,10 +42,11 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
         const char *job = ty_obj_label(obj, TY_KUBEFLOW_LABEL_JOB_NAME);
         if (!job)
             return;
-        const char *op = ty_obj_label(obj, TY_KUBEFLOW_LABEL_OPERATOR);
-        key = ty_asprintf("%s/%s/%s",
-                          op && strcmp(op, "tfjob-controller") == 0 ? "tfjobs" : "pytorchjobs",
-                          ty_obj_namespace(obj), job);
+        const ty_kind_info *k =
+            ty_kind_of_job_operator(ty_obj_label(obj, TY_KUBEFLOW_LABEL_OPERATOR));
+        if (!k)
+            return;
+        key = ty_asprintf("%s/%s/%s", k->resource, ty_obj_namespace(obj), job);
     } else {
         if (!ty_obj_label(obj, TY_KUEUE_LABEL_QUEUE_NAME))
             return;
@@ -515,7 +518,8 @@ done:
 
 bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job)
 {
-    if (strcmp(resource, "pytorchjobs") != 0 && strcmp(resource, "tfjobs") != 0)
+    const ty_kind_info *k = ty_kind_of_resource(resource);
+    if (!k || !k->job_operator)
         return false;
     json_t *meta = object_member(job, "metadata");
     if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME)) {
@@ -537,9 +541,7 @@ ty_workloadctl *ty_workloadctl_new(uv_loop_t *loop, ty_store *store)
     c->store = store;
     c->queue = ty_queue_new(loop, "workloads", reconcile, c);
     c->events = ty_recorder_new(store, "kueue-job-controller");
-    const char *res[] = {"pytorchjobs", "tfjobs", "workloads", "pods"};
-    for (int i = 0; i < 4; i++)
-        c->watch_ids[i] = ty_store_watch(store, res[i], on_event, c);
+    c->watch_ids = ty_queue_watch_kinds(store, TY_WATCHED_BY_WORKLOADS, on_event, c, &c->nwatch);
     ty_workloadctl_resync(c);
     return c;
 }
@@ -549,15 +551,17 @@ void ty_workloadctl_resync(ty_workloadctl *c)
     /* Queued jobs stored before this controller ran (a restart) are reconciled. Read
      * from the index's label sets, not by parsing every job: a server with 10,000 jobs must
      * restart in well under a second. */
-    for (int r = 0; ty_jobctl_resources[r]; r++) {
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
+        if (!(*k)->job_operator)
+            continue;
         ty_store_item *items = NULL;
-        size_t n = ty_store_list_items(c->store, ty_jobctl_resources[r], NULL, &items);
+        size_t n = ty_store_list_items(c->store, (*k)->resource, NULL, &items);
         for (size_t i = 0; i < n; i++) {
             const json_t *labels = json_object_get(json_object_get(items[i].labels, "metadata"),
                                                    "labels");
             if (!json_object_get(labels, TY_KUEUE_LABEL_QUEUE_NAME))
                 continue;
-            TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_jobctl_resources[r], items[i].key);
+            TY_AUTOFREE char *key = ty_asprintf("%s/%s", (*k)->resource, items[i].key);
             ty_queue_add(c->queue, key);
         }
         free(items);
@@ -568,8 +572,7 @@ void ty_workloadctl_free(ty_workloadctl *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < 4; i++)
-        ty_store_unwatch(c->store, c->watch_ids[i]);
+    ty_queue_unwatch_kinds(c->store, c->watch_ids, c->nwatch);
     ty_queue_free(c->queue);
     ty_recorder_free(c->events);
     free(c);

@@ -704,7 +704,9 @@ int ty_dns_start(const ty_dns_config *cfg, ty_dns **out, ty_error *err)
         json_t *obj;
         json_array_foreach(all, i, obj) ty_dns_zone_update(d->zone, kinds[k], obj, false);
         json_decref(all);
-        d->watch[k] = ty_store_watch(d->store, kinds[k], on_store_event, d);
+        ty_store_watch(d->store,
+                       &(ty_store_watch_opts){.resource = kinds[k], .fn = on_store_event, .ctx = d},
+                       &d->watch[k], NULL);
     }
     d->watching = true;
     uv_udp_recv_start(&d->udp, udp_alloc, udp_read);

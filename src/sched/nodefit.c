@@ -123,6 +123,12 @@ bool ty_nodefit_selector_matches(const ty_nodefit_label *selector, size_t n_sele
     return true;
 }
 
+bool ty_nodefit_limits(const char *resource, bool declared)
+{
+    return declared || strcmp(resource, "cpu") == 0 || strcmp(resource, "memory") == 0 ||
+           strchr(resource, '/') != NULL;
+}
+
 bool ty_nodefit_taint_binds(const ty_nodefit_taint *t)
 {
     return t->effect &&

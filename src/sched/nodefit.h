@@ -5,6 +5,9 @@
  * (src/controllers/placement.c: the binder and the job controller's never-fits check), so that
  * a workload the core admits onto nodes is one the binder then binds there.
  *
+ * The rule of which resources a node has room to check (ty_nodefit_limits) is here too: the
+ * core applies it once per snapshot, placement.c per pod and node.
+ *
  * Pure: strings in, a verdict out; no JSON, no allocation. Callers parse their input once
  * (the snapshot builder and placement.c from pod specs, ty_placement_affinity) into these
  * compact forms so that the hot loops compare strings only for what a pod asks for. */
@@ -76,6 +79,12 @@ bool ty_nodefit_affinity_may_match(const ty_nodefit_affinity *a, const ty_nodefi
 /* Whether every key of `selector` is a label of the node with that value (spec.nodeSelector). */
 bool ty_nodefit_selector_matches(const ty_nodefit_label *selector, size_t n_selector,
                                  const ty_nodefit_label *labels, size_t n_labels);
+
+/* Whether a node's room in `resource` is checked: it declares the resource in its
+ * allocatable (`declared`), or the resource is cpu, memory or an extended (domain-prefixed)
+ * one, which a node that does not declare it has none of. Others (ephemeral-storage, the pod
+ * count "pods") are unlimited unless declared. */
+bool ty_nodefit_limits(const char *resource, bool declared);
 
 /* Whether the taint matters to a pod's fit: NoSchedule and NoExecute do, PreferNoSchedule
  * (a preference) does not. */

@@ -20,12 +20,7 @@ bool sc_node_limits(const ty_sched *s, const sc_node *n, int r)
 {
     if (r >= s->n_res)
         return false;
-    if (n->declared & (1u << r))
-        return true;
-    /* As placement.c: cpu, memory and extended (domain-prefixed) resources a node does not
-     * declare, it has none of; others (ephemeral-storage, "pods") are not limited there. */
-    const char *name = s->res[r];
-    return r != s->pods && (!strcmp(name, "cpu") || !strcmp(name, "memory") || strchr(name, '/'));
+    return ty_nodefit_limits(s->res[r], n->declared & (1u << r));
 }
 
 static uint32_t node_score(const ty_sched *s, const sc_node *n)

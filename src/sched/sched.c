@@ -598,7 +598,13 @@ static uint64_t spread(uint64_t x)
 
 /* Each node and workload is hashed alone and the hashes are added, so that the checksum does
  * not depend on the order of the adds (nor on the pass's sorting of the arrays). Resources
- * are numbered as they first appear: a node's amounts count by resource name. */
+ * are numbered as they first appear: a node's amounts count by resource name.
+ *
+ * MIX is an FNV-style multiply over whole 64-bit words with its own starting values, not
+ * base/hash.h's FNV-1a: that one takes a byte at a time (eight multiplies a word), and this
+ * pass is bench/sched's floor, meant to cost what reading the snapshot costs; with it the
+ * floor would be slower and the pass / plain pass ratio the bench reports would move. Its
+ * values are in docs/benchmarks.md's history, so they stay as they are. */
 uint64_t ty_sched_plain_pass(const ty_sched *s)
 {
     uint64_t sum = 0, h, rh[SC_R];

@@ -336,8 +336,8 @@ bool sc_ps_counts(const sc_ps *ps);
 bool sc_node_takes(const ty_sched *s, const sc_node *n, const sc_ps *ps);
 /* How many pods of ps fit in n's free room now, capped at INT32_MAX; 0 when one does not. */
 int64_t sc_room_count(const ty_sched *s, const sc_node *n, const sc_ps *ps);
-/* Whether node n limits resource r: it declares r, or r is cpu, memory or an extended
- * (domain-prefixed) resource, which it then has none of. */
+/* Whether node n's room in resource r is checked: ty_nodefit_limits, the rule
+ * controllers/placement.c applies too. */
 bool sc_node_limits(const ty_sched *s, const sc_node *n, int r);
 void sc_place_stats(ty_sched *s);
 

@@ -279,8 +279,8 @@ int ty_srv_cri_parse(const char *line, size_t len, int64_t *time_ns, bool *parti
     ts[sp1 - line] = '\0';
     if (ty_time_parse_rfc3339(ts, time_ns) < 0)
         return -1;
-    const char *stream = sp1 + 1;
-    const char *sp2 = memchr(stream, ' ', (size_t)(end - stream));
+    const char *source = sp1 + 1;
+    const char *sp2 = memchr(source, ' ', (size_t)(end - source));
     if (!sp2 || sp2 + 2 > end)
         return -1;
     char tag = sp2[1];

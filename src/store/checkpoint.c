@@ -1,4 +1,4 @@
-#include "store/checkpoint_int.h"
+#include "store/store_int.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -2,10 +2,10 @@
  * metadata managed as the API server does it, and watches.
  *
  * ty_store_new() is the in-memory store that `trainyard run` uses; ty_store_open() is the same
- * store persisted in SQLite for the server. What it manages on every object: metadata.uid, metadata.resourceVersion (one
- * counter for the whole store, as a string), metadata.generation (bumped when anything but
- * status and metadata changes), metadata.creationTimestamp, metadata.namespace ("default" when
- * unset, for namespaced resources), metadata.deletionTimestamp.
+ * store persisted in SQLite for the server. What it manages on every object: metadata.uid,
+ * metadata.resourceVersion (one counter for the whole store, as a string), metadata.generation
+ * (bumped when anything but status and metadata changes), metadata.creationTimestamp,
+ * metadata.namespace ("default" when unset, for namespaced resources), metadata.deletionTimestamp.
  *
  * Objects are immutable once stored: a write replaces the object, so a reference obtained from
  * ty_store_get()/ty_store_list() stays valid and unchanged until the caller json_decref()s it.
@@ -24,17 +24,19 @@
  * "foregroundDeletion" finalizer, its dependents are deleted, and it goes once no dependent
  * with blockOwnerDeletion is left) and Orphan (dependents lose their reference to it first).
  *
- * Cluster-scoped resources (no namespace; a list in store.c): nodes, namespaces,
- * priorityclasses, resourceflavors, clusterqueues, workloadpriorityclasses.
+ * Cluster-scoped resources (no namespace) are those the registry of kinds (api/kinds.h)
+ * declares so: nodes, namespaces, persistentvolumes, priorityclasses, resourceflavors, ...;
+ * a resource it does not know is namespaced. On create the store applies the kind's
+ * create_defaults (api/core.c: services, pods, namespaces Active).
  * Namespaces: resource "namespaces" (cluster-scoped, status.phase Active or Terminating).
  * Both constructors make sure "default" exists. Creating a namespaced object in a namespace
  * that does not exist fails with NOT_FOUND, in a terminating one with FORBIDDEN. Deleting a
  * namespace marks it Terminating, deletes everything in it, and removes it once it is empty.
  *
  * Persistence (ty_store_open): one SQLite database in WAL mode with synchronous=FULL. By
- * default every change of one object (and the revision counter with it) is one transaction,
- * committed before the call that makes it returns and before memory changes: a failed SQLite
- * write fails the call with INTERNAL and leaves the store as it was. With deferred commits
+ * default every change of one object (and with a deletion the revision counter) is one
+ * transaction, committed before the call that makes it returns and before memory changes: a
+ * failed SQLite write fails the call with INTERNAL and leaves the store as it was. With deferred commits
  * (ty_store_defer_commits, what `trainyard server` uses) writes change memory at once and
  * ty_store_commit() writes all of them in one transaction (group commit); the caller commits
  * before anything depending on them leaves the process and at the end of each loop iteration,
@@ -42,7 +44,7 @@
  * exactly the uncommitted writes, which nothing outside the process has seen. A cascade
  * (garbage collection, namespace deletion) is a series of changes; a crash in the middle
  * leaves a consistent prefix, which opening finishes. Checkpoints of the WAL run on a thread
- * of the store's own (store/checkpoint_int.h), not inside the commits; ty_store_free()
+ * of the store's own (store/checkpoint.c), not inside the commits; ty_store_free()
  * stops it.
  * Schema: objects(resource, namespace, name, rv, json) with namespace "" for cluster-scoped
  * objects, and meta(key, value) holding "revision", written with deletions (which leave no
@@ -55,20 +57,20 @@
  * resourceVersion, uid, owner references, deletion and foreground-finalizer flags, and its
  * label set (interned: objects with equal labels share one), and an owner index (uid ->
  * dependents). The store's own rules (cascades, namespaces, orphans) run on the index without
- * parsing, and garbage collection finds dependents without scanning every object. ty_store_get/list parse
- * on demand; the trees of recently used objects are cached (about 256 KB of their text, a
- * tree weighing ten times its text or more), so the controllers' working set (pods, nodes,
- * the jobs being reconciled) stays parsed. A returned reference stays valid and unchanged
- * however the cache moves. Opening reads each row's text and parses only its metadata.
- * The server bench's database (10,950 PyTorchJobs, 21,900 Events, 41 MiB of JSON) reopens
- * in 0.26-0.30 s into 1.2x its JSON in heap; see docs/benchmarks.md.
+ * parsing, and garbage collection finds dependents without scanning every object.
+ * ty_store_get/list parse on demand; the trees of recently used objects are cached (about 256 KB
+ * of their text, a tree weighing ten times its text or more), so the controllers' working set
+ * (pods, nodes, the jobs being reconciled) stays parsed. A returned reference stays valid and
+ * unchanged however the cache moves. Opening reads each row's text and parses only its metadata.
+ * The server bench's database (10,950 PyTorchJobs, 21,900 Events, 41 MiB of JSON) reopens in
+ * 0.26-0.30 s into 1.2x its JSON in heap; see docs/benchmarks.md.
  *
  * History: the last TY_STORE_HISTORY_DEFAULT events (configurable; fewer when their texts
  * pass TY_STORE_HISTORY_MAX_BYTES) are kept with their resourceVersion and the object's text
  * (shared with the stored object while that is the current version), for
- * ty_store_watch_from(), and with each MODIFIED or DELETED event a reference to the text of
- * the version before it (shared, not counted in the bytes), for filtered watches. After
- * ty_store_open() the history starts empty at the loaded revision.
+ * watches from a resourceVersion (ty_store_watch_opts.from_rv), and with each MODIFIED or DELETED
+ * event a reference to the text of the version before it (shared, not counted in the bytes), for
+ * filtered watches. After ty_store_open() the history starts empty at the loaded revision.
  *
  * Watch callbacks run synchronously inside the write that caused them (a committed watch's
  * inside the ty_store_commit() that made it durable). They must not write to the store
@@ -92,17 +94,17 @@ enum {
     TY_STORE_FORBIDDEN = 403,
     TY_STORE_NOT_FOUND = 404,
     TY_STORE_CONFLICT = 409,
-    TY_STORE_GONE = 410, /* watch_from: the resourceVersion is older than the history */
+    TY_STORE_GONE = 410, /* a watch's from_rv is older than the history */
     TY_STORE_TOO_LARGE = 413, /* the object's text is over TY_STORE_MAX_OBJECT_BYTES */
     TY_STORE_INVALID = 422,
     TY_STORE_INTERNAL = 500, /* SQLite failed */
 };
 
-/* Events ty_store_watch_from() can replay, unless ty_store_set_history() says otherwise; and
- * at most this many bytes of object text in them (the oldest go first). */
 /* The largest object stored, as its compact JSON text: etcd's request limit (1.5 MiB), which is
  * what bounds a Kubernetes object. A write of a larger one fails with TOO_LARGE. */
 #define TY_STORE_MAX_OBJECT_BYTES (3u * 1024 * 1024 / 2)
+/* Events a watch from a resourceVersion can replay, unless ty_store_set_history() says
+ * otherwise; and at most this many bytes of object text in them (the oldest go first). */
 #define TY_STORE_HISTORY_DEFAULT 10000
 #define TY_STORE_HISTORY_MAX_BYTES (4u * 1024 * 1024)
 
@@ -134,7 +136,7 @@ int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err);
 /* Keeps the last `events` events for watch_from (0: none); drops the oldest beyond. */
 void ty_store_set_history(ty_store *s, size_t events);
 /* The range Services' cluster IPs are allocated from ("A.B.C.D/N", N 12..30; default
- * 10.96.0.0/12; store/svcip_int.h). Fails, changing nothing, when it is not one. */
+ * 10.96.0.0/12; store/svcip.c). Fails, changing nothing, when it is not one. */
 int ty_store_set_service_cidr(ty_store *s, const char *cidr, ty_error *err);
 
 /* Stores a new object (the store takes a copy; `obj` is not modified). Fails with CONFLICT
@@ -189,13 +191,24 @@ json_t *ty_store_list_owned(ty_store *s, const char *resource, const char *owner
 typedef void (*ty_store_watch_prev_fn)(void *ctx, ty_event_type type, const char *resource,
                                        const json_t *obj, const json_t *prev);
 
-/* Calls fn for every change of `resource` (NULL: every resource). Returns a watch id. */
-int ty_store_watch(ty_store *s, const char *resource, ty_store_watch_fn fn, void *ctx);
-/* Like ty_store_watch, first replaying (synchronously, from the history) every event of
- * `resource` after resourceVersion `rv`; rv 0: from now, no replay. Fails with GONE
- * ("too old resource version: RV (OLDEST)") when events after rv have left the history. */
-int ty_store_watch_from(ty_store *s, const char *resource, uint64_t rv, ty_store_watch_fn fn,
-                        void *ctx, int *id_out, ty_error *err);
+/* What a watch sees and how. */
+typedef struct ty_store_watch_opts {
+    const char *resource; /* NULL: every resource */
+    /* 0: from now. Else every event of `resource` after this resourceVersion is replayed
+     * first (synchronously, from the history); GONE ("too old resource version: RV
+     * (OLDEST)") when some have left it. */
+    uint64_t from_rv;
+    /* Every event reaches the watch only once the write that made it is committed (replayed
+     * events and later ones alike, in order): what the API server streams to clients. */
+    bool committed;
+    ty_store_watch_fn fn;           /* one of the two */
+    ty_store_watch_prev_fn prev_fn; /* with the object's previous version */
+    void *ctx;
+} ty_store_watch_opts;
+
+/* Starts a watch; *id_out (may be NULL) gets its id for ty_store_unwatch(). Fails only with
+ * GONE (from_rv older than the history). */
+int ty_store_watch(ty_store *s, const ty_store_watch_opts *o, int *id_out, ty_error *err);
 void ty_store_unwatch(ty_store *s, int id);
 /* The last resourceVersion handed out. */
 uint64_t ty_store_revision(const ty_store *s);
@@ -207,9 +220,9 @@ uint64_t ty_store_revision(const ty_store *s);
  * iteration. Off (the default): every change is committed before the call returns. */
 void ty_store_defer_commits(ty_store *s, bool on);
 /* Writes every change since the last commit in one transaction (WAL, synchronous=FULL), then
- * delivers the events held for ty_store_watch_committed() watchers. No-op when nothing is
- * pending. Fails with INTERNAL when SQLite does: memory is then ahead of the database and the
- * changes stay pending; the caller must not let anything depending on them out (the server
+ * delivers the events held for committed watches (ty_store_watch_opts.committed). No-op when
+ * nothing is pending. Fails with INTERNAL when SQLite does: memory is then ahead of the database
+ * and the changes stay pending; the caller must not let anything depending on them out (the server
  * exits). */
 int ty_store_commit(ty_store *s, ty_error *err);
 /* The last resourceVersion that is durable (== ty_store_revision() unless deferring). */
@@ -218,17 +231,6 @@ uint64_t ty_store_committed_revision(const ty_store *s);
 bool ty_store_uncommitted(const ty_store *s);
 /* Checkpoints of the WAL done so far (each one fsyncs the database file). */
 uint64_t ty_store_checkpoints(const ty_store *s);
-/* Like ty_store_watch_from, but every event reaches fn only once the write that made it is
- * committed (replayed events and later ones alike, in order): what the API server streams to
- * clients. */
-int ty_store_watch_committed(ty_store *s, const char *resource, uint64_t rv,
-                             ty_store_watch_fn fn, void *ctx, int *id_out, ty_error *err);
-/* ty_store_watch_committed with the previous version of each object (see
- * ty_store_watch_prev_fn); replayed events carry it too, from the history. */
-int ty_store_watch_committed_prev(ty_store *s, const char *resource, uint64_t rv,
-                                  ty_store_watch_prev_fn fn, void *ctx, int *id_out,
-                                  ty_error *err);
-
 /* A stored object as the text the store keeps (the bytes in SQLite), for answers that need no
  * parse. Everything is borrowed and valid until the next write to the store. */
 typedef struct ty_store_item {
@@ -256,14 +258,6 @@ size_t ty_store_list_items(ty_store *s, const char *resource, const char *ns,
  * borrowed as ty_store_list_items' are (until the next write). */
 size_t ty_store_scan_items(ty_store *s, const char *resource, size_t *pos, ty_store_item *out,
                            size_t max);
-
-/* Parses an item's text leaving out the top-level member `member` (e.g. "spec", most of a
- * job's bytes, for readers that never look at it); NULL when the text does not parse. */
-json_t *ty_store_parse_without(const char *text, size_t len, const char *member);
-
-/* The value of the top-level member `member` of an item's text, parsed alone (a new
- * reference), or NULL when absent or not parseable. */
-json_t *ty_store_parse_member(const char *text, size_t len, const char *member);
 
 /* Reading an item's text without parsing it: base/jsontext.h. */
 

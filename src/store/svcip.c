@@ -1,5 +1,5 @@
-/* ClusterIP allocation (store/svcip_int.h). */
-#include "store/svcip_int.h"
+/* ClusterIP allocation (store/store_int.h). */
+#include "store/store_int.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -135,7 +135,8 @@ static void start_tracking(ty_svcip *a, ty_store *s)
     json_t *svc;
     json_array_foreach(all, i, svc) track(a, svc, false);
     json_decref(all);
-    a->watch_id = ty_store_watch(s, "services", on_service, a);
+    ty_store_watch(s, &(ty_store_watch_opts){.resource = "services", .fn = on_service, .ctx = a},
+                   &a->watch_id, NULL);
     a->watching = true;
 }
 
@@ -191,7 +192,7 @@ static void set_ip(json_t *spec, const char *ip)
 /* A create's address: allocated, or the one asked for when it is valid and free. */
 static int allocate(ty_svcip *a, json_t *spec, const char *want, ty_error *err)
 {
-    char text[INET_ADDRSTRLEN];
+    char addr[INET_ADDRSTRLEN];
     if (!want || !*want) {
         uint32_t top = a->size - 1; /* the broadcast address */
         uint32_t band = a->size / 16 < 16 ? 16 : a->size / 16 > 256 ? 256 : a->size / 16;
@@ -203,8 +204,8 @@ static int allocate(ty_svcip *a, json_t *spec, const char *want, ty_error *err)
         if (!ip)
             return fail_code(err, TY_STORE_INTERNAL,
                              "failed to allocate a serviceIP: range is full");
-        ip_text(ip, text);
-        set_ip(spec, text);
+        ip_text(ip, addr);
+        set_ip(spec, addr);
         return 0;
     }
     if (strcmp(want, "None") == 0) {
@@ -226,8 +227,8 @@ static int allocate(ty_svcip *a, json_t *spec, const char *want, ty_error *err)
         return fail_code(err, TY_STORE_INVALID,
                          "spec.clusterIPs: Invalid value: []string{\"%s\"}: failed to allocate IP "
                          "%s: provided IP is already allocated", want, want);
-    ip_text(ip, text);
-    set_ip(spec, text);
+    ip_text(ip, addr);
+    set_ip(spec, addr);
     return 0;
 }
 

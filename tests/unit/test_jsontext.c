@@ -72,3 +72,34 @@ Test(jsontext, values_as_trees)
     json_decref(s);
     cr_assert_null(ty_json_text_value("[1,", 3));
 }
+
+/* The member iterator the store's loading uses: keys and values in order, the closing brace,
+ * and the checked mode refusing a damaged value that skipping only counts through. */
+Test(jsontext, members_one_by_one_skipped_or_checked)
+{
+    const char *end = T + strlen(T), *p = ty_json_object_start(T, end);
+    static const char *const keys[] = {"metadata", "spec", "status"};
+    ty_json_member m;
+    size_t i = 0;
+    int rc;
+    while ((rc = ty_json_next_member(&p, end, true, &m)) > 0) {
+        cr_assert_lt(i, 3);
+        cr_assert(ty_json_member_is(&m, keys[i]), "member %zu", i);
+        cr_assert_eq(ty_json_skip_value(m.val, end), m.val_end);
+        i++;
+    }
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(i, 3);
+    const char *bad = "{\"a\":{\"b\" 1},\"c\":2}";
+    const char *bend = bad + strlen(bad);
+    p = ty_json_object_start(bad, bend);
+    cr_assert_eq(ty_json_next_member(&p, bend, false, &m), 1);
+    cr_assert(ty_json_member_is(&m, "a"));
+    p = ty_json_object_start(bad, bend);
+    cr_assert_eq(ty_json_next_member(&p, bend, true, &m), -1);
+    const char *arr = "[1,]";
+    cr_assert_null(ty_json_check_value(arr, arr + 4));
+    cr_assert_not_null(ty_json_skip_value(arr, arr + 4));
+    const char *list = "[1]";
+    cr_assert_null(ty_json_object_start(list, list + 3));
+}

@@ -125,3 +125,29 @@ Test(kinds, lookup_by_api_version_and_kind)
     cr_assert_null(ty_kind_of("v1", "pod"));
     cr_assert_null(ty_kind_of(NULL, "Pod"));
 }
+
+static void assert_watched_by(unsigned flag, const char *want)
+{
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->watched_by & flag)
+            ty_buf_addf(&b, "%s ", (*k)->resource);
+    cr_assert_str_eq(b.data, want);
+}
+
+/* The job controller and Kueue's job side watch what the registry says: the training jobs
+ * (the kinds with an operator), their pods, and for Kueue the Workloads; a pod's operator
+ * label leads back to its job's kind. */
+Test(kinds, job_kinds_and_their_controllers_watch_lists)
+{
+    assert_watched_by(TY_WATCHED_BY_JOBS, "pods pytorchjobs tfjobs ");
+    assert_watched_by(TY_WATCHED_BY_WORKLOADS, "pods pytorchjobs tfjobs workloads ");
+    cr_assert_eq(ty_kind_of_job_operator("pytorchjob-controller"),
+                 ty_kind_of_resource("pytorchjobs"));
+    cr_assert_eq(ty_kind_of_job_operator("tfjob-controller"), ty_kind_of_resource("tfjobs"));
+    cr_assert_null(ty_kind_of_job_operator("mpijob-controller"));
+    cr_assert_null(ty_kind_of_job_operator(NULL));
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->job_operator)
+            cr_assert((*k)->watched_by & TY_WATCHED_BY_JOBS, "%s", (*k)->kind);
+}

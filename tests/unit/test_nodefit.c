@@ -602,3 +602,15 @@ Test(nodefit, core_says_which_nodes_the_affinity_leaves_out)
               "%s", d->message);
     ty_sched_free(s);
 }
+
+/* The one rule of which resources a node's room is checked in, for the core and placement. */
+Test(nodefit, which_resources_a_node_limits)
+{
+    cr_assert(ty_nodefit_limits("cpu", false), "a node without cpu has none");
+    cr_assert(ty_nodefit_limits("memory", false));
+    cr_assert(ty_nodefit_limits("nvidia.com/gpu", false), "extended resources likewise");
+    cr_assert_not(ty_nodefit_limits("ephemeral-storage", false));
+    cr_assert_not(ty_nodefit_limits("pods", false), "the pod count only when declared");
+    cr_assert(ty_nodefit_limits("pods", true));
+    cr_assert(ty_nodefit_limits("ephemeral-storage", true));
+}

@@ -345,7 +345,8 @@ static void write_from_watch(void *ctx, ty_event_type type, const char *resource
 Test(store_faults, write_from_a_watch_callback_asserts, .signal = SIGABRT)
 {
     ty_store *s = ty_store_new();
-    ty_store_watch(s, "pods", write_from_watch, s);
+    ty_store_watch(s, &(ty_store_watch_opts){.resource = "pods", .fn = write_from_watch, .ctx = s},
+                   NULL, NULL);
     put(s, "pods", J("{'metadata':{'name':'p','namespace':'default'},'spec':{}}"));
 }
 

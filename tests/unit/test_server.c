@@ -418,12 +418,12 @@ Test(server, log_limit_bytes)
 
 static json_t *table_request(fixture *f, const char *query)
 {
-    char req[256];
-    snprintf(req, sizeof req,
+    char request[256];
+    snprintf(request, sizeof request,
              "GET /api/v1/namespaces/default/pods%s HTTP/1.0\r\n"
              "Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json\r\n\r\n",
              query);
-    run_request(f, req, false);
+    run_request(f, request, false);
     json_error_t jerr;
     json_t *t = json_loads(body_of(&f->response), 0, &jerr);
     cr_assert_not_null(t, "%s: %s", jerr.text, f->response.data);

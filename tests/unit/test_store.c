@@ -727,7 +727,7 @@ Test(store, delete_removes_and_reference_stays_unchanged)
     json_t *v1 = create(s, "configmaps", obj("a", NULL));
     json_t *before = json_deep_copy(v1);
     events e = {0};
-    ty_store_watch(s, NULL, record, &e);
+    ty_store_watch(s, &(ty_store_watch_opts){.fn = record, .ctx = &e}, NULL, NULL);
     cr_assert_eq(ty_store_delete(s, "configmaps", "default", "a", -1, NULL), 0);
     cr_assert_null(ty_store_get(s, "configmaps", "default", "a"));
     cr_assert_eq(e.n, 1);
@@ -770,7 +770,8 @@ Test(store, finalizers_hold_deletion)
     cr_assert(ty_obj_deleting(v3));
     json_decref(up);
     events e = {0};
-    ty_store_watch(s, "configmaps", record, &e);
+    ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps", .fn = record, .ctx = &e},
+                   NULL, NULL);
     up = json_deep_copy(v3);
     json_object_set_new(json_object_get(up, "metadata"), "finalizers", json_array());
     json_t *v4 = (json_t *)1;
@@ -904,7 +905,7 @@ Test(store, cascading_deletion_is_multi_level)
     cr_assert(!ty_obj_owned_by(job, ty_obj_uid(job)));
 
     events e = {0};
-    ty_store_watch(s, NULL, record, &e);
+    ty_store_watch(s, &(ty_store_watch_opts){.fn = record, .ctx = &e}, NULL, NULL);
     cr_assert_eq(ty_store_delete(s, "pytorchjobs", NULL, "job", -1, NULL), 0);
     cr_assert_null(ty_store_get(s, "pytorchjobs", NULL, "job"));
     cr_assert_null(ty_store_get(s, "pods", NULL, "p0"));
@@ -952,8 +953,11 @@ Test(store, watch_events_in_order)
 {
     ty_store *s = new_store();
     events all = {0}, pods = {0};
-    int w1 = ty_store_watch(s, NULL, record, &all);
-    int w2 = ty_store_watch(s, "pods", record, &pods);
+    int w1;
+    ty_store_watch(s, &(ty_store_watch_opts){.fn = record, .ctx = &all}, &w1, NULL);
+    int w2;
+    ty_store_watch(s, &(ty_store_watch_opts){.resource = "pods", .fn = record, .ctx = &pods},
+                   &w2, NULL);
     cr_assert_neq(w1, w2);
     json_t *p = create(s, "pods", pod("p", NULL, NULL));
     json_decref(create(s, "configmaps", obj("c", NULL)));
@@ -1006,7 +1010,7 @@ static void check_stored(void *ctx, ty_event_type type, const char *resource, co
 Test(store, watch_sees_the_store_after_the_write)
 {
     ty_store *s = new_store();
-    ty_store_watch(s, NULL, check_stored, s);
+    ty_store_watch(s, &(ty_store_watch_opts){.fn = check_stored, .ctx = s}, NULL, NULL);
     json_t *p = create(s, "pods", pod("p", NULL, NULL));
     cr_assert_eq(ty_store_update(s, "pods", p, NULL, NULL), 0);
     cr_assert_eq(ty_store_delete(s, "pods", NULL, "p", -1, NULL), 0);
@@ -1262,7 +1266,8 @@ Test(store, dry_run_writes_nothing)
 {
     ty_store *s = new_store();
     events ev = {0};
-    int id = ty_store_watch(s, NULL, record, &ev);
+    int id;
+    ty_store_watch(s, &(ty_store_watch_opts){.fn = record, .ctx = &ev}, &id, NULL);
     ty_store_write_opts dry = {.dry_run = true};
     json_t *out = NULL;
     json_t *in = obj("a", NULL);

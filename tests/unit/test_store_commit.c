@@ -212,7 +212,8 @@ Test(store_commit, deferred_writes_reach_sqlite_at_commit)
     uint64_t base = ty_store_revision(s);
     int now_events = 0;
     events = 0;
-    ty_store_watch(s, "configmaps", count, NULL);
+    ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps", .fn = count, .ctx = NULL},
+                   NULL, NULL);
     json_t *a = create(s, "configmaps", cm("a", NULL, NULL));
     json_decref(create(s, "configmaps", cm("b", NULL, NULL)));
     json_t *a2 = json_deep_copy(a);
@@ -366,14 +367,22 @@ Test(store_commit, committed_watchers_see_events_after_the_commit)
 
     seen now = {0}, from = {0}, other = {0};
     int id1, id2;
-    cr_assert_eq(ty_store_watch_committed(s, "configmaps", 0, record, &now, &id1, NULL), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .committed = true, .fn = record,
+                                                          .ctx = &now},
+                                &id1, NULL), 0);
     /* From before a: a (committed) is replayed at once, b waits for the commit. */
-    cr_assert_eq(ty_store_watch_committed(s, "configmaps", rv_of(a) - 1, record, &from, &id2,
-                                          NULL),
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = rv_of(a) - 1,
+                                                          .committed = true, .fn = record,
+                                                          .ctx = &from},
+                                &id2, NULL),
                  0);
     cr_assert_eq(from.n, 1);
     cr_assert_eq(from.rvs[0], rv_of(a));
-    ty_store_watch_committed(s, "secrets", 0, record, &other, NULL, NULL);
+    ty_store_watch(s, &(ty_store_watch_opts){.resource = "secrets", .committed = true, .fn = record,
+                                             .ctx = &other},
+                   NULL, NULL);
     json_t *c = create(s, "configmaps", cm("c", NULL, NULL));
     cr_assert_eq(now.n, 0, "nothing before the commit");
     cr_assert_eq(from.n, 1);
@@ -404,7 +413,9 @@ Test(store_commit, committed_watch_without_deferral_is_immediate)
 {
     ty_store *s = ty_store_new();
     seen w = {0};
-    cr_assert_eq(ty_store_watch_committed(s, NULL, 0, record, &w, NULL, NULL), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.committed = true, .fn = record,
+                                                          .ctx = &w},
+                                NULL, NULL), 0);
     json_t *a = create(s, "configmaps", cm("a", NULL, NULL));
     cr_assert_eq(w.n, 1);
     cr_assert_eq(w.rvs[0], rv_of(a));
@@ -487,46 +498,19 @@ Test(store_commit, history_is_bounded_in_bytes)
     free(blob);
     ty_error err = TY_ERROR_INIT;
     seen w = {0};
-    cr_assert_lt(ty_store_watch_from(s, "configmaps", first, record, &w, NULL, &err), 0);
+    cr_assert_lt(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = first, .fn = record,
+                                                          .ctx = &w},
+                                NULL, &err), 0);
     cr_assert_eq(err.code, TY_STORE_GONE);
     ty_error_clear(&err);
     uint64_t recent = ty_store_revision(s) - 10;
-    cr_assert_eq(ty_store_watch_from(s, "configmaps", recent, record, &w, NULL, &err), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = recent, .fn = record,
+                                                          .ctx = &w},
+                                NULL, &err), 0);
     cr_assert_eq(w.n, 10, "the recent events are there");
     ty_store_free(s);
-}
-
-static void check_without(const char *in, const char *member, const char *want)
-{
-    json_t *got = ty_store_parse_without(in, strlen(in), member);
-    json_t *exp = json_loads(want, 0, NULL);
-    cr_assert(json_equal(got, exp), "%s without %s", in, member);
-    json_decref(got);
-    json_decref(exp);
-}
-
-Test(store_commit, parse_without_a_member)
-{
-    check_without("{\"a\":1,\"spec\":{\"x\":[1,{\"y\":\"}\"}]},\"status\":{}}", "spec",
-                  "{\"a\":1,\"status\":{}}");
-    check_without("{\"a\":1, \"spec\" : {\"x\":\"\\\"\"} }", "spec", "{\"a\":1}");
-    check_without("{\"spec\":[]}", "spec", "{}");
-    check_without("{\"spec\":[],\"b\":2}", "spec", "{\"b\":2}");
-    check_without("{\"a\":{\"spec\":1}}", "spec", "{\"a\":{\"spec\":1}}");
-    cr_assert_null(ty_store_parse_without("{\"a\":", 5, "spec"));
-}
-
-Test(store_commit, parse_one_member)
-{
-    const char *t = "{\"a\":{\"lastTimestamp\":\"no\"}, \"n\":[1,\"]\"],\"lastTimestamp\":\"2026-01-01T00:00:00Z\"}";
-    json_t *v = ty_store_parse_member(t, strlen(t), "lastTimestamp");
-    cr_assert_str_eq(json_string_value(v), "2026-01-01T00:00:00Z", "the top-level one");
-    json_decref(v);
-    v = ty_store_parse_member(t, strlen(t), "n");
-    cr_assert_eq(json_array_size(v), 2);
-    json_decref(v);
-    cr_assert_null(ty_store_parse_member(t, strlen(t), "missing"));
-    cr_assert_null(ty_store_parse_member("[1]", 3, "a"));
 }
 
 /* The owner index: dependents are found without a scan, duplicate references to one owner and

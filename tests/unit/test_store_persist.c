@@ -215,7 +215,7 @@ Test(store_persist, failed_sqlite_write_changes_nothing)
     json_t *a = create(s, "configmaps", cm("a", NULL));
     uint64_t rev = ty_store_revision(s);
     events = 0;
-    ty_store_watch(s, NULL, count, NULL);
+    ty_store_watch(s, &(ty_store_watch_opts){.fn = count, .ctx = NULL}, NULL, NULL);
     exec_sql("CREATE TRIGGER no_insert BEFORE INSERT ON objects "
              "BEGIN SELECT RAISE(ABORT, 'injected'); END;"
              "CREATE TRIGGER no_update BEFORE UPDATE ON objects "
@@ -376,7 +376,10 @@ Test(store_persist, watch_from_replays_then_continues)
     seen w = {0};
     int id = 0;
     ty_error err = TY_ERROR_INIT;
-    cr_assert_eq(ty_store_watch_from(s, "configmaps", after_a, record, &w, &id, &err), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = after_a, .fn = record,
+                                                          .ctx = &w},
+                                &id, &err), 0);
     cr_assert_eq(w.n, 2, "b added, a deleted; secrets not replayed");
     cr_assert_eq(w.types[0], TY_EVENT_ADDED);
     cr_assert_str_eq(w.names[0], "b");
@@ -390,10 +393,13 @@ Test(store_persist, watch_from_replays_then_continues)
 
     /* rv 0: from now on, no replay. NULL resource: everything. */
     seen all = {0};
-    cr_assert_eq(ty_store_watch_from(s, NULL, 0, record, &all, &id, NULL), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.fn = record, .ctx = &all},
+                                &id, NULL), 0);
     cr_assert_eq(all.n, 0);
     ty_store_unwatch(s, id);
-    cr_assert_eq(ty_store_watch_from(s, NULL, after_a, record, &all, &id, NULL), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.from_rv = after_a, .fn = record,
+                                                          .ctx = &all},
+                                &id, NULL), 0);
     cr_assert_eq(all.n, 4);
     ty_store_unwatch(s, id);
     ty_store_free(s);
@@ -412,7 +418,10 @@ Test(store_persist, watch_from_too_old_is_gone)
     uint64_t rev = ty_store_revision(s);
     seen w = {0};
     ty_error err = TY_ERROR_INIT;
-    cr_assert_lt(ty_store_watch_from(s, "configmaps", rev - 4, record, &w, NULL, &err), 0);
+    cr_assert_lt(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = rev - 4, .fn = record,
+                                                          .ctx = &w},
+                                NULL, &err), 0);
     cr_assert_eq(err.code, TY_STORE_GONE);
     char want[64];
     snprintf(want, sizeof want, "too old resource version: %llu (%llu)",
@@ -422,7 +431,10 @@ Test(store_persist, watch_from_too_old_is_gone)
     cr_assert_eq(w.n, 0);
     /* The oldest still complete point replays the three kept events. */
     int id;
-    cr_assert_eq(ty_store_watch_from(s, "configmaps", rev - 3, record, &w, &id, NULL), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = rev - 3, .fn = record,
+                                                          .ctx = &w},
+                                &id, NULL), 0);
     cr_assert_eq(w.n, 3);
     cr_assert_str_eq(w.names[0], "o3");
     ty_store_unwatch(s, id);
@@ -439,10 +451,15 @@ Test(store_persist, history_starts_at_the_loaded_revision)
     seen w = {0};
     int id;
     ty_error err = TY_ERROR_INIT;
-    cr_assert_lt(ty_store_watch_from(s, "configmaps", rev - 1, record, &w, &id, &err), 0);
+    cr_assert_lt(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = rev - 1, .fn = record,
+                                                          .ctx = &w},
+                                &id, &err), 0);
     cr_assert_eq(err.code, TY_STORE_GONE);
     ty_error_clear(&err);
-    cr_assert_eq(ty_store_watch_from(s, "configmaps", rev, record, &w, &id, &err), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps", .from_rv = rev,
+                                                          .fn = record, .ctx = &w},
+                                &id, &err), 0);
     json_decref(create(s, "configmaps", cm("b", NULL)));
     cr_assert_eq(w.n, 1);
     cr_assert_eq(w.rvs[0], rev + 1);

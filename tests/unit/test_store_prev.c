@@ -1,5 +1,5 @@
-/* Watches with the previous version of each object (ty_store_watch_committed_prev): live,
- * held until a deferred commit, and replayed from the history. */
+/* Watches with the previous version of each object (ty_store_watch_opts.prev_fn, committed):
+ * live, held until a deferred commit, and replayed from the history. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -57,7 +57,10 @@ Test(store_prev, replayed_and_live_events_carry_the_previous_version)
     seen w = {0};
     int id = 0;
     ty_error err = TY_ERROR_INIT;
-    cr_assert_eq(ty_store_watch_committed_prev(s, "configmaps", from, record, &w, &id, &err), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps", .from_rv = from,
+                                                          .committed = true, .prev_fn = record,
+                                                          .ctx = &w},
+                                &id, &err), 0);
     cr_assert_eq(w.n, 2, "both relabels replayed");
     cr_assert_str_eq(w.app[0], "y");
     cr_assert_str_eq(w.prev[0], "x", "the version before the first replayed event");
@@ -95,7 +98,10 @@ Test(store_prev, the_previous_version_outlives_the_history_event_before_it)
     relabel(s, "a", "z"); /* the ADDED event has left the ring; its text is still prev */
     seen w = {0};
     int id = 0;
-    cr_assert_eq(ty_store_watch_committed_prev(s, "configmaps", from - 1, record, &w, &id, NULL), 0);
+    cr_assert_eq(ty_store_watch(s, &(ty_store_watch_opts){.resource = "configmaps",
+                                                          .from_rv = from - 1, .committed = true,
+                                                          .prev_fn = record, .ctx = &w},
+                                &id, NULL), 0);
     cr_assert_eq(w.n, 2);
     cr_assert_str_eq(w.prev[0], "x");
     cr_assert_str_eq(w.prev[1], "y");

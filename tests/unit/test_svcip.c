@@ -1,4 +1,4 @@
-/* Services' cluster IPs through the store (store/svcip_int.h). */
+/* Services' cluster IPs through the store (store/svcip.c). */
 #include <criterion/criterion.h>
 #include <string.h>
 
