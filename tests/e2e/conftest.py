@@ -60,6 +60,12 @@ def is_pod_address(ip):
     return ip.startswith("127.")
 
 
+def expected_master_addr(master_ip, service):
+    """MASTER_ADDR as trainyard gives it: with a pod network (and so cluster DNS) the operator's
+    own Service name, else the master pod's address (docs/architecture.md)."""
+    return service if netns_refused() is None else master_ip
+
+
 def wait_until(predicate, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

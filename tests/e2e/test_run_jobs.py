@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from conftest import is_pod_address, start_trainyard, wait_until, processes_with
+from conftest import expected_master_addr, is_pod_address, start_trainyard, wait_until, processes_with
 from jobs import pytorchjob
 
 
@@ -57,7 +57,8 @@ def test_env_injection_reaches_every_rank(run_trainyard, manifest, marker, tmp_p
     master_ip = envs["envjob-master-0"]["POD_IP"]
     assert is_pod_address(master_ip), master_ip
     for name, env in envs.items():
-        assert env["MASTER_ADDR"] == master_ip, (name, env)
+        assert env["MASTER_ADDR"] == expected_master_addr(master_ip, "envjob-master-0"), \
+            (name, env)
         assert env["MASTER_PORT"] == "23456"
         assert env["WORLD_SIZE"] == "3"
         assert env["PET_NNODES"] == "3"

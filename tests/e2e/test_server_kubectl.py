@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import is_pod_address, kill_all, processes_with, wait_until
+from conftest import expected_master_addr, is_pod_address, kill_all, processes_with, wait_until
 from jobs import container, pytorchjob
 from server_fixture import KUBECTL, Server
 
@@ -167,13 +167,14 @@ def test_yaml_round_trip_wide_events_describe(server, marker, tmp_path):
     d = server.kubectl("describe", "pod", "rt-master-0").stdout
     ip = server.json("get", "pod", "rt-master-0")["status"]["podIP"]
     assert is_pod_address(ip), ip
+    master_addr = expected_master_addr(ip, "rt-master-0")
     ip = re.escape(ip)
     for pat in (r"^Name:\s+rt-master-0$", r"^Namespace:\s+default$", r"^Status:\s+Running$",
                 r"^Controlled By:\s+PyTorchJob/rt$", rf"^IP:\s+{ip}$",
                 r"training.kubeflow.org/replica-type=master", r"^    State:\s+Running$",
                 r"^    Restart Count:\s+0$", r"^    Port:\s+23456/TCP$",
                 r"^    Host Port:\s+0/TCP$", r"^      TY_MARKER:\s+" + marker,
-                rf"^      MASTER_ADDR:\s+{ip}$", r"^  Ready\s+True\s*$",
+                rf"^      MASTER_ADDR:\s+{re.escape(master_addr)}$", r"^  Ready\s+True\s*$",
                 r"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned"):
         assert re.search(pat, d, re.M), (pat, d)
     server.kubectl("delete", "pytorchjob", "rt", timeout=30)
