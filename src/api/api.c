@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/schema_int.h"
+#include "api/api_int.h"
 #include "base/mem.h"
 
 const ty_kind_info *ty_api_kind(const char *api_version, const char *kind)

@@ -4,7 +4,7 @@
  * in SetDefaults_* and the registries' PrepareForCreate. */
 #include <string.h>
 
-#include "api/schema_int.h"
+#include "api/api_int.h"
 
 static void default_protocol(json_t *ports)
 {

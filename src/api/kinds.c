@@ -3,8 +3,7 @@
 
 #include <string.h>
 
-#include "api/schema_int.h"
-#include "api/table_int.h"
+#include "api/api_int.h"
 #include "base/mem.h"
 
 /* The patch metadata (patchMergeKey) of the core kinds' lists, as Kubernetes' types declare

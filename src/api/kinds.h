@@ -29,7 +29,7 @@ enum {
     TY_WATCHED_BY_WORKLOADS = 1u << 2, /* controllers/workloads: Kueue's job side */
 };
 
-struct ty_kind_ops;     /* api/schema_int.h */
+struct ty_kind_ops;     /* api/api_int.h */
 struct ty_table_kind;   /* api/table.c */
 
 typedef struct ty_kind_info {

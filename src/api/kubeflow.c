@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/schema_int.h"
+#include "api/api_int.h"
 #include "base/mem.h"
 #include "base/quantity.h"
 

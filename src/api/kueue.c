@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/schema_int.h"
+#include "api/api_int.h"
 #include "base/mem.h"
 #include "base/quantity.h"
 

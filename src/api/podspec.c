@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/schema_int.h"
+#include "api/api_int.h"
 #include "base/fs.h"
 
 void ty_check_volume_mounts(ty_schema_ctx *c, json_t *ct, ty_buf *path)

@@ -9,7 +9,7 @@
  * inlining), and the manifest parser bounds the value side. allOf, oneOf, anyOf and pattern are
  * not interpreted: the schemas here do not need them (a described $ref wrapped in a one-element
  * allOf is resolved when inlining). */
-#include "api/schema_int.h"
+#include "api/api_int.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -3,7 +3,7 @@
  * one machine needs, with Kubernetes' field paths and messages. */
 #include <string.h>
 
-#include "api/schema_int.h"
+#include "api/api_int.h"
 #include "api/storage.h"
 #include "base/mem.h"
 #include "base/quantity.h"

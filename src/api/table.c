@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "api/kinds.h"
-#include "api/table_int.h"
+#include "api/api_int.h"
 #include "base/buf.h"
 #include "base/jsontext.h"
 #include "base/mem.h"

@@ -12,7 +12,7 @@
 #include "base/quantity.h"
 #include "base/time.h"
 #include "controllers/events.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"

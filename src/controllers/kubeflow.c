@@ -9,7 +9,7 @@
 #include "api/kinds.h"
 #include "base/buf.h"
 #include "base/mem.h"
-#include "controllers/kubeflow_int.h"
+#include "controllers/controllers_int.h"
 
 static const char *const pytorch_types[] = {"Master", "Worker", NULL};
 /* The TF controller walks its types in this fixed order (chief, eval, master, ps, worker);

@@ -1,12 +1,12 @@
 /* How pods of a Kubeflow job failed, for the job's messages and its restart back-off.
- * See kubeflow_int.h. */
+ * See controllers_int.h. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
 #include "base/time.h"
-#include "controllers/kubeflow_int.h"
+#include "controllers/controllers_int.h"
 
 static int64_t backoff_base_ns = 10LL * 1000000000LL;
 

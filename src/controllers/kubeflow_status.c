@@ -11,7 +11,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "base/time.h"
-#include "controllers/kubeflow_int.h"
+#include "controllers/controllers_int.h"
 
 #define NO_EXIT_CODE 0xbeef /* the operator's marker for "no terminated main container" */
 

@@ -9,7 +9,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/quantity.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
 

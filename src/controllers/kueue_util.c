@@ -9,7 +9,7 @@
 #include "base/quantity.h"
 #include "base/time.h"
 #include "controllers/placement.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "controllers/podutil.h"
 
 const json_t *ty_kueue_condition(const json_t *obj, const char *type)

@@ -12,7 +12,7 @@
 #include "controllers/events.h"
 #include "controllers/jobs.h"
 #include "controllers/kubeflow.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 

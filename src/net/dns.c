@@ -9,7 +9,7 @@
 
 #include "base/map.h"
 #include "base/mem.h"
-#include "net/dns_int.h"
+#include "net/net_int.h"
 #include "net/endpoints.h"
 
 /* ---- wire format ---- */

@@ -12,7 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/dns.h"
-#include "net/dns_int.h"
+#include "net/net_int.h"
 
 /* Bounds on what clients can make the server hold. */
 enum {

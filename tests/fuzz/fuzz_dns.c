@@ -1,13 +1,13 @@
 /* libFuzzer target: DNS queries as the cluster DNS server receives them (net/dns.h), over UDP
  * and TCP, against a zone holding a Service of each kind and their pods; and the check that
- * an upstream's answer belongs to a query (net/dns_int.h). */
+ * an upstream's answer belongs to a query (net/net_int.h). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "net/dns.h"
-#include "net/dns_int.h"
+#include "net/net_int.h"
 
 static ty_dns_zone *zone;
 

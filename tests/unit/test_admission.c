@@ -12,7 +12,7 @@
 
 #include "base/mem.h"
 #include "controllers/admission.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "store/store.h"
 
 static double metric(ty_admission *a, const char *name)

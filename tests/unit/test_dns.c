@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "net/dns.h"
-#include "net/dns_int.h"
+#include "net/net_int.h"
 
 static ty_dns_zone *z;
 

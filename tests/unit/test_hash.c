@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/hash.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 
 /* From the FNV reference (Fowler, Noll, Vo: draft-eastlake-fnv, test vectors for FNV-1a 64). */
 static const struct {

@@ -1,4 +1,4 @@
-/* The snapshot cache (controllers/kueue_int.h, ty_kueue_cache): after random sequences of
+/* The snapshot cache (controllers/controllers_int.h, ty_kueue_cache): after random sequences of
  * changes to a store's Workloads, queues, flavors, namespaces, nodes and pods, a snapshot built
  * with a cache kept across all of them decides exactly as one built from nothing, routes the
  * same way, and reports the same inactive queues; and the cache does reuse what it parsed. */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "base/mem.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 
 static uint64_t rng = 1;
 static uint32_t rnd(uint32_t n)

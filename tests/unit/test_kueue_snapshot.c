@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 
 static json_t *parse(const char *text)
 {

@@ -16,7 +16,7 @@
 #include "controllers/binder.h"
 #include "controllers/events.h"
 #include "controllers/jobs.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "controllers/queue.h"
 #include "controllers/volumes.h"
 #include "controllers/workloads.h"

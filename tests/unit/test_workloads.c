@@ -8,7 +8,7 @@
 
 #include "base/mem.h"
 #include "base/time.h"
-#include "controllers/kueue_int.h"
+#include "controllers/controllers_int.h"
 #include "controllers/workloads.h"
 #include "kubeflow_fixtures.h"
 #include "store/store.h"

@@ -1,11 +1,14 @@
-/* Private to src/api: the generic OpenAPI v3 schema walker, field-error helpers shared by the
- * kinds' rules, and a kind's schema, defaults and rules (its registry entry's `ops`).
+/* Private to src/api (its units and tests), the module's one private header.
  *
- * Schemas are stored as OpenAPI v3 documents (components/schemas with "$ref"s, the shape
- * /openapi/v3 serves); ty_schema_inline() turns one component into a self-contained schema
- * (the shape a CRD needs), which is what the walker and ty_api_schema() use. */
-#ifndef TY_API_SCHEMA_INT_H
-#define TY_API_SCHEMA_INT_H
+ * schema.c: the generic OpenAPI v3 schema walker, field-error helpers shared by the kinds'
+ * rules, and a kind's schema, defaults and rules (its registry entry's `ops`). Schemas are
+ * stored as OpenAPI v3 documents (components/schemas with "$ref"s, the shape /openapi/v3
+ * serves); ty_schema_inline() turns one component into a self-contained schema (the shape a
+ * CRD needs), which is what the walker and ty_api_schema() use.
+ *
+ * table.c: the Tables' printers that the registry of kinds (kinds.c) points each kind at. */
+#ifndef TY_API_API_INT_H
+#define TY_API_API_INT_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -15,6 +18,8 @@
 #include "api/manifest.h"
 #include "api/validate.h"
 #include "base/buf.h"
+
+/* ---- schema.c and the kinds' rules ---- */
 
 /* One admission: where positions come from (m may be NULL) and where errors go. */
 typedef struct ty_schema_ctx {
@@ -116,5 +121,23 @@ const char *ty_check_label_value(const char *s);
 /* Label and annotation keys, label values, and the annotations' total size
  * (TY_ANNOTATIONS_MAX_BYTES) of the ObjectMeta `meta` at `path`. */
 void ty_check_meta_labels(ty_schema_ctx *c, const json_t *meta, ty_buf *path);
+
+/* ---- table.c: printers ---- */
+
+struct ty_table_kind;
+
+extern const struct ty_table_kind ty_table_pods;
+extern const struct ty_table_kind ty_table_jobs; /* PyTorchJob, TFJob */
+extern const struct ty_table_kind ty_table_services;
+extern const struct ty_table_kind ty_table_nodes;
+extern const struct ty_table_kind ty_table_namespaces;
+extern const struct ty_table_kind ty_table_events;
+extern const struct ty_table_kind ty_table_clusterqueues;
+extern const struct ty_table_kind ty_table_localqueues;
+extern const struct ty_table_kind ty_table_workloads;
+extern const struct ty_table_kind ty_table_workloadpriorityclasses;
+extern const struct ty_table_kind ty_table_priorityclasses;
+extern const struct ty_table_kind ty_table_persistentvolumes;
+extern const struct ty_table_kind ty_table_persistentvolumeclaims;
 
 #endif
