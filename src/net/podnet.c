@@ -329,8 +329,16 @@ static int bridge_up(ty_podnet *net, char **why)
 {
     ty_error e = TY_ERROR_INIT;
     uint32_t gw = net->network + 1;
+    /* A fixed address (locally administered, from the block): a bridge without one takes
+     * its lowest port's, so a pod joining with a lower one would change the gateway's MAC
+     * under every other pod, which then cannot reach it (DNS included) until its neighbour
+     * entry expires. */
+    unsigned char mac[6] = {0x02, (unsigned char)(net->network >> 24),
+                            (unsigned char)(net->network >> 16), (unsigned char)(net->network >> 8),
+                            (unsigned char)net->network, 0x01};
     if (ty_nl_bridge_add(&net->nl, net->bridge, &e) < 0 ||
         (net->bridge_index = ty_nl_link_index(&net->nl, net->bridge)) <= 0 ||
+        ty_nl_link_set_mac(&net->nl, net->bridge_index, mac, &e) < 0 ||
         ty_nl_addr_add(&net->nl, net->bridge_index, gw, net->prefix, &e) < 0 ||
         ty_nl_link_up(&net->nl, net->bridge_index, 0, &e) < 0) {
         *why = e.msg ? ty_strdup(e.msg)
