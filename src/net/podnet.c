@@ -700,8 +700,13 @@ int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, cons
     /* resolv.conf by dnsPolicy, then dnsConfig merged in */
     resolv r = {json_array(), json_array(), json_array()};
     const char *policy = json_string_value(json_object_get(spec, "dnsPolicy"));
+    bool host_network = json_is_true(json_object_get(spec, "hostNetwork"));
     if (!policy)
         policy = "ClusterFirst";
+    /* The kubelet's rule: a hostNetwork pod resolves as the host does unless it asks for the
+     * cluster's names with ClusterFirstWithHostNet (ClusterFirst is then Default). */
+    if (host_network && strcmp(policy, "ClusterFirst") == 0)
+        policy = "Default";
     if (strcmp(policy, "None") == 0) {
         /* only dnsConfig */
     } else if (strcmp(policy, "Default") == 0) {
@@ -757,8 +762,10 @@ int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, cons
 
     TY_AUTOBUF ty_buf hn = TY_BUF_INIT;
     ty_buf_addf(&hn, "%s\n", hostname);
-    if (write_file(dir, "hosts", &h, err) < 0 || write_file(dir, "resolv.conf", &rc, err) < 0 ||
-        write_file(dir, "hostname", &hn, err) < 0)
+    /* A hostNetwork pod keeps the host's hosts file and hostname: only resolv.conf is its. */
+    if (write_file(dir, "resolv.conf", &rc, err) < 0 ||
+        (!host_network && (write_file(dir, "hosts", &h, err) < 0 ||
+                           write_file(dir, "hostname", &hn, err) < 0)))
         return -1;
     return 0;
 }

@@ -731,6 +731,19 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         p->rules_gen = rt->rules_gen;
         if (p->netns >= 0 && rt->rules && !rt->rules_empty)
             apply_rules(p, rt->rules);
+    } else if (rt->net) {
+        /* hostNetwork: the host's namespace, and the kubelet's resolv.conf by dnsPolicy (the
+         * cluster DNS with ClusterFirstWithHostNet, reachable at the gateway from the host) */
+        TY_AUTOFREE char *etc = ty_asprintf("%s/etc", p->dir);
+        if (ty_podnet_write_etc(etc, podj, pod_ip ? pod_ip : ty_podnet_gateway(rt->net),
+                                ty_podnet_gateway(rt->net), err) < 0) {
+            ty_error_wrap(err, "start pod %s/%s", ns, name);
+            json_decref(doc);
+            pod_free(p);
+            return -1;
+        }
+        json_object_set_new(json_object_get(doc, "runtime"), "network",
+                            json_pack("{s:s}", "etcDir", etc));
     }
     TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", p->dir);
     int rc = ty_rt_write_json_private(path, doc);
