@@ -78,8 +78,9 @@ char *ty_podnet_hostname(const json_t *pod);
  * <ns>.svc.cluster.local svc.cluster.local cluster.local and the host's search domains, with
  * ndots:5; Default copies the host's; None has only dnsConfig; ClusterFirstWithHostNet is
  * ClusterFirst; for a hostNetwork pod ClusterFirst is Default, as the kubelet decides) and
- * <dir>/hostname. A hostNetwork pod gets only resolv.conf (the host's hosts and hostname stay). `dir` is
- * created 0700 (when missing); the files are 0644: containers of any user read them. */
+ * <dir>/hostname. A hostNetwork pod gets only resolv.conf (the host's hosts and hostname
+ * stay). `dir` is created 0700 (when missing); the files are 0644: containers of any user
+ * read them. */
 int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, const char *gateway,
                         ty_error *err);
 
