@@ -181,8 +181,16 @@ def test_cluster_ip_services_are_reachable_from_pods(tmp_path, marker):
             rules_in(srv, "client")
         assert ip in rules_in(srv, "client")
         assert cl.ask(late_ip, 81).startswith("error "), "nothing answers a deleted Service"
+        # a restarted server (pods adopted, their namespaces through their shims) updates the
+        # running pods too
+        srv.kill9()
+        srv.start()
+        create(srv, service("again", {"app": "echo"}, port=82))
+        again_ip = srv.json("get", "svc", "again")["spec"]["clusterIP"]
+        assert cl.until(again_ip, 82, lambda o: o.startswith("ok ")).startswith("ok echo-")
         # and the backend's going empties the one left
         srv.kubectl("delete", "pod", "late-a", "echo-a", "echo-b", "--wait=true", timeout=60)
         assert cl.until(ip, 80, lambda o: o == "refused") == "refused"
     finally:
         srv.stop()
+        srv.reap()
