@@ -56,6 +56,182 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- names without NSS ----
+ * A statically linked glibc program resolves through NSS modules it loads from the image at
+ * run time (and that an image may lack, or name in /etc/nsswitch.conf without having them):
+ * getaddrinfo then fails although the pod's resolv.conf names a working nameserver (the
+ * cluster DNS, which answers MASTER_ADDR, the operator's Service name). So when getaddrinfo
+ * fails, the name is asked here: one A query over UDP to each nameserver of
+ * /etc/resolv.conf (at most 3, 2 s each), trying the search domains first when the name has
+ * fewer dots than ndots (default 1), as the stub resolver does; the first A record of an
+ * answer with rcode 0 wins. IPv4 only, no TCP fallback (an A answer fits 512 bytes). */
+
+typedef struct resolv_conf {
+    uint32_t ns[3]; /* network order */
+    int n_ns;
+    char search[6][256];
+    int n_search;
+    int ndots;
+} resolv_conf;
+
+static void read_resolv_conf(resolv_conf *rc)
+{
+    memset(rc, 0, sizeof *rc);
+    rc->ndots = 1;
+    FILE *f = fopen("/etc/resolv.conf", "re");
+    if (!f)
+        return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        char *save = NULL, *key = strtok_r(line, " \t\r\n", &save), *v;
+        if (!key || key[0] == '#' || key[0] == ';')
+            continue;
+        if (strcmp(key, "nameserver") == 0 && (v = strtok_r(NULL, " \t\r\n", &save)) &&
+            rc->n_ns < 3) {
+            struct in_addr a;
+            if (inet_pton(AF_INET, v, &a) == 1)
+                rc->ns[rc->n_ns++] = a.s_addr;
+        } else if (strcmp(key, "search") == 0 || strcmp(key, "domain") == 0) {
+            rc->n_search = 0; /* the last line wins, as in glibc */
+            while ((v = strtok_r(NULL, " \t\r\n", &save)) && rc->n_search < 6)
+                if (strlen(v) < sizeof rc->search[0])
+                    strcpy(rc->search[rc->n_search++], v);
+        } else if (strcmp(key, "options") == 0) {
+            while ((v = strtok_r(NULL, " \t\r\n", &save)))
+                if (strncmp(v, "ndots:", 6) == 0)
+                    rc->ndots = atoi(v + 6);
+        }
+    }
+    fclose(f);
+}
+
+/* Writes the query for `name` (A, IN, recursion desired); returns its length or -1. */
+static int dns_query(const char *name, uint16_t id, unsigned char *q, size_t cap)
+{
+    size_t n = 12, len = strlen(name);
+    if (len == 0 || len > 253 || n + len + 2 + 4 > cap)
+        return -1;
+    memset(q, 0, 12);
+    q[0] = (unsigned char)(id >> 8), q[1] = (unsigned char)id;
+    q[2] = 0x01; /* RD */
+    q[5] = 1;    /* one question */
+    for (const char *l = name; *l;) {
+        const char *dot = strchr(l, '.');
+        size_t ll = dot ? (size_t)(dot - l) : strlen(l);
+        if (ll == 0 || ll > 63)
+            return -1;
+        q[n++] = (unsigned char)ll;
+        memcpy(q + n, l, ll);
+        n += ll;
+        l += ll + (dot ? 1 : 0);
+    }
+    q[n++] = 0;
+    q[n++] = 0, q[n++] = 1; /* A */
+    q[n++] = 0, q[n++] = 1; /* IN */
+    return (int)n;
+}
+
+/* Skips a (possibly compressed) name at off; returns the offset after it or -1. */
+static int skip_name(const unsigned char *m, int len, int off)
+{
+    while (off < len) {
+        if ((m[off] & 0xC0) == 0xC0)
+            return off + 2 <= len ? off + 2 : -1;
+        if (m[off] == 0)
+            return off + 1;
+        off += m[off] + 1;
+    }
+    return -1;
+}
+
+/* The first A record of the answer to query `id`: 1 found, 0 the name has none (NXDOMAIN,
+ * or no A record), -1 not an answer to it (wait on), -2 the server failed (ask the next). */
+static int dns_answer(const unsigned char *m, int len, uint16_t id, uint32_t *ip)
+{
+    if (len < 12 || ((m[0] << 8) | m[1]) != id || !(m[2] & 0x80))
+        return -1;
+    int rcode = m[3] & 0x0F;
+    if (rcode == 3)
+        return 0;
+    if (rcode != 0)
+        return -2;
+    int qd = (m[4] << 8) | m[5], an = (m[6] << 8) | m[7], off = 12;
+    for (int i = 0; i < qd; i++)
+        if ((off = skip_name(m, len, off)) < 0 || (off += 4) > len)
+            return -2;
+    for (int i = 0; i < an; i++) {
+        if ((off = skip_name(m, len, off)) < 0 || off + 10 > len)
+            return -2;
+        int type = (m[off] << 8) | m[off + 1], rdlen = (m[off + 8] << 8) | m[off + 9];
+        off += 10;
+        if (off + rdlen > len)
+            return -2;
+        if (type == 1 && rdlen == 4) {
+            memcpy(ip, m + off, 4);
+            return 1;
+        }
+        off += rdlen;
+    }
+    return 0;
+}
+
+/* Asks each nameserver for `name`: 1 with *ip, 0 when none knows it. */
+static int dns_ask(const resolv_conf *rc, const char *name, uint32_t *ip)
+{
+    unsigned char q[512], a[512];
+    for (int k = 0; k < rc->n_ns; k++) {
+        uint16_t id = (uint16_t)(now_ms() * 7919 + getpid() + k);
+        int qlen = dns_query(name, id, q, sizeof q);
+        int fd = qlen < 0 ? -1 : socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return 0;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53),
+                                 .sin_addr.s_addr = rc->ns[k]};
+        int found = -1;
+        /* connect: only that server's answers come back to this socket */
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            send(fd, q, (size_t)qlen, 0) == qlen) {
+            int64_t deadline = now_ms() + 2000;
+            while (found < 0 && now_ms() < deadline) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
+                    continue;
+                ssize_t n = recv(fd, a, sizeof a, 0);
+                if (n > 0)
+                    found = dns_answer(a, (int)n, id, ip); /* -1: not ours, wait on */
+            }
+        }
+        close(fd);
+        if (found >= 0)
+            return found; /* else: no answer, or a failure: the next server */
+    }
+    return 0;
+}
+
+static int dns_resolve(const char *host, uint32_t *ip)
+{
+    resolv_conf rc;
+    read_resolv_conf(&rc);
+    size_t len = strlen(host);
+    if (len && host[len - 1] == '.') { /* absolute: as it is, no search */
+        char abs[256];
+        snprintf(abs, sizeof abs, "%.*s", (int)len - 1, host);
+        return dns_ask(&rc, abs, ip);
+    }
+    int dots = 0;
+    for (const char *c = host; *c; c++)
+        dots += *c == '.';
+    if (dots >= rc.ndots && dns_ask(&rc, host, ip) == 1)
+        return 1;
+    for (int i = 0; i < rc.n_search; i++) {
+        char fq[512];
+        snprintf(fq, sizeof fq, "%s.%s", host, rc.search[i]);
+        if (dns_ask(&rc, fq, ip) == 1)
+            return 1;
+    }
+    return dots < rc.ndots ? dns_ask(&rc, host, ip) : 0;
+}
+
 static int resolve_ipv4(const char *host, uint32_t *ip, fm_err *err)
 {
     struct in_addr a;
@@ -65,13 +241,36 @@ static int resolve_ipv4(const char *host, uint32_t *ip, fm_err *err)
     }
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || !res) {
-        fm_err_set(err, "resolve %s: %s", host, rc ? gai_strerror(rc) : "no address");
-        return -1;
+    if (rc == 0 && res) {
+        *ip = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr;
+        freeaddrinfo(res);
+        return 0;
     }
-    *ip = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr;
-    freeaddrinfo(res);
-    return 0;
+    if (dns_resolve(host, ip) == 1) {
+        char buf[INET_ADDRSTRLEN];
+        struct in_addr got = {.s_addr = *ip};
+        fprintf(stderr, "fashion-mnist: resolved %s to %s through resolv.conf's nameserver "
+                        "(getaddrinfo: %s)\n", host,
+                inet_ntop(AF_INET, &got, buf, sizeof buf),
+                rc ? gai_strerror(rc) : "no address");
+        return 0;
+    }
+    fm_err_set(err, "resolve %s: %s", host, rc ? gai_strerror(rc) : "no address");
+    return -1;
+}
+
+/* A peer's name resolves once its pod is ready (cluster DNS lists ready endpoints), and pods
+ * start in any order: asked again until the rendezvous deadline. */
+static int resolve_until(const char *host, uint32_t *ip, int64_t deadline, fm_err *err)
+{
+    for (;;) {
+        if (resolve_ipv4(host, ip, err) == 0)
+            return 0;
+        if (now_ms() >= deadline)
+            return -1;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static const char *ipstr(uint32_t ip, char buf[INET_ADDRSTRLEN])
@@ -329,7 +528,8 @@ int fm_ring_open(fm_ring **out, const fm_ring_opts *o, fm_err *err)
     }
     int64_t deadline = now_ms() + o->rendezvous_timeout_ms;
     uint32_t bind_ip, master_ip;
-    if (resolve_ipv4(o->bind_ip, &bind_ip, err) < 0 || resolve_ipv4(o->master_addr, &master_ip, err) < 0) {
+    if (resolve_ipv4(o->bind_ip, &bind_ip, err) < 0 ||
+        resolve_until(o->master_addr, &master_ip, deadline, err) < 0) {
         free(r);
         return -1;
     }

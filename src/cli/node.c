@@ -15,6 +15,7 @@
 #include "controllers/nodeagent.h"
 #include "controllers/podutil.h"
 #include "controllers/resources.h"
+#include "controllers/svcproxy.h"
 #include "controllers/volumes.h"
 #include "controllers/workloads.h"
 #include "base/quantity.h"
@@ -36,6 +37,7 @@ struct ty_node {
     ty_workloadctl *workloads;
     ty_admission *admission;
     ty_dns *dns;
+    ty_svcproxy *proxy; /* with a pod network: the Service rules in the pods' namespaces */
     uv_timer_t *resync; /* the periodic work */
     void (*done)(void *);
     void *done_arg;
@@ -277,6 +279,7 @@ static void resync_all(ty_node *n, bool start)
     ty_workloadctl_resync(n->workloads);
     ty_admission_resync(n->admission);
     ty_volctl_resync(n->volumes);
+    ty_svcproxy_resync(n->proxy);
 }
 
 static void on_resync(uv_timer_t *t)
@@ -384,6 +387,9 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
      * with it or while it was down): after adoption, which says which still run. */
     if (n->net)
         ty_podnet_sweep(n->net, runtime_has_pod, n->rt);
+    /* Before the agent starts any pod: a pod starts with the rules already in place. */
+    if (n->net)
+        n->proxy = ty_svcproxy_new(cfg->loop, cfg->store, n->rt);
     const char *first = json_string_value(json_array_get(n->names, 0));
     n->agent = ty_nodeagent_new(cfg->loop, cfg->store, first, n->rt, n->ipam);
     n->binder = ty_binder_new(cfg->loop, cfg->store, first);
@@ -453,6 +459,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->volumes = NULL;
     ty_dns_free(n->dns);
     n->dns = NULL;
+    ty_svcproxy_free(n->proxy);
+    n->proxy = NULL;
     if (stop_pods)
         ty_runtime_shutdown(n->rt, on_runtime_done, n);
     else
@@ -479,6 +487,7 @@ void ty_node_free(ty_node *n)
     ty_binder_free(n->binder);
     ty_volctl_free(n->volumes);
     ty_dns_free(n->dns);
+    ty_svcproxy_free(n->proxy);
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);

@@ -212,6 +212,19 @@ int ty_nl_link_up(ty_nl *nl, int index, int master, ty_error *err)
     return 0;
 }
 
+int ty_nl_link_set_mac(ty_nl *nl, int index, const unsigned char mac[6], ty_error *err)
+{
+    req r;
+    struct ifinfomsg *ifi = req_init(&r, RTM_NEWLINK, 0, sizeof *ifi);
+    ifi->ifi_family = AF_UNSPEC;
+    ifi->ifi_index = index;
+    attr_put(&r, IFLA_ADDRESS, mac, 6);
+    int rc = transact(nl, &r, NULL, 0);
+    if (rc < 0)
+        return ty_fail_errno(err, -rc, "set the address of link %d", index);
+    return 0;
+}
+
 int ty_nl_link_del(ty_nl *nl, const char *name, ty_error *err)
 {
     req r;

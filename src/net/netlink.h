@@ -35,6 +35,9 @@ int ty_nl_veth_add(ty_nl *nl, const char *name, const char *peer, int peer_netns
                    ty_error *err);
 /* Sets a link up (and, with master > 0, enslaves it to that bridge first). */
 int ty_nl_link_up(ty_nl *nl, int index, int master, ty_error *err);
+/* Sets the link's hardware address. A bridge given one keeps it; otherwise it takes the
+ * lowest of its ports' and changes as ports come and go. */
+int ty_nl_link_set_mac(ty_nl *nl, int index, const unsigned char mac[6], ty_error *err);
 /* Deletes link `name` (both ends of a veth go). Returns 1 deleted, 0 there was none. */
 int ty_nl_link_del(ty_nl *nl, const char *name, ty_error *err);
 /* Adds addr/prefix to the link (an address already there is no error). */

@@ -329,8 +329,16 @@ static int bridge_up(ty_podnet *net, char **why)
 {
     ty_error e = TY_ERROR_INIT;
     uint32_t gw = net->network + 1;
+    /* A fixed address (locally administered, from the block): a bridge without one takes
+     * its lowest port's, so a pod joining with a lower one would change the gateway's MAC
+     * under every other pod, which then cannot reach it (DNS included) until its neighbour
+     * entry expires. */
+    unsigned char mac[6] = {0x02, (unsigned char)(net->network >> 24),
+                            (unsigned char)(net->network >> 16), (unsigned char)(net->network >> 8),
+                            (unsigned char)net->network, 0x01};
     if (ty_nl_bridge_add(&net->nl, net->bridge, &e) < 0 ||
         (net->bridge_index = ty_nl_link_index(&net->nl, net->bridge)) <= 0 ||
+        ty_nl_link_set_mac(&net->nl, net->bridge_index, mac, &e) < 0 ||
         ty_nl_addr_add(&net->nl, net->bridge_index, gw, net->prefix, &e) < 0 ||
         ty_nl_link_up(&net->nl, net->bridge_index, 0, &e) < 0) {
         *why = e.msg ? ty_strdup(e.msg)
@@ -692,8 +700,13 @@ int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, cons
     /* resolv.conf by dnsPolicy, then dnsConfig merged in */
     resolv r = {json_array(), json_array(), json_array()};
     const char *policy = json_string_value(json_object_get(spec, "dnsPolicy"));
+    bool host_network = json_is_true(json_object_get(spec, "hostNetwork"));
     if (!policy)
         policy = "ClusterFirst";
+    /* The kubelet's rule: a hostNetwork pod resolves as the host does unless it asks for the
+     * cluster's names with ClusterFirstWithHostNet (ClusterFirst is then Default). */
+    if (host_network && strcmp(policy, "ClusterFirst") == 0)
+        policy = "Default";
     if (strcmp(policy, "None") == 0) {
         /* only dnsConfig */
     } else if (strcmp(policy, "Default") == 0) {
@@ -749,8 +762,10 @@ int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, cons
 
     TY_AUTOBUF ty_buf hn = TY_BUF_INIT;
     ty_buf_addf(&hn, "%s\n", hostname);
-    if (write_file(dir, "hosts", &h, err) < 0 || write_file(dir, "resolv.conf", &rc, err) < 0 ||
-        write_file(dir, "hostname", &hn, err) < 0)
+    /* A hostNetwork pod keeps the host's hosts file and hostname: only resolv.conf is its. */
+    if (write_file(dir, "resolv.conf", &rc, err) < 0 ||
+        (!host_network && (write_file(dir, "hosts", &h, err) < 0 ||
+                           write_file(dir, "hostname", &hn, err) < 0)))
         return -1;
     return 0;
 }

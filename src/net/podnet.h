@@ -76,8 +76,11 @@ char *ty_podnet_hostname(const json_t *pod);
  * is set, then spec.hostAliases), <dir>/resolv.conf (by spec.dnsPolicy and spec.dnsConfig:
  * ClusterFirst names `nameserver` the gateway, where the cluster DNS listens, and searches
  * <ns>.svc.cluster.local svc.cluster.local cluster.local and the host's search domains, with
- * ndots:5; Default copies the host's; None has only dnsConfig) and <dir>/hostname. `dir` is
- * created 0700 (when missing); the files are 0644: containers of any user read them. */
+ * ndots:5; Default copies the host's; None has only dnsConfig; ClusterFirstWithHostNet is
+ * ClusterFirst; for a hostNetwork pod ClusterFirst is Default, as the kubelet decides) and
+ * <dir>/hostname. A hostNetwork pod gets only resolv.conf (the host's hosts and hostname
+ * stay). `dir` is created 0700 (when missing); the files are 0644: containers of any user
+ * read them. */
 int ty_podnet_write_etc(const char *dir, const json_t *pod, const char *ip, const char *gateway,
                         ty_error *err);
 

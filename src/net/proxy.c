@@ -87,14 +87,20 @@ char *ty_proxy_ruleset(const json_t *services, const json_t *pods)
                 int tport = ty_endpoint_port(port, pod);
                 if (!ipv4(pip) || tport <= 0 || tport > 65535 || !ty_endpoint_of(svc, pod))
                     continue;
-                if (affinity)
-                    ty_buf_addf(&sets,
-                                "\tset affinity-%d-%d {\n\t\ttype ipv4_addr\n\t\tflags dynamic,"
-                                "timeout\n\t\ttimeout %ds\n\t}\n",
-                                nsvc, n, affinity);
+                if (!affinity) {
+                    /* One map from the random number to the endpoint: a chain per endpoint
+                     * costs the kernel and libnftables 3x as much per apply (5 Services of
+                     * 100 endpoints: 9.7 ms against 3.5), paid in every pod. */
+                    ty_buf_addf(&eps, "%s%d : %s . %d", n ? ", " : "", n, pip, tport);
+                    n++;
+                    continue;
+                }
+                ty_buf_addf(&sets,
+                            "\tset affinity-%d-%d {\n\t\ttype ipv4_addr\n\t\tflags dynamic,"
+                            "timeout\n\t\ttimeout %ds\n\t}\n",
+                            nsvc, n, affinity);
                 ty_buf_addf(&chains, "\tchain endpoint-%d-%d {\n", nsvc, n);
-                if (affinity)
-                    ty_buf_addf(&chains, "\t\tupdate @affinity-%d-%d { ip saddr }\n", nsvc, n);
+                ty_buf_addf(&chains, "\t\tupdate @affinity-%d-%d { ip saddr }\n", nsvc, n);
                 ty_buf_addf(&chains, "\t\tmeta l4proto %s dnat to %s:%d\n\t}\n", proto, pip,
                             tport);
                 ty_buf_addf(&eps, "%s%d : goto endpoint-%d-%d", n ? ", " : "", n, nsvc, n);
@@ -109,8 +115,14 @@ char *ty_proxy_ruleset(const json_t *services, const json_t *pods)
             for (int e = 0; affinity && e < n; e++)
                 ty_buf_addf(&chains, "\t\tip saddr @affinity-%d-%d goto endpoint-%d-%d\n", nsvc,
                             e, nsvc, e);
-            ty_buf_addf(&chains, "\t\tnumgen random mod %d vmap { %s }\n\t}\n", n,
-                        eps.data);
+            if (affinity)
+                ty_buf_addf(&chains, "\t\tnumgen random mod %d vmap { %s }\n\t}\n", n,
+                            eps.data);
+            else
+                ty_buf_addf(&chains,
+                            "\t\tmeta l4proto %s dnat ip to numgen random mod %d map { %s }\n"
+                            "\t}\n",
+                            proto, n, eps.data);
             nsvc++;
         }
     }

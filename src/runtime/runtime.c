@@ -20,6 +20,8 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/quantity.h"
+#include "base/time.h"
+#include "net/proxy.h"
 #include "runtime/cgroup.h"
 #include "runtime/runtime_int.h"
 
@@ -35,6 +37,10 @@ typedef struct pod {
     bool has_proc, has_ch, has_poll;
     bool adopted;
     int pidfd; /* adopted shims only; -1 otherwise */
+    /* The pod's own network namespace (kept open, so the Service rules reach it even before
+     * the shim joins it), or -1: hostNetwork, no pod network, or gone. */
+    int netns;
+    uint64_t rules_gen; /* the generation of the Service rules its namespace has */
     char *lost; /* adopted: why the shim is known to have died uncleanly, for the last status */
     uv_timer_t backstop;
     ty_buf line;
@@ -75,6 +81,13 @@ struct ty_runtime {
     void *done_arg;
     ty_cgroups cg; /* to clean up after a shim that was killed */
     ty_podnet *net; /* NULL: pods share the host's network namespace */
+    char *rules;    /* the Service proxy's rules for pods' namespaces (net/proxy.h), or NULL */
+    bool rules_empty;  /* they proxy nothing: a pod that starts needs none */
+    uint64_t rules_gen;     /* bumped at each new set of rules */
+    uv_timer_t *rules_pass; /* applies them to the pods that lack them, in slices */
+    int rules_applied;      /* pods done in the pass under way, and since when (ns) */
+    int64_t rules_since;
+    bool rules_warned; /* an apply failed and said so: the next failures stay quiet */
 };
 
 /* NVML through dlopen: no build dependency, and no GPU library on the machine means 0 GPUs.
@@ -171,6 +184,9 @@ int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_sta
     if (b && atoll(b) > 0)
         rt->backoff_ms = atoll(b);
     ty_cgroups_detect(&rt->cg);
+    rt->rules_pass = TY_NEW(uv_timer_t);
+    uv_timer_init(loop, rt->rules_pass);
+    rt->rules_pass->data = rt;
     *out = rt;
     return 0;
 }
@@ -227,6 +243,8 @@ static void pod_free(pod *p)
 {
     if (p->pidfd >= 0)
         close(p->pidfd);
+    if (p->netns >= 0)
+        close(p->netns);
     free(p->lost);
     free(p->uid), free(p->ns), free(p->name), free(p->dir), free(p->gpus);
     ty_buf_free(&p->line);
@@ -321,7 +339,12 @@ static void maybe_gone(pod *p)
         ty_cgroup_remove(&rt->cg, p->uid, NULL);
     }
     release_gpus(p);
-    /* its namespace went with its last process; the veth and its record go now */
+    /* its namespace went with its last process (once we let go of it); the veth and its
+     * record go now */
+    if (p->netns >= 0) {
+        close(p->netns);
+        p->netns = -1;
+    }
     if (rt->net)
         ty_podnet_del(rt->net, p->uid);
     json_t *st = p->last ? json_deep_copy(p->last) : json_pack("{s:s}", "phase", "Failed");
@@ -533,6 +556,65 @@ static const json_t *controller_of(const json_t *podj)
     return NULL;
 }
 
+/* Applies the Service rules in the pod's namespace; a failure is logged (once a runtime:
+ * libnftables missing fails every pod alike) and the pod runs without them. */
+static int apply_rules(pod *p, const char *rules)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", p->netns);
+    ty_error err = {0};
+    if (ty_proxy_apply(path, rules, &err) == 0)
+        return 0;
+    if (!p->rt->rules_warned)
+        ty_warn("pod %s/%s: Services are not reachable from it: %s", p->ns, p->name,
+                err.msg);
+    p->rt->rules_warned = true;
+    ty_error_clear(&err);
+    return -1;
+}
+
+/* A loop turn applies rules for at most this long: 100 pods take 100-300 ms in all (1-3 ms
+ * each, by the number of endpoints), which must not hold up the API server. */
+#define RULES_SLICE_NS (10 * 1000 * 1000)
+
+static void rules_pass(uv_timer_t *t)
+{
+    ty_runtime *rt = t->data;
+    int64_t t0 = ty_time_mono_ns();
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&rt->pods, &it, &slot)) {
+        pod *p = slot->value;
+        if (p->netns < 0 || p->gone || p->rules_gen == rt->rules_gen)
+            continue;
+        if (ty_time_mono_ns() - t0 > RULES_SLICE_NS) {
+            uv_timer_start(t, rules_pass, 0, 0);
+            return;
+        }
+        p->rules_gen = rt->rules_gen;
+        if (apply_rules(p, rt->rules) == 0)
+            rt->rules_applied++;
+    }
+    if (rt->rules_applied)
+        ty_debug("service rules: applied in %d pods, %.1f ms after they changed",
+                 rt->rules_applied, (double)(ty_time_mono_ns() - rt->rules_since) / 1e6);
+    rt->rules_applied = 0;
+}
+
+void ty_runtime_set_service_rules(ty_runtime *rt, const char *rules, bool empty)
+{
+    if (rt->rules && strcmp(rt->rules, rules) == 0)
+        return;
+    free(rt->rules);
+    rt->rules = ty_strdup(rules);
+    rt->rules_empty = empty;
+    rt->rules_gen++;
+    if (!uv_is_active((uv_handle_t *)rt->rules_pass)) {
+        rt->rules_since = ty_time_mono_ns();
+        uv_timer_start(rt->rules_pass, rules_pass, 0, 0);
+    }
+}
+
 int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip, ty_error *err)
 {
     json_t *md = json_object_get(podj, "metadata");
@@ -562,6 +644,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     p->rt = rt;
     p->pool = pool;
     p->pidfd = -1;
+    p->netns = -1;
     p->uid = ty_strdup(uid);
     p->ns = ty_strdup(ns);
     p->name = ty_strdup(name);
@@ -643,6 +726,24 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
         json_object_set_new(json_object_get(doc, "runtime"), "network",
                             json_pack("{s:i, s:s, s:s}", "netnsFd", 3, "hostname", hostname,
                                       "etcDir", etc));
+        /* The Service rules go in before any container runs: its first connect works. */
+        p->netns = fcntl(nsfd, F_DUPFD_CLOEXEC, 3);
+        p->rules_gen = rt->rules_gen;
+        if (p->netns >= 0 && rt->rules && !rt->rules_empty)
+            apply_rules(p, rt->rules);
+    } else if (rt->net) {
+        /* hostNetwork: the host's namespace, and the kubelet's resolv.conf by dnsPolicy (the
+         * cluster DNS with ClusterFirstWithHostNet, reachable at the gateway from the host) */
+        TY_AUTOFREE char *etc = ty_asprintf("%s/etc", p->dir);
+        if (ty_podnet_write_etc(etc, podj, pod_ip ? pod_ip : ty_podnet_gateway(rt->net),
+                                ty_podnet_gateway(rt->net), err) < 0) {
+            ty_error_wrap(err, "start pod %s/%s", ns, name);
+            json_decref(doc);
+            pod_free(p);
+            return -1;
+        }
+        json_object_set_new(json_object_get(doc, "runtime"), "network",
+                            json_pack("{s:s}", "etcDir", etc));
     }
     TY_AUTOFREE char *path = ty_asprintf("%s/pod.json", p->dir);
     int rc = ty_rt_write_json_private(path, doc);
@@ -782,6 +883,8 @@ void ty_runtime_shutdown(ty_runtime *rt, void (*done)(void *), void *arg)
     free(uids);
 }
 
+static void free_handle(uv_handle_t *h) { free(h); }
+
 void ty_runtime_free(ty_runtime *rt)
 {
     if (!rt)
@@ -800,6 +903,8 @@ void ty_runtime_free(ty_runtime *rt)
     ty_cgroups_free(&rt->cg);
     free(rt->state_dir), free(rt->self_exe), free(rt->workdir), free(rt->node);
     free(rt->images_dir);
+    free(rt->rules);
+    uv_close((uv_handle_t *)rt->rules_pass, free_handle);
     free(rt->gpus.used);
     const ty_map_slot *ps;
     for (size_t i = 0; ty_map_next(&rt->pools, &i, &ps);) {
@@ -847,6 +952,24 @@ static void kill_leftovers(const json_t *state)
     }
 }
 
+/* The network namespace of an adopted shim (it joined its pod's at its start): opened through
+ * /proc, then checked to be still that process's (the pidfd says it has not exited, so the pid
+ * was not reused in between). -1 when it cannot be had. */
+static int adopted_netns(const json_t *state, int pidfd)
+{
+    json_int_t pid = json_integer_value(json_object_get(state, "shimPid"));
+    if (pid <= 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%lld/ns/net", (long long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
 {
     if (rt->shutting_down)
@@ -880,6 +1003,9 @@ int ty_runtime_adopt(ty_runtime *rt, const char *pod_dir, ty_error *err)
     p->pool = pool_of_pod(rt, json_object_get(doc, "pod"));
     p->adopted = true;
     p->pidfd = pidfd;
+    p->netns = -1;
+    if (pidfd >= 0 && json_object_get(json_object_get(doc, "runtime"), "network"))
+        p->netns = adopted_netns(state, pidfd);
     p->uid = ty_strdup(uid);
     p->ns = ty_strdup(ns);
     p->name = ty_strdup(name);

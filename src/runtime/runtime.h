@@ -200,6 +200,15 @@ void ty_runtime_shutdown(ty_runtime *rt, void (*done)(void *), void *arg);
  * finish closing them; with a pid namespace nothing survives). Accepts NULL. */
 void ty_runtime_free(ty_runtime *rt);
 
+/* The Service proxy's rules (a script of net/proxy.h's ty_proxy_ruleset) for the pods with
+ * their own network namespace (the runtime keeps each one's open; an adopted pod's is its
+ * shim's): each pod started from here on gets them before its shim runs, so a container's
+ * first connect already goes through them (`empty`: they proxy nothing, which a starting pod
+ * does not need); the running pods get them from the loop, in slices of at most 10 ms a turn,
+ * newer rules replacing older ones not yet applied. The same rules again are a no-op. A
+ * failure is logged, once. */
+void ty_runtime_set_service_rules(ty_runtime *rt, const char *rules, bool empty);
+
 /* Re-adopts the pod in `pod_dir` (<state_dir>/pods/<ns>_<name>_<uid>, left by an earlier
  * trainyard; see "Crashes and restarts" above). Returns 1 when the pod is now this runtime's:
  * its shim runs and is reconnected (its current status follows on the loop), or it is dead and

@@ -584,10 +584,11 @@ static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_
             const char *mp = json_string_value(json_object_get(m, "mountPath"));
             claimed |= mp && strcmp(mp, dst) == 0;
         }
-        if (claimed)
+        TY_AUTOFREE char *src = ty_asprintf("%s/%s", s->etc_dir, etc_files[k]);
+        if (claimed || access(src, F_OK) < 0) /* a hostNetwork pod has no hosts of its own */
             continue;
         reqs = ty_realloc(reqs, (n + 1) * sizeof(mountreq));
-        reqs[n].src = ty_asprintf("%s/%s", s->etc_dir, etc_files[k]);
+        reqs[n].src = ty_strdup(src);
         reqs[n].dst = ty_strdup(dst);
         reqs[n].ro = false;
         n++;

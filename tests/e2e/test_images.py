@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import REPO, assert_no_sanitizer_report, trainyard_bin
+from conftest import REPO, assert_no_sanitizer_report, netns_refused, trainyard_bin
 import images as I
 
 
@@ -252,25 +252,24 @@ TRAINER = os.path.join(os.path.dirname(__file__), "..", "..", "build", "examples
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
-@needs_containers
-@pytest.mark.skipif(not os.path.exists(TRAINER), reason="make build/examples/fashion-mnist-static")
-@pytest.mark.skipif(not os.path.isdir(DATA), reason="dataset-fashion-mnist is not installed")
-def test_fashion_mnist_trains_in_its_image_as_non_root(tmp_path, run_trainyard, manifest,
-                                                       marker):
-    """The demo's PyTorchJob with the trainer's image: its Entrypoint, uid 1000, a read-only
-    root filesystem, the data as a read-only hostPath volume, checkpoints on an emptyDir."""
-    state = tmp_path / "state"
+def _trainer_image(tmp_path, state, etc=()):
+    """Loads trainyard.local/fashion-mnist:1: busybox's root with the static trainer as its
+    Entrypoint (and `etc`: extra (path, kind, content, mode, uid) entries of the base layer)."""
     with open(TRAINER, "rb") as f:
         trainer = f.read()
     app = I.layer([("usr", "dir", None, 0o755, 0), ("usr/bin", "dir", None, 0o755, 0),
                    ("usr/bin/fashion-mnist", "file", trainer, 0o755, 0)])
-    base = I.busybox_layer()
+    base = I.busybox_layer(etc)
     cfg = I.config([base, app], entrypoint=["/usr/bin/fashion-mnist"],
                    cmd=["--epochs", "1"], workdir="/home/app")
     I.oci_archive(str(tmp_path / "fm.tar"), "trainyard.local/fashion-mnist:1", [base, app], cfg)
     r = image_cmd(state, "load", str(tmp_path / "fm.tar"))
     assert r.returncode == 0, r.stderr
 
+
+def _trainer_job(marker):
+    """The demo's PyTorchJob (master + worker) in the trainer's image, as uid 1000 with a
+    read-only root, the data as a read-only hostPath volume, checkpoints on an emptyDir."""
     def replica(n):
         return {"replicas": n, "restartPolicy": "OnFailure", "template": {"spec": {
             "securityContext": {"runAsUser": 1000, "runAsNonRoot": True},
@@ -287,12 +286,13 @@ def test_fashion_mnist_trains_in_its_image_as_non_root(tmp_path, run_trainyard, 
                                  {"name": "ckpt", "mountPath": "/ckpt"}]}],
             "volumes": [{"name": "data", "hostPath": {"path": DATA, "type": "Directory"}},
                         {"name": "ckpt", "emptyDir": {}}]}}}
-
-    path = manifest(json.dumps({
+    return json.dumps({
         "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
         "metadata": {"name": "fashion-mnist"},
-        "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(1)}}}))
-    run = run_trainyard("-o", "json", path, timeout=120)
+        "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(1)}}})
+
+
+def _check_trained(run, state):
     assert run.rc == 0, run
     out = log_of(state, "fashion-mnist-master-0")
     assert "fashion-mnist rank=0 world=2" in out, out
@@ -301,6 +301,44 @@ def test_fashion_mnist_trains_in_its_image_as_non_root(tmp_path, run_trainyard, 
     for p in pods_of(run).values():
         assert p["status"]["containerStatuses"][0]["imageID"].startswith(
             "trainyard.local/fashion-mnist@sha256:"), p["status"]
+
+
+@needs_containers
+@pytest.mark.skipif(not os.path.exists(TRAINER), reason="make build/examples/fashion-mnist-static")
+@pytest.mark.skipif(not os.path.isdir(DATA), reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_trains_in_its_image_as_non_root(tmp_path, run_trainyard, manifest,
+                                                       marker):
+    """The demo's PyTorchJob with the trainer's image: its Entrypoint, uid 1000, a read-only
+    root filesystem, the data as a read-only hostPath volume, checkpoints on an emptyDir."""
+    state = tmp_path / "state"
+    _trainer_image(tmp_path, state)
+    run = run_trainyard("-o", "json", manifest(_trainer_job(marker)), timeout=120)
+    _check_trained(run, state)
+
+
+@needs_containers
+@pytest.mark.skipif(not os.path.exists(TRAINER), reason="make build/examples/fashion-mnist-static")
+@pytest.mark.skipif(not os.path.isdir(DATA), reason="dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(netns_refused() is not None, reason=str(netns_refused()))
+def test_static_trainer_resolves_the_master_without_nss(tmp_path, run_trainyard, manifest,
+                                                        marker):
+    """With a pod network MASTER_ADDR is the master's Service name. A static glibc program
+    resolves it through NSS modules loaded from the image; this image's nsswitch.conf names
+    one it lacks (mDNS's, as an image made for avahi would), so getaddrinfo fails there and the
+    trainer asks the nameserver of its resolv.conf (the cluster DNS) itself."""
+    state = tmp_path / "state"
+    _trainer_image(tmp_path, state, etc=[
+        ("etc/nsswitch.conf", "file", "hosts: files mdns4_minimal\n", 0o644, 0)])
+    run = run_trainyard("-o", "json", manifest(_trainer_job(marker)), timeout=120)
+    _check_trained(run, state)
+    master = pods_of(run)["fashion-mnist-master-0"]
+    worker = pods_of(run)["fashion-mnist-worker-0"]
+    env = {e["name"]: e.get("value") for e in worker["spec"]["containers"][0]["env"]}
+    assert env["MASTER_ADDR"] == "fashion-mnist-master-0", env
+    out = log_of(state, "fashion-mnist-worker-0")
+    assert (f"resolved fashion-mnist-master-0 to {master['status']['podIP']} through "
+            "resolv.conf's nameserver") in out, out
+    assert "fashion-mnist rank=1 world=2" in out, out
 
 
 def _sleeper(marker, state, tmp_path, name):

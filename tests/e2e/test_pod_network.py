@@ -446,3 +446,69 @@ def test_pods_resolve_the_operators_service_names_through_cluster_dns(tmp_path, 
     assert f"resolved names-master-0 to {master_ip} fqdn {master_ip}" in text, text[-2000:]
     assert_nothing_left([q["metadata"]["uid"] for q in pods.values()],
                         {block_of(master_ip)})
+
+
+HOSTNET_MASTER = """
+import os, socket
+print("master resolv", open("/etc/resolv.conf").read().replace(chr(10), "|"), flush=True)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", PORT))
+s.listen(4)
+c, _ = s.accept()
+print("master got", c.recv(100).decode(), flush=True)
+"""
+
+HOSTNET_WORKER = """
+import os, socket, time
+print("worker resolv", open("/etc/resolv.conf").read().replace(chr(10), "|"), flush=True)
+master = os.environ["MASTER_ADDR"]
+deadline = time.time() + 60
+while True:  # the master's name resolves once its pod is ready
+    try:
+        c = socket.create_connection((master, PORT), timeout=5)
+        break
+    except OSError:
+        assert time.time() < deadline, "the master's name never resolved and answered"
+        time.sleep(0.05)
+print("worker resolved", master, "to", c.getpeername()[0], flush=True)
+c.sendall(b"hello")
+"""
+
+
+def test_host_network_pods_of_a_job_resolve_cluster_names(tmp_path, marker):
+    """hostNetwork pods of a job: MASTER_ADDR is the operator's Service name, which resolves to
+    the master's podIP, the host's address; a hostNetwork pod resolves cluster names only with
+    dnsPolicy ClusterFirstWithHostNet (its resolv.conf names the cluster DNS), and keeps the
+    host's resolver with ClusterFirst, as the kubelet decides."""
+    import socket
+    with socket.socket() as s:  # a free port of the host's namespace, where both pods listen
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    specs = {}
+    for rtype, script, policy in (("Master", HOSTNET_MASTER, None),
+                                  ("Worker", HOSTNET_WORKER, "ClusterFirstWithHostNet")):
+        spec = {"hostNetwork": True, "containers": [{
+            "name": "pytorch", "image": "busybox",
+            "command": [PY, "-c", f"PORT = {port}\n" + textwrap.dedent(script)],
+            "env": [{"name": "TY_MARKER", "value": marker}]}]}
+        if policy:
+            spec["dnsPolicy"] = policy
+        specs[rtype] = {"replicas": 1, "restartPolicy": "Never", "template": {"spec": spec}}
+    p = tmp_path / "hostnet.json"
+    p.write_text(json.dumps({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+                             "metadata": {"name": "hn"}, "spec": {"pytorchReplicaSpecs": specs}}))
+    r = run_json(str(p), tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pods = {q["metadata"]["name"]: q for q in pods_of(r.stdout)}
+    master_ip = pods["hn-master-0"]["status"]["podIP"]
+    assert master_ip == pods["hn-master-0"]["status"]["hostIP"], "the host's address"
+    text = "".join(f.read_text() for f in (tmp_path / "state").rglob("*.log"))
+    assert f"worker resolved hn-master-0 to {master_ip}" in text, text[-2000:]
+    assert "master got hello" in text, text[-2000:]
+    worker_resolv = text.split("worker resolv ", 1)[1].split("\n", 1)[0]
+    assert f"nameserver {master_ip}|" in worker_resolv, worker_resolv
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in worker_resolv
+    master_resolv = text.split("master resolv ", 1)[1].split("\n", 1)[0]
+    assert "cluster.local" not in master_resolv and master_ip not in master_resolv, \
+        master_resolv

@@ -153,6 +153,32 @@ Test(podnet, etc_files_by_dns_policy)
     ty_rm_tree(tmpl);
 }
 
+/* The kubelet's rule for hostNetwork pods: ClusterFirst is the host's resolver, only
+ * ClusterFirstWithHostNet gets the cluster DNS; the host's hosts and hostname stay theirs. */
+Test(podnet, host_network_pods_get_the_cluster_dns_only_with_host_net)
+{
+    char tmpl[] = "/tmp/ty-etc-XXXXXX";
+    cr_assert(mkdtemp(tmpl));
+    TY_AUTOFREE char *dir = ty_asprintf("%s/etc", tmpl);
+    json_t *pod = json_pack("{s:{s:s}, s:{s:b}}", "metadata", "name", "h", "spec",
+                            "hostNetwork", 1);
+    cr_assert_eq(ty_podnet_write_etc(dir, pod, "10.244.3.1", "10.244.3.1", NULL), 0);
+    TY_AUTOFREE char *host = read_all(dir, "resolv.conf");
+    cr_assert(!strstr(host, "cluster.local") && !strstr(host, "10.244.3.1"), "%s", host);
+    TY_AUTOFREE char *hosts_path = ty_asprintf("%s/hosts", dir);
+    TY_AUTOFREE char *hostname_path = ty_asprintf("%s/hostname", dir);
+    cr_assert(access(hosts_path, F_OK) < 0 && access(hostname_path, F_OK) < 0);
+    json_object_set_new(json_object_get(pod, "spec"), "dnsPolicy",
+                        json_string("ClusterFirstWithHostNet"));
+    cr_assert_eq(ty_podnet_write_etc(dir, pod, "10.244.3.1", "10.244.3.1", NULL), 0);
+    TY_AUTOFREE char *cluster = read_all(dir, "resolv.conf");
+    cr_assert(strncmp(cluster, "search default.svc.cluster.local svc.cluster.local", 50) == 0,
+              "%s", cluster);
+    cr_assert(strstr(cluster, "\nnameserver 10.244.3.1\noptions ndots:5\n"), "%s", cluster);
+    json_decref(pod);
+    ty_rm_tree(tmpl);
+}
+
 /* As root: a pod's namespace with eth0 at its address, gone with ty_podnet_del; the block's
  * bridge and lease gone with ty_podnet_close once no pod of it lives. */
 Test(podnet, a_pods_namespace_is_made_and_removed)

@@ -60,10 +60,10 @@ Test(proxy, ruleset_maps_cluster_ips_to_ready_endpoints)
     json_array_append_new(pods, pod("sticky-0", "sticky", "10.244.0.9", true));
     TY_AUTOFREE char *rules = ty_proxy_ruleset(svcs, pods);
     cr_assert(strstr(rules, "10.96.0.10 . tcp . 80 : goto service-0"), "%s", rules);
-    cr_assert(strstr(rules, "numgen random mod 2 vmap { 0 : goto endpoint-0-0, 1 : goto "
-                            "endpoint-0-1 }"), "%s", rules);
-    cr_assert(strstr(rules, "meta l4proto tcp dnat to 10.244.0.5:8080"), "%s", rules);
-    cr_assert(strstr(rules, "meta l4proto tcp dnat to 10.244.0.6:8080"), "%s", rules);
+    cr_assert(strstr(rules, "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : "
+                            "10.244.0.5 . 8080, 1 : 10.244.0.6 . 8080 }"), "%s", rules);
+    cr_assert(strstr(rules, "numgen random mod 1 vmap { 0 : goto endpoint-1-0 }"), "%s", rules);
+    cr_assert(strstr(rules, "meta l4proto tcp dnat to 10.244.0.9:8080"), "%s", rules);
     cr_assert_null(strstr(rules, "10.244.0.7"), "a pod not ready: %s", rules);
     cr_assert_null(strstr(rules, "10.244.0.8"), "a headless Service: %s", rules);
     cr_assert(strstr(rules, "set no-endpoint-services {\n\t\ttype ipv4_addr . inet_proto . "

@@ -1,0 +1,77 @@
+/* The Service proxy's controller (controllers/svcproxy.h). */
+#include "controllers/svcproxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "net/proxy.h"
+
+/* How long a batch gathers changes: a job's pods report their addresses and readiness within
+ * a few ms of each other, and each rebuild reads every Service and Pod. */
+#define BATCH_MS 10
+
+struct ty_svcproxy {
+    ty_store *store;
+    ty_runtime *rt;
+    uv_timer_t *timer;
+    int watch_ids[2];
+    char *empty; /* the ruleset for no Services */
+};
+
+static void rebuild(ty_svcproxy *c)
+{
+    json_t *svcs = ty_store_list(c->store, "services", NULL);
+    json_t *pods = ty_store_list(c->store, "pods", NULL);
+    char *rules = ty_proxy_ruleset(svcs, pods);
+    json_decref(svcs);
+    json_decref(pods);
+    ty_runtime_set_service_rules(c->rt, rules, strcmp(rules, c->empty) == 0);
+    free(rules);
+}
+
+static void on_timer(uv_timer_t *t) { rebuild(t->data); }
+
+static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
+{
+    (void)type, (void)resource, (void)obj;
+    ty_svcproxy *c = ctx;
+    if (!uv_is_active((uv_handle_t *)c->timer))
+        uv_timer_start(c->timer, on_timer, BATCH_MS, 0);
+}
+
+ty_svcproxy *ty_svcproxy_new(uv_loop_t *loop, ty_store *store, ty_runtime *rt)
+{
+    ty_svcproxy *c = TY_NEW(ty_svcproxy);
+    c->store = store;
+    c->rt = rt;
+    json_t *none = json_array();
+    c->empty = ty_proxy_ruleset(none, none);
+    json_decref(none);
+    c->timer = TY_NEW(uv_timer_t);
+    uv_timer_init(loop, c->timer);
+    c->timer->data = c;
+    c->watch_ids[0] = ty_store_watch(store, "services", on_event, c);
+    c->watch_ids[1] = ty_store_watch(store, "pods", on_event, c);
+    rebuild(c);
+    return c;
+}
+
+void ty_svcproxy_resync(ty_svcproxy *c)
+{
+    if (c)
+        rebuild(c);
+}
+
+static void timer_closed(uv_handle_t *h) { free(h); }
+
+void ty_svcproxy_free(ty_svcproxy *c)
+{
+    if (!c)
+        return;
+    ty_store_unwatch(c->store, c->watch_ids[0]);
+    ty_store_unwatch(c->store, c->watch_ids[1]);
+    uv_close((uv_handle_t *)c->timer, timer_closed);
+    free(c->empty);
+    free(c);
+}
