@@ -51,8 +51,10 @@ ty_svcproxy *ty_svcproxy_new(uv_loop_t *loop, ty_store *store, ty_runtime *rt)
     c->timer = TY_NEW(uv_timer_t);
     uv_timer_init(loop, c->timer);
     c->timer->data = c;
-    c->watch_ids[0] = ty_store_watch(store, "services", on_event, c);
-    c->watch_ids[1] = ty_store_watch(store, "pods", on_event, c);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "services", .fn = on_event, .ctx = c},
+                   &c->watch_ids[0], NULL);
+    ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = c},
+                   &c->watch_ids[1], NULL);
     rebuild(c);
     return c;
 }
