@@ -16,17 +16,27 @@ struct ty_svcproxy {
     ty_runtime *rt;
     uv_timer_t *timer;
     int watch_ids[2];
-    char *empty; /* the ruleset for no Services */
+    char *empty;  /* the ruleset for no Services */
+    bool proxies; /* some Service has rules: only then do pods (endpoints) matter */
 };
 
 static void rebuild(ty_svcproxy *c)
 {
     json_t *svcs = ty_store_list(c->store, "services", NULL);
-    json_t *pods = ty_store_list(c->store, "pods", NULL);
-    char *rules = ty_proxy_ruleset(svcs, pods);
+    /* Without a Service that proxies anything (headless ones, e.g. every job's, do not) the
+     * pods are not read at all: a server's pods change status all the time. */
+    json_t *none = json_array();
+    char *rules = ty_proxy_ruleset(svcs, none);
+    json_decref(none);
+    c->proxies = strcmp(rules, c->empty) != 0;
+    if (c->proxies) {
+        free(rules);
+        json_t *pods = ty_store_list(c->store, "pods", NULL);
+        rules = ty_proxy_ruleset(svcs, pods);
+        json_decref(pods);
+    }
     json_decref(svcs);
-    json_decref(pods);
-    ty_runtime_set_service_rules(c->rt, rules, strcmp(rules, c->empty) == 0);
+    ty_runtime_set_service_rules(c->rt, rules, !c->proxies);
     free(rules);
 }
 
@@ -34,8 +44,10 @@ static void on_timer(uv_timer_t *t) { rebuild(t->data); }
 
 static void on_event(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
-    (void)type, (void)resource, (void)obj;
+    (void)type, (void)obj;
     ty_svcproxy *c = ctx;
+    if (!c->proxies && strcmp(resource, "pods") == 0)
+        return;
     if (!uv_is_active((uv_handle_t *)c->timer))
         uv_timer_start(c->timer, on_timer, BATCH_MS, 0);
 }

@@ -531,6 +531,14 @@ void ty_podnet_del(ty_podnet *net, const char *uid)
     unlink(rec);
 }
 
+void ty_podnet_forget(ty_podnet *net, const char *uid)
+{
+    if (!uid_ok(uid))
+        return;
+    TY_AUTOFREE char *rec = ty_asprintf("%s/%s", net->pods_dir, uid);
+    unlink(rec);
+}
+
 int ty_podnet_sweep(ty_podnet *net, bool (*keep)(void *ctx, const char *uid), void *ctx)
 {
     DIR *d = opendir(net->pods_dir);

@@ -64,6 +64,12 @@ int ty_podnet_add(ty_podnet *net, const char *uid, const char *ip, ty_error *err
 /* Removes what ty_podnet_add made for `uid` that is still there (the veth, the record); a
  * uid with nothing is a no-op. */
 void ty_podnet_del(ty_podnet *net, const char *uid);
+/* For a pod whose network namespace has gone with its last process and the caller's last
+ * reference to it: the kernel destroys the namespace, and with it both ends of the veth,
+ * on its own (asynchronously, batched across namespaces), where an explicit delete holds the
+ * caller for an RCU grace period (~20 ms here: 2 s of the loop for a 100-pod job). Only the
+ * pod's record goes. */
+void ty_podnet_forget(ty_podnet *net, const char *uid);
 /* ty_podnet_del for every recorded pod of the block that `keep` does not keep (a restarted
  * instance's pods that no longer run). Returns how many were removed. */
 int ty_podnet_sweep(ty_podnet *net, bool (*keep)(void *ctx, const char *uid), void *ctx);

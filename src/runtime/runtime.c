@@ -339,14 +339,16 @@ static void maybe_gone(pod *p)
         ty_cgroup_remove(&rt->cg, p->uid, NULL);
     }
     release_gpus(p);
-    /* its namespace went with its last process (once we let go of it); the veth and its
-     * record go now */
+    /* Its namespace goes with its last process once we let go of it, and takes the veth
+     * with it (net/podnet.h); without our reference to it, the veth is deleted here. */
     if (p->netns >= 0) {
         close(p->netns);
         p->netns = -1;
-    }
-    if (rt->net)
+        if (rt->net)
+            ty_podnet_forget(rt->net, p->uid);
+    } else if (rt->net) {
         ty_podnet_del(rt->net, p->uid);
+    }
     json_t *st = p->last ? json_deep_copy(p->last) : json_pack("{s:s}", "phase", "Failed");
     if (p->lost) {
         mark_dead(st, p->lost);
