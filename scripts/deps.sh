@@ -16,6 +16,7 @@ pkgs=(
   python3-pytest python3-kubernetes python3-torch     # end-to-end tests, PyTorch example
   dataset-fashion-mnist                               # training data for the examples
   procps                                              # pgrep/ps for the no-orphan tests
+  iproute2                                            # ip: the pod network tests look at links
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,6 +4,7 @@ TRAINYARD_BIN chooses the binary (the Makefile runs the suite against the releas
 the sanitizer build). Every test that starts workloads tags them with a unique marker and
 checks afterwards that no process carrying it is left: orphans are the worst bug we can ship.
 """
+import functools
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ def processes_with(marker):
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def netns_refused():
     """Why trainyard cannot give pods their own network here (then they get loopback addresses),
     or None: it runs as root and may create network namespaces."""
@@ -47,8 +49,14 @@ def netns_refused():
     try:
         if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
             return "creating a network namespace is refused here (unshare -n true failed)"
+        # trainyard also needs a bridge of its own in this namespace (CAP_NET_ADMIN)
+        probe = f"typrobe{os.getpid() % 100000}"
+        if subprocess.run(["ip", "link", "add", probe, "type", "bridge"],
+                          capture_output=True).returncode != 0:
+            return "creating a bridge is refused here (ip link add ... type bridge failed)"
+        subprocess.run(["ip", "link", "del", probe], capture_output=True)
     except OSError as e:
-        return f"unshare is not available: {e}"
+        return f"unshare or ip is not available: {e}"
     return None
 
 
