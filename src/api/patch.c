@@ -14,19 +14,6 @@
 
 enum { CODE_BAD_REQUEST = 400, CODE_UNSUPPORTED = 415, CODE_UNPROCESSABLE = 422 };
 
-static int patch_fail(ty_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int patch_fail(ty_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    ty_vfail(err, fmt, ap);
-    va_end(ap);
-    if (err)
-        err->code = code;
-    return -1;
-}
-
 /* ---- RFC 7386 ---- */
 
 static json_t *merge(const json_t *target, const json_t *patch)
@@ -49,7 +36,7 @@ static json_t *merge(const json_t *target, const json_t *patch)
 int ty_patch_merge(const json_t *target, const json_t *patch, json_t **out, ty_error *err)
 {
     if (!patch)
-        return patch_fail(err, CODE_BAD_REQUEST, "merge patch: no patch document");
+        return ty_fail_code(err, CODE_BAD_REQUEST, "merge patch: no patch document");
     *out = merge(target, patch);
     return 0;
 }
@@ -111,7 +98,7 @@ static int pointer_parse(const char *s, pointer *p, ty_error *err)
     if (!*s)
         return 0;
     if (*s != '/')
-        return patch_fail(err, CODE_UNPROCESSABLE, "json patch: invalid pointer \"%s\"", s);
+        return ty_fail_code(err, CODE_UNPROCESSABLE, "json patch: invalid pointer \"%s\"", s);
     const char *q = s + 1;
     for (;;) {
         const char *end = strchr(q, '/');
@@ -125,7 +112,7 @@ static int pointer_parse(const char *s, pointer *p, ty_error *err)
                     continue;
                 }
                 pointer_free(p);
-                return patch_fail(err, CODE_UNPROCESSABLE, "json patch: invalid pointer \"%s\"",
+                return ty_fail_code(err, CODE_UNPROCESSABLE, "json patch: invalid pointer \"%s\"",
                                   s);
             }
             ty_buf_addc(&b, q[i]);
@@ -200,11 +187,11 @@ static int op_add(json_t **doc, const pointer *p, json_t *val, const char *path,
             return 0;
         }
         json_decref(val);
-        return patch_fail(err, CODE_UNPROCESSABLE,
+        return ty_fail_code(err, CODE_UNPROCESSABLE,
                           "json patch: add operation: index out of range at \"%s\"", path);
     }
     json_decref(val);
-    return patch_fail(err, CODE_UNPROCESSABLE,
+    return ty_fail_code(err, CODE_UNPROCESSABLE,
                       "json patch: add operation does not apply: doc is missing path: \"%s\"",
                       path);
 }
@@ -235,7 +222,7 @@ static int op_remove(json_t **doc, const pointer *p, const char *opname, const c
         json_array_remove(parent, idx);
         return 0;
     }
-    return patch_fail(err, CODE_UNPROCESSABLE,
+    return ty_fail_code(err, CODE_UNPROCESSABLE,
                       "json patch: %s operation does not apply: doc is missing path: \"%s\"",
                       opname, path);
 }
@@ -243,13 +230,13 @@ static int op_remove(json_t **doc, const pointer *p, const char *opname, const c
 static int apply_op(json_t **doc, const json_t *op, size_t i, ty_error *err)
 {
     if (!json_is_object(op))
-        return patch_fail(err, CODE_BAD_REQUEST, "json patch: operation %zu is not an object", i);
+        return ty_fail_code(err, CODE_BAD_REQUEST, "json patch: operation %zu is not an object", i);
     const char *name = json_string_value(json_object_get(op, "op"));
     const char *path = json_string_value(json_object_get(op, "path"));
     if (!name)
-        return patch_fail(err, CODE_BAD_REQUEST, "json patch: operation %zu has no \"op\"", i);
+        return ty_fail_code(err, CODE_BAD_REQUEST, "json patch: operation %zu has no \"op\"", i);
     if (!path)
-        return patch_fail(err, CODE_BAD_REQUEST, "json patch: operation %zu (%s) has no \"path\"",
+        return ty_fail_code(err, CODE_BAD_REQUEST, "json patch: operation %zu (%s) has no \"path\"",
                           i, name);
     json_t *value = json_object_get(op, "value");
     const char *from = json_string_value(json_object_get(op, "from"));
@@ -257,10 +244,10 @@ static int apply_op(json_t **doc, const json_t *op, size_t i, ty_error *err)
                        strcmp(name, "test") == 0;
     bool needs_from = strcmp(name, "move") == 0 || strcmp(name, "copy") == 0;
     if (needs_value && !value)
-        return patch_fail(err, CODE_BAD_REQUEST, "json patch: %s operation at \"%s\" has no "
+        return ty_fail_code(err, CODE_BAD_REQUEST, "json patch: %s operation at \"%s\" has no "
                           "\"value\"", name, path);
     if (needs_from && !from)
-        return patch_fail(err, CODE_BAD_REQUEST, "json patch: %s operation at \"%s\" has no "
+        return ty_fail_code(err, CODE_BAD_REQUEST, "json patch: %s operation at \"%s\" has no "
                           "\"from\"", name, path);
     pointer p = {0}, f = {0};
     int rc = -1;
@@ -275,7 +262,7 @@ static int apply_op(json_t **doc, const json_t *op, size_t i, ty_error *err)
         rc = op_remove(doc, &p, "remove", path, NULL, err);
     } else if (strcmp(name, "replace") == 0) {
         if (!resolve(*doc, &p, p.n)) {
-            patch_fail(err, CODE_UNPROCESSABLE, "json patch: replace operation does not apply: "
+            ty_fail_code(err, CODE_UNPROCESSABLE, "json patch: replace operation does not apply: "
                        "doc is missing key: \"%s\"", path);
             goto out;
         }
@@ -286,7 +273,7 @@ static int apply_op(json_t **doc, const json_t *op, size_t i, ty_error *err)
         /* A location cannot move into one of its own children. */
         size_t fl = strlen(from);
         if (strncmp(path, from, fl) == 0 && path[fl] == '/') {
-            patch_fail(err, CODE_UNPROCESSABLE, "json patch: move operation: \"from\" %s is a "
+            ty_fail_code(err, CODE_UNPROCESSABLE, "json patch: move operation: \"from\" %s is a "
                        "prefix of \"path\" %s", from, path);
             goto out;
         }
@@ -297,7 +284,7 @@ static int apply_op(json_t **doc, const json_t *op, size_t i, ty_error *err)
     } else if (strcmp(name, "copy") == 0) {
         json_t *src = resolve(*doc, &f, f.n);
         if (!src) {
-            patch_fail(err, CODE_UNPROCESSABLE, "json patch: copy operation does not apply: doc "
+            ty_fail_code(err, CODE_UNPROCESSABLE, "json patch: copy operation does not apply: doc "
                        "is missing from path: \"%s\"", from);
             goto out;
         }
@@ -305,13 +292,13 @@ static int apply_op(json_t **doc, const json_t *op, size_t i, ty_error *err)
     } else if (strcmp(name, "test") == 0) {
         json_t *cur = resolve(*doc, &p, p.n);
         if (!cur || !json_same(cur, value)) {
-            patch_fail(err, CODE_UNPROCESSABLE, "json patch: testing value %s failed: test "
+            ty_fail_code(err, CODE_UNPROCESSABLE, "json patch: testing value %s failed: test "
                        "failed", path);
             goto out;
         }
         rc = 0;
     } else {
-        patch_fail(err, CODE_BAD_REQUEST, "json patch: unknown operation \"%s\"", name);
+        ty_fail_code(err, CODE_BAD_REQUEST, "json patch: unknown operation \"%s\"", name);
     }
 out:
     pointer_free(&p);
@@ -322,7 +309,7 @@ out:
 int ty_patch_json(const json_t *target, const json_t *ops, json_t **out, ty_error *err)
 {
     if (!json_is_array(ops))
-        return patch_fail(err, CODE_BAD_REQUEST, "json patch: the patch is not an array of "
+        return ty_fail_code(err, CODE_BAD_REQUEST, "json patch: the patch is not an array of "
                           "operations");
     json_t *doc = target ? json_deep_copy(target) : json_null();
     for (size_t i = 0; i < json_array_size(ops); i++) {
@@ -525,14 +512,14 @@ static int smp_list(smp *s, const json_t *orig, const json_t *patch, const char 
         }
         if (!json_is_object(e)) {
             json_decref(res);
-            return patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: element "
+            return ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: element "
                               "%zu is not an object", path, i);
         }
         const json_t *kv = json_object_get(e, key);
         const char *d = json_string_value(json_object_get(e, "$patch"));
         if (!kv) {
             json_decref(res);
-            return patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: "
+            return ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: "
                               "element %zu does not contain declared merge key: %s", path, i,
                               key);
         }
@@ -544,7 +531,7 @@ static int smp_list(smp *s, const json_t *orig, const json_t *patch, const char 
         }
         if (d && strcmp(d, "merge") != 0) {
             json_decref(res);
-            return patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: unknown "
+            return ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: unknown "
                               "$patch directive \"%s\"", path, d);
         }
         json_t *merged = NULL;
@@ -583,7 +570,7 @@ static int smp_map(smp *s, const json_t *orig, const json_t *patch, const char *
         return 0;
     }
     if (d && strcmp(d, "merge") != 0)
-        return patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: unknown "
+        return ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: unknown "
                           "$patch directive \"%s\"", *path ? path : "<root>", d);
     json_t *res = json_is_object(orig) ? json_deep_copy(orig) : json_object();
     const char *k;
@@ -635,7 +622,7 @@ static int smp_map(smp *s, const json_t *orig, const json_t *patch, const char *
                 enforce_order(list, v, json_object_get(orig, k + 17), key ? key : "");
         } else if (strcmp(k, "$retainKeys") == 0) {
             if (!json_is_array(v)) {
-                patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: $retainKeys "
+                ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: $retainKeys "
                            "is not a list", *path ? path : "<root>");
                 goto fail;
             }
@@ -649,7 +636,7 @@ static int smp_map(smp *s, const json_t *orig, const json_t *patch, const char *
                     listed = json_is_string(json_array_get(v, i)) &&
                              strcmp(json_string_value(json_array_get(v, i)), pk) == 0;
                 if (!listed) {
-                    patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: invalid "
+                    ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: invalid "
                                "patch format of retainKeys: %s is not in the list",
                                *path ? path : "<root>", pk);
                     goto fail;
@@ -667,7 +654,7 @@ static int smp_map(smp *s, const json_t *orig, const json_t *patch, const char *
                     json_object_del(res, rk);
             }
         } else if (is_directive(k) && strcmp(k, "$patch") != 0) {
-            patch_fail(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: unknown "
+            ty_fail_code(s->err, CODE_UNPROCESSABLE, "strategic merge patch: %s: unknown "
                        "directive \"%s\"", *path ? path : "<root>", k);
             goto fail;
         }
@@ -685,18 +672,18 @@ int ty_patch_strategic(const char *resource, const json_t *target, const json_t 
     const ty_kind_info *k = ty_kind_of_resource(resource);
     /* The API server's answer for a custom resource; kubectl falls back to a merge patch. */
     if (!k || !k->builtin)
-        return patch_fail(err, CODE_UNSUPPORTED, "the body of the request was in an unknown "
+        return ty_fail_code(err, CODE_UNSUPPORTED, "the body of the request was in an unknown "
                           "format - accepted media types include: application/json-patch+json, "
                           "application/merge-patch+json, application/apply-patch+yaml");
     if (!json_is_object(patch))
-        return patch_fail(err, CODE_UNPROCESSABLE, "strategic merge patch: the patch is not a "
+        return ty_fail_code(err, CODE_UNPROCESSABLE, "strategic merge patch: the patch is not a "
                           "JSON object");
     smp s = {.resource = resource, .err = err};
     json_t *res = NULL;
     if (smp_map(&s, target, patch, "", &res) < 0)
         return -1;
     if (!res)
-        return patch_fail(err, CODE_UNPROCESSABLE, "strategic merge patch: $patch: delete of "
+        return ty_fail_code(err, CODE_UNPROCESSABLE, "strategic merge patch: $patch: delete of "
                           "the whole object");
     *out = res;
     return 0;

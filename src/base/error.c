@@ -26,6 +26,17 @@ int ty_fail(ty_error *err, const char *fmt, ...)
     return -1;
 }
 
+int ty_fail_code(ty_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ty_vfail(err, fmt, ap);
+    va_end(ap);
+    if (err)
+        err->code = code;
+    return -1;
+}
+
 int ty_fail_errno(ty_error *err, int errnum, const char *fmt, ...)
 {
     if (!err)

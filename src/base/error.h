@@ -25,6 +25,10 @@ int ty_fail(ty_error *err, const char *fmt, ...) __attribute__((format(printf, 2
 /* Like ty_fail, appending ": strerror(errnum)" and recording errnum. */
 int ty_fail_errno(ty_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Like ty_fail, recording `code` (an HTTP status such as 409 or 422) for the caller to answer
+ * with. */
+int ty_fail_code(ty_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int ty_vfail(ty_error *err, const char *fmt, va_list ap);
 /* Prefixes "<context>: " to the message. Returns -1. No-op message-wise when no error is set. */
 int ty_error_wrap(ty_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

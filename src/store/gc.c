@@ -203,7 +203,7 @@ static int delete_namespace(ty_store *s, res *r, const char *key, json_t *cur, b
     /* cur is the cached tree, which the write below drops. */
     TY_AUTOFREE char *name = ty_strdup(ty_obj_name(cur));
     if (strcmp(name, "default") == 0)
-        return st_fail_code(err, TY_STORE_FORBIDDEN,
+        return ty_fail_code(err, TY_STORE_FORBIDDEN,
                          "namespaces \"default\" is forbidden: this namespace may not be deleted");
     json_t *marked = cur;
     if (!ty_obj_deleting(cur) || dry_run) {
@@ -333,7 +333,7 @@ int st_delete_ex_impl(ty_store *s, const char *resource, const char *ns, const c
         *out = NULL;
     if (o.propagation && *o.propagation && strcmp(o.propagation, "Background") != 0 &&
         strcmp(o.propagation, "Foreground") != 0 && strcmp(o.propagation, "Orphan") != 0)
-        return st_fail_code(err, TY_STORE_INVALID,
+        return ty_fail_code(err, TY_STORE_INVALID,
                             "propagationPolicy: Unsupported value: \"%s\": supported values: "
                             "\"Foreground\", \"Background\", \"Orphan\"",
                             o.propagation);
@@ -341,13 +341,13 @@ int st_delete_ex_impl(ty_store *s, const char *resource, const char *ns, const c
     TY_AUTOFREE char *key = st_object_key(resource, ns, name);
     json_t *cur = st_obj_at(s, r, key);
     if (!cur)
-        return st_fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name);
+        return ty_fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name);
     if (o.precondition_uid && strcmp(o.precondition_uid, ty_obj_uid(cur)) != 0)
-        return st_fail_code(err, TY_STORE_CONFLICT,
+        return ty_fail_code(err, TY_STORE_CONFLICT,
                             "Precondition failed: UID in precondition: %s, UID in object meta: %s",
                             o.precondition_uid, ty_obj_uid(cur));
     if (o.precondition_rv && strcmp(o.precondition_rv, st_meta_str(cur, "resourceVersion")) != 0)
-        return st_fail_code(err, TY_STORE_CONFLICT,
+        return ty_fail_code(err, TY_STORE_CONFLICT,
                             "Precondition failed: ResourceVersion in precondition: %s, "
                             "ResourceVersion in object meta: %s",
                             o.precondition_rv, st_meta_str(cur, "resourceVersion"));

@@ -16,7 +16,7 @@
 
 static int db_fail(ty_store *s, ty_error *err, const char *what)
 {
-    st_fail_code(err, TY_STORE_INTERNAL, "store: %s: %s", what, sqlite3_errmsg(s->db));
+    ty_fail_code(err, TY_STORE_INTERNAL, "store: %s: %s", what, sqlite3_errmsg(s->db));
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
@@ -214,7 +214,7 @@ static int load(ty_store *s, const char *path, ty_error *err)
         size_t len = (size_t)sqlite3_column_bytes(q, 4);
         scanned sc;
         if (!data || scan_text(data, len, &sc) < 0) {
-            st_fail_code(err, TY_STORE_INTERNAL,
+            ty_fail_code(err, TY_STORE_INTERNAL,
                          "store %s: %s %s/%s: not a JSON object with metadata",
                       path, resource, ns, name);
             sqlite3_finalize(q);
@@ -234,7 +234,7 @@ static int load(ty_store *s, const char *path, ty_error *err)
         e->t = st_text_new(data, len);
         e->rv = rv;
         if (st_index_from_text(s, e, sc.meta, sc.meta_end, sc.typed, &seen) < 0) {
-            st_fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: bad metadata", path,
+            ty_fail_code(err, TY_STORE_INTERNAL, "store %s: %s %s/%s: bad metadata", path,
                          resource, ns, name);
             sqlite3_finalize(q);
             ty_map_free(&seen);
@@ -286,18 +286,18 @@ static int make_private(const char *db_path, ty_error *err)
 {
     int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
-        return st_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path, strerror(errno));
+        return ty_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path, strerror(errno));
     int rc = fchmod(fd, 0600);
     int e = errno;
     close(fd);
     if (rc < 0)
-        return st_fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", db_path,
+        return ty_fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", db_path,
                             strerror(e));
     static const char *const sfx[] = {"-wal", "-shm"};
     for (size_t i = 0; i < TY_ARRAY_LEN(sfx); i++) {
         TY_AUTOFREE char *p = ty_asprintf("%s%s", db_path, sfx[i]);
         if (chmod(p, 0600) < 0 && errno != ENOENT)
-            return st_fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", p,
+            return ty_fail_code(err, TY_STORE_INTERNAL, "make %s private (0600): %s", p,
                                 strerror(errno));
     }
     return 0;
@@ -313,7 +313,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
     if (sqlite3_open_v2(db_path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        st_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path,
+        ty_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path,
                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
         ty_store_free(s);
         return -1;
@@ -344,7 +344,7 @@ int ty_store_open(const char *db_path, ty_store **out, ty_error *err)
                            -1, &s->rev_stmt, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin_stmt, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit_stmt, NULL) != SQLITE_OK) {
-        st_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path,
+        ty_fail_code(err, TY_STORE_INTERNAL, "open %s: %s", db_path,
                      wal ? sqlite3_errmsg(s->db) : "cannot use write-ahead logging");
         ty_store_free(s);
         return -1;

@@ -17,17 +17,6 @@
 #include "base/time.h"
 #include "store/store_int.h"
 
-int st_fail_code(ty_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    ty_vfail(err, fmt, ap);
-    va_end(ap);
-    if (err)
-        err->code = code;
-    return -1;
-}
-
 /* A resource's scope is its kind's (the registry, api/kinds.h); a resource no kind declares
  * is namespaced. */
 bool st_cluster_scoped(const char *resource)
@@ -254,7 +243,7 @@ int st_commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_event_t
     stamp_revision(meta, rv);
     text *t = st_text_dump(next);
     if (t->len > TY_STORE_MAX_OBJECT_BYTES) {
-        st_fail_code(err, TY_STORE_TOO_LARGE,
+        ty_fail_code(err, TY_STORE_TOO_LARGE,
                      "request is too large: the object is %zu bytes, more than the %u an "
                      "object may have", t->len, TY_STORE_MAX_OBJECT_BYTES);
         st_text_unref(t);
@@ -359,7 +348,7 @@ static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
     const char *name = ty_obj_name(obj);
     if (!name || !*name) {
         json_decref(obj);
-        return st_fail_code(err, TY_STORE_INVALID, "%s: metadata.name: Required value", resource);
+        return ty_fail_code(err, TY_STORE_INVALID, "%s: metadata.name: Required value", resource);
     }
     json_t *meta = json_object_get(obj, "metadata");
     if (st_cluster_scoped(resource))
@@ -373,9 +362,9 @@ static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
         entry *nsobj = nsr ? ty_map_gets(&nsr->objects, nskey) : NULL;
         if (!nsobj || nsobj->deleting) {
             if (!nsobj)
-                st_fail_code(err, TY_STORE_NOT_FOUND, "namespaces \"%s\" not found", ns);
+                ty_fail_code(err, TY_STORE_NOT_FOUND, "namespaces \"%s\" not found", ns);
             else
-                st_fail_code(err, TY_STORE_FORBIDDEN,
+                ty_fail_code(err, TY_STORE_FORBIDDEN,
                              "%s \"%s\" is forbidden: unable to create new content in namespace "
                              "%s because it is being terminated",
                              resource, name, ns);
@@ -386,7 +375,7 @@ static int create_ex_impl(ty_store *s, const char *resource, json_t *obj,
     res *r = st_res_of(s, resource, true);
     TY_AUTOFREE char *key = st_object_key(resource, ns, name);
     if (ty_map_gets(&r->objects, key)) {
-        st_fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists", resource, name);
+        ty_fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists", resource, name);
         json_decref(obj); /* name points into it */
         return -1;
     }
@@ -452,13 +441,13 @@ static json_t *lookup_for_write(ty_store *s, const char *resource, const json_t 
     json_t *cur = st_obj_at(s, r, key);
     if (!cur) {
         free(key);
-        st_fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name ? name : "");
+        ty_fail_code(err, TY_STORE_NOT_FOUND, "%s \"%s\" not found", resource, name ? name : "");
         return NULL;
     }
     const char *rv = st_meta_str(obj, "resourceVersion");
     if (rv && *rv && strcmp(rv, st_meta_str(cur, "resourceVersion")) != 0) {
         free(key);
-        st_fail_code(err, TY_STORE_CONFLICT,
+        ty_fail_code(err, TY_STORE_CONFLICT,
                      "Operation cannot be fulfilled on %s \"%s\": the object has been modified; "
                      "please apply your changes to the latest version and try again",
                      resource, name);
@@ -780,7 +769,7 @@ static int write_begin(ty_store *s, const char *op, const char *resource, ty_err
     assert(s->in_watch == 0 && "a store watch callback must not write to the store");
     int code = s->fault ? s->fault(s->fault_ctx, op, resource) : 0;
     if (code)
-        return st_fail_code(err, code, "%s %s: injected fault", op, resource);
+        return ty_fail_code(err, code, "%s %s: injected fault", op, resource);
     return 0;
 }
 

@@ -183,9 +183,6 @@ typedef struct dep_list {
  * before acting because acting changes the maps. */
 typedef bool (*match_fn)(const entry *e, const void *arg);
 
-/* Every entry point's error, with its HTTP-like code. */
-int st_fail_code(ty_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* store.c */
 bool st_cluster_scoped(const char *resource);

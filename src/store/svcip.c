@@ -24,19 +24,6 @@ struct ty_svcip {
     ty_map by_key;  /* "ns/name" -> address (host order, as a pointer-sized integer) */
 };
 
-static int fail_code(ty_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_code(ty_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    ty_vfail(err, fmt, ap);
-    va_end(ap);
-    if (err)
-        err->code = code;
-    return -1;
-}
-
 static int parse_cidr(const char *cidr, uint32_t *base, uint32_t *size)
 {
     char addr[20];
@@ -176,7 +163,7 @@ static int asked(const json_t *spec, const char **out, ty_error *err)
     const char *ip = str_at(spec, "clusterIP");
     const char *first = json_string_value(json_array_get(json_object_get(spec, "clusterIPs"), 0));
     if (ip && *ip && first && strcmp(ip, first) != 0)
-        return fail_code(err, TY_STORE_INVALID,
+        return ty_fail_code(err, TY_STORE_INVALID,
                          "spec.clusterIPs[0]: Invalid value: \"%s\": must match `clusterIP` when "
                          "set", first);
     *out = ip && *ip ? ip : first;
@@ -202,7 +189,7 @@ static int allocate(ty_svcip *a, json_t *spec, const char *want, ty_error *err)
         if (!ip)
             ip = pick(a, 1, band);
         if (!ip)
-            return fail_code(err, TY_STORE_INTERNAL,
+            return ty_fail_code(err, TY_STORE_INTERNAL,
                              "failed to allocate a serviceIP: range is full");
         ip_text(ip, addr);
         set_ip(spec, addr);
@@ -214,17 +201,17 @@ static int allocate(ty_svcip *a, json_t *spec, const char *want, ty_error *err)
     }
     struct in_addr in;
     if (inet_pton(AF_INET, want, &in) != 1)
-        return fail_code(err, TY_STORE_INVALID,
+        return ty_fail_code(err, TY_STORE_INVALID,
                          "spec.clusterIPs[0]: Invalid value: \"%s\": must be a valid IP address, "
                          "(e.g. 10.9.8.7 or 2001:db8::ffff)", want);
     uint32_t ip = ntohl(in.s_addr);
     if (ip <= a->base || ip >= a->base + a->size - 1)
-        return fail_code(err, TY_STORE_INVALID,
+        return ty_fail_code(err, TY_STORE_INVALID,
                          "spec.clusterIPs: Invalid value: []string{\"%s\"}: failed to allocate IP "
                          "%s: the provided IP (%s) is not in the valid range. The range of valid "
                          "IPs is %s", want, want, want, a->cidr);
     if (ty_map_has(&a->by_ip, &ip, 4))
-        return fail_code(err, TY_STORE_INVALID,
+        return ty_fail_code(err, TY_STORE_INVALID,
                          "spec.clusterIPs: Invalid value: []string{\"%s\"}: failed to allocate IP "
                          "%s: provided IP is already allocated", want, want);
     ip_text(ip, addr);
@@ -256,7 +243,7 @@ int ty_svcip_prepare(ty_svcip **ap, ty_store *s, json_t *svc, const json_t *cur,
         return 0;
     }
     if (strcmp(want, had) != 0)
-        return fail_code(err, TY_STORE_INVALID,
+        return ty_fail_code(err, TY_STORE_INVALID,
                          "spec.clusterIPs[0]: Invalid value: []string{\"%s\"}: may not change "
                          "once set", want);
     set_ip(spec, had);

@@ -136,7 +136,7 @@ int ty_store_watch(ty_store *s, const ty_store_watch_opts *o, int *id_out, ty_er
 {
     uint64_t rv = o->from_rv;
     if (rv != 0 && rv < s->hist_base)
-        return st_fail_code(err, TY_STORE_GONE, "too old resource version: %llu (%llu)",
+        return ty_fail_code(err, TY_STORE_GONE, "too old resource version: %llu (%llu)",
                             (unsigned long long)rv, (unsigned long long)s->hist_base);
     int id = add_watch(s, o);
     /* A copy: a callback may add or remove watches (the array moves). */
