@@ -60,6 +60,8 @@ void ty_core_pod_defaults(json_t *pod);
 void ty_core_service_defaults(json_t *svc);
 void ty_core_namespace_defaults(json_t *ns);
 extern const ty_kind_ops ty_core_persistentvolumeclaim_ops;
+extern const ty_kind_ops ty_core_configmap_ops;
+extern const ty_kind_ops ty_core_secret_ops;
 
 /* Parses an embedded OpenAPI document; aborts on a malformed one (it is part of the binary). */
 json_t *ty_schema_doc_load(const char *text);
@@ -139,5 +141,7 @@ extern const struct ty_table_kind ty_table_workloadpriorityclasses;
 extern const struct ty_table_kind ty_table_priorityclasses;
 extern const struct ty_table_kind ty_table_persistentvolumes;
 extern const struct ty_table_kind ty_table_persistentvolumeclaims;
+extern const struct ty_table_kind ty_table_configmaps;
+extern const struct ty_table_kind ty_table_secrets;
 
 #endif

@@ -1,8 +1,11 @@
 #include "api/k8sproto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/base64.h"
 #include "base/mem.h"
 
 /* A view of protobuf bytes being read. */
@@ -72,8 +75,9 @@ static json_t *string_of(const pb *b)
     return json_stringn((const char *)b->p, (size_t)(b->end - b->p)); /* NULL if not UTF-8 */
 }
 
-/* map<string,string> entry {1: key, 2: value} into obj. */
-static int map_entry(pb b, json_t *obj)
+/* A map entry {1: key, 2: value} into obj: map<string,string>, or map<string,bytes> when
+ * `bytes` (its JSON form is base64, as for any []byte). */
+static int map_entry_of(pb b, json_t *obj, bool bytes)
 {
     json_t *key = NULL, *value = NULL;
     pb_field f;
@@ -86,7 +90,13 @@ static int map_entry(pb b, json_t *obj)
             key = string_of(&f.bytes);
         } else if (f.number == 2) {
             json_decref(value);
-            value = string_of(&f.bytes);
+            if (bytes) {
+                char *enc = ty_base64_encode(f.bytes.p, (size_t)(f.bytes.end - f.bytes.p), false);
+                value = json_string(enc);
+                free(enc);
+            } else {
+                value = string_of(&f.bytes);
+            }
         }
     }
     int rc = -1;
@@ -98,6 +108,39 @@ static int map_entry(pb b, json_t *obj)
     json_decref(key);
     json_decref(value);
     return rc;
+}
+
+static int map_entry(pb b, json_t *obj)
+{
+    return map_entry_of(b, obj, false);
+}
+
+/* obj[key], made an empty object or array (per `array`) when absent. */
+static json_t *member(json_t *obj, const char *key, bool array)
+{
+    json_t *m = json_object_get(obj, key);
+    if (!m) {
+        m = array ? json_array() : json_object();
+        json_object_set_new(obj, key, m);
+    }
+    return m;
+}
+
+/* A length-delimited field as a string member (set, or appended to an array member). Go's
+ * encoder writes every string field, set or not; an empty one is left out, as JSON's
+ * omitempty leaves it out, so that defaults apply. */
+static int set_string(json_t *obj, const char *key, const pb_field *f, bool append)
+{
+    json_t *s = f->wire == 2 ? string_of(&f->bytes) : NULL;
+    if (!s)
+        return -1;
+    if (!append && json_string_length(s) == 0)
+        json_decref(s);
+    else if (append)
+        json_array_append_new(member(obj, key, true), s);
+    else
+        json_object_set_new(obj, key, s);
+    return 0;
 }
 
 static int object_meta(pb b, json_t *meta)
@@ -192,12 +235,147 @@ static int priorityclass_of(pb b, json_t *obj)
     return r;
 }
 
+/* v1 ConfigMap {1: metadata, 2: data, 3: binaryData, 4: immutable} (`kubectl create
+ * configmap`) and Secret {1: metadata, 2: data (bytes), 3: type, 4: stringData, 5: immutable}
+ * (`kubectl create secret`). */
+static int configmap_or_secret(pb b, json_t *obj, bool secret)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        int rc = 0;
+        if (f.number == 1 && f.wire == 2)
+            rc = object_meta(f.bytes, json_object_get(obj, "metadata"));
+        else if (f.number == 2 && f.wire == 2)
+            rc = map_entry_of(f.bytes, member(obj, "data", false), secret);
+        else if (f.number == 3 && f.wire == 2 && !secret)
+            rc = map_entry_of(f.bytes, member(obj, "binaryData", false), true);
+        else if (f.number == 3 && f.wire == 2)
+            rc = set_string(obj, "type", &f, false);
+        else if (f.number == 4 && f.wire == 2 && secret)
+            rc = map_entry_of(f.bytes, member(obj, "stringData", false), false);
+        else if (f.number == (secret ? 5u : 4u) && f.wire == 0 && f.value)
+            json_object_set_new(obj, "immutable", json_boolean(f.value != 0));
+        if (rc < 0)
+            return -1;
+    }
+    return r;
+}
+
+static int configmap_of(pb b, json_t *obj)
+{
+    return configmap_or_secret(b, obj, false);
+}
+
+static int secret_of(pb b, json_t *obj)
+{
+    return configmap_or_secret(b, obj, true);
+}
+
+/* ServicePort {1: name, 2: protocol, 3: port, 4: targetPort (IntOrString {1: type,
+ * 2: intVal, 3: strVal}), 5: nodePort, 6: appProtocol}. */
+static int service_port(pb b, json_t *port)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        int rc = 0;
+        if ((f.number == 1 || f.number == 2 || f.number == 6) && f.wire == 2) {
+            rc = set_string(port, f.number == 1 ? "name" : f.number == 2 ? "protocol"
+                                                                          : "appProtocol",
+                            &f, false);
+        } else if ((f.number == 3 || (f.number == 5 && f.value)) && f.wire == 0) {
+            json_object_set_new(port, f.number == 3 ? "port" : "nodePort",
+                                json_integer((int32_t)(uint32_t)f.value));
+        } else if (f.number == 4 && f.wire == 2) {
+            pb ios = f.bytes;
+            pb_field g;
+            uint64_t type = 0;
+            json_t *i = NULL, *str = NULL;
+            while ((rc = next_field(&ios, &g)) > 0) {
+                if (g.number == 1 && g.wire == 0)
+                    type = g.value;
+                else if (g.number == 2 && g.wire == 0)
+                    i = (json_decref(i), json_integer((int32_t)(uint32_t)g.value));
+                else if (g.number == 3 && g.wire == 2)
+                    str = (json_decref(str), string_of(&g.bytes));
+            }
+            json_t *target = type == 1 ? str : i;
+            if (rc == 0 && target)
+                json_object_set(port, "targetPort", target);
+            json_decref(i);
+            json_decref(str);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return r;
+}
+
+/* ServiceSpec: the fields `kubectl create service` and typed clients set. */
+static int service_spec(pb b, json_t *spec)
+{
+    static const char *const strings[] = {
+        [3] = "clusterIP", [4] = "type", [7] = "sessionAffinity", [8] = "loadBalancerIP",
+        [10] = "externalName", [11] = "externalTrafficPolicy", [17] = "ipFamilyPolicy",
+        [21] = "loadBalancerClass", [22] = "internalTrafficPolicy",
+    };
+    static const char *const lists[] = {
+        [5] = "externalIPs", [9] = "loadBalancerSourceRanges", [18] = "clusterIPs",
+        [19] = "ipFamilies",
+    };
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        int rc = 0;
+        size_t n = f.number;
+        if (n == 1 && f.wire == 2) {
+            json_t *port = json_object();
+            json_array_append_new(member(spec, "ports", true), port);
+            rc = service_port(f.bytes, port);
+        } else if (n == 2 && f.wire == 2) {
+            rc = map_entry(f.bytes, member(spec, "selector", false));
+        } else if (n < TY_ARRAY_LEN(strings) && strings[n] && f.wire == 2) {
+            rc = set_string(spec, strings[n], &f, false);
+        } else if (n < TY_ARRAY_LEN(lists) && lists[n] && f.wire == 2) {
+            rc = set_string(spec, lists[n], &f, true);
+        } else if ((n == 13 || n == 20) && f.wire == 0 && f.value) {
+            json_object_set_new(spec, n == 13 ? "publishNotReadyAddresses"
+                                              : "allocateLoadBalancerNodePorts",
+                                json_boolean(f.value != 0));
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return r;
+}
+
+/* v1 Service {1: metadata, 2: spec, 3: status}; the status is the server's to write. */
+static int service_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        int rc = 0;
+        if (f.number == 1 && f.wire == 2)
+            rc = object_meta(f.bytes, json_object_get(obj, "metadata"));
+        else if (f.number == 2 && f.wire == 2)
+            rc = service_spec(f.bytes, member(obj, "spec", false));
+        if (rc < 0)
+            return -1;
+    }
+    return r;
+}
+
 /* The kinds decoded: apiVersion, kind, and the message's reader. */
 static const struct {
     const char *api_version, *kind;
     int (*read)(pb b, json_t *obj);
 } decoders[] = {
     {"v1", "Namespace", namespace_of},
+    {"v1", "ConfigMap", configmap_of},
+    {"v1", "Secret", secret_of},
+    {"v1", "Service", service_of},
     {"scheduling.k8s.io/v1", "PriorityClass", priorityclass_of},
 };
 

@@ -167,13 +167,26 @@ static const ty_kind_info pvc_kind = {
     .table = &ty_table_persistentvolumeclaims,
 };
 
+static const ty_kind_info configmap_kind = {
+    .group = "", .version = "v1", .kind = "ConfigMap", .resource = "configmaps",
+    .singular = "configmap", .short_names = "cm", .namespaced = true, .has_status = false,
+    .builtin = true, .ops = &ty_core_configmap_ops,
+    .table = &ty_table_configmaps,
+};
+static const ty_kind_info secret_kind = {
+    .group = "", .version = "v1", .kind = "Secret", .resource = "secrets",
+    .singular = "secret", .short_names = "", .namespaced = true, .has_status = false,
+    .builtin = true, .ops = &ty_core_secret_ops,
+    .table = &ty_table_secrets,
+};
+
 /* The order discovery lists them in. */
 static const ty_kind_info *const kinds[] = {
     &namespace_kind, &node_kind, &pod_kind, &service_kind, &event_kind,
     &pytorchjob_kind, &tfjob_kind,
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
     &pc_kind,
-    &pv_kind, &pvc_kind,
+    &pv_kind, &pvc_kind, &configmap_kind, &secret_kind,
     NULL,
 };
 

@@ -749,6 +749,41 @@ static void pc_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
     add_s(cells, or(str(o, "preemptionPolicy"), ""));
 }
 
+/* ---- ConfigMap, Secret ---- */
+
+static const column configmap_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Data", "string", "", "The number of keys, in data and binaryData.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void configmap_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, json_integer((json_int_t)(json_object_size(get(o, "data")) +
+                                                           json_object_size(get(o, "binaryData")))));
+    add_age(cells, o, now_ns);
+}
+
+static const column secret_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Type", "string", "", "What the data is for.", 0},
+    {"Data", "string", "", "The number of keys.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void secret_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    add_s(cells, or(str(o, "type"), ""));
+    json_array_append_new(cells, json_integer((json_int_t)json_object_size(get(o, "data"))));
+    add_age(cells, o, now_ns);
+}
+
 /* ---- anything else ---- */
 
 static const column default_cols[] = {
@@ -887,6 +922,8 @@ const printer ty_table_workloadpriorityclasses = {wpc_cols, wpc_row, NULL};
 const printer ty_table_priorityclasses = {pc_cols, pc_row, NULL};
 const printer ty_table_persistentvolumes = {pv_cols, pv_row, NULL};
 const printer ty_table_persistentvolumeclaims = {pvc_cols, pvc_row, NULL};
+const printer ty_table_configmaps = {configmap_cols, configmap_row, NULL};
+const printer ty_table_secrets = {secret_cols, secret_row, NULL};
 
 /* Kinds without a printer of their own (ResourceFlavor, AdmissionCheck, unknown resources). */
 static const printer default_printer = {default_cols, default_row, NULL};

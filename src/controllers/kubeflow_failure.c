@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/controllers_int.h"
+#include "controllers/podconfig.h"
 
 static int64_t backoff_base_ns = 10LL * 1000000000LL;
 
@@ -122,6 +123,10 @@ const char *ty_kf_config_error(const json_t *pod)
              * (an image not there under pullPolicy Never, or --require-images with nothing
              * to pull it with); a failed pull is retried (ImagePullBackOff) and is not one */
             const char *r = ty_kf_str(w, "reason");
+            /* a missing ConfigMap or Secret is waited for, as on a cluster */
+            if (strcmp(r, "CreateContainerConfigError") == 0 &&
+                ty_podconfig_is_wait(ty_kf_str(w, "message")))
+                continue;
             if (strcmp(r, "CreateContainerConfigError") == 0 ||
                 strcmp(r, "ErrImageNeverPull") == 0 ||
                 (strcmp(r, "ErrImagePull") == 0 &&

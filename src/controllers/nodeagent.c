@@ -9,6 +9,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "controllers/events.h"
+#include "controllers/podconfig.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 #include "controllers/volumes.h"
@@ -151,10 +152,75 @@ static int fail_to_start(ty_nodeagent *a, const json_t *pod, const char *message
     return rc < 0 ? ty_error_wrap(err, "write status") : 0;
 }
 
+/* How often a pod waiting for a ConfigMap or Secret looks again (the kubelet's pod workers
+ * retry such errors on their next sync). */
+#define CONFIG_RETRY_MS 1000
+
+/* A pod whose ConfigMap, Secret or key is missing (podconfig.h): Pending, its containers
+ * waiting with the kubelet's reason, an event saying why, and another try in a second. */
+static int wait_to_start(ty_nodeagent *a, const json_t *pod, const ty_podconfig_wait *w,
+                         const char *key, ty_error *err)
+{
+    bool config_error = strcmp(w->reason, "CreateContainerConfigError") == 0;
+    json_t *next = json_deep_copy(pod);
+    json_t *st = json_object_get(next, "status");
+    if (!json_is_object(st))
+        json_object_set_new(next, "status", st = json_object());
+    json_object_set_new(st, "phase", json_string("Pending"));
+    static const char *const lists[][2] = {{"initContainers", "initContainerStatuses"},
+                                           {"containers", "containerStatuses"}};
+    for (size_t l = 0; l < 2; l++) {
+        json_t *statuses = json_array(), *c;
+        size_t i;
+        json_array_foreach(json_object_get(json_object_get(pod, "spec"), lists[l][0]), i, c) {
+            json_t *waiting = json_pack("{s:s}", "reason", w->reason);
+            if (config_error)
+                json_object_set_new(waiting, "message", json_string(w->message));
+            json_array_append_new(
+                statuses,
+                json_pack("{s:O, s:O?, s:s, s:b, s:i, s:b, s:{s:o}}", "name",
+                          json_object_get(c, "name"), "image", json_object_get(c, "image"),
+                          "imageID", "", "ready", 0, "restartCount", 0, "started", 0, "state",
+                          "waiting", waiting));
+        }
+        if (json_array_size(statuses))
+            json_object_set_new(st, lists[l][1], statuses);
+        else
+            json_decref(statuses);
+    }
+    int rc = 0;
+    if (!json_equal(json_object_get(pod, "status"), st))
+        rc = ty_store_update_status(a->store, "pods", next, NULL, err);
+    json_decref(next);
+    if (rc < 0)
+        return ty_error_wrap(err, "write status");
+    if (config_error)
+        ty_event(a->events, pod, "Warning", w->event, "Error: %s", w->message);
+    else
+        ty_event(a->events, pod, "Warning", w->event, "%s", w->message);
+    ty_queue_add_after(a->queue, key, CONFIG_RETRY_MS);
+    return 0;
+}
+
+/* Whether the pod's processes ran: it has a start time, or a container status other than
+ * the waits of wait_to_start (which never started anything). */
 static bool pod_had_started(const json_t *pod)
 {
     json_t *st = json_object_get(pod, "status");
-    return json_object_get(st, "startTime") || json_array_size(json_object_get(st, "containerStatuses"));
+    if (json_object_get(st, "startTime"))
+        return true;
+    size_t i;
+    json_t *cs;
+    json_array_foreach(json_object_get(st, "containerStatuses"), i, cs) {
+        const json_t *w = json_object_get(json_object_get(cs, "state"), "waiting");
+        const char *reason = json_string_value(json_object_get(w, "reason"));
+        bool config_wait = reason && (strcmp(reason, "ContainerCreating") == 0 ||
+                                      (strcmp(reason, "CreateContainerConfigError") == 0 &&
+                                       ty_podconfig_is_wait(json_string_value(json_object_get(w, "message")))));
+        if (!config_wait)
+            return true;
+    }
+    return false;
 }
 
 static const char *str_at2(const json_t *o, const char *a, const char *b)
@@ -371,13 +437,20 @@ static int reconcile(void *ctx, const char *key, ty_error *err)
             snprintf(ip, sizeof ip, "%s", ty_ipam_host(a->ipam));
             ty_ipam_release(a->ipam, key);
         }
+        ty_podconfig_wait wait = {0};
+        int cfg = 0;
         if (!host_net && ty_ipam_acquire(a->ipam, key, ip, &serr) < 0) {
             rc = fail_to_start(a, pod, serr.msg, err);
         } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &serr)) ||
-                   ty_runtime_start_pod(a->rt, run, ip, &serr) < 0) {
-            /* run: the pod with its claims as the directories of their volumes */
+                   (cfg = ty_podconfig_resolve(a->store, run, &wait, &serr)) < 0 ||
+                   (cfg == 0 && ty_runtime_start_pod(a->rt, run, ip, &serr) < 0)) {
+            /* run: the pod with its claims as the directories of their volumes, and its
+             * ConfigMaps, Secrets and downward API as files and values */
             rc = fail_to_start(a, pod, serr.msg, err);
             ty_ipam_release(a->ipam, key);
+        } else if (cfg == 1) {
+            ty_ipam_release(a->ipam, key);
+            rc = wait_to_start(a, pod, &wait, key, err);
         } else {
             ty_event(a->events, pod, "Normal", "Started", "Started pod %s at %s",
                      ty_obj_name(pod), ip);

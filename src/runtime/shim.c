@@ -47,6 +47,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/base64.h"
 #include "base/buf.h"
 #include "base/fs.h"
 #include "base/mem.h"
@@ -474,6 +475,46 @@ typedef struct mountreq {
     bool ro;
 } mountreq;
 
+/* The files of a configMap, secret, downwardAPI or projected volume (controllers/podconfig.h:
+ * [{path, mode, data (base64)}]) written afresh into `dir`, owned by the pod's fsGroup where
+ * it has one (as root), as the kubelet writes its atomic-writer payload. */
+static int write_volume_files(shim *s, const char *dir, const json_t *files, ty_error *err)
+{
+    if (ty_rm_tree(dir) < 0 && errno != ENOENT)
+        return ty_fail_errno(err, errno, "clear %s", dir);
+    if (ty_mkdir_p(dir, 0755) < 0 || chmod(dir, 0755) < 0)
+        return ty_fail_errno(err, errno, "create %s", dir);
+    json_t *fsg = json_object_get(
+        json_object_get(json_object_get(s->pod, "spec"), "securityContext"), "fsGroup");
+    bool chgrp = json_is_integer(fsg) && json_integer_value(fsg) >= 0 && geteuid() == 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        const char *rel = json_string_value(json_object_get(f, "path"));
+        const char *data = json_string_value(json_object_get(f, "data"));
+        const char *why = rel ? ty_path_local_error(rel) : "is missing";
+        if (why || !data)
+            return ty_fail(err, "file %zu: path %s %s", i, rel ? rel : "", why ? why : "");
+        size_t len = 0;
+        TY_AUTOFREE unsigned char *bytes = ty_base64_decode(data, strlen(data), false, &len);
+        TY_AUTOFREE char *path = ty_asprintf("%s/%s", dir, rel);
+        TY_AUTOFREE char *parent = ty_strdup(path);
+        *strrchr(parent, '/') = '\0';
+        mode_t mode = (mode_t)(json_integer_value(json_object_get(f, "mode")) & 07777);
+        if (!bytes)
+            return ty_fail(err, "file %s: bad data", rel);
+        if (ty_mkdir_p(parent, 0755) < 0)
+            return ty_fail_errno(err, errno, "create %s", parent);
+        if (ty_write_file_private(path, bytes, len, err) < 0)
+            return -1;
+        if (chmod(path, mode) < 0)
+            return ty_fail_errno(err, errno, "chmod %s", path);
+        if (chgrp && chown(path, (uid_t)-1, (gid_t)json_integer_value(fsg)) < 0)
+            return ty_fail_errno(err, errno, "give %s to fsGroup", path);
+    }
+    return 0;
+}
+
 /* Resolves the container's volumeMounts to host paths, creating emptyDirs and hostPaths as
  * Kubernetes does. Mount requests whose source is already the target need no mount. */
 static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_error *err)
@@ -506,6 +547,7 @@ static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_
             goto fail;
         }
         char *src = NULL;
+        bool forced_ro = false; /* the kubelet mounts ConfigMaps, Secrets and the like read-only */
         json_t *hp = json_object_get(vol, "hostPath");
         if (hp) {
             const char *p = json_string_value(json_object_get(hp, "path"));
@@ -553,9 +595,17 @@ static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_
                 free(src);
                 goto fail;
             }
+        } else if (json_is_array(json_object_get(vol, "trainyardFiles"))) {
+            src = ty_asprintf("%s/volumes/%s", s->dir, vname);
+            if (write_volume_files(s, src, json_object_get(vol, "trainyardFiles"), err) < 0) {
+                ty_error_wrap(err, "volume %s", vname);
+                free(src);
+                goto fail;
+            }
+            forced_ro = true;
         } else {
-            ty_fail(err, "volume %s: only hostPath and emptyDir volumes run on a local pod",
-                    vname);
+            ty_fail(err, "volume %s: only hostPath, emptyDir, persistentVolumeClaim, configMap, "
+                    "secret, downwardAPI and projected volumes run on a local pod", vname);
             goto fail;
         }
         if (sub && *sub) {
@@ -571,7 +621,7 @@ static int plan_mounts(ctr *c, bool in_image, mountreq **out, size_t *n_out, ty_
         }
         reqs[n].src = src;
         reqs[n].dst = ty_strdup(path);
-        reqs[n].ro = json_is_true(json_object_get(m, "readOnly"));
+        reqs[n].ro = forced_ro || json_is_true(json_object_get(m, "readOnly"));
         n++;
     }
     /* The kubelet's /etc/hosts and /etc/resolv.conf, unless a volume is mounted there. */

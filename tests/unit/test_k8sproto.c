@@ -4,13 +4,18 @@
 
 #include "api/k8sproto.h"
 
-/* Protobuf bytes built by hand: tag = field << 3 | wire type 2, then a one-byte length. */
+/* Protobuf bytes built by hand: tag = field << 3 | wire type 2 (a varint: fields past 15
+ * take two bytes), then a one-byte length. */
 static size_t ld(unsigned char *out, int field, const void *data, size_t n)
 {
-    out[0] = (unsigned char)(field << 3 | 2);
-    out[1] = (unsigned char)n;
-    memcpy(out + 2, data, n);
-    return n + 2;
+    unsigned tag = (unsigned)field << 3 | 2;
+    size_t h = 0;
+    if (tag > 127)
+        out[h++] = (unsigned char)(tag | 0x80);
+    out[h++] = (unsigned char)(tag > 127 ? tag >> 7 : tag);
+    out[h++] = (unsigned char)n;
+    memcpy(out + h, data, n);
+    return n + h;
 }
 
 static size_t envelope(unsigned char *out, const char *api_version, const char *kind,
@@ -56,11 +61,11 @@ Test(k8sproto, other_kinds_and_garbage_are_refused)
     unsigned char meta[16], ns[32], body[128];
     size_t m = ld(meta, 1, "x", 1);
     size_t n = ld(ns, 1, meta, m);
-    size_t len = envelope(body, "v1", "ConfigMap", ns, n);
+    size_t len = envelope(body, "v1", "ReplicationController", ns, n);
     json_t *obj = NULL;
     ty_error err = TY_ERROR_INIT;
     cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
-    cr_assert(strstr(err.msg, "ConfigMap"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "ReplicationController"), "%s", err.msg);
     cr_assert_lt(ty_k8sproto_decode("k8s", 3, &obj, &err), 0);
     cr_assert_lt(ty_k8sproto_decode("{\"kind\": 1}", 11, &obj, &err), 0);
     /* A length that runs past the end. */
@@ -105,4 +110,87 @@ Test(k8sproto, priorityclass)
     cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
     cr_assert_null(obj);
     ty_error_clear(&err);
+}
+
+static void expect(const unsigned char *body, size_t len, const char *want_text)
+{
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(want_text, 0, NULL);
+    cr_assert_not_null(want, "%s", want_text);
+    char *got = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    cr_assert(json_equal(obj, want), "%s", got);
+    free(got);
+    json_decref(want);
+    json_decref(obj);
+}
+
+/* What `kubectl create configmap x --from-literal=a=b --from-file=bin` sends: binary values are
+ * bytes (base64 in JSON); Go writes an unset immutable as nothing. */
+Test(k8sproto, configmap_and_secret)
+{
+    unsigned char meta[16], e1[16], e2[16], e3[16], cm[96], body[192];
+    size_t m = ld(meta, 1, "x", 1);
+    size_t a = ld(e1, 1, "a", 1);
+    a += ld(e1 + a, 2, "b", 1);
+    size_t b = ld(e2, 1, "bin", 3);
+    b += ld(e2 + b, 2, "\x00\x01\xff", 3);
+    size_t n = ld(cm, 1, meta, m);
+    n += ld(cm + n, 2, e1, a);
+    n += ld(cm + n, 3, e2, b);
+    cm[n++] = 4 << 3; /* immutable: true */
+    cm[n++] = 1;
+    size_t len = envelope(body, "v1", "ConfigMap", cm, n);
+    expect(body, len, "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": "
+                      "{\"name\": \"x\"}, \"data\": {\"a\": \"b\"}, \"binaryData\": "
+                      "{\"bin\": \"AAH/\"}, \"immutable\": true}");
+
+    /* Secret: data is bytes, type 3, stringData 4; an empty type is left for the default */
+    size_t c = ld(e3, 1, "k", 1);
+    c += ld(e3 + c, 2, "v", 1);
+    n = ld(cm, 1, meta, m);
+    n += ld(cm + n, 2, e1, a);
+    n += ld(cm + n, 3, "", 0);
+    n += ld(cm + n, 4, e3, c);
+    len = envelope(body, "v1", "Secret", cm, n);
+    expect(body, len, "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": "
+                      "{\"name\": \"x\"}, \"data\": {\"a\": \"Yg==\"}, \"stringData\": "
+                      "{\"k\": \"v\"}}");
+}
+
+/* What `kubectl create service clusterip foo --tcp=80:http` sends, with Go's empty strings. */
+Test(k8sproto, service)
+{
+    unsigned char meta[16], target[16], port[64], sel[16], spec[160], svc[192], body[256];
+    size_t m = ld(meta, 1, "foo", 3);
+    size_t t = 0;
+    target[t++] = 1 << 3; /* type 1: a string */
+    target[t++] = 1;
+    t += ld(target + t, 3, "http", 4);
+    size_t p = ld(port, 1, "80-http", 7);
+    p += ld(port + p, 2, "TCP", 3);
+    port[p++] = 3 << 3; /* port 80 */
+    port[p++] = 80;
+    p += ld(port + p, 4, target, t);
+    port[p++] = 5 << 3; /* nodePort 0: unset */
+    port[p++] = 0;
+    size_t s = ld(sel, 1, "app", 3);
+    s += ld(sel + s, 2, "foo", 3);
+    size_t n = ld(spec, 1, port, p);
+    n += ld(spec + n, 2, sel, s);
+    n += ld(spec + n, 3, "None", 4);
+    n += ld(spec + n, 4, "ClusterIP", 9);
+    n += ld(spec + n, 7, "", 0);
+    n += ld(spec + n, 19, "IPv4", 4);
+    spec[n++] = 13 << 3; /* publishNotReadyAddresses: false */
+    spec[n++] = 0;
+    size_t v = ld(svc, 1, meta, m);
+    v += ld(svc + v, 2, spec, n);
+    size_t len = envelope(body, "v1", "Service", svc, v);
+    expect(body, len, "{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": "
+                      "{\"name\": \"foo\"}, \"spec\": {\"ports\": [{\"name\": \"80-http\", "
+                      "\"protocol\": \"TCP\", \"port\": 80, \"targetPort\": \"http\"}], "
+                      "\"selector\": {\"app\": \"foo\"}, \"clusterIP\": \"None\", \"type\": "
+                      "\"ClusterIP\", \"ipFamilies\": [\"IPv4\"]}}");
 }

@@ -397,7 +397,7 @@ Test(table, events)
 Test(table, default_and_empty)
 {
     json_t *cells;
-    json_t *t = one("configmaps", "{" META("c") "}", NULL, &cells);
+    json_t *t = one("resourceflavors", "{" META("c") "}", NULL, &cells);
     static const char *const names[] = {"Name", "Age", NULL};
     static const int prio[] = {0, 0};
     assert_columns(t, names, prio);
@@ -410,6 +410,28 @@ Test(table, default_and_empty)
     cr_assert_eq(json_array_size(json_object_get(t, "columnDefinitions")), 9);
     json_decref(t);
     json_decref(empty);
+}
+
+/* kubectl get configmaps,secrets: keys counted (data and binaryData), a Secret's type. */
+Test(table, configmaps_and_secrets)
+{
+    json_t *cells;
+    json_t *t = one("configmaps", "{" META("c") ",\"data\":{\"a\":\"1\",\"b\":\"2\"},"
+                    "\"binaryData\":{\"c\":\"AA==\"}}", NULL, &cells);
+    static const char *const cm_names[] = {"Name", "Data", "Age", NULL};
+    static const int prio[] = {0, 0, 0, 0};
+    assert_columns(t, cm_names, prio);
+    cr_assert_str_eq(cell(cells, 0), "c");
+    cr_assert_eq(json_integer_value(json_array_get(cells, 1)), 3);
+    json_decref(t);
+    t = one("secrets", "{" META("s") ",\"type\":\"kubernetes.io/tls\",\"data\":{\"tls.crt\":"
+            "\"YQ==\",\"tls.key\":\"Yg==\"}}", NULL, &cells);
+    static const char *const secret_names[] = {"Name", "Type", "Data", "Age", NULL};
+    assert_columns(t, secret_names, prio);
+    cr_assert_str_eq(cell(cells, 1), "kubernetes.io/tls");
+    cr_assert_eq(json_integer_value(json_array_get(cells, 2)), 2);
+    cr_assert_str_eq(cell(cells, 3), "10m");
+    json_decref(t);
 }
 
 /* The Table written as text (lists of thousands) says what the built one says: rows from
