@@ -1,5 +1,6 @@
 #include "api/k8sproto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -192,6 +193,81 @@ static int priorityclass_of(pb b, json_t *obj)
     return r;
 }
 
+/* The string fields of a message into `out`, by field number (names[n]; NULL: skipped). */
+static int strings_of(pb b, json_t *out, const char *const *names, size_t n)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2 || f.number >= n || !names[f.number])
+            continue;
+        json_t *str = string_of(&f.bytes);
+        if (!str)
+            return -1;
+        json_object_set_new(out, names[f.number], str);
+    }
+    return r;
+}
+
+/* authorization.k8s.io/v1 ResourceAttributes {1: namespace, 2: verb, 3: group, 4: version,
+ * 5: resource, 6: subresource, 7: name} and NonResourceAttributes {1: path, 2: verb}. */
+static int attributes_of(pb b, bool resource, json_t *spec)
+{
+    static const char *const res[] = {NULL,      "namespace",   "verb", "group",
+                                      "version", "resource", "subresource", "name"};
+    static const char *const nonres[] = {NULL, "path", "verb"};
+    json_t *attrs = json_object();
+    json_object_set_new(spec, resource ? "resourceAttributes" : "nonResourceAttributes", attrs);
+    return resource ? strings_of(b, attrs, res, TY_ARRAY_LEN(res))
+                    : strings_of(b, attrs, nonres, TY_ARRAY_LEN(nonres));
+}
+
+/* SelfSubjectAccessReview {1: metadata, 2: spec {1: resourceAttributes, 2:
+ * nonResourceAttributes}} and SelfSubjectRulesReview {1: metadata, 2: spec {1: namespace}}:
+ * what `kubectl auth can-i` (and --list) send. */
+static int review_of(pb b, json_t *obj, bool rules)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number == 1) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 2) {
+            json_t *spec = json_object();
+            json_object_set_new(obj, "spec", spec);
+            if (rules) {
+                static const char *const names[] = {NULL, "namespace"};
+                if (strings_of(f.bytes, spec, names, TY_ARRAY_LEN(names)) < 0)
+                    return -1;
+                continue;
+            }
+            pb sb = f.bytes;
+            pb_field g;
+            int rs;
+            while ((rs = next_field(&sb, &g)) > 0)
+                if (g.wire == 2 && (g.number == 1 || g.number == 2) &&
+                    attributes_of(g.bytes, g.number == 1, spec) < 0)
+                    return -1;
+            if (rs < 0)
+                return -1;
+        }
+    }
+    return r;
+}
+
+static int access_review_of(pb b, json_t *obj)
+{
+    return review_of(b, obj, false);
+}
+
+static int rules_review_of(pb b, json_t *obj)
+{
+    return review_of(b, obj, true);
+}
+
 /* The kinds decoded: apiVersion, kind, and the message's reader. */
 static const struct {
     const char *api_version, *kind;
@@ -199,6 +275,8 @@ static const struct {
 } decoders[] = {
     {"v1", "Namespace", namespace_of},
     {"scheduling.k8s.io/v1", "PriorityClass", priorityclass_of},
+    {"authorization.k8s.io/v1", "SelfSubjectAccessReview", access_review_of},
+    {"authorization.k8s.io/v1", "SelfSubjectRulesReview", rules_review_of},
 };
 
 int ty_k8sproto_decode(const void *data, size_t len, json_t **out, ty_error *err)

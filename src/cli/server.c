@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth/pki.h"
+#include "auth/token.h"
 #include "base/buf.h"
 #include "base/fs.h"
 #include "base/log.h"
@@ -113,7 +115,17 @@ static void usage(FILE *f)
             "options:\n"
             "  --data-dir DIR    state directory (default $HOME/.local/share/trainyard)\n"
             "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks\n"
-            "                    one); loopback only until the API has authentication\n"
+            "                    one); off loopback the server speaks TLS and every request\n"
+            "                    needs a credential and RBAC's leave (docs/security.md)\n"
+            "  --tls             TLS, authentication and RBAC on a loopback address too (a\n"
+            "                    plain loopback server trusts every local client as admin)\n"
+            "  --no-tls          plain HTTP: refused off loopback\n"
+            "  --tls-cert-file FILE, --tls-private-key-file FILE\n"
+            "                    serve this certificate (PEM, chain allowed) and key instead of\n"
+            "                    the one made in <data-dir>/pki (implies --tls)\n"
+            "  --token-auth-file FILE\n"
+            "                    static bearer tokens, kube-apiserver's CSV format\n"
+            "                    (token,user,uid[,\"group1,group2\"])\n"
             "  --gpus N          declare N GPUs instead of asking NVML\n"
             "  --pod-cidr CIDR   pods' addresses, as root (default 10.244.0.0/16; the server\n"
             "                    takes a /24 of it, the same one again after a restart)\n"
@@ -241,49 +253,109 @@ static char *client_host(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
     char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : strlen(listen));
-    if (!*host || strcmp(host, "localhost") == 0) {
+    if (!*host || strcmp(host, "localhost") == 0 || strcmp(host, "0.0.0.0") == 0) {
         free(host);
         host = ty_strdup("127.0.0.1");
     }
     return host;
 }
 
-static int write_kubeconfig(const char *data_dir, const char *host, int port, ty_error *err)
+/* What a secure server holds (docs/security.md): its certificates, the credentials it
+ * accepts, and the admin's client certificate for DIR/kubeconfig. */
+typedef struct security {
+    ty_pki *pki;
+    ty_token_file *token_file;
+    ty_token_store *token_store;
+    ty_sa_signer *sa;
+    ty_buf cert, key;
+    char *admin_cert, *admin_key;
+    ty_apiserver_security sec;
+} security;
+
+/* kube-apiserver's default issuer and audience of ServiceAccount tokens. */
+#define SA_ISSUER "https://kubernetes.default.svc.cluster.local"
+#define ADMIN_USER "trainyard-admin"
+
+static void security_free(security *sc)
+{
+    ty_pki_free(sc->pki);
+    ty_token_file_free(sc->token_file);
+    ty_token_store_free(sc->token_store);
+    ty_sa_signer_free(sc->sa);
+    ty_buf_free(&sc->cert);
+    ty_buf_free(&sc->key);
+    free(sc->admin_cert);
+    free(sc->admin_key);
+}
+
+static int read_pem(ty_buf *b, const char *path, const char *what, ty_error *err)
+{
+    if (ty_buf_read_file(b, path) < 0)
+        return ty_fail_errno(err, errno, "%s %s", what, path);
+    return 0;
+}
+
+/* The CA and serving certificate in DIR/pki (made at the first start), the token files and
+ * the ServiceAccount key (DIR/pki/sa.key), and a client certificate for the admin (CN
+ * trainyard-admin, O system:masters), made at each start for DIR/kubeconfig. */
+static int security_open(security *sc, const char *data_dir, const char *listen,
+                         const char *cert_file, const char *key_file, const char *token_file,
+                         ty_error *err)
+{
+    TY_AUTOFREE char *pki_dir = ty_asprintf("%s/pki", data_dir);
+    const char *colon = strrchr(listen, ':');
+    TY_AUTOFREE char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : 0);
+    char **sans = NULL;
+    size_t nsans = ty_pki_default_sans(host, &sans);
+    int64_t now = ty_time_now_ns() / 1000000000;
+    int rc = ty_pki_open(pki_dir, (const char *const *)sans, nsans, now, &sc->pki, err);
+    for (size_t i = 0; i < nsans; i++)
+        free(sans[i]);
+    free(sans);
+    if (rc < 0)
+        return ty_error_wrap(err, "certificates in %s", pki_dir);
+    if (read_pem(&sc->cert, cert_file ? cert_file : ty_pki_serving_cert_path(sc->pki),
+                 "serving certificate", err) < 0 ||
+        read_pem(&sc->key, key_file ? key_file : ty_pki_serving_key_path(sc->pki),
+                 "serving key", err) < 0)
+        return -1;
+    if (token_file && ty_token_file_load(token_file, &sc->token_file, err) < 0)
+        return -1;
+    TY_AUTOFREE char *tokens = ty_asprintf("%s/tokens", data_dir);
+    TY_AUTOFREE char *sa_key = ty_asprintf("%s/sa.key", pki_dir);
+    if (ty_token_store_open(tokens, &sc->token_store, err) < 0 ||
+        ty_sa_signer_open(sa_key, true, SA_ISSUER, &sc->sa, err) < 0)
+        return -1;
+    static const char *const admin_groups[] = {"system:masters"};
+    if (ty_pki_client_cert(sc->pki, ADMIN_USER, admin_groups, 1, now, 365 * 86400LL,
+                           &sc->admin_cert, &sc->admin_key, err) < 0)
+        return ty_error_wrap(err, "the admin's client certificate");
+    sc->sec = (ty_apiserver_security){
+        .cert_pem = sc->cert.data,
+        .key_pem = sc->key.data,
+        .pki = sc->pki,
+        .token_file = sc->token_file,
+        .token_store = sc->token_store,
+        .sa_signer = sc->sa,
+        .sa_audience = SA_ISSUER,
+    };
+    return 0;
+}
+
+/* DIR/kubeconfig, 0600: the admin's, over https with the CA and the admin's client
+ * certificate on a secure server; plain http and no credential on the trusting loopback one.
+ * With a certificate of one's own, its CA is not ours: the kubeconfig trusts the certificate
+ * file's contents, which is right for a self-signed one (else edit it). */
+static int write_kubeconfig(const char *data_dir, const char *host, int port,
+                            const security *sc, const char *cert_file, ty_error *err)
 {
     TY_AUTOFREE char *path = ty_asprintf("%s/kubeconfig", data_dir);
-    TY_AUTOFREE char *tmp = ty_asprintf("%s/.kubeconfig.tmp", data_dir);
-    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    ty_buf_addf(&b,
-                "apiVersion: v1\n"
-                "kind: Config\n"
-                "clusters:\n"
-                "- name: trainyard\n"
-                "  cluster:\n"
-                "    server: http://%s:%d\n"
-                "contexts:\n"
-                "- name: trainyard\n"
-                "  context:\n"
-                "    cluster: trainyard\n"
-                "    user: trainyard\n"
-                "    namespace: default\n"
-                "current-context: trainyard\n"
-                "preferences: {}\n"
-                "users:\n"
-                "- name: trainyard\n"
-                "  user: {}\n",
-                host, port);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return ty_fail_errno(err, errno, "write %s", tmp);
-    fchmod(fileno(f), 0600);
-    bool ok = fwrite(b.data, 1, b.len, f) == b.len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return ty_fail_errno(err, e, "write %s", path);
-    }
-    return 0;
+    TY_AUTOFREE char *url = ty_asprintf("%s://%s:%d", sc ? "https" : "http", host, port);
+    const char *ca = sc ? (cert_file ? sc->cert.data : ty_pki_ca_pem(sc->pki)) : NULL;
+    TY_AUTOFREE char *text = ty_cli_kubeconfig(url, ca, NULL, sc ? sc->admin_cert : NULL,
+                                               sc ? sc->admin_key : NULL,
+                                               sc ? ADMIN_USER : "trainyard");
+    return ty_write_file_private(path, text, strlen(text), err);
 }
 
 static void on_node_stopped(void *arg)
@@ -334,6 +406,11 @@ int ty_cli_server(int argc, char **argv)
         {"cluster-domain", required_argument, NULL, 'Z'},
         {"service-cidr", required_argument, NULL, 'V'},
         {"require-images", no_argument, NULL, 'I'},
+        {"tls", no_argument, NULL, 'T'},
+        {"no-tls", no_argument, NULL, 'n'},
+        {"tls-cert-file", required_argument, NULL, 'c'},
+        {"tls-private-key-file", required_argument, NULL, 'k'},
+        {"token-auth-file", required_argument, NULL, 'a'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -345,6 +422,8 @@ int ty_cli_server(int argc, char **argv)
     int next_node = 1;
     bool stop_pods = false, fair_sharing = false, no_pod_network = false, require_images = false;
     const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
+    bool tls_on = false, tls_off = false;
+    const char *cert_file = NULL, *key_file = NULL, *token_file = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -390,6 +469,21 @@ int ty_cli_server(int argc, char **argv)
         case 'I':
             require_images = true;
             break;
+        case 'T':
+            tls_on = true;
+            break;
+        case 'n':
+            tls_off = true;
+            break;
+        case 'c':
+            cert_file = optarg;
+            break;
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'a':
+            token_file = optarg;
+            break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
             break;
@@ -417,23 +511,42 @@ int ty_cli_server(int argc, char **argv)
         data_dir = ty_cli_default_data_dir();
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     int lock_fd = -1;
-    if (ty_apiserver_check_listen(listen, &err) < 0) {
+    if (!cert_file != !key_file) {
+        fprintf(stderr, "trainyard server: --tls-cert-file and --tls-private-key-file go "
+                        "together\n");
+        return 2;
+    }
+    if (tls_off && (tls_on || cert_file || token_file)) {
+        fprintf(stderr, "trainyard server: --no-tls cannot go with --tls, --tls-cert-file or "
+                        "--token-auth-file\n");
+        return 2;
+    }
+    bool loopback = true;
+    if (ty_apiserver_check_listen(listen, !tls_off, &loopback, &err) < 0) {
         fprintf(stderr, "trainyard server: %s\n", err.msg);
         return 2;
     }
+    /* Plain loopback keeps the trusting local mode (docs/security.md); anything else is
+     * secure. */
+    bool secure = !tls_off && (tls_on || cert_file || token_file || !loopback);
     if (check_data_dir(data_dir, &err) < 0 || (lock_fd = lock_data_dir(data_dir, &err)) < 0) {
         fprintf(stderr, "trainyard server: %s\n", err.msg);
         return 1;
     }
     server_state st = {.stop_pods = stop_pods};
+    security sc = {0};
     TY_AUTOFREE char *host = NULL;
     TY_AUTOFREE char *node_dir = ty_asprintf("%s/node", data_dir);
     TY_AUTOFREE char *volumes_dir = ty_asprintf("%s/volumes", data_dir);
     TY_AUTOFREE char *images_dir = ty_asprintf("%s/images", data_dir);
+    TY_AUTOFREE char *audit_path = ty_asprintf("%s/audit.log", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0 ||
         (service_cidr && ty_store_set_service_cidr(st.store, service_cidr, &err) < 0))
+        goto out;
+    if (secure && security_open(&sc, data_dir, listen, cert_file, key_file, token_file,
+                                &err) < 0)
         goto out;
     ty_store_defer_commits(st.store, true);
     st.expiry = ty_event_expiry_new(st.store);
@@ -474,21 +587,24 @@ int ty_cli_server(int argc, char **argv)
                                .mutate = mutate_on_create,
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
-                               .metrics_ctx = st.node};
+                               .metrics_ctx = st.node,
+                               .security = secure ? &sc.sec : NULL};
+    cfg.audit_path = audit_path;
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);
         goto out;
     }
     host = client_host(listen);
-    if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), &err) < 0) {
+    if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), secure ? &sc : NULL,
+                         cert_file, &err) < 0) {
         ty_apiserver_stop(st.api);
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);
         goto out;
     }
-    fprintf(stderr, "trainyard server: serving on %s:%d; kubeconfig %s/kubeconfig\n", host,
-            ty_apiserver_port(st.api), data_dir);
+    fprintf(stderr, "trainyard server: serving on %s:%d%s; kubeconfig %s/kubeconfig\n", host,
+            ty_apiserver_port(st.api), secure ? " (TLS, RBAC)" : "", data_dir);
     uv_timer_init(&st.loop, &st.housekeeping);
     st.housekeeping.data = &st;
     uv_timer_start(&st.housekeeping, on_housekeeping, 60 * 1000, 60 * 1000);
@@ -513,6 +629,7 @@ out:
     uv_loop_close(&st.loop);
     ty_event_expiry_free(st.expiry);
     ty_store_free(st.store);
+    security_free(&sc);
     close(lock_fd); /* the last thing: the next server may start now */
     return rc;
 }
