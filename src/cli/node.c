@@ -392,6 +392,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         n->proxy = ty_svcproxy_new(cfg->loop, cfg->store, n->rt);
     const char *first = json_string_value(json_array_get(n->names, 0));
     n->agent = ty_nodeagent_new(cfg->loop, cfg->store, first, n->rt, n->ipam);
+    if (cfg->prepare_pod)
+        ty_nodeagent_set_prepare(n->agent, cfg->prepare_pod, cfg->prepare_ctx);
     n->binder = ty_binder_new(cfg->loop, cfg->store, first);
     /* Declared nodes: the agent also looks at the pods already bound to them (a restarted
      * server's), as it does for this machine's through their status reports. */

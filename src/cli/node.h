@@ -53,6 +53,9 @@ typedef struct ty_node_config {
     bool pods_use_cluster_dns;   /* pods resolve through cluster_dns (their resolv.conf names
                                   * it): jobs get the operator's Service names in MASTER_ADDR,
                                   * PET_RDZV_ENDPOINT and TF_CONFIG instead of addresses */
+    /* what a pod gets before it starts (controllers/nodeagent.h); NULL: nothing */
+    int (*prepare_pod)(void *ctx, json_t *pod, ty_error *err);
+    void *prepare_ctx;
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);

@@ -189,6 +189,13 @@ static int check_data_dir(const char *dir, ty_error *err)
     TY_AUTOFREE char *node = ty_asprintf("%s/node", dir);
     if (chmod(node, 0700) < 0 && errno != ENOENT)
         return ty_fail_errno(err, errno, "make %s private (0700)", node);
+    /* the audit log names every user and what they did: its owner's alone */
+    static const char *const logs[] = {"audit.log", "audit.log.1"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(logs); i++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/%s", dir, logs[i]);
+        if (chmod(p, 0600) < 0 && errno != ENOENT)
+            return ty_fail_errno(err, errno, "make %s private (0600)", p);
+    }
     return 0;
 }
 
@@ -270,6 +277,10 @@ typedef struct security {
     ty_buf cert, key;
     char *admin_cert, *admin_key;
     ty_apiserver_security sec;
+    /* for pods' ServiceAccount credentials (prepare_pod) */
+    char *sa_dir;   /* DIR/serviceaccounts: one directory per pod uid */
+    char *api_host; /* the server's address as pods reach it */
+    int api_port;
 } security;
 
 /* kube-apiserver's default issuer and audience of ServiceAccount tokens. */
@@ -286,6 +297,88 @@ static void security_free(security *sc)
     ty_buf_free(&sc->key);
     free(sc->admin_cert);
     free(sc->admin_key);
+    free(sc->sa_dir);
+    free(sc->api_host);
+}
+
+#define SA_MOUNT "/var/run/secrets/kubernetes.io/serviceaccount"
+#define SA_TOKEN_TTL_S (24 * 3600)
+
+static void prepend_env(json_t *container, const char *name, const char *value)
+{
+    json_t *env = json_object_get(container, "env");
+    if (!json_is_array(env)) {
+        env = json_array();
+        json_object_set_new(container, "env", env);
+    }
+    json_array_insert_new(env, 0, json_pack("{s:s, s:s}", "name", name, "value", value));
+}
+
+/* A pod that asks for it (spec.automountServiceAccountToken: true) gets, as the kubelet gives
+ * it, a token of its service account bound to the pod (dead once the pod is), the CA and its
+ * namespace at /var/run/secrets/kubernetes.io/serviceaccount, and KUBERNETES_SERVICE_HOST/PORT
+ * in its env. The files are written once, at the start (no refresh: the token lasts 24 h). */
+static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
+{
+    security *sc = ctx;
+    json_t *spec = json_object_get(pod, "spec");
+    if (!json_is_true(json_object_get(spec, "automountServiceAccountToken")))
+        return 0;
+    json_t *meta = json_object_get(pod, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    const char *uid = json_string_value(json_object_get(meta, "uid"));
+    const char *sa = json_string_value(json_object_get(spec, "serviceAccountName"));
+    if (!sa || !*sa)
+        sa = "default";
+    if (!ns || !name || !uid)
+        return ty_fail(err, "service account token: the pod has no namespace, name or uid");
+    int64_t now = ty_time_now_ns() / 1000000000;
+    const char *aud[] = {SA_ISSUER};
+    ty_sa_claims claims = {.ns = ns, .name = sa, .uid = "", .pod_name = name, .pod_uid = uid,
+                           .audiences = aud, .naudiences = 1, .issued_at = now,
+                           .expires = now + SA_TOKEN_TTL_S};
+    TY_AUTOFREE char *jwt = NULL;
+    if (ty_sa_token_sign(sc->sa, &claims, &jwt, err) < 0)
+        return ty_error_wrap(err, "service account token");
+    TY_AUTOFREE char *dir = ty_asprintf("%s/%s", sc->sa_dir, uid);
+    TY_AUTOFREE char *tok = ty_asprintf("%s/token", dir);
+    TY_AUTOFREE char *ca = ty_asprintf("%s/ca.crt", dir);
+    TY_AUTOFREE char *nsf = ty_asprintf("%s/namespace", dir);
+    if (ty_mkdir_p(dir, 0700) < 0)
+        return ty_fail_errno(err, errno, "service account token: create %s", dir);
+    const char *ca_pem = ty_pki_ca_pem(sc->pki);
+    if (ty_write_file_private(tok, jwt, strlen(jwt), err) < 0 ||
+        ty_write_file_private(ca, ca_pem, strlen(ca_pem), err) < 0 ||
+        ty_write_file_private(nsf, ns, strlen(ns), err) < 0)
+        return -1;
+    json_t *volumes = json_object_get(spec, "volumes");
+    if (!json_is_array(volumes)) {
+        volumes = json_array();
+        json_object_set_new(spec, "volumes", volumes);
+    }
+    json_array_append_new(volumes, json_pack("{s:s, s:{s:s, s:s}}", "name", "kube-api-access",
+                                             "hostPath", "path", dir, "type", "Directory"));
+    char port[16];
+    snprintf(port, sizeof port, "%d", sc->api_port);
+    static const char *const lists[] = {"initContainers", "containers"};
+    for (size_t l = 0; l < TY_ARRAY_LEN(lists); l++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(spec, lists[l]), i, c)
+        {
+            json_t *mounts = json_object_get(c, "volumeMounts");
+            if (!json_is_array(mounts)) {
+                mounts = json_array();
+                json_object_set_new(c, "volumeMounts", mounts);
+            }
+            json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", "kube-api-access",
+                                                    "mountPath", SA_MOUNT, "readOnly", 1));
+            prepend_env(c, "KUBERNETES_SERVICE_PORT", port);
+            prepend_env(c, "KUBERNETES_SERVICE_HOST", sc->api_host);
+        }
+    }
+    return 0;
 }
 
 static int read_pem(ty_buf *b, const char *path, const char *what, ty_error *err)
@@ -330,6 +423,7 @@ static int security_open(security *sc, const char *data_dir, const char *listen,
     if (ty_pki_client_cert(sc->pki, ADMIN_USER, admin_groups, 1, now, 365 * 86400LL,
                            &sc->admin_cert, &sc->admin_key, err) < 0)
         return ty_error_wrap(err, "the admin's client certificate");
+    sc->sa_dir = ty_asprintf("%s/serviceaccounts", data_dir);
     sc->sec = (ty_apiserver_security){
         .cert_pem = sc->cert.data,
         .key_pem = sc->key.data,
@@ -574,6 +668,8 @@ int ty_cli_server(int argc, char **argv)
         .cluster_domain = cluster_domain,
         .images_dir = images_dir,
         .require_images = require_images,
+        .prepare_pod = secure ? prepare_pod : NULL,
+        .prepare_ctx = &sc,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
@@ -596,6 +692,8 @@ int ty_cli_server(int argc, char **argv)
         goto out;
     }
     host = client_host(listen);
+    sc.api_host = ty_strdup(host);
+    sc.api_port = ty_apiserver_port(st.api);
     if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), secure ? &sc : NULL,
                          cert_file, &err) < 0) {
         ty_apiserver_stop(st.api);

@@ -42,7 +42,31 @@ struct ty_nodeagent {
     size_t nends, ends_cap;
     uv_check_t *check; /* runs while ends wait for their commit */
     bool remove_dirs;
+    ty_nodeagent_prepare_fn prepare;
+    void *prepare_ctx;
 };
+
+void ty_nodeagent_set_prepare(ty_nodeagent *a, ty_nodeagent_prepare_fn fn, void *ctx)
+{
+    a->prepare = fn;
+    a->prepare_ctx = ctx;
+}
+
+/* The pod as the runtime gets it: its claims as the directories of their volumes, and what
+ * the prepare hook adds (to a copy: the stored pod may share the tree). */
+static json_t *pod_to_run(ty_nodeagent *a, const json_t *pod, ty_error *err)
+{
+    json_t *run = ty_volumes_resolve_pod(a->store, pod, err);
+    if (!run || !a->prepare)
+        return run;
+    json_t *copy = json_deep_copy(run);
+    json_decref(run);
+    if (a->prepare(a->prepare_ctx, copy, err) < 0) {
+        json_decref(copy);
+        return NULL;
+    }
+    return copy;
+}
 
 static bool serves_pod(const ty_nodeagent *a, const json_t *pod)
 {
@@ -373,7 +397,7 @@ static int reconcile(void *ctx, const char *key, ty_error *err)
         }
         if (!host_net && ty_ipam_acquire(a->ipam, key, ip, &serr) < 0) {
             rc = fail_to_start(a, pod, serr.msg, err);
-        } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &serr)) ||
+        } else if (!(run = pod_to_run(a, pod, &serr)) ||
                    ty_runtime_start_pod(a->rt, run, ip, &serr) < 0) {
             /* run: the pod with its claims as the directories of their volumes */
             rc = fail_to_start(a, pod, serr.msg, err);

@@ -479,7 +479,7 @@ void srv_audit(call *c)
         if (rename(s->audit_path, old) < 0)
             ty_log(TY_LOG_WARN, "audit: rotate %s: %s", s->audit_path, strerror(errno));
     }
-    int fd = open(s->audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    int fd = open(s->audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 || write(fd, text, len) != (ssize_t)len)
         ty_log(TY_LOG_WARN, "audit: write %s: %s", s->audit_path, strerror(errno));
     if (fd >= 0)

@@ -310,3 +310,59 @@ def test_plain_http_refused_off_loopback(tmp_path):
     p = subprocess.run([trainyard_bin(), "token", "create", "--data-dir", str(tmp_path / "none"),
                         "--user", "x"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "not the data directory of a secure server" in p.stderr
+
+
+POD_CLIENT = r'''
+import os, ssl, urllib.error, urllib.request
+d = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(d + "/token").read()
+ns = open(d + "/namespace").read()
+ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+base = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"],
+                          os.environ["KUBERNETES_SERVICE_PORT"])
+def call(method, path):
+    req = urllib.request.Request(base + path, method=method,
+                                 headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+print("ns=%s list-own=%d list-other=%d delete-own=%d" % (
+    ns, call("GET", "/api/v1/namespaces/%s/pods" % ns),
+    call("GET", "/api/v1/namespaces/team-a/pods"),
+    call("DELETE", "/api/v1/namespaces/%s/pods/sa-client" % ns)), flush=True)
+'''
+
+
+def test_a_pod_uses_its_service_account_token(sec):
+    role = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-lister, namespace: team-b}
+rules: [{apiGroups: [""], resources: [pods], verbs: [list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-lists-pods, namespace: team-b}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-lister}
+subjects: [{kind: ServiceAccount, name: default}]
+"""
+    sec.kubectl("admin", "apply", "-f", "-", input=role)
+    p = {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "sa-client", "namespace": "team-b"},
+         "spec": {"restartPolicy": "Never", "automountServiceAccountToken": True,
+                  "containers": [{"name": "c", "image": "python",
+                                  "command": ["/usr/bin/python3", "-c", POD_CLIENT]}]}}
+    sec.kubectl("admin", "apply", "-f", "-", input=json.dumps(p))
+    out = lambda: sec.kubectl("admin", "logs", "sa-client", "-n", "team-b", check=False).stdout
+    assert wait_until(lambda: "list-own" in out(), 30), sec.kubectl(
+        "admin", "get", "pod", "sa-client", "-n", "team-b", "-o", "yaml").stdout
+    assert "ns=team-b list-own=200 list-other=403 delete-own=403" in out(), out()
+    uid = sec.kubectl("admin", "get", "pod", "sa-client", "-n", "team-b", "-o",
+                      "jsonpath={.metadata.uid}").stdout
+    token = open(os.path.join(sec.server.data_dir, "serviceaccounts", uid, "token")).read()
+    assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=token)[0] == 200
+    # the token dies with its pod
+    sec.kubectl("admin", "delete", "pod", "sa-client", "-n", "team-b", "--wait=true")
+    assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=token)[0] == 401
