@@ -106,3 +106,52 @@ Test(k8sproto, priorityclass)
     cr_assert_null(obj);
     ty_error_clear(&err);
 }
+
+/* What `kubectl auth can-i create pods -n team-b` sends. */
+Test(k8sproto, self_subject_access_review)
+{
+    unsigned char attrs[64], spec[96], ssar[128], body[256];
+    size_t a = ld(attrs, 1, "team-b", 6);
+    a += ld(attrs + a, 2, "create", 6);
+    a += ld(attrs + a, 5, "pods", 4);
+    a += ld(attrs + a, 6, "log", 3);
+    size_t s = ld(spec, 1, attrs, a);
+    size_t n = ld(ssar, 2, spec, s);
+    size_t len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectAccessReview", ssar, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "{\"apiVersion\": \"authorization.k8s.io/v1\", \"kind\": \"SelfSubjectAccessReview\", "
+        "\"metadata\": {}, \"spec\": {\"resourceAttributes\": {\"namespace\": \"team-b\", "
+        "\"verb\": \"create\", \"resource\": \"pods\", \"subresource\": \"log\"}}}",
+        0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+    /* a non-resource one, and a rules review */
+    a = ld(attrs, 1, "/metrics", 8);
+    a += ld(attrs + a, 2, "get", 3);
+    s = ld(spec, 2, attrs, a);
+    n = ld(ssar, 2, spec, s);
+    len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectAccessReview", ssar, n);
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_object_get(obj, "spec"), "nonResourceAttributes"),
+                         "path")),
+                     "/metrics");
+    json_decref(obj);
+    s = ld(spec, 1, "team-a", 6);
+    n = ld(ssar, 2, spec, s);
+    len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectRulesReview", ssar, n);
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(obj, "spec"),
+                                                       "namespace")),
+                     "team-a");
+    json_decref(obj);
+    /* a spec cut short is refused */
+    ssar[1] = (unsigned char)(s + 5);
+    len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectRulesReview", ssar, n);
+    cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
+    ty_error_clear(&err);
+}
