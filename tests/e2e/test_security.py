@@ -127,10 +127,11 @@ def test_anonymous_gets_401_but_health_and_version(sec):
     assert sec.request("GET", "/metrics")[0] == 401
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.1, asked for on purpose
 def test_tls_only_1_2_and_up_and_the_ca_verifies(sec):
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.load_verify_locations(str(sec.ca))
-    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1  # noqa: deprecated on purpose
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         sec.request("GET", "/healthz", ctx=old)
     # a client that trusts only the system's CAs does not accept the server
