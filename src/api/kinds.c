@@ -222,6 +222,13 @@ static const ty_kind_info lsar_kind = {
     .description = "LocalSubjectAccessReview is a SubjectAccessReview within one namespace.",
 };
 
+static const ty_kind_info ssr_kind = {
+    .group = "authentication.k8s.io", .version = "v1", .kind = "SelfSubjectReview",
+    .resource = "selfsubjectreviews", .singular = "selfsubjectreview", .short_names = "",
+    .namespaced = false, .builtin = true, .review = true,
+    .description = "SelfSubjectReview tells the caller who the server takes it for.",
+};
+
 /* The order discovery lists them in. */
 static const ty_kind_info *const kinds[] = {
     &namespace_kind, &node_kind, &pod_kind, &service_kind, &event_kind,
@@ -230,7 +237,7 @@ static const ty_kind_info *const kinds[] = {
     &pc_kind,
     &pv_kind, &pvc_kind,
     &role_kind, &clusterrole_kind, &rolebinding_kind, &clusterrolebinding_kind,
-    &ssar_kind, &ssrr_kind, &sar_kind, &lsar_kind,
+    &ssar_kind, &ssrr_kind, &sar_kind, &lsar_kind, &ssr_kind,
     NULL,
 };
 

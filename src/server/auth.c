@@ -375,8 +375,9 @@ int srv_rbac_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
 
 /* ---------- reviews ---------- */
 
-/* POST of a SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview or
- * SelfSubjectRulesReview: the object back with its status, nothing stored. */
+/* POST of a SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview,
+ * SelfSubjectRulesReview or SelfSubjectReview: the object back with its status, nothing
+ * stored. */
 enum MHD_Result srv_handle_review(call *c)
 {
     enum MHD_Result ret;
@@ -389,6 +390,18 @@ enum MHD_Result srv_handle_review(call *c)
     if (srv_check_kind(c, obj, &ret) < 0) {
         json_decref(obj);
         return ret;
+    }
+    if (strcmp(c->ri->kind, "SelfSubjectReview") == 0) {
+        /* who the server takes the caller for (`kubectl auth whoami`) */
+        json_t *groups = json_array();
+        for (size_t i = 0; i < c->user.ngroups; i++)
+            json_array_append_new(groups, json_string(c->user.groups[i]));
+        json_t *info = json_pack("{s:s, s:o}", "username", c->user.name ? c->user.name : "",
+                                 "groups", groups);
+        if (c->user.uid && *c->user.uid)
+            json_object_set_new(info, "uid", json_string(c->user.uid));
+        json_object_set_new(obj, "status", json_pack("{s:o}", "userInfo", info));
+        return srv_reply(c, 201, obj);
     }
     json_t *spec = json_object_get(obj, "spec");
     if (!json_is_object(spec)) {

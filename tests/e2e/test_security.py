@@ -367,3 +367,25 @@ subjects: [{kind: ServiceAccount, name: default}]
     # the token dies with its pod
     sec.kubectl("admin", "delete", "pod", "sa-client", "-n", "team-b", "--wait=true")
     assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=token)[0] == 401
+
+
+def test_kubectl_create_rbac_objects_and_whoami(sec):
+    # kubectl sends these as protobuf
+    sec.kubectl("admin", "create", "rolebinding", "carol-view", "--clusterrole=view",
+                "--user=carol", "-n", "team-b")
+    sec.kubectl("admin", "create", "role", "log-reader", "--verb=get", "--resource=pods/log",
+                "-n", "team-a")
+    rb = json.loads(sec.kubectl("admin", "get", "rolebinding", "carol-view", "-n", "team-b",
+                                "-o", "json").stdout)
+    assert rb["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                               "name": "carol"}]
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "view"}
+    assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token="static-carol-token")[0] \
+        == 200
+    who = sec.kubectl("alice", "auth", "whoami", "-o", "json").stdout
+    info = json.loads(who)["status"]["userInfo"]
+    assert info["username"] == "alice" and info["groups"] == ["team-a", "system:authenticated"]
+    who = json.loads(sec.kubectl("admin", "auth", "whoami", "-o", "json").stdout)
+    assert "system:masters" in who["status"]["userInfo"]["groups"]
+    sec.kubectl("admin", "delete", "rolebinding", "carol-view", "-n", "team-b")

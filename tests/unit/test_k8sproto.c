@@ -155,3 +155,55 @@ Test(k8sproto, self_subject_access_review)
     cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
     ty_error_clear(&err);
 }
+
+/* What `kubectl create rolebinding b --clusterrole=edit --serviceaccount=ns:sa` sends. */
+Test(k8sproto, role_binding)
+{
+    unsigned char meta[16], subj[64], ref[64], rb[160], body[256];
+    size_t m = ld(meta, 1, "b", 1);
+    size_t s = ld(subj, 1, "ServiceAccount", 14);
+    s += ld(subj + s, 2, "", 0); /* Go writes the empty apiGroup */
+    s += ld(subj + s, 3, "sa", 2);
+    s += ld(subj + s, 4, "ns", 2);
+    size_t r = ld(ref, 1, "rbac.authorization.k8s.io", 25);
+    r += ld(ref + r, 2, "ClusterRole", 11);
+    r += ld(ref + r, 3, "edit", 4);
+    size_t n = ld(rb, 1, meta, m);
+    n += ld(rb + n, 2, subj, s);
+    n += ld(rb + n, 3, ref, r);
+    size_t len = envelope(body, "rbac.authorization.k8s.io/v1", "RoleBinding", rb, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "{\"apiVersion\": \"rbac.authorization.k8s.io/v1\", \"kind\": \"RoleBinding\", "
+        "\"metadata\": {\"name\": \"b\"}, \"subjects\": [{\"kind\": \"ServiceAccount\", "
+        "\"name\": \"sa\", \"namespace\": \"ns\"}], \"roleRef\": {\"apiGroup\": "
+        "\"rbac.authorization.k8s.io\", \"kind\": \"ClusterRole\", \"name\": \"edit\"}}",
+        0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+}
+
+/* `kubectl create role r --verb=get --resource=pods`: a rule's lists keep "" (the core group). */
+Test(k8sproto, role_rules)
+{
+    unsigned char meta[16], rule[64], role[128], body[256];
+    size_t m = ld(meta, 1, "r", 1);
+    size_t u = ld(rule, 1, "get", 3);
+    u += ld(rule + u, 2, "", 0);
+    u += ld(rule + u, 3, "pods", 4);
+    size_t n = ld(role, 1, meta, m);
+    n += ld(role + n, 2, rule, u);
+    size_t len = envelope(body, "rbac.authorization.k8s.io/v1", "Role", role, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "[{\"verbs\": [\"get\"], \"apiGroups\": [\"\"], \"resources\": [\"pods\"]}]", 0, NULL);
+    cr_assert(json_equal(json_object_get(obj, "rules"), want), "%s",
+              json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+}
