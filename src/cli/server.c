@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/quantity.h"
 #include "base/mem.h"
 #include "base/time.h"
 #include "cli/cli.h"
@@ -123,6 +124,9 @@ static void usage(FILE *f)
             "  --tls-cert-file FILE, --tls-private-key-file FILE\n"
             "                    serve this certificate (PEM, chain allowed) and key instead of\n"
             "                    the one made in <data-dir>/pki (implies --tls)\n"
+            "  --audit-log-max-size SIZE\n"
+            "                    <data-dir>/audit.log (a JSON line per mutating request) moves\n"
+            "                    to audit.log.1 past SIZE bytes (a quantity: 100Mi, the default)\n"
             "  --token-auth-file FILE\n"
             "                    static bearer tokens, kube-apiserver's CSV format\n"
             "                    (token,user,uid[,\"group1,group2\"])\n"
@@ -505,6 +509,7 @@ int ty_cli_server(int argc, char **argv)
         {"tls-cert-file", required_argument, NULL, 'c'},
         {"tls-private-key-file", required_argument, NULL, 'k'},
         {"token-auth-file", required_argument, NULL, 'a'},
+        {"audit-log-max-size", required_argument, NULL, 'A'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -518,6 +523,7 @@ int ty_cli_server(int argc, char **argv)
     const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
     bool tls_on = false, tls_off = false;
     const char *cert_file = NULL, *key_file = NULL, *token_file = NULL;
+    size_t audit_max = 0;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -578,6 +584,18 @@ int ty_cli_server(int argc, char **argv)
         case 'a':
             token_file = optarg;
             break;
+        case 'A': {
+            ty_quantity q;
+            ty_error qerr = TY_ERROR_INIT;
+            if (ty_quantity_parse(optarg, &q, &qerr) < 0 || ty_quantity_value(q) < 1024) {
+                fprintf(stderr, "trainyard server: --audit-log-max-size %s: %s\n", optarg,
+                        qerr.msg ? qerr.msg : "at least 1Ki");
+                ty_error_clear(&qerr);
+                return 2;
+            }
+            audit_max = (size_t)ty_quantity_value(q);
+            break;
+        }
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
             break;
@@ -686,6 +704,7 @@ int ty_cli_server(int argc, char **argv)
                                .metrics_ctx = st.node,
                                .security = secure ? &sc.sec : NULL};
     cfg.audit_path = audit_path;
+    cfg.audit_max_bytes = audit_max;
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);

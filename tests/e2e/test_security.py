@@ -294,6 +294,9 @@ def test_python_client_with_a_bearer_token(sec):
 
 
 def test_audit_log(sec):
+    sec.kubectl("bob", "delete", "pod", "nothing", "-n", "team-b", check=False)
+    sec.kubectl("alice", "apply", "-n", "team-a", "-f", "-", input=json.dumps(pod("a-9", "team-a")))
+    sec.kubectl("alice", "delete", "pod", "a-9", "-n", "team-a", "--wait=false")
     lines = [json.loads(l) for l in open(os.path.join(sec.server.data_dir, "audit.log"))]
     assert all(l["method"] not in ("GET",) for l in lines)
     refused = [l for l in lines if l["user"] == "bob" and l["verb"] == "delete"]
@@ -389,3 +392,25 @@ def test_kubectl_create_rbac_objects_and_whoami(sec):
     who = json.loads(sec.kubectl("admin", "auth", "whoami", "-o", "json").stdout)
     assert "system:masters" in who["status"]["userInfo"]["groups"]
     sec.kubectl("admin", "delete", "rolebinding", "carol-view", "-n", "team-b")
+
+
+def test_audit_log_rotates_by_size(tmp_path):
+    # the trusting loopback mode audits too (as the local admin)
+    s = Server(tmp_path / "data", ["--no-pod-network", "--audit-log-max-size", "2Ki"]).start()
+    try:
+        for i in range(12):
+            s.kubectl("create", "namespace", f"audit-{i}")
+        log = os.path.join(s.data_dir, "audit.log")
+        old = log + ".1"
+        assert os.path.exists(old)
+        assert os.path.getsize(log) <= 2048 and os.path.getsize(old) <= 2048
+        assert os.stat(log).st_mode & 0o777 == 0o600
+        lines = [json.loads(l) for f in (old, log) for l in open(f)]
+        created = [l["uri"] for l in lines if l["verb"] == "create"]
+        assert "/api/v1/namespaces" in created and lines[-1]["user"] == "system:admin"
+        assert lines[-1]["code"] == 201 and "system:masters" in lines[-1]["groups"]
+    finally:
+        s.stop()
+    p = subprocess.run([trainyard_bin(), "server", "--data-dir", str(tmp_path / "d2"),
+                        "--audit-log-max-size", "10"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--audit-log-max-size 10: at least 1Ki" in p.stderr
