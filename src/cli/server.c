@@ -282,7 +282,7 @@ typedef struct security {
     char *admin_cert, *admin_key;
     ty_apiserver_security sec;
     /* for pods' ServiceAccount credentials (prepare_pod) */
-    char *sa_dir;   /* DIR/serviceaccounts: one directory per pod uid */
+    ty_runtime *rt; /* pods' directories hold their credentials */
     char *api_host; /* the server's address as pods reach it */
     int api_port;
 } security;
@@ -301,7 +301,6 @@ static void security_free(security *sc)
     ty_buf_free(&sc->key);
     free(sc->admin_cert);
     free(sc->admin_key);
-    free(sc->sa_dir);
     free(sc->api_host);
 }
 
@@ -345,7 +344,9 @@ static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
     TY_AUTOFREE char *jwt = NULL;
     if (ty_sa_token_sign(sc->sa, &claims, &jwt, err) < 0)
         return ty_error_wrap(err, "service account token");
-    TY_AUTOFREE char *dir = ty_asprintf("%s/%s", sc->sa_dir, uid);
+    /* in the pod's directory, which goes with the pod */
+    TY_AUTOFREE char *pod_dir = ty_runtime_pod_dir(sc->rt, ns, name, uid);
+    TY_AUTOFREE char *dir = ty_asprintf("%s/serviceaccount", pod_dir);
     TY_AUTOFREE char *tok = ty_asprintf("%s/token", dir);
     TY_AUTOFREE char *ca = ty_asprintf("%s/ca.crt", dir);
     TY_AUTOFREE char *nsf = ty_asprintf("%s/namespace", dir);
@@ -427,7 +428,6 @@ static int security_open(security *sc, const char *data_dir, const char *listen,
     if (ty_pki_client_cert(sc->pki, ADMIN_USER, admin_groups, 1, now, 365 * 86400LL,
                            &sc->admin_cert, &sc->admin_key, err) < 0)
         return ty_error_wrap(err, "the admin's client certificate");
-    sc->sa_dir = ty_asprintf("%s/serviceaccounts", data_dir);
     sc->sec = (ty_apiserver_security){
         .cert_pem = sc->cert.data,
         .key_pem = sc->key.data,
@@ -691,6 +691,7 @@ int ty_cli_server(int argc, char **argv)
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
+    sc.rt = ty_node_runtime(st.node);
     if (cluster_dns && ty_node_cluster_dns(st.node)) /* the port it picked */
         fprintf(stderr, "trainyard server: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     ty_apiserver_config cfg = {.loop = &st.loop,

@@ -365,7 +365,10 @@ subjects: [{kind: ServiceAccount, name: default}]
     assert "ns=team-b list-own=200 list-other=403 delete-own=403" in out(), out()
     uid = sec.kubectl("admin", "get", "pod", "sa-client", "-n", "team-b", "-o",
                       "jsonpath={.metadata.uid}").stdout
-    token = open(os.path.join(sec.server.data_dir, "serviceaccounts", uid, "token")).read()
+    pods = os.path.join(sec.server.data_dir, "node", "pods")
+    pod_dir = next(os.path.join(pods, d) for d in os.listdir(pods) if d.endswith("_" + uid))
+    token = open(os.path.join(pod_dir, "serviceaccount", "token")).read()
+    assert os.stat(os.path.join(pod_dir, "serviceaccount", "token")).st_mode & 0o777 == 0o600
     assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=token)[0] == 200
     # the token dies with its pod
     sec.kubectl("admin", "delete", "pod", "sa-client", "-n", "team-b", "--wait=true")
