@@ -434,6 +434,11 @@ ty_runtime *ty_node_runtime(ty_node *n) { return n->rt; }
 
 const char *ty_node_cluster_dns(const ty_node *n) { return n->dns ? ty_dns_address(n->dns) : NULL; }
 
+const char *ty_node_host_ip(const ty_node *n)
+{
+    return ty_ipam_is_block(n->ipam) ? ty_ipam_host(n->ipam) : NULL;
+}
+
 static void on_runtime_done(void *arg)
 {
     ty_node *n = arg;

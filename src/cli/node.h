@@ -62,6 +62,9 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);
 ty_runtime *ty_node_runtime(ty_node *n);
 /* The address cluster DNS serves on ("ADDR:PORT"), or NULL without it. */
 const char *ty_node_cluster_dns(const ty_node *n);
+/* The address pods in their own network namespace reach this machine at (the pod network's
+ * gateway, their status.hostIP), or NULL without a pod network (pods share the host's). */
+const char *ty_node_host_ip(const ty_node *n);
 /* Stops the controllers and then either stops every pod (stop_pods) or leaves them running
  * for the next trainyard to adopt; `done` runs on the loop when that is over. */
 void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);

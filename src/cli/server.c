@@ -283,7 +283,8 @@ typedef struct security {
     ty_apiserver_security sec;
     /* for pods' ServiceAccount credentials (prepare_pod) */
     ty_runtime *rt; /* pods' directories hold their credentials */
-    char *api_host; /* the server's address as pods reach it */
+    char *api_host; /* the server's address as pods on the host's network reach it */
+    char *pod_host; /* ... and as pods in their own network namespace do (NULL: none) */
     int api_port;
 } security;
 
@@ -302,6 +303,7 @@ static void security_free(security *sc)
     free(sc->admin_cert);
     free(sc->admin_key);
     free(sc->api_host);
+    free(sc->pod_host);
 }
 
 #define SA_MOUNT "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -366,6 +368,8 @@ static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
                                              "hostPath", "path", dir, "type", "Directory"));
     char port[16];
     snprintf(port, sizeof port, "%d", sc->api_port);
+    /* a pod with a network namespace of its own reaches the server at the gateway */
+    bool own_net = sc->pod_host && !json_is_true(json_object_get(spec, "hostNetwork"));
     static const char *const lists[] = {"initContainers", "containers"};
     for (size_t l = 0; l < TY_ARRAY_LEN(lists); l++) {
         size_t i;
@@ -380,7 +384,7 @@ static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
             json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", "kube-api-access",
                                                     "mountPath", SA_MOUNT, "readOnly", 1));
             prepend_env(c, "KUBERNETES_SERVICE_PORT", port);
-            prepend_env(c, "KUBERNETES_SERVICE_HOST", sc->api_host);
+            prepend_env(c, "KUBERNETES_SERVICE_HOST", own_net ? sc->pod_host : sc->api_host);
         }
     }
     return 0;
@@ -397,14 +401,19 @@ static int read_pem(ty_buf *b, const char *path, const char *what, ty_error *err
  * the ServiceAccount key (DIR/pki/sa.key), and a client certificate for the admin (CN
  * trainyard-admin, O system:masters), made at each start for DIR/kubeconfig. */
 static int security_open(security *sc, const char *data_dir, const char *listen,
-                         const char *cert_file, const char *key_file, const char *token_file,
-                         ty_error *err)
+                         const char *pod_host, const char *cert_file, const char *key_file,
+                         const char *token_file, ty_error *err)
 {
     TY_AUTOFREE char *pki_dir = ty_asprintf("%s/pki", data_dir);
     const char *colon = strrchr(listen, ':');
     TY_AUTOFREE char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : 0);
     char **sans = NULL;
     size_t nsans = ty_pki_default_sans(host, &sans);
+    /* pods with a network of their own verify the server at the gateway's address */
+    if (pod_host) {
+        sans = ty_realloc(sans, (nsans + 1) * sizeof *sans);
+        sans[nsans++] = ty_strdup(pod_host);
+    }
     int64_t now = ty_time_now_ns() / 1000000000;
     int rc = ty_pki_open(pki_dir, (const char *const *)sans, nsans, now, &sc->pki, err);
     for (size_t i = 0; i < nsans; i++)
@@ -657,9 +666,6 @@ int ty_cli_server(int argc, char **argv)
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0 ||
         (service_cidr && ty_store_set_service_cidr(st.store, service_cidr, &err) < 0))
         goto out;
-    if (secure && security_open(&sc, data_dir, listen, cert_file, key_file, token_file,
-                                &err) < 0)
-        goto out;
     ty_store_defer_commits(st.store, true);
     st.expiry = ty_event_expiry_new(st.store);
     uv_prepare_init(&st.loop, &st.commit);
@@ -692,6 +698,15 @@ int ty_cli_server(int argc, char **argv)
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
     sc.rt = ty_node_runtime(st.node);
+    /* after the node: its pod network's gateway is one of the serving certificate's names */
+    if (secure && ty_node_host_ip(st.node))
+        sc.pod_host = ty_strdup(ty_node_host_ip(st.node));
+    if (secure && security_open(&sc, data_dir, listen, sc.pod_host, cert_file, key_file,
+                                token_file, &err) < 0) {
+        ty_node_stop(st.node, false, NULL, NULL);
+        uv_run(&st.loop, UV_RUN_DEFAULT);
+        goto out;
+    }
     if (cluster_dns && ty_node_cluster_dns(st.node)) /* the port it picked */
         fprintf(stderr, "trainyard server: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     ty_apiserver_config cfg = {.loop = &st.loop,
@@ -714,6 +729,10 @@ int ty_cli_server(int argc, char **argv)
     host = client_host(listen);
     sc.api_host = ty_strdup(host);
     sc.api_port = ty_apiserver_port(st.api);
+    if (secure && sc.pod_host && loopback)
+        fprintf(stderr, "trainyard server: pods with a network namespace of their own cannot "
+                        "reach the API on %s (their ServiceAccount tokens name %s); listen on "
+                        "0.0.0.0 or %s for them\n", listen, sc.pod_host, sc.pod_host);
     if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), secure ? &sc : NULL,
                          cert_file, &err) < 0) {
         ty_apiserver_stop(st.api);

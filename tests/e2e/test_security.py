@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import trainyard_bin, wait_until
+from conftest import netns_refused, trainyard_bin, wait_until
 from server_fixture import KUBECTL, Server
 
 RBAC = """
@@ -339,8 +339,7 @@ print("ns=%s list-own=%d list-other=%d delete-own=%d" % (
 '''
 
 
-def test_a_pod_uses_its_service_account_token(sec):
-    role = """
+SA_ROLE = """
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {name: pod-lister, namespace: team-b}
@@ -352,17 +351,26 @@ metadata: {name: default-lists-pods, namespace: team-b}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-lister}
 subjects: [{kind: ServiceAccount, name: default}]
 """
-    sec.kubectl("admin", "apply", "-f", "-", input=role)
-    p = {"apiVersion": "v1", "kind": "Pod",
-         "metadata": {"name": "sa-client", "namespace": "team-b"},
-         "spec": {"restartPolicy": "Never", "automountServiceAccountToken": True,
-                  "containers": [{"name": "c", "image": "python",
-                                  "command": ["/usr/bin/python3", "-c", POD_CLIENT]}]}}
-    sec.kubectl("admin", "apply", "-f", "-", input=json.dumps(p))
-    out = lambda: sec.kubectl("admin", "logs", "sa-client", "-n", "team-b", check=False).stdout
-    assert wait_until(lambda: "list-own" in out(), 30), sec.kubectl(
-        "admin", "get", "pod", "sa-client", "-n", "team-b", "-o", "yaml").stdout
-    assert "ns=team-b list-own=200 list-other=403 delete-own=403" in out(), out()
+SA_POD = {"apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": "sa-client", "namespace": "team-b"},
+          "spec": {"restartPolicy": "Never", "automountServiceAccountToken": True,
+                   "containers": [{"name": "c", "image": "python",
+                                   "command": ["/usr/bin/python3", "-c", POD_CLIENT]}]}}
+
+
+def run_sa_client(kubectl):
+    """Runs the pod that calls the API with its token in team-b; returns its output."""
+    kubectl("apply", "-f", "-", input=SA_ROLE)
+    kubectl("apply", "-f", "-", input=json.dumps(SA_POD))
+    out = lambda: kubectl("logs", "sa-client", "-n", "team-b", check=False).stdout
+    assert wait_until(lambda: "list-own" in out(), 30), kubectl(
+        "get", "pod", "sa-client", "-n", "team-b", "-o", "yaml").stdout
+    return out()
+
+
+def test_a_pod_uses_its_service_account_token(sec):
+    out = run_sa_client(lambda *a, **k: sec.kubectl("admin", *a, **k))
+    assert "ns=team-b list-own=200 list-other=403 delete-own=403" in out, out
     uid = sec.kubectl("admin", "get", "pod", "sa-client", "-n", "team-b", "-o",
                       "jsonpath={.metadata.uid}").stdout
     pods = os.path.join(sec.server.data_dir, "node", "pods")
@@ -417,3 +425,22 @@ def test_audit_log_rotates_by_size(tmp_path):
     p = subprocess.run([trainyard_bin(), "server", "--data-dir", str(tmp_path / "d2"),
                         "--audit-log-max-size", "10"], capture_output=True, text=True)
     assert p.returncode == 2 and "--audit-log-max-size 10: at least 1Ki" in p.stderr
+
+
+@pytest.mark.skipif(netns_refused() is not None, reason=str(netns_refused()))
+def test_a_pod_in_its_own_network_reaches_the_api(tmp_path):
+    # Off loopback (TLS by default), with a pod network: the pod reaches the server at its
+    # gateway, which the serving certificate names.
+    s = Server(tmp_path / "data").start(listen="0.0.0.0:0")
+    try:
+        assert s.url.startswith("https://127.0.0.1:"), s.url
+        s.kubectl("create", "namespace", "team-a")
+        s.kubectl("create", "namespace", "team-b")
+        out = run_sa_client(s.kubectl)
+        assert "ns=team-b list-own=200 list-other=403 delete-own=403" in out, out
+        env = s.kubectl("get", "pod", "sa-client", "-n", "team-b", "-o",
+                        "jsonpath={.status.hostIP}").stdout
+        assert env and not env.startswith("127."), env
+    finally:
+        s.stop()
+        s.reap()
