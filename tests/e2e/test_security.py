@@ -444,3 +444,29 @@ def test_a_pod_in_its_own_network_reaches_the_api(tmp_path):
     finally:
         s.stop()
         s.reap()
+
+
+def test_a_certificate_of_ones_own(tmp_path):
+    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(crt),
+                    "-days", "1", "-subj", "/CN=own", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    s = Server(tmp_path / "data", ["--no-pod-network", "--tls-cert-file", str(crt),
+                                   "--tls-private-key-file", str(key)]).start()
+    try:
+        assert s.url.startswith("https://")
+        assert "default" in s.kubectl("get", "ns").stdout  # the kubeconfig trusts that cert
+        ctx = ssl.create_default_context(cafile=str(crt))
+        with urllib.request.urlopen(s.url + "/healthz", context=ctx, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        s.stop()
+    p = subprocess.run([trainyard_bin(), "server", "--data-dir", str(tmp_path / "d2"),
+                        "--no-pod-network", "--tls-cert-file", str(tmp_path / "missing.pem"),
+                        "--tls-private-key-file", str(key)], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 1 and "missing.pem" in p.stderr, p.stderr
+    p = subprocess.run([trainyard_bin(), "server", "--data-dir", str(tmp_path / "d3"),
+                        "--tls-cert-file", str(crt)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "go together" in p.stderr
