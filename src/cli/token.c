@@ -1,13 +1,16 @@
 /* trainyard token create: a bearer token for a user of a secure server, printed as a
  * kubeconfig. The token is minted into the server's data dir (only its SHA-256 is kept there,
  * auth/token.h), where the running server finds it at its first use; nothing is asked of the
- * server itself, so this works whether it runs or not. */
+ * server itself, so this works whether it runs or not. With --client-cert, a client
+ * certificate signed by the server's CA instead (nothing is stored: it cannot be revoked, so
+ * it is short-lived unless asked otherwise). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/pki.h"
 #include "auth/token.h"
 #include "base/base64.h"
 #include "base/buf.h"
@@ -91,7 +94,7 @@ static char *server_url_of(const char *data_dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: trainyard token create --user NAME [--group GROUP]... [--ttl DURATION]\n"
-               "                              [--data-dir DIR] [--server URL]\n"
+               "                              [--client-cert] [--data-dir DIR] [--server URL]\n"
                "\n"
                "Mints a bearer token for NAME (in the groups given) on the secure server whose\n"
                "data directory is DIR, and prints a kubeconfig that uses it. Only the token's\n"
@@ -100,7 +103,10 @@ static void usage(FILE *f)
                "options:\n"
                "  --user NAME       the user the token authenticates as\n"
                "  --group GROUP     a group of the user (repeatable)\n"
-               "  --ttl DURATION    valid for this long (90s, 30m, 24h, 7d; default: no end)\n"
+               "  --ttl DURATION    valid for this long (90s, 30m, 24h, 7d; default: no end, or\n"
+               "                    a day for a client certificate)\n"
+               "  --client-cert     a client certificate (CN NAME, O each GROUP) signed by the\n"
+               "                    server's CA instead of a token\n"
                "  --data-dir DIR    the server's state directory (default\n"
                "                    $HOME/.local/share/trainyard)\n"
                "  --server URL      the address in the kubeconfig (default: the server's own,\n"
@@ -113,6 +119,7 @@ static int token_create(int argc, char **argv)
         {"user", required_argument, NULL, 'u'},     {"group", required_argument, NULL, 'g'},
         {"ttl", required_argument, NULL, 't'},      {"data-dir", required_argument, NULL, 'd'},
         {"server", required_argument, NULL, 's'},   {"help", no_argument, NULL, 'h'},
+        {"client-cert", no_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     const char *user = NULL, *server = NULL;
@@ -120,6 +127,7 @@ static int token_create(int argc, char **argv)
     TY_AUTOFREE const char **groups = NULL;
     size_t ngroups = 0;
     int64_t ttl = 0;
+    bool client_cert = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -149,6 +157,9 @@ static int token_create(int argc, char **argv)
         case 's':
             server = optarg;
             break;
+        case 'c':
+            client_cert = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -175,10 +186,27 @@ static int token_create(int argc, char **argv)
                         "first\n", data_dir, data_dir, ca_path, data_dir);
         return 1;
     }
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    int64_t now = ty_time_now_ns() / 1000000000;
+    if (client_cert) {
+        TY_AUTOFREE char *pki_dir = ty_asprintf("%s/pki", data_dir);
+        TY_AUTOFREE char *cert = NULL, *key = NULL;
+        ty_pki *pki = NULL;
+        if (ty_pki_open(pki_dir, NULL, 0, now, &pki, &err) < 0 ||
+            ty_pki_client_cert(pki, user, groups, ngroups, now, ttl ? ttl : 86400, &cert, &key,
+                               &err) < 0) {
+            ty_pki_free(pki);
+            fprintf(stderr, "trainyard token create: %s\n", err.msg);
+            return 1;
+        }
+        ty_pki_free(pki);
+        TY_AUTOFREE char *kc = ty_cli_kubeconfig(url, ca.data, NULL, cert, key, user);
+        fputs(kc, stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     TY_AUTOFREE char *tokens = ty_asprintf("%s/tokens", data_dir);
     TY_AUTOFREE char *token = NULL;
-    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
-    int64_t expires = ttl ? ty_time_now_ns() / 1000000000 + ttl : 0;
+    int64_t expires = ttl ? now + ttl : 0;
     if (ty_token_mint(tokens, user, groups, ngroups, expires, &token, &err) < 0) {
         fprintf(stderr, "trainyard token create: %s\n", err.msg);
         return 1;

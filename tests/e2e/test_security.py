@@ -470,3 +470,19 @@ def test_a_certificate_of_ones_own(tmp_path):
     p = subprocess.run([trainyard_bin(), "server", "--data-dir", str(tmp_path / "d3"),
                         "--tls-cert-file", str(crt)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "go together" in p.stderr
+
+
+def test_a_client_certificate_kubeconfig(sec):
+    path = sec.token_kubeconfig("erin", "--group", "team-a", "--client-cert", "--ttl", "1h")
+    user = yaml.safe_load(open(path))["users"][0]["user"]
+    assert "client-certificate-data" in user and "token" not in user
+    p = subprocess.run([KUBECTL, "--kubeconfig", path, "auth", "whoami", "-o", "json"],
+                       capture_output=True, text=True, timeout=60)
+    info = json.loads(p.stdout)["status"]["userInfo"]
+    assert info["username"] == "erin" and "team-a" in info["groups"]
+    p = subprocess.run([KUBECTL, "--kubeconfig", path, "auth", "can-i", "create", "pods", "-n",
+                        "team-a"], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "yes"
+    p = subprocess.run([KUBECTL, "--kubeconfig", path, "get", "pods", "-n", "team-b"],
+                       capture_output=True, text=True, timeout=60)
+    assert 'User "erin" cannot list resource "pods"' in p.stderr
