@@ -367,6 +367,197 @@ static int service_of(pb b, json_t *obj)
     return r;
 }
 
+/* The string fields of a message into `out`, by field number (names[n]; NULL: skipped). */
+static int strings_of(pb b, json_t *out, const char *const *names, size_t n)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2 || f.number >= n || !names[f.number])
+            continue;
+        json_t *str = string_of(&f.bytes);
+        if (!str)
+            return -1;
+        if (!*json_string_value(str)) { /* Go writes empty strings; JSON omits them */
+            json_decref(str);
+            continue;
+        }
+        json_object_set_new(out, names[f.number], str);
+    }
+    return r;
+}
+
+/* authorization.k8s.io/v1 ResourceAttributes {1: namespace, 2: verb, 3: group, 4: version,
+ * 5: resource, 6: subresource, 7: name} and NonResourceAttributes {1: path, 2: verb}. */
+static int attributes_of(pb b, bool resource, json_t *spec)
+{
+    static const char *const res[] = {NULL,      "namespace",   "verb", "group",
+                                      "version", "resource", "subresource", "name"};
+    static const char *const nonres[] = {NULL, "path", "verb"};
+    json_t *attrs = json_object();
+    json_object_set_new(spec, resource ? "resourceAttributes" : "nonResourceAttributes", attrs);
+    return resource ? strings_of(b, attrs, res, TY_ARRAY_LEN(res))
+                    : strings_of(b, attrs, nonres, TY_ARRAY_LEN(nonres));
+}
+
+/* SelfSubjectAccessReview {1: metadata, 2: spec {1: resourceAttributes, 2:
+ * nonResourceAttributes}} and SelfSubjectRulesReview {1: metadata, 2: spec {1: namespace}}:
+ * what `kubectl auth can-i` (and --list) send. */
+static int review_of(pb b, json_t *obj, bool rules)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number == 1) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 2) {
+            json_t *spec = json_object();
+            json_object_set_new(obj, "spec", spec);
+            if (rules) {
+                static const char *const names[] = {NULL, "namespace"};
+                if (strings_of(f.bytes, spec, names, TY_ARRAY_LEN(names)) < 0)
+                    return -1;
+                continue;
+            }
+            pb sb = f.bytes;
+            pb_field g;
+            int rs;
+            while ((rs = next_field(&sb, &g)) > 0)
+                if (g.wire == 2 && (g.number == 1 || g.number == 2) &&
+                    attributes_of(g.bytes, g.number == 1, spec) < 0)
+                    return -1;
+            if (rs < 0)
+                return -1;
+        }
+    }
+    return r;
+}
+
+static int access_review_of(pb b, json_t *obj)
+{
+    return review_of(b, obj, false);
+}
+
+static int rules_review_of(pb b, json_t *obj)
+{
+    return review_of(b, obj, true);
+}
+
+/* rbac.authorization.k8s.io/v1 PolicyRule {1: verbs, 2: apiGroups, 3: resources,
+ * 4: resourceNames, 5: nonResourceURLs}, every one a repeated string. */
+static int policy_rule_of(pb b, json_t *rule)
+{
+    static const char *const lists[] = {NULL, "verbs", "apiGroups", "resources",
+                                        "resourceNames", "nonResourceURLs"};
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2 || f.number >= TY_ARRAY_LEN(lists))
+            continue;
+        json_t *list = json_object_get(rule, lists[f.number]);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(rule, lists[f.number], list);
+        }
+        json_t *str = string_of(&f.bytes);
+        if (!str)
+            return -1;
+        json_array_append_new(list, str);
+    }
+    return r;
+}
+
+/* AggregationRule {1: clusterRoleSelectors: LabelSelector {1: matchLabels (map)}}. */
+static int aggregation_rule_of(pb b, json_t *obj)
+{
+    json_t *selectors = json_array();
+    json_object_set_new(obj, "aggregationRule", json_pack("{s:o}", "clusterRoleSelectors",
+                                                          selectors));
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2 || f.number != 1)
+            continue;
+        json_t *labels = json_object();
+        json_array_append_new(selectors, json_pack("{s:o}", "matchLabels", labels));
+        pb sel = f.bytes;
+        pb_field g;
+        int rs;
+        while ((rs = next_field(&sel, &g)) > 0)
+            if (g.wire == 2 && g.number == 1 && map_entry(g.bytes, labels) < 0)
+                return -1;
+        if (rs < 0)
+            return -1;
+    }
+    return r;
+}
+
+/* Role and ClusterRole {1: metadata, 2: rules, 3: aggregationRule}; RoleBinding and
+ * ClusterRoleBinding {1: metadata, 2: subjects {1: kind, 2: apiGroup, 3: name, 4: namespace},
+ * 3: roleRef {1: apiGroup, 2: kind, 3: name}}: what `kubectl create role`, `clusterrole`,
+ * `rolebinding` and `clusterrolebinding` send. */
+static int rbac_of(pb b, json_t *obj, bool binding)
+{
+    static const char *const subject[] = {NULL, "kind", "apiGroup", "name", "namespace"};
+    static const char *const role_ref[] = {NULL, "apiGroup", "kind", "name"};
+    const char *list_name = binding ? "subjects" : "rules";
+    json_t *list = json_array();
+    json_object_set_new(obj, list_name, list);
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.wire != 2)
+            continue;
+        if (f.number == 1) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 2) {
+            json_t *item = json_object();
+            json_array_append_new(list, item);
+            if ((binding ? strings_of(f.bytes, item, subject, TY_ARRAY_LEN(subject))
+                         : policy_rule_of(f.bytes, item)) < 0)
+                return -1;
+        } else if (f.number == 3) {
+            json_t *ref = json_object();
+            if (binding)
+                json_object_set_new(obj, "roleRef", ref);
+            else
+                json_decref(ref);
+            if ((binding ? strings_of(f.bytes, ref, role_ref, TY_ARRAY_LEN(role_ref))
+                         : aggregation_rule_of(f.bytes, obj)) < 0)
+                return -1;
+        }
+    }
+    if (binding && json_array_size(list) == 0) /* subjects is optional, rules is not */
+        json_object_del(obj, list_name);
+    return r;
+}
+
+static int role_of(pb b, json_t *obj)
+{
+    return rbac_of(b, obj, false);
+}
+
+static int binding_of(pb b, json_t *obj)
+{
+    return rbac_of(b, obj, true);
+}
+
+/* authentication.k8s.io/v1 SelfSubjectReview {1: metadata}: `kubectl auth whoami`. */
+static int self_review_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0)
+        if (f.wire == 2 && f.number == 1 &&
+            object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+            return -1;
+    return r;
+}
+
 /* The kinds decoded: apiVersion, kind, and the message's reader. */
 static const struct {
     const char *api_version, *kind;
@@ -376,6 +567,13 @@ static const struct {
     {"v1", "ConfigMap", configmap_of},
     {"v1", "Secret", secret_of},
     {"v1", "Service", service_of},
+    {"authorization.k8s.io/v1", "SelfSubjectAccessReview", access_review_of},
+    {"authorization.k8s.io/v1", "SelfSubjectRulesReview", rules_review_of},
+    {"authentication.k8s.io/v1", "SelfSubjectReview", self_review_of},
+    {"rbac.authorization.k8s.io/v1", "Role", role_of},
+    {"rbac.authorization.k8s.io/v1", "ClusterRole", role_of},
+    {"rbac.authorization.k8s.io/v1", "RoleBinding", binding_of},
+    {"rbac.authorization.k8s.io/v1", "ClusterRoleBinding", binding_of},
     {"scheduling.k8s.io/v1", "PriorityClass", priorityclass_of},
 };
 

@@ -4,10 +4,11 @@
  * (`kubectl create namespace` does), so a server that only read JSON would refuse them. The
  * body is the 4 bytes "k8s\0" and a runtime.Unknown message (typeMeta, raw bytes of the object,
  * contentEncoding, contentType). Decoded here: Namespace (metadata name, generateName, labels,
- * annotations, finalizers; spec.finalizers), ConfigMap, Secret, Service (its spec) and
- * scheduling.k8s.io/v1 PriorityClass (that metadata; value, globalDefault, description,
- * preemptionPolicy), the kinds kubectl creates this way for trainyard's users (`kubectl create
- * namespace|configmap|secret|service|priorityclass`).
+ * annotations, finalizers; spec.finalizers), ConfigMap, Secret, Service (its spec), the RBAC
+ * kinds and the access reviews (`kubectl create role|rolebinding|...`, `kubectl auth can-i`,
+ * `kubectl auth whoami`) and scheduling.k8s.io/v1 PriorityClass (that metadata; value,
+ * globalDefault, description, preemptionPolicy), the kinds kubectl creates this way for
+ * trainyard's users (`kubectl create namespace|configmap|secret|service|priorityclass`).
  * Other kinds fail with a message naming them; the server answers 415 for those.
  *
  * The result is the object as JSON (a new reference in *out). Bodies are untrusted: every

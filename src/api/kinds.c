@@ -180,6 +180,68 @@ static const ty_kind_info secret_kind = {
     .table = &ty_table_secrets,
 };
 
+/* RBAC (rbac.authorization.k8s.io/v1): checked by auth/rbac.h (ty_rbac_validate) in the API
+ * server, which also enforces them (docs/security.md). */
+static const ty_kind_info role_kind = {
+    .group = "rbac.authorization.k8s.io", .version = "v1", .kind = "Role",
+    .resource = "roles", .singular = "role", .short_names = "", .namespaced = true,
+    .builtin = true,
+    .description = "Role is a namespaced set of rules (verbs on resources) a RoleBinding grants.",
+};
+static const ty_kind_info clusterrole_kind = {
+    .group = "rbac.authorization.k8s.io", .version = "v1", .kind = "ClusterRole",
+    .resource = "clusterroles", .singular = "clusterrole", .short_names = "",
+    .namespaced = false, .builtin = true,
+    .description = "ClusterRole is a cluster-wide set of rules, granted by RoleBindings in a "
+                   "namespace or by ClusterRoleBindings everywhere; an aggregationRule makes "
+                   "its rules the union of other ClusterRoles'.",
+};
+static const ty_kind_info rolebinding_kind = {
+    .group = "rbac.authorization.k8s.io", .version = "v1", .kind = "RoleBinding",
+    .resource = "rolebindings", .singular = "rolebinding", .short_names = "",
+    .namespaced = true, .builtin = true,
+    .description = "RoleBinding grants a Role or ClusterRole to subjects in its namespace.",
+};
+static const ty_kind_info clusterrolebinding_kind = {
+    .group = "rbac.authorization.k8s.io", .version = "v1", .kind = "ClusterRoleBinding",
+    .resource = "clusterrolebindings", .singular = "clusterrolebinding", .short_names = "",
+    .namespaced = false, .builtin = true,
+    .description = "ClusterRoleBinding grants a ClusterRole to subjects in every namespace.",
+};
+
+/* Reviews (authorization.k8s.io/v1): created and answered, never stored. */
+static const ty_kind_info ssar_kind = {
+    .group = "authorization.k8s.io", .version = "v1", .kind = "SelfSubjectAccessReview",
+    .resource = "selfsubjectaccessreviews", .singular = "selfsubjectaccessreview",
+    .short_names = "", .namespaced = false, .builtin = true, .review = true,
+    .description = "SelfSubjectAccessReview asks whether the caller may do an action.",
+};
+static const ty_kind_info ssrr_kind = {
+    .group = "authorization.k8s.io", .version = "v1", .kind = "SelfSubjectRulesReview",
+    .resource = "selfsubjectrulesreviews", .singular = "selfsubjectrulesreview",
+    .short_names = "", .namespaced = false, .builtin = true, .review = true,
+    .description = "SelfSubjectRulesReview lists what the caller may do in a namespace.",
+};
+static const ty_kind_info sar_kind = {
+    .group = "authorization.k8s.io", .version = "v1", .kind = "SubjectAccessReview",
+    .resource = "subjectaccessreviews", .singular = "subjectaccessreview",
+    .short_names = "", .namespaced = false, .builtin = true, .review = true,
+    .description = "SubjectAccessReview asks whether a user or group may do an action.",
+};
+static const ty_kind_info lsar_kind = {
+    .group = "authorization.k8s.io", .version = "v1", .kind = "LocalSubjectAccessReview",
+    .resource = "localsubjectaccessreviews", .singular = "localsubjectaccessreview",
+    .short_names = "", .namespaced = true, .builtin = true, .review = true,
+    .description = "LocalSubjectAccessReview is a SubjectAccessReview within one namespace.",
+};
+
+static const ty_kind_info ssr_kind = {
+    .group = "authentication.k8s.io", .version = "v1", .kind = "SelfSubjectReview",
+    .resource = "selfsubjectreviews", .singular = "selfsubjectreview", .short_names = "",
+    .namespaced = false, .builtin = true, .review = true,
+    .description = "SelfSubjectReview tells the caller who the server takes it for.",
+};
+
 /* The order discovery lists them in. */
 static const ty_kind_info *const kinds[] = {
     &namespace_kind, &node_kind, &pod_kind, &service_kind, &event_kind,
@@ -187,6 +249,8 @@ static const ty_kind_info *const kinds[] = {
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
     &pc_kind,
     &pv_kind, &pvc_kind, &configmap_kind, &secret_kind,
+    &role_kind, &clusterrole_kind, &rolebinding_kind, &clusterrolebinding_kind,
+    &ssar_kind, &ssrr_kind, &sar_kind, &lsar_kind, &ssr_kind,
     NULL,
 };
 

@@ -47,6 +47,9 @@ typedef struct ty_kind_info {
      * strategic merge patches for it and /openapi/v3 offers them; custom resources get merge
      * patches. */
     bool builtin;
+    /* A review (authorization.k8s.io SubjectAccessReview and kin): only created, answered by
+     * the API server from what it is asked, never stored. */
+    bool review;
     /* Its schema, defaults and rules (ty_api_admit); NULL for the core kinds the API server
      * checks itself (pods, namespaces, ...), which /openapi/v3 describes by `description` as
      * objects that keep unknown fields. */

@@ -56,6 +56,7 @@ static const struct {
     SYM(x509_crt_get_subject_key_id),
     SYM(x509_crt_check_hostname),
     SYM(x509_crt_check_ip),
+    SYM(certificate_get_peers),
 #undef SYM
 };
 

@@ -62,6 +62,7 @@ typedef struct ty_gnutls_api {
     __typeof__(gnutls_x509_crt_get_subject_key_id) *x509_crt_get_subject_key_id;
     __typeof__(gnutls_x509_crt_check_hostname) *x509_crt_check_hostname;
     __typeof__(gnutls_x509_crt_check_ip) *x509_crt_check_ip;
+    __typeof__(gnutls_certificate_get_peers) *certificate_get_peers;
 } ty_gnutls_api;
 
 extern ty_gnutls_api ty_gnutls;
@@ -71,6 +72,7 @@ extern ty_gnutls_api ty_gnutls;
 int ty_gnutls_load(ty_error *err);
 
 #define gnutls_hash_fast(...) ty_gnutls.hash_fast(__VA_ARGS__)
+#define gnutls_certificate_get_peers(...) ty_gnutls.certificate_get_peers(__VA_ARGS__)
 #define gnutls_strerror(...) ty_gnutls.strerror(__VA_ARGS__)
 #define gnutls_x509_privkey_init(...) ty_gnutls.x509_privkey_init(__VA_ARGS__)
 #define gnutls_x509_privkey_deinit(...) ty_gnutls.x509_privkey_deinit(__VA_ARGS__)

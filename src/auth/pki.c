@@ -451,3 +451,17 @@ int ty_pki_verify_client(const ty_pki *p, const void *cert, size_t len, bool pem
     gnutls_x509_crt_deinit(c);
     return ret;
 }
+
+int ty_pki_verify_session(const ty_pki *p, void *session, int64_t now, ty_identity *out,
+                          ty_error *err)
+{
+    *out = (ty_identity){0};
+    unsigned n = 0;
+    const gnutls_datum_t *peers = session ? gnutls_certificate_get_peers(session, &n) : NULL;
+    if (!peers || n == 0)
+        return 0;
+    /* the first is the client's own; the rest, if any, a chain this CA does not need */
+    if (ty_pki_verify_client(p, peers[0].data, peers[0].size, false, now, out, err) < 0)
+        return -1;
+    return 1;
+}

@@ -54,4 +54,11 @@ int ty_pki_client_cert(const ty_pki *p, const char *user, const char *const *gro
 int ty_pki_verify_client(const ty_pki *p, const void *cert, size_t len, bool pem, int64_t now,
                          ty_identity *out, ty_error *err);
 
+/* The client certificate a TLS session (a gnutls_session_t: libmicrohttpd's
+ * MHD_CONNECTION_INFO_GNUTLS_SESSION) was given, verified as ty_pki_verify_client does: 1 and
+ * *out filled when there is a valid one, 0 when the client sent none, -1 when it sent one this
+ * CA did not sign (or expired, ...). */
+int ty_pki_verify_session(const ty_pki *p, void *session, int64_t now, ty_identity *out,
+                          ty_error *err);
+
 #endif

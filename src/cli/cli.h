@@ -13,6 +13,13 @@ int ty_cli_shim(int argc, char **argv); /* shim.c */
 int ty_cli_server(int argc, char **argv); /* server.c */
 int ty_cli_simulate(int argc, char **argv); /* simulate.c */
 int ty_cli_image(int argc, char **argv);  /* image.c */
+int ty_cli_token(int argc, char **argv);  /* token.c */
+
+/* A kubeconfig (YAML text, caller frees) for `server` ("https://host:port"), trusting
+ * `ca_pem` (NULL: none, plain http), with a bearer `token` or a client certificate and key
+ * (PEM) or neither, for the user named `user` (token.c). */
+char *ty_cli_kubeconfig(const char *server, const char *ca_pem, const char *token,
+                        const char *cert_pem, const char *key_pem, const char *user);
 /* $HOME/.local/share/trainyard: the server's data directory and the image store's home */
 char *ty_cli_default_data_dir(void);
 

@@ -392,6 +392,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         n->proxy = ty_svcproxy_new(cfg->loop, cfg->store, n->rt);
     const char *first = json_string_value(json_array_get(n->names, 0));
     n->agent = ty_nodeagent_new(cfg->loop, cfg->store, first, n->rt, n->ipam);
+    if (cfg->prepare_pod)
+        ty_nodeagent_set_prepare(n->agent, cfg->prepare_pod, cfg->prepare_ctx);
     n->binder = ty_binder_new(cfg->loop, cfg->store, first);
     /* Declared nodes: the agent also looks at the pods already bound to them (a restarted
      * server's), as it does for this machine's through their status reports. */
@@ -431,6 +433,11 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
 ty_runtime *ty_node_runtime(ty_node *n) { return n->rt; }
 
 const char *ty_node_cluster_dns(const ty_node *n) { return n->dns ? ty_dns_address(n->dns) : NULL; }
+
+const char *ty_node_host_ip(const ty_node *n)
+{
+    return ty_ipam_is_block(n->ipam) ? ty_ipam_host(n->ipam) : NULL;
+}
 
 static void on_runtime_done(void *arg)
 {

@@ -53,12 +53,18 @@ typedef struct ty_node_config {
     bool pods_use_cluster_dns;   /* pods resolve through cluster_dns (their resolv.conf names
                                   * it): jobs get the operator's Service names in MASTER_ADDR,
                                   * PET_RDZV_ENDPOINT and TF_CONFIG instead of addresses */
+    /* what a pod gets before it starts (controllers/nodeagent.h); NULL: nothing */
+    int (*prepare_pod)(void *ctx, json_t *pod, ty_error *err);
+    void *prepare_ctx;
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);
 ty_runtime *ty_node_runtime(ty_node *n);
 /* The address cluster DNS serves on ("ADDR:PORT"), or NULL without it. */
 const char *ty_node_cluster_dns(const ty_node *n);
+/* The address pods in their own network namespace reach this machine at (the pod network's
+ * gateway, their status.hostIP), or NULL without a pod network (pods share the host's). */
+const char *ty_node_host_ip(const ty_node *n);
 /* Stops the controllers and then either stops every pod (stop_pods) or leaves them running
  * for the next trainyard to adopt; `done` runs on the loop when that is over. */
 void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);

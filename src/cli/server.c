@@ -16,9 +16,12 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth/pki.h"
+#include "auth/token.h"
 #include "base/buf.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/quantity.h"
 #include "base/mem.h"
 #include "base/time.h"
 #include "cli/cli.h"
@@ -113,7 +116,20 @@ static void usage(FILE *f)
             "options:\n"
             "  --data-dir DIR    state directory (default $HOME/.local/share/trainyard)\n"
             "  --listen ADDR     host:port to serve on (default 127.0.0.1:6443; port 0 picks\n"
-            "                    one); loopback only until the API has authentication\n"
+            "                    one); off loopback the server speaks TLS and every request\n"
+            "                    needs a credential and RBAC's leave (docs/security.md)\n"
+            "  --tls             TLS, authentication and RBAC on a loopback address too (a\n"
+            "                    plain loopback server trusts every local client as admin)\n"
+            "  --no-tls          plain HTTP: refused off loopback\n"
+            "  --tls-cert-file FILE, --tls-private-key-file FILE\n"
+            "                    serve this certificate (PEM, chain allowed) and key instead of\n"
+            "                    the one made in <data-dir>/pki (implies --tls)\n"
+            "  --audit-log-max-size SIZE\n"
+            "                    <data-dir>/audit.log (a JSON line per mutating request) moves\n"
+            "                    to audit.log.1 past SIZE bytes (a quantity: 100Mi, the default)\n"
+            "  --token-auth-file FILE\n"
+            "                    static bearer tokens, kube-apiserver's CSV format\n"
+            "                    (token,user,uid[,\"group1,group2\"])\n"
             "  --gpus N          declare N GPUs instead of asking NVML\n"
             "  --pod-cidr CIDR   pods' addresses, as root (default 10.244.0.0/16; the server\n"
             "                    takes a /24 of it, the same one again after a restart)\n"
@@ -177,6 +193,13 @@ static int check_data_dir(const char *dir, ty_error *err)
     TY_AUTOFREE char *node = ty_asprintf("%s/node", dir);
     if (chmod(node, 0700) < 0 && errno != ENOENT)
         return ty_fail_errno(err, errno, "make %s private (0700)", node);
+    /* the audit log names every user and what they did: its owner's alone */
+    static const char *const logs[] = {"audit.log", "audit.log.1"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(logs); i++) {
+        TY_AUTOFREE char *p = ty_asprintf("%s/%s", dir, logs[i]);
+        if (chmod(p, 0600) < 0 && errno != ENOENT)
+            return ty_fail_errno(err, errno, "make %s private (0600)", p);
+    }
     return 0;
 }
 
@@ -241,49 +264,205 @@ static char *client_host(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
     char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : strlen(listen));
-    if (!*host || strcmp(host, "localhost") == 0) {
+    if (!*host || strcmp(host, "localhost") == 0 || strcmp(host, "0.0.0.0") == 0) {
         free(host);
         host = ty_strdup("127.0.0.1");
     }
     return host;
 }
 
-static int write_kubeconfig(const char *data_dir, const char *host, int port, ty_error *err)
+/* What a secure server holds (docs/security.md): its certificates, the credentials it
+ * accepts, and the admin's client certificate for DIR/kubeconfig. */
+typedef struct security {
+    ty_pki *pki;
+    ty_token_file *token_file;
+    ty_token_store *token_store;
+    ty_sa_signer *sa;
+    ty_buf cert, key;
+    char *admin_cert, *admin_key;
+    ty_apiserver_security sec;
+    /* for pods' ServiceAccount credentials (prepare_pod) */
+    ty_runtime *rt; /* pods' directories hold their credentials */
+    char *api_host; /* the server's address as pods on the host's network reach it */
+    char *pod_host; /* ... and as pods in their own network namespace do (NULL: none) */
+    int api_port;
+} security;
+
+/* kube-apiserver's default issuer and audience of ServiceAccount tokens. */
+#define SA_ISSUER "https://kubernetes.default.svc.cluster.local"
+#define ADMIN_USER "trainyard-admin"
+
+static void security_free(security *sc)
 {
-    TY_AUTOFREE char *path = ty_asprintf("%s/kubeconfig", data_dir);
-    TY_AUTOFREE char *tmp = ty_asprintf("%s/.kubeconfig.tmp", data_dir);
-    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    ty_buf_addf(&b,
-                "apiVersion: v1\n"
-                "kind: Config\n"
-                "clusters:\n"
-                "- name: trainyard\n"
-                "  cluster:\n"
-                "    server: http://%s:%d\n"
-                "contexts:\n"
-                "- name: trainyard\n"
-                "  context:\n"
-                "    cluster: trainyard\n"
-                "    user: trainyard\n"
-                "    namespace: default\n"
-                "current-context: trainyard\n"
-                "preferences: {}\n"
-                "users:\n"
-                "- name: trainyard\n"
-                "  user: {}\n",
-                host, port);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return ty_fail_errno(err, errno, "write %s", tmp);
-    fchmod(fileno(f), 0600);
-    bool ok = fwrite(b.data, 1, b.len, f) == b.len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return ty_fail_errno(err, e, "write %s", path);
+    ty_pki_free(sc->pki);
+    ty_token_file_free(sc->token_file);
+    ty_token_store_free(sc->token_store);
+    ty_sa_signer_free(sc->sa);
+    ty_buf_free(&sc->cert);
+    ty_buf_free(&sc->key);
+    free(sc->admin_cert);
+    free(sc->admin_key);
+    free(sc->api_host);
+    free(sc->pod_host);
+}
+
+#define SA_MOUNT "/var/run/secrets/kubernetes.io/serviceaccount"
+#define SA_TOKEN_TTL_S (24 * 3600)
+
+static void prepend_env(json_t *container, const char *name, const char *value)
+{
+    json_t *env = json_object_get(container, "env");
+    if (!json_is_array(env)) {
+        env = json_array();
+        json_object_set_new(container, "env", env);
+    }
+    json_array_insert_new(env, 0, json_pack("{s:s, s:s}", "name", name, "value", value));
+}
+
+/* A pod that asks for it (spec.automountServiceAccountToken: true) gets, as the kubelet gives
+ * it, a token of its service account bound to the pod (dead once the pod is), the CA and its
+ * namespace at /var/run/secrets/kubernetes.io/serviceaccount, and KUBERNETES_SERVICE_HOST/PORT
+ * in its env. The files are written once, at the start (no refresh: the token lasts 24 h). */
+static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
+{
+    security *sc = ctx;
+    json_t *spec = json_object_get(pod, "spec");
+    if (!json_is_true(json_object_get(spec, "automountServiceAccountToken")))
+        return 0;
+    json_t *meta = json_object_get(pod, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    const char *uid = json_string_value(json_object_get(meta, "uid"));
+    const char *sa = json_string_value(json_object_get(spec, "serviceAccountName"));
+    if (!sa || !*sa)
+        sa = "default";
+    if (!ns || !name || !uid)
+        return ty_fail(err, "service account token: the pod has no namespace, name or uid");
+    int64_t now = ty_time_now_ns() / 1000000000;
+    const char *aud[] = {SA_ISSUER};
+    ty_sa_claims claims = {.ns = ns, .name = sa, .uid = "", .pod_name = name, .pod_uid = uid,
+                           .audiences = aud, .naudiences = 1, .issued_at = now,
+                           .expires = now + SA_TOKEN_TTL_S};
+    TY_AUTOFREE char *jwt = NULL;
+    if (ty_sa_token_sign(sc->sa, &claims, &jwt, err) < 0)
+        return ty_error_wrap(err, "service account token");
+    /* in the pod's directory, which goes with the pod */
+    TY_AUTOFREE char *pod_dir = ty_runtime_pod_dir(sc->rt, ns, name, uid);
+    TY_AUTOFREE char *dir = ty_asprintf("%s/serviceaccount", pod_dir);
+    TY_AUTOFREE char *tok = ty_asprintf("%s/token", dir);
+    TY_AUTOFREE char *ca = ty_asprintf("%s/ca.crt", dir);
+    TY_AUTOFREE char *nsf = ty_asprintf("%s/namespace", dir);
+    if (ty_mkdir_p(dir, 0700) < 0)
+        return ty_fail_errno(err, errno, "service account token: create %s", dir);
+    const char *ca_pem = ty_pki_ca_pem(sc->pki);
+    if (ty_write_file_private(tok, jwt, strlen(jwt), err) < 0 ||
+        ty_write_file_private(ca, ca_pem, strlen(ca_pem), err) < 0 ||
+        ty_write_file_private(nsf, ns, strlen(ns), err) < 0)
+        return -1;
+    json_t *volumes = json_object_get(spec, "volumes");
+    if (!json_is_array(volumes)) {
+        volumes = json_array();
+        json_object_set_new(spec, "volumes", volumes);
+    }
+    json_array_append_new(volumes, json_pack("{s:s, s:{s:s, s:s}}", "name", "kube-api-access",
+                                             "hostPath", "path", dir, "type", "Directory"));
+    char port[16];
+    snprintf(port, sizeof port, "%d", sc->api_port);
+    /* a pod with a network namespace of its own reaches the server at the gateway */
+    bool own_net = sc->pod_host && !json_is_true(json_object_get(spec, "hostNetwork"));
+    static const char *const lists[] = {"initContainers", "containers"};
+    for (size_t l = 0; l < TY_ARRAY_LEN(lists); l++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(spec, lists[l]), i, c)
+        {
+            json_t *mounts = json_object_get(c, "volumeMounts");
+            if (!json_is_array(mounts)) {
+                mounts = json_array();
+                json_object_set_new(c, "volumeMounts", mounts);
+            }
+            json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", "kube-api-access",
+                                                    "mountPath", SA_MOUNT, "readOnly", 1));
+            prepend_env(c, "KUBERNETES_SERVICE_PORT", port);
+            prepend_env(c, "KUBERNETES_SERVICE_HOST", own_net ? sc->pod_host : sc->api_host);
+        }
     }
     return 0;
+}
+
+static int read_pem(ty_buf *b, const char *path, const char *what, ty_error *err)
+{
+    if (ty_buf_read_file(b, path) < 0)
+        return ty_fail_errno(err, errno, "%s %s", what, path);
+    return 0;
+}
+
+/* The CA and serving certificate in DIR/pki (made at the first start), the token files and
+ * the ServiceAccount key (DIR/pki/sa.key), and a client certificate for the admin (CN
+ * trainyard-admin, O system:masters), made at each start for DIR/kubeconfig. */
+static int security_open(security *sc, const char *data_dir, const char *listen,
+                         const char *pod_host, const char *cert_file, const char *key_file,
+                         const char *token_file, ty_error *err)
+{
+    TY_AUTOFREE char *pki_dir = ty_asprintf("%s/pki", data_dir);
+    const char *colon = strrchr(listen, ':');
+    TY_AUTOFREE char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : 0);
+    char **sans = NULL;
+    size_t nsans = ty_pki_default_sans(host, &sans);
+    /* pods with a network of their own verify the server at the gateway's address */
+    if (pod_host) {
+        sans = ty_realloc(sans, (nsans + 1) * sizeof *sans);
+        sans[nsans++] = ty_strdup(pod_host);
+    }
+    int64_t now = ty_time_now_ns() / 1000000000;
+    int rc = ty_pki_open(pki_dir, (const char *const *)sans, nsans, now, &sc->pki, err);
+    for (size_t i = 0; i < nsans; i++)
+        free(sans[i]);
+    free(sans);
+    if (rc < 0)
+        return ty_error_wrap(err, "certificates in %s", pki_dir);
+    if (read_pem(&sc->cert, cert_file ? cert_file : ty_pki_serving_cert_path(sc->pki),
+                 "serving certificate", err) < 0 ||
+        read_pem(&sc->key, key_file ? key_file : ty_pki_serving_key_path(sc->pki),
+                 "serving key", err) < 0)
+        return -1;
+    if (token_file && ty_token_file_load(token_file, &sc->token_file, err) < 0)
+        return -1;
+    TY_AUTOFREE char *tokens = ty_asprintf("%s/tokens", data_dir);
+    TY_AUTOFREE char *sa_key = ty_asprintf("%s/sa.key", pki_dir);
+    if (ty_token_store_open(tokens, &sc->token_store, err) < 0 ||
+        ty_sa_signer_open(sa_key, true, SA_ISSUER, &sc->sa, err) < 0)
+        return -1;
+    static const char *const admin_groups[] = {"system:masters"};
+    if (ty_pki_client_cert(sc->pki, ADMIN_USER, admin_groups, 1, now, 365 * 86400LL,
+                           &sc->admin_cert, &sc->admin_key, err) < 0)
+        return ty_error_wrap(err, "the admin's client certificate");
+    sc->sec = (ty_apiserver_security){
+        .cert_pem = sc->cert.data,
+        .key_pem = sc->key.data,
+        .pki = sc->pki,
+        .token_file = sc->token_file,
+        .token_store = sc->token_store,
+        .sa_signer = sc->sa,
+        .sa_audience = SA_ISSUER,
+    };
+    return 0;
+}
+
+/* DIR/kubeconfig, 0600: the admin's, over https with the CA and the admin's client
+ * certificate on a secure server; plain http and no credential on the trusting loopback one.
+ * With a certificate of one's own, its CA is not ours: the kubeconfig trusts the certificate
+ * file's contents, which is right for a self-signed one (else edit it). */
+static int write_kubeconfig(const char *data_dir, const char *host, int port,
+                            const security *sc, const char *cert_file, ty_error *err)
+{
+    TY_AUTOFREE char *path = ty_asprintf("%s/kubeconfig", data_dir);
+    TY_AUTOFREE char *url = ty_asprintf("%s://%s:%d", sc ? "https" : "http", host, port);
+    const char *ca = sc ? (cert_file ? sc->cert.data : ty_pki_ca_pem(sc->pki)) : NULL;
+    TY_AUTOFREE char *text = ty_cli_kubeconfig(url, ca, NULL, sc ? sc->admin_cert : NULL,
+                                               sc ? sc->admin_key : NULL,
+                                               sc ? ADMIN_USER : "trainyard");
+    return ty_write_file_private(path, text, strlen(text), err);
 }
 
 static void on_node_stopped(void *arg)
@@ -334,6 +513,12 @@ int ty_cli_server(int argc, char **argv)
         {"cluster-domain", required_argument, NULL, 'Z'},
         {"service-cidr", required_argument, NULL, 'V'},
         {"require-images", no_argument, NULL, 'I'},
+        {"tls", no_argument, NULL, 'T'},
+        {"no-tls", no_argument, NULL, 'n'},
+        {"tls-cert-file", required_argument, NULL, 'c'},
+        {"tls-private-key-file", required_argument, NULL, 'k'},
+        {"token-auth-file", required_argument, NULL, 'a'},
+        {"audit-log-max-size", required_argument, NULL, 'A'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -345,6 +530,9 @@ int ty_cli_server(int argc, char **argv)
     int next_node = 1;
     bool stop_pods = false, fair_sharing = false, no_pod_network = false, require_images = false;
     const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
+    bool tls_on = false, tls_off = false;
+    const char *cert_file = NULL, *key_file = NULL, *token_file = NULL;
+    size_t audit_max = 0;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -390,6 +578,33 @@ int ty_cli_server(int argc, char **argv)
         case 'I':
             require_images = true;
             break;
+        case 'T':
+            tls_on = true;
+            break;
+        case 'n':
+            tls_off = true;
+            break;
+        case 'c':
+            cert_file = optarg;
+            break;
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'a':
+            token_file = optarg;
+            break;
+        case 'A': {
+            ty_quantity q;
+            ty_error qerr = TY_ERROR_INIT;
+            if (ty_quantity_parse(optarg, &q, &qerr) < 0 || ty_quantity_value(q) < 1024) {
+                fprintf(stderr, "trainyard server: --audit-log-max-size %s: %s\n", optarg,
+                        qerr.msg ? qerr.msg : "at least 1Ki");
+                ty_error_clear(&qerr);
+                return 2;
+            }
+            audit_max = (size_t)ty_quantity_value(q);
+            break;
+        }
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
             break;
@@ -417,19 +632,35 @@ int ty_cli_server(int argc, char **argv)
         data_dir = ty_cli_default_data_dir();
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     int lock_fd = -1;
-    if (ty_apiserver_check_listen(listen, &err) < 0) {
+    if (!cert_file != !key_file) {
+        fprintf(stderr, "trainyard server: --tls-cert-file and --tls-private-key-file go "
+                        "together\n");
+        return 2;
+    }
+    if (tls_off && (tls_on || cert_file || token_file)) {
+        fprintf(stderr, "trainyard server: --no-tls cannot go with --tls, --tls-cert-file or "
+                        "--token-auth-file\n");
+        return 2;
+    }
+    bool loopback = true;
+    if (ty_apiserver_check_listen(listen, !tls_off, &loopback, &err) < 0) {
         fprintf(stderr, "trainyard server: %s\n", err.msg);
         return 2;
     }
+    /* Plain loopback keeps the trusting local mode (docs/security.md); anything else is
+     * secure. */
+    bool secure = !tls_off && (tls_on || cert_file || token_file || !loopback);
     if (check_data_dir(data_dir, &err) < 0 || (lock_fd = lock_data_dir(data_dir, &err)) < 0) {
         fprintf(stderr, "trainyard server: %s\n", err.msg);
         return 1;
     }
     server_state st = {.stop_pods = stop_pods};
+    security sc = {0};
     TY_AUTOFREE char *host = NULL;
     TY_AUTOFREE char *node_dir = ty_asprintf("%s/node", data_dir);
     TY_AUTOFREE char *volumes_dir = ty_asprintf("%s/volumes", data_dir);
     TY_AUTOFREE char *images_dir = ty_asprintf("%s/images", data_dir);
+    TY_AUTOFREE char *audit_path = ty_asprintf("%s/audit.log", data_dir);
     uv_loop_init(&st.loop);
     int rc = 1;
     if (open_store(data_dir, &st.store, &err) < 0 || seed_namespaces(st.store, &err) < 0 ||
@@ -461,9 +692,21 @@ int ty_cli_server(int argc, char **argv)
         .cluster_domain = cluster_domain,
         .images_dir = images_dir,
         .require_images = require_images,
+        .prepare_pod = secure ? prepare_pod : NULL,
+        .prepare_ctx = &sc,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
+    sc.rt = ty_node_runtime(st.node);
+    /* after the node: its pod network's gateway is one of the serving certificate's names */
+    if (secure && ty_node_host_ip(st.node))
+        sc.pod_host = ty_strdup(ty_node_host_ip(st.node));
+    if (secure && security_open(&sc, data_dir, listen, sc.pod_host, cert_file, key_file,
+                                token_file, &err) < 0) {
+        ty_node_stop(st.node, false, NULL, NULL);
+        uv_run(&st.loop, UV_RUN_DEFAULT);
+        goto out;
+    }
     if (cluster_dns && ty_node_cluster_dns(st.node)) /* the port it picked */
         fprintf(stderr, "trainyard server: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     ty_apiserver_config cfg = {.loop = &st.loop,
@@ -474,21 +717,31 @@ int ty_cli_server(int argc, char **argv)
                                .mutate = mutate_on_create,
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
-                               .metrics_ctx = st.node};
+                               .metrics_ctx = st.node,
+                               .security = secure ? &sc.sec : NULL};
+    cfg.audit_path = audit_path;
+    cfg.audit_max_bytes = audit_max;
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);
         goto out;
     }
     host = client_host(listen);
-    if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), &err) < 0) {
+    sc.api_host = ty_strdup(host);
+    sc.api_port = ty_apiserver_port(st.api);
+    if (secure && sc.pod_host && loopback)
+        fprintf(stderr, "trainyard server: pods with a network namespace of their own cannot "
+                        "reach the API on %s (their ServiceAccount tokens name %s); listen on "
+                        "0.0.0.0 or %s for them\n", listen, sc.pod_host, sc.pod_host);
+    if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), secure ? &sc : NULL,
+                         cert_file, &err) < 0) {
         ty_apiserver_stop(st.api);
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);
         goto out;
     }
-    fprintf(stderr, "trainyard server: serving on %s:%d; kubeconfig %s/kubeconfig\n", host,
-            ty_apiserver_port(st.api), data_dir);
+    fprintf(stderr, "trainyard server: serving on %s:%d%s; kubeconfig %s/kubeconfig\n", host,
+            ty_apiserver_port(st.api), secure ? " (TLS, RBAC)" : "", data_dir);
     uv_timer_init(&st.loop, &st.housekeeping);
     st.housekeeping.data = &st;
     uv_timer_start(&st.housekeeping, on_housekeeping, 60 * 1000, 60 * 1000);
@@ -513,6 +766,7 @@ out:
     uv_loop_close(&st.loop);
     ty_event_expiry_free(st.expiry);
     ty_store_free(st.store);
+    security_free(&sc);
     close(lock_fd); /* the last thing: the next server may start now */
     return rc;
 }

@@ -43,7 +43,35 @@ struct ty_nodeagent {
     size_t nends, ends_cap;
     uv_check_t *check; /* runs while ends wait for their commit */
     bool remove_dirs;
+    ty_nodeagent_prepare_fn prepare;
+    void *prepare_ctx;
 };
+
+void ty_nodeagent_set_prepare(ty_nodeagent *a, ty_nodeagent_prepare_fn fn, void *ctx)
+{
+    a->prepare = fn;
+    a->prepare_ctx = ctx;
+}
+
+/* The pod as the runtime gets it (a copy: the stored pod may share the tree): its claims as
+ * the directories of their volumes, its ConfigMaps, Secrets and downward API as files and
+ * values, and what the prepare hook adds. 0 with *out; 1 when it must wait (*wait says why);
+ * -1 with `err`. */
+static int pod_to_run(ty_nodeagent *a, const json_t *pod, json_t **out, ty_podconfig_wait *wait,
+                      ty_error *err)
+{
+    json_t *run = ty_volumes_resolve_pod(a->store, pod, err);
+    if (!run)
+        return -1;
+    int rc = ty_podconfig_resolve(a->store, run, wait, err);
+    if (rc == 0 && a->prepare && a->prepare(a->prepare_ctx, run, err) < 0)
+        rc = -1;
+    if (rc != 0)
+        json_decref(run);
+    else
+        *out = run;
+    return rc;
+}
 
 static bool serves_pod(const ty_nodeagent *a, const json_t *pod)
 {
@@ -441,11 +469,8 @@ static int reconcile(void *ctx, const char *key, ty_error *err)
         int cfg = 0;
         if (!host_net && ty_ipam_acquire(a->ipam, key, ip, &serr) < 0) {
             rc = fail_to_start(a, pod, serr.msg, err);
-        } else if (!(run = ty_volumes_resolve_pod(a->store, pod, &serr)) ||
-                   (cfg = ty_podconfig_resolve(a->store, run, &wait, &serr)) < 0 ||
+        } else if ((cfg = pod_to_run(a, pod, &run, &wait, &serr)) < 0 ||
                    (cfg == 0 && ty_runtime_start_pod(a->rt, run, ip, &serr) < 0)) {
-            /* run: the pod with its claims as the directories of their volumes, and its
-             * ConfigMaps, Secrets and downward API as files and values */
             rc = fail_to_start(a, pod, serr.msg, err);
             ty_ipam_release(a->ipam, key);
         } else if (cfg == 1) {

@@ -26,6 +26,11 @@ ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *nod
 /* Serves one more node: its bound pods run here too (virtual nodes: one agent for all the
  * nodes of this machine, on one runtime and one ipam; the runtime keeps each node's GPUs). */
 void ty_nodeagent_add_node(ty_nodeagent *a, const char *node_name);
+/* Called with a copy of each pod about to start (what the runtime gets, never stored): it may
+ * add volumes, mounts and env (the server's ServiceAccount credentials, cli/server.c). A
+ * failure fails the pod's start with its message. */
+typedef int (*ty_nodeagent_prepare_fn)(void *ctx, json_t *pod, ty_error *err);
+void ty_nodeagent_set_prepare(ty_nodeagent *a, ty_nodeagent_prepare_fn fn, void *ctx);
 /* Where the runtime's status reports go (see ty_runtime_status_fn): the runtime is made
  * before the agent, so its callback forwards to this one with the agent as ctx. */
 void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,

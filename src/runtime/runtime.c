@@ -231,6 +231,12 @@ int ty_runtime_node_gpus_free(const ty_runtime *rt, const char *node_name)
     return pool_free(pool_of(rt, node_name));
 }
 
+char *ty_runtime_pod_dir(const ty_runtime *rt, const char *ns, const char *name,
+                         const char *uid)
+{
+    return ty_asprintf("%s/pods/%s_%s_%s", rt->state_dir, ns, name, uid);
+}
+
 bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid)
 {
     pod *p = ty_map_gets(&rt->pods, uid);
@@ -650,7 +656,7 @@ int ty_runtime_start_pod(ty_runtime *rt, const json_t *podj, const char *pod_ip,
     p->uid = ty_strdup(uid);
     p->ns = ty_strdup(ns);
     p->name = ty_strdup(name);
-    p->dir = ty_asprintf("%s/pods/%s_%s_%s", rt->state_dir, ns, name, uid);
+    p->dir = ty_runtime_pod_dir(rt, ns, name, uid);
     ty_buf_init(&p->line);
     /* Never two shims for one pod: one left by an earlier trainyard is adopted, not doubled. */
     json_t *old = load_json(p->dir, "state.json");

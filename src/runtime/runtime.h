@@ -260,6 +260,10 @@ void ty_runtime_set_node_gpus(ty_runtime *rt, const char *node_name, int gpus);
 int ty_runtime_node_gpus_free(const ty_runtime *rt, const char *node_name);
 /* Whether the pod with this uid is this runtime's (started or adopted, not yet gone). */
 bool ty_runtime_has_pod(const ty_runtime *rt, const char *uid);
+/* The directory of a pod (made by start_pod, which keeps what is there; removed with the
+ * pod): where files the pod mounts can be put before it starts. Caller frees. */
+char *ty_runtime_pod_dir(const ty_runtime *rt, const char *ns, const char *name,
+                         const char *uid);
 
 /* Path of a container's log for one run (restart = its restartCount then), also for pods that
  * are gone as long as their dir exists. Returns a new string (caller frees) or NULL when the pod

@@ -241,7 +241,8 @@ int srv_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
 {
     if (!c->ri->ops) {
         /* The core kinds have no schema here; their metadata still has Kubernetes' rules, and
-         * a Pod the spec rules that keep its mounts inside their volumes. */
+         * a Pod the spec rules that keep its mounts inside their volumes; RBAC objects are
+         * checked and guarded against escalation by auth.c. */
         ty_field_errors errs = TY_FIELD_ERRORS_INIT;
         int rc = ty_api_check_metadata(obj, &errs);
         if (rc == 0 && strcmp(c->ri->resource, "pods") == 0 && !c->path.sub)
@@ -249,6 +250,8 @@ int srv_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
         if (rc < 0)
             *ret = srv_fail_invalid(c, name, &errs);
         ty_field_errors_free(&errs);
+        if (rc == 0 && strcmp(c->ri->group, TY_RBAC_GROUP) == 0)
+            rc = srv_rbac_admit(c, obj, name, ret);
         return rc;
     }
     const char *mode = srv_q(c, "fieldValidation");
@@ -420,13 +423,4 @@ enum MHD_Result srv_refuse_foreign(call *c, bool *refused)
     }
     *refused = false;
     return MHD_YES;
-}
-
-/* The one place where a request is authenticated and authorized. Everything is allowed for
- * now (the listener is loopback by default); client certificates and bearer tokens go here
- * with TLS. */
-bool srv_authenticate(call *c)
-{
-    (void)c;
-    return true;
 }

@@ -43,19 +43,33 @@
 
 static enum MHD_Result dispatch(call *c, const char *url)
 {
-    bool refused;
-    enum MHD_Result ret = srv_refuse_foreign(c, &refused);
-    if (refused)
+    enum MHD_Result ret = MHD_YES;
+    c->url = url;
+    /* The trusting loopback mode answers only this machine's own clients (see there); a
+     * secure server knows who asks instead. */
+    if (!c->srv->sec) {
+        bool refused;
+        ret = srv_refuse_foreign(c, &refused);
+        if (refused)
+            return ret;
+    }
+    if (srv_authenticate(c, &ret) < 0)
         return ret;
-    if (!srv_authenticate(c))
-        return srv_fail(c, 401, "Unauthorized", "Unauthorized");
+    /* Authorized before anything is looked up, as kube-apiserver: a refused client learns
+     * nothing of what exists. */
+    if (ty_srv_path_parse(url, srv_is_namespaced, c->srv, &c->path) < 0 || !c->path.resource)
+        ty_srv_path_free(&c->path), c->path = (ty_srv_path){0};
+    if (srv_authorize(c, &ret) < 0)
+        return ret;
     if (srv_discovery(c, url, &ret) == 0)
         return ret;
-    if (ty_srv_path_parse(url, srv_is_namespaced, c->srv, &c->path) < 0 || !c->path.resource)
+    if (!c->path.resource)
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
     c->ri = srv_find_res(c->srv, c->path.group, c->path.version, c->path.resource);
     if (!c->ri)
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
+    if (c->ri->review)
+        return srv_handle_review(c);
     if (c->path.sub && !((strcmp(c->path.sub, "status") == 0 && c->ri->has_status) ||
                          (strcmp(c->path.sub, "log") == 0 && c->ri->has_log)))
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
@@ -260,7 +274,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         s->max_body);
     ty_debug("http: %s %s", method, url);
     enum MHD_Result ret = dispatch(&c, url);
+    srv_audit(&c);
+    srv_auth_after_request(s);
     ty_srv_path_free(&c.path);
+    ty_identity_clear(&c.user);
     commit_or_die(s);
     return ret;
 }
@@ -355,6 +372,7 @@ static void on_handle_closed(uv_handle_t *h)
     ty_apiserver *s = h->data;
     if (--s->open_handles == 0) {
         srv_label_views_clear(s);
+        free(s->audit_path);
         free(s);
     }
 }
@@ -376,18 +394,25 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, ty_error *er
         host[0] = '\0', sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
         return ty_fail(err, "listen address %s: bad IPv4 address", listen);
-    /* Anyone who reaches the API can run commands as this user (a pod is a command). */
-    if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127)
-        return ty_fail(err, "listen address %s is not a loopback address: the API server has "
-                       "no authentication yet, so anyone who could reach it could run commands "
-                       "as this user; listen on 127.0.0.1 (or localhost) instead", listen);
     return 0;
 }
 
-int ty_apiserver_check_listen(const char *listen, ty_error *err)
+int ty_apiserver_check_listen(const char *listen, bool tls, bool *loopback, ty_error *err)
 {
     struct sockaddr_in sa;
-    return parse_listen(listen, &sa, err);
+    if (parse_listen(listen, &sa, err) < 0)
+        return -1;
+    bool lo = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+    if (loopback)
+        *loopback = lo;
+    /* Anyone who reaches the API can run commands as this user (a pod is a command): off
+     * loopback, only with TLS and authentication. */
+    if (!lo && !tls)
+        return ty_fail(err, "listen address %s is not a loopback address and TLS is off: "
+                       "plain HTTP would let anyone who reaches it run commands as this user; "
+                       "drop --no-tls (TLS, tokens and RBAC are on by default off loopback) "
+                       "or listen on 127.0.0.1", listen);
+    return 0;
 }
 
 /* How many connections the server takes: half the descriptors it may open (the store, the
@@ -417,7 +442,9 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     if (ty_mhd_load(err) < 0)
         return -1;
     struct sockaddr_in sa;
-    if (parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:6443", &sa, err) < 0)
+    if (ty_apiserver_check_listen(cfg->listen ? cfg->listen : "127.0.0.1:6443",
+                                  cfg->security != NULL, NULL, err) < 0 ||
+        parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:6443", &sa, err) < 0)
         return -1;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -448,20 +475,49 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     while (s->res[s->nres])
         s->nres++;
     s->conn_limit = conn_limit();
+    s->sec = cfg->security;
+    srv_audit_config(s, cfg->audit_path, cfg->audit_max_bytes);
+    if (srv_auth_start(s, err) < 0) {
+        srv_auth_stop(s);
+        free(s->audit_path);
+        close(fd);
+        free(s);
+        return -1;
+    }
     /* External event loop: no MHD thread; MHD_ALLOW_SUSPEND_RESUME for the streams. The
-     * timeout is for a connection without a byte either way (a suspended stream has none). */
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+     * timeout is for a connection without a byte either way (a suspended stream has none).
+     * With TLS: GnuTLS (MHD's), TLS 1.2 and 1.3 only, and the CA's name sent in the
+     * certificate request so that clients offer their certificate (verified per request,
+     * auth.c; a connection without one still uses a token). */
+    static const char priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+    const ty_apiserver_security *sec = cfg->security;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     (sec ? MHD_USE_TLS : 0);
+    struct MHD_OptionItem tls[] = {
+        {sec ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, sec ? (void *)sec->cert_pem : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, sec ? (void *)sec->key_pem : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)priorities},
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, sec && sec->pki ? (void *)ty_pki_ca_pem(sec->pki) : NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (sec && !sec->pki)
+        tls[3].option = MHD_OPTION_END;
+    s->mhd = MHD_start_daemon(flags, 0,
                               NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                               MHD_OPTION_LISTEN_SOCKET, fd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_CONNECTION_LIMIT, s->conn_limit,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+                              MHD_OPTION_ARRAY, tls,
                               MHD_OPTION_END);
     if (!s->mhd) {
+        srv_auth_stop(s);
+        free(s->audit_path);
         close(fd);
         free(s);
-        return ty_fail(err, "start the http server on %s", cfg->listen);
+        return ty_fail(err, "start the http server on %s%s", cfg->listen,
+                       sec ? " (TLS: is the certificate and key pair valid PEM?)" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(s->loop, &s->poll, info->epoll_fd);
@@ -498,4 +554,5 @@ void ty_apiserver_stop(ty_apiserver *s)
     uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     MHD_stop_daemon(s->mhd);
+    srv_auth_stop(s);
 }

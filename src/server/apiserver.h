@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "auth/pki.h"
+#include "auth/token.h"
 #include "base/error.h"
 #include "store/store.h"
 
@@ -41,6 +43,20 @@ typedef void (*ty_apiserver_mutate_fn)(void *ctx, const char *resource, json_t *
 /* The Prometheus text served at /metrics (caller frees), or NULL when there is none. */
 typedef char *(*ty_apiserver_metrics_fn)(void *ctx);
 
+/* What locks the API (docs/security.md). Without it (cfg->security NULL) the server listens on
+ * loopback in plain HTTP and every request is the local admin (system:masters), as before
+ * authentication existed. With it: TLS, every request authenticated (bearer token, client
+ * certificate, ServiceAccount token) or refused with 401 (but /healthz, /livez, /readyz,
+ * /version), and authorized by RBAC. Everything is borrowed and must outlive the server. */
+typedef struct ty_apiserver_security {
+    const char *cert_pem, *key_pem; /* the serving certificate and key (PEM) */
+    const ty_pki *pki;              /* its CA signs the client certificates accepted */
+    const ty_token_file *token_file; /* --token-auth-file; NULL: none */
+    ty_token_store *token_store;     /* tokens minted by `trainyard token create`; NULL: none */
+    const ty_sa_signer *sa_signer;   /* ServiceAccount tokens; NULL: none */
+    const char *sa_audience;
+} ty_apiserver_security;
+
 typedef struct ty_apiserver_config {
     uv_loop_t *loop;
     ty_store *store;
@@ -53,11 +69,17 @@ typedef struct ty_apiserver_config {
     void *metrics_ctx;
     size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
     size_t table_page_bytes;         /* a page of a Table (kubectl get); 0: 8 MiB */
+    const ty_apiserver_security *security; /* NULL: plain HTTP, loopback, trusted */
+    /* One JSON line per mutating request, rotated to <path>.1 past audit_max_bytes (0: 100
+     * MiB); NULL: none. */
+    const char *audit_path;
+    size_t audit_max_bytes;
 } ty_apiserver_config;
 
 /* Checks a listen address ("host:port") without binding it: -1 with a message when it is
- * malformed or not a loopback address (the API has no authentication yet). */
-int ty_apiserver_check_listen(const char *listen, ty_error *err);
+ * malformed, or not a loopback address while `tls` is off (plain HTTP carries credentials in
+ * clear and the loopback mode trusts every client). *loopback (may be NULL) says which it is. */
+int ty_apiserver_check_listen(const char *listen, bool tls, bool *loopback, ty_error *err);
 /* Binds the listener and starts serving on cfg->loop. Fails (nothing left open) when the
  * address is malformed or cannot be bound. */
 int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_error *err);

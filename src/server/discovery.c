@@ -40,8 +40,10 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
         const res_info *ri = s->res[i];
         if (strcmp(ri->group, group) != 0 || strcmp(ri->version, version) != 0)
             continue;
-        json_t *verbs = json_pack("[s,s,s,s,s,s,s,s]", "create", "delete", "deletecollection",
-                                  "get", "list", "patch", "update", "watch");
+        json_t *verbs = ri->review ? json_pack("[s]", "create")
+                                   : json_pack("[s,s,s,s,s,s,s,s]", "create", "delete",
+                                               "deletecollection", "get", "list", "patch",
+                                               "update", "watch");
         json_t *r = json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", ri->resource, "singularName",
                               ri->singular, "namespaced", ri->namespaced, "kind", ri->kind,
                               "verbs", verbs);
@@ -126,10 +128,13 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
             json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
                                      ri->version, "kind", ri->kind);
             json_t *r = json_pack(
-                "{s:s, s:O, s:s, s:s, s:[s,s,s,s,s,s,s,s]}", "resource", ri->resource,
+                "{s:s, s:O, s:s, s:s, s:o}", "resource", ri->resource,
                 "responseKind", kind, "scope", ri->namespaced ? "Namespaced" : "Cluster",
-                "singularResource", ri->singular, "verbs", "create", "delete",
-                "deletecollection", "get", "list", "patch", "update", "watch");
+                "singularResource", ri->singular, "verbs",
+                ri->review ? json_pack("[s]", "create")
+                           : json_pack("[s,s,s,s,s,s,s,s]", "create", "delete",
+                                       "deletecollection", "get", "list", "patch", "update",
+                                       "watch"));
             if (*ri->short_names) {
                 json_t *sn = json_array();
                 TY_AUTOFREE char *copy = ty_strdup(ri->short_names);

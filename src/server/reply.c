@@ -209,6 +209,8 @@ enum MHD_Result srv_reply_text(call *c, int code, const char *type, char *text, 
     }
     enum MHD_Result ret = MHD_queue_response(c->conn, (unsigned)code, resp);
     MHD_destroy_response(resp);
+    if (c->r)
+        c->r->code = code;
     return ret;
 }
 

@@ -16,6 +16,8 @@
 #include "api/kinds.h"
 #include "api/selector.h"
 #include "api/validate.h"
+#include "auth/rbac.h"
+#include "auth/token.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/map.h"
@@ -129,6 +131,13 @@ struct ty_apiserver {
     unsigned nconns, nshut, conn_limit;
     unsigned nstreams; /* open watches and log streams: at most half of conn_limit */
     struct conn_rec *idle_head, *idle_tail;
+    /* security (auth.c): NULL when the server is the loopback one that trusts every client */
+    const ty_apiserver_security *sec;
+    ty_rbac *rbac;          /* the RBAC index, fed by a store watch */
+    int rbac_watch;
+    bool aggregate_dirty;   /* a ClusterRole changed: aggregated ones to write back */
+    char *audit_path;
+    size_t audit_max_bytes;
 };
 
 /* One open connection, from MHD's STARTED notification to its CLOSED one. */
@@ -144,6 +153,7 @@ typedef struct req {
     ty_buf body;
     bool too_big;
     json_t *warnings; /* strings sent as Warning headers */
+    int code;         /* the status of the answer queued, 0 before */
 } req;
 
 /* A long answer: a watch or a followed log. Owned by its MHD response (freed from the response's
@@ -187,6 +197,8 @@ typedef struct call {
     const char *method;
     ty_srv_path path;
     const res_info *ri;
+    ty_identity user;   /* who asks (auth.c), filled by srv_authenticate */
+    const char *url;
 } call;
 
 
@@ -247,7 +259,17 @@ const char *srv_check_name(const res_info *ri, const char *name);
 bool srv_dry_run(call *c);
 int srv_check_dry_run(call *c, enum MHD_Result *ret);
 enum MHD_Result srv_refuse_foreign(call *c, bool *refused);
-bool srv_authenticate(call *c);
+
+/* auth.c */
+int srv_auth_start(ty_apiserver *s, ty_error *err);
+void srv_auth_stop(ty_apiserver *s);
+void srv_auth_after_request(ty_apiserver *s);
+int srv_authenticate(call *c, enum MHD_Result *ret);
+int srv_authorize(call *c, enum MHD_Result *ret);
+int srv_rbac_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret);
+enum MHD_Result srv_handle_review(call *c);
+void srv_audit(call *c);
+void srv_audit_config(ty_apiserver *s, const char *path, size_t max);
 
 /* handlers.c */
 bool srv_matches(const json_t *obj, const ty_selector *labels, const ty_selector *fields);

@@ -194,3 +194,104 @@ Test(k8sproto, service)
                       "\"selector\": {\"app\": \"foo\"}, \"clusterIP\": \"None\", \"type\": "
                       "\"ClusterIP\", \"ipFamilies\": [\"IPv4\"]}}");
 }
+
+/* What `kubectl auth can-i create pods -n team-b` sends. */
+Test(k8sproto, self_subject_access_review)
+{
+    unsigned char attrs[64], spec[96], ssar[128], body[256];
+    size_t a = ld(attrs, 1, "team-b", 6);
+    a += ld(attrs + a, 2, "create", 6);
+    a += ld(attrs + a, 5, "pods", 4);
+    a += ld(attrs + a, 6, "log", 3);
+    size_t s = ld(spec, 1, attrs, a);
+    size_t n = ld(ssar, 2, spec, s);
+    size_t len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectAccessReview", ssar, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "{\"apiVersion\": \"authorization.k8s.io/v1\", \"kind\": \"SelfSubjectAccessReview\", "
+        "\"metadata\": {}, \"spec\": {\"resourceAttributes\": {\"namespace\": \"team-b\", "
+        "\"verb\": \"create\", \"resource\": \"pods\", \"subresource\": \"log\"}}}",
+        0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+    /* a non-resource one, and a rules review */
+    a = ld(attrs, 1, "/metrics", 8);
+    a += ld(attrs + a, 2, "get", 3);
+    s = ld(spec, 2, attrs, a);
+    n = ld(ssar, 2, spec, s);
+    len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectAccessReview", ssar, n);
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_object_get(obj, "spec"), "nonResourceAttributes"),
+                         "path")),
+                     "/metrics");
+    json_decref(obj);
+    s = ld(spec, 1, "team-a", 6);
+    n = ld(ssar, 2, spec, s);
+    len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectRulesReview", ssar, n);
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(obj, "spec"),
+                                                       "namespace")),
+                     "team-a");
+    json_decref(obj);
+    /* a spec cut short is refused */
+    ssar[1] = (unsigned char)(s + 5);
+    len = envelope(body, "authorization.k8s.io/v1", "SelfSubjectRulesReview", ssar, n);
+    cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
+    ty_error_clear(&err);
+}
+
+/* What `kubectl create rolebinding b --clusterrole=edit --serviceaccount=ns:sa` sends. */
+Test(k8sproto, role_binding)
+{
+    unsigned char meta[16], subj[64], ref[64], rb[160], body[256];
+    size_t m = ld(meta, 1, "b", 1);
+    size_t s = ld(subj, 1, "ServiceAccount", 14);
+    s += ld(subj + s, 2, "", 0); /* Go writes the empty apiGroup */
+    s += ld(subj + s, 3, "sa", 2);
+    s += ld(subj + s, 4, "ns", 2);
+    size_t r = ld(ref, 1, "rbac.authorization.k8s.io", 25);
+    r += ld(ref + r, 2, "ClusterRole", 11);
+    r += ld(ref + r, 3, "edit", 4);
+    size_t n = ld(rb, 1, meta, m);
+    n += ld(rb + n, 2, subj, s);
+    n += ld(rb + n, 3, ref, r);
+    size_t len = envelope(body, "rbac.authorization.k8s.io/v1", "RoleBinding", rb, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "{\"apiVersion\": \"rbac.authorization.k8s.io/v1\", \"kind\": \"RoleBinding\", "
+        "\"metadata\": {\"name\": \"b\"}, \"subjects\": [{\"kind\": \"ServiceAccount\", "
+        "\"name\": \"sa\", \"namespace\": \"ns\"}], \"roleRef\": {\"apiGroup\": "
+        "\"rbac.authorization.k8s.io\", \"kind\": \"ClusterRole\", \"name\": \"edit\"}}",
+        0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+}
+
+/* `kubectl create role r --verb=get --resource=pods`: a rule's lists keep "" (the core group). */
+Test(k8sproto, role_rules)
+{
+    unsigned char meta[16], rule[64], role[128], body[256];
+    size_t m = ld(meta, 1, "r", 1);
+    size_t u = ld(rule, 1, "get", 3);
+    u += ld(rule + u, 2, "", 0);
+    u += ld(rule + u, 3, "pods", 4);
+    size_t n = ld(role, 1, meta, m);
+    n += ld(role + n, 2, rule, u);
+    size_t len = envelope(body, "rbac.authorization.k8s.io/v1", "Role", role, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "[{\"verbs\": [\"get\"], \"apiGroups\": [\"\"], \"resources\": [\"pods\"]}]", 0, NULL);
+    cr_assert(json_equal(json_object_get(obj, "rules"), want), "%s",
+              json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+}
