@@ -10,9 +10,10 @@
 
 PY      := /usr/bin/python3
 CC      ?= cc
-PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd gnutls libarchive
+PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd gnutls libarchive libcurl
 # libmicrohttpd is loaded at run time by the server (src/server/mhd.h): compiled against, not
-# linked, so that every other exec of trainyard does not pay for GnuTLS.
+# linked, so that every other exec of trainyard does not pay for GnuTLS; libcurl likewise
+# (src/kube/kube_int.h).
 LINK_PKGS := libuv yaml-0.1 jansson sqlite3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
