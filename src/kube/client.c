@@ -627,6 +627,20 @@ char *ty_kube_path(const ty_kube_request *req)
     return ty_buf_steal(&b);
 }
 
+char *ty_kube_escape(const char *s)
+{
+    ty_buf b = TY_BUF_INIT;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~')
+            ty_buf_addc(&b, (char)ch);
+        else
+            ty_buf_addf(&b, "%%%02X", ch);
+    }
+    return ty_buf_steal(&b);
+}
+
 static const char *verb_method(ty_kube_verb v)
 {
     switch (v) {

@@ -104,6 +104,9 @@ void ty_kube_client_close(ty_kube_client *c); /* NULL is fine; not from a callba
 /* The path of a request, query included: "/api/v1/namespaces/ns/pods/p/status?x". Caller frees. */
 char *ty_kube_path(const ty_kube_request *req);
 
+/* `s` percent-encoded for a query value (all but RFC 3986's unreserved characters). */
+char *ty_kube_escape(const char *s);
+
 /* Sends a request; `done` gets the answer. Returns the call, which stays valid until its
  * callback has returned or it is cancelled. */
 ty_kube_call *ty_kube_do(ty_kube_client *c, const ty_kube_request *req, ty_kube_done_fn done,

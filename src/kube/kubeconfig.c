@@ -92,6 +92,8 @@ static char *resolve_path(const kc_file *f, const char *p)
         return NULL;
     if (p[0] == '/' || !f->dir)
         return ty_strdup(p);
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
     return ty_asprintf("%s/%s", f->dir, p);
 }
 
