@@ -87,6 +87,14 @@ build/asan/tests/%: tests/unit/%.c build/asan/libtrainyard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests/unit -o $@ $< build/asan/libtrainyard.a $(LDLIBS) -lcriterion
 
+# The Kubernetes client's driver, which tests/e2e/test_kube_client.py runs against a server.
+build/tests/kube_driver: tests/kube/kube_driver.c build/libtrainyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(REL_FLAGS) -o $@ $< build/libtrainyard.a $(LDLIBS)
+build/asan/tests/kube_driver: tests/kube/kube_driver.c build/asan/libtrainyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -o $@ $< build/asan/libtrainyard.a $(LDLIBS)
+
 # Each examples/<name>/ with C sources is one program, build/examples/<name>.
 .SECONDEXPANSION:
 build/examples/%: $$(wildcard examples/%/*.c) $$(wildcard examples/%/*.h) | $(DEPS_STAMP)
@@ -122,7 +130,8 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
             tests/e2e/test_services.py
-e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static
+e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static \
+    build/tests/kube_driver build/asan/tests/kube_driver
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
 
