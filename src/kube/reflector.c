@@ -129,6 +129,7 @@ static void relist(ty_reflector *r)
 /* A complete list: deliver the difference from what the caller has seen. */
 static void list_done(ty_reflector *r, const char *rv)
 {
+    note(r, "listed %zu objects at resourceVersion %s", r->listing.count, rv ? rv : "");
     const ty_map_slot *s;
     for (size_t i = 0; ty_map_next(&r->listing, &i, &s);) {
         json_t *old = ty_map_get(&r->known, s->key, s->keylen);
@@ -265,15 +266,14 @@ static void on_watch_event(const char *type, json_t *obj, void *arg)
         return;
     }
     set_rv(r, rv);
-    json_incref(obj);
     if (deleted) {
         json_decref(ty_map_dels(&r->known, key));
         r->o.on_event(TY_REFLECTOR_DELETED, obj, r->o.arg);
     } else {
-        json_decref(ty_map_puts(&r->known, key, obj));
+        /* The map keeps a reference of its own: the event's tree goes after this callback. */
+        json_decref(ty_map_puts(&r->known, key, json_incref(obj)));
         r->o.on_event(old ? TY_REFLECTOR_MODIFIED : TY_REFLECTOR_ADDED, obj, r->o.arg);
     }
-    json_decref(obj);
     free(key);
 }
 

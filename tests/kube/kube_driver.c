@@ -309,9 +309,10 @@ static void on_event(ty_reflector_event type, json_t *obj, void *arg)
 {
     (void)arg;
     json_t *md = json_object_get(obj, "metadata");
-    print_json(json_pack("{s:s, s:O, s:O, s:O}", "type", type_name(type), "name",
+    print_json(json_pack("{s:s, s:O?, s:O?, s:O?}", "type", type_name(type), "name",
                          json_object_get(md, "name"), "rv", json_object_get(md, "resourceVersion"),
                          "message", json_object_get(obj, "message")));
+
 }
 
 static void on_note(const char *what, void *arg)
