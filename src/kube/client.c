@@ -29,7 +29,6 @@ struct ty_kube_call {
     bool watch;
     bool unsafe_retry;  /* a POST without a name: no retry once it may have been sent */
     bool auth_refreshed;
-    bool timer_only;    /* no request: a delay (update_retry's pause) */
     char *method;
     char *path;
     char *body;
@@ -42,6 +41,7 @@ struct ty_kube_call {
     ty_buf resp;
     size_t resp_off;      /* a watch: where the unparsed events start */
     char *retry_after;
+    char *sent_token;     /* the bearer token of the last try, to refresh it once on 401 */
     ty_kube_done_fn done;
     ty_kube_event_fn event;
     void *arg;
@@ -131,6 +131,7 @@ static void on_call_timer_closed(uv_handle_t *h)
     free(call->path);
     free(call->body);
     free(call->retry_after);
+    free(call->sent_token);
     ty_buf_free(&call->resp);
     free(call);
     c->open_handles--;
@@ -403,7 +404,10 @@ static void try_ended(struct ty_kube_call *call, CURLcode res)
     if (status == 401 && !call->auth_refreshed && !call->watch &&
         (c->cfg->exec || c->cfg->token_file)) {
         call->auth_refreshed = true;
-        c->cfg->cached_until_ns = 0;
+        /* Only the token refused: calls that were refused together refresh it once. */
+        if (!call->sent_token || !c->cfg->cached_token ||
+            strcmp(call->sent_token, c->cfg->cached_token) == 0)
+            c->cfg->cached_until_ns = 0;
         ty_buf_reset(&call->resp);
         schedule(call, 0);
         return;
@@ -500,10 +504,6 @@ static void start_try(struct ty_kube_call *call)
 {
     ty_kube_client *c = call->c;
     ty_kube_config *cfg = c->cfg;
-    if (call->timer_only) {
-        finish(call, 200, NULL, NULL, NULL);
-        return;
-    }
     const char *token = NULL;
     TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
     if (ty_kube_config_credential(cfg, ty_time_now_ns(), false, &token, &err) < 0) {
@@ -548,6 +548,8 @@ static void start_try(struct ty_kube_call *call)
         ty_curl.easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
         ty_curl.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(call->body));
     }
+    free(call->sent_token);
+    call->sent_token = token ? ty_strdup(token) : NULL;
     if (token) {
         char *a = ty_asprintf("Authorization: Bearer %s", token);
         hdr = ty_curl.slist_append(hdr, a);
@@ -581,13 +583,11 @@ static void on_delay_over(uv_timer_t *t)
 {
     struct ty_kube_call *call = t->data;
     ty_kube_client *c = call->c;
-    if (!call->timer_only) {
-        int64_t wait_ns = ty_kube_bucket_take(&c->bucket, ty_time_mono_ns());
-        if (wait_ns > 0) {
-            c->stats.throttled++;
-            uv_timer_start(&call->timer, on_ready, (uint64_t)((wait_ns + 999999) / 1000000), 0);
-            return;
-        }
+    int64_t wait_ns = ty_kube_bucket_take(&c->bucket, ty_time_mono_ns());
+    if (wait_ns > 0) {
+        c->stats.throttled++;
+        uv_timer_start(&call->timer, on_ready, (uint64_t)((wait_ns + 999999) / 1000000), 0);
+        return;
     }
     start_try(call);
 }
@@ -837,7 +837,6 @@ ty_kube_call *ty_kube_update_retry(ty_kube_client *c, const ty_kube_request *req
     o->arg = arg;
     /* The handle the caller holds: a call with no request whose arg is the operation. */
     struct ty_kube_call *outer = call_new(c, NULL, o);
-    outer->timer_only = true;
     outer->state = CALL_WAITING;
     outer->arg_free = rmw_free;
     o->outer = outer;

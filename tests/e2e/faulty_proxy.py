@@ -3,7 +3,7 @@
 It forwards every request to a real `trainyard server` and, when a test asks, answers as an
 API server under stress or restarting does: 429 with Retry-After, a 5xx, 410 Gone on a watch
 (the resourceVersion left the history), an ERROR event with code 410 inside a watch, a BOOKMARK,
-or a watch connection dropped mid-stream. Faults are queued: `watch_faults` are taken one per
+a watch connection dropped mid-stream, or 401 to a token that has expired. Faults are queued: `watch_faults` are taken one per
 watch request, in order; `request_faults` one per matching non-watch request.
 """
 import http.client
@@ -29,6 +29,8 @@ class FaultyProxy:
         self.request_faults = []    # (method, path prefix, status, headers)
         self.log = []               # (method, path) of every request seen
         self.bookmarks = []         # resourceVersions of the bookmarks sent
+        self.require_token = None   # when set, other bearer tokens get 401 (an expired token)
+        self.auth_seen = []         # the Authorization headers seen
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,6 +84,11 @@ class FaultyProxy:
         is_watch = q.get("watch", [""])[0] in ("1", "true")
         with self.lock:
             self.log.append((h.command, h.path))
+            self.auth_seen.append(h.headers.get("Authorization"))
+            if self.require_token and \
+                    h.headers.get("Authorization") != f"Bearer {self.require_token}":
+                self._reply(h, 401, status_body(401, "Unauthorized", "Unauthorized"))
+                return
             fault = None
             if is_watch:
                 fault = self.watch_faults.pop(0) if self.watch_faults else None

@@ -114,6 +114,39 @@ def test_connection_errors_are_retried_then_reported(tmp_path):
     assert out["ms"] >= 200, "no back-off between the tries"
 
 
+def test_expired_token_is_fetched_again_from_the_exec_plugin(server, proxy, tmp_path):
+    """The exec plugin's first token is refused (401, as an expired token is): the client runs
+    the plugin again and retries once with the new token; tokens are cached in between."""
+    server.kubectl("create", "namespace", "kd")
+    create_event(server, "kd", "e", "m")
+    counter = tmp_path / "runs"
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text("#!/bin/sh\n"
+                      f"echo run >> {counter}\n"
+                      f"n=$(wc -l < {counter})\n"
+                      "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",'\n"
+                      "printf '\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-%s\"}}' $n\n")
+    plugin.chmod(0o755)
+    kc = tmp_path / "kc"
+    kc.write_text(f"""current-context: t
+clusters: [{{name: t, cluster: {{server: "{proxy.url}"}}}}]
+users:
+- name: u
+  user:
+    exec: {{apiVersion: client.authentication.k8s.io/v1, command: ./plugin.sh}}
+contexts: [{{name: t, context: {{cluster: t, user: u}}}}]
+""")
+    proxy.require_token = "tok-2"
+    out = json.loads(run_driver(str(kc), "burst", "3", "kd", "e").stdout)
+    assert out["ok"] == 3, out
+    assert counter.read_text().count("run") == 2, "the plugin ran once more after the 401 only"
+    assert proxy.auth_seen[0] == "Bearer tok-1" and proxy.auth_seen[-1] == "Bearer tok-2"
+    # A token refused even when fresh is the answer: 401, after one refresh.
+    proxy.require_token = "never"
+    out = json.loads(run_driver(str(kc), "get", "kd", "e").stdout)
+    assert out["status"] == 401 and out["tries"] == 2, out
+
+
 def test_client_side_rate_limit(server, tmp_path):
     server.kubectl("create", "namespace", "kd")
     create_event(server, "kd", "e", "m")
