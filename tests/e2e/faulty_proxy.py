@@ -10,6 +10,7 @@ import http.client
 import http.server
 import json
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -21,7 +22,9 @@ def status_body(code, reason, message):
 
 
 class FaultyProxy:
-    def __init__(self, upstream_url):
+    def __init__(self, upstream_url, tls=None):
+        """tls: (certificate file, key file, CA file of the client certificates it requires)
+        to serve HTTPS as an API server does; None: plain HTTP."""
         u = urllib.parse.urlparse(upstream_url)
         self.upstream = (u.hostname, u.port)
         self.lock = threading.Lock()
@@ -46,7 +49,15 @@ class FaultyProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(tls[2])
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.server.handle_error = lambda *a: None  # refused handshakes are the tests' point
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -7,6 +7,7 @@ stands in for a faulty Kubernetes API server (429 with Retry-After, 5xx, 410 Gon
 with code 410, bookmarks, dropped watches), and the tests check that the client recovers with no
 event lost or delivered twice.
 """
+import base64
 import json
 import os
 import signal
@@ -145,6 +146,65 @@ contexts: [{{name: t, context: {{cluster: t, user: u}}}}]
     proxy.require_token = "never"
     out = json.loads(run_driver(str(kc), "get", "kd", "e").stdout)
     assert out["status"] == 401 and out["tries"] == 2, out
+
+
+def make_pki(d):
+    """A CA, a serving certificate for kube.test (not for 127.0.0.1) and a client certificate,
+    with the openssl command line."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=test-ca")
+    for name, ext in (("server", "subjectAltName=DNS:kube.test\nextendedKeyUsage=serverAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        (d / f"{name}.ext").write_text(ext + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "1", "-extfile", f"{name}.ext")
+
+
+def test_tls_ca_client_certificate_and_server_name(server, tmp_path):
+    """HTTPS with a client certificate required, as a cluster's API server asks: the CA and the
+    client's certificate and key as -data fields, tls-server-name for a certificate that does
+    not name the address; each one missing makes the connection fail."""
+    server.kubectl("create", "namespace", "kd")
+    create_event(server, "kd", "e", "m")
+    make_pki(tmp_path)
+    proxy = FaultyProxy(server.url, tls=(str(tmp_path / "server.crt"), str(tmp_path / "server.key"),
+                                         str(tmp_path / "ca.crt")))
+    b64 = lambda f: base64.b64encode((tmp_path / f).read_bytes()).decode()
+
+    def get(cluster_fields, user_fields):
+        kc = tmp_path / "kc"
+        kc.write_text(json.dumps({
+            "current-context": "t",
+            "clusters": [{"name": "t", "cluster": {"server": proxy.url, **cluster_fields}}],
+            "users": [{"name": "u", "user": user_fields}],
+            "contexts": [{"name": "t", "context": {"cluster": "t", "user": "u"}}]}))
+        p = run_driver(str(kc), "--retries", "-1", "get", "kd", "e")
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    try:
+        ca = {"certificate-authority-data": b64("ca.crt"), "tls-server-name": "kube.test"}
+        user = {"client-certificate-data": b64("client.crt"), "client-key-data": b64("client.key")}
+        assert get(ca, user)["status"] == 200
+        # Files work as the data does.
+        ca_file = {"certificate-authority": str(tmp_path / "ca.crt"), "tls-server-name": "kube.test"}
+        user_files = {"client-certificate": str(tmp_path / "client.crt"),
+                      "client-key": str(tmp_path / "client.key")}
+        assert get(ca_file, user_files)["status"] == 200
+        # No tls-server-name: the certificate does not name 127.0.0.1.
+        out = get({"certificate-authority-data": b64("ca.crt")}, user)
+        assert out["status"] == 0 and out["tries"] == 1, out
+        # No CA: the server is not trusted, unless verification is skipped.
+        assert get({"tls-server-name": "kube.test"}, user)["status"] == 0
+        assert get({"insecure-skip-tls-verify": True}, user)["status"] == 200
+        # No client certificate: the server refuses the handshake.
+        assert get(ca, {})["status"] == 0
+    finally:
+        proxy.close()
 
 
 def test_client_side_rate_limit(server, tmp_path):
