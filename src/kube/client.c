@@ -287,12 +287,11 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
 
 /* Hands a watch's complete events to its callback. Returns false when the call was
  * cancelled from one (the transfer must stop). */
-static bool deliver_events(struct ty_kube_call *call)
+size_t ty_kube_watch_frames(const char *text, size_t len,
+                            bool (*fn)(const char *type, json_t *obj, void *arg), void *arg)
 {
-    const char *base = call->resp.data, *end = base + call->resp.len;
-    const char *p = base + call->resp_off;
-    bool go_on = true;
-    while (go_on) {
+    const char *p = text, *end = text + len;
+    for (;;) {
         p = ty_json_skip_ws(p, end);
         if (p >= end)
             break;
@@ -303,17 +302,32 @@ static bool deliver_events(struct ty_kube_call *call)
         p = q;
         const char *type = json_string_value(json_object_get(ev, "type"));
         json_t *obj = json_object_get(ev, "object");
-        if (type && json_is_object(obj)) {
-            call->in_callback = true;
-            call->event(type, obj, call->arg);
-            call->in_callback = false;
-            go_on = !call->cancelled;
-        }
+        bool go_on = !(type && json_is_object(obj)) || fn(type, obj, arg);
         json_decref(ev);
+        if (!go_on)
+            break;
     }
-    size_t used = (size_t)(p - base);
-    if (used > call->resp.len)
-        used = call->resp.len;
+    return (size_t)(p - text);
+}
+
+static bool deliver_one(const char *type, json_t *obj, void *arg)
+{
+    struct ty_kube_call *call = arg;
+    call->in_callback = true;
+    call->event(type, obj, call->arg);
+    call->in_callback = false;
+    return !call->cancelled;
+}
+
+/* Hands a watch's complete events to its callback. Returns false when the call was
+ * cancelled from one (the transfer must stop). */
+static bool deliver_events(struct ty_kube_call *call)
+{
+    size_t used = call->resp_off + ty_kube_watch_frames(call->resp.data + call->resp_off,
+                                                        call->resp.len - call->resp_off,
+                                                        deliver_one, call);
+    if (call->cancelled)
+        return false;
     /* Drop what was delivered once it is most of the buffer. */
     if (used == call->resp.len) {
         ty_buf_reset(&call->resp);
@@ -326,7 +340,7 @@ static bool deliver_events(struct ty_kube_call *call)
     } else {
         call->resp_off = used;
     }
-    return go_on;
+    return true;
 }
 
 static size_t on_write(char *data, size_t size, size_t n, void *arg)

@@ -10,6 +10,10 @@
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
 
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "base/error.h"
 
 typedef struct ty_curl_api {
@@ -36,5 +40,12 @@ extern ty_curl_api ty_curl;
 /* Loads libcurl (libcurl.so.4, else the GnuTLS flavour libcurl-gnutls.so.4) and initialises
  * it once. Idempotent; not thread-safe (the loop's thread calls it). */
 int ty_curl_load(ty_error *err);
+
+/* A watch stream's framing: the complete JSON values at the front of text[0..len), each an
+ * event {"type": string, "object": object} handed to fn (others are skipped), until fn returns
+ * false. Returns the bytes consumed; an incomplete last value is left for more data. Pure (the
+ * fuzz target and the tests call it). */
+size_t ty_kube_watch_frames(const char *text, size_t len,
+                            bool (*fn)(const char *type, json_t *obj, void *arg), void *arg);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kube/client.h"
+#include "kube/kube_int.h"
 #include "kube/retry.h"
 
 #define MS 1000000LL
@@ -75,6 +76,39 @@ Test(kube_retry, retry_after)
     cr_assert_eq(ty_kube_retry_after_s("12abc", 0, 60), -1);
     cr_assert_eq(ty_kube_retry_after_s("-5", 0, 60), -1);
     cr_assert_eq(ty_kube_retry_after_s(NULL, 0, 60), -1);
+}
+
+static bool collect(const char *type, json_t *obj, void *arg)
+{
+    json_t *names = arg;
+    const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+    json_array_append_new(names, json_sprintf("%s %s", type, name ? name : "-"));
+    return json_array_size(names) < 3; /* the third event stops it */
+}
+
+/* A watch stream arrives in pieces: only complete events are taken, the rest waits. */
+Test(kube_retry, watch_frames)
+{
+    const char *stream = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}\n"
+                         "  42 {\"type\":\"ERROR\"}\n" /* not events: skipped */
+                         "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{}}}\n"
+                         "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"b\"}}}\n"
+                         "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"c\"}}}\n";
+    size_t len = strlen(stream);
+    json_t *names = json_array();
+    /* Cut inside the second event: the first is taken, the cut one waits. */
+    const char *second = strstr(stream, "{\"type\":\"BOOKMARK");
+    size_t cut = (size_t)(second - stream) + 10;
+    size_t used = ty_kube_watch_frames(stream, cut, collect, names);
+    cr_assert_eq(used, (size_t)(second - stream));
+    cr_assert_eq(json_array_size(names), 1);
+    /* The rest: BOOKMARK, then DELETED b, where the callback says stop. */
+    size_t used2 = ty_kube_watch_frames(stream + used, len - used, collect, names);
+    cr_assert_eq(json_array_size(names), 3);
+    cr_assert_str_eq(json_string_value(json_array_get(names, 1)), "BOOKMARK -");
+    cr_assert_str_eq(json_string_value(json_array_get(names, 2)), "DELETED b");
+    cr_assert(strncmp(stream + used + used2, "\n{\"type\":\"ADDED\"", 16) == 0);
+    json_decref(names);
 }
 
 Test(kube_retry, paths)

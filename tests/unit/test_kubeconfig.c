@@ -416,6 +416,10 @@ Test(kubeconfig, exec_plugin_errors)
          "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"tomorrow\"}}",
          "expirationTimestamp: not an RFC 3339 time"},
         {"not json", "not an ExecCredential"},
+        /* Past what nanoseconds in an int64 hold (found by tests/fuzz/fuzz_kube). */
+        {"{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s.io/v1\","
+         "\"status\":{\"token\":\"t\",\"expirationTimestamp\":\"6553-01-01T00:00:00Z\"}}",
+         "expirationTimestamp: not an RFC 3339 time"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(ty_kube_exec_credential_parse(c, "plugin", bad[i][0], strlen(bad[i][0]), &err), -1);
