@@ -13,8 +13,8 @@ struct ty_reflector {
     ty_kube_client *c;
     ty_reflector_opts o;
     char *ns, *label_selector, *field_selector;
-    ty_map known;          /* key -> json_t * (a reference) */
-    ty_map listing;        /* a list in progress: key -> json_t * */
+    ty_map known;          /* key -> its last resourceVersion (owned string) */
+    ty_map listing;        /* a list in progress: key -> json_t * (a reference) */
     char *rv;              /* where a watch resumes */
     char *cont;            /* the next page's continue token */
     ty_kube_call *call;    /* the list page or watch under way */
@@ -77,6 +77,32 @@ static void set_rv(ty_reflector *r, const char *rv)
     r->rv = ty_strdup(rv);
 }
 
+static void rv_map_clear(ty_map *m)
+{
+    const ty_map_slot *s;
+    for (size_t i = 0; ty_map_next(m, &i, &s);)
+        free(s->value);
+    ty_map_free(m);
+    *m = (ty_map)TY_MAP_INIT;
+}
+
+/* What a DELETED found by a relist carries: the reflector keeps no objects (the cache the
+ * caller fills has them), only each key's last resourceVersion, as client-go hands over a
+ * DeletedFinalStateUnknown. */
+static json_t *tombstone(const char *key, const char *rv)
+{
+    const char *slash = strchr(key, '/');
+    json_t *md = json_object();
+    if (slash) {
+        json_object_set_new(md, "namespace", json_stringn(key, (size_t)(slash - key)));
+        json_object_set_new(md, "name", json_string(slash + 1));
+    } else {
+        json_object_set_new(md, "name", json_string(key));
+    }
+    json_object_set_new(md, "resourceVersion", json_string(rv));
+    return json_pack("{s:o}", "metadata", md);
+}
+
 static void map_clear(ty_map *m)
 {
     const ty_map_slot *s;
@@ -132,9 +158,9 @@ static void list_done(ty_reflector *r, const char *rv)
     note(r, "listed %zu objects at resourceVersion %s", r->listing.count, rv ? rv : "");
     const ty_map_slot *s;
     for (size_t i = 0; ty_map_next(&r->listing, &i, &s);) {
-        json_t *old = ty_map_get(&r->known, s->key, s->keylen);
+        const char *old = ty_map_get(&r->known, s->key, s->keylen);
         json_t *obj = s->value;
-        if (old && strcmp(obj_rv(old), obj_rv(obj)) == 0)
+        if (old && strcmp(old, obj_rv(obj)) == 0)
             continue;
         r->o.on_event(old ? TY_REFLECTOR_MODIFIED : TY_REFLECTOR_ADDED, obj, r->o.arg);
         if (r->stopped)
@@ -142,14 +168,17 @@ static void list_done(ty_reflector *r, const char *rv)
     }
     for (size_t i = 0; ty_map_next(&r->known, &i, &s);) {
         if (!ty_map_has(&r->listing, s->key, s->keylen)) {
-            r->o.on_event(TY_REFLECTOR_DELETED, s->value, r->o.arg);
+            json_t *t = tombstone(s->key, s->value);
+            r->o.on_event(TY_REFLECTOR_DELETED, t, r->o.arg);
+            json_decref(t);
             if (r->stopped)
                 return;
         }
     }
-    map_clear(&r->known);
-    r->known = r->listing;
-    r->listing = (ty_map)TY_MAP_INIT;
+    rv_map_clear(&r->known);
+    for (size_t i = 0; ty_map_next(&r->listing, &i, &s);)
+        ty_map_put(&r->known, s->key, s->keylen, ty_strdup(obj_rv(s->value)));
+    map_clear(&r->listing);
     set_rv(r, rv);
     r->stats.lists++;
     r->failures = 0;
@@ -251,9 +280,9 @@ static void on_watch_event(const char *type, json_t *obj, void *arg)
     if (!key)
         return;
     r->watch_delivered = true;
-    json_t *old = ty_map_gets(&r->known, key);
+    const char *old = ty_map_gets(&r->known, key);
     const char *rv = obj_rv(obj);
-    if (!deleted && old && strcmp(obj_rv(old), rv) == 0) {
+    if (!deleted && old && strcmp(old, rv) == 0) {
         r->stats.duplicates++;
         free(key);
         set_rv(r, rv);
@@ -267,11 +296,10 @@ static void on_watch_event(const char *type, json_t *obj, void *arg)
     }
     set_rv(r, rv);
     if (deleted) {
-        json_decref(ty_map_dels(&r->known, key));
+        free(ty_map_dels(&r->known, key));
         r->o.on_event(TY_REFLECTOR_DELETED, obj, r->o.arg);
     } else {
-        /* The map keeps a reference of its own: the event's tree goes after this callback. */
-        json_decref(ty_map_puts(&r->known, key, json_incref(obj)));
+        free(ty_map_puts(&r->known, key, ty_strdup(rv)));
         r->o.on_event(old ? TY_REFLECTOR_MODIFIED : TY_REFLECTOR_ADDED, obj, r->o.arg);
     }
     free(key);
@@ -343,7 +371,7 @@ int ty_reflector_start(ty_kube_client *c, uv_loop_t *loop, const ty_reflector_op
 static void on_closed(uv_handle_t *h)
 {
     ty_reflector *r = h->data;
-    map_clear(&r->known);
+    rv_map_clear(&r->known);
     map_clear(&r->listing);
     free(r->ns);
     free(r->label_selector);
@@ -369,12 +397,12 @@ const char *ty_reflector_resource_version(const ty_reflector *r)
     return r->rv ? r->rv : "";
 }
 
-json_t *ty_reflector_get(const ty_reflector *r, const char *ns, const char *name)
+const char *ty_reflector_known_rv(const ty_reflector *r, const char *ns, const char *name)
 {
     char *key = ns && *ns ? ty_asprintf("%s/%s", ns, name) : ty_strdup(name);
-    json_t *o = ty_map_gets(&r->known, key);
+    const char *rv = ty_map_gets(&r->known, key);
     free(key);
-    return o;
+    return rv;
 }
 
 size_t ty_reflector_count(const ty_reflector *r)

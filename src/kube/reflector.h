@@ -10,14 +10,15 @@
  * server's history) relists.
  *
  * The caller sees ADDED, MODIFIED and DELETED with the object, each change once: the
- * reflector keeps the last object of each key (a reference, not a copy) so that a relist
+ * reflector keeps each key's last resourceVersion (not the object: the caller's cache holds
+ * objects, and keeping them twice would double cluster mode's memory) so that a relist
  * delivers only the difference (new keys ADDED, a changed resourceVersion MODIFIED, keys
- * gone DELETED with their last object) and a watch event already seen (same key and
- * resourceVersion) is dropped. Events in between that a relist compresses (several
- * versions of one object) arrive as the last version, as with client-go.
+ * gone DELETED) and a watch event already seen (same key and resourceVersion) is dropped. A
+ * DELETED that a relist found carries only metadata (namespace, name, the last
+ * resourceVersion seen), as client-go's DeletedFinalStateUnknown: the cache has the rest.
+ * Versions a relist skipped over arrive as the last one, as with client-go.
  *
- * Ownership: objects passed to on_event are borrowed (json_incref to keep them, never change
- * them: the reflector keeps the same tree). ty_reflector_stop() ends it (no callback after
+ * Ownership: objects passed to on_event are borrowed (json_incref to keep them). ty_reflector_stop() ends it (no callback after
  * it) and frees it once its timer has closed. */
 #ifndef TY_KUBE_REFLECTOR_H
 #define TY_KUBE_REFLECTOR_H
@@ -63,8 +64,8 @@ void ty_reflector_stop(ty_reflector *r); /* NULL is fine */
 
 /* The resourceVersion a watch would resume from ("" before the first list). */
 const char *ty_reflector_resource_version(const ty_reflector *r);
-/* The last object seen under a key, borrowed, or NULL ("name" or "ns/name"). */
-json_t *ty_reflector_get(const ty_reflector *r, const char *ns, const char *name);
+/* The resourceVersion last seen of an object, or NULL when the reflector knows none. */
+const char *ty_reflector_known_rv(const ty_reflector *r, const char *ns, const char *name);
 size_t ty_reflector_count(const ty_reflector *r);
 ty_reflector_stats ty_reflector_get_stats(const ty_reflector *r);
 

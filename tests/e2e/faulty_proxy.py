@@ -12,7 +12,6 @@ import json
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
 
 
@@ -143,13 +142,15 @@ class FaultyProxy:
         h.wfile.flush()
 
     def _watch(self, h, body, q, fault):
-        """fault keys: delay_s (hold the request first), status (answer it with this HTTP
+        """fault keys: hold (a threading.Event: the request waits until the test sets it, so
+        the test can change things while the client has no watch), status (answer it with this HTTP
         status; retry_after: its header), gone (HTTP 410), bookmark_then_drop (an honest
         bookmark at the collection's current resourceVersion when nothing newer of the
         selection exists, then a drop), drop_after (forward N events, then drop),
         error_410_after (forward N events, then an ERROR event with code 410)."""
-        if fault.get("delay_s"):
-            time.sleep(fault["delay_s"])
+        if fault.get("hold"):
+            fault["holding"] = True
+            fault["hold"].wait(30)
         if fault.get("status"):
             hdr = [("Retry-After", str(fault["retry_after"]))] if "retry_after" in fault else []
             self._reply(h, fault["status"], status_body(fault["status"], "InternalError",

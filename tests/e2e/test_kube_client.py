@@ -318,12 +318,13 @@ def test_watch_faults_recover(server, proxy, tmp_path):
     server.kubectl("create", "namespace", "kd")
     server.kubectl("create", "namespace", "other")
     kc = kubeconfig_for(tmp_path / "kc", proxy.url)
+    w3, w5 = threading.Event(), threading.Event()
     proxy.watch_faults += [
         {"drop_after": 2},                              # W1: e1, e2, then cut
         {"status": 500},                                # W2: a 5xx on the watch request
-        {"delay_s": 1.5, "bookmark_then_drop": True},   # W3: (the test writes elsewhere) bookmark
+        {"hold": w3, "bookmark_then_drop": True},       # W3: (the test writes elsewhere) bookmark
         {"status": 429, "retry_after": 1},              # W4: throttled
-        {"delay_s": 1.5, "gone": True},                 # W5: (changes meanwhile) 410 Gone: relist
+        {"hold": w5, "gone": True},                     # W5: (changes meanwhile) 410 Gone: relist
         {"error_410_after": 1},                         # W6: one event, then ERROR 410: relist
     ]
     w = Watcher(kc, "kd")
@@ -335,8 +336,11 @@ def test_watch_faults_recover(server, proxy, tmp_path):
     # While W3 is held: a write in another namespace moves the server's resourceVersion on, so
     # the bookmark carries a version newer than any event of this watch.
     create_event(server, "other", "o1", "m")
+    w3.set()
     assert wait_until(lambda: proxy.bookmarks, 20), w.lines
     bookmark = proxy.bookmarks[0]
+    e2_rv = next(e["rv"] for e in w.events() if e["name"] == "e2")
+    assert int(bookmark) > int(e2_rv), (bookmark, e2_rv)
     # The next watch resumes from the bookmark.
     assert wait_until(lambda: any(f"resourceVersion={bookmark}&" in p
                                   for p in proxy.watch_requests()), 20), proxy.watch_requests()
@@ -347,6 +351,7 @@ def test_watch_faults_recover(server, proxy, tmp_path):
     server.kubectl("-n", "kd", "delete", "event", "e1")
     server.kubectl("-n", "kd", "patch", "event", "e2", "--type=merge", "-p", '{"message":"x"}')
     create_event(server, "kd", "e3", "m")
+    w5.set()
     w.wait("DELETED", "e1")
     w.wait("MODIFIED", "e2", "x")
     w.wait("ADDED", "e3")
