@@ -18,6 +18,7 @@ pkgs=(
   dataset-fashion-mnist                               # training data for the examples
   procps                                              # pgrep/ps for the no-orphan tests
   iproute2                                            # ip: the pod network tests look at links
+  openssl                                             # certificates for the Kubernetes client's TLS test
 )
 missing=()
 for p in "${pkgs[@]}"; do

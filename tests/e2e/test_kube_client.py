@@ -49,6 +49,11 @@ def run_driver(kubeconfig, *args, timeout=60):
     return p
 
 
+@pytest.fixture(autouse=True)
+def driver_built():
+    assert os.path.exists(driver_bin()), f"{driver_bin()} is missing: make {os.path.relpath(driver_bin(), REPO)}"
+
+
 @pytest.fixture
 def server(tmp_path):
     s = Server(tmp_path / "srv").start()
@@ -213,7 +218,8 @@ def test_client_side_rate_limit(server, tmp_path):
     # 30 requests at once, 20 QPS with a burst of 5: the last waits (30 - 5) / 20 s.
     out = json.loads(run_driver(server.kubeconfig, "--qps", "20", "--burst", "5",
                                 "burst", "30", "kd", "e").stdout)
-    assert out["ok"] == 30 and out["stats"]["throttled"] == 25, out
+    # 25 wait (fewer if a loaded machine let a token come in between the 30 calls).
+    assert out["ok"] == 30 and 20 <= out["stats"]["throttled"] <= 25, out
     assert 1200 <= out["ms"] < 5000, out
     out = json.loads(run_driver(server.kubeconfig, "--qps", "-1", "burst", "30", "kd", "e").stdout)
     assert out["ok"] == 30 and out["stats"]["throttled"] == 0, out
