@@ -14,7 +14,7 @@ struct ty_reflector {
     ty_reflector_opts o;
     char *ns, *label_selector, *field_selector;
     ty_map known;          /* key -> its last resourceVersion (owned string) */
-    ty_map listing;        /* a list in progress: key -> json_t * (a reference) */
+    ty_map listing;        /* a list in progress: the keys it held so far */
     char *rv;              /* where a watch resumes */
     char *cont;            /* the next page's continue token */
     ty_kube_call *call;    /* the list page or watch under way */
@@ -103,15 +103,6 @@ static json_t *tombstone(const char *key, const char *rv)
     return json_pack("{s:o}", "metadata", md);
 }
 
-static void map_clear(ty_map *m)
-{
-    const ty_map_slot *s;
-    for (size_t i = 0; ty_map_next(m, &i, &s);)
-        json_decref(s->value);
-    ty_map_free(m);
-    *m = (ty_map)TY_MAP_INIT;
-}
-
 /* The query shared by lists and watches: selectors, escaped. */
 static void add_selectors(ty_reflector *r, ty_buf *q)
 {
@@ -146,39 +137,57 @@ static void on_timer_watch(uv_timer_t *t)
 
 static void relist(ty_reflector *r)
 {
-    map_clear(&r->listing);
+    ty_map_free(&r->listing);
+    r->listing = (ty_map)TY_MAP_INIT;
     free(r->cont);
     r->cont = NULL;
     list_page(r);
 }
 
-/* A complete list: deliver the difference from what the caller has seen. */
+/* One object of a LIST page: delivered at once unless the caller has seen this version, so
+ * that a list holds one page of objects at a time, not all of them. */
+static void list_item(ty_reflector *r, json_t *obj)
+{
+    char *key = obj_key(obj);
+    if (!key)
+        return;
+    ty_map_puts(&r->listing, key, (void *)1);
+    const char *rv = obj_rv(obj);
+    const char *old = ty_map_gets(&r->known, key);
+    bool changed = !old || strcmp(old, rv) != 0;
+    bool existed = old != NULL;
+    if (changed) {
+        free(ty_map_puts(&r->known, key, ty_strdup(rv)));
+        r->o.on_event(existed ? TY_REFLECTOR_MODIFIED : TY_REFLECTOR_ADDED, obj, r->o.arg);
+    }
+    free(key);
+}
+
+/* The last page came: what the caller knows and the list did not hold is gone. */
 static void list_done(ty_reflector *r, const char *rv)
 {
     note(r, "listed %zu objects at resourceVersion %s", r->listing.count, rv ? rv : "");
     const ty_map_slot *s;
-    for (size_t i = 0; ty_map_next(&r->listing, &i, &s);) {
-        const char *old = ty_map_get(&r->known, s->key, s->keylen);
-        json_t *obj = s->value;
-        if (old && strcmp(old, obj_rv(obj)) == 0)
-            continue;
-        r->o.on_event(old ? TY_REFLECTOR_MODIFIED : TY_REFLECTOR_ADDED, obj, r->o.arg);
-        if (r->stopped)
-            return;
-    }
-    for (size_t i = 0; ty_map_next(&r->known, &i, &s);) {
-        if (!ty_map_has(&r->listing, s->key, s->keylen)) {
-            json_t *t = tombstone(s->key, s->value);
+    size_t ngone = 0;
+    char **gone = ty_calloc(r->known.count + 1, sizeof *gone);
+    for (size_t i = 0; ty_map_next(&r->known, &i, &s);)
+        if (!ty_map_has(&r->listing, s->key, s->keylen))
+            gone[ngone++] = ty_strndup(s->key, s->keylen);
+    ty_map_free(&r->listing);
+    r->listing = (ty_map)TY_MAP_INIT;
+    for (size_t i = 0; i < ngone; i++) {
+        char *last = ty_map_dels(&r->known, gone[i]);
+        if (!r->stopped) {
+            json_t *t = tombstone(gone[i], last);
             r->o.on_event(TY_REFLECTOR_DELETED, t, r->o.arg);
             json_decref(t);
-            if (r->stopped)
-                return;
         }
+        free(last);
+        free(gone[i]);
     }
-    rv_map_clear(&r->known);
-    for (size_t i = 0; ty_map_next(&r->listing, &i, &s);)
-        ty_map_put(&r->known, s->key, s->keylen, ty_strdup(obj_rv(s->value)));
-    map_clear(&r->listing);
+    free(gone);
+    if (r->stopped)
+        return;
     set_rv(r, rv);
     r->stats.lists++;
     r->failures = 0;
@@ -202,7 +211,8 @@ static void on_list(const ty_kube_result *res, void *arg)
             return;
         }
         note(r, "list failed (%d): %s; retrying", res->status, res->error ? res->error : "no body");
-        map_clear(&r->listing);
+        ty_map_free(&r->listing);
+        r->listing = (ty_map)TY_MAP_INIT;
         free(r->cont);
         r->cont = NULL;
         backoff_then(r, on_timer_list);
@@ -212,13 +222,9 @@ static void on_list(const ty_kube_result *res, void *arg)
     size_t i;
     json_t *obj;
     json_array_foreach(items, i, obj) {
-        char *key = obj_key(obj);
-        if (!key)
-            continue;
-        json_incref(obj);
-        json_t *prev = ty_map_puts(&r->listing, key, obj);
-        json_decref(prev);
-        free(key);
+        list_item(r, obj);
+        if (r->stopped)
+            return;
     }
     json_t *md = json_object_get(res->body, "metadata");
     const char *cont = json_string_value(json_object_get(md, "continue"));
@@ -372,7 +378,7 @@ static void on_closed(uv_handle_t *h)
 {
     ty_reflector *r = h->data;
     rv_map_clear(&r->known);
-    map_clear(&r->listing);
+    ty_map_free(&r->listing);
     free(r->ns);
     free(r->label_selector);
     free(r->field_selector);

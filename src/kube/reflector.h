@@ -1,7 +1,8 @@
 /* A reflector: keeps a caller informed of one resource's objects, as client-go's Reflector
  * feeds an informer's store.
  *
- * It lists (in pages of `page_size`), then watches from the list's resourceVersion with
+ * It lists (in pages of `page_size`; each page's changes are delivered as it comes, so a list
+ * holds one page of objects, not the whole collection), then watches from the list's resourceVersion with
  * allowWatchBookmarks; every event and bookmark advances the resourceVersion it would resume
  * from. A watch the server ends (its timeoutSeconds) is opened again at once from there; a
  * dropped one (connection error, an error answer, an ERROR event other than 410) after
