@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -316,6 +317,23 @@ def test_list_watch(server, proxy, tmp_path):
     assert proxy.watch_requests() == [
         f"/api/v1/namespaces/kd/events?watch=1&resourceVersion={synced}&allowWatchBookmarks=true"
         f"&timeoutSeconds={proxy.watch_requests()[0].rsplit('=', 1)[1]}"]
+
+
+def test_watch_ended_by_the_server_is_reopened_at_once(server, tmp_path):
+    """A watch the server ends (its timeoutSeconds, here 1 s) is opened again from the last
+    resourceVersion, without back-off, and changes made around the reopening arrive once."""
+    server.kubectl("create", "namespace", "kd")
+    w = Watcher(server.kubeconfig, "kd", "--watch-timeout", "1")
+    assert wait_until(lambda: any("synced" in l for l in w.lines), 20), w.lines
+    for i in range(6):
+        create_event(server, "kd", f"t-{i}", "m")
+        time.sleep(0.4)
+    for i in range(6):
+        w.wait("ADDED", f"t-{i}")
+    final = w.stop()
+    check_no_lost_or_duplicated(w.events(), server.json("-n", "kd", "get", "events")["items"])
+    st = final["stats"]
+    assert st["watches"] >= 3 and st["reconnects"] == 0 and st["lists"] == 1, final
 
 
 def test_watch_faults_recover(server, proxy, tmp_path):

@@ -1,7 +1,8 @@
 /* A test driver for the Kubernetes client (src/kube): tests/e2e/test_kube_client.py runs it
  * against a real `trainyard server`, directly or through a fault-injecting proxy.
  *
- *   kube_driver [--kubeconfig F] [--context C] [--qps Q] [--burst B] [--retries N] MODE ARGS
+ *   kube_driver [--kubeconfig F] [--context C] [--qps Q] [--burst B] [--retries N]
+ *               [--page-size N] [--watch-timeout S] MODE ARGS
  *   crud NS          create/get/list/update/patch (merge, strategic, json)/conflict/update with
  *                    retry on conflict/status subresource/delete, on Events (namespaced, core)
  *                    and AdmissionChecks (cluster-scoped, kueue.x-k8s.io, status); exit 0 when
@@ -344,9 +345,10 @@ static void on_sigterm(uv_signal_t *s, int sig)
     uv_close((uv_handle_t *)s, NULL);
 }
 
-static int watch_ns(const char *ns, int page_size)
+static int watch_ns(const char *ns, int page_size, int watch_timeout_s)
 {
-    ty_reflector_opts o = {.res = events, .ns = ns, .page_size = page_size, .on_event = on_event,
+    ty_reflector_opts o = {.res = events, .ns = ns, .page_size = page_size,
+                           .watch_timeout_s = watch_timeout_s, .on_event = on_event,
                            .on_synced = on_synced, .on_note = on_note};
     ty_error err = TY_ERROR_INIT;
     if (ty_reflector_start(client, loop, &o, &refl, &err) < 0) {
@@ -363,11 +365,12 @@ int main(int argc, char **argv)
 {
     ty_kube_config_opts co = {0};
     ty_kube_client_opts opts = {0};
-    int page_size = 0;
+    int page_size = 0, watch_timeout_s = 0;
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, 'k'}, {"context", required_argument, NULL, 'c'},
         {"qps", required_argument, NULL, 'q'},        {"burst", required_argument, NULL, 'b'},
         {"retries", required_argument, NULL, 'r'},    {"page-size", required_argument, NULL, 'p'},
+        {"watch-timeout", required_argument, NULL, 't'},
         {0},
     };
     int ch;
@@ -379,6 +382,7 @@ int main(int argc, char **argv)
         case 'b': opts.burst = atoi(optarg); break;
         case 'r': opts.max_retries = atoi(optarg); break;
         case 'p': page_size = atoi(optarg); break;
+        case 't': watch_timeout_s = atoi(optarg); break;
         default: return 2;
         }
     }
@@ -411,7 +415,7 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "burst") == 0 && nargs == 3)
         burst(atoi(args[0]), args[1], args[2]);
     else if (strcmp(mode, "watch") == 0 && nargs == 1)
-        rc = watch_ns(args[0], page_size);
+        rc = watch_ns(args[0], page_size, watch_timeout_s);
     else
         rc = 2, fprintf(stderr, "kube_driver: bad mode or arguments\n");
     if (client)
