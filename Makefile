@@ -10,9 +10,10 @@
 
 PY      := /usr/bin/python3
 CC      ?= cc
-PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd gnutls libarchive
+PKGS    := libuv yaml-0.1 jansson sqlite3 libmicrohttpd gnutls libarchive libcurl
 # libmicrohttpd is loaded at run time by the server (src/server/mhd.h): compiled against, not
-# linked, so that every other exec of trainyard does not pay for GnuTLS.
+# linked, so that every other exec of trainyard does not pay for GnuTLS; libcurl likewise
+# (src/kube/kube_int.h).
 LINK_PKGS := libuv yaml-0.1 jansson sqlite3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -86,6 +87,14 @@ build/asan/tests/%: tests/unit/%.c build/asan/libtrainyard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests/unit -o $@ $< build/asan/libtrainyard.a $(LDLIBS) -lcriterion
 
+# The Kubernetes client's driver, which tests/e2e/test_kube_client.py runs against a server.
+build/tests/kube_driver: tests/kube/kube_driver.c build/libtrainyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(REL_FLAGS) -o $@ $< build/libtrainyard.a $(LDLIBS)
+build/asan/tests/kube_driver: tests/kube/kube_driver.c build/asan/libtrainyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -o $@ $< build/asan/libtrainyard.a $(LDLIBS)
+
 # Each examples/<name>/ with C sources is one program, build/examples/<name>.
 .SECONDEXPANSION:
 build/examples/%: $$(wildcard examples/%/*.c) $$(wildcard examples/%/*.h) | $(DEPS_STAMP)
@@ -120,8 +129,9 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_security.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
-            tests/e2e/test_services.py tests/e2e/test_config_data.py
-e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static
+            tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py
+e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static \
+    build/tests/kube_driver build/asan/tests/kube_driver
 	$(PY) -m pytest -q tests/e2e
 	TRAINYARD_BIN=build/asan/trainyard $(PY) -m pytest -q $(E2E_ASAN)
 
@@ -166,10 +176,17 @@ build/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c src/net/dns.c src/net/endpoints.c $(F
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
+# kubeconfig.c reads files through api/manifest.c; client.c is built for the watch framing
+# (libcurl is only loaded by a client, which the target never makes).
+build/fuzz/fuzz_kube: tests/fuzz/fuzz_kube.c src/kube/kubeconfig.c src/kube/retry.c \
+    src/kube/client.c src/kube/curl.c src/api/manifest.c $(FUZZ_BASE) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto \
-    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns
+    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns build/fuzz/fuzz_kube
 	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto \
-	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns
+	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns build/fuzz/corpus-kube
 	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
@@ -181,6 +198,8 @@ fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-apirequest tests/fuzz/corpus/apirequest
 	build/fuzz/fuzz_dns -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-dns tests/fuzz/corpus/dns
+	build/fuzz/fuzz_kube -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-kube tests/fuzz/corpus/kube
 
 clean:
 	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \

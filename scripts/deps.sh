@@ -10,6 +10,7 @@ pkgs=(
   libsqlite3-dev                                      # the server's store
   libmicrohttpd-dev                                   # the API server (trainyard server)
   libgnutls28-dev                                     # keys, certificates, tokens (src/auth)
+  libcurl4-openssl-dev                                # the Kubernetes client (src/kube, dlopened)
   libnftables-dev                                     # the Service proxy (dlopened)
   libcriterion-dev                                    # unit tests
   clang libclang-rt-14-dev                            # make fuzz: clang and libFuzzer's runtime
@@ -17,6 +18,7 @@ pkgs=(
   dataset-fashion-mnist                               # training data for the examples
   procps                                              # pgrep/ps for the no-orphan tests
   iproute2                                            # ip: the pod network tests look at links
+  openssl                                             # certificates for the Kubernetes client's TLS test
 )
 missing=()
 for p in "${pkgs[@]}"; do

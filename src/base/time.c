@@ -1,6 +1,7 @@
 #include "base/time.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -75,7 +76,11 @@ int ty_time_parse_rfc3339(const char *s, int64_t *ns)
     }
     if (*p)
         return -1;
-    *ns = ((int64_t)timegm(&tm) - offset) * 1000000000LL + frac;
+    /* Nanoseconds in an int64 reach 2262: a time past that (or before 1678) is not one. */
+    int64_t secs = (int64_t)timegm(&tm) - offset;
+    if (secs > INT64_MAX / 1000000000LL - 1 || secs < INT64_MIN / 1000000000LL + 1)
+        return -1;
+    *ns = secs * 1000000000LL + frac;
     return 0;
 }
 
