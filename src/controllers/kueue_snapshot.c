@@ -9,6 +9,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/quantity.h"
+#include "controllers/admission.h"
 #include "controllers/controllers_int.h"
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
@@ -720,5 +721,19 @@ ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_
     json_decref(by_queue);
     json_decref(pods);
     entries_done(entries, n, cache);
+    return s;
+}
+
+ty_sched *ty_admission_cluster_snapshot(const json_t *flavors, const json_t *cluster_queues,
+                                        const json_t *nodes, bool fair_sharing, int64_t now_ms,
+                                        json_t *inactive)
+{
+    json_t *none = json_array();
+    ty_kueue_objects o = {.flavors = (json_t *)flavors,
+                          .cluster_queues = (json_t *)cluster_queues,
+                          .local_queues = none, .workloads = none, .nodes = (json_t *)nodes,
+                          .pods = none, .namespaces = none, .admission_checks = none};
+    ty_sched *s = ty_kueue_snapshot(&o, fair_sharing, now_ms, NULL, inactive, NULL);
+    json_decref(none);
     return s;
 }
