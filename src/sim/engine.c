@@ -60,6 +60,10 @@ typedef struct sim {
     int vc, nodes, gpn;
     int64_t total;
     int32_t *freeg, *capg; /* per node: free GPUs, allocatable GPUs */
+    int32_t *podsn;        /* per node: pods of running jobs */
+    int32_t *usedg;        /* per node: scratch, GPUs of running jobs */
+    int64_t *qused;        /* --kueue: [(cq * flavors + flavor) * 2 + (0 GPUs, 1 pods)], milli,
+                            * of running jobs */
     int64_t busy;
     const char **names;    /* per node */
     char (*own_names)[16]; /* the generated clusters' */
@@ -305,6 +309,50 @@ static void push_demotion(sim *S, int32_t j, int64_t now)
         ev_push(S, (event){at, j, s->epoch, 1});
 }
 
+/* --kueue: what running job j uses of its queue's quota, added (sign 1) or taken (-1): per pod
+ * set, its GPUs on the flavor it was given, and one pod each where the queue covers "pods". */
+static void quota_use(sim *S, int32_t j, int sign)
+{
+    if (!S->k)
+        return;
+    const ty_sim_job *job = &S->t->jobs[j];
+    int32_t cq = queue_of(S, job->vc), nf = (int32_t)json_array_size(S->k->flavors);
+    int32_t full = job->gpus <= S->gpn ? 0 : job->gpus / S->gpn;
+    int32_t rest = job->gpus <= S->gpn ? job->gpus : job->gpus % S->gpn;
+    int k = 0;
+    int32_t sets[2][2] = {{full, S->gpn}, {rest > 0 ? 1 : 0, rest}}; /* pods, GPUs a pod */
+    for (int x = 0; x < 2; x++) {
+        if (sets[x][0] == 0)
+            continue;
+        int64_t *u = &S->qused[((size_t)cq * (size_t)nf + (size_t)S->js[j].flavor[k][0]) * 2];
+        u[0] += sign * (int64_t)sets[x][0] * sets[x][1] * 1000;
+        if (S->k->cq_pods[cq])
+            S->qused[((size_t)cq * (size_t)nf + (size_t)S->js[j].flavor[k][1]) * 2 + 1] +=
+                sign * (int64_t)sets[x][0] * 1000;
+        k++;
+    }
+}
+
+/* --kueue: the running jobs' quota usage as ty_sim_kueue_snapshot takes it. */
+static json_t *quota_used_json(const sim *S)
+{
+    json_t *out = json_object();
+    size_t nf = json_array_size(S->k->flavors);
+    for (int32_t cq = 0; cq < S->k->n_cqs; cq++)
+        for (size_t f = 0; f < nf; f++) {
+            const int64_t *u = &S->qused[((size_t)cq * nf + f) * 2];
+            if (!u[0] && !u[1])
+                continue;
+            json_t *q = json_object_get(out, S->k->cq_names[cq]);
+            if (!q)
+                json_object_set_new(out, S->k->cq_names[cq], q = json_object());
+            json_object_set_new(q, ty_obj_name(json_array_get(S->k->flavors, f)),
+                                json_pack("{s:I, s:I}", GPU, (json_int_t)u[0], "pods",
+                                          (json_int_t)u[1]));
+        }
+    return out;
+}
+
 static void start(sim *S, int32_t j, int64_t now)
 {
     jstate *s = &S->js[j];
@@ -314,8 +362,11 @@ static void start(sim *S, int32_t j, int64_t now)
         S->r->start_ms[j] = now;
     s->run_start_ms = now;
     s->epoch++;
-    for (int p = 0; p < n_pods(S, job->gpus); p++)
+    for (int p = 0; p < n_pods(S, job->gpus); p++) {
         S->freeg[S->place[s->pod_off + p]] -= pod_gpus(S, job->gpus, p);
+        S->podsn[S->place[s->pod_off + p]]++;
+    }
+    quota_use(S, j, 1);
     S->busy += job->gpus;
     S->busy_vc[job->vc] += job->gpus;
     run_add(S, j);
@@ -336,8 +387,11 @@ static void stop(sim *S, int32_t j, int64_t now)
     S->busy_vc[job->vc] -= job->gpus;
     s->run_start_ms = -1;
     s->epoch++;
-    for (int p = 0; p < n_pods(S, job->gpus); p++)
+    for (int p = 0; p < n_pods(S, job->gpus); p++) {
         S->freeg[S->place[s->pod_off + p]] += pod_gpus(S, job->gpus, p);
+        S->podsn[S->place[s->pod_off + p]]--;
+    }
+    quota_use(S, j, -1);
     S->busy -= job->gpus;
     run_remove(S, j);
 }
@@ -474,7 +528,7 @@ int ty_sim_kueue_fits_empty(const ty_sim_kueue *k, int32_t cq, int32_t gpus, boo
                             char *why, size_t why_cap, ty_error *err)
 {
     *fits = false;
-    ty_sched *s = ty_sim_kueue_snapshot(k, false, 0, err);
+    ty_sched *s = ty_sim_kueue_snapshot(k, false, 0, NULL, NULL, NULL, err);
     if (!s)
         return -1;
     shape b;
@@ -510,15 +564,17 @@ static ty_sched *generated_snapshot(sim *S, int64_t now, ty_error *err)
     ty_sched_flavor f = {.name = FLAVOR};
     rc = ty_sched_add_flavor(s, &f, err);
     for (int n = 0; rc == 0 && n < S->nodes; n++) {
-        /* A full node takes no pod, and under StrictFIFO without preemption nothing after a
-         * workload that waits is admitted, so nothing would reserve it: leaving it out
-         * changes no decision. (BestEffortFIFO: a waiting gang may reserve full nodes.) */
-        bool folded = !S->preemptive && !S->cohort;
-        if (folded && S->strict && S->freeg[n] == 0)
+        /* A full node takes no pod, and under one StrictFIFO queue without preemption nothing
+         * after a workload that waits is admitted, so nothing would reserve it: leaving it out
+         * changes no decision. (BestEffortFIFO, or other queues of a cohort: a waiting gang
+         * may reserve full nodes.) */
+        bool folded = !S->preemptive;
+        if (folded && !S->cohort && S->strict && S->freeg[n] == 0)
             continue;
         ty_sched_amount alloc = {GPU, (int64_t)S->gpn * 1000};
         /* Without preemption the running jobs are only occupancy: given as the nodes' used
-         * GPUs, the same room and quota as admitted workloads would leave (quota = capacity). */
+         * GPUs (and with cohort their queues' used quota, below), the same room and quota as
+         * admitted workloads would leave, at the cost of a node, not of every running job. */
         ty_sched_amount used = {GPU, (int64_t)(S->gpn - S->freeg[n]) * 1000};
         ty_sched_node nd = {.name = S->names[n], .allocatable = &alloc, .n_allocatable = 1,
                             .used = &used, .n_used = folded ? 1 : 0};
@@ -529,7 +585,8 @@ static ty_sched *generated_snapshot(sim *S, int64_t now, ty_error *err)
     static const char *const covered[] = {GPU};
     for (size_t v = 0; rc == 0 && v < (S->cohort ? S->t->n_vcs : 1); v++) {
         int64_t nominal = S->cohort ? (int64_t)S->t->vcs[v].nodes * S->gpn : S->total;
-        ty_sched_quota q = {GPU, nominal * 1000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+        int64_t used = !S->preemptive ? (S->cohort ? S->busy_vc[v] : S->busy) * 1000 : 0;
+        ty_sched_quota q = {GPU, nominal * 1000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED, used};
         ty_sched_flavor_quotas fq = {FLAVOR, &q, 1};
         ty_sched_resource_group g = {covered, 1, &fq, 1};
         ty_sched_cluster_queue cq = {
@@ -561,8 +618,15 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
     ty_sched *s = NULL;
     int rc = 0;
     if (S->k) {
-        /* the user's queues, flavors and nodes, as the server's pass builds them */
-        s = ty_sim_kueue_snapshot(S->k, S->c->fair_sharing, now, err);
+        /* the user's queues, flavors and nodes, as the server's pass builds them; without
+         * preemption the running jobs are usage (quota, nodes), not workloads */
+        json_t *used = S->preemptive ? NULL : quota_used_json(S);
+        for (int n = 0; n < S->nodes; n++)
+            S->usedg[n] = S->capg[n] - S->freeg[n];
+        s = ty_sim_kueue_snapshot(S->k, S->c->fair_sharing, now, used,
+                                  S->preemptive ? NULL : S->usedg,
+                                  S->preemptive ? NULL : S->podsn, err);
+        json_decref(used);
         rc = s ? 0 : -1;
     } else {
         s = generated_snapshot(S, now, err);
@@ -570,7 +634,7 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
     }
     /* Running jobs are admitted workloads where the core must see them: as victims, or for
      * each queue's quota usage. */
-    bool admitted = S->preemptive || S->pooled;
+    bool admitted = S->preemptive;
     for (size_t i = 0; rc == 0 && admitted && i < S->n_run; i++)
         rc = add_job(S, s, S->run[i], now, true, err);
     for (size_t i = 0; rc == 0 && i < S->n_cand; i++)
@@ -834,6 +898,11 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
             S.nodes = S.k->n_nodes;
         S.freeg = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.freeg);
         S.capg = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.capg);
+        S.usedg = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.usedg);
+        S.podsn = ty_calloc((size_t)S.nodes + 1, sizeof *S.podsn);
+        S.qused = S.k ? ty_calloc((size_t)S.k->n_cqs * json_array_size(S.k->flavors) * 2 + 1,
+                                  sizeof *S.qused)
+                      : NULL;
         S.names = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.names);
         S.own_names = S.k ? NULL : ty_malloc(((size_t)S.nodes + 1) * sizeof *S.own_names);
         S.total = 0;
@@ -859,6 +928,9 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
         free(S.bk);
         free(S.freeg);
         free(S.capg);
+        free(S.usedg);
+        free(S.podsn);
+        free(S.qused);
         free(S.names);
         free(S.own_names);
     }

@@ -34,6 +34,13 @@ void ty_sim_kueue_free(ty_sim_kueue *k)
     free(k->node_names);
     free(k->node_gpus);
     ty_map_free(&k->node_ix);
+    for (int32_t i = 0; k->node_in && i < k->n_nodes; i++) {
+        free((void *)k->node_in[i].labels);
+        free((void *)k->node_in[i].taints);
+        free((void *)k->node_in[i].allocatable);
+    }
+    free(k->node_in);
+    json_decref(k->node_allocs);
     free(k->cq_names);
     free(k->cq_strict);
     free(k->cq_pods);
@@ -206,23 +213,54 @@ static void index_objects(ty_sim_kueue *k)
     k->n_nodes = (int32_t)json_array_size(k->nodes);
     k->node_names = ty_calloc((size_t)k->n_nodes + 1, sizeof *k->node_names);
     k->node_gpus = ty_calloc((size_t)k->n_nodes + 1, sizeof *k->node_gpus);
+    k->node_in = ty_calloc((size_t)k->n_nodes + 1, sizeof *k->node_in);
+    k->node_allocs = json_array();
     json_array_foreach(k->nodes, i, o)
     {
         k->node_names[i] = ty_strdup(ty_obj_name(o));
         json_t *alloc = ty_placement_allocatable(o);
+        json_array_append_new(k->node_allocs, alloc);
         int64_t milli = json_integer_value(json_object_get(alloc, GPU));
         k->node_gpus[i] = (int32_t)(milli / 1000 > INT32_MAX / 2 ? INT32_MAX / 2 : milli / 1000);
-        json_decref(alloc);
         ty_map_puts(&k->node_ix, k->node_names[i], (void *)(uintptr_t)(i + 1));
+        /* as the server's pass reads a node (controllers/kueue_snapshot.c) */
+        const json_t *spec = json_object_get(o, "spec");
+        ty_sched_node *n = &k->node_in[i];
+        n->name = k->node_names[i];
+        n->labels = ty_placement_labels(json_object_get(json_object_get(o, "metadata"), "labels"),
+                                        &n->n_labels);
+        n->taints = ty_placement_taints(json_object_get(spec, "taints"), &n->n_taints);
+        ty_sched_amount *a = ty_calloc(json_object_size(alloc) + 1, sizeof *a);
+        const char *res;
+        json_t *v;
+        json_object_foreach(alloc, res, v)
+            a[n->n_allocatable++] = (ty_sched_amount){res, (int64_t)json_integer_value(v)};
+        n->allocatable = a;
+        n->unschedulable = json_is_true(json_object_get(spec, "unschedulable"));
     }
 }
 
 ty_sched *ty_sim_kueue_snapshot(const ty_sim_kueue *k, bool fair_sharing, int64_t now_ms,
-                                ty_error *err)
+                                const json_t *quota_used, const int32_t *gpus_used,
+                                const int32_t *pods_used, ty_error *err)
 {
     json_t *inactive = json_object();
-    ty_sched *s = ty_admission_cluster_snapshot(k->flavors, k->cluster_queues, k->nodes,
-                                                fair_sharing, now_ms, inactive);
+    ty_sched *s = ty_admission_queue_snapshot(k->flavors, k->cluster_queues, quota_used,
+                                              fair_sharing, now_ms, inactive);
+    int rc = 0;
+    for (int32_t n = 0; rc == 0 && n < k->n_nodes; n++) {
+        ty_sched_node node = k->node_in[n];
+        ty_sched_amount used[2] = {{GPU, gpus_used ? (int64_t)gpus_used[n] * 1000 : 0},
+                                   {"pods", pods_used ? (int64_t)pods_used[n] * 1000 : 0}};
+        node.used = used;
+        node.n_used = gpus_used ? 2 : 0;
+        rc = ty_sched_add_node(s, &node, err);
+    }
+    if (rc < 0) {
+        ty_sched_free(s);
+        json_decref(inactive);
+        return NULL;
+    }
     const char *name;
     json_t *why;
     json_object_foreach(inactive, name, why)
@@ -250,7 +288,7 @@ int ty_sim_kueue_load(ty_sim_kueue **out, const char *path, const json_t *nodes,
     k->cluster_queues = json_array();
     k->local_queues = json_array();
     k->priority_classes = json_array();
-    k->nodes = json_deep_copy(nodes ? nodes : json_array());
+    k->nodes = nodes ? json_deep_copy(nodes) : json_array();
     ty_buf problems = TY_BUF_INIT;
     admit_objects(k, m, &problems);
     if (problems.len == 0)
@@ -268,7 +306,7 @@ int ty_sim_kueue_load(ty_sim_kueue **out, const char *path, const json_t *nodes,
         rc = ty_fail(err, "%s", problems.data);
     } else {
         index_objects(k);
-        ty_sched *probe = ty_sim_kueue_snapshot(k, false, 0, err);
+        ty_sched *probe = ty_sim_kueue_snapshot(k, false, 0, NULL, NULL, NULL, err);
         rc = probe ? 0 : -1;
         ty_sched_free(probe);
     }

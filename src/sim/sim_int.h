@@ -21,6 +21,10 @@ struct ty_sim_kueue {
     char **node_names;
     int32_t *node_gpus; /* allocatable nvidia.com/gpu, whole GPUs */
     ty_map node_ix;     /* name -> index + 1 */
+    /* each node as the core's input, converted once with the helpers the server's pass uses
+     * (controllers/placement.h); strings point into `nodes` and `node_allocs` */
+    ty_sched_node *node_in;
+    json_t *node_allocs; /* per node: its allocatable, {resource: milli} */
     /* cluster queues, in the array's order */
     int32_t n_cqs;
     const char **cq_names;  /* into cluster_queues */
@@ -34,10 +38,13 @@ struct ty_sim_kueue {
     int32_t gpus_per_node;  /* pod size of a gang */
 };
 
-/* The core's snapshot of the cluster's queues and nodes, nothing running, at now_ms (the
- * server's code: controllers/admission.h). NULL with err when a queue cannot admit. */
+/* The core's snapshot of the cluster's queues (the server's code: controllers/admission.h)
+ * and nodes at now_ms. Running jobs not given as workloads (nothing can preempt them) are
+ * given as usage: quota_used (NULL: none; ty_admission_queue_snapshot's), and per node the
+ * GPUs and pods they hold (NULL: none). NULL with err when a queue cannot admit. */
 ty_sched *ty_sim_kueue_snapshot(const ty_sim_kueue *k, bool fair_sharing, int64_t now_ms,
-                                ty_error *err);
+                                const json_t *quota_used, const int32_t *gpus_used,
+                                const int32_t *pods_used, ty_error *err);
 
 /* Whether ClusterQueue cq would admit a job of `gpus` GPUs on the empty cluster (the most it
  * can ever get); when not, *why gets the core's message (static storage, overwritten). */

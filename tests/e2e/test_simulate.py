@@ -355,3 +355,28 @@ def test_cohort_runs_a_job_larger_than_its_own_vc(tmp_path):
     together = json.loads(simulate(*base, "--cohort").stdout)
     assert together["overall"]["jobs"] == 1 and together["skipped"]["too_large"] == 1
     assert together["per_vc"]["a"]["avg_jct_s"] == 10
+
+
+def test_kueue_objects_equal_the_generated_cohort(tmp_path):
+    # --cohort's cluster written as Kueue objects (a StrictFIFO ClusterQueue per VC of its
+    # nodes' GPUs in one cohort, a LocalQueue per VC, the same nodes) gives the same figures:
+    # both go through the same core, one from the server's snapshot code
+    import random
+    rnd = random.Random(7)
+    sizes = {"a": 2, "b": 1, "c": 3}
+    rows = "".join(f"{rnd.randrange(0, 4000)},{rnd.randrange(1, 900)},"
+                   f"{rnd.choice([1, 2, 4, 8, 8, 16])},{rnd.choice('abc')}\n" for _ in range(400))
+    trace = write(tmp_path, "t.csv", "submit_s,duration_s,gpus,vc\n" + rows)
+    vcs = write(tmp_path, "vc.csv", "vc,nodes\n" + "".join(f"{v},{n}\n" for v, n in sizes.items()))
+    docs = [flavor("gpu")]
+    for v, n in sizes.items():
+        docs += [cluster_queue(f"cq-{v}", [("gpu", 8 * n)], "all",
+                               "  queueingStrategy: StrictFIFO\n"), local_queue(v, f"cq-{v}")]
+    objects = write(tmp_path, "k.yaml", kueue_objects(*docs))
+    generated = json.loads(simulate("--trace", trace, "--cluster", vcs, "--cohort",
+                                    "--output", "json", "--check").stdout)
+    kueue = json.loads(simulate("--trace", trace, "--kueue", objects, "--nodes",
+                                "6x{nvidia.com/gpu:8}", "--output", "json", "--check").stdout)
+    assert generated["overall"]["jobs"] == 400
+    assert kueue["per_vc"] == generated["per_vc"]
+    assert kueue["skipped"] == generated["skipped"]
