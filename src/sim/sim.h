@@ -45,8 +45,8 @@ typedef struct ty_sim_job {
     int64_t duration_ms; /* > 0 */
     int32_t gpus;        /* >= 1 */
     int32_t vc;          /* index into the trace's vcs */
-    int32_t pclass;      /* index into the trace's priority classes, -1: none */
     int64_t line;        /* in its file, for messages; ties after submit time */
+    int32_t pclass;      /* index into the trace's priority classes, -1: none */
 } ty_sim_job;
 
 typedef struct ty_sim_vc {
