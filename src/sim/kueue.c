@@ -171,6 +171,18 @@ static int64_t gpus_of(const json_t *quantity)
     return q.milli / 1000;
 }
 
+static bool flavor_selects(const ty_sim_kueue *k, const char *key)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(k->flavors, i, f)
+    {
+        if (json_object_get(json_object_get(json_object_get(f, "spec"), "nodeLabels"), key))
+            return true;
+    }
+    return false;
+}
+
 /* What the engine reads of each queue and node, once. */
 static void index_objects(ty_sim_kueue *k)
 {
@@ -227,8 +239,17 @@ static void index_objects(ty_sim_kueue *k)
         const json_t *spec = json_object_get(o, "spec");
         ty_sched_node *n = &k->node_in[i];
         n->name = k->node_names[i];
-        n->labels = ty_placement_labels(json_object_get(json_object_get(o, "metadata"), "labels"),
-                                        &n->n_labels);
+        ty_sched_label *labels = ty_placement_labels(
+            json_object_get(json_object_get(o, "metadata"), "labels"), &n->n_labels);
+        /* Only the keys some flavor selects on can change a decision (trace jobs have no node
+         * selector or affinity): the others (kubernetes.io/hostname, ...) would cost each
+         * pass an interning per node and label. */
+        size_t kept = 0;
+        for (size_t l = 0; l < n->n_labels; l++)
+            if (flavor_selects(k, labels[l].key))
+                labels[kept++] = labels[l];
+        n->n_labels = kept;
+        n->labels = labels;
         n->taints = ty_placement_taints(json_object_get(spec, "taints"), &n->n_taints);
         ty_sched_amount *a = ty_calloc(json_object_size(alloc) + 1, sizeof *a);
         const char *res;
