@@ -241,6 +241,13 @@ def test_kueue_cohort_borrowing_and_reclaim(tmp_path):
     assert out["overall"]["preemptions"] == 0
     table = simulate("--trace", trace, "--nodes", TWO_NODES, "--kueue", objects(True)).stdout
     assert "policy kueue" in table and "1 unknown vc, 1 larger than their cluster" in table
+    # a borrowingLimit of 4: a's 16-GPU job can never get more than 12, so it is counted too
+    limited = write(tmp_path, "limited.yaml", open(objects(False)).read().replace(
+        "        nominalQuota: 8\n", "        nominalQuota: 8\n        borrowingLimit: 4\n", 1))
+    out = json.loads(simulate(*base, "--kueue", limited).stdout)
+    assert out["skipped"]["too_large"] == 2
+    assert out["per_vc"]["team-a"]["jobs"] == 0
+    assert out["per_vc"]["ml/team-b"]["avg_jct_s"] == 50
 
 
 def test_kueue_priorities_and_strict_fifo(tmp_path):
