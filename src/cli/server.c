@@ -474,7 +474,8 @@ int ty_cli_server(int argc, char **argv)
                                .mutate = mutate_on_create,
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
-                               .metrics_ctx = st.node};
+                               .metrics_ctx = st.node,
+                               .kubernetes_service = true};
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);

@@ -469,6 +469,8 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->poll.data = s->timer.data = s;
     s->open_handles = 2;
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    if (cfg->kubernetes_service)
+        s->kubesvc = srv_kubesvc_start(s->loop, s->store, s->port);
     run_mhd(s);
     *out = s;
     return 0;
@@ -491,6 +493,8 @@ void ty_apiserver_stop(ty_apiserver *s)
     }
     MHD_run(s->mhd);
     MHD_run(s->mhd);
+    srv_kubesvc_stop(s->kubesvc);
+    s->kubesvc = NULL;
     s->stopping = true;
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);

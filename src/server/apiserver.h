@@ -53,6 +53,11 @@ typedef struct ty_apiserver_config {
     void *metrics_ctx;
     size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
     size_t table_page_bytes;         /* a page of a Table (kubectl get); 0: 8 MiB */
+    /* Keep Service default/kubernetes as kube-apiserver does: created at start and whenever
+     * deleted, its type, ports and labels put back when changed: ClusterIP, the service
+     * range's first address (ty_store_service_first_ip), port 443 named https to the API's
+     * port (its targetPort), labels component=apiserver and provider=kubernetes. */
+    bool kubernetes_service;
 } ty_apiserver_config;
 
 /* Checks a listen address ("host:port") without binding it: -1 with a message when it is

@@ -129,7 +129,16 @@ struct ty_apiserver {
     unsigned nconns, nshut, conn_limit;
     unsigned nstreams; /* open watches and log streams: at most half of conn_limit */
     struct conn_rec *idle_head, *idle_tail;
+    struct srv_kubesvc *kubesvc; /* ty_apiserver_config.kubernetes_service; NULL without */
 };
+
+/* kubesvc.c: Service default/kubernetes kept as kube-apiserver's bootstrap controller keeps
+ * it (ty_apiserver_config.kubernetes_service): reconciled at start and after every change to
+ * it (a store watch), writing only what differs. Stop closes its timer (freed in the close
+ * callback: run the loop once more). */
+typedef struct srv_kubesvc srv_kubesvc;
+srv_kubesvc *srv_kubesvc_start(uv_loop_t *loop, ty_store *store, int api_port);
+void srv_kubesvc_stop(srv_kubesvc *k);
 
 /* One open connection, from MHD's STARTED notification to its CLOSED one. */
 typedef struct conn_rec {
