@@ -314,6 +314,10 @@ int ty_sim_kueue_load(ty_sim_kueue **out, const char *path, const json_t *nodes,
     admit_objects(k, m, &problems);
     if (problems.len == 0)
         check_references(k, m, &problems);
+    /* a job keeps the index of each flavor it was given in a byte */
+    if (problems.len == 0 && json_array_size(k->flavors) > 100)
+        ty_buf_addf(&problems, "%s: %zu ResourceFlavors, more than 100\n", m->file,
+                    json_array_size(k->flavors));
     if (problems.len == 0 && json_array_size(k->cluster_queues) == 0)
         ty_buf_addf(&problems, "%s: no ClusterQueue\n", m->file);
     if (problems.len == 0 && json_array_size(k->nodes) == 0)

@@ -374,7 +374,8 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
         }
         t->n_jobs = k;
     }
-    qsort(t->jobs, t->n_jobs, sizeof *t->jobs, cmp_job);
+    if (t->n_jobs) /* no jobs: no array, and qsort must not be given NULL */
+        qsort(t->jobs, t->n_jobs, sizeof *t->jobs, cmp_job);
     /* Time starts at the first counted job's submission. */
     int64_t t0 = t->n_jobs ? t->jobs[0].submit_ms : 0;
     for (size_t i = 0; i < t->n_jobs; i++)
