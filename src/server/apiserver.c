@@ -469,8 +469,11 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->poll.data = s->timer.data = s;
     s->open_handles = 2;
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
-    if (cfg->kubernetes_service)
-        s->kubesvc = srv_kubesvc_start(s->loop, s->store, s->port);
+    if (cfg->kubernetes_service) {
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+        s->kubesvc = srv_kubesvc_start(s->loop, s->store, ip, s->port);
+    }
     run_mhd(s);
     *out = s;
     return 0;

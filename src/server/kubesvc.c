@@ -1,5 +1,6 @@
 /* The `kubernetes` Service of namespace default, as kube-apiserver's bootstrap controller keeps
  * it (server_int.h, srv_kubesvc). */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/kinds.h"
@@ -10,11 +11,16 @@
 #define NS "default"
 #define NAME "kubernetes"
 
+/* The three objects, each watched. */
+static const char *const resources[] = {"services", "endpoints", "endpointslices"};
+#define N_RES 3
+
 struct srv_kubesvc {
     ty_store *store;
     int api_port;
-    int watch_id;
-    bool watching;
+    char api_ip[64]; /* the listen address */
+    int watch_id[N_RES];
+    bool watching[N_RES];
     uv_timer_t timer; /* a reconcile after a change, outside the store's watch callback */
     char last_error[256];
 };
@@ -37,6 +43,27 @@ static json_t *desired(const srv_kubesvc *k)
     return svc;
 }
 
+/* Its endpoints: the API's listen address and port, as kube-apiserver's endpoint reconciler
+ * writes both kinds (the Endpoints marked so that no mirroring controller copies it). */
+static json_t *desired_endpoints(const srv_kubesvc *k)
+{
+    return json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:[{s:[{s:s}], s:[{s:s, s:i, s:s}]}]}",
+                     "apiVersion", "v1", "kind", "Endpoints", "metadata", "name", NAME,
+                     "namespace", NS, "labels", "endpointslice.kubernetes.io/skip-mirror", "true",
+                     "subsets", "addresses", "ip", k->api_ip, "ports", "name", "https", "port",
+                     k->api_port, "protocol", "TCP");
+}
+
+static json_t *desired_slice(const srv_kubesvc *k)
+{
+    return json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:s, s:[{s:[s], s:{s:b}}],"
+                     " s:[{s:s, s:i, s:s}]}",
+                     "apiVersion", "discovery.k8s.io/v1", "kind", "EndpointSlice", "metadata",
+                     "name", NAME, "namespace", NS, "labels", "kubernetes.io/service-name", NAME,
+                     "addressType", "IPv4", "endpoints", "addresses", k->api_ip, "conditions",
+                     "ready", 1, "ports", "name", "https", "port", k->api_port, "protocol", "TCP");
+}
+
 static void report(srv_kubesvc *k, const char *what, const ty_error *err)
 {
     /* once per distinct problem: a user's Service holding the address stays a problem */
@@ -47,9 +74,67 @@ static void report(srv_kubesvc *k, const char *what, const ty_error *err)
     snprintf(k->last_error, sizeof k->last_error, "%s", msg);
 }
 
+/* Whether cur has every label of want. */
+static bool has_labels(const json_t *cur, const json_t *want)
+{
+    const json_t *labels = json_object_get(json_object_get(cur, "metadata"), "labels");
+    const char *lk;
+    json_t *lv;
+    json_object_foreach(json_object_get(json_object_get(want, "metadata"), "labels"), lk, lv)
+    {
+        if (!json_equal(json_object_get(labels, lk), lv))
+            return false;
+    }
+    return true;
+}
+
+/* Endpoints or EndpointSlice: created when absent, its top-level `fields` and labels put
+ * back when they differ. */
+static void reconcile_object(srv_kubesvc *k, const char *resource, json_t *want,
+                             const char *const *fields)
+{
+    json_t *cur = ty_store_get(k->store, resource, NS, NAME);
+    ty_error err = TY_ERROR_INIT;
+    if (!cur) {
+        if (ty_store_create(k->store, resource, want, NULL, &err) < 0)
+            report(k, resource, &err);
+    } else {
+        bool same = has_labels(cur, want);
+        for (size_t i = 0; fields[i]; i++)
+            same &= json_equal(json_object_get(cur, fields[i]), json_object_get(want, fields[i]));
+        if (!same) {
+            json_t *upd = json_deep_copy(cur);
+            for (size_t i = 0; fields[i]; i++)
+                json_object_set(upd, fields[i], json_object_get(want, fields[i]));
+            json_t *meta = json_object_get(upd, "metadata");
+            if (!json_is_object(json_object_get(meta, "labels")))
+                json_object_set_new(meta, "labels", json_object());
+            json_object_update(json_object_get(meta, "labels"),
+                               json_object_get(json_object_get(want, "metadata"), "labels"));
+            if (ty_store_update(k->store, resource, upd, NULL, &err) < 0)
+                report(k, resource, &err);
+            json_decref(upd);
+        }
+        json_decref(cur);
+    }
+    ty_error_clear(&err);
+    json_decref(want);
+}
+
+static void reconcile_service(srv_kubesvc *k);
+
+static void reconcile(srv_kubesvc *k)
+{
+    static const char *const ep_fields[] = {"subsets", NULL};
+    static const char *const slice_fields[] = {"addressType", "endpoints", "ports", NULL};
+    reconcile_service(k);
+    reconcile_object(k, "endpoints", desired_endpoints(k), ep_fields);
+    reconcile_object(k, "endpointslices", desired_slice(k), slice_fields);
+}
+
 /* Creates the Service when absent; puts back its type, ports and labels when changed (its
  * address is immutable, as kube-apiserver leaves it). */
-static void reconcile(srv_kubesvc *k)
+static void reconcile_service(srv_kubesvc *k)
 {
     json_t *want = desired(k);
     json_t *cur = ty_store_get(k->store, "services", NS, NAME);
@@ -91,7 +176,7 @@ static void reconcile(srv_kubesvc *k)
 
 static void on_timer(uv_timer_t *t) { reconcile(t->data); }
 
-static void on_service(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
+static void on_change(void *ctx, ty_event_type type, const char *resource, const json_t *obj)
 {
     (void)type;
     (void)resource;
@@ -103,17 +188,21 @@ static void on_service(void *ctx, ty_event_type type, const char *resource, cons
         uv_timer_start(&k->timer, on_timer, 0, 0);
 }
 
-srv_kubesvc *srv_kubesvc_start(uv_loop_t *loop, ty_store *store, int api_port)
+srv_kubesvc *srv_kubesvc_start(uv_loop_t *loop, ty_store *store, const char *api_ip,
+                               int api_port)
 {
     srv_kubesvc *k = TY_NEW(srv_kubesvc);
     k->store = store;
     k->api_port = api_port;
+    snprintf(k->api_ip, sizeof k->api_ip, "%s", api_ip);
     uv_timer_init(loop, &k->timer);
     uv_unref((uv_handle_t *)&k->timer); /* it must not keep the loop alive by itself */
     k->timer.data = k;
-    k->watching = ty_store_watch(store, &(ty_store_watch_opts){.resource = "services",
-                                                              .fn = on_service, .ctx = k},
-                                 &k->watch_id, NULL) == 0;
+    for (int i = 0; i < N_RES; i++)
+        k->watching[i] = ty_store_watch(store, &(ty_store_watch_opts){.resource = resources[i],
+                                                                      .fn = on_change,
+                                                                      .ctx = k},
+                                        &k->watch_id[i], NULL) == 0;
     reconcile(k);
     return k;
 }
@@ -124,7 +213,8 @@ void srv_kubesvc_stop(srv_kubesvc *k)
 {
     if (!k)
         return;
-    if (k->watching)
-        ty_store_unwatch(k->store, k->watch_id);
+    for (int i = 0; i < N_RES; i++)
+        if (k->watching[i])
+            ty_store_unwatch(k->store, k->watch_id[i]);
     uv_close((uv_handle_t *)&k->timer, on_closed);
 }

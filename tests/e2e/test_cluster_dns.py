@@ -451,6 +451,24 @@ def test_the_kubernetes_service(server):
     assert spec["ports"] == [{"name": "https", "port": 443, "protocol": "TCP",
                               "targetPort": api_port}], spec
     assert values(ask_udp(dns, "kubernetes.default.svc.cluster.local", A)) == ["10.96.0.1"]
+    # its endpoints: the API's listen address, as both kinds (kubectl prints them as usual)
+    ep = server.json("get", "endpoints", "kubernetes")
+    assert ep["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}],
+                              "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}]
+    eps = server.json("get", "endpointslices.discovery.k8s.io", "kubernetes")
+    assert eps["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
+    assert eps["addressType"] == "IPv4" and eps["ports"] == ep["subsets"][0]["ports"]
+    assert eps["endpoints"] == [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]
+    row = server.kubectl("get", "ep", "kubernetes", "--no-headers").stdout.split()
+    assert row[:2] == ["kubernetes", f"127.0.0.1:{api_port}"], row
+    for kind in ("ep", "endpointslices"):
+        server.kubectl("delete", kind, "kubernetes")
+        assert wait_until(lambda: server.kubectl("get", kind, "kubernetes", check=False)
+                          .returncode == 0, 10)
+    server.kubectl("patch", "ep", "kubernetes", "--type=merge", "-p",
+                   '{"subsets": [{"addresses": [{"ip": "10.0.0.9"}]}]}')
+    assert wait_until(lambda: server.json("get", "ep", "kubernetes")["subsets"] ==
+                      ep["subsets"], 10)
     uid = svc["metadata"]["uid"]
     server.kubectl("delete", "svc", "kubernetes")
     assert wait_until(lambda: server.kubectl("get", "svc", "kubernetes", "-o",
@@ -471,7 +489,9 @@ def test_the_kubernetes_service(server):
     server.start()
     svc = server.json("get", "svc", "kubernetes")
     assert svc["metadata"]["uid"] == uid
-    assert svc["spec"]["ports"][0]["targetPort"] == int(server.url.rsplit(":", 1)[1])
+    port = int(server.url.rsplit(":", 1)[1])
+    assert svc["spec"]["ports"][0]["targetPort"] == port
+    assert server.json("get", "ep", "kubernetes")["subsets"][0]["ports"][0]["port"] == port
 
 
 def test_service_cidr_option(tmp_path):

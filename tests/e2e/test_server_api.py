@@ -144,7 +144,8 @@ def test_kubeconfig_and_discovery(server):
     assert st == 200 and body["kind"] == "APIGroupDiscoveryList"
     assert hdrs["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
     groups = {g["metadata"]["name"]: g for g in body["items"]}
-    assert set(groups) == {"kubeflow.org", "kueue.x-k8s.io", "scheduling.k8s.io"}
+    assert set(groups) == {"kubeflow.org", "kueue.x-k8s.io", "scheduling.k8s.io",
+                           "discovery.k8s.io"}
     assert groups["kueue.x-k8s.io"]["versions"][0]["version"] == "v1beta1"
     group = groups["kubeflow.org"]
     assert group["versions"][0]["version"] == "v1"
@@ -154,8 +155,8 @@ def test_kubeconfig_and_discovery(server):
     assert res["tfjobs"]["subresources"][0]["subresource"] == "status"
     st, _, body = server.request("GET", "/api", headers={"Accept": accept})
     core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
-    assert core == {"namespaces", "nodes", "pods", "services", "events", "persistentvolumes",
-                    "persistentvolumeclaims"}
+    assert core == {"namespaces", "nodes", "pods", "services", "endpoints", "events",
+                    "persistentvolumes", "persistentvolumeclaims"}
     # Without it, the legacy documents.
     assert server.request("GET", "/api")[2]["versions"] == ["v1"]
 
