@@ -20,22 +20,43 @@ struct ty_svcproxy {
     bool proxies; /* some Service has rules: only then do pods (endpoints) matter */
 };
 
+/* The Services whose endpoints are pods: those with a selector (net/endpoints.h). */
+static json_t *selecting(const json_t *svcs)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *svc;
+    json_array_foreach(svcs, i, svc)
+    {
+        if (json_object_size(json_object_get(json_object_get(svc, "spec"), "selector")))
+            json_array_append(out, svc);
+    }
+    return out;
+}
+
 static void rebuild(ty_svcproxy *c)
 {
     json_t *svcs = ty_store_list(c->store, "services", NULL);
-    /* Without a Service that proxies anything (headless ones, e.g. every job's, do not) the
-     * pods are not read at all: a server's pods change status all the time. */
-    json_t *none = json_array();
-    char *rules = ty_proxy_ruleset(svcs, none);
-    json_decref(none);
+    /* Without a Service that proxies pods (headless ones, e.g. every job's, do not; nor does
+     * one without a selector, e.g. default/kubernetes, which has no pod endpoints) the pods
+     * are not read at all: a server's pods change status all the time. */
+    json_t *none = json_array(), *sel = selecting(svcs);
+    char *rules = ty_proxy_ruleset(sel, none);
     c->proxies = strcmp(rules, c->empty) != 0;
+    free(rules);
     if (c->proxies) {
-        free(rules);
         json_t *pods = ty_store_list(c->store, "pods", NULL);
         rules = ty_proxy_ruleset(svcs, pods);
         json_decref(pods);
+    } else {
+        rules = ty_proxy_ruleset(svcs, none);
     }
+    json_decref(sel);
+    json_decref(none);
     json_decref(svcs);
+    /* Rules that only refuse (Services without endpoints) are not worth a starting pod's
+     * apply: running pods get them; a pod started meanwhile has its connections to such a
+     * Service time out instead of being refused until the rules change (docs/containers.md). */
     ty_runtime_set_service_rules(c->rt, rules, !c->proxies);
     free(rules);
 }
