@@ -525,7 +525,7 @@ static int add_job(sim *S, ty_sched *s, int32_t j, int64_t now, bool admitted, t
 }
 
 int ty_sim_kueue_fits_empty(const ty_sim_kueue *k, int32_t cq, int32_t gpus, bool *fits,
-                            char *why, size_t why_cap, ty_error *err)
+                            ty_error *err)
 {
     *fits = false;
     ty_sched *s = ty_sim_kueue_snapshot(k, false, 0, NULL, NULL, NULL, err);
@@ -540,7 +540,6 @@ int ty_sim_kueue_fits_empty(const ty_sim_kueue *k, int32_t cq, int32_t gpus, boo
         ty_sched_run(s);
         const ty_sched_decision *d = ty_sched_decision_of(s, "probe");
         *fits = d && d->verdict == TY_SCHED_ADMIT;
-        snprintf(why, why_cap, "%s", d && d->message ? d->message : "");
     }
     ty_sched_free(s);
     return rc;

@@ -418,8 +418,7 @@ int ty_sim_kueue_bind(ty_sim_kueue *k, ty_sim_trace *t, int32_t gpus_per_node, t
         const json_t *v = json_object_get(verdicts, key);
         if (!v) {
             bool fits = false;
-            char why[256];
-            rc = ty_sim_kueue_fits_empty(k, cq, j->gpus, &fits, why, sizeof why, err);
+            rc = ty_sim_kueue_fits_empty(k, cq, j->gpus, &fits, err);
             json_object_set_new(verdicts, key, json_boolean(fits));
             v = json_object_get(verdicts, key);
         }

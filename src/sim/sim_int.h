@@ -15,7 +15,6 @@ struct ty_sim_kueue {
     char *path;
     /* admitted (defaulted) objects, as the server stores them */
     json_t *flavors, *cluster_queues, *local_queues, *priority_classes, *nodes;
-    bool fair_sharing_weights; /* some ClusterQueue sets fairSharing.weight */
     /* nodes, in the array's order */
     int32_t n_nodes;
     char **node_names;
@@ -47,8 +46,8 @@ ty_sched *ty_sim_kueue_snapshot(const ty_sim_kueue *k, bool fair_sharing, int64_
                                 const int32_t *pods_used, ty_error *err);
 
 /* Whether ClusterQueue cq would admit a job of `gpus` GPUs on the empty cluster (the most it
- * can ever get); when not, *why gets the core's message (static storage, overwritten). */
+ * can ever get). */
 int ty_sim_kueue_fits_empty(const ty_sim_kueue *k, int32_t cq, int32_t gpus, bool *fits,
-                            char *why, size_t why_cap, ty_error *err);
+                            ty_error *err);
 
 #endif
