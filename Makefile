@@ -183,10 +183,15 @@ build/fuzz/fuzz_kube: tests/fuzz/fuzz_kube.c src/kube/kubeconfig.c src/kube/retr
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
+build/fuzz/fuzz_simtrace: tests/fuzz/fuzz_simtrace.c src/sim/trace.c $(FUZZ_BASE) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
+
 fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto \
-    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns build/fuzz/fuzz_kube
+    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns build/fuzz/fuzz_kube build/fuzz/fuzz_simtrace
 	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto \
-	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns build/fuzz/corpus-kube
+	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns build/fuzz/corpus-kube \
+	    build/fuzz/corpus-simtrace
 	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
@@ -200,6 +205,8 @@ fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-dns tests/fuzz/corpus/dns
 	build/fuzz/fuzz_kube -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-kube tests/fuzz/corpus/kube
+	build/fuzz/fuzz_simtrace -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-simtrace tests/fuzz/corpus/simtrace
 
 clean:
 	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \

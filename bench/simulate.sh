@@ -75,6 +75,37 @@ for p in fifo sjf; do
         --policy "$p" --cohort
 done
 
+echo "== philly.csv on the same cluster written as Kueue objects (--kueue, --nodes 352x8 GPUs):"
+echo "   a StrictFIFO ClusterQueue per VC (its GPUs) in one cohort; must equal fifo (cohort)"
+kueue_yaml=$(mktemp --suffix=.yaml)
+trap 'rm -f "$timing" "$kueue_yaml"' EXIT
+$py - "$traces/philly_vc.csv" > "$kueue_yaml" <<'PY'
+import csv, sys
+print("apiVersion: kueue.x-k8s.io/v1beta1\nkind: ResourceFlavor\nmetadata: {name: gpu}")
+for v in csv.DictReader(open(sys.argv[1])):
+    n = int(v["node num"]) * 8
+    print(f"---\napiVersion: kueue.x-k8s.io/v1beta1\nkind: ClusterQueue\nmetadata: {{name: vc-{v['vc']}}}\n"
+          f"spec:\n  cohort: philly\n  queueingStrategy: StrictFIFO\n  resourceGroups:\n"
+          f"  - coveredResources: [nvidia.com/gpu]\n    flavors:\n    - name: gpu\n"
+          f"      resources: [{{name: nvidia.com/gpu, nominalQuota: {n}}}]")
+    print(f"---\napiVersion: kueue.x-k8s.io/v1beta1\nkind: LocalQueue\n"
+          f"metadata: {{name: '{v['vc']}'}}\nspec: {{clusterQueue: vc-{v['vc']}}}")
+PY
+run "philly kueue objects" --trace "$traces/philly.csv" --kueue "$kueue_yaml" \
+    --nodes '352x{nvidia.com/gpu:8}'
+
+if [ -n "${BASE_BIN:-}" ]; then
+    echo "== the same with BASE_BIN=$BASE_BIN (a build to compare with), core 0"
+    for args in "fifo" "sjf" "fifo --cohort" "sjf --cohort"; do
+        # shellcheck disable=SC2086
+        /usr/bin/time -f "%U %S %e" -o "$timing" taskset -c 0 "$BASE_BIN" simulate \
+            --trace "$traces/philly.csv" --cluster "$traces/philly_vc.csv" --policy $args \
+            > /dev/null
+        read -r u s e < "$timing"
+        echo "base philly $args: cpu $(echo "$u + $s" | bc) s (wall $e)"
+    done
+fi
+
 echo "== Muri traces, 8 nodes x 8 GPUs (restart cost ${MURI_RESTART:-0} s)"
 for i in 1 2 3 4; do
     run "muri trace$i srtf" --trace "$traces/muri-trace$i.csv" --nodes 8 --policy srtf \

@@ -18,6 +18,7 @@ pkgs=(
   dataset-fashion-mnist                               # training data for the examples
   procps                                              # pgrep/ps for the no-orphan tests
   iproute2                                            # ip: the pod network tests look at links
+  nftables                                            # nft: the Service tests read the rules
   openssl                                             # certificates for the Kubernetes client's TLS test
 )
 missing=()

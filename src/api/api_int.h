@@ -131,6 +131,8 @@ struct ty_table_kind;
 extern const struct ty_table_kind ty_table_pods;
 extern const struct ty_table_kind ty_table_jobs; /* PyTorchJob, TFJob */
 extern const struct ty_table_kind ty_table_services;
+extern const struct ty_table_kind ty_table_endpoints;
+extern const struct ty_table_kind ty_table_endpointslices;
 extern const struct ty_table_kind ty_table_nodes;
 extern const struct ty_table_kind ty_table_namespaces;
 extern const struct ty_table_kind ty_table_events;

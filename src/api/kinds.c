@@ -75,6 +75,23 @@ static const ty_kind_info service_kind = {
     .table = &ty_table_services,
     .create_defaults = ty_core_service_defaults,
 };
+/* Written by the API server for Service default/kubernetes (server/kubesvc.c) and by users for
+ * Services without a selector; trainyard's proxy and DNS find pods' endpoints themselves
+ * (net/endpoints.h), so nothing else writes them. */
+static const ty_kind_info endpoints_kind = {
+    .group = "", .version = "v1", .kind = "Endpoints", .resource = "endpoints",
+    .singular = "endpoints", .short_names = "ep", .namespaced = true, .builtin = true,
+    .description = "Endpoints is a collection of endpoints that implement the actual service.",
+    .table = &ty_table_endpoints,
+};
+static const ty_kind_info endpointslice_kind = {
+    .group = "discovery.k8s.io", .version = "v1", .kind = "EndpointSlice",
+    .resource = "endpointslices", .singular = "endpointslice", .short_names = "",
+    .namespaced = true, .builtin = true,
+    .description = "EndpointSlice represents a subset of the endpoints that implement a "
+                   "service.",
+    .table = &ty_table_endpointslices,
+};
 static const ty_kind_info event_kind = {
     .group = "", .version = "v1", .kind = "Event", .resource = "events", .singular = "event",
     .short_names = "ev", .namespaced = true, .has_status = false, .builtin = true,
@@ -244,7 +261,8 @@ static const ty_kind_info ssr_kind = {
 
 /* The order discovery lists them in. */
 static const ty_kind_info *const kinds[] = {
-    &namespace_kind, &node_kind, &pod_kind, &service_kind, &event_kind,
+    &namespace_kind, &node_kind, &pod_kind, &service_kind, &endpoints_kind, &event_kind,
+    &endpointslice_kind,
     &pytorchjob_kind, &tfjob_kind,
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
     &pc_kind,

@@ -911,7 +911,91 @@ static const char *const job_members[] = {"metadata.name", "metadata.creationTim
 
 const printer ty_table_pods = {pod_cols, pod_row, NULL};
 const printer ty_table_jobs = {job_cols, job_row, job_members};
+/* Endpoints and EndpointSlices, as kubectl prints them: addresses as ip:port, the first three
+ * and "+ N more..." */
+static const column ep_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Endpoints", "string", "", "The addresses and ports the service routes to.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void add_more(ty_buf *b, size_t shown, size_t total)
+{
+    if (total > shown)
+        ty_buf_addf(b, " + %zu more...", total - shown);
+}
+
+static void ep_row(json_t *cells, json_t *row, const json_t *ep, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(ep, "metadata.name"), ""));
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    size_t total = 0, shown = 0;
+    const json_t *subsets = get(ep, "subsets");
+    for (size_t s = 0; s < json_array_size(subsets); s++) {
+        const json_t *sub = json_array_get(subsets, s);
+        const json_t *addrs = json_object_get(sub, "addresses");
+        const json_t *ports = json_object_get(sub, "ports");
+        for (size_t a = 0; a < json_array_size(addrs); a++)
+            for (size_t p = 0; p < (json_array_size(ports) ? json_array_size(ports) : 1); p++) {
+                total++;
+                if (shown == 3)
+                    continue;
+                shown++;
+                if (b.len)
+                    ty_buf_addc(&b, ',');
+                ty_buf_adds(&b, or(str(json_array_get(addrs, a), "ip"), ""));
+                if (json_array_size(ports))
+                    ty_buf_addf(&b, ":%lld", (long long)int_of(json_array_get(ports, p), "port"));
+            }
+    }
+    add_more(&b, shown, total);
+    add_s(cells, b.len ? b.data : "<none>");
+    json_array_append_new(cells, age_of(str(ep, "metadata.creationTimestamp"), now_ns));
+}
+
+static const column eps_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"AddressType", "string", "", "The type of address of its endpoints.", 0},
+    {"Ports", "string", "", "The ports its endpoints serve.", 0},
+    {"Endpoints", "string", "", "The addresses of its endpoints.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void eps_row(json_t *cells, json_t *row, const json_t *eps, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(eps, "metadata.name"), ""));
+    add_s(cells, or(str(eps, "addressType"), ""));
+    TY_AUTOBUF ty_buf ports = TY_BUF_INIT;
+    const json_t *ps = get(eps, "ports");
+    for (size_t i = 0; i < json_array_size(ps); i++)
+        ty_buf_addf(&ports, "%s%lld", ports.len ? "," : "",
+                    (long long)int_of(json_array_get(ps, i), "port"));
+    add_s(cells, ports.len ? ports.data : "<unset>");
+    TY_AUTOBUF ty_buf b = TY_BUF_INIT;
+    size_t total = 0, shown = 0;
+    const json_t *eps_list = get(eps, "endpoints");
+    for (size_t e = 0; e < json_array_size(eps_list); e++) {
+        const json_t *addrs = json_object_get(json_array_get(eps_list, e), "addresses");
+        for (size_t a = 0; a < json_array_size(addrs); a++) {
+            total++;
+            if (shown == 3)
+                continue;
+            shown++;
+            ty_buf_addf(&b, "%s%s", b.len ? "," : "", or(json_string_value(json_array_get(addrs, a)), ""));
+        }
+    }
+    add_more(&b, shown, total);
+    add_s(cells, b.len ? b.data : "<unset>");
+    json_array_append_new(cells, age_of(str(eps, "metadata.creationTimestamp"), now_ns));
+}
+
 const printer ty_table_services = {svc_cols, svc_row, NULL};
+const printer ty_table_endpoints = {ep_cols, ep_row, NULL};
+const printer ty_table_endpointslices = {eps_cols, eps_row, NULL};
 const printer ty_table_nodes = {node_cols, node_row, NULL};
 const printer ty_table_namespaces = {ns_cols, ns_row, NULL};
 const printer ty_table_events = {event_cols, event_row, NULL};

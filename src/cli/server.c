@@ -718,7 +718,8 @@ int ty_cli_server(int argc, char **argv)
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
                                .metrics_ctx = st.node,
-                               .security = secure ? &sc.sec : NULL};
+                               .security = secure ? &sc.sec : NULL,
+                               .kubernetes_service = true};
     cfg.audit_path = audit_path;
     cfg.audit_max_bytes = audit_max;
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {

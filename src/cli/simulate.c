@@ -11,6 +11,7 @@
 
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "cli/nodespec.h"
 #include "sim/sim.h"
 
 static void usage(FILE *f)
@@ -21,8 +22,15 @@ static void usage(FILE *f)
             "  --format F              philly, muri or generic (default: from the header)\n"
             "  --cluster FILE          the VCs: CSV with columns vc and nodes (or \"node num\")\n"
             "  --nodes N               without --cluster: N nodes (per VC of the trace)\n"
+            "  --kueue FILE            the cluster as Kueue objects: ResourceFlavors,\n"
+            "                          ClusterQueues, LocalQueues, WorkloadPriorityClasses;\n"
+            "                          the trace's vc names a LocalQueue (policy kueue)\n"
+            "  --nodes SPEC            with --kueue, as trainyard server's: e.g.\n"
+            "                          '8x{cpu:32,memory:256Gi,nvidia.com/gpu:8}' (repeatable)\n"
+            "  --nodes-file FILE       with --kueue: Node objects (labels, taints)\n"
             "  --gpus-per-node N       GPUs of a node (default 8)\n"
-            "  --policy P              fifo, sjf, srtf or las (default fifo)\n"
+            "  --policy P              fifo, sjf, srtf, las, or kueue (default fifo; with\n"
+            "                          --kueue: kueue)\n"
             "  --semantics S           trainyard (default) or helios (docs/simulate.md)\n"
             "  --restart-cost S        srtf/las: seconds added per preemption (default 0)\n"
             "  --las-thresholds LIST   las: queue thresholds in GPU-seconds, ascending "
@@ -30,7 +38,7 @@ static void usage(FILE *f)
             "  --output table|json     what to print (default table)\n"
             "  --plot FILE             write an SVG of queue length and GPU utilization\n"
             "  --cohort                all VCs one cluster: a ClusterQueue per VC in one cohort\n"
-            "  --fair-sharing          with --cohort: Kueue's fair sharing between the VCs\n"
+            "  --fair-sharing          with --cohort or --kueue: Kueue's fair sharing\n"
             "  --check                 check the invariants at every event\n");
 }
 
@@ -87,9 +95,13 @@ int ty_cli_simulate(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},     {"plot", required_argument, NULL, 'P'},
         {"check", no_argument, NULL, 'C'},            {"cohort", no_argument, NULL, 'K'},
         {"fair-sharing", no_argument, NULL, 'S'},            {"help", no_argument, NULL, 'h'},
+        {"kueue", required_argument, NULL, 'k'},      {"nodes-file", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
-    const char *trace = NULL, *plot = NULL;
+    const char *trace = NULL, *plot = NULL, *kueue = NULL;
+    TY_AUTONODES json_t *nodes = NULL; /* --kueue's node list */
+    int node_index = 1;
+    bool policy_given = false;
     ty_sim_load_opts lo = {0};
     ty_sim_config cfg = {0};
     int64_t thr[TY_SIM_MAX_THRESHOLDS], v;
@@ -118,9 +130,31 @@ int ty_cli_simulate(int argc, char **argv)
             lo.cluster_path = optarg;
             break;
         case 'n':
+            /* a count of nodes (the generated clusters), or the server's node SPEC */
+            if (strchr(optarg, '{')) {
+                ty_error nerr = TY_ERROR_INIT;
+                if (ty_nodespec_add(&nodes, &node_index, false, optarg, &nerr) < 0) {
+                    fprintf(stderr, "trainyard simulate: %s\n", nerr.msg);
+                    ty_error_clear(&nerr);
+                    return 2;
+                }
+                break;
+            }
             if (parse_int("--nodes", optarg, 1, TY_SIM_MAX_NODES, &v) < 0)
                 return 2;
             lo.nodes = (int32_t)v;
+            break;
+        case 'N': {
+            ty_error nerr = TY_ERROR_INIT;
+            if (ty_nodespec_add(&nodes, &node_index, true, optarg, &nerr) < 0) {
+                fprintf(stderr, "trainyard simulate: %s\n", nerr.msg);
+                ty_error_clear(&nerr);
+                return 2;
+            }
+            break;
+        }
+        case 'k':
+            kueue = optarg;
             break;
         case 'g':
             if (parse_int("--gpus-per-node", optarg, 1, 1024, &v) < 0)
@@ -129,10 +163,11 @@ int ty_cli_simulate(int argc, char **argv)
             break;
         case 'p':
             if (ty_sim_policy_parse(optarg, &cfg.policy) < 0) {
-                fprintf(stderr, "trainyard simulate: --policy: %s is not fifo, sjf, srtf or "
-                                "las\n", optarg);
+                fprintf(stderr, "trainyard simulate: --policy: %s is not fifo, sjf, srtf, las "
+                                "or kueue\n", optarg);
                 return 2;
             }
+            policy_given = true;
             break;
         case 's':
             if (strcmp(optarg, "helios") != 0 && strcmp(optarg, "trainyard") != 0) {
@@ -188,26 +223,64 @@ int ty_cli_simulate(int argc, char **argv)
         fprintf(stderr, "trainyard simulate: --trace FILE is required\n");
         return 2;
     }
-    if (cfg.fair_sharing && !cfg.cohort) {
-        fprintf(stderr, "trainyard simulate: --fair-sharing needs --cohort (it shares between "
-                        "the VCs' queues)\n");
+    if (kueue) {
+        const char *clash = lo.cluster_path ? "--cluster" : cfg.cohort ? "--cohort"
+                            : lo.nodes ? "--nodes N" : NULL;
+        if (clash) {
+            fprintf(stderr, "trainyard simulate: %s describes a generated cluster; with --kueue "
+                            "the file's queues and --nodes SPEC / --nodes-file are the "
+                            "cluster\n", clash);
+            return 2;
+        }
+        if (policy_given && cfg.policy != TY_SIM_KUEUE) {
+            fprintf(stderr, "trainyard simulate: --policy %s: with --kueue the ClusterQueues' "
+                            "own queueing and preemption decide (policy kueue)\n",
+                    ty_sim_policy_name(cfg.policy));
+            return 2;
+        }
+        cfg.policy = TY_SIM_KUEUE;
+        lo.kueue = true;
+    } else if (cfg.policy == TY_SIM_KUEUE) {
+        fprintf(stderr, "trainyard simulate: --policy kueue needs --kueue FILE\n");
+        return 2;
+    } else if (nodes) {
+        fprintf(stderr, "trainyard simulate: --nodes SPEC and --nodes-file need --kueue (without "
+                        "it, --nodes N gives a count of nodes)\n");
         return 2;
     }
-    if (!lo.cluster_path && lo.nodes == 0)
+    if (cfg.fair_sharing && !cfg.cohort && !kueue) {
+        fprintf(stderr, "trainyard simulate: --fair-sharing needs --cohort or --kueue (it shares "
+                        "between queues of a cohort)\n");
+        return 2;
+    }
+    lo.cohort = cfg.cohort;
+    if (!lo.cluster_path && lo.nodes == 0 && !kueue)
         lo.nodes = 8; /* Muri's cluster: 8 nodes x 8 GPUs */
     cfg.record = plot != NULL;
     ty_sim_trace t;
     ty_error err = TY_ERROR_INIT;
-    if (ty_sim_trace_load(&t, trace, &lo, &err) < 0) {
+    ty_sim_kueue *k = NULL;
+    if (kueue && (ty_nodespec_check_unique(nodes, &err) < 0 ||
+                  ty_sim_kueue_load(&k, kueue, nodes, &err) < 0)) {
         fprintf(stderr, "trainyard simulate: %s\n", err.msg);
         ty_error_clear(&err);
         return 2;
     }
+    if (ty_sim_trace_load(&t, trace, &lo, &err) < 0 ||
+        (k && ty_sim_kueue_bind(k, &t, lo.gpus_per_node, &err) < 0)) {
+        fprintf(stderr, "trainyard simulate: %s\n", err.msg);
+        ty_error_clear(&err);
+        ty_sim_trace_free(&t);
+        ty_sim_kueue_free(k);
+        return 2;
+    }
+    cfg.kueue = k;
     ty_sim_result r;
     if (ty_sim_run(&t, &cfg, &r, &err) < 0) {
         fprintf(stderr, "trainyard simulate: %s\n", err.msg);
         ty_error_clear(&err);
         ty_sim_trace_free(&t);
+        ty_sim_kueue_free(k);
         return 1;
     }
     int rc = 0;
@@ -225,5 +298,6 @@ int ty_cli_simulate(int argc, char **argv)
     }
     ty_sim_result_free(&t, &r);
     ty_sim_trace_free(&t);
+    ty_sim_kueue_free(k);
     return rc;
 }

@@ -26,9 +26,12 @@
 #ifndef TY_CONTROLLERS_ADMISSION_H
 #define TY_CONTROLLERS_ADMISSION_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
+#include "sched/sched.h"
 #include "store/store.h"
 
 typedef struct ty_admission ty_admission;
@@ -47,5 +50,16 @@ void ty_admission_free(ty_admission *a);
  * queue, and trainyard's pass counters (passes, admitted, preempted, changes that ran no pass),
  * pass duration and GPU fragmentation. */
 char *ty_admission_metrics(const ty_admission *a);
+
+/* The scheduling core's snapshot of queues given as objects alone: ResourceFlavors and
+ * ClusterQueues (JSON arrays of admitted objects), no nodes, workloads or pods, built by the
+ * same code as a pass of this controller builds it from the store. For the simulator (sim/),
+ * which adds its nodes and jobs, runs it and frees it. `quota_used` (NULL: none) is quota
+ * that workloads not given to the snapshot use, {cluster queue: {flavor: {resource: milli}}}
+ * (ty_sched_quota.used). ClusterQueues that cannot admit (a missing flavor) are left out and
+ * named in `inactive` as a pass reports them. */
+ty_sched *ty_admission_queue_snapshot(const json_t *flavors, const json_t *cluster_queues,
+                                      const json_t *quota_used, bool fair_sharing,
+                                      int64_t now_ms, json_t *inactive);
 
 #endif

@@ -61,6 +61,9 @@ typedef struct ty_kueue_route {
 typedef struct ty_kueue_objects {
     json_t *flavors, *cluster_queues, *local_queues, *workloads, *nodes, *pods, *namespaces;
     json_t *admission_checks;
+    /* Borrowed, NULL for the server: quota already used by workloads the snapshot is not
+     * given, {cluster queue: {flavor: {resource: milli}}} (ty_sched_quota.used). */
+    const json_t *quota_used;
 } ty_kueue_objects;
 
 /* `workloads`: the Workloads already listed (taken), or NULL to list them from the store. */

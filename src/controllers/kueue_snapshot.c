@@ -9,6 +9,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/quantity.h"
+#include "controllers/admission.h"
 #include "controllers/controllers_int.h"
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
@@ -224,6 +225,8 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
                 missing = true;
             }
             const json_t *res = json_object_get(fl, "resources");
+            const json_t *used = json_object_get(
+                json_object_get(o->quota_used, ty_obj_name(cq)), fname ? fname : "");
             ty_sched_quota *q = ty_calloc(json_array_size(res) + 1, sizeof *q);
             for (size_t r = 0; r < json_array_size(res); r++) {
                 const json_t *rq = json_array_get(res, r);
@@ -231,7 +234,9 @@ static void add_cluster_queue(ty_sched *s, const json_t *cq, const ty_kueue_obje
                     json_string_value(json_object_get(rq, "name")),
                     quantity_or(json_object_get(rq, "nominalQuota"), 0),
                     quantity_or(json_object_get(rq, "borrowingLimit"), TY_SCHED_UNLIMITED),
-                    quantity_or(json_object_get(rq, "lendingLimit"), TY_SCHED_UNLIMITED)};
+                    quantity_or(json_object_get(rq, "lendingLimit"), TY_SCHED_UNLIMITED),
+                    json_integer_value(json_object_get(
+                        used, json_string_value(json_object_get(rq, "name"))))};
             }
             fq[fi] = (ty_sched_flavor_quotas){fname, q, json_array_size(res)};
         }
@@ -720,5 +725,20 @@ ty_sched *ty_kueue_snapshot(const ty_kueue_objects *o, bool fair_sharing, int64_
     json_decref(by_queue);
     json_decref(pods);
     entries_done(entries, n, cache);
+    return s;
+}
+
+ty_sched *ty_admission_queue_snapshot(const json_t *flavors, const json_t *cluster_queues,
+                                      const json_t *quota_used, bool fair_sharing,
+                                      int64_t now_ms, json_t *inactive)
+{
+    json_t *none = json_array();
+    ty_kueue_objects o = {.flavors = (json_t *)flavors,
+                          .cluster_queues = (json_t *)cluster_queues,
+                          .local_queues = none, .workloads = none, .nodes = none,
+                          .pods = none, .namespaces = none, .admission_checks = none,
+                          .quota_used = quota_used};
+    ty_sched *s = ty_kueue_snapshot(&o, fair_sharing, now_ms, NULL, inactive, NULL);
+    json_decref(none);
     return s;
 }

@@ -149,6 +149,7 @@ int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback)
 
 void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o, json_t *workloads)
 {
+    o->quota_used = NULL;
     o->flavors = ty_store_list(s, "resourceflavors", NULL);
     o->cluster_queues = ty_store_list(s, "clusterqueues", NULL);
     o->local_queues = ty_store_list(s, "localqueues", NULL);

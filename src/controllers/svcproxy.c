@@ -15,28 +15,54 @@ struct ty_svcproxy {
     ty_store *store;
     ty_runtime *rt;
     uv_timer_t *timer;
-    int watch_ids[2];
+    int watch_ids[3];
     char *empty;  /* the ruleset for no Services */
     bool proxies; /* some Service has rules: only then do pods (endpoints) matter */
 };
 
+/* The Services whose endpoints are pods: those with a selector (net/endpoints.h). */
+static json_t *selecting(const json_t *svcs)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *svc;
+    json_array_foreach(svcs, i, svc)
+    {
+        if (json_object_size(json_object_get(json_object_get(svc, "spec"), "selector")))
+            json_array_append(out, svc);
+    }
+    return out;
+}
+
 static void rebuild(ty_svcproxy *c)
 {
     json_t *svcs = ty_store_list(c->store, "services", NULL);
-    /* Without a Service that proxies anything (headless ones, e.g. every job's, do not) the
+    json_t *slices = ty_store_list(c->store, "endpointslices", NULL);
+    /* Without a Service that proxies pods (headless ones, e.g. every job's, do not; nor does
+     * one without a selector, e.g. default/kubernetes, whose endpoints are EndpointSlices) the
      * pods are not read at all: a server's pods change status all the time. */
-    json_t *none = json_array();
-    char *rules = ty_proxy_ruleset(svcs, none);
-    json_decref(none);
+    json_t *none = json_array(), *sel = selecting(svcs);
+    char *rules = ty_proxy_ruleset(sel, none, none);
     c->proxies = strcmp(rules, c->empty) != 0;
+    free(rules);
+    char *bare = ty_proxy_ruleset(svcs, none, none);
     if (c->proxies) {
-        free(rules);
         json_t *pods = ty_store_list(c->store, "pods", NULL);
-        rules = ty_proxy_ruleset(svcs, pods);
+        rules = ty_proxy_ruleset(svcs, pods, slices);
         json_decref(pods);
+    } else {
+        rules = ty_proxy_ruleset(svcs, none, slices);
     }
+    /* Rules that only refuse (Services without endpoints) are not worth a starting pod's
+     * apply: running pods get them; a pod started meanwhile has its connections to such a
+     * Service time out instead of being refused until the rules change (docs/containers.md). */
+    bool sends = c->proxies || strcmp(rules, bare) != 0;
+    free(bare);
+    json_decref(sel);
+    json_decref(none);
+    json_decref(slices);
     json_decref(svcs);
-    ty_runtime_set_service_rules(c->rt, rules, !c->proxies);
+    ty_runtime_set_service_rules(c->rt, rules, !sends);
     free(rules);
 }
 
@@ -58,7 +84,7 @@ ty_svcproxy *ty_svcproxy_new(uv_loop_t *loop, ty_store *store, ty_runtime *rt)
     c->store = store;
     c->rt = rt;
     json_t *none = json_array();
-    c->empty = ty_proxy_ruleset(none, none);
+    c->empty = ty_proxy_ruleset(none, none, none);
     json_decref(none);
     c->timer = TY_NEW(uv_timer_t);
     uv_timer_init(loop, c->timer);
@@ -67,6 +93,9 @@ ty_svcproxy *ty_svcproxy_new(uv_loop_t *loop, ty_store *store, ty_runtime *rt)
                    &c->watch_ids[0], NULL);
     ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = c},
                    &c->watch_ids[1], NULL);
+    ty_store_watch(store,
+                   &(ty_store_watch_opts){.resource = "endpointslices", .fn = on_event, .ctx = c},
+                   &c->watch_ids[2], NULL);
     rebuild(c);
     return c;
 }
@@ -85,6 +114,7 @@ void ty_svcproxy_free(ty_svcproxy *c)
         return;
     ty_store_unwatch(c->store, c->watch_ids[0]);
     ty_store_unwatch(c->store, c->watch_ids[1]);
+    ty_store_unwatch(c->store, c->watch_ids[2]);
     uv_close((uv_handle_t *)c->timer, timer_closed);
     free(c->empty);
     free(c);

@@ -57,13 +57,104 @@ static int affinity_seconds(const json_t *spec)
     return t > 0 ? (int)t : AFFINITY_DEFAULT_S;
 }
 
-char *ty_proxy_ruleset(const json_t *services, const json_t *pods)
+typedef struct endpoint {
+    const char *ip;
+    int port;
+} endpoint;
+
+static endpoint *push(endpoint *a, size_t *cap, int *n, endpoint e)
+{
+    if ((size_t)*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        a = ty_realloc(a, *cap * sizeof *a);
+    }
+    a[(*n)++] = e;
+    return a;
+}
+
+/* An address a Service may send to: IPv4, not loopback (127/8, which in a pod's namespace is
+ * the pod itself; the API server refuses such endpoints too), not unspecified. */
+static bool routable(const char *s)
+{
+    struct in_addr a;
+    if (!s || inet_pton(AF_INET, s, &a) != 1)
+        return false;
+    uint32_t ip = ntohl(a.s_addr);
+    return ip != 0 && (ip >> 24) != 127;
+}
+
+/* The endpoints of Service port `port` (an element of spec.ports) of `svc`: with a selector,
+ * its pods (net/endpoints.h); without one, the EndpointSlices of its namespace labelled
+ * kubernetes.io/service-name=<its name>, as kube-proxy reads them: IPv4 slices, endpoints not
+ * marked ready=false, each address at the slice port of the same name and protocol. */
+static endpoint *endpoints_of(const json_t *svc, const json_t *port, const json_t *pods,
+                              const json_t *slices, int *n)
+{
+    endpoint *out = NULL;
+    size_t cap = 0, j, e, a;
+    *n = 0;
+    const json_t *sel = json_object_get(json_object_get(svc, "spec"), "selector");
+    if (json_object_size(sel)) {
+        const json_t *pod;
+        json_array_foreach(pods, j, pod)
+        {
+            const char *pip = str_at(json_object_get(pod, "status"), "podIP");
+            int tport = ty_endpoint_port(port, pod);
+            if (!ipv4(pip) || tport <= 0 || tport > 65535 || !ty_endpoint_of(svc, pod))
+                continue;
+            out = push(out, &cap, n, (endpoint){pip, tport});
+        }
+        return out;
+    }
+    const json_t *meta = json_object_get(svc, "metadata");
+    const char *ns = str_at(meta, "namespace"), *name = str_at(meta, "name");
+    const char *pname = str_at(port, "name"), *proto = proto_of(port);
+    const json_t *slice;
+    json_array_foreach(slices, j, slice)
+    {
+        const json_t *smeta = json_object_get(slice, "metadata");
+        const char *owner = str_at(json_object_get(smeta, "labels"), "kubernetes.io/service-name");
+        const char *sns = str_at(smeta, "namespace");
+        const char *type = str_at(slice, "addressType");
+        if (!owner || !name || strcmp(owner, name) != 0 || !sns || !ns || strcmp(sns, ns) != 0 ||
+            !type || strcmp(type, "IPv4") != 0)
+            continue;
+        int tport = 0;
+        const json_t *sp;
+        json_array_foreach(json_object_get(slice, "ports"), e, sp)
+        {
+            const char *spn = str_at(sp, "name");
+            const char *spp = proto_of(sp);
+            if (strcmp(spn ? spn : "", pname ? pname : "") == 0 && spp && proto &&
+                strcmp(spp, proto) == 0)
+                tport = (int)json_integer_value(json_object_get(sp, "port"));
+        }
+        if (tport <= 0 || tport > 65535)
+            continue;
+        const json_t *ep;
+        json_array_foreach(json_object_get(slice, "endpoints"), e, ep)
+        {
+            if (json_is_false(json_object_get(json_object_get(ep, "conditions"), "ready")))
+                continue;
+            const json_t *addr;
+            json_array_foreach(json_object_get(ep, "addresses"), a, addr)
+            {
+                if (!routable(json_string_value(addr)))
+                    continue;
+                out = push(out, &cap, n, (endpoint){json_string_value(addr), tport});
+            }
+        }
+    }
+    return out;
+}
+
+char *ty_proxy_ruleset(const json_t *services, const json_t *pods, const json_t *slices)
 {
     TY_AUTOBUF ty_buf map = TY_BUF_INIT, none = TY_BUF_INIT, chains = TY_BUF_INIT,
                       sets = TY_BUF_INIT;
     int nsvc = 0;
-    size_t i, k, j;
-    const json_t *svc, *port, *pod;
+    size_t i, k;
+    const json_t *svc, *port;
     json_array_foreach(services, i, svc)
     {
         const json_t *spec = json_object_get(svc, "spec");
@@ -80,13 +171,11 @@ char *ty_proxy_ruleset(const json_t *services, const json_t *pods)
                 continue;
             /* The endpoints of this port: address and target port. */
             TY_AUTOBUF ty_buf eps = TY_BUF_INIT;
-            int n = 0;
-            json_array_foreach(pods, j, pod)
-            {
-                const char *pip = str_at(json_object_get(pod, "status"), "podIP");
-                int tport = ty_endpoint_port(port, pod);
-                if (!ipv4(pip) || tport <= 0 || tport > 65535 || !ty_endpoint_of(svc, pod))
-                    continue;
+            int n = 0, n_ep;
+            TY_AUTOFREE endpoint *ep = endpoints_of(svc, port, pods, slices, &n_ep);
+            for (int x = 0; x < n_ep; x++) {
+                const char *pip = ep[x].ip;
+                int tport = ep[x].port;
                 if (!affinity) {
                     /* One map from the random number to the endpoint: a chain per endpoint
                      * costs the kernel and libnftables 3x as much per apply (5 Services of

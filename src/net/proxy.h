@@ -6,7 +6,8 @@
  * table, `ip trainyard-proxy`, replaced whole (atomically) at each apply.
  *
  * Semantics: a connection to clusterIP:port of a ClusterIP Service (an IPv4 clusterIP, not
- * headless, not ExternalName) is DNATed to one of the Service's endpoints (net/endpoints.h),
+ * headless, not ExternalName) is DNATed to one of the Service's endpoints (net/endpoints.h;
+ * without a selector, its EndpointSlices'),
  * chosen at random per connection, at its podIP and the port's targetPort (a named one looked
  * up in each pod's container ports; a pod without it is not an endpoint of that port). With
  * sessionAffinity ClientIP a client stays with the endpoint it was sent to for
@@ -21,9 +22,13 @@
 #include "base/error.h"
 
 /* The nft script (libnftables' input) that replaces the table with the rules for
- * `services` and `pods` (JSON arrays of Service and Pod objects; others' namespaces match
- * per Service). Pure; the caller frees. */
-char *ty_proxy_ruleset(const json_t *services, const json_t *pods);
+ * `services`, `pods` and `slices` (JSON arrays of Service, Pod and EndpointSlice objects;
+ * others' namespaces match per Service). A Service with a selector sends to its pods; one
+ * without sends to the endpoints of the EndpointSlices labelled kubernetes.io/service-name
+ * with its name in its namespace (IPv4, not ready=false, not loopback, at the slice port of
+ * the Service port's name), as kube-proxy reads a Service whose endpoints someone else
+ * writes. Pure; the caller frees. */
+char *ty_proxy_ruleset(const json_t *services, const json_t *pods, const json_t *slices);
 /* Applies `ruleset` in the network namespace at `netns_path` (e.g. /run/netns/NAME or
  * /proc/PID/ns/net; NULL: the caller's own) through libnftables (loaded at the first call).
  * Only the calling thread enters the namespace, and it comes back before returning. */

@@ -67,6 +67,12 @@ void sc_quota_init(ty_sched *s)
                 }
         }
     }
+    /* Usage from outside the snapshot, before the admitted workloads' (it is a sum). */
+    for (int i = 0; i < s->n_cqs; i++)
+        for (int k = 0; k < s->cqs[i]->n_fq; k++)
+            for (int r = 0; r < SC_R; r++)
+                if (s->cqs[i]->fq[k].ext[r])
+                    sc_usage_add(s, s->cqs[i], k, r, s->cqs[i]->fq[k].ext[r]);
     /* Admitted workloads on a flavor their queue no longer lists still use quota: give them
      * an entry without quota, so their usage is seen and reported. */
     for (int i = 0; i < s->n_wls; i++) {

@@ -120,6 +120,11 @@ void ty_sched_free(ty_sched *s)
         (arr)[(n)++] = (item);                                                                 \
     } while (0)
 
+/* What an add names in its errors: "node n1", "workload ns/a". */
+typedef struct sc_what {
+    const char *kind, *name;
+} sc_what;
+
 /* ---- interning ---- */
 
 static void *ix_get(const ty_map *m, const char *name)
@@ -143,9 +148,11 @@ static int32_t str_id(ty_sched *s, const char *str)
 /* Resource index, interning a new name; -1 past TY_SCHED_MAX_RESOURCES. */
 static int res_id(ty_sched *s, const char *name, ty_error *err)
 {
-    void *v = ty_map_gets(&s->res_ix, name);
-    if (v)
-        return (int)((intptr_t)v - 1);
+    /* at most TY_SCHED_MAX_RESOURCES names, usually the same pointer (the caller's constant):
+     * cheaper than hashing for every amount of every node */
+    for (int i = 0; i < s->n_res; i++)
+        if (s->res[i] == name || strcmp(s->res[i], name) == 0)
+            return i;
     if (s->n_res == SC_R)
         return ty_fail(err, "resource %s: more than %d resource names", name, SC_R);
     s->res[s->n_res] = sc_strdup(&s->arena, name);
@@ -154,12 +161,12 @@ static int res_id(ty_sched *s, const char *name, ty_error *err)
 }
 
 static int copy_labels(ty_sched *s, const ty_sched_label *in, size_t n, sc_label **out,
-                       int *n_out, const char *what, ty_error *err)
+                       int *n_out, const sc_what *what, ty_error *err)
 {
     *out = sc_alloc(&s->arena, (n ? n : 1) * sizeof **out);
     for (size_t i = 0; i < n; i++) {
         if (!in[i].key || !*in[i].key)
-            return ty_fail(err, "%s: a label without a key", what);
+            return ty_fail(err, "%s %s: a label without a key", what->kind, what->name);
         (*out)[i] = (sc_label){str_id(s, in[i].key), str_id(s, in[i].value)};
     }
     *n_out = (int)n;
@@ -193,14 +200,14 @@ static int effect_of(const char *e, bool allow_any, int *out)
 }
 
 static int copy_taints(ty_sched *s, const ty_sched_taint *in, size_t n, sc_taint **out,
-                       int *n_out, const char *what, ty_error *err)
+                       int *n_out, const sc_what *what, ty_error *err)
 {
     *out = sc_alloc(&s->arena, (n ? n : 1) * sizeof **out);
     for (size_t i = 0; i < n; i++) {
         if (!in[i].key || !*in[i].key)
-            return ty_fail(err, "%s: a taint without a key", what);
+            return ty_fail(err, "%s %s: a taint without a key", what->kind, what->name);
         if (effect_of(in[i].effect, false, &(*out)[i].effect) < 0)
-            return ty_fail(err, "%s: taint %s: unknown effect \"%s\"", what, in[i].key,
+            return ty_fail(err, "%s %s: taint %s: unknown effect \"%s\"", what->kind, what->name, in[i].key,
                            in[i].effect ? in[i].effect : "");
         (*out)[i].key = str_id(s, in[i].key);
         (*out)[i].value = str_id(s, in[i].value);
@@ -210,7 +217,7 @@ static int copy_taints(ty_sched *s, const ty_sched_taint *in, size_t n, sc_taint
 }
 
 static int copy_tols(ty_sched *s, const ty_sched_toleration *in, size_t n, sc_tol **out,
-                     int *n_out, const char *what, ty_error *err)
+                     int *n_out, const sc_what *what, ty_error *err)
 {
     *out = sc_alloc(&s->arena, (n ? n : 1) * sizeof **out);
     for (size_t i = 0; i < n; i++) {
@@ -220,12 +227,12 @@ static int copy_tols(ty_sched *s, const ty_sched_toleration *in, size_t n, sc_to
         else if (!strcmp(in[i].op, "Exists"))
             t->exists = true;
         else
-            return ty_fail(err, "%s: toleration: unknown operator \"%s\"", what, in[i].op);
+            return ty_fail(err, "%s %s: toleration: unknown operator \"%s\"", what->kind, what->name, in[i].op);
         if (effect_of(in[i].effect, true, &t->effect) < 0)
-            return ty_fail(err, "%s: toleration: unknown effect \"%s\"", what, in[i].effect);
+            return ty_fail(err, "%s %s: toleration: unknown effect \"%s\"", what->kind, what->name, in[i].effect);
         bool nokey = !in[i].key || !*in[i].key;
         if (nokey && !t->exists)
-            return ty_fail(err, "%s: toleration: an empty key needs operator Exists", what);
+            return ty_fail(err, "%s %s: toleration: an empty key needs operator Exists", what->kind, what->name);
         t->key = nokey ? -1 : str_id(s, in[i].key);
         t->value = str_id(s, in[i].value);
     }
@@ -261,18 +268,21 @@ static ty_nodefit_affinity *copy_affinity(ty_sched *s, const ty_nodefit_affinity
     return a;
 }
 
+/* Adds the amounts into out; bit r of *declared (may be NULL) set for each resource given. */
 static int copy_amounts(ty_sched *s, const ty_sched_amount *in, size_t n, int64_t out[SC_R],
-                        const char *what, ty_error *err)
+                        uint32_t *declared, const sc_what *what, ty_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (!in[i].resource || !*in[i].resource)
-            return ty_fail(err, "%s: an amount without a resource name", what);
+            return ty_fail(err, "%s %s: an amount without a resource name", what->kind, what->name);
         if (in[i].milli < 0)
-            return ty_fail(err, "%s: %s: negative amount", what, in[i].resource);
+            return ty_fail(err, "%s %s: %s: negative amount", what->kind, what->name, in[i].resource);
         int r = res_id(s, in[i].resource, err);
         if (r < 0)
-            return ty_error_wrap(err, "%s", what);
+            return ty_error_wrap(err, "%s %s", what->kind, what->name);
         out[r] += in[i].milli;
+        if (declared)
+            *declared |= 1u << r;
     }
     return 0;
 }
@@ -287,8 +297,8 @@ int ty_sched_add_flavor(ty_sched *s, const ty_sched_flavor *f, ty_error *err)
         return ty_fail(err, "add flavor: no name");
     if (ix_get(&s->flavor_ix, f->name))
         return ty_fail(err, "flavor %s: already added", f->name);
-    char what[300];
-    snprintf(what, sizeof what, "flavor %s", f->name);
+    /* named in its errors; formatted only then, as adds run thousands of times a pass */
+    const sc_what wh = {"flavor", f->name}, *what = &wh;
     sc_flavor *x = sc_alloc(&s->arena, sizeof *x);
     x->name = sc_strdup(&s->arena, f->name);
     if (copy_labels(s, f->node_labels, f->n_node_labels, &x->labels, &x->n_labels, what, err) < 0 ||
@@ -310,18 +320,16 @@ int ty_sched_add_node(ty_sched *s, const ty_sched_node *n, ty_error *err)
         return ty_fail(err, "add node: no name");
     if (ix_get(&s->node_ix, n->name))
         return ty_fail(err, "node %s: already added", n->name);
-    char what[300];
-    snprintf(what, sizeof what, "node %s", n->name);
+    /* named in its errors; formatted only then, as adds run thousands of times a pass */
+    const sc_what wh = {"node", n->name}, *what = &wh;
     sc_node *x = sc_alloc(&s->arena, sizeof *x);
     x->name = sc_strdup(&s->arena, n->name);
     x->unschedulable = n->unschedulable;
     if (copy_labels(s, n->labels, n->n_labels, &x->labels, &x->n_labels, what, err) < 0 ||
         copy_taints(s, n->taints, n->n_taints, &x->taints, &x->n_taints, what, err) < 0 ||
-        copy_amounts(s, n->allocatable, n->n_allocatable, x->alloc, what, err) < 0 ||
-        copy_amounts(s, n->used, n->n_used, x->ext, what, err) < 0)
+        copy_amounts(s, n->allocatable, n->n_allocatable, x->alloc, &x->declared, what, err) < 0 ||
+        copy_amounts(s, n->used, n->n_used, x->ext, NULL, what, err) < 0)
         return -1;
-    for (size_t i = 0; i < n->n_allocatable; i++)
-        x->declared |= 1u << res_id(s, n->allocatable[i].resource, err);
     x->slabels = string_labels(s, x->labels, x->n_labels);
     PUSH(s->nodes, s->n_nodes, s->cap_nodes, x);
     ty_map_puts(&s->node_ix, n->name, x);
@@ -414,11 +422,13 @@ int ty_sched_add_cluster_queue(ty_sched *s, const ty_sched_cluster_queue *cq, ty
                     return ty_fail(err, "cluster queue %s: flavor %s: resource %s is not "
                                         "covered by its group", cq->name, fl->name,
                                    qu->resource ? qu->resource : "(null)");
-                if (qu->nominal < 0 || qu->borrowing_limit < 0 || qu->lending_limit < 0)
+                if (qu->nominal < 0 || qu->borrowing_limit < 0 || qu->lending_limit < 0 ||
+                    qu->used < 0)
                     return ty_fail(err, "cluster queue %s: flavor %s: %s: negative quota",
                                    cq->name, fl->name, qu->resource);
                 q->covered |= 1u << r;
                 q->nominal[r] = qu->nominal;
+                q->ext[r] = qu->used;
                 q->blimit[r] = qu->borrowing_limit;
                 q->lend[r] = qu->lending_limit < qu->nominal ? qu->lending_limit : qu->nominal;
             }
@@ -454,8 +464,8 @@ int ty_sched_add_workload(ty_sched *s, const ty_sched_workload *w, ty_error *err
         return ty_fail(err, "workload %s: no pod sets", w->key);
     if (w->admitted && !w->admission)
         return ty_fail(err, "workload %s: admitted without an admission", w->key);
-    char what[300];
-    snprintf(what, sizeof what, "workload %s", w->key);
+    /* named in its errors; formatted only then, as adds run thousands of times a pass */
+    const sc_what wh = {"workload", w->key}, *what = &wh;
     sc_wl *x = sc_alloc(&s->arena, sizeof *x);
     x->key = sc_strdup(&s->arena, w->key);
     x->cq = cq->id;
@@ -474,29 +484,29 @@ int ty_sched_add_workload(ty_sched *s, const ty_sched_workload *w, ty_error *err
         q->name = sc_strdup(&s->arena, p->name ? p->name : "main");
         for (size_t j = 0; j < i; j++)
             if (!strcmp(x->ps[j].name, q->name))
-                return ty_fail(err, "%s: pod set %s appears twice", what, q->name);
+                return ty_fail(err, "%s %s: pod set %s appears twice", what->kind, what->name, q->name);
         if (p->count < 1)
-            return ty_fail(err, "%s: pod set %s: count %d < 1", what, q->name, p->count);
+            return ty_fail(err, "%s %s: pod set %s: count %d < 1", what->kind, what->name, q->name, p->count);
         if (x->pods > INT32_MAX / 2 - p->count)
-            return ty_fail(err, "%s: too many pods", what);
+            return ty_fail(err, "%s %s: too many pods", what->kind, what->name);
         q->count = p->count;
         x->pods += p->count;
         if (p->n_requests > SC_R)
-            return ty_fail(err, "%s: pod set %s: more than %d requests", what, q->name, SC_R);
+            return ty_fail(err, "%s %s: pod set %s: more than %d requests", what->kind, what->name, q->name, SC_R);
         for (size_t k = 0; k < p->n_requests; k++) {
             const ty_sched_amount *a = &p->requests[k];
             if (!a->resource || !*a->resource)
-                return ty_fail(err, "%s: pod set %s: a request without a resource", what,
+                return ty_fail(err, "%s %s: pod set %s: a request without a resource", what->kind, what->name,
                                q->name);
             if (a->milli < 0)
-                return ty_fail(err, "%s: pod set %s: %s: negative amount", what, q->name,
+                return ty_fail(err, "%s %s: pod set %s: %s: negative amount", what->kind, what->name, q->name,
                                a->resource);
             int r = res_id(s, a->resource, err);
             if (r < 0)
-                return ty_error_wrap(err, "%s", what);
+                return ty_error_wrap(err, "%s %s", what->kind, what->name);
             for (int j = 0; j < q->n_req; j++)
                 if (q->res[j] == r)
-                    return ty_fail(err, "%s: pod set %s: %s requested twice", what, q->name,
+                    return ty_fail(err, "%s %s: pod set %s: %s requested twice", what->kind, what->name, q->name,
                                    a->resource);
             q->res[q->n_req] = r;
             q->req[q->n_req++] = a->milli;
@@ -512,23 +522,23 @@ int ty_sched_add_workload(ty_sched *s, const ty_sched_workload *w, ty_error *err
             continue;
         const ty_sched_pod_set_admission *ad = &w->admission[i];
         if (q->n_req && !ad->flavors)
-            return ty_fail(err, "%s: pod set %s: admission without flavors", what, q->name);
+            return ty_fail(err, "%s %s: pod set %s: admission without flavors", what->kind, what->name, q->name);
         for (int k = 0; k < q->n_req; k++) {
             sc_flavor *fl = ix_get(&s->flavor_ix, ad->flavors[k]);
             if (!fl)
-                return ty_fail(err, "%s: pod set %s: admitted on flavor %s, which does not exist",
-                               what, q->name, ad->flavors[k] ? ad->flavors[k] : "(null)");
+                return ty_fail(err, "%s %s: pod set %s: admitted on flavor %s, which does not exist",
+                               what->kind, what->name, q->name, ad->flavors[k] ? ad->flavors[k] : "(null)");
             q->aflavor[k] = (int16_t)fl->id;
         }
         if (!ad->nodes)
-            return ty_fail(err, "%s: pod set %s: admission without nodes", what, q->name);
+            return ty_fail(err, "%s %s: pod set %s: admission without nodes", what->kind, what->name, q->name);
         /* Node pointers for now: indices change when the pass sorts the nodes. */
         sc_node **np = sc_alloc(&s->arena, (size_t)q->count * sizeof *np);
         for (int k = 0; k < q->count; k++) {
             np[k] = ix_get(&s->node_ix, ad->nodes[k]);
             if (!np[k])
-                return ty_fail(err, "%s: pod set %s: admitted on node %s, which does not exist",
-                               what, q->name, ad->nodes[k] ? ad->nodes[k] : "(null)");
+                return ty_fail(err, "%s %s: pod set %s: admitted on node %s, which does not exist",
+                               what->kind, what->name, q->name, ad->nodes[k] ? ad->nodes[k] : "(null)");
         }
         q->anodes = (int32_t *)(void *)np;
     }

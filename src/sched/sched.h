@@ -212,6 +212,11 @@ typedef struct ty_sched_quota {
     int64_t nominal;
     int64_t borrowing_limit; /* TY_SCHED_UNLIMITED when unset */
     int64_t lending_limit;   /* TY_SCHED_UNLIMITED when unset (= nominal) */
+    /* What workloads outside this snapshot already use of it, counted as usage (borrowing,
+     * the cohort's pool, fair-sharing shares, ty_sched_usage) like an admitted workload's but
+     * never a preemption victim: the simulator's running jobs when nothing can preempt them,
+     * as a node's `used` holds their pods. 0 for the server. */
+    int64_t used;
 } ty_sched_quota;
 
 typedef struct ty_sched_flavor_quotas {

@@ -99,6 +99,7 @@ typedef struct sc_fq {
     int flavor, group; /* group -1: not in the spec (usage only) */
     uint32_t covered;
     int64_t nominal[SC_R], blimit[SC_R], lend[SC_R], guar[SC_R];
+    int64_t ext[SC_R]; /* used outside the snapshot's workloads (ty_sched_quota.used) */
     /* pass */
     int64_t usage[SC_R];
     int64_t held[SC_R];    /* preemptors' room, counted in usage, not reported */

@@ -525,6 +525,11 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->poll.data = s->timer.data = s;
     s->open_handles = 2;
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    if (cfg->kubernetes_service) {
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+        s->kubesvc = srv_kubesvc_start(s->loop, s->store, ip, s->port);
+    }
     run_mhd(s);
     *out = s;
     return 0;
@@ -547,6 +552,8 @@ void ty_apiserver_stop(ty_apiserver *s)
     }
     MHD_run(s->mhd);
     MHD_run(s->mhd);
+    srv_kubesvc_stop(s->kubesvc);
+    s->kubesvc = NULL;
     s->stopping = true;
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);

@@ -74,6 +74,11 @@ typedef struct ty_apiserver_config {
      * MiB); NULL: none. */
     const char *audit_path;
     size_t audit_max_bytes;
+    /* Keep Service default/kubernetes as kube-apiserver does: created at start and whenever
+     * deleted, its type, ports and labels put back when changed: ClusterIP, the service
+     * range's first address (ty_store_service_first_ip), port 443 named https to the API's
+     * port (its targetPort), labels component=apiserver and provider=kubernetes. */
+    bool kubernetes_service;
 } ty_apiserver_config;
 
 /* Checks a listen address ("host:port") without binding it: -1 with a message when it is

@@ -138,7 +138,18 @@ struct ty_apiserver {
     bool aggregate_dirty;   /* a ClusterRole changed: aggregated ones to write back */
     char *audit_path;
     size_t audit_max_bytes;
+    struct srv_kubesvc *kubesvc; /* ty_apiserver_config.kubernetes_service; NULL without */
 };
+
+/* kubesvc.c: Service default/kubernetes, its Endpoints and EndpointSlice (the API's address
+ * api_ip:api_port) kept as kube-apiserver's bootstrap controller keeps them
+ * (ty_apiserver_config.kubernetes_service): reconciled at start and after every change to one
+ * of them (store watches), writing only what differs. Stop closes its timer (freed in the close
+ * callback: run the loop once more). */
+typedef struct srv_kubesvc srv_kubesvc;
+srv_kubesvc *srv_kubesvc_start(uv_loop_t *loop, ty_store *store, const char *api_ip,
+                               int api_port);
+void srv_kubesvc_stop(srv_kubesvc *k);
 
 /* One open connection, from MHD's STARTED notification to its CLOSED one. */
 typedef struct conn_rec {

@@ -9,7 +9,8 @@
 
 #include "base/mem.h"
 #include "sched/sched.h"
-#include "sim/sim.h"
+#include "sim/sim_int.h"
+#include "store/store.h"
 
 #define GPU "nvidia.com/gpu"
 #define FLAVOR "gpu"
@@ -26,6 +27,8 @@ typedef struct jstate {
     int32_t epoch;        /* bumped at each start and stop: stale end events are ignored */
     int32_t run_pos;      /* index in the cluster's running list, -1 */
     int32_t pod_off;      /* placement: first node index in the placement array */
+    int8_t flavor[2][2];  /* --kueue: the flavor (index in the file's) of each request of
+                           * each pod set, as admitted */
 } jstate;
 
 typedef struct event {
@@ -48,15 +51,22 @@ typedef struct sim {
     jstate *js;
     int32_t *place; /* node of each pod, per job at js.pod_off */
     bool preemptive, strict, cohort;
+    bool pooled;           /* one cluster for every VC: --cohort or --kueue */
+    const ty_sim_kueue *k; /* --kueue */
     int64_t thr_default;
     const int64_t *thr;
     size_t n_thr;
     /* the cluster being simulated: VC vc, or with cohort every VC (vc -1) */
     int vc, nodes, gpn;
     int64_t total;
-    int32_t *freeg;
+    int32_t *freeg, *capg; /* per node: free GPUs, allocatable GPUs */
+    int32_t *podsn;        /* per node: pods of running jobs */
+    int32_t *usedg;        /* per node: scratch, GPUs of running jobs */
+    int64_t *qused;        /* --kueue: [(cq * flavors + flavor) * 2 + (0 GPUs, 1 pods)], milli,
+                            * of running jobs */
     int64_t busy;
-    char (*names)[16];
+    const char **names;    /* per node */
+    char (*own_names)[16]; /* the generated clusters' */
     jheap *bk; /* pending, per VC and distinct size (per VC when strict) */
     int n_bk;
     size_t n_pending;
@@ -106,6 +116,10 @@ static int32_t prio_of(const sim *S, int32_t j, int64_t now)
         if (s->run_start_ms >= 0)
             att += (now - s->run_start_ms) * S->t->jobs[j].gpus;
         return (int32_t)-las_queue(S, att);
+    }
+    case TY_SIM_KUEUE: {
+        int32_t pc = S->t->jobs[j].pclass;
+        return pc >= 0 && S->k ? S->k->pclass_prio[pc] : 0;
     }
     }
     return 0;
@@ -218,11 +232,22 @@ static int32_t pod_gpus(const sim *S, int32_t gpus, int pod)
     return pod < gpus / S->gpn ? S->gpn : gpus % S->gpn;
 }
 
+/* The queue a job of VC vc waits in: its VC's with --cohort, its ClusterQueue's with --kueue,
+ * else the cluster's one. */
+static int32_t queue_of(const sim *S, int32_t vc)
+{
+    return S->k ? S->k->vc_cq[vc] : S->cohort ? vc : 0;
+}
+
+static bool strict_queue(const sim *S, int32_t q)
+{
+    return S->k ? S->k->cq_strict[q] : S->strict;
+}
+
 static jheap *bucket_of(sim *S, int32_t vc, int32_t gpus)
 {
-    if (!S->cohort)
-        vc = 0; /* one queue */
-    if (S->strict)
+    vc = queue_of(S, vc);
+    if (strict_queue(S, vc))
         gpus = 0;
     for (int i = 0; i < S->n_bk; i++)
         if (S->bk[i].vc == vc && S->bk[i].gpus == gpus)
@@ -284,6 +309,50 @@ static void push_demotion(sim *S, int32_t j, int64_t now)
         ev_push(S, (event){at, j, s->epoch, 1});
 }
 
+/* --kueue: what running job j uses of its queue's quota, added (sign 1) or taken (-1): per pod
+ * set, its GPUs on the flavor it was given, and one pod each where the queue covers "pods". */
+static void quota_use(sim *S, int32_t j, int sign)
+{
+    if (!S->k)
+        return;
+    const ty_sim_job *job = &S->t->jobs[j];
+    int32_t cq = queue_of(S, job->vc), nf = (int32_t)json_array_size(S->k->flavors);
+    int32_t full = job->gpus <= S->gpn ? 0 : job->gpus / S->gpn;
+    int32_t rest = job->gpus <= S->gpn ? job->gpus : job->gpus % S->gpn;
+    int k = 0;
+    int32_t sets[2][2] = {{full, S->gpn}, {rest > 0 ? 1 : 0, rest}}; /* pods, GPUs a pod */
+    for (int x = 0; x < 2; x++) {
+        if (sets[x][0] == 0)
+            continue;
+        int64_t *u = &S->qused[((size_t)cq * (size_t)nf + (size_t)S->js[j].flavor[k][0]) * 2];
+        u[0] += sign * (int64_t)sets[x][0] * sets[x][1] * 1000;
+        if (S->k->cq_pods[cq])
+            S->qused[((size_t)cq * (size_t)nf + (size_t)S->js[j].flavor[k][1]) * 2 + 1] +=
+                sign * (int64_t)sets[x][0] * 1000;
+        k++;
+    }
+}
+
+/* --kueue: the running jobs' quota usage as ty_sim_kueue_snapshot takes it. */
+static json_t *quota_used_json(const sim *S)
+{
+    json_t *out = json_object();
+    size_t nf = json_array_size(S->k->flavors);
+    for (int32_t cq = 0; cq < S->k->n_cqs; cq++)
+        for (size_t f = 0; f < nf; f++) {
+            const int64_t *u = &S->qused[((size_t)cq * nf + f) * 2];
+            if (!u[0] && !u[1])
+                continue;
+            json_t *q = json_object_get(out, S->k->cq_names[cq]);
+            if (!q)
+                json_object_set_new(out, S->k->cq_names[cq], q = json_object());
+            json_object_set_new(q, ty_obj_name(json_array_get(S->k->flavors, f)),
+                                json_pack("{s:I, s:I}", GPU, (json_int_t)u[0], "pods",
+                                          (json_int_t)u[1]));
+        }
+    return out;
+}
+
 static void start(sim *S, int32_t j, int64_t now)
 {
     jstate *s = &S->js[j];
@@ -293,8 +362,11 @@ static void start(sim *S, int32_t j, int64_t now)
         S->r->start_ms[j] = now;
     s->run_start_ms = now;
     s->epoch++;
-    for (int p = 0; p < n_pods(S, job->gpus); p++)
+    for (int p = 0; p < n_pods(S, job->gpus); p++) {
         S->freeg[S->place[s->pod_off + p]] -= pod_gpus(S, job->gpus, p);
+        S->podsn[S->place[s->pod_off + p]]++;
+    }
+    quota_use(S, j, 1);
     S->busy += job->gpus;
     S->busy_vc[job->vc] += job->gpus;
     run_add(S, j);
@@ -315,8 +387,11 @@ static void stop(sim *S, int32_t j, int64_t now)
     S->busy_vc[job->vc] -= job->gpus;
     s->run_start_ms = -1;
     s->epoch++;
-    for (int p = 0; p < n_pods(S, job->gpus); p++)
+    for (int p = 0; p < n_pods(S, job->gpus); p++) {
         S->freeg[S->place[s->pod_off + p]] += pod_gpus(S, job->gpus, p);
+        S->podsn[S->place[s->pod_off + p]]--;
+    }
+    quota_use(S, j, -1);
     S->busy -= job->gpus;
     run_remove(S, j);
 }
@@ -344,7 +419,7 @@ static bool candidates(sim *S)
     S->n_cand = 0;
     for (int b = 0; b < S->n_bk; b++) {
         jheap *h = &S->bk[b];
-        if (S->strict) {
+        if (strict_queue(S, h->vc)) {
             int64_t sum = 0;
             while (h->n && sum + S->t->jobs[h->a[0]].gpus <= room) {
                 int32_t j = hpop(S, h);
@@ -362,45 +437,86 @@ static bool candidates(sim *S)
     return S->n_cand > 0;
 }
 
+/* A job of `gpus` GPUs as the core's workload: its pod sets (sim.h: whole nodes of gpn, then
+ * one pod of the rest), each pod requesting GPUs and, where its queue covers Kueue's "pods",
+ * one pod. */
+typedef struct shape {
+    ty_sched_amount req[2][2];
+    ty_sched_pod_set ps[2];
+    int32_t count[2];
+    size_t n_ps, n_req;
+} shape;
+
+static void shape_of(shape *b, int32_t gpn, int32_t gpus, bool pods, bool helios)
+{
+    memset(b, 0, sizeof *b);
+    int32_t full = gpus <= gpn ? 0 : gpus / gpn, rest = gpus <= gpn ? gpus : gpus % gpn;
+    b->n_req = pods ? 2 : 1;
+    if (full > 0) {
+        b->req[b->n_ps][0] = (ty_sched_amount){GPU, (int64_t)gpn * 1000};
+        b->req[b->n_ps][1] = (ty_sched_amount){"pods", 1000};
+        b->ps[b->n_ps] = (ty_sched_pod_set){.name = "worker", .count = full};
+        b->count[b->n_ps++] = full;
+    }
+    if (rest > 0) {
+        b->req[b->n_ps][0] = (ty_sched_amount){GPU, (int64_t)rest * 1000};
+        b->req[b->n_ps][1] = (ty_sched_amount){"pods", 1000};
+        /* Helios' consolidate placer puts the part of a gang that is not a whole node on the
+         * node with the most free GPUs, not the fullest one that fits */
+        b->ps[b->n_ps] = (ty_sched_pod_set){.name = full ? "rest" : "job", .count = 1,
+                                            .most_free = full > 0 && helios};
+        b->count[b->n_ps++] = 1;
+    }
+    for (size_t i = 0; i < b->n_ps; i++) {
+        b->ps[i].requests = b->req[i];
+        b->ps[i].n_requests = b->n_req;
+    }
+}
+
+static const char *flavor_name(const sim *S, int8_t f)
+{
+    return S->k ? ty_obj_name(json_array_get(S->k->flavors, (size_t)f)) : FLAVOR;
+}
+
+static int8_t flavor_index(const sim *S, const char *name)
+{
+    for (size_t i = 0; S->k && name && i < json_array_size(S->k->flavors); i++)
+        if (strcmp(ty_obj_name(json_array_get(S->k->flavors, i)), name) == 0)
+            return (int8_t)i;
+    return 0;
+}
+
+static const char *queue_name(const sim *S, int32_t vc)
+{
+    return S->k ? S->k->cq_names[S->k->vc_cq[vc]] : S->cohort ? S->t->vcs[vc].name : QUEUE;
+}
+
 static int add_job(sim *S, ty_sched *s, int32_t j, int64_t now, bool admitted, ty_error *err)
 {
     const ty_sim_job *job = &S->t->jobs[j];
     char key[24];
     snprintf(key, sizeof key, "j%09d", j);
-    ty_sched_amount req[2] = {{GPU, (int64_t)S->gpn * 1000},
-                              {GPU, (int64_t)pod_gpus(S, job->gpus, n_pods(S, job->gpus) - 1)
-                                        * 1000}};
-    ty_sched_pod_set ps[2];
-    const char *flv[1] = {FLAVOR};
-    int np = n_pods(S, job->gpus), full = job->gpus <= S->gpn ? 0 : job->gpus / S->gpn;
-    size_t n_ps = 0;
+    shape b;
+    shape_of(&b, S->gpn, job->gpus, S->k && S->k->cq_pods[queue_of(S, job->vc)], S->c->helios);
+    int np = n_pods(S, job->gpus);
     const char **pn = NULL;
+    const char *flv[2][2];
     ty_sched_pod_set_admission adm[2];
     if (admitted) {
         pn = ty_malloc((size_t)np * sizeof *pn);
         for (int p = 0; p < np; p++)
             pn[p] = S->names[S->place[S->js[j].pod_off + p]];
-    }
-    if (full > 0) {
-        ps[n_ps] = (ty_sched_pod_set){.name = "worker", .count = full, .requests = &req[0],
-                                      .n_requests = 1};
-        adm[n_ps] = (ty_sched_pod_set_admission){flv, pn};
-        n_ps++;
-    }
-    if (np > full) {
-        /* Helios' consolidate placer puts the part of a gang that is not a whole node on the
-         * node with the most free GPUs, not the fullest one that fits */
-        ps[n_ps] = (ty_sched_pod_set){.name = full ? "rest" : "job", .count = 1,
-                                      .requests = &req[1], .n_requests = 1,
-                                      .most_free = full > 0 && S->c->helios};
-        adm[n_ps] = (ty_sched_pod_set_admission){flv, pn ? pn + full : NULL};
-        n_ps++;
+        for (size_t k = 0, p = 0; k < b.n_ps; p += (size_t)b.count[k], k++) {
+            for (size_t r = 0; r < b.n_req; r++)
+                flv[k][r] = flavor_name(S, S->js[j].flavor[k][r]);
+            adm[k] = (ty_sched_pod_set_admission){flv[k], pn + p};
+        }
     }
     ty_sched_workload w = {.key = key,
-                           .cluster_queue = S->cohort ? S->t->vcs[job->vc].name : QUEUE,
+                           .cluster_queue = queue_name(S, job->vc),
                            .priority = prio_of(S, j, now),
-                           .queued_at_ms = job->submit_ms, .pod_sets = ps, .n_pod_sets = n_ps,
-                           .admitted = admitted,
+                           .queued_at_ms = job->submit_ms, .pod_sets = b.ps,
+                           .n_pod_sets = b.n_ps, .admitted = admitted,
                            .admitted_at_ms = admitted ? S->js[j].run_start_ms : 0,
                            .admission = admitted ? adm : NULL};
     int rc = ty_sched_add_workload(s, &w, err);
@@ -408,32 +524,56 @@ static int add_job(sim *S, ty_sched *s, int32_t j, int64_t now, bool admitted, t
     return rc;
 }
 
-static int32_t job_of_key(const char *key) { return (int32_t)strtol(key + 1, NULL, 10); }
-static int32_t node_of_name(const char *name) { return (int32_t)strtol(name + 1, NULL, 10); }
-
-/* One pass of the core at `now`; applies its decisions. *again: a PREEMPT evicted jobs, so
- * the instant needs another pass. */
-static int pass(sim *S, int64_t now, bool *again, ty_error *err)
+int ty_sim_kueue_fits_empty(const ty_sim_kueue *k, int32_t cq, int32_t gpus, bool *fits,
+                            ty_error *err)
 {
-    *again = false;
-    if (!candidates(S))
-        return 0;
-    S->r->passes++;
+    *fits = false;
+    ty_sched *s = ty_sim_kueue_snapshot(k, false, 0, NULL, NULL, NULL, err);
+    if (!s)
+        return -1;
+    shape b;
+    shape_of(&b, k->gpus_per_node, gpus, k->cq_pods[cq], false);
+    ty_sched_workload w = {.key = "probe", .cluster_queue = k->cq_names[cq],
+                           .pod_sets = b.ps, .n_pod_sets = b.n_ps};
+    int rc = ty_sched_add_workload(s, &w, err);
+    if (rc == 0) {
+        ty_sched_run(s);
+        const ty_sched_decision *d = ty_sched_decision_of(s, "probe");
+        *fits = d && d->verdict == TY_SCHED_ADMIT;
+    }
+    ty_sched_free(s);
+    return rc;
+}
+
+static int32_t job_of_key(const char *key) { return (int32_t)strtol(key + 1, NULL, 10); }
+static int32_t node_of_name(const sim *S, const char *name)
+{
+    if (S->k)
+        return (int32_t)(uintptr_t)ty_map_gets(&S->k->node_ix, name) - 1;
+    return (int32_t)strtol(name + 1, NULL, 10);
+}
+
+/* The snapshot of a generated cluster (--cluster, --nodes, --cohort): its nodes, and one queue
+ * whose quota is the cluster or with --cohort one per VC. */
+static ty_sched *generated_snapshot(sim *S, int64_t now, ty_error *err)
+{
+    int rc = 0;
     ty_sched_config cfg = {.now_ms = now, .fair_sharing = S->c->fair_sharing};
     ty_sched *s = ty_sched_new(&cfg);
-    int rc = 0;
     ty_sched_flavor f = {.name = FLAVOR};
     rc = ty_sched_add_flavor(s, &f, err);
     for (int n = 0; rc == 0 && n < S->nodes; n++) {
-        /* A full node takes no pod, and under StrictFIFO without preemption nothing after a
-         * workload that waits is admitted, so nothing would reserve it: leaving it out
-         * changes no decision. (BestEffortFIFO: a waiting gang may reserve full nodes.) */
-        bool folded = !S->preemptive && !S->cohort;
-        if (folded && S->strict && S->freeg[n] == 0)
+        /* A full node takes no pod, and under one StrictFIFO queue without preemption nothing
+         * after a workload that waits is admitted, so nothing would reserve it: leaving it out
+         * changes no decision. (BestEffortFIFO, or other queues of a cohort: a waiting gang
+         * may reserve full nodes.) */
+        bool folded = !S->preemptive;
+        if (folded && !S->cohort && S->strict && S->freeg[n] == 0)
             continue;
         ty_sched_amount alloc = {GPU, (int64_t)S->gpn * 1000};
         /* Without preemption the running jobs are only occupancy: given as the nodes' used
-         * GPUs, the same room and quota as admitted workloads would leave (quota = capacity). */
+         * GPUs (and with cohort their queues' used quota, below), the same room and quota as
+         * admitted workloads would leave, at the cost of a node, not of every running job. */
         ty_sched_amount used = {GPU, (int64_t)(S->gpn - S->freeg[n]) * 1000};
         ty_sched_node nd = {.name = S->names[n], .allocatable = &alloc, .n_allocatable = 1,
                             .used = &used, .n_used = folded ? 1 : 0};
@@ -444,7 +584,8 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
     static const char *const covered[] = {GPU};
     for (size_t v = 0; rc == 0 && v < (S->cohort ? S->t->n_vcs : 1); v++) {
         int64_t nominal = S->cohort ? (int64_t)S->t->vcs[v].nodes * S->gpn : S->total;
-        ty_sched_quota q = {GPU, nominal * 1000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED};
+        int64_t used = !S->preemptive ? (S->cohort ? S->busy_vc[v] : S->busy) * 1000 : 0;
+        ty_sched_quota q = {GPU, nominal * 1000, TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED, used};
         ty_sched_flavor_quotas fq = {FLAVOR, &q, 1};
         ty_sched_resource_group g = {covered, 1, &fq, 1};
         ty_sched_cluster_queue cq = {
@@ -458,15 +599,47 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
             .fair_weight_milli = 1000, .groups = &g, .n_groups = 1};
         rc = ty_sched_add_cluster_queue(s, &cq, err);
     }
+    if (rc < 0) {
+        ty_sched_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* One pass of the core at `now`; applies its decisions. *again: a PREEMPT evicted jobs, so
+ * the instant needs another pass. */
+static int pass(sim *S, int64_t now, bool *again, ty_error *err)
+{
+    *again = false;
+    if (!candidates(S))
+        return 0;
+    S->r->passes++;
+    ty_sched *s = NULL;
+    int rc = 0;
+    if (S->k) {
+        /* the user's queues, flavors and nodes, as the server's pass builds them; without
+         * preemption the running jobs are usage (quota, nodes), not workloads */
+        json_t *used = S->preemptive ? NULL : quota_used_json(S);
+        for (int n = 0; n < S->nodes; n++)
+            S->usedg[n] = S->capg[n] - S->freeg[n];
+        s = ty_sim_kueue_snapshot(S->k, S->c->fair_sharing, now, used,
+                                  S->preemptive ? NULL : S->usedg,
+                                  S->preemptive ? NULL : S->podsn, err);
+        json_decref(used);
+        rc = s ? 0 : -1;
+    } else {
+        s = generated_snapshot(S, now, err);
+        rc = s ? 0 : -1;
+    }
     /* Running jobs are admitted workloads where the core must see them: as victims, or for
      * each queue's quota usage. */
-    bool admitted = S->preemptive || S->cohort;
+    bool admitted = S->preemptive;
     for (size_t i = 0; rc == 0 && admitted && i < S->n_run; i++)
         rc = add_job(S, s, S->run[i], now, true, err);
     for (size_t i = 0; rc == 0 && i < S->n_cand; i++)
         rc = add_job(S, s, S->cand[i], now, false, err);
     if (rc < 0) {
-        ty_sched_free(s);
+        ty_sched_free(s); /* NULL is fine */
         return ty_error_wrap(err, "simulator snapshot at %" PRId64 " ms", now);
     }
     ty_sched_run(s);
@@ -497,10 +670,13 @@ static int pass(sim *S, int64_t now, bool *again, ty_error *err)
         /* the pod sets as add_job made them: `worker` (full nodes) first, then one pod */
         int32_t gpus = S->t->jobs[j].gpus, np = n_pods(S, gpus), p = 0;
         int32_t full = gpus <= S->gpn ? 0 : gpus / S->gpn;
-        for (size_t k = 0; k < d->n_pod_sets; k++) {
+        size_t n_req = S->k && S->k->cq_pods[queue_of(S, S->t->jobs[j].vc)] ? 2 : 1;
+        for (size_t k = 0; k < d->n_pod_sets && k < 2; k++) {
             int count = full > 0 && k == 0 ? full : 1;
             for (int c = 0; c < count && p < np; c++)
-                S->place[S->js[j].pod_off + p++] = node_of_name(d->pod_sets[k].nodes[c]);
+                S->place[S->js[j].pod_off + p++] = node_of_name(S, d->pod_sets[k].nodes[c]);
+            for (size_t r = 0; r < n_req; r++)
+                S->js[j].flavor[k][r] = flavor_index(S, d->pod_sets[k].flavors[r]);
         }
         start(S, j, now);
     }
@@ -526,9 +702,9 @@ static int check(sim *S, int64_t now, ty_error *err)
         busy += job->gpus;
     }
     for (int n = 0; rc == 0 && n < S->nodes; n++)
-        if (used[n] > S->gpn || used[n] != S->gpn - S->freeg[n])
+        if (used[n] > S->capg[n] || used[n] != S->capg[n] - S->freeg[n])
             rc = ty_fail(err, "invariant: node %s holds %" PRId64 " GPUs of %d (free %d) at %"
-                         PRId64 " ms", S->names[n], used[n], S->gpn, S->freeg[n], now);
+                         PRId64 " ms", S->names[n], used[n], S->capg[n], S->freeg[n], now);
     if (rc == 0 && busy != S->busy)
         rc = ty_fail(err, "invariant: %" PRId64 " GPUs busy, counted %" PRId64, busy, S->busy);
     free(used);
@@ -537,7 +713,7 @@ static int check(sim *S, int64_t now, ty_error *err)
 
 /* ---- the loop ---- */
 
-static bool mine(const sim *S, int32_t vc) { return S->cohort || vc == S->vc; }
+static bool mine(const sim *S, int32_t vc) { return S->pooled || vc == S->vc; }
 
 /* Appends VC v's point at now unless nothing changed (same instant: replaced). */
 static void record_vc(sim *S, int v, int64_t now)
@@ -582,7 +758,7 @@ static int simulate_vc(sim *S, ty_error *err)
             now = S->ev[0].t_ms;
         if (now == INT64_MAX)
             return ty_fail(err, "simulator: %zu jobs of vc %s can never start", left,
-                           S->cohort ? "(all)" : t->vcs[S->vc].name);
+                           S->pooled ? "(all)" : t->vcs[S->vc].name);
         /* ends first, so that their GPUs are free for what arrives at the same instant */
         while (S->n_ev && S->ev[0].t_ms == now) {
             event e = ev_pop(S);
@@ -669,7 +845,11 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
     memset(r, 0, sizeof *r);
     static const int64_t tiresias[] = {3200};
     sim S = {.t = t, .c = c, .r = r};
-    S.preemptive = c->policy == TY_SIM_SRTF || c->policy == TY_SIM_LAS;
+    S.k = c->policy == TY_SIM_KUEUE ? c->kueue : NULL;
+    if (c->policy == TY_SIM_KUEUE && !S.k)
+        return ty_fail(err, "simulator: policy kueue needs a cluster of Kueue objects (--kueue)");
+    S.preemptive = c->policy == TY_SIM_SRTF || c->policy == TY_SIM_LAS ||
+                   (S.k && S.k->preemptive);
     S.strict = c->policy == TY_SIM_FIFO || (c->policy == TY_SIM_SJF && c->helios);
     S.thr = c->las_thresholds_gpu_s ? c->las_thresholds_gpu_s : tiresias;
     S.n_thr = c->las_thresholds_gpu_s ? c->n_las_thresholds : 1;
@@ -699,26 +879,43 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
         rc = ty_fail(err, "simulator: --cohort: the VCs have %" PRId64 " nodes, more than %d",
                      all_nodes, TY_SIM_MAX_NODES);
     S.place = ty_calloc(rc == 0 ? pods + 1 : 1, sizeof *S.place);
-    S.cohort = c->cohort;
+    S.cohort = c->cohort && !S.k;
+    S.pooled = S.cohort || S.k;
     S.busy_ms = ty_calloc(t->n_vcs + 1, sizeof *S.busy_ms);
     S.pend_vc = ty_calloc(t->n_vcs + 1, sizeof *S.pend_vc);
     S.busy_vc = ty_calloc(t->n_vcs + 1, sizeof *S.busy_vc);
     int64_t all_gpus = 0, all_busy = 0;
     size_t all_pre = 0;
-    /* one cluster per VC, or with cohort one of all the VCs' nodes */
-    for (size_t v = 0; rc == 0 && v < (c->cohort ? 1 : t->n_vcs); v++) {
-        S.vc = c->cohort ? -1 : (int)v;
+    /* one cluster per VC, or with cohort one of all the VCs' nodes, or the --kueue nodes */
+    for (size_t v = 0; rc == 0 && v < (S.pooled ? 1 : t->n_vcs); v++) {
+        S.vc = S.pooled ? -1 : (int)v;
         S.nodes = 0;
-        for (size_t k = 0; k < t->n_vcs; k++)
-            if (c->cohort || k == v)
+        for (size_t k = 0; !S.k && k < t->n_vcs; k++)
+            if (S.cohort || k == v)
                 S.nodes += t->vcs[k].nodes;
-        S.total = (int64_t)S.nodes * S.gpn;
-        S.freeg = ty_malloc((size_t)S.nodes * sizeof *S.freeg);
-        S.names = ty_malloc((size_t)S.nodes * sizeof *S.names);
-        /* zero-padded, so that the core's name order is the node order */
+        if (S.k)
+            S.nodes = S.k->n_nodes;
+        S.freeg = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.freeg);
+        S.capg = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.capg);
+        S.usedg = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.usedg);
+        S.podsn = ty_calloc((size_t)S.nodes + 1, sizeof *S.podsn);
+        S.qused = S.k ? ty_calloc((size_t)S.k->n_cqs * json_array_size(S.k->flavors) * 2 + 1,
+                                  sizeof *S.qused)
+                      : NULL;
+        S.names = ty_malloc(((size_t)S.nodes + 1) * sizeof *S.names);
+        S.own_names = S.k ? NULL : ty_malloc(((size_t)S.nodes + 1) * sizeof *S.own_names);
+        S.total = 0;
         for (int n = 0; n < S.nodes; n++) {
-            S.freeg[n] = S.gpn;
-            snprintf(S.names[n], sizeof S.names[n], "n%06d", n);
+            S.capg[n] = S.k ? S.k->node_gpus[n] : S.gpn;
+            S.freeg[n] = S.capg[n];
+            S.total += S.capg[n];
+            if (S.k) {
+                S.names[n] = S.k->node_names[n];
+            } else {
+                /* zero-padded, so that the core's name order is the node order */
+                snprintf(S.own_names[n], sizeof S.own_names[n], "n%06d", n);
+                S.names[n] = S.own_names[n];
+            }
         }
         S.busy = 0;
         S.n_pending = S.n_run = S.n_ev = 0;
@@ -729,12 +926,20 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
             free(S.bk[b].a);
         free(S.bk);
         free(S.freeg);
+        free(S.capg);
+        free(S.usedg);
+        free(S.podsn);
+        free(S.qused);
         free(S.names);
+        free(S.own_names);
     }
     /* per VC: its GPUs are its nodes' (with cohort its nominal quota: borrowing can pass
      * 100 %) */
     for (size_t v = 0; rc == 0 && v < t->n_vcs; v++) {
-        int64_t gpus = (int64_t)t->vcs[v].nodes * S.gpn;
+        /* --kueue: its ClusterQueue's nominal GPUs */
+        int64_t gpus = !S.k                 ? (int64_t)t->vcs[v].nodes * S.gpn
+                       : S.k->vc_cq[v] >= 0 ? S.k->cq_gpus[S.k->vc_cq[v]]
+                                            : 0;
         stats_of(&S, (int)v, gpus, S.busy_ms[v], r->per_vc[v].preemptions, &r->per_vc[v]);
         all_gpus += gpus, all_busy += S.busy_ms[v], all_pre += r->per_vc[v].preemptions;
     }
@@ -745,7 +950,7 @@ int ty_sim_run(const ty_sim_trace *t, const ty_sim_config *c, ty_sim_result *r, 
                              " ms, before its submission and duration", t->jobs[i].line,
                              r->end_ms[i]);
     if (rc == 0)
-        stats_of(&S, -1, all_gpus, all_busy, all_pre, &r->overall);
+        stats_of(&S, -1, S.k ? S.total : all_gpus, all_busy, all_pre, &r->overall);
     free(S.js);
     free(S.busy_ms);
     free(S.pend_vc);

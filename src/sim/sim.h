@@ -14,7 +14,9 @@
  *
  * A job of G GPUs on nodes of P GPUs is a gang: one pod of G when G <= P (one node), else
  * G / P pods of P and one pod of G % P, so it takes as few nodes as possible; the core places
- * pods best-fit. Time is in milliseconds; all arithmetic is integer, so a run is deterministic. */
+ * pods best-fit. With a --kueue cluster (policy kueue) the queues, flavors and nodes are the
+ * user's and every VC of the trace is routed to its LocalQueue's ClusterQueue. Time is in
+ * milliseconds; all arithmetic is integer, so a run is deterministic. */
 #ifndef TY_SIM_SIM_H
 #define TY_SIM_SIM_H
 
@@ -22,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "base/error.h"
 
@@ -31,7 +35,10 @@
 #define TY_SIM_MAX_NODES 100000
 #define TY_SIM_MAX_THRESHOLDS 16
 
-typedef enum { TY_SIM_FIFO, TY_SIM_SJF, TY_SIM_SRTF, TY_SIM_LAS } ty_sim_policy;
+/* kueue: the ClusterQueues of a --kueue file decide (ty_sim_kueue below): each job's priority
+ * is its WorkloadPriorityClass's value (0 without one), each queue's queueingStrategy and
+ * preemption are its own. */
+typedef enum { TY_SIM_FIFO, TY_SIM_SJF, TY_SIM_SRTF, TY_SIM_LAS, TY_SIM_KUEUE } ty_sim_policy;
 
 typedef struct ty_sim_job {
     int64_t submit_ms;   /* from the trace's first counted job */
@@ -39,6 +46,7 @@ typedef struct ty_sim_job {
     int32_t gpus;        /* >= 1 */
     int32_t vc;          /* index into the trace's vcs */
     int64_t line;        /* in its file, for messages; ties after submit time */
+    int32_t pclass;      /* index into the trace's priority classes, -1: none */
 } ty_sim_job;
 
 typedef struct ty_sim_vc {
@@ -56,10 +64,14 @@ typedef struct ty_sim_skipped {
 } ty_sim_skipped;
 
 typedef struct ty_sim_trace {
+    char *path;       /* the trace file, for messages */
     ty_sim_job *jobs; /* sorted by (submit_ms, line) */
     size_t n_jobs;
     ty_sim_vc *vcs;
     size_t n_vcs;
+    char **pclasses;      /* WorkloadPriorityClass names the generic trace's rows give */
+    int64_t *pclass_line; /* where each is first given */
+    size_t n_pclasses;
     int32_t gpus_per_node;
     ty_sim_skipped skipped;
 } ty_sim_trace;
@@ -73,18 +85,47 @@ typedef struct ty_sim_load_opts {
     int32_t nodes;            /* one cluster "default" of this many nodes when no cluster file */
     int32_t gpus_per_node;    /* 0: 8 */
     bool helios;              /* Helios' Philly job selection (docs/simulate.md) */
+    /* --cohort: a job is too large when it needs more GPUs than all the VCs' nodes together
+     * (it may borrow every other VC's quota), not more than its own VC's */
+    bool cohort;
+    /* --kueue: VCs are the trace's names (LocalQueues, each bound by ty_sim_kueue_bind, which
+     * also counts the jobs too large for their queue); the generic format's priority_class
+     * column is allowed */
+    bool kueue;
 } ty_sim_load_opts;
 
 /* Reads a trace. Formats (the header line says which when format is AUTO):
  * - philly:  timestamp,duration,num_gpus,gpu_time,cluster (timestamp "YYYY-MM-DD HH:MM:SS"
  *            UTC, duration in s, cluster = VC id); needs a cluster file.
  * - muri:    job_id,num_gpu,submit_time,...,duration,... (times in ms); one VC.
- * - generic: submit_s,duration_s,gpus[,vc] (seconds, decimals allowed to the ms); without the
- *            vc column every job is in VC "default".
+ * - generic: submit_s,duration_s,gpus[,vc][,priority_class] (seconds, decimals allowed to the
+ *            ms); without the vc column every job is in VC "default"; priority_class (a
+ *            WorkloadPriorityClass name, empty: none) only with o->kueue.
  * Bad input fails naming the file, line and field, and fills nothing. */
 int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts *o,
                       ty_error *err);
 void ty_sim_trace_free(ty_sim_trace *t);
+
+/* A cluster given as Kueue objects (docs/simulate.md, "Your own Kueue configuration"): the
+ * ResourceFlavors, ClusterQueues (resource groups, quotas, cohorts, preemption, fair-sharing
+ * weights, queueing strategies), LocalQueues and WorkloadPriorityClasses of a YAML file,
+ * validated and defaulted as the server admits them (api/api.h), and a list of Node objects
+ * (the server's --nodes / --nodes-file: cli/nodespec.h). Each pass's snapshot of queues and
+ * nodes is built by the server's own code (controllers/admission.h). */
+typedef struct ty_sim_kueue ty_sim_kueue;
+
+/* Reads the objects of `path`; `nodes` (a JSON array of Node objects) is copied. Bad input
+ * fails naming the file, line, column and field of every problem found. */
+int ty_sim_kueue_load(ty_sim_kueue **out, const char *path, const json_t *nodes,
+                      ty_error *err);
+void ty_sim_kueue_free(ty_sim_kueue *k); /* NULL is fine */
+/* Binds a trace (loaded with o->kueue) to the queues: each VC names a LocalQueue ("name" in
+ * namespace default, or "namespace/name") or else a ClusterQueue; each priority class a
+ * WorkloadPriorityClass (unknown: an error naming the trace line). Rows of an unknown VC, and
+ * rows their ClusterQueue could not admit even on the empty cluster (more GPUs than its quota
+ * can ever give, or than its flavors' nodes hold), are taken out of the trace and counted
+ * (unknown_vc, too_large). gpus_per_node 0: the largest GPU count of a node. */
+int ty_sim_kueue_bind(ty_sim_kueue *k, ty_sim_trace *t, int32_t gpus_per_node, ty_error *err);
 
 typedef struct ty_sim_config {
     ty_sim_policy policy;
@@ -98,6 +139,7 @@ typedef struct ty_sim_config {
     bool fair_sharing;    /* the core's fair sharing between the VCs' queues (cohort) */
     bool check;           /* check the invariants at every event (tests; costs O(nodes)) */
     bool record;          /* keep the series for the plot */
+    const ty_sim_kueue *kueue; /* policy kueue: the cluster (bound to the trace), else NULL */
 } ty_sim_config;
 
 typedef struct ty_sim_stats {

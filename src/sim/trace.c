@@ -127,6 +127,26 @@ static int add_vc(ty_sim_trace *t, const char *name, int32_t nodes, const char *
     return 0;
 }
 
+/* The index of WorkloadPriorityClass `name` among the trace's, added when new. */
+static int32_t pclass_index(ty_sim_trace *t, const char *name, const char *path, int64_t line,
+                            ty_error *err)
+{
+    for (size_t i = 0; i < t->n_pclasses; i++)
+        if (strcmp(t->pclasses[i], name) == 0)
+            return (int32_t)i;
+    if (t->n_pclasses == TY_SIM_MAX_VCS)
+        return ty_fail(err, "%s:%" PRId64 ": field priority_class: more than %d classes", path,
+                       line, TY_SIM_MAX_VCS);
+    if (strlen(name) > 253)
+        return ty_fail(err, "%s:%" PRId64 ": field priority_class: longer than 253", path,
+                       line);
+    t->pclasses = ty_realloc(t->pclasses, (t->n_pclasses + 1) * sizeof *t->pclasses);
+    t->pclass_line = ty_realloc(t->pclass_line, (t->n_pclasses + 1) * sizeof *t->pclass_line);
+    t->pclasses[t->n_pclasses] = ty_strdup(name);
+    t->pclass_line[t->n_pclasses] = line;
+    return (int32_t)t->n_pclasses++;
+}
+
 static int load_cluster(ty_sim_trace *t, const char *path, ty_error *err)
 {
     csv c = {.path = path};
@@ -193,6 +213,7 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
                       ty_error *err)
 {
     memset(t, 0, sizeof *t);
+    t->path = ty_strdup(path);
     t->gpus_per_node = o->gpus_per_node > 0 ? o->gpus_per_node : 8;
     if (o->cluster_path && load_cluster(t, o->cluster_path, err) < 0) {
         ty_sim_trace_free(t);
@@ -206,7 +227,7 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
     }
     int rc = csv_next(&c, err);
     ty_sim_format fmt = o->format;
-    int isub = -1, idur = -1, igpu = -1, ivc = -1;
+    int isub = -1, idur = -1, igpu = -1, ivc = -1, iprio = -1;
     if (rc > 0) {
         if (fmt == TY_SIM_FORMAT_AUTO)
             fmt = col(&c, "timestamp") >= 0 && col(&c, "cluster") >= 0 ? TY_SIM_FORMAT_PHILLY
@@ -222,6 +243,7 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
         } else {
             isub = col(&c, "submit_s"), idur = col(&c, "duration_s");
             igpu = col(&c, "gpus"), ivc = col(&c, "vc");
+            iprio = col(&c, "priority_class");
         }
         if (isub < 0 || idur < 0 || igpu < 0 || (fmt == TY_SIM_FORMAT_PHILLY && ivc < 0))
             rc = ty_fail(err, "%s:1: the header lacks a column the %s format needs (%s)", path,
@@ -233,9 +255,15 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
     } else if (rc == 0) {
         rc = ty_fail(err, "%s: empty, no header", path);
     }
-    if (rc > 0 && fmt == TY_SIM_FORMAT_PHILLY && !o->cluster_path)
+    if (rc > 0 && fmt == TY_SIM_FORMAT_PHILLY && !o->cluster_path && !o->kueue)
         rc = ty_fail(err, "%s: a philly trace needs its vc file (--cluster)", path);
-    if (rc > 0 && !o->cluster_path) {
+    if (rc > 0 && iprio >= 0 && !o->kueue)
+        rc = ty_fail(err, "%s:1: column priority_class names WorkloadPriorityClasses: it needs "
+                     "--kueue", path);
+    if (rc > 0 && o->kueue) {
+        if (ivc < 0 && add_vc(t, "default", 0, path, 1, err) < 0)
+            rc = -1;
+    } else if (rc > 0 && !o->cluster_path) {
         if (o->nodes < 1 || o->nodes > TY_SIM_MAX_NODES)
             rc = ty_fail(err, "%s: no cluster file, and --nodes is not 1 to %d", path,
                          TY_SIM_MAX_NODES);
@@ -278,6 +306,14 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
                 vc = (int)t->n_vcs - 1;
             }
         }
+        int32_t pclass = -1;
+        if (iprio >= 0 && iprio < c.n && *c.field[iprio]) {
+            pclass = pclass_index(t, c.field[iprio], path, c.line, err);
+            if (pclass < 0) {
+                rc = -1;
+                break;
+            }
+        }
         if (vc < 0) {
             t->skipped.unknown_vc++;
             continue;
@@ -290,16 +326,13 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
             t->skipped.zero_duration++;
             continue;
         }
-        if (gpus > (int64_t)t->vcs[vc].nodes * t->gpus_per_node) {
-            t->skipped.too_large++;
-            continue;
-        }
         if (t->n_jobs == TY_SIM_MAX_JOBS) {
             rc = ty_fail(err, "%s:%" PRId64 ": more than %d jobs", path, c.line,
                          TY_SIM_MAX_JOBS);
             break;
         }
         j.submit_ms = sub, j.duration_ms = dur, j.gpus = (int32_t)gpus, j.vc = vc;
+        j.pclass = pclass;
         if (t->n_jobs == cap) {
             cap = cap ? cap * 2 : 1024;
             t->jobs = ty_realloc(t->jobs, cap * sizeof *t->jobs);
@@ -312,6 +345,20 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
         ty_sim_trace_free(t);
         return -1;
     }
+    /* Too large for the cluster it runs on: its VC's nodes, or with --cohort every VC's
+     * (it may borrow all of the others' quota). With --kueue its queue decides (bind). */
+    int64_t all_nodes = 0;
+    for (size_t v = 0; v < t->n_vcs; v++)
+        all_nodes += t->vcs[v].nodes;
+    size_t kept = 0;
+    for (size_t i = 0; i < t->n_jobs; i++) {
+        int64_t nodes = o->cohort ? all_nodes : t->vcs[t->jobs[i].vc].nodes;
+        if (!o->kueue && t->jobs[i].gpus > nodes * t->gpus_per_node)
+            t->skipped.too_large++;
+        else
+            t->jobs[kept++] = t->jobs[i];
+    }
+    t->n_jobs = kept;
     if (o->helios && fmt == TY_SIM_FORMAT_PHILLY) {
         size_t k = 0;
         int64_t first = INT64_MAX;
@@ -327,7 +374,8 @@ int ty_sim_trace_load(ty_sim_trace *t, const char *path, const ty_sim_load_opts 
         }
         t->n_jobs = k;
     }
-    qsort(t->jobs, t->n_jobs, sizeof *t->jobs, cmp_job);
+    if (t->n_jobs) /* no jobs: no array, and qsort must not be given NULL */
+        qsort(t->jobs, t->n_jobs, sizeof *t->jobs, cmp_job);
     /* Time starts at the first counted job's submission. */
     int64_t t0 = t->n_jobs ? t->jobs[0].submit_ms : 0;
     for (size_t i = 0; i < t->n_jobs; i++)
@@ -340,19 +388,24 @@ void ty_sim_trace_free(ty_sim_trace *t)
     for (size_t i = 0; i < t->n_vcs; i++)
         free(t->vcs[i].name);
     free(t->vcs);
+    for (size_t i = 0; i < t->n_pclasses; i++)
+        free(t->pclasses[i]);
+    free(t->pclasses);
+    free(t->pclass_line);
+    free(t->path);
     free(t->jobs);
     memset(t, 0, sizeof *t);
 }
 
 const char *ty_sim_policy_name(ty_sim_policy p)
 {
-    static const char *names[] = {"fifo", "sjf", "srtf", "las"};
+    static const char *names[] = {"fifo", "sjf", "srtf", "las", "kueue"};
     return names[p];
 }
 
 int ty_sim_policy_parse(const char *s, ty_sim_policy *p)
 {
-    for (int i = TY_SIM_FIFO; i <= TY_SIM_LAS; i++)
+    for (int i = TY_SIM_FIFO; i <= TY_SIM_KUEUE; i++)
         if (strcmp(s, ty_sim_policy_name((ty_sim_policy)i)) == 0) {
             *p = (ty_sim_policy)i;
             return 0;

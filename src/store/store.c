@@ -732,6 +732,11 @@ int ty_store_set_service_cidr(ty_store *s, const char *cidr, ty_error *err)
     return ty_svcip_set_cidr(&s->svcip, s, cidr, err);
 }
 
+void ty_store_service_first_ip(ty_store *s, char out[16])
+{
+    ty_svcip_first(&s->svcip, out);
+}
+
 int ty_store_ensure_namespace(ty_store *s, const char *name, ty_error *err)
 {
     json_t *ns = ty_store_get(s, "namespaces", NULL, name);

@@ -138,6 +138,9 @@ void ty_store_set_history(ty_store *s, size_t events);
 /* The range Services' cluster IPs are allocated from ("A.B.C.D/N", N 12..30; default
  * 10.96.0.0/12; store/svcip.c). Fails, changing nothing, when it is not one. */
 int ty_store_set_service_cidr(ty_store *s, const char *cidr, ty_error *err);
+/* The first address of that range (10.96.0.1 by default): the `kubernetes` Service's, as
+ * kube-apiserver reserves it. */
+void ty_store_service_first_ip(ty_store *s, char out[16]);
 
 /* Stores a new object (the store takes a copy; `obj` is not modified). Fails with CONFLICT
  * when it exists. *out, when given, receives a new reference to the stored object. */

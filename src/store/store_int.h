@@ -272,5 +272,7 @@ int ty_svcip_set_cidr(ty_svcip **a, ty_store *s, const char *cidr, ty_error *err
  * the range full, TY_STORE_INTERNAL. *a is made with the default range when NULL. */
 int ty_svcip_prepare(ty_svcip **a, ty_store *s, json_t *svc, const json_t *cur, ty_error *err);
 void ty_svcip_free(ty_svcip *a, ty_store *s);
+/* The range's first address (the network address + 1), as text; *a made when NULL. */
+void ty_svcip_first(ty_svcip **a, char out[16]);
 
 #endif

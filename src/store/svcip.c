@@ -219,6 +219,15 @@ static int allocate(ty_svcip *a, json_t *spec, const char *want, ty_error *err)
     return 0;
 }
 
+void ty_svcip_first(ty_svcip **a, char out[16])
+{
+    if (!*a)
+        *a = svcip_new(DEFAULT_CIDR);
+    char addr[INET_ADDRSTRLEN];
+    ip_text((*a)->base + 1, addr);
+    snprintf(out, 16, "%s", addr);
+}
+
 int ty_svcip_prepare(ty_svcip **ap, ty_store *s, json_t *svc, const json_t *cur, ty_error *err)
 {
     json_t *spec = json_object_get(svc, "spec");

@@ -438,12 +438,69 @@ def test_cluster_ips_are_allocated_as_the_api_server_does(server, tmp_path):
     assert server.json("get", "svc", "dup")["spec"]["clusterIP"] == ip
 
 
+def test_the_kubernetes_service(server):
+    """Service default/kubernetes as kube-apiserver keeps it: the service range's first
+    address, port 443 "https" to the API's port, its labels; recreated when deleted, its ports
+    put back when changed, resolvable by its cluster name."""
+    dns = dns_address(server)
+    api_port = int(server.url.rsplit(":", 1)[1])
+    svc = server.json("get", "svc", "kubernetes")
+    assert svc["metadata"]["labels"] == {"component": "apiserver", "provider": "kubernetes"}
+    spec = svc["spec"]
+    assert spec["type"] == "ClusterIP" and spec["clusterIP"] == "10.96.0.1", spec
+    assert spec["ports"] == [{"name": "https", "port": 443, "protocol": "TCP",
+                              "targetPort": api_port}], spec
+    assert values(ask_udp(dns, "kubernetes.default.svc.cluster.local", A)) == ["10.96.0.1"]
+    # its endpoints: the API's listen address, as both kinds (kubectl prints them as usual)
+    ep = server.json("get", "endpoints", "kubernetes")
+    assert ep["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}],
+                              "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}]
+    eps = server.json("get", "endpointslices.discovery.k8s.io", "kubernetes")
+    assert eps["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
+    assert eps["addressType"] == "IPv4" and eps["ports"] == ep["subsets"][0]["ports"]
+    assert eps["endpoints"] == [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]
+    row = server.kubectl("get", "ep", "kubernetes", "--no-headers").stdout.split()
+    assert row[:2] == ["kubernetes", f"127.0.0.1:{api_port}"], row
+    for kind in ("ep", "endpointslices"):
+        server.kubectl("delete", kind, "kubernetes")
+        assert wait_until(lambda: server.kubectl("get", kind, "kubernetes", check=False)
+                          .returncode == 0, 10)
+    server.kubectl("patch", "ep", "kubernetes", "--type=merge", "-p",
+                   '{"subsets": [{"addresses": [{"ip": "10.0.0.9"}]}]}')
+    assert wait_until(lambda: server.json("get", "ep", "kubernetes")["subsets"] ==
+                      ep["subsets"], 10)
+    uid = svc["metadata"]["uid"]
+    server.kubectl("delete", "svc", "kubernetes")
+    assert wait_until(lambda: server.kubectl("get", "svc", "kubernetes", "-o",
+                                             "jsonpath={.metadata.uid}", check=False)
+                      .stdout not in ("", uid), 10)
+    assert server.json("get", "svc", "kubernetes")["spec"]["clusterIP"] == "10.96.0.1"
+    server.kubectl("patch", "svc", "kubernetes", "--type=merge", "-p",
+                   '{"spec": {"ports": [{"name": "web", "port": 80}]}}')
+    assert wait_until(lambda: server.json("get", "svc", "kubernetes")["spec"]["ports"][0]
+                      ["port"] == 443, 10)
+    # the address is the kubernetes Service's: a user's Service cannot take it
+    p = apply(server, service("mine", cluster_ip="10.96.0.1", ports=[{"port": 80}]),
+              check=False)
+    assert p.returncode != 0 and "provided IP is already allocated" in p.stderr, p.stderr
+    # a restart on another port follows it; the Service is the same one
+    uid = server.json("get", "svc", "kubernetes")["metadata"]["uid"]
+    server.stop()
+    server.start()
+    svc = server.json("get", "svc", "kubernetes")
+    assert svc["metadata"]["uid"] == uid
+    port = int(server.url.rsplit(":", 1)[1])
+    assert svc["spec"]["ports"][0]["targetPort"] == port
+    assert server.json("get", "ep", "kubernetes")["subsets"][0]["ports"][0]["port"] == port
+
+
 def test_service_cidr_option(tmp_path):
     s = Server(tmp_path / "data", ["--gpus", "0", "--service-cidr", "10.123.0.0/24"]).start()
     try:
         apply(s, service("small", ports=[{"port": 80}]))
         ip = s.json("get", "svc", "small")["spec"]["clusterIP"]
         assert ip.startswith("10.123.0.") and ip not in ("10.123.0.0", "10.123.0.255"), ip
+        assert s.json("get", "svc", "kubernetes")["spec"]["clusterIP"] == "10.123.0.1"
     finally:
         s.stop()
     s = Server(tmp_path / "data2", ["--gpus", "0", "--service-cidr", "10.0.0.0/8"])

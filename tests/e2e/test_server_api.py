@@ -146,7 +146,7 @@ def test_kubeconfig_and_discovery(server):
     groups = {g["metadata"]["name"]: g for g in body["items"]}
     assert set(groups) == {"kubeflow.org", "kueue.x-k8s.io", "scheduling.k8s.io",
                            "rbac.authorization.k8s.io", "authorization.k8s.io",
-                           "authentication.k8s.io"}
+                           "authentication.k8s.io", "discovery.k8s.io"}
     assert groups["kueue.x-k8s.io"]["versions"][0]["version"] == "v1beta1"
     group = groups["kubeflow.org"]
     assert group["versions"][0]["version"] == "v1"
@@ -156,8 +156,8 @@ def test_kubeconfig_and_discovery(server):
     assert res["tfjobs"]["subresources"][0]["subresource"] == "status"
     st, _, body = server.request("GET", "/api", headers={"Accept": accept})
     core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
-    assert core == {"namespaces", "nodes", "pods", "services", "events", "persistentvolumes",
-                    "persistentvolumeclaims", "configmaps", "secrets"}
+    assert core == {"namespaces", "nodes", "pods", "services", "endpoints", "events",
+                    "persistentvolumes", "persistentvolumeclaims", "configmaps", "secrets"}
     # Without it, the legacy documents.
     assert server.request("GET", "/api")[2]["versions"] == ["v1"]
 

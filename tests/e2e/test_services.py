@@ -174,6 +174,24 @@ def test_cluster_ip_services_are_reachable_from_pods(tmp_path, marker):
         empty_ip = srv.json("get", "svc", "empty")["spec"]["clusterIP"]
         assert cl.until(empty_ip, 80, lambda o: o == "refused") == "refused"
 
+        # a Service without a selector sends to the EndpointSlice written for it; the
+        # kubernetes Service's endpoint is the API's loopback address, which no pod can reach:
+        # refused
+        manual = service("manual", {}, port=85)
+        del manual["spec"]["selector"]
+        create(srv, manual)
+        manual_ip = srv.json("get", "svc", "manual")["spec"]["clusterIP"]
+        echo_a = srv.json("get", "pod", "echo-a")["status"]["podIP"]
+        create(srv, {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                     "metadata": {"name": "manual-1",
+                                  "labels": {"kubernetes.io/service-name": "manual"}},
+                     "addressType": "IPv4", "endpoints": [{"addresses": [echo_a]}],
+                     "ports": [{"name": "web", "port": 8080, "protocol": "TCP"}]})
+        assert cl.until(manual_ip, 85, lambda o: o.startswith("ok ")) == "ok echo-a"
+        assert cl.ask("manual.default.svc.cluster.local", 85) == "ok echo-a"
+        assert cl.until("10.96.0.1", 443, lambda o: o == "refused") == "refused"
+        assert cl.ask("kubernetes.default.svc.cluster.local", 443) == "refused"
+
         # deleting the Service removes its rule from running pods: the address is nothing
         # any more (no pod behind it, nothing refuses)
         srv.kubectl("delete", "svc", "late")

@@ -58,7 +58,7 @@ Test(proxy, ruleset_maps_cluster_ips_to_ready_endpoints)
     json_array_append_new(pods, pod("web-2", "web", "10.244.0.7", false));
     json_array_append_new(pods, pod("db-0", "db", "10.244.0.8", true));
     json_array_append_new(pods, pod("sticky-0", "sticky", "10.244.0.9", true));
-    TY_AUTOFREE char *rules = ty_proxy_ruleset(svcs, pods);
+    TY_AUTOFREE char *rules = ty_proxy_ruleset(svcs, pods, NULL);
     cr_assert(strstr(rules, "10.96.0.10 . tcp . 80 : goto service-0"), "%s", rules);
     cr_assert(strstr(rules, "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : "
                             "10.244.0.5 . 8080, 1 : 10.244.0.6 . 8080 }"), "%s", rules);
@@ -74,6 +74,49 @@ Test(proxy, ruleset_maps_cluster_ips_to_ready_endpoints)
     cr_assert(strstr(rules, "update @affinity-1-0 { ip saddr }"), "%s", rules);
     json_decref(svcs);
     json_decref(pods);
+}
+
+/* A Service without a selector sends to its EndpointSlices' endpoints: ready ones (not
+ * ready=false), IPv4 slices of its name and namespace, at the slice port of the Service port's
+ * name; loopback addresses (the kubernetes Service's while the API is on loopback) never. */
+Test(proxy, a_service_without_selector_sends_to_its_endpoint_slices)
+{
+    json_t *svcs = json_array(), *pods = json_array(), *slices = json_array();
+    json_array_append_new(svcs, parse(
+        "{\"metadata\":{\"namespace\":\"default\",\"name\":\"ext\"},\"spec\":{\"type\":"
+        "\"ClusterIP\",\"clusterIP\":\"10.96.0.20\",\"ports\":[{\"name\":\"web\",\"port\":80,"
+        "\"protocol\":\"TCP\"}]}}"));
+    json_array_append_new(svcs, parse(
+        "{\"metadata\":{\"namespace\":\"default\",\"name\":\"kubernetes\"},\"spec\":{"
+        "\"type\":\"ClusterIP\",\"clusterIP\":\"10.96.0.1\",\"ports\":[{\"name\":\"https\","
+        "\"port\":443,\"protocol\":\"TCP\"}]}}"));
+    /* a pod that would match by label: a Service without a selector takes no pods */
+    json_array_append_new(pods, pod("ext-0", "ext", "10.244.0.5", true));
+    json_array_append_new(slices, parse(
+        "{\"metadata\":{\"namespace\":\"default\",\"name\":\"ext-a\",\"labels\":{"
+        "\"kubernetes.io/service-name\":\"ext\"}},\"addressType\":\"IPv4\",\"endpoints\":["
+        "{\"addresses\":[\"192.0.2.7\"]},{\"addresses\":[\"192.0.2.8\"],\"conditions\":"
+        "{\"ready\":false}}],\"ports\":[{\"name\":\"web\",\"port\":8443,\"protocol\":"
+        "\"TCP\"},{\"name\":\"other\",\"port\":9,\"protocol\":\"TCP\"}]}"));
+    json_array_append_new(slices, parse(
+        "{\"metadata\":{\"namespace\":\"elsewhere\",\"name\":\"ext-b\",\"labels\":{"
+        "\"kubernetes.io/service-name\":\"ext\"}},\"addressType\":\"IPv4\",\"endpoints\":["
+        "{\"addresses\":[\"192.0.2.9\"]}],\"ports\":[{\"name\":\"web\",\"port\":80}]}"));
+    json_array_append_new(slices, parse(
+        "{\"metadata\":{\"namespace\":\"default\",\"name\":\"kubernetes\",\"labels\":{"
+        "\"kubernetes.io/service-name\":\"kubernetes\"}},\"addressType\":\"IPv4\","
+        "\"endpoints\":[{\"addresses\":[\"127.0.0.1\"],\"conditions\":{\"ready\":true}}],"
+        "\"ports\":[{\"name\":\"https\",\"port\":6443,\"protocol\":\"TCP\"}]}"));
+    TY_AUTOFREE char *rules = ty_proxy_ruleset(svcs, pods, slices);
+    cr_assert(strstr(rules, "10.96.0.20 . tcp . 80 : goto service-0"), "%s", rules);
+    cr_assert(strstr(rules, "numgen random mod 1 map { 0 : 192.0.2.7 . 8443 }"), "%s", rules);
+    cr_assert_null(strstr(rules, "192.0.2.8"), "not ready: %s", rules);
+    cr_assert_null(strstr(rules, "192.0.2.9"), "another namespace: %s", rules);
+    cr_assert_null(strstr(rules, "10.244.0.5"), "no selector, no pods: %s", rules);
+    cr_assert(strstr(rules, "elements = { 10.96.0.1 . tcp . 443 }"), "loopback: %s", rules);
+    json_decref(svcs);
+    json_decref(pods);
+    json_decref(slices);
 }
 
 /* ---- in network namespaces ----
@@ -147,7 +190,7 @@ Test(proxy, rules_in_a_pod_namespace_reach_the_endpoint, .fini = cleanup_ns)
     json_array_append_new(svcs, service("web", "10.96.200.1", ""));
     json_array_append_new(svcs, service("idle", "10.96.200.2", ""));
     json_array_append_new(pods, pod("web-0", "web", "10.250.77.2", true));
-    TY_AUTOFREE char *rules = ty_proxy_ruleset(svcs, pods);
+    TY_AUTOFREE char *rules = ty_proxy_ruleset(svcs, pods, NULL);
     json_decref(svcs);
     json_decref(pods);
     char path[64];

@@ -735,3 +735,53 @@ Test(sched, most_free_pod_sets_take_the_emptiest_node)
     cr_expect_str_eq(d->pod_sets[1].nodes[1], "n3"); /* now 6 free against n2's 4 */
     ty_sched_free(s);
 }
+
+/* ty_sched_quota.used: usage of workloads the snapshot is not given counts as theirs would -
+ * in the queue (what fits), in the cohort's pool (what others may borrow), in the reported
+ * usage - without being a victim. */
+Test(sched, quota_used_outside_the_snapshot_counts_as_usage)
+{
+    ty_sched *s = mk(false);
+    add_flavor(s, "f", NULL);
+    for (int i = 0; i < 4; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "n%d", i);
+        add_node(s, n, 8, 0, NULL);
+    }
+    ty_error err = TY_ERROR_INIT;
+    static const char *const covered[] = {GPU};
+    /* a: nominal 8, 12 used (it borrows 4 of b's); b: nominal 16 */
+    ty_sched_quota qa = {GPU, G(8), TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED, G(12)};
+    ty_sched_quota qb = {GPU, G(16), TY_SCHED_UNLIMITED, TY_SCHED_UNLIMITED, 0};
+    ty_sched_flavor_quotas fa = {"f", &qa, 1}, fb = {"f", &qb, 1};
+    ty_sched_resource_group ga = {covered, 1, &fa, 1}, gb = {covered, 1, &fb, 1};
+    must(ty_sched_add_cluster_queue(s, &(ty_sched_cluster_queue){.name = "a", .cohort = "c",
+                                        .fair_weight_milli = 1000, .groups = &ga, .n_groups = 1},
+                                    &err), &err);
+    must(ty_sched_add_cluster_queue(s, &(ty_sched_cluster_queue){.name = "b", .cohort = "c",
+                                        .fair_weight_milli = 1000, .groups = &gb, .n_groups = 1},
+                                    &err), &err);
+    /* pods of 1 GPU: the 32 GPUs of the nodes are no limit here, quota is */
+    add_wl(s, "a-13", "a", 0, 1, 13, 1); /* 12 + 13 > 24 of the cohort: no */
+    add_wl(s, "b-13", "b", 0, 2, 13, 1); /* 4 of b's 16 are lent out: no */
+    add_wl(s, "b-12", "b", 0, 3, 12, 1); /* fits what b has left */
+    ty_sched_run(s);
+    expect(s, "a-13", TY_SCHED_WAIT);
+    expect_msg(s, "a-13", "insufficient");
+    expect(s, "b-13", TY_SCHED_WAIT);
+    expect_msg(s, "b-13", "insufficient unused quota for nvidia.com/gpu in flavor f");
+    expect(s, "b-12", TY_SCHED_ADMIT);
+    cr_assert_eq(ty_sched_usage(s, "a", "f", GPU), G(12));
+    cr_assert_eq(ty_sched_usage(s, "b", "f", GPU), G(12));
+    ty_sched_free(s);
+    /* a negative amount is refused, naming the queue */
+    s = mk(false);
+    add_flavor(s, "f", NULL);
+    qa.used = -1;
+    int rc = ty_sched_add_cluster_queue(s, &(ty_sched_cluster_queue){.name = "a", .groups = &ga,
+                                                                    .n_groups = 1}, &err);
+    cr_assert_eq(rc, -1);
+    cr_assert(strstr(err.msg, "cluster queue a") && strstr(err.msg, "negative"), "%s", err.msg);
+    ty_error_clear(&err);
+    ty_sched_free(s);
+}

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "sim/sim.h"
 
 typedef struct {
@@ -319,4 +321,79 @@ Test(sim, cohort_fair_sharing_splits_what_is_borrowed)
     cr_expect_float_eq(r.per_vc[1].avg_jct_s, (6 * 10 + 2 * 20) / 8.0, 1e-9);
     ty_sim_result_free(&t, &r);
     ty_sim_trace_free(&t);
+}
+
+/* ---- a cluster of Kueue objects ---- */
+
+static char *tmp_file(const char *text)
+{
+    char *path = strdup("/tmp/test_sim_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static json_t *gpu_nodes(int n, int gpus)
+{
+    json_t *nodes = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(nodes, json_pack("{s:s, s:{s:s+}, s:{s:{s:I}}}", "kind", "Node",
+                                               "metadata", "name", "node-", (char[]){(char)('1' + i), 0},
+                                               "status", "allocatable", "nvidia.com/gpu",
+                                               (json_int_t)gpus));
+    return nodes;
+}
+
+static const char kueue_yaml[] =
+    "apiVersion: kueue.x-k8s.io/v1beta1\nkind: ResourceFlavor\nmetadata: {name: gpu}\n---\n"
+    "apiVersion: kueue.x-k8s.io/v1beta1\nkind: ClusterQueue\nmetadata: {name: main}\n"
+    "spec:\n  preemption: {withinClusterQueue: LowerPriority}\n  resourceGroups:\n"
+    "  - coveredResources: [nvidia.com/gpu, pods]\n    flavors:\n    - name: gpu\n"
+    "      resources:\n      - {name: nvidia.com/gpu, nominalQuota: 8}\n"
+    "      - {name: pods, nominalQuota: 4}\n---\n"
+    "apiVersion: kueue.x-k8s.io/v1beta1\nkind: LocalQueue\n"
+    "metadata: {name: team, namespace: ml}\nspec: {clusterQueue: main}\n---\n"
+    "apiVersion: kueue.x-k8s.io/v1beta1\nkind: WorkloadPriorityClass\n"
+    "metadata: {name: urgent}\nvalue: 100\n";
+
+/* VCs route to a LocalQueue ("ns/name") or a ClusterQueue by name; a WorkloadPriorityClass
+ * gives the priority (urgent preempts at 5; the preempted job's 5 s left run from 7); the
+ * queue covers "pods" (4 of them: the fifth 1-GPU job waits); rows that cannot run are
+ * counted. On 2 nodes of 4 GPUs. */
+Test(sim, kueue_routes_prioritises_and_counts)
+{
+    char *yaml = tmp_file(kueue_yaml);
+    char *csv = tmp_file("submit_s,duration_s,gpus,vc,priority_class\n"
+                         "0,10,8,ml/team,\n5,2,8,main,urgent\n20,1,16,main,\n"
+                         "30,1,1,nowhere,\n40,5,1,main,\n40,5,1,main,\n40,5,1,main,\n"
+                         "40,5,1,main,\n40,5,1,main,\n");
+    json_t *nodes = gpu_nodes(2, 4);
+    ty_sim_kueue *k = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_sim_kueue_load(&k, yaml, nodes, &err), 0, "%s", err.msg);
+    ty_sim_trace t;
+    ty_sim_load_opts lo = {.kueue = true};
+    cr_assert_eq(ty_sim_trace_load(&t, csv, &lo, &err), 0, "%s", err.msg);
+    cr_assert_eq(ty_sim_kueue_bind(k, &t, 0, &err), 0, "%s", err.msg);
+    cr_expect_eq(t.gpus_per_node, 4);
+    cr_expect_eq(t.n_vcs, 2); /* ml/team, main: "nowhere" is no queue */
+    cr_expect_eq(t.skipped.unknown_vc, 1);
+    cr_expect_eq(t.skipped.too_large, 1); /* 16 GPUs on a queue of 8 */
+    cr_assert_eq(t.n_jobs, 7);
+    ty_sim_result r;
+    run(&t, (ty_sim_config){.policy = TY_SIM_KUEUE, .kueue = k, .restart_ms = 0}, &r);
+    /* jobs in submit order: low 8 (0), urgent (5), five 1-GPU at 40 (index 2..6) */
+    expect(&r, 7, (double[]){0, 5, 40, 40, 40, 40, 45},
+           (double[]){12, 7, 45, 45, 45, 45, 50});
+    cr_expect_eq(r.overall.preemptions, 1);
+    ty_sim_result_free(&t, &r);
+    ty_sim_trace_free(&t);
+    ty_sim_kueue_free(k);
+    json_decref(nodes);
+    unlink(yaml);
+    unlink(csv);
+    free(yaml);
+    free(csv);
 }
