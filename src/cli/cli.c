@@ -19,6 +19,8 @@ static const ty_command commands[] = {
     {"server", "serve the Kubernetes API for kubectl (embedded control plane)", ty_cli_server},
     {"simulate", "replay a job trace over the scheduler in simulated time", ty_cli_simulate},
     {"image", "load, list, remove and pull the images containers run in", ty_cli_image},
+    {"install", "print the manifests (or --dockerfile) that run trainyard on a cluster",
+     ty_cli_install},
     {"shim", "internal: supervise one pod", ty_cli_shim},
     {NULL, NULL, NULL},
 };

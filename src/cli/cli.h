@@ -13,6 +13,7 @@ int ty_cli_shim(int argc, char **argv); /* shim.c */
 int ty_cli_server(int argc, char **argv); /* server.c */
 int ty_cli_simulate(int argc, char **argv); /* simulate.c */
 int ty_cli_image(int argc, char **argv);  /* image.c */
+int ty_cli_install(int argc, char **argv); /* install.c */
 /* $HOME/.local/share/trainyard: the server's data directory and the image store's home */
 char *ty_cli_default_data_dir(void);
 
