@@ -291,7 +291,8 @@ static void pod_row(json_t *cells, json_t *row, const json_t *pod, int64_t now_n
 
 static const column job_cols[] = {
     {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
-    {"State", "string", "", "The type of the job's last condition.", 0, ".status.conditions[-1:].type"},
+    {"State", "string", "", "The type of the job's last condition.", 0,
+     ".status.conditions[-1:].type"},
     {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
     {0},
 };
@@ -593,8 +594,10 @@ static void add_age(json_t *cells, const json_t *o, int64_t now_ns)
 static const column cq_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
     {"Cohort", "string", "", "Cohort that this ClusterQueue belongs to", 0, ".spec.cohort"},
-    {"Strategy", "string", "", "The queueing strategy used to prioritize workloads", 1, ".spec.queueingStrategy"},
-    {"Pending Workloads", "integer", "", "Number of pending workloads", 0, ".status.pendingWorkloads"},
+    {"Strategy", "string", "", "The queueing strategy used to prioritize workloads", 1,
+     ".spec.queueingStrategy"},
+    {"Pending Workloads", "integer", "", "Number of pending workloads", 0,
+     ".status.pendingWorkloads"},
     {"Admitted Workloads", "integer", "",
      "Number of admitted workloads that haven't finished yet", 0, ".status.admittedWorkloads"},
     {"Usage", "string", "", "Quota reserved per flavor and resource, against the nominal quota", 0},
@@ -661,7 +664,8 @@ static void cq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 static const column lq_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
     {"ClusterQueue", "string", "", "Backing ClusterQueue", 0, ".spec.clusterQueue"},
-    {"Pending Workloads", "integer", "", "Number of pending workloads", 0, ".status.pendingWorkloads"},
+    {"Pending Workloads", "integer", "", "Number of pending workloads", 0,
+     ".status.pendingWorkloads"},
     {"Admitted Workloads", "integer", "",
      "Number of admitted workloads that haven't finished yet.", 0, ".status.admittedWorkloads"},
     {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
@@ -680,11 +684,14 @@ static void lq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 
 static const column wl_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
-    {"Queue", "string", "", "Name of the queue this workload was submitted to", 0, ".spec.queueName"},
+    {"Queue", "string", "", "Name of the queue this workload was submitted to", 0,
+     ".spec.queueName"},
     {"Reserved in", "string", "", "Name of the ClusterQueue where the workload is reserving "
      "quota", 0, ".status.admission.clusterQueue"},
-    {"Admitted", "string", "", "Admission status", 0, ".status.conditions[?(@.type=='Admitted')].status"},
-    {"Finished", "string", "", "Workload finished", 0, ".status.conditions[?(@.type=='Finished')].status"},
+    {"Admitted", "string", "", "Admission status", 0,
+     ".status.conditions[?(@.type=='Admitted')].status"},
+    {"Finished", "string", "", "Workload finished", 0,
+     ".status.conditions[?(@.type=='Finished')].status"},
     {"Age", "date", "", "Time this workload was created", 0, ".metadata.creationTimestamp"},
     {"Waiting For", "string", "",
      "Why a workload without quota waits (its QuotaReserved message); added by trainyard", 0},

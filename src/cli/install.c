@@ -45,7 +45,7 @@ static void usage(FILE *f)
             "  --image IMAGE     the container image (default trainyard:latest; build it with\n"
             "                    --dockerfile and push it where the cluster pulls from)\n"
             "  --replicas N      replicas, one leader at a time (default 2, 1-16)\n"
-            "  --manage LIST     only these kinds, by plural, comma separated (pytorchjobs,tfjobs),\n"
+            "  --manage LIST     only these kinds: plurals, comma separated (pytorchjobs,tfjobs),\n"
             "                    or a group: kubeflow, kueue; default every kind. Kinds left out\n"
             "                    get no CRD and no rights: another operator or Kueue keeps them\n"
             "  -o, --output FMT  yaml (default: one document per object) or json (a v1 List)\n"
@@ -362,6 +362,13 @@ int ty_cli_install(int argc, char **argv)
     for (size_t i = 0; i < TY_ARRAY_LEN(o.manage); i++)
         o.manage[i] = true;
     bool docker = false;
+    size_t nkinds = 0;
+    while (ty_kinds()[nkinds])
+        nkinds++;
+    if (nkinds > TY_ARRAY_LEN(o.manage)) {
+        fprintf(stderr, CMD ": %zu kinds: raise opts.manage's size\n", nkinds);
+        return 1;
+    }
     static const struct option longopts[] = {
         {"namespace", required_argument, NULL, 'n'},
         {"image", required_argument, NULL, 'i'},
