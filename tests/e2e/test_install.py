@@ -163,11 +163,8 @@ def python_model_errors(obj):
     """Fields of `obj` that the official Python client's model of its kind does not have, or
     whose JSON type does not fit; [] when it fits."""
     import kubernetes.client as kc
-    group_version = obj["apiVersion"]
-    group, _, version = group_version.rpartition("/")
-    prefix = {"": "", "apps": "", "rbac.authorization.k8s.io": "",
-              "apiextensions.k8s.io": ""}[group]
-    cls = getattr(kc, prefix + version.capitalize() + obj["kind"])
+    version = obj["apiVersion"].rpartition("/")[2]
+    cls = getattr(kc, version.capitalize() + obj["kind"])  # V1Deployment, V1ClusterRole...
     errors = []
 
     def walk(value, typ, path):
