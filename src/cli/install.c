@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "\n"
             "Prints the manifests that run trainyard on a Kubernetes cluster: its namespace,\n"
             "the CRDs of the kinds it serves (kubeflow.org, kueue.x-k8s.io), a ServiceAccount,\n"
-            "the ClusterRole and bindings it needs (no wildcards) and the Deployment.\n"
+            "the ClusterRole and bindings it needs (no wildcards), the Deployment and, with\n"
+            "more than one replica, its PodDisruptionBudget.\n"
             "\n"
             "options:\n"
             "  --namespace NS    where trainyard runs (default trainyard-system)\n"
@@ -294,6 +295,13 @@ static int build_objects(const opts *o, json_t *objs)
     json_array_append_new(objs, lease_role(o));
     json_array_append_new(objs, binding("RoleBinding", "Role", o->ns, o->ns));
     json_array_append_new(objs, deployment(o));
+    /* A drain must leave one replica: the standby that takes the Lease over. */
+    if (o->replicas > 1)
+        json_array_append_new(objs, json_pack("{s:s, s:s, s:o, s:{s:i, s:{s:o}}}", "apiVersion",
+                                              "policy/v1", "kind", "PodDisruptionBudget",
+                                              "metadata", meta(NAME, o->ns), "spec",
+                                              "minAvailable", 1, "selector", "matchLabels",
+                                              labels()));
     return 0;
 }
 

@@ -310,7 +310,8 @@ def test_every_object_validates_against_kubernetes_published_schemas():
     objs = [o for v in variants for o in objects(*v)]
     kinds = {o["kind"] for o in objs}
     assert kinds == {"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-                     "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"}
+                     "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
+                     "PodDisruptionBudget"}
     # Broken copies: the validator must catch them, or its silence proves nothing.
     dep = copy.deepcopy(by_kind(objs, "Deployment")[0])
     dep["spec"]["replicas"] = "two"
@@ -546,7 +547,8 @@ def test_deployment_options_security_and_probes():
     ns = by_kind(objs, "Namespace")
     assert [n["metadata"]["name"] for n in ns] == ["ml-ops"]
     for o in objs:
-        if o["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment"):
+        if o["kind"] in ("ServiceAccount", "Role", "RoleBinding", "Deployment",
+                         "PodDisruptionBudget"):
             assert o["metadata"]["namespace"] == "ml-ops", o["kind"]
         if o["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert o["subjects"][0]["namespace"] == "ml-ops"
@@ -573,6 +575,10 @@ def test_deployment_options_security_and_probes():
     assert set(c["resources"]["limits"]) == {"cpu", "memory"}
     assert dep["spec"]["selector"]["matchLabels"].items() <= \
         dep["spec"]["template"]["metadata"]["labels"].items()
+    pdb = by_kind(objs, "PodDisruptionBudget")[0]
+    assert pdb["metadata"]["namespace"] == "ml-ops" and pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == dep["spec"]["selector"]
+    assert by_kind(objects("--replicas", "1"), "PodDisruptionBudget") == []
     assert objects()[0]["metadata"]["name"] == "trainyard-system"
     assert by_kind(objects(), "Deployment")[0]["spec"]["replicas"] == 2
     for args, msg in ((("--namespace", "Bad_NS"), "--namespace: Bad_NS"),
@@ -592,8 +598,8 @@ def test_output_is_deterministic_and_json_is_the_same_list():
     assert lst["items"] == docs
     assert install("-o", "yaml").stdout == a
     # Strings that YAML 1.1 would read as numbers or booleans stay strings.
-    assert docs[-1]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
-        "cpu"] == "1"
+    dep = by_kind(docs, "Deployment")[0]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1"
     # trainyard's manifest parser (Kubernetes' go-yaml rules) reads the text back the same:
     # tests/unit/test_crd.c.
 
