@@ -125,7 +125,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_api.py tests/e2e/test_server_jobs.py tests/e2e/test_server_recovery.py \
             tests/e2e/test_server_kubectl.py tests/e2e/test_server_kueue_api.py tests/e2e/test_server_apply.py \
             tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py \
-            tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py \
+            tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py tests/e2e/test_install.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_security.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \

@@ -28,6 +28,11 @@ done
 # The server's tests and docs use kubectl; any kubectl on PATH will do, else Debian's.
 need_kubectl=0
 command -v kubectl >/dev/null 2>&1 || need_kubectl=1
+# The install tests validate the manifests with npm packages (tests/e2e/npm, installed into
+# build/npm): any node and npm on PATH will do, else Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && [ $need_kubectl -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -21,6 +21,10 @@ typedef struct column {
     const char *format;
     const char *description;
     int priority;
+    /* The JSONPath a CRD's additionalPrinterColumns gives the column (ty_table_crd_columns),
+     * as the upstream CRD declares it; NULL for Name (a CRD always prints it) and for the
+     * columns only our printer can compute. */
+    const char *json_path;
 } column;
 
 typedef void (*row_fn)(json_t *cells, json_t *row, const json_t *obj, int64_t now_ns);
@@ -287,8 +291,9 @@ static void pod_row(json_t *cells, json_t *row, const json_t *pod, int64_t now_n
 
 static const column job_cols[] = {
     {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
-    {"State", "string", "", "The type of the job's last condition.", 0},
-    {"Age", "date", "", "Time since the object was created.", 0},
+    {"State", "string", "", "The type of the job's last condition.", 0,
+     ".status.conditions[-1:].type"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
     {0},
 };
 
@@ -588,13 +593,15 @@ static void add_age(json_t *cells, const json_t *o, int64_t now_ns)
  * by the flavor when the queue has several. */
 static const column cq_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
-    {"Cohort", "string", "", "Cohort that this ClusterQueue belongs to", 0},
-    {"Strategy", "string", "", "The queueing strategy used to prioritize workloads", 1},
-    {"Pending Workloads", "integer", "", "Number of pending workloads", 0},
+    {"Cohort", "string", "", "Cohort that this ClusterQueue belongs to", 0, ".spec.cohort"},
+    {"Strategy", "string", "", "The queueing strategy used to prioritize workloads", 1,
+     ".spec.queueingStrategy"},
+    {"Pending Workloads", "integer", "", "Number of pending workloads", 0,
+     ".status.pendingWorkloads"},
     {"Admitted Workloads", "integer", "",
-     "Number of admitted workloads that haven't finished yet", 0},
+     "Number of admitted workloads that haven't finished yet", 0, ".status.admittedWorkloads"},
     {"Usage", "string", "", "Quota reserved per flavor and resource, against the nominal quota", 0},
-    {"Age", "date", "", "Time since the object was created.", 0},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
     {0},
 };
 
@@ -656,11 +663,12 @@ static void cq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 
 static const column lq_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
-    {"ClusterQueue", "string", "", "Backing ClusterQueue", 0},
-    {"Pending Workloads", "integer", "", "Number of pending workloads", 0},
+    {"ClusterQueue", "string", "", "Backing ClusterQueue", 0, ".spec.clusterQueue"},
+    {"Pending Workloads", "integer", "", "Number of pending workloads", 0,
+     ".status.pendingWorkloads"},
     {"Admitted Workloads", "integer", "",
-     "Number of admitted workloads that haven't finished yet.", 0},
-    {"Age", "date", "", "Time since the object was created.", 0},
+     "Number of admitted workloads that haven't finished yet.", 0, ".status.admittedWorkloads"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
     {0},
 };
 
@@ -676,12 +684,15 @@ static void lq_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 
 static const column wl_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
-    {"Queue", "string", "", "Name of the queue this workload was submitted to", 0},
+    {"Queue", "string", "", "Name of the queue this workload was submitted to", 0,
+     ".spec.queueName"},
     {"Reserved in", "string", "", "Name of the ClusterQueue where the workload is reserving "
-     "quota", 0},
-    {"Admitted", "string", "", "Admission status", 0},
-    {"Finished", "string", "", "Workload finished", 0},
-    {"Age", "date", "", "Time this workload was created", 0},
+     "quota", 0, ".status.admission.clusterQueue"},
+    {"Admitted", "string", "", "Admission status", 0,
+     ".status.conditions[?(@.type=='Admitted')].status"},
+    {"Finished", "string", "", "Workload finished", 0,
+     ".status.conditions[?(@.type=='Finished')].status"},
+    {"Age", "date", "", "Time this workload was created", 0, ".metadata.creationTimestamp"},
     {"Waiting For", "string", "",
      "Why a workload without quota waits (its QuotaReserved message); added by trainyard", 0},
     {0},
@@ -717,8 +728,8 @@ static void wl_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
 
 static const column wpc_cols[] = {
     {"Name", "string", "name", "Name of the object.", 0},
-    {"Value", "integer", "", "Value of workloadPriorityClass's Priority", 0},
-    {"Age", "date", "", "Time since the object was created.", 0},
+    {"Value", "integer", "", "Value of workloadPriorityClass's Priority", 0, ".value"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
     {0},
 };
 
@@ -1150,4 +1161,19 @@ void ty_table_text_row(ty_buf *b, bool first, const char *resource, const json_t
     else
         ty_buf_adds(b, "{}");
     ty_buf_adds(b, "}}");
+}
+
+json_t *ty_table_crd_columns(const ty_kind_info *k)
+{
+    json_t *cols = json_array();
+    for (const column *c = k->table ? k->table->cols : NULL; c && c->name; c++) {
+        if (!c->json_path)
+            continue;
+        json_t *col = json_pack("{s:s, s:s, s:s, s:s}", "name", c->name, "type", c->type,
+                                "description", c->description, "jsonPath", c->json_path);
+        if (c->priority)
+            json_object_set_new(col, "priority", json_integer(c->priority));
+        json_array_append_new(cols, col);
+    }
+    return cols;
 }

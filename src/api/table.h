@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/kinds.h"
 #include "base/buf.h"
 
 json_t *ty_table_build(const char *resource, const json_t *objects, const char *include_object,
@@ -54,5 +55,10 @@ void ty_table_text_begin(ty_buf *b, const char *resource, const char *metadata);
 void ty_table_text_row(ty_buf *b, bool first, const char *resource, const json_t *obj,
                        const char *meta_text, size_t meta_len, const char *include_object,
                        int64_t now_ns);
+
+/* A custom resource kind's printer as its CRD's additionalPrinterColumns (a new array): the
+ * columns of its Table that have a JSONPath, in order (Name left out: kubectl always prints
+ * it; Age as `.metadata.creationTimestamp`); empty for a kind without a printer. */
+json_t *ty_table_crd_columns(const ty_kind_info *k);
 
 #endif

@@ -20,6 +20,8 @@ static const ty_command commands[] = {
     {"simulate", "replay a job trace over the scheduler in simulated time", ty_cli_simulate},
     {"image", "load, list, remove and pull the images containers run in", ty_cli_image},
     {"token", "mint a bearer token for a user of a secure server (a kubeconfig)", ty_cli_token},
+    {"install", "print the manifests (or --dockerfile) that run trainyard on a cluster",
+     ty_cli_install},
     {"shim", "internal: supervise one pod", ty_cli_shim},
     {NULL, NULL, NULL},
 };

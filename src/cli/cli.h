@@ -20,6 +20,7 @@ int ty_cli_token(int argc, char **argv);  /* token.c */
  * (PEM) or neither, for the user named `user` (token.c). */
 char *ty_cli_kubeconfig(const char *server, const char *ca_pem, const char *token,
                         const char *cert_pem, const char *key_pem, const char *user);
+int ty_cli_install(int argc, char **argv); /* install.c */
 /* $HOME/.local/share/trainyard: the server's data directory and the image store's home */
 char *ty_cli_default_data_dir(void);
 
