@@ -65,6 +65,14 @@ static void on_pod_status(void *ctx, const char *ns, const char *name, const cha
         json_decref(status);
 }
 
+static void on_pod_event(void *ctx, const char *ns, const char *name, const char *uid,
+                         const char *type, const char *reason, const char *message)
+{
+    ty_node *n = ctx;
+    if (n->agent)
+        ty_nodeagent_on_event(n->agent, ns, name, uid, type, reason, message);
+}
+
 static bool serves(const ty_node *n, const char *name)
 {
     size_t i;
@@ -372,6 +380,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         free(n);
         return -1;
     }
+    ty_runtime_set_event_fn(n->rt, on_pod_event, n);
     /* Adopted pods report on the loop; the agent, made next, takes them over instead of
      * starting them again (ty_runtime_has_pod). */
     if (cfg->adopt && ty_runtime_adopt_all(n->rt, err) < 0) {

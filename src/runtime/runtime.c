@@ -76,6 +76,8 @@ struct ty_runtime {
     int live;    /* pod records not yet freed (gone pods still closing handles count) */
     ty_runtime_status_fn fn;
     void *ctx;
+    ty_runtime_event_fn event_fn;
+    void *event_ctx;
     bool shutting_down;
     void (*done)(void *);
     void *done_arg;
@@ -387,8 +389,32 @@ static void out_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
     buf->len = p->line.cap - p->line.len - 1;
 }
 
+void ty_runtime_set_event_fn(ty_runtime *rt, ty_runtime_event_fn fn, void *ctx)
+{
+    rt->event_fn = fn;
+    rt->event_ctx = ctx;
+}
+
+/* "event {type, reason, message}": what the shim saw that the kubelet would record. */
+static void on_event_line(pod *p, const char *text)
+{
+    if (!p->rt->event_fn)
+        return;
+    json_t *ev = json_loads(text, 0, NULL);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *reason = json_string_value(json_object_get(ev, "reason"));
+    const char *message = json_string_value(json_object_get(ev, "message"));
+    if (type && reason && message)
+        p->rt->event_fn(p->rt->event_ctx, p->ns, p->name, p->uid, type, reason, message);
+    json_decref(ev);
+}
+
 static void on_line(pod *p, char *line)
 {
+    if (strncmp(line, "event ", 6) == 0) {
+        on_event_line(p, line + 6);
+        return;
+    }
     if (strncmp(line, "status ", 7) != 0)
         return;
     json_error_t je;

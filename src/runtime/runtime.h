@@ -171,10 +171,21 @@ typedef struct ty_runtime_config {
 typedef void (*ty_runtime_status_fn)(void *ctx, const char *ns, const char *name,
                                      const char *uid, json_t *status, bool gone);
 
+/* Called on the loop for what a pod's supervisor saw happen to a container that the kubelet
+ * records as an Event on the pod: its probes' failures ("Unhealthy", "Liveness probe failed:
+ * ..."), and kills they ordered ("Killing", "Container c failed liveness probe, will be
+ * restarted"). The strings are borrowed for the call. */
+typedef void (*ty_runtime_event_fn)(void *ctx, const char *ns, const char *name,
+                                    const char *uid, const char *type, const char *reason,
+                                    const char *message);
+
 /* Creates the runtime: checks self_exe, creates <state_dir>/pods, detects GPUs. The config's
  * strings are copied. */
 int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_status_fn fn,
                    void *ctx, ty_runtime **out, ty_error *err);
+
+/* Where the pods' events go (NULL: nowhere, the default). */
+void ty_runtime_set_event_fn(ty_runtime *rt, ty_runtime_event_fn fn, void *ctx);
 
 /* Starts a pod (a v1 Pod object: metadata.name, metadata.uid required, namespace defaults to
  * "default"; the caller keeps `pod`, which is copied) with `pod_ip` as its address (NULL =
