@@ -434,6 +434,8 @@ ty_rt_netcheck *ty_rt_probe_net_start(uv_loop_t *loop, const ty_rt_probe_spec *s
     ty_buf_init(&nc->request);
     ty_buf_init(&nc->response);
     const char *host = sp->host ? sp->host : pod_ip && *pod_ip ? pod_ip : "127.0.0.1";
+    if (strcmp(host, "localhost") == 0) /* the pod's own loopback: the shim is in its netns */
+        host = "127.0.0.1";
     bool v6 = strchr(host, ':') != NULL;
     snprintf(nc->target, sizeof nc->target, v6 ? "[%s]:%d" : "%s:%d", host, sp->port);
     if (sp->action == TY_PROBE_HTTP) {

@@ -162,7 +162,8 @@ bool ty_rt_probe_observe(ty_rt_probe_state *st, const ty_rt_probe_spec *sp, bool
 /* One httpGet or tcpSocket check on `loop`, to the spec's host (else `pod_ip`) and port,
  * bounded by timeoutSeconds. `done` runs once, on the loop, with the outcome and the
  * kubelet's words for a failure (output, "" on success); after it the check frees itself.
- * ty_rt_probe_cancel ends it early without calling `done` (its handles close on the loop). */
+ * A check that fails at once (the host is not an address) calls `done` before returning and
+ * returns NULL. ty_rt_probe_cancel ends it early without calling `done` (its handles close on the loop). */
 typedef void (*ty_rt_probe_done_fn)(void *ctx, bool ok, const char *output);
 typedef struct ty_rt_netcheck ty_rt_netcheck;
 ty_rt_netcheck *ty_rt_probe_net_start(uv_loop_t *loop, const ty_rt_probe_spec *sp,
