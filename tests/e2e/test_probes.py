@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import netns_refused, wait_until
+from jobs import pytorchjob
 from server_fixture import Server
 
 PY = "/usr/bin/python3"
@@ -226,3 +227,56 @@ def test_startup_probe_failure_restarts(server, marker):
     assert "Container c failed startup probe, will be restarted" in msgs
     assert "Startup probe failed: " in msgs
     server.kubectl("delete", "pod", "nostart", "--wait=true", timeout=60)
+
+
+def test_invalid_probes_are_refused_naming_the_field(server, marker):
+    bad = pod("bad", marker, ["sleep", "1"], {
+        "readinessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}},
+        "livenessProbe": {"httpGet": {"port": "Not_A_Name"}, "successThreshold": 2,
+                          "periodSeconds": -1},
+        "startupProbe": {}})
+    p = server.kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert p.returncode != 0
+    err = p.stderr
+    assert 'spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not specify more ' \
+        'than 1 handler type' in err, err
+    assert 'spec.containers[0].livenessProbe.httpGet.port: Invalid value: "Not_A_Name": ' \
+        'must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)' in err, err
+    assert "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1" \
+        in err, err
+    assert "spec.containers[0].livenessProbe.periodSeconds: Invalid value: -1: must be " \
+        "greater than or equal to 0" in err, err
+    assert "spec.containers[0].startupProbe: Required value: must specify a handler type" \
+        in err, err
+    assert server.kubectl("get", "pod", "bad", check=False).returncode != 0  # nothing made
+
+
+def test_training_pods_get_probes(server, marker, tmp_path):
+    """A PyTorchJob's replicas run their template's probes: the master is Ready only once its
+    readiness check passes."""
+    flag = tmp_path / "master-ready"
+    job = json.loads(pytorchjob("probed", marker, master_cmd="sleep 600"))
+    master = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    master["readinessProbe"] = {"exec": {"command": ["test", "-e", str(flag)]},
+                                "periodSeconds": 1}
+    server.kubectl("apply", "-f", "-", input=json.dumps(job))
+    name = "probed-master-0"
+    assert wait_until(lambda: cstatus(get_pod(server, name)).get("state", {}).get("running")
+                      if server.kubectl("get", "pod", name, check=False).returncode == 0
+                      else False, 30)
+    time.sleep(2)
+    assert cond(get_pod(server, name), "Ready")["status"] == "False"
+    flag.write_text("")
+    assert wait_until(lambda: cond(get_pod(server, name), "Ready").get("status") == "True", 15)
+    server.kubectl("delete", "pytorchjob", "probed", "--wait=true", timeout=60)
+
+
+def test_invalid_probe_in_a_job_template_fails_trainyard_run(run_trainyard, manifest, marker):
+    job = json.loads(pytorchjob("badprobe", marker, master_cmd="true"))
+    master = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    master["livenessProbe"] = {"tcpSocket": {"port": 70000}}
+    r = run_trainyard(manifest(json.dumps(job, indent=2)))
+    assert r.rc != 0, r
+    assert "spec.pytorchReplicaSpecs[Master].template.spec.containers[0].livenessProbe." \
+        "tcpSocket.port: Invalid value: 70000: must be between 1 and 65535, inclusive" \
+        in r.err, r
