@@ -97,6 +97,12 @@
  * the previous run. Phase as kubelet computes it (a container waiting to restart counts as
  * stopped, so an Always pod between crashes is Running).
  *
+ * Probes. The shim runs each container's livenessProbe, readinessProbe and startupProbe as
+ * the kubelet does (httpGet, tcpSocket, exec; docs/serving.md): readiness sets the container's
+ * ready and the pod's Ready/ContainersReady conditions, a failed liveness or startup probe
+ * kills the container, which restarts per restartPolicy; failures and kills are reported as
+ * events (ty_runtime_set_event_fn). A probe the shim cannot run fails each check saying why.
+ *
  * Pod addresses come from the caller (allocate them with ty_ipam, runtime/ipam.h); the runtime
  * hands them to the pod (POD_IP, status.podIP).
  *

@@ -11,7 +11,9 @@
  * <pod-dir>/control.sock (AF_UNIX, SOCK_STREAM) and spawns `<self_exe> shim <pod-dir>` with that
  * listening socket as its stdin, then connects to it like any later trainyard does. The shim
  * accepts one client at a time (a newer connection replaces the older one), sends it the
- * current status at once, then one line per status change ("status <PodStatus JSON>"), and
+ * current status at once, then one line per status change ("status <PodStatus JSON>") and
+ * one per event the kubelet would record ("event {type, reason, message}": probe failures and
+ * the kills they order), and
  * reads commands, one per line ("stop <grace-seconds>"). A client that goes away changes
  * nothing: the pod keeps running and the listener waits for the next trainyard.
  *
