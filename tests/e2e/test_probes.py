@@ -280,3 +280,23 @@ def test_invalid_probe_in_a_job_template_fails_trainyard_run(run_trainyard, mani
     assert "spec.pytorchReplicaSpecs[Master].template.spec.containers[0].livenessProbe." \
         "tcpSocket.port: Invalid value: 70000: must be between 1 and 65535, inclusive" \
         in r.err, r
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="volume mounts need root")
+def test_exec_probe_sees_the_containers_volumes(server, marker, tmp_path):
+    """The exec check runs in the container's mount namespace: a file the container wrote into
+    its emptyDir, at a mountPath that is an empty directory on the host, is there for it."""
+    mnt = f"/tmp/typrobe-{PORT}-{os.getpid()}"
+    p = pod("vol", marker, ["/bin/sh", "-c", f"touch {mnt}/ready && sleep 600"],
+            {"readinessProbe": {"exec": {"command": ["test", "-e", f"{mnt}/ready"]},
+                                "periodSeconds": 1}})
+    p["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    p["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": mnt}]
+    apply(server, p)
+    assert wait_until(lambda: cstatus(get_pod(server, "vol")).get("ready"), 20)
+    assert not os.path.exists(f"{mnt}/ready")  # not on the host
+    server.kubectl("delete", "pod", "vol", "--wait=true", timeout=60)
+    try:
+        os.rmdir(mnt)
+    except OSError:
+        pass
