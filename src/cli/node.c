@@ -13,6 +13,7 @@
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
 #include "controllers/nodeagent.h"
+#include "controllers/podmetrics.h"
 #include "controllers/podutil.h"
 #include "controllers/resources.h"
 #include "controllers/svcproxy.h"
@@ -38,6 +39,7 @@ struct ty_node {
     ty_admission *admission;
     ty_dns *dns;
     ty_svcproxy *proxy; /* with a pod network: the Service rules in the pods' namespaces */
+    ty_podmetrics *usage; /* metrics.k8s.io's samples (cfg->resource_metrics), or NULL */
     uv_timer_t *resync; /* the periodic work */
     void (*done)(void *);
     void *done_arg;
@@ -411,6 +413,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
             ty_binder_add_node(n->binder, json_string_value(decl));
         }
     fail_lost_pods(n);
+    if (cfg->resource_metrics)
+        n->usage = ty_podmetrics_new(cfg->loop, cfg->store, n->rt, n->declared ? NULL : first);
     /* With names that resolve in the pods, the operator's own forms (Service names); without,
      * the replicas' addresses (docs/architecture.md). */
     bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
@@ -470,6 +474,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->dns = NULL;
     ty_svcproxy_free(n->proxy);
     n->proxy = NULL;
+    ty_podmetrics_free(n->usage);
+    n->usage = NULL;
     if (stop_pods)
         ty_runtime_shutdown(n->rt, on_runtime_done, n);
     else
@@ -497,12 +503,22 @@ void ty_node_free(ty_node *n)
     ty_volctl_free(n->volumes);
     ty_dns_free(n->dns);
     ty_svcproxy_free(n->proxy);
+    ty_podmetrics_free(n->usage);
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);
     ty_podnet_close(n->net);
     json_decref(n->names);
     free(n);
+}
+
+json_t *ty_node_resource_metrics(void *node, const char *resource, const char *ns,
+                                 const char *name)
+{
+    ty_node *n = node;
+    if (!n->usage)
+        return NULL;
+    return ty_podmetrics_get(n->usage, resource, ns, name);
 }
 
 char *ty_node_metrics(void *node)

@@ -461,6 +461,7 @@ int ty_cli_server(int argc, char **argv)
         .cluster_domain = cluster_domain,
         .images_dir = images_dir,
         .require_images = require_images,
+        .resource_metrics = true,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
@@ -474,7 +475,9 @@ int ty_cli_server(int argc, char **argv)
                                .mutate = mutate_on_create,
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
-                               .metrics_ctx = st.node};
+                               .metrics_ctx = st.node,
+                               .resource_metrics = ty_node_resource_metrics,
+                               .resource_metrics_ctx = st.node};
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
         uv_run(&st.loop, UV_RUN_DEFAULT);

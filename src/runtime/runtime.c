@@ -1266,3 +1266,42 @@ char *ty_runtime_log_path(const ty_runtime *rt, const char *uid, const char *con
     closedir(d);
     return res;
 }
+
+int ty_runtime_usage(ty_runtime *rt, ty_runtime_usage_fn fn, void *ctx, ty_error *err)
+{
+    ty_rt_procs procs;
+    if (ty_rt_procs_read(&procs, err) < 0)
+        return -1;
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&rt->pods, &it, &slot)) {
+        pod *p = slot->value;
+        if (p->gone || p->stopping)
+            continue;
+        TY_AUTOFREE char *path = ty_asprintf("%s/state.json", p->dir);
+        json_t *state = json_load_file(path, 0, NULL);
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(state, "containers"), i, c)
+        {
+            const char *name = json_string_value(json_object_get(c, "name"));
+            if (!name || json_is_true(json_object_get(c, "init")) ||
+                !json_is_true(json_object_get(c, "running")))
+                continue;
+            uint64_t cpu, mem;
+            int pid = (int)json_integer_value(json_object_get(c, "pid"));
+            unsigned long long start =
+                (unsigned long long)json_integer_value(json_object_get(c, "startTime"));
+            if (ty_rt_procs_subtree(&procs, pid, start, &cpu, &mem))
+                fn(ctx, p->ns, p->name, p->uid, name, cpu, mem);
+        }
+        json_decref(state);
+    }
+    ty_rt_procs_free(&procs);
+    return 0;
+}
+
+int ty_runtime_node_usage(uint64_t *cpu_ns, uint64_t *memory_bytes, ty_error *err)
+{
+    return ty_rt_node_usage(cpu_ns, memory_bytes, err);
+}

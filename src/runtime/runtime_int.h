@@ -176,6 +176,31 @@ void ty_rt_probe_cancel(ty_rt_netcheck *nc);
  * status line, -1 when it is not HTTP. */
 int ty_rt_probe_http_status(const char *resp, size_t n);
 
+/* ---- usage (usage.c) ----------------------------------------------------------------------
+ * CPU time and resident memory of process trees, read from /proc. */
+typedef struct ty_rt_proc {
+    int pid, ppid;
+    unsigned long long cpu_ticks; /* utime + stime + cutime + cstime: its reaped children too */
+    unsigned long long start;     /* field 22: with the pid, names the process */
+    unsigned long long rss_pages;
+} ty_rt_proc;
+typedef struct ty_rt_procs {
+    ty_rt_proc *v; /* sorted by ppid */
+    size_t n;
+    uint64_t ns_per_tick, page_bytes;
+} ty_rt_procs;
+/* One pass over /proc: every process now. */
+int ty_rt_procs_read(ty_rt_procs *out, ty_error *err);
+void ty_rt_procs_free(ty_rt_procs *t);
+/* The CPU time (ns) and resident bytes of `pid` and all its descendants; false when `pid` is
+ * gone or (start != 0) now names a process started at another time. Shared pages count once
+ * per process, so the memory is an upper bound of the working set. */
+bool ty_rt_procs_subtree(const ty_rt_procs *t, int pid, unsigned long long start,
+                         uint64_t *cpu_ns, uint64_t *rss_bytes);
+/* This machine's CPU time in use since boot (all CPUs, ns; idle and iowait excluded) and its
+ * memory working set (MemTotal - MemAvailable). */
+int ty_rt_node_usage(uint64_t *cpu_ns, uint64_t *working_set_bytes, ty_error *err);
+
 /* The supervisor's entry point; returns the process exit status. */
 int ty_rt_shim_main(const char *pod_dir);
 
