@@ -120,7 +120,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
-            tests/e2e/test_probes.py \
+            tests/e2e/test_probes.py tests/e2e/test_resource_metrics.py \
             tests/e2e/test_services.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static
 	$(PY) -m pytest -q tests/e2e
