@@ -704,6 +704,11 @@ static void child_setup_image(ctr *c, int rep, int out, int err, const char *bun
         child_fail(rep, "unshare mount namespace (containers from images need root)", errno);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         child_fail(rep, "make / private", errno);
+    /* A /proc of the pod's pid namespace: crun records the container's pid and start time
+     * as this namespace numbers them, and a later `crun exec` (exec probes) checks them
+     * against /proc; the host's /proc would show other processes under those numbers. */
+    if (c->s->pidns && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail(rep, "mount /proc of the pod's pid namespace", errno);
     struct statfs fs;
     if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
         statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
@@ -1794,6 +1799,16 @@ static void exec_child(ctr *c, int out, char **argv, char **envp, const char *wd
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
         _exit(126);
+    if (c->image_id && c->s->pidns) {
+        /* crun's state names the container's pid as our pid namespace sees it, and /proc is
+         * the host's: crun exec would open another process's namespaces. A /proc of our own
+         * namespace, in a mount namespace of this child's, makes those pids right. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+            dprintf(2, "mount /proc for crun exec: %s\n", strerror(errno));
+            _exit(126);
+        }
+    }
     if (!c->image_id) {
         if (c->has_cgroup)
             ty_cgroup_join(&c->s->cg, c->cg_rel, NULL);
@@ -1835,9 +1850,10 @@ static void exec_start(probe_worker *w)
     const char *wd = "/";
     size_t n = json_array_size(w->sp.command), na = 0;
     if (c->image_id) {
-        argv = ty_calloc(n + 5, sizeof(char *));
+        argv = ty_calloc(n + 6, sizeof(char *));
         argv[na++] = ty_strdup("crun");
         argv[na++] = ty_asprintf("--root=%s/crun", s->abs_dir);
+        argv[na++] = ty_strdup("--cgroup-manager=disabled");
         argv[na++] = ty_strdup("exec");
         argv[na++] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
         for (size_t i = 0; i < n; i++)

@@ -300,3 +300,43 @@ def test_exec_probe_sees_the_containers_volumes(server, marker, tmp_path):
         os.rmdir(mnt)
     except OSError:
         pass
+
+
+def test_exec_probes_enter_a_container_from_an_image(tmp_path, marker):
+    """A container from an image: the exec check runs inside it (`crun exec`), so it sees the
+    container's own root filesystem; a failing liveness check restarts it."""
+    import subprocess
+    import images as I
+    from conftest import trainyard_bin
+    from test_images import _skip_reason
+    if _skip_reason():
+        pytest.skip(_skip_reason())
+    data = tmp_path / "data"
+    bb = I.busybox_layer()
+    I.docker_archive(str(tmp_path / "bb.tar"), ["busybox:latest"], [bb], I.config([bb]))
+    r = subprocess.run([trainyard_bin(), "image", "load", "--data-dir", str(data),
+                        str(tmp_path / "bb.tar")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    os.environ["TRAINYARD_RESTART_BACKOFF_MS"] = "200"
+    s = Server(data).start()
+    try:
+        p = pod("img", marker, ["/bin/sh", "-c", "touch /tmp/ready; sleep 300"], {
+            # /tmp/ready exists only in the container's root filesystem
+            "readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]},
+                               "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["test", "-e", "/tmp/alive"]},
+                              "periodSeconds": 1, "failureThreshold": 3,
+                              "initialDelaySeconds": 4}})
+        apply(s, p)
+        assert wait_until(lambda: cstatus(get_pod(s, "img")).get("ready"), 30), \
+            get_pod(s, "img")["status"]
+        assert cstatus(get_pod(s, "img"))["imageID"].startswith("docker.io/library/busybox@")
+        # no /tmp/alive in the image: after the initial delay, three failures restart it
+        assert wait_until(lambda: cstatus(get_pod(s, "img")).get("restartCount", 0) >= 1, 30)
+        assert "Container c failed liveness probe, will be restarted" in \
+            [e["message"] for e in events(s, "img")]
+        s.kubectl("delete", "pod", "img", "--wait=true", timeout=60)
+    finally:
+        os.environ.pop("TRAINYARD_RESTART_BACKOFF_MS", None)
+        s.stop()
+        s.reap()
