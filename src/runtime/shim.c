@@ -2009,6 +2009,15 @@ static void probe_tick(uv_timer_t *t)
         return;
     if (w->sp.kind != TY_PROBE_STARTUP && startup && !startup->st.result)
         return;
+    if (c->image_id && w->sp.action == TY_PROBE_EXEC) {
+        /* crun has not started the container yet (its state is written once it runs): no
+         * check, as the kubelet probes only containers the runtime reports running */
+        char st[PATH_MAX];
+        snprintf(st, sizeof st, "%s/crun/%.36s-%s-%d/status", c->s->abs_dir, c->s->uid, c->name,
+                 c->restarts);
+        if (access(st, F_OK) != 0)
+            return;
+    }
     w->run = c->restarts;
     if (w->error) {
         probe_result(w, false, w->error);
