@@ -636,3 +636,38 @@ int32_t ty_kpa_scale(ty_kpa_state *st, const ty_kpa_spec *spec, int32_t desired,
     }
     return 1;
 }
+
+/* ---- one revision's autoscaler ------------------------------------------------------------ */
+
+void ty_kpa_init(ty_kpa *a, const ty_kpa_spec *spec, int32_t ready, int64_t now_ns)
+{
+    a->spec = *spec;
+    ty_kpa_buckets_init(&a->stable, spec->stable_window_ns, spec->weighted);
+    ty_kpa_buckets_init(&a->panic, spec->panic_window_ns, spec->weighted);
+    ty_kpa_state_init(&a->st, &a->spec, ready, now_ns);
+}
+
+void ty_kpa_free(ty_kpa *a)
+{
+    if (!a)
+        return;
+    ty_kpa_buckets_free(&a->stable);
+    ty_kpa_buckets_free(&a->panic);
+    ty_kpa_state_free(&a->st);
+}
+
+void ty_kpa_record(ty_kpa *a, int64_t now_ns, double value)
+{
+    ty_kpa_buckets_record(&a->stable, now_ns, value);
+    ty_kpa_buckets_record(&a->panic, now_ns, value);
+}
+
+int32_t ty_kpa_step(ty_kpa *a, int32_t ready, int64_t now_ns, ty_kpa_decision *d)
+{
+    ty_kpa_decision dec = ty_kpa_decide(&a->st, &a->spec,
+                                        ty_kpa_buckets_average(&a->stable, now_ns),
+                                        ty_kpa_buckets_average(&a->panic, now_ns), ready, now_ns);
+    if (d)
+        *d = dec;
+    return ty_kpa_scale(&a->st, &a->spec, dec.desired, ready, now_ns);
+}

@@ -154,4 +154,24 @@ ty_kpa_decision ty_kpa_decide(ty_kpa_state *st, const ty_kpa_spec *spec, double 
 int32_t ty_kpa_scale(ty_kpa_state *st, const ty_kpa_spec *spec, int32_t desired, int32_t ready,
                      int64_t now_ns);
 
+/* ---- one revision's autoscaler: the above put together --------------------------------- */
+
+/* What the serving controller keeps per revision: its spec, both windows and the decider's
+ * state. Feed it samples with ty_kpa_record (about once a second), ask it with ty_kpa_step. */
+typedef struct ty_kpa {
+    ty_kpa_spec spec;
+    ty_kpa_buckets stable, panic;
+    ty_kpa_state st;
+} ty_kpa;
+
+void ty_kpa_init(ty_kpa *a, const ty_kpa_spec *spec, int32_t ready, int64_t now_ns);
+void ty_kpa_free(ty_kpa *a);
+/* One sample of the observed metric (the revision's total: in-flight requests, or requests
+ * per second) at `now`, into both windows. */
+void ty_kpa_record(ty_kpa *a, int64_t now_ns, double value);
+/* The replicas the revision should have now, with `ready` ready ones: the decision from the
+ * windows' averages, bounded and with scale to zero (ty_kpa_decide, ty_kpa_scale). `d`, when
+ * not NULL, gets the decision behind it. */
+int32_t ty_kpa_step(ty_kpa *a, int32_t ready, int64_t now_ns, ty_kpa_decision *d);
+
 #endif

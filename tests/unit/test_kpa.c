@@ -339,54 +339,54 @@ Test(kpa, step_load_through_the_windows)
     ty_kpa_spec sp;
     ty_error err = TY_ERROR_INIT;
     cr_assert_eq(ty_kpa_spec_from_annotations(&cfg, 0, NULL, &sp, &err), 0, "%s", err.msg);
-    ty_kpa_buckets stable, panic;
-    ty_kpa_buckets_init(&stable, sp.stable_window_ns, false);
-    ty_kpa_buckets_init(&panic, sp.panic_window_ns, false);
-    ty_kpa_state st;
-    ty_kpa_state_init(&st, &sp, 1, T0);
+    ty_kpa a;
+    ty_kpa_init(&a, &sp, 1, T0);
     int32_t ready = 1, want = 1;
+    ty_kpa_decision d;
     int64_t t;
     for (t = T0; t < T0 + S(6); t += S(1)) {
-        ty_kpa_buckets_record(&stable, t, 200);
-        ty_kpa_buckets_record(&panic, t, 200);
-        ty_kpa_decision d = ty_kpa_decide(&st, &sp, ty_kpa_buckets_average(&stable, t),
-                                          ty_kpa_buckets_average(&panic, t), ready, t);
-        want = ty_kpa_scale(&st, &sp, d.desired, ready, t);
-        ready = want;
+        ty_kpa_record(&a, t, 200);
+        want = ready = ty_kpa_step(&a, ready, t, &d);
     }
     cr_assert_eq(want, 3, "ceil(200 / 70) within the panic window");
-    cr_assert(st.panicking);
+    cr_assert(d.panicking);
     /* traffic stops: no scale-down while the panic lasts */
     int64_t stop = t;
     int32_t lowest_in_panic = want;
-    for (; st.panicking || t < stop + S(60); t += S(1)) {
-        ty_kpa_buckets_record(&stable, t, 0);
-        ty_kpa_buckets_record(&panic, t, 0);
-        ty_kpa_decision d = ty_kpa_decide(&st, &sp, ty_kpa_buckets_average(&stable, t),
-                                          ty_kpa_buckets_average(&panic, t), ready, t);
-        want = ty_kpa_scale(&st, &sp, d.desired, ready, t);
+    for (; want != 0 && t < stop + S(600); t += S(1)) {
+        ty_kpa_record(&a, t, 0);
+        want = ready = ty_kpa_step(&a, ready, t, &d);
         if (d.panicking && want < lowest_in_panic)
             lowest_in_panic = want;
-        ready = want;
-        if (want == 0)
-            break;
     }
     cr_assert_eq(lowest_in_panic, 3);
-    for (; want != 0 && t < stop + S(600); t += S(1)) {
-        ty_kpa_buckets_record(&stable, t, 0);
-        ty_kpa_buckets_record(&panic, t, 0);
-        ty_kpa_decision d = ty_kpa_decide(&st, &sp, ty_kpa_buckets_average(&stable, t),
-                                          ty_kpa_buckets_average(&panic, t), ready, t);
-        want = ty_kpa_scale(&st, &sp, d.desired, ready, t);
-        ready = want;
-    }
     cr_assert_eq(want, 0);
     /* the stable window must have emptied (60 s) and then 30 s of grace */
     cr_assert_geq(t - stop, S(60 + 30));
     cr_assert_leq(t - stop, S(60 + 30 + 3));
-    ty_kpa_buckets_free(&stable);
-    ty_kpa_buckets_free(&panic);
-    ty_kpa_state_free(&st);
+    ty_kpa_free(&a);
+}
+
+/* The same step with weighted exponential averaging: it reacts as fast, and decays. */
+Test(kpa, step_load_weighted)
+{
+    ty_kpa_config cfg;
+    ty_kpa_config_default(&cfg);
+    ty_kpa_spec sp;
+    json_error_t je;
+    json_t *anns = json_loads("{\"autoscaling.knative.dev/metric-aggregation-algorithm\":"
+                              "\"weightedExponential\"}", 0, &je);
+    cr_assert_eq(ty_kpa_spec_from_annotations(&cfg, 0, anns, &sp, NULL), 0);
+    json_decref(anns);
+    ty_kpa a;
+    ty_kpa_init(&a, &sp, 1, T0);
+    int32_t ready = 1;
+    for (int64_t t = T0; t < T0 + S(6); t += S(1)) {
+        ty_kpa_record(&a, t, 200);
+        ready = ty_kpa_step(&a, ready, t, NULL);
+    }
+    cr_assert_geq(ready, 3);
+    ty_kpa_free(&a);
 }
 
 /* ---- windowed averages -------------------------------------------------------------------- */
