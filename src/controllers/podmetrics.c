@@ -11,6 +11,8 @@
 #include "base/time.h"
 
 #define PERIOD_MS 10000
+/* Sampling runs while someone asks: it stops this long after the last request. */
+#define IDLE_STOP_NS (600 * 1000000000LL)
 
 /* Two samples of a counter: the usage is their rate. */
 typedef struct sample {
@@ -31,6 +33,9 @@ struct ty_podmetrics {
     ty_runtime *rt;
     char *machine_node;
     uv_timer_t *timer;
+    uint64_t period_ms;
+    bool sampling;
+    int64_t last_request; /* ns */
     ty_map ctrs; /* "<uid>/<container>" -> ctr_sample* */
     sample node;
     int64_t now; /* the pass under way */
@@ -104,7 +109,34 @@ static void sample_all(ty_podmetrics *m)
         record(&m->node, cpu, mem, m->now);
 }
 
-static void on_timer(uv_timer_t *t) { sample_all(t->data); }
+static void on_timer(uv_timer_t *t)
+{
+    ty_podmetrics *m = t->data;
+    sample_all(m);
+    if (m->now - m->last_request > IDLE_STOP_NS) {
+        /* nobody asked for a while: stop, and forget (stale rates would mislead) */
+        uv_timer_stop(t);
+        m->sampling = false;
+        const ty_map_slot *slot;
+        for (size_t i = 0; ty_map_next(&m->ctrs, &i, &slot);)
+            ctr_free(slot->value);
+        ty_map_free(&m->ctrs);
+        m->node = (sample){0};
+    }
+}
+
+/* The first request starts sampling: a sample now, the next a second later (so usage is known
+ * soon), then every period. */
+static void wake(ty_podmetrics *m)
+{
+    m->last_request = ty_time_now_ns();
+    if (m->sampling)
+        return;
+    m->sampling = true;
+    sample_all(m);
+    uint64_t first = m->period_ms < 1000 ? m->period_ms : 1000;
+    uv_timer_start(m->timer, on_timer, first, m->period_ms);
+}
 
 static void timer_closed(uv_handle_t *h) { free(h); }
 
@@ -119,11 +151,10 @@ ty_podmetrics *ty_podmetrics_new(uv_loop_t *loop, ty_store *store, ty_runtime *r
     long long period = env ? atoll(env) : 0;
     if (period <= 0)
         period = PERIOD_MS;
+    m->period_ms = (uint64_t)period;
     m->timer = TY_NEW(uv_timer_t);
     uv_timer_init(loop, m->timer);
     m->timer->data = m;
-    /* the first sample at once: usage is known from the second, a period later */
-    uv_timer_start(m->timer, on_timer, 0, (uint64_t)period);
     uv_unref((uv_handle_t *)m->timer);
     return m;
 }
@@ -376,6 +407,7 @@ static json_t *nodes_answer(ty_podmetrics *m, const char *name)
 json_t *ty_podmetrics_get(ty_podmetrics *m, const char *resource, const char *ns,
                           const char *name)
 {
+    wake(m);
     if (strcmp(resource, "pods") == 0)
         return pods_answer(m, ns, name);
     if (strcmp(resource, "nodes") == 0)

@@ -270,7 +270,7 @@ typedef void (*ty_runtime_usage_fn)(void *ctx, const char *ns, const char *name,
                                     uint64_t memory_bytes);
 /* Samples every running container of every pod of this runtime (main containers that run
  * now: their pids from the pod's state.json) in one pass over /proc, calling `fn` for each.
- * Costs about 10 us a process on the machine. */
+ * Costs about 15-20 us a process on the machine. */
 int ty_runtime_usage(ty_runtime *rt, ty_runtime_usage_fn fn, void *ctx, ty_error *err);
 /* This machine's cumulative CPU time in use (ns) and memory working set (bytes). */
 int ty_runtime_node_usage(uint64_t *cpu_ns, uint64_t *memory_bytes, ty_error *err);

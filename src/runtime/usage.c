@@ -1,6 +1,6 @@
 /* What processes use, read from /proc (runtime_int.h): one pass over /proc gives every
  * process's parent, CPU time and resident memory; a pod's or a container's usage is the sum
- * over its process and all descendants. Cost: about 10 us a process (three small reads), once
+ * over its process and all descendants. Cost: about 15-20 us a process (an open, a read), once
  * per sample for every pod together. */
 #include <ctype.h>
 #include <dirent.h>
