@@ -102,3 +102,28 @@ def test_top_pods_and_nodes(server, marker):
     server.kubectl("delete", "pod", "busy", "--wait=true", timeout=60)
     assert wait_until(lambda: "busy" not in (top(server, "pods") or "busy"), 10)
     server.kubectl("delete", "pod", "idle", "--wait=true", timeout=60)
+
+
+def test_top_nodes_of_declared_nodes_sums_their_pods(tmp_path, marker, monkeypatch):
+    monkeypatch.setenv("TRAINYARD_METRICS_PERIOD_MS", "500")
+    s = Server(tmp_path / "data", ["--no-pod-network", "--nodes", "2x{cpu:4,memory:8Gi}"]).start()
+    try:
+        nodes = sorted(n["metadata"]["name"] for n in s.json("get", "nodes")["items"])
+        assert len(nodes) == 2, nodes
+        p = pod("busy", marker, BUSY, {"app": "busy"})
+        p["spec"]["nodeName"] = nodes[1]
+        s.kubectl("apply", "-f", "-", input=json.dumps(p))
+        assert wait_until(lambda: nodes[1] in (top(s, "nodes") or ""), 30), \
+            s.kubectl("top", "nodes", check=False)
+        time.sleep(1.5)
+        out = top(s, "nodes")
+        row = next(line.split() for line in out.splitlines() if line.startswith(nodes[1]))
+        assert cpu_milli(row[1]) >= 200 and mem_mi(row[3]) >= 60, out
+        # the node without pods has no usage to report: kubectl says so, as for a node
+        # metrics-server has no metrics of
+        idle = next(line.split() for line in out.splitlines() if line.startswith(nodes[0]))
+        assert idle[1] == "<unknown>", out
+        s.kubectl("delete", "pod", "busy", "--wait=true", timeout=60)
+    finally:
+        s.stop()
+        s.reap()
