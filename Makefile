@@ -129,7 +129,8 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_security.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
-            tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py
+            tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py \
+            tests/e2e/test_probes.py tests/e2e/test_resource_metrics.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static \
     build/tests/kube_driver build/asan/tests/kube_driver
 	$(PY) -m pytest -q tests/e2e
@@ -187,11 +188,17 @@ build/fuzz/fuzz_simtrace: tests/fuzz/fuzz_simtrace.c src/sim/trace.c $(FUZZ_BASE
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
+build/fuzz/fuzz_serving: tests/fuzz/fuzz_serving.c src/serving/kpa.c src/runtime/probe.c \
+    $(FUZZ_BASE) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto \
-    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns build/fuzz/fuzz_kube build/fuzz/fuzz_simtrace
+    build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns build/fuzz/fuzz_kube build/fuzz/fuzz_simtrace \
+    build/fuzz/fuzz_serving
 	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto \
 	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns build/fuzz/corpus-kube \
-	    build/fuzz/corpus-simtrace
+	    build/fuzz/corpus-simtrace build/fuzz/corpus-serving
 	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
@@ -207,6 +214,8 @@ fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-kube tests/fuzz/corpus/kube
 	build/fuzz/fuzz_simtrace -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-simtrace tests/fuzz/corpus/simtrace
+	build/fuzz/fuzz_serving -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-serving tests/fuzz/corpus/serving
 
 clean:
 	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \

@@ -88,6 +88,9 @@ void ty_path_pop(ty_buf *path, size_t len);
 /* A container's volumeMounts: subPath and subPathExpr must stay inside the volume (relative,
  * no ".."), as Kubernetes validates them. `path` ends at the container. (podspec.c) */
 void ty_check_volume_mounts(ty_schema_ctx *c, json_t *ct, ty_buf *path);
+/* A container's liveness, readiness and startup probes as the API server validates them
+ * (init: the container is an init container, which may have none). (podspec.c) */
+void ty_check_probes(ty_schema_ctx *c, json_t *ct, ty_buf *path, bool init);
 
 /* Positions, tolerant of a NULL manifest. */
 ty_pos ty_pos_member(const ty_schema_ctx *c, const json_t *parent, const char *key);

@@ -433,6 +433,7 @@ static void check_pod(ty_schema_ctx *c, json_t *tmpl, ty_buf *path)
             size_t l1 = ty_path_key(path, lists[li]);
             ty_path_index(path, i);
             check_container(c, ct, ty_pos_index(c, arr, i), path, names, volumes);
+            ty_check_probes(c, ct, path, li == 0);
             ty_path_pop(path, l1);
         }
     }

@@ -13,6 +13,7 @@
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
 #include "controllers/nodeagent.h"
+#include "controllers/podmetrics.h"
 #include "controllers/podutil.h"
 #include "controllers/resources.h"
 #include "controllers/svcproxy.h"
@@ -38,6 +39,7 @@ struct ty_node {
     ty_admission *admission;
     ty_dns *dns;
     ty_svcproxy *proxy; /* with a pod network: the Service rules in the pods' namespaces */
+    ty_podmetrics *usage; /* metrics.k8s.io's samples (cfg->resource_metrics), or NULL */
     uv_timer_t *resync; /* the periodic work */
     void (*done)(void *);
     void *done_arg;
@@ -63,6 +65,14 @@ static void on_pod_status(void *ctx, const char *ns, const char *name, const cha
         ty_nodeagent_on_status(n->agent, ns, name, uid, status, gone);
     else
         json_decref(status);
+}
+
+static void on_pod_event(void *ctx, const char *ns, const char *name, const char *uid,
+                         const char *type, const char *reason, const char *message)
+{
+    ty_node *n = ctx;
+    if (n->agent)
+        ty_nodeagent_on_event(n->agent, ns, name, uid, type, reason, message);
 }
 
 static bool serves(const ty_node *n, const char *name)
@@ -372,6 +382,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
         free(n);
         return -1;
     }
+    ty_runtime_set_event_fn(n->rt, on_pod_event, n);
     /* Adopted pods report on the loop; the agent, made next, takes them over instead of
      * starting them again (ty_runtime_has_pod). */
     if (cfg->adopt && ty_runtime_adopt_all(n->rt, err) < 0) {
@@ -404,6 +415,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
             ty_binder_add_node(n->binder, json_string_value(decl));
         }
     fail_lost_pods(n);
+    if (cfg->resource_metrics)
+        n->usage = ty_podmetrics_new(cfg->loop, cfg->store, n->rt, n->declared ? NULL : first);
     /* With names that resolve in the pods, the operator's own forms (Service names); without,
      * the replicas' addresses (docs/architecture.md). */
     bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
@@ -468,6 +481,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->dns = NULL;
     ty_svcproxy_free(n->proxy);
     n->proxy = NULL;
+    ty_podmetrics_free(n->usage);
+    n->usage = NULL;
     if (stop_pods)
         ty_runtime_shutdown(n->rt, on_runtime_done, n);
     else
@@ -495,12 +510,22 @@ void ty_node_free(ty_node *n)
     ty_volctl_free(n->volumes);
     ty_dns_free(n->dns);
     ty_svcproxy_free(n->proxy);
+    ty_podmetrics_free(n->usage);
     ty_nodeagent_free(n->agent);
     ty_runtime_free(n->rt);
     ty_ipam_free(n->ipam);
     ty_podnet_close(n->net);
     json_decref(n->names);
     free(n);
+}
+
+json_t *ty_node_resource_metrics(void *node, const char *resource, const char *ns,
+                                 const char *name)
+{
+    ty_node *n = node;
+    if (!n->usage)
+        return NULL;
+    return ty_podmetrics_get(n->usage, resource, ns, name);
 }
 
 char *ty_node_metrics(void *node)

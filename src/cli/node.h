@@ -20,6 +20,7 @@
 #ifndef TY_CLI_NODE_H
 #define TY_CLI_NODE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -56,6 +57,7 @@ typedef struct ty_node_config {
     /* what a pod gets before it starts (controllers/nodeagent.h); NULL: nothing */
     int (*prepare_pod)(void *ctx, json_t *pod, ty_error *err);
     void *prepare_ctx;
+    bool resource_metrics;       /* sample pods' and nodes' usage for metrics.k8s.io (server) */
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);
@@ -71,6 +73,10 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);
 /* Kills every pod without waiting for grace periods (a second Ctrl-C). */
 void ty_node_kill_pods(ty_node *n);
 void ty_node_free(ty_node *n);
+/* metrics.k8s.io's answers (controllers/podmetrics.h: ty_podmetrics_get), NULL when there are
+ * none; for ty_apiserver_config.resource_metrics. */
+json_t *ty_node_resource_metrics(void *node, const char *resource, const char *ns,
+                                 const char *name);
 /* The admission controller's metrics (ty_admission_metrics); caller frees; for /metrics. */
 char *ty_node_metrics(void *node);
 /* The log file of a pod's container (the previous run's with `previous`): for pods/log.

@@ -694,6 +694,7 @@ int ty_cli_server(int argc, char **argv)
         .require_images = require_images,
         .prepare_pod = secure ? prepare_pod : NULL,
         .prepare_ctx = &sc,
+        .resource_metrics = true,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
@@ -719,7 +720,9 @@ int ty_cli_server(int argc, char **argv)
                                .metrics = ty_node_metrics,
                                .metrics_ctx = st.node,
                                .security = secure ? &sc.sec : NULL,
-                               .kubernetes_service = true};
+                               .kubernetes_service = true,
+                               .resource_metrics = ty_node_resource_metrics,
+                               .resource_metrics_ctx = st.node};
     cfg.audit_path = audit_path;
     cfg.audit_max_bytes = audit_max;
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {

@@ -527,6 +527,18 @@ void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const c
     ty_queue_add(a->queue, key);
 }
 
+void ty_nodeagent_on_event(void *ctx, const char *ns, const char *name, const char *uid,
+                           const char *type, const char *reason, const char *message)
+{
+    ty_nodeagent *a = ctx;
+    if (!a)
+        return;
+    json_t *pod = ty_store_get(a->store, "pods", ns, name);
+    if (pod && strcmp(ty_obj_uid(pod), uid) == 0)
+        ty_event(a->events, pod, type, reason, "%s", message);
+    json_decref(pod);
+}
+
 static void check_closed(uv_handle_t *h) { free(h); }
 
 ty_nodeagent *ty_nodeagent_new(uv_loop_t *loop, ty_store *store, const char *node_name,

@@ -35,6 +35,10 @@ void ty_nodeagent_set_prepare(ty_nodeagent *a, ty_nodeagent_prepare_fn fn, void 
  * before the agent, so its callback forwards to this one with the agent as ctx. */
 void ty_nodeagent_on_status(void *ctx, const char *ns, const char *name, const char *uid,
                             json_t *status, bool gone);
+/* Where the runtime's container events go (see ty_runtime_event_fn), with the agent as ctx:
+ * recorded on the pod as the kubelet's, when the pod is still the one with that uid. */
+void ty_nodeagent_on_event(void *ctx, const char *ns, const char *name, const char *uid,
+                           const char *type, const char *reason, const char *message);
 /* Queues every pod (at start, after the runtime adopted what an earlier trainyard left, and
  * periodically): a pod bound here and not running is started, an adopted one taken over, one
  * being deleted is stopped and removed, one whose processes were lost fails. */

@@ -76,6 +76,8 @@ struct ty_runtime {
     int live;    /* pod records not yet freed (gone pods still closing handles count) */
     ty_runtime_status_fn fn;
     void *ctx;
+    ty_runtime_event_fn event_fn;
+    void *event_ctx;
     bool shutting_down;
     void (*done)(void *);
     void *done_arg;
@@ -393,8 +395,32 @@ static void out_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
     buf->len = p->line.cap - p->line.len - 1;
 }
 
+void ty_runtime_set_event_fn(ty_runtime *rt, ty_runtime_event_fn fn, void *ctx)
+{
+    rt->event_fn = fn;
+    rt->event_ctx = ctx;
+}
+
+/* "event {type, reason, message}": what the shim saw that the kubelet would record. */
+static void on_event_line(pod *p, const char *text)
+{
+    if (!p->rt->event_fn)
+        return;
+    json_t *ev = json_loads(text, 0, NULL);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *reason = json_string_value(json_object_get(ev, "reason"));
+    const char *message = json_string_value(json_object_get(ev, "message"));
+    if (type && reason && message)
+        p->rt->event_fn(p->rt->event_ctx, p->ns, p->name, p->uid, type, reason, message);
+    json_decref(ev);
+}
+
 static void on_line(pod *p, char *line)
 {
+    if (strncmp(line, "event ", 6) == 0) {
+        on_event_line(p, line + 6);
+        return;
+    }
     if (strncmp(line, "status ", 7) != 0)
         return;
     json_error_t je;
@@ -1245,4 +1271,43 @@ char *ty_runtime_log_path(const ty_runtime *rt, const char *uid, const char *con
     }
     closedir(d);
     return res;
+}
+
+int ty_runtime_usage(ty_runtime *rt, ty_runtime_usage_fn fn, void *ctx, ty_error *err)
+{
+    ty_rt_procs procs;
+    if (ty_rt_procs_read(&procs, err) < 0)
+        return -1;
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&rt->pods, &it, &slot)) {
+        pod *p = slot->value;
+        if (p->gone || p->stopping)
+            continue;
+        TY_AUTOFREE char *path = ty_asprintf("%s/state.json", p->dir);
+        json_t *state = json_load_file(path, 0, NULL);
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(state, "containers"), i, c)
+        {
+            const char *name = json_string_value(json_object_get(c, "name"));
+            if (!name || json_is_true(json_object_get(c, "init")) ||
+                !json_is_true(json_object_get(c, "running")))
+                continue;
+            uint64_t cpu, mem;
+            int pid = (int)json_integer_value(json_object_get(c, "pid"));
+            unsigned long long start =
+                (unsigned long long)json_integer_value(json_object_get(c, "startTime"));
+            if (ty_rt_procs_subtree(&procs, pid, start, &cpu, &mem))
+                fn(ctx, p->ns, p->name, p->uid, name, cpu, mem);
+        }
+        json_decref(state);
+    }
+    ty_rt_procs_free(&procs);
+    return 0;
+}
+
+int ty_runtime_node_usage(uint64_t *cpu_ns, uint64_t *memory_bytes, ty_error *err)
+{
+    return ty_rt_node_usage(cpu_ns, memory_bytes, err);
 }

@@ -97,6 +97,12 @@
  * the previous run. Phase as kubelet computes it (a container waiting to restart counts as
  * stopped, so an Always pod between crashes is Running).
  *
+ * Probes. The shim runs each container's livenessProbe, readinessProbe and startupProbe as
+ * the kubelet does (httpGet, tcpSocket, exec; docs/serving.md): readiness sets the container's
+ * ready and the pod's Ready/ContainersReady conditions, a failed liveness or startup probe
+ * kills the container, which restarts per restartPolicy; failures and kills are reported as
+ * events (ty_runtime_set_event_fn). A probe the shim cannot run fails each check saying why.
+ *
  * Pod addresses come from the caller (allocate them with ty_ipam, runtime/ipam.h); the runtime
  * hands them to the pod (POD_IP, status.podIP).
  *
@@ -171,10 +177,21 @@ typedef struct ty_runtime_config {
 typedef void (*ty_runtime_status_fn)(void *ctx, const char *ns, const char *name,
                                      const char *uid, json_t *status, bool gone);
 
+/* Called on the loop for what a pod's supervisor saw happen to a container that the kubelet
+ * records as an Event on the pod: its probes' failures ("Unhealthy", "Liveness probe failed:
+ * ..."), and kills they ordered ("Killing", "Container c failed liveness probe, will be
+ * restarted"). The strings are borrowed for the call. */
+typedef void (*ty_runtime_event_fn)(void *ctx, const char *ns, const char *name,
+                                    const char *uid, const char *type, const char *reason,
+                                    const char *message);
+
 /* Creates the runtime: checks self_exe, creates <state_dir>/pods, detects GPUs. The config's
  * strings are copied. */
 int ty_runtime_new(uv_loop_t *loop, const ty_runtime_config *cfg, ty_runtime_status_fn fn,
                    void *ctx, ty_runtime **out, ty_error *err);
+
+/* Where the pods' events go (NULL: nowhere, the default). */
+void ty_runtime_set_event_fn(ty_runtime *rt, ty_runtime_event_fn fn, void *ctx);
 
 /* Starts a pod (a v1 Pod object: metadata.name, metadata.uid required, namespace defaults to
  * "default"; the caller keeps `pod`, which is copied) with `pod_ip` as its address (NULL =
@@ -245,6 +262,18 @@ void ty_runtime_remove_pod(ty_runtime *rt, const char *ns, const char *name, con
  * adopt_all. Returns how many dirs were found without an object. */
 int ty_runtime_sweep(ty_runtime *rt, bool (*exists)(void *ctx, const char *uid), void *ctx,
                      ty_error *err);
+
+/* One container's resource use, as a sample for metrics (ty_runtime_usage): cumulative CPU
+ * time of its processes (ns; those it reaped included) and their resident memory. */
+typedef void (*ty_runtime_usage_fn)(void *ctx, const char *ns, const char *name, const char *uid,
+                                    const char *container, uint64_t cpu_ns,
+                                    uint64_t memory_bytes);
+/* Samples every running container of every pod of this runtime (main containers that run
+ * now: their pids from the pod's state.json) in one pass over /proc, calling `fn` for each.
+ * Costs about 15-20 us a process on the machine. */
+int ty_runtime_usage(ty_runtime *rt, ty_runtime_usage_fn fn, void *ctx, ty_error *err);
+/* This machine's cumulative CPU time in use (ns) and memory working set (bytes). */
+int ty_runtime_node_usage(uint64_t *cpu_ns, uint64_t *memory_bytes, ty_error *err);
 
 /* GPUs this node has (detected or declared). */
 int ty_runtime_gpu_count(const ty_runtime *rt);

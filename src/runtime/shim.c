@@ -115,6 +115,11 @@ struct ctr {
     uv_timer_t pull_timer;
     int backoff_exp;
     struct stream *streams[2]; /* the current run's stdout/stderr while open */
+    /* the kubelet's probes (by ty_rt_probe_kind; NULL: none), and the grace timer of a kill
+     * that a liveness or startup probe ordered */
+    struct probe_worker *probes[3];
+    uv_timer_t probe_kill;
+    bool probe_killed; /* this run was killed by a probe: its workers hold until the next */
 };
 
 struct shim {
@@ -148,9 +153,19 @@ struct shim {
     ty_buf cmdbuf;
     int open_streams;
     bool exiting;
+    /* the Ready and Initialized conditions' values and when they last changed */
+    bool ready_last, init_last;
+    int64_t ready_ns, init_ns;
+    char *abs_dir; /* the pod dir as an absolute path (crun's --root for exec probes) */
 };
 
 static void emit_status(shim *s);
+static void close_cb(uv_handle_t *h);
+static void probes_started(ctr *c);
+static void probes_ended(ctr *c);
+static bool probes_reap(shim *s, pid_t pid, int wst);
+static bool ctr_started(const ctr *c);
+static bool ctr_ready(const ctr *c);
 static void start_container(ctr *c);
 static void maybe_finish(shim *s);
 static void finish_if_ended(shim *s);
@@ -739,6 +754,11 @@ static void child_setup_image(ctr *c, int rep, int out, int err, const char *bun
         child_fail(rep, "unshare mount namespace (containers from images need root)", errno);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         child_fail(rep, "make / private", errno);
+    /* A /proc of the pod's pid namespace: crun records the container's pid and start time
+     * as this namespace numbers them, and a later `crun exec` (exec probes) checks them
+     * against /proc; the host's /proc would show other processes under those numbers. */
+    if (c->s->pidns && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail(rep, "mount /proc of the pod's pid namespace", errno);
     struct statfs fs;
     if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
         statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
@@ -1337,6 +1357,7 @@ launch:
     c->streams[0] = stream_open(c, p_out[0], lf, "stdout");
     c->streams[1] = stream_open(c, p_err[0], lf, "stderr");
     p_out[0] = p_err[0] = -1;
+    probes_started(c);
 
 done:
     for (int k = 0; k < 2; k++) {
@@ -1498,7 +1519,7 @@ static json_t *container_status(ctr *c)
     json_t *cs = json_pack("{s:s, s:o, s:o, s:b, s:b, s:i, s:s, s:s, s:s}", "name", c->name,
                            "state", state, "lastState",
                            c->last_state ? json_incref(c->last_state) : json_object(), "ready",
-                           c->st == C_RUNNING && !c->init, "started", c->st == C_RUNNING,
+                           ctr_ready(c), "started", ctr_started(c),
                            "restartCount", c->restarts, "image", image ? image : "", "imageID",
                            c->image_id ? c->image_id : "", "containerID", "");
     json_object_set_new(cs, "containerID",
@@ -1506,25 +1527,44 @@ static json_t *container_status(ctr *c)
     return cs;
 }
 
-static json_t *condition(const char *type, bool ok, const char *reason, const char *ts)
+static json_t *condition(const char *type, bool ok, const char *reason, const char *message,
+                         int64_t since_ns)
 {
+    char ts[40];
     json_t *c = json_pack("{s:s, s:s, s:s, s:n}", "type", type, "status", ok ? "True" : "False",
-                          "lastTransitionTime", ts, "lastProbeTime");
+                          "lastTransitionTime",
+                          ty_time_format_rfc3339(since_ns, ts, sizeof(ts), 0), "lastProbeTime");
     if (reason && !ok)
         json_object_set_new(c, "reason", json_string(reason));
+    if (message && !ok)
+        json_object_set_new(c, "message", json_string(message));
     return c;
 }
 
 static json_t *build_status(shim *s)
 {
-    char ts[40], now[40];
+    char ts[40];
     ty_time_format_rfc3339(s->start_ns, ts, sizeof(ts), 0);
-    ty_time_format_rfc3339(ty_time_now_ns(), now, sizeof(now), 0);
     const char *ph = phase(s);
+    /* Ready: every container ready (running, started, its readiness probe passing), with the
+     * time of the last change, as the kubelet's status manager keeps it */
     bool all_ready = s->init_done && s->n_ctrs > s->n_init;
-    for (size_t i = s->n_init; i < s->n_ctrs; i++)
-        if (s->ctrs[i].st != C_RUNNING)
+    TY_AUTOBUF ty_buf unready = TY_BUF_INIT;
+    for (size_t i = s->n_init; i < s->n_ctrs; i++) {
+        if (!ctr_ready(&s->ctrs[i])) {
             all_ready = false;
+            ty_buf_addf(&unready, "%s%s", unready.len ? " " : "", s->ctrs[i].name);
+        }
+    }
+    int64_t now = ty_time_now_ns();
+    if (!s->ready_ns || all_ready != s->ready_last) {
+        s->ready_last = all_ready;
+        s->ready_ns = now;
+    }
+    if (!s->init_ns || s->init_done != s->init_last) {
+        s->init_last = s->init_done;
+        s->init_ns = now;
+    }
     json_t *st = json_pack("{s:s, s:s, s:[{s:s}], s:s, s:[{s:s}], s:s}", "phase", ph, "podIP",
                            s->pod_ip, "podIPs", "ip", s->pod_ip, "hostIP", s->host_ip, "hostIPs",
                            "ip", s->host_ip, "startTime", ts);
@@ -1533,12 +1573,16 @@ static json_t *build_status(shim *s)
     json_object_set_new(st, "message", json_string(msg.data));
     if (s->init_failed)
         json_object_set_new(st, "reason", json_string("InitContainerFailed"));
+    TY_AUTOFREE char *unready_msg =
+        unready.len ? ty_asprintf("containers with unready status: [%s]", unready.data) : NULL;
     json_t *conds = json_array();
-    json_array_append_new(conds, condition("PodScheduled", true, NULL, ts));
+    json_array_append_new(conds, condition("PodScheduled", true, NULL, NULL, s->start_ns));
     json_array_append_new(conds, condition("Initialized", s->init_done,
-                                           "ContainersNotInitialized", ts));
-    json_array_append_new(conds, condition("ContainersReady", all_ready, "ContainersNotReady", now));
-    json_array_append_new(conds, condition("Ready", all_ready, "ContainersNotReady", now));
+                                           "ContainersNotInitialized", NULL, s->init_ns));
+    json_array_append_new(conds, condition("ContainersReady", all_ready, "ContainersNotReady",
+                                           unready_msg, s->ready_ns));
+    json_array_append_new(conds, condition("Ready", all_ready, "ContainersNotReady",
+                                           unready_msg, s->ready_ns));
     json_object_set_new(st, "conditions", conds);
     json_t *ics = json_array(), *cs = json_array();
     for (size_t i = 0; i < s->n_ctrs; i++)
@@ -1594,13 +1638,13 @@ static void client_drop(shim *s)
 /* Writes one status line to the attached trainyard, synchronously so that the last status is
  * out before the shim exits. A trainyard that takes no data for 2 s is dropped rather than
  * stalling the pod's supervision: it gets the current status when it reconnects. */
-static void send_status(shim *s, json_t *st)
+static void send_line(shim *s, const char *verb, json_t *st)
 {
     if (!s->client)
         return;
     char *line = json_dumps(st, JSON_COMPACT);
     TY_AUTOBUF ty_buf b = TY_BUF_INIT;
-    ty_buf_addf(&b, "status %s\n", line);
+    ty_buf_addf(&b, "%s %s\n", verb, line);
     free(line);
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)s->client, &fd) < 0) {
@@ -1623,12 +1667,469 @@ static void send_status(shim *s, json_t *st)
     }
 }
 
+static void send_status(shim *s, json_t *st) { send_line(s, "status", st); }
+
+/* An event about a container for the attached trainyard to record as the kubelet would
+ * (probe failures, kills): "event {type, reason, message}". Without one attached it is lost,
+ * as Events are best effort. */
+static void send_event(shim *s, const char *type, const char *reason, const char *message)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", type, "reason", reason, "message", message);
+    send_line(s, "event", ev);
+    json_decref(ev);
+}
+
 static void emit_status(shim *s)
 {
     json_t *st = build_status(s);
     write_state(s, st);
     send_status(s, st);
     json_decref(st);
+}
+
+/* ---- probes ---------------------------------------------------------------------------------
+ * The kubelet's probe workers, one per probe of a container, on this loop: a repeating timer
+ * (periodSeconds) that starts a check when the container runs, its initialDelaySeconds have
+ * passed, no check is under way and, for liveness and readiness, the startup probe (if any)
+ * has succeeded. httpGet and tcpSocket checks are non-blocking connects from here (the shim
+ * lives in the pod's network namespace, so the pod's address and loopback are the pod's);
+ * exec checks run the command in the container's context (its mount namespace, cgroup, user,
+ * environment and working directory, or `crun exec` for a container from an image). A
+ * liveness or startup probe that fails failureThreshold times in a row kills the container
+ * (SIGTERM, then SIGKILL after the grace period), which then restarts per restartPolicy; a
+ * readiness probe sets the container's ready, and so the pod's Ready condition. */
+
+typedef struct exec_check exec_check;
+
+typedef struct probe_worker {
+    ctr *c;
+    ty_rt_probe_spec sp;
+    char *error; /* the probe cannot run (see ty_rt_probe_parse): each check fails with it */
+    ty_rt_probe_state st;
+    uv_timer_t timer;
+    ty_rt_netcheck *net;  /* an httpGet/tcpSocket check under way */
+    exec_check *exec;     /* an exec check under way */
+    int run;              /* the container's restartCount when the check started */
+} probe_worker;
+
+struct exec_check {
+    probe_worker *w; /* NULL once abandoned (its container ended) */
+    uv_pipe_t out;
+    uv_timer_t timeout;
+    pid_t pid;
+    bool reaped, eof, timed_out;
+    int wst;
+    int open_handles;
+    ty_buf output;
+};
+
+static bool ctr_started(const ctr *c)
+{
+    const probe_worker *w = c->probes[TY_PROBE_STARTUP];
+    return c->st == C_RUNNING && (!w || w->st.result);
+}
+
+static bool ctr_ready(const ctr *c)
+{
+    const probe_worker *w = c->probes[TY_PROBE_READINESS];
+    return c->st == C_RUNNING && !c->init && ctr_started(c) && (!w || w->st.result);
+}
+
+static void probe_tick(uv_timer_t *t);
+
+/* Reads the container's probes (at load): init containers have none, as in Kubernetes. */
+static void probes_load(ctr *c)
+{
+    static const char *const fields[] = {"startupProbe", "livenessProbe", "readinessProbe"};
+    for (int k = 0; k < 3 && !c->init; k++) {
+        json_t *p = json_object_get(c->spec, fields[k]);
+        if (!p || json_is_null(p))
+            continue;
+        probe_worker *w = TY_NEW(probe_worker);
+        w->c = c;
+        ty_error err = TY_ERROR_INIT;
+        if (ty_rt_probe_parse(p, c->spec, (ty_rt_probe_kind)k, &w->sp, &err) < 0) {
+            w->error = ty_strdup(err.msg);
+            w->sp.kind = (ty_rt_probe_kind)k;
+            w->sp.period_s = 10;
+            w->sp.failure_threshold = 3;
+            w->sp.success_threshold = 1;
+            w->sp.grace_s = -1;
+        }
+        ty_error_clear(&err);
+        ty_rt_probe_reset(&w->st, w->sp.kind);
+        uv_timer_init(c->s->loop, &w->timer);
+        w->timer.data = w;
+        c->probes[k] = w;
+    }
+}
+
+static void exec_closed(uv_handle_t *h)
+{
+    exec_check *x = h->data;
+    if (--x->open_handles > 0)
+        return;
+    ty_buf_free(&x->output);
+    free(x);
+}
+
+static void probe_result(probe_worker *w, bool ok, const char *output);
+
+/* The exec check is over once its process is reaped and its output closed, or at its
+ * timeout (its process group is killed then; what it left holding the pipe does not hold the
+ * probe). */
+static void exec_maybe_done(exec_check *x)
+{
+    if (!(x->timed_out || (x->reaped && x->eof)) || x->open_handles == 0 ||
+        uv_is_closing((uv_handle_t *)&x->timeout))
+        return;
+    uv_close((uv_handle_t *)&x->out, exec_closed);
+    uv_close((uv_handle_t *)&x->timeout, exec_closed);
+    probe_worker *w = x->w;
+    if (!w)
+        return;
+    w->exec = NULL;
+    if (x->timed_out && !x->reaped) {
+        TY_AUTOFREE char *cmd = json_dumps(w->sp.command, JSON_COMPACT);
+        TY_AUTOFREE char *msg = ty_asprintf("command %s timed out", cmd);
+        probe_result(w, false, msg);
+        return;
+    }
+    bool ok = WIFEXITED(x->wst) && WEXITSTATUS(x->wst) == 0;
+    probe_result(w, ok, x->output.data ? x->output.data : "");
+}
+
+static void exec_timeout(uv_timer_t *t)
+{
+    exec_check *x = t->data;
+    if (!x->reaped)
+        kill(-x->pid, SIGKILL);
+    x->timed_out = true;
+    exec_maybe_done(x);
+}
+
+static void exec_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    (void)sz;
+    exec_check *x = h->data;
+    ty_buf_grow(&x->output, 4096);
+    buf->base = x->output.data + x->output.len;
+    buf->len = x->output.cap - x->output.len - 1;
+}
+
+static void exec_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    exec_check *x = h->data;
+    if (n < 0) {
+        uv_read_stop(h);
+        x->eof = true;
+        exec_maybe_done(x);
+        return;
+    }
+    /* the kubelet keeps the first 10 KiB of a probe's output */
+    if (x->output.len + (size_t)n <= 10240)
+        x->output.len += (size_t)n;
+    x->output.data[x->output.len] = '\0';
+}
+
+/* The child of an exec check: as the container's process would be, with the probe's command
+ * (a container from an image: `crun exec`, which enters its namespaces and root). */
+static void exec_child(ctr *c, int out, char **argv, char **envp, const char *wd,
+                       const ty_rt_identity *id)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    if (!c->s->pidns)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+        _exit(126);
+    if (c->image_id && c->s->pidns) {
+        /* crun's state names the container's pid as our pid namespace sees it, and /proc is
+         * the host's: crun exec would open another process's namespaces. A /proc of our own
+         * namespace, in a mount namespace of this child's, makes those pids right. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+            dprintf(2, "mount /proc for crun exec: %s\n", strerror(errno));
+            _exit(126);
+        }
+    }
+    if (!c->image_id) {
+        if (c->has_cgroup)
+            ty_cgroup_join(&c->s->cg, c->cg_rel, NULL);
+        /* the container's own mount namespace (its volumes), when it has one */
+        char self[64], theirs[64], path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)c->host_pid);
+        ssize_t a = readlink("/proc/self/ns/mnt", self, sizeof self - 1);
+        ssize_t b = readlink(path, theirs, sizeof theirs - 1);
+        if (a > 0 && b > 0 && (a != b || memcmp(self, theirs, (size_t)a) != 0)) {
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || setns(fd, CLONE_NEWNS) < 0) {
+                dprintf(2, "enter the container's mount namespace: %s\n", strerror(errno));
+                _exit(126);
+            }
+        }
+        const char *what = NULL;
+        if (ty_rt_identity_apply(id, &what) < 0) {
+            dprintf(2, "%s: %s\n", what, strerror(errno));
+            _exit(126);
+        }
+        if (chdir(wd) < 0)
+            (void)chdir("/");
+        environ = envp;
+    }
+    execvp(argv[0], argv);
+    dprintf(2, "exec: \"%s\": %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+/* Starts an exec check; the result comes through probe_result. */
+static void exec_start(probe_worker *w)
+{
+    ctr *c = w->c;
+    shim *s = c->s;
+    envlist env = {0};
+    TY_CLEANUP_ERROR ty_error err = TY_ERROR_INIT;
+    ty_rt_identity ident = {0};
+    char **argv = NULL, **envp = NULL;
+    const char *wd = "/";
+    size_t n = json_array_size(w->sp.command), na = 0;
+    if (c->image_id) {
+        argv = ty_calloc(n + 6, sizeof(char *));
+        argv[na++] = ty_strdup("crun");
+        argv[na++] = ty_asprintf("--root=%s/crun", s->abs_dir);
+        argv[na++] = ty_strdup("--cgroup-manager=disabled");
+        argv[na++] = ty_strdup("exec");
+        argv[na++] = ty_asprintf("%.36s-%s-%d", s->uid, c->name, c->restarts);
+        for (size_t i = 0; i < n; i++)
+            argv[na++] = ty_strdup(json_string_value(json_array_get(w->sp.command, i)));
+    } else {
+        if (build_env(c, &env, NULL, &err) < 0 ||
+            ty_rt_identity_plan(json_object_get(s->pod, "spec"), c->spec, &ident, &err) < 0) {
+            env_free(&env);
+            probe_result(w, false, err.msg);
+            return;
+        }
+        argv = ty_calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            argv[na++] = ty_rt_expand(json_string_value(json_array_get(w->sp.command, i)),
+                                      env_lookup, &env);
+        envp = env_vector(&env);
+        wd = json_string_value(json_object_get(c->spec, "workingDir"));
+        if (!wd || !*wd)
+            wd = json_string_value(json_object_get(s->rt, "workdir"));
+        if (!wd || !*wd)
+            wd = "/";
+    }
+    int p[2];
+    pid_t pid = -1;
+    if (pipe2(p, O_CLOEXEC) == 0) {
+        pid = fork();
+        if (pid == 0) {
+            close(p[0]);
+            exec_child(c, p[1], argv, envp, wd, &ident);
+        }
+        close(p[1]);
+    }
+    strv_free(argv);
+    strv_free(envp);
+    env_free(&env);
+    if (pid < 0) {
+        if (pid < 0 && p[0] >= 0)
+            close(p[0]);
+        TY_AUTOFREE char *msg = ty_asprintf("start the probe's command: %s", strerror(errno));
+        probe_result(w, false, msg);
+        return;
+    }
+    exec_check *x = TY_NEW(exec_check);
+    x->w = w;
+    x->pid = pid;
+    ty_buf_init(&x->output);
+    uv_pipe_init(s->loop, &x->out, 0);
+    uv_timer_init(s->loop, &x->timeout);
+    x->out.data = x->timeout.data = x;
+    x->open_handles = 2;
+    w->exec = x;
+    if (uv_pipe_open(&x->out, p[0]) < 0 ||
+        uv_read_start((uv_stream_t *)&x->out, exec_alloc, exec_read) < 0)
+        x->eof = true;
+    uv_timer_start(&x->timeout, exec_timeout, (uint64_t)w->sp.timeout_s * 1000, 0);
+}
+
+/* A probe's check process reaped (from the SIGCHLD handler): true when `pid` was one. */
+static bool probes_reap(shim *s, pid_t pid, int wst)
+{
+    for (size_t i = 0; i < s->n_ctrs; i++) {
+        for (int k = 0; k < 3; k++) {
+            probe_worker *w = s->ctrs[i].probes[k];
+            if (w && w->exec && w->exec->pid == pid) {
+                w->exec->reaped = true;
+                w->exec->wst = wst;
+                exec_maybe_done(w->exec);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void net_done(void *ctx, bool ok, const char *output)
+{
+    probe_worker *w = ctx;
+    w->net = NULL;
+    probe_result(w, ok, output);
+}
+
+static void probe_kill_fired(uv_timer_t *t)
+{
+    ctr *c = t->data;
+    if (c->pid > 0 && c->st == C_RUNNING)
+        killpg(c->pid, SIGKILL);
+}
+
+/* Abandons a check under way: its result no longer counts. */
+static void probe_abandon(probe_worker *w)
+{
+    if (w->net) {
+        ty_rt_probe_cancel(w->net);
+        w->net = NULL;
+    }
+    if (w->exec) {
+        exec_check *x = w->exec;
+        x->w = NULL;
+        w->exec = NULL;
+        if (!x->reaped)
+            kill(-x->pid, SIGKILL);
+        x->timed_out = true; /* done waiting: its handles close now */
+        exec_maybe_done(x);
+    }
+}
+
+static void probe_result(probe_worker *w, bool ok, const char *output)
+{
+    ctr *c = w->c;
+    shim *s = c->s;
+    if (c->st != C_RUNNING || c->restarts != w->run || c->probe_killed || s->stopping)
+        return;
+    const char *kind = ty_rt_probe_kind_name(w->sp.kind);
+    if (!ok) {
+        TY_AUTOFREE char *msg = ty_asprintf("%s probe failed: %s", kind, output);
+        send_event(s, "Warning", "Unhealthy", msg);
+    }
+    bool changed = ty_rt_probe_observe(&w->st, &w->sp, ok);
+    if (w->sp.kind != TY_PROBE_READINESS && !ok && w->st.run >= w->sp.failure_threshold) {
+        /* the kubelet kills the container and lets restartPolicy decide */
+        TY_AUTOFREE char *msg =
+            ty_asprintf("Container %s failed %s probe, will be restarted", c->name,
+                        w->sp.kind == TY_PROBE_LIVENESS ? "liveness" : "startup");
+        send_event(s, "Normal", "Killing", msg);
+        c->probe_killed = true;
+        for (int k = 0; k < 3; k++)
+            if (c->probes[k])
+                uv_timer_stop(&c->probes[k]->timer), probe_abandon(c->probes[k]);
+        int64_t grace = w->sp.grace_s;
+        if (grace < 0) {
+            json_t *g = json_object_get(json_object_get(s->pod, "spec"),
+                                        "terminationGracePeriodSeconds");
+            grace = json_is_integer(g) ? json_integer_value(g) : 30;
+        }
+        killpg(c->pid, grace > 0 ? SIGTERM : SIGKILL);
+        if (grace > 0)
+            uv_timer_start(&c->probe_kill, probe_kill_fired, (uint64_t)grace * 1000, 0);
+        return;
+    }
+    if (!changed)
+        return;
+    if (w->sp.kind == TY_PROBE_STARTUP)
+        uv_timer_stop(&w->timer); /* started: the startup probe has done its job */
+    emit_status(s);
+}
+
+static void probe_tick(uv_timer_t *t)
+{
+    probe_worker *w = t->data;
+    ctr *c = w->c;
+    probe_worker *startup = c->probes[TY_PROBE_STARTUP];
+    if (c->st != C_RUNNING || c->s->stopping || c->probe_killed || w->net || w->exec)
+        return;
+    if (w->sp.kind != TY_PROBE_STARTUP && startup && !startup->st.result)
+        return;
+    if (c->image_id && w->sp.action == TY_PROBE_EXEC) {
+        /* crun has not started the container yet (its state is written once it runs): no
+         * check, as the kubelet probes only containers the runtime reports running */
+        char st[PATH_MAX];
+        snprintf(st, sizeof st, "%s/crun/%.36s-%s-%d/status", c->s->abs_dir, c->s->uid, c->name,
+                 c->restarts);
+        if (access(st, F_OK) != 0)
+            return;
+    }
+    w->run = c->restarts;
+    if (w->error) {
+        probe_result(w, false, w->error);
+        return;
+    }
+    if (w->sp.action == TY_PROBE_EXEC)
+        exec_start(w);
+    else
+        w->net = ty_rt_probe_net_start(c->s->loop, &w->sp, c->s->pod_ip, net_done, w);
+}
+
+/* A run of the container began: its workers start over (readiness unready, not started,
+ * liveness healthy), the first check after initialDelaySeconds. */
+static void probes_started(ctr *c)
+{
+    c->probe_killed = false;
+    uv_timer_stop(&c->probe_kill);
+    for (int k = 0; k < 3; k++) {
+        probe_worker *w = c->probes[k];
+        if (!w)
+            continue;
+        probe_abandon(w);
+        ty_rt_probe_reset(&w->st, w->sp.kind);
+        uv_timer_start(&w->timer, probe_tick, (uint64_t)w->sp.initial_delay_s * 1000,
+                       (uint64_t)w->sp.period_s * 1000);
+    }
+}
+
+/* The run ended: no more checks until the next one. */
+static void probes_ended(ctr *c)
+{
+    uv_timer_stop(&c->probe_kill);
+    for (int k = 0; k < 3; k++) {
+        probe_worker *w = c->probes[k];
+        if (!w)
+            continue;
+        uv_timer_stop(&w->timer);
+        probe_abandon(w);
+        ty_rt_probe_reset(&w->st, w->sp.kind);
+    }
+}
+
+static void worker_closed(uv_handle_t *h)
+{
+    probe_worker *w = h->data;
+    ty_rt_probe_spec_free(&w->sp);
+    free(w->error);
+    free(w);
+}
+
+/* At the end of supervision: every worker's handles close (the loop runs once more). */
+static void probes_close(ctr *c)
+{
+    for (int k = 0; k < 3; k++) {
+        probe_worker *w = c->probes[k];
+        if (!w)
+            continue;
+        probe_abandon(w);
+        uv_close((uv_handle_t *)&w->timer, worker_closed);
+        c->probes[k] = NULL;
+    }
+    uv_close((uv_handle_t *)&c->probe_kill, close_cb);
 }
 
 /* ---- reaping, stopping ---------------------------------------------------------------------- */
@@ -1666,6 +2167,7 @@ static void container_reaped(ctr *c, int wst)
         ty_cgroup_kill(&s->cg, c->cg_rel);
     c->pid = 0;
     c->st = C_TERMINATED;
+    probes_ended(c);
     for (int i = 0; i < 2; i++)
         if (c->streams[i])
             stream_drain(c->streams[i]);
@@ -1703,6 +2205,8 @@ static void on_sigchld(uv_signal_t *h, int sig)
     int wst;
     pid_t pid;
     while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
+        if (probes_reap(s, pid, wst))
+            continue;
         for (size_t i = 0; i < s->n_ctrs; i++) {
             if (s->ctrs[i].pid == pid && s->ctrs[i].st == C_RUNNING)
                 container_reaped(&s->ctrs[i], wst);
@@ -2036,7 +2540,12 @@ static int supervise(shim *s)
         uv_timer_init(&loop, &s->ctrs[i].pull_timer);
         s->ctrs[i].pull_timer.data = &s->ctrs[i];
         s->ctrs[i].backoff.data = &s->ctrs[i];
+        uv_timer_init(&loop, &s->ctrs[i].probe_kill);
+        s->ctrs[i].probe_kill.data = &s->ctrs[i];
+        probes_load(&s->ctrs[i]);
     }
+    char absdir[PATH_MAX];
+    s->abs_dir = ty_strdup(realpath(s->dir, absdir) ? absdir : s->dir);
     ty_buf_init(&s->cmdbuf);
     /* The runtime hands us the listening control socket as stdin. Started by hand (stdin a
      * terminal or /dev/null) there is no channel: state.json and the logs still tell. */
@@ -2086,6 +2595,7 @@ static int supervise(shim *s)
     for (size_t i = 0; i < s->n_ctrs; i++) {
         uv_close((uv_handle_t *)&s->ctrs[i].backoff, close_cb);
         uv_close((uv_handle_t *)&s->ctrs[i].pull_timer, close_cb);
+        probes_close(&s->ctrs[i]);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -2101,6 +2611,7 @@ static void shim_free(shim *s)
         json_decref(c->last_state);
     }
     free(s->ctrs);
+    free(s->abs_dir);
     free(s->enforced);
     free(s->dir);
     ty_buf_free(&s->cmdbuf);

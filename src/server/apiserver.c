@@ -79,6 +79,11 @@ static enum MHD_Result dispatch(call *c, const char *url)
     if (ty_srv_query_check(srv_q_lookup, c, &qerr) < 0)
         return srv_fail(c, 400, "BadRequest", "%s", qerr.msg);
     const char *m = c->method;
+    if (strcmp(c->ri->group, SRV_METRICS_GROUP) == 0)
+        return strcmp(m, "GET") == 0 && !c->path.sub
+                   ? srv_handle_resource_metrics(c)
+                   : srv_fail(c, 405, "MethodNotAllowed",
+                              "the server does not allow this method on the requested resource");
     bool log = c->path.sub && strcmp(c->path.sub, "log") == 0;
     if (!c->path.name) {
         if (strcmp(m, "GET") == 0)
@@ -373,6 +378,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--s->open_handles == 0) {
         srv_label_views_clear(s);
         free(s->audit_path);
+        free(s->own_res);
         free(s);
     }
 }
@@ -474,6 +480,17 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     s->res = ty_kinds();
     while (s->res[s->nres])
         s->nres++;
+    if (cfg->resource_metrics) {
+        /* metrics.k8s.io's pods and nodes: routed and discovered here only, never stored
+         * (their plurals are the core kinds', which the registry keys the store by) */
+        s->resource_metrics = cfg->resource_metrics;
+        s->resource_metrics_ctx = cfg->resource_metrics_ctx;
+        s->own_res = ty_calloc(s->nres + 3, sizeof *s->own_res);
+        memcpy(s->own_res, s->res, s->nres * sizeof *s->own_res);
+        s->own_res[s->nres++] = &srv_pod_metrics_kind;
+        s->own_res[s->nres++] = &srv_node_metrics_kind;
+        s->res = s->own_res;
+    }
     s->conn_limit = conn_limit();
     s->sec = cfg->security;
     srv_audit_config(s, cfg->audit_path, cfg->audit_max_bytes);

@@ -57,6 +57,13 @@ typedef struct ty_apiserver_security {
     const char *sa_audience;
 } ty_apiserver_security;
 
+/* metrics.k8s.io/v1beta1, served when set: resource "pods" (PodMetrics) or "nodes"
+ * (NodeMetrics); `name` NULL asks for the list of `ns` (NULL: all namespaces). Returns a new
+ * reference: the object, or the list whose items the server filters by labelSelector; NULL
+ * when `name` has no metrics (404). */
+typedef json_t *(*ty_apiserver_resource_metrics_fn)(void *ctx, const char *resource,
+                                                     const char *ns, const char *name);
+
 typedef struct ty_apiserver_config {
     uv_loop_t *loop;
     ty_store *store;
@@ -67,6 +74,8 @@ typedef struct ty_apiserver_config {
     void *mutate_ctx;
     ty_apiserver_metrics_fn metrics; /* NULL: /metrics is 404 */
     void *metrics_ctx;
+    ty_apiserver_resource_metrics_fn resource_metrics; /* NULL: no metrics.k8s.io */
+    void *resource_metrics_ctx;
     size_t max_body_bytes;           /* 0: 3 MiB, as the Kubernetes API server */
     size_t table_page_bytes;         /* a page of a Table (kubectl get); 0: 8 MiB */
     const ty_apiserver_security *security; /* NULL: plain HTTP, loopback, trusted */

@@ -33,6 +33,16 @@
 
 /* ---------- discovery ---------- */
 
+json_t *srv_verbs(const res_info *ri)
+{
+    if (strcmp(ri->group, SRV_METRICS_GROUP) == 0)
+        return json_pack("[s,s]", "get", "list");
+    if (ri->review) /* answered, never stored */
+        return json_pack("[s]", "create");
+    return json_pack("[s,s,s,s,s,s,s,s]", "create", "delete", "deletecollection", "get", "list",
+                     "patch", "update", "watch");
+}
+
 static json_t *resource_list(const ty_apiserver *s, const char *group, const char *version)
 {
     json_t *list = json_array();
@@ -40,10 +50,7 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
         const res_info *ri = s->res[i];
         if (strcmp(ri->group, group) != 0 || strcmp(ri->version, version) != 0)
             continue;
-        json_t *verbs = ri->review ? json_pack("[s]", "create")
-                                   : json_pack("[s,s,s,s,s,s,s,s]", "create", "delete",
-                                               "deletecollection", "get", "list", "patch",
-                                               "update", "watch");
+        json_t *verbs = srv_verbs(ri);
         json_t *r = json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", ri->resource, "singularName",
                               ri->singular, "namespaced", ri->namespaced, "kind", ri->kind,
                               "verbs", verbs);
@@ -127,14 +134,10 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
                 continue;
             json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
                                      ri->version, "kind", ri->kind);
-            json_t *r = json_pack(
-                "{s:s, s:O, s:s, s:s, s:o}", "resource", ri->resource,
-                "responseKind", kind, "scope", ri->namespaced ? "Namespaced" : "Cluster",
-                "singularResource", ri->singular, "verbs",
-                ri->review ? json_pack("[s]", "create")
-                           : json_pack("[s,s,s,s,s,s,s,s]", "create", "delete",
-                                       "deletecollection", "get", "list", "patch", "update",
-                                       "watch"));
+            json_t *r = json_pack("{s:s, s:O, s:s, s:s, s:o}", "resource", ri->resource,
+                                  "responseKind", kind, "scope",
+                                  ri->namespaced ? "Namespaced" : "Cluster", "singularResource",
+                                  ri->singular, "verbs", srv_verbs(ri));
             if (*ri->short_names) {
                 json_t *sn = json_array();
                 TY_AUTOFREE char *copy = ty_strdup(ri->short_names);

@@ -101,6 +101,9 @@ typedef ty_kind_info res_info;
 
 typedef struct stream stream;
 
+/* The group served from the node's samples rather than the store (metrics.c). */
+#define SRV_METRICS_GROUP "metrics.k8s.io"
+
 struct ty_apiserver {
     uv_loop_t *loop;
     ty_store *store;
@@ -122,8 +125,11 @@ struct ty_apiserver {
     bool streamed; /* a stream handed bytes to MHD since the last MHD_run began */
     int64_t yield_again_ns; /* no yield after streaming before this time (see run_mhd) */
     ty_map label_views; /* "resource\x1fns" -> label_view, see label_view_of() */
-    const res_info *const *res; /* ty_kinds() */
+    const res_info *const *res; /* ty_kinds(), or own_res */
     size_t nres;
+    const res_info **own_res; /* ty_kinds() and metrics.k8s.io's two, when served */
+    ty_apiserver_resource_metrics_fn resource_metrics;
+    void *resource_metrics_ctx;
     stream *streams;
     /* connections (see on_connection): how many are open, how many of those were shut down
      * to make room and are not closed yet, the most there may be, and the ones waiting for a
@@ -308,6 +314,13 @@ enum MHD_Result srv_stream_reply(call *c, stream *st, const char *type);
 /* watches.c */
 uint64_t srv_obj_rv(const json_t *obj);
 enum MHD_Result srv_handle_watch(call *c);
+
+/* metrics.c */
+extern const res_info srv_pod_metrics_kind, srv_node_metrics_kind;
+enum MHD_Result srv_handle_resource_metrics(call *c);
+
+/* discovery.c: the verbs a resource serves */
+json_t *srv_verbs(const res_info *ri);
 
 /* logs.c */
 enum MHD_Result srv_handle_log(call *c, json_t *pod);
