@@ -17,6 +17,7 @@ pkgs=(
   dataset-fashion-mnist                               # training data for the examples
   procps                                              # pgrep/ps for the no-orphan tests
   iproute2                                            # ip: the pod network tests look at links
+  python3-optuna python3-cmaes                        # bench/hpo.sh: Optuna's samplers as baseline
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,554 @@
+/* TPE as Optuna's TPESampler builds it (Katib's "tpe" and "multivariate-tpe", constant liar on).
+ *
+ * Settings (Katib's): n_startup_trials (10), n_ei_candidates (24), random_state. Optuna's other
+ * defaults hold: gamma(n) = min(ceil(0.1 n), 25); weights 1 for the 25 newest trials of a group
+ * and a ramp from 1/n for the older ones; a prior kernel (mean the middle of the range, sigma the
+ * range, weight 1); the "magic clip" of sigmas to [range / min(100, 1 + kernels), range];
+ * endpoints not considered. Univariate: each parameter on its own, sigmas from the gaps to the
+ * neighbouring observations. Multivariate: one joint estimator whose sigmas are
+ * 0.2 n^(-1/(d+4)) x range. Running trials join the "above" group (the constant liar), so that
+ * concurrent suggestions move away from each other.
+ *
+ * Incremental state, for the cost at trial 1,000: the observed trials sorted by loss and, per
+ * parameter, every considered trial sorted by coordinate, both kept by insertion. A suggestion
+ * then needs no sort: the above-group estimator of a parameter is a filter of its sorted array,
+ * and a candidate's density under it sums only the kernels within 9 sigmas (the prior and wide
+ * kernels always): with the magic clip and the prior, what is left out is below 1e-12 of the
+ * density. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "hpo/hpo_int.h"
+
+#define LOG_SQRT_2PI 0.9189385332046727
+
+typedef struct coord {
+    double v;
+    size_t id;
+} coord;
+
+typedef struct tpe_state {
+    bool multivariate;
+    long long n_startup, n_ei;
+    size_t *obs_order; /* observed trial ids by (loss, id) */
+    size_t n_obs, cap_obs;
+    coord **sorted; /* per parameter: considered trials by internal coordinate */
+    size_t n_sorted, cap_sorted;
+    bool *in_sorted;   /* per trial id */
+    size_t cap_in;
+    ty_hpo_axis *axes; /* per parameter */
+    /* scratch, per suggestion */
+    char *group;    /* per trial id: 0 not considered, 'b' below, 'a' above */
+    double *weight; /* per trial id: its weight within its group, unnormalised */
+} tpe_state;
+
+static int tpe_init_common(ty_hpo_suggester *s, const ty_hpo_setting *st, size_t n,
+                           bool multivariate, ty_error *err) {
+    const char *name = multivariate ? "multivariate-tpe" : "tpe";
+    long long n_startup = 10, n_ei = 24;
+    for (size_t i = 0; i < n; i++) {
+        int rc = ty_hpo_setting_seed(s, &st[i], err);
+        if (rc < 0) return -1;
+        if (rc == 1) continue;
+        if (strcmp(st[i].name, "n_startup_trials") == 0) {
+            if (ty_hpo_setting_int(&st[i], 0, &n_startup, err) < 0) return -1;
+        } else if (strcmp(st[i].name, "n_ei_candidates") == 0) {
+            if (ty_hpo_setting_int(&st[i], 0, &n_ei, err) < 0) return -1;
+            if (n_ei == 0) n_ei = 1; /* Optuna needs one candidate at least */
+        } else {
+            return ty_hpo_unknown_setting(&st[i], name, err);
+        }
+    }
+    tpe_state *t = TY_NEW(tpe_state);
+    t->multivariate = multivariate;
+    t->n_startup = n_startup;
+    t->n_ei = n_ei;
+    t->sorted = ty_calloc(s->space->n ? s->space->n : 1, sizeof *t->sorted);
+    t->axes = ty_calloc(s->space->n ? s->space->n : 1, sizeof *t->axes);
+    for (size_t d = 0; d < s->space->n; d++) ty_hpo_axis_of(&s->space->params[d], &t->axes[d]);
+    s->state = t;
+    return 0;
+}
+
+static int tpe_init(ty_hpo_suggester *s, const ty_hpo_setting *st, size_t n, ty_error *err) {
+    return tpe_init_common(s, st, n, false, err);
+}
+static int mtpe_init(ty_hpo_suggester *s, const ty_hpo_setting *st, size_t n, ty_error *err) {
+    return tpe_init_common(s, st, n, true, err);
+}
+
+static void tpe_free(ty_hpo_suggester *s) {
+    tpe_state *t = s->state;
+    if (!t) return;
+    for (size_t d = 0; d < s->space->n; d++) free(t->sorted[d]);
+    free(t->sorted);
+    free(t->axes);
+    free(t->obs_order);
+    free(t->in_sorted);
+    free(t->group);
+    free(t->weight);
+    free(t);
+}
+
+static bool loss_before(const ty_hpo_trial *tr, size_t a, size_t b) {
+    return tr[a].loss < tr[b].loss || (tr[a].loss == tr[b].loss && a < b);
+}
+
+static double internal_of(const tpe_state *t, const ty_hpo_param *p, size_t d, double v) {
+    if (p->type == TY_HPO_CATEGORICAL || p->type == TY_HPO_DISCRETE) return v;
+    return ty_hpo_axis_internal(&t->axes[d], v);
+}
+
+static void tpe_update(ty_hpo_suggester *s, size_t id, ty_hpo_trial_state old) {
+    tpe_state *t = s->state;
+    ty_hpo_trial *tr = s->trials;
+    if (id >= t->cap_in) {
+        size_t cap = t->cap_in ? t->cap_in : 64;
+        while (cap <= id) cap *= 2;
+        t->in_sorted = ty_realloc(t->in_sorted, cap * sizeof *t->in_sorted);
+        memset(t->in_sorted + t->cap_in, 0, (cap - t->cap_in) * sizeof *t->in_sorted);
+        t->group = ty_realloc(t->group, cap);
+        t->weight = ty_realloc(t->weight, cap * sizeof *t->weight);
+        t->cap_in = cap;
+    }
+    bool was_obs = false;
+    for (size_t i = 0; i < t->n_obs; i++)
+        if (t->obs_order[i] == id) {
+            /* its loss may have changed: take it out, put it back below */
+            memmove(&t->obs_order[i], &t->obs_order[i + 1], (t->n_obs - i - 1) * sizeof(size_t));
+            t->n_obs--;
+            was_obs = true;
+            break;
+        }
+    (void)was_obs, (void)old;
+    if (ty_hpo_trial_observed(&tr[id])) {
+        if (t->n_obs == t->cap_obs) {
+            t->cap_obs = t->cap_obs ? 2 * t->cap_obs : 64;
+            t->obs_order = ty_realloc(t->obs_order, t->cap_obs * sizeof(size_t));
+        }
+        size_t lo = 0, hi = t->n_obs;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (loss_before(tr, t->obs_order[mid], id)) lo = mid + 1;
+            else hi = mid;
+        }
+        memmove(&t->obs_order[lo + 1], &t->obs_order[lo], (t->n_obs - lo) * sizeof(size_t));
+        t->obs_order[lo] = id;
+        t->n_obs++;
+    }
+    bool considered = tr[id].state != TY_HPO_FAILED &&
+                      (tr[id].state == TY_HPO_RUNNING || ty_hpo_trial_observed(&tr[id]));
+    if (considered == t->in_sorted[id]) return;
+    size_t dims = s->space->n;
+    if (considered) {
+        if (t->n_sorted == t->cap_sorted) {
+            t->cap_sorted = t->cap_sorted ? 2 * t->cap_sorted : 64;
+            for (size_t d = 0; d < dims; d++)
+                t->sorted[d] = ty_realloc(t->sorted[d], t->cap_sorted * sizeof(coord));
+        }
+        for (size_t d = 0; d < dims; d++) {
+            coord c = {internal_of(t, &s->space->params[d], d, tr[id].x[d]), id};
+            coord *a = t->sorted[d];
+            size_t lo = 0, hi = t->n_sorted;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (a[mid].v < c.v || (a[mid].v == c.v && a[mid].id < id)) lo = mid + 1;
+                else hi = mid;
+            }
+            memmove(&a[lo + 1], &a[lo], (t->n_sorted - lo) * sizeof(coord));
+            a[lo] = c;
+        }
+        t->n_sorted++;
+    } else {
+        for (size_t d = 0; d < dims; d++) {
+            coord *a = t->sorted[d];
+            for (size_t i = 0; i < t->n_sorted; i++)
+                if (a[i].id == id) {
+                    memmove(&a[i], &a[i + 1], (t->n_sorted - i - 1) * sizeof(coord));
+                    break;
+                }
+        }
+        t->n_sorted--;
+    }
+    t->in_sorted[id] = considered;
+}
+
+/* Optuna's default_weights for the member of rank `r` (0 oldest) of a group of n. */
+static double default_weight(size_t r, size_t n) {
+    if (n < 25 || r >= n - 25) return 1.0;
+    size_t m = n - 25;
+    return m == 1 ? 1.0 / (double)n : 1.0 / (double)n + (1.0 - 1.0 / (double)n) * (double)r / (double)(m - 1);
+}
+
+/* Splits the considered trials into below and above and weighs them (t->group, t->weight).
+ * Returns the sizes. */
+static void split_groups(ty_hpo_suggester *s, size_t *nb, size_t *na) {
+    tpe_state *t = s->state;
+    size_t n_cons = t->n_sorted;
+    size_t n_below = (size_t)ceil(0.1 * (double)n_cons);
+    if (n_below > 25) n_below = 25;
+    memset(t->group, 0, s->n_trials);
+    size_t taken = 0;
+    for (size_t i = 0; i < t->n_obs && taken < n_below; i++, taken++) t->group[t->obs_order[i]] = 'b';
+    /* running trials lie with the worst loss; oldest first when they must fill the below group */
+    for (size_t id = 0; id < s->n_trials && taken < n_below; id++)
+        if (t->in_sorted[id] && !t->group[id] && s->trials[id].state == TY_HPO_RUNNING)
+            t->group[id] = 'b', taken++;
+    size_t n_above = 0;
+    for (size_t id = 0; id < s->n_trials; id++)
+        if (t->in_sorted[id] && !t->group[id]) t->group[id] = 'a', n_above++;
+    size_t rb = 0, ra = 0;
+    for (size_t id = 0; id < s->n_trials; id++) {
+        if (t->group[id] == 'b') t->weight[id] = default_weight(rb++, taken);
+        else if (t->group[id] == 'a') t->weight[id] = default_weight(ra++, n_above);
+    }
+    *nb = taken;
+    *na = n_above;
+}
+
+/* A one-parameter Parzen estimator over [lo, hi]: kernels sorted by mu. */
+typedef struct parzen1 {
+    size_t n;
+    double *mu, *sigma, *logw, *lognorm; /* logw: log of the normalised weight */
+    double *cum_w;                        /* for sampling: cumulative normalised weights */
+    size_t *wide;                         /* kernels always summed */
+    size_t n_wide;
+    double narrow_max; /* the largest sigma of the others */
+} parzen1;
+
+static void parzen1_free(parzen1 *p) {
+    free(p->mu), free(p->sigma), free(p->logw), free(p->lognorm), free(p->cum_w), free(p->wide);
+}
+
+/* From observations already sorted by mu, with their raw weights; adds the prior. */
+static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_t n_obs, double lo,
+                          double hi) {
+    size_t n = n_obs + 1;
+    p->n = n;
+    p->mu = ty_malloc(n * sizeof(double));
+    p->sigma = ty_malloc(n * sizeof(double));
+    p->logw = ty_malloc(n * sizeof(double));
+    p->lognorm = ty_malloc(n * sizeof(double));
+    p->cum_w = ty_malloc(n * sizeof(double));
+    p->wide = ty_malloc(n * sizeof(size_t));
+    double range = hi - lo;
+    double minsigma = range / fmin(100.0, 1.0 + (double)n), maxsigma = range;
+    double prior_mu = 0.5 * (lo + hi);
+    /* the prior goes in at its place in the order */
+    size_t ppos = 0;
+    while (ppos < n_obs && mus[ppos] < prior_mu) ppos++;
+    double wsum = 1.0;
+    for (size_t i = 0; i < n_obs; i++) wsum += ws[i];
+    for (size_t i = 0, k = 0; k < n; k++) {
+        if (k == ppos) {
+            p->mu[k] = prior_mu, p->sigma[k] = range, p->logw[k] = log(1.0 / wsum);
+            continue;
+        }
+        double m = mus[i];
+        /* gaps to the neighbouring observations (endpoints lo/hi), the outermost ones using
+         * their inner gap (Optuna's consider_endpoints=False) */
+        double left = i > 0 ? mus[i - 1] : lo, right = i + 1 < n_obs ? mus[i + 1] : hi;
+        double sg = fmax(m - left, right - m);
+        if (n_obs >= 2) {
+            if (i == 0) sg = mus[1] - mus[0];
+            else if (i == n_obs - 1) sg = mus[n_obs - 1] - mus[n_obs - 2];
+        }
+        if (sg < minsigma) sg = minsigma;
+        if (sg > maxsigma) sg = maxsigma;
+        p->mu[k] = m, p->sigma[k] = sg, p->logw[k] = log(ws[i] / wsum);
+        i++;
+    }
+    double c = 0, wide_cut = range / 16;
+    p->n_wide = 0, p->narrow_max = 0;
+    for (size_t k = 0; k < n; k++) {
+        double a = (lo - p->mu[k]) / p->sigma[k], b = (hi - p->mu[k]) / p->sigma[k];
+        /* far from both ends the truncation changes nothing: skip the erfc */
+        p->lognorm[k] = (a < -8 && b > 8) ? 0 : log(fmax(ty_hpo_Phi(b) - ty_hpo_Phi(a), 1e-300));
+        c += exp(p->logw[k]);
+        p->cum_w[k] = c;
+        if (p->sigma[k] > wide_cut) p->wide[p->n_wide++] = k;
+        else if (p->sigma[k] > p->narrow_max) p->narrow_max = p->sigma[k];
+    }
+}
+
+static inline double kernel_log(const parzen1 *p, size_t k, double x) {
+    double z = (x - p->mu[k]) / p->sigma[k];
+    return p->logw[k] - log(p->sigma[k]) - LOG_SQRT_2PI - 0.5 * z * z - p->lognorm[k];
+}
+
+/* log density at x: the wide kernels and the narrow ones within 9 of their largest sigma. */
+static double parzen1_logpdf(const parzen1 *p, double x) {
+    size_t from = 0, to = p->n;
+    if (p->narrow_max > 0) {
+        double w = 9 * p->narrow_max;
+        size_t lo = 0, hi = p->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (p->mu[mid] < x - w) lo = mid + 1;
+            else hi = mid;
+        }
+        from = lo;
+        hi = p->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (p->mu[mid] <= x + w) lo = mid + 1;
+            else hi = mid;
+        }
+        to = lo;
+    }
+    double mx = -INFINITY;
+    for (size_t k = from; k < to; k++) mx = fmax(mx, kernel_log(p, k, x));
+    for (size_t i = 0; i < p->n_wide; i++)
+        if (p->wide[i] < from || p->wide[i] >= to) mx = fmax(mx, kernel_log(p, p->wide[i], x));
+    if (!isfinite(mx)) return -INFINITY;
+    double sum = 0;
+    for (size_t k = from; k < to; k++) sum += exp(kernel_log(p, k, x) - mx);
+    for (size_t i = 0; i < p->n_wide; i++)
+        if (p->wide[i] < from || p->wide[i] >= to) sum += exp(kernel_log(p, p->wide[i], x) - mx);
+    return mx + log(sum);
+}
+
+static size_t pick_kernel(const double *cum, size_t n, ty_hpo_rng *rng) {
+    double u = ty_hpo_rng_uniform(rng) * cum[n - 1];
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cum[mid] <= u) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static double sample_truncnorm(ty_hpo_rng *rng, double mu, double sigma, double lo, double hi) {
+    for (int i = 0; i < 100; i++) {
+        double v = mu + sigma * ty_hpo_rng_normal(rng);
+        if (v >= lo && v <= hi) return v;
+    }
+    return fmin(fmax(mu, lo), hi);
+}
+
+/* Categorical: the mixture's probability of each choice, Optuna's kernel rows (prior_weight /
+ * n_kernels on every choice, +1 on the observed one, normalised) summed with the weights. */
+static void cat_probs(const ty_hpo_suggester *s, size_t d, char grp, size_t n_group, double *pr) {
+    const tpe_state *t = s->state;
+    size_t C = s->space->params[d].n_list;
+    double nk = (double)n_group + 1, a = 1.0 / nk, norm = 1 + (double)C * a;
+    double wsum = 1.0, wobs = 0;
+    for (size_t c = 0; c < C; c++) pr[c] = 0;
+    for (size_t id = 0; id < s->n_trials; id++)
+        if (t->group[id] == grp) {
+            pr[(size_t)s->trials[id].x[d]] += t->weight[id];
+            wobs += t->weight[id];
+        }
+    wsum += wobs;
+    for (size_t c = 0; c < C; c++)
+        pr[c] = ((a * wobs + pr[c]) / norm + 1.0 / (double)C) / wsum;
+}
+
+static void suggest_categorical(ty_hpo_suggester *s, size_t d, size_t nb, size_t na, double *x) {
+    tpe_state *t = s->state;
+    size_t C = s->space->params[d].n_list;
+    double *pb = ty_malloc(C * sizeof *pb), *pa = ty_malloc(C * sizeof *pa),
+           *cum = ty_malloc(C * sizeof *cum);
+    cat_probs(s, d, 'b', nb, pb);
+    cat_probs(s, d, 'a', na, pa);
+    double c = 0;
+    for (size_t k = 0; k < C; k++) cum[k] = (c += pb[k]);
+    double best = -INFINITY, bestc = 0;
+    for (long long i = 0; i < t->n_ei; i++) {
+        size_t k = pick_kernel(cum, C, &s->rng);
+        double score = log(pb[k]) - log(pa[k]);
+        if (score > best) best = score, bestc = (double)k;
+    }
+    *x = bestc;
+    free(pb), free(pa), free(cum);
+}
+
+static void suggest_numeric(ty_hpo_suggester *s, size_t d, size_t nb, size_t na, double *x) {
+    tpe_state *t = s->state;
+    const ty_hpo_axis *ax = &t->axes[d];
+    const coord *sorted = t->sorted[d];
+    double *bm = ty_malloc((nb + 1) * sizeof(double)), *bw = ty_malloc((nb + 1) * sizeof(double));
+    double *am = ty_malloc((na + 1) * sizeof(double)), *aw = ty_malloc((na + 1) * sizeof(double));
+    size_t ib = 0, ia = 0;
+    for (size_t i = 0; i < t->n_sorted; i++) {
+        size_t id = sorted[i].id;
+        if (t->group[id] == 'b') bm[ib] = sorted[i].v, bw[ib++] = t->weight[id];
+        else if (t->group[id] == 'a') am[ia] = sorted[i].v, aw[ia++] = t->weight[id];
+    }
+    parzen1 below, above;
+    parzen1_build(&below, bm, bw, ib, ax->lo, ax->hi);
+    parzen1_build(&above, am, aw, ia, ax->lo, ax->hi);
+    double best = -INFINITY, bestv = 0.5 * (ax->lo + ax->hi);
+    const ty_hpo_param *p = &s->space->params[d];
+    for (long long i = 0; i < t->n_ei; i++) {
+        size_t k = pick_kernel(below.cum_w, below.n, &s->rng);
+        double v = sample_truncnorm(&s->rng, below.mu[k], below.sigma[k], ax->lo, ax->hi);
+        /* a stepped value is scored where it will be: at its grid point */
+        double snapped = ty_hpo_axis_internal(ax, ty_hpo_axis_value(p, ax, v));
+        double score = parzen1_logpdf(&below, snapped) - parzen1_logpdf(&above, snapped);
+        if (score > best) best = score, bestv = snapped;
+    }
+    *x = ty_hpo_axis_value(p, ax, bestv);
+    parzen1_free(&below), parzen1_free(&above);
+    free(bm), free(bw), free(am), free(aw);
+}
+
+/* ---- multivariate: one joint estimator per group ---- */
+
+typedef struct parzenm {
+    size_t n, dims;
+    double *mu;         /* n x dims (internal coordinates; categoricals: the index) */
+    size_t *ids;        /* the trial of each kernel; SIZE_MAX for the prior */
+    double *logw, *cum_w;
+    double *sigma;      /* dims: observation kernels; the prior's is the range */
+    double *lognorm;    /* n x dims */
+    size_t n_group;
+} parzenm;
+
+static void parzenm_build(const ty_hpo_suggester *s, char grp, size_t n_group, parzenm *p) {
+    const tpe_state *t = s->state;
+    size_t dims = s->space->n, n = n_group + 1;
+    p->n = n, p->dims = dims, p->n_group = n_group;
+    p->mu = ty_malloc(n * dims * sizeof(double));
+    p->ids = ty_malloc(n * sizeof(size_t));
+    p->logw = ty_malloc(n * sizeof(double));
+    p->cum_w = ty_malloc(n * sizeof(double));
+    p->sigma = ty_malloc((dims ? dims : 1) * sizeof(double));
+    p->lognorm = ty_malloc(n * (dims ? dims : 1) * sizeof(double));
+    double wsum = 1;
+    size_t k = 0;
+    for (size_t id = 0; id < s->n_trials; id++)
+        if (t->group[id] == grp) {
+            for (size_t d = 0; d < dims; d++)
+                p->mu[k * dims + d] = internal_of(t, &s->space->params[d], d, s->trials[id].x[d]);
+            p->ids[k] = id;
+            p->logw[k] = t->weight[id];
+            wsum += t->weight[id];
+            k++;
+        }
+    p->ids[k] = SIZE_MAX;
+    p->logw[k] = 1.0;
+    for (size_t d = 0; d < dims; d++) {
+        const ty_hpo_axis *ax = &t->axes[d];
+        p->mu[k * dims + d] = 0.5 * (ax->lo + ax->hi);
+        double range = ax->hi - ax->lo;
+        double sg = 0.2 * pow(fmax((double)n_group, 1.0), -1.0 / ((double)dims + 4)) * range;
+        double minsigma = range / fmin(100.0, 1.0 + (double)n);
+        p->sigma[d] = fmin(fmax(sg, minsigma), range);
+    }
+    double c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c += p->logw[i] / wsum;
+        p->cum_w[i] = c;
+        p->logw[i] = log(p->logw[i] / wsum);
+        for (size_t d = 0; d < dims; d++) {
+            const ty_hpo_axis *ax = &t->axes[d];
+            double sg = i == n - 1 ? ax->hi - ax->lo : p->sigma[d], m = p->mu[i * dims + d];
+            double a = (ax->lo - m) / sg, b = (ax->hi - m) / sg;
+            p->lognorm[i * dims + d] =
+                (a < -8 && b > 8) ? 0 : log(fmax(ty_hpo_Phi(b) - ty_hpo_Phi(a), 1e-300));
+        }
+    }
+}
+
+static void parzenm_free(parzenm *p) {
+    free(p->mu), free(p->ids), free(p->logw), free(p->cum_w), free(p->sigma), free(p->lognorm);
+}
+
+static double parzenm_logpdf(const ty_hpo_suggester *s, const parzenm *p, const double *x,
+                             double *scratch) {
+    const tpe_state *t = s->state;
+    size_t dims = p->dims;
+    double mx = -INFINITY;
+    for (size_t i = 0; i < p->n; i++) {
+        double l = p->logw[i];
+        for (size_t d = 0; d < dims; d++) {
+            const ty_hpo_param *pp = &s->space->params[d];
+            if (pp->type == TY_HPO_CATEGORICAL || pp->type == TY_HPO_DISCRETE) {
+                double C = (double)pp->n_list, a = 1.0 / (double)p->n;
+                if (i == p->n - 1) l += -log(C);
+                else l += log(((x[d] == p->mu[i * dims + d] ? 1 : 0) + a) / (1 + C * a));
+            } else {
+                double sg = i == p->n - 1 ? t->axes[d].hi - t->axes[d].lo : p->sigma[d];
+                double z = (x[d] - p->mu[i * dims + d]) / sg;
+                l += -log(sg) - LOG_SQRT_2PI - 0.5 * z * z - p->lognorm[i * dims + d];
+            }
+        }
+        scratch[i] = l;
+        if (l > mx) mx = l;
+    }
+    double sum = 0;
+    for (size_t i = 0; i < p->n; i++) sum += exp(scratch[i] - mx);
+    return mx + log(sum);
+}
+
+static void suggest_joint(ty_hpo_suggester *s, size_t nb, size_t na, double *x) {
+    tpe_state *t = s->state;
+    size_t dims = s->space->n;
+    parzenm below, above;
+    parzenm_build(s, 'b', nb, &below);
+    parzenm_build(s, 'a', na, &above);
+    double *cand = ty_malloc(dims * sizeof(double)), *best_x = ty_malloc(dims * sizeof(double));
+    double *scratch = ty_malloc((below.n > above.n ? below.n : above.n) * sizeof(double));
+    double best = -INFINITY;
+    for (long long c = 0; c < t->n_ei; c++) {
+        size_t k = pick_kernel(below.cum_w, below.n, &s->rng);
+        for (size_t d = 0; d < dims; d++) {
+            const ty_hpo_param *pp = &s->space->params[d];
+            const ty_hpo_axis *ax = &t->axes[d];
+            if (pp->type == TY_HPO_CATEGORICAL || pp->type == TY_HPO_DISCRETE) {
+                size_t C = pp->n_list;
+                double a = 1.0 / (double)below.n, norm = 1 + (double)C * a;
+                if (k == below.n - 1 || ty_hpo_rng_uniform(&s->rng) >= 1.0 / norm)
+                    cand[d] = (double)ty_hpo_rng_below(&s->rng, C);
+                else
+                    cand[d] = below.mu[k * dims + d];
+            } else {
+                double sg = k == below.n - 1 ? ax->hi - ax->lo : below.sigma[d];
+                double v = sample_truncnorm(&s->rng, below.mu[k * dims + d], sg, ax->lo, ax->hi);
+                cand[d] = ty_hpo_axis_internal(ax, ty_hpo_axis_value(pp, ax, v));
+            }
+        }
+        double score = parzenm_logpdf(s, &below, cand, scratch) -
+                       parzenm_logpdf(s, &above, cand, scratch);
+        if (score > best) best = score, memcpy(best_x, cand, dims * sizeof(double));
+    }
+    for (size_t d = 0; d < dims; d++) {
+        const ty_hpo_param *pp = &s->space->params[d];
+        x[d] = (pp->type == TY_HPO_CATEGORICAL || pp->type == TY_HPO_DISCRETE)
+                   ? best_x[d]
+                   : ty_hpo_axis_value(pp, &t->axes[d], best_x[d]);
+    }
+    free(cand), free(best_x), free(scratch);
+    parzenm_free(&below), parzenm_free(&above);
+}
+
+static int tpe_one(ty_hpo_suggester *s, double *x, int *tag, ty_error *err) {
+    (void)tag, (void)err;
+    tpe_state *t = s->state;
+    /* Optuna counts finished trials only against n_startup_trials */
+    if ((long long)t->n_obs < t->n_startup || t->n_obs == 0) {
+        ty_hpo_sample_random(s->space, &s->rng, x);
+        return 1;
+    }
+    size_t nb, na;
+    split_groups(s, &nb, &na);
+    if (t->multivariate) {
+        suggest_joint(s, nb, na, x);
+        return 1;
+    }
+    for (size_t d = 0; d < s->space->n; d++) {
+        const ty_hpo_param *p = &s->space->params[d];
+        if (p->type == TY_HPO_CATEGORICAL || p->type == TY_HPO_DISCRETE)
+            suggest_categorical(s, d, nb, na, &x[d]);
+        else
+            suggest_numeric(s, d, nb, na, &x[d]);
+    }
+    return 1;
+}
+
+const ty_hpo_algo ty_hpo_algo_tpe = {"tpe", tpe_init, tpe_free, tpe_one, tpe_update};
+const ty_hpo_algo ty_hpo_algo_mtpe = {"multivariate-tpe", mtpe_init, tpe_free, tpe_one,
+                                      tpe_update};
