@@ -185,8 +185,8 @@ static double default_weight(size_t r, size_t n) {
  * Returns the sizes. */
 static void split_groups(ty_hpo_suggester *s, size_t *nb, size_t *na) {
     tpe_state *t = s->state;
-    size_t n_cons = t->n_sorted;
-    size_t n_below = (size_t)ceil(0.1 * (double)n_cons);
+    /* gamma counts finished trials only (Optuna ignores running ones there) */
+    size_t n_below = (size_t)ceil(0.1 * (double)t->n_obs);
     if (n_below > 25) n_below = 25;
     memset(t->group, 0, s->n_trials);
     size_t taken = 0;
@@ -235,30 +235,31 @@ static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_
     double range = hi - lo;
     double minsigma = range / fmin(100.0, 1.0 + (double)n), maxsigma = range;
     double prior_mu = 0.5 * (lo + hi);
-    /* the prior goes in at its place in the order */
+    /* the prior goes in at its place in the order: Optuna counts it among the neighbours */
     size_t ppos = 0;
     while (ppos < n_obs && mus[ppos] < prior_mu) ppos++;
     double wsum = 1.0;
     for (size_t i = 0; i < n_obs; i++) wsum += ws[i];
     for (size_t i = 0, k = 0; k < n; k++) {
         if (k == ppos) {
-            p->mu[k] = prior_mu, p->sigma[k] = range, p->logw[k] = log(1.0 / wsum);
+            p->mu[k] = prior_mu, p->logw[k] = log(1.0 / wsum);
             continue;
         }
-        double m = mus[i];
-        /* gaps to the neighbouring observations (endpoints lo/hi), the outermost ones using
-         * their inner gap (Optuna's consider_endpoints=False) */
-        double left = i > 0 ? mus[i - 1] : lo, right = i + 1 < n_obs ? mus[i + 1] : hi;
-        double sg = fmax(m - left, right - m);
-        if (n_obs >= 2) {
-            if (i == 0) sg = mus[1] - mus[0];
-            else if (i == n_obs - 1) sg = mus[n_obs - 1] - mus[n_obs - 2];
-        }
-        if (sg < minsigma) sg = minsigma;
-        if (sg > maxsigma) sg = maxsigma;
-        p->mu[k] = m, p->sigma[k] = sg, p->logw[k] = log(ws[i] / wsum);
+        p->mu[k] = mus[i], p->logw[k] = log(ws[i] / wsum);
         i++;
     }
+    /* sigma: the larger gap to a neighbour (lo and hi at the ends); the outermost kernels take
+     * their inner gap (Optuna's consider_endpoints=False) */
+    for (size_t k = 0; k < n; k++) {
+        double left = k > 0 ? p->mu[k - 1] : lo, right = k + 1 < n ? p->mu[k + 1] : hi;
+        double sg = fmax(p->mu[k] - left, right - p->mu[k]);
+        if (n >= 2) {
+            if (k == 0) sg = p->mu[1] - p->mu[0];
+            else if (k == n - 1) sg = p->mu[n - 1] - p->mu[n - 2];
+        }
+        p->sigma[k] = fmin(fmax(sg, minsigma), maxsigma);
+    }
+    p->sigma[ppos] = range;
     double c = 0, wide_cut = range / 16;
     p->n_wide = 0, p->narrow_max = 0;
     for (size_t k = 0; k < n; k++) {
