@@ -12,9 +12,8 @@
  * Incremental state, for the cost at trial 1,000: the observed trials sorted by loss and, per
  * parameter, every considered trial sorted by coordinate, both kept by insertion. A suggestion
  * then needs no sort: the above-group estimator of a parameter is a filter of its sorted array,
- * and a candidate's density under it sums only the kernels within 9 sigmas (the prior and wide
- * kernels always): with the magic clip and the prior, what is left out is below 1e-12 of the
- * density. */
+ * and a candidate's density under it sums only the kernels within 8.5 sigmas: with the magic
+ * clip and the prior, what is left out is below 1e-10 of the density. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,31 +206,40 @@ static void split_groups(ty_hpo_suggester *s, size_t *nb, size_t *na) {
     *na = n_above;
 }
 
-/* A one-parameter Parzen estimator over [lo, hi]: kernels sorted by mu. */
+/* A one-parameter Parzen estimator over [lo, hi]: kernels sorted by mu. For densities the
+ * kernels are also filed by width, in classes of sigma within a factor two (sorted by mu in
+ * each): a candidate then sums, per class, only the kernels within 8.5 of the class's widest
+ * sigma, found by bisection. */
+#define N_CLASSES 16
+
+typedef struct kclass {
+    size_t n;
+    double *mu, *inv_sigma, *c; /* c: log weight - log sigma - log sqrt(2 pi) - log Z */
+    double smax;
+} kclass;
+
 typedef struct parzen1 {
     size_t n;
-    double *mu, *sigma, *logw, *lognorm; /* logw: log of the normalised weight */
-    double *cum_w;                        /* for sampling: cumulative normalised weights */
-    size_t *wide;                         /* kernels always summed */
-    size_t n_wide;
-    double narrow_max; /* the largest sigma of the others */
+    double *mu, *sigma, *w, *cum_w; /* w: the normalised weights */
+    kclass cls[N_CLASSES];
 } parzen1;
 
 static void parzen1_free(parzen1 *p) {
-    free(p->mu), free(p->sigma), free(p->logw), free(p->lognorm), free(p->cum_w), free(p->wide);
+    free(p->mu), free(p->sigma), free(p->w), free(p->cum_w);
+    for (int c = 0; c < N_CLASSES; c++)
+        free(p->cls[c].mu), free(p->cls[c].inv_sigma), free(p->cls[c].c);
 }
 
 /* From observations already sorted by mu, with their raw weights; adds the prior. */
 static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_t n_obs, double lo,
                           double hi) {
     size_t n = n_obs + 1;
+    memset(p, 0, sizeof *p);
     p->n = n;
     p->mu = ty_malloc(n * sizeof(double));
     p->sigma = ty_malloc(n * sizeof(double));
-    p->logw = ty_malloc(n * sizeof(double));
-    p->lognorm = ty_malloc(n * sizeof(double));
+    p->w = ty_malloc(n * sizeof(double));
     p->cum_w = ty_malloc(n * sizeof(double));
-    p->wide = ty_malloc(n * sizeof(size_t));
     double range = hi - lo;
     double minsigma = range / fmin(100.0, 1.0 + (double)n), maxsigma = range;
     double prior_mu = 0.5 * (lo + hi);
@@ -240,16 +248,17 @@ static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_
     while (ppos < n_obs && mus[ppos] < prior_mu) ppos++;
     double wsum = 1.0;
     for (size_t i = 0; i < n_obs; i++) wsum += ws[i];
+    double cum = 0;
     for (size_t i = 0, k = 0; k < n; k++) {
-        if (k == ppos) {
-            p->mu[k] = prior_mu, p->logw[k] = log(1.0 / wsum);
-            continue;
-        }
-        p->mu[k] = mus[i], p->logw[k] = log(ws[i] / wsum);
-        i++;
+        double w = k == ppos ? 1.0 / wsum : ws[i] / wsum;
+        p->mu[k] = k == ppos ? prior_mu : mus[i++];
+        p->w[k] = w;
+        p->cum_w[k] = cum += w;
     }
     /* sigma: the larger gap to a neighbour (lo and hi at the ends); the outermost kernels take
      * their inner gap (Optuna's consider_endpoints=False) */
+    size_t count[N_CLASSES] = {0};
+    unsigned char *cls = ty_malloc(n);
     for (size_t k = 0; k < n; k++) {
         double left = k > 0 ? p->mu[k - 1] : lo, right = k + 1 < n ? p->mu[k + 1] : hi;
         double sg = fmax(p->mu[k] - left, right - p->mu[k]);
@@ -257,57 +266,102 @@ static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_
             if (k == 0) sg = p->mu[1] - p->mu[0];
             else if (k == n - 1) sg = p->mu[n - 1] - p->mu[n - 2];
         }
-        p->sigma[k] = fmin(fmax(sg, minsigma), maxsigma);
+        p->sigma[k] = k == ppos ? range : fmin(fmax(sg, minsigma), maxsigma);
+        /* class 0: the clipped ones (most, where trials crowd); then factors of sqrt 2 */
+        int c = p->sigma[k] <= minsigma ? 0
+                : minsigma > 0 ? 1 + (int)floor(2 * log2(p->sigma[k] / minsigma))
+                               : N_CLASSES - 1;
+        cls[k] = (unsigned char)(c < 0 ? 0 : c >= N_CLASSES ? N_CLASSES - 1 : c);
+        count[cls[k]]++;
     }
-    p->sigma[ppos] = range;
-    double c = 0, wide_cut = range / 16;
-    p->n_wide = 0, p->narrow_max = 0;
+    for (int c = 0; c < N_CLASSES; c++) {
+        kclass *kc = &p->cls[c];
+        kc->mu = ty_malloc((count[c] ? count[c] : 1) * sizeof(double));
+        kc->inv_sigma = ty_malloc((count[c] ? count[c] : 1) * sizeof(double));
+        kc->c = ty_malloc((count[c] ? count[c] : 1) * sizeof(double));
+    }
     for (size_t k = 0; k < n; k++) {
-        double a = (lo - p->mu[k]) / p->sigma[k], b = (hi - p->mu[k]) / p->sigma[k];
+        kclass *kc = &p->cls[cls[k]];
+        double sg = p->sigma[k], a = (lo - p->mu[k]) / sg, b = (hi - p->mu[k]) / sg;
         /* far from both ends the truncation changes nothing: skip the erfc */
-        p->lognorm[k] = (a < -8 && b > 8) ? 0 : log(fmax(ty_hpo_Phi(b) - ty_hpo_Phi(a), 1e-300));
-        c += exp(p->logw[k]);
-        p->cum_w[k] = c;
-        if (p->sigma[k] > wide_cut) p->wide[p->n_wide++] = k;
-        else if (p->sigma[k] > p->narrow_max) p->narrow_max = p->sigma[k];
+        double lognorm = (a < -8 && b > 8) ? 0 : log(fmax(ty_hpo_Phi(b) - ty_hpo_Phi(a), 1e-300));
+        kc->mu[kc->n] = p->mu[k];
+        kc->inv_sigma[kc->n] = 1 / sg;
+        kc->c[kc->n] = log(p->w[k] / sg) - LOG_SQRT_2PI - lognorm;
+        kc->n++;
+        kc->smax = sg > kc->smax ? sg : kc->smax;
     }
+    free(cls);
 }
 
-static inline double kernel_log(const parzen1 *p, size_t k, double x) {
-    double z = (x - p->mu[k]) / p->sigma[k];
-    return p->logw[k] - log(p->sigma[k]) - LOG_SQRT_2PI - 0.5 * z * z - p->lognorm[k];
+/* e^t for t <= 0, to about 1e-15 relative: 2^(n/32) e^r with |r| <= ln2/64, the 2^(j/32) from a
+ * table and e^r from a degree-5 polynomial. No libm call, few flops: the density loops are most
+ * of a suggestion's cost deep into an experiment. Below -708 it returns 0. */
+static const double exp2_32nds[32] = {
+    1.0, 1.0218971486541166, 1.0442737824274138, 1.0671404006768237,
+    1.0905077326652577, 1.1143867425958924, 1.1387886347566916, 1.1637248587775775,
+    1.189207115002721, 1.215247359980469, 1.241857812073484, 1.2690509571917332,
+    1.2968395546510096, 1.3252366431597413, 1.3542555469368927, 1.383909881963832,
+    1.4142135623730951, 1.4451808069770467, 1.4768261459394993, 1.5091644275934228,
+    1.5422108254079407, 1.5759808451078865, 1.6104903319492543, 1.645755478153965,
+    1.681792830507429, 1.718619298122478, 1.7562521603732995, 1.7947090750031072,
+    1.8340080864093424, 1.8741676341103, 1.9152065613971474, 1.9571441241754002};
+
+static inline double exp_nonpos(double t) {
+    if (t < -708) return 0;
+    /* round to nearest by the 1.5 x 2^52 trick: nearbyint is a libm call on baseline x86-64 */
+    double nd = (t * 46.16624130844683 + 6755399441055744.0) - 6755399441055744.0;
+    int64_t n = (int64_t)nd;
+    double r = (t - nd * 0.021660849392498290) - nd * 7.2470212932696863e-19;
+    double p = 1 + r * (1 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120)))));
+    union { double d; uint64_t u; } scale = {.u = (uint64_t)((n >> 5) + 1023) << 52};
+    return p * exp2_32nds[n & 31] * scale.d;
 }
 
-/* log density at x: the wide kernels and the narrow ones within 9 of their largest sigma. */
+static size_t lower_bound(const double *a, size_t n, double v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* log density at x. What the windows leave out is each below e^-36 of its kernel's peak; with
+ * the magic clip (sigma >= range/100) and the prior always in, that is under 1e-10 of the
+ * density. */
 static double parzen1_logpdf(const parzen1 *p, double x) {
-    size_t from = 0, to = p->n;
-    if (p->narrow_max > 0) {
-        double w = 9 * p->narrow_max;
-        size_t lo = 0, hi = p->n;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (p->mu[mid] < x - w) lo = mid + 1;
-            else hi = mid;
+    /* pass 1: the exponents, and their maximum; pass 2: the sum, rescaled on the fly when the
+     * buffer fills (rarely: only a crowd of kernels within the windows) */
+    enum { CHUNK = 512 };
+    double terms[CHUNK], mx = -INFINITY, sum = 0;
+    size_t nt = 0;
+    for (int c = 0; c < N_CLASSES; c++) {
+        const kclass *kc = &p->cls[c];
+        if (!kc->n) continue;
+        double w = 8.5 * kc->smax;
+        size_t from = lower_bound(kc->mu, kc->n, x - w), to = lower_bound(kc->mu, kc->n, x + w);
+        if (to < kc->n && kc->mu[to] <= x + w) to++;
+        const double *mu = kc->mu, *inv = kc->inv_sigma, *cc = kc->c;
+        for (size_t k = from; k < to; k++) {
+            if (nt == CHUNK) {
+                double m2 = mx;
+                for (size_t i = 0; i < nt; i++) m2 = terms[i] > m2 ? terms[i] : m2;
+                sum = sum > 0 ? sum * exp_nonpos(mx - m2) : 0;
+                for (size_t i = 0; i < nt; i++) sum += exp_nonpos(terms[i] - m2);
+                mx = m2, nt = 0;
+            }
+            double z = (x - mu[k]) * inv[k];
+            terms[nt++] = cc[k] - 0.5 * z * z;
         }
-        from = lo;
-        hi = p->n;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (p->mu[mid] <= x + w) lo = mid + 1;
-            else hi = mid;
-        }
-        to = lo;
     }
-    double mx = -INFINITY;
-    for (size_t k = from; k < to; k++) mx = fmax(mx, kernel_log(p, k, x));
-    for (size_t i = 0; i < p->n_wide; i++)
-        if (p->wide[i] < from || p->wide[i] >= to) mx = fmax(mx, kernel_log(p, p->wide[i], x));
-    if (!isfinite(mx)) return -INFINITY;
-    double sum = 0;
-    for (size_t k = from; k < to; k++) sum += exp(kernel_log(p, k, x) - mx);
-    for (size_t i = 0; i < p->n_wide; i++)
-        if (p->wide[i] < from || p->wide[i] >= to) sum += exp(kernel_log(p, p->wide[i], x) - mx);
-    return mx + log(sum);
+    double m2 = mx;
+    for (size_t i = 0; i < nt; i++) m2 = terms[i] > m2 ? terms[i] : m2;
+    if (m2 == -INFINITY) return -INFINITY;
+    sum = sum > 0 ? sum * exp_nonpos(mx - m2) : 0;
+    for (size_t i = 0; i < nt; i++) sum += exp_nonpos(terms[i] - m2);
+    return m2 + log(sum);
 }
 
 static size_t pick_kernel(const double *cum, size_t n, ty_hpo_rng *rng) {
