@@ -220,7 +220,7 @@ static void cma_tell(ty_hpo_suggester *s) {
     ps_norm = sqrt(ps_norm);
     c->sigma *= exp((c->c_sigma / c->d_sigma) * (ps_norm / c->chi_n - 1));
     if (c->sigma > 1e32) c->sigma = 1e32;
-    double left = ps_norm / sqrt(1 - pow(1 - c->c_sigma, 2.0 * (c->gens_this_run)));
+    double left = ps_norm / sqrt(1 - pow(1 - c->c_sigma, 2.0 * (c->gens_this_run + 1)));
     double right = (1.4 + 2 / ((double)n + 1)) * c->chi_n;
     double h_sigma = left < right ? 1 : 0;
     for (size_t i = 0; i < n; i++)

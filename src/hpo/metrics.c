@@ -62,12 +62,63 @@ static size_t interval_len(const char *p) {
     return *q == '}' ? (size_t)(q - p + 1) : 0;
 }
 
+#define MAX_FILTER_LEN 1024
+#define MAX_DEPTH 32
+
+/* Go's regexp refuses what makes POSIX engines blow up, and so do we: a repetition of a
+ * repetition ("a**", "a+{2}"), counts over 1000, and (beyond Go) a counted repetition of a
+ * group that holds one, and filters over 1 KiB. */
 static char *regex_translate(const char *go, size_t *go_to_posix, size_t *n_go, ty_error *err) {
+    if (strlen(go) > MAX_FILTER_LEN) {
+        ty_fail(err, "longer than %d characters", MAX_FILTER_LEN);
+        return NULL;
+    }
     ty_buf out = TY_BUF_INIT;
     size_t posix_groups = 0, go_groups = 0;
-    bool after_atom = false;
+    bool after_atom = false, after_quant = false, group_counted[MAX_DEPTH + 1] = {false};
+    bool last_group_counted = false, after_group = false;
+    int depth = 0;
     for (const char *p = go; *p;) {
         char c = *p;
+        bool is_quant = c == '*' || c == '+' || c == '?' || (c == '{' && interval_len(p) && after_atom);
+        if (is_quant && after_quant) {
+            ty_buf_free(&out);
+            ty_fail(err, "invalid nested repetition operator at offset %zu", (size_t)(p - go));
+            return NULL;
+        }
+        if (c == '{' && is_quant) {
+            const char *q = p + 1;
+            for (;;) {
+                long v = strtol(q, (char **)&q, 10);
+                if (v > 1000) {
+                    ty_buf_free(&out);
+                    ty_fail(err, "invalid repeat count at offset %zu", (size_t)(p - go));
+                    return NULL;
+                }
+                if (*q != ',') break;
+                q++;
+                if (*q == '}') break;
+            }
+            if (after_group && last_group_counted) {
+                ty_buf_free(&out);
+                ty_fail(err, "counted repetition of a group with a counted repetition at offset %zu",
+                        (size_t)(p - go));
+                return NULL;
+            }
+            for (int d = 0; d <= depth; d++) group_counted[d] = true;
+        }
+        after_quant = is_quant;
+        if (c == '(') {
+            if (depth == MAX_DEPTH) {
+                ty_buf_free(&out);
+                ty_fail(err, "groups nested deeper than %d", MAX_DEPTH);
+                return NULL;
+            }
+            group_counted[++depth] = false;
+        } else if (c == ')' && depth > 0) {
+            last_group_counted = group_counted[depth--];
+        }
+        after_group = c == ')';
         if (c == '\\') {
             char e = p[1];
             const char *rep = NULL;

@@ -172,6 +172,15 @@ Test(hpo_metrics, go_regex_translation) {
     ty_error_clear(&err);
     cr_assert_null(ty_hpo_regex_to_posix("loss=(\\d+?)", &err));
     ty_error_clear(&err);
+    /* what makes a POSIX engine blow up (found by tests/fuzz/fuzz_hpo.c) is refused, as Go does */
+    cr_assert_null(ty_hpo_regex_to_posix("loss=(\\d++++++++++++)", &err));
+    cr_assert(strstr(err.msg, "invalid nested repetition operator"), "%s", err.msg);
+    ty_error_clear(&err);
+    cr_assert_null(ty_hpo_regex_to_posix("a{1001}", &err));
+    cr_assert(strstr(err.msg, "invalid repeat count"), "%s", err.msg);
+    ty_error_clear(&err);
+    cr_assert_null(ty_hpo_regex_to_posix("(a{100}){100}", &err));
+    ty_error_clear(&err);
     /* (?:...) groups do not count among Go's */
     ty_hpo_filters *f = filters("(?:metric|m) (\\w+) is (\\d+)");
     const char *metrics[] = {"acc"};
