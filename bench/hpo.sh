@@ -30,7 +30,7 @@ for s in tpe cmaes random; do
 done
 rc=0
 $py bench/lib/hpo_ranktest.py "$out"/*.txt || rc=1
-echo "== time per run of $trials trials (ms)"
+echo "== CPU time per run of $trials trials (ms)"
 sort "$out/timing.txt" | column -t
 echo "== cost of the suggestion for trial 1,000 of 10 parameters (CPU time, median)"
 build/bench/hpo_bench cost tpe 10 1000 31
