@@ -94,6 +94,11 @@ static inline bool ty_hpo_trial_observed(const ty_hpo_trial *t) {
     return (t->state == TY_HPO_COMPLETED || t->state == TY_HPO_EARLY_STOPPED) && isfinite(t->loss);
 }
 
+/* TPE's one-parameter Parzen estimator (observations sorted, their raw weights, the prior added)
+ * and its log density at x: exposed for the tests that hold it to Optuna's figures. */
+double ty_hpo_tpe_logpdf1(const double *sorted_mus, const double *weights, size_t n, double lo,
+                          double hi, double step, double x);
+
 /* Dense linear algebra for the GP and CMA-ES (row-major n x n). */
 int ty_hpo_cholesky(double *a, size_t n);                                  /* in place, lower */
 void ty_hpo_chol_solve_lower(const double *l, size_t n, double *b);        /* L y = b */

@@ -388,6 +388,15 @@ static double parzen1_logpdf(const parzen1 *p, double x) {
     return m2 + log(sum);
 }
 
+double ty_hpo_tpe_logpdf1(const double *sorted_mus, const double *weights, size_t n, double lo,
+                          double hi, double step, double x) {
+    parzen1 p;
+    parzen1_build(&p, sorted_mus, weights, n, lo, hi, step);
+    double v = parzen1_logpdf(&p, x);
+    parzen1_free(&p);
+    return v;
+}
+
 static size_t pick_kernel(const double *cum, size_t n, ty_hpo_rng *rng) {
     double u = ty_hpo_rng_uniform(rng) * cum[n - 1];
     size_t lo = 0, hi = n - 1;

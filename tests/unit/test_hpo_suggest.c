@@ -387,3 +387,50 @@ Test(hpo_suggest, cmaes_restarts_with_ipop_only) {
     cr_assert(cma_jumps_after_converging("ipop"), "ipop never restarted");
     cr_assert_not(cma_jumps_after_converging("none"), "no restart strategy, yet a restart");
 }
+
+/* TPE's Parzen estimator against Optuna 3.1's own figures (_ParzenEstimator.log_pdf on the same
+ * observations, default weights, prior, magic clip): continuous, and an int scored by its
+ * bucket's mass. */
+#include "hpo/hpo_int.h"
+
+static void sort_pairs(double *v, double *w, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1], v[j - 1] = t;
+            t = w[j], w[j] = w[j - 1], w[j - 1] = t;
+        }
+}
+
+Test(hpo_suggest, tpe_density_is_optunas) {
+    double obs[30], w[30];
+    for (int i = 0; i < 30; i++) {
+        double u = (double)((i * 37) % 101) / 101 * 4 - 2;
+        obs[i] = u * u * u / 4;
+        /* Optuna's default_weights(30): a ramp over the 5 oldest, then ones */
+        w[i] = i < 5 ? 1.0 / 30 + (1 - 1.0 / 30) * i / 4 : 1.0;
+    }
+    sort_pairs(obs, w, 30);
+    const struct { double x, want; } cont[] = {
+        {-2.0, -3.083223946375143}, {-1.3, -2.7054768175482806}, {-0.5, -2.58618898922813},
+        {0.0, -1.6080213806507395}, {0.01, -1.609561937749749},  {0.7, -2.5554026517007395},
+        {1.99, -3.2643060524531027},
+    };
+    for (size_t k = 0; k < sizeof cont / sizeof cont[0]; k++) {
+        double got = ty_hpo_tpe_logpdf1(obs, w, 30, -2, 2, 0, cont[k].x);
+        cr_assert_float_eq(got, cont[k].want, 1e-9, "x = %g: %.15g, Optuna %.15g", cont[k].x, got,
+                           cont[k].want);
+    }
+    double iobs[12], iw[12];
+    for (int i = 0; i < 12; i++) iobs[i] = (i * 7) % 20 + 1, iw[i] = 1;
+    sort_pairs(iobs, iw, 12);
+    const struct { double x, want; } ints[] = {
+        {1, -2.6046066798287217}, {5, -3.359958760670229}, {13, -3.5507802058632483},
+        {20, -3.925307146893462},
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        double got = ty_hpo_tpe_logpdf1(iobs, iw, 12, 0.5, 20.5, 1, ints[k].x);
+        cr_assert_float_eq(got, ints[k].want, 1e-9, "n = %g: %.15g, Optuna %.15g", ints[k].x, got,
+                           ints[k].want);
+    }
+}
