@@ -177,10 +177,10 @@ int main(int argc, char **argv) {
         char text[4096] = "[";
         for (int d = 0; d < dims; d++) {
             size_t l = strlen(text);
+            /* P_DBL's name "x%d" is a format: each parameter gets its number */
             snprintf(text + l, sizeof text - l, "%s" P_DBL("x%d", "0", "1"), d ? "," : "", d);
         }
         strcat(text, "]");
-        /* the macro's "x%d" name: printf filled it in */
         ty_hpo_space *sp = parse_space(text);
         ty_hpo_suggester *s = make(sp, algo, 1);
         double *times = calloc((size_t)reps, sizeof(double));

@@ -193,7 +193,7 @@ static void cma_tell(ty_hpo_suggester *s) {
     c->funhist[2 * slot + 1] = s->trials[c->solutions[lam - 1]].loss;
     c->gens_this_run++;
     double *y = ty_malloc(lam * n * sizeof(double)), *yw = ty_calloc(n, sizeof(double));
-    double *tmp = ty_malloc(n * sizeof(double)), *cinv_y = ty_malloc(n * sizeof(double));
+    double *tmp = ty_malloc(n * sizeof(double));
     for (size_t k = 0; k < lam; k++) {
         const ty_hpo_trial *t = &s->trials[c->solutions[k]];
         for (size_t i = 0; i < n; i++)
@@ -249,7 +249,7 @@ static void cma_tell(ty_hpo_suggester *s) {
             for (size_t j = 0; j < n; j++) c->C[i * n + j] += c->cmu * w * y[k * n + i] * y[k * n + j];
     }
     c->eigen_stale = true;
-    free(y), free(yw), free(tmp), free(cinv_y);
+    free(y), free(yw), free(tmp);
     c->gen++;
     c->n_solutions = 0;
     if (c->ipop && cma_should_stop(c)) {

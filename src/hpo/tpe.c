@@ -19,7 +19,9 @@
  * parameter, every considered trial sorted by coordinate, both kept by insertion. A suggestion
  * then needs no sort: the above-group estimator of a parameter is a filter of its sorted array,
  * and a candidate's density under it sums only the kernels within 8.5 sigmas: beside the prior,
- * what is left out is below 2n e^-36 of the density. */
+ * what is left out is below 2n e^-36 of the density. Candidates get an upper bound of their
+ * score first (kernels within 2.5 sigmas only) and full sums in the order of those bounds, until
+ * no bound can beat the best. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,16 +119,14 @@ static void tpe_update(ty_hpo_suggester *s, size_t id, ty_hpo_trial_state old) {
         t->weight = ty_realloc(t->weight, cap * sizeof *t->weight);
         t->cap_in = cap;
     }
-    bool was_obs = false;
-    for (size_t i = 0; i < t->n_obs; i++)
+    /* a trial reported again: its loss may have changed */
+    for (size_t i = 0; (old == TY_HPO_COMPLETED || old == TY_HPO_EARLY_STOPPED) && i < t->n_obs; i++)
         if (t->obs_order[i] == id) {
             /* its loss may have changed: take it out, put it back below */
             memmove(&t->obs_order[i], &t->obs_order[i + 1], (t->n_obs - i - 1) * sizeof(size_t));
             t->n_obs--;
-            was_obs = true;
             break;
         }
-    (void)was_obs, (void)old;
     if (ty_hpo_trial_observed(&tr[id])) {
         if (t->n_obs == t->cap_obs) {
             t->cap_obs = t->cap_obs ? 2 * t->cap_obs : 64;
@@ -226,7 +226,7 @@ typedef struct kclass {
 
 typedef struct parzen1 {
     size_t n;
-    double *mu, *sigma, *w, *cum_w; /* w: the normalised weights */
+    double *mu, *sigma, *w, *cum_w; /* w: the raw weights; cum_w: normalised, cumulative */
     kclass cls[N_CLASSES];
     double lo, hi, q; /* q: the step of a stepped (not log) parameter, else 0 */
 } parzen1;
@@ -256,12 +256,12 @@ static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_
     while (ppos < n_obs && mus[ppos] < prior_mu) ppos++;
     double wsum = 1.0;
     for (size_t i = 0; i < n_obs; i++) wsum += ws[i];
-    double cum = 0;
+    double cum = 0, log_wsum = log(wsum);
     for (size_t i = 0, k = 0; k < n; k++) {
-        double w = k == ppos ? 1.0 / wsum : ws[i] / wsum;
+        double w = k == ppos ? 1.0 : ws[i]; /* raw; normalised by wsum where used */
         p->mu[k] = k == ppos ? prior_mu : mus[i++];
         p->w[k] = w;
-        p->cum_w[k] = cum += w;
+        p->cum_w[k] = cum += w / wsum;
     }
     /* sigma: the larger gap to a neighbour (lo and hi at the ends); the outermost kernels take
      * their inner gap (Optuna's consider_endpoints=False) */
@@ -295,7 +295,8 @@ static void parzen1_build(parzen1 *p, const double *mus, const double *ws, size_
         double lognorm = (a < -8 && b > 8) ? 0 : log(fmax(ty_hpo_Phi(b) - ty_hpo_Phi(a), 1e-300));
         kc->mu[kc->n] = p->mu[k];
         kc->inv_sigma[kc->n] = 1 / sg;
-        kc->c[kc->n] = log(p->w[k]) - lognorm;
+        /* most weights are 1 (Optuna's newest 25 and the prior): their log is -log(wsum) */
+        kc->c[kc->n] = (p->w[k] == 1.0 ? 0 : log(p->w[k])) - log_wsum - lognorm;
         kc->n++;
         kc->smax = sg > kc->smax ? sg : kc->smax;
     }
@@ -350,7 +351,7 @@ static size_t lower_bound(const double *a, size_t n, double v) {
 /* log density at x. What the windows leave out is each below e^-36 of its kernel's peak; the
  * prior kernel, always in, is worth at least half of any kernel's peak, so for n trials what is
  * left out is under 2n e^-36 (5e-13 at n = 1,000) of the density. */
-static double parzen1_logpdf(const parzen1 *p, double x) {
+static double parzen1_logpdf_within(const parzen1 *p, double x, double sigmas) {
     /* pass 1: the exponents, and their maximum; pass 2: the sum, rescaled on the fly when the
      * buffer fills (rarely: only a crowd of kernels within the windows) */
     enum { CHUNK = 512 };
@@ -359,7 +360,7 @@ static double parzen1_logpdf(const parzen1 *p, double x) {
     for (int c = 0; c < N_CLASSES; c++) {
         const kclass *kc = &p->cls[c];
         if (!kc->n) continue;
-        double w = 8.5 * kc->smax;
+        double w = sigmas * kc->smax;
         size_t from = lower_bound(kc->mu, kc->n, x - w), to = lower_bound(kc->mu, kc->n, x + w);
         if (to < kc->n && kc->mu[to] <= x + w) to++;
         const double *mu = kc->mu, *inv = kc->inv_sigma, *cc = kc->c;
@@ -387,6 +388,8 @@ static double parzen1_logpdf(const parzen1 *p, double x) {
     for (size_t i = 0; i < nt; i++) sum += exp_nonpos(terms[i] - m2);
     return m2 + log(sum);
 }
+
+static double parzen1_logpdf(const parzen1 *p, double x) { return parzen1_logpdf_within(p, x, 8.5); }
 
 double ty_hpo_tpe_logpdf1(const double *sorted_mus, const double *weights, size_t n, double lo,
                           double hi, double step, double x) {
@@ -470,16 +473,39 @@ static void suggest_numeric(ty_hpo_suggester *s, size_t d, size_t nb, size_t na,
     double q = ax->step > 0 && !ax->log ? ax->step : 0;
     parzen1_build(&below, bm, bw, ib, ax->lo, ax->hi, q);
     parzen1_build(&above, am, aw, ia, ax->lo, ax->hi, q);
-    double best = -INFINITY, bestv = 0.5 * (ax->lo + ax->hi);
     const ty_hpo_param *p = &s->space->params[d];
-    for (long long i = 0; i < t->n_ei; i++) {
+    size_t nc = (size_t)t->n_ei;
+    double *cand = ty_malloc(nc * sizeof(double)), *lb = ty_malloc(nc * sizeof(double)),
+           *upper = ty_malloc(nc * sizeof(double));
+    size_t *order = ty_malloc(nc * sizeof(size_t));
+    for (size_t i = 0; i < nc; i++) {
         size_t k = pick_kernel(below.cum_w, below.n, &s->rng);
         double v = sample_truncnorm(&s->rng, below.mu[k], below.sigma[k], ax->lo, ax->hi);
         /* a stepped value is scored where it will be: at its grid point */
-        double snapped = ty_hpo_axis_internal(ax, ty_hpo_axis_value(p, ax, v));
-        double score = parzen1_logpdf(&below, snapped) - parzen1_logpdf(&above, snapped);
-        if (score > best) best = score, bestv = snapped;
+        cand[i] = ty_hpo_axis_internal(ax, ty_hpo_axis_value(p, ax, v));
+        lb[i] = parzen1_logpdf(&below, cand[i]);
+        /* the kernels within 2.5 sigmas give a lower bound of g, so an upper bound of the
+         * score */
+        upper[i] = lb[i] - parzen1_logpdf_within(&above, cand[i], 2.5);
+        order[i] = i;
     }
+    /* full sums in the order of the bounds, until no bound can beat the best: the argmax is
+     * Optuna's, ties going to the first candidate */
+    for (size_t i = 1; i < nc; i++)
+        for (size_t j = i; j > 0 && upper[order[j]] > upper[order[j - 1]]; j--) {
+            size_t tmp = order[j];
+            order[j] = order[j - 1], order[j - 1] = tmp;
+        }
+    double best = -INFINITY;
+    size_t best_i = 0;
+    for (size_t r = 0; r < nc; r++) {
+        size_t i = order[r];
+        if (r > 0 && upper[i] < best) break;
+        double score = lb[i] - parzen1_logpdf(&above, cand[i]);
+        if (score > best || (score == best && i < best_i)) best = score, best_i = i;
+    }
+    double bestv = cand[best_i];
+    free(cand), free(lb), free(upper), free(order);
     *x = ty_hpo_axis_value(p, ax, bestv);
     parzen1_free(&below), parzen1_free(&above);
     free(bm), free(bw), free(am), free(aw);

@@ -231,6 +231,20 @@ Test(hpo_suggest, history_outside_the_space_is_refused) {
     cr_assert_eq(ty_hpo_add_trial(s, x, TY_HPO_COMPLETED, 1, &err), 0);
     cr_assert_eq(ty_hpo_report(s, 5, TY_HPO_COMPLETED, 1, &err), -1);
     ty_error_clear(&err);
+    /* a trial reported again (its value corrected), one that failed after all: TPE's sorted
+     * state follows, and suggestions stay in the space */
+    for (int i = 0; i < 15; i++) {
+        size_t id;
+        cr_assert_eq(ty_hpo_suggest(s, 1, &id, &err), 1);
+        ty_hpo_report(s, id, TY_HPO_COMPLETED, i, &err);
+    }
+    cr_assert_eq(ty_hpo_report(s, 3, TY_HPO_COMPLETED, -100, &err), 0);
+    cr_assert_eq(ty_hpo_report(s, 4, TY_HPO_FAILED, NAN, &err), 0);
+    size_t ids[4];
+    cr_assert_eq(ty_hpo_suggest(s, 4, ids, &err), 4);
+    for (int k = 0; k < 4; k++)
+        for (size_t d = 0; d < sp->n; d++)
+            cr_assert(ty_hpo_param_contains(&sp->params[d], ty_hpo_trial_point(s, ids[k])[d]));
     ty_hpo_suggester_free(s);
     ty_hpo_space_free(sp);
 }
