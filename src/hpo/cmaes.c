@@ -7,7 +7,8 @@
  * a step and rounded); categorical ones are drawn at random, as Optuna samples them
  * independently. The first trial is random (Optuna's n_startup_trials = 1). A generation is told
  * once `popsize` of its trials have finished; failed ones are replaced by more of the same
- * generation. Candidates outside the bounds are redrawn up to 10 x n times, then clipped.
+ * generation. Each trial carries its generation (ty_hpo_trial_tag), so that an experiment
+ * resumed from tagged trials goes on from the same distribution. Candidates outside the bounds are redrawn up to 10 x n times, then clipped.
  * Restarts (ipop): when the cmaes library's stop tests fire (flat fitness over the recent
  * generations, a step below 1e-12 x sigma0 on every axis, condition number over 1e14), the
  * population doubles and the mean starts again at a random point. */
@@ -274,6 +275,9 @@ static void cma_update(ty_hpo_suggester *s, size_t id, ty_hpo_trial_state old) {
         c->solutions = ty_realloc(c->solutions, c->cap_solutions * sizeof(size_t));
     }
     c->solutions[c->n_solutions++] = id;
+    /* told as soon as the generation is full: a resumed experiment's tagged trials, given back
+     * in order, rebuild the same distribution */
+    if (c->n_solutions >= c->popsize) cma_tell(s);
 }
 
 static int cma_one(ty_hpo_suggester *s, double *x, int *tag, ty_error *err) {
@@ -284,7 +288,6 @@ static int cma_one(ty_hpo_suggester *s, double *x, int *tag, ty_error *err) {
     for (size_t i = 0; i < s->n_trials && !any_done; i++) any_done = ty_hpo_trial_observed(&s->trials[i]);
     ty_hpo_sample_random(s->space, &s->rng, x); /* categoricals, and the startup trial */
     if (!any_done && !c->any_cma_trial) return 1;
-    if (c->n_solutions >= c->popsize) cma_tell(s);
     cma_eigen(c);
     double *z = ty_malloc(n * sizeof(double)), *v = ty_malloc(n * sizeof(double));
     bool inside = false;

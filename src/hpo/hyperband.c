@@ -7,7 +7,9 @@
  * ceil((s_max + 1) eta^s / (s + 1)) random configurations with resource r = r_l eta^-s; each next
  * rung i keeps the best ceil(n_{i-1} / eta) of the one before with resource r eta^i, until r_l.
  * A rung is proposed only once the one before has finished: meanwhile suggest returns none.
- * Katib checks parallelTrialCount >= eta^s_max (the largest rung), and so do we. */
+ * Katib checks parallelTrialCount >= eta^s_max (the largest rung), and so do we. Each trial
+ * carries its bracket and rung (ty_hpo_trial_tag), so that an experiment resumed from tagged
+ * trials goes on from the same rung. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,7 @@ typedef struct hb_state {
     size_t *parents;              /* for rungs > 0: the configurations to resume */
     size_t n_parents;
     bool done;
+    bool proposing; /* hb_one's trial is being recorded: it counted itself in `issued` */
 } hb_state;
 
 static double hb_n(const hb_state *h, int s) {
@@ -111,14 +114,21 @@ static void hb_advance(ty_hpo_suggester *s) {
     h->n_rung_ids = 0;
 }
 
+/* Whether the current rung has all its trials and none of them runs. */
+static bool hb_rung_over(const ty_hpo_suggester *s, const hb_state *h) {
+    if (h->issued < h->n_rung) return false;
+    for (size_t k = 0; k < h->n_rung_ids; k++)
+        if (s->trials[h->rung_ids[k]].state == TY_HPO_RUNNING) return false;
+    return true;
+}
+
 static int hb_one(ty_hpo_suggester *s, double *x, int *tag, ty_error *err) {
     (void)err;
     hb_state *h = s->state;
     for (;;) {
         if (h->done) return 0;
         if (h->issued < h->n_rung) break;
-        for (size_t k = 0; k < h->n_rung_ids; k++)
-            if (s->trials[h->rung_ids[k]].state == TY_HPO_RUNNING) return 0; /* wait */
+        if (!hb_rung_over(s, h)) return 0; /* wait for the rung */
         hb_advance(s);
     }
     double r = h->r_l * pow(h->eta, -h->s) * pow(h->eta, h->i);
@@ -127,6 +137,7 @@ static int hb_one(ty_hpo_suggester *s, double *x, int *tag, ty_error *err) {
     const ty_hpo_param *rp = &s->space->params[h->resource];
     x[h->resource] = rp->type == TY_HPO_INT ? floor(r + 1e-9) : r;
     h->issued++;
+    h->proposing = true;
     *tag = h->s * 64 + h->i;
     return 1;
 }
@@ -134,11 +145,18 @@ static int hb_one(ty_hpo_suggester *s, double *x, int *tag, ty_error *err) {
 static void hb_update(ty_hpo_suggester *s, size_t id, ty_hpo_trial_state old) {
     (void)old;
     hb_state *h = s->state;
-    if (s->trials[id].tag != h->s * 64 + h->i) return;
+    int tag = s->trials[id].tag;
+    bool own = h->proposing;
+    h->proposing = false;
+    if (tag < 0) return;
+    /* a resumed experiment's trial of a later rung: the rungs before it are over */
+    while (!own && !h->done && tag != h->s * 64 + h->i && hb_rung_over(s, h)) hb_advance(s);
+    if (tag != h->s * 64 + h->i) return;
     for (size_t k = 0; k < h->n_rung_ids; k++)
         if (h->rung_ids[k] == id) return;
     h->rung_ids = ty_realloc(h->rung_ids, (h->n_rung_ids + 1) * sizeof(size_t));
     h->rung_ids[h->n_rung_ids++] = id;
+    if (!own) h->issued++;
 }
 
 const ty_hpo_algo ty_hpo_algo_hyperband = {"hyperband", hb_init, hb_free, hb_one, hb_update};

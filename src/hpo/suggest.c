@@ -168,13 +168,18 @@ static size_t push_trial(ty_hpo_suggester *s, const double *x, ty_hpo_trial_stat
 
 long ty_hpo_add_trial(ty_hpo_suggester *s, const double *x, ty_hpo_trial_state state,
                       double value, ty_error *err) {
+    return ty_hpo_add_tagged_trial(s, x, state, value, -1, err);
+}
+
+long ty_hpo_add_tagged_trial(ty_hpo_suggester *s, const double *x, ty_hpo_trial_state state,
+                             double value, int tag, ty_error *err) {
     for (size_t i = 0; i < s->space->n; i++)
         if (!ty_hpo_param_contains(&s->space->params[i], x[i]))
             return ty_fail(err, "trial %zu: parameter %s: value %g is outside its feasible space",
                            s->n_trials, s->space->params[i].name, x[i]);
     if ((state == TY_HPO_COMPLETED || state == TY_HPO_EARLY_STOPPED) && !isfinite(value))
         return ty_fail(err, "trial %zu: objective value is not a finite number", s->n_trials);
-    size_t id = push_trial(s, x, state, value, -1);
+    size_t id = push_trial(s, x, state, value, tag < 0 ? -1 : tag);
     if (s->algo->on_update) s->algo->on_update(s, id, TY_HPO_RUNNING);
     return (long)id;
 }
@@ -213,6 +218,9 @@ int ty_hpo_suggest(ty_hpo_suggester *s, size_t n, size_t *ids, ty_error *err) {
 }
 
 size_t ty_hpo_trial_count(const ty_hpo_suggester *s) { return s->n_trials; }
+int ty_hpo_trial_tag(const ty_hpo_suggester *s, size_t id) {
+    return id < s->n_trials ? s->trials[id].tag : -1;
+}
 const double *ty_hpo_trial_point(const ty_hpo_suggester *s, size_t id) {
     return id < s->n_trials ? s->trials[id].x : NULL;
 }

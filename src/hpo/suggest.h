@@ -53,6 +53,13 @@ void ty_hpo_suggester_free(ty_hpo_suggester *s);
 /* Adds a trial of the history (its point must be in the space); returns its id or -1. */
 long ty_hpo_add_trial(ty_hpo_suggester *s, const double *x, ty_hpo_trial_state state,
                       double value, ty_error *err);
+/* The algorithm's mark on a trial it proposed: CMA-ES's generation, hyperband's bracket and
+ * rung; -1 for none. A controller keeps it with the Trial (a label) and hands it back with
+ * ty_hpo_add_tagged_trial() when it resumes an experiment, in the trials' order, so that these
+ * two algorithms go on from the same generation or rung. */
+int ty_hpo_trial_tag(const ty_hpo_suggester *s, size_t id);
+long ty_hpo_add_tagged_trial(ty_hpo_suggester *s, const double *x, ty_hpo_trial_state state,
+                             double value, int tag, ty_error *err);
 /* A trial ended (or was early stopped): its state and objective value. */
 int ty_hpo_report(ty_hpo_suggester *s, size_t id, ty_hpo_trial_state state, double value,
                   ty_error *err);

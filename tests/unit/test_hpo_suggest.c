@@ -448,3 +448,86 @@ Test(hpo_suggest, tpe_density_is_optunas) {
                            ints[k].want);
     }
 }
+
+/* Resuming: an experiment's trials handed back with their tags, in order, put CMA-ES and
+ * hyperband where they were. */
+static ty_hpo_suggester *replay(const ty_hpo_space *sp, const char *algo, const ty_hpo_setting *st,
+                                size_t n_st, const ty_hpo_suggester *from) {
+    ty_hpo_suggester *r = suggester_of(sp, algo, st, n_st);
+    ty_error err = TY_ERROR_INIT;
+    for (size_t t = 0; t < ty_hpo_trial_count(from); t++) {
+        /* the values as a controller reads them back from its Trials */
+        ty_hpo_trial_state state = ty_hpo_trial_state_of(from, t);
+        const double *x = ty_hpo_trial_point(from, t);
+        double v = x[0] * x[0] + x[1] * x[1];
+        cr_assert_geq(ty_hpo_add_tagged_trial(r, x, state, v, ty_hpo_trial_tag(from, t), &err), 0,
+                      "%s", err.msg);
+    }
+    return r;
+}
+
+Test(hpo_suggest, cmaes_resumes_from_tagged_trials) {
+    ty_hpo_space *sp = space_from(
+        "[{\"name\":\"a\",\"parameterType\":\"double\",\"feasibleSpace\":{\"min\":\"-2\",\"max\":\"2\"}},"
+        "{\"name\":\"b\",\"parameterType\":\"double\",\"feasibleSpace\":{\"min\":\"-2\",\"max\":\"2\"}}]");
+    ty_hpo_setting st[] = {{"random_state", "9"}};
+    ty_hpo_suggester *s = suggester_of(sp, "cmaes", st, 1);
+    for (int t = 0; t < 61; t++) {
+        size_t id;
+        cr_assert_eq(ty_hpo_suggest(s, 1, &id, NULL), 1);
+        const double *x = ty_hpo_trial_point(s, id);
+        ty_hpo_report(s, id, TY_HPO_COMPLETED, x[0] * x[0] + x[1] * x[1], NULL);
+    }
+    ty_hpo_suggester *r = replay(sp, "cmaes", st, 1, s);
+    size_t a, b;
+    cr_assert_eq(ty_hpo_suggest(s, 1, &a, NULL), 1);
+    cr_assert_eq(ty_hpo_suggest(r, 1, &b, NULL), 1);
+    cr_assert_eq(ty_hpo_trial_tag(s, a), ty_hpo_trial_tag(r, b));
+    cr_assert_gt(ty_hpo_trial_tag(r, b), 5, "generation %d", ty_hpo_trial_tag(r, b));
+    /* the same small distribution near the optimum: eight next points of each stay close to it,
+     * where a fresh start (sigma 2/3) would scatter them */
+    for (int k = 0; k < 8; k++) {
+        const double *pa = ty_hpo_trial_point(s, a), *pb = ty_hpo_trial_point(r, b);
+        cr_assert_lt(hypot(pa[0], pa[1]), 0.3, "original (%g %g)", pa[0], pa[1]);
+        cr_assert_lt(hypot(pb[0], pb[1]), 0.3, "resumed (%g %g)", pb[0], pb[1]);
+        ty_hpo_report(s, a, TY_HPO_FAILED, NAN, NULL);
+        ty_hpo_report(r, b, TY_HPO_FAILED, NAN, NULL);
+        cr_assert_eq(ty_hpo_suggest(s, 1, &a, NULL), 1);
+        cr_assert_eq(ty_hpo_suggest(r, 1, &b, NULL), 1);
+    }
+    /* without the tags it starts over at generation 0 */
+    ty_hpo_suggester *u = suggester_of(sp, "cmaes", st, 1);
+    for (size_t t = 0; t < 61; t++)
+        ty_hpo_add_trial(u, ty_hpo_trial_point(s, t), TY_HPO_COMPLETED, 1, NULL);
+    cr_assert_eq(ty_hpo_suggest(u, 1, &b, NULL), 1);
+    cr_assert_eq(ty_hpo_trial_tag(u, b), 0);
+    ty_hpo_suggester_free(u);
+    ty_hpo_suggester_free(s), ty_hpo_suggester_free(r);
+    ty_hpo_space_free(sp);
+}
+
+Test(hpo_suggest, hyperband_resumes_from_tagged_trials) {
+    ty_hpo_space *sp = space_from(
+        "[{\"name\":\"lr\",\"parameterType\":\"double\",\"feasibleSpace\":{\"min\":\"0\",\"max\":\"1\"}},"
+        "{\"name\":\"epochs\",\"parameterType\":\"int\",\"feasibleSpace\":{\"min\":\"1\",\"max\":\"9\"}}]");
+    ty_hpo_setting st[] = {{"r_l", "9"}, {"resource_name", "epochs"}, {"random_state", "2"}};
+    ty_hpo_suggester *s = suggester_of(sp, "hyperband", st, 3);
+    /* bracket 2's first two rungs done, its third (one trial at 9 epochs) asked for */
+    for (int rung = 0; rung < 2; rung++) {
+        size_t ids[9];
+        int n = ty_hpo_suggest(s, 9, ids, NULL);
+        for (int k = 0; k < n; k++) {
+            const double *x = ty_hpo_trial_point(s, ids[k]);
+            ty_hpo_report(s, ids[k], TY_HPO_COMPLETED, x[0] * x[0] + x[1] * x[1], NULL);
+        }
+    }
+    ty_hpo_suggester *r = replay(sp, "hyperband", st, 3, s);
+    size_t a[6], b[6];
+    int na = ty_hpo_suggest(s, 6, a, NULL), nb = ty_hpo_suggest(r, 6, b, NULL);
+    cr_assert_eq(na, 1);
+    cr_assert_eq(nb, 1, "the resumed one proposes %d", nb);
+    cr_assert_arr_eq(ty_hpo_trial_point(s, a[0]), ty_hpo_trial_point(r, b[0]), 2 * sizeof(double));
+    cr_assert_eq(ty_hpo_trial_point(r, b[0])[1], 9);
+    ty_hpo_suggester_free(s), ty_hpo_suggester_free(r);
+    ty_hpo_space_free(sp);
+}
