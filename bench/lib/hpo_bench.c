@@ -1,6 +1,6 @@
 /* bench/hpo.sh's driver for src/hpo: the six test functions of the quality table, and the cost
  * of one suggestion deep into an experiment.
- *   hpo_bench quality ALGO FUNC SEEDS TRIALS   one line per seed: "FUNC ALGO SEED BEST"
+ *   hpo_bench quality ALGO FUNC SEEDS TRIALS [FIRST]   one line per seed: "FUNC ALGO SEED BEST"
  *   hpo_bench cost ALGO DIMS TRIALS REPS       ms for the suggestion of trial TRIALS (median of
  *                                              REPS) after TRIALS-1 finished ones
  * The functions are the ones bench/lib/hpo_optuna.py gives Optuna: keep the two in step. */
@@ -144,14 +144,14 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 6 && strcmp(argv[1], "quality") == 0) {
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "quality") == 0) {
         const char *algo = argv[2];
-        int seeds = atoi(argv[4]), trials = atoi(argv[5]);
+        int seeds = atoi(argv[4]), trials = atoi(argv[5]), first = argc == 7 ? atoi(argv[6]) : 0;
         for (size_t fi = 0; fi < sizeof funcs / sizeof funcs[0]; fi++) {
             if (strcmp(argv[3], "all") && strcmp(argv[3], funcs[fi].name)) continue;
             ty_hpo_space *sp = parse_space(funcs[fi].space);
             double t0 = now_ms();
-            for (int seed = 0; seed < seeds; seed++) {
+            for (int seed = first; seed < first + seeds; seed++) {
                 /* sobol has no seed: a different starting index per "seed" instead */
                 ty_hpo_suggester *s = make(sp, algo, seed);
                 double best = INFINITY;
@@ -211,6 +211,6 @@ int main(int argc, char **argv) {
         ty_hpo_space_free(sp);
         return 0;
     }
-    fprintf(stderr, "usage: hpo_bench quality ALGO FUNC|all SEEDS TRIALS | cost ALGO DIMS TRIALS REPS\n");
+    fprintf(stderr, "usage: hpo_bench quality ALGO FUNC|all SEEDS TRIALS [FIRST] | cost ALGO DIMS TRIALS REPS\n");
     return 2;
 }

@@ -1,6 +1,7 @@
 """bench/hpo.sh's baseline: Optuna's samplers on the functions of bench/lib/hpo_bench.c.
 
-  hpo_optuna.py quality SAMPLER FUNC|all SEEDS TRIALS   one line per seed: "FUNC SAMPLER SEED BEST"
+  hpo_optuna.py quality SAMPLER FUNC|all SEEDS TRIALS [FIRST]   one line per seed (from FIRST):
+                                                       "FUNC SAMPLER SEED BEST"
   hpo_optuna.py cost DIMS TRIALS REPS                   ms (CPU) for TPE's suggestion of trial TRIALS
 
 SAMPLER is tpe, cmaes or random (TPESampler, CmaEsSampler, RandomSampler with their defaults and
@@ -86,10 +87,10 @@ def sampler(name, seed):
     raise SystemExit(f"unknown sampler {name}")
 
 
-def quality(sname, fname, seeds, trials):
+def quality(sname, fname, seeds, trials, first=0):
     for f in FUNCS if fname == "all" else [fname]:
         t0 = time.process_time()  # CPU time, as hpo_bench.c: the machine is shared
-        for seed in range(seeds):
+        for seed in range(first, first + seeds):
             study = optuna.create_study(sampler=sampler(sname, seed))
             study.optimize(objective(f), n_trials=trials)
             print(f"{f} {sname} {seed} {study.best_value:.10g}", flush=True)
@@ -123,8 +124,9 @@ def cost(dims, trials, reps):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "quality":
-        quality(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "quality":
+        quality(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+                int(sys.argv[6]) if len(sys.argv) == 7 else 0)
     elif len(sys.argv) == 5 and sys.argv[1] == "cost":
         cost(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
