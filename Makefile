@@ -193,12 +193,16 @@ build/fuzz/fuzz_serving: tests/fuzz/fuzz_serving.c src/serving/kpa.c src/runtime
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
+build/fuzz/fuzz_hpo: tests/fuzz/fuzz_hpo.c $(sort $(wildcard src/hpo/*.c)) $(FUZZ_BASE) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto \
     build/fuzz/fuzz_apirequest build/fuzz/fuzz_dns build/fuzz/fuzz_kube build/fuzz/fuzz_simtrace \
-    build/fuzz/fuzz_serving
+    build/fuzz/fuzz_serving build/fuzz/fuzz_hpo
 	@mkdir -p build/fuzz/corpus-manifest build/fuzz/corpus-apiquery build/fuzz/corpus-k8sproto \
 	    build/fuzz/corpus-apirequest build/fuzz/corpus-dns build/fuzz/corpus-kube \
-	    build/fuzz/corpus-simtrace build/fuzz/corpus-serving
+	    build/fuzz/corpus-simtrace build/fuzz/corpus-serving build/fuzz/corpus-hpo
 	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	    -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-manifest tests/fuzz/corpus/manifest
@@ -216,6 +220,8 @@ fuzz: build/fuzz/fuzz_manifest build/fuzz/fuzz_apiquery build/fuzz/fuzz_k8sproto
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-simtrace tests/fuzz/corpus/simtrace
 	build/fuzz/fuzz_serving -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-serving tests/fuzz/corpus/serving
+	build/fuzz/fuzz_hpo -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-hpo tests/fuzz/corpus/hpo
 
 clean:
 	rm -rf build/obj build/asan build/tests build/examples build/trainyard build/libtrainyard.a \

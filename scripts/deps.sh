@@ -20,6 +20,7 @@ pkgs=(
   iproute2                                            # ip: the pod network tests look at links
   nftables                                            # nft: the Service tests read the rules
   openssl                                             # certificates for the Kubernetes client's TLS test
+  python3-optuna python3-cmaes                        # bench/hpo.sh: Optuna's samplers as baseline
 )
 missing=()
 for p in "${pkgs[@]}"; do
