@@ -142,6 +142,12 @@ static bool set_str(json_t *st, const char *key, const char *s)
     return true;
 }
 
+void ty_batch_fail_job(json_t *job, const char *reason, const char *message, int64_t now_ns)
+{
+    set_condition(job, "FailureTarget", "True", reason, message, now_ns, false);
+    set_condition(job, "Failed", "True", reason, message, now_ns, false);
+}
+
 long ty_batch_pod_index(const json_t *pod)
 {
     const char *s = json_string_value(json_object_get(

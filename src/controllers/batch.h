@@ -42,6 +42,10 @@ void ty_batch_set_pod_backoff(int64_t base_ms);
 /* Whether the job has finished: its Complete or Failed condition is True; *ok says which. */
 bool ty_batch_finished(const json_t *job, bool *ok);
 
+/* Fails the job at once (FailureTarget and Failed with that reason and message), for a job
+ * that can never run (trainyard run: never admitted by its queue). */
+void ty_batch_fail_job(json_t *job, const char *reason, const char *message, int64_t now_ns);
+
 /* The index a pod of an Indexed job carries (its completion-index annotation), or -1. */
 long ty_batch_pod_index(const json_t *pod);
 
