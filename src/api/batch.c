@@ -191,6 +191,13 @@ static void check_exit_codes(ty_schema_ctx *c, json_t *req, const json_t *pod, t
     ty_path_pop(path, l);
 }
 
+/* Where the template's restartPolicy is written, or its spec when it was defaulted. */
+static ty_pos restart_policy_pos(ty_schema_ctx *c, json_t *tmpl)
+{
+    ty_pos p = ty_pos_member(c, json_object_get(tmpl, "spec"), "restartPolicy");
+    return p.line ? p : ty_pos_member(c, tmpl, "spec");
+}
+
 static void check_pod_failure_policy(ty_schema_ctx *c, json_t *spec)
 {
     json_t *pfp = json_object_get(spec, "podFailurePolicy");
@@ -199,8 +206,8 @@ static void check_pod_failure_policy(ty_schema_ctx *c, json_t *spec)
     json_t *pod = json_object_get(json_object_get(spec, "template"), "spec");
     json_t *rp = json_object_get(pod, "restartPolicy");
     if (json_is_string(rp) && strcmp(json_string_value(rp), "Never") != 0)
-        ty_fe_invalid(c, "spec.template.spec.restartPolicy", ty_pos_member(c, pod, "restartPolicy"),
-                      rp, "only \"Never\" is supported when podFailurePolicy is specified");
+        ty_fe_invalid(c, "spec.template.spec.restartPolicy",
+                      restart_policy_pos(c, json_object_get(spec, "template")), rp, "only \"Never\" is supported when podFailurePolicy is specified");
     json_t *rules = json_object_get(pfp, "rules");
     if (json_array_size(rules) > TY_BATCH_MAX_POD_FAILURE_RULES)
         ty_field_errors_add(c->errs, "spec.podFailurePolicy.rules", ty_pos_member(c, pfp, "rules"),
@@ -414,10 +421,8 @@ static void job_rules(ty_schema_ctx *c, json_t *obj)
         const char *r = json_string_value(rp);
         if (r && strcmp(r, "OnFailure") != 0 && strcmp(r, "Never") != 0) {
             static const char *const policies[] = {"OnFailure", "Never"};
-            ty_pos p = ty_pos_member(c, pod, "restartPolicy");
-            if (!p.line) /* defaulted: point at the template's spec */
-                p = ty_pos_member(c, tmpl, "spec");
-            ty_fe_unsupported(c, "spec.template.spec.restartPolicy", p, rp, policies, 2);
+            ty_fe_unsupported(c, "spec.template.spec.restartPolicy", restart_policy_pos(c, tmpl),
+                              rp, policies, 2);
         }
     }
     check_pod_failure_policy(c, spec);
