@@ -119,7 +119,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py \
             tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
-            tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py \
+            tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_batch_jobs.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
             tests/e2e/test_services.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static
