@@ -19,12 +19,14 @@ extern const char ty_schema_batch_v1[];
 
 static const json_t *job_schema(void)
 {
+    /* Both stay for the process (read again on later calls, so never a dead store that
+     * LeakSanitizer would see as a leak). */
     static json_t *doc;
     static const json_t *s;
-    if (!s) {
+    if (!doc)
         doc = ty_schema_doc_load(ty_schema_batch_v1);
+    if (!s)
         s = ty_schema_inline(doc, "io.k8s.api.batch.v1.Job");
-    }
     return s;
 }
 
