@@ -141,7 +141,14 @@ static void assert_watched_by(unsigned flag, const char *want)
 Test(kinds, job_kinds_and_their_controllers_watch_lists)
 {
     assert_watched_by(TY_WATCHED_BY_JOBS, "pods pytorchjobs tfjobs ");
-    assert_watched_by(TY_WATCHED_BY_WORKLOADS, "pods pytorchjobs tfjobs workloads ");
+    assert_watched_by(TY_WATCHED_BY_WORKLOADS, "pods pytorchjobs tfjobs jobs workloads ");
+    assert_watched_by(TY_WATCHED_BY_BATCH, "pods jobs ");
+    /* Kueue queues the training jobs and batch/v1 Job, and only those */
+    TY_AUTOBUF ty_buf queued = TY_BUF_INIT;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->kueue_job)
+            ty_buf_addf(&queued, "%s ", (*k)->resource);
+    cr_assert_str_eq(queued.data, "pytorchjobs tfjobs jobs ");
     cr_assert_eq(ty_kind_of_job_operator("pytorchjob-controller"),
                  ty_kind_of_resource("pytorchjobs"));
     cr_assert_eq(ty_kind_of_job_operator("tfjob-controller"), ty_kind_of_resource("tfjobs"));

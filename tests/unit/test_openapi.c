@@ -14,8 +14,9 @@ Test(openapi, discovery_paths)
 {
     json_t *d = ty_openapi_v3_paths();
     const json_t *paths = at(d, "paths");
-    /* core, kubeflow.org, kueue.x-k8s.io, scheduling.k8s.io */
-    cr_assert_eq(json_object_size(paths), 4);
+    /* core, kubeflow.org, batch, kueue.x-k8s.io, scheduling.k8s.io */
+    cr_assert_eq(json_object_size(paths), 5);
+    cr_assert_not_null(at(paths, "apis/batch/v1"));
     cr_assert_not_null(at(paths, "apis/kueue.x-k8s.io/v1beta1"));
     cr_assert_not_null(at(paths, "apis/scheduling.k8s.io/v1"));
     const char *kf = json_string_value(at(at(paths, "apis/kubeflow.org/v1"), "serverRelativeURL"));
