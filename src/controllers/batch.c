@@ -543,6 +543,7 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
     ty_buf fail_job = TY_BUF_INIT; /* the first FailJob rule's message */
     json_int_t restarts = 0;
     int64_t last_success = 0, last_failure = 0;
+    int64_t *failed_at = ty_calloc(npods + 1, sizeof *failed_at); /* counted failures' ends */
     if (is_indexed)
         ty_batch_parse_indexes(json_string_value(json_object_get(st, "completedIndexes")),
                                (long)completions, &done_idx, &ndone);
@@ -571,7 +572,7 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
             free(msg);
             if (v == TY_BATCH_IGNORE)
                 continue;
-            failed++;
+            failed_at[failed++] = ended_at(pod);
             if (ended_at(pod) > last_failure)
                 last_failure = ended_at(pod);
             if (has_per_index && valid_idx) {
@@ -594,11 +595,12 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
     }
     ndone = unique(done_idx, ndone);
     nfailed_idx = unique(failed_idx, nfailed_idx);
-    /* the consecutive failures since the last success set the back-off */
+    /* the counted failures since the last success set the back-off (an ignored one does
+     * not) */
     size_t recent_failures = 0;
-    for (size_t i = 0; i < npods; i++)
-        if (strcmp(ty_pod_phase(pods[i]), "Failed") == 0 && ended_at(pods[i]) >= last_success)
-            recent_failures++;
+    for (size_t i = 0; i < failed; i++)
+        recent_failures += failed_at[i] >= last_success;
+    free(failed_at);
     size_t succeeded = is_indexed ? ndone : succeeded_pods;
 
     /* ---- startTime, suspension ---- */

@@ -370,8 +370,8 @@ Test(batch, pod_failure_policy_rules_in_order)
     cr_assert_eq(ty_batch_judge_pod(job, p, &msg), TY_BATCH_IGNORE);
     json_t *pods[1] = {p};
     ty_batch_outcome o;
-    ty_batch_set_pod_backoff(10);
-    run(job, pods, 1, T0 + 100, &o);
+    ty_batch_set_pod_backoff(10000);
+    run(job, pods, 1, T0 + 2, &o); /* 1 s after it ended */
     cr_assert_eq(st_int(job, "failed"), 0);
     cr_assert_null(cond(job, "FailureTarget"));
     cr_assert_eq(o.ncreate, 1); /* an ignored failure is replaced without back-off */
