@@ -103,6 +103,12 @@ void ty_batch_job_create_defaults(json_t *job)
     set_default(labels, TY_BATCH_LABEL_CONTROLLER_UID, json_string(uid));
     set_default(member_object(member_object(spec, "selector"), "matchLabels"),
                 TY_BATCH_LABEL_CONTROLLER_UID, json_string(uid));
+    /* The API server defaults again when it reads the job back (from etcd), so a job without
+     * labels of its own ends up with the template's, these included. */
+    json_t *meta = json_object_get(job, "metadata");
+    json_t *own = json_object_get(meta, "labels");
+    if (!json_is_object(own) || json_object_size(own) == 0)
+        json_object_set_new(meta, "labels", json_deep_copy(labels));
 }
 
 /* ---------- rules ---------- */

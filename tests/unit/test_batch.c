@@ -130,6 +130,7 @@ Test(batch, api_defaults_as_the_api_server)
         json_object_get(json_object_get(spec, "template"), "metadata"), "labels");
     cr_assert_str_eq(json_string_value(json_object_get(labels, "job-name")), "j");
     cr_assert_str_eq(json_string_value(json_object_get(labels, "controller-uid")), "u-1");
+    cr_assert(json_equal(json_object_get(json_object_get(job, "metadata"), "labels"), labels));
     json_decref(job);
     /* parallelism alone leaves completions unset (a work queue) */
     job = job_with("\"parallelism\":3");
