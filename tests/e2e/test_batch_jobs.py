@@ -345,3 +345,27 @@ spec: {clusterQueue: cq}
     assert has(jobs["ok"], "Complete") and has(jobs["bad"], "Failed"), jobs
     # each was suspended until admitted, then resumed
     assert all(has(j, "Suspended", "False") for j in jobs.values()), jobs
+
+
+def test_server_kill9_mid_job_adopts_pods_and_finishes_once(tmp_path, marker, monkeypatch):
+    """The server dies (SIGKILL) while a Job's pod runs and restarts: the pod is re-adopted,
+    not duplicated, and the Job counts each completion once."""
+    monkeypatch.setenv("TRAINYARD_RESTART_BACKOFF_MS", "50")
+    s = Server(tmp_path / "data").start()
+    try:
+        apply(s, tmp_path, job("durable", "sleep 1.5", marker, completions=2, parallelism=1))
+        assert wait_until(lambda: (get_job(s, "durable") or {}).get("status", {})
+                          .get("active") == 1, 20)
+        before = {p["metadata"]["name"] for p in job_pods(s, "durable")}
+        s.kill9()
+        s.start()
+        assert {p["metadata"]["name"] for p in job_pods(s, "durable")} == before
+        assert wait_until(lambda: has(get_job(s, "durable"), "Complete"), 40), \
+            get_job(s, "durable")
+        pods = job_pods(s, "durable")
+        assert len(pods) == 2 and before <= {p["metadata"]["name"] for p in pods}, pods
+        assert get_job(s, "durable")["status"]["succeeded"] == 2
+    finally:
+        s.stop()
+        s.reap()
+        kill_all(marker)
