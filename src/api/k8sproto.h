@@ -4,9 +4,12 @@
  * (`kubectl create namespace` does), so a server that only read JSON would refuse them. The
  * body is the 4 bytes "k8s\0" and a runtime.Unknown message (typeMeta, raw bytes of the object,
  * contentEncoding, contentType). Decoded here: Namespace (metadata name, generateName, labels,
- * annotations, finalizers; spec.finalizers) and scheduling.k8s.io/v1 PriorityClass (that
- * metadata; value, globalDefault, description, preemptionPolicy), the kinds kubectl creates
- * this way for trainyard's users (`kubectl create namespace`, `kubectl create priorityclass`).
+ * annotations, finalizers; spec.finalizers), scheduling.k8s.io/v1 PriorityClass (that
+ * metadata; value, globalDefault, description, preemptionPolicy) and batch/v1 Job (that
+ * metadata; a template of containers with name, image, command, args, workingDir, and a
+ * restartPolicy; any other field refuses the body), the kinds kubectl creates this way for
+ * trainyard's users (`kubectl create namespace`, `kubectl create priorityclass`,
+ * `kubectl create job NAME --image=IMAGE -- COMMAND...`).
  * Other kinds fail with a message naming them; the server answers 415 for those.
  *
  * The result is the object as JSON (a new reference in *out). Bodies are untrusted: every

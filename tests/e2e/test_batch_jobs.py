@@ -369,3 +369,16 @@ def test_server_kill9_mid_job_adopts_pods_and_finishes_once(tmp_path, marker, mo
         s.stop()
         s.reap()
         kill_all(marker)
+
+
+def test_kubectl_create_job_logs_and_wait(server, marker):
+    """`kubectl create job` sends the Job as protobuf; `kubectl logs job/x` and `kubectl wait`
+    find its pod and condition."""
+    out = server.kubectl("create", "job", "hello", "--image=busybox", "--",
+                         "sh", "-c", f"echo hello from {marker}").stdout
+    assert "job.batch/hello created" in out, out
+    server.kubectl("wait", "--for=condition=complete", "job/hello", "--timeout=30s")
+    assert server.kubectl("logs", "job/hello").stdout == f"hello from {marker}\n"
+    spec = get_job(server, "hello")["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["containers"][0]["command"] == ["sh", "-c", f"echo hello from {marker}"]
