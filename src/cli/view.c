@@ -153,6 +153,9 @@ static const char *job_state(ty_view *v, const json_t *job, const char **msg, ch
         *msg = *free_msg;
         return "Queued";
     }
+    /* a batch/v1 Job has no Running condition: its active pods say it runs */
+    if (!t && json_integer_value(json_object_get(json_object_get(job, "status"), "active")) > 0)
+        return "Running";
     return t ? t : "Pending";
 }
 
