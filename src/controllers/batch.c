@@ -236,7 +236,9 @@ static bool exit_code_matches(const json_t *req, const json_t *pod, const char *
     const char *only = json_string_value(json_object_get(req, "containerName"));
     const json_t *values = json_object_get(req, "values");
     static const char *const lists[] = {"initContainerStatuses", "containerStatuses"};
-    for (int l = 0; l < 2 && op; l++) {
+    if (!op || (strcmp(op, "In") != 0 && strcmp(op, "NotIn") != 0))
+        return false; /* an operator this version does not know matches nothing */
+    for (int l = 0; l < 2; l++) {
         size_t i;
         json_t *cs;
         json_array_foreach(json_object_get(json_object_get(pod, "status"), lists[l]), i, cs)
@@ -287,7 +289,9 @@ ty_batch_pod_verdict ty_batch_judge_pod(const json_t *job, const json_t *pod, ch
                        i, rule)
     {
         const char *action = json_string_value(json_object_get(rule, "action"));
-        if (!action)
+        /* a rule whose action this version does not know is skipped */
+        if (!action || (strcmp(action, "Ignore") && strcmp(action, "Count") &&
+                        strcmp(action, "FailIndex") && strcmp(action, "FailJob")))
             continue;
         const json_t *req = json_object_get(rule, "onExitCodes");
         const char *container = NULL;
@@ -644,12 +648,19 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
     if (!suspend && deadline >= 0 && start && !fail_reason && !success)
         requeue(out, start + deadline * 1000000000LL - now);
 
+    json_int_t failed_total = (json_int_t)failed;
     if (fail_reason) {
-        /* The target first, the pods stopped, then Failed once none is left. */
+        /* The target first, the pods stopped, then Failed once none is left. The pods it
+         * stops count as failed (Kubernetes counts them when they end; here they are gone
+         * then, so the count made now is kept). */
         if (set_condition(job, "FailureTarget", "True", fail_reason, fail_msg, now, false))
             finish_event(out, fail_reason, fail_msg, true);
         for (size_t i = 0; i < nactive; i++)
             add_delete(out, active[i]);
+        failed_total += (json_int_t)nactive;
+        json_int_t stored = json_integer_value(json_object_get(st, "failed"));
+        if (stored > failed_total)
+            failed_total = stored;
         if (nactive == 0 && terminating == 0)
             set_condition(job, "Failed", "True", fail_reason, fail_msg, now, false);
     } else if (success) {
@@ -745,7 +756,7 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
     set_int(st, "ready", (json_int_t)ready);
     set_int(st, "terminating", (json_int_t)(terminating + deleting));
     set_int(st, "succeeded", (json_int_t)succeeded);
-    set_int(st, "failed", (json_int_t)failed);
+    set_int(st, "failed", failed_total);
     if (!json_object_get(st, "uncountedTerminatedPods"))
         json_object_set_new(st, "uncountedTerminatedPods", json_object());
     if (is_indexed) {

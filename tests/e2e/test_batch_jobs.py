@@ -140,6 +140,7 @@ def test_run_active_deadline_stops_the_pod(run_trainyard, manifest, marker):
     failed = [c for c in jobs["slow"]["status"]["conditions"] if c["type"] == "Failed"][0]
     assert (failed["reason"], failed["message"]) == (
         "DeadlineExceeded", "Job was active longer than specified deadline")
+    assert jobs["slow"]["status"]["failed"] == 1, jobs["slow"]["status"]  # the pod it stopped
     assert not processes_with(marker)
 
 

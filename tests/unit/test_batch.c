@@ -381,6 +381,55 @@ Test(batch, pod_failure_policy_rules_in_order)
     json_decref(job);
 }
 
+/* Cases of Kubernetes' TestMatchPodFailurePolicy. */
+Test(batch, pod_failure_policy_edge_cases)
+{
+    char *msg;
+    /* unknown actions and operators skip their rule */
+    json_t *job = job_with("\"podFailurePolicy\":{\"rules\":["
+                           "{\"action\":\"FailJob\",\"onExitCodes\":{\"operator\":\"In\","
+                           "\"values\":[2,3]}}]}");
+    json_t *rules = json_object_get(json_object_get(json_object_get(job, "spec"),
+                                                    "podFailurePolicy"), "rules");
+    json_array_insert_new(rules, 0, json_pack("{s:s,s:{s:s,s:[i]}}", "action", "Unknown",
+                                              "onExitCodes", "operator", "In", "values", 2));
+    json_array_insert_new(rules, 1, json_pack("{s:s,s:{s:s,s:[i]}}", "action", "Ignore",
+                                              "onExitCodes", "operator", "Sometimes", "values", 2));
+    json_t *p = pod("mypod", "Failed", 2, 1, -1);
+    cr_assert_eq(ty_batch_judge_pod(job, p, &msg), TY_BATCH_FAIL_JOB);
+    cr_assert_str_eq(msg, "Container main for pod default/mypod failed with exit code 2 matching "
+                          "FailJob rule at index 2");
+    free(msg);
+    json_decref(p);
+    json_decref(job);
+    /* successful containers match no requirement, NotIn [0] matches any failure */
+    job = job_with("\"podFailurePolicy\":{\"rules\":[{\"action\":\"FailJob\",\"onExitCodes\":{"
+                   "\"operator\":\"NotIn\",\"values\":[111]}}]}");
+    p = pod("mypod", "Failed", 111, 1, -1);
+    json_array_append_new(json_object_get(json_object_get(p, "status"), "containerStatuses"),
+                          json_pack("{s:s,s:{s:{s:i}}}", "name", "side", "state", "terminated",
+                                    "exitCode", 0));
+    cr_assert_eq(ty_batch_judge_pod(job, p, &msg), TY_BATCH_COUNT);
+    json_decref(p);
+    json_decref(job);
+    /* an onPodConditions pattern matches its status only */
+    job = job_with("\"podFailurePolicy\":{\"rules\":[{\"action\":\"Ignore\",\"onPodConditions\":[{"
+                   "\"type\":\"DisruptionTarget\",\"status\":\"False\"}]},"
+                   "{\"action\":\"FailJob\",\"onPodConditions\":[{\"type\":\"DisruptionTarget\"}]}]}");
+    p = pod("mypod", "Failed", 1, 1, -1);
+    json_object_set_new(json_object_get(p, "status"), "conditions",
+                        json_pack("[{s:s,s:s}]", "type", "DisruptionTarget", "status", "True"));
+    cr_assert_eq(ty_batch_judge_pod(job, p, &msg), TY_BATCH_FAIL_JOB);
+    cr_assert_str_eq(msg, "Pod default/mypod has condition DisruptionTarget matching FailJob rule "
+                          "at index 1");
+    free(msg);
+    json_object_set_new(json_object_get(p, "status"), "conditions",
+                        json_pack("[{s:s,s:s}]", "type", "DisruptionTarget", "status", "False"));
+    cr_assert_eq(ty_batch_judge_pod(job, p, &msg), TY_BATCH_IGNORE);
+    json_decref(p);
+    json_decref(job);
+}
+
 Test(batch, deadline_fails_and_is_requeued_until_then)
 {
     json_t *job = job_with("\"activeDeadlineSeconds\":30");
@@ -393,8 +442,10 @@ Test(batch, deadline_fails_and_is_requeued_until_then)
     cr_assert_str_eq(cond_reason(job, "FailureTarget"), "DeadlineExceeded");
     cr_assert_null(cond(job, "Failed")); /* its pod must go first */
     cr_assert_eq(o.ndelete, 1);
+    cr_assert_eq(st_int(job, "failed"), 1); /* the pod stopped counts as failed */
     ty_batch_outcome_free(&o);
     run(job, NULL, 0, T0 + 32, &o);
+    cr_assert_eq(st_int(job, "failed"), 1); /* and stays counted once it is gone */
     cr_assert_str_eq(json_string_value(json_object_get(cond(job, "Failed"), "message")),
                      "Job was active longer than specified deadline");
     ty_batch_outcome_free(&o);
