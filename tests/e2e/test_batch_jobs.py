@@ -383,3 +383,56 @@ def test_kubectl_create_job_logs_and_wait(server, marker):
     spec = get_job(server, "hello")["spec"]["template"]["spec"]
     assert spec["restartPolicy"] == "Never"
     assert spec["containers"][0]["command"] == ["sh", "-c", f"echo hello from {marker}"]
+
+
+def test_kueue_preempts_a_batch_job_which_then_resumes(server, marker, tmp_path):
+    """A high-priority Job evicts a running low-priority one: Kueue suspends it (its pod is
+    deleted, its template restored), and it is admitted again and completes once the
+    high-priority Job is done."""
+    docs = [
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ResourceFlavor",
+         "metadata": {"name": "default-flavor"}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue",
+         "metadata": {"name": "cq"},
+         "spec": {"namespaceSelector": {},
+                  "preemption": {"withinClusterQueue": "LowerPriority"},
+                  "resourceGroups": [{"coveredResources": ["cpu"], "flavors": [{
+                      "name": "default-flavor",
+                      "resources": [{"name": "cpu", "nominalQuota": 1}]}]}]}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+         "metadata": {"name": "main", "namespace": "default"}, "spec": {"clusterQueue": "cq"}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "WorkloadPriorityClass",
+         "metadata": {"name": "low"}, "value": 100},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "WorkloadPriorityClass",
+         "metadata": {"name": "high"}, "value": 1000},
+    ]
+    apply(server, tmp_path, yaml.safe_dump_all(docs))
+
+    def queued(name, cmd, prio):
+        doc = yaml.safe_load(job(name, cmd, marker, labels={
+            "kueue.x-k8s.io/queue-name": "main", "kueue.x-k8s.io/priority-class": prio}))
+        doc["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+            "requests": {"cpu": "1"}}
+        return yaml.safe_dump(doc)
+
+    flag = tmp_path / "evicted-once"
+    apply(server, tmp_path, queued("low", f"if [ -e {flag} ]; then exit 0; fi; sleep 60", "low"))
+    assert wait_until(lambda: get_job(server, "low").get("status", {}).get("active") == 1, 30)
+    [first] = job_pods(server, "low")
+    flag.touch()
+    apply(server, tmp_path, queued("high", "true", "high"))
+    assert wait_until(lambda: has(get_job(server, "high"), "Complete"), 40), get_job(server, "high")
+    assert wait_until(lambda: has(get_job(server, "low"), "Complete"), 40), get_job(server, "low")
+    wl = next(w for w in server.json("get", "workloads")["items"]
+              if w["metadata"]["ownerReferences"][0]["name"] == "low")
+    preempted = [c for c in wl["status"]["conditions"] if c["type"] == "Preempted"]
+    assert preempted and "Preempted to accommodate a workload" in preempted[0]["message"], \
+        wl["status"]
+    assert wl["status"]["requeueState"]["count"] == 1, wl["status"]
+    # its first pod was deleted when Kueue suspended it; a new one ran to the end
+    [second] = job_pods(server, "low")
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+    assert second["status"]["phase"] == "Succeeded"
+    assert get_job(server, "low")["status"]["succeeded"] == 1
+    assert "nodeSelector" not in get_job(server, "low")["spec"]["template"]["spec"] or \
+        get_job(server, "low")["spec"]["template"]["spec"]["nodeSelector"] == {}
