@@ -46,17 +46,17 @@ def conditions(obj):
 def test_run_completions_and_parallelism(run_trainyard, manifest, marker, tmp_path):
     # Each pod notes its start and end in a shared file: at most `parallelism` overlap.
     log = tmp_path / "events"
-    cmd = f"echo start >> {log}; sleep 0.4; echo end >> {log}"
-    path = manifest(job("work", cmd, marker, completions=5, parallelism=2))
+    cmd = f"echo start >> {log}; sleep 1; echo end >> {log}"
+    path = manifest(job("work", cmd, marker, completions=4, parallelism=2))
     r, jobs, pods = run_json(run_trainyard, path)
     assert r.rc == 0, r
     st = jobs["work"]["status"]
-    assert st["succeeded"] == 5 and st["active"] == 0 and st["failed"] == 0, st
+    assert st["succeeded"] == 4 and st["active"] == 0 and st["failed"] == 0, st
     assert conditions(jobs["work"]) == [
         ("SuccessCriteriaMet", "True", "CompletionsReached"),
         ("Complete", "True", "CompletionsReached")], conditions(jobs["work"])
     assert st["completionTime"] >= st["startTime"], st
-    assert len(pods) == 5, [p["metadata"]["name"] for p in pods]
+    assert len(pods) == 4, [p["metadata"]["name"] for p in pods]
     uid = jobs["work"]["metadata"]["uid"]
     assert jobs["work"]["spec"]["selector"] == {
         "matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
@@ -74,7 +74,7 @@ def test_run_completions_and_parallelism(run_trainyard, manifest, marker, tmp_pa
     for line in log.read_text().split():
         depth += 1 if line == "start" else -1
         peak = max(peak, depth)
-    assert peak == 2 and log.read_text().count("start") == 5, log.read_text()
+    assert peak == 2 and log.read_text().count("start") == 4, log.read_text()
 
 
 def test_run_indexed_job(run_trainyard, manifest, marker):
@@ -209,8 +209,7 @@ def test_kubectl_columns_suspend_resume_and_ttl(server, marker, tmp_path):
     flag = tmp_path / "ran"
     # The first pod runs until the job is suspended; the one after the resume ends at once.
     cmd = f"if [ -e {flag} ]; then exit 0; fi; touch {flag}; sleep 60"
-    out = apply(server, tmp_path, job("sus", cmd, marker, completions=1,
-                                      ttlSecondsAfterFinished=1)).stdout
+    out = apply(server, tmp_path, job("sus", cmd, marker, completions=1)).stdout
     assert "job.batch/sus created" in out, out
     assert wait_until(lambda: get_job(server, "sus")["status"].get("active") == 1, 20)
     table = server.kubectl("get", "jobs").stdout
@@ -236,7 +235,11 @@ def test_kubectl_columns_suspend_resume_and_ttl(server, marker, tmp_path):
     table = server.kubectl("get", "jobs", "-o", "wide").stdout
     assert re.search(r"^sus\s+Complete\s+1/1\s+\S+\s+\S+\s+main\s+.*"
                      r"batch.kubernetes.io/controller-uid=", table, re.M), table
-    # TTL: the job goes one second after it finished, and its pods with it.
+    # TTL (set now: a TTL from the start could delete the job before the checks above read
+    # it): the job goes one second after it finished, and its pods with it.
+    assert job_pods(server, "sus")
+    server.kubectl("patch", "job", "sus", "--type=merge", "-p",
+                   '{"spec":{"ttlSecondsAfterFinished":1}}')
     assert wait_until(lambda: get_job(server, "sus") is None, 20)
     assert wait_until(lambda: not job_pods(server, "sus"), 20)
     events = server.kubectl("get", "events").stdout
