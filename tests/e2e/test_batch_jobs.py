@@ -439,3 +439,24 @@ def test_kueue_preempts_a_batch_job_which_then_resumes(server, marker, tmp_path)
     assert get_job(server, "low")["status"]["succeeded"] == 1
     assert "nodeSelector" not in get_job(server, "low")["spec"]["template"]["spec"] or \
         get_job(server, "low")["spec"]["template"]["spec"]["nodeSelector"] == {}
+
+
+def test_run_fails_a_job_its_queue_can_never_admit(run_trainyard, manifest, marker):
+    queues = yaml.safe_dump_all([
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ResourceFlavor",
+         "metadata": {"name": "default-flavor"}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue", "metadata": {"name": "cq"},
+         "spec": {"namespaceSelector": {}, "resourceGroups": [{
+             "coveredResources": ["cpu"], "flavors": [{
+                 "name": "default-flavor", "resources": [{"name": "cpu", "nominalQuota": 1}]}]}]}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+         "metadata": {"name": "main", "namespace": "default"}, "spec": {"clusterQueue": "cq"}},
+    ])
+    d = yaml.safe_load(job("big", "true", marker, labels={"kueue.x-k8s.io/queue-name": "main"}))
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"}}
+    r, jobs, pods = run_json(run_trainyard, manifest(queues + "---\n" + yaml.safe_dump(d)))
+    assert r.rc == 1, r
+    failed = [c for c in jobs["big"]["status"]["conditions"] if c["type"] == "Failed"][0]
+    assert failed["reason"] == "NeverAdmitted", failed
+    assert "can never be admitted by its queue main" in failed["message"], failed
+    assert pods == []
