@@ -3,10 +3,12 @@
  * ValidateJobUpdate) for the fields trainyard runs, with Kubernetes' field paths and
  * messages. The controller is controllers/batch.h. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
 #include "api/batch.h"
+#include "base/buf.h"
 #include "base/mem.h"
 
 __asm__(".section .rodata\n"
@@ -48,6 +50,51 @@ static void set_default(json_t *obj, const char *key, json_t *value)
         json_object_set_new(obj, key, value);
     else
         json_decref(value);
+}
+
+/* ---------- index sets ---------- */
+
+char *ty_batch_format_indexes(const long *idx, size_t n)
+{
+    ty_buf b = TY_BUF_INIT;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && idx[j + 1] == idx[j] + 1)
+            j++;
+        if (j == i)
+            ty_buf_addf(&b, "%s%ld", b.len ? "," : "", idx[i]);
+        else
+            ty_buf_addf(&b, "%s%ld-%ld", b.len ? "," : "", idx[i], idx[j]);
+        i = j + 1;
+    }
+    return b.len ? b.data : ty_strdup("");
+}
+
+int ty_batch_parse_indexes(const char *text, long limit, long **idx, size_t *n)
+{
+    const char *p = text;
+    while (p && *p) {
+        char *end;
+        long a = strtol(p, &end, 10), z = a;
+        if (end == p || a < 0)
+            return -1;
+        if (*end == '-') {
+            const char *q = end + 1;
+            z = strtol(q, &end, 10);
+            if (end == q || z < a)
+                return -1;
+        }
+        for (long i = a; i <= z && i < limit; i++) {
+            *idx = ty_realloc(*idx, (*n + 1) * sizeof **idx);
+            (*idx)[(*n)++] = i;
+        }
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
+        p = end;
+    }
+    return 0;
 }
 
 /* ---------- defaults ---------- */
@@ -290,6 +337,107 @@ static void check_pod_failure_policy(ty_schema_ctx *c, json_t *spec)
     }
 }
 
+/* The intervals of an index text ("0-2,5") without expanding them: how many indexes, the
+ * largest, and whether they ascend without overlap. Returns -1 when malformed. */
+static int scan_intervals(const char *text, size_t *count, long *last, bool *ordered)
+{
+    *count = 0;
+    *last = -1;
+    *ordered = true;
+    for (const char *p = text; *p;) {
+        char *end;
+        long a = strtol(p, &end, 10), z = a;
+        if (end == p || a < 0 || *p == '-' || *p == '+')
+            return -1;
+        if (*end == '-') {
+            const char *q = end + 1;
+            z = strtol(q, &end, 10);
+            if (end == q || z < a || *q == '-' || *q == '+')
+                return -1;
+        }
+        *ordered = *ordered && a > *last;
+        *count += (size_t)(z - a) + 1;
+        *last = z;
+        if (*end == ',' && end[1])
+            end++;
+        else if (*end)
+            return -1;
+        p = end;
+    }
+    return *count ? 0 : -1;
+}
+
+/* ValidateJobSpec's successPolicy: Indexed jobs only, at most 20 rules, each with
+ * succeededIndexes ("0-2,5", ascending, below completions) or succeededCount (at most
+ * completions, and at most the number of succeededIndexes when both are set). */
+static void check_success_policy(ty_schema_ctx *c, json_t *spec, bool indexed)
+{
+    json_t *sp = json_object_get(spec, "successPolicy");
+    if (!json_is_object(sp))
+        return;
+    if (!indexed) {
+        ty_fe_invalid(c, "spec.successPolicy", ty_pos_member(c, spec, "successPolicy"), sp,
+                      "requires indexed completion mode");
+        return;
+    }
+    json_t *rules = json_object_get(sp, "rules");
+    if (json_array_size(rules) > TY_BATCH_MAX_POD_FAILURE_RULES)
+        ty_field_errors_add(c->errs, "spec.successPolicy.rules", ty_pos_member(c, sp, "rules"),
+                            "Too many: %zu: must have at most %d items", json_array_size(rules),
+                            TY_BATCH_MAX_POD_FAILURE_RULES);
+    json_int_t completions = json_integer_value(json_object_get(spec, "completions"));
+    TY_AUTOBUF ty_buf path = TY_BUF_INIT;
+    ty_buf_adds(&path, "spec.successPolicy.rules");
+    size_t i;
+    json_t *rule;
+    json_array_foreach(rules, i, rule)
+    {
+        if (!json_is_object(rule))
+            continue;
+        size_t l0 = ty_path_index(&path, i);
+        json_t *idx = json_object_get(rule, "succeededIndexes");
+        json_t *cnt = json_object_get(rule, "succeededCount");
+        if (!idx && !cnt)
+            ty_fe_required(c, path.data, ty_pos_index(c, rules, i),
+                           "at least one of succeededCount or succeededIndexes must be "
+                           "specified");
+        size_t nidx = 0;
+        if (json_is_string(idx)) {
+            size_t l = ty_path_key(&path, "succeededIndexes");
+            ty_pos p = ty_pos_member(c, rule, "succeededIndexes");
+            long last;
+            bool ordered;
+            if (scan_intervals(json_string_value(idx), &nidx, &last, &ordered) < 0)
+                ty_fe_invalid(c, path.data, p, idx, "error parsing succeededIndexes");
+            else if (!ordered)
+                ty_fe_invalid(c, path.data, p, idx, "must be ordered and non-overlapping");
+            else if (last >= completions)
+                ty_fe_invalid(c, path.data, p, idx, "too large: must be less than completions %lld",
+                              (long long)completions);
+            ty_path_pop(&path, l);
+        }
+        if (json_is_integer(cnt)) {
+            size_t l = ty_path_key(&path, "succeededCount");
+            json_int_t n = json_integer_value(cnt);
+            ty_pos p = ty_pos_member(c, rule, "succeededCount");
+            if (n < 0)
+                ty_fe_invalid(c, path.data, p, cnt, "must be greater than or equal to 0");
+            else if (n > completions)
+                ty_fe_invalid(c, path.data, p, cnt,
+                              "must be less than or equal to %lld (the number of specified "
+                              "completions)",
+                              (long long)completions);
+            else if (json_is_string(idx) && nidx && (size_t)n > nidx)
+                ty_fe_invalid(c, path.data, p, cnt,
+                              "must be less than or equal to %zu (the number of indexes in the "
+                              "specified succeededIndexes field)",
+                              nidx);
+            ty_path_pop(&path, l);
+        }
+        ty_path_pop(&path, l0);
+    }
+}
+
 /* Whether the selector's matchLabels and matchExpressions (In/NotIn/Exists/DoesNotExist) all
  * hold for the labels. */
 static bool selector_matches(const json_t *sel, const json_t *labels)
@@ -434,6 +582,7 @@ static void job_rules(ty_schema_ctx *c, json_t *obj)
         }
     }
     check_pod_failure_policy(c, spec);
+    check_success_policy(c, spec, indexed);
     check_selector(c, obj, spec);
 }
 

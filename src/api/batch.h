@@ -4,6 +4,7 @@
 #define TY_API_BATCH_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #define TY_BATCH_API_VERSION "batch/v1"
 #define TY_BATCH_LABEL_JOB_NAME "batch.kubernetes.io/job-name"
@@ -19,6 +20,13 @@
 #define TY_BATCH_INDEXED "Indexed"
 #define TY_BATCH_MAX_INDEXED 100000
 #define TY_BATCH_MAX_POD_FAILURE_RULES 20
+
+/* "0-2,4,6-7" of the sorted, distinct indexes (the form of completedIndexes, failedIndexes and
+ * successPolicy's succeededIndexes); caller frees. */
+char *ty_batch_format_indexes(const long *idx, size_t n);
+/* The indexes in `text` ("0-2,5") below `limit`, appended to *idx (a realloc'd array of *n, the
+ * caller frees it); returns -1 on a malformed text. */
+int ty_batch_parse_indexes(const char *text, long limit, long **idx, size_t *n);
 
 /* The API server's create defaults that need the stored uid (the Job strategy's
  * PrepareForCreate): without manualSelector, the selector

@@ -166,49 +166,6 @@ static int compare_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-char *ty_batch_format_indexes(const long *idx, size_t n)
-{
-    ty_buf b = TY_BUF_INIT;
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j + 1 < n && idx[j + 1] == idx[j] + 1)
-            j++;
-        if (j == i)
-            ty_buf_addf(&b, "%s%ld", b.len ? "," : "", idx[i]);
-        else
-            ty_buf_addf(&b, "%s%ld-%ld", b.len ? "," : "", idx[i], idx[j]);
-        i = j + 1;
-    }
-    return b.len ? b.data : ty_strdup("");
-}
-
-int ty_batch_parse_indexes(const char *text, long limit, long **idx, size_t *n)
-{
-    const char *p = text;
-    while (p && *p) {
-        char *end;
-        long a = strtol(p, &end, 10), z = a;
-        if (end == p || a < 0)
-            return -1;
-        if (*end == '-') {
-            const char *q = end + 1;
-            z = strtol(q, &end, 10);
-            if (end == q || z < a)
-                return -1;
-        }
-        for (long i = a; i <= z && i < limit; i++) {
-            *idx = ty_realloc(*idx, (*n + 1) * sizeof **idx);
-            (*idx)[(*n)++] = i;
-        }
-        if (*end == ',')
-            end++;
-        else if (*end)
-            return -1;
-        p = end;
-    }
-    return 0;
-}
-
 /* Sorted and without duplicates, in place; returns the new count. */
 static size_t unique(long *v, size_t n)
 {
@@ -318,6 +275,45 @@ ty_batch_pod_verdict ty_batch_judge_pod(const json_t *job, const json_t *pod, ch
         return TY_BATCH_FAIL_JOB;
     }
     return TY_BATCH_COUNT;
+}
+
+/* ---------- success policy ---------- */
+
+/* Whether `successPolicy` (Indexed jobs) is met by the succeeded indexes (sorted, distinct);
+ * the message names the first rule met ("Matched rules at index 0"). A rule with
+ * succeededIndexes is met when all of them succeeded, or succeededCount of them; one with
+ * succeededCount alone when that many indexes succeeded. */
+static bool success_policy_met(const json_t *job, json_int_t completions, const long *done,
+                               size_t ndone, char **message)
+{
+    size_t i;
+    json_t *rule;
+    json_array_foreach(json_object_get(json_object_get(spec_of(job), "successPolicy"), "rules"),
+                       i, rule)
+    {
+        const json_t *cnt = json_object_get(rule, "succeededCount");
+        const char *text = json_string_value(json_object_get(rule, "succeededIndexes"));
+        bool met = false;
+        if (text) {
+            long *want = NULL;
+            size_t nwant = 0, have = 0;
+            if (ty_batch_parse_indexes(text, (long)completions, &want, &nwant) == 0 && nwant) {
+                nwant = unique(want, nwant);
+                for (size_t k = 0; k < nwant; k++)
+                    have += contains(done, ndone, want[k]);
+                met = have == nwant ||
+                      (json_is_integer(cnt) && (json_int_t)have >= json_integer_value(cnt));
+            }
+            free(want);
+        } else if (json_is_integer(cnt)) {
+            met = ndone > 0 && (json_int_t)ndone >= json_integer_value(cnt);
+        }
+        if (met) {
+            *message = ty_asprintf("Matched rules at index %zu", i);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---------- pods ---------- */
@@ -569,6 +565,11 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
             continue;
         }
         if (strcmp(phase, "Failed") == 0) {
+            /* one that ended because it was deleted (the job completed, was suspended, or a
+             * user deleted it) did not fail on its own: not counted (a failing job counts
+             * the pods it stops when it stops them) */
+            if (ty_obj_deleting(pod))
+                continue;
             char *msg = NULL;
             ty_batch_pod_verdict v = ty_batch_judge_pod(job, pod, &msg);
             if (v == TY_BATCH_FAIL_JOB && !fail_job.len)
@@ -616,6 +617,8 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
 
     /* ---- is the job done? ---- */
     const char *fail_reason = NULL, *fail_msg = NULL;
+    const char *success_reason = "CompletionsReached";
+    char *policy_msg = NULL; /* the success policy's, when it decided */
     bool success = false;
     const json_t *target = condition(job, "FailureTarget");
     const json_t *criteria = condition(job, "SuccessCriteriaMet");
@@ -624,6 +627,9 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
         fail_msg = json_string_value(json_object_get(target, "message"));
     } else if (criteria && condition_true(job, "SuccessCriteriaMet")) {
         success = true;
+        success_reason = json_string_value(json_object_get(criteria, "reason"));
+        const char *m = json_string_value(json_object_get(criteria, "message"));
+        policy_msg = m ? ty_strdup(m) : NULL;
     } else if (fail_job.len) {
         fail_reason = "PodFailurePolicy";
         fail_msg = fail_job.data;
@@ -641,6 +647,9 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
     } else if (has_per_index && nfailed_idx && (json_int_t)(ndone + nfailed_idx) >= completions) {
         fail_reason = "FailedIndexes";
         fail_msg = "Job has failed indexes";
+    } else if (is_indexed && success_policy_met(job, completions, done_idx, ndone, &policy_msg)) {
+        success = true;
+        success_reason = "SuccessPolicy";
     } else if (has_completions ? (json_int_t)succeeded >= completions
                                : succeeded > 0 && nactive == 0) {
         success = true;
@@ -664,8 +673,8 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
         if (nactive == 0 && terminating == 0)
             set_condition(job, "Failed", "True", fail_reason, fail_msg, now, false);
     } else if (success) {
-        static const char reason[] = "CompletionsReached";
-        static const char msg[] = "Reached expected number of succeeded pods";
+        const char *reason = success_reason ? success_reason : "CompletionsReached";
+        const char *msg = policy_msg ? policy_msg : "Reached expected number of succeeded pods";
         if (set_condition(job, "SuccessCriteriaMet", "True", reason, msg, now, false))
             finish_event(out, "Completed", "Job completed", false);
         for (size_t i = 0; i < nactive; i++)
@@ -770,6 +779,7 @@ void ty_batch_reconcile(json_t *job, json_t *const *pods, size_t npods, int64_t 
                 json_object_set_new(st, "failedIndexes", json_string(f));
         }
     }
+    free(policy_msg);
     out->status_changed = !json_equal(before, st);
     json_decref(before);
     ty_buf_free(&fail_job);

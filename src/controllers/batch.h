@@ -16,6 +16,8 @@
  *   its pods failed more often than that, and the job fails when more indexes failed than
  *   maxFailedIndexes (MaxFailedIndexesExceeded) or when every index ended and some failed
  *   (FailedIndexes); activeDeadlineSeconds since startTime fails it (DeadlineExceeded);
+ * - an Indexed job's successPolicy: the first rule met (all its succeededIndexes succeeded, or
+ *   succeededCount of them; or succeededCount indexes of any) succeeds it (SuccessPolicy);
  * - replacement pods after a failure wait a back-off: base x 2^(failures since the last
  *   success - 1) from the last failure, capped at 60 x base (10 s and 10 min as Kubernetes);
  * - conditions as Kubernetes writes them: FailureTarget / SuccessCriteriaMet (reason
@@ -48,12 +50,6 @@ void ty_batch_fail_job(json_t *job, const char *reason, const char *message, int
 
 /* The index a pod of an Indexed job carries (its completion-index annotation), or -1. */
 long ty_batch_pod_index(const json_t *pod);
-
-/* "0-2,4,6-7" of the sorted, distinct indexes (the form of completedIndexes); caller frees. */
-char *ty_batch_format_indexes(const long *idx, size_t n);
-/* The indexes in `text` below `limit`, appended to *idx (a realloc'd array of *n); returns
- * -1 on a malformed text. */
-int ty_batch_parse_indexes(const char *text, long limit, long **idx, size_t *n);
 
 /* A failed pod judged by the job's podFailurePolicy. */
 typedef enum ty_batch_pod_verdict {

@@ -460,3 +460,21 @@ def test_run_fails_a_job_its_queue_can_never_admit(run_trainyard, manifest, mark
     assert failed["reason"] == "NeverAdmitted", failed
     assert "can never be admitted by its queue main" in failed["message"], failed
     assert pods == []
+
+
+def test_run_success_policy_ends_leader_follower_job(run_trainyard, manifest, marker):
+    # The leader (index 0) finishes; the followers would run for a minute: the success
+    # policy completes the job and stops them.
+    cmd = 'if [ "$JOB_COMPLETION_INDEX" = 0 ]; then exit 0; fi; sleep 60'
+    path = manifest(job("lead", cmd, marker, completions=3, parallelism=3,
+                        completionMode="Indexed",
+                        successPolicy={"rules": [{"succeededIndexes": "0"}]}))
+    start = time.monotonic()
+    r, jobs, pods = run_json(run_trainyard, path, timeout=60)
+    assert r.rc == 0, r
+    assert time.monotonic() - start < 30
+    st = jobs["lead"]["status"]
+    assert conditions(jobs["lead"]) == [
+        ("SuccessCriteriaMet", "True", "SuccessPolicy"), ("Complete", "True", "SuccessPolicy")]
+    assert st["completedIndexes"] == "0" and st["succeeded"] == 1 and st["failed"] == 0, st
+    assert not processes_with(marker)

@@ -605,3 +605,65 @@ Test(batch, pods_carry_index_owner_and_env)
     json_decref(p);
     json_decref(job);
 }
+
+Test(batch, success_policy_ends_an_indexed_job_early)
+{
+    json_t *job = job_with("\"completionMode\":\"Indexed\",\"completions\":4,\"parallelism\":4,"
+                           "\"successPolicy\":{\"rules\":[{\"succeededIndexes\":\"0-1\"},"
+                           "{\"succeededCount\":2}]}");
+    json_t *pods[3] = {pod("a", "Succeeded", 0, 1, 0), pod("b", "Running", 0, 0, 1),
+                       pod("c", "Running", 0, 0, 2)};
+    ty_batch_outcome o;
+    run(job, pods, 3, T0 + 2, &o);
+    cr_assert_null(cond(job, "SuccessCriteriaMet")); /* one of the rules' indexes, not two */
+    cr_assert_eq(o.ncreate, 1);                      /* index 3 */
+    ty_batch_outcome_free(&o);
+    json_decref(pods[2]);
+    pods[2] = pod("c", "Succeeded", 0, 3, 2);
+    run(job, pods, 3, T0 + 4, &o);
+    /* indexes 0 and 2: rule 0 wants 0 and 1; rule 1 two of any */
+    cr_assert_str_eq(cond_reason(job, "SuccessCriteriaMet"), "SuccessPolicy");
+    cr_assert_str_eq(json_string_value(json_object_get(cond(job, "SuccessCriteriaMet"),
+                                                       "message")),
+                     "Matched rules at index 1");
+    cr_assert_eq(o.ncreate, 0);
+    cr_assert_eq(o.ndelete, 1);
+    cr_assert_str_eq(o.delete_pods[0], "b");
+    cr_assert_null(cond(job, "Complete"));
+    ty_batch_outcome_free(&o);
+    /* once b is gone: Complete with the policy's reason, b not counted as failed */
+    json_t *left[2] = {pods[0], pods[2]};
+    run(job, left, 2, T0 + 5, &o);
+    cr_assert_str_eq(cond_reason(job, "Complete"), "SuccessPolicy");
+    cr_assert_eq(st_int(job, "failed"), 0);
+    cr_assert_eq(st_int(job, "succeeded"), 2);
+    ty_batch_outcome_free(&o);
+    free_pods(pods, 3);
+    json_decref(job);
+}
+
+Test(batch, success_policy_rules_are_validated)
+{
+    static const char *const want[] = {
+        "spec.successPolicy.rules[0]: Required value: at least one of succeededCount or "
+        "succeededIndexes must be specified",
+        "spec.successPolicy.rules[1].succeededIndexes: Invalid value: \"3-1\": error parsing "
+        "succeededIndexes",
+        "spec.successPolicy.rules[2].succeededIndexes: Invalid value: \"0,5\": too large: must "
+        "be less than completions 4",
+        "spec.successPolicy.rules[3].succeededCount: Invalid value: 2: must be less than or "
+        "equal to 1 (the number of indexes in the specified succeededIndexes field)",
+        NULL};
+    expect_errors("\"completionMode\":\"Indexed\",\"completions\":4,\"successPolicy\":{\"rules\":["
+                  "{},{\"succeededIndexes\":\"3-1\"},{\"succeededIndexes\":\"0,5\"},"
+                  "{\"succeededIndexes\":\"2\",\"succeededCount\":2}]},"
+                  "\"template\":{\"spec\":{\"restartPolicy\":\"Never\","
+                  "\"containers\":[{\"name\":\"main\"}]}}",
+                  want);
+    static const char *const want2[] = {
+        "spec.successPolicy: Invalid value: \"object\": requires indexed completion mode", NULL};
+    expect_errors("\"successPolicy\":{\"rules\":[{\"succeededCount\":1}]},"
+                  "\"template\":{\"spec\":{\"restartPolicy\":\"Never\","
+                  "\"containers\":[{\"name\":\"main\"}]}}",
+                  want2);
+}
