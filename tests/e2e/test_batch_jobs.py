@@ -478,3 +478,31 @@ def test_run_success_policy_ends_leader_follower_job(run_trainyard, manifest, ma
         ("SuccessCriteriaMet", "True", "SuccessPolicy"), ("Complete", "True", "SuccessPolicy")]
     assert st["completedIndexes"] == "0" and st["succeeded"] == 1 and st["failed"] == 0, st
     assert not processes_with(marker)
+
+
+def test_python_client_creates_watches_and_reads_a_job(server, marker):
+    """The Python Kubernetes client's BatchV1Api: create, watch to Complete, and the typed
+    status (conditions, counts, times) deserialized."""
+    from kubernetes import client, config, watch
+    api = client.BatchV1Api(config.new_client_from_config(server.kubeconfig))
+    body = client.V1Job(
+        metadata=client.V1ObjectMeta(name="typed"),
+        spec=client.V1JobSpec(completions=2, parallelism=2, template=client.V1PodTemplateSpec(
+            spec=client.V1PodSpec(restart_policy="Never", containers=[client.V1Container(
+                name="main", command=["sh", "-c", "true"],
+                env=[client.V1EnvVar(name="MARKER", value=marker)])]))))
+    created = api.create_namespaced_job("default", body)
+    assert created.spec.backoff_limit == 6 and created.spec.completion_mode == "NonIndexed"
+    done = None
+    for ev in watch.Watch().stream(api.list_namespaced_job, "default", timeout_seconds=30):
+        conds = ev["object"].status.conditions or []
+        if any(c.type == "Complete" and c.status == "True" for c in conds):
+            done = ev["object"]
+            break
+    assert done is not None
+    assert done.status.succeeded == 2 and done.status.active == 0
+    assert done.status.completion_time >= done.status.start_time
+    assert [c.type for c in done.status.conditions] == ["SuccessCriteriaMet", "Complete"]
+    api.delete_namespaced_job("typed", "default", propagation_policy="Foreground")
+    assert wait_until(lambda: get_job(server, "typed") is None and
+                      not job_pods(server, "typed"), 30)
