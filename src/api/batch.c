@@ -599,15 +599,14 @@ static void job_update_rules(ty_schema_ctx *c, const json_t *obj, const json_t *
         const json_t *a = json_object_get(spec, fixed[i]), *b = json_object_get(was, fixed[i]);
         if ((a || b) && !(a && b && json_equal(a, b))) {
             TY_AUTOFREE char *path = ty_asprintf("spec.%s", fixed[i]);
-            ty_field_errors_add(c->errs, path, (ty_pos){0, 0},
-                                "Invalid value: %s: field is immutable",
-                                a ? "the new value" : "null");
+            ty_fe_invalid(c, path, (ty_pos){0, 0}, a ? a : json_null(), "field is immutable");
         }
     }
-    if (!json_equal(json_object_get(spec, "template"), json_object_get(was, "template")) &&
+    const json_t *tmpl = json_object_get(spec, "template");
+    if (!json_equal(tmpl, json_object_get(was, "template")) &&
         !json_is_true(json_object_get(was, "suspend")))
-        ty_field_errors_add(c->errs, "spec.template", (ty_pos){0, 0},
-                            "Invalid value: the new template: field is immutable");
+        ty_fe_invalid(c, "spec.template", (ty_pos){0, 0}, tmpl ? tmpl : json_null(),
+                      "field is immutable");
 }
 
 const ty_kind_ops ty_batch_job_ops = {job_schema, job_defaults, job_rules, job_update_rules};

@@ -667,3 +667,30 @@ Test(batch, success_policy_rules_are_validated)
                   "\"containers\":[{\"name\":\"main\"}]}}",
                   want2);
 }
+
+Test(batch, update_keeps_what_kubernetes_keeps)
+{
+    json_t *old = job_with("\"completions\":2");
+    json_t *next = json_deep_copy(old);
+    json_object_set_new(json_object_get(next, "spec"), "completions", json_integer(3));
+    json_object_set_new(json_object_get(next, "spec"), "ttlSecondsAfterFinished", json_integer(5));
+    ty_field_errors errs = TY_FIELD_ERRORS_INIT;
+    cr_assert_eq(ty_api_check_update(next, old, &errs), -1);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.items[0].path, "spec.completions");
+    cr_assert_str_eq(errs.items[0].msg, "Invalid value: 3: field is immutable");
+    ty_field_errors_free(&errs);
+    /* the template changes only while suspended (how Kueue places a queued job) */
+    json_object_set_new(json_object_get(next, "spec"), "completions", json_integer(2));
+    json_t *pod = json_object_get(json_object_get(json_object_get(next, "spec"), "template"),
+                                  "spec");
+    json_object_set_new(pod, "nodeSelector", json_pack("{s:s}", "a", "b"));
+    cr_assert_eq(ty_api_check_update(next, old, &errs), -1);
+    cr_assert_str_eq(errs.items[0].path, "spec.template");
+    ty_field_errors_free(&errs);
+    json_object_set_new(json_object_get(old, "spec"), "suspend", json_true());
+    cr_assert_eq(ty_api_check_update(next, old, &errs), 0);
+    ty_field_errors_free(&errs);
+    json_decref(next);
+    json_decref(old);
+}
