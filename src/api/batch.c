@@ -474,11 +474,7 @@ static void check_selector(ty_schema_ctx *c, json_t *obj, json_t *spec)
             ty_fe_required(c, "spec.selector", ty_pos_member(c, obj, "spec"), NULL);
             return;
         }
-        if (json_object_size(json_object_get(sel, "matchLabels")) == 0 &&
-            json_array_size(json_object_get(sel, "matchExpressions")) == 0)
-            ty_fe_invalid(c, "spec.selector", ty_pos_member(c, spec, "selector"), sel,
-                          "empty selector is invalid for deployment");
-        else if (!selector_matches(sel, json_object_get(tmeta, "labels")))
+        if (!selector_matches(sel, json_object_get(tmeta, "labels")))
             ty_fe_invalid(c, "spec.template.metadata.labels",
                           ty_pos_member(c, json_object_get(spec, "template"), "metadata"),
                           json_object_get(tmeta, "labels"),
