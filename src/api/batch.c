@@ -135,6 +135,9 @@ static void job_defaults(ty_schema_ctx *c, json_t *obj)
 
 void ty_batch_job_create_defaults(json_t *job)
 {
+    /* JobStatus is a struct, not a pointer: a new Job reads back with "status": {} */
+    if (!json_object_get(job, "status"))
+        json_object_set_new(job, "status", json_object());
     json_t *spec = json_object_get(job, "spec");
     const char *uid = json_string_value(json_object_get(json_object_get(job, "metadata"), "uid"));
     const char *name = json_string_value(json_object_get(json_object_get(job, "metadata"),

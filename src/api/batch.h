@@ -29,7 +29,7 @@ char *ty_batch_format_indexes(const long *idx, size_t n);
 int ty_batch_parse_indexes(const char *text, long limit, long **idx, size_t *n);
 
 /* The API server's create defaults that need the stored uid (the Job strategy's
- * PrepareForCreate): without manualSelector, the selector
+ * PrepareForCreate), and an empty status: without manualSelector, the selector
  * {batch.kubernetes.io/controller-uid: <uid>} and the job-name and controller-uid labels
  * (both spellings) on the template. The store calls it (the kind's create_defaults). */
 void ty_batch_job_create_defaults(json_t *job);
