@@ -161,3 +161,13 @@ int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *e
         mark_webhook(errs, from, ops->webhook);
     return errs->count > before ? -1 : 0;
 }
+
+char *ty_api_generate_name(const char *prefix)
+{
+    static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+    char suffix[6];
+    for (int i = 0; i < 5; i++)
+        suffix[i] = alphabet[(unsigned)rand() % (sizeof(alphabet) - 1)];
+    suffix[5] = '\0';
+    return ty_asprintf("%s%s", prefix ? prefix : "", suffix);
+}

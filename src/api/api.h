@@ -48,6 +48,10 @@ int ty_api_check_update(const json_t *obj, const json_t *old, ty_field_errors *e
  * inside their volumes). Returns 0, or -1 with the problems added to `errs`. */
 int ty_api_check_pod(json_t *pod, ty_field_errors *errs);
 
+/* `prefix` with the random 5-character suffix the API server gives a generateName (its
+ * alphabet: consonants and digits that spell no words). Caller frees. */
+char *ty_api_generate_name(const char *prefix);
+
 /* The kind's OpenAPI v3 schema (borrowed, immutable); NULL for a kind without `ops`. */
 const json_t *ty_api_schema(const ty_kind_info *k);
 

@@ -55,6 +55,7 @@ extern const ty_kind_ops ty_kueue_workload_ops;
 extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
 extern const ty_kind_ops ty_scheduling_priorityclass_ops;
 extern const ty_kind_ops ty_core_persistentvolume_ops;
+extern const ty_kind_ops ty_batch_job_ops; /* batch.c */
 /* The core kinds' create defaults (core.c, ty_kind_info.create_defaults). */
 void ty_core_pod_defaults(json_t *pod);
 void ty_core_service_defaults(json_t *svc);
@@ -91,6 +92,11 @@ void ty_check_volume_mounts(ty_schema_ctx *c, json_t *ct, ty_buf *path);
 /* A container's liveness, readiness and startup probes as the API server validates them
  * (init: the container is an init container, which may have none). (podspec.c) */
 void ty_check_probes(ty_schema_ctx *c, json_t *ct, ty_buf *path, bool init);
+
+/* The rules Kubernetes applies to a pod, checked on a pod template `tmpl` (its metadata's
+ * labels, volume names, containers' names, env, ports, mounts, resources); `path` ends where
+ * the template's "template" member is. The errors are marked pod rules. (kubeflow.c) */
+void ty_check_pod_template(ty_schema_ctx *c, json_t *tmpl, ty_buf *path);
 
 /* Positions, tolerant of a NULL manifest. */
 ty_pos ty_pos_member(const ty_schema_ctx *c, const json_t *parent, const char *key);
@@ -133,6 +139,7 @@ struct ty_table_kind;
 
 extern const struct ty_table_kind ty_table_pods;
 extern const struct ty_table_kind ty_table_jobs; /* PyTorchJob, TFJob */
+extern const struct ty_table_kind ty_table_batch_jobs; /* batch/v1 Job */
 extern const struct ty_table_kind ty_table_services;
 extern const struct ty_table_kind ty_table_endpoints;
 extern const struct ty_table_kind ty_table_endpointslices;

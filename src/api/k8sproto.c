@@ -558,6 +558,152 @@ static int self_review_of(pb b, json_t *obj)
     return r;
 }
 
+/* A repeated string field appended to the array `key` of obj. */
+static int append_string(json_t *obj, const char *key, const pb *bytes)
+{
+    json_t *arr = json_object_get(obj, key);
+    if (!arr) {
+        arr = json_array();
+        json_object_set_new(obj, key, arr);
+    }
+    json_t *s = string_of(bytes);
+    if (!s)
+        return -1;
+    json_array_append_new(arr, s);
+    return 0;
+}
+
+/* The fields of a message that kubectl's typed client sends for the kinds below are the
+ * only ones read; any other one refuses the body (-1), so nothing is dropped silently, unless
+ * it is empty: Kubernetes' encoder writes every field that is not a pointer, "" and 0 too. */
+static bool empty_field(const pb_field *f)
+{
+    return (f->wire == 0 && f->value == 0) || (f->wire == 2 && f->bytes.p == f->bytes.end);
+}
+
+/* core v1 Container {1: name, 2: image, 3: command, 4: args, 5: workingDir, 8: resources
+ * (empty only)}. */
+static int container_of(pb b, json_t *ct)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (empty_field(&f))
+            continue;
+        if (f.wire != 2)
+            return -1;
+        if (f.number == 1 || f.number == 2 || f.number == 5) {
+            json_t *s = string_of(&f.bytes);
+            if (!s)
+                return -1;
+            json_object_set_new(ct, f.number == 1 ? "name" : f.number == 2 ? "image" : "workingDir",
+                                s);
+        } else if (f.number == 3 || f.number == 4) {
+            if (append_string(ct, f.number == 3 ? "command" : "args", &f.bytes) < 0)
+                return -1;
+        } else {
+            return -1;
+        }
+    }
+    return r;
+}
+
+/* core v1 PodTemplateSpec {1: metadata, 2: PodSpec {2: containers, 3: restartPolicy}}. */
+static int pod_template_of(pb b, json_t *tmpl)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (empty_field(&f))
+            continue;
+        if (f.wire != 2)
+            return -1;
+        if (f.number == 1) {
+            json_t *meta = json_object();
+            json_object_set_new(tmpl, "metadata", meta);
+            if (object_meta(f.bytes, meta) < 0)
+                return -1;
+            continue;
+        }
+        if (f.number != 2)
+            return -1;
+        json_t *spec = json_object();
+        json_object_set_new(tmpl, "spec", spec);
+        pb ps = f.bytes;
+        pb_field g;
+        int rp;
+        while ((rp = next_field(&ps, &g)) > 0) {
+            if (empty_field(&g))
+                continue;
+            if (g.wire != 2)
+                return -1;
+            if (g.number == 2) {
+                json_t *cts = json_object_get(spec, "containers");
+                if (!cts) {
+                    cts = json_array();
+                    json_object_set_new(spec, "containers", cts);
+                }
+                json_t *ct = json_object();
+                json_array_append_new(cts, ct);
+                if (container_of(g.bytes, ct) < 0)
+                    return -1;
+            } else if (g.number == 3) {
+                json_t *s = string_of(&g.bytes);
+                if (!s)
+                    return -1;
+                json_object_set_new(spec, "restartPolicy", s);
+            } else {
+                return -1;
+            }
+        }
+        if (rp < 0)
+            return -1;
+    }
+    return r;
+}
+
+/* batch/v1 Job {1: metadata, 2: JobSpec {6: template}, 3: status}: what `kubectl create job NAME
+ * --image=IMAGE -- COMMAND...` sends. */
+static int job_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (empty_field(&f))
+            continue;
+        if (f.wire != 2)
+            return -1;
+        if (f.number == 1) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+            continue;
+        }
+        if (f.number == 3)
+            continue; /* status: the API server drops it on create */
+        if (f.number != 2)
+            return -1;
+        json_t *spec = json_object();
+        json_object_set_new(obj, "spec", spec);
+        pb js = f.bytes;
+        pb_field g;
+        int rj;
+        while ((rj = next_field(&js, &g)) > 0) {
+            if (empty_field(&g))
+                continue;
+            if (g.number != 6 || g.wire != 2)
+                return -1;
+            json_t *tmpl = json_object();
+            json_object_set_new(spec, "template", tmpl);
+            if (pod_template_of(g.bytes, tmpl) < 0)
+                return -1;
+        }
+        if (rj < 0)
+            return -1;
+    }
+    return r;
+}
+
+
 /* The kinds decoded: apiVersion, kind, and the message's reader. */
 static const struct {
     const char *api_version, *kind;
@@ -575,6 +721,7 @@ static const struct {
     {"rbac.authorization.k8s.io/v1", "RoleBinding", binding_of},
     {"rbac.authorization.k8s.io/v1", "ClusterRoleBinding", binding_of},
     {"scheduling.k8s.io/v1", "PriorityClass", priorityclass_of},
+    {"batch/v1", "Job", job_of},
 };
 
 int ty_k8sproto_decode(const void *data, size_t len, json_t **out, ty_error *err)

@@ -6,9 +6,12 @@
  * contentEncoding, contentType). Decoded here: Namespace (metadata name, generateName, labels,
  * annotations, finalizers; spec.finalizers), ConfigMap, Secret, Service (its spec), the RBAC
  * kinds and the access reviews (`kubectl create role|rolebinding|...`, `kubectl auth can-i`,
- * `kubectl auth whoami`) and scheduling.k8s.io/v1 PriorityClass (that metadata; value,
- * globalDefault, description, preemptionPolicy), the kinds kubectl creates this way for
- * trainyard's users (`kubectl create namespace|configmap|secret|service|priorityclass`).
+ * `kubectl auth whoami`), scheduling.k8s.io/v1 PriorityClass (that metadata; value,
+ * globalDefault, description, preemptionPolicy) and batch/v1 Job (that metadata; a template of
+ * containers with name, image, command, args, workingDir, and a restartPolicy; any other field
+ * refuses the body), the kinds kubectl creates this way for trainyard's users (`kubectl create
+ * namespace|configmap|secret|service|priorityclass`, `kubectl create job NAME --image=IMAGE --
+ * COMMAND...`).
  * Other kinds fail with a message naming them; the server answers 415 for those.
  *
  * The result is the object as JSON (a new reference in *out). Bodies are untrusted: every

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "api/batch.h"
 #include "base/mem.h"
 
 /* The patch metadata (patchMergeKey) of the core kinds' lists, as Kubernetes' types declare
@@ -62,7 +63,8 @@ static const ty_kind_info pod_kind = {
     .description = "Pod is a group of containers run together on a node; trainyard runs one "
                    "as a process group.",
     .merge_keys = pod_merge_keys,
-    .watched_by = TY_WATCHED_BY_ADMISSION | TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
+    .watched_by = TY_WATCHED_BY_ADMISSION | TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS |
+                  TY_WATCHED_BY_BATCH,
     .table = &ty_table_pods,
     .create_defaults = ty_core_pod_defaults,
 };
@@ -106,7 +108,7 @@ static const ty_kind_info pytorchjob_kind = {
     .has_status = true, .in_all = true, .ops = &ty_kubeflow_pytorchjob_ops,
     .table = &ty_table_jobs,
     .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
-    .job_operator = "pytorchjob-controller",
+    .job_operator = "pytorchjob-controller", .kueue_job = true,
 };
 static const ty_kind_info tfjob_kind = {
     .group = "kubeflow.org", .version = "v1", .kind = "TFJob",
@@ -114,7 +116,29 @@ static const ty_kind_info tfjob_kind = {
     .has_status = true, .in_all = true, .ops = &ty_kubeflow_tfjob_ops,
     .table = &ty_table_jobs,
     .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
-    .job_operator = "tfjob-controller",
+    .job_operator = "tfjob-controller", .kueue_job = true,
+};
+
+/* The Kubernetes built-in batch/v1 Job (controllers/batchjobs), which Kueue also queues. */
+static const ty_merge_key job_merge_keys[] = {
+    {"spec.template.spec.containers", "name"},
+    {"spec.template.spec.initContainers", "name"},
+    {"spec.template.spec.containers.env", "name"},
+    {"spec.template.spec.initContainers.env", "name"},
+    {"spec.template.spec.containers.ports", "containerPort"},
+    {"spec.template.spec.containers.volumeMounts", "mountPath"},
+    {"spec.template.spec.volumes", "name"},
+    {"status.conditions", "type"},
+    {NULL, NULL},
+};
+static const ty_kind_info batch_job_kind = {
+    .group = "batch", .version = "v1", .kind = "Job", .resource = "jobs", .singular = "job",
+    .short_names = "", .namespaced = true, .has_status = true, .in_all = true,
+    .builtin = true, .ops = &ty_batch_job_ops, .merge_keys = job_merge_keys,
+    .table = &ty_table_batch_jobs,
+    .watched_by = TY_WATCHED_BY_BATCH | TY_WATCHED_BY_WORKLOADS,
+    .kueue_job = true,
+    .create_defaults = ty_batch_job_create_defaults,
 };
 
 /* As Kueue's CRDs declare them: ResourceFlavor and WorkloadPriorityClass have no status (and
@@ -264,6 +288,7 @@ static const ty_kind_info *const kinds[] = {
     &namespace_kind, &node_kind, &pod_kind, &service_kind, &endpoints_kind, &event_kind,
     &endpointslice_kind,
     &pytorchjob_kind, &tfjob_kind,
+    &batch_job_kind,
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
     &pc_kind,
     &pv_kind, &pvc_kind, &configmap_kind, &secret_kind,

@@ -27,6 +27,7 @@ enum {
     TY_WATCHED_BY_ADMISSION = 1u << 0, /* controllers/admission: Kueue's scheduling pass */
     TY_WATCHED_BY_JOBS = 1u << 1,      /* controllers/jobs: the training jobs and their pods */
     TY_WATCHED_BY_WORKLOADS = 1u << 2, /* controllers/workloads: Kueue's job side */
+    TY_WATCHED_BY_BATCH = 1u << 3,     /* controllers/batchjobs: batch/v1 Jobs and pods */
 };
 
 struct ty_kind_ops;     /* api/api_int.h */
@@ -64,6 +65,10 @@ typedef struct ty_kind_info {
      * training.kubeflow.org/operator-name and its Events as their source; NULL for a kind
      * that is not such a job. The job controller runs every kind that has one. */
     const char *job_operator;
+    /* A job kind Kueue's job side queues (controllers/workloads: a Workload per job labelled
+     * kueue.x-k8s.io/queue-name, suspended until admitted): the training jobs and batch/v1
+     * Job. */
+    bool kueue_job;
     /* What the API server fills in on every create, whoever creates it (the store calls it:
      * controllers create pods and services straight into the store); NULL: nothing
      * (api/core.c) */

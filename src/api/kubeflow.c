@@ -389,7 +389,7 @@ static void check_container(ty_schema_ctx *c, json_t *ct, ty_pos pos, ty_buf *pa
 /* The rules Kubernetes applies to a pod (volume names, then containers' names, env, ports,
  * mounts and resources), checked on a replica's template, which upstream's API server only
  * checks when the operator creates the replica's pods. `path` ends at the replica. */
-static void check_pod(ty_schema_ctx *c, json_t *tmpl, ty_buf *path)
+void ty_check_pod_template(ty_schema_ctx *c, json_t *tmpl, ty_buf *path)
 {
     json_t *pod = json_object_get(tmpl, "spec");
     size_t first = c->errs->count;
@@ -605,7 +605,7 @@ static void check_job(ty_schema_ctx *c, json_t *obj, const job_kind *k)
         if (json_is_object(rs)) {
             check_replica(c, type, rs, ty_pos_member(c, specs, type), &path, k);
             if (c->errs->count == before)
-                check_pod(c, json_object_get(rs, "template"), &path);
+                ty_check_pod_template(c, json_object_get(rs, "template"), &path);
         }
         ty_path_pop(&path, l);
     }

@@ -311,6 +311,7 @@ static void job_row(json_t *cells, json_t *row, const json_t *job, int64_t now_n
 
 /* ---- services ---- */
 
+
 static const column svc_cols[] = {
     {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
     {"Type", "string", "", "How the service is exposed.", 0},
@@ -338,6 +339,77 @@ static void join_strings(ty_buf *b, const json_t *arr, const char *field)
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- batch/v1 Jobs (kubectl 1.28+'s columns) ---- */
+
+static const column batch_job_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Status", "string", "", "Status of the job.", 0},
+    {"Completions", "string", "", "The number of pods which reached phase Succeeded.", 0},
+    {"Duration", "string", "", "Time required to complete the job.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {"Containers", "string", "", "Names of each container in the template.", 1},
+    {"Images", "string", "", "Images referenced by each container in the template.", 1},
+    {"Selector", "string", "", "A label query over pods that should match the pod count.", 1},
+    {0},
+};
+
+
+
+static void batch_job_row(json_t *cells, json_t *row, const json_t *job, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(job, "metadata.name"), ""));
+    /* kubectl's printJob: the first of these conditions that is true names the status. */
+    static const char *const order[] = {"Complete", "Failed", NULL, "SuccessCriteriaMet",
+                                        "Suspended", "FailureTarget"};
+    const char *status = "Running";
+    for (size_t i = 0; i < TY_ARRAY_LEN(order); i++) {
+        if (!order[i] ? get(job, "metadata.deletionTimestamp") != NULL
+                      : condition_true(job, order[i])) {
+            status = order[i] ? order[i] : "Terminating";
+            break;
+        }
+    }
+    add_s(cells, status);
+    char buf[64];
+    int64_t succeeded = int_of(job, "status.succeeded");
+    const json_t *completions = get(job, "spec.completions");
+    int64_t parallelism = int_of(job, "spec.parallelism");
+    if (json_is_integer(completions))
+        snprintf(buf, sizeof buf, "%lld/%lld", (long long)succeeded,
+                 (long long)json_integer_value(completions));
+    else if (parallelism > 1)
+        snprintf(buf, sizeof buf, "%lld/1 of %lld", (long long)succeeded, (long long)parallelism);
+    else
+        snprintf(buf, sizeof buf, "%lld/1", (long long)succeeded);
+    add_s(cells, buf);
+    int64_t start, end = now_ns;
+    const char *st = str(job, "status.startTime"), *ct = str(job, "status.completionTime");
+    if (st && ty_time_parse_rfc3339(st, &start) == 0 &&
+        (!ct || ty_time_parse_rfc3339(ct, &end) == 0))
+        add_s(cells, ty_time_format_age(end - start, buf, sizeof buf));
+    else
+        add_s(cells, "");
+    json_array_append_new(cells, age_of(str(job, "metadata.creationTimestamp"), now_ns));
+    TY_AUTOBUF ty_buf names = TY_BUF_INIT, images = TY_BUF_INIT, sel = TY_BUF_INIT;
+    join_strings(&names, get(job, "spec.template.spec.containers"), "name");
+    join_strings(&images, get(job, "spec.template.spec.containers"), "image");
+    add_s(cells, names.len ? names.data : "");
+    add_s(cells, images.len ? images.data : "");
+    const json_t *ml = get(job, "spec.selector.matchLabels");
+    size_t n = json_object_size(ml), k = 0;
+    const char **keys = ty_calloc(n + 1, sizeof *keys);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)ml, key, v) keys[k++] = key;
+    qsort(keys, k, sizeof *keys, cmp_str);
+    for (size_t i = 0; i < k; i++)
+        ty_buf_addf(&sel, "%s%s=%s", i ? "," : "", keys[i],
+                    or(json_string_value(json_object_get(ml, keys[i])), ""));
+    free(keys);
+    add_s(cells, sel.len ? sel.data : "<none>");
 }
 
 static void svc_row(json_t *cells, json_t *row, const json_t *svc, int64_t now_ns)
@@ -1004,6 +1076,7 @@ static void eps_row(json_t *cells, json_t *row, const json_t *eps, int64_t now_n
     json_array_append_new(cells, age_of(str(eps, "metadata.creationTimestamp"), now_ns));
 }
 
+const printer ty_table_batch_jobs = {batch_job_cols, batch_job_row, NULL};
 const printer ty_table_services = {svc_cols, svc_row, NULL};
 const printer ty_table_endpoints = {ep_cols, ep_row, NULL};
 const printer ty_table_endpointslices = {eps_cols, eps_row, NULL};

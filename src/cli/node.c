@@ -12,6 +12,7 @@
 #include "controllers/admission.h"
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
+#include "controllers/batchjobs.h"
 #include "controllers/nodeagent.h"
 #include "controllers/podmetrics.h"
 #include "controllers/podutil.h"
@@ -35,6 +36,7 @@ struct ty_node {
     ty_binder *binder;
     ty_volctl *volumes;
     ty_jobctl *jobs;
+    ty_batchctl *batch; /* batch/v1 Jobs */
     ty_workloadctl *workloads;
     ty_admission *admission;
     ty_dns *dns;
@@ -286,6 +288,7 @@ static void resync_all(ty_node *n, bool start)
     ty_nodeagent_resync(n->agent);
     ty_binder_resync(n->binder);
     ty_jobctl_resync(n->jobs, start);
+    ty_batchctl_resync(n->batch, start);
     ty_workloadctl_resync(n->workloads);
     ty_admission_resync(n->admission);
     ty_volctl_resync(n->volumes);
@@ -421,6 +424,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
      * the replicas' addresses (docs/architecture.md). */
     bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
+    n->batch = ty_batchctl_new(cfg->loop, cfg->store);
     TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
                                               : ty_asprintf("%s/volumes", cfg->state_dir);
     n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
@@ -473,6 +477,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->workloads = NULL;
     ty_jobctl_free(n->jobs);
     n->jobs = NULL;
+    ty_batchctl_free(n->batch);
+    n->batch = NULL;
     ty_binder_free(n->binder);
     n->binder = NULL;
     ty_volctl_free(n->volumes);
@@ -506,6 +512,7 @@ void ty_node_free(ty_node *n)
     ty_admission_free(n->admission);
     ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);
+    ty_batchctl_free(n->batch);
     ty_binder_free(n->binder);
     ty_volctl_free(n->volumes);
     ty_dns_free(n->dns);

@@ -30,6 +30,7 @@
 #include "cli/node.h"
 #include "cli/nodespec.h"
 #include "cli/view.h"
+#include "controllers/batch.h"
 #include "controllers/kubeflow.h"
 #include "controllers/podutil.h"
 #include "controllers/workloads.h"
@@ -64,10 +65,10 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: trainyard run [options] FILE...\n"
             "\n"
-            "Runs the Kubeflow PyTorchJob/TFJob manifests in FILE (YAML or JSON, several\n"
-            "documents allowed; - reads standard input; a directory: its .yaml, .yml and .json\n"
-            "files) on this machine and waits for them. Kueue's queues, flavors and priority\n"
-            "classes and Namespaces may come in the same files.\n"
+            "Runs the Kubeflow PyTorchJob/TFJob and batch/v1 Job manifests in FILE (YAML or\n"
+            "JSON, several documents allowed; - reads standard input; a directory: its .yaml,\n"
+            ".yml and .json files) on this machine and waits for them. Kueue's queues, flavors\n"
+            "and priority classes and Namespaces may come in the same files.\n"
             "\n"
             "options:\n"
             "  -f, --follow          stream every container's log, each line prefixed with its pod\n"
@@ -312,9 +313,11 @@ static int load_objects(char **paths, int npaths, bool recursive, json_t *object
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
+/* The job kinds whose outcome ends a run: those Kueue queues (training jobs, batch Jobs). */
 static bool is_job_resource(const char *resource)
 {
-    return strcmp(resource, "pytorchjobs") == 0 || strcmp(resource, "tfjobs") == 0;
+    const ty_kind_info *k = ty_kind_of_resource(resource);
+    return k && k->kueue_job;
 }
 
 /* What create_objects makes, in this order: namespaces, then what jobs refer to (queues,
@@ -436,7 +439,7 @@ static bool settled_waiting(run_state *st, uint64_t *hash)
     json_array_foreach(st->last_jobs, i, job)
     {
         h = mix(h, rv_of(job));
-        if (ty_obj_condition_true(job, "Succeeded") || ty_obj_condition_true(job, "Failed") ||
+        if (ty_job_finished(job, NULL) ||
             (ty_obj_condition_true(job, "Suspended") &&
              !ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME)))
             continue; /* done, or suspended by its spec: nothing will change it */
@@ -506,10 +509,13 @@ static void fail_never_admitted(run_state *st)
             json_string_value(json_object_get(job, "kind")), ty_obj_name(job),
             ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME), why);
         json_t *next = json_deep_copy(job);
-        ty_kubeflow_fail_job(next, msg, ty_time_now_ns());
-        ty_error err = TY_ERROR_INIT;
         const char *resource = json_string_value(
             json_object_get(json_array_get(st->job_refs, i), "resource"));
+        if (strcmp(resource, "jobs") == 0) /* batch/v1: its own conditions */
+            ty_batch_fail_job(next, "NeverAdmitted", msg, ty_time_now_ns());
+        else
+            ty_kubeflow_fail_job(next, msg, ty_time_now_ns());
+        ty_error err = TY_ERROR_INIT;
         if (ty_store_update_status(st->store, resource, next, NULL, &err) < 0)
             ty_debug("run: fail %s: %s", ty_obj_name(job), err.msg); /* the next tick retries */
         ty_error_clear(&err);
@@ -536,7 +542,7 @@ static void on_tick(uv_timer_t *t)
          * queue once admitted: it waits (fail_never_admitted ends that when it cannot be). */
         json_t *last = json_array_get(st->last_jobs, i);
         bool waits_for_queue = ty_obj_label(last, TY_KUEUE_LABEL_QUEUE_NAME) != NULL;
-        if (!ty_obj_condition_true(last, "Succeeded") && !ty_obj_condition_true(last, "Failed") &&
+        if (!ty_job_finished(last, NULL) &&
             (!ty_obj_condition_true(last, "Suspended") || waits_for_queue))
             all_finished = false;
     }
@@ -831,7 +837,8 @@ int ty_cli_run(int argc, char **argv)
     uv_run(&st.loop, UV_RUN_DEFAULT);
 
     bool all_ok = !create_failed;
-    json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && ty_obj_condition_true(obj, "Succeeded");
+    bool ok;
+    json_array_foreach(st.last_jobs, i, obj) all_ok = all_ok && ty_job_finished(obj, &ok) && ok;
     ty_view_summary(st.view, st.last_jobs, state_dir);
     if (json_out) {
         /* The jobs, then every pod as the node agent last reported it. */

@@ -81,7 +81,8 @@ static json_t *condition_latest(const json_t *job)
         if (!status || strcmp(status, "True") != 0)
             continue;
         const char *type = json_string_value(json_object_get(c, "type"));
-        if (type && (strcmp(type, "Succeeded") == 0 || strcmp(type, "Failed") == 0))
+        if (type && (strcmp(type, "Succeeded") == 0 || strcmp(type, "Complete") == 0 ||
+                     strcmp(type, "Failed") == 0))
             return c;
         best = c;
     }
@@ -90,7 +91,7 @@ static json_t *condition_latest(const json_t *job)
 
 static bool job_finished(const json_t *job)
 {
-    return ty_obj_condition_true(job, "Succeeded") || ty_obj_condition_true(job, "Failed");
+    return ty_job_finished(job, NULL);
 }
 
 char *ty_view_queue_wait(ty_store *store, const json_t *job)
@@ -152,6 +153,9 @@ static const char *job_state(ty_view *v, const json_t *job, const char **msg, ch
         *msg = *free_msg;
         return "Queued";
     }
+    /* a batch/v1 Job has no Running condition: its active pods say it runs */
+    if (!t && json_integer_value(json_object_get(json_object_get(job, "status"), "active")) > 0)
+        return "Running";
     return t ? t : "Pending";
 }
 
@@ -164,8 +168,7 @@ static json_t *pods_of(ty_store *store, const json_t *job)
     json_t *pod;
     json_array_foreach(all, i, pod)
     {
-        const char *jn = ty_obj_label(pod, TY_KUBEFLOW_LABEL_JOB_NAME);
-        if (jn && strcmp(jn, ty_obj_name(job)) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job)))
+        if (ty_obj_owned_by(pod, ty_obj_uid(job))) /* any job kind's pods */
             json_array_append(mine, pod);
     }
     json_decref(all);

@@ -36,10 +36,11 @@ bool ty_kueue_condition_is(const json_t *obj, const char *type, const char *stat
  * flips; observedGeneration follows metadata.generation. Returns whether anything changed. */
 bool ty_kueue_set_condition(json_t *obj, const char *type, const char *status,
                             const char *reason, const char *message, int64_t now_ns);
-/* The resource ("pytorchjobs"/"tfjobs") of a job kind, or NULL. */
+/* The resource ("pytorchjobs", "tfjobs", "jobs") of a job kind Kueue queues (the registry's
+ * kueue_job), or NULL. */
 const char *ty_kueue_job_resource(const char *kind);
-/* The job a Workload belongs to, from its controller ownerReference: resource, name and uid
- * (borrowed from wl). Returns false when it has none we know. */
+/* The job a Workload (or a pod) belongs to, from its controller ownerReference: resource,
+ * name and uid (borrowed from wl). Returns false when it has none we know. */
 bool ty_kueue_workload_job(const json_t *wl, const char **resource, const char **name,
                            const char **uid);
 /* The name of the Workload of a job: "<kind>-<name>-<5 hex of the uid's hash>", as Kueue

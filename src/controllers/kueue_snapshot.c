@@ -90,12 +90,10 @@ static void add_nodes(ty_sched *s, const ty_kueue_objects *o, wl_entry *const *e
                                                              "nodeName"));
         if (!node || ty_pod_terminated(pod))
             continue;
-        const char *job = ty_obj_label(pod, "training.kubeflow.org/job-name");
-        const ty_kind_info *kind =
-            ty_kind_of_job_operator(ty_obj_label(pod, "training.kubeflow.org/operator-name"));
-        if (job && kind) {
+        const char *resource, *job, *uid;
+        if (ty_kueue_workload_job(pod, &resource, &job, &uid)) { /* its controlling job */
             TY_AUTOFREE char *key =
-                ty_asprintf("%s/%s/%s", kind->resource, ty_obj_namespace(pod), job);
+                ty_asprintf("%s/%s/%s", resource, ty_obj_namespace(pod), job);
             if (json_object_get(queued, key))
                 continue;
         }

@@ -73,7 +73,7 @@ bool ty_kueue_set_condition(json_t *obj, const char *type, const char *status,
 const char *ty_kueue_job_resource(const char *kind)
 {
     for (const ty_kind_info *const *k = ty_kinds(); kind && *k; k++)
-        if ((*k)->job_operator && strcmp((*k)->kind, kind) == 0)
+        if ((*k)->kueue_job && strcmp((*k)->kind, kind) == 0)
             return (*k)->resource;
     return NULL;
 }

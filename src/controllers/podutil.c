@@ -4,6 +4,7 @@
 
 #include "base/quantity.h"
 #include "base/time.h"
+#include "store/store.h"
 
 const char *ty_pod_phase(const json_t *pod)
 {
@@ -116,4 +117,12 @@ const char *ty_pod_qos_class(const json_t *pod)
     if (!any)
         return "BestEffort";
     return guaranteed ? "Guaranteed" : "Burstable";
+}
+
+bool ty_job_finished(const json_t *job, bool *ok)
+{
+    bool good = ty_obj_condition_true(job, "Succeeded") || ty_obj_condition_true(job, "Complete");
+    if (ok)
+        *ok = good;
+    return good || ty_obj_condition_true(job, "Failed");
 }

@@ -20,6 +20,9 @@ ty_pod_set_condition_result ty_pod_set_condition(json_t *pod, const char *type,
 /* The pod's quality-of-service class as Kubernetes computes it from cpu and memory requests
  * and limits: "Guaranteed", "Burstable" or "BestEffort". */
 const char *ty_pod_qos_class(const json_t *pod);
+/* Whether a job of any kind the node runs has finished: Succeeded (Kubeflow's jobs) or
+ * Complete (batch/v1 Job) True, or Failed True; *ok (may be NULL) says which. */
+bool ty_job_finished(const json_t *job, bool *ok);
 /* The condition object of that type, or NULL (borrowed). */
 const json_t *ty_pod_condition(const json_t *pod, const char *type);
 

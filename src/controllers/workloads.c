@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "api/batch.h"
 #include "controllers/events.h"
 #include "controllers/jobs.h"
 #include "controllers/kubeflow.h"
@@ -39,14 +40,10 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
             return;
         key = ty_asprintf("%s/%s/%s", r, ty_obj_namespace(obj), name);
     } else if (strcmp(resource, "pods") == 0) {
-        const char *job = ty_obj_label(obj, TY_KUBEFLOW_LABEL_JOB_NAME);
-        if (!job)
+        const char *r, *job, *uid;
+        if (!ty_kueue_workload_job(obj, &r, &job, &uid)) /* its controlling job */
             return;
-        const ty_kind_info *k =
-            ty_kind_of_job_operator(ty_obj_label(obj, TY_KUBEFLOW_LABEL_OPERATOR));
-        if (!k)
-            return;
-        key = ty_asprintf("%s/%s/%s", k->resource, ty_obj_namespace(obj), job);
+        key = ty_asprintf("%s/%s/%s", r, ty_obj_namespace(obj), job);
     } else {
         if (!ty_obj_label(obj, TY_KUEUE_LABEL_QUEUE_NAME))
             return;
@@ -62,9 +59,20 @@ static json_t *replica_specs(const json_t *job)
     return r ? r : json_object_get(spec, "tfReplicaSpecs");
 }
 
-static json_t *run_policy(json_t *job)
+/* A batch/v1 Job (Kueue's job integration) rather than a Kubeflow training job (its
+ * jobframework integrations for the operator's kinds). */
+static bool is_batch_job(const json_t *job)
+{
+    const char *av = json_string_value(json_object_get(job, "apiVersion"));
+    return av && strcmp(av, TY_BATCH_API_VERSION) == 0;
+}
+
+/* Where the job's `suspend` is: spec for a batch Job, spec.runPolicy for a training job. */
+static json_t *suspend_holder(json_t *job)
 {
     json_t *spec = json_object_get(job, "spec");
+    if (is_batch_job(job))
+        return spec;
     json_t *rp = json_object_get(spec, "runPolicy");
     if (!json_is_object(rp)) {
         rp = json_object();
@@ -75,9 +83,11 @@ static json_t *run_policy(json_t *job)
 
 static bool suspended(const json_t *job)
 {
-    return json_is_true(
-        json_object_get(json_object_get(json_object_get(job, "spec"), "runPolicy"), "suspend"));
+    const json_t *spec = json_object_get(job, "spec");
+    return json_is_true(json_object_get(
+        is_batch_job(job) ? spec : json_object_get(spec, "runPolicy"), "suspend"));
 }
+
 
 static char *lower(const char *s)
 {
@@ -118,6 +128,44 @@ static const char **ordered_rtypes(const json_t *job, size_t *n)
     return out;
 }
 
+/* The job's pod sets as Kueue makes them, in order: [{name, count, template}], each template
+ * the job's own object (changing it changes the job). A training job has one per replica type
+ * (the coordinator first, named lowercase, count = replicas); a batch Job one named "main"
+ * with min(parallelism, completions) pods (Kueue's podsCount). Caller frees. */
+static json_t *pod_sets(const json_t *job)
+{
+    json_t *out = json_array();
+    if (is_batch_job(job)) {
+        const json_t *spec = json_object_get(job, "spec");
+        json_int_t count = 1;
+        if (json_is_integer(json_object_get(spec, "parallelism")))
+            count = json_integer_value(json_object_get(spec, "parallelism"));
+        const json_t *comp = json_object_get(spec, "completions");
+        if (json_is_integer(comp) && json_integer_value(comp) < count)
+            count = json_integer_value(comp);
+        json_t *tmpl = json_object_get(spec, "template");
+        if (json_is_object(tmpl))
+            json_array_append_new(out, json_pack("{s:s,s:I,s:O}", "name", "main", "count", count,
+                                                 "template", tmpl));
+        return out;
+    }
+    size_t n;
+    TY_AUTOFREE const char **rtypes = ordered_rtypes(job, &n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *rs = json_object_get(replica_specs(job), rtypes[i]);
+        json_t *tmpl = json_object_get(rs, "template");
+        if (!json_is_object(tmpl))
+            continue;
+        json_int_t count = json_integer_value(json_object_get(rs, "replicas"));
+        if (!json_is_integer(json_object_get(rs, "replicas")))
+            count = 1;
+        TY_AUTOFREE char *ps = lower(rtypes[i]);
+        json_array_append_new(out, json_pack("{s:s,s:I,s:O}", "name", ps, "count", count,
+                                             "template", tmpl));
+    }
+    return out;
+}
+
 /* The job's priority as Kueue takes it: value, class name (caller frees; NULL: none) and its
  * source. Returns -1 with *missing (borrowed from job) set when it names a class that does
  * not exist. */
@@ -134,14 +182,12 @@ static int priority_of(ty_store *s, const json_t *job, json_int_t *value, char *
             json_object_get(json_object_get(json_object_get(job, "spec"), "runPolicy"),
                             "schedulingPolicy"),
             "priorityClass"));
-        size_t n;
-        TY_AUTOFREE const char **rtypes = ordered_rtypes(job, &n);
-        if (!pc && n)
+        json_t *sets = pod_sets(job);
+        if (!pc && json_array_size(sets))
             pc = json_string_value(json_object_get(
-                json_object_get(json_object_get(json_object_get(replica_specs(job), rtypes[0]),
-                                                "template"),
-                                "spec"),
-                "priorityClassName"));
+                json_object_get(json_object_get(json_array_get(sets, 0), "template"), "spec"),
+                "priorityClassName")); /* a string of the job's, which outlives `sets` */
+        json_decref(sets);
     }
     if (wpc || pc) {
         json_t *o = ty_store_get(s, wpc ? "workloadpriorityclasses" : "priorityclasses", NULL,
@@ -201,20 +247,19 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
     }
     const char *kind = json_string_value(json_object_get(job, "kind"));
     TY_AUTOFREE char *name = ty_kueue_workload_name(kind, ty_obj_name(job), ty_obj_uid(job));
-    json_t *sets = json_array();
+    json_t *all = pod_sets(job), *sets = json_array();
     size_t n;
-    TY_AUTOFREE const char **rtypes = ordered_rtypes(job, &n);
-    for (size_t i = 0; i < n; i++) {
-        json_t *rs = json_object_get(replica_specs(job), rtypes[i]);
-        json_int_t count = json_integer_value(json_object_get(rs, "replicas"));
-        if (!json_is_integer(json_object_get(rs, "replicas")))
-            count = 1;
-        if (count < 1)
+    json_t *set;
+    json_array_foreach(all, n, set)
+    {
+        if (json_integer_value(json_object_get(set, "count")) < 1)
             continue; /* a replica type with no pods asks for nothing */
-        TY_AUTOFREE char *ps = lower(rtypes[i]);
-        json_array_append_new(sets, json_pack("{s:s,s:I,s:O}", "name", ps, "count", count,
-                                              "template", json_object_get(rs, "template")));
+        json_t *copy = json_pack("{s:O,s:O,s:o}", "name", json_object_get(set, "name"), "count",
+                                 json_object_get(set, "count"), "template",
+                                 json_deep_copy(json_object_get(set, "template")));
+        json_array_append_new(sets, copy);
     }
+    json_decref(all);
     json_t *spec = json_pack("{s:o,s:s,s:I,s:b}", "podSets", sets, "queueName",
                              ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME), "priority", prio,
                              "active", 1);
@@ -277,15 +322,15 @@ static const json_t *assignment_of(const json_t *wl, const char *pod_set)
 static void start_job(ty_workloadctl *c, const char *resource, const json_t *job, const json_t *wl)
 {
     json_t *next = json_deep_copy(job);
-    const char *rtype;
-    json_t *rs;
-    json_object_foreach(replica_specs(next), rtype, rs)
+    json_t *sets = pod_sets(next);
+    size_t si;
+    json_t *set;
+    json_array_foreach(sets, si, set)
     {
-        TY_AUTOFREE char *ps = lower(rtype);
-        const json_t *psa = assignment_of(wl, ps);
+        const json_t *psa = assignment_of(wl, json_string_value(json_object_get(set, "name")));
         if (!psa)
             continue;
-        json_t *tmpl = object_member(rs, "template");
+        json_t *tmpl = json_object_get(set, "template");
         json_t *spec = object_member(tmpl, "spec");
         const char *res;
         json_t *fl;
@@ -316,6 +361,10 @@ static void start_job(ty_workloadctl *c, const char *resource, const json_t *job
             json_decref(rf);
         }
         json_decref(seen);
+        /* Kueue's batch Job integration places by node selectors alone; the binder's
+         * per-index placement is a training job's (replica-index label) */
+        if (is_batch_job(next))
+            continue;
         TY_AUTOBUF ty_buf nodes = TY_BUF_INIT;
         size_t d;
         json_t *dom;
@@ -330,7 +379,8 @@ static void start_job(ty_workloadctl *c, const char *resource, const json_t *job
         json_object_set_new(object_member(object_member(tmpl, "metadata"), "annotations"),
                             TY_ANNOTATION_PLACEMENT, json_string(nodes.len ? nodes.data : ""));
     }
-    json_object_set_new(run_policy(next), "suspend", json_false());
+    json_decref(sets);
+    json_object_set_new(suspend_holder(next), "suspend", json_false());
     update_job(c, resource, next);
     const char *cq = json_string_value(json_object_get(
         json_object_get(json_object_get(wl, "status"), "admission"), "clusterQueue"));
@@ -344,11 +394,12 @@ static void stop_job(ty_workloadctl *c, const char *resource, const json_t *job,
                      const char *why)
 {
     json_t *next = json_deep_copy(job);
-    const char *rtype;
-    json_t *rs;
-    json_object_foreach(replica_specs(next), rtype, rs)
+    json_t *sets = pod_sets(next);
+    size_t si;
+    json_t *own;
+    json_array_foreach(sets, si, own)
     {
-        TY_AUTOFREE char *ps = lower(rtype);
+        const char *ps = json_string_value(json_object_get(own, "name"));
         size_t i;
         json_t *set;
         json_array_foreach(json_object_get(json_object_get(wl, "spec"), "podSets"), i, set)
@@ -357,7 +408,7 @@ static void stop_job(ty_workloadctl *c, const char *resource, const json_t *job,
             if (!n || strcmp(n, ps) != 0)
                 continue;
             json_t *orig = json_object_get(json_object_get(set, "template"), "spec");
-            json_t *tmpl = object_member(rs, "template");
+            json_t *tmpl = json_object_get(own, "template");
             json_t *spec = object_member(tmpl, "spec");
             const char *fields[] = {"nodeSelector", "tolerations"};
             for (int f = 0; f < 2; f++) {
@@ -371,7 +422,8 @@ static void stop_job(ty_workloadctl *c, const char *resource, const json_t *job,
                             TY_ANNOTATION_PLACEMENT);
         }
     }
-    json_object_set_new(run_policy(next), "suspend", json_true());
+    json_decref(sets);
+    json_object_set_new(suspend_holder(next), "suspend", json_true());
     update_job(c, resource, next);
     ty_event(c->events, next, "Normal", "Stopped", "%s", why);
     json_decref(next);
@@ -385,9 +437,7 @@ static size_t pods_left(ty_workloadctl *c, const json_t *job)
     json_array_foreach(pods, i, pod)
     {
         /* A pod that has ended holds nothing (and suspending a job leaves such pods). */
-        const char *jn = ty_obj_label(pod, TY_KUBEFLOW_LABEL_JOB_NAME);
-        n += jn && strcmp(jn, ty_obj_name(job)) == 0 && ty_obj_owned_by(pod, ty_obj_uid(job)) &&
-             !ty_pod_terminated(pod);
+        n += ty_obj_owned_by(pod, ty_obj_uid(job)) && !ty_pod_terminated(pod);
     }
     json_decref(pods);
     return n;
@@ -448,9 +498,12 @@ static void requeue(ty_workloadctl *c, const json_t *wl, int64_t now)
 
 static void finish(ty_workloadctl *c, const json_t *wl, const json_t *job, int64_t now)
 {
-    bool ok = ty_obj_condition_true(job, "Succeeded");
+    bool ok;
+    ty_job_finished(job, &ok);
     const char *msg = json_string_value(json_object_get(
-        (json_t *)ty_kueue_condition(job, ok ? "Succeeded" : "Failed"), "message"));
+        (json_t *)ty_kueue_condition(job, ok ? (is_batch_job(job) ? "Complete" : "Succeeded")
+                                             : "Failed"),
+        "message"));
     json_t *next = json_deep_copy(wl);
     if (ty_kueue_set_condition(next, "Finished", "True", ok ? "Succeeded" : "Failed",
                                msg ? msg : "", now))
@@ -474,7 +527,8 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         goto done;
     int64_t now = ty_time_now_ns();
     wl = find_workload(c, job);
-    if (ty_obj_condition_true(job, "Succeeded") || ty_obj_condition_true(job, "Failed")) {
+    bool ok;
+    if (ty_job_finished(job, &ok)) {
         if (wl && !ty_kueue_workload_finished(wl))
             finish(c, wl, job, now);
         goto done;
@@ -482,7 +536,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     if (!wl) {
         if (!suspended(job)) {
             json_t *next = json_deep_copy(job);
-            json_object_set_new(run_policy(next), "suspend", json_true());
+            json_object_set_new(suspend_holder(next), "suspend", json_true());
             update_job(c, resource, next);
             json_decref(next);
         }
@@ -519,7 +573,7 @@ done:
 bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job)
 {
     const ty_kind_info *k = ty_kind_of_resource(resource);
-    if (!k || !k->job_operator)
+    if (!k || !k->kueue_job)
         return false;
     json_t *meta = object_member(job, "metadata");
     if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME)) {
@@ -531,7 +585,7 @@ bool ty_workloads_default_job(ty_store *store, const char *resource, json_t *job
         json_object_set_new(object_member(meta, "labels"), TY_KUEUE_LABEL_QUEUE_NAME,
                             json_string(TY_KUEUE_DEFAULT_LOCAL_QUEUE));
     }
-    json_object_set_new(run_policy(job), "suspend", json_true());
+    json_object_set_new(suspend_holder(job), "suspend", json_true());
     return true;
 }
 
@@ -552,7 +606,7 @@ void ty_workloadctl_resync(ty_workloadctl *c)
      * from the index's label sets, not by parsing every job: a server with 10,000 jobs must
      * restart in well under a second. */
     for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
-        if (!(*k)->job_operator)
+        if (!(*k)->kueue_job)
             continue;
         ty_store_item *items = NULL;
         size_t n = ty_store_list_items(c->store, (*k)->resource, NULL, &items);

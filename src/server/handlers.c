@@ -314,16 +314,11 @@ enum MHD_Result srv_handle_get(call *c)
     return ret;
 }
 
-/* 32 ASCII letters and digits the API server uses for generateName suffixes. */
 static void generate_name(json_t *meta)
 {
-    static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
     const char *prefix = json_string_value(json_object_get(meta, "generateName"));
-    char suffix[6];
-    for (int i = 0; i < 5; i++)
-        suffix[i] = alphabet[(unsigned)rand() % (sizeof(alphabet) - 1)];
-    suffix[5] = '\0';
-    json_object_set_new(meta, "name", json_sprintf("%s%s", prefix, suffix));
+    TY_AUTOFREE char *name = ty_api_generate_name(prefix);
+    json_object_set_new(meta, "name", json_string(name));
 }
 
 /* The field manager of a write: ?fieldManager, else the user agent's product (before its

@@ -144,7 +144,7 @@ def test_kubeconfig_and_discovery(server):
     assert st == 200 and body["kind"] == "APIGroupDiscoveryList"
     assert hdrs["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
     groups = {g["metadata"]["name"]: g for g in body["items"]}
-    assert set(groups) == {"kubeflow.org", "kueue.x-k8s.io", "scheduling.k8s.io",
+    assert set(groups) == {"kubeflow.org", "batch", "kueue.x-k8s.io", "scheduling.k8s.io",
                            "rbac.authorization.k8s.io", "authorization.k8s.io",
                            "authentication.k8s.io", "discovery.k8s.io", "metrics.k8s.io"}
     metrics = {r["resource"]: r for r in groups["metrics.k8s.io"]["versions"][0]["resources"]}

@@ -1,5 +1,6 @@
 /* The registry of kinds (api/kinds.h): every consumer trusts these invariants. */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,9 +53,15 @@ Test(kinds, every_kind_has_a_schema_or_a_description)
             cr_assert((*k)->description && *(*k)->description, "%s", (*k)->kind);
             cr_assert_null(ty_api_schema(*k));
             /* Kinds without a schema are Kubernetes' built-in ones the API server checks itself:
-             * the core group's, and discovery.k8s.io's EndpointSlice. */
-            cr_assert(!*(*k)->group || strcmp((*k)->group, "discovery.k8s.io") == 0, "%s",
-                      (*k)->kind);
+             * the core group's, discovery.k8s.io's EndpointSlice, RBAC's (auth/rbac.h) and the
+             * reviews. */
+            static const char *const groups[] = {"", "discovery.k8s.io",
+                                                 "rbac.authorization.k8s.io",
+                                                 "authorization.k8s.io", "authentication.k8s.io"};
+            bool known = false;
+            for (size_t g = 0; g < sizeof groups / sizeof *groups; g++)
+                known = known || strcmp((*k)->group, groups[g]) == 0;
+            cr_assert(known, "%s", (*k)->kind);
             cr_assert((*k)->builtin, "%s", (*k)->kind);
         }
     }
@@ -143,7 +150,14 @@ static void assert_watched_by(unsigned flag, const char *want)
 Test(kinds, job_kinds_and_their_controllers_watch_lists)
 {
     assert_watched_by(TY_WATCHED_BY_JOBS, "pods pytorchjobs tfjobs ");
-    assert_watched_by(TY_WATCHED_BY_WORKLOADS, "pods pytorchjobs tfjobs workloads ");
+    assert_watched_by(TY_WATCHED_BY_WORKLOADS, "pods pytorchjobs tfjobs jobs workloads ");
+    assert_watched_by(TY_WATCHED_BY_BATCH, "pods jobs ");
+    /* Kueue queues the training jobs and batch/v1 Job, and only those */
+    TY_AUTOBUF ty_buf queued = TY_BUF_INIT;
+    for (const ty_kind_info *const *k = ty_kinds(); *k; k++)
+        if ((*k)->kueue_job)
+            ty_buf_addf(&queued, "%s ", (*k)->resource);
+    cr_assert_str_eq(queued.data, "pytorchjobs tfjobs jobs ");
     cr_assert_eq(ty_kind_of_job_operator("pytorchjob-controller"),
                  ty_kind_of_resource("pytorchjobs"));
     cr_assert_eq(ty_kind_of_job_operator("tfjob-controller"), ty_kind_of_resource("tfjobs"));

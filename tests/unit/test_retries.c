@@ -13,6 +13,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/admission.h"
+#include "controllers/batchjobs.h"
 #include "controllers/binder.h"
 #include "controllers/events.h"
 #include "controllers/jobs.h"
@@ -371,5 +372,62 @@ Test(retries, jobs_service_creates)
     put(s, "pytorchjobs", pytorchjob("", false));
     fail_then_converge(&loop, s, &f, has_service);
     ty_jobctl_free(c);
+    finish_loop(&loop, s);
+}
+
+/* batch/v1 Jobs: a failed pod create, and a failed status write, are retried. */
+static json_t *batch_job(void)
+{
+    return J("{'apiVersion':'batch/v1','kind':'Job','metadata':{'name':'b','namespace':'default'},"
+             "'spec':{'parallelism':1,'completions':1,'backoffLimit':6,'suspend':false,"
+             "'completionMode':'NonIndexed','template':{'spec':{'restartPolicy':'Never',"
+             "'containers':[{'name':'main','command':['true']}]}}}}");
+}
+
+static bool batch_has_pod(ty_store *s)
+{
+    json_t *job = ty_store_get(s, "jobs", "default", "b");
+    json_t *pods = job ? ty_store_list_owned(s, "pods", ty_obj_uid(job)) : NULL;
+    bool found = json_array_size(pods) == 1;
+    json_decref(pods);
+    json_decref(job);
+    return found;
+}
+
+static bool batch_has_start(ty_store *s)
+{
+    json_t *job = ty_store_get(s, "jobs", "default", "b");
+    bool started = json_object_get(json_object_get(job, "status"), "startTime") != NULL;
+    json_decref(job);
+    return started;
+}
+
+Test(retries, batch_pod_creates)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ty_store *s = ty_store_new();
+    fault f = {.op = "create", .resource = "pods"};
+    ty_store_set_fault(s, inject, &f);
+    f.on = true;
+    ty_batchctl *c = ty_batchctl_new(&loop, s);
+    put(s, "jobs", batch_job());
+    fail_then_converge(&loop, s, &f, batch_has_pod);
+    ty_batchctl_free(c);
+    finish_loop(&loop, s);
+}
+
+Test(retries, batch_status_writes)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ty_store *s = ty_store_new();
+    fault f = {.op = "update status", .resource = "jobs"};
+    ty_store_set_fault(s, inject, &f);
+    f.on = true;
+    ty_batchctl *c = ty_batchctl_new(&loop, s);
+    put(s, "jobs", batch_job());
+    fail_then_converge(&loop, s, &f, batch_has_start);
+    ty_batchctl_free(c);
     finish_loop(&loop, s);
 }
