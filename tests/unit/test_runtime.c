@@ -691,7 +691,7 @@ Test(runtime, gpus_are_never_shared)
     setup_rt(2, true);
     cr_assert_eq(ty_runtime_gpu_count(T.rt), 2);
     const char *gpu1 = "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\","
-                       "\"echo [$CUDA_VISIBLE_DEVICES][$NVIDIA_VISIBLE_DEVICES]; sleep 30\"],"
+                       "\"echo \\\"[$CUDA_VISIBLE_DEVICES][$NVIDIA_VISIBLE_DEVICES]\\\"; sleep 30\"],"
                        "\"resources\":{\"limits\":{\"nvidia.com/gpu\":1}}}]";
     TY_AUTOFREE char *a = uid_for("g1");
     TY_AUTOFREE char *b = uid_for("g2");
@@ -707,7 +707,7 @@ Test(runtime, gpus_are_never_shared)
     ty_error_clear(&err);
     start(make_pod("nog", d, "Never",
                    "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\","
-                   "\"echo [$CUDA_VISIBLE_DEVICES][$NVIDIA_VISIBLE_DEVICES]\"]}]"));
+                   "\"echo \\\"[$CUDA_VISIBLE_DEVICES][$NVIDIA_VISIBLE_DEVICES]\\\"\"]}]"));
     cr_assert(run_until(logged, a, 10000));
     cr_assert(run_until(logged, b, 10000));
     cr_assert(run_until(logged, d, 10000));
@@ -1314,7 +1314,7 @@ Test(runtime, each_virtual_node_has_its_own_gpus)
     ty_runtime_set_node_gpus(T.rt, "v1", 2);
     ty_runtime_set_node_gpus(T.rt, "v2", 2);
     const char *gpu2 = "[{\"name\":\"c\",\"command\":[\"sh\",\"-c\","
-                       "\"echo [$CUDA_VISIBLE_DEVICES]; sleep 30\"],"
+                       "\"echo \\\"[$CUDA_VISIBLE_DEVICES]\\\"; sleep 30\"],"
                        "\"resources\":{\"limits\":{\"nvidia.com/gpu\":2}}}]";
     TY_AUTOFREE char *a = uid_for("v1pod");
     TY_AUTOFREE char *b = uid_for("v2pod");
