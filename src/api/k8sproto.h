@@ -7,7 +7,8 @@
  * annotations, finalizers; spec.finalizers), ConfigMap, Secret, Service (its spec), the RBAC
  * kinds and the access reviews (`kubectl create role|rolebinding|...`, `kubectl auth can-i`,
  * `kubectl auth whoami`) and scheduling.k8s.io/v1 PriorityClass (that metadata; value,
- * globalDefault, description, preemptionPolicy), the kinds kubectl creates this way for
+ * globalDefault, description, preemptionPolicy), ServiceAccount and TokenRequest (`kubectl
+ * create serviceaccount|token`), the kinds kubectl creates this way for
  * trainyard's users (`kubectl create namespace|configmap|secret|service|priorityclass`).
  * Other kinds fail with a message naming them; the server answers 415 for those.
  *
