@@ -152,10 +152,8 @@ static int object_meta(pb b, json_t *meta)
         if (f.wire != 2)
             continue;
         if (f.number >= 1 && f.number <= 3) {
-            json_t *s = string_of(&f.bytes);
-            if (!s)
+            if (set_string(meta, strings[f.number], &f, false) < 0)
                 return -1;
-            json_object_set_new(meta, strings[f.number], s);
         } else if (f.number == 11 || f.number == 12) {
             const char *field = f.number == 11 ? "labels" : "annotations";
             json_t *map = json_object_get(meta, field);
