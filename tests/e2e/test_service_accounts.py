@@ -57,6 +57,9 @@ def test_a_default_service_account_in_every_namespace(sec):
     # the kind is served as kubectl knows it
     out = admin(sec, "get", "sa", "-n", "sa-new").stdout
     assert "default" in out, out
+    v1 = json.loads(admin(sec, "get", "--raw", "/api/v1").stdout)
+    token = next(r for r in v1["resources"] if r["name"] == "serviceaccounts/token")
+    assert token["kind"] == "TokenRequest" and token["verbs"] == ["create"]
 
 
 def test_kubectl_create_serviceaccount_and_token(sec):
