@@ -877,8 +877,8 @@ int ty_cli_server(int argc, char **argv)
     sc.api_port = ty_apiserver_port(st.api);
     if (secure && sc.pod_host && loopback)
         fprintf(stderr, "trainyard server: pods with a network namespace of their own cannot "
-                        "reach the API on %s (their ServiceAccount tokens name %s); listen on "
-                        "0.0.0.0 or %s for them\n", listen, sc.pod_host, sc.pod_host);
+                        "reach the API on %s; listen on 0.0.0.0 or %s for them (they reach it "
+                        "through Service default/kubernetes)\n", listen, sc.pod_host);
     if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), secure ? &sc : NULL,
                          cert_file, &err) < 0) {
         ty_apiserver_stop(st.api);
