@@ -189,6 +189,17 @@ def test_a_pods_token_by_default_readable_by_its_user_and_refreshed(sec):
     d = next(os.path.join(pods, x) for x in os.listdir(pods)
              if x.endswith("_" + p["metadata"]["uid"]))
     assert os.stat(os.path.join(d, "serviceaccount", "token")).st_gid == 2345
+    # a token bound to the pod (kubectl create token --bound-object-*) dies with it
+    bound = admin(sec, "create", "token", "default", "-n", "team-b", "--bound-object-kind",
+                  "Pod", "--bound-object-name", "auto").stdout.strip()
+    assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=bound)[0] == 200
+    admin(sec, "create", "serviceaccount", "other", "-n", "team-b")
+    p = admin(sec, "create", "token", "other", "-n", "team-b", "--bound-object-kind", "Pod",
+              "--bound-object-name", "auto", check=False)
+    assert "cannot bind token for serviceaccount \"other\" to pod running with different" \
+        in p.stderr, p.stderr
+    admin(sec, "delete", "pod", "auto", "-n", "team-b", "--wait=true")
+    assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=bound)[0] == 401
 
 
 NO_TOKEN = f'import os; print("token" if os.path.exists("{MOUNT}/token") else "none")'
