@@ -202,6 +202,7 @@ static const ty_kind_info secret_kind = {
 static const ty_kind_info serviceaccount_kind = {
     .group = "", .version = "v1", .kind = "ServiceAccount", .resource = "serviceaccounts",
     .singular = "serviceaccount", .short_names = "sa", .namespaced = true, .builtin = true,
+    .table = &ty_table_serviceaccounts,
     .description = "ServiceAccount is an identity for processes in pods; the API issues "
                    "tokens for it (the serviceaccounts/token subresource).",
 };

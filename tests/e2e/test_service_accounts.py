@@ -56,7 +56,8 @@ def test_a_default_service_account_in_every_namespace(sec):
     assert wait_until(lambda: uid_of(sec, "sa", "default", "sa-new") not in ("", old), 10)
     # the kind is served as kubectl knows it
     out = admin(sec, "get", "sa", "-n", "sa-new").stdout
-    assert "default" in out, out
+    assert out.split("\n")[0].split() == ["NAME", "SECRETS", "AGE"], out
+    assert out.split("\n")[1].split()[:2] == ["default", "0"], out
     v1 = json.loads(admin(sec, "get", "--raw", "/api/v1").stdout)
     token = next(r for r in v1["resources"] if r["name"] == "serviceaccounts/token")
     assert token["kind"] == "TokenRequest" and token["verbs"] == ["create"]
