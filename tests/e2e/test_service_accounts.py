@@ -118,6 +118,11 @@ def test_a_pod_naming_a_missing_service_account_is_refused(sec):
     assert ('pods "lost" is forbidden: error looking up service account team-a/ghost: '
             'serviceaccount "ghost" not found') in p.stderr, p.stderr
     assert admin(sec, "get", "pod", "lost", "-n", "team-a", check=False).returncode != 0
+    # server-side apply creates it with a PATCH: checked alike
+    p = admin(sec, "apply", "--server-side", "-f", "-", check=False, input=json.dumps(
+        pod("lost", "team-a", "print(1)", serviceAccountName="ghost")))
+    assert p.returncode != 0 and 'serviceaccount "ghost" not found' in p.stderr, p.stderr
+    assert admin(sec, "get", "pod", "lost", "-n", "team-a", check=False).returncode != 0
 
 
 # Reads its token, lists pods in its namespace and in team-a with it, waits for the kubelet's
