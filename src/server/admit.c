@@ -247,6 +247,8 @@ int srv_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
         int rc = ty_api_check_metadata(obj, &errs);
         if (rc == 0 && strcmp(c->ri->resource, "pods") == 0 && !c->path.sub)
             rc = ty_api_check_pod(obj, &errs);
+        if (rc == 0 && strcmp(c->ri->resource, "serviceaccounts") == 0)
+            rc = srv_sa_validate(obj, &errs);
         if (rc < 0)
             *ret = srv_fail_invalid(c, name, &errs);
         ty_field_errors_free(&errs);

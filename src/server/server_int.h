@@ -293,6 +293,9 @@ typedef struct srv_sactl srv_sactl;
 srv_sactl *srv_sactl_start(uv_loop_t *loop, ty_store *store);
 void srv_sactl_stop(srv_sactl *k);
 int srv_sa_ensure_default(ty_store *store, const char *ns, ty_error *err);
+/* A ServiceAccount's own fields (automountServiceAccountToken a boolean, secrets and
+ * imagePullSecrets lists of {name}); -1 with them added to `errs`. */
+int srv_sa_validate(const json_t *sa, ty_field_errors *errs);
 int srv_sa_admit_pod(call *c, json_t *pod, enum MHD_Result *ret);
 int srv_sa_check_token(call *c, const ty_identity *id, ty_error *err);
 enum MHD_Result srv_handle_token_request(call *c);

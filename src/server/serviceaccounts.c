@@ -118,6 +118,37 @@ void srv_sactl_stop(srv_sactl *k)
     uv_close((uv_handle_t *)&k->timer, on_closed);
 }
 
+/* ---------- validation ---------- */
+
+int srv_sa_validate(const json_t *sa, ty_field_errors *errs)
+{
+    size_t before = errs->count;
+    const json_t *am = json_object_get(sa, "automountServiceAccountToken");
+    if (am && !json_is_boolean(am))
+        ty_field_errors_add(errs, "automountServiceAccountToken", (ty_pos){0},
+                            "Invalid value: must be a boolean");
+    static const char *const lists[] = {"secrets", "imagePullSecrets"};
+    for (size_t l = 0; l < TY_ARRAY_LEN(lists); l++) {
+        const json_t *list = json_object_get(sa, lists[l]);
+        if (list && !json_is_array(list)) {
+            ty_field_errors_add(errs, lists[l], (ty_pos){0}, "Invalid value: must be a list");
+            continue;
+        }
+        size_t i;
+        const json_t *ref;
+        json_array_foreach(list, i, ref)
+        {
+            const json_t *n = json_object_get(ref, "name");
+            if (!json_is_object(ref) || (n && !json_is_string(n))) {
+                TY_AUTOFREE char *path = ty_asprintf("%s[%zu]", lists[l], i);
+                ty_field_errors_add(errs, path, (ty_pos){0},
+                                    "Invalid value: must be an object with a string name");
+            }
+        }
+    }
+    return errs->count > before ? -1 : 0;
+}
+
 /* ---------- admission of pods ---------- */
 
 int srv_sa_admit_pod(call *c, json_t *pod, enum MHD_Result *ret)

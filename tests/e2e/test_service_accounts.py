@@ -75,6 +75,13 @@ def test_kubectl_create_serviceaccount_and_token(sec):
           "--serviceaccount=team-a:bot", "-n", "team-a")
     assert sec.request("GET", "/api/v1/namespaces/team-a/pods", token=token)[0] == 200
     assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=token)[0] == 403
+    # a field of the wrong type changes nothing
+    p = admin(sec, "apply", "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "bot", "namespace": "team-a"},
+        "automountServiceAccountToken": "yes"}))
+    assert p.returncode != 0 and "automountServiceAccountToken: Invalid value" in p.stderr, \
+        p.stderr
     # what kube-apiserver refuses
     p = admin(sec, "create", "token", "bot", "-n", "team-a", "--duration", "1m", check=False)
     assert p.returncode != 0 and "may not specify a duration less than 10 minutes" in p.stderr
