@@ -7,12 +7,15 @@ One secure server (--tls on loopback, no pod network) for the module, with pods'
 TTL seconds (TRAINYARD_SA_TOKEN_TTL_S) so that a refresh happens while a test watches."""
 import json
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 
 import pytest
 import yaml
 
-from conftest import netns_refused, trainyard_bin, wait_until
+from conftest import REPO, netns_refused, trainyard_bin, wait_until
 from server_fixture import KUBECTL, Server
 from test_security import Secure
 
@@ -272,3 +275,52 @@ def test_a_pod_in_its_own_network_reaches_the_api_through_the_service(tmp_path):
     finally:
         s.stop()
         s.reap()
+
+
+def test_without_root_only_pods_that_ask_get_a_token(tmp_path):
+    """Not root: no private mount namespace for pods, so no token by default (said at start);
+    a pod that asks for one explicitly fails to start, saying why."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to run trainyard as another user")
+    home = tempfile.mkdtemp(prefix="ty-sa-nobody-")
+    proc = None
+    try:
+        os.chmod(home, 0o755)
+        os.chown(home, 65534, 65534)
+        data = os.path.join(home, "data")
+        err = open(os.path.join(home, "server.stderr"), "w")
+        proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 trainyard_bin(), "server", "--data-dir", data, "--tls",
+                                 "--no-pod-network", "--listen", "127.0.0.1:0"],
+                                cwd=REPO, stdout=err, stderr=err, start_new_session=True,
+                                env={**os.environ, "HOME": home})
+        kc = os.path.join(data, "kubeconfig")
+        stderr = lambda: open(os.path.join(home, "server.stderr")).read()
+        assert wait_until(lambda: os.path.exists(kc) or proc.poll() is not None, 20), stderr()
+        assert proc.poll() is None, stderr()
+
+        def kubectl(*args, check=True, input=None):
+            p = subprocess.run([KUBECTL, "--kubeconfig", kc, *args], capture_output=True,
+                               text=True, timeout=60, input=input)
+            assert not check or p.returncode == 0, (args, p.stderr)
+            return p
+        assert wait_until(lambda: kubectl("get", "--raw", "/version", check=False)
+                          .returncode == 0, 20), stderr()
+        assert "automountServiceAccountToken: true" in stderr(), stderr()
+        kubectl("apply", "-f", "-", input=json.dumps(pod("plain", "default", NO_TOKEN)))
+        kubectl("apply", "-f", "-", input=json.dumps(
+            pod("asks", "default", NO_TOKEN, automountServiceAccountToken=True)))
+        assert wait_until(lambda: logs(kubectl, "plain", "default").strip() == "none", 30), \
+            kubectl("get", "pod", "plain", "-o", "yaml").stdout
+        assert wait_until(lambda: "needs root" in kubectl("get", "pod", "asks", "-o",
+                                                          "json").stdout, 30), \
+            kubectl("get", "pod", "asks", "-o", "yaml").stdout
+    finally:
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
