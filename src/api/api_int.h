@@ -155,5 +155,6 @@ extern const struct ty_table_kind ty_table_persistentvolumes;
 extern const struct ty_table_kind ty_table_persistentvolumeclaims;
 extern const struct ty_table_kind ty_table_configmaps;
 extern const struct ty_table_kind ty_table_secrets;
+extern const struct ty_table_kind ty_table_serviceaccounts;
 
 #endif

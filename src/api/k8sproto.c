@@ -152,10 +152,8 @@ static int object_meta(pb b, json_t *meta)
         if (f.wire != 2)
             continue;
         if (f.number >= 1 && f.number <= 3) {
-            json_t *s = string_of(&f.bytes);
-            if (!s)
+            if (set_string(meta, strings[f.number], &f, false) < 0)
                 return -1;
-            json_object_set_new(meta, strings[f.number], s);
         } else if (f.number == 11 || f.number == 12) {
             const char *field = f.number == 11 ? "labels" : "annotations";
             json_t *map = json_object_get(meta, field);
@@ -704,6 +702,68 @@ static int job_of(pb b, json_t *obj)
 }
 
 
+/* v1 ServiceAccount {1: metadata, 2: secrets, 3: imagePullSecrets {1: name},
+ * 4: automountServiceAccountToken}: `kubectl create serviceaccount`. */
+static int serviceaccount_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1 && f.wire == 2) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 3 && f.wire == 2) {
+            json_t *ref = json_object();
+            json_array_append_new(member(obj, "imagePullSecrets", true), ref);
+            static const char *const names[] = {NULL, "name"};
+            if (strings_of(f.bytes, ref, names, TY_ARRAY_LEN(names)) < 0)
+                return -1;
+        } else if (f.number == 4 && f.wire == 0) {
+            json_object_set_new(obj, "automountServiceAccountToken", json_boolean(f.value != 0));
+        }
+    }
+    return r;
+}
+
+/* authentication.k8s.io/v1 TokenRequest {1: metadata, 2: spec {1: audiences, 3: boundObjectRef
+ * {1: kind, 2: apiVersion, 3: name, 4: uid}, 4: expirationSeconds (int64)}}: `kubectl create
+ * token`. */
+static int token_request_of(pb b, json_t *obj)
+{
+    pb_field f;
+    int r;
+    while ((r = next_field(&b, &f)) > 0) {
+        if (f.number == 1 && f.wire == 2) {
+            if (object_meta(f.bytes, json_object_get(obj, "metadata")) < 0)
+                return -1;
+        } else if (f.number == 2 && f.wire == 2) {
+            json_t *spec = member(obj, "spec", false);
+            pb sb = f.bytes;
+            pb_field g;
+            int rs;
+            while ((rs = next_field(&sb, &g)) > 0) {
+                if (g.number == 1 && g.wire == 2) {
+                    if (set_string(spec, "audiences", &g, true) < 0)
+                        return -1;
+                } else if (g.number == 3 && g.wire == 2) {
+                    static const char *const names[] = {NULL, "kind", "apiVersion", "name",
+                                                        "uid"};
+                    if (strings_of(g.bytes, member(spec, "boundObjectRef", false), names,
+                                   TY_ARRAY_LEN(names)) < 0)
+                        return -1;
+                } else if (g.number == 4 && g.wire == 0) {
+                    json_object_set_new(spec, "expirationSeconds",
+                                        json_integer((json_int_t)(int64_t)g.value));
+                }
+            }
+            if (rs < 0)
+                return -1;
+        }
+    }
+    return r;
+}
+
+
 /* The kinds decoded: apiVersion, kind, and the message's reader. */
 static const struct {
     const char *api_version, *kind;
@@ -713,6 +773,8 @@ static const struct {
     {"v1", "ConfigMap", configmap_of},
     {"v1", "Secret", secret_of},
     {"v1", "Service", service_of},
+    {"v1", "ServiceAccount", serviceaccount_of},
+    {"authentication.k8s.io/v1", "TokenRequest", token_request_of},
     {"authorization.k8s.io/v1", "SelfSubjectAccessReview", access_review_of},
     {"authorization.k8s.io/v1", "SelfSubjectRulesReview", rules_review_of},
     {"authentication.k8s.io/v1", "SelfSubjectReview", self_review_of},

@@ -7,9 +7,10 @@
  * annotations, finalizers; spec.finalizers), ConfigMap, Secret, Service (its spec), the RBAC
  * kinds and the access reviews (`kubectl create role|rolebinding|...`, `kubectl auth can-i`,
  * `kubectl auth whoami`), scheduling.k8s.io/v1 PriorityClass (that metadata; value,
- * globalDefault, description, preemptionPolicy) and batch/v1 Job (that metadata; a template of
- * containers with name, image, command, args, workingDir, and a restartPolicy; any other field
- * refuses the body), the kinds kubectl creates this way for trainyard's users (`kubectl create
+ * globalDefault, description, preemptionPolicy), ServiceAccount and TokenRequest (`kubectl
+ * create serviceaccount|token`) and batch/v1 Job (that metadata; a template of containers with
+ * name, image, command, args, workingDir, and a restartPolicy; any other field refuses the
+ * body), the kinds kubectl creates this way for trainyard's users (`kubectl create
  * namespace|configmap|secret|service|priorityclass`, `kubectl create job NAME --image=IMAGE --
  * COMMAND...`).
  * Other kinds fail with a message naming them; the server answers 415 for those.

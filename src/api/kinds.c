@@ -221,6 +221,16 @@ static const ty_kind_info secret_kind = {
     .table = &ty_table_secrets,
 };
 
+/* The identity of pods (server/serviceaccounts.c: a `default` one per namespace, the
+ * TokenRequest subresource `serviceaccounts/token`). */
+static const ty_kind_info serviceaccount_kind = {
+    .group = "", .version = "v1", .kind = "ServiceAccount", .resource = "serviceaccounts",
+    .singular = "serviceaccount", .short_names = "sa", .namespaced = true, .builtin = true,
+    .table = &ty_table_serviceaccounts,
+    .description = "ServiceAccount is an identity for processes in pods; the API issues "
+                   "tokens for it (the serviceaccounts/token subresource).",
+};
+
 /* RBAC (rbac.authorization.k8s.io/v1): checked by auth/rbac.h (ty_rbac_validate) in the API
  * server, which also enforces them (docs/security.md). */
 static const ty_kind_info role_kind = {
@@ -292,6 +302,7 @@ static const ty_kind_info *const kinds[] = {
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
     &pc_kind,
     &pv_kind, &pvc_kind, &configmap_kind, &secret_kind,
+    &serviceaccount_kind,
     &role_kind, &clusterrole_kind, &rolebinding_kind, &clusterrolebinding_kind,
     &ssar_kind, &ssrr_kind, &sar_kind, &lsar_kind, &ssr_kind,
     NULL,

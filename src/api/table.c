@@ -867,6 +867,23 @@ static void secret_row(json_t *cells, json_t *row, const json_t *o, int64_t now_
     add_age(cells, o, now_ns);
 }
 
+/* ---- ServiceAccount: kubectl's columns (secrets: the legacy token Secrets it lists) ---- */
+
+static const column serviceaccount_cols[] = {
+    {"Name", "string", "name", "Name of the object, unique in its namespace.", 0},
+    {"Secrets", "string", "", "The number of secrets it lists.", 0},
+    {"Age", "string", "", "Time since the object was created.", 0},
+    {0},
+};
+
+static void serviceaccount_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, json_integer((json_int_t)json_array_size(get(o, "secrets"))));
+    add_age(cells, o, now_ns);
+}
+
 /* ---- anything else ---- */
 
 static const column default_cols[] = {
@@ -1092,6 +1109,7 @@ const printer ty_table_persistentvolumes = {pv_cols, pv_row, NULL};
 const printer ty_table_persistentvolumeclaims = {pvc_cols, pvc_row, NULL};
 const printer ty_table_configmaps = {configmap_cols, configmap_row, NULL};
 const printer ty_table_secrets = {secret_cols, secret_row, NULL};
+const printer ty_table_serviceaccounts = {serviceaccount_cols, serviceaccount_row, NULL};
 
 /* Kinds without a printer of their own (ResourceFlavor, AdmissionCheck, unknown resources). */
 static const printer default_printer = {default_cols, default_row, NULL};

@@ -40,6 +40,8 @@ typedef struct server_state {
     bool stop_pods;
     uv_signal_t sigint, sigterm;
     uv_timer_t housekeeping;
+    uv_timer_t sa_refresh; /* pods' ServiceAccount tokens (refresh_tokens), when secure */
+    bool sa_refreshing;
     ty_event_expiry *expiry;
     uv_prepare_t commit;
     uv_timer_t commit_timer;
@@ -285,7 +287,11 @@ typedef struct security {
     ty_runtime *rt; /* pods' directories hold their credentials */
     char *api_host; /* the server's address as pods on the host's network reach it */
     char *pod_host; /* ... and as pods in their own network namespace do (NULL: none) */
+    char *svc_ip;   /* Service default/kubernetes' ClusterIP, for those pods (NULL: none) */
     int api_port;
+    ty_store *store;      /* service accounts; pods, for refresh_tokens */
+    int64_t token_ttl_s;  /* pods' tokens' lifetime (TRAINYARD_SA_TOKEN_TTL_S) */
+    bool can_mount;       /* a private mount namespace for pods (root) */
 } security;
 
 /* kube-apiserver's default issuer and audience of ServiceAccount tokens. */
@@ -304,10 +310,13 @@ static void security_free(security *sc)
     free(sc->admin_key);
     free(sc->api_host);
     free(sc->pod_host);
+    free(sc->svc_ip);
 }
 
 #define SA_MOUNT "/var/run/secrets/kubernetes.io/serviceaccount"
 #define SA_TOKEN_TTL_S (24 * 3600)
+/* the kubelet's: a token is replaced once 80% of its life has passed */
+#define SA_REFRESH_AT(ttl) ((ttl) * 8 / 10)
 
 static void prepend_env(json_t *container, const char *name, const char *value)
 {
@@ -319,46 +328,105 @@ static void prepend_env(json_t *container, const char *name, const char *value)
     json_array_insert_new(env, 0, json_pack("{s:s, s:s}", "name", name, "value", value));
 }
 
-/* A pod that asks for it (spec.automountServiceAccountToken: true) gets, as the kubelet gives
- * it, a token of its service account bound to the pod (dead once the pod is), the CA and its
- * namespace at /var/run/secrets/kubernetes.io/serviceaccount, and KUBERNETES_SERVICE_HOST/PORT
- * in its env. The files are written once, at the start (no refresh: the token lasts 24 h). */
+/* `data` into dir/name through a temporary file and a rename, so a pod never reads half a
+ * token, mode 0644 (the projected volume's defaultMode), group `gid` when >= 0 (the pod's
+ * fsGroup, as the kubelet gives a volume to it). */
+static int write_sa_file(const char *dir, const char *name, const char *data, long long gid,
+                         ty_error *err)
+{
+    TY_AUTOFREE char *tmp = ty_asprintf("%s/.%s.tmp", dir, name);
+    TY_AUTOFREE char *path = ty_asprintf("%s/%s", dir, name);
+    if (ty_write_file_private(tmp, data, strlen(data), err) < 0)
+        return -1;
+    if (chmod(tmp, 0644) < 0 || (gid >= 0 && chown(tmp, (uid_t)-1, (gid_t)gid) < 0) ||
+        rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return ty_fail_errno(err, e, "service account token: write %s", path);
+    }
+    return 0;
+}
+
+/* The pod's service account (pod->spec.serviceAccountName, `default` when none; admission
+ * wrote it), or NULL with `err`. */
+static json_t *pod_service_account(security *sc, const json_t *pod, ty_error *err)
+{
+    const json_t *spec = json_object_get(pod, "spec");
+    const char *ns = json_string_value(json_object_get(json_object_get(pod, "metadata"),
+                                                       "namespace"));
+    const char *sa = json_string_value(json_object_get(spec, "serviceAccountName"));
+    if (!sa || !*sa)
+        sa = "default";
+    json_t *obj = ty_store_get(sc->store, "serviceaccounts", ns ? ns : "", sa);
+    if (!obj)
+        ty_fail(err, "service account token: serviceaccount \"%s\" not found in %s", sa,
+                ns ? ns : "");
+    return obj;
+}
+
+/* A token of `sa` bound to the pod, with the CA and namespace, into the pod's
+ * serviceaccount/ directory (made 0755: the pod's processes reach it through the mount). */
+static int mint_pod_token(security *sc, const json_t *pod, const json_t *sa, ty_error *err)
+{
+    const json_t *meta = json_object_get(pod, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    const char *uid = json_string_value(json_object_get(meta, "uid"));
+    const json_t *sameta = json_object_get(sa, "metadata");
+    const char *sa_name = json_string_value(json_object_get(sameta, "name"));
+    const char *sa_uid = json_string_value(json_object_get(sameta, "uid"));
+    if (!ns || !name || !uid || !sa_name)
+        return ty_fail(err, "service account token: the pod has no namespace, name or uid");
+    json_t *fsg = json_object_get(
+        json_object_get(json_object_get(pod, "spec"), "securityContext"), "fsGroup");
+    long long gid = json_is_integer(fsg) ? (long long)json_integer_value(fsg) : -1;
+    int64_t now = ty_time_now_ns() / 1000000000;
+    const char *aud[] = {SA_ISSUER};
+    ty_sa_claims claims = {.ns = ns, .name = sa_name, .uid = sa_uid ? sa_uid : "",
+                           .pod_name = name, .pod_uid = uid, .audiences = aud, .naudiences = 1,
+                           .issued_at = now, .expires = now + sc->token_ttl_s};
+    TY_AUTOFREE char *jwt = NULL;
+    if (ty_sa_token_sign(sc->sa, &claims, &jwt, err) < 0)
+        return ty_error_wrap(err, "service account token");
+    TY_AUTOFREE char *pod_dir = ty_runtime_pod_dir(sc->rt, ns, name, uid);
+    TY_AUTOFREE char *dir = ty_asprintf("%s/serviceaccount", pod_dir);
+    if (ty_mkdir_p(dir, 0755) < 0 || chmod(dir, 0755) < 0)
+        return ty_fail_errno(err, errno, "service account token: create %s", dir);
+    return write_sa_file(dir, "ca.crt", ty_pki_ca_pem(sc->pki), gid, err) < 0 ||
+                   write_sa_file(dir, "namespace", ns, gid, err) < 0 ||
+                   write_sa_file(dir, "token", jwt, gid, err) < 0
+               ? -1
+               : 0;
+}
+
+/* As the ServiceAccount admission plugin and the kubelet: a pod gets a token of its service
+ * account bound to it (dead once the pod is), the CA and its namespace at
+ * /var/run/secrets/kubernetes.io/serviceaccount, and KUBERNETES_SERVICE_HOST/PORT in its env,
+ * unless the pod (or else its service account) says automountServiceAccountToken: false.
+ * Mounting needs a private mount namespace (root): without one only a pod that asks for it
+ * explicitly gets the mount (and fails to start, saying why). The token is replaced before 80%
+ * of its life (refresh_tokens). */
 static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
 {
     security *sc = ctx;
     json_t *spec = json_object_get(pod, "spec");
-    if (!json_is_true(json_object_get(spec, "automountServiceAccountToken")))
+    json_t *asked = json_object_get(spec, "automountServiceAccountToken");
+    if (json_is_false(asked) || (!asked && !sc->can_mount))
         return 0;
-    json_t *meta = json_object_get(pod, "metadata");
-    const char *ns = json_string_value(json_object_get(meta, "namespace"));
-    const char *name = json_string_value(json_object_get(meta, "name"));
-    const char *uid = json_string_value(json_object_get(meta, "uid"));
-    const char *sa = json_string_value(json_object_get(spec, "serviceAccountName"));
-    if (!sa || !*sa)
-        sa = "default";
-    if (!ns || !name || !uid)
-        return ty_fail(err, "service account token: the pod has no namespace, name or uid");
-    int64_t now = ty_time_now_ns() / 1000000000;
-    const char *aud[] = {SA_ISSUER};
-    ty_sa_claims claims = {.ns = ns, .name = sa, .uid = "", .pod_name = name, .pod_uid = uid,
-                           .audiences = aud, .naudiences = 1, .issued_at = now,
-                           .expires = now + SA_TOKEN_TTL_S};
-    TY_AUTOFREE char *jwt = NULL;
-    if (ty_sa_token_sign(sc->sa, &claims, &jwt, err) < 0)
-        return ty_error_wrap(err, "service account token");
-    /* in the pod's directory, which goes with the pod */
-    TY_AUTOFREE char *pod_dir = ty_runtime_pod_dir(sc->rt, ns, name, uid);
-    TY_AUTOFREE char *dir = ty_asprintf("%s/serviceaccount", pod_dir);
-    TY_AUTOFREE char *tok = ty_asprintf("%s/token", dir);
-    TY_AUTOFREE char *ca = ty_asprintf("%s/ca.crt", dir);
-    TY_AUTOFREE char *nsf = ty_asprintf("%s/namespace", dir);
-    if (ty_mkdir_p(dir, 0700) < 0)
-        return ty_fail_errno(err, errno, "service account token: create %s", dir);
-    const char *ca_pem = ty_pki_ca_pem(sc->pki);
-    if (ty_write_file_private(tok, jwt, strlen(jwt), err) < 0 ||
-        ty_write_file_private(ca, ca_pem, strlen(ca_pem), err) < 0 ||
-        ty_write_file_private(nsf, ns, strlen(ns), err) < 0)
+    json_t *sa = pod_service_account(sc, pod, err);
+    if (!sa)
         return -1;
+    bool mount = asked || !json_is_false(json_object_get(sa, "automountServiceAccountToken"));
+    int rc = mount ? mint_pod_token(sc, pod, sa, err) : 0;
+    json_decref(sa);
+    if (!mount || rc < 0)
+        return rc;
+    json_t *meta = json_object_get(pod, "metadata");
+    TY_AUTOFREE char *pod_dir = ty_runtime_pod_dir(
+        sc->rt, json_string_value(json_object_get(meta, "namespace")),
+        json_string_value(json_object_get(meta, "name")),
+        json_string_value(json_object_get(meta, "uid")));
+    TY_AUTOFREE char *dir = ty_asprintf("%s/serviceaccount", pod_dir);
     json_t *volumes = json_object_get(spec, "volumes");
     if (!json_is_array(volumes)) {
         volumes = json_array();
@@ -366,10 +434,12 @@ static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
     }
     json_array_append_new(volumes, json_pack("{s:s, s:{s:s, s:s}}", "name", "kube-api-access",
                                              "hostPath", "path", dir, "type", "Directory"));
+    /* A pod with a network namespace of its own reaches the API through Service
+     * default/kubernetes (its ClusterIP, port 443, proxied to the API's advertised address), as
+     * on Kubernetes; on the host's network, the server's own address. */
+    bool own_net = sc->svc_ip && !json_is_true(json_object_get(spec, "hostNetwork"));
     char port[16];
-    snprintf(port, sizeof port, "%d", sc->api_port);
-    /* a pod with a network namespace of its own reaches the server at the gateway */
-    bool own_net = sc->pod_host && !json_is_true(json_object_get(spec, "hostNetwork"));
+    snprintf(port, sizeof port, "%d", own_net ? 443 : sc->api_port);
     static const char *const lists[] = {"initContainers", "containers"};
     for (size_t l = 0; l < TY_ARRAY_LEN(lists); l++) {
         size_t i;
@@ -384,10 +454,50 @@ static int prepare_pod(void *ctx, json_t *pod, ty_error *err)
             json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", "kube-api-access",
                                                     "mountPath", SA_MOUNT, "readOnly", 1));
             prepend_env(c, "KUBERNETES_SERVICE_PORT", port);
-            prepend_env(c, "KUBERNETES_SERVICE_HOST", own_net ? sc->pod_host : sc->api_host);
+            prepend_env(c, "KUBERNETES_SERVICE_HOST", own_net ? sc->svc_ip : sc->api_host);
         }
     }
     return 0;
+}
+
+/* The kubelet's token manager: every running pod's token is replaced once 80% of its life has
+ * passed (its file's age says how much), while the pod and its service account (same uid)
+ * exist; a token that cannot be replaced is left to expire. */
+static void refresh_tokens(uv_timer_t *t)
+{
+    security *sc = t->data;
+    int64_t now = ty_time_now_ns() / 1000000000;
+    json_t *pods = ty_store_list(sc->store, "pods", NULL);
+    size_t i;
+    json_t *pod;
+    json_array_foreach(pods, i, pod)
+    {
+        const json_t *meta = json_object_get(pod, "metadata");
+        const char *phase = json_string_value(
+            json_object_get(json_object_get(pod, "status"), "phase"));
+        if (json_object_get(meta, "deletionTimestamp") ||
+            (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)))
+            continue;
+        const char *ns = json_string_value(json_object_get(meta, "namespace"));
+        const char *name = json_string_value(json_object_get(meta, "name"));
+        const char *uid = json_string_value(json_object_get(meta, "uid"));
+        if (!ns || !name || !uid)
+            continue;
+        TY_AUTOFREE char *pod_dir = ty_runtime_pod_dir(sc->rt, ns, name, uid);
+        TY_AUTOFREE char *tok = ty_asprintf("%s/serviceaccount/token", pod_dir);
+        struct stat sb;
+        if (stat(tok, &sb) < 0 || now - (int64_t)sb.st_mtime < SA_REFRESH_AT(sc->token_ttl_s))
+            continue;
+        ty_error err = TY_ERROR_INIT;
+        json_t *sa = pod_service_account(sc, pod, &err);
+        if (sa && mint_pod_token(sc, pod, sa, &err) == 0)
+            ty_debug("serviceaccount: refreshed the token of pod %s/%s", ns, name);
+        else
+            ty_warn("serviceaccount: pod %s/%s: %s", ns, name, err.msg);
+        json_decref(sa);
+        ty_error_clear(&err);
+    }
+    json_decref(pods);
 }
 
 static int read_pem(ty_buf *b, const char *path, const char *what, ty_error *err)
@@ -409,11 +519,17 @@ static int security_open(security *sc, const char *data_dir, const char *listen,
     TY_AUTOFREE char *host = ty_strndup(listen, colon ? (size_t)(colon - listen) : 0);
     char **sans = NULL;
     size_t nsans = ty_pki_default_sans(host, &sans);
-    /* pods with a network of their own verify the server at the gateway's address */
-    if (pod_host) {
-        sans = ty_realloc(sans, (nsans + 1) * sizeof *sans);
-        sans[nsans++] = ty_strdup(pod_host);
-    }
+    /* pods with a network of their own verify the server at the gateway's address, or as
+     * Service default/kubernetes, by its ClusterIP and names (as kube-apiserver's certificate
+     * names them) */
+    char svc_ip[16];
+    ty_store_service_first_ip(sc->store, svc_ip);
+    const char *extra[] = {pod_host, svc_ip, "kubernetes", "kubernetes.default",
+                           "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"};
+    sans = ty_realloc(sans, (nsans + TY_ARRAY_LEN(extra)) * sizeof *sans);
+    for (size_t i = 0; i < TY_ARRAY_LEN(extra); i++)
+        if (extra[i])
+            sans[nsans++] = ty_strdup(extra[i]);
     int64_t now = ty_time_now_ns() / 1000000000;
     int rc = ty_pki_open(pki_dir, (const char *const *)sans, nsans, now, &sc->pki, err);
     for (size_t i = 0; i < nsans; i++)
@@ -469,6 +585,8 @@ static void on_node_stopped(void *arg)
 {
     server_state *st = arg;
     uv_close((uv_handle_t *)&st->housekeeping, NULL);
+    if (st->sa_refreshing)
+        uv_close((uv_handle_t *)&st->sa_refresh, NULL);
 
     uv_close((uv_handle_t *)&st->sigint, NULL);
     uv_close((uv_handle_t *)&st->sigterm, NULL);
@@ -676,6 +794,21 @@ int ty_cli_server(int argc, char **argv)
     uv_unref((uv_handle_t *)&st.commit);
     uv_unref((uv_handle_t *)&st.commit_timer);
     st.commit_started = true;
+    sc.store = st.store;
+    sc.can_mount = geteuid() == 0;
+    sc.token_ttl_s = SA_TOKEN_TTL_S;
+    const char *ttl_env = getenv("TRAINYARD_SA_TOKEN_TTL_S");
+    if (ttl_env && *ttl_env) {
+        char *end;
+        long long v = strtoll(ttl_env, &end, 10);
+        if (*end || v < 2 || v > 365LL * 86400) {
+            fprintf(stderr, "trainyard server: TRAINYARD_SA_TOKEN_TTL_S=%s: a number of "
+                            "seconds from 2 to 31536000\n", ttl_env);
+            rc = 2;
+            goto out;
+        }
+        sc.token_ttl_s = v;
+    }
     ty_node_config ncfg = {
         .loop = &st.loop,
         .store = st.store,
@@ -702,6 +835,12 @@ int ty_cli_server(int argc, char **argv)
     /* after the node: its pod network's gateway is one of the serving certificate's names */
     if (secure && ty_node_host_ip(st.node))
         sc.pod_host = ty_strdup(ty_node_host_ip(st.node));
+    /* pods in a network namespace of their own reach the API through Service
+     * default/kubernetes, proxied to the gateway, where a server off loopback listens */
+    char svc_ip[16];
+    ty_store_service_first_ip(st.store, svc_ip);
+    if (sc.pod_host && !loopback)
+        sc.svc_ip = ty_strdup(svc_ip);
     if (secure && security_open(&sc, data_dir, listen, sc.pod_host, cert_file, key_file,
                                 token_file, &err) < 0) {
         ty_node_stop(st.node, false, NULL, NULL);
@@ -723,6 +862,12 @@ int ty_cli_server(int argc, char **argv)
                                .kubernetes_service = true,
                                .resource_metrics = ty_node_resource_metrics,
                                .resource_metrics_ctx = st.node};
+    /* 0.0.0.0 is no address to send to: the Service's endpoints name the pod network's
+     * gateway (or loopback without one) */
+    const char *port_sep = strrchr(listen, ':');
+    size_t host_len = port_sep ? (size_t)(port_sep - listen) : strlen(listen);
+    if (host_len == 0 || (host_len == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
+        cfg.advertise_ip = ty_node_host_ip(st.node) ? ty_node_host_ip(st.node) : "127.0.0.1";
     cfg.audit_path = audit_path;
     cfg.audit_max_bytes = audit_max;
     if (ty_apiserver_start(&cfg, &st.api, &err) < 0) {
@@ -735,8 +880,8 @@ int ty_cli_server(int argc, char **argv)
     sc.api_port = ty_apiserver_port(st.api);
     if (secure && sc.pod_host && loopback)
         fprintf(stderr, "trainyard server: pods with a network namespace of their own cannot "
-                        "reach the API on %s (their ServiceAccount tokens name %s); listen on "
-                        "0.0.0.0 or %s for them\n", listen, sc.pod_host, sc.pod_host);
+                        "reach the API on %s; listen on 0.0.0.0 or %s for them (they reach it "
+                        "through Service default/kubernetes)\n", listen, sc.pod_host);
     if (write_kubeconfig(data_dir, host, ty_apiserver_port(st.api), secure ? &sc : NULL,
                          cert_file, &err) < 0) {
         ty_apiserver_stop(st.api);
@@ -746,6 +891,18 @@ int ty_cli_server(int argc, char **argv)
     }
     fprintf(stderr, "trainyard server: serving on %s:%d%s; kubeconfig %s/kubeconfig\n", host,
             ty_apiserver_port(st.api), secure ? " (TLS, RBAC)" : "", data_dir);
+    if (secure && !sc.can_mount)
+        fprintf(stderr, "trainyard server: not root, so pods get no private mount namespace: "
+                        "ServiceAccount tokens are mounted only into pods that set "
+                        "automountServiceAccountToken: true (and those fail to start)\n");
+    if (secure) { /* the kubelet's token manager: 10 looks per lifetime, at most a minute apart */
+        uint64_t every = (uint64_t)sc.token_ttl_s * 100;
+        every = every < 500 ? 500 : every > 60000 ? 60000 : every;
+        uv_timer_init(&st.loop, &st.sa_refresh);
+        st.sa_refresh.data = &sc;
+        uv_timer_start(&st.sa_refresh, refresh_tokens, every, every);
+        st.sa_refreshing = true;
+    }
     uv_timer_init(&st.loop, &st.housekeeping);
     st.housekeeping.data = &st;
     uv_timer_start(&st.housekeeping, on_housekeeping, 60 * 1000, 60 * 1000);

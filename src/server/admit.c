@@ -247,9 +247,18 @@ int srv_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
         int rc = ty_api_check_metadata(obj, &errs);
         if (rc == 0 && strcmp(c->ri->resource, "pods") == 0 && !c->path.sub)
             rc = ty_api_check_pod(obj, &errs);
+        if (rc == 0 && strcmp(c->ri->resource, "serviceaccounts") == 0)
+            rc = srv_sa_validate(obj, &errs);
         if (rc < 0)
             *ret = srv_fail_invalid(c, name, &errs);
         ty_field_errors_free(&errs);
+        /* the ServiceAccount admission plugin, on create (a POST, or an apply's PATCH of a
+         * pod that does not exist yet) */
+        if (rc == 0 && strcmp(c->ri->resource, "pods") == 0 && !c->path.sub &&
+            (strcmp(c->method, "POST") == 0 ||
+             (strcmp(c->method, "PATCH") == 0 && name &&
+              !srv_exists(c->srv, "pods", c->path.ns ? c->path.ns : "", name))))
+            rc = srv_sa_admit_pod(c, obj, ret);
         if (rc == 0 && strcmp(c->ri->group, TY_RBAC_GROUP) == 0)
             rc = srv_rbac_admit(c, obj, name, ret);
         return rc;

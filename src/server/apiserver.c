@@ -70,6 +70,9 @@ static enum MHD_Result dispatch(call *c, const char *url)
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
     if (c->ri->review)
         return srv_handle_review(c);
+    if (c->path.sub && strcmp(c->path.sub, "token") == 0 &&
+        strcmp(c->ri->resource, "serviceaccounts") == 0)
+        return srv_handle_token_request(c);
     if (c->path.sub && !((strcmp(c->path.sub, "status") == 0 && c->ri->has_status) ||
                          (strcmp(c->path.sub, "log") == 0 && c->ri->has_log)))
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
@@ -545,8 +548,10 @@ int ty_apiserver_start(const ty_apiserver_config *cfg, ty_apiserver **out, ty_er
     if (cfg->kubernetes_service) {
         char ip[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-        s->kubesvc = srv_kubesvc_start(s->loop, s->store, ip, s->port);
+        s->kubesvc = srv_kubesvc_start(s->loop, s->store,
+                                       cfg->advertise_ip ? cfg->advertise_ip : ip, s->port);
     }
+    s->sactl = srv_sactl_start(s->loop, s->store);
     run_mhd(s);
     *out = s;
     return 0;
@@ -571,6 +576,8 @@ void ty_apiserver_stop(ty_apiserver *s)
     MHD_run(s->mhd);
     srv_kubesvc_stop(s->kubesvc);
     s->kubesvc = NULL;
+    srv_sactl_stop(s->sactl);
+    s->sactl = NULL;
     s->stopping = true;
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);

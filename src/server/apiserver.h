@@ -88,6 +88,9 @@ typedef struct ty_apiserver_config {
      * range's first address (ty_store_service_first_ip), port 443 named https to the API's
      * port (its targetPort), labels component=apiserver and provider=kubernetes. */
     bool kubernetes_service;
+    /* The address its Endpoints and EndpointSlice name (kube-apiserver's
+     * --advertise-address); NULL: the listen address. Needed when that is 0.0.0.0. */
+    const char *advertise_ip;
 } ty_apiserver_config;
 
 /* Checks a listen address ("host:port") without binding it: -1 with a message when it is

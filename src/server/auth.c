@@ -234,7 +234,8 @@ static int authenticate_token(call *c, const char *token, int64_t now, ty_error 
         ty_sa_binding b = {0};
         int rc = ty_sa_token_verify(sec->sa_signer, token, sec->sa_audience, now, &c->user, &b,
                                     err);
-        if (rc == 0 && check_sa_binding(c, &c->user, &b, err) < 0) {
+        if (rc == 0 && (srv_sa_check_token(c, &c->user, err) < 0 ||
+                        check_sa_binding(c, &c->user, &b, err) < 0)) {
             ty_identity_clear(&c->user);
             rc = -1;
         }

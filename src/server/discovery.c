@@ -77,6 +77,11 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
                                                   "singularName", "", "namespaced", ri->namespaced,
                                                   "kind", "Pod", "verbs", "get"));
         }
+        if (strcmp(ri->resource, "serviceaccounts") == 0) /* serviceaccounts.c */
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:b, s:s, s:[s]}", "name",
+                                                  "serviceaccounts/token", "singularName", "",
+                                                  "group", "authentication.k8s.io", "namespaced",
+                                                  1, "kind", "TokenRequest", "verbs", "create"));
     }
     TY_AUTOFREE char *gv = *group ? ty_asprintf("%s/%s", group, version) : ty_strdup(version);
     return json_pack("{s:s, s:s, s:s, s:o}", "kind", "APIResourceList", "apiVersion", "v1",
@@ -157,6 +162,12 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
                                                       "subresource", "log", "responseKind",
                                                       "group", "", "version", "v1", "kind", "Pod",
                                                       "verbs", "get"));
+            if (strcmp(ri->resource, "serviceaccounts") == 0)
+                json_array_append_new(subs, json_pack("{s:s, s:{s:s, s:s, s:s}, s:[s]}",
+                                                      "subresource", "token", "responseKind",
+                                                      "group", "authentication.k8s.io", "version",
+                                                      "v1", "kind", "TokenRequest", "verbs",
+                                                      "create"));
             if (json_array_size(subs))
                 json_object_set_new(r, "subresources", subs);
             else

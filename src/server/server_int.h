@@ -145,6 +145,7 @@ struct ty_apiserver {
     char *audit_path;
     size_t audit_max_bytes;
     struct srv_kubesvc *kubesvc; /* ty_apiserver_config.kubernetes_service; NULL without */
+    struct srv_sactl *sactl;     /* the default ServiceAccounts (serviceaccounts.c) */
 };
 
 /* kubesvc.c: Service default/kubernetes, its Endpoints and EndpointSlice (the API's address
@@ -287,6 +288,23 @@ int srv_rbac_admit(call *c, json_t *obj, const char *name, enum MHD_Result *ret)
 enum MHD_Result srv_handle_review(call *c);
 void srv_audit(call *c);
 void srv_audit_config(ty_apiserver *s, const char *path, size_t max);
+
+/* serviceaccounts.c: a `default` ServiceAccount in every live namespace, made at start and
+ * after a namespace is added or a default is deleted (stop: as srv_kubesvc_stop); on pod
+ * create, the pod's service account (`default` unless it names one, written into
+ * spec.serviceAccountName) must exist, else 403 as the admission plugin answers; the
+ * TokenRequest subresource (POST .../serviceaccounts/NAME/token); and authentication's check
+ * that a ServiceAccount token's account exists with the uid it names. */
+typedef struct srv_sactl srv_sactl;
+srv_sactl *srv_sactl_start(uv_loop_t *loop, ty_store *store);
+void srv_sactl_stop(srv_sactl *k);
+int srv_sa_ensure_default(ty_store *store, const char *ns, ty_error *err);
+/* A ServiceAccount's own fields (automountServiceAccountToken a boolean, secrets and
+ * imagePullSecrets lists of {name}); -1 with them added to `errs`. */
+int srv_sa_validate(const json_t *sa, ty_field_errors *errs);
+int srv_sa_admit_pod(call *c, json_t *pod, enum MHD_Result *ret);
+int srv_sa_check_token(call *c, const ty_identity *id, ty_error *err);
+enum MHD_Result srv_handle_token_request(call *c);
 
 /* handlers.c */
 bool srv_matches(const json_t *obj, const ty_selector *labels, const ty_selector *fields);

@@ -376,7 +376,7 @@ def test_a_pod_uses_its_service_account_token(sec):
     pods = os.path.join(sec.server.data_dir, "node", "pods")
     pod_dir = next(os.path.join(pods, d) for d in os.listdir(pods) if d.endswith("_" + uid))
     token = open(os.path.join(pod_dir, "serviceaccount", "token")).read()
-    assert os.stat(os.path.join(pod_dir, "serviceaccount", "token")).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(pod_dir, "serviceaccount", "token")).st_mode & 0o777 == 0o644
     assert sec.request("GET", "/api/v1/namespaces/team-b/pods", token=token)[0] == 200
     # the token dies with its pod
     sec.kubectl("admin", "delete", "pod", "sa-client", "-n", "team-b", "--wait=true")

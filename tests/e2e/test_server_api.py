@@ -160,7 +160,8 @@ def test_kubeconfig_and_discovery(server):
     st, _, body = server.request("GET", "/api", headers={"Accept": accept})
     core = {r["resource"] for r in body["items"][0]["versions"][0]["resources"]}
     assert core == {"namespaces", "nodes", "pods", "services", "endpoints", "events",
-                    "persistentvolumes", "persistentvolumeclaims", "configmaps", "secrets"}
+                    "persistentvolumes", "persistentvolumeclaims", "configmaps", "secrets",
+                    "serviceaccounts"}
     # Without it, the legacy documents.
     assert server.request("GET", "/api")[2]["versions"] == ["v1"]
 

@@ -295,3 +295,62 @@ Test(k8sproto, role_rules)
     json_decref(want);
     json_decref(obj);
 }
+
+/* `kubectl create serviceaccount bot --dry-run`-like: metadata (an empty generateName, as Go
+ * writes it, left out), imagePullSecrets, automountServiceAccountToken false. */
+Test(k8sproto, service_account)
+{
+    unsigned char meta[32], ref[16], sa[96], body[192];
+    size_t m = ld(meta, 1, "bot", 3);
+    m += ld(meta + m, 2, "", 0);
+    size_t r = ld(ref, 1, "regcred", 7);
+    size_t n = ld(sa, 1, meta, m);
+    n += ld(sa + n, 3, ref, r);
+    sa[n++] = 4 << 3 | 0; /* varint field 4 */
+    sa[n++] = 0;
+    size_t len = envelope(body, "v1", "ServiceAccount", sa, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads("{\"apiVersion\": \"v1\", \"kind\": \"ServiceAccount\", "
+                              "\"metadata\": {\"name\": \"bot\"}, \"imagePullSecrets\": "
+                              "[{\"name\": \"regcred\"}], \"automountServiceAccountToken\": false}",
+                              0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+}
+
+/* `kubectl create token bot --audience a --audience b --duration 2h
+ * --bound-object-kind Pod --bound-object-name p`. */
+Test(k8sproto, token_request)
+{
+    unsigned char ref[32], spec[96], tr[128], body[256];
+    size_t r = ld(ref, 1, "Pod", 3);
+    r += ld(ref + r, 2, "v1", 2);
+    r += ld(ref + r, 3, "p", 1);
+    size_t s = ld(spec, 1, "a", 1);
+    s += ld(spec + s, 1, "b", 1);
+    s += ld(spec + s, 3, ref, r);
+    spec[s++] = 4 << 3 | 0; /* expirationSeconds 7200: varint 0xa0 0x38 */
+    spec[s++] = 0xa0;
+    spec[s++] = 0x38;
+    size_t n = ld(tr, 2, spec, s);
+    size_t len = envelope(body, "authentication.k8s.io/v1", "TokenRequest", tr, n);
+    json_t *obj = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_k8sproto_decode(body, len, &obj, &err), 0, "%s", err.msg);
+    json_t *want = json_loads(
+        "{\"apiVersion\": \"authentication.k8s.io/v1\", \"kind\": \"TokenRequest\", "
+        "\"metadata\": {}, \"spec\": {\"audiences\": [\"a\", \"b\"], \"boundObjectRef\": "
+        "{\"kind\": \"Pod\", \"apiVersion\": \"v1\", \"name\": \"p\"}, \"expirationSeconds\": "
+        "7200}}",
+        0, NULL);
+    cr_assert(json_equal(obj, want), "%s", json_dumps(obj, JSON_COMPACT));
+    json_decref(want);
+    json_decref(obj);
+    /* a spec cut short */
+    len = envelope(body, "authentication.k8s.io/v1", "TokenRequest", tr, n - 1);
+    cr_assert_lt(ty_k8sproto_decode(body, len, &obj, &err), 0);
+    ty_error_clear(&err);
+}
