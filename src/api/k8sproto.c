@@ -371,16 +371,9 @@ static int strings_of(pb b, json_t *out, const char *const *names, size_t n)
     pb_field f;
     int r;
     while ((r = next_field(&b, &f)) > 0) {
-        if (f.wire != 2 || f.number >= n || !names[f.number])
-            continue;
-        json_t *str = string_of(&f.bytes);
-        if (!str)
+        if (f.wire == 2 && f.number < n && names[f.number] &&
+            set_string(out, names[f.number], &f, false) < 0)
             return -1;
-        if (!*json_string_value(str)) { /* Go writes empty strings; JSON omits them */
-            json_decref(str);
-            continue;
-        }
-        json_object_set_new(out, names[f.number], str);
     }
     return r;
 }
@@ -556,21 +549,6 @@ static int self_review_of(pb b, json_t *obj)
     return r;
 }
 
-/* A repeated string field appended to the array `key` of obj. */
-static int append_string(json_t *obj, const char *key, const pb *bytes)
-{
-    json_t *arr = json_object_get(obj, key);
-    if (!arr) {
-        arr = json_array();
-        json_object_set_new(obj, key, arr);
-    }
-    json_t *s = string_of(bytes);
-    if (!s)
-        return -1;
-    json_array_append_new(arr, s);
-    return 0;
-}
-
 /* The fields of a message that kubectl's typed client sends for the kinds below are the
  * only ones read; any other one refuses the body (-1), so nothing is dropped silently, unless
  * it is empty: Kubernetes' encoder writes every field that is not a pointer, "" and 0 too. */
@@ -591,13 +569,11 @@ static int container_of(pb b, json_t *ct)
         if (f.wire != 2)
             return -1;
         if (f.number == 1 || f.number == 2 || f.number == 5) {
-            json_t *s = string_of(&f.bytes);
-            if (!s)
+            if (set_string(ct, f.number == 1 ? "name" : f.number == 2 ? "image" : "workingDir",
+                           &f, false) < 0)
                 return -1;
-            json_object_set_new(ct, f.number == 1 ? "name" : f.number == 2 ? "image" : "workingDir",
-                                s);
         } else if (f.number == 3 || f.number == 4) {
-            if (append_string(ct, f.number == 3 ? "command" : "args", &f.bytes) < 0)
+            if (set_string(ct, f.number == 3 ? "command" : "args", &f, true) < 0)
                 return -1;
         } else {
             return -1;
