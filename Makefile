@@ -69,6 +69,8 @@ build/obj/src/api/storage.o build/asan/obj/src/api/storage.o: src/api/schemas/co
 build/obj/src/api/batch.o build/asan/obj/src/api/batch.o: src/api/schemas/batch_v1.json
 build/obj/src/api/kueue.o build/asan/obj/src/api/kueue.o: src/api/schemas/kueue.x-k8s.io_v1beta1.json \
 	src/api/schemas/scheduling.k8s.io_v1.json
+build/obj/src/api/serving.o build/asan/obj/src/api/serving.o: \
+	src/api/schemas/serving.kserve.io_v1beta1.json src/api/schemas/serving.kserve.io_v1alpha1.json
 build/obj/src/auth/rbac.o build/asan/obj/src/auth/rbac.o: src/auth/bootstrap_rbac.json
 
 build/libtrainyard.a: $(REL_OBJ)
