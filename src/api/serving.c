@@ -173,7 +173,8 @@ static void isvc_rules(ty_schema_ctx *c, json_t *obj)
     ty_kpa_config_default(&cfg);
     ty_kpa_spec ks;
     ty_error err = {0};
-    if (ty_kpa_spec_from_annotations(&cfg, int_or(pred, "containerConcurrency", 0),
+    int64_t cc = int_or(pred, "containerConcurrency", 0);
+    if (ty_kpa_spec_from_annotations(&cfg, cc < 0 ? 0 : cc, /* reported above */
                                      json_object_get(meta, "annotations"), &ks, &err) < 0) {
         char *save = NULL;
         for (char *line = strtok_r(err.msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
