@@ -768,6 +768,10 @@ int ty_cli_server(int argc, char **argv)
     }
     fprintf(stderr, "trainyard server: serving on %s:%d%s; kubeconfig %s/kubeconfig\n", host,
             ty_apiserver_port(st.api), secure ? " (TLS, RBAC)" : "", data_dir);
+    if (ty_node_serving_port(st.node))
+        fprintf(stderr, "trainyard server: InferenceServices on http://%.*s:%d\n",
+                (int)(strrchr(ncfg.serving_listen, ':') - ncfg.serving_listen),
+                ncfg.serving_listen, ty_node_serving_port(st.node));
     uv_timer_init(&st.loop, &st.housekeeping);
     st.housekeeping.data = &st;
     uv_timer_start(&st.housekeeping, on_housekeeping, 60 * 1000, 60 * 1000);

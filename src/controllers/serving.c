@@ -27,8 +27,6 @@
 #define CONFIG_LABEL "serving.knative.dev/configuration"
 /* Knative's default port for a container that declares none (it sets PORT to it). */
 #define DEFAULT_PORT 8080
-/* A revision whose pods restarted this often without ever being ready has failed. */
-#define FAILED_RESTARTS 3
 
 /* One revision's autoscaler and what the last reconcile saw of it. */
 typedef struct rev_state {
@@ -242,7 +240,8 @@ static json_t *revision_podspec(ty_servingctl *c, const char *ns, const char *is
             json_decref(ps);
             return NULL;
         }
-        /* The model's container fields win over the runtime's; lists add up. */
+        /* KServe's merge of the model's container into the runtime's: the model's fields
+         * win, args add up, env, ports and mounts merge by name (the model's win). */
         json_object_foreach((json_t *)model, k, v)
         {
             if (strcmp(k, "modelFormat") == 0 || strcmp(k, "runtime") == 0 ||
@@ -250,10 +249,27 @@ static json_t *revision_podspec(ty_servingctl *c, const char *ns, const char *is
                 strcmp(k, "storage") == 0)
                 continue;
             json_t *have = json_object_get(ct, k);
-            if (json_is_array(have) && json_is_array(v))
+            if (json_is_array(have) && json_is_array(v) && strcmp(k, "args") == 0) {
                 json_array_extend(have, v);
-            else
+            } else if (json_is_array(have) && json_is_array(v) &&
+                       (strcmp(k, "env") == 0 || strcmp(k, "ports") == 0 ||
+                        strcmp(k, "volumeMounts") == 0)) {
+                size_t i;
+                json_t *e;
+                json_array_foreach(v, i, e)
+                {
+                    const char *en = jstr(e, "name");
+                    for (size_t h = 0; en && h < json_array_size(have); h++)
+                        if (jstr(json_array_get(have, h), "name") &&
+                            strcmp(jstr(json_array_get(have, h), "name"), en) == 0) {
+                            json_array_remove(have, h);
+                            break;
+                        }
+                    json_array_append_new(have, json_deep_copy(e));
+                }
+            } else {
                 json_object_set_new(ct, k, json_deep_copy(v));
+            }
         }
         substitute(ct, isvc, ns);
         if (!json_object_get(ps, "volumes") && json_object_get(rspec, "volumes"))
@@ -426,8 +442,9 @@ static void rev_free(rev_state *r)
     free(r);
 }
 
-/* Why a revision's pod failed for good, or NULL: restarted FAILED_RESTARTS times, or a
- * container waiting in an error (not ContainerCreating). */
+/* Why a revision's pod failed, or NULL: a container that ended in an error (Knative marks
+ * the revision failed at the first such exit before it was ever ready), or one waiting in an
+ * error (not ContainerCreating). */
 static char *pod_failure(const json_t *pod)
 {
     size_t i;
@@ -435,15 +452,18 @@ static char *pod_failure(const json_t *pod)
     json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, cs)
     {
         json_t *state = json_object_get(cs, "state");
+        json_t *term = json_object_get(state, "terminated");
+        if (!term)
+            term = json_object_get(json_object_get(cs, "lastState"), "terminated");
+        json_t *code = json_object_get(term, "exitCode");
+        if (json_is_integer(code) && json_integer_value(code) != 0)
+            return ty_asprintf("Container failed with: %s (exit code %lld)",
+                               jstr(term, "reason") ? jstr(term, "reason") : "Error",
+                               (long long)json_integer_value(code));
         json_t *waiting = json_object_get(state, "waiting");
         const char *reason = jstr(waiting, "reason");
-        json_t *rc = json_object_get(cs, "restartCount");
-        json_t *last = json_object_get(json_object_get(cs, "lastState"), "terminated");
-        if (json_is_integer(rc) && json_integer_value(rc) >= FAILED_RESTARTS)
-            return ty_asprintf("Container failed with: %s (exit code %lld)",
-                               jstr(last, "reason") ? jstr(last, "reason") : "Error",
-                               (long long)json_integer_value(json_object_get(last, "exitCode")));
-        if (reason && strcmp(reason, "ContainerCreating") != 0 && strcmp(reason, "PodInitializing") != 0)
+        if (reason && strcmp(reason, "ContainerCreating") != 0 &&
+            strcmp(reason, "PodInitializing") != 0 && strcmp(reason, "CrashLoopBackOff") != 0)
             return ty_asprintf("%s: %s", reason, jstr(waiting, "message") ? jstr(waiting, "message") : "");
     }
     if (strcmp(ty_pod_phase(pod), "Failed") == 0)
@@ -613,10 +633,18 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         }
         if (ready_count[r] > 0)
             json_object_set_new(rev, "ready", json_true());
-        if (why_not[r] && !json_is_true(json_object_get(rev, "ready")))
-            json_object_set_new(rev, "failed", json_string(why_not[r]));
-        else
+        /* A failure sticks to the revision (its pods go): as in Knative, a new revision is
+         * what tries again. A revision's spec failing to make pods (no runtime yet) is
+         * looked at again on each reconcile. */
+        if (json_is_true(json_object_get(rev, "ready"))) {
             json_object_del(rev, "failed");
+        } else if (why_not[r]) {
+            json_object_set_new(rev, "failed", json_string(why_not[r]));
+            json_object_set_new(rev, "specFailed", json_boolean(!podspecs[r]));
+        } else if (json_is_true(json_object_get(rev, "specFailed"))) {
+            json_object_del(rev, "failed");
+            json_object_del(rev, "specFailed");
+        }
     }
     size_t li = nrev - 1;
     bool latest_ready = json_is_true(json_object_get(latest, "ready"));

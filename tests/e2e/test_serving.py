@@ -1,0 +1,251 @@
+"""KServe InferenceServices on `trainyard server` (docs/serving.md): the kinds and their
+webhook's refusals, a ClusterServingRuntime's pod with the model at /mnt/models, the gateway
+routing by Host and by path, scale to zero and a request held until a replica is ready, a
+canary split counted request by request, promotion, and a revision that never becomes ready.
+The model server is a small Python HTTP server (the Fashion-MNIST C server has its own test)."""
+import json
+import os
+import socket
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import wait_until
+from server_fixture import Server
+
+MODEL_SERVER = textwrap.dedent("""
+    import http.server, json, os, sys
+    name = sys.argv[1]
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def reply(self, code, obj):
+            b = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+        def do_GET(self):
+            self.reply(200, {"name": name, "ready": True})
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            try:
+                open("/mnt/models/written", "w")
+                writable = True
+            except OSError:
+                writable = False
+            model = None
+            if os.path.exists("/mnt/models/model.txt"):
+                model = open("/mnt/models/model.txt").read().strip()
+            self.reply(200, {"model_name": name, "rev": os.environ.get("REV", ""),
+                             "model": model, "writable": writable, "path": self.path,
+                             "body": body.decode()})
+        def log_message(self, *a):
+            pass
+    http.server.ThreadingHTTPServer((os.environ["POD_IP"], int(os.environ["PORT"])), H).serve_forever()
+""")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINYARD_SCALE_TO_ZERO_GRACE_MS", "500")
+    port = free_port()
+    s = Server(tmp_path / "data", ["--no-pod-network", "--serving-listen", f"127.0.0.1:{port}"])
+    s.start()
+    s.gateway = f"http://127.0.0.1:{port}"
+    (tmp_path / "model.py").write_text(MODEL_SERVER)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.txt").write_text("weights-v1\n")
+    s.tmp = tmp_path
+    yield s
+    s.stop()
+    s.reap()
+
+
+def apply(server, obj):
+    server.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def runtime(server):
+    return {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
+            "metadata": {"name": "py-echo"},
+            "spec": {"supportedModelFormats": [{"name": "echo", "autoSelect": True}],
+                     "containers": [{"name": "kserve-container", "image": "busybox",
+                                     "command": ["/usr/bin/python3", str(server.tmp / "model.py"),
+                                                 "{{.Name}}"]}]}}
+
+
+def isvc(server, name, annotations=None, **pred):
+    p = {"model": {"modelFormat": {"name": "echo"},
+                   "storageUri": "file://" + str(server.tmp / "models")}}
+    p.update(pred)
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"predictor": p}}
+
+
+def call(server, path, host=None, body=b"{}", timeout=30):
+    req = urllib.request.Request(server.gateway + path, data=body, method="POST")
+    if host:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def cond(obj, kind):
+    for c in obj.get("status", {}).get("conditions", []):
+        if c["type"] == kind:
+            return c
+    return {}
+
+
+def get(server, name):
+    return server.json("get", "inferenceservice", name)
+
+
+def ready(server, name):
+    return cond(get(server, name), "Ready").get("status") == "True"
+
+
+def pods_of(server, name):
+    return server.json("get", "pods", "-l", f"serving.kserve.io/inferenceservice={name}")["items"]
+
+
+def test_predict_through_the_gateway(server):
+    apply(server, runtime(server))
+    apply(server, isvc(server, "echo"))
+    assert wait_until(lambda: ready(server, "echo"), 30), get(server, "echo")
+    o = get(server, "echo")
+    st = o["status"]
+    assert st["url"] == "http://echo.default.example.com"
+    for c in ("PredictorReady", "IngressReady", "Ready"):
+        assert cond(o, c)["status"] == "True"
+    pred = st["components"]["predictor"]
+    assert pred["latestReadyRevision"] == pred["latestCreatedRevision"] == "echo-predictor-00001"
+    assert pred["traffic"] == [{"revisionName": "echo-predictor-00001", "percent": 100,
+                                "latestRevision": True}]
+    assert o["spec"]["predictor"]["model"]["name"] == "kserve-container"  # KServe's default
+    [pod] = pods_of(server, "echo")
+    labels = pod["metadata"]["labels"]
+    assert labels["component"] == "predictor"
+    assert labels["serving.knative.dev/revision"] == "echo-predictor-00001"
+    # By Host, by the v1 and v2 paths; the model read from /mnt/models, which is read-only.
+    code, out = call(server, "/v2/models/echo/infer", host="echo.default.example.com",
+                     body=b'{"inputs": []}')
+    assert code == 200, out
+    assert out["model_name"] == "echo" and out["model"] == "weights-v1"
+    assert out["writable"] is False and out["body"] == '{"inputs": []}'
+    assert call(server, "/v1/models/echo:predict")[1]["path"] == "/v1/models/echo:predict"
+    assert call(server, "/v2/models/echo/infer")[0] == 200
+    assert call(server, "/v2/models/nothing/infer")[0] == 404
+    assert call(server, "/", host="nothing.default.example.com")[0] == 404
+    # kubectl get prints KServe's columns
+    out = server.kubectl("get", "isvc").stdout
+    assert out.split("\n")[0].split() == ["NAME", "URL", "READY", "PREV", "LATEST",
+                                          "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
+    assert "http://echo.default.example.com" in out and "echo-predictor-00001" in out
+
+
+def test_scale_to_zero_and_a_held_request(server):
+    apply(server, runtime(server))
+    apply(server, isvc(server, "zero", {"autoscaling.knative.dev/window": "6s"}, minReplicas=0))
+    assert wait_until(lambda: ready(server, "zero"), 30)
+    # No traffic for a stable window and the grace period: no replica.
+    assert wait_until(lambda: not pods_of(server, "zero"), 30)
+    assert ready(server, "zero")  # Knative's Ready stays True at zero
+    t0 = time.monotonic()
+    code, out = call(server, "/v2/models/zero/infer", host="zero.default.example.com")
+    assert code == 200, out
+    assert out["model_name"] == "zero"
+    assert time.monotonic() - t0 < 20
+    assert len(pods_of(server, "zero")) == 1
+
+
+def test_canary_split_and_promotion(server):
+    apply(server, runtime(server))
+    apply(server, isvc(server, "can"))
+    assert wait_until(lambda: ready(server, "can"), 30)
+    new = isvc(server, "can", canaryTrafficPercent=30)
+    new["spec"]["predictor"]["model"]["env"] = [{"name": "REV", "value": "two"}]
+    apply(server, new)
+
+    def split():
+        tr = get(server, "can")["status"]["components"]["predictor"]["traffic"]
+        return sorted((t["revisionName"], t["percent"], t.get("tag")) for t in tr)
+    assert wait_until(lambda: split() == [("can-predictor-00001", 70, "prev"),
+                                          ("can-predictor-00002", 30, "latest")], 30), split()
+    counts = {}
+    for _ in range(100):
+        code, out = call(server, "/v2/models/can/infer", host="can.default.example.com")
+        assert code == 200, out
+        counts[out["rev"]] = counts.get(out["rev"], 0) + 1
+    assert counts == {"": 70, "two": 30}
+    row = server.kubectl("get", "isvc", "can", "--no-headers").stdout.split()
+    assert row[3:7] == ["70", "30", "can-predictor-00001", "can-predictor-00002"], row
+    # Removing the field promotes: all traffic to the new revision, the old one's pods go.
+    del new["spec"]["predictor"]["canaryTrafficPercent"]
+    apply(server, new)
+    assert wait_until(lambda: split() == [("can-predictor-00002", 100, None)], 30), split()
+    pred = get(server, "can")["status"]["components"]["predictor"]
+    assert pred["previousRolledoutRevision"] == "can-predictor-00001"
+    assert pred["latestRolledoutRevision"] == "can-predictor-00002"
+    assert wait_until(lambda: {p["metadata"]["labels"]["serving.knative.dev/revision"]
+                               for p in pods_of(server, "can")} == {"can-predictor-00002"}, 30)
+    assert call(server, "/v2/models/can/infer")[1]["rev"] == "two"
+
+
+def test_a_revision_that_never_becomes_ready(server, monkeypatch):
+    apply(server, runtime(server))
+    apply(server, isvc(server, "bad"))
+    assert wait_until(lambda: ready(server, "bad"), 30)
+    broken = isvc(server, "bad", canaryTrafficPercent=50)
+    broken["spec"]["predictor"]["model"]["command"] = ["/bin/sh", "-c", "exit 3"]
+    apply(server, broken)
+
+    def failed():
+        return cond(get(server, "bad"), "PredictorReady").get("reason") == "RevisionFailed"
+    assert wait_until(failed, 60), get(server, "bad")["status"]
+    o = get(server, "bad")
+    assert 'Revision "bad-predictor-00002" failed with message' in cond(o, "PredictorReady")["message"]
+    pred = o["status"]["components"]["predictor"]
+    assert pred["latestCreatedRevision"] == "bad-predictor-00002"
+    assert pred["latestReadyRevision"] == "bad-predictor-00001"
+    assert pred["traffic"] == [{"revisionName": "bad-predictor-00001", "percent": 100,
+                                "latestRevision": False}]
+    for _ in range(10):  # every request still served, by the old revision
+        assert call(server, "/v2/models/bad/infer")[0] == 200
+
+
+def test_refusals(server):
+    bad = isvc(server, "refused", {"autoscaling.knative.dev/window": "1s"}, minReplicas=3,
+               maxReplicas=2, containerConcurrency=-1)
+    bad["spec"]["predictor"]["model"]["storageUri"] = "ftp://x/y"
+    p = server.kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert p.returncode != 0
+    for msg in ("'MinReplicas' cannot be greater than MaxReplicas",
+                "parallelism cannot be less than 0",
+                "StorageUri [ftp://x/y] is not supported",
+                "expected 6s <= 1s <= 1h0m0s: autoscaling.knative.dev/window",
+                'admission webhook "inferenceservice.kserve-webhook-server.validator" denied'):
+        assert msg in p.stderr, p.stderr
+    both = isvc(server, "both", containers=[{"name": "c", "image": "x"}])
+    p = server.kubectl("apply", "-f", "-", input=json.dumps(both), check=False)
+    assert "exactly one of [Model, Containers] must be specified in PredictorSpec" in p.stderr
+    typo = isvc(server, "typo")
+    typo["spec"]["predictor"]["minReplica"] = 1
+    p = server.kubectl("apply", "-f", "-", input=json.dumps(typo), check=False)
+    assert 'unknown field "spec.predictor.minReplica"' in p.stderr, p.stderr
+    # Nothing was stored.
+    assert server.json("get", "isvc")["items"] == []
