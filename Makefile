@@ -131,7 +131,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py tests/e2e/test_install.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_security.py \
-            tests/e2e/test_batch_jobs.py \
+            tests/e2e/test_batch_jobs.py tests/e2e/test_serving.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
             tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py \
             tests/e2e/test_probes.py tests/e2e/test_resource_metrics.py

@@ -249,3 +249,48 @@ def test_refusals(server):
     assert 'unknown field "spec.predictor.minReplica"' in p.stderr, p.stderr
     # Nothing was stored.
     assert server.json("get", "isvc")["items"] == []
+
+
+def test_fashion_mnist_c_server_agrees_with_the_trainer(server):
+    """The example as docs/serving.md shows it: the trainer's checkpoint served by the C
+    server through the ClusterServingRuntime; the predictions over the whole test set, sent
+    through the gateway, give the accuracy the trainer printed."""
+    import gzip
+    import re
+    import subprocess
+    import yaml
+    from conftest import REPO
+    ck = server.tmp / "ck"
+    p = subprocess.run([os.path.join(REPO, "build/examples/fashion-mnist"), "--epochs", "1",
+                        "--hidden", "64", "--seed", "1", "--data-dir",
+                        "/usr/share/datasets/fashion-mnist", "--checkpoint-dir", str(ck)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    acc = re.search(r"done epochs=1 accuracy=([0-9.]+)", p.stdout).group(1)
+    server.kubectl("apply", "-f", os.path.join(REPO, "examples/fashion-mnist/servingruntime.yaml"))
+    isv = yaml.safe_load(open(os.path.join(REPO, "examples/fashion-mnist/inferenceservice.yaml")))
+    isv["spec"]["predictor"]["model"]["storageUri"] = "file://" + str(ck)
+    apply(server, isv)
+    assert wait_until(lambda: ready(server, "fashion-mnist"), 30), get(server, "fashion-mnist")
+    body = open(os.path.join(REPO, "examples/fashion-mnist/infer-request.json"), "rb").read()
+    code, out = call(server, "/v2/models/fashion-mnist/infer",
+                     host="fashion-mnist.default.example.com", body=body)
+    assert code == 200, out
+    assert out["model_name"] == "fashion-mnist"
+    assert out["outputs"][0]["shape"] == [1, 10]
+    d = "/usr/share/datasets/fashion-mnist/"
+    img = gzip.open(d + "t10k-images-idx3-ubyte.gz").read()[16:]
+    lab = gzip.open(d + "t10k-labels-idx1-ubyte.gz").read()[8:]
+    correct, batch = 0, 1000
+    for s in range(0, 10000, batch):
+        req = {"inputs": [{"name": "input-0", "shape": [batch, 784], "datatype": "UINT8",
+                           "data": list(img[s * 784:(s + batch) * 784])}]}
+        code, out = call(server, "/v2/models/fashion-mnist/infer",
+                         body=json.dumps(req).encode())
+        assert code == 200, out
+        correct += sum(p == lab[s + i] for i, p in enumerate(out["outputs"][1]["data"]))
+    assert "%.4f" % (correct / 10000) == acc
+    # KServe's v1 protocol too
+    code, out = call(server, "/v1/models/fashion-mnist:predict",
+                     body=json.dumps({"instances": [list(img[:784])]}).encode())
+    assert code == 200 and out["predictions"] == [lab[0]], out
