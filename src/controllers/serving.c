@@ -675,8 +675,8 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         rolled = ty_strdup(latest_name);
 
     /* Replicas: the KPA's count for each revision with traffic, none for the others. */
-    ty_gateway_replica *reps[2] = {NULL, NULL};
-    size_t nreps[2] = {0, 0};
+    ty_gateway_replica *reps[2] = {NULL, NULL}, *starting[2] = {NULL, NULL};
+    size_t nreps[2] = {0, 0}, nstarting[2] = {0, 0};
     for (size_t r = 0; r < nrev && r < 2; r++) {
         json_t *rev = json_array_get(revs, r);
         const char *rn = jstr(rev, "name");
@@ -687,6 +687,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         st->routed = percent[r] > 0 || (r == li && !latest_failed);
         int32_t want = st->routed && podspecs[r] ? st->desired : 0;
         reps[r] = ty_calloc(json_array_size(owned) + 1, sizeof *reps[r]);
+        starting[r] = ty_calloc(json_array_size(owned) + 1, sizeof *starting[r]);
         int32_t have = 0;
         size_t i;
         json_t *pod;
@@ -705,8 +706,11 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             }
             have++;
             const char *ip = jstr(json_object_get(pod, "status"), "podIP");
-            if (pod_ready(pod) && ip) {
-                ty_gateway_replica *rp = &reps[r][nreps[r]++];
+            /* Ready replicas take requests; running ones the gateway may probe itself. */
+            bool running = strcmp(ty_pod_phase(pod), "Running") == 0;
+            if (ip && (pod_ready(pod) || running)) {
+                ty_gateway_replica *rp = pod_ready(pod) ? &reps[r][nreps[r]++]
+                                                        : &starting[r][nstarting[r]++];
                 snprintf(rp->ip, sizeof rp->ip, "%s", ip);
                 rp->port = container_port(json_array_get(
                     json_object_get(json_object_get(pod, "spec"), "containers"), 0));
@@ -765,7 +769,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             if (percent[r] == 0)
                 continue;
             grev[ng++] = (ty_gateway_revision){jstr(json_array_get(revs, r), "name"), percent[r],
-                                               reps[r], nreps[r]};
+                                               reps[r], nreps[r], starting[r], nstarting[r]};
         }
         json_t *cc = json_object_get(pred, "containerConcurrency");
         json_t *to = json_object_get(pred, "timeout");
@@ -843,6 +847,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_decref(podspecs[r]);
         free(why_not[r]);
         free(reps[r]);
+        free(starting[r]);
     }
     json_decref(status);
     json_decref(revs);

@@ -32,6 +32,8 @@ typedef struct backend {
     int port;
     int64_t inflight;
     upstream *idle; /* idle connections, a list */
+    bool probing;   /* a connect of the gateway's own in flight */
+    bool accepted;  /* a starting replica that accepted the gateway's connect */
 } backend;
 
 /* Counters of a revision, kept across route updates. */
@@ -46,6 +48,8 @@ typedef struct route_rev {
     rev_stats *stats;
     backend **replicas;
     size_t nreplicas;
+    backend **starting;
+    size_t nstarting;
 } route_rev;
 
 typedef struct route {
@@ -56,6 +60,7 @@ typedef struct route {
     uint64_t counter; /* the traffic split's position: deterministic shares */
     request *wait_head, *wait_tail;
     size_t nwaiting;
+    uv_timer_t *probe_timer; /* while requests wait and replicas start */
 } route;
 
 struct ty_gateway {
@@ -72,7 +77,18 @@ struct ty_gateway {
     ty_map backends; /* "ip:port" -> backend */
     ty_map stats;    /* "ns/name/rev" -> rev_stats */
     struct client *clients; /* open client connections, a list (closed on free) */
+    struct probe *probes;   /* connects in flight (closed on free) */
 };
+
+/* The gateway's own connect to a starting replica. */
+typedef struct probe {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    ty_gateway *g;
+    backend *be;
+    struct probe *next;
+    bool orphan; /* the gateway is going */
+} probe;
 
 typedef struct client {
     uv_tcp_t tcp;
@@ -502,6 +518,7 @@ static void arm_timer(request *r, int64_t ms)
 }
 
 static void send_upstream(request *r);
+static void probe_schedule(ty_gateway *g, route *rt);
 
 /* The replica of `rr` with the fewest requests in flight that can take one more; NULL when
  * none. */
@@ -566,6 +583,7 @@ static void dispatch(request *r)
         rt->wait_tail = r;
         rt->nwaiting++;
         arm_timer(r, g->hold_ms);
+        probe_schedule(g, rt);
         if (g->wake)
             g->wake(g->ctx, rt->ns, rt->name);
         return;
@@ -848,10 +866,159 @@ static void route_clear_revs(route *rt)
     for (size_t i = 0; i < rt->nrevs; i++) {
         free(rt->revs[i].name);
         free(rt->revs[i].replicas);
+        free(rt->revs[i].starting);
     }
     free(rt->revs);
     rt->revs = NULL;
     rt->nrevs = 0;
+}
+
+static backend *backend_of(ty_gateway *g, const ty_gateway_replica *rep)
+{
+    TY_AUTOFREE char *bk = ty_asprintf("%s:%d", rep->ip, rep->port);
+    backend *b = ty_map_gets(&g->backends, bk);
+    if (!b) {
+        b = TY_NEW(backend);
+        snprintf(b->ip, sizeof b->ip, "%s", rep->ip);
+        b->port = rep->port;
+        ty_map_puts(&g->backends, bk, b);
+    }
+    return b;
+}
+
+static bool in_list(backend *const *list, size_t n, const backend *b)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == b)
+            return true;
+    return false;
+}
+
+/* ---- probing starting replicas (Knative's activator) ---- */
+
+#define PROBE_MS 5
+
+static void on_probe_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void probe_end(probe *p)
+{
+    ty_gateway *g = p->g;
+    for (probe **pp = &g->probes; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    p->be->probing = false;
+    p->tcp.data = p;
+    uv_close((uv_handle_t *)&p->tcp, on_probe_closed);
+}
+
+static void on_probe_connect(uv_connect_t *c, int status)
+{
+    probe *p = c->data;
+    if (p->orphan)
+        return; /* closed by ty_gateway_free; its close callback frees it */
+    ty_gateway *g = p->g;
+    backend *b = p->be;
+    probe_end(p);
+    if (status < 0)
+        return;
+    /* It listens: every route that has it starting can use it now. */
+    b->accepted = true;
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&g->routes, &it, &slot)) {
+        route *rt = slot->value;
+        bool moved = false;
+        for (size_t i = 0; i < rt->nrevs; i++) {
+            route_rev *rr = &rt->revs[i];
+            for (size_t k = 0; k < rr->nstarting; k++) {
+                if (rr->starting[k] != b)
+                    continue;
+                rr->starting[k] = rr->starting[--rr->nstarting];
+                rr->replicas = ty_realloc(rr->replicas, (rr->nreplicas + 2) * sizeof *rr->replicas);
+                rr->replicas[rr->nreplicas++] = b;
+                moved = true;
+                break;
+            }
+        }
+        if (moved)
+            release_waiting(rt);
+    }
+}
+
+static void probe_start(ty_gateway *g, backend *b)
+{
+    struct sockaddr_storage sa;
+    if (b->probing || (uv_ip4_addr(b->ip, b->port, (struct sockaddr_in *)&sa) < 0 &&
+                       uv_ip6_addr(b->ip, b->port, (struct sockaddr_in6 *)&sa) < 0))
+        return;
+    probe *p = TY_NEW(probe);
+    p->g = g;
+    p->be = b;
+    uv_tcp_init(g->loop, &p->tcp);
+    p->connect.data = p;
+    if (uv_tcp_connect(&p->connect, &p->tcp, (struct sockaddr *)&sa, on_probe_connect) < 0) {
+        p->tcp.data = p;
+        uv_close((uv_handle_t *)&p->tcp, on_probe_closed);
+        return;
+    }
+    b->probing = true;
+    p->next = g->probes;
+    g->probes = p;
+}
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    route *rt = t->data;
+    ty_gateway *g = rt->probe_timer ? *(ty_gateway **)(rt->probe_timer + 1) : NULL;
+    if (!g)
+        return;
+    bool any = false;
+    for (size_t i = 0; rt->wait_head && i < rt->nrevs; i++)
+        for (size_t k = 0; k < rt->revs[i].nstarting; k++) {
+            probe_start(g, rt->revs[i].starting[k]);
+            any = true;
+        }
+    if (!any)
+        uv_timer_stop(t);
+}
+
+/* While requests wait and replicas start, probe them every PROBE_MS. */
+static void probe_schedule(ty_gateway *g, route *rt)
+{
+    bool starting = false;
+    for (size_t i = 0; i < rt->nrevs; i++)
+        starting |= rt->revs[i].nstarting > 0;
+    if (!rt->wait_head || !starting)
+        return;
+    if (!rt->probe_timer) {
+        /* The timer and, behind it, its gateway. */
+        rt->probe_timer = ty_calloc(1, sizeof(uv_timer_t) + sizeof(ty_gateway *));
+        *(ty_gateway **)(rt->probe_timer + 1) = g;
+        uv_timer_init(g->loop, rt->probe_timer);
+        rt->probe_timer->data = rt;
+    }
+    if (!uv_is_active((uv_handle_t *)rt->probe_timer)) {
+        on_probe_timer(rt->probe_timer);
+        uv_timer_start(rt->probe_timer, on_probe_timer, PROBE_MS, PROBE_MS);
+    }
+}
+
+static void route_free(route *rt)
+{
+    route_clear_revs(rt);
+    free(rt->ns);
+    free(rt->name);
+    if (rt->probe_timer) {
+        uv_timer_stop(rt->probe_timer);
+        rt->probe_timer->data = rt->probe_timer;
+        uv_close((uv_handle_t *)rt->probe_timer, on_probe_closed);
+    }
+    free(rt);
 }
 
 void ty_gateway_set_route(ty_gateway *g, const char *ns, const char *name,
@@ -866,9 +1033,7 @@ void ty_gateway_set_route(ty_gateway *g, const char *ns, const char *name,
         route_clear_revs(rt);
         if (!rt->wait_head) {
             ty_map_dels(&g->routes, key);
-            free(rt->ns);
-            free(rt->name);
-            free(rt);
+            route_free(rt);
         }
         return;
     }
@@ -877,6 +1042,18 @@ void ty_gateway_set_route(ty_gateway *g, const char *ns, const char *name,
         rt->ns = ty_strdup(ns);
         rt->name = ty_strdup(name);
         ty_map_puts(&g->routes, key, rt);
+    }
+    /* Every replica the route knew, to tell a new starting pod from one it probed. */
+    size_t nold = 0;
+    for (size_t i = 0; i < rt->nrevs; i++)
+        nold += rt->revs[i].nreplicas + rt->revs[i].nstarting;
+    backend **old_all = ty_calloc(nold + 1, sizeof *old_all);
+    nold = 0;
+    for (size_t i = 0; i < rt->nrevs; i++) {
+        for (size_t k = 0; k < rt->revs[i].nreplicas; k++)
+            old_all[nold++] = rt->revs[i].replicas[k];
+        for (size_t k = 0; k < rt->revs[i].nstarting; k++)
+            old_all[nold++] = rt->revs[i].starting[k];
     }
     route_clear_revs(rt);
     rt->cc = r->container_concurrency;
@@ -891,19 +1068,26 @@ void ty_gateway_set_route(ty_gateway *g, const char *ns, const char *name,
         rr->stats = stats_of(g, key, src->name);
         rr->replicas = ty_calloc(src->nreplicas + 1, sizeof *rr->replicas);
         rr->nreplicas = src->nreplicas;
-        for (size_t k = 0; k < src->nreplicas; k++) {
-            TY_AUTOFREE char *bk = ty_asprintf("%s:%d", src->replicas[k].ip, src->replicas[k].port);
-            backend *b = ty_map_gets(&g->backends, bk);
-            if (!b) {
-                b = TY_NEW(backend);
-                snprintf(b->ip, sizeof b->ip, "%s", src->replicas[k].ip);
-                b->port = src->replicas[k].port;
-                ty_map_puts(&g->backends, bk, b);
+        for (size_t k = 0; k < src->nreplicas; k++)
+            rr->replicas[k] = backend_of(g, &src->replicas[k]);
+        rr->starting = ty_calloc(src->nstarting + 1, sizeof *rr->starting);
+        for (size_t k = 0; k < src->nstarting; k++) {
+            backend *b = backend_of(g, &src->starting[k]);
+            /* A starting replica the route did not know is a new pod (maybe on an address
+             * an earlier one had): it has not accepted anything yet. */
+            if (!in_list(old_all, nold, b))
+                b->accepted = false;
+            if (b->accepted) {
+                rr->replicas = ty_realloc(rr->replicas, (rr->nreplicas + 2) * sizeof *rr->replicas);
+                rr->replicas[rr->nreplicas++] = b;
+            } else {
+                rr->starting[rr->nstarting++] = b;
             }
-            rr->replicas[k] = b;
         }
     }
+    free(old_all);
     release_waiting(rt);
+    probe_schedule(g, rt);
 }
 
 int64_t ty_gateway_concurrency(const ty_gateway *g, const char *ns, const char *name,
@@ -990,11 +1174,15 @@ void ty_gateway_free(ty_gateway *g)
             unwait(rt, r);
             request_free(r);
         }
-        route_clear_revs(rt);
-        free(rt->ns);
-        free(rt->name);
-        free(rt);
+        route_free(rt);
     }
+    /* Connects in flight finish (cancelled) after this: they only close themselves. */
+    for (probe *p = g->probes; p; p = p->next) {
+        p->orphan = true;
+        p->tcp.data = p;
+        uv_close((uv_handle_t *)&p->tcp, on_probe_closed);
+    }
+    g->probes = NULL;
     ty_map_free(&g->routes);
     it = 0;
     while (ty_map_next(&g->backends, &it, &slot)) {

@@ -51,6 +51,11 @@ typedef struct ty_gateway_revision {
     int percent;
     const ty_gateway_replica *replicas;
     size_t nreplicas;
+    /* Replicas running but not ready yet: while requests wait for the revision, the gateway
+     * tries to connect to these every few milliseconds (as Knative's activator probes) and
+     * uses one as soon as it accepts, before its readiness probe's next period. */
+    const ty_gateway_replica *starting;
+    size_t nstarting;
 } ty_gateway_revision;
 
 typedef struct ty_gateway_route {
