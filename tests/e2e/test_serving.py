@@ -294,3 +294,42 @@ def test_fashion_mnist_c_server_agrees_with_the_trainer(server):
     code, out = call(server, "/v1/models/fashion-mnist:predict",
                      body=json.dumps({"instances": [list(img[:784])]}).encode())
     assert code == 200 and out["predictions"] == [lab[0]], out
+
+
+def test_trainyard_run_serves_until_interrupted(tmp_path):
+    """`trainyard run` of a runtime and an InferenceService serves through its own gateway
+    until Ctrl-C, then stops its pods."""
+    import signal
+    import subprocess
+    from conftest import REPO, trainyard_bin
+    (tmp_path / "model.py").write_text(MODEL_SERVER)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.txt").write_text("w\n")
+    srv = type("S", (), {"tmp": tmp_path})()
+    docs = [runtime(srv), isvc(srv, "runner")]
+    (tmp_path / "serve.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    port = free_port()
+    p = subprocess.Popen([trainyard_bin(), "run", "--no-pod-network", "--state-dir",
+                          str(tmp_path / "state"), "--serving-listen", f"127.0.0.1:{port}",
+                          str(tmp_path / "serve.yaml")], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        srv.gateway = f"http://127.0.0.1:{port}"
+
+        def answered():
+            try:
+                return call(srv, "/v2/models/runner/infer", timeout=2)[0] == 200
+            except OSError:
+                return False
+        assert wait_until(answered, 30)
+        assert p.poll() is None  # no job to end it
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert "InferenceServices on http://127.0.0.1:%d" % port in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    # Its pod is gone with it.
+    assert wait_until(lambda: subprocess.run(["pgrep", "-f", str(tmp_path / "model.py")],
+                                             capture_output=True).returncode != 0, 10)
