@@ -301,7 +301,7 @@ def test_trainyard_run_serves_until_interrupted(tmp_path):
     until Ctrl-C, then stops its pods."""
     import signal
     import subprocess
-    from conftest import REPO, trainyard_bin
+    from conftest import REPO, assert_no_sanitizer_report, trainyard_bin
     (tmp_path / "model.py").write_text(MODEL_SERVER)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model.txt").write_text("w\n")
@@ -326,6 +326,7 @@ def test_trainyard_run_serves_until_interrupted(tmp_path):
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
         assert "InferenceServices on http://127.0.0.1:%d" % port in err, err
+        assert_no_sanitizer_report(err)
     finally:
         if p.poll() is None:
             p.kill()
