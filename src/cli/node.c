@@ -570,7 +570,18 @@ json_t *ty_node_resource_metrics(void *node, const char *resource, const char *n
 char *ty_node_metrics(void *node)
 {
     ty_node *n = node;
-    return ty_admission_metrics(n->admission);
+    char *kueue = ty_admission_metrics(n->admission);
+    if (!n->serving)
+        return kueue;
+    /* Serving's per-revision series after Kueue's. */
+    ty_buf b = TY_BUF_INIT;
+    if (kueue)
+        ty_buf_adds(&b, kueue);
+    free(kueue);
+    if (n->gateway)
+        ty_gateway_metrics(n->gateway, &b);
+    ty_servingctl_metrics(n->serving, &b);
+    return ty_buf_steal(&b);
 }
 
 char *ty_node_log_path(void *node, const json_t *pod, const char *container, bool previous)

@@ -926,6 +926,24 @@ ty_servingctl *ty_servingctl_new(uv_loop_t *loop, ty_store *store, ty_gateway *g
     return c;
 }
 
+void ty_servingctl_metrics(const ty_servingctl *c, ty_buf *out)
+{
+    static const char *const names[] = {"trainyard_serving_replicas_desired",
+                                        "trainyard_serving_replicas_ready"};
+    static const char *const helps[] = {"Replicas the autoscaler wants for a revision.",
+                                        "Ready replicas of a revision."};
+    for (int m = 0; m < 2; m++) {
+        ty_buf_addf(out, "# HELP %s %s\n# TYPE %s gauge\n", names[m], helps[m], names[m]);
+        size_t it = 0;
+        const ty_map_slot *slot;
+        while (ty_map_next(&c->revs, &it, &slot)) {
+            const rev_state *r = slot->value;
+            ty_buf_addf(out, "%s{namespace=\"%s\",inferenceservice=\"%s\",revision=\"%s\"} %d\n",
+                        names[m], r->ns, r->isvc, r->name, m == 0 ? r->desired : r->ready);
+        }
+    }
+}
+
 void ty_servingctl_resync(ty_servingctl *c)
 {
     ty_queue_add_all(c->queue, c->store, "inferenceservices", "isvcs/");

@@ -28,6 +28,8 @@ ty_servingctl *ty_servingctl_new(uv_loop_t *loop, ty_store *store, ty_gateway *g
 void ty_servingctl_resync(ty_servingctl *c);
 /* The gateway's wake callback (ctx: the controller): requests wait for ns/name. */
 void ty_servingctl_wake(void *ctx, const char *ns, const char *name);
+/* Appends each revision's replicas desired (the KPA's) and ready, as Prometheus gauges. */
+void ty_servingctl_metrics(const ty_servingctl *c, ty_buf *out);
 void ty_servingctl_free(ty_servingctl *c);
 
 #endif

@@ -36,10 +36,17 @@ typedef struct backend {
     bool accepted;  /* a starting replica that accepted the gateway's connect */
 } backend;
 
+/* The latency histogram's upper bounds, seconds (Prometheus' `le`), then +Inf. */
+static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,   5,     10};
+#define NBOUNDS (sizeof latency_bounds / sizeof latency_bounds[0])
+
 /* Counters of a revision, kept across route updates. */
 typedef struct rev_stats {
     int64_t inflight, waiting;
     uint64_t served;
+    uint64_t buckets[NBOUNDS + 1]; /* answers by latency (client in to answer out) */
+    double latency_sum;            /* seconds */
 } rev_stats;
 
 typedef struct route_rev {
@@ -124,6 +131,7 @@ struct request {
     request *wait_next;
     bool waiting;
     bool retried;
+    uint64_t start_ns; /* when the whole request was read */
 };
 
 /* ---- small HTTP helpers ---- */
@@ -325,6 +333,7 @@ static int parse_request(client *cl)
     request *r = TY_NEW(request);
     r->g = g;
     r->cl = cl;
+    r->start_ns = uv_hrtime();
     /* The request line */
     const char *sp1 = memchr(head, ' ', hlen);
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', hlen - (size_t)(sp1 + 1 - head)) : NULL;
@@ -737,6 +746,12 @@ static void upstream_done(upstream *u, bool eof)
                     r->keep_alive ? "" : "Connection: close\r\n");
         ty_buf_add(&out, body.data, body.len);
         r->stats->served++;
+        double secs = (double)(uv_hrtime() - r->start_ns) / 1e9;
+        size_t b = 0;
+        while (b < NBOUNDS && secs > latency_bounds[b])
+            b++;
+        r->stats->buckets[b]++;
+        r->stats->latency_sum += secs;
         size_t len = out.len;
         respond(r, ty_buf_steal(&out), len, true);
     }
@@ -1103,6 +1118,52 @@ uint64_t ty_gateway_served(const ty_gateway *g, const char *ns, const char *name
     TY_AUTOFREE char *k = ty_asprintf("%s/%s/%s", ns, name, rev);
     const rev_stats *st = ty_map_gets(&g->stats, k);
     return st ? st->served : 0;
+}
+
+void ty_gateway_metrics(const ty_gateway *g, ty_buf *out)
+{
+    ty_buf_adds(out, "# HELP trainyard_serving_requests_total Requests answered by a replica "
+                     "through the gateway.\n# TYPE trainyard_serving_requests_total counter\n");
+    size_t it = 0;
+    const ty_map_slot *slot;
+    TY_AUTOBUF ty_buf hist = TY_BUF_INIT, conc = TY_BUF_INIT;
+    ty_buf_adds(&hist, "# HELP trainyard_serving_request_duration_seconds Time from a request's "
+                       "arrival to its answer, through the gateway.\n"
+                       "# TYPE trainyard_serving_request_duration_seconds histogram\n");
+    ty_buf_adds(&conc, "# HELP trainyard_serving_concurrency Requests in flight at a revision's "
+                       "replicas or waiting for one.\n"
+                       "# TYPE trainyard_serving_concurrency gauge\n");
+    while (ty_map_next(&g->stats, &it, &slot)) {
+        const rev_stats *st = slot->value;
+        /* the key is ns/name/rev */
+        const char *k = slot->key;
+        const char *s1 = strchr(k, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+        if (!s2)
+            continue;
+        TY_AUTOFREE char *labels = ty_asprintf(
+            "namespace=\"%.*s\",inferenceservice=\"%.*s\",revision=\"%s\"", (int)(s1 - k), k,
+            (int)(s2 - s1 - 1), s1 + 1, s2 + 1);
+        ty_buf_addf(out, "trainyard_serving_requests_total{%s} %llu\n", labels,
+                    (unsigned long long)st->served);
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= NBOUNDS; b++) {
+            cum += st->buckets[b];
+            if (b < NBOUNDS)
+                ty_buf_addf(&hist, "trainyard_serving_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
+                            labels, latency_bounds[b], (unsigned long long)cum);
+            else
+                ty_buf_addf(&hist, "trainyard_serving_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
+                            labels, (unsigned long long)cum);
+        }
+        ty_buf_addf(&hist, "trainyard_serving_request_duration_seconds_sum{%s} %.6f\n", labels,
+                    st->latency_sum);
+        ty_buf_addf(&hist, "trainyard_serving_request_duration_seconds_count{%s} %llu\n", labels,
+                    (unsigned long long)cum);
+        ty_buf_addf(&conc, "trainyard_serving_concurrency{%s} %lld\n", labels,
+                    (long long)(st->inflight + st->waiting));
+    }
+    ty_buf_add(out, hist.data, hist.len);
+    ty_buf_add(out, conc.data, conc.len);
 }
 
 /* ---- life ---- */

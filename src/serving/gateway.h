@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 
 typedef struct ty_gateway ty_gateway;
@@ -79,5 +80,9 @@ int64_t ty_gateway_concurrency(const ty_gateway *g, const char *ns, const char *
                                const char *rev);
 /* Requests answered through the gateway since it started, per route (0 when unknown). */
 uint64_t ty_gateway_served(const ty_gateway *g, const char *ns, const char *name, const char *rev);
+
+/* Appends the per-revision Prometheus metrics (requests answered, latency histogram,
+ * concurrency) in the text exposition format. */
+void ty_gateway_metrics(const ty_gateway *g, ty_buf *out);
 
 #endif

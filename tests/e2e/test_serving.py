@@ -156,6 +156,14 @@ def test_predict_through_the_gateway(server):
     assert out.split("\n")[0].split() == ["NAME", "URL", "READY", "PREV", "LATEST",
                                           "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
     assert "http://echo.default.example.com" in out and "echo-predictor-00001" in out
+    # Per-revision metrics on the server's /metrics
+    m = server.kubectl("get", "--raw", "/metrics").stdout
+    labels = 'namespace="default",inferenceservice="echo",revision="echo-predictor-00001"'
+    assert f"trainyard_serving_requests_total{{{labels}}} 3\n" in m, m
+    assert f'trainyard_serving_request_duration_seconds_bucket{{{labels},le="+Inf"}} 3\n' in m
+    assert f"trainyard_serving_concurrency{{{labels}}} 0\n" in m
+    assert f"trainyard_serving_replicas_ready{{{labels}}} 1\n" in m
+    assert f"trainyard_serving_replicas_desired{{{labels}}} 1\n" in m
 
 
 def test_scale_to_zero_and_a_held_request(server):
