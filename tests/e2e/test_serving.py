@@ -342,3 +342,33 @@ def test_trainyard_run_serves_until_interrupted(tmp_path):
     # Its pod is gone with it.
     assert wait_until(lambda: subprocess.run(["pgrep", "-f", str(tmp_path / "model.py")],
                                              capture_output=True).returncode != 0, 10)
+
+
+def test_model_from_a_claim(server):
+    """storageUri pvc://claim/sub/dir: the claim's volume, at the sub path, read-only at
+    /mnt/models."""
+    apply(server, runtime(server))
+    apply(server, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": "models"},
+                   "spec": {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "1Mi"}}}})
+
+    def bound():
+        return server.json("get", "pvc", "models").get("status", {}).get("phase") == "Bound"
+    assert wait_until(bound, 30)
+    pv = server.json("get", "pv", server.json("get", "pvc", "models")["spec"]["volumeName"])
+    root = pv["spec"]["hostPath"]["path"]
+    os.makedirs(os.path.join(root, "fashion", "v2"), exist_ok=True)
+    with open(os.path.join(root, "fashion", "v2", "model.txt"), "w") as f:
+        f.write("from-the-claim\n")
+    o = isvc(server, "claimed")
+    o["spec"]["predictor"]["model"]["storageUri"] = "pvc://models/fashion/v2"
+    apply(server, o)
+    assert wait_until(lambda: ready(server, "claimed"), 30), get(server, "claimed")
+    code, out = call(server, "/v2/models/claimed/infer")
+    assert code == 200, out
+    assert out["model"] == "from-the-claim" and out["writable"] is False
+    [pod] = pods_of(server, "claimed")
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["kserve-pvc-source"]["persistentVolumeClaim"] == {"claimName": "models",
+                                                                  "readOnly": True}
