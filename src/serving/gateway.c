@@ -68,6 +68,7 @@ typedef struct route {
     request *wait_head, *wait_tail;
     size_t nwaiting;
     uv_timer_t *probe_timer; /* while requests wait and replicas start */
+    bool releasing, release_again; /* release_waiting running; asked again meanwhile */
 } route;
 
 struct ty_gateway {
@@ -446,11 +447,16 @@ static void on_timer_closed(uv_handle_t *h)
     free(h->data);
 }
 
+static void release_waiting(route *rt);
+
 static void request_free(request *r)
 {
+    route *freed_at = NULL;
     if (r->stats && r->be) {
         r->stats->inflight--;
         r->be->inflight--;
+        /* A replica has room again: a request waiting for it (containerConcurrency) goes. */
+        freed_at = r->route_key ? ty_map_gets(&r->g->routes, r->route_key) : NULL;
     }
     free(r->route_key);
     free(r->rev_name);
@@ -462,6 +468,8 @@ static void request_free(request *r)
     } else {
         free(r);
     }
+    if (freed_at && freed_at->wait_head)
+        release_waiting(freed_at);
 }
 
 static void unwait(route *rt, request *r)
@@ -528,6 +536,7 @@ static void arm_timer(request *r, int64_t ms)
 
 static void send_upstream(request *r);
 static void probe_schedule(ty_gateway *g, route *rt);
+static void release_pass(route *rt);
 
 /* The replica of `rr` with the fewest requests in flight that can take one more; NULL when
  * none. */
@@ -607,6 +616,22 @@ static void dispatch(request *r)
 
 /* Waiting requests that a replica can take now go to it, oldest first. */
 static void release_waiting(route *rt)
+{
+    /* Re-entered from a request that ends while this runs (an error answer): the running
+     * pass goes round once more instead. */
+    if (rt->releasing) {
+        rt->release_again = true;
+        return;
+    }
+    rt->releasing = true;
+    do {
+        rt->release_again = false;
+        release_pass(rt);
+    } while (rt->release_again);
+    rt->releasing = false;
+}
+
+static void release_pass(route *rt)
 {
     request *r = rt->wait_head;
     while (r) {

@@ -17,8 +17,9 @@ from conftest import wait_until
 from server_fixture import Server
 
 MODEL_SERVER = textwrap.dedent("""
-    import http.server, json, os, sys
+    import http.server, json, os, sys, threading, time
     name = sys.argv[1]
+    lock, inflight = threading.Lock(), [0]
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         def reply(self, code, obj):
@@ -32,6 +33,12 @@ MODEL_SERVER = textwrap.dedent("""
             self.reply(200, {"name": name, "ready": True})
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                inflight[0] += 1
+                seen = inflight[0]
+            time.sleep(float(os.environ.get("SLEEP", "0")))
+            with lock:
+                inflight[0] -= 1
             try:
                 open("/mnt/models/written", "w")
                 writable = True
@@ -42,6 +49,7 @@ MODEL_SERVER = textwrap.dedent("""
                 model = open("/mnt/models/model.txt").read().strip()
             self.reply(200, {"model_name": name, "rev": os.environ.get("REV", ""),
                              "model": model, "writable": writable, "path": self.path,
+                             "concurrent": seen,
                              "body": body.decode()})
         def log_message(self, *a):
             pass
@@ -372,3 +380,18 @@ def test_model_from_a_claim(server):
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert vols["kserve-pvc-source"]["persistentVolumeClaim"] == {"claimName": "models",
                                                                   "readOnly": True}
+
+
+def test_container_concurrency_is_respected(server):
+    """containerConcurrency 1 on one replica: concurrent clients are answered one at a time
+    (the others wait in the gateway), every one of them."""
+    import concurrent.futures
+    apply(server, runtime(server))
+    o = isvc(server, "one", minReplicas=1, maxReplicas=1, containerConcurrency=1)
+    o["spec"]["predictor"]["model"]["env"] = [{"name": "SLEEP", "value": "0.2"}]
+    apply(server, o)
+    assert wait_until(lambda: ready(server, "one"), 30)
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        res = list(ex.map(lambda _: call(server, "/v2/models/one/infer"), range(6)))
+    assert [c for c, _ in res] == [200] * 6, res
+    assert {out["concurrent"] for _, out in res} == {1}
