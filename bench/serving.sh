@@ -6,6 +6,8 @@
 #     routing); p50 and p99 of each and the p50 difference (target: < 0.3 ms).
 #  2. Cold start: an InferenceService at zero replicas; the time from the first request to
 #     its answer, 3 times (target: < 300 ms with the C server).
+#  3. Autoscaling: a step from 0 to 200 concurrent clients (CLIENTS=...): the time until the
+#     KPA's replica count is ready, failed requests (target: none), and the time back to zero.
 #   bench/serving.sh [requests per measurement, default 5000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,3 +82,59 @@ for i in 1 2 3; do
         -d @examples/fashion-mnist/infer-request.json "http://127.0.0.1:$gw/v2/models/bench-cold/infer")
     echo "cold start $i: $(/usr/bin/python3 -c "print(f'{$t * 1000:.0f}')") ms from zero replicas to the answer (target < 300 ms; Knative: ~2 s and more)"
 done
+# 3. Autoscaling: a step from 0 to $CLIENTS concurrent clients (each with one request
+#    outstanding at all times) on an InferenceService at one replica; the KPA's count is
+#    ceil(clients / (100 x 0.7)); when the replicas reach it, how many requests failed, and
+#    the time back to zero after the clients stop (the 6 s stable window and the grace).
+CLIENTS=${CLIENTS:-200}
+isvc bench-step 0
+kubectl wait --for=condition=Ready isvc/bench-step --timeout=60s >/dev/null
+/usr/bin/python3 - "$CLIENTS" "$gw" "$KUBECONFIG" <<'PY'
+import http.client, json, math, subprocess, sys, threading, time
+clients, gw, kc = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+body = open("examples/fashion-mnist/infer-request.json", "rb").read()
+stop, ok, failed = threading.Event(), [0], [0]
+def client():
+    c = None
+    while not stop.is_set():
+        try:
+            c = c or http.client.HTTPConnection("127.0.0.1", gw, timeout=60)
+            c.request("POST", "/v2/models/bench-step/infer", body,
+                      {"Host": "bench-step.default.example.com"})
+            r = c.getresponse(); r.read()
+            (ok if r.status == 200 else failed)[0] += 1
+        except Exception:
+            failed[0] += 1
+            c = None
+def ready():
+    out = subprocess.run(["kubectl", "--kubeconfig", kc, "get", "pods", "-l",
+                          "serving.kserve.io/inferenceservice=bench-step", "-o", "json"],
+                         capture_output=True, text=True).stdout
+    pods = json.loads(out)["items"]
+    return sum(any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in p.get("status", {}).get("conditions", [])) for p in pods), len(pods)
+want = math.ceil(clients / 70)
+t0 = time.monotonic()
+ts = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+for t in ts:
+    t.start()
+reached = None
+while time.monotonic() - t0 < 60:
+    r, _ = ready()
+    if r >= want:
+        reached = time.monotonic() - t0
+        break
+    time.sleep(0.2)
+time.sleep(2)
+stop.set()
+for t in ts:
+    t.join()
+print(f"step 0 -> {clients} clients: {want} replicas (the KPA's ceil({clients}/70)) ready after "
+      + (f"{reached:.1f} s" if reached else "more than 60 s")
+      + f" (panic window 6 s); {ok[0]} requests answered, {failed[0]} failed")
+t1 = time.monotonic()
+while time.monotonic() - t1 < 120 and ready()[1] > 0:
+    time.sleep(0.5)
+print(f"back to zero replicas {time.monotonic() - t1:.1f} s after the clients stopped "
+      "(stable window 6 s + scale-to-zero grace)")
+PY
