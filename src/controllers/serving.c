@@ -34,6 +34,7 @@ typedef struct rev_state {
     char *isvc_key; /* "isvcs/<ns>/<name>" */
     char *ns, *isvc, *name;
     int32_t desired, ready;
+    uint64_t served; /* the gateway's count at the last tick (the rps metric's base) */
     bool routed; /* has traffic */
     bool seen;   /* in the last reconcile of its InferenceService (else dropped) */
 } rev_state;
@@ -868,7 +869,15 @@ static void on_tick(uv_timer_t *t)
     const ty_map_slot *slot;
     while (ty_map_next(&c->revs, &it, &slot)) {
         rev_state *r = slot->value;
-        double v = c->gw ? (double)ty_gateway_concurrency(c->gw, r->ns, r->isvc, r->name) : 0;
+        double v = 0;
+        if (c->gw && r->kpa.spec.metric == TY_KPA_RPS) {
+            /* requests answered over the last second (the tick's period) */
+            uint64_t served = ty_gateway_served(c->gw, r->ns, r->isvc, r->name);
+            v = (double)(served - r->served);
+            r->served = served;
+        } else if (c->gw) {
+            v = (double)ty_gateway_concurrency(c->gw, r->ns, r->isvc, r->name);
+        }
         ty_kpa_record(&r->kpa, now, v);
         r->kpa.spec.reachable = r->routed;
         int32_t want = ty_kpa_step(&r->kpa, r->ready, now, NULL);
