@@ -69,6 +69,8 @@ build/obj/src/api/storage.o build/asan/obj/src/api/storage.o: src/api/schemas/co
 build/obj/src/api/batch.o build/asan/obj/src/api/batch.o: src/api/schemas/batch_v1.json
 build/obj/src/api/kueue.o build/asan/obj/src/api/kueue.o: src/api/schemas/kueue.x-k8s.io_v1beta1.json \
 	src/api/schemas/scheduling.k8s.io_v1.json
+build/obj/src/api/serving.o build/asan/obj/src/api/serving.o: \
+	src/api/schemas/serving.kserve.io_v1beta1.json src/api/schemas/serving.kserve.io_v1alpha1.json
 build/obj/src/auth/rbac.o build/asan/obj/src/auth/rbac.o: src/auth/bootstrap_rbac.json
 
 build/libtrainyard.a: $(REL_OBJ)
@@ -129,7 +131,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_server_hostile.py tests/e2e/test_failures.py tests/e2e/test_cli.py tests/e2e/test_install.py \
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_security.py \
-            tests/e2e/test_batch_jobs.py \
+            tests/e2e/test_batch_jobs.py tests/e2e/test_serving.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
             tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py \
             tests/e2e/test_probes.py tests/e2e/test_resource_metrics.py \

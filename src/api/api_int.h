@@ -56,6 +56,9 @@ extern const ty_kind_ops ty_kueue_workloadpriorityclass_ops;
 extern const ty_kind_ops ty_scheduling_priorityclass_ops;
 extern const ty_kind_ops ty_core_persistentvolume_ops;
 extern const ty_kind_ops ty_batch_job_ops; /* batch.c */
+extern const ty_kind_ops ty_serving_inferenceservice_ops; /* serving.c */
+extern const ty_kind_ops ty_serving_servingruntime_ops;
+extern const ty_kind_ops ty_serving_clusterservingruntime_ops;
 /* The core kinds' create defaults (core.c, ty_kind_info.create_defaults). */
 void ty_core_pod_defaults(json_t *pod);
 void ty_core_service_defaults(json_t *svc);
@@ -148,6 +151,8 @@ extern const struct ty_table_kind ty_table_namespaces;
 extern const struct ty_table_kind ty_table_events;
 extern const struct ty_table_kind ty_table_clusterqueues;
 extern const struct ty_table_kind ty_table_localqueues;
+extern const struct ty_table_kind ty_table_inferenceservices; /* serving.kserve.io */
+extern const struct ty_table_kind ty_table_servingruntimes;   /* and ClusterServingRuntime */
 extern const struct ty_table_kind ty_table_workloads;
 extern const struct ty_table_kind ty_table_workloadpriorityclasses;
 extern const struct ty_table_kind ty_table_priorityclasses;

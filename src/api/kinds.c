@@ -64,7 +64,7 @@ static const ty_kind_info pod_kind = {
                    "as a process group.",
     .merge_keys = pod_merge_keys,
     .watched_by = TY_WATCHED_BY_ADMISSION | TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS |
-                  TY_WATCHED_BY_BATCH,
+                  TY_WATCHED_BY_BATCH | TY_WATCHED_BY_SERVING,
     .table = &ty_table_pods,
     .create_defaults = ty_core_pod_defaults,
 };
@@ -139,6 +139,29 @@ static const ty_kind_info batch_job_kind = {
     .watched_by = TY_WATCHED_BY_BATCH | TY_WATCHED_BY_WORKLOADS,
     .kueue_job = true,
     .create_defaults = ty_batch_job_create_defaults,
+};
+
+/* KServe's CRDs (serving.kserve.io): short names isvc; the runtimes have none. Run by
+ * controllers/serving. */
+static const ty_kind_info isvc_kind = {
+    .group = "serving.kserve.io", .version = "v1beta1", .kind = "InferenceService",
+    .resource = "inferenceservices", .singular = "inferenceservice", .short_names = "isvc",
+    .namespaced = true, .has_status = true, .in_all = true,
+    .ops = &ty_serving_inferenceservice_ops, .table = &ty_table_inferenceservices,
+    .watched_by = TY_WATCHED_BY_SERVING,
+};
+static const ty_kind_info sr_kind = {
+    .group = "serving.kserve.io", .version = "v1alpha1", .kind = "ServingRuntime",
+    .resource = "servingruntimes", .singular = "servingruntime", .short_names = "",
+    .namespaced = true, .has_status = true, .ops = &ty_serving_servingruntime_ops,
+    .table = &ty_table_servingruntimes, .watched_by = TY_WATCHED_BY_SERVING,
+};
+static const ty_kind_info csr_kind = {
+    .group = "serving.kserve.io", .version = "v1alpha1", .kind = "ClusterServingRuntime",
+    .resource = "clusterservingruntimes", .singular = "clusterservingruntime",
+    .short_names = "", .namespaced = false, .has_status = true,
+    .ops = &ty_serving_clusterservingruntime_ops, .table = &ty_table_servingruntimes,
+    .watched_by = TY_WATCHED_BY_SERVING,
 };
 
 /* As Kueue's CRDs declare them: ResourceFlavor and WorkloadPriorityClass have no status (and
@@ -299,6 +322,7 @@ static const ty_kind_info *const kinds[] = {
     &endpointslice_kind,
     &pytorchjob_kind, &tfjob_kind,
     &batch_job_kind,
+    &isvc_kind, &sr_kind, &csr_kind,
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,
     &pc_kind,
     &pv_kind, &pvc_kind, &configmap_kind, &secret_kind,

@@ -1093,6 +1093,75 @@ static void eps_row(json_t *cells, json_t *row, const json_t *eps, int64_t now_n
     json_array_append_new(cells, age_of(str(eps, "metadata.creationTimestamp"), now_ns));
 }
 
+/* ---- serving.kserve.io: the CRDs' additionalPrinterColumns ---- */
+
+static const column isvc_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"URL", "string", "", "Where the InferenceService answers.", 0, ".status.url"},
+    {"Ready", "string", "", "Whether it serves.", 0, ".status.conditions[?(@.type=='Ready')].status"},
+    {"Prev", "integer", "", "Percent of the traffic the previous rolled-out revision gets.", 0,
+     ".status.components.predictor.traffic[?(@.tag=='prev')].percent"},
+    {"Latest", "integer", "", "Percent of the traffic the latest revision gets.", 0,
+     ".status.components.predictor.traffic[?(@.latestRevision==true)].percent"},
+    {"PrevRolledoutRevision", "string", "", "The previous rolled-out revision.", 0,
+     ".status.components.predictor.traffic[?(@.tag=='prev')].revisionName"},
+    {"LatestReadyRevision", "string", "", "The latest ready revision.", 0,
+     ".status.components.predictor.traffic[?(@.latestRevision==true)].revisionName"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
+    {0},
+};
+
+/* The predictor's traffic entry tagged `tag` (latest: the one with latestRevision true). */
+static const json_t *isvc_traffic(const json_t *o, bool latest)
+{
+    const json_t *tr = get(o, "status.components.predictor.traffic");
+    for (size_t i = 0; i < json_array_size(tr); i++) {
+        const json_t *t = json_array_get(tr, i);
+        if (latest ? json_is_true(json_object_get(t, "latestRevision"))
+                   : strcmp(or(str(t, "tag"), ""), "prev") == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static void isvc_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, cell(o, "status.url"));
+    json_array_append_new(cells, condition_status(o, "Ready"));
+    const json_t *prev = isvc_traffic(o, false), *latest = isvc_traffic(o, true);
+    json_array_append_new(cells, prev ? cell(prev, "percent") : json_null());
+    json_array_append_new(cells, latest ? cell(latest, "percent") : json_null());
+    json_array_append_new(cells, prev ? cell(prev, "revisionName") : json_null());
+    json_array_append_new(cells, latest ? cell(latest, "revisionName") : json_null());
+    add_age(cells, o, now_ns);
+}
+
+static const column sr_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Disabled", "boolean", "", "Whether it is chosen for nothing.", 0, ".spec.disabled"},
+    {"ModelType", "string", "", "The first model format it serves.", 0,
+     ".spec.supportedModelFormats[*].name"},
+    {"Containers", "string", "", "Its first container.", 0, ".spec.containers[*].name"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
+    {0},
+};
+
+static void sr_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    json_array_append_new(cells, cell(o, "spec.disabled"));
+    const json_t *f = json_array_get(get(o, "spec.supportedModelFormats"), 0);
+    json_array_append_new(cells, f ? cell(f, "name") : json_null());
+    const json_t *ct = json_array_get(get(o, "spec.containers"), 0);
+    json_array_append_new(cells, ct ? cell(ct, "name") : json_null());
+    add_age(cells, o, now_ns);
+}
+
+const printer ty_table_inferenceservices = {isvc_cols, isvc_row, NULL};
+const printer ty_table_servingruntimes = {sr_cols, sr_row, NULL};
 const printer ty_table_batch_jobs = {batch_job_cols, batch_job_row, NULL};
 const printer ty_table_services = {svc_cols, svc_row, NULL};
 const printer ty_table_endpoints = {ep_cols, ep_row, NULL};

@@ -13,6 +13,7 @@
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
 #include "controllers/batchjobs.h"
+#include "controllers/serving.h"
 #include "controllers/nodeagent.h"
 #include "controllers/podmetrics.h"
 #include "controllers/podutil.h"
@@ -37,6 +38,8 @@ struct ty_node {
     ty_volctl *volumes;
     ty_jobctl *jobs;
     ty_batchctl *batch; /* batch/v1 Jobs */
+    ty_gateway *gateway;      /* serving: the HTTP gateway, or NULL */
+    ty_servingctl *serving;   /* InferenceServices */
     ty_workloadctl *workloads;
     ty_admission *admission;
     ty_dns *dns;
@@ -289,6 +292,7 @@ static void resync_all(ty_node *n, bool start)
     ty_binder_resync(n->binder);
     ty_jobctl_resync(n->jobs, start);
     ty_batchctl_resync(n->batch, start);
+    ty_servingctl_resync(n->serving);
     ty_workloadctl_resync(n->workloads);
     ty_admission_resync(n->admission);
     ty_volctl_resync(n->volumes);
@@ -328,6 +332,23 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
                               .listen = cfg->cluster_dns,
                               .domain = cfg->cluster_domain};
         if (ty_dns_start(&dcfg, &n->dns, err) < 0) {
+            free(n);
+            return -1;
+        }
+    }
+    if (cfg->serving_listen) {
+        ty_gateway_config gcfg = {.domain = cfg->serving_domain};
+        n->gateway = ty_gateway_new(cfg->loop, &gcfg, NULL, NULL);
+        if (ty_gateway_listen(n->gateway, cfg->serving_listen, err) < 0 &&
+            cfg->serving_optional) {
+            fprintf(stderr, "trainyard: warning: %s; no serving gateway (--serving-listen)\n",
+                    err->msg);
+            ty_error_clear(err);
+            ty_gateway_free(n->gateway);
+            n->gateway = NULL;
+        } else if (err->msg) {
+            ty_gateway_free(n->gateway);
+            ty_dns_free(n->dns);
             free(n);
             return -1;
         }
@@ -425,6 +446,9 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
     n->batch = ty_batchctl_new(cfg->loop, cfg->store);
+    n->serving = ty_servingctl_new(cfg->loop, cfg->store, n->gateway, cfg->serving_domain);
+    if (n->gateway)
+        ty_gateway_set_wake(n->gateway, ty_servingctl_wake, n->serving);
     TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
                                               : ty_asprintf("%s/volumes", cfg->state_dir);
     n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
@@ -448,6 +472,8 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
 }
 
 ty_runtime *ty_node_runtime(ty_node *n) { return n->rt; }
+
+int ty_node_serving_port(const ty_node *n) { return n->gateway ? ty_gateway_port(n->gateway) : 0; }
 
 const char *ty_node_cluster_dns(const ty_node *n) { return n->dns ? ty_dns_address(n->dns) : NULL; }
 
@@ -479,6 +505,10 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->jobs = NULL;
     ty_batchctl_free(n->batch);
     n->batch = NULL;
+    ty_servingctl_free(n->serving);
+    n->serving = NULL;
+    ty_gateway_free(n->gateway);
+    n->gateway = NULL;
     ty_binder_free(n->binder);
     n->binder = NULL;
     ty_volctl_free(n->volumes);
@@ -513,6 +543,8 @@ void ty_node_free(ty_node *n)
     ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);
     ty_batchctl_free(n->batch);
+    ty_servingctl_free(n->serving);
+    ty_gateway_free(n->gateway);
     ty_binder_free(n->binder);
     ty_volctl_free(n->volumes);
     ty_dns_free(n->dns);
@@ -538,7 +570,18 @@ json_t *ty_node_resource_metrics(void *node, const char *resource, const char *n
 char *ty_node_metrics(void *node)
 {
     ty_node *n = node;
-    return ty_admission_metrics(n->admission);
+    char *kueue = ty_admission_metrics(n->admission);
+    if (!n->serving)
+        return kueue;
+    /* Serving's per-revision series after Kueue's. */
+    ty_buf b = TY_BUF_INIT;
+    if (kueue)
+        ty_buf_adds(&b, kueue);
+    free(kueue);
+    if (n->gateway)
+        ty_gateway_metrics(n->gateway, &b);
+    ty_servingctl_metrics(n->serving, &b);
+    return ty_buf_steal(&b);
 }
 
 char *ty_node_log_path(void *node, const json_t *pod, const char *container, bool previous)

@@ -58,11 +58,18 @@ typedef struct ty_node_config {
     int (*prepare_pod)(void *ctx, json_t *pod, ty_error *err);
     void *prepare_ctx;
     bool resource_metrics;       /* sample pods' and nodes' usage for metrics.k8s.io (server) */
+    /* The serving gateway's host:port (serving/gateway.h), or NULL: InferenceServices get
+     * pods and status but no route; serving_domain NULL: example.com */
+    const char *serving_listen;
+    const char *serving_domain;
+    bool serving_optional;       /* the default address: in use, a warning and no gateway */
 } ty_node_config;
 
 int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err);
 ty_runtime *ty_node_runtime(ty_node *n);
 /* The address cluster DNS serves on ("ADDR:PORT"), or NULL without it. */
+/* The serving gateway's port, or 0 when none listens. */
+int ty_node_serving_port(const ty_node *n);
 const char *ty_node_cluster_dns(const ty_node *n);
 /* The address pods in their own network namespace reach this machine at (the pod network's
  * gateway, their status.hostIP), or NULL without a pod network (pods share the host's). */

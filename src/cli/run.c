@@ -51,6 +51,7 @@ typedef struct run_state {
     int signal;         /* the signal that interrupted the run, or 0 */
     bool shutting_down;
     bool done;
+    bool serves;        /* an InferenceService is in the run: it ends only on a signal */
     uint64_t quiet_hash;  /* what the jobs, workloads and pods were at quiet_since */
     int64_t quiet_since;  /* when nothing but queued jobs waiting was left, or 0 */
 } run_state;
@@ -91,6 +92,9 @@ static void usage(FILE *f)
             "      --cluster-domain NAME  the cluster's DNS domain (default cluster.local)\n"
             "      --service-cidr CIDR    Services' cluster IPs come from it (default\n"
             "                        10.96.0.0/12)\n"
+            "      --serving-listen ADDR:PORT\n"
+            "                        the InferenceServices' gateway (default 127.0.0.1:8080;\n"
+            "                        a run with an InferenceService serves until Ctrl-C)\n"
             "      --require-images  a container whose image is not in the image store fails\n"
             "                        (ErrImagePull) instead of running on the host; the store\n"
             "                        is <state-dir>/images with --state-dir, else the server's\n"
@@ -547,7 +551,7 @@ static void on_tick(uv_timer_t *t)
             all_finished = false;
     }
     ty_view_update(st->view, st->store, st->last_jobs, false);
-    if (all_finished) {
+    if (all_finished && !st->serves) {
         ty_view_stopping(st->view, st->store, "the run ended with its jobs");
         begin_shutdown(st);
     } else if (!st->shutting_down)
@@ -681,6 +685,7 @@ int ty_cli_run(int argc, char **argv)
         {"cluster-domain", required_argument, NULL, 'Z'},
         {"service-cidr", required_argument, NULL, 'V'},
         {"require-images", no_argument, NULL, 'I'},
+        {"serving-listen", required_argument, NULL, 1001},
         {NULL, 0, NULL, 0},
     };
     bool follow = false, json_out = false, recursive = false, no_pod_network = false;
@@ -690,6 +695,8 @@ int ty_cli_run(int argc, char **argv)
     int next_node = 1;
     const char *state_dir_arg = NULL, *pod_cidr = NULL;
     const char *cluster_dns = NULL, *cluster_domain = NULL, *service_cidr = NULL;
+    const char *serving_listen = "127.0.0.1:8080";
+    bool serving_given = false;
     int c;
     while ((c = getopt_long(argc, argv, "fo:Rh", opts, NULL)) != -1) {
         switch (c) {
@@ -729,6 +736,10 @@ int ty_cli_run(int argc, char **argv)
             break;
         case 'Z':
             cluster_domain = optarg;
+            break;
+        case 1001:
+            serving_listen = optarg;
+            serving_given = true;
             break;
         case 'V':
             service_cidr = optarg;
@@ -807,10 +818,24 @@ int ty_cli_run(int argc, char **argv)
         .images_dir = images_dir,
         .require_images = require_images,
     };
+    /* The gateway only when the run serves something (a training run takes no port). */
+    size_t k;
+    json_t *o;
+    json_array_foreach(objects, k, o)
+    st.serves |= json_is_string(json_object_get(o, "kind")) &&
+                 strcmp(json_string_value(json_object_get(o, "kind")), "InferenceService") == 0;
+    if (st.serves) {
+        ncfg.serving_listen = serving_listen;
+        ncfg.serving_optional = !serving_given;
+    }
     if (ty_node_start(&ncfg, &st.node, &err) < 0) {
         fprintf(stderr, "trainyard run: %s\n", err.msg);
         goto out;
     }
+    if (st.serves && ty_node_serving_port(st.node))
+        fprintf(stderr, "trainyard run: InferenceServices on http://%.*s:%d (until Ctrl-C)\n",
+                (int)(strrchr(serving_listen, ':') - serving_listen), serving_listen,
+                ty_node_serving_port(st.node));
     if (cluster_dns && ty_node_cluster_dns(st.node)) /* the port it picked */
         fprintf(stderr, "trainyard run: cluster DNS on %s\n", ty_node_cluster_dns(st.node));
     st.view = ty_view_new(json_out ? stderr : stdout, follow, ty_node_runtime(st.node));

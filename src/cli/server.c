@@ -153,6 +153,12 @@ static void usage(FILE *f)
             "                    on this IPv4 address, UDP and TCP (port 0 picks one)\n"
             "  --cluster-domain NAME\n"
             "                    the cluster's DNS domain (default cluster.local)\n"
+            "  --serving-listen ADDR\n"
+            "                    host:port of the InferenceServices' gateway (default\n"
+            "                    127.0.0.1:8080; off: none)\n"
+            "  --serving-domain NAME\n"
+            "                    InferenceServices answer as {name}.{namespace}.NAME\n"
+            "                    (default example.com)\n"
             "  --service-cidr CIDR\n"
             "                    Services' cluster IPs come from it (default 10.96.0.0/12)\n"
             "  -v, --verbose     log more\n"
@@ -629,6 +635,8 @@ int ty_cli_server(int argc, char **argv)
         {"fair-sharing", no_argument, NULL, 'S'},
         {"cluster-dns", required_argument, NULL, 'D'},
         {"cluster-domain", required_argument, NULL, 'Z'},
+        {"serving-listen", required_argument, NULL, 1001},
+        {"serving-domain", required_argument, NULL, 1002},
         {"service-cidr", required_argument, NULL, 'V'},
         {"require-images", no_argument, NULL, 'I'},
         {"tls", no_argument, NULL, 'T'},
@@ -643,6 +651,9 @@ int ty_cli_server(int argc, char **argv)
     };
     TY_AUTOFREE char *data_dir = NULL;
     const char *listen = "127.0.0.1:6443", *pod_cidr = NULL;
+    /* The serving gateway (docs/serving.md); "" or "off": none. */
+    const char *serving_listen = "127.0.0.1:8080", *serving_domain = NULL;
+    bool serving_given = false;
     int gpus = -1;
     TY_AUTONODES json_t *nodes = NULL;
     int next_node = 1;
@@ -689,6 +700,13 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'Z':
             cluster_domain = optarg;
+            break;
+        case 1001:
+            serving_listen = optarg;
+            serving_given = true;
+            break;
+        case 1002:
+            serving_domain = optarg;
             break;
         case 'V':
             service_cidr = optarg;
@@ -828,6 +846,10 @@ int ty_cli_server(int argc, char **argv)
         .prepare_pod = secure ? prepare_pod : NULL,
         .prepare_ctx = &sc,
         .resource_metrics = true,
+        .serving_listen = *serving_listen && strcmp(serving_listen, "off") != 0 ? serving_listen
+                                                                                : NULL,
+        .serving_domain = serving_domain,
+        .serving_optional = !serving_given,
     };
     if (ty_node_start(&ncfg, &st.node, &err) < 0)
         goto out;
@@ -903,6 +925,10 @@ int ty_cli_server(int argc, char **argv)
         uv_timer_start(&st.sa_refresh, refresh_tokens, every, every);
         st.sa_refreshing = true;
     }
+    if (ty_node_serving_port(st.node))
+        fprintf(stderr, "trainyard server: InferenceServices on http://%.*s:%d\n",
+                (int)(strrchr(ncfg.serving_listen, ':') - ncfg.serving_listen),
+                ncfg.serving_listen, ty_node_serving_port(st.node));
     uv_timer_init(&st.loop, &st.housekeeping);
     st.housekeeping.data = &st;
     uv_timer_start(&st.housekeeping, on_housekeeping, 60 * 1000, 60 * 1000);

@@ -97,13 +97,39 @@ static const char *group_version_of(const ty_apiserver *s, const char *group)
     return "v1";
 }
 
+/* The versions a group is served at, preferred (first registered) first: most groups have
+ * one; serving.kserve.io has v1beta1 and v1alpha1. */
+static size_t group_versions(const ty_apiserver *s, const char *group, const char **out,
+                             size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nres; i++) {
+        if (strcmp(s->res[i]->group, group) != 0)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < n; j++)
+            seen |= strcmp(out[j], s->res[i]->version) == 0;
+        if (!seen && n < cap)
+            out[n++] = s->res[i]->version;
+    }
+    return n;
+}
+
 static json_t *api_group(const ty_apiserver *s, const char *group)
 {
     const char *v = group_version_of(s, group);
     TY_AUTOFREE char *gv = ty_asprintf("%s/%s", group, v);
-    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "kind", "APIGroup",
-                     "apiVersion", "v1", "name", group, "versions", "groupVersion", gv, "version",
-                     v, "preferredVersion", "groupVersion", gv, "version", v);
+    const char *vs[4];
+    size_t nv = group_versions(s, group, vs, TY_ARRAY_LEN(vs));
+    json_t *versions = json_array();
+    for (size_t i = 0; i < nv; i++) {
+        TY_AUTOFREE char *gvi = ty_asprintf("%s/%s", group, vs[i]);
+        json_array_append_new(versions, json_pack("{s:s, s:s}", "groupVersion", gvi, "version",
+                                                  vs[i]));
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "kind", "APIGroup",
+                     "apiVersion", "v1", "name", group, "versions", versions, "preferredVersion",
+                     "groupVersion", gv, "version", v);
 }
 
 /* The groups other than core, each once. */
@@ -132,10 +158,16 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
     if (core)
         gs[0] = "";
     for (size_t g = 0; g < ng; g++) {
+      const char *vs[4];
+      size_t nv = core ? 1 : group_versions(s, gs[g], vs, TY_ARRAY_LEN(vs));
+      if (core)
+          vs[0] = "v1";
+      json_t *versions = json_array();
+      for (size_t v = 0; v < nv; v++) {
         json_t *resources = json_array();
         for (size_t i = 0; i < s->nres; i++) {
             const res_info *ri = s->res[i];
-            if (strcmp(ri->group, gs[g]) != 0)
+            if (strcmp(ri->group, gs[g]) != 0 || strcmp(ri->version, vs[v]) != 0)
                 continue;
             json_t *kind = json_pack("{s:s, s:s, s:s}", "group", ri->group, "version",
                                      ri->version, "kind", ri->kind);
@@ -175,10 +207,12 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
             json_decref(kind);
             json_array_append_new(resources, r);
         }
-        json_array_append_new(items, json_pack("{s:{s:s}, s:[{s:s, s:o, s:s}]}", "metadata",
-                                               "name", gs[g], "versions", "version",
-                                               group_version_of(s, gs[g]), "resources",
-                                               resources, "freshness", "Current"));
+        json_array_append_new(versions, json_pack("{s:s, s:o, s:s}", "version", vs[v],
+                                                  "resources", resources, "freshness",
+                                                  "Current"));
+      }
+        json_array_append_new(items, json_pack("{s:{s:s}, s:o}", "metadata", "name", gs[g],
+                                               "versions", versions));
     }
     return json_pack("{s:s, s:s, s:{}, s:o}", "kind", "APIGroupDiscoveryList", "apiVersion",
                      "apidiscovery.k8s.io/v2", "metadata", "items", items);

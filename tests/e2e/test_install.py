@@ -34,8 +34,9 @@ from server_fixture import Server
 NPM_SRC = os.path.join(REPO, "tests", "e2e", "npm")
 NPM_DIR = os.path.join(REPO, "build", "npm")
 
-CUSTOM_GROUPS = {"kubeflow.org", "kueue.x-k8s.io"}
+CUSTOM_GROUPS = {"kubeflow.org", "kueue.x-k8s.io", "serving.kserve.io"}
 KUBEFLOW = {"pytorchjobs", "tfjobs"}
+SERVING = {"inferenceservices", "servingruntimes", "clusterservingruntimes"}
 KUEUE = {"resourceflavors", "admissionchecks", "clusterqueues", "localqueues", "workloads",
          "workloadpriorityclasses"}
 
@@ -342,7 +343,7 @@ def test_every_field_is_known_to_the_kubernetes_python_client():
 
 def test_crd_schemas_are_structural():
     crds = crds_of(objects())
-    assert set(crds) == KUBEFLOW | KUEUE
+    assert set(crds) == KUBEFLOW | KUEUE | SERVING
     for plural, crd in crds.items():
         for v in crd["spec"]["versions"]:
             schema = v["schema"]["openAPIV3Schema"]
@@ -439,7 +440,8 @@ def test_examples_validate_against_the_generated_crds():
     assert {d["kind"] for _, d in examples} == {"PyTorchJob", "TFJob", "ResourceFlavor",
                                                 "ClusterQueue", "LocalQueue",
                                                 "WorkloadPriorityClass", "AdmissionCheck",
-                                                "Workload"}
+                                                "Workload", "InferenceService",
+                                                "ClusterServingRuntime"}
     checks = [{"crd": crds[d["kind"]], "object": d} for _, d in examples]
     # Broken copies the schema must refuse: a wrong type, an unknown field, a bad enum.
     job = copy.deepcopy(next(d for _, d in examples if d["kind"] == "PyTorchJob"))

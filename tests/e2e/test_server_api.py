@@ -146,7 +146,17 @@ def test_kubeconfig_and_discovery(server):
     groups = {g["metadata"]["name"]: g for g in body["items"]}
     assert set(groups) == {"kubeflow.org", "batch", "kueue.x-k8s.io", "scheduling.k8s.io",
                            "rbac.authorization.k8s.io", "authorization.k8s.io",
-                           "authentication.k8s.io", "discovery.k8s.io", "metrics.k8s.io"}
+                           "authentication.k8s.io", "discovery.k8s.io", "metrics.k8s.io",
+                           "serving.kserve.io"}
+    # KServe's group at two versions, the preferred (v1beta1) first, each with its kinds.
+    kserve = groups["serving.kserve.io"]["versions"]
+    assert [v["version"] for v in kserve] == ["v1beta1", "v1alpha1"]
+    assert {r["resource"] for r in kserve[0]["resources"]} == {"inferenceservices"}
+    assert {r["resource"] for r in kserve[1]["resources"]} == {"servingruntimes",
+                                                               "clusterservingruntimes"}
+    st, _, g = server.request("GET", "/apis/serving.kserve.io")
+    assert [v["version"] for v in g["versions"]] == ["v1beta1", "v1alpha1"]
+    assert g["preferredVersion"]["version"] == "v1beta1"
     metrics = {r["resource"]: r for r in groups["metrics.k8s.io"]["versions"][0]["resources"]}
     assert metrics["pods"]["verbs"] == ["get", "list"]  # served from samples, never stored
     assert metrics["nodes"]["scope"] == "Cluster"
