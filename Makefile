@@ -67,6 +67,7 @@ FORCE:
 build/obj/src/api/kubeflow.o build/asan/obj/src/api/kubeflow.o: src/api/schemas/kubeflow.org_v1.json
 build/obj/src/api/storage.o build/asan/obj/src/api/storage.o: src/api/schemas/core_v1_storage.json
 build/obj/src/api/batch.o build/asan/obj/src/api/batch.o: src/api/schemas/batch_v1.json
+build/obj/src/api/katib.o build/asan/obj/src/api/katib.o: src/api/schemas/kubeflow.org_v1beta1.json
 build/obj/src/api/kueue.o build/asan/obj/src/api/kueue.o: src/api/schemas/kueue.x-k8s.io_v1beta1.json \
 	src/api/schemas/scheduling.k8s.io_v1.json
 build/obj/src/auth/rbac.o build/asan/obj/src/auth/rbac.o: src/auth/bootstrap_rbac.json

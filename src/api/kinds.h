@@ -28,6 +28,7 @@ enum {
     TY_WATCHED_BY_JOBS = 1u << 1,      /* controllers/jobs: the training jobs and their pods */
     TY_WATCHED_BY_WORKLOADS = 1u << 2, /* controllers/workloads: Kueue's job side */
     TY_WATCHED_BY_BATCH = 1u << 3,     /* controllers/batchjobs: batch/v1 Jobs and pods */
+    TY_WATCHED_BY_EXPERIMENTS = 1u << 4, /* controllers/experiment: Katib and trial jobs */
 };
 
 struct ty_kind_ops;     /* api/api_int.h */

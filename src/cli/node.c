@@ -13,6 +13,7 @@
 #include "controllers/binder.h"
 #include "controllers/jobs.h"
 #include "controllers/batchjobs.h"
+#include "controllers/experiment.h"
 #include "controllers/nodeagent.h"
 #include "controllers/podmetrics.h"
 #include "controllers/podutil.h"
@@ -37,6 +38,7 @@ struct ty_node {
     ty_volctl *volumes;
     ty_jobctl *jobs;
     ty_batchctl *batch; /* batch/v1 Jobs */
+    ty_experimentctl *experiments; /* Katib */
     ty_workloadctl *workloads;
     ty_admission *admission;
     ty_dns *dns;
@@ -289,6 +291,7 @@ static void resync_all(ty_node *n, bool start)
     ty_binder_resync(n->binder);
     ty_jobctl_resync(n->jobs, start);
     ty_batchctl_resync(n->batch, start);
+    ty_experimentctl_resync(n->experiments);
     ty_workloadctl_resync(n->workloads);
     ty_admission_resync(n->admission);
     ty_volctl_resync(n->volumes);
@@ -425,6 +428,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
     n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
     n->batch = ty_batchctl_new(cfg->loop, cfg->store);
+    n->experiments = ty_experimentctl_new(cfg->loop, cfg->store, ty_node_log_path, n);
     TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
                                               : ty_asprintf("%s/volumes", cfg->state_dir);
     n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
@@ -479,6 +483,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->jobs = NULL;
     ty_batchctl_free(n->batch);
     n->batch = NULL;
+    ty_experimentctl_free(n->experiments);
+    n->experiments = NULL;
     ty_binder_free(n->binder);
     n->binder = NULL;
     ty_volctl_free(n->volumes);
@@ -512,6 +518,7 @@ void ty_node_free(ty_node *n)
     ty_admission_free(n->admission);
     ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);
+    ty_experimentctl_free(n->experiments);
     ty_batchctl_free(n->batch);
     ty_binder_free(n->binder);
     ty_volctl_free(n->volumes);
