@@ -567,3 +567,8 @@ char *ty_node_log_path(void *node, const json_t *pod, const char *container, boo
     return ty_runtime_log_path(n->rt, ty_obj_uid(pod), container,
                                previous ? restarts - 1 : restarts);
 }
+
+void ty_node_set_api_url(ty_node *n, const char *url)
+{
+    ty_experimentctl_set_api_url(n->experiments, url);
+}

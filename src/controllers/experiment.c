@@ -12,6 +12,7 @@
 #include "api/validate.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
 #include "controllers/events.h"
@@ -39,7 +40,51 @@ struct ty_experimentctl {
     size_t nwatch;
     ty_experiment_log_path_fn log_path;
     void *log_ctx;
+    char *api_url;
+    ty_map states; /* "experiments/<ns>/<name>" -> exp_state */
 };
+
+/* An experiment's suggester, kept between reconciles (the algorithms' random streams go on
+ * from one suggestion to the next); rebuilt from the Trials when the server starts. */
+typedef struct exp_state {
+    char *uid;
+    ty_hpo_space *space;
+    ty_hpo_suggester *sugg;
+    char **names;   /* per suggester trial id: the Trial's name */
+    bool *reported; /* per id: its end told to the suggester */
+    size_t n, cap;
+} exp_state;
+
+static void state_free(exp_state *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->n; i++)
+        free(st->names[i]);
+    free(st->names);
+    free(st->reported);
+    ty_hpo_suggester_free(st->sugg);
+    ty_hpo_space_free(st->space);
+    free(st->uid);
+    free(st);
+}
+
+static void state_name(exp_state *st, size_t id, const char *name, bool reported)
+{
+    while (st->cap <= id) {
+        size_t cap = st->cap ? st->cap * 2 : 16;
+        st->names = ty_realloc(st->names, cap * sizeof *st->names);
+        st->reported = ty_realloc(st->reported, cap * sizeof *st->reported);
+        memset(st->names + st->cap, 0, (cap - st->cap) * sizeof *st->names);
+        memset(st->reported + st->cap, 0, (cap - st->cap) * sizeof *st->reported);
+        st->cap = cap;
+    }
+    free(st->names[id]);
+    st->names[id] = ty_strdup(name);
+    st->reported[id] = reported;
+    if (id >= st->n)
+        st->n = id + 1;
+}
 
 /* ---------- small helpers ---------- */
 
@@ -486,6 +531,40 @@ static json_t *configmap_template(ty_experimentctl *c, const json_t *exp, ty_err
     return out;
 }
 
+/* KATIB_TRIAL_NAME and kin in every container of every pod template in the job (a Job's
+ * template, each replica's of a training job), as Katib's pod webhook injects them. */
+static void add_env(json_t *v, const char *const *kv, size_t n)
+{
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) add_env(e, kv, n);
+        return;
+    }
+    if (!json_is_object(v))
+        return;
+    json_t *cts = json_object_get(v, "containers");
+    if (json_is_array(cts)) {
+        size_t i;
+        json_t *ct;
+        json_array_foreach(cts, i, ct)
+        {
+            json_t *env = json_object_get(ct, "env");
+            if (!json_is_array(env)) {
+                env = json_array();
+                json_object_set_new(ct, "env", env);
+            }
+            for (size_t k = 0; k + 1 < n; k += 2)
+                json_array_append_new(env, json_pack("{s:s, s:s}", "name", kv[k], "value",
+                                                     kv[k + 1]));
+        }
+        return;
+    }
+    const char *key;
+    json_t *child;
+    json_object_foreach(v, key, child) add_env(child, kv, n);
+}
+
 /* The trial's job: the template with its parameters, named and owned as Katib makes it. */
 static json_t *trial_job(ty_experimentctl *c, const json_t *exp, const char *trial_name,
                          const json_t *assignments, ty_error *err)
@@ -556,6 +635,13 @@ static json_t *trial_job(ty_experimentctl *c, const json_t *exp, const char *tri
     }
     json_object_set_new(labels, LABEL_EXPERIMENT, json_string(ty_obj_name(exp)));
     json_object_set_new(labels, LABEL_TRIAL, json_string(trial_name));
+    TY_AUTOFREE char *url =
+        c->api_url ? ty_asprintf("%s/apis/%s/namespaces/%s/trials/%s/metrics", c->api_url,
+                                 TY_KATIB_API_VERSION, ty_obj_namespace(exp), trial_name)
+                   : NULL;
+    const char *kv[] = {"KATIB_TRIAL_NAME", trial_name, "KATIB_TRIAL_NAMESPACE",
+                        ty_obj_namespace(exp), "TRAINYARD_METRICS_URL", url};
+    add_env(json_object_get(job, "spec"), kv, url ? 6 : 4);
     return job;
 }
 
@@ -703,7 +789,10 @@ static trial_state reconcile_trial(ty_experimentctl *c, const json_t *exp, json_
                 }
                 double *vals;
                 size_t nv = objective_log(log, om, &vals);
-                if (have_rule && ty_hpo_medianstop_should_stop(ms, rule, maximize, vals, nv)) {
+                /* Katib's collector decides at the start_step-th report; a poll may come
+                 * later, so it looks at the log as it was then */
+                size_t upto = nv > (size_t)ms->start_step ? (size_t)ms->start_step : nv;
+                if (have_rule && ty_hpo_medianstop_should_stop(ms, rule, maximize, vals, upto)) {
                     end_trial(c, status, "EarlyStopped", "TrialEarlyStopped",
                               "Trial is early stopped");
                     st = T_EARLY_STOPPED;
@@ -791,9 +880,8 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     if (sscanf(key, "experiments/%255[^/]/%255s", ns, name) != 2)
         return 0;
     json_t *exp = ty_store_get(c->store, "experiments", ns, name);
-    if (!exp)
-        return 0;
-    if (ty_obj_deleting(exp)) {
+    if (!exp || ty_obj_deleting(exp)) {
+        state_free(ty_map_dels(&c->states, key));
         json_decref(exp);
         return 0;
     }
@@ -813,31 +901,43 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     }
 
     /* the search space and the algorithm (validated at admission) */
-    ty_hpo_space *space = NULL;
-    ty_hpo_suggester *sugg = NULL;
     ty_hpo_medianstop ms_v, *ms = NULL;
     trial_ref *trials = NULL;
     size_t nt = 0;
     json_t *owned = NULL;
-    if (ty_hpo_space_parse(at(spec, "parameters"), &space, &err) < 0) {
-        mark_end(status, "Experiment", "Failed", "ExperimentFailed", err.msg);
-        goto write;
+    double *x = NULL;
+    exp_state *es = ty_map_gets(&c->states, key);
+    bool fresh = false;
+    if (es && strcmp(es->uid, ty_obj_uid(exp)) != 0) {
+        state_free(ty_map_dels(&c->states, key));
+        es = NULL;
     }
-    ty_hpo_setting settings[64];
-    size_t nset = settings_of(at(spec, "algorithm"), settings, 64);
-    ty_hpo_options opt = {.maximize = maximize,
-                          .parallel_trial_count = (int)iat(spec, "parallelTrialCount", 3),
-                          .max_trial_count = (int)iat(spec, "maxTrialCount", 0)};
-    const char *algo = sat(spec, "algorithm.algorithmName");
-    if (ty_hpo_suggester_new(space, algo ? algo : "", settings, nset, &opt, &sugg, &err) < 0) {
-        mark_end(status, "Experiment", "Failed", "ExperimentFailed", err.msg);
-        goto write;
+    if (!es && !completed) {
+        es = TY_NEW(exp_state);
+        es->uid = ty_strdup(ty_obj_uid(exp));
+        ty_hpo_setting settings[64];
+        size_t nset = settings_of(at(spec, "algorithm"), settings, 64);
+        ty_hpo_options opt = {.maximize = maximize,
+                              .parallel_trial_count = (int)iat(spec, "parallelTrialCount", 3),
+                              .max_trial_count = (int)iat(spec, "maxTrialCount", 0)};
+        const char *algo = sat(spec, "algorithm.algorithmName");
+        if (ty_hpo_space_parse(at(spec, "parameters"), &es->space, &err) < 0 ||
+            ty_hpo_suggester_new(es->space, algo ? algo : "", settings, nset, &opt, &es->sugg,
+                                 &err) < 0) {
+            state_free(es);
+            mark_end(status, "Experiment", "Failed", "ExperimentFailed", err.msg);
+            goto write;
+        }
+        ty_map_puts(&c->states, key, es);
+        fresh = true;
     }
+    ty_hpo_space *space = es ? es->space : NULL;
+    ty_hpo_suggester *sugg = es ? es->sugg : NULL;
     if (json_is_object(at(spec, "earlyStopping"))) {
-        ty_hpo_setting es[16];
-        size_t nes = settings_of(at(spec, "earlyStopping"), es, 16);
+        ty_hpo_setting ess[16];
+        size_t nes = settings_of(at(spec, "earlyStopping"), ess, 16);
         const char *en = sat(spec, "earlyStopping.algorithmName");
-        if (ty_hpo_medianstop_parse(en ? en : "", es, nes, &ms_v, &err) == 0)
+        if (ty_hpo_medianstop_parse(en ? en : "", ess, nes, &ms_v, &err) == 0)
             ms = &ms_v;
         ty_error_clear(&err);
     }
@@ -881,11 +981,9 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         if (!completed)
             trials[k].state = reconcile_trial(c, exp, trials[k].obj, ms, rule, have_rule, &requeue);
 
-    /* the history, for the algorithm */
-    double *x = ty_calloc(space->n + 1, sizeof *x);
-    for (size_t k = 0; k < nt; k++) {
-        if (!point_of(space, trials[k].obj, x))
-            continue;
+    /* the history, for the algorithm: all of it when rebuilt, else the ends since */
+    x = space ? ty_calloc(space->n + 1, sizeof *x) : NULL;
+    for (size_t k = 0; k < nt && es; k++) {
         double v = 0;
         bool have = objective_value(trials[k].obj, objective, &v);
         ty_hpo_trial_state hs = trials[k].state == T_SUCCEEDED ? TY_HPO_COMPLETED
@@ -893,12 +991,32 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
                                     ? TY_HPO_EARLY_STOPPED
                                 : ended(trials[k].state) ? TY_HPO_FAILED
                                                          : TY_HPO_RUNNING;
-        const char *tag = json_string_value(
-            json_object_get(at(trials[k].obj, "metadata.annotations"), ANN_TAG));
-        if (ty_hpo_add_tagged_trial(sugg, x, hs, have ? v : 0, tag ? atoi(tag) : -1, &err) < 0) {
-            ty_log(TY_LOG_WARN, "experiment %s/%s: trial %s: %s", ns, name, ty_obj_name(trials[k].obj),
-                        err.msg);
-            ty_error_clear(&err);
+        const char *tname = ty_obj_name(trials[k].obj);
+        if (fresh) {
+            if (!point_of(space, trials[k].obj, x))
+                continue;
+            const char *tag = json_string_value(
+                json_object_get(at(trials[k].obj, "metadata.annotations"), ANN_TAG));
+            long id = ty_hpo_add_tagged_trial(sugg, x, hs, have ? v : 0, tag ? atoi(tag) : -1,
+                                              &err);
+            if (id < 0) {
+                ty_log(TY_LOG_WARN, "experiment %s/%s: trial %s: %s", ns, name, tname, err.msg);
+                ty_error_clear(&err);
+                continue;
+            }
+            state_name(es, (size_t)id, tname, ended(trials[k].state));
+            continue;
+        }
+        if (!ended(trials[k].state))
+            continue;
+        for (size_t id = 0; id < es->n; id++) {
+            if (!es->names[id] || strcmp(es->names[id], tname) != 0 || es->reported[id])
+                continue;
+            if (ty_hpo_report(sugg, id, hs, have ? v : 0, &err) < 0) {
+                ty_log(TY_LOG_WARN, "experiment %s/%s: trial %s: %s", ns, name, tname, err.msg);
+                ty_error_clear(&err);
+            }
+            es->reported[id] = true;
         }
     }
 
@@ -1063,6 +1181,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             ty_error_clear(&err);
         }
         json_t *stored = NULL;
+        state_name(es, ids[k], tname, false);
         if (ty_store_create(c->store, "trials", trial, &stored, &err) < 0) {
             rc = ty_fail(fail, "create trial %s: %s", tname, err.msg);
             ty_error_clear(&err);
@@ -1135,9 +1254,14 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     } else if (!condition_true(exp, "Running")) {
         set_condition(status, "Running", "True", "ExperimentRunning", "Experiment is running");
     }
-    free(x);
 
 write:
+    free(x);
+    /* an ended experiment's suggester is done with */
+    json_t *wrapped = json_pack("{s:O}", "status", status);
+    if (condition_true(wrapped, "Succeeded") || condition_true(wrapped, "Failed"))
+        state_free(ty_map_dels(&c->states, key));
+    json_decref(wrapped);
     if (!json_equal(status, at(exp, "status"))) {
         json_t *next = json_copy(exp);
         json_object_set(next, "status", status);
@@ -1151,8 +1275,6 @@ write:
         json_decref(trials[k].obj);
     free(trials);
     json_decref(owned);
-    ty_hpo_suggester_free(sugg);
-    ty_hpo_space_free(space);
     ty_error_clear(&err);
     json_decref(status);
     json_decref(exp);
@@ -1196,10 +1318,16 @@ ty_experimentctl *ty_experimentctl_new(uv_loop_t *loop, ty_store *store,
     c->store = store;
     c->log_path = log_path;
     c->log_ctx = log_ctx;
-    c->queue = ty_queue_new(loop, "experiments", reconcile, c);
+        c->queue = ty_queue_new(loop, "experiments", reconcile, c);
     c->events = ty_recorder_new(store, "experiment-controller");
     c->watch_ids = ty_queue_watch_kinds(store, TY_WATCHED_BY_EXPERIMENTS, on_event, c, &c->nwatch);
     return c;
+}
+
+void ty_experimentctl_set_api_url(ty_experimentctl *c, const char *url)
+{
+    free(c->api_url);
+    c->api_url = url ? ty_strdup(url) : NULL;
 }
 
 void ty_experimentctl_resync(ty_experimentctl *c)
@@ -1214,6 +1342,12 @@ void ty_experimentctl_free(ty_experimentctl *c)
     ty_queue_unwatch_kinds(c->store, c->watch_ids, c->nwatch);
     ty_queue_free(c->queue);
     ty_recorder_free(c->events);
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&c->states, &it, &slot))
+        state_free(slot->value);
+    ty_map_free(&c->states);
+    free(c->api_url);
     free(c);
 }
 

@@ -34,6 +34,10 @@ typedef struct ty_experimentctl ty_experimentctl;
 
 ty_experimentctl *ty_experimentctl_new(uv_loop_t *loop, ty_store *store,
                                        ty_experiment_log_path_fn log_path, void *log_ctx);
+/* The base URL ("http://127.0.0.1:8080") at which trial pods reach the API server: trials get
+ * TRAINYARD_METRICS_URL, their Push endpoint, in their env (with KATIB_TRIAL_NAME and
+ * KATIB_TRIAL_NAMESPACE, which every trial gets). NULL: none (trainyard run). */
+void ty_experimentctl_set_api_url(ty_experimentctl *c, const char *url);
 /* Queues every Experiment. */
 void ty_experimentctl_resync(ty_experimentctl *c);
 void ty_experimentctl_free(ty_experimentctl *c);

@@ -1,0 +1,329 @@
+"""Katib Experiments through `trainyard server` and kubectl: trials are short shell commands
+that print `name=value` for a known function of their parameters, so the best trial, the goal
+and the ending are predictable. The suggester, the collector and early stopping run in the
+server (controllers/experiment.c)."""
+import json
+import os
+import time
+
+import pytest
+import yaml
+
+from conftest import REPO, kill_all, wait_until
+from server_fixture import Server
+
+API = "kubeflow.org/v1beta1"
+# accuracy peaks at x = 0.3 (1.0) and falls off quadratically
+ACC = "echo accuracy=$(awk 'BEGIN{print 1-(${trialParameters.x}-0.3)^2}')"
+
+
+@pytest.fixture
+def server(tmp_path, marker, monkeypatch):
+    monkeypatch.setenv("TRAINYARD_RESTART_BACKOFF_MS", "50")
+    s = Server(tmp_path / "data").start()
+    yield s
+    s.stop()
+    s.reap()
+    kill_all(marker)
+
+
+def apply(server, tmp_path, docs, check=True):
+    path = tmp_path / f"apply-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump_all(docs if isinstance(docs, list) else [docs]))
+    return server.kubectl("apply", "-f", str(path), check=check)
+
+
+def job_template(cmd, marker, labels=None):
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            **({"metadata": {"labels": labels}} if labels else {}),
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "command": ["sh", "-c", cmd],
+                                "env": [{"name": "MARKER", "value": marker}]}]}}}}
+
+
+def experiment(name, cmd, marker, params=None, algorithm="random", settings=(("random_state",
+                                                                              "7"),),
+               template=None, **spec):
+    params = params or [{"name": "x", "parameterType": "double",
+                         "feasibleSpace": {"min": "0", "max": "1"}}]
+    tt = {"primaryContainerName": "main",
+          "trialParameters": [{"name": p["name"], "reference": p["name"]} for p in params]}
+    if template is not None:
+        tt.update(template)
+    else:
+        tt["trialSpec"] = job_template(cmd, marker)
+    doc = {"apiVersion": API, "kind": "Experiment", "metadata": {"name": name},
+           "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+                    "algorithm": {"algorithmName": algorithm, "algorithmSettings": [
+                        {"name": k, "value": v} for k, v in settings]},
+                    "parallelTrialCount": 2, "maxTrialCount": 4, "parameters": params,
+                    "trialTemplate": tt}}
+    for k, v in spec.items():
+        if k == "goal":
+            doc["spec"]["objective"]["goal"] = v
+        else:
+            doc["spec"][k] = v
+    return doc
+
+
+def cond(obj, ctype):
+    for c in obj.get("status", {}).get("conditions", []):
+        if c["type"] == ctype and c["status"] == "True":
+            return c
+    return None
+
+
+def wait_done(server, name, timeout=60):
+    got = {}
+
+    def done():
+        got["e"] = server.json("get", "experiment", name)
+        return cond(got["e"], "Succeeded") or cond(got["e"], "Failed")
+    assert wait_until(done, timeout), json.dumps(got.get("e", {}).get("status"), indent=1)
+    return got["e"]
+
+
+def trials_of(server, name):
+    items = server.json("get", "trials", "-l", f"katib.kubeflow.org/experiment={name}")["items"]
+    return sorted(items, key=lambda t: int(t["metadata"]["annotations"][
+        "katib.trainyard.dev/trial-index"]))
+
+
+def value(trial, metric="accuracy", which="latest"):
+    for m in trial["status"]["observation"]["metrics"]:
+        if m["name"] == metric:
+            return float(m[which])
+    return None
+
+
+def test_grid_reaches_goal_with_katib_status(server, marker, tmp_path):
+    params = [{"name": "x", "parameterType": "double",
+               "feasibleSpace": {"min": "0.1", "max": "0.5", "step": "0.1"}}]
+    apply(server, tmp_path, experiment("grid", ACC, marker, params, algorithm="grid", settings=(),
+                                       parallelTrialCount=1, maxTrialCount=5, goal=0.999))
+    e = wait_done(server, "grid")
+    c = cond(e, "Succeeded")
+    assert c["reason"] == "ExperimentGoalReached", e["status"]
+    assert c["message"] == "Experiment has succeeded because Objective goal has reached"
+    st = e["status"]
+    best = st["currentOptimalTrial"]
+    [a] = best["parameterAssignments"]
+    assert a["name"] == "x" and abs(float(a["value"]) - 0.3) < 1e-9, best
+    assert best["observation"]["metrics"] == [
+        {"name": "accuracy", "min": "1", "max": "1", "latest": "1"}], best
+    assert st["trialsSucceeded"] == st["trials"] == 3, st
+    assert st["succeededTrialList"] and "runningTrialList" not in st
+    running = [x for x in st["conditions"] if x["type"] == "Running"]
+    assert running and running[0]["status"] == "False"
+    # defaults from Katib's webhook
+    spec = e["spec"]
+    assert spec["resumePolicy"] == "Never"
+    assert spec["metricsCollectorSpec"]["collector"]["kind"] == "StdOut"
+    assert spec["objective"]["metricStrategies"] == [{"name": "accuracy", "value": "max"}]
+    assert spec["trialTemplate"]["successCondition"] == \
+        'status.conditions.#(type=="Complete")#|#(status=="True")#'
+    # trials: owned by the experiment, their jobs deleted when done (retain false)
+    trials = trials_of(server, "grid")
+    assert [round(float(t["spec"]["parameterAssignments"][0]["value"]), 9) for t in trials] == \
+        [0.1, 0.2, 0.3]
+    for t in trials:
+        [ref] = t["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["name"], ref["controller"]) == ("Experiment", "grid", True)
+        assert cond(t, "Succeeded")["reason"] == "TrialSucceeded"
+    assert wait_until(lambda: not server.json("get", "jobs")["items"], 10)
+    sug = server.json("get", "suggestion", "grid")
+    assert sug["status"]["suggestionCount"] == 3 and sug["spec"]["requests"] == 3
+    # printer columns as Katib's CRDs
+    out = server.kubectl("get", "experiments").stdout.split("\n")
+    assert out[0].split() == ["NAME", "TYPE", "STATUS", "AGE"], out
+    assert out[1].split()[:3] == ["grid", "Succeeded", "True"], out
+    out = server.kubectl("get", "trials").stdout.split("\n")
+    assert out[0].split() == ["NAME", "TYPE", "STATUS", "AGE"], out
+
+
+def test_random_is_deterministic_by_random_state_and_stops_at_max_trials(server, marker,
+                                                                         tmp_path):
+    apply(server, tmp_path, [experiment("ra", ACC, marker), experiment("rb", ACC, marker)])
+    a, b = wait_done(server, "ra"), wait_done(server, "rb")
+    for e in (a, b):
+        assert cond(e, "Succeeded")["reason"] == "ExperimentMaxTrialsReached", e["status"]
+        assert e["status"]["trialsSucceeded"] == 4
+    pa = [t["spec"]["parameterAssignments"] for t in trials_of(server, "ra")]
+    pb = [t["spec"]["parameterAssignments"] for t in trials_of(server, "rb")]
+    assert pa == pb and len({json.dumps(p) for p in pa}) == 4, (pa, pb)
+    # the best is the one nearest 0.3, and its value is the function's
+    best = a["status"]["currentOptimalTrial"]
+    xs = [float(p[0]["value"]) for p in pa]
+    x = min(xs, key=lambda v: abs(v - 0.3))
+    assert float(best["parameterAssignments"][0]["value"]) == x
+    assert abs(float(best["observation"]["metrics"][0]["latest"]) - (1 - (x - 0.3) ** 2)) < 1e-5
+
+
+def test_max_failed_trial_count_fails_the_experiment(server, marker, tmp_path):
+    apply(server, tmp_path, experiment("bad", "echo accuracy=0.5; exit 3", marker,
+                                       maxTrialCount=6, maxFailedTrialCount=1,
+                                       parallelTrialCount=1))
+    e = wait_done(server, "bad")
+    c = cond(e, "Failed")
+    assert c and c["reason"] == "ExperimentMaxFailedTrialsReached", e["status"]
+    assert e["status"]["trialsFailed"] == 2 and e["status"]["trials"] == 2, e["status"]
+    for t in trials_of(server, "bad"):
+        assert cond(t, "Failed")["reason"] == "TrialFailed"
+
+
+def test_metrics_unavailable_when_the_trial_prints_none(server, marker, tmp_path):
+    apply(server, tmp_path, experiment("quiet", "echo nothing here", marker, maxTrialCount=1,
+                                       parallelTrialCount=1))
+    e = wait_done(server, "quiet")
+    assert e["status"]["trialMetricsUnavailable"] == 1, e["status"]
+    [t] = trials_of(server, "quiet")
+    assert cond(t, "MetricsUnavailable")["reason"] == "TrialMetricsUnavailable"
+    assert t["status"]["observation"]["metrics"][0]["latest"] == "unavailable"
+
+
+def test_validation_with_katib_messages(server, marker, tmp_path):
+    doc = experiment("invalid", ACC, marker, maxTrialCount=2, maxFailedTrialCount=5,
+                     parallelTrialCount=3)
+    doc["spec"]["objective"]["type"] = "sideways"
+    doc["spec"]["trialTemplate"]["trialParameters"].append({"name": "other", "reference": "nope"})
+    p = apply(server, tmp_path, doc, check=False)
+    assert p.returncode != 0
+    for msg in ["spec.objective.type must be minimize or maximize",
+                "spec.maxFailedTrialCount should be less than or equal to spec.maxTrialCount",
+                "spec.parallelTrialCount should be less than or equal to spec.maxTrialCount",
+                "parameter reference nope does not exist in spec.parameters"]:
+        assert msg in p.stderr, p.stderr
+    doc = experiment("badalgo", ACC, marker, algorithm="annealing")
+    p = apply(server, tmp_path, doc, check=False)
+    assert p.returncode != 0 and "annealing" in p.stderr, p.stderr
+    assert server.json("get", "experiments")["items"] == []
+
+
+def test_configmap_template_and_retain(server, marker, tmp_path):
+    tmpl = yaml.safe_dump(job_template(ACC, marker))
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tmpl"},
+          "data": {"job.yaml": tmpl}}
+    apply(server, tmp_path, [cm, experiment(
+        "cm", ACC, marker, maxTrialCount=2,
+        template={"configMap": {"configMapName": "tmpl", "templatePath": "job.yaml"},
+                  "retain": True})])
+    e = wait_done(server, "cm")
+    assert e["status"]["trialsSucceeded"] == 2, e["status"]
+    jobs = server.json("get", "jobs")["items"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(
+        t["metadata"]["name"] for t in trials_of(server, "cm"))
+    for j in jobs:
+        [ref] = j["metadata"]["ownerReferences"]
+        assert ref["kind"] == "Trial" and ref["apiVersion"] == API
+
+
+def test_medianstop_stops_trials_worse_than_the_rule(server, marker, tmp_path):
+    # minimize loss = x, reported 8 times 0.3 s apart; grid order is ascending, so after two
+    # trials (rule: mean of their first 2 reports) every later trial is worse
+    params = [{"name": "x", "parameterType": "double",
+               "feasibleSpace": {"min": "0.1", "max": "0.5", "step": "0.1"}}]
+    cmd = "for i in 1 2 3 4 5 6 7 8; do echo loss=${trialParameters.x}; sleep 0.3; done"
+    doc = experiment("ms", cmd, marker, params, algorithm="grid", settings=(),
+                     parallelTrialCount=1, maxTrialCount=4,
+                     earlyStopping={"algorithmName": "medianstop", "algorithmSettings": [
+                         {"name": "min_trials_required", "value": "2"},
+                         {"name": "start_step", "value": "2"}]})
+    doc["spec"]["objective"] = {"type": "minimize", "objectiveMetricName": "loss"}
+    apply(server, tmp_path, doc)
+    e = wait_done(server, "ms", timeout=90)
+    st = e["status"]
+    assert st["trialsSucceeded"] == 2 and st["trialsEarlyStopped"] == 2, st
+    trials = trials_of(server, "ms")
+    stopped = [t for t in trials if cond(t, "EarlyStopped")]
+    assert [round(float(t["spec"]["parameterAssignments"][0]["value"]), 9) for t in stopped] == \
+        [0.3, 0.4]
+    for t in stopped:
+        assert cond(t, "EarlyStopped")["reason"] == "TrialEarlyStopped"
+        # stopped after start_step reports, not run to its end
+        assert len([x for x in t["status"]["observationLog"] if x["name"] == "loss"]) < 8
+
+
+def test_trials_queue_in_a_local_queue(server, marker, tmp_path):
+    queues = [
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ResourceFlavor",
+         "metadata": {"name": "default-flavor"}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue",
+         "metadata": {"name": "cq"},
+         "spec": {"namespaceSelector": {}, "resourceGroups": [{
+             "coveredResources": ["cpu"],
+             "flavors": [{"name": "default-flavor",
+                          "resources": [{"name": "cpu", "nominalQuota": 1}]}]}]}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+         "metadata": {"name": "main", "namespace": "default"}, "spec": {"clusterQueue": "cq"}},
+    ]
+    apply(server, tmp_path, queues)
+    log = tmp_path / "overlap"
+    tmpl = job_template(f"echo start >> {log}; sleep 0.5; echo end >> {log}; {ACC}", marker,
+                        labels={"kueue.x-k8s.io/queue-name": "main"})
+    tmpl["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+    apply(server, tmp_path, experiment("queued", ACC, marker, maxTrialCount=3,
+                                       parallelTrialCount=3, template={"trialSpec": tmpl}))
+    # every trial's job goes through Kueue: a Workload each, one admitted at a time
+    assert wait_until(lambda: len(server.json("get", "workloads")["items"]) >= 1, 20)
+    e = wait_done(server, "queued")
+    assert e["status"]["trialsSucceeded"] == 3, e["status"]
+    depth = peak = 0
+    for line in log.read_text().split():
+        depth += 1 if line == "start" else -1
+        peak = max(peak, depth)
+    assert peak == 1 and log.read_text().count("start") == 3, log.read_text()
+
+
+def test_pytorchjob_trials(server, marker, tmp_path):
+    tmpl = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+            "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "restartPolicy": "Never",
+                     "template": {"spec": {"containers": [{
+                         "name": "pytorch", "image": "trainyard.local/shell:latest",
+                         "command": ["sh", "-c", ACC],
+                         "env": [{"name": "MARKER", "value": marker}]}]}}}}}}
+    doc = experiment("pt", ACC, marker, maxTrialCount=2, template={"trialSpec": tmpl})
+    doc["spec"]["trialTemplate"]["primaryContainerName"] = "pytorch"
+    apply(server, tmp_path, doc)
+    e = wait_done(server, "pt")
+    assert e["status"]["trialsSucceeded"] == 2, [t["status"] for t in trials_of(server, "pt")]
+    assert e["spec"]["trialTemplate"]["successCondition"] == \
+        'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+    assert e["spec"]["trialTemplate"]["primaryPodLabels"] == {
+        "training.kubeflow.org/job-role": "master"}
+    for t in trials_of(server, "pt"):
+        x = float(t["spec"]["parameterAssignments"][0]["value"])
+        assert abs(value(t) - (1 - (x - 0.3) ** 2)) < 1e-5
+
+
+def test_push_collector(server, marker, tmp_path):
+    helper = os.path.join(REPO, "examples", "katib", "report_metrics.py")
+    cmd = (f"/usr/bin/python3 {helper} accuracy=0.5 && "
+           f"/usr/bin/python3 {helper} accuracy=${{trialParameters.x}}")
+    tmpl = job_template(cmd, marker)
+    # the server listens on loopback: the trial reaches it on the host's network
+    tmpl["spec"]["template"]["spec"]["hostNetwork"] = True
+    doc = experiment("push", cmd, marker, maxTrialCount=2, template={"trialSpec": tmpl},
+                     metricsCollectorSpec={"collector": {"kind": "Push"}})
+    apply(server, tmp_path, doc)
+    e = wait_done(server, "push")
+    assert e["status"]["trialsSucceeded"] == 2, [t["status"] for t in trials_of(server, "push")]
+    for t in trials_of(server, "push"):
+        x = t["spec"]["parameterAssignments"][0]["value"]
+        log = [r["value"] for r in t["status"]["observationLog"]]
+        assert [float(v) for v in log] == [0.5, float(x)], log
+        assert value(t, which="max") == max(0.5, float(x))
+    # a trial's endpoint refuses what is not Push's
+    url = server.url + f"/apis/{API}/namespaces/default/trials/nosuch/metrics"
+    p = server.kubectl("create", "--raw", url.split(server.url)[1], "-f", "-",
+                       input='{"metrics": {"accuracy": 1}}', check=False)
+    assert p.returncode != 0 and "not found" in p.stderr, p.stderr
+
+
+def test_discovery_lists_both_kubeflow_versions(server):
+    g = json.loads(server.kubectl("get", "--raw", "/apis/kubeflow.org").stdout)
+    assert [v["version"] for v in g["versions"]] == ["v1", "v1beta1"]
+    assert g["preferredVersion"]["version"] == "v1"
+    res = server.kubectl("api-resources", "--api-group=kubeflow.org").stdout
+    for kind in ("Experiment", "Trial", "Suggestion", "PyTorchJob"):
+        assert kind in res, res
