@@ -123,7 +123,7 @@ unit: build/trainyard build/asan/trainyard $(UNIT_REL) $(UNIT_ASAN)
 
 # End-to-end: everything against the release binary, then the job, manifest and signal
 # suites and the API server suite again against the ASan+UBSan binary (the examples are too slow to run twice).
-E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
+E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_experiments.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
             tests/e2e/test_server_api.py tests/e2e/test_server_jobs.py tests/e2e/test_server_recovery.py \
             tests/e2e/test_server_kubectl.py tests/e2e/test_server_kueue_api.py tests/e2e/test_server_apply.py \
             tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py \
