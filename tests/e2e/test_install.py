@@ -36,6 +36,7 @@ NPM_DIR = os.path.join(REPO, "build", "npm")
 
 CUSTOM_GROUPS = {"kubeflow.org", "kueue.x-k8s.io"}
 KUBEFLOW = {"pytorchjobs", "tfjobs"}
+KATIB = {"experiments", "trials", "suggestions"}  # kubeflow.org/v1beta1
 KUEUE = {"resourceflavors", "admissionchecks", "clusterqueues", "localqueues", "workloads",
          "workloadpriorityclasses"}
 
@@ -342,7 +343,7 @@ def test_every_field_is_known_to_the_kubernetes_python_client():
 
 def test_crd_schemas_are_structural():
     crds = crds_of(objects())
-    assert set(crds) == KUBEFLOW | KUEUE
+    assert set(crds) == KUBEFLOW | KATIB | KUEUE
     for plural, crd in crds.items():
         for v in crd["spec"]["versions"]:
             schema = v["schema"]["openAPIV3Schema"]
@@ -439,7 +440,7 @@ def test_examples_validate_against_the_generated_crds():
     assert {d["kind"] for _, d in examples} == {"PyTorchJob", "TFJob", "ResourceFlavor",
                                                 "ClusterQueue", "LocalQueue",
                                                 "WorkloadPriorityClass", "AdmissionCheck",
-                                                "Workload"}
+                                                "Workload", "Experiment"}
     checks = [{"crd": crds[d["kind"]], "object": d} for _, d in examples]
     # Broken copies the schema must refuse: a wrong type, an unknown field, a bad enum.
     job = copy.deepcopy(next(d for _, d in examples if d["kind"] == "PyTorchJob"))
@@ -532,7 +533,9 @@ def test_manage_limits_crds_and_rights():
     rules = rules_of(queues)
     assert rules[("kubeflow.org", "pytorchjobs")] == {"get", "list", "watch", "update", "patch"}
     assert rules[("kubeflow.org", "pytorchjobs/status")] == {"get"}
-    assert set(crds_of(objects("--manage", "kubeflow,workloads"))) == KUBEFLOW | {"workloads"}
+    # the group: the training jobs (v1) and Katib's kinds (v1beta1)
+    assert set(crds_of(objects("--manage", "kubeflow,workloads"))) == \
+        KUBEFLOW | KATIB | {"workloads"}
     for bad, msg in (("pytorchjob", "unknown kind pytorchjob"), ("pods", "unknown kind pods"),
                      ("priorityclasses", "unknown kind priorityclasses"),
                      (",", "no kinds given")):
