@@ -305,6 +305,8 @@ static bool objective_value(const json_t *trial, const json_t *objective, double
             strcmp(json_string_value(json_object_get(m, "name")), om) != 0)
             continue;
         const char *v = sat(m, strategy);
+        if (v && strcmp(v, TY_HPO_UNAVAILABLE) == 0)
+            v = sat(m, "latest");
         char *end;
         if (!v)
             return false;
@@ -1039,9 +1041,10 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         case T_METRICS_UNAVAILABLE: n_mu++, json_array_append(l_mu, nm); break;
         }
         json_decref(nm);
+        /* Katib's best trial: any trial whose objective value is known (its strategy's
+         * value), the first of equals */
         double v;
-        if ((trials[k].state == T_SUCCEEDED || trials[k].state == T_EARLY_STOPPED) &&
-            objective_value(trials[k].obj, objective, &v) &&
+        if (objective_value(trials[k].obj, objective, &v) &&
             (!best || (maximize ? v > best_v : v < best_v)))
             best = trials[k].obj, best_v = v;
     }
@@ -1086,8 +1089,9 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     if (goal_reached) {
         end_type = "Succeeded", end_reason = "ExperimentGoalReached",
         end_msg = "Experiment has succeeded because Objective goal has reached";
-    } else if (max_failed >= 0 && n_fail > max_failed) {
-        end_type = "Failed", end_reason = "ExperimentMaxFailedTrialsReached",
+    } else if (max_failed >= 0 && n_fail + n_mu != 0 && n_fail + n_mu >= max_failed) {
+        /* Katib counts trials without metrics as failed here */
+        end_type = "Failed", end_reason = "ExperimentFailed",
         end_msg = "Experiment has failed because max failed count has reached";
     } else if (max_trials > 0 && done >= max_trials) {
         end_type = "Succeeded", end_reason = "ExperimentMaxTrialsReached",
@@ -1099,8 +1103,6 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     long want = parallel - active;
     if (max_trials > 0 && (long)nt + want > max_trials)
         want = max_trials - (long)nt;
-    if (max_failed >= 0 && want > 0 && n_fail >= max_failed + 1)
-        want = 0;
     int got = 0;
     size_t ids[256];
     if (!end_type && want > 0) {

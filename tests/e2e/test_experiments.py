@@ -163,11 +163,12 @@ def test_random_is_deterministic_by_random_state_and_stops_at_max_trials(server,
 
 def test_max_failed_trial_count_fails_the_experiment(server, marker, tmp_path):
     apply(server, tmp_path, experiment("bad", "echo accuracy=0.5; exit 3", marker,
-                                       maxTrialCount=6, maxFailedTrialCount=1,
+                                       maxTrialCount=6, maxFailedTrialCount=2,
                                        parallelTrialCount=1))
     e = wait_done(server, "bad")
     c = cond(e, "Failed")
-    assert c and c["reason"] == "ExperimentMaxFailedTrialsReached", e["status"]
+    assert c and c["reason"] == "ExperimentFailed", e["status"]
+    assert c["message"] == "Experiment has failed because max failed count has reached"
     assert e["status"]["trialsFailed"] == 2 and e["status"]["trials"] == 2, e["status"]
     for t in trials_of(server, "bad"):
         assert cond(t, "Failed")["reason"] == "TrialFailed"
