@@ -149,6 +149,12 @@ static void experiment_defaults(ty_schema_ctx *c, json_t *obj)
     }
     if (json_is_object(tt))
         set_default(tt, "retain", json_false());
+    /* a template in a ConfigMap of the experiment's namespace, unless said */
+    json_t *cm = json_object_get(tt, "configMap");
+    const char *ns = json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), "namespace"));
+    if (json_is_object(cm) && ns)
+        set_default(cm, "configMapNamespace", json_string(ns));
 }
 
 /* ---- validation ---- */
@@ -167,13 +173,10 @@ static void count_rule(ty_schema_ctx *c, json_t *spec, const char *key, bool zer
         return;
     json_int_t n = json_integer_value(v);
     TY_AUTOFREE char *path = ty_asprintf("spec.%s", key);
-    if (zero_ok && n < 0) {
-        TY_AUTOFREE char *m = ty_asprintf("%s should not be less than 0", path);
-        invalid(c, spec, key, path, m);
-    } else if (!zero_ok && n <= 0) {
-        TY_AUTOFREE char *m = ty_asprintf("%s must be greater than 0", path);
-        invalid(c, spec, key, path, m);
-    }
+    if (zero_ok && n < 0)
+        invalid(c, spec, key, path, "should not be less than 0");
+    else if (!zero_ok && n <= 0)
+        invalid(c, spec, key, path, "must be greater than 0");
 }
 
 static size_t settings_of(const json_t *algo, ty_hpo_setting *out, size_t cap)
@@ -190,14 +193,15 @@ static size_t settings_of(const json_t *algo, ty_hpo_setting *out, size_t cap)
     return n;
 }
 
-/* Every "${trialParameters.x}" in `text` names a trialParameter. */
-static void check_placeholders(ty_schema_ctx *c, const char *text, const json_t *tparams,
-                               const json_t *tt)
+/* The "${trialParameters.x}" placeholders of the template text that no trialParameter names,
+ * as Katib lists them ("[${trialParameters.a} ${trialParameters.b}]"); NULL when none. */
+static char *unknown_placeholders(const char *text, const json_t *tparams)
 {
+    ty_buf out = TY_BUF_INIT;
     const char *p = text;
     while ((p = strstr(p, "${trialParameters."))) {
-        p += strlen("${trialParameters.");
-        const char *end = strchr(p, '}');
+        const char *name = p + strlen("${trialParameters.");
+        const char *end = strchr(name, '}');
         if (!end)
             break;
         bool found = false;
@@ -206,17 +210,139 @@ static void check_placeholders(ty_schema_ctx *c, const char *text, const json_t 
         json_array_foreach(tparams, i, tp)
         {
             const char *n = json_string_value(json_object_get(tp, "name"));
-            found |= n && strlen(n) == (size_t)(end - p) && strncmp(n, p, end - p) == 0;
+            found |= n && strlen(n) == (size_t)(end - name) && strncmp(n, name, end - name) == 0;
         }
-        if (!found) {
-            TY_AUTOFREE char *m = ty_asprintf(
-                "parameter %.*s in spec.trialTemplate is not defined in "
-                "spec.trialTemplate.trialParameters",
-                (int)(end - p), p);
-            invalid(c, tt, "trialSpec", "spec.trialTemplate", m);
-        }
-        p = end;
+        if (!found)
+            ty_buf_addf(&out, "%s%.*s", out.len ? " " : "[", (int)(end + 1 - p), p);
+        p = end + 1;
     }
+    if (!out.len)
+        return NULL;
+    ty_buf_addc(&out, ']');
+    return ty_buf_steal(&out);
+}
+
+/* Whether a trialParameter's reference is Katib's metadata form: ${trialSpec.Name} and kin. */
+static bool meta_reference(const char *ref)
+{
+    return strncmp(ref, "${trialSpec.", 12) == 0 && ref[strlen(ref) - 1] == '}';
+}
+
+static void check_trial_template(ty_schema_ctx *c, json_t *spec, const ty_hpo_space *space)
+{
+    json_t *tt = json_object_get(spec, "trialTemplate");
+    if (!json_is_object(tt)) {
+        ty_fe_required(c, "spec.trialTemplate", ty_pos_key(c, spec, "trialTemplate"),
+                       "must be specified");
+        return;
+    }
+    const char *pc = json_string_value(json_object_get(tt, "primaryContainerName"));
+    if (!pc || !*pc)
+        ty_fe_required(c, "spec.trialTemplate.primaryContainerName",
+                       ty_pos_key(c, tt, "primaryContainerName"), "must be specified");
+    json_t *tparams = json_object_get(tt, "trialParameters");
+    if (!json_is_array(tparams)) {
+        ty_fe_required(c, "spec.trialTemplate.trialParameters",
+                       ty_pos_key(c, tt, "trialParameters"), "must be specified");
+        return;
+    }
+    json_t *ts = json_object_get(tt, "trialSpec");
+    json_t *cm = json_object_get(tt, "configMap");
+    if (!ts && !cm) {
+        ty_fe_required(c, "spec.trialTemplate.TrialSource", ty_pos_key(c, spec, "trialTemplate"),
+                       "spec.trialTemplate.trialSpec or spec.trialTemplate.configMap must be "
+                       "specified");
+        return;
+    }
+    if (ts && cm) {
+        ty_fe_required(c, "spec.trialTemplate", ty_pos_key(c, tt, "configMap"),
+                       "only one of spec.trialTemplate.trialSpec or "
+                       "spec.trialTemplate.configMap can be specified");
+        return;
+    }
+    if (cm && (!json_is_string(json_object_get(cm, "configMapName")) ||
+               !json_is_string(json_object_get(cm, "configMapNamespace")) ||
+               !json_is_string(json_object_get(cm, "templatePath")))) {
+        ty_fe_required(c, "spec.trialTemplate.configMap", ty_pos_key(c, tt, "configMap"),
+                       "configMapName, configMapNamespace and templatePath must be specified");
+        return;
+    }
+    /* the template text is known here only for trialSpec (a ConfigMap's is read per trial) */
+    TY_AUTOFREE char *text = json_is_object(ts) ? json_dumps(ts, JSON_COMPACT) : NULL;
+    size_t i;
+    json_t *tp;
+    json_array_foreach(tparams, i, tp)
+    {
+        const char *n = json_string_value(json_object_get(tp, "name"));
+        const char *ref = json_string_value(json_object_get(tp, "reference"));
+        TY_AUTOFREE char *path = ty_asprintf("spec.trialTemplate.trialParameters[%zu]", i);
+        if (!n || !*n || !ref || !*ref || strchr(n, '{') || strchr(n, '}')) {
+            json_t *empty = json_string("");
+            ty_fe_invalid(c, path, ty_pos_index(c, tparams, i), empty, "%s",
+                          "name and reference must be specified and name must not contain "
+                          "'{' or '}'");
+            json_decref(empty);
+            continue;
+        }
+        bool dup_name = false, dup_ref = false;
+        for (size_t k = 0; k < i; k++) {
+            json_t *o = json_array_get(tparams, k);
+            dup_name |= json_equal(json_object_get(o, "name"), json_object_get(tp, "name"));
+            dup_ref |= json_equal(json_object_get(o, "reference"), json_object_get(tp, "reference"));
+        }
+        TY_AUTOFREE char *npath = ty_asprintf("%s.name", path);
+        TY_AUTOFREE char *rpath = ty_asprintf("%s.reference", path);
+        if (dup_name) {
+            TY_AUTOFREE char *m = ty_asprintf(
+                "parameter name %s can't be duplicated in spec.trialTemplate.trialParameters", n);
+            invalid(c, tp, "name", npath, m);
+            continue;
+        }
+        if (dup_ref) {
+            TY_AUTOFREE char *m = ty_asprintf(
+                "parameter reference %s can't be duplicated in "
+                "spec.trialTemplate.trialParameters", ref);
+            invalid(c, tp, "reference", rpath, m);
+            continue;
+        }
+        if (space && !meta_reference(ref) && ty_hpo_space_find(space, ref) < 0) {
+            TY_AUTOFREE char *m =
+                ty_asprintf("parameter reference %s does not exist in spec.parameters", ref);
+            invalid(c, tp, "reference", rpath, m);
+        }
+        TY_AUTOFREE char *ph = ty_asprintf("${trialParameters.%s}", n);
+        if (text && !strstr(text, ph)) {
+            TY_AUTOFREE char *m = ty_asprintf(
+                "parameter name: %s in spec.trialParameters not found in spec.trialTemplate", n);
+            invalid(c, tp, "name", npath, m);
+        }
+    }
+    if (!text)
+        return;
+    TY_AUTOFREE char *unknown = unknown_placeholders(text, tparams);
+    if (unknown) {
+        TY_AUTOFREE char *m = ty_asprintf(
+            "parameters: %s in spec.trialTemplate not found in spec.trialParameters", unknown);
+        json_t *empty = json_string("");
+        ty_fe_invalid(c, "spec.trialTemplate", ty_pos_member(c, tt, "trialSpec"), empty, "%s",
+                      m);
+        json_decref(empty);
+    }
+    json_t *meta = json_object_get(ts, "metadata");
+    if (json_object_get(meta, "name") || json_object_get(meta, "namespace")) {
+        json_t *empty = json_string("");
+        ty_fe_invalid(c, "spec.trialTemplate", ty_pos_member(c, tt, "trialSpec"), empty, "%s",
+                      "metadata.name and metadata.namespace in spec.trialTemplate must be "
+                      "omitted");
+        json_decref(empty);
+    }
+    const char *kind = ty_katib_job_kind(ts);
+    if (!json_is_string(json_object_get(ts, "apiVersion")) || !*kind)
+        ty_fe_required(c, "spec.trialTemplate", ty_pos_member(c, tt, "trialSpec"),
+                       "APIVersion and Kind in spec.trialTemplate must be specified");
+    else if (strcmp(kind, "Job") != 0 && !is_training_job(kind))
+        invalid(c, tt, "trialSpec", "spec.trialTemplate.trialSpec.kind",
+                "trainyard runs trials of kind Job (batch/v1), PyTorchJob or TFJob");
 }
 
 static void experiment_rules(ty_schema_ctx *c, json_t *obj)
@@ -228,15 +354,12 @@ static void experiment_rules(ty_schema_ctx *c, json_t *obj)
     }
     json_t *meta = json_object_get(obj, "metadata");
     json_t *name = json_object_get(meta, "name");
-    if (json_is_string(name)) {
-        /* Katib names trials "<experiment>-<8 chars>" and labels them with the name */
-        const char *why = ty_check_dns1035_label(json_string_value(name));
-        if (why)
-            ty_fe_invalid(c, "metadata.name", ty_pos_member(c, meta, "name"), name, "%s", why);
-        else if (strlen(json_string_value(name)) > 40)
-            ty_fe_invalid(c, "metadata.name", ty_pos_member(c, meta, "name"), name,
-                          "must be no more than 40 characters");
-    }
+    if (json_is_string(name) && ty_check_dns1035_label(json_string_value(name)))
+        ty_fe_invalid(c, "metadata.name", ty_pos_member(c, meta, "name"), name, "%s",
+                      "name must consist of lower case alphanumeric characters or '-', start "
+                      "with an alphabetic character, and end with an alphanumeric character "
+                      "(e.g. 'my-name', or 'abc-123', regex used for validation is "
+                      "'^[a-z]([-a-z0-9]*[a-z0-9])?)'");
     count_rule(c, spec, "maxFailedTrialCount", true);
     count_rule(c, spec, "maxTrialCount", false);
     count_rule(c, spec, "parallelTrialCount", false);
@@ -246,66 +369,71 @@ static void experiment_rules(ty_schema_ctx *c, json_t *obj)
     if (json_is_integer(max) && json_is_integer(maxf) &&
         json_integer_value(maxf) > json_integer_value(max))
         invalid(c, spec, "maxFailedTrialCount", "spec.maxFailedTrialCount",
-                "spec.maxFailedTrialCount should be less than or equal to spec.maxTrialCount");
+                "should be less than or equal to spec.maxTrialCount");
     if (json_is_integer(max) && json_is_integer(par) &&
         json_integer_value(par) > json_integer_value(max))
         invalid(c, spec, "parallelTrialCount", "spec.parallelTrialCount",
-                "spec.parallelTrialCount should be less than or equal to spec.maxTrialCount");
-    const char *rp = json_string_value(json_object_get(spec, "resumePolicy"));
-    if (rp && strcmp(rp, "FromVolume") == 0)
-        invalid(c, spec, "resumePolicy", "spec.resumePolicy",
-                "resumePolicy FromVolume is not supported by trainyard (Never, LongRunning)");
+                "should be less than or equal to spec.maxTrialCount");
 
     json_t *objective = json_object_get(spec, "objective");
     if (!json_is_object(objective)) {
         ty_fe_required(c, "spec.objective", ty_pos_key(c, spec, "objective"),
-                       "spec.objective must be specified");
-    } else {
-        const char *type = json_string_value(json_object_get(objective, "type"));
-        if (!type || (strcmp(type, "minimize") != 0 && strcmp(type, "maximize") != 0))
-            invalid(c, objective, "type", "spec.objective.type",
-                    "spec.objective.type must be minimize or maximize");
-        const char *om = json_string_value(json_object_get(objective, "objectiveMetricName"));
-        if (!om || !*om)
-            ty_fe_required(c, "spec.objective.objectiveMetricName",
-                           ty_pos_key(c, objective, "objectiveMetricName"),
-                           "spec.objective.objectiveMetricName must be specified");
-        size_t i;
-        json_t *a;
-        json_array_foreach(json_object_get(objective, "additionalMetricNames"), i, a) if (
-            om && json_is_string(a) && strcmp(json_string_value(a), om) == 0)
-            invalid(c, objective, "additionalMetricNames", "spec.objective.additionalMetricNames",
-                    "spec.objective.additionalMetricNames should not contain the objective "
-                    "metric name");
+                       "must be specified");
+        return; /* as Katib: nothing else is checked without an objective */
     }
+    const char *type = json_string_value(json_object_get(objective, "type"));
+    if (!type || (strcmp(type, "minimize") != 0 && strcmp(type, "maximize") != 0))
+        invalid(c, objective, "type", "spec.objective.type", "must be minimize or maximize");
+    const char *om = json_string_value(json_object_get(objective, "objectiveMetricName"));
+    if (!om || !*om)
+        ty_fe_required(c, "spec.objective.objectiveMetricName",
+                       ty_pos_key(c, objective, "objectiveMetricName"), "must be specified");
+    size_t i;
+    json_t *a;
+    bool repeats = false;
+    json_array_foreach(json_object_get(objective, "additionalMetricNames"), i, a) repeats |=
+        om && json_is_string(a) && strcmp(json_string_value(a), om) == 0;
+    if (repeats)
+        invalid(c, objective, "additionalMetricNames", "spec.objective.additionalMetricNames",
+                "should not contain spec.objective.objectiveMetricName");
 
     ty_hpo_space *space = NULL;
     ty_error err = TY_ERROR_INIT;
     json_t *params = json_object_get(spec, "parameters");
     if (!json_is_array(params) || json_array_size(params) == 0) {
-        ty_fe_required(c, "spec.parameters", ty_pos_key(c, spec, "parameters"),
-                       "spec.parameters must be specified");
+        ty_fe_required(c, "spec", ty_pos_key(c, spec, "parameters"),
+                       "spec.parameters or spec.nasConfig must be specified");
+    } else if (json_object_get(spec, "nasConfig")) {
+        invalid(c, spec, "nasConfig", "spec",
+                "only one of spec.parameters and spec.nasConfig can be specified");
     } else if (ty_hpo_space_parse(params, &space, &err) < 0) {
-        invalid(c, spec, "parameters", "spec.parameters", err.msg);
+        /* hpo's message names the field itself ("spec.parameters[1]...: ...") */
+        ty_field_errors_add(c->errs, "spec.parameters", ty_pos_member(c, spec, "parameters"),
+                            "%s", err.msg);
         ty_error_clear(&err);
     }
+    if (json_object_get(spec, "nasConfig"))
+        invalid(c, spec, "nasConfig", "spec.nasConfig",
+                "neural architecture search (nasConfig) is not supported by trainyard");
+
     json_t *algo = json_object_get(spec, "algorithm");
     const char *an = json_string_value(json_object_get(algo, "algorithmName"));
-    if (!an || !*an) {
-        ty_fe_required(c, "spec.algorithm.algorithmName", ty_pos_key(c, spec, "algorithm"),
-                       "spec.algorithm.algorithmName must be specified");
+    if (!json_is_object(algo)) {
+        ty_fe_required(c, "spec.algorithm", ty_pos_key(c, spec, "algorithm"),
+                       "must be specified");
+    } else if (!an || !*an) {
+        ty_fe_required(c, "spec.algorithm.algorithmName", ty_pos_key(c, algo, "algorithmName"),
+                       "must be specified");
     } else if (space) {
         ty_hpo_setting st[64];
         size_t ns = settings_of(algo, st, 64);
         ty_hpo_options opt = {
-            .maximize = json_is_string(json_object_get(objective, "type")) &&
-                        strcmp(json_string_value(json_object_get(objective, "type")),
-                               "maximize") == 0,
+            .maximize = type && strcmp(type, "maximize") == 0,
             .parallel_trial_count = json_is_integer(par) ? (int)json_integer_value(par) : 0,
             .max_trial_count = json_is_integer(max) ? (int)json_integer_value(max) : 0};
         ty_hpo_suggester *s = NULL;
         if (ty_hpo_suggester_new(space, an, st, ns, &opt, &s, &err) < 0) {
-            invalid(c, algo, "algorithmName", "spec.algorithm", err.msg);
+            invalid(c, algo, "algorithmName", "spec.algorithm.algorithmName", err.msg);
             ty_error_clear(&err);
         }
         ty_hpo_suggester_free(s);
@@ -316,91 +444,39 @@ static void experiment_rules(ty_schema_ctx *c, json_t *obj)
         size_t ns = settings_of(es, st, 16);
         ty_hpo_medianstop ms;
         const char *en = json_string_value(json_object_get(es, "algorithmName"));
-        if (ty_hpo_medianstop_parse(en ? en : "", st, ns, &ms, &err) < 0) {
-            invalid(c, es, "algorithmName", "spec.earlyStopping", err.msg);
-            ty_error_clear(&err);
-        }
+        if (!en || !*en)
+            ty_fe_required(c, "spec.earlyStopping.algorithmName",
+                           ty_pos_key(c, es, "algorithmName"), "must be specified");
+        else if (ty_hpo_medianstop_parse(en, st, ns, &ms, &err) < 0)
+            invalid(c, es, "algorithmName", "spec.earlyStopping.algorithmName", err.msg);
+        ty_error_clear(&err);
     }
-    json_t *coll = json_object_get(json_object_get(spec, "metricsCollectorSpec"), "collector");
+    const char *rp = json_string_value(json_object_get(spec, "resumePolicy"));
+    if (rp && strcmp(rp, "FromVolume") == 0)
+        invalid(c, spec, "resumePolicy", "spec.resumePolicy",
+                "resumePolicy FromVolume is not supported by trainyard (Never, LongRunning)");
+
+    check_trial_template(c, spec, space);
+
+    json_t *mcs = json_object_get(spec, "metricsCollectorSpec");
+    json_t *coll = json_object_get(mcs, "collector");
     const char *ck = json_string_value(json_object_get(coll, "kind"));
     static const char *const kinds[] = {"StdOut", "File", "Push", "None"};
     bool known = false;
-    for (size_t i = 0; ck && i < TY_ARRAY_LEN(kinds); i++)
-        known |= strcmp(ck, kinds[i]) == 0;
+    for (size_t k = 0; ck && k < TY_ARRAY_LEN(kinds); k++)
+        known |= strcmp(ck, kinds[k]) == 0;
     if (ck && !known)
         invalid(c, coll, "kind", "spec.metricsCollectorSpec.collector.kind",
                 "trainyard collects metrics of kind StdOut, File, Push or None");
     if (ck && strcmp(ck, "File") == 0) {
-        const char *path = json_string_value(json_object_get(
-            json_object_get(json_object_get(json_object_get(spec, "metricsCollectorSpec"),
-                                            "source"),
-                            "fileSystemPath"),
-            "path"));
-        if (!path || path[0] != '/')
-            ty_fe_required(c, "spec.metricsCollectorSpec.source.fileSystemPath.path",
-                           ty_pos_key(c, spec, "metricsCollectorSpec"),
-                           "File collector requires an absolute path in "
+        json_t *fsp = json_object_get(json_object_get(mcs, "source"), "fileSystemPath");
+        const char *path = json_string_value(json_object_get(fsp, "path"));
+        const char *fk = json_string_value(json_object_get(fsp, "kind"));
+        if (!path || path[0] != '/' || (fk && strcmp(fk, "File") != 0))
+            ty_fe_required(c, "spec.metricsCollectorSpec.source",
+                           ty_pos_key(c, mcs, "source"),
+                           "file path where metrics file exists is required by "
                            "spec.metricsCollectorSpec.source.fileSystemPath.path");
-    }
-
-    json_t *tt = json_object_get(spec, "trialTemplate");
-    if (!json_is_object(tt)) {
-        ty_fe_required(c, "spec.trialTemplate", ty_pos_key(c, spec, "trialTemplate"),
-                       "spec.trialTemplate must be specified");
-    } else {
-        json_t *ts = json_object_get(tt, "trialSpec");
-        json_t *cm = json_object_get(tt, "configMap");
-        if (!ts && !cm)
-            ty_fe_required(c, "spec.trialTemplate", ty_pos_key(c, spec, "trialTemplate"),
-                           "spec.trialTemplate.trialSpec or spec.trialTemplate.configMap must "
-                           "be specified");
-        if (ts && cm)
-            invalid(c, tt, "configMap", "spec.trialTemplate",
-                    "only one of spec.trialTemplate.trialSpec or spec.trialTemplate.configMap "
-                    "can be specified");
-        json_t *tparams = json_object_get(tt, "trialParameters");
-        if (!json_is_array(tparams) || json_array_size(tparams) == 0)
-            ty_fe_required(c, "spec.trialTemplate.trialParameters",
-                           ty_pos_key(c, tt, "trialParameters"),
-                           "spec.trialTemplate.trialParameters must be specified");
-        size_t i;
-        json_t *tp;
-        json_array_foreach(tparams, i, tp)
-        {
-            const char *n = json_string_value(json_object_get(tp, "name"));
-            const char *ref = json_string_value(json_object_get(tp, "reference"));
-            TY_AUTOFREE char *path = ty_asprintf("spec.trialTemplate.trialParameters[%zu]", i);
-            if (!n || !ref) {
-                ty_fe_required(c, path, ty_pos_index(c, tparams, i),
-                               "name and reference must be specified");
-                continue;
-            }
-            for (size_t k = 0; k < i; k++)
-                if (json_equal(json_object_get(json_array_get(tparams, k), "name"),
-                               json_object_get(tp, "name")))
-                    invalid(c, tp, "name", path, "parameter name must be unique in "
-                                                 "spec.trialTemplate.trialParameters");
-            if (space && strncmp(ref, "${trialSpec.", 12) != 0 &&
-                ty_hpo_space_find(space, ref) < 0) {
-                TY_AUTOFREE char *m =
-                    ty_asprintf("parameter reference %s does not exist in spec.parameters", ref);
-                invalid(c, tp, "reference", path, m);
-            }
-        }
-        if (json_is_object(ts)) {
-            TY_AUTOFREE char *text = json_dumps(ts, JSON_COMPACT);
-            check_placeholders(c, text, tparams, tt);
-            const char *kind = ty_katib_job_kind(ts);
-            if (strcmp(kind, "Job") != 0 && !is_training_job(kind))
-                invalid(c, tt, "trialSpec", "spec.trialTemplate.trialSpec.kind",
-                        "trainyard runs trials of kind Job (batch/v1), PyTorchJob or TFJob");
-        }
-        json_t *src = json_object_get(tt, "configMap");
-        if (json_is_object(src) &&
-            (!json_is_string(json_object_get(src, "configMapName")) ||
-             !json_is_string(json_object_get(src, "templatePath"))))
-            ty_fe_required(c, "spec.trialTemplate.configMap", ty_pos_key(c, tt, "configMap"),
-                           "configMapName and templatePath must be specified");
     }
     ty_hpo_space_free(space);
 }

@@ -162,7 +162,7 @@ def test_random_is_deterministic_by_random_state_and_stops_at_max_trials(server,
 
 
 def test_max_failed_trial_count_fails_the_experiment(server, marker, tmp_path):
-    apply(server, tmp_path, experiment("bad", "echo accuracy=0.5; exit 3", marker,
+    apply(server, tmp_path, experiment("bad", "echo x=${trialParameters.x} accuracy=0.5; exit 3", marker,
                                        maxTrialCount=6, maxFailedTrialCount=2,
                                        parallelTrialCount=1))
     e = wait_done(server, "bad")
@@ -175,7 +175,7 @@ def test_max_failed_trial_count_fails_the_experiment(server, marker, tmp_path):
 
 
 def test_metrics_unavailable_when_the_trial_prints_none(server, marker, tmp_path):
-    apply(server, tmp_path, experiment("quiet", "echo nothing here", marker, maxTrialCount=1,
+    apply(server, tmp_path, experiment("quiet", "echo nothing for ${trialParameters.x}", marker, maxTrialCount=1,
                                        parallelTrialCount=1))
     e = wait_done(server, "quiet")
     assert e["status"]["trialMetricsUnavailable"] == 1, e["status"]
@@ -191,14 +191,27 @@ def test_validation_with_katib_messages(server, marker, tmp_path):
     doc["spec"]["trialTemplate"]["trialParameters"].append({"name": "other", "reference": "nope"})
     p = apply(server, tmp_path, doc, check=False)
     assert p.returncode != 0
-    for msg in ["spec.objective.type must be minimize or maximize",
-                "spec.maxFailedTrialCount should be less than or equal to spec.maxTrialCount",
-                "spec.parallelTrialCount should be less than or equal to spec.maxTrialCount",
-                "parameter reference nope does not exist in spec.parameters"]:
+    for msg in ['spec.objective.type: Invalid value: "sideways": must be minimize or maximize',
+                "spec.maxFailedTrialCount: Invalid value: 5: should be less than or equal to "
+                "spec.maxTrialCount",
+                "spec.parallelTrialCount: Invalid value: 3: should be less than or equal to "
+                "spec.maxTrialCount",
+                'spec.trialTemplate.trialParameters[1].reference: Invalid value: "nope": '
+                "parameter reference nope does not exist in spec.parameters",
+                'spec.trialTemplate.trialParameters[1].name: Invalid value: "other": parameter '
+                "name: other in spec.trialParameters not found in spec.trialTemplate"]:
         assert msg in p.stderr, p.stderr
     doc = experiment("badalgo", ACC, marker, algorithm="annealing")
     p = apply(server, tmp_path, doc, check=False)
-    assert p.returncode != 0 and "annealing" in p.stderr, p.stderr
+    assert p.returncode != 0 and "spec.algorithm.algorithmName" in p.stderr, p.stderr
+    assert "annealing" in p.stderr, p.stderr
+    doc = experiment("noname", ACC.replace("trialParameters.x", "trialParameters.z"), marker)
+    del doc["spec"]["trialTemplate"]["primaryContainerName"]
+    p = apply(server, tmp_path, doc, check=False)
+    assert "spec.trialTemplate.primaryContainerName: Required value: must be specified" in \
+        p.stderr, p.stderr
+    assert ("spec.trialTemplate: Invalid value: \"\": parameters: [${trialParameters.z}] in "
+            "spec.trialTemplate not found in spec.trialParameters") in p.stderr, p.stderr
     assert server.json("get", "experiments")["items"] == []
 
 
@@ -226,7 +239,7 @@ def test_medianstop_stops_trials_worse_than_the_rule(server, marker, tmp_path):
     # every later trial is worse
     seen = tmp_path / "seen"
     seen.mkdir()
-    cmd = (f"n=$(ls {seen} | wc -l); touch {seen}/$KATIB_TRIAL_NAME; "
+    cmd = (f": ${{trialParameters.x}}; n=$(ls {seen} | wc -l); touch {seen}/$KATIB_TRIAL_NAME; "
            "for i in 1 2 3 4 5 6 7 8; do echo loss=$n; sleep 0.3; done")
     doc = experiment("ms", cmd, marker, parallelTrialCount=1, maxTrialCount=4,
                      earlyStopping={"algorithmName": "medianstop", "algorithmSettings": [

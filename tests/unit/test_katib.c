@@ -66,7 +66,7 @@ static const char *EXP =
     "\"algorithm\":{\"algorithmName\":\"random\"},\"maxTrialCount\":4,"
     "\"parameters\":[{\"name\":\"x\",\"parameterType\":\"double\","
     "\"feasibleSpace\":{\"min\":\"0\",\"max\":\"1\"}}],"
-    "\"trialTemplate\":{\"trialParameters\":[{\"name\":\"x\",\"reference\":\"x\"}],"
+    "\"trialTemplate\":{\"primaryContainerName\":\"m\",\"trialParameters\":[{\"name\":\"x\",\"reference\":\"x\"}],"
     "\"trialSpec\":{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"template\":"
     "{\"spec\":{\"containers\":[{\"name\":\"m\",\"command\":[\"echo\",\"${trialParameters.x}\"]"
     "}]}}}}}}}";
@@ -99,17 +99,19 @@ Test(katib, webhook_rules_with_katib_messages)
                         json_string("annealing"));
     json_t *tt = json_object_get(spec, "trialTemplate");
     json_array_append_new(json_object_get(tt, "trialParameters"),
-                          json_pack("{s:s, s:s}", "name", "x", "reference", "nope"));
+                          json_pack("{s:s, s:s}", "name", "x", "reference", "other"));
+    json_array_append_new(json_object_get(tt, "trialParameters"),
+                          json_pack("{s:s, s:s}", "name", "w", "reference", "nope"));
     ty_field_errors errs = {0};
     cr_assert_lt(ty_api_admit(NULL, e, &errs), 0);
     ty_buf b = TY_BUF_INIT;
     ty_field_errors_format(&errs, "e.yaml", &b);
-    cr_assert(strstr(b.data, "spec.maxFailedTrialCount should be less than or equal to "
-                             "spec.maxTrialCount"), "%s", b.data);
+    cr_assert(strstr(b.data, "spec.maxFailedTrialCount: Invalid value: 9: should be less than or "
+                             "equal to spec.maxTrialCount"), "%s", b.data);
     cr_assert(strstr(b.data, "annealing"), "%s", b.data);
     cr_assert(strstr(b.data, "parameter reference nope does not exist in spec.parameters"), "%s",
               b.data);
-    cr_assert(strstr(b.data, "parameter name must be unique"), "%s", b.data);
+    cr_assert(strstr(b.data, "parameter name x can't be duplicated"), "%s", b.data);
     ty_buf_free(&b);
     ty_field_errors_free(&errs);
     json_decref(e);
