@@ -366,3 +366,23 @@ def test_next_trial_starts_as_soon_as_one_ends(server, marker, tmp_path):
     print(f"trial start gaps (s): {['%.3f' % g for g in gaps]}, max {max(gaps):.3f}")
     # on an idle machine ~30-60 ms (docs/hpo.md); generous here, the suite runs on shared CPUs
     assert max(gaps) < 1.0, gaps
+
+
+def test_trainyard_run_runs_an_experiment_to_its_end(run_trainyard, manifest, marker):
+    ok = experiment("fg", ACC, marker, maxTrialCount=3, parallelTrialCount=2)
+    r = run_trainyard(manifest(yaml.safe_dump(ok)))
+    assert r.rc == 0, r
+    assert ("Experiment fg Succeeded: Experiment has succeeded because max trial count has "
+            "reached") in r.err + r.out, r
+    # the view: each trial with its parameters and metric, and the best
+    text = r.err + r.out
+    trials = [line for line in text.splitlines() if line.startswith("trial/fg-")]
+    assert len(trials) == 3 and all("Succeeded x=" in t and "accuracy=" in t for t in trials), r
+    assert "best/fg: best fg-" in text, r
+    bad = experiment("fgbad", "echo x=${trialParameters.x}; exit 1", marker, maxTrialCount=3,
+                     maxFailedTrialCount=1, parallelTrialCount=1)
+    bad["spec"]["trialTemplate"]["trialSpec"]["spec"]["backoffLimit"] = 0
+    r = run_trainyard(manifest(yaml.safe_dump(bad)), timeout=60)
+    assert r.rc == 1, r
+    assert "Experiment fgbad Failed: Experiment has failed because max failed count has " \
+           "reached" in r.err + r.out, r
