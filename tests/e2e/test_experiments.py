@@ -410,3 +410,21 @@ def test_experiment_resumes_after_a_server_restart(tmp_path, marker, monkeypatch
         s.stop()
         s.reap()
         kill_all(marker)
+
+
+def test_tfjob_trials(server, marker, tmp_path):
+    # a TFJob of one Worker: no pod has the master role, so worker 0 reports
+    tmpl = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+            "spec": {"tfReplicaSpecs": {"Worker": {"replicas": 1, "restartPolicy": "Never",
+                     "template": {"spec": {"containers": [{
+                         "name": "tensorflow", "image": "trainyard.local/shell:latest",
+                         "command": ["sh", "-c", ACC],
+                         "env": [{"name": "MARKER", "value": marker}]}]}}}}}}
+    doc = experiment("tf", ACC, marker, maxTrialCount=2, template={"trialSpec": tmpl})
+    doc["spec"]["trialTemplate"]["primaryContainerName"] = "tensorflow"
+    apply(server, tmp_path, doc)
+    e = wait_done(server, "tf")
+    assert e["status"]["trialsSucceeded"] == 2, [t["status"] for t in trials_of(server, "tf")]
+    for t in trials_of(server, "tf"):
+        x = float(t["spec"]["parameterAssignments"][0]["value"])
+        assert abs(value(t) - (1 - (x - 0.3) ** 2)) < 1e-5
