@@ -403,6 +403,9 @@ static void obs_to_json(const ty_hpo_obs *obs, json_t *log)
                                              "value", obs->logs[i].value));
 }
 
+static void substitute(ty_buf *out, const char *text, const char *const *keys,
+                       const char *const *values, size_t n);
+
 /* What the trial reported so far, as an observation log (JSON array of {timeStamp, name,
  * value}): StdOut and File read now from the pod, Push is what is stored already. */
 static json_t *collect(ty_experimentctl *c, const json_t *exp, const json_t *trial,
@@ -430,8 +433,14 @@ static json_t *collect(ty_experimentctl *c, const json_t *exp, const json_t *tri
     TY_AUTOFREE char *path = NULL;
     bool file = strcmp(kind, "File") == 0;
     if (file) {
-        /* a host pod sees the machine's paths: the path is where the trial wrote */
-        path = ty_strdup(sat(mc, "source.fileSystemPath.path") ? sat(mc, "source.fileSystemPath.path") : "");
+        /* Read on this machine, where a host process pod writes it. Trials share the
+         * machine's filesystem, so "${trialSpec.Name}" in the path is the trial's name
+         * (trainyard's addition: Katib's trials each have a filesystem of their own). */
+        const char *fp = sat(mc, "source.fileSystemPath.path");
+        ty_buf pb = TY_BUF_INIT;
+        const char *keys[] = {"trialSpec.Name"}, *vals[] = {ty_obj_name(trial)};
+        substitute(&pb, fp ? fp : "", keys, vals, 1);
+        path = pb.data ? ty_buf_steal(&pb) : ty_strdup("");
     } else if (c->log_path) {
         path = c->log_path(c->log_ctx, pod, primary_container(trial, pod), false);
     }

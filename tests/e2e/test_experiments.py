@@ -428,3 +428,35 @@ def test_tfjob_trials(server, marker, tmp_path):
     for t in trials_of(server, "tf"):
         x = float(t["spec"]["parameterAssignments"][0]["value"])
         assert abs(value(t) - (1 - (x - 0.3) ** 2)) < 1e-5
+
+
+def test_file_collector_text_and_json(server, marker, tmp_path):
+    out = tmp_path / "metrics"
+    out.mkdir()
+    # TEXT: Katib's name=value lines, in a file per trial (${trialSpec.Name} in the path)
+    cmd = (f"echo noise; f={out}/$KATIB_TRIAL_NAME.txt; echo 'accuracy=0.1' > $f; "
+           f"echo accuracy=${{trialParameters.x}} >> $f")
+    apply(server, tmp_path, experiment(
+        "filetext", cmd, marker, maxTrialCount=2, metricsCollectorSpec={
+            "collector": {"kind": "File"},
+            "source": {"fileSystemPath": {"path": f"{out}/${{trialSpec.Name}}.txt"}}}))
+    e = wait_done(server, "filetext")
+    assert e["status"]["trialsSucceeded"] == 2, [t["status"] for t in trials_of(server,
+                                                                                "filetext")]
+    assert e["spec"]["metricsCollectorSpec"]["source"]["fileSystemPath"]["format"] == "TEXT"
+    for t in trials_of(server, "filetext"):
+        x = float(t["spec"]["parameterAssignments"][0]["value"])
+        assert [float(r["value"]) for r in t["status"]["observationLog"]] == [0.1, x]
+    # JSON lines
+    cmd = (f"echo '{{\"accuracy\": \"${{trialParameters.x}}\", \"timestamp\": 1700000000}}' "
+           f"> {out}/$KATIB_TRIAL_NAME.json")
+    apply(server, tmp_path, experiment(
+        "filejson", cmd, marker, maxTrialCount=1, parallelTrialCount=1, metricsCollectorSpec={
+            "collector": {"kind": "File"},
+            "source": {"fileSystemPath": {"path": f"{out}/${{trialSpec.Name}}.json",
+                                          "format": "JSON"}}}))
+    e = wait_done(server, "filejson")
+    [t] = trials_of(server, "filejson")
+    assert e["status"]["trialsSucceeded"] == 1, t["status"]
+    [r] = t["status"]["observationLog"]
+    assert r["name"] == "accuracy" and r["timeStamp"].startswith("2023-11-14T22:13:20"), r
