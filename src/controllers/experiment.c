@@ -1163,7 +1163,16 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         const double *px = ty_hpo_trial_point(sugg, ids[k]);
         json_t *assign = assignments_of(space, px);
         TY_AUTOFREE char *prefix = ty_asprintf("%s-", name);
-        TY_AUTOFREE char *tname = ty_api_generate_name(prefix);
+        /* a name no Trial has (the generator restarts with the server) */
+        char *tname = NULL;
+        for (int tries = 0; tries < 16; tries++) {
+            free(tname);
+            tname = ty_api_generate_name(prefix);
+            json_t *there = ty_store_get(c->store, "trials", ns, tname);
+            json_decref(there);
+            if (!there)
+                break;
+        }
         json_t *job = trial_job(c, exp, tname, assign, &err);
         char idx[32], tag[32];
         snprintf(idx, sizeof idx, "%zu", ids[k]);
@@ -1196,6 +1205,9 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         if (ty_store_create(c->store, "trials", trial, &stored, &err) < 0) {
             rc = ty_fail(fail, "create trial %s: %s", tname, err.msg);
             ty_error_clear(&err);
+            /* no Trial: the point is no running trial of the history either */
+            ty_hpo_report(sugg, ids[k], TY_HPO_FAILED, 0, NULL);
+            es->reported[ids[k]] = true;
         } else {
             json_t *withst = json_copy(stored);
             json_object_set(withst, "status", tstatus);
@@ -1213,6 +1225,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_decref(tstatus);
         json_decref(trial);
         json_decref(assign);
+        free(tname);
     }
     if (sobj) {
         json_object_set_new(sstatus, "suggestionCount",

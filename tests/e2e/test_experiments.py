@@ -460,3 +460,13 @@ def test_file_collector_text_and_json(server, marker, tmp_path):
     assert e["status"]["trialsSucceeded"] == 1, t["status"]
     [r] = t["status"]["observationLog"]
     assert r["name"] == "accuracy" and r["timeStamp"].startswith("2023-11-14T22:13:20"), r
+
+
+def test_deleting_an_experiment_takes_its_trials_jobs_and_pods(server, marker, tmp_path):
+    apply(server, tmp_path, experiment("gone", f"sleep 30; {ACC}", marker, maxTrialCount=2))
+    assert wait_until(lambda: len(server.json("get", "pods")["items"]) == 2, 20)
+    server.kubectl("delete", "experiment", "gone", "--wait=false")
+    assert wait_until(lambda: not server.json("get", "trials")["items"] and
+                      not server.json("get", "jobs")["items"] and
+                      not server.json("get", "suggestions")["items"] and
+                      not server.json("get", "pods")["items"], 30)
