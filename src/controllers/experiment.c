@@ -172,8 +172,7 @@ static void set_condition(json_t *status, const char *type, const char *st, cons
 }
 
 /* Katib's MarkXxx for an ending: Running goes False (its reason kept), the end is True. */
-static void mark_end(json_t *status, const char *prefix, const char *type, const char *reason,
-                     const char *message)
+static void mark_end(json_t *status, const char *type, const char *reason, const char *message)
 {
     json_t *wrap = json_pack("{s:O}", "status", status);
     const json_t *run = condition(wrap, "Running");
@@ -183,7 +182,6 @@ static void mark_end(json_t *status, const char *prefix, const char *type, const
         set_condition(status, "Running", "False", r ? r : "", m ? m : "");
     }
     json_decref(wrap);
-    (void)prefix;
     set_condition(status, type, "True", reason, message);
 }
 
@@ -691,11 +689,9 @@ static json_t *owner_ref(const json_t *owner, const char *kind)
 }
 
 /* The trial's end: status conditions, observation; the job goes unless retained. */
-static void end_trial(ty_experimentctl *c, json_t *status, const char *type, const char *reason,
-                      const char *message)
+static void end_trial(json_t *status, const char *type, const char *reason, const char *message)
 {
-    (void)c;
-    mark_end(status, "Trial", type, reason, message);
+    mark_end(status, type, reason, message);
     TY_AUTOFREE char *now = now_text();
     json_object_set_new(status, "completionTime", json_string(now));
 }
@@ -733,7 +729,7 @@ static trial_state reconcile_trial(ty_experimentctl *c, const json_t *exp, json_
         if (ty_api_admit(NULL, nj, &fe) < 0) {
             ty_buf msg = TY_BUF_INIT;
             ty_field_errors_format(&fe, "trial template", &msg);
-            end_trial(c, status, "Failed", "TrialFailed", msg.data ? msg.data : "invalid job");
+            end_trial(status, "Failed", "TrialFailed", msg.data ? msg.data : "invalid job");
             ty_buf_free(&msg);
             st = T_FAILED;
         } else if (ty_store_create(c->store, res, nj, &job, &err) < 0) {
@@ -767,7 +763,7 @@ static trial_state reconcile_trial(ty_experimentctl *c, const json_t *exp, json_
             json_object_set_new(status, "observation",
                                 observation_of(log, at(exp, "spec.objective")));
             json_decref(log);
-            end_trial(c, status, "Failed", "TrialFailed", "Trial has failed");
+            end_trial(status, "Failed", "TrialFailed", "Trial has failed");
             st = T_FAILED;
         } else if (ty_gjson_condition(job, sc)) {
             json_t *log = collect(c, exp, trial, job, true);
@@ -780,10 +776,10 @@ static trial_state reconcile_trial(ty_experimentctl *c, const json_t *exp, json_
             bool have = objective_value(wrap, at(exp, "spec.objective"), &v);
             json_decref(wrap);
             if (have) {
-                end_trial(c, status, "Succeeded", "TrialSucceeded", "Trial has succeeded");
+                end_trial(status, "Succeeded", "TrialSucceeded", "Trial has succeeded");
                 st = T_SUCCEEDED;
             } else {
-                end_trial(c, status, "MetricsUnavailable", "TrialMetricsUnavailable",
+                end_trial(status, "MetricsUnavailable", "TrialMetricsUnavailable",
                           "Metrics are not available");
                 st = T_METRICS_UNAVAILABLE;
             }
@@ -804,7 +800,7 @@ static trial_state reconcile_trial(ty_experimentctl *c, const json_t *exp, json_
                  * later, so it looks at the log as it was then */
                 size_t upto = nv > (size_t)ms->start_step ? (size_t)ms->start_step : nv;
                 if (have_rule && ty_hpo_medianstop_should_stop(ms, rule, maximize, vals, upto)) {
-                    end_trial(c, status, "EarlyStopped", "TrialEarlyStopped",
+                    end_trial(status, "EarlyStopped", "TrialEarlyStopped",
                               "Trial is early stopped");
                     st = T_EARLY_STOPPED;
                 } else {
@@ -936,7 +932,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             ty_hpo_suggester_new(es->space, algo ? algo : "", settings, nset, &opt, &es->sugg,
                                  &err) < 0) {
             state_free(es);
-            mark_end(status, "Experiment", "Failed", "ExperimentFailed", err.msg);
+            mark_end(status, "Failed", "ExperimentFailed", err.msg);
             goto write;
         }
         ty_map_puts(&c->states, key, es);
@@ -1153,7 +1149,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         suggestions = json_array();
         json_object_set_new(sstatus, "suggestions", suggestions);
     }
-    if (!condition(sobj ? sobj : exp, "Created") || !sobj)
+    if (!condition(sobj, "Created"))
         set_condition(sstatus, "Created", "True", "SuggestionCreated", "Suggestion is created");
     set_condition(sstatus, "Running", "True", "SuggestionRunning",
                   "Suggestion is running (in-process)");
@@ -1197,7 +1193,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_t *tstatus = json_object();
         set_condition(tstatus, "Created", "True", "TrialCreated", "Trial is created");
         if (!job) {
-            end_trial(c, tstatus, "Failed", "TrialFailed", err.msg ? err.msg : "no job");
+            end_trial(tstatus, "Failed", "TrialFailed", err.msg ? err.msg : "no job");
             ty_error_clear(&err);
         }
         json_t *stored = NULL;
@@ -1231,7 +1227,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_object_set_new(sstatus, "suggestionCount",
                             json_integer((json_int_t)json_array_size(suggestions)));
         if (end_type)
-            mark_end(sstatus, "Suggestion", "Succeeded", "SuggestionSucceeded",
+            mark_end(sstatus, "Succeeded", "SuggestionSucceeded",
                      "Suggestion is succeeded");
         if (!json_equal(sstatus, at(sobj, "status"))) {
             json_t *next = json_copy(sobj);
@@ -1255,7 +1251,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     json_decref(sobj);
 
     if (end_type) {
-        mark_end(status, "Experiment", end_type, end_reason, end_msg);
+        mark_end(status, end_type, end_reason, end_msg);
         TY_AUTOFREE char *now = now_text();
         json_object_set_new(status, "completionTime", json_string(now));
         ty_event(c->events, exp, strcmp(end_type, "Failed") == 0 ? "Warning" : "Normal",
@@ -1267,7 +1263,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             json_t *ts = json_is_object(at(trials[k].obj, "status"))
                              ? json_deep_copy(at(trials[k].obj, "status"))
                              : json_object();
-            end_trial(c, ts, "Killed", "TrialKilled", "Trial is killed");
+            end_trial(ts, "Killed", "TrialKilled", "Trial is killed");
             json_t *next = json_copy(trials[k].obj);
             json_object_set(next, "status", ts);
             ty_store_update_status(c->store, "trials", next, NULL, NULL);
