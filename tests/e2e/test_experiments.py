@@ -347,6 +347,10 @@ def test_discovery_lists_both_kubeflow_versions(server):
     res = server.kubectl("api-resources", "--api-group=kubeflow.org").stdout
     for kind in ("Experiment", "Trial", "Suggestion", "PyTorchJob"):
         assert kind in res, res
+    versions = server.kubectl("api-versions").stdout.split()
+    assert "kubeflow.org/v1" in versions and "kubeflow.org/v1beta1" in versions, versions
+    out = server.kubectl("explain", "experiment.spec.trialTemplate").stdout
+    assert "VERSION:    v1beta1" in out and "primaryContainerName" in out, out
 
 
 def test_next_trial_starts_as_soon_as_one_ends(server, marker, tmp_path):
