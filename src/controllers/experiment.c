@@ -18,6 +18,7 @@
 #include "controllers/events.h"
 #include "controllers/gjson.h"
 #include "controllers/queue.h"
+#include "controllers/workloads.h"
 #include "hpo/medianstop.h"
 #include "hpo/metrics.h"
 #include "hpo/space.h"
@@ -726,18 +727,24 @@ static trial_state reconcile_trial(ty_experimentctl *c, const json_t *exp, json_
         json_object_set_new(json_object_get(nj, "metadata"), "ownerReferences",
                             owner_ref(trial, "Trial"));
         ty_field_errors fe = {0};
-        if (ty_api_admit(NULL, nj, &fe) < 0) {
+        /* as the API server would: the kind's defaults and rules, then Kueue's webhook (a
+         * job for a LocalQueue is created suspended until admitted) */
+        bool valid = ty_api_admit(NULL, nj, &fe) == 0;
+        if (!valid) {
             ty_buf msg = TY_BUF_INIT;
             ty_field_errors_format(&fe, "trial template", &msg);
             end_trial(status, "Failed", "TrialFailed", msg.data ? msg.data : "invalid job");
             ty_buf_free(&msg);
             st = T_FAILED;
-        } else if (ty_store_create(c->store, res, nj, &job, &err) < 0) {
-            ty_log(TY_LOG_WARN, "trial %s: create job: %s", ty_obj_name(trial), err.msg);
-            *requeue = true;
         } else {
-            ty_event(c->events, trial, "Normal", "JobCreated", "Job %s has been created",
-                     ty_obj_name(trial));
+            ty_workloads_default_job(c->store, res, nj);
+            if (ty_store_create(c->store, res, nj, &job, &err) < 0) {
+                ty_log(TY_LOG_WARN, "trial %s: create job: %s", ty_obj_name(trial), err.msg);
+                *requeue = true;
+            } else {
+                ty_event(c->events, trial, "Normal", "JobCreated", "Job %s has been created",
+                         ty_obj_name(trial));
+            }
         }
         ty_field_errors_free(&fe);
         json_decref(nj);
