@@ -477,3 +477,20 @@ def test_deleting_an_experiment_takes_its_trials_jobs_and_pods(server, marker, t
                       not server.json("get", "jobs")["items"] and
                       not server.json("get", "suggestions")["items"] and
                       not server.json("get", "pods")["items"], 30)
+
+
+def test_grid_order_is_deterministic_by_random_state(server, marker, tmp_path):
+    params = [{"name": "x", "parameterType": "double",
+               "feasibleSpace": {"min": "0.1", "max": "0.5", "step": "0.1"}},
+              {"name": "k", "parameterType": "categorical", "feasibleSpace": {"list": ["a", "b"]}}]
+    cmd = f"echo ${{trialParameters.k}}; {ACC}"
+    docs = [experiment(n, cmd, marker, params, algorithm="grid",
+                       settings=(("random_state", "5"),), parallelTrialCount=2, maxTrialCount=10)
+            for n in ("ga", "gb")]
+    apply(server, tmp_path, docs)
+    a, b = wait_done(server, "ga"), wait_done(server, "gb")
+    pa = [t["spec"]["parameterAssignments"] for t in trials_of(server, "ga")]
+    pb = [t["spec"]["parameterAssignments"] for t in trials_of(server, "gb")]
+    # every combination once, in the same seeded order
+    assert pa == pb and len({json.dumps(p) for p in pa}) == 10, (pa, pb)
+    assert cond(a, "Succeeded")["reason"] == "ExperimentMaxTrialsReached", a["status"]
