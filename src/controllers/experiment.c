@@ -1034,6 +1034,9 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         }
     }
 
+    if (fresh)
+        ty_hpo_suggester_resume(sugg);
+
     /* counts, lists and the best trial, as Katib's status */
     long n_succ = 0, n_fail = 0, n_run = 0, n_pend = 0, n_kill = 0, n_es = 0, n_mu = 0;
     json_t *l_succ = json_array(), *l_fail = json_array(), *l_run = json_array(),

@@ -395,14 +395,15 @@ def test_trainyard_run_runs_an_experiment_to_its_end(run_trainyard, manifest, ma
            "reached" in r.err + r.out, r
 
 
-def test_experiment_resumes_after_a_server_restart(tmp_path, marker, monkeypatch):
+@pytest.mark.parametrize("algorithm", ["sobol", "random"])
+def test_experiment_resumes_after_a_server_restart(tmp_path, marker, monkeypatch, algorithm):
     # the suggester lives in the server: a new one is rebuilt from the Trials, and the budget
     # counts the trials made before the restart
     monkeypatch.setenv("TRAINYARD_RESTART_BACKOFF_MS", "50")
     s = Server(tmp_path / "data").start()
     try:
         apply(s, tmp_path, experiment("resume", f"sleep 1; {ACC}", marker,
-                                      algorithm="sobol", parallelTrialCount=1,
+                                      algorithm=algorithm, parallelTrialCount=1,
                                       maxTrialCount=3))
         assert wait_until(lambda: len(trials_of(s, "resume")) >= 1, 20)
         assert s.stop() == 0
@@ -411,7 +412,7 @@ def test_experiment_resumes_after_a_server_restart(tmp_path, marker, monkeypatch
         assert cond(e, "Succeeded")["reason"] == "ExperimentMaxTrialsReached", e["status"]
         trials = trials_of(s, "resume")
         assert len(trials) == 3 and e["status"]["trialsSucceeded"] == 3, e["status"]
-        # sobol continues its sequence: three different points
+        # sobol continues its sequence, random its stream: three different points
         assert len({t["spec"]["parameterAssignments"][0]["value"] for t in trials}) == 3
     finally:
         s.stop()
