@@ -62,7 +62,7 @@ Test(crd, every_custom_kind_gets_a_crd_and_builtins_none)
         free(text);
         json_decref(crd);
     }
-    cr_assert_eq(n, 8); /* PyTorchJob, TFJob and Kueue's six */
+    cr_assert_eq(n, 11); /* PyTorchJob, TFJob, Katib's three and Kueue's six */
 }
 
 Test(crd, names_short_names_categories_and_columns)
