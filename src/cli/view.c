@@ -553,9 +553,22 @@ static void experiment_lines(ty_view *v, ty_store *store, const json_t *exp, ty_
         json_array_foreach(json_object_get(best, "parameterAssignments"), i, t)
             ty_buf_addf(&line, " %s=%s", json_string_value(json_object_get(t, "name")),
                         json_string_value(json_object_get(t, "value")));
+        /* each metric by its strategy (min, max or latest), as the experiment reads it */
+        const json_t *strategies =
+            json_object_get(json_object_get(spec, "objective"), "metricStrategies");
         json_array_foreach(json_object_get(json_object_get(best, "observation"), "metrics"), i, t)
-            ty_buf_addf(&line, "  %s=%s", json_string_value(json_object_get(t, "name")),
-                        json_string_value(json_object_get(t, "max")));
+        {
+            const char *n = json_string_value(json_object_get(t, "name"));
+            const char *by = "latest";
+            size_t k;
+            json_t *ms;
+            json_array_foreach(strategies, k, ms) if (
+                n && json_string_value(json_object_get(ms, "name")) &&
+                strcmp(json_string_value(json_object_get(ms, "name")), n) == 0 &&
+                json_string_value(json_object_get(ms, "value"))) by =
+                json_string_value(json_object_get(ms, "value"));
+            ty_buf_addf(&line, "  %s=%s", n ? n : "", json_string_value(json_object_get(t, by)));
+        }
         if (v->tty) {
             add_clipped(frame, line.data, width);
             (*lines)++;
