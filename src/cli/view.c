@@ -501,6 +501,20 @@ static void add_clipped(ty_buf *frame, const char *line, int width)
     ty_buf_adds(frame, "\x1b[K\n");
 }
 
+static long trial_index(const json_t *t)
+{
+    const char *ix = json_string_value(json_object_get(
+        json_object_get(json_object_get(t, "metadata"), "annotations"),
+        "katib.trainyard.dev/trial-index"));
+    return ix ? atol(ix) : 0;
+}
+
+static int by_trial_index(const void *a, const void *b)
+{
+    long x = trial_index(*(json_t *const *)a), y = trial_index(*(json_t *const *)b);
+    return (x > y) - (x < y);
+}
+
 /* An Experiment's trials, one line each: its parameters, its state (the last condition) and
  * the objective metric as last reported; then the best so far. */
 static void experiment_lines(ty_view *v, ty_store *store, const json_t *exp, ty_buf *frame,
@@ -513,8 +527,29 @@ static void experiment_lines(ty_view *v, ty_store *store, const json_t *exp, ty_
     ty_buf line = TY_BUF_INIT;
     size_t i;
     json_t *t;
+    /* in the order they were made (their names are random); a screen shows the last ones */
+    size_t nt = json_array_size(trials);
+    json_t **order = ty_calloc(nt + 1, sizeof *order);
+    for (i = 0; i < nt; i++)
+        order[i] = json_array_get(trials, i);
+    qsort(order, nt, sizeof *order, by_trial_index);
+    json_t *sorted = json_array();
+    for (i = 0; i < nt; i++)
+        json_array_append(sorted, order[i]);
+    free(order);
+    json_decref(trials);
+    trials = sorted;
+    enum { SHOWN = 15 };
+    size_t skip = v->tty && json_array_size(trials) > SHOWN ? json_array_size(trials) - SHOWN : 0;
+    if (skip) {
+        ty_buf_addf(&line, "  (%zu earlier trials: kubectl get trials)", skip);
+        add_clipped(frame, line.data, width);
+        (*lines)++;
+    }
     json_array_foreach(trials, i, t)
     {
+        if (i < skip)
+            continue;
         ty_buf_reset(&line);
         const json_t *status = json_object_get(t, "status");
         const json_t *conds = json_object_get(status, "conditions");
