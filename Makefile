@@ -67,6 +67,7 @@ FORCE:
 build/obj/src/api/kubeflow.o build/asan/obj/src/api/kubeflow.o: src/api/schemas/kubeflow.org_v1.json
 build/obj/src/api/storage.o build/asan/obj/src/api/storage.o: src/api/schemas/core_v1_storage.json
 build/obj/src/api/batch.o build/asan/obj/src/api/batch.o: src/api/schemas/batch_v1.json
+build/obj/src/api/katib.o build/asan/obj/src/api/katib.o: src/api/schemas/kubeflow.org_v1beta1.json
 build/obj/src/api/kueue.o build/asan/obj/src/api/kueue.o: src/api/schemas/kueue.x-k8s.io_v1beta1.json \
 	src/api/schemas/scheduling.k8s.io_v1.json
 build/obj/src/api/serving.o build/asan/obj/src/api/serving.o: \
@@ -124,7 +125,7 @@ unit: build/trainyard build/asan/trainyard $(UNIT_REL) $(UNIT_ASAN)
 
 # End-to-end: everything against the release binary, then the job, manifest and signal
 # suites and the API server suite again against the ASan+UBSan binary (the examples are too slow to run twice).
-E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
+E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_experiments.py tests/e2e/test_run_manifests.py tests/e2e/test_run_signals.py \
             tests/e2e/test_server_api.py tests/e2e/test_server_jobs.py tests/e2e/test_server_recovery.py \
             tests/e2e/test_server_kubectl.py tests/e2e/test_server_kueue_api.py tests/e2e/test_server_apply.py \
             tests/e2e/test_kueue.py tests/e2e/test_virtual_nodes.py \

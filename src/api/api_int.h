@@ -59,6 +59,9 @@ extern const ty_kind_ops ty_batch_job_ops; /* batch.c */
 extern const ty_kind_ops ty_serving_inferenceservice_ops; /* serving.c */
 extern const ty_kind_ops ty_serving_servingruntime_ops;
 extern const ty_kind_ops ty_serving_clusterservingruntime_ops;
+extern const ty_kind_ops ty_katib_experiment_ops; /* katib.c */
+extern const ty_kind_ops ty_katib_trial_ops;
+extern const ty_kind_ops ty_katib_suggestion_ops;
 /* The core kinds' create defaults (core.c, ty_kind_info.create_defaults). */
 void ty_core_pod_defaults(json_t *pod);
 void ty_core_service_defaults(json_t *svc);
@@ -143,6 +146,9 @@ struct ty_table_kind;
 extern const struct ty_table_kind ty_table_pods;
 extern const struct ty_table_kind ty_table_jobs; /* PyTorchJob, TFJob */
 extern const struct ty_table_kind ty_table_batch_jobs; /* batch/v1 Job */
+extern const struct ty_table_kind ty_table_experiments; /* Katib */
+extern const struct ty_table_kind ty_table_trials;
+extern const struct ty_table_kind ty_table_suggestions;
 extern const struct ty_table_kind ty_table_services;
 extern const struct ty_table_kind ty_table_endpoints;
 extern const struct ty_table_kind ty_table_endpointslices;

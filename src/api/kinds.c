@@ -107,7 +107,7 @@ static const ty_kind_info pytorchjob_kind = {
     .resource = "pytorchjobs", .singular = "pytorchjob", .short_names = "", .namespaced = true,
     .has_status = true, .in_all = true, .ops = &ty_kubeflow_pytorchjob_ops,
     .table = &ty_table_jobs,
-    .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
+    .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS | TY_WATCHED_BY_EXPERIMENTS,
     .job_operator = "pytorchjob-controller", .kueue_job = true,
 };
 static const ty_kind_info tfjob_kind = {
@@ -115,8 +115,28 @@ static const ty_kind_info tfjob_kind = {
     .resource = "tfjobs", .singular = "tfjob", .short_names = "", .namespaced = true,
     .has_status = true, .in_all = true, .ops = &ty_kubeflow_tfjob_ops,
     .table = &ty_table_jobs,
-    .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS,
+    .watched_by = TY_WATCHED_BY_JOBS | TY_WATCHED_BY_WORKLOADS | TY_WATCHED_BY_EXPERIMENTS,
     .job_operator = "tfjob-controller", .kueue_job = true,
+};
+
+/* Katib's kinds (kubeflow.org/v1beta1, beside the training jobs' v1; controllers/experiment).
+ * None is in the "all" category: Katib's CRDs declare none. */
+static const ty_kind_info experiment_kind = {
+    .group = "kubeflow.org", .version = "v1beta1", .kind = "Experiment",
+    .resource = "experiments", .singular = "experiment", .short_names = "", .namespaced = true,
+    .has_status = true, .ops = &ty_katib_experiment_ops, .table = &ty_table_experiments,
+    .watched_by = TY_WATCHED_BY_EXPERIMENTS,
+};
+static const ty_kind_info trial_kind = {
+    .group = "kubeflow.org", .version = "v1beta1", .kind = "Trial",
+    .resource = "trials", .singular = "trial", .short_names = "", .namespaced = true,
+    .has_status = true, .ops = &ty_katib_trial_ops, .table = &ty_table_trials,
+    .watched_by = TY_WATCHED_BY_EXPERIMENTS,
+};
+static const ty_kind_info suggestion_kind = {
+    .group = "kubeflow.org", .version = "v1beta1", .kind = "Suggestion",
+    .resource = "suggestions", .singular = "suggestion", .short_names = "", .namespaced = true,
+    .has_status = true, .ops = &ty_katib_suggestion_ops, .table = &ty_table_suggestions,
 };
 
 /* The Kubernetes built-in batch/v1 Job (controllers/batchjobs), which Kueue also queues. */
@@ -136,7 +156,7 @@ static const ty_kind_info batch_job_kind = {
     .short_names = "", .namespaced = true, .has_status = true, .in_all = true,
     .builtin = true, .ops = &ty_batch_job_ops, .merge_keys = job_merge_keys,
     .table = &ty_table_batch_jobs,
-    .watched_by = TY_WATCHED_BY_BATCH | TY_WATCHED_BY_WORKLOADS,
+    .watched_by = TY_WATCHED_BY_BATCH | TY_WATCHED_BY_WORKLOADS | TY_WATCHED_BY_EXPERIMENTS,
     .kueue_job = true,
     .create_defaults = ty_batch_job_create_defaults,
 };
@@ -321,6 +341,7 @@ static const ty_kind_info *const kinds[] = {
     &namespace_kind, &node_kind, &pod_kind, &service_kind, &endpoints_kind, &event_kind,
     &endpointslice_kind,
     &pytorchjob_kind, &tfjob_kind,
+    &experiment_kind, &trial_kind, &suggestion_kind,
     &batch_job_kind,
     &isvc_kind, &sr_kind, &csr_kind,
     &flavor_kind, &ac_kind, &cq_kind, &lq_kind, &wl_kind, &wpc_kind,

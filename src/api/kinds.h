@@ -29,6 +29,7 @@ enum {
     TY_WATCHED_BY_WORKLOADS = 1u << 2, /* controllers/workloads: Kueue's job side */
     TY_WATCHED_BY_BATCH = 1u << 3,     /* controllers/batchjobs: batch/v1 Jobs and pods */
     TY_WATCHED_BY_SERVING = 1u << 4,   /* controllers/serving: KServe's kinds and pods */
+    TY_WATCHED_BY_EXPERIMENTS = 1u << 5, /* controllers/experiment: Katib and trial jobs */
 };
 
 struct ty_kind_ops;     /* api/api_int.h */

@@ -1180,6 +1180,59 @@ const printer ty_table_configmaps = {configmap_cols, configmap_row, NULL};
 const printer ty_table_secrets = {secret_cols, secret_row, NULL};
 const printer ty_table_serviceaccounts = {serviceaccount_cols, serviceaccount_row, NULL};
 
+/* ---- Katib (kubeflow.org/v1beta1): the CRDs' additionalPrinterColumns ---- */
+
+static const column experiment_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Type", "string", "", "The last condition's type.", 0, ".status.conditions[-1:].type"},
+    {"Status", "string", "", "The last condition's status.", 0, ".status.conditions[-1:].status"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
+    {0},
+};
+
+static const json_t *last_condition(const json_t *o)
+{
+    const json_t *conds = get(o, "status.conditions");
+    size_t n = json_array_size(conds);
+    return n ? json_array_get(conds, n - 1) : NULL;
+}
+
+static void experiment_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    const json_t *last = last_condition(o);
+    json_array_append_new(cells, last ? cell(last, "type") : json_null());
+    json_array_append_new(cells, last ? cell(last, "status") : json_null());
+    add_age(cells, o, now_ns);
+}
+
+static const column suggestion_cols[] = {
+    {"Name", "string", "name", "Name of the object.", 0},
+    {"Type", "string", "", "The last condition's type.", 0, ".status.conditions[-1:].type"},
+    {"Status", "string", "", "The last condition's status.", 0, ".status.conditions[-1:].status"},
+    {"Requested", "string", "", "Suggestions requested.", 0, ".spec.requests"},
+    {"Assigned", "string", "", "Suggestions assigned.", 0, ".status.suggestionCount"},
+    {"Age", "date", "", "Time since the object was created.", 0, ".metadata.creationTimestamp"},
+    {0},
+};
+
+static void suggestion_row(json_t *cells, json_t *row, const json_t *o, int64_t now_ns)
+{
+    (void)row;
+    add_s(cells, or(str(o, "metadata.name"), ""));
+    const json_t *last = last_condition(o);
+    json_array_append_new(cells, last ? cell(last, "type") : json_null());
+    json_array_append_new(cells, last ? cell(last, "status") : json_null());
+    json_array_append_new(cells, cell(o, "spec.requests"));
+    json_array_append_new(cells, cell(o, "status.suggestionCount"));
+    add_age(cells, o, now_ns);
+}
+
+const printer ty_table_experiments = {experiment_cols, experiment_row, NULL};
+const printer ty_table_trials = {experiment_cols, experiment_row, NULL};
+const printer ty_table_suggestions = {suggestion_cols, suggestion_row, NULL};
+
 /* Kinds without a printer of their own (ResourceFlavor, AdmissionCheck, unknown resources). */
 static const printer default_printer = {default_cols, default_row, NULL};
 

@@ -14,6 +14,7 @@
 #include "controllers/jobs.h"
 #include "controllers/batchjobs.h"
 #include "controllers/serving.h"
+#include "controllers/experiment.h"
 #include "controllers/nodeagent.h"
 #include "controllers/podmetrics.h"
 #include "controllers/podutil.h"
@@ -40,6 +41,7 @@ struct ty_node {
     ty_batchctl *batch; /* batch/v1 Jobs */
     ty_gateway *gateway;      /* serving: the HTTP gateway, or NULL */
     ty_servingctl *serving;   /* InferenceServices */
+    ty_experimentctl *experiments; /* Katib */
     ty_workloadctl *workloads;
     ty_admission *admission;
     ty_dns *dns;
@@ -293,6 +295,7 @@ static void resync_all(ty_node *n, bool start)
     ty_jobctl_resync(n->jobs, start);
     ty_batchctl_resync(n->batch, start);
     ty_servingctl_resync(n->serving);
+    ty_experimentctl_resync(n->experiments);
     ty_workloadctl_resync(n->workloads);
     ty_admission_resync(n->admission);
     ty_volctl_resync(n->volumes);
@@ -449,6 +452,7 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     n->serving = ty_servingctl_new(cfg->loop, cfg->store, n->gateway, cfg->serving_domain);
     if (n->gateway)
         ty_gateway_set_wake(n->gateway, ty_servingctl_wake, n->serving);
+    n->experiments = ty_experimentctl_new(cfg->loop, cfg->store, ty_node_log_path, n);
     TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
                                               : ty_asprintf("%s/volumes", cfg->state_dir);
     n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
@@ -509,6 +513,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg)
     n->serving = NULL;
     ty_gateway_free(n->gateway);
     n->gateway = NULL;
+    ty_experimentctl_free(n->experiments);
+    n->experiments = NULL;
     ty_binder_free(n->binder);
     n->binder = NULL;
     ty_volctl_free(n->volumes);
@@ -542,6 +548,7 @@ void ty_node_free(ty_node *n)
     ty_admission_free(n->admission);
     ty_workloadctl_free(n->workloads);
     ty_jobctl_free(n->jobs);
+    ty_experimentctl_free(n->experiments);
     ty_batchctl_free(n->batch);
     ty_servingctl_free(n->serving);
     ty_gateway_free(n->gateway);
@@ -602,4 +609,9 @@ char *ty_node_log_path(void *node, const json_t *pod, const char *container, boo
         return NULL;
     return ty_runtime_log_path(n->rt, ty_obj_uid(pod), container,
                                previous ? restarts - 1 : restarts);
+}
+
+void ty_node_set_api_url(ty_node *n, const char *url)
+{
+    ty_experimentctl_set_api_url(n->experiments, url);
 }

@@ -80,6 +80,8 @@ void ty_node_stop(ty_node *n, bool stop_pods, void (*done)(void *), void *arg);
 /* Kills every pod without waiting for grace periods (a second Ctrl-C). */
 void ty_node_kill_pods(ty_node *n);
 void ty_node_free(ty_node *n);
+/* The API server's URL as the node's pods reach it (Katib trials' Push endpoint). */
+void ty_node_set_api_url(ty_node *n, const char *url);
 /* metrics.k8s.io's answers (controllers/podmetrics.h: ty_podmetrics_get), NULL when there are
  * none; for ty_apiserver_config.resource_metrics. */
 json_t *ty_node_resource_metrics(void *node, const char *resource, const char *ns,

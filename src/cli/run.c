@@ -317,11 +317,12 @@ static int load_objects(char **paths, int npaths, bool recursive, json_t *object
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
-/* The job kinds whose outcome ends a run: those Kueue queues (training jobs, batch Jobs). */
+/* The kinds whose outcome ends a run: the job kinds Kueue queues (training jobs, batch Jobs)
+ * and Katib's Experiments (which end Succeeded or Failed; their trials' jobs are theirs). */
 static bool is_job_resource(const char *resource)
 {
     const ty_kind_info *k = ty_kind_of_resource(resource);
-    return k && k->kueue_job;
+    return k && (k->kueue_job || strcmp(k->resource, "experiments") == 0);
 }
 
 /* What create_objects makes, in this order: namespaces, then what jobs refer to (queues,
@@ -373,7 +374,7 @@ static bool create_objects(run_state *st, json_t *objects, enum create_phase pha
         enum create_phase mine = is_ns ? CREATE_NAMESPACES : is_job ? CREATE_JOBS : CREATE_OTHERS;
         if (mine != phase)
             continue;
-        if (is_job)
+        if (is_job && strcmp(resource, "experiments") != 0)
             ty_workloads_default_job(st->store, resource, obj);
         json_t *stored = NULL;
         ty_error err = TY_ERROR_INIT;

@@ -900,6 +900,11 @@ int ty_cli_server(int argc, char **argv)
     host = client_host(listen);
     sc.api_host = ty_strdup(host);
     sc.api_port = ty_apiserver_port(st.api);
+    {
+        TY_AUTOFREE char *api_url = ty_asprintf("%s://%s:%d", secure ? "https" : "http",
+                                                host, sc.api_port);
+        ty_node_set_api_url(st.node, api_url);
+    }
     if (secure && sc.pod_host && loopback)
         fprintf(stderr, "trainyard server: pods with a network namespace of their own cannot "
                         "reach the API on %s; listen on 0.0.0.0 or %s for them (they reach it "

@@ -501,6 +501,121 @@ static void add_clipped(ty_buf *frame, const char *line, int width)
     ty_buf_adds(frame, "\x1b[K\n");
 }
 
+static long trial_index(const json_t *t)
+{
+    const char *ix = json_string_value(json_object_get(
+        json_object_get(json_object_get(t, "metadata"), "annotations"),
+        "katib.trainyard.dev/trial-index"));
+    return ix ? atol(ix) : 0;
+}
+
+static int by_trial_index(const void *a, const void *b)
+{
+    long x = trial_index(*(json_t *const *)a), y = trial_index(*(json_t *const *)b);
+    return (x > y) - (x < y);
+}
+
+/* An Experiment's trials, one line each: its parameters, its state (the last condition) and
+ * the objective metric as last reported; then the best so far. */
+static void experiment_lines(ty_view *v, ty_store *store, const json_t *exp, ty_buf *frame,
+                             int width, int *lines)
+{
+    json_t *trials = ty_store_list_owned(store, "trials", ty_obj_uid(exp));
+    const json_t *spec = json_object_get(exp, "spec");
+    const char *om = json_string_value(
+        json_object_get(json_object_get(spec, "objective"), "objectiveMetricName"));
+    ty_buf line = TY_BUF_INIT;
+    size_t i;
+    json_t *t;
+    /* in the order they were made (their names are random); a screen shows the last ones */
+    size_t nt = json_array_size(trials);
+    json_t **order = ty_calloc(nt + 1, sizeof *order);
+    for (i = 0; i < nt; i++)
+        order[i] = json_array_get(trials, i);
+    qsort(order, nt, sizeof *order, by_trial_index);
+    json_t *sorted = json_array();
+    for (i = 0; i < nt; i++)
+        json_array_append(sorted, order[i]);
+    free(order);
+    json_decref(trials);
+    trials = sorted;
+    enum { SHOWN = 15 };
+    size_t skip = v->tty && json_array_size(trials) > SHOWN ? json_array_size(trials) - SHOWN : 0;
+    if (skip) {
+        ty_buf_addf(&line, "  (%zu earlier trials: kubectl get trials)", skip);
+        add_clipped(frame, line.data, width);
+        (*lines)++;
+    }
+    json_array_foreach(trials, i, t)
+    {
+        if (i < skip)
+            continue;
+        ty_buf_reset(&line);
+        const json_t *status = json_object_get(t, "status");
+        const json_t *conds = json_object_get(status, "conditions");
+        const char *state = json_string_value(
+            json_object_get(json_array_get(conds, json_array_size(conds) - 1), "type"));
+        if (v->tty)
+            ty_buf_addf(&line, "  trial %-22s %-18s", ty_obj_name(t), state ? state : "Pending");
+        else
+            ty_buf_addf(&line, "%s", state ? state : "Pending");
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(json_object_get(t, "spec"), "parameterAssignments"), k,
+                           a)
+            ty_buf_addf(&line, " %s=%s", json_string_value(json_object_get(a, "name")),
+                        json_string_value(json_object_get(a, "value")));
+        json_array_foreach(json_object_get(json_object_get(status, "observation"), "metrics"), k,
+                           a)
+        {
+            const char *n = json_string_value(json_object_get(a, "name"));
+            if (om && n && strcmp(n, om) == 0)
+                ty_buf_addf(&line, "  %s=%s", n, json_string_value(json_object_get(a, "latest")));
+        }
+        if (v->tty) {
+            add_clipped(frame, line.data, width);
+            (*lines)++;
+        } else {
+            TY_AUTOFREE char *key = ty_asprintf("trial/%s", ty_obj_name(t));
+            print_changed(v, key, line.data);
+        }
+    }
+    const json_t *best = json_object_get(json_object_get(exp, "status"), "currentOptimalTrial");
+    const char *bn = json_string_value(json_object_get(best, "bestTrialName"));
+    if (bn && *bn) {
+        ty_buf_reset(&line);
+        ty_buf_addf(&line, "  best %s", bn);
+        json_array_foreach(json_object_get(best, "parameterAssignments"), i, t)
+            ty_buf_addf(&line, " %s=%s", json_string_value(json_object_get(t, "name")),
+                        json_string_value(json_object_get(t, "value")));
+        /* each metric by its strategy (min, max or latest), as the experiment reads it */
+        const json_t *strategies =
+            json_object_get(json_object_get(spec, "objective"), "metricStrategies");
+        json_array_foreach(json_object_get(json_object_get(best, "observation"), "metrics"), i, t)
+        {
+            const char *n = json_string_value(json_object_get(t, "name"));
+            const char *by = "latest";
+            size_t k;
+            json_t *ms;
+            json_array_foreach(strategies, k, ms) if (
+                n && json_string_value(json_object_get(ms, "name")) &&
+                strcmp(json_string_value(json_object_get(ms, "name")), n) == 0 &&
+                json_string_value(json_object_get(ms, "value"))) by =
+                json_string_value(json_object_get(ms, "value"));
+            ty_buf_addf(&line, "  %s=%s", n ? n : "", json_string_value(json_object_get(t, by)));
+        }
+        if (v->tty) {
+            add_clipped(frame, line.data, width);
+            (*lines)++;
+        } else {
+            TY_AUTOFREE char *key = ty_asprintf("best/%s", ty_obj_name(exp));
+            print_changed(v, key, line.data + 2);
+        }
+    }
+    ty_buf_free(&line);
+    json_decref(trials);
+}
+
 void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
 {
     ty_buf frame = TY_BUF_INIT, last = TY_BUF_INIT, line = TY_BUF_INIT;
@@ -531,6 +646,10 @@ void ty_view_update(ty_view *v, ty_store *store, const json_t *jobs, bool final)
                 *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
             snprintf(state, sizeof state, "%s%s%s", jstate, cmsg ? ": " : "", cmsg ? cmsg : "");
             print_changed(v, key, state);
+        }
+        if (kind && strcmp(kind, "Experiment") == 0) {
+            experiment_lines(v, store, job, &frame, width, &lines);
+            continue;
         }
         json_t *pods = pods_of(store, job);
         size_t k;

@@ -323,12 +323,14 @@ bool ty_hpo_is_rfc3339(const char *s, size_t len) {
  * shortest float formatting, are read as a count of nanoseconds (1.5 is 1 s and 5 ns): Katib's
  * arithmetic, kept so that the same file gives the same timestamps. */
 static char *epoch_to_rfc3339(double v) {
+    /* Go's FormatFloat(v, 'f', -1, 64): the fewest fraction digits that read back exactly,
+     * never an exponent (1700000000, not 1.7e+09) */
     char num[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(num, sizeof num, "%.*g", prec, v);
+    if (!(v >= 0 && v < 1e15)) return NULL;
+    for (int prec = 0; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*f", prec, v);
         if (strtod(num, NULL) == v) break;
     }
-    if (strchr(num, 'e') || strchr(num, 'E') || v < 0) return NULL;
     char *dot = strchr(num, '.');
     long long sec = strtoll(num, NULL, 10), nsec = dot ? strtoll(dot + 1, NULL, 10) : 0;
     sec += nsec / 1000000000, nsec %= 1000000000;

@@ -217,6 +217,14 @@ int ty_hpo_suggest(ty_hpo_suggester *s, size_t n, size_t *ids, ty_error *err) {
     return (int)done;
 }
 
+void ty_hpo_suggester_resume(ty_hpo_suggester *s) {
+    if (s->algo != &ty_hpo_algo_random) return;
+    /* random_one's draws depend on the stream alone */
+    double *x = ty_malloc((s->space->n ? s->space->n : 1) * sizeof *x);
+    for (size_t i = 0; i < s->n_trials; i++) ty_hpo_sample_random(s->space, &s->rng, x);
+    free(x);
+}
+
 size_t ty_hpo_trial_count(const ty_hpo_suggester *s) { return s->n_trials; }
 int ty_hpo_trial_tag(const ty_hpo_suggester *s, size_t id) {
     return id < s->n_trials ? s->trials[id].tag : -1;

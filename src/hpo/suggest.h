@@ -68,6 +68,12 @@ int ty_hpo_report(ty_hpo_suggester *s, size_t id, ty_hpo_trial_state state, doub
  * finish), -1 on error. */
 int ty_hpo_suggest(ty_hpo_suggester *s, size_t n, size_t *ids, ty_error *err);
 
+/* For a suggester rebuilt from an experiment's trials (a restarted controller): moves the
+ * algorithm's random stream past the draws those trials took, so that random goes on as if
+ * it had proposed them itself rather than proposing its first points again. The other
+ * algorithms need nothing: they go on from the history itself. */
+void ty_hpo_suggester_resume(ty_hpo_suggester *s);
+
 size_t ty_hpo_trial_count(const ty_hpo_suggester *s);
 const double *ty_hpo_trial_point(const ty_hpo_suggester *s, size_t id);
 ty_hpo_trial_state ty_hpo_trial_state_of(const ty_hpo_suggester *s, size_t id);

@@ -74,7 +74,9 @@ static enum MHD_Result dispatch(call *c, const char *url)
         strcmp(c->ri->resource, "serviceaccounts") == 0)
         return srv_handle_token_request(c);
     if (c->path.sub && !((strcmp(c->path.sub, "status") == 0 && c->ri->has_status) ||
-                         (strcmp(c->path.sub, "log") == 0 && c->ri->has_log)))
+                         (strcmp(c->path.sub, "log") == 0 && c->ri->has_log) ||
+                         (strcmp(c->path.sub, "metrics") == 0 &&
+                          strcmp(c->ri->resource, "trials") == 0)))
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
     if (c->ri->namespaced && c->path.name && !c->path.ns)
         return srv_fail(c, 404, "NotFound", "the server could not find the requested resource");
@@ -88,6 +90,11 @@ static enum MHD_Result dispatch(call *c, const char *url)
                    : srv_fail(c, 405, "MethodNotAllowed",
                               "the server does not allow this method on the requested resource");
     bool log = c->path.sub && strcmp(c->path.sub, "log") == 0;
+    if (c->path.sub && strcmp(c->path.sub, "metrics") == 0)
+        return c->path.name && strcmp(m, "POST") == 0
+                   ? srv_handle_trial_metrics(c)
+                   : srv_fail(c, 405, "MethodNotAllowed",
+                              "the server does not allow this method on the requested resource");
     if (!c->path.name) {
         if (strcmp(m, "GET") == 0)
             return srv_handle_list(c);

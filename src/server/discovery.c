@@ -88,17 +88,9 @@ static json_t *resource_list(const ty_apiserver *s, const char *group, const cha
                      "groupVersion", gv, "resources", list);
 }
 
-/* The version a group is served at (one per group). */
-static const char *group_version_of(const ty_apiserver *s, const char *group)
-{
-    for (size_t i = 0; i < s->nres; i++)
-        if (strcmp(s->res[i]->group, group) == 0)
-            return s->res[i]->version;
-    return "v1";
-}
-
-/* The versions a group is served at, preferred (first registered) first: most groups have
- * one; serving.kserve.io has v1beta1 and v1alpha1. */
+/* The versions a group is served at, in the registry's order (kubeflow.org: v1, the training
+ * jobs', then v1beta1, Katib's); the first is the preferred one, as Kubernetes prefers v1 over
+ * a beta. */
 static size_t group_versions(const ty_apiserver *s, const char *group, const char **out,
                              size_t cap)
 {
@@ -112,24 +104,25 @@ static size_t group_versions(const ty_apiserver *s, const char *group, const cha
         if (!seen && n < cap)
             out[n++] = s->res[i]->version;
     }
+    if (n == 0 && cap)
+        out[n++] = "v1";
     return n;
 }
 
 static json_t *api_group(const ty_apiserver *s, const char *group)
 {
-    const char *v = group_version_of(s, group);
-    TY_AUTOFREE char *gv = ty_asprintf("%s/%s", group, v);
-    const char *vs[4];
+    const char *vs[8];
     size_t nv = group_versions(s, group, vs, TY_ARRAY_LEN(vs));
     json_t *versions = json_array();
     for (size_t i = 0; i < nv; i++) {
-        TY_AUTOFREE char *gvi = ty_asprintf("%s/%s", group, vs[i]);
-        json_array_append_new(versions, json_pack("{s:s, s:s}", "groupVersion", gvi, "version",
-                                                  vs[i]));
+        TY_AUTOFREE char *gv = ty_asprintf("%s/%s", group, vs[i]);
+        json_array_append_new(versions,
+                              json_pack("{s:s, s:s}", "groupVersion", gv, "version", vs[i]));
     }
-    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "kind", "APIGroup",
-                     "apiVersion", "v1", "name", group, "versions", versions, "preferredVersion",
-                     "groupVersion", gv, "version", v);
+    TY_AUTOFREE char *pgv = ty_asprintf("%s/%s", group, vs[0]);
+    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "kind", "APIGroup", "apiVersion", "v1",
+                     "name", group, "versions", versions, "preferredVersion", "groupVersion",
+                     pgv, "version", vs[0]);
 }
 
 /* The groups other than core, each once. */
@@ -158,7 +151,7 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
     if (core)
         gs[0] = "";
     for (size_t g = 0; g < ng; g++) {
-      const char *vs[4];
+      const char *vs[8];
       size_t nv = core ? 1 : group_versions(s, gs[g], vs, TY_ARRAY_LEN(vs));
       if (core)
           vs[0] = "v1";
@@ -211,8 +204,9 @@ static json_t *aggregated(const ty_apiserver *s, bool core)
                                                   "resources", resources, "freshness",
                                                   "Current"));
       }
-        json_array_append_new(items, json_pack("{s:{s:s}, s:o}", "metadata", "name", gs[g],
-                                               "versions", versions));
+      json_array_append_new(items,
+                            json_pack("{s:{s:s}, s:o}", "metadata", "name", gs[g], "versions",
+                                      versions));
     }
     return json_pack("{s:s, s:s, s:{}, s:o}", "kind", "APIGroupDiscoveryList", "apiVersion",
                      "apidiscovery.k8s.io/v2", "metadata", "items", items);

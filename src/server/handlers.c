@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "controllers/experiment.h"
 #include "api/api.h"
 #include "api/k8sproto.h"
 #include "api/manifest.h"
@@ -372,6 +373,26 @@ static void record_update(call *c, const json_t *live, json_t *obj)
 }
 
 static enum MHD_Result create_object(call *c, json_t *obj, bool applied);
+
+enum MHD_Result srv_handle_trial_metrics(call *c)
+{
+    enum MHD_Result ret;
+    json_t *body = srv_read_body(c, &ret);
+    if (!body)
+        return ret;
+    ty_error err = TY_ERROR_INIT;
+    int rc = ty_experiment_push_metrics(c->srv->store, c->path.ns, c->path.name, body, &err);
+    json_decref(body);
+    if (rc < 0) {
+        int code = err.code == 404 || err.code == 409 ? err.code : 400;
+        ret = srv_fail(c, code, code == 404 ? "NotFound" : code == 409 ? "Conflict" : "BadRequest",
+                       "%s", err.msg ? err.msg : "failed");
+        ty_error_clear(&err);
+        return ret;
+    }
+    return srv_reply(c, 200, json_pack("{s:s, s:s, s:{}, s:s}", "kind", "Status", "apiVersion",
+                                       "v1", "metadata", "status", "Success"));
+}
 
 enum MHD_Result srv_handle_create(call *c)
 {

@@ -315,6 +315,8 @@ json_t *srv_table_of(const char *resource, const json_t *items, const char *incl
 enum MHD_Result srv_handle_list(call *c);
 enum MHD_Result srv_handle_get(call *c);
 enum MHD_Result srv_handle_create(call *c);
+/* POST trials/<name>/metrics: Katib's Push collector (controllers/experiment.h). */
+enum MHD_Result srv_handle_trial_metrics(call *c);
 enum MHD_Result srv_handle_delete_collection(call *c);
 enum MHD_Result srv_handle_put(call *c);
 enum MHD_Result srv_handle_patch(call *c);

@@ -37,6 +37,7 @@ NPM_DIR = os.path.join(REPO, "build", "npm")
 CUSTOM_GROUPS = {"kubeflow.org", "kueue.x-k8s.io", "serving.kserve.io"}
 KUBEFLOW = {"pytorchjobs", "tfjobs"}
 SERVING = {"inferenceservices", "servingruntimes", "clusterservingruntimes"}
+KATIB = {"experiments", "trials", "suggestions"}  # kubeflow.org/v1beta1
 KUEUE = {"resourceflavors", "admissionchecks", "clusterqueues", "localqueues", "workloads",
          "workloadpriorityclasses"}
 
@@ -343,7 +344,7 @@ def test_every_field_is_known_to_the_kubernetes_python_client():
 
 def test_crd_schemas_are_structural():
     crds = crds_of(objects())
-    assert set(crds) == KUBEFLOW | KUEUE | SERVING
+    assert set(crds) == KUBEFLOW | KATIB | KUEUE | SERVING
     for plural, crd in crds.items():
         for v in crd["spec"]["versions"]:
             schema = v["schema"]["openAPIV3Schema"]
@@ -441,7 +442,7 @@ def test_examples_validate_against_the_generated_crds():
                                                 "ClusterQueue", "LocalQueue",
                                                 "WorkloadPriorityClass", "AdmissionCheck",
                                                 "Workload", "InferenceService",
-                                                "ClusterServingRuntime"}
+                                                "ClusterServingRuntime", "Experiment"}
     checks = [{"crd": crds[d["kind"]], "object": d} for _, d in examples]
     # Broken copies the schema must refuse: a wrong type, an unknown field, a bad enum.
     job = copy.deepcopy(next(d for _, d in examples if d["kind"] == "PyTorchJob"))
@@ -534,7 +535,9 @@ def test_manage_limits_crds_and_rights():
     rules = rules_of(queues)
     assert rules[("kubeflow.org", "pytorchjobs")] == {"get", "list", "watch", "update", "patch"}
     assert rules[("kubeflow.org", "pytorchjobs/status")] == {"get"}
-    assert set(crds_of(objects("--manage", "kubeflow,workloads"))) == KUBEFLOW | {"workloads"}
+    # the group: the training jobs (v1) and Katib's kinds (v1beta1)
+    assert set(crds_of(objects("--manage", "kubeflow,workloads"))) == \
+        KUBEFLOW | KATIB | {"workloads"}
     for bad, msg in (("pytorchjob", "unknown kind pytorchjob"), ("pods", "unknown kind pods"),
                      ("priorityclasses", "unknown kind priorityclasses"),
                      (",", "no kinds given")):

@@ -62,7 +62,7 @@ Test(crd, every_custom_kind_gets_a_crd_and_builtins_none)
         free(text);
         json_decref(crd);
     }
-    cr_assert_eq(n, 11); /* PyTorchJob, TFJob, Kueue's six and KServe's three */
+    cr_assert_eq(n, 14); /* PyTorchJob, TFJob, Katib's three, Kueue's six and KServe's three */
 }
 
 Test(crd, names_short_names_categories_and_columns)

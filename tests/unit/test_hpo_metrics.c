@@ -257,3 +257,17 @@ Test(hpo_medianstop, rule_and_decisions_by_hand) {
     size_t lens2[] = {3, 2, 0};
     cr_assert_not(ty_hpo_medianstop_rule(&ms, logs2, lens2, 3, &rule));
 }
+
+/* Whole seconds since the epoch: Go writes 1700000000 without an exponent. */
+Test(hpo_metrics, json_lines_integer_epoch_timestamp) {
+    const char *text = "{\"accuracy\": \"0.5\", \"timestamp\": 1700000000}\n"
+                       "{\"accuracy\": 0.75, \"timestamp\": 1700000000.5}\n";
+    const char *metrics[] = {"accuracy"};
+    ty_hpo_obs obs = {0};
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_hpo_collect_json_lines(text, strlen(text), metrics, 1, &obs, &err), 0, "%s",
+                 err.msg);
+    expect_log(&obs, 0, "2023-11-14T22:13:20Z", "accuracy", "0.5");
+    expect_log(&obs, 1, "2023-11-14T22:13:20.000000005Z", "accuracy", "0.75");
+    ty_hpo_obs_free(&obs);
+}

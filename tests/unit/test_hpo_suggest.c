@@ -531,3 +531,26 @@ Test(hpo_suggest, hyperband_resumes_from_tagged_trials) {
     ty_hpo_suggester_free(s), ty_hpo_suggester_free(r);
     ty_hpo_space_free(sp);
 }
+
+/* A random suggester rebuilt from 5 trials and resumed goes on with the 6th point of the
+ * stream, not its first again. */
+Test(hpo_suggest, random_resumes_its_stream) {
+    enum { N = 6 };
+    double all[N * 6];
+    run("random", "11", N, all);
+    ty_hpo_space *sp = space_from(MIXED_SPACE);
+    ty_hpo_setting st[] = {{"random_state", "11"}};
+    ty_hpo_options opt = {.maximize = false};
+    ty_hpo_suggester *s = NULL;
+    ty_error err = TY_ERROR_INIT;
+    cr_assert_eq(ty_hpo_suggester_new(sp, "random", st, 1, &opt, &s, &err), 0, "%s", err.msg);
+    for (size_t t = 0; t + 1 < N; t++)
+        cr_assert_geq(ty_hpo_add_trial(s, &all[t * 6], TY_HPO_COMPLETED, mixed_f(&all[t * 6]),
+                                       &err), 0);
+    ty_hpo_suggester_resume(s);
+    size_t id;
+    cr_assert_eq(ty_hpo_suggest(s, 1, &id, &err), 1);
+    cr_assert_arr_eq(ty_hpo_trial_point(s, id), &all[(N - 1) * 6], 6 * sizeof(double));
+    ty_hpo_suggester_free(s);
+    ty_hpo_space_free(sp);
+}
