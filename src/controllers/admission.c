@@ -16,6 +16,7 @@
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
+#include "store/writer.h"
 
 struct ty_admission {
     ty_store *store;
@@ -285,7 +286,7 @@ static void write_status(ty_admission *a, const char *resource, const json_t *be
         return;
     ty_error err = TY_ERROR_INIT;
     a->writing_status = true;
-    int rc = ty_store_update_status(a->store, resource, after, NULL, &err);
+    int rc = ty_write_update_status(a->store, resource, after, NULL, &err);
     a->writing_status = false;
     if (rc < 0)
         write_failed(a, resource, ty_obj_name(after), err.msg);
@@ -402,7 +403,7 @@ static void reserved_checks(ty_admission *a, const json_t *wl, const json_t *cq,
         if (cur) {
             json_object_set_new(json_object_get(cur, "spec"), "active", json_false());
             ty_error err = TY_ERROR_INIT;
-            if (ty_store_update(a->store, "workloads", cur, NULL, &err) < 0)
+            if (ty_write_update(a->store, "workloads", cur, NULL, &err) < 0)
                 write_failed(a, "deactivating workload", ty_obj_name(wl), err.msg);
             ty_error_clear(&err);
             json_decref(cur);

@@ -12,6 +12,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "store/writer.h"
 
 /* ---- the recorder ----
  *
@@ -133,7 +134,7 @@ static bool bump(ty_recorder *r, const char *ns, const char *name, const char *u
                         json_integer(json_integer_value(json_object_get(next, "count")) + 1));
     json_object_set_new(next, "lastTimestamp", json_string(now));
     ty_error err = TY_ERROR_INIT;
-    bool ok = ty_store_update(r->store, "events", next, NULL, &err) == 0;
+    bool ok = ty_write_update(r->store, "events", next, NULL, &err) == 0;
     if (!ok)
         ty_debug("events: %s", err.msg);
     ty_error_clear(&err);
@@ -177,7 +178,7 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
         "reportingInstance", "");
     ty_error err = TY_ERROR_INIT;
     /* ev shares only strings with obj: the store may keep its tree */
-    if (ty_store_create_owned(r->store, "events", ev, NULL, NULL, &err) < 0)
+    if (ty_write_create_owned(r->store, "events", ev, NULL, &err) < 0)
         ty_debug("events: %s", err.msg);
     else
         ty_map_put(&r->seen, &h, sizeof h, (void *)(uintptr_t)now_ns);

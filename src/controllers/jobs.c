@@ -17,6 +17,7 @@
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 #include "controllers/placement.h"
+#include "store/writer.h"
 
 struct ty_jobctl {
     ty_store *store;
@@ -126,7 +127,7 @@ static int ensure_services(ty_jobctl *c, const char *resource, const json_t *job
             continue;
         ty_error err = TY_ERROR_INIT;
         json_t *svc = ty_kubeflow_service(job, rtype, atoi(index), &err);
-        if (svc && ty_store_create(c->store, "services", svc, NULL, &err) == 0)
+        if (svc && ty_write_create(c->store, "services", svc, NULL, &err) == 0)
             ty_event(recorder_for(c, resource), job, "Normal", "SuccessfulCreateService",
                      "Created service: %s", ty_obj_name(svc));
         else if (svc && err.code != TY_STORE_CONFLICT)
@@ -288,7 +289,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         npods == 0 && !suspended &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
-        if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
+        if (ty_write_update_status(c->store, resource, next, NULL, &err) < 0)
             rc = ty_fail(fail, "write status: %s", err.msg);
         else
             record_transitions(recorder_for(c, resource), job, next);
@@ -318,15 +319,22 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             json_object_set_new(meta, "annotations", ann);
         }
         json_object_set_new(ann, TY_ANNOTATION_GANG_SIZE, json_string(gang_size));
-        if (ty_store_create(c->store, "pods", p, NULL, &err) < 0)
-            rc = ty_fail(fail, "create pod %s: %s", ty_obj_name(p), err.msg);
+        /* On a cluster the gang is trainyard's to bind, not kube-scheduler's (a template
+         * that names a scheduler keeps it). */
+        json_t *pspec = json_object_get(p, "spec");
+        if (ty_store_remote(c->store) && !json_object_get(pspec, "schedulerName"))
+            json_object_set_new(pspec, "schedulerName", json_string(TY_SCHEDULER_NAME));
+        if (ty_write_create(c->store, "pods", p, NULL, &err) < 0) {
+            if (err.code != TY_STORE_CONFLICT) /* made by a write the cache has not seen */
+                rc = ty_fail(fail, "create pod %s: %s", ty_obj_name(p), err.msg);
+        }
         else
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreatePod",
                      "Created pod: %s", ty_obj_name(p));
         json_decref(p);
         json_t *svc = ty_kubeflow_service(next, out.create[k].rtype, out.create[k].index, &err);
         /* A service outlives a restarted pod of the same name: already there is fine. */
-        if (svc && ty_store_create(c->store, "services", svc, NULL, &err) == 0)
+        if (svc && ty_write_create(c->store, "services", svc, NULL, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreateService",
                      "Created service: %s", ty_obj_name(svc));
         else if (svc && err.code != TY_STORE_CONFLICT)
@@ -337,7 +345,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         ensure_services(c, resource, next, pods, npods, fail) < 0)
         rc = -1;
     for (size_t k = 0; k < out.ndelete; k++) {
-        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, &err) == 0)
+        if (ty_write_delete(c->store, "pods", ns, out.delete_pods[k], -1, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulDeletePod",
                      "Deleted pod: %s", out.delete_pods[k]);
         else if (err.code != TY_STORE_NOT_FOUND)
@@ -345,19 +353,19 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         /* The operator deletes a pod's service with it when it cleans up a finished job and
          * when it suspends one, not when it restarts a pod. */
         if ((out.finished || out.suspended) &&
-            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, &err) < 0 &&
+            ty_write_delete(c->store, "services", ns, out.delete_pods[k], -1, &err) < 0 &&
             err.code != TY_STORE_NOT_FOUND)
             rc = ty_fail(fail, "delete service %s: %s", out.delete_pods[k], err.msg);
     }
     if (out.delete_job) {
-        if (ty_store_delete(c->store, resource, ns, name, -1, &err) < 0 &&
+        if (ty_write_delete(c->store, resource, ns, name, -1, &err) < 0 &&
             err.code != TY_STORE_NOT_FOUND)
             rc = ty_fail(fail, "delete: %s", err.msg);
         goto done;
     }
     if (out.metadata_changed) {
         json_t *stored = NULL;
-        if (ty_store_update(c->store, resource, next, &stored, &err) < 0) {
+        if (ty_write_update(c->store, resource, next, &stored, &err) < 0) {
             rc = ty_fail(fail, "update: %s", err.msg);
             goto done;
         }
@@ -366,7 +374,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_decref(stored);
     }
     if (out.status_changed || out.metadata_changed) {
-        if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0) {
+        if (ty_write_update_status(c->store, resource, next, NULL, &err) < 0) {
             rc = ty_fail(fail, "write status: %s", err.msg);
         } else {
             record_transitions(recorder_for(c, resource), job, next);
