@@ -7,6 +7,7 @@
 
 #include "api/kinds.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/mem.h"
 #include "cluster/cluster_int.h"
 #include "controllers/admission.h"
@@ -43,9 +44,19 @@ typedef struct mirror_ctx {
     bool synced;
 } mirror_ctx;
 
+static char *inflight_key(const char *resource, const char *ns, const char *name)
+{
+    return ty_asprintf("%s/%s/%s", resource, ns ? ns : "", name);
+}
+
 static void on_mirror_event(ty_reflector_event type, json_t *obj, void *arg)
 {
     mirror_ctx *m = arg;
+    if (m->c->inflight.count) {
+        TY_AUTOFREE char *key =
+            inflight_key(m->kind->resource, ty_obj_namespace(obj), ty_obj_name(obj));
+        ty_map_dels(&m->c->inflight, key); /* the create came back (or the object changed) */
+    }
     if (type == TY_REFLECTOR_DELETED) {
         ty_store_mirror_remove(m->c->store, m->kind->resource, ty_obj_namespace(obj),
                                ty_obj_name(obj));
@@ -92,13 +103,18 @@ static void on_mirror_note(const char *what, void *arg)
 /* ---- the writer: each write is one request; its answer is only logged (cluster.h) ---- */
 
 typedef struct pending {
+    ty_cluster *c;
     char *what; /* "create pods ns/name", for the log */
+    char *inflight; /* a create's key in c->inflight, or NULL */
     json_t *body;
 } pending;
 
 static void on_written(const ty_kube_result *r, void *arg)
 {
     pending *p = arg;
+    if (p->inflight && (r->status < 200 || r->status > 299))
+        ty_map_dels(&p->c->inflight, p->inflight); /* not created: a reconcile may try again */
+    free(p->inflight);
     if (r->status == 409 || r->status == 404)
         ty_debug("cluster: %s: %d %s", p->what, r->status, r->error ? r->error : "");
     else if (r->error)
@@ -126,8 +142,25 @@ static int send_write(ty_cluster *c, ty_kube_verb verb, const char *resource, co
     }
     ty_kube_resource res = res_of(k);
     pending *p = TY_NEW(pending);
-    p->what = ty_asprintf("%s %s %s/%s", op, resource, ns ? ns : "", name ? name : "");
+    p->c = c;
+    const char *oname = name ? name : ty_obj_name(body);
+    p->what = ty_asprintf("%s %s %s/%s", op, resource, ns ? ns : "", oname ? oname : "");
     p->body = body;
+    /* Creates in flight, as client-go controllers' expectations: a reconcile that runs
+     * before the watch brings a created object back would create it again (a 409 and a
+     * second "Created" Event); until it is seen, or refused, it counts as made. */
+    if (verb == TY_KUBE_CREATE && !sub && oname) {
+        TY_AUTOFREE char *key = inflight_key(resource, ns, oname);
+        if (ty_map_gets(&c->inflight, key)) {
+            json_decref(body);
+            free(p->what);
+            free(p);
+            return ty_fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists (created, "
+                                "not yet seen through the watch)", resource, oname);
+        }
+        ty_map_puts(&c->inflight, key, (void *)1);
+        p->inflight = ty_strdup(key);
+    }
     ty_kube_request req = {.verb = verb, .res = &res, .ns = ns, .name = name,
                            .subresource = sub, .body = body, .patch = patch};
     ty_kube_do(c->client, &req, on_written, p);
@@ -299,6 +332,7 @@ void ty_cluster_stop(ty_cluster *c)
     }
     free(c->mirrors);
     ty_kube_client_close(c->client);
+    ty_map_free(&c->inflight);
     free(c->identity);
     free(c->lease_ns);
     uv_timer_stop(&c->resync);

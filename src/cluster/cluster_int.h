@@ -2,6 +2,7 @@
 #ifndef TY_CLUSTER_CLUSTER_INT_H
 #define TY_CLUSTER_CLUSTER_INT_H
 
+#include "base/map.h"
 #include "cluster/cluster.h"
 #include "kube/client.h"
 #include "kube/reflector.h"
@@ -26,6 +27,7 @@ struct ty_cluster {
     struct ty_binder *binder;
     uv_timer_t resync;
     uint64_t writes, bindings;
+    ty_map inflight; /* "resource/ns/name" of creates sent and not yet seen in the mirror */
     /* leader election (lease.c) */
     char *identity, *lease_ns;
     bool leading;

@@ -113,14 +113,15 @@ static void on_read(const ty_kube_result *r, void *arg)
         return;
     }
     if (!mine) { /* free or expired: take it */
+        ty_info("cluster: taking the lease %s/%s from %s", c->lease_ns, TY_CLUSTER_LEASE_NAME,
+                holder && *holder ? holder : "nobody");
+        bool had = holder && *holder; /* holder is freed by the next line */
         json_object_set_new(spec, "holderIdentity", json_string(c->identity));
         json_object_set_new(spec, "acquireTime", json_string(now));
         json_object_set_new(spec, "leaseDurationSeconds",
                             json_integer(TY_CLUSTER_LEASE_DURATION_S));
         json_int_t t = json_integer_value(json_object_get(spec, "leaseTransitions"));
-        json_object_set_new(spec, "leaseTransitions", json_integer(holder && *holder ? t + 1 : t));
-        ty_info("cluster: taking the lease %s/%s from %s", c->lease_ns, TY_CLUSTER_LEASE_NAME,
-                holder && *holder ? holder : "nobody");
+        json_object_set_new(spec, "leaseTransitions", json_integer(had ? t + 1 : t));
     }
     json_object_set_new(spec, "renewTime", json_string(now));
     write_lease(l, lease, false);

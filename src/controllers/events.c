@@ -159,6 +159,12 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
     ty_time_format_rfc3339(now_ns, now, sizeof now, 0);
     uint64_t h = dedup_hash(uid, reason, message);
     uint64_t seen = (uintptr_t)ty_map_get(&r->seen, &h, sizeof h);
+    /* In cluster mode Events are written, not mirrored (cluster/cluster.h): a repeat cannot
+     * be counted on the one recorded: one within ten minutes of it is dropped rather than
+     * recorded again (a reconcile that ran before the watch brought its last write back
+     * repeats its transitions), a later one is recorded anew. */
+    if (seen && ty_store_remote(r->store) && now_ns - (int64_t)seen < 600 * 1000000000LL)
+        return;
     if (seen) {
         TY_AUTOFREE char *seen_name = event_name(name, seen);
         if (bump(r, ns, seen_name, uid, reason, message, now))

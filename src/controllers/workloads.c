@@ -231,9 +231,11 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
         json_object_get(job, "kind"), "name", ty_obj_name(job), "uid", ty_obj_uid(job),
         "controller", 1, "blockOwnerDeletion", 1, "spec", spec);
     ty_error err = TY_ERROR_INIT;
-    if (ty_write_create(c->store, "workloads", wl, NULL, &err) < 0)
+    int rc = ty_write_create(c->store, "workloads", wl, NULL, &err);
+    /* CONFLICT: made already, by a create the cache has not seen yet (cluster mode) */
+    if (rc < 0 && err.code != TY_STORE_CONFLICT)
         ty_fail(c->fail, "create workload %s: %s", name, err.msg); /* it waits suspended */
-    else
+    else if (rc == 0)
         ty_event(c->events, job, "Normal", "CreatedWorkload", "Created Workload: %s/%s",
                  ty_obj_namespace(job), name);
     ty_error_clear(&err);
