@@ -776,7 +776,8 @@ int ty_cli_server(int argc, char **argv)
                                .listen = listen,
                                .log_path = ty_node_log_path,
                                .log_ctx = st.node,
-                               .mutate = mutate_on_create,
+                               /* Kueue's webhook defaults are trainyard's, not a cluster's */
+                               .mutate = no_controllers ? NULL : mutate_on_create,
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
                                .metrics_ctx = st.node,

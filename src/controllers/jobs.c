@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "api/kueue.h"
 #include "controllers/binder.h"
 #include "controllers/events.h"
 #include "controllers/podutil.h"
@@ -241,6 +242,8 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
 
 /* Fails (for the queue's back-off) when a pod, service or status write failed; the next try
  * reads everything again. */
+static bool queued_not_admitted(ty_jobctl *c, const json_t *job);
+
 static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
     ty_jobctl *c = ctx;
@@ -303,7 +306,8 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     /* New pods wait until every old one of the job is gone: after a gang restart the ranks
      * must all start together, and a replica's address (MASTER_ADDR, TF_CONFIG) is handed out
      * anew once its old pod released it. The last deletion queues this job again. */
-    for (size_t k = 0; terminating == 0 && k < out.ncreate; k++) {
+    bool held = ty_store_remote(c->store) && queued_not_admitted(c, job);
+    for (size_t k = 0; !held && terminating == 0 && k < out.ncreate; k++) {
         json_t *p = ty_kubeflow_pod(next, out.create[k].rtype, out.create[k].index, c->addr,
                                     c->addr_ctx, &err);
         if (!p) {
@@ -391,6 +395,26 @@ done:
     json_decref(all);
     json_decref(job);
     return rc;
+}
+
+/* Whether a job is Kueue's (its queue-name label or annotation) and its Workload is not
+ * admitted. Locally trainyard's API server suspends such a job at creation, as Kueue's webhook
+ * does; a cluster has no such webhook for trainyard (install declares none), so in cluster
+ * mode the job's pods wait here for the admission that unsuspends it (the workloads
+ * controller suspends it meanwhile). */
+static bool queued_not_admitted(ty_jobctl *c, const json_t *job)
+{
+    json_t *meta = json_object_get(job, "metadata");
+    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) &&
+        !json_object_get(json_object_get(meta, "annotations"), TY_KUEUE_ANNOTATION_QUEUE_NAME))
+        return false;
+    json_t *wls = ty_store_list_owned(c->store, "workloads", ty_obj_uid(job));
+    bool admitted = false;
+    size_t i;
+    json_t *wl;
+    json_array_foreach(wls, i, wl) if (ty_obj_condition_true(wl, "Admitted")) admitted = true;
+    json_decref(wls);
+    return !admitted;
 }
 
 ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,

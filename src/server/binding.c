@@ -24,7 +24,8 @@ enum MHD_Result srv_handle_binding(call *c)
     const char *node = json_string_value(json_object_get(target, "name"));
     const char *tkind = json_string_value(json_object_get(target, "kind"));
     const char *bname = json_string_value(json_object_get(json_object_get(b, "metadata"), "name"));
-    if (!kind || strcmp(kind, "Binding") != 0) {
+    /* Without a kind the body is taken as the endpoint's type, as kube-apiserver decodes it. */
+    if (!json_is_object(b) || (kind && strcmp(kind, "Binding") != 0)) {
         ret = srv_fail(c, 400, "BadRequest", "the body of pods/binding must be a v1 Binding");
         goto out;
     }
