@@ -97,7 +97,7 @@ static void set_unschedulable(ty_binder *b, json_t *pod, const char *message)
     if (r == TY_POD_CONDITION_UNCHANGED)
         return;
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update_status(b->store, "pods", pod, NULL, &err) < 0)
+    if (ty_write_update_status(b->store, "pods", pod, NULL, &err) < 0)
         write_failed(b, "mark unschedulable", pod, err.msg);
     else
         ty_event(b->events, pod, "Warning", "FailedScheduling", "%s", message);
