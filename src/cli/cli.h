@@ -25,6 +25,7 @@ int ty_cli_install(int argc, char **argv); /* install.c */
 typedef struct ty_cli_cluster_opts {
     const char *kubeconfig, *context;
     bool in_cluster;
+    const char *listen; /* the probes' address (--listen), or NULL: none */
     double qps;
     int burst;
     bool fair_sharing;

@@ -18,6 +18,7 @@ typedef struct cluster_state {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     ty_cluster *cluster;
+    ty_health *health;
     int rc;
 } cluster_state;
 
@@ -73,6 +74,18 @@ int ty_cli_server_cluster(const ty_cli_cluster_opts *o)
         ty_kube_config_free(kc);
         return 1;
     }
+    if (o->listen && ty_health_start(o->listen, ty_cluster_ready_flag(st.cluster), &st.health,
+                                     &err) < 0) {
+        fprintf(stderr, "trainyard server: %s\n", err.msg);
+        ty_cluster_stop(st.cluster);
+        uv_run(&st.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&st.loop);
+        ty_kube_config_free(kc);
+        return 1;
+    }
+    if (st.health)
+        fprintf(stderr, "trainyard server: probes (/livez, /readyz) on port %d\n",
+                ty_health_port(st.health));
     uv_signal_init(&st.loop, &st.sigint);
     uv_signal_init(&st.loop, &st.sigterm);
     st.sigint.data = st.sigterm.data = &st;
@@ -81,6 +94,7 @@ int ty_cli_server_cluster(const ty_cli_cluster_opts *o)
     fprintf(stderr, "trainyard server: cluster mode against %s (%s), identity %s\n", kc->server,
             kc->source, identity);
     uv_run(&st.loop, UV_RUN_DEFAULT);
+    ty_health_stop(st.health);
     uv_loop_close(&st.loop);
     ty_kube_config_free(kc);
     return st.rc;

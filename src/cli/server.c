@@ -558,6 +558,7 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'l':
             listen = optarg;
+            cluster.listen = optarg; /* cluster mode serves only its probes there */
             break;
         case 'g':
             if (ty_cli_gpus_option("server", optarg, &gpus) < 0)

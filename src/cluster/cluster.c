@@ -89,8 +89,10 @@ static void on_mirror_synced(void *arg)
     m->synced = true;
     m->c->unsynced--;
     ty_debug("cluster: %s listed (%zu left)", m->kind->resource, m->c->unsynced);
-    if (!m->c->unsynced)
+    if (!m->c->unsynced) {
         ty_info("cluster: every resource listed");
+        __atomic_store_n(&m->c->ready, true, __ATOMIC_RELAXED);
+    }
     ty_cluster_maybe_run(m->c);
 }
 
@@ -152,11 +154,12 @@ static int send_write(ty_cluster *c, ty_kube_verb verb, const char *resource, co
     if (verb == TY_KUBE_CREATE && !sub && oname) {
         TY_AUTOFREE char *key = inflight_key(resource, ns, oname);
         if (ty_map_gets(&c->inflight, key)) {
-            json_decref(body);
+            ty_fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists (created, not yet "
+                         "seen through the watch)", resource, oname);
+            json_decref(body); /* oname is body's */
             free(p->what);
             free(p);
-            return ty_fail_code(err, TY_STORE_CONFLICT, "%s \"%s\" already exists (created, "
-                                "not yet seen through the watch)", resource, oname);
+            return -1;
         }
         ty_map_puts(&c->inflight, key, (void *)1);
         p->inflight = ty_strdup(key);
@@ -341,4 +344,5 @@ void ty_cluster_stop(ty_cluster *c)
 
 bool ty_cluster_leading(const ty_cluster *c) { return c->leading; }
 bool ty_cluster_synced(const ty_cluster *c) { return c->unsynced == 0; }
+const bool *ty_cluster_ready_flag(const ty_cluster *c) { return &c->ready; }
 ty_store *ty_cluster_store(ty_cluster *c) { return c->store; }

@@ -56,5 +56,14 @@ bool ty_cluster_leading(const ty_cluster *c);
 bool ty_cluster_synced(const ty_cluster *c);
 /* The mirror (for reading only; tests, metrics). */
 ty_store *ty_cluster_store(ty_cluster *c);
+/* Set to true once every reflector has listed (what /readyz answers by). */
+const bool *ty_cluster_ready_flag(const ty_cluster *c);
+
+/* The probes (health.c): GET /livez and /healthz 200; /readyz 200 once *ready, else 503.
+ * Plain HTTP on `listen` ("IPV4:PORT"; port 0 picks one), on a thread of libmicrohttpd's. */
+typedef struct ty_health ty_health;
+int ty_health_start(const char *listen, const bool *ready, ty_health **out, ty_error *err);
+int ty_health_port(const ty_health *h);
+void ty_health_stop(ty_health *h); /* NULL is fine */
 
 #endif

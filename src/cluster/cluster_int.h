@@ -18,6 +18,7 @@ struct ty_cluster {
     ty_store *store; /* the mirror */
     cluster_mirror *mirrors;
     size_t nmirrors, unsynced;
+    bool ready; /* every reflector listed once; read by the probes' thread (health.c) */
     bool fair_sharing;
     /* the controllers, while leading */
     bool running;

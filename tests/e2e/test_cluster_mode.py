@@ -39,12 +39,25 @@ class Operator:
     def start(self):
         self.err = open(self.stderr_path, "a")
         self.proc = subprocess.Popen(
-            [trainyard_bin(), "server", "--kubeconfig", self.kubeconfig, "--kube-qps", "0", "-v"],
+            [trainyard_bin(), "server", "--kubeconfig", self.kubeconfig, "--kube-qps", "0", "-v",
+             "--listen", "127.0.0.1:0"],
             cwd=REPO, stdout=self.err, stderr=self.err, start_new_session=True)
         return self
 
     def log(self):
         return open(self.stderr_path).read()
+
+    def probe(self, path):
+        """The status of GET path on the probes' port (the Deployment's httpGet probes)."""
+        import re
+        import urllib.error
+        import urllib.request
+        m = re.search(r"probes \(/livez, /readyz\) on port (\d+)", self.log())
+        assert m, self.log()
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}{path}", timeout=5).status
+        except urllib.error.HTTPError as e:
+            return e.code
 
     def identity(self):
         return f"{os.uname().nodename}_{self.proc.pid}"
@@ -188,6 +201,7 @@ def test_pytorchjob_runs_through_the_cluster_mode_operator(standin, tmp_path, ma
         lease = standin.json("get", "lease", "trainyard-controller", "-n", "trainyard-system")
         assert lease["spec"]["holderIdentity"] == op.identity()
         assert lease["spec"]["leaseDurationSeconds"] == 15
+        assert (op.probe("/livez"), op.probe("/readyz"), op.probe("/nothing")) == (200, 200, 404)
         events = standin.kubectl("get", "events").stdout
         assert "SuccessfulCreatePod" in events and "Scheduled" in events, events
     finally:
