@@ -129,7 +129,8 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_run_manifests.py tests/e2e
             tests/e2e/test_run_inputs.py tests/e2e/test_run_endings.py tests/e2e/test_run_state.py \
             tests/e2e/test_server_bounds.py tests/e2e/test_pod_network.py tests/e2e/test_security.py \
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
-            tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py
+            tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py \
+            tests/e2e/test_cluster_mode.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static \
     build/tests/kube_driver build/asan/tests/kube_driver
 	$(PY) -m pytest -q tests/e2e
