@@ -159,8 +159,8 @@ static void usage(FILE *f)
             "  --context NAME    the kubeconfig's context (default: its current-context)\n"
             "  --in-cluster      cluster mode with the pod's service account\n"
             "  --kube-qps N, --kube-burst N\n"
-            "                    cluster mode's client rate limit (default 5 and 10, as\n"
-            "                    client-go; --kube-qps 0: none)\n"
+            "                    cluster mode's client rate limit (default 50 and 100, as\n"
+            "                    Kueue; --kube-qps 0: none)\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }

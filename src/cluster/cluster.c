@@ -166,7 +166,8 @@ static int send_write(ty_cluster *c, ty_kube_verb verb, const char *resource, co
     }
     ty_kube_request req = {.verb = verb, .res = &res, .ns = ns, .name = name,
                            .subresource = sub, .body = body, .patch = patch};
-    ty_kube_do(c->client, &req, on_written, p);
+    ty_kube_do(strcmp(resource, "events") == 0 ? c->events_client : c->client, &req, on_written,
+               p);
     c->writes++;
     return 0;
 }
@@ -274,8 +275,18 @@ int ty_cluster_start(const ty_cluster_config *cfg, ty_cluster **out, ty_error *e
     c->arg = cfg->arg;
     c->identity = ty_strdup(cfg->identity);
     c->lease_ns = ty_strdup(cfg->lease_ns);
-    ty_kube_client_opts copts = {.qps = cfg->qps, .burst = cfg->burst};
-    if (ty_kube_client_new(cfg->loop, cfg->kube, &copts, &c->client, err) < 0) {
+    ty_kube_client_opts copts = {.qps = cfg->qps ? cfg->qps : TY_CLUSTER_DEFAULT_QPS,
+                                 .burst = cfg->burst ? cfg->burst : TY_CLUSTER_DEFAULT_BURST};
+    /* The Lease has a client of its own, as controller managers give leader election: renewals
+     * must not queue behind the controllers' writes in one rate limit (a gang's hundreds of
+     * requests at 5 QPS would outlast the renew deadline). */
+    /* Events likewise (as client-go's event broadcaster has its own limits): an Event per pod
+     * made must not delay the next pod's creation or binding. */
+    if (ty_kube_client_new(cfg->loop, cfg->kube, &copts, &c->client, err) < 0 ||
+        ty_kube_client_new(cfg->loop, cfg->kube, NULL, &c->lease_client, err) < 0 ||
+        ty_kube_client_new(cfg->loop, cfg->kube, NULL, &c->events_client, err) < 0) {
+        ty_kube_client_close(c->client);
+        ty_kube_client_close(c->lease_client);
         free(c->identity);
         free(c->lease_ns);
         free(c);
@@ -335,6 +346,8 @@ void ty_cluster_stop(ty_cluster *c)
     }
     free(c->mirrors);
     ty_kube_client_close(c->client);
+    ty_kube_client_close(c->lease_client);
+    ty_kube_client_close(c->events_client);
     ty_map_free(&c->inflight);
     free(c->identity);
     free(c->lease_ns);

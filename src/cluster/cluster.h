@@ -31,6 +31,11 @@
 #define TY_CLUSTER_LEASE_DURATION_S 15
 #define TY_CLUSTER_RENEW_DEADLINE_MS 10000
 #define TY_CLUSTER_RETRY_PERIOD_MS 2000
+/* The controllers' client's rate limit unless told: Kueue's defaults (client-go's 5 QPS and
+ * burst 10 take a minute to create and bind a 64-pod gang: bench/cluster.sh). The Lease and
+ * the Events each have a client of their own with client-go's defaults. */
+#define TY_CLUSTER_DEFAULT_QPS 50
+#define TY_CLUSTER_DEFAULT_BURST 100
 
 typedef struct ty_cluster ty_cluster;
 
@@ -40,7 +45,8 @@ typedef struct ty_cluster_config {
     const char *lease_ns;  /* the Lease's namespace: the server's own (kubeconfig's, or the
                             * service account's in cluster) */
     const char *identity;  /* holderIdentity: unique per replica (hostname_pid) */
-    double qps;            /* the client's rate limit (kube/client.h): 0 its default */
+    double qps;            /* the controllers' client's rate limit (kube/client.h): 0
+                            * TY_CLUSTER_DEFAULT_QPS, < 0 none */
     int burst;
     bool fair_sharing;     /* Kueue's fair sharing */
     void (*on_lost)(void *arg); /* leadership lost (not renewed in time) */

@@ -15,6 +15,8 @@ typedef struct cluster_mirror {
 struct ty_cluster {
     uv_loop_t *loop;
     ty_kube_client *client;
+    ty_kube_client *lease_client; /* leader election's own rate limit */
+    ty_kube_client *events_client; /* and the Events' */
     ty_store *store; /* the mirror */
     cluster_mirror *mirrors;
     size_t nmirrors, unsynced;

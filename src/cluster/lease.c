@@ -64,7 +64,7 @@ static void write_lease(struct ty_lease *l, json_t *lease, bool create)
     ty_kube_request req = {.verb = create ? TY_KUBE_CREATE : TY_KUBE_UPDATE, .res = &lease_res,
                            .ns = l->c->lease_ns, .name = create ? NULL : TY_CLUSTER_LEASE_NAME,
                            .body = lease};
-    l->call = ty_kube_do(l->c->client, &req, on_write, l);
+    l->call = ty_kube_do(l->c->lease_client, &req, on_write, l);
 }
 
 static void on_read(const ty_kube_result *r, void *arg)
@@ -141,7 +141,7 @@ static void on_tick(uv_timer_t *t)
         return; /* the last try is still on its way (the client retries and rate-limits) */
     ty_kube_request req = {.verb = TY_KUBE_GET, .res = &lease_res, .ns = c->lease_ns,
                            .name = TY_CLUSTER_LEASE_NAME};
-    l->call = ty_kube_do(c->client, &req, on_read, l);
+    l->call = ty_kube_do(c->lease_client, &req, on_read, l);
 }
 
 void ty_lease_start(ty_cluster *c)
