@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/kinds.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/mem.h"
@@ -38,6 +39,11 @@ static bool mirrored(const ty_kind_info *k)
 
 /* ---- the mirror ---- */
 
+typedef struct sent_status {
+    char *base_rv;  /* the resourceVersion of the object the status was computed from */
+    uint64_t hash;  /* of the status sent */
+} sent_status;
+
 typedef struct mirror_ctx {
     ty_cluster *c;
     const ty_kind_info *kind;
@@ -56,6 +62,15 @@ static void on_mirror_event(ty_reflector_event type, json_t *obj, void *arg)
         TY_AUTOFREE char *key =
             inflight_key(m->kind->resource, ty_obj_namespace(obj), ty_obj_name(obj));
         ty_map_dels(&m->c->inflight, key); /* the create came back (or the object changed) */
+    }
+    if (m->c->statuses.count) {
+        TY_AUTOFREE char *key =
+            inflight_key(m->kind->resource, ty_obj_namespace(obj), ty_obj_name(obj));
+        struct sent_status *st = ty_map_dels(&m->c->statuses, key);
+        if (st) { /* the object moved on: compare anew */
+            free(st->base_rv);
+            free(st);
+        }
     }
     if (type == TY_REFLECTOR_DELETED) {
         ty_store_mirror_remove(m->c->store, m->kind->resource, ty_obj_namespace(obj),
@@ -188,9 +203,41 @@ static int w_update(void *ctx, const char *resource, const json_t *obj, ty_error
  * what it read, and only the leader writes it. Without a resourceVersion, a status written
  * right after a metadata update (whose new version the mirror has not seen yet) is not
  * refused as stale. */
+
+/* Whether this status was sent already, computed from the same version of the object: a
+ * reconcile that runs again before the watch brings its write back computes the same status
+ * from the same stale object, and sending it again would cost a request per reconcile (a
+ * gang's binder passes and job reconciles made hundreds). Remembers it otherwise. */
+static bool status_sent(ty_cluster *c, const char *resource, const json_t *obj,
+                        const json_t *status)
+{
+    const char *rv = json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    if (!rv || !ty_obj_name(obj))
+        return false;
+    char *text = json_dumps(status, JSON_COMPACT | JSON_SORT_KEYS);
+    uint64_t h = ty_fnv1a_str(TY_FNV1A_BASIS, text);
+    free(text);
+    TY_AUTOFREE char *key = inflight_key(resource, ty_obj_namespace(obj), ty_obj_name(obj));
+    sent_status *old = ty_map_gets(&c->statuses, key);
+    if (old && old->hash == h && strcmp(old->base_rv, rv) == 0)
+        return true;
+    if (old) {
+        free(old->base_rv);
+    } else {
+        old = TY_NEW(sent_status);
+        ty_map_puts(&c->statuses, key, old);
+    }
+    old->base_rv = ty_strdup(rv);
+    old->hash = h;
+    return false;
+}
+
 static int w_update_status(void *ctx, const char *resource, const json_t *obj, ty_error *err)
 {
     json_t *status = json_object_get(obj, "status");
+    if (status && status_sent(ctx, resource, obj, status))
+        return 0;
     json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path", "/status", "value",
                               status ? status : json_object());
     if (!status)
@@ -349,6 +396,14 @@ void ty_cluster_stop(ty_cluster *c)
     ty_kube_client_close(c->lease_client);
     ty_kube_client_close(c->events_client);
     ty_map_free(&c->inflight);
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&c->statuses, &it, &slot)) {
+        sent_status *st = slot->value;
+        free(st->base_rv);
+        free(st);
+    }
+    ty_map_free(&c->statuses);
     free(c->identity);
     free(c->lease_ns);
     uv_timer_stop(&c->resync);

@@ -31,6 +31,7 @@ struct ty_cluster {
     uv_timer_t resync;
     uint64_t writes, bindings;
     ty_map inflight; /* "resource/ns/name" of creates sent and not yet seen in the mirror */
+    ty_map statuses; /* "resource/ns/name" -> sent_status: the last status sent (cluster.c) */
     /* leader election (lease.c) */
     char *identity, *lease_ns;
     bool leading;

@@ -387,8 +387,15 @@ static void pass(void *ctx, const char *key)
         char why[200];
         size_t have = json_array_size(g->pods) + (uintptr_t)ty_map_gets(&running, g->key);
         if ((long)have < g->size) {
-            snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created", have,
-                     g->size);
+            /* On a cluster each change of the message is a request per pod of the gang: one
+             * that counts the pods made would cost the square of the gang's size while it is
+             * being made, so there it names only the size. */
+            if (b->cluster)
+                snprintf(why, sizeof why, "waiting for the gang: not all of its %ld pods are "
+                         "created", g->size);
+            else
+                snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created", have,
+                         g->size);
             mark_waiting(b, g, why);
         } else {
             try_gang(b, g, nodes, free_of);
