@@ -319,14 +319,22 @@ static void pass(void *ctx, const char *key)
         ty_map_puts(&node_index, ty_obj_name(node), (void *)(uintptr_t)(i + 1));
     }
 
-    json_t *pods = ty_store_list(b->store, "pods", NULL);
+    /* The pods one at a time, from their text: only the unbound ones are kept (in their
+     * gangs); a list of every pod would hold all their trees at once (about ten times their
+     * text), which a cluster's thousands of running pods make tens of MB. */
+    ty_store_item *items = NULL;
+    size_t npods = ty_store_list_items(b->store, "pods", NULL, &items);
     ty_map by_key = TY_MAP_INIT;
     ty_map running = TY_MAP_INIT; /* gang key -> running bound members */
     gang *gangs = NULL;
     size_t ngangs = 0;
     int64_t now = ty_time_now_ns();
-    json_array_foreach(pods, i, pod)
-    {
+    for (i = 0; i < npods; i++) {
+        pod = json_loadb(items[i].text, items[i].len, 0, NULL);
+        if (!pod)
+            continue;
+        /* do-while(0): `continue` leaves the pod's block, whose names are freed on the way */
+        do {
         json_t *spec = json_object_get(pod, "spec");
         const char *bound = json_string_value(json_object_get(spec, "nodeName"));
         if (!bound)
@@ -376,8 +384,11 @@ static void pass(void *ctx, const char *key)
         const char *created = json_string_value(json_object_get(meta, "creationTimestamp"));
         if (!g->created || (created && strcmp(created, g->created) < 0))
             g->created = created;
-        json_array_append(g->pods, pod);
+        json_array_append(g->pods, pod); /* the gang's reference keeps it */
+        } while (0);
+        json_decref(pod);
     }
+    free(items);
     ty_map_free(&by_key);
     ty_map_free(&node_index);
     if (ngangs) /* qsort wants a non-NULL array even for zero elements */
@@ -405,7 +416,6 @@ static void pass(void *ctx, const char *key)
     }
     free(gangs);
     ty_map_free(&running);
-    json_decref(pods);
     for (size_t k = 0; k < n_nodes; k++)
         json_decref(free_of[k]);
     free(free_of);
