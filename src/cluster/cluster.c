@@ -2,6 +2,7 @@
  * election is in lease.c. */
 #include "cluster/cluster.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,6 +296,18 @@ static void resync(ty_cluster *c, bool start)
 
 static void on_resync(uv_timer_t *t) { resync(t->data, false); }
 
+/* Passes over thousands of objects (the admission's snapshot, the binder's) parse and free
+ * many trees; glibc keeps the freed pages, so RSS stays at the passes' peak (43 MB watching
+ * 5,000 pods, 22 MB of it free). Giving them back every few seconds costs a walk of the heap
+ * (well under a millisecond at these sizes). */
+#define TRIM_MS 5000
+
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    malloc_trim(0);
+}
+
 void ty_cluster_maybe_run(ty_cluster *c)
 {
     if (c->running || !c->leading || c->unsynced)
@@ -344,6 +357,8 @@ int ty_cluster_start(const ty_cluster_config *cfg, ty_cluster **out, ty_error *e
     ty_store_set_writer(c->store, &remote_writer, c);
     uv_timer_init(cfg->loop, &c->resync);
     c->resync.data = c;
+    uv_timer_init(cfg->loop, &c->trim);
+    uv_timer_start(&c->trim, on_trim, TRIM_MS, TRIM_MS);
     for (const ty_kind_info *const *k = ty_kinds(); *k; k++) {
         if (!mirrored(*k))
             continue;
@@ -406,6 +421,8 @@ void ty_cluster_stop(ty_cluster *c)
     ty_map_free(&c->statuses);
     free(c->identity);
     free(c->lease_ns);
+    uv_timer_stop(&c->trim);
+    uv_close((uv_handle_t *)&c->trim, NULL);
     uv_timer_stop(&c->resync);
     uv_close((uv_handle_t *)&c->resync, resync_closed);
 }

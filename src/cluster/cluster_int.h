@@ -29,6 +29,7 @@ struct ty_cluster {
     struct ty_admission *admission;
     struct ty_binder *binder;
     uv_timer_t resync;
+    uv_timer_t trim; /* gives freed heap back (cluster.c) */
     uint64_t writes, bindings;
     ty_map inflight; /* "resource/ns/name" of creates sent and not yet seen in the mirror */
     ty_map statuses; /* "resource/ns/name" -> sent_status: the last status sent (cluster.c) */
