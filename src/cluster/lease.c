@@ -20,6 +20,10 @@ struct ty_lease {
     char *obs_record;    /* "holder\nrenewTime" last seen */
     int64_t obs_mono_ns; /* when it was first seen */
     int64_t renewed_mono_ns;
+    /* Another replica holds the Lease while this one thought it led: acted on at the next
+     * tick, since on_lost stops the cluster and its clients, which a client's own callback
+     * must not do. */
+    bool superseded;
 };
 
 static const ty_kube_resource lease_res = {.group = "coordination.k8s.io", .version = "v1",
@@ -108,7 +112,8 @@ static void on_read(const ty_kube_result *r, void *arg)
     bool mine = holder && strcmp(holder, c->identity) == 0;
     bool held = holder && *holder && l->obs_mono_ns + duration * 1000000000LL > mono;
     if (!mine && held) {
-        lose(l, "another replica holds it");
+        if (c->leading)
+            l->superseded = true;
         json_decref(lease);
         return;
     }
@@ -132,6 +137,10 @@ static void on_tick(uv_timer_t *t)
 {
     struct ty_lease *l = t->data;
     ty_cluster *c = l->c;
+    if (l->superseded) {
+        lose(l, "another replica holds it");
+        return;
+    }
     if (c->leading &&
         ty_time_mono_ns() - l->renewed_mono_ns > TY_CLUSTER_RENEW_DEADLINE_MS * 1000000LL) {
         lose(l, "not renewed within the renew deadline");

@@ -336,3 +336,25 @@ def test_leader_failover(standin, tmp_path, marker):
         for o in (a, b):
             if o.proc.poll() is None:
                 o.stop()
+
+
+def test_a_leader_whose_lease_is_taken_stops(standin, tmp_path):
+    """A leader that finds another holder on its Lease (here written by hand, as a replica
+    that took an expired lease would) stops leading and exits with status 1, as client-go's
+    callers do; nothing is left running."""
+    op = Operator(tmp_path, standin.operator_kubeconfig, "op").start()
+    get = ("get", "lease", "trainyard-controller", "-n", "trainyard-system", "-o", "json")
+    assert wait_until(lambda: standin.kubectl(*get, check=False).returncode == 0 and
+                      json.loads(standin.kubectl(*get).stdout)["spec"]["holderIdentity"]
+                      == op.identity(), 20), op.log()
+    lease = json.loads(standin.kubectl(*get).stdout)
+    lease["spec"]["holderIdentity"] = "someone-else"
+    lease["spec"]["renewTime"] = "2030-01-01T00:00:00.000000Z"
+    path = tmp_path / "lease.json"
+    path.write_text(json.dumps(lease))
+    standin.kubectl("replace", "-f", str(path))
+    assert wait_until(lambda: op.proc.poll() is not None, 10), op.log()
+    assert op.proc.returncode == 1
+    op.err.close()
+    assert "lost the lease" in op.log() and "another replica holds it" in op.log()
+    assert_no_sanitizer_report(op.log())
