@@ -146,7 +146,7 @@ def test_kubeconfig_and_discovery(server):
     groups = {g["metadata"]["name"]: g for g in body["items"]}
     assert set(groups) == {"kubeflow.org", "kueue.x-k8s.io", "scheduling.k8s.io",
                            "rbac.authorization.k8s.io", "authorization.k8s.io",
-                           "authentication.k8s.io", "discovery.k8s.io"}
+                           "authentication.k8s.io", "discovery.k8s.io", "coordination.k8s.io"}
     assert groups["kueue.x-k8s.io"]["versions"][0]["version"] == "v1beta1"
     group = groups["kubeflow.org"]
     assert group["versions"][0]["version"] == "v1"
