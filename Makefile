@@ -136,7 +136,7 @@ E2E_ASAN := tests/e2e/test_run_jobs.py tests/e2e/test_experiments.py tests/e2e/t
             tests/e2e/test_cluster_dns.py tests/e2e/test_simulate.py tests/e2e/test_images.py \
             tests/e2e/test_services.py tests/e2e/test_config_data.py tests/e2e/test_kube_client.py \
             tests/e2e/test_probes.py tests/e2e/test_resource_metrics.py \
-            tests/e2e/test_service_accounts.py
+            tests/e2e/test_service_accounts.py tests/e2e/test_cluster_mode.py
 e2e: build/trainyard build/asan/trainyard $(EX_BINS) build/examples/fashion-mnist-static \
     build/tests/kube_driver build/asan/tests/kube_driver
 	$(PY) -m pytest -q tests/e2e

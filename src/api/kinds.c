@@ -336,6 +336,15 @@ static const ty_kind_info ssr_kind = {
     .description = "SelfSubjectReview tells the caller who the server takes it for.",
 };
 
+/* Leader election (coordination.k8s.io/v1): cluster mode's replicas hold a Lease, and the
+ * stand-in cluster (`server --no-controllers`) serves them as kube-apiserver does. */
+static const ty_kind_info lease_kind = {
+    .group = "coordination.k8s.io", .version = "v1", .kind = "Lease", .resource = "leases",
+    .singular = "lease", .short_names = "", .namespaced = true, .builtin = true,
+    .description = "Lease is a lock held for a while and renewed (holderIdentity, "
+                   "leaseDurationSeconds, renewTime): leader election.",
+};
+
 /* The order discovery lists them in. */
 static const ty_kind_info *const kinds[] = {
     &namespace_kind, &node_kind, &pod_kind, &service_kind, &endpoints_kind, &event_kind,
@@ -350,6 +359,7 @@ static const ty_kind_info *const kinds[] = {
     &serviceaccount_kind,
     &role_kind, &clusterrole_kind, &rolebinding_kind, &clusterrolebinding_kind,
     &ssar_kind, &ssrr_kind, &sar_kind, &lsar_kind, &ssr_kind,
+    &lease_kind,
     NULL,
 };
 

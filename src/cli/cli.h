@@ -21,6 +21,16 @@ int ty_cli_token(int argc, char **argv);  /* token.c */
 char *ty_cli_kubeconfig(const char *server, const char *ca_pem, const char *token,
                         const char *cert_pem, const char *key_pem, const char *user);
 int ty_cli_install(int argc, char **argv); /* install.c */
+/* `server --kubeconfig`/`--in-cluster`: cluster mode (cluster.c) */
+typedef struct ty_cli_cluster_opts {
+    const char *kubeconfig, *context;
+    bool in_cluster;
+    const char *listen; /* the probes' address (--listen), or NULL: none */
+    double qps;
+    int burst;
+    bool fair_sharing;
+} ty_cli_cluster_opts;
+int ty_cli_server_cluster(const ty_cli_cluster_opts *o);
 /* $HOME/.local/share/trainyard: the server's data directory and the image store's home */
 char *ty_cli_default_data_dir(void);
 

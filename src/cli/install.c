@@ -211,6 +211,19 @@ static json_t *cluster_role(const opts *o)
                                       strings(LIST("get", "list", "watch", "create", "update",
                                                    "patch"))));
     add_kind_rules(rules, o);
+    /* Kueue's job side queues batch/v1 Jobs too: it suspends and starts them and reads their
+     * status (a built-in kind, so none of the rules above). */
+    bool any_kueue = false;
+    for (size_t i = 0; ty_kinds()[i]; i++)
+        any_kueue = any_kueue ||
+                    (o->manage[i] && strcmp(ty_kinds()[i]->group, "kueue.x-k8s.io") == 0);
+    if (any_kueue) {
+        json_array_append_new(rules, rule("batch", json_pack("[s]", "jobs"),
+                                          strings(LIST("get", "list", "watch", "update",
+                                                       "patch"))));
+        json_array_append_new(rules, rule("batch", json_pack("[s]", "jobs/status"),
+                                          strings(LIST("get"))));
+    }
     json_t *role = json_pack("{s:s, s:s, s:o, s:o}", "apiVersion",
                              "rbac.authorization.k8s.io/v1", "kind", "ClusterRole", "metadata",
                              meta(NAME, NULL), "rules", rules);

@@ -291,14 +291,16 @@ static int open_network(ty_node *n, const ty_node_config *cfg, ty_error *err)
 static void resync_all(ty_node *n, bool start)
 {
     ty_nodeagent_resync(n->agent);
-    ty_binder_resync(n->binder);
-    ty_jobctl_resync(n->jobs, start);
-    ty_batchctl_resync(n->batch, start);
-    ty_servingctl_resync(n->serving);
-    ty_experimentctl_resync(n->experiments);
-    ty_workloadctl_resync(n->workloads);
-    ty_admission_resync(n->admission);
-    ty_volctl_resync(n->volumes);
+    if (n->binder) { /* the controllers run unless cfg.no_controllers */
+        ty_binder_resync(n->binder);
+        ty_jobctl_resync(n->jobs, start);
+        ty_batchctl_resync(n->batch, start);
+        ty_servingctl_resync(n->serving);
+        ty_experimentctl_resync(n->experiments);
+        ty_workloadctl_resync(n->workloads);
+        ty_admission_resync(n->admission);
+        ty_volctl_resync(n->volumes);
+    }
     ty_svcproxy_resync(n->proxy);
 }
 
@@ -432,33 +434,37 @@ int ty_node_start(const ty_node_config *cfg, ty_node **out, ty_error *err)
     n->agent = ty_nodeagent_new(cfg->loop, cfg->store, first, n->rt, n->ipam);
     if (cfg->prepare_pod)
         ty_nodeagent_set_prepare(n->agent, cfg->prepare_pod, cfg->prepare_ctx);
-    n->binder = ty_binder_new(cfg->loop, cfg->store, first);
+    if (!cfg->no_controllers)
+        n->binder = ty_binder_new(cfg->loop, cfg->store, first);
     /* Declared nodes: the agent also looks at the pods already bound to them (a restarted
      * server's), as it does for this machine's through their status reports. */
     if (n->declared)
         json_array_foreach(n->names, i, decl)
         {
             ty_nodeagent_add_node(n->agent, json_string_value(decl));
-            ty_binder_add_node(n->binder, json_string_value(decl));
+            if (n->binder)
+                ty_binder_add_node(n->binder, json_string_value(decl));
         }
     fail_lost_pods(n);
     if (cfg->resource_metrics)
         n->usage = ty_podmetrics_new(cfg->loop, cfg->store, n->rt, n->declared ? NULL : first);
-    /* With names that resolve in the pods, the operator's own forms (Service names); without,
-     * the replicas' addresses (docs/architecture.md). */
-    bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
-    n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
-    n->batch = ty_batchctl_new(cfg->loop, cfg->store);
-    n->serving = ty_servingctl_new(cfg->loop, cfg->store, n->gateway, cfg->serving_domain);
-    if (n->gateway)
-        ty_gateway_set_wake(n->gateway, ty_servingctl_wake, n->serving);
-    n->experiments = ty_experimentctl_new(cfg->loop, cfg->store, ty_node_log_path, n);
-    TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
-                                              : ty_asprintf("%s/volumes", cfg->state_dir);
-    n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
-    n->workloads = ty_workloadctl_new(cfg->loop, cfg->store);
-    ty_admission_config acfg = {.fair_sharing = cfg->fair_sharing};
-    n->admission = ty_admission_new(cfg->loop, cfg->store, &acfg);
+    if (!cfg->no_controllers) {
+        /* With names that resolve in the pods, the operator's own forms (Service names);
+         * without, the replicas' addresses (docs/architecture.md). */
+        bool names = n->dns && (n->dns_on_gateway || cfg->pods_use_cluster_dns);
+        n->jobs = ty_jobctl_new(cfg->loop, cfg->store, names ? NULL : pod_address, n);
+        n->batch = ty_batchctl_new(cfg->loop, cfg->store);
+        n->serving = ty_servingctl_new(cfg->loop, cfg->store, n->gateway, cfg->serving_domain);
+        if (n->gateway)
+            ty_gateway_set_wake(n->gateway, ty_servingctl_wake, n->serving);
+        n->experiments = ty_experimentctl_new(cfg->loop, cfg->store, ty_node_log_path, n);
+        TY_AUTOFREE char *vdir = cfg->volumes_dir ? ty_strdup(cfg->volumes_dir)
+                                                  : ty_asprintf("%s/volumes", cfg->state_dir);
+        n->volumes = ty_volctl_new(cfg->loop, cfg->store, vdir);
+        n->workloads = ty_workloadctl_new(cfg->loop, cfg->store);
+        ty_admission_config acfg = {.fair_sharing = cfg->fair_sharing};
+        n->admission = ty_admission_new(cfg->loop, cfg->store, &acfg);
+    }
     /* The server's pod dirs are its pods' (their objects are durable): those of deleted
      * pods go, also of pods deleted while it was down. After adoption, before the agent
      * looks at any pod. */
@@ -587,7 +593,8 @@ char *ty_node_metrics(void *node)
     free(kueue);
     if (n->gateway)
         ty_gateway_metrics(n->gateway, &b);
-    ty_servingctl_metrics(n->serving, &b);
+    if (n->serving) /* none with --no-controllers */
+        ty_servingctl_metrics(n->serving, &b);
     return ty_buf_steal(&b);
 }
 
@@ -613,5 +620,6 @@ char *ty_node_log_path(void *node, const json_t *pod, const char *container, boo
 
 void ty_node_set_api_url(ty_node *n, const char *url)
 {
-    ty_experimentctl_set_api_url(n->experiments, url);
+    if (n->experiments) /* none with --no-controllers */
+        ty_experimentctl_set_api_url(n->experiments, url);
 }

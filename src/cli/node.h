@@ -54,6 +54,10 @@ typedef struct ty_node_config {
     bool pods_use_cluster_dns;   /* pods resolve through cluster_dns (their resolv.conf names
                                   * it): jobs get the operator's Service names in MASTER_ADDR,
                                   * PET_RDZV_ENDPOINT and TF_CONFIG instead of addresses */
+    /* The stand-in cluster (`server --no-controllers`, docs/cluster.md): the node agent runs
+     * the pods bound to the nodes, and no job, queue or binding controller runs (a cluster-mode
+     * trainyard elsewhere is those, through the API). */
+    bool no_controllers;
     /* what a pod gets before it starts (controllers/nodeagent.h); NULL: nothing */
     int (*prepare_pod)(void *ctx, json_t *pod, ty_error *err);
     void *prepare_ctx;

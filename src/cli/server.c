@@ -161,6 +161,14 @@ static void usage(FILE *f)
             "                    (default example.com)\n"
             "  --service-cidr CIDR\n"
             "                    Services' cluster IPs come from it (default 10.96.0.0/12)\n"
+            "  --no-controllers  be a stand-in cluster: serve the API and run the pods bound\n"
+            "                    to the nodes, but no job, queue or binding controller\n"
+            "  --kubeconfig FILE cluster mode: run the controllers against that cluster\n"
+            "  --context NAME    the kubeconfig's context (default: its current-context)\n"
+            "  --in-cluster      cluster mode with the pod's service account\n"
+            "  --kube-qps N, --kube-burst N\n"
+            "                    cluster mode's client rate limit (default 50 and 100, as\n"
+            "                    Kueue; --kube-qps 0: none)\n"
             "  -v, --verbose     log more\n"
             "  -h, --help        this help\n");
 }
@@ -645,6 +653,12 @@ int ty_cli_server(int argc, char **argv)
         {"tls-private-key-file", required_argument, NULL, 'k'},
         {"token-auth-file", required_argument, NULL, 'a'},
         {"audit-log-max-size", required_argument, NULL, 'A'},
+        {"kubeconfig", required_argument, NULL, 'K'},
+        {"context", required_argument, NULL, 'X'},
+        {"in-cluster", no_argument, NULL, 'i'},
+        {"kube-qps", required_argument, NULL, 'Q'},
+        {"kube-burst", required_argument, NULL, 'B'},
+        {"no-controllers", no_argument, NULL, 'O'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -662,6 +676,8 @@ int ty_cli_server(int argc, char **argv)
     bool tls_on = false, tls_off = false;
     const char *cert_file = NULL, *key_file = NULL, *token_file = NULL;
     size_t audit_max = 0;
+    ty_cli_cluster_opts cluster = {0};
+    bool no_controllers = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -671,6 +687,7 @@ int ty_cli_server(int argc, char **argv)
             break;
         case 'l':
             listen = optarg;
+            cluster.listen = optarg; /* cluster mode serves only its probes there */
             break;
         case 'g':
             if (ty_cli_gpus_option("server", optarg, &gpus) < 0)
@@ -741,6 +758,34 @@ int ty_cli_server(int argc, char **argv)
             audit_max = (size_t)ty_quantity_value(q);
             break;
         }
+        case 'K':
+            cluster.kubeconfig = optarg;
+            break;
+        case 'X':
+            cluster.context = optarg;
+            break;
+        case 'i':
+            cluster.in_cluster = true;
+            break;
+        case 'Q':
+        case 'B': {
+            char *end = NULL;
+            double v = strtod(optarg, &end);
+            if (!*optarg || *end || (c == 'B' && (v < 1 || v > 100000))) {
+                fprintf(stderr, "trainyard server: --%s %s: not a %s\n",
+                        c == 'Q' ? "kube-qps" : "kube-burst", optarg,
+                        c == 'Q' ? "number (< 0: no limit)" : "count from 1 to 100000");
+                return 2;
+            }
+            if (c == 'Q')
+                cluster.qps = v == 0 ? -1 : v;
+            else
+                cluster.burst = (int)v;
+            break;
+        }
+        case 'O':
+            no_controllers = true;
+            break;
         case 'v':
             ty_log_set_level(TY_LOG_DEBUG);
             break;
@@ -763,6 +808,23 @@ int ty_cli_server(int argc, char **argv)
     if (optind != argc) {
         usage(stderr);
         return 2;
+    }
+    if (cluster.kubeconfig || cluster.in_cluster || cluster.context) {
+        if (cluster.kubeconfig && cluster.in_cluster) {
+            fprintf(stderr, "trainyard server: --kubeconfig and --in-cluster exclude each other\n");
+            return 2;
+        }
+        if (!cluster.kubeconfig && !cluster.in_cluster) {
+            fprintf(stderr, "trainyard server: --context needs --kubeconfig\n");
+            return 2;
+        }
+        if (nodes || no_controllers) {
+            fprintf(stderr, "trainyard server: cluster mode runs no node: --nodes and "
+                            "--no-controllers are for a server that is the cluster\n");
+            return 2;
+        }
+        cluster.fair_sharing = fair_sharing;
+        return ty_cli_server_cluster(&cluster);
     }
     if (!data_dir)
         data_dir = ty_cli_default_data_dir();
@@ -834,6 +896,7 @@ int ty_cli_server(int argc, char **argv)
         .volumes_dir = volumes_dir,
         .gpus = gpus,
         .nodes = nodes,
+        .no_controllers = no_controllers,
         .pod_cidr = pod_cidr,
         .no_pod_network = no_pod_network,
         .pods_die_with_parent = false,
@@ -876,7 +939,8 @@ int ty_cli_server(int argc, char **argv)
                                .listen = listen,
                                .log_path = ty_node_log_path,
                                .log_ctx = st.node,
-                               .mutate = mutate_on_create,
+                               /* Kueue's webhook defaults are trainyard's, not a cluster's */
+                               .mutate = no_controllers ? NULL : mutate_on_create,
                                .mutate_ctx = st.store,
                                .metrics = ty_node_metrics,
                                .metrics_ctx = st.node,

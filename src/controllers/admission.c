@@ -16,6 +16,7 @@
 #include "controllers/placement.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
+#include "store/writer.h"
 
 struct ty_admission {
     ty_store *store;
@@ -285,7 +286,7 @@ static void write_status(ty_admission *a, const char *resource, const json_t *be
         return;
     ty_error err = TY_ERROR_INIT;
     a->writing_status = true;
-    int rc = ty_store_update_status(a->store, resource, after, NULL, &err);
+    int rc = ty_write_update_status(a->store, resource, after, NULL, &err);
     a->writing_status = false;
     if (rc < 0)
         write_failed(a, resource, ty_obj_name(after), err.msg);
@@ -402,7 +403,7 @@ static void reserved_checks(ty_admission *a, const json_t *wl, const json_t *cq,
         if (cur) {
             json_object_set_new(json_object_get(cur, "spec"), "active", json_false());
             ty_error err = TY_ERROR_INIT;
-            if (ty_store_update(a->store, "workloads", cur, NULL, &err) < 0)
+            if (ty_write_update(a->store, "workloads", cur, NULL, &err) < 0)
                 write_failed(a, "deactivating workload", ty_obj_name(wl), err.msg);
             ty_error_clear(&err);
             json_decref(cur);
@@ -949,13 +950,18 @@ ty_admission *ty_admission_new(uv_loop_t *loop, ty_store *store, const ty_admiss
     a->snapshot_cache = ty_kueue_cache_new();
     a->events = ty_recorder_new(store, "kueue-admission");
     const char *read_in_part[] = {"pods", "nodes", "namespaces"};
+    /* One object parsed at a time: a list of every pod would hold all their trees at once
+     * (about ten times their text: 60 MB for a cluster's 5,000 pods). */
     for (size_t r = 0; r < 3; r++) {
-        json_t *all = ty_store_list(store, read_in_part[r], NULL);
-        size_t i;
-        json_t *obj;
-        json_array_foreach(all, i, obj)
-            read_part_changed(a, TY_EVENT_ADDED, read_in_part[r], obj);
-        json_decref(all);
+        ty_store_item *items = NULL;
+        size_t n = ty_store_list_items(store, read_in_part[r], NULL, &items);
+        for (size_t i = 0; i < n; i++) {
+            json_t *obj = json_loadb(items[i].text, items[i].len, 0, NULL);
+            if (obj)
+                read_part_changed(a, TY_EVENT_ADDED, read_in_part[r], obj);
+            json_decref(obj);
+        }
+        free(items);
     }
     a->watch_ids = ty_queue_watch_kinds(store, TY_WATCHED_BY_ADMISSION, on_event, a, &a->nwatch);
     ty_queue_add(a->queue, "pass");

@@ -13,10 +13,18 @@
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 #include "controllers/volumes.h"
+#include "store/writer.h"
 
 struct ty_binder {
     ty_store *store;
     ty_map nodes; /* name -> (void *)1: the nodes this binder places pods on */
+    /* A cluster's binder (ty_binder_new with no node): every node, and only the pods that
+     * name trainyard as their scheduler (the others are kube-scheduler's). */
+    bool cluster;
+    /* In cluster mode a binding reaches the cache only through the watch: until then the
+     * pod is assumed on its node ("ns/name" -> assumed*), as kube-scheduler's cache assumes
+     * a pod it is binding, so that no pass places it again or gives its room away. */
+    ty_map assumed;
     ty_queue *queue;
     ty_recorder *events;
     int watch_id, claims_watch_id;
@@ -26,12 +34,23 @@ struct ty_binder {
     ty_error write_err;
 };
 
+typedef struct assumed {
+    char *node;
+    int64_t since_ns;
+} assumed;
+
+/* How long a binding may take to come back through the watch before the pod is no longer
+ * assumed (a binding the cluster refused leaves the pod unbound: it is placed again). */
+#define ASSUME_TTL_NS (30 * 1000000000LL)
+
 typedef struct gang {
     char *key; /* namespace/pod-group, or namespace/pod-name for a pod without a group */
     json_t *pods; /* array of borrowed-from-list references */
     long size;
     const char *created; /* oldest creationTimestamp */
 } gang;
+
+static void forget_assumed(ty_binder *b, const json_t *pod);
 
 /* A pass lists every pod. A write to a bound pod that neither ends it nor deletes it (the node
  * agent's status reports of running pods, the binder's own bindings) changes no decision: the
@@ -40,6 +59,9 @@ static void on_event(void *ctx, ty_event_type type, const char *resource, const 
 {
     ty_binder *b = ctx;
     (void)resource;
+    if (type == TY_EVENT_DELETED ||
+        json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName")))
+        forget_assumed(b, obj); /* the binding came back, or the pod is gone */
     if (type == TY_EVENT_MODIFIED &&
         json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName")) &&
         !ty_pod_terminated(obj) && !ty_obj_deleting(obj))
@@ -75,7 +97,7 @@ static void set_unschedulable(ty_binder *b, json_t *pod, const char *message)
     if (r == TY_POD_CONDITION_UNCHANGED)
         return;
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update_status(b->store, "pods", pod, NULL, &err) < 0)
+    if (ty_write_update_status(b->store, "pods", pod, NULL, &err) < 0)
         write_failed(b, "mark unschedulable", pod, err.msg);
     else
         ty_event(b->events, pod, "Warning", "FailedScheduling", "%s", message);
@@ -100,25 +122,65 @@ static void bind_gang(ty_binder *b, gang *g, const char **where)
     json_t *pod;
     json_array_foreach(g->pods, i, pod)
     {
-        json_t *next = json_deep_copy(pod);
-        json_object_set_new(json_object_get(next, "spec"), "nodeName", json_string(where[i]));
         ty_error err = TY_ERROR_INIT;
         json_t *stored = NULL;
-        if (ty_store_update(b->store, "pods", next, &stored, &err) == 0 && stored) {
-            json_t *st = json_deep_copy(stored);
-            ty_pod_set_condition(st, "PodScheduled", "True", NULL, NULL);
-            /* Only the condition is lost if this fails: the pod is bound and runs, and no
-             * pass looks at a bound pod again to retry it. */
-            ty_store_update_status(b->store, "pods", st, NULL, NULL);
-            ty_event(b->events, stored, "Normal", "Scheduled", "Successfully assigned %s/%s to %s",
-                     ty_obj_namespace(stored), ty_obj_name(stored), where[i]);
-            json_decref(st);
+        if (ty_write_bind(b->store, pod, where[i], &stored, &err) == 0) {
+            if (stored) { /* local: the binding is the store's; the condition is ours to set */
+                json_t *st = json_deep_copy(stored);
+                ty_pod_set_condition(st, "PodScheduled", "True", NULL, NULL);
+                /* Only the condition is lost if this fails: the pod is bound and runs, and no
+                 * pass looks at a bound pod again to retry it. */
+                ty_write_update_status(b->store, "pods", st, NULL, NULL);
+                json_decref(st);
+            } else { /* a cluster's API server sets the condition with the binding */
+                TY_AUTOFREE char *key =
+                    ty_asprintf("%s/%s", ty_obj_namespace(pod), ty_obj_name(pod));
+                assumed *a = TY_NEW(assumed);
+                *a = (assumed){ty_strdup(where[i]), ty_time_now_ns()};
+                assumed *old = ty_map_gets(&b->assumed, key);
+                if (old)
+                    free(old->node), free(old);
+                ty_map_puts(&b->assumed, key, a);
+            }
+            ty_event(b->events, pod, "Normal", "Scheduled", "Successfully assigned %s/%s to %s",
+                     ty_obj_namespace(pod), ty_obj_name(pod), where[i]);
         } else if (err.msg) {
             write_failed(b, "bind", pod, err.msg);
         }
         json_decref(stored);
-        json_decref(next);
         ty_error_clear(&err);
+    }
+}
+
+/* The node an unbound pod is assumed on (a binding on its way), or NULL; forgets pods whose
+ * binding has not come back in time. */
+static const char *assumed_node(ty_binder *b, const json_t *pod, int64_t now)
+{
+    if (!b->assumed.count)
+        return NULL;
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(pod), ty_obj_name(pod));
+    assumed *a = ty_map_gets(&b->assumed, key);
+    if (!a)
+        return NULL;
+    if (now - a->since_ns > ASSUME_TTL_NS) {
+        free(a->node);
+        free(a);
+        ty_map_dels(&b->assumed, key);
+        return NULL;
+    }
+    return a->node;
+}
+
+static void forget_assumed(ty_binder *b, const json_t *pod)
+{
+    if (!b->assumed.count)
+        return;
+    TY_AUTOFREE char *key = ty_asprintf("%s/%s", ty_obj_namespace(pod), ty_obj_name(pod));
+    assumed *a = ty_map_gets(&b->assumed, key);
+    if (a) {
+        free(a->node);
+        free(a);
+        ty_map_dels(&b->assumed, key);
     }
 }
 
@@ -241,7 +303,7 @@ static void pass(void *ctx, const char *key)
     json_t *all = ty_store_list(b->store, "nodes", NULL), *nodes = json_array();
     size_t i;
     json_t *pod, *node;
-    json_array_foreach(all, i, node) if (ty_map_gets(&b->nodes, ty_obj_name(node)))
+    json_array_foreach(all, i, node) if (b->cluster || ty_map_gets(&b->nodes, ty_obj_name(node)))
         json_array_append(nodes, node);
     json_decref(all);
     size_t n_nodes = json_array_size(nodes);
@@ -257,15 +319,31 @@ static void pass(void *ctx, const char *key)
         ty_map_puts(&node_index, ty_obj_name(node), (void *)(uintptr_t)(i + 1));
     }
 
-    json_t *pods = ty_store_list(b->store, "pods", NULL);
+    /* The pods one at a time, from their text: only the unbound ones are kept (in their
+     * gangs); a list of every pod would hold all their trees at once (about ten times their
+     * text), which a cluster's thousands of running pods make tens of MB. */
+    ty_store_item *items = NULL;
+    size_t npods = ty_store_list_items(b->store, "pods", NULL, &items);
     ty_map by_key = TY_MAP_INIT;
     ty_map running = TY_MAP_INIT; /* gang key -> running bound members */
     gang *gangs = NULL;
     size_t ngangs = 0;
-    json_array_foreach(pods, i, pod)
-    {
+    int64_t now = ty_time_now_ns();
+    for (i = 0; i < npods; i++) {
+        pod = json_loadb(items[i].text, items[i].len, 0, NULL);
+        if (!pod)
+            continue;
+        /* do-while(0): `continue` leaves the pod's block, whose names are freed on the way */
+        do {
         json_t *spec = json_object_get(pod, "spec");
         const char *bound = json_string_value(json_object_get(spec, "nodeName"));
+        if (!bound)
+            bound = assumed_node(b, pod, now);
+        if (!bound && b->cluster) {
+            const char *sched = json_string_value(json_object_get(spec, "schedulerName"));
+            if (!sched || strcmp(sched, TY_SCHEDULER_NAME) != 0)
+                continue;
+        }
         if (bound) {
             size_t at = (size_t)(uintptr_t)ty_map_gets(&node_index, bound);
             if (!at || ty_pod_terminated(pod))
@@ -306,8 +384,11 @@ static void pass(void *ctx, const char *key)
         const char *created = json_string_value(json_object_get(meta, "creationTimestamp"));
         if (!g->created || (created && strcmp(created, g->created) < 0))
             g->created = created;
-        json_array_append(g->pods, pod);
+        json_array_append(g->pods, pod); /* the gang's reference keeps it */
+        } while (0);
+        json_decref(pod);
     }
+    free(items);
     ty_map_free(&by_key);
     ty_map_free(&node_index);
     if (ngangs) /* qsort wants a non-NULL array even for zero elements */
@@ -317,8 +398,15 @@ static void pass(void *ctx, const char *key)
         char why[200];
         size_t have = json_array_size(g->pods) + (uintptr_t)ty_map_gets(&running, g->key);
         if ((long)have < g->size) {
-            snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created", have,
-                     g->size);
+            /* On a cluster each change of the message is a request per pod of the gang: one
+             * that counts the pods made would cost the square of the gang's size while it is
+             * being made, so there it names only the size. */
+            if (b->cluster)
+                snprintf(why, sizeof why, "waiting for the gang: not all of its %ld pods are "
+                         "created", g->size);
+            else
+                snprintf(why, sizeof why, "waiting for the gang: %zu of %ld pods created", have,
+                         g->size);
             mark_waiting(b, g, why);
         } else {
             try_gang(b, g, nodes, free_of);
@@ -328,7 +416,6 @@ static void pass(void *ctx, const char *key)
     }
     free(gangs);
     ty_map_free(&running);
-    json_decref(pods);
     for (size_t k = 0; k < n_nodes; k++)
         json_decref(free_of[k]);
     free(free_of);
@@ -339,7 +426,10 @@ ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name
 {
     ty_binder *b = TY_NEW(ty_binder);
     b->store = store;
-    ty_map_puts(&b->nodes, node_name, (void *)1);
+    if (node_name)
+        ty_map_puts(&b->nodes, node_name, (void *)1);
+    else
+        b->cluster = true;
     b->queue = ty_queue_new(loop, "binder", pass_key, b);
     b->events = ty_recorder_new(store, "default-scheduler");
     ty_store_watch(store, &(ty_store_watch_opts){.resource = "pods", .fn = on_event, .ctx = b},
@@ -377,5 +467,13 @@ void ty_binder_free(ty_binder *b)
     ty_queue_free(b->queue);
     ty_recorder_free(b->events);
     ty_map_free(&b->nodes);
+    size_t it = 0;
+    const ty_map_slot *slot;
+    while (ty_map_next(&b->assumed, &it, &slot)) {
+        assumed *a = slot->value;
+        free(a->node);
+        free(a);
+    }
+    ty_map_free(&b->assumed);
     free(b);
 }

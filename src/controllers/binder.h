@@ -35,9 +35,15 @@
 #define TY_LABEL_POD_GROUP "scheduling.x-k8s.io/pod-group"
 #define TY_ANNOTATION_GANG_SIZE "trainyard.dev/gang-size"
 #define TY_ANNOTATION_PLACEMENT "trainyard.dev/placement"
+/* spec.schedulerName of the pods trainyard binds on a cluster */
+#define TY_SCHEDULER_NAME "trainyard"
 
 typedef struct ty_binder ty_binder;
 
+/* node_name NULL: a cluster's binder (cluster mode): it places pods on every node of the
+ * store (the cluster's, as its reflector mirrors them), only pods whose spec.schedulerName is
+ * TY_SCHEDULER_NAME, and binds through the writer (store/writer.h: the pods/binding
+ * subresource), assuming each pod on its node until the binding comes back. */
 ty_binder *ty_binder_new(uv_loop_t *loop, ty_store *store, const char *node_name);
 /* Places pods on one more node (the binder serves `node_name` and every node added). */
 void ty_binder_add_node(ty_binder *b, const char *node_name);

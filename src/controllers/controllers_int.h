@@ -60,6 +60,7 @@ typedef struct ty_kueue_route {
 
 /* Everything one admission pass reads, listed from the store (owned references). */
 typedef struct ty_kueue_objects {
+    /* pods: those bound and not ended, only what the snapshot reads of them (kueue_util.c) */
     json_t *flavors, *cluster_queues, *local_queues, *workloads, *nodes, *pods, *namespaces;
     json_t *admission_checks;
     /* Borrowed, NULL for the server: quota already used by workloads the snapshot is not

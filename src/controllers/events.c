@@ -12,6 +12,7 @@
 #include "base/map.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "store/writer.h"
 
 /* ---- the recorder ----
  *
@@ -133,7 +134,7 @@ static bool bump(ty_recorder *r, const char *ns, const char *name, const char *u
                         json_integer(json_integer_value(json_object_get(next, "count")) + 1));
     json_object_set_new(next, "lastTimestamp", json_string(now));
     ty_error err = TY_ERROR_INIT;
-    bool ok = ty_store_update(r->store, "events", next, NULL, &err) == 0;
+    bool ok = ty_write_update(r->store, "events", next, NULL, &err) == 0;
     if (!ok)
         ty_debug("events: %s", err.msg);
     ty_error_clear(&err);
@@ -158,6 +159,12 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
     ty_time_format_rfc3339(now_ns, now, sizeof now, 0);
     uint64_t h = dedup_hash(uid, reason, message);
     uint64_t seen = (uintptr_t)ty_map_get(&r->seen, &h, sizeof h);
+    /* In cluster mode Events are written, not mirrored (cluster/cluster.h): a repeat cannot
+     * be counted on the one recorded: one within ten minutes of it is dropped rather than
+     * recorded again (a reconcile that ran before the watch brought its last write back
+     * repeats its transitions), a later one is recorded anew. */
+    if (seen && ty_store_remote(r->store) && now_ns - (int64_t)seen < 600 * 1000000000LL)
+        return;
     if (seen) {
         TY_AUTOFREE char *seen_name = event_name(name, seen);
         if (bump(r, ns, seen_name, uid, reason, message, now))
@@ -177,7 +184,7 @@ void ty_event(ty_recorder *r, const json_t *obj, const char *type, const char *r
         "reportingInstance", "");
     ty_error err = TY_ERROR_INIT;
     /* ev shares only strings with obj: the store may keep its tree */
-    if (ty_store_create_owned(r->store, "events", ev, NULL, NULL, &err) < 0)
+    if (ty_write_create_owned(r->store, "events", ev, NULL, &err) < 0)
         ty_debug("events: %s", err.msg);
     else
         ty_map_put(&r->seen, &h, sizeof h, (void *)(uintptr_t)now_ns);

@@ -1348,7 +1348,7 @@ ty_experimentctl *ty_experimentctl_new(uv_loop_t *loop, ty_store *store,
     c->store = store;
     c->log_path = log_path;
     c->log_ctx = log_ctx;
-        c->queue = ty_queue_new(loop, "experiments", reconcile, c);
+    c->queue = ty_queue_new(loop, "experiments", reconcile, c);
     c->events = ty_recorder_new(store, "experiment-controller");
     c->watch_ids = ty_queue_watch_kinds(store, TY_WATCHED_BY_EXPERIMENTS, on_event, c, &c->nwatch);
     return c;

@@ -12,11 +12,13 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/time.h"
+#include "api/kueue.h"
 #include "controllers/binder.h"
 #include "controllers/events.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
 #include "controllers/placement.h"
+#include "store/writer.h"
 
 struct ty_jobctl {
     ty_store *store;
@@ -126,7 +128,7 @@ static int ensure_services(ty_jobctl *c, const char *resource, const json_t *job
             continue;
         ty_error err = TY_ERROR_INIT;
         json_t *svc = ty_kubeflow_service(job, rtype, atoi(index), &err);
-        if (svc && ty_store_create(c->store, "services", svc, NULL, &err) == 0)
+        if (svc && ty_write_create(c->store, "services", svc, NULL, &err) == 0)
             ty_event(recorder_for(c, resource), job, "Normal", "SuccessfulCreateService",
                      "Created service: %s", ty_obj_name(svc));
         else if (svc && err.code != TY_STORE_CONFLICT)
@@ -240,6 +242,8 @@ static bool gang_can_ever_fit(ty_jobctl *c, const json_t *job, char *why, size_t
 
 /* Fails (for the queue's back-off) when a pod, service or status write failed; the next try
  * reads everything again. */
+static bool queued_not_admitted(ty_jobctl *c, const json_t *job);
+
 static int reconcile(void *ctx, const char *key, ty_error *fail)
 {
     ty_jobctl *c = ctx;
@@ -288,7 +292,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         npods == 0 && !suspended &&
         !gang_can_ever_fit(c, job, why, sizeof why)) {
         ty_kubeflow_fail_job(next, why, ty_time_now_ns());
-        if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0)
+        if (ty_write_update_status(c->store, resource, next, NULL, &err) < 0)
             rc = ty_fail(fail, "write status: %s", err.msg);
         else
             record_transitions(recorder_for(c, resource), job, next);
@@ -302,7 +306,8 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
     /* New pods wait until every old one of the job is gone: after a gang restart the ranks
      * must all start together, and a replica's address (MASTER_ADDR, TF_CONFIG) is handed out
      * anew once its old pod released it. The last deletion queues this job again. */
-    for (size_t k = 0; terminating == 0 && k < out.ncreate; k++) {
+    bool held = ty_store_remote(c->store) && queued_not_admitted(c, job);
+    for (size_t k = 0; !held && terminating == 0 && k < out.ncreate; k++) {
         json_t *p = ty_kubeflow_pod(next, out.create[k].rtype, out.create[k].index, c->addr,
                                     c->addr_ctx, &err);
         if (!p) {
@@ -318,15 +323,22 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
             json_object_set_new(meta, "annotations", ann);
         }
         json_object_set_new(ann, TY_ANNOTATION_GANG_SIZE, json_string(gang_size));
-        if (ty_store_create(c->store, "pods", p, NULL, &err) < 0)
-            rc = ty_fail(fail, "create pod %s: %s", ty_obj_name(p), err.msg);
+        /* On a cluster the gang is trainyard's to bind, not kube-scheduler's (a template
+         * that names a scheduler keeps it). */
+        json_t *pspec = json_object_get(p, "spec");
+        if (ty_store_remote(c->store) && !json_object_get(pspec, "schedulerName"))
+            json_object_set_new(pspec, "schedulerName", json_string(TY_SCHEDULER_NAME));
+        if (ty_write_create(c->store, "pods", p, NULL, &err) < 0) {
+            if (err.code != TY_STORE_CONFLICT) /* made by a write the cache has not seen */
+                rc = ty_fail(fail, "create pod %s: %s", ty_obj_name(p), err.msg);
+        }
         else
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreatePod",
                      "Created pod: %s", ty_obj_name(p));
         json_decref(p);
         json_t *svc = ty_kubeflow_service(next, out.create[k].rtype, out.create[k].index, &err);
         /* A service outlives a restarted pod of the same name: already there is fine. */
-        if (svc && ty_store_create(c->store, "services", svc, NULL, &err) == 0)
+        if (svc && ty_write_create(c->store, "services", svc, NULL, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulCreateService",
                      "Created service: %s", ty_obj_name(svc));
         else if (svc && err.code != TY_STORE_CONFLICT)
@@ -337,7 +349,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         ensure_services(c, resource, next, pods, npods, fail) < 0)
         rc = -1;
     for (size_t k = 0; k < out.ndelete; k++) {
-        if (ty_store_delete(c->store, "pods", ns, out.delete_pods[k], -1, &err) == 0)
+        if (ty_write_delete(c->store, "pods", ns, out.delete_pods[k], -1, &err) == 0)
             ty_event(recorder_for(c, resource), next, "Normal", "SuccessfulDeletePod",
                      "Deleted pod: %s", out.delete_pods[k]);
         else if (err.code != TY_STORE_NOT_FOUND)
@@ -345,19 +357,19 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         /* The operator deletes a pod's service with it when it cleans up a finished job and
          * when it suspends one, not when it restarts a pod. */
         if ((out.finished || out.suspended) &&
-            ty_store_delete(c->store, "services", ns, out.delete_pods[k], -1, &err) < 0 &&
+            ty_write_delete(c->store, "services", ns, out.delete_pods[k], -1, &err) < 0 &&
             err.code != TY_STORE_NOT_FOUND)
             rc = ty_fail(fail, "delete service %s: %s", out.delete_pods[k], err.msg);
     }
     if (out.delete_job) {
-        if (ty_store_delete(c->store, resource, ns, name, -1, &err) < 0 &&
+        if (ty_write_delete(c->store, resource, ns, name, -1, &err) < 0 &&
             err.code != TY_STORE_NOT_FOUND)
             rc = ty_fail(fail, "delete: %s", err.msg);
         goto done;
     }
     if (out.metadata_changed) {
         json_t *stored = NULL;
-        if (ty_store_update(c->store, resource, next, &stored, &err) < 0) {
+        if (ty_write_update(c->store, resource, next, &stored, &err) < 0) {
             rc = ty_fail(fail, "update: %s", err.msg);
             goto done;
         }
@@ -366,7 +378,7 @@ static int reconcile(void *ctx, const char *key, ty_error *fail)
         json_decref(stored);
     }
     if (out.status_changed || out.metadata_changed) {
-        if (ty_store_update_status(c->store, resource, next, NULL, &err) < 0) {
+        if (ty_write_update_status(c->store, resource, next, NULL, &err) < 0) {
             rc = ty_fail(fail, "write status: %s", err.msg);
         } else {
             record_transitions(recorder_for(c, resource), job, next);
@@ -383,6 +395,26 @@ done:
     json_decref(all);
     json_decref(job);
     return rc;
+}
+
+/* Whether a job is Kueue's (its queue-name label or annotation) and its Workload is not
+ * admitted. Locally trainyard's API server suspends such a job at creation, as Kueue's webhook
+ * does; a cluster has no such webhook for trainyard (install declares none), so in cluster
+ * mode the job's pods wait here for the admission that unsuspends it (the workloads
+ * controller suspends it meanwhile). */
+static bool queued_not_admitted(ty_jobctl *c, const json_t *job)
+{
+    json_t *meta = json_object_get(job, "metadata");
+    if (!ty_obj_label(job, TY_KUEUE_LABEL_QUEUE_NAME) &&
+        !json_object_get(json_object_get(meta, "annotations"), TY_KUEUE_ANNOTATION_QUEUE_NAME))
+        return false;
+    json_t *wls = ty_store_list_owned(c->store, "workloads", ty_obj_uid(job));
+    bool admitted = false;
+    size_t i;
+    json_t *wl;
+    json_array_foreach(wls, i, wl) if (ty_obj_condition_true(wl, "Admitted")) admitted = true;
+    json_decref(wls);
+    return !admitted;
 }
 
 ty_jobctl *ty_jobctl_new(uv_loop_t *loop, ty_store *store, ty_kubeflow_addr_fn addr,

@@ -147,6 +147,59 @@ int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback)
     return ns / 1000000;
 }
 
+/* The part of a pod the snapshot reads (kueue_snapshot.c, add_nodes): the pods that hold a
+ * node's resources (bound, not ended), each with its namespace, its job's labels, its node and
+ * its containers' resources. Parsed one at a time from the stored text and only that kept: a
+ * list of every pod would hold all their trees at once, about ten times their text (tens of MB
+ * for a cluster's thousands of pods in cluster mode, on every pass). */
+static json_t *pods_holding_nodes(ty_store *s)
+{
+    static const char *const labels[] = {"training.kubeflow.org/job-name",
+                                         "training.kubeflow.org/operator-name"};
+    json_t *out = json_array();
+    ty_store_item *items = NULL;
+    size_t n = ty_store_list_items(s, "pods", NULL, &items);
+    for (size_t i = 0; i < n; i++) {
+        json_t *pod = json_loadb(items[i].text, items[i].len, 0, NULL);
+        json_t *spec = json_object_get(pod, "spec");
+        if (!pod || !json_object_get(spec, "nodeName") || ty_pod_terminated(pod)) {
+            json_decref(pod);
+            continue;
+        }
+        json_t *meta = json_object_get(pod, "metadata");
+        json_t *slim_labels = json_object();
+        for (size_t k = 0; k < 2; k++) {
+            json_t *v = json_object_get(json_object_get(meta, "labels"), labels[k]);
+            if (v)
+                json_object_set(slim_labels, labels[k], v);
+        }
+        json_t *slim_spec = json_pack("{s:O}", "nodeName", json_object_get(spec, "nodeName"));
+        if (json_object_get(spec, "overhead"))
+            json_object_set(slim_spec, "overhead", json_object_get(spec, "overhead"));
+        static const char *const lists[] = {"containers", "initContainers"};
+        for (size_t k = 0; k < 2; k++) {
+            json_t *cs = json_array();
+            size_t j;
+            json_t *c;
+            json_array_foreach(json_object_get(spec, lists[k]), j, c)
+                json_array_append_new(cs, json_pack("{s:O?, s:O?}", "resources",
+                                                    json_object_get(c, "resources"),
+                                                    "restartPolicy",
+                                                    json_object_get(c, "restartPolicy")));
+            json_object_set_new(slim_spec, lists[k], cs);
+        }
+        json_array_append_new(
+            out, json_pack("{s:{s:O?, s:O?, s:o}, s:o, s:{s:O?}}", "metadata", "namespace",
+                           json_object_get(meta, "namespace"), "name",
+                           json_object_get(meta, "name"), "labels", slim_labels, "spec",
+                           slim_spec, "status", "phase",
+                           json_object_get(json_object_get(pod, "status"), "phase")));
+        json_decref(pod);
+    }
+    free(items);
+    return out;
+}
+
 void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o, json_t *workloads)
 {
     o->quota_used = NULL;
@@ -155,7 +208,7 @@ void ty_kueue_objects_load(ty_store *s, ty_kueue_objects *o, json_t *workloads)
     o->local_queues = ty_store_list(s, "localqueues", NULL);
     o->workloads = workloads ? workloads : ty_store_list(s, "workloads", NULL);
     o->nodes = ty_store_list(s, "nodes", NULL);
-    o->pods = ty_store_list(s, "pods", NULL);
+    o->pods = pods_holding_nodes(s);
     o->namespaces = ty_store_list(s, "namespaces", NULL);
     o->admission_checks = ty_store_list(s, "admissionchecks", NULL);
 }

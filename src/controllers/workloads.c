@@ -16,6 +16,7 @@
 #include "controllers/controllers_int.h"
 #include "controllers/podutil.h"
 #include "controllers/queue.h"
+#include "store/writer.h"
 
 #define REQUEUE_BASE_MS 1000
 #define REQUEUE_MAX_MS (5 * 60 * 1000)
@@ -275,9 +276,11 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
         json_object_get(job, "kind"), "name", ty_obj_name(job), "uid", ty_obj_uid(job),
         "controller", 1, "blockOwnerDeletion", 1, "spec", spec);
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_create(c->store, "workloads", wl, NULL, &err) < 0)
+    int rc = ty_write_create(c->store, "workloads", wl, NULL, &err);
+    /* CONFLICT: made already, by a create the cache has not seen yet (cluster mode) */
+    if (rc < 0 && err.code != TY_STORE_CONFLICT)
         ty_fail(c->fail, "create workload %s: %s", name, err.msg); /* it waits suspended */
-    else
+    else if (rc == 0)
         ty_event(c->events, job, "Normal", "CreatedWorkload", "Created Workload: %s/%s",
                  ty_obj_namespace(job), name);
     ty_error_clear(&err);
@@ -287,7 +290,7 @@ static void create_workload(ty_workloadctl *c, const char *resource, const json_
 static void update_job(ty_workloadctl *c, const char *resource, json_t *next)
 {
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update(c->store, resource, next, NULL, &err) < 0)
+    if (ty_write_update(c->store, resource, next, NULL, &err) < 0)
         ty_fail(c->fail, "update %s: %s", ty_obj_name(next), err.msg);
     ty_error_clear(&err);
 }
@@ -446,7 +449,7 @@ static size_t pods_left(ty_workloadctl *c, const json_t *job)
 static void write_workload_status(ty_workloadctl *c, json_t *next)
 {
     ty_error err = TY_ERROR_INIT;
-    if (ty_store_update_status(c->store, "workloads", next, NULL, &err) < 0)
+    if (ty_write_update_status(c->store, "workloads", next, NULL, &err) < 0)
         ty_fail(c->fail, "write status of workload %s: %s", ty_obj_name(next), err.msg);
     ty_error_clear(&err);
 }

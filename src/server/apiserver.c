@@ -73,6 +73,13 @@ static enum MHD_Result dispatch(call *c, const char *url)
     if (c->path.sub && strcmp(c->path.sub, "token") == 0 &&
         strcmp(c->ri->resource, "serviceaccounts") == 0)
         return srv_handle_token_request(c);
+    if (c->path.sub && c->path.name && strcmp(c->path.sub, "binding") == 0 &&
+        strcmp(c->ri->resource, "pods") == 0 && !c->ri->group[0] && c->path.ns) {
+        if (strcmp(c->method, "POST") == 0)
+            return srv_handle_binding(c);
+        return srv_fail(c, 405, "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource");
+    }
     if (c->path.sub && !((strcmp(c->path.sub, "status") == 0 && c->ri->has_status) ||
                          (strcmp(c->path.sub, "log") == 0 && c->ri->has_log) ||
                          (strcmp(c->path.sub, "metrics") == 0 &&

@@ -322,6 +322,9 @@ enum MHD_Result srv_handle_put(call *c);
 enum MHD_Result srv_handle_patch(call *c);
 enum MHD_Result srv_handle_delete(call *c);
 
+/* binding.c: POST pods/NAME/binding */
+enum MHD_Result srv_handle_binding(call *c);
+
 /* stream.c */
 int64_t srv_mono_ms(void);
 void srv_stream_end(stream *st);

@@ -16,6 +16,7 @@
 #include "base/mem.h"
 #include "base/time.h"
 #include "store/store_int.h"
+#include "store/writer.h"
 
 /* A resource's scope is its kind's (the registry, api/kinds.h); a resource no kind declares
  * is namespaced. */
@@ -234,13 +235,15 @@ static bool has_kind(const json_t *obj)
     return json_object_get(obj, "apiVersion") && json_object_get(obj, "kind");
 }
 
-/* Stores `next` (owned; consumed even on failure) under key with the next revision. */
-int st_commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_event_type type,
-                  ty_error *err)
+/* Stores `next` (owned; consumed even on failure) under key with the next revision; a
+ * mirrored object keeps the resourceVersion it came with (the cluster's). */
+static int commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_event_type type,
+                      bool mirrored, ty_error *err)
 {
     uint64_t rv = s->revision + 1;
     json_t *meta = json_object_get(next, "metadata");
-    stamp_revision(meta, rv);
+    if (!mirrored)
+        stamp_revision(meta, rv);
     text *t = st_text_dump(next);
     if (t->len > TY_STORE_MAX_OBJECT_BYTES) {
         ty_fail_code(err, TY_STORE_TOO_LARGE,
@@ -281,6 +284,12 @@ int st_commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_event_t
     return 0;
 }
 
+int st_commit_put(ty_store *s, res *r, const char *key, json_t *next, ty_event_type type,
+                  ty_error *err)
+{
+    return commit_put(s, r, key, next, type, false, err);
+}
+
 /* Removes the object at key; *out (optional) gets the DELETED event's object. */
 int st_commit_remove(ty_store *s, res *r, const char *key, json_t **out, ty_error *err)
 {
@@ -311,7 +320,8 @@ int st_commit_remove(ty_store *s, res *r, const char *key, json_t **out, ty_erro
     st_notify(s, TY_EVENT_DELETED, r, obj, t, prev);
     st_text_unref(t);
     st_text_unref(prev);
-    st_after_removal(s, r, obj);
+    if (!s->mirror) /* a mirror's cascades are the cluster's: they arrive as events */
+        st_after_removal(s, r, obj);
     if (out)
         *out = obj;
     else
@@ -845,5 +855,111 @@ int ty_store_delete_ex(ty_store *s, const char *resource, const char *ns, const 
     st_enter(s);
     int rc = st_delete_ex_impl(s, resource, ns, name, opts, out, err);
     st_leave(s);
+    return rc;
+}
+
+/* ---- the mirror of a cluster (store/writer.h) ---- */
+
+int ty_store_mirror_put(ty_store *s, const char *resource, const json_t *obj, ty_error *err)
+{
+    assert(s->in_watch == 0 && "a store watch callback must not write to the store");
+    const char *name = ty_obj_name(obj);
+    if (!name || !json_is_object(json_object_get(obj, "metadata")))
+        return ty_fail_code(err, TY_STORE_INVALID, "mirror %s: an object without a name",
+                            resource);
+    s->mirror = true;
+    st_enter(s);
+    res *r = st_res_of(s, resource, true);
+    const char *ns = st_cluster_scoped(resource) ? "" : ty_obj_namespace(obj);
+    char *key = st_object_key(resource, ns ? ns : "", name);
+    bool exists = ty_map_gets(&r->objects, key) != NULL;
+    int rc = commit_put(s, r, key, json_deep_copy(obj),
+                        exists ? TY_EVENT_MODIFIED : TY_EVENT_ADDED, true, err);
+    free(key);
+    st_leave(s);
+    return rc;
+}
+
+void ty_store_mirror_remove(ty_store *s, const char *resource, const char *ns, const char *name)
+{
+    assert(s->in_watch == 0 && "a store watch callback must not write to the store");
+    s->mirror = true;
+    st_enter(s);
+    res *r = st_res_of(s, resource, true);
+    char *key = st_object_key(resource, st_cluster_scoped(resource) ? "" : (ns ? ns : ""), name);
+    st_commit_remove(s, r, key, NULL, NULL);
+    free(key);
+    st_leave(s);
+}
+
+void ty_store_set_writer(ty_store *s, const ty_writer_ops *ops, void *ctx)
+{
+    s->writer = ops;
+    s->writer_ctx = ctx;
+}
+
+bool ty_store_remote(const ty_store *s) { return s->writer != NULL; }
+
+int ty_write_create(ty_store *s, const char *resource, const json_t *obj, json_t **out,
+                    ty_error *err)
+{
+    if (!s->writer)
+        return ty_store_create(s, resource, obj, out, err);
+    if (out)
+        *out = NULL;
+    return s->writer->create(s->writer_ctx, resource, obj, err);
+}
+
+int ty_write_create_owned(ty_store *s, const char *resource, json_t *obj, json_t **out,
+                          ty_error *err)
+{
+    if (!s->writer)
+        return ty_store_create_owned(s, resource, obj, NULL, out, err);
+    int rc = ty_write_create(s, resource, obj, out, err);
+    json_decref(obj);
+    return rc;
+}
+
+int ty_write_update(ty_store *s, const char *resource, const json_t *obj, json_t **out,
+                    ty_error *err)
+{
+    if (!s->writer)
+        return ty_store_update(s, resource, obj, out, err);
+    if (out)
+        *out = NULL;
+    return s->writer->update(s->writer_ctx, resource, obj, err);
+}
+
+int ty_write_update_status(ty_store *s, const char *resource, const json_t *obj, json_t **out,
+                           ty_error *err)
+{
+    if (!s->writer)
+        return ty_store_update_status(s, resource, obj, out, err);
+    if (out)
+        *out = NULL;
+    return s->writer->update_status(s->writer_ctx, resource, obj, err);
+}
+
+int ty_write_delete(ty_store *s, const char *resource, const char *ns, const char *name,
+                    int64_t grace_seconds, ty_error *err)
+{
+    if (!s->writer)
+        return ty_store_delete(s, resource, ns, name, grace_seconds, err);
+    return s->writer->remove(s->writer_ctx, resource, ns, name, grace_seconds, err);
+}
+
+int ty_write_bind(ty_store *s, const json_t *pod, const char *node, json_t **out, ty_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (s->writer)
+        return s->writer->bind(s->writer_ctx, pod, node, err);
+    json_t *next = json_deep_copy(pod);
+    json_t *spec = json_object_get(next, "spec");
+    if (!json_is_object(spec))
+        json_object_set_new(next, "spec", spec = json_object());
+    json_object_set_new(spec, "nodeName", json_string(node));
+    int rc = ty_store_update(s, "pods", next, out, err);
+    json_decref(next);
     return rc;
 }

@@ -171,6 +171,9 @@ struct ty_store {
     ty_store_fault_fn fault; /* tests' fault injection (ty_store_set_fault) */
     void *fault_ctx;
     ty_svcip *svcip; /* Services' cluster IPs (svcip.c); NULL until the first */
+    bool mirror; /* holds a cluster's objects (ty_store_mirror_put): no cascades of its own */
+    const struct ty_writer_ops *writer; /* where controllers' writes go; NULL: here */
+    void *writer_ctx;
 };
 
 /* The entries whose ownerReferences name one owner uid (index.c). */

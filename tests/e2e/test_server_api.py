@@ -147,7 +147,8 @@ def test_kubeconfig_and_discovery(server):
     assert set(groups) == {"kubeflow.org", "batch", "kueue.x-k8s.io", "scheduling.k8s.io",
                            "rbac.authorization.k8s.io", "authorization.k8s.io",
                            "authentication.k8s.io", "discovery.k8s.io", "metrics.k8s.io",
-                           "serving.kserve.io"}
+                           "serving.kserve.io",
+                           "coordination.k8s.io"}
     # KServe's group at two versions, the preferred (v1beta1) first, each with its kinds.
     kserve = groups["serving.kserve.io"]["versions"]
     assert [v["version"] for v in kserve] == ["v1beta1", "v1alpha1"]

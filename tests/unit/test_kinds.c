@@ -53,11 +53,12 @@ Test(kinds, every_kind_has_a_schema_or_a_description)
             cr_assert((*k)->description && *(*k)->description, "%s", (*k)->kind);
             cr_assert_null(ty_api_schema(*k));
             /* Kinds without a schema are Kubernetes' built-in ones the API server checks itself:
-             * the core group's, discovery.k8s.io's EndpointSlice, RBAC's (auth/rbac.h) and the
-             * reviews. */
+             * the core group's, discovery.k8s.io's EndpointSlice, RBAC's (auth/rbac.h), the
+             * reviews and coordination.k8s.io's Lease. */
             static const char *const groups[] = {"", "discovery.k8s.io",
                                                  "rbac.authorization.k8s.io",
-                                                 "authorization.k8s.io", "authentication.k8s.io"};
+                                                 "authorization.k8s.io", "authentication.k8s.io",
+                                                 "coordination.k8s.io"};
             bool known = false;
             for (size_t g = 0; g < sizeof groups / sizeof *groups; g++)
                 known = known || strcmp((*k)->group, groups[g]) == 0;

@@ -16,8 +16,8 @@ Test(openapi, discovery_paths)
     const json_t *paths = at(d, "paths");
     /* core, discovery.k8s.io, kubeflow.org (v1 and Katib's v1beta1), batch, kueue.x-k8s.io,
      * scheduling.k8s.io, and rbac.authorization.k8s.io, authorization.k8s.io,
-     * authentication.k8s.io, and serving.kserve.io at v1beta1 and v1alpha1 */
-    cr_assert_eq(json_object_size(paths), 12);
+     * authentication.k8s.io, serving.kserve.io at v1beta1 and v1alpha1, coordination.k8s.io */
+    cr_assert_eq(json_object_size(paths), 13);
     cr_assert_not_null(at(paths, "apis/kubeflow.org/v1beta1"));
     cr_assert_not_null(at(paths, "apis/rbac.authorization.k8s.io/v1"));
     cr_assert_not_null(at(paths, "apis/discovery.k8s.io/v1"));
