@@ -148,8 +148,8 @@ int64_t ty_kueue_time_ms(const char *rfc3339, int64_t fallback)
 }
 
 /* The part of a pod the snapshot reads (kueue_snapshot.c, add_nodes): the pods that hold a
- * node's resources (bound, not ended), each with its namespace, its job's labels, its node and
- * its containers' resources. Parsed one at a time from the stored text and only that kept: a
+ * node's resources (bound, not ended), each with its namespace, its job's labels and owner
+ * references, its node and its containers' resources. Parsed one at a time from the stored text and only that kept: a
  * list of every pod would hold all their trees at once, about ten times their text (tens of MB
  * for a cluster's thousands of pods in cluster mode, on every pass). */
 static json_t *pods_holding_nodes(ty_store *s)
@@ -188,11 +188,16 @@ static json_t *pods_holding_nodes(ty_store *s)
                                                     json_object_get(c, "restartPolicy")));
             json_object_set_new(slim_spec, lists[k], cs);
         }
+        /* ownerReferences: the snapshot finds a pod's job by its controller (batch Jobs
+         * carry no Kubeflow labels) */
+        json_t *slim_meta = json_pack("{s:O?, s:O?, s:o}", "namespace",
+                                      json_object_get(meta, "namespace"), "name",
+                                      json_object_get(meta, "name"), "labels", slim_labels);
+        if (json_object_get(meta, "ownerReferences"))
+            json_object_set(slim_meta, "ownerReferences", json_object_get(meta, "ownerReferences"));
         json_array_append_new(
-            out, json_pack("{s:{s:O?, s:O?, s:o}, s:o, s:{s:O?}}", "metadata", "namespace",
-                           json_object_get(meta, "namespace"), "name",
-                           json_object_get(meta, "name"), "labels", slim_labels, "spec",
-                           slim_spec, "status", "phase",
+            out, json_pack("{s:o, s:o, s:{s:O?}}", "metadata", slim_meta, "spec", slim_spec,
+                           "status", "phase",
                            json_object_get(json_object_get(pod, "status"), "phase")));
         json_decref(pod);
     }
