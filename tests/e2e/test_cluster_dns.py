@@ -166,6 +166,8 @@ class Upstream:
                 q, peer = self.udp.recvfrom(65535)
             except OSError:
                 return
+            if len(q) < 12:  # not a DNS query (a stray datagram to this port): no answer
+                continue
             r = self.answer(q, False)
             if r and read_name(q, 12)[0] == "spoof.test":
                 # first a forgery: another id, then another question; then the answer
